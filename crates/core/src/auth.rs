@@ -1,0 +1,302 @@
+//! Caller authentication and scopes.
+//!
+//! Owns `GATEWAY_KEYS` (parsing and validation) and the check of an
+//! `Authorization: Bearer <key>` header against it. Keys are never stored:
+//! only their SHA-256. A presented key is hashed and compared against every
+//! configured hash in constant time, without early exit, so response timing
+//! says nothing about which key (or how much of one) matched.
+//!
+//! Scopes: `catalog`, `balance`, `orders:read`, `orders:write`, `admin`, and
+//! `*` for all of them. `orders:write` implies `orders:read` (a key that may
+//! place an order may look it up).
+
+use crate::secret::{constant_time_eq, sha256_hex, CallerKey};
+use serde_json::Value;
+
+/// Every scope name a key may hold.
+pub const SCOPES: [&str; 6] = ["catalog", "balance", "orders:read", "orders:write", "admin", "*"];
+
+/// One configured caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// Caller id, safe to log.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: [u8; 64],
+    /// Scope names.
+    pub scopes: Vec<String>,
+}
+
+/// The parsed `GATEWAY_KEYS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerKeys {
+    entries: Vec<KeyEntry>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's id from `GATEWAY_KEYS`.
+    pub id: String,
+    scopes: Vec<String>,
+}
+
+impl Caller {
+    /// Does this caller hold `scope`?
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| {
+            s == "*" || s == scope || (scope == "orders:read" && s == "orders:write")
+        })
+    }
+}
+
+/// Why a request is not authenticated. Every variant answers `401`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer <key>`, or the key has characters or a length no key has.
+    Malformed,
+    /// Well-formed but matches no configured key.
+    Unknown,
+}
+
+impl AuthError {
+    /// Human sentence for the error body.
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing Authorization header; send `Authorization: Bearer <key>`",
+            AuthError::Malformed => "malformed Authorization header; expected `Bearer <key>`",
+            AuthError::Unknown => "unknown gateway key",
+        }
+    }
+}
+
+impl CallerKeys {
+    /// Parse `GATEWAY_KEYS`. Problems name the entry and field, never a value.
+    ///
+    /// # Errors
+    /// A list of human-readable problems when the JSON is not an array of
+    /// valid `{id, sha256, scopes}` entries, ids or hashes repeat, a scope is
+    /// unknown, or the array is empty.
+    pub fn parse(raw: &str) -> Result<CallerKeys, Vec<String>> {
+        let value: Value = serde_json::from_str(raw)
+            .map_err(|_| vec!["GATEWAY_KEYS is not valid JSON".to_string()])?;
+        let Value::Array(items) = value else {
+            return Err(vec!["GATEWAY_KEYS must be a JSON array of {id, sha256, scopes}".into()]);
+        };
+        let mut problems = Vec::new();
+        let mut entries: Vec<KeyEntry> = Vec::new();
+        if items.is_empty() {
+            problems.push("GATEWAY_KEYS has no keys".to_string());
+        }
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("GATEWAY_KEYS[{i}]");
+            let Some(obj) = item.as_object() else {
+                problems.push(format!("{at} must be an object"));
+                continue;
+            };
+            let id = match obj.get("id").and_then(Value::as_str) {
+                Some(id) if valid_id(id) => id.to_string(),
+                _ => {
+                    problems.push(format!(
+                        "{at}.id must be 1-64 characters of letters, digits, '-', '_' or '.'"
+                    ));
+                    continue;
+                }
+            };
+            let hash = match obj.get("sha256").and_then(Value::as_str) {
+                Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    let mut out = [0u8; 64];
+                    out.copy_from_slice(h.to_ascii_lowercase().as_bytes());
+                    out
+                }
+                _ => {
+                    problems.push(format!("{at}.sha256 must be 64 hex characters (SHA-256 of the key)"));
+                    continue;
+                }
+            };
+            let scopes = match obj.get("scopes").and_then(Value::as_array) {
+                Some(list) if !list.is_empty() => {
+                    let mut scopes = Vec::new();
+                    for s in list {
+                        match s.as_str() {
+                            Some(s) if SCOPES.contains(&s) => scopes.push(s.to_string()),
+                            _ => problems.push(format!(
+                                "{at}.scopes has an unknown scope (known: {})",
+                                SCOPES.join(", ")
+                            )),
+                        }
+                    }
+                    scopes
+                }
+                _ => {
+                    problems.push(format!("{at}.scopes must be a non-empty array of scope names"));
+                    continue;
+                }
+            };
+            if entries.iter().any(|e| e.id == id) {
+                problems.push(format!("{at}.id repeats an earlier id"));
+            }
+            if entries.iter().any(|e| e.sha256 == hash) {
+                problems.push(format!("{at}.sha256 repeats an earlier key"));
+            }
+            entries.push(KeyEntry { id, sha256: hash, scopes });
+        }
+        if problems.is_empty() {
+            Ok(CallerKeys { entries })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Number of configured keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no key is configured (every request is refused).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Check an `Authorization` header value.
+    ///
+    /// # Errors
+    /// [`AuthError`] when the header is missing, malformed or matches no key.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let key = parse_bearer(header)?;
+        let presented = sha256_hex(key.expose_secret().as_bytes());
+        let mut found: Option<&KeyEntry> = None;
+        // Compare against every entry, always, so timing does not depend on
+        // which entry matched.
+        for entry in &self.entries {
+            if constant_time_eq(&entry.sha256, presented.as_bytes()) {
+                found = Some(entry);
+            }
+        }
+        found
+            .map(|e| Caller { id: e.id.clone(), scopes: e.scopes.clone() })
+            .ok_or(AuthError::Unknown)
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Extract the key from `Bearer <key>` (scheme case-insensitive).
+///
+/// # Errors
+/// `Missing` without a header, `Malformed` for anything but one bearer key of
+/// 16–512 visible ASCII characters.
+pub fn parse_bearer(header: Option<&str>) -> Result<CallerKey, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?.trim();
+    if header.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    let (scheme, rest) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed);
+    }
+    let key = rest.trim();
+    if key.len() < 16 || key.len() > 512 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::Malformed);
+    }
+    Ok(CallerKey::new(key))
+}
+
+/// Lowercase hex SHA-256 of a key, as it goes into `GATEWAY_KEYS`.
+pub fn hash_key(key: &str) -> String {
+    sha256_hex(key.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str = "pg_test_key_aaaaaaaaaaaaaaaa";
+    const KEY_B: &str = "pg_test_key_bbbbbbbbbbbbbbbb";
+
+    fn keys() -> CallerKeys {
+        let raw = format!(
+            r#"[{{"id":"billing-fn","sha256":"{}","scopes":["catalog","orders:write"]}},
+               {{"id":"ops","sha256":"{}","scopes":["*"]}}]"#,
+            hash_key(KEY_A),
+            hash_key(KEY_B).to_uppercase()
+        );
+        CallerKeys::parse(&raw).expect("valid keys")
+    }
+
+    #[test]
+    fn authenticates_and_scopes() {
+        let k = keys();
+        let a = k.authenticate(Some(&format!("Bearer {KEY_A}"))).unwrap();
+        assert_eq!(a.id, "billing-fn");
+        assert!(a.has_scope("catalog"));
+        assert!(a.has_scope("orders:write"));
+        assert!(a.has_scope("orders:read"), "write implies read");
+        assert!(!a.has_scope("balance"));
+        assert!(!a.has_scope("admin"));
+        let b = k.authenticate(Some(&format!("bearer   {KEY_B}"))).unwrap();
+        assert_eq!(b.id, "ops");
+        for s in SCOPES {
+            assert!(b.has_scope(s));
+        }
+    }
+
+    #[test]
+    fn header_table() {
+        let k = keys();
+        let cases: &[(Option<&str>, AuthError)] = &[
+            (None, AuthError::Missing),
+            (Some(""), AuthError::Missing),
+            (Some("   "), AuthError::Missing),
+            (Some("Basic dXNlcjpwYXNz"), AuthError::Malformed),
+            (Some("Bearer"), AuthError::Malformed),
+            (Some("Bearer short"), AuthError::Malformed),
+            (Some("Bearer has space inside the key"), AuthError::Malformed),
+            (Some("Bearer ümlaut-key-ümlaut-key-xx"), AuthError::Malformed),
+            (Some("Token pg_test_key_aaaaaaaaaaaaaaaa"), AuthError::Malformed),
+            (Some("Bearer pg_test_key_cccccccccccccccc"), AuthError::Unknown),
+        ];
+        for (h, want) in cases {
+            assert_eq!(k.authenticate(*h).unwrap_err(), *want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn empty_keys_refuse_everything() {
+        let k = CallerKeys::default();
+        assert_eq!(k.authenticate(Some(&format!("Bearer {KEY_A}"))), Err(AuthError::Unknown));
+    }
+
+    #[test]
+    fn parse_problems_never_echo_values() {
+        let secretish = "deadbeefcafebabe";
+        let cases = [
+            "not json".to_string(),
+            "{}".to_string(),
+            "[]".to_string(),
+            format!(r#"[{{"id":"a","sha256":"{secretish}","scopes":["catalog"]}}]"#),
+            format!(r#"[{{"id":"","sha256":"{}","scopes":["catalog"]}}]"#, hash_key(KEY_A)),
+            format!(r#"[{{"id":"a","sha256":"{}","scopes":["catalogue"]}}]"#, hash_key(KEY_A)),
+            format!(r#"[{{"id":"a","sha256":"{}","scopes":[]}}]"#, hash_key(KEY_A)),
+            format!(
+                r#"[{{"id":"a","sha256":"{h}","scopes":["catalog"]}},{{"id":"a","sha256":"{h}","scopes":["catalog"]}}]"#,
+                h = hash_key(KEY_A)
+            ),
+        ];
+        for raw in cases {
+            let problems = CallerKeys::parse(&raw).unwrap_err();
+            assert!(!problems.is_empty(), "{raw}");
+            for p in &problems {
+                assert!(p.starts_with("GATEWAY_KEYS"), "{p}");
+                assert!(!p.contains(secretish), "{p}");
+                assert!(!p.contains(&hash_key(KEY_A)), "{p}");
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Configuration: every variable of contract §1 plus plumgate's tuning knobs,
+//! parsed once into a validated [`Config`].
+//!
+//! Parsing is pure: the shell passes a lookup function over the Worker's
+//! environment. Validation fails closed: any problem makes the whole config
+//! unusable (every route but `/healthz` answers `503 misconfigured`), and each
+//! problem names the variable but never its value.
+
+use crate::auth::CallerKeys;
+use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
+use crate::token::TokenPolicy;
+
+/// Which Xoxoday environment `XOXODAY_ENV` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XoxodayEnv {
+    /// `https://stagingaccount.xoxoday.com/chef`
+    Staging,
+    /// `https://accounts.xoxoday.com/chef`
+    Production,
+}
+
+/// Staging OAUTH_URL.
+pub const STAGING_URL: &str = "https://stagingaccount.xoxoday.com/chef";
+/// Production OAUTH_URL.
+pub const PRODUCTION_URL: &str = "https://accounts.xoxoday.com/chef";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `XOXODAY_ENV`.
+    pub env: XoxodayEnv,
+    /// OAUTH_URL without a trailing slash, e.g. `https://accounts.xoxoday.com/chef`.
+    pub oauth_url: String,
+    /// `ALLOWED_ORIGINS`, exact origins.
+    pub allowed_origins: Vec<String>,
+    /// `CATALOG_CACHE_TTL_SECS`.
+    pub catalog_cache_ttl_secs: u32,
+    /// `BALANCE_CACHE_TTL_SECS`.
+    pub balance_cache_ttl_secs: u32,
+    /// `XOXODAY_CLIENT_ID`.
+    pub client_id: ClientId,
+    /// `XOXODAY_CLIENT_SECRET`.
+    pub client_secret: ClientSecret,
+    /// `XOXODAY_REFRESH_TOKEN` (bootstrap).
+    pub bootstrap_refresh_token: RefreshToken,
+    /// `XOXODAY_ACCESS_TOKEN` (optional bootstrap).
+    pub bootstrap_access_token: Option<AccessToken>,
+    /// `GATEWAY_KEYS`.
+    pub gateway_keys: CallerKeys,
+    /// Token refresh windows and retry policy.
+    pub token_policy: TokenPolicy,
+    /// `UPSTREAM_TIMEOUT_MS`: timeout for Plum API calls other than placeOrder.
+    pub upstream_timeout_ms: u32,
+    /// `ORDER_TIMEOUT_MS`: timeout for placeOrder (realtime products take up to 120 s).
+    pub order_timeout_ms: u32,
+}
+
+impl Config {
+    /// The refresh endpoint.
+    pub fn refresh_url(&self) -> String {
+        format!("{}/v1/oauth/token/user", self.oauth_url)
+    }
+    /// The validate-token endpoint.
+    pub fn validate_url(&self) -> String {
+        format!("{}/v1/oauth/token", self.oauth_url)
+    }
+    /// The Plum API endpoint.
+    pub fn api_url(&self) -> String {
+        format!("{}/v1/oauth/api", self.oauth_url)
+    }
+}
+
+/// Parse and validate the configuration.
+///
+/// `get` returns a variable's value (plain var or secret), or `None` when
+/// unset. Empty strings count as unset.
+///
+/// # Errors
+/// Every problem found, each naming its variable and never a value.
+pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+    let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut problems = Vec::new();
+
+    let env = match get("XOXODAY_ENV").as_deref() {
+        None | Some("staging") => XoxodayEnv::Staging,
+        Some("production") => XoxodayEnv::Production,
+        Some(_) => {
+            problems.push("XOXODAY_ENV must be `staging` or `production`".to_string());
+            XoxodayEnv::Staging
+        }
+    };
+    let oauth_url = match get("XOXODAY_OAUTH_URL") {
+        None => match env {
+            XoxodayEnv::Staging => STAGING_URL.to_string(),
+            XoxodayEnv::Production => PRODUCTION_URL.to_string(),
+        },
+        Some(url) => match check_base_url(&url) {
+            Ok(u) => u,
+            Err(p) => {
+                problems.push(format!("XOXODAY_OAUTH_URL {p}"));
+                String::new()
+            }
+        },
+    };
+
+    let allowed_origins = match get("ALLOWED_ORIGINS") {
+        None => Vec::new(),
+        Some(raw) => {
+            let mut out = Vec::new();
+            for o in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                if valid_origin(o) {
+                    out.push(o.trim_end_matches('/').to_string());
+                } else {
+                    problems.push(
+                        "ALLOWED_ORIGINS must be comma-separated origins like https://app.example.com"
+                            .to_string(),
+                    );
+                    break;
+                }
+            }
+            out
+        }
+    };
+
+    let mut num = |name: &str, default: u64, min: u64, max: u64| -> u64 {
+        match get(name) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    problems.push(format!("{name} must be a whole number from {min} to {max}"));
+                    default
+                }
+            },
+        }
+    };
+    let catalog_cache_ttl_secs = num("CATALOG_CACHE_TTL_SECS", 21_600, 0, 604_800) as u32;
+    let balance_cache_ttl_secs = num("BALANCE_CACHE_TTL_SECS", 10, 0, 86_400) as u32;
+    let defaults = TokenPolicy::default();
+    let token_policy = TokenPolicy {
+        early_refresh_secs: num("TOKEN_EARLY_REFRESH_SECS", defaults.early_refresh_secs, 0, 31_536_000),
+        must_refresh_secs: num("TOKEN_MUST_REFRESH_SECS", defaults.must_refresh_secs, 0, 86_400),
+        min_refresh_interval_secs: num(
+            "TOKEN_MIN_REFRESH_INTERVAL_SECS",
+            defaults.min_refresh_interval_secs,
+            0,
+            86_400,
+        ),
+        refresh_timeout_ms: num("REFRESH_TIMEOUT_MS", defaults.refresh_timeout_ms, 100, 120_000),
+        ..defaults
+    };
+    let upstream_timeout_ms = num("UPSTREAM_TIMEOUT_MS", 30_000, 100, 300_000) as u32;
+    let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 100, 300_000) as u32;
+
+    let mut required = |name: &str| -> String {
+        get(name).unwrap_or_else(|| {
+            problems.push(format!("{name} is not set"));
+            String::new()
+        })
+    };
+    let client_id = ClientId::new(required("XOXODAY_CLIENT_ID"));
+    let client_secret = ClientSecret::new(required("XOXODAY_CLIENT_SECRET"));
+    let bootstrap_refresh_token = RefreshToken::new(required("XOXODAY_REFRESH_TOKEN"));
+    let bootstrap_access_token = get("XOXODAY_ACCESS_TOKEN").map(AccessToken::new);
+    let gateway_keys = match get("GATEWAY_KEYS") {
+        None => {
+            problems.push("GATEWAY_KEYS is not set".to_string());
+            CallerKeys::default()
+        }
+        Some(raw) => CallerKeys::parse(&raw).unwrap_or_else(|p| {
+            problems.extend(p);
+            CallerKeys::default()
+        }),
+    };
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        env,
+        oauth_url,
+        allowed_origins,
+        catalog_cache_ttl_secs,
+        balance_cache_ttl_secs,
+        client_id,
+        client_secret,
+        bootstrap_refresh_token,
+        bootstrap_access_token,
+        gateway_keys,
+        token_policy,
+        upstream_timeout_ms,
+        order_timeout_ms,
+    })
+}
+
+/// Check an OAUTH_URL override: `https://` anywhere, `http://` only for
+/// loopback hosts. Returns it without a trailing slash.
+fn check_base_url(url: &str) -> Result<String, &'static str> {
+    let (scheme, rest) = url.split_once("://").ok_or("must be an https:// URL")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err("must be an https:// URL with a host and no credentials");
+    }
+    if rest.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => {}
+        "http" if is_loopback(authority) => {}
+        "http" => return Err("may use http:// only for loopback hosts (127.0.0.0/8, localhost, [::1])"),
+        _ => return Err("must be an https:// URL"),
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Is the authority (host[:port]) a loopback host?
+fn is_loopback(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, _)) => return h == "::1",
+            None => return false,
+        }
+    } else {
+        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts[0] == "127"
+        && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
+}
+
+fn valid_origin(o: &str) -> bool {
+    let Some((scheme, host)) = o.split_once("://") else { return false };
+    (scheme == "https" || scheme == "http")
+        && !host.is_empty()
+        && !host.trim_end_matches('/').contains('/')
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]/".contains(&b))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::auth::hash_key;
+    use std::collections::HashMap;
+
+    pub(crate) fn good_vars() -> HashMap<&'static str, String> {
+        let mut m = HashMap::new();
+        m.insert("XOXODAY_CLIENT_ID", "client-id-value".to_string());
+        m.insert("XOXODAY_CLIENT_SECRET", "client-secret-value".to_string());
+        m.insert("XOXODAY_REFRESH_TOKEN", "refresh-token-value".to_string());
+        m.insert(
+            "GATEWAY_KEYS",
+            format!(r#"[{{"id":"dev","sha256":"{}","scopes":["*"]}}]"#, hash_key("dev-key-0123456789abcdef")),
+        );
+        m
+    }
+
+    fn parse_with(vars: &HashMap<&'static str, String>) -> Result<Config, Vec<String>> {
+        parse(&|n| vars.get(n).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse_with(&good_vars()).unwrap();
+        assert_eq!(c.env, XoxodayEnv::Staging);
+        assert_eq!(c.oauth_url, STAGING_URL);
+        assert_eq!(c.refresh_url(), "https://stagingaccount.xoxoday.com/chef/v1/oauth/token/user");
+        assert_eq!(c.catalog_cache_ttl_secs, 21_600);
+        assert_eq!(c.balance_cache_ttl_secs, 10);
+        assert!(c.allowed_origins.is_empty());
+        assert!(c.bootstrap_access_token.is_none());
+        assert_eq!(c.gateway_keys.len(), 1);
+    }
+
+    #[test]
+    fn production_and_overrides() {
+        let mut v = good_vars();
+        v.insert("XOXODAY_ENV", "production".into());
+        assert_eq!(parse_with(&v).unwrap().oauth_url, PRODUCTION_URL);
+        for (url, want) in [
+            ("https://stagingstores.xoxoday.com/chef/", "https://stagingstores.xoxoday.com/chef"),
+            ("http://127.0.0.1:8788/chef", "http://127.0.0.1:8788/chef"),
+            ("http://localhost:9/chef", "http://localhost:9/chef"),
+            ("http://[::1]:8788/chef", "http://[::1]:8788/chef"),
+            ("http://127.1.2.3/chef", "http://127.1.2.3/chef"),
+        ] {
+            v.insert("XOXODAY_OAUTH_URL", url.into());
+            assert_eq!(parse_with(&v).unwrap().oauth_url, want, "{url}");
+        }
+    }
+
+    #[test]
+    fn insecure_urls_fail_closed() {
+        for url in [
+            "http://example.com/chef",
+            "http://127.0.0.1.evil.com/chef",
+            "http://10.0.0.1/chef",
+            "ftp://127.0.0.1/chef",
+            "https://user:pw@example.com/chef",
+            "not a url",
+            "http://[::2]/chef",
+        ] {
+            let mut v = good_vars();
+            v.insert("XOXODAY_OAUTH_URL", url.into());
+            let p = parse_with(&v).unwrap_err();
+            assert_eq!(p.len(), 1, "{url}: {p:?}");
+            assert!(p[0].starts_with("XOXODAY_OAUTH_URL"), "{p:?}");
+            assert!(!p[0].contains(url), "never echo the value: {p:?}");
+        }
+    }
+
+    #[test]
+    fn each_required_variable_is_named() {
+        for name in ["XOXODAY_CLIENT_ID", "XOXODAY_CLIENT_SECRET", "XOXODAY_REFRESH_TOKEN", "GATEWAY_KEYS"] {
+            let mut v = good_vars();
+            v.remove(name);
+            let p = parse_with(&v).unwrap_err();
+            assert_eq!(p, vec![format!("{name} is not set")]);
+            v.insert(name, "   ".into());
+            assert_eq!(parse_with(&v).unwrap_err(), vec![format!("{name} is not set")]);
+        }
+    }
+
+    #[test]
+    fn bad_numbers_and_env_are_named_without_values() {
+        let mut v = good_vars();
+        v.insert("XOXODAY_ENV", "prod-secret-ish".into());
+        v.insert("CATALOG_CACHE_TTL_SECS", "-5".into());
+        v.insert("BALANCE_CACHE_TTL_SECS", "ten".into());
+        v.insert("ALLOWED_ORIGINS", "javascript:alert(1)".into());
+        let p = parse_with(&v).unwrap_err();
+        assert_eq!(p.len(), 4, "{p:?}");
+        let all = p.join("\n");
+        for n in ["XOXODAY_ENV", "CATALOG_CACHE_TTL_SECS", "BALANCE_CACHE_TTL_SECS", "ALLOWED_ORIGINS"] {
+            assert!(all.contains(n), "{all}");
+        }
+        for val in ["prod-secret-ish", "-5", "ten", "javascript"] {
+            assert!(!all.contains(val), "{all}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let c = parse_with(&good_vars()).unwrap();
+        let d = format!("{c:?}");
+        for s in ["client-id-value", "client-secret-value", "refresh-token-value"] {
+            assert!(!d.contains(s), "{d}");
+        }
+    }
+
+    #[test]
+    fn origins_parse() {
+        let mut v = good_vars();
+        v.insert("ALLOWED_ORIGINS", "https://a.example.com, http://localhost:3000/".into());
+        let c = parse_with(&v).unwrap();
+        assert_eq!(c.allowed_origins, vec!["https://a.example.com", "http://localhost:3000"]);
+    }
+}

@@ -1,0 +1,395 @@
+//! The seven Plum Reward API operations plumgate forwards, and everything
+//! about them that does not need I/O.
+//!
+//! This module owns:
+//! - the operation table of contract §2: names, Xoxoday `query` strings, the
+//!   scope a caller needs, and which edge-cache class (if any) applies;
+//! - request validation (`validate`): invalid input is rejected before any
+//!   upstream call, with a [`ValidationError`] whose message names the field
+//!   and the rule but never echoes the value (values may be PII or secrets);
+//! - the Xoxoday envelope: building the canonical one (`build_envelope`) and
+//!   taking apart one sent by an existing client to the drop-in route
+//!   (`parse_envelope`);
+//! - the placeOrder idempotency fingerprint and the getOrderDetails body used
+//!   to reconcile an order after an uncertain upstream answer (contract §5);
+//! - the OpenAPI 3.1 document served at `GET /openapi.json`
+//!   ([`OPENAPI_JSON`]), kept next to the rules it describes so the two are
+//!   changed together (the tests check the document against the code).
+//!
+//! Out of scope: authentication (`auth`), HTTP status mapping, caching and
+//! the calls themselves (the worker shell).
+//!
+//! Unknown extra fields in a request are always allowed and passed on
+//! unchanged: the upstream API grows, and a gateway that rejected new fields
+//! would need a release for every upstream addition. Only the fields named
+//! here are checked, and only against rules that catch nonsense; limits that
+//! depend on the product (quantity caps, denominations) stay upstream's job.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+mod canonical;
+mod validate;
+
+/// The OpenAPI 3.1 document of every plumgate route, served verbatim at
+/// `GET /openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// The `tag` every Plum Pro API envelope carries.
+const TAG: &str = "plumProAPI";
+
+/// The longest description of an unknown `query` that [`EnvelopeError`]
+/// carries, in characters.
+const UNKNOWN_QUERY_MAX_CHARS: usize = 80;
+
+/// One Plum Reward API operation (contract §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `getFilters`: catalogue filter groups (countries, categories, …).
+    GetFilters,
+    /// `getVouchers`: the product catalogue, paged.
+    GetVouchers,
+    /// `getBalance`: the account's wallet balance.
+    GetBalance,
+    /// `placeOrder`: buys vouchers; spends money, never retried blindly.
+    PlaceOrder,
+    /// `getOrderDetails`: one order by `poNumber` or `orderId`; can resend
+    /// the voucher email (`sendMailToReceiver: 1`).
+    GetOrderDetails,
+    /// `getOrderHistory`: orders between two dates.
+    GetOrderHistory,
+    /// `paymentHistory`: the payment report between two dates.
+    PaymentHistory,
+}
+
+/// Which edge-cache lifetime applies to a cacheable operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheClass {
+    /// getFilters and getVouchers: `CATALOG_CACHE_TTL_SECS`.
+    Catalog,
+    /// getBalance: `BALANCE_CACHE_TTL_SECS`.
+    Balance,
+}
+
+impl Operation {
+    /// Every operation, in the order of the contract's table.
+    pub const ALL: [Operation; 7] = [
+        Operation::GetFilters,
+        Operation::GetVouchers,
+        Operation::GetBalance,
+        Operation::PlaceOrder,
+        Operation::GetOrderDetails,
+        Operation::GetOrderHistory,
+        Operation::PaymentHistory,
+    ];
+
+    /// The operation named `name` in `/v1/ops/{name}` (exact, case-sensitive).
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// The operation's name, as in `/v1/ops/{name}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::GetFilters => "getFilters",
+            Operation::GetVouchers => "getVouchers",
+            Operation::GetBalance => "getBalance",
+            Operation::PlaceOrder => "placeOrder",
+            Operation::GetOrderDetails => "getOrderDetails",
+            Operation::GetOrderHistory => "getOrderHistory",
+            Operation::PaymentHistory => "paymentHistory",
+        }
+    }
+
+    /// The Xoxoday `query` string. getBalance is the one `query.` operation;
+    /// the rest are `mutation.`s, even the read-only ones.
+    pub fn query(self) -> &'static str {
+        match self {
+            Operation::GetFilters => "plumProAPI.mutation.getFilters",
+            Operation::GetVouchers => "plumProAPI.mutation.getVouchers",
+            Operation::GetBalance => "plumProAPI.query.getBalance",
+            Operation::PlaceOrder => "plumProAPI.mutation.placeOrder",
+            Operation::GetOrderDetails => "plumProAPI.mutation.getOrderDetails",
+            Operation::GetOrderHistory => "plumProAPI.mutation.getOrderHistory",
+            Operation::PaymentHistory => "plumProAPI.mutation.paymentHistory",
+        }
+    }
+
+    /// The operation whose [`query`](Operation::query) is exactly `query`.
+    ///
+    /// Variants seen in third-party code (`plumProAPI.mutation.getBalance`,
+    /// `getPaymentReport`) are deliberately not accepted: the contract fixes
+    /// the query strings, and guessing would forward something Xoxoday does
+    /// not document.
+    pub fn from_query(query: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.query() == query)
+    }
+
+    /// The edge-cache class, or `None` for operations that are never cached.
+    pub fn cache_class(self) -> Option<CacheClass> {
+        match self {
+            Operation::GetFilters | Operation::GetVouchers => Some(CacheClass::Catalog),
+            Operation::GetBalance => Some(CacheClass::Balance),
+            _ => None,
+        }
+    }
+
+    /// The scope a caller needs for this call: `"catalog"`, `"balance"`,
+    /// `"orders:read"` or `"orders:write"`.
+    ///
+    /// getOrderDetails with `sendMailToReceiver` set makes Xoxoday send the
+    /// voucher email again, an effect with consequences, so it needs
+    /// `orders:write`. The check fails safe: only an absent, `null`, `0` or
+    /// `"0"` `sendMailToReceiver` counts as off, so a value that validation
+    /// would reject anyway (`true`, `2`, …) never lowers the scope needed,
+    /// whichever of the two checks runs first.
+    pub fn required_scope(self, data: &Value) -> &'static str {
+        match self {
+            Operation::GetFilters | Operation::GetVouchers => "catalog",
+            Operation::GetBalance => "balance",
+            Operation::PlaceOrder => "orders:write",
+            Operation::GetOrderHistory | Operation::PaymentHistory => "orders:read",
+            Operation::GetOrderDetails => {
+                let resend_off = match data.get("sendMailToReceiver") {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+                    Some(Value::String(s)) => s == "0",
+                    Some(_) => false,
+                };
+                if resend_off {
+                    "orders:read"
+                } else {
+                    "orders:write"
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rule broken by a request body.
+///
+/// `message` becomes the `400 invalid_request` message. It names the field
+/// and describes the rule, and never contains the offending value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// JSON path of the field, like `"data.poNumber"` or
+    /// `"data.filters[0].key"`; `"data"` for the body as a whole.
+    pub field: String,
+    /// A human sentence naming the field and the rule it breaks.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// A broken rule on `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Validate the `data` object of `op` (the body of `POST /v1/ops/{op}`).
+///
+/// # Errors
+/// The first broken rule, checking fields in a fixed order so the same body
+/// always gives the same error.
+pub fn validate(op: Operation, data: &Value) -> Result<(), ValidationError> {
+    validate::validate(op, data)
+}
+
+/// Build the exact Xoxoday envelope for `op` around `data`:
+/// `{"query", "tag": "plumProAPI", "variables": {"data": data}}`, except
+/// paymentHistory, which Xoxoday documents with a top-level
+/// `"data": {"data": data}` instead of `variables`.
+pub fn build_envelope(op: Operation, data: Value) -> Value {
+    match op {
+        Operation::PaymentHistory => json!({
+            "query": op.query(),
+            "tag": TAG,
+            "data": { "data": data },
+        }),
+        _ => json!({
+            "query": op.query(),
+            "tag": TAG,
+            "variables": { "data": data },
+        }),
+    }
+}
+
+/// Why a Xoxoday envelope sent to the drop-in route can't be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// `query` is a string but names no operation of contract §2 (`404
+    /// unknown_operation`). Carries a description safe to show: the query
+    /// cut to 80 characters, control characters replaced.
+    UnknownOperation(String),
+    /// The envelope's shape is wrong (`400 invalid_request`).
+    Invalid(ValidationError),
+}
+
+impl From<ValidationError> for EnvelopeError {
+    fn from(e: ValidationError) -> Self {
+        EnvelopeError::Invalid(e)
+    }
+}
+
+impl fmt::Display for EnvelopeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvelopeError::UnknownOperation(q) => write!(f, "unknown operation query \"{q}\""),
+            EnvelopeError::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EnvelopeError {}
+
+/// Take apart a full Xoxoday envelope as an existing client sends it to
+/// `POST /chef/v1/oauth/api`: find the operation from `query` and return its
+/// `data` so the caller can [`validate`] it and [`build_envelope`] the
+/// canonical envelope again.
+///
+/// `data` is `variables.data`. For paymentHistory both placements are
+/// accepted, `data.data` (documented) and `variables.data` (what a client
+/// that treats every operation alike sends); when both are present the
+/// documented `data.data` is used. `tag` and any other
+/// top-level member are ignored: the canonical envelope is rebuilt from the
+/// operation, so nothing else the client sent reaches Xoxoday.
+///
+/// The returned `data` is not checked beyond being present: `validate`
+/// does that, reporting fields as `data.<field>`.
+///
+/// # Errors
+/// [`EnvelopeError::UnknownOperation`] for a `query` naming no operation;
+/// [`EnvelopeError::Invalid`] when the body is not an object, `query` is
+/// missing or not a string, or the data is missing.
+pub fn parse_envelope(envelope: &Value) -> Result<(Operation, Value), EnvelopeError> {
+    let Some(obj) = envelope.as_object() else {
+        return Err(ValidationError::new(
+            "envelope",
+            "the envelope must be a JSON object with query, tag and variables",
+        )
+        .into());
+    };
+    let query = match obj.get("query") {
+        Some(Value::String(q)) => q,
+        Some(_) => {
+            return Err(ValidationError::new("query", "query must be a string").into());
+        }
+        None => return Err(ValidationError::new("query", "query is required").into()),
+    };
+    let Some(op) = Operation::from_query(query) else {
+        return Err(EnvelopeError::UnknownOperation(safe_description(query)));
+    };
+
+    let in_variables = match obj.get("variables") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(vars)) => vars.get("data"),
+        Some(_) => {
+            return Err(
+                ValidationError::new("variables", "variables must be a JSON object").into(),
+            );
+        }
+    };
+    let data = if op == Operation::PaymentHistory {
+        let in_data = match obj.get("data") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(outer)) => outer.get("data"),
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "data",
+                    "data must be a JSON object holding the operation's data in data.data",
+                )
+                .into());
+            }
+        };
+        // The documented placement wins when a client sends both; only
+        // the data returned here is validated and forwarded, so the other
+        // copy never reaches Xoxoday.
+        match in_data.or(in_variables) {
+            Some(d) => d,
+            None => {
+                return Err(ValidationError::new(
+                    "data.data",
+                    "data.data is required: the paymentHistory envelope carries its data in data.data",
+                )
+                .into());
+            }
+        }
+    } else {
+        match in_variables {
+            Some(d) => d,
+            None => {
+                return Err(ValidationError::new(
+                    "variables.data",
+                    "variables.data is required: the envelope carries the operation's data in variables.data",
+                )
+                .into());
+            }
+        }
+    };
+    Ok((op, data.clone()))
+}
+
+/// The unknown `query` cut to [`UNKNOWN_QUERY_MAX_CHARS`] characters (the
+/// last one `…` when cut), with control characters replaced, so a huge or
+/// hostile value can't flood a message or a log line.
+fn safe_description(query: &str) -> String {
+    let clean = |c: char| if c.is_control() { '\u{FFFD}' } else { c };
+    if query.chars().count() <= UNKNOWN_QUERY_MAX_CHARS {
+        query.chars().map(clean).collect()
+    } else {
+        let mut s: String = query
+            .chars()
+            .take(UNKNOWN_QUERY_MAX_CHARS - 1)
+            .map(clean)
+            .collect();
+        s.push('…');
+        s
+    }
+}
+
+/// Idempotency fingerprint of a placeOrder `data` body: lowercase hex
+/// SHA-256 of its canonical JSON (object keys sorted recursively by their
+/// UTF-8 bytes, no whitespace, numbers with an integral value written as
+/// integers), so the same logical order has one fingerprint whatever the
+/// key order or `10` vs `10.0`.
+///
+/// The body is hashed whole, unknown fields included: two requests that
+/// would send different bodies upstream are different orders.
+pub fn order_fingerprint(data: &Value) -> String {
+    let canonical = canonical::to_canonical_json(data);
+    let digest = Sha256::digest(canonical.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
+/// The getOrderDetails `data` that looks an order up by its `poNumber`,
+/// used to reconcile a placeOrder whose outcome is unknown (timeout,
+/// transport error or 5xx; contract §5). It never resends the voucher email.
+pub fn reconcile_request(po_number: &str) -> Value {
+    json!({ "poNumber": po_number, "orderId": null, "sendMailToReceiver": 0 })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! Canonical JSON for fingerprints.
+//!
+//! Written by hand rather than with `serde_json::to_string`: whether
+//! `serde_json::Map` keeps keys sorted depends on the `preserve_order`
+//! feature, which any crate in the build can switch on through feature
+//! unification, and a fingerprint must not change because a dependency did.
+//!
+//! Rules: object keys sorted by their UTF-8 bytes at every depth; no
+//! whitespace; strings escaped the way JSON requires (`"`, `\`, control
+//! characters) and nothing else; a number with an integral value below 2^53
+//! written as an integer (`10.0` → `10`, `-0.0` → `0`), any other number as
+//! serde_json writes it (shortest round-trip form).
+
+use serde_json::{Number, Value};
+use std::fmt::Write;
+
+/// Largest magnitude at which every integer is exactly representable in an
+/// `f64`; above it a float's integral value is not meaningful as an integer.
+const F64_EXACT_INT_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// `value` as canonical JSON text.
+pub(super) fn to_canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, &mut out);
+    out
+}
+
+fn write_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_value(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_number(n: &Number, out: &mut String) {
+    // Writing to a String cannot fail, so the fmt::Results are ignored.
+    if let Some(i) = n.as_i64() {
+        let _ = write!(out, "{i}");
+    } else if let Some(u) = n.as_u64() {
+        let _ = write!(out, "{u}");
+    } else {
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < F64_EXACT_INT_LIMIT => {
+                // Exact: |f| < 2^53 and integral, so the cast loses nothing.
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                let _ = write!(out, "{i}");
+            }
+            _ => {
+                let _ = write!(out, "{n}");
+            }
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0C}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}

@@ -1,0 +1,159 @@
+//! Redacting wrappers for every credential plumgate handles.
+//!
+//! A credential is wrapped the moment it enters (from the environment, from a
+//! token answer, from an `Authorization` header) and only unwrapped, through
+//! `expose_secret`, at the one place that must put it on the wire. The
+//! wrappers print `Name([redacted])` under `Debug`, have no `Display`, no
+//! `Deref` and no `PartialEq` (compare fingerprints instead), so a stray
+//! `{:?}` or `format!` in a log line cannot leak one.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wrap a raw value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The raw value.
+            ///
+            /// # Security Warning
+            /// Only for putting the value on the wire to Xoxoday or into the
+            /// token authority's own storage. Never log, format or return it.
+            pub fn expose_secret(&self) -> &str {
+                &self.0
+            }
+
+            /// A stable, non-reversible fingerprint (first 16 hex chars of
+            /// SHA-256) for comparing values and logging which one is meant.
+            pub fn fingerprint(&self) -> String {
+                fingerprint(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        // Serialisation exists only so the token authority can persist its
+        // pair; it is the raw value by necessity.
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map(Self)
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// Xoxoday client id (not strictly secret, but nobody needs to see it).
+    ClientId
+);
+secret_type!(
+    /// Xoxoday client secret.
+    ClientSecret
+);
+secret_type!(
+    /// Xoxoday refresh token (rotates on every refresh; never leaves the authority).
+    RefreshToken
+);
+secret_type!(
+    /// Xoxoday access token (bearer for the Plum API).
+    AccessToken
+);
+secret_type!(
+    /// A caller's gateway key, as presented in `Authorization: Bearer`.
+    CallerKey
+);
+
+/// Short fingerprint of a secret value: the first 16 hex characters of its
+/// SHA-256. Enough to tell two tokens apart, useless for recovering one.
+pub fn fingerprint(value: &str) -> String {
+    let mut hex = sha256_hex(value.as_bytes());
+    hex.truncate(16);
+    hex
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0'));
+        out.push(char::from_digit((b & 0xf) as u32, 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// Equality of two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_value() {
+        let values = [
+            format!("{:?}", ClientSecret::new("s3cr3t-value")),
+            format!("{:?}", RefreshToken::new("s3cr3t-value")),
+            format!("{:?}", AccessToken::new("s3cr3t-value")),
+            format!("{:?}", CallerKey::new("s3cr3t-value")),
+            format!("{:?}", Some(ClientId::new("s3cr3t-value"))),
+        ];
+        for v in values {
+            assert!(!v.contains("s3cr3t"), "{v}");
+            assert!(v.contains("[redacted]"), "{v}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_short() {
+        let a = RefreshToken::new("abc");
+        assert_eq!(a.fingerprint(), fingerprint("abc"));
+        assert_eq!(a.fingerprint().len(), 16);
+        assert_ne!(a.fingerprint(), fingerprint("abd"));
+        // SHA-256("abc") starts with ba7816bf8f01cfea.
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea");
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let t = RefreshToken::new("rt-1");
+        let s = serde_json::to_string(&t).unwrap();
+        assert_eq!(s, "\"rt-1\"");
+        let back: RefreshToken = serde_json::from_str(&s).unwrap();
+        assert_eq!(back.expose_secret(), "rt-1");
+    }
+}

@@ -1,0 +1,365 @@
+//! Host tests of the token lifecycle, with time passed in.
+use super::*;
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_795_626_582_000; // 2026-11-25T17:09:42Z
+
+fn policy() -> TokenPolicy {
+    TokenPolicy::default()
+}
+
+/// A state holding tokens obtained at T0 with the given access lifetime.
+fn seeded(access_ttl_ms: i64) -> AuthorityState {
+    let mut s = AuthorityState::default();
+    adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
+    apply_success(
+        &mut s,
+        TokenAnswer {
+            access_token: AccessToken::new("at-1"),
+            access_expires_at_ms: T0 + access_ttl_ms,
+            refresh_token: Some(RefreshToken::new("rt-1")),
+            refresh_expires_at_ms: Some(T0 + 30 * DAY),
+        },
+        T0,
+        0.0,
+    );
+    s
+}
+
+#[test]
+fn uninitialized_needs_refresh_after_seed() {
+    let mut s = AuthorityState::default();
+    assert_eq!(s.state(T0, &policy()), TokenState::Uninitialized);
+    // Before any bootstrap there is nothing to refresh with.
+    assert_eq!(plan(&s, &Trigger::Request, T0, &policy()), Plan::Reauth);
+    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
+    assert!(a.adopted_refresh);
+    assert_eq!(plan(&s, &Trigger::Request, T0, &policy()), Plan::RefreshThenServe);
+}
+
+#[test]
+fn windows_fresh_stale_must_expired() {
+    let s = seeded(15 * DAY);
+    let p = policy();
+    assert_eq!(s.state(T0, &p), TokenState::Fresh);
+    assert_eq!(plan(&s, &Trigger::Request, T0 + DAY, &p), Plan::Serve);
+    assert_eq!(plan(&s, &Trigger::Cron, T0 + DAY, &p), Plan::Serve);
+    // 7 days left (jitter 0): stale, background refresh.
+    let stale_at = T0 + 8 * DAY;
+    assert_eq!(s.state(stale_at, &p), TokenState::Stale);
+    assert_eq!(plan(&s, &Trigger::Request, stale_at, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, &Trigger::Cron, stale_at, &p), Plan::ServeAndRefresh);
+    // Just outside 7 days: fresh.
+    assert_eq!(s.state(stale_at - 1000, &p), TokenState::Fresh);
+    // Last minutes: the request waits.
+    let must = T0 + 15 * DAY - 200_000;
+    assert_eq!(plan(&s, &Trigger::Request, must, &p), Plan::RefreshThenServe);
+    // Expired.
+    assert_eq!(s.state(T0 + 15 * DAY, &p), TokenState::Expired);
+    assert_eq!(plan(&s, &Trigger::Request, T0 + 15 * DAY, &p), Plan::RefreshThenServe);
+}
+
+#[test]
+fn jitter_moves_the_early_window_earlier_by_at_most_ten_percent() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    s.jitter = 0.999;
+    let early = s.early_point_ms(&p).unwrap();
+    let plain = T0 + 15 * DAY - 7 * DAY;
+    assert!(early < plain && early >= plain - (7 * DAY) / 10, "{early} vs {plain}");
+}
+
+#[test]
+fn refresh_token_expiry_opens_the_early_window_too() {
+    let mut s = seeded(15 * DAY);
+    s.refresh.as_mut().unwrap().expires_at_ms = T0 + 5 * DAY;
+    assert_eq!(s.state(T0 + DAY, &policy()), TokenState::Stale);
+}
+
+#[test]
+fn min_interval_stops_refresh_loops_for_short_tokens() {
+    // Upstream hands out 1-day tokens: always inside a 7-day window.
+    let s = seeded(DAY);
+    let p = policy();
+    assert_eq!(s.state(T0 + 1000, &p), TokenState::Stale);
+    assert_eq!(plan(&s, &Trigger::Request, T0 + 1000, &p), Plan::Serve, "refreshed 1 s ago");
+    assert_eq!(plan(&s, &Trigger::Request, T0 + 61_000, &p), Plan::ServeAndRefresh);
+}
+
+#[test]
+fn rejected_token_is_replaced_once() {
+    let s = seeded(15 * DAY);
+    let p = policy();
+    let fp = AccessToken::new("at-1").fingerprint();
+    let later = T0 + 120_000;
+    assert_eq!(plan(&s, &Trigger::Rejected(fp.clone()), later, &p), Plan::RefreshThenServe);
+    // A different (older) token rejected: the current one is served.
+    let other = AccessToken::new("at-0").fingerprint();
+    assert_eq!(plan(&s, &Trigger::Rejected(other), later, &p), Plan::Serve);
+    // The current token obtained moments ago and rejected: no loop.
+    assert_eq!(plan(&s, &Trigger::Rejected(fp), T0 + 1000, &p), Plan::Serve);
+}
+
+#[test]
+fn mark_rejected_makes_token_expired() {
+    let mut s = seeded(15 * DAY);
+    let fp = AccessToken::new("at-1").fingerprint();
+    assert!(mark_rejected(&mut s, &fp));
+    assert!(!mark_rejected(&mut s, &fp), "only once");
+    assert_eq!(s.state(T0 + 1000, &policy()), TokenState::Expired);
+}
+
+#[test]
+fn forced_refresh_always_refreshes_unless_reauth() {
+    let mut s = seeded(15 * DAY);
+    assert_eq!(plan(&s, &Trigger::Forced, T0 + 10, &policy()), Plan::RefreshThenServe);
+    s.reauth_reason = Some("x".into());
+    assert_eq!(plan(&s, &Trigger::Forced, T0 + 10, &policy()), Plan::Reauth);
+}
+
+#[test]
+fn reauth_serves_a_valid_token_but_never_refreshes() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    apply_failure(&mut s, true, "refresh token rejected: HTTP 400 invalid_grant".into(), T0 + 10, 0.5, &p);
+    assert_eq!(s.state(T0 + 10, &p), TokenState::ReauthRequired);
+    assert_eq!(plan(&s, &Trigger::Request, T0 + 10, &p), Plan::Serve);
+    assert_eq!(plan(&s, &Trigger::Cron, T0 + 9 * DAY, &p), Plan::Reauth);
+    assert_eq!(plan(&s, &Trigger::Request, T0 + 16 * DAY, &p), Plan::Reauth);
+    let fp = AccessToken::new("at-1").fingerprint();
+    assert_eq!(plan(&s, &Trigger::Rejected(fp), T0 + 100_000, &p), Plan::Reauth);
+}
+
+#[test]
+fn transient_failures_back_off_and_keep_serving() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    let stale_at = T0 + 9 * DAY;
+    apply_failure(&mut s, false, "refresh failed: HTTP 503".into(), stale_at, 0.0, &p);
+    assert_eq!(s.consecutive_failures, 1);
+    assert_eq!(s.last_error.as_deref(), Some("refresh failed: HTTP 503"));
+    // Backoff 15 s (30 s × 0.5 jitter): no background refresh meanwhile.
+    assert_eq!(plan(&s, &Trigger::Request, stale_at + 1000, &p), Plan::Serve);
+    assert_eq!(plan(&s, &Trigger::Request, stale_at + 16_000, &p), Plan::ServeAndRefresh);
+    // An expired token during backoff: callers are told when to retry.
+    let mut e = seeded(DAY);
+    apply_failure(&mut e, false, "x".into(), T0 + DAY + 1, 0.0, &p);
+    assert_eq!(plan(&e, &Trigger::Request, T0 + DAY + 2, &p), Plan::Backoff { retry_after_secs: 15 });
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let p = policy();
+    assert_eq!(backoff_ms(1, 1.0, &p), 30_000);
+    assert_eq!(backoff_ms(2, 1.0, &p), 60_000);
+    assert_eq!(backoff_ms(3, 0.0, &p), 60_000);
+    assert_eq!(backoff_ms(40, 1.0, &p), 1_800_000);
+    assert_eq!(retry_delay_ms(1, 1.0, &p), 250);
+    assert_eq!(retry_delay_ms(2, 1.0, &p), 500);
+    assert_eq!(retry_delay_ms(2, 0.0, &p), 250);
+}
+
+#[test]
+fn success_rotates_and_remembers_spent_tokens() {
+    let mut s = seeded(15 * DAY);
+    assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-boot").fingerprint()));
+    apply_success(
+        &mut s,
+        TokenAnswer {
+            access_token: AccessToken::new("at-2"),
+            access_expires_at_ms: T0 + 16 * DAY,
+            refresh_token: None,
+            refresh_expires_at_ms: None,
+        },
+        T0 + DAY,
+        0.3,
+    );
+    // No refresh_token in the answer: the old one is kept, not spent.
+    assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
+    assert_eq!(s.refresh_count, 2);
+    // The operator sets the already-spent bootstrap again: it is ignored.
+    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0 + DAY);
+    assert!(!a.adopted_refresh);
+    assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
+}
+
+#[test]
+fn same_bootstrap_is_adopted_only_once() {
+    let mut s = AuthorityState::default();
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0).adopted_refresh);
+    assert!(!adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0).adopted_refresh);
+}
+
+#[test]
+fn new_bootstrap_recovers_from_reauth() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    apply_failure(&mut s, true, "dead".into(), T0 + 1, 0.0, &p);
+    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-new-from-dashboard"), None, T0 + 2);
+    assert!(a.adopted_refresh);
+    assert!(s.reauth_reason.is_none());
+    assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
+    assert_eq!(plan(&s, &Trigger::Forced, T0 + 3, &p), Plan::RefreshThenServe);
+}
+
+#[test]
+fn bootstrap_access_token_is_validated_once() {
+    let mut s = AuthorityState::default();
+    let at = AccessToken::new("at-boot");
+    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt"), Some(&at), T0);
+    assert!(a.validate_access);
+    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt"), Some(&at), T0);
+    assert!(!a.validate_access);
+    apply_validated_access(&mut s, at, T0 + 10 * DAY, T0);
+    assert_eq!(s.state(T0, &policy()), TokenState::Fresh);
+}
+
+#[test]
+fn refresh_request_shape() {
+    let r = build_refresh_request(
+        "http://127.0.0.1:1/chef/v1/oauth/token/user",
+        &ClientId::new("cid"),
+        &ClientSecret::new("csecret"),
+        &RefreshToken::new("rtok"),
+    );
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.url, "http://127.0.0.1:1/chef/v1/oauth/token/user");
+    let body: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"grant_type":"refresh_token","refresh_token":"rtok","client_id":"cid","client_secret":"csecret"})
+    );
+    assert!(r.headers.contains(&("content-type", "application/json".into())));
+    let dbg = format!("{r:?}");
+    assert!(!dbg.contains("csecret") && !dbg.contains("rtok"), "{dbg}");
+    let v = build_validate_request("https://x/chef/v1/oauth/token", &AccessToken::new("atok"));
+    assert_eq!(v.method, "GET");
+    assert!(!format!("{v:?}").contains("atok"));
+}
+
+fn success(body: &str) -> TokenAnswer {
+    match parse_refresh_response(200, body.as_bytes(), T0) {
+        RefreshOutcome::Success(a) => a,
+        other => panic!("expected success for {body}: {other:?}"),
+    }
+}
+
+#[test]
+fn lenient_token_answers() {
+    // Current docs: number expires_in, string ms stamps.
+    let a = success(&format!(
+        r#"{{"access_token":"a","token_type":"bearer","expires_in":1296000,"refresh_token":"r","access_token_expiry":"{}","refresh_token_expiry":"{}"}}"#,
+        T0 + 15 * DAY,
+        T0 + 30 * DAY
+    ));
+    assert_eq!(a.access_expires_at_ms, T0 + 15 * DAY);
+    assert_eq!(a.refresh_expires_at_ms, Some(T0 + 30 * DAY));
+    assert_eq!(a.refresh_token.unwrap().expose_secret(), "r");
+    // expires_in as a string, extra success/status fields, numeric stamps.
+    let a = success(&format!(
+        r#"{{"success":1,"status":200,"access_token":"a","expires_in":"1296000","refresh_token":"r","access_token_expiry":{},"refresh_token_expiry":{}}}"#,
+        T0 + 15 * DAY,
+        T0 + 30 * DAY
+    ));
+    assert_eq!(a.access_expires_at_ms, T0 + 15 * DAY);
+    // Legacy: 30-day expires_in, no stamps.
+    let a = success(r#"{"access_token":"a","token_type":"bearer","expires_in":2592000,"refresh_token":"r"}"#);
+    assert_eq!(a.access_expires_at_ms, T0 + 30 * DAY);
+    assert_eq!(a.refresh_expires_at_ms, None);
+    // Stamp and expires_in disagree: the earlier wins.
+    let a = success(&format!(r#"{{"access_token":"a","expires_in":100,"access_token_expiry":"{}"}}"#, T0 + DAY));
+    assert_eq!(a.access_expires_at_ms, T0 + 100_000);
+    // Stamps in seconds are scaled.
+    let a = success(&format!(r#"{{"access_token":"a","access_token_expiry":{}}}"#, (T0 + DAY) / 1000));
+    assert_eq!(a.access_expires_at_ms, T0 + DAY);
+    // Nothing about lifetime: the documented 15 days, never discarded.
+    let a = success(r#"{"access_token":"a","expires_in":"garbage","refresh_token":"r"}"#);
+    assert_eq!(a.access_expires_at_ms, T0 + DEFAULT_ACCESS_TTL_MS);
+    assert!(a.refresh_token.is_some());
+}
+
+#[test]
+fn error_answers_are_classified() {
+    let final_cases: &[(u16, &str)] = &[
+        (400, r#"{"error":"invalid_grant","error_description":"invalid/expired token"}"#),
+        (401, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#),
+        (200, r#"{"success":0,"error_message_id":"auth.token_error"}"#),
+        (401, r#"{"error":"invalid_client"}"#),
+        (403, "forbidden"),
+        (500, r#"{"error":"invalid_grant"}"#),
+    ];
+    for (status, body) in final_cases {
+        assert!(
+            matches!(parse_refresh_response(*status, body.as_bytes(), T0), RefreshOutcome::Final(_)),
+            "{status} {body}"
+        );
+    }
+    let transient_cases: &[(u16, &str)] = &[
+        (500, r#"{"error":"server_error"}"#),
+        (503, "<html>bad gateway</html>"),
+        (429, ""),
+        (200, r#"{"message":"auth.request_limit_exceeded"}"#),
+        (400, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":60}]}"#),
+        (400, r#"{"error":"temporarily_unavailable"}"#),
+        (200, "not json"),
+        (408, ""),
+    ];
+    for (status, body) in transient_cases {
+        assert!(
+            matches!(parse_refresh_response(*status, body.as_bytes(), T0), RefreshOutcome::Transient(_)),
+            "{status} {body}"
+        );
+    }
+}
+
+#[test]
+fn error_sentences_never_echo_bodies() {
+    let body = r#"{"error":"invalid_grant tok-SECRET-123","refresh_token":"tok-SECRET-456"}"#;
+    match parse_refresh_response(400, body.as_bytes(), T0) {
+        RefreshOutcome::Final(m) => assert!(!m.contains("SECRET"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn validate_answer() {
+    let body = r#"{"access_token":"a","token_type":"bearer","expires_in":1000}"#;
+    assert_eq!(parse_validate_response(200, body.as_bytes(), T0), Some(T0 + 1_000_000));
+    assert_eq!(parse_validate_response(401, b"{}", T0), None);
+}
+
+#[test]
+fn status_body_never_has_tokens() {
+    let s = seeded(15 * DAY);
+    let v = status_json(&s, T0, &policy());
+    assert_eq!(v["state"], "fresh");
+    assert_eq!(v["refresh_count"], 1);
+    assert_eq!(v["access_token_expires_at"], rfc3339(T0 + 15 * DAY));
+    assert_eq!(v["last_refresh_at"], "2026-11-25T17:09:42.000Z");
+    assert!(v["last_error"].is_null());
+    let text = v.to_string();
+    assert!(!text.contains("at-1") && !text.contains("rt-1"), "{text}");
+    let empty = status_json(&AuthorityState::default(), T0, &policy());
+    assert_eq!(empty["state"], "uninitialized");
+    assert!(empty["access_token_expires_at"].is_null());
+}
+
+#[test]
+fn recheck_points() {
+    let s = seeded(15 * DAY);
+    let p = policy();
+    assert_eq!(s.recheck_at_ms(T0, &p), T0 + 8 * DAY);
+    assert_eq!(s.recheck_at_ms(T0 + 9 * DAY, &p), T0 + 9 * DAY + 30_000);
+}
+
+#[test]
+fn state_persists_round_trip() {
+    let s = seeded(15 * DAY);
+    let text = serde_json::to_string(&s).unwrap();
+    let back: AuthorityState = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.refresh.unwrap().token.expose_secret(), "rt-1");
+    assert_eq!(back.refresh_count, 1);
+    // Debug of the whole state hides tokens.
+    let dbg = format!("{s:?}");
+    assert!(!dbg.contains("rt-1") && !dbg.contains("at-1"), "{dbg}");
+}

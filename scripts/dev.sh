@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# README command 1: run plumgate locally against the bundled Xoxoday sandbox.
+#
+#   bash scripts/dev.sh            # http://127.0.0.1:8787
+#
+# Ensures setup, builds the worker and the sandbox, starts the sandbox on
+# 127.0.0.1:8788 and `wrangler dev` on 127.0.0.1:8787 (local mode, offline,
+# telemetry off), wires them together, creates a dev caller key with every
+# scope and prints it. Ctrl-C stops everything.
+#
+# Environment: PLUMGATE_PORT (8787), PLUMGATE_SANDBOX_PORT (8788).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PORT="${PLUMGATE_PORT:-8787}"
+SANDBOX_PORT="${PLUMGATE_SANDBOX_PORT:-8788}"
+DEV_DIR="$ROOT/.wrangler/plumgate-dev"
+mkdir -p "$DEV_DIR"
+
+log "step 1/4: setup (installs only what is missing)"
+bash scripts/setup.sh
+
+log "step 2/4: building the sandbox (host binary)"
+cargo build --release -q -p plumgate-sandbox
+
+log "step 3/4: building the worker (wasm; first build takes about a minute)"
+bash scripts/build.sh
+
+# A dev caller key with every scope, kept across runs so a browser tab that
+# remembers it keeps working. Only its SHA-256 goes to the worker.
+if [[ ! -s "$DEV_DIR/caller-key" ]]; then
+  printf 'pgk_dev_%s' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$DEV_DIR/caller-key"
+  chmod 600 "$DEV_DIR/caller-key"
+fi
+KEY="$(cat "$DEV_DIR/caller-key")"
+KEY_SHA="$(printf '%s' "$KEY" | sha256sum | awk '{print $1}')"
+
+# Config for this run: the root wrangler.toml without its [build] step (we
+# just built), and a .dev.vars with the sandbox's dev credentials. The
+# project's own .dev.vars (if any) is left alone.
+CONF_DIR="$DEV_DIR/config"
+mkdir -p "$CONF_DIR"
+sed -e "s#^main = .*#main = \"$ROOT/build/index.js\"#" \
+    -e "s#^directory = \"./www\"#directory = \"$ROOT/www\"#" \
+    -e '/^\[build\]/,/^$/d' wrangler.toml > "$CONF_DIR/wrangler.toml"
+cat > "$CONF_DIR/.dev.vars" <<VARS
+XOXODAY_OAUTH_URL="http://127.0.0.1:$SANDBOX_PORT/chef"
+XOXODAY_CLIENT_ID="plumgate-dev-client"
+XOXODAY_CLIENT_SECRET="plumgate-dev-secret"
+XOXODAY_REFRESH_TOKEN="plumgate-dev-refresh-token"
+GATEWAY_KEYS='[{"id":"dev","sha256":"$KEY_SHA","scopes":["*"]}]'
+DEV_CALLER_KEY="$KEY"
+VARS
+chmod 600 "$CONF_DIR/.dev.vars"
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  log "stopping"
+  for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+log "step 4/4: starting the sandbox and the gateway"
+setsid "$ROOT/target/release/plumgate-sandbox" --host 127.0.0.1 --port "$SANDBOX_PORT" \
+  --state "$DEV_DIR/sandbox-state.json" > "$DEV_DIR/sandbox.out" 2> "$DEV_DIR/sandbox.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/null && break; sleep 0.1; done
+grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "sandbox did not start (see $DEV_DIR/sandbox.log)"
+
+wrangler_env
+setsid npx wrangler dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \
+  --persist-to "$ROOT/.wrangler/state" --show-interactive-dev-session=false --test-scheduled \
+  < /dev/null &
+PIDS+=($!)
+
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 || die "gateway did not answer /healthz"
+
+cat >&2 <<MSG
+
+  plumgate is running
+    gateway     http://127.0.0.1:$PORT   (demo page at /, API under /v1)
+    sandbox     http://127.0.0.1:$SANDBOX_PORT   (bundled Xoxoday imitation)
+    caller key  $KEY   (every scope)
+
+  try:
+    curl -s -X POST http://127.0.0.1:$PORT/v1/ops/getBalance \\
+      -H 'Authorization: Bearer $KEY' -H 'content-type: application/json' -d '{}'
+
+  Ctrl-C stops everything.
+MSG
+wait

@@ -1,0 +1,48 @@
+# Shared helpers for plumgate's scripts. Sourced, never run.
+#
+# Owns: where cached tools live, how the wasm toolchain is chosen, and the
+# environment every build needs. One place, so dev, test, bench and the
+# wrangler build command agree.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_DIR="${PLUMGATE_TOOLS_DIR:-$HOME/.cache/plumgate/tools}"
+WORKER_BUILD_VERSION=0.8.7
+# Must equal the wasm-bindgen version pinned in Cargo.toml (checked by setup.sh).
+WASM_BINDGEN_VERSION=0.2.130
+
+log() { printf '\033[1;34m[plumgate]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[plumgate] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Does rustup's toolchain already carry the wasm32 std?
+rustup_has_wasm() {
+  local dir
+  dir="$(rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null)" || return 1
+  compgen -G "$dir/libstd-*.rlib" >/dev/null
+}
+
+# Environment for building the worker to wasm32. Picks rustup's target when it
+# exists, otherwise Debian's rustc-web with build-std (see docs/toolchain.md).
+wasm_build_env() {
+  export CARGO_TARGET_DIR="$ROOT/target/wasm"
+  export WASM_BINDGEN_BIN="$TOOLS_DIR/bin/wasm-bindgen"
+  export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
+  export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+  export PATH="$TOOLS_DIR/bin:$PATH"
+  if rustup_has_wasm; then
+    return 0
+  fi
+  # Debian toolchain: /usr/bin must win over ~/.cargo/bin, because
+  # worker-build runs bare `cargo` and `rustc`.
+  export PATH="/usr/bin:$PATH"
+  export CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+  export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld
+}
+
+# Offline, quiet wrangler.
+wrangler_env() {
+  export WRANGLER_SEND_METRICS=false
+  export WRANGLER_HIDE_BANNER=true
+  export CLOUDFLARE_CF_FETCH_ENABLED=false
+  export PATH="$ROOT/node_modules/.bin:$PATH"
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Idempotent setup: everything plumgate needs to build, run and test.
+#
+# - wasm32 toolchain: rustup's target when present or installable, otherwise
+#   Debian's rustc-web + rust-web-src (build-std) + lld.
+# - worker-build and wasm-bindgen-cli, cargo-installed at pinned versions into
+#   a cache outside the clone ($HOME/.cache/plumgate/tools) so reruns are free.
+# - Node packages from the committed lock file (`npm ci`), which brings Node 22,
+#   wrangler, esbuild, binaryen (wasm-opt) and playwright-core.
+# - With --browser: Debian's chromium for the browser tests.
+# Nothing is downloaded except registry packages.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+WANT_BROWSER=0
+for a in "$@"; do [[ "$a" == --browser ]] && WANT_BROWSER=1; done
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# 1. wasm32 toolchain
+if rustup_has_wasm; then
+  log "wasm32 target: rustup"
+elif command -v rustup >/dev/null && rustup target add wasm32-unknown-unknown >/dev/null 2>&1 && rustup_has_wasm; then
+  log "wasm32 target: rustup (added)"
+else
+  log "wasm32 target: Debian rustc-web + build-std"
+  apt_install rustc-web cargo-web rust-web-src lld-19
+  # worker-build checks that the target libdir exists; build-std fills nothing in it.
+  $SUDO mkdir -p /usr/lib/rustlib/wasm32-unknown-unknown/lib
+fi
+
+# 2. pinned cargo tools, cached outside the clone
+mkdir -p "$TOOLS_DIR"
+tool_version() { "$TOOLS_DIR/bin/$1" --version 2>/dev/null | awk '{print $2}'; }
+if [[ "$(tool_version worker-build)" != "$WORKER_BUILD_VERSION" ]]; then
+  log "cargo install worker-build $WORKER_BUILD_VERSION (first time only, ~3 min)"
+  cargo install --quiet --locked --root "$TOOLS_DIR" worker-build --version "$WORKER_BUILD_VERSION"
+fi
+if [[ "$(tool_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]]; then
+  log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (first time only, ~2 min)"
+  # Not --locked: its lock file pins a yanked crate.
+  cargo install --quiet --root "$TOOLS_DIR" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+grep -q "wasm-bindgen = \"=$WASM_BINDGEN_VERSION\"" Cargo.toml \
+  || die "Cargo.toml must pin wasm-bindgen = \"=$WASM_BINDGEN_VERSION\" (the CLI version)"
+
+# 3. node packages from the lock file (re-run only when the lock changes)
+STAMP="node_modules/.plumgate-lock.sha256"
+LOCK_SUM="$(sha256sum package-lock.json | awk '{print $1}')"
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$LOCK_SUM" ]]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$LOCK_SUM" > "$STAMP"
+fi
+
+# 4. browser for the demo-page tests
+if [[ $WANT_BROWSER -eq 1 ]]; then
+  apt_install chromium
+fi
+log "setup complete"

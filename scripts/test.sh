@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# README command 2: every test.
+#
+#   bash scripts/test.sh
+#
+# 1. setup (idempotent), 2. host tests of the pure core and the sandbox
+# (+ clippy), 3. the wasm build, 4. end-to-end tests: the built worker in
+# workerd (wrangler dev) against the sandbox, over loopback only.
+# Pass test file names (tests/e2e/foo.test.mjs) to run only those e2e files.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+START=$(date +%s)
+step() { log "[$(( $(date +%s) - START ))s] $*"; }
+
+step "setup"
+bash scripts/setup.sh --browser
+
+step "host tests: cargo test (core + sandbox)"
+cargo test -q -p plumgate-core -p plumgate-sandbox
+
+step "lint: cargo clippy -D warnings (core + sandbox)"
+cargo clippy -q -p plumgate-core -p plumgate-sandbox --all-targets -- -D warnings
+
+step "build: sandbox (release) and worker (wasm)"
+cargo build --release -q -p plumgate-sandbox
+bash scripts/build.sh
+
+step "end-to-end tests (workerd + sandbox)"
+wrangler_env
+if [[ $# -gt 0 ]]; then FILES=("$@"); else FILES=(tests/e2e/*.test.mjs); fi
+node --test --test-concurrency=1 --test-timeout=600000 "${FILES[@]}"
+step "all tests passed"

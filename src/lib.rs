@@ -1,0 +1,40 @@
+//! plumgate: the Workers shell.
+//!
+//! This crate is the thin layer between the Cloudflare Workers runtime and
+//! `plumgate-core`. It owns only I/O: reading the environment, the clock and
+//! randomness; `fetch` to Xoxoday; KV, Durable Object and cache calls; and
+//! turning core decisions into HTTP responses. Every rule (who may call what,
+//! when to refresh, what a valid request is, what a log line holds) lives in
+//! the core, where it is tested on the host.
+//!
+//! Modules:
+//! - [`settings`]: configuration from the Worker environment, parsed once per isolate.
+//! - [`routes`]: the router and the per-request pipeline (request id, logging, errors).
+//! - [`gateway`]: forwarding Plum operations to Xoxoday.
+//! - [`tokens`]: the access-token cache in front of the authority (isolate memory, then KV).
+//! - [`authority`]: the `TokenAuthority` Durable Object, the only refresher.
+//! - [`net`]: outbound `fetch` with a timeout and no redirects.
+//! - [`util`]: clock, randomness, response helpers.
+
+pub mod authority;
+pub mod gateway;
+pub mod net;
+pub mod routes;
+pub mod settings;
+pub mod tokens;
+pub mod util;
+
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+
+/// Every HTTP request.
+#[event(fetch)]
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(routes::handle(req, env, ctx).await)
+}
+
+/// Cron keep-alive: asks the authority to refresh when the pair is in its
+/// early window, so the 30-day refresh token never lapses for lack of traffic.
+#[event(scheduled)]
+pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    tokens::cron_tick(&env, &event.cron()).await;
+}

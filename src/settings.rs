@@ -1,0 +1,43 @@
+//! Configuration from the Worker environment.
+//!
+//! Reads every variable `plumgate_core::config::parse` asks for (plain vars
+//! and secrets look the same to a Worker) and caches the result for the life
+//! of the isolate: a new deploy or a new secret starts new isolates. A
+//! configuration error is cached too, so every request answers
+//! `503 misconfigured` without re-parsing.
+
+use plumgate_core::config::{self, Config};
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::Env;
+
+/// A parsed configuration, or the problems that make it unusable.
+pub type Settings = Rc<Result<Config, Vec<String>>>;
+
+thread_local! {
+    static CACHE: RefCell<Option<Settings>> = const { RefCell::new(None) };
+}
+
+/// Read one variable as a string (var or secret), `None` when unset.
+pub fn read_var(env: &Env, name: &str) -> Option<String> {
+    if let Ok(v) = env.var(name) {
+        return Some(v.to_string());
+    }
+    env.secret(name).ok().map(|s| s.to_string())
+}
+
+/// The isolate's configuration, parsed on first use.
+pub fn load(env: &Env) -> Settings {
+    if let Some(s) = CACHE.with(|c| c.borrow().clone()) {
+        return s;
+    }
+    let parsed = Rc::new(config::parse(&|name| read_var(env, name)));
+    CACHE.with(|c| *c.borrow_mut() = Some(parsed.clone()));
+    parsed
+}
+
+/// Parse afresh without the cache (the Durable Object uses this so a changed
+/// bootstrap secret is seen as soon as its isolate is replaced).
+pub fn parse_uncached(env: &Env) -> Result<Config, Vec<String>> {
+    config::parse(&|name| read_var(env, name))
+}

@@ -1,0 +1,179 @@
+//! The access-token cache in front of the `TokenAuthority`.
+//!
+//! Lookup order (contract §4.3): isolate memory, then the `TOKEN_CACHE` KV
+//! namespace, then the Durable Object. A cached grant carries `recheck_at_ms`
+//! (set by the authority from the token state machine): before that instant
+//! the hot path does no KV or DO call at all. The refresh token never comes
+//! here; only the access token and its timing do.
+
+use crate::authority::Reply;
+use crate::util::now_ms;
+use plumgate_core::errors::ApiError;
+use plumgate_core::secret::fingerprint;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use worker::{console_error, Env, Method, Request, RequestInit};
+
+/// KV binding name.
+pub const KV_BINDING: &str = "TOKEN_CACHE";
+/// KV key of the cached grant.
+pub const KV_TOKEN_KEY: &str = "xoxoday:access-token:v1";
+/// Durable Object binding name.
+pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
+/// The single authority instance's name.
+pub const DO_NAME: &str = "xoxoday";
+
+/// An access token handed out by the authority.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// The bearer token for Xoxoday.
+    pub access_token: String,
+    /// Its expiry (epoch ms).
+    pub expires_at_ms: i64,
+    /// Ask again after this instant (epoch ms).
+    pub recheck_at_ms: i64,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("access_token", &"[redacted]")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("recheck_at_ms", &self.recheck_at_ms)
+            .finish()
+    }
+}
+
+impl Grant {
+    /// Fingerprint of the access token (for "token T was rejected").
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.access_token)
+    }
+    fn usable(&self, now: i64) -> bool {
+        now < self.recheck_at_ms && now < self.expires_at_ms
+    }
+}
+
+thread_local! {
+    static MEMORY: RefCell<Option<Grant>> = const { RefCell::new(None) };
+}
+
+/// Where a token came from (for logs and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Isolate memory.
+    Memory,
+    /// KV.
+    Kv,
+    /// The Durable Object.
+    Authority,
+}
+
+/// A usable access token for an upstream call.
+pub async fn access_token(env: &Env) -> Result<(Grant, Source), ApiError> {
+    let now = now_ms();
+    if let Some(g) = MEMORY.with(|m| m.borrow().clone()).filter(|g| g.usable(now)) {
+        return Ok((g, Source::Memory));
+    }
+    if let Ok(kv) = env.kv(KV_BINDING) {
+        if let Ok(Some(g)) = kv.get(KV_TOKEN_KEY).json::<Grant>().await {
+            if g.usable(now_ms()) {
+                remember(&g);
+                return Ok((g, Source::Kv));
+            }
+        }
+    }
+    let reply = call(env, "token", None).await?;
+    grant_of(reply).map(|g| (g, Source::Authority))
+}
+
+/// Upstream rejected `rejected`: ask the authority to replace it (it
+/// refreshes only if that token is still its current one).
+pub async fn replace_rejected(env: &Env, rejected: &Grant) -> Result<Grant, ApiError> {
+    let fp = rejected.fingerprint();
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.as_ref().is_some_and(|g| g.fingerprint() == fp) {
+            *m = None;
+        }
+    });
+    let reply = call(env, "reject", Some(json!({ "fp": fp }))).await?;
+    grant_of(reply)
+}
+
+/// Token status for `GET /v1/token`.
+pub async fn status(env: &Env) -> Result<Value, ApiError> {
+    let reply = call(env, "status", None).await?;
+    Ok(reply.status)
+}
+
+/// `POST /v1/token/refresh`: a forced refresh (shared with any in flight).
+pub async fn force_refresh(env: &Env) -> Result<Value, ApiError> {
+    let reply = call(env, "refresh", None).await?;
+    if let Some(g) = &reply.grant {
+        remember(g);
+    }
+    match reply.error {
+        Some(e) => Err(reply_error(&e.code, &e.message, e.retry_after_secs)),
+        None => Ok(reply.status),
+    }
+}
+
+/// The scheduled keep-alive.
+pub async fn cron_tick(env: &Env, cron: &str) {
+    match call(env, "cron", None).await {
+        Ok(r) => worker::console_log!(
+            "{}",
+            json!({"event": "cron", "cron": cron, "state": r.status.get("state"), "error": r.error.as_ref().map(|e| e.code.clone())})
+        ),
+        Err(e) => console_error!("{}", json!({"event": "cron_failed", "cron": cron, "error": e.code})),
+    }
+}
+
+fn remember(g: &Grant) {
+    MEMORY.with(|m| *m.borrow_mut() = Some(g.clone()));
+}
+
+fn grant_of(reply: Reply) -> Result<Grant, ApiError> {
+    if let Some(g) = reply.grant {
+        remember(&g);
+        return Ok(g);
+    }
+    Err(match reply.error {
+        Some(e) => reply_error(&e.code, &e.message, e.retry_after_secs),
+        None => ApiError::upstream_error("no access token available"),
+    })
+}
+
+fn reply_error(code: &str, message: &str, retry: Option<u64>) -> ApiError {
+    let e = match code {
+        "reauth_required" => ApiError::reauth_required(),
+        "misconfigured" => ApiError::misconfigured(&[message.to_string()]),
+        "upstream_timeout" => ApiError::upstream_timeout(format!("Xoxoday token refresh: {message}")),
+        _ => ApiError::upstream_error(format!("Xoxoday token refresh: {message}")),
+    };
+    match retry {
+        Some(s) => e.retry_after(s),
+        None => e,
+    }
+}
+
+async fn call(env: &Env, op: &str, body: Option<Value>) -> Result<Reply, ApiError> {
+    let stub = env
+        .durable_object(DO_BINDING)
+        .and_then(|ns| ns.get_by_name(DO_NAME))
+        .map_err(|_| ApiError::misconfigured(&[format!("{DO_BINDING} binding is missing")]))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post);
+    if let Some(b) = body {
+        init.with_body(Some(b.to_string().into()));
+    }
+    let req = Request::new_with_init(&format!("https://authority/{op}"), &init)
+        .map_err(|_| ApiError::internal())?;
+    let mut resp = stub.fetch_with_request(req).await.map_err(|e| {
+        console_error!("{}", json!({"event": "authority_call_failed", "op": op, "detail": e.to_string()}));
+        ApiError::upstream_error("the token authority is unavailable")
+    })?;
+    resp.json::<Reply>().await.map_err(|_| ApiError::internal())
+}

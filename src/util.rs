@@ -1,0 +1,52 @@
+//! Small runtime helpers: the clock, randomness, request ids and JSON
+//! responses. Kept here so every module reads time and randomness one way.
+
+use serde_json::Value;
+use worker::{Headers, Response};
+
+/// Wall-clock time in epoch milliseconds (`Date.now()`).
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// A random number in [0, 1).
+pub fn rand01() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return js_sys::Math::random();
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// 16 random bytes as 32 hex characters.
+pub fn request_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        for x in b.iter_mut() {
+            *x = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A JSON response with the given status.
+pub fn json_response(status: u16, body: &Value) -> Response {
+    bytes_response(status, body.to_string().into_bytes(), "application/json; charset=utf-8")
+}
+
+/// A response with a body and content type. Never fails: a header error
+/// falls back to an empty 500.
+pub fn bytes_response(status: u16, body: Vec<u8>, content_type: &str) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", content_type);
+    let _ = headers.set("cache-control", "no-store");
+    match Response::from_bytes(body) {
+        Ok(r) => r.with_status(status).with_headers(headers),
+        Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| fallback()),
+    }
+}
+
+fn fallback() -> Response {
+    // Response::empty() cannot really fail; this keeps the type total.
+    Response::error("internal error", 500).expect("static response")
+}

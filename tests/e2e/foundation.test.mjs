@@ -1,0 +1,95 @@
+// Foundation end to end: health, configuration failing closed, one forwarded
+// call through the whole pipe, request ids and the per-request log line.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { startSandbox, startWorker, standardKeys, call, leakScan } from "./harness.mjs";
+
+const keys = standardKeys();
+let sandbox;
+
+after(async () => {
+  const hits = await leakScan(sandbox, keys);
+  await sandbox?.stop();
+  assert.deepEqual(hits, [], "no secret in any response or log line");
+});
+
+test("healthz, openapi and a forwarded getBalance", async () => {
+  sandbox = await startSandbox();
+  const w = await startWorker({ sandbox, keys });
+  try {
+    const h = await call(w, "/healthz", { method: "GET" });
+    assert.equal(h.status, 200);
+    assert.equal(h.json.status, "ok");
+    assert.match(h.json.version, /^\d+\.\d+\.\d+/);
+    assert.match(h.headers["x-request-id"], /^[0-9a-f]{32}$/);
+
+    const spec = await call(w, "/openapi.json", { method: "GET" });
+    assert.equal(spec.status, 200);
+    assert.match(spec.json.openapi, /^3\.1/);
+
+    const b = await call(w, "/v1/ops/getBalance", { key: keys.balance, body: {} });
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.json.data.getBalance.status, 1);
+    assert.equal(typeof b.json.data.getBalance.data.value, "number");
+    const rid = b.headers["x-request-id"];
+    assert.match(rid, /^[0-9a-f]{32}$/);
+
+    const seen = await sandbox.admin("/requests?limit=5");
+    const last = seen.requests ? seen.requests.at(-1) : seen.at(-1);
+    assert.deepEqual(last.body, { query: "plumProAPI.query.getBalance", tag: "plumProAPI", variables: { data: {} } });
+    assert.equal(last.authorized, true);
+    const c = await sandbox.counters();
+    assert.equal(c.refresh_calls, 1, "token refreshed from the sandbox once");
+
+    // One JSON log line for that request, with the contract's fields.
+    const line = w.jsonLogs().find((l) => l.request_id === rid);
+    assert.ok(line, "log line for the request");
+    assert.equal(line.method, "POST");
+    assert.equal(line.route, "/v1/ops/{operation}");
+    assert.equal(line.operation, "getBalance");
+    assert.equal(line.caller, "balance-fn");
+    assert.equal(line.status, 200);
+    assert.equal(line.upstream_status, 200);
+    assert.equal(typeof line.duration_ms, "number");
+    assert.match(line.time, /^\d{4}-\d\d-\d\dT/);
+    assert.equal(w.jsonLogs().filter((l) => l.request_id === rid).length, 1, "exactly one line");
+
+    const unknown = await call(w, "/v1/nothing", { method: "GET" });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.json.error.code, "not_found");
+    assert.equal(unknown.json.error.request_id, unknown.headers["x-request-id"]);
+  } finally {
+    await w.stop();
+  }
+});
+
+test("configuration fails closed, naming variables but never values", async () => {
+  const w = await startWorker({
+    sandbox,
+    keys,
+    vars: {
+      XOXODAY_OAUTH_URL: "http://stagingaccount.example.com/chef",
+      GATEWAY_KEYS: "[{\"id\":\"x\",\"sha256\":\"zz-secretish-zz\",\"scopes\":[\"*\"]}]",
+      XOXODAY_CLIENT_SECRET: "",
+    },
+  });
+  try {
+    const h = await call(w, "/healthz", { method: "GET" });
+    assert.equal(h.status, 503);
+    assert.equal(h.json.status, "misconfigured");
+    const all = h.json.problems.join("\n");
+    assert.match(all, /XOXODAY_OAUTH_URL/);
+    assert.match(all, /GATEWAY_KEYS/);
+    assert.match(all, /XOXODAY_CLIENT_SECRET/);
+    assert.doesNotMatch(h.text, /example\.com|secretish/);
+    for (const path of ["/v1/ops/getBalance", "/v1/token", "/chef/v1/oauth/api"]) {
+      const r = await call(w, path, { method: path === "/v1/token" ? "GET" : "POST", key: keys.admin, body: {} });
+      assert.equal(r.status, 503, path);
+      assert.equal(r.json.error.code, "misconfigured");
+      assert.doesNotMatch(r.text, /example\.com|secretish/);
+    }
+    assert.equal((await sandbox.counters()).api_calls.getBalance, 1, "nothing forwarded while misconfigured");
+  } finally {
+    await w.stop();
+  }
+});

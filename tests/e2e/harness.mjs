@@ -1,0 +1,280 @@
+// End-to-end test harness: starts the bundled Xoxoday sandbox and the built
+// worker (in workerd, through `wrangler dev`) on free loopback ports, and
+// captures every log line both print so tests can scan them for leaks.
+//
+// The worker must already be built (scripts/test.sh builds it once).
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const SANDBOX_BIN = process.env.PLUMGATE_SANDBOX_BIN || join(ROOT, "target/release/plumgate-sandbox");
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+
+/** Every log line any process printed during this test file. */
+export const capturedLogs = [];
+/** Every response body and header block seen by `call` (for the leak scan). */
+export const capturedResponses = [];
+
+export async function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+function pipeLines(stream, sink, tag) {
+  let buf = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      sink.push(line);
+      capturedLogs.push(`${tag} ${line}`);
+      if (process.env.PLUMGATE_E2E_VERBOSE) console.error(`${tag} ${line}`);
+    }
+  });
+}
+
+function killGroup(child, signal = "SIGTERM") {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try { child.kill(signal); } catch { /* gone */ }
+  }
+}
+
+async function waitExit(child, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await Promise.race([new Promise((r) => child.once("exit", r)), sleep(ms)]);
+}
+
+/** Start the sandbox on a free port. */
+export async function startSandbox(extraArgs = []) {
+  const child = spawn(SANDBOX_BIN, ["--host", "127.0.0.1", "--port", "0", ...extraArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const out = [];
+  pipeLines(child.stdout, out, "[sandbox]");
+  pipeLines(child.stderr, [], "[sandbox]");
+  const deadline = Date.now() + 20_000;
+  let url;
+  while (!url) {
+    const line = out.find((l) => l.startsWith("SANDBOX_READY "));
+    if (line) url = line.split(" ")[1].trim();
+    else if (child.exitCode !== null) throw new Error("sandbox exited before it was ready");
+    else if (Date.now() > deadline) throw new Error("sandbox did not start in 20 s");
+    else await sleep(50);
+  }
+  const admin = async (path, body) => {
+    const res = await fetch(`${url}/__sandbox${path}`, {
+      method: body === undefined ? "GET" : "POST",
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`sandbox admin ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  return {
+    url,
+    oauthUrl: `${url}/chef`,
+    admin,
+    counters: () => admin("/counters"),
+    async stop() {
+      killGroup(child);
+      await waitExit(child, 5000);
+      killGroup(child, "SIGKILL");
+    },
+  };
+}
+
+/** A caller key and its GATEWAY_KEYS entry. */
+export function makeKey(id, scopes) {
+  const key = `pgk_${id}_${randomBytes(18).toString("hex")}`;
+  return { id, key, scopes, entry: { id, sha256: createHash("sha256").update(key).digest("hex"), scopes } };
+}
+
+/** The standard set of test keys. */
+export function standardKeys() {
+  return {
+    admin: makeKey("admin", ["*"]),
+    catalog: makeKey("catalog-fn", ["catalog"]),
+    balance: makeKey("balance-fn", ["balance"]),
+    reader: makeKey("orders-reader", ["orders:read"]),
+    writer: makeKey("orders-writer", ["orders:write"]),
+  };
+}
+
+export function tempDir(prefix = "plumgate-e2e-") {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * Start the built worker under `wrangler dev` against `sandbox`.
+ * opts.vars: extra/overriding vars. opts.persistDir: local KV/DO state.
+ */
+export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }) {
+  port ??= await freePort();
+  const inspector = await freePort();
+  persistDir ??= tempDir();
+  const allVars = {
+    XOXODAY_OAUTH_URL: sandbox ? sandbox.oauthUrl : "http://127.0.0.1:9/chef",
+    XOXODAY_CLIENT_ID: "plumgate-dev-client",
+    XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
+    XOXODAY_REFRESH_TOKEN: "plumgate-dev-refresh-token",
+    GATEWAY_KEYS: JSON.stringify(Object.values(keys ?? {}).map((k) => k.entry)),
+    TOKEN_MIN_REFRESH_INTERVAL_SECS: "1",
+    REFRESH_TIMEOUT_MS: "2000",
+    ...vars,
+  };
+  // A config of our own beside a .dev.vars holding every value: wrangler
+  // shows .dev.vars values as "(hidden)", so the captured logs contain only
+  // what the worker itself prints. No [build]: the worker is already built.
+  const configDir = join(persistDir, "config");
+  mkdirSync(configDir, { recursive: true });
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, "build/index.js"))}`)
+    .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
+    .replace(/^directory = "\.\/www"$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`)
+    .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");
+  writeFileSync(join(configDir, "wrangler.toml"), toml);
+  const devVars = Object.entries(allVars)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${k}=${JSON.stringify(String(v))}`)
+    .join("\n");
+  writeFileSync(join(configDir, ".dev.vars"), devVars + "\n");
+  const args = [
+    "dev", "--config", join(configDir, "wrangler.toml"),
+    "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector),
+    "--persist-to", join(persistDir, "state"), "--show-interactive-dev-session=false", "--test-scheduled",
+    "--log-level", "log",
+  ];
+  const child = spawn(WRANGLER, args, {
+    cwd: configDir,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_HIDE_BANNER: "true",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      NO_COLOR: "1",
+      PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}`,
+    },
+  });
+  const lines = [];
+  pipeLines(child.stdout, lines, "[worker]");
+  pipeLines(child.stderr, lines, "[worker]");
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited: ${lines.slice(-20).join("\n")}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      await r.text();
+      if (r.status === 200 || r.status === 503) break;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) {
+      killGroup(child, "SIGKILL");
+      throw new Error(`worker did not start in 60 s: ${lines.slice(-20).join("\n")}`);
+    }
+    await sleep(150);
+  }
+  return {
+    url,
+    port,
+    persistDir,
+    lines,
+    async stop() {
+      killGroup(child);
+      await waitExit(child, 8000);
+      killGroup(child, "SIGKILL");
+      await waitExit(child, 2000);
+    },
+    /** Log lines the worker printed that parse as JSON objects. */
+    jsonLogs() {
+      const out = [];
+      for (const l of lines) {
+        const i = l.indexOf("{");
+        if (i < 0) continue;
+        try { out.push(JSON.parse(l.slice(i))); } catch { /* not ours */ }
+      }
+      return out;
+    },
+  };
+}
+
+/** Call the worker; records body and headers for the leak scan. */
+export async function call(worker, path, { method = "POST", key, body, headers = {}, raw } = {}) {
+  const h = { ...headers };
+  if (key) h.authorization = `Bearer ${key.key ?? key}`;
+  let payload;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    h["content-type"] ??= "application/json";
+  }
+  const res = await fetch(`${worker.url}${path}`, { method, headers: h, body: payload });
+  const text = await res.text();
+  const hdrs = Object.fromEntries(res.headers.entries());
+  capturedResponses.push(`${res.status} ${JSON.stringify(hdrs)} ${text}`);
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, headers: hdrs, text, json };
+}
+
+/**
+ * Secret values that must never appear in any response or log: the client
+ * secret, every refresh and access token the sandbox has issued, and every
+ * caller key.
+ */
+export async function leakScan(sandbox, keys, extraSecrets = []) {
+  const secrets = new Set(["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", ...extraSecrets]);
+  if (sandbox) {
+    try {
+      const issued = await sandbox.admin("/tokens/issued");
+      for (const t of issued.tokens ?? []) secrets.add(t);
+    } catch { /* older sandbox without the route */ }
+  }
+  for (const k of Object.values(keys ?? {})) secrets.add(k.key);
+  const hits = [];
+  const haystacks = [
+    ...capturedResponses.map((t) => ["response", t]),
+    ...capturedLogs.filter((l) => !l.startsWith("[sandbox]")).map((t) => ["log", t]),
+  ];
+  for (const s of secrets) {
+    if (!s || s.length < 8) continue;
+    for (const [kind, text] of haystacks) {
+      if (text.includes(s)) hits.push(`${kind}: ${text.slice(0, 200)}`);
+    }
+  }
+  return hits;
+}
+
+export async function waitFor(fn, { timeout = 10_000, interval = 100, what = "condition" } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(interval);
+  }
+}
+
+export function cleanup(dir) {
+  try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
+}
