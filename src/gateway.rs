@@ -1,38 +1,118 @@
 //! Forwarding a validated Plum operation to Xoxoday.
 //!
-//! Owns the upstream call of an operation: the canonical envelope, the
-//! bearer from the token cache, the one retry after a token rejection
-//! (contract §4.6), and passing Xoxoday's status and body through unchanged.
+//! Owns the upstream side of an operation call, in this order:
+//! 1. placeOrder goes to its `OrderLedger` (idempotency, reconciliation);
+//! 2. an operation under a Xoxoday rate-limit penalty is answered
+//!    `429 rate_limited` without calling upstream (contract §6);
+//! 3. getFilters / getVouchers / getBalance are served from the edge cache
+//!    when fresh (`x-plumgate-cache: hit`), unless an admin sends
+//!    `Cache-Control: no-cache` (`bypass`);
+//! 4. the canonical envelope goes out with the bearer from the token cache;
+//!    a token rejection gets one replacement and one retry (contract §4.6);
+//! 5. Xoxoday's status and body come back unchanged (a rate-limit answer is
+//!    turned into `429 rate_limited` and starts the penalty).
 
+use crate::edge_cache;
 use crate::net::{self, Answer, Failure};
+use crate::orders;
 use crate::tokens::{self, Grant};
 use crate::util::bytes_response;
-use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::RequestLog;
-use plumgate_core::ops::{self, Operation};
+use plumgate_core::ops::{self, CacheClass, Operation};
 use plumgate_core::token::HttpRequest;
-use plumgate_core::upstream::is_token_rejection;
+use plumgate_core::upstream::{is_token_rejection, rate_limit_penalty};
 use serde_json::Value;
-use worker::{Context, Env, Response};
+use worker::{Env, Response};
 
-/// Forward `op` with `data` and answer with Xoxoday's status and body.
+/// How the caller asked about the edge cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Use the cache.
+    Normal,
+    /// Admin sent `Cache-Control: no-cache`: go upstream, refresh the entry.
+    Bypass,
+}
+
+/// Forward `op` with validated `data`.
 pub async fn forward(
     env: &Env,
-    _ctx: &Context,
     cfg: &Config,
-    _caller: &Caller,
     op: Operation,
     data: Value,
+    mode: CacheMode,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
-    let envelope = ops::build_envelope(op, data);
-    let body = envelope.to_string();
-    let timeout = if op == Operation::PlaceOrder { cfg.order_timeout_ms } else { cfg.upstream_timeout_ms } as u64;
-    let answer = call_with_token(env, cfg, &body, timeout, log).await?;
+    if op == Operation::PlaceOrder {
+        let request_id = log.request_id.clone();
+        return orders::place(env, data, &request_id, log).await;
+    }
+    if let Some(secs) = edge_cache::penalty_left(op).await {
+        return Err(ApiError::rate_limited(op.name(), secs));
+    }
+    let ttl = match op.cache_class() {
+        Some(CacheClass::Catalog) => Some(cfg.catalog_cache_ttl_secs),
+        Some(CacheClass::Balance) => Some(cfg.balance_cache_ttl_secs),
+        None => None,
+    };
+    let cache_key = ttl.map(|_| edge_cache::key(op, &data));
+    let mut cache_state = None;
+    if let (Some(ttl), Some(key)) = (ttl, cache_key.as_deref()) {
+        if ttl == 0 || mode == CacheMode::Bypass {
+            cache_state = Some("bypass");
+        } else if let Some((status, body)) = edge_cache::get(key).await {
+            log.cache = Some("hit");
+            let mut resp = bytes_response(status, body, "application/json; charset=utf-8");
+            let _ = resp.headers_mut().set("x-plumgate-cache", "hit");
+            return Ok(resp);
+        } else {
+            cache_state = Some("miss");
+        }
+    }
+    log.cache = cache_state;
+
+    let envelope = ops::build_envelope(op, data).to_string();
+    let answer = call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64, log)
+        .await
+        .map_err(CallError::into_api)?;
     log.upstream_status = Some(answer.status);
-    Ok(passthrough(answer))
+    if let Some(secs) = rate_limit_penalty(answer.status, &answer.body, answer.retry_after.as_deref()) {
+        edge_cache::set_penalty(op, secs).await;
+        return Err(ApiError::rate_limited(op.name(), secs));
+    }
+    if let (Some(ttl), Some(key)) = (ttl, cache_key.as_deref()) {
+        if edge_cache::is_success(op, answer.status, &answer.body) {
+            edge_cache::put(key, answer.status, &answer.body, ttl).await;
+        }
+    }
+    let mut resp = passthrough(answer);
+    if let Some(state) = cache_state {
+        let _ = resp.headers_mut().set("x-plumgate-cache", state);
+    }
+    Ok(resp)
+}
+
+/// Why an upstream call gave no answer.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// No answer within the timeout (ms).
+    Timeout(u64),
+    /// Transport failure.
+    Transport,
+    /// Token problems (reauth, authority down, rejected twice).
+    Api(ApiError),
+}
+
+impl CallError {
+    /// The caller-facing error.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            CallError::Timeout(ms) => ApiError::upstream_timeout(format!("Xoxoday did not answer within {ms} ms")),
+            CallError::Transport => ApiError::upstream_error("could not reach Xoxoday (transport error)"),
+            CallError::Api(e) => e,
+        }
+    }
 }
 
 /// Call the Plum API with the current token; on a token rejection, have the
@@ -43,24 +123,24 @@ pub async fn call_with_token(
     body: &str,
     timeout_ms: u64,
     log: &mut RequestLog,
-) -> Result<Answer, ApiError> {
-    let (grant, _) = tokens::access_token(env).await?;
+) -> Result<Answer, CallError> {
+    let (grant, _) = tokens::access_token(env).await.map_err(CallError::Api)?;
     let first = send(cfg, &grant, body, timeout_ms).await?;
     if !is_token_rejection(first.status, &first.body) {
         return Ok(first);
     }
     log.upstream_status = Some(first.status);
     log.note = Some("token_replaced");
-    let replacement = tokens::replace_rejected(env, &grant).await?;
+    let replacement = tokens::replace_rejected(env, &grant).await.map_err(CallError::Api)?;
     let second = send(cfg, &replacement, body, timeout_ms).await?;
     if is_token_rejection(second.status, &second.body) {
         log.upstream_status = Some(second.status);
-        return Err(ApiError::upstream_unauthorized());
+        return Err(CallError::Api(ApiError::upstream_unauthorized()));
     }
     Ok(second)
 }
 
-async fn send(cfg: &Config, grant: &Grant, body: &str, timeout_ms: u64) -> Result<Answer, ApiError> {
+async fn send(cfg: &Config, grant: &Grant, body: &str, timeout_ms: u64) -> Result<Answer, CallError> {
     let req = HttpRequest {
         method: "POST",
         url: cfg.api_url(),
@@ -72,8 +152,8 @@ async fn send(cfg: &Config, grant: &Grant, body: &str, timeout_ms: u64) -> Resul
         body: Some(body.to_string()),
     };
     net::send(&req, timeout_ms).await.map_err(|f| match f {
-        Failure::Timeout => ApiError::upstream_timeout(format!("Xoxoday did not answer within {timeout_ms} ms")),
-        Failure::Transport => ApiError::upstream_error("could not reach Xoxoday (transport error)"),
+        Failure::Timeout => CallError::Timeout(timeout_ms),
+        Failure::Transport => CallError::Transport,
     })
 }
 

@@ -11,14 +11,18 @@
 //! - [`settings`]: configuration from the Worker environment, parsed once per isolate.
 //! - [`routes`]: the router and the per-request pipeline (request id, logging, errors).
 //! - [`gateway`]: forwarding Plum operations to Xoxoday.
+//! - [`orders`]: the `OrderLedger` Durable Object (placeOrder idempotency and reconciliation).
+//! - [`edge_cache`]: response caching and rate-limit penalties.
 //! - [`tokens`]: the access-token cache in front of the authority (isolate memory, then KV).
 //! - [`authority`]: the `TokenAuthority` Durable Object, the only refresher.
 //! - [`net`]: outbound `fetch` with a timeout and no redirects.
 //! - [`util`]: clock, randomness, response helpers.
 
 pub mod authority;
+pub mod edge_cache;
 pub mod gateway;
 pub mod net;
+pub mod orders;
 pub mod routes;
 pub mod settings;
 pub mod tokens;

@@ -15,12 +15,13 @@
 //! 6. validation, else `400 invalid_request` naming the field;
 //! 7. forward (`gateway`).
 
-use crate::gateway;
+use crate::gateway::{self, CacheMode};
 use crate::settings;
 use crate::tokens;
 use crate::util::{bytes_response, json_response, now_ms, request_id};
 use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
+use plumgate_core::cors;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation};
@@ -42,6 +43,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         route: "unknown",
         ..Default::default()
     };
+    let origin = req.headers().get("origin").ok().flatten();
     let result = dispatch(req, &env, &ctx, &mut log).await;
     let mut resp = match result {
         Ok(r) => r,
@@ -52,6 +54,13 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     };
     log.status = resp.status_code();
     let _ = resp.headers_mut().set("x-request-id", &log.request_id);
+    if log.route != "static" {
+        if let Ok(cfg) = settings::load(&env).as_ref() {
+            for (k, v) in cors::response_headers(origin.as_deref(), &cfg.allowed_origins) {
+                let _ = resp.headers_mut().set(k, &v);
+            }
+        }
+    }
     console_log!("{}", log.line(now_ms()));
     resp
 }
@@ -66,10 +75,14 @@ pub fn error_response(e: &ApiError, request_id: &str) -> Response {
     if let Some(s) = e.retry_after_secs {
         let _ = h.set("retry-after", &s.to_string());
     }
+    if e.status == 405 {
+        let allowed = e.message.trim_start_matches("method not allowed; use ");
+        let _ = h.set("allow", allowed);
+    }
     resp
 }
 
-async fn dispatch(req: Request, env: &Env, ctx: &Context, log: &mut RequestLog) -> Result<Response, ApiError> {
+async fn dispatch(req: Request, env: &Env, _ctx: &Context, log: &mut RequestLog) -> Result<Response, ApiError> {
     let path = req.path();
     let method = req.method();
 
@@ -96,27 +109,41 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context, log: &mut RequestLog) 
         Err(problems) => return Err(ApiError::misconfigured(problems)),
     };
 
+    if method == Method::Options {
+        log.route = "preflight";
+        let origin = req.headers().get("origin").ok().flatten();
+        let mut resp = Response::empty().map_err(|_| ApiError::internal())?.with_status(204);
+        if let Some(headers) = cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins) {
+            for (k, v) in headers {
+                let _ = resp.headers_mut().set(k, &v);
+            }
+        }
+        return Ok(resp);
+    }
+
     if let Some(op_name) = path.strip_prefix("/v1/ops/") {
         log.route = "/v1/ops/{operation}";
         require_method(&method, Method::Post)?;
         let op = Operation::from_name(op_name).ok_or_else(ApiError::unknown_operation)?;
         log.operation = Some(op.name());
         let caller = authenticate(&req, cfg, log)?;
+        let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;
-        return call_operation(env, ctx, cfg, &caller, op, data, log).await;
+        return call_operation(env, cfg, &caller, op, data, mode, log).await;
     }
     match path.as_str() {
         "/chef/v1/oauth/api" => {
             log.route = "/chef/v1/oauth/api";
             require_method(&method, Method::Post)?;
             let caller = authenticate(&req, cfg, log)?;
+            let mode = cache_mode(&req, &caller);
             let envelope = read_json(req).await?;
             let (op, data) = ops::parse_envelope(&envelope).map_err(|e| match e {
                 EnvelopeError::UnknownOperation(_) => ApiError::unknown_operation(),
                 EnvelopeError::Invalid(v) => ApiError::invalid_request(v.message),
             })?;
             log.operation = Some(op.name());
-            call_operation(env, ctx, cfg, &caller, op, data, log).await
+            call_operation(env, cfg, &caller, op, data, mode, log).await
         }
         "/v1/token" => {
             log.route = "/v1/token";
@@ -132,6 +159,11 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context, log: &mut RequestLog) 
             require_scope(&caller, "admin")?;
             Ok(json_response(200, &tokens::force_refresh(env).await?))
         }
+        "/v1/dev/caller-key" => {
+            log.route = "/v1/dev/caller-key";
+            require_method(&method, Method::Get)?;
+            dev_caller_key(env, cfg)
+        }
         _ => {
             log.route = "not_found";
             Err(ApiError::not_found())
@@ -141,16 +173,44 @@ async fn dispatch(req: Request, env: &Env, ctx: &Context, log: &mut RequestLog) 
 
 async fn call_operation(
     env: &Env,
-    ctx: &Context,
     cfg: &Config,
     caller: &Caller,
     op: Operation,
     data: Value,
+    mode: CacheMode,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     require_scope(caller, op.required_scope(&data))?;
     ops::validate(op, &data).map_err(|e| ApiError::invalid_request(e.message))?;
-    gateway::forward(env, ctx, cfg, caller, op, data, log).await
+    gateway::forward(env, cfg, op, data, mode, log).await
+}
+
+/// `Cache-Control: no-cache` from an admin-scoped caller bypasses the edge cache.
+fn cache_mode(req: &Request, caller: &Caller) -> CacheMode {
+    let no_cache = req
+        .headers()
+        .get("cache-control")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.to_ascii_lowercase().split(',').any(|d| d.trim() == "no-cache"));
+    if no_cache && caller.has_scope("admin") {
+        CacheMode::Bypass
+    } else {
+        CacheMode::Normal
+    }
+}
+
+/// Local development only: the demo page can fetch the dev caller key with
+/// one click. Answers 404 unless `DEV_CALLER_KEY` is set AND plumgate talks to
+/// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it.
+fn dev_caller_key(env: &Env, cfg: &Config) -> Result<Response, ApiError> {
+    let local = cfg.oauth_url.starts_with("http://127.") || cfg.oauth_url.starts_with("http://localhost")
+        || cfg.oauth_url.starts_with("http://[::1]");
+    let key = settings::read_var(env, "DEV_CALLER_KEY").filter(|k| !k.is_empty());
+    match key {
+        Some(k) if local => Ok(json_response(200, &json!({"key": k, "note": "local development key (sandbox only)"}))),
+        _ => Err(ApiError::not_found()),
+    }
 }
 
 fn require_method(got: &Method, want: Method) -> Result<(), ApiError> {
@@ -199,9 +259,19 @@ fn health(env: &Env) -> Response {
     }
 }
 
+/// Content-Security-Policy of the demo page: only its own scripts, styles,
+/// images (the sandbox's product images are same-origin through nothing
+/// else) and API calls; no inline script, no framing.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: http://127.0.0.1:* https:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 async fn static_asset(req: Request, env: &Env) -> Result<Response, ApiError> {
-    match env.assets("ASSETS") {
-        Ok(assets) => assets.fetch_request(req).await.map_err(|_| ApiError::not_found()),
-        Err(_) => Err(ApiError::not_found()),
-    }
+    let assets = env.assets("ASSETS").map_err(|_| ApiError::not_found())?;
+    let mut resp = assets.fetch_request(req).await.map_err(|_| ApiError::not_found())?;
+    let h = resp.headers_mut();
+    let _ = h.set("content-security-policy", CSP);
+    let _ = h.set("x-content-type-options", "nosniff");
+    let _ = h.set("referrer-policy", "no-referrer");
+    let _ = h.set("x-frame-options", "DENY");
+    let _ = h.set("permissions-policy", "camera=(), microphone=(), geolocation=()");
+    Ok(resp)
 }

@@ -154,7 +154,11 @@ export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }
   writeFileSync(join(configDir, "wrangler.toml"), toml);
   const devVars = Object.entries(allVars)
     .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => `${k}=${JSON.stringify(String(v))}`)
+    .map(([k, v]) => {
+      const text = String(v);
+      if (text.includes("'") || text.includes("\n")) throw new Error(`var ${k} cannot go in .dev.vars`);
+      return `${k}='${text}'`;
+    })
     .join("\n");
   writeFileSync(join(configDir, ".dev.vars"), devVars + "\n");
   const args = [

@@ -18,3 +18,4 @@ pub mod token;
 pub mod errors;
 pub mod logline;
 pub mod upstream;
+pub mod cors;

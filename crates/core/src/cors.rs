@@ -1,0 +1,67 @@
+//! CORS for `ALLOWED_ORIGINS` (contract §1).
+//!
+//! Only listed origins get CORS headers; everything else gets none, so a
+//! browser on an unlisted origin cannot read answers. The demo page is
+//! same-origin and needs no entry.
+
+/// Headers a browser may read from plumgate's answers.
+pub const EXPOSE_HEADERS: &str =
+    "x-request-id, x-plumgate-cache, x-plumgate-replayed, x-plumgate-reconciled, retry-after";
+/// Methods plumgate answers on its API routes.
+pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+/// Request headers a caller may send.
+pub const ALLOW_HEADERS: &str = "authorization, content-type, cache-control";
+/// How long a browser may cache a preflight.
+pub const MAX_AGE_SECS: u32 = 600;
+
+/// Is `origin` (the request's `Origin` header) allowed?
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let origin = origin.trim_end_matches('/');
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
+/// Headers to add to an actual (non-preflight) answer.
+pub fn response_headers(origin: Option<&str>, allowed: &[String]) -> Vec<(&'static str, String)> {
+    match origin {
+        Some(o) if origin_allowed(o, allowed) => vec![
+            ("access-control-allow-origin", o.trim_end_matches('/').to_string()),
+            ("access-control-expose-headers", EXPOSE_HEADERS.to_string()),
+            ("vary", "Origin".to_string()),
+        ],
+        _ => vec![("vary", "Origin".to_string())],
+    }
+}
+
+/// Headers for a preflight answer (`OPTIONS`), or `None` when the origin is
+/// not allowed (answer without CORS headers).
+pub fn preflight_headers(origin: Option<&str>, allowed: &[String]) -> Option<Vec<(&'static str, String)>> {
+    let o = origin?;
+    if !origin_allowed(o, allowed) {
+        return None;
+    }
+    Some(vec![
+        ("access-control-allow-origin", o.trim_end_matches('/').to_string()),
+        ("access-control-allow-methods", ALLOW_METHODS.to_string()),
+        ("access-control-allow-headers", ALLOW_HEADERS.to_string()),
+        ("access-control-max-age", MAX_AGE_SECS.to_string()),
+        ("vary", "Origin".to_string()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_origins_only() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        assert!(preflight_headers(Some("https://app.example.com"), &allowed).is_some());
+        assert!(preflight_headers(Some("https://evil.example.com"), &allowed).is_none());
+        assert!(preflight_headers(None, &allowed).is_none());
+        assert!(preflight_headers(Some("https://app.example.com"), &[]).is_none());
+        let h = response_headers(Some("https://app.example.com"), &allowed);
+        assert!(h.iter().any(|(k, v)| *k == "access-control-allow-origin" && v == "https://app.example.com"));
+        let h = response_headers(Some("https://evil.example.com"), &allowed);
+        assert!(!h.iter().any(|(k, _)| k.starts_with("access-control")));
+    }
+}

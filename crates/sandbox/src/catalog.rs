@@ -1,0 +1,850 @@
+//! The product catalog: a fixed, derived (no randomness) set of gift cards
+//! across 10 countries and 9 currencies, the filter groups, fixed USD
+//! exchange rates, and the `getFilters` / `getVouchers` query logic
+//! (filters, include/exclude, sort, paging). Also renders the product SVGs
+//! served at `/sandbox-assets/<id>.svg`.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+use crate::plum::{amount, as_f64, as_flag, as_u64, positive, PlumError};
+
+pub struct Currency {
+    pub code: &'static str,
+    pub name: &'static str,
+    /// Value of one unit in USD (the wallet currency).
+    pub usd_rate: f64,
+    denoms: &'static [u32],
+    open: (u32, u32),
+}
+
+pub struct Country {
+    pub code: &'static str,
+    pub iso: &'static str,
+    pub name: &'static str,
+    pub currency: &'static str,
+}
+
+pub const CURRENCIES: &[Currency] = &[
+    Currency {
+        code: "USD",
+        name: "US Dollar",
+        usd_rate: 1.0,
+        denoms: &[10, 25, 50, 100],
+        open: (5, 500),
+    },
+    Currency {
+        code: "INR",
+        name: "Indian Rupee",
+        usd_rate: 0.012,
+        denoms: &[500, 1000, 2000, 5000],
+        open: (100, 10000),
+    },
+    Currency {
+        code: "GBP",
+        name: "British Pound",
+        usd_rate: 1.27,
+        denoms: &[10, 20, 50, 100],
+        open: (5, 400),
+    },
+    Currency {
+        code: "EUR",
+        name: "Euro",
+        usd_rate: 1.08,
+        denoms: &[10, 25, 50, 100],
+        open: (5, 500),
+    },
+    Currency {
+        code: "AED",
+        name: "UAE Dirham",
+        usd_rate: 0.2723,
+        denoms: &[50, 100, 250, 500],
+        open: (25, 2000),
+    },
+    Currency {
+        code: "SGD",
+        name: "Singapore Dollar",
+        usd_rate: 0.74,
+        denoms: &[10, 20, 50, 100],
+        open: (10, 500),
+    },
+    Currency {
+        code: "CAD",
+        name: "Canadian Dollar",
+        usd_rate: 0.73,
+        denoms: &[25, 50, 100],
+        open: (10, 500),
+    },
+    Currency {
+        code: "AUD",
+        name: "Australian Dollar",
+        usd_rate: 0.66,
+        denoms: &[20, 50, 100],
+        open: (10, 500),
+    },
+    Currency {
+        code: "JPY",
+        name: "Japanese Yen",
+        usd_rate: 0.0067,
+        denoms: &[1000, 3000, 5000, 10000],
+        open: (500, 50000),
+    },
+];
+
+pub const COUNTRIES: &[Country] = &[
+    Country {
+        code: "usa",
+        iso: "US",
+        name: "United States",
+        currency: "USD",
+    },
+    Country {
+        code: "ind",
+        iso: "IN",
+        name: "India",
+        currency: "INR",
+    },
+    Country {
+        code: "gbr",
+        iso: "GB",
+        name: "United Kingdom",
+        currency: "GBP",
+    },
+    Country {
+        code: "deu",
+        iso: "DE",
+        name: "Germany",
+        currency: "EUR",
+    },
+    Country {
+        code: "fra",
+        iso: "FR",
+        name: "France",
+        currency: "EUR",
+    },
+    Country {
+        code: "are",
+        iso: "AE",
+        name: "United Arab Emirates",
+        currency: "AED",
+    },
+    Country {
+        code: "sgp",
+        iso: "SG",
+        name: "Singapore",
+        currency: "SGD",
+    },
+    Country {
+        code: "can",
+        iso: "CA",
+        name: "Canada",
+        currency: "CAD",
+    },
+    Country {
+        code: "aus",
+        iso: "AU",
+        name: "Australia",
+        currency: "AUD",
+    },
+    Country {
+        code: "jpn",
+        iso: "JP",
+        name: "Japan",
+        currency: "JPY",
+    },
+];
+
+const CATEGORIES: &[(&str, &str)] = &[
+    ("food_beverage", "Food & Beverage"),
+    ("fashion", "Fashion & Lifestyle"),
+    ("electronics", "Electronics"),
+    ("entertainment", "Entertainment"),
+    ("travel", "Travel & Hospitality"),
+    ("grocery", "Grocery"),
+    ("books", "Books & Stationery"),
+    ("gaming", "Gaming"),
+    ("wellness", "Health & Wellness"),
+    ("ecommerce", "E-commerce"),
+    ("home", "Home & Living"),
+    ("beauty", "Beauty & Personal Care"),
+];
+
+/// Fictional brands: (name, index into CATEGORIES, usage type).
+const BRANDS: &[(&str, usize, &str)] = &[
+    ("Harbor Coffee Co.", 0, "online_offline"),
+    ("Pixel Plaza", 2, "online"),
+    ("Urban Thread", 1, "online_offline"),
+    ("Greenleaf Grocers", 5, "offline"),
+    ("StreamBox", 3, "online"),
+    ("Skyway Travel", 4, "online"),
+    ("Page & Quill Books", 6, "online_offline"),
+    ("PlayForge Games", 7, "online"),
+    ("Zen Spa Collective", 8, "offline"),
+    ("MegaMart Online", 9, "online"),
+    ("Sunrise Bakery", 0, "offline"),
+    ("Northwind Outfitters", 1, "online_offline"),
+    ("Volt Electronics", 2, "online_offline"),
+    ("CineStar Movies", 3, "offline"),
+    ("FitLife Gym", 8, "offline"),
+    ("TasteBud Dining", 0, "online_offline"),
+    ("HomeNest Living", 10, "online_offline"),
+    ("Nova Beauty", 11, "online"),
+    ("Atlas Hotels", 4, "online"),
+    ("QuickBite Delivery", 0, "online"),
+    ("Melody Music", 3, "online"),
+    ("Bloom Florists", 10, "online"),
+    ("Trailhead Sports", 1, "online_offline"),
+    ("Cartwheel Kids", 9, "online"),
+];
+
+const PRODUCTS_PER_COUNTRY: usize = 13;
+
+pub struct Product {
+    pub id: u64,
+    pub idx: usize,
+    pub name: String,
+    pub brand: &'static str,
+    pub brand_idx: usize,
+    category: (&'static str, &'static str),
+    usage: &'static str,
+    pub country: &'static Country,
+    pub currency: &'static Currency,
+    pub fixed: bool,
+    pub denoms: Vec<u32>,
+    pub min: u32,
+    pub max: u32,
+    pub delayed: bool,
+    pub qty_limit: u32,
+    pub phone_mandatory: bool,
+    discount: f64,
+    last_update: String,
+}
+
+pub struct Catalog {
+    pub products: Vec<Product>,
+    by_id: HashMap<u64, usize>,
+}
+
+pub fn currency(code: &str) -> Option<&'static Currency> {
+    CURRENCIES
+        .iter()
+        .find(|c| c.code.eq_ignore_ascii_case(code))
+}
+
+/// The process-wide catalog (derived once, identical in every run).
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(Catalog::build)
+}
+
+impl Catalog {
+    fn build() -> Self {
+        let mut products = Vec::new();
+        for (ci, country) in COUNTRIES.iter().enumerate() {
+            let cur = currency(country.currency).unwrap_or(&CURRENCIES[0]);
+            for j in 0..PRODUCTS_PER_COUNTRY {
+                let idx = products.len();
+                // gcd(7, 24) = 1, so every brand appears at most once per country.
+                let brand_idx = (ci * 5 + j * 7) % BRANDS.len();
+                let (brand, cat, usage) = BRANDS[brand_idx];
+                let fixed = idx % 4 != 3;
+                let denoms: Vec<u32> = if fixed {
+                    cur.denoms.to_vec()
+                } else {
+                    Vec::new()
+                };
+                let (min, max) = if fixed {
+                    (
+                        denoms.first().copied().unwrap_or(0),
+                        denoms.last().copied().unwrap_or(0),
+                    )
+                } else {
+                    cur.open
+                };
+                let suffix = if idx % 3 == 0 {
+                    "e-Gift Card"
+                } else {
+                    "Gift Voucher"
+                };
+                products.push(Product {
+                    id: 10_000 + 100 * (ci as u64 + 1) + j as u64,
+                    idx,
+                    name: format!("{brand} {} {suffix}", country.iso),
+                    brand,
+                    brand_idx,
+                    category: CATEGORIES[cat],
+                    usage,
+                    country,
+                    currency: cur,
+                    fixed,
+                    denoms,
+                    min,
+                    max,
+                    delayed: idx % 6 == 5,
+                    qty_limit: if idx % 7 == 2 { 5 } else { 10 },
+                    phone_mandatory: idx % 11 == 4,
+                    discount: [0.0, 0.0, 2.5, 0.0, 5.0][idx % 5],
+                    last_update: format!("2025-{:02}-{:02} 06:00:00", 1 + idx % 12, 1 + idx % 28),
+                });
+            }
+        }
+        let by_id = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
+        Self { products, by_id }
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Product> {
+        self.by_id.get(&id).and_then(|i| self.products.get(*i))
+    }
+
+    /// `getFilters`.
+    pub fn filters(&self, input: &Map<String, Value>) -> Value {
+        let group = text(input, "filterGroupCode").to_ascii_lowercase();
+        let include = code_set(input, "includeFilters");
+        let exclude = code_set(input, "excludeFilters");
+        let groups = self.filter_groups();
+        let out: Vec<Value> = groups
+            .into_iter()
+            .filter(|(code, _, _, _)| group.is_empty() || code.eq_ignore_ascii_case(&group))
+            .map(|(code, name, desc, values)| {
+                let filters: Vec<Value> = values
+                    .into_iter()
+                    .filter(|(_, _, c)| include.is_empty() || include.contains(&c.to_ascii_lowercase()))
+                    .filter(|(_, _, c)| !exclude.contains(&c.to_ascii_lowercase()))
+                    .map(|(v, iso, c)| json!({ "filterValue": v, "isoCode": iso, "filterValueCode": c }))
+                    .collect();
+                json!({
+                    "filterGroupName": name,
+                    "filterGroupDescription": desc,
+                    "filterGroupCode": code,
+                    "filters": filters,
+                })
+            })
+            .collect();
+        Value::Array(out)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn filter_groups(
+        &self,
+    ) -> Vec<(
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<(String, String, String)>,
+    )> {
+        let countries = COUNTRIES
+            .iter()
+            .map(|c| (c.name.to_owned(), c.iso.to_owned(), c.code.to_owned()))
+            .collect();
+        let categories = CATEGORIES
+            .iter()
+            .map(|(code, name)| ((*name).to_owned(), String::new(), (*code).to_owned()))
+            .collect();
+        let currencies = CURRENCIES
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_owned(),
+                    c.code.to_owned(),
+                    c.code.to_ascii_lowercase(),
+                )
+            })
+            .collect();
+        vec![
+            (
+                "country",
+                "Country",
+                "Countries where the voucher can be redeemed",
+                countries,
+            ),
+            (
+                "voucher_category",
+                "Voucher Category",
+                "Category of the voucher",
+                categories,
+            ),
+            (
+                "currency",
+                "Currency",
+                "Currency of the voucher",
+                currencies,
+            ),
+        ]
+    }
+
+    /// `getVouchers`.
+    pub fn vouchers(
+        &self,
+        input: &Map<String, Value>,
+        asset_base: &str,
+    ) -> Result<Value, PlumError> {
+        let limit = positive(input, "limit", None)?;
+        let page = positive(input, "page", None)?;
+        let with_fx = as_flag(input.get("exchangeRate"));
+        let include: Vec<u64> = id_list(input, "includeProducts");
+        let exclude: Vec<u64> = id_list(input, "excludeProducts");
+        let filters = parse_filters(input.get("filters"))?;
+
+        let mut hits: Vec<&Product> = self
+            .products
+            .iter()
+            .filter(|p| include.is_empty() || include.contains(&p.id))
+            .filter(|p| !exclude.contains(&p.id))
+            .filter(|p| filters.iter().all(|f| f.matches(p)))
+            .collect();
+
+        if let Some((field, desc)) = parse_sort(input.get("sort")) {
+            hits.sort_by(|a, b| {
+                let o = compare(a, b, &field);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        let start = usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        let data: Vec<Value> = hits
+            .iter()
+            .skip(start)
+            .take(take)
+            .map(|p| p.to_json(asset_base, with_fx))
+            .collect();
+        Ok(Value::Array(data))
+    }
+}
+
+fn text(input: &Map<String, Value>, key: &str) -> String {
+    crate::plum::as_text(input.get(key))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn code_set(input: &Map<String, Value>, key: &str) -> Vec<String> {
+    text(input, key)
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn id_list(input: &Map<String, Value>, key: &str) -> Vec<u64> {
+    match input.get(key) {
+        Some(Value::Array(a)) => a.iter().filter_map(as_u64).collect(),
+        other => crate::plum::as_text(other)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+    }
+}
+
+enum Filter {
+    Name(String),
+    Country(String),
+    Currency(String),
+    Delivery(String),
+    Category(String),
+    Price(f64),
+    MinPrice(f64),
+    MaxPrice(f64),
+}
+
+fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(o @ Value::Object(_)) => std::slice::from_ref(o),
+        Some(_) => {
+            return Err(PlumError::validation(
+                "filters must be a list of {key, value}",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for f in list {
+        let key = f.get("key").and_then(Value::as_str).unwrap_or_default();
+        let raw = f.get("value");
+        let s = crate::plum::as_text(raw)
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let num = || {
+            raw.and_then(as_f64)
+                .ok_or_else(|| PlumError::validation(format!("filter {key} needs a numeric value")))
+        };
+        let filter = match key {
+            "productName" => Filter::Name(s),
+            "country" => Filter::Country(s),
+            "currencyCode" => Filter::Currency(s),
+            "deliveryType" => Filter::Delivery(s),
+            "voucher_category" | "category" => Filter::Category(s),
+            "price" => Filter::Price(num()?),
+            "minPrice" => Filter::MinPrice(num()?),
+            "maxPrice" => Filter::MaxPrice(num()?),
+            // Unknown keys are ignored, like an unknown query string parameter.
+            _ => continue,
+        };
+        out.push(filter);
+    }
+    Ok(out)
+}
+
+impl Filter {
+    fn matches(&self, p: &Product) -> bool {
+        match self {
+            Filter::Name(s) => p.name.to_ascii_lowercase().contains(s.as_str()),
+            Filter::Country(s) => {
+                s.is_empty()
+                    || p.country.code == s
+                    || p.country.iso.eq_ignore_ascii_case(s)
+                    || p.country.name.eq_ignore_ascii_case(s)
+            }
+            Filter::Currency(s) => s.is_empty() || p.currency.code.eq_ignore_ascii_case(s),
+            Filter::Delivery(s) => s.is_empty() || (s == "delayed") == p.delayed,
+            Filter::Category(s) => {
+                s.is_empty() || p.category.0 == s || p.category.1.eq_ignore_ascii_case(s)
+            }
+            Filter::Price(v) => p.accepts(*v),
+            Filter::MinPrice(v) => f64::from(p.max) >= *v,
+            Filter::MaxPrice(v) => f64::from(p.min) <= *v,
+        }
+    }
+}
+
+fn parse_sort(v: Option<&Value>) -> Option<(String, bool)> {
+    let obj = v?.as_object()?;
+    let field = obj.get("field").and_then(Value::as_str)?.to_owned();
+    let desc = obj
+        .get("order")
+        .and_then(Value::as_str)
+        .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
+    Some((field, desc))
+}
+
+fn compare(a: &Product, b: &Product, field: &str) -> Ordering {
+    match field {
+        "name" | "productName" => a
+            .name
+            .to_ascii_lowercase()
+            .cmp(&b.name.to_ascii_lowercase()),
+        "brand" => a.brand.cmp(b.brand),
+        "price" | "minValue" => a.min.cmp(&b.min),
+        "maxValue" => a.max.cmp(&b.max),
+        "countryName" | "country" => a.country.name.cmp(b.country.name),
+        "currencyCode" => a.currency.code.cmp(b.currency.code),
+        "lastUpdateDate" => a.last_update.cmp(&b.last_update),
+        _ => a.id.cmp(&b.id),
+    }
+    .then(a.id.cmp(&b.id))
+}
+
+impl Product {
+    /// Whether `d` (in the product currency) is a valid denomination.
+    pub fn accepts(&self, d: f64) -> bool {
+        if self.fixed {
+            self.denoms.iter().any(|x| (f64::from(*x) - d).abs() < 1e-9)
+        } else {
+            d >= f64::from(self.min) && d <= f64::from(self.max)
+        }
+    }
+
+    pub fn category_name(&self) -> &'static str {
+        self.category.1
+    }
+
+    pub fn to_json(&self, asset_base: &str, with_fx: bool) -> Value {
+        let rate = 1.0 / self.currency.usd_rate;
+        let exchange_rate = if with_fx {
+            amount(rate)
+        } else if self.currency.code == "USD" {
+            json!("1")
+        } else if self.idx % 2 == 0 {
+            Value::Null
+        } else {
+            amount(rate)
+        };
+        let tat = if self.delayed {
+            json!(if self.idx % 4 == 1 { "1 - 7" } else { "3" })
+        } else if self.idx % 2 == 0 {
+            json!(0)
+        } else {
+            json!("0")
+        };
+        let denoms = self
+            .denoms
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        json!({
+            "productId": self.id,
+            "name": self.name,
+            "description": format!("Use this {} gift card at {} stores and online.", self.brand, self.country.name),
+            "termsAndConditionsInstructions": "<ul><li>Sandbox voucher: not redeemable anywhere.</li><li>Cannot be exchanged for cash.</li></ul>",
+            "expiryAndValidity": "Valid for 12 months from the date of issue.",
+            "redemptionInstructions": "Present the voucher code and PIN at checkout.",
+            "categories": self.category.1,
+            "lastUpdateDate": self.last_update,
+            "imageUrl": format!("{asset_base}/sandbox-assets/{}.svg", self.id),
+            "brand": self.brand,
+            "currencyCode": self.currency.code,
+            "currencyName": self.currency.name,
+            "countryName": self.country.name,
+            "countryCode": self.country.iso,
+            "countries": [{ "code": self.country.iso, "name": self.country.name }],
+            "exchangeRateRule": 1,
+            "exchangeRate": exchange_rate,
+            "orderQuantityLimit": self.qty_limit,
+            "valueType": if self.fixed { "fixed_denomination" } else { "open_value" },
+            "maxValue": self.max,
+            "minValue": self.min,
+            "valueDenominations": denoms,
+            "isPhoneNumberMandatory": self.phone_mandatory,
+            "tatInDays": tat,
+            "usageType": self.usage,
+            "deliveryType": if self.delayed { "delayed" } else { "realtime" },
+            "isCommon": if self.idx % 5 == 0 { 1 } else { 0 },
+            "fee": 0,
+            "discount": amount(self.discount),
+            "variants": [],
+            "isRecommended": self.idx % 9 == 0,
+            "filterGroupCode": "",
+            "productMeta": "",
+            "loyaltyName": "",
+            "loyaltyConversion": "",
+            "metaData": "",
+            "showDiscountPercent": self.discount > 0.0,
+            "productImages": "",
+            "parentProductId": "",
+            "isDummyProduct": false,
+            "is_free": false,
+            "redemptionFee": 0,
+            "redemptionFeeType": "",
+            "redemptionFeeBorneByUser": 0,
+            "redemptionFeeTax": 0,
+        })
+    }
+
+    /// A small card-shaped SVG with the brand name.
+    pub fn svg(&self) -> String {
+        const PALETTE: &[&str] = &[
+            "#1f6feb", "#8250df", "#bf3989", "#cf222e", "#bc4c00", "#9a6700", "#1a7f37", "#0969da",
+            "#6639ba", "#953800",
+        ];
+        let color = PALETTE[self.brand_idx % PALETTE.len()];
+        let brand = xml_escape(self.brand);
+        format!(
+            concat!(
+                r##"<svg xmlns="http://www.w3.org/2000/svg" width="320" height="200" viewBox="0 0 320 200">"##,
+                r##"<rect width="320" height="200" rx="16" fill="{color}"/>"##,
+                r##"<circle cx="280" cy="40" r="60" fill="#ffffff" fill-opacity="0.12"/>"##,
+                r##"<text x="24" y="100" font-family="sans-serif" font-size="24" font-weight="700" fill="#fff">{brand}</text>"##,
+                r##"<text x="24" y="134" font-family="sans-serif" font-size="16" fill="#fff">{cur} gift card · {iso}</text>"##,
+                r##"<text x="24" y="176" font-family="monospace" font-size="12" fill="#fff" fill-opacity="0.8">SANDBOX #{id}</text>"##,
+                "</svg>"
+            ),
+            color = color,
+            brand = brand,
+            cur = self.currency.code,
+            iso = self.country.iso,
+            id = self.id,
+        )
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn ids(v: &Value) -> Vec<u64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|p| p["productId"].as_u64()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn catalog_shape() {
+        let c = catalog();
+        assert!(c.products.len() >= 120);
+        let mut currencies: Vec<_> = c.products.iter().map(|p| p.currency.code).collect();
+        currencies.sort_unstable();
+        currencies.dedup();
+        assert!(currencies.len() >= 6);
+        assert!(c.products.iter().any(|p| !p.fixed) && c.products.iter().any(|p| p.fixed));
+        assert!(
+            c.products.iter().any(|p| p.delayed) && c.products.iter().any(|p| p.qty_limit == 5)
+        );
+        let p = c.get(10_100).unwrap().to_json("", false);
+        assert_eq!(p["valueDenominations"], "10,25,50,100");
+        assert_eq!(p["imageUrl"], "/sandbox-assets/10100.svg");
+        assert!(c.get(10_100).unwrap().svg().starts_with("<svg"));
+        let mut seen = std::collections::HashSet::new();
+        assert!(c.products.iter().all(|p| seen.insert(p.id)));
+    }
+
+    #[test]
+    fn filters_groups_and_values() {
+        let c = catalog();
+        let all = c.filters(&obj(
+            json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""}),
+        ));
+        assert!(all.as_array().unwrap().len() >= 2);
+        let country = c.filters(&obj(
+            json!({"filterGroupCode":"Country","includeFilters":"usa,ind"}),
+        ));
+        let vals = &country[0]["filters"];
+        assert_eq!(vals.as_array().unwrap().len(), 2);
+        assert_eq!(
+            vals[0],
+            json!({"filterValue":"United States","isoCode":"US","filterValueCode":"usa"})
+        );
+        let ex = c.filters(&obj(
+            json!({"filterGroupCode":"country","excludeFilters":"usa"}),
+        ));
+        assert_eq!(
+            ex[0]["filters"].as_array().unwrap().len(),
+            COUNTRIES.len() - 1
+        );
+    }
+
+    #[test]
+    fn vouchers_paging_filters_sort() {
+        let c = catalog();
+        let page1 = c.vouchers(&obj(json!({"limit":10,"page":1})), "").unwrap();
+        let page2 = c
+            .vouchers(&obj(json!({"limit":"10","page":"2"})), "")
+            .unwrap();
+        assert_eq!(ids(&page1).len(), 10);
+        assert_eq!(ids(&page2)[0], ids(&page1)[9] + 1);
+        let beyond = c
+            .vouchers(&obj(json!({"limit":10,"page":1000})), "")
+            .unwrap();
+        assert!(ids(&beyond).is_empty());
+
+        for bad in [
+            json!({"page":1}),
+            json!({"limit":0,"page":1}),
+            json!({"limit":10,"page":"x"}),
+            json!({"limit":-1,"page":1}),
+        ] {
+            assert_eq!(c.vouchers(&obj(bad), "").unwrap_err().status, 400);
+        }
+
+        let usa = c
+            .vouchers(
+                &obj(json!({"limit":500,"page":1,"filters":[{"key":"country","value":"usa"}]})),
+                "",
+            )
+            .unwrap();
+        assert_eq!(ids(&usa).len(), PRODUCTS_PER_COUNTRY);
+        assert!(usa
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["currencyCode"] == "USD"));
+
+        let eur = c
+            .vouchers(
+                &obj(
+                    json!({"limit":500,"page":1,"filters":[{"key":"currencyCode","value":"eur"}]}),
+                ),
+                "",
+            )
+            .unwrap();
+        assert_eq!(ids(&eur).len(), 2 * PRODUCTS_PER_COUNTRY);
+
+        let name = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"productName","value":"harbor COFFEE"}]})), "").unwrap();
+        assert!(!ids(&name).is_empty());
+        assert!(name
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["brand"] == "Harbor Coffee Co."));
+
+        let delayed = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"deliveryType","value":"delayed"}]})), "").unwrap();
+        assert!(!ids(&delayed).is_empty());
+        assert!(delayed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["deliveryType"] == "delayed"));
+
+        let price = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"currencyCode","value":"USD"},{"key":"price","value":25}]})), "").unwrap();
+        assert!(!ids(&price).is_empty());
+        assert!(ids(&price)
+            .iter()
+            .all(|id| c.get(*id).unwrap().accepts(25.0)));
+
+        let range = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"currencyCode","value":"USD"},{"key":"minPrice","value":200},{"key":"maxPrice","value":300}]})), "").unwrap();
+        // Only open-value USD products reach 200..300.
+        assert!(ids(&range).iter().all(|id| !c.get(*id).unwrap().fixed));
+
+        let inc = c.vouchers(&obj(json!({"limit":50,"page":1,"includeProducts":"10100, 10201,99","excludeProducts":"10201"})), "").unwrap();
+        assert_eq!(ids(&inc), vec![10_100]);
+
+        let sorted = c
+            .vouchers(
+                &obj(json!({"limit":3,"page":1,"sort":{"field":"productId","order":"DESC"}})),
+                "",
+            )
+            .unwrap();
+        assert_eq!(
+            ids(&sorted)[0],
+            c.products.iter().map(|p| p.id).max().unwrap()
+        );
+        let by_name = c
+            .vouchers(
+                &obj(json!({"limit":500,"page":1,"sort":{"field":"name","order":"ASC"}})),
+                "",
+            )
+            .unwrap();
+        let names: Vec<String> = by_name
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        assert!(names.windows(2).all(|w| w[0] <= w[1]));
+
+        let fx = c
+            .vouchers(&obj(json!({"limit":500,"page":1,"exchangeRate":1})), "")
+            .unwrap();
+        assert!(fx
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["exchangeRate"].is_number()));
+        let nofx = c.vouchers(&obj(json!({"limit":500,"page":1})), "").unwrap();
+        assert!(nofx
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["exchangeRate"].is_null()));
+        assert!(nofx
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["tatInDays"] == "1 - 7"));
+    }
+}

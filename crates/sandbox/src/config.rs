@@ -1,0 +1,274 @@
+//! Runtime configuration of the sandbox (the `/__sandbox/config` document).
+//! Owns: defaults, the partial-update ("patch") parsing with strict
+//! validation (unknown field or wrong type → error), the per-operation rate
+//! limit table with its documented defaults, and the JSON view.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The seven Plum operations, in a fixed order (used for counters and limits).
+pub const OPS: [&str; 7] = [
+    "getFilters",
+    "getVouchers",
+    "getBalance",
+    "placeOrder",
+    "getOrderDetails",
+    "getOrderHistory",
+    "paymentHistory",
+];
+
+/// Documented per-minute limits (xoxoday-api.md §3.9; paymentHistory assumed 50).
+pub fn default_rate_limit(op: &str) -> u32 {
+    match op {
+        "getOrderDetails" | "getOrderHistory" => 200,
+        "placeOrder" => 100,
+        "getBalance" => 10,
+        _ => 50,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    /// The old refresh token dies as soon as it is used.
+    Strict,
+    /// The old refresh token keeps working for `grace_secs`; 10-pair cap.
+    Grace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumFormat {
+    Number,
+    String,
+}
+
+impl NumFormat {
+    pub fn render(self, n: i64) -> Value {
+        match self {
+            NumFormat::Number => Value::from(n),
+            NumFormat::String => Value::from(n.to_string()),
+        }
+    }
+}
+
+const MAX_SECS: u64 = 100 * 365 * 86_400;
+const MAX_MS: u64 = 600_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub rotation: Rotation,
+    pub grace_secs: u64,
+    pub expires_in_as: NumFormat,
+    pub expiry_as: NumFormat,
+    pub extra_fields: bool,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub clock_offset_secs: i64,
+    pub api_latency_ms: u64,
+    pub refresh_latency_ms: u64,
+    /// Overrides only; an absent op uses [`default_rate_limit`].
+    pub rate_limits: BTreeMap<String, u32>,
+    pub rate_limit_status: u16,
+    pub penalty_seconds: u64,
+    /// Opening wallet balance in USD.
+    pub initial_balance: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            rotation: Rotation::Strict,
+            grace_secs: 21_600,
+            expires_in_as: NumFormat::Number,
+            expiry_as: NumFormat::String,
+            extra_fields: true,
+            access_ttl_secs: 1_296_000,
+            refresh_ttl_secs: 2_592_000,
+            clock_offset_secs: 0,
+            api_latency_ms: 0,
+            refresh_latency_ms: 50,
+            rate_limits: BTreeMap::new(),
+            rate_limit_status: 429,
+            penalty_seconds: 60,
+            initial_balance: 250_000.0,
+        }
+    }
+}
+
+/// A partial update: every field optional, unknown fields rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatch {
+    rotation: Option<Rotation>,
+    grace_secs: Option<u64>,
+    expires_in_as: Option<NumFormat>,
+    expiry_as: Option<NumFormat>,
+    extra_fields: Option<bool>,
+    access_ttl_secs: Option<u64>,
+    refresh_ttl_secs: Option<u64>,
+    clock_offset_secs: Option<i64>,
+    api_latency_ms: Option<u64>,
+    refresh_latency_ms: Option<u64>,
+    rate_limits: Option<BTreeMap<String, u32>>,
+    rate_limit_status: Option<u16>,
+    penalty_seconds: Option<u64>,
+    initial_balance: Option<f64>,
+}
+
+impl Config {
+    /// Effective per-minute limit for `op` (override if non-zero, else default).
+    pub fn rate_limit(&self, op: &str) -> u32 {
+        match self.rate_limits.get(op) {
+            Some(n) if *n > 0 => *n,
+            _ => default_rate_limit(op),
+        }
+    }
+
+    pub fn initial_balance_cents(&self) -> i64 {
+        (self.initial_balance * 100.0).round() as i64
+    }
+
+    /// Parses and applies a patch atomically: either every field is valid and
+    /// applied, or nothing changes and a message is returned.
+    pub fn apply_patch(&mut self, body: &[u8]) -> Result<(), String> {
+        let patch: ConfigPatch = if body.iter().all(u8::is_ascii_whitespace) {
+            ConfigPatch::default()
+        } else {
+            serde_json::from_slice(body).map_err(|e| e.to_string())?
+        };
+        let mut next = self.clone();
+        let secs = |name: &str, v: u64, min: u64| -> Result<u64, String> {
+            if (min..=MAX_SECS).contains(&v) {
+                Ok(v)
+            } else {
+                Err(format!("{name} must be between {min} and {MAX_SECS}"))
+            }
+        };
+        let millis = |name: &str, v: u64| -> Result<u64, String> {
+            if v <= MAX_MS {
+                Ok(v)
+            } else {
+                Err(format!("{name} must be at most {MAX_MS}"))
+            }
+        };
+        if let Some(v) = patch.rotation {
+            next.rotation = v;
+        }
+        if let Some(v) = patch.grace_secs {
+            next.grace_secs = secs("grace_secs", v, 0)?;
+        }
+        if let Some(v) = patch.expires_in_as {
+            next.expires_in_as = v;
+        }
+        if let Some(v) = patch.expiry_as {
+            next.expiry_as = v;
+        }
+        if let Some(v) = patch.extra_fields {
+            next.extra_fields = v;
+        }
+        if let Some(v) = patch.access_ttl_secs {
+            next.access_ttl_secs = secs("access_ttl_secs", v, 1)?;
+        }
+        if let Some(v) = patch.refresh_ttl_secs {
+            next.refresh_ttl_secs = secs("refresh_ttl_secs", v, 1)?;
+        }
+        if let Some(v) = patch.clock_offset_secs {
+            if v.unsigned_abs() > MAX_SECS {
+                return Err(format!("clock_offset_secs must be within ±{MAX_SECS}"));
+            }
+            next.clock_offset_secs = v;
+        }
+        if let Some(v) = patch.api_latency_ms {
+            next.api_latency_ms = millis("api_latency_ms", v)?;
+        }
+        if let Some(v) = patch.refresh_latency_ms {
+            next.refresh_latency_ms = millis("refresh_latency_ms", v)?;
+        }
+        if let Some(limits) = patch.rate_limits {
+            for (op, n) in limits {
+                if !OPS.contains(&op.as_str()) {
+                    return Err(format!("rate_limits: unknown operation {op:?}"));
+                }
+                if n == 0 {
+                    next.rate_limits.remove(&op);
+                } else {
+                    next.rate_limits.insert(op, n);
+                }
+            }
+        }
+        if let Some(v) = patch.rate_limit_status {
+            if !(200..=599).contains(&v) {
+                return Err("rate_limit_status must be an HTTP status between 200 and 599".into());
+            }
+            next.rate_limit_status = v;
+        }
+        if let Some(v) = patch.penalty_seconds {
+            next.penalty_seconds = secs("penalty_seconds", v, 1)?;
+        }
+        if let Some(v) = patch.initial_balance {
+            if !(v.is_finite() && (0.0..=1.0e12).contains(&v)) {
+                return Err("initial_balance must be between 0 and 1e12".into());
+            }
+            next.initial_balance = v;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The full config as served by `GET /__sandbox/config`; `rate_limits`
+    /// lists the effective limit of all seven operations.
+    pub fn to_json(&self) -> Value {
+        let limits: serde_json::Map<String, Value> = OPS
+            .iter()
+            .map(|op| ((*op).to_owned(), Value::from(self.rate_limit(op))))
+            .collect();
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("rate_limits".into(), Value::Object(limits));
+            obj.insert(
+                "initial_balance".into(),
+                crate::plum::amount(self.initial_balance),
+            );
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_applies_subset_and_rejects_bad_input_atomically() {
+        let mut c = Config::default();
+        c.apply_patch(br#"{"rotation":"grace","rate_limits":{"getBalance":3}}"#)
+            .unwrap();
+        assert_eq!(c.rotation, Rotation::Grace);
+        assert_eq!(c.rate_limit("getBalance"), 3);
+        assert_eq!(c.rate_limit("placeOrder"), 100);
+
+        let before = c.clone();
+        assert!(c.apply_patch(br#"{"grace_secs":5,"nope":1}"#).is_err());
+        assert!(c.apply_patch(br#"{"grace_secs":"5"}"#).is_err());
+        assert!(c.apply_patch(br#"{"rotation":"sometimes"}"#).is_err());
+        assert!(c
+            .apply_patch(br#"{"rate_limits":{"getBalanse":3}}"#)
+            .is_err());
+        assert!(c
+            .apply_patch(br#"{"grace_secs":5,"access_ttl_secs":0}"#)
+            .is_err());
+        assert!(c.apply_patch(b"not json").is_err());
+        assert_eq!(c, before);
+
+        c.apply_patch(br#"{"rate_limits":{"getBalance":0}}"#)
+            .unwrap();
+        assert_eq!(c.rate_limit("getBalance"), 10);
+        let j = c.to_json();
+        assert_eq!(j["rate_limits"]["getVouchers"], 50);
+        assert_eq!(j["initial_balance"], 250000);
+    }
+}

@@ -1,0 +1,362 @@
+//! The HTTP face of the sandbox (axum). Owns: routing of the upstream paths
+//! (`/chef/...`), the admin paths (`/__sandbox/...`) and the product images
+//! (`/sandbox-assets/...`); latency and hang sleeps; the refresh concurrency
+//! gauge; the broken-body answer of `rotate_then_drop`; waiting for the state
+//! file before answering; and the one-line-per-request stderr log (method,
+//! path, op, status — never token values).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::catalog::catalog;
+use crate::clock::wall_ms;
+use crate::persist::{lock, Persister};
+use crate::sandbox::{RefreshOutcome, Sandbox};
+
+/// Shared server state.
+pub struct App {
+    sandbox: Arc<Mutex<Sandbox>>,
+    persister: Option<Persister>,
+    concurrent_refreshes: AtomicU64,
+    peak_refreshes: AtomicU64,
+    log: bool,
+}
+
+/// The op name of an answered API call, for the request log line.
+#[derive(Clone, Copy)]
+struct OpTag(&'static str);
+
+impl App {
+    pub fn new(sandbox: Sandbox, state_file: Option<std::path::PathBuf>, log: bool) -> Arc<Self> {
+        let sandbox = Arc::new(Mutex::new(sandbox));
+        let persister = state_file.map(|p| Persister::start(p, Arc::clone(&sandbox)));
+        Arc::new(Self {
+            sandbox,
+            persister,
+            concurrent_refreshes: AtomicU64::new(0),
+            peak_refreshes: AtomicU64::new(0),
+            log,
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Sandbox> {
+        lock(&self.sandbox)
+    }
+
+    /// Runs `f` on the sandbox; if it changed persisted state, waits until
+    /// that change is in the state file.
+    pub async fn run<R>(&self, f: impl FnOnce(&mut Sandbox) -> R) -> R {
+        let (out, gen) = {
+            let mut sb = self.lock();
+            let out = f(&mut sb);
+            let gen = if sb.take_dirty() {
+                self.persister.as_ref().map(Persister::request)
+            } else {
+                None
+            };
+            (out, gen)
+        };
+        if let (Some(gen), Some(p)) = (gen, &self.persister) {
+            p.wait(gen).await;
+        }
+        out
+    }
+
+    /// Requests a write of the current state (used once at start-up).
+    pub async fn save_now(&self) {
+        if let Some(p) = &self.persister {
+            let gen = p.request();
+            p.wait(gen).await;
+        }
+    }
+
+    /// Flushes pending state and stops the writer. Call once at exit.
+    pub fn shutdown(&self) {
+        if let Some(p) = &self.persister {
+            p.shutdown();
+        }
+    }
+}
+
+/// Counts a refresh request as in flight for as long as it lives.
+struct InFlight(Arc<App>);
+
+impl InFlight {
+    fn enter(app: &Arc<App>) -> Self {
+        let now = app.concurrent_refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+        app.peak_refreshes.fetch_max(now, Ordering::SeqCst);
+        Self(Arc::clone(app))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.concurrent_refreshes.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/chef/v1/oauth/token/user", post(refresh))
+        .route("/chef/v1/oauth/token", get(validate))
+        .route("/chef/v1/oauth/api", post(api))
+        .route("/sandbox-assets/{file}", get(asset))
+        .route(
+            "/__sandbox/health",
+            get(|| async { Json(json!({ "ok": true })) }),
+        )
+        .route("/__sandbox/config", get(config_get).post(config_post))
+        .route("/__sandbox/tokens", get(tokens_get))
+        .route("/__sandbox/tokens/issued", get(tokens_issued))
+        .route("/__sandbox/tokens/expire-access", post(expire_access))
+        .route("/__sandbox/tokens/revoke-access", post(revoke_access))
+        .route("/__sandbox/tokens/revoke-refresh", post(revoke_refresh))
+        .route("/__sandbox/tokens/issue", post(issue_tokens))
+        .route("/__sandbox/faults", get(faults_get))
+        .route("/__sandbox/faults/refresh", post(fault_refresh))
+        .route("/__sandbox/faults/order", post(fault_order))
+        .route("/__sandbox/faults/clear", post(faults_clear))
+        .route("/__sandbox/counters", get(counters_get))
+        .route("/__sandbox/counters/reset", post(counters_reset))
+        .route("/__sandbox/requests", get(requests_get))
+        .route("/__sandbox/requests/clear", post(requests_clear))
+        .route("/__sandbox/reset", post(reset))
+        .fallback(|| async { json_response(404, json!({ "error": "not_found" })) })
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), log_line))
+        .with_state(app)
+}
+
+async fn log_line(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if !app.log {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(120).collect();
+    let resp = next.run(req).await;
+    let op = resp.extensions().get::<OpTag>().map_or("-", |t| t.0);
+    eprintln!("{method} {path} op={op} status={}", resp.status().as_u16());
+    resp
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn tagged(mut resp: Response, op: &'static str) -> Response {
+    resp.extensions_mut().insert(OpTag(op));
+    resp
+}
+
+fn bad_request(message: String) -> Response {
+    json_response(400, json!({ "error": "bad_request", "message": message }))
+}
+
+fn auth_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn sleep_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+// ----- upstream -----
+
+async fn refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let _in_flight = InFlight::enter(&app);
+    let latency = app.lock().config.refresh_latency_ms;
+    sleep_ms(latency).await;
+    let outcome = app.run(|sb| sb.refresh(&body, wall_ms())).await;
+    let resp = match outcome {
+        RefreshOutcome::Answer { status, body } => json_response(status, body),
+        RefreshOutcome::HangThen { ms, status, body } => {
+            sleep_ms(ms).await;
+            json_response(status, body)
+        }
+        RefreshOutcome::Drop { status } => dropped_body(status),
+    };
+    tagged(no_store(resp), "refresh")
+}
+
+/// Status line and headers go out, then the body stream fails, so hyper
+/// aborts the connection: the client gets a transport error, not the tokens.
+fn dropped_body(status: u16) -> Response {
+    let stream = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        Err::<Bytes, io::Error>(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "sandbox fault: rotate_then_drop",
+        ))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn validate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let auth = auth_header(&headers);
+    let (status, body) = app
+        .run(|sb| sb.validate_token(auth.as_deref(), wall_ms()))
+        .await;
+    tagged(no_store(json_response(status, body)), "validate")
+}
+
+async fn api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let latency = app.lock().config.api_latency_ms;
+    sleep_ms(latency).await;
+    let auth = auth_header(&headers);
+    let out = app
+        .run(|sb| sb.api(auth.as_deref(), &body, wall_ms()))
+        .await;
+    sleep_ms(out.delay_after_ms).await;
+    let resp = json_response(out.status, out.body);
+    tagged(resp, out.op.unwrap_or("unknown"))
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let product = file
+        .strip_suffix(".svg")
+        .and_then(|id| id.parse::<u64>().ok())
+        .and_then(|id| catalog().get(id));
+    match product {
+        Some(p) => (
+            [
+                (CONTENT_TYPE, "image/svg+xml"),
+                (CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            p.svg(),
+        )
+            .into_response(),
+        None => json_response(404, json!({ "error": "not_found" })),
+    }
+}
+
+// ----- admin -----
+
+async fn config_get(State(app): State<Arc<App>>) -> Response {
+    json_response(200, app.lock().config.to_json())
+}
+
+async fn config_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.patch_config(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn tokens_get(State(app): State<Arc<App>>) -> Response {
+    json_response(200, app.lock().token_stats(wall_ms()))
+}
+
+async fn tokens_issued(State(app): State<Arc<App>>) -> Response {
+    json_response(200, app.lock().issued_tokens())
+}
+
+async fn expire_access(State(app): State<Arc<App>>) -> Response {
+    let n = app.run(|sb| sb.expire_access(wall_ms())).await;
+    json_response(200, json!({ "affected": n }))
+}
+
+async fn revoke_access(State(app): State<Arc<App>>) -> Response {
+    let n = app.run(|sb| sb.revoke_access(wall_ms())).await;
+    json_response(200, json!({ "affected": n }))
+}
+
+async fn revoke_refresh(State(app): State<Arc<App>>) -> Response {
+    let n = app.run(|sb| sb.revoke_refresh(wall_ms())).await;
+    json_response(200, json!({ "affected": n }))
+}
+
+async fn issue_tokens(State(app): State<Arc<App>>) -> Response {
+    no_store(json_response(
+        200,
+        app.run(|sb| sb.issue_tokens(wall_ms())).await,
+    ))
+}
+
+async fn faults_get(State(app): State<Arc<App>>) -> Response {
+    json_response(200, app.lock().faults_json())
+}
+
+async fn fault_refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.set_refresh_fault(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn fault_order(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.set_order_fault(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn faults_clear(State(app): State<Arc<App>>) -> Response {
+    json_response(200, app.run(Sandbox::clear_faults).await)
+}
+
+async fn counters_get(State(app): State<Arc<App>>) -> Response {
+    let concurrent = app.concurrent_refreshes.load(Ordering::SeqCst);
+    let peak = app.peak_refreshes.load(Ordering::SeqCst);
+    json_response(200, app.lock().counters_json(concurrent, peak))
+}
+
+async fn counters_reset(State(app): State<Arc<App>>) -> Response {
+    app.peak_refreshes.store(
+        app.concurrent_refreshes.load(Ordering::SeqCst),
+        Ordering::SeqCst,
+    );
+    app.run(Sandbox::reset_counters).await;
+    json_response(200, json!({ "ok": true }))
+}
+
+async fn requests_get(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    let limit = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(50);
+    json_response(200, app.lock().requests_json(limit))
+}
+
+async fn requests_clear(State(app): State<Arc<App>>) -> Response {
+    app.run(Sandbox::clear_requests).await;
+    json_response(200, json!({ "ok": true }))
+}
+
+async fn reset(State(app): State<Arc<App>>) -> Response {
+    app.peak_refreshes.store(
+        app.concurrent_refreshes.load(Ordering::SeqCst),
+        Ordering::SeqCst,
+    );
+    app.run(|sb| sb.reset(wall_ms())).await;
+    json_response(200, json!({ "ok": true }))
+}

@@ -1,0 +1,669 @@
+//! The wallet and the orders. Owns: placeOrder validation rules (product,
+//! quantity limit, denomination, poNumber uniqueness, balance), order
+//! creation with deterministic voucher codes, the order/response shapes of
+//! placeOrder, getOrderDetails and getOrderHistory, and the payment report
+//! ledger rows. Balance = config's initial balance − sum of order charges.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::catalog::{catalog, Product};
+use crate::clock::{day_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
+use crate::plum::{amount, as_f64, as_text, as_u64, money, positive, PlumError};
+use crate::tokens::splitmix64;
+
+pub const FIRST_ORDER_ID: u64 = 100_001;
+const MAX_PO_LEN: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Voucher {
+    pub code: String,
+    pub pin: String,
+    pub validity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: u64,
+    pub po_number: String,
+    pub product_id: u64,
+    pub product_name: String,
+    pub currency_code: String,
+    pub country_code: String,
+    pub denomination: f64,
+    pub quantity: u32,
+    pub amount_charged_cents: i64,
+    pub currency_value: f64,
+    pub delayed: bool,
+    pub tag: String,
+    pub email: String,
+    pub contact: String,
+    pub created_ms: i64,
+    pub vouchers: Vec<Voucher>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ledger {
+    /// When the opening credit was booked (sandbox time).
+    pub opened_ms: i64,
+    pub spent_cents: i64,
+    pub next_order_id: u64,
+    pub orders: Vec<Order>,
+    #[serde(skip)]
+    po_index: HashMap<String, usize>,
+}
+
+/// A validated placeOrder request, not yet booked.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    product_id: u64,
+    quantity: u32,
+    denomination: f64,
+    po_number: String,
+    tag: String,
+    email: String,
+    contact: String,
+    amount_cents: i64,
+}
+
+impl Ledger {
+    pub fn new(now: i64) -> Self {
+        Self {
+            opened_ms: now,
+            spent_cents: 0,
+            next_order_id: FIRST_ORDER_ID,
+            orders: Vec::new(),
+            po_index: HashMap::new(),
+        }
+    }
+
+    /// Rebuilds the poNumber index after loading from a state file.
+    pub fn reindex(&mut self) {
+        self.orders.sort_by_key(|o| o.order_id);
+        self.po_index = self
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.po_number.clone(), i))
+            .collect();
+        if let Some(last) = self.orders.last() {
+            self.next_order_id = self.next_order_id.max(last.order_id + 1);
+        }
+    }
+
+    pub fn balance_cents(&self, initial_cents: i64) -> i64 {
+        initial_cents - self.spent_cents
+    }
+
+    pub fn by_po(&self, po: &str) -> Option<&Order> {
+        self.po_index.get(po).and_then(|i| self.orders.get(*i))
+    }
+
+    pub fn by_id(&self, id: u64) -> Option<&Order> {
+        self.orders
+            .binary_search_by_key(&id, |o| o.order_id)
+            .ok()
+            .and_then(|i| self.orders.get(i))
+    }
+
+    /// Applies every placeOrder rule except faults; nothing is booked.
+    pub fn validate(
+        &self,
+        input: &Map<String, Value>,
+        initial_cents: i64,
+    ) -> Result<OrderRequest, PlumError> {
+        let product_id = input
+            .get("productId")
+            .and_then(as_u64)
+            .ok_or_else(|| PlumError::validation("productId is required and must be an integer"))?;
+        let quantity = input
+            .get("quantity")
+            .and_then(as_u64)
+            .filter(|q| *q >= 1)
+            .ok_or_else(|| {
+                PlumError::validation("quantity is required and must be a positive integer")
+            })?;
+        let denomination = input
+            .get("denomination")
+            .and_then(as_f64)
+            .filter(|d| *d > 0.0)
+            .ok_or_else(|| {
+                PlumError::validation("denomination is required and must be a positive number")
+            })?;
+        let po_number = as_text(input.get("poNumber"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        if po_number.is_empty() {
+            return Err(PlumError::validation("poNumber is required"));
+        }
+        if po_number.len() > MAX_PO_LEN {
+            return Err(PlumError::validation(format!(
+                "poNumber must be at most {MAX_PO_LEN} characters"
+            )));
+        }
+        if self.by_po(&po_number).is_some() {
+            return Err(PlumError::new(
+                409,
+                "PLE10043",
+                "Duplicate poNumber",
+                "Order with this poNumber already exists",
+            ));
+        }
+        let product: &Product = catalog().get(product_id).ok_or_else(|| {
+            PlumError::validation(format!("Invalid productId {product_id}: product not found"))
+        })?;
+        if quantity > u64::from(product.qty_limit) {
+            return Err(PlumError::new(
+                409,
+                "PLE10041",
+                "Quantity limit exceeded",
+                format!(
+                    "Clients are not allowed to place more than {} Qty",
+                    product.qty_limit
+                ),
+            ));
+        }
+        if !product.accepts(denomination) {
+            return Err(PlumError::new(
+                404,
+                "PLE10018",
+                "Invalid denomination",
+                format!("Denomination {denomination} is not valid for product {product_id}"),
+            ));
+        }
+        let contact = as_text(input.get("contact")).unwrap_or_default();
+        if product.phone_mandatory && contact.trim().is_empty() {
+            return Err(PlumError::validation(
+                "contact is mandatory for this product",
+            ));
+        }
+        let quantity = quantity as u32; // ≤ qty_limit (≤ 10)
+        let total = denomination * f64::from(quantity);
+        let amount_cents = (total * product.currency.usd_rate * 100.0).round() as i64;
+        if amount_cents > self.balance_cents(initial_cents) {
+            return Err(PlumError::new(
+                422,
+                "PLE10010",
+                "Failed to redeem points",
+                "Insufficient balance in the account",
+            ));
+        }
+        Ok(OrderRequest {
+            product_id,
+            quantity,
+            denomination,
+            po_number,
+            tag: as_text(input.get("tag")).unwrap_or_default(),
+            email: as_text(input.get("email")).unwrap_or_default(),
+            contact,
+            amount_cents,
+        })
+    }
+
+    /// Books a validated order: debits the wallet, issues vouchers.
+    pub fn create(&mut self, req: OrderRequest, now: i64) -> &Order {
+        let order_id = self.next_order_id;
+        self.next_order_id += 1;
+        let (name, currency, country, rate, delayed) = match catalog().get(req.product_id) {
+            Some(p) => (
+                p.name.clone(),
+                p.currency.code,
+                p.country.iso,
+                p.currency.usd_rate,
+                p.delayed,
+            ),
+            None => (String::new(), "USD", "US", 1.0, false),
+        };
+        let vouchers = (0..req.quantity)
+            .map(|i| voucher(order_id, i, now))
+            .collect();
+        self.spent_cents += req.amount_cents;
+        self.orders.push(Order {
+            order_id,
+            po_number: req.po_number.clone(),
+            product_id: req.product_id,
+            product_name: name,
+            currency_code: currency.to_owned(),
+            country_code: country.to_owned(),
+            denomination: req.denomination,
+            quantity: req.quantity,
+            amount_charged_cents: req.amount_cents,
+            currency_value: rate,
+            delayed,
+            tag: req.tag,
+            email: req.email,
+            contact: req.contact,
+            created_ms: now,
+            vouchers,
+        });
+        let idx = self.orders.len() - 1;
+        self.po_index.insert(req.po_number, idx);
+        &self.orders[idx]
+    }
+
+    /// getOrderDetails lookup: poNumber when non-empty, else orderId.
+    pub fn lookup(&self, input: &Map<String, Value>) -> Result<&Order, PlumError> {
+        let po = as_text(input.get("poNumber"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        let id = input.get("orderId").and_then(as_u64).filter(|id| *id != 0);
+        let found = if !po.is_empty() {
+            self.by_po(&po)
+        } else if let Some(id) = id {
+            self.by_id(id)
+        } else {
+            return Err(PlumError::validation("orderId or poNumber is required"));
+        };
+        found.ok_or_else(|| {
+            PlumError::new(
+                404,
+                "PLE10016",
+                "Invalid orderId or poNumber",
+                "No order found for the given orderId or poNumber",
+            )
+        })
+    }
+
+    /// getOrderHistory.
+    pub fn history(&self, input: &Map<String, Value>) -> Result<Value, PlumError> {
+        let (start, end) = date_range(input)?;
+        let limit = positive(input, "limit", Some(10))?;
+        let page = positive(input, "page", Some(1))?;
+        let tag = as_text(input.get("tag")).unwrap_or_default();
+        let rows: Vec<Value> = self
+            .orders
+            .iter()
+            .rev()
+            .filter(|o| (start..=end).contains(&day_of(o.created_ms)))
+            .filter(|o| tag.is_empty() || o.tag == tag)
+            .skip(skip(page, limit))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(history_json)
+            .collect();
+        Ok(Value::Array(rows))
+    }
+
+    /// paymentHistory: opening credit + one debit per order, oldest first.
+    pub fn payments(
+        &self,
+        input: &Map<String, Value>,
+        initial_cents: i64,
+    ) -> Result<Value, PlumError> {
+        let (start, end) = date_range(input)?;
+        let limit = positive(input, "limit", Some(10))?;
+        let page = positive(input, "page", Some(1))?;
+        let mut balance = initial_cents;
+        let mut rows = vec![(
+            self.opened_ms,
+            json!({
+                "invoice_number": "SBX-CR-000001",
+                "reference_id": "OPENING-BALANCE",
+                "date": fmt_datetime(self.opened_ms),
+                "reason": "Wallet credit: sandbox opening balance",
+                "adjusted_amount": money(initial_cents),
+                "closing_balance": money(balance),
+                "transaction_status": "Complete",
+            }),
+        )];
+        for o in &self.orders {
+            balance -= o.amount_charged_cents;
+            rows.push((
+                o.created_ms,
+                json!({
+                    "invoice_number": format!("SBX-INV-{}", o.order_id),
+                    "reference_id": o.order_id.to_string(),
+                    "date": fmt_datetime(o.created_ms),
+                    "reason": format!("Order {} placed (poNumber {})", o.order_id, o.po_number),
+                    "adjusted_amount": money(-o.amount_charged_cents),
+                    "closing_balance": money(balance),
+                    "transaction_status": "Complete",
+                }),
+            ));
+        }
+        let out: Vec<Value> = rows
+            .into_iter()
+            .filter(|(t, _)| (start..=end).contains(&day_of(*t)))
+            .map(|(_, v)| v)
+            .skip(skip(page, limit))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        Ok(Value::Array(out))
+    }
+}
+
+fn skip(page: u64, limit: u64) -> usize {
+    usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX)
+}
+
+fn date_range(input: &Map<String, Value>) -> Result<(i64, i64), PlumError> {
+    let bad = |msg: &str| PlumError::new(400, "PLE10032", "Invalid date", msg);
+    let get = |k: &str| {
+        input
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| parse_date(s.trim()))
+    };
+    let (Some(start), Some(end)) = (get("startDate"), get("endDate")) else {
+        return Err(bad(
+            "startDate and endDate are required in YYYY-MM-DD format",
+        ));
+    };
+    if start > end {
+        return Err(bad("startDate must not be after endDate"));
+    }
+    Ok((start, end))
+}
+
+fn voucher(order_id: u64, i: u32, now: i64) -> Voucher {
+    const CODE: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut st =
+        order_id.wrapping_mul(0x0000_0100_0000_01B3) ^ (u64::from(i) << 40) ^ 0x5EED_5A4D_B0C5;
+    let mut code = String::from("SBX");
+    for _ in 0..3 {
+        code.push('-');
+        let mut x = splitmix64(&mut st);
+        for _ in 0..4 {
+            code.push(char::from(CODE[(x % 32) as usize]));
+            x /= 32;
+        }
+    }
+    let pin = format!("{:06}", splitmix64(&mut st) % 1_000_000);
+    Voucher {
+        code,
+        pin,
+        validity: fmt_date(now + 365 * DAY_MS),
+    }
+}
+
+fn delivery_status(o: &Order) -> &'static str {
+    if o.delayed {
+        "pending"
+    } else {
+        "delivered"
+    }
+}
+
+fn total(o: &Order) -> Value {
+    amount(o.denomination * f64::from(o.quantity))
+}
+
+fn vouchers_json(o: &Order) -> Value {
+    let country = crate::catalog::COUNTRIES
+        .iter()
+        .find(|c| c.iso == o.country_code)
+        .map_or("", |c| c.name);
+    Value::Array(
+        o.vouchers
+            .iter()
+            .map(|v| {
+                json!({
+                    "productId": o.product_id,
+                    "orderId": o.order_id,
+                    "voucherCode": v.code,
+                    "pin": v.pin,
+                    "validity": v.validity,
+                    "amount": amount(o.denomination),
+                    "currency": o.currency_code,
+                    "country": country,
+                    "type": "codePin",
+                    "currencyValue": amount(o.currency_value),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn voucher_details_json(o: &Order) -> Value {
+    json!([{
+        "orderId": o.order_id,
+        "productId": o.product_id,
+        "productName": o.product_name,
+        "currencyCode": o.currency_code,
+        "productStatus": delivery_status(o),
+        "denomination": amount(o.denomination),
+        "quantity": o.quantity,
+        "cancelledQuantity": 0,
+        "trackingId": "",
+        "trackingLink": "",
+    }])
+}
+
+/// `data.placeOrder.data`.
+pub fn place_order_json(o: &Order) -> Value {
+    json!({
+        "orderId": o.order_id,
+        "orderTotal": total(o),
+        "orderDiscount": "",
+        "discountPercent": "",
+        "currencyCode": o.currency_code,
+        "currencyValue": amount(o.currency_value),
+        "amountCharged": money(o.amount_charged_cents),
+        "orderStatus": "complete",
+        "deliveryStatus": delivery_status(o),
+        "tag": o.tag,
+        "quantity": o.quantity,
+        "vouchers": vouchers_json(o),
+        "voucherDetails": voucher_details_json(o),
+    })
+}
+
+/// `data.getOrderDetails.data`.
+pub fn order_details_json(o: &Order) -> Value {
+    let mut v = place_order_json(o);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("poNumber".into(), json!(o.po_number));
+        obj.insert("rawOrderTotal".into(), total(o));
+        obj.insert("rawOrderDiscount".into(), json!(0));
+        obj.insert("orderDate".into(), json!(fmt_datetime(o.created_ms)));
+        obj.insert(
+            "deliveryDate".into(),
+            json!(if o.delayed {
+                String::new()
+            } else {
+                fmt_datetime(o.created_ms)
+            }),
+        );
+        obj.insert("email".into(), json!(o.email));
+        obj.insert("orderMeta".into(), json!({}));
+    }
+    v
+}
+
+fn history_json(o: &Order) -> Value {
+    json!({
+        "orderId": o.order_id,
+        "orderDate": fmt_datetime(o.created_ms),
+        "email": o.email,
+        "deliveryStatus": delivery_status(o),
+        "poNumber": o.po_number,
+        "tag": o.tag,
+        "orderTotal": total(o),
+        "rawOrderTotal": total(o),
+        "orderDiscount": "",
+        "rawOrderDiscount": 0,
+        "discountPercent": "",
+        "amountCharged": money(o.amount_charged_cents),
+        "currencyValue": amount(o.currency_value),
+        "currencyCode": o.currency_code,
+        "products": [{
+            "productId": o.product_id,
+            "productName": o.product_name,
+            "receiverMobileNumber": o.contact,
+            "receiverEmail": o.email,
+            "price": amount(o.denomination),
+            "quantity": o.quantity,
+            "orderProductStatus": delivery_status(o),
+            "currency": o.currency_code,
+            "trackingId": "",
+            "trackingLink": "",
+        }],
+        "voucherDetails": voucher_details_json(o),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    const INITIAL: i64 = 25_000_000;
+
+    fn order(po: &str, qty: u64, denom: f64) -> Map<String, Value> {
+        obj(
+            json!({"productId":10100,"quantity":qty,"denomination":denom,"poNumber":po,"email":"a@b.c","tag":"t"}),
+        )
+    }
+
+    #[test]
+    fn voucher_codes_are_deterministic_and_well_formed() {
+        let a = voucher(100_001, 0, 0);
+        assert_eq!(a, voucher(100_001, 0, 0));
+        assert_ne!(a.code, voucher(100_001, 1, 0).code);
+        assert_eq!(a.code.len(), "SBX-XXXX-XXXX-XXXX".len());
+        assert!(a.code.starts_with("SBX-"));
+        assert_eq!(a.pin.len(), 6);
+    }
+
+    #[test]
+    fn place_order_rules() {
+        let mut l = Ledger::new(0);
+        let req = l.validate(&order("po-1", 2, 25.0), INITIAL).unwrap();
+        let o = l.create(req, 1_000).clone();
+        assert_eq!(o.order_id, FIRST_ORDER_ID);
+        assert_eq!(o.vouchers.len(), 2);
+        assert_eq!(l.balance_cents(INITIAL), INITIAL - 5_000);
+        let j = place_order_json(&o);
+        assert_eq!(j["amountCharged"], 50);
+        assert_eq!(j["deliveryStatus"], "delivered");
+
+        let dup = l.validate(&order("po-1", 1, 25.0), INITIAL).unwrap_err();
+        assert_eq!((dup.status, dup.error_id), (409, "PLE10043"));
+        let qty = l.validate(&order("po-2", 11, 25.0), INITIAL).unwrap_err();
+        assert_eq!((qty.status, qty.error_id), (409, "PLE10041"));
+        let den = l.validate(&order("po-2", 1, 26.0), INITIAL).unwrap_err();
+        assert_eq!((den.status, den.error_id), (404, "PLE10018"));
+        let bal = l.validate(&order("po-2", 10, 100.0), 50_000).unwrap_err();
+        assert_eq!((bal.status, bal.error_id), (422, "PLE10010"));
+        let nopo = l.validate(&order("  ", 1, 25.0), INITIAL).unwrap_err();
+        assert_eq!((nopo.status, nopo.error_id), (400, "PLE10001"));
+        let noprod = l
+            .validate(
+                &obj(json!({"productId":1,"quantity":1,"denomination":10,"poNumber":"x"})),
+                INITIAL,
+            )
+            .unwrap_err();
+        assert_eq!(noprod.status, 400);
+        let zero = l.validate(&order("po-2", 0, 25.0), INITIAL).unwrap_err();
+        assert_eq!(zero.status, 400);
+        // A qty-5 product rejects 6.
+        let p5 = catalog()
+            .products
+            .iter()
+            .find(|p| p.qty_limit == 5 && p.fixed && !p.phone_mandatory)
+            .unwrap();
+        let six = obj(
+            json!({"productId":p5.id,"quantity":6,"denomination":p5.denoms[0],"poNumber":"q5"}),
+        );
+        assert_eq!(
+            l.validate(&six, INITIAL).unwrap_err().error,
+            "Clients are not allowed to place more than 5 Qty"
+        );
+        // Open value: inside the range ok, outside not.
+        let open = catalog()
+            .products
+            .iter()
+            .find(|p| !p.fixed && !p.phone_mandatory)
+            .unwrap();
+        let ok = obj(
+            json!({"productId":open.id,"quantity":1,"denomination":open.min + 1,"poNumber":"ov"}),
+        );
+        assert!(l.validate(&ok, INITIAL).is_ok());
+        let over = obj(
+            json!({"productId":open.id,"quantity":1,"denomination":open.max + 1,"poNumber":"ov"}),
+        );
+        assert_eq!(l.validate(&over, INITIAL).unwrap_err().error_id, "PLE10018");
+    }
+
+    #[test]
+    fn lookups_history_payments() {
+        let mut l = Ledger::new(0);
+        for (i, day) in [0i64, 1, 2].iter().enumerate() {
+            let req = l
+                .validate(&order(&format!("po-{i}"), 1, 10.0), INITIAL)
+                .unwrap();
+            l.create(req, day * DAY_MS + 5);
+        }
+        assert_eq!(
+            l.lookup(&obj(json!({"poNumber":"po-1","orderId":null})))
+                .unwrap()
+                .order_id,
+            100_002
+        );
+        assert_eq!(
+            l.lookup(&obj(json!({"poNumber":"","orderId":"100003"})))
+                .unwrap()
+                .po_number,
+            "po-2"
+        );
+        assert_eq!(
+            l.lookup(&obj(json!({"poNumber":"nope","orderId":"0"})))
+                .unwrap_err()
+                .error_id,
+            "PLE10016"
+        );
+        assert_eq!(
+            l.lookup(&obj(json!({"orderId":999}))).unwrap_err().status,
+            404
+        );
+        assert_eq!(l.lookup(&obj(json!({}))).unwrap_err().status, 400);
+
+        let h = l
+            .history(&obj(
+                json!({"startDate":"1970-01-02","endDate":"1970-01-03","limit":10,"page":1}),
+            ))
+            .unwrap();
+        let ids: Vec<u64> = h
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["orderId"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![100_003, 100_002]);
+        let bad = l
+            .history(&obj(
+                json!({"startDate":"1970-13-01","endDate":"1970-01-03"}),
+            ))
+            .unwrap_err();
+        assert_eq!((bad.status, bad.error_id), (400, "PLE10032"));
+        let rev = l
+            .history(&obj(
+                json!({"startDate":"1970-01-03","endDate":"1970-01-01"}),
+            ))
+            .unwrap_err();
+        assert_eq!(rev.error_id, "PLE10032");
+
+        let p = l
+            .payments(
+                &obj(json!({"startDate":"1970-01-01","endDate":"1970-01-31","limit":10,"page":1})),
+                INITIAL,
+            )
+            .unwrap();
+        let rows = p.as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0]["adjusted_amount"], 250000);
+        assert_eq!(rows[3]["closing_balance"], 249970);
+        assert_eq!(rows[3]["adjusted_amount"], -10);
+        let p2 = l
+            .payments(
+                &obj(json!({"startDate":"1970-01-01","endDate":"1970-01-31","limit":3,"page":2})),
+                INITIAL,
+            )
+            .unwrap();
+        assert_eq!(p2.as_array().unwrap().len(), 1);
+    }
+}

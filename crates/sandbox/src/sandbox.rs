@@ -1,0 +1,667 @@
+//! The sandbox as one plain value, with no I/O and no async: every request
+//! is a method taking the raw input and the wall-clock time (`wall` ms) and
+//! returning what to answer. Owns: the refresh/validate/api request flows
+//! (auth → parse → rate limit → operation), fault application, counters,
+//! the recent-request log, admin actions, reset, and the state-file format.
+//! The HTTP layer (`http.rs`) adds sleeping, concurrency tracking and I/O.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::catalog::catalog;
+use crate::config::{Config, Rotation, OPS};
+use crate::faults::{Faults, OrderFaultMode, RefreshFaultMode};
+use crate::orders::{order_details_json, place_order_json, Ledger};
+use crate::plum::{
+    as_flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
+};
+use crate::ratelimit::RateLimiter;
+use crate::tokens::{Issued, TokenGen, TokenStore, PAIR_CAP};
+
+const STATE_VERSION: u32 = 1;
+const REQUEST_LOG_CAP: usize = 1000;
+const LOGGED_BODY_MAX: usize = 64 * 1024;
+const TOKEN_LEN: usize = 64;
+
+/// Client credentials and the bootstrap pair valid on a fresh start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    pub access_token: String,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Self {
+            client_id: "plumgate-dev-client".into(),
+            client_secret: "plumgate-dev-secret".into(),
+            refresh_token: "plumgate-dev-refresh-token".into(),
+            access_token: "plumgate-dev-access-token".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub refresh_calls: u64,
+    pub refresh_success: u64,
+    pub refresh_failures: u64,
+    pub validate_calls: u64,
+    pub api_calls: BTreeMap<&'static str, u64>,
+    pub unauthorized_api_calls: u64,
+    pub orders: u64,
+    pub resend_mails: u64,
+    pub rate_limited_calls: u64,
+    pub spent_refresh_tokens_used: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub op: Option<String>,
+    pub body: Value,
+    pub authorized: bool,
+    pub status: u16,
+}
+
+/// What the refresh endpoint answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    Answer {
+        status: u16,
+        body: Value,
+    },
+    /// Sleep `ms`, then answer.
+    HangThen {
+        ms: u64,
+        status: u16,
+        body: Value,
+    },
+    /// Send the status line and headers, then break the body (rotate_then_drop).
+    Drop {
+        status: u16,
+    },
+}
+
+/// What `/v1/oauth/api` answers; `delay_after_ms` is slept before answering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiOutcome {
+    pub status: u16,
+    pub body: Value,
+    pub op: Option<&'static str>,
+    pub delay_after_ms: u64,
+}
+
+#[derive(Serialize)]
+struct StateRef<'a> {
+    version: u32,
+    config: &'a Config,
+    tokens: &'a TokenStore,
+    ledger: &'a Ledger,
+}
+
+/// The persisted part: config, token tables, wallet and orders.
+#[derive(Deserialize)]
+pub struct StateFile {
+    #[allow(dead_code)]
+    version: u32,
+    config: Config,
+    tokens: TokenStore,
+    ledger: Ledger,
+}
+
+pub struct Sandbox {
+    creds: Credentials,
+    pub config: Config,
+    tokens: TokenStore,
+    ledger: Ledger,
+    limiter: RateLimiter,
+    faults: Faults,
+    counters: Counters,
+    requests: VecDeque<RequestRecord>,
+    tokgen: TokenGen,
+    /// Prefix for product image URLs, e.g. `http://127.0.0.1:8788`.
+    asset_base: String,
+    dirty: bool,
+}
+
+enum Reject {
+    Plum(PlumError),
+    Limited(u64),
+}
+
+impl From<PlumError> for Reject {
+    fn from(e: PlumError) -> Self {
+        Reject::Plum(e)
+    }
+}
+
+/// The op name for a `query` string (only the documented seven).
+pub fn op_for_query(query: &str) -> Option<&'static str> {
+    Some(match query {
+        "plumProAPI.mutation.getFilters" => "getFilters",
+        "plumProAPI.mutation.getVouchers" => "getVouchers",
+        "plumProAPI.query.getBalance" => "getBalance",
+        "plumProAPI.mutation.placeOrder" => "placeOrder",
+        "plumProAPI.mutation.getOrderDetails" => "getOrderDetails",
+        "plumProAPI.mutation.getOrderHistory" => "getOrderHistory",
+        "plumProAPI.mutation.paymentHistory" => "paymentHistory",
+        _ => return None,
+    })
+}
+
+/// The token from `Authorization: Bearer <token>` (scheme case-insensitive).
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl Sandbox {
+    /// Fresh start: default config, the bootstrap pair, an opening balance.
+    pub fn new(creds: Credentials, wall: i64) -> Self {
+        let config = Config::default();
+        let now = wall.saturating_add(config.clock_offset_secs.saturating_mul(1000));
+        let mut tokens = TokenStore::default();
+        tokens.insert_pair(
+            creds.access_token.clone(),
+            creds.refresh_token.clone(),
+            now,
+            secs_to_ms(config.access_ttl_secs),
+            secs_to_ms(config.refresh_ttl_secs),
+            None,
+        );
+        Self::assemble(creds, config, tokens, Ledger::new(now))
+    }
+
+    pub fn from_state(creds: Credentials, state: StateFile) -> Self {
+        let mut ledger = state.ledger;
+        ledger.reindex();
+        Self::assemble(creds, state.config, state.tokens, ledger)
+    }
+
+    fn assemble(creds: Credentials, config: Config, tokens: TokenStore, ledger: Ledger) -> Self {
+        Self {
+            creds,
+            config,
+            tokens,
+            ledger,
+            limiter: RateLimiter::default(),
+            faults: Faults::default(),
+            counters: Counters::default(),
+            requests: VecDeque::new(),
+            tokgen: TokenGen::from_entropy(),
+            asset_base: String::new(),
+            dirty: false,
+        }
+    }
+
+    pub fn parse_state(bytes: &[u8]) -> Result<StateFile, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        let state = StateRef {
+            version: STATE_VERSION,
+            config: &self.config,
+            tokens: &self.tokens,
+            ledger: &self.ledger,
+        };
+        serde_json::to_vec(&state).map_err(|e| e.to_string())
+    }
+
+    pub fn set_asset_base(&mut self, base: String) {
+        self.asset_base = base;
+    }
+
+    /// Whether persisted state changed since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Sandbox time: wall clock + the configured offset.
+    pub fn now(&self, wall: i64) -> i64 {
+        wall.saturating_add(self.config.clock_offset_secs.saturating_mul(1000))
+    }
+
+    fn issue(&mut self, now: i64) -> Issued {
+        let access = self.tokgen.token(TOKEN_LEN);
+        let refresh = self.tokgen.token(TOKEN_LEN);
+        let cap = (self.config.rotation == Rotation::Grace).then_some(PAIR_CAP);
+        self.dirty = true;
+        self.tokens.insert_pair(
+            access,
+            refresh,
+            now,
+            secs_to_ms(self.config.access_ttl_secs),
+            secs_to_ms(self.config.refresh_ttl_secs),
+            cap,
+        )
+    }
+
+    fn rotate(&mut self, old: &str, now: i64) -> Issued {
+        let keep_alive = match self.config.rotation {
+            Rotation::Strict => 0,
+            Rotation::Grace => secs_to_ms(self.config.grace_secs),
+        };
+        self.tokens.mark_rotated(old, now, keep_alive);
+        self.issue(now)
+    }
+
+    fn token_body(&self, t: &Issued) -> Value {
+        let c = &self.config;
+        let mut body = json!({
+            "access_token": t.access_token,
+            "token_type": "bearer",
+            "expires_in": c.expires_in_as.render(i64::try_from(c.access_ttl_secs).unwrap_or(i64::MAX)),
+            "refresh_token": t.refresh_token,
+            "access_token_expiry": c.expiry_as.render(t.access_expires_ms),
+            "refresh_token_expiry": c.expiry_as.render(t.refresh_expires_ms),
+        });
+        if c.extra_fields {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("success".into(), json!(1));
+                obj.insert("status".into(), json!(200));
+            }
+        }
+        body
+    }
+
+    // ----- POST /chef/v1/oauth/token/user -----
+
+    pub fn refresh(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
+        self.counters.refresh_calls += 1;
+        let out = self.refresh_inner(body, wall);
+        if matches!(out, RefreshOutcome::Answer { status: 200, .. }) {
+            self.counters.refresh_success += 1;
+        } else {
+            self.counters.refresh_failures += 1;
+        }
+        out
+    }
+
+    fn refresh_inner(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
+        let answer = |status: u16, body: Value| RefreshOutcome::Answer { status, body };
+        let invalid_request = || {
+            answer(
+                400,
+                oauth_error("invalid_request", "missing/invalid parameters"),
+            )
+        };
+        let now = self.now(wall);
+        let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
+            return invalid_request();
+        };
+        let field = |k: &str| req.get(k).and_then(Value::as_str);
+        if field("client_id") != Some(self.creds.client_id.as_str())
+            || field("client_secret") != Some(self.creds.client_secret.as_str())
+        {
+            return answer(
+                401,
+                oauth_error("invalid_client", "invalid client credentials"),
+            );
+        }
+        match field("grant_type") {
+            Some("refresh_token") => {}
+            Some(_) => {
+                return answer(
+                    400,
+                    oauth_error("unsupported_grant_type", "grant type not supported"),
+                )
+            }
+            None => return invalid_request(),
+        }
+        let Some(old) = field("refresh_token").filter(|t| !t.is_empty()) else {
+            return invalid_request();
+        };
+        let old = old.to_owned();
+        let check = self.tokens.check_refresh(&old, now);
+        if check.was_rotated {
+            self.counters.spent_refresh_tokens_used += 1;
+        }
+        if !check.usable {
+            return answer(400, oauth_error("invalid_grant", "invalid/expired token"));
+        }
+        if let Some(f) = self.faults.take_refresh() {
+            let server_error =
+                json!({ "error": "server_error", "error_description": "internal server error" });
+            return match f.mode {
+                RefreshFaultMode::ServerError => answer(f.status, server_error),
+                RefreshFaultMode::Hang => RefreshOutcome::HangThen {
+                    ms: f.hang_ms,
+                    status: f.status,
+                    body: server_error,
+                },
+                RefreshFaultMode::InvalidGrant => {
+                    answer(400, oauth_error("invalid_grant", "invalid/expired token"))
+                }
+                RefreshFaultMode::RotateThenDrop => {
+                    self.rotate(&old, now);
+                    RefreshOutcome::Drop { status: 200 }
+                }
+            };
+        }
+        let issued = self.rotate(&old, now);
+        answer(200, self.token_body(&issued))
+    }
+
+    // ----- GET /chef/v1/oauth/token -----
+
+    pub fn validate_token(&mut self, auth: Option<&str>, wall: i64) -> (u16, Value) {
+        self.counters.validate_calls += 1;
+        let now = self.now(wall);
+        let Some(token) = bearer(auth) else {
+            return (
+                401,
+                oauth_error(
+                    "invalid_request",
+                    "missing/invalid parameters authorization header",
+                ),
+            );
+        };
+        let Some(a) = self.tokens.access(token, now).cloned() else {
+            return (401, oauth_error("invalid_token", "invalid/expired token"));
+        };
+        let c = &self.config;
+        let refresh_expiry = self.tokens.pair_refresh_expiry(a.pair).unwrap_or(0);
+        (
+            200,
+            json!({
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": c.expires_in_as.render((a.expires_ms.saturating_sub(now).saturating_add(999) / 1000).max(0)),
+                "access_token_expiry": c.expiry_as.render(a.expires_ms),
+                "refresh_token_expiry": c.expiry_as.render(refresh_expiry),
+            }),
+        )
+    }
+
+    // ----- POST /chef/v1/oauth/api -----
+
+    pub fn api(&mut self, auth: Option<&str>, body: &[u8], wall: i64) -> ApiOutcome {
+        let now = self.now(wall);
+        let envelope: Option<Value> = serde_json::from_slice(body).ok();
+        let query = envelope
+            .as_ref()
+            .and_then(|v| v.get("query"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let op = query.as_deref().and_then(op_for_query);
+        if let Some(op) = op {
+            *self.counters.api_calls.entry(op).or_insert(0) += 1;
+        }
+        let authorized = bearer(auth).is_some_and(|t| self.tokens.access(t, now).is_some());
+        let mut delay_after_ms = 0;
+        let (status, resp) = if !authorized {
+            self.counters.unauthorized_api_calls += 1;
+            (401, unauthorized_body())
+        } else {
+            match self.dispatch(envelope.as_ref(), query.as_deref(), op, now) {
+                Ok((v, delay)) => {
+                    delay_after_ms = delay;
+                    (200, v)
+                }
+                Err(Reject::Plum(e)) => (e.status, e.body()),
+                Err(Reject::Limited(secs)) => {
+                    (self.config.rate_limit_status, rate_limit_body(secs))
+                }
+            }
+        };
+        let logged_body = if body.len() > LOGGED_BODY_MAX {
+            json!({ "_sandbox_truncated_bytes": body.len() })
+        } else {
+            envelope.unwrap_or(Value::Null)
+        };
+        let logged_op = op
+            .map(str::to_owned)
+            .or_else(|| query.map(|q| q.chars().take(200).collect()));
+        if self.requests.len() >= REQUEST_LOG_CAP {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(RequestRecord {
+            op: logged_op,
+            body: logged_body,
+            authorized,
+            status,
+        });
+        ApiOutcome {
+            status,
+            body: resp,
+            op,
+            delay_after_ms,
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        envelope: Option<&Value>,
+        query: Option<&str>,
+        op: Option<&'static str>,
+        now: i64,
+    ) -> Result<(Value, u64), Reject> {
+        let Some(env) = envelope.filter(|v| v.is_object()) else {
+            return Err(PlumError::new(
+                400,
+                "PLE10001",
+                "Invalid request",
+                "request body must be a JSON object {query, tag, variables}",
+            )
+            .into());
+        };
+        let Some(op) = op else {
+            let shown: String = query.unwrap_or("").chars().take(200).collect();
+            return Err(PlumError::new(
+                400,
+                "PLE10001",
+                "Invalid query",
+                format!("Unknown query {shown:?}"),
+            )
+            .into());
+        };
+        let limit = self.config.rate_limit(op);
+        if let Err(secs) = self
+            .limiter
+            .check(op, limit, self.config.penalty_seconds, now)
+        {
+            self.counters.rate_limited_calls += 1;
+            return Err(Reject::Limited(secs));
+        }
+        let raw_input = if op == "paymentHistory" {
+            env.get("data").and_then(|d| d.get("data"))
+        } else {
+            env.get("variables").and_then(|d| d.get("data"))
+        };
+        let empty = Map::new();
+        let input = match raw_input {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(PlumError::validation("data must be a JSON object").into()),
+        };
+        let initial = self.config.initial_balance_cents();
+        let ok = |key: &str, data: Value| Ok((success(key, data), 0));
+        match op {
+            "getFilters" => ok(op, catalog().filters(input)),
+            "getVouchers" => ok(op, catalog().vouchers(input, &self.asset_base)?),
+            "getBalance" => {
+                let b = money(self.ledger.balance_cents(initial));
+                ok(op, json!({ "points": b, "value": b, "currency": "USD" }))
+            }
+            "placeOrder" => self.place_order(input, now),
+            "getOrderDetails" => {
+                let data = order_details_json(self.ledger.lookup(input)?);
+                if as_flag(input.get("sendMailToReceiver")) {
+                    self.counters.resend_mails += 1;
+                }
+                ok(op, data)
+            }
+            "getOrderHistory" => ok(op, self.ledger.history(input)?),
+            "paymentHistory" => ok("getPaymentReport", self.ledger.payments(input, initial)?),
+            _ => Err(PlumError::new(400, "PLE10001", "Invalid query", "Unknown query").into()),
+        }
+    }
+
+    fn place_order(
+        &mut self,
+        input: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(Value, u64), Reject> {
+        let req = self
+            .ledger
+            .validate(input, self.config.initial_balance_cents())?;
+        let fault = self.faults.take_order();
+        let status_error = |status: u16| {
+            PlumError::new(
+                status,
+                "PLE10035",
+                "Failed to check order status",
+                "Please call getOrderDetails with the same poNumber to know the order status",
+            )
+        };
+        if let Some(f) = fault.filter(|f| f.mode == OrderFaultMode::FailBeforeCreate) {
+            return Err(status_error(f.status).into());
+        }
+        let data = place_order_json(self.ledger.create(req, now));
+        self.counters.orders += 1;
+        self.dirty = true;
+        match fault {
+            Some(f) if f.mode == OrderFaultMode::FailAfterCreate => {
+                Err(status_error(f.status).into())
+            }
+            Some(f) if f.mode == OrderFaultMode::HangAfterCreate => {
+                Ok((success("placeOrder", data), f.hang_ms))
+            }
+            _ => Ok((success("placeOrder", data), 0)),
+        }
+    }
+
+    // ----- admin -----
+
+    pub fn patch_config(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.config.apply_patch(body)?;
+        self.dirty = true;
+        Ok(self.config.to_json())
+    }
+
+    pub fn expire_access(&mut self, wall: i64) -> usize {
+        self.dirty = true;
+        self.tokens.expire_access(self.now(wall))
+    }
+
+    pub fn revoke_access(&mut self, wall: i64) -> usize {
+        self.dirty = true;
+        self.tokens.revoke_access(self.now(wall))
+    }
+
+    pub fn revoke_refresh(&mut self, wall: i64) -> usize {
+        self.dirty = true;
+        self.tokens.revoke_refresh(self.now(wall))
+    }
+
+    /// Like the dashboard's "Generate Token": a brand-new valid pair.
+    pub fn issue_tokens(&mut self, wall: i64) -> Value {
+        let t = self.issue(self.now(wall));
+        json!({
+            "access_token": t.access_token,
+            "refresh_token": t.refresh_token,
+            "access_token_expiry": t.access_expires_ms,
+            "refresh_token_expiry": t.refresh_expires_ms,
+        })
+    }
+
+    /// Every token value issued so far (test route `GET /__sandbox/tokens/issued`).
+    pub fn issued_tokens(&self) -> Value {
+        json!({ "tokens": self.tokens.all_values() })
+    }
+
+    pub fn token_stats(&self, wall: i64) -> Value {
+        let (access, refresh) = self.tokens.live_counts(self.now(wall));
+        json!({
+            "live_access_tokens": access,
+            "live_refresh_tokens": refresh,
+            "spent_refresh_tokens_used": self.counters.spent_refresh_tokens_used,
+        })
+    }
+
+    pub fn set_refresh_fault(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.faults.set_refresh(body)?;
+        Ok(self.faults.to_json())
+    }
+
+    pub fn set_order_fault(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.faults.set_order(body)?;
+        Ok(self.faults.to_json())
+    }
+
+    pub fn clear_faults(&mut self) -> Value {
+        self.faults = Faults::default();
+        self.faults.to_json()
+    }
+
+    pub fn faults_json(&self) -> Value {
+        self.faults.to_json()
+    }
+
+    pub fn counters_json(&self, concurrent: u64, peak: u64) -> Value {
+        let c = &self.counters;
+        let api: Map<String, Value> = OPS
+            .iter()
+            .map(|op| {
+                (
+                    (*op).to_owned(),
+                    json!(c.api_calls.get(op).copied().unwrap_or(0)),
+                )
+            })
+            .collect();
+        json!({
+            "refresh_calls": c.refresh_calls,
+            "refresh_success": c.refresh_success,
+            "refresh_failures": c.refresh_failures,
+            "peak_concurrent_refreshes": peak,
+            "concurrent_refreshes": concurrent,
+            "validate_calls": c.validate_calls,
+            "api_calls": api,
+            "unauthorized_api_calls": c.unauthorized_api_calls,
+            "orders": c.orders,
+            "resend_mails": c.resend_mails,
+            "rate_limited_calls": c.rate_limited_calls,
+            "spent_refresh_tokens_used": c.spent_refresh_tokens_used,
+        })
+    }
+
+    pub fn reset_counters(&mut self) {
+        self.counters = Counters::default();
+    }
+
+    pub fn requests_json(&self, limit: usize) -> Value {
+        let skip = self.requests.len().saturating_sub(limit);
+        Value::Array(
+            self.requests
+                .iter()
+                .skip(skip)
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .collect(),
+        )
+    }
+
+    pub fn clear_requests(&mut self) {
+        self.requests.clear();
+    }
+
+    /// Back to the fresh-start state (keeps credentials and the asset base).
+    pub fn reset(&mut self, wall: i64) {
+        let base = std::mem::take(&mut self.asset_base);
+        *self = Sandbox::new(self.creds.clone(), wall);
+        self.asset_base = base;
+        self.dirty = true;
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

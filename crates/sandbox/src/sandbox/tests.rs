@@ -1,0 +1,766 @@
+//! Tests of the pure sandbox state: every flow is driven with an explicit
+//! wall-clock time, so expiry, grace and penalties are checked exactly.
+
+use serde_json::{json, Value};
+
+use super::*;
+
+const T0: i64 = 1_718_000_000_000;
+const SEC: i64 = 1000;
+const HOUR: i64 = 3600 * SEC;
+const DAY: i64 = 24 * HOUR;
+
+fn sb() -> Sandbox {
+    Sandbox::new(Credentials::default(), T0)
+}
+
+fn refresh_body(rt: &str) -> Vec<u8> {
+    json!({
+        "grant_type": "refresh_token",
+        "refresh_token": rt,
+        "client_id": "plumgate-dev-client",
+        "client_secret": "plumgate-dev-secret",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Refreshes and returns (status, body).
+fn refresh(s: &mut Sandbox, rt: &str, wall: i64) -> (u16, Value) {
+    match s.refresh(&refresh_body(rt), wall) {
+        RefreshOutcome::Answer { status, body } => (status, body),
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn tok(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_owned()
+}
+
+fn api(s: &mut Sandbox, at: &str, query: &str, data: Value, wall: i64) -> ApiOutcome {
+    let body = json!({ "query": query, "tag": "plumProAPI", "variables": { "data": data } });
+    s.api(
+        Some(&format!("Bearer {at}")),
+        body.to_string().as_bytes(),
+        wall,
+    )
+}
+
+const AT: &str = "plumgate-dev-access-token";
+const RT: &str = "plumgate-dev-refresh-token";
+
+#[test]
+fn strict_rotation() {
+    let mut s = sb();
+    let (status, body) = refresh(&mut s, RT, T0 + SEC);
+    assert_eq!(status, 200);
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 1_296_000);
+    assert_eq!(
+        body["access_token_expiry"],
+        (T0 + SEC + 1_296_000 * SEC).to_string()
+    );
+    assert_eq!(
+        body["refresh_token_expiry"],
+        (T0 + SEC + 2_592_000 * SEC).to_string()
+    );
+    assert_eq!(
+        (body["success"].clone(), body["status"].clone()),
+        (json!(1), json!(200))
+    );
+    let (at2, rt2) = (tok(&body, "access_token"), tok(&body, "refresh_token"));
+    assert_ne!(rt2, RT);
+    assert_ne!(at2, AT);
+
+    // The old refresh token is dead at once; using it is counted.
+    let (status, body) = refresh(&mut s, RT, T0 + 2 * SEC);
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"error":"invalid_grant","error_description":"invalid/expired token"})
+    );
+    assert_eq!(s.token_stats(T0)["spent_refresh_tokens_used"], 1);
+
+    // Old and new access tokens both work.
+    assert_eq!(
+        api(
+            &mut s,
+            AT,
+            "plumProAPI.query.getBalance",
+            json!({}),
+            T0 + 3 * SEC
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        api(
+            &mut s,
+            &at2,
+            "plumProAPI.query.getBalance",
+            json!({}),
+            T0 + 3 * SEC
+        )
+        .status,
+        200
+    );
+
+    // The new refresh token rotates again.
+    let (status, body) = refresh(&mut s, &rt2, T0 + 4 * SEC);
+    assert_eq!(status, 200);
+    assert_ne!(tok(&body, "refresh_token"), rt2);
+    let c = s.counters_json(0, 0);
+    assert_eq!(
+        (
+            c["refresh_calls"].clone(),
+            c["refresh_success"].clone(),
+            c["refresh_failures"].clone()
+        ),
+        (json!(3), json!(2), json!(1))
+    );
+}
+
+#[test]
+fn grace_rotation_and_pair_cap() {
+    let mut s = sb();
+    s.patch_config(br#"{"rotation":"grace"}"#).unwrap();
+    let (status, first) = refresh(&mut s, RT, T0);
+    assert_eq!(status, 200);
+    // Old token keeps working inside the 6 h grace (and rotates again)...
+    let (status, second) = refresh(&mut s, RT, T0 + 6 * HOUR - SEC);
+    assert_eq!(status, 200);
+    assert_ne!(tok(&second, "refresh_token"), tok(&first, "refresh_token"));
+    // ...but not after it.
+    assert_eq!(refresh(&mut s, RT, T0 + 6 * HOUR).0, 400);
+    assert_eq!(s.token_stats(T0)["spent_refresh_tokens_used"], 2);
+
+    // Cap: the 11th live pair evicts the oldest (the bootstrap pair).
+    let mut s = sb();
+    s.patch_config(br#"{"rotation":"grace"}"#).unwrap();
+    let mut rt = RT.to_owned();
+    let mut pairs = vec![(AT.to_owned(), RT.to_owned())];
+    for i in 0..10 {
+        let (status, body) = refresh(&mut s, &rt, T0 + i * SEC);
+        assert_eq!(status, 200);
+        rt = tok(&body, "refresh_token");
+        pairs.push((tok(&body, "access_token"), rt.clone()));
+    }
+    let now = T0 + 20 * SEC;
+    assert_eq!(s.token_stats(now)["live_access_tokens"], 10);
+    assert_eq!(
+        api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), now).status,
+        401
+    );
+    assert_eq!(refresh(&mut s, RT, now).0, 400);
+    assert_eq!(
+        api(
+            &mut s,
+            &pairs[1].0,
+            "plumProAPI.query.getBalance",
+            json!({}),
+            now
+        )
+        .status,
+        200
+    );
+    assert_eq!(refresh(&mut s, &pairs[1].1, now).0, 200);
+}
+
+#[test]
+fn refresh_request_errors() {
+    let mut s = sb();
+    let answer = |s: &mut Sandbox, body: &[u8]| match s.refresh(body, T0) {
+        RefreshOutcome::Answer { status, body } => (
+            status,
+            body["error"].as_str().unwrap_or_default().to_owned(),
+        ),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        answer(&mut s, b"{not json"),
+        (400, "invalid_request".into())
+    );
+    assert_eq!(answer(&mut s, b"[1,2]"), (400, "invalid_request".into()));
+    let wrong_secret = json!({"grant_type":"refresh_token","refresh_token":RT,"client_id":"plumgate-dev-client","client_secret":"x"});
+    assert_eq!(
+        answer(&mut s, wrong_secret.to_string().as_bytes()),
+        (401, "invalid_client".into())
+    );
+    let no_client = json!({"grant_type":"refresh_token","refresh_token":RT});
+    assert_eq!(
+        answer(&mut s, no_client.to_string().as_bytes()),
+        (401, "invalid_client".into())
+    );
+    let grant = json!({"grant_type":"password","refresh_token":RT,"client_id":"plumgate-dev-client","client_secret":"plumgate-dev-secret"});
+    assert_eq!(
+        answer(&mut s, grant.to_string().as_bytes()),
+        (400, "unsupported_grant_type".into())
+    );
+    assert_eq!(
+        answer(&mut s, &refresh_body("unknown")),
+        (400, "invalid_grant".into())
+    );
+    // Expired by the clock offset (refresh lifetime 30 d).
+    s.patch_config(br#"{"clock_offset_secs":2592000}"#).unwrap();
+    assert_eq!(
+        answer(&mut s, &refresh_body(RT)),
+        (400, "invalid_grant".into())
+    );
+    s.patch_config(br#"{"clock_offset_secs":0}"#).unwrap();
+    assert_eq!(answer(&mut s, &refresh_body(RT)).0, 200);
+}
+
+#[test]
+fn token_response_formats_and_validate() {
+    let mut s = sb();
+    s.patch_config(br#"{"expires_in_as":"string","expiry_as":"number","extra_fields":false,"access_ttl_secs":100}"#).unwrap();
+    let (_, body) = refresh(&mut s, RT, T0);
+    assert_eq!(body["expires_in"], "100");
+    assert_eq!(body["access_token_expiry"], T0 + 100 * SEC);
+    assert!(body.get("success").is_none() && body.get("status").is_none());
+    let at = tok(&body, "access_token");
+
+    let (status, v) = s.validate_token(Some(&format!("Bearer {at}")), T0 + 40 * SEC);
+    assert_eq!(status, 200);
+    assert_eq!(v["expires_in"], "60");
+    assert_eq!(v["access_token"], at);
+    assert_eq!(
+        s.validate_token(Some(&format!("Bearer {at}")), T0 + 100 * SEC)
+            .0,
+        401
+    );
+    assert_eq!(
+        s.validate_token(Some("Bearer nope"), T0).1["error"],
+        "invalid_token"
+    );
+    assert_eq!(s.validate_token(None, T0).0, 401);
+    assert_eq!(s.counters_json(0, 0)["validate_calls"], 4);
+}
+
+#[test]
+fn refresh_faults() {
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"5xx","count":2,"status":502}"#)
+        .unwrap();
+    // Invalid calls do not consume the fault.
+    assert_eq!(refresh(&mut s, "unknown", T0).0, 400);
+    assert_eq!(
+        refresh(&mut s, RT, T0),
+        (
+            502,
+            json!({"error":"server_error","error_description":"internal server error"})
+        )
+    );
+    assert_eq!(refresh(&mut s, RT, T0).0, 502);
+    // The token survived the faults.
+    let (status, body) = refresh(&mut s, RT, T0);
+    assert_eq!(status, 200);
+    let rt = tok(&body, "refresh_token");
+
+    s.set_refresh_fault(br#"{"mode":"invalid_grant"}"#).unwrap();
+    assert_eq!(refresh(&mut s, &rt, T0).1["error"], "invalid_grant");
+    assert_eq!(refresh(&mut s, &rt, T0).0, 200);
+
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"hang","hang_ms":1234}"#)
+        .unwrap();
+    match s.refresh(&refresh_body(RT), T0) {
+        RefreshOutcome::HangThen { ms, status, .. } => assert_eq!((ms, status), (1234, 503)),
+        other => panic!("{other:?}"),
+    }
+
+    // rotate_then_drop: a real rotation whose answer is lost.
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rotate_then_drop"}"#)
+        .unwrap();
+    assert_eq!(
+        s.refresh(&refresh_body(RT), T0),
+        RefreshOutcome::Drop { status: 200 }
+    );
+    assert_eq!(refresh(&mut s, RT, T0).0, 400, "strict: the old token died");
+    assert_eq!(
+        s.token_stats(T0)["live_refresh_tokens"],
+        1,
+        "the new pair exists"
+    );
+
+    let mut s = sb();
+    s.patch_config(br#"{"rotation":"grace"}"#).unwrap();
+    s.set_refresh_fault(br#"{"mode":"rotate_then_drop"}"#)
+        .unwrap();
+    assert_eq!(
+        s.refresh(&refresh_body(RT), T0),
+        RefreshOutcome::Drop { status: 200 }
+    );
+    assert_eq!(
+        refresh(&mut s, RT, T0 + HOUR).0,
+        200,
+        "grace: the old token still works"
+    );
+
+    assert!(s.set_refresh_fault(br#"{"mode":"boom"}"#).is_err());
+    s.set_refresh_fault(br#"{"mode":"5xx","count":3}"#).unwrap();
+    s.clear_faults();
+    assert_eq!(s.faults_json(), json!({"refresh": null, "order": null}));
+}
+
+#[test]
+fn api_auth_parse_and_query_errors() {
+    let mut s = sb();
+    let q = "plumProAPI.query.getBalance";
+    let out = api(&mut s, "wrong", q, json!({}), T0);
+    assert_eq!(out.status, 401);
+    assert_eq!(out.body["errorId"], "PIPE10013");
+    assert_eq!(s.api(None, b"{}", T0).status, 401);
+    assert_eq!(s.api(Some(&format!("Basic {AT}")), b"{}", T0).status, 401);
+    let bad = s.api(Some(&format!("bearer {AT}")), b"{oops", T0);
+    assert_eq!(
+        (bad.status, bad.body["errorId"].clone()),
+        (400, json!("PLE10001"))
+    );
+    let unknown = api(&mut s, AT, "plumProAPI.mutation.getBalance", json!({}), T0);
+    assert_eq!(
+        (unknown.status, unknown.body["errorInfo"].clone()),
+        (400, json!("Invalid query"))
+    );
+    let bad_data = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getVouchers",
+        json!([1]),
+        T0,
+    );
+    assert_eq!(bad_data.status, 400);
+
+    let ok = api(&mut s, AT, q, json!({}), T0);
+    assert_eq!(
+        ok.body,
+        json!({"data":{"getBalance":{"status":1,"data":{"points":250000,"value":250000,"currency":"USD"}}}})
+    );
+
+    // Revoked / expired access tokens.
+    assert_eq!(s.revoke_access(T0), 1);
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 401);
+    let c = s.counters_json(0, 0);
+    assert_eq!(c["unauthorized_api_calls"], 4);
+    assert_eq!(c["api_calls"]["getBalance"], 3);
+    assert_eq!(c["api_calls"]["placeOrder"], 0);
+
+    let log = s.requests_json(3);
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[2]["authorized"], false);
+    assert_eq!(log[2]["status"], 401);
+    assert_eq!(log[1]["body"]["query"], q);
+    assert!(
+        !log.iter().any(|r| r.to_string().contains(AT)),
+        "no token values in the request log"
+    );
+    s.clear_requests();
+    assert_eq!(s.requests_json(50), json!([]));
+}
+
+#[test]
+fn rate_limit_and_penalty() {
+    let mut s = sb();
+    s.patch_config(
+        br#"{"rate_limits":{"getBalance":3},"rate_limit_status":403,"penalty_seconds":30}"#,
+    )
+    .unwrap();
+    let q = "plumProAPI.query.getBalance";
+    for i in 0..3 {
+        assert_eq!(api(&mut s, AT, q, json!({}), T0 + i).status, 200);
+    }
+    let limited = api(&mut s, AT, q, json!({}), T0 + 10);
+    assert_eq!(limited.status, 403);
+    assert_eq!(
+        limited.body,
+        json!({"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]})
+    );
+    let later = api(&mut s, AT, q, json!({}), T0 + 10 + 20 * SEC);
+    assert_eq!(later.body["errors"][0]["penaltySeconds"], 10);
+    // Other ops are not penalised.
+    assert_eq!(
+        api(
+            &mut s,
+            AT,
+            "plumProAPI.mutation.getFilters",
+            json!({}),
+            T0 + 20 * SEC
+        )
+        .status,
+        200
+    );
+    // After the penalty, calls go through again.
+    assert_eq!(api(&mut s, AT, q, json!({}), T0 + 31 * SEC).status, 200);
+    assert_eq!(s.counters_json(0, 0)["rate_limited_calls"], 2);
+    // Unauthorized calls do not use up the window.
+    let mut s = sb();
+    s.patch_config(br#"{"rate_limits":{"getBalance":1}}"#)
+        .unwrap();
+    assert_eq!(api(&mut s, "nope", q, json!({}), T0).status, 401);
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200);
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 429);
+}
+
+fn order(po: &str) -> Value {
+    json!({"productId":10100,"quantity":2,"denomination":50,"email":"r@example.com","contact":"+1-4705000000",
+           "tag":"sbx","poNumber":po,"notifyReceiverEmail":0,"notifyAdminEmail":0})
+}
+
+#[test]
+fn place_order_and_lookups() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    let out = api(&mut s, AT, place, order("PO-1"), T0);
+    assert_eq!(out.status, 200);
+    let d = &out.body["data"]["placeOrder"]["data"];
+    assert_eq!(out.body["data"]["placeOrder"]["status"], 1);
+    assert_eq!(d["orderId"], 100_001);
+    assert_eq!(d["amountCharged"], 100);
+    assert_eq!(d["vouchers"].as_array().unwrap().len(), 2);
+    assert!(s.take_dirty());
+
+    let dup = api(&mut s, AT, place, order("PO-1"), T0);
+    assert_eq!(
+        dup.body,
+        json!({"code":409,"errorId":"PLE10043","errorInfo":"Duplicate poNumber","error":"Order with this poNumber already exists"})
+    );
+    assert_eq!(dup.status, 409);
+
+    let bal = api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0);
+    assert_eq!(bal.body["data"]["getBalance"]["data"]["value"], 249_900);
+
+    let det = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getOrderDetails",
+        json!({"poNumber":"PO-1","orderId":null,"sendMailToReceiver":1}),
+        T0,
+    );
+    assert_eq!(det.status, 200);
+    let dd = &det.body["data"]["getOrderDetails"]["data"];
+    assert_eq!(dd["orderId"], 100_001);
+    assert_eq!(dd["vouchers"], d["vouchers"]);
+    assert_eq!(dd["orderDate"], "2024-06-10 06:13:20");
+    assert_eq!(s.counters_json(0, 0)["resend_mails"], 1);
+    let miss = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getOrderDetails",
+        json!({"poNumber":"","orderId":"42","sendMailToReceiver":0}),
+        T0,
+    );
+    assert_eq!(
+        (miss.status, miss.body["errorId"].clone()),
+        (404, json!("PLE10016"))
+    );
+
+    let hist = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getOrderHistory",
+        json!({"startDate":"2024-06-10","endDate":"2024-06-10","limit":10,"page":1}),
+        T0,
+    );
+    assert_eq!(
+        hist.body["data"]["getOrderHistory"]["data"][0]["poNumber"],
+        "PO-1"
+    );
+    let hist_bad = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getOrderHistory",
+        json!({"startDate":"10-06-2024","endDate":"2024-06-10"}),
+        T0,
+    );
+    assert_eq!(
+        (hist_bad.status, hist_bad.body["errorId"].clone()),
+        (400, json!("PLE10032"))
+    );
+
+    // paymentHistory: input at top-level data.data, answer under getPaymentReport.
+    let body = json!({"query":"plumProAPI.mutation.paymentHistory","tag":"plumProAPI",
+                      "data":{"data":{"startDate":"2024-06-01","endDate":"2024-06-30","limit":10,"page":1}}});
+    let pay = s.api(
+        Some(&format!("Bearer {AT}")),
+        body.to_string().as_bytes(),
+        T0,
+    );
+    let rows = pay.body["data"]["getPaymentReport"]["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["closing_balance"], 249_900);
+    assert_eq!(rows[1]["transaction_status"], "Complete");
+
+    // Over-balance.
+    s.patch_config(br#"{"initial_balance":150}"#).unwrap();
+    let poor = api(&mut s, AT, place, order("PO-2"), T0);
+    assert_eq!(
+        (poor.status, poor.body["errorId"].clone()),
+        (422, json!("PLE10010"))
+    );
+    assert_eq!(s.counters_json(0, 0)["orders"], 1);
+}
+
+#[test]
+fn order_faults() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    s.set_order_fault(br#"{"mode":"fail_before_create","status":500}"#)
+        .unwrap();
+    // An invalid order does not consume the fault.
+    assert_eq!(
+        api(&mut s, AT, place, json!({"productId":10100}), T0).status,
+        400
+    );
+    let before = api(&mut s, AT, place, order("PO-A"), T0);
+    assert_eq!(
+        (before.status, before.body["errorId"].clone()),
+        (500, json!("PLE10035"))
+    );
+    let det = |s: &mut Sandbox, po: &str| {
+        api(
+            s,
+            AT,
+            "plumProAPI.mutation.getOrderDetails",
+            json!({"poNumber":po,"orderId":"0"}),
+            T0,
+        )
+        .status
+    };
+    assert_eq!(det(&mut s, "PO-A"), 404, "not created");
+
+    s.set_order_fault(br#"{"mode":"fail_after_create"}"#)
+        .unwrap();
+    let after = api(&mut s, AT, place, order("PO-B"), T0);
+    assert_eq!(
+        (after.status, after.body["errorId"].clone()),
+        (502, json!("PLE10035"))
+    );
+    assert_eq!(det(&mut s, "PO-B"), 200, "created despite the error");
+    assert_eq!(
+        api(&mut s, AT, place, order("PO-B"), T0).status,
+        409,
+        "retry is a duplicate"
+    );
+
+    s.set_order_fault(br#"{"mode":"hang_after_create","hang_ms":5000}"#)
+        .unwrap();
+    let hang = api(&mut s, AT, place, order("PO-C"), T0);
+    assert_eq!((hang.status, hang.delay_after_ms), (200, 5000));
+    assert_eq!(det(&mut s, "PO-C"), 200);
+    assert_eq!(
+        api(&mut s, AT, place, order("PO-D"), T0).delay_after_ms,
+        0,
+        "count exhausted"
+    );
+}
+
+#[test]
+fn admin_token_actions() {
+    let mut s = sb();
+    let issued = s.issue_tokens(T0);
+    let at = tok(&issued, "access_token");
+    assert_eq!(issued["access_token_expiry"], T0 + 1_296_000 * SEC);
+    assert_eq!(
+        api(&mut s, &at, "plumProAPI.query.getBalance", json!({}), T0).status,
+        200
+    );
+    assert_eq!(
+        s.token_stats(T0),
+        json!({"live_access_tokens":2,"live_refresh_tokens":2,"spent_refresh_tokens_used":0})
+    );
+    assert_eq!(s.expire_access(T0), 2);
+    assert_eq!(
+        api(&mut s, &at, "plumProAPI.query.getBalance", json!({}), T0).status,
+        401
+    );
+    assert_eq!(s.revoke_refresh(T0), 2);
+    assert_eq!(refresh(&mut s, &tok(&issued, "refresh_token"), T0).0, 400);
+    assert_eq!(s.token_stats(T0)["live_refresh_tokens"], 0);
+
+    // Access tokens expire by the clock too.
+    let mut s = sb();
+    assert_eq!(
+        api(
+            &mut s,
+            AT,
+            "plumProAPI.query.getBalance",
+            json!({}),
+            T0 + 15 * DAY - 1
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        api(
+            &mut s,
+            AT,
+            "plumProAPI.query.getBalance",
+            json!({}),
+            T0 + 15 * DAY
+        )
+        .status,
+        401
+    );
+}
+
+#[test]
+fn state_file_round_trip() {
+    let mut s = sb();
+    s.patch_config(br#"{"rotation":"grace","rate_limits":{"placeOrder":7}}"#)
+        .unwrap();
+    let (_, body) = refresh(&mut s, RT, T0);
+    let (at, rt) = (tok(&body, "access_token"), tok(&body, "refresh_token"));
+    assert_eq!(
+        api(
+            &mut s,
+            AT,
+            "plumProAPI.mutation.placeOrder",
+            order("PO-1"),
+            T0
+        )
+        .status,
+        200
+    );
+    let bytes = s.snapshot().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("refresh_calls"),
+        "counters are not persisted"
+    );
+
+    let mut r = Sandbox::from_state(
+        Credentials::default(),
+        Sandbox::parse_state(&bytes).unwrap(),
+    );
+    assert_eq!(r.config, s.config);
+    assert_eq!(
+        api(&mut r, &at, "plumProAPI.query.getBalance", json!({}), T0).body["data"]["getBalance"]
+            ["data"]["value"],
+        249_900
+    );
+    assert_eq!(
+        api(
+            &mut r,
+            AT,
+            "plumProAPI.mutation.placeOrder",
+            order("PO-1"),
+            T0
+        )
+        .status,
+        409
+    );
+    let next = api(
+        &mut r,
+        AT,
+        "plumProAPI.mutation.placeOrder",
+        order("PO-2"),
+        T0,
+    );
+    assert_eq!(next.body["data"]["placeOrder"]["data"]["orderId"], 100_002);
+    assert_eq!(
+        refresh(&mut r, RT, T0 + HOUR).0,
+        200,
+        "grace token still in grace after reload"
+    );
+    assert_eq!(refresh(&mut r, &rt, T0 + HOUR).0, 200);
+    assert_eq!(r.counters_json(0, 0)["refresh_calls"], 2);
+    assert!(Sandbox::parse_state(b"{\"version\":1}").is_err());
+}
+
+#[test]
+fn reset_restores_fresh_state() {
+    let mut s = sb();
+    s.set_asset_base("http://127.0.0.1:1".into());
+    refresh(&mut s, RT, T0);
+    api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.placeOrder",
+        order("PO-1"),
+        T0,
+    );
+    s.patch_config(br#"{"rotation":"grace"}"#).unwrap();
+    s.set_order_fault(br#"{"mode":"fail_before_create"}"#)
+        .unwrap();
+    s.reset(T0 + SEC);
+    assert_eq!(s.config, Config::default());
+    assert_eq!(
+        refresh(&mut s, RT, T0 + 2 * SEC).0,
+        200,
+        "bootstrap pair valid again"
+    );
+    assert_eq!(s.faults_json(), json!({"refresh": null, "order": null}));
+    assert_eq!(s.counters_json(0, 0)["orders"], 0);
+    let v = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getVouchers",
+        json!({"limit":1,"page":1}),
+        T0 + 2 * SEC,
+    );
+    assert_eq!(
+        v.body["data"]["getVouchers"]["data"][0]["imageUrl"],
+        "http://127.0.0.1:1/sandbox-assets/10100.svg"
+    );
+    let out = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.placeOrder",
+        order("PO-1"),
+        T0 + 2 * SEC,
+    );
+    assert_eq!(out.body["data"]["placeOrder"]["data"]["orderId"], 100_001);
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let mut s = sb();
+    let odd: Vec<Value> = vec![
+        json!(null),
+        json!(1),
+        json!("x"),
+        json!([]),
+        json!({"limit": 1e300, "page": -0.0}),
+        json!({"productId": [], "quantity": {}, "denomination": "1e999", "poNumber": 5}),
+        json!({"filters": "country", "sort": 3, "limit": "9999999999999999999999", "page": 1}),
+        json!({"filters": [{"key": "price", "value": "abc"}], "limit": 1, "page": 1}),
+        json!({"startDate": 20240101, "endDate": null, "orderId": -5, "poNumber": {}}),
+    ];
+    for op in OPS {
+        let query = match op {
+            "getBalance" => "plumProAPI.query.getBalance".to_owned(),
+            _ => format!("plumProAPI.mutation.{op}"),
+        };
+        for data in &odd {
+            let out = api(&mut s, AT, &query, data.clone(), T0);
+            assert!(
+                out.status == 200 || (400..500).contains(&out.status),
+                "{op} {data} → {}",
+                out.status
+            );
+            let top = json!({"query": query, "data": data, "variables": data});
+            let _ = s.api(
+                Some(&format!("Bearer {AT}")),
+                top.to_string().as_bytes(),
+                T0,
+            );
+        }
+    }
+    for raw in [
+        &b""[..],
+        b"\xff\xfe",
+        b"null",
+        b"{\"query\":5}",
+        b"{\"query\":\"plumProAPI.query.getBalance\",\"variables\":7}",
+    ] {
+        let _ = s.api(Some(&format!("Bearer {AT}")), raw, T0);
+        let _ = s.refresh(raw, T0);
+        assert!(s.patch_config(raw).is_err() || raw.is_empty());
+        assert!(s.set_refresh_fault(raw).is_err());
+        assert!(s.set_order_fault(raw).is_err());
+    }
+}

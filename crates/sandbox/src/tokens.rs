@@ -1,0 +1,387 @@
+//! The token tables: access tokens, refresh tokens and the pairs they were
+//! issued in. Owns: issuing, rotation (strict and grace), the 10-pair cap,
+//! validity checks, the admin expire/revoke actions, and token value
+//! generation. Knows nothing about HTTP or config beyond the numbers passed in.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+/// Grace-mode cap on live pairs per client.
+pub const PAIR_CAP: usize = 10;
+/// Above this many stored pairs, dead pairs are pruned on issue.
+const PRUNE_ABOVE: usize = 20_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub pair: u64,
+    pub expires_ms: i64,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RefreshStatus {
+    /// Never used.
+    Current,
+    /// Used in a refresh; still accepted until `dead_after_ms` (= the rotation
+    /// instant in strict mode, + grace in grace mode).
+    Rotated { dead_after_ms: i64 },
+    /// Killed by an admin action or by the pair cap.
+    Revoked,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub pair: u64,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    pub status: RefreshStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pair {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A freshly issued pair.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub access_expires_ms: i64,
+    pub refresh_expires_ms: i64,
+}
+
+/// Result of looking up a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshCheck {
+    pub usable: bool,
+    /// The token had already been rotated away (used before).
+    pub was_rotated: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenStore {
+    access: HashMap<String, AccessToken>,
+    refresh: HashMap<String, RefreshToken>,
+    pairs: BTreeMap<u64, Pair>,
+    next_pair: u64,
+}
+
+impl AccessToken {
+    pub fn usable(&self, now: i64) -> bool {
+        !self.revoked && now < self.expires_ms
+    }
+}
+
+impl RefreshToken {
+    pub fn usable(&self, now: i64) -> bool {
+        now < self.expires_ms
+            && match self.status {
+                RefreshStatus::Current => true,
+                RefreshStatus::Rotated { dead_after_ms } => now < dead_after_ms,
+                RefreshStatus::Revoked => false,
+            }
+    }
+}
+
+impl TokenStore {
+    /// Stores a new pair with the given values. `cap` (grace mode) evicts the
+    /// oldest live pairs beyond it.
+    pub fn insert_pair(
+        &mut self,
+        access: String,
+        refresh: String,
+        now: i64,
+        access_ttl_ms: i64,
+        refresh_ttl_ms: i64,
+        cap: Option<usize>,
+    ) -> Issued {
+        if self.pairs.len() > PRUNE_ABOVE {
+            self.prune(now);
+        }
+        self.next_pair += 1;
+        let pair = self.next_pair;
+        let access_expires_ms = now.saturating_add(access_ttl_ms);
+        let refresh_expires_ms = now.saturating_add(refresh_ttl_ms);
+        self.access.insert(
+            access.clone(),
+            AccessToken {
+                pair,
+                expires_ms: access_expires_ms,
+                revoked: false,
+            },
+        );
+        self.refresh.insert(
+            refresh.clone(),
+            RefreshToken {
+                pair,
+                issued_ms: now,
+                expires_ms: refresh_expires_ms,
+                status: RefreshStatus::Current,
+            },
+        );
+        self.pairs.insert(
+            pair,
+            Pair {
+                access: access.clone(),
+                refresh: refresh.clone(),
+            },
+        );
+        if let Some(cap) = cap {
+            self.enforce_cap(cap, now);
+        }
+        Issued {
+            access_token: access,
+            refresh_token: refresh,
+            access_expires_ms,
+            refresh_expires_ms,
+        }
+    }
+
+    fn pair_live(&self, p: &Pair, now: i64) -> bool {
+        self.access.get(&p.access).is_some_and(|a| a.usable(now))
+            || self.refresh.get(&p.refresh).is_some_and(|r| r.usable(now))
+    }
+
+    fn enforce_cap(&mut self, cap: usize, now: i64) {
+        let live: Vec<u64> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| self.pair_live(p, now))
+            .map(|(id, _)| *id)
+            .collect();
+        if live.len() <= cap {
+            return;
+        }
+        for id in &live[..live.len() - cap] {
+            self.revoke_pair(*id);
+        }
+    }
+
+    fn revoke_pair(&mut self, id: u64) {
+        let Some(p) = self.pairs.get(&id) else { return };
+        if let Some(a) = self.access.get_mut(&p.access) {
+            a.revoked = true;
+        }
+        if let Some(r) = self.refresh.get_mut(&p.refresh) {
+            r.status = RefreshStatus::Revoked;
+        }
+    }
+
+    fn prune(&mut self, now: i64) {
+        let dead: Vec<u64> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| !self.pair_live(p, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(p) = self.pairs.remove(&id) {
+                self.access.remove(&p.access);
+                self.refresh.remove(&p.refresh);
+            }
+        }
+    }
+
+    pub fn access(&self, token: &str, now: i64) -> Option<&AccessToken> {
+        self.access.get(token).filter(|a| a.usable(now))
+    }
+
+    /// The refresh-token expiry of the pair an access token belongs to.
+    pub fn pair_refresh_expiry(&self, pair: u64) -> Option<i64> {
+        let p = self.pairs.get(&pair)?;
+        self.refresh.get(&p.refresh).map(|r| r.expires_ms)
+    }
+
+    pub fn check_refresh(&self, token: &str, now: i64) -> RefreshCheck {
+        match self.refresh.get(token) {
+            None => RefreshCheck {
+                usable: false,
+                was_rotated: false,
+            },
+            Some(r) => RefreshCheck {
+                usable: r.usable(now),
+                was_rotated: matches!(r.status, RefreshStatus::Rotated { .. }),
+            },
+        }
+    }
+
+    /// Marks `old` as used. The first use starts its death clock
+    /// (`now + keep_alive_ms`); later uses (grace mode) keep the original one.
+    pub fn mark_rotated(&mut self, old: &str, now: i64, keep_alive_ms: i64) {
+        if let Some(r) = self.refresh.get_mut(old) {
+            if r.status == RefreshStatus::Current {
+                r.status = RefreshStatus::Rotated {
+                    dead_after_ms: now.saturating_add(keep_alive_ms),
+                };
+            }
+        }
+    }
+
+    /// Every usable access token now expires at `now`. Returns how many.
+    pub fn expire_access(&mut self, now: i64) -> usize {
+        let mut n = 0;
+        for a in self.access.values_mut().filter(|a| a.usable(now)) {
+            a.expires_ms = now;
+            n += 1;
+        }
+        n
+    }
+
+    pub fn revoke_access(&mut self, now: i64) -> usize {
+        let mut n = 0;
+        for a in self.access.values_mut().filter(|a| a.usable(now)) {
+            a.revoked = true;
+            n += 1;
+        }
+        n
+    }
+
+    pub fn revoke_refresh(&mut self, now: i64) -> usize {
+        let mut n = 0;
+        for r in self.refresh.values_mut() {
+            if r.usable(now) {
+                n += 1;
+            }
+            r.status = RefreshStatus::Revoked;
+        }
+        n
+    }
+
+    /// Every token value ever issued (access and refresh), sorted. For the
+    /// test suites' leak scans only.
+    pub fn all_values(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.access.keys().chain(self.refresh.keys()).cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// (live access tokens, live refresh tokens).
+    pub fn live_counts(&self, now: i64) -> (usize, usize) {
+        (
+            self.access.values().filter(|a| a.usable(now)).count(),
+            self.refresh.values().filter(|r| r.usable(now)).count(),
+        )
+    }
+}
+
+/// Token value generator: a SplitMix64 stream seeded from the OS-randomised
+/// std hasher keys, the time and the pid. Unguessable-looking, not crypto.
+#[derive(Debug, Clone)]
+pub struct TokenGen {
+    state: u64,
+}
+
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl TokenGen {
+    pub fn from_entropy() -> Self {
+        let mut h = RandomState::new().build_hasher();
+        h.write_i64(crate::clock::wall_ms());
+        h.write_u32(std::process::id());
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u32(d.subsec_nanos());
+        }
+        Self { state: h.finish() }
+    }
+
+    pub fn token(&mut self, len: usize) -> String {
+        let mut out = String::with_capacity(len);
+        while out.len() < len {
+            let mut x = splitmix64(&mut self.state);
+            for _ in 0..10 {
+                if out.len() == len {
+                    break;
+                }
+                out.push(char::from(ALPHABET[(x % 62) as usize]));
+                x /= 62;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn store_with(n: usize, cap: Option<usize>) -> (TokenStore, Vec<Issued>) {
+        let mut s = TokenStore::default();
+        let v = (0..n)
+            .map(|i| s.insert_pair(format!("a{i}"), format!("r{i}"), 0, 10 * H, 20 * H, cap))
+            .collect();
+        (s, v)
+    }
+
+    #[test]
+    fn strict_and_grace_death_clocks() {
+        let (mut s, _) = store_with(1, None);
+        assert!(s.check_refresh("r0", 1).usable);
+        s.mark_rotated("r0", 1, 0);
+        assert_eq!(
+            s.check_refresh("r0", 1),
+            RefreshCheck {
+                usable: false,
+                was_rotated: true
+            }
+        );
+
+        let (mut s, _) = store_with(1, None);
+        s.mark_rotated("r0", 0, 6 * H);
+        assert!(s.check_refresh("r0", 6 * H - 1).usable);
+        // A second use keeps the first death clock.
+        s.mark_rotated("r0", 5 * H, 6 * H);
+        assert!(!s.check_refresh("r0", 6 * H).usable);
+        // Refresh tokens also die at their own expiry.
+        let (s, _) = store_with(1, None);
+        assert!(!s.check_refresh("r0", 20 * H).usable);
+        assert!(!s.check_refresh("nope", 0).usable);
+    }
+
+    #[test]
+    fn cap_evicts_oldest_pairs() {
+        let (s, _) = store_with(12, Some(PAIR_CAP));
+        assert!(s.access("a0", 1).is_none());
+        assert!(s.access("a1", 1).is_none());
+        assert!(s.access("a2", 1).is_some());
+        assert!(!s.check_refresh("r1", 1).usable);
+        assert_eq!(s.live_counts(1), (10, 10));
+        let (s, _) = store_with(12, None);
+        assert_eq!(s.live_counts(1), (12, 12));
+    }
+
+    #[test]
+    fn admin_actions_count_affected() {
+        let (mut s, _) = store_with(3, None);
+        assert_eq!(s.expire_access(5), 3);
+        assert_eq!(s.expire_access(5), 0);
+        assert!(s.access("a0", 5).is_none());
+        assert_eq!(s.revoke_refresh(5), 3);
+        assert_eq!(s.live_counts(5), (0, 0));
+    }
+
+    #[test]
+    fn generated_tokens_look_random() {
+        let mut g = TokenGen::from_entropy();
+        let a = g.token(64);
+        let b = g.token(64);
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

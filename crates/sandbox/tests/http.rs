@@ -1,0 +1,748 @@
+//! Real-HTTP tests: the router served on 127.0.0.1 port 0, driven by a tiny
+//! raw HTTP/1.1 client (so a deliberately broken body is observable), plus
+//! the built binary itself (ready line, SIGTERM, `--state` across restarts).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plumgate_sandbox::{bind, App, Credentials, Options};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const AT: &str = "plumgate-dev-access-token";
+const RT: &str = "plumgate-dev-refresh-token";
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Result<Vec<u8>, String>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        let body = self.body.as_ref().expect("complete body");
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    }
+}
+
+async fn start() -> (SocketAddr, Arc<App>) {
+    let opts = Options {
+        port: 0,
+        log: false,
+        ..Options::default()
+    };
+    let server = bind(&opts).await.expect("bind");
+    let (addr, app) = (server.addr, Arc::clone(&server.app));
+    tokio::spawn(server.run(std::future::pending()));
+    (addr, app)
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: Bearer {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .map_or((text.clone(), String::new()), |(h, b)| {
+            (h.to_owned(), b.to_owned())
+        });
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = match read {
+        Err(e) => Err(format!("transport error: {e}")),
+        Ok(_)
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(&rest)
+        }
+        Ok(_) => Ok(rest.into_bytes()),
+    };
+    Reply { status, head, body }
+}
+
+fn dechunk(mut s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let (size, rest) = s.split_once("\r\n").ok_or("incomplete chunked body")?;
+        let n = usize::from_str_radix(size.trim(), 16).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let chunk = rest.get(..n).ok_or("incomplete chunk")?;
+        out.extend_from_slice(chunk.as_bytes());
+        s = rest.get(n + 2..).ok_or("incomplete chunk")?;
+    }
+}
+
+fn refresh_body(rt: &str) -> String {
+    json!({"grant_type":"refresh_token","refresh_token":rt,"client_id":"plumgate-dev-client","client_secret":"plumgate-dev-secret"})
+        .to_string()
+}
+
+fn envelope(query: &str, data: Value) -> String {
+    json!({"query": query, "tag": "plumProAPI", "variables": {"data": data}}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_and_admin_over_http() {
+    let (addr, _app) = start().await;
+    assert_eq!(
+        send(addr, "GET", "/__sandbox/health", None, None)
+            .await
+            .json(),
+        json!({"ok": true})
+    );
+
+    let r = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/token/user",
+        None,
+        Some(&refresh_body(RT)),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert!(r
+        .head
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+    let again = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/token/user",
+        None,
+        Some(&refresh_body(RT)),
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.json()["error"].clone()),
+        (400, json!("invalid_grant"))
+    );
+    let garbage = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/token/user",
+        None,
+        Some("grant_type=refresh_token"),
+    )
+    .await;
+    assert_eq!(
+        (garbage.status, garbage.json()["error"].clone()),
+        (400, json!("invalid_request"))
+    );
+
+    let v = send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await;
+    assert_eq!(
+        (v.status, v.json()["expires_in"].clone()),
+        (200, json!(1_296_000))
+    );
+
+    let bal = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/api",
+        Some(&at),
+        Some(&envelope("plumProAPI.query.getBalance", json!({}))),
+    )
+    .await;
+    assert_eq!(bal.json()["data"]["getBalance"]["data"]["currency"], "USD");
+    let unauth = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/api",
+        None,
+        Some(&envelope("plumProAPI.query.getBalance", json!({}))),
+    )
+    .await;
+    assert_eq!(
+        (unauth.status, unauth.json()["errorId"].clone()),
+        (401, json!("PIPE10013"))
+    );
+    let bad = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/api",
+        Some(AT),
+        Some("{\"query\":"),
+    )
+    .await;
+    assert_eq!((bad.status, bad.json()["code"].clone()), (400, json!(400)));
+
+    let vouchers = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/api",
+        Some(AT),
+        Some(&envelope(
+            "plumProAPI.mutation.getVouchers",
+            json!({"limit":5,"page":1}),
+        )),
+    )
+    .await;
+    let first = vouchers.json()["data"]["getVouchers"]["data"][0].clone();
+    let image = first["imageUrl"].as_str().unwrap().to_owned();
+    assert_eq!(image, format!("http://{addr}/sandbox-assets/10100.svg"));
+    let svg = send(
+        addr,
+        "GET",
+        image.trim_start_matches(&format!("http://{addr}")),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(svg.status, 200);
+    assert!(svg.head.contains("image/svg+xml"));
+    assert!(String::from_utf8_lossy(svg.body.as_ref().unwrap()).contains("<svg"));
+    assert_eq!(
+        send(addr, "GET", "/sandbox-assets/1.svg", None, None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(send(addr, "GET", "/nowhere", None, None).await.status, 404);
+
+    // Admin config: subset update, unknown field / wrong type rejected.
+    let cfg = send(
+        addr,
+        "POST",
+        "/__sandbox/config",
+        None,
+        Some(r#"{"penalty_seconds":5}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            cfg.status,
+            cfg.json()["penalty_seconds"].clone(),
+            cfg.json()["rotation"].clone()
+        ),
+        (200, json!(5), json!("strict"))
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/__sandbox/config",
+            None,
+            Some(r#"{"penalty":5}"#)
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/__sandbox/config",
+            None,
+            Some(r#"{"penalty_seconds":"5"}"#)
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        send(addr, "GET", "/__sandbox/config", None, None)
+            .await
+            .json()["penalty_seconds"],
+        5
+    );
+
+    let issued = send(addr, "POST", "/__sandbox/tokens/issue", None, None)
+        .await
+        .json();
+    assert!(issued["refresh_token"].is_string());
+    assert_eq!(
+        send(addr, "POST", "/__sandbox/tokens/revoke-access", None, None)
+            .await
+            .json(),
+        json!({"affected": 3})
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/api",
+            Some(&at),
+            Some(&envelope("plumProAPI.query.getBalance", json!({})))
+        )
+        .await
+        .status,
+        401
+    );
+    let stats = send(addr, "GET", "/__sandbox/tokens", None, None)
+        .await
+        .json();
+    assert_eq!(
+        stats,
+        json!({"live_access_tokens":0,"live_refresh_tokens":2,"spent_refresh_tokens_used":1})
+    );
+
+    let counters = send(addr, "GET", "/__sandbox/counters", None, None)
+        .await
+        .json();
+    assert_eq!(counters["refresh_calls"], 3);
+    assert_eq!(counters["validate_calls"], 1);
+    assert_eq!(counters["api_calls"]["getBalance"], 3);
+    assert_eq!(counters["api_calls"]["getOrderHistory"], 0);
+    assert_eq!(counters["unauthorized_api_calls"], 2);
+
+    let reqs = send(addr, "GET", "/__sandbox/requests?limit=2", None, None)
+        .await
+        .json();
+    assert_eq!(reqs.as_array().unwrap().len(), 2);
+    assert_eq!(reqs[1]["status"], 401);
+    assert_eq!(reqs[1]["op"], "getBalance");
+    assert_eq!(reqs[0]["body"]["variables"]["data"]["limit"], 5);
+
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/__sandbox/faults/order",
+            None,
+            Some(r#"{"mode":"nope"}"#)
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        send(addr, "POST", "/__sandbox/reset", None, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/token/user",
+            None,
+            Some(&refresh_body(RT))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        send(addr, "GET", "/__sandbox/counters", None, None)
+            .await
+            .json()["refresh_calls"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_concurrency_is_measured() {
+    let (addr, _app) = start().await;
+    send(
+        addr,
+        "POST",
+        "/__sandbox/config",
+        None,
+        Some(r#"{"refresh_latency_ms":200}"#),
+    )
+    .await;
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::spawn(async move {
+                send(
+                    addr,
+                    "POST",
+                    "/chef/v1/oauth/token/user",
+                    None,
+                    Some(&refresh_body("x")),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 400);
+    }
+    let c = send(addr, "GET", "/__sandbox/counters", None, None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            c["peak_concurrent_refreshes"].clone(),
+            c["concurrent_refreshes"].clone()
+        ),
+        (json!(5), json!(0))
+    );
+
+    send(addr, "POST", "/__sandbox/counters/reset", None, None).await;
+    send(
+        addr,
+        "POST",
+        "/__sandbox/config",
+        None,
+        Some(r#"{"refresh_latency_ms":10}"#),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/token/user",
+            None,
+            Some(&refresh_body("x")),
+        )
+        .await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(30));
+    let c = send(addr, "GET", "/__sandbox/counters", None, None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            c["peak_concurrent_refreshes"].clone(),
+            c["refresh_calls"].clone()
+        ),
+        (json!(1), json!(3))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_fault_modes_over_http() {
+    let (addr, _app) = start().await;
+    send(
+        addr,
+        "POST",
+        "/__sandbox/config",
+        None,
+        Some(r#"{"refresh_latency_ms":0}"#),
+    )
+    .await;
+
+    send(
+        addr,
+        "POST",
+        "/__sandbox/faults/refresh",
+        None,
+        Some(r#"{"mode":"rotate_then_drop"}"#),
+    )
+    .await;
+    let dropped = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/token/user",
+        None,
+        Some(&refresh_body(RT)),
+    )
+    .await;
+    assert_eq!(dropped.status, 200, "status line and headers arrive");
+    assert!(
+        dropped.body.is_err(),
+        "but the body breaks: {:?}",
+        dropped.body
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/token/user",
+            None,
+            Some(&refresh_body(RT))
+        )
+        .await
+        .status,
+        400
+    );
+    let stats = send(addr, "GET", "/__sandbox/tokens", None, None)
+        .await
+        .json();
+    assert_eq!(stats["live_refresh_tokens"], 1);
+
+    // hang then 503
+    let issued = send(addr, "POST", "/__sandbox/tokens/issue", None, None)
+        .await
+        .json();
+    let rt = issued["refresh_token"].as_str().unwrap().to_owned();
+    send(
+        addr,
+        "POST",
+        "/__sandbox/faults/refresh",
+        None,
+        Some(r#"{"mode":"hang","hang_ms":300}"#),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let hung = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/token/user",
+        None,
+        Some(&refresh_body(&rt)),
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        (hung.status, hung.json()["error"].clone()),
+        (503, json!("server_error"))
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/token/user",
+            None,
+            Some(&refresh_body(&rt))
+        )
+        .await
+        .status,
+        200
+    );
+
+    // order hang_after_create
+    send(
+        addr,
+        "POST",
+        "/__sandbox/faults/order",
+        None,
+        Some(r#"{"mode":"hang_after_create","hang_ms":300}"#),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let order =
+        json!({"productId":10100,"quantity":1,"denomination":10,"poNumber":"PO-H","email":"a@b.c"});
+    let placed = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/api",
+        Some(AT),
+        Some(&envelope("plumProAPI.mutation.placeOrder", order)),
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(placed.status, 200);
+    send(addr, "POST", "/__sandbox/faults/clear", None, None).await;
+    assert_eq!(
+        send(addr, "GET", "/__sandbox/faults", None, None)
+            .await
+            .json(),
+        json!({"refresh":null,"order":null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handles_520_concurrent_connections() {
+    let (addr, _app) = start().await;
+    send(
+        addr,
+        "POST",
+        "/__sandbox/config",
+        None,
+        Some(r#"{"api_latency_ms":300,"rate_limits":{"getFilters":100000}}"#),
+    )
+    .await;
+    let body = envelope(
+        "plumProAPI.mutation.getFilters",
+        json!({"filterGroupCode":"country"}),
+    );
+    let calls: Vec<_> = (0..520)
+        .map(|_| {
+            let body = body.clone();
+            tokio::spawn(async move {
+                send(addr, "POST", "/chef/v1/oauth/api", Some(AT), Some(&body))
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+    // All were in flight together: far less than 520 × 300 ms.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let c = send(addr, "GET", "/__sandbox/counters", None, None)
+        .await
+        .json();
+    assert_eq!(c["api_calls"]["getFilters"], 520);
+}
+
+// ----- the binary -----
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_binary(state: &std::path::Path) -> (Proc, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumgate-sandbox"))
+        .args(["--port", "0", "--state"])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sandbox binary");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let url = line
+        .trim()
+        .strip_prefix("SANDBOX_READY http://")
+        .expect("ready line format")
+        .to_owned();
+    assert!(url.starts_with("127.0.0.1:"), "{line}");
+    (Proc(child), url.parse().expect("addr"))
+}
+
+fn sigterm_and_wait(p: &mut Proc) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    for _ in 0..100 {
+        if let Ok(Some(status)) = p.0.try_wait() {
+            assert!(status.success(), "clean exit: {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("sandbox did not exit after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_ready_line_sigterm_and_state_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "plumgate-sandbox-test-{}-{}",
+        std::process::id(),
+        plumgate_sandbox::clock::wall_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+
+    let (mut p, addr) = spawn_binary(&state);
+    assert!(state.exists(), "fresh state written at start");
+    let r = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/token/user",
+        None,
+        Some(&refresh_body(RT)),
+    )
+    .await;
+    let tokens = r.json();
+    let (at, rt) = (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    let order = json!({"productId":10100,"quantity":1,"denomination":25,"poNumber":"PO-S"});
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/api",
+            Some(&at),
+            Some(&envelope("plumProAPI.mutation.placeOrder", order))
+        )
+        .await
+        .status,
+        200
+    );
+    send(
+        addr,
+        "POST",
+        "/__sandbox/config",
+        None,
+        Some(r#"{"rotation":"grace"}"#),
+    )
+    .await;
+    sigterm_and_wait(&mut p);
+
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(!saved.contains("refresh_calls"));
+    let (_p2, addr) = spawn_binary(&state);
+    assert_eq!(
+        send(addr, "GET", "/__sandbox/config", None, None)
+            .await
+            .json()["rotation"],
+        "grace"
+    );
+    let det = send(
+        addr,
+        "POST",
+        "/chef/v1/oauth/api",
+        Some(&at),
+        Some(&envelope(
+            "plumProAPI.mutation.getOrderDetails",
+            json!({"poNumber":"PO-S","orderId":null}),
+        )),
+    )
+    .await;
+    assert_eq!(
+        det.json()["data"]["getOrderDetails"]["data"]["orderId"],
+        100_001
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/token/user",
+            None,
+            Some(&refresh_body(RT))
+        )
+        .await
+        .status,
+        400,
+        "old token stays dead"
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/chef/v1/oauth/token/user",
+            None,
+            Some(&refresh_body(&rt))
+        )
+        .await
+        .status,
+        200,
+        "rotated token survived the restart"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn credentials_defaults() {
+    let c = Credentials::default();
+    assert_eq!(c.client_id, "plumgate-dev-client");
+    assert_eq!(c.refresh_token, RT);
+}
