@@ -124,7 +124,8 @@ pub async fn call_with_token(
     timeout_ms: u64,
     log: &mut RequestLog,
 ) -> Result<Answer, CallError> {
-    let (grant, _) = tokens::access_token(env).await.map_err(CallError::Api)?;
+    let (grant, source) = tokens::access_token(env).await.map_err(CallError::Api)?;
+    log.token = Some(source.as_str());
     let first = send(cfg, &grant, body, timeout_ms).await?;
     if !is_token_rejection(first.status, &first.body) {
         return Ok(first);

@@ -70,6 +70,17 @@ pub enum Source {
     Authority,
 }
 
+impl Source {
+    /// Name for the log line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Memory => "memory",
+            Source::Kv => "kv",
+            Source::Authority => "authority",
+        }
+    }
+}
+
 /// A usable access token for an upstream call.
 pub async fn access_token(env: &Env) -> Result<(Grant, Source), ApiError> {
     let now = now_ms();

@@ -281,6 +281,60 @@ test("7. cron keeps the pair alive: refreshes in the early window, not when fres
   }
 });
 
+test("hot path: once the isolate holds a fresh token, calls use memory (no KV or DO call)", async () => {
+  const sb = await fresh();
+  const w = await startWorker({ sandbox: sb, keys });
+  try {
+    assert.equal((await op(w)).status, 200);
+    const ids = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await op(w);
+      assert.equal(r.status, 200);
+      ids.push(r.headers["x-request-id"]);
+    }
+    const lines = w.jsonLogs().filter((l) => ids.includes(l.request_id));
+    assert.equal(lines.length, 20);
+    assert.deepEqual([...new Set(lines.map((l) => l.token))], ["memory"]);
+  } finally {
+    await w.stop();
+  }
+});
+
+test("bootstrap access token is validated and used without a refresh", async () => {
+  const sb = await fresh();
+  const w = await startWorker({ sandbox: sb, keys, vars: { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } });
+  try {
+    assert.equal((await op(w)).status, 200);
+    const c = await sb.counters();
+    assert.equal(c.validate_calls, 1);
+    assert.equal(c.refresh_calls, 0);
+    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
+    assert.equal(st.json.state, "fresh");
+  } finally {
+    await w.stop();
+  }
+});
+
+test("lenient token answers: expires_in as a string, expiry stamps as numbers, no extras", async () => {
+  for (const config of [
+    { expires_in_as: "string", expiry_as: "number", extra_fields: false },
+    { expires_in_as: "number", expiry_as: "string", extra_fields: true },
+  ]) {
+    const sb = await fresh({ ...config, access_ttl_secs: 10 * 86400 });
+    const w = await startWorker({ sandbox: sb, keys });
+    try {
+      const before = Date.now();
+      assert.equal((await op(w)).status, 200);
+      const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
+      const exp = Date.parse(st.json.access_token_expires_at);
+      assert.ok(Math.abs(exp - (before + 10 * 86400 * 1000)) < 60_000, `expiry parsed (${JSON.stringify(config)}): ${st.json.access_token_expires_at}`);
+      assert.equal(st.json.state, "fresh", "10 days left is outside the 7-day window");
+    } finally {
+      await w.stop();
+    }
+  }
+});
+
 test("8. leak check covers worker logs", () => {
   assert.ok(capturedLogs.some((l) => l.startsWith("[worker]")), "worker logs were captured");
 });

@@ -29,8 +29,10 @@ pub struct RequestLog {
     pub cache: Option<&'static str>,
     /// plumgate's error code, when it made the error.
     pub error: Option<&'static str>,
-    /// Extra markers: `replayed`, `reconciled`, `token_refreshed`.
+    /// Extra markers: `replayed`, `reconciled`, `token_replaced`.
     pub note: Option<&'static str>,
+    /// Where the access token came from: `memory`, `kv` or `authority`.
+    pub token: Option<&'static str>,
 }
 
 impl RequestLog {
@@ -49,6 +51,7 @@ impl RequestLog {
             "cache": self.cache,
             "error": self.error,
             "note": self.note,
+            "token": self.token,
             "duration_ms": (end_ms - self.start_ms).max(0),
         })
         .to_string()
