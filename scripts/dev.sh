@@ -8,14 +8,15 @@
 # telemetry off), wires them together, creates a dev caller key with every
 # scope and prints it. Ctrl-C stops everything.
 #
-# Environment: PLUMGATE_PORT (8787), PLUMGATE_SANDBOX_PORT (8788).
+# Environment: PLUMGATE_PORT (8787), PLUMGATE_SANDBOX_PORT (8788),
+# PLUMGATE_DEV_DIR (.wrangler/plumgate-dev: dev key, sandbox and worker state).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 PORT="${PLUMGATE_PORT:-8787}"
 SANDBOX_PORT="${PLUMGATE_SANDBOX_PORT:-8788}"
-DEV_DIR="$ROOT/.wrangler/plumgate-dev"
+DEV_DIR="${PLUMGATE_DEV_DIR:-$ROOT/.wrangler/plumgate-dev}"
 mkdir -p "$DEV_DIR"
 
 log "step 1/4: setup (installs only what is missing)"
@@ -57,9 +58,12 @@ chmod 600 "$CONF_DIR/.dev.vars"
 PIDS=()
 cleanup() {
   trap - INT TERM EXIT
-  log "stopping"
+  # Kill first, talk later: if our output went to a pipe that Ctrl-C also
+  # closed (e.g. `| tee`), writing would kill this shell before the children.
+  trap '' PIPE
   for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  log "stopped" 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
@@ -72,7 +76,7 @@ grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "sandbox did not start (see 
 
 wrangler_env
 setsid npx wrangler dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \
-  --persist-to "$ROOT/.wrangler/state" --show-interactive-dev-session=false --test-scheduled \
+  --persist-to "$DEV_DIR/state" --show-interactive-dev-session=false --test-scheduled \
   < /dev/null &
 PIDS+=($!)
 

@@ -46,7 +46,7 @@ fi
 
 # 2. pinned cargo tools, cached outside the clone
 mkdir -p "$TOOLS_DIR"
-tool_version() { "$TOOLS_DIR/bin/$1" --version 2>/dev/null | awk '{print $2}'; }
+tool_version() { "$TOOLS_DIR/bin/$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
 if [[ "$(tool_version worker-build)" != "$WORKER_BUILD_VERSION" ]]; then
   log "cargo install worker-build $WORKER_BUILD_VERSION (first time only, ~3 min)"
   cargo install --quiet --locked --root "$TOOLS_DIR" worker-build --version "$WORKER_BUILD_VERSION"

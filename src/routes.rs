@@ -26,7 +26,7 @@ use plumgate_core::errors::ApiError;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation};
 use serde_json::{json, Value};
-use worker::{console_log, Context, Env, Method, Request, Response};
+use worker::{console_log, Context, Env, Headers, Method, Request, Response};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -53,7 +53,16 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         }
     };
     log.status = resp.status_code();
-    let _ = resp.headers_mut().set("x-request-id", &log.request_id);
+    if resp.headers_mut().set("x-request-id", &log.request_id).is_err() {
+        // Headers of a response that came from `fetch` (assets, a Durable
+        // Object) are immutable: give the response a mutable copy.
+        let copy = Headers::new();
+        for (k, v) in resp.headers().entries() {
+            let _ = copy.append(&k, &v);
+        }
+        resp = resp.with_headers(copy);
+        let _ = resp.headers_mut().set("x-request-id", &log.request_id);
+    }
     if log.route != "static" {
         if let Ok(cfg) = settings::load(&env).as_ref() {
             for (k, v) in cors::response_headers(origin.as_deref(), &cfg.allowed_origins) {
@@ -266,12 +275,23 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 async fn static_asset(req: Request, env: &Env) -> Result<Response, ApiError> {
     let assets = env.assets("ASSETS").map_err(|_| ApiError::not_found())?;
-    let mut resp = assets.fetch_request(req).await.map_err(|_| ApiError::not_found())?;
-    let h = resp.headers_mut();
-    let _ = h.set("content-security-policy", CSP);
-    let _ = h.set("x-content-type-options", "nosniff");
-    let _ = h.set("referrer-policy", "no-referrer");
-    let _ = h.set("x-frame-options", "DENY");
-    let _ = h.set("permissions-policy", "camera=(), microphone=(), geolocation=()");
-    Ok(resp)
+    let mut upstream = assets.fetch_request(req).await.map_err(|_| ApiError::not_found())?;
+    // The asset response's headers are immutable: copy it into a new one.
+    let status = upstream.status_code();
+    let headers = Headers::new();
+    for (k, v) in upstream.headers().entries() {
+        let _ = headers.set(&k, &v);
+    }
+    let _ = headers.set("content-security-policy", CSP);
+    let _ = headers.set("x-content-type-options", "nosniff");
+    let _ = headers.set("referrer-policy", "no-referrer");
+    let _ = headers.set("x-frame-options", "DENY");
+    let _ = headers.set("permissions-policy", "camera=(), microphone=(), geolocation=()");
+    let resp = if matches!(status, 101 | 204 | 205 | 304) {
+        Response::empty().map_err(|_| ApiError::internal())?
+    } else {
+        let body = upstream.bytes().await.map_err(|_| ApiError::internal())?;
+        Response::from_bytes(body).map_err(|_| ApiError::internal())?
+    };
+    Ok(resp.with_status(status).with_headers(headers))
 }

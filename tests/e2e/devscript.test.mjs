@@ -1,0 +1,71 @@
+// README command 1 (scripts/dev.sh) as a new user runs it: it serves
+// /healthz, prints a caller key that reaches the sandbox through the
+// gateway, serves the demo page, and Ctrl-C stops every process it started.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { join } from "node:path";
+import { ROOT, freePort, tempDir, cleanup } from "./harness.mjs";
+
+async function portOpen(port) {
+  try {
+    await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () => {
+  const port = await freePort();
+  const sandboxPort = await freePort();
+  const devDir = tempDir("plumgate-devscript-");
+  const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir },
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  try {
+    const deadline = Date.now() + 240_000;
+    while (!/caller key\s+(\S+)/.test(out)) {
+      if (child.exitCode !== null) assert.fail(`dev.sh exited early:\n${out.slice(-2000)}`);
+      if (Date.now() > deadline) assert.fail(`dev.sh did not get ready:\n${out.slice(-2000)}`);
+      await sleep(200);
+    }
+    assert.match(out, /step 1\/4/);
+    assert.match(out, /step 4\/4/);
+    const key = out.match(/caller key\s+(\S+)/)[1];
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+    const bal = await fetch(`http://127.0.0.1:${port}/v1/ops/getBalance`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(bal.status, 200);
+    assert.equal((await bal.json()).data.getBalance.status, 1);
+    const counters = await (await fetch(`http://127.0.0.1:${sandboxPort}/__sandbox/counters`)).json();
+    assert.equal(counters.api_calls.getBalance, 1, "the call reached the bundled sandbox");
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+  } finally {
+    // Ctrl-C: SIGINT to the foreground process group.
+    try { process.kill(-child.pid, "SIGINT"); } catch { /* gone */ }
+    const deadline = Date.now() + 20_000;
+    while ((await portOpen(port)) || (await portOpen(sandboxPort))) {
+      if (Date.now() > deadline) break;
+      await sleep(250);
+    }
+    const stillUp = (await portOpen(port)) || (await portOpen(sandboxPort));
+    if (stillUp) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
+    cleanup(devDir);
+    assert.equal(stillUp, false, "Ctrl-C stopped the gateway and the sandbox");
+  }
+});
