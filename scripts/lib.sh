@@ -14,7 +14,10 @@ log() { printf '\033[1;34m[plumgate]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[plumgate] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # Does rustup's toolchain already carry the wasm32 std?
+# PLUMGATE_WASM_TOOLCHAIN=debian forces the Debian fallback (to test it on a
+# machine where rustup has the target).
 rustup_has_wasm() {
+  [[ "${PLUMGATE_WASM_TOOLCHAIN:-auto}" == debian ]] && return 1
   local dir
   dir="$(rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null)" || return 1
   compgen -G "$dir/libstd-*.rlib" >/dev/null

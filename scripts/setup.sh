@@ -35,7 +35,7 @@ apt_install() {
 # 1. wasm32 toolchain
 if rustup_has_wasm; then
   log "wasm32 target: rustup"
-elif command -v rustup >/dev/null && rustup target add wasm32-unknown-unknown >/dev/null 2>&1 && rustup_has_wasm; then
+elif [[ "${PLUMGATE_WASM_TOOLCHAIN:-auto}" != debian ]] && command -v rustup >/dev/null && rustup target add wasm32-unknown-unknown >/dev/null 2>&1 && rustup_has_wasm; then
   log "wasm32 target: rustup (added)"
 else
   log "wasm32 target: Debian rustc-web + build-std"
