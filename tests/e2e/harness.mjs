@@ -282,3 +282,81 @@ export async function waitFor(fn, { timeout = 10_000, interval = 100, what = "co
 export function cleanup(dir) {
   try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
 }
+
+// ---------------------------------------------------------------------------
+// Added for the gateway tests (issue 4). Existing functions above are unchanged.
+
+/** Every voucher code and PIN inside a Plum answer (any depth), added to `into`. */
+export function collectVoucherSecrets(value, into = new Set()) {
+  if (Array.isArray(value)) {
+    for (const v of value) collectVoucherSecrets(v, into);
+  } else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      if ((k === "voucherCode" || k === "pin") && (typeof v === "string" || typeof v === "number") && String(v).length >= 4) {
+        into.add(String(v));
+      } else {
+        collectVoucherSecrets(v, into);
+      }
+    }
+  }
+  return into;
+}
+
+/**
+ * Voucher codes and PINs must never appear in a log line (any process but
+ * the sandbox) nor in an error answer (status >= 400). Successful order
+ * answers carry them to the caller legitimately and are not scanned.
+ * A value matches only as a whole token (not inside a longer run of letters
+ * or digits), so a 6-digit PIN does not match inside a hex request id.
+ */
+export function voucherLeakScan(secrets) {
+  const hits = [];
+  const haystacks = [
+    ...capturedResponses.filter((t) => Number(t.slice(0, 3)) >= 400).map((t) => ["error response", t]),
+    ...capturedLogs.filter((l) => !l.startsWith("[sandbox]")).map((t) => ["log", t]),
+  ];
+  for (const s of secrets) {
+    if (!s || s.length < 4) continue;
+    const esc = s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const re = new RegExp(`(?<![0-9A-Za-z])${esc}(?![0-9A-Za-z])`);
+    for (const [kind, text] of haystacks) {
+      if (re.test(text)) hits.push(`${kind}: ${text.slice(0, 200)}`);
+    }
+  }
+  return hits;
+}
+
+/** Last `limit` API calls the sandbox received (`{op, body, authorized, status}`), oldest first. */
+export async function sandboxRequests(sandbox, limit = 1000) {
+  const r = await sandbox.admin(`/requests?limit=${limit}`);
+  return Array.isArray(r) ? r : (r.requests ?? []);
+}
+
+/** Deterministic PRNG (mulberry32): returns a function giving floats in [0, 1). */
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Launch Debian's chromium (scripts/setup.sh --browser) through playwright-core:
+ * headless, no network beyond what the page asks for, and a fresh temporary
+ * profile (playwright's own user-data-dir, removed on close).
+ */
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: process.env.PLUMGATE_CHROMIUM || "/usr/bin/chromium",
+    timeout: 60_000,
+    args: [
+      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+}

@@ -1,0 +1,402 @@
+// The demo page (www/) in a real browser: Debian's chromium driven by
+// playwright-core, against the built worker under `wrangler dev` and the
+// bundled sandbox. Walks every flow of the page at desktop width, then the
+// key errors and the layout at phone width; fails on any console error the
+// test did not cause on purpose; saves screenshots under
+// test-results/screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, startSandbox, startWorker, standardKeys, leakScan, launchChromium, waitFor } from "./harness.mjs";
+
+const SHOTS = join(ROOT, "test-results/screenshots");
+const keys = standardKeys();
+let sandbox;
+let worker;
+let browser;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  sandbox = await startSandbox(["--quiet"]);
+  worker = await startWorker({ sandbox, keys, vars: { DEV_CALLER_KEY: keys.admin.key } });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await worker?.stop();
+  const hits = await leakScan(sandbox, keys);
+  await sandbox?.stop();
+  assert.deepEqual(hits, [], "no secret in any log line");
+});
+
+/**
+ * Console watch: every console error and page error is a failure, except the
+ * browser's own "Failed to load resource: ... status of N" line for an HTTP
+ * error the test provoked on purpose (listed in `expected`).
+ */
+function watchConsole(page) {
+  const unexpected = [];
+  const httpStatuses = [];
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const m = /^Failed to load resource: the server responded with a status of (\d{3})/.exec(msg.text());
+    if (m) httpStatuses.push(Number(m[1]));
+    else unexpected.push(`console: ${msg.text()}`);
+  });
+  page.on("pageerror", (e) => unexpected.push(`pageerror: ${e.message}`));
+  return {
+    check(expected) {
+      assert.deepEqual(unexpected, [], "no console error");
+      const got = [...new Set(httpStatuses)].sort();
+      assert.deepEqual(got, [...expected].sort(), "only the HTTP errors the test provoked");
+    },
+  };
+}
+
+/** Every form control has an accessible name from a label (or aria-label). */
+async function assertLabelled(page) {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((el) => el.type !== "hidden")
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+      .map((el) => el.id || el.name));
+  assert.deepEqual(unlabelled, [], "every control has a label");
+}
+
+const text = (page, sel) => page.locator(sel).innerText();
+const RID = /^[0-9a-f]{32}$/;
+
+/** No rendering slip: no "null", "undefined", "NaN" or "[object Object]" in the visible text. */
+async function assertCleanText(page) {
+  const body = await page.locator("body").innerText();
+  assert.doesNotMatch(body, /\bnull\b|\bundefined\b|\bNaN\b|\[object Object\]/);
+}
+
+let current; // the page in use, for a screenshot when a step fails
+
+test("demo page: every flow at desktop width, errors and layout at phone width", { timeout: 240_000 }, async () => {
+  try {
+    await walkThePage();
+  } catch (e) {
+    if (current && !current.isClosed()) {
+      await current.screenshot({ path: join(SHOTS, "failure.png"), fullPage: true }).catch(() => {});
+      const statuses = await current.evaluate(() =>
+        [...document.querySelectorAll("[role=status], [role=alert]")].map((el) => `${el.id}: ${el.textContent.trim()}`).filter((t) => !t.endsWith(": "))).catch(() => []);
+      e.message += `\npage state (screenshot test-results/screenshots/failure.png):\n  ${statuses.join("\n  ")}`;
+    }
+    throw e;
+  }
+});
+
+async function walkThePage() {
+  // ---- static assets: served with a strict CSP, no secret inside.
+  const home = await fetch(`${worker.url}/`);
+  const csp = home.headers.get("content-security-policy") || "";
+  await home.text();
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /style-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  for (const f of readdirSync(join(ROOT, "www"))) {
+    const body = readFileSync(join(ROOT, "www", f), "utf8");
+    for (const s of ["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", "pgk_dev_", keys.admin.key]) {
+      assert.ok(!body.includes(s), `www/${f} holds no secret`);
+    }
+    if (f.endsWith(".html")) {
+      assert.doesNotMatch(body, /<script(?![^>]*\bsrc=)[^>]*>/i, "no inline script");
+      assert.doesNotMatch(body, /\sstyle=|<style/i, "no inline style");
+      assert.doesNotMatch(body, /\son[a-z]+=/i, "no inline event handler");
+    }
+  }
+
+  // =================================================================== desktop
+  const desk = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await desk.newPage();
+  current = page;
+  page.setDefaultTimeout(30_000);
+  const dConsole = watchConsole(page);
+  await page.goto(`${worker.url}/`);
+  await assertLabelled(page);
+  assert.equal(await text(page, "#key-status"), "No key set.");
+
+  // ---- caller key: the dev key with one click, reached by keyboard only.
+  await page.locator("#dev-key").waitFor({ state: "visible" });
+  let focused = "";
+  for (let i = 0; i < 25 && focused !== "dev-key"; i++) {
+    await page.keyboard.press("Tab");
+    focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  }
+  assert.equal(focused, "dev-key", "the dev key button is reachable with Tab");
+  await page.keyboard.press("Enter");
+  await page.locator("#key-status", { hasText: "Key set (local dev key)" }).waitFor();
+  const storage = await page.evaluate(() => ({
+    session: sessionStorage.getItem("plumgate.callerKey"),
+    local: localStorage.length,
+    cookie: document.cookie,
+    input: document.getElementById("key-input").value,
+  }));
+  assert.equal(storage.session, keys.admin.key, "the key is in sessionStorage");
+  assert.equal(storage.local, 0, "nothing in localStorage");
+  assert.equal(storage.cookie, "", "no cookie");
+  assert.equal(storage.input, "", "the key is not left in the field");
+  assert.ok(!page.url().includes(keys.admin.key), "the key is never in the URL");
+
+  // ---- balance, always visible in the sticky top bar.
+  await page.locator("#balance-value", { hasText: "250,000" }).waitFor();
+
+  // ---- catalog: cards with image, denominations and delivery type.
+  const cards = page.locator("#products .card");
+  await waitFor(async () => (await cards.count()) === 12, { timeout: 20_000, what: "12 product cards" });
+  const first = cards.first();
+  assert.match(await first.locator(".card-title").innerText(), /Gift|Card|Voucher/);
+  assert.match(await first.locator(".card-denoms").innerText(), /\d/);
+  assert.match(await first.locator(".card-meta .badge").first().innerText(), /Instant|Delayed/);
+  assert.match(await first.locator("img").getAttribute("src"), /\/sandbox-assets\/\d+\.svg$/);
+  await waitFor(() => first.locator("img").evaluate((img) => img.complete && img.naturalWidth > 0), { timeout: 20_000, what: "product image loaded" });
+  assert.match(await text(page, "#catalog-status"), /Showing products 1–12/);
+
+  // filters from getFilters
+  assert.ok(await page.locator("#country option").count() > 5, "countries from getFilters");
+  assert.ok(await page.locator("#currency option").count() > 5, "currencies from getFilters");
+  await page.selectOption("#country", "ind");
+  await page.locator("#catalog-status", { hasText: "Showing products 1–12" }).waitFor();
+  await waitFor(async () => (await cards.first().locator(".card-sub").innerText()).includes("India"), { timeout: 20_000, what: "India cards" });
+  for (const sub of await page.locator("#products .card-sub").allInnerTexts()) assert.match(sub, /India/);
+  await page.selectOption("#currency", "INR");
+  await waitFor(async () => {
+    const metas = await page.locator("#products .card-denoms").allInnerTexts();
+    return metas.length > 0 && metas.every((m) => m.includes("INR"));
+  }, { timeout: 20_000, what: "INR cards" });
+  await page.selectOption("#currency", "EUR");
+  await page.locator("#catalog-status", { hasText: "No products match these filters." }).waitFor();
+  await page.selectOption("#currency", "");
+  await page.selectOption("#country", "");
+  await page.locator("#catalog-status", { hasText: "Showing products 1–12" }).waitFor();
+
+  // paging
+  const firstName = await cards.first().locator(".card-title").innerText();
+  await page.click("#next-page");
+  await page.locator("#page-label", { hasText: "Page 2" }).waitFor();
+  await page.locator("#catalog-status", { hasText: "Showing products 13–24" }).waitFor();
+  assert.notEqual(await cards.first().locator(".card-title").innerText(), firstName);
+  assert.equal(await page.locator("#prev-page").isEnabled(), true);
+  await page.click("#prev-page");
+  // Page 1 again: answered from plumgate's edge cache, and the page says so.
+  await page.locator("#catalog-status", { hasText: "Showing products 1–12 · edge cache hit" }).waitFor();
+
+  // visible loading state (the next getVouchers answer is held for a moment)
+  let release;
+  const held = new Promise((r) => { release = r; });
+  await page.route("**/v1/ops/getVouchers", async (route) => { await held; await route.continue(); });
+  await page.fill("#q", "coffee");
+  await page.click("#catalog-search");
+  await page.locator("#catalog-status", { hasText: "Loading products…" }).waitFor();
+  assert.equal(await page.locator("#products").getAttribute("aria-busy"), "true");
+  release();
+  await page.locator("#catalog-status", { hasText: "Showing products" }).waitFor();
+  await page.unroute("**/v1/ops/getVouchers");
+  assert.equal(await page.locator("#products").getAttribute("aria-busy"), "false");
+  for (const name of await page.locator("#products .card-title").allInnerTexts()) assert.match(name, /coffee/i);
+
+  // ---- place an order: product 10100 (Harbor Coffee Co., USD, realtime).
+  await page.fill("#q", "Harbor Coffee");
+  await page.selectOption("#country", "usa");
+  await waitFor(async () => (await cards.count()) === 1, { timeout: 20_000, what: "one Harbor Coffee US card" });
+  await page.locator('#products button[data-product="10100"]').click();
+  await page.locator("#order-form").waitFor({ state: "visible" });
+  assert.match(await text(page, "#picked"), /Harbor Coffee Co\. US e-Gift Card/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "denomination", "focus moves to the order form");
+  await page.selectOption("#denomination", "25");
+  await page.fill("#quantity", "1");
+  await page.fill("#email", "winner@example.com");
+  const po = await text(page, "#po-number");
+  assert.match(po, /^[A-Za-z0-9_./:-]{1,64}$/, "the page makes a valid poNumber");
+
+  // A double click places one order.
+  await page.dblclick("#place-order");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  await page.locator("#order-status", { hasText: `Order ${po} placed.` }).waitFor();
+  let counters = await sandbox.counters();
+  assert.equal(counters.orders, 1, "one order upstream after a double click");
+
+  // The voucher is masked until revealed; the code is not in the DOM before.
+  const voucher = page.locator("#order-result .voucher").first();
+  assert.deepEqual(await voucher.locator("dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
+  assert.ok(!(await page.content()).includes("SBX-"), "voucher code not in the page before reveal");
+  await page.locator('button[data-product="10100"]').count(); // page still interactive
+  assert.match(await text(page, "#order-result .facts"), new RegExp(po));
+  assert.match(await text(page, "#order-result .facts"), /Request id\s+[0-9a-f]{32}/);
+  await page.locator("#balance-value", { hasText: "249,975" }).waitFor();
+
+  // A resubmit of the same order: plumgate replays the first answer.
+  const replayResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#order-again");
+  const rr = await replayResp;
+  assert.equal(rr.headers()["x-plumgate-replayed"], "true");
+  await page.locator("#order-result-title", { hasText: "Same order, answered again" }).waitFor();
+  assert.match(await text(page, "#replay-note"), /x-plumgate-replayed: true/);
+  assert.match(await text(page, "#order-status"), /Replayed: .* no second order was placed/);
+  // ...and the main button again (Enter in the form) is the same replay.
+  await page.focus("#email");
+  await page.keyboard.press("Enter");
+  await page.locator("#order-status", { hasText: "Replayed" }).waitFor();
+  counters = await sandbox.counters();
+  assert.equal(counters.orders, 1, "still one order upstream");
+  assert.equal(counters.api_calls.placeOrder, 1, "placeOrder reached Xoxoday once");
+  assert.equal(await text(page, "#po-number"), po, "an unchanged resubmit keeps its poNumber");
+
+  await voucher.waitFor();
+  const reveal = page.locator("#order-result .reveal").first();
+  await reveal.click();
+  assert.equal(await reveal.getAttribute("aria-pressed"), "true");
+  const [code, pin] = await page.locator("#order-result .voucher").first().locator("dd.secret").allInnerTexts();
+  assert.match(code, /^SBX-/);
+  assert.match(pin, /^\d{4,}$/);
+  await page.screenshot({ path: join(SHOTS, "desktop-order.png") });
+  await reveal.click();
+  assert.deepEqual(await page.locator("#order-result .voucher").first().locator("dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
+
+  // Changing the order makes a new poNumber (a new order, not a conflict).
+  await page.fill("#quantity", "2");
+  assert.notEqual(await text(page, "#po-number"), po, "a changed order gets a new poNumber");
+  await page.fill("#quantity", "1");
+
+  // ---- orders: history and details.
+  await page.click("#history-load");
+  await page.locator("#history-status", { hasText: "1 order on page 1." }).waitFor();
+  assert.match(await text(page, "#history"), new RegExp(po));
+  await page.locator(`#history button[data-po="${po}"]`).click();
+  await page.locator("#details-status", { hasText: `Found order ${po}.` }).waitFor();
+  assert.match(await text(page, "#details"), /Harbor Coffee Co\. US e-Gift Card/);
+  assert.match(await text(page, "#details"), /winner@example\.com/);
+  assert.deepEqual(await page.locator("#details dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
+
+  // Error state: an unknown poNumber (Xoxoday's error, passed through).
+  await page.fill("#details-po", "demo-no-such-order");
+  const errResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getOrderDetails"));
+  await page.click("#details-load");
+  const er = await errResp;
+  assert.ok(er.status() >= 400, `unknown order answers an error (${er.status()})`);
+  const erBody = await er.json();
+  await page.locator("#details-error").waitFor({ state: "visible" });
+  const errRid = await text(page, "#details-error .err-rid");
+  assert.match(errRid, RID);
+  assert.equal(errRid, er.headers()["x-request-id"], "the page shows the x-request-id of the failed call");
+  const upstreamMsg = erBody.errorInfo || erBody.error?.message || erBody.error;
+  assert.ok(typeof upstreamMsg === "string" && upstreamMsg.length > 0, "error body has a message");
+  assert.match(await text(page, "#details-error .err-message"), new RegExp(upstreamMsg.slice(0, 20).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  assert.equal(await page.locator("#details-error").getAttribute("role"), "alert");
+  const detailsErrorStatus = er.status();
+
+  // Error state made by plumgate: an impossible date range, its message names the field.
+  await page.fill("#start-date", "2026-02-01");
+  await page.fill("#end-date", "2026-01-01");
+  const histResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getOrderHistory"));
+  await page.click("#history-load");
+  const hr = await histResp;
+  assert.equal(hr.status(), 400);
+  await page.locator("#history-error").waitFor({ state: "visible" });
+  assert.match(await text(page, "#history-error .err-message"), /data\.endDate/);
+  assert.equal(await text(page, "#history-error .err-code"), "invalid_request");
+  assert.equal(await text(page, "#history-error .err-rid"), hr.headers()["x-request-id"]);
+  await page.screenshot({ path: join(SHOTS, "desktop-orders-errors.png"), fullPage: false });
+
+  // ---- token health (admin key) and a refresh.
+  await page.click("#token-check");
+  await page.locator("#token-state").waitFor();
+  assert.equal(await text(page, "#token-state"), "fresh");
+  const info = await text(page, "#token-info");
+  assert.match(info, /Access token expires/);
+  assert.match(info, /Refresh token expires/);
+  assert.match(info, /Last refresh/);
+  assert.match(info, /Last error\s+none/);
+  const before = Number(/Refreshes\s+(\d+)/.exec(info)[1]);
+  const refreshesUpstream = (await sandbox.counters()).refresh_calls;
+  await page.click("#token-refresh");
+  await page.locator("#token-status", { hasText: "Refreshed at" }).waitFor();
+  const after = Number(/Refreshes\s+(\d+)/.exec(await text(page, "#token-info"))[1]);
+  assert.equal(after, before + 1, "refresh count goes up");
+  assert.equal((await sandbox.counters()).refresh_calls, refreshesUpstream + 1, "one upstream refresh");
+  assert.ok(!(await page.content()).includes("plumgate-dev-refresh-token"), "no token in the page");
+
+  await assertCleanText(page);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, "desktop.png"), fullPage: true });
+  dConsole.check([detailsErrorStatus, 400]);
+  await desk.close();
+
+  // =================================================================== phone
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+  });
+  const mob = await phone.newPage();
+  current = mob;
+  mob.setDefaultTimeout(30_000);
+  const mConsole = watchConsole(mob);
+  // As deployed: the dev key route answers 404, so no one-click button.
+  await mob.route("**/v1/dev/caller-key", (route) => route.fulfill({
+    status: 404, contentType: "application/json",
+    body: JSON.stringify({ error: { code: "not_found", message: "no such route", request_id: "0".repeat(32) } }),
+  }));
+  const devProbe = mob.waitForResponse((r) => r.url().endsWith("/v1/dev/caller-key"));
+  await mob.goto(`${worker.url}/`);
+  assert.equal(await text(mob, "#key-status"), "No key set.", "a new tab starts without a key");
+  assert.equal((await devProbe).status(), 404);
+  await mob.waitForTimeout(200);
+  assert.equal(await mob.locator("#dev-key").isVisible(), false, "no dev key button when the route is 404");
+
+  // A wrong key: 401, shown with plumgate's message and request id.
+  await mob.fill("#key-input", "pgk_wrong_0000000000000000000000000000");
+  const r401 = mob.waitForResponse((r) => r.url().endsWith("/v1/ops/getVouchers"));
+  await mob.click("#key-save");
+  const w401 = await r401;
+  assert.equal(w401.status(), 401);
+  await mob.locator("#catalog-error").waitFor({ state: "visible" });
+  assert.match(await text(mob, "#catalog-error .err-title"), /caller key was not accepted/);
+  assert.match(await text(mob, "#catalog-error .err-message"), /unknown|key/i);
+  assert.equal(await text(mob, "#catalog-error .err-rid"), w401.headers()["x-request-id"]);
+  await mob.locator("#key-status", { hasText: "rejected" }).waitFor();
+  await mob.locator("#balance-error", { hasText: "not accepted" }).waitFor();
+  await mob.locator("#catalog-error").scrollIntoViewIfNeeded();
+  await mob.screenshot({ path: join(SHOTS, "phone-error.png") });
+
+  // A catalog-only key: the catalog works, balance and token health say 403.
+  await mob.fill("#key-input", keys.catalog.key);
+  await mob.click("#key-save");
+  await waitFor(async () => (await mob.locator("#products .card").count()) === 12, { timeout: 20_000, what: "cards at phone width" });
+  await mob.locator("#balance-error", { hasText: "balance" }).waitFor();
+  assert.match(await text(mob, "#balance-error"), /lacks the `balance` scope/);
+  await mob.click("#token-check");
+  await mob.locator("#token-error").waitFor({ state: "visible" });
+  assert.match(await text(mob, "#token-error .err-message"), /lacks the `admin` scope/);
+  assert.match(await text(mob, "#token-error .err-hint"), /admin scope/);
+  assert.match(await text(mob, "#token-error .err-rid"), RID);
+  assert.equal(await mob.evaluate(() => sessionStorage.getItem("plumgate.callerKey")), keys.catalog.key);
+
+  // Responsive: nothing wider than the phone; the balance stays on screen.
+  await mob.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  assert.ok(await mob.locator("#balance").isVisible());
+  const box = await mob.locator("#balance").boundingBox();
+  assert.ok(box && box.y >= 0 && box.y < 100, "the balance stays in the sticky bar");
+  const widths = await mob.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+  assert.ok(widths.doc <= widths.win, `no horizontal scroll at phone width (${widths.doc} > ${widths.win})`);
+
+  // Forget the key, use the admin key, open an order form, take the picture.
+  await mob.click("#key-forget");
+  assert.equal(await mob.evaluate(() => sessionStorage.getItem("plumgate.callerKey")), null);
+  await mob.fill("#key-input", keys.admin.key);
+  await mob.keyboard.press("Enter");
+  await mob.locator("#balance-value", { hasText: "249,975" }).waitFor();
+  await waitFor(async () => (await mob.locator("#products .card").count()) === 12, { timeout: 20_000, what: "cards again" });
+  await mob.locator("#products .card-order").nth(1).click();
+  await mob.locator("#order-form").waitFor({ state: "visible" });
+  const w2 = await mob.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(w2 <= 390, `no horizontal scroll with the order form open (${w2})`);
+  await mob.screenshot({ path: join(SHOTS, "phone-order.png") });
+  await mob.evaluate(() => window.scrollTo(0, 0));
+  await mob.screenshot({ path: join(SHOTS, "phone.png"), fullPage: true });
+  await assertCleanText(mob);
+  mConsole.check([401, 403, 404]);
+  await phone.close();
+}

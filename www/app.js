@@ -1,0 +1,884 @@
+// plumgate demo page. Plain JavaScript, no framework, no build step.
+//
+// Talks only to plumgate on the same origin, with the caller key the user
+// gives (kept in sessionStorage, sent only in the Authorization header).
+// Everything shown comes from plumgate's answers; nothing here is a secret.
+// The Content-Security-Policy allows no inline script or style, so the DOM is
+// built with createElement/textContent (which also keeps upstream text inert).
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "plumgate.callerKey";
+  const PAGE_SIZE = 12;
+  const HISTORY_SIZE = 10;
+
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    key: null,
+    keySource: "",
+    page: 1,
+    catalogSeq: 0,
+    product: null,
+    po: "",
+    poSent: false,
+    ordering: false,
+    historyPage: 1,
+    products: new Map(),
+  };
+
+  // ------------------------------------------------------------ DOM helpers
+
+  /** h("p", {class: "x"}, "text", child) */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === false || v === null || v === undefined) continue;
+      if (k === "class") el.className = v;
+      else if (k === "text") el.textContent = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  /** el.append() without null/false children (append would print "null"). */
+  function put(el, ...children) {
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c);
+    }
+    return el;
+  }
+
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+    return el;
+  }
+
+  function setStatus(id, text) {
+    $(id).textContent = text || "";
+  }
+
+  function busy(el, on) {
+    el.setAttribute("aria-busy", on ? "true" : "false");
+    el.classList.toggle("is-loading", !!on);
+  }
+
+  // ------------------------------------------------------------ formatting
+
+  function money(value, currency) {
+    const n = Number(value);
+    if (!Number.isFinite(n)) return `${value ?? "?"} ${currency || ""}`.trim();
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "USD" }).format(n);
+    } catch {
+      return `${n.toLocaleString()} ${currency || ""}`.trim();
+    }
+  }
+
+  function when(iso) {
+    if (!iso) return "never";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    const secs = Math.round((d.getTime() - Date.now()) / 1000);
+    const abs = Math.abs(secs);
+    const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+    let rel;
+    if (abs < 60) rel = rtf.format(secs, "second");
+    else if (abs < 3600) rel = rtf.format(Math.round(secs / 60), "minute");
+    else if (abs < 86400) rel = rtf.format(Math.round(secs / 3600), "hour");
+    else rel = rtf.format(Math.round(secs / 86400), "day");
+    return `${d.toLocaleString()} (${rel})`;
+  }
+
+  function isoDate(d) {
+    const p = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  }
+
+  function newPoNumber() {
+    const bytes = new Uint8Array(8);
+    crypto.getRandomValues(bytes);
+    const rand = Array.from(bytes, (b) => b.toString(36).padStart(2, "0")).join("").slice(0, 12);
+    return `demo-${isoDate(new Date()).replaceAll("-", "")}-${rand}`;
+  }
+
+  // ------------------------------------------------------------ API
+
+  class PlumgateError extends Error {
+    constructor({ status, code, message, requestId, retryAfter }) {
+      super(message);
+      this.status = status;
+      this.code = code || "";
+      this.requestId = requestId || "";
+      this.retryAfter = retryAfter || "";
+    }
+  }
+
+  /** Turn any error answer (plumgate's own or Xoxoday's passed through) into a PlumgateError. */
+  function errorFrom(status, json, text, headers) {
+    const requestId = headers.get("x-request-id") || "";
+    const retryAfter = headers.get("retry-after") || "";
+    if (json && json.error && typeof json.error === "object") {
+      // plumgate: {"error": {"code", "message", "request_id"}}
+      return new PlumgateError({
+        status,
+        code: json.error.code,
+        message: json.error.message || "plumgate refused the request",
+        requestId: json.error.request_id || requestId,
+        retryAfter,
+      });
+    }
+    if (json && (json.errorInfo || json.errorId || typeof json.error === "string")) {
+      // Xoxoday Plum: {"code", "errorId", "errorInfo", "error"}
+      const parts = [json.errorInfo, json.error].filter((s) => typeof s === "string" && s);
+      return new PlumgateError({
+        status,
+        code: json.errorId || String(json.code || ""),
+        message: [...new Set(parts)].join(": ") || "Xoxoday refused the request",
+        requestId,
+        retryAfter,
+      });
+    }
+    if (json && typeof json.error_description === "string") {
+      return new PlumgateError({ status, code: "oauth", message: json.error_description, requestId, retryAfter });
+    }
+    if (json && Array.isArray(json.errors) && json.errors.length) {
+      return new PlumgateError({ status, code: "upstream", message: json.errors.map((e) => e.message).join("; "), requestId, retryAfter });
+    }
+    const snippet = (text || "").slice(0, 200);
+    return new PlumgateError({ status, code: `http_${status}`, message: snippet || `HTTP ${status}`, requestId, retryAfter });
+  }
+
+  async function request(path, { method = "POST", body, noCache = false, auth = true } = {}) {
+    const headers = {};
+    if (auth) {
+      if (!state.key) {
+        throw new PlumgateError({ status: 0, code: "no_key", message: "Set a caller key first (step 1)." });
+      }
+      headers.authorization = `Bearer ${state.key}`;
+    }
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (noCache) headers["cache-control"] = "no-cache";
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        // No `cache` option: Chrome would turn it into a Cache-Control
+        // request header, which makes plumgate skip its edge cache for
+        // admin keys. POST answers are never cached by the browser anyway.
+        credentials: "omit",
+      });
+    } catch (e) {
+      throw new PlumgateError({ status: 0, code: "network", message: `plumgate could not be reached (${e.message}).` });
+    }
+    const text = await res.text();
+    let json;
+    try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+    if (!res.ok) throw errorFrom(res.status, json, text, res.headers);
+    return {
+      status: res.status,
+      json,
+      requestId: res.headers.get("x-request-id") || "",
+      cache: res.headers.get("x-plumgate-cache") || "",
+      replayed: res.headers.get("x-plumgate-replayed") === "true",
+      reconciled: res.headers.get("x-plumgate-reconciled") === "true",
+    };
+  }
+
+  /** POST /v1/ops/{op}; returns {data, meta} with Xoxoday's inner data. */
+  async function op(name, body, opts = {}) {
+    const r = await request(`/v1/ops/${name}`, { body, ...opts });
+    const env = r.json && r.json.data && r.json.data[name];
+    if (!env || typeof env !== "object") {
+      throw new PlumgateError({ status: r.status, code: "unexpected", message: `Unexpected ${name} answer.`, requestId: r.requestId });
+    }
+    if (env.status !== undefined && Number(env.status) !== 1) {
+      throw new PlumgateError({
+        status: r.status,
+        code: "status_" + env.status,
+        message: env.message || env.error || `${name} answered status ${env.status}`,
+        requestId: r.requestId,
+      });
+    }
+    return { data: env.data, meta: r };
+  }
+
+  // ------------------------------------------------------------ errors
+
+  function errorTitle(err) {
+    switch (err.status) {
+      case 0: return err.code === "no_key" ? "No caller key" : "Network error";
+      case 400: return "Rejected as invalid";
+      case 401: return "The caller key was not accepted";
+      case 403: return "This key is not allowed to do that";
+      case 404: return "Not found";
+      case 409: return "Conflict";
+      case 422: return "Xoxoday could not process this";
+      case 429: return "Rate limited by Xoxoday";
+      case 503: return err.code === "reauth_required" ? "A person must reconnect Xoxoday" : "plumgate is unavailable";
+      case 504: return "Xoxoday did not answer in time";
+      default: return err.status >= 500 ? "Upstream error" : `Request failed (HTTP ${err.status})`;
+    }
+  }
+
+  function errorHint(err) {
+    if (err.status === 401) return "Check the caller key in step 1.";
+    if (err.status === 403) {
+      const m = /`([^`]+)` scope/.exec(err.message || "");
+      return m ? `Use a key with the ${m[1]} scope (or *).` : "Use a key with the needed scope.";
+    }
+    if (err.status === 429 && err.retryAfter) return `Retry after ${err.retryAfter} s.`;
+    return "";
+  }
+
+  function showError(boxId, err) {
+    const box = $(boxId);
+    clear(box);
+    const e = err instanceof PlumgateError ? err : new PlumgateError({ status: 0, code: "bug", message: String(err && err.message || err) });
+    const hint = errorHint(e);
+    put(box,
+      h("p", { class: "err-title" }, h("strong", { text: errorTitle(e) })),
+      h("p", { class: "err-message", text: e.message }),
+      hint ? h("p", { class: "err-hint", text: hint }) : null,
+      h("p", { class: "err-meta" },
+        e.status ? `HTTP ${e.status}` : "",
+        e.code ? [e.status ? " · " : "", "code ", h("code", { class: "err-code", text: e.code })] : "",
+        e.requestId ? [" · request id ", h("code", { class: "err-rid", text: e.requestId })] : ""),
+    );
+    box.dataset.status = String(e.status);
+    box.hidden = false;
+    if (e.status === 401) markKeyRejected();
+  }
+
+  function hideError(boxId) {
+    const box = $(boxId);
+    box.hidden = true;
+    clear(box);
+  }
+
+  // ------------------------------------------------------------ caller key
+
+  function setKey(key, source) {
+    state.key = key;
+    state.keySource = source;
+    try { sessionStorage.setItem(KEY_STORAGE, key); } catch { /* storage off: memory only */ }
+    $("key-input").value = "";
+    $("key-forget").disabled = false;
+    $("balance-refresh").disabled = false;
+    setStatus("key-status", `Key set (${source}); kept in this tab's sessionStorage only.`);
+    $("key-status").classList.remove("bad");
+    onKeyReady();
+  }
+
+  function forgetKey() {
+    state.key = null;
+    try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* ignore */ }
+    $("key-forget").disabled = true;
+    $("balance-refresh").disabled = true;
+    setStatus("key-status", "No key set.");
+    $("balance-value").textContent = "not loaded";
+    $("balance-note").textContent = "";
+    $("balance-error").hidden = true;
+    clear($("products"));
+    for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error"]) hideError(id);
+    setStatus("catalog-status", "");
+    $("token-info").hidden = true;
+    $("filters-note").hidden = true;
+    $("order-result").hidden = true;
+    $("key-input").focus();
+  }
+
+  function markKeyRejected() {
+    $("key-status").textContent = "The key was rejected (401). Enter another key.";
+    $("key-status").classList.add("bad");
+  }
+
+  async function probeDevKey() {
+    // Only the local dev setup (DEV_CALLER_KEY + the sandbox) answers 200.
+    try {
+      const res = await fetch("/v1/dev/caller-key", { credentials: "omit" });
+      $("dev-key").hidden = res.status !== 200;
+      await res.body?.cancel();
+    } catch {
+      $("dev-key").hidden = true;
+    }
+  }
+
+  async function useDevKey() {
+    const btn = $("dev-key");
+    btn.disabled = true;
+    try {
+      const r = await request("/v1/dev/caller-key", { method: "GET", auth: false });
+      if (!r.json || typeof r.json.key !== "string" || !r.json.key) throw new Error("no key in the answer");
+      setKey(r.json.key, "local dev key");
+    } catch (e) {
+      setStatus("key-status", `Could not get the dev key: ${e.message}`);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function onKeyReady() {
+    loadBalance();
+    loadFilters();
+    state.page = 1;
+    loadProducts();
+  }
+
+  // ------------------------------------------------------------ balance
+
+  async function loadBalance({ fresh = false } = {}) {
+    const box = $("balance");
+    busy(box, true);
+    $("balance-note").textContent = "loading…";
+    try {
+      const { data, meta } = await op("getBalance", {}, { noCache: fresh });
+      $("balance-value").textContent = money(data.value ?? data.points, data.currency);
+      const t = new Date().toLocaleTimeString();
+      $("balance-note").textContent = meta.cache === "hit" ? `as of ${t} · edge cache` : `as of ${t}`;
+      $("balance-error").hidden = true;
+    } catch (e) {
+      $("balance-value").textContent = "unavailable";
+      $("balance-note").textContent = "";
+      const err = $("balance-error");
+      err.textContent = `Balance: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
+      err.hidden = false;
+      if (e.status === 401) markKeyRejected();
+    } finally {
+      busy(box, false);
+    }
+  }
+
+  // ------------------------------------------------------------ catalog
+
+  async function loadFilters() {
+    try {
+      const { data } = await op("getFilters", { filterGroupCode: "", includeFilters: "", excludeFilters: "" });
+      const groups = Array.isArray(data) ? data : [];
+      const find = (code) => groups.find((g) => String(g.filterGroupCode).toLowerCase() === code);
+      fillSelect($("country"), "All countries", (find("country")?.filters || []).map((f) => [f.filterValueCode, f.filterValue]));
+      fillSelect($("currency"), "All currencies", (find("currency")?.filters || []).map((f) => {
+        const code = String(f.isoCode || f.filterValueCode || "").toUpperCase();
+        return [code, `${code} · ${f.filterValue}`];
+      }));
+      $("filters-note").hidden = true;
+    } catch (e) {
+      // Products can still be listed; say why the filters are missing.
+      if (e.status === 401) return; // the catalog's own error box says it
+      const note = $("filters-note");
+      note.textContent = `Country and currency filters unavailable: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
+      note.hidden = false;
+    }
+  }
+
+  function fillSelect(sel, allLabel, items) {
+    const keep = sel.value;
+    clear(sel).append(h("option", { value: "", text: allLabel }));
+    for (const [value, label] of items) {
+      if (!value) continue;
+      sel.append(h("option", { value, text: label }));
+    }
+    sel.value = keep;
+    if (sel.value !== keep) sel.value = "";
+  }
+
+  function catalogFilters() {
+    const filters = [];
+    const q = $("q").value.trim();
+    if (q) filters.push({ key: "productName", value: q });
+    if ($("country").value) filters.push({ key: "country", value: $("country").value });
+    if ($("currency").value) filters.push({ key: "currencyCode", value: $("currency").value });
+    if ($("delivery").value) filters.push({ key: "deliveryType", value: $("delivery").value });
+    return filters;
+  }
+
+  async function loadProducts() {
+    const seq = ++state.catalogSeq;
+    const list = $("products");
+    busy(list, true);
+    setStatus("catalog-status", "Loading products…");
+    hideErrorIfCatalog();
+    $("prev-page").disabled = true;
+    $("next-page").disabled = true;
+    try {
+      const body = { limit: PAGE_SIZE, page: state.page };
+      const filters = catalogFilters();
+      if (filters.length) body.filters = filters;
+      const { data, meta } = await op("getVouchers", body);
+      if (seq !== state.catalogSeq) return;
+      const items = Array.isArray(data) ? data : [];
+      renderProducts(items);
+      const first = (state.page - 1) * PAGE_SIZE + 1;
+      const cache = meta.cache ? ` · edge cache ${meta.cache}` : "";
+      setStatus("catalog-status", items.length
+        ? `Showing products ${first}–${first + items.length - 1}${cache}.`
+        : state.page > 1 ? "No more products." : "No products match these filters.");
+      $("page-label").textContent = `Page ${state.page}`;
+      $("prev-page").disabled = state.page <= 1;
+      $("next-page").disabled = items.length < PAGE_SIZE;
+    } catch (e) {
+      if (seq !== state.catalogSeq) return;
+      clear(list);
+      setStatus("catalog-status", "Could not load products.");
+      showError("catalog-error", e);
+      $("prev-page").disabled = state.page <= 1;
+    } finally {
+      if (seq === state.catalogSeq) busy(list, false);
+    }
+  }
+
+  function hideErrorIfCatalog() {
+    hideError("catalog-error");
+  }
+
+  function denominations(p) {
+    if (p.valueType === "open_value" || !p.valueDenominations) {
+      return { open: true, values: [], text: `Any amount ${p.minValue}–${p.maxValue} ${p.currencyCode}` };
+    }
+    const values = String(p.valueDenominations).split(",").map((s) => s.trim()).filter(Boolean);
+    return { open: false, values, text: `${values.join(" · ")} ${p.currencyCode}` };
+  }
+
+  function delivery(p) {
+    if (p.deliveryType === "delayed") {
+      const tat = p.tatInDays !== undefined && String(p.tatInDays) !== "0" ? ` · ${p.tatInDays} days` : "";
+      return { cls: "badge badge-delayed", text: `Delayed${tat}` };
+    }
+    return { cls: "badge badge-instant", text: "Instant" };
+  }
+
+  function safeImage(url) {
+    return typeof url === "string" && /^(https:\/\/|http:\/\/127\.0\.0\.1:|\/)/.test(url) ? url : "";
+  }
+
+  function renderProducts(items) {
+    const list = clear($("products"));
+    state.products.clear();
+    for (const p of items) {
+      state.products.set(String(p.productId), p);
+      const d = denominations(p);
+      const dl = delivery(p);
+      const img = safeImage(p.imageUrl);
+      const titleId = `p-${p.productId}-name`;
+      list.append(h("li", { class: "card", "aria-labelledby": titleId },
+        img ? h("img", { class: "card-img", src: img, alt: "", loading: "lazy", width: 320, height: 200, decoding: "async" })
+            : h("div", { class: "card-img card-img-empty" }),
+        h("div", { class: "card-body" },
+          h("h3", { id: titleId, class: "card-title", text: p.name }),
+          h("p", { class: "card-sub", text: `${p.brand || ""}${p.brand ? " · " : ""}${p.countryName || p.countryCode || ""}` }),
+          h("p", { class: "card-denoms" }, h("span", { class: "sr-only", text: "Denominations: " }), d.text),
+          h("p", { class: "card-meta" },
+            h("span", { class: dl.cls }, h("span", { class: "sr-only", text: "Delivery: " }), dl.text),
+            h("span", { class: "badge", text: p.currencyCode })),
+          h("button", {
+            type: "button", class: "btn btn-primary card-order", "data-product": p.productId,
+            "aria-label": `Order ${p.name}`, text: "Order this",
+          }),
+        )));
+    }
+  }
+
+  // ------------------------------------------------------------ order
+
+  function selectProduct(p) {
+    state.product = p;
+    $("order-empty").hidden = true;
+    const form = $("order-form");
+    form.hidden = false;
+    const d = denominations(p);
+    const img = safeImage(p.imageUrl);
+    put(clear($("picked")),
+      img ? h("img", { src: img, alt: "", width: 96, height: 60, class: "picked-img" }) : null,
+      h("div", {},
+        h("p", { class: "picked-name" }, h("strong", { id: "picked-name", text: p.name })),
+        h("p", { class: "help", text: `${d.text} · ${delivery(p).text} · up to ${p.orderQuantityLimit || "?"} per order` })),
+    );
+    $("denom-fixed-field").hidden = d.open;
+    $("denom-open-field").hidden = !d.open;
+    $("denomination").required = !d.open;
+    $("amount").required = d.open;
+    if (d.open) {
+      $("amount").min = p.minValue;
+      $("amount").max = p.maxValue;
+      $("amount").value = p.minValue;
+      $("amount-help").textContent = `${p.minValue}–${p.maxValue} ${p.currencyCode}`;
+    } else {
+      const sel = clear($("denomination"));
+      for (const v of d.values) sel.append(h("option", { value: v, text: `${v} ${p.currencyCode}` }));
+    }
+    const limit = Number(p.orderQuantityLimit) || 10;
+    $("quantity").max = limit;
+    $("quantity").value = 1;
+    $("qty-help").textContent = `1–${limit}`;
+    const phone = p.isPhoneNumberMandatory === true || p.isPhoneNumberMandatory === 1;
+    $("contact-field").hidden = !phone;
+    $("contact").required = phone;
+    freshPo();
+    $("order-result").hidden = true;
+    hideError("order-error");
+    setStatus("order-status", "");
+    $("order").scrollIntoView({ block: "start" });
+    (d.open ? $("amount") : $("denomination")).focus({ preventScroll: true });
+  }
+
+  function freshPo() {
+    state.po = newPoNumber();
+    state.poSent = false;
+    $("po-number").textContent = state.po;
+  }
+
+  function orderBody() {
+    const p = state.product;
+    const d = denominations(p);
+    const body = {
+      productId: Number.isFinite(Number(p.productId)) ? Number(p.productId) : p.productId,
+      quantity: Number($("quantity").value),
+      denomination: Number(d.open ? $("amount").value : $("denomination").value),
+      email: $("email").value.trim(),
+      poNumber: state.po,
+      notifyReceiverEmail: 0,
+      notifyAdminEmail: 0,
+    };
+    if (!$("contact-field").hidden) body.contact = $("contact").value.trim();
+    return body;
+  }
+
+  async function placeOrder() {
+    // A double click, Enter pressed twice or a resubmit while the first call
+    // is in flight does nothing; a later resubmit reuses the same poNumber, so
+    // plumgate answers with the first result (x-plumgate-replayed).
+    if (state.ordering || !state.product) return;
+    const form = $("order-form");
+    if (!form.reportValidity()) return;
+    state.ordering = true;
+    const btn = $("place-order");
+    btn.disabled = true;
+    busy($("order"), true);
+    hideError("order-error");
+    const body = orderBody();
+    state.poSent = true;
+    setStatus("order-status", `Placing order ${body.poNumber}…`);
+    try {
+      const { data, meta } = await op("placeOrder", body);
+      renderOrderResult(data, meta, body);
+      setStatus("order-status", meta.replayed
+        ? `Replayed: ${body.poNumber} was already ordered; no second order was placed.`
+        : `Order ${body.poNumber} placed.`);
+      $("details-po").value = body.poNumber;
+      loadBalance({ fresh: true });
+    } catch (e) {
+      setStatus("order-status", "The order was not confirmed.");
+      showError("order-error", e);
+    } finally {
+      state.ordering = false;
+      btn.disabled = false;
+      busy($("order"), false);
+    }
+  }
+
+  function renderOrderResult(data, meta, body) {
+    const box = clear($("order-result"));
+    box.hidden = false;
+    box.classList.toggle("replayed", meta.replayed);
+    put(box,
+      h("h3", { id: "order-result-title", text: meta.replayed ? "Same order, answered again" : "Order placed" }),
+      meta.replayed
+        ? h("p", { class: "replay-note", id: "replay-note" },
+          h("strong", { text: "Replayed. " }),
+          "plumgate already had an order with this poNumber and returned its first answer (header ",
+          h("code", { text: "x-plumgate-replayed: true" }),
+          "). Xoxoday was not called again and nothing was charged twice.")
+        : null,
+      meta.reconciled
+        ? h("p", { class: "replay-note", text: "Xoxoday failed to answer, but plumgate found the order by its poNumber (x-plumgate-reconciled)." })
+        : null,
+      orderFacts(data, body.poNumber, meta.requestId),
+      vouchersView(data && data.vouchers, "order"),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "btn", id: "order-again", text: "Send the same order again", onclick: placeOrder }),
+        h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
+          freshPo();
+          box.hidden = true;
+          setStatus("order-status", "New order reference made.");
+          $("quantity").focus();
+        } })),
+    );
+  }
+
+  function fact(dl, label, value) {
+    if (value === undefined || value === null || value === "") return;
+    dl.append(h("dt", { text: label }), h("dd", {}, value));
+  }
+
+  function orderFacts(o, po, requestId) {
+    const dl = h("dl", { class: "facts" });
+    o = o || {};
+    fact(dl, "poNumber", h("code", { class: "po-value", text: o.poNumber || po || "" }));
+    fact(dl, "Order id", o.orderId);
+    fact(dl, "Order date", o.orderDate);
+    fact(dl, "Status", [o.orderStatus, o.deliveryStatus ? ` · delivery ${o.deliveryStatus}` : ""].join(""));
+    fact(dl, "Recipient", o.email);
+    if (o.amountCharged !== undefined) fact(dl, "Charged", money(o.amountCharged, "USD"));
+    if (o.orderTotal !== undefined) fact(dl, "Order total", `${o.orderTotal} ${o.currencyCode || ""}`.trim());
+    for (const v of o.voucherDetails || []) {
+      fact(dl, "Product", `${v.productName} · ${v.quantity} × ${v.denomination} ${v.currencyCode || ""}`.trim());
+    }
+    fact(dl, "Request id", requestId ? h("code", { text: requestId }) : "");
+    return dl;
+  }
+
+  let voucherSeq = 0;
+
+  function vouchersView(vouchers, where) {
+    const wrap = h("div", { class: "vouchers" });
+    if (!Array.isArray(vouchers) || vouchers.length === 0) {
+      wrap.append(h("p", { class: "help", text: "No voucher yet: delayed products are delivered later. Look the order up by its poNumber." }));
+      return wrap;
+    }
+    wrap.append(h("h4", { text: vouchers.length === 1 ? "Voucher" : `Vouchers (${vouchers.length})` }));
+    for (const v of vouchers) {
+      const id = `${where}-voucher-${++voucherSeq}`;
+      const secretFields = [
+        ["Code", v.voucherCode],
+        ["PIN", v.pin],
+      ].filter(([, val]) => val !== undefined && val !== null && val !== "");
+      const values = secretFields.map(([label]) => h("dd", { class: "secret masked", "data-label": label, text: "••••••••" }));
+      const dl = h("dl", { class: "voucher-facts", id });
+      secretFields.forEach(([label], i) => dl.append(h("dt", { text: label }), values[i]));
+      fact(dl, "Value", money(v.amount, v.currency));
+      fact(dl, "Valid until", v.validity);
+      let shown = false;
+      const btn = h("button", {
+        type: "button", class: "btn btn-small reveal", "aria-controls": id, "aria-pressed": "false",
+        text: "Reveal code and PIN",
+      });
+      btn.addEventListener("click", () => {
+        shown = !shown;
+        secretFields.forEach(([, val], i) => {
+          values[i].textContent = shown ? String(val) : "••••••••";
+          values[i].classList.toggle("masked", !shown);
+        });
+        btn.setAttribute("aria-pressed", String(shown));
+        btn.textContent = shown ? "Hide code and PIN" : "Reveal code and PIN";
+      });
+      wrap.append(h("div", { class: "voucher" }, dl, btn));
+    }
+    return wrap;
+  }
+
+  // ------------------------------------------------------------ orders
+
+  async function loadHistory() {
+    const status = "history-status";
+    hideError("history-error");
+    const box = $("history");
+    busy(box, true);
+    setStatus(status, "Loading order history…");
+    $("history-prev").disabled = true;
+    $("history-next").disabled = true;
+    try {
+      const body = {
+        startDate: $("start-date").value,
+        endDate: $("end-date").value,
+        limit: HISTORY_SIZE,
+        page: state.historyPage,
+      };
+      const { data } = await op("getOrderHistory", body);
+      const rows = Array.isArray(data) ? data : [];
+      renderHistory(rows);
+      setStatus(status, rows.length
+        ? `${rows.length} order${rows.length === 1 ? "" : "s"} on page ${state.historyPage}.`
+        : state.historyPage > 1 ? "No more orders." : "No orders in this date range.");
+      $("history-page").textContent = `Page ${state.historyPage}`;
+      $("history-pager").hidden = rows.length === 0 && state.historyPage === 1;
+      $("history-prev").disabled = state.historyPage <= 1;
+      $("history-next").disabled = rows.length < HISTORY_SIZE;
+    } catch (e) {
+      clear(box);
+      setStatus(status, "Could not load the order history.");
+      showError("history-error", e);
+      $("history-prev").disabled = state.historyPage <= 1;
+    } finally {
+      busy(box, false);
+    }
+  }
+
+  function renderHistory(rows) {
+    const box = clear($("history"));
+    if (!rows.length) return;
+    const table = h("table", { class: "table" },
+      h("caption", { class: "sr-only", text: "Order history" }),
+      h("thead", {}, h("tr", {},
+        ["Date", "poNumber", "Product", "Amount", "Status", ""].map((t) => h("th", { scope: "col", text: t })))));
+    const tbody = h("tbody");
+    for (const o of rows) {
+      const products = (o.products || o.voucherDetails || []).map((p) => p.productName).filter(Boolean).join(", ");
+      tbody.append(h("tr", {},
+        h("td", { "data-label": "Date", text: o.orderDate || "" }),
+        h("td", { "data-label": "poNumber" }, h("code", { text: o.poNumber || "" })),
+        h("td", { "data-label": "Product", text: products }),
+        h("td", { "data-label": "Amount", text: `${o.orderTotal ?? ""} ${o.currencyCode || ""}`.trim() }),
+        h("td", { "data-label": "Status", text: o.deliveryStatus || o.orderStatus || "" }),
+        h("td", {}, o.poNumber
+          ? h("button", { type: "button", class: "btn btn-small history-details", "data-po": o.poNumber,
+            "aria-label": `Details of ${o.poNumber}`, text: "Details" })
+          : "")));
+    }
+    table.append(tbody);
+    box.append(h("div", { class: "table-wrap" }, table));
+  }
+
+  async function loadDetails(po) {
+    hideError("details-error");
+    const box = $("details");
+    busy(box, true);
+    setStatus("details-status", `Looking up ${po}…`);
+    try {
+      const { data, meta } = await op("getOrderDetails", { poNumber: po, orderId: null, sendMailToReceiver: 0 });
+      put(clear(box),
+        h("h4", { text: `Order ${po}` }),
+        orderFacts(data, po, meta.requestId),
+        vouchersView(data && data.vouchers, "details"));
+      box.hidden = false;
+      setStatus("details-status", `Found order ${po}.`);
+    } catch (e) {
+      box.hidden = true;
+      setStatus("details-status", `No details for ${po}.`);
+      showError("details-error", e);
+    } finally {
+      busy(box, false);
+    }
+  }
+
+  // ------------------------------------------------------------ token
+
+  const STATE_TEXT = {
+    uninitialized: "No token yet: the first call will fetch one.",
+    fresh: "Healthy: the access token is valid.",
+    stale: "Early-refresh window: plumgate refreshes in the background while serving the current token.",
+    expired: "The access token has expired: the next call waits for a refresh.",
+    reauth_required: "The refresh token is dead: generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN again.",
+  };
+
+  async function token(method) {
+    hideError("token-error");
+    const panel = $("token");
+    busy(panel, true);
+    $("token-check").disabled = true;
+    $("token-refresh").disabled = true;
+    setStatus("token-status", method === "POST" ? "Refreshing the Xoxoday token…" : "Checking token health…");
+    try {
+      const r = await request(method === "POST" ? "/v1/token/refresh" : "/v1/token", { method });
+      const t = r.json || {};
+      const dl = clear($("token-info"));
+      fact(dl, "State", h("span", { class: `badge state state-${t.state}`, id: "token-state", text: t.state }));
+      fact(dl, "Meaning", STATE_TEXT[t.state] || "");
+      fact(dl, "Access token expires", when(t.access_token_expires_at));
+      fact(dl, "Refresh token expires", when(t.refresh_token_expires_at));
+      fact(dl, "Last refresh", when(t.last_refresh_at));
+      fact(dl, "Refreshes", String(t.refresh_count ?? 0));
+      fact(dl, "Last error", t.last_error ? (typeof t.last_error === "string" ? t.last_error : JSON.stringify(t.last_error)) : "none");
+      fact(dl, "Request id", h("code", { text: r.requestId }));
+      dl.hidden = false;
+      setStatus("token-status", method === "POST" ? `Refreshed at ${new Date().toLocaleTimeString()}.` : `Checked at ${new Date().toLocaleTimeString()}.`);
+    } catch (e) {
+      $("token-info").hidden = true;
+      setStatus("token-status", "");
+      showError("token-error", e);
+    } finally {
+      busy(panel, false);
+      $("token-check").disabled = false;
+      $("token-refresh").disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------ wiring
+
+  function init() {
+    $("key-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const k = $("key-input").value.trim();
+      if (!k) {
+        setStatus("key-status", "Paste a caller key first.");
+        $("key-input").focus();
+        return;
+      }
+      setKey(k, "entered");
+    });
+    $("key-forget").addEventListener("click", forgetKey);
+    $("dev-key").addEventListener("click", useDevKey);
+    $("balance-refresh").addEventListener("click", () => loadBalance({ fresh: true }));
+
+    $("catalog-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      state.page = 1;
+      loadProducts();
+    });
+    for (const id of ["country", "currency", "delivery"]) {
+      $(id).addEventListener("change", () => { state.page = 1; if (state.key) loadProducts(); });
+    }
+    let searchTimer;
+    $("q").addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => { state.page = 1; if (state.key) loadProducts(); }, 350);
+    });
+    $("prev-page").addEventListener("click", () => { if (state.page > 1) { state.page--; loadProducts(); } });
+    $("next-page").addEventListener("click", () => { state.page++; loadProducts(); });
+    $("products").addEventListener("click", (ev) => {
+      const btn = ev.target.closest("button[data-product]");
+      if (!btn) return;
+      const p = state.products.get(btn.dataset.product);
+      if (p) selectProduct(p);
+    });
+
+    $("order-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      placeOrder();
+    });
+    // A changed order is a new order: it gets a new poNumber. An unchanged
+    // resubmit keeps the old one, so it can never be ordered twice.
+    $("order-form").addEventListener("input", () => { if (state.poSent) freshPo(); });
+
+    const today = new Date();
+    const from = new Date(today.getTime() - 30 * 86400 * 1000);
+    $("start-date").value = isoDate(from);
+    $("end-date").value = isoDate(today);
+    $("history-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      state.historyPage = 1;
+      loadHistory();
+    });
+    $("history-prev").addEventListener("click", () => { if (state.historyPage > 1) { state.historyPage--; loadHistory(); } });
+    $("history-next").addEventListener("click", () => { state.historyPage++; loadHistory(); });
+    $("history").addEventListener("click", (ev) => {
+      const btn = ev.target.closest("button[data-po]");
+      if (!btn) return;
+      $("details-po").value = btn.dataset.po;
+      loadDetails(btn.dataset.po);
+    });
+    $("details-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const po = $("details-po").value.trim();
+      if (po) loadDetails(po);
+    });
+
+    $("token-check").addEventListener("click", () => token("GET"));
+    $("token-refresh").addEventListener("click", () => token("POST"));
+
+    probeDevKey();
+    let saved = null;
+    try { saved = sessionStorage.getItem(KEY_STORAGE); } catch { /* ignore */ }
+    if (saved) setKey(saved, "from this tab's session");
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
