@@ -72,4 +72,19 @@ fi
 if [[ $WANT_BROWSER -eq 1 ]]; then
   apt_install chromium
 fi
+# --- 5. schemathesis for tests/e2e/schema.test.mjs (issue 4) -----------------
+# A pinned schemathesis from PyPI in a venv outside the clone; installed only
+# when missing or at another version, so reruns cost nothing.
+SCHEMATHESIS_VERSION=4.32.5
+VENV_DIR="${PLUMGATE_VENV:-$HOME/.cache/plumgate/venv}"
+if [[ "$("$VENV_DIR/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]]; then
+  log "pip install schemathesis $SCHEMATHESIS_VERSION into $VENV_DIR (first time only, ~1 min)"
+  if ! python3 -m venv "$VENV_DIR" 2>/dev/null; then
+    apt_install python3-venv
+    rm -rf "$VENV_DIR"
+    python3 -m venv "$VENV_DIR"
+  fi
+  "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+# --- end of schemathesis block --------------------------------------------------
 log "setup complete"

@@ -107,8 +107,11 @@ impl OrderLedger {
                 return render(&o, &lr.request_id, true);
             }
         }
-        // Join the call in flight for this poNumber.
-        if let Some(run) = self.inflight.borrow().clone() {
+        // Join the call in flight for this poNumber. (The borrow must end
+        // before the await: the run clears `inflight` when it finishes, and
+        // a borrow held across the await would make that a panic.)
+        let joined = self.inflight.borrow().clone();
+        if let Some(run) = joined {
             let o = run.await;
             return render(&o, &lr.request_id, true);
         }
@@ -286,24 +289,41 @@ pub async fn place(env: &Env, data: Value, request_id: &str, log: &mut RequestLo
     init.with_method(worker::Method::Post);
     init.with_body(Some(serde_json::to_string(&lr).map_err(|_| ApiError::internal())?.into()));
     let req = Request::new_with_init("https://ledger/place", &init).map_err(|_| ApiError::internal())?;
-    let mut resp = stub
+    let mut from_ledger = stub
         .fetch_with_request(req)
         .await
         .map_err(|_| ApiError::upstream_error("the order ledger is unavailable; nothing was placed, retrying is safe"))?;
-    let h = resp.headers_mut();
-    log.upstream_status = h.get("x-plumgate-upstream-status").ok().flatten().and_then(|s| s.parse().ok());
-    if let Some(code) = h.get("x-plumgate-error-code").ok().flatten() {
+    // A response that came back from a Durable Object stub has immutable
+    // headers: build a fresh one, so the router can add `x-request-id` and
+    // CORS headers and the ledger's internal headers never reach the caller.
+    let status = from_ledger.status_code();
+    let body = from_ledger
+        .bytes()
+        .await
+        .map_err(|_| ApiError::upstream_error("the order ledger answer was lost; retry with the same poNumber: plumgate checks before placing again"))?;
+    let h = from_ledger.headers();
+    let header = |name: &str| h.get(name).ok().flatten();
+    log.upstream_status = header("x-plumgate-upstream-status").and_then(|s| s.parse().ok());
+    if let Some(code) = header("x-plumgate-error-code") {
         log.error = ERROR_CODES.iter().find(|c| **c == code).copied();
     }
-    if h.get("x-plumgate-replayed").ok().flatten().is_some() {
+    if header("x-plumgate-replayed").is_some() {
         log.note = Some("replayed");
-    } else if h.get("x-plumgate-reconciled").ok().flatten().is_some() {
+    } else if header("x-plumgate-reconciled").is_some() {
         log.note = Some("reconciled");
     }
-    let _ = h.delete("x-plumgate-upstream-status");
-    let _ = h.delete("x-plumgate-error-code");
+    let mut resp = bytes_response(status, body, "application/json; charset=utf-8");
+    let out = resp.headers_mut();
+    for name in PASSED_HEADERS {
+        if let Some(v) = header(name) {
+            let _ = out.set(name, &v);
+        }
+    }
     Ok(resp)
 }
+
+/// Headers of a ledger answer that the caller sees.
+const PASSED_HEADERS: [&str; 4] = ["x-plumgate-replayed", "x-plumgate-reconciled", "retry-after", "www-authenticate"];
 
 const ERROR_CODES: [&str; 9] = [
     "idempotency_conflict",

@@ -39,7 +39,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let mut log = RequestLog {
         start_ms: now_ms(),
         request_id: request_id(),
-        method: req.method().to_string(),
+        method: log_method(&req),
         route: "unknown",
         ..Default::default()
     };
@@ -93,7 +93,9 @@ pub fn error_response(e: &ApiError, request_id: &str) -> Response {
 
 async fn dispatch(req: Request, env: &Env, _ctx: &Context, log: &mut RequestLog) -> Result<Response, ApiError> {
     let path = req.path();
-    let method = req.method();
+    // `None` for a method `worker::Method` cannot represent (it would call
+    // it GET): such a request gets 405 everywhere.
+    let method = method_of(&req);
 
     if path == "/healthz" {
         log.route = "/healthz";
@@ -109,6 +111,11 @@ async fn dispatch(req: Request, env: &Env, _ctx: &Context, log: &mut RequestLog)
     let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/");
     if !api_route {
         log.route = "static";
+        // The demo page is read-only: any other method gets plumgate's own
+        // 405 body rather than the asset server's empty one.
+        if method != Some(Method::Get) && method != Some(Method::Head) {
+            return Err(ApiError::method_not_allowed("GET, HEAD"));
+        }
         return static_asset(req, env).await;
     }
 
@@ -118,7 +125,7 @@ async fn dispatch(req: Request, env: &Env, _ctx: &Context, log: &mut RequestLog)
         Err(problems) => return Err(ApiError::misconfigured(problems)),
     };
 
-    if method == Method::Options {
+    if method == Some(Method::Options) {
         log.route = "preflight";
         let origin = req.headers().get("origin").ok().flatten();
         let mut resp = Response::empty().map_err(|_| ApiError::internal())?.with_status(204);
@@ -222,8 +229,27 @@ fn dev_caller_key(env: &Env, cfg: &Config) -> Result<Response, ApiError> {
     }
 }
 
-fn require_method(got: &Method, want: Method) -> Result<(), ApiError> {
-    if *got == want {
+/// The request's method, or `None` when it is not one `worker::Method`
+/// represents exactly (it maps unknown methods such as `QUERY` to GET).
+fn method_of(req: &Request) -> Option<Method> {
+    let raw = req.inner().method();
+    let m = Method::from(raw.clone());
+    (m.to_string() == raw).then_some(m)
+}
+
+/// The method for the log line: the real one, cut short and reduced to
+/// token characters so a hostile method can't flood or forge a line.
+fn log_method(req: &Request) -> String {
+    req.inner()
+        .method()
+        .chars()
+        .take(16)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '?' })
+        .collect()
+}
+
+fn require_method(got: &Option<Method>, want: Method) -> Result<(), ApiError> {
+    if got.as_ref() == Some(&want) {
         Ok(())
     } else {
         Err(ApiError::method_not_allowed(&want.to_string()))
@@ -278,6 +304,10 @@ async fn static_asset(req: Request, env: &Env) -> Result<Response, ApiError> {
     let mut upstream = assets.fetch_request(req).await.map_err(|_| ApiError::not_found())?;
     // The asset response's headers are immutable: copy it into a new one.
     let status = upstream.status_code();
+    if status == 404 {
+        // No such asset: plumgate's own 404 body, like every other route.
+        return Err(ApiError::not_found());
+    }
     let headers = Headers::new();
     for (k, v) in upstream.headers().entries() {
         let _ = headers.set(&k, &v);

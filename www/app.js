@@ -303,6 +303,12 @@
 
   async function probeDevKey() {
     // Only the local dev setup (DEV_CALLER_KEY + the sandbox) answers 200.
+    // Deployed pages never ask, so their console stays free of a 404.
+    const loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].includes(location.hostname);
+    if (!loopback) {
+      $("dev-key").hidden = true;
+      return;
+    }
     try {
       const res = await fetch("/v1/dev/caller-key", { credentials: "omit" });
       $("dev-key").hidden = res.status !== 200;

@@ -5,7 +5,7 @@
 // The worker must already be built (scripts/test.sh builds it once).
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -146,8 +146,11 @@ export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }
   // what the worker itself prints. No [build]: the worker is already built.
   const configDir = join(persistDir, "config");
   mkdirSync(configDir, { recursive: true });
+  // A private copy of the build, so a rebuild during the run (another
+  // developer's, or a test's) cannot make this worker reload mid-test.
+  cpSync(join(ROOT, "build"), join(configDir, "build"), { recursive: true });
   const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
-    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, "build/index.js"))}`)
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(configDir, "build/index.js"))}`)
     .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
     .replace(/^directory = "\.\/www"$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`)
     .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");

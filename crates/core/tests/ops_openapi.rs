@@ -165,3 +165,30 @@ fn bounds_agree() {
         }
     }
 }
+
+/// Contract §2: every response carries `x-request-id`, so the document says
+/// so for every response of every route (schema-driven tests hold the worker
+/// to it).
+#[test]
+fn every_response_declares_x_request_id() {
+    let doc = doc();
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut checked = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
+                continue;
+            };
+            for (status, response) in responses {
+                let response = resolve(&doc, response);
+                let has = response
+                    .get("headers")
+                    .and_then(Value::as_object)
+                    .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("x-request-id")));
+                assert!(has, "{method} {path} {status} declares x-request-id");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "checked {checked} responses");
+}

@@ -1,0 +1,672 @@
+// Gateway API end to end (issue 4; contract §2, §3, §5, §6, §7): every
+// operation through both routes checked against what the sandbox received,
+// the auth matrix, validation tables, placeOrder idempotency and
+// reconciliation, edge caching, rate-limit penalties, CORS, log lines and
+// the leak scans. One sandbox and one worker for the whole file; every
+// scenario uses its own poNumbers / request data so they do not interfere.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  startSandbox, startWorker, standardKeys, makeKey, call, leakScan, cleanup,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests,
+} from "./harness.mjs";
+
+const keys = standardKeys();
+const ORIGIN = "https://app.example.com";
+const TTL = 3; // CATALOG_CACHE_TTL_SECS and BALANCE_CACHE_TTL_SECS
+const HIGH_LIMITS = {
+  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
+  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
+};
+const RUN = Date.now().toString(36);
+const po = (name) => `gw-${RUN}-${name}`;
+const order = (poNumber, extra = {}) => ({
+  productId: 10100, quantity: 1, denomination: 10, poNumber, email: "alex@example.com", ...extra,
+});
+const QUERY = {
+  getFilters: "plumProAPI.mutation.getFilters",
+  getVouchers: "plumProAPI.mutation.getVouchers",
+  getBalance: "plumProAPI.query.getBalance",
+  placeOrder: "plumProAPI.mutation.placeOrder",
+  getOrderDetails: "plumProAPI.mutation.getOrderDetails",
+  getOrderHistory: "plumProAPI.mutation.getOrderHistory",
+  paymentHistory: "plumProAPI.mutation.paymentHistory",
+};
+const envelope = (op, data) => (op === "paymentHistory"
+  ? { query: QUERY[op], tag: "plumProAPI", data: { data } }
+  : { query: QUERY[op], tag: "plumProAPI", variables: { data } });
+
+let sandbox;
+let w;
+const voucherSecrets = new Set();
+const requestIds = []; // [request id, expectation for its log line]
+
+/** call() plus the checks every answer must pass. */
+async function req(path, opts = {}, logExpect = {}) {
+  const r = await call(w, path, opts);
+  assert.match(r.headers["x-request-id"] ?? "", /^[0-9a-f]{32}$/, `x-request-id on ${path}: ${r.status} ${r.text.slice(0, 300)}`);
+  if (r.json?.error && typeof r.json.error === "object") {
+    assert.equal(r.json.error.request_id, r.headers["x-request-id"], "error body carries the request id");
+    assert.equal(typeof r.json.error.message, "string");
+    assert.equal(typeof r.json.error.code, "string");
+  }
+  if (r.status === 200 && r.json) collectVoucherSecrets(r.json, voucherSecrets);
+  requestIds.push([r.headers["x-request-id"], { status: r.status, ...logExpect }]);
+  return r;
+}
+const op = (name, key, body, headers = {}) =>
+  req(`/v1/ops/${name}`, { key, body, headers }, { route: "/v1/ops/{operation}", operation: name });
+const dropIn = (key, env, headers = {}) => req("/chef/v1/oauth/api", { key, body: env, headers }, { route: "/chef/v1/oauth/api" });
+
+const counters = () => sandbox.counters();
+const apiTotal = (c) => Object.values(c.api_calls).reduce((a, b) => a + b, 0);
+const clearRequests = () => sandbox.admin("/requests/clear", {});
+
+before(async () => {
+  sandbox = await startSandbox();
+  await sandbox.admin("/config", { rate_limits: HIGH_LIMITS });
+  w = await startWorker({
+    sandbox,
+    keys,
+    vars: {
+      ALLOWED_ORIGINS: `${ORIGIN},http://localhost:3000`,
+      CATALOG_CACHE_TTL_SECS: String(TTL),
+      BALANCE_CACHE_TTL_SECS: String(TTL),
+      ORDER_TIMEOUT_MS: "1500",
+    },
+  });
+  // Warm the token so later upstream counts are only the calls under test.
+  const r = await op("getOrderHistory", keys.admin, { startDate: "2020-01-01", endDate: "2020-01-02" });
+  assert.equal(r.status, 200, r.text);
+});
+
+after(async () => {
+  const hits = await leakScan(sandbox, keys);
+  const vhits = voucherLeakScan(voucherSecrets);
+  await w?.stop();
+  await sandbox?.stop();
+  if (w) cleanup(w.persistDir);
+  assert.deepEqual(hits, [], "no token, secret or caller key in any response or log line");
+  assert.ok(voucherSecrets.size >= 4, "the run saw voucher codes and PINs to scan for");
+  assert.deepEqual(vhits, [], "no voucher code or PIN in any log line or error answer");
+});
+
+// ------------------------------------------------------------------ routes
+
+test("every operation through both routes: the exact envelope upstream, the answer unchanged", async () => {
+  const placed = await op("placeOrder", keys.writer, order(po("route-a")));
+  assert.equal(placed.status, 200, placed.text);
+  const orderId = placed.json.data.placeOrder.data.orderId;
+  assert.ok(orderId > 0);
+  // [operation, data via /v1/ops, data via the drop-in route]; cacheable
+  // operations get different data per route so neither is a cache hit.
+  const cases = [
+    ["getFilters", { filterGroupCode: "", includeFilters: "", excludeFilters: "" }, { filterGroupCode: "Country", includeFilters: "", excludeFilters: "" }],
+    ["getVouchers", { limit: 3, page: 1, futureField: { x: [1, 2] } }, { limit: 2, page: 2, sort: { field: "name", order: "DESC" } }],
+    ["getBalance", {}, { futureField: true }],
+    ["placeOrder", order(po("route-b"), { tag: "t1", notifyReceiverEmail: 0 }), order(po("route-c"), { contact: "+1-4705000000" })],
+    ["getOrderDetails", { poNumber: po("route-a") }, { orderId, poNumber: null }],
+    ["getOrderHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: 5, page: 1 }, { startDate: "2021-01-01", endDate: "2099-12-31" }],
+    ["paymentHistory", { startDate: "2020-01-01", endDate: "2099-12-31" }, { startDate: "2021-01-01", endDate: "2099-12-31", limit: 3 }],
+  ];
+  for (const [name, viaOps, viaDropIn] of cases) {
+    for (const [route, data] of [["ops", viaOps], ["drop-in", viaDropIn]]) {
+      await clearRequests();
+      // The drop-in route rebuilds the envelope: a foreign tag and extra
+      // top-level members from the client never reach Xoxoday.
+      const r = route === "ops"
+        ? await op(name, keys.admin, data)
+        : await dropIn(keys.admin, { ...envelope(name, data), tag: "somethingElse", clientExtra: 1 });
+      assert.equal(r.status, 200, `${name} via ${route}: ${r.text}`);
+      const seen = await sandboxRequests(sandbox);
+      assert.equal(seen.length, 1, `${name} via ${route}: exactly one upstream call`);
+      assert.deepEqual(seen[0].body, envelope(name, data), `${name} via ${route}: exact envelope`);
+      assert.equal(seen[0].authorized, true);
+      assert.equal(seen[0].status, 200);
+      const answerKey = name === "paymentHistory" ? "getPaymentReport" : name;
+      assert.equal(r.json.data[answerKey].status, 1, `${name} via ${route}: Xoxoday's body`);
+      assert.match(r.headers["content-type"], /application\/json/);
+      if (["getFilters", "getVouchers", "getBalance"].includes(name)) {
+        assert.equal(r.headers["x-plumgate-cache"], "miss", `${name} via ${route}`);
+      } else {
+        assert.equal(r.headers["x-plumgate-cache"], undefined, `${name} is never cached`);
+      }
+    }
+  }
+  // paymentHistory through the drop-in route with variables.data (what a
+  // client that treats every operation alike sends): forwarded canonically.
+  await clearRequests();
+  const data = { startDate: "2022-01-01", endDate: "2099-12-31" };
+  const r = await dropIn(keys.admin, { query: QUERY.paymentHistory, tag: "plumProAPI", variables: { data } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual((await sandboxRequests(sandbox))[0].body, envelope("paymentHistory", data));
+});
+
+test("upstream errors pass through with Xoxoday's status and body unchanged", async () => {
+  await clearRequests();
+  const r = await op("getOrderDetails", keys.reader, { poNumber: po("never-placed") });
+  assert.equal(r.status, 404, r.text);
+  assert.equal(r.json.errorId, "PLE10016");
+  assert.equal(r.json.error?.request_id, undefined, "not a plumgate error body");
+  const bad = await op("placeOrder", keys.writer, order(po("bad-product"), { productId: 1 }));
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.errorId, "PLE10001");
+  // A refused order leaves its poNumber usable.
+  const ok = await op("placeOrder", keys.writer, order(po("bad-product")));
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.headers["x-plumgate-replayed"], undefined);
+});
+
+test("routing errors: unknown operation, unknown route, wrong method, bad JSON, huge body", async () => {
+  const before = apiTotal(await counters());
+  let r = await op("getNothing", keys.admin, {});
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, "unknown_operation");
+  r = await op("getbalance", keys.admin, {});
+  assert.equal(r.json.error.code, "unknown_operation", "operation names are case-sensitive");
+  r = await dropIn(keys.admin, { query: "plumProAPI.mutation.getBalance", tag: "plumProAPI", variables: { data: {} } });
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, "unknown_operation");
+  assert.doesNotMatch(r.text, /mutation\.getBalance/, "the unknown query is not echoed");
+  r = await req("/", { method: "GET" });
+  assert.equal(r.status, 200, "the demo page");
+  assert.ok(r.headers["content-security-policy"], "static answers keep their security headers");
+  r = await req("/v1/nothing", { method: "POST", key: keys.admin, body: {} });
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, "not_found");
+  for (const [path, method, allow] of [
+    ["/v1/ops/getBalance", "GET", "POST"], ["/chef/v1/oauth/api", "GET", "POST"], ["/v1/token", "POST", "GET"],
+    ["/v1/token/refresh", "GET", "POST"], ["/v1/ops/placeOrder", "PUT", "POST"], ["/v1/ops/getBalance", "DELETE", "POST"],
+    ["/healthz", "POST", "GET"], ["/openapi.json", "PATCH", "GET"], ["/", "POST", "GET, HEAD"],
+    // A method the runtime does not know must not be taken for GET.
+    ["/healthz", "QUERY", "GET"], ["/v1/token", "QUERY", "GET"], ["/", "QUERY", "GET, HEAD"], ["/v1/ops/getBalance", "QUERY", "POST"],
+  ]) {
+    r = await req(path, { method, key: keys.admin });
+    assert.equal(r.status, 405, `${method} ${path}`);
+    assert.equal(r.json.error.code, "method_not_allowed");
+    assert.equal(r.headers.allow, allow);
+  }
+  for (const raw of ["", "{", "nul", "{\"a\":1}}", "\u0000"]) {
+    r = await req("/v1/ops/getBalance", { key: keys.admin, raw, headers: { "content-type": "application/json" } });
+    assert.equal(r.status, 400, JSON.stringify(raw));
+    assert.equal(r.json.error.code, "invalid_json");
+  }
+  r = await req("/chef/v1/oauth/api", { key: keys.admin, raw: "[1,", headers: { "content-type": "application/json" } });
+  assert.equal(r.json.error.code, "invalid_json");
+  const big = JSON.stringify({ limit: 1, page: 1, pad: "x".repeat(70 * 1024) });
+  r = await req("/v1/ops/getVouchers", { key: keys.admin, raw: big, headers: { "content-type": "application/json" } });
+  assert.equal(r.status, 413);
+  assert.equal(r.json.error.code, "payload_too_large");
+  r = await req("/chef/v1/oauth/api", { key: keys.admin, raw: big, headers: { "content-type": "application/json" } });
+  assert.equal(r.status, 413);
+  // Just under the limit is accepted.
+  const fits = JSON.stringify({ limit: 1, page: 1, pad: "x".repeat(60 * 1024) });
+  r = await req("/v1/ops/getVouchers", { key: keys.admin, raw: fits, headers: { "content-type": "application/json" } });
+  assert.equal(r.status, 200, r.text.slice(0, 200));
+  assert.equal(apiTotal(await counters()), before + 1, "only the valid call went upstream");
+});
+
+// -------------------------------------------------------------------- auth
+
+test("auth matrix on every route: none, malformed, unknown, no scope, right key", async () => {
+  const placedPo = po("auth-details");
+  assert.equal((await op("placeOrder", keys.writer, order(placedPo))).status, 200);
+  // [route label, request maker, key without the scope, key with it]
+  const routes = [];
+  const opData = {
+    getFilters: () => ({ filterGroupCode: "", includeFilters: "", excludeFilters: "" }),
+    getVouchers: () => ({ limit: 1, page: 1 }),
+    getBalance: () => ({ authMatrix: 1 }),
+    placeOrder: (() => { let i = 0; return () => order(po(`auth-${i++}`)); })(),
+    getOrderDetails: () => ({ poNumber: placedPo }),
+    getOrderHistory: () => ({ startDate: "2020-01-01", endDate: "2099-12-31" }),
+    paymentHistory: () => ({ startDate: "2020-01-01", endDate: "2099-12-31" }),
+  };
+  const scoped = {
+    getFilters: [keys.balance, keys.catalog], getVouchers: [keys.writer, keys.catalog], getBalance: [keys.catalog, keys.balance],
+    placeOrder: [keys.reader, keys.writer], getOrderDetails: [keys.catalog, keys.reader],
+    getOrderHistory: [keys.balance, keys.reader], paymentHistory: [keys.catalog, keys.writer],
+  };
+  for (const [name, make] of Object.entries(opData)) {
+    const [wrong, right] = scoped[name];
+    routes.push([`/v1/ops/${name}`, (key, headers) => req(`/v1/ops/${name}`, { key, body: make(), headers }), wrong, right]);
+    routes.push([`drop-in ${name}`, (key, headers) => req("/chef/v1/oauth/api", { key, body: envelope(name, make()), headers }), wrong, right]);
+  }
+  // Resending the voucher email is an effect: it needs orders:write.
+  routes.push(["getOrderDetails sendMailToReceiver", (key, headers) => req("/v1/ops/getOrderDetails", { key, body: { poNumber: placedPo, sendMailToReceiver: 1 }, headers }), keys.reader, keys.writer]);
+  routes.push(["GET /v1/token", (key, headers) => req("/v1/token", { method: "GET", key, headers }), keys.writer, keys.admin]);
+  routes.push(["POST /v1/token/refresh", (key, headers) => req("/v1/token/refresh", { key, headers }), keys.catalog, keys.admin]);
+
+  const unknownKey = makeKey("unknown", ["*"]).key;
+  const malformed = ["Basic YWRtaW46cGFzcw==", "Bearer", "Bearer ", `bearer${keys.admin.key}`, `Bearer ${keys.admin.key} extra`, `Token ${keys.admin.key}`, `Bearer ${keys.admin.key.slice(0, -1)}`];
+  for (const [label, send, wrong, right] of routes) {
+    const c0 = await counters();
+    const none = await send(undefined, {});
+    assert.equal(none.status, 401, `${label}: no header`);
+    assert.equal(none.json.error.code, "unauthorized");
+    assert.match(none.headers["www-authenticate"] ?? "", /^Bearer/, `${label}: WWW-Authenticate`);
+    for (const m of malformed) {
+      const r = await send(undefined, { authorization: m });
+      assert.equal(r.status, 401, `${label}: malformed ${JSON.stringify(m.slice(0, 12))}`);
+      assert.equal(r.json.error.code, "unauthorized");
+      assert.match(r.headers["www-authenticate"] ?? "", /^Bearer/);
+    }
+    const unk = await send(unknownKey, {});
+    assert.equal(unk.status, 401, `${label}: unknown key`);
+    assert.equal(unk.json.error.code, "unauthorized");
+    const forbidden = await send(wrong, {});
+    assert.equal(forbidden.status, 403, `${label}: key without the scope: ${forbidden.text}`);
+    assert.equal(forbidden.json.error.code, "forbidden");
+    const c1 = await counters();
+    assert.equal(apiTotal(c1), apiTotal(c0), `${label}: refused calls never reach Xoxoday`);
+    assert.equal(c1.refresh_calls, c0.refresh_calls);
+    const ok = await send(right, {});
+    assert.equal(ok.status, 200, `${label}: right key: ${ok.text}`);
+    const admin = await send(keys.admin, {});
+    assert.equal(admin.status, 200, `${label}: "*" key`);
+  }
+  const c = await counters();
+  assert.ok(c.resend_mails >= 2, "the resend with orders:write went through");
+});
+
+// -------------------------------------------------------------- validation
+
+const VALIDATION = [
+  ["getFilters", { filterGroupCode: 5 }, "data.filterGroupCode"],
+  ["getFilters", { includeFilters: "x".repeat(201) }, "data.includeFilters"],
+  ["getFilters", { excludeFilters: null }, "data.excludeFilters"],
+  ["getFilters", [], "data"],
+  ["getVouchers", { page: 1 }, "data.limit"],
+  ["getVouchers", { limit: 0, page: 1 }, "data.limit"],
+  ["getVouchers", { limit: 501, page: 1 }, "data.limit"],
+  ["getVouchers", { limit: 1.5, page: 1 }, "data.limit"],
+  ["getVouchers", { limit: "10", page: 1 }, "data.limit"],
+  ["getVouchers", { limit: 10 }, "data.page"],
+  ["getVouchers", { limit: 10, page: 0 }, "data.page"],
+  ["getVouchers", { limit: 10, page: 1, includeProducts: "1,a" }, "data.includeProducts"],
+  ["getVouchers", { limit: 10, page: 1, excludeProducts: 12 }, "data.excludeProducts"],
+  ["getVouchers", { limit: 10, page: 1, exchangeRate: 2 }, "data.exchangeRate"],
+  ["getVouchers", { limit: 10, page: 1, sort: "name" }, "data.sort"],
+  ["getVouchers", { limit: 10, page: 1, sort: { order: "ASC" } }, "data.sort.field"],
+  ["getVouchers", { limit: 10, page: 1, sort: { field: "name", order: "UP" } }, "data.sort.order"],
+  ["getVouchers", { limit: 10, page: 1, filters: "country" }, "data.filters"],
+  ["getVouchers", { limit: 10, page: 1, filters: Array.from({ length: 21 }, () => ({ key: "country", value: "usa" })) }, "data.filters"],
+  ["getVouchers", { limit: 10, page: 1, filters: [1] }, "data.filters[0]"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ value: "usa" }] }, "data.filters[0].key"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "bogus", value: "usa" }] }, "data.filters[0].key"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country" }] }, "data.filters[0].value"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country", value: true }] }, "data.filters[0].value"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country", value: "usa" }, { key: "deliveryType", value: "fast" }] }, "data.filters[1].value"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "currencyCode", value: "usd" }] }, "data.filters[0].value"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "minPrice", value: 10 }] }, "data.filters[0].key"],
+  ["getBalance", "nope", "data"],
+  ["placeOrder", { quantity: 1, denomination: 10, poNumber: "v-1" }, "data.productId"],
+  ["placeOrder", order("v-2", { productId: 0 }), "data.productId"],
+  ["placeOrder", order("v-3", { productId: "" }), "data.productId"],
+  ["placeOrder", order("v-4", { productId: "p".repeat(65) }), "data.productId"],
+  ["placeOrder", order("v-5", { quantity: undefined }), "data.quantity"],
+  ["placeOrder", order("v-6", { quantity: 0 }), "data.quantity"],
+  ["placeOrder", order("v-7", { quantity: 101 }), "data.quantity"],
+  ["placeOrder", order("v-8", { quantity: "1" }), "data.quantity"],
+  ["placeOrder", order("v-9", { denomination: 0 }), "data.denomination"],
+  ["placeOrder", order("v-10", { denomination: "10" }), "data.denomination"],
+  ["placeOrder", order(undefined), "data.poNumber"],
+  ["placeOrder", order(""), "data.poNumber"],
+  ["placeOrder", order("has space"), "data.poNumber"],
+  ["placeOrder", order("p".repeat(65)), "data.poNumber"],
+  ["placeOrder", order(12345), "data.poNumber"],
+  ["placeOrder", order("v-11", { email: "not-an-email" }), "data.email"],
+  ["placeOrder", order("v-12", { email: `${"a".repeat(250)}@example.com` }), "data.email"],
+  ["placeOrder", order("v-13", { contact: "4705000000" }), "data.contact"],
+  ["placeOrder", order("v-14", { tag: "t".repeat(101) }), "data.tag"],
+  ["placeOrder", order("v-15", { notifyReceiverEmail: 2 }), "data.notifyReceiverEmail"],
+  ["placeOrder", order("v-16", { notifyAdminEmail: "1" }), "data.notifyAdminEmail"],
+  ["placeOrder", order("v-17", { userMeta: "x" }), "data.userMeta"],
+  ["placeOrder", order("v-18", { loungeData: [] }), "data.loungeData"],
+  ["placeOrder", order("v-19", { shippingCity: 5 }), "data.shippingCity"],
+  ["getOrderDetails", {}, "data.poNumber"],
+  ["getOrderDetails", { poNumber: 5 }, "data.poNumber"],
+  ["getOrderDetails", { orderId: -1 }, "data.orderId"],
+  ["getOrderDetails", { orderId: "12a" }, "data.orderId"],
+  ["getOrderDetails", { orderId: 100001, poNumber: "x" }, "data.orderId"],
+  ["getOrderDetails", { poNumber: "x", sendMailToReceiver: 2 }, "data.sendMailToReceiver"],
+  ["getOrderHistory", { endDate: "2024-01-01" }, "data.startDate"],
+  ["getOrderHistory", { startDate: "2024-02-30", endDate: "2024-03-01" }, "data.startDate"],
+  ["getOrderHistory", { startDate: "2024-01-01" }, "data.endDate"],
+  ["getOrderHistory", { startDate: "2024-02-01", endDate: "2024-01-01" }, "data.endDate"],
+  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: 0 }, "data.limit"],
+  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", page: -1 }, "data.page"],
+  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", tag: 5 }, "data.tag"],
+  ["paymentHistory", { startDate: "2024-01-01" }, "data.endDate"],
+  ["paymentHistory", { startDate: "20240101", endDate: "2024-02-01" }, "data.startDate"],
+  ["paymentHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: 501 }, "data.limit"],
+];
+
+test("validation table: each rule broken once → 400 invalid_request naming the field, no upstream call", async () => {
+  await clearRequests();
+  const c0 = await counters();
+  for (const [name, data, field] of VALIDATION) {
+    for (const route of ["ops", "drop-in"]) {
+      const r = route === "ops" ? await op(name, keys.admin, data) : await dropIn(keys.admin, envelope(name, data));
+      const what = `${name} via ${route} breaking ${field}`;
+      assert.equal(r.status, 400, `${what}: ${r.text}`);
+      assert.equal(r.json.error.code, "invalid_request", what);
+      assert.ok(r.json.error.message.includes(field), `${what}: message names the field: ${r.json.error.message}`);
+      // Never echo the value (placeOrder's marker values are checked here).
+      assert.doesNotMatch(r.json.error.message, /not-an-email|has space|12a|20240101|bogus|usd\b/, what);
+    }
+  }
+  const envelopeCases = [
+    [[], "envelope"], [{}, "query"], [{ query: 5 }, "query"],
+    [{ query: QUERY.getBalance, variables: 5 }, "variables"],
+    [{ query: QUERY.getBalance, tag: "plumProAPI" }, "variables.data"],
+    [{ query: QUERY.paymentHistory, tag: "plumProAPI", data: 5 }, "data"],
+    [{ query: QUERY.paymentHistory, tag: "plumProAPI" }, "data.data"],
+  ];
+  for (const [env, field] of envelopeCases) {
+    const r = await dropIn(keys.admin, env);
+    assert.equal(r.status, 400, `${JSON.stringify(env)}: ${r.text}`);
+    assert.equal(r.json.error.code, "invalid_request");
+    assert.ok(r.json.error.message.includes(field), `names ${field}: ${r.json.error.message}`);
+  }
+  const c1 = await counters();
+  assert.equal(apiTotal(c1), apiTotal(c0), "zero upstream calls for invalid input");
+  assert.deepEqual(await sandboxRequests(sandbox), []);
+  assert.equal(c1.refresh_calls, c0.refresh_calls);
+});
+
+// ------------------------------------------------------------- idempotency
+
+test("idempotency: replay, conflict, and 20 concurrent requests with one poNumber", async () => {
+  const c0 = await counters();
+  const body = order(po("idem-1"), { tag: "idem", userMeta: { a: 1, b: [1, 2] } });
+  const first = await op("placeOrder", keys.writer, body);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.headers["x-plumgate-replayed"], undefined);
+  // Same order, keys in another order and 10 written as 10.0: a replay.
+  const reordered = JSON.stringify(Object.fromEntries(Object.entries(body).reverse())).replace('"denomination":10', '"denomination":10.0');
+  const again = await req("/v1/ops/placeOrder", { key: keys.writer, raw: reordered, headers: { "content-type": "application/json" } });
+  assert.equal(again.status, 200);
+  assert.equal(again.headers["x-plumgate-replayed"], "true");
+  assert.equal(again.text, first.text, "the first answer again");
+  const viaDropIn = await dropIn(keys.admin, envelope("placeOrder", body));
+  assert.equal(viaDropIn.headers["x-plumgate-replayed"], "true", "the drop-in route shares the ledger");
+  assert.equal(viaDropIn.text, first.text);
+  const c1 = await counters();
+  assert.equal(c1.orders, c0.orders + 1, "one upstream order");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "no second upstream call");
+
+  for (const changed of [{ quantity: 2 }, { tag: "other" }, { futureField: 1 }, { email: "other@example.com" }]) {
+    const r = await op("placeOrder", keys.writer, { ...body, ...changed });
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.json.error.code, "idempotency_conflict");
+    assert.doesNotMatch(r.text, /other@example|idem-1/, "no echo of the order");
+  }
+  assert.equal((await counters()).api_calls.placeOrder, c1.api_calls.placeOrder, "conflicts never go upstream");
+
+  // 20 concurrent requests, one poNumber: exactly one upstream order.
+  const one = order(po("concurrent"), { quantity: 2 });
+  const rs = await Promise.all(Array.from({ length: 20 }, () => op("placeOrder", keys.writer, one)));
+  assert.deepEqual([...new Set(rs.map((r) => r.status))], [200], rs.map((r) => r.text.slice(0, 100)).join("\n"));
+  assert.equal(new Set(rs.map((r) => r.text)).size, 1, "everyone gets the same answer");
+  assert.equal(rs.filter((r) => r.headers["x-plumgate-replayed"] !== "true").length, 1, "one original, the rest replays");
+  const c2 = await counters();
+  assert.equal(c2.orders, c1.orders + 1, "exactly one upstream order");
+  assert.equal(c2.api_calls.placeOrder, c1.api_calls.placeOrder + 1, "exactly one upstream placeOrder call");
+  // 20 concurrent with one poNumber but different bodies: one order, the rest 409 or replay.
+  const mixed = await Promise.all(Array.from({ length: 10 }, (_, i) => op("placeOrder", keys.writer, order(po("mixed"), { quantity: 1 + (i % 2) }))));
+  const statuses = mixed.map((r) => r.status).sort();
+  assert.ok(statuses.every((s) => s === 200 || s === 409), statuses.join(","));
+  assert.ok(statuses.includes(409));
+  assert.equal((await counters()).orders, c2.orders + 1, "still one order");
+});
+
+// ---------------------------------------------------------- reconciliation
+
+test("reconciliation: created then failed or timed out → success, reconciled; failed before → retry is safe", async () => {
+  // 1. The order is created, then the answer is a 502.
+  await sandbox.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+  let c0 = await counters();
+  await clearRequests();
+  const aPo = po("recon-after");
+  const a = await op("placeOrder", keys.writer, order(aPo));
+  assert.equal(a.status, 200, a.text);
+  assert.equal(a.headers["x-plumgate-reconciled"], "true");
+  assert.equal(a.json.data.placeOrder.status, 1);
+  assert.ok(a.json.data.placeOrder.data.orderId > 0);
+  let seen = await sandboxRequests(sandbox);
+  assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 502], ["getOrderDetails", 200]], "one order attempt, then a lookup");
+  assert.deepEqual(seen[1].body.variables.data.poNumber, aPo);
+  let c1 = await counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order, never retried blindly");
+  const aAgain = await op("placeOrder", keys.writer, order(aPo));
+  assert.equal(aAgain.status, 200);
+  assert.equal(aAgain.headers["x-plumgate-replayed"], "true");
+  assert.equal((await counters()).api_calls.placeOrder, c1.api_calls.placeOrder);
+
+  // 2. The answer is a 502 and no order was created: the error says a retry is safe.
+  await sandbox.admin("/faults/order", { mode: "fail_before_create", count: 1 });
+  c0 = await counters();
+  const bPo = po("recon-before");
+  const b = await op("placeOrder", keys.writer, order(bPo));
+  assert.ok([502, 503, 504].includes(b.status), b.text);
+  assert.equal(b.json.error.code, "upstream_error");
+  assert.match(b.json.error.message, /retry/i);
+  assert.match(b.json.error.message, /safe/i);
+  assert.equal(b.headers["x-plumgate-reconciled"], undefined);
+  for (const r of [a, b]) {
+    const internal = Object.keys(r.headers).filter((h) => h === "x-plumgate-upstream-status" || h === "x-plumgate-error-code");
+    assert.deepEqual(internal, [], "the ledger's internal headers stay inside");
+  }
+  c1 = await counters();
+  assert.equal(c1.orders, c0.orders, "no order");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "not retried blindly");
+  const bRetry = await op("placeOrder", keys.writer, order(bPo));
+  assert.equal(bRetry.status, 200, bRetry.text);
+  assert.equal(bRetry.headers["x-plumgate-replayed"], undefined, "the retry placed it");
+  assert.equal((await counters()).orders, c0.orders + 1);
+
+  // 3. The order is created, then the answer hangs past ORDER_TIMEOUT_MS.
+  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 6000 });
+  c0 = await counters();
+  const cPo = po("recon-hang");
+  const t0 = Date.now();
+  const cAns = await op("placeOrder", keys.writer, order(cPo));
+  assert.equal(cAns.status, 200, cAns.text);
+  assert.equal(cAns.headers["x-plumgate-reconciled"], "true");
+  assert.ok(Date.now() - t0 < 5500, "answered after the order timeout, not after the hang");
+  c1 = await counters();
+  assert.equal(c1.orders, c0.orders + 1);
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1);
+  await sandbox.admin("/faults/clear", {});
+});
+
+// ----------------------------------------------------------------- caching
+
+test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignored", async () => {
+  const filters = { filterGroupCode: "Category", includeFilters: "", excludeFilters: "" };
+  const calls = async (name) => (await counters()).api_calls[name];
+  let n = await calls("getFilters");
+  const m1 = await op("getFilters", keys.catalog, filters);
+  assert.equal(m1.headers["x-plumgate-cache"], "miss");
+  assert.equal(await calls("getFilters"), n + 1);
+  const h1 = await op("getFilters", keys.catalog, { excludeFilters: "", includeFilters: "", filterGroupCode: "Category" });
+  assert.equal(h1.status, 200);
+  assert.equal(h1.headers["x-plumgate-cache"], "hit", "same data in another key order is a hit");
+  assert.equal(h1.text, m1.text);
+  const h2 = await dropIn(keys.catalog, envelope("getFilters", filters));
+  assert.equal(h2.headers["x-plumgate-cache"], "hit", "the drop-in route shares the cache");
+  assert.equal(await calls("getFilters"), n + 1, "hits make no upstream call");
+  const nc = await op("getFilters", keys.catalog, filters, { "cache-control": "no-cache" });
+  assert.equal(nc.headers["x-plumgate-cache"], "hit", "no-cache from a non-admin key is ignored");
+  const bp = await op("getFilters", keys.admin, filters, { "cache-control": "no-cache" });
+  assert.equal(bp.headers["x-plumgate-cache"], "bypass", "admin no-cache bypasses");
+  assert.equal(await calls("getFilters"), n + 2);
+
+  n = await calls("getBalance");
+  const b1 = await op("getBalance", keys.balance, { cacheTest: 1 });
+  const b2 = await op("getBalance", keys.balance, { cacheTest: 1 });
+  assert.deepEqual([b1.headers["x-plumgate-cache"], b2.headers["x-plumgate-cache"]], ["miss", "hit"]);
+  const b3 = await op("getBalance", keys.admin, { cacheTest: 1 }, { "cache-control": "max-age=0, no-cache" });
+  assert.equal(b3.headers["x-plumgate-cache"], "bypass");
+  assert.equal(await calls("getBalance"), n + 2);
+  // TTL expiry.
+  const t0 = Date.now();
+  const v1 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
+  const v2 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
+  assert.deepEqual([v1.headers["x-plumgate-cache"], v2.headers["x-plumgate-cache"]], ["miss", "hit"]);
+  n = await calls("getVouchers");
+  await sleep(Math.max(0, TTL * 1000 + 300 - (Date.now() - t0)));
+  const v3 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
+  assert.equal(v3.headers["x-plumgate-cache"], "miss", "expired after the TTL");
+  assert.equal(await calls("getVouchers"), n + 1);
+  const bx = await op("getBalance", keys.balance, { cacheTest: 1 });
+  assert.equal(bx.headers["x-plumgate-cache"], "miss", "balance entry expired too");
+  // Error answers are not cached.
+  await sandbox.admin("/config", { rate_limits: { ...HIGH_LIMITS, getVouchers: 100000 } });
+  const e1 = await op("getVouchers", keys.catalog, { limit: 4, page: 1, filters: [{ key: "country", value: "nowhere-land" }] });
+  assert.equal(e1.status, 200);
+});
+
+// ----------------------------------------------------------------- penalty
+
+async function penaltyScenario(name, data, status) {
+  await sandbox.admin("/config", { rate_limits: { ...HIGH_LIMITS, [name]: 1 }, penalty_seconds: 3, rate_limit_status: status });
+  // With a limit of 1 per minute the first or second call goes over it
+  // (earlier tests may already have used this minute's allowance).
+  let limited;
+  for (let i = 0; i < 3; i++) {
+    limited = await op(name, keys.admin, data);
+    if (limited.status !== 200) break;
+  }
+  assert.equal(limited.status, 429, `${name} with upstream status ${status}: ${limited.text}`);
+  assert.equal(limited.json.error.code, "rate_limited");
+  const ra = Number(limited.headers["retry-after"]);
+  assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 3, `Retry-After ${limited.headers["retry-after"]}`);
+  const n = (await counters()).api_calls[name];
+  const until = Date.now() + ra * 1000;
+  // During the penalty: 429 with Retry-After and no upstream call, on both routes.
+  for (let i = 0; i < 5 && Date.now() < until - 500; i++) {
+    const r = i % 2 ? await dropIn(keys.admin, envelope(name, data)) : await op(name, keys.admin, data);
+    assert.equal(r.status, 429);
+    assert.equal(r.json.error.code, "rate_limited");
+    assert.ok(Number(r.headers["retry-after"]) >= 1);
+    await sleep(100);
+  }
+  assert.equal((await counters()).api_calls[name], n, "no upstream calls during the penalty");
+  // Other operations are not penalised.
+  assert.equal((await op("getOrderDetails", keys.admin, { poNumber: po("route-a") })).status, 200);
+  await sandbox.admin("/config", { rate_limits: HIGH_LIMITS });
+  await sleep(Math.max(0, until - Date.now() + 200));
+  // Upstream's own penalty on the same clock ends too; allow it a moment.
+  let after;
+  for (let i = 0; i < 10; i++) {
+    after = await op(name, keys.admin, data);
+    if (after.status === 200) break;
+    await sleep(300);
+  }
+  assert.equal(after.status, 200, `after the penalty: ${after.text}`);
+  assert.ok((await counters()).api_calls[name] > n, "calls go upstream again");
+}
+
+test("penalty: upstream HTTP 429 rate-limit answer → 429 rate_limited, no upstream calls until it ends", async () => {
+  await penaltyScenario("getOrderHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: 2 }, 429);
+});
+
+test("penalty: upstream 200 with the rate-limit errors body → 429 rate_limited", async () => {
+  await penaltyScenario("paymentHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: 2 }, 200);
+  await sandbox.admin("/config", { rate_limit_status: 429, penalty_seconds: 60 });
+});
+
+// -------------------------------------------------------------------- CORS
+
+test("CORS: listed origins get headers and a proper preflight; others get none", async () => {
+  const c0 = await counters();
+  for (const path of ["/v1/ops/getBalance", "/chef/v1/oauth/api", "/v1/token", "/v1/token/refresh"]) {
+    const pre = await req(path, { method: "OPTIONS", headers: { origin: ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" } });
+    assert.ok(pre.status === 204 || pre.status === 200, `${path}: ${pre.status}`);
+    assert.equal(pre.headers["access-control-allow-origin"], ORIGIN);
+    assert.match(pre.headers["access-control-allow-methods"], /POST/);
+    assert.match(pre.headers["access-control-allow-methods"], /GET/);
+    assert.match(pre.headers["access-control-allow-headers"], /authorization/i);
+    assert.match(pre.headers["access-control-allow-headers"], /content-type/i);
+    assert.ok(Number(pre.headers["access-control-max-age"]) > 0);
+    assert.match(pre.headers.vary ?? "", /origin/i);
+    assert.equal(pre.headers["access-control-allow-credentials"], undefined, "keys are bearer tokens, not cookies");
+    const second = await req(path, { method: "OPTIONS", headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" } });
+    assert.equal(second.headers["access-control-allow-origin"], "http://localhost:3000");
+    for (const bad of ["https://evil.example.com", "https://app.example.com.evil.com", "http://app.example.com", "null"]) {
+      const r = await req(path, { method: "OPTIONS", headers: { origin: bad, "access-control-request-method": "POST" } });
+      assert.ok(r.status < 500);
+      const acHeaders = Object.keys(r.headers).filter((h) => h.startsWith("access-control-"));
+      assert.deepEqual(acHeaders, [], `${path} preflight from ${bad}`);
+    }
+  }
+  const actual = await op("getBalance", keys.balance, {}, { origin: ORIGIN });
+  assert.equal(actual.status, 200);
+  assert.equal(actual.headers["access-control-allow-origin"], ORIGIN);
+  assert.match(actual.headers["access-control-expose-headers"], /x-request-id/);
+  assert.match(actual.headers["access-control-expose-headers"], /x-plumgate-cache/);
+  assert.match(actual.headers["access-control-expose-headers"], /retry-after/i);
+  const err = await op("getBalance", undefined, {}, { origin: ORIGIN });
+  assert.equal(err.status, 401);
+  assert.equal(err.headers["access-control-allow-origin"], ORIGIN, "errors are readable by a listed origin");
+  const evil = await op("getBalance", keys.balance, {}, { origin: "https://evil.example.com" });
+  assert.equal(evil.status, 200);
+  assert.deepEqual(Object.keys(evil.headers).filter((h) => h.startsWith("access-control-")), []);
+  const none = await op("getBalance", keys.balance, {});
+  assert.deepEqual(Object.keys(none.headers).filter((h) => h.startsWith("access-control-")), []);
+  assert.equal(apiTotal(await counters()), apiTotal(c0) + 1, "preflights never go upstream (only the one miss did)");
+});
+
+// -------------------------------------------------------------------- logs
+
+test("logs: one JSON line per request with the contract's fields, and nothing else", async () => {
+  // Give the last lines a moment to arrive through wrangler's pipes.
+  await sleep(500);
+  const logs = w.jsonLogs().filter((l) => typeof l.request_id === "string");
+  const byId = new Map();
+  for (const l of logs) byId.set(l.request_id, (byId.get(l.request_id) ?? 0) + 1);
+  let checked = 0;
+  for (const [rid, expect] of requestIds) {
+    const lines = logs.filter((l) => l.request_id === rid);
+    assert.equal(lines.length, 1, `exactly one log line for ${rid} (${JSON.stringify(expect)})`);
+    const line = lines[0];
+    for (const f of ["time", "request_id", "method", "route", "operation", "caller", "status", "upstream_status", "cache", "duration_ms"]) {
+      assert.ok(f in line, `field ${f} in ${JSON.stringify(line)}`);
+    }
+    assert.match(line.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    assert.equal(typeof line.duration_ms, "number");
+    assert.equal(line.status, expect.status);
+    if (expect.route) assert.equal(line.route, expect.route);
+    if (expect.operation && expect.status !== 404) assert.equal(line.operation, expect.operation);
+    checked++;
+  }
+  assert.ok(checked > 300, `checked ${checked} lines`);
+  // Spot checks of content.
+  const hit = logs.find((l) => l.cache === "hit");
+  assert.ok(hit && hit.upstream_status === null && hit.status === 200, "a cache hit is logged without an upstream status");
+  const placed = logs.find((l) => l.operation === "placeOrder" && l.status === 200 && l.note === null);
+  assert.equal(placed.upstream_status, 200);
+  assert.equal(placed.caller, "orders-writer");
+  assert.equal(placed.method, "POST");
+  const replay = logs.find((l) => l.note === "replayed");
+  assert.ok(replay, "replays are marked");
+  const unauth = logs.find((l) => l.status === 401);
+  assert.equal(unauth.caller, null);
+  assert.equal(unauth.error, "unauthorized");
+  const limited = logs.find((l) => l.status === 429);
+  assert.equal(limited.error, "rate_limited");
+  const viaDropIn = logs.find((l) => l.route === "/chef/v1/oauth/api" && l.status === 200);
+  assert.ok(viaDropIn.operation, "drop-in lines name the operation");
+  // Nothing but the listed fields, and no header or body material.
+  const allowed = new Set(["time", "level", "request_id", "method", "route", "operation", "caller", "status", "upstream_status", "cache", "error", "note", "duration_ms", "token"]);
+  for (const l of logs) {
+    assert.ok([undefined, null, "memory", "kv", "authority"].includes(l.token), `token field is only the token's source: ${l.token}`);
+    for (const k of Object.keys(l)) assert.ok(allowed.has(k), `unexpected log field ${k}: ${JSON.stringify(l).slice(0, 300)}`);
+  }
+  for (const line of w.lines) {
+    assert.doesNotMatch(line, /bearer\s|authorization:|pgk_|poNumber|voucherCode|"pin"/i, `log line: ${line.slice(0, 160)}`);
+  }
+});
