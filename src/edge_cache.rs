@@ -29,6 +29,7 @@ struct Entry {
 thread_local! {
     static MEMORY: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
     static PENALTIES: RefCell<HashMap<&'static str, i64>> = RefCell::new(HashMap::new());
+    static PENALTY_CHECKED: RefCell<HashMap<&'static str, i64>> = RefCell::new(HashMap::new());
 }
 
 /// The cache key of `op` with `data`.
@@ -116,6 +117,13 @@ pub async fn penalty_left(op: Operation) -> Option<u64> {
     let until = match until {
         Some(u) if u > now => u,
         _ => {
+            // Negative cache: consult the shared Cache API at most once per
+            // second per operation per isolate.
+            let checked = PENALTY_CHECKED.with(|p| p.borrow().get(op.name()).copied());
+            if checked.is_some_and(|t| now - t < 1000) {
+                return None;
+            }
+            PENALTY_CHECKED.with(|p| p.borrow_mut().insert(op.name(), now));
             let resp = Cache::default().get(penalty_key(op).as_str(), true).await.ok().flatten()?;
             let u = resp.headers().get("x-plumgate-until").ok().flatten()?.parse::<i64>().ok()?;
             if u <= now {

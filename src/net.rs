@@ -2,11 +2,16 @@
 //! request through the runtime's `fetch` with a timeout and without
 //! following redirects (a redirect would carry the bearer or the refresh
 //! grant to wherever it points).
+//!
+//! Hot path: calls the global `fetch` directly with `AbortSignal.timeout`
+//! (one native timer, no Rust timer future) and reads the body with
+//! `arrayBuffer()` (one copy, no stream reader loop).
 
 use plumgate_core::token::HttpRequest;
-use futures_util::future::{select, Either};
-use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::js_sys::{self, Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
 
 /// An answer: status, body and the `Retry-After` header when present.
 pub struct Answer {
@@ -27,36 +32,42 @@ pub enum Failure {
     Transport,
 }
 
+fn classify(e: JsValue) -> Failure {
+    let name = Reflect::get(&e, &JsValue::from_str("name")).ok().and_then(|v| v.as_string());
+    match name.as_deref() {
+        Some("TimeoutError") | Some("AbortError") => Failure::Timeout,
+        _ => Failure::Transport,
+    }
+}
+
 /// Send `req`, waiting at most `timeout_ms` for the whole answer.
 pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<Answer, Failure> {
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let work = async {
-        let headers = Headers::new();
-        for (k, v) in &req.headers {
-            headers.set(k, v).map_err(|_| Failure::Transport)?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(if req.method == "GET" { Method::Get } else { Method::Post })
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual);
-        if let Some(b) = &req.body {
-            init.with_body(Some(b.clone().into()));
-        }
-        let request = Request::new_with_init(&req.url, &init).map_err(|_| Failure::Transport)?;
-        let mut resp = Fetch::Request(request).send_with_signal(&signal).await.map_err(|_| Failure::Transport)?;
-        let status = resp.status_code();
-        let retry_after = resp.headers().get("retry-after").ok().flatten();
-        let body = resp.bytes().await.map_err(|_| Failure::Transport)?;
-        Ok(Answer { status, body, retry_after })
-    };
-    let timer = Delay::from(Duration::from_millis(timeout_ms));
-    futures_util::pin_mut!(work);
-    match select(work, timer).await {
-        Either::Left((result, _)) => result,
-        Either::Right(((), _)) => {
-            controller.abort();
-            Err(Failure::Timeout)
-        }
+    let headers = web_sys::Headers::new().map_err(|_| Failure::Transport)?;
+    for (k, v) in &req.headers {
+        headers.set(k, v).map_err(|_| Failure::Transport)?;
     }
+    let init = web_sys::RequestInit::new();
+    init.set_method(if req.method == "GET" { "GET" } else { "POST" });
+    init.set_headers(&headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    if let Some(b) = &req.body {
+        init.set_body(&JsValue::from_str(b));
+    }
+    let signal = web_sys::AbortSignal::timeout_with_u32(timeout_ms.min(u32::MAX as u64) as u32);
+    init.set_signal(Some(&signal));
+    let global = js_sys::global();
+    let fetch: js_sys::Function = Reflect::get(&global, &JsValue::from_str("fetch"))
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or(Failure::Transport)?;
+    let promise: js_sys::Promise = fetch
+        .call2(&global, &JsValue::from_str(&req.url), &init)
+        .map_err(classify)?
+        .dyn_into()
+        .map_err(|_| Failure::Transport)?;
+    let resp: web_sys::Response = JsFuture::from(promise).await.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
+    let status = resp.status();
+    let retry_after = resp.headers().get("retry-after").ok().flatten();
+    let buf = JsFuture::from(resp.array_buffer().map_err(|_| Failure::Transport)?).await.map_err(classify)?;
+    Ok(Answer { status, body: Uint8Array::new(&buf).to_vec(), retry_after })
 }

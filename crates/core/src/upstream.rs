@@ -33,6 +33,11 @@ pub const DEFAULT_PENALTY_SECS: u64 = 60;
 
 /// If this answer is a rate-limit penalty, how many seconds it lasts.
 pub fn rate_limit_penalty(status: u16, body: &[u8], retry_after_header: Option<&str>) -> Option<u64> {
+    // Hot path: most answers are neither 429 nor mention the limit; don't
+    // parse them here (a catalog page can be hundreds of KiB).
+    if status != 429 && !contains(body, b"request_limit_exceeded") {
+        return None;
+    }
     let v: Option<Value> = serde_json::from_slice(body).ok();
     let from_body = v.as_ref().and_then(|v| {
         let errors = v.get("errors")?;
@@ -65,6 +70,10 @@ pub fn rate_limit_penalty(status: u16, body: &[u8], retry_after_header: Option<&
         return Some(header.unwrap_or(DEFAULT_PENALTY_SECS).min(86_400));
     }
     None
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
