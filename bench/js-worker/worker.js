@@ -1,0 +1,125 @@
+// The baseline a user would otherwise hand-write: a minimal module Worker
+// that keeps the Xoxoday bearer in isolate memory (fetched once with the
+// refresh grant, cached in KV), authenticates the caller by SHA-256 compare,
+// wraps the body in the Xoxoday envelope and forwards it. One JSON log line
+// per request, like plumgate (contract §7), so the comparison is fair.
+//
+// Deliberately naive where a hand-written worker usually is: no body
+// validation, no single-flight across isolates, no refresh-token rotation
+// safety beyond "write the new one to KV", no rate-limit penalties.
+// Used only by the benchmark (bench/run.mjs), never deployed.
+
+const QUERIES = {
+  getFilters: "plumProAPI.mutation.getFilters",
+  getVouchers: "plumProAPI.mutation.getVouchers",
+  getBalance: "plumProAPI.query.getBalance",
+  placeOrder: "plumProAPI.mutation.placeOrder",
+  getOrderDetails: "plumProAPI.mutation.getOrderDetails",
+  getOrderHistory: "plumProAPI.mutation.getOrderHistory",
+};
+
+const enc = new TextEncoder();
+let token = null; // { access, exp } in isolate memory
+let inflight = null; // one refresh at a time in this isolate
+let keyHash = null;
+
+function json(status, body) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+  });
+}
+
+async function sha256(text) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(text)));
+}
+
+function hexToBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+async function authorised(request, env) {
+  const h = request.headers.get("authorization") || "";
+  if (!h.startsWith("Bearer ")) return false;
+  keyHash ??= hexToBytes(env.CALLER_KEY_SHA256);
+  const got = await sha256(h.slice(7));
+  return crypto.subtle.timingSafeEqual(got, keyHash);
+}
+
+async function refresh(env) {
+  const refreshToken = (await env.TOKEN_CACHE.get("refresh_token")) ?? env.XOXODAY_REFRESH_TOKEN;
+  const r = await fetch(`${env.XOXODAY_OAUTH_URL}/v1/oauth/token/user`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      grant_type: "refresh_token",
+      refresh_token: refreshToken,
+      client_id: env.XOXODAY_CLIENT_ID,
+      client_secret: env.XOXODAY_CLIENT_SECRET,
+    }),
+  });
+  if (!r.ok) throw new Error(`refresh failed: ${r.status}`);
+  const j = await r.json();
+  const t = { access: j.access_token, exp: Date.now() + Number(j.expires_in) * 1000 };
+  await env.TOKEN_CACHE.put("refresh_token", j.refresh_token);
+  await env.TOKEN_CACHE.put("access_token", JSON.stringify(t), { expirationTtl: 86400 });
+  return t;
+}
+
+async function bearer(env) {
+  const now = Date.now();
+  if (token && token.exp - 300_000 > now) return token.access;
+  const cached = await env.TOKEN_CACHE.get("access_token", "json");
+  if (cached && cached.exp - 300_000 > now) {
+    token = cached;
+    return token.access;
+  }
+  inflight ??= refresh(env).finally(() => { inflight = null; });
+  token = await inflight;
+  return token.access;
+}
+
+export default {
+  async fetch(request, env) {
+    const start = Date.now();
+    const url = new URL(request.url);
+    if (url.pathname === "/__noop") return new Response(null, { status: 204 });
+    if (url.pathname === "/healthz") return json(200, { status: "ok" });
+    const op = url.pathname.startsWith("/v1/ops/") ? url.pathname.slice(8) : null;
+    let status = 500;
+    try {
+      if (!op || !QUERIES[op]) return json(status = 404, { error: "unknown operation" });
+      if (request.method !== "POST") return json(status = 405, { error: "method not allowed" });
+      if (!(await authorised(request, env))) return json(status = 401, { error: "unauthorized" });
+      let data;
+      try { data = await request.json(); } catch { return json(status = 400, { error: "invalid json" }); }
+      const access = await bearer(env);
+      const upstream = await fetch(`${env.XOXODAY_OAUTH_URL}/v1/oauth/api`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${access}`,
+          "content-type": "application/json",
+          accept: "application/json",
+        },
+        body: JSON.stringify({ query: QUERIES[op], tag: "plumProAPI", variables: { data } }),
+      });
+      status = upstream.status;
+      return new Response(upstream.body, {
+        status,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    } catch (e) {
+      return json(status = 502, { error: "upstream error" });
+    } finally {
+      // BENCH_LOG=off: no log line (bench/run.mjs measures what logging costs
+      // under wrangler dev); BENCH_LOG=long: a line as long as plumgate's.
+      if (env.BENCH_LOG === "long") {
+        console.log(JSON.stringify({ time: new Date(start).toISOString(), level: "info", request_id: crypto.randomUUID().replaceAll("-", ""), method: request.method, route: "/v1/ops/{operation}", operation: op, caller: "bench-js", status, upstream_status: status, cache: null, error: null, note: null, token: null, duration_ms: Date.now() - start }));
+      } else if (env.BENCH_LOG !== "off") {
+        console.log(JSON.stringify({ t: start, op, status, ms: Date.now() - start }));
+      }
+    }
+  },
+};

@@ -1,0 +1,271 @@
+// Process and load-generator helpers for the benchmark (bench/run.mjs).
+// Self-contained on purpose: the e2e harness (tests/e2e/harness.mjs) is
+// owned by the tests and may change under us; this file only needs to start
+// the sandbox and `wrangler dev` the same way it does.
+import { spawn, execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+export const BIN = join(ROOT, "node_modules/.bin");
+const WRANGLER = join(BIN, "wrangler");
+const WRK_LUA = join(ROOT, "bench/wrk/post.lua");
+
+export function childEnv(extra = {}) {
+  return {
+    ...process.env,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_HIDE_BANNER: "true",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    NO_COLOR: "1",
+    PATH: `${BIN}:${process.env.PATH}`,
+    ...extra,
+  };
+}
+
+export async function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+export function tempDir(prefix = "plumgate-bench-") {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function cleanup(dir) {
+  try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
+}
+
+/** Keep the last `max` lines of a stream (and never let a pipe fill up). */
+function tail(stream, sink, max = 200) {
+  let buf = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      sink.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      if (sink.length > max) sink.splice(0, sink.length - max);
+    }
+  });
+}
+
+function killGroup(child, signal = "SIGTERM") {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try { process.kill(-child.pid, signal); } catch { try { child.kill(signal); } catch { /* gone */ } }
+}
+
+async function waitExit(child, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await Promise.race([new Promise((r) => child.once("exit", r)), sleep(ms)]);
+}
+
+async function stopChild(child) {
+  killGroup(child);
+  await waitExit(child, 8000);
+  killGroup(child, "SIGKILL");
+  await waitExit(child, 2000);
+}
+
+/** The bundled Xoxoday sandbox on a free loopback port. */
+export async function startSandbox(bin, extraArgs = []) {
+  const child = spawn(bin, ["--host", "127.0.0.1", "--port", "0", "--quiet", ...extraArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const out = [];
+  const err = [];
+  tail(child.stdout, out);
+  tail(child.stderr, err);
+  const deadline = Date.now() + 20_000;
+  let url;
+  while (!url) {
+    const line = out.find((l) => l.startsWith("SANDBOX_READY "));
+    if (line) url = line.split(" ")[1].trim();
+    else if (child.exitCode !== null) throw new Error(`sandbox exited: ${err.join("\n")}`);
+    else if (Date.now() > deadline) throw new Error("sandbox did not start in 20 s");
+    else await sleep(50);
+  }
+  const admin = async (path, body) => {
+    const res = await fetch(`${url}/__sandbox${path}`, {
+      method: body === undefined ? "GET" : "POST",
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`sandbox admin ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  return { url, oauthUrl: `${url}/chef`, admin, pid: child.pid, stop: () => stopChild(child) };
+}
+
+/** A caller key and its GATEWAY_KEYS entry. */
+export function makeKey(id, scopes) {
+  const key = `pgk_${id}_${randomBytes(18).toString("hex")}`;
+  const sha256 = createHash("sha256").update(key).digest("hex");
+  return { id, key, sha256, entry: { id, sha256, scopes } };
+}
+
+function devVarsText(vars) {
+  return Object.entries(vars)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => {
+      const text = String(v);
+      if (text.includes("'") || text.includes("\n")) throw new Error(`var ${k} cannot go in .dev.vars`);
+      return `${k}='${text}'`;
+    })
+    .join("\n") + "\n";
+}
+
+/** plumgate's wrangler.toml pointed at a prebuilt worker (no [build], no [vars]). */
+export function plumgateToml(buildDir) {
+  return readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(buildDir, "index.js"))}`)
+    .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
+    .replace(/^directory = "\.\/www"$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`)
+    .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");
+}
+
+/** The hand-written JS baseline's wrangler.toml, main made absolute. */
+export function jsWorkerToml() {
+  return readFileSync(join(ROOT, "bench/js-worker/wrangler.toml"), "utf8")
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, "bench/js-worker/worker.js"))}`);
+}
+
+/**
+ * Start `wrangler dev` (local workerd) for `toml` with `vars` in a generated
+ * .dev.vars. Resolves once GET /healthz answers 200/503; `startup_ms` is the
+ * time from spawn to that first answer (polled every `pollMs`).
+ */
+export async function startWrangler({ toml, vars, persistDir, port, pollMs = 20, timeoutMs = 90_000 }) {
+  port ??= await freePort();
+  const inspectorPort = await freePort();
+  persistDir ??= tempDir();
+  const configDir = join(persistDir, "config");
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(join(configDir, "wrangler.toml"), toml);
+  writeFileSync(join(configDir, ".dev.vars"), devVarsText(vars));
+  const args = [
+    "dev", "--config", join(configDir, "wrangler.toml"),
+    "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
+    "--persist-to", join(persistDir, "state"), "--show-interactive-dev-session=false",
+    "--log-level", "log",
+  ];
+  const t0 = performance.now();
+  const child = spawn(WRANGLER, args, { cwd: configDir, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
+  const lines = [];
+  tail(child.stdout, lines);
+  tail(child.stderr, lines);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  let startupMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited: ${lines.slice(-20).join("\n")}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      await r.text();
+      if (r.status === 200 || r.status === 503) {
+        startupMs = performance.now() - t0;
+        if (r.status !== 200) throw new Error(`/healthz answered ${r.status}: ${lines.slice(-20).join("\n")}`);
+        break;
+      }
+    } catch (e) {
+      if (String(e.message).startsWith("/healthz")) { await stopChild(child); throw e; }
+    }
+    if (Date.now() > deadline) {
+      await stopChild(child);
+      throw new Error(`wrangler dev did not answer in ${timeoutMs / 1000} s: ${lines.slice(-20).join("\n")}`);
+    }
+    await sleep(pollMs);
+  }
+  return {
+    url, port, inspectorPort, persistDir, lines, startupMs, pid: child.pid,
+    stop: () => stopChild(child),
+  };
+}
+
+/** Run `cmd args` and collect stdout/stderr (rejects on non-zero exit). */
+export function run(cmd, args, opts = {}) {
+  return new Promise((res, rej) => {
+    execFile(cmd, args, { maxBuffer: 64 << 20, env: childEnv(opts.env), cwd: opts.cwd, timeout: opts.timeout ?? 120_000 },
+      (err, stdout, stderr) => (err ? rej(Object.assign(err, { stdout, stderr })) : res({ stdout, stderr })));
+  });
+}
+
+/**
+ * One wrk phase. Returns requests/s, latency percentiles (ms) and errors.
+ * `connections` = fixed concurrency; one wrk thread (the machine has 2 cores
+ * and the system under test needs them).
+ */
+export async function wrk({ url, body, auth, nonce = false, method = "POST", connections, seconds }) {
+  const { stdout } = await run("wrk", [
+    "-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", WRK_LUA, url,
+  ], {
+    env: {
+      BENCH_BODY: body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body),
+      BENCH_AUTH: auth ?? "",
+      BENCH_NONCE: nonce ? "1" : "0",
+      BENCH_METHOD: method,
+    },
+    timeout: (seconds + 30) * 1000,
+  });
+  const line = stdout.split("\n").find((l) => l.startsWith("WRK_JSON "));
+  if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);
+  const j = JSON.parse(line.slice(9));
+  const secs = j.duration_us / 1e6;
+  const errors = j.connect_errors + j.read_errors + j.write_errors + j.timeouts;
+  return {
+    connections,
+    seconds,
+    requests: j.requests,
+    rps: j.requests / secs,
+    p50_ms: j.p50_us / 1000,
+    p90_ms: j.p90_us / 1000,
+    p99_ms: j.p99_us / 1000,
+    mean_ms: j.mean_us / 1000,
+    max_ms: j.max_us / 1000,
+    non2xx: j.status_errors,
+    socket_errors: errors,
+  };
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export { sleep };
+
+/**
+ * CPU seconds (user + system) used so far by every process in process group
+ * `pgid` (a `wrangler dev` started detached: wrangler's node process and its
+ * workerd), read from /proc. Linux only; 0 when unreadable.
+ */
+export function groupCpuSeconds(pgid) {
+  const hz = 100; // USER_HZ on Linux
+  let ticks = 0;
+  let entries = [];
+  try { entries = readdirSync("/proc"); } catch { return 0; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat;
+    try { stat = readFileSync(`/proc/${e}/stat`, "utf8"); } catch { continue; }
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // f[0] = state (field 3); pgrp = field 5 → f[2]; utime/stime = fields 14/15 → f[11], f[12]
+    if (Number(f[2]) !== pgid) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / hz;
+}

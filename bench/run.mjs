@@ -1,0 +1,588 @@
+// plumgate benchmark: one run, side by side, loopback only, bounded in time.
+//
+//   bash scripts/bench.sh            (builds, installs wrk, then runs this)
+//   node bench/run.mjs --build-dir DIR [--quick] [--no-write]
+//
+// Scenarios (all in the same run, so ratios compare like with like):
+//   1. hot path (token cached, uncached operation getOrderHistory):
+//      direct sandbox call vs plumgate vs the hand-written JS Worker
+//      (bench/js-worker), plus a no-op JS Worker route that measures what
+//      `wrangler dev` + workerd cost on their own;
+//   2. refresh storm: 500 concurrent calls on a cold token cache;
+//   3. catalog: getVouchers edge-cache hit vs miss;
+//   4. cold start: fresh `wrangler dev` process to its first /healthz 200;
+//   5. size: index_bg.wasm raw/gzip and `wrangler deploy --dry-run`.
+// It prints a table and a budget check (PASS/FAIL), writes
+// bench/results/latest.{json,md}, and (unless --no-write) refreshes the
+// generated block of BENCHMARKS.md and bench/last-run.json.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from "node:fs";
+import { cpus, totalmem, loadavg, release } from "node:os";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import {
+  ROOT, cleanup, groupCpuSeconds, jsWorkerToml, makeKey, median, plumgateToml, run, sleep, startSandbox,
+  startWrangler, tempDir, wrk,
+} from "./lib.mjs";
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const QUICK = flag("--quick");
+// --hot-only: scenarios 1 and 3 only, printed, nothing written but
+// bench/results/hot-only.json (for A/B experiments with --compare).
+const ONLY_HOT = flag("--hot-only");
+const WRITE = !flag("--no-write");
+const BUILD_DIR = resolve(opt("--build-dir", join(ROOT, "build")));
+const SANDBOX_BIN_DEFAULT = join(ROOT, "target/release/plumgate-sandbox");
+// --compare DIR [--compare-label TEXT]: a second plumgate build, loaded side
+// by side with the first in the hot-path and catalog scenarios (A/B of a
+// proposed change; budgets still judge --build-dir).
+const ALT_DIR = opt("--compare") ? resolve(opt("--compare")) : null;
+const ALT_LABEL = opt("--compare-label", "plumgate (compared build)");
+const SANDBOX_BIN = resolve(opt("--sandbox-bin", SANDBOX_BIN_DEFAULT));
+const RESULTS = join(ROOT, "bench/results");
+const CONC = Number(process.env.BENCH_CONNECTIONS || 32);
+// Many short interleaved rounds (start order rotated each round) rather than
+// one long phase per target: on a shared machine, load from other work comes
+// in bursts, and pairing targets within a round keeps ratios honest.
+const LOAD_SECS = Number(process.env.BENCH_SECONDS || (QUICK ? 3 : 5));
+const LAT_SECS = Number(process.env.BENCH_LATENCY_SECONDS || (QUICK ? 2 : 3));
+const ROUNDS = Number(process.env.BENCH_ROUNDS || (QUICK ? 1 : 5));
+const STORM = 500;
+const COLD_REPS = QUICK ? 1 : 3;
+const GZIP_BUDGET = 250_000; // bytes ("250 KB")
+
+const ORDER_HISTORY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
+const VOUCHERS = { limit: 10, page: 1 };
+const envelope = (query, data) => ({ query, tag: "plumProAPI", variables: { data } });
+const OH_QUERY = "plumProAPI.mutation.getOrderHistory";
+const GV_QUERY = "plumProAPI.mutation.getVouchers";
+
+const startedAt = new Date();
+const t0 = performance.now();
+const log = (...a) => console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)}s]`, ...a);
+const cleanups = [];
+let stopping = false;
+async function stopAll() {
+  if (stopping) return;
+  stopping = true;
+  for (const f of cleanups.reverse()) { try { await f(); } catch { /* best effort */ } }
+}
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { stopAll().then(() => process.exit(130)); });
+// Hard bound on the whole run, whatever happens.
+const HARD_LIMIT_MS = 15 * 60_000;
+setTimeout(() => { log("hard time limit reached, stopping"); stopAll().then(() => process.exit(2)); }, HARD_LIMIT_MS).unref();
+
+function sh(cmd, args) {
+  // `wrk --version` prints its version and exits 1: keep stdout either way.
+  try { return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch (e) { return String(e.stdout ?? "").trim(); }
+}
+
+function machine() {
+  const c = cpus();
+  return {
+    cpu: `${c[0]?.model ?? "?"} × ${c.length}`,
+    memory_gib: +(totalmem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    wrangler: sh(join(ROOT, "node_modules/.bin/wrangler"), ["--version"]).split("\n").pop(),
+    wrk: sh("wrk", ["--version"]).split("\n")[0].replace(/ Copyright.*/, ""),
+    git: `${sh("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"])}${sh("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "crates", "Cargo.toml", "Cargo.lock"]) ? " (+ uncommitted changes in src/crates)" : ""}`,
+  };
+}
+
+function loadNow() {
+  return loadavg().map((x) => x.toFixed(2)).join(" ");
+}
+
+async function post(url, body, auth, headers = {}) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}), ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: Object.fromEntries(res.headers.entries()), text };
+}
+
+async function expect200(what, url, body, auth) {
+  const r = await post(url, body, auth);
+  if (r.status !== 200) throw new Error(`${what}: expected 200, got ${r.status}: ${r.text.slice(0, 300)}`);
+  return r;
+}
+
+// ------------------------------------------------------------------ setup
+
+const results = {
+  started_at: startedAt.toISOString(),
+  machine: machine(),
+  load_at_start: loadNow(),
+  settings: { connections: CONC, load_seconds: LOAD_SECS, latency_seconds: LAT_SECS, rounds: ROUNDS, storm: STORM, cold_reps: COLD_REPS },
+};
+
+async function plumgate(sandbox, keys, extraVars = {}, opts = {}, buildDir = BUILD_DIR) {
+  const dir = tempDir("plumgate-bench-pg-");
+  const w = await startWrangler({
+    toml: plumgateToml(buildDir),
+    persistDir: dir,
+    vars: {
+      XOXODAY_OAUTH_URL: sandbox.oauthUrl,
+      XOXODAY_CLIENT_ID: "plumgate-dev-client",
+      XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
+      XOXODAY_REFRESH_TOKEN: "plumgate-dev-refresh-token",
+      GATEWAY_KEYS: JSON.stringify(keys.map((k) => k.entry)),
+      ...extraVars,
+    },
+    ...opts,
+  });
+  const stop = async () => { await w.stop(); cleanup(dir); };
+  cleanups.push(stop);
+  return { ...w, stop };
+}
+
+async function jsWorker(sandbox, key, refreshToken, opts = {}) {
+  const dir = tempDir("plumgate-bench-js-");
+  const w = await startWrangler({
+    toml: jsWorkerToml(),
+    persistDir: dir,
+    vars: {
+      XOXODAY_OAUTH_URL: sandbox.oauthUrl,
+      XOXODAY_CLIENT_ID: "plumgate-dev-client",
+      XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
+      XOXODAY_REFRESH_TOKEN: refreshToken,
+      CALLER_KEY_SHA256: key.sha256,
+    },
+    ...opts,
+  });
+  const stop = async () => { await w.stop(); cleanup(dir); };
+  cleanups.push(stop);
+  return { ...w, stop };
+}
+
+// ------------------------------------------------------------ scenarios
+
+async function hotPath(sandbox, pg, js, key, jsKey, alt) {
+  const access = (await sandbox.admin("/tokens/issue", {})).access_token;
+  const targets = [
+    { id: "direct", label: "sandbox direct", url: `${sandbox.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${access}`, pgid: sandbox.pid },
+    { id: "plumgate", label: "plumgate (Rust/wasm)", url: `${pg.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pg.pid },
+    { id: "plumgate_dropin", label: "plumgate drop-in route", url: `${pg.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${key.key}`, pgid: pg.pid },
+    { id: "js", label: "hand-written JS Worker", url: `${js.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${jsKey.key}`, pgid: js.pid },
+    { id: "noop", label: "no-op JS Worker (wrangler dev floor)", url: `${js.url}/__noop`, method: "GET", pgid: js.pid },
+  ];
+  if (alt) targets.splice(3, 0, { id: "alt", label: ALT_LABEL, url: `${alt.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: alt.pid });
+  // Correctness and warm-up: every target answers 200 before it is loaded.
+  for (const t of targets) {
+    if (t.method === "GET") { const r = await fetch(t.url); await r.text(); if (r.status !== 204) throw new Error(`${t.id}: ${r.status}`); continue; }
+    await expect200(t.id, t.url, t.body, t.auth);
+    await wrk({ ...t, connections: 4, seconds: 1 });
+  }
+  const rounds = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    log(`hot path round ${r + 1}/${ROUNDS}`);
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    for (const t of order) (rounds[t.id] ??= []).push(await measure(t));
+  }
+  const out = {};
+  for (const t of targets) {
+    const rs = rounds[t.id];
+    out[t.id] = {
+      label: t.label,
+      rps: median(rs.map((x) => x.load.rps)),
+      rps_min: Math.min(...rs.map((x) => x.load.rps)),
+      rps_max: Math.max(...rs.map((x) => x.load.rps)),
+      cpu_ms_per_req: median(rs.map((x) => x.cpu_ms_per_req)),
+      load_p50_ms: median(rs.map((x) => x.load.p50_ms)),
+      load_p99_ms: median(rs.map((x) => x.load.p99_ms)),
+      p50_ms: median(rs.map((x) => x.lat.p50_ms)),
+      p99_ms: median(rs.map((x) => x.lat.p99_ms)),
+      non2xx: rs.reduce((a, x) => a + x.load.non2xx + x.lat.non2xx, 0),
+      socket_errors: rs.reduce((a, x) => a + x.load.socket_errors + x.lat.socket_errors, 0),
+      rounds: rs,
+    };
+  }
+  // Paired within each round (same minute, same machine load).
+  const paired = (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
+  out.paired = {
+    plumgate_vs_js_rps: paired("plumgate", "js", (a, b) => a.load.rps / b.load.rps),
+    plumgate_added_p50_ms: paired("plumgate", "direct", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    plumgate_over_floor_p50_ms: paired("plumgate", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    js_over_floor_p50_ms: paired("js", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+  };
+  if (alt) out.paired.alt_vs_plumgate_rps = paired("alt", "plumgate", (a, b) => a.load.rps / b.load.rps);
+  if (alt) out.paired.alt_vs_js_rps = paired("alt", "js", (a, b) => a.load.rps / b.load.rps);
+  return out;
+}
+
+/** One throughput phase (c=CONC) with the target's CPU per request, then one latency phase (c=1). */
+async function measure(t) {
+  const cpu0 = t.pgid ? groupCpuSeconds(t.pgid) : 0;
+  const load = await wrk({ ...t, connections: CONC, seconds: LOAD_SECS });
+  const cpu1 = t.pgid ? groupCpuSeconds(t.pgid) : 0;
+  const lat = await wrk({ ...t, connections: 1, seconds: LAT_SECS });
+  return { load, lat, cpu_ms_per_req: t.pgid && load.requests ? ((cpu1 - cpu0) * 1000) / load.requests : undefined };
+}
+
+async function storm(sandbox, key, jsKey) {
+  const out = {};
+  for (const which of ["plumgate", "js"]) {
+    log(`refresh storm: ${which}`);
+    const pair = await sandbox.admin("/tokens/issue", {});
+    const w = which === "plumgate"
+      ? await plumgate(sandbox, [key], { XOXODAY_REFRESH_TOKEN: pair.refresh_token })
+      : await jsWorker(sandbox, jsKey, pair.refresh_token);
+    await sandbox.admin("/counters/reset", {});
+    const url = `${w.url}/v1/ops/getOrderHistory`;
+    const auth = `Bearer ${(which === "plumgate" ? key : jsKey).key}`;
+    const body = JSON.stringify(ORDER_HISTORY);
+    const start = performance.now();
+    const times = [];
+    const statuses = {};
+    await Promise.all(Array.from({ length: STORM }, async () => {
+      let status;
+      try {
+        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", authorization: auth }, body, signal: AbortSignal.timeout(60_000) });
+        await res.arrayBuffer();
+        status = res.status;
+      } catch (e) { status = e.name === "TimeoutError" ? "timeout" : "error"; }
+      times.push(performance.now() - start);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }));
+    const wall = performance.now() - start;
+    const c = await sandbox.admin("/counters");
+    out[which] = {
+      wall_ms: wall,
+      first_answer_ms: Math.min(...times),
+      p50_answer_ms: median(times),
+      statuses,
+      refresh_calls: c.refresh_calls,
+      refresh_success: c.refresh_success,
+      peak_concurrent_refreshes: c.peak_concurrent_refreshes,
+      api_calls: c.api_calls?.getOrderHistory ?? 0,
+      spent_refresh_tokens_used: c.spent_refresh_tokens_used,
+    };
+    await w.stop();
+  }
+  return out;
+}
+
+async function catalog(sandbox, pg, key, alt) {
+  const access = (await sandbox.admin("/tokens/issue", {})).access_token;
+  const url = `${pg.url}/v1/ops/getVouchers`;
+  const auth = `Bearer ${key.key}`;
+  const first = await expect200("getVouchers", url, VOUCHERS, auth);
+  const second = await expect200("getVouchers", url, VOUCHERS, auth);
+  if (second.headers["x-plumgate-cache"] !== "hit") throw new Error(`getVouchers second call was not a cache hit: ${second.headers["x-plumgate-cache"]}`);
+  const missProbe = await expect200("getVouchers", url, { ...VOUCHERS, benchNonce: "probe" }, auth);
+  if (missProbe.headers["x-plumgate-cache"] !== "miss") throw new Error(`nonce call was not a miss: ${missProbe.headers["x-plumgate-cache"]}`);
+  const targets = [
+    { id: "hit", label: "plumgate getVouchers, cache hit", url, body: VOUCHERS, auth, pgid: pg.pid },
+    { id: "miss", label: "plumgate getVouchers, cache miss", url, body: VOUCHERS, auth, nonce: true, pgid: pg.pid },
+    { id: "direct", label: "sandbox getVouchers direct", url: `${sandbox.url}/chef/v1/oauth/api`, body: envelope(GV_QUERY, VOUCHERS), auth: `Bearer ${access}`, nonce: false, pgid: sandbox.pid },
+  ];
+  if (alt) {
+    const altUrl = `${alt.url}/v1/ops/getVouchers`;
+    await expect200("alt getVouchers", altUrl, VOUCHERS, auth);
+    targets.splice(2, 0,
+      { id: "alt_hit", label: `${ALT_LABEL}, hit`, url: altUrl, body: VOUCHERS, auth, pgid: alt.pid },
+      { id: "alt_miss", label: `${ALT_LABEL}, miss`, url: altUrl, body: VOUCHERS, auth, nonce: true, pgid: alt.pid });
+  }
+  const out = { response_bytes: first.text.length };
+  for (const t of targets) {
+    log(`catalog: ${t.id}`);
+    const { load, lat, cpu_ms_per_req } = await measure({ ...t });
+    out[t.id] = { label: t.label, cpu_ms_per_req, rps: load.rps, load_p50_ms: load.p50_ms, load_p99_ms: load.p99_ms, p50_ms: lat.p50_ms, p99_ms: lat.p99_ms, non2xx: load.non2xx + lat.non2xx, socket_errors: load.socket_errors + lat.socket_errors };
+  }
+  return out;
+}
+
+async function coldStart(sandbox, key, jsKey) {
+  const out = { plumgate: [], plumgate_first_op: [], js: [] };
+  for (let i = 0; i < COLD_REPS; i++) {
+    log(`cold start ${i + 1}/${COLD_REPS}`);
+    const pair = await sandbox.admin("/tokens/issue", {});
+    const pg = await plumgate(sandbox, [key], { XOXODAY_REFRESH_TOKEN: pair.refresh_token });
+    out.plumgate.push(pg.startupMs);
+    const s = performance.now();
+    await expect200("first op", `${pg.url}/v1/ops/getOrderHistory`, ORDER_HISTORY, `Bearer ${key.key}`);
+    out.plumgate_first_op.push(performance.now() - s);
+    await pg.stop();
+    const pair2 = await sandbox.admin("/tokens/issue", {});
+    const js = await jsWorker(sandbox, jsKey, pair2.refresh_token);
+    out.js.push(js.startupMs);
+    await js.stop();
+  }
+  return {
+    plumgate_ms: median(out.plumgate),
+    plumgate_first_op_ms: median(out.plumgate_first_op),
+    js_ms: median(out.js),
+    samples: out,
+  };
+}
+
+async function size() {
+  const wasm = readFileSync(join(BUILD_DIR, "index_bg.wasm"));
+  const js = readFileSync(join(BUILD_DIR, "index.js"));
+  const out = {
+    wasm_raw: wasm.length,
+    wasm_gzip: gzipSync(wasm, { level: 9 }).length,
+    js_raw: js.length,
+    js_gzip: gzipSync(js, { level: 9 }).length,
+  };
+  const dir = tempDir("plumgate-bench-dry-");
+  try {
+    writeFileSync(join(dir, "wrangler.toml"), plumgateToml(BUILD_DIR));
+    const { stdout, stderr } = await run(join(ROOT, "node_modules/.bin/wrangler"),
+      ["deploy", "--dry-run", "--outdir", join(dir, "out"), "--config", join(dir, "wrangler.toml")], { cwd: dir, timeout: 120_000 });
+    const m = /Total Upload:\s*([\d.]+)\s*KiB\s*\/\s*gzip:\s*([\d.]+)\s*KiB/.exec(stdout + stderr);
+    if (m) { out.upload_kib = +m[1]; out.upload_gzip_kib = +m[2]; } else out.upload_error = "no 'Total Upload' line";
+  } catch (e) {
+    out.upload_error = String(e.stderr || e.message).split("\n").slice(-3).join(" ");
+  } finally { cleanup(dir); }
+  return out;
+}
+
+// ---------------------------------------------------------------- report
+
+const f0 = (x) => (x === undefined || Number.isNaN(x) ? "–" : Math.round(x).toLocaleString("en-US"));
+const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(2));
+const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
+const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : "–");
+
+function budgets(r) {
+  const hot = r.hot;
+  const added = hot.paired.plumgate_added_p50_ms;
+  const rel = hot.paired.plumgate_vs_js_rps;
+  const storm = r.storm.plumgate;
+  return [
+    { name: "hot-path throughput: plumgate ≥ hand-written JS Worker", value: `${f2(rel)}× (median of per-round ratios; medians ${f0(hot.plumgate.rps)} vs ${f0(hot.js.rps)} req/s)`, pass: rel >= 1 },
+    { name: "added p50 latency over the direct call < 1 ms (c=1)", value: `${f2(added)} ms (median of per-round differences; of which the wrangler-dev floor ${f2(hot.noop.p50_ms)} ms)`, pass: added < 1 },
+    { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
+    { name: "index_bg.wasm ≤ 250 KB gzip (-9)", value: `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`, pass: r.size.wasm_gzip <= GZIP_BUDGET },
+  ];
+}
+
+function markdown(r) {
+  const h = r.hot, c = r.catalog, s = r.storm, cs = r.cold, z = r.size;
+  const L = [];
+  L.push(`Run: ${r.started_at} · ${((r.duration_s) / 60).toFixed(1)} min · git ${r.machine.git}`);
+  L.push(`Machine: ${r.machine.cpu}, ${r.machine.memory_gib} GiB, Linux ${r.machine.kernel}; Node ${r.machine.node}, wrangler ${r.machine.wrangler}, ${r.machine.wrk}.`);
+  L.push(`Load average (1/5/15 min) at start ${r.load_at_start}, at end ${r.load_at_end}.`);
+  L.push(`Load: wrk, 1 thread, ${r.settings.connections} connections × ${r.settings.load_seconds} s for throughput; 1 connection × ${r.settings.latency_seconds} s for latency; hot path median of ${r.settings.rounds} interleaved rounds.`);
+  L.push("");
+  L.push("### 1. Hot path (token cached, getOrderHistory: never edge-cached)");
+  L.push("");
+  L.push(`| target | req/s (c=${r.settings.connections}), median [min–max] | p50 / p99 ms (c=${r.settings.connections}) | p50 / p99 ms (c=1) | throughput vs direct | added p50 vs direct (c=1) | CPU ms per request* | non-2xx |`);
+  L.push("|---|---:|---:|---:|---:|---:|---:|---:|");
+  for (const id of ["direct", "plumgate", "plumgate_dropin", "alt", "js", "noop"]) {
+    const t = h[id];
+    if (!t) continue;
+    L.push(`| ${t.label} | ${f0(t.rps)} [${f0(t.rps_min)}–${f0(t.rps_max)}] | ${f2(t.load_p50_ms)} / ${f2(t.load_p99_ms)} | ${f2(t.p50_ms)} / ${f2(t.p99_ms)} | ${ratio(t.rps, h.direct.rps)} | ${id === "direct" ? "–" : `${f2(t.p50_ms - h.direct.p50_ms)} ms`} | ${f2(t.cpu_ms_per_req)} | ${t.non2xx} |`);
+  }
+  L.push("");
+  L.push("\\* CPU time (user + system) of the target's own processes per request during the c=32 phase: for a worker, its `wrangler dev` node process plus its workerd; for the direct call, the sandbox. Much less sensitive to other load on the machine than req/s.");
+  L.push("");
+  L.push(`Paired within each round (median over ${r.settings.rounds} rounds): plumgate / JS Worker throughput ${f2(h.paired.plumgate_vs_js_rps)}×; plumgate p50 over the direct call ${f2(h.paired.plumgate_added_p50_ms)} ms; ` +
+    `over the wrangler-dev floor (no-op worker, c=1): plumgate ${f2(h.paired.plumgate_over_floor_p50_ms)} ms, JS Worker ${f2(h.paired.js_over_floor_p50_ms)} ms.` +
+    (h.paired.alt_vs_plumgate_rps ? ` ${r.compare.label}: ${f2(h.paired.alt_vs_plumgate_rps)}× plumgate's throughput, ${f2(h.paired.alt_vs_js_rps)}× the JS Worker's.` : ""));
+  L.push("");
+  L.push(`### 2. Refresh storm (${r.settings.storm} concurrent calls, cold token cache, fresh worker)`);
+  L.push("");
+  L.push("| worker | wall time to all answered | first answer | median answer | upstream refreshes | peak concurrent refreshes | answers |");
+  L.push("|---|---:|---:|---:|---:|---:|---|");
+  for (const [id, label] of [["plumgate", "plumgate"], ["js", "hand-written JS Worker"]]) {
+    const t = s[id];
+    L.push(`| ${label} | ${f0(t.wall_ms)} ms | ${f0(t.first_answer_ms)} ms | ${f0(t.p50_answer_ms)} ms | ${t.refresh_calls} | ${t.peak_concurrent_refreshes} | ${Object.entries(t.statuses).map(([k, v]) => `${v}×${k}`).join(", ")} |`);
+  }
+  L.push("");
+  L.push(`### 3. Catalog: getVouchers (response ${f0(c.response_bytes)} bytes)`);
+  L.push("");
+  L.push(`| case | req/s (c=${r.settings.connections}) | p50 / p99 ms (c=${r.settings.connections}) | p50 / p99 ms (c=1) | vs miss | CPU ms per request |`);
+  L.push("|---|---:|---:|---:|---:|---:|");
+  for (const id of ["hit", "miss", "alt_hit", "alt_miss", "direct"]) {
+    const t = c[id];
+    if (!t) continue;
+    L.push(`| ${t.label} | ${f0(t.rps)} | ${f2(t.load_p50_ms)} / ${f2(t.load_p99_ms)} | ${f2(t.p50_ms)} / ${f2(t.p99_ms)} | ${ratio(t.rps, c.miss.rps)} | ${f2(t.cpu_ms_per_req)} |`);
+  }
+  L.push("");
+  L.push(`### 4. Cold start (fresh \`wrangler dev\` process → first answer; median of ${r.settings.cold_reps})`);
+  L.push("");
+  L.push("| worker | spawn → first /healthz 200 | then first operation (cold token, one refresh) |");
+  L.push("|---|---:|---:|");
+  L.push(`| plumgate | ${f0(cs.plumgate_ms)} ms | ${f0(cs.plumgate_first_op_ms)} ms |`);
+  L.push(`| hand-written JS Worker | ${f0(cs.js_ms)} ms | – |`);
+  L.push("");
+  L.push("### 5. Size");
+  L.push("");
+  L.push("| artifact | raw | gzip -9 |");
+  L.push("|---|---:|---:|");
+  L.push(`| build/index_bg.wasm | ${f0(z.wasm_raw)} B (${kb(z.wasm_raw)}) | ${f0(z.wasm_gzip)} B (${kb(z.wasm_gzip)}) |`);
+  L.push(`| build/index.js | ${f0(z.js_raw)} B (${kb(z.js_raw)}) | ${f0(z.js_gzip)} B (${kb(z.js_gzip)}) |`);
+  L.push(`| \`wrangler deploy --dry-run\` upload | ${z.upload_kib !== undefined ? `${z.upload_kib} KiB` : z.upload_error} | ${z.upload_gzip_kib !== undefined ? `${z.upload_gzip_kib} KiB` : "–"} |`);
+  L.push("");
+  L.push("### Budgets");
+  L.push("");
+  L.push("| budget | measured | result |");
+  L.push("|---|---|---|");
+  for (const b of r.budgets) L.push(`| ${b.name} | ${b.value} | ${b.pass ? "PASS" : "**FAIL**"} |`);
+  return L.join("\n");
+}
+
+function changes(prev, cur) {
+  if (!prev) return "First recorded run.";
+  const rows = [
+    ["hot: plumgate req/s", prev.hot?.plumgate?.rps, cur.hot.plumgate.rps, f0],
+    ["hot: JS Worker req/s", prev.hot?.js?.rps, cur.hot.js.rps, f0],
+    ["hot: direct req/s", prev.hot?.direct?.rps, cur.hot.direct.rps, f0],
+    ["hot: plumgate CPU ms/request", prev.hot?.plumgate?.cpu_ms_per_req, cur.hot.plumgate.cpu_ms_per_req, f2],
+    ["hot: JS Worker CPU ms/request", prev.hot?.js?.cpu_ms_per_req, cur.hot.js.cpu_ms_per_req, f2],
+    ["hot: plumgate / JS throughput (paired)", prev.hot?.paired?.plumgate_vs_js_rps, cur.hot.paired.plumgate_vs_js_rps, f2],
+    ["hot: plumgate p50 c=1 (ms)", prev.hot?.plumgate?.p50_ms, cur.hot.plumgate.p50_ms, f2],
+    ["hot: added p50 vs direct (ms)", prev.hot && prev.hot.plumgate.p50_ms - prev.hot.direct.p50_ms, cur.hot.plumgate.p50_ms - cur.hot.direct.p50_ms, f2],
+    ["storm: wall (ms)", prev.storm?.plumgate?.wall_ms, cur.storm.plumgate.wall_ms, f0],
+    ["storm: refreshes", prev.storm?.plumgate?.refresh_calls, cur.storm.plumgate.refresh_calls, String],
+    ["catalog hit req/s", prev.catalog?.hit?.rps, cur.catalog.hit.rps, f0],
+    ["catalog miss req/s", prev.catalog?.miss?.rps, cur.catalog.miss.rps, f0],
+    ["cold start (ms)", prev.cold?.plumgate_ms, cur.cold.plumgate_ms, f0],
+    ["wasm gzip (bytes)", prev.size?.wasm_gzip, cur.size.wasm_gzip, f0],
+  ];
+  const L = [`Compared with the previous run (${prev.started_at}, git ${prev.machine?.git ?? "?"}, load ${prev.load_at_start ?? "?"}):`, "", "| figure | previous | now | change |", "|---|---:|---:|---:|"];
+  for (const [name, a, b, fmt] of rows) {
+    const pct = typeof a === "number" && a !== 0 ? `${(((b - a) / Math.abs(a)) * 100).toFixed(0)} %` : "–";
+    L.push(`| ${name} | ${a === undefined ? "–" : fmt(a)} | ${fmt(b)} | ${pct} |`);
+  }
+  return L.join("\n");
+}
+
+function printHot(r) {
+  const line = (...cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd(40) : String(c).padStart(14))).join(""));
+  console.log(`load ${r.load_at_start} → ${r.load_at_end}`);
+  line("target", "req/s", "p50 ms", "p99 ms", "p50 ms c=1", "p99 ms c=1", "CPU ms/req");
+  for (const t of [...Object.values(r.hot), ...Object.values(r.catalog)].filter((x) => x && x.label)) {
+    line(t.label, f0(t.rps), f2(t.load_p50_ms), f2(t.load_p99_ms), f2(t.p50_ms), f2(t.p99_ms), f2(t.cpu_ms_per_req));
+  }
+  console.log("paired:", JSON.stringify(r.hot.paired));
+}
+
+function printTable(r) {
+  const h = r.hot;
+  const line = (...cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd(40) : String(c).padStart(14))).join(""));
+  console.log("");
+  console.log("=== plumgate benchmark ===");
+  console.log(`machine: ${r.machine.cpu}, load ${r.load_at_start} → ${r.load_at_end}`);
+  console.log("");
+  console.log(`1. hot path (getOrderHistory, token cached)      c=${r.settings.connections} / c=1`);
+  line("target", "req/s", "p50 ms", "p99 ms", "p50 ms c=1", "p99 ms c=1", "CPU ms/req");
+  for (const id of ["direct", "plumgate", "plumgate_dropin", "alt", "js", "noop"]) {
+    const t = h[id];
+    if (!t) continue;
+    line(t.label, f0(t.rps), f2(t.load_p50_ms), f2(t.load_p99_ms), f2(t.p50_ms), f2(t.p99_ms), f2(t.cpu_ms_per_req));
+  }
+  console.log(`   paired per round: plumgate/JS throughput ${f2(h.paired.plumgate_vs_js_rps)}×; added p50 over direct (c=1) ${f2(h.paired.plumgate_added_p50_ms)} ms; over the wrangler-dev floor ${f2(h.paired.plumgate_over_floor_p50_ms)} ms (JS ${f2(h.paired.js_over_floor_p50_ms)} ms)`);
+  if (h.paired.alt_vs_plumgate_rps) console.log(`   ${r.compare.label}: ${f2(h.paired.alt_vs_plumgate_rps)}× plumgate, ${f2(h.paired.alt_vs_js_rps)}× JS`);
+  console.log("");
+  console.log(`2. refresh storm (${STORM} concurrent, cold token cache)`);
+  for (const id of ["plumgate", "js"]) {
+    const t = r.storm[id];
+    console.log(`   ${id.padEnd(10)} wall ${f0(t.wall_ms)} ms, refreshes ${t.refresh_calls}, answers ${JSON.stringify(t.statuses)}`);
+  }
+  console.log("");
+  console.log("3. catalog getVouchers");
+  line("case", "req/s", "p50 ms", "p99 ms", "p50 ms c=1", "p99 ms c=1", "CPU ms/req");
+  for (const id of ["hit", "miss", "alt_hit", "alt_miss", "direct"]) {
+    const t = r.catalog[id];
+    if (!t) continue;
+    line(t.label, f0(t.rps), f2(t.load_p50_ms), f2(t.load_p99_ms), f2(t.p50_ms), f2(t.p99_ms), f2(t.cpu_ms_per_req));
+  }
+  console.log("");
+  console.log(`4. cold start: plumgate ${f0(r.cold.plumgate_ms)} ms to /healthz (+${f0(r.cold.plumgate_first_op_ms)} ms first op), JS Worker ${f0(r.cold.js_ms)} ms`);
+  console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzip; upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB`);
+  console.log("");
+  console.log("=== budgets ===");
+  for (const b of r.budgets) console.log(`${b.pass ? "PASS" : "FAIL"}  ${b.name}: ${b.value}`);
+  console.log("");
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  if (!existsSync(join(BUILD_DIR, "index_bg.wasm"))) throw new Error(`no build in ${BUILD_DIR}: run scripts/build.sh`);
+  if (!existsSync(SANDBOX_BIN)) throw new Error(`no sandbox binary at ${SANDBOX_BIN}`);
+  mkdirSync(RESULTS, { recursive: true });
+  results.build = { dir: BUILD_DIR, wasm_mtime: statSync(join(BUILD_DIR, "index_bg.wasm")).mtime.toISOString() };
+  log(`machine: ${results.machine.cpu}; load ${results.load_at_start}`);
+
+  const sandbox = await startSandbox(SANDBOX_BIN);
+  cleanups.push(() => sandbox.stop());
+  const high = 1_000_000_000;
+  await sandbox.admin("/config", { rate_limits: Object.fromEntries(["getFilters", "getVouchers", "getBalance", "placeOrder", "getOrderDetails", "getOrderHistory", "paymentHistory"].map((o) => [o, high])) });
+
+  const key = makeKey("bench", ["catalog", "orders:read"]);
+  const jsKey = makeKey("bench-js", ["*"]);
+
+  log("size");
+  results.size = await size();
+
+  log("starting plumgate and the JS Worker under wrangler dev");
+  const pg = await plumgate(sandbox, [key]);
+  const jsPair = await sandbox.admin("/tokens/issue", {});
+  const js = await jsWorker(sandbox, jsKey, jsPair.refresh_token);
+  let alt = null;
+  if (ALT_DIR) {
+    const altPair = await sandbox.admin("/tokens/issue", {});
+    alt = await plumgate(sandbox, [key], { XOXODAY_REFRESH_TOKEN: altPair.refresh_token }, {}, ALT_DIR);
+    results.compare = { dir: ALT_DIR, label: ALT_LABEL };
+  }
+  results.hot = await hotPath(sandbox, pg, js, key, jsKey, alt);
+  results.catalog = await catalog(sandbox, pg, key, alt);
+  await pg.stop();
+  await js.stop();
+  if (alt) await alt.stop();
+
+  if (ONLY_HOT) {
+    results.load_at_end = loadNow();
+    results.duration_s = (performance.now() - t0) / 1000;
+    writeFileSync(join(RESULTS, "hot-only.json"), JSON.stringify(results, null, 2) + "\n");
+    printHot(results);
+    return 0;
+  }
+  results.storm = await storm(sandbox, key, jsKey);
+  results.cold = await coldStart(sandbox, key, jsKey);
+
+  results.load_at_end = loadNow();
+  results.duration_s = (performance.now() - t0) / 1000;
+  results.budgets = budgets(results);
+
+  const md = markdown(results);
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(join(RESULTS, "latest.md"), md + "\n");
+  printTable(results);
+
+  if (WRITE) {
+    const lastPath = join(ROOT, "bench/last-run.json");
+    const prev = existsSync(lastPath) ? JSON.parse(readFileSync(lastPath, "utf8")) : null;
+    const block = `${md}\n\n### What changed since the last run\n\n${changes(prev, results)}`;
+    const bmPath = join(ROOT, "BENCHMARKS.md");
+    const begin = "<!-- bench:begin (generated by bench/run.mjs; edit outside these markers) -->";
+    const end = "<!-- bench:end -->";
+    let doc = existsSync(bmPath) ? readFileSync(bmPath, "utf8") : `# Benchmarks\n\n${begin}\n${end}\n`;
+    const i = doc.indexOf(begin), j = doc.indexOf(end);
+    if (i >= 0 && j > i) doc = `${doc.slice(0, i + begin.length)}\n${block}\n${doc.slice(j)}`;
+    else doc += `\n${begin}\n${block}\n${end}\n`;
+    writeFileSync(bmPath, doc);
+    const { rounds: _r, ...slim } = results;
+    writeFileSync(lastPath, JSON.stringify(slim, (k, v) => ((k === "rounds" || k === "samples") && typeof v === "object" ? undefined : v), 2) + "\n");
+    log("wrote BENCHMARKS.md (generated block) and bench/last-run.json");
+  }
+  log(`results in bench/results/latest.{json,md}; ${results.budgets.filter((b) => !b.pass).length} budget(s) failed`);
+  return results.budgets.every((b) => b.pass) ? 0 : 1;
+}
+
+main()
+  .then(async (code) => { await stopAll(); process.exit(process.env.BENCH_FAIL_ON_BUDGET === "1" ? code : 0); })
+  .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# README bench command:
+#
+#   bash scripts/bench.sh [--quick] [--no-write] [--compare DIR [--compare-label TEXT]]
+#
+# 1. setup (idempotent), 2. the load generator (Debian's wrk, installed only
+# if missing), 3. release builds of the worker (wasm) and the sandbox,
+# 4. bench/run.mjs: the sandbox, plumgate and the hand-written JS Worker
+# (bench/js-worker) under `wrangler dev` (local workerd), loopback only,
+# bounded (about 5 minutes after the build; --quick about 1.5). Prints the
+# table and the budget check, writes bench/results/latest.{json,md} and refreshes the
+# generated block of BENCHMARKS.md (--no-write: leave it alone).
+# Budgets that fail are printed as FAIL; the exit code is 0 unless the bench
+# itself broke (set BENCH_FAIL_ON_BUDGET=1 to exit 1 on a failed budget).
+# Do not run two benches at once; other load on the machine skews figures.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+START=$(date +%s)
+step() { log "[$(( $(date +%s) - START ))s] $*"; }
+
+# One bench at a time: two would measure each other.
+mkdir -p bench/results
+exec 9>bench/results/.lock
+flock -n 9 || die "another bench is running (bench/results/.lock)"
+
+step "setup"
+bash scripts/setup.sh
+
+if ! command -v wrk >/dev/null; then
+  step "apt-get install wrk (load generator)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+
+step "build: sandbox (release) and worker (wasm, release)"
+cargo build --release -q -p plumgate-sandbox
+bash scripts/build.sh
+# Snapshot the build so a concurrent rebuild of build/ cannot change the
+# worker under measurement.
+SNAP="bench/results/build"
+rm -rf "$SNAP" && mkdir -p "$SNAP"
+cp build/index.js build/index_bg.wasm "$SNAP/"
+
+step "bench (loopback only)"
+wrangler_env
+node bench/run.mjs --build-dir "$SNAP" "$@"
+step "bench done"
