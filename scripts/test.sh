@@ -21,6 +21,12 @@ cargo test -q -p plumgate-core -p plumgate-sandbox
 
 step "lint: cargo clippy -D warnings (core + sandbox)"
 cargo clippy -q -p plumgate-core -p plumgate-sandbox --all-targets -- -D warnings
+if rustup_has_wasm; then
+  step "lint: cargo clippy -D warnings (worker crate, wasm32)"
+  CARGO_TARGET_DIR="$ROOT/target/wasm-clippy" cargo clippy -q --target wasm32-unknown-unknown -p plumgate -- -D warnings
+else
+  log "worker clippy skipped: rustup has no wasm32 target here (the Debian toolchain builds it instead)"
+fi
 
 step "build: sandbox (release) and worker (wasm)"
 cargo build --release -q -p plumgate-sandbox

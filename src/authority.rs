@@ -33,7 +33,7 @@ use crate::util::{json_response, now_ms, rand01};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::config::Config;
 use plumgate_core::token::{
-    self, adopt_bootstrap, apply_failure, apply_success, apply_validated_access, build_refresh_request,
+    adopt_bootstrap, apply_failure, apply_success, apply_validated_access, build_refresh_request,
     build_validate_request, mark_rejected, parse_refresh_response, parse_validate_response, plan,
     retry_delay_ms, status_json, AuthorityState, Plan, RefreshOutcome, Trigger,
 };
@@ -306,15 +306,7 @@ impl TokenAuthority {
     }
 
     fn reply_error(&self, cfg: &Config, code: &str, message: &str, retry: Option<u64>) -> Reply {
-        let mut r = self.reply(cfg, Some(ReplyError { code: code.into(), message: message.into(), retry_after_secs: retry }));
-        if code == "reauth_required" || code == "misconfigured" {
-            // Serving continues only through plan(); an explicit error with a
-            // grant would confuse the caller.
-            if code == "misconfigured" {
-                r.grant = None;
-            }
-        }
-        r
+        self.reply(cfg, Some(ReplyError { code: code.into(), message: message.into(), retry_after_secs: retry }))
     }
 }
 
@@ -420,7 +412,3 @@ async fn refresh_run(inner: &Rc<Inner>, storage: &worker::Storage, env: &Env, cf
     }
     RunResult::Failed { timeout: false, message: "refresh failed".into() }
 }
-
-// Keep the core's policy type reachable for docs.
-#[allow(unused_imports)]
-use token::TokenPolicy as _;

@@ -252,7 +252,7 @@ fn require_method(got: &Option<Method>, want: Method) -> Result<(), ApiError> {
     if got.as_ref() == Some(&want) {
         Ok(())
     } else {
-        Err(ApiError::method_not_allowed(&want.to_string()))
+        Err(ApiError::method_not_allowed(want.as_ref()))
     }
 }
 
