@@ -1,16 +1,27 @@
 // Process and load-generator helpers for the benchmark (bench/run.mjs).
-// Self-contained on purpose: the e2e harness (tests/e2e/harness.mjs) is
-// owned by the tests and may change under us; this file only needs to start
-// the sandbox and `wrangler dev` the same way it does.
+// Ports, temp dirs, caller keys and the sandbox come from the e2e harness
+// (tests/e2e/harness.mjs), so both start things the same way; what is
+// bench-only lives here: `wrangler dev` with CPU accounting by process
+// group, wrk, and the JS baseline's config.
 import { spawn, execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-export const ROOT = resolve(import.meta.dirname, "..");
+import { ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
+
+export { ROOT, cleanup, freePort, makeKey };
+
+/** A temp dir for one bench worker. */
+export function tempDir(prefix = "plumgate-bench-") {
+  return harnessTempDir(prefix);
+}
+
+/** The bundled Xoxoday sandbox on a free loopback port, quiet. */
+export function startSandbox(bin, extraArgs = []) {
+  return startHarnessSandbox(["--quiet", ...extraArgs], { bin });
+}
+
 export const BIN = join(ROOT, "node_modules/.bin");
 const WRANGLER = join(BIN, "wrangler");
 const WRK_LUA = join(ROOT, "bench/wrk/post.lua");
@@ -25,25 +36,6 @@ export function childEnv(extra = {}) {
     PATH: `${BIN}:${process.env.PATH}`,
     ...extra,
   };
-}
-
-export async function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-export function tempDir(prefix = "plumgate-bench-") {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export function cleanup(dir) {
-  try { rmSync(dir, { recursive: true, force: true }); } catch { /* ignore */ }
 }
 
 /** Keep the last `max` lines of a stream (and never let a pipe fill up). */
@@ -61,16 +53,6 @@ function tail(stream, sink, max = 200) {
   });
 }
 
-function killGroup(child, signal = "SIGTERM") {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  try { process.kill(-child.pid, signal); } catch { try { child.kill(signal); } catch { /* gone */ } }
-}
-
-async function waitExit(child, ms) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await Promise.race([new Promise((r) => child.once("exit", r)), sleep(ms)]);
-}
-
 async function stopChild(child) {
   killGroup(child);
   await waitExit(child, 8000);
@@ -78,55 +60,6 @@ async function stopChild(child) {
   await waitExit(child, 2000);
 }
 
-/** The bundled Xoxoday sandbox on a free loopback port. */
-export async function startSandbox(bin, extraArgs = []) {
-  const child = spawn(bin, ["--host", "127.0.0.1", "--port", "0", "--quiet", ...extraArgs], {
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  const out = [];
-  const err = [];
-  tail(child.stdout, out);
-  tail(child.stderr, err);
-  const deadline = Date.now() + 20_000;
-  let url;
-  while (!url) {
-    const line = out.find((l) => l.startsWith("SANDBOX_READY "));
-    if (line) url = line.split(" ")[1].trim();
-    else if (child.exitCode !== null) throw new Error(`sandbox exited: ${err.join("\n")}`);
-    else if (Date.now() > deadline) throw new Error("sandbox did not start in 20 s");
-    else await sleep(50);
-  }
-  const admin = async (path, body) => {
-    const res = await fetch(`${url}/__sandbox${path}`, {
-      method: body === undefined ? "GET" : "POST",
-      headers: { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`sandbox admin ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return { url, oauthUrl: `${url}/chef`, admin, pid: child.pid, stop: () => stopChild(child) };
-}
-
-/** A caller key and its GATEWAY_KEYS entry. */
-export function makeKey(id, scopes) {
-  const key = `pgk_${id}_${randomBytes(18).toString("hex")}`;
-  const sha256 = createHash("sha256").update(key).digest("hex");
-  return { id, key, sha256, entry: { id, sha256, scopes } };
-}
-
-function devVarsText(vars) {
-  return Object.entries(vars)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => {
-      const text = String(v);
-      if (text.includes("'") || text.includes("\n")) throw new Error(`var ${k} cannot go in .dev.vars`);
-      return `${k}='${text}'`;
-    })
-    .join("\n") + "\n";
-}
 
 /** plumgate's wrangler.toml pointed at a prebuilt worker (no [build], no [vars]). */
 export function plumgateToml(buildDir) {

@@ -47,7 +47,7 @@ function pipeLines(stream, sink, tag) {
   });
 }
 
-function killGroup(child, signal = "SIGTERM") {
+export function killGroup(child, signal = "SIGTERM") {
   if (child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(-child.pid, signal);
@@ -56,14 +56,14 @@ function killGroup(child, signal = "SIGTERM") {
   }
 }
 
-async function waitExit(child, ms) {
+export async function waitExit(child, ms) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await Promise.race([new Promise((r) => child.once("exit", r)), sleep(ms)]);
 }
 
-/** Start the sandbox on a free port. */
-export async function startSandbox(extraArgs = []) {
-  const child = spawn(SANDBOX_BIN, ["--host", "127.0.0.1", "--port", "0", ...extraArgs], {
+/** Start the sandbox on a free port (`bin`: another build of it). */
+export async function startSandbox(extraArgs = [], { bin = SANDBOX_BIN } = {}) {
+  const child = spawn(bin, ["--host", "127.0.0.1", "--port", "0", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -92,6 +92,7 @@ export async function startSandbox(extraArgs = []) {
   return {
     url,
     oauthUrl: `${url}/chef`,
+    pid: child.pid,
     admin,
     counters: () => admin("/counters"),
     async stop() {
@@ -102,10 +103,23 @@ export async function startSandbox(extraArgs = []) {
   };
 }
 
+/** A .dev.vars file's text: single-quoted values, no escapes needed. */
+export function devVarsText(vars) {
+  return Object.entries(vars)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => {
+      const text = String(v);
+      if (text.includes("'") || text.includes("\n")) throw new Error(`var ${k} cannot go in .dev.vars`);
+      return `${k}='${text}'`;
+    })
+    .join("\n") + "\n";
+}
+
 /** A caller key and its GATEWAY_KEYS entry. */
 export function makeKey(id, scopes) {
   const key = `pgk_${id}_${randomBytes(18).toString("hex")}`;
-  return { id, key, scopes, entry: { id, sha256: createHash("sha256").update(key).digest("hex"), scopes } };
+  const sha256 = createHash("sha256").update(key).digest("hex");
+  return { id, key, scopes, sha256, entry: { id, sha256, scopes } };
 }
 
 /** The standard set of test keys. */
@@ -155,15 +169,7 @@ export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }
     .replace(/^directory = "\.\/www"$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`)
     .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");
   writeFileSync(join(configDir, "wrangler.toml"), toml);
-  const devVars = Object.entries(allVars)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => {
-      const text = String(v);
-      if (text.includes("'") || text.includes("\n")) throw new Error(`var ${k} cannot go in .dev.vars`);
-      return `${k}='${text}'`;
-    })
-    .join("\n");
-  writeFileSync(join(configDir, ".dev.vars"), devVars + "\n");
+  writeFileSync(join(configDir, ".dev.vars"), devVarsText(allVars));
   const args = [
     "dev", "--config", join(configDir, "wrangler.toml"),
     "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector),
