@@ -87,6 +87,14 @@ impl worker::DurableObject for OrderLedger {
         };
         Ok(self.place(lr).await)
     }
+
+    /// Retention: `ORDER_RETENTION_SECS` after an order is done, its record
+    /// goes; a later request with that poNumber is sent to Xoxoday again
+    /// (which rejects a duplicate poNumber itself).
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.state.storage().delete_all().await?;
+        Response::empty()
+    }
 }
 
 impl OrderLedger {
@@ -168,13 +176,16 @@ fn render(o: &Outcome, request_id: &str, replayed: bool) -> Response {
     resp
 }
 
-async fn save(storage: &worker::Storage, rec: &Record) {
+async fn save(storage: &worker::Storage, rec: &Record, retention_secs: u32) {
     if let Ok(text) = serde_json::to_string(rec) {
         for _ in 0..3 {
             if storage.put(RECORD_KEY, text.clone()).await.is_ok() {
-                return;
+                break;
             }
         }
+    }
+    if rec.state == "done" {
+        let _ = storage.set_alarm(std::time::Duration::from_secs(retention_secs as u64)).await;
     }
 }
 
@@ -187,7 +198,7 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp
     if resume {
         // An earlier attempt's outcome is unknown: check before placing.
         match reconcile(env, cfg, &po).await {
-            Reconciled::Found(body) => return finish_reconciled(storage, &fp, body).await,
+            Reconciled::Found(body) => return finish_reconciled(cfg, storage, &fp, body).await,
             Reconciled::Unknown(e) => return Outcome::Error { error: e, upstream_status: None },
             Reconciled::NotFound => {}
         }
@@ -208,7 +219,7 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp
             }
             let body = String::from_utf8_lossy(&ans.body).into_owned();
             if edge_cache::is_success(Operation::PlaceOrder, ans.status, &ans.body) {
-                save(storage, &Record { fingerprint: fp, state: "done".into(), status: ans.status, body: body.clone(), reconciled: false }).await;
+                save(storage, &Record { fingerprint: fp, state: "done".into(), status: ans.status, body: body.clone(), reconciled: false }, cfg.order_retention_secs).await;
                 return Outcome::Answer { status: ans.status, body, reconciled: false, upstream_status: Some(ans.status) };
             }
             if ans.status < 500 {
@@ -229,7 +240,7 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp
     };
     let (message, timed_out, upstream_status) = failure_message;
     match reconcile(env, cfg, &po).await {
-        Reconciled::Found(body) => finish_reconciled(storage, &fp, body).await,
+        Reconciled::Found(body) => finish_reconciled(cfg, storage, &fp, body).await,
         Reconciled::NotFound => {
             forget(storage).await;
             let text = format!("{message}; getOrderDetails shows no order with this poNumber, so it was not placed and retrying with the same poNumber is safe");
@@ -244,9 +255,9 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp
     }
 }
 
-async fn finish_reconciled(storage: &worker::Storage, fp: &str, details: Value) -> Outcome {
+async fn finish_reconciled(cfg: &Config, storage: &worker::Storage, fp: &str, details: Value) -> Outcome {
     let body = json!({"data": {"placeOrder": {"status": 1, "data": details}}}).to_string();
-    save(storage, &Record { fingerprint: fp.to_string(), state: "done".into(), status: 200, body: body.clone(), reconciled: true }).await;
+    save(storage, &Record { fingerprint: fp.to_string(), state: "done".into(), status: 200, body: body.clone(), reconciled: true }, cfg.order_retention_secs).await;
     Outcome::Answer { status: 200, body, reconciled: true, upstream_status: Some(200) }
 }
 

@@ -53,6 +53,9 @@ pub struct Config {
     pub upstream_timeout_ms: u32,
     /// `ORDER_TIMEOUT_MS`: timeout for placeOrder (realtime products take up to 120 s).
     pub order_timeout_ms: u32,
+    /// `ORDER_RETENTION_SECS`: how long a placed order's answer is kept for
+    /// replays of its `poNumber` (default 30 days).
+    pub order_retention_secs: u32,
 }
 
 impl Config {
@@ -151,6 +154,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     };
     let upstream_timeout_ms = num("UPSTREAM_TIMEOUT_MS", 30_000, 100, 300_000) as u32;
     let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 100, 300_000) as u32;
+    let order_retention_secs = num("ORDER_RETENTION_SECS", 2_592_000, 1, 31_536_000) as u32;
 
     let mut required = |name: &str| -> String {
         get(name).unwrap_or_else(|| {
@@ -190,6 +194,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         token_policy,
         upstream_timeout_ms,
         order_timeout_ms,
+        order_retention_secs,
     })
 }
 
@@ -270,6 +275,7 @@ pub(crate) mod tests {
         assert_eq!(c.refresh_url(), "https://stagingaccount.xoxoday.com/chef/v1/oauth/token/user");
         assert_eq!(c.catalog_cache_ttl_secs, 21_600);
         assert_eq!(c.balance_cache_ttl_secs, 10);
+        assert_eq!(c.order_retention_secs, 2_592_000);
         assert!(c.allowed_origins.is_empty());
         assert!(c.bootstrap_access_token.is_none());
         assert_eq!(c.gateway_keys.len(), 1);
