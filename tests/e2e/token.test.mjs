@@ -162,7 +162,7 @@ test("4. transient refresh failures while the token is valid: callers keep succe
     const hung = call(w, "/v1/token/refresh", { key: keys.admin });
     const fast = await op(w);
     assert.equal(fast.status, 200, "callers are not blocked by a hanging refresh");
-    assert.ok(Date.now() - t0 < 1500, "served while the refresh hangs");
+    assert.ok(Date.now() - t0 < 3000, "served while the refresh hangs (each hung attempt lasts 4 s)");
     const h = await hung;
     assert.equal(h.status, 504, h.text);
     assert.equal(h.json.error.code, "upstream_timeout");
