@@ -113,8 +113,8 @@ impl worker::DurableObject for TokenAuthority {
 
 impl TokenAuthority {
     async fn handle(&self, op: &str, body: &Value) -> Reply {
-        let cfg = match settings::parse_uncached(&self.env) {
-            Ok(c) => Rc::new(c),
+        let cfg = match settings::load(&self.env) {
+            Ok(c) => c,
             Err(problems) => {
                 return Reply {
                     grant: None,
@@ -128,7 +128,7 @@ impl TokenAuthority {
             }
         };
         if let Err(e) = self.ensure_loaded().await {
-            console_error!("{{\"event\":\"authority_storage_error\",\"detail\":\"{}\"}}", e);
+            console_error!("{}", serde_json::json!({"event": "authority_storage_error", "detail": e.to_string()}));
             return self.reply_error(&cfg, "upstream_error", "token storage unavailable", None);
         }
         self.adopt(&cfg).await;

@@ -32,8 +32,8 @@ use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, Sc
 
 /// Every HTTP request.
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    Ok(routes::handle(req, env, ctx).await)
+pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    Ok(routes::handle(req, env).await)
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

@@ -99,8 +99,8 @@ impl worker::DurableObject for OrderLedger {
 
 impl OrderLedger {
     async fn place(&self, lr: LedgerRequest) -> Response {
-        let cfg = match settings::parse_uncached(&self.env) {
-            Ok(c) => Rc::new(c),
+        let cfg = match settings::load(&self.env) {
+            Ok(c) => c,
             Err(p) => return render(&Outcome::Error { error: ApiError::misconfigured(&p), upstream_status: None }, &lr.request_id, false),
         };
         let storage = self.state.storage();

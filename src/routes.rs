@@ -26,7 +26,7 @@ use plumgate_core::errors::ApiError;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation};
 use serde_json::{json, Value};
-use worker::{console_log, Context, Env, Headers, Method, Request, Response};
+use worker::{console_log, Env, Headers, Method, Request, Response};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -35,7 +35,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Handle one request. Never fails: every outcome is a response.
-pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
+pub async fn handle(req: Request, env: Env) -> Response {
     let mut log = RequestLog {
         start_ms: now_ms(),
         request_id: request_id(),
@@ -44,7 +44,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         ..Default::default()
     };
     let origin = req.headers().get("origin").ok().flatten();
-    let result = dispatch(req, &env, &ctx, &mut log).await;
+    let result = dispatch(req, &env, &mut log).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -91,7 +91,7 @@ pub fn error_response(e: &ApiError, request_id: &str) -> Response {
     resp
 }
 
-async fn dispatch(req: Request, env: &Env, _ctx: &Context, log: &mut RequestLog) -> Result<Response, ApiError> {
+async fn dispatch(req: Request, env: &Env, log: &mut RequestLog) -> Result<Response, ApiError> {
     let path = req.path();
     // `None` for a method `worker::Method` cannot represent (it would call
     // it GET): such a request gets 405 everywhere.
@@ -290,7 +290,7 @@ async fn read_json(mut req: Request) -> Result<Value, ApiError> {
 fn health(env: &Env) -> Response {
     match settings::load(env).as_ref() {
         Ok(_) => json_response(200, &json!({"status": "ok", "version": VERSION})),
-        Err(problems) => json_response(503, &json!({"status": "misconfigured", "problems": problems})),
+        Err(problems) => json_response(503, &json!({"status": "misconfigured", "problems": &problems[..]})),
     }
 }
 

@@ -2,17 +2,19 @@
 //!
 //! Reads every variable `plumgate_core::config::parse` asks for (plain vars
 //! and secrets look the same to a Worker) and caches the result for the life
-//! of the isolate: a new deploy or a new secret starts new isolates. A
-//! configuration error is cached too, so every request answers
-//! `503 misconfigured` without re-parsing.
+//! of the isolate: a new deploy or a new secret starts new isolates (the
+//! Durable Objects' included, which use the same cache). A configuration
+//! error is cached too, so every request answers `503 misconfigured` without
+//! re-parsing.
 
 use plumgate_core::config::{self, Config};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::Env;
 
-/// A parsed configuration, or the problems that make it unusable.
-pub type Settings = Rc<Result<Config, Vec<String>>>;
+/// A parsed configuration, or the problems that make it unusable. Both are
+/// shared pointers, so handing them to a long-lived future is cheap.
+pub type Settings = Result<Rc<Config>, Rc<Vec<String>>>;
 
 thread_local! {
     static CACHE: RefCell<Option<Settings>> = const { RefCell::new(None) };
@@ -31,13 +33,7 @@ pub fn load(env: &Env) -> Settings {
     if let Some(s) = CACHE.with(|c| c.borrow().clone()) {
         return s;
     }
-    let parsed = Rc::new(config::parse(&|name| read_var(env, name)));
+    let parsed: Settings = config::parse(&|name| read_var(env, name)).map(Rc::new).map_err(Rc::new);
     CACHE.with(|c| *c.borrow_mut() = Some(parsed.clone()));
     parsed
-}
-
-/// Parse afresh without the cache (the Durable Object uses this so a changed
-/// bootstrap secret is seen as soon as its isolate is replaced).
-pub fn parse_uncached(env: &Env) -> Result<Config, Vec<String>> {
-    config::parse(&|name| read_var(env, name))
 }
