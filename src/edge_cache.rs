@@ -96,16 +96,6 @@ fn remember(key: &str, status: u16, body: &[u8], expires_at_ms: i64) {
     });
 }
 
-/// Is this a successful Plum answer for `op` (`data.<op>.status == 1`)?
-pub fn is_success(op: Operation, status: u16, body: &[u8]) -> bool {
-    if status != 200 {
-        return false;
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
-    let inner = v.get("data").and_then(|d| d.get(op.name()));
-    inner.and_then(|i| i.get("status")).and_then(plumgate_core::token::lenient_i64) == Some(1)
-}
-
 fn penalty_key(op: Operation) -> String {
     format!("https://plumgate.internal/penalty/{}", op.name())
 }

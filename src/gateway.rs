@@ -22,7 +22,7 @@ use plumgate_core::errors::ApiError;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, CacheClass, Operation};
 use plumgate_core::token::HttpRequest;
-use plumgate_core::upstream::{is_token_rejection, rate_limit_penalty};
+use plumgate_core::upstream::{is_plum_success, is_token_rejection, rate_limit_penalty};
 use serde_json::Value;
 use worker::{Env, Response};
 
@@ -82,7 +82,7 @@ pub async fn forward(
         return Err(ApiError::rate_limited(op.name(), secs));
     }
     if let (Some(ttl), Some(key)) = (ttl, cache_key.as_deref()) {
-        if edge_cache::is_success(op, answer.status, &answer.body) {
+        if is_plum_success(op.name(), answer.status, &answer.body) {
             edge_cache::put(key, answer.status, &answer.body, ttl).await;
         }
     }

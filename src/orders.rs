@@ -26,7 +26,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, Operation};
-use plumgate_core::upstream::rate_limit_penalty;
+use plumgate_core::upstream::{is_plum_success, rate_limit_penalty};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -218,7 +218,7 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp
                 return Outcome::Error { error: ApiError::rate_limited("placeOrder", secs), upstream_status: Some(ans.status) };
             }
             let body = String::from_utf8_lossy(&ans.body).into_owned();
-            if edge_cache::is_success(Operation::PlaceOrder, ans.status, &ans.body) {
+            if is_plum_success(Operation::PlaceOrder.name(), ans.status, &ans.body) {
                 save(storage, &Record { fingerprint: fp, state: "done".into(), status: ans.status, body: body.clone(), reconciled: false }, cfg.order_retention_secs).await;
                 return Outcome::Answer { status: ans.status, body, reconciled: false, upstream_status: Some(ans.status) };
             }
@@ -271,7 +271,7 @@ async fn reconcile(env: &Env, cfg: &Config, po: &str) -> Reconciled {
     let envelope = ops::build_envelope(Operation::GetOrderDetails, ops::reconcile_request(po)).to_string();
     let mut log = RequestLog::default();
     match call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64, &mut log).await {
-        Ok(ans) if edge_cache::is_success(Operation::GetOrderDetails, ans.status, &ans.body) => {
+        Ok(ans) if is_plum_success(Operation::GetOrderDetails.name(), ans.status, &ans.body) => {
             let v: Value = serde_json::from_slice(&ans.body).unwrap_or(Value::Null);
             Reconciled::Found(v["data"]["getOrderDetails"]["data"].clone())
         }

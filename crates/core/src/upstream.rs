@@ -8,6 +8,7 @@
 //! instead of an array). The status of the rate-limit answer is undocumented,
 //! so the body decides, whatever the status.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Plum 401s that a new token cannot fix: user or company disabled, IP not
@@ -72,13 +73,168 @@ pub fn rate_limit_penalty(status: u16, body: &[u8], retry_after_header: Option<&
     None
 }
 
+/// Substring search that jumps (memchr, already in the build through
+/// serde_json; `memmem` would add ~11 KB of wasm) between occurrences of the
+/// occurrences of one anchor byte of the needle: the first that is not among
+/// the commonest bytes of JSON text (`etaoinsrhdlcu_`, quote, braces, colon,
+/// comma), else the first byte. For `request_limit_exceeded` that is `q`, so
+/// a 100 KiB catalog page is checked with a handful of compares.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    if needle.is_empty() {
+        return true;
+    }
+    let anchor = needle.iter().position(|b| !b"etaoinsrhdlcu_\"{}:,".contains(b)).unwrap_or(0);
+    let byte = needle[anchor];
+    let mut from = anchor;
+    while from < haystack.len() {
+        let Some(p) = memchr::memchr(byte, &haystack[from..]) else { return false };
+        let at = from + p;
+        if haystack[at - anchor..].starts_with(needle) {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// Is this a successful Plum answer for the operation named `op`: HTTP 200
+/// and `data.<op>.status == 1` (a number or a numeric string)?
+///
+/// Reads only that one field. Everything else in the body (a catalog page
+/// can be hundreds of KiB) is skipped by the parser without being built into
+/// a tree, which is most of the cost of a cache miss otherwise. A body that
+/// is not JSON, or has no such field, is not a success.
+pub fn is_plum_success(op: &str, status: u16, body: &[u8]) -> bool {
+    if status != 200 {
+        return false;
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = serde::de::DeserializeSeed::deserialize(FieldPath { path: &["data", op, "status"] }, &mut de);
+    matches!(found, Ok(Some(v)) if crate::token::lenient_i64(&v) == Some(1)) && de.end().is_ok()
+}
+
+/// Deserializes the value at `path` (object keys) and skips the rest;
+/// `None` when the path does not exist or leads through a non-object.
+struct FieldPath<'p> {
+    path: &'p [&'p str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldPath<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.path.split_first() {
+            None => Value::deserialize(d).map(Some),
+            Some(_) => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldPath<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (head, rest) = self.path.split_first().expect("visited with a non-empty path");
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && key == *head {
+                found = map.next_value_seed(FieldPath { path: rest })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The obvious implementation `is_plum_success` must agree with.
+    fn reference(op: &str, status: u16, body: &[u8]) -> bool {
+        if status != 200 {
+            return false;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
+        let inner = v.get("data").and_then(|d| d.get(op));
+        inner.and_then(|i| i.get("status")).and_then(crate::token::lenient_i64) == Some(1)
+    }
+
+    #[test]
+    fn plum_success_reads_only_data_op_status() {
+        let big: String = (0..2000).map(|i| format!(r#"{{"productId":{i},"name":"card \"{i}\"","status":1}},"#)).collect();
+        let cases: Vec<(&str, u16, String, bool)> = vec![
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":1,"data":[]}}}"#.into(), true),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"data":[],"status":"1"}}}"#.into(), true),
+            ("getVouchers", 200, format!(r#"{{"data":{{"getVouchers":{{"data":[{}{{}}],"status":1}}}}}}"#, big), true),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":0}}}"#.into(), false),
+            ("getVouchers", 201, r#"{"data":{"getVouchers":{"status":1}}}"#.into(), false),
+            ("getVouchers", 200, r#"{"data":{"getFilters":{"status":1}}}"#.into(), false),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":[{"status":1}]}}"#.into(), false),
+            ("getVouchers", 200, r#"{"data":[{"getVouchers":{"status":1}}]}"#.into(), false),
+            ("getVouchers", 200, r#"{"getVouchers":{"status":1}}"#.into(), false),
+            ("getVouchers", 200, r#"{"data":null}"#.into(), false),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":true}}}"#.into(), false),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":1.0}}}"#.into(), true),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":1}}}"#.into(), true),
+            ("getVouchers", 200, r#"{"errors":[{"message":"x"}],"data":{"getVouchers":{"status":1}}}"#.into(), true),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":1}}} trailing"#.into(), false),
+            ("getVouchers", 200, r#"{"data":{"getVouchers":{"status":1}"#.into(), false),
+            ("getVouchers", 200, "".into(), false),
+            ("getVouchers", 200, "[1,2,3]".into(), false),
+            ("getVouchers", 200, "1".into(), false),
+            ("getVouchers", 200, r#""data""#.into(), false),
+            ("placeOrder", 200, r#"{"data":{"placeOrder":{"status":1,"data":{"orderId":7}}}}"#.into(), true),
+        ];
+        for (op, status, body, want) in &cases {
+            assert_eq!(is_plum_success(op, *status, body.as_bytes()), *want, "{op} {status} {}", &body[..body.len().min(80)]);
+            assert_eq!(reference(op, *status, body.as_bytes()), *want, "reference disagrees on {}", &body[..body.len().min(80)]);
+        }
+    }
+
+    #[test]
+    fn contains_finds_needles_anywhere() {
+        assert!(contains(b"xxrequest_limit_exceeded", b"request_limit_exceeded"));
+        assert!(contains(b"request_limit_exceeded", b"request_limit_exceeded"));
+        assert!(!contains(b"request_limit_exceede", b"request_limit_exceeded"));
+        assert!(!contains(b"", b"request_limit_exceeded"));
+        assert!(contains(b"rrrequest_limit_exceeded!", b"request_limit_exceeded"));
+        assert!(!contains(b"request_limit_exceededrequest_limit_exceede", b"z"));
+        assert!(!contains(b"req", b"request_limit_exceeded"));
+        assert!(contains(b"requestrequest_limit_exceeded", b"request_limit_exceeded"));
+        assert!(contains(b"q", b"q"));
+        assert!(!contains(b"qq", b"aq"));
+        assert!(contains(b"abc", b""));
+    }
 
     #[test]
     fn token_rejections() {
