@@ -28,12 +28,13 @@ pub mod settings;
 pub mod tokens;
 pub mod util;
 
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
 
-/// Every HTTP request.
+/// Every HTTP request. Takes the runtime's request as is (see
+/// [`routes::Incoming`] for why not `worker::Request`).
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Ok(routes::handle(req, env).await)
+pub async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+    Ok(routes::handle(routes::Incoming::new(req), env).await.into())
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

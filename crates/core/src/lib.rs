@@ -19,3 +19,4 @@ pub mod errors;
 pub mod logline;
 pub mod upstream;
 pub mod cors;
+pub mod route;
