@@ -5,7 +5,7 @@
 // group, wrk, and the JS baseline's config.
 import { spawn, execFile } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
@@ -61,13 +61,23 @@ async function stopChild(child) {
 }
 
 
-/** plumgate's wrangler.toml pointed at a prebuilt worker (no [build], no [vars]). */
-export function plumgateToml(buildDir) {
-  return readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+/**
+ * plumgate's wrangler.toml pointed at a prebuilt worker (no [build], no
+ * [vars]). `assets: false` drops the [assets] table (the demo page): locally
+ * that layer is Miniflare's asset router Worker in front of plumgate, one
+ * more Worker hop on every request, which the JS baseline does not have.
+ */
+export function plumgateToml(buildDir, { assets = true } = {}) {
+  let toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
     .replace(/^main = .*$/m, `main = ${JSON.stringify(join(buildDir, "index.js"))}`)
     .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
     .replace(/^directory = "\.\/www"$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`)
     .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");
+  if (!assets) {
+    toml = toml.replace(/^\[assets\]\n(?:(?!\[).*\n)*/m, "");
+    if (/^\[assets\]/m.test(toml)) throw new Error("could not drop [assets] from wrangler.toml");
+  }
+  return toml;
 }
 
 /** The hand-written JS baseline's wrangler.toml, main made absolute. */
@@ -76,21 +86,80 @@ export function jsWorkerToml() {
     .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, "bench/js-worker/worker.js"))}`);
 }
 
+const WORKERD_HOST = join(ROOT, "bench/workerd-host.mjs");
+
+/** Poll GET /healthz until it answers 200; returns ms since `t0`. */
+async function waitHealthy(url, child, lines, t0, what, { pollMs, timeoutMs }) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited: ${lines.slice(-20).join("\n")}`);
+    if (url()) {
+      try {
+        const r = await fetch(`${url()}/healthz`);
+        await r.text();
+        if (r.status === 200) return performance.now() - t0;
+        if (r.status === 503) throw new Error(`/healthz answered 503: ${lines.slice(-20).join("\n")}`);
+      } catch (e) {
+        if (String(e.message).startsWith("/healthz")) throw e;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not answer in ${timeoutMs / 1000} s: ${lines.slice(-20).join("\n")}`);
+    await sleep(pollMs);
+  }
+}
+
+/** Write the worker's wrangler.toml into `persistDir/config`; returns its path. */
+function writeConfig(persistDir, toml) {
+  const configDir = join(persistDir, "config");
+  mkdirSync(configDir, { recursive: true });
+  const path = join(configDir, "wrangler.toml");
+  writeFileSync(path, toml);
+  return path;
+}
+
 /**
- * Start `wrangler dev` (local workerd) for `toml` with `vars` in a generated
- * .dev.vars. Resolves once GET /healthz answers 200/503; `startup_ms` is the
- * time from spawn to that first answer (polled every `pollMs`).
+ * Start a worker in local workerd through Miniflare (bench/workerd-host.mjs),
+ * the way the bench measures: no `wrangler dev` proxy or inspector in front.
+ * Resolves once GET /healthz answers 200; `startup_ms` is the time from
+ * spawning the host process to that first answer (polled every `pollMs`).
+ */
+export async function startWorkerd({ toml, vars, persistDir, port, inspect = false, pollMs = 20, timeoutMs = 90_000 }) {
+  persistDir ??= tempDir();
+  const inspectorPort = inspect ? await freePort() : undefined;
+  const tomlPath = writeConfig(persistDir, toml);
+  const cfgPath = join(persistDir, "config", "host.json");
+  writeFileSync(cfgPath, JSON.stringify({ toml: tomlPath, vars, port: port ?? 0, inspectorPort }));
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [WORKERD_HOST, cfgPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
+  const lines = [];
+  tail(child.stdout, lines);
+  tail(child.stderr, lines);
+  let url;
+  const urlNow = () => (url ??= lines.find((l) => l.startsWith("WORKERD_READY "))?.split(" ")[1]);
+  let startupMs;
+  try {
+    startupMs = await waitHealthy(urlNow, child, lines, t0, "workerd host", { pollMs, timeoutMs });
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
+  return { url, port: Number(new URL(url).port), inspectorPort, persistDir, lines, startupMs, pid: child.pid, stop: () => stopChild(child) };
+}
+
+/**
+ * Start `wrangler dev` (local workerd behind wrangler's dev proxy) for
+ * `toml`, with `vars` in a generated .dev.vars. Same result shape as
+ * startWorkerd; used for the "under wrangler dev" reference figures.
  */
 export async function startWrangler({ toml, vars, persistDir, port, pollMs = 20, timeoutMs = 90_000 }) {
   port ??= await freePort();
   const inspectorPort = await freePort();
   persistDir ??= tempDir();
-  const configDir = join(persistDir, "config");
-  mkdirSync(configDir, { recursive: true });
-  writeFileSync(join(configDir, "wrangler.toml"), toml);
+  const tomlPath = writeConfig(persistDir, toml);
+  const configDir = dirname(tomlPath);
   writeFileSync(join(configDir, ".dev.vars"), devVarsText(vars));
   const args = [
-    "dev", "--config", join(configDir, "wrangler.toml"),
+    "dev", "--config", tomlPath,
     "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
     "--persist-to", join(persistDir, "state"), "--show-interactive-dev-session=false",
     "--log-level", "log",
@@ -101,31 +170,14 @@ export async function startWrangler({ toml, vars, persistDir, port, pollMs = 20,
   tail(child.stdout, lines);
   tail(child.stderr, lines);
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
   let startupMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited: ${lines.slice(-20).join("\n")}`);
-    try {
-      const r = await fetch(`${url}/healthz`);
-      await r.text();
-      if (r.status === 200 || r.status === 503) {
-        startupMs = performance.now() - t0;
-        if (r.status !== 200) throw new Error(`/healthz answered ${r.status}: ${lines.slice(-20).join("\n")}`);
-        break;
-      }
-    } catch (e) {
-      if (String(e.message).startsWith("/healthz")) { await stopChild(child); throw e; }
-    }
-    if (Date.now() > deadline) {
-      await stopChild(child);
-      throw new Error(`wrangler dev did not answer in ${timeoutMs / 1000} s: ${lines.slice(-20).join("\n")}`);
-    }
-    await sleep(pollMs);
+  try {
+    startupMs = await waitHealthy(() => url, child, lines, t0, "wrangler dev", { pollMs, timeoutMs });
+  } catch (e) {
+    await stopChild(child);
+    throw e;
   }
-  return {
-    url, port, inspectorPort, persistDir, lines, startupMs, pid: child.pid,
-    stop: () => stopChild(child),
-  };
+  return { url, port, inspectorPort, persistDir, lines, startupMs, pid: child.pid, stop: () => stopChild(child) };
 }
 
 /** Run `cmd args` and collect stdout/stderr (rejects on non-zero exit). */

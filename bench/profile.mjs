@@ -1,8 +1,12 @@
-// CPU profile of a worker under load, through the inspector `wrangler dev`
-// exposes: where the worker's own time goes on the hot path.
+// CPU profile of a worker under load, through the V8 inspector of its
+// workerd (Miniflare's inspectorPort; `--wrangler-dev`: wrangler dev's
+// inspector): where the worker's own time goes on the hot path. The
+// inspector also receives every console.log, which inflates the log
+// binding's share (compare CPU per request in bench/run.mjs for that).
 //
 //   node bench/profile.mjs [--build-dir DIR] [--target plumgate|js] [--op getOrderHistory|getVouchers]
-//                          [--seconds 8] [--connections 8] [--top 25]
+//                          [--nonce] [--seconds 8] [--connections 8] [--top 25] [--wrangler-dev]
+//                          [--no-assets]   (plumgate without its demo-page assets layer)
 //
 // Starts the sandbox and one worker (as bench/run.mjs does), warms it, starts
 // the V8 sampling profiler on the worker's isolate, drives wrk, stops the
@@ -12,7 +16,7 @@
 // (open it in Chrome DevTools → Performance). Loopback only, bounded.
 import { writeFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ROOT, cleanup, jsWorkerToml, makeKey, plumgateToml, startSandbox, startWrangler, tempDir, wrk } from "./lib.mjs";
+import { ROOT, cleanup, jsWorkerToml, makeKey, plumgateToml, startSandbox, startWorkerd, startWrangler, tempDir, wrk } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
@@ -101,10 +105,13 @@ async function main() {
     GATEWAY_KEYS: JSON.stringify([key.entry]),
     CALLER_KEY_SHA256: key.sha256,
   };
-  const w = await startWrangler({ toml: TARGET === "js" ? jsWorkerToml() : plumgateToml(BUILD_DIR), vars, persistDir: dir });
+  const start = argv.includes("--wrangler-dev") ? startWrangler : startWorkerd;
+  const toml = TARGET === "js" ? jsWorkerToml() : plumgateToml(BUILD_DIR, { assets: !argv.includes("--no-assets") });
+  const w = await start({ toml, vars, persistDir: dir, inspect: true });
   stops.push(async () => { await w.stop(); cleanup(dir); });
   const url = `${w.url}/v1/ops/${OP}`;
-  const load = { url, body: BODIES[OP], auth: `Bearer ${key.key}`, connections: CONN };
+  // --nonce: a unique field per request, so every getVouchers call misses the edge cache.
+  const load = { url, body: BODIES[OP], auth: `Bearer ${key.key}`, connections: CONN, nonce: argv.includes("--nonce") };
   await wrk({ ...load, seconds: 2 }); // warm: token cached, JIT warm
   const insp = await inspector(w.inspectorPort);
   await insp.send("Profiler.enable");

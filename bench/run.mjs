@@ -3,14 +3,20 @@
 //   bash scripts/bench.sh            (builds, installs wrk, then runs this)
 //   node bench/run.mjs --build-dir DIR [--quick] [--no-write]
 //
+// Every worker runs in local workerd through Miniflare (bench/workerd-host.mjs)
+// with the bindings its wrangler.toml declares; `--wrangler-dev` runs them
+// under `wrangler dev` instead (its proxy Worker and inspector in front),
+// for reference.
+//
 // Scenarios (all in the same run, so ratios compare like with like):
 //   1. hot path (token cached, uncached operation getOrderHistory):
 //      direct sandbox call vs plumgate vs the hand-written JS Worker
-//      (bench/js-worker), plus a no-op JS Worker route that measures what
-//      `wrangler dev` + workerd cost on their own;
+//      (bench/js-worker), plus two floors: a no-op JS Worker route (what the
+//      runtime costs on its own) and plumgate's /healthz (what entering the
+//      wasm worker, its log line and a JSON answer cost, with no upstream);
 //   2. refresh storm: 500 concurrent calls on a cold token cache;
 //   3. catalog: getVouchers edge-cache hit vs miss;
-//   4. cold start: fresh `wrangler dev` process to its first /healthz 200;
+//   4. cold start: fresh worker process to its first /healthz 200;
 //   5. size: index_bg.wasm raw/gzip and `wrangler deploy --dry-run`.
 // It prints a table and a budget check (PASS/FAIL), writes
 // bench/results/latest.{json,md}, and (unless --no-write) refreshes the
@@ -22,7 +28,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
   ROOT, cleanup, groupCpuSeconds, jsWorkerToml, makeKey, median, plumgateToml, run, sleep, startSandbox,
-  startWrangler, tempDir, wrk,
+  startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
@@ -32,6 +38,11 @@ const opt = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt;
 };
 const QUICK = flag("--quick");
+// --wrangler-dev: run the workers under `wrangler dev` (its proxy Worker and
+// inspector in front) instead of plain local workerd; for reference only.
+const UNDER_WRANGLER = flag("--wrangler-dev");
+const startTarget = UNDER_WRANGLER ? startWrangler : startWorkerd;
+const RUNTIME = UNDER_WRANGLER ? "wrangler dev" : "workerd";
 // --hot-only: scenarios 1 and 3 only, printed, nothing written but
 // bench/results/hot-only.json (for A/B experiments with --compare).
 const ONLY_HOT = flag("--hot-only");
@@ -124,10 +135,16 @@ const results = {
   settings: { connections: CONC, load_seconds: LOAD_SECS, latency_seconds: LAT_SECS, rounds: ROUNDS, storm: STORM, cold_reps: COLD_REPS },
 };
 
-async function plumgate(sandbox, keys, extraVars = {}, opts = {}, buildDir = BUILD_DIR) {
+/**
+ * A plumgate worker. `assets: false` (the default here) leaves out the
+ * [assets] table (the demo page): locally that puts Miniflare's asset-router
+ * Worker in front of every request, a hop the JS baseline does not have, so
+ * the like-for-like rows run without it and one row shows it separately.
+ */
+async function plumgate(sandbox, keys, { vars: extraVars = {}, assets = false, buildDir = BUILD_DIR } = {}) {
   const dir = tempDir("plumgate-bench-pg-");
-  const w = await startWrangler({
-    toml: plumgateToml(buildDir),
+  const w = await startTarget({
+    toml: plumgateToml(buildDir, { assets }),
     persistDir: dir,
     vars: {
       XOXODAY_OAUTH_URL: sandbox.oauthUrl,
@@ -137,7 +154,6 @@ async function plumgate(sandbox, keys, extraVars = {}, opts = {}, buildDir = BUI
       GATEWAY_KEYS: JSON.stringify(keys.map((k) => k.entry)),
       ...extraVars,
     },
-    ...opts,
   });
   const stop = async () => { await w.stop(); cleanup(dir); };
   cleanups.push(stop);
@@ -146,7 +162,7 @@ async function plumgate(sandbox, keys, extraVars = {}, opts = {}, buildDir = BUI
 
 async function jsWorker(sandbox, key, refreshToken, opts = {}) {
   const dir = tempDir("plumgate-bench-js-");
-  const w = await startWrangler({
+  const w = await startTarget({
     toml: jsWorkerToml(),
     persistDir: dir,
     vars: {
@@ -165,19 +181,21 @@ async function jsWorker(sandbox, key, refreshToken, opts = {}) {
 
 // ------------------------------------------------------------ scenarios
 
-async function hotPath(sandbox, pg, js, key, jsKey, alt) {
+async function hotPath(sandbox, pg, js, key, jsKey, alt, pgAssets) {
   const access = (await sandbox.admin("/tokens/issue", {})).access_token;
   const targets = [
     { id: "direct", label: "sandbox direct", url: `${sandbox.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${access}`, pgid: sandbox.pid },
     { id: "plumgate", label: "plumgate (Rust/wasm)", url: `${pg.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pg.pid },
     { id: "plumgate_dropin", label: "plumgate drop-in route", url: `${pg.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${key.key}`, pgid: pg.pid },
+    { id: "plumgate_assets", label: "plumgate + demo-page assets layer", url: `${pgAssets.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pgAssets.pid },
     { id: "js", label: "hand-written JS Worker", url: `${js.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${jsKey.key}`, pgid: js.pid },
-    { id: "noop", label: "no-op JS Worker (wrangler dev floor)", url: `${js.url}/__noop`, method: "GET", pgid: js.pid },
+    { id: "pg_floor", label: "plumgate GET /healthz (wasm floor)", url: `${pg.url}/healthz`, method: "GET", expect: 200, pgid: pg.pid },
+    { id: "noop", label: `no-op JS Worker (${RUNTIME} floor)`, url: `${js.url}/__noop`, method: "GET", expect: 204, pgid: js.pid },
   ];
   if (alt) targets.splice(3, 0, { id: "alt", label: ALT_LABEL, url: `${alt.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: alt.pid });
   // Correctness and warm-up: every target answers 200 before it is loaded.
   for (const t of targets) {
-    if (t.method === "GET") { const r = await fetch(t.url); await r.text(); if (r.status !== 204) throw new Error(`${t.id}: ${r.status}`); continue; }
+    if (t.method === "GET") { const r = await fetch(t.url); await r.text(); if (r.status !== t.expect) throw new Error(`${t.id}: ${r.status}`); continue; }
     await expect200(t.id, t.url, t.body, t.auth);
     await wrk({ ...t, connections: 4, seconds: 1 });
   }
@@ -212,6 +230,11 @@ async function hotPath(sandbox, pg, js, key, jsKey, alt) {
     plumgate_added_p50_ms: paired("plumgate", "direct", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
     plumgate_over_floor_p50_ms: paired("plumgate", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
     js_over_floor_p50_ms: paired("js", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    plumgate_vs_js_cpu: paired("plumgate", "js", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
+    assets_vs_js_rps: paired("plumgate_assets", "js", (a, b) => a.load.rps / b.load.rps),
+    assets_added_p50_ms: paired("plumgate_assets", "direct", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    wasm_floor_over_js_floor_cpu_ms: paired("pg_floor", "noop", (a, b) => a.cpu_ms_per_req - b.cpu_ms_per_req),
+    wasm_floor_over_js_floor_p50_ms: paired("pg_floor", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
   };
   if (alt) out.paired.alt_vs_plumgate_rps = paired("alt", "plumgate", (a, b) => a.load.rps / b.load.rps);
   if (alt) out.paired.alt_vs_js_rps = paired("alt", "js", (a, b) => a.load.rps / b.load.rps);
@@ -233,7 +256,7 @@ async function storm(sandbox, key, jsKey) {
     log(`refresh storm: ${which}`);
     const pair = await sandbox.admin("/tokens/issue", {});
     const w = which === "plumgate"
-      ? await plumgate(sandbox, [key], { XOXODAY_REFRESH_TOKEN: pair.refresh_token })
+      ? await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token } })
       : await jsWorker(sandbox, jsKey, pair.refresh_token);
     await sandbox.admin("/counters/reset", {});
     const url = `${w.url}/v1/ops/getOrderHistory`;
@@ -305,7 +328,8 @@ async function coldStart(sandbox, key, jsKey) {
   for (let i = 0; i < COLD_REPS; i++) {
     log(`cold start ${i + 1}/${COLD_REPS}`);
     const pair = await sandbox.admin("/tokens/issue", {});
-    const pg = await plumgate(sandbox, [key], { XOXODAY_REFRESH_TOKEN: pair.refresh_token });
+    // As shipped: wrangler.toml with its demo-page assets.
+    const pg = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token }, assets: true });
     out.plumgate.push(pg.startupMs);
     const s = performance.now();
     await expect200("first op", `${pg.url}/v1/ops/getOrderHistory`, ORDER_HISTORY, `Bearer ${key.key}`);
@@ -359,8 +383,8 @@ function budgets(r) {
   const rel = hot.paired.plumgate_vs_js_rps;
   const storm = r.storm.plumgate;
   return [
-    { name: "hot-path throughput: plumgate ≥ hand-written JS Worker", value: `${f2(rel)}× (median of per-round ratios; medians ${f0(hot.plumgate.rps)} vs ${f0(hot.js.rps)} req/s)`, pass: rel >= 1 },
-    { name: "added p50 latency over the direct call < 1 ms (c=1)", value: `${f2(added)} ms (median of per-round differences; of which the wrangler-dev floor ${f2(hot.noop.p50_ms)} ms)`, pass: added < 1 },
+    { name: "hot-path throughput: plumgate ≥ hand-written JS Worker", value: `${f2(rel)}× (median of per-round ratios; medians ${f0(hot.plumgate.rps)} vs ${f0(hot.js.rps)} req/s; with the demo-page assets layer ${f2(hot.paired.assets_vs_js_rps)}×)`, pass: rel >= 1 },
+    { name: "added p50 latency over the direct call < 1 ms (c=1)", value: `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(hot.paired.assets_added_p50_ms)} ms; a no-op JS Worker alone adds ${f2(hot.noop.p50_ms - hot.direct.p50_ms)} ms, the JS Worker ${f2(hot.js.p50_ms - hot.direct.p50_ms)} ms)`, pass: added < 1 },
     { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
     { name: "index_bg.wasm ≤ 250 KB gzip (-9)", value: `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`, pass: r.size.wasm_gzip <= GZIP_BUDGET },
   ];
@@ -369,25 +393,28 @@ function budgets(r) {
 function markdown(r) {
   const h = r.hot, c = r.catalog, s = r.storm, cs = r.cold, z = r.size;
   const L = [];
-  L.push(`Run: ${r.started_at} · ${((r.duration_s) / 60).toFixed(1)} min · git ${r.machine.git}`);
+  L.push(`Run: ${r.started_at} · ${((r.duration_s) / 60).toFixed(1)} min · git ${r.machine.git} · workers in ${r.runtime === "workerd" ? "local workerd (Miniflare, no `wrangler dev` proxy)" : "`wrangler dev`"}`);
   L.push(`Machine: ${r.machine.cpu}, ${r.machine.memory_gib} GiB, Linux ${r.machine.kernel}; Node ${r.machine.node}, wrangler ${r.machine.wrangler}, ${r.machine.wrk}.`);
   L.push(`Load average (1/5/15 min) at start ${r.load_at_start}, at end ${r.load_at_end}.`);
   L.push(`Load: wrk, 1 thread, ${r.settings.connections} connections × ${r.settings.load_seconds} s for throughput; 1 connection × ${r.settings.latency_seconds} s for latency; hot path median of ${r.settings.rounds} interleaved rounds.`);
   L.push("");
   L.push("### 1. Hot path (token cached, getOrderHistory: never edge-cached)");
   L.push("");
+  L.push("plumgate rows run without the demo page's [assets] table (like the JS Worker, which has none) except the row marked \"+ demo-page assets layer\", which is wrangler.toml as shipped.");
+  L.push("");
   L.push(`| target | req/s (c=${r.settings.connections}), median [min–max] | p50 / p99 ms (c=${r.settings.connections}) | p50 / p99 ms (c=1) | throughput vs direct | added p50 vs direct (c=1) | CPU ms per request* | non-2xx |`);
   L.push("|---|---:|---:|---:|---:|---:|---:|---:|");
-  for (const id of ["direct", "plumgate", "plumgate_dropin", "alt", "js", "noop"]) {
+  for (const id of ["direct", "plumgate", "plumgate_dropin", "plumgate_assets", "alt", "js", "pg_floor", "noop"]) {
     const t = h[id];
     if (!t) continue;
     L.push(`| ${t.label} | ${f0(t.rps)} [${f0(t.rps_min)}–${f0(t.rps_max)}] | ${f2(t.load_p50_ms)} / ${f2(t.load_p99_ms)} | ${f2(t.p50_ms)} / ${f2(t.p99_ms)} | ${ratio(t.rps, h.direct.rps)} | ${id === "direct" ? "–" : `${f2(t.p50_ms - h.direct.p50_ms)} ms`} | ${f2(t.cpu_ms_per_req)} | ${t.non2xx} |`);
   }
   L.push("");
-  L.push("\\* CPU time (user + system) of the target's own processes per request during the c=32 phase: for a worker, its `wrangler dev` node process plus its workerd; for the direct call, the sandbox. Much less sensitive to other load on the machine than req/s.");
+  L.push(`\\* CPU time (user + system) of the target's own processes per request during the c=32 phase: for a worker, its ${r.runtime === "workerd" ? "Miniflare host (node) and its workerd" : "`wrangler dev` node process plus its workerd processes"}; for the direct call, the sandbox. Much less sensitive to other load on the machine than req/s.`);
   L.push("");
   L.push(`Paired within each round (median over ${r.settings.rounds} rounds): plumgate / JS Worker throughput ${f2(h.paired.plumgate_vs_js_rps)}×; plumgate p50 over the direct call ${f2(h.paired.plumgate_added_p50_ms)} ms; ` +
-    `over the wrangler-dev floor (no-op worker, c=1): plumgate ${f2(h.paired.plumgate_over_floor_p50_ms)} ms, JS Worker ${f2(h.paired.js_over_floor_p50_ms)} ms.` +
+    `over the runtime floor (no-op JS worker, c=1): plumgate ${f2(h.paired.plumgate_over_floor_p50_ms)} ms, JS Worker ${f2(h.paired.js_over_floor_p50_ms)} ms; ` +
+    `CPU per request plumgate / JS Worker ${f2(h.paired.plumgate_vs_js_cpu)}×; the wasm floor (plumgate /healthz) over the JS floor: +${f2(h.paired.wasm_floor_over_js_floor_cpu_ms)} ms CPU, +${f2(h.paired.wasm_floor_over_js_floor_p50_ms)} ms p50.` +
     (h.paired.alt_vs_plumgate_rps ? ` ${r.compare.label}: ${f2(h.paired.alt_vs_plumgate_rps)}× plumgate's throughput, ${f2(h.paired.alt_vs_js_rps)}× the JS Worker's.` : ""));
   L.push("");
   L.push(`### 2. Refresh storm (${r.settings.storm} concurrent calls, cold token cache, fresh worker)`);
@@ -409,11 +436,11 @@ function markdown(r) {
     L.push(`| ${t.label} | ${f0(t.rps)} | ${f2(t.load_p50_ms)} / ${f2(t.load_p99_ms)} | ${f2(t.p50_ms)} / ${f2(t.p99_ms)} | ${ratio(t.rps, c.miss.rps)} | ${f2(t.cpu_ms_per_req)} |`);
   }
   L.push("");
-  L.push(`### 4. Cold start (fresh \`wrangler dev\` process → first answer; median of ${r.settings.cold_reps})`);
+  L.push(`### 4. Cold start (fresh ${r.runtime === "workerd" ? "Miniflare + workerd" : "`wrangler dev`"} process → first answer; median of ${r.settings.cold_reps})`);
   L.push("");
   L.push("| worker | spawn → first /healthz 200 | then first operation (cold token, one refresh) |");
   L.push("|---|---:|---:|");
-  L.push(`| plumgate | ${f0(cs.plumgate_ms)} ms | ${f0(cs.plumgate_first_op_ms)} ms |`);
+  L.push(`| plumgate (wrangler.toml as shipped, demo-page assets included) | ${f0(cs.plumgate_ms)} ms | ${f0(cs.plumgate_first_op_ms)} ms |`);
   L.push(`| hand-written JS Worker | ${f0(cs.js_ms)} ms | – |`);
   L.push("");
   L.push("### 5. Size");
@@ -450,7 +477,9 @@ function changes(prev, cur) {
     ["cold start (ms)", prev.cold?.plumgate_ms, cur.cold.plumgate_ms, f0],
     ["wasm gzip (bytes)", prev.size?.wasm_gzip, cur.size.wasm_gzip, f0],
   ];
-  const L = [`Compared with the previous run (${prev.started_at}, git ${prev.machine?.git ?? "?"}, load ${prev.load_at_start ?? "?"}):`, "", "| figure | previous | now | change |", "|---|---:|---:|---:|"];
+  const prevRuntime = prev.runtime ?? "wrangler dev";
+  const L = [`Compared with the previous run (${prev.started_at}, git ${prev.machine?.git ?? "?"}, load ${prev.load_at_start ?? "?"}, workers in ${prevRuntime}):`, "",
+    ...(prevRuntime !== cur.runtime ? [`**The previous run measured the workers in ${prevRuntime}, this one in ${cur.runtime}: the hot-path, catalog and cold-start rows are not comparable.**`, ""] : []), "| figure | previous | now | change |", "|---|---:|---:|---:|"];
   for (const [name, a, b, fmt] of rows) {
     const pct = typeof a === "number" && a !== 0 ? `${(((b - a) / Math.abs(a)) * 100).toFixed(0)} %` : "–";
     L.push(`| ${name} | ${a === undefined ? "–" : fmt(a)} | ${fmt(b)} | ${pct} |`);
@@ -473,16 +502,16 @@ function printTable(r) {
   const line = (...cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd(40) : String(c).padStart(14))).join(""));
   console.log("");
   console.log("=== plumgate benchmark ===");
-  console.log(`machine: ${r.machine.cpu}, load ${r.load_at_start} → ${r.load_at_end}`);
+  console.log(`machine: ${r.machine.cpu}, load ${r.load_at_start} → ${r.load_at_end}; workers in ${r.runtime}`);
   console.log("");
   console.log(`1. hot path (getOrderHistory, token cached)      c=${r.settings.connections} / c=1`);
   line("target", "req/s", "p50 ms", "p99 ms", "p50 ms c=1", "p99 ms c=1", "CPU ms/req");
-  for (const id of ["direct", "plumgate", "plumgate_dropin", "alt", "js", "noop"]) {
+  for (const id of ["direct", "plumgate", "plumgate_dropin", "plumgate_assets", "alt", "js", "pg_floor", "noop"]) {
     const t = h[id];
     if (!t) continue;
     line(t.label, f0(t.rps), f2(t.load_p50_ms), f2(t.load_p99_ms), f2(t.p50_ms), f2(t.p99_ms), f2(t.cpu_ms_per_req));
   }
-  console.log(`   paired per round: plumgate/JS throughput ${f2(h.paired.plumgate_vs_js_rps)}×; added p50 over direct (c=1) ${f2(h.paired.plumgate_added_p50_ms)} ms; over the wrangler-dev floor ${f2(h.paired.plumgate_over_floor_p50_ms)} ms (JS ${f2(h.paired.js_over_floor_p50_ms)} ms)`);
+  console.log(`   paired per round: plumgate/JS throughput ${f2(h.paired.plumgate_vs_js_rps)}×; added p50 over direct (c=1) ${f2(h.paired.plumgate_added_p50_ms)} ms; over the runtime floor ${f2(h.paired.plumgate_over_floor_p50_ms)} ms (JS ${f2(h.paired.js_over_floor_p50_ms)} ms); CPU/req plumgate/JS ${f2(h.paired.plumgate_vs_js_cpu)}×`);
   if (h.paired.alt_vs_plumgate_rps) console.log(`   ${r.compare.label}: ${f2(h.paired.alt_vs_plumgate_rps)}× plumgate, ${f2(h.paired.alt_vs_js_rps)}× JS`);
   console.log("");
   console.log(`2. refresh storm (${STORM} concurrent, cold token cache)`);
@@ -513,6 +542,7 @@ async function main() {
   if (!existsSync(join(BUILD_DIR, "index_bg.wasm"))) throw new Error(`no build in ${BUILD_DIR}: run scripts/build.sh`);
   if (!existsSync(SANDBOX_BIN)) throw new Error(`no sandbox binary at ${SANDBOX_BIN}`);
   mkdirSync(RESULTS, { recursive: true });
+  results.runtime = RUNTIME;
   results.build = { dir: BUILD_DIR, wasm_mtime: statSync(join(BUILD_DIR, "index_bg.wasm")).mtime.toISOString() };
   log(`machine: ${results.machine.cpu}; load ${results.load_at_start}`);
 
@@ -527,19 +557,22 @@ async function main() {
   log("size");
   results.size = await size();
 
-  log("starting plumgate and the JS Worker under wrangler dev");
+  log(`starting plumgate and the JS Worker (${RUNTIME})`);
   const pg = await plumgate(sandbox, [key]);
+  const pgAssetsPair = await sandbox.admin("/tokens/issue", {});
+  const pgAssets = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pgAssetsPair.refresh_token }, assets: true });
   const jsPair = await sandbox.admin("/tokens/issue", {});
   const js = await jsWorker(sandbox, jsKey, jsPair.refresh_token);
   let alt = null;
   if (ALT_DIR) {
     const altPair = await sandbox.admin("/tokens/issue", {});
-    alt = await plumgate(sandbox, [key], { XOXODAY_REFRESH_TOKEN: altPair.refresh_token }, {}, ALT_DIR);
+    alt = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: altPair.refresh_token }, buildDir: ALT_DIR });
     results.compare = { dir: ALT_DIR, label: ALT_LABEL };
   }
-  results.hot = await hotPath(sandbox, pg, js, key, jsKey, alt);
+  results.hot = await hotPath(sandbox, pg, js, key, jsKey, alt, pgAssets);
   results.catalog = await catalog(sandbox, pg, key, alt);
   await pg.stop();
+  await pgAssets.stop();
   await js.stop();
   if (alt) await alt.stop();
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # README bench command:
 #
-#   bash scripts/bench.sh [--quick] [--no-write] [--compare DIR [--compare-label TEXT]]
+#   bash scripts/bench.sh [--quick] [--no-write] [--compare DIR [--compare-label TEXT]] [--wrangler-dev]
 #
 # 1. setup (idempotent), 2. the load generator (Debian's wrk, installed only
 # if missing), 3. release builds of the worker (wasm) and the sandbox,
 # 4. bench/run.mjs: the sandbox, plumgate and the hand-written JS Worker
-# (bench/js-worker) under `wrangler dev` (local workerd), loopback only,
-# bounded (about 5 minutes after the build; --quick about 1.5). Prints the
+# (bench/js-worker) in local workerd through Miniflare (--wrangler-dev:
+# under `wrangler dev`), loopback only, bounded (about 7 minutes after the
+# build; --quick about 1.5). Prints the
 # table and the budget check, writes bench/results/latest.{json,md} and refreshes the
 # generated block of BENCHMARKS.md (--no-write: leave it alone).
 # Budgets that fail are printed as FAIL; the exit code is 0 unless the bench
