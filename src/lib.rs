@@ -28,7 +28,14 @@ pub mod settings;
 pub mod tokens;
 pub mod util;
 
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
+
+/// Runs once, when the runtime instantiates the module.
+#[wasm_bindgen(start)]
+pub fn start() {
+    util::schedule_futures_with_promises();
+}
 
 /// Every HTTP request. Takes the runtime's request as is (see
 /// [`routes::Incoming`] for why not `worker::Request`).

@@ -1,8 +1,28 @@
-//! Small runtime helpers: the clock, randomness, request ids and JSON
-//! responses. Kept here so every module reads time and randomness one way.
+//! Small runtime helpers: the clock, randomness, request ids, JSON
+//! responses and how async Rust is scheduled on the runtime. Kept here so
+//! every module reads time and randomness one way.
 
 use serde_json::Value;
+use wasm_bindgen::JsValue;
 use worker::{Headers, Response};
+
+/// Have `wasm-bindgen-futures` wake its task queue with resolved-promise
+/// reactions rather than `queueMicrotask`. It picks `queueMicrotask` once,
+/// when its queue is created, if that global exists; in workerd that call
+/// costs more than a promise reaction (bench A/B: 0.644 -> 0.605 ms CPU per
+/// hot-path request). So: hide the global, create the queue (an empty task),
+/// put the global back. Both paths are wasm-bindgen-futures' own; nothing
+/// else sees the global missing. Called once, when the module starts.
+pub fn schedule_futures_with_promises() {
+    let global = js_sys::global();
+    let name = JsValue::from_str("queueMicrotask");
+    let Ok(original) = js_sys::Reflect::get(&global, &name) else { return };
+    if !original.is_function() || js_sys::Reflect::set(&global, &name, &JsValue::UNDEFINED) != Ok(true) {
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async {});
+    let _ = js_sys::Reflect::set(&global, &name, &original);
+}
 
 /// Wall-clock time in epoch milliseconds (`Date.now()`).
 pub fn now_ms() -> i64 {
