@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use wasm_bindgen::JsValue;
-use worker::{Headers, Response};
+use worker::Response;
 
 /// Have `wasm-bindgen-futures` wake its task queue with resolved-promise
 /// reactions rather than `queueMicrotask`. It picks `queueMicrotask` once,
@@ -46,7 +46,8 @@ pub fn request_id() -> String {
             *x = (js_sys::Math::random() * 256.0) as u8;
         }
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    b.iter().flat_map(|x| [HEX[(x >> 4) as usize] as char, HEX[(x & 15) as usize] as char]).collect()
 }
 
 /// A JSON response with the given status.
@@ -57,11 +58,14 @@ pub fn json_response(status: u16, body: &Value) -> Response {
 /// A response with a body and content type. Never fails: a header error
 /// falls back to an empty 500.
 pub fn bytes_response(status: u16, body: Vec<u8>, content_type: &str) -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", content_type);
-    let _ = headers.set("cache-control", "no-store");
-    match Response::from_bytes(body) {
-        Ok(r) => r.with_status(status).with_headers(headers),
+    // One header object with its two headers (`Response::from_bytes` would
+    // make one with an octet-stream type first, to be replaced).
+    let built = Response::builder()
+        .with_status(status)
+        .with_header("content-type", content_type)
+        .and_then(|b| b.with_header("cache-control", "no-store"));
+    match built {
+        Ok(b) => b.fixed(body),
         Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| fallback()),
     }
 }
