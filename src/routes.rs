@@ -40,8 +40,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The incoming request, as far as plumgate reads it: method, path, headers
 /// and (once) the body. Built from the runtime's request directly rather
 /// than through `worker::Request`, whose conversion reads `request.cf`: the
-/// runtime builds that object anew on every read, which profiled at about a
-/// quarter of the CPU of a `/healthz`, and plumgate never uses it.
+/// runtime builds that object anew on every read (about 0.03 ms CPU, a tenth
+/// of a `/healthz`, in a same-run A/B), and plumgate never uses it.
 pub struct Incoming {
     raw: web_sys::Request,
     /// The method exactly as sent.

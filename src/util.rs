@@ -9,8 +9,8 @@ use worker::Response;
 /// Have `wasm-bindgen-futures` wake its task queue with resolved-promise
 /// reactions rather than `queueMicrotask`. It picks `queueMicrotask` once,
 /// when its queue is created, if that global exists; in workerd that call
-/// costs more than a promise reaction (bench A/B: 0.644 -> 0.605 ms CPU per
-/// hot-path request). So: hide the global, create the queue (an empty task),
+/// costs more than a promise reaction (same-run A/B: 0.679 -> 0.650 ms CPU
+/// per hot-path request). So: hide the global, create the queue (an empty task),
 /// put the global back. Both paths are wasm-bindgen-futures' own; nothing
 /// else sees the global missing. Called once, when the module starts.
 pub fn schedule_futures_with_promises() {
