@@ -7,6 +7,7 @@
 //   node bench/profile.mjs [--build-dir DIR] [--target plumgate|js] [--op getOrderHistory|getVouchers]
 //                          [--nonce] [--seconds 8] [--connections 8] [--top 25] [--wrangler-dev]
 //                          [--no-assets]   (plumgate without its demo-page assets layer)
+//                          [--heap]        (JS heap allocations instead of CPU: bytes per request by allocating function)
 //
 // Starts the sandbox and one worker (as bench/run.mjs does), warms it, starts
 // the V8 sampling profiler on the worker's isolate, drives wrk, stops the
@@ -90,6 +91,33 @@ function summarise(profile, requests) {
   for (const [k, v] of top) console.log(`  ${(v / requests).toFixed(4).padStart(8)}  ${((v / busy) * 100).toFixed(1).padStart(5)} %  ${k.slice(0, 140)}`);
 }
 
+// Sampled JS heap allocations during the load (V8 HeapProfiler sampling, one
+// sample per 256 allocated bytes on average): what the worker's JS side
+// allocates per request, which is what its garbage-collector time follows.
+async function heapProfile(insp, load) {
+  await insp.send("HeapProfiler.enable");
+  await insp.send("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const r = await wrk({ ...load, seconds: SECONDS });
+  const { profile } = await insp.send("HeapProfiler.stopSampling");
+  insp.close();
+  console.log(`${TARGET} ${OP}: ${r.rps.toFixed(0)} req/s at c=${CONN}, non-2xx ${r.non2xx}`);
+  const self = new Map();
+  let total = 0;
+  const walk = (n) => {
+    const cf = n.callFrame;
+    const key = `${cf.functionName || "(anonymous)"} ${cf.url ? cf.url.replace(/^.*\//, "") : ""}`;
+    total += n.selfSize;
+    self.set(key, (self.get(key) ?? 0) + n.selfSize);
+    for (const c of n.children) walk(c);
+  };
+  walk(profile.head);
+  // Garbage included (both include...CollectedBy flags): all sampled allocations.
+  console.log(`sampled JS heap allocations: ${(total / r.requests).toFixed(0)} B per request`);
+  console.log(`top ${TOP} allocating functions (bytes per request):`);
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP);
+  for (const [k, v] of top) console.log(`  ${(v / r.requests).toFixed(1).padStart(8)}  ${k.slice(0, 140)}`);
+}
+
 async function main() {
   const sandbox = await startSandbox(join(ROOT, "target/release/plumgate-sandbox"));
   stops.push(() => sandbox.stop());
@@ -114,6 +142,7 @@ async function main() {
   const load = { url, body: BODIES[OP], auth: `Bearer ${key.key}`, connections: CONN, nonce: argv.includes("--nonce") };
   await wrk({ ...load, seconds: 2 }); // warm: token cached, JIT warm
   const insp = await inspector(w.inspectorPort);
+  if (argv.includes("--heap")) return heapProfile(insp, load);
   await insp.send("Profiler.enable");
   await insp.send("Profiler.setSamplingInterval", { interval: 200 });
   await insp.send("Profiler.start");
