@@ -72,7 +72,7 @@ pub async fn forward(
     }
     log.cache = cache_state;
 
-    let envelope = ops::build_envelope(op, data).to_string();
+    let envelope = ops::envelope_text(op, &data);
     let answer = call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64, log)
         .await
         .map_err(CallError::into_api)?;

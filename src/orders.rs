@@ -207,7 +207,7 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp
         forget(storage).await;
         return Outcome::Error { error: ApiError::rate_limited("placeOrder", secs), upstream_status: None };
     }
-    let envelope = ops::build_envelope(Operation::PlaceOrder, data).to_string();
+    let envelope = ops::envelope_text(Operation::PlaceOrder, &data);
     let mut log = RequestLog::default();
     let first = call_with_token(env, cfg, &envelope, cfg.order_timeout_ms as u64, &mut log).await;
     let failure_message = match first {
@@ -268,7 +268,7 @@ enum Reconciled {
 }
 
 async fn reconcile(env: &Env, cfg: &Config, po: &str) -> Reconciled {
-    let envelope = ops::build_envelope(Operation::GetOrderDetails, ops::reconcile_request(po)).to_string();
+    let envelope = ops::envelope_text(Operation::GetOrderDetails, &ops::reconcile_request(po));
     let mut log = RequestLog::default();
     match call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64, &mut log).await {
         Ok(ans) if is_plum_success(Operation::GetOrderDetails.name(), ans.status, &ans.body) => {

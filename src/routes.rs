@@ -29,7 +29,7 @@ use plumgate_core::ops::{self, EnvelopeError, Operation};
 use plumgate_core::route::path_of;
 use serde_json::{json, Value};
 use wasm_bindgen_futures::JsFuture;
-use worker::{console_log, web_sys, Env, Headers, Method, Request, Response};
+use worker::{web_sys, Env, Headers, Method, Request, Response};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -114,7 +114,7 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
             }
         }
     }
-    console_log!("{}", log.line(now_ms()));
+    web_sys::console::log_1(&log.line(now_ms()).into());
     resp
 }
 

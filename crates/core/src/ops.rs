@@ -232,6 +232,36 @@ pub fn build_envelope(op: Operation, data: Value) -> Value {
     }
 }
 
+/// [`build_envelope`] as the text that goes upstream, serialized straight
+/// from `data` without building a tree around it (every forwarded call
+/// does this). The same bytes as `build_envelope(op, data).to_string()`:
+/// keys in the order serde_json's sorted maps write them.
+pub fn envelope_text(op: Operation, data: &Value) -> String {
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        data: &'a Value,
+    }
+    #[derive(serde::Serialize)]
+    struct Variables<'a> {
+        query: &'a str,
+        tag: &'a str,
+        variables: Data<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct TopLevelData<'a> {
+        data: Data<'a>,
+        query: &'a str,
+        tag: &'a str,
+    }
+    let (query, tag) = (op.query(), TAG);
+    let text = match op {
+        Operation::PaymentHistory => serde_json::to_string(&TopLevelData { data: Data { data }, query, tag }),
+        _ => serde_json::to_string(&Variables { query, tag, variables: Data { data } }),
+    };
+    // A `Value` always serializes (its map keys are strings).
+    text.unwrap_or_default()
+}
+
 /// Why a Xoxoday envelope sent to the drop-in route can't be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvelopeError {

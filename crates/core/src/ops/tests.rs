@@ -583,6 +583,16 @@ fn envelopes_are_built_exactly() {
 }
 
 #[test]
+fn envelope_text_is_build_envelope_as_text() {
+    let odd = json!({"z": [1, 2.5, null, true], "a": {"y": "é \" \\ \n \u{1}", "b": -0.0}, "": {}});
+    for op in Operation::ALL {
+        for data in [valid(op), json!({}), odd.clone(), with(valid(op), "extra", Some(odd.clone()))] {
+            assert_eq!(envelope_text(op, &data), build_envelope(op, data.clone()).to_string(), "{op}");
+        }
+    }
+}
+
+#[test]
 fn parse_envelope_round_trips_build_envelope() {
     for op in Operation::ALL {
         let data = with(valid(op), "extra", Some(json!({"kept": true})));
