@@ -7,9 +7,9 @@
 //! - request validation (`validate`): invalid input is rejected before any
 //!   upstream call, with a [`ValidationError`] whose message names the field
 //!   and the rule but never echoes the value (values may be PII or secrets);
-//! - the Xoxoday envelope: building the canonical one (`build_envelope`) and
-//!   taking apart one sent by an existing client to the drop-in route
-//!   (`parse_envelope`);
+//! - the Xoxoday envelope: building the canonical one (`build_envelope`; as
+//!   the text sent upstream, `envelope_text`) and taking apart one sent by
+//!   an existing client to the drop-in route (`parse_envelope`);
 //! - the placeOrder idempotency fingerprint and the getOrderDetails body used
 //!   to reconcile an order after an uncertain upstream answer (contract §5);
 //! - the OpenAPI 3.1 document served at `GET /openapi.json`
