@@ -1,32 +1,44 @@
-// Paired A/B of two plumgate builds: is B cheaper than A per request?
+// Paired comparison of workers: is B (and C, ...) cheaper than A per request?
 //
-//   node bench/ab.mjs DIR_A DIR_B [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz]
+//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz]
+//
+// Each target is a plumgate build directory (e.g. a copy of build/ taken
+// before a change), or the hand-written JS baseline: `js` as the bench runs
+// it, `js:none` without the upstream call (a fixed answer: the front half
+// alone), `js:contract` calling upstream the way plumgate must (timeout, no
+// redirects, whole body read and scanned) instead of streaming it.
 //
 // The full bench (bash scripts/bench.sh --compare DIR) runs 5 rounds; on this
 // shared machine that cannot tell apart changes under ~5 % of CPU per
-// request. This runs A and B (both without the demo-page [assets], like the
-// bench's like-for-like rows) side by side in local workerd and alternates
-// short 32-connection phases, A then B, B then A, ... For every pair it
-// takes B's CPU per request over A's, so slow drift in background load
-// cancels out. Prints the median of those ratios and in how many pairs B
-// was cheaper. Calibrate by running a build against a copy of itself: there
-// the median sat at 0.98–1.0 and B "won" 6–8 of 12 pairs (2026-11-25).
+// request. This runs every target (plumgate without the demo-page [assets],
+// like the bench's like-for-like rows) side by side in local workerd and
+// runs short 32-connection phases round-robin, the start rotating each
+// round (with two targets: A then B, B then A, ...). Within each round it
+// takes every target's CPU per request over A's, so slow drift in background
+// load cancels out, and prints the median of those ratios and in how many
+// rounds the target was cheaper than A. Calibrate by running a build against
+// a copy of itself: there the median sat at 0.98–1.0 and B "won" 6–8 of 12
+// pairs (2026-11-25).
 //
-// Loopback only; about pairs × 2 × (seconds + 0.5) s plus ~20 s start-up;
-// a hard stop ends it after 10 minutes.
+// Loopback only; about rounds × targets × (seconds + 0.5) s plus ~10 s of
+// start-up per target; a hard stop ends it after 10 minutes.
 import { resolve, join } from "node:path";
-import { ROOT, cleanup, groupCpuSeconds, makeKey, median, plumgateToml, startSandbox, startWorkerd, tempDir, wrk } from "./lib.mjs";
+import { ROOT, cleanup, groupCpuSeconds, jsWorkerToml, makeKey, median, plumgateToml, startSandbox, startWorkerd, tempDir, wrk } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-const dirs = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--"))).slice(0, 2).map((d) => resolve(d));
-if (dirs.length !== 2) {
-  console.error("usage: node bench/ab.mjs DIR_A DIR_B [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz]");
+const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz]\n" +
+  "  a target is a plumgate build directory, or js | js:none | js:contract";
+const names = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+const JS_VARIANTS = { js: undefined, "js:none": "none", "js:contract": "contract" };
+if (names.length < 2 || names.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
+  console.error(USAGE);
   process.exit(2);
 }
 const PAIRS = Number(opt("--pairs", 12));
 const SECONDS = Number(opt("--seconds", 3));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
+const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 
 const stops = [];
 const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
@@ -38,36 +50,43 @@ async function main() {
   await sandbox.admin("/config", { rate_limits: { getOrderHistory: 1e9 } });
   const key = makeKey("bench", ["*"]);
   const workers = [];
-  for (const dir of dirs) {
+  for (const name of names) {
     const persistDir = tempDir("plumgate-ab-");
     // Each worker gets its own refresh token: they rotate independently.
     const { refresh_token } = await sandbox.admin("/tokens/issue", {});
-    const w = await startWorkerd({
-      toml: plumgateToml(dir, { assets: false }),
-      persistDir,
-      vars: {
-        XOXODAY_OAUTH_URL: sandbox.oauthUrl,
-        XOXODAY_CLIENT_ID: "plumgate-dev-client",
-        XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
-        XOXODAY_REFRESH_TOKEN: refresh_token,
-        GATEWAY_KEYS: JSON.stringify([key.entry]),
-      },
-    });
+    const vars = {
+      XOXODAY_OAUTH_URL: sandbox.oauthUrl,
+      XOXODAY_CLIENT_ID: "plumgate-dev-client",
+      XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
+      XOXODAY_REFRESH_TOKEN: refresh_token,
+    };
+    const js = name in JS_VARIANTS;
+    if (js) {
+      vars.CALLER_KEY_SHA256 = key.sha256;
+      if (JS_VARIANTS[name]) vars.BENCH_UPSTREAM = JS_VARIANTS[name];
+    } else {
+      vars.GATEWAY_KEYS = JSON.stringify([key.entry]);
+    }
+    const toml = js ? jsWorkerToml() : plumgateToml(resolve(name), { assets: false });
+    const w = await startWorkerd({ toml, persistDir, vars });
     stops.push(async () => { await w.stop(); cleanup(persistDir); });
     workers.push(w);
   }
   const load = (w) => PATH === "/healthz"
     ? { url: w.url + PATH, method: "GET" }
-    : { url: w.url + PATH, body: { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 }, auth: `Bearer ${key.key}` };
+    : { url: w.url + PATH, body: BODY, auth: `Bearer ${key.key}` };
   for (const w of workers) await wrk({ ...load(w), connections: 8, seconds: 2 }); // token cached, JIT warm
 
-  const cpu = [[], []];
-  const rps = [[], []];
-  const ratios = [];
+  const n = workers.length;
+  const cpu = workers.map(() => []);
+  const rps = workers.map(() => []);
+  const ratios = workers.map(() => []);
   let bad = 0;
   for (let p = 0; p < PAIRS; p++) {
     const here = [];
-    for (const i of p % 2 ? [1, 0] : [0, 1]) {
+    // Two targets: A B, B A, ... More: the start rotates each round.
+    const order = n === 2 ? (p % 2 ? [1, 0] : [0, 1]) : workers.map((_, j) => (j + p) % n);
+    for (const i of order) {
       const c0 = groupCpuSeconds(workers[i].pid);
       const r = await wrk({ ...load(workers[i]), connections: 32, seconds: SECONDS });
       here[i] = ((groupCpuSeconds(workers[i].pid) - c0) * 1000) / r.requests;
@@ -75,15 +94,17 @@ async function main() {
       rps[i].push(r.rps);
       bad += r.non2xx + r.socket_errors;
     }
-    ratios.push(here[1] / here[0]);
-    process.stderr.write(`[ab] pair ${p + 1}/${PAIRS}: B/A CPU ${ratios.at(-1).toFixed(3)}\n`);
+    for (let i = 1; i < n; i++) ratios[i].push(here[i] / here[0]);
+    process.stderr.write(`[ab] round ${p + 1}/${PAIRS}: CPU ms/request ${here.map((x) => x.toFixed(3)).join(" ")}\n`);
   }
   const f3 = (x) => x.toFixed(3);
-  console.log(`path ${PATH}, ${PAIRS} pairs of ${SECONDS} s at 32 connections`);
-  console.log(`A ${dirs[0]}: CPU ms/request median ${f3(median(cpu[0]))}, req/s median ${median(rps[0]).toFixed(0)}`);
-  console.log(`B ${dirs[1]}: CPU ms/request median ${f3(median(cpu[1]))}, req/s median ${median(rps[1]).toFixed(0)}`);
-  console.log(`B/A CPU per request, median of pairs: ${f3(median(ratios))}; B cheaper in ${ratios.filter((r) => r < 1).length} of ${PAIRS} pairs`);
-  console.log(`pair ratios: ${ratios.map((r) => r.toFixed(2)).join(" ")}`);
+  console.log(`path ${PATH}, ${PAIRS} rounds of ${SECONDS} s per target at 32 connections`);
+  names.forEach((name, i) => {
+    const label = String.fromCharCode(65 + i);
+    const vsA = i === 0 ? "" : `; ${label}/A median of rounds ${f3(median(ratios[i]))}, cheaper than A in ${ratios[i].filter((r) => r < 1).length} of ${PAIRS}`;
+    console.log(`${label} ${name}: CPU ms/request median ${f3(median(cpu[i]))}, req/s median ${median(rps[i]).toFixed(0)}${vsA}`);
+  });
+  for (let i = 1; i < n; i++) console.log(`${String.fromCharCode(65 + i)}/A per round: ${ratios[i].map((r) => r.toFixed(2)).join(" ")}`);
   if (bad) console.log(`WARNING: ${bad} non-2xx answers or socket errors`);
 }
 

@@ -4,7 +4,7 @@
 // inspector also receives every console.log, which inflates the log
 // binding's share (compare CPU per request in bench/run.mjs for that).
 //
-//   node bench/profile.mjs [--build-dir DIR] [--target plumgate|js] [--op getOrderHistory|getVouchers]
+//   node bench/profile.mjs [--build-dir DIR] [--target plumgate|js] [--op getOrderHistory|getVouchers|healthz]
 //                          [--nonce] [--seconds 8] [--connections 8] [--top 25] [--wrangler-dev]
 //                          [--no-assets]   (plumgate without its demo-page assets layer)
 //                          [--heap]        (JS heap allocations instead of CPU: bytes per request by allocating function)
@@ -137,9 +137,11 @@ async function main() {
   const toml = TARGET === "js" ? jsWorkerToml() : plumgateToml(BUILD_DIR, { assets: !argv.includes("--no-assets") });
   const w = await start({ toml, vars, persistDir: dir, inspect: true });
   stops.push(async () => { await w.stop(); cleanup(dir); });
-  const url = `${w.url}/v1/ops/${OP}`;
+  // --op healthz: GET /healthz (the per-request floor: no body, no upstream call).
   // --nonce: a unique field per request, so every getVouchers call misses the edge cache.
-  const load = { url, body: BODIES[OP], auth: `Bearer ${key.key}`, connections: CONN, nonce: argv.includes("--nonce") };
+  const load = OP === "healthz"
+    ? { url: `${w.url}/healthz`, method: "GET", connections: CONN }
+    : { url: `${w.url}/v1/ops/${OP}`, body: BODIES[OP], auth: `Bearer ${key.key}`, connections: CONN, nonce: argv.includes("--nonce") };
   await wrk({ ...load, seconds: 2 }); // warm: token cached, JIT warm
   const insp = await inspector(w.inspectorPort);
   if (argv.includes("--heap")) return heapProfile(insp, load);

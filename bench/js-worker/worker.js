@@ -19,6 +19,19 @@ const QUERIES = {
 };
 
 const enc = new TextEncoder();
+const LIMIT_MARK = enc.encode("request_limit_exceeded");
+// What the sandbox answers getOrderHistory with, for BENCH_UPSTREAM=none.
+const FIXED_ANSWER = '{"data":{"getOrderHistory":{"data":[],"status":1}}}';
+
+/** Does `bytes` contain `mark`? */
+function includes(bytes, mark) {
+  for (let i = bytes.indexOf(mark[0]); i >= 0 && i + mark.length <= bytes.length; i = bytes.indexOf(mark[0], i + 1)) {
+    let k = 1;
+    while (k < mark.length && bytes[i + k] === mark[k]) k++;
+    if (k === mark.length) return true;
+  }
+  return false;
+}
 let token = null; // { access, exp } in isolate memory
 let inflight = null; // one refresh at a time in this isolate
 let keyHash = null;
@@ -96,16 +109,37 @@ export default {
       let data;
       try { data = await request.json(); } catch { return json(status = 400, { error: "invalid json" }); }
       const access = await bearer(env);
-      const upstream = await fetch(`${env.XOXODAY_OAUTH_URL}/v1/oauth/api`, {
+      const envelope = JSON.stringify({ query: QUERIES[op], tag: "plumProAPI", variables: { data } });
+      // BENCH_UPSTREAM (bench/ab.mjs `js:none`, `js:contract`; never set by
+      // bench/run.mjs): "none" answers a fixed body instead of calling
+      // upstream (the front half alone); "contract" calls upstream the way
+      // plumgate must (contract §4: timeout, no redirects, the whole body
+      // read and scanned for a rate-limit answer) instead of streaming it.
+      if (env.BENCH_UPSTREAM === "none") {
+        status = 200;
+        return new Response(FIXED_ANSWER, { status, headers: { "content-type": "application/json; charset=utf-8" } });
+      }
+      const contract = env.BENCH_UPSTREAM === "contract";
+      const init = {
         method: "POST",
         headers: {
           authorization: `Bearer ${access}`,
           "content-type": "application/json",
           accept: "application/json",
         },
-        body: JSON.stringify({ query: QUERIES[op], tag: "plumProAPI", variables: { data } }),
-      });
+        body: envelope,
+      };
+      if (contract) {
+        init.redirect = "manual";
+        init.signal = AbortSignal.timeout(30_000);
+      }
+      const upstream = await fetch(`${env.XOXODAY_OAUTH_URL}/v1/oauth/api`, init);
       status = upstream.status;
+      if (contract) {
+        const bytes = new Uint8Array(await upstream.arrayBuffer());
+        if (status === 401 || status === 429 || includes(bytes, LIMIT_MARK)) return json(status = 502, { error: "token or rate-limit answer" });
+        return new Response(bytes, { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" } });
+      }
       return new Response(upstream.body, {
         status,
         headers: { "content-type": "application/json; charset=utf-8" },
