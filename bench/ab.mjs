@@ -1,6 +1,6 @@
 // Paired comparison of workers: is B (and C, ...) cheaper than A per request?
 //
-//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz]
+//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]
 //
 // Each target is a plumgate build directory (e.g. a copy of build/ taken
 // before a change), or the hand-written JS baseline: `js` as the bench runs
@@ -20,14 +20,18 @@
 // a copy of itself: there the median sat at 0.98–1.0 and B "won" 6–8 of 12
 // pairs (2026-11-25).
 //
+// --threads also prints each target's CPU per request split by process and
+// thread (workerd's main thread runs the isolates; node is the Miniflare
+// host, which reads and re-prints the worker's log lines).
+//
 // Loopback only; about rounds × targets × (seconds + 0.5) s plus ~10 s of
 // start-up per target; a hard stop ends it after 10 minutes.
 import { resolve, join } from "node:path";
-import { ROOT, cleanup, groupCpuSeconds, jsWorkerToml, makeKey, median, plumgateToml, startSandbox, startWorkerd, tempDir, wrk } from "./lib.mjs";
+import { ROOT, cleanup, groupCpuSeconds, groupThreadCpuSeconds, jsWorkerToml, makeKey, median, plumgateToml, startSandbox, startWorkerd, tempDir, wrk } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz]\n" +
+const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
   "  a target is a plumgate build directory, or js | js:none | js:contract";
 const names = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
 const JS_VARIANTS = { js: undefined, "js:none": "none", "js:contract": "contract" };
@@ -81,15 +85,23 @@ async function main() {
   const cpu = workers.map(() => []);
   const rps = workers.map(() => []);
   const ratios = workers.map(() => []);
+  const threadCpu = workers.map(() => new Map());
+  const served = workers.map(() => 0);
+  const THREADS = argv.includes("--threads");
   let bad = 0;
   for (let p = 0; p < PAIRS; p++) {
     const here = [];
     // Two targets: A B, B A, ... More: the start rotates each round.
     const order = n === 2 ? (p % 2 ? [1, 0] : [0, 1]) : workers.map((_, j) => (j + p) % n);
     for (const i of order) {
+      const t0 = THREADS ? groupThreadCpuSeconds(workers[i].pid) : null;
       const c0 = groupCpuSeconds(workers[i].pid);
       const r = await wrk({ ...load(workers[i]), connections: 32, seconds: SECONDS });
       here[i] = ((groupCpuSeconds(workers[i].pid) - c0) * 1000) / r.requests;
+      if (t0) {
+        for (const [k, v] of groupThreadCpuSeconds(workers[i].pid)) threadCpu[i].set(k, (threadCpu[i].get(k) ?? 0) + v - (t0.get(k) ?? 0));
+        served[i] += r.requests;
+      }
       cpu[i].push(here[i]);
       rps[i].push(r.rps);
       bad += r.non2xx + r.socket_errors;
@@ -105,6 +117,12 @@ async function main() {
     console.log(`${label} ${name}: CPU ms/request median ${f3(median(cpu[i]))}, req/s median ${median(rps[i]).toFixed(0)}${vsA}`);
   });
   for (let i = 1; i < n; i++) console.log(`${String.fromCharCode(65 + i)}/A per round: ${ratios[i].map((r) => r.toFixed(2)).join(" ")}`);
+  if (THREADS) {
+    names.forEach((name, i) => {
+      const rows = [...threadCpu[i]].filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+      console.log(`${String.fromCharCode(65 + i)} ${name}, CPU ms/request by process/thread (all rounds): ${rows.map(([k, v]) => `${k} ${f3((v * 1000) / served[i])}`).join(", ")}`);
+    });
+  }
   if (bad) console.log(`WARNING: ${bad} non-2xx answers or socket errors`);
 }
 

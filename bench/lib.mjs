@@ -254,3 +254,32 @@ export function groupCpuSeconds(pgid) {
   }
   return ticks / hz;
 }
+
+/**
+ * CPU seconds (user + system) of process group `pgid`, by "process/thread"
+ * name (threads of one name summed).
+ */
+export function groupThreadCpuSeconds(pgid) {
+  const hz = 100; // USER_HZ on Linux
+  const out = new Map();
+  const fields = (stat) => stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const name = (stat) => stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  let entries = [];
+  try { entries = readdirSync("/proc"); } catch { return out; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat;
+    try { stat = readFileSync(`/proc/${e}/stat`, "utf8"); } catch { continue; }
+    if (Number(fields(stat)[2]) !== pgid) continue;
+    let tasks = [];
+    try { tasks = readdirSync(`/proc/${e}/task`); } catch { continue; }
+    for (const t of tasks) {
+      let ts;
+      try { ts = readFileSync(`/proc/${e}/task/${t}/stat`, "utf8"); } catch { continue; }
+      const f = fields(ts);
+      const k = `${name(stat)}/${name(ts)}`;
+      out.set(k, (out.get(k) ?? 0) + (Number(f[11]) + Number(f[12])) / hz);
+    }
+  }
+  return out;
+}
