@@ -22,6 +22,15 @@ test("healthz, openapi and a forwarded getBalance", async () => {
     assert.equal(h.json.status, "ok");
     assert.match(h.json.version, /^\d+\.\d+\.\d+/);
     assert.match(h.headers["x-request-id"], /^[0-9a-f]{32}$/);
+    // Ids come from a pool of random bytes refilled every 32 requests: 70
+    // requests cross two refills, and no id repeats.
+    const ids = new Set([h.headers["x-request-id"]]);
+    for (let i = 0; i < 70; i++) {
+      const r = await call(w, "/healthz", { method: "GET" });
+      assert.match(r.headers["x-request-id"], /^[0-9a-f]{32}$/);
+      ids.add(r.headers["x-request-id"]);
+    }
+    assert.equal(ids.size, 71, "every request id is distinct");
 
     const spec = await call(w, "/openapi.json", { method: "GET" });
     assert.equal(spec.status, 200);
