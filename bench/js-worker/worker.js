@@ -7,7 +7,9 @@
 // Deliberately naive where a hand-written worker usually is: no body
 // validation, no single-flight across isolates, no refresh-token rotation
 // safety beyond "write the new one to KV", no rate-limit penalties.
-// Used only by the benchmark (bench/run.mjs), never deployed.
+// Used only by the benchmark (bench/run.mjs; bench/ab.mjs and
+// bench/profile.mjs also run the BENCH_UPSTREAM variants below), never
+// deployed.
 
 const QUERIES = {
   getFilters: "plumProAPI.mutation.getFilters",
