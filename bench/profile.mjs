@@ -8,6 +8,7 @@
 //                          [--nonce] [--seconds 8] [--connections 8] [--top 25] [--wrangler-dev]
 //                          [--no-assets]   (plumgate without its demo-page assets layer)
 //                          [--heap]        (JS heap allocations instead of CPU: bytes per request by allocating function)
+//                          [--js-upstream none|contract]   (--target js: the BENCH_UPSTREAM variants of bench/js-worker)
 //
 // Starts the sandbox and one worker (as bench/run.mjs does), warms it, starts
 // the V8 sampling profiler on the worker's isolate, drives wrk, stops the
@@ -132,6 +133,7 @@ async function main() {
     XOXODAY_REFRESH_TOKEN: "plumgate-dev-refresh-token",
     GATEWAY_KEYS: JSON.stringify([key.entry]),
     CALLER_KEY_SHA256: key.sha256,
+    ...(opt("--js-upstream") ? { BENCH_UPSTREAM: opt("--js-upstream") } : {}),
   };
   const start = argv.includes("--wrangler-dev") ? startWrangler : startWorkerd;
   const toml = TARGET === "js" ? jsWorkerToml() : plumgateToml(BUILD_DIR, { assets: !argv.includes("--no-assets") });
