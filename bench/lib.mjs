@@ -233,26 +233,34 @@ export function median(xs) {
 
 export { sleep };
 
+/** `[pid, stat line]` of every process in process group `pgid`, from /proc. */
+function groupStats(pgid) {
+  const out = [];
+  let entries = [];
+  try { entries = readdirSync("/proc"); } catch { return out; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat;
+    try { stat = readFileSync(`/proc/${e}/stat`, "utf8"); } catch { continue; }
+    // pgrp is field 5: the third after the ")" that ends the command name.
+    if (Number(statFields(stat)[2]) === pgid) out.push([e, stat]);
+  }
+  return out;
+}
+
+/** The fields of a /proc stat line after the command name (f[0] = field 3). */
+const statFields = (stat) => stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+
+/** CPU seconds (user + system: fields 14 and 15) in a /proc stat line. */
+const statCpuSeconds = (stat) => { const f = statFields(stat); return (Number(f[11]) + Number(f[12])) / 100; }; // USER_HZ
+
 /**
  * CPU seconds (user + system) used so far by every process in process group
  * `pgid` (a `wrangler dev` started detached: wrangler's node process and its
  * workerd), read from /proc. Linux only; 0 when unreadable.
  */
 export function groupCpuSeconds(pgid) {
-  const hz = 100; // USER_HZ on Linux
-  let ticks = 0;
-  let entries = [];
-  try { entries = readdirSync("/proc"); } catch { return 0; }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat;
-    try { stat = readFileSync(`/proc/${e}/stat`, "utf8"); } catch { continue; }
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // f[0] = state (field 3); pgrp = field 5 → f[2]; utime/stime = fields 14/15 → f[11], f[12]
-    if (Number(f[2]) !== pgid) continue;
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / hz;
+  return groupStats(pgid).reduce((sum, [, stat]) => sum + statCpuSeconds(stat), 0);
 }
 
 /**
@@ -260,25 +268,16 @@ export function groupCpuSeconds(pgid) {
  * name (threads of one name summed).
  */
 export function groupThreadCpuSeconds(pgid) {
-  const hz = 100; // USER_HZ on Linux
   const out = new Map();
-  const fields = (stat) => stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const name = (stat) => stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-  let entries = [];
-  try { entries = readdirSync("/proc"); } catch { return out; }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat;
-    try { stat = readFileSync(`/proc/${e}/stat`, "utf8"); } catch { continue; }
-    if (Number(fields(stat)[2]) !== pgid) continue;
+  for (const [pid, stat] of groupStats(pgid)) {
     let tasks = [];
-    try { tasks = readdirSync(`/proc/${e}/task`); } catch { continue; }
+    try { tasks = readdirSync(`/proc/${pid}/task`); } catch { continue; }
     for (const t of tasks) {
       let ts;
-      try { ts = readFileSync(`/proc/${e}/task/${t}/stat`, "utf8"); } catch { continue; }
-      const f = fields(ts);
+      try { ts = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"); } catch { continue; }
       const k = `${name(stat)}/${name(ts)}`;
-      out.set(k, (out.get(k) ?? 0) + (Number(f[11]) + Number(f[12])) / hz);
+      out.set(k, (out.get(k) ?? 0) + statCpuSeconds(ts));
     }
   }
   return out;
