@@ -16,6 +16,7 @@
 //! - [`tokens`]: the access-token cache in front of the authority (isolate memory, then KV).
 //! - [`authority`]: the `TokenAuthority` Durable Object, the only refresher.
 //! - [`net`]: outbound `fetch` with a timeout and no redirects.
+//! - [`promise`]: awaiting JS promises without per-await closures.
 //! - [`util`]: clock, randomness, response helpers.
 
 pub mod authority;
@@ -23,6 +24,7 @@ pub mod edge_cache;
 pub mod gateway;
 pub mod net;
 pub mod orders;
+pub mod promise;
 pub mod routes;
 pub mod settings;
 pub mod tokens;

@@ -5,12 +5,13 @@
 //!
 //! Hot path: calls the global `fetch` directly with `AbortSignal.timeout`
 //! (one native timer, no Rust timer future) and reads the body with
-//! `arrayBuffer()` (one copy, no stream reader loop).
+//! `arrayBuffer()` (one copy, no stream reader loop), both awaited through
+//! [`crate::promise`].
 
+use crate::promise;
 use plumgate_core::token::HttpRequest;
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
 /// An answer: status, body and the `Retry-After` header when present.
@@ -30,6 +31,14 @@ pub enum Failure {
     Timeout,
     /// Connection or protocol failure, or an unreadable body.
     Transport,
+}
+
+thread_local! {
+    /// The global object and its `fetch`, looked up once per isolate.
+    static FETCH: Option<(JsValue, js_sys::Function)> = {
+        let global: JsValue = js_sys::global().into();
+        Reflect::get(&global, &JsValue::from_str("fetch")).ok().and_then(|f| f.dyn_into().ok()).map(|f| (global, f))
+    };
 }
 
 fn classify(e: JsValue) -> Failure {
@@ -55,19 +64,12 @@ pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<Answer, Failure>
     }
     let signal = web_sys::AbortSignal::timeout_with_u32(timeout_ms.min(u32::MAX as u64) as u32);
     init.set_signal(Some(&signal));
-    let global = js_sys::global();
-    let fetch: js_sys::Function = Reflect::get(&global, &JsValue::from_str("fetch"))
-        .ok()
-        .and_then(|f| f.dyn_into().ok())
-        .ok_or(Failure::Transport)?;
-    let promise: js_sys::Promise = fetch
-        .call2(&global, &JsValue::from_str(&req.url), &init)
-        .map_err(classify)?
-        .dyn_into()
-        .map_err(|_| Failure::Transport)?;
-    let resp: web_sys::Response = JsFuture::from(promise).await.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
+    let called = FETCH.with(|f| f.as_ref().map(|(global, fetch)| fetch.call2(global, &JsValue::from_str(&req.url), &init)));
+    let promise: js_sys::Promise =
+        called.ok_or(Failure::Transport)?.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
+    let resp: web_sys::Response = promise::settled(&promise).await.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
     let status = resp.status();
     let retry_after = resp.headers().get("retry-after").ok().flatten();
-    let buf = JsFuture::from(resp.array_buffer().map_err(|_| Failure::Transport)?).await.map_err(classify)?;
+    let buf = promise::settled(&resp.array_buffer().map_err(|_| Failure::Transport)?).await.map_err(classify)?;
     Ok(Answer { status, body: Uint8Array::new(&buf).to_vec(), retry_after })
 }

@@ -16,6 +16,7 @@
 //! 7. forward (`gateway`).
 
 use crate::gateway::{self, CacheMode};
+use crate::promise;
 use crate::settings;
 use crate::tokens;
 use crate::util::{bytes_response, json_response, now_ms, request_id};
@@ -28,7 +29,6 @@ use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation};
 use plumgate_core::route::path_of;
 use serde_json::{json, Value};
-use wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Env, Headers, Method, Request, Response};
 
 /// Largest accepted request body.
@@ -68,7 +68,7 @@ impl Incoming {
     /// The whole body.
     async fn bytes(self) -> Result<Vec<u8>, ()> {
         let promise = self.raw.array_buffer().map_err(|_| ())?;
-        let buf = JsFuture::from(promise).await.map_err(|_| ())?;
+        let buf = promise::settled(&promise).await.map_err(|_| ())?;
         Ok(Uint8Array::new(&buf).to_vec())
     }
 
