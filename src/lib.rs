@@ -37,13 +37,14 @@ use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEve
 #[wasm_bindgen(start)]
 pub fn start() {
     util::schedule_futures_with_promises();
+    util::intern_constants();
 }
 
 /// Every HTTP request. Takes the runtime's request as is (see
 /// [`routes::Incoming`] for why not `worker::Request`).
 #[event(fetch)]
 pub async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
-    Ok(routes::handle(routes::Incoming::new(req), env).await.into())
+    Ok(util::into_runtime(routes::handle(routes::Incoming::new(req), env).await))
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

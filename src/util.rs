@@ -4,8 +4,21 @@
 
 use serde_json::Value;
 use std::cell::RefCell;
-use wasm_bindgen::JsValue;
-use worker::Response;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{web_sys, Response, ResponseBody};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The runtime's `Response`, constructed from bytes in wasm memory.
+    #[wasm_bindgen(js_name = Response, extends = web_sys::Response)]
+    type BytesResponse;
+    /// `new Response(view, init)`: the view of wasm memory is made inside
+    /// this one glue call and the constructor copies it, so no allocation
+    /// can move the memory under it.
+    #[wasm_bindgen(constructor, js_class = "Response", catch)]
+    fn from_bytes(body: &[u8], init: &web_sys::ResponseInit) -> Result<BytesResponse, JsValue>;
+}
 
 /// Have `wasm-bindgen-futures` wake its task queue with resolved-promise
 /// reactions rather than `queueMicrotask`. It picks `queueMicrotask` once,
@@ -23,6 +36,36 @@ pub fn schedule_futures_with_promises() {
     }
     wasm_bindgen_futures::spawn_local(async {});
     let _ = js_sys::Reflect::set(&global, &name, &original);
+}
+
+/// Strings that cross into JS on every request (header names and fixed
+/// values, the upstream method). Interned once, each is passed as a cached
+/// JS string instead of being copied out of wasm memory and decoded per
+/// use (a view of wasm memory and a new string each time in heap profiles).
+/// Only constants: nothing a caller or Xoxoday sends is interned.
+const HOT_STRINGS: &[&str] = &[
+    "origin",
+    "authorization",
+    "cache-control",
+    "content-length",
+    "content-type",
+    "accept",
+    "retry-after",
+    "x-request-id",
+    "x-plumgate-cache",
+    "vary",
+    "Origin",
+    "no-store",
+    "application/json",
+    "application/json; charset=utf-8",
+    "POST",
+];
+
+/// Intern [`HOT_STRINGS`]. Called once, when the module starts.
+pub fn intern_constants() {
+    for s in HOT_STRINGS {
+        wasm_bindgen::intern(s);
+    }
 }
 
 /// Wall-clock time in epoch milliseconds (`Date.now()`).
@@ -89,6 +132,27 @@ pub fn bytes_response(status: u16, body: Vec<u8>, content_type: &str) -> Respons
         Ok(b) => b.fixed(body),
         Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| fallback()),
     }
+}
+
+/// The runtime's response for `resp` (status, headers, body). workers-rs's
+/// own conversion first copies a byte body into a new JS `Uint8Array`, one
+/// more JS buffer per response for the garbage collector; the `Response`
+/// constructor copies the bytes anyway, so this hands it a view of them.
+/// plumgate never answers with a WebSocket, the one thing this leaves out.
+pub fn into_runtime(resp: Response) -> web_sys::Response {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(resp.status_code());
+    init.set_headers(&resp.headers().0);
+    let built = match resp.body() {
+        ResponseBody::Body(bytes) => BytesResponse::from_bytes(bytes, &init).map(|r| r.unchecked_into()),
+        ResponseBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(Some(stream), &init),
+        ResponseBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
+    };
+    // Only a body with a no-body status (204, 304) can fail here: answer
+    // with the status and headers alone.
+    built
+        .or_else(|_| web_sys::Response::new_with_opt_str_and_init(None, &init))
+        .unwrap_or_else(|_| fallback().into())
 }
 
 fn fallback() -> Response {
