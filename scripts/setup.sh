@@ -56,7 +56,7 @@ if [[ "$(tool_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]]; then
   # Not --locked: its lock file pins a yanked crate.
   cargo install --quiet --root "$TOOLS_DIR" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
-grep -q "wasm-bindgen = \"=$WASM_BINDGEN_VERSION\"" Cargo.toml \
+grep -Eq "^wasm-bindgen = (\{ version = )?\"=$WASM_BINDGEN_VERSION\"" Cargo.toml \
   || die "Cargo.toml must pin wasm-bindgen = \"=$WASM_BINDGEN_VERSION\" (the CLI version)"
 
 # 3. node packages from the lock file (re-run only when the lock changes)
