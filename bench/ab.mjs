@@ -32,9 +32,15 @@ import { ROOT, cleanup, groupCpuSeconds, groupThreadCpuSeconds, jsWorkerToml, ma
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
 const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
-  "  a target is a plumgate build directory, or js | js:none | js:contract";
+  "  a target is a plumgate build directory, or js | js:none | js:contract | js:full";
 const names = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
-const JS_VARIANTS = { js: undefined, "js:none": "none", "js:contract": "contract" };
+// The JS Worker's variants (bench/js-worker/worker.js): the vars each sets.
+const JS_VARIANTS = {
+  js: {},
+  "js:none": { BENCH_UPSTREAM: "none" },
+  "js:contract": { BENCH_UPSTREAM: "contract" },
+  "js:full": { BENCH_UPSTREAM: "contract", BENCH_LOG: "long" },
+};
 if (names.length < 2 || names.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
   console.error(USAGE);
   process.exit(2);
@@ -67,7 +73,7 @@ async function main() {
     const js = name in JS_VARIANTS;
     if (js) {
       vars.CALLER_KEY_SHA256 = key.sha256;
-      if (JS_VARIANTS[name]) vars.BENCH_UPSTREAM = JS_VARIANTS[name];
+      Object.assign(vars, JS_VARIANTS[name]);
     } else {
       vars.GATEWAY_KEYS = JSON.stringify([key.entry]);
     }

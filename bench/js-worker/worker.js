@@ -7,9 +7,10 @@
 // Deliberately naive where a hand-written worker usually is: no body
 // validation, no single-flight across isolates, no refresh-token rotation
 // safety beyond "write the new one to KV", no rate-limit penalties.
-// Used only by the benchmark (bench/run.mjs; bench/ab.mjs and
-// bench/profile.mjs also run the BENCH_UPSTREAM variants below), never
-// deployed.
+// Used only by the benchmark, never deployed. bench/run.mjs runs it as is
+// and as `js:full` (BENCH_UPSTREAM=contract + BENCH_LOG=long: the per-request
+// duties plumgate's contract requires, for reference); bench/ab.mjs and
+// bench/profile.mjs also run the other BENCH_UPSTREAM variants below.
 
 const QUERIES = {
   getFilters: "plumProAPI.mutation.getFilters",
@@ -99,6 +100,10 @@ async function bearer(env) {
 export default {
   async fetch(request, env) {
     const start = Date.now();
+    // BENCH_LOG=long (bench/ab.mjs `js:full`, with BENCH_UPSTREAM=contract):
+    // a request id for a line as long as plumgate's and, on the contract
+    // path, the per-response headers plumgate's contract adds.
+    const rid = env.BENCH_LOG === "long" ? crypto.randomUUID().replaceAll("-", "") : null;
     const url = new URL(request.url);
     if (url.pathname === "/__noop") return new Response(null, { status: 204 });
     if (url.pathname === "/healthz") return json(200, { status: "ok" });
@@ -140,7 +145,9 @@ export default {
       if (contract) {
         const bytes = new Uint8Array(await upstream.arrayBuffer());
         if (status === 401 || status === 429 || includes(bytes, LIMIT_MARK)) return json(status = 502, { error: "token or rate-limit answer" });
-        return new Response(bytes, { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" } });
+        const headers = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
+        if (rid) Object.assign(headers, { "x-request-id": rid, vary: "Origin" });
+        return new Response(bytes, { status, headers });
       }
       return new Response(upstream.body, {
         status,
@@ -152,7 +159,7 @@ export default {
       // BENCH_LOG=off: no log line (bench/run.mjs measures what logging costs
       // under wrangler dev); BENCH_LOG=long: a line as long as plumgate's.
       if (env.BENCH_LOG === "long") {
-        console.log(JSON.stringify({ time: new Date(start).toISOString(), level: "info", request_id: crypto.randomUUID().replaceAll("-", ""), method: request.method, route: "/v1/ops/{operation}", operation: op, caller: "bench-js", status, upstream_status: status, cache: null, error: null, note: null, token: null, duration_ms: Date.now() - start }));
+        console.log(JSON.stringify({ time: new Date(start).toISOString(), level: "info", request_id: rid, method: request.method, route: "/v1/ops/{operation}", operation: op, caller: "bench-js", status, upstream_status: status, cache: null, error: null, note: null, token: null, duration_ms: Date.now() - start }));
       } else if (env.BENCH_LOG !== "off") {
         console.log(JSON.stringify({ t: start, op, status, ms: Date.now() - start }));
       }
