@@ -99,6 +99,7 @@ fn settle(slot: u32, outcome: Result<JsValue, JsValue>) {
 }
 
 /// The outcome of a promise, as a future.
+#[must_use = "the outcome is only delivered when awaited"]
 pub struct Settled {
     /// `None` once the outcome has been handed out.
     slot: Option<u32>,
