@@ -481,6 +481,7 @@ function changes(prev, cur) {
     ["hot: plumgate CPU ms/request", prev.hot?.plumgate?.cpu_ms_per_req, cur.hot.plumgate.cpu_ms_per_req, f2],
     ["hot: JS Worker CPU ms/request", prev.hot?.js?.cpu_ms_per_req, cur.hot.js.cpu_ms_per_req, f2],
     ["hot: plumgate / JS throughput (paired)", prev.hot?.paired?.plumgate_vs_js_rps, cur.hot.paired.plumgate_vs_js_rps, f2],
+    ["hot: plumgate / JS with duties† throughput (paired)", prev.hot?.paired?.plumgate_vs_js_full_rps, cur.hot.paired.plumgate_vs_js_full_rps, f2],
     ["hot: plumgate p50 c=1 (ms)", prev.hot?.plumgate?.p50_ms, cur.hot.plumgate.p50_ms, f2],
     ["hot: added p50 vs direct (ms)", prev.hot && prev.hot.plumgate.p50_ms - prev.hot.direct.p50_ms, cur.hot.plumgate.p50_ms - cur.hot.direct.p50_ms, f2],
     ["storm: wall (ms)", prev.storm?.plumgate?.wall_ms, cur.storm.plumgate.wall_ms, f0],
