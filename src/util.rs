@@ -1,6 +1,8 @@
 //! Small runtime helpers: the clock, randomness, request ids, JSON
-//! responses and how async Rust is scheduled on the runtime. Kept here so
-//! every module reads time and randomness one way.
+//! responses and their hand-over to the runtime ([`into_runtime`]), the
+//! strings interned once per isolate, and how async Rust is scheduled on
+//! the runtime. Kept here so every module reads time and randomness one way
+//! and every response leaves the same way.
 
 use serde_json::Value;
 use std::cell::RefCell;
