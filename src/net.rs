@@ -65,9 +65,9 @@ pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<Answer, Failure>
     let signal = web_sys::AbortSignal::timeout_with_u32(timeout_ms.min(u32::MAX as u64) as u32);
     init.set_signal(Some(&signal));
     let called = FETCH.with(|f| f.as_ref().map(|(global, fetch)| fetch.call2(global, &JsValue::from_str(&req.url), &init)));
-    let promise: js_sys::Promise =
+    let pending: js_sys::Promise =
         called.ok_or(Failure::Transport)?.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
-    let resp: web_sys::Response = promise::settled(&promise).await.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
+    let resp: web_sys::Response = promise::settled(&pending).await.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
     let status = resp.status();
     let retry_after = resp.headers().get("retry-after").ok().flatten();
     let buf = promise::settled(&resp.array_buffer().map_err(|_| Failure::Transport)?).await.map_err(classify)?;

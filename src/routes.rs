@@ -67,8 +67,8 @@ impl Incoming {
 
     /// The whole body.
     async fn bytes(self) -> Result<Vec<u8>, ()> {
-        let promise = self.raw.array_buffer().map_err(|_| ())?;
-        let buf = promise::settled(&promise).await.map_err(|_| ())?;
+        let reading = self.raw.array_buffer().map_err(|_| ())?;
+        let buf = promise::settled(&reading).await.map_err(|_| ())?;
         Ok(Uint8Array::new(&buf).to_vec())
     }
 
