@@ -6,7 +6,11 @@
 // before a change), or the hand-written JS baseline: `js` as the bench runs
 // it, `js:none` without the upstream call (a fixed answer: the front half
 // alone), `js:contract` calling upstream the way plumgate must (timeout, no
-// redirects, whole body read and scanned) instead of streaming it.
+// redirects, whole body read and scanned) instead of streaming it,
+// `js:full` also with row †'s request id, headers and long log line, and
+// `js:nolog` without its log line. Every target is reached on Miniflare's
+// direct socket, like the bench; `TARGET@entry` goes through Miniflare's
+// dev-only entry Worker instead, to price that layer.
 //
 // The full bench (bash scripts/bench.sh --compare DIR) runs 5 rounds; on this
 // shared machine that cannot tell apart changes under ~5 % of CPU per
@@ -32,14 +36,19 @@ import { ROOT, cleanup, groupCpuSeconds, groupThreadCpuSeconds, jsWorkerToml, ma
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
 const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
-  "  a target is a plumgate build directory, or js | js:none | js:contract | js:full";
-const names = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+  "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog;\n" +
+  "  append @entry to reach it through Miniflare's entry Worker";
+const targets = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+// `TARGET@entry`: reached through Miniflare's entry Worker instead of its
+// direct socket (bench/workerd-host.mjs), to price that dev-only layer.
+const names = targets.map((t) => t.replace(/@entry$/, ""));
 // The JS Worker's variants (bench/js-worker/worker.js): the vars each sets.
 const JS_VARIANTS = {
   js: {},
   "js:none": { BENCH_UPSTREAM: "none" },
   "js:contract": { BENCH_UPSTREAM: "contract" },
   "js:full": { BENCH_UPSTREAM: "contract", BENCH_LOG: "long" },
+  "js:nolog": { BENCH_LOG: "off" },
 };
 if (names.length < 2 || names.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
   console.error(USAGE);
@@ -78,7 +87,7 @@ async function main() {
       vars.GATEWAY_KEYS = JSON.stringify([key.entry]);
     }
     const toml = js ? jsWorkerToml() : plumgateToml(resolve(name), { assets: false });
-    const w = await startWorkerd({ toml, persistDir, vars });
+    const w = await startWorkerd({ toml, persistDir, vars, viaEntry: targets[workers.length].endsWith("@entry") });
     stops.push(async () => { await w.stop(); cleanup(persistDir); });
     workers.push(w);
   }

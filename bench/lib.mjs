@@ -123,12 +123,12 @@ function writeConfig(persistDir, toml) {
  * Resolves once GET /healthz answers 200; `startup_ms` is the time from
  * spawning the host process to that first answer (polled every `pollMs`).
  */
-export async function startWorkerd({ toml, vars, persistDir, port, inspect = false, pollMs = 20, timeoutMs = 90_000 }) {
+export async function startWorkerd({ toml, vars, persistDir, port, viaEntry = false, inspect = false, pollMs = 20, timeoutMs = 90_000 }) {
   persistDir ??= tempDir();
   const inspectorPort = inspect ? await freePort() : undefined;
   const tomlPath = writeConfig(persistDir, toml);
   const cfgPath = join(persistDir, "config", "host.json");
-  writeFileSync(cfgPath, JSON.stringify({ toml: tomlPath, vars, port: port ?? 0, inspectorPort }));
+  writeFileSync(cfgPath, JSON.stringify({ toml: tomlPath, vars, port: port ?? 0, inspectorPort, viaEntry }));
   const t0 = performance.now();
   const child = spawn(process.execPath, [WORKERD_HOST, cfgPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
   const lines = [];

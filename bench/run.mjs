@@ -4,7 +4,8 @@
 //   node bench/run.mjs --build-dir DIR [--quick] [--no-write]
 //
 // Every worker runs in local workerd through Miniflare (bench/workerd-host.mjs)
-// with the bindings its wrangler.toml declares; `--wrangler-dev` runs them
+// with the bindings its wrangler.toml declares, reached on a direct socket
+// (not through Miniflare's dev-only entry Worker); `--wrangler-dev` runs them
 // under `wrangler dev` instead (its proxy Worker and inspector in front),
 // for reference.
 //
@@ -401,7 +402,7 @@ function budgets(r) {
 function markdown(r) {
   const h = r.hot, c = r.catalog, s = r.storm, cs = r.cold, z = r.size;
   const L = [];
-  L.push(`Run: ${r.started_at} · ${((r.duration_s) / 60).toFixed(1)} min · git ${r.machine.git} · workers in ${r.runtime === "workerd" ? "local workerd (Miniflare, no `wrangler dev` proxy)" : "`wrangler dev`"}`);
+  L.push(`Run: ${r.started_at} · ${((r.duration_s) / 60).toFixed(1)} min · git ${r.machine.git} · workers in ${r.runtime === "workerd" ? "local workerd (Miniflare, direct socket: no `wrangler dev` proxy, no entry Worker)" : "`wrangler dev`"}`);
   L.push(`Machine: ${r.machine.cpu}, ${r.machine.memory_gib} GiB, Linux ${r.machine.kernel}; Node ${r.machine.node}, wrangler ${r.machine.wrangler}, ${r.machine.wrk}.`);
   L.push(`Load average (1/5/15 min) at start ${r.load_at_start}, at end ${r.load_at_end}.`);
   L.push(`Load: wrk, 1 thread, ${r.settings.connections} connections × ${r.settings.load_seconds} s for throughput; 1 connection × ${r.settings.latency_seconds} s for latency; hot path median of ${r.settings.rounds} interleaved rounds.`);

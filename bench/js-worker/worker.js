@@ -156,8 +156,8 @@ export default {
     } catch (e) {
       return json(status = 502, { error: "upstream error" });
     } finally {
-      // BENCH_LOG=off: no log line (bench/run.mjs measures what logging costs
-      // under wrangler dev); BENCH_LOG=long: a line as long as plumgate's.
+      // BENCH_LOG=off (bench/ab.mjs `js:nolog`): no log line, to price it;
+      // BENCH_LOG=long: a line as long as plumgate's.
       if (env.BENCH_LOG === "long") {
         console.log(JSON.stringify({ time: new Date(start).toISOString(), level: "info", request_id: rid, method: request.method, route: "/v1/ops/{operation}", operation: op, caller: "bench-js", status, upstream_status: status, cache: null, error: null, note: null, token: null, duration_ms: Date.now() - start }));
       } else if (env.BENCH_LOG !== "off") {
