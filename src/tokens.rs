@@ -5,14 +5,25 @@
 //! (set by the authority from the token state machine): before that instant
 //! the hot path does no KV or DO call at all. The refresh token never comes
 //! here; only the access token and its timing do.
+//!
+//! One lookup per isolate at a time: requests that find memory cold while
+//! another request's lookup is running wait for it (at most
+//! `plumgate_core::token::JOIN_WAIT_MS`, in case that request is cancelled)
+//! and take the grant it leaves in memory, instead of each reading KV and
+//! calling the Durable Object. Each waiter waits on a promise of its own,
+//! made in its own request, which the leading request resolves.
 
 use crate::authority::Reply;
 use crate::util::now_ms;
+use crate::promise;
 use plumgate_core::errors::ApiError;
 use plumgate_core::secret::fingerprint;
+use plumgate_core::token::{joins_lookup, JOIN_WAIT_MS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use worker::js_sys::{self, Function, Promise, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, Env, Method, Request, RequestInit};
 
 /// KV binding name.
@@ -57,6 +68,76 @@ impl Grant {
 
 thread_local! {
     static MEMORY: RefCell<Option<Grant>> = const { RefCell::new(None) };
+    /// The token lookup running in this isolate, if any.
+    static LOOKUP: RefCell<Option<Lookup>> = const { RefCell::new(None) };
+    static LOOKUP_IDS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A running lookup and the resolve functions of the requests waiting for it.
+struct Lookup {
+    id: u64,
+    started_ms: i64,
+    waiters: Vec<Function>,
+}
+
+/// Held by the request doing the isolate's lookup. Dropping it (the lookup
+/// is over, however it ended) wakes the waiters, who then read memory.
+struct Lead {
+    id: u64,
+}
+
+impl Lead {
+    fn start(now: i64) -> Lead {
+        let id = LOOKUP_IDS.with(|c| {
+            c.set(c.get() + 1);
+            c.get()
+        });
+        // A stale lookup being replaced: its waiters look for themselves.
+        let stale = LOOKUP.with(|l| l.borrow_mut().replace(Lookup { id, started_ms: now, waiters: Vec::new() }));
+        wake(stale.map(|s| s.waiters).unwrap_or_default());
+        Lead { id }
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        let waiters = LOOKUP.with(|l| {
+            let mut l = l.borrow_mut();
+            match l.as_ref() {
+                Some(lookup) if lookup.id == self.id => l.take().map(|s| s.waiters).unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        });
+        wake(waiters);
+    }
+}
+
+fn wake(waiters: Vec<Function>) {
+    for resolve in waiters {
+        let _ = resolve.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// If another request's lookup is young enough to join, a promise (made in
+/// this request) that settles when it ends, or after `JOIN_WAIT_MS`.
+fn join_lookup(now: i64) -> Option<Promise> {
+    LOOKUP.with(|l| {
+        let mut l = l.borrow_mut();
+        let lookup = l.as_mut().filter(|lk| joins_lookup(Some(lk.started_ms), now))?;
+        let mut resolver = None;
+        let waiting = Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
+        let resolve = resolver?;
+        // The timer bounds the wait if the leading request never finishes.
+        let global = js_sys::global();
+        let set_timeout: Function = Reflect::get(&global, &JsValue::from_str("setTimeout")).ok()?.dyn_into().ok()?;
+        set_timeout.call2(&global, &resolve, &JsValue::from_f64(JOIN_WAIT_MS as f64)).ok()?;
+        lookup.waiters.push(resolve);
+        Some(waiting)
+    })
+}
+
+fn from_memory(now: i64) -> Option<Grant> {
+    MEMORY.with(|m| m.borrow().clone()).filter(|g| g.usable(now))
 }
 
 /// Where a token came from (for logs and benchmarks).
@@ -68,6 +149,8 @@ pub enum Source {
     Kv,
     /// The Durable Object.
     Authority,
+    /// Another request's lookup in this isolate, waited for.
+    Shared,
 }
 
 impl Source {
@@ -77,16 +160,25 @@ impl Source {
             Source::Memory => "memory",
             Source::Kv => "kv",
             Source::Authority => "authority",
+            Source::Shared => "shared",
         }
     }
 }
 
 /// A usable access token for an upstream call.
 pub async fn access_token(env: &Env) -> Result<(Grant, Source), ApiError> {
-    let now = now_ms();
-    if let Some(g) = MEMORY.with(|m| m.borrow().clone()).filter(|g| g.usable(now)) {
+    if let Some(g) = from_memory(now_ms()) {
         return Ok((g, Source::Memory));
     }
+    if let Some(waiting) = join_lookup(now_ms()) {
+        // Settles when the other lookup ends or the wait runs out; either
+        // way memory says whether it left a grant.
+        let _ = promise::settled(&waiting).await;
+        if let Some(g) = from_memory(now_ms()) {
+            return Ok((g, Source::Shared));
+        }
+    }
+    let _lead = Lead::start(now_ms());
     if let Ok(kv) = env.kv(KV_BINDING) {
         if let Ok(Some(g)) = kv.get(KV_TOKEN_KEY).json::<Grant>().await {
             if g.usable(now_ms()) {

@@ -45,6 +45,17 @@ test("1. cold start: 200 concurrent calls cause exactly one refresh", async () =
     assert.equal(c.refresh_calls, 1, "exactly one upstream refresh");
     assert.equal(c.peak_concurrent_refreshes, 1);
     assert.equal(c.api_calls[OP], 200);
+    // One token lookup per isolate at a time: the other cold requests wait
+    // for it ("shared") instead of each reading KV and calling the Durable
+    // Object. (A waiter gives up after 3 s, so a very slow machine may show
+    // a few more lookups; without coalescing all 200 are lookups.)
+    const rids = new Set(results.map((r) => r.headers["x-request-id"]));
+    const sources = w.jsonLogs().filter((l) => rids.has(l.request_id)).map((l) => l.token);
+    assert.equal(sources.length, 200, "one log line per call");
+    const lookups = sources.filter((t) => t === "kv" || t === "authority").length;
+    assert.ok(lookups >= 1 && lookups <= 10, `token lookups: ${lookups} (sources: ${[...new Set(sources)].join(",")})`);
+    assert.ok(sources.every((t) => ["memory", "shared", "kv", "authority"].includes(t)), `sources: ${[...new Set(sources)].join(",")}`);
+    assert.ok(sources.includes("shared"), "concurrent cold calls waited for the lookup");
     const status = await call(w, "/v1/token", { method: "GET", key: keys.admin });
     assert.equal(status.status, 200);
     assert.equal(status.json.state, "fresh");

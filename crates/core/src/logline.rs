@@ -31,7 +31,8 @@ pub struct RequestLog {
     pub error: Option<&'static str>,
     /// Extra markers: `replayed`, `reconciled`, `token_replaced`.
     pub note: Option<&'static str>,
-    /// Where the access token came from: `memory`, `kv` or `authority`.
+    /// Where the access token came from: `memory`, `kv`, `authority`, or
+    /// `shared` (another request's lookup in the same isolate).
     pub token: Option<&'static str>,
 }
 
