@@ -14,8 +14,8 @@
 //! made in its own request, which the leading request resolves.
 
 use crate::authority::Reply;
-use crate::util::now_ms;
 use crate::promise;
+use crate::util::now_ms;
 use plumgate_core::errors::ApiError;
 use plumgate_core::secret::fingerprint;
 use plumgate_core::token::{joins_lookup, JOIN_WAIT_MS};
@@ -123,7 +123,7 @@ fn wake(waiters: Vec<Function>) {
 fn join_lookup(now: i64) -> Option<Promise> {
     LOOKUP.with(|l| {
         let mut l = l.borrow_mut();
-        let lookup = l.as_mut().filter(|lk| joins_lookup(Some(lk.started_ms), now))?;
+        let lookup = l.as_mut().filter(|lk| joins_lookup(lk.started_ms, now))?;
         let mut resolver = None;
         let waiting = Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
         let resolve = resolver?;

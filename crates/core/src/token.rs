@@ -43,16 +43,16 @@ pub const SPENT_MEMORY: usize = 64;
 pub const JOIN_WAIT_MS: i64 = 3_000;
 
 /// Should a request that finds the isolate's token cold wait for the lookup
-/// another request started at `started_ms` (None: no lookup running), rather
-/// than start its own? Yes while that lookup is younger than
-/// [`JOIN_WAIT_MS`]. A lookup "from the future" (the clock went back) is
-/// treated as stale, so a wrong clock costs extra lookups, never a wait.
+/// another request started at `started_ms`, rather than start its own? Yes
+/// while that lookup is younger than [`JOIN_WAIT_MS`]. A lookup "from the
+/// future" (the clock went back) is treated as stale, so a wrong clock costs
+/// extra lookups, never a wait.
 ///
 /// Coalescing here saves the KV read and the Durable Object call each
 /// concurrent request would otherwise make; the single upstream refresh is
 /// the Durable Object's guarantee either way (contract §4.2).
-pub fn joins_lookup(started_ms: Option<i64>, now_ms: i64) -> bool {
-    started_ms.is_some_and(|s| (0..JOIN_WAIT_MS).contains(&(now_ms - s)))
+pub fn joins_lookup(started_ms: i64, now_ms: i64) -> bool {
+    (0..JOIN_WAIT_MS).contains(&(now_ms - started_ms))
 }
 
 /// Tuning of the refresh windows and retries.
