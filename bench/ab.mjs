@@ -30,8 +30,8 @@
 //
 // Loopback only; about rounds × targets × (seconds + 0.5) s plus ~10 s of
 // start-up per target; a hard stop ends it after 10 minutes.
-import { resolve, join } from "node:path";
-import { ROOT, cleanup, groupCpuSeconds, groupThreadCpuSeconds, jsWorkerToml, makeKey, median, plumgateToml, startSandbox, startWorkerd, tempDir, wrk } from "./lib.mjs";
+import { join } from "node:path";
+import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
@@ -42,14 +42,6 @@ const targets = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i -
 // `TARGET@entry`: reached through Miniflare's entry Worker instead of its
 // direct socket (bench/workerd-host.mjs), to price that dev-only layer.
 const names = targets.map((t) => t.replace(/@entry$/, ""));
-// The JS Worker's variants (bench/js-worker/worker.js): the vars each sets.
-const JS_VARIANTS = {
-  js: {},
-  "js:none": { BENCH_UPSTREAM: "none" },
-  "js:contract": { BENCH_UPSTREAM: "contract" },
-  "js:full": { BENCH_UPSTREAM: "contract", BENCH_LOG: "long" },
-  "js:nolog": { BENCH_LOG: "off" },
-};
 if (names.length < 2 || names.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
   console.error(USAGE);
   process.exit(2);
@@ -69,26 +61,9 @@ async function main() {
   await sandbox.admin("/config", { rate_limits: { getOrderHistory: 1e9 } });
   const key = makeKey("bench", ["*"]);
   const workers = [];
-  for (const name of names) {
-    const persistDir = tempDir("plumgate-ab-");
-    // Each worker gets its own refresh token: they rotate independently.
-    const { refresh_token } = await sandbox.admin("/tokens/issue", {});
-    const vars = {
-      XOXODAY_OAUTH_URL: sandbox.oauthUrl,
-      XOXODAY_CLIENT_ID: "plumgate-dev-client",
-      XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
-      XOXODAY_REFRESH_TOKEN: refresh_token,
-    };
-    const js = name in JS_VARIANTS;
-    if (js) {
-      vars.CALLER_KEY_SHA256 = key.sha256;
-      Object.assign(vars, JS_VARIANTS[name]);
-    } else {
-      vars.GATEWAY_KEYS = JSON.stringify([key.entry]);
-    }
-    const toml = js ? jsWorkerToml() : plumgateToml(resolve(name), { assets: false });
-    const w = await startWorkerd({ toml, persistDir, vars, viaEntry: targets[workers.length].endsWith("@entry") });
-    stops.push(async () => { await w.stop(); cleanup(persistDir); });
+  for (const [i, name] of names.entries()) {
+    const w = await startTarget(sandbox, name, key, { viaEntry: targets[i].endsWith("@entry") });
+    stops.push(() => w.stop());
     workers.push(w);
   }
   const load = (w) => PATH === "/healthz"

@@ -5,7 +5,7 @@
 // group, wrk, and the JS baseline's config.
 import { spawn, execFile } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
@@ -84,6 +84,39 @@ export function plumgateToml(buildDir, { assets = true } = {}) {
 export function jsWorkerToml() {
   return readFileSync(join(ROOT, "bench/js-worker/wrangler.toml"), "utf8")
     .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, "bench/js-worker/worker.js"))}`);
+}
+
+/** The hand-written JS Worker's variants (bench/js-worker/worker.js): the vars each sets. */
+export const JS_VARIANTS = {
+  js: {},
+  "js:none": { BENCH_UPSTREAM: "none" },
+  "js:contract": { BENCH_UPSTREAM: "contract" },
+  "js:full": { BENCH_UPSTREAM: "contract", BENCH_LOG: "long" },
+  "js:nolog": { BENCH_LOG: "off" },
+};
+
+/**
+ * Start one comparison target (bench/ab.mjs, bench/native-profile.mjs) in
+ * local workerd: a plumgate build directory, without the demo page's
+ * [assets] like the bench's like-for-like rows, or a JS_VARIANTS name. It
+ * gets its own refresh token from `sandbox` (targets rotate independently)
+ * and accepts `key` (makeKey). `stop()` also removes its state.
+ */
+export async function startTarget(sandbox, name, key, { viaEntry = false } = {}) {
+  const persistDir = tempDir("plumgate-target-");
+  const { refresh_token } = await sandbox.admin("/tokens/issue", {});
+  const vars = {
+    XOXODAY_OAUTH_URL: sandbox.oauthUrl,
+    XOXODAY_CLIENT_ID: "plumgate-dev-client",
+    XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
+    XOXODAY_REFRESH_TOKEN: refresh_token,
+  };
+  const js = name in JS_VARIANTS;
+  if (js) Object.assign(vars, { CALLER_KEY_SHA256: key.sha256 }, JS_VARIANTS[name]);
+  else vars.GATEWAY_KEYS = JSON.stringify([key.entry]);
+  const toml = js ? jsWorkerToml() : plumgateToml(resolve(name), { assets: false });
+  const w = await startWorkerd({ toml, persistDir, vars, viaEntry });
+  return { ...w, stop: async () => { await w.stop(); cleanup(persistDir); } };
 }
 
 const WORKERD_HOST = join(ROOT, "bench/workerd-host.mjs");
