@@ -1,0 +1,174 @@
+// Where each target's CPU goes inside workerd, native frames included.
+//
+//   node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--freq 2000] [--top 20]
+//
+// Targets as in bench/ab.mjs (a plumgate build directory, or js | js:none |
+// js:contract | js:full | js:nolog); default: build js js:full. For each, one
+// after the other: start it in local workerd (direct socket, no [assets]),
+// warm it, then record workerd with Linux `perf` (call stacks, --freq Hz)
+// while wrk drives 32 connections for --seconds on the hot path. V8 writes a
+// perf map (MINIFLARE_WORKERD_V8_FLAGS=--perf-basic-prof), so wasm and JS
+// frames are named.
+//
+// Prints CPU per request of workerd's main thread (the one that runs the
+// isolate) in µs, split as: garbage collection (any frame under a V8 GC
+// entry), timers (setTimeout / AbortSignal.timeout), console.log, then by
+// the sampled frame itself: wasm code, JavaScript code with V8's builtins,
+// the kernel, and the rest of the runtime (workerd's C++ API, V8's API and
+// heap, kj, the allocator).
+// With two or more targets, also the --top frames whose own time differs most
+// between the first two. perf's sampling slows the worker by ~15 %, so
+// compare targets within one run, not with bench/run.mjs's figures.
+//
+// Needs `perf` (Debian: linux-perf; installed here if missing and apt is
+// available) and permission to profile the worker (root, or
+// kernel.perf_event_paranoid <= 2 for one's own processes). Loopback only;
+// about 20 s per target; a hard stop ends it after 5 minutes.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { JS_VARIANTS, ROOT, makeKey, startSandbox, startTarget, tempDir, wrk, cleanup } from "./lib.mjs";
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+const targets = positional.length ? positional : ["build", "js", "js:full"];
+const SECONDS = Number(opt("--seconds", 5));
+const FREQ = Number(opt("--freq", 2000));
+const TOP = Number(opt("--top", 20));
+const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
+if (targets.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
+  console.error("usage: node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--freq 2000] [--top 20]");
+  process.exit(2);
+}
+
+/** `perf` on PATH, installing Debian's linux-perf when it is missing. */
+function ensurePerf() {
+  if (spawnSync("perf", ["--version"]).status === 0) return;
+  console.error("native-profile: perf is missing; apt-get install linux-perf");
+  const sudo = process.getuid() === 0 ? [] : ["sudo"];
+  const apt = (args) => spawnSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  apt(["apt-get", "update", "-qq"]);
+  apt(["apt-get", "install", "-y", "-qq", "linux-perf"]);
+  if (spawnSync("perf", ["--version"]).status !== 0) throw new Error("perf is not available (Debian package linux-perf)");
+}
+
+/** The workerd process in process group `pgid`. */
+function workerdPid(pgid) {
+  for (const p of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    let stat;
+    try { stat = readFileSync(`/proc/${p}/stat`, "utf8"); } catch { continue; }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) === pgid && stat.includes("(workerd)")) return Number(p);
+  }
+  throw new Error(`no workerd process in group ${pgid}`);
+}
+
+const GC = /Heap::CollectGarbage|Heap::Scavenge|ScavengerCollector|MinorMarkSweep|MarkCompactCollector|IncrementalMarking|GCEpilogue|GCPrologue|MinorGCJob|PerformGarbageCollection/;
+const TIMERS = /AbortSignal::timeout|setTimeoutInternal|TimeoutManagerImpl|TimerQueue/;
+const LOG = /handleLog|consoleDecorator/;
+const CATEGORIES = ["GC", "timers", "console.log", "wasm", "JS+builtins", "kernel", "runtime"];
+
+/** A frame's name from a `perf script` line: "addr name+0x12 (dso)". */
+function frameName(line) {
+  const m = /^\s*[0-9a-f]+ (.*?)(?:\+0x[0-9a-f]+)? \((.*)\)$/.exec(line);
+  if (!m) return { name: line.trim(), dso: "" };
+  return { name: m[1], dso: m[2] };
+}
+
+/** Which category a sample (leaf first) belongs to. */
+function categorize(frames) {
+  if (frames.some((f) => GC.test(f.name))) return "GC";
+  if (frames.some((f) => TIMERS.test(f.name))) return "timers";
+  if (frames.some((f) => LOG.test(f.name))) return "console.log";
+  const leaf = frames[0];
+  if (leaf.dso.includes("kallsyms")) return "kernel";
+  // V8's perf map names wasm functions "JS:<name>-<index>-<tier>".
+  if (/-(turbofan|liftoff)$/.test(leaf.name) || /^Builtins_Wasm/.test(leaf.name)) return "wasm";
+  // JavaScript runs as JIT code (named in the perf map) or in V8's builtins
+  // (interpreter, baseline code, promise jobs, property access), which sit
+  // in the workerd binary.
+  if (/^(JS|Script|Eval):/.test(leaf.name) || /^Builtins_/.test(leaf.name) || leaf.dso.includes("perf-")) return "JS+builtins";
+  return "runtime";
+}
+
+/** Samples of workerd's main thread in `data`: category counts and leaf counts. */
+function summarize(data, pid) {
+  const text = execFileSync("perf", ["script", "-i", data], { maxBuffer: 1 << 30, stdio: ["ignore", "pipe", "ignore"] }).toString();
+  const cats = new Map(CATEGORIES.map((c) => [c, 0]));
+  const leaves = new Map();
+  const crates = new Map(); // wasm time by the crate of the sampled function
+  let samples = 0;
+  for (const block of text.split("\n\n")) {
+    const lines = block.split("\n").filter(Boolean);
+    if (lines.length < 2 || Number(lines[0].trim().split(/\s+/)[1]) !== pid) continue; // main thread: tid = pid
+    const frames = lines.slice(1).map(frameName);
+    samples++;
+    const cat = categorize(frames);
+    cats.set(cat, cats.get(cat) + 1);
+    if (cat === "wasm") {
+      const crate = /^Builtins_Wasm/.test(frames[0].name) ? "(V8's wasm builtins)" : frames[0].name.replace(/^JS:<?/, "").split(/::|\[| |-/)[0];
+      crates.set(crate, (crates.get(crate) ?? 0) + 1);
+    }
+    const leaf = frames[0].name.replace(/::h[0-9a-f]{16}/g, "").slice(0, 110);
+    leaves.set(leaf, (leaves.get(leaf) ?? 0) + 1);
+  }
+  return { samples, cats, leaves, crates };
+}
+
+const stops = [];
+const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
+const hardStop = setTimeout(async () => { console.error("native-profile: hard stop after 5 minutes"); await stopAll(); process.exit(2); }, 5 * 60_000);
+
+async function main() {
+  ensurePerf();
+  process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--perf-basic-prof"].filter(Boolean).join(" ");
+  const sandbox = await startSandbox(join(ROOT, "target/release/plumgate-sandbox"));
+  stops.push(() => sandbox.stop());
+  await sandbox.admin("/config", { rate_limits: { getOrderHistory: 1e9 } });
+  const key = makeKey("bench", ["*"]);
+  const out = tempDir("plumgate-perf-");
+  stops.push(async () => cleanup(out));
+  const results = [];
+  for (const name of targets) {
+    const w = await startTarget(sandbox, name, key);
+    const pid = workerdPid(w.pid);
+    try {
+      const load = { url: `${w.url}/v1/ops/getOrderHistory`, body: BODY, auth: `Bearer ${key.key}` };
+      await wrk({ ...load, connections: 8, seconds: 3 }); // token cached, JIT warm
+      const data = join(out, "perf.data");
+      const perf = spawn("perf", ["record", "-q", "-F", String(FREQ), "-g", "-p", String(pid), "-o", data, "--", "sleep", String(SECONDS + 0.5)], { stdio: "ignore" });
+      const exited = new Promise((res) => perf.on("exit", res));
+      await new Promise((res) => setTimeout(res, 250)); // perf attached
+      const r = await wrk({ ...load, connections: 32, seconds: SECONDS });
+      if ((await exited) !== 0) throw new Error("perf record failed (permissions? see kernel.perf_event_paranoid)");
+      results.push({ name, requests: r.requests, rps: r.rps, ...summarize(data, pid) });
+      process.stderr.write(`[native-profile] ${name}: ${r.requests} requests, ${results.at(-1).samples} samples\n`);
+    } finally {
+      await w.stop();
+      rmSync(`/tmp/perf-${pid}.map`, { force: true });
+    }
+  }
+  const us = (r, n) => (n * 1e6) / FREQ / r.requests;
+  const pad = (s, n) => String(s).padStart(n);
+  console.log(`workerd main thread, µs of CPU per request (perf -F ${FREQ}, ${SECONDS} s at 32 connections, getOrderHistory)`);
+  console.log(["target".padEnd(24), pad("req/s", 7), pad("total", 7), ...CATEGORIES.map((c) => pad(c, 12))].join(""));
+  for (const r of results) {
+    console.log([r.name.slice(0, 23).padEnd(24), pad(r.rps.toFixed(0), 7), pad(us(r, r.samples).toFixed(1), 7), ...CATEGORIES.map((c) => pad(us(r, r.cats.get(c)).toFixed(1), 12))].join(""));
+  }
+  for (const r of results.filter((x) => x.cats.get("wasm") > 0)) {
+    const rows = [...r.crates].sort((x, y) => y[1] - x[1]).slice(0, 12);
+    console.log(`\n${r.name}: wasm time by crate, µs per request: ${rows.map(([c, n]) => `${c} ${us(r, n).toFixed(1)}`).join(", ")}`);
+  }
+  if (results.length >= 2 && TOP > 0) {
+    const [a, b] = results;
+    const keys = new Set([...a.leaves.keys(), ...b.leaves.keys()]);
+    const rows = [...keys].map((k) => [k, us(a, a.leaves.get(k) ?? 0), us(b, b.leaves.get(k) ?? 0)]).sort((x, y) => Math.abs(y[1] - y[2]) - Math.abs(x[1] - x[2]));
+    console.log(`\nframes whose own time differs most, µs per request: ${a.name} | ${b.name} | difference`);
+    for (const [k, x, y] of rows.slice(0, TOP)) console.log(`${pad(x.toFixed(1), 7)}${pad(y.toFixed(1), 7)}${pad((x - y).toFixed(1), 7)}  ${k}`);
+  }
+}
+
+main()
+  .then(async () => { await stopAll(); clearTimeout(hardStop); })
+  .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });
