@@ -267,7 +267,7 @@ export function median(xs) {
 export { sleep };
 
 /** `[pid, stat line]` of every process in process group `pgid`, from /proc. */
-function groupStats(pgid) {
+export function groupStats(pgid) {
   const out = [];
   let entries = [];
   try { entries = readdirSync("/proc"); } catch { return out; }

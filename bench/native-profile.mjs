@@ -25,9 +25,9 @@
 // kernel.perf_event_paranoid <= 2 for one's own processes). Loopback only;
 // about 20 s per target; a hard stop ends it after 5 minutes.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { JS_VARIANTS, ROOT, makeKey, startSandbox, startTarget, tempDir, wrk, cleanup } from "./lib.mjs";
+import { JS_VARIANTS, ROOT, cleanup, groupStats, makeKey, startSandbox, startTarget, tempDir, wrk } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
@@ -46,22 +46,18 @@ if (targets.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
 function ensurePerf() {
   if (spawnSync("perf", ["--version"]).status === 0) return;
   console.error("native-profile: perf is missing; apt-get install linux-perf");
-  const sudo = process.getuid() === 0 ? [] : ["sudo"];
-  const apt = (args) => spawnSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  apt(["apt-get", "update", "-qq"]);
-  apt(["apt-get", "install", "-y", "-qq", "linux-perf"]);
+  const cmd = [...(process.getuid() === 0 ? [] : ["sudo"]), "apt-get"];
+  const apt = (...args) => spawnSync(cmd[0], [...cmd.slice(1), ...args], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  apt("update", "-qq");
+  apt("install", "-y", "-qq", "linux-perf");
   if (spawnSync("perf", ["--version"]).status !== 0) throw new Error("perf is not available (Debian package linux-perf)");
 }
 
 /** The workerd process in process group `pgid`. */
 function workerdPid(pgid) {
-  for (const p of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    let stat;
-    try { stat = readFileSync(`/proc/${p}/stat`, "utf8"); } catch { continue; }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) === pgid && stat.includes("(workerd)")) return Number(p);
-  }
-  throw new Error(`no workerd process in group ${pgid}`);
+  const found = groupStats(pgid).find(([, stat]) => stat.includes("(workerd)"));
+  if (!found) throw new Error(`no workerd process in group ${pgid}`);
+  return Number(found[0]);
 }
 
 const GC = /Heap::CollectGarbage|Heap::Scavenge|ScavengerCollector|MinorMarkSweep|MarkCompactCollector|IncrementalMarking|GCEpilogue|GCPrologue|MinorGCJob|PerformGarbageCollection/;
