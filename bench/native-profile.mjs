@@ -1,14 +1,15 @@
 // Where each target's CPU goes inside workerd, native frames included.
 //
-//   node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--freq 2000] [--top 20]
+//   node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20]
 //
 // Targets as in bench/ab.mjs (a plumgate build directory, or js | js:none |
 // js:contract | js:full | js:nolog); default: build js js:full. For each, one
 // after the other: start it in local workerd (direct socket, no [assets]),
-// warm it, then record workerd with Linux `perf` (call stacks, --freq Hz)
-// while wrk drives 32 connections for --seconds on the hot path. V8 writes a
-// perf map (MINIFLARE_WORKERD_V8_FLAGS=--perf-basic-prof), so wasm and JS
-// frames are named.
+// warm it (--warm seconds at 8 connections), then record workerd with Linux
+// `perf` (call stacks, --freq Hz) while wrk drives 32 connections for
+// --seconds on the hot path. V8 writes a perf map
+// (MINIFLARE_WORKERD_V8_FLAGS=--perf-basic-prof), so wasm and JS frames are
+// named.
 //
 // Prints CPU per request of workerd's main thread (the one that runs the
 // isolate) in µs, split as: garbage collection (any frame under a V8 GC
@@ -23,7 +24,7 @@
 // Needs `perf` (Debian: linux-perf; installed here if missing and apt is
 // available) and permission to profile the worker (root, or
 // kernel.perf_event_paranoid <= 2 for one's own processes). Loopback only;
-// about 20 s per target; a hard stop ends it after 5 minutes.
+// about 20 s per target; a hard stop ends it after 10 minutes.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -35,10 +36,11 @@ const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[
 const targets = positional.length ? positional : ["build", "js", "js:full"];
 const SECONDS = Number(opt("--seconds", 5));
 const FREQ = Number(opt("--freq", 2000));
+const WARM = Number(opt("--warm", 3));
 const TOP = Number(opt("--top", 20));
 const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 if (targets.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
-  console.error("usage: node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--freq 2000] [--top 20]");
+  console.error("usage: node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20]");
   process.exit(2);
 }
 
@@ -114,7 +116,7 @@ function summarize(data, pid) {
 
 const stops = [];
 const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
-const hardStop = setTimeout(async () => { console.error("native-profile: hard stop after 5 minutes"); await stopAll(); process.exit(2); }, 5 * 60_000);
+const hardStop = setTimeout(async () => { console.error("native-profile: hard stop after 10 minutes"); await stopAll(); process.exit(2); }, 10 * 60_000);
 
 async function main() {
   ensurePerf();
@@ -131,7 +133,7 @@ async function main() {
     const pid = workerdPid(w.pid);
     try {
       const load = { url: `${w.url}/v1/ops/getOrderHistory`, body: BODY, auth: `Bearer ${key.key}` };
-      await wrk({ ...load, connections: 8, seconds: 3 }); // token cached, JIT warm
+      await wrk({ ...load, connections: 8, seconds: WARM }); // token cached, JIT warm
       const data = join(out, "perf.data");
       const perf = spawn("perf", ["record", "-q", "-F", String(FREQ), "-g", "-p", String(pid), "-o", data, "--", "sleep", String(SECONDS + 0.5)], { stdio: "ignore" });
       const exited = new Promise((res) => perf.on("exit", res));
