@@ -51,7 +51,7 @@ test("healthz, openapi and a forwarded getBalance", async () => {
     assert.equal(c.refresh_calls, 1, "token refreshed from the sandbox once");
 
     // One JSON log line for that request, with the contract's fields.
-    const line = w.jsonLogs().find((l) => l.request_id === rid);
+    const line = (await w.logsFor([rid])).find((l) => l.request_id === rid);
     assert.ok(line, "log line for the request");
     assert.equal(line.method, "POST");
     assert.equal(line.route, "/v1/ops/{operation}");

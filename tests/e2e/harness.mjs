@@ -140,8 +140,21 @@ export function tempDir(prefix = "plumgate-e2e-") {
 /**
  * Start the built worker under `wrangler dev` against `sandbox`.
  * opts.vars: extra/overriding vars. opts.persistDir: local KV/DO state.
+ * A port found free here can be taken by another process before wrangler
+ * binds it; that start is retried on new ports (twice at most) unless the
+ * caller chose the port.
  */
-export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }) {
+export async function startWorker(opts) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorkerOnce(opts);
+    } catch (e) {
+      if (opts.port !== undefined || attempt >= 3 || !/Address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port }) {
   port ??= await freePort();
   const inspector = await freePort();
   persistDir ??= tempDir();
@@ -195,7 +208,10 @@ export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited: ${lines.slice(-20).join("\n")}`);
+    if (child.exitCode !== null) {
+      try { process.kill(-child.pid, "SIGKILL"); } catch { /* nothing left in its group */ }
+      throw new Error(`wrangler dev exited: ${lines.slice(-20).join("\n")}`);
+    }
     try {
       const r = await fetch(`${url}/healthz`);
       await r.text();
@@ -227,6 +243,18 @@ export async function startWorker({ sandbox, keys, vars = {}, persistDir, port }
         try { out.push(JSON.parse(l.slice(i))); } catch { /* not ours */ }
       }
       return out;
+    },
+    /**
+     * The JSON log lines of the requests with these ids, once every one has
+     * arrived: the worker prints a line as it answers, and the output reaches
+     * this process a little later than the response does.
+     */
+    async logsFor(ids, { timeout = 5_000 } = {}) {
+      const want = new Set(ids);
+      const found = () => this.jsonLogs().filter((l) => want.has(l.request_id));
+      await waitFor(() => new Set(found().map((l) => l.request_id)).size >= want.size, { timeout, what: `log lines of ${want.size} requests` })
+        .catch(() => {}); // the caller's assertions say what is missing
+      return found();
     },
   };
 }
