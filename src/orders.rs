@@ -336,8 +336,9 @@ pub async fn place(env: &Env, data: Value, request_id: &str, log: &mut RequestLo
 /// Headers of a ledger answer that the caller sees.
 const PASSED_HEADERS: [&str; 4] = ["x-plumgate-replayed", "x-plumgate-reconciled", "retry-after", "www-authenticate"];
 
-const ERROR_CODES: [&str; 9] = [
+const ERROR_CODES: [&str; 10] = [
     "idempotency_conflict",
+    "credentials_rejected",
     "rate_limited",
     "upstream_error",
     "upstream_timeout",
