@@ -234,13 +234,17 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port }) {
       killGroup(child, "SIGKILL");
       await waitExit(child, 2000);
     },
-    /** Log lines the worker printed that parse as JSON objects. */
+    /**
+     * Log lines the worker printed that parse as JSON objects (wrangler
+     * colours console.error lines even with NO_COLOR: the escapes go first).
+     */
     jsonLogs() {
       const out = [];
-      for (const l of lines) {
+      for (const raw of lines) {
+        const l = raw.replace(/\x1b\[[0-9;]*m/g, "");
         const i = l.indexOf("{");
         if (i < 0) continue;
-        try { out.push(JSON.parse(l.slice(i))); } catch { /* not ours */ }
+        try { out.push(JSON.parse(l.slice(i, l.lastIndexOf("}") + 1))); } catch { /* not ours */ }
       }
       return out;
     },
@@ -456,6 +460,8 @@ export async function writeStored(file, key, value) {
   const v8 = await import("node:v8");
   const db = new DatabaseSync(file);
   try {
+    // workerd's own table, made on an object's first write.
+    db.exec("CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID");
     if (value === undefined) db.prepare("DELETE FROM _cf_KV WHERE key = ?").run(key);
     else db.prepare("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)").run(key, v8.serialize(value));
   } finally {

@@ -201,7 +201,7 @@ async fn refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
         RefreshOutcome::Drop { status } => dropped_body(status),
         RefreshOutcome::Limited { status, body, retry_after_secs } => {
             let mut resp = json_response(status, body);
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            if let Some(Ok(v)) = retry_after_secs.map(|s| HeaderValue::from_str(&s.to_string())) {
                 resp.headers_mut().insert(RETRY_AFTER, v);
             }
             resp

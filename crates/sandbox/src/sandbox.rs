@@ -88,11 +88,11 @@ pub enum RefreshOutcome {
     Drop {
         status: u16,
     },
-    /// The rate-limit answer, with `Retry-After: retry_after_secs`.
+    /// The rate-limit answer; `Retry-After` only with the HTTP 429 shape.
     Limited {
         status: u16,
         body: Value,
-        retry_after_secs: u64,
+        retry_after_secs: Option<u64>,
     },
 }
 
@@ -310,7 +310,8 @@ impl Sandbox {
 
     fn rate_limited(&self, p: RefreshPenalty, now: i64) -> RefreshOutcome {
         let secs = u64::try_from((p.until_ms - now).max(1000).saturating_add(999) / 1000).unwrap_or(1);
-        RefreshOutcome::Limited { status: p.status, body: p.shape.body(secs), retry_after_secs: secs }
+        let retry_after_secs = (p.shape == RateLimitShape::Status429).then_some(secs);
+        RefreshOutcome::Limited { status: p.status, body: p.shape.body(secs), retry_after_secs }
     }
 
     fn refresh_inner(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {

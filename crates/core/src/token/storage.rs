@@ -72,8 +72,8 @@ pub fn quarantine_key(now_ms: i64) -> String {
 /// Why stored state is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
-    /// Safe sentence: says where and what kind of problem, never content
-    /// (a JSON error message can quote the value it choked on).
+    /// Safe sentence: what kind of problem and where, never content (a
+    /// JSON error message can quote the value it choked on).
     pub reason: String,
 }
 
@@ -82,13 +82,13 @@ pub struct Unreadable {
 ///
 /// - nothing stored: `Ok(None)` (a new authority: bootstrap, or import);
 /// - JSON text of an [`AuthorityState`]: `Ok(Some(state))`, whatever fields
-///   are missing (all have defaults) or unknown (kept);
+///   are missing (all have defaults) or unknown (ignored);
 /// - anything else: `Err`, and the caller must neither use nor overwrite it.
 pub fn load_state(stored: Option<&Value>) -> Result<Option<AuthorityState>, Unreadable> {
     let text = match stored {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(text)) => text,
-        Some(_) => return Err(Unreadable { reason: format!("the value under `{STATE_KEY}` is not JSON text") }),
+        Some(_) => return Err(Unreadable { reason: "it is not JSON text".into() }),
     };
     serde_json::from_str::<AuthorityState>(text).map(Some).map_err(|e| {
         let kind = match e.classify() {
@@ -96,15 +96,15 @@ pub fn load_state(stored: Option<&Value>) -> Result<Option<AuthorityState>, Unre
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "it is not valid JSON",
             serde_json::error::Category::Io => "it could not be read",
         };
-        Unreadable { reason: format!("the value under `{STATE_KEY}` cannot be read: {kind} (line {}, column {})", e.line(), e.column()) }
+        Unreadable { reason: format!("{kind} (line {}, column {})", e.line(), e.column()) }
     })
 }
 
 /// The message callers see while the state is refused.
 pub fn unreadable_message(authority: &str, why: &Unreadable) -> String {
     format!(
-        "the token authority's stored state (Durable Object TokenAuthority `{authority}`, storage key `{STATE_KEY}`) is left untouched because {}; an admin must act (README: When a person must act)",
-        why.reason.trim_start_matches(&format!("the value under `{STATE_KEY}` ")),
+        "the token authority's stored state (Durable Object TokenAuthority `{authority}`, storage key `{STATE_KEY}`) cannot be read: {}; it is left untouched until an admin acts (README: When a person must act)",
+        why.reason,
     )
 }
 
@@ -207,7 +207,7 @@ mod tests {
         ];
         for stored in &cases {
             let e = load_state(Some(stored)).unwrap_err();
-            assert!(e.reason.contains("`state`"), "{}", e.reason);
+            assert!(e.reason.starts_with("it is not") || e.reason.starts_with("a field"), "{}", e.reason);
             assert!(!e.reason.contains("SECRET"), "never echo content: {}", e.reason);
             let m = unreadable_message("account:0123", &e);
             assert!(m.contains("storage key `state`") && m.contains("account:0123") && !m.contains("SECRET"), "{m}");
