@@ -468,3 +468,45 @@ export async function writeStored(file, key, value) {
     db.close();
   }
 }
+
+/** Per-minute limits high enough that no test meets the sandbox's rate limiter by accident. */
+export const HIGH_LIMITS = {
+  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
+  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
+};
+
+/** The operation the token tests call: never cached at the edge, so every call goes upstream. */
+export const UNCACHED_OP = "getOrderHistory";
+
+/**
+ * What the token test files share: fresh sandboxes (limits out of the way),
+ * temporary state directories, one uncached operation, `GET /v1/token`, and
+ * `finish()` (stop the sandboxes, remove the directories, return the leak
+ * scan's hits).
+ */
+export function tokenFixture(keys) {
+  const sandboxes = [];
+  const dirs = [];
+  return {
+    async fresh(config = {}) {
+      const sb = await startSandbox();
+      sandboxes.push(sb);
+      await sb.admin("/config", { rate_limits: HIGH_LIMITS, ...config });
+      return sb;
+    },
+    newDir() {
+      const d = tempDir();
+      dirs.push(d);
+      return d;
+    },
+    op: (w, key = keys.admin) =>
+      call(w, `/v1/ops/${UNCACHED_OP}`, { key, body: { startDate: "2020-01-01", endDate: "2030-12-31", limit: 5, page: 1 } }),
+    tokenStatus: async (w) => (await call(w, "/v1/token", { method: "GET", key: keys.admin })).json,
+    async finish() {
+      const hits = await Promise.all(sandboxes.map((sb) => leakScan(sb, keys)));
+      for (const sb of sandboxes) await sb.stop();
+      for (const d of dirs) cleanup(d);
+      return hits.flat();
+    },
+  };
+}

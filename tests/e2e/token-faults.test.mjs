@@ -8,30 +8,11 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startSandbox, startWorker, standardKeys, call, leakScan, waitFor, tempDir, cleanup,
-  authorityFiles, readStored, storedKeys, writeStored,
+  startWorker, standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture,
 } from "./harness.mjs";
 
 const keys = standardKeys();
-const sandboxes = [];
-const dirs = [];
-const HIGH_LIMITS = {
-  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
-  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
-};
-
-async function fresh(config = {}) {
-  const sb = await startSandbox();
-  sandboxes.push(sb);
-  await sb.admin("/config", { rate_limits: HIGH_LIMITS, ...config });
-  return sb;
-}
-
-function newDir() {
-  const d = tempDir();
-  dirs.push(d);
-  return d;
-}
+const { fresh, newDir, op, tokenStatus, finish } = tokenFixture(keys);
 
 /** A worker on `sb` (`opts` as startWorker's), `fn(w)`, then stopped. */
 async function withWorker(sb, opts, fn) {
@@ -43,10 +24,6 @@ async function withWorker(sb, opts, fn) {
   }
 }
 
-const OP = "getOrderHistory";
-const op = (w) =>
-  call(w, `/v1/ops/${OP}`, { key: keys.admin, body: { startDate: "2020-01-01", endDate: "2030-12-31", limit: 5, page: 1 } });
-const tokenStatus = async (w) => (await call(w, "/v1/token", { method: "GET", key: keys.admin })).json;
 const forceRefresh = (w) => call(w, "/v1/token/refresh", { key: keys.admin });
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
@@ -58,11 +35,28 @@ async function accountFile(dir) {
 }
 
 after(async () => {
-  const hits = await Promise.all(sandboxes.map((sb) => leakScan(sb, keys)));
-  for (const sb of sandboxes) await sb.stop();
-  for (const d of dirs) cleanup(d);
-  assert.deepEqual(hits.flat(), [], "no token, secret or key in any response or log line");
+  assert.deepEqual(await finish(), [], "no token, secret or key in any response or log line");
 });
+
+/**
+ * Xoxoday revokes the access token and answers the refresh with its rate
+ * limit in `shape` (the sandbox's own penalty: 4 s); the next call meets it.
+ * Returns that call's answer, `GET /v1/token` after it, and when it started.
+ */
+async function meetRateLimit(sb, w, shape) {
+  await sb.admin("/tokens/revoke-access", {});
+  await sb.admin("/faults/refresh", { mode: "rate_limited", shape, penalty_seconds: 4 });
+  await sb.admin("/counters/reset", {});
+  const t0 = Date.now();
+  const r = await op(w);
+  assert.equal(r.status, 429, `${shape}: ${r.text}`);
+  assert.equal(r.json.error.code, "rate_limited");
+  assert.match(r.json.error.message, /token refreshes/);
+  assert.equal((await sb.counters()).refresh_calls, 1, `${shape}: the run stopped at once`);
+  const st = await tokenStatus(w);
+  assert.match(st.last_error, /auth\.request_limit_exceeded/, shape);
+  return { r, st, t0, retryAt: Date.parse(st.retry_at) };
+}
 
 test("refresh rate limit, every shape: the run stops at once, no attempt until the penalty ends, retry_at shows it", async () => {
   const sb = await fresh();
@@ -70,20 +64,9 @@ test("refresh rate limit, every shape: the run stops at once, no attempt until t
     assert.equal((await op(w)).status, 200);
     // Shapes that carry their penalty (4 s): plumgate comes back after it.
     for (const shape of ["status429", "errors_array", "errors_object"]) {
-      await sb.admin("/tokens/revoke-access", {});
-      await sb.admin("/faults/refresh", { mode: "rate_limited", shape, penalty_seconds: 4 });
-      await sb.admin("/counters/reset", {});
-      const t0 = Date.now();
-      const r = await op(w);
-      assert.equal(r.status, 429, `${shape}: ${r.text}`);
-      assert.equal(r.json.error.code, "rate_limited");
-      assert.match(r.json.error.message, /token refreshes/);
+      const { r, st, t0, retryAt } = await meetRateLimit(sb, w, shape);
       const retryAfter = Number(r.headers["retry-after"]);
       assert.ok(retryAfter >= 4 && retryAfter <= 6, `${shape}: Retry-After ${retryAfter}`);
-      assert.equal((await sb.counters()).refresh_calls, 1, `${shape}: the run stopped at once`);
-      const st = await tokenStatus(w);
-      assert.match(st.last_error, /auth\.request_limit_exceeded/, shape);
-      const retryAt = Date.parse(st.retry_at);
       assert.ok(retryAt >= t0 + 4000 && retryAt <= Date.now() + 5100, `${shape}: retry_at ${st.retry_at}`);
       // Inside the penalty: callers are told, Xoxoday is not called.
       assert.equal((await op(w)).status, 429);
@@ -103,15 +86,7 @@ test("refresh rate limit, every shape: the run stops at once, no attempt until t
     const sb = await fresh();
     await withWorker(sb, {}, async (w) => {
       assert.equal((await op(w)).status, 200);
-      await sb.admin("/tokens/revoke-access", {});
-      await sb.admin("/faults/refresh", { mode: "rate_limited", shape, penalty_seconds: 4 });
-      await sb.admin("/counters/reset", {});
-      const t0 = Date.now();
-      const r = await op(w);
-      assert.equal(r.status, 429, `${shape}: ${r.text}`);
-      const st = await tokenStatus(w);
-      assert.match(st.last_error, /auth\.request_limit_exceeded/);
-      const retryAt = Date.parse(st.retry_at);
+      const { st, t0, retryAt } = await meetRateLimit(sb, w, shape);
       assert.ok(retryAt >= t0 + 60_000 && retryAt <= Date.now() + 66_100, `${shape}: retry_at ${st.retry_at}`);
       await sleep(4500); // the sandbox's own penalty is over; plumgate's is not
       assert.equal((await op(w)).status, 429);

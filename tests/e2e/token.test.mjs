@@ -8,23 +8,16 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startSandbox, startWorker, standardKeys, call, leakScan, waitFor, tempDir, cleanup, capturedLogs,
+  startWorker, standardKeys, call, waitFor, capturedLogs, tokenFixture, UNCACHED_OP,
 } from "./harness.mjs";
 
 const keys = standardKeys();
-const sandboxes = [];
-const dirs = [];
-const HIGH_LIMITS = {
-  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
-  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
-};
+const { fresh, newDir, op, tokenStatus, finish } = tokenFixture(keys);
+const OP = UNCACHED_OP;
 
-async function fresh(config = {}) {
-  const sb = await startSandbox();
-  sandboxes.push(sb);
-  await sb.admin("/config", { rate_limits: HIGH_LIMITS, ...config });
-  return sb;
-}
+after(async () => {
+  assert.deepEqual(await finish(), [], "no token, secret or key in any response or log line");
+});
 
 /**
  * A fresh sandbox (`config`) and a worker on it (`opts`), `fn(sb, w)`; the
@@ -47,8 +40,7 @@ async function scenario(config, opts, fn) {
  */
 async function persistedToken(config = {}) {
   const sb = await fresh(config);
-  const dir = tempDir();
-  dirs.push(dir);
+  const dir = newDir();
   const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
   try {
     assert.equal((await op(w)).status, 200);
@@ -58,20 +50,6 @@ async function persistedToken(config = {}) {
   return { sb, dir };
 }
 
-/** `GET /v1/token`'s body. */
-const tokenStatus = async (w) => (await call(w, "/v1/token", { method: "GET", key: keys.admin })).json;
-
-// An operation that is never cached at the edge, so every call goes upstream.
-const OP = "getOrderHistory";
-const op = (w, key = keys.admin) =>
-  call(w, `/v1/ops/${OP}`, { key, body: { startDate: "2020-01-01", endDate: "2030-12-31", limit: 5, page: 1 } });
-
-after(async () => {
-  const hits = await Promise.all(sandboxes.map((sb) => leakScan(sb, keys)));
-  for (const sb of sandboxes) await sb.stop();
-  for (const d of dirs) cleanup(d);
-  assert.deepEqual(hits.flat(), [], "no token, secret or key in any response or log line");
-});
 
 test("1. cold start: 200 concurrent calls cause exactly one refresh", async () => {
   // The refresh takes 1 s, so the other 199 calls surely arrive while the
@@ -99,8 +77,9 @@ test("1. cold start: 200 concurrent calls cause exactly one refresh", async () =
     assert.ok(sources.every((t) => ["memory", "shared", "kv", "authority"].includes(t)), `sources: ${[...new Set(sources)].join(",")}`);
     const counts = JSON.stringify(Object.fromEntries([...new Set(sources)].map((t) => [t, sources.filter((x) => x === t).length])));
     assert.ok(sources.includes("shared"), `concurrent cold calls waited for the lookup (sources: ${counts})`);
-    const status = await tokenStatus(w);
-    assert.equal(status.status, 200);
+    const res = await call(w, "/v1/token", { method: "GET", key: keys.admin });
+    assert.equal(res.status, 200);
+    const status = res.json;
     assert.equal(status.state, "fresh");
     assert.equal(status.refresh_count, 1);
     assert.match(status.access_token_expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
@@ -378,8 +357,7 @@ test("4b. a slow refresh blocks no caller, and a forced refresh waits for it (lo
 
 test("5. invalid_grant: reauth_required, no refresh loop; a new bootstrap token recovers", async () => {
   const sb = await fresh();
-  const dir = tempDir();
-  dirs.push(dir);
+  const dir = newDir();
   await sb.admin("/faults/refresh", { mode: "invalid_grant", count: 1 });
   let w = await startWorker({ sandbox: sb, keys, persistDir: dir });
   let logs;
