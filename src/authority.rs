@@ -231,7 +231,10 @@ impl TokenAuthority {
                 return Reply::refused(r);
             }
         }
-        if let Err(r) = self.ensure_loaded(ctx, current_protocol).await {
+        // Import the previous version's state only on a first start (not
+        // after `recover`, and not for a previous-version caller).
+        let may_import = current_protocol && op != Op::Recover;
+        if let Err(r) = self.ensure_loaded(ctx, may_import).await {
             return Reply::refused(r);
         }
         if ctx.snapshot().retired_to.is_some() {
