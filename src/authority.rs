@@ -41,7 +41,7 @@
 use crate::net;
 use crate::settings;
 use crate::tokens::{self, Grant};
-use crate::util::{json_response, now_ms, rand01};
+use crate::util::{bytes_response, now_ms, rand01};
 use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::config::Config;
 use plumgate_core::errors::WireError;
@@ -141,16 +141,25 @@ impl Reply {
     }
 }
 
-type Run = Shared<LocalBoxFuture<'static, RunEnd>>;
-type CheckRun = Shared<LocalBoxFuture<'static, CheckVerdict>>;
-type LoadRun = Shared<LocalBoxFuture<'static, Result<(), Refusal>>>;
+/// How a piece of shared work ended. One type for the three kinds (a
+/// refresh run, a token check, loading the state): each distinct `Shared`
+/// future type adds its own copy of the sharing machinery to the wasm.
+#[derive(Clone)]
+enum Done {
+    Run(RunEnd),
+    Check(CheckVerdict),
+    Load(Result<(), Refusal>),
+}
+
+/// Work in flight that every request needing it joins.
+type Work = Shared<LocalBoxFuture<'static, Done>>;
 
 struct Inner {
     /// The loaded state; `None` until loaded (and while it cannot be read).
     state: RefCell<Option<AuthorityState>>,
-    run: RefCell<Option<Run>>,
-    check: RefCell<Option<(String, CheckRun)>>,
-    load: RefCell<Option<LoadRun>>,
+    run: RefCell<Option<Work>>,
+    check: RefCell<Option<(String, Work)>>,
+    load: RefCell<Option<Work>>,
 }
 
 /// What a future running on its own needs.
@@ -188,8 +197,7 @@ impl worker::DurableObject for TokenAuthority {
         let addressed = req.headers().get(AUTHORITY_HEADER).ok().flatten();
         let body: Value = req.json().await.unwrap_or(Value::Null);
         let reply = self.handle(path.trim_start_matches('/'), addressed, &body).await;
-        let body = serde_json::to_value(&reply).unwrap_or(Value::Null);
-        Ok(json_response(200, &body))
+        Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
     }
 }
 
@@ -273,17 +281,20 @@ impl TokenAuthority {
             None => {
                 let c = ctx.clone();
                 let storage = self.state.storage();
-                let fut: LocalBoxFuture<'static, Result<(), Refusal>> = Box::pin(async move {
+                let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
                     let r = load(&c, &storage, may_import).await;
                     *c.inner.load.borrow_mut() = None;
-                    r
+                    Done::Load(r)
                 });
                 let shared = fut.shared();
                 *self.inner.load.borrow_mut() = Some(shared.clone());
                 shared
             }
         };
-        load.await
+        match load.await {
+            Done::Load(r) => r,
+            _ => Err(Refusal::Unavailable { message: "token storage unavailable".into() }),
+        }
     }
 
     /// `recover`: if the stored state cannot be read, copy it unchanged to
@@ -414,13 +425,17 @@ impl TokenAuthority {
             Plan::Refuse(r) => reply(ctx, Some(r)),
             Plan::RefreshThenServe => {
                 let run = self.start_or_join(ctx);
-                let end = match wait_limit_ms(trigger, policy) {
+                let done = match wait_limit_ms(trigger, policy) {
                     None => Some(run.await),
                     Some(ms) => match future::select(run, Box::pin(Delay::from(Duration::from_millis(ms)))).await {
-                        Either::Left((end, _)) => Some(end),
+                        Either::Left((done, _)) => Some(done),
                         // The run goes on (wait_until); its answer is kept.
                         Either::Right(_) => None,
                     },
+                };
+                let end = match done {
+                    Some(Done::Run(end)) => Some(end),
+                    _ => None,
                 };
                 match answer_after_run(&ctx.snapshot(), trigger, end.as_ref(), now_ms(), policy) {
                     Answer::Grant => reply(ctx, None),
@@ -431,16 +446,16 @@ impl TokenAuthority {
     }
 
     /// Join the refresh in flight, or start one (kept alive by `wait_until`).
-    fn start_or_join(&self, ctx: &Rc<Ctx>) -> Run {
+    fn start_or_join(&self, ctx: &Rc<Ctx>) -> Work {
         if let Some(run) = self.inner.run.borrow().clone() {
             return run;
         }
         let c = ctx.clone();
         let storage = self.state.storage();
-        let fut: LocalBoxFuture<'static, RunEnd> = Box::pin(async move {
+        let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
             let end = refresh_run(&c, &storage).await;
             *c.inner.run.borrow_mut() = None;
-            end
+            Done::Run(end)
         });
         let run = fut.shared();
         *self.inner.run.borrow_mut() = Some(run.clone());
@@ -460,12 +475,15 @@ impl TokenAuthority {
     async fn check(&self, ctx: &Rc<Ctx>, fp: String) -> CheckVerdict {
         match plan_check(&ctx.snapshot(), &fp, now_ms()) {
             CheckPlan::Verdict(v) => v,
-            CheckPlan::Check => self.check_or_join(ctx, fp).await,
+            CheckPlan::Check => match self.check_or_join(ctx, fp).await {
+                Done::Check(v) => v,
+                _ => CheckVerdict::Serve,
+            },
         }
     }
 
     /// Join the check of `fp` in flight, or start one.
-    fn check_or_join(&self, ctx: &Rc<Ctx>, fp: String) -> CheckRun {
+    fn check_or_join(&self, ctx: &Rc<Ctx>, fp: String) -> Work {
         if let Some((running, run)) = self.inner.check.borrow().clone() {
             if running == fp {
                 return run;
@@ -474,13 +492,13 @@ impl TokenAuthority {
         let c = ctx.clone();
         let storage = self.state.storage();
         let key = fp.clone();
-        let fut: LocalBoxFuture<'static, CheckVerdict> = Box::pin(async move {
+        let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
             let verdict = check_token(&c, &storage, &key).await;
             let mut slot = c.inner.check.borrow_mut();
             if slot.as_ref().is_some_and(|(f, _)| *f == key) {
                 *slot = None;
             }
-            verdict
+            Done::Check(verdict)
         });
         let run = fut.shared();
         *self.inner.check.borrow_mut() = Some((fp, run.clone()));

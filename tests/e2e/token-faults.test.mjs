@@ -352,7 +352,10 @@ test("upgrade: the previous version's single authority hands its state over once
   // Make it look like the previous version: the state lives in the object
   // named "xoxoday", in the previous format; the per-account one has none.
   const state = JSON.parse(await readStored(account.file, "state"));
-  for (const k of ["penalty_until_ms", "credentials_rejected", "last_check", "confirmed_rejections_ms", "retired_to", "retired_at_ms"]) delete state[k];
+  for (const k of ["penalty_until_ms", "credentials_rejected_fp", "last_check_fp", "last_check_at_ms", "last_check_result", "confirmed_rejections_ms", "retired_to", "retired_at_ms"]) {
+    assert.ok(k in state, `${k} is a field of this version`);
+    delete state[k];
+  }
   await writeStored(legacy.file, "state", JSON.stringify(state));
   await writeStored(account.file, "state", undefined);
   await sb.admin("/counters/reset", {});

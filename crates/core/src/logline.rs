@@ -137,8 +137,24 @@ pub fn event(fields: &[(&str, Field<'_>)]) -> String {
     out
 }
 
+/// A JSON string literal (by hand: serde_json's string serializer would be
+/// one more copy of its machinery in the worker's wasm).
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -157,6 +173,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["count"], 3);
         assert_eq!(event(&[]), "{}");
+        // Every control character and both escapes survive a JSON parse.
+        let nasty: String = (0u8..0x20).map(char::from).chain("\"\\é𝄞".chars()).collect();
+        let v: serde_json::Value = serde_json::from_str(&event(&[("s", nasty.as_str().into())])).unwrap();
+        assert_eq!(v["s"], nasty.as_str());
     }
 
     #[test]

@@ -149,21 +149,6 @@ pub struct RefreshSlot {
     pub expiry_known: bool,
 }
 
-/// Xoxoday blamed the client id/secret (`invalid_client`,
-/// `unauthorized_client`) for a refresh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CredentialsRejection {
-    /// [`credentials_fingerprint`] of the client id and secret it rejected.
-    #[serde(default)]
-    pub client_fp: String,
-    /// Safe sentence.
-    #[serde(default)]
-    pub reason: String,
-    /// When (epoch ms).
-    #[serde(default)]
-    pub at_ms: i64,
-}
-
 /// Everything the token authority persists (one storage value, written
 /// atomically).
 ///
@@ -206,10 +191,19 @@ pub struct AuthorityState {
     /// Xoxoday's refresh rate-limit penalty, jitter included: no refresh
     /// attempt of any kind before this (epoch ms).
     pub penalty_until_ms: Option<i64>,
-    /// Set while Xoxoday rejects the configured client id/secret.
-    pub credentials_rejected: Option<CredentialsRejection>,
-    /// The last token check (see [`check`]).
-    pub last_check: Option<check::CheckRecord>,
+    /// Set while Xoxoday rejects the configured client id/secret: the
+    /// [`credentials_fingerprint`] of the pair it rejected (the reason and
+    /// time are `last_error` and `last_error_at_ms`). Plain fields here and
+    /// below rather than small structs: each struct in an `Option` costs
+    /// the worker's wasm its own decoder.
+    pub credentials_rejected_fp: Option<String>,
+    /// Fingerprint of the access token the last token check was about
+    /// (see [`check`]; read through [`AuthorityState::last_check`]).
+    pub last_check_fp: Option<String>,
+    /// When it was made (epoch ms).
+    pub last_check_at_ms: Option<i64>,
+    /// What it said: `valid`, `invalid` or `failed`.
+    pub last_check_result: Option<String>,
     /// When Xoxoday's token check confirmed a rejection (epoch ms), newest
     /// last, inside the loop guard's window (see [`check`]).
     pub confirmed_rejections_ms: Vec<i64>,
@@ -444,7 +438,7 @@ impl AuthorityState {
         if self.reauth_reason.is_some() {
             return TokenState::ReauthRequired;
         }
-        if self.credentials_rejected.is_some() {
+        if self.credentials_rejected_fp.is_some() {
             return TokenState::CredentialsRejected;
         }
         match &self.access {
@@ -529,7 +523,7 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
         // expires to set a new refresh token. Nothing refreshes meanwhile.
         return if serves { Plan::Serve } else { Plan::Refuse(Refusal::ReauthRequired) };
     }
-    if state.credentials_rejected.is_some() {
+    if state.credentials_rejected_fp.is_some() {
         return if serves { Plan::Serve } else { Plan::Refuse(Refusal::CredentialsRejected) };
     }
     if state.refresh.is_none() {
@@ -616,7 +610,7 @@ pub fn adopt_bootstrap(
             state.reauth_reason = None;
             // The operator acted: whatever Xoxoday blamed before gets a
             // fresh try with the new token (a penalty stays: it is Xoxoday's).
-            state.credentials_rejected = None;
+            state.credentials_rejected_fp = None;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
             out.adopted_refresh = true;
@@ -646,9 +640,9 @@ pub fn credentials_fingerprint(client_id: &ClientId, client_secret: &ClientSecre
 /// whether the state changed. The refresh token was never spent by the
 /// rejection, so refreshing simply resumes.
 pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
-    match &state.credentials_rejected {
-        Some(c) if c.client_fp != client_fp => {
-            state.credentials_rejected = None;
+    match &state.credentials_rejected_fp {
+        Some(rejected) if rejected != client_fp => {
+            state.credentials_rejected_fp = None;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
             true
@@ -980,7 +974,7 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
     state.next_attempt_at_ms = None;
     state.penalty_until_ms = None;
     state.reauth_reason = None;
-    state.credentials_rejected = None;
+    state.credentials_rejected_fp = None;
     state.jitter = jitter.clamp(0.0, 1.0);
 }
 

@@ -34,7 +34,6 @@
 
 use super::{AuthorityState, Refusal};
 use crate::token::lenient_i64;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A "valid" verdict answers further candidates for the same token this
@@ -50,8 +49,7 @@ pub const GUARD_LIMIT: usize = 10;
 pub const GUARD_WINDOW_MS: i64 = 3_600_000;
 
 /// What Xoxoday's token check said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckResult {
     /// The token is valid.
     Valid,
@@ -61,17 +59,47 @@ pub enum CheckResult {
     Failed,
 }
 
-/// The last check, kept in the authority's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl CheckResult {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckResult::Valid => "valid",
+            CheckResult::Invalid => "invalid",
+            CheckResult::Failed => "failed",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<CheckResult> {
+        [CheckResult::Valid, CheckResult::Invalid, CheckResult::Failed].into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// The last check (stored as the state's `last_check_*` fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRecord {
     /// Fingerprint of the token checked.
-    #[serde(default)]
     pub fp: String,
     /// When (epoch ms).
-    #[serde(default)]
     pub at_ms: i64,
     /// What it said.
     pub result: CheckResult,
+}
+
+impl AuthorityState {
+    /// The last token check, if one is recorded (and readable).
+    pub fn last_check(&self) -> Option<CheckRecord> {
+        Some(CheckRecord {
+            fp: self.last_check_fp.clone()?,
+            at_ms: self.last_check_at_ms?,
+            result: CheckResult::from_name(self.last_check_result.as_deref()?)?,
+        })
+    }
+
+    fn set_last_check(&mut self, c: CheckRecord) {
+        self.last_check_fp = Some(c.fp);
+        self.last_check_at_ms = Some(c.at_ms);
+        self.last_check_result = Some(c.result.as_str().to_string());
+    }
 }
 
 /// A token check's answer, read.
@@ -146,7 +174,7 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
     if current.rejected {
         return CheckPlan::Verdict(CheckVerdict::Serve);
     }
-    let recent = state.last_check.as_ref().filter(|c| c.fp == fp && now_ms >= c.at_ms);
+    let recent = state.last_check().filter(|c| c.fp == fp && now_ms >= c.at_ms);
     match recent {
         Some(c) if c.result == CheckResult::Valid && now_ms - c.at_ms < VALID_VERDICT_MS => {
             CheckPlan::Verdict(CheckVerdict::PassThrough)
@@ -171,7 +199,7 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
         CheckOutcome::Invalid => CheckResult::Invalid,
         CheckOutcome::Failed(_) => CheckResult::Failed,
     };
-    state.last_check = Some(CheckRecord { fp: fp.to_string(), at_ms: now_ms, result });
+    state.set_last_check(CheckRecord { fp: fp.to_string(), at_ms: now_ms, result });
     let current = state.access.as_mut().filter(|a| a.token.fingerprint() == fp);
     match outcome {
         CheckOutcome::Valid { expires_at_ms } => {
@@ -295,13 +323,13 @@ mod tests {
         assert_eq!(plan_check(&r, &fp("at-1"), T0), CheckPlan::Verdict(CheckVerdict::Serve));
         // A recent "valid" verdict answers for a minute.
         let mut v = s.clone();
-        v.last_check = Some(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Valid });
+        v.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Valid });
         assert_eq!(plan_check(&v, &fp("at-1"), T0 + 59_999), CheckPlan::Verdict(CheckVerdict::PassThrough));
         assert_eq!(plan_check(&v, &fp("at-1"), T0 + 60_000), CheckPlan::Check);
         assert_eq!(plan_check(&v, &fp("at-1"), T0 - 1), CheckPlan::Check, "clock went back: check again");
         // A recent failed check answers for 5 s.
         let mut f = s.clone();
-        f.last_check = Some(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Failed });
+        f.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Failed });
         match plan_check(&f, &fp("at-1"), T0 + 1000) {
             CheckPlan::Verdict(CheckVerdict::Refuse(Refusal::CheckFailed { retry_after_secs, .. })) => assert_eq!(retry_after_secs, 4),
             other => panic!("{other:?}"),
@@ -309,11 +337,11 @@ mod tests {
         assert_eq!(plan_check(&f, &fp("at-1"), T0 + 5000), CheckPlan::Check);
         // A verdict about another token does not count.
         let mut o = s.clone();
-        o.last_check = Some(CheckRecord { fp: fp("at-0"), at_ms: T0, result: CheckResult::Valid });
+        o.set_last_check(CheckRecord { fp: fp("at-0"), at_ms: T0, result: CheckResult::Valid });
         assert_eq!(plan_check(&o, &fp("at-1"), T0 + 1), CheckPlan::Check);
         // An old "invalid" record of this token (not rejected any more?) is no verdict.
         let mut i = s.clone();
-        i.last_check = Some(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Invalid });
+        i.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Invalid });
         assert_eq!(plan_check(&i, &fp("at-1"), T0 + 1), CheckPlan::Check);
     }
 
@@ -326,7 +354,7 @@ mod tests {
         assert_eq!(apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, now), CheckVerdict::Serve);
         assert!(s.access.as_ref().unwrap().rejected);
         assert_eq!(s.confirmed_rejections_ms, vec![now]);
-        assert_eq!(s.last_check, Some(CheckRecord { fp: fp("at-1"), at_ms: now, result: CheckResult::Invalid }));
+        assert_eq!(s.last_check(), Some(CheckRecord { fp: fp("at-1"), at_ms: now, result: CheckResult::Invalid }));
         assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::RefreshThenServe);
         // A second confirmation of the same token counts once.
         apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, now + 1);
@@ -352,7 +380,7 @@ mod tests {
         assert_eq!(s.access.as_ref().unwrap().expires_at_ms, held - 1000);
         apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: None }, T0);
         assert!(!s.access.as_ref().unwrap().rejected);
-        assert_eq!(s.last_check.as_ref().unwrap().result, CheckResult::Valid);
+        assert_eq!(s.last_check().unwrap().result, CheckResult::Valid);
         assert!(s.confirmed_rejections_ms.is_empty());
         assert_eq!(plan(&s, Trigger::Request, T0 + 1, &TokenPolicy::default()), Plan::Serve);
     }
@@ -366,7 +394,7 @@ mod tests {
             CheckVerdict::Refuse(Refusal::CheckFailed { message: "token check answered HTTP 503".into(), retry_after_secs: 5 })
         );
         assert!(!s.access.as_ref().unwrap().rejected);
-        assert_eq!(s.last_check.as_ref().unwrap().result, CheckResult::Failed);
+        assert_eq!(s.last_check().unwrap().result, CheckResult::Failed);
         let e = match v {
             CheckVerdict::Refuse(r) => r.api_error(),
             _ => unreachable!(),

@@ -116,11 +116,10 @@ pub fn finish_run(
         }
         RefreshOutcome::CredentialsRejected(reason) => {
             // The refresh token was not used up: it stays, unspent.
-            state.last_error = Some(reason.clone());
+            state.last_error = Some(reason);
             state.last_error_at_ms = Some(now_ms);
             state.next_attempt_at_ms = None;
-            state.credentials_rejected =
-                Some(super::CredentialsRejection { client_fp: client_fp.to_string(), reason, at_ms: now_ms });
+            state.credentials_rejected_fp = Some(client_fp.to_string());
             RunEnd::CredentialsRejected
         }
     }
@@ -320,7 +319,7 @@ mod tests {
         assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
         assert!(s.spent_refresh_fps.is_empty());
         assert!(s.reauth_reason.is_none());
-        assert_eq!(s.credentials_rejected.as_ref().unwrap().client_fp, "cfp");
+        assert_eq!(s.credentials_rejected_fp.as_deref(), Some("cfp"));
         assert_eq!(s.state(now, &p), crate::token::TokenState::CredentialsRejected);
     }
 

@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-old");
         assert_eq!(s.refresh_count, 4);
         assert_eq!(s.jitter, 0.25);
-        assert!(s.penalty_until_ms.is_none() && s.credentials_rejected.is_none() && s.last_check.is_none());
+        assert!(s.penalty_until_ms.is_none() && s.credentials_rejected_fp.is_none() && s.last_check().is_none());
         assert_eq!(s.state(T0 + 1000, &TokenPolicy::default()), TokenState::Fresh);
         assert_eq!(plan(&s, Trigger::Request, T0 + 1000, &TokenPolicy::default()), Plan::Serve);
         // An even older one that lacks fields added before (no

@@ -183,7 +183,7 @@ fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     assert!(matches!(outcome, RefreshOutcome::CredentialsRejected(_)), "{outcome:?}");
     run::finish_run(&mut s, outcome, stale, 0.0, &new_fp, &p);
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-from-dashboard"), None, stale).adopted_refresh);
-    assert!(s.credentials_rejected.is_none());
+    assert!(s.credentials_rejected_fp.is_none());
 }
 
 #[test]
@@ -477,7 +477,7 @@ fn plan_every_arm() {
     assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::ReauthRequired));
     // 2. Rejected client credentials.
     let mut s = usable.clone();
-    s.credentials_rejected = Some(CredentialsRejection { client_fp: "x".into(), reason: "r".into(), at_ms: now });
+    s.credentials_rejected_fp = Some("x".into());
     assert_eq!(plan(&s, Trigger::Request, now, &p), Plan::Serve);
     s.access = None;
     assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::CredentialsRejected));
