@@ -137,24 +137,11 @@ pub fn event(fields: &[(&str, Field<'_>)]) -> String {
     out
 }
 
-/// A JSON string literal (by hand: serde_json's string serializer would be
-/// one more copy of its machinery in the worker's wasm).
+/// A JSON string literal, through `Value`'s `Display`: the worker already
+/// has that code for every JSON answer it writes (a `to_string::<str>`
+/// would add another copy of serde_json's string machinery to the wasm).
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::Value::from(s).to_string()
 }
 
 #[cfg(test)]
