@@ -217,17 +217,21 @@ pub async fn check_rejected(env: &Env, cfg: &Config, rejected: &Grant) -> Result
     if reply.pass_through {
         return Ok(Checked::PassThrough);
     }
+    // The authority no longer hands this token out (confirmed rejected, or
+    // already replaced): forget it here too, whatever else the reply says.
+    if reply.grant.as_ref().is_none_or(|g| g.fingerprint() != fp) {
+        MEMORY.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.as_ref().is_some_and(|g| g.fingerprint() == fp) {
+                *m = None;
+            }
+        });
+    }
     // An error wins over a grant here: a failed check hands back the
     // unconfirmed current token, which must not be retried.
     if let Some(e) = reply.error {
         return Err(e.into_api_error());
     }
-    MEMORY.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.as_ref().is_some_and(|g| g.fingerprint() == fp) {
-            *m = None;
-        }
-    });
     grant_of(reply).map(Checked::Replaced)
 }
 

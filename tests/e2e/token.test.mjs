@@ -244,6 +244,7 @@ test("3e. dead refresh token + rejected access token: 503 reauth_required on the
     const c = await sb.counters();
     assert.equal(c.validate_calls, 1);
     assert.equal(c.refresh_calls, 1, "one refresh attempt (invalid_grant), no loop");
+    assert.equal(c.unauthorized_api_calls, 1, "the dead token is forgotten: later calls do not try it upstream");
     const st = await tokenStatus(w);
     assert.equal(st.state, "reauth_required");
     assert.match(st.last_error, /invalid_grant/);
