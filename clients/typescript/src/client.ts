@@ -155,6 +155,8 @@ export function newPoNumber(): string {
   if (c && typeof c.randomUUID === "function") return `pg-${c.randomUUID()}`;
   const bytes = new Uint8Array(16);
   if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
+  // Node 18 without --experimental-global-webcrypto has no global crypto:
+  // pass your own poNumber there (it should come from your event anyway).
   else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
   return `pg-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
@@ -289,8 +291,12 @@ export class PlumgateClient {
     let failures = 0;
 
     const unknown = (reason: OrderUnknown["reason"]): OrderUnknown => ({ ...base, status: "unknown", reason, lastError });
-    const refused = (error: PlumgateError, retryable: boolean): OrderRefused | OrderUnknown =>
-      lostAnswer ? ((lastError = error), unknown("refused_after_lost_answer")) : { ...base, status: "refused", error, retryable };
+    // A refusal proves nothing about an earlier attempt whose answer was lost.
+    const refused = (error: PlumgateError, retryable: boolean): OrderRefused | OrderUnknown => {
+      if (!lostAnswer) return { ...base, status: "refused", error, retryable };
+      lastError = error;
+      return unknown("refused_after_lost_answer");
+    };
     const notSent = (code: "aborted" | "timeout", message: string) =>
       new PlumgateError({ status: 0, code, message, source: "client" });
     const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => opts.onAttempt?.({ attempt: base.attempts, poNumber, ...a });
