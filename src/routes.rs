@@ -163,7 +163,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
         return Ok(bytes_response(200, ops::OPENAPI_JSON.as_bytes().to_vec(), "application/json; charset=utf-8"));
     }
 
-    let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/");
+    let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/") || path == "/chef";
     if !api_route {
         log.route = "static";
         // The demo page is read-only: any other method gets plumgate's own
