@@ -131,7 +131,7 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
 
 /// The error body (in `style`) and headers for `e`.
 pub fn error_response(e: &ApiError, style: ErrorStyle, request_id: &str) -> Response {
-    let mut resp = json_response(e.status, &e.body_in(style, request_id));
+    let mut resp = bytes_response(e.status, e.body_text(style, request_id).into_bytes(), "application/json; charset=utf-8");
     let h = resp.headers_mut();
     if e.status == 401 {
         let _ = h.set("www-authenticate", "Bearer");

@@ -171,10 +171,60 @@ impl ApiError {
 
     /// The body in `style`.
     pub fn body_in(&self, style: ErrorStyle, request_id: &str) -> Value {
-        match style {
-            ErrorStyle::Plumgate => self.body(request_id),
-            ErrorStyle::Xoxoday => self.xoxoday_body(request_id),
+        serde_json::from_str(&self.body_text(style, request_id)).unwrap_or_default()
+    }
+
+    /// The body in `style`, as the text sent: serialized straight from the
+    /// fields (no `Value` tree, which costs the worker code size on a path
+    /// every error takes). The same JSON as [`ApiError::body`] and
+    /// [`ApiError::xoxoday_body`].
+    pub fn body_text(&self, style: ErrorStyle, request_id: &str) -> String {
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: &'a str,
+            request_id: &'a str,
         }
+        #[derive(Serialize)]
+        struct Plumgate<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Penalty {
+            message: &'static str,
+            #[serde(rename = "penaltySeconds")]
+            penalty_seconds: u64,
+        }
+        #[derive(Serialize)]
+        struct Xoxoday<'a> {
+            code: u16,
+            #[serde(rename = "errorId")]
+            error_id: String,
+            #[serde(rename = "errorInfo")]
+            error_info: String,
+            error: &'a str,
+            request_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            errors: Option<[Penalty; 1]>,
+        }
+        let text = match style {
+            ErrorStyle::Plumgate => serde_json::to_string(&Plumgate {
+                error: Inner { code: self.code, message: &self.message, request_id },
+            }),
+            ErrorStyle::Xoxoday => serde_json::to_string(&Xoxoday {
+                code: self.status,
+                error_id: self.error_id(),
+                error_info: format!("plumgate: {}", title(self.code)),
+                error: &self.message,
+                request_id,
+                errors: self
+                    .retry_after_secs
+                    .filter(|_| self.status == 429)
+                    .map(|secs| [Penalty { message: RATE_LIMIT_MESSAGE, penalty_seconds: secs }]),
+            }),
+        };
+        // Serializing strings and numbers cannot fail.
+        text.unwrap_or_default()
     }
 
     /// `PLUMGATE_` and the code in capitals, e.g. `PLUMGATE_RATE_LIMITED`:
@@ -270,6 +320,17 @@ mod tests {
                    "error": "data.quantity must be an integer of at least 1", "request_id": "rid-2"})
         );
         assert_eq!(e.body_in(ErrorStyle::Plumgate, "rid-2"), e.body("rid-2"));
+        // The text sent is the same JSON as the bodies, for every error.
+        for e in [ApiError::invalid_request("x \"quoted\" é"), ApiError::rate_limited("getBalance", 9), ApiError::internal()] {
+            for style in [ErrorStyle::Plumgate, ErrorStyle::Xoxoday] {
+                let sent: Value = serde_json::from_str(&e.body_text(style, "r\"id")).unwrap();
+                let want = match style {
+                    ErrorStyle::Plumgate => e.body("r\"id"),
+                    ErrorStyle::Xoxoday => e.xoxoday_body("r\"id"),
+                };
+                assert_eq!(sent, want, "{} {style:?}", e.code);
+            }
+        }
         // Every code has an id of its own and a title that is not the code.
         let all = [
             ApiError::invalid_json(),

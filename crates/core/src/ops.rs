@@ -39,9 +39,11 @@ use std::fmt;
 mod canonical;
 mod validate;
 
-/// The OpenAPI 3.1 document of every plumgate route, served verbatim at
-/// `GET /openapi.json`.
-pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+/// The OpenAPI 3.1 document of every plumgate route, served at
+/// `GET /openapi.json`: `openapi.json` beside this file with the whitespace
+/// between tokens removed by the build script (`build.rs`), which saves the
+/// worker a tenth of its compressed size.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 /// The `tag` every Plum Pro API envelope carries.
 const TAG: &str = "plumProAPI";
@@ -507,10 +509,8 @@ fn fingerprint_form(data: &Value) -> Value {
     };
     for name in ["productId", "quantity", "denomination"] {
         if let Some(v) = obj.get_mut(name) {
-            if v.is_string() {
-                if let Some(n) = validate::decimal_value(v).and_then(serde_json::Number::from_f64) {
-                    *v = Value::Number(n);
-                }
+            if let Some(n) = v.as_str().and_then(validate::decimal_string_number) {
+                *v = Value::Number(n);
             }
         }
     }
@@ -539,3 +539,20 @@ pub fn reconcile_request(po_number: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod openapi_text_tests {
+    /// The served document is the file, token for token: only whitespace
+    /// between tokens is gone.
+    #[test]
+    fn served_document_is_the_file_minified() {
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON");
+        let served: serde_json::Value = serde_json::from_str(super::OPENAPI_JSON).expect("served JSON");
+        assert_eq!(served, file);
+        assert!(!super::OPENAPI_JSON.contains("\n  "));
+        assert!(super::OPENAPI_JSON.len() * 10 < include_str!("openapi.json").len() * 7, "at least 30 % smaller");
+        // Whitespace inside strings is kept.
+        assert!(super::OPENAPI_JSON.contains("\"summary\":\"Liveness and configuration check\""));
+    }
+}

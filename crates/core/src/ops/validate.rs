@@ -363,7 +363,7 @@ fn flag(value: &Value, path: &str) -> Result {
 }
 
 /// The value of a valid flag.
-pub(super) fn flag_value(value: &Value) -> Option<u8> {
+fn flag_value(value: &Value) -> Option<u8> {
     match value {
         Value::Bool(b) => Some(u8::from(*b)),
         Value::String(s) if s == "0" => Some(0),
@@ -388,7 +388,7 @@ fn object<'a>(value: &'a Value, path: &str) -> Result<Option<&'a Obj>> {
 
 /// A whole number of at least 0: a JSON integer (`10`, `10.0`) or a string
 /// of ASCII digits. `None` for anything else. Values beyond `u64` saturate.
-pub(super) fn whole_number(value: &Value) -> Option<u64> {
+fn whole_number(value: &Value) -> Option<u64> {
     match value {
         Value::Number(_) => integer(value),
         Value::String(s) if is_digits(s) => Some(
@@ -422,34 +422,52 @@ fn integer(value: &Value) -> Option<u64> {
 /// A positive amount: a number above 0, or a decimal string
 /// (`^[0-9]+(\.[0-9]+)?$`) whose value is above 0.
 fn is_amount(value: &Value) -> bool {
-    decimal_value(value).is_some_and(|d| d > 0.0)
+    decimal_sign(value) == Some(std::cmp::Ordering::Greater)
 }
 
 /// A price filter value: a number or decimal string of at least 0.
 fn is_price(value: &Value) -> bool {
-    decimal_value(value).is_some_and(|d| d >= 0.0)
+    decimal_sign(value).is_some_and(std::cmp::Ordering::is_ge)
 }
 
-/// The value of a JSON number, or of a decimal string: digits, optionally a
-/// dot and more digits (no sign, exponent or whitespace). The string is
-/// judged by its digits, not by parsing, so `"0.000…01"` counts as above 0
+/// How a JSON number, or a decimal string (digits, optionally a dot and
+/// more digits; no sign, exponent or whitespace), compares with 0. A string
+/// is judged by its digits, not by parsing, so `"0.000…01"` is above 0
 /// however long it is.
-pub(super) fn decimal_value(value: &Value) -> Option<f64> {
+fn decimal_sign(value: &Value) -> Option<std::cmp::Ordering> {
     match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => {
-            let (int, frac) = match s.split_once('.') {
-                Some((i, f)) => (i, Some(f)),
-                None => (s.as_str(), None),
-            };
-            if !is_digits(int) || frac.is_some_and(|f| !is_digits(f)) {
-                return None;
-            }
-            let nonzero = s.bytes().any(|b| (b'1'..=b'9').contains(&b));
-            let parsed = s.parse::<f64>().ok()?;
-            // A value too small for f64 still is above 0.
-            Some(if nonzero && parsed == 0.0 { f64::MIN_POSITIVE } else { parsed })
-        }
+        Value::Number(n) => n.as_f64()?.partial_cmp(&0.0),
+        Value::String(s) if is_decimal_text(s) => Some(if s.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }),
+        _ => None,
+    }
+}
+
+/// Digits, optionally a dot and more digits.
+fn is_decimal_text(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((int, frac)) => is_digits(int) && is_digits(frac),
+        None => is_digits(s),
+    }
+}
+
+/// The number a decimal string writes (`"025.50"` → 25.5), read by
+/// serde_json as the JSON number it is once leading zeros are gone (through
+/// the `from_slice` to `Value` every request body already takes, so no
+/// second parser is compiled into the worker); `None` for anything else, or
+/// a value beyond `f64`.
+pub(super) fn decimal_string_number(s: &str) -> Option<serde_json::Number> {
+    if !is_decimal_text(s) {
+        return None;
+    }
+    // JSON numbers have no leading zeros.
+    let trimmed = s.trim_start_matches('0');
+    let json = if trimmed.is_empty() || trimmed.starts_with('.') { format!("0{trimmed}") } else { trimmed.to_owned() };
+    match serde_json::from_slice::<Value>(json.as_bytes()) {
+        Ok(Value::Number(n)) => Some(n),
         _ => None,
     }
 }
