@@ -25,7 +25,7 @@ use crate::util::bytes_response;
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
-use plumgate_core::ops::{self, CacheClass, Operation};
+use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
 use plumgate_core::token::HttpRequest;
 use plumgate_core::upstream::{is_plum_success, is_token_rejection, rate_limit_penalty};
 use serde_json::Value;
@@ -40,20 +40,22 @@ pub enum CacheMode {
     Bypass,
 }
 
-/// Forward `op` with prepared `data`; `style` is the error form of the
+/// Forward `op` with its prepared data; `style` is the error form of the
 /// route (the order ledger renders its own errors).
 pub async fn forward(
     env: &Env,
     cfg: &Config,
     op: Operation,
-    data: Value,
+    prepared: Prepared,
     mode: CacheMode,
     style: ErrorStyle,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
+    let Prepared { data, fingerprint } = prepared;
     if op == Operation::PlaceOrder {
         let request_id = log.request_id.clone();
-        return orders::place(env, data, &request_id, style, log).await;
+        let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
+        return orders::place(env, data, fingerprint, &request_id, style, log).await;
     }
     if let Some(secs) = edge_cache::penalty_left(op).await {
         return Err(ApiError::rate_limited(op.name(), secs));

@@ -53,13 +53,24 @@ struct Record {
 pub struct LedgerRequest {
     /// Validated placeOrder data.
     pub data: Value,
-    /// `ops::order_fingerprint(data)`.
+    /// `ops::order_fingerprint` of the order as the caller wrote it.
     pub fingerprint: String,
     /// For error bodies.
     pub request_id: String,
-    /// The error form of the route the order came in on.
+    /// Whether the order came in on the drop-in base, whose errors are in
+    /// Xoxoday's shape (`ErrorStyle::Xoxoday`).
     #[serde(default)]
-    pub style: ErrorStyle,
+    pub xoxoday_errors: bool,
+}
+
+impl LedgerRequest {
+    fn style(&self) -> ErrorStyle {
+        if self.xoxoday_errors {
+            ErrorStyle::Xoxoday
+        } else {
+            ErrorStyle::Plumgate
+        }
+    }
 }
 
 /// An answer the ledger produced (shared by everyone who joined the call).
@@ -154,7 +165,7 @@ impl OrderLedger {
 fn render(o: &Outcome, lr: &LedgerRequest, replayed: bool) -> Response {
     let mut resp = match o {
         Outcome::Answer { status, body, .. } => bytes_response(*status, body.clone().into_bytes(), "application/json; charset=utf-8"),
-        Outcome::Error { error, .. } => crate::routes::error_response(error, lr.style, &lr.request_id),
+        Outcome::Error { error, .. } => crate::routes::error_response(error, lr.style(), &lr.request_id),
     };
     let h = resp.headers_mut();
     if replayed {
@@ -291,10 +302,11 @@ fn not_found_body(body: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// Send a prepared placeOrder to its ledger and relay the answer.
-pub async fn place(env: &Env, data: Value, request_id: &str, style: ErrorStyle, log: &mut RequestLog) -> Result<Response, ApiError> {
+/// Send a prepared placeOrder (and the fingerprint of the order as the
+/// caller wrote it) to its ledger and relay the answer.
+pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle, log: &mut RequestLog) -> Result<Response, ApiError> {
     let po = ops::po_number(&data).unwrap_or_default();
-    let lr = LedgerRequest { fingerprint: ops::order_fingerprint(&data), data, request_id: request_id.to_string(), style };
+    let lr = LedgerRequest { fingerprint, data, request_id: request_id.to_string(), xoxoday_errors: style.is_xoxoday() };
     let stub = env
         .durable_object(BINDING)
         .and_then(|ns| ns.get_by_name(&format!("po:{po}")))

@@ -13,7 +13,7 @@
 //! 3. caller key, else `401` (with `WWW-Authenticate: Bearer`);
 //! 4. body at most 64 KiB and JSON, else `413` / `400 invalid_json`;
 //! 5. scope for the operation (which may depend on the body), else `403`;
-//! 6. validation and the data to send (`ops::prepare`), else `400
+//! 6. validation and the data to send (`ops::prepare_call`), else `400
 //!    invalid_request` naming the field;
 //! 7. forward (`gateway`).
 //!
@@ -40,6 +40,9 @@ use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use plumgate_core::route::path_of;
 use serde_json::{json, Value};
 use worker::{web_sys, Env, Headers, Method, Request, Response};
+
+/// The content type of every JSON answer.
+const JSON: &str = "application/json; charset=utf-8";
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -131,7 +134,7 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
 
 /// The error body (in `style`) and headers for `e`.
 pub fn error_response(e: &ApiError, style: ErrorStyle, request_id: &str) -> Response {
-    let mut resp = bytes_response(e.status, e.body_text(style, request_id).into_bytes(), "application/json; charset=utf-8");
+    let mut resp = bytes_response(e.status, e.body_text(style, request_id).into_bytes(), JSON);
     let h = resp.headers_mut();
     if e.status == 401 {
         let _ = h.set("www-authenticate", "Bearer");
@@ -279,8 +282,8 @@ async fn call_operation(
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     require_scope(caller, op.required_scope(&data))?;
-    let data = ops::prepare(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
-    gateway::forward(env, cfg, op, data, mode, style, log).await
+    let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
+    gateway::forward(env, cfg, op, prepared, mode, style, log).await
 }
 
 /// `POST /chef/v1/oauth/token/{token_type}`: Xoxoday's refresh, answered
@@ -296,7 +299,7 @@ async fn refresh_token(req: Incoming, cfg: &Config, log: &mut RequestLog) -> Res
     match answer {
         Ok((caller, key)) => {
             log.caller = Some(caller.id);
-            json_response(200, &dropin::refresh_answer(&key, now_ms()))
+            bytes_response(200, dropin::refresh_answer(&key, now_ms()).into_bytes(), JSON)
         }
         Err(e) => oauth_error(e, log),
     }
@@ -309,7 +312,7 @@ fn validate_token(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Respons
     match dropin::bearer(&cfg.gateway_keys, header.as_deref()) {
         Ok((caller, key)) => {
             log.caller = Some(caller.id);
-            json_response(200, &dropin::validation_answer(&key, now_ms()))
+            bytes_response(200, dropin::validation_answer(&key, now_ms()).into_bytes(), JSON)
         }
         Err(e) => oauth_error(e, log),
     }
@@ -318,7 +321,7 @@ fn validate_token(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Respons
 /// Xoxoday's OAuth error answer, logged with its error code.
 fn oauth_error(e: OAuthError, log: &mut RequestLog) -> Response {
     log.error = Some(e.error);
-    let mut resp = json_response(e.status, &e.body(&log.request_id));
+    let mut resp = bytes_response(e.status, e.body(&log.request_id).into_bytes(), JSON);
     if e.status == 401 {
         let _ = resp.headers_mut().set("www-authenticate", "Bearer");
     }

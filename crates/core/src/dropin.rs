@@ -34,8 +34,9 @@
 //! are answered alike ([`TOKEN_TYPES`]).
 
 use crate::auth::{parse_bearer, AuthError, Caller, CallerKeys};
+use crate::jsontext::Object;
 use crate::secret::CallerKey;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// The `{token_type}`s of `POST /chef/v1/oauth/token/{token_type}`.
 pub const TOKEN_TYPES: [&str; 3] = ["user", "bearer", "access_token"];
@@ -90,9 +91,13 @@ impl OAuthError {
         description: "invalid/expired token",
     };
 
-    /// `{"error", "error_description", "request_id"}`.
-    pub fn body(&self, request_id: &str) -> Value {
-        json!({"error": self.error, "error_description": self.description, "request_id": request_id})
+    /// `{"error", "error_description", "request_id"}`, as text.
+    pub fn body(&self, request_id: &str) -> String {
+        Object::new()
+            .str("error", self.error)
+            .str("error_description", self.description)
+            .str("request_id", request_id)
+            .finish()
     }
 }
 
@@ -152,38 +157,43 @@ pub fn bearer(keys: &CallerKeys, header: Option<&str>) -> Result<(Caller, Caller
     Ok((caller, key))
 }
 
-/// The refresh endpoint's answer for `key` at `now_ms`, in Xoxoday's token
-/// shape: `access_token` and `refresh_token` are the key, `expires_in` a
-/// number of seconds, the expiry stamps epoch milliseconds written as
-/// strings (as Xoxoday's Rewards API reference types them), and Xoxoday's
-/// `success` / `status` markers.
+/// The refresh endpoint's answer for `key` at `now_ms`, as text, in
+/// Xoxoday's token shape: `access_token` and `refresh_token` are the key,
+/// `expires_in` a number of seconds, the expiry stamps epoch milliseconds
+/// written as strings (as Xoxoday's Rewards API reference types them), and
+/// Xoxoday's `success` / `status` markers.
 ///
 /// # Security Warning
 /// The answer holds the caller's own key; send it only to that caller.
-pub fn refresh_answer(key: &CallerKey, now_ms: i64) -> Value {
-    let mut answer = validation_answer(key, now_ms);
-    if let Some(obj) = answer.as_object_mut() {
-        obj.insert("refresh_token".into(), json!(key.expose_secret()));
-        obj.insert("success".into(), json!(1));
-        obj.insert("status".into(), json!(200));
-    }
-    answer
+pub fn refresh_answer(key: &CallerKey, now_ms: i64) -> String {
+    answer(key, now_ms, true)
 }
 
-/// The validation endpoint's answer for `key` at `now_ms`: as
+/// The validation endpoint's answer for `key` at `now_ms`, as text: as
 /// [`refresh_answer`] without the refresh token and markers. A key does not
 /// age, so the time left is always the full `expires_in`.
 ///
 /// # Security Warning
 /// As [`refresh_answer`].
-pub fn validation_answer(key: &CallerKey, now_ms: i64) -> Value {
-    json!({
-        "access_token": key.expose_secret(),
-        "token_type": "bearer",
-        "expires_in": EXPIRES_IN_SECS,
-        "access_token_expiry": (now_ms + EXPIRES_IN_SECS * 1000).to_string(),
-        "refresh_token_expiry": (now_ms + REFRESH_LIFETIME_SECS * 1000).to_string(),
-    })
+pub fn validation_answer(key: &CallerKey, now_ms: i64) -> String {
+    answer(key, now_ms, false)
+}
+
+fn answer(key: &CallerKey, now_ms: i64, refresh: bool) -> String {
+    let mut a = Object::new()
+        .str("access_token", key.expose_secret())
+        .str("token_type", "bearer")
+        .num("expires_in", EXPIRES_IN_SECS);
+    if refresh {
+        a = a.str("refresh_token", key.expose_secret());
+    }
+    a = a
+        .str("access_token_expiry", &(now_ms + EXPIRES_IN_SECS * 1000).to_string())
+        .str("refresh_token_expiry", &(now_ms + REFRESH_LIFETIME_SECS * 1000).to_string());
+    if refresh {
+        a = a.num("success", 1).num("status", 200);
+    }
+    a.finish()
 }
 
 /// An `application/x-www-form-urlencoded` body as a map of strings. A
@@ -226,6 +236,11 @@ fn percent_decode(s: &str) -> Result<String, OAuthError> {
 mod tests {
     use super::*;
     use crate::auth::hash_key;
+    use serde_json::json;
+
+    fn parsed(text: &str) -> Value {
+        serde_json::from_str(text).expect("an answer is JSON")
+    }
 
     const KEY: &str = "pgk_dropin_key_0123456789abcdef";
     const NOW: i64 = 1_795_626_582_000;
@@ -314,7 +329,7 @@ mod tests {
     #[test]
     fn answers_have_xoxodays_token_shape() {
         let key = CallerKey::new(KEY);
-        let r = refresh_answer(&key, NOW);
+        let r = parsed(&refresh_answer(&key, NOW));
         assert_eq!(
             r,
             json!({
@@ -323,7 +338,7 @@ mod tests {
                 "success": 1, "status": 200,
             })
         );
-        let v = validation_answer(&key, NOW);
+        let v = parsed(&validation_answer(&key, NOW));
         assert_eq!(v.get("refresh_token"), None);
         assert_eq!(v["access_token"], KEY);
         assert_eq!(v["expires_in"], r["expires_in"]);
@@ -337,9 +352,10 @@ mod tests {
     #[test]
     fn oauth_error_bodies() {
         assert_eq!(
-            OAuthError::INVALID_GRANT.body("rid"),
+            parsed(&OAuthError::INVALID_GRANT.body("rid")),
             json!({"error": "invalid_grant", "error_description": "invalid/expired token", "request_id": "rid"})
         );
+        assert_eq!(parsed(&OAuthError::INVALID_TOKEN.body("a\"b"))["request_id"], "a\"b");
         assert_eq!(OAuthError::INVALID_TOKEN.status, 401);
         assert_eq!(OAuthError::MISSING_BEARER.status, 401);
         assert_eq!(OAuthError::INVALID_GRANT.status, 400);

@@ -16,12 +16,11 @@
 //!   "penaltySeconds": n}]`, so a client that backs off on Xoxoday's
 //!   penalty backs off on plumgate's too.
 
-use serde::{Deserialize, Serialize};
+use crate::jsontext::Object;
 use serde_json::{json, Value};
 
 /// Which wire form an error takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ErrorStyle {
     /// Contract §3: `{"error": {"code", "message", "request_id"}}`.
     #[default]
@@ -31,6 +30,11 @@ pub enum ErrorStyle {
 }
 
 impl ErrorStyle {
+    /// Is this Xoxoday's form? (How the order ledger is told, as a flag.)
+    pub fn is_xoxoday(self) -> bool {
+        self == ErrorStyle::Xoxoday
+    }
+
     /// The form for a request path: Xoxoday's under `/chef`, plumgate's
     /// everywhere else.
     pub fn for_path(path: &str) -> ErrorStyle {
@@ -174,57 +178,33 @@ impl ApiError {
         serde_json::from_str(&self.body_text(style, request_id)).unwrap_or_default()
     }
 
-    /// The body in `style`, as the text sent: serialized straight from the
-    /// fields (no `Value` tree, which costs the worker code size on a path
-    /// every error takes). The same JSON as [`ApiError::body`] and
+    /// The body in `style`, as the text sent: written straight from the
+    /// fields (`jsontext`), the same JSON as [`ApiError::body`] and
     /// [`ApiError::xoxoday_body`].
     pub fn body_text(&self, style: ErrorStyle, request_id: &str) -> String {
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: &'a str,
-            request_id: &'a str,
+        match style {
+            ErrorStyle::Plumgate => {
+                let inner = Object::new()
+                    .str("code", self.code)
+                    .str("message", &self.message)
+                    .str("request_id", request_id)
+                    .finish();
+                Object::new().raw("error", &inner).finish()
+            }
+            ErrorStyle::Xoxoday => {
+                let mut body = Object::new()
+                    .num("code", self.status)
+                    .str("errorId", &self.error_id())
+                    .str("errorInfo", &format!("plumgate: {}", title(self.code)))
+                    .str("error", &self.message)
+                    .str("request_id", request_id);
+                if let Some(secs) = self.retry_after_secs.filter(|_| self.status == 429) {
+                    let penalty = Object::new().str("message", RATE_LIMIT_MESSAGE).num("penaltySeconds", secs).finish();
+                    body = body.raw("errors", &format!("[{penalty}]"));
+                }
+                body.finish()
+            }
         }
-        #[derive(Serialize)]
-        struct Plumgate<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Penalty {
-            message: &'static str,
-            #[serde(rename = "penaltySeconds")]
-            penalty_seconds: u64,
-        }
-        #[derive(Serialize)]
-        struct Xoxoday<'a> {
-            code: u16,
-            #[serde(rename = "errorId")]
-            error_id: String,
-            #[serde(rename = "errorInfo")]
-            error_info: String,
-            error: &'a str,
-            request_id: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            errors: Option<[Penalty; 1]>,
-        }
-        let text = match style {
-            ErrorStyle::Plumgate => serde_json::to_string(&Plumgate {
-                error: Inner { code: self.code, message: &self.message, request_id },
-            }),
-            ErrorStyle::Xoxoday => serde_json::to_string(&Xoxoday {
-                code: self.status,
-                error_id: self.error_id(),
-                error_info: format!("plumgate: {}", title(self.code)),
-                error: &self.message,
-                request_id,
-                errors: self
-                    .retry_after_secs
-                    .filter(|_| self.status == 429)
-                    .map(|secs| [Penalty { message: RATE_LIMIT_MESSAGE, penalty_seconds: secs }]),
-            }),
-        };
-        // Serializing strings and numbers cannot fail.
-        text.unwrap_or_default()
     }
 
     /// `PLUMGATE_` and the code in capitals, e.g. `PLUMGATE_RATE_LIMITED`:

@@ -21,3 +21,4 @@ pub mod upstream;
 pub mod cors;
 pub mod route;
 pub mod dropin;
+mod jsontext;

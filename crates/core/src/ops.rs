@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-mod canonical;
+pub(crate) mod canonical;
 mod validate;
 
 /// The OpenAPI 3.1 document of every plumgate route, served at
@@ -252,6 +252,29 @@ pub fn validate(op: Operation, data: &Value) -> Result<(), ValidationError> {
 pub fn prepare(op: Operation, data: Value) -> Result<Value, ValidationError> {
     validate::validate(op, &data)?;
     Ok(validate::outgoing(op, data))
+}
+
+/// What the shell needs to send a call: the data for upstream and, for
+/// placeOrder, the idempotency fingerprint of the order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// The data to forward ([`prepare`]).
+    pub data: Value,
+    /// placeOrder: [`order_fingerprint`] of the order as the caller wrote
+    /// it, before defaults are added, so a body fingerprints as it did
+    /// before plumgate filled defaults in (a stored order keeps matching
+    /// its retries); `None` for other operations.
+    pub fingerprint: Option<String>,
+}
+
+/// [`prepare`] plus, for placeOrder, the fingerprint of the order as given.
+///
+/// # Errors
+/// As [`validate`].
+pub fn prepare_call(op: Operation, data: Value) -> Result<Prepared, ValidationError> {
+    validate::validate(op, &data)?;
+    let fingerprint = (op == Operation::PlaceOrder).then(|| order_fingerprint(&data));
+    Ok(Prepared { data: validate::outgoing(op, data), fingerprint })
 }
 
 /// The defaults [`prepare`] fills in: (operation, field, value).
@@ -478,17 +501,22 @@ fn safe_description(query: &str) -> String {
     }
 }
 
-/// Idempotency fingerprint of a placeOrder `data` body (as [`prepare`]d):
-/// lowercase hex SHA-256 of its canonical JSON (object keys sorted
+/// Idempotency fingerprint of a valid placeOrder `data` body as the caller
+/// wrote it: lowercase hex SHA-256 of its canonical JSON (object keys sorted
 /// recursively by their UTF-8 bytes, no whitespace, numbers with an integral
 /// value written as integers), so the same logical order has one fingerprint
-/// whatever the key order or `10` vs `10.0`.
+/// whatever the key order or `10` vs `10.0`. (Also the edge cache's key of
+/// a cacheable operation's data.)
 ///
-/// Before hashing, the numeric fields are read as numbers: `quantity`,
+/// Before hashing, each value form is read as its value: `quantity`,
 /// `denomination` and a `productId` of digits given as strings (`"25"`,
-/// `"25.0"`) hash like the numbers (`25`), and a numeric `poNumber` like its
-/// text. Everything else is hashed whole, unknown fields included: two
+/// `"25.0"`) hash like the numbers (`25`), a numeric `poNumber` like its
+/// text, a flag in any form like `0` / `1`, `[]` for an object like `{}`.
+/// A body whose values are already in those forms hashes exactly as it
+/// always did. Everything else is hashed whole, unknown fields included: two
 /// requests that would send different orders upstream are different orders.
+/// Defaults are not added first, so a field left out and the same field
+/// given its default stay different bodies, as they always were.
 pub fn order_fingerprint(data: &Value) -> String {
     let canonical = canonical::to_canonical_json(&fingerprint_form(data));
     let digest = Sha256::digest(canonical.as_bytes());
@@ -503,10 +531,10 @@ pub fn order_fingerprint(data: &Value) -> String {
 /// `data` with placeOrder's numeric fields read as numbers (see
 /// [`order_fingerprint`]).
 fn fingerprint_form(data: &Value) -> Value {
-    let mut data = data.clone();
-    let Some(obj) = data.as_object_mut() else {
-        return data;
+    let Value::Object(_) = data else {
+        return data.clone();
     };
+    let mut obj = validate::documented_forms(Operation::PlaceOrder, data.clone());
     for name in ["productId", "quantity", "denomination"] {
         if let Some(v) = obj.get_mut(name) {
             if let Some(n) = v.as_str().and_then(validate::decimal_string_number) {
@@ -514,10 +542,11 @@ fn fingerprint_form(data: &Value) -> Value {
             }
         }
     }
-    if let Some(po) = po_number(&Value::Object(obj.clone())) {
-        obj.insert("poNumber".to_owned(), Value::String(po));
+    if let Some(Value::Number(n)) = obj.get("poNumber") {
+        let text = n.to_string();
+        obj.insert("poNumber".to_owned(), Value::String(text));
     }
-    data
+    Value::Object(obj)
 }
 
 /// placeOrder's `poNumber` as text: a string as is, a number as JSON writes

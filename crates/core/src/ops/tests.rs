@@ -916,6 +916,49 @@ fn fingerprint_reads_numeric_strings_as_numbers() {
 }
 
 #[test]
+fn fingerprint_reads_flags_and_empty_objects_as_their_values() {
+    let base = json!({"productId": 1, "quantity": 1, "denomination": 5, "poNumber": "P",
+                      "notifyReceiverEmail": 1, "notifyAdminEmail": 0, "userMeta": {}});
+    let fp = order_fingerprint(&base);
+    for (key, value) in [("notifyReceiverEmail", json!(true)), ("notifyReceiverEmail", json!("1")),
+                         ("notifyAdminEmail", json!(false)), ("notifyAdminEmail", json!("0")), ("userMeta", json!([]))] {
+        assert_eq!(order_fingerprint(&with(base.clone(), key, Some(value.clone()))), fp, "{key} = {value}");
+    }
+    // A flag left out is not the same body as the flag given (as always).
+    assert_ne!(order_fingerprint(&with(base.clone(), "notifyAdminEmail", None)), fp);
+}
+
+#[test]
+fn fingerprint_of_a_body_in_documented_forms_is_unchanged() {
+    // Bodies plumgate accepted before numeric strings and flag forms hash as
+    // they did then: SHA-256 of the canonical text, nothing rewritten, so
+    // orders stored before keep matching their retries.
+    for body in [
+        valid(Operation::PlaceOrder),
+        json!({"productId": 10100, "quantity": 2, "denomination": 25.5, "poNumber": "PO-7", "email": "a@example.com",
+               "notifyReceiverEmail": 1, "notifyAdminEmail": 0, "tag": "t", "userMeta": {"a": [1]}, "extra": null}),
+        json!({"productId": "MERCH-1", "quantity": 1, "denomination": 10, "poNumber": "PO-8"}),
+    ] {
+        let canonical = canonical::to_canonical_json(&body);
+        let digest = Sha256::digest(canonical.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(order_fingerprint(&body), hex, "{body}");
+    }
+}
+
+#[test]
+fn prepare_call_fingerprints_the_order_as_given() {
+    let given = json!({"productId": "10100", "quantity": "1", "denomination": "25", "poNumber": "PO-1"});
+    let p = prepare_call(Operation::PlaceOrder, given.clone()).unwrap();
+    assert_eq!(p.data, prepare(Operation::PlaceOrder, given.clone()).unwrap());
+    assert_eq!(p.fingerprint.as_deref(), Some(order_fingerprint(&given).as_str()));
+    // Not the fingerprint of the data with its defaults added.
+    assert_ne!(p.fingerprint.as_deref(), Some(order_fingerprint(&p.data).as_str()));
+    assert_eq!(prepare_call(Operation::GetBalance, json!({})).unwrap().fingerprint, None);
+    assert_eq!(prepare_call(Operation::PlaceOrder, json!({})).unwrap_err().field, "data.productId");
+}
+
+#[test]
 fn po_number_as_text() {
     assert_eq!(po_number(&json!({"poNumber": "PO-1"})).as_deref(), Some("PO-1"));
     assert_eq!(po_number(&json!({"poNumber": 12345})).as_deref(), Some("12345"));

@@ -117,8 +117,25 @@ pub(super) fn validate(op: Operation, data: &Value) -> Result {
     }
 }
 
-/// The data forwarded for valid `data` (see the module docs).
+/// The data forwarded for valid `data` (see the module docs): written in
+/// the documented forms, defaults added.
 pub(super) fn outgoing(op: Operation, data: Value) -> Value {
+    let mut obj = documented_forms(op, data);
+    for (_, name, default) in DEFAULTS.iter().filter(|(o, _, _)| *o == op) {
+        let absent = obj.get(*name).is_none_or(Value::is_null);
+        if absent {
+            obj.insert((*name).to_owned(), Value::from(*default));
+        }
+    }
+    if op == Operation::GetOrderDetails && !obj.contains_key("orderId") {
+        obj.insert("orderId".to_owned(), Value::Null);
+    }
+    Value::Object(obj)
+}
+
+/// Valid `data` with its flags written `0` / `1` and an empty array that
+/// stands for an object written `{}`; nothing added.
+pub(super) fn documented_forms(op: Operation, data: Value) -> Obj {
     let mut obj = match data {
         Value::Object(obj) => obj,
         // Validation admits only an empty array besides an object.
@@ -138,16 +155,7 @@ pub(super) fn outgoing(op: Operation, data: Value) -> Value {
             }
         }
     }
-    for (_, name, default) in DEFAULTS.iter().filter(|(o, _, _)| *o == op) {
-        let absent = obj.get(*name).is_none_or(Value::is_null);
-        if absent {
-            obj.insert((*name).to_owned(), Value::from(*default));
-        }
-    }
-    if op == Operation::GetOrderDetails && !obj.contains_key("orderId") {
-        obj.insert("orderId".to_owned(), Value::Null);
-    }
-    Value::Object(obj)
+    obj
 }
 
 // ---------------------------------------------------------------- operations
