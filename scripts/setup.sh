@@ -6,7 +6,10 @@
 # - worker-build and wasm-bindgen-cli, cargo-installed at pinned versions into
 #   a cache outside the clone ($HOME/.cache/plumgate/tools) so reruns are free.
 # - Node packages from the committed lock file (`npm ci`), which brings Node 22,
-#   wrangler, esbuild, binaryen (wasm-opt) and playwright-core.
+#   wrangler, esbuild, binaryen (wasm-opt), playwright-core, and for the
+#   TypeScript client (an npm workspace, clients/typescript) typescript and
+#   openapi-typescript; @redocly/openapi-core lints the OpenAPI document.
+# - openapi-spec-validator (PyPI, pinned) in its own venv.
 # - With --browser: Debian's chromium for the browser tests.
 # Nothing is downloaded except registry packages.
 set -euo pipefail
@@ -87,4 +90,15 @@ if [[ "$("$VENV_DIR/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')
   "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 # --- end of schemathesis block --------------------------------------------------
+# --- 6. openapi-spec-validator for the OpenAPI lint in scripts/test.sh ---------
+# Its own venv: it needs newer jsonschema releases than the schemathesis venv
+# holds, and must not move schemathesis's dependencies.
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+OPENAPI_VENV_DIR="${PLUMGATE_OPENAPI_VENV:-$HOME/.cache/plumgate/venv-openapi}"
+if [[ "$("$OPENAPI_VENV_DIR/bin/openapi-spec-validator" --version 2>/dev/null | awk '{print $NF}')" != "$OPENAPI_SPEC_VALIDATOR_VERSION" ]]; then
+  log "pip install openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION into $OPENAPI_VENV_DIR (first time only)"
+  rm -rf "$OPENAPI_VENV_DIR"
+  python3 -m venv "$OPENAPI_VENV_DIR"
+  "$OPENAPI_VENV_DIR/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+fi
 log "setup complete"

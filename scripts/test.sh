@@ -4,8 +4,9 @@
 #   bash scripts/test.sh
 #
 # 1. setup (idempotent), 2. host tests of the pure core and the sandbox
-# (+ clippy), 3. the wasm build, 4. end-to-end tests: the built worker in
-# workerd (wrangler dev) against the sandbox, over loopback only.
+# (+ clippy), the OpenAPI lint, the TypeScript client's build and unit tests,
+# 3. the wasm build, 4. end-to-end tests: the built worker in workerd
+# (wrangler dev) against the sandbox, over loopback only.
 # Pass test file names (tests/e2e/foo.test.mjs) to run only those e2e files.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,6 +28,21 @@ if rustup_has_wasm; then
 else
   log "worker clippy skipped: rustup has no wasm32 target here (the Debian toolchain builds it instead)"
 fi
+
+step "lint: openapi.json (Redocly recommended-strict, examples; openapi-spec-validator)"
+# Node 22 and the npm tools first on PATH for these two steps only (subshells).
+( wrangler_env
+node scripts/lint-openapi.mjs
+"${PLUMGATE_OPENAPI_VENV:-$HOME/.cache/plumgate/venv-openapi}/bin/openapi-spec-validator" crates/core/src/openapi.json )
+
+step "client: build (types generated from openapi.json, type tests) and unit tests on Node 22 and the system Node"
+( wrangler_env
+npm run --silent build -w @plumgate/client
+node --test clients/typescript/test/*.test.mjs
+if SYS_NODE="$(PATH=/usr/local/bin:/usr/bin:/bin command -v node)" && [[ "$("$SYS_NODE" --version)" != "$(node --version)" ]]; then
+  log "client unit tests on $("$SYS_NODE" --version) ($SYS_NODE)"
+  "$SYS_NODE" --test clients/typescript/test/*.test.mjs
+fi )
 
 step "build: sandbox (release) and worker (wasm)"
 cargo build --release -q -p plumgate-sandbox

@@ -14,6 +14,11 @@
 //!    unchanged (contract §4.6);
 //! 5. Xoxoday's status and body come back unchanged (a rate-limit answer is
 //!    turned into `429 rate_limited` and starts the penalty).
+//!
+//! A drop-in query plumgate does not know (`forward_unvalidated`) takes
+//! only step 4: the envelope as sent, no cache, no penalty bookkeeping (its
+//! answer, a rate-limit one included, comes back as Xoxoday gave it), and
+//! placeOrder's long timeout, since an unknown mutation may be an order.
 
 use crate::edge_cache;
 use crate::net::{self, Answer, Failure};
@@ -21,9 +26,9 @@ use crate::orders;
 use crate::tokens::{self, Checked, Grant};
 use crate::util::bytes_response;
 use plumgate_core::config::Config;
-use plumgate_core::errors::ApiError;
+use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
-use plumgate_core::ops::{self, CacheClass, Operation};
+use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
 use plumgate_core::token::HttpRequest;
 use plumgate_core::upstream::{classify_api_401, is_plum_success, rate_limit_penalty, Api401};
 use serde_json::Value;
@@ -38,18 +43,22 @@ pub enum CacheMode {
     Bypass,
 }
 
-/// Forward `op` with validated `data`.
+/// Forward `op` with its prepared data; `style` is the error form of the
+/// route (the order ledger renders its own errors).
 pub async fn forward(
     env: &Env,
     cfg: &Config,
     op: Operation,
-    data: Value,
+    prepared: Prepared,
     mode: CacheMode,
+    style: ErrorStyle,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
+    let Prepared { data, fingerprint } = prepared;
     if op == Operation::PlaceOrder {
         let request_id = log.request_id.clone();
-        return orders::place(env, data, &request_id, log).await;
+        let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
+        return orders::place(env, data, fingerprint, &request_id, style, log).await;
     }
     if let Some(secs) = edge_cache::penalty_left(op).await {
         return Err(ApiError::rate_limited(op.name(), secs));
@@ -94,6 +103,16 @@ pub async fn forward(
         let _ = resp.headers_mut().set("x-plumgate-cache", state);
     }
     Ok(resp)
+}
+
+/// Forward a drop-in envelope whose query plumgate does not know, as sent.
+pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value, log: &mut RequestLog) -> Result<Response, ApiError> {
+    let body = envelope.to_string();
+    let answer = call_with_token(env, cfg, &body, cfg.order_timeout_ms as u64, log)
+        .await
+        .map_err(CallError::into_api)?;
+    log.upstream_status = Some(answer.status);
+    Ok(passthrough(answer))
 }
 
 /// Why an upstream call gave no answer.

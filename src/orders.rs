@@ -23,7 +23,7 @@ use crate::settings;
 use crate::util::{bytes_response, json_response};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::config::Config;
-use plumgate_core::errors::ApiError;
+use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, Operation};
 use plumgate_core::upstream::{is_plum_success, rate_limit_penalty};
@@ -53,10 +53,24 @@ struct Record {
 pub struct LedgerRequest {
     /// Validated placeOrder data.
     pub data: Value,
-    /// `ops::order_fingerprint(data)`.
+    /// `ops::order_fingerprint` of the order as the caller wrote it.
     pub fingerprint: String,
     /// For error bodies.
     pub request_id: String,
+    /// Whether the order came in on the drop-in base, whose errors are in
+    /// Xoxoday's shape (`ErrorStyle::Xoxoday`).
+    #[serde(default)]
+    pub xoxoday_errors: bool,
+}
+
+impl LedgerRequest {
+    fn style(&self) -> ErrorStyle {
+        if self.xoxoday_errors {
+            ErrorStyle::Xoxoday
+        } else {
+            ErrorStyle::Plumgate
+        }
+    }
 }
 
 /// An answer the ledger produced (shared by everyone who joined the call).
@@ -101,18 +115,18 @@ impl OrderLedger {
     async fn place(&self, lr: LedgerRequest) -> Response {
         let cfg = match settings::load(&self.env) {
             Ok(c) => c,
-            Err(p) => return render(&Outcome::Error { error: ApiError::misconfigured(&p), upstream_status: None }, &lr.request_id, false),
+            Err(p) => return render(&Outcome::Error { error: ApiError::misconfigured(&p), upstream_status: None }, &lr, false),
         };
         let storage = self.state.storage();
         let record: Option<Record> = storage.get::<String>(RECORD_KEY).await.ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
 
         if let Some(rec) = &record {
             if rec.fingerprint != lr.fingerprint {
-                return render(&Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None }, &lr.request_id, false);
+                return render(&Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None }, &lr, false);
             }
             if rec.state == "done" {
                 let o = Outcome::Answer { status: rec.status, body: rec.body.clone(), reconciled: rec.reconciled, upstream_status: None };
-                return render(&o, &lr.request_id, true);
+                return render(&o, &lr, true);
             }
         }
         // Join the call in flight for this poNumber. (The borrow must end
@@ -121,14 +135,14 @@ impl OrderLedger {
         let joined = self.inflight.borrow().clone();
         if let Some(run) = joined {
             let o = run.await;
-            return render(&o, &lr.request_id, true);
+            return render(&o, &lr, true);
         }
         let resume = record.is_some();
         if !resume {
             let rec = Record { fingerprint: lr.fingerprint.clone(), state: "pending".into(), status: 0, body: String::new(), reconciled: false };
             if let Ok(text) = serde_json::to_string(&rec) {
                 if storage.put(RECORD_KEY, text).await.is_err() {
-                    return render(&Outcome::Error { error: ApiError::upstream_error("order ledger unavailable; nothing was placed, retrying is safe"), upstream_status: None }, &lr.request_id, false);
+                    return render(&Outcome::Error { error: ApiError::upstream_error("order ledger unavailable; nothing was placed, retrying is safe"), upstream_status: None }, &lr, false);
                 }
             }
         }
@@ -144,14 +158,14 @@ impl OrderLedger {
         let shared = fut.shared();
         *self.inflight.borrow_mut() = Some(shared.clone());
         let o = shared.await;
-        render(&o, &lr.request_id, false)
+        render(&o, &lr, false)
     }
 }
 
-fn render(o: &Outcome, request_id: &str, replayed: bool) -> Response {
+fn render(o: &Outcome, lr: &LedgerRequest, replayed: bool) -> Response {
     let mut resp = match o {
         Outcome::Answer { status, body, .. } => bytes_response(*status, body.clone().into_bytes(), "application/json; charset=utf-8"),
-        Outcome::Error { error, .. } => crate::routes::error_response(error, request_id),
+        Outcome::Error { error, .. } => crate::routes::error_response(error, lr.style(), &lr.request_id),
     };
     let h = resp.headers_mut();
     if replayed {
@@ -194,7 +208,7 @@ async fn forget(storage: &worker::Storage) {
 }
 
 async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, data: Value, fp: String, resume: bool) -> Outcome {
-    let po = data.get("poNumber").and_then(Value::as_str).unwrap_or("").to_string();
+    let po = ops::po_number(&data).unwrap_or_default();
     if resume {
         // An earlier attempt's outcome is unknown: check before placing.
         match reconcile(env, cfg, &po).await {
@@ -288,10 +302,11 @@ fn not_found_body(body: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// Send a validated placeOrder to its ledger and relay the answer.
-pub async fn place(env: &Env, data: Value, request_id: &str, log: &mut RequestLog) -> Result<Response, ApiError> {
-    let po = data.get("poNumber").and_then(Value::as_str).unwrap_or("").to_string();
-    let lr = LedgerRequest { fingerprint: ops::order_fingerprint(&data), data, request_id: request_id.to_string() };
+/// Send a prepared placeOrder (and the fingerprint of the order as the
+/// caller wrote it) to its ledger and relay the answer.
+pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle, log: &mut RequestLog) -> Result<Response, ApiError> {
+    let po = ops::po_number(&data).unwrap_or_default();
+    let lr = LedgerRequest { fingerprint, data, request_id: request_id.to_string(), xoxoday_errors: style.is_xoxoday() };
     let stub = env
         .durable_object(BINDING)
         .and_then(|ns| ns.get_by_name(&format!("po:{po}")))

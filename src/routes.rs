@@ -2,8 +2,9 @@
 //!
 //! Every request gets a request id (sent back as `x-request-id`), exactly one
 //! JSON log line (contract §7) and, when plumgate itself refuses or fails, the
-//! error body of contract §3. No error path echoes a header, a body or a
-//! value the caller sent.
+//! error body of contract §3 — in Xoxoday's error shape under `/chef/`
+//! (`ErrorStyle`), where unchanged Xoxoday clients call. No error path echoes
+//! a header, a body or a value the caller sent.
 //!
 //! Pipeline of an operation call (`POST /v1/ops/{op}` and the drop-in
 //! `POST /chef/v1/oauth/api`):
@@ -12,8 +13,16 @@
 //! 3. caller key, else `401` (with `WWW-Authenticate: Bearer`);
 //! 4. body at most 64 KiB and JSON, else `413` / `400 invalid_json`;
 //! 5. scope for the operation (which may depend on the body), else `403`;
-//! 6. validation, else `400 invalid_request` naming the field;
+//! 6. validation and the data to send (`ops::prepare_call`), else `400
+//!    invalid_request` naming the field;
 //! 7. forward (`gateway`).
+//!
+//! A `plumProAPI.*` query the drop-in route does not know skips 6: with the
+//! `*` scope it is forwarded as sent (`gateway::forward_unvalidated`).
+//!
+//! The drop-in token endpoints (`POST /chef/v1/oauth/token/{token_type}`,
+//! `GET /chef/v1/oauth/token`) answer Xoxoday's token shapes for a gateway
+//! key (`plumgate_core::dropin`); they never reach Xoxoday.
 
 use crate::gateway::{self, CacheMode};
 use crate::promise;
@@ -24,12 +33,16 @@ use js_sys::Uint8Array;
 use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
 use plumgate_core::cors;
-use plumgate_core::errors::ApiError;
+use plumgate_core::dropin::{self, OAuthError};
+use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
-use plumgate_core::ops::{self, EnvelopeError, Operation};
+use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use plumgate_core::route::path_of;
 use serde_json::{json, Value};
 use worker::{web_sys, Env, Headers, Method, Request, Response};
+
+/// The content type of every JSON answer.
+const JSON: &str = "application/json; charset=utf-8";
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -88,12 +101,13 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
         ..Default::default()
     };
     let origin = req.header("origin");
+    let style = ErrorStyle::for_path(&req.path);
     let result = dispatch(req, &env, &mut log).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
             log.error = Some(e.code);
-            error_response(&e, &log.request_id)
+            error_response(&e, style, &log.request_id)
         }
     };
     log.status = resp.status_code();
@@ -118,9 +132,9 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
     resp
 }
 
-/// The error body and headers for `e`.
-pub fn error_response(e: &ApiError, request_id: &str) -> Response {
-    let mut resp = json_response(e.status, &e.body(request_id));
+/// The error body (in `style`) and headers for `e`.
+pub fn error_response(e: &ApiError, style: ErrorStyle, request_id: &str) -> Response {
+    let mut resp = bytes_response(e.status, e.body_text(style, request_id).into_bytes(), JSON);
     let h = resp.headers_mut();
     if e.status == 401 {
         let _ = h.set("www-authenticate", "Bearer");
@@ -152,7 +166,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
         return Ok(bytes_response(200, ops::OPENAPI_JSON.as_bytes().to_vec(), "application/json; charset=utf-8"));
     }
 
-    let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/");
+    let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/") || path == "/chef";
     if !api_route {
         log.route = "static";
         // The demo page is read-only: any other method gets plumgate's own
@@ -185,11 +199,19 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
         log.route = "/v1/ops/{operation}";
         require_method(&method, Method::Post)?;
         let op = Operation::from_name(op_name).ok_or_else(ApiError::unknown_operation)?;
-        log.operation = Some(op.name());
+        log.operation = Some(op.name().into());
         let caller = authenticate(&req, cfg, log)?;
         let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;
-        return call_operation(env, cfg, &caller, op, data, mode, log).await;
+        return call_operation(env, cfg, &caller, op, data, mode, ErrorStyle::Plumgate, log).await;
+    }
+    if let Some(token_type) = path.strip_prefix("/chef/v1/oauth/token/") {
+        log.route = "/chef/v1/oauth/token/{token_type}";
+        if !dropin::TOKEN_TYPES.contains(&token_type) {
+            return Err(ApiError::not_found());
+        }
+        require_method(&method, Method::Post)?;
+        return Ok(refresh_token(req, cfg, log).await);
     }
     match path.as_str() {
         "/chef/v1/oauth/api" => {
@@ -198,12 +220,29 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
             let caller = authenticate(&req, cfg, log)?;
             let mode = cache_mode(&req, &caller);
             let envelope = read_json(req).await?;
-            let (op, data) = ops::parse_envelope(&envelope).map_err(|e| match e {
+            let parsed = ops::parse_envelope(&envelope).map_err(|e| match e {
                 EnvelopeError::UnknownOperation(_) => ApiError::unknown_operation(),
                 EnvelopeError::Invalid(v) => ApiError::invalid_request(v.message),
             })?;
-            log.operation = Some(op.name());
-            call_operation(env, cfg, &caller, op, data, mode, log).await
+            match parsed {
+                ParsedEnvelope::Known(op, data) => {
+                    log.operation = Some(op.name().into());
+                    call_operation(env, cfg, &caller, op, data, mode, ErrorStyle::Xoxoday, log).await
+                }
+                ParsedEnvelope::Unvalidated(name) => {
+                    log.operation = Some(name.into());
+                    log.note = Some("unvalidated");
+                    if !caller.has_scope(ops::UNVALIDATED_SCOPE) {
+                        return Err(ApiError::forbidden_unvalidated());
+                    }
+                    gateway::forward_unvalidated(env, cfg, &envelope, log).await
+                }
+            }
+        }
+        "/chef/v1/oauth/token" => {
+            log.route = "/chef/v1/oauth/token";
+            require_method(&method, Method::Get)?;
+            Ok(validate_token(&req, cfg, log))
         }
         "/v1/token" => {
             log.route = "/v1/token";
@@ -238,6 +277,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn call_operation(
     env: &Env,
     cfg: &Config,
@@ -245,11 +285,54 @@ async fn call_operation(
     op: Operation,
     data: Value,
     mode: CacheMode,
+    style: ErrorStyle,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     require_scope(caller, op.required_scope(&data))?;
-    ops::validate(op, &data).map_err(|e| ApiError::invalid_request(e.message))?;
-    gateway::forward(env, cfg, op, data, mode, log).await
+    let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
+    gateway::forward(env, cfg, op, prepared, mode, style, log).await
+}
+
+/// `POST /chef/v1/oauth/token/{token_type}`: Xoxoday's refresh, answered
+/// with the gateway key presented as the refresh token (steps: read the
+/// body, find the key, check it, answer). Never calls Xoxoday.
+async fn refresh_token(req: Incoming, cfg: &Config, log: &mut RequestLog) -> Response {
+    let content_type = req.header("content-type");
+    let answer = match read_body(req).await {
+        Err(e) => return error_response(&e, ErrorStyle::Xoxoday, &log.request_id),
+        Ok(body) => dropin::refresh_key(content_type.as_deref(), &body)
+            .and_then(|key| dropin::grant(&cfg.gateway_keys, &key).map(|caller| (caller, key))),
+    };
+    match answer {
+        Ok((caller, key)) => {
+            log.caller = Some(caller.id);
+            bytes_response(200, dropin::refresh_answer(&key, now_ms()).into_bytes(), JSON)
+        }
+        Err(e) => oauth_error(e, log),
+    }
+}
+
+/// `GET /chef/v1/oauth/token`: Xoxoday's token validation, for the gateway
+/// key in the `Authorization` header. Never calls Xoxoday.
+fn validate_token(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Response {
+    let header = req.header("authorization");
+    match dropin::bearer(&cfg.gateway_keys, header.as_deref()) {
+        Ok((caller, key)) => {
+            log.caller = Some(caller.id);
+            bytes_response(200, dropin::validation_answer(&key, now_ms()).into_bytes(), JSON)
+        }
+        Err(e) => oauth_error(e, log),
+    }
+}
+
+/// Xoxoday's OAuth error answer, logged with its error code.
+fn oauth_error(e: OAuthError, log: &mut RequestLog) -> Response {
+    log.error = Some(e.error);
+    let mut resp = bytes_response(e.status, e.body(&log.request_id).into_bytes(), JSON);
+    if e.status == 401 {
+        let _ = resp.headers_mut().set("www-authenticate", "Bearer");
+    }
+    resp
 }
 
 /// `Cache-Control: no-cache` from an admin-scoped caller bypasses the edge cache.
@@ -321,6 +404,12 @@ fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {
 }
 
 async fn read_json(req: Incoming) -> Result<Value, ApiError> {
+    let bytes = read_body(req).await?;
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
+}
+
+/// The body, at most [`MAX_BODY`] bytes.
+async fn read_body(req: Incoming) -> Result<Vec<u8>, ApiError> {
     if let Some(len) = req.header("content-length") {
         if len.trim().parse::<usize>().map(|n| n > MAX_BODY).unwrap_or(false) {
             return Err(ApiError::payload_too_large());
@@ -330,7 +419,7 @@ async fn read_json(req: Incoming) -> Result<Value, ApiError> {
     if bytes.len() > MAX_BODY {
         return Err(ApiError::payload_too_large());
     }
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
+    Ok(bytes)
 }
 
 fn health(env: &Env) -> Response {

@@ -4,8 +4,10 @@
 // - carry x-request-id;
 // - never be a 5xx made by plumgate, except the documented 502/503/504 codes
 //   (a 5xx from Xoxoday would be passed through with its own body);
-// - when plumgate made it, have the §3 error body with a code documented for
-//   that status, WWW-Authenticate on 401 and Retry-After on 429;
+// - when plumgate made it, have the §3 error body (Xoxoday's error shape
+//   under /chef/, OAuth's on the drop-in token endpoints) with a code
+//   documented for that status, WWW-Authenticate on 401 and Retry-After on
+//   429;
 // - never echo a caller-supplied value (a marker planted in bodies, headers
 //   and paths) in a plumgate error.
 // And no token, secret or key may appear in any answer or log line.
@@ -120,7 +122,21 @@ function generator(rand) {
     for (let i = 0; i < n; i++) s += "]";
     return s;
   }
+  function tokenBody() {
+    const fields = {
+      grant_type: pick(["refresh_token", "refresh_token", "client_credentials", "", MARK, 5]),
+      refresh_token: pick([keys.admin.key, keys.catalog.key, `pgk_${MARK}_${"a".repeat(20)}`, "", MARK, 5, null]),
+      client_id: MARK,
+      client_secret: MARK,
+    };
+    if (chance(0.2)) delete fields[pick(Object.keys(fields))];
+    const r = int(4);
+    if (r === 0) return { raw: new URLSearchParams(Object.entries(fields).map(([k, v]) => [k, String(v)])).toString(), contentType: "application/x-www-form-urlencoded" };
+    if (r === 1) return { raw: pick(["", "{", "grant_type=refresh_token&refresh_token=%zz", `${MARK}=%`, "\u0000"]) };
+    return { json: fields };
+  }
   function body(path) {
+    if (path.startsWith("/chef/v1/oauth/token/")) return tokenBody();
     const op = path.startsWith("/v1/ops/") ? path.slice(8) : pick(OPS);
     const base = VALID[op] ? VALID[op]() : randomValue();
     const r = int(12);
@@ -146,7 +162,8 @@ function generator(rand) {
     if (r < 12) return "/chef/v1/oauth/api";
     if (r === 12) return pick(["/v1/token", "/v1/token/refresh", "/healthz", "/openapi.json", "/"]);
     if (r === 13) return `/v1/ops/${pick([MARK, "", "getbalance", "placeOrder/", "..%2fgetBalance", "%E2%9C%93", "getBalance%00"])}`;
-    if (r === 14) return pick(["/v1", "/v1/", "/v1/ops", "/v1/ops/", "/chef", "/chef/v1/oauth/token", "/chef/v1/oauth/api/", "/v1//ops/getBalance", "/v1/dev/caller-key"]);
+    if (r === 14) return pick(["/v1", "/v1/", "/v1/ops", "/v1/ops/", "/chef", "/chef/v1/oauth/token", "/chef/v1/oauth/api/", "/v1//ops/getBalance", "/v1/dev/caller-key",
+      "/chef/v1/oauth/token/user", "/chef/v1/oauth/token/bearer", "/chef/v1/oauth/token/access_token", `/chef/v1/oauth/token/${MARK}`, "/chef/v1/oauth/token/"]);
     if (r === 15) return `/v1/${MARK}/${"x".repeat(int(2) ? 10 : 3000)}`;
     if (r === 16) return `/v1/ops/getBalance?${MARK}=1&a=%ZZ`;
     if (r === 17) return `/chef/v1/oauth/api#${MARK}`;
@@ -178,6 +195,7 @@ function generator(rand) {
     if (chance(0.05)) headers["access-control-request-method"] = "POST";
     let b;
     if (method !== "GET" && method !== "HEAD" && chance(0.95)) b = body(path);
+    if (b?.contentType) headers["content-type"] = b.contentType;
     return { path, method, headers, body: b };
   };
 }
@@ -193,20 +211,50 @@ async function send(c) {
   delete init.headers["content-length"];
   void badLength;
   const res = await fetch(`${w.url}${c.path}`, init);
-  const text = await res.text();
+  let text = await res.text();
   const headers = Object.fromEntries(res.headers.entries());
-  capturedResponses.push(`${res.status} ${JSON.stringify(headers)} ${text}`);
+  // A drop-in token answer holds the key its caller presented, by design
+  // (checked in check()); the leak scan sees it redacted.
+  const tokenAnswer = res.status === 200 && c.path.startsWith("/chef/v1/oauth/token");
+  const recorded = tokenAnswer ? Object.values(allKeys).reduce((t, k) => t.split(k.key).join("[the presented key]"), text) : text;
+  capturedResponses.push(`${res.status} ${JSON.stringify(headers)} ${recorded}`);
   let json;
   try { json = JSON.parse(text); } catch { json = undefined; }
   if (res.status === 200 && json) collectVoucherSecrets(json, vouchers);
-  return { status: res.status, headers, text, json };
+  return { status: res.status, headers, text, json, tokenAnswer };
 }
 
 function check(c, r, problems) {
   const what = `${c.method} ${c.path.slice(0, 80)} → ${r.status} ${r.text.slice(0, 160)}`;
   if (!/^[0-9a-f]{32}$/.test(r.headers["x-request-id"] ?? "")) problems.push(`no x-request-id: ${what}`);
   const mine = r.json && typeof r.json.error === "object" && r.json.error !== null && typeof r.json.error.code === "string";
-  if (mine) {
+  const chef = /^\/chef(\/|$|[?#])/.test(c.path);
+  const xoxodayShaped = r.json && typeof r.json.errorId === "string" && r.json.errorId.startsWith("PLUMGATE_");
+  const oauthShaped = r.json && typeof r.json.error === "string" && typeof r.json.error_description === "string";
+  if (mine && chef) problems.push(`a /v1-shaped error under /chef/: ${what}`);
+  if (xoxodayShaped && !chef) problems.push(`a Xoxoday-shaped plumgate error outside /chef/: ${what}`);
+  if (r.tokenAnswer) {
+    // Only the key the caller presented, never a Xoxoday credential.
+    const presented = [c.headers.authorization?.trim().replace(/^Bearer\s+/i, ""), c.body?.json?.refresh_token,
+      c.body?.raw && new URLSearchParams(String(c.body.raw)).get("refresh_token")].filter(Boolean);
+    if (!presented.includes(r.json?.access_token)) problems.push(`token answer for a key not presented: ${c.method} ${c.path}`);
+  }
+  if (oauthShaped) {
+    if (!c.path.startsWith("/chef/v1/oauth/token")) problems.push(`OAuth-shaped error outside the token endpoints: ${what}`);
+    if (![400, 401].includes(r.status)) problems.push(`OAuth error with status ${r.status}: ${what}`);
+    if (!["invalid_request", "unsupported_grant_type", "invalid_grant", "invalid_token"].includes(r.json.error)) problems.push(`undocumented OAuth error: ${what}`);
+    if (r.json.request_id !== r.headers["x-request-id"]) problems.push(`request id mismatch: ${what}`);
+    if (r.text.includes(MARK)) problems.push(`error echoes caller input: ${what}`);
+  } else if (xoxodayShaped) {
+    const code = r.json.errorId.slice("PLUMGATE_".length).toLowerCase();
+    if (!(CODES[r.status] ?? []).includes(code)) problems.push(`undocumented status/errorId ${r.status}/${r.json.errorId}: ${what}`);
+    if (r.json.code !== r.status) problems.push(`code is not the status: ${what}`);
+    if (r.json.request_id !== r.headers["x-request-id"]) problems.push(`request id mismatch: ${what}`);
+    if (typeof r.json.error !== "string" || !r.json.error) problems.push(`no message: ${what}`);
+    if (r.text.includes(MARK)) problems.push(`error echoes caller input: ${what}`);
+    if (r.status === 401 && !/^Bearer/.test(r.headers["www-authenticate"] ?? "")) problems.push(`401 without WWW-Authenticate: ${what}`);
+    if (r.status === 429 && !/^\d+$/.test(r.headers["retry-after"] ?? "")) problems.push(`429 without Retry-After: ${what}`);
+  } else if (mine) {
     const e = r.json.error;
     if (!(CODES[r.status] ?? []).includes(e.code)) problems.push(`undocumented status/code ${r.status}/${e.code}: ${what}`);
     if (e.request_id !== r.headers["x-request-id"]) problems.push(`request id mismatch: ${what}`);
@@ -218,7 +266,7 @@ function check(c, r, problems) {
     // Only a Xoxoday answer passed through may be a 5xx without our body.
     const plum = r.json && (typeof r.json.errorId === "string" || Array.isArray(r.json.errors));
     if (!plum) problems.push(`5xx not made by Xoxoday and not a documented plumgate error: ${what}`);
-  } else if (c.method !== "HEAD" && r.status >= 400 && !(r.json && (r.json.errorId || r.json.code))) {
+  } else if (c.method !== "HEAD" && r.status >= 400 && !(r.json && (r.json.errorId || r.json.code || r.json.errors))) {
     // 4xx answers are plumgate's error body or Xoxoday's (passed through).
     problems.push(`4xx in neither shape: ${what}`);
   }

@@ -36,20 +36,44 @@ const QUERY = {
 const envelope = (op, data) => (op === "paymentHistory"
   ? { query: QUERY[op], tag: "plumProAPI", data: { data } }
   : { query: QUERY[op], tag: "plumProAPI", variables: { data } });
+// The defaults plumgate fills in for the fields GitBook marks required.
+const DEFAULTS = {
+  placeOrder: { notifyReceiverEmail: 0, notifyAdminEmail: 0 },
+  getOrderDetails: { orderId: null, sendMailToReceiver: 0 },
+};
+/** The data plumgate sends upstream for `data` given as is (defaults added). */
+const sent = (op, data) => ({ ...DEFAULTS[op], ...data });
 
 let sandbox;
 let w;
 const voucherSecrets = new Set();
 const requestIds = []; // [request id, expectation for its log line]
 
+/**
+ * The code of a plumgate error in either shape: `{"error": {"code"}}` on
+ * /v1, Xoxoday's `{"errorId": "PLUMGATE_<CODE>"}` under /chef/.
+ */
+const errCode = (r) => r.json?.error?.code
+  ?? (typeof r.json?.errorId === "string" && r.json.errorId.startsWith("PLUMGATE_") ? r.json.errorId.slice(9).toLowerCase() : undefined);
+/** The human message of a plumgate error in either shape. */
+const errMessage = (r) => (typeof r.json?.error === "string" ? r.json.error : r.json?.error?.message);
+
 /** call() plus the checks every answer must pass. */
 async function req(path, opts = {}, logExpect = {}) {
   const r = await call(w, path, opts);
   assert.match(r.headers["x-request-id"] ?? "", /^[0-9a-f]{32}$/, `x-request-id on ${path}: ${r.status} ${r.text.slice(0, 300)}`);
   if (r.json?.error && typeof r.json.error === "object") {
+    assert.ok(!path.startsWith("/chef/"), `${path}: errors under /chef/ are Xoxoday-shaped: ${r.text}`);
     assert.equal(r.json.error.request_id, r.headers["x-request-id"], "error body carries the request id");
     assert.equal(typeof r.json.error.message, "string");
     assert.equal(typeof r.json.error.code, "string");
+  }
+  if (typeof r.json?.errorId === "string" && r.json.errorId.startsWith("PLUMGATE_")) {
+    assert.ok(path.startsWith("/chef/"), `${path}: Xoxoday-shaped plumgate errors only under /chef/`);
+    assert.equal(r.json.request_id, r.headers["x-request-id"], "error body carries the request id");
+    assert.equal(r.json.code, r.status, "code is the HTTP status");
+    assert.match(r.json.errorInfo, /^plumgate: /);
+    assert.equal(typeof r.json.error, "string");
   }
   if (r.status === 200 && r.json) collectVoucherSecrets(r.json, voucherSecrets);
   requestIds.push([r.headers["x-request-id"], { status: r.status, ...logExpect }]);
@@ -121,7 +145,7 @@ test("every operation through both routes: the exact envelope upstream, the answ
       assert.equal(r.status, 200, `${name} via ${route}: ${r.text}`);
       const seen = await sandboxRequests(sandbox);
       assert.equal(seen.length, 1, `${name} via ${route}: exactly one upstream call`);
-      assert.deepEqual(seen[0].body, envelope(name, data), `${name} via ${route}: exact envelope`);
+      assert.deepEqual(seen[0].body, envelope(name, sent(name, data)), `${name} via ${route}: exact envelope`);
       assert.equal(seen[0].authorized, true);
       assert.equal(seen[0].status, 200);
       const answerKey = name === "paymentHistory" ? "getPaymentReport" : name;
@@ -165,10 +189,10 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
   assert.equal(r.json.error.code, "unknown_operation");
   r = await op("getbalance", keys.admin, {});
   assert.equal(r.json.error.code, "unknown_operation", "operation names are case-sensitive");
-  r = await dropIn(keys.admin, { query: "plumProAPI.mutation.getBalance", tag: "plumProAPI", variables: { data: {} } });
+  r = await dropIn(keys.admin, { query: "plumProAPI.getBalanceNow", tag: "plumProAPI", variables: { data: {} } });
   assert.equal(r.status, 404);
-  assert.equal(r.json.error.code, "unknown_operation");
-  assert.doesNotMatch(r.text, /mutation\.getBalance/, "the unknown query is not echoed");
+  assert.equal(errCode(r), "unknown_operation");
+  assert.doesNotMatch(r.text, /getBalanceNow/, "the unknown query is not echoed");
   r = await req("/", { method: "GET" });
   assert.equal(r.status, 200, "the demo page");
   assert.ok(r.headers["content-security-policy"], "static answers keep their security headers");
@@ -184,7 +208,7 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
   ]) {
     r = await req(path, { method, key: keys.admin });
     assert.equal(r.status, 405, `${method} ${path}`);
-    assert.equal(r.json.error.code, "method_not_allowed");
+    assert.equal(errCode(r), "method_not_allowed");
     assert.equal(r.headers.allow, allow);
   }
   for (const raw of ["", "{", "nul", "{\"a\":1}}", "\u0000"]) {
@@ -193,7 +217,8 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
     assert.equal(r.json.error.code, "invalid_json");
   }
   r = await req("/chef/v1/oauth/api", { key: keys.admin, raw: "[1,", headers: { "content-type": "application/json" } });
-  assert.equal(r.json.error.code, "invalid_json");
+  assert.equal(errCode(r), "invalid_json");
+  assert.equal(r.json.errorId, "PLUMGATE_INVALID_JSON");
   const big = JSON.stringify({ limit: 1, page: 1, pad: "x".repeat(70 * 1024) });
   r = await req("/v1/ops/getVouchers", { key: keys.admin, raw: big, headers: { "content-type": "application/json" } });
   assert.equal(r.status, 413);
@@ -244,20 +269,20 @@ test("auth matrix on every route: none, malformed, unknown, no scope, right key"
     const c0 = await counters();
     const none = await send(undefined, {});
     assert.equal(none.status, 401, `${label}: no header`);
-    assert.equal(none.json.error.code, "unauthorized");
+    assert.equal(errCode(none), "unauthorized");
     assert.match(none.headers["www-authenticate"] ?? "", /^Bearer/, `${label}: WWW-Authenticate`);
     for (const m of malformed) {
       const r = await send(undefined, { authorization: m });
       assert.equal(r.status, 401, `${label}: malformed ${JSON.stringify(m.slice(0, 12))}`);
-      assert.equal(r.json.error.code, "unauthorized");
+      assert.equal(errCode(r), "unauthorized");
       assert.match(r.headers["www-authenticate"] ?? "", /^Bearer/);
     }
     const unk = await send(unknownKey, {});
     assert.equal(unk.status, 401, `${label}: unknown key`);
-    assert.equal(unk.json.error.code, "unauthorized");
+    assert.equal(errCode(unk), "unauthorized");
     const forbidden = await send(wrong, {});
     assert.equal(forbidden.status, 403, `${label}: key without the scope: ${forbidden.text}`);
-    assert.equal(forbidden.json.error.code, "forbidden");
+    assert.equal(errCode(forbidden), "forbidden");
     const c1 = await counters();
     assert.equal(apiTotal(c1), apiTotal(c0), `${label}: refused calls never reach Xoxoday`);
     assert.equal(c1.refresh_calls, c0.refresh_calls);
@@ -275,64 +300,60 @@ test("auth matrix on every route: none, malformed, unknown, no scope, right key"
 
 // -------------------------------------------------------------- validation
 
+// What is certainly wrong, refused on both routes. (What Xoxoday accepts,
+// numeric strings, flags as booleans, empty strings, any filter key, no
+// upper bounds, passes: see the acceptance table below and dropin.test.mjs.)
 const VALIDATION = [
-  ["getFilters", { filterGroupCode: 5 }, "data.filterGroupCode"],
-  ["getFilters", { includeFilters: "x".repeat(201) }, "data.includeFilters"],
-  ["getFilters", { excludeFilters: null }, "data.excludeFilters"],
-  ["getFilters", [], "data"],
+  ["getFilters", { filterGroupCode: true }, "data.filterGroupCode"],
+  ["getFilters", { includeFilters: ["usa"] }, "data.includeFilters"],
+  ["getFilters", [1], "data"],
   ["getVouchers", { page: 1 }, "data.limit"],
+  ["getVouchers", { limit: null, page: 1 }, "data.limit"],
   ["getVouchers", { limit: 0, page: 1 }, "data.limit"],
-  ["getVouchers", { limit: 501, page: 1 }, "data.limit"],
   ["getVouchers", { limit: 1.5, page: 1 }, "data.limit"],
-  ["getVouchers", { limit: "10", page: 1 }, "data.limit"],
+  ["getVouchers", { limit: "TEN-ish", page: 1 }, "data.limit"],
+  ["getVouchers", { limit: "0", page: 1 }, "data.limit"],
   ["getVouchers", { limit: 10 }, "data.page"],
   ["getVouchers", { limit: 10, page: 0 }, "data.page"],
-  ["getVouchers", { limit: 10, page: 1, includeProducts: "1,a" }, "data.includeProducts"],
-  ["getVouchers", { limit: 10, page: 1, excludeProducts: 12 }, "data.excludeProducts"],
+  ["getVouchers", { limit: 10, page: 1, includeProducts: [1, 2] }, "data.includeProducts"],
   ["getVouchers", { limit: 10, page: 1, exchangeRate: 2 }, "data.exchangeRate"],
+  ["getVouchers", { limit: 10, page: 1, exchangeRate: "YES-ish" }, "data.exchangeRate"],
   ["getVouchers", { limit: 10, page: 1, sort: "name" }, "data.sort"],
-  ["getVouchers", { limit: 10, page: 1, sort: { order: "ASC" } }, "data.sort.field"],
-  ["getVouchers", { limit: 10, page: 1, sort: { field: "name", order: "UP" } }, "data.sort.order"],
+  ["getVouchers", { limit: 10, page: 1, sort: { field: 5 } }, "data.sort.field"],
   ["getVouchers", { limit: 10, page: 1, filters: "country" }, "data.filters"],
-  ["getVouchers", { limit: 10, page: 1, filters: Array.from({ length: 21 }, () => ({ key: "country", value: "usa" })) }, "data.filters"],
+  ["getVouchers", { limit: 10, page: 1, filters: { key: "country", value: "usa" } }, "data.filters"],
   ["getVouchers", { limit: 10, page: 1, filters: [1] }, "data.filters[0]"],
   ["getVouchers", { limit: 10, page: 1, filters: [{ value: "usa" }] }, "data.filters[0].key"],
-  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "bogus", value: "usa" }] }, "data.filters[0].key"],
   ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country" }] }, "data.filters[0].value"],
   ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country", value: true }] }, "data.filters[0].value"],
-  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country", value: "usa" }, { key: "deliveryType", value: "fast" }] }, "data.filters[1].value"],
-  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "currencyCode", value: "usd" }] }, "data.filters[0].value"],
-  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "minPrice", value: 10 }] }, "data.filters[0].key"],
+  ["getVouchers", { limit: 10, page: 1, filters: [{ key: "country", value: "usa" }, { key: "minPrice", value: "CHEAP-ish" }] }, "data.filters[1].value"],
   ["getBalance", "nope", "data"],
   ["placeOrder", { quantity: 1, denomination: 10, poNumber: "v-1" }, "data.productId"],
   ["placeOrder", order("v-2", { productId: 0 }), "data.productId"],
   ["placeOrder", order("v-3", { productId: "" }), "data.productId"],
-  ["placeOrder", order("v-4", { productId: "p".repeat(65) }), "data.productId"],
   ["placeOrder", order("v-5", { quantity: undefined }), "data.quantity"],
   ["placeOrder", order("v-6", { quantity: 0 }), "data.quantity"],
-  ["placeOrder", order("v-7", { quantity: 101 }), "data.quantity"],
-  ["placeOrder", order("v-8", { quantity: "1" }), "data.quantity"],
+  ["placeOrder", order("v-7", { quantity: "0" }), "data.quantity"],
+  ["placeOrder", order("v-8", { quantity: "ONE-ish" }), "data.quantity"],
   ["placeOrder", order("v-9", { denomination: 0 }), "data.denomination"],
-  ["placeOrder", order("v-10", { denomination: "10" }), "data.denomination"],
+  ["placeOrder", order("v-10", { denomination: "TEN-ish" }), "data.denomination"],
+  ["placeOrder", order("v-11", { denomination: "-5" }), "data.denomination"],
   ["placeOrder", order(undefined), "data.poNumber"],
   ["placeOrder", order(""), "data.poNumber"],
-  ["placeOrder", order("has space"), "data.poNumber"],
-  ["placeOrder", order("p".repeat(65)), "data.poNumber"],
-  ["placeOrder", order(12345), "data.poNumber"],
-  ["placeOrder", order("v-11", { email: "not-an-email" }), "data.email"],
-  ["placeOrder", order("v-12", { email: `${"a".repeat(250)}@example.com` }), "data.email"],
-  ["placeOrder", order("v-13", { contact: "4705000000" }), "data.contact"],
-  ["placeOrder", order("v-14", { tag: "t".repeat(101) }), "data.tag"],
+  ["placeOrder", order(null), "data.poNumber"],
+  ["placeOrder", order("v-12", { email: ["not-an-email"] }), "data.email"],
+  ["placeOrder", order("v-13", { contact: { cc: 1 } }), "data.contact"],
+  ["placeOrder", order("v-14", { tag: true }), "data.tag"],
   ["placeOrder", order("v-15", { notifyReceiverEmail: 2 }), "data.notifyReceiverEmail"],
-  ["placeOrder", order("v-16", { notifyAdminEmail: "1" }), "data.notifyAdminEmail"],
+  ["placeOrder", order("v-16", { notifyAdminEmail: "YES-ish" }), "data.notifyAdminEmail"],
   ["placeOrder", order("v-17", { userMeta: "x" }), "data.userMeta"],
-  ["placeOrder", order("v-18", { loungeData: [] }), "data.loungeData"],
-  ["placeOrder", order("v-19", { shippingCity: 5 }), "data.shippingCity"],
+  ["placeOrder", order("v-18", { loungeData: [1] }), "data.loungeData"],
+  ["placeOrder", order("v-19", { shippingCity: false }), "data.shippingCity"],
   ["getOrderDetails", {}, "data.poNumber"],
-  ["getOrderDetails", { poNumber: 5 }, "data.poNumber"],
+  ["getOrderDetails", { poNumber: "", orderId: 0 }, "data.poNumber"],
+  ["getOrderDetails", { poNumber: true }, "data.poNumber"],
   ["getOrderDetails", { orderId: -1 }, "data.orderId"],
   ["getOrderDetails", { orderId: "12a" }, "data.orderId"],
-  ["getOrderDetails", { orderId: 100001, poNumber: "x" }, "data.orderId"],
   ["getOrderDetails", { poNumber: "x", sendMailToReceiver: 2 }, "data.sendMailToReceiver"],
   ["getOrderHistory", { endDate: "2024-01-01" }, "data.startDate"],
   ["getOrderHistory", { startDate: "2024-02-30", endDate: "2024-03-01" }, "data.startDate"],
@@ -340,10 +361,10 @@ const VALIDATION = [
   ["getOrderHistory", { startDate: "2024-02-01", endDate: "2024-01-01" }, "data.endDate"],
   ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: 0 }, "data.limit"],
   ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", page: -1 }, "data.page"],
-  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", tag: 5 }, "data.tag"],
+  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", tag: {} }, "data.tag"],
   ["paymentHistory", { startDate: "2024-01-01" }, "data.endDate"],
   ["paymentHistory", { startDate: "20240101", endDate: "2024-02-01" }, "data.startDate"],
-  ["paymentHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: 501 }, "data.limit"],
+  ["paymentHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: "1.5" }, "data.limit"],
 ];
 
 test("validation table: each rule broken once → 400 invalid_request naming the field, no upstream call", async () => {
@@ -354,10 +375,10 @@ test("validation table: each rule broken once → 400 invalid_request naming the
       const r = route === "ops" ? await op(name, keys.admin, data) : await dropIn(keys.admin, envelope(name, data));
       const what = `${name} via ${route} breaking ${field}`;
       assert.equal(r.status, 400, `${what}: ${r.text}`);
-      assert.equal(r.json.error.code, "invalid_request", what);
-      assert.ok(r.json.error.message.includes(field), `${what}: message names the field: ${r.json.error.message}`);
-      // Never echo the value (placeOrder's marker values are checked here).
-      assert.doesNotMatch(r.json.error.message, /not-an-email|has space|12a|20240101|bogus|usd\b/, what);
+      assert.equal(errCode(r), "invalid_request", what);
+      assert.ok(errMessage(r).includes(field), `${what}: message names the field: ${errMessage(r)}`);
+      // Never echo the value (the marker values are checked here).
+      assert.doesNotMatch(errMessage(r), /not-an-email|12a|20240101|-ish/, what);
     }
   }
   const envelopeCases = [
@@ -370,8 +391,8 @@ test("validation table: each rule broken once → 400 invalid_request naming the
   for (const [env, field] of envelopeCases) {
     const r = await dropIn(keys.admin, env);
     assert.equal(r.status, 400, `${JSON.stringify(env)}: ${r.text}`);
-    assert.equal(r.json.error.code, "invalid_request");
-    assert.ok(r.json.error.message.includes(field), `names ${field}: ${r.json.error.message}`);
+    assert.equal(errCode(r), "invalid_request");
+    assert.ok(errMessage(r).includes(field), `names ${field}: ${errMessage(r)}`);
   }
   const c1 = await counters();
   assert.equal(apiTotal(c1), apiTotal(c0), "zero upstream calls for invalid input");
@@ -544,7 +565,7 @@ async function penaltyScenario(name, data, status) {
     if (limited.status !== 200) break;
   }
   assert.equal(limited.status, 429, `${name} with upstream status ${status}: ${limited.text}`);
-  assert.equal(limited.json.error.code, "rate_limited");
+  assert.equal(errCode(limited), "rate_limited");
   const ra = Number(limited.headers["retry-after"]);
   assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 3, `Retry-After ${limited.headers["retry-after"]}`);
   const n = (await counters()).api_calls[name];
@@ -553,8 +574,13 @@ async function penaltyScenario(name, data, status) {
   for (let i = 0; i < 5 && Date.now() < until - 500; i++) {
     const r = i % 2 ? await dropIn(keys.admin, envelope(name, data)) : await op(name, keys.admin, data);
     assert.equal(r.status, 429);
-    assert.equal(r.json.error.code, "rate_limited");
+    assert.equal(errCode(r), "rate_limited");
     assert.ok(Number(r.headers["retry-after"]) >= 1);
+    if (i % 2) {
+      // Xoxoday's own rate-limit shape too, so its clients back off.
+      assert.equal(r.json.errors[0].message, "auth.request_limit_exceeded");
+      assert.equal(r.json.errors[0].penaltySeconds, Number(r.headers["retry-after"]));
+    }
     await sleep(100);
   }
   assert.equal((await counters()).api_calls[name], n, "no upstream calls during the penalty");

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -140,6 +140,8 @@ export function tempDir(prefix = "plumgate-e2e-") {
 /**
  * Start the built worker under `wrangler dev` against `sandbox`.
  * opts.vars: extra/overriding vars. opts.persistDir: local KV/DO state.
+ * opts.callers: Workers to run in front of plumgate (see callerConfigs);
+ * opts.readyPath: the path polled until it answers 200 or 503.
  * A port found free here can be taken by another process before wrangler
  * binds it; that start is retried on new ports (twice at most) unless the
  * caller chose the port.
@@ -154,7 +156,7 @@ export async function startWorker(opts) {
   }
 }
 
-async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port }) {
+async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port, callers = [], readyPath = "/healthz" }) {
   port ??= await freePort();
   const inspector = await freePort();
   persistDir ??= tempDir();
@@ -184,7 +186,7 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port }) {
   writeFileSync(join(configDir, "wrangler.toml"), toml);
   writeFileSync(join(configDir, ".dev.vars"), devVarsText(allVars));
   const args = [
-    "dev", "--config", join(configDir, "wrangler.toml"),
+    "dev", ...callerConfigs(configDir, callers), "--config", join(configDir, "wrangler.toml"),
     "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector),
     "--persist-to", join(persistDir, "state"), "--show-interactive-dev-session=false", "--test-scheduled",
     "--log-level", "log",
@@ -213,7 +215,7 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port }) {
       throw new Error(`wrangler dev exited: ${lines.slice(-20).join("\n")}`);
     }
     try {
-      const r = await fetch(`${url}/healthz`);
+      const r = await fetch(`${url}${readyPath}`);
       await r.text();
       if (r.status === 200 || r.status === 503) break;
     } catch { /* not yet */ }
@@ -261,6 +263,27 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port }) {
       return found();
     },
   };
+}
+
+/**
+ * `--config` arguments for caller Workers run in the same `wrangler dev` as
+ * plumgate, before it (the first config gets the port; the others are
+ * reached through Service Bindings). `callers`: [{config: path of a
+ * wrangler.toml, relative to the repository, vars: its .dev.vars}]. Each
+ * gets a copy of its config with `main` made absolute, beside its own
+ * .dev.vars.
+ */
+function callerConfigs(configDir, callers) {
+  return callers.flatMap((c, i) => {
+    const src = resolve(ROOT, c.config);
+    const dir = join(configDir, `caller-${i}`);
+    mkdirSync(dir, { recursive: true });
+    const toml = readFileSync(src, "utf8")
+      .replace(/^main = "(.*)"$/m, (_, main) => `main = ${JSON.stringify(resolve(dirname(src), main))}`);
+    writeFileSync(join(dir, "wrangler.toml"), toml);
+    writeFileSync(join(dir, ".dev.vars"), devVarsText(c.vars ?? {}));
+    return ["--config", join(dir, "wrangler.toml")];
+  });
 }
 
 /** Call the worker; records body and headers for the leak scan. */

@@ -97,9 +97,51 @@ test("schemathesis against /openapi.json: every answer matches the document", as
   assert.ok(generated >= 500, `schemathesis generated ${generated} test cases`);
   // It really exercised the API: every operation of the document was tested.
   const junit = readFileSync(join(reportDir, "junit.xml"), "utf8");
-  for (const op of ["/v1/ops/placeOrder", "/v1/ops/getVouchers", "/chef/v1/oauth/api", "/v1/token", "/healthz"]) {
+  for (const op of ["/v1/ops/placeOrder", "/v1/ops/getVouchers", "/chef/v1/oauth/api", "/chef/v1/oauth/token/{token_type}", "/chef/v1/oauth/token", "/v1/token", "/healthz"]) {
     assert.ok(junit.includes(op), `${op} was tested`);
   }
   const c = await sandbox.counters();
   assert.ok(Object.values(c.api_calls).reduce((a, b) => a + b, 0) > 20, "generated calls reached the upstream");
+});
+
+// The value forms (Count, Amount, Flag, …) of openapi.json against the
+// sample values of crates/core/tests/value_forms.json, with a real JSON
+// Schema validator (jsonschema_rs, which schemathesis brings into the venv;
+// formats asserted). The host test ops_openapi.rs checks the same samples
+// against the code: together they keep the document and the code in step.
+const FORMS_CHECK = `
+import json, sys
+import jsonschema_rs
+doc = json.load(open(sys.argv[1]))
+forms = json.load(open(sys.argv[2]))
+problems, checked = [], 0
+for name, samples in forms.items():
+    if name == "description":
+        continue
+    v = jsonschema_rs.validator_for(doc["components"]["schemas"][name], validate_formats=True)
+    for x in samples["valid"]:
+        checked += 1
+        if not v.is_valid(x):
+            problems.append(f"{name}: {json.dumps(x)} should be valid")
+    for x in samples["invalid"]:
+        checked += 1
+        if v.is_valid(x):
+            problems.append(f"{name}: {json.dumps(x)} should be invalid")
+print(json.dumps({"checked": checked, "problems": problems}))
+`;
+
+test("openapi.json's value forms accept and refuse the shared sample values", async () => {
+  const py = join(VENV, "bin/python");
+  const r = await new Promise((resolve) => {
+    const child = spawn(py, ["-c", FORMS_CHECK, join(ROOT, "crates/core/src/openapi.json"), join(ROOT, "crates/core/tests/value_forms.json")],
+      { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => { out += d; });
+    child.stderr.on("data", (d) => { out += d; });
+    child.on("exit", (code) => resolve({ code, out }));
+  });
+  assert.equal(r.code, 0, r.out);
+  const result = JSON.parse(r.out.trim().split("\n").pop());
+  assert.deepEqual(result.problems, []);
+  assert.ok(result.checked >= 100, `checked ${result.checked} samples`);
 });

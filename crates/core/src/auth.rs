@@ -165,7 +165,20 @@ impl CallerKeys {
     /// # Errors
     /// [`AuthError`] when the header is missing, malformed or matches no key.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
-        let key = parse_bearer(header)?;
+        self.identify(&parse_bearer(header)?)
+    }
+
+    /// Check a key presented some other way than an `Authorization` header
+    /// (the drop-in token endpoint takes it as a `refresh_token`).
+    ///
+    /// # Errors
+    /// `Malformed` for a value no key can be (see [`parse_bearer`]),
+    /// `Unknown` when it matches no key.
+    pub fn authenticate_key(&self, key: &CallerKey) -> Result<Caller, AuthError> {
+        self.identify(&checked_key(key.expose_secret())?)
+    }
+
+    fn identify(&self, key: &CallerKey) -> Result<Caller, AuthError> {
         let presented = sha256_hex(key.expose_secret().as_bytes());
         let mut found: Option<&KeyEntry> = None;
         // Compare against every entry, always, so timing does not depend on
@@ -201,7 +214,11 @@ pub fn parse_bearer(header: Option<&str>) -> Result<CallerKey, AuthError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Malformed);
     }
-    let key = rest.trim();
+    checked_key(rest.trim())
+}
+
+/// A key of 16–512 visible ASCII characters, else `Malformed`.
+fn checked_key(key: &str) -> Result<CallerKey, AuthError> {
     if key.len() < 16 || key.len() > 512 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AuthError::Malformed);
     }
@@ -264,6 +281,22 @@ mod tests {
         ];
         for (h, want) in cases {
             assert_eq!(k.authenticate(*h).unwrap_err(), *want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn keys_presented_outside_a_header() {
+        let k = keys();
+        let a = k.authenticate_key(&CallerKey::new(KEY_A)).unwrap();
+        assert_eq!(a.id, "billing-fn");
+        assert!(a.has_scope("orders:write"));
+        for (key, want) in [
+            ("pg_test_key_cccccccccccccccc", AuthError::Unknown),
+            ("short", AuthError::Malformed),
+            ("pg_test_key_aaaaaaaaaaaaaaaa ", AuthError::Malformed),
+            ("", AuthError::Malformed),
+        ] {
+            assert_eq!(k.authenticate_key(&CallerKey::new(key)).unwrap_err(), want, "{key:?}");
         }
     }
 

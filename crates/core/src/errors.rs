@@ -1,12 +1,54 @@
-//! Errors made by plumgate itself (contract §3) and their wire form.
+//! Errors made by plumgate itself (contract §3) and their wire forms.
 //!
 //! Upstream answers, success or error, are passed through unchanged and
 //! never come through here. Every message is a fixed or composed sentence
 //! that names fields and variables, never values: nothing in an error body
 //! may carry a token, secret, key or voucher code.
+//!
+//! One error has two wire forms ([`ErrorStyle`]), chosen by the route:
+//! - plumgate's own routes (`/v1/...`) answer contract §3's
+//!   `{"error": {"code", "message", "request_id"}}`;
+//! - the drop-in base (`/chef/...`), where unchanged Xoxoday clients call,
+//!   answers in Xoxoday's Plum API error shape, which those clients parse:
+//!   `{"code": <HTTP status>, "errorId": "PLUMGATE_<CODE>", "errorInfo",
+//!   "error", "request_id"}`. A rate-limit penalty also carries Xoxoday's
+//!   rate-limit shape, `"errors": [{"message": "auth.request_limit_exceeded",
+//!   "penaltySeconds": n}]`, so a client that backs off on Xoxoday's
+//!   penalty backs off on plumgate's too.
 
+use crate::jsontext::Object;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// Which wire form an error takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorStyle {
+    /// Contract §3: `{"error": {"code", "message", "request_id"}}`.
+    #[default]
+    Plumgate,
+    /// Xoxoday's Plum API error shape (plus `request_id`).
+    Xoxoday,
+}
+
+impl ErrorStyle {
+    /// Is this Xoxoday's form? (How the order ledger is told, as a flag.)
+    pub fn is_xoxoday(self) -> bool {
+        self == ErrorStyle::Xoxoday
+    }
+
+    /// The form for a request path: Xoxoday's under `/chef`, plumgate's
+    /// everywhere else.
+    pub fn for_path(path: &str) -> ErrorStyle {
+        if path == "/chef" || path.starts_with("/chef/") {
+            ErrorStyle::Xoxoday
+        } else {
+            ErrorStyle::Plumgate
+        }
+    }
+}
+
+/// The message of Xoxoday's rate-limit answer.
+pub const RATE_LIMIT_MESSAGE: &str = "auth.request_limit_exceeded";
 
 /// Every code plumgate answers with (contract §3 and its additions).
 pub const CODES: [&str; 17] = [
@@ -68,6 +110,15 @@ impl ApiError {
     /// 403 `forbidden` naming the missing scope.
     pub fn forbidden(scope: &str) -> Self {
         Self::new(403, "forbidden", format!("this key lacks the `{scope}` scope"))
+    }
+    /// 403 `forbidden` for a query plumgate does not know: only keys with
+    /// the `*` scope may send one (unvalidated).
+    pub fn forbidden_unvalidated() -> Self {
+        Self::new(
+            403,
+            "forbidden",
+            "plumgate does not know this operation; it forwards an unknown plumProAPI query (unvalidated) only for keys with the `*` scope, which this key lacks",
+        )
     }
     /// 404 `not_found`.
     pub fn not_found() -> Self {
@@ -160,6 +211,93 @@ impl ApiError {
     pub fn body(&self, request_id: &str) -> Value {
         json!({"error": {"code": self.code, "message": self.message, "request_id": request_id}})
     }
+
+    /// The body in `style`.
+    pub fn body_in(&self, style: ErrorStyle, request_id: &str) -> Value {
+        serde_json::from_str(&self.body_text(style, request_id)).unwrap_or_default()
+    }
+
+    /// The body in `style`, as the text sent: written straight from the
+    /// fields (`jsontext`), the same JSON as [`ApiError::body`] and
+    /// [`ApiError::xoxoday_body`].
+    pub fn body_text(&self, style: ErrorStyle, request_id: &str) -> String {
+        match style {
+            ErrorStyle::Plumgate => {
+                let inner = Object::new()
+                    .str("code", self.code)
+                    .str("message", &self.message)
+                    .str("request_id", request_id)
+                    .finish();
+                Object::new().raw("error", &inner).finish()
+            }
+            ErrorStyle::Xoxoday => {
+                let mut body = Object::new()
+                    .num("code", self.status)
+                    .str("errorId", &self.error_id())
+                    .str("errorInfo", &format!("plumgate: {}", title(self.code)))
+                    .str("error", &self.message)
+                    .str("request_id", request_id);
+                if let Some(secs) = self.retry_after_secs.filter(|_| self.status == 429) {
+                    let penalty = Object::new().str("message", RATE_LIMIT_MESSAGE).num("penaltySeconds", secs).finish();
+                    body = body.raw("errors", &format!("[{penalty}]"));
+                }
+                body.finish()
+            }
+        }
+    }
+
+    /// `PLUMGATE_` and the code in capitals, e.g. `PLUMGATE_RATE_LIMITED`:
+    /// the `errorId` of the Xoxoday-shaped body. Xoxoday's own ids
+    /// (`PIPE…`, `PLE…`) never start with it, so a client can tell who
+    /// answered.
+    pub fn error_id(&self) -> String {
+        format!("PLUMGATE_{}", self.code.to_ascii_uppercase())
+    }
+
+    /// Xoxoday's Plum API error shape: `{"code": <status>, "errorId",
+    /// "errorInfo": "plumgate: <title>", "error": <message>, "request_id"}`;
+    /// a rate-limit penalty adds `"errors": [{"message":
+    /// "auth.request_limit_exceeded", "penaltySeconds": n}]`.
+    pub fn xoxoday_body(&self, request_id: &str) -> Value {
+        let mut body = json!({
+            "code": self.status,
+            "errorId": self.error_id(),
+            "errorInfo": format!("plumgate: {}", title(self.code)),
+            "error": self.message,
+            "request_id": request_id,
+        });
+        if let (Some(secs), Some(obj)) = (self.retry_after_secs.filter(|_| self.status == 429), body.as_object_mut()) {
+            obj.insert(
+                "errors".into(),
+                json!([{"message": RATE_LIMIT_MESSAGE, "penaltySeconds": secs}]),
+            );
+        }
+        body
+    }
+}
+
+/// A short title for `errorInfo`, per code.
+fn title(code: &str) -> &str {
+    match code {
+        "invalid_json" => "Invalid JSON",
+        "invalid_request" => "Invalid request",
+        "unauthorized" => "Invalid gateway key",
+        "forbidden" => "Scope missing",
+        "not_found" => "Not found",
+        "unknown_operation" => "Unknown operation",
+        "method_not_allowed" => "Method not allowed",
+        "idempotency_conflict" => "poNumber already used for another order",
+        "payload_too_large" => "Payload too large",
+        "rate_limited" => "Rate limit penalty",
+        "upstream_error" => "Upstream error",
+        "upstream_unauthorized" => "Upstream rejected the token",
+        "reauth_required" => "Xoxoday tokens must be generated again",
+        "credentials_rejected" => "Xoxoday rejected the client credentials",
+        "misconfigured" => "Misconfigured",
+        "upstream_timeout" => "Upstream timeout",
+        "internal_error" => "Internal error",
+        other => other,
+    }
 }
 
 /// An [`ApiError`] as it crosses from a Durable Object to the worker.
@@ -238,5 +376,86 @@ mod tests {
         );
         let r = ApiError::rate_limited("getBalance", 42);
         assert_eq!((r.status, r.retry_after_secs), (429, Some(42)));
+    }
+
+    #[test]
+    fn style_by_path() {
+        for (path, style) in [
+            ("/chef/v1/oauth/api", ErrorStyle::Xoxoday),
+            ("/chef/v1/oauth/token/user", ErrorStyle::Xoxoday),
+            ("/chef", ErrorStyle::Xoxoday),
+            ("/chefs", ErrorStyle::Plumgate),
+            ("/v1/ops/getBalance", ErrorStyle::Plumgate),
+            ("/v1/chef/x", ErrorStyle::Plumgate),
+            ("/", ErrorStyle::Plumgate),
+        ] {
+            assert_eq!(ErrorStyle::for_path(path), style, "{path}");
+        }
+    }
+
+    #[test]
+    fn xoxoday_shape() {
+        let e = ApiError::invalid_request("data.quantity must be an integer of at least 1");
+        assert_eq!(
+            e.body_in(ErrorStyle::Xoxoday, "rid-2"),
+            json!({"code": 400, "errorId": "PLUMGATE_INVALID_REQUEST", "errorInfo": "plumgate: Invalid request",
+                   "error": "data.quantity must be an integer of at least 1", "request_id": "rid-2"})
+        );
+        assert_eq!(e.body_in(ErrorStyle::Plumgate, "rid-2"), e.body("rid-2"));
+        // The text sent is the same JSON as the bodies, for every error.
+        for e in [ApiError::invalid_request("x \"quoted\" é"), ApiError::rate_limited("getBalance", 9), ApiError::internal()] {
+            for style in [ErrorStyle::Plumgate, ErrorStyle::Xoxoday] {
+                let sent: Value = serde_json::from_str(&e.body_text(style, "r\"id")).unwrap();
+                let want = match style {
+                    ErrorStyle::Plumgate => e.body("r\"id"),
+                    ErrorStyle::Xoxoday => e.xoxoday_body("r\"id"),
+                };
+                assert_eq!(sent, want, "{} {style:?}", e.code);
+            }
+        }
+        // Every code has an id of its own and a title that is not the code.
+        let all = [
+            ApiError::invalid_json(),
+            ApiError::invalid_request("m"),
+            ApiError::unauthorized("m"),
+            ApiError::forbidden("catalog"),
+            ApiError::not_found(),
+            ApiError::unknown_operation(),
+            ApiError::method_not_allowed("POST"),
+            ApiError::idempotency_conflict(),
+            ApiError::payload_too_large(),
+            ApiError::rate_limited("getBalance", 1),
+            ApiError::upstream_error("m"),
+            ApiError::upstream_unauthorized(),
+            ApiError::reauth_required(),
+            ApiError::credentials_rejected(),
+            ApiError::misconfigured(&["X".into()]),
+            ApiError::upstream_timeout("m"),
+            ApiError::internal(),
+        ];
+        let mut ids = std::collections::BTreeSet::new();
+        for e in &all {
+            let b = e.xoxoday_body("r");
+            assert_eq!(b["code"], e.status, "{}", e.code);
+            assert_eq!(b["error"], e.message.as_str());
+            assert_eq!(b["request_id"], "r");
+            let id = b["errorId"].as_str().unwrap();
+            assert!(id.starts_with("PLUMGATE_") && !id.contains(char::is_lowercase), "{id}");
+            assert!(ids.insert(id.to_owned()), "{id} repeats");
+            let info = b["errorInfo"].as_str().unwrap();
+            assert!(info.starts_with("plumgate: ") && !info.ends_with(e.code), "{info}");
+            assert_eq!(b.get("errors").is_some(), e.status == 429, "{}", e.code);
+        }
+    }
+
+    #[test]
+    fn penalty_in_xoxoday_shape() {
+        let b = ApiError::rate_limited("placeOrder", 37).xoxoday_body("r");
+        assert_eq!(b["errorId"], "PLUMGATE_RATE_LIMITED");
+        assert_eq!(b["code"], 429);
+        assert_eq!(b["errors"], json!([{"message": "auth.request_limit_exceeded", "penaltySeconds": 37}]));
+        // Xoxoday's own reader of that shape finds the penalty in it.
+        let text = b.to_string();
+        assert_eq!(crate::upstream::rate_limit_penalty(429, text.as_bytes(), None), Some(37));
     }
 }

@@ -20,3 +20,5 @@ pub mod logline;
 pub mod upstream;
 pub mod cors;
 pub mod route;
+pub mod dropin;
+mod jsontext;

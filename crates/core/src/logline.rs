@@ -8,6 +8,7 @@
 
 use crate::time::rfc3339;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// What is logged about one request.
 #[derive(Debug, Clone, Default)]
@@ -20,8 +21,10 @@ pub struct RequestLog {
     pub method: String,
     /// Route pattern, e.g. `/v1/ops/{operation}` (never the raw path).
     pub route: &'static str,
-    /// Operation name when the route has one.
-    pub operation: Option<&'static str>,
+    /// Operation name when the route has one: one of contract §2's, or
+    /// (with the note `unvalidated`) the name of a `plumProAPI.*` query
+    /// plumgate does not know, made only of letters, digits and `_`.
+    pub operation: Option<Cow<'static, str>>,
     /// Caller key id when authenticated.
     pub caller: Option<String>,
     /// Status answered.
@@ -32,7 +35,8 @@ pub struct RequestLog {
     pub cache: Option<&'static str>,
     /// plumgate's error code, when it made the error.
     pub error: Option<&'static str>,
-    /// Extra markers: `replayed`, `reconciled`, `token_replaced`.
+    /// Extra markers: `replayed`, `reconciled`, `token_replaced`, and
+    /// `unvalidated` for a query plumgate forwarded without knowing it.
     pub note: Option<&'static str>,
     /// Where the access token came from: `memory`, `kv`, `authority`, or
     /// `shared` (another request's lookup in the same isolate).
@@ -50,7 +54,7 @@ impl RequestLog {
             level: if self.status >= 500 { "error" } else if self.status >= 400 { "warn" } else { "info" },
             method: &self.method,
             note: self.note,
-            operation: self.operation,
+            operation: self.operation.as_deref(),
             request_id: &self.request_id,
             route: self.route,
             status: self.status,
@@ -173,7 +177,7 @@ mod tests {
             request_id: "r1".into(),
             method: "POST".into(),
             route: "/v1/ops/{operation}",
-            operation: Some("getBalance"),
+            operation: Some("getBalance".into()),
             caller: Some("billing-fn".into()),
             status: 200,
             upstream_status: Some(200),
@@ -198,7 +202,7 @@ mod tests {
             request_id: "0123456789abcdef0123456789abcdef".into(),
             method: "POST".into(),
             route: "/v1/ops/{operation}",
-            operation: Some("getOrderHistory"),
+            operation: Some("getOrderHistory".into()),
             caller: Some("bench \"q\"".into()),
             status: 200,
             upstream_status: Some(200),

@@ -2,14 +2,20 @@
 //! about them that does not need I/O.
 //!
 //! This module owns:
-//! - the operation table of contract §2: names, Xoxoday `query` strings, the
-//!   scope a caller needs, and which edge-cache class (if any) applies;
-//! - request validation (`validate`): invalid input is rejected before any
-//!   upstream call, with a [`ValidationError`] whose message names the field
-//!   and the rule but never echoes the value (values may be PII or secrets);
+//! - the operation table of contract §2: names, Xoxoday `query` strings (and
+//!   the one alias seen in the wild, `getPaymentReport`), the scope a caller
+//!   needs, and which edge-cache class (if any) applies;
+//! - request validation and the data forwarded (`prepare`): invalid input is
+//!   rejected before any upstream call, with a [`ValidationError`] whose
+//!   message names the field and the rule but never echoes the value (values
+//!   may be PII or secrets); the rules accept what Xoxoday accepts (numeric
+//!   strings, `0`/`1`/booleans for flags, empty strings) and fill in the
+//!   documented defaults of fields GitBook marks required;
 //! - the Xoxoday envelope: building the canonical one (`build_envelope`; as
 //!   the text sent upstream, `envelope_text`) and taking apart one sent by
-//!   an existing client to the drop-in route (`parse_envelope`);
+//!   an existing client to the drop-in route (`parse_envelope`), including
+//!   `plumProAPI.*` queries plumgate does not know, which admin-scoped (`*`)
+//!   keys may send unvalidated ([`UNVALIDATED_SCOPE`]);
 //! - the placeOrder idempotency fingerprint and the getOrderDetails body used
 //!   to reconcile an order after an uncertain upstream answer (contract §5);
 //! - the OpenAPI 3.1 document served at `GET /openapi.json`
@@ -22,22 +28,37 @@
 //! Unknown extra fields in a request are always allowed and passed on
 //! unchanged: the upstream API grows, and a gateway that rejected new fields
 //! would need a release for every upstream addition. Only the fields named
-//! here are checked, and only against rules that catch nonsense; limits that
-//! depend on the product (quantity caps, denominations) stay upstream's job.
+//! here are checked, and only against rules that catch what is certainly
+//! wrong; limits that depend on the product (quantity caps, denominations)
+//! and formats Xoxoday checks itself stay upstream's job.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-mod canonical;
+pub(crate) mod canonical;
 mod validate;
 
-/// The OpenAPI 3.1 document of every plumgate route, served verbatim at
-/// `GET /openapi.json`.
-pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+/// The OpenAPI 3.1 document of every plumgate route, served at
+/// `GET /openapi.json`: `openapi.json` beside this file with the whitespace
+/// between tokens removed by the build script (`build.rs`), which saves the
+/// worker a tenth of its compressed size.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 /// The `tag` every Plum Pro API envelope carries.
 const TAG: &str = "plumProAPI";
+
+/// The payment report's query as Xoxoday's MCP client sends it.
+const PAYMENT_REPORT_ALIAS: &str = "plumProAPI.mutation.getPaymentReport";
+
+/// The scope a key needs to send a `plumProAPI.*` query plumgate does not
+/// know: such a call is forwarded unvalidated and uncached, so only a key
+/// trusted with everything may make it.
+pub const UNVALIDATED_SCOPE: &str = "*";
+
+/// Longest segment (`query` or `mutation`, the operation's name) of an
+/// unknown query plumgate forwards.
+const MAX_QUERY_SEGMENT: usize = 64;
 
 /// The longest description of an unknown `query` that [`EnvelopeError`]
 /// carries, in characters.
@@ -116,13 +137,19 @@ impl Operation {
         }
     }
 
-    /// The operation whose [`query`](Operation::query) is exactly `query`.
+    /// The operation whose [`query`](Operation::query) is exactly `query`,
+    /// or whose alias it is: `plumProAPI.mutation.getPaymentReport`, the
+    /// name Xoxoday's own MCP client sends for the payment report (and the
+    /// key its answer comes under), is paymentHistory. The canonical query
+    /// is what goes upstream.
     ///
-    /// Variants seen in third-party code (`plumProAPI.mutation.getBalance`,
-    /// `getPaymentReport`) are deliberately not accepted: the contract fixes
-    /// the query strings, and guessing would forward something Xoxoday does
-    /// not document.
+    /// Other variants seen in third-party code
+    /// (`plumProAPI.mutation.getBalance`) are not guessed at: they are
+    /// unknown queries, which only `*` keys may send (unvalidated).
     pub fn from_query(query: &str) -> Option<Operation> {
+        if query == PAYMENT_REPORT_ALIAS {
+            return Some(Operation::PaymentHistory);
+        }
         Operation::ALL.into_iter().find(|op| op.query() == query)
     }
 
@@ -140,10 +167,10 @@ impl Operation {
     ///
     /// getOrderDetails with `sendMailToReceiver` set makes Xoxoday send the
     /// voucher email again, an effect with consequences, so it needs
-    /// `orders:write`. The check fails safe: only an absent, `null`, `0` or
-    /// `"0"` `sendMailToReceiver` counts as off, so a value that validation
-    /// would reject anyway (`true`, `2`, …) never lowers the scope needed,
-    /// whichever of the two checks runs first.
+    /// `orders:write`. The check fails safe: only an absent, `null`, `0`,
+    /// `"0"` or `false` `sendMailToReceiver` counts as off, so a value that
+    /// validation would reject anyway (`2`, `"yes"`, …) never lowers the
+    /// scope needed, whichever of the two checks runs first.
     pub fn required_scope(self, data: &Value) -> &'static str {
         match self {
             Operation::GetFilters | Operation::GetVouchers => "catalog",
@@ -152,7 +179,7 @@ impl Operation {
             Operation::GetOrderHistory | Operation::PaymentHistory => "orders:read",
             Operation::GetOrderDetails => {
                 let resend_off = match data.get("sendMailToReceiver") {
-                    None | Some(Value::Null) => true,
+                    None | Some(Value::Null | Value::Bool(false)) => true,
                     Some(Value::Number(n)) => n.as_f64() == Some(0.0),
                     Some(Value::String(s)) => s == "0",
                     Some(_) => false,
@@ -213,6 +240,51 @@ pub fn validate(op: Operation, data: &Value) -> Result<(), ValidationError> {
     validate::validate(op, data)
 }
 
+/// Validate `data` and return what goes upstream: the caller's values as
+/// sent, except that a flag is written `0` / `1`, an empty array standing
+/// for an object is written `{}`, and a field GitBook marks required gets
+/// its documented default when absent or `null` (placeOrder's
+/// `notifyReceiverEmail` and `notifyAdminEmail`, getOrderDetails'
+/// `sendMailToReceiver`: `0`; getOrderDetails' `orderId`: `null`).
+///
+/// # Errors
+/// As [`validate`].
+pub fn prepare(op: Operation, data: Value) -> Result<Value, ValidationError> {
+    validate::validate(op, &data)?;
+    Ok(validate::outgoing(op, data))
+}
+
+/// What the shell needs to send a call: the data for upstream and, for
+/// placeOrder, the idempotency fingerprint of the order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// The data to forward ([`prepare`]).
+    pub data: Value,
+    /// placeOrder: [`order_fingerprint`] of the order as the caller wrote
+    /// it, before defaults are added, so a body fingerprints as it did
+    /// before plumgate filled defaults in (a stored order keeps matching
+    /// its retries); `None` for other operations.
+    pub fingerprint: Option<String>,
+}
+
+/// [`prepare`] plus, for placeOrder, the fingerprint of the order as given.
+///
+/// # Errors
+/// As [`validate`].
+pub fn prepare_call(op: Operation, data: Value) -> Result<Prepared, ValidationError> {
+    validate::validate(op, &data)?;
+    let fingerprint = (op == Operation::PlaceOrder).then(|| order_fingerprint(&data));
+    Ok(Prepared { data: validate::outgoing(op, data), fingerprint })
+}
+
+/// The defaults [`prepare`] fills in: (operation, field, value).
+pub fn defaults() -> impl Iterator<Item = (Operation, &'static str, Value)> {
+    validate::DEFAULTS
+        .iter()
+        .map(|(op, name, v)| (*op, *name, Value::from(*v)))
+        .chain(std::iter::once((Operation::GetOrderDetails, "orderId", Value::Null)))
+}
+
 /// Build the exact Xoxoday envelope for `op` around `data`:
 /// `{"query", "tag": "plumProAPI", "variables": {"data": data}}`, except
 /// paymentHistory, which Xoxoday documents with a top-level
@@ -265,7 +337,8 @@ pub fn envelope_text(op: Operation, data: &Value) -> String {
 /// Why a Xoxoday envelope sent to the drop-in route can't be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvelopeError {
-    /// `query` is a string but names no operation of contract §2 (`404
+    /// `query` is a string but names no operation of contract §2 and is not
+    /// of the `plumProAPI.<kind>.<name>` form either (`404
     /// unknown_operation`). Carries a description safe to show: the query
     /// cut to 80 characters, control characters replaced.
     UnknownOperation(String),
@@ -290,9 +363,22 @@ impl fmt::Display for EnvelopeError {
 
 impl std::error::Error for EnvelopeError {}
 
+/// What an envelope sent to the drop-in route asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedEnvelope {
+    /// An operation of contract §2 and its data, to [`prepare`] and send
+    /// in the canonical envelope.
+    Known(Operation, Value),
+    /// A `plumProAPI.<kind>.<name>` query plumgate does not know (a newer
+    /// Xoxoday operation): forwarded as sent, unvalidated and uncached, for
+    /// keys with [`UNVALIDATED_SCOPE`] only. Carries `<name>`, made only of
+    /// letters, digits and `_`, so it is safe to log.
+    Unvalidated(String),
+}
+
 /// Take apart a full Xoxoday envelope as an existing client sends it to
 /// `POST /chef/v1/oauth/api`: find the operation from `query` and return its
-/// `data` so the caller can [`validate`] it and [`build_envelope`] the
+/// `data` so the caller can [`prepare`] it and [`build_envelope`] the
 /// canonical envelope again.
 ///
 /// `data` is `variables.data`. For paymentHistory both placements are
@@ -302,14 +388,18 @@ impl std::error::Error for EnvelopeError {}
 /// top-level member are ignored: the canonical envelope is rebuilt from the
 /// operation, so nothing else the client sent reaches Xoxoday.
 ///
-/// The returned `data` is not checked beyond being present: `validate`
+/// A query of the form `plumProAPI.<kind>.<name>` (each part 1 to 64
+/// letters, digits or `_`) that names no known operation is
+/// [`ParsedEnvelope::Unvalidated`]; its envelope is not looked into.
+///
+/// The returned `data` is not checked beyond being present: `prepare`
 /// does that, reporting fields as `data.<field>`.
 ///
 /// # Errors
-/// [`EnvelopeError::UnknownOperation`] for a `query` naming no operation;
+/// [`EnvelopeError::UnknownOperation`] for any other `query`;
 /// [`EnvelopeError::Invalid`] when the body is not an object, `query` is
 /// missing or not a string, or the data is missing.
-pub fn parse_envelope(envelope: &Value) -> Result<(Operation, Value), EnvelopeError> {
+pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError> {
     let Some(obj) = envelope.as_object() else {
         return Err(ValidationError::new(
             "envelope",
@@ -325,7 +415,10 @@ pub fn parse_envelope(envelope: &Value) -> Result<(Operation, Value), EnvelopeEr
         None => return Err(ValidationError::new("query", "query is required").into()),
     };
     let Some(op) = Operation::from_query(query) else {
-        return Err(EnvelopeError::UnknownOperation(safe_description(query)));
+        return match unvalidated_name(query) {
+            Some(name) => Ok(ParsedEnvelope::Unvalidated(name.to_owned())),
+            None => Err(EnvelopeError::UnknownOperation(safe_description(query))),
+        };
     };
 
     let in_variables = match obj.get("variables") {
@@ -374,7 +467,20 @@ pub fn parse_envelope(envelope: &Value) -> Result<(Operation, Value), EnvelopeEr
             }
         }
     };
-    Ok((op, data.clone()))
+    Ok(ParsedEnvelope::Known(op, data.clone()))
+}
+
+/// `<name>` of a `plumProAPI.<kind>.<name>` query whose two parts are 1 to
+/// [`MAX_QUERY_SEGMENT`] ASCII letters, digits or `_`.
+fn unvalidated_name(query: &str) -> Option<&str> {
+    let rest = query.strip_prefix("plumProAPI.")?;
+    let (kind, name) = rest.split_once('.')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= MAX_QUERY_SEGMENT
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    (ok(kind) && ok(name)).then_some(name)
 }
 
 /// The unknown `query` cut to [`UNKNOWN_QUERY_MAX_CHARS`] characters (the
@@ -395,16 +501,24 @@ fn safe_description(query: &str) -> String {
     }
 }
 
-/// Idempotency fingerprint of a placeOrder `data` body: lowercase hex
-/// SHA-256 of its canonical JSON (object keys sorted recursively by their
-/// UTF-8 bytes, no whitespace, numbers with an integral value written as
-/// integers), so the same logical order has one fingerprint whatever the
-/// key order or `10` vs `10.0`.
+/// Idempotency fingerprint of a valid placeOrder `data` body as the caller
+/// wrote it: lowercase hex SHA-256 of its canonical JSON (object keys sorted
+/// recursively by their UTF-8 bytes, no whitespace, numbers with an integral
+/// value written as integers), so the same logical order has one fingerprint
+/// whatever the key order or `10` vs `10.0`. (Also the edge cache's key of
+/// a cacheable operation's data.)
 ///
-/// The body is hashed whole, unknown fields included: two requests that
-/// would send different bodies upstream are different orders.
+/// Before hashing, each value form is read as its value: `quantity`,
+/// `denomination` and a `productId` of digits given as strings (`"25"`,
+/// `"25.0"`) hash like the numbers (`25`), a numeric `poNumber` like its
+/// text, a flag in any form like `0` / `1`, `[]` for an object like `{}`.
+/// A body whose values are already in those forms hashes exactly as it
+/// always did. Everything else is hashed whole, unknown fields included: two
+/// requests that would send different orders upstream are different orders.
+/// Defaults are not added first, so a field left out and the same field
+/// given its default stay different bodies, as they always were.
 pub fn order_fingerprint(data: &Value) -> String {
-    let canonical = canonical::to_canonical_json(data);
+    let canonical = canonical::to_canonical_json(&fingerprint_form(data));
     let digest = Sha256::digest(canonical.as_bytes());
     let mut hex = String::with_capacity(64);
     for byte in digest {
@@ -412,6 +526,37 @@ pub fn order_fingerprint(data: &Value) -> String {
         hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0x0f)]));
     }
     hex
+}
+
+/// `data` with placeOrder's numeric fields read as numbers (see
+/// [`order_fingerprint`]).
+fn fingerprint_form(data: &Value) -> Value {
+    let Value::Object(_) = data else {
+        return data.clone();
+    };
+    let mut obj = validate::documented_forms(Operation::PlaceOrder, data.clone());
+    for name in ["productId", "quantity", "denomination"] {
+        if let Some(v) = obj.get_mut(name) {
+            if let Some(n) = v.as_str().and_then(validate::decimal_string_number) {
+                *v = Value::Number(n);
+            }
+        }
+    }
+    if let Some(Value::Number(n)) = obj.get("poNumber") {
+        let text = n.to_string();
+        obj.insert("poNumber".to_owned(), Value::String(text));
+    }
+    Value::Object(obj)
+}
+
+/// placeOrder's `poNumber` as text: a string as is, a number as JSON writes
+/// it. `None` when absent or of another type.
+pub fn po_number(data: &Value) -> Option<String> {
+    match data.get("poNumber")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// The getOrderDetails `data` that looks an order up by its `poNumber`,
@@ -423,3 +568,20 @@ pub fn reconcile_request(po_number: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod openapi_text_tests {
+    /// The served document is the file, token for token: only whitespace
+    /// between tokens is gone.
+    #[test]
+    fn served_document_is_the_file_minified() {
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON");
+        let served: serde_json::Value = serde_json::from_str(super::OPENAPI_JSON).expect("served JSON");
+        assert_eq!(served, file);
+        assert!(!super::OPENAPI_JSON.contains("\n  "));
+        assert!(super::OPENAPI_JSON.len() * 10 < include_str!("openapi.json").len() * 7, "at least 30 % smaller");
+        // Whitespace inside strings is kept.
+        assert!(super::OPENAPI_JSON.contains("\"summary\":\"Liveness and configuration check\""));
+    }
+}

@@ -1,15 +1,22 @@
-//! Keeps `openapi.json`'s request schemas and `ops::validate` in step.
+//! Keeps `openapi.json`'s request schemas and `ops::prepare` in step.
 //!
 //! There is no JSON Schema validator among the core's dependencies, so
 //! instead of validating arbitrary bodies this walks the document's own
-//! statements about each operation's data (its example, `required`,
-//! `minimum` / `maximum`, `maxLength`, `enum`) and checks that the code
-//! agrees with each one. A rule changed on one side only fails here.
+//! statements about each operation's data (its example, `required`, the
+//! value form each field has, the defaults) and checks that the code agrees
+//! with each one. The value forms (`Count`, `Amount`, `Flag`, …) are checked
+//! on the sample values of `value_forms.json`; the same samples are checked
+//! against the forms' schemas by `tests/e2e/schema.test.mjs`, which has a
+//! JSON Schema validator. A rule changed on one side only fails here or
+//! there.
 
 use plumgate_core::ops::{
-    build_envelope, parse_envelope, validate, Operation, ValidationError, OPENAPI_JSON,
+    build_envelope, defaults, parse_envelope, prepare, validate, Operation, ParsedEnvelope,
+    ValidationError, OPENAPI_JSON,
 };
 use serde_json::{json, Map, Value};
+
+const VALUE_FORMS: &str = include_str!("value_forms.json");
 
 fn doc() -> Value {
     serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
@@ -21,6 +28,19 @@ fn data_schema(doc: &Value, op: Operation) -> Value {
     assert_eq!(body["required"], true, "{op}");
     let schema = &body["content"]["application/json"]["schema"];
     resolve(doc, schema).clone()
+}
+
+/// The object branch of a data schema: the schema itself, or the branch of
+/// its `anyOf` that is an object (getFilters and getBalance also take `[]`).
+fn object_schema(schema: &Value) -> Value {
+    if schema["type"] == "object" {
+        return schema.clone();
+    }
+    schema["anyOf"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["type"] == "object"))
+        .cloned()
+        .expect("an object schema or an anyOf with an object branch")
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -44,6 +64,26 @@ fn check(op: Operation, data: &Map<String, Value>) -> Result<(), ValidationError
     validate(op, &Value::Object(data.clone()))
 }
 
+/// The value form of a property: `(form name, nullable)` for `{"$ref":
+/// "#/components/schemas/<form>"}` or `{"anyOf": [{"$ref": …}, {"type":
+/// "null"}]}`; `None` for a schema of its own.
+fn form_of(prop: &Value) -> Option<(String, bool)> {
+    let name = |r: &Value| {
+        r.get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .map(str::to_owned)
+    };
+    if let Some(n) = name(prop) {
+        return Some((n, false));
+    }
+    let branches = prop["anyOf"].as_array()?;
+    match branches.as_slice() {
+        [r, null] if null == &json!({"type": "null"}) => name(r).map(|n| (n, true)),
+        _ => None,
+    }
+}
+
 #[test]
 fn every_example_is_valid_and_extensible() {
     let doc = doc();
@@ -52,8 +92,7 @@ fn every_example_is_valid_and_extensible() {
         assert_eq!(check(op, &data), Ok(()), "{op}");
         data.insert("notInTheSchema".into(), json!({"any": ["thing"]}));
         assert_eq!(check(op, &data), Ok(()), "{op}: extra fields are allowed");
-        let schema = data_schema(&doc, op);
-        assert_eq!(schema["type"], "object", "{op}");
+        let schema = object_schema(&data_schema(&doc, op));
         assert_ne!(schema["additionalProperties"], false, "{op}");
     }
 }
@@ -63,7 +102,9 @@ fn the_drop_in_example_parses() {
     let doc = doc();
     let body = &doc["paths"]["/chef/v1/oauth/api"]["post"]["requestBody"];
     let envelope = &body["content"]["application/json"]["example"];
-    let (op, data) = parse_envelope(envelope).expect("the example envelope parses");
+    let Ok(ParsedEnvelope::Known(op, data)) = parse_envelope(envelope) else {
+        panic!("the example envelope parses");
+    };
     assert_eq!(validate(op, &data), Ok(()));
     assert_eq!(&build_envelope(op, data), envelope);
 }
@@ -72,7 +113,7 @@ fn the_drop_in_example_parses() {
 fn required_fields_agree() {
     let doc = doc();
     for op in Operation::ALL {
-        let schema = data_schema(&doc, op);
+        let schema = object_schema(&data_schema(&doc, op));
         let required: Vec<&str> = schema["required"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -85,6 +126,9 @@ fn required_fields_agree() {
             if required.contains(&name.as_str()) {
                 let err = result.expect_err(&format!("{op}: {name} is required"));
                 assert_eq!(err.field, format!("data.{name}"), "{op}");
+                // null is missing too.
+                data.insert(name.clone(), Value::Null);
+                assert_eq!(check(op, &data).map_err(|e| e.field), Err(format!("data.{name}")), "{op}: {name} = null");
             } else if op != Operation::GetOrderDetails {
                 // getOrderDetails' "one of poNumber / orderId" is an anyOf,
                 // checked in the unit tests.
@@ -100,70 +144,146 @@ fn required_fields_agree() {
     }
 }
 
-/// For every top-level property with a simple bound, the value just past it
-/// is rejected on that field, and (for integers) the bound itself passes.
+/// Every field whose schema is a value form accepts the form's valid
+/// samples and refuses its invalid ones, naming the field; a nullable
+/// (optional) field takes `null` too.
 #[test]
-fn bounds_agree() {
+fn value_forms_agree() {
     let doc = doc();
+    let forms: Value = serde_json::from_str(VALUE_FORMS).expect("value_forms.json is JSON");
+    let mut fields_checked = 0;
+    let mut forms_seen = std::collections::BTreeSet::new();
     for op in Operation::ALL {
-        let schema = data_schema(&doc, op);
+        let schema = object_schema(&data_schema(&doc, op));
         let Some(props) = schema["properties"].as_object() else {
             continue;
         };
         let base = example(&doc, op);
         for (name, prop) in props {
+            let Some((form, nullable)) = form_of(prop) else {
+                continue;
+            };
+            let samples = &forms[&form];
+            assert!(samples.is_object(), "{op}.{name}: form {form} has samples");
+            forms_seen.insert(form.clone());
             let field = format!("data.{name}");
-            let try_value = |value: Value| {
+            let try_value = |value: &Value| {
                 let mut data = base.clone();
-                data.insert(name.clone(), value);
+                data.insert(name.clone(), value.clone());
+                // A date range must stay in order while one end moves.
+                match name.as_str() {
+                    "startDate" => data.insert("endDate".into(), json!("9999-12-31")),
+                    "endDate" => data.insert("startDate".into(), json!("0001-01-01")),
+                    _ => None,
+                };
                 check(op, &data)
             };
-            let rejects = |value: Value| {
-                let err = try_value(value.clone())
-                    .expect_err(&format!("{op}: {name} = {value} must be rejected"));
-                assert_eq!(err.field, field, "{op}: {name} = {value}");
-            };
-            if prop["type"] == "integer" {
-                if let Some(min) = prop["minimum"].as_i64() {
-                    rejects(json!(min - 1));
-                    assert_eq!(try_value(json!(min)), Ok(()), "{op}: {name} = {min}");
-                }
-                if let Some(max) = prop["maximum"].as_i64() {
-                    rejects(json!(max + 1));
-                    assert_eq!(try_value(json!(max)), Ok(()), "{op}: {name} = {max}");
-                }
-                if let Some(values) = prop["enum"].as_array() {
-                    for v in values {
-                        assert_eq!(try_value(v.clone()), Ok(()), "{op}: {name} = {v}");
-                    }
-                    rejects(json!(2));
-                    rejects(json!(-1));
-                }
-                rejects(json!("1"));
-                rejects(json!(1.5));
+            for v in samples["valid"].as_array().unwrap() {
+                assert_eq!(try_value(v), Ok(()), "{op}.{name} ({form}) = {v}");
             }
-            if prop["type"] == "string" {
-                if let Some(max) = prop["maxLength"].as_u64() {
-                    let max = usize::try_from(max).unwrap();
-                    rejects(json!("1".repeat(max + 1)));
+            let refused = samples["invalid"].as_array().unwrap().iter().chain(
+                samples["code_refuses"].as_array().into_iter().flatten(),
+            );
+            for v in refused {
+                if v.is_null() && nullable {
+                    assert_eq!(try_value(v), Ok(()), "{op}.{name} = null: optional");
+                    continue;
                 }
-                rejects(json!(1));
+                let err = try_value(v).expect_err(&format!("{op}.{name} ({form}) = {v} must be refused"));
+                assert_eq!(err.field, field, "{op}.{name} = {v}");
             }
-            if prop["type"] == "object" {
-                rejects(json!([]));
-                if prop.get("required").is_none() {
-                    assert_eq!(try_value(json!({})), Ok(()), "{op}: {name} = {{}}");
-                }
-            }
-            if prop["type"] == "number" {
-                if let Some(min) = prop["exclusiveMinimum"].as_f64() {
-                    rejects(json!(min));
-                    assert_eq!(try_value(json!(min + 0.5)), Ok(()), "{op}: {name}");
-                }
-                rejects(json!("1"));
+            fields_checked += 1;
+        }
+    }
+    assert!(fields_checked >= 30, "checked {fields_checked} fields");
+    for form in ["Count", "Amount", "Flag", "Text", "JsonObject", "Date"] {
+        assert!(forms_seen.contains(form), "{form} is used by some field");
+    }
+    // Price is the form of a price filter's value.
+    let price = &doc["components"]["schemas"]["VoucherFilter"]["allOf"][0]["anyOf"][1]["properties"]["value"];
+    assert_eq!(form_of(price), Some(("Price".into(), false)));
+    for key in ["price", "minPrice", "maxPrice"] {
+        let with = |v: &Value| {
+            let data = json!({"limit": 1, "page": 1, "filters": [{"key": key, "value": v}]});
+            validate(Operation::GetVouchers, &data).map_err(|e| e.field)
+        };
+        for v in forms["Price"]["valid"].as_array().unwrap() {
+            assert_eq!(with(v), Ok(()), "{key} = {v}");
+        }
+        for v in forms["Price"]["invalid"].as_array().unwrap() {
+            assert_eq!(with(v), Err("data.filters[0].value".into()), "{key} = {v}");
+        }
+    }
+}
+
+/// The `default`s the document states are the ones `prepare` fills in.
+#[test]
+fn defaults_agree() {
+    let doc = doc();
+    let mut stated = Vec::new();
+    for op in Operation::ALL {
+        let schema = object_schema(&data_schema(&doc, op));
+        for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+            if let Some(d) = prop.get("default") {
+                stated.push((op, name.clone(), d.clone()));
             }
         }
     }
+    let filled: Vec<(Operation, String, Value)> =
+        defaults().map(|(op, name, v)| (op, name.to_owned(), v)).collect();
+    let sorted = |list: &[(Operation, String, Value)]| {
+        let mut l: Vec<String> = list.iter().map(|(op, n, v)| format!("{op}.{n}={v}")).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(sorted(&stated), sorted(&filled));
+    assert_eq!(filled.len(), 4);
+    for (op, name, value) in filled {
+        let mut data = example(&doc, op);
+        data.remove(&name);
+        if op == Operation::GetOrderDetails && name == "orderId" {
+            data.insert("poNumber".into(), json!("PO-1"));
+        }
+        let sent = prepare(op, Value::Object(data)).expect("valid");
+        assert_eq!(sent[&name], value, "{op}.{name}");
+    }
+}
+
+/// The drop-in envelope schema has a branch for every known query (and the
+/// payment report's alias), and its branch for unknown queries excludes
+/// exactly those.
+#[test]
+fn envelope_branches_agree() {
+    let doc = doc();
+    let env = &doc["components"]["schemas"]["Envelope"];
+    let branches = env["anyOf"].as_array().expect("anyOf");
+    let mut known: Vec<String> = Vec::new();
+    for b in branches {
+        let q = &b["properties"]["query"];
+        if let Some(c) = q["const"].as_str() {
+            known.push(c.into());
+        } else if let Some(e) = q["enum"].as_array() {
+            known.extend(e.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+    }
+    let mut expected: Vec<String> = Operation::ALL.iter().map(|op| op.query().to_owned()).collect();
+    expected.push("plumProAPI.mutation.getPaymentReport".into());
+    let (mut a, mut b) = (known.clone(), expected.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    for q in &known {
+        let env = json!({"query": q, "variables": {"data": {}}, "data": {"data": {}}});
+        assert!(matches!(parse_envelope(&env), Ok(ParsedEnvelope::Known(..))), "{q}");
+    }
+    let unknown = branches.last().expect("the last branch is for unknown queries");
+    let q = &unknown["properties"]["query"];
+    assert_eq!(q["pattern"], "^plumProAPI\\.[A-Za-z0-9_]{1,64}\\.[A-Za-z0-9_]{1,64}$");
+    let mut excluded: Vec<String> = q["not"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    excluded.sort();
+    assert_eq!(excluded, b);
+    let env = json!({"query": "plumProAPI.mutation.someNewOperation"});
+    assert_eq!(parse_envelope(&env), Ok(ParsedEnvelope::Unvalidated("someNewOperation".into())));
 }
 
 /// Contract §2: every response carries `x-request-id`, so the document says
@@ -191,4 +311,42 @@ fn every_response_declares_x_request_id() {
         }
     }
     assert!(checked > 50, "checked {checked} responses");
+}
+
+/// Under `/chef/` every error plumgate makes is documented in Xoxoday's
+/// shapes, never in `/v1`'s `{"error": {...}}`.
+#[test]
+fn drop_in_errors_are_xoxoday_shaped() {
+    let doc = doc();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/chef/") {
+            continue;
+        }
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let response = resolve(&doc, response);
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                let ok = [
+                    "#/components/schemas/XoxodayError",
+                    "#/components/schemas/XoxodayErrorOrUpstream",
+                    "#/components/schemas/OAuthError",
+                    "#/components/schemas/UpstreamBody",
+                ];
+                assert!(ok.contains(&schema.as_str().unwrap_or("")), "{method} {path} {status}: {schema}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15, "{checked}");
+    let codes = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("PLUMGATE_{}", c.as_str().unwrap().to_uppercase()))
+        .collect::<Vec<_>>();
+    assert_eq!(doc["components"]["schemas"]["XoxodayError"]["properties"]["errorId"]["enum"], json!(codes));
 }

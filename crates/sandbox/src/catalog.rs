@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::plum::{amount, as_f64, as_flag, as_u64, positive, PlumError};
+use crate::plum::{amount, count, decimal, flag, object, text, PlumError};
 
 pub struct Currency {
     pub code: &'static str,
@@ -304,10 +304,10 @@ impl Catalog {
     }
 
     /// `getFilters`.
-    pub fn filters(&self, input: &Map<String, Value>) -> Value {
-        let group = text(input, "filterGroupCode").to_ascii_lowercase();
-        let include = code_set(input, "includeFilters");
-        let exclude = code_set(input, "excludeFilters");
+    pub fn filters(&self, input: &Map<String, Value>) -> Result<Value, PlumError> {
+        let group = text(input, "filterGroupCode")?.trim().to_ascii_lowercase();
+        let include = code_set(&text(input, "includeFilters")?);
+        let exclude = code_set(&text(input, "excludeFilters")?);
         let groups = self.filter_groups();
         let out: Vec<Value> = groups
             .into_iter()
@@ -327,7 +327,7 @@ impl Catalog {
                 })
             })
             .collect();
-        Value::Array(out)
+        Ok(Value::Array(out))
     }
 
     #[allow(clippy::type_complexity)]
@@ -385,12 +385,13 @@ impl Catalog {
         input: &Map<String, Value>,
         asset_base: &str,
     ) -> Result<Value, PlumError> {
-        let limit = positive(input, "limit", None)?;
-        let page = positive(input, "page", None)?;
-        let with_fx = as_flag(input.get("exchangeRate"));
-        let include: Vec<u64> = id_list(input, "includeProducts");
-        let exclude: Vec<u64> = id_list(input, "excludeProducts");
+        let limit = count(input, "limit", None)?;
+        let page = count(input, "page", None)?;
+        let with_fx = flag(input, "exchangeRate", false)?;
+        let include: Vec<u64> = id_list(&text(input, "includeProducts")?);
+        let exclude: Vec<u64> = id_list(&text(input, "excludeProducts")?);
         let filters = parse_filters(input.get("filters"))?;
+        let sort = parse_sort(object(input, "sort")?)?;
 
         let mut hits: Vec<&Product> = self
             .products
@@ -400,7 +401,7 @@ impl Catalog {
             .filter(|p| filters.iter().all(|f| f.matches(p)))
             .collect();
 
-        if let Some((field, desc)) = parse_sort(input.get("sort")) {
+        if let Some((field, desc)) = sort {
             hits.sort_by(|a, b| {
                 let o = compare(a, b, &field);
                 if desc {
@@ -422,30 +423,16 @@ impl Catalog {
     }
 }
 
-fn text(input: &Map<String, Value>, key: &str) -> String {
-    crate::plum::as_text(input.get(key))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn code_set(input: &Map<String, Value>, key: &str) -> Vec<String> {
-    text(input, key)
-        .split(',')
+fn code_set(list: &str) -> Vec<String> {
+    list.split(',')
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect()
 }
 
-fn id_list(input: &Map<String, Value>, key: &str) -> Vec<u64> {
-    match input.get(key) {
-        Some(Value::Array(a)) => a.iter().filter_map(as_u64).collect(),
-        other => crate::plum::as_text(other)
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect(),
-    }
+/// Comma-separated product ids; an entry that is no id matches nothing.
+fn id_list(list: &str) -> Vec<u64> {
+    list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
 }
 
 enum Filter {
@@ -459,30 +446,29 @@ enum Filter {
     MaxPrice(f64),
 }
 
+/// `filters`: an array of `{key, value}` objects (absent or null: none).
+/// Unknown keys are ignored, like an unknown query string parameter; a
+/// price filter needs a number.
 fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a.as_slice(),
-        Some(o @ Value::Object(_)) => std::slice::from_ref(o),
-        Some(_) => {
-            return Err(PlumError::validation(
-                "filters must be a list of {key, value}",
-            ))
-        }
+        Some(_) => return Err(PlumError::validation("filters must be a list of {key, value}")),
     };
     let mut out = Vec::new();
     for f in list {
-        let key = f.get("key").and_then(Value::as_str).unwrap_or_default();
-        let raw = f.get("value");
-        let s = crate::plum::as_text(raw)
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let num = || {
-            raw.and_then(as_f64)
-                .ok_or_else(|| PlumError::validation(format!("filter {key} needs a numeric value")))
+        let (Some(Value::String(key)), Some(raw)) = (f.get("key"), f.get("value")) else {
+            return Err(PlumError::validation("each filter must be an object with a string key and a value"));
         };
-        let filter = match key {
+        let s = match raw {
+            Value::String(s) => s.trim().to_ascii_lowercase(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(PlumError::validation(format!("filter {key} needs a string or number value"))),
+        };
+        let num = || {
+            decimal(raw).ok_or_else(|| PlumError::validation(format!("filter {key} needs a numeric value")))
+        };
+        let filter = match key.as_str() {
             "productName" => Filter::Name(s),
             "country" => Filter::Country(s),
             "currencyCode" => Filter::Currency(s),
@@ -491,7 +477,6 @@ fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
             "price" => Filter::Price(num()?),
             "minPrice" => Filter::MinPrice(num()?),
             "maxPrice" => Filter::MaxPrice(num()?),
-            // Unknown keys are ignored, like an unknown query string parameter.
             _ => continue,
         };
         out.push(filter);
@@ -521,14 +506,17 @@ impl Filter {
     }
 }
 
-fn parse_sort(v: Option<&Value>) -> Option<(String, bool)> {
-    let obj = v?.as_object()?;
-    let field = obj.get("field").and_then(Value::as_str)?.to_owned();
-    let desc = obj
-        .get("order")
-        .and_then(Value::as_str)
-        .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
-    Some((field, desc))
+/// `sort: {field, order}`: `None` (catalogue order) when absent, empty or
+/// without a field; `order` DESC (any case) sorts descending.
+fn parse_sort(sort: Option<&Map<String, Value>>) -> Result<Option<(String, bool)>, PlumError> {
+    let Some(sort) = sort else { return Ok(None) };
+    let member = |k: &str| match sort.get(k) {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(PlumError::validation(format!("sort.{k} must be a string"))),
+    };
+    let (field, order) = (member("field")?, member("order")?);
+    Ok((!field.is_empty()).then(|| (field.to_owned(), order.eq_ignore_ascii_case("desc"))))
 }
 
 fn compare(a: &Product, b: &Product, field: &str) -> Ordering {
@@ -706,26 +694,37 @@ mod tests {
     #[test]
     fn filters_groups_and_values() {
         let c = catalog();
-        let all = c.filters(&obj(
-            json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""}),
-        ));
+        let all = c
+            .filters(&obj(
+                json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""}),
+            ))
+            .unwrap();
         assert!(all.as_array().unwrap().len() >= 2);
-        let country = c.filters(&obj(
-            json!({"filterGroupCode":"Country","includeFilters":"usa,ind"}),
-        ));
+        let country = c
+            .filters(&obj(
+                json!({"filterGroupCode":"Country","includeFilters":"usa,ind"}),
+            ))
+            .unwrap();
         let vals = &country[0]["filters"];
         assert_eq!(vals.as_array().unwrap().len(), 2);
         assert_eq!(
             vals[0],
             json!({"filterValue":"United States","isoCode":"US","filterValueCode":"usa"})
         );
-        let ex = c.filters(&obj(
-            json!({"filterGroupCode":"country","excludeFilters":"usa"}),
-        ));
+        let ex = c
+            .filters(&obj(
+                json!({"filterGroupCode":"country","excludeFilters":"usa"}),
+            ))
+            .unwrap();
         assert_eq!(
             ex[0]["filters"].as_array().unwrap().len(),
             COUNTRIES.len() - 1
         );
+        // Text fields are strings (numbers count); anything else is refused.
+        assert!(c.filters(&obj(json!({"filterGroupCode": null, "includeFilters": 5}))).is_ok());
+        for bad in [json!({"filterGroupCode": true}), json!({"includeFilters": ["usa"]}), json!({"excludeFilters": {}})] {
+            assert_eq!(c.filters(&obj(bad)).unwrap_err().error_id, "PLE10001");
+        }
     }
 
     #[test]
@@ -846,5 +845,44 @@ mod tests {
             .unwrap()
             .iter()
             .any(|p| p["tatInDays"] == "1 - 7"));
+    }
+
+    /// What Xoxoday documents for getVouchers is accepted, numeric strings
+    /// and a PHP client's empty `sort` included; anything else is a 400,
+    /// never silently read as something else.
+    #[test]
+    fn vouchers_accept_exactly_the_documented_forms() {
+        let c = catalog();
+        let ok = |v: Value| c.vouchers(&obj(v.clone()), "").unwrap_or_else(|e| panic!("{v}: {e:?}"));
+        ok(json!({"limit":"10","page":"1","exchangeRate":"1","includeProducts":"","excludeProducts":"",
+                  "sort":{"field":"","order":""},"filters":[]}));
+        ok(json!({"limit":10.0,"page":1,"sort":[],"filters":null,"exchangeRate":0}));
+        ok(json!({"limit":10,"page":1,"filters":[{"key":"minPrice","value":"10"},{"key":"currencyCode","value":"USD"}]}));
+        ok(json!({"limit":10,"page":1,"filters":[{"key":"unknownKey","value":"x"}],"includeProducts":10100}));
+        // An empty sort keeps catalogue order; a DESC sort any case reverses.
+        assert_eq!(ids(&ok(json!({"limit":3,"page":1,"sort":{"field":"","order":""}}))),
+                   ids(&ok(json!({"limit":3,"page":1}))));
+        assert_eq!(ids(&ok(json!({"limit":1,"page":1,"sort":{"field":"productId","order":"desc"}})))[0],
+                   c.products.iter().map(|p| p.id).max().unwrap());
+        for bad in [
+            json!({"limit":" 10","page":1}),
+            json!({"limit":"10.0","page":1}),
+            json!({"limit":true,"page":1}),
+            json!({"limit":10,"page":null}),
+            json!({"limit":10,"page":1,"exchangeRate":2}),
+            json!({"limit":10,"page":1,"exchangeRate":true}),
+            json!({"limit":10,"page":1,"includeProducts":[10100]}),
+            json!({"limit":10,"page":1,"sort":"name"}),
+            json!({"limit":10,"page":1,"sort":{"field":1}}),
+            json!({"limit":10,"page":1,"filters":{"key":"country","value":"usa"}}),
+            json!({"limit":10,"page":1,"filters":["country"]}),
+            json!({"limit":10,"page":1,"filters":[{"value":"usa"}]}),
+            json!({"limit":10,"page":1,"filters":[{"key":"country"}]}),
+            json!({"limit":10,"page":1,"filters":[{"key":"country","value":true}]}),
+            json!({"limit":10,"page":1,"filters":[{"key":"minPrice","value":"ten"}]}),
+        ] {
+            let e = c.vouchers(&obj(bad.clone()), "").unwrap_err();
+            assert_eq!((e.status, e.error_id), (400, "PLE10001"), "{bad}");
+        }
     }
 }

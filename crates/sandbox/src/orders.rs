@@ -1,5 +1,6 @@
-//! The wallet and the orders. Owns: placeOrder validation rules (product,
-//! quantity limit, denomination, poNumber uniqueness, balance), order
+//! The wallet and the orders. Owns: placeOrder validation rules (field
+//! forms, GitBook's required notify flags, product, quantity limit,
+//! denomination, poNumber uniqueness, balance), order
 //! creation with deterministic voucher codes, the order/response shapes of
 //! placeOrder, getOrderDetails and getOrderHistory, and the payment report
 //! ledger rows. Balance = config's initial balance − sum of order charges.
@@ -11,11 +12,24 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::{catalog, Product};
 use crate::clock::{day_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
-use crate::plum::{amount, as_f64, as_text, as_u64, money, positive, PlumError};
+use crate::plum::{amount, count, flag, money, object, positive_number, text, whole, PlumError};
 use crate::tokens::splitmix64;
 
 pub const FIRST_ORDER_ID: u64 = 100_001;
-const MAX_PO_LEN: usize = 256;
+
+/// placeOrder's flat merchandise shipping fields (strings when present).
+const SHIPPING_FIELDS: [&str; 10] = [
+    "shippingFirstName",
+    "shippingLastName",
+    "shippingContactNo",
+    "shippingCompany",
+    "shippingAddress1",
+    "shippingAddress2",
+    "shippingCity",
+    "shippingCountry",
+    "shippingState",
+    "shippingPostcode",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Voucher {
@@ -114,34 +128,31 @@ impl Ledger {
         input: &Map<String, Value>,
         initial_cents: i64,
     ) -> Result<OrderRequest, PlumError> {
-        let product_id = input
-            .get("productId")
-            .and_then(as_u64)
-            .ok_or_else(|| PlumError::validation("productId is required and must be an integer"))?;
-        let quantity = input
-            .get("quantity")
-            .and_then(as_u64)
-            .filter(|q| *q >= 1)
-            .ok_or_else(|| {
-                PlumError::validation("quantity is required and must be a positive integer")
-            })?;
-        let denomination = input
-            .get("denomination")
-            .and_then(as_f64)
-            .filter(|d| *d > 0.0)
-            .ok_or_else(|| {
-                PlumError::validation("denomination is required and must be a positive number")
-            })?;
-        let po_number = as_text(input.get("poNumber"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
+        // A merchandise id (a non-numeric string) names nothing this
+        // catalogue sells: "not found" below.
+        let product_id = match input.get("productId") {
+            None | Some(Value::Null) => return Err(PlumError::validation("productId is required")),
+            Some(Value::String(s)) if !s.is_empty() => whole(&Value::String(s.clone())).unwrap_or(0),
+            Some(v) => whole(v)
+                .filter(|id| *id >= 1)
+                .ok_or_else(|| PlumError::validation("productId must be a positive integer"))?,
+        };
+        let quantity = count(input, "quantity", None)?;
+        let denomination = positive_number(input, "denomination")?;
+        let po_number = text(input, "poNumber")?.trim().to_owned();
         if po_number.is_empty() {
             return Err(PlumError::validation("poNumber is required"));
         }
-        if po_number.len() > MAX_PO_LEN {
-            return Err(PlumError::validation(format!(
-                "poNumber must be at most {MAX_PO_LEN} characters"
-            )));
+        // GitBook marks both flags required.
+        flag(input, "notifyReceiverEmail", true)?;
+        flag(input, "notifyAdminEmail", true)?;
+        let email = text(input, "email")?;
+        let contact = text(input, "contact")?;
+        let tag = text(input, "tag")?;
+        object(input, "userMeta")?;
+        object(input, "loungeData")?;
+        for name in SHIPPING_FIELDS {
+            text(input, name)?;
         }
         if self.by_po(&po_number).is_some() {
             return Err(PlumError::new(
@@ -173,7 +184,6 @@ impl Ledger {
                 format!("Denomination {denomination} is not valid for product {product_id}"),
             ));
         }
-        let contact = as_text(input.get("contact")).unwrap_or_default();
         if product.phone_mandatory && contact.trim().is_empty() {
             return Err(PlumError::validation(
                 "contact is mandatory for this product",
@@ -195,8 +205,8 @@ impl Ledger {
             quantity,
             denomination,
             po_number,
-            tag: as_text(input.get("tag")).unwrap_or_default(),
-            email: as_text(input.get("email")).unwrap_or_default(),
+            tag,
+            email,
             contact,
             amount_cents,
         })
@@ -244,11 +254,18 @@ impl Ledger {
     }
 
     /// getOrderDetails lookup: poNumber when non-empty, else orderId.
+    /// GitBook marks `orderId` required: it must be present, as `null`,
+    /// `0` or `"0"` when the poNumber names the order.
     pub fn lookup(&self, input: &Map<String, Value>) -> Result<&Order, PlumError> {
-        let po = as_text(input.get("poNumber"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
-        let id = input.get("orderId").and_then(as_u64).filter(|id| *id != 0);
+        let po = text(input, "poNumber")?.trim().to_owned();
+        let id = match input.get("orderId") {
+            None => return Err(PlumError::validation("orderId is required (null or 0 when poNumber is used)")),
+            Some(Value::Null) => None,
+            Some(v) => Some(
+                whole(v).ok_or_else(|| PlumError::validation("orderId must be an integer"))?,
+            )
+            .filter(|id| *id != 0),
+        };
         let found = if !po.is_empty() {
             self.by_po(&po)
         } else if let Some(id) = id {
@@ -269,9 +286,9 @@ impl Ledger {
     /// getOrderHistory.
     pub fn history(&self, input: &Map<String, Value>) -> Result<Value, PlumError> {
         let (start, end) = date_range(input)?;
-        let limit = positive(input, "limit", Some(10))?;
-        let page = positive(input, "page", Some(1))?;
-        let tag = as_text(input.get("tag")).unwrap_or_default();
+        let limit = count(input, "limit", Some(10))?;
+        let page = count(input, "page", Some(1))?;
+        let tag = text(input, "tag")?;
         let rows: Vec<Value> = self
             .orders
             .iter()
@@ -292,8 +309,8 @@ impl Ledger {
         initial_cents: i64,
     ) -> Result<Value, PlumError> {
         let (start, end) = date_range(input)?;
-        let limit = positive(input, "limit", Some(10))?;
-        let page = positive(input, "page", Some(1))?;
+        let limit = count(input, "limit", Some(10))?;
+        let page = count(input, "page", Some(1))?;
         let mut balance = initial_cents;
         let mut rows = vec![(
             self.opened_ms,
@@ -339,12 +356,7 @@ fn skip(page: u64, limit: u64) -> usize {
 
 fn date_range(input: &Map<String, Value>) -> Result<(i64, i64), PlumError> {
     let bad = |msg: &str| PlumError::new(400, "PLE10032", "Invalid date", msg);
-    let get = |k: &str| {
-        input
-            .get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| parse_date(s.trim()))
-    };
+    let get = |k: &str| input.get(k).and_then(Value::as_str).and_then(parse_date);
     let (Some(start), Some(end)) = (get("startDate"), get("endDate")) else {
         return Err(bad(
             "startDate and endDate are required in YYYY-MM-DD format",
@@ -515,8 +527,17 @@ mod tests {
 
     fn order(po: &str, qty: u64, denom: f64) -> Map<String, Value> {
         obj(
-            json!({"productId":10100,"quantity":qty,"denomination":denom,"poNumber":po,"email":"a@b.c","tag":"t"}),
+            json!({"productId":10100,"quantity":qty,"denomination":denom,"poNumber":po,"email":"a@b.c","tag":"t",
+                   "notifyReceiverEmail":0,"notifyAdminEmail":0}),
         )
+    }
+
+    fn with(mut o: Map<String, Value>, key: &str, value: Option<Value>) -> Map<String, Value> {
+        match value {
+            Some(v) => o.insert(key.to_owned(), v),
+            None => o.remove(key),
+        };
+        o
     }
 
     #[test]
@@ -552,10 +573,7 @@ mod tests {
         let nopo = l.validate(&order("  ", 1, 25.0), INITIAL).unwrap_err();
         assert_eq!((nopo.status, nopo.error_id), (400, "PLE10001"));
         let noprod = l
-            .validate(
-                &obj(json!({"productId":1,"quantity":1,"denomination":10,"poNumber":"x"})),
-                INITIAL,
-            )
+            .validate(&with(order("x", 1, 10.0), "productId", Some(json!(1))), INITIAL)
             .unwrap_err();
         assert_eq!(noprod.status, 400);
         let zero = l.validate(&order("po-2", 0, 25.0), INITIAL).unwrap_err();
@@ -566,8 +584,10 @@ mod tests {
             .iter()
             .find(|p| p.qty_limit == 5 && p.fixed && !p.phone_mandatory)
             .unwrap();
-        let six = obj(
-            json!({"productId":p5.id,"quantity":6,"denomination":p5.denoms[0],"poNumber":"q5"}),
+        let six = with(
+            with(order("q5", 6, f64::from(p5.denoms[0])), "productId", Some(json!(p5.id))),
+            "denomination",
+            Some(json!(p5.denoms[0])),
         );
         assert_eq!(
             l.validate(&six, INITIAL).unwrap_err().error,
@@ -579,14 +599,73 @@ mod tests {
             .iter()
             .find(|p| !p.fixed && !p.phone_mandatory)
             .unwrap();
-        let ok = obj(
-            json!({"productId":open.id,"quantity":1,"denomination":open.min + 1,"poNumber":"ov"}),
-        );
+        let ok = with(order("ov", 1, f64::from(open.min + 1)), "productId", Some(json!(open.id)));
         assert!(l.validate(&ok, INITIAL).is_ok());
-        let over = obj(
-            json!({"productId":open.id,"quantity":1,"denomination":open.max + 1,"poNumber":"ov"}),
-        );
+        let over = with(order("ov", 1, f64::from(open.max + 1)), "productId", Some(json!(open.id)));
         assert_eq!(l.validate(&over, INITIAL).unwrap_err().error_id, "PLE10018");
+    }
+
+    /// placeOrder takes what Xoxoday documents, numbers as strings included,
+    /// and requires what GitBook stars; anything else is a 400 PLE10001.
+    #[test]
+    fn place_order_field_forms() {
+        let l = Ledger::new(0);
+        let base = order("forms", 1, 25.0);
+        for (key, value) in [
+            ("productId", json!("10100")),
+            ("quantity", json!("2")),
+            ("denomination", json!("25")),
+            ("denomination", json!("25.00")),
+            ("notifyReceiverEmail", json!("1")),
+            ("notifyAdminEmail", json!(1)),
+            ("email", json!("")),
+            ("contact", json!("")),
+            ("tag", json!(7)),
+            ("poNumber", json!(12345)),
+            ("userMeta", json!([])),
+            ("loungeData", json!({"categoryType": "lounge"})),
+            ("shippingPostcode", json!(94000)),
+            ("email", json!(null)),
+            ("anyFutureField", json!({"x": [1]})),
+        ] {
+            let input = with(base.clone(), key, Some(value.clone()));
+            assert!(l.validate(&input, INITIAL).is_ok(), "{key} = {value}");
+        }
+        for (key, value) in [
+            ("productId", None),
+            ("productId", Some(json!(0))),
+            ("productId", Some(json!(1.5))),
+            ("productId", Some(json!("abc"))),
+            ("productId", Some(json!(true))),
+            ("quantity", None),
+            ("quantity", Some(json!("1.0"))),
+            ("quantity", Some(json!(" 1"))),
+            ("quantity", Some(json!(0))),
+            ("denomination", None),
+            ("denomination", Some(json!("25,00"))),
+            ("denomination", Some(json!("-25"))),
+            ("denomination", Some(json!("2.5e1"))),
+            ("denomination", Some(json!(0))),
+            ("poNumber", None),
+            ("poNumber", Some(json!(""))),
+            ("poNumber", Some(json!([]))),
+            ("notifyReceiverEmail", None),
+            ("notifyReceiverEmail", Some(json!(null))),
+            ("notifyReceiverEmail", Some(json!(true))),
+            ("notifyAdminEmail", None),
+            ("notifyAdminEmail", Some(json!(2))),
+            ("email", Some(json!({}))),
+            ("contact", Some(json!(false))),
+            ("tag", Some(json!(["t"]))),
+            ("userMeta", Some(json!("x"))),
+            ("shippingCity", Some(json!([]))),
+        ] {
+            let input = with(base.clone(), key, value.clone());
+            let e = l.validate(&input, INITIAL).unwrap_err();
+            assert_eq!((e.status, e.error_id), (400, "PLE10001"), "{key} = {value:?}");
+        }
+        // A long poNumber is Xoxoday's to judge, not a sandbox limit.
+        assert!(l.validate(&order(&"p".repeat(2000), 1, 25.0), INITIAL).is_ok());
     }
 
     #[test]
@@ -621,6 +700,11 @@ mod tests {
             404
         );
         assert_eq!(l.lookup(&obj(json!({}))).unwrap_err().status, 400);
+        // GitBook's required orderId: present, null when poNumber is used.
+        assert_eq!(l.lookup(&obj(json!({"poNumber":"po-1"}))).unwrap_err().error_id, "PLE10001");
+        assert_eq!(l.lookup(&obj(json!({"poNumber":"po-1","orderId":"abc"}))).unwrap_err().status, 400);
+        assert_eq!(l.lookup(&obj(json!({"poNumber":true,"orderId":null}))).unwrap_err().status, 400);
+        assert_eq!(l.lookup(&obj(json!({"poNumber":"po-1","orderId":0}))).unwrap().order_id, 100_002);
 
         let h = l
             .history(&obj(
@@ -640,6 +724,19 @@ mod tests {
             ))
             .unwrap_err();
         assert_eq!((bad.status, bad.error_id), (400, "PLE10032"));
+        let padded = l
+            .history(&obj(json!({"startDate":" 1970-01-01","endDate":"1970-01-03"})))
+            .unwrap_err();
+        assert_eq!(padded.error_id, "PLE10032");
+        let strings = l
+            .history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03","limit":"1","page":"2"})))
+            .unwrap();
+        assert_eq!(strings.as_array().unwrap().len(), 1);
+        for bad in [json!({"limit":"x"}), json!({"page":0}), json!({"tag":{}})] {
+            let mut input = obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03"}));
+            input.extend(obj(bad.clone()));
+            assert_eq!(l.history(&input).unwrap_err().error_id, "PLE10001", "{bad}");
+        }
         let rev = l
             .history(&obj(
                 json!({"startDate":"1970-01-03","endDate":"1970-01-01"}),

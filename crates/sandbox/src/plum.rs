@@ -91,61 +91,118 @@ pub fn amount(v: f64) -> Value {
     }
 }
 
-/// Non-negative integer from a number (integral) or a numeric string.
-pub fn as_u64(v: &Value) -> Option<u64> {
+// ----- input readers -----
+//
+// Xoxoday's documents give each input field a type: an integer (`limit`,
+// `page`, `quantity`, `productId`, `orderId`), a number (`denomination`,
+// price filters), a 0/1 flag, a string, an object. Real clients send the
+// numbers also as strings (`"25"`), which Xoxoday accepts. These readers
+// accept exactly that — a JSON number of the right kind or a plain string of
+// digits (with one decimal point for numbers): no sign, exponent, spaces or
+// booleans — and answer anything else with `400 PLE10001` naming the field,
+// so a gateway that forwarded something Xoxoday would refuse cannot pass its
+// tests here. An optional field may be absent or `null`.
+
+/// A whole number of at least 0 from a JSON integer (`10`, `10.0`) or a
+/// string of ASCII digits; `None` otherwise. Values beyond 10^15 are `None`.
+pub fn whole(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1.0e15)
                 .map(|f| f as u64)
         }),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
         _ => None,
     }
 }
 
-/// Finite float from a number or a numeric string.
-pub fn as_f64(v: &Value) -> Option<f64> {
+/// A finite number from a JSON number or a decimal string (`"25"`,
+/// `"25.50"`); `None` otherwise.
+pub fn decimal(v: &Value) -> Option<f64> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
+        Value::String(s) => {
+            let ok = match s.split_once('.') {
+                Some((i, f)) => digits(i) && digits(f),
+                None => digits(s),
+            };
+            if ok {
+                s.parse::<f64>().ok()
+            } else {
+                None
+            }
+        }
         _ => None,
     }
     .filter(|f| f.is_finite())
 }
 
-/// A string field, or a number rendered as a string; `None` for null/absent.
-pub fn as_text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+/// A 0/1 flag: `0`, `1`, `"0"` or `"1"`; `None` otherwise.
+pub fn flag_value(v: &Value) -> Option<bool> {
+    match v {
+        Value::String(s) if s == "0" => Some(false),
+        Value::String(s) if s == "1" => Some(true),
+        Value::Number(_) => match whole(v) {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-/// Truthy flag: 1, "1", true.
-pub fn as_flag(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(other) => as_u64(other) == Some(1),
-        None => false,
+fn present<'a>(input: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    input.get(key).filter(|v| !v.is_null())
+}
+
+/// An integer of at least 1 (`limit`, `page`, `quantity`). Absent or null
+/// → `default`, or "is required" without one.
+pub fn count(input: &Map<String, Value>, key: &str, default: Option<u64>) -> Result<u64, PlumError> {
+    match present(input, key) {
+        None => default.ok_or_else(|| PlumError::validation(format!("{key} is required"))),
+        Some(v) => whole(v)
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| PlumError::validation(format!("{key} must be a positive integer"))),
     }
 }
 
-/// `limit`/`page` style positive integer. Absent → `default` (if given);
-/// present but not a positive integer → validation error.
-pub fn positive(
-    input: &Map<String, Value>,
-    key: &str,
-    default: Option<u64>,
-) -> Result<u64, PlumError> {
-    match input.get(key) {
-        None | Some(Value::Null) => {
-            default.ok_or_else(|| PlumError::validation(format!("{key} is required")))
-        }
-        Some(v) => as_u64(v)
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| PlumError::validation(format!("{key} must be a positive integer"))),
+/// A required number above 0 (`denomination`).
+pub fn positive_number(input: &Map<String, Value>, key: &str) -> Result<f64, PlumError> {
+    present(input, key)
+        .and_then(decimal)
+        .filter(|d| *d > 0.0)
+        .ok_or_else(|| PlumError::validation(format!("{key} is required and must be a positive number")))
+}
+
+/// A 0/1 flag. Absent or null: an error when `required` (GitBook stars the
+/// field), else off.
+pub fn flag(input: &Map<String, Value>, key: &str, required: bool) -> Result<bool, PlumError> {
+    match present(input, key) {
+        None if required => Err(PlumError::validation(format!("{key} is required (0 or 1)"))),
+        None => Ok(false),
+        Some(v) => flag_value(v).ok_or_else(|| PlumError::validation(format!("{key} must be 0 or 1"))),
+    }
+}
+
+/// A string field (a number counts, as its text); absent or null → "".
+pub fn text(input: &Map<String, Value>, key: &str) -> Result<String, PlumError> {
+    match present(input, key) {
+        None => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(PlumError::validation(format!("{key} must be a string"))),
+    }
+}
+
+/// An optional object field; an empty array is PHP's empty object.
+pub fn object<'a>(input: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Map<String, Value>>, PlumError> {
+    match present(input, key) {
+        None => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(Value::Array(a)) if a.is_empty() => Ok(None),
+        Some(_) => Err(PlumError::validation(format!("{key} must be an object"))),
     }
 }
 
@@ -154,17 +211,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coercions() {
-        assert_eq!(as_u64(&json!(3)), Some(3));
-        assert_eq!(as_u64(&json!("7")), Some(7));
-        assert_eq!(as_u64(&json!(2.0)), Some(2));
-        assert_eq!(as_u64(&json!(2.5)), None);
-        assert_eq!(as_u64(&json!(-1)), None);
-        assert_eq!(as_f64(&json!("25.5")), Some(25.5));
-        assert_eq!(as_f64(&json!("NaN")), None);
-        assert!(as_flag(Some(&json!("1"))));
-        assert!(!as_flag(Some(&json!(0))));
+    fn readers_take_numbers_and_numeric_strings_only() {
+        assert_eq!(whole(&json!(3)), Some(3));
+        assert_eq!(whole(&json!("7")), Some(7));
+        assert_eq!(whole(&json!("007")), Some(7));
+        assert_eq!(whole(&json!(2.0)), Some(2));
+        for bad in [json!(2.5), json!(-1), json!(" 7"), json!("7 "), json!("+7"), json!("-7"), json!("7.0"),
+                    json!("1e3"), json!(""), json!(true), json!(null), json!([7])] {
+            assert_eq!(whole(&bad), None, "{bad}");
+        }
+        assert_eq!(decimal(&json!("25.5")), Some(25.5));
+        assert_eq!(decimal(&json!("25")), Some(25.0));
+        assert_eq!(decimal(&json!(25.5)), Some(25.5));
+        for bad in [json!("NaN"), json!("inf"), json!(" 25"), json!("-25"), json!("2.5e1"), json!(".5"), json!("5."),
+                    json!("1,5"), json!(true), json!([])] {
+            assert_eq!(decimal(&bad), None, "{bad}");
+        }
+        assert_eq!(flag_value(&json!("1")), Some(true));
+        assert_eq!(flag_value(&json!(0)), Some(false));
+        assert_eq!(flag_value(&json!(1.0)), Some(true));
+        for bad in [json!(true), json!(false), json!(2), json!("yes"), json!("01"), json!(null)] {
+            assert_eq!(flag_value(&bad), None, "{bad}");
+        }
         assert_eq!(money(25_000_000), json!(250000));
         assert_eq!(money(1050), json!(10.5));
+    }
+
+    #[test]
+    fn field_readers() {
+        let m = json!({"n": "5", "z": 0, "bad": "x", "nul": null, "f": "1", "t": 12, "o": [], "oo": [1]});
+        let m = m.as_object().unwrap();
+        assert_eq!(count(m, "n", None), Ok(5));
+        assert_eq!(count(m, "nul", Some(10)), Ok(10));
+        assert_eq!(count(m, "absent", Some(1)), Ok(1));
+        assert_eq!(count(m, "absent", None).unwrap_err().error, "absent is required");
+        assert_eq!(count(m, "z", None).unwrap_err().error_id, "PLE10001");
+        assert!(count(m, "bad", None).is_err());
+        assert_eq!(positive_number(m, "n"), Ok(5.0));
+        assert!(positive_number(m, "z").is_err());
+        assert_eq!(flag(m, "f", true), Ok(true));
+        assert_eq!(flag(m, "absent", false), Ok(false));
+        assert!(flag(m, "absent", true).is_err());
+        assert!(flag(m, "nul", true).is_err());
+        assert!(flag(m, "t", false).is_err());
+        assert_eq!(text(m, "t"), Ok("12".into()));
+        assert_eq!(text(m, "nul"), Ok(String::new()));
+        assert!(text(m, "o").is_err());
+        assert_eq!(object(m, "o"), Ok(None));
+        assert!(object(m, "oo").is_err());
+        assert!(object(m, "t").is_err());
     }
 }

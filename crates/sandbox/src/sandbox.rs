@@ -15,7 +15,7 @@ use crate::config::{Config, Rotation, OPS};
 use crate::faults::{Faults, OrderFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{order_details_json, place_order_json, Ledger};
 use crate::plum::{
-    as_flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
+    flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
 };
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{Issued, TokenGen, TokenStore, PAIR_CAP};
@@ -533,21 +533,26 @@ impl Sandbox {
             self.counters.rate_limited_calls += 1;
             return Err(Reject::Limited(secs));
         }
-        let raw_input = if op == "paymentHistory" {
-            env.get("data").and_then(|d| d.get("data"))
+        // The documented placement of the data (paymentHistory: top-level
+        // data.data); an empty array is PHP's empty object.
+        let (raw_input, placement) = if op == "paymentHistory" {
+            (env.get("data").and_then(|d| d.get("data")), "data.data")
         } else {
-            env.get("variables").and_then(|d| d.get("data"))
+            (env.get("variables").and_then(|d| d.get("data")), "variables.data")
         };
         let empty = Map::new();
         let input = match raw_input {
-            None | Some(Value::Null) => &empty,
             Some(Value::Object(m)) => m,
-            Some(_) => return Err(PlumError::validation("data must be a JSON object").into()),
+            Some(Value::Array(a)) if a.is_empty() => &empty,
+            None => return Err(PlumError::validation(format!("{placement} is required")).into()),
+            Some(_) => {
+                return Err(PlumError::validation(format!("{placement} must be a JSON object")).into())
+            }
         };
         let initial = self.config.initial_balance_cents();
         let ok = |key: &str, data: Value| Ok((success(key, data), 0));
         match op {
-            "getFilters" => ok(op, catalog().filters(input)),
+            "getFilters" => ok(op, catalog().filters(input)?),
             "getVouchers" => ok(op, catalog().vouchers(input, &self.asset_base)?),
             "getBalance" => {
                 let b = money(self.ledger.balance_cents(initial));
@@ -555,8 +560,10 @@ impl Sandbox {
             }
             "placeOrder" => self.place_order(input, now),
             "getOrderDetails" => {
+                // GitBook marks sendMailToReceiver required.
+                let resend = flag(input, "sendMailToReceiver", true)?;
                 let data = order_details_json(self.ledger.lookup(input)?);
-                if as_flag(input.get("sendMailToReceiver")) {
+                if resend {
                     self.counters.resend_mails += 1;
                 }
                 ok(op, data)

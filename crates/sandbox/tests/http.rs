@@ -534,7 +534,8 @@ async fn refresh_fault_modes_over_http() {
     .await;
     let started = std::time::Instant::now();
     let order =
-        json!({"productId":10100,"quantity":1,"denomination":10,"poNumber":"PO-H","email":"a@b.c"});
+        json!({"productId":10100,"quantity":1,"denomination":10,"poNumber":"PO-H","email":"a@b.c",
+               "notifyReceiverEmail":0,"notifyAdminEmail":0});
     let placed = send(
         addr,
         "POST",
@@ -710,7 +711,8 @@ async fn binary_ready_line_sigterm_and_state_file() {
         tokens["access_token"].as_str().unwrap().to_owned(),
         tokens["refresh_token"].as_str().unwrap().to_owned(),
     );
-    let order = json!({"productId":10100,"quantity":1,"denomination":25,"poNumber":"PO-S"});
+    let order = json!({"productId":10100,"quantity":1,"denomination":25,"poNumber":"PO-S",
+                       "notifyReceiverEmail":0,"notifyAdminEmail":0});
     assert_eq!(
         send(
             addr,
@@ -749,7 +751,7 @@ async fn binary_ready_line_sigterm_and_state_file() {
         Some(&at),
         Some(&envelope(
             "plumProAPI.mutation.getOrderDetails",
-            json!({"poNumber":"PO-S","orderId":null}),
+            json!({"poNumber":"PO-S","orderId":null,"sendMailToReceiver":0}),
         )),
     )
     .await;

@@ -79,7 +79,9 @@ fn write_number(n: &Number, out: &mut String) {
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
+/// `s` as a JSON string (quoted, escaped as JSON requires) appended to
+/// `out`. Also how `jsontext` writes strings.
+pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -1,22 +1,37 @@
-//! The validation rules of each operation's `data`.
+//! The validation rules of each operation's `data`, and the data that then
+//! goes upstream.
 //!
-//! Each operation has one function that checks its known fields in a fixed
-//! order and returns the first broken rule. Unknown fields are never looked
-//! at. An optional field is one that may be *absent*; an explicit `null` is
-//! a value and must satisfy the field's rule (except where Xoxoday documents
-//! `null` as meaningful: getOrderDetails' `orderId` and `poNumber`), so what
-//! reaches Xoxoday always has the documented types.
+//! The rule is "accept what Xoxoday accepts": a field is refused only when
+//! it is certainly wrong — a required field missing, a value that cannot
+//! be a number where Xoxoday wants one, a quantity below 1, a date that is
+//! not a date, a JSON type no documented form of the field has. Limits that
+//! depend on the product (quantity caps, denominations, phone numbers) and
+//! formats Xoxoday checks itself (email, contact, poNumber characters) stay
+//! upstream's job; the only size bound plumgate needs is the 64 KiB body.
 //!
-//! An integer is what JSON Schema calls one, a number with no fractional
-//! part: `10` and `10.0` (the same number to Xoxoday's JavaScript, and what
-//! schema-driven clients and fuzzers may send for `"type": "integer"`), but
-//! not `10.5`, `"10"` or `true`. Accepting exactly the values `openapi.json`
-//! admits keeps the document honest.
+//! Value forms, as existing clients send them:
+//! - a *count* (`limit`, `page`, `quantity`): a JSON integer (`10`, `10.0`)
+//!   or a string of digits (`"10"`), at least 1;
+//! - an *amount* (`denomination`): a number or a decimal string (`"25"`,
+//!   `"25.50"`) above 0;
+//! - a *flag* (`notifyReceiverEmail`, `exchangeRate`, …): `0` / `1`,
+//!   `"0"` / `"1"` or `false` / `true`;
+//! - *text* (`email`, `tag`, `contact`, …): a string or a number (`""`
+//!   included);
+//! - an *object* (`data`, `sort`, `userMeta`, …): a JSON object, or an empty
+//!   array, which is how PHP encodes an empty associative array.
 //!
-//! Lengths are counted in Unicode scalar values, as JSON Schema's
-//! `maxLength` counts them, so `openapi.json` states the same limits.
+//! An optional field may be absent or `null`; a required one may be neither.
+//! Unknown fields are never looked at. Messages name the field and the rule,
+//! never the value. `openapi.json` states every rule here as a schema; the
+//! host tests keep the two in step.
 //!
-//! Messages name the field and the rule, never the value.
+//! [`outgoing`] turns valid data into what is forwarded: the caller's values
+//! as sent (Xoxoday accepts them, and rewriting numbers could change them —
+//! a merchandise `productId` with leading zeros, an `orderId` beyond 2^53),
+//! except that a flag is sent in its documented form `0` / `1`, an empty
+//! array standing for an object is sent as `{}`, and a field GitBook marks
+//! required gets its documented default when absent.
 
 use super::{Operation, ValidationError};
 use serde_json::{Map, Value};
@@ -24,38 +39,8 @@ use serde_json::{Map, Value};
 type Obj = Map<String, Value>;
 type Result<T = ()> = std::result::Result<T, ValidationError>;
 
-/// `limit` bound shared by getVouchers, getOrderHistory and paymentHistory.
-const MAX_LIMIT: u64 = 500;
-/// Most filters accepted in one getVouchers call.
-const MAX_FILTERS: usize = 20;
-/// getFilters string fields.
-const MAX_FILTER_STRING: usize = 200;
-/// placeOrder `productId` given as a string (merchandise).
-const MAX_PRODUCT_ID: usize = 64;
-/// placeOrder `quantity`: upstream enforces per-product caps (usually 10);
-/// this only stops nonsense.
-const MAX_QUANTITY: u64 = 100;
-/// `poNumber` (the idempotency key).
-const MAX_PO_NUMBER: usize = 64;
-/// RFC 5321 path limit.
-const MAX_EMAIL: usize = 254;
-/// placeOrder `contact`.
-const MAX_CONTACT: usize = 20;
-/// placeOrder `tag`.
-const MAX_TAG: usize = 100;
-/// getOrderDetails `orderId` given as a numeric string.
-const MAX_ORDER_ID_DIGITS: usize = 20;
-
-/// getVouchers filter keys Xoxoday documents.
-const FILTER_KEYS: [&str; 7] = [
-    "productName",
-    "country",
-    "price",
-    "minPrice",
-    "maxPrice",
-    "currencyCode",
-    "deliveryType",
-];
+/// getVouchers filter keys whose value is a price, so must be a number.
+const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
 
 /// placeOrder's flat merchandise shipping fields.
 const SHIPPING_FIELDS: [&str; 10] = [
@@ -71,12 +56,50 @@ const SHIPPING_FIELDS: [&str; 10] = [
     "shippingPostcode",
 ];
 
+/// Defaults for fields GitBook marks required, filled in when absent (or
+/// `null`): no email to the receiver or the admin, no voucher resend, and
+/// `orderId: null` ("look the order up by poNumber"). The values of GitBook's
+/// and the API reference's own examples, and the ones that cause no effect.
+pub(super) const DEFAULTS: [(Operation, &str, i8); 3] = [
+    (Operation::PlaceOrder, "notifyReceiverEmail", 0),
+    (Operation::PlaceOrder, "notifyAdminEmail", 0),
+    (Operation::GetOrderDetails, "sendMailToReceiver", 0),
+];
+
+/// Flags forwarded as `0` / `1`, per operation.
+const FLAGS: [(Operation, &str); 4] = [
+    (Operation::GetVouchers, "exchangeRate"),
+    (Operation::PlaceOrder, "notifyReceiverEmail"),
+    (Operation::PlaceOrder, "notifyAdminEmail"),
+    (Operation::GetOrderDetails, "sendMailToReceiver"),
+];
+
+/// Object fields where an empty array stands for `{}`, per operation.
+const OBJECTS: [(Operation, &str); 3] = [
+    (Operation::GetVouchers, "sort"),
+    (Operation::PlaceOrder, "userMeta"),
+    (Operation::PlaceOrder, "loungeData"),
+];
+
 pub(super) fn validate(op: Operation, data: &Value) -> Result {
-    let Some(obj) = data.as_object() else {
-        return Err(ValidationError::new("data", "data must be a JSON object"));
+    let empty = Obj::new();
+    let obj = match data {
+        Value::Object(obj) => obj,
+        Value::Array(a) if a.is_empty() => &empty,
+        _ => {
+            return Err(ValidationError::new(
+                "data",
+                "data must be a JSON object (or an empty array)",
+            ))
+        }
     };
     match op {
-        Operation::GetFilters => get_filters(obj),
+        Operation::GetFilters => {
+            for name in ["filterGroupCode", "includeFilters", "excludeFilters"] {
+                optional(obj, name, text)?;
+            }
+            Ok(())
+        }
         // Nothing is required and nothing is known: Xoxoday takes `{}`.
         Operation::GetBalance => Ok(()),
         Operation::GetVouchers => get_vouchers(obj),
@@ -85,7 +108,7 @@ pub(super) fn validate(op: Operation, data: &Value) -> Result {
         Operation::GetOrderHistory => {
             date_range(obj)?;
             paging(obj)?;
-            optional(obj, "tag", |v, f| string(v, f, "a string").map(drop))
+            optional(obj, "tag", text)
         }
         Operation::PaymentHistory => {
             date_range(obj)?;
@@ -94,68 +117,75 @@ pub(super) fn validate(op: Operation, data: &Value) -> Result {
     }
 }
 
-// ---------------------------------------------------------------- operations
-
-fn get_filters(obj: &Obj) -> Result {
-    for name in ["filterGroupCode", "includeFilters", "excludeFilters"] {
-        optional(obj, name, |v, f| {
-            let rule = format!("a string of at most {MAX_FILTER_STRING} characters");
-            let s = string(v, f, &rule)?;
-            max_chars(s, MAX_FILTER_STRING, f, &rule)
-        })?;
+/// The data forwarded for valid `data` (see the module docs): written in
+/// the documented forms, defaults added.
+pub(super) fn outgoing(op: Operation, data: Value) -> Value {
+    let mut obj = documented_forms(op, data);
+    for (_, name, default) in DEFAULTS.iter().filter(|(o, _, _)| *o == op) {
+        let absent = obj.get(*name).is_none_or(Value::is_null);
+        if absent {
+            obj.insert((*name).to_owned(), Value::from(*default));
+        }
     }
-    Ok(())
+    if op == Operation::GetOrderDetails && !obj.contains_key("orderId") {
+        obj.insert("orderId".to_owned(), Value::Null);
+    }
+    Value::Object(obj)
 }
 
-fn get_vouchers(obj: &Obj) -> Result {
-    required(obj, "limit", |v, f| int_range(v, f, 1, Some(MAX_LIMIT)))?;
-    required(obj, "page", |v, f| int_range(v, f, 1, None))?;
-    for name in ["includeProducts", "excludeProducts"] {
-        optional(obj, name, |v, f| {
-            let rule = "a string of comma-separated product ids (digits only), or empty";
-            let s = string(v, f, rule)?;
-            if s.is_empty() || s.split(',').all(is_digits) {
-                Ok(())
-            } else {
-                Err(broken(f, rule))
+/// Valid `data` with its flags written `0` / `1` and an empty array that
+/// stands for an object written `{}`; nothing added.
+pub(super) fn documented_forms(op: Operation, data: Value) -> Obj {
+    let mut obj = match data {
+        Value::Object(obj) => obj,
+        // Validation admits only an empty array besides an object.
+        _ => Obj::new(),
+    };
+    for (_, name) in FLAGS.iter().filter(|(o, _)| *o == op) {
+        if let Some(v) = obj.get_mut(*name) {
+            if let Some(f) = flag_value(v) {
+                *v = Value::from(f);
             }
-        })?;
+        }
     }
+    for (_, name) in OBJECTS.iter().filter(|(o, _)| *o == op) {
+        if let Some(v) = obj.get_mut(*name) {
+            if v.as_array().is_some_and(Vec::is_empty) {
+                *v = Value::Object(Obj::new());
+            }
+        }
+    }
+    obj
+}
+
+// ---------------------------------------------------------------- operations
+
+fn get_vouchers(obj: &Obj) -> Result {
+    required(obj, "limit", count)?;
+    required(obj, "page", count)?;
+    optional(obj, "includeProducts", text)?;
+    optional(obj, "excludeProducts", text)?;
     optional(obj, "exchangeRate", flag)?;
     optional(obj, "sort", |v, f| {
-        let rule = "an object with a string field and an order of ASC or DESC";
-        let Some(sort) = v.as_object() else {
-            return Err(broken(f, rule));
+        let Some(sort) = object(v, f)? else {
+            return Ok(());
         };
-        let field = format!("{f}.field");
-        match sort.get("field") {
-            Some(v) => string(v, &field, "a string").map(drop)?,
-            None => return Err(missing(&field)),
+        for member in ["field", "order"] {
+            let path = format!("{f}.{member}");
+            match sort.get(member) {
+                None | Some(Value::Null | Value::String(_)) => {}
+                Some(_) => return Err(broken(&path, "a string")),
+            }
         }
-        let order = format!("{f}.order");
-        match sort.get("order").map(Value::as_str) {
-            Some(Some("ASC" | "DESC")) => Ok(()),
-            Some(_) => Err(broken(&order, "ASC or DESC")),
-            None => Err(missing(&order)),
-        }
+        Ok(())
     })?;
     optional(obj, "filters", filters)
 }
 
 fn filters(value: &Value, path: &str) -> Result {
     let Some(items) = value.as_array() else {
-        return Err(broken(
-            path,
-            &format!("an array of at most {MAX_FILTERS} filters"),
-        ));
+        return Err(broken(path, "an array of {key, value} filters"));
     };
-    if items.len() > MAX_FILTERS {
-        return Err(broken(
-            path,
-            &format!("an array of at most {MAX_FILTERS} filters"),
-        ));
-    }
-    let mut keys = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}[{i}]");
         let Some(filter) = item.as_object() else {
@@ -163,160 +193,70 @@ fn filters(value: &Value, path: &str) -> Result {
         };
         let key_path = format!("{at}.key");
         let key = match filter.get("key") {
-            None => return Err(missing(&key_path)),
-            Some(k) => match k.as_str() {
-                Some(k) if FILTER_KEYS.contains(&k) => k,
-                _ => {
-                    return Err(broken(
-                        &key_path,
-                        &format!("one of {}", FILTER_KEYS.join(", ")),
-                    ));
-                }
-            },
+            None | Some(Value::Null) => return Err(missing(&key_path)),
+            Some(Value::String(k)) => k.as_str(),
+            Some(_) => return Err(broken(&key_path, "a string")),
         };
         let value_path = format!("{at}.value");
-        let Some(value) = filter.get("value") else {
-            return Err(missing(&value_path));
+        let value = match filter.get("value") {
+            None | Some(Value::Null) => return Err(missing(&value_path)),
+            Some(v) => v,
         };
-        match key {
-            "deliveryType" => match value.as_str() {
-                Some("realtime" | "delayed") => {}
-                _ => {
-                    return Err(broken(
-                        &value_path,
-                        "realtime or delayed for a deliveryType filter",
-                    ))
-                }
-            },
-            "currencyCode" => match value.as_str() {
-                Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => {}
-                _ => {
-                    return Err(broken(
-                        &value_path,
-                        "a currency code of 3 uppercase letters for a currencyCode filter",
-                    ));
-                }
-            },
-            _ => {
-                if !(value.is_string() || value.is_number()) {
-                    return Err(broken(&value_path, "a string or a number"));
-                }
+        if PRICE_FILTERS.contains(&key) {
+            if !is_price(value) {
+                return Err(broken(
+                    &value_path,
+                    &format!("a number of at least 0 (or a decimal string) for a {key} filter"),
+                ));
             }
-        }
-        keys.push(key);
-    }
-    // Xoxoday applies a price bound only together with its currency.
-    if !keys.contains(&"currencyCode") {
-        if let Some(i) = keys
-            .iter()
-            .position(|k| matches!(*k, "minPrice" | "maxPrice"))
-        {
-            return Err(ValidationError::new(
-                format!("{path}[{i}].key"),
-                format!(
-                    "{path}[{i}].key is {}: a minPrice or maxPrice filter needs a currencyCode filter in the same request",
-                    keys[i]
-                ),
-            ));
+        } else if !(value.is_string() || value.is_number()) {
+            return Err(broken(&value_path, "a string or a number"));
         }
     }
     Ok(())
 }
 
 fn place_order(obj: &Obj) -> Result {
-    required(obj, "productId", |v, f| {
-        let rule = format!(
-            "a positive integer, or a non-empty string of at most {MAX_PRODUCT_ID} characters for merchandise"
-        );
-        match v {
-            Value::String(s) if !s.is_empty() => max_chars(s, MAX_PRODUCT_ID, f, &rule),
-            Value::Number(_) if integer(v).is_some_and(|n| n >= 1) => Ok(()),
-            _ => Err(broken(f, &rule)),
-        }
+    required(obj, "productId", |v, f| match v {
+        Value::String(s) if !s.is_empty() => Ok(()),
+        Value::Number(_) if integer(v).is_some_and(|n| n >= 1) => Ok(()),
+        _ => Err(broken(
+            f,
+            "a positive integer, a string of digits, or a non-empty string for merchandise",
+        )),
     })?;
-    required(obj, "quantity", |v, f| {
-        int_range(v, f, 1, Some(MAX_QUANTITY))
-    })?;
-    required(obj, "denomination", |v, f| match v.as_f64() {
-        Some(d) if d > 0.0 => Ok(()),
-        _ => Err(broken(f, "a number greater than 0")),
-    })?;
-    required(obj, "poNumber", po_number)?;
-    optional(obj, "email", |v, f| {
-        let rule = format!("a valid email address of at most {MAX_EMAIL} characters");
-        let s = string(v, f, &rule)?;
-        max_chars(s, MAX_EMAIL, f, &rule)?;
-        if is_plausible_email(s) {
+    required(obj, "quantity", count)?;
+    required(obj, "denomination", |v, f| {
+        if is_amount(v) {
             Ok(())
         } else {
-            Err(broken(f, &rule))
+            Err(broken(f, "a number greater than 0 (or a decimal string)"))
         }
     })?;
-    optional(obj, "contact", |v, f| {
-        let rule = format!(
-            "a phone number like +1-4705000000 ('+', country code, '-', number; at most {MAX_CONTACT} characters)"
-        );
-        let s = string(v, f, &rule)?;
-        max_chars(s, MAX_CONTACT, f, &rule)?;
-        let ok = s
-            .strip_prefix('+')
-            .and_then(|rest| rest.split_once('-'))
-            .is_some_and(|(cc, number)| is_digits(cc) && is_digits(number));
-        if ok {
-            Ok(())
-        } else {
-            Err(broken(f, &rule))
-        }
+    required(obj, "poNumber", |v, f| match v {
+        Value::String(s) if !s.is_empty() => Ok(()),
+        Value::Number(_) => Ok(()),
+        _ => Err(broken(f, "a non-empty string")),
     })?;
-    optional(obj, "tag", |v, f| {
-        let rule = format!("a string of at most {MAX_TAG} characters");
-        let s = string(v, f, &rule)?;
-        max_chars(s, MAX_TAG, f, &rule)
-    })?;
+    for name in ["email", "contact", "tag"] {
+        optional(obj, name, text)?;
+    }
     optional(obj, "notifyReceiverEmail", flag)?;
     optional(obj, "notifyAdminEmail", flag)?;
     for name in ["userMeta", "loungeData"] {
-        optional(obj, name, |v, f| {
-            if v.is_object() {
-                Ok(())
-            } else {
-                Err(broken(f, "a JSON object"))
-            }
-        })?;
+        optional(obj, name, |v, f| object(v, f).map(drop))?;
     }
     for name in SHIPPING_FIELDS {
-        optional(obj, name, |v, f| string(v, f, "a string").map(drop))?;
+        optional(obj, name, text)?;
     }
     Ok(())
-}
-
-fn po_number(value: &Value, path: &str) -> Result {
-    let rule =
-        format!("a string of 1 to {MAX_PO_NUMBER} characters from A-Z, a-z, 0-9 and _ . / : -");
-    let s = string(value, path, &rule)?;
-    let ok = !s.is_empty()
-        && s.len() <= MAX_PO_NUMBER
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_./:-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(broken(path, &rule))
-    }
-}
-
-/// How getOrderDetails' `orderId` addresses the order.
-enum OrderId {
-    /// Absent, `null`, `0` or `"0"`: Xoxoday's documented "not by orderId".
-    Unset,
-    /// A positive integer or numeric string.
-    Set,
 }
 
 fn get_order_details(obj: &Obj) -> Result {
     let po_set = match obj.get("poNumber") {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Number(_)) => true,
         Some(_) => {
             return Err(broken(
                 "data.poNumber",
@@ -324,38 +264,23 @@ fn get_order_details(obj: &Obj) -> Result {
             ));
         }
     };
-    let order_id_rule = format!(
-        "a positive integer or a string of at most {MAX_ORDER_ID_DIGITS} digits (or null, 0 or \"0\" when poNumber is used)"
-    );
-    let order_id = match obj.get("orderId") {
-        None | Some(Value::Null) => OrderId::Unset,
-        Some(v @ Value::Number(_)) => match integer(v) {
-            Some(0) => OrderId::Unset,
-            Some(_) => OrderId::Set,
-            None => return Err(broken("data.orderId", &order_id_rule)),
+    let order_id_set = match obj.get("orderId") {
+        None | Some(Value::Null) => false,
+        Some(v) => match whole_number(v) {
+            Some(n) => n > 0,
+            None => {
+                return Err(broken(
+                    "data.orderId",
+                    "a positive integer or a string of digits (or null, 0 or \"0\" when poNumber is used)",
+                ));
+            }
         },
-        Some(Value::String(s)) if s == "0" => OrderId::Unset,
-        Some(Value::String(s))
-            if s.len() <= MAX_ORDER_ID_DIGITS && is_digits(s) && s.bytes().any(|b| b != b'0') =>
-        {
-            OrderId::Set
-        }
-        Some(_) => return Err(broken("data.orderId", &order_id_rule)),
     };
-    match (po_set, order_id) {
-        (true, OrderId::Set) => {
-            return Err(ValidationError::new(
-                "data.orderId",
-                "data.orderId must be absent, null, 0 or \"0\" when data.poNumber is given: address the order by poNumber or by orderId, not both",
-            ));
-        }
-        (false, OrderId::Unset) => {
-            return Err(ValidationError::new(
-                "data.poNumber",
-                "data.poNumber or data.orderId is required to name the order",
-            ));
-        }
-        _ => {}
+    if !po_set && !order_id_set {
+        return Err(ValidationError::new(
+            "data.poNumber",
+            "data.poNumber or data.orderId is required to name the order",
+        ));
     }
     optional(obj, "sendMailToReceiver", flag)
 }
@@ -376,37 +301,35 @@ fn date_range(obj: &Obj) -> Result {
 fn required_date<'a>(obj: &'a Obj, name: &str) -> Result<&'a str> {
     let path = format!("data.{name}");
     let rule = "a calendar date written YYYY-MM-DD";
-    let value = obj.get(name).ok_or_else(|| missing(&path))?;
-    let s = string(value, &path, rule)?;
-    if is_calendar_date(s) {
-        Ok(s)
-    } else {
-        Err(broken(&path, rule))
+    match obj.get(name) {
+        None | Some(Value::Null) => Err(missing(&path)),
+        Some(Value::String(s)) if is_calendar_date(s) => Ok(s),
+        Some(_) => Err(broken(&path, rule)),
     }
 }
 
 fn paging(obj: &Obj) -> Result {
-    optional(obj, "limit", |v, f| int_range(v, f, 1, Some(MAX_LIMIT)))?;
-    optional(obj, "page", |v, f| int_range(v, f, 1, None))
+    optional(obj, "limit", count)?;
+    optional(obj, "page", count)
 }
 
-// ------------------------------------------------------------------ helpers
+// ------------------------------------------------------------ value forms
 
-/// Check `obj[name]` with `check` (given the value and its path), or report
-/// it missing.
+/// Check `obj[name]` with `check` (given the value and its path); absent or
+/// `null` is "missing".
 fn required(obj: &Obj, name: &str, check: impl FnOnce(&Value, &str) -> Result) -> Result {
     let path = format!("data.{name}");
     match obj.get(name) {
+        None | Some(Value::Null) => Err(missing(&path)),
         Some(v) => check(v, &path),
-        None => Err(missing(&path)),
     }
 }
 
-/// Check `obj[name]` with `check` when it is present (`null` included).
+/// Check `obj[name]` with `check` unless it is absent or `null`.
 fn optional(obj: &Obj, name: &str, check: impl FnOnce(&Value, &str) -> Result) -> Result {
     match obj.get(name) {
+        None | Some(Value::Null) => Ok(()),
         Some(v) => check(v, &format!("data.{name}")),
-        None => Ok(()),
     }
 }
 
@@ -419,43 +342,75 @@ fn broken(path: &str, rule: &str) -> ValidationError {
     ValidationError::new(path, format!("{path} must be {rule}"))
 }
 
-fn string<'a>(value: &'a Value, path: &str, rule: &str) -> Result<&'a str> {
-    value.as_str().ok_or_else(|| broken(path, rule))
-}
-
-fn max_chars(s: &str, max: usize, path: &str, rule: &str) -> Result {
-    if s.chars().count() <= max {
+/// Text: a string or a number.
+fn text(value: &Value, path: &str) -> Result {
+    if value.is_string() || value.is_number() {
         Ok(())
     } else {
-        Err(broken(path, rule))
+        Err(broken(path, "a string"))
     }
 }
 
-/// A JSON integer within `min..=max` (`max: None` for no upper bound).
-fn int_range(value: &Value, path: &str, min: u64, max: Option<u64>) -> Result {
-    let rule = match max {
-        Some(max) => format!("an integer from {min} to {max}"),
-        None => format!("an integer of at least {min}"),
-    };
-    match integer(value) {
-        Some(n) if n >= min && max.is_none_or(|max| n <= max) => Ok(()),
-        _ => Err(broken(path, &rule)),
+/// A count: an integer of at least 1, as a number or a string of digits.
+fn count(value: &Value, path: &str) -> Result {
+    match whole_number(value) {
+        Some(n) if n >= 1 => Ok(()),
+        _ => Err(broken(
+            path,
+            "an integer of at least 1 (a number or a string of digits)",
+        )),
     }
 }
 
-/// The number `0` or `1`.
+/// A flag: `0` / `1`, `"0"` / `"1"` or `false` / `true`.
 fn flag(value: &Value, path: &str) -> Result {
-    match integer(value) {
-        Some(0 | 1) => Ok(()),
-        _ => Err(broken(path, "the number 0 or 1")),
+    match flag_value(value) {
+        Some(_) => Ok(()),
+        None => Err(broken(path, "0 or 1 (a number, a one-digit string or a boolean)")),
+    }
+}
+
+/// The value of a valid flag.
+fn flag_value(value: &Value) -> Option<u8> {
+    match value {
+        Value::Bool(b) => Some(u8::from(*b)),
+        Value::String(s) if s == "0" => Some(0),
+        Value::String(s) if s == "1" => Some(1),
+        Value::Number(_) => match integer(value) {
+            Some(0) => Some(0),
+            Some(1) => Some(1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An object (`Some`), or an empty array standing for an empty one (`None`).
+fn object<'a>(value: &'a Value, path: &str) -> Result<Option<&'a Obj>> {
+    match value {
+        Value::Object(o) => Ok(Some(o)),
+        Value::Array(a) if a.is_empty() => Ok(None),
+        _ => Err(broken(path, "a JSON object")),
+    }
+}
+
+/// A whole number of at least 0: a JSON integer (`10`, `10.0`) or a string
+/// of ASCII digits. `None` for anything else. Values beyond `u64` saturate.
+fn whole_number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(_) => integer(value),
+        Value::String(s) if is_digits(s) => Some(
+            s.bytes()
+                .fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))),
+        ),
+        _ => None,
     }
 }
 
 /// The value of a non-negative JSON integer (`10` or `10.0`); `None` for
 /// negatives, fractions and non-numbers. Integral floats beyond `u64`
-/// saturate to `u64::MAX`, which is out of every bounded range here and
-/// still "at least 1" where there is no upper bound, as JSON Schema's
-/// `minimum` alone would judge it.
+/// saturate to `u64::MAX`, as JSON Schema's `minimum` alone would judge
+/// them.
 fn integer(value: &Value) -> Option<u64> {
     let n = value.as_number()?;
     if let Some(u) = n.as_u64() {
@@ -469,6 +424,59 @@ fn integer(value: &Value) -> Option<u64> {
         Some(u)
     } else {
         None
+    }
+}
+
+/// A positive amount: a number above 0, or a decimal string
+/// (`^[0-9]+(\.[0-9]+)?$`) whose value is above 0.
+fn is_amount(value: &Value) -> bool {
+    decimal_sign(value) == Some(std::cmp::Ordering::Greater)
+}
+
+/// A price filter value: a number or decimal string of at least 0.
+fn is_price(value: &Value) -> bool {
+    decimal_sign(value).is_some_and(std::cmp::Ordering::is_ge)
+}
+
+/// How a JSON number, or a decimal string (digits, optionally a dot and
+/// more digits; no sign, exponent or whitespace), compares with 0. A string
+/// is judged by its digits, not by parsing, so `"0.000…01"` is above 0
+/// however long it is.
+fn decimal_sign(value: &Value) -> Option<std::cmp::Ordering> {
+    match value {
+        Value::Number(n) => n.as_f64()?.partial_cmp(&0.0),
+        Value::String(s) if is_decimal_text(s) => Some(if s.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }),
+        _ => None,
+    }
+}
+
+/// Digits, optionally a dot and more digits.
+fn is_decimal_text(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((int, frac)) => is_digits(int) && is_digits(frac),
+        None => is_digits(s),
+    }
+}
+
+/// The number a decimal string writes (`"025.50"` → 25.5), read by
+/// serde_json as the JSON number it is once leading zeros are gone (through
+/// the `from_slice` to `Value` every request body already takes, so no
+/// second parser is compiled into the worker); `None` for anything else, or
+/// a value beyond `f64`.
+pub(super) fn decimal_string_number(s: &str) -> Option<serde_json::Number> {
+    if !is_decimal_text(s) {
+        return None;
+    }
+    // JSON numbers have no leading zeros.
+    let trimmed = s.trim_start_matches('0');
+    let json = if trimmed.is_empty() || trimmed.starts_with('.') { format!("0{trimmed}") } else { trimmed.to_owned() };
+    match serde_json::from_slice::<Value>(json.as_bytes()) {
+        Ok(Value::Number(n)) => Some(n),
+        _ => None,
     }
 }
 
@@ -509,26 +517,4 @@ fn number(digits: &[u8]) -> Option<u32> {
     digits.iter().try_fold(0u32, |acc, &b| {
         b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
     })
-}
-
-/// One `@`; a non-empty local part; a domain of at least two non-empty
-/// dot-separated labels; no whitespace or control characters anywhere.
-/// Deliberately loose (real address syntax is Xoxoday's and the mail
-/// system's business): it catches a name, a phone number or a typo pasted
-/// into the field, not every undeliverable address. `openapi.json` states
-/// the same rule as a pattern.
-fn is_plausible_email(s: &str) -> bool {
-    // U+FEFF counts as whitespace in JSON Schema (ECMA-262) patterns.
-    if s.chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '\u{FEFF}')
-    {
-        return false;
-    }
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && domain.split('.').all(|label| !label.is_empty())
 }

@@ -378,7 +378,7 @@ fn api_401_faults_answer_valid_tokens() {
     s.set_api_fault(br#"{"mode":"PLE10019","op":"placeOrder"}"#).unwrap();
     let q = "plumProAPI.query.getBalance";
     assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200, "another operation");
-    let order = json!({"productId":10100,"quantity":1,"denomination":10,"poNumber":"PO-F1","email":"a@b.c"});
+    let order = order("PO-F1");
     let o = api(&mut s, AT, "plumProAPI.mutation.placeOrder", order.clone(), T0);
     assert_eq!((o.status, o.body["errorId"].clone()), (401, json!("PLE10019")));
     assert_eq!(api(&mut s, AT, "plumProAPI.mutation.placeOrder", order, T0).status, 200, "count 1");
@@ -608,6 +608,56 @@ fn place_order_and_lookups() {
     assert_eq!(s.counters_json(0, 0)["orders"], 1);
 }
 
+/// The envelope and the fields GitBook stars: what Xoxoday documents is
+/// accepted (PHP's `[]` for `{}`, numbers as strings), what it does not is
+/// a 400, never silently defaulted.
+#[test]
+fn api_takes_exactly_the_documented_envelopes() {
+    let mut s = sb();
+    let call = |s: &mut Sandbox, body: Value| s.api(Some(&format!("Bearer {AT}")), body.to_string().as_bytes(), T0);
+    let q = |op: &str| format!("plumProAPI.{op}");
+    // getBalance with PHP's empty array.
+    assert_eq!(call(&mut s, json!({"query": q("query.getBalance"), "tag": "plumProAPI", "variables": {"data": []}})).status, 200);
+    for (body, what) in [
+        (json!({"query": q("query.getBalance"), "tag": "plumProAPI"}), "no variables"),
+        (json!({"query": q("query.getBalance"), "variables": {}}), "no variables.data"),
+        (json!({"query": q("query.getBalance"), "variables": {"data": null}}), "null data"),
+        (json!({"query": q("query.getBalance"), "variables": {"data": [1]}}), "a non-empty array"),
+        (json!({"query": q("query.getBalance"), "variables": {"data": "x"}}), "a string"),
+        // paymentHistory's data is in data.data.
+        (json!({"query": q("mutation.paymentHistory"), "variables": {"data": {"startDate": "2024-01-01", "endDate": "2024-01-02"}}}), "paymentHistory in variables"),
+        // The MCP client's name for the report is not a documented query.
+        (json!({"query": q("mutation.getPaymentReport"), "data": {"data": {"startDate": "2024-01-01", "endDate": "2024-01-02"}}}), "getPaymentReport"),
+    ] {
+        let out = call(&mut s, body);
+        assert_eq!((out.status, out.body["errorId"].clone()), (400, json!("PLE10001")), "{what}");
+    }
+    // placeOrder: the notify flags GitBook stars are required.
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut o = order("PO-FLAGS");
+    o.as_object_mut().unwrap().remove("notifyAdminEmail");
+    let out = api(&mut s, AT, place, o, T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (400, json!("PLE10001")));
+    assert!(out.body["error"].as_str().unwrap().contains("notifyAdminEmail"));
+    // ... and string numbers are Xoxoday's to accept.
+    let strings = json!({"productId":"10100","quantity":"1","denomination":"25","poNumber":"PO-STR","email":"","contact":"",
+                         "tag":"t","notifyReceiverEmail":"0","notifyAdminEmail":"0"});
+    let out = api(&mut s, AT, place, strings, T0);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.body["data"]["placeOrder"]["data"]["quantity"], 1);
+    // getOrderDetails: sendMailToReceiver and orderId are required.
+    let det = "plumProAPI.mutation.getOrderDetails";
+    for data in [json!({"poNumber":"PO-STR","orderId":null}), json!({"poNumber":"PO-STR","sendMailToReceiver":0}),
+                 json!({"orderId":"100001","sendMailToReceiver":true})] {
+        let out = api(&mut s, AT, det, data.clone(), T0);
+        assert_eq!((out.status, out.body["errorId"].clone()), (400, json!("PLE10001")), "{data}");
+    }
+    for data in [json!({"poNumber":"PO-STR","orderId":null,"sendMailToReceiver":0}),
+                 json!({"orderId":"100001","sendMailToReceiver":"0"}), json!({"orderId":100001,"poNumber":"","sendMailToReceiver":1})] {
+        assert_eq!(api(&mut s, AT, det, data.clone(), T0).status, 200, "{data}");
+    }
+}
+
 #[test]
 fn order_faults() {
     let mut s = sb();
@@ -629,7 +679,7 @@ fn order_faults() {
             s,
             AT,
             "plumProAPI.mutation.getOrderDetails",
-            json!({"poNumber":po,"orderId":"0"}),
+            json!({"poNumber":po,"orderId":"0","sendMailToReceiver":0}),
             T0,
         )
         .status

@@ -1,0 +1,437 @@
+// PlumgateClient: one method per Plum operation, token status and health,
+// over fetch. Reads are retried on transport errors, 5xx and 429 within their
+// time limit; placeOrder follows the retry contract (see placeOrder below and
+// the README): same poNumber on every attempt, jittered backoff inside the
+// caller's deadline, and an outcome that is never "failed" when the order
+// may exist.
+
+import { PlumgateError, errorFromAnswer } from "./errors.js";
+import { type Backoff, judgeOrderAnswer, plumSuccess, readIsRetryable, retryDelayMs } from "./policy.js";
+import { type Answer, type Clock, type FetchLike, Transport, realClock } from "./transport.js";
+import type {
+  Health,
+  Misconfigured,
+  OperationAnswer,
+  OperationData,
+  OperationInput,
+  OperationName,
+  Order,
+  PlaceOrderInput,
+  TokenStatus,
+} from "./types.js";
+
+export interface PlumgateClientOptions {
+  /**
+   * Where plumgate answers: `https://plumgate.<account>.workers.dev`, your
+   * route, or any `https://` URL with a Service Binding's fetch (the host is
+   * not used then).
+   */
+  baseUrl: string;
+  /** A plumgate caller key (`pgk_...`) holding the scopes you call. */
+  key: string;
+  /**
+   * The fetch to use: defaults to the global one. With a Service Binding,
+   * `(input, init) => env.PLUMGATE.fetch(input, init)`.
+   */
+  fetch?: FetchLike;
+  /** Time limit of each read (every call but placeOrder), in ms, retries included. Default 45000. */
+  timeoutMs?: number;
+  /** Further attempts of a read after a retryable failure, within its time limit. Default 2. */
+  retries?: number;
+  /** Delays between attempts. */
+  backoff?: Backoff;
+  /** For tests: time, sleeping and randomness. */
+  clock?: Clock;
+}
+
+/** Options of one read. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Overrides the client's `timeoutMs` for this call. */
+  timeoutMs?: number;
+  /** Overrides the client's `retries` for this call. */
+  retries?: number;
+  /** Admin keys only: `no-cache` bypasses plumgate's edge cache. */
+  cacheControl?: "no-cache";
+}
+
+/** A successful operation answer. */
+export interface OperationResult<N extends OperationName> {
+  /** `data.<operation>.data`: the products, the balance, the order, ... */
+  data: OperationData<N>;
+  /** Xoxoday's whole answer, unchanged. */
+  body: OperationAnswer<N>;
+  requestId: string | undefined;
+  /** `x-plumgate-cache` for cached operations: hit, miss, bypass (stale once the gateway serves stale answers). */
+  cache: string | undefined;
+}
+
+export interface PlaceOrderOptions {
+  /**
+   * When to stop trying, as epoch ms or a Date. Set it to your function's own
+   * end minus a margin (e.g. Lambda's `context.getRemainingTimeInMillis()`
+   * minus 2 s). Default: `timeoutMs` from now.
+   */
+  deadline?: number | Date;
+  /** The budget when no deadline is given, in ms. Default 150000 (Xoxoday can take 120 s). */
+  timeoutMs?: number;
+  /** Cap on one attempt, in ms; default none (an attempt may use all the time left). */
+  attemptTimeoutMs?: number;
+  /** An attempt is not started with less time than this left, in ms. Default 1000. */
+  minAttemptMs?: number;
+  signal?: AbortSignal;
+  backoff?: Backoff;
+  /** Called after every attempt (for logs or metrics; it never sees the key). */
+  onAttempt?: (attempt: AttemptReport) => void;
+}
+
+export interface AttemptReport {
+  attempt: number;
+  poNumber: string;
+  /** HTTP status, 0 without an answer. */
+  status: number;
+  /** plumgate's or Xoxoday's error code, or a client code; undefined when placed. */
+  code: string | undefined;
+  requestId: string | undefined;
+  /** What the client does next. */
+  next: "done" | "retry" | "wait" | "stop";
+  /** The wait before the next attempt, in ms. */
+  delayMs: number | undefined;
+}
+
+interface OutcomeBase {
+  /** The idempotency key used on every attempt: store it with your own record. */
+  poNumber: string;
+  /** Attempts sent. */
+  attempts: number;
+  /** The `x-request-id` of every answer received, oldest first. */
+  requestIds: string[];
+}
+
+/** The order exists. */
+export interface OrderPlaced extends OutcomeBase {
+  status: "placed";
+  order: Order;
+  body: OperationAnswer<"placeOrder">;
+  /** plumgate answered from its ledger: an earlier attempt with this poNumber placed it. */
+  replayed: boolean;
+  /** plumgate found the order with getOrderDetails after losing Xoxoday's answer. */
+  reconciled: boolean;
+}
+
+/** No order was placed by this call. */
+export interface OrderRefused extends OutcomeBase {
+  status: "refused";
+  error: PlumgateError;
+  /**
+   * The same poNumber and body can succeed later: a rate limit or quota
+   * (`error.retryAfter` says when), a token problem an operator must fix, or
+   * the deadline/abort before anything was sent. False: the request itself
+   * is refused (validation, balance, scope, a poNumber used for another order).
+   */
+  retryable: boolean;
+}
+
+/** The order may or may not exist. Never treat this as failed. */
+export interface OrderUnknown extends OutcomeBase {
+  status: "unknown";
+  /**
+   * - `deadline`: time ran out while the order's fate was open;
+   * - `aborted`: the caller's signal fired after a request was sent;
+   * - `refused_after_lost_answer`: a refusal came after an attempt whose
+   *   answer was lost, and that attempt may have placed the order;
+   * - `duplicate_po_number`: Xoxoday knows an order with this poNumber.
+   */
+  reason: "deadline" | "aborted" | "refused_after_lost_answer" | "duplicate_po_number";
+  /** The last failure seen, if any. */
+  lastError: PlumgateError | undefined;
+}
+
+export type PlaceOrderOutcome = OrderPlaced | OrderRefused | OrderUnknown;
+
+/** A fresh poNumber: `pg-` and a random UUID (36 + 3 characters, within the 64 allowed). */
+export function newPoNumber(): string {
+  const c = (globalThis as { crypto?: Crypto }).crypto;
+  if (c && typeof c.randomUUID === "function") return `pg-${c.randomUUID()}`;
+  const bytes = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
+  // Node 18 without --experimental-global-webcrypto has no global crypto:
+  // pass your own poNumber there (it should come from your event anyway).
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return `pg-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Every operation but placeOrder: safe to send again. */
+export type ReadOperation = Exclude<OperationName, "placeOrder">;
+
+/** The key under `data` that holds an operation's answer. */
+const answerKeys = (op: OperationName): string[] => (op === "paymentHistory" ? ["getPaymentReport", "paymentHistory"] : [op]);
+
+export class PlumgateClient {
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly backoff: Backoff;
+
+  constructor(opts: PlumgateClientOptions) {
+    if (!opts.baseUrl) throw new TypeError("PlumgateClient: baseUrl is required");
+    if (!opts.key) throw new TypeError("PlumgateClient: key is required");
+    const fetchFn = opts.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
+    this.transport = new Transport(opts.baseUrl.replace(/\/+$/, ""), opts.key, fetchFn);
+    this.clock = opts.clock ?? realClock;
+    this.timeoutMs = opts.timeoutMs ?? 45_000;
+    this.retries = opts.retries ?? 2;
+    this.backoff = opts.backoff ?? {};
+  }
+
+  /** Catalogue filter groups (countries, categories, currencies). Scope `catalog`. */
+  getFilters(data: OperationInput<"getFilters"> = {}, opts?: CallOptions) {
+    return this.operation("getFilters", data, opts);
+  }
+  /** One page of the catalogue. Scope `catalog`. */
+  getVouchers(data: OperationInput<"getVouchers">, opts?: CallOptions) {
+    return this.operation("getVouchers", data, opts);
+  }
+  /** The wallet balance. Scope `balance`. */
+  getBalance(data: OperationInput<"getBalance"> = {}, opts?: CallOptions) {
+    return this.operation("getBalance", data, opts);
+  }
+  /**
+   * One order by poNumber or orderId. Scope `orders:read`; with
+   * `sendMailToReceiver: 1` (resend the voucher email) `orders:write`, and
+   * then it is never retried (each attempt would send a mail).
+   */
+  getOrderDetails(data: OperationInput<"getOrderDetails">, opts?: CallOptions) {
+    const resend = Number((data as { sendMailToReceiver?: unknown }).sendMailToReceiver) === 1;
+    return this.operation("getOrderDetails", data, resend ? { ...opts, retries: 0 } : opts);
+  }
+  /** Orders between two dates, newest first. Scope `orders:read`. */
+  getOrderHistory(data: OperationInput<"getOrderHistory">, opts?: CallOptions) {
+    return this.operation("getOrderHistory", data, opts);
+  }
+  /** The payment report between two dates. Scope `orders:read`. */
+  paymentHistory(data: OperationInput<"paymentHistory">, opts?: CallOptions) {
+    return this.operation("paymentHistory", data, opts);
+  }
+
+  /** The Xoxoday token's state (`GET /v1/token`), never a token. Scope `admin`. */
+  async tokenStatus(opts?: CallOptions): Promise<TokenStatus> {
+    const a = await this.read({ method: "GET", path: "/v1/token" }, opts);
+    return this.expectJson<TokenStatus>(a);
+  }
+
+  /** Refresh the Xoxoday token now (`POST /v1/token/refresh`). Scope `admin`. Not retried. */
+  async refreshToken(opts?: CallOptions): Promise<TokenStatus> {
+    const a = await this.read({ method: "POST", path: "/v1/token/refresh" }, { ...opts, retries: 0 });
+    return this.expectJson<TokenStatus>(a);
+  }
+
+  /** `GET /healthz`: `{status: "ok"}`, or `{status: "misconfigured", problems}` (HTTP 503). */
+  async health(opts?: CallOptions): Promise<Health | Misconfigured> {
+    const a = await this.transport.send({ method: "GET", path: "/healthz", timeoutMs: opts?.timeoutMs ?? this.timeoutMs, signal: opts?.signal });
+    if ((a.status === 200 || a.status === 503) && typeof a.json === "object" && a.json !== null && "status" in a.json) {
+      return a.json as Health | Misconfigured;
+    }
+    throw errorFromAnswer(a.status, a.json, a.headers, this.clock.now());
+  }
+
+  /** Any operation but placeOrder, by name. */
+  async operation<N extends ReadOperation>(op: N, data: OperationInput<N>, opts: CallOptions = {}): Promise<OperationResult<N>> {
+    if ((op as string) === "placeOrder") throw new TypeError("use placeOrder() for orders: it carries the retry contract");
+    const headers = opts.cacheControl ? { "cache-control": opts.cacheControl } : undefined;
+    const a = await this.read({ method: "POST", path: `/v1/ops/${op}`, body: data, headers }, opts);
+    const body = this.expectJson<OperationAnswer<N>>(a);
+    const key = answerKeys(op).find((k) => plumSuccess(body, k));
+    if (key === undefined) {
+      throw new PlumgateError({
+        status: a.status,
+        code: "upstream_failure",
+        message: `Xoxoday answered ${op} with a status other than 1`,
+        source: "xoxoday",
+        requestId: a.requestId,
+        body,
+      });
+    }
+    const inner = (body as unknown as { data: Record<string, { data: OperationData<N> }> }).data[key];
+    return { data: inner!.data, body, requestId: a.requestId, cache: a.headers.get("x-plumgate-cache") ?? undefined };
+  }
+
+  /**
+   * Place an order under the retry contract.
+   *
+   * 1. The poNumber is `order.poNumber`, or a new one (see {@link newPoNumber});
+   *    every attempt sends the same poNumber and body, so plumgate places at
+   *    most one order for it.
+   * 2. On a lost answer (transport error, an attempt's time limit), 5xx other
+   *    than an operator-only 503, 408 or `409 order_in_progress`, it waits a
+   *    jittered, growing delay (at least any `Retry-After`) and sends again.
+   * 3. On 429 (`rate_limited`, `quota_exceeded`) nothing was placed: it waits
+   *    `Retry-After` if that fits before the deadline, else reports `refused`
+   *    (retryable), or `unknown` if an earlier answer was lost.
+   * 4. It stops at the deadline or the caller's abort. The outcome is
+   *    `placed`, `refused` (no order from this call) or `unknown` (the order
+   *    may exist: keep the poNumber and call again later with the same body,
+   *    or look it up with getOrderDetails). It never reports a failure for an
+   *    order that may exist, and it does not throw for outcomes.
+   */
+  async placeOrder(order: PlaceOrderInput, opts: PlaceOrderOptions = {}): Promise<PlaceOrderOutcome> {
+    const poNumber = order.poNumber ?? newPoNumber();
+    const data = { ...order, poNumber };
+    const start = this.clock.now();
+    const byBudget = start + (opts.timeoutMs ?? 150_000);
+    const given = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
+    const deadline = given === undefined ? byBudget : Math.min(given, opts.timeoutMs === undefined ? Infinity : byBudget);
+    const minAttemptMs = opts.minAttemptMs ?? 1000;
+    const backoff = opts.backoff ?? this.backoff;
+    const base = { poNumber, attempts: 0, requestIds: [] as string[] };
+    // Set once an attempt may have reached plumgate without a definite answer.
+    let lostAnswer = false;
+    let lastError: PlumgateError | undefined;
+    let failures = 0;
+
+    const unknown = (reason: OrderUnknown["reason"]): OrderUnknown => ({ ...base, status: "unknown", reason, lastError });
+    // A refusal proves nothing about an earlier attempt whose answer was lost.
+    const refused = (error: PlumgateError, retryable: boolean): OrderRefused | OrderUnknown => {
+      if (!lostAnswer) return { ...base, status: "refused", error, retryable };
+      lastError = error;
+      return unknown("refused_after_lost_answer");
+    };
+    const notSent = (code: "aborted" | "timeout", message: string) =>
+      new PlumgateError({ status: 0, code, message, source: "client" });
+    const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => opts.onAttempt?.({ attempt: base.attempts, poNumber, ...a });
+
+    for (;;) {
+      if (opts.signal?.aborted) {
+        return lostAnswer ? unknown("aborted") : refused(notSent("aborted", "aborted before the order was sent"), true);
+      }
+      const left = deadline - this.clock.now();
+      if (left <= 0 || (base.attempts > 0 && left < minAttemptMs)) {
+        return lostAnswer ? unknown("deadline") : refused(lastError ?? notSent("timeout", "the deadline passed before the order was sent"), true);
+      }
+      base.attempts += 1;
+      let answer: Answer;
+      try {
+        answer = await this.transport.send({
+          method: "POST",
+          path: "/v1/ops/placeOrder",
+          body: data,
+          timeoutMs: Math.min(left, opts.attemptTimeoutMs ?? Infinity),
+          signal: opts.signal,
+        });
+      } catch (e) {
+        const error = e as PlumgateError;
+        lostAnswer = true;
+        lastError = error;
+        failures += 1;
+        if (error.code === "aborted") {
+          report({ status: 0, code: error.code, requestId: undefined, next: "stop", delayMs: undefined });
+          return unknown("aborted");
+        }
+        const next = await this.pause(failures, undefined, deadline, minAttemptMs, backoff, opts.signal);
+        report({ status: 0, code: error.code, requestId: undefined, next: next.go ? "retry" : "stop", delayMs: next.delayMs });
+        if (!next.go) return unknown(next.aborted ? "aborted" : "deadline");
+        continue;
+      }
+      if (answer.requestId) base.requestIds.push(answer.requestId);
+      const verdict = judgeOrderAnswer(answer, this.clock.now());
+      if (verdict.kind === "placed") {
+        report({ status: answer.status, code: undefined, requestId: answer.requestId, next: "done", delayMs: undefined });
+        const body = answer.json as OperationAnswer<"placeOrder">;
+        return {
+          ...base,
+          status: "placed",
+          order: (body.data.placeOrder as { data: Order }).data,
+          body,
+          replayed: answer.headers.get("x-plumgate-replayed") === "true",
+          reconciled: answer.headers.get("x-plumgate-reconciled") === "true",
+        };
+      }
+      lastError = verdict.error;
+      if (verdict.kind === "refused") {
+        report({ status: answer.status, code: verdict.error.code, requestId: answer.requestId, next: "done", delayMs: undefined });
+        return refused(verdict.error, verdict.retryable);
+      }
+      if (verdict.kind === "unknown") {
+        report({ status: answer.status, code: verdict.error.code, requestId: answer.requestId, next: "done", delayMs: undefined });
+        return unknown(verdict.reason);
+      }
+      if (verdict.kind === "retry") lostAnswer = true;
+      failures += 1;
+      const next = await this.pause(failures, verdict.error.retryAfter, deadline, minAttemptMs, backoff, opts.signal);
+      report({
+        status: answer.status,
+        code: verdict.error.code,
+        requestId: answer.requestId,
+        next: next.go ? verdict.kind : "stop",
+        delayMs: next.delayMs,
+      });
+      if (!next.go) {
+        if (next.aborted) return lostAnswer ? unknown("aborted") : refused(verdict.error, true);
+        // 429 that outlasts the deadline: nothing was placed by this call
+        // unless an earlier answer was lost.
+        return lostAnswer ? unknown("deadline") : refused(verdict.error, true);
+      }
+    }
+  }
+
+  /**
+   * Wait before attempt `failures + 1`, if one still fits before the
+   * deadline. `go` false: stop now (no time, or aborted while waiting).
+   */
+  private async pause(
+    failures: number,
+    retryAfterSecs: number | undefined,
+    deadline: number,
+    minAttemptMs: number,
+    backoff: Backoff,
+    signal: AbortSignal | undefined,
+  ): Promise<{ go: boolean; aborted: boolean; delayMs: number | undefined }> {
+    const delayMs = retryDelayMs(failures, this.clock.random, backoff, retryAfterSecs);
+    if (this.clock.now() + delayMs + minAttemptMs > deadline) return { go: false, aborted: false, delayMs: undefined };
+    try {
+      await this.clock.sleep(delayMs, signal);
+    } catch {
+      return { go: false, aborted: true, delayMs };
+    }
+    return { go: true, aborted: false, delayMs };
+  }
+
+  /** A read with retries on transport errors, 5xx and 429, within its time limit; throws on error answers. */
+  private async read(
+    req: { method: "GET" | "POST"; path: string; body?: unknown; headers?: Record<string, string> | undefined },
+    opts: CallOptions = {},
+  ): Promise<Answer> {
+    const deadline = this.clock.now() + (opts.timeoutMs ?? this.timeoutMs);
+    const retries = opts.retries ?? this.retries;
+    for (let attempt = 0; ; attempt++) {
+      let error: PlumgateError;
+      try {
+        const a = await this.transport.send({
+          ...req,
+          timeoutMs: Math.max(0, deadline - this.clock.now()),
+          signal: opts.signal,
+        });
+        if (a.status >= 200 && a.status < 300) return a;
+        error = errorFromAnswer(a.status, a.json, a.headers, this.clock.now());
+      } catch (e) {
+        error = e as PlumgateError;
+      }
+      if (attempt >= retries || !readIsRetryable(error)) throw error;
+      const delayMs = retryDelayMs(attempt + 1, this.clock.random, this.backoff, error.retryAfter);
+      if (this.clock.now() + delayMs >= deadline) throw error;
+      try {
+        await this.clock.sleep(delayMs, opts.signal);
+      } catch {
+        throw error;
+      }
+    }
+  }
+
+  private expectJson<T>(a: Answer): T {
+    if (typeof a.json !== "object" || a.json === null) {
+      throw new PlumgateError({ status: a.status, code: "invalid_response", message: "plumgate's answer is not JSON", source: "client", requestId: a.requestId });
+    }
+    return a.json as T;
+  }
+}

@@ -1,0 +1,137 @@
+// PlumgateError: every failure the client reports, with what a caller needs
+// to decide what to do next (status, code, request id, Retry-After), and the
+// reading of an error answer in any of the shapes that reach a caller:
+// plumgate's own `{"error": {code, message, request_id}}` and Xoxoday's
+// Plum, OAuth and rate-limit shapes passed through unchanged.
+
+import type { components } from "./generated/openapi.js";
+
+/** Codes plumgate itself answers with (contract §3, from `/openapi.json`). */
+export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
+
+/**
+ * Codes the client makes when there is no usable answer:
+ * - `network_error`: the request failed in transport (connection refused or
+ *   reset, DNS, TLS, a body cut short); it may or may not have arrived.
+ * - `timeout`: no answer within the time given.
+ * - `aborted`: the caller's `AbortSignal` fired.
+ * - `invalid_response`: a success status whose body is not the expected JSON.
+ * - `upstream_failure`: HTTP 200, but Xoxoday's `data.<operation>.status`
+ *   is not 1 (Xoxoday's own "failed").
+ */
+export type ClientCode = "network_error" | "timeout" | "aborted" | "invalid_response" | "upstream_failure";
+
+/**
+ * Where an error comes from: plumgate itself, Xoxoday (passed through
+ * unchanged), this client (no usable answer), or an answer in no known shape
+ * (for example a platform error page in front of plumgate).
+ */
+export type ErrorSource = "plumgate" | "xoxoday" | "client" | "unknown";
+
+export interface PlumgateErrorInit {
+  status: number;
+  code: string;
+  message: string;
+  source: ErrorSource;
+  requestId?: string | undefined;
+  retryAfter?: number | undefined;
+  body?: unknown;
+  cause?: unknown;
+}
+
+/** An error answer, or no answer at all (then `status` is 0). */
+export class PlumgateError extends Error {
+  override readonly name = "PlumgateError";
+  /** HTTP status; 0 when there was no answer (`network_error`, `timeout`, `aborted`). */
+  readonly status: number;
+  /**
+   * plumgate's code (`invalid_request`, `rate_limited`, `order_in_progress`,
+   * ...), Xoxoday's `errorId` (`PLE10018`) or OAuth `error`, a client code
+   * (see {@link ClientCode}), or `http_<status>` for a body in no known shape.
+   */
+  readonly code: PlumgateCode | ClientCode | (string & {});
+  readonly source: ErrorSource;
+  /** The answer's `x-request-id`: quote it when asking the operator. */
+  readonly requestId: string | undefined;
+  /** Seconds to wait before trying again (`Retry-After`, or Xoxoday's `penaltySeconds`). */
+  readonly retryAfter: number | undefined;
+  /** The parsed answer body, when there was one. It never holds a key or token. */
+  readonly body: unknown;
+
+  constructor(init: PlumgateErrorInit) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.status = init.status;
+    this.code = init.code;
+    this.source = init.source;
+    this.requestId = init.requestId;
+    this.retryAfter = init.retryAfter;
+    this.body = init.body;
+  }
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+
+/**
+ * `Retry-After` in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3),
+ * relative to `nowMs`. `undefined` when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
+  if (value == null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.ceil((at - nowMs) / 1000));
+}
+
+/** Xoxoday's `penaltySeconds` in a rate-limit body (`errors` as a list or one object). */
+function penaltySeconds(body: Obj): number | undefined {
+  const errors = body["errors"];
+  const list: unknown[] = Array.isArray(errors) ? errors : [errors];
+  for (const e of list) {
+    if (!isObj(e)) continue;
+    const secs = Number(e["penaltySeconds"]);
+    if (Number.isFinite(secs) && secs > 0) return secs;
+  }
+  return undefined;
+}
+
+/** The error an answer with this status, body and headers stands for. */
+export function errorFromAnswer(status: number, body: unknown, headers: Headers, nowMs: number): PlumgateError {
+  const requestId = headers.get("x-request-id") ?? undefined;
+  let retryAfter = parseRetryAfter(headers.get("retry-after"), nowMs);
+  const base = { status, requestId, body };
+  if (isObj(body) && isObj(body["error"]) && str(body["error"]["code"])) {
+    const e = body["error"];
+    return new PlumgateError({
+      ...base,
+      source: "plumgate",
+      code: String(e["code"]),
+      message: str(e["message"]) ?? `plumgate answered ${status}`,
+      requestId: requestId ?? str(e["request_id"]),
+      retryAfter,
+    });
+  }
+  if (isObj(body) && str(body["errorId"])) {
+    const id = String(body["errorId"]);
+    const text = [str(body["errorInfo"]), str(body["error"])].filter(Boolean).join(": ");
+    return new PlumgateError({ ...base, source: "xoxoday", code: id, message: text || `Xoxoday answered ${status} (${id})`, retryAfter });
+  }
+  if (isObj(body) && str(body["error"])) {
+    const code = String(body["error"]);
+    return new PlumgateError({ ...base, source: "xoxoday", code, message: str(body["error_description"]) ?? code, retryAfter });
+  }
+  if (isObj(body) && body["errors"] !== undefined) {
+    retryAfter ??= penaltySeconds(body);
+    return new PlumgateError({
+      ...base,
+      source: "xoxoday",
+      code: "auth.request_limit_exceeded",
+      message: "Xoxoday's rate limit",
+      retryAfter,
+    });
+  }
+  return new PlumgateError({ ...base, source: "unknown", code: `http_${status}`, message: `HTTP ${status} without a known error body`, retryAfter });
+}

@@ -1,0 +1,107 @@
+// The retry contract as pure functions: how long to wait before the next
+// attempt, and what a placeOrder answer means for the order (placed, refused,
+// worth another attempt with the same poNumber, or unknown for good). The
+// README's "Call plumgate from your code" table states the same rules.
+
+import { PlumgateError, errorFromAnswer } from "./errors.js";
+import type { Answer } from "./transport.js";
+
+export interface Backoff {
+  /** First delay's ceiling, in ms (default 500). */
+  baseMs?: number;
+  /** Largest delay, in ms (default 8000). */
+  maxMs?: number;
+}
+
+/**
+ * Delay before attempt `n + 1` after `n` failed ones: exponential with "equal
+ * jitter" (half fixed, half random), so many callers that failed together do
+ * not come back together, and no delay collapses to zero. A `Retry-After`
+ * (seconds) is a floor, plus up to 10 % jitter.
+ */
+export function retryDelayMs(n: number, random: () => number, backoff: Backoff = {}, retryAfterSecs?: number): number {
+  const base = backoff.baseMs ?? 500;
+  const max = backoff.maxMs ?? 8000;
+  const ceiling = Math.min(max, base * 2 ** Math.max(0, n - 1));
+  const jittered = ceiling / 2 + random() * (ceiling / 2);
+  if (retryAfterSecs === undefined) return Math.round(jittered);
+  return Math.round(Math.max(jittered, retryAfterSecs * 1000 * (1 + 0.1 * random())));
+}
+
+/** Is this a successful Plum answer for `key`: `data.<key>.status` is 1 (or "1")? */
+export function plumSuccess(json: unknown, key: string): boolean {
+  const inner = (json as { data?: Record<string, { status?: unknown } | undefined> } | undefined)?.data?.[key];
+  return inner !== undefined && inner !== null && Number(inner.status) === 1 && inner.status !== "";
+}
+
+/** plumgate codes that say the request never reached Xoxoday and a person or time must fix it. */
+const UNAVAILABLE_CODES = new Set(["reauth_required", "misconfigured", "credentials_rejected"]);
+
+/** What one placeOrder answer means. */
+export type OrderVerdict =
+  /** The order exists: HTTP 200 and `data.placeOrder.status` 1. */
+  | { kind: "placed" }
+  /**
+   * No order was placed by this request. `retryable`: the same poNumber and
+   * body can succeed later (nothing is wrong with the request itself).
+   */
+  | { kind: "refused"; error: PlumgateError; retryable: boolean }
+  /** Not placed yet: wait `Retry-After` and send again (429). */
+  | { kind: "wait"; error: PlumgateError }
+  /** The order's fate is open: send the same poNumber again after a backoff. */
+  | { kind: "retry"; error: PlumgateError }
+  /** The fate is open and another attempt now cannot settle it. */
+  | { kind: "unknown"; error: PlumgateError; reason: "duplicate_po_number" };
+
+/**
+ * The verdict on one placeOrder answer (contract §3, §5; the 409
+ * `order_in_progress` and 429 `quota_exceeded` codes included).
+ */
+export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
+  if (a.status >= 200 && a.status < 300) {
+    if (plumSuccess(a.json, "placeOrder")) return { kind: "placed" };
+    if (a.json === undefined || typeof a.json !== "object") {
+      // A success status without a readable body: the answer was damaged
+      // on the way; the order may exist.
+      return {
+        kind: "retry",
+        error: new PlumgateError({ status: a.status, code: "invalid_response", message: "plumgate's answer could not be read", source: "client", requestId: a.requestId }),
+      };
+    }
+    return {
+      kind: "refused",
+      retryable: false,
+      error: new PlumgateError({
+        status: a.status,
+        code: "upstream_failure",
+        message: "Xoxoday answered placeOrder with a status other than 1",
+        source: "xoxoday",
+        requestId: a.requestId,
+        body: a.json,
+      }),
+    };
+  }
+  const error = errorFromAnswer(a.status, a.json, a.headers, nowMs);
+  if (a.status === 429) return { kind: "wait", error };
+  if (a.status === 409) {
+    if (error.code === "order_in_progress") return { kind: "retry", error };
+    // Xoxoday's duplicate poNumber: an order with this poNumber exists;
+    // whether it is this one, only getOrderDetails can say.
+    if (error.code === "PLE10043") return { kind: "unknown", error, reason: "duplicate_po_number" };
+    return { kind: "refused", error, retryable: false };
+  }
+  if (a.status === 408) return { kind: "retry", error };
+  if (a.status === 503 && error.source === "plumgate" && UNAVAILABLE_CODES.has(error.code)) {
+    return { kind: "refused", error, retryable: true };
+  }
+  if (a.status >= 500) return { kind: "retry", error };
+  return { kind: "refused", error, retryable: false };
+}
+
+/** Should a read (any operation but placeOrder) be sent again after this failure? */
+export function readIsRetryable(e: PlumgateError): boolean {
+  if (e.status === 0) return e.code === "network_error" || e.code === "timeout";
+  if (e.status === 429 || e.status === 408) return true;
+  if (e.status === 503 && e.source === "plumgate" && UNAVAILABLE_CODES.has(e.code)) return false;
+  return e.status >= 500;
+}

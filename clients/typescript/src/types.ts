@@ -1,0 +1,48 @@
+// Names for the generated types (src/generated/openapi.ts, made at build time
+// by openapi-typescript from the worker's /openapi.json). Nothing here
+// describes a shape by hand: every type is picked out of the generated ones,
+// so a change to the document changes the client's types.
+
+import type { components, operations, paths } from "./generated/openapi.js";
+
+export type { components, operations, paths };
+export type Schemas = components["schemas"];
+
+/** The Plum operations plumgate forwards: the `{operation}` of `POST /v1/ops/{operation}`. */
+export type OperationName = Extract<keyof paths, `/v1/ops/${string}`> extends `/v1/ops/${infer N}` ? N & keyof operations : never;
+
+/** The request body (Xoxoday's `variables.data`) of an operation. */
+export type OperationInput<N extends OperationName> = operations[N] extends {
+  requestBody: { content: { "application/json": infer B } };
+}
+  ? B
+  : never;
+
+/** The whole successful answer of an operation, as Xoxoday sends it. */
+export type OperationAnswer<N extends OperationName> = operations[N] extends {
+  responses: { 200: { content: { "application/json": infer B } } };
+}
+  ? B
+  : never;
+
+/** `T["data"]`, for a `T` that TypeScript cannot index directly. */
+type DataOf<T> = T extends { data?: infer D } ? D : never;
+
+/** The keys under `data` that carry an operation's answer (paymentHistory's is getPaymentReport). */
+type AnswerKey<N extends OperationName> = keyof NonNullable<DataOf<OperationAnswer<N>>> & string;
+
+/** The payload of a successful answer: `data.<operation>.data`. */
+export type OperationData<N extends OperationName> = NonNullable<
+  DataOf<NonNullable<NonNullable<DataOf<OperationAnswer<N>>>[AnswerKey<N>]>>
+>;
+
+/** The placeOrder body with `poNumber` optional (the client makes one when absent). */
+export type PlaceOrderInput = {
+  [K in keyof Schemas["PlaceOrderData"] as K extends "poNumber" ? never : K]: Schemas["PlaceOrderData"][K];
+} & { poNumber?: string };
+
+export type Order = OperationData<"placeOrder">;
+export type Product = Schemas["Product"];
+export type TokenStatus = Schemas["TokenStatus"];
+export type Health = Schemas["Health"];
+export type Misconfigured = Schemas["Misconfigured"];

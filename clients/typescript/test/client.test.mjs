@@ -1,0 +1,482 @@
+// Unit tests of the built client (dist/) with a fake fetch and a fake clock:
+// every arm of placeOrder's retry contract, the reads' retries, the error
+// readings. No network, no real waiting (except the few tests that need a
+// real attempt time limit, kept to a fraction of a second).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PlumgateClient, PlumgateError, newPoNumber, parseRetryAfter, retryDelayMs, judgeOrderAnswer } from "../dist/index.js";
+
+const BASE = "https://plumgate.test";
+const KEY = "pgk_unit_test_key_0123456789";
+
+/** A clock whose sleep advances time at once and records each delay. */
+function fakeClock(start = 1_700_000_000_000, random = () => 0.5) {
+  const c = {
+    t: start,
+    sleeps: [],
+    now: () => c.t,
+    random,
+    sleep(ms, signal) {
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      c.sleeps.push(ms);
+      c.t += ms;
+      return Promise.resolve();
+    },
+  };
+  return c;
+}
+
+const json = (status, body, headers = {}) =>
+  new Response(body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "x-request-id": `rid-${Math.random().toString(16).slice(2, 10)}`, ...headers },
+  });
+const plumErr = (code, message) => ({ error: { code, message, request_id: "rid-body" } });
+const placed = (extra = {}) => ({ data: { placeOrder: { status: 1, data: { orderId: 100001, orderStatus: "complete", deliveryStatus: "delivered", vouchers: [{ voucherCode: "SBX-1", pin: "1" }], ...extra } } } });
+const netError = () => { throw new TypeError("fetch failed"); };
+/** A fetch that never answers until its signal aborts. */
+const hang = (_url, init) => new Promise((_, reject) => {
+  init.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")), { once: true });
+});
+
+/** A fetch that plays `steps` in order (each a Response, a function, or "hang") and records every call. */
+function script(...steps) {
+  const calls = [];
+  const f = async (url, init) => {
+    calls.push({ url, init, body: init.body ? JSON.parse(init.body) : undefined, headers: init.headers });
+    const step = steps[Math.min(calls.length - 1, steps.length - 1)];
+    if (step === "hang") return hang(url, init);
+    return typeof step === "function" ? step(url, init) : step.clone();
+  };
+  f.calls = calls;
+  return f;
+}
+
+function client(fetch, clock = fakeClock(), extra = {}) {
+  return { c: new PlumgateClient({ baseUrl: BASE, key: KEY, fetch, clock, ...extra }), clock };
+}
+const ORDER = { productId: 10100, quantity: 1, denomination: 25, email: "alex@example.com" };
+
+// ------------------------------------------------------------------ placeOrder
+
+test("placeOrder: placed at once; the poNumber is made when not given and sent with the order", async () => {
+  const f = script(json(200, placed()));
+  const { c } = client(f);
+  const r = await c.placeOrder(ORDER);
+  assert.equal(r.status, "placed");
+  assert.match(r.poNumber, /^pg-[0-9a-f-]{36}$/);
+  assert.equal(r.attempts, 1);
+  assert.equal(r.order.orderId, 100001);
+  assert.equal(r.replayed, false);
+  assert.equal(r.reconciled, false);
+  assert.equal(f.calls[0].url, `${BASE}/v1/ops/placeOrder`);
+  assert.equal(f.calls[0].init.method, "POST");
+  assert.equal(f.calls[0].headers.authorization, `Bearer ${KEY}`);
+  assert.equal(f.calls[0].headers["content-type"], "application/json");
+  assert.deepEqual(f.calls[0].body, { ...ORDER, poNumber: r.poNumber });
+  assert.equal(r.requestIds.length, 1);
+});
+
+test("placeOrder: a given poNumber is used unchanged; two calls make two different poNumbers otherwise", async () => {
+  const f = script(json(200, placed()));
+  const { c } = client(f);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "INV-42" });
+  assert.equal(r.poNumber, "INV-42");
+  assert.equal(f.calls[0].body.poNumber, "INV-42");
+  assert.notEqual(newPoNumber(), newPoNumber());
+  assert.ok(newPoNumber().length <= 64);
+});
+
+for (const [name, first] of [
+  ["502 upstream_error", () => json(502, plumErr("upstream_error", "x"))],
+  ["504 upstream_timeout", () => json(504, plumErr("upstream_timeout", "x"))],
+  ["500 internal_error", () => json(500, plumErr("internal_error", "x"))],
+  ["503 without a plumgate body", () => json(503, "<html>overloaded</html>")],
+  ["408", () => json(408, undefined)],
+  ["409 order_in_progress", () => json(409, plumErr("order_in_progress", "still placing"))],
+  ["a connection error", netError],
+  ["a success status with a body that is not JSON", () => json(200, "{\"data\":")],
+]) {
+  test(`placeOrder: ${name}, then 200: retried with the same poNumber and body, placed`, async () => {
+    const f = script(first, json(200, placed(), { "x-plumgate-replayed": "true" }));
+    const { c, clock } = client(f);
+    const reports = [];
+    const r = await c.placeOrder(ORDER, { onAttempt: (a) => reports.push(a) });
+    assert.equal(r.status, "placed");
+    assert.equal(r.attempts, 2);
+    assert.equal(r.replayed, true);
+    assert.deepEqual(f.calls[1].body, f.calls[0].body, "the same body, poNumber included");
+    assert.equal(clock.sleeps.length, 1);
+    assert.ok(clock.sleeps[0] >= 250 && clock.sleeps[0] <= 500, `first backoff ${clock.sleeps[0]} in [250, 500]`);
+    assert.deepEqual(reports.map((a) => a.next), ["retry", "done"]);
+    assert.equal(reports[0].poNumber, r.poNumber);
+  });
+}
+
+test("placeOrder: 409 order_in_progress with Retry-After waits at least that long", async () => {
+  const f = script(json(409, plumErr("order_in_progress", "x"), { "retry-after": "3" }), json(200, placed()));
+  const { c, clock } = client(f);
+  const r = await c.placeOrder(ORDER);
+  assert.equal(r.status, "placed");
+  assert.ok(clock.sleeps[0] >= 3000 && clock.sleeps[0] <= 3300, `${clock.sleeps[0]}`);
+});
+
+test("placeOrder: a reconciled answer is placed, flagged reconciled", async () => {
+  const f = script(json(200, placed({ poNumber: "PO-R" }), { "x-plumgate-reconciled": "true" }));
+  const { c } = client(f);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-R" });
+  assert.equal(r.status, "placed");
+  assert.equal(r.reconciled, true);
+});
+
+test("placeOrder: 429 waits Retry-After when it fits the deadline, without marking the order as possibly sent", async () => {
+  const f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "2" }), json(400, plumErr("invalid_request", "bad")));
+  const { c, clock } = client(f);
+  const r = await c.placeOrder(ORDER, { timeoutMs: 10_000 });
+  assert.ok(clock.sleeps[0] >= 2000 && clock.sleeps[0] <= 2200, `${clock.sleeps[0]}`);
+  // Nothing was placed by the 429, so a refusal after it is a plain refusal.
+  assert.equal(r.status, "refused");
+  assert.equal(r.error.code, "invalid_request");
+  assert.equal(r.retryable, false);
+});
+
+test("placeOrder: 429 whose Retry-After outlasts the deadline is refused, retryable, with retryAfter", async () => {
+  for (const code of ["rate_limited", "quota_exceeded"]) {
+    const f = script(json(429, plumErr(code, "x"), { "retry-after": "60" }));
+    const { c, clock } = client(f);
+    const r = await c.placeOrder(ORDER, { timeoutMs: 20_000 });
+    assert.equal(r.status, "refused");
+    assert.equal(r.retryable, true);
+    assert.equal(r.error.code, code);
+    assert.equal(r.error.status, 429);
+    assert.equal(r.error.retryAfter, 60);
+    assert.equal(r.attempts, 1);
+    assert.deepEqual(clock.sleeps, [], "no pointless wait");
+  }
+});
+
+test("placeOrder: 429 after a lost answer, past the deadline: unknown, not refused", async () => {
+  const f = script(netError, json(429, plumErr("rate_limited", "x"), { "retry-after": "60" }));
+  const { c } = client(f);
+  const r = await c.placeOrder(ORDER, { timeoutMs: 20_000 });
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "deadline");
+  assert.equal(r.lastError.code, "rate_limited");
+});
+
+test("placeOrder: 502 every time: retries with growing jittered backoff and reports unknown at the deadline", async () => {
+  let rnd = 0;
+  const seq = [0, 1, 0.25, 0.75, 0.5, 0, 1, 0.3, 0.9, 0.1];
+  const clock = fakeClock(1_700_000_000_000, () => seq[rnd++ % seq.length]);
+  const f = script(json(502, plumErr("upstream_error", "x")));
+  const { c } = client(f, clock);
+  const start = clock.now();
+  const r = await c.placeOrder(ORDER, { deadline: new Date(start + 30_000) });
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "deadline");
+  assert.equal(r.lastError.code, "upstream_error");
+  assert.equal(r.attempts, f.calls.length);
+  assert.ok(r.attempts >= 4, `${r.attempts} attempts`);
+  assert.ok(clock.now() <= start + 30_000, "never past the deadline");
+  assert.equal(new Set(f.calls.map((x) => x.body.poNumber)).size, 1, "one poNumber throughout");
+  // Delay n is in [ceiling/2, ceiling], ceiling = min(8000, 500 * 2^(n-1)).
+  clock.sleeps.forEach((ms, i) => {
+    const ceiling = Math.min(8000, 500 * 2 ** i);
+    assert.ok(ms >= ceiling / 2 && ms <= ceiling, `delay ${i + 1}: ${ms} not in [${ceiling / 2}, ${ceiling}]`);
+  });
+  assert.ok(clock.sleeps.at(-1) > clock.sleeps[0], "delays grow");
+});
+
+for (const [name, status, body, code, retryable, source] of [
+  ["400 invalid_request", 400, plumErr("invalid_request", "data.quantity must be at least 1"), "invalid_request", false, "plumgate"],
+  ["401 unauthorized", 401, plumErr("unauthorized", "unknown key"), "unauthorized", false, "plumgate"],
+  ["403 forbidden", 403, plumErr("forbidden", "no orders:write"), "forbidden", false, "plumgate"],
+  ["409 idempotency_conflict", 409, plumErr("idempotency_conflict", "x"), "idempotency_conflict", false, "plumgate"],
+  ["Xoxoday 422 PLE10010 (balance)", 422, { code: 422, errorId: "PLE10010", errorInfo: "Failed to redeem points", error: "Insufficient balance" }, "PLE10010", false, "xoxoday"],
+  ["Xoxoday 404 PLE10018 (denomination)", 404, { code: 404, errorId: "PLE10018", errorInfo: "Invalid denomination", error: "x" }, "PLE10018", false, "xoxoday"],
+  ["503 reauth_required", 503, plumErr("reauth_required", "set XOXODAY_REFRESH_TOKEN"), "reauth_required", true, "plumgate"],
+  ["503 misconfigured", 503, plumErr("misconfigured", "x"), "misconfigured", true, "plumgate"],
+]) {
+  test(`placeOrder: ${name} is refused at once (retryable: ${retryable})`, async () => {
+    const f = script(json(status, body, { "x-request-id": "rid-refused" }));
+    const { c, clock } = client(f);
+    const r = await c.placeOrder(ORDER);
+    assert.equal(r.status, "refused");
+    assert.equal(r.retryable, retryable);
+    assert.ok(r.error instanceof PlumgateError);
+    assert.equal(r.error.code, code);
+    assert.equal(r.error.status, status);
+    assert.equal(r.error.source, source);
+    assert.equal(r.error.requestId, "rid-refused");
+    assert.equal(r.attempts, 1);
+    assert.deepEqual(clock.sleeps, []);
+  });
+}
+
+test("placeOrder: HTTP 200 with data.placeOrder.status 0 is Xoxoday's refusal", async () => {
+  const { c } = client(script(json(200, { data: { placeOrder: { status: 0, data: null } } })));
+  const r = await c.placeOrder(ORDER);
+  assert.equal(r.status, "refused");
+  assert.equal(r.error.code, "upstream_failure");
+  assert.equal(r.error.source, "xoxoday");
+});
+
+test("placeOrder: Xoxoday's duplicate poNumber is unknown (an order with it exists), not retried", async () => {
+  const f = script(json(409, { code: 409, errorId: "PLE10043", errorInfo: "Duplicate poNumber", error: "x" }));
+  const { c } = client(f);
+  const r = await c.placeOrder(ORDER);
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "duplicate_po_number");
+  assert.equal(r.attempts, 1);
+});
+
+test("placeOrder: a refusal after a lost answer is unknown: the lost attempt may have placed it", async () => {
+  const f = script(json(502, plumErr("upstream_error", "x")), json(422, { code: 422, errorId: "PLE10010", errorInfo: "x", error: "x" }));
+  const { c } = client(f);
+  const r = await c.placeOrder(ORDER);
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "refused_after_lost_answer");
+  assert.equal(r.lastError.code, "PLE10010");
+});
+
+test("placeOrder: the caller's abort during a backoff gives unknown (aborted); before sending, a retryable refusal", async () => {
+  const ac = new AbortController();
+  const clock = fakeClock();
+  const sleep = clock.sleep;
+  clock.sleep = (ms, signal) => { ac.abort(); return sleep(ms, signal); };
+  const { c } = client(script(json(502, plumErr("upstream_error", "x"))), clock);
+  const r = await c.placeOrder(ORDER, { signal: ac.signal });
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "aborted");
+
+  const f = script(json(200, placed()));
+  const { c: c2 } = client(f);
+  const r2 = await c2.placeOrder(ORDER, { signal: AbortSignal.abort() });
+  assert.equal(r2.status, "refused");
+  assert.equal(r2.retryable, true);
+  assert.equal(r2.error.code, "aborted");
+  assert.equal(f.calls.length, 0, "nothing sent");
+});
+
+test("placeOrder: the caller's abort during an attempt gives unknown (aborted)", async () => {
+  const ac = new AbortController();
+  const { c } = client(script("hang"), undefined, { clock: undefined });
+  setTimeout(() => ac.abort(), 50);
+  const r = await c.placeOrder(ORDER, { signal: ac.signal });
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "aborted");
+  assert.equal(r.lastError.code, "aborted");
+});
+
+test("placeOrder: a deadline that passes during a hanging attempt ends it there: unknown (deadline)", async () => {
+  const { c } = client(script("hang"), undefined, { clock: undefined });
+  const t0 = Date.now();
+  const r = await c.placeOrder(ORDER, { deadline: t0 + 300 });
+  const took = Date.now() - t0;
+  assert.equal(r.status, "unknown");
+  assert.equal(r.reason, "deadline");
+  assert.equal(r.lastError.code, "timeout");
+  assert.equal(r.attempts, 1);
+  assert.ok(took >= 280 && took < 1500, `took ${took} ms`);
+});
+
+test("placeOrder: attemptTimeoutMs ends a hanging attempt and retries with the same poNumber", async () => {
+  const f = script("hang", json(200, placed(), { "x-plumgate-replayed": "true" }));
+  const { c } = client(f, undefined, { clock: undefined, backoff: { baseMs: 20, maxMs: 40 } });
+  const r = await c.placeOrder(ORDER, { attemptTimeoutMs: 100, minAttemptMs: 10, timeoutMs: 5_000 });
+  assert.equal(r.status, "placed");
+  assert.equal(r.attempts, 2);
+  assert.equal(f.calls[0].body.poNumber, f.calls[1].body.poNumber);
+});
+
+test("placeOrder: a deadline already past sends nothing and refuses (retryable)", async () => {
+  const f = script(json(200, placed()));
+  const clock = fakeClock();
+  const { c } = client(f, clock);
+  const r = await c.placeOrder(ORDER, { deadline: clock.now() - 1 });
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, true);
+  assert.equal(r.error.code, "timeout");
+  assert.equal(f.calls.length, 0);
+});
+
+test("placeOrder: no attempt starts with less than minAttemptMs left", async () => {
+  const f = script(json(502, plumErr("upstream_error", "x")));
+  const clock = fakeClock(1_000_000, () => 0);
+  const { c } = client(f, clock);
+  // 250 ms backoff + 1000 ms minimum would pass a 1200 ms deadline.
+  const r = await c.placeOrder(ORDER, { timeoutMs: 1200 });
+  assert.equal(r.status, "unknown");
+  assert.equal(f.calls.length, 1);
+  assert.deepEqual(clock.sleeps, []);
+});
+
+// ----------------------------------------------------------- the pure rules
+
+test("retryDelayMs: equal jitter within [ceiling/2, ceiling], capped; Retry-After is a floor", () => {
+  for (let n = 1; n <= 8; n++) {
+    const ceiling = Math.min(8000, 500 * 2 ** (n - 1));
+    assert.equal(retryDelayMs(n, () => 0), ceiling / 2);
+    assert.equal(retryDelayMs(n, () => 0.999999), Math.round(ceiling / 2 + 0.999999 * ceiling / 2));
+  }
+  assert.equal(retryDelayMs(1, () => 0, {}, 5), 5000);
+  assert.equal(retryDelayMs(1, () => 1, {}, 5), 5500);
+  assert.equal(retryDelayMs(8, () => 0, {}, 1), 4000, "a short Retry-After does not shorten the backoff");
+  assert.equal(retryDelayMs(3, () => 0, { baseMs: 100, maxMs: 300 }), 150);
+});
+
+test("parseRetryAfter: seconds and HTTP dates", () => {
+  const now = Date.parse("2026-01-01T00:00:00Z");
+  assert.equal(parseRetryAfter("42", now), 42);
+  assert.equal(parseRetryAfter(" 7 ", now), 7);
+  assert.equal(parseRetryAfter("Thu, 01 Jan 2026 00:00:30 GMT", now), 30);
+  assert.equal(parseRetryAfter("Wed, 31 Dec 2025 00:00:00 GMT", now), 0);
+  assert.equal(parseRetryAfter("soon", now), undefined);
+  assert.equal(parseRetryAfter(null, now), undefined);
+});
+
+test("judgeOrderAnswer: the verdict table", () => {
+  const a = (status, body, headers = {}) => ({ status, json: body, headers: new Headers(headers), requestId: "r" });
+  const kind = (...args) => judgeOrderAnswer(a(...args), 0).kind;
+  assert.equal(kind(200, placed()), "placed");
+  assert.equal(kind(200, { data: { placeOrder: { status: "1", data: {} } } }), "placed");
+  assert.equal(kind(200, { data: { placeOrder: { status: 0 } } }), "refused");
+  assert.equal(kind(200, undefined), "retry");
+  assert.equal(kind(409, plumErr("order_in_progress", "")), "retry");
+  assert.equal(kind(409, plumErr("idempotency_conflict", "")), "refused");
+  assert.equal(kind(409, { errorId: "PLE10041" }), "refused");
+  assert.equal(kind(409, { errorId: "PLE10043" }), "unknown");
+  assert.equal(kind(429, plumErr("rate_limited", "")), "wait");
+  assert.equal(kind(429, { errors: [{ message: "auth.request_limit_exceeded", penaltySeconds: 9 }] }), "wait");
+  assert.equal(kind(502, undefined), "retry");
+  assert.equal(kind(503, plumErr("credentials_rejected", "")), "refused");
+  assert.equal(kind(503, { code: 503, errorId: "X" }), "retry");
+  assert.equal(kind(400, plumErr("invalid_json", "")), "refused");
+});
+
+// ---------------------------------------------------------------------- reads
+
+const vouchers = { data: { getVouchers: { status: 1, data: [{ productId: 10100, name: "Card", currencyCode: "USD", valueType: "fixed_denomination", minValue: 10, maxValue: 100, valueDenominations: "10,100" }] } } };
+
+test("getVouchers: posts the data, returns data.getVouchers.data, the request id and the cache result", async () => {
+  const f = script(json(200, vouchers, { "x-plumgate-cache": "hit", "x-request-id": "rid-v" }));
+  const { c } = client(f);
+  const r = await c.getVouchers({ limit: 1, page: 1 });
+  assert.equal(r.data[0].name, "Card");
+  assert.equal(r.cache, "hit");
+  assert.equal(r.requestId, "rid-v");
+  assert.deepEqual(r.body, vouchers);
+  assert.equal(f.calls[0].url, `${BASE}/v1/ops/getVouchers`);
+  assert.deepEqual(f.calls[0].body, { limit: 1, page: 1 });
+  assert.equal(f.calls[0].headers["cache-control"], undefined);
+});
+
+test("reads: cacheControl no-cache is sent; a trailing slash on baseUrl is ignored", async () => {
+  const f = script(json(200, { data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } }));
+  const c = new PlumgateClient({ baseUrl: `${BASE}/`, key: KEY, fetch: f });
+  const r = await c.getBalance({}, { cacheControl: "no-cache" });
+  assert.equal(r.data.value, 5);
+  assert.equal(f.calls[0].url, `${BASE}/v1/ops/getBalance`);
+  assert.equal(f.calls[0].headers["cache-control"], "no-cache");
+});
+
+test("paymentHistory: the rows under data.getPaymentReport (or data.paymentHistory)", async () => {
+  for (const key of ["getPaymentReport", "paymentHistory"]) {
+    const { c } = client(script(json(200, { data: { [key]: { status: 1, data: [{ date: "d", adjusted_amount: -10 }] } } })));
+    const r = await c.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-02" });
+    assert.equal(r.data[0].adjusted_amount, -10);
+  }
+});
+
+test("reads: 502, 504, 429 and connection errors are retried; the third failure is thrown", async () => {
+  const f = script(json(502, plumErr("upstream_error", "x")), netError, json(429, plumErr("rate_limited", "x"), { "retry-after": "1" }), json(200, vouchers));
+  const { c, clock } = client(f, undefined, { retries: 3 });
+  const r = await c.getVouchers({ limit: 1, page: 1 });
+  assert.equal(r.data.length, 1);
+  assert.equal(f.calls.length, 4);
+  assert.ok(clock.sleeps[2] >= 1000, "Retry-After honoured");
+
+  const g = script(json(504, plumErr("upstream_timeout", "x")));
+  const { c: c2 } = client(g);
+  await assert.rejects(c2.getOrderHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => {
+    assert.ok(e instanceof PlumgateError);
+    assert.equal(e.status, 504);
+    assert.equal(e.code, "upstream_timeout");
+    assert.equal(e.source, "plumgate");
+    return true;
+  });
+  assert.equal(g.calls.length, 3, "1 + 2 retries by default");
+});
+
+test("reads: 4xx is thrown at once with code, status, request id and Retry-After", async () => {
+  const f = script(json(403, plumErr("forbidden", "this key lacks the `catalog` scope"), { "x-request-id": "rid-403" }));
+  const { c } = client(f);
+  await assert.rejects(c.getFilters(), (e) => {
+    assert.equal(e.status, 403);
+    assert.equal(e.code, "forbidden");
+    assert.equal(e.requestId, "rid-403");
+    assert.match(e.message, /catalog/);
+    return true;
+  });
+  assert.equal(f.calls.length, 1);
+});
+
+test("getOrderDetails with sendMailToReceiver 1 is never retried (each attempt mails the voucher)", async () => {
+  const f = script(json(502, plumErr("upstream_error", "x")));
+  const { c } = client(f);
+  await assert.rejects(c.getOrderDetails({ poNumber: "PO-1", sendMailToReceiver: 1 }), { code: "upstream_error" });
+  assert.equal(f.calls.length, 1);
+  const g = script(json(502, plumErr("upstream_error", "x")));
+  const { c: c2 } = client(g);
+  await assert.rejects(c2.getOrderDetails({ poNumber: "PO-1", sendMailToReceiver: 0 }), { code: "upstream_error" });
+  assert.equal(g.calls.length, 3);
+});
+
+test("reads: HTTP 200 with status 0 is an upstream_failure; a time limit gives timeout", async () => {
+  const { c } = client(script(json(200, { data: { getBalance: { status: 0 } } })));
+  await assert.rejects(c.getBalance(), { code: "upstream_failure", status: 200 });
+  const slow = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: script("hang"), retries: 0 });
+  await assert.rejects(slow.getBalance({}, { timeoutMs: 100 }), { code: "timeout", status: 0 });
+  const down = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: script(netError), clock: fakeClock() });
+  await assert.rejects(down.getBalance(), { code: "network_error", status: 0, source: "client" });
+});
+
+test("Xoxoday error shapes: OAuth error and rate-limit penaltySeconds", async () => {
+  const { c } = client(script(json(401, { error: "invalid_token", error_description: "invalid/expired token" })));
+  await assert.rejects(c.getBalance(), { code: "invalid_token", source: "xoxoday", message: "invalid/expired token" });
+  const { c: c2 } = client(script(json(400, { errors: { message: "auth.request_limit_exceeded", penaltySeconds: "12" } })));
+  await assert.rejects(c2.getBalance(), { code: "auth.request_limit_exceeded", retryAfter: 12 });
+});
+
+test("tokenStatus, refreshToken (never retried), health (503 body returned)", async () => {
+  const status = { state: "fresh", access_token_expires_at: null, refresh_token_expires_at: null, last_refresh_at: null, refresh_count: 0, last_error: null };
+  const f = script(json(200, status));
+  const { c } = client(f);
+  assert.deepEqual(await c.tokenStatus(), status);
+  assert.equal(f.calls[0].url, `${BASE}/v1/token`);
+  assert.equal(f.calls[0].init.method, "GET");
+
+  const g = script(json(502, plumErr("upstream_error", "x")));
+  const { c: c2 } = client(g);
+  await assert.rejects(c2.refreshToken(), { code: "upstream_error" });
+  assert.equal(g.calls.length, 1);
+  assert.equal(g.calls[0].url, `${BASE}/v1/token/refresh`);
+
+  const { c: c3 } = client(script(json(503, { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] })));
+  assert.deepEqual(await c3.health(), { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] });
+});
+
+test("the key never appears in an error", async () => {
+  const { c } = client(script(netError));
+  const r = await c.placeOrder(ORDER, { timeoutMs: 3000 });
+  assert.equal(r.status, "unknown");
+  const text = JSON.stringify(r) + String(r.lastError) + r.lastError.stack;
+  assert.ok(!text.includes(KEY));
+});
+
+test("constructor and placeOrder misuse are rejected", () => {
+  assert.throws(() => new PlumgateClient({ baseUrl: "", key: KEY }), TypeError);
+  assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: "" }), TypeError);
+  const { c } = client(script(json(200, placed())));
+  return assert.rejects(c.operation("placeOrder", {}), TypeError);
+});

@@ -1,0 +1,85 @@
+// Type-level tests, compiled (never run) by `npm run build` against the built
+// package, the way a user's code sees it. Each assignment fails to compile if
+// the generated types lose their shape (a field becomes `unknown`, a required
+// field optional, an operation disappears); each @ts-expect-error fails the
+// build if the misuse below it ever starts compiling.
+
+import { PlumgateClient, PlumgateError, type PlaceOrderOutcome, type Product } from "@plumgate/client";
+
+declare const client: PlumgateClient;
+
+export async function catalog(): Promise<string[]> {
+  const page = await client.getVouchers({ limit: 10, page: 1, filters: [{ key: "country", value: "usa" }] });
+  const first: Product | undefined = page.data[0];
+  const name: string | undefined = first?.name;
+  const denominations: string | undefined = first?.valueDenominations;
+  // Xoxoday sends these as a number or a numeric string; null for exchangeRate.
+  const min: number | string | undefined = first?.minValue;
+  const rate: number | string | null | undefined = first?.exchangeRate;
+  void [min, rate, denominations];
+  // @ts-expect-error limit and page are required by getVouchers
+  await client.getVouchers({ limit: 10 });
+  // @ts-expect-error a filter needs a key and a value
+  await client.getVouchers({ limit: 10, page: 1, filters: [{ key: "deliveryType" }] });
+  // @ts-expect-error a product name is a string, not a number
+  const wrong: number | undefined = first?.name;
+  void wrong;
+  return name ? [name] : [];
+}
+
+export async function balance(): Promise<number> {
+  const b = await client.getBalance();
+  const currency: string = b.data.currency;
+  void currency;
+  return Number(b.data.value);
+}
+
+export async function history(): Promise<void> {
+  const h = await client.getOrderHistory({ startDate: "2025-01-01", endDate: "2025-01-31" });
+  const po: string | undefined = h.data[0]?.poNumber;
+  const p = await client.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-31" });
+  const amount: number | string | undefined = p.data[0]?.adjusted_amount;
+  const filters = await client.getFilters({ filterGroupCode: "country" });
+  const code: string | undefined = filters.data[0]?.filters[0]?.filterValueCode;
+  const details = await client.getOrderDetails({ poNumber: "PO-1" });
+  // @ts-expect-error an order is named by poNumber or orderId
+  await client.getOrderDetails({ sendMailToReceiver: 0 });
+  const status: string = details.data.orderStatus;
+  void [po, amount, code, status];
+}
+
+export async function order(): Promise<string> {
+  // poNumber is optional: the client makes one.
+  const outcome: PlaceOrderOutcome = await client.placeOrder(
+    { productId: 10100, quantity: 1, denomination: 25, email: "a@example.com" },
+    { deadline: Date.now() + 20_000 },
+  );
+  switch (outcome.status) {
+    case "placed": {
+      const voucherCode: string | undefined = outcome.order.vouchers?.[0]?.voucherCode;
+      const replayed: boolean = outcome.replayed;
+      void [voucherCode, replayed];
+      return outcome.poNumber;
+    }
+    case "refused": {
+      const e: PlumgateError = outcome.error;
+      const retryAfter: number | undefined = e.retryAfter;
+      const requestId: string | undefined = e.requestId;
+      void [retryAfter, requestId, outcome.retryable];
+      return e.code;
+    }
+    case "unknown":
+      // @ts-expect-error an unknown outcome has no order
+      void outcome.order;
+      return outcome.reason;
+  }
+}
+
+export async function admin(): Promise<void> {
+  const t = await client.tokenStatus();
+  const state: "uninitialized" | "fresh" | "stale" | "expired" | "reauth_required" | (string & {}) = t.state;
+  const count: number = t.refresh_count;
+  void [state, count];
+  // @ts-expect-error placeOrder is not a read: it has its own method
+  await client.operation("placeOrder", { productId: 1, quantity: 1, denomination: 1, poNumber: "x" });
+}

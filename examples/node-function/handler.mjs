@@ -1,0 +1,42 @@
+// A serverless function that sends a reward through plumgate, in the two
+// shapes the platforms call:
+//
+// - `handler(event, context)`: AWS Lambda (API Gateway / function URL proxy
+//   events) and Netlify Functions v1: a JSON string body in, `{statusCode,
+//   headers, body}` out. The deadline comes from Lambda's
+//   `context.getRemainingTimeInMillis()`.
+// - `default(request)`: the web-standard shape of Vercel Functions and Netlify
+//   Functions v2: a `Request` in, a `Response` out.
+//
+// Environment: PLUMGATE_URL (the deployment's URL) and PLUMGATE_KEY (a caller
+// key with the orders:write scope), e.g. in the platform's secret settings.
+import { sendReward } from "./reward.mjs";
+
+/** Finish this long before the platform's own time limit. */
+const MARGIN_MS = 2_000;
+/** The limit to assume when the platform does not say (most default to 10-30 s). */
+const DEFAULT_BUDGET_MS = 25_000;
+
+function deadlineFrom(context) {
+  const left = typeof context?.getRemainingTimeInMillis === "function" ? context.getRemainingTimeInMillis() : DEFAULT_BUDGET_MS;
+  return Date.now() + left - MARGIN_MS;
+}
+
+function parse(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function handler(event, context) {
+  const raw = event?.isBase64Encoded ? atob(event.body ?? "") : event?.body;
+  const { status, body } = await sendReward(parse(raw ?? ""), deadlineFrom(context));
+  return { statusCode: status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+export default async function (request) {
+  const { status, body } = await sendReward(parse(await request.text()), Date.now() + DEFAULT_BUDGET_MS - MARGIN_MS);
+  return Response.json(body, { status });
+}

@@ -1,0 +1,69 @@
+// The function's logic, shared by both handler shapes in handler.mjs: send one
+// gift card through plumgate and say clearly what happened to the order.
+//
+// The poNumber is the order's identity. It comes from the caller (the event
+// that asked for the reward: a signup id, an invoice number), so a retried
+// event, a second click or a queue redelivery asks for the same order and
+// plumgate places it at most once. Without one, the function makes one and
+// returns it: the caller must keep it to ask again.
+import { PlumgateClient } from "@plumgate/client";
+
+let client;
+function plumgate() {
+  client ??= new PlumgateClient({
+    baseUrl: process.env.PLUMGATE_URL,
+    key: process.env.PLUMGATE_KEY,
+    // Reads (not used here) give up after 10 s: well inside the function's own limit.
+    timeoutMs: 10_000,
+  });
+  return client;
+}
+
+/**
+ * `input`: {productId, denomination, email, quantity?, poNumber?}.
+ * `deadline`: epoch ms by which the function must have answered.
+ * Returns an HTTP status and a JSON body.
+ */
+export async function sendReward(input, deadline) {
+  if (!input || typeof input !== "object" || input.productId === undefined || input.denomination === undefined) {
+    return { status: 400, body: { error: "productId and denomination are required" } };
+  }
+  const outcome = await plumgate().placeOrder(
+    {
+      productId: input.productId,
+      quantity: input.quantity ?? 1,
+      denomination: input.denomination,
+      email: input.email,
+      poNumber: input.poNumber,
+      notifyReceiverEmail: 1,
+    },
+    { deadline },
+  );
+  switch (outcome.status) {
+    case "placed":
+      // Never log or return voucher codes here: the recipient gets them by mail.
+      return {
+        status: 200,
+        body: { status: "placed", poNumber: outcome.poNumber, orderId: outcome.order.orderId, orderStatus: outcome.order.orderStatus, replayed: outcome.replayed },
+      };
+    case "refused":
+      return {
+        status: outcome.retryable ? 503 : 422,
+        body: {
+          status: "refused",
+          poNumber: outcome.poNumber,
+          code: outcome.error.code,
+          message: outcome.error.message,
+          retryAfter: outcome.error.retryAfter,
+          requestId: outcome.error.requestId,
+        },
+      };
+    case "unknown":
+      // Not a failure: the order may exist. 202 tells the caller to come back
+      // with the same poNumber (plumgate then answers with the order, once).
+      return {
+        status: 202,
+        body: { status: "unknown", poNumber: outcome.poNumber, reason: outcome.reason, retry: "call again later with the same poNumber" },
+      };
+  }
+}

@@ -1,0 +1,65 @@
+// A Worker that sends rewards through plumgate over a Service Binding.
+//
+// The client takes the binding's fetch instead of the global one: the URL's
+// host is then only a label (nothing resolves it), and the call never leaves
+// Cloudflare. plumgate still checks the caller key on every request; the
+// binding only removes the public hop.
+//
+//   GET  /health   plumgate's /healthz, through the binding
+//   GET  /balance  the wallet balance
+//   POST /reward   {productId, denomination, email, quantity?, poNumber?}
+import { PlumgateClient } from "@plumgate/client";
+
+/** A Worker's request may run for a while, but its caller usually will not wait longer. */
+const ORDER_BUDGET_MS = 25_000;
+
+function plumgate(env) {
+  return new PlumgateClient({
+    baseUrl: "https://plumgate.internal",
+    key: env.PLUMGATE_KEY,
+    fetch: (url, init) => env.PLUMGATE.fetch(url, init),
+    timeoutMs: 10_000,
+  });
+}
+
+export default {
+  async fetch(request, env) {
+    const { pathname } = new URL(request.url);
+    const client = plumgate(env);
+    try {
+      if (request.method === "GET" && pathname === "/health") {
+        const h = await client.health();
+        return Response.json(h, { status: h.status === "ok" ? 200 : 503 });
+      }
+      if (request.method === "GET" && pathname === "/balance") {
+        const b = await client.getBalance();
+        return Response.json({ value: b.data.value, currency: b.data.currency, cache: b.cache ?? null });
+      }
+      if (request.method === "POST" && pathname === "/reward") {
+        const input = await request.json().catch(() => null);
+        if (!input || input.productId === undefined || input.denomination === undefined) {
+          return Response.json({ error: "productId and denomination are required" }, { status: 400 });
+        }
+        const outcome = await client.placeOrder(
+          { productId: input.productId, quantity: input.quantity ?? 1, denomination: input.denomination, email: input.email, poNumber: input.poNumber },
+          { timeoutMs: ORDER_BUDGET_MS },
+        );
+        if (outcome.status === "placed") {
+          return Response.json({ status: "placed", poNumber: outcome.poNumber, orderId: outcome.order.orderId, replayed: outcome.replayed });
+        }
+        if (outcome.status === "refused") {
+          return Response.json(
+            { status: "refused", poNumber: outcome.poNumber, code: outcome.error.code, message: outcome.error.message, requestId: outcome.error.requestId },
+            { status: outcome.retryable ? 503 : 422 },
+          );
+        }
+        // The order may exist: the caller comes back with the same poNumber.
+        return Response.json({ status: "unknown", poNumber: outcome.poNumber, reason: outcome.reason }, { status: 202 });
+      }
+      return Response.json({ error: "not found" }, { status: 404 });
+    } catch (e) {
+      // A PlumgateError from a read: its code, status and request id, never the key.
+      return Response.json({ error: e.code ?? "error", message: e.message, requestId: e.requestId }, { status: e.status >= 400 ? e.status : 502 });
+    }
+  },
+};

@@ -1,0 +1,562 @@
+// The drop-in base as unchanged Xoxoday clients use it (issue 16).
+//
+// Fixtures: every request four public Xoxoday clients send — Xoxoday's own
+// MCP server (giftcard tools, TypeScript), alldigitalrewards/xoxoday (PHP,
+// Guzzle), helsinki-systems/xoxoday (Go, golang.org/x/oauth2) and
+// hagarwal-velsof/xoxoday-plumapi (PHP, Laravel) — rewritten here from
+// reading their code: the same paths, headers, body encodings and field
+// types, with only the base URL pointed at plumgate and a gateway key where
+// the Xoxoday token (or refresh token) goes. Each must succeed against the
+// sandbox, which refuses what Xoxoday's documents refuse, so a request
+// plumgate forwarded wrongly would fail here.
+//
+// Also: what Xoxoday accepts beyond those four (numeric strings, flags,
+// empty strings, no upper bounds), the payment report under both names and
+// envelopes, unknown plumProAPI queries (forwarded for `*` keys only), the
+// token endpoints, and plumgate's errors in Xoxoday's shapes.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import {
+  startSandbox, startWorker, standardKeys, makeKey, call, leakScan, cleanup, capturedResponses,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests,
+} from "./harness.mjs";
+
+const keys = {
+  ...standardKeys(),
+  // One key per client, with the scopes its tools need.
+  mcp: makeKey("xoxoday-mcp", ["catalog", "balance", "orders:write"]),
+  adr: makeKey("adr-php", ["catalog", "balance", "orders:write"]),
+  go: makeKey("helsinki-go", ["catalog", "balance", "orders:write"]),
+  laravel: makeKey("laravel-plumapi", ["orders:write"]),
+};
+const HIGH_LIMITS = {
+  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
+  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
+};
+const RUN = Date.now().toString(36);
+const TODAY = new Date().toISOString().slice(0, 10);
+const FIFTEEN_DAYS = 1_296_000;
+
+let sandbox;
+let w;
+const voucherSecrets = new Set();
+
+before(async () => {
+  sandbox = await startSandbox();
+  await sandbox.admin("/config", { rate_limits: HIGH_LIMITS, initial_balance: 10_000_000 });
+  w = await startWorker({ sandbox, keys, vars: { CATALOG_CACHE_TTL_SECS: "0", BALANCE_CACHE_TTL_SECS: "0" } });
+});
+
+after(async () => {
+  const hits = await leakScan(sandbox, keys);
+  const vhits = voucherLeakScan(voucherSecrets);
+  await w?.stop();
+  await sandbox?.stop();
+  if (w) cleanup(w.persistDir);
+  assert.deepEqual(hits, [], "no Xoxoday token or secret, and no caller key, in any recorded answer or log line");
+  assert.deepEqual(vhits, [], "no voucher code or PIN in a log line or error answer");
+});
+
+// ------------------------------------------------------------------ helpers
+
+/**
+ * A raw HTTP call to plumgate, as a client library makes it. The answer is
+ * recorded for the leak scan, except a token endpoint's 200, which holds
+ * the caller's own key by design: that one is checked by `tokenAnswer`.
+ */
+async function http(method, path, { headers = {}, body } = {}) {
+  const res = await fetch(`${w.url}${path}`, { method, headers, body });
+  const text = await res.text();
+  const hdrs = Object.fromEntries(res.headers.entries());
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  const isTokenAnswer = res.status === 200 && path.startsWith("/chef/v1/oauth/token");
+  if (!isTokenAnswer) capturedResponses.push(`${res.status} ${JSON.stringify(hdrs)} ${text}`);
+  if (res.status === 200 && json) collectVoucherSecrets(json, voucherSecrets);
+  return { status: res.status, headers: hdrs, text, json };
+}
+
+/** Every Xoxoday token value and secret the sandbox knows: none may appear in a token answer. */
+async function xoxodayCredentials() {
+  const issued = await sandbox.admin("/tokens/issued");
+  return ["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", ...issued.tokens];
+}
+
+/** Checks a token endpoint's 200: Xoxoday's shape, the presented key, no Xoxoday credential. */
+async function tokenAnswer(r, key, { refresh }) {
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.headers["x-request-id"] ?? "", /^[0-9a-f]{32}$/);
+  assert.equal(r.headers["cache-control"], "no-store");
+  const t = r.json;
+  assert.equal(t.access_token, key.key);
+  assert.equal(t.token_type, "bearer");
+  assert.equal(t.expires_in, FIFTEEN_DAYS);
+  const now = Date.now();
+  assert.ok(Math.abs(Number(t.access_token_expiry) - (now + FIFTEEN_DAYS * 1000)) < 120_000, `access_token_expiry ${t.access_token_expiry}`);
+  assert.ok(Math.abs(Number(t.refresh_token_expiry) - (now + 2 * FIFTEEN_DAYS * 1000)) < 120_000, `refresh_token_expiry ${t.refresh_token_expiry}`);
+  if (refresh) assert.equal(t.refresh_token, key.key);
+  else assert.equal(t.refresh_token, undefined);
+  for (const secret of await xoxodayCredentials()) assert.ok(!r.text.includes(secret), "no Xoxoday credential in a token answer");
+  // The key itself never reaches a log line (the leak scan also checks this).
+  const [line] = await w.logsFor([r.headers["x-request-id"]]);
+  assert.ok(line, "the token call is logged");
+  assert.equal(line.caller, key.id);
+  return t;
+}
+
+/** A Plum answer for `op` (paymentHistory's comes under getPaymentReport). */
+function plumOk(r, op, what) {
+  assert.equal(r.status, 200, `${what}: ${r.text.slice(0, 400)}`);
+  const answerKey = op === "paymentHistory" ? "getPaymentReport" : op;
+  assert.equal(r.json?.data?.[answerKey]?.status, 1, `${what}: ${r.text.slice(0, 400)}`);
+  return r.json.data[answerKey].data;
+}
+
+/** The last request the sandbox received. */
+async function lastUpstream() {
+  const seen = await sandboxRequests(sandbox, 5);
+  return seen[seen.length - 1];
+}
+
+const canonical = (query, data) => (query.endsWith(".paymentHistory")
+  ? { query, tag: "plumProAPI", data: { data } }
+  : { query, tag: "plumProAPI", variables: { data } });
+
+// ---------------------------------------------------- Xoxoday's MCP server
+
+// src/core/auth.ts posts a JSON refresh to {auth url}; src/core/client.ts
+// posts every tool's envelope with `Authorization: Bearer` and a JSON
+// content type (Node fetch), `variables.data` always, mutation except
+// getBalance; ids, denominations and quantities as strings.
+const mcp = {
+  async token() {
+    return http("POST", "/chef/v1/oauth/token/user", {
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ grant_type: "refresh_token", refresh_token: keys.mcp.key, client_id: "mcp-client-id", client_secret: "mcp-client-secret" }),
+    });
+  },
+  async tool(token, queryName, data, type = "mutation") {
+    return http("POST", "/chef/v1/oauth/api", {
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ query: `plumProAPI.${type}.${queryName}`, tag: "plumProAPI", variables: { data } }),
+    });
+  },
+};
+
+test("xoxoday-mcp: its token call and every giftcard tool's request succeed", async () => {
+  const t = await tokenAnswer(await mcp.token(), keys.mcp, { refresh: true });
+  // It refreshes 5 minutes before expires_in runs out: the answer must leave it time.
+  assert.ok(t.expires_in * 1000 > 300_000);
+  const token = t.access_token;
+
+  plumOk(await mcp.tool(token, "getFilters", {}), "getFilters", "giftcard_get_filters, all groups");
+  plumOk(await mcp.tool(token, "getFilters", { filterGroupCode: "voucher_category" }), "getFilters", "giftcard_get_filters, one group");
+  // giftcard_get_filters with a market: the catalog of that market, 500 at once.
+  const market = plumOk(await mcp.tool(token, "getVouchers", {
+    filters: [{ key: "country", value: "usa" }, { key: "currencyCode", value: "USD" }], page: 1, limit: 500, exchangeRate: 1,
+  }), "getVouchers", "giftcard_get_filters' market lookup");
+  assert.ok(market.length > 0);
+  // giftcard_get_vouchers with every filter it knows (prices as strings, its
+  // own voucher_category key) and a sort.
+  const vouchers = plumOk(await mcp.tool(token, "getVouchers", {
+    filters: [
+      { key: "country", value: "usa" }, { key: "currencyCode", value: "USD" }, { key: "voucher_category", value: "food" },
+      { key: "minPrice", value: "10" }, { key: "maxPrice", value: "100" }, { key: "productName", value: "a" },
+      { key: "deliveryType", value: "realtime" },
+    ],
+    page: 1, limit: 20, exchangeRate: 1, sort: { field: "name", order: "ASC" },
+  }), "getVouchers", "giftcard_get_vouchers");
+  assert.ok(Array.isArray(vouchers));
+  plumOk(await mcp.tool(token, "getVouchers", { filters: [], page: 1, limit: 20, exchangeRate: 1 }), "getVouchers", "giftcard_get_vouchers, no filter");
+  // giftcard_get_voucher: one product by name and currency.
+  const one = plumOk(await mcp.tool(token, "getVouchers", {
+    filters: [{ key: "productName", value: market[0].name }, { key: "currencyCode", value: market[0].currencyCode }], page: 1, limit: 1,
+  }), "getVouchers", "giftcard_get_voucher");
+  assert.equal(one.length, 1);
+  assert.equal(one[0].name, market[0].name);
+  plumOk(await mcp.tool(token, "getBalance", {}, "query"), "getBalance", "giftcard_get_balance");
+
+  // giftcard_place_order: productId, denomination and quantity as strings,
+  // contact "" when not given, a PO-<uuid> poNumber.
+  const poNumber = `PO-${randomUUID()}`;
+  const placed = await mcp.tool(token, "placeOrder", {
+    productId: "10100", denomination: "25", quantity: "1", email: "alex@example.com", tag: "b2c_store",
+    poNumber, notifyReceiverEmail: 1, contact: "",
+  });
+  const order = plumOk(placed, "placeOrder", "giftcard_place_order");
+  // Forwarded as sent (strings stay strings), plus the default GitBook requires.
+  assert.deepEqual((await lastUpstream()).body, canonical("plumProAPI.mutation.placeOrder", {
+    productId: "10100", denomination: "25", quantity: "1", email: "alex@example.com", tag: "b2c_store",
+    poNumber, notifyReceiverEmail: 1, contact: "", notifyAdminEmail: 0,
+  }));
+  // giftcard_bulk_place_order: one order per item, BULK-<uuid>, in parallel.
+  const bulk = await Promise.all([["10100", "10"], ["10100", "50"], ["10101", "25"]].map(([productId, denomination]) =>
+    mcp.tool(token, "placeOrder", {
+      productId, denomination, quantity: "2", email: "team@example.com", tag: "corporate_gifting",
+      poNumber: `BULK-${randomUUID()}`, notifyReceiverEmail: 0, contact: "",
+    })));
+  for (const r of bulk) plumOk(r, "placeOrder", "giftcard_bulk_place_order");
+
+  // giftcard_get_order_details: the orderId as a string, nothing else.
+  const details = plumOk(await mcp.tool(token, "getOrderDetails", { orderId: String(order.orderId) }), "getOrderDetails", "giftcard_get_order_details");
+  assert.equal(details.orderId, order.orderId);
+  assert.deepEqual((await lastUpstream()).body.variables.data, { orderId: String(order.orderId), sendMailToReceiver: 0 },
+    "GitBook's required sendMailToReceiver is sent as 0 (no resend)");
+  plumOk(await mcp.tool(token, "getOrderHistory", { startDate: "2025-01-01", endDate: TODAY, page: 1, limit: 20 }), "getOrderHistory", "giftcard_get_order_history");
+  // giftcard_get_payment_report: its own query name, in variables.data.
+  const report = plumOk(await mcp.tool(token, "getPaymentReport", { startDate: "2025-01-01", endDate: TODAY, page: 1, limit: 20 }), "paymentHistory", "giftcard_get_payment_report");
+  assert.ok(report.length >= 2, "the opening credit and the orders");
+  assert.deepEqual((await lastUpstream()).body, canonical("plumProAPI.mutation.paymentHistory", { startDate: "2025-01-01", endDate: TODAY, page: 1, limit: 20 }),
+    "sent upstream as the documented paymentHistory");
+  // With XOXODAY_ACCESS_TOKEN set to the key instead, it skips the token call.
+  plumOk(await mcp.tool(keys.mcp.key, "getBalance", {}, "query"), "getBalance", "static token");
+});
+
+// ------------------------------------------------- alldigitalrewards/xoxoday
+
+// Guzzle requests built in src/**/…Request.php: a hand-written JSON refresh
+// body, `{"data": []}` for getBalance (PHP's empty array), every getVouchers
+// field including an empty sort, integers and a float denomination.
+const adr = {
+  headers: (token) => ({ "Content-Type": "application/json", Authorization: `Bearer ${token}`, "User-Agent": "GuzzleHttp/7" }),
+  async token() {
+    return http("POST", "/chef/v1/oauth/token/user", {
+      headers: { "Content-Type": "application/json", "User-Agent": "GuzzleHttp/7" },
+      body: `{\n\t"grant_type":"refresh_token",\n\t"refresh_token":"${keys.adr.key}",\n\t"client_id":"some-client-id",\n\t"client_secret":"some-client-secret"\n}`,
+    });
+  },
+  async api(token, rawJson) {
+    return http("POST", "/chef/v1/oauth/api", { headers: adr.headers(token), body: rawJson });
+  },
+};
+
+test("alldigitalrewards/xoxoday: its token request and every request class succeed", async () => {
+  const t = await tokenAnswer(await adr.token(), keys.adr, { refresh: true });
+  // AccessTokenResponse::isValid needs all three; isExpired compares now with created_on + expires_in.
+  assert.ok(t.access_token && t.refresh_token && t.expires_in);
+  const token = t.access_token;
+
+  const balance = plumOk(await adr.api(token, '{"query":"plumProAPI.query.getBalance","tag":"plumProAPI","variables":{"data":[]}}'), "getBalance", "GetBalanceRequest");
+  assert.equal(typeof balance.value, "number");
+  assert.deepEqual((await lastUpstream()).body.variables.data, {}, "PHP's empty array is sent as {}");
+  plumOk(await adr.api(token, '{"query":"plumProAPI.mutation.getFilters","tag":"plumProAPI","variables":{"data":{"filterGroupCode":"","includeFilters":"","excludeFilters":""}}}'), "getFilters", "GetFiltersRequest");
+  const page = plumOk(await adr.api(token, '{"query":"plumProAPI.mutation.getVouchers","tag":"plumProAPI","variables":{"data":{"limit":10,"page":1,"exchangeRate":1,"includeProducts":"10100","excludeProducts":"","sort":{"field":"","order":""},"filters":[]}}}'), "getVouchers", "GetVouchersRequest");
+  assert.deepEqual(page.map((p) => p.productId), [10100]);
+  plumOk(await adr.api(token, '{"query":"plumProAPI.mutation.getVouchers","tag":"plumProAPI","variables":{"data":{"limit":10,"page":2,"exchangeRate":1,"includeProducts":"","excludeProducts":"","sort":{"field":"","order":""},"filters":[]}}}'), "getVouchers", "GetVouchersRequest, next page");
+  // PlaceOrderRequest: int productId and quantity, a PHP float denomination (json_encode writes 20.0).
+  const po = `adr-${RUN}-1`;
+  const order = plumOk(await adr.api(token, `{"query":"plumProAPI.mutation.placeOrder","tag":"plumProAPI","variables":{"data":{"productId":10101,"quantity":1,"denomination":25.0,"email":"","poNumber":"${po}"}}}`), "placeOrder", "PlaceOrderRequest");
+  plumOk(await adr.api(token, `{"query":"plumProAPI.mutation.getOrderDetails","tag":"plumProAPI","variables":{"data":{"orderId":${order.orderId}}}}`), "getOrderDetails", "GetOrderDetailsRequest");
+  // Its error check reads `error_description ?? error`: plumgate's own errors carry `error`.
+  const refused = await adr.api(token, '{"query":"plumProAPI.mutation.placeOrder","tag":"plumProAPI","variables":{"data":{"productId":10101,"quantity":1,"denomination":25.0,"email":"","poNumber":""}}}');
+  assert.equal(refused.status, 400);
+  assert.match(refused.json.error, /data\.poNumber/, "a readable message in `error`");
+});
+
+// ------------------------------------------------ helsinki-systems/xoxoday
+
+// Go: golang.org/x/oauth2 refreshes at {base}/v1/oauth/token/{token_type}
+// ("bearer") with a form body and the client credentials in a Basic header
+// (or, as its fallback, in the body); requests are http.Client.Post with
+// "application/json" and Go's encoding of the request structs (zero values
+// included).
+const goClient = {
+  async refresh({ credentialsInBody = false } = {}) {
+    const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: keys.go.key });
+    const headers = { "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip" };
+    if (credentialsInBody) {
+      form.set("client_id", "go-client");
+      form.set("client_secret", "go-secret");
+    } else {
+      headers.Authorization = `Basic ${Buffer.from("go-client:go-secret").toString("base64")}`;
+    }
+    return http("POST", "/chef/v1/oauth/token/bearer", { headers, body: form.toString() });
+  },
+  async run(token, query, data) {
+    return http("POST", "/chef/v1/oauth/api", {
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}`, "User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip" },
+      body: JSON.stringify({ query, tag: "plumProAPI", variables: { data } }),
+    });
+  },
+};
+
+test("helsinki-systems/xoxoday: x/oauth2's refresh (both credential styles) and every API call succeed", async () => {
+  const t = await tokenAnswer(await goClient.refresh(), keys.go, { refresh: true });
+  await tokenAnswer(await goClient.refresh({ credentialsInBody: true }), keys.go, { refresh: true });
+  // x/oauth2 requires access_token and reads expires_in as a number of seconds.
+  assert.equal(typeof t.expires_in, "number");
+  const token = t.access_token;
+
+  const vouchers = (data) => goClient.run(token, "plumProAPI.mutation.getVouchers", {
+    limit: 0, page: 0, includeProducts: "", excludeProducts: "", exchangeRate: 0, sort: { field: "", order: "" }, filters: null, ...data,
+  });
+  plumOk(await vouchers({ limit: 10, page: 1 }), "getVouchers", "Vouchers, no filter");
+  plumOk(await vouchers({ limit: 10, page: 1, exchangeRate: 1, filters: [{ key: "country", value: "usa" }] }), "getVouchers", "Vouchers, one filter");
+  plumOk(await goClient.run(token, "plumProAPI.mutation.getFilters", { filterGroupCode: "country", includeFilters: "", excludeFilters: "" }), "getFilters", "Filters");
+  plumOk(await goClient.run(token, "plumProAPI.query.getBalance", {}), "getBalance", "Balance");
+  const po = `go-${RUN}-1`;
+  // PlaceOrderRequestData: every field, empty strings where unset, flags as 0/1 ints.
+  const order = plumOk(await goClient.run(token, "plumProAPI.mutation.placeOrder", {
+    productId: 10100, quantity: 1, denomination: 50, email: "", contact: "", tag: "", poNumber: po, notifyAdminEmail: 0, notifyReceiverEmail: 1,
+  }), "placeOrder", "PlaceOrder");
+  // OrderDetailsRequestData: both fields always, the unused one a zero value.
+  plumOk(await goClient.run(token, "plumProAPI.mutation.getOrderDetails", { orderId: 0, poNumber: po }), "getOrderDetails", "OrderDetails by poNumber");
+  plumOk(await goClient.run(token, "plumProAPI.mutation.getOrderDetails", { orderId: order.orderId, poNumber: "" }), "getOrderDetails", "OrderDetails by orderId");
+  plumOk(await goClient.run(token, "plumProAPI.mutation.getOrderHistory", { startDate: "2025-01-01", endDate: TODAY, limit: 10, page: 1 }), "getOrderHistory", "OrderHistory");
+  // Its error type decodes {code, errorId, errorInfo, error}.
+  const unauthorized = await goClient.run("pgk_not_a_key_0123456789abcdef", "plumProAPI.query.getBalance", {});
+  assert.equal(unauthorized.status, 401);
+  assert.deepEqual(Object.keys(unauthorized.json).sort(), ["code", "error", "errorId", "errorInfo", "request_id"]);
+  assert.equal(unauthorized.json.code, 401);
+  assert.equal(unauthorized.json.errorId, "PLUMGATE_UNAUTHORIZED");
+});
+
+// ------------------------------------------ hagarwal-velsof/xoxoday-plumapi
+
+// Laravel's Http client (Guzzle): a JSON refresh to {base}/oauth/token/access_token
+// whose answer's access_token and refresh_token are both stored, then a
+// placeOrder with the database row's values (product and quantity from
+// integer columns, the amount from a string column).
+const laravel = {
+  async token(refreshToken) {
+    return http("POST", "/chef/v1/oauth/token/access_token", {
+      headers: { "Content-type": "application/json", "User-Agent": "GuzzleHttp/7" },
+      body: JSON.stringify({ grant_type: "refresh_token", refresh_token: refreshToken, client_id: "", client_secret: "" }),
+    });
+  },
+  async placeOrder(token, data) {
+    return http("POST", "/chef/v1/oauth/api", {
+      headers: { Authorization: `Bearer ${token}`, "Content-type": "application/json", "User-Agent": "GuzzleHttp/7" },
+      body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data } }),
+    });
+  },
+};
+
+test("hagarwal-velsof/xoxoday-plumapi: its token refresh, the stored pair, and its placeOrder succeed", async () => {
+  const first = await tokenAnswer(await laravel.token(keys.laravel.key), keys.laravel, { refresh: true });
+  // It stores both values and refreshes with the stored refresh token next time.
+  const second = await tokenAnswer(await laravel.token(first.refresh_token), keys.laravel, { refresh: true });
+  const data = {
+    productId: 10100, quantity: 1, denomination: "10", contact: "+91-9876543210",
+    poNumber: `laravel-${RUN}-1`, notifyAdminEmail: 0, notifyReceiverEmail: 0,
+  };
+  const r = await laravel.placeOrder(second.access_token, data);
+  plumOk(r, "placeOrder", "createXoxoOrder");
+  assert.deepEqual((await lastUpstream()).body, canonical("plumProAPI.mutation.placeOrder", data), "sent exactly as given");
+  // As published, the job reads the row's `refrence_id` (sic), so its
+  // poNumber is null: plumgate needs a poNumber (its idempotency key) and
+  // says so in Xoxoday's error shape, before anything reaches Xoxoday.
+  const before = (await sandbox.counters()).api_calls.placeOrder;
+  const typo = await laravel.placeOrder(second.access_token, { ...data, poNumber: null });
+  assert.equal(typo.status, 400);
+  assert.equal(typo.json.errorId, "PLUMGATE_INVALID_REQUEST");
+  assert.match(typo.json.error, /data\.poNumber is required/);
+  assert.equal((await sandbox.counters()).api_calls.placeOrder, before, "nothing sent upstream");
+});
+
+// ---------------------------------------------- what Xoxoday accepts, at large
+
+test("values Xoxoday accepts pass and go upstream as sent (flags as 0/1, [] as {}, defaults added)", async () => {
+  const key = keys.admin.key;
+  const env = (query, data) => http("POST", "/chef/v1/oauth/api", {
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, tag: "plumProAPI", variables: { data } }),
+  });
+  const cases = [
+    ["plumProAPI.mutation.getFilters", { filterGroupCode: null, includeFilters: "", excludeFilters: 5 }, null],
+    ["plumProAPI.mutation.getVouchers", { limit: "1000", page: "1", exchangeRate: true, includeProducts: "10100, nope", excludeProducts: 10101,
+      sort: [], filters: [{ key: "currencyCode", value: "usd" }, { key: "minPrice", value: "0" }, { key: "maxPrice", value: 1e6 }, { key: "brandNew", value: 3 }] },
+    { limit: "1000", page: "1", exchangeRate: 1, includeProducts: "10100, nope", excludeProducts: 10101,
+      sort: {}, filters: [{ key: "currencyCode", value: "usd" }, { key: "minPrice", value: "0" }, { key: "maxPrice", value: 1e6 }, { key: "brandNew", value: 3 }] }],
+    ["plumProAPI.mutation.placeOrder", { productId: "0010100", quantity: "10", denomination: "10.00", poNumber: `wide #${RUN} ø`, email: "",
+      contact: "", tag: "", notifyReceiverEmail: false, notifyAdminEmail: "1", userMeta: [] },
+    { productId: "0010100", quantity: "10", denomination: "10.00", poNumber: `wide #${RUN} ø`, email: "",
+      contact: "", tag: "", notifyReceiverEmail: 0, notifyAdminEmail: 1, userMeta: {} }],
+    ["plumProAPI.mutation.getOrderDetails", { poNumber: `wide #${RUN} ø`, orderId: "0", sendMailToReceiver: false },
+      { poNumber: `wide #${RUN} ø`, orderId: "0", sendMailToReceiver: 0 }],
+    ["plumProAPI.mutation.getOrderHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: "2", page: "1", tag: "" }, null],
+  ];
+  for (const [query, data, expected] of cases) {
+    const op = query.split(".").pop();
+    plumOk(await env(query, data), op, `${op} ${JSON.stringify(data)}`);
+    assert.deepEqual((await lastUpstream()).body, canonical(query, expected ?? data), `${op}: what went upstream`);
+  }
+});
+
+test("idempotency: \"25\" and 25 are the same order", async () => {
+  const key = keys.admin.key;
+  const place = (data) => http("POST", "/chef/v1/oauth/api", {
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data } }),
+  });
+  const poNumber = `same-${RUN}`;
+  const c0 = await sandbox.counters();
+  const first = await place({ productId: "10100", quantity: "2", denomination: "25", poNumber });
+  plumOk(first, "placeOrder", "first");
+  const again = await place({ denomination: 25.0, quantity: 2, poNumber, productId: 10100 });
+  assert.equal(again.status, 200);
+  assert.equal(again.headers["x-plumgate-replayed"], "true");
+  assert.equal(again.text, first.text);
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1, "one upstream order");
+  const other = await place({ productId: "10100", quantity: "2", denomination: "25.5", poNumber });
+  assert.equal(other.status, 409);
+  assert.equal(other.json.errorId, "PLUMGATE_IDEMPOTENCY_CONFLICT");
+  assert.equal(other.json.code, 409);
+  assert.equal(other.json.request_id, other.headers["x-request-id"]);
+});
+
+// ------------------------------------------------------ the payment report
+
+test("payment report: paymentHistory and getPaymentReport, in variables.data and data.data", async () => {
+  const data = { startDate: "2020-01-01", endDate: "2099-12-31", limit: "5", page: 1 };
+  for (const query of ["plumProAPI.mutation.paymentHistory", "plumProAPI.mutation.getPaymentReport"]) {
+    for (const placement of ["variables", "data"]) {
+      const envelope = placement === "variables" ? { query, tag: "plumProAPI", variables: { data } } : { query, tag: "plumProAPI", data: { data } };
+      const r = await call(w, "/chef/v1/oauth/api", { key: keys.reader, body: envelope });
+      const rows = plumOk(r, "paymentHistory", `${query} in ${placement}`);
+      assert.ok(rows.length >= 1);
+      assert.deepEqual((await lastUpstream()).body, canonical("plumProAPI.mutation.paymentHistory", data), `${query} in ${placement}`);
+    }
+  }
+  const denied = await call(w, "/chef/v1/oauth/api", { key: keys.catalog, body: { query: "plumProAPI.mutation.getPaymentReport", variables: { data } } });
+  assert.equal(denied.status, 403, "the report needs orders:read, under either name");
+  assert.equal(denied.json.errorId, "PLUMGATE_FORBIDDEN");
+});
+
+// ------------------------------------------------ unknown plumProAPI queries
+
+test("an unknown plumProAPI query: forwarded as sent for '*' keys, uncached, logged unvalidated; refused for others", async () => {
+  const envelope = { query: "plumProAPI.mutation.someNewOperation", tag: "plumProAPI", variables: { data: { anything: ["goes", 1] } }, extra: true };
+  const c0 = await sandbox.counters();
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    await sandbox.admin("/requests/clear", {});
+    const r = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: envelope });
+    ids.push(r.headers["x-request-id"]);
+    // The sandbox knows no such operation either: its own answer comes back unchanged.
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.errorId, "PLE10001", "Xoxoday's answer, passed through");
+    assert.equal(r.headers["x-plumgate-cache"], undefined, "never cached");
+    const seen = await sandboxRequests(sandbox);
+    assert.equal(seen.length, 1, "forwarded every time");
+    assert.deepEqual(seen[0].body, envelope, "the envelope exactly as sent");
+    assert.equal(seen[0].authorized, true, "with plumgate's Xoxoday token");
+  }
+  const lines = await w.logsFor(ids);
+  assert.equal(lines.length, 2);
+  for (const line of lines) {
+    assert.equal(line.operation, "someNewOperation");
+    assert.equal(line.note, "unvalidated");
+    assert.equal(line.upstream_status, 400);
+    assert.equal(line.caller, "admin");
+  }
+  for (const key of [keys.catalog, keys.writer, keys.mcp]) {
+    const r = await call(w, "/chef/v1/oauth/api", { key, body: envelope });
+    assert.equal(r.status, 403, r.text);
+    assert.equal(r.json.errorId, "PLUMGATE_FORBIDDEN");
+    assert.match(r.json.error, /`\*` scope/);
+    assert.doesNotMatch(r.text, /someNewOperation/, "the query is not echoed");
+  }
+  const c1 = await sandbox.counters();
+  assert.equal(c1.unauthorized_api_calls, c0.unauthorized_api_calls);
+  // Not of the plumProAPI.<kind>.<name> form: unknown for everyone.
+  for (const query of ["otherAPI.mutation.x", "plumProAPI.x", "plumProAPI.mutation.some-op", 5]) {
+    const r = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: { query, variables: { data: {} } } });
+    assert.equal(r.status, typeof query === "string" ? 404 : 400, `${query}: ${r.text}`);
+  }
+});
+
+// -------------------------------------------------------- token endpoints
+
+test("token endpoints: Xoxoday's error answers, validation, and no other way in", async () => {
+  const c0 = await sandbox.counters();
+  const post = (path, headers, body) => http("POST", path, { headers, body });
+  const json = { "content-type": "application/json" };
+  const form = { "content-type": "application/x-www-form-urlencoded" };
+  const cases = [
+    [json, JSON.stringify({ grant_type: "refresh_token", refresh_token: makeKey("stranger", ["*"]).key }), 400, "invalid_grant"],
+    [form, "grant_type=refresh_token&refresh_token=pgk_unknown_0123456789abcdef", 400, "invalid_grant"],
+    [json, JSON.stringify({ grant_type: "refresh_token" }), 400, "invalid_request"],
+    [json, JSON.stringify({ grant_type: "refresh_token", refresh_token: "" }), 400, "invalid_request"],
+    [json, "{not json", 400, "invalid_request"],
+    [json, JSON.stringify({ grant_type: "client_credentials", client_id: "a", client_secret: "b" }), 400, "unsupported_grant_type"],
+    [json, JSON.stringify({ grant_type: "authorization_code", code: "x" }), 400, "unsupported_grant_type"],
+    // The Xoxoday client id and secret plumgate holds open nothing here.
+    [json, JSON.stringify({ grant_type: "refresh_token", refresh_token: "plumgate-dev-refresh-token", client_id: "plumgate-dev-client", client_secret: "plumgate-dev-secret" }), 400, "invalid_grant"],
+  ];
+  for (const [headers, body, status, error] of cases) {
+    const r = await post("/chef/v1/oauth/token/user", headers, body);
+    assert.equal(r.status, status, `${body}: ${r.text}`);
+    assert.equal(r.json.error, error, body);
+    assert.equal(typeof r.json.error_description, "string");
+    assert.equal(r.json.request_id, r.headers["x-request-id"]);
+  }
+  // Validation: the key as the bearer.
+  await tokenAnswer(await http("GET", "/chef/v1/oauth/token", { headers: { authorization: `Bearer ${keys.catalog.key}` } }), keys.catalog, { refresh: false });
+  for (const [headers, error] of [[{}, "invalid_request"], [{ authorization: "Bearer pgk_unknown_0123456789abcdef" }, "invalid_token"],
+    [{ authorization: "Bearer plumgate-dev-access-token" }, "invalid_token"], [{ authorization: `Basic ${keys.catalog.key}` }, "invalid_token"]]) {
+    const r = await http("GET", "/chef/v1/oauth/token", { headers });
+    assert.equal(r.status, 401, JSON.stringify(headers));
+    assert.equal(r.json.error, error);
+    assert.match(r.headers["www-authenticate"] ?? "", /^Bearer/);
+  }
+  // Only the documented token types, only the right methods.
+  const nf = await post("/chef/v1/oauth/token/company", json, "{}");
+  assert.equal(nf.status, 404);
+  assert.equal(nf.json.errorId, "PLUMGATE_NOT_FOUND");
+  for (const [method, path, allow] of [["GET", "/chef/v1/oauth/token/user", "POST"], ["POST", "/chef/v1/oauth/token", "GET"], ["PUT", "/chef/v1/oauth/token/bearer", "POST"]]) {
+    const r = await http(method, path, { headers: json, body: method === "GET" ? undefined : "{}" });
+    assert.equal(r.status, 405, `${method} ${path}`);
+    assert.equal(r.json.errorId, "PLUMGATE_METHOD_NOT_ALLOWED");
+    assert.equal(r.headers.allow, allow);
+  }
+  const big = await post("/chef/v1/oauth/token/user", json, JSON.stringify({ grant_type: "refresh_token", refresh_token: "x".repeat(70 * 1024) }));
+  assert.equal(big.status, 413);
+  assert.equal(big.json.errorId, "PLUMGATE_PAYLOAD_TOO_LARGE");
+  // No token call ever reaches Xoxoday.
+  const c = await sandbox.counters();
+  assert.equal(c.refresh_calls, c0.refresh_calls, "no refresh upstream");
+  assert.equal(c.validate_calls, c0.validate_calls, "no validation upstream");
+});
+
+// ------------------------------------------------------------ error shapes
+
+test("plumgate's errors: Xoxoday's shape under /chef/, {error:{...}} on /v1", async () => {
+  const dropIn = (key, body) => call(w, "/chef/v1/oauth/api", { key, body });
+  const cases = [
+    [await dropIn(undefined, { query: "plumProAPI.query.getBalance", variables: { data: {} } }), 401, "PLUMGATE_UNAUTHORIZED"],
+    [await dropIn(keys.catalog, { query: "plumProAPI.query.getBalance", variables: { data: {} } }), 403, "PLUMGATE_FORBIDDEN"],
+    [await dropIn(keys.admin, { query: "plumProAPI.mutation.getVouchers", variables: { data: { limit: "lots", page: 1 } } }), 400, "PLUMGATE_INVALID_REQUEST"],
+    [await call(w, "/chef/v1/oauth/api", { key: keys.admin, raw: "{", headers: { "content-type": "application/json" } }), 400, "PLUMGATE_INVALID_JSON"],
+    [await call(w, "/chef/nothing", { key: keys.admin, body: {} }), 404, "PLUMGATE_NOT_FOUND"],
+  ];
+  for (const [r, status, errorId] of cases) {
+    assert.equal(r.status, status, r.text);
+    assert.deepEqual(Object.keys(r.json).sort(), ["code", "error", "errorId", "errorInfo", "request_id"], r.text);
+    assert.equal(r.json.code, status);
+    assert.equal(r.json.errorId, errorId);
+    assert.match(r.json.errorInfo, /^plumgate: /);
+    assert.equal(r.json.request_id, r.headers["x-request-id"]);
+    if (status === 401) assert.match(r.headers["www-authenticate"], /^Bearer/);
+  }
+  assert.match(cases[2][0].json.error, /data\.limit/, "the field is named");
+  const v1 = await call(w, "/v1/ops/getBalance", { body: {} });
+  assert.equal(v1.status, 401);
+  assert.deepEqual(Object.keys(v1.json), ["error"]);
+  assert.equal(v1.json.error.code, "unauthorized");
+
+  // A penalty: Xoxoday's rate-limit shape with penaltySeconds, and Retry-After.
+  await sandbox.admin("/config", { rate_limits: { ...HIGH_LIMITS, getOrderHistory: 1 }, penalty_seconds: 2 });
+  const data = { startDate: "2020-01-01", endDate: "2099-12-31", limit: 1 };
+  let limited;
+  for (let i = 0; i < 3 && limited?.status !== 429; i++) {
+    limited = await dropIn(keys.reader, { query: "plumProAPI.mutation.getOrderHistory", variables: { data } });
+  }
+  assert.equal(limited.status, 429, limited.text);
+  assert.equal(limited.json.errorId, "PLUMGATE_RATE_LIMITED");
+  assert.equal(limited.json.errors[0].message, "auth.request_limit_exceeded");
+  assert.ok(limited.json.errors[0].penaltySeconds >= 1);
+  assert.equal(String(limited.json.errors[0].penaltySeconds), limited.headers["retry-after"]);
+  await sandbox.admin("/config", { rate_limits: HIGH_LIMITS, penalty_seconds: 60 });
+});

@@ -1,0 +1,202 @@
+// The two examples in examples/, started the way their platforms run them and
+// driven from outside, against plumgate and the sandbox:
+// - examples/node-function: serve.mjs turns HTTP requests into Lambda proxy
+//   events with a time limit; the web-standard default export is called too;
+// - examples/worker: a caller Worker and plumgate under one `wrangler dev`,
+//   the caller reaching plumgate only through its Service Binding (its
+//   client's URL host resolves nowhere).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  ROOT, startSandbox, startWorker, standardKeys, makeKey, leakScan, cleanup, killGroup, waitExit, capturedLogs,
+} from "./harness.mjs";
+
+const keys = { ...standardKeys(), rewards: makeKey("rewards-caller", ["balance", "orders:write"]) };
+const HIGH_LIMITS = {
+  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
+  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
+};
+const RUN = Date.now().toString(36);
+const po = (name) => `ex-${RUN}-${name}`;
+const REWARD = { productId: 10100, denomination: 25, email: "alex@example.com" };
+
+let sandbox;
+let gateway; // plumgate alone, for the Node function
+let pair; // the caller Worker in front of plumgate
+let fn; // the Node function
+
+/** Start examples/node-function/serve.mjs; resolves with its URL once ready. */
+async function startFunction(env) {
+  const child = spawn(process.execPath, [join(ROOT, "examples/node-function/serve.mjs")], {
+    env: { ...process.env, PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let out = "";
+  child.stdout.on("data", (d) => { out += d; });
+  child.stderr.on("data", (d) => { out += d; capturedLogs.push(`[function] ${d}`); });
+  const deadline = Date.now() + 15_000;
+  while (!/FUNCTION_READY (\S+)/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`the function exited: ${out}`);
+    if (Date.now() > deadline) throw new Error(`the function did not start: ${out}`);
+    await sleep(50);
+  }
+  return {
+    url: out.match(/FUNCTION_READY (\S+)/)[1],
+    async stop() { killGroup(child); await waitExit(child, 5000); killGroup(child, "SIGKILL"); },
+  };
+}
+
+/**
+ * Vars giving a second plumgate its own Xoxoday token pair: every plumgate
+ * started against one sandbox would otherwise rotate the same bootstrap
+ * refresh token, and all but the first would be locked out.
+ */
+async function ownTokens() {
+  const issued = await sandbox.admin("/tokens/issue", {});
+  return { XOXODAY_REFRESH_TOKEN: issued.refresh_token };
+}
+
+async function post(url, body) {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: res.status, json: await res.json() };
+}
+
+before(async () => {
+  sandbox = await startSandbox();
+  await sandbox.admin("/config", { rate_limits: HIGH_LIMITS });
+  gateway = await startWorker({ sandbox, keys });
+  fn = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.rewards.key, FUNCTION_TIMEOUT_MS: "5000" });
+  pair = await startWorker({
+    sandbox,
+    keys,
+    vars: await ownTokens(),
+    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.rewards.key } }],
+    readyPath: "/health",
+  });
+});
+
+after(async () => {
+  const hits = await leakScan(sandbox, keys);
+  await fn?.stop();
+  await pair?.stop();
+  await gateway?.stop();
+  await sandbox?.stop();
+  for (const w of [gateway, pair]) if (w) cleanup(w.persistDir);
+  assert.deepEqual(hits, [], "no token, secret or key in any log line");
+});
+
+test("node function (Lambda shape): a reward is placed once per poNumber; refusals and bad input are told apart", async () => {
+  const c0 = await sandbox.counters();
+  const body = { ...REWARD, poNumber: po("fn-1") };
+  const first = await post(fn.url, body);
+  assert.equal(first.status, 200, JSON.stringify(first.json));
+  assert.equal(first.json.status, "placed");
+  assert.equal(first.json.poNumber, body.poNumber);
+  assert.ok(first.json.orderId > 0);
+  const again = await post(fn.url, body);
+  assert.equal(again.status, 200);
+  assert.equal(again.json.replayed, true);
+  assert.equal(again.json.orderId, first.json.orderId);
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1, "a redelivered event does not order twice");
+
+  const refused = await post(fn.url, { ...REWARD, denomination: 26, poNumber: po("fn-bad") });
+  assert.equal(refused.status, 422);
+  assert.equal(refused.json.status, "refused");
+  assert.equal(refused.json.code, "PLE10018");
+  assert.match(refused.json.requestId, /^[0-9a-f]{32}$/);
+
+  const missing = await post(fn.url, { email: "a@example.com" });
+  assert.equal(missing.status, 400);
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1);
+});
+
+test("node function: an order slower than the function's time limit is 202 unknown, and the same poNumber later gets it once", async () => {
+  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 6000 });
+  const c0 = await sandbox.counters();
+  const body = { ...REWARD, poNumber: po("fn-slow") };
+  const t0 = Date.now();
+  const first = await post(fn.url, body);
+  const took = Date.now() - t0;
+  assert.equal(first.status, 202, JSON.stringify(first.json));
+  assert.equal(first.json.status, "unknown");
+  assert.equal(first.json.poNumber, body.poNumber);
+  // FUNCTION_TIMEOUT_MS 5000 minus the handler's 2 s margin.
+  assert.ok(took >= 2800 && took < 4500, `answered before its own limit, after ${took} ms`);
+  await sleep(Math.max(0, 6500 - (Date.now() - t0)));
+  const second = await post(fn.url, body);
+  assert.equal(second.status, 200, JSON.stringify(second.json));
+  assert.equal(second.json.status, "placed");
+  const c1 = await sandbox.counters();
+  assert.equal(c1.orders, c0.orders + 1, "exactly one order");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1);
+  await sandbox.admin("/faults/clear", {});
+});
+
+test("node function (web-standard shape, Vercel / Netlify v2): Request in, Response out", async () => {
+  process.env.PLUMGATE_URL = gateway.url;
+  process.env.PLUMGATE_KEY = keys.rewards.key;
+  const { default: handle } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const res = await handle(new Request("http://function.local/", { method: "POST", body: JSON.stringify({ ...REWARD, poNumber: po("web") }) }));
+  assert.equal(res.status, 200);
+  const json = await res.json();
+  assert.equal(json.status, "placed");
+  assert.equal(json.poNumber, po("web"));
+});
+
+test("worker example: the caller Worker reaches plumgate through its Service Binding", async () => {
+  const c0 = await sandbox.counters();
+  const health = await fetch(`${pair.url}/health`);
+  assert.equal(health.status, 200);
+  assert.equal((await health.json()).status, "ok");
+
+  const balance = await fetch(`${pair.url}/balance`);
+  assert.equal(balance.status, 200);
+  const b = await balance.json();
+  assert.equal(b.currency, "USD");
+  assert.ok(Number(b.value) > 0);
+
+  const body = { ...REWARD, poNumber: po("wk-1") };
+  const first = await post(`${pair.url}/reward`, body);
+  assert.equal(first.status, 200, JSON.stringify(first.json));
+  assert.equal(first.json.status, "placed");
+  const again = await post(`${pair.url}/reward`, body);
+  assert.equal(again.json.replayed, true);
+  assert.equal(again.json.orderId, first.json.orderId);
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1);
+
+  // plumgate saw these calls, authenticated with the caller's key: its log
+  // lines name the key id, the route and the operation.
+  const lines = pair.jsonLogs().filter((l) => l.caller === "rewards-caller");
+  const ops = lines.map((l) => `${l.route} ${l.operation ?? ""}`.trim());
+  assert.ok(ops.includes("/v1/ops/{operation} getBalance"), ops.join("; "));
+  assert.equal(ops.filter((o) => o === "/v1/ops/{operation} placeOrder").length, 2);
+  assert.ok(pair.jsonLogs().some((l) => l.route === "/healthz"), "health went through the binding too");
+});
+
+test("worker example: plumgate still checks the key behind the binding", async () => {
+  const res = await fetch(`${pair.url}/reward`, { method: "POST", body: "not json" });
+  assert.equal(res.status, 400);
+  // The balance route with a key lacking the scope: the caller Worker
+  // relays plumgate's typed error (403 forbidden) with its request id.
+  const noScope = await startWorker({
+    sandbox,
+    keys,
+    vars: await ownTokens(),
+    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.catalog.key } }],
+    readyPath: "/health",
+  });
+  try {
+    const r = await fetch(`${noScope.url}/balance`);
+    assert.equal(r.status, 403);
+    const j = await r.json();
+    assert.equal(j.error, "forbidden");
+    assert.match(j.requestId, /^[0-9a-f]{32}$/);
+  } finally {
+    await noScope.stop();
+    cleanup(noScope.persistDir);
+  }
+});
