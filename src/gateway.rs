@@ -8,7 +8,10 @@
 //!    when fresh (`x-plumgate-cache: hit`), unless an admin sends
 //!    `Cache-Control: no-cache` (`bypass`);
 //! 4. the canonical envelope goes out with the bearer from the token cache;
-//!    a token rejection gets one replacement and one retry (contract §4.6);
+//!    a 401 that can be about the token is checked by the token authority
+//!    (Xoxoday's token check): a confirmed rejection gets one replacement
+//!    and one retry, a valid token's 401 and every other 401 pass through
+//!    unchanged (contract §4.6);
 //! 5. Xoxoday's status and body come back unchanged (a rate-limit answer is
 //!    turned into `429 rate_limited` and starts the penalty).
 //!
@@ -20,14 +23,14 @@
 use crate::edge_cache;
 use crate::net::{self, Answer, Failure};
 use crate::orders;
-use crate::tokens::{self, Grant};
+use crate::tokens::{self, Checked, Grant};
 use crate::util::bytes_response;
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
 use plumgate_core::token::HttpRequest;
-use plumgate_core::upstream::{is_plum_success, is_token_rejection, rate_limit_penalty};
+use plumgate_core::upstream::{classify_api_401, is_plum_success, rate_limit_penalty, Api401};
 use serde_json::Value;
 use worker::{Env, Response};
 
@@ -134,8 +137,11 @@ impl CallError {
     }
 }
 
-/// Call the Plum API with the current token; on a token rejection, have the
-/// authority replace that token and retry exactly once.
+/// Call the Plum API with the current token. On a 401 that can be about
+/// the token, the authority checks it: confirmed invalid, it is replaced and
+/// the call is retried exactly once; valid, Xoxoday's 401 is the answer.
+/// Any other 401 is the answer at once: no caller can make plumgate spend
+/// a rotation.
 pub async fn call_with_token(
     env: &Env,
     cfg: &Config,
@@ -143,17 +149,23 @@ pub async fn call_with_token(
     timeout_ms: u64,
     log: &mut RequestLog,
 ) -> Result<Answer, CallError> {
-    let (grant, source) = tokens::access_token(env).await.map_err(CallError::Api)?;
+    let (grant, source) = tokens::access_token(env, cfg).await.map_err(CallError::Api)?;
     log.token = Some(source.as_str());
     let first = send(cfg, &grant, body, timeout_ms).await?;
-    if !is_token_rejection(first.status, &first.body) {
+    if classify_api_401(first.status, &first.body) != Api401::TokenCandidate {
         return Ok(first);
     }
     log.upstream_status = Some(first.status);
+    let replacement = match tokens::check_rejected(env, cfg, &grant).await.map_err(CallError::Api)? {
+        Checked::PassThrough => {
+            log.note = Some("token_valid");
+            return Ok(first);
+        }
+        Checked::Replaced(g) => g,
+    };
     log.note = Some("token_replaced");
-    let replacement = tokens::replace_rejected(env, &grant).await.map_err(CallError::Api)?;
     let second = send(cfg, &replacement, body, timeout_ms).await?;
-    if is_token_rejection(second.status, &second.body) {
+    if classify_api_401(second.status, &second.body) == Api401::TokenCandidate {
         log.upstream_status = Some(second.status);
         return Err(CallError::Api(ApiError::upstream_unauthorized()));
     }

@@ -51,5 +51,8 @@ pub async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web
 /// early window, so the 30-day refresh token never lapses for lack of traffic.
 #[event(scheduled)]
 pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    tokens::cron_tick(&env, &event.cron()).await;
+    match settings::load(&env) {
+        Ok(cfg) => tokens::cron_tick(&env, &cfg, &event.cron()).await,
+        Err(problems) => worker::console_error!("{}", serde_json::json!({"event": "cron_failed", "error": "misconfigured", "problems": &problems[..]})),
+    }
 }

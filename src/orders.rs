@@ -351,8 +351,9 @@ pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str
 /// Headers of a ledger answer that the caller sees.
 const PASSED_HEADERS: [&str; 4] = ["x-plumgate-replayed", "x-plumgate-reconciled", "retry-after", "www-authenticate"];
 
-const ERROR_CODES: [&str; 9] = [
+const ERROR_CODES: [&str; 10] = [
     "idempotency_conflict",
+    "credentials_rejected",
     "rate_limited",
     "upstream_error",
     "upstream_timeout",

@@ -249,14 +249,21 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
             require_method(&method, Method::Get)?;
             let caller = authenticate(&req, cfg, log)?;
             require_scope(&caller, "admin")?;
-            Ok(json_response(200, &tokens::status(env).await?))
+            Ok(json_response(200, &tokens::status(env, cfg).await?))
         }
         "/v1/token/refresh" => {
             log.route = "/v1/token/refresh";
             require_method(&method, Method::Post)?;
             let caller = authenticate(&req, cfg, log)?;
             require_scope(&caller, "admin")?;
-            Ok(json_response(200, &tokens::force_refresh(env).await?))
+            Ok(json_response(200, &tokens::force_refresh(env, cfg).await?))
+        }
+        "/v1/token/recover" => {
+            log.route = "/v1/token/recover";
+            require_method(&method, Method::Post)?;
+            let caller = authenticate(&req, cfg, log)?;
+            require_scope(&caller, "admin")?;
+            Ok(json_response(200, &tokens::recover(env, cfg).await?))
         }
         "/v1/dev/caller-key" => {
             log.route = "/v1/dev/caller-key";

@@ -6,6 +6,10 @@
 //! the hot path does no KV or DO call at all. The refresh token never comes
 //! here; only the access token and its timing do.
 //!
+//! One authority per Xoxoday account: the Durable Object's name and the KV
+//! key derive from the base URL and client id ([`account`]), so another
+//! account's token is never served.
+//!
 //! One lookup per isolate at a time: requests that find memory cold while
 //! another request's lookup is running wait for it (at most
 //! `plumgate_core::token::JOIN_WAIT_MS`, in case that request is cancelled)
@@ -13,27 +17,31 @@
 //! calling the Durable Object. Each waiter waits on a promise of its own,
 //! made in its own request, which the leading request resolves.
 
-use crate::authority::Reply;
+use crate::authority::{Op, Reply, AUTHORITY_HEADER};
 use crate::promise;
 use crate::util::now_ms;
+use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::secret::fingerprint;
-use plumgate_core::token::{joins_lookup, JOIN_WAIT_MS};
+use plumgate_core::token::storage::{account_id, authority_name, kv_token_key};
+use plumgate_core::token::{joins_lookup, Refusal, JOIN_WAIT_MS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use worker::js_sys::{self, Function, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{console_error, Env, Method, Request, RequestInit};
+use worker::{console_error, Env, Headers, Method, Request, RequestInit};
 
 /// KV binding name.
 pub const KV_BINDING: &str = "TOKEN_CACHE";
-/// KV key of the cached grant.
-pub const KV_TOKEN_KEY: &str = "xoxoday:access-token:v1";
 /// Durable Object binding name.
 pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
-/// The single authority instance's name.
-pub const DO_NAME: &str = "xoxoday";
+
+/// The Xoxoday account `cfg` talks to (see
+/// `plumgate_core::token::storage::account_id`).
+pub fn account(cfg: &Config) -> String {
+    account_id(&cfg.oauth_url, cfg.client_id.expose_secret())
+}
 
 /// An access token handed out by the authority.
 #[derive(Clone, Serialize, Deserialize)]
@@ -166,7 +174,7 @@ impl Source {
 }
 
 /// A usable access token for an upstream call.
-pub async fn access_token(env: &Env) -> Result<(Grant, Source), ApiError> {
+pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), ApiError> {
     if let Some(g) = from_memory(now_ms()) {
         return Ok((g, Source::Memory));
     }
@@ -179,53 +187,87 @@ pub async fn access_token(env: &Env) -> Result<(Grant, Source), ApiError> {
         }
     }
     let _lead = Lead::start(now_ms());
+    let account = account(cfg);
     if let Ok(kv) = env.kv(KV_BINDING) {
-        if let Ok(Some(g)) = kv.get(KV_TOKEN_KEY).json::<Grant>().await {
+        if let Ok(Some(g)) = kv.get(&kv_token_key(&account)).json::<Grant>().await {
             if g.usable(now_ms()) {
                 remember(&g);
                 return Ok((g, Source::Kv));
             }
         }
     }
-    let reply = call(env, "token", None).await?;
+    let reply = call(env, &account, Op::Token, None).await?;
     grant_of(reply).map(|g| (g, Source::Authority))
 }
 
-/// Upstream rejected `rejected`: ask the authority to replace it (it
-/// refreshes only if that token is still its current one).
-pub async fn replace_rejected(env: &Env, rejected: &Grant) -> Result<Grant, ApiError> {
+/// What the authority decided about a token Xoxoday answered 401 to.
+pub enum Checked {
+    /// Xoxoday's token check says it is valid: pass the 401 on unchanged.
+    PassThrough,
+    /// Use this token (the rejected one was replaced) and retry once.
+    Replaced(Grant),
+}
+
+/// Xoxoday answered 401 (a token candidate) to `rejected`: the authority
+/// checks it and replaces it only if Xoxoday confirms it is invalid and it
+/// is still the current token.
+pub async fn check_rejected(env: &Env, cfg: &Config, rejected: &Grant) -> Result<Checked, ApiError> {
     let fp = rejected.fingerprint();
-    MEMORY.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.as_ref().is_some_and(|g| g.fingerprint() == fp) {
-            *m = None;
-        }
-    });
-    let reply = call(env, "reject", Some(json!({ "fp": fp }))).await?;
-    grant_of(reply)
+    let reply = call(env, &account(cfg), Op::Check, Some(json!({ "fp": fp }))).await?;
+    if reply.pass_through {
+        return Ok(Checked::PassThrough);
+    }
+    // The authority no longer hands this token out (confirmed rejected, or
+    // already replaced): forget it here too, whatever else the reply says.
+    if reply.grant.as_ref().is_none_or(|g| g.fingerprint() != fp) {
+        MEMORY.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.as_ref().is_some_and(|g| g.fingerprint() == fp) {
+                *m = None;
+            }
+        });
+    }
+    // An error wins over a grant here: a failed check hands back the
+    // unconfirmed current token, which must not be retried.
+    if let Some(e) = reply.error {
+        return Err(e.into_api_error());
+    }
+    grant_of(reply).map(Checked::Replaced)
 }
 
 /// Token status for `GET /v1/token`.
-pub async fn status(env: &Env) -> Result<Value, ApiError> {
-    let reply = call(env, "status", None).await?;
-    Ok(reply.status)
+pub async fn status(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
+    let reply = call(env, &account(cfg), Op::Status, None).await?;
+    match reply.error {
+        Some(e) if reply.status.is_null() => Err(e.into_api_error()),
+        _ => Ok(reply.status),
+    }
 }
 
-/// `POST /v1/token/refresh`: a forced refresh (shared with any in flight).
-pub async fn force_refresh(env: &Env) -> Result<Value, ApiError> {
-    let reply = call(env, "refresh", None).await?;
+/// `POST /v1/token/refresh`: a forced refresh (shared with any in flight;
+/// throttled while the token is usable).
+pub async fn force_refresh(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
+    status_or_refusal(call(env, &account(cfg), Op::Refresh, None).await?)
+}
+
+/// `POST /v1/token/recover`: set unreadable stored state aside.
+pub async fn recover(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
+    status_or_refusal(call(env, &account(cfg), Op::Recover, None).await?)
+}
+
+fn status_or_refusal(reply: Reply) -> Result<Value, ApiError> {
     if let Some(g) = &reply.grant {
         remember(g);
     }
     match reply.error {
-        Some(e) => Err(reply_error(&e.code, &e.message, e.retry_after_secs)),
+        Some(e) => Err(e.into_api_error()),
         None => Ok(reply.status),
     }
 }
 
 /// The scheduled keep-alive.
-pub async fn cron_tick(env: &Env, cron: &str) {
-    match call(env, "cron", None).await {
+pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
+    match call(env, &account(cfg), Op::Cron, None).await {
         Ok(r) => worker::console_log!(
             "{}",
             json!({"event": "cron", "cron": cron, "state": r.status.get("state"), "error": r.error.as_ref().map(|e| e.code.clone())})
@@ -244,39 +286,34 @@ fn grant_of(reply: Reply) -> Result<Grant, ApiError> {
         return Ok(g);
     }
     Err(match reply.error {
-        Some(e) => reply_error(&e.code, &e.message, e.retry_after_secs),
+        Some(e) => e.into_api_error(),
         None => ApiError::upstream_error("no access token available"),
     })
 }
 
-fn reply_error(code: &str, message: &str, retry: Option<u64>) -> ApiError {
-    let e = match code {
-        "reauth_required" => ApiError::reauth_required(),
-        "misconfigured" => ApiError::misconfigured(&[message.to_string()]),
-        "upstream_timeout" => ApiError::upstream_timeout(format!("Xoxoday token refresh: {message}")),
-        _ => ApiError::upstream_error(format!("Xoxoday token refresh: {message}")),
-    };
-    match retry {
-        Some(s) => e.retry_after(s),
-        None => e,
-    }
+async fn call(env: &Env, account: &str, op: Op, body: Option<Value>) -> Result<Reply, ApiError> {
+    call_authority(env, &authority_name(account), op, body).await
 }
 
-async fn call(env: &Env, op: &str, body: Option<Value>) -> Result<Reply, ApiError> {
+/// Send `op` to the authority named `name`.
+pub async fn call_authority(env: &Env, name: &str, op: Op, body: Option<Value>) -> Result<Reply, ApiError> {
     let stub = env
         .durable_object(DO_BINDING)
-        .and_then(|ns| ns.get_by_name(DO_NAME))
+        .and_then(|ns| ns.get_by_name(name))
         .map_err(|_| ApiError::misconfigured(&[format!("{DO_BINDING} binding is missing")]))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post);
+    let headers = Headers::new();
+    headers.set(AUTHORITY_HEADER, name).map_err(|_| ApiError::internal())?;
+    init.with_headers(headers);
     if let Some(b) = body {
         init.with_body(Some(b.to_string().into()));
     }
-    let req = Request::new_with_init(&format!("https://authority/{op}"), &init)
+    let req = Request::new_with_init(&format!("https://authority/{}", op.name()), &init)
         .map_err(|_| ApiError::internal())?;
     let mut resp = stub.fetch_with_request(req).await.map_err(|e| {
-        console_error!("{}", json!({"event": "authority_call_failed", "op": op, "detail": e.to_string()}));
-        ApiError::upstream_error("the token authority is unavailable")
+        console_error!("{}", json!({"event": "authority_call_failed", "op": op.name(), "detail": e.to_string()}));
+        Refusal::Unavailable { message: "the token authority is unavailable".into() }.api_error()
     })?;
     resp.json::<Reply>().await.map_err(|_| ApiError::internal())
 }

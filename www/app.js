@@ -222,8 +222,11 @@
       case 404: return "Not found";
       case 409: return "Conflict";
       case 422: return "Xoxoday could not process this";
-      case 429: return "Rate limited by Xoxoday";
-      case 503: return err.code === "reauth_required" ? "A person must reconnect Xoxoday" : "plumgate is unavailable";
+      case 429: return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refreshed moments ago" : "Rate limited by Xoxoday";
+      case 503:
+        if (err.code === "reauth_required") return "A person must reconnect Xoxoday";
+        if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
+        return "plumgate is unavailable";
       case 504: return "Xoxoday did not answer in time";
       default: return err.status >= 500 ? "Upstream error" : `Request failed (HTTP ${err.status})`;
     }
@@ -770,9 +773,25 @@
     uninitialized: "No token yet: the first call will fetch one.",
     fresh: "Healthy: the access token is valid.",
     stale: "Early-refresh window: plumgate refreshes in the background while serving the current token.",
-    expired: "The access token has expired: the next call waits for a refresh.",
+    expired: "The access token has expired or Xoxoday revoked it: the next call waits for a refresh.",
     reauth_required: "The refresh token is dead: generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN again.",
+    credentials_rejected: "Xoxoday rejected the client id or secret: set XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET right; plumgate tries again by itself then.",
   };
+
+  /** The token facts (GET /v1/token's body) into the panel. */
+  function showToken(t, requestId) {
+    const dl = clear($("token-info"));
+    fact(dl, "State", h("span", { class: `badge state state-${t.state}`, id: "token-state", text: t.state }));
+    fact(dl, "Meaning", STATE_TEXT[t.state] || "");
+    fact(dl, "Access token expires", when(t.access_token_expires_at));
+    fact(dl, "Refresh token expires", when(t.refresh_token_expires_at));
+    fact(dl, "Last refresh", when(t.last_refresh_at));
+    fact(dl, "Refreshes", String(t.refresh_count ?? 0));
+    fact(dl, "Last error", t.last_error ? (typeof t.last_error === "string" ? t.last_error : JSON.stringify(t.last_error)) : "none");
+    if (t.retry_at) fact(dl, "No refresh attempt before", when(t.retry_at));
+    fact(dl, "Request id", h("code", { text: requestId }));
+    dl.hidden = false;
+  }
 
   async function token(method) {
     hideError("token-error");
@@ -783,21 +802,18 @@
     setStatus("token-status", method === "POST" ? "Refreshing the Xoxoday token…" : "Checking token health…");
     try {
       const r = await request(method === "POST" ? "/v1/token/refresh" : "/v1/token", { method });
-      const t = r.json || {};
-      const dl = clear($("token-info"));
-      fact(dl, "State", h("span", { class: `badge state state-${t.state}`, id: "token-state", text: t.state }));
-      fact(dl, "Meaning", STATE_TEXT[t.state] || "");
-      fact(dl, "Access token expires", when(t.access_token_expires_at));
-      fact(dl, "Refresh token expires", when(t.refresh_token_expires_at));
-      fact(dl, "Last refresh", when(t.last_refresh_at));
-      fact(dl, "Refreshes", String(t.refresh_count ?? 0));
-      fact(dl, "Last error", t.last_error ? (typeof t.last_error === "string" ? t.last_error : JSON.stringify(t.last_error)) : "none");
-      fact(dl, "Request id", h("code", { text: r.requestId }));
-      dl.hidden = false;
+      showToken(r.json || {}, r.requestId);
       setStatus("token-status", method === "POST" ? `Refreshed at ${new Date().toLocaleTimeString()}.` : `Checked at ${new Date().toLocaleTimeString()}.`);
     } catch (e) {
-      $("token-info").hidden = true;
-      setStatus("token-status", "");
+      if (method === "POST" && e instanceof PlumgateError && e.status === 429) {
+        // Throttled (a forced refresh is allowed once a minute while the
+        // token is valid) or Xoxoday's refresh penalty: the token itself is
+        // fine, so the facts stay as they were.
+        setStatus("token-status", `Not refreshed: plumgate answered 429${e.retryAfter ? `; try again in ${e.retryAfter} s` : ""}.`);
+      } else {
+        $("token-info").hidden = true;
+        setStatus("token-status", "");
+      }
       showError("token-error", e);
     } finally {
       busy(panel, false);

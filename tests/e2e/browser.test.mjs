@@ -19,7 +19,9 @@ let browser;
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   sandbox = await startSandbox(["--quiet"]);
-  worker = await startWorker({ sandbox, keys, vars: { DEV_CALLER_KEY: keys.admin.key } });
+  // The bootstrap access token is used as is (no refresh at start), so the
+  // page's first forced refresh is not throttled and its second one is.
+  worker = await startWorker({ sandbox, keys, vars: { DEV_CALLER_KEY: keys.admin.key, XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } });
   browser = await launchChromium();
 });
 
@@ -318,12 +320,28 @@ async function walkThePage() {
   const after = Number(/Refreshes\s+(\d+)/.exec(await text(page, "#token-info"))[1]);
   assert.equal(after, before + 1, "refresh count goes up");
   assert.equal((await sandbox.counters()).refresh_calls, refreshesUpstream + 1, "one upstream refresh");
+  // Again at once: throttled (once a minute while the token is valid); the
+  // page says so, with plumgate's 429, and keeps the token facts.
+  const throttled = page.waitForResponse((r) => r.url().endsWith("/v1/token/refresh"));
+  await page.click("#token-refresh");
+  const tr = await throttled;
+  assert.equal(tr.status(), 429);
+  await page.locator("#token-error").waitFor({ state: "visible" });
+  assert.equal(await text(page, "#token-error .err-code"), "rate_limited");
+  assert.match(await text(page, "#token-error .err-title"), /Refreshed moments ago/);
+  assert.match(await text(page, "#token-error .err-message"), /TOKEN_MIN_REFRESH_INTERVAL_SECS/);
+  assert.match(await text(page, "#token-error .err-hint"), new RegExp(`Retry after ${tr.headers()["retry-after"]} s`));
+  assert.match(await text(page, "#token-error .err-meta"), /HTTP 429/);
+  assert.equal(await text(page, "#token-error .err-rid"), tr.headers()["x-request-id"]);
+  assert.match(await text(page, "#token-status"), /Not refreshed: plumgate answered 429; try again in \d+ s/);
+  assert.ok(await page.locator("#token-info").isVisible(), "the token facts stay");
+  assert.equal((await sandbox.counters()).refresh_calls, refreshesUpstream + 1, "nothing spent");
   assert.ok(!(await page.content()).includes("plumgate-dev-refresh-token"), "no token in the page");
 
   await assertCleanText(page);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, "desktop.png"), fullPage: true });
-  dConsole.check([detailsErrorStatus, 400]);
+  dConsole.check([detailsErrorStatus, 400, 429]);
   await desk.close();
 
   // =================================================================== phone

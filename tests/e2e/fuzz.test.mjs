@@ -34,7 +34,7 @@ const CODES = {
   400: ["invalid_json", "invalid_request"], 401: ["unauthorized"], 403: ["forbidden"],
   404: ["not_found", "unknown_operation"], 405: ["method_not_allowed"], 409: ["idempotency_conflict"],
   413: ["payload_too_large"], 429: ["rate_limited"], 502: ["upstream_error", "upstream_unauthorized"],
-  503: ["reauth_required", "misconfigured"], 504: ["upstream_timeout"],
+  503: ["reauth_required", "credentials_rejected", "misconfigured"], 504: ["upstream_timeout"],
 };
 const OPS = ["getFilters", "getVouchers", "getBalance", "placeOrder", "getOrderDetails", "getOrderHistory", "paymentHistory"];
 const QUERY = {

@@ -286,10 +286,13 @@ test("auth matrix on every route: none, malformed, unknown, no scope, right key"
     const c1 = await counters();
     assert.equal(apiTotal(c1), apiTotal(c0), `${label}: refused calls never reach Xoxoday`);
     assert.equal(c1.refresh_calls, c0.refresh_calls);
+    // A forced refresh is throttled to one a minute while the token is
+    // valid: past authentication, 429 rate_limited is as good as 200.
+    const accepted = (r) => r.status === 200 || (label === "POST /v1/token/refresh" && r.status === 429 && r.json.error.code === "rate_limited");
     const ok = await send(right, {});
-    assert.equal(ok.status, 200, `${label}: right key: ${ok.text}`);
+    assert.ok(accepted(ok), `${label}: right key: ${ok.status} ${ok.text}`);
     const admin = await send(keys.admin, {});
-    assert.equal(admin.status, 200, `${label}: "*" key`);
+    assert.ok(accepted(admin), `${label}: "*" key: ${admin.status}`);
   }
   const c = await counters();
   assert.ok(c.resend_mails >= 2, "the resend with orders:write went through");

@@ -166,8 +166,8 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port, cal
     XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
     XOXODAY_REFRESH_TOKEN: "plumgate-dev-refresh-token",
     GATEWAY_KEYS: JSON.stringify(Object.values(keys ?? {}).map((k) => k.entry)),
-    TOKEN_MIN_REFRESH_INTERVAL_SECS: "1",
-    REFRESH_TIMEOUT_MS: "2000",
+    // Every other setting keeps the product's default: tests move the
+    // sandbox's clock or wait, never shorten an interval or a timeout.
     ...vars,
   };
   // A config of our own beside a .dev.vars holding every value: wrangler
@@ -236,13 +236,17 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port, cal
       killGroup(child, "SIGKILL");
       await waitExit(child, 2000);
     },
-    /** Log lines the worker printed that parse as JSON objects. */
+    /**
+     * Log lines the worker printed that parse as JSON objects (wrangler
+     * colours console.error lines even with NO_COLOR: the escapes go first).
+     */
     jsonLogs() {
       const out = [];
-      for (const l of lines) {
+      for (const raw of lines) {
+        const l = raw.replace(/\x1b\[[0-9;]*m/g, "");
         const i = l.indexOf("{");
         if (i < 0) continue;
-        try { out.push(JSON.parse(l.slice(i))); } catch { /* not ours */ }
+        try { out.push(JSON.parse(l.slice(i, l.lastIndexOf("}") + 1))); } catch { /* not ours */ }
       }
       return out;
     },
@@ -419,4 +423,113 @@ export async function launchChromium() {
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
     ],
   });
+}
+
+// ---------------------------------------------------------------------------
+// Durable Object storage on disk (issue 15): what an admin of a deployment
+// cannot do through plumgate, a test does while the worker is stopped, so
+// the authority's handling of stored state is tested end to end. Local
+// workerd keeps each object in its own SQLite file; values are V8-serialized
+// (the format of Node's `v8` module).
+
+/** The token authorities' storage files under a worker's persist dir: `[{file, name}]`. */
+export async function authorityFiles(persistDir) {
+  const { DatabaseSync } = await import("node:sqlite");
+  const dir = join(persistDir, "state/v3/do/plumgate-TokenAuthority");
+  const { readdirSync, existsSync } = await import("node:fs");
+  if (!existsSync(dir)) return [];
+  const out = [];
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite")) {
+    const db = new DatabaseSync(join(dir, f));
+    try {
+      const row = db.prepare("SELECT name FROM __miniflare_do_name").get();
+      out.push({ file: join(dir, f), name: row?.name ?? null });
+    } finally {
+      db.close();
+    }
+  }
+  return out;
+}
+
+/** A value an object stored under `key` (string), or undefined. */
+export async function readStored(file, key) {
+  const { DatabaseSync } = await import("node:sqlite");
+  const v8 = await import("node:v8");
+  const db = new DatabaseSync(file);
+  try {
+    const hasKv = db.prepare("SELECT name FROM sqlite_master WHERE name = '_cf_KV'").get();
+    if (!hasKv) return undefined;
+    const row = db.prepare("SELECT value FROM _cf_KV WHERE key = ?").get(key);
+    return row ? v8.deserialize(Buffer.from(row.value)) : undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/** Every key an object stored. */
+export async function storedKeys(file) {
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(file);
+  try {
+    return db.prepare("SELECT key FROM _cf_KV ORDER BY key").all().map((r) => r.key);
+  } finally {
+    db.close();
+  }
+}
+
+/** Store `value` under `key` (undefined: delete it), as the object itself would. */
+export async function writeStored(file, key, value) {
+  const { DatabaseSync } = await import("node:sqlite");
+  const v8 = await import("node:v8");
+  const db = new DatabaseSync(file);
+  try {
+    // workerd's own table, made on an object's first write.
+    db.exec("CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID");
+    if (value === undefined) db.prepare("DELETE FROM _cf_KV WHERE key = ?").run(key);
+    else db.prepare("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)").run(key, v8.serialize(value));
+  } finally {
+    db.close();
+  }
+}
+
+/** Per-minute limits high enough that no test meets the sandbox's rate limiter by accident. */
+export const HIGH_LIMITS = {
+  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
+  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
+};
+
+/** The operation the token tests call: never cached at the edge, so every call goes upstream. */
+export const UNCACHED_OP = "getOrderHistory";
+
+/**
+ * What the token test files share: fresh sandboxes (limits out of the way),
+ * temporary state directories, one uncached operation, `GET /v1/token`, and
+ * `finish()` (stop the sandboxes, remove the directories, return the leak
+ * scan's hits).
+ */
+export function tokenFixture(keys) {
+  const sandboxes = [];
+  const dirs = [];
+  return {
+    async fresh(config = {}) {
+      const sb = await startSandbox();
+      sandboxes.push(sb);
+      await sb.admin("/config", { rate_limits: HIGH_LIMITS, ...config });
+      return sb;
+    },
+    newDir() {
+      const d = tempDir();
+      dirs.push(d);
+      return d;
+    },
+    op: (w, key = keys.admin) =>
+      call(w, `/v1/ops/${UNCACHED_OP}`, { key, body: { startDate: "2020-01-01", endDate: "2030-12-31", limit: 5, page: 1 } }),
+    tokenStatus: async (w) => (await call(w, "/v1/token", { method: "GET", key: keys.admin })).json,
+    async finish() {
+      const hits = await Promise.all(sandboxes.map((sb) => leakScan(sb, keys)));
+      for (const sb of sandboxes) await sb.stop();
+      for (const d of dirs) cleanup(d);
+      return hits.flat();
+    },
+  };
 }

@@ -1,38 +1,55 @@
-// Token authority end to end (issue: token lifecycle, contract §4): the built
-// worker in workerd against the sandbox. Each scenario gets a fresh sandbox
-// and a fresh worker state unless it says otherwise.
+// Token authority end to end (contract §4): the built worker in workerd
+// against the sandbox, with the product's default settings (a minimum
+// refresh interval of 60 s, a 15 s request wait). Each scenario gets a
+// fresh sandbox and a fresh worker state unless it says otherwise. The
+// outcomes of "confirm before spending" (contract §4.6) are tests 3a-3g;
+// refresh rate limits, credentials, stored state, timeouts and accounts
+// are in token-faults.test.mjs.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startSandbox, startWorker, standardKeys, call, leakScan, waitFor, tempDir, cleanup, capturedLogs,
+  startWorker, standardKeys, call, waitFor, capturedLogs, tokenFixture, UNCACHED_OP,
 } from "./harness.mjs";
 
 const keys = standardKeys();
-const sandboxes = [];
-const dirs = [];
-const HIGH_LIMITS = {
-  getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
-  getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
-};
-
-async function fresh(config = {}) {
-  const sb = await startSandbox();
-  sandboxes.push(sb);
-  await sb.admin("/config", { rate_limits: HIGH_LIMITS, ...config });
-  return sb;
-}
-
-// An operation that is never cached at the edge, so every call goes upstream.
-const OP = "getOrderHistory";
-const op = (w, key = keys.admin) =>
-  call(w, `/v1/ops/${OP}`, { key, body: { startDate: "2020-01-01", endDate: "2030-12-31", limit: 5, page: 1 } });
+const { fresh, newDir, op, tokenStatus, finish } = tokenFixture(keys);
+const OP = UNCACHED_OP;
 
 after(async () => {
-  const hits = await Promise.all(sandboxes.map((sb) => leakScan(sb, keys)));
-  for (const sb of sandboxes) await sb.stop();
-  for (const d of dirs) cleanup(d);
-  assert.deepEqual(hits.flat(), [], "no token, secret or key in any response or log line");
+  assert.deepEqual(await finish(), [], "no token, secret or key in any response or log line");
 });
+
+/**
+ * A fresh sandbox (`config`) and a worker on it (`opts`), `fn(sb, w)`; the
+ * worker is stopped afterwards whatever happens.
+ */
+async function scenario(config, opts, fn) {
+  const sb = await fresh(config);
+  const w = await startWorker({ sandbox: sb, keys, ...opts });
+  try {
+    await fn(sb, w);
+  } finally {
+    await w.stop();
+  }
+}
+
+/**
+ * A fresh sandbox (`config`) and a worker on it whose state persists in a
+ * new directory; one first call obtains a token; the worker is stopped.
+ * Returns the sandbox and the directory, for a restart on that state.
+ */
+async function persistedToken(config = {}) {
+  const sb = await fresh(config);
+  const dir = newDir();
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  try {
+    assert.equal((await op(w)).status, 200);
+  } finally {
+    await w.stop();
+  }
+  return { sb, dir };
+}
+
 
 test("1. cold start: 200 concurrent calls cause exactly one refresh", async () => {
   // The refresh takes 1 s, so the other 199 calls surely arrive while the
@@ -60,14 +77,15 @@ test("1. cold start: 200 concurrent calls cause exactly one refresh", async () =
     assert.ok(sources.every((t) => ["memory", "shared", "kv", "authority"].includes(t)), `sources: ${[...new Set(sources)].join(",")}`);
     const counts = JSON.stringify(Object.fromEntries([...new Set(sources)].map((t) => [t, sources.filter((x) => x === t).length])));
     assert.ok(sources.includes("shared"), `concurrent cold calls waited for the lookup (sources: ${counts})`);
-    const status = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(status.status, 200);
-    assert.equal(status.json.state, "fresh");
-    assert.equal(status.json.refresh_count, 1);
-    assert.match(status.json.access_token_expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
-    assert.equal(status.json.last_error, null);
-    for (const k of ["state", "access_token_expires_at", "refresh_token_expires_at", "last_refresh_at", "refresh_count", "last_error"]) {
-      assert.ok(k in status.json, k);
+    const res = await call(w, "/v1/token", { method: "GET", key: keys.admin });
+    assert.equal(res.status, 200);
+    const status = res.json;
+    assert.equal(status.state, "fresh");
+    assert.equal(status.refresh_count, 1);
+    assert.match(status.access_token_expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    assert.equal(status.last_error, null);
+    for (const k of ["state", "access_token_expires_at", "refresh_token_expires_at", "last_refresh_at", "refresh_count", "last_error", "retry_at"]) {
+      assert.ok(k in status, k);
     }
   } finally {
     await w.stop();
@@ -75,82 +93,219 @@ test("1. cold start: 200 concurrent calls cause exactly one refresh", async () =
 });
 
 test("2. strict rotation + restart: the rotated token is used, the spent bootstrap never again", async () => {
-  const sb = await fresh({ rotation: "strict" });
-  const dir = tempDir();
-  dirs.push(dir);
-  let w = await startWorker({ sandbox: sb, keys, persistDir: dir });
-  try {
-    assert.equal((await op(w)).status, 200);
-  } finally {
-    await w.stop();
-  }
+  const { sb, dir } = await persistedToken({ rotation: "strict" });
   assert.equal((await sb.counters()).refresh_calls, 1);
-  w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
   try {
     assert.equal((await op(w)).status, 200, "serves with the persisted token after restart");
+    // A forced refresh seconds after the last one, while the token is
+    // usable: throttled, nothing spent.
     const forced = await call(w, "/v1/token/refresh", { key: keys.admin });
-    assert.equal(forced.status, 200, forced.text);
-    assert.equal(forced.json.refresh_count, 2);
+    assert.equal(forced.status, 429, forced.text);
+    assert.equal(forced.json.error.code, "rate_limited");
+    assert.ok(Number(forced.headers["retry-after"]) >= 1 && Number(forced.headers["retry-after"]) <= 60, forced.headers["retry-after"]);
+    assert.equal((await sb.counters()).refresh_calls, 1);
+    // Xoxoday revokes the access token: the persisted (rotated) refresh
+    // token replaces it.
+    await sb.admin("/tokens/revoke-access", {});
     assert.equal((await op(w)).status, 200);
     const c = await sb.counters();
     assert.equal(c.refresh_calls, 2);
     assert.equal(c.refresh_failures, 0);
     const t = await sb.admin("/tokens");
     assert.equal(t.spent_refresh_tokens_used, 0, "never sent a rotated-away refresh token");
+    const st = await tokenStatus(w);
+    assert.equal(st.refresh_count, 2);
   } finally {
     await w.stop();
   }
 });
 
-test("3. revoked access token: one refresh, the call succeeds; 50 concurrent rejections cause one refresh", async () => {
-  const sb = await fresh();
-  const w = await startWorker({ sandbox: sb, keys });
-  try {
+test("3a. access token revoked seconds after a refresh: the next call refreshes once and succeeds, no caller sees a failure", async () => {
+  await scenario({}, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);
-    await new Promise((r) => setTimeout(r, 1200)); // past TOKEN_MIN_REFRESH_INTERVAL_SECS=1
+    // Seconds after that refresh (well inside TOKEN_MIN_REFRESH_INTERVAL_SECS = 60).
     await sb.admin("/tokens/revoke-access", {});
     await sb.admin("/counters/reset", {});
-    const one = await op(w);
-    assert.equal(one.status, 200, one.text);
-    let c = await sb.counters();
-    assert.equal(c.refresh_calls, 1);
-    assert.equal(c.unauthorized_api_calls, 1);
+    const results = [];
+    for (let i = 0; i < 20; i++) results.push(await op(w));
+    assert.deepEqual([...new Set(results.map((r) => r.status))], [200], results.map((r) => r.status).join(","));
+    const c = await sb.counters();
+    assert.equal(c.validate_calls, 1, "one token check");
+    assert.equal(c.refresh_calls, 1, "one refresh");
+    assert.equal(c.unauthorized_api_calls, 1, "one call met the revoked token, and was retried once");
+    const [first] = await w.logsFor([results[0].headers["x-request-id"]]);
+    assert.equal(first.note, "token_replaced");
+    assert.equal(first.status, 200);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 2);
+    assert.equal(st.last_error, null);
+  });
+});
 
-    await new Promise((r) => setTimeout(r, 1200));
+test("3b. 50 concurrent calls meeting one revocation: one check, one refresh", async () => {
+  await scenario({}, {}, async (sb, w) => {
+    assert.equal((await op(w)).status, 200);
     await sb.admin("/tokens/revoke-access", {});
     await sb.admin("/counters/reset", {});
     const burst = await Promise.all(Array.from({ length: 50 }, () => op(w)));
     assert.deepEqual([...new Set(burst.map((r) => r.status))], [200]);
-    c = await sb.counters();
-    assert.equal(c.refresh_calls, 1, "50 rejections, one refresh");
+    const c = await sb.counters();
+    assert.equal(c.validate_calls, 1, "50 rejections, one check");
+    assert.equal(c.refresh_calls, 1, "one refresh");
     assert.equal(c.peak_concurrent_refreshes, 1);
+  });
+});
+
+test("3c. 401s that are not about the token pass through unchanged and spend nothing", async () => {
+  await scenario({}, {}, async (sb, w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/counters/reset", {});
+    const info = {
+      PIPE10015: "Plum Pro APIs: User is disabled",
+      PIPE10016: "Plum Pro APIs: Company is disabled",
+      PIPE10017: "Access restricted for this IP",
+    };
+    for (const [mode, text] of Object.entries(info)) {
+      await sb.admin("/faults/api", { mode, op: OP });
+      const r = await op(w);
+      assert.equal(r.status, 401, `${mode}: ${r.text}`);
+      assert.deepEqual(r.json, { code: 401, errorId: mode, errorInfo: text, error: text }, "Xoxoday's body, unchanged");
+      assert.equal(r.headers["www-authenticate"], undefined, "not plumgate's own 401");
+    }
+    // placeOrder's documented 401: international orders not allowed.
+    await sb.admin("/faults/api", { mode: "PLE10019", op: "placeOrder" });
+    const order = { productId: 10100, quantity: 1, denomination: 10, poNumber: `PO-PLE-${Date.now()}`, email: "a@example.com" };
+    const refused = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body: order });
+    assert.equal(refused.status, 401, refused.text);
+    assert.deepEqual(refused.json, { code: 401, errorId: "PLE10019", errorInfo: "International orders not allowed", error: "International orders not allowed" });
+    let c = await sb.counters();
+    assert.equal(c.refresh_calls, 0, "no rotation");
+    assert.equal(c.validate_calls, 0, "the authority was never asked");
+    assert.equal(c.api_401_faults, 4);
+    // Nothing was placed, so the same poNumber works once Xoxoday allows it.
+    const placed = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body: order });
+    assert.equal(placed.status, 200, placed.text);
+
+    // A token-shaped 401 (PIPE10013) for a token Xoxoday's check says is
+    // valid: one check, no refresh, Xoxoday's 401 unchanged.
+    await sb.admin("/faults/api", { mode: "PIPE10013", op: OP, count: 2 });
+    await sb.admin("/counters/reset", {});
+    const a = await op(w);
+    assert.equal(a.status, 401, a.text);
+    assert.equal(a.json.errorId, "PIPE10013");
+    const b = await op(w);
+    assert.equal(b.status, 401);
+    c = await sb.counters();
+    assert.equal(c.validate_calls, 1, "the verdict is reused for a minute: one check for both");
+    assert.equal(c.refresh_calls, 0);
+    const [la] = await w.logsFor([a.headers["x-request-id"]]);
+    assert.equal(la.note, "token_valid");
+    assert.equal((await op(w)).status, 200);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1);
+  });
+});
+
+test("3d. a new XOXODAY_REFRESH_TOKEN after a dashboard regeneration: the very next call succeeds", async () => {
+  const { sb, dir } = await persistedToken();
+  // The dashboard regenerates tokens: every earlier token dies.
+  const issued = await sb.admin("/tokens/issue", { revoke_existing: true });
+  await sb.admin("/counters/reset", {});
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: issued.refresh_token } });
+  try {
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 1);
+    assert.equal(c.refresh_failures, 0);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.last_error, null);
   } finally {
     await w.stop();
   }
 });
 
-test("3b. a token upstream keeps rejecting ends in 502 upstream_unauthorized, no loop", async () => {
-  const sb = await fresh();
-  const w = await startWorker({ sandbox: sb, keys, vars: { TOKEN_MIN_REFRESH_INTERVAL_SECS: "60" } });
-  try {
+test("3e. dead refresh token + rejected access token: 503 reauth_required on the first call after the evidence", async () => {
+  await scenario({}, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-refresh", {});
     await sb.admin("/tokens/revoke-access", {});
     await sb.admin("/counters/reset", {});
     const r = await op(w);
-    // The token is seconds old: refreshing again would not help, so no refresh.
-    assert.equal(r.status, 502);
-    assert.equal(r.json.error.code, "upstream_unauthorized");
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, "reauth_required");
+    assert.match(r.json.error.message, /XOXODAY_REFRESH_TOKEN/);
+    const again = await Promise.all(Array.from({ length: 10 }, () => op(w)));
+    assert.ok(again.every((x) => x.status === 503 && x.json.error.code === "reauth_required"));
     const c = await sb.counters();
-    assert.equal(c.refresh_calls, 0);
-    assert.equal(c.unauthorized_api_calls, 2, "one call and exactly one retry");
-  } finally {
-    await w.stop();
-  }
+    assert.equal(c.validate_calls, 1);
+    assert.equal(c.refresh_calls, 1, "one refresh attempt (invalid_grant), no loop");
+    assert.equal(c.unauthorized_api_calls, 1, "the dead token is forgotten: later calls do not try it upstream");
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "reauth_required");
+    assert.match(st.last_error, /invalid_grant/);
+  });
+});
+
+test("3f. a failed token check spends nothing: 502 with Retry-After, then recovery", async () => {
+  await scenario({}, {}, async (sb, w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/validate", { mode: "5xx", status: 503 });
+    await sb.admin("/counters/reset", {});
+    const r = await op(w);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, "upstream_error");
+    assert.match(r.json.error.message, /token check failed/);
+    assert.ok(Number(r.headers["retry-after"]) >= 1, r.headers["retry-after"]);
+    const again = await op(w);
+    assert.equal(again.status, 502, "the failed verdict is reused for a few seconds");
+    let c = await sb.counters();
+    assert.equal(c.refresh_calls, 0, "no rotation without confirmation");
+    assert.equal(c.validate_calls, 1);
+    await new Promise((res) => setTimeout(res, 5500));
+    const ok = await op(w);
+    assert.equal(ok.status, 200, ok.text);
+    c = await sb.counters();
+    assert.equal(c.validate_calls, 2);
+    assert.equal(c.refresh_calls, 1);
+  });
+});
+
+test("3g. loop guard: at most 10 confirmed rejections an hour lead to a refresh", async () => {
+  await scenario({}, {}, async (sb, w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/counters/reset", {});
+    for (let i = 1; i <= 10; i++) {
+      await sb.admin("/tokens/revoke-access", {});
+      const r = await op(w);
+      assert.equal(r.status, 200, `revocation ${i}: ${r.text}`);
+    }
+    assert.equal((await sb.counters()).refresh_calls, 10);
+    await sb.admin("/tokens/revoke-access", {});
+    const r = await op(w);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, "upstream_unauthorized");
+    assert.match(r.json.error.message, /refresh loop/);
+    assert.ok(Number(r.headers["retry-after"]) > 3000, r.headers["retry-after"]);
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 10, "the eleventh confirmation within the hour spends nothing");
+    assert.equal(c.validate_calls, 11);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "expired");
+    assert.ok(Date.parse(st.retry_at) > Date.now() + 3000_000, st.retry_at);
+  });
 });
 
 test("4. transient refresh failures while the token is valid: callers keep succeeding, retries bounded", async () => {
   const sb = await fresh();
-  const w = await startWorker({ sandbox: sb, keys, vars: { REFRESH_TIMEOUT_MS: "1500" } });
+  // The bootstrap access token is used as is (validated, not refreshed), so
+  // the first forced refresh is not throttled.
+  const w = await startWorker({ sandbox: sb, keys, vars: { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } });
   try {
     assert.equal((await op(w)).status, 200);
     await sb.admin("/faults/refresh", { mode: "5xx", count: 1000, status: 503 });
@@ -163,38 +318,47 @@ test("4. transient refresh failures while the token is valid: callers keep succe
     assert.equal(f.json.error.code, "upstream_error");
     let c = await sb.counters();
     assert.equal(c.refresh_calls, 3, "bounded: three attempts");
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "fresh");
-    assert.match(st.json.last_error, /503/);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.match(st.last_error, /503/);
+    assert.ok(Date.parse(st.retry_at) > Date.now(), `backoff shown: ${st.retry_at}`);
     for (let i = 0; i < 5; i++) assert.equal((await op(w)).status, 200);
+    // Asking again at once: the failed attempt counts; throttled.
+    const again = await call(w, "/v1/token/refresh", { key: keys.admin });
+    assert.equal(again.status, 429, again.text);
     c = await sb.counters();
     assert.equal(c.refresh_calls, 3, "no refresh storm while the token is valid");
-
-    await sb.admin("/faults/clear", {});
-    await sb.admin("/faults/refresh", { mode: "hang", count: 1000, hang_ms: 4000 });
-    await sb.admin("/counters/reset", {});
-    const t0 = Date.now();
-    const hung = call(w, "/v1/token/refresh", { key: keys.admin });
-    const fast = await op(w);
-    assert.equal(fast.status, 200, "callers are not blocked by a hanging refresh");
-    assert.ok(Date.now() - t0 < 3000, "served while the refresh hangs (each hung attempt lasts 4 s)");
-    const h = await hung;
-    assert.equal(h.status, 504, h.text);
-    assert.equal(h.json.error.code, "upstream_timeout");
-    c = await sb.counters();
-    assert.equal(c.refresh_calls, 3);
-    const st2 = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.match(st2.json.last_error, /timed out/);
-    assert.equal((await op(w)).status, 200);
   } finally {
     await w.stop();
   }
 });
 
+test("4b. a slow refresh blocks no caller, and a forced refresh waits for it (longer than REFRESH_TIMEOUT_MS)", async () => {
+  await scenario({}, { vars: { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } }, async (sb, w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 18000 });
+    await sb.admin("/counters/reset", {});
+    const t0 = Date.now();
+    const forced = call(w, "/v1/token/refresh", { key: keys.admin });
+    await new Promise((res) => setTimeout(res, 500));
+    const fast = await op(w);
+    assert.equal(fast.status, 200, "callers are not blocked by a slow refresh");
+    assert.ok(Date.now() - t0 < 5000);
+    const f = await forced;
+    assert.equal(f.status, 200, f.text);
+    assert.ok(Date.now() - t0 >= 18000, "the forced refresh waited for the slow answer");
+    assert.equal(f.json.refresh_count, 1);
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 1);
+    assert.equal(c.refresh_success, 1);
+    assert.equal((await op(w)).status, 200);
+    assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0);
+  });
+});
+
 test("5. invalid_grant: reauth_required, no refresh loop; a new bootstrap token recovers", async () => {
   const sb = await fresh();
-  const dir = tempDir();
-  dirs.push(dir);
+  const dir = newDir();
   await sb.admin("/faults/refresh", { mode: "invalid_grant", count: 1 });
   let w = await startWorker({ sandbox: sb, keys, persistDir: dir });
   let logs;
@@ -207,12 +371,14 @@ test("5. invalid_grant: reauth_required, no refresh loop; a new bootstrap token 
     }
     const again = await Promise.all(Array.from({ length: 20 }, () => op(w)));
     assert.ok(again.every((r) => r.status === 503));
-    assert.equal((await call(w, "/v1/token/refresh", { key: keys.admin })).status, 503);
+    const forced = await call(w, "/v1/token/refresh", { key: keys.admin });
+    assert.equal(forced.status, 503);
+    assert.equal(forced.json.error.code, "reauth_required");
     const c = await sb.counters();
     assert.equal(c.refresh_calls, 1, "the refresh count stays flat");
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "reauth_required");
-    assert.match(st.json.last_error, /invalid_grant/);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "reauth_required");
+    assert.match(st.last_error, /invalid_grant/);
     logs = w.lines.join("\n");
     assert.match(logs, /reauth_required/, "a loud log line");
   } finally {
@@ -224,9 +390,9 @@ test("5. invalid_grant: reauth_required, no refresh loop; a new bootstrap token 
   try {
     const r = await op(w);
     assert.equal(r.status, 200, r.text);
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "fresh");
-    assert.equal(st.json.last_error, null);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.last_error, null);
   } finally {
     await w.stop();
   }
@@ -241,8 +407,8 @@ test("6a. rotate-then-drop under the 6-hour grace rule: recovers", async () => {
     assert.equal(r.status, 200, r.text);
     const c = await sb.counters();
     assert.equal(c.refresh_calls, 2, "the dropped answer, then one retry with the old token");
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "fresh");
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
   } finally {
     await w.stop();
   }
@@ -260,8 +426,8 @@ test("6b. rotate-then-drop under strict rotation: reauth_required, never loops",
     assert.ok(burst.every((x) => x.status === 503));
     const c = await sb.counters();
     assert.equal(c.refresh_calls, 2);
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "reauth_required");
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "reauth_required");
   } finally {
     await w.stop();
   }
@@ -269,28 +435,35 @@ test("6b. rotate-then-drop under strict rotation: reauth_required, never loops",
 
 test("7. cron keeps the pair alive: refreshes in the early window, not when fresh", async () => {
   const sb = await fresh();
-  const w = await startWorker({ sandbox: sb, keys });
+  let w = await startWorker({ sandbox: sb, keys });
   try {
     assert.equal((await op(w)).status, 200);
     await sb.admin("/counters/reset", {});
-    let r = await fetch(`${w.url}/__scheduled?cron=17+*+*+*+*`);
+    const r = await fetch(`${w.url}/__scheduled?cron=17+*+*+*+*`);
     await r.text();
     await new Promise((res) => setTimeout(res, 1500));
     assert.equal((await sb.counters()).refresh_calls, 0, "fresh token: no refresh");
-
-    // Upstream now issues 3-day tokens: after one refresh the pair is inside
-    // the 7-day early window.
-    await sb.admin("/config", { access_ttl_secs: 3 * 86400 });
-    assert.equal((await call(w, "/v1/token/refresh", { key: keys.admin })).status, 200);
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "stale");
-    await new Promise((res) => setTimeout(res, 1200));
+  } finally {
+    await w.stop();
+  }
+  // Tokens with 3 days left (inside the 7-day early window), set as the
+  // bootstrap pair: nobody calls, the cron refreshes.
+  await sb.admin("/config", { access_ttl_secs: 3 * 86400 });
+  const pair = await sb.admin("/tokens/issue", {});
+  await sb.admin("/config", { access_ttl_secs: 1296000 });
+  w = await startWorker({ sandbox: sb, keys, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token, XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  try {
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "stale");
+    assert.equal(st.refresh_count, 0);
     await sb.admin("/counters/reset", {});
-    r = await fetch(`${w.url}/__scheduled?cron=17+*+*+*+*`);
+    const r = await fetch(`${w.url}/__scheduled?cron=17+*+*+*+*`);
     await r.text();
     await waitFor(async () => (await sb.counters()).refresh_calls === 1, { what: "cron refresh" });
     await new Promise((res) => setTimeout(res, 500));
     assert.equal((await sb.counters()).refresh_calls, 1);
+    const after = await tokenStatus(w);
+    assert.equal(after.state, "fresh");
   } finally {
     await w.stop();
   }
@@ -323,8 +496,8 @@ test("bootstrap access token is validated and used without a refresh", async () 
     const c = await sb.counters();
     assert.equal(c.validate_calls, 1);
     assert.equal(c.refresh_calls, 0);
-    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-    assert.equal(st.json.state, "fresh");
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
   } finally {
     await w.stop();
   }
@@ -340,10 +513,10 @@ test("lenient token answers: expires_in as a string, expiry stamps as numbers, n
     try {
       const before = Date.now();
       assert.equal((await op(w)).status, 200);
-      const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
-      const exp = Date.parse(st.json.access_token_expires_at);
-      assert.ok(Math.abs(exp - (before + 10 * 86400 * 1000)) < 60_000, `expiry parsed (${JSON.stringify(config)}): ${st.json.access_token_expires_at}`);
-      assert.equal(st.json.state, "fresh", "10 days left is outside the 7-day window");
+      const st = await tokenStatus(w);
+      const exp = Date.parse(st.access_token_expires_at);
+      assert.ok(Math.abs(exp - (before + 10 * 86400 * 1000)) < 60_000, `expiry parsed (${JSON.stringify(config)}): ${st.access_token_expires_at}`);
+      assert.equal(st.state, "fresh", "10 days left is outside the 7-day window");
     } finally {
       await w.stop();
     }

@@ -17,6 +17,7 @@
 //!   penalty backs off on plumgate's too.
 
 use crate::jsontext::Object;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Which wire form an error takes.
@@ -48,6 +49,27 @@ impl ErrorStyle {
 
 /// The message of Xoxoday's rate-limit answer.
 pub const RATE_LIMIT_MESSAGE: &str = "auth.request_limit_exceeded";
+
+/// Every code plumgate answers with (contract §3 and its additions).
+pub const CODES: [&str; 17] = [
+    "invalid_json",
+    "invalid_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "unknown_operation",
+    "method_not_allowed",
+    "idempotency_conflict",
+    "payload_too_large",
+    "rate_limited",
+    "upstream_error",
+    "upstream_unauthorized",
+    "reauth_required",
+    "credentials_rejected",
+    "misconfigured",
+    "upstream_timeout",
+    "internal_error",
+];
 
 /// One error answer: status, code and a human sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +157,11 @@ impl ApiError {
         )
         .retry_after(secs)
     }
+    /// 429 `rate_limited` with a sentence of its own (a token-refresh
+    /// penalty, the forced-refresh throttle).
+    pub fn rate_limited_because(message: impl Into<String>, secs: u64) -> Self {
+        Self::new(429, "rate_limited", message).retry_after(secs)
+    }
     /// 502 `upstream_error`.
     pub fn upstream_error(message: impl Into<String>) -> Self {
         Self::new(502, "upstream_error", message)
@@ -145,6 +172,18 @@ impl ApiError {
             502,
             "upstream_unauthorized",
             "Xoxoday rejected the access token again after one refresh",
+        )
+    }
+    /// 502 `upstream_unauthorized` with a sentence of its own.
+    pub fn upstream_unauthorized_because(message: impl Into<String>) -> Self {
+        Self::new(502, "upstream_unauthorized", message)
+    }
+    /// 503 `credentials_rejected`: Xoxoday blamed the client id or secret.
+    pub fn credentials_rejected() -> Self {
+        Self::new(
+            503,
+            "credentials_rejected",
+            "Xoxoday rejected the client credentials: set the right XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET (Xoxoday dashboard, Settings → API → Reward API); plumgate tries again by itself once they change",
         )
     }
     /// 503 `reauth_required`.
@@ -253,6 +292,7 @@ fn title(code: &str) -> &str {
         "upstream_error" => "Upstream error",
         "upstream_unauthorized" => "Upstream rejected the token",
         "reauth_required" => "Xoxoday tokens must be generated again",
+        "credentials_rejected" => "Xoxoday rejected the client credentials",
         "misconfigured" => "Misconfigured",
         "upstream_timeout" => "Upstream timeout",
         "internal_error" => "Internal error",
@@ -260,9 +300,71 @@ fn title(code: &str) -> &str {
     }
 }
 
+/// An [`ApiError`] as it crosses from a Durable Object to the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    /// HTTP status.
+    pub status: u16,
+    /// One of [`CODES`].
+    pub code: String,
+    /// Human sentence.
+    pub message: String,
+    /// `Retry-After`.
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl From<&ApiError> for WireError {
+    fn from(e: &ApiError) -> Self {
+        WireError { status: e.status, code: e.code.to_string(), message: e.message.clone(), retry_after_secs: e.retry_after_secs }
+    }
+}
+
+impl WireError {
+    /// Back to the error; a code plumgate does not know (a newer Durable
+    /// Object during a deploy) becomes `internal_error` with the same status.
+    pub fn into_api_error(self) -> ApiError {
+        let code = CODES.iter().copied().find(|c| *c == self.code).unwrap_or("internal_error");
+        ApiError { status: self.status, code, message: self.message, retry_after_secs: self.retry_after_secs }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_crosses_the_wire() {
+        let all = [
+            ApiError::invalid_json(),
+            ApiError::invalid_request("x"),
+            ApiError::unauthorized("x"),
+            ApiError::forbidden("admin"),
+            ApiError::not_found(),
+            ApiError::unknown_operation(),
+            ApiError::method_not_allowed("GET"),
+            ApiError::idempotency_conflict(),
+            ApiError::payload_too_large(),
+            ApiError::rate_limited("getBalance", 3),
+            ApiError::rate_limited_because("x", 4),
+            ApiError::upstream_error("x"),
+            ApiError::upstream_unauthorized(),
+            ApiError::upstream_unauthorized_because("x"),
+            ApiError::reauth_required(),
+            ApiError::credentials_rejected(),
+            ApiError::misconfigured(&["x".into()]),
+            ApiError::upstream_timeout("x"),
+            ApiError::internal(),
+        ];
+        for e in all {
+            assert!(CODES.contains(&e.code), "{}", e.code);
+            let text = serde_json::to_string(&WireError::from(&e)).unwrap();
+            let back: WireError = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.into_api_error(), e);
+        }
+        let odd = WireError { status: 418, code: "teapot".into(), message: "m".into(), retry_after_secs: None };
+        assert_eq!(odd.into_api_error().code, "internal_error");
+    }
 
     #[test]
     fn body_shape() {
@@ -326,6 +428,7 @@ mod tests {
             ApiError::upstream_error("m"),
             ApiError::upstream_unauthorized(),
             ApiError::reauth_required(),
+            ApiError::credentials_rejected(),
             ApiError::misconfigured(&["X".into()]),
             ApiError::upstream_timeout("m"),
             ApiError::internal(),

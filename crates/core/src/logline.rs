@@ -1,7 +1,10 @@
-//! The one JSON log line per request (contract §7).
+//! The one JSON log line per request (contract §7), and the event lines of
+//! the token authority (a refresh, a check, a state problem).
 //!
 //! Only the fields listed here ever reach the log: no headers, bodies,
 //! tokens, keys, voucher codes or PINs, because there is no field for them.
+//! Event lines take fixed keys and values the authority composes itself
+//! (sentences from `plumgate_core::token`, counts, times).
 
 use crate::time::rfc3339;
 use serde::Serialize;
@@ -88,9 +91,84 @@ struct Line<'a> {
     upstream_status: Option<u16>,
 }
 
+/// A value in an [`event`] line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field<'a> {
+    /// A string (escaped).
+    Str(&'a str),
+    /// A whole number.
+    Int(i64),
+    /// `null`.
+    Null,
+}
+
+impl<'a> From<&'a str> for Field<'a> {
+    fn from(s: &'a str) -> Self {
+        Field::Str(s)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Field<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        s.map_or(Field::Null, Field::Str)
+    }
+}
+
+impl From<i64> for Field<'_> {
+    fn from(n: i64) -> Self {
+        Field::Int(n)
+    }
+}
+
+/// One JSON object line from `fields`, in the order given. (Not a
+/// `serde_json::json!` tree: that costs code per field in the worker's
+/// wasm, and these lines are rare.)
+pub fn event(fields: &[(&str, Field<'_>)]) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&quote(key));
+        out.push(':');
+        match value {
+            Field::Str(s) => out.push_str(&quote(s)),
+            Field::Int(n) => out.push_str(&n.to_string()),
+            Field::Null => out.push_str("null"),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// A JSON string literal, through `Value`'s `Display`: the worker already
+/// has that code for every JSON answer it writes (a `to_string::<str>`
+/// would add another copy of serde_json's string machinery to the wasm).
+fn quote(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_lines_are_json_in_order() {
+        let line = event(&[
+            ("event", "token_refreshed".into()),
+            ("reason", "a \"quoted\" sentence\nwith a newline".into()),
+            ("count", 3i64.into()),
+            ("retry_at", Field::from(None::<&str>)),
+        ]);
+        assert_eq!(line, r#"{"event":"token_refreshed","reason":"a \"quoted\" sentence\nwith a newline","count":3,"retry_at":null}"#);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["count"], 3);
+        assert_eq!(event(&[]), "{}");
+        // Every control character and both escapes survive a JSON parse.
+        let nasty: String = (0u8..0x20).map(char::from).chain("\"\\é𝄞".chars()).collect();
+        let v: serde_json::Value = serde_json::from_str(&event(&[("s", nasty.as_str().into())])).unwrap();
+        assert_eq!(v["s"], nasty.as_str());
+    }
 
     #[test]
     fn line_has_the_contract_fields() {

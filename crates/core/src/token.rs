@@ -1,10 +1,14 @@
 //! The Xoxoday token lifecycle, sans I/O.
 //!
 //! Owns: the token authority's persisted state ([`AuthorityState`]), the
-//! state machine that decides what a request, a cron tick, a forced refresh
-//! or an upstream rejection should do ([`plan`]), building the refresh and
-//! validate requests and parsing their answers leniently, the retry/backoff
-//! policy, and the status body of `GET /v1/token`.
+//! state machine that decides what a request, a cron tick or a forced
+//! refresh should do ([`plan`]), building the refresh and validate requests
+//! and parsing their answers leniently, the retry/backoff policy, and the
+//! status body of `GET /v1/token`. Submodules hold the rest of the
+//! authority's rules: [`check`] (an upstream 401 is checked before anything
+//! is spent), [`run`] (each step of a refresh run and what to answer after
+//! it) and [`storage`] (loading or refusing stored state, the per-account
+//! names, the one-time import of the previous version's state).
 //!
 //! Not here: the Durable Object that runs these decisions with real `fetch`
 //! and storage (`src/authority.rs`), and the isolate/KV caches in front of it.
@@ -16,14 +20,29 @@
 //!   earlier by up to 10 % jitter per token) the current token keeps being
 //!   served while one background refresh runs; inside the last minutes
 //!   (`must_refresh_secs`) or once expired, the request waits for the refresh.
-//! - Transport errors, timeouts, 5xx, 429, `server_error` and
+//! - Transport errors, timeouts, 5xx, `server_error` and
 //!   `temporarily_unavailable` are transient: bounded retries, then a
 //!   jittered backoff while a still-valid token keeps being served.
-//!   `invalid_grant`, `invalid_token`, other 4xx are final: `reauth_required`
-//!   and no further refresh until the operator sets a new bootstrap token.
+//! - Xoxoday's refresh rate-limit answer (`auth.request_limit_exceeded`, in
+//!   any of its shapes, or HTTP 429) stops the run at once: no attempt of
+//!   any kind until its penalty (plus jitter) ends.
+//! - `invalid_grant`, `invalid_token`, `auth.token_error` and other 4xx are
+//!   final: `reauth_required` and no further refresh until the operator sets
+//!   a new bootstrap token. `invalid_client` / `unauthorized_client` blame the
+//!   client id/secret, not the refresh token: `credentials_rejected`, which
+//!   clears by itself when those secrets change; the refresh token is kept.
 //! - A refresh token that has been rotated away is remembered by fingerprint
 //!   and never used again, even if the operator sets it again.
+//! - No caller can cause a rotation: an upstream 401 only marks the token
+//!   rejected after Xoxoday's own token check says it is invalid
+//!   ([`check`]), and a forced refresh is allowed at most once per
+//!   `min_refresh_interval_secs` while the token is usable.
 
+pub mod check;
+pub mod run;
+pub mod storage;
+
+use crate::errors::ApiError;
 use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
 use crate::time::rfc3339;
 use serde::{Deserialize, Serialize};
@@ -62,12 +81,17 @@ pub struct TokenPolicy {
     pub early_refresh_secs: u64,
     /// Make requests wait for a refresh when less than this remains (default 5 min).
     pub must_refresh_secs: u64,
-    /// Never refresh more often than this, unless the token is unusable or a
-    /// person asks (default 60 s). Stops loops when upstream issues short or
-    /// rejected tokens.
+    /// Never refresh more often than this, unless the token is unusable
+    /// (default 60 s); also the forced-refresh throttle. Stops loops when
+    /// upstream issues short tokens.
     pub min_refresh_interval_secs: u64,
-    /// Timeout of one refresh call (default 15 s).
+    /// How long a request waits for a refresh (or a token check) it needs
+    /// (default 15 s). The refresh itself keeps running in the Durable
+    /// Object after the request stops waiting.
     pub refresh_timeout_ms: u64,
+    /// Timeout of one call to the refresh endpoint (default 5 min): long,
+    /// because a slow answer cut off under strict rotation loses the pair.
+    pub refresh_call_timeout_ms: u64,
     /// Attempts of one refresh run before giving up (default 3).
     pub max_attempts: u32,
     /// First retry delay inside a run (default 250 ms, doubling, jittered).
@@ -85,6 +109,7 @@ impl Default for TokenPolicy {
             must_refresh_secs: 300,
             min_refresh_interval_secs: 60,
             refresh_timeout_ms: 15_000,
+            refresh_call_timeout_ms: 300_000,
             max_attempts: 3,
             retry_base_ms: 250,
             backoff_base_ms: 30_000,
@@ -93,16 +118,20 @@ impl Default for TokenPolicy {
     }
 }
 
-/// The access token currently held.
+/// The access token currently held. Only `token` is required when stored
+/// state is read: a slot without a token is no slot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessSlot {
     /// The token.
     pub token: AccessToken,
-    /// When it expires (epoch ms).
+    /// When it expires (epoch ms); missing means "expired", which only
+    /// costs a refresh.
+    #[serde(default)]
     pub expires_at_ms: i64,
     /// When plumgate obtained it (epoch ms).
+    #[serde(default)]
     pub obtained_at_ms: i64,
-    /// Upstream answered 401 to it.
+    /// Xoxoday's token check confirmed that upstream rejects it.
     #[serde(default)]
     pub rejected: bool,
 }
@@ -113,6 +142,7 @@ pub struct RefreshSlot {
     /// The token.
     pub token: RefreshToken,
     /// When it expires (epoch ms), from the answer or estimated.
+    #[serde(default)]
     pub expires_at_ms: i64,
     /// Whether `expires_at_ms` came from upstream.
     #[serde(default)]
@@ -121,7 +151,16 @@ pub struct RefreshSlot {
 
 /// Everything the token authority persists (one storage value, written
 /// atomically).
+///
+/// Forward compatible: every field has a default (a state written by an
+/// older version, which lacks newer fields, still loads), and fields this
+/// version does not know are ignored (a state written by a newer version
+/// still loads after a rollback; such fields are not written back: keeping
+/// them would cost the worker's wasm ~2 KB gzip, and none of them can hold
+/// the token pair, which lives in fields every version knows). State that
+/// still cannot be read is never replaced: see [`storage::load_state`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AuthorityState {
     /// Current access token.
     pub access: Option<AccessSlot>,
@@ -132,7 +171,6 @@ pub struct AuthorityState {
     /// Fingerprint of the bootstrap `XOXODAY_REFRESH_TOKEN` last seen and handled.
     pub adopted_bootstrap_fp: Option<String>,
     /// Fingerprint of the bootstrap `XOXODAY_ACCESS_TOKEN` last seen and handled.
-    #[serde(default)]
     pub adopted_access_fp: Option<String>,
     /// Fingerprints of refresh tokens rotated away (newest last).
     pub spent_refresh_fps: Vec<String>,
@@ -150,6 +188,31 @@ pub struct AuthorityState {
     pub next_attempt_at_ms: Option<i64>,
     /// Per-token jitter in [0, 1): moves the early window earlier by up to 10 %.
     pub jitter: f64,
+    /// Xoxoday's refresh rate-limit penalty, jitter included: no refresh
+    /// attempt of any kind before this (epoch ms).
+    pub penalty_until_ms: Option<i64>,
+    /// Set while Xoxoday rejects the configured client id/secret: the
+    /// [`credentials_fingerprint`] of the pair it rejected (the reason and
+    /// time are `last_error` and `last_error_at_ms`). Plain fields here and
+    /// below rather than small structs: each struct in an `Option` costs
+    /// the worker's wasm its own decoder.
+    pub credentials_rejected_fp: Option<String>,
+    /// Fingerprint of the access token the last token check was about
+    /// (see [`check`]; read through [`AuthorityState::last_check`]).
+    pub last_check_fp: Option<String>,
+    /// When it was made (epoch ms).
+    pub last_check_at_ms: Option<i64>,
+    /// What it said: `valid`, `invalid` or `failed`.
+    pub last_check_result: Option<String>,
+    /// When Xoxoday's token check confirmed a rejection (epoch ms), newest
+    /// last, inside the loop guard's window (see [`check`]).
+    pub confirmed_rejections_ms: Vec<i64>,
+    /// The per-account authority this object's state was handed to (the
+    /// previous version's single authority only; see [`storage`]). A
+    /// retired object never serves or refreshes again.
+    pub retired_to: Option<String>,
+    /// When it was handed over (epoch ms).
+    pub retired_at_ms: Option<i64>,
 }
 
 /// Token state reported by `GET /v1/token`.
@@ -165,6 +228,8 @@ pub enum TokenState {
     Expired,
     /// The refresh token is dead; a person must generate tokens again.
     ReauthRequired,
+    /// Xoxoday rejects the client id/secret; a person must set them right.
+    CredentialsRejected,
 }
 
 impl TokenState {
@@ -176,21 +241,161 @@ impl TokenState {
             TokenState::Stale => "stale",
             TokenState::Expired => "expired",
             TokenState::ReauthRequired => "reauth_required",
+            TokenState::CredentialsRejected => "credentials_rejected",
         }
     }
 }
 
 /// What asked the authority for a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// A caller needs a token.
+    /// A caller needs a token (also after a token check, see [`check`]).
     Request,
-    /// Upstream answered 401 to the access token with this fingerprint.
-    Rejected(String),
     /// The cron keep-alive.
     Cron,
     /// A person asked for a refresh (`POST /v1/token/refresh`).
     Forced,
+}
+
+/// Why the authority hands out no token (or why a forced refresh did not
+/// happen). The Durable Object sends [`Refusal::api_error`] to the worker
+/// (as a [`crate::errors::WireError`]: a flat struct costs far less wasm
+/// to decode than this enum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The refresh token is dead: `503 reauth_required`.
+    ReauthRequired,
+    /// Xoxoday rejects the client id/secret: `503 credentials_rejected`.
+    CredentialsRejected,
+    /// Xoxoday's refresh rate-limit penalty runs: `429 rate_limited`.
+    RefreshPenalty {
+        /// Seconds until it ends.
+        retry_after_secs: u64,
+    },
+    /// A forced refresh within `TOKEN_MIN_REFRESH_INTERVAL_SECS` of the
+    /// last refresh, while the token is usable: `429 rate_limited`.
+    Throttled {
+        /// Seconds until a forced refresh is allowed.
+        retry_after_secs: u64,
+    },
+    /// The loop guard of [`check`]: `502 upstream_unauthorized`.
+    LoopGuard {
+        /// Confirmed rejections inside the window.
+        rejections: u32,
+        /// Seconds until the next refresh is allowed.
+        retry_after_secs: u64,
+    },
+    /// Refreshing backs off after failed runs: `502 upstream_error`.
+    Backoff {
+        /// Seconds until the next attempt.
+        retry_after_secs: u64,
+    },
+    /// The refresh run failed: `502 upstream_error`.
+    RefreshFailed {
+        /// Safe sentence.
+        message: String,
+        /// Seconds until the next attempt, when known.
+        retry_after_secs: Option<u64>,
+    },
+    /// The refresh call timed out: `504 upstream_timeout`.
+    RefreshTimedOut {
+        /// Safe sentence.
+        message: String,
+        /// Seconds until the next attempt, when known.
+        retry_after_secs: Option<u64>,
+    },
+    /// The request stopped waiting for a refresh that is still running in
+    /// the authority (its answer will be kept): `504 upstream_timeout`.
+    StillRefreshing {
+        /// How long the request waited (ms).
+        waited_ms: u64,
+    },
+    /// A refresh succeeded but its token is not usable: `502 upstream_error`.
+    NoUsableToken,
+    /// Xoxoday's token check failed, so plumgate could not tell whether the
+    /// token was revoked, and spent nothing: `502 upstream_error`.
+    CheckFailed {
+        /// Safe sentence.
+        message: String,
+        /// Seconds until a check is tried again.
+        retry_after_secs: u64,
+    },
+    /// The stored state cannot be read and is left untouched:
+    /// `503 misconfigured`.
+    StateUnreadable {
+        /// Safe sentence (where it is and why it cannot be read).
+        message: String,
+    },
+    /// Configuration problems: `503 misconfigured`.
+    Misconfigured {
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+    /// Durable Object storage or a Durable Object call failed:
+    /// `502 upstream_error`.
+    Unavailable {
+        /// Safe sentence.
+        message: String,
+    },
+}
+
+impl Refusal {
+    /// The caller-facing error.
+    pub fn api_error(&self) -> ApiError {
+        let with = |e: ApiError, secs: Option<u64>| match secs {
+            Some(s) => e.retry_after(s.max(1)),
+            None => e,
+        };
+        match self {
+            Refusal::ReauthRequired => ApiError::reauth_required(),
+            Refusal::CredentialsRejected => ApiError::credentials_rejected(),
+            Refusal::RefreshPenalty { retry_after_secs } => ApiError::rate_limited_because(
+                format!(
+                    "Xoxoday has put token refreshes under a rate-limit penalty (auth.request_limit_exceeded) and plumgate holds no usable access token; plumgate makes no refresh attempt before it ends: retry after {} s",
+                    retry_after_secs.max(&1)
+                ),
+                (*retry_after_secs).max(1),
+            ),
+            Refusal::Throttled { retry_after_secs } => ApiError::rate_limited_because(
+                format!(
+                    "the token was refreshed less than TOKEN_MIN_REFRESH_INTERVAL_SECS ago and is usable; a forced refresh is allowed again in {} s",
+                    retry_after_secs.max(&1)
+                ),
+                (*retry_after_secs).max(1),
+            ),
+            Refusal::LoopGuard { rejections, retry_after_secs } => with(
+                ApiError::upstream_unauthorized_because(format!(
+                    "Xoxoday keeps rejecting newly issued access tokens ({rejections} confirmed rejections within an hour); plumgate pauses refreshing to avoid a refresh loop: retry after {} s",
+                    retry_after_secs.max(&1)
+                )),
+                Some(*retry_after_secs),
+            ),
+            Refusal::Backoff { retry_after_secs } => with(
+                ApiError::upstream_error("Xoxoday token refresh: token refresh is failing; plumgate is backing off"),
+                Some(*retry_after_secs),
+            ),
+            Refusal::RefreshFailed { message, retry_after_secs } => {
+                with(ApiError::upstream_error(format!("Xoxoday token refresh: {message}")), *retry_after_secs)
+            }
+            Refusal::RefreshTimedOut { message, retry_after_secs } => {
+                with(ApiError::upstream_timeout(format!("Xoxoday token refresh: {message}")), *retry_after_secs)
+            }
+            Refusal::StillRefreshing { waited_ms } => ApiError::upstream_timeout(format!(
+                "Xoxoday token refresh: no answer within REFRESH_TIMEOUT_MS ({waited_ms} ms); the refresh keeps running and its answer will be kept: retry shortly"
+            ))
+            .retry_after(2),
+            Refusal::NoUsableToken => ApiError::upstream_error("Xoxoday token refresh: the refresh produced no usable token"),
+            Refusal::CheckFailed { message, retry_after_secs } => with(
+                ApiError::upstream_error(format!(
+                    "Xoxoday answered 401 to the access token and its token check failed ({message}); plumgate does not refresh without confirmation"
+                )),
+                Some(*retry_after_secs),
+            ),
+            Refusal::StateUnreadable { message } => ApiError::misconfigured(std::slice::from_ref(message)),
+            Refusal::Misconfigured { problems } => ApiError::misconfigured(problems),
+            Refusal::Unavailable { message } => ApiError::upstream_error(message.clone()),
+        }
+    }
 }
 
 /// What the authority should do.
@@ -202,17 +407,17 @@ pub enum Plan {
     ServeAndRefresh,
     /// Refresh first, then hand out the new token.
     RefreshThenServe,
-    /// The refresh token is dead.
-    Reauth,
-    /// Refreshing is backing off after failures and no usable token exists.
-    Backoff {
-        /// Seconds until the next attempt.
-        retry_after_secs: u64,
-    },
+    /// Hand out nothing (or, for a forced refresh, do not refresh).
+    Refuse(Refusal),
+}
+
+fn secs_until(t: i64, now_ms: i64) -> u64 {
+    ((t - now_ms).max(0) as u64).div_ceil(1000)
 }
 
 impl AuthorityState {
-    fn access_usable(&self, now_ms: i64) -> bool {
+    /// Is the current access token usable (present, not rejected, unexpired)?
+    pub fn access_usable(&self, now_ms: i64) -> bool {
         self.access.as_ref().is_some_and(|a| !a.rejected && a.expires_at_ms > now_ms)
     }
 
@@ -233,6 +438,9 @@ impl AuthorityState {
         if self.reauth_reason.is_some() {
             return TokenState::ReauthRequired;
         }
+        if self.credentials_rejected_fp.is_some() {
+            return TokenState::CredentialsRejected;
+        }
         match &self.access {
             None => TokenState::Uninitialized,
             Some(_) if !self.access_usable(now_ms) => TokenState::Expired,
@@ -245,14 +453,42 @@ impl AuthorityState {
 
     fn in_backoff(&self, now_ms: i64) -> Option<u64> {
         match self.next_attempt_at_ms {
-            Some(t) if t > now_ms => Some(((t - now_ms) as u64).div_ceil(1000)),
+            Some(t) if t > now_ms => Some(secs_until(t, now_ms)),
             _ => None,
+        }
+    }
+
+    /// Seconds left of Xoxoday's refresh rate-limit penalty, if one runs.
+    pub fn penalty_left_secs(&self, now_ms: i64) -> Option<u64> {
+        match self.penalty_until_ms {
+            Some(t) if t > now_ms => Some(secs_until(t, now_ms).max(1)),
+            _ => None,
+        }
+    }
+
+    /// The last refresh attempt that ended, successful or not (epoch ms).
+    pub fn last_attempt_at_ms(&self) -> Option<i64> {
+        match (self.last_refresh_at_ms, self.last_error_at_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
     }
 
     fn refreshed_recently(&self, now_ms: i64, policy: &TokenPolicy) -> bool {
         self.last_refresh_at_ms
             .is_some_and(|t| now_ms - t < (policy.min_refresh_interval_secs * 1000) as i64)
+    }
+
+    /// When the next automatic refresh attempt may happen, if something
+    /// holds it back (a penalty, a backoff, the loop guard); shown as
+    /// `retry_at` by `GET /v1/token`.
+    pub fn retry_at_ms(&self, now_ms: i64) -> Option<i64> {
+        let guard = self
+            .access
+            .as_ref()
+            .filter(|a| a.rejected)
+            .and_then(|_| check::guard_until_ms(self, now_ms));
+        [self.penalty_until_ms, self.next_attempt_at_ms, guard].into_iter().flatten().filter(|t| *t > now_ms).max()
     }
 
     /// When an isolate holding the current token should ask again (epoch ms).
@@ -271,39 +507,53 @@ impl AuthorityState {
 }
 
 /// Decide what to do for `trigger` at `now_ms`.
-pub fn plan(state: &AuthorityState, trigger: &Trigger, now_ms: i64, policy: &TokenPolicy) -> Plan {
+///
+/// Order of the rules: a dead refresh token, then rejected client
+/// credentials (both keep serving a still-valid access token to requests,
+/// and never refresh); no refresh token at all; Xoxoday's refresh penalty
+/// (nothing may call the refresh endpoint); the forced-refresh throttle; an
+/// unusable token (the loop guard for confirmed rejections, then the
+/// backoff, else refresh now, whatever the time since the last refresh);
+/// then the two windows of a usable token.
+pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &TokenPolicy) -> Plan {
     let usable = state.access_usable(now_ms);
+    let serves = usable && trigger == Trigger::Request;
     if state.reauth_reason.is_some() {
         // Keep serving a still-valid access token: the operator has until it
         // expires to set a new refresh token. Nothing refreshes meanwhile.
-        return match trigger {
-            Trigger::Request if usable => Plan::Serve,
-            _ => Plan::Reauth,
-        };
+        return if serves { Plan::Serve } else { Plan::Refuse(Refusal::ReauthRequired) };
+    }
+    if state.credentials_rejected_fp.is_some() {
+        return if serves { Plan::Serve } else { Plan::Refuse(Refusal::CredentialsRejected) };
     }
     if state.refresh.is_none() {
-        return if usable { Plan::Serve } else { Plan::Reauth };
+        return if usable { Plan::Serve } else { Plan::Refuse(Refusal::ReauthRequired) };
     }
-    if let Trigger::Rejected(fp) = trigger {
-        let current_fp = state.access.as_ref().map(|a| a.token.fingerprint());
-        if current_fp.as_deref() != Some(fp.as_str()) {
-            // Someone already replaced the rejected token.
-            return if usable { Plan::Serve } else { refresh_or_backoff(state, now_ms) };
-        }
-        // The current token was rejected. A token obtained moments ago that is
-        // rejected again will not be helped by another refresh: hand it out
-        // and let the caller's single retry fail (no loop).
-        return if state.refreshed_recently(now_ms, policy) {
-            Plan::Serve
-        } else {
-            Plan::RefreshThenServe
+    if let Some(secs) = state.penalty_left_secs(now_ms) {
+        return if serves { Plan::Serve } else { Plan::Refuse(Refusal::RefreshPenalty { retry_after_secs: secs }) };
+    }
+    if trigger == Trigger::Forced {
+        let interval_ms = (policy.min_refresh_interval_secs * 1000) as i64;
+        return match state.last_attempt_at_ms() {
+            Some(t) if usable && now_ms - t < interval_ms && now_ms >= t => {
+                Plan::Refuse(Refusal::Throttled { retry_after_secs: secs_until(t + interval_ms, now_ms).max(1) })
+            }
+            _ => Plan::RefreshThenServe,
         };
     }
-    if matches!(trigger, Trigger::Forced) {
-        return Plan::RefreshThenServe;
-    }
     if !usable {
-        return refresh_or_backoff(state, now_ms);
+        if state.access.as_ref().is_some_and(|a| a.rejected) {
+            if let Some(until) = check::guard_until_ms(state, now_ms) {
+                return Plan::Refuse(Refusal::LoopGuard {
+                    rejections: check::rejections_in_window(state, now_ms),
+                    retry_after_secs: secs_until(until, now_ms).max(1),
+                });
+            }
+        }
+        return match state.in_backoff(now_ms) {
+            Some(secs) => Plan::Refuse(Refusal::Backoff { retry_after_secs: secs.max(1) }),
+            None => Plan::RefreshThenServe,
+        };
     }
     let access = state.access.as_ref().expect("usable implies access");
     let must_point = access.expires_at_ms - (policy.must_refresh_secs * 1000) as i64;
@@ -314,13 +564,6 @@ pub fn plan(state: &AuthorityState, trigger: &Trigger, now_ms: i64, policy: &Tok
     match state.state(now_ms, policy) {
         TokenState::Stale if may_refresh => Plan::ServeAndRefresh,
         _ => Plan::Serve,
-    }
-}
-
-fn refresh_or_backoff(state: &AuthorityState, now_ms: i64) -> Plan {
-    match state.in_backoff(now_ms) {
-        Some(secs) => Plan::Backoff { retry_after_secs: secs.max(1) },
-        None => Plan::RefreshThenServe,
     }
 }
 
@@ -365,6 +608,9 @@ pub fn adopt_bootstrap(
                 expiry_known: false,
             });
             state.reauth_reason = None;
+            // The operator acted: whatever Xoxoday blamed before gets a
+            // fresh try with the new token (a penalty stays: it is Xoxoday's).
+            state.credentials_rejected_fp = None;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
             out.adopted_refresh = true;
@@ -379,6 +625,30 @@ pub fn adopt_bootstrap(
         }
     }
     out
+}
+
+/// Fingerprint of the configured client id and secret together (16 hex
+/// chars of SHA-256 over both, length-prefixed so no two pairs collide by
+/// concatenation). Stored with a credentials rejection, never the values.
+pub fn credentials_fingerprint(client_id: &ClientId, client_secret: &ClientSecret) -> String {
+    let id = client_id.expose_secret();
+    crate::secret::fingerprint(&format!("{}:{}{}", id.len(), id, client_secret.expose_secret()))
+}
+
+/// Clear a credentials rejection once the configured client id/secret
+/// differ from the ones Xoxoday rejected (the operator fixed them). Returns
+/// whether the state changed. The refresh token was never spent by the
+/// rejection, so refreshing simply resumes.
+pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
+    match &state.credentials_rejected_fp {
+        Some(rejected) if rejected != client_fp => {
+            state.credentials_rejected_fp = None;
+            state.consecutive_failures = 0;
+            state.next_attempt_at_ms = None;
+            true
+        }
+        _ => false,
+    }
 }
 
 fn remember_spent(state: &mut AuthorityState, fp: String) {
@@ -475,10 +745,23 @@ pub struct TokenAnswer {
 pub enum RefreshOutcome {
     /// New tokens.
     Success(TokenAnswer),
-    /// Worth retrying later; the sentence is safe to show.
+    /// Worth retrying soon; the sentence is safe to show.
     Transient(String),
-    /// The refresh token (or client) is rejected; a person must act.
+    /// No answer within the call's timeout. The refresh may have rotated
+    /// the pair upstream: retrying at once gains nothing (see
+    /// [`run::next_step`]).
+    Timeout(String),
+    /// Xoxoday's refresh rate limit: no attempt before the penalty ends.
+    RateLimited {
+        /// The penalty Xoxoday announced (or the default).
+        penalty_secs: u64,
+        /// Safe sentence.
+        reason: String,
+    },
+    /// The refresh token is rejected; a person must act.
     Final(String),
+    /// The client id/secret are rejected; the refresh token is not to blame.
+    CredentialsRejected(String),
 }
 
 /// Read a number that may arrive as a JSON number or a numeric string.
@@ -511,9 +794,40 @@ fn transient_oauth_code(code: &str) -> bool {
     matches!(code, "server_error" | "temporarily_unavailable")
 }
 
+/// OAuth error codes that blame the client id/secret, not the refresh token.
+fn credentials_oauth_code(code: &str) -> bool {
+    matches!(code, "invalid_client" | "unauthorized_client")
+}
+
+/// The message id Xoxoday uses for its rate limit.
+const RATE_LIMIT_MESSAGE: &str = "auth.request_limit_exceeded";
+
+/// If a refresh answer is Xoxoday's rate-limit answer, its penalty in
+/// seconds. Every shape counts: HTTP 429 (any body; `Retry-After` or the
+/// default penalty), `errors` as an array or an object with
+/// `penaltySeconds`, a flat `message` or `error_message_id`, and HTTP 200
+/// with `success: 0` carrying any of those.
+pub fn refresh_penalty_secs(status: u16, body: &[u8], retry_after: Option<&str>) -> Option<u64> {
+    if let Some(secs) = crate::upstream::rate_limit_penalty(status, body, retry_after) {
+        return Some(secs);
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let named = ["message", "error_message_id", "error"]
+        .iter()
+        .any(|k| v.get(*k).and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE));
+    named.then(|| {
+        retry_after
+            .and_then(|h| h.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(crate::upstream::DEFAULT_PENALTY_SECS)
+            .min(86_400)
+    })
+}
+
 /// Parse a refresh answer. Never fails on odd fields if an access token is
-/// present: a successful rotation must not be lost.
-pub fn parse_refresh_response(status: u16, body: &[u8], now_ms: i64) -> RefreshOutcome {
+/// present: a successful rotation must not be lost. `retry_after` is the
+/// answer's `Retry-After` header.
+pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let obj = parsed.as_ref().and_then(Value::as_object);
 
@@ -525,24 +839,28 @@ pub fn parse_refresh_response(status: u16, body: &[u8], now_ms: i64) -> RefreshO
             }
         }
     }
+    if let Some(penalty_secs) = refresh_penalty_secs(status, body, retry_after) {
+        return RefreshOutcome::RateLimited {
+            penalty_secs,
+            reason: format!("refresh rate-limited by Xoxoday (HTTP {status}, {RATE_LIMIT_MESSAGE}): penalty {penalty_secs} s"),
+        };
+    }
     let oauth_error = obj.and_then(|o| o.get("error")).and_then(Value::as_str).map(str::to_string);
     let message_id = obj
         .and_then(|o| o.get("message").or_else(|| o.get("error_message_id")))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let rate_limited = status == 429
-        || message_id.as_deref() == Some("auth.request_limit_exceeded")
-        || body_mentions_rate_limit(parsed.as_ref());
-
-    if rate_limited {
-        return RefreshOutcome::Transient(format!("refresh rate-limited by Xoxoday (HTTP {status})"));
-    }
     if let Some(code) = oauth_error.as_deref() {
         let code = safe_code(code);
         if transient_oauth_code(&code) {
             return RefreshOutcome::Transient(format!("refresh failed: HTTP {status} {code}"));
         }
-        if (400..500).contains(&status) || matches!(code.as_str(), "invalid_grant" | "invalid_token" | "invalid_client" | "unauthorized_client") {
+        if credentials_oauth_code(&code) {
+            return RefreshOutcome::CredentialsRejected(format!(
+                "client credentials rejected: HTTP {status} {code} (check XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET)"
+            ));
+        }
+        if (400..500).contains(&status) || matches!(code.as_str(), "invalid_grant" | "invalid_token") {
             return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} {code}"));
         }
     }
@@ -555,15 +873,6 @@ pub fn parse_refresh_response(status: u16, body: &[u8], now_ms: i64) -> RefreshO
         400..=499 => RefreshOutcome::Final(format!("refresh token rejected: HTTP {status}")),
         _ => RefreshOutcome::Transient(format!("refresh failed: HTTP {status}")),
     }
-}
-
-fn body_mentions_rate_limit(v: Option<&Value>) -> bool {
-    let Some(errors) = v.and_then(|v| v.get("errors")) else { return false };
-    let list: Vec<&Value> = match errors {
-        Value::Array(a) => a.iter().collect(),
-        other => vec![other],
-    };
-    list.iter().any(|e| e.get("message").and_then(Value::as_str) == Some("auth.request_limit_exceeded"))
 }
 
 /// OAuth error codes plumgate names in status bodies. Anything else is
@@ -663,7 +972,9 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
     state.last_error_at_ms = None;
     state.consecutive_failures = 0;
     state.next_attempt_at_ms = None;
+    state.penalty_until_ms = None;
     state.reauth_reason = None;
+    state.credentials_rejected_fp = None;
     state.jitter = jitter.clamp(0.0, 1.0);
 }
 
@@ -712,7 +1023,9 @@ pub fn retry_delay_ms(attempt: u32, rand01: f64, policy: &TokenPolicy) -> u64 {
     (raw as f64 * (0.5 + 0.5 * rand01.clamp(0.0, 1.0))) as u64
 }
 
-/// The body of `GET /v1/token`: status, never a token.
+/// The body of `GET /v1/token`: status, never a token. `retry_at` is when
+/// the next automatic refresh attempt may happen while something holds it
+/// back (Xoxoday's refresh penalty, a backoff, the loop guard), else null.
 pub fn status_json(state: &AuthorityState, now_ms: i64, policy: &TokenPolicy) -> Value {
     json!({
         "state": state.state(now_ms, policy).as_str(),
@@ -721,6 +1034,7 @@ pub fn status_json(state: &AuthorityState, now_ms: i64, policy: &TokenPolicy) ->
         "last_refresh_at": state.last_refresh_at_ms.map(rfc3339),
         "refresh_count": state.refresh_count,
         "last_error": state.last_error,
+        "retry_at": state.retry_at_ms(now_ms).map(rfc3339),
     })
 }
 

@@ -1,6 +1,7 @@
-//! Reading Xoxoday's Plum API answers: which ones mean "your access token
-//! was rejected" (refresh once and retry) and which ones are a rate-limit
-//! penalty (stop calling that operation until it ends).
+//! Reading Xoxoday's Plum API answers: which 401s may be about the access
+//! token (ask the token authority to check it) and which pass straight
+//! through, and which answers are a rate-limit penalty (stop calling that
+//! operation until it ends).
 //!
 //! Xoxoday has three error shapes (xoxoday-api.md §1.8, §3.9): OAuth
 //! `{error, error_description}`, Plum `{code, errorId, errorInfo, error}` and
@@ -11,22 +12,42 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Plum 401s that a new token cannot fix: user or company disabled, IP not
-/// whitelisted. Refreshing on these would only burn refresh calls.
-const NOT_TOKEN_401: [&str; 3] = ["PIPE10015", "PIPE10016", "PIPE10017"];
+/// What a Plum API answer says about the access token (contract §4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api401 {
+    /// Not a 401: nothing to do with the token.
+    NotUnauthorized,
+    /// A 401 that can be about the token: `PIPE10013` ("Invalid authorization
+    /// header"), the OAuth `invalid_token`, or a 401 that names no `errorId`
+    /// at all (any OAuth error, an empty or non-JSON body). Only these go to
+    /// the token authority, which checks the token before anything is spent.
+    TokenCandidate,
+    /// A 401 with any other `errorId`: `PLE10019` (international orders not
+    /// allowed), `PIPE10015`–`17` (user or company disabled, IP not
+    /// whitelisted), and whatever Xoxoday adds. A new token cannot fix these;
+    /// the caller gets Xoxoday's status and body unchanged and the authority
+    /// is never asked (a caller must not be able to make plumgate rotate).
+    PassThrough,
+}
 
-/// Does this answer mean the access token itself was rejected?
-pub fn is_token_rejection(status: u16, body: &[u8]) -> bool {
+/// The one Plum `errorId` that is about the access token.
+const TOKEN_ERROR_ID: &str = "PIPE10013";
+
+/// Classify an answer of the Plum API (see [`Api401`]).
+pub fn classify_api_401(status: u16, body: &[u8]) -> Api401 {
     if status != 401 {
-        return false;
+        return Api401::NotUnauthorized;
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return true;
+        return Api401::TokenCandidate;
     };
-    if let Some(id) = v.get("errorId").and_then(Value::as_str) {
-        return !NOT_TOKEN_401.contains(&id);
+    match v.get("errorId") {
+        // An errorId that is not a string (a number, null) names nothing
+        // plumgate knows: treat it like a missing one.
+        Some(Value::String(id)) if id == TOKEN_ERROR_ID => Api401::TokenCandidate,
+        Some(Value::String(_)) => Api401::PassThrough,
+        _ => Api401::TokenCandidate,
     }
-    true
 }
 
 /// Default penalty when a rate-limit answer gives none.
@@ -240,14 +261,29 @@ mod tests {
     }
 
     #[test]
-    fn token_rejections() {
-        let plum = br#"{"code":401,"errorId":"PIPE10013","errorInfo":"Plum Pro APIs: Invalid authorization header","error":"x"}"#;
-        assert!(is_token_rejection(401, plum));
-        assert!(is_token_rejection(401, br#"{"error":"invalid_token","error_description":"invalid/expired token"}"#));
-        assert!(is_token_rejection(401, b"<html>"));
-        assert!(!is_token_rejection(401, br#"{"code":401,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#));
-        assert!(!is_token_rejection(403, plum));
-        assert!(!is_token_rejection(200, b"{}"));
+    fn api_401s_are_classified() {
+        use Api401::*;
+        let cases: &[(u16, &str, Api401)] = &[
+            (401, r#"{"code":401,"errorId":"PIPE10013","errorInfo":"Plum Pro APIs: Invalid authorization header","error":"x"}"#, TokenCandidate),
+            (401, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, TokenCandidate),
+            (401, r#"{"error":"invalid_request","error_description":"missing/invalid parameters authorization header"}"#, TokenCandidate),
+            (401, r#"{"error":"Unauthorized"}"#, TokenCandidate),
+            (401, "", TokenCandidate),
+            (401, "<html>401</html>", TokenCandidate),
+            (401, r#"{"errorId":null}"#, TokenCandidate),
+            (401, r#"{"errorId":13}"#, TokenCandidate),
+            (401, r#"{"code":401,"errorId":"PLE10019","errorInfo":"International orders not allowed"}"#, PassThrough),
+            (401, r#"{"code":401,"errorId":"PIPE10015","errorInfo":"Plum Pro APIs: User is disabled"}"#, PassThrough),
+            (401, r#"{"code":401,"errorId":"PIPE10016","errorInfo":"Plum Pro APIs: Company is disabled"}"#, PassThrough),
+            (401, r#"{"code":401,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#, PassThrough),
+            (401, r#"{"code":401,"errorId":"PIPE99999","error":"invalid_token"}"#, PassThrough),
+            (403, r#"{"errorId":"PIPE10013"}"#, NotUnauthorized),
+            (200, "{}", NotUnauthorized),
+            (500, "", NotUnauthorized),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(classify_api_401(*status, body.as_bytes()), *want, "{status} {body}");
+        }
     }
 
     #[test]

@@ -1,19 +1,123 @@
-//! Injected faults for the refresh endpoint and for placeOrder. Owns the
-//! fault requests' parsing/validation and the "next N calls" countdown.
-//! Faults are runtime-only (not persisted) and cleared by `/faults/clear`
-//! and `/reset`.
+//! Injected faults for the refresh endpoint, the token check, the Plum API
+//! and placeOrder. Owns the fault requests' parsing/validation and the
+//! "next N calls" countdown. Faults are runtime-only (not persisted) and
+//! cleared by `/faults/clear` and `/reset`; with none set the sandbox
+//! behaves as Xoxoday documents.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::config::OPS;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefreshFaultMode {
+    /// `server_error` with a 5xx status.
     #[serde(rename = "5xx")]
     ServerError,
+    /// Sleep `hang_ms`, then a 5xx.
     Hang,
+    /// `invalid_grant` (the token is not touched).
     InvalidGrant,
+    /// Rotate, then break the answer's body (the new pair is lost).
     RotateThenDrop,
+    /// Rotate, then answer the new pair after `hang_ms`.
+    RotateThenDelay,
+    /// Xoxoday's refresh rate limit in the chosen `shape`; starts a penalty
+    /// of `penalty_seconds` during which every refresh gets that answer.
+    RateLimited,
+    /// HTTP 200 `{"success":0,"error_message_id":"auth.token_error"}`, the
+    /// answer after a Super Admin password reset; the refresh token dies.
+    TokenError,
+    /// `invalid_client` (HTTP 401), whatever the client id/secret.
+    InvalidClient,
+}
+
+/// The shapes Xoxoday's rate-limit answer is documented or seen in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitShape {
+    /// HTTP 429 with `{"message":"auth.request_limit_exceeded"}` and `Retry-After`.
+    Status429,
+    /// `{"errors":[{"message","penaltySeconds"}]}`.
+    ErrorsArray,
+    /// `{"errors":{"message","penaltySeconds"}}`.
+    ErrorsObject,
+    /// `{"message":"auth.request_limit_exceeded"}`.
+    Message,
+    /// HTTP 200 `{"success":0,"message":"auth.request_limit_exceeded"}`.
+    Success0,
+}
+
+impl RateLimitShape {
+    fn default_status(self) -> u16 {
+        match self {
+            RateLimitShape::Status429 => 429,
+            RateLimitShape::Success0 => 200,
+            _ => 400,
+        }
+    }
+
+    /// The answer's body for a penalty of `secs`.
+    pub fn body(self, secs: u64) -> Value {
+        let msg = "auth.request_limit_exceeded";
+        match self {
+            RateLimitShape::Status429 | RateLimitShape::Message => json!({ "message": msg }),
+            RateLimitShape::ErrorsArray => json!({ "errors": [{ "message": msg, "penaltySeconds": secs }] }),
+            RateLimitShape::ErrorsObject => json!({ "errors": { "message": msg, "penaltySeconds": secs } }),
+            RateLimitShape::Success0 => json!({ "success": 0, "message": msg }),
+        }
+    }
+}
+
+/// 401s the Plum API answers to a valid token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiFaultMode {
+    /// International orders not allowed.
+    #[serde(rename = "PLE10019")]
+    Ple10019,
+    /// Invalid authorization header (although the token is valid).
+    #[serde(rename = "PIPE10013")]
+    Pipe10013,
+    /// User is disabled.
+    #[serde(rename = "PIPE10015")]
+    Pipe10015,
+    /// Company is disabled.
+    #[serde(rename = "PIPE10016")]
+    Pipe10016,
+    /// Access restricted for this IP.
+    #[serde(rename = "PIPE10017")]
+    Pipe10017,
+    /// OAuth `invalid_token`.
+    #[serde(rename = "invalid_token")]
+    InvalidToken,
+    /// A 401 whose body names no `errorId`: `{"message":"Unauthorized"}`.
+    #[serde(rename = "no_error_id")]
+    NoErrorId,
+}
+
+impl ApiFaultMode {
+    /// The 401 body.
+    pub fn body(self) -> Value {
+        let plum = |id: &str, info: &str| json!({ "code": 401, "errorId": id, "errorInfo": info, "error": info });
+        match self {
+            ApiFaultMode::Ple10019 => plum("PLE10019", "International orders not allowed"),
+            ApiFaultMode::Pipe10013 => crate::plum::unauthorized_body(),
+            ApiFaultMode::Pipe10015 => plum("PIPE10015", "Plum Pro APIs: User is disabled"),
+            ApiFaultMode::Pipe10016 => plum("PIPE10016", "Plum Pro APIs: Company is disabled"),
+            ApiFaultMode::Pipe10017 => plum("PIPE10017", "Access restricted for this IP"),
+            ApiFaultMode::InvalidToken => crate::plum::oauth_error("invalid_token", "invalid/expired token"),
+            ApiFaultMode::NoErrorId => json!({ "message": "Unauthorized" }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidateFaultMode {
+    /// `server_error` with a 5xx status instead of a verdict.
+    #[serde(rename = "5xx")]
+    ServerError,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,12 +128,21 @@ pub enum OrderFaultMode {
     HangAfterCreate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fault<M> {
     pub mode: M,
     pub remaining: u32,
     pub status: u16,
     pub hang_ms: u64,
+    /// Refresh `rate_limited` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<RateLimitShape>,
+    /// Refresh `rate_limited` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub penalty_seconds: Option<u64>,
+    /// API faults only: the operation it applies to (any when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -39,43 +152,67 @@ struct FaultRequest<M> {
     count: Option<u32>,
     status: Option<u16>,
     hang_ms: Option<u64>,
+    shape: Option<RateLimitShape>,
+    penalty_seconds: Option<u64>,
+    op: Option<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct Faults {
     pub refresh: Option<Fault<RefreshFaultMode>>,
+    pub validate: Option<Fault<ValidateFaultMode>>,
+    pub api: Option<Fault<ApiFaultMode>>,
     pub order: Option<Fault<OrderFaultMode>>,
 }
 
-fn parse<M: for<'de> Deserialize<'de>>(
-    body: &[u8],
+/// What each kind of fault accepts besides `mode`, `count` and `hang_ms`.
+struct Rules {
     default_status: u16,
     status_range: (u16, u16),
-) -> Result<Option<Fault<M>>, String> {
+    /// Accepts `shape` and `penalty_seconds`.
+    rate_limit: bool,
+    /// Accepts `op`.
+    op: bool,
+}
+
+fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
     let req: FaultRequest<M> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let r = rules(&req.mode);
+    let shape = match (r.rate_limit, req.shape) {
+        (true, s) => Some(s.unwrap_or(RateLimitShape::ErrorsArray)),
+        (false, Some(_)) => return Err("shape applies to mode rate_limited only".into()),
+        (false, None) => None,
+    };
+    let penalty_seconds = match (r.rate_limit, req.penalty_seconds) {
+        (true, Some(s)) if !(1..=86_400).contains(&s) => return Err("penalty_seconds must be between 1 and 86400".into()),
+        (true, s) => Some(s.unwrap_or(60)),
+        (false, Some(_)) => return Err("penalty_seconds applies to mode rate_limited only".into()),
+        (false, None) => None,
+    };
+    let op = match (r.op, req.op) {
+        (true, Some(op)) if !OPS.contains(&op.as_str()) => return Err(format!("op: unknown operation {op:?}")),
+        (true, op) => op,
+        (false, Some(_)) => return Err("op applies to API faults only".into()),
+        (false, None) => None,
+    };
+    let default_status = shape.map_or(r.default_status, RateLimitShape::default_status);
     let status = req.status.unwrap_or(default_status);
-    if !(status_range.0..=status_range.1).contains(&status) {
-        return Err(format!(
-            "status must be between {} and {}",
-            status_range.0, status_range.1
-        ));
+    if !(r.status_range.0..=r.status_range.1).contains(&status) {
+        return Err(format!("status must be between {} and {}", r.status_range.0, r.status_range.1));
     }
     let hang_ms = req.hang_ms.unwrap_or(30_000);
     if hang_ms > 600_000 {
         return Err("hang_ms must be at most 600000".into());
     }
     let count = req.count.unwrap_or(1);
-    Ok((count > 0).then_some(Fault {
-        mode: req.mode,
-        remaining: count,
-        status,
-        hang_ms,
-    }))
+    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, op }))
 }
 
-fn take<M: Copy>(slot: &mut Option<Fault<M>>) -> Option<Fault<M>> {
-    let f = slot.as_mut()?;
-    let out = *f;
+/// The next matching call takes one from the countdown. `applies` filters
+/// which calls the fault is for.
+fn take<M: Copy>(slot: &mut Option<Fault<M>>, applies: impl Fn(&Fault<M>) -> bool) -> Option<Fault<M>> {
+    let f = slot.as_mut().filter(|f| applies(f))?;
+    let out = f.clone();
     f.remaining -= 1;
     if f.remaining == 0 {
         *slot = None;
@@ -84,28 +221,58 @@ fn take<M: Copy>(slot: &mut Option<Fault<M>>) -> Option<Fault<M>> {
 }
 
 impl Faults {
-    /// `{"mode","count"=1,"status"=503,"hang_ms"=30000}`; count 0 clears.
+    /// `{"mode","count"=1,"status","hang_ms"=30000,"shape","penalty_seconds"}`;
+    /// count 0 clears.
     pub fn set_refresh(&mut self, body: &[u8]) -> Result<(), String> {
-        self.refresh = parse(body, 503, (500, 599))?;
+        self.refresh = parse(body, |m: &RefreshFaultMode| match m {
+            RefreshFaultMode::ServerError | RefreshFaultMode::Hang => {
+                Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false }
+            }
+            RefreshFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false },
+            _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false },
+        })?;
+        Ok(())
+    }
+
+    /// `{"mode":"5xx","count"=1,"status"=503}`; count 0 clears.
+    pub fn set_validate(&mut self, body: &[u8]) -> Result<(), String> {
+        self.validate =
+            parse(body, |_: &ValidateFaultMode| Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false })?;
+        Ok(())
+    }
+
+    /// `{"mode","count"=1,"op"}`; count 0 clears.
+    pub fn set_api(&mut self, body: &[u8]) -> Result<(), String> {
+        self.api = parse(body, |_: &ApiFaultMode| Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true })?;
         Ok(())
     }
 
     /// `{"mode","count"=1,"status"=502,"hang_ms"=30000}`; count 0 clears.
     pub fn set_order(&mut self, body: &[u8]) -> Result<(), String> {
-        self.order = parse(body, 502, (400, 599))?;
+        self.order =
+            parse(body, |_: &OrderFaultMode| Rules { default_status: 502, status_range: (400, 599), rate_limit: false, op: false })?;
         Ok(())
     }
 
     pub fn take_refresh(&mut self) -> Option<Fault<RefreshFaultMode>> {
-        take(&mut self.refresh)
+        take(&mut self.refresh, |_| true)
+    }
+
+    pub fn take_validate(&mut self) -> Option<Fault<ValidateFaultMode>> {
+        take(&mut self.validate, |_| true)
+    }
+
+    /// For an authorised call of `op`.
+    pub fn take_api(&mut self, op: Option<&str>) -> Option<Fault<ApiFaultMode>> {
+        take(&mut self.api, |f| f.op.is_none() || f.op.as_deref() == op)
     }
 
     pub fn take_order(&mut self) -> Option<Fault<OrderFaultMode>> {
-        take(&mut self.order)
+        take(&mut self.order, |_| true)
     }
 
     pub fn to_json(&self) -> Value {
-        json!({ "refresh": self.refresh, "order": self.order })
+        json!({ "refresh": self.refresh, "validate": self.validate, "api": self.api, "order": self.order })
     }
 }
 
@@ -116,25 +283,69 @@ mod tests {
     #[test]
     fn parse_and_count_down() {
         let mut f = Faults::default();
-        f.set_refresh(br#"{"mode":"5xx","count":2,"status":502}"#)
-            .unwrap();
-        assert_eq!(
-            f.take_refresh().map(|x| (x.mode, x.status)),
-            Some((RefreshFaultMode::ServerError, 502))
-        );
+        f.set_refresh(br#"{"mode":"5xx","count":2,"status":502}"#).unwrap();
+        assert_eq!(f.take_refresh().map(|x| (x.mode, x.status)), Some((RefreshFaultMode::ServerError, 502)));
         assert!(f.take_refresh().is_some());
         assert!(f.take_refresh().is_none());
         assert!(f.set_refresh(br#"{"mode":"explode"}"#).is_err());
         assert!(f.set_refresh(br#"{"mode":"5xx","status":404}"#).is_err());
         assert!(f.set_refresh(br#"{"mode":"hang","extra":1}"#).is_err());
         f.set_order(br#"{"mode":"hang_after_create"}"#).unwrap();
-        assert_eq!(
-            f.order.map(|o| (o.remaining, o.status, o.hang_ms)),
-            Some((1, 502, 30_000))
-        );
+        assert_eq!(f.order.as_ref().map(|o| (o.remaining, o.status, o.hang_ms)), Some((1, 502, 30_000)));
         assert_eq!(f.to_json()["order"]["mode"], "hang_after_create");
-        f.set_order(br#"{"mode":"fail_after_create","count":0}"#)
-            .unwrap();
+        f.set_order(br#"{"mode":"fail_after_create","count":0}"#).unwrap();
         assert!(f.order.is_none());
+    }
+
+    #[test]
+    fn rate_limit_faults_take_a_shape_and_a_penalty() {
+        let mut f = Faults::default();
+        f.set_refresh(br#"{"mode":"rate_limited"}"#).unwrap();
+        let x = f.refresh.clone().unwrap();
+        assert_eq!((x.shape, x.penalty_seconds, x.status), (Some(RateLimitShape::ErrorsArray), Some(60), 400));
+        for (shape, status) in [("status429", 429), ("success0", 200), ("errors_object", 400), ("message", 400)] {
+            let body = format!(r#"{{"mode":"rate_limited","shape":"{shape}","penalty_seconds":5}}"#);
+            let shape = match f.set_refresh(body.as_bytes()) {
+                Ok(()) => f.refresh.clone().unwrap(),
+                Err(e) => panic!("{shape}: {e}"),
+            };
+            assert_eq!((shape.status, shape.penalty_seconds), (status, Some(5)));
+        }
+        f.set_refresh(br#"{"mode":"rate_limited","shape":"message","status":200}"#).unwrap();
+        assert_eq!(f.refresh.as_ref().unwrap().status, 200);
+        assert!(f.set_refresh(br#"{"mode":"rate_limited","shape":"sideways"}"#).is_err());
+        assert!(f.set_refresh(br#"{"mode":"rate_limited","penalty_seconds":0}"#).is_err());
+        assert!(f.set_refresh(br#"{"mode":"5xx","shape":"message"}"#).is_err());
+        assert!(f.set_refresh(br#"{"mode":"5xx","penalty_seconds":3}"#).is_err());
+        assert_eq!(RateLimitShape::ErrorsObject.body(7), json!({"errors":{"message":"auth.request_limit_exceeded","penaltySeconds":7}}));
+        assert_eq!(RateLimitShape::Success0.body(7), json!({"success":0,"message":"auth.request_limit_exceeded"}));
+        for mode in ["token_error", "invalid_client", "rotate_then_delay", "invalid_grant", "rotate_then_drop"] {
+            f.set_refresh(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn api_faults_count_only_their_operation() {
+        let mut f = Faults::default();
+        f.set_api(br#"{"mode":"PLE10019","count":2,"op":"placeOrder"}"#).unwrap();
+        assert!(f.take_api(Some("getBalance")).is_none(), "another operation");
+        assert_eq!(f.take_api(Some("placeOrder")).map(|x| x.mode), Some(ApiFaultMode::Ple10019));
+        assert!(f.take_api(Some("placeOrder")).is_some());
+        assert!(f.take_api(Some("placeOrder")).is_none());
+        f.set_api(br#"{"mode":"PIPE10017"}"#).unwrap();
+        assert!(f.take_api(Some("getBalance")).is_some(), "no op: any operation");
+        assert!(f.set_api(br#"{"mode":"PIPE10017","op":"getBalanse"}"#).is_err());
+        assert!(f.set_api(br#"{"mode":"PIPE10017","status":500}"#).is_err());
+        assert!(f.set_api(br#"{"mode":"PLE99999"}"#).is_err());
+        assert!(f.set_refresh(br#"{"mode":"5xx","op":"getBalance"}"#).is_err());
+        for (mode, id) in [("PIPE10015", "PIPE10015"), ("PIPE10016", "PIPE10016"), ("PIPE10013", "PIPE10013")] {
+            f.set_api(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
+            assert_eq!(f.take_api(None).unwrap().mode.body()["errorId"], id);
+        }
+        assert_eq!(ApiFaultMode::InvalidToken.body()["error"], "invalid_token");
+        assert!(ApiFaultMode::NoErrorId.body().get("errorId").is_none());
+        f.set_validate(br#"{"mode":"5xx","count":1}"#).unwrap();
+        assert_eq!(f.take_validate().map(|v| v.status), Some(503));
+        assert!(f.take_validate().is_none());
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -126,6 +126,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/__sandbox/tokens/issue", post(issue_tokens))
         .route("/__sandbox/faults", get(faults_get))
         .route("/__sandbox/faults/refresh", post(fault_refresh))
+        .route("/__sandbox/faults/validate", post(fault_validate))
+        .route("/__sandbox/faults/api", post(fault_api))
         .route("/__sandbox/faults/order", post(fault_order))
         .route("/__sandbox/faults/clear", post(faults_clear))
         .route("/__sandbox/counters", get(counters_get))
@@ -197,6 +199,13 @@ async fn refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
             json_response(status, body)
         }
         RefreshOutcome::Drop { status } => dropped_body(status),
+        RefreshOutcome::Limited { status, body, retry_after_secs } => {
+            let mut resp = json_response(status, body);
+            if let Some(Ok(v)) = retry_after_secs.map(|s| HeaderValue::from_str(&s.to_string())) {
+                resp.headers_mut().insert(RETRY_AFTER, v);
+            }
+            resp
+        }
     };
     tagged(no_store(resp), "refresh")
 }
@@ -292,11 +301,11 @@ async fn revoke_refresh(State(app): State<Arc<App>>) -> Response {
     json_response(200, json!({ "affected": n }))
 }
 
-async fn issue_tokens(State(app): State<Arc<App>>) -> Response {
-    no_store(json_response(
-        200,
-        app.run(|sb| sb.issue_tokens(wall_ms())).await,
-    ))
+async fn issue_tokens(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.issue_tokens(&body, wall_ms())).await {
+        Ok(v) => no_store(json_response(200, v)),
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn faults_get(State(app): State<Arc<App>>) -> Response {
@@ -305,6 +314,20 @@ async fn faults_get(State(app): State<Arc<App>>) -> Response {
 
 async fn fault_refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
     match app.run(|sb| sb.set_refresh_fault(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn fault_validate(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.set_validate_fault(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn fault_api(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.set_api_fault(&body)).await {
         Ok(v) => json_response(200, v),
         Err(e) => bad_request(e),
     }

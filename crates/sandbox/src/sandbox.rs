@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{Config, Rotation, OPS};
-use crate::faults::{Faults, OrderFaultMode, RefreshFaultMode};
+use crate::faults::{Faults, OrderFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
@@ -57,6 +57,10 @@ pub struct Counters {
     pub resend_mails: u64,
     pub rate_limited_calls: u64,
     pub spent_refresh_tokens_used: u64,
+    /// Refresh calls answered with the rate-limit answer (fault or penalty).
+    pub refresh_rate_limited: u64,
+    /// Authorised API calls answered with an injected 401.
+    pub api_401_faults: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +88,20 @@ pub enum RefreshOutcome {
     Drop {
         status: u16,
     },
+    /// The rate-limit answer; `Retry-After` only with the HTTP 429 shape.
+    Limited {
+        status: u16,
+        body: Value,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+/// A refresh rate-limit penalty started by a `rate_limited` fault.
+#[derive(Debug, Clone, Copy)]
+struct RefreshPenalty {
+    until_ms: i64,
+    shape: RateLimitShape,
+    status: u16,
 }
 
 /// What `/v1/oauth/api` answers; `delay_after_ms` is slept before answering.
@@ -120,6 +138,7 @@ pub struct Sandbox {
     ledger: Ledger,
     limiter: RateLimiter,
     faults: Faults,
+    refresh_penalty: Option<RefreshPenalty>,
     counters: Counters,
     requests: VecDeque<RequestRecord>,
     tokgen: TokenGen,
@@ -191,6 +210,7 @@ impl Sandbox {
             ledger,
             limiter: RateLimiter::default(),
             faults: Faults::default(),
+            refresh_penalty: None,
             counters: Counters::default(),
             requests: VecDeque::new(),
             tokgen: TokenGen::from_entropy(),
@@ -275,12 +295,23 @@ impl Sandbox {
     pub fn refresh(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
         self.counters.refresh_calls += 1;
         let out = self.refresh_inner(body, wall);
-        if matches!(out, RefreshOutcome::Answer { status: 200, .. }) {
-            self.counters.refresh_success += 1;
-        } else {
-            self.counters.refresh_failures += 1;
+        match out {
+            RefreshOutcome::Answer { status: 200, .. } | RefreshOutcome::HangThen { status: 200, .. } => {
+                self.counters.refresh_success += 1;
+            }
+            RefreshOutcome::Limited { .. } => {
+                self.counters.refresh_rate_limited += 1;
+                self.counters.refresh_failures += 1;
+            }
+            _ => self.counters.refresh_failures += 1,
         }
         out
+    }
+
+    fn rate_limited(&self, p: RefreshPenalty, now: i64) -> RefreshOutcome {
+        let secs = u64::try_from((p.until_ms - now).max(1000).saturating_add(999) / 1000).unwrap_or(1);
+        let retry_after_secs = (p.shape == RateLimitShape::Status429).then_some(secs);
+        RefreshOutcome::Limited { status: p.status, body: p.shape.body(secs), retry_after_secs }
     }
 
     fn refresh_inner(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
@@ -292,6 +323,10 @@ impl Sandbox {
             )
         };
         let now = self.now(wall);
+        // A penalty runs: the rate limiter answers before anything else.
+        if let Some(p) = self.refresh_penalty.filter(|p| now < p.until_ms) {
+            return self.rate_limited(p, now);
+        }
         let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
             return invalid_request();
         };
@@ -342,6 +377,28 @@ impl Sandbox {
                     self.rotate(&old, now);
                     RefreshOutcome::Drop { status: 200 }
                 }
+                RefreshFaultMode::RotateThenDelay => {
+                    let issued = self.rotate(&old, now);
+                    RefreshOutcome::HangThen { ms: f.hang_ms, status: 200, body: self.token_body(&issued) }
+                }
+                RefreshFaultMode::RateLimited => {
+                    let secs = f.penalty_seconds.unwrap_or(60);
+                    let p = RefreshPenalty {
+                        until_ms: now.saturating_add(secs_to_ms(secs)),
+                        shape: f.shape.unwrap_or(RateLimitShape::ErrorsArray),
+                        status: f.status,
+                    };
+                    self.refresh_penalty = Some(p);
+                    self.rate_limited(p, now)
+                }
+                RefreshFaultMode::TokenError => {
+                    self.dirty = true;
+                    self.tokens.revoke_refresh_token(&old);
+                    answer(200, json!({ "success": 0, "error_message_id": "auth.token_error" }))
+                }
+                RefreshFaultMode::InvalidClient => {
+                    answer(401, oauth_error("invalid_client", "invalid client credentials"))
+                }
             };
         }
         let issued = self.rotate(&old, now);
@@ -362,6 +419,9 @@ impl Sandbox {
                 ),
             );
         };
+        if let Some(f) = self.faults.take_validate() {
+            return (f.status, json!({ "error": "server_error", "error_description": "internal server error" }));
+        }
         let Some(a) = self.tokens.access(token, now).cloned() else {
             return (401, oauth_error("invalid_token", "invalid/expired token"));
         };
@@ -395,9 +455,13 @@ impl Sandbox {
         }
         let authorized = bearer(auth).is_some_and(|t| self.tokens.access(t, now).is_some());
         let mut delay_after_ms = 0;
+        let injected = if authorized { self.faults.take_api(op) } else { None };
         let (status, resp) = if !authorized {
             self.counters.unauthorized_api_calls += 1;
             (401, unauthorized_body())
+        } else if let Some(f) = injected {
+            self.counters.api_401_faults += 1;
+            (401, f.mode.body())
         } else {
             match self.dispatch(envelope.as_ref(), query.as_deref(), op, now) {
                 Ok((v, delay)) => {
@@ -527,7 +591,7 @@ impl Sandbox {
                 "Please call getOrderDetails with the same poNumber to know the order status",
             )
         };
-        if let Some(f) = fault.filter(|f| f.mode == OrderFaultMode::FailBeforeCreate) {
+        if let Some(f) = fault.as_ref().filter(|f| f.mode == OrderFaultMode::FailBeforeCreate) {
             return Err(status_error(f.status).into());
         }
         let data = place_order_json(self.ledger.create(req, now));
@@ -567,15 +631,33 @@ impl Sandbox {
         self.tokens.revoke_refresh(self.now(wall))
     }
 
-    /// Like the dashboard's "Generate Token": a brand-new valid pair.
-    pub fn issue_tokens(&mut self, wall: i64) -> Value {
-        let t = self.issue(self.now(wall));
-        json!({
+    /// Like the dashboard's "Generate Token": a brand-new valid pair. With
+    /// `{"revoke_existing": true}` every token issued before dies first, as
+    /// when the dashboard regenerates tokens (or another Super Admin does).
+    pub fn issue_tokens(&mut self, body: &[u8], wall: i64) -> Result<Value, String> {
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct IssueRequest {
+            #[serde(default)]
+            revoke_existing: bool,
+        }
+        let req: IssueRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            IssueRequest::default()
+        } else {
+            serde_json::from_slice(body).map_err(|e| e.to_string())?
+        };
+        let now = self.now(wall);
+        if req.revoke_existing {
+            self.tokens.revoke_access(now);
+            self.tokens.revoke_refresh(now);
+        }
+        let t = self.issue(now);
+        Ok(json!({
             "access_token": t.access_token,
             "refresh_token": t.refresh_token,
             "access_token_expiry": t.access_expires_ms,
             "refresh_token_expiry": t.refresh_expires_ms,
-        })
+        }))
     }
 
     /// Every token value issued so far (test route `GET /__sandbox/tokens/issued`).
@@ -597,13 +679,25 @@ impl Sandbox {
         Ok(self.faults.to_json())
     }
 
+    pub fn set_validate_fault(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.faults.set_validate(body)?;
+        Ok(self.faults.to_json())
+    }
+
+    pub fn set_api_fault(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.faults.set_api(body)?;
+        Ok(self.faults.to_json())
+    }
+
     pub fn set_order_fault(&mut self, body: &[u8]) -> Result<Value, String> {
         self.faults.set_order(body)?;
         Ok(self.faults.to_json())
     }
 
+    /// Clears every fault and a penalty one started.
     pub fn clear_faults(&mut self) -> Value {
         self.faults = Faults::default();
+        self.refresh_penalty = None;
         self.faults.to_json()
     }
 
@@ -635,6 +729,8 @@ impl Sandbox {
             "resend_mails": c.resend_mails,
             "rate_limited_calls": c.rate_limited_calls,
             "spent_refresh_tokens_used": c.spent_refresh_tokens_used,
+            "refresh_rate_limited": c.refresh_rate_limited,
+            "api_401_faults": c.api_401_faults,
         })
     }
 

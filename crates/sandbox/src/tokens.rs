@@ -242,6 +242,13 @@ impl TokenStore {
         n
     }
 
+    /// Kills one refresh token (a password reset on Xoxoday's side).
+    pub fn revoke_refresh_token(&mut self, token: &str) {
+        if let Some(r) = self.refresh.get_mut(token) {
+            r.status = RefreshStatus::Revoked;
+        }
+    }
+
     pub fn revoke_refresh(&mut self, now: i64) -> usize {
         let mut n = 0;
         for r in self.refresh.values_mut() {

@@ -551,8 +551,54 @@ async fn refresh_fault_modes_over_http() {
         send(addr, "GET", "/__sandbox/faults", None, None)
             .await
             .json(),
-        json!({"refresh":null,"order":null})
+        json!({"refresh":null,"validate":null,"api":null,"order":null})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_fault_routes_over_http() {
+    let (addr, _app) = start().await;
+    let post = |path: &'static str, body: &'static str| async move { send(addr, "POST", path, None, Some(body)).await };
+    post("/__sandbox/config", r#"{"refresh_latency_ms":0}"#).await;
+
+    // rotate_then_delay: the new pair arrives late, and is valid.
+    post("/__sandbox/faults/refresh", r#"{"mode":"rotate_then_delay","hang_ms":400}"#).await;
+    let started = std::time::Instant::now();
+    let late = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(RT))).await;
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(late.status, 200);
+    let rt = late.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    // rate_limited, 429 shape: Retry-After says the penalty left.
+    post("/__sandbox/faults/refresh", r#"{"mode":"rate_limited","shape":"status429","penalty_seconds":40}"#).await;
+    let limited = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.head.to_ascii_lowercase().contains("retry-after: 40"), "{}", limited.head);
+    assert_eq!(limited.json(), json!({"message":"auth.request_limit_exceeded"}));
+    assert_eq!(send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await.status, 429);
+    assert_eq!(send(addr, "GET", "/__sandbox/counters", None, None).await.json()["refresh_rate_limited"], 2);
+    post("/__sandbox/faults/clear", "").await;
+    assert_eq!(send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await.status, 200);
+
+    // An API 401 for a valid token, one operation only.
+    let r = post("/__sandbox/faults/api", r#"{"mode":"PIPE10016","op":"getBalance"}"#).await;
+    assert_eq!(r.json()["api"]["op"], "getBalance");
+    let issued = send(addr, "POST", "/__sandbox/tokens/issue", None, Some(r#"{"revoke_existing":true}"#)).await.json();
+    let at = issued["access_token"].as_str().unwrap().to_owned();
+    let bal = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!((bal.status, bal.json()["errorId"].clone()), (401, json!("PIPE10016")));
+    let bal = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!(bal.status, 200);
+    // The regeneration killed the old access token.
+    let old = send(addr, "POST", "/chef/v1/oauth/api", Some(AT), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!(old.status, 401);
+    // The token check fails on demand.
+    post("/__sandbox/faults/validate", r#"{"mode":"5xx"}"#).await;
+    assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 503);
+    assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 200);
+    // Bad fault bodies change nothing.
+    assert_eq!(post("/__sandbox/faults/api", r#"{"mode":"PIPE10016","op":"nope"}"#).await.status, 400);
+    assert_eq!(post("/__sandbox/tokens/issue", r#"{"revoke":true}"#).await.status, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

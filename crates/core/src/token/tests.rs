@@ -31,10 +31,10 @@ fn uninitialized_needs_refresh_after_seed() {
     let mut s = AuthorityState::default();
     assert_eq!(s.state(T0, &policy()), TokenState::Uninitialized);
     // Before any bootstrap there is nothing to refresh with.
-    assert_eq!(plan(&s, &Trigger::Request, T0, &policy()), Plan::Reauth);
+    assert_eq!(plan(&s, Trigger::Request, T0, &policy()), Plan::Refuse(Refusal::ReauthRequired));
     let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
     assert!(a.adopted_refresh);
-    assert_eq!(plan(&s, &Trigger::Request, T0, &policy()), Plan::RefreshThenServe);
+    assert_eq!(plan(&s, Trigger::Request, T0, &policy()), Plan::RefreshThenServe);
 }
 
 #[test]
@@ -42,21 +42,21 @@ fn windows_fresh_stale_must_expired() {
     let s = seeded(15 * DAY);
     let p = policy();
     assert_eq!(s.state(T0, &p), TokenState::Fresh);
-    assert_eq!(plan(&s, &Trigger::Request, T0 + DAY, &p), Plan::Serve);
-    assert_eq!(plan(&s, &Trigger::Cron, T0 + DAY, &p), Plan::Serve);
+    assert_eq!(plan(&s, Trigger::Request, T0 + DAY, &p), Plan::Serve);
+    assert_eq!(plan(&s, Trigger::Cron, T0 + DAY, &p), Plan::Serve);
     // 7 days left (jitter 0): stale, background refresh.
     let stale_at = T0 + 8 * DAY;
     assert_eq!(s.state(stale_at, &p), TokenState::Stale);
-    assert_eq!(plan(&s, &Trigger::Request, stale_at, &p), Plan::ServeAndRefresh);
-    assert_eq!(plan(&s, &Trigger::Cron, stale_at, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, Trigger::Request, stale_at, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, Trigger::Cron, stale_at, &p), Plan::ServeAndRefresh);
     // Just outside 7 days: fresh.
     assert_eq!(s.state(stale_at - 1000, &p), TokenState::Fresh);
     // Last minutes: the request waits.
     let must = T0 + 15 * DAY - 200_000;
-    assert_eq!(plan(&s, &Trigger::Request, must, &p), Plan::RefreshThenServe);
+    assert_eq!(plan(&s, Trigger::Request, must, &p), Plan::RefreshThenServe);
     // Expired.
     assert_eq!(s.state(T0 + 15 * DAY, &p), TokenState::Expired);
-    assert_eq!(plan(&s, &Trigger::Request, T0 + 15 * DAY, &p), Plan::RefreshThenServe);
+    assert_eq!(plan(&s, Trigger::Request, T0 + 15 * DAY, &p), Plan::RefreshThenServe);
 }
 
 #[test]
@@ -82,22 +82,19 @@ fn min_interval_stops_refresh_loops_for_short_tokens() {
     let s = seeded(DAY);
     let p = policy();
     assert_eq!(s.state(T0 + 1000, &p), TokenState::Stale);
-    assert_eq!(plan(&s, &Trigger::Request, T0 + 1000, &p), Plan::Serve, "refreshed 1 s ago");
-    assert_eq!(plan(&s, &Trigger::Request, T0 + 61_000, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, Trigger::Request, T0 + 1000, &p), Plan::Serve, "refreshed 1 s ago");
+    assert_eq!(plan(&s, Trigger::Request, T0 + 61_000, &p), Plan::ServeAndRefresh);
 }
 
 #[test]
-fn rejected_token_is_replaced_once() {
-    let s = seeded(15 * DAY);
+fn a_rejected_token_is_replaced_whatever_the_time_since_the_last_refresh() {
+    let mut s = seeded(15 * DAY);
     let p = policy();
     let fp = AccessToken::new("at-1").fingerprint();
-    let later = T0 + 120_000;
-    assert_eq!(plan(&s, &Trigger::Rejected(fp.clone()), later, &p), Plan::RefreshThenServe);
-    // A different (older) token rejected: the current one is served.
-    let other = AccessToken::new("at-0").fingerprint();
-    assert_eq!(plan(&s, &Trigger::Rejected(other), later, &p), Plan::Serve);
-    // The current token obtained moments ago and rejected: no loop.
-    assert_eq!(plan(&s, &Trigger::Rejected(fp), T0 + 1000, &p), Plan::Serve);
+    assert!(mark_rejected(&mut s, &fp));
+    // One second after the refresh, well inside the minimum interval.
+    assert_eq!(plan(&s, Trigger::Request, T0 + 1000, &p), Plan::RefreshThenServe);
+    assert_eq!(plan(&s, Trigger::Cron, T0 + 1000, &p), Plan::RefreshThenServe);
 }
 
 #[test]
@@ -110,11 +107,83 @@ fn mark_rejected_makes_token_expired() {
 }
 
 #[test]
-fn forced_refresh_always_refreshes_unless_reauth() {
+fn forced_refresh_is_throttled_while_the_token_is_usable() {
     let mut s = seeded(15 * DAY);
-    assert_eq!(plan(&s, &Trigger::Forced, T0 + 10, &policy()), Plan::RefreshThenServe);
+    let p = policy();
+    // Refreshed at T0: one forced refresh per TOKEN_MIN_REFRESH_INTERVAL_SECS.
+    assert_eq!(plan(&s, Trigger::Forced, T0 + 10, &p), Plan::Refuse(Refusal::Throttled { retry_after_secs: 60 }));
+    assert_eq!(plan(&s, Trigger::Forced, T0 + 59_001, &p), Plan::Refuse(Refusal::Throttled { retry_after_secs: 1 }));
+    assert_eq!(plan(&s, Trigger::Forced, T0 + 60_000, &p), Plan::RefreshThenServe);
+    // A failed run counts as an attempt too.
+    apply_failure(&mut s, false, "refresh failed: HTTP 503".into(), T0 + 100_000, 0.0, &p);
+    assert_eq!(plan(&s, Trigger::Forced, T0 + 130_000, &p), Plan::Refuse(Refusal::Throttled { retry_after_secs: 30 }));
+    // It overrides the backoff once the interval has passed.
+    assert!(s.next_attempt_at_ms.unwrap() > T0 + 100_000);
+    assert_eq!(plan(&s, Trigger::Forced, T0 + 100_000 + 60_000, &p), Plan::RefreshThenServe);
+    // An unusable token: no throttle.
+    let mut r = seeded(15 * DAY);
+    mark_rejected(&mut r, &AccessToken::new("at-1").fingerprint());
+    assert_eq!(plan(&r, Trigger::Forced, T0 + 10, &p), Plan::RefreshThenServe);
+    // Never before the first refresh either (a bootstrap access token).
+    let mut b = AuthorityState::default();
+    adopt_bootstrap(&mut b, &RefreshToken::new("rt"), None, T0);
+    apply_validated_access(&mut b, AccessToken::new("at"), T0 + 10 * DAY, T0);
+    assert_eq!(plan(&b, Trigger::Forced, T0 + 1, &p), Plan::RefreshThenServe);
+    // A clock that went back does not throttle.
+    assert_eq!(plan(&seeded(15 * DAY), Trigger::Forced, T0 - 5, &p), Plan::RefreshThenServe);
+    // The caller-facing answer.
+    let e = Refusal::Throttled { retry_after_secs: 42 }.api_error();
+    assert_eq!((e.status, e.code, e.retry_after_secs), (429, "rate_limited", Some(42)));
+    assert!(e.message.contains("TOKEN_MIN_REFRESH_INTERVAL_SECS"), "{}", e.message);
+    // A dead refresh token refuses.
     s.reauth_reason = Some("x".into());
-    assert_eq!(plan(&s, &Trigger::Forced, T0 + 10, &policy()), Plan::Reauth);
+    assert_eq!(plan(&s, Trigger::Forced, T0 + 10 * DAY, &p), Plan::Refuse(Refusal::ReauthRequired));
+}
+
+#[test]
+fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    let old_fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("wrong"));
+    let new_fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("right"));
+    assert_ne!(old_fp, new_fp);
+    assert_eq!(old_fp, credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("wrong")));
+    assert_ne!(
+        credentials_fingerprint(&ClientId::new("ab"), &ClientSecret::new("c")),
+        credentials_fingerprint(&ClientId::new("a"), &ClientSecret::new("bc"))
+    );
+    let outcome = parse_refresh_response(401, br#"{"error":"invalid_client","error_description":"bad"}"#, None, T0);
+    assert!(matches!(outcome, RefreshOutcome::CredentialsRejected(_)), "{outcome:?}");
+    let stale = T0 + 9 * DAY;
+    run::finish_run(&mut s, outcome, stale, 0.0, &old_fp, &p);
+    assert_eq!(s.state(stale, &p), TokenState::CredentialsRejected);
+    assert_eq!(status_json(&s, stale, &p)["state"], "credentials_rejected");
+    // The refresh token is neither spent nor dead.
+    assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
+    assert!(!s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
+    assert!(s.reauth_reason.is_none());
+    // Requests keep the still-valid token; nothing refreshes.
+    assert_eq!(plan(&s, Trigger::Request, stale, &p), Plan::Serve);
+    assert_eq!(plan(&s, Trigger::Cron, stale, &p), Plan::Refuse(Refusal::CredentialsRejected));
+    assert_eq!(plan(&s, Trigger::Forced, stale, &p), Plan::Refuse(Refusal::CredentialsRejected));
+    assert_eq!(plan(&s, Trigger::Request, T0 + 16 * DAY, &p), Plan::Refuse(Refusal::CredentialsRejected));
+    let e = Refusal::CredentialsRejected.api_error();
+    assert_eq!((e.status, e.code), (503, "credentials_rejected"));
+    assert!(e.message.contains("XOXODAY_CLIENT_SECRET"), "{}", e.message);
+    // Same secrets: nothing changes.
+    assert!(!adopt_credentials(&mut s, &old_fp));
+    assert_eq!(s.state(stale, &p), TokenState::CredentialsRejected);
+    // The operator fixes the secret: cleared, the background refresh resumes.
+    assert!(adopt_credentials(&mut s, &new_fp));
+    assert_eq!(s.state(stale, &p), TokenState::Stale);
+    assert_eq!(plan(&s, Trigger::Request, stale, &p), Plan::ServeAndRefresh);
+    assert!(!adopt_credentials(&mut s, &new_fp), "once");
+    // unauthorized_client blames the client too; a new bootstrap token also clears it.
+    let outcome = parse_refresh_response(400, br#"{"error":"unauthorized_client"}"#, None, T0);
+    assert!(matches!(outcome, RefreshOutcome::CredentialsRejected(_)), "{outcome:?}");
+    run::finish_run(&mut s, outcome, stale, 0.0, &new_fp, &p);
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-from-dashboard"), None, stale).adopted_refresh);
+    assert!(s.credentials_rejected_fp.is_none());
 }
 
 #[test]
@@ -123,11 +192,11 @@ fn reauth_serves_a_valid_token_but_never_refreshes() {
     let p = policy();
     apply_failure(&mut s, true, "refresh token rejected: HTTP 400 invalid_grant".into(), T0 + 10, 0.5, &p);
     assert_eq!(s.state(T0 + 10, &p), TokenState::ReauthRequired);
-    assert_eq!(plan(&s, &Trigger::Request, T0 + 10, &p), Plan::Serve);
-    assert_eq!(plan(&s, &Trigger::Cron, T0 + 9 * DAY, &p), Plan::Reauth);
-    assert_eq!(plan(&s, &Trigger::Request, T0 + 16 * DAY, &p), Plan::Reauth);
-    let fp = AccessToken::new("at-1").fingerprint();
-    assert_eq!(plan(&s, &Trigger::Rejected(fp), T0 + 100_000, &p), Plan::Reauth);
+    assert_eq!(plan(&s, Trigger::Request, T0 + 10, &p), Plan::Serve);
+    assert_eq!(plan(&s, Trigger::Cron, T0 + 9 * DAY, &p), Plan::Refuse(Refusal::ReauthRequired));
+    assert_eq!(plan(&s, Trigger::Request, T0 + 16 * DAY, &p), Plan::Refuse(Refusal::ReauthRequired));
+    mark_rejected(&mut s, &AccessToken::new("at-1").fingerprint());
+    assert_eq!(plan(&s, Trigger::Request, T0 + 100_000, &p), Plan::Refuse(Refusal::ReauthRequired));
 }
 
 #[test]
@@ -139,12 +208,12 @@ fn transient_failures_back_off_and_keep_serving() {
     assert_eq!(s.consecutive_failures, 1);
     assert_eq!(s.last_error.as_deref(), Some("refresh failed: HTTP 503"));
     // Backoff 15 s (30 s × 0.5 jitter): no background refresh meanwhile.
-    assert_eq!(plan(&s, &Trigger::Request, stale_at + 1000, &p), Plan::Serve);
-    assert_eq!(plan(&s, &Trigger::Request, stale_at + 16_000, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, Trigger::Request, stale_at + 1000, &p), Plan::Serve);
+    assert_eq!(plan(&s, Trigger::Request, stale_at + 16_000, &p), Plan::ServeAndRefresh);
     // An expired token during backoff: callers are told when to retry.
     let mut e = seeded(DAY);
     apply_failure(&mut e, false, "x".into(), T0 + DAY + 1, 0.0, &p);
-    assert_eq!(plan(&e, &Trigger::Request, T0 + DAY + 2, &p), Plan::Backoff { retry_after_secs: 15 });
+    assert_eq!(plan(&e, Trigger::Request, T0 + DAY + 2, &p), Plan::Refuse(Refusal::Backoff { retry_after_secs: 15 }));
 }
 
 #[test]
@@ -199,7 +268,10 @@ fn new_bootstrap_recovers_from_reauth() {
     assert!(a.adopted_refresh);
     assert!(s.reauth_reason.is_none());
     assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
-    assert_eq!(plan(&s, &Trigger::Forced, T0 + 3, &p), Plan::RefreshThenServe);
+    // Nothing usable is left (the old access token lived): refresh now.
+    assert_eq!(plan(&s, Trigger::Request, T0 + 3, &p), Plan::Serve);
+    s.access = None;
+    assert_eq!(plan(&s, Trigger::Request, T0 + 3, &p), Plan::RefreshThenServe);
 }
 
 #[test]
@@ -238,7 +310,7 @@ fn refresh_request_shape() {
 }
 
 fn success(body: &str) -> TokenAnswer {
-    match parse_refresh_response(200, body.as_bytes(), T0) {
+    match parse_refresh_response(200, body.as_bytes(), None, T0) {
         RefreshOutcome::Success(a) => a,
         other => panic!("expected success for {body}: {other:?}"),
     }
@@ -284,29 +356,41 @@ fn error_answers_are_classified() {
         (400, r#"{"error":"invalid_grant","error_description":"invalid/expired token"}"#),
         (401, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#),
         (200, r#"{"success":0,"error_message_id":"auth.token_error"}"#),
-        (401, r#"{"error":"invalid_client"}"#),
+        (200, r#"{"success":0,"message":"auth.token_error"}"#),
         (403, "forbidden"),
+        (401, ""),
         (500, r#"{"error":"invalid_grant"}"#),
     ];
     for (status, body) in final_cases {
         assert!(
-            matches!(parse_refresh_response(*status, body.as_bytes(), T0), RefreshOutcome::Final(_)),
+            matches!(parse_refresh_response(*status, body.as_bytes(), None, T0), RefreshOutcome::Final(_)),
             "{status} {body}"
         );
     }
     let transient_cases: &[(u16, &str)] = &[
         (500, r#"{"error":"server_error"}"#),
         (503, "<html>bad gateway</html>"),
-        (429, ""),
-        (200, r#"{"message":"auth.request_limit_exceeded"}"#),
-        (400, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":60}]}"#),
         (400, r#"{"error":"temporarily_unavailable"}"#),
         (200, "not json"),
         (408, ""),
     ];
     for (status, body) in transient_cases {
         assert!(
-            matches!(parse_refresh_response(*status, body.as_bytes(), T0), RefreshOutcome::Transient(_)),
+            matches!(parse_refresh_response(*status, body.as_bytes(), None, T0), RefreshOutcome::Transient(_)),
+            "{status} {body}"
+        );
+    }
+    // Answers that blame the client id/secret.
+    for (status, body) in [(401, r#"{"error":"invalid_client"}"#), (400, r#"{"error":"unauthorized_client","error_description":"x"}"#), (200, r#"{"error":"invalid_client"}"#)] {
+        assert!(
+            matches!(parse_refresh_response(status, body.as_bytes(), None, T0), RefreshOutcome::CredentialsRejected(_)),
+            "{status} {body}"
+        );
+    }
+    // Rate limits in every shape (more in run::tests).
+    for (status, body) in [(429, ""), (200, r#"{"message":"auth.request_limit_exceeded"}"#), (400, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":60}]}"#)] {
+        assert!(
+            matches!(parse_refresh_response(status, body.as_bytes(), None, T0), RefreshOutcome::RateLimited { .. }),
             "{status} {body}"
         );
     }
@@ -315,7 +399,7 @@ fn error_answers_are_classified() {
 #[test]
 fn error_sentences_never_echo_bodies() {
     let body = r#"{"error":"invalid_grant tok-SECRET-123","refresh_token":"tok-SECRET-456"}"#;
-    match parse_refresh_response(400, body.as_bytes(), T0) {
+    match parse_refresh_response(400, body.as_bytes(), None, T0) {
         RefreshOutcome::Final(m) => assert!(!m.contains("SECRET"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -337,6 +421,7 @@ fn status_body_never_has_tokens() {
     assert_eq!(v["access_token_expires_at"], rfc3339(T0 + 15 * DAY));
     assert_eq!(v["last_refresh_at"], "2026-11-25T17:09:42.000Z");
     assert!(v["last_error"].is_null());
+    assert!(v["retry_at"].is_null());
     let text = v.to_string();
     assert!(!text.contains("at-1") && !text.contains("rt-1"), "{text}");
     let empty = status_json(&AuthorityState::default(), T0, &policy());
@@ -370,4 +455,60 @@ fn a_cold_request_joins_only_a_young_lookup() {
     assert!(joins_lookup(T0, T0 + JOIN_WAIT_MS - 1));
     assert!(!joins_lookup(T0, T0 + JOIN_WAIT_MS), "too old: its request may be gone");
     assert!(!joins_lookup(T0, T0 - 1), "clock went back: do not wait on it");
+}
+
+/// Every arm of `plan`, in the order the rules apply.
+#[test]
+fn plan_every_arm() {
+    let p = policy();
+    let usable = seeded(15 * DAY);
+    let mut unusable = seeded(15 * DAY);
+    mark_rejected(&mut unusable, &AccessToken::new("at-1").fingerprint());
+    let now = T0 + 2 * DAY;
+    let refuse = |r: Refusal| Plan::Refuse(r);
+
+    // 1. Dead refresh token.
+    let mut s = usable.clone();
+    s.reauth_reason = Some("dead".into());
+    assert_eq!(plan(&s, Trigger::Request, now, &p), Plan::Serve);
+    assert_eq!(plan(&s, Trigger::Cron, now, &p), refuse(Refusal::ReauthRequired));
+    let mut s = unusable.clone();
+    s.reauth_reason = Some("dead".into());
+    assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::ReauthRequired));
+    // 2. Rejected client credentials.
+    let mut s = usable.clone();
+    s.credentials_rejected_fp = Some("x".into());
+    assert_eq!(plan(&s, Trigger::Request, now, &p), Plan::Serve);
+    s.access = None;
+    assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::CredentialsRejected));
+    // 3. No refresh token.
+    let mut s = usable.clone();
+    s.refresh = None;
+    assert_eq!(plan(&s, Trigger::Forced, now, &p), Plan::Serve);
+    s.access = None;
+    assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::ReauthRequired));
+    // 4. Refresh penalty.
+    let mut s = unusable.clone();
+    s.penalty_until_ms = Some(now + 10_000);
+    assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::RefreshPenalty { retry_after_secs: 10 }));
+    // 5. Forced: throttled while usable and recent, else refresh.
+    let mut s = usable.clone();
+    s.last_refresh_at_ms = Some(now - 1000);
+    assert_eq!(plan(&s, Trigger::Forced, now, &p), refuse(Refusal::Throttled { retry_after_secs: 59 }));
+    assert_eq!(plan(&usable, Trigger::Forced, now, &p), Plan::RefreshThenServe);
+    // 6. Unusable: backoff, else refresh now (the guard is in check::tests).
+    let mut s = unusable.clone();
+    s.next_attempt_at_ms = Some(now + 5_000);
+    assert_eq!(plan(&s, Trigger::Request, now, &p), refuse(Refusal::Backoff { retry_after_secs: 5 }));
+    assert_eq!(status_json(&s, now, &p)["retry_at"], rfc3339(now + 5_000));
+    assert_eq!(plan(&unusable, Trigger::Request, now, &p), Plan::RefreshThenServe);
+    // 7. Usable: the last minutes wait (unless refreshed recently or backing
+    //    off), the early window refreshes in the background, else serve.
+    let must = T0 + 15 * DAY - 60_000;
+    assert_eq!(plan(&usable, Trigger::Request, must, &p), Plan::RefreshThenServe);
+    let mut s = usable.clone();
+    s.next_attempt_at_ms = Some(must + 1000);
+    assert_eq!(plan(&s, Trigger::Request, must, &p), Plan::Serve);
+    assert_eq!(plan(&usable, Trigger::Request, T0 + 9 * DAY, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&usable, Trigger::Request, now, &p), Plan::Serve);
 }

@@ -301,7 +301,110 @@ fn refresh_faults() {
     assert!(s.set_refresh_fault(br#"{"mode":"boom"}"#).is_err());
     s.set_refresh_fault(br#"{"mode":"5xx","count":3}"#).unwrap();
     s.clear_faults();
-    assert_eq!(s.faults_json(), json!({"refresh": null, "order": null}));
+    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null}));
+}
+
+#[test]
+fn rotate_then_delay_rotates_and_answers_late() {
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rotate_then_delay","hang_ms":20000}"#).unwrap();
+    let new_rt = match s.refresh(&refresh_body(RT), T0) {
+        RefreshOutcome::HangThen { ms: 20_000, status: 200, body } => tok(&body, "refresh_token"),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refresh(&mut s, RT, T0).0, 400, "strict: rotated at once, before the answer");
+    assert_eq!(refresh(&mut s, &new_rt, T0).0, 200, "the late answer's token works");
+    let c = s.counters_json(0, 0);
+    assert_eq!((c["refresh_success"].as_u64(), c["refresh_failures"].as_u64()), (Some(2), Some(1)));
+}
+
+#[test]
+fn refresh_rate_limit_shapes_and_their_penalty() {
+    let shapes = [
+        ("status429", 429, json!({"message":"auth.request_limit_exceeded"})),
+        ("errors_array", 400, json!({"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]})),
+        ("errors_object", 400, json!({"errors":{"message":"auth.request_limit_exceeded","penaltySeconds":30}})),
+        ("message", 400, json!({"message":"auth.request_limit_exceeded"})),
+        ("success0", 200, json!({"success":0,"message":"auth.request_limit_exceeded"})),
+    ];
+    for (shape, status, body) in shapes {
+        let mut s = sb();
+        s.set_refresh_fault(format!(r#"{{"mode":"rate_limited","shape":"{shape}","penalty_seconds":30}}"#).as_bytes())
+            .unwrap();
+        let header = |secs: u64| (shape == "status429").then_some(secs);
+        let limited = RefreshOutcome::Limited { status, body: body.clone(), retry_after_secs: header(30) };
+        assert_eq!(s.refresh(&refresh_body(RT), T0), limited, "{shape}");
+        // During the penalty every refresh gets the same answer, even a
+        // valid one; the token is not touched.
+        match s.refresh(&refresh_body(RT), T0 + 10 * SEC) {
+            RefreshOutcome::Limited { status: st, retry_after_secs, .. } => assert_eq!((st, retry_after_secs), (status, header(20))),
+            other => panic!("{shape}: {other:?}"),
+        }
+        assert_eq!(refresh(&mut s, RT, T0 + 30 * SEC).0, 200, "{shape}: after the penalty");
+        let c = s.counters_json(0, 0);
+        assert_eq!(c["refresh_rate_limited"], 2, "{shape}");
+        assert_eq!(c["refresh_calls"], 3);
+    }
+    // Clearing faults ends a penalty too.
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rate_limited","penalty_seconds":600}"#).unwrap();
+    assert!(matches!(s.refresh(&refresh_body(RT), T0), RefreshOutcome::Limited { status: 400, .. }));
+    s.clear_faults();
+    assert_eq!(refresh(&mut s, RT, T0 + SEC).0, 200);
+}
+
+#[test]
+fn token_error_and_invalid_client_faults() {
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"token_error"}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0), (200, json!({"success":0,"error_message_id":"auth.token_error"})));
+    assert_eq!(refresh(&mut s, RT, T0).1["error"], "invalid_grant", "the refresh token died");
+
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"invalid_client","count":2}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0), (401, json!({"error":"invalid_client","error_description":"invalid client credentials"})));
+    assert_eq!(refresh(&mut s, RT, T0).0, 401);
+    assert_eq!(refresh(&mut s, RT, T0).0, 200, "the refresh token was never spent");
+    // Wrong credentials without any fault: invalid_client as well.
+    let mut wrong = refresh_body(RT);
+    wrong = String::from_utf8(wrong).unwrap().replace("plumgate-dev-secret", "nope").into_bytes();
+    let mut s = sb();
+    assert!(matches!(s.refresh(&wrong, T0), RefreshOutcome::Answer { status: 401, .. }));
+}
+
+#[test]
+fn api_401_faults_answer_valid_tokens() {
+    let mut s = sb();
+    s.set_api_fault(br#"{"mode":"PLE10019","op":"placeOrder"}"#).unwrap();
+    let q = "plumProAPI.query.getBalance";
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200, "another operation");
+    let order = order("PO-F1");
+    let o = api(&mut s, AT, "plumProAPI.mutation.placeOrder", order.clone(), T0);
+    assert_eq!((o.status, o.body["errorId"].clone()), (401, json!("PLE10019")));
+    assert_eq!(api(&mut s, AT, "plumProAPI.mutation.placeOrder", order, T0).status, 200, "count 1");
+    s.set_api_fault(br#"{"mode":"PIPE10017","count":2}"#).unwrap();
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).body["errorId"], "PIPE10017");
+    // An unauthorised call does not use the fault up.
+    assert_eq!(api(&mut s, "nope", q, json!({}), T0).body["errorId"], "PIPE10013");
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 401);
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200);
+    let c = s.counters_json(0, 0);
+    assert_eq!((c["api_401_faults"].as_u64(), c["unauthorized_api_calls"].as_u64()), (Some(3), Some(1)));
+
+    // The token check can fail on demand.
+    s.set_validate_fault(br#"{"mode":"5xx","status":502}"#).unwrap();
+    assert_eq!(s.validate_token(Some(&format!("Bearer {AT}")), T0).0, 502);
+    assert_eq!(s.validate_token(Some(&format!("Bearer {AT}")), T0).0, 200);
+}
+
+#[test]
+fn regenerating_tokens_kills_the_old_ones() {
+    let mut s = sb();
+    let fresh = s.issue_tokens(br#"{"revoke_existing":true}"#, T0).unwrap();
+    assert_eq!(api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0).status, 401);
+    assert_eq!(refresh(&mut s, RT, T0).0, 400);
+    assert_eq!(refresh(&mut s, &tok(&fresh, "refresh_token"), T0).0, 200);
+    assert!(s.issue_tokens(br#"{"revoke":1}"#, T0).is_err());
 }
 
 #[test]
@@ -612,7 +715,7 @@ fn order_faults() {
 #[test]
 fn admin_token_actions() {
     let mut s = sb();
-    let issued = s.issue_tokens(T0);
+    let issued = s.issue_tokens(b"", T0).unwrap();
     let at = tok(&issued, "access_token");
     assert_eq!(issued["access_token_expiry"], T0 + 1_296_000 * SEC);
     assert_eq!(
@@ -743,7 +846,7 @@ fn reset_restores_fresh_state() {
         200,
         "bootstrap pair valid again"
     );
-    assert_eq!(s.faults_json(), json!({"refresh": null, "order": null}));
+    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null}));
     assert_eq!(s.counters_json(0, 0)["orders"], 0);
     let v = api(
         &mut s,

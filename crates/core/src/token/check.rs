@@ -1,0 +1,453 @@
+//! Confirm before spending: what the token authority does when the Plum API
+//! answers 401 to an access token (contract §4.6).
+//!
+//! Only a 401 that can be about the token reaches the authority
+//! ([`crate::upstream::classify_api_401`]); every other 401 passes straight
+//! through and never touches it. For a candidate the authority asks
+//! Xoxoday's token check (`GET {OAUTH_URL}/v1/oauth/token` with that
+//! bearer; it rotates nothing), one check at a time per token (the Durable
+//! Object shares the check in flight, like a refresh), and then:
+//!
+//! - **invalid**: the token is marked rejected (only if it is still the
+//!   current one: compare-and-replace) and replaced at once, whatever the
+//!   time since the last refresh; the caller retries once with the new one;
+//! - **valid**: nothing is refreshed; the caller gets Xoxoday's 401 status
+//!   and body unchanged;
+//! - **the check itself failed** (transport, timeout, 5xx, an unreadable or
+//!   rate-limited answer): nothing is refreshed, because a rotation on no
+//!   evidence is exactly what callers must not be able to cause; the caller
+//!   gets `502 upstream_error` saying so, with `Retry-After`.
+//!
+//! Repeated candidates for one token reuse the verdict: a "valid" verdict
+//! for [`VALID_VERDICT_MS`] (so a token Xoxoday's API and its check disagree
+//! about costs at most one check a minute, not one per call), a failed check
+//! for [`FAILED_VERDICT_MS`].
+//!
+//! **Loop guard.** If the check keeps confirming rejections of the tokens
+//! Xoxoday has just issued (API and check disagreeing with the refresh
+//! endpoint, or a revocation loop), every confirmation would cost a
+//! rotation. At most [`GUARD_LIMIT`] confirmed rejections within
+//! [`GUARD_WINDOW_MS`] lead to a refresh; past that, callers get `502
+//! upstream_unauthorized` with `Retry-After` until the oldest confirmation
+//! leaves the window. Real revocations (a dashboard regeneration, a password
+//! reset, another admin's tokens) come a few a day and never meet it.
+
+use super::{AuthorityState, Refusal};
+use crate::token::lenient_i64;
+use serde_json::Value;
+
+/// A "valid" verdict answers further candidates for the same token this
+/// long (ms) without another check.
+pub const VALID_VERDICT_MS: i64 = 60_000;
+/// A failed check answers further candidates for the same token this long
+/// (ms) without another check.
+pub const FAILED_VERDICT_MS: i64 = 5_000;
+/// At most this many confirmed rejections within [`GUARD_WINDOW_MS`] lead
+/// to a refresh.
+pub const GUARD_LIMIT: usize = 10;
+/// The loop guard's window (one hour).
+pub const GUARD_WINDOW_MS: i64 = 3_600_000;
+
+/// What Xoxoday's token check said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckResult {
+    /// The token is valid.
+    Valid,
+    /// The token is invalid (revoked, expired, unknown).
+    Invalid,
+    /// No verdict: the check failed.
+    Failed,
+}
+
+impl CheckResult {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckResult::Valid => "valid",
+            CheckResult::Invalid => "invalid",
+            CheckResult::Failed => "failed",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<CheckResult> {
+        [CheckResult::Valid, CheckResult::Invalid, CheckResult::Failed].into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// The last check (stored as the state's `last_check_*` fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    /// Fingerprint of the token checked.
+    pub fp: String,
+    /// When (epoch ms).
+    pub at_ms: i64,
+    /// What it said.
+    pub result: CheckResult,
+}
+
+impl AuthorityState {
+    /// The last token check, if one is recorded (and readable).
+    pub fn last_check(&self) -> Option<CheckRecord> {
+        Some(CheckRecord {
+            fp: self.last_check_fp.clone()?,
+            at_ms: self.last_check_at_ms?,
+            result: CheckResult::from_name(self.last_check_result.as_deref()?)?,
+        })
+    }
+
+    fn set_last_check(&mut self, c: CheckRecord) {
+        self.last_check_fp = Some(c.fp);
+        self.last_check_at_ms = Some(c.at_ms);
+        self.last_check_result = Some(c.result.as_str().to_string());
+    }
+}
+
+/// A token check's answer, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Valid; its expiry when the answer gives one.
+    Valid {
+        /// Epoch ms.
+        expires_at_ms: Option<i64>,
+    },
+    /// Invalid.
+    Invalid,
+    /// No verdict; a safe sentence.
+    Failed(String),
+}
+
+/// Read a token check's answer (xoxoday-api.md §1.6): 2xx is valid unless
+/// its body says otherwise (`error`, or `success: 0`); 401 and 403 are
+/// invalid; anything else (408, 429, 5xx, a rate-limit body, other 4xx) is
+/// no verdict.
+pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutcome {
+    let v: Option<Value> = serde_json::from_slice(body).ok();
+    let says = |k: &str| v.as_ref().and_then(|v| v.get(k));
+    let rate_limited = super::refresh_penalty_secs(status, body, None).is_some();
+    if rate_limited {
+        return CheckOutcome::Failed(format!("token check rate-limited by Xoxoday (HTTP {status})"));
+    }
+    match status {
+        200..=299 => {
+            let refused = says("error").is_some_and(|e| !e.is_null())
+                || says("success").and_then(lenient_i64) == Some(0);
+            if refused {
+                CheckOutcome::Invalid
+            } else {
+                CheckOutcome::Valid { expires_at_ms: super::parse_validate_response(status, body, now_ms) }
+            }
+        }
+        401 | 403 => CheckOutcome::Invalid,
+        _ => CheckOutcome::Failed(format!("token check answered HTTP {status}")),
+    }
+}
+
+/// What to do with a candidate, decided before or after the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckVerdict {
+    /// Hand out the current token as for a plain request (the candidate is
+    /// no longer current, or it is confirmed rejected and must be
+    /// replaced: [`super::plan`] decides how).
+    Serve,
+    /// The token is valid: the caller passes Xoxoday's 401 on unchanged.
+    PassThrough,
+    /// Answer this error.
+    Refuse(Refusal),
+}
+
+/// Before a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckPlan {
+    /// Decided without asking Xoxoday.
+    Verdict(CheckVerdict),
+    /// Ask Xoxoday's token check (or join the check in flight).
+    Check,
+}
+
+/// Decide what a candidate 401 for the token with fingerprint `fp` needs.
+pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
+    let Some(current) = state.access.as_ref().filter(|a| a.token.fingerprint() == fp) else {
+        // Already replaced (or never ours): the caller retries with the
+        // current token.
+        return CheckPlan::Verdict(CheckVerdict::Serve);
+    };
+    if current.rejected {
+        return CheckPlan::Verdict(CheckVerdict::Serve);
+    }
+    let recent = state.last_check().filter(|c| c.fp == fp && now_ms >= c.at_ms);
+    match recent {
+        Some(c) if c.result == CheckResult::Valid && now_ms - c.at_ms < VALID_VERDICT_MS => {
+            CheckPlan::Verdict(CheckVerdict::PassThrough)
+        }
+        Some(c) if c.result == CheckResult::Failed && now_ms - c.at_ms < FAILED_VERDICT_MS => {
+            CheckPlan::Verdict(CheckVerdict::Refuse(Refusal::CheckFailed {
+                message: "a check of this token failed moments ago".into(),
+                retry_after_secs: retry_secs(c.at_ms + FAILED_VERDICT_MS, now_ms),
+            }))
+        }
+        _ => CheckPlan::Check,
+    }
+}
+
+/// Record the check of `fp` and decide. On "invalid" the token is marked
+/// rejected (compare-and-replace: only while it is the current token) and
+/// the confirmation counts toward the loop guard; a "valid" answer with an
+/// earlier expiry than the one held teaches the authority that expiry.
+pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, now_ms: i64) -> CheckVerdict {
+    let result = match &outcome {
+        CheckOutcome::Valid { .. } => CheckResult::Valid,
+        CheckOutcome::Invalid => CheckResult::Invalid,
+        CheckOutcome::Failed(_) => CheckResult::Failed,
+    };
+    state.set_last_check(CheckRecord { fp: fp.to_string(), at_ms: now_ms, result });
+    let current = state.access.as_mut().filter(|a| a.token.fingerprint() == fp);
+    match outcome {
+        CheckOutcome::Valid { expires_at_ms } => {
+            if let (Some(a), Some(exp)) = (current, expires_at_ms) {
+                if exp < a.expires_at_ms {
+                    a.expires_at_ms = exp;
+                }
+            }
+            CheckVerdict::PassThrough
+        }
+        CheckOutcome::Invalid => {
+            if let Some(a) = current.filter(|a| !a.rejected) {
+                a.rejected = true;
+                let list = &mut state.confirmed_rejections_ms;
+                list.retain(|t| now_ms - t < GUARD_WINDOW_MS && *t <= now_ms);
+                list.push(now_ms);
+                let excess = list.len().saturating_sub(GUARD_LIMIT + 1);
+                list.drain(..excess);
+            }
+            CheckVerdict::Serve
+        }
+        CheckOutcome::Failed(message) => CheckVerdict::Refuse(Refusal::CheckFailed {
+            message,
+            retry_after_secs: retry_secs(now_ms + FAILED_VERDICT_MS, now_ms),
+        }),
+    }
+}
+
+fn retry_secs(until_ms: i64, now_ms: i64) -> u64 {
+    (((until_ms - now_ms).max(0)) as u64).div_ceil(1000).max(1)
+}
+
+/// Confirmed rejections inside the loop guard's window.
+pub fn rejections_in_window(state: &AuthorityState, now_ms: i64) -> u32 {
+    state.confirmed_rejections_ms.iter().filter(|t| now_ms - **t < GUARD_WINDOW_MS && **t <= now_ms).count() as u32
+}
+
+/// While the loop guard holds refreshes back: until when (epoch ms), the
+/// moment the oldest confirmation inside the window leaves it.
+pub fn guard_until_ms(state: &AuthorityState, now_ms: i64) -> Option<i64> {
+    let mut inside: Vec<i64> =
+        state.confirmed_rejections_ms.iter().copied().filter(|t| now_ms - t < GUARD_WINDOW_MS && *t <= now_ms).collect();
+    if inside.len() <= GUARD_LIMIT {
+        return None;
+    }
+    // At most GUARD_LIMIT + 1 entries: an insertion sort (a general sort
+    // would add a few KB to the worker's wasm).
+    for i in 1..inside.len() {
+        let mut j = i;
+        while j > 0 && inside[j - 1] > inside[j] {
+            inside.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    // Refreshing resumes once only GUARD_LIMIT confirmations are inside.
+    Some(inside[inside.len() - GUARD_LIMIT - 1] + GUARD_WINDOW_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{AccessToken, RefreshToken};
+    use crate::token::{plan, AccessSlot, Plan, RefreshSlot, TokenPolicy, Trigger};
+
+    const T0: i64 = 1_795_626_582_000;
+
+    fn state_with(token: &str) -> AuthorityState {
+        AuthorityState {
+            access: Some(AccessSlot {
+                token: AccessToken::new(token),
+                expires_at_ms: T0 + 10 * 86_400_000,
+                obtained_at_ms: T0,
+                rejected: false,
+            }),
+            refresh: Some(RefreshSlot { token: RefreshToken::new("rt"), expires_at_ms: T0 + 30 * 86_400_000, expiry_known: true }),
+            last_refresh_at_ms: Some(T0),
+            ..Default::default()
+        }
+    }
+
+    fn fp(t: &str) -> String {
+        AccessToken::new(t).fingerprint()
+    }
+
+    #[test]
+    fn check_answers_are_read() {
+        let valid = br#"{"access_token":"a","token_type":"bearer","expires_in":1000}"#;
+        assert_eq!(parse_check_response(200, valid, T0), CheckOutcome::Valid { expires_at_ms: Some(T0 + 1_000_000) });
+        assert_eq!(parse_check_response(200, b"{}", T0), CheckOutcome::Valid { expires_at_ms: None });
+        assert_eq!(parse_check_response(200, b"not json", T0), CheckOutcome::Valid { expires_at_ms: None });
+        assert_eq!(parse_check_response(200, br#"{"success":0,"error_message_id":"auth.token_error"}"#, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(200, br#"{"error":"invalid_token"}"#, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(401, br#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(401, b"", T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(403, b"", T0), CheckOutcome::Invalid);
+        for (status, body) in [
+            (500, &b""[..]),
+            (503, b"<html>"),
+            (429, b""),
+            (400, br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":5}]}"#),
+            (200, br#"{"message":"auth.request_limit_exceeded"}"#),
+            (408, b""),
+            (404, b""),
+        ] {
+            assert!(matches!(parse_check_response(status, body, T0), CheckOutcome::Failed(_)), "{status}");
+        }
+    }
+
+    #[test]
+    fn plan_check_every_arm() {
+        let s = state_with("at-1");
+        // Not the current token (already replaced): serve the current one.
+        assert_eq!(plan_check(&s, &fp("at-0"), T0), CheckPlan::Verdict(CheckVerdict::Serve));
+        // No token at all: serve (plan decides to refresh).
+        assert_eq!(plan_check(&AuthorityState::default(), &fp("at-1"), T0), CheckPlan::Verdict(CheckVerdict::Serve));
+        // The current token, never checked: check.
+        assert_eq!(plan_check(&s, &fp("at-1"), T0), CheckPlan::Check);
+        // Already confirmed rejected: serve (replace).
+        let mut r = s.clone();
+        r.access.as_mut().unwrap().rejected = true;
+        assert_eq!(plan_check(&r, &fp("at-1"), T0), CheckPlan::Verdict(CheckVerdict::Serve));
+        // A recent "valid" verdict answers for a minute.
+        let mut v = s.clone();
+        v.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Valid });
+        assert_eq!(plan_check(&v, &fp("at-1"), T0 + 59_999), CheckPlan::Verdict(CheckVerdict::PassThrough));
+        assert_eq!(plan_check(&v, &fp("at-1"), T0 + 60_000), CheckPlan::Check);
+        assert_eq!(plan_check(&v, &fp("at-1"), T0 - 1), CheckPlan::Check, "clock went back: check again");
+        // A recent failed check answers for 5 s.
+        let mut f = s.clone();
+        f.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Failed });
+        match plan_check(&f, &fp("at-1"), T0 + 1000) {
+            CheckPlan::Verdict(CheckVerdict::Refuse(Refusal::CheckFailed { retry_after_secs, .. })) => assert_eq!(retry_after_secs, 4),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(plan_check(&f, &fp("at-1"), T0 + 5000), CheckPlan::Check);
+        // A verdict about another token does not count.
+        let mut o = s.clone();
+        o.set_last_check(CheckRecord { fp: fp("at-0"), at_ms: T0, result: CheckResult::Valid });
+        assert_eq!(plan_check(&o, &fp("at-1"), T0 + 1), CheckPlan::Check);
+        // An old "invalid" record of this token (not rejected any more?) is no verdict.
+        let mut i = s.clone();
+        i.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0, result: CheckResult::Invalid });
+        assert_eq!(plan_check(&i, &fp("at-1"), T0 + 1), CheckPlan::Check);
+    }
+
+    #[test]
+    fn invalid_marks_rejected_and_refreshes_at_once_inside_the_min_interval() {
+        let mut s = state_with("at-1");
+        let policy = TokenPolicy::default();
+        // Seconds after the last refresh: the minimum interval does not apply.
+        let now = T0 + 3_000;
+        assert_eq!(apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, now), CheckVerdict::Serve);
+        assert!(s.access.as_ref().unwrap().rejected);
+        assert_eq!(s.confirmed_rejections_ms, vec![now]);
+        assert_eq!(s.last_check(), Some(CheckRecord { fp: fp("at-1"), at_ms: now, result: CheckResult::Invalid }));
+        assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::RefreshThenServe);
+        // A second confirmation of the same token counts once.
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, now + 1);
+        assert_eq!(s.confirmed_rejections_ms.len(), 1);
+    }
+
+    #[test]
+    fn invalid_for_a_token_no_longer_current_changes_nothing() {
+        let mut s = state_with("at-2");
+        assert_eq!(apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, T0), CheckVerdict::Serve);
+        assert!(!s.access.as_ref().unwrap().rejected, "compare-and-replace: at-2 stays");
+        assert!(s.confirmed_rejections_ms.is_empty());
+    }
+
+    #[test]
+    fn valid_passes_through_and_learns_an_earlier_expiry_only() {
+        let mut s = state_with("at-1");
+        let held = s.access.as_ref().unwrap().expires_at_ms;
+        let v = apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: Some(held + 1000) }, T0);
+        assert_eq!(v, CheckVerdict::PassThrough);
+        assert_eq!(s.access.as_ref().unwrap().expires_at_ms, held);
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: Some(held - 1000) }, T0);
+        assert_eq!(s.access.as_ref().unwrap().expires_at_ms, held - 1000);
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: None }, T0);
+        assert!(!s.access.as_ref().unwrap().rejected);
+        assert_eq!(s.last_check().unwrap().result, CheckResult::Valid);
+        assert!(s.confirmed_rejections_ms.is_empty());
+        assert_eq!(plan(&s, Trigger::Request, T0 + 1, &TokenPolicy::default()), Plan::Serve);
+    }
+
+    #[test]
+    fn failed_check_spends_nothing() {
+        let mut s = state_with("at-1");
+        let v = apply_check(&mut s, &fp("at-1"), CheckOutcome::Failed("token check answered HTTP 503".into()), T0);
+        assert_eq!(
+            v,
+            CheckVerdict::Refuse(Refusal::CheckFailed { message: "token check answered HTTP 503".into(), retry_after_secs: 5 })
+        );
+        assert!(!s.access.as_ref().unwrap().rejected);
+        assert_eq!(s.last_check().unwrap().result, CheckResult::Failed);
+        let e = match v {
+            CheckVerdict::Refuse(r) => r.api_error(),
+            _ => unreachable!(),
+        };
+        assert_eq!((e.status, e.code, e.retry_after_secs), (502, "upstream_error", Some(5)));
+        assert!(e.message.contains("does not refresh without confirmation"), "{}", e.message);
+    }
+
+    #[test]
+    fn loop_guard_allows_ten_confirmed_rejections_an_hour() {
+        let policy = TokenPolicy::default();
+        let mut s = state_with("at-0");
+        let mut now = T0;
+        for i in 0..GUARD_LIMIT {
+            now += 10_000;
+            let token = format!("at-{i}");
+            s.access = state_with(&token).access;
+            apply_check(&mut s, &fp(&token), CheckOutcome::Invalid, now);
+            assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::RefreshThenServe, "rejection {}", i + 1);
+            assert_eq!(s.retry_at_ms(now), None);
+        }
+        // The eleventh within the hour: no refresh until the oldest leaves.
+        now += 10_000;
+        s.access = state_with("at-x").access;
+        apply_check(&mut s, &fp("at-x"), CheckOutcome::Invalid, now);
+        let oldest = T0 + 10_000;
+        match plan(&s, Trigger::Request, now, &policy) {
+            Plan::Refuse(Refusal::LoopGuard { rejections, retry_after_secs }) => {
+                assert_eq!(rejections, 11);
+                assert_eq!(retry_after_secs as i64, (oldest + GUARD_WINDOW_MS - now) / 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.retry_at_ms(now), Some(oldest + GUARD_WINDOW_MS));
+        let e = match plan(&s, Trigger::Request, now, &policy) {
+            Plan::Refuse(r) => r.api_error(),
+            _ => unreachable!(),
+        };
+        assert_eq!((e.status, e.code), (502, "upstream_unauthorized"));
+        // A person may still force a refresh of an unusable token.
+        assert_eq!(plan(&s, Trigger::Forced, now, &policy), Plan::RefreshThenServe);
+        // Once the oldest confirmation leaves the window, refreshing resumes.
+        assert_eq!(plan(&s, Trigger::Request, oldest + GUARD_WINDOW_MS, &policy), Plan::RefreshThenServe);
+        // The list never grows past what the guard needs.
+        for k in 0..30 {
+            let token = format!("at-y{k}");
+            s.access = state_with(&token).access;
+            apply_check(&mut s, &fp(&token), CheckOutcome::Invalid, now + k);
+        }
+        assert_eq!(s.confirmed_rejections_ms.len(), GUARD_LIMIT + 1);
+        // Confirmations older than the window are dropped.
+        s.access = state_with("at-z").access;
+        apply_check(&mut s, &fp("at-z"), CheckOutcome::Invalid, now + GUARD_WINDOW_MS + 100);
+        assert_eq!(s.confirmed_rejections_ms, vec![now + GUARD_WINDOW_MS + 100]);
+    }
+}

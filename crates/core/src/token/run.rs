@@ -1,0 +1,413 @@
+//! A refresh run, step by step, and what the authority answers after it.
+//!
+//! The Durable Object runs one refresh at a time (a shared future that every
+//! request needing a refresh joins). Each attempt's answer is read by
+//! [`super::parse_refresh_response`]; [`next_step`] says whether to try
+//! again inside the run; [`finish_run`] applies the last outcome to the
+//! state (which the shell then persists); [`answer_after_run`] says what
+//! each waiting request gets. How long a request waits is [`wait_limit_ms`].
+//!
+//! Who waits for what: background, cron and forced refreshes are never cut
+//! short by a request's patience. The refresh call's own timeout is long
+//! (`refresh_call_timeout_ms`, minutes), because under strict rotation an
+//! answer cut off is a pair lost. A request that needs a refresh stops
+//! waiting after `refresh_timeout_ms` (`REFRESH_TIMEOUT_MS`); the run goes on
+//! in the Durable Object and its answer is kept.
+
+use super::{apply_failure, apply_success, retry_delay_ms, AuthorityState, Refusal, RefreshOutcome, TokenPolicy, Trigger};
+use serde::{Deserialize, Serialize};
+
+/// After one attempt: try again, or end the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Try again after this delay.
+    Retry {
+        /// Milliseconds.
+        delay_ms: u64,
+    },
+    /// End the run with the last outcome ([`finish_run`]).
+    Stop,
+}
+
+/// After attempt number `attempt` (1-based) ended with `outcome`.
+///
+/// Only a transient failure (transport error, 5xx, `server_error`, an
+/// unreadable answer) is retried inside the run, with a jittered delay, up
+/// to `max_attempts`. Everything else ends the run at once: success; a
+/// rate-limit answer (trying again prolongs the penalty); a dead refresh
+/// token or rejected credentials (trying again cannot help); and a timeout
+/// (the refresh may have rotated upstream after minutes of waiting; another
+/// attempt right away would meet the same slowness, so the backoff decides).
+pub fn next_step(outcome: &RefreshOutcome, attempt: u32, rand01: f64, policy: &TokenPolicy) -> Step {
+    match outcome {
+        RefreshOutcome::Transient(_) if attempt < policy.max_attempts => {
+            Step::Retry { delay_ms: retry_delay_ms(attempt, rand01, policy) }
+        }
+        _ => Step::Stop,
+    }
+}
+
+/// How a run ended (shared with every request that joined it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunEnd {
+    /// New tokens, persisted.
+    Refreshed,
+    /// Failed; backing off.
+    Failed {
+        /// The last attempt timed out.
+        timeout: bool,
+        /// Safe sentence.
+        message: String,
+    },
+    /// Xoxoday's refresh penalty.
+    RateLimited,
+    /// The refresh token is dead.
+    Reauth,
+    /// The client id/secret are rejected.
+    CredentialsRejected,
+}
+
+/// When a refresh penalty of `penalty_secs` announced at `now_ms` ends for
+/// plumgate: the penalty plus a jitter of up to 10 % of it (at least up to
+/// one second), so several deployments sharing a client do not all come
+/// back at the same instant.
+pub fn penalty_end_ms(now_ms: i64, penalty_secs: u64, rand01: f64) -> i64 {
+    let penalty_ms = penalty_secs.saturating_mul(1000) as i64;
+    let spread = (penalty_ms / 10).max(1000) as f64;
+    now_ms + penalty_ms + (spread * rand01.clamp(0.0, 1.0)) as i64
+}
+
+/// Apply the run's last outcome to `state` and say how the run ended.
+/// `rand01` is a fresh random number in [0, 1) (token jitter, backoff and
+/// penalty jitter); `client_fp` is [`super::credentials_fingerprint`] of the
+/// configured client id/secret. The caller persists `state` afterwards,
+/// before anyone uses a new token.
+pub fn finish_run(
+    state: &mut AuthorityState,
+    outcome: RefreshOutcome,
+    now_ms: i64,
+    rand01: f64,
+    client_fp: &str,
+    policy: &TokenPolicy,
+) -> RunEnd {
+    match outcome {
+        RefreshOutcome::Success(answer) => {
+            apply_success(state, answer, now_ms, rand01);
+            RunEnd::Refreshed
+        }
+        RefreshOutcome::Transient(message) => {
+            apply_failure(state, false, message.clone(), now_ms, rand01, policy);
+            RunEnd::Failed { timeout: false, message }
+        }
+        RefreshOutcome::Timeout(message) => {
+            apply_failure(state, false, message.clone(), now_ms, rand01, policy);
+            RunEnd::Failed { timeout: true, message }
+        }
+        RefreshOutcome::RateLimited { penalty_secs, reason } => {
+            state.last_error = Some(reason);
+            state.last_error_at_ms = Some(now_ms);
+            state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+            state.penalty_until_ms = Some(penalty_end_ms(now_ms, penalty_secs, rand01));
+            RunEnd::RateLimited
+        }
+        RefreshOutcome::Final(reason) => {
+            apply_failure(state, true, reason, now_ms, rand01, policy);
+            RunEnd::Reauth
+        }
+        RefreshOutcome::CredentialsRejected(reason) => {
+            // The refresh token was not used up: it stays, unspent.
+            state.last_error = Some(reason);
+            state.last_error_at_ms = Some(now_ms);
+            state.next_attempt_at_ms = None;
+            state.credentials_rejected_fp = Some(client_fp.to_string());
+            RunEnd::CredentialsRejected
+        }
+    }
+}
+
+/// How long a request with `trigger` waits for a refresh it needs: a
+/// request (or a token check) stops at `refresh_timeout_ms`; cron and forced
+/// refreshes wait for the run to end (bounded by the call's own timeout).
+pub fn wait_limit_ms(trigger: Trigger, policy: &TokenPolicy) -> Option<u64> {
+    match trigger {
+        Trigger::Request => Some(policy.refresh_timeout_ms),
+        Trigger::Cron | Trigger::Forced => None,
+    }
+}
+
+/// What a request gets after waiting for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The current (usable) access token.
+    Grant,
+    /// No token.
+    Refuse(Refusal),
+}
+
+/// What a request with `trigger` gets after a run ended with `end` (`None`:
+/// it stopped waiting at its own limit while the run continues).
+///
+/// A usable token is handed out whatever the run did (a failed refresh in
+/// the last minutes of a still-valid token costs callers nothing), except
+/// that a forced refresh reports its failure: the person who asked must
+/// see it. Without a usable token, the run's end decides the error.
+pub fn answer_after_run(state: &AuthorityState, trigger: Trigger, end: Option<&RunEnd>, now_ms: i64, policy: &TokenPolicy) -> Answer {
+    let usable = state.access_usable(now_ms);
+    let reported = trigger == Trigger::Forced && !matches!(end, Some(RunEnd::Refreshed) | None);
+    if usable && !reported {
+        return Answer::Grant;
+    }
+    let retry = state.retry_at_ms(now_ms).map(|t| ((t - now_ms).max(1000) as u64).div_ceil(1000));
+    Answer::Refuse(match end {
+        None => Refusal::StillRefreshing { waited_ms: wait_limit_ms(trigger, policy).unwrap_or(0) },
+        Some(RunEnd::Refreshed) => Refusal::NoUsableToken,
+        Some(RunEnd::Failed { timeout: true, message }) => {
+            Refusal::RefreshTimedOut { message: message.clone(), retry_after_secs: retry }
+        }
+        Some(RunEnd::Failed { timeout: false, message }) => {
+            Refusal::RefreshFailed { message: message.clone(), retry_after_secs: retry }
+        }
+        Some(RunEnd::RateLimited) => {
+            Refusal::RefreshPenalty { retry_after_secs: state.penalty_left_secs(now_ms).unwrap_or(1) }
+        }
+        Some(RunEnd::Reauth) => Refusal::ReauthRequired,
+        Some(RunEnd::CredentialsRejected) => Refusal::CredentialsRejected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{AccessToken, RefreshToken};
+    use crate::token::{parse_refresh_response, plan, status_json, AccessSlot, Plan, RefreshSlot, TokenAnswer};
+
+    const T0: i64 = 1_795_626_582_000;
+
+    fn seeded() -> AuthorityState {
+        AuthorityState {
+            access: Some(AccessSlot {
+                token: AccessToken::new("at-1"),
+                expires_at_ms: T0 + 10 * 86_400_000,
+                obtained_at_ms: T0,
+                rejected: false,
+            }),
+            refresh: Some(RefreshSlot { token: RefreshToken::new("rt-1"), expires_at_ms: T0 + 30 * 86_400_000, expiry_known: true }),
+            last_refresh_at_ms: Some(T0),
+            refresh_count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn next_step_every_arm() {
+        let p = TokenPolicy::default();
+        let answer = TokenAnswer {
+            access_token: AccessToken::new("a"),
+            access_expires_at_ms: T0,
+            refresh_token: None,
+            refresh_expires_at_ms: None,
+        };
+        assert_eq!(next_step(&RefreshOutcome::Transient("x".into()), 1, 1.0, &p), Step::Retry { delay_ms: 250 });
+        assert_eq!(next_step(&RefreshOutcome::Transient("x".into()), 2, 0.0, &p), Step::Retry { delay_ms: 250 });
+        assert_eq!(next_step(&RefreshOutcome::Transient("x".into()), 3, 1.0, &p), Step::Stop, "bounded: three attempts");
+        assert_eq!(next_step(&RefreshOutcome::Success(answer), 1, 0.5, &p), Step::Stop);
+        assert_eq!(next_step(&RefreshOutcome::Timeout("x".into()), 1, 0.5, &p), Step::Stop);
+        assert_eq!(
+            next_step(&RefreshOutcome::RateLimited { penalty_secs: 60, reason: "x".into() }, 1, 0.5, &p),
+            Step::Stop,
+            "a rate-limit answer stops the run at once"
+        );
+        assert_eq!(next_step(&RefreshOutcome::Final("x".into()), 1, 0.5, &p), Step::Stop);
+        assert_eq!(next_step(&RefreshOutcome::CredentialsRejected("x".into()), 1, 0.5, &p), Step::Stop);
+    }
+
+    #[test]
+    fn penalty_end_has_bounded_jitter() {
+        assert_eq!(penalty_end_ms(T0, 60, 0.0), T0 + 60_000);
+        assert_eq!(penalty_end_ms(T0, 60, 1.0), T0 + 66_000);
+        assert_eq!(penalty_end_ms(T0, 3, 1.0), T0 + 4_000, "at least up to a second");
+        assert_eq!(penalty_end_ms(T0, 3, 0.5), T0 + 3_500);
+    }
+
+    /// Every shape of the refresh rate-limit answer stops everything until
+    /// the penalty ends, and `GET /v1/token` says so.
+    #[test]
+    fn rate_limit_answers_stop_all_attempts_until_the_penalty_ends() {
+        let p = TokenPolicy::default();
+        let shapes: &[(u16, &str, Option<&str>, u64)] = &[
+            (429, r#"{"message":"auth.request_limit_exceeded"}"#, None, 60),
+            (429, "", Some("30"), 30),
+            (400, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":45}]}"#, None, 45),
+            (200, r#"{"errors":{"message":"auth.request_limit_exceeded","penaltySeconds":"20"}}"#, None, 20),
+            (403, r#"{"message":"auth.request_limit_exceeded"}"#, None, 60),
+            (200, r#"{"success":0,"message":"auth.request_limit_exceeded"}"#, None, 60),
+            (200, r#"{"success":0,"error_message_id":"auth.request_limit_exceeded"}"#, Some("12"), 12),
+        ];
+        for (status, body, retry_after, secs) in shapes {
+            let outcome = parse_refresh_response(*status, body.as_bytes(), *retry_after, T0);
+            match &outcome {
+                RefreshOutcome::RateLimited { penalty_secs, reason } => {
+                    assert_eq!(penalty_secs, secs, "{status} {body}");
+                    assert!(reason.contains("auth.request_limit_exceeded"), "{reason}");
+                }
+                other => panic!("{status} {body}: {other:?}"),
+            }
+            assert_eq!(next_step(&outcome, 1, 0.5, &p), Step::Stop);
+            let mut s = seeded();
+            let now = T0 + 9 * 86_400_000; // stale: a background refresh would be due
+            let end = finish_run(&mut s, outcome, now, 0.0, "cfp", &p);
+            assert_eq!(end, RunEnd::RateLimited);
+            let until = now + (*secs as i64) * 1000;
+            assert_eq!(s.penalty_until_ms, Some(until));
+            // Requests keep the usable token; nothing refreshes, not even
+            // a person's forced refresh or the cron.
+            assert_eq!(plan(&s, Trigger::Request, now + 1, &p), Plan::Serve);
+            assert!(matches!(plan(&s, Trigger::Forced, now + 1, &p), Plan::Refuse(Refusal::RefreshPenalty { .. })));
+            assert!(matches!(plan(&s, Trigger::Cron, now + 1, &p), Plan::Refuse(Refusal::RefreshPenalty { .. })));
+            let status = status_json(&s, now + 1, &p);
+            assert!(status["last_error"].as_str().unwrap().contains("auth.request_limit_exceeded"));
+            assert_eq!(status["retry_at"], crate::time::rfc3339(until));
+            // Once it ends: the background refresh is due again.
+            assert_eq!(plan(&s, Trigger::Request, until, &p), Plan::ServeAndRefresh);
+            assert!(status_json(&s, until, &p)["retry_at"].is_null());
+            // Without a usable token, callers get 429 with the time left.
+            s.access.as_mut().unwrap().rejected = true;
+            match plan(&s, Trigger::Request, now + 1000, &p) {
+                Plan::Refuse(r @ Refusal::RefreshPenalty { .. }) => {
+                    let e = r.api_error();
+                    assert_eq!((e.status, e.code), (429, "rate_limited"));
+                    assert_eq!(e.retry_after_secs, Some(*secs - 1));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn finish_run_every_arm() {
+        let p = TokenPolicy::default();
+        let now = T0 + 1000;
+        // Success.
+        let mut s = seeded();
+        s.penalty_until_ms = Some(now - 1);
+        let answer = TokenAnswer {
+            access_token: AccessToken::new("at-2"),
+            access_expires_at_ms: now + 86_400_000,
+            refresh_token: Some(RefreshToken::new("rt-2")),
+            refresh_expires_at_ms: None,
+        };
+        assert_eq!(finish_run(&mut s, RefreshOutcome::Success(answer), now, 0.2, "cfp", &p), RunEnd::Refreshed);
+        assert_eq!(s.refresh_count, 2);
+        assert_eq!(s.penalty_until_ms, None);
+        assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
+        // Transient and timeout: backoff.
+        let mut s = seeded();
+        let end = finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p);
+        assert_eq!(end, RunEnd::Failed { timeout: false, message: "refresh failed: HTTP 503".into() });
+        assert_eq!(s.next_attempt_at_ms, Some(now + 15_000));
+        let end = finish_run(&mut s, RefreshOutcome::Timeout("timed out".into()), now, 0.0, "cfp", &p);
+        assert_eq!(end, RunEnd::Failed { timeout: true, message: "timed out".into() });
+        assert_eq!(s.consecutive_failures, 2);
+        // Dead refresh token.
+        let mut s = seeded();
+        assert_eq!(finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now, 0.0, "cfp", &p), RunEnd::Reauth);
+        assert!(s.reauth_reason.is_some());
+        // Credentials: the refresh token stays and is not spent.
+        let mut s = seeded();
+        let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected".into()), now, 0.0, "cfp", &p);
+        assert_eq!(end, RunEnd::CredentialsRejected);
+        assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
+        assert!(s.spent_refresh_fps.is_empty());
+        assert!(s.reauth_reason.is_none());
+        assert_eq!(s.credentials_rejected_fp.as_deref(), Some("cfp"));
+        assert_eq!(s.state(now, &p), crate::token::TokenState::CredentialsRejected);
+    }
+
+    #[test]
+    fn wait_limits() {
+        let p = TokenPolicy::default();
+        assert_eq!(wait_limit_ms(Trigger::Request, &p), Some(15_000));
+        assert_eq!(wait_limit_ms(Trigger::Cron, &p), None);
+        assert_eq!(wait_limit_ms(Trigger::Forced, &p), None);
+        assert_eq!(p.refresh_call_timeout_ms, 300_000, "the call itself may take minutes");
+    }
+
+    #[test]
+    fn answer_after_run_every_arm() {
+        let p = TokenPolicy::default();
+        let now = T0 + 1000;
+        let usable = seeded();
+        let mut dead = seeded();
+        dead.access.as_mut().unwrap().rejected = true;
+        let failed = RunEnd::Failed { timeout: false, message: "refresh failed: HTTP 503".into() };
+        let timed_out = RunEnd::Failed { timeout: true, message: "timed out".into() };
+
+        // A usable token is served after anything, to requests and cron.
+        for end in [None, Some(&RunEnd::Refreshed), Some(&failed), Some(&RunEnd::Reauth), Some(&RunEnd::RateLimited)] {
+            assert_eq!(answer_after_run(&usable, Trigger::Request, end, now, &p), Answer::Grant, "{end:?}");
+            assert_eq!(answer_after_run(&usable, Trigger::Cron, end, now, &p), Answer::Grant, "{end:?}");
+        }
+        // A forced refresh reports its failure even with a usable token.
+        assert_eq!(answer_after_run(&usable, Trigger::Forced, Some(&RunEnd::Refreshed), now, &p), Answer::Grant);
+        assert!(matches!(
+            answer_after_run(&usable, Trigger::Forced, Some(&failed), now, &p),
+            Answer::Refuse(Refusal::RefreshFailed { .. })
+        ));
+        // No usable token: the end decides.
+        let mut backing_off = dead.clone();
+        backing_off.next_attempt_at_ms = Some(now + 20_500);
+        assert_eq!(
+            answer_after_run(&backing_off, Trigger::Request, Some(&failed), now, &p),
+            Answer::Refuse(Refusal::RefreshFailed { message: "refresh failed: HTTP 503".into(), retry_after_secs: Some(21) })
+        );
+        assert_eq!(
+            answer_after_run(&dead, Trigger::Request, Some(&timed_out), now, &p),
+            Answer::Refuse(Refusal::RefreshTimedOut { message: "timed out".into(), retry_after_secs: None })
+        );
+        assert_eq!(
+            answer_after_run(&dead, Trigger::Request, None, now, &p),
+            Answer::Refuse(Refusal::StillRefreshing { waited_ms: 15_000 })
+        );
+        assert_eq!(answer_after_run(&dead, Trigger::Request, Some(&RunEnd::Refreshed), now, &p), Answer::Refuse(Refusal::NoUsableToken));
+        assert_eq!(answer_after_run(&dead, Trigger::Request, Some(&RunEnd::Reauth), now, &p), Answer::Refuse(Refusal::ReauthRequired));
+        assert_eq!(
+            answer_after_run(&dead, Trigger::Request, Some(&RunEnd::CredentialsRejected), now, &p),
+            Answer::Refuse(Refusal::CredentialsRejected)
+        );
+        let mut penalised = dead.clone();
+        penalised.penalty_until_ms = Some(now + 30_000);
+        assert_eq!(
+            answer_after_run(&penalised, Trigger::Request, Some(&RunEnd::RateLimited), now, &p),
+            Answer::Refuse(Refusal::RefreshPenalty { retry_after_secs: 30 })
+        );
+        // The caller-facing codes.
+        let codes: Vec<(u16, &str)> = [
+            Refusal::StillRefreshing { waited_ms: 15_000 },
+            Refusal::RefreshTimedOut { message: "t".into(), retry_after_secs: Some(3) },
+            Refusal::RefreshFailed { message: "f".into(), retry_after_secs: None },
+            Refusal::NoUsableToken,
+            Refusal::ReauthRequired,
+            Refusal::CredentialsRejected,
+        ]
+        .iter()
+        .map(|r| {
+            let e = r.api_error();
+            (e.status, e.code)
+        })
+        .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (504, "upstream_timeout"),
+                (504, "upstream_timeout"),
+                (502, "upstream_error"),
+                (502, "upstream_error"),
+                (503, "reauth_required"),
+                (503, "credentials_rejected")
+            ]
+        );
+        let still = Refusal::StillRefreshing { waited_ms: 15_000 }.api_error();
+        assert!(still.message.contains("keeps running"), "{}", still.message);
+        assert_eq!(still.retry_after_secs, Some(2));
+    }
+}

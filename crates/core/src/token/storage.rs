@@ -1,0 +1,265 @@
+//! Where the token authority's state lives and when it may be used.
+//!
+//! Owns: the per-account names (one authority and one KV entry per Xoxoday
+//! account), the rule that loads stored state or refuses it, and the
+//! one-time import of the previous version's single authority.
+//!
+//! **One authority per account.** The Durable Object's name and the KV key
+//! of the cached access token derive from the base URL and the client id
+//! ([`account_id`]), so changing `XOXODAY_ENV`, `XOXODAY_OAUTH_URL` or
+//! `XOXODAY_CLIENT_ID` reaches another authority, which never serves the
+//! previous account's token. (The client secret is not part of it: a new
+//! secret is the same account, and clears `credentials_rejected`.)
+//!
+//! **Never discard a live refresh token.** Stored state that cannot be read
+//! is refused, not replaced ([`load_state`]): the authority answers `503
+//! misconfigured`, logs the storage key loudly and writes nothing, until an
+//! admin sets it aside explicitly ([`quarantine_key`]; README "When a
+//! person must act").
+//!
+//! **Upgrade from the single authority.** Versions before per-account names
+//! used one object named [`LEGACY_AUTHORITY_NAME`]. A per-account authority
+//! that finds no state of its own asks that object once ([`legacy_export`]):
+//! the old state is handed over when it was seeded from the same
+//! `XOXODAY_REFRESH_TOKEN` as the one configured now (so it is this
+//! account's chain), and the old object records, in the same write, to whom
+//! it handed it: from then on it hands it to nobody else and refuses to
+//! serve (only one authority may ever refresh one chain), while the same
+//! requester may ask again (if it failed before storing it). Without this an
+//! upgrade would restart from the bootstrap token, which the old authority
+//! has long rotated away, and end in `reauth_required`.
+
+use super::AuthorityState;
+use serde_json::Value;
+
+/// Storage key of the whole [`AuthorityState`] (JSON text).
+pub const STATE_KEY: &str = "state";
+
+/// The name of the single authority of versions before per-account names.
+pub const LEGACY_AUTHORITY_NAME: &str = "xoxoday";
+
+/// The account a configuration talks to: 16 hex chars of SHA-256 over the
+/// base URL (scheme and host lower-cased, no trailing slash) and the client
+/// id. Not secret, but reveals neither.
+pub fn account_id(oauth_url: &str, client_id: &str) -> String {
+    let url = oauth_url.trim_end_matches('/');
+    let normalised = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!("{}://{}{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase(), path)
+        }
+        None => url.to_string(),
+    };
+    crate::secret::fingerprint(&format!("{}:{}{}", normalised.len(), normalised, client_id))
+}
+
+/// The token authority's Durable Object name for `account` ([`account_id`]).
+pub fn authority_name(account: &str) -> String {
+    format!("account:{account}")
+}
+
+/// The KV key of the cached access token for `account` ([`account_id`]).
+pub fn kv_token_key(account: &str) -> String {
+    format!("xoxoday:access-token:v2:{account}")
+}
+
+/// Where an admin-requested recovery sets unreadable state aside (its text
+/// unchanged), so it is never lost: `state.unreadable.<epoch ms>`.
+pub fn quarantine_key(now_ms: i64) -> String {
+    format!("{STATE_KEY}.unreadable.{now_ms}")
+}
+
+/// Why stored state is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Safe sentence: what kind of problem and where, never content (a
+    /// JSON error message can quote the value it choked on).
+    pub reason: String,
+}
+
+/// What is stored under [`STATE_KEY`]: `None` when nothing, else the
+/// value as the storage returned it (JSON text is expected).
+///
+/// - nothing stored: `Ok(None)` (a new authority: bootstrap, or import);
+/// - JSON text of an [`AuthorityState`]: `Ok(Some(state))`, whatever fields
+///   are missing (all have defaults) or unknown (ignored);
+/// - anything else: `Err`, and the caller must neither use nor overwrite it.
+pub fn load_state(stored: Option<&Value>) -> Result<Option<AuthorityState>, Unreadable> {
+    let text = match stored {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) => text,
+        Some(_) => return Err(Unreadable { reason: "it is not JSON text".into() }),
+    };
+    serde_json::from_str::<AuthorityState>(text).map(Some).map_err(|e| {
+        let kind = match e.classify() {
+            serde_json::error::Category::Data => "a field has a type this version cannot read",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "it is not valid JSON",
+            serde_json::error::Category::Io => "it could not be read",
+        };
+        Unreadable { reason: format!("{kind} (line {}, column {})", e.line(), e.column()) }
+    })
+}
+
+/// The message callers see while the state is refused.
+pub fn unreadable_message(authority: &str, why: &Unreadable) -> String {
+    format!(
+        "the token authority's stored state (Durable Object TokenAuthority `{authority}`, storage key `{STATE_KEY}`) cannot be read: {}; it is left untouched until an admin acts (README: When a person must act)",
+        why.reason,
+    )
+}
+
+/// What the previous version's authority does when a per-account
+/// authority asks for its state.
+#[derive(Debug, Clone)]
+pub enum LegacyExport {
+    /// Nothing to hand over (none stored, no tokens, handed to another).
+    Nothing,
+    /// Hand this state over (the legacy object's own state has been marked
+    /// and must be persisted before answering).
+    Export(Box<AuthorityState>),
+    /// There is state, but it is not handed over; a safe sentence why.
+    Refused(&'static str),
+}
+
+/// On the legacy object: hand its `state` (as [`load_state`] read it) to
+/// the authority named `requester`, whose configured `XOXODAY_REFRESH_TOKEN`
+/// has fingerprint `bootstrap_fp`. Marks `state` as handed over.
+pub fn legacy_export(state: Option<&mut AuthorityState>, requester: &str, bootstrap_fp: &str, now_ms: i64) -> LegacyExport {
+    let Some(state) = state else { return LegacyExport::Nothing };
+    match state.retired_to.as_deref() {
+        Some(to) if to != requester => return LegacyExport::Nothing,
+        Some(_) => {}
+        None => {
+            if state.refresh.is_none() && state.access.is_none() {
+                return LegacyExport::Nothing;
+            }
+            if state.adopted_bootstrap_fp.as_deref() != Some(bootstrap_fp) {
+                return LegacyExport::Refused(
+                    "it was seeded from another XOXODAY_REFRESH_TOKEN (another account, or tokens regenerated since)",
+                );
+            }
+            state.retired_to = Some(requester.to_string());
+            state.retired_at_ms = Some(now_ms);
+        }
+    }
+    let mut handed = state.clone();
+    handed.retired_to = None;
+    handed.retired_at_ms = None;
+    LegacyExport::Export(Box::new(handed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::RefreshToken;
+    use crate::token::{plan, Plan, TokenPolicy, TokenState, Trigger};
+    use serde_json::json;
+
+    const T0: i64 = 1_795_626_582_000;
+
+    /// A state exactly as the previous version wrote it (field for field,
+    /// no field of this version).
+    const OLD_FORMAT: &str = r#"{"access":{"token":"at-old","expires_at_ms":1796922582000,"obtained_at_ms":1795626582000,"rejected":false},"refresh":{"token":"rt-old","expires_at_ms":1798218582000,"expiry_known":true},"reauth_reason":null,"adopted_bootstrap_fp":"c9b1c6a2f1b5e9d7","adopted_access_fp":null,"spent_refresh_fps":["0123456789abcdef"],"refresh_count":4,"last_refresh_at_ms":1795626582000,"last_error":null,"last_error_at_ms":null,"consecutive_failures":0,"next_attempt_at_ms":null,"jitter":0.25}"#;
+
+    #[test]
+    fn an_old_format_state_loads_and_serves() {
+        let s = load_state(Some(&json!(OLD_FORMAT))).unwrap().unwrap();
+        assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-old");
+        assert_eq!(s.refresh_count, 4);
+        assert_eq!(s.jitter, 0.25);
+        assert!(s.penalty_until_ms.is_none() && s.credentials_rejected_fp.is_none() && s.last_check().is_none());
+        assert_eq!(s.state(T0 + 1000, &TokenPolicy::default()), TokenState::Fresh);
+        assert_eq!(plan(&s, Trigger::Request, T0 + 1000, &TokenPolicy::default()), Plan::Serve);
+        // An even older one that lacks fields added before (no
+        // adopted_access_fp, no expiry_known, no rejected) loads as well.
+        let older = r#"{"access":{"token":"a","expires_at_ms":1},"refresh":{"token":"r","expires_at_ms":2},"refresh_count":1}"#;
+        let s = load_state(Some(&json!(older))).unwrap().unwrap();
+        assert!(!s.access.as_ref().unwrap().rejected);
+        assert!(s.spent_refresh_fps.is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        // A state a newer version wrote, with fields (and a slot field) this
+        // version does not know: it loads, tokens intact.
+        let text = r#"{"refresh":{"token":"rt","expires_at_ms":5,"future_slot_field":1},"refresh_count":2,"future_field":{"a":[1,2]},"alerts":"x"}"#;
+        let s = load_state(Some(&json!(text))).unwrap().unwrap();
+        assert_eq!(s.refresh_count, 2);
+        assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt");
+        let back: Value = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back["refresh"]["token"], "rt");
+        assert_eq!(back["refresh_count"], 2);
+    }
+
+    #[test]
+    fn unreadable_state_is_refused_without_echoing_it() {
+        assert!(load_state(None).unwrap().is_none());
+        assert!(load_state(Some(&Value::Null)).unwrap().is_none());
+        let cases = [
+            json!("#{\"refresh\":{\"token\":\"rt-SECRET\"}}"),
+            json!("{\"refresh\":{\"token\":\"rt-SECRET\"}"),
+            json!("{\"refresh\":{\"token\":42}}"),
+            json!("{\"refresh\":{\"expires_at_ms\":1}}"),
+            json!("{\"refresh_count\":\"rt-SECRET\"}"),
+            json!(""),
+            json!({"refresh": {"token": "rt-SECRET"}}),
+            json!(7),
+        ];
+        for stored in &cases {
+            let e = load_state(Some(stored)).unwrap_err();
+            assert!(e.reason.starts_with("it is not") || e.reason.starts_with("a field"), "{}", e.reason);
+            assert!(!e.reason.contains("SECRET"), "never echo content: {}", e.reason);
+            let m = unreadable_message("account:0123", &e);
+            assert!(m.contains("storage key `state`") && m.contains("account:0123") && !m.contains("SECRET"), "{m}");
+        }
+        assert_eq!(quarantine_key(T0), format!("state.unreadable.{T0}"));
+    }
+
+    #[test]
+    fn names_are_per_account() {
+        let a = account_id("https://accounts.xoxoday.com/chef", "client-1");
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, account_id("HTTPS://Accounts.Xoxoday.com/chef/", "client-1"), "scheme/host case and a trailing slash");
+        assert_ne!(a, account_id("https://accounts.xoxoday.com/Chef", "client-1"), "the path is case-sensitive");
+        assert_ne!(a, account_id("https://stagingaccount.xoxoday.com/chef", "client-1"));
+        assert_ne!(a, account_id("https://accounts.xoxoday.com/chef", "client-2"));
+        assert_ne!(account_id("https://a/b", "c"), account_id("https://a/", "bc"));
+        assert_eq!(authority_name(&a), format!("account:{a}"));
+        assert_ne!(authority_name(&a), LEGACY_AUTHORITY_NAME);
+        assert_eq!(kv_token_key(&a), format!("xoxoday:access-token:v2:{a}"));
+        assert!(!a.contains("client-1"));
+    }
+
+    #[test]
+    fn legacy_state_is_handed_over_once_and_only_for_the_same_bootstrap() {
+        let boot = RefreshToken::new("rt-boot").fingerprint();
+        let mut raw: Value = serde_json::from_str(OLD_FORMAT).unwrap();
+        raw["adopted_bootstrap_fp"] = json!(boot);
+        let legacy = || load_state(Some(&json!(raw.to_string()))).unwrap().unwrap();
+
+        let mut old = legacy();
+        match legacy_export(Some(&mut old), "account:a", &boot, T0) {
+            LegacyExport::Export(s) => {
+                assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-old");
+                assert_eq!(s.refresh_count, 4);
+                assert!(s.retired_to.is_none() && s.retired_at_ms.is_none(), "the new owner is not retired");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(old.retired_to.as_deref(), Some("account:a"));
+        assert_eq!(old.retired_at_ms, Some(T0));
+        // The same requester may ask again (it failed to store it); nobody else.
+        assert!(matches!(legacy_export(Some(&mut old), "account:a", &boot, T0 + 5), LegacyExport::Export(_)));
+        assert_eq!(old.retired_at_ms, Some(T0), "unchanged");
+        assert!(matches!(legacy_export(Some(&mut old), "account:b", &boot, T0), LegacyExport::Nothing));
+        // Another bootstrap token: another chain, not handed over, not marked.
+        let mut other = legacy();
+        assert!(matches!(legacy_export(Some(&mut other), "account:a", "ffffffffffffffff", T0), LegacyExport::Refused(_)));
+        assert!(other.retired_to.is_none());
+        // Nothing stored, or nothing worth taking.
+        assert!(matches!(legacy_export(None, "account:a", &boot, T0), LegacyExport::Nothing));
+        let mut empty = AuthorityState { adopted_bootstrap_fp: Some(boot.clone()), ..Default::default() };
+        assert!(matches!(legacy_export(Some(&mut empty), "account:a", &boot, T0), LegacyExport::Nothing));
+        assert!(empty.retired_to.is_none());
+    }
+}

@@ -1,0 +1,378 @@
+// Token authority under Xoxoday's harder answers (contract §4.7, §8), end to
+// end with the product's default settings: refresh rate limits in every
+// shape, the forced-refresh throttle, rejected client credentials, stored
+// state that cannot be read (and old or newer formats that can), a slow
+// refresh, one authority per account, and the upgrade from the single
+// authority of earlier versions. Stored state is read and written in the
+// Durable Objects' SQLite files while the worker is stopped.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  startWorker, standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture,
+} from "./harness.mjs";
+
+const keys = standardKeys();
+const { fresh, newDir, op, tokenStatus, finish } = tokenFixture(keys);
+
+/** A worker on `sb` (`opts` as startWorker's), `fn(w)`, then stopped. */
+async function withWorker(sb, opts, fn) {
+  const w = await startWorker({ sandbox: sb, keys, ...opts });
+  try {
+    return await fn(w);
+  } finally {
+    await w.stop();
+  }
+}
+
+const forceRefresh = (w) => call(w, "/v1/token/refresh", { key: keys.admin });
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+/** The storage file of the per-account authority (the only one with that name form). */
+async function accountFile(dir) {
+  const files = (await authorityFiles(dir)).filter((f) => f.name?.startsWith("account:"));
+  assert.equal(files.length, 1, `one account authority: ${JSON.stringify(files)}`);
+  return files[0];
+}
+
+after(async () => {
+  assert.deepEqual(await finish(), [], "no token, secret or key in any response or log line");
+});
+
+/**
+ * Xoxoday revokes the access token and answers the refresh with its rate
+ * limit in `shape` (the sandbox's own penalty: 4 s); the next call meets it.
+ * Returns that call's answer, `GET /v1/token` after it, and when it started.
+ */
+async function meetRateLimit(sb, w, shape) {
+  await sb.admin("/tokens/revoke-access", {});
+  await sb.admin("/faults/refresh", { mode: "rate_limited", shape, penalty_seconds: 4 });
+  await sb.admin("/counters/reset", {});
+  const t0 = Date.now();
+  const r = await op(w);
+  assert.equal(r.status, 429, `${shape}: ${r.text}`);
+  assert.equal(r.json.error.code, "rate_limited");
+  assert.match(r.json.error.message, /token refreshes/);
+  assert.equal((await sb.counters()).refresh_calls, 1, `${shape}: the run stopped at once`);
+  const st = await tokenStatus(w);
+  assert.match(st.last_error, /auth\.request_limit_exceeded/, shape);
+  return { r, st, t0, retryAt: Date.parse(st.retry_at) };
+}
+
+test("refresh rate limit, every shape: the run stops at once, no attempt until the penalty ends, retry_at shows it", async () => {
+  const sb = await fresh();
+  await withWorker(sb, {}, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    // Shapes that carry their penalty (4 s): plumgate comes back after it.
+    for (const shape of ["status429", "errors_array", "errors_object"]) {
+      const { r, st, t0, retryAt } = await meetRateLimit(sb, w, shape);
+      const retryAfter = Number(r.headers["retry-after"]);
+      assert.ok(retryAfter >= 4 && retryAfter <= 6, `${shape}: Retry-After ${retryAfter}`);
+      assert.ok(retryAt >= t0 + 4000 && retryAt <= Date.now() + 5100, `${shape}: retry_at ${st.retry_at}`);
+      // Inside the penalty: callers are told, Xoxoday is not called.
+      assert.equal((await op(w)).status, 429);
+      assert.equal((await forceRefresh(w)).status, 429, "not even a forced refresh");
+      assert.equal((await sb.counters()).refresh_calls, 1, `${shape}: no attempt during the penalty`);
+      await sleep(Math.max(0, retryAt - Date.now()) + 300);
+      const ok = await op(w);
+      assert.equal(ok.status, 200, `${shape} after the penalty: ${ok.text}`);
+      assert.equal((await sb.counters()).refresh_calls, 2);
+      const after = await tokenStatus(w);
+      assert.equal(after.retry_at, null);
+      assert.equal(after.last_error, null);
+    }
+  });
+  // Shapes without a penalty figure: the default 60 s (plus jitter) holds.
+  for (const shape of ["message", "success0"]) {
+    const sb = await fresh();
+    await withWorker(sb, {}, async (w) => {
+      assert.equal((await op(w)).status, 200);
+      const { st, t0, retryAt } = await meetRateLimit(sb, w, shape);
+      assert.ok(retryAt >= t0 + 60_000 && retryAt <= Date.now() + 66_100, `${shape}: retry_at ${st.retry_at}`);
+      await sleep(4500); // the sandbox's own penalty is over; plumgate's is not
+      assert.equal((await op(w)).status, 429);
+      assert.equal((await sb.counters()).refresh_calls, 1, `${shape}: one attempt, then none`);
+    });
+  }
+});
+
+test("auth.token_error (HTTP 200, success 0) is a dead refresh token", async () => {
+  const sb = await fresh();
+  await withWorker(sb, {}, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/refresh", { mode: "token_error" });
+    await sb.admin("/counters/reset", {});
+    const r = await op(w);
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, "reauth_required");
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "reauth_required");
+    assert.match(st.last_error, /auth\.token_error/);
+    assert.equal((await op(w)).status, 503);
+    assert.equal((await sb.counters()).refresh_calls, 1);
+  });
+});
+
+test("forced refresh: once per TOKEN_MIN_REFRESH_INTERVAL_SECS while the token is usable, unthrottled once it is not", async () => {
+  const sb = await fresh();
+  await withWorker(sb, { vars: { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } }, async (w) => {
+    assert.equal((await op(w)).status, 200, "the bootstrap access token, validated");
+    const first = await forceRefresh(w);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.refresh_count, 1);
+    const second = await forceRefresh(w);
+    assert.equal(second.status, 429, second.text);
+    assert.equal(second.json.error.code, "rate_limited");
+    assert.match(second.json.error.message, /TOKEN_MIN_REFRESH_INTERVAL_SECS/);
+    const retryAfter = Number(second.headers["retry-after"]);
+    assert.ok(retryAfter >= 50 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+    assert.equal((await sb.counters()).refresh_calls, 1, "the throttled request spent nothing");
+    assert.equal((await tokenStatus(w)).refresh_count, 1);
+
+    // The token becomes unusable (revoked, confirmed) and its replacement
+    // fails for now: a forced refresh is allowed at once.
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/refresh", { mode: "5xx", count: 3 });
+    assert.equal((await op(w)).status, 502);
+    assert.equal((await tokenStatus(w)).state, "expired");
+    const unusable = await forceRefresh(w);
+    assert.equal(unusable.status, 200, unusable.text);
+    assert.equal(unusable.json.state, "fresh");
+    assert.equal((await op(w)).status, 200);
+  });
+});
+
+test("invalid_client: credentials_rejected, the refresh token kept; fixing the secret clears it", async () => {
+  const sb = await fresh();
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir, vars: { XOXODAY_CLIENT_SECRET: "not-the-secret" } }, async (w) => {
+    const r = await op(w);
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, "credentials_rejected");
+    assert.match(r.json.error.message, /XOXODAY_CLIENT_SECRET/);
+    const burst = await Promise.all(Array.from({ length: 10 }, () => op(w)));
+    assert.ok(burst.every((x) => x.status === 503 && x.json.error.code === "credentials_rejected"));
+    const forced = await forceRefresh(w);
+    assert.equal(forced.status, 503);
+    assert.equal(forced.json.error.code, "credentials_rejected");
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "credentials_rejected");
+    assert.match(st.last_error, /invalid_client/);
+    assert.equal((await sb.counters()).refresh_calls, 1, "no loop");
+    assert.ok(w.lines.some((l) => l.includes('"event":"credentials_rejected"')), "a loud log line");
+  });
+  assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0);
+  // The operator sets the right secret: the same (unspent) refresh token works.
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1);
+    const c = await sb.counters();
+    assert.equal(c.refresh_success, 1);
+    assert.equal(c.spent_refresh_tokens_used, 0);
+  });
+  // With a still-valid access token, callers keep being served.
+  const pair = await sb.admin("/tokens/issue", {});
+  const vars = { XOXODAY_ACCESS_TOKEN: pair.access_token, XOXODAY_REFRESH_TOKEN: pair.refresh_token };
+  await withWorker(sb, { vars }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/faults/refresh", { mode: "invalid_client" });
+    const forced = await forceRefresh(w);
+    assert.equal(forced.status, 503, forced.text);
+    assert.equal(forced.json.error.code, "credentials_rejected");
+    assert.equal((await tokenStatus(w)).state, "credentials_rejected");
+    assert.equal((await op(w)).status, 200, "the valid access token keeps being served");
+  });
+});
+
+test("unreadable stored state is never overwritten: 503 misconfigured naming the key, until an admin sets it aside", async () => {
+  const sb = await fresh();
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir }, async (w) => assert.equal((await op(w)).status, 200));
+  const { file, name } = await accountFile(dir);
+  const good = await readStored(file, "state");
+  assert.equal(typeof good, "string");
+  const broken = `#${good.slice(1)}`; // a bad write: same length, not JSON
+  await writeStored(file, "state", broken);
+
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    for (const r of [await call(w, "/v1/token", { method: "GET", key: keys.admin }), await forceRefresh(w)]) {
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.json.error.code, "misconfigured");
+      assert.match(r.json.error.message, /storage key `state`/);
+      assert.match(r.json.error.message, new RegExp(name.replace(":", "\\:")));
+    }
+    // The access token cached in KV keeps serving calls meanwhile.
+    assert.equal((await op(w)).status, 200);
+    await waitFor(() => w.jsonLogs().some((l) => l.event === "authority_state_unreadable"), { what: "the critical log line" });
+    const line = w.jsonLogs().find((l) => l.event === "authority_state_unreadable");
+    assert.equal(line.storage_key, "state");
+    assert.equal(line.level, "critical");
+    assert.equal(line.authority, name);
+  });
+  assert.equal(await readStored(file, "state"), broken, "left untouched");
+
+  // The admin generates new tokens, sets XOXODAY_REFRESH_TOKEN, and sets the
+  // unreadable state aside.
+  const issued = await sb.admin("/tokens/issue", { revoke_existing: true });
+  await sb.admin("/counters/reset", {});
+  await withWorker(sb, { persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: issued.refresh_token } }, async (w) => {
+    assert.equal((await call(w, "/v1/token", { method: "GET", key: keys.admin })).status, 503, "still refused");
+    const rec = await call(w, "/v1/token/recover", { key: keys.admin });
+    assert.equal(rec.status, 200, rec.text);
+    assert.equal(rec.json.state, "uninitialized");
+    const r = await op(w); // the cached token is dead now: checked, replaced from the new bootstrap token
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await tokenStatus(w)).state, "fresh");
+    assert.equal((await sb.counters()).refresh_calls, 1);
+    const again = await call(w, "/v1/token/recover", { key: keys.admin });
+    assert.equal(again.status, 200, "readable state: nothing to do");
+    assert.equal(again.json.state, "fresh");
+  });
+  const keysNow = await storedKeys(file);
+  const aside = keysNow.filter((k) => /^state\.unreadable\.\d+$/.test(k));
+  assert.equal(aside.length, 1, keysNow.join(","));
+  assert.equal(await readStored(file, aside[0]), broken, "kept byte for byte");
+  JSON.parse(await readStored(file, "state"));
+});
+
+test("an old-format state and one with an unknown field load and keep their tokens", async () => {
+  const sb = await fresh();
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir }, async (w) => assert.equal((await op(w)).status, 200));
+  const { file } = await accountFile(dir);
+  const current = JSON.parse(await readStored(file, "state"));
+  // A pair the previous version would hold, in exactly its format, plus a
+  // field no version of plumgate knows (as a newer one might write).
+  const pair = await sb.admin("/tokens/issue", {});
+  const hourAgo = Date.now() - 3_600_000;
+  const old = {
+    access: { token: pair.access_token, expires_at_ms: pair.access_token_expiry, obtained_at_ms: hourAgo, rejected: false },
+    refresh: { token: pair.refresh_token, expires_at_ms: pair.refresh_token_expiry, expiry_known: true },
+    reauth_reason: null,
+    adopted_bootstrap_fp: current.adopted_bootstrap_fp,
+    adopted_access_fp: null,
+    spent_refresh_fps: current.spent_refresh_fps,
+    refresh_count: 7,
+    last_refresh_at_ms: hourAgo,
+    last_error: null,
+    last_error_at_ms: null,
+    consecutive_failures: 0,
+    next_attempt_at_ms: null,
+    jitter: 0.5,
+    written_by_a_newer_version: { alerts: [1, 2] },
+  };
+  await writeStored(file, "state", JSON.stringify(old));
+  await sb.admin("/counters/reset", {});
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 7);
+    assert.equal(Date.parse(st.access_token_expires_at), pair.access_token_expiry);
+    // A forced refresh (the last one was an hour ago) uses the stored refresh token.
+    const forced = await forceRefresh(w);
+    assert.equal(forced.status, 200, forced.text);
+    assert.equal(forced.json.refresh_count, 8);
+    const c = await sb.counters();
+    assert.equal(c.refresh_success, 1);
+    assert.equal(c.spent_refresh_tokens_used, 0);
+  });
+  const saved = JSON.parse(await readStored(file, "state"));
+  assert.equal(saved.refresh_count, 8);
+  assert.ok("penalty_until_ms" in saved && "confirmed_rejections_ms" in saved, "written in this version's format");
+});
+
+test("a request stops waiting at REFRESH_TIMEOUT_MS; the slow refresh continues and its answer is kept", async () => {
+  const sb = await fresh();
+  // Rotates at once, answers after 20 s: longer than the 15 s a request waits.
+  await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 20000 });
+  await withWorker(sb, {}, async (w) => {
+    const t0 = Date.now();
+    const r = await op(w);
+    const waited = Date.now() - t0;
+    assert.equal(r.status, 504, r.text);
+    assert.equal(r.json.error.code, "upstream_timeout");
+    assert.match(r.json.error.message, /keeps running/);
+    assert.ok(waited >= 14_500 && waited < 19_500, `waited ${waited} ms`);
+    await waitFor(async () => (await sb.counters()).refresh_success === 1, { timeout: 10_000, what: "the slow answer" });
+    const ok = await op(w);
+    assert.equal(ok.status, 200, ok.text);
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 1, "one refresh, its answer kept");
+    assert.equal(c.spent_refresh_tokens_used, 0);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1);
+  });
+});
+
+test("one authority per account: another base URL or client id never gets the previous account's token", async () => {
+  const a = await fresh();
+  const b = await fresh();
+  const dir = newDir();
+  await withWorker(a, { persistDir: dir }, async (w) => assert.equal((await op(w)).status, 200));
+  await a.admin("/counters/reset", {});
+  // Another base URL (another Xoxoday host), same state directory.
+  await withWorker(b, { persistDir: dir }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    assert.equal((await tokenStatus(w)).refresh_count, 1);
+  });
+  let cb = await b.counters();
+  assert.equal(cb.unauthorized_api_calls, 0, "B never saw A's token");
+  assert.equal(cb.refresh_calls, 1);
+  // Another client id on A: its own authority, which has no token yet.
+  await withWorker(a, { persistDir: dir, vars: { XOXODAY_CLIENT_ID: "another-client" } }, async (w) => {
+    const r = await op(w);
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, "credentials_rejected", "the sandbox knows only its own client");
+  });
+  // Back to A's first account: its authority kept its token.
+  await withWorker(a, { persistDir: dir }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    assert.equal((await tokenStatus(w)).refresh_count, 1);
+  });
+  const ca = await a.counters();
+  assert.equal(ca.unauthorized_api_calls, 0, "A never saw another account's token");
+  assert.equal(ca.refresh_success, 0, "no new refresh for A's first account");
+  const names = (await authorityFiles(dir)).map((f) => f.name).filter((n) => n?.startsWith("account:"));
+  assert.equal(new Set(names).size, 3, names.join(","));
+  cb = await b.counters();
+  assert.equal(cb.unauthorized_api_calls, 0);
+});
+
+test("upgrade: the previous version's single authority hands its state over once", async () => {
+  const sb = await fresh({ rotation: "strict" });
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir }, async (w) => assert.equal((await op(w)).status, 200));
+  const account = await accountFile(dir);
+  const legacy = (await authorityFiles(dir)).find((f) => f.name === "xoxoday");
+  assert.ok(legacy, "the new authority asked the old one (which had nothing)");
+  // Make it look like the previous version: the state lives in the object
+  // named "xoxoday", in the previous format; the per-account one has none.
+  const state = JSON.parse(await readStored(account.file, "state"));
+  for (const k of ["penalty_until_ms", "credentials_rejected_fp", "last_check_fp", "last_check_at_ms", "last_check_result", "confirmed_rejections_ms", "retired_to", "retired_at_ms"]) {
+    assert.ok(k in state, `${k} is a field of this version`);
+    delete state[k];
+  }
+  await writeStored(legacy.file, "state", JSON.stringify(state));
+  await writeStored(account.file, "state", undefined);
+  await sb.admin("/counters/reset", {});
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1, "the old state, taken over");
+    // Under strict rotation only the taken-over (rotated) refresh token works.
+    await sb.admin("/tokens/revoke-access", {});
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await tokenStatus(w)).refresh_count, 2);
+    assert.ok(w.jsonLogs().some((l) => l.event === "legacy_state_imported"));
+  });
+  const c = await sb.counters();
+  assert.equal(c.refresh_success, 1);
+  assert.equal(c.spent_refresh_tokens_used, 0, "never restarted from the spent bootstrap token");
+  const old = JSON.parse(await readStored(legacy.file, "state"));
+  assert.equal(old.retired_to, account.name, "handed over, to this authority only");
+});
