@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use time::Date;
 
 use crate::catalog::{catalog, Product};
-use crate::clock::{day_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
+use crate::clock::{date_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
 use crate::plum::{amount, count, flag, money, object, positive_number, text, whole, PlumError};
 use crate::tokens::splitmix64;
 
@@ -293,7 +294,7 @@ impl Ledger {
             .orders
             .iter()
             .rev()
-            .filter(|o| (start..=end).contains(&day_of(o.created_ms)))
+            .filter(|o| (start..=end).contains(&date_of(o.created_ms)))
             .filter(|o| tag.is_empty() || o.tag == tag)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
@@ -341,7 +342,7 @@ impl Ledger {
         }
         let out: Vec<Value> = rows
             .into_iter()
-            .filter(|(t, _)| (start..=end).contains(&day_of(*t)))
+            .filter(|(t, _)| (start..=end).contains(&date_of(*t)))
             .map(|(_, v)| v)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
@@ -354,7 +355,7 @@ fn skip(page: u64, limit: u64) -> usize {
     usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX)
 }
 
-fn date_range(input: &Map<String, Value>) -> Result<(i64, i64), PlumError> {
+fn date_range(input: &Map<String, Value>) -> Result<(Date, Date), PlumError> {
     let bad = |msg: &str| PlumError::new(400, "PLE10032", "Invalid date", msg);
     let get = |k: &str| input.get(k).and_then(Value::as_str).and_then(parse_date);
     let (Some(start), Some(end)) = (get("startDate"), get("endDate")) else {
@@ -385,7 +386,7 @@ fn voucher(order_id: u64, i: u32, now: i64) -> Voucher {
     Voucher {
         code,
         pin,
-        validity: fmt_date(now + 365 * DAY_MS),
+        validity: fmt_date(now.saturating_add(365 * DAY_MS)),
     }
 }
 
