@@ -67,24 +67,35 @@ impl From<Cli> for Options {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that
+/// resolves on the first of them. Called before the ready line is printed:
+/// a stop sent the moment that line appears would otherwise meet the default
+/// action, and the process would die without flushing the state file.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        async fn recv(s: Option<&mut Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                // A handler that could not be installed never fires.
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                () = recv(term.as_mut()) => {}
+                () = recv(int.as_mut()) => {}
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -111,6 +122,7 @@ fn main() -> ExitCode {
             }
         };
         let app = std::sync::Arc::clone(&server.app);
+        let stop = shutdown_signal();
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "SANDBOX_READY {}", server.url());
@@ -120,7 +132,7 @@ fn main() -> ExitCode {
         let serving = tokio::spawn(server.run(async {
             let _ = stop_rx.await;
         }));
-        shutdown_signal().await;
+        stop.await;
         eprintln!("plumgate-sandbox: shutting down");
         let _ = stop_tx.send(());
         // In-flight requests (e.g. an injected 30 s hang) get one second.

@@ -868,3 +868,22 @@ fn credentials_defaults() {
     assert_eq!(c.client_id, "plumgate-dev-client");
     assert_eq!(c.refresh_token, RT);
 }
+
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_clean_stop() {
+    // The handlers are in place before the ready line: a stop sent the
+    // moment it appears still flushes the state file and exits 0.
+    let dir = std::env::temp_dir().join(format!(
+        "plumgate-sandbox-stop-{}-{}",
+        std::process::id(),
+        plumgate_sandbox::clock::wall_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..5 {
+        let state = dir.join(format!("state-{i}.json"));
+        let (mut p, _addr) = spawn_binary(&state);
+        sigterm_and_wait(&mut p);
+        assert!(state.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
