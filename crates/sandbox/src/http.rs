@@ -4,6 +4,17 @@
 //! gauge; the broken-body answer of `rotate_then_drop`; waiting for the state
 //! file before answering; and the one-line-per-request stderr log (method,
 //! path, op, status — never token values).
+//!
+//! Request bodies arrive as raw `Bytes` and are read by [`Sandbox`], not by
+//! axum's `Json` extractor, on purpose: Xoxoday answers a body that is not
+//! JSON, or not the right JSON, with its own error shapes (OAuth
+//! `invalid_request` on the token route, Plum `PLE10001` on the API) whatever
+//! the `Content-Type`, and the admin routes take an empty body as "no
+//! change" and answer `{"error":"bad_request","message":…}`. `Json` would
+//! demand `Content-Type: application/json` and answer a rejection in axum's
+//! own plain-text words, which no test of a gateway should see. Everything
+//! else comes through axum's extractors (`State`, `Path`, `HeaderMap`, and
+//! `Query`, whose rejection its handler turns into the default).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,13 +22,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::catalog::catalog;
@@ -359,14 +372,25 @@ async fn counters_reset(State(app): State<Arc<App>>) -> Response {
     json_response(200, json!({ "ok": true }))
 }
 
-async fn requests_get(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+/// `GET /__sandbox/requests?limit=N`.
+#[derive(Debug, Deserialize)]
+struct RequestsQuery {
+    limit: Option<usize>,
+}
+
+/// How many logged requests `GET /__sandbox/requests` shows without `limit`.
+const REQUESTS_DEFAULT_LIMIT: usize = 50;
+
+async fn requests_get(
+    State(app): State<Arc<App>>,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> Response {
+    // A `limit` that is not a count falls back to the default, as it always
+    // has: this test control answers rather than rejecting.
     let limit = query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("limit="))
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(50);
+        .ok()
+        .and_then(|Query(q)| q.limit)
+        .unwrap_or(REQUESTS_DEFAULT_LIMIT);
     json_response(200, app.lock().requests_json(limit))
 }
 

@@ -7,13 +7,15 @@
 
 use std::collections::HashMap;
 
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use time::Date;
 
 use crate::catalog::{catalog, Product};
-use crate::clock::{day_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
+use crate::clock::{date_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
 use crate::plum::{amount, count, flag, money, object, positive_number, text, whole, PlumError};
-use crate::tokens::splitmix64;
 
 pub const FIRST_ORDER_ID: u64 = 100_001;
 
@@ -293,7 +295,7 @@ impl Ledger {
             .orders
             .iter()
             .rev()
-            .filter(|o| (start..=end).contains(&day_of(o.created_ms)))
+            .filter(|o| (start..=end).contains(&date_of(o.created_ms)))
             .filter(|o| tag.is_empty() || o.tag == tag)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
@@ -341,7 +343,7 @@ impl Ledger {
         }
         let out: Vec<Value> = rows
             .into_iter()
-            .filter(|(t, _)| (start..=end).contains(&day_of(*t)))
+            .filter(|(t, _)| (start..=end).contains(&date_of(*t)))
             .map(|(_, v)| v)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
@@ -354,7 +356,7 @@ fn skip(page: u64, limit: u64) -> usize {
     usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX)
 }
 
-fn date_range(input: &Map<String, Value>) -> Result<(i64, i64), PlumError> {
+fn date_range(input: &Map<String, Value>) -> Result<(Date, Date), PlumError> {
     let bad = |msg: &str| PlumError::new(400, "PLE10032", "Invalid date", msg);
     let get = |k: &str| input.get(k).and_then(Value::as_str).and_then(parse_date);
     let (Some(start), Some(end)) = (get("startDate"), get("endDate")) else {
@@ -368,24 +370,27 @@ fn date_range(input: &Map<String, Value>) -> Result<(i64, i64), PlumError> {
     Ok((start, end))
 }
 
+/// The codes of voucher `i` of an order: pseudo-random but fixed by
+/// (order id, index), so a replayed sandbox hands out the same codes. The
+/// seed holds both numbers whole (no two vouchers share a stream) and ChaCha8
+/// is a portable generator: the same seed gives the same codes on any host.
 fn voucher(order_id: u64, i: u32, now: i64) -> Voucher {
     const CODE: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut st =
-        order_id.wrapping_mul(0x0000_0100_0000_01B3) ^ (u64::from(i) << 40) ^ 0x5EED_5A4D_B0C5;
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&order_id.to_le_bytes());
+    seed[8..12].copy_from_slice(&i.to_le_bytes());
+    seed[16..].copy_from_slice(b"sandbox voucher ");
+    let mut rng = ChaCha8Rng::from_seed(seed);
     let mut code = String::from("SBX");
     for _ in 0..3 {
         code.push('-');
-        let mut x = splitmix64(&mut st);
-        for _ in 0..4 {
-            code.push(char::from(CODE[(x % 32) as usize]));
-            x /= 32;
-        }
+        code.extend((0..4).map(|_| char::from(CODE[rng.random_range(0..CODE.len())])));
     }
-    let pin = format!("{:06}", splitmix64(&mut st) % 1_000_000);
+    let pin = format!("{:06}", rng.random_range(0..1_000_000u32));
     Voucher {
         code,
         pin,
-        validity: fmt_date(now + 365 * DAY_MS),
+        validity: fmt_date(now.saturating_add(365 * DAY_MS)),
     }
 }
 
@@ -548,6 +553,22 @@ mod tests {
         assert_eq!(a.code.len(), "SBX-XXXX-XXXX-XXXX".len());
         assert!(a.code.starts_with("SBX-"));
         assert_eq!(a.pin.len(), 6);
+        // The same codes on every host and build: a state file written by one
+        // sandbox and its answers stay consistent with another.
+        assert_eq!((a.code.as_str(), a.pin.as_str()), ("SBX-RFD3-AE7G-X5W4", "919137"));
+        assert_eq!(a.validity, "1971-01-01");
+        let codes: std::collections::HashSet<String> = (FIRST_ORDER_ID..FIRST_ORDER_ID + 50)
+            .flat_map(|id| (0..10).map(move |i| voucher(id, i, 0)))
+            .map(|v| {
+                let body: String = v.code["SBX-".len()..].chars().filter(|c| *c != '-').collect();
+                assert_eq!(body.len(), 12, "{}", v.code);
+                // No 0/O or 1/I to misread.
+                assert!(body.chars().all(|c| "ABCDEFGHJKLMNPQRSTUVWXYZ23456789".contains(c)), "{}", v.code);
+                assert!(v.pin.chars().all(|c| c.is_ascii_digit()), "{}", v.pin);
+                v.code
+            })
+            .collect();
+        assert_eq!(codes.len(), 500);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::plum::{
     flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
 };
 use crate::ratelimit::RateLimiter;
-use crate::tokens::{Issued, TokenGen, TokenStore, PAIR_CAP};
+use crate::tokens::{new_token, Issued, TokenStore, PAIR_CAP};
 
 const STATE_VERSION: u32 = 1;
 const REQUEST_LOG_CAP: usize = 1000;
@@ -141,7 +141,6 @@ pub struct Sandbox {
     refresh_penalty: Option<RefreshPenalty>,
     counters: Counters,
     requests: VecDeque<RequestRecord>,
-    tokgen: TokenGen,
     /// Prefix for product image URLs, e.g. `http://127.0.0.1:8788`.
     asset_base: String,
     dirty: bool,
@@ -213,7 +212,6 @@ impl Sandbox {
             refresh_penalty: None,
             counters: Counters::default(),
             requests: VecDeque::new(),
-            tokgen: TokenGen::from_entropy(),
             asset_base: String::new(),
             dirty: false,
         }
@@ -248,8 +246,8 @@ impl Sandbox {
     }
 
     fn issue(&mut self, now: i64) -> Issued {
-        let access = self.tokgen.token(TOKEN_LEN);
-        let refresh = self.tokgen.token(TOKEN_LEN);
+        let access = new_token(TOKEN_LEN);
+        let refresh = new_token(TOKEN_LEN);
         let cap = (self.config.rotation == Rotation::Grace).then_some(PAIR_CAP);
         self.dirty = true;
         self.tokens.insert_pair(

@@ -3,10 +3,9 @@
 //! validity checks, the admin expire/revoke actions, and token value
 //! generation. Knows nothing about HTTP or config beyond the numbers passed in.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 
+use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
 /// Grace-mode cap on live pairs per client.
@@ -277,48 +276,11 @@ impl TokenStore {
     }
 }
 
-/// Token value generator: a SplitMix64 stream seeded from the OS-randomised
-/// std hasher keys, the time and the pid. Unguessable-looking, not crypto.
-#[derive(Debug, Clone)]
-pub struct TokenGen {
-    state: u64,
-}
-
-const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl TokenGen {
-    pub fn from_entropy() -> Self {
-        let mut h = RandomState::new().build_hasher();
-        h.write_i64(crate::clock::wall_ms());
-        h.write_u32(std::process::id());
-        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            h.write_u32(d.subsec_nanos());
-        }
-        Self { state: h.finish() }
-    }
-
-    pub fn token(&mut self, len: usize) -> String {
-        let mut out = String::with_capacity(len);
-        while out.len() < len {
-            let mut x = splitmix64(&mut self.state);
-            for _ in 0..10 {
-                if out.len() == len {
-                    break;
-                }
-                out.push(char::from(ALPHABET[(x % 62) as usize]));
-                x /= 62;
-            }
-        }
-        out
-    }
+/// A fresh token value: `len` characters of `A-Z a-z 0-9`, drawn uniformly
+/// from the thread-local CSPRNG (ChaCha, seeded and reseeded by the OS), so
+/// a value cannot be guessed from the ones issued before it.
+pub fn new_token(len: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), len)
 }
 
 #[cfg(test)]
@@ -383,12 +345,20 @@ mod tests {
     }
 
     #[test]
-    fn generated_tokens_look_random() {
-        let mut g = TokenGen::from_entropy();
-        let a = g.token(64);
-        let b = g.token(64);
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+    fn generated_tokens_are_alphanumeric_and_distinct() {
+        let tokens: Vec<String> = (0..200).map(|_| new_token(64)).collect();
+        for t in &tokens {
+            assert_eq!(t.len(), 64);
+            assert!(t.bytes().all(|c| c.is_ascii_alphanumeric()), "{t}");
+        }
+        let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+        assert_eq!(distinct.len(), tokens.len());
+        // Every class of the alphabet shows up (12,800 draws from 62 symbols).
+        let all = tokens.concat();
+        assert!(all.bytes().any(|c| c.is_ascii_uppercase()));
+        assert!(all.bytes().any(|c| c.is_ascii_lowercase()));
+        assert!(all.bytes().any(|c| c.is_ascii_digit()));
+        assert_eq!(new_token(0), "");
+        assert_eq!(new_token(7).len(), 7);
     }
 }

@@ -48,14 +48,30 @@ async fn send(
     auth: Option<&str>,
     body: Option<&str>,
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    let req = request(addr, method, path, "application/json", auth, body.unwrap_or(""));
+    exchange(addr, &req).await
+}
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n", body.len());
     if let Some(a) = auth {
         req.push_str(&format!("Authorization: Bearer {a}\r\n"));
     }
     req.push_str("\r\n");
     req.push_str(body);
+    req
+}
+
+/// Writes `req` (a whole HTTP/1.1 request) and reads the answer to the end.
+async fn exchange(addr: SocketAddr, req: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     let read = stream.read_to_end(&mut raw).await;
@@ -638,6 +654,64 @@ async fn handles_520_concurrent_connections() {
     assert_eq!(c["api_calls"]["getFilters"], 520);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_limit_query() {
+    let (addr, _app) = start().await;
+    for i in 0..60 {
+        let body = envelope("plumProAPI.query.getBalance", json!({ "i": i }));
+        assert_eq!(send(addr, "POST", "/chef/v1/oauth/api", None, Some(&body)).await.status, 401);
+    }
+    async fn shown(addr: SocketAddr, query: &str) -> usize {
+        let r = send(addr, "GET", &format!("/__sandbox/requests{query}"), None, None).await;
+        assert_eq!(r.status, 200, "{query}");
+        let rows = r.json().as_array().cloned().expect("array");
+        // Newest last: the last row is always the 60th call.
+        if let Some(last) = rows.last() {
+            assert_eq!(last["body"]["variables"]["data"]["i"], 59, "{query}");
+        }
+        rows.len()
+    }
+    assert_eq!(shown(addr, "").await, 50);
+    assert_eq!(shown(addr, "?limit=2").await, 2);
+    assert_eq!(shown(addr, "?limit=0").await, 0);
+    assert_eq!(shown(addr, "?limit=1000").await, 60);
+    assert_eq!(shown(addr, "?other=x&limit=4").await, 4);
+    assert_eq!(shown(addr, "?limit=%33").await, 3);
+    // Not a count: the default, never a rejection.
+    for bad in ["?limit=abc", "?limit=-1", "?limit=", "?limit=1.5", "?limit=99999999999999999999999"] {
+        assert_eq!(shown(addr, bad).await, 50, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_read_whatever_the_content_type() {
+    let (addr, _app) = start().await;
+    let plain = |method: &str, path: &str, auth: Option<&str>, body: &str| {
+        request(addr, method, path, "text/plain", auth, body)
+    };
+    // Xoxoday's own error shapes for a body that is not JSON.
+    let r = exchange(addr, &plain("POST", "/chef/v1/oauth/token/user", None, "{")).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("invalid_request")));
+    let r = exchange(addr, &plain("POST", "/chef/v1/oauth/api", Some(AT), "not json")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errorId"], "PLE10001");
+    // A well-formed body is read although it is not labelled JSON.
+    let r = exchange(addr, &plain("POST", "/chef/v1/oauth/token/user", None, &refresh_body(RT))).await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["access_token"].is_string());
+    let balance = envelope("plumProAPI.query.getBalance", json!({}));
+    let at = r.json()["access_token"].as_str().unwrap().to_owned();
+    let r = exchange(addr, &plain("POST", "/chef/v1/oauth/api", Some(&at), &balance)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["getBalance"]["data"]["currency"], "USD");
+    // Admin routes: an empty body changes nothing; a broken one is their 400.
+    let r = exchange(addr, &plain("POST", "/__sandbox/config", None, "")).await;
+    assert_eq!((r.status, r.json()["rotation"].clone()), (200, json!("strict")));
+    let r = exchange(addr, &plain("POST", "/__sandbox/config", None, "{")).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("bad_request")));
+    assert!(r.json()["message"].is_string());
+}
+
 // ----- the binary -----
 
 struct Proc(Child);
@@ -793,4 +867,23 @@ fn credentials_defaults() {
     let c = Credentials::default();
     assert_eq!(c.client_id, "plumgate-dev-client");
     assert_eq!(c.refresh_token, RT);
+}
+
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_clean_stop() {
+    // The handlers are in place before the ready line: a stop sent the
+    // moment it appears still flushes the state file and exits 0.
+    let dir = std::env::temp_dir().join(format!(
+        "plumgate-sandbox-stop-{}-{}",
+        std::process::id(),
+        plumgate_sandbox::clock::wall_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..5 {
+        let state = dir.join(format!("state-{i}.json"));
+        let (mut p, _addr) = spawn_binary(&state);
+        sigterm_and_wait(&mut p);
+        assert!(state.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
