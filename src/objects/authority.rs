@@ -606,7 +606,7 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
 /// and persisted, and a confirmed rejection removes the token from KV.
 async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
     let cfg = &ctx.cfg;
-    let token = ctx.inner.state.borrow().as_ref().and_then(|s| s.access.as_ref()).filter(|a| a.token.fingerprint() == fp).map(|a| a.token.clone());
+    let token = ctx.inner.state.borrow().as_ref().and_then(|s| s.current_access(fp)).map(|a| a.token.clone());
     let Some(token) = token else { return CheckVerdict::Serve };
     let timeout_ms = cfg.token_policy.refresh_timeout_ms;
     let outcome = read_check(&net::send(&build_validate_request(&cfg.validate_url(), &token), timeout_ms).await, now_ms(), timeout_ms);

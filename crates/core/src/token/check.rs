@@ -98,6 +98,12 @@ impl AuthorityState {
         })
     }
 
+    /// The current access token, if it is the one with fingerprint `fp`
+    /// (the compare of compare-and-replace).
+    pub fn current_access(&self, fp: &str) -> Option<&super::AccessSlot> {
+        self.access.as_ref().filter(|a| a.token.fingerprint() == fp)
+    }
+
     fn set_last_check(&mut self, c: CheckRecord) {
         self.last_check_fp = Some(c.fp);
         self.last_check_at_ms = Some(c.at_ms);
@@ -190,7 +196,7 @@ pub enum CheckPlan {
 
 /// Decide what a candidate 401 for the token with fingerprint `fp` needs.
 pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
-    let Some(current) = state.access.as_ref().filter(|a| a.token.fingerprint() == fp) else {
+    let Some(current) = state.current_access(fp) else {
         // Already replaced (or never ours): the caller retries with the
         // current token.
         return CheckPlan::Verdict(CheckVerdict::Serve);
