@@ -9,11 +9,12 @@
 //! a [`Trace`] for the caller's log line.
 
 use crate::runtime::net;
-use crate::tokens::{self, Checked};
+use crate::tokens;
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, CallError};
 use plumgate_core::http::HttpAnswer;
 use plumgate_core::logline::Trace;
+use plumgate_core::token::cache::Checked;
 use plumgate_core::upstream::{api_request, classify_api_401, Api401};
 use plumgate_core::wire::authority::Grant;
 use worker::Env;

@@ -31,7 +31,10 @@
 //! key (`plumgate_core::dropin`); they never reach Xoxoday.
 
 use crate::gateway::{self, CacheMode};
-use crate::respond::{bytes_response, error_response, json_response, json_text, oauth_error_response, JSON};
+use crate::respond::{
+    asset, bytes_response, empty, error_response, json_response, json_text, oauth_error_response, set_headers,
+    with_request_id, JSON,
+};
 use crate::runtime::clock::{now_ms, request_id};
 use crate::runtime::http::Incoming;
 use crate::settings;
@@ -44,7 +47,7 @@ use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use serde_json::{json, Value};
-use worker::{web_sys, Env, Headers, Method, Response};
+use worker::{web_sys, Env, Method, Response};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -72,21 +75,10 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
         }
     };
     log.status = resp.status_code();
-    if resp.headers_mut().set("x-request-id", &log.request_id).is_err() {
-        // Headers of a response that came from `fetch` (assets, a Durable
-        // Object) are immutable: give the response a mutable copy.
-        let copy = Headers::new();
-        for (k, v) in resp.headers().entries() {
-            let _ = copy.append(&k, &v);
-        }
-        resp = resp.with_headers(copy);
-        let _ = resp.headers_mut().set("x-request-id", &log.request_id);
-    }
+    resp = with_request_id(resp, &log.request_id);
     if log.route != "static" {
         if let Ok(cfg) = settings::load(&env).as_ref() {
-            for (k, v) in cors::response_headers(origin.as_deref(), &cfg.allowed_origins) {
-                let _ = resp.headers_mut().set(k, &v);
-            }
+            set_headers(&mut resp, cors::response_headers(origin.as_deref(), &cfg.allowed_origins));
         }
     }
     web_sys::console::log_1(&log.line(now_ms()).into());
@@ -130,12 +122,8 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
     if method == Some(Method::Options) {
         log.route = "preflight";
         let origin = req.header("origin");
-        let mut resp = Response::empty().map_err(|_| ApiError::internal())?.with_status(204);
-        if let Some(headers) = cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins) {
-            for (k, v) in headers {
-                let _ = resp.headers_mut().set(k, &v);
-            }
-        }
+        let mut resp = empty(204)?;
+        set_headers(&mut resp, cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins).unwrap_or_default());
         return Ok(resp);
     }
 
@@ -371,34 +359,12 @@ fn health(env: &Env) -> Response {
     }
 }
 
-/// Content-Security-Policy of the demo page: only its own scripts, styles,
-/// images (the sandbox's product images are same-origin through nothing
-/// else) and API calls; no inline script, no framing.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: http://127.0.0.1:* https:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 async fn static_asset(req: Incoming, env: &Env) -> Result<Response, ApiError> {
     let assets = env.assets("ASSETS").map_err(|_| ApiError::not_found())?;
-    let mut upstream = assets.fetch_request(req.into_worker()).await.map_err(|_| ApiError::not_found())?;
-    // The asset response's headers are immutable: copy it into a new one.
-    let status = upstream.status_code();
-    if status == 404 {
+    let upstream = assets.fetch_request(req.into_worker()).await.map_err(|_| ApiError::not_found())?;
+    if upstream.status_code() == 404 {
         // No such asset: plumgate's own 404 body, like every other route.
         return Err(ApiError::not_found());
     }
-    let headers = Headers::new();
-    for (k, v) in upstream.headers().entries() {
-        let _ = headers.set(&k, &v);
-    }
-    let _ = headers.set("content-security-policy", CSP);
-    let _ = headers.set("x-content-type-options", "nosniff");
-    let _ = headers.set("referrer-policy", "no-referrer");
-    let _ = headers.set("x-frame-options", "DENY");
-    let _ = headers.set("permissions-policy", "camera=(), microphone=(), geolocation=()");
-    let resp = if matches!(status, 101 | 204 | 205 | 304) {
-        Response::empty().map_err(|_| ApiError::internal())?
-    } else {
-        let body = upstream.bytes().await.map_err(|_| ApiError::internal())?;
-        Response::from_bytes(body).map_err(|_| ApiError::internal())?
-    };
-    Ok(resp.with_status(status).with_headers(headers))
+    asset(upstream).await
 }

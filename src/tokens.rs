@@ -28,7 +28,7 @@ use crate::runtime::promise;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::event;
-use plumgate_core::token::cache::{admin_answer, after_check, grant_of, joins_lookup, status_of, Source, JOIN_WAIT_MS};
+use plumgate_core::token::cache::{admin_answer, after_check, grant_of, joins_lookup, status_of, Checked, Source, JOIN_WAIT_MS};
 use plumgate_core::token::storage::{authority_name, kv_token_key};
 use plumgate_core::wire::authority::{Call, Grant, Reply};
 use serde_json::Value;
@@ -36,8 +36,6 @@ use std::cell::{Cell, RefCell};
 use worker::js_sys::{self, Function, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Env};
-
-pub use plumgate_core::token::cache::Checked;
 
 thread_local! {
     static MEMORY: RefCell<Option<Grant>> = const { RefCell::new(None) };

@@ -207,8 +207,8 @@ impl TokenAuthority {
         if let Err(r) = self.ensure_loaded(ctx, may_import(&call, current)).await {
             return refused(r);
         }
-        let retired = ctx.inner.state.borrow().as_ref().and_then(retired);
-        if let Some(r) = retired {
+        let handed_over = ctx.inner.state.borrow().as_ref().and_then(retired);
+        if let Some(r) = handed_over {
             return refused(r);
         }
         self.adopt(ctx).await;
