@@ -29,6 +29,9 @@ else
   log "worker clippy skipped: rustup has no wasm32 target here (the Debian toolchain builds it instead)"
 fi
 
+step "lint: no import circles in the worker crate"
+node scripts/check-layers.mjs
+
 step "lint: openapi.json (Redocly recommended-strict, examples; openapi-spec-validator)"
 # Node 22 and the npm tools first on PATH for these two steps only (subshells).
 ( wrangler_env

@@ -8,8 +8,9 @@
 //! SHA-256 of the canonical request data, so the same query shares one entry
 //! whatever the key order.
 
-use crate::util::now_ms;
+use crate::runtime::clock::now_ms;
 use plumgate_core::ops::{order_fingerprint, Operation};
+use plumgate_core::time::{add_secs, secs_until};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,7 +67,7 @@ pub async fn put(key: &str, status: u16, body: &[u8], ttl_secs: u32) {
     if ttl_secs == 0 {
         return;
     }
-    let expires = now_ms() + ttl_secs as i64 * 1000;
+    let expires = add_secs(now_ms(), u64::from(ttl_secs));
     remember(key, status, body, expires);
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
@@ -123,12 +124,12 @@ pub async fn penalty_left(op: Operation) -> Option<u64> {
             u
         }
     };
-    Some(((until - now) as u64).div_ceil(1000).max(1))
+    Some(secs_until(until, now).max(1))
 }
 
 /// Record a penalty of `secs` on `op`.
 pub async fn set_penalty(op: Operation, secs: u64) {
-    let until = now_ms() + secs as i64 * 1000;
+    let until = add_secs(now_ms(), secs);
     PENALTIES.with(|p| p.borrow_mut().insert(op.name(), until));
     let headers = Headers::new();
     let _ = headers.set("cache-control", &format!("max-age={}", secs.max(1)));

@@ -4,47 +4,56 @@
 //! `plumgate-core`. It owns only I/O: reading the environment, the clock and
 //! randomness; `fetch` to Xoxoday; KV, Durable Object and cache calls; and
 //! turning core decisions into HTTP responses. Every rule (who may call what,
-//! when to refresh, what a valid request is, what a log line holds) lives in
-//! the core, where it is tested on the host.
+//! when to refresh, what a valid request is, what a log line holds, what a
+//! Durable Object answers) lives in the core, where it is tested on the host.
 //!
-//! Modules:
-//! - [`settings`]: configuration from the Worker environment, parsed once per isolate.
-//! - [`routes`]: the router and the per-request pipeline (request id, logging, errors).
-//! - [`gateway`]: forwarding Plum operations to Xoxoday.
-//! - [`orders`]: the `OrderLedger` Durable Object (placeOrder idempotency and reconciliation).
+//! Modules, from the entry point down (each imports only modules below it,
+//! so there are no import circles; `scripts/check-layers.mjs` checks it):
+//! - [`routes`]: the router and the per-request pipeline (request id, the
+//!   one log line, errors).
+//! - [`gateway`]: the forwarding policy of an operation call (ledger,
+//!   penalties, edge cache, the call).
+//! - [`objects`]: the Durable Objects, each a thin shell over core
+//!   decisions plus its client: [`objects::ledger`] (`OrderLedger`) and
+//!   [`objects::authority`] (`TokenAuthority`).
+//! - [`plum`]: the Plum API client (the call with the current token, the one
+//!   retry after a confirmed rejection).
+//! - [`tokens`]: the access-token cache in front of the authority (isolate
+//!   memory, then KV).
 //! - [`edge_cache`]: response caching and rate-limit penalties.
-//! - [`tokens`]: the access-token cache in front of the authority (isolate memory, then KV).
-//! - [`authority`]: the `TokenAuthority` Durable Object, the only refresher.
-//! - [`net`]: outbound `fetch` with a timeout and no redirects.
-//! - [`promise`]: awaiting JS promises without per-await closures.
-//! - [`util`]: clock, randomness, response helpers.
+//! - [`respond`]: every response plumgate builds itself.
+//! - [`settings`]: configuration from the Worker environment, parsed once
+//!   per isolate.
+//! - [`runtime`]: the glue to the Workers runtime (promises, `fetch`, the
+//!   request and response adapters, start-up, the clock, Durable Object
+//!   stubs), with why each piece exists and what pins it.
 
-pub mod authority;
 pub mod edge_cache;
 pub mod gateway;
-pub mod net;
-pub mod orders;
-pub mod promise;
+pub mod objects;
+pub mod plum;
+pub mod respond;
 pub mod routes;
+pub mod runtime;
 pub mod settings;
 pub mod tokens;
-pub mod util;
 
+use runtime::http::{into_runtime, Incoming};
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
 
 /// Runs once, when the runtime instantiates the module.
 #[wasm_bindgen(start)]
 pub fn start() {
-    util::schedule_futures_with_promises();
-    util::intern_constants();
+    runtime::start::schedule_futures_with_promises();
+    runtime::start::intern_constants();
 }
 
 /// Every HTTP request. Takes the runtime's request as is (see
-/// [`routes::Incoming`] for why not `worker::Request`).
+/// [`runtime::http::Incoming`] for why not `worker::Request`).
 #[event(fetch)]
 pub async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
-    Ok(util::into_runtime(routes::handle(routes::Incoming::new(req), env).await))
+    Ok(into_runtime(routes::handle(Incoming::new(req), env).await))
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

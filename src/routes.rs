@@ -6,6 +6,12 @@
 //! (`ErrorStyle`), where unchanged Xoxoday clients call. No error path echoes
 //! a header, a body or a value the caller sent.
 //!
+//! The log line is this module's alone: [`handle`] starts it, each route
+//! names itself in it, and what the layers below saw (cache, token source,
+//! upstream status, a note, an error they answered themselves) comes back
+//! from them as a `plumgate_core::logline::Trace` that is recorded into it.
+//! Responses are built by `respond`.
+//!
 //! Pipeline of an operation call (`POST /v1/ops/{op}` and the drop-in
 //! `POST /chef/v1/oauth/api`):
 //! 1. configuration valid, else `503 misconfigured`;
@@ -25,11 +31,14 @@
 //! key (`plumgate_core::dropin`); they never reach Xoxoday.
 
 use crate::gateway::{self, CacheMode};
-use crate::promise;
+use crate::respond::{
+    asset, bytes_response, empty, error_response, json_response, json_text, oauth_error_response, set_headers,
+    with_request_id, JSON,
+};
+use crate::runtime::clock::{now_ms, request_id};
+use crate::runtime::http::Incoming;
 use crate::settings;
 use crate::tokens;
-use crate::util::{bytes_response, json_response, now_ms, request_id};
-use js_sys::Uint8Array;
 use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
 use plumgate_core::cors;
@@ -37,59 +46,14 @@ use plumgate_core::dropin::{self, OAuthError};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
-use plumgate_core::route::path_of;
 use serde_json::{json, Value};
-use worker::{web_sys, Env, Headers, Method, Request, Response};
-
-/// The content type of every JSON answer.
-const JSON: &str = "application/json; charset=utf-8";
+use worker::{web_sys, Env, Method, Response};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The build's version, reported by `/healthz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The incoming request, as far as plumgate reads it: method, path, headers
-/// and (once) the body. Built from the runtime's request directly rather
-/// than through `worker::Request`, whose conversion reads `request.cf`: the
-/// runtime builds that object anew on every read (about 0.03 ms CPU, a tenth
-/// of a `/healthz`, in a same-run A/B), and plumgate never uses it.
-pub struct Incoming {
-    raw: web_sys::Request,
-    /// The method exactly as sent.
-    pub method: String,
-    /// The URL path (no query).
-    pub path: String,
-    headers: web_sys::Headers,
-}
-
-impl Incoming {
-    /// Wrap the runtime's request.
-    pub fn new(raw: web_sys::Request) -> Self {
-        let method = raw.method();
-        let path = path_of(&raw.url()).to_string();
-        let headers = raw.headers();
-        Incoming { raw, method, path, headers }
-    }
-
-    /// A request header, `None` when absent.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).ok().flatten()
-    }
-
-    /// The whole body.
-    async fn bytes(self) -> Result<Vec<u8>, ()> {
-        let reading = self.raw.array_buffer().map_err(|_| ())?;
-        let buf = promise::settled(&reading).await.map_err(|_| ())?;
-        Ok(Uint8Array::new(&buf).to_vec())
-    }
-
-    /// The request as a `worker::Request` (for the assets binding).
-    fn into_worker(self) -> Request {
-        Request::from(self.raw)
-    }
-}
 
 /// Handle one request. Never fails: every outcome is a response.
 pub async fn handle(req: Incoming, env: Env) -> Response {
@@ -106,46 +70,18 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
-            log.error = Some(e.code);
+            log.error = Some(e.code.as_str());
             error_response(&e, style, &log.request_id)
         }
     };
     log.status = resp.status_code();
-    if resp.headers_mut().set("x-request-id", &log.request_id).is_err() {
-        // Headers of a response that came from `fetch` (assets, a Durable
-        // Object) are immutable: give the response a mutable copy.
-        let copy = Headers::new();
-        for (k, v) in resp.headers().entries() {
-            let _ = copy.append(&k, &v);
-        }
-        resp = resp.with_headers(copy);
-        let _ = resp.headers_mut().set("x-request-id", &log.request_id);
-    }
+    resp = with_request_id(resp, &log.request_id);
     if log.route != "static" {
         if let Ok(cfg) = settings::load(&env).as_ref() {
-            for (k, v) in cors::response_headers(origin.as_deref(), &cfg.allowed_origins) {
-                let _ = resp.headers_mut().set(k, &v);
-            }
+            set_headers(&mut resp, cors::response_headers(origin.as_deref(), &cfg.allowed_origins));
         }
     }
     web_sys::console::log_1(&log.line(now_ms()).into());
-    resp
-}
-
-/// The error body (in `style`) and headers for `e`.
-pub fn error_response(e: &ApiError, style: ErrorStyle, request_id: &str) -> Response {
-    let mut resp = bytes_response(e.status, e.body_text(style, request_id).into_bytes(), JSON);
-    let h = resp.headers_mut();
-    if e.status == 401 {
-        let _ = h.set("www-authenticate", "Bearer");
-    }
-    if let Some(s) = e.retry_after_secs {
-        let _ = h.set("retry-after", &s.to_string());
-    }
-    if e.status == 405 {
-        let allowed = e.message.trim_start_matches("method not allowed; use ");
-        let _ = h.set("allow", allowed);
-    }
     resp
 }
 
@@ -163,7 +99,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
     if path == "/openapi.json" {
         log.route = "/openapi.json";
         require_method(&method, Method::Get)?;
-        return Ok(bytes_response(200, ops::OPENAPI_JSON.as_bytes().to_vec(), "application/json; charset=utf-8"));
+        return Ok(bytes_response(200, ops::OPENAPI_JSON.as_bytes().to_vec(), JSON));
     }
 
     let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/") || path == "/chef";
@@ -186,12 +122,8 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
     if method == Some(Method::Options) {
         log.route = "preflight";
         let origin = req.header("origin");
-        let mut resp = Response::empty().map_err(|_| ApiError::internal())?.with_status(204);
-        if let Some(headers) = cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins) {
-            for (k, v) in headers {
-                let _ = resp.headers_mut().set(k, &v);
-            }
-        }
+        let mut resp = empty(204)?;
+        set_headers(&mut resp, cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins).unwrap_or_default());
         return Ok(resp);
     }
 
@@ -235,7 +167,9 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
                     if !caller.has_scope(ops::UNVALIDATED_SCOPE) {
                         return Err(ApiError::forbidden_unvalidated());
                     }
-                    gateway::forward_unvalidated(env, cfg, &envelope, log).await
+                    let (result, trace) = gateway::forward_unvalidated(env, cfg, &envelope).await;
+                    log.record(trace);
+                    result
                 }
             }
         }
@@ -268,7 +202,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
         "/v1/dev/caller-key" => {
             log.route = "/v1/dev/caller-key";
             require_method(&method, Method::Get)?;
-            dev_caller_key(env, cfg)
+            dev_caller_key(cfg)
         }
         _ => {
             log.route = "not_found";
@@ -290,7 +224,9 @@ async fn call_operation(
 ) -> Result<Response, ApiError> {
     require_scope(caller, op.required_scope(&data))?;
     let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
-    gateway::forward(env, cfg, op, prepared, mode, style, log).await
+    let (result, trace) = gateway::forward(env, cfg, op, prepared, mode, style, &log.request_id).await;
+    log.record(trace);
+    result
 }
 
 /// `POST /chef/v1/oauth/token/{token_type}`: Xoxoday's refresh, answered
@@ -306,7 +242,7 @@ async fn refresh_token(req: Incoming, cfg: &Config, log: &mut RequestLog) -> Res
     match answer {
         Ok((caller, key)) => {
             log.caller = Some(caller.id);
-            bytes_response(200, dropin::refresh_answer(&key, now_ms()).into_bytes(), JSON)
+            json_text(200, dropin::refresh_answer(&key, now_ms()))
         }
         Err(e) => oauth_error(e, log),
     }
@@ -319,7 +255,7 @@ fn validate_token(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Respons
     match dropin::bearer(&cfg.gateway_keys, header.as_deref()) {
         Ok((caller, key)) => {
             log.caller = Some(caller.id);
-            bytes_response(200, dropin::validation_answer(&key, now_ms()).into_bytes(), JSON)
+            json_text(200, dropin::validation_answer(&key, now_ms()))
         }
         Err(e) => oauth_error(e, log),
     }
@@ -328,11 +264,7 @@ fn validate_token(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Respons
 /// Xoxoday's OAuth error answer, logged with its error code.
 fn oauth_error(e: OAuthError, log: &mut RequestLog) -> Response {
     log.error = Some(e.error);
-    let mut resp = bytes_response(e.status, e.body(&log.request_id).into_bytes(), JSON);
-    if e.status == 401 {
-        let _ = resp.headers_mut().set("www-authenticate", "Bearer");
-    }
-    resp
+    oauth_error_response(&e, &log.request_id)
 }
 
 /// `Cache-Control: no-cache` from an admin-scoped caller bypasses the edge cache.
@@ -349,14 +281,12 @@ fn cache_mode(req: &Incoming, caller: &Caller) -> CacheMode {
 
 /// Local development only: the demo page can fetch the dev caller key with
 /// one click. Answers 404 unless `DEV_CALLER_KEY` is set AND plumgate talks to
-/// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it.
-fn dev_caller_key(env: &Env, cfg: &Config) -> Result<Response, ApiError> {
-    let local = cfg.oauth_url.starts_with("http://127.") || cfg.oauth_url.starts_with("http://localhost")
-        || cfg.oauth_url.starts_with("http://[::1]");
-    let key = settings::read_var(env, "DEV_CALLER_KEY").filter(|k| !k.is_empty());
-    match key {
-        Some(k) if local => Ok(json_response(200, &json!({"key": k, "note": "local development key (sandbox only)"}))),
-        _ => Err(ApiError::not_found()),
+/// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it
+/// (`Config::dev_caller_key`).
+fn dev_caller_key(cfg: &Config) -> Result<Response, ApiError> {
+    match cfg.dev_caller_key() {
+        Some(k) => Ok(json_response(200, &json!({"key": k.expose_secret(), "note": "local development key (sandbox only)"}))),
+        None => Err(ApiError::not_found()),
     }
 }
 
@@ -429,34 +359,12 @@ fn health(env: &Env) -> Response {
     }
 }
 
-/// Content-Security-Policy of the demo page: only its own scripts, styles,
-/// images (the sandbox's product images are same-origin through nothing
-/// else) and API calls; no inline script, no framing.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: http://127.0.0.1:* https:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 async fn static_asset(req: Incoming, env: &Env) -> Result<Response, ApiError> {
     let assets = env.assets("ASSETS").map_err(|_| ApiError::not_found())?;
-    let mut upstream = assets.fetch_request(req.into_worker()).await.map_err(|_| ApiError::not_found())?;
-    // The asset response's headers are immutable: copy it into a new one.
-    let status = upstream.status_code();
-    if status == 404 {
+    let upstream = assets.fetch_request(req.into_worker()).await.map_err(|_| ApiError::not_found())?;
+    if upstream.status_code() == 404 {
         // No such asset: plumgate's own 404 body, like every other route.
         return Err(ApiError::not_found());
     }
-    let headers = Headers::new();
-    for (k, v) in upstream.headers().entries() {
-        let _ = headers.set(&k, &v);
-    }
-    let _ = headers.set("content-security-policy", CSP);
-    let _ = headers.set("x-content-type-options", "nosniff");
-    let _ = headers.set("referrer-policy", "no-referrer");
-    let _ = headers.set("x-frame-options", "DENY");
-    let _ = headers.set("permissions-policy", "camera=(), microphone=(), geolocation=()");
-    let resp = if matches!(status, 101 | 204 | 205 | 304) {
-        Response::empty().map_err(|_| ApiError::internal())?
-    } else {
-        let body = upstream.bytes().await.map_err(|_| ApiError::internal())?;
-        Response::from_bytes(body).map_err(|_| ApiError::internal())?
-    };
-    Ok(resp.with_status(status).with_headers(headers))
+    asset(upstream).await
 }

@@ -21,7 +21,7 @@ thread_local! {
 }
 
 /// Read one variable as a string (var or secret), `None` when unset.
-pub fn read_var(env: &Env, name: &str) -> Option<String> {
+fn read_var(env: &Env, name: &str) -> Option<String> {
     if let Ok(v) = env.var(name) {
         return Some(v.to_string());
     }

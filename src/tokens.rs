@@ -7,72 +7,35 @@
 //! here; only the access token and its timing do.
 //!
 //! One authority per Xoxoday account: the Durable Object's name and the KV
-//! key derive from the base URL and client id ([`account`]), so another
-//! account's token is never served.
+//! key derive from the base URL and client id (`Config::account_id`), so
+//! another account's token is never served.
+//!
+//! This module is the authority's client: it sends the typed calls of
+//! `plumgate_core::wire::authority` (through `objects::authority::call`)
+//! and keeps what the replies hand out; what a reply means is decided by
+//! `plumgate_core::token::cache`.
 //!
 //! One lookup per isolate at a time: requests that find memory cold while
 //! another request's lookup is running wait for it (at most
-//! `plumgate_core::token::JOIN_WAIT_MS`, in case that request is cancelled)
+//! `plumgate_core::token::cache::JOIN_WAIT_MS`, in case that request is cancelled)
 //! and take the grant it leaves in memory, instead of each reading KV and
 //! calling the Durable Object. Each waiter waits on a promise of its own,
 //! made in its own request, which the leading request resolves.
 
-use crate::authority::{Op, Reply, AUTHORITY_HEADER};
-use crate::promise;
-use crate::util::now_ms;
+use crate::objects::authority::{self as authority_object, KV_BINDING};
+use crate::runtime::clock::now_ms;
+use crate::runtime::promise;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use plumgate_core::secret::fingerprint;
-use plumgate_core::token::storage::{account_id, authority_name, kv_token_key};
-use plumgate_core::token::{joins_lookup, Refusal, JOIN_WAIT_MS};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use plumgate_core::logline::event;
+use plumgate_core::token::cache::{admin_answer, after_check, grant_of, joins_lookup, status_of, Checked, Source, JOIN_WAIT_MS};
+use plumgate_core::token::storage::{authority_name, kv_token_key};
+use plumgate_core::wire::authority::{Call, Grant, Reply};
+use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use worker::js_sys::{self, Function, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{console_error, Env, Headers, Method, Request, RequestInit};
-
-/// KV binding name.
-pub const KV_BINDING: &str = "TOKEN_CACHE";
-/// Durable Object binding name.
-pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
-
-/// The Xoxoday account `cfg` talks to (see
-/// `plumgate_core::token::storage::account_id`).
-pub fn account(cfg: &Config) -> String {
-    account_id(&cfg.oauth_url, cfg.client_id.expose_secret())
-}
-
-/// An access token handed out by the authority.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Grant {
-    /// The bearer token for Xoxoday.
-    pub access_token: String,
-    /// Its expiry (epoch ms).
-    pub expires_at_ms: i64,
-    /// Ask again after this instant (epoch ms).
-    pub recheck_at_ms: i64,
-}
-
-impl std::fmt::Debug for Grant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant")
-            .field("access_token", &"[redacted]")
-            .field("expires_at_ms", &self.expires_at_ms)
-            .field("recheck_at_ms", &self.recheck_at_ms)
-            .finish()
-    }
-}
-
-impl Grant {
-    /// Fingerprint of the access token (for "token T was rejected").
-    pub fn fingerprint(&self) -> String {
-        fingerprint(&self.access_token)
-    }
-    fn usable(&self, now: i64) -> bool {
-        now < self.recheck_at_ms && now < self.expires_at_ms
-    }
-}
+use worker::{console_error, console_log, Env};
 
 thread_local! {
     static MEMORY: RefCell<Option<Grant>> = const { RefCell::new(None) };
@@ -148,32 +111,7 @@ fn from_memory(now: i64) -> Option<Grant> {
     MEMORY.with(|m| m.borrow().clone()).filter(|g| g.usable(now))
 }
 
-/// Where a token came from (for logs and benchmarks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Isolate memory.
-    Memory,
-    /// KV.
-    Kv,
-    /// The Durable Object.
-    Authority,
-    /// Another request's lookup in this isolate, waited for.
-    Shared,
-}
-
-impl Source {
-    /// Name for the log line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Memory => "memory",
-            Source::Kv => "kv",
-            Source::Authority => "authority",
-            Source::Shared => "shared",
-        }
-    }
-}
-
-/// A usable access token for an upstream call.
+/// A usable access token for an upstream call, and where it came from.
 pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), ApiError> {
     if let Some(g) = from_memory(now_ms()) {
         return Ok((g, Source::Memory));
@@ -187,7 +125,7 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
         }
     }
     let _lead = Lead::start(now_ms());
-    let account = account(cfg);
+    let account = cfg.account_id();
     if let Ok(kv) = env.kv(KV_BINDING) {
         if let Ok(Some(g)) = kv.get(&kv_token_key(&account)).json::<Grant>().await {
             if g.usable(now_ms()) {
@@ -196,16 +134,9 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
             }
         }
     }
-    let reply = call(env, &account, Op::Token, None).await?;
-    grant_of(reply).map(|g| (g, Source::Authority))
-}
-
-/// What the authority decided about a token Xoxoday answered 401 to.
-pub enum Checked {
-    /// Xoxoday's token check says it is valid: pass the 401 on unchanged.
-    PassThrough,
-    /// Use this token (the rejected one was replaced) and retry once.
-    Replaced(Grant),
+    let g = grant_of(call(env, &account, &Call::Token).await?)?;
+    remember(&g);
+    Ok((g, Source::Authority))
 }
 
 /// Xoxoday answered 401 (a token candidate) to `rejected`: the authority
@@ -213,13 +144,9 @@ pub enum Checked {
 /// is still the current token.
 pub async fn check_rejected(env: &Env, cfg: &Config, rejected: &Grant) -> Result<Checked, ApiError> {
     let fp = rejected.fingerprint();
-    let reply = call(env, &account(cfg), Op::Check, Some(json!({ "fp": fp }))).await?;
-    if reply.pass_through {
-        return Ok(Checked::PassThrough);
-    }
-    // The authority no longer hands this token out (confirmed rejected, or
-    // already replaced): forget it here too, whatever else the reply says.
-    if reply.grant.as_ref().is_none_or(|g| g.fingerprint() != fp) {
+    let reply = call(env, &cfg.account_id(), &Call::Check { fp: fp.clone() }).await?;
+    let (forget, checked) = after_check(reply, &fp);
+    if forget {
         MEMORY.with(|m| {
             let mut m = m.borrow_mut();
             if m.as_ref().is_some_and(|g| g.fingerprint() == fp) {
@@ -227,52 +154,49 @@ pub async fn check_rejected(env: &Env, cfg: &Config, rejected: &Grant) -> Result
             }
         });
     }
-    // An error wins over a grant here: a failed check hands back the
-    // unconfirmed current token, which must not be retried.
-    if let Some(e) = reply.error {
-        return Err(e.into_api_error());
+    if let Ok(Checked::Replaced(g)) = &checked {
+        remember(g);
     }
-    grant_of(reply).map(Checked::Replaced)
+    checked
 }
 
 /// Token status for `GET /v1/token`.
 pub async fn status(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
-    let reply = call(env, &account(cfg), Op::Status, None).await?;
-    match reply.error {
-        Some(e) if reply.status.is_null() => Err(e.into_api_error()),
-        _ => Ok(reply.status),
-    }
+    status_of(call(env, &cfg.account_id(), &Call::Status).await?)
 }
 
 /// `POST /v1/token/refresh`: a forced refresh (shared with any in flight;
 /// throttled while the token is usable).
 pub async fn force_refresh(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
-    status_or_refusal(call(env, &account(cfg), Op::Refresh, None).await?)
+    admin(call(env, &cfg.account_id(), &Call::Refresh).await?)
 }
 
 /// `POST /v1/token/recover`: set unreadable stored state aside.
 pub async fn recover(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
-    status_or_refusal(call(env, &account(cfg), Op::Recover, None).await?)
+    admin(call(env, &cfg.account_id(), &Call::Recover).await?)
 }
 
-fn status_or_refusal(reply: Reply) -> Result<Value, ApiError> {
-    if let Some(g) = &reply.grant {
+fn admin(reply: Reply<Value>) -> Result<Value, ApiError> {
+    let (grant, answer) = admin_answer(reply);
+    if let Some(g) = &grant {
         remember(g);
     }
-    match reply.error {
-        Some(e) => Err(e.into_api_error()),
-        None => Ok(reply.status),
-    }
+    answer
 }
 
 /// The scheduled keep-alive.
 pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
-    match call(env, &account(cfg), Op::Cron, None).await {
-        Ok(r) => worker::console_log!(
+    match call(env, &cfg.account_id(), &Call::Cron).await {
+        Ok(r) => console_log!(
             "{}",
-            json!({"event": "cron", "cron": cron, "state": r.status.get("state"), "error": r.error.as_ref().map(|e| e.code.clone())})
+            event(&[
+                ("cron", cron.into()),
+                ("error", r.error.as_ref().map(|e| e.code.as_str()).into()),
+                ("event", "cron".into()),
+                ("state", r.status.as_ref().and_then(|s| s.get("state")).and_then(Value::as_str).into()),
+            ])
         ),
-        Err(e) => console_error!("{}", json!({"event": "cron_failed", "cron": cron, "error": e.code})),
+        Err(e) => console_error!("{}", event(&[("cron", cron.into()), ("error", e.code.as_str().into()), ("event", "cron_failed".into())])),
     }
 }
 
@@ -280,40 +204,6 @@ fn remember(g: &Grant) {
     MEMORY.with(|m| *m.borrow_mut() = Some(g.clone()));
 }
 
-fn grant_of(reply: Reply) -> Result<Grant, ApiError> {
-    if let Some(g) = reply.grant {
-        remember(&g);
-        return Ok(g);
-    }
-    Err(match reply.error {
-        Some(e) => e.into_api_error(),
-        None => ApiError::upstream_error("no access token available"),
-    })
-}
-
-async fn call(env: &Env, account: &str, op: Op, body: Option<Value>) -> Result<Reply, ApiError> {
-    call_authority(env, &authority_name(account), op, body).await
-}
-
-/// Send `op` to the authority named `name`.
-pub async fn call_authority(env: &Env, name: &str, op: Op, body: Option<Value>) -> Result<Reply, ApiError> {
-    let stub = env
-        .durable_object(DO_BINDING)
-        .and_then(|ns| ns.get_by_name(name))
-        .map_err(|_| ApiError::misconfigured(&[format!("{DO_BINDING} binding is missing")]))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post);
-    let headers = Headers::new();
-    headers.set(AUTHORITY_HEADER, name).map_err(|_| ApiError::internal())?;
-    init.with_headers(headers);
-    if let Some(b) = body {
-        init.with_body(Some(b.to_string().into()));
-    }
-    let req = Request::new_with_init(&format!("https://authority/{}", op.name()), &init)
-        .map_err(|_| ApiError::internal())?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(|e| {
-        console_error!("{}", json!({"event": "authority_call_failed", "op": op.name(), "detail": e.to_string()}));
-        Refusal::Unavailable { message: "the token authority is unavailable".into() }.api_error()
-    })?;
-    resp.json::<Reply>().await.map_err(|_| ApiError::internal())
+async fn call(env: &Env, account: &str, call: &Call) -> Result<Reply<Value>, ApiError> {
+    authority_object::call(env, &authority_name(account), call).await
 }

@@ -7,7 +7,8 @@
 //! problem names the variable but never its value.
 
 use crate::auth::CallerKeys;
-use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
+use crate::secret::{AccessToken, CallerKey, ClientId, ClientSecret, RefreshToken};
+use crate::token::storage::account_id;
 use crate::token::TokenPolicy;
 
 /// Which Xoxoday environment `XOXODAY_ENV` selects.
@@ -56,6 +57,9 @@ pub struct Config {
     /// `ORDER_RETENTION_SECS`: how long a placed order's answer is kept for
     /// replays of its `poNumber` (default 30 days).
     pub order_retention_secs: u32,
+    /// `DEV_CALLER_KEY`: a caller key the demo page may fetch in local
+    /// development. Read through [`Config::dev_caller_key`] only.
+    dev_caller_key: Option<CallerKey>,
 }
 
 impl Config {
@@ -70,6 +74,29 @@ impl Config {
     /// The Plum API endpoint.
     pub fn api_url(&self) -> String {
         format!("{}/v1/oauth/api", self.oauth_url)
+    }
+
+    /// The Xoxoday account this configuration talks to (names its token
+    /// authority and KV entry; `token::storage::account_id`).
+    pub fn account_id(&self) -> String {
+        account_id(&self.oauth_url, self.client_id.expose_secret())
+    }
+
+    /// Does plumgate talk to a Xoxoday on this machine (`http://` to a
+    /// loopback host: the bundled sandbox)? Never true for a deployment,
+    /// which must use `https://`.
+    pub fn upstream_on_loopback(&self) -> bool {
+        match self.oauth_url.split_once("://") {
+            Some((scheme, rest)) => scheme.eq_ignore_ascii_case("http") && is_loopback(authority_of(rest)),
+            None => false,
+        }
+    }
+
+    /// `DEV_CALLER_KEY`, for `GET /v1/dev/caller-key`: only while plumgate
+    /// talks to a loopback Xoxoday ([`Config::upstream_on_loopback`]), so a
+    /// deployment never serves a key even if the variable is set.
+    pub fn dev_caller_key(&self) -> Option<&CallerKey> {
+        self.dev_caller_key.as_ref().filter(|_| self.upstream_on_loopback())
     }
 }
 
@@ -166,6 +193,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let client_secret = ClientSecret::new(required("XOXODAY_CLIENT_SECRET"));
     let bootstrap_refresh_token = RefreshToken::new(required("XOXODAY_REFRESH_TOKEN"));
     let bootstrap_access_token = get("XOXODAY_ACCESS_TOKEN").map(AccessToken::new);
+    let dev_caller_key = get("DEV_CALLER_KEY").map(CallerKey::new);
     let gateway_keys = match get("GATEWAY_KEYS") {
         None => {
             problems.push("GATEWAY_KEYS is not set".to_string());
@@ -195,6 +223,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         upstream_timeout_ms,
         order_timeout_ms,
         order_retention_secs,
+        dev_caller_key,
     })
 }
 
@@ -202,7 +231,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
 /// loopback hosts. Returns it without a trailing slash.
 fn check_base_url(url: &str) -> Result<String, &'static str> {
     let (scheme, rest) = url.split_once("://").ok_or("must be an https:// URL")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority_of(rest);
     if authority.is_empty() || authority.contains('@') {
         return Err("must be an https:// URL with a host and no credentials");
     }
@@ -218,7 +247,13 @@ fn check_base_url(url: &str) -> Result<String, &'static str> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
-/// Is the authority (host[:port]) a loopback host?
+/// The authority (`host[:port]`) of what follows a URL's `://`.
+fn authority_of(rest: &str) -> &str {
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+/// Is the authority (host[:port]) a loopback host? The one loopback rule:
+/// 127.0.0.0/8, `localhost`, `[::1]`.
 fn is_loopback(authority: &str) -> bool {
     let host = if let Some(rest) = authority.strip_prefix('[') {
         match rest.split_once(']') {
@@ -355,6 +390,38 @@ pub(crate) mod tests {
         for s in ["client-id-value", "client-secret-value", "refresh-token-value"] {
             assert!(!d.contains(s), "{d}");
         }
+    }
+
+    #[test]
+    fn the_dev_key_is_served_only_against_a_loopback_xoxoday() {
+        let mut v = good_vars();
+        assert!(parse_with(&v).unwrap().dev_caller_key().is_none(), "unset");
+        v.insert("DEV_CALLER_KEY", "pgk_dev-key-SECRET".into());
+        let c = parse_with(&v).unwrap();
+        assert!(!c.upstream_on_loopback() && c.dev_caller_key().is_none(), "staging: never");
+        assert!(!format!("{c:?}").contains("SECRET"));
+        for (url, local) in [
+            ("http://127.0.0.1:8788/chef", true),
+            ("http://127.9.9.9/chef", true),
+            ("http://localhost:8788/chef", true),
+            ("http://[::1]:8788/chef", true),
+            ("https://127.0.0.1/chef", false),
+            ("https://stagingstores.xoxoday.com/chef", false),
+        ] {
+            v.insert("XOXODAY_OAUTH_URL", url.into());
+            let c = parse_with(&v).unwrap();
+            assert_eq!(c.upstream_on_loopback(), local, "{url}");
+            assert_eq!(c.dev_caller_key().map(|k| k.expose_secret()), local.then_some("pgk_dev-key-SECRET"), "{url}");
+        }
+        v.insert("DEV_CALLER_KEY", "  ".into());
+        v.insert("XOXODAY_OAUTH_URL", "http://127.0.0.1:8788/chef".into());
+        assert!(parse_with(&v).unwrap().dev_caller_key().is_none(), "blank is unset");
+    }
+
+    #[test]
+    fn the_account_follows_url_and_client_id() {
+        let c = parse_with(&good_vars()).unwrap();
+        assert_eq!(c.account_id(), account_id(STAGING_URL, "client-id-value"));
     }
 
     #[test]

@@ -36,6 +36,7 @@
 use crate::auth::{parse_bearer, AuthError, Caller, CallerKeys};
 use crate::jsontext::Object;
 use crate::secret::CallerKey;
+use crate::time::add_secs;
 use serde_json::{Map, Value};
 
 /// The `{token_type}`s of `POST /chef/v1/oauth/token/{token_type}`.
@@ -188,8 +189,8 @@ fn answer(key: &CallerKey, now_ms: i64, refresh: bool) -> String {
         a = a.str("refresh_token", key.expose_secret());
     }
     a = a
-        .str("access_token_expiry", &(now_ms + EXPIRES_IN_SECS * 1000).to_string())
-        .str("refresh_token_expiry", &(now_ms + REFRESH_LIFETIME_SECS * 1000).to_string());
+        .str("access_token_expiry", &add_secs(now_ms, EXPIRES_IN_SECS as u64).to_string())
+        .str("refresh_token_expiry", &add_secs(now_ms, REFRESH_LIFETIME_SECS as u64).to_string());
     if refresh {
         a = a.num("success", 1).num("status", 200);
     }

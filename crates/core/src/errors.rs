@@ -17,7 +17,7 @@
 //!   penalty backs off on plumgate's too.
 
 use crate::jsontext::Object;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 
 /// Which wire form an error takes.
@@ -31,11 +31,6 @@ pub enum ErrorStyle {
 }
 
 impl ErrorStyle {
-    /// Is this Xoxoday's form? (How the order ledger is told, as a flag.)
-    pub fn is_xoxoday(self) -> bool {
-        self == ErrorStyle::Xoxoday
-    }
-
     /// The form for a request path: Xoxoday's under `/chef`, plumgate's
     /// everywhere else.
     pub fn for_path(path: &str) -> ErrorStyle {
@@ -47,45 +42,161 @@ impl ErrorStyle {
     }
 }
 
-/// The message of Xoxoday's rate-limit answer.
-pub const RATE_LIMIT_MESSAGE: &str = "auth.request_limit_exceeded";
+use crate::http::NoAnswer;
+use crate::upstream::RATE_LIMIT_MESSAGE;
 
-/// Every code plumgate answers with (contract §3 and its additions).
-pub const CODES: [&str; 17] = [
-    "invalid_json",
-    "invalid_request",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "unknown_operation",
-    "method_not_allowed",
-    "idempotency_conflict",
-    "payload_too_large",
-    "rate_limited",
-    "upstream_error",
-    "upstream_unauthorized",
-    "reauth_required",
-    "credentials_rejected",
-    "misconfigured",
-    "upstream_timeout",
-    "internal_error",
-];
+/// Every code plumgate answers with (contract §3, §8 and the issues since).
+/// The wire name of each is [`ErrorCode::as_str`]; nothing else spells a
+/// code, so a code cannot be misspelt in one place and matched in another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 400: the body is not JSON.
+    InvalidJson,
+    /// 400: a field breaks the operation's rules.
+    InvalidRequest,
+    /// 401: missing, malformed or unknown gateway key.
+    Unauthorized,
+    /// 403: the key lacks the scope.
+    Forbidden,
+    /// 404: no such route.
+    NotFound,
+    /// 404: no such operation.
+    UnknownOperation,
+    /// 405.
+    MethodNotAllowed,
+    /// 409: a `poNumber` reused with another order body.
+    IdempotencyConflict,
+    /// 413: body over 64 KiB.
+    PayloadTooLarge,
+    /// 429: a Xoxoday penalty (or a throttled forced refresh).
+    RateLimited,
+    /// 502: transport failure or unreadable upstream answer.
+    UpstreamError,
+    /// 502: upstream still rejects the token.
+    UpstreamUnauthorized,
+    /// 503: the refresh token is dead.
+    ReauthRequired,
+    /// 503: Xoxoday rejects the client id/secret.
+    CredentialsRejected,
+    /// 503: configuration problems.
+    Misconfigured,
+    /// 504.
+    UpstreamTimeout,
+    /// 500: a bug.
+    InternalError,
+}
 
-/// One error answer: status, code and a human sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl ErrorCode {
+    /// Every code, in contract order.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::UnknownOperation,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::UpstreamError,
+        ErrorCode::UpstreamUnauthorized,
+        ErrorCode::ReauthRequired,
+        ErrorCode::CredentialsRejected,
+        ErrorCode::Misconfigured,
+        ErrorCode::UpstreamTimeout,
+        ErrorCode::InternalError,
+    ];
+
+    /// The code as the contract spells it (`"rate_limited"`).
+    pub fn as_str(self) -> &'static str {
+        self.names().0
+    }
+
+    /// The `errorId` of the Xoxoday-shaped body: `PLUMGATE_` and the code
+    /// in capitals (`PLUMGATE_RATE_LIMITED`). Xoxoday's own ids (`PIPE…`,
+    /// `PLE…`) never start with it, so a client can tell who answered.
+    pub fn error_id(self) -> &'static str {
+        self.names().1
+    }
+
+    /// A short title for the Xoxoday-shaped body's `errorInfo`.
+    pub fn title(self) -> &'static str {
+        self.names().2
+    }
+
+    /// The code named `name`, if plumgate knows it.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Code, errorId and title, in one table.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ErrorCode::InvalidJson => ("invalid_json", "PLUMGATE_INVALID_JSON", "Invalid JSON"),
+            ErrorCode::InvalidRequest => ("invalid_request", "PLUMGATE_INVALID_REQUEST", "Invalid request"),
+            ErrorCode::Unauthorized => ("unauthorized", "PLUMGATE_UNAUTHORIZED", "Invalid gateway key"),
+            ErrorCode::Forbidden => ("forbidden", "PLUMGATE_FORBIDDEN", "Scope missing"),
+            ErrorCode::NotFound => ("not_found", "PLUMGATE_NOT_FOUND", "Not found"),
+            ErrorCode::UnknownOperation => ("unknown_operation", "PLUMGATE_UNKNOWN_OPERATION", "Unknown operation"),
+            ErrorCode::MethodNotAllowed => ("method_not_allowed", "PLUMGATE_METHOD_NOT_ALLOWED", "Method not allowed"),
+            ErrorCode::IdempotencyConflict => {
+                ("idempotency_conflict", "PLUMGATE_IDEMPOTENCY_CONFLICT", "poNumber already used for another order")
+            }
+            ErrorCode::PayloadTooLarge => ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE", "Payload too large"),
+            ErrorCode::RateLimited => ("rate_limited", "PLUMGATE_RATE_LIMITED", "Rate limit penalty"),
+            ErrorCode::UpstreamError => ("upstream_error", "PLUMGATE_UPSTREAM_ERROR", "Upstream error"),
+            ErrorCode::UpstreamUnauthorized => {
+                ("upstream_unauthorized", "PLUMGATE_UPSTREAM_UNAUTHORIZED", "Upstream rejected the token")
+            }
+            ErrorCode::ReauthRequired => {
+                ("reauth_required", "PLUMGATE_REAUTH_REQUIRED", "Xoxoday tokens must be generated again")
+            }
+            ErrorCode::CredentialsRejected => {
+                ("credentials_rejected", "PLUMGATE_CREDENTIALS_REJECTED", "Xoxoday rejected the client credentials")
+            }
+            ErrorCode::Misconfigured => ("misconfigured", "PLUMGATE_MISCONFIGURED", "Misconfigured"),
+            ErrorCode::UpstreamTimeout => ("upstream_timeout", "PLUMGATE_UPSTREAM_TIMEOUT", "Upstream timeout"),
+            ErrorCode::InternalError => ("internal_error", "PLUMGATE_INTERNAL_ERROR", "Internal error"),
+        }
+    }
+}
+
+// On the wire (between a Durable Object and the worker) a code is its
+// contract name. A name this version does not know (a newer Durable Object
+// during a deploy) reads as `internal_error`; the status and message it
+// came with are kept.
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(ErrorCode::from_name(&name).unwrap_or(ErrorCode::InternalError))
+    }
+}
+
+/// One error answer: status, code and a human sentence. Crosses from a
+/// Durable Object to the worker as itself (`{"status", "code", "message",
+/// "retry_after_secs"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
     /// Machine code from contract §3.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human sentence.
     pub message: String,
     /// Seconds for `Retry-After`, when the caller should come back later.
+    #[serde(default)]
     pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into(), retry_after_secs: None }
     }
 
@@ -97,62 +208,62 @@ impl ApiError {
 
     /// 400 `invalid_json`.
     pub fn invalid_json() -> Self {
-        Self::new(400, "invalid_json", "the request body is not valid JSON")
+        Self::new(400, ErrorCode::InvalidJson, "the request body is not valid JSON")
     }
     /// 400 `invalid_request` naming the field.
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_request", message)
+        Self::new(400, ErrorCode::InvalidRequest, message)
     }
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(401, "unauthorized", message)
+        Self::new(401, ErrorCode::Unauthorized, message)
     }
     /// 403 `forbidden` naming the missing scope.
     pub fn forbidden(scope: &str) -> Self {
-        Self::new(403, "forbidden", format!("this key lacks the `{scope}` scope"))
+        Self::new(403, ErrorCode::Forbidden, format!("this key lacks the `{scope}` scope"))
     }
     /// 403 `forbidden` for a query plumgate does not know: only keys with
     /// the `*` scope may send one (unvalidated).
     pub fn forbidden_unvalidated() -> Self {
         Self::new(
             403,
-            "forbidden",
+            ErrorCode::Forbidden,
             "plumgate does not know this operation; it forwards an unknown plumProAPI query (unvalidated) only for keys with the `*` scope, which this key lacks",
         )
     }
     /// 404 `not_found`.
     pub fn not_found() -> Self {
-        Self::new(404, "not_found", "no such route")
+        Self::new(404, ErrorCode::NotFound, "no such route")
     }
     /// 404 `unknown_operation`.
     pub fn unknown_operation() -> Self {
         Self::new(
             404,
-            "unknown_operation",
+            ErrorCode::UnknownOperation,
             "unknown operation; expected one of getFilters, getVouchers, getBalance, placeOrder, getOrderDetails, getOrderHistory, paymentHistory",
         )
     }
     /// 405 `method_not_allowed`.
     pub fn method_not_allowed(allowed: &str) -> Self {
-        Self::new(405, "method_not_allowed", format!("method not allowed; use {allowed}"))
+        Self::new(405, ErrorCode::MethodNotAllowed, format!("method not allowed; use {allowed}"))
     }
     /// 409 `idempotency_conflict`.
     pub fn idempotency_conflict() -> Self {
         Self::new(
             409,
-            "idempotency_conflict",
+            ErrorCode::IdempotencyConflict,
             "this poNumber was already used with a different order body; use a new poNumber for a new order",
         )
     }
     /// 413 `payload_too_large`.
     pub fn payload_too_large() -> Self {
-        Self::new(413, "payload_too_large", "request body is over 64 KiB")
+        Self::new(413, ErrorCode::PayloadTooLarge, "request body is over 64 KiB")
     }
     /// 429 `rate_limited`.
     pub fn rate_limited(operation: &str, secs: u64) -> Self {
         Self::new(
             429,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!("Xoxoday has put {operation} under a rate-limit penalty; retry after {secs} s"),
         )
         .retry_after(secs)
@@ -160,29 +271,29 @@ impl ApiError {
     /// 429 `rate_limited` with a sentence of its own (a token-refresh
     /// penalty, the forced-refresh throttle).
     pub fn rate_limited_because(message: impl Into<String>, secs: u64) -> Self {
-        Self::new(429, "rate_limited", message).retry_after(secs)
+        Self::new(429, ErrorCode::RateLimited, message).retry_after(secs)
     }
     /// 502 `upstream_error`.
     pub fn upstream_error(message: impl Into<String>) -> Self {
-        Self::new(502, "upstream_error", message)
+        Self::new(502, ErrorCode::UpstreamError, message)
     }
     /// 502 `upstream_unauthorized`.
     pub fn upstream_unauthorized() -> Self {
         Self::new(
             502,
-            "upstream_unauthorized",
+            ErrorCode::UpstreamUnauthorized,
             "Xoxoday rejected the access token again after one refresh",
         )
     }
     /// 502 `upstream_unauthorized` with a sentence of its own.
     pub fn upstream_unauthorized_because(message: impl Into<String>) -> Self {
-        Self::new(502, "upstream_unauthorized", message)
+        Self::new(502, ErrorCode::UpstreamUnauthorized, message)
     }
     /// 503 `credentials_rejected`: Xoxoday blamed the client id or secret.
     pub fn credentials_rejected() -> Self {
         Self::new(
             503,
-            "credentials_rejected",
+            ErrorCode::CredentialsRejected,
             "Xoxoday rejected the client credentials: set the right XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET (Xoxoday dashboard, Settings → API → Reward API); plumgate tries again by itself once they change",
         )
     }
@@ -190,26 +301,26 @@ impl ApiError {
     pub fn reauth_required() -> Self {
         Self::new(
             503,
-            "reauth_required",
+            ErrorCode::ReauthRequired,
             "the Xoxoday refresh token is no longer valid: generate new tokens in the Xoxoday dashboard (Settings → API → Reward API) and set XOXODAY_REFRESH_TOKEN again",
         )
     }
     /// 503 `misconfigured`.
     pub fn misconfigured(problems: &[String]) -> Self {
-        Self::new(503, "misconfigured", format!("plumgate is misconfigured: {}", problems.join("; ")))
+        Self::new(503, ErrorCode::Misconfigured, format!("plumgate is misconfigured: {}", problems.join("; ")))
     }
     /// 504 `upstream_timeout`.
     pub fn upstream_timeout(message: impl Into<String>) -> Self {
-        Self::new(504, "upstream_timeout", message)
+        Self::new(504, ErrorCode::UpstreamTimeout, message)
     }
     /// 500 `internal_error`: a bug; details go to the log, not the caller.
     pub fn internal() -> Self {
-        Self::new(500, "internal_error", "internal error; the request id identifies it in the logs")
+        Self::new(500, ErrorCode::InternalError, "internal error; the request id identifies it in the logs")
     }
 
     /// `{"error": {"code", "message", "request_id"}}`.
     pub fn body(&self, request_id: &str) -> Value {
-        json!({"error": {"code": self.code, "message": self.message, "request_id": request_id}})
+        json!({"error": {"code": self.code.as_str(), "message": self.message, "request_id": request_id}})
     }
 
     /// The body in `style`.
@@ -224,7 +335,7 @@ impl ApiError {
         match style {
             ErrorStyle::Plumgate => {
                 let inner = Object::new()
-                    .str("code", self.code)
+                    .str("code", self.code.as_str())
                     .str("message", &self.message)
                     .str("request_id", request_id)
                     .finish();
@@ -233,8 +344,8 @@ impl ApiError {
             ErrorStyle::Xoxoday => {
                 let mut body = Object::new()
                     .num("code", self.status)
-                    .str("errorId", &self.error_id())
-                    .str("errorInfo", &format!("plumgate: {}", title(self.code)))
+                    .str("errorId", self.code.error_id())
+                    .str("errorInfo", &format!("plumgate: {}", self.code.title()))
                     .str("error", &self.message)
                     .str("request_id", request_id);
                 if let Some(secs) = self.retry_after_secs.filter(|_| self.status == 429) {
@@ -246,14 +357,6 @@ impl ApiError {
         }
     }
 
-    /// `PLUMGATE_` and the code in capitals, e.g. `PLUMGATE_RATE_LIMITED`:
-    /// the `errorId` of the Xoxoday-shaped body. Xoxoday's own ids
-    /// (`PIPE…`, `PLE…`) never start with it, so a client can tell who
-    /// answered.
-    pub fn error_id(&self) -> String {
-        format!("PLUMGATE_{}", self.code.to_ascii_uppercase())
-    }
-
     /// Xoxoday's Plum API error shape: `{"code": <status>, "errorId",
     /// "errorInfo": "plumgate: <title>", "error": <message>, "request_id"}`;
     /// a rate-limit penalty adds `"errors": [{"message":
@@ -261,8 +364,8 @@ impl ApiError {
     pub fn xoxoday_body(&self, request_id: &str) -> Value {
         let mut body = json!({
             "code": self.status,
-            "errorId": self.error_id(),
-            "errorInfo": format!("plumgate: {}", title(self.code)),
+            "errorId": self.code.error_id(),
+            "errorInfo": format!("plumgate: {}", self.code.title()),
             "error": self.message,
             "request_id": request_id,
         });
@@ -276,56 +379,34 @@ impl ApiError {
     }
 }
 
-/// A short title for `errorInfo`, per code.
-fn title(code: &str) -> &str {
-    match code {
-        "invalid_json" => "Invalid JSON",
-        "invalid_request" => "Invalid request",
-        "unauthorized" => "Invalid gateway key",
-        "forbidden" => "Scope missing",
-        "not_found" => "Not found",
-        "unknown_operation" => "Unknown operation",
-        "method_not_allowed" => "Method not allowed",
-        "idempotency_conflict" => "poNumber already used for another order",
-        "payload_too_large" => "Payload too large",
-        "rate_limited" => "Rate limit penalty",
-        "upstream_error" => "Upstream error",
-        "upstream_unauthorized" => "Upstream rejected the token",
-        "reauth_required" => "Xoxoday tokens must be generated again",
-        "credentials_rejected" => "Xoxoday rejected the client credentials",
-        "misconfigured" => "Misconfigured",
-        "upstream_timeout" => "Upstream timeout",
-        "internal_error" => "Internal error",
-        other => other,
+/// Why a Plum API call gave the caller no answer from Xoxoday.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No answer within the timeout (ms).
+    Timeout(u64),
+    /// Transport failure.
+    Transport,
+    /// Token problems (reauth, authority down, rejected twice): nothing
+    /// was executed upstream.
+    Api(ApiError),
+}
+
+impl CallError {
+    /// A call that got no answer within `timeout_ms`, or none at all.
+    pub fn without_answer(why: NoAnswer, timeout_ms: u64) -> CallError {
+        match why {
+            NoAnswer::Timeout => CallError::Timeout(timeout_ms),
+            NoAnswer::Transport => CallError::Transport,
+        }
     }
-}
 
-/// An [`ApiError`] as it crosses from a Durable Object to the worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireError {
-    /// HTTP status.
-    pub status: u16,
-    /// One of [`CODES`].
-    pub code: String,
-    /// Human sentence.
-    pub message: String,
-    /// `Retry-After`.
-    #[serde(default)]
-    pub retry_after_secs: Option<u64>,
-}
-
-impl From<&ApiError> for WireError {
-    fn from(e: &ApiError) -> Self {
-        WireError { status: e.status, code: e.code.to_string(), message: e.message.clone(), retry_after_secs: e.retry_after_secs }
-    }
-}
-
-impl WireError {
-    /// Back to the error; a code plumgate does not know (a newer Durable
-    /// Object during a deploy) becomes `internal_error` with the same status.
-    pub fn into_api_error(self) -> ApiError {
-        let code = CODES.iter().copied().find(|c| *c == self.code).unwrap_or("internal_error");
-        ApiError { status: self.status, code, message: self.message, retry_after_secs: self.retry_after_secs }
+    /// The caller-facing error.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            CallError::Timeout(ms) => ApiError::upstream_timeout(format!("Xoxoday did not answer within {ms} ms")),
+            CallError::Transport => ApiError::upstream_error("could not reach Xoxoday (transport error)"),
+            CallError::Api(e) => e,
+        }
     }
 }
 
@@ -356,14 +437,78 @@ mod tests {
             ApiError::upstream_timeout("x"),
             ApiError::internal(),
         ];
+        let mut seen = std::collections::BTreeSet::new();
         for e in all {
-            assert!(CODES.contains(&e.code), "{}", e.code);
-            let text = serde_json::to_string(&WireError::from(&e)).unwrap();
-            let back: WireError = serde_json::from_str(&text).unwrap();
-            assert_eq!(back.into_api_error(), e);
+            seen.insert(e.code.as_str());
+            let text = serde_json::to_string(&e).unwrap();
+            let back: ApiError = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, e);
         }
-        let odd = WireError { status: 418, code: "teapot".into(), message: "m".into(), retry_after_secs: None };
-        assert_eq!(odd.into_api_error().code, "internal_error");
+        assert_eq!(seen.len(), ErrorCode::ALL.len(), "every code has a constructor");
+        // A code this version does not know (a newer Durable Object during
+        // a deploy) keeps its status and message as `internal_error`.
+        let odd: ApiError = serde_json::from_str(r#"{"status":418,"code":"teapot","message":"m"}"#).unwrap();
+        assert_eq!((odd.status, odd.code, odd.message.as_str(), odd.retry_after_secs), (418, ErrorCode::InternalError, "m", None));
+    }
+
+    /// The wire form is pinned: a change to it is a change to this test.
+    #[test]
+    fn wire_json_is_pinned() {
+        let e = ApiError::rate_limited("getBalance", 3);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"status":429,"code":"rate_limited","message":"Xoxoday has put getBalance under a rate-limit penalty; retry after 3 s","retry_after_secs":3}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ApiError::not_found()).unwrap(),
+            r#"{"status":404,"code":"not_found","message":"no such route","retry_after_secs":null}"#
+        );
+    }
+
+    /// Every code's three names, as the contract and Xoxoday-shaped bodies
+    /// spell them.
+    #[test]
+    fn code_names_are_the_contract_s() {
+        let names: Vec<(&str, &str)> = ErrorCode::ALL.iter().map(|c| (c.as_str(), c.error_id())).collect();
+        assert_eq!(
+            names,
+            [
+                ("invalid_json", "PLUMGATE_INVALID_JSON"),
+                ("invalid_request", "PLUMGATE_INVALID_REQUEST"),
+                ("unauthorized", "PLUMGATE_UNAUTHORIZED"),
+                ("forbidden", "PLUMGATE_FORBIDDEN"),
+                ("not_found", "PLUMGATE_NOT_FOUND"),
+                ("unknown_operation", "PLUMGATE_UNKNOWN_OPERATION"),
+                ("method_not_allowed", "PLUMGATE_METHOD_NOT_ALLOWED"),
+                ("idempotency_conflict", "PLUMGATE_IDEMPOTENCY_CONFLICT"),
+                ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE"),
+                ("rate_limited", "PLUMGATE_RATE_LIMITED"),
+                ("upstream_error", "PLUMGATE_UPSTREAM_ERROR"),
+                ("upstream_unauthorized", "PLUMGATE_UPSTREAM_UNAUTHORIZED"),
+                ("reauth_required", "PLUMGATE_REAUTH_REQUIRED"),
+                ("credentials_rejected", "PLUMGATE_CREDENTIALS_REJECTED"),
+                ("misconfigured", "PLUMGATE_MISCONFIGURED"),
+                ("upstream_timeout", "PLUMGATE_UPSTREAM_TIMEOUT"),
+                ("internal_error", "PLUMGATE_INTERNAL_ERROR"),
+            ]
+        );
+        for c in ErrorCode::ALL {
+            assert_eq!(c.error_id(), format!("PLUMGATE_{}", c.as_str().to_ascii_uppercase()));
+            assert_eq!(ErrorCode::from_name(c.as_str()), Some(c));
+            assert_ne!(c.title(), c.as_str());
+        }
+        assert_eq!(ErrorCode::from_name("teapot"), None);
+    }
+
+    #[test]
+    fn a_call_without_an_answer() {
+        let t = CallError::without_answer(NoAnswer::Timeout, 30_000);
+        assert_eq!(t, CallError::Timeout(30_000));
+        let e = t.into_api();
+        assert_eq!((e.status, e.code, e.message.as_str()), (504, ErrorCode::UpstreamTimeout, "Xoxoday did not answer within 30000 ms"));
+        let e = CallError::without_answer(NoAnswer::Transport, 1).into_api();
+        assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+        assert_eq!(CallError::Api(ApiError::reauth_required()).into_api(), ApiError::reauth_required());
     }
 
     #[test]
@@ -410,7 +555,7 @@ mod tests {
                     ErrorStyle::Plumgate => e.body("r\"id"),
                     ErrorStyle::Xoxoday => e.xoxoday_body("r\"id"),
                 };
-                assert_eq!(sent, want, "{} {style:?}", e.code);
+                assert_eq!(sent, want, "{:?} {style:?}", e.code);
             }
         }
         // Every code has an id of its own and a title that is not the code.
@@ -436,15 +581,15 @@ mod tests {
         let mut ids = std::collections::BTreeSet::new();
         for e in &all {
             let b = e.xoxoday_body("r");
-            assert_eq!(b["code"], e.status, "{}", e.code);
+            assert_eq!(b["code"], e.status, "{:?}", e.code);
             assert_eq!(b["error"], e.message.as_str());
             assert_eq!(b["request_id"], "r");
             let id = b["errorId"].as_str().unwrap();
             assert!(id.starts_with("PLUMGATE_") && !id.contains(char::is_lowercase), "{id}");
             assert!(ids.insert(id.to_owned()), "{id} repeats");
             let info = b["errorInfo"].as_str().unwrap();
-            assert!(info.starts_with("plumgate: ") && !info.ends_with(e.code), "{info}");
-            assert_eq!(b.get("errors").is_some(), e.status == 429, "{}", e.code);
+            assert!(info.starts_with("plumgate: ") && !info.ends_with(e.code.as_str()), "{info}");
+            assert_eq!(b.get("errors").is_some(), e.status == 429, "{:?}", e.code);
         }
     }
 

@@ -6,19 +6,40 @@
 //! that matter (who may call what, when to refresh a token, what a valid
 //! request looks like, what leaves the gateway) testable with `cargo test` on
 //! the host, with time passed in.
+//!
+//! Modules, by what they own:
+//! - [`config`]: every variable, parsed once and validated.
+//! - [`auth`]: gateway keys and scopes; [`secret`]: redacting credential
+//!   types, fingerprints, hex; [`cors`]: `ALLOWED_ORIGINS`.
+//! - [`route`]: the path the router matches on; [`ops`]: the seven
+//!   operations (validation, envelopes, fingerprints, the OpenAPI document);
+//!   [`dropin`]: Xoxoday's token endpoints on the drop-in base.
+//! - [`errors`]: plumgate's own errors, their codes and wire forms;
+//!   [`logline`]: the one log line per request and its [`logline::Trace`].
+//! - [`http`]: an outgoing request built without I/O, and what came back;
+//!   [`upstream`]: the Plum API call and reading its answers (401s,
+//!   penalties, success); [`lenient`]: Xoxoday's numbers in every form;
+//!   [`time`]: expiry maths and RFC 3339.
+//! - [`wire`]: the typed protocols of the Durable Objects; the decisions
+//!   their shells run live in [`token`] (`TokenAuthority`: the token
+//!   lifecycle) and [`ledger`] (`OrderLedger`: placeOrder safety).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod ops;
 pub mod auth;
 pub mod config;
+pub mod cors;
+pub mod dropin;
+pub mod errors;
+pub mod http;
+mod jsontext;
+pub mod ledger;
+pub mod lenient;
+pub mod logline;
+pub mod ops;
+pub mod route;
 pub mod secret;
 pub mod time;
 pub mod token;
-pub mod errors;
-pub mod logline;
 pub mod upstream;
-pub mod cors;
-pub mod route;
-pub mod dropin;
-mod jsontext;
+pub mod wire;

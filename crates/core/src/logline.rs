@@ -1,6 +1,10 @@
 //! The one JSON log line per request (contract §7), and the event lines of
 //! the token authority (a refresh, a check, a state problem).
 //!
+//! The router owns the request's line and writes it once; the layers under
+//! it (the gateway, the Plum client, the order ledger's client) return a
+//! [`Trace`] of what they saw, which the router [records](RequestLog::record).
+//!
 //! Only the fields listed here ever reach the log: no headers, bodies,
 //! tokens, keys, voucher codes or PINs, because there is no field for them.
 //! Event lines take fixed keys and values the authority composes itself
@@ -43,7 +47,48 @@ pub struct RequestLog {
     pub token: Option<&'static str>,
 }
 
+/// What the layers under the router saw of one request: the part of its
+/// log line they know. Returned by value (every field is a number or a
+/// static name), so reporting costs no allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// Status Xoxoday answered, when called.
+    pub upstream_status: Option<u16>,
+    /// `hit`, `miss` or `bypass`.
+    pub cache: Option<&'static str>,
+    /// A marker: `replayed`, `reconciled`, `token_valid`, `token_replaced`.
+    pub note: Option<&'static str>,
+    /// Where the access token came from (`token::cache::Source`).
+    pub token: Option<&'static str>,
+    /// plumgate's error code, when a layer under the router answered with
+    /// one itself (the order ledger); an error the router answers is
+    /// recorded by the router.
+    pub error: Option<&'static str>,
+}
+
 impl RequestLog {
+    /// Take in what the layers under the router saw: each field they set
+    /// replaces the router's (a note such as `token_replaced` replaces
+    /// `unvalidated`, as the later, more telling fact).
+    pub fn record(&mut self, t: Trace) {
+        let Trace { upstream_status, cache, note, token, error } = t;
+        if upstream_status.is_some() {
+            self.upstream_status = upstream_status;
+        }
+        if cache.is_some() {
+            self.cache = cache;
+        }
+        if note.is_some() {
+            self.note = note;
+        }
+        if token.is_some() {
+            self.token = token;
+        }
+        if error.is_some() {
+            self.error = error;
+        }
+    }
+
     /// The log line, given the end time.
     pub fn line(&self, end_ms: i64) -> String {
         let line = Line {
@@ -168,6 +213,18 @@ mod tests {
         let nasty: String = (0u8..0x20).map(char::from).chain("\"\\é𝄞".chars()).collect();
         let v: serde_json::Value = serde_json::from_str(&event(&[("s", nasty.as_str().into())])).unwrap();
         assert_eq!(v["s"], nasty.as_str());
+    }
+
+    #[test]
+    fn a_trace_fills_in_what_it_saw() {
+        let mut l = RequestLog { note: Some("unvalidated"), upstream_status: Some(401), ..Default::default() };
+        l.record(Trace::default());
+        assert_eq!((l.note, l.upstream_status), (Some("unvalidated"), Some(401)), "nothing seen: nothing changed");
+        l.record(Trace { upstream_status: Some(200), token: Some("memory"), note: Some("token_replaced"), cache: Some("miss"), error: Some("rate_limited") });
+        assert_eq!(
+            (l.upstream_status, l.token, l.note, l.cache, l.error),
+            (Some(200), Some("memory"), Some("token_replaced"), Some("miss"), Some("rate_limited"))
+        );
     }
 
     #[test]

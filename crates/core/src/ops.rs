@@ -32,8 +32,8 @@
 //! wrong; limits that depend on the product (quantity caps, denominations)
 //! and formats Xoxoday checks itself stay upstream's job.
 
+use crate::secret::sha256_hex;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub(crate) mod canonical;
@@ -518,14 +518,7 @@ fn safe_description(query: &str) -> String {
 /// Defaults are not added first, so a field left out and the same field
 /// given its default stay different bodies, as they always were.
 pub fn order_fingerprint(data: &Value) -> String {
-    let canonical = canonical::to_canonical_json(&fingerprint_form(data));
-    let digest = Sha256::digest(canonical.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0x0f)]));
-    }
-    hex
+    sha256_hex(canonical::to_canonical_json(&fingerprint_form(data)).as_bytes())
 }
 
 /// `data` with placeOrder's numeric fields read as numbers (see

@@ -89,13 +89,25 @@ pub fn fingerprint(value: &str) -> String {
     hex
 }
 
-/// Lowercase hex SHA-256 of `bytes`.
+/// [`fingerprint`] of two values together, length-prefixed so that no two
+/// pairs collide by concatenation (`("ab", "c")` vs `("a", "bc")`).
+pub fn fingerprint_pair(first: &str, second: &str) -> String {
+    fingerprint(&format!("{}:{}{}", first.len(), first, second))
+}
+
+/// Lowercase hex SHA-256 of `bytes` (key hashes, order fingerprints,
+/// cache keys).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0'));
-        out.push(char::from_digit((b & 0xf) as u32, 16).unwrap_or('0'));
+    hex(&Sha256::digest(bytes))
+}
+
+/// `bytes` as lowercase hex (hashes, request ids).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
 }
@@ -139,6 +151,19 @@ mod tests {
         assert_ne!(a.fingerprint(), fingerprint("abd"));
         // SHA-256("abc") starts with ba7816bf8f01cfea.
         assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea");
+    }
+
+    #[test]
+    fn pairs_do_not_collide_by_concatenation() {
+        assert_ne!(fingerprint_pair("ab", "c"), fingerprint_pair("a", "bc"));
+        assert_eq!(fingerprint_pair("a", "bc"), fingerprint("1:abc"));
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

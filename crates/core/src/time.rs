@@ -1,7 +1,29 @@
-//! Time formatting without a clock: epoch milliseconds in, RFC 3339 out.
+//! Time without a clock: the arithmetic on epoch milliseconds every rule
+//! uses, and RFC 3339 formatting.
 //!
 //! The shell reads the clock (`Date.now()`) and passes milliseconds around;
 //! the core never reads time itself, so every rule is testable at any instant.
+//!
+//! Expiry maths lives here once, saturating: a lifetime or penalty from
+//! upstream (or a configured interval) can be any size, and an instant that
+//! overflowed would wrap into the past (a token "expired" in 1970, a
+//! penalty that never ends). Saturated, it is merely far in the future.
+
+/// `secs` seconds in milliseconds (saturating).
+pub fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
+}
+
+/// The instant `secs` seconds after `at_ms` (saturating).
+pub fn add_secs(at_ms: i64, secs: u64) -> i64 {
+    at_ms.saturating_add(secs_to_ms(secs))
+}
+
+/// Whole seconds from `now_ms` until `until_ms`, rounded up (what a
+/// `Retry-After` says); 0 once it has passed.
+pub fn secs_until(until_ms: i64, now_ms: i64) -> u64 {
+    (until_ms.saturating_sub(now_ms).max(0) as u64).div_ceil(1000)
+}
 
 /// Format epoch milliseconds as RFC 3339 UTC with millisecond precision,
 /// e.g. `2026-11-25T17:09:42.000Z`. Negative inputs clamp to the epoch.
@@ -38,6 +60,22 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arithmetic_saturates() {
+        assert_eq!(secs_to_ms(3), 3_000);
+        assert_eq!(secs_to_ms(u64::MAX), i64::MAX);
+        assert_eq!(secs_to_ms(i64::MAX as u64), i64::MAX);
+        assert_eq!(add_secs(1_000, 2), 3_000);
+        assert_eq!(add_secs(i64::MAX - 5, 1), i64::MAX);
+        assert_eq!(add_secs(1_795_626_582_000, u64::MAX), i64::MAX);
+        assert_eq!(secs_until(1_000, 0), 1);
+        assert_eq!(secs_until(1_001, 0), 2);
+        assert_eq!(secs_until(1, 0), 1);
+        assert_eq!(secs_until(0, 0), 0);
+        assert_eq!(secs_until(0, 5), 0, "past: nothing left");
+        assert_eq!(secs_until(i64::MAX, i64::MIN), (u64::MAX / 2).div_ceil(1000), "no overflow");
+    }
 
     #[test]
     fn known_instants() {

@@ -2,16 +2,24 @@
 //!
 //! Owns: the token authority's persisted state ([`AuthorityState`]), the
 //! state machine that decides what a request, a cron tick or a forced
-//! refresh should do ([`plan`]), building the refresh and validate requests
-//! and parsing their answers leniently, the retry/backoff policy, and the
-//! status body of `GET /v1/token`. Submodules hold the rest of the
-//! authority's rules: [`check`] (an upstream 401 is checked before anything
-//! is spent), [`run`] (each step of a refresh run and what to answer after
-//! it) and [`storage`] (loading or refusing stored state, the per-account
-//! names, the one-time import of the previous version's state).
+//! refresh should do ([`plan`]), applying a refresh's outcome, the
+//! retry/backoff policy, and the status body of `GET /v1/token`
+//! ([`status`]). Submodules hold the rest of the authority's rules:
+//! - [`serve`]: what the authority does with one call and what it answers
+//!   (the decisions its Durable Object shell runs, in order);
+//! - [`check`]: an upstream 401 is checked before anything is spent;
+//! - [`run`]: each step of a refresh run and what to answer after it;
+//! - [`refresh`]: the refresh and token-check requests and their answers;
+//! - [`adopt`]: the bootstrap tokens and client credentials the operator sets;
+//! - [`storage`]: loading or refusing stored state, the per-account names,
+//!   the one-time import of the previous version's state;
+//! - [`cache`]: the access-token caches in front of the authority (isolate
+//!   memory, KV): when a grant may be used, how long KV keeps one, how an
+//!   isolate shares one lookup, and what the worker makes of a reply.
 //!
 //! Not here: the Durable Object that runs these decisions with real `fetch`
-//! and storage (`src/authority.rs`), and the isolate/KV caches in front of it.
+//! and storage (`src/objects/authority.rs`), the isolate/KV caches' I/O
+//! (`src/tokens.rs`), and the protocol between them (`crate::wire::authority`).
 //!
 //! Rules (contract §4):
 //! - A refresh answer that carries an access token is never discarded, even
@@ -38,15 +46,25 @@
 //!   ([`check`]), and a forced refresh is allowed at most once per
 //!   `min_refresh_interval_secs` while the token is usable.
 
+pub mod adopt;
+pub mod cache;
 pub mod check;
+pub mod refresh;
 pub mod run;
+pub mod serve;
 pub mod storage;
 
+pub use adopt::{adopt_bootstrap, adopt_credentials, credentials_fingerprint, Adoption};
+pub use refresh::{
+    build_refresh_request, build_validate_request, parse_refresh_response, parse_validate_response, RefreshOutcome,
+    TokenAnswer,
+};
+
 use crate::errors::ApiError;
-use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
-use crate::time::rfc3339;
+use crate::secret::{AccessToken, RefreshToken};
+use crate::time::{rfc3339, secs_to_ms, secs_until};
+use crate::wire::authority::TokenStatus;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// Access-token lifetime assumed when an answer gives none (15 days, the
 /// documented Reward API lifetime).
@@ -55,24 +73,6 @@ pub const DEFAULT_ACCESS_TTL_MS: i64 = 1_296_000_000;
 pub const DEFAULT_REFRESH_TTL_MS: i64 = 2_592_000_000;
 /// How many rotated-away refresh-token fingerprints are remembered.
 pub const SPENT_MEMORY: usize = 64;
-
-/// How long a request waits for another request's token lookup in the same
-/// isolate before it looks the token up itself (the other request may have
-/// been cancelled, or its lookup may be stuck behind a slow refresh).
-pub const JOIN_WAIT_MS: i64 = 3_000;
-
-/// Should a request that finds the isolate's token cold wait for the lookup
-/// another request started at `started_ms`, rather than start its own? Yes
-/// while that lookup is younger than [`JOIN_WAIT_MS`]. A lookup "from the
-/// future" (the clock went back) is treated as stale, so a wrong clock costs
-/// extra lookups, never a wait.
-///
-/// Coalescing here saves the KV read and the Durable Object call each
-/// concurrent request would otherwise make; the single upstream refresh is
-/// the Durable Object's guarantee either way (contract §4.2).
-pub fn joins_lookup(started_ms: i64, now_ms: i64) -> bool {
-    (0..JOIN_WAIT_MS).contains(&(now_ms - started_ms))
-}
 
 /// Tuning of the refresh windows and retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -259,8 +259,8 @@ pub enum Trigger {
 
 /// Why the authority hands out no token (or why a forced refresh did not
 /// happen). The Durable Object sends [`Refusal::api_error`] to the worker
-/// (as a [`crate::errors::WireError`]: a flat struct costs far less wasm
-/// to decode than this enum).
+/// (an [`ApiError`]: a flat struct costs far less wasm to decode than this
+/// enum).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The refresh token is dead: `503 reauth_required`.
@@ -411,10 +411,6 @@ pub enum Plan {
     Refuse(Refusal),
 }
 
-fn secs_until(t: i64, now_ms: i64) -> u64 {
-    ((t - now_ms).max(0) as u64).div_ceil(1000)
-}
-
 impl AuthorityState {
     /// Is the current access token usable (present, not rejected, unexpired)?
     pub fn access_usable(&self, now_ms: i64) -> bool {
@@ -476,7 +472,7 @@ impl AuthorityState {
 
     fn refreshed_recently(&self, now_ms: i64, policy: &TokenPolicy) -> bool {
         self.last_refresh_at_ms
-            .is_some_and(|t| now_ms - t < (policy.min_refresh_interval_secs * 1000) as i64)
+            .is_some_and(|t| now_ms - t < secs_to_ms(policy.min_refresh_interval_secs))
     }
 
     /// When the next automatic refresh attempt may happen, if something
@@ -495,7 +491,7 @@ impl AuthorityState {
     /// Before this instant a cached copy may be used without any KV or DO call.
     pub fn recheck_at_ms(&self, now_ms: i64, policy: &TokenPolicy) -> i64 {
         let Some(a) = &self.access else { return now_ms };
-        let must = a.expires_at_ms - (policy.must_refresh_secs * 1000) as i64;
+        let must = a.expires_at_ms.saturating_sub(secs_to_ms(policy.must_refresh_secs));
         match self.early_point_ms(policy) {
             // Inside the early window: keep using the token, but look again
             // soon so the refreshed one is picked up.
@@ -533,7 +529,7 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
         return if serves { Plan::Serve } else { Plan::Refuse(Refusal::RefreshPenalty { retry_after_secs: secs }) };
     }
     if trigger == Trigger::Forced {
-        let interval_ms = (policy.min_refresh_interval_secs * 1000) as i64;
+        let interval_ms = secs_to_ms(policy.min_refresh_interval_secs);
         return match state.last_attempt_at_ms() {
             Some(t) if usable && now_ms - t < interval_ms && now_ms >= t => {
                 Plan::Refuse(Refusal::Throttled { retry_after_secs: secs_until(t + interval_ms, now_ms).max(1) })
@@ -556,7 +552,7 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
         };
     }
     let access = state.access.as_ref().expect("usable implies access");
-    let must_point = access.expires_at_ms - (policy.must_refresh_secs * 1000) as i64;
+    let must_point = access.expires_at_ms.saturating_sub(secs_to_ms(policy.must_refresh_secs));
     let may_refresh = state.in_backoff(now_ms).is_none() && !state.refreshed_recently(now_ms, policy);
     if now_ms >= must_point {
         return if may_refresh { Plan::RefreshThenServe } else { Plan::Serve };
@@ -567,90 +563,6 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
     }
 }
 
-// ---------------------------------------------------------------------------
-// Bootstrap adoption
-// ---------------------------------------------------------------------------
-
-/// What adopting the configured bootstrap tokens changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Adoption {
-    /// A new bootstrap refresh token was taken into use.
-    pub adopted_refresh: bool,
-    /// The bootstrap refresh token was already spent and was ignored.
-    pub ignored_spent: bool,
-    /// A new bootstrap access token should be validated and, if valid, used.
-    pub validate_access: bool,
-}
-
-/// Take the configured bootstrap refresh token into use when the operator
-/// has set a new one (first seed, or recovery from `reauth_required`).
-/// A value that plumgate already rotated away is never reused.
-pub fn adopt_bootstrap(
-    state: &mut AuthorityState,
-    bootstrap_refresh: &RefreshToken,
-    bootstrap_access: Option<&AccessToken>,
-    now_ms: i64,
-) -> Adoption {
-    let mut out = Adoption::default();
-    let fp = bootstrap_refresh.fingerprint();
-    if state.adopted_bootstrap_fp.as_deref() != Some(fp.as_str()) {
-        state.adopted_bootstrap_fp = Some(fp.clone());
-        let current = state.refresh.as_ref().map(|r| r.token.fingerprint());
-        if state.spent_refresh_fps.contains(&fp) {
-            out.ignored_spent = true;
-        } else if current.as_deref() != Some(fp.as_str()) {
-            if let Some(old) = state.refresh.take() {
-                remember_spent(state, old.token.fingerprint());
-            }
-            state.refresh = Some(RefreshSlot {
-                token: bootstrap_refresh.clone(),
-                expires_at_ms: now_ms + DEFAULT_REFRESH_TTL_MS,
-                expiry_known: false,
-            });
-            state.reauth_reason = None;
-            // The operator acted: whatever Xoxoday blamed before gets a
-            // fresh try with the new token (a penalty stays: it is Xoxoday's).
-            state.credentials_rejected_fp = None;
-            state.consecutive_failures = 0;
-            state.next_attempt_at_ms = None;
-            out.adopted_refresh = true;
-        }
-    }
-    if let Some(at) = bootstrap_access {
-        let afp = at.fingerprint();
-        if state.adopted_access_fp.as_deref() != Some(afp.as_str()) {
-            state.adopted_access_fp = Some(afp);
-            // Only worth it when we hold no usable access token.
-            out.validate_access = !state.access_usable(now_ms);
-        }
-    }
-    out
-}
-
-/// Fingerprint of the configured client id and secret together (16 hex
-/// chars of SHA-256 over both, length-prefixed so no two pairs collide by
-/// concatenation). Stored with a credentials rejection, never the values.
-pub fn credentials_fingerprint(client_id: &ClientId, client_secret: &ClientSecret) -> String {
-    let id = client_id.expose_secret();
-    crate::secret::fingerprint(&format!("{}:{}{}", id.len(), id, client_secret.expose_secret()))
-}
-
-/// Clear a credentials rejection once the configured client id/secret
-/// differ from the ones Xoxoday rejected (the operator fixed them). Returns
-/// whether the state changed. The refresh token was never spent by the
-/// rejection, so refreshing simply resumes.
-pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
-    match &state.credentials_rejected_fp {
-        Some(rejected) if rejected != client_fp => {
-            state.credentials_rejected_fp = None;
-            state.consecutive_failures = 0;
-            state.next_attempt_at_ms = None;
-            true
-        }
-        _ => false,
-    }
-}
-
 fn remember_spent(state: &mut AuthorityState, fp: String) {
     if !state.spent_refresh_fps.contains(&fp) {
         state.spent_refresh_fps.push(fp);
@@ -658,283 +570,6 @@ fn remember_spent(state: &mut AuthorityState, fp: String) {
     let n = state.spent_refresh_fps.len();
     if n > SPENT_MEMORY {
         state.spent_refresh_fps.drain(..n - SPENT_MEMORY);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Wire: requests and answers
-// ---------------------------------------------------------------------------
-
-/// An HTTP request to make, built without I/O. `Debug` hides the body
-/// (it carries the client secret and refresh token).
-#[derive(Clone)]
-pub struct HttpRequest {
-    /// `GET` or `POST`.
-    pub method: &'static str,
-    /// Absolute URL.
-    pub url: String,
-    /// Headers to send.
-    pub headers: Vec<(&'static str, String)>,
-    /// JSON body.
-    pub body: Option<String>,
-}
-
-impl std::fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpRequest")
-            .field("method", &self.method)
-            .field("url", &self.url)
-            .field("headers", &self.headers.iter().map(|(k, _)| *k).collect::<Vec<_>>())
-            .field("body", &self.body.as_ref().map(|_| "[redacted]"))
-            .finish()
-    }
-}
-
-/// `POST {OAUTH_URL}/v1/oauth/token/user` with the JSON refresh grant.
-pub fn build_refresh_request(
-    refresh_url: &str,
-    client_id: &ClientId,
-    client_secret: &ClientSecret,
-    refresh_token: &RefreshToken,
-) -> HttpRequest {
-    let body = json!({
-        "grant_type": "refresh_token",
-        "refresh_token": refresh_token.expose_secret(),
-        "client_id": client_id.expose_secret(),
-        "client_secret": client_secret.expose_secret(),
-    });
-    HttpRequest {
-        method: "POST",
-        url: refresh_url.to_string(),
-        headers: vec![
-            ("content-type", "application/json".into()),
-            ("accept", "application/json".into()),
-        ],
-        body: Some(body.to_string()),
-    }
-}
-
-/// `GET {OAUTH_URL}/v1/oauth/token` with the access token as bearer.
-pub fn build_validate_request(validate_url: &str, access: &AccessToken) -> HttpRequest {
-    HttpRequest {
-        method: "GET",
-        url: validate_url.to_string(),
-        headers: vec![
-            ("authorization", format!("Bearer {}", access.expose_secret())),
-            ("accept", "application/json".into()),
-        ],
-        body: None,
-    }
-}
-
-/// A successful token answer, normalised.
-#[derive(Debug, Clone)]
-pub struct TokenAnswer {
-    /// New access token.
-    pub access_token: AccessToken,
-    /// Its expiry (epoch ms).
-    pub access_expires_at_ms: i64,
-    /// New refresh token, when the answer has one.
-    pub refresh_token: Option<RefreshToken>,
-    /// Refresh-token expiry (epoch ms), when given.
-    pub refresh_expires_at_ms: Option<i64>,
-}
-
-/// How a refresh attempt ended.
-#[derive(Debug, Clone)]
-pub enum RefreshOutcome {
-    /// New tokens.
-    Success(TokenAnswer),
-    /// Worth retrying soon; the sentence is safe to show.
-    Transient(String),
-    /// No answer within the call's timeout. The refresh may have rotated
-    /// the pair upstream: retrying at once gains nothing (see
-    /// [`run::next_step`]).
-    Timeout(String),
-    /// Xoxoday's refresh rate limit: no attempt before the penalty ends.
-    RateLimited {
-        /// The penalty Xoxoday announced (or the default).
-        penalty_secs: u64,
-        /// Safe sentence.
-        reason: String,
-    },
-    /// The refresh token is rejected; a person must act.
-    Final(String),
-    /// The client id/secret are rejected; the refresh token is not to blame.
-    CredentialsRejected(String),
-}
-
-/// Read a number that may arrive as a JSON number or a numeric string.
-pub fn lenient_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => {
-            let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
-        }
-        _ => None,
-    }
-}
-
-/// An epoch stamp that should be milliseconds; values that look like seconds
-/// (before the year 5138 in seconds = under 1e11) are scaled.
-fn epoch_ms(v: &Value) -> Option<i64> {
-    let n = lenient_i64(v)?;
-    if n <= 0 {
-        None
-    } else if n < 100_000_000_000 {
-        Some(n * 1000)
-    } else {
-        Some(n)
-    }
-}
-
-/// OAuth error codes that mean "retry later".
-fn transient_oauth_code(code: &str) -> bool {
-    matches!(code, "server_error" | "temporarily_unavailable")
-}
-
-/// OAuth error codes that blame the client id/secret, not the refresh token.
-fn credentials_oauth_code(code: &str) -> bool {
-    matches!(code, "invalid_client" | "unauthorized_client")
-}
-
-/// The message id Xoxoday uses for its rate limit.
-const RATE_LIMIT_MESSAGE: &str = "auth.request_limit_exceeded";
-
-/// If a refresh answer is Xoxoday's rate-limit answer, its penalty in
-/// seconds. Every shape counts: HTTP 429 (any body; `Retry-After` or the
-/// default penalty), `errors` as an array or an object with
-/// `penaltySeconds`, a flat `message` or `error_message_id`, and HTTP 200
-/// with `success: 0` carrying any of those.
-pub fn refresh_penalty_secs(status: u16, body: &[u8], retry_after: Option<&str>) -> Option<u64> {
-    if let Some(secs) = crate::upstream::rate_limit_penalty(status, body, retry_after) {
-        return Some(secs);
-    }
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let named = ["message", "error_message_id", "error"]
-        .iter()
-        .any(|k| v.get(*k).and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE));
-    named.then(|| {
-        retry_after
-            .and_then(|h| h.trim().parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .unwrap_or(crate::upstream::DEFAULT_PENALTY_SECS)
-            .min(86_400)
-    })
-}
-
-/// Parse a refresh answer. Never fails on odd fields if an access token is
-/// present: a successful rotation must not be lost. `retry_after` is the
-/// answer's `Retry-After` header.
-pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let obj = parsed.as_ref().and_then(Value::as_object);
-
-    // A body with an access token is a success whatever the status says.
-    if let Some(o) = obj {
-        if let Some(at) = o.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            if (200..300).contains(&status) {
-                return RefreshOutcome::Success(normalise_answer(o, at, now_ms));
-            }
-        }
-    }
-    if let Some(penalty_secs) = refresh_penalty_secs(status, body, retry_after) {
-        return RefreshOutcome::RateLimited {
-            penalty_secs,
-            reason: format!("refresh rate-limited by Xoxoday (HTTP {status}, {RATE_LIMIT_MESSAGE}): penalty {penalty_secs} s"),
-        };
-    }
-    let oauth_error = obj.and_then(|o| o.get("error")).and_then(Value::as_str).map(str::to_string);
-    let message_id = obj
-        .and_then(|o| o.get("message").or_else(|| o.get("error_message_id")))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    if let Some(code) = oauth_error.as_deref() {
-        let code = safe_code(code);
-        if transient_oauth_code(&code) {
-            return RefreshOutcome::Transient(format!("refresh failed: HTTP {status} {code}"));
-        }
-        if credentials_oauth_code(&code) {
-            return RefreshOutcome::CredentialsRejected(format!(
-                "client credentials rejected: HTTP {status} {code} (check XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET)"
-            ));
-        }
-        if (400..500).contains(&status) || matches!(code.as_str(), "invalid_grant" | "invalid_token") {
-            return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} {code}"));
-        }
-    }
-    if message_id.as_deref() == Some("auth.token_error") {
-        return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} auth.token_error"));
-    }
-    match status {
-        200..=299 => RefreshOutcome::Transient(format!("refresh answer unreadable (HTTP {status}, no access_token)")),
-        408 => RefreshOutcome::Transient("refresh failed: HTTP 408".into()),
-        400..=499 => RefreshOutcome::Final(format!("refresh token rejected: HTTP {status}")),
-        _ => RefreshOutcome::Transient(format!("refresh failed: HTTP {status}")),
-    }
-}
-
-/// OAuth error codes plumgate names in status bodies. Anything else is
-/// reported as "unrecognised": an upstream body may echo a token.
-const KNOWN_OAUTH_CODES: [&str; 9] = [
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_token",
-    "server_error",
-    "temporarily_unavailable",
-];
-
-fn safe_code(code: &str) -> String {
-    match KNOWN_OAUTH_CODES.iter().find(|k| **k == code) {
-        Some(k) => (*k).to_string(),
-        None => "unrecognised_error".to_string(),
-    }
-}
-
-fn normalise_answer(o: &serde_json::Map<String, Value>, at: &str, now_ms: i64) -> TokenAnswer {
-    let from_stamp = o.get("access_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms);
-    let from_ttl = o
-        .get("expires_in")
-        .and_then(lenient_i64)
-        .filter(|s| *s > 0)
-        .map(|s| now_ms + s.saturating_mul(1000));
-    // Both present: trust the earlier one (refreshing early is harmless,
-    // refreshing late is an outage).
-    let access_expires_at_ms = match (from_stamp, from_ttl) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => now_ms + DEFAULT_ACCESS_TTL_MS,
-    };
-    TokenAnswer {
-        access_token: AccessToken::new(at),
-        access_expires_at_ms,
-        refresh_token: o
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(RefreshToken::new),
-        refresh_expires_at_ms: o.get("refresh_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms),
-    }
-}
-
-/// Parse a validate-token answer: the access token's expiry, if it is valid.
-pub fn parse_validate_response(status: u16, body: &[u8], now_ms: i64) -> Option<i64> {
-    if !(200..300).contains(&status) {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let o = v.as_object()?;
-    let from_stamp = o.get("access_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms);
-    let from_ttl = o.get("expires_in").and_then(lenient_i64).filter(|s| *s > 0).map(|s| now_ms + s * 1000);
-    match (from_stamp, from_ttl) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (Some(a), None) | (None, Some(a)) => Some(a),
-        (None, None) => None,
     }
 }
 
@@ -953,7 +588,7 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
         }
         state.refresh = Some(RefreshSlot {
             token: new_rt,
-            expires_at_ms: answer.refresh_expires_at_ms.unwrap_or(now_ms + DEFAULT_REFRESH_TTL_MS),
+            expires_at_ms: answer.refresh_expires_at_ms.unwrap_or(now_ms.saturating_add(DEFAULT_REFRESH_TTL_MS)),
             expiry_known: answer.refresh_expires_at_ms.is_some(),
         });
     } else if let (Some(r), Some(t)) = (state.refresh.as_mut(), answer.refresh_expires_at_ms) {
@@ -988,7 +623,8 @@ pub fn apply_failure(state: &mut AuthorityState, outcome_final: bool, reason: St
         state.next_attempt_at_ms = None;
     } else {
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        state.next_attempt_at_ms = Some(now_ms + backoff_ms(state.consecutive_failures, rand01, policy) as i64);
+        let backoff = backoff_ms(state.consecutive_failures, rand01, policy);
+        state.next_attempt_at_ms = Some(now_ms.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)));
     }
 }
 
@@ -1026,16 +662,16 @@ pub fn retry_delay_ms(attempt: u32, rand01: f64, policy: &TokenPolicy) -> u64 {
 /// The body of `GET /v1/token`: status, never a token. `retry_at` is when
 /// the next automatic refresh attempt may happen while something holds it
 /// back (Xoxoday's refresh penalty, a backoff, the loop guard), else null.
-pub fn status_json(state: &AuthorityState, now_ms: i64, policy: &TokenPolicy) -> Value {
-    json!({
-        "state": state.state(now_ms, policy).as_str(),
-        "access_token_expires_at": state.access.as_ref().map(|a| rfc3339(a.expires_at_ms)),
-        "refresh_token_expires_at": state.refresh.as_ref().map(|r| rfc3339(r.expires_at_ms)),
-        "last_refresh_at": state.last_refresh_at_ms.map(rfc3339),
-        "refresh_count": state.refresh_count,
-        "last_error": state.last_error,
-        "retry_at": state.retry_at_ms(now_ms).map(rfc3339),
-    })
+pub fn status(state: &AuthorityState, now_ms: i64, policy: &TokenPolicy) -> TokenStatus {
+    TokenStatus {
+        access_token_expires_at: state.access.as_ref().map(|a| rfc3339(a.expires_at_ms)),
+        last_error: state.last_error.clone(),
+        last_refresh_at: state.last_refresh_at_ms.map(rfc3339),
+        refresh_count: state.refresh_count,
+        refresh_token_expires_at: state.refresh.as_ref().map(|r| rfc3339(r.expires_at_ms)),
+        retry_at: state.retry_at_ms(now_ms).map(rfc3339),
+        state: state.state(now_ms, policy).as_str().into(),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Reading Xoxoday's Plum API answers: which 401s may be about the access
-//! token (ask the token authority to check it) and which pass straight
-//! through, and which answers are a rate-limit penalty (stop calling that
-//! operation until it ends).
+//! Talking to Xoxoday's Plum API without I/O: the call itself
+//! ([`api_request`]), and reading the answers: which 401s may be about the
+//! access token (ask the token authority to check it) and which pass
+//! straight through, which answers are a rate-limit penalty (stop calling
+//! that operation until it ends; the one scan for Xoxoday's rate-limit
+//! answer, also used on token endpoint answers), and which are a success.
 //!
 //! Xoxoday has three error shapes (xoxoday-api.md §1.8, §3.9): OAuth
 //! `{error, error_description}`, Plum `{code, errorId, errorInfo, error}` and
@@ -9,8 +11,26 @@
 //! instead of an array). The status of the rate-limit answer is undocumented,
 //! so the body decides, whatever the status.
 
+use crate::http::HttpRequest;
+use crate::lenient::lenient_i64;
+use crate::secret::AccessToken;
 use serde::Deserialize;
 use serde_json::Value;
+
+/// `POST {OAUTH_URL}/v1/oauth/api` with `body` (a Plum envelope) and
+/// `token` as bearer.
+pub fn api_request(api_url: String, token: &AccessToken, body: &str) -> HttpRequest {
+    HttpRequest {
+        method: "POST",
+        url: api_url,
+        headers: vec![
+            ("authorization", format!("Bearer {}", token.expose_secret())),
+            ("content-type", "application/json".into()),
+            ("accept", "application/json".into()),
+        ],
+        body: Some(body.to_string()),
+    }
+}
 
 /// What a Plum API answer says about the access token (contract §4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +70,34 @@ pub fn classify_api_401(status: u16, body: &[u8]) -> Api401 {
     }
 }
 
+/// The message id of Xoxoday's rate-limit answer.
+pub const RATE_LIMIT_MESSAGE: &str = "auth.request_limit_exceeded";
+
 /// Default penalty when a rate-limit answer gives none.
 pub const DEFAULT_PENALTY_SECS: u64 = 60;
 
-/// If this answer is a rate-limit penalty, how many seconds it lasts.
+/// Longest penalty plumgate believes (a day).
+const MAX_PENALTY_SECS: u64 = 86_400;
+
+/// Top-level keys whose value [`RATE_LIMIT_MESSAGE`] marks a Plum API
+/// answer as the rate limit.
+const API_NAMING_KEYS: &[&str] = &["message"];
+
+/// The same for a token endpoint answer (refresh, token check), which also
+/// names it as `error_message_id` or `error`.
+pub const TOKEN_NAMING_KEYS: &[&str] = &["message", "error_message_id", "error"];
+
+/// If this Plum API answer is a rate-limit penalty, how many seconds it lasts.
 pub fn rate_limit_penalty(status: u16, body: &[u8], retry_after_header: Option<&str>) -> Option<u64> {
+    penalty_named_by(status, body, retry_after_header, API_NAMING_KEYS)
+}
+
+/// If this answer is Xoxoday's rate-limit answer, its penalty in seconds.
+/// Every shape counts: HTTP 429 (any body; `Retry-After` or the default
+/// penalty), `errors` as an array or an object with `penaltySeconds`, and a
+/// top-level key of `naming_keys` whose value is [`RATE_LIMIT_MESSAGE`]
+/// (whatever the status, 200 included).
+pub fn penalty_named_by(status: u16, body: &[u8], retry_after_header: Option<&str>, naming_keys: &[&str]) -> Option<u64> {
     // Hot path: most answers are neither 429 nor mention the limit; don't
     // parse them here (a catalog page can be hundreds of KiB).
     if status != 429 && !contains(body, b"request_limit_exceeded") {
@@ -67,29 +110,19 @@ pub fn rate_limit_penalty(status: u16, body: &[u8], retry_after_header: Option<&
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
         };
-        list.into_iter()
-            .find(|e| {
-                e.get("message").and_then(Value::as_str) == Some("auth.request_limit_exceeded")
-            })
-            .map(|e| {
-                e.get("penaltySeconds")
-                    .and_then(crate::token::lenient_i64)
-                    .filter(|s| *s > 0)
-                    .map(|s| s as u64)
-                    .unwrap_or(DEFAULT_PENALTY_SECS)
-            })
+        list.into_iter().find(|e| e.get("message").and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE)).map(|e| {
+            e.get("penaltySeconds").and_then(lenient_i64).filter(|s| *s > 0).map(|s| s as u64).unwrap_or(DEFAULT_PENALTY_SECS)
+        })
     });
-    let top_message = v
-        .as_ref()
-        .and_then(|v| v.get("message"))
-        .and_then(Value::as_str)
-        == Some("auth.request_limit_exceeded");
-    let header = retry_after_header.and_then(|h| h.trim().parse::<u64>().ok()).filter(|s| *s > 0);
     if let Some(secs) = from_body {
-        return Some(secs.min(86_400));
+        return Some(secs.min(MAX_PENALTY_SECS));
     }
-    if status == 429 || top_message {
-        return Some(header.unwrap_or(DEFAULT_PENALTY_SECS).min(86_400));
+    let named = v.as_ref().is_some_and(|v| {
+        naming_keys.iter().any(|k| v.get(*k).and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE))
+    });
+    if status == 429 || named {
+        let header = retry_after_header.and_then(|h| h.trim().parse::<u64>().ok()).filter(|s| *s > 0);
+        return Some(header.unwrap_or(DEFAULT_PENALTY_SECS).min(MAX_PENALTY_SECS));
     }
     None
 }
@@ -131,7 +164,7 @@ pub fn is_plum_success(op: &str, status: u16, body: &[u8]) -> bool {
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let found = serde::de::DeserializeSeed::deserialize(FieldPath { path: &["data", op, "status"] }, &mut de);
-    matches!(found, Ok(Some(v)) if crate::token::lenient_i64(&v) == Some(1)) && de.end().is_ok()
+    matches!(found, Ok(Some(v)) if lenient_i64(&v) == Some(1)) && de.end().is_ok()
 }
 
 /// Deserializes the value at `path` (object keys) and skips the rest;
@@ -208,7 +241,7 @@ mod tests {
         }
         let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
         let inner = v.get("data").and_then(|d| d.get(op));
-        inner.and_then(|i| i.get("status")).and_then(crate::token::lenient_i64) == Some(1)
+        inner.and_then(|i| i.get("status")).and_then(lenient_i64) == Some(1)
     }
 
     #[test]
@@ -301,5 +334,12 @@ mod tests {
         assert_eq!(rate_limit_penalty(200, br#"{"message":"auth.request_limit_exceeded"}"#, None), Some(60));
         assert_eq!(rate_limit_penalty(200, br#"{"data":{}}"#, None), None);
         assert_eq!(rate_limit_penalty(500, b"oops", Some("5")), None);
+        // A Plum API answer names the limit only as `message`; a token
+        // endpoint answer also as `error_message_id` or `error`.
+        let id = br#"{"success":0,"error_message_id":"auth.request_limit_exceeded"}"#;
+        assert_eq!(rate_limit_penalty(200, id, None), None);
+        assert_eq!(penalty_named_by(200, id, Some("12"), TOKEN_NAMING_KEYS), Some(12));
+        assert_eq!(penalty_named_by(400, br#"{"error":"auth.request_limit_exceeded"}"#, None, TOKEN_NAMING_KEYS), Some(60));
+        assert_eq!(rate_limit_penalty(429, b"", Some("999999")), Some(86_400), "at most a day");
     }
 }

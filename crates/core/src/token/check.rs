@@ -33,7 +33,10 @@
 //! reset, another admin's tokens) come a few a day and never meet it.
 
 use super::{AuthorityState, Refusal};
-use crate::token::lenient_i64;
+use crate::http::{HttpAnswer, NoAnswer};
+use crate::lenient::lenient_i64;
+use crate::time::secs_until;
+use crate::upstream::{penalty_named_by, TOKEN_NAMING_KEYS};
 use serde_json::Value;
 
 /// A "valid" verdict answers further candidates for the same token this
@@ -95,6 +98,12 @@ impl AuthorityState {
         })
     }
 
+    /// The current access token, if it is the one with fingerprint `fp`
+    /// (the compare of compare-and-replace).
+    pub fn current_access(&self, fp: &str) -> Option<&super::AccessSlot> {
+        self.access.as_ref().filter(|a| a.token.fingerprint() == fp)
+    }
+
     fn set_last_check(&mut self, c: CheckRecord) {
         self.last_check_fp = Some(c.fp);
         self.last_check_at_ms = Some(c.at_ms);
@@ -123,7 +132,7 @@ pub enum CheckOutcome {
 pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutcome {
     let v: Option<Value> = serde_json::from_slice(body).ok();
     let says = |k: &str| v.as_ref().and_then(|v| v.get(k));
-    let rate_limited = super::refresh_penalty_secs(status, body, None).is_some();
+    let rate_limited = penalty_named_by(status, body, None, TOKEN_NAMING_KEYS).is_some();
     if rate_limited {
         return CheckOutcome::Failed(format!("token check rate-limited by Xoxoday (HTTP {status})"));
     }
@@ -139,6 +148,27 @@ pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutco
         }
         401 | 403 => CheckOutcome::Invalid,
         _ => CheckOutcome::Failed(format!("token check answered HTTP {status}")),
+    }
+}
+
+/// Read what a token check got: an answer, or none within `timeout_ms`
+/// (a failed check, never a verdict).
+pub fn read_check(got: &Result<HttpAnswer, NoAnswer>, now_ms: i64, timeout_ms: u64) -> CheckOutcome {
+    match got {
+        Ok(ans) => parse_check_response(ans.status, &ans.body, now_ms),
+        Err(NoAnswer::Timeout) => CheckOutcome::Failed(format!("no answer within {timeout_ms} ms")),
+        Err(NoAnswer::Transport) => CheckOutcome::Failed("transport error".into()),
+    }
+}
+
+impl CheckOutcome {
+    /// What the check said, as recorded and logged.
+    pub fn result(&self) -> CheckResult {
+        match self {
+            CheckOutcome::Valid { .. } => CheckResult::Valid,
+            CheckOutcome::Invalid => CheckResult::Invalid,
+            CheckOutcome::Failed(_) => CheckResult::Failed,
+        }
     }
 }
 
@@ -166,7 +196,7 @@ pub enum CheckPlan {
 
 /// Decide what a candidate 401 for the token with fingerprint `fp` needs.
 pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
-    let Some(current) = state.access.as_ref().filter(|a| a.token.fingerprint() == fp) else {
+    let Some(current) = state.current_access(fp) else {
         // Already replaced (or never ours): the caller retries with the
         // current token.
         return CheckPlan::Verdict(CheckVerdict::Serve);
@@ -194,12 +224,7 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
 /// the confirmation counts toward the loop guard; a "valid" answer with an
 /// earlier expiry than the one held teaches the authority that expiry.
 pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, now_ms: i64) -> CheckVerdict {
-    let result = match &outcome {
-        CheckOutcome::Valid { .. } => CheckResult::Valid,
-        CheckOutcome::Invalid => CheckResult::Invalid,
-        CheckOutcome::Failed(_) => CheckResult::Failed,
-    };
-    state.set_last_check(CheckRecord { fp: fp.to_string(), at_ms: now_ms, result });
+    state.set_last_check(CheckRecord { fp: fp.to_string(), at_ms: now_ms, result: outcome.result() });
     let current = state.access.as_mut().filter(|a| a.token.fingerprint() == fp);
     match outcome {
         CheckOutcome::Valid { expires_at_ms } => {
@@ -229,7 +254,7 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
 }
 
 fn retry_secs(until_ms: i64, now_ms: i64) -> u64 {
-    (((until_ms - now_ms).max(0)) as u64).div_ceil(1000).max(1)
+    secs_until(until_ms, now_ms).max(1)
 }
 
 /// Confirmed rejections inside the loop guard's window.
@@ -306,6 +331,19 @@ mod tests {
         ] {
             assert!(matches!(parse_check_response(status, body, T0), CheckOutcome::Failed(_)), "{status}");
         }
+    }
+
+    #[test]
+    fn a_check_without_an_answer_is_no_verdict() {
+        assert_eq!(read_check(&Err(NoAnswer::Timeout), T0, 15_000), CheckOutcome::Failed("no answer within 15000 ms".into()));
+        assert_eq!(read_check(&Err(NoAnswer::Transport), T0, 15_000), CheckOutcome::Failed("transport error".into()));
+        let invalid = HttpAnswer { status: 401, body: Vec::new(), retry_after: None };
+        assert_eq!(read_check(&Ok(invalid), T0, 15_000), CheckOutcome::Invalid);
+        let names: Vec<&str> = [CheckOutcome::Valid { expires_at_ms: None }, CheckOutcome::Invalid, CheckOutcome::Failed("x".into())]
+            .iter()
+            .map(|o| o.result().as_str())
+            .collect();
+        assert_eq!(names, ["valid", "invalid", "failed"]);
     }
 
     #[test]
@@ -399,7 +437,7 @@ mod tests {
             CheckVerdict::Refuse(r) => r.api_error(),
             _ => unreachable!(),
         };
-        assert_eq!((e.status, e.code, e.retry_after_secs), (502, "upstream_error", Some(5)));
+        assert_eq!((e.status, e.code.as_str(), e.retry_after_secs), (502, "upstream_error", Some(5)));
         assert!(e.message.contains("does not refresh without confirmation"), "{}", e.message);
     }
 
@@ -433,7 +471,7 @@ mod tests {
             Plan::Refuse(r) => r.api_error(),
             _ => unreachable!(),
         };
-        assert_eq!((e.status, e.code), (502, "upstream_unauthorized"));
+        assert_eq!((e.status, e.code.as_str()), (502, "upstream_unauthorized"));
         // A person may still force a refresh of an unusable token.
         assert_eq!(plan(&s, Trigger::Forced, now, &policy), Plan::RefreshThenServe);
         // Once the oldest confirmation leaves the window, refreshing resumes.

@@ -15,6 +15,7 @@
 //! in the Durable Object and its answer is kept.
 
 use super::{apply_failure, apply_success, retry_delay_ms, AuthorityState, Refusal, RefreshOutcome, TokenPolicy, Trigger};
+use crate::time::{secs_to_ms, secs_until};
 use serde::{Deserialize, Serialize};
 
 /// After one attempt: try again, or end the run.
@@ -67,14 +68,39 @@ pub enum RunEnd {
     CredentialsRejected,
 }
 
+/// The loud line a run's end calls for: the event name and what a person
+/// must do. Only ends a person must know about have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    /// The log line's `event`.
+    pub event: &'static str,
+    /// The log line's `action`.
+    pub action: &'static str,
+}
+
+impl RunEnd {
+    /// The alert this end calls for, if any.
+    pub fn alert(&self) -> Option<Alert> {
+        let (event, action) = match self {
+            RunEnd::Refreshed | RunEnd::Failed { .. } => return None,
+            RunEnd::Reauth => ("reauth_required", "generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN"),
+            RunEnd::CredentialsRejected => {
+                ("credentials_rejected", "set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept")
+            }
+            RunEnd::RateLimited => ("token_refresh_rate_limited", "no refresh attempt until retry_at"),
+        };
+        Some(Alert { event, action })
+    }
+}
+
 /// When a refresh penalty of `penalty_secs` announced at `now_ms` ends for
 /// plumgate: the penalty plus a jitter of up to 10 % of it (at least up to
 /// one second), so several deployments sharing a client do not all come
 /// back at the same instant.
 pub fn penalty_end_ms(now_ms: i64, penalty_secs: u64, rand01: f64) -> i64 {
-    let penalty_ms = penalty_secs.saturating_mul(1000) as i64;
+    let penalty_ms = secs_to_ms(penalty_secs);
     let spread = (penalty_ms / 10).max(1000) as f64;
-    now_ms + penalty_ms + (spread * rand01.clamp(0.0, 1.0)) as i64
+    now_ms.saturating_add(penalty_ms).saturating_add((spread * rand01.clamp(0.0, 1.0)) as i64)
 }
 
 /// Apply the run's last outcome to `state` and say how the run ended.
@@ -157,7 +183,7 @@ pub fn answer_after_run(state: &AuthorityState, trigger: Trigger, end: Option<&R
     if usable && !reported {
         return Answer::Grant;
     }
-    let retry = state.retry_at_ms(now_ms).map(|t| ((t - now_ms).max(1000) as u64).div_ceil(1000));
+    let retry = state.retry_at_ms(now_ms).map(|t| secs_until(t, now_ms).max(1));
     Answer::Refuse(match end {
         None => Refusal::StillRefreshing { waited_ms: wait_limit_ms(trigger, policy).unwrap_or(0) },
         Some(RunEnd::Refreshed) => Refusal::NoUsableToken,
@@ -179,7 +205,11 @@ pub fn answer_after_run(state: &AuthorityState, trigger: Trigger, end: Option<&R
 mod tests {
     use super::*;
     use crate::secret::{AccessToken, RefreshToken};
-    use crate::token::{parse_refresh_response, plan, status_json, AccessSlot, Plan, RefreshSlot, TokenAnswer};
+    use crate::token::{parse_refresh_response, plan, status, AccessSlot, Plan, RefreshSlot, TokenAnswer};
+
+    fn status_json(state: &AuthorityState, now_ms: i64, policy: &TokenPolicy) -> serde_json::Value {
+        serde_json::to_value(status(state, now_ms, policy)).unwrap()
+    }
 
     const T0: i64 = 1_795_626_582_000;
 
@@ -222,7 +252,19 @@ mod tests {
     }
 
     #[test]
+    fn alerts_for_the_ends_a_person_must_know() {
+        assert_eq!(RunEnd::Refreshed.alert(), None);
+        assert_eq!(RunEnd::Failed { timeout: true, message: "x".into() }.alert(), None);
+        let events: Vec<&str> =
+            [RunEnd::Reauth, RunEnd::CredentialsRejected, RunEnd::RateLimited].iter().map(|e| e.alert().unwrap().event).collect();
+        assert_eq!(events, ["reauth_required", "credentials_rejected", "token_refresh_rate_limited"]);
+        assert!(RunEnd::Reauth.alert().unwrap().action.contains("XOXODAY_REFRESH_TOKEN"));
+        assert!(RunEnd::CredentialsRejected.alert().unwrap().action.contains("XOXODAY_CLIENT_SECRET"));
+    }
+
+    #[test]
     fn penalty_end_has_bounded_jitter() {
+        assert_eq!(penalty_end_ms(T0, u64::MAX, 1.0), i64::MAX, "saturates");
         assert_eq!(penalty_end_ms(T0, 60, 0.0), T0 + 60_000);
         assert_eq!(penalty_end_ms(T0, 60, 1.0), T0 + 66_000);
         assert_eq!(penalty_end_ms(T0, 3, 1.0), T0 + 4_000, "at least up to a second");
@@ -275,7 +317,7 @@ mod tests {
             match plan(&s, Trigger::Request, now + 1000, &p) {
                 Plan::Refuse(r @ Refusal::RefreshPenalty { .. }) => {
                     let e = r.api_error();
-                    assert_eq!((e.status, e.code), (429, "rate_limited"));
+                    assert_eq!((e.status, e.code.as_str()), (429, "rate_limited"));
                     assert_eq!(e.retry_after_secs, Some(*secs - 1));
                 }
                 other => panic!("{other:?}"),
@@ -392,7 +434,7 @@ mod tests {
         .iter()
         .map(|r| {
             let e = r.api_error();
-            (e.status, e.code)
+            (e.status, e.code.as_str())
         })
         .collect();
         assert_eq!(

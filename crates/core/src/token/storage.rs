@@ -30,6 +30,7 @@
 //! has long rotated away, and end in `reauth_required`.
 
 use super::AuthorityState;
+use crate::wire::authority::Reply;
 use serde_json::Value;
 
 /// Storage key of the whole [`AuthorityState`] (JSON text).
@@ -50,7 +51,7 @@ pub fn account_id(oauth_url: &str, client_id: &str) -> String {
         }
         None => url.to_string(),
     };
-    crate::secret::fingerprint(&format!("{}:{}{}", normalised.len(), normalised, client_id))
+    crate::secret::fingerprint_pair(&normalised, client_id)
 }
 
 /// The token authority's Durable Object name for `account` ([`account_id`]).
@@ -106,6 +107,35 @@ pub fn unreadable_message(authority: &str, why: &Unreadable) -> String {
         "the token authority's stored state (Durable Object TokenAuthority `{authority}`, storage key `{STATE_KEY}`) cannot be read: {}; it is left untouched until an admin acts (README: When a person must act)",
         why.reason,
     )
+}
+
+/// `POST /v1/token/recover` with `stored` under [`STATE_KEY`]: where to set
+/// it aside (its text unchanged) before the authority starts again from the
+/// bootstrap token; `None` when it can be read, which is left alone.
+pub fn set_aside_key(stored: Option<&Value>, now_ms: i64) -> Option<String> {
+    load_state(stored).is_err().then(|| quarantine_key(now_ms))
+}
+
+/// What a new authority makes of the previous version's answer to
+/// `export`.
+#[derive(Debug)]
+pub enum Handover {
+    /// Take this state over (store it before anything else happens).
+    Take(Box<AuthorityState>),
+    /// Nothing to take over (start fresh); the old object's reason, if it
+    /// refused.
+    Nothing(Option<String>),
+    /// What was handed over cannot be read: ask again later.
+    Unreadable,
+}
+
+/// Read the previous version's answer to `export`.
+pub fn read_handover<S>(reply: Reply<S>) -> Handover {
+    match reply.handover.map(|text| load_state(Some(&Value::String(text)))) {
+        Some(Err(_)) => Handover::Unreadable,
+        Some(Ok(Some(state))) => Handover::Take(Box::new(state)),
+        Some(Ok(None)) | None => Handover::Nothing(reply.error.map(|e| e.message)),
+    }
 }
 
 /// What the previous version's authority does when a per-account
@@ -216,9 +246,33 @@ mod tests {
     }
 
     #[test]
+    fn recovery_sets_aside_only_what_cannot_be_read() {
+        assert_eq!(set_aside_key(None, T0), None);
+        assert_eq!(set_aside_key(Some(&json!(OLD_FORMAT)), T0), None, "readable state is left alone");
+        assert_eq!(set_aside_key(Some(&json!("#bad")), T0), Some(format!("state.unreadable.{T0}")));
+    }
+
+    #[test]
+    fn a_handover_is_read_every_way() {
+        use crate::errors::ApiError;
+        let text = |s: &str| Reply::<()>::handover(Some(s.into()));
+        match read_handover(text(OLD_FORMAT)) {
+            Handover::Take(s) => assert_eq!(s.refresh_count, 4),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(read_handover(text("#bad")), Handover::Unreadable));
+        assert!(matches!(read_handover(Reply::<()>::handover(None)), Handover::Nothing(None)));
+        let refused = Reply::<()>::refused(ApiError::upstream_error("it was seeded from another XOXODAY_REFRESH_TOKEN"));
+        match read_handover(refused) {
+            Handover::Nothing(Some(reason)) => assert!(reason.contains("another XOXODAY_REFRESH_TOKEN")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn names_are_per_account() {
         let a = account_id("https://accounts.xoxoday.com/chef", "client-1");
-        assert_eq!(a.len(), 16);
+        assert_eq!(a, "89a221c01a4a22dc", "pinned: another value would reach another authority");
         assert_eq!(a, account_id("HTTPS://Accounts.Xoxoday.com/chef/", "client-1"), "scheme/host case and a trailing slash");
         assert_ne!(a, account_id("https://accounts.xoxoday.com/Chef", "client-1"), "the path is case-sensitive");
         assert_ne!(a, account_id("https://stagingaccount.xoxoday.com/chef", "client-1"));

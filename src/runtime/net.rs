@@ -6,32 +6,16 @@
 //! Hot path: calls the global `fetch` directly with `AbortSignal.timeout`
 //! (one native timer, no Rust timer future) and reads the body with
 //! `arrayBuffer()` (one copy, no stream reader loop), both awaited through
-//! [`crate::promise`].
+//! [`super::promise`].
+//!
+//! What came back is `plumgate_core::http`'s [`HttpAnswer`] or
+//! [`NoAnswer`], which the core's readers take as they are.
 
-use crate::promise;
-use plumgate_core::token::HttpRequest;
+use super::promise;
+use plumgate_core::http::{HttpAnswer, HttpRequest, NoAnswer};
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
-
-/// An answer: status, body and the `Retry-After` header when present.
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Raw body.
-    pub body: Vec<u8>,
-    /// `Retry-After`.
-    pub retry_after: Option<String>,
-}
-
-/// Why no answer came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// No answer within the timeout (the request was aborted).
-    Timeout,
-    /// Connection or protocol failure, or an unreadable body.
-    Transport,
-}
 
 thread_local! {
     /// The global object and its `fetch`, looked up once per isolate.
@@ -41,19 +25,19 @@ thread_local! {
     };
 }
 
-fn classify(e: JsValue) -> Failure {
+fn classify(e: JsValue) -> NoAnswer {
     let name = Reflect::get(&e, &JsValue::from_str("name")).ok().and_then(|v| v.as_string());
     match name.as_deref() {
-        Some("TimeoutError") | Some("AbortError") => Failure::Timeout,
-        _ => Failure::Transport,
+        Some("TimeoutError") | Some("AbortError") => NoAnswer::Timeout,
+        _ => NoAnswer::Transport,
     }
 }
 
 /// Send `req`, waiting at most `timeout_ms` for the whole answer.
-pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<Answer, Failure> {
-    let headers = web_sys::Headers::new().map_err(|_| Failure::Transport)?;
+pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<HttpAnswer, NoAnswer> {
+    let headers = web_sys::Headers::new().map_err(|_| NoAnswer::Transport)?;
     for (k, v) in &req.headers {
-        headers.set(k, v).map_err(|_| Failure::Transport)?;
+        headers.set(k, v).map_err(|_| NoAnswer::Transport)?;
     }
     let init = web_sys::RequestInit::new();
     init.set_method(if req.method == "GET" { "GET" } else { "POST" });
@@ -66,10 +50,10 @@ pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<Answer, Failure>
     init.set_signal(Some(&signal));
     let called = FETCH.with(|f| f.as_ref().map(|(global, fetch)| fetch.call2(global, &JsValue::from_str(&req.url), &init)));
     let pending: js_sys::Promise =
-        called.ok_or(Failure::Transport)?.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
-    let resp: web_sys::Response = promise::settled(&pending).await.map_err(classify)?.dyn_into().map_err(|_| Failure::Transport)?;
+        called.ok_or(NoAnswer::Transport)?.map_err(classify)?.dyn_into().map_err(|_| NoAnswer::Transport)?;
+    let resp: web_sys::Response = promise::settled(&pending).await.map_err(classify)?.dyn_into().map_err(|_| NoAnswer::Transport)?;
     let status = resp.status();
     let retry_after = resp.headers().get("retry-after").ok().flatten();
-    let buf = promise::settled(&resp.array_buffer().map_err(|_| Failure::Transport)?).await.map_err(classify)?;
-    Ok(Answer { status, body: Uint8Array::new(&buf).to_vec(), retry_after })
+    let buf = promise::settled(&resp.array_buffer().map_err(|_| NoAnswer::Transport)?).await.map_err(classify)?;
+    Ok(HttpAnswer { status, body: Uint8Array::new(&buf).to_vec(), retry_after })
 }

@@ -1,0 +1,71 @@
+//! An outgoing HTTP request, built without I/O.
+//!
+//! The core builds every request plumgate makes to Xoxoday (the refresh and
+//! the token check in `token`, a Plum API call in `upstream`) as an
+//! [`HttpRequest`]; the shell's only job is to send it (`runtime::net` in
+//! the worker crate: a timeout, no redirects) and hand what came back (an
+//! [`HttpAnswer`], or [`NoAnswer`] and why) to the core's readers. So what
+//! goes on the wire, and what each outcome means, is tested on the host.
+
+/// An HTTP request to make. `Debug` hides header values and the body: they
+/// carry the bearer, the client secret or the refresh token.
+#[derive(Clone)]
+pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers to send.
+    pub headers: Vec<(&'static str, String)>,
+    /// JSON body.
+    pub body: Option<String>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+            .field("body", &self.body.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// An answer: status, body and the `Retry-After` header when present.
+#[derive(Clone)]
+pub struct HttpAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// `Retry-After`.
+    pub retry_after: Option<String>,
+}
+
+/// Why no answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// No answer within the timeout (the request was aborted).
+    Timeout,
+    /// Connection or protocol failure, or an unreadable body.
+    Transport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_values_and_body() {
+        let r = HttpRequest {
+            method: "POST",
+            url: "https://x/v1/oauth/api".into(),
+            headers: vec![("authorization", "Bearer at-SECRET".into())],
+            body: Some(r#"{"refresh_token":"rt-SECRET"}"#.into()),
+        };
+        let d = format!("{r:?}");
+        assert!(!d.contains("SECRET"), "{d}");
+        assert!(d.contains("authorization") && d.contains("https://x/v1/oauth/api"), "{d}");
+    }
+}

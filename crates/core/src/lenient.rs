@@ -1,0 +1,102 @@
+//! Reading the numbers in Xoxoday's answers the way Xoxoday writes them.
+//!
+//! Xoxoday's answers are inconsistent about types (xoxoday-api.md): the
+//! same field arrives as a JSON number or a numeric string (`expires_in`,
+//! `status`, `penaltySeconds`), and expiry stamps as epoch milliseconds or,
+//! in some answers, seconds. Every reader of an upstream number goes
+//! through here, so one answer cannot be read two ways.
+//!
+//! Not here: the validation of what *callers* send (`ops`), whose rules are
+//! about accepting what Xoxoday accepts, not reading what it answers.
+
+use crate::time::add_secs;
+use serde_json::{Map, Value};
+
+/// A whole number that may arrive as a JSON number or a numeric string
+/// (fractions are cut off).
+pub fn lenient_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+        }
+        _ => None,
+    }
+}
+
+/// An epoch stamp that should be milliseconds; values that look like seconds
+/// (before the year 5138 in seconds = under 1e11) are scaled. `None` for
+/// zero, negative or unreadable values.
+pub fn epoch_ms(v: &Value) -> Option<i64> {
+    let n = lenient_i64(v)?;
+    if n <= 0 {
+        None
+    } else if n < 100_000_000_000 {
+        Some(n * 1000)
+    } else {
+        Some(n)
+    }
+}
+
+/// The access token's expiry in a token answer (refresh or token check),
+/// from `access_token_expiry` (a stamp) and `expires_in` (seconds from
+/// `now_ms`). Both present: the earlier one (refreshing early is harmless,
+/// refreshing late is an outage). A stamp in the past or a lifetime of
+/// zero or less counts as absent.
+pub fn access_expiry_ms(o: &Map<String, Value>, now_ms: i64) -> Option<i64> {
+    let from_stamp = o.get("access_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms);
+    let from_ttl = o.get("expires_in").and_then(lenient_i64).filter(|s| *s > 0).map(|s| add_secs(now_ms, s as u64));
+    match (from_stamp, from_ttl) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: i64 = 1_795_626_582_000;
+
+    #[test]
+    fn numbers_in_every_form() {
+        for (v, want) in [
+            (json!(7), Some(7)),
+            (json!("7"), Some(7)),
+            (json!(" 7 "), Some(7)),
+            (json!(7.9), Some(7)),
+            (json!("7.9"), Some(7)),
+            (json!("1e3"), Some(1000)),
+            (json!("NaN"), None),
+            (json!("x"), None),
+            (json!(true), None),
+            (json!(null), None),
+        ] {
+            assert_eq!(lenient_i64(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn stamps_in_seconds_or_milliseconds() {
+        assert_eq!(epoch_ms(&json!(1_795_626_582)), Some(T0));
+        assert_eq!(epoch_ms(&json!(T0)), Some(T0));
+        assert_eq!(epoch_ms(&json!(T0.to_string())), Some(T0));
+        assert_eq!(epoch_ms(&json!(0)), None);
+        assert_eq!(epoch_ms(&json!(-5)), None);
+    }
+
+    #[test]
+    fn access_expiry_takes_the_earlier_and_saturates() {
+        let o = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": 10})), T0), Some(T0 + 10_000));
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": "10"})), T0), Some(T0 + 10_000));
+        assert_eq!(access_expiry_ms(&o(json!({"access_token_expiry": T0 + 5_000})), T0), Some(T0 + 5_000));
+        assert_eq!(access_expiry_ms(&o(json!({"access_token_expiry": T0 + 5_000, "expires_in": 10})), T0), Some(T0 + 5_000));
+        assert_eq!(access_expiry_ms(&o(json!({"access_token_expiry": T0 + 50_000, "expires_in": 10})), T0), Some(T0 + 10_000));
+        assert_eq!(access_expiry_ms(&o(json!({"access_token_expiry": T0 - 1, "expires_in": 0})), T0), None);
+        assert_eq!(access_expiry_ms(&o(json!({})), T0), None);
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": i64::MAX})), T0), Some(i64::MAX), "saturates, never wraps");
+    }
+}

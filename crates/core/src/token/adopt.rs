@@ -1,0 +1,173 @@
+//! What the operator sets, taken into use: the bootstrap tokens
+//! (`XOXODAY_REFRESH_TOKEN`, `XOXODAY_ACCESS_TOKEN`) and the client
+//! credentials a rejection blamed.
+//!
+//! The authority compares what is configured with what it last adopted on
+//! every call (by fingerprint, never the values), so an operator recovers
+//! from `reauth_required` or `credentials_rejected` by setting a secret,
+//! with no other step. A refresh token plumgate has rotated away is never
+//! taken back.
+
+use super::{remember_spent, AuthorityState, RefreshSlot, DEFAULT_REFRESH_TTL_MS};
+use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
+
+/// What adopting the configured bootstrap tokens changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Adoption {
+    /// A new bootstrap refresh token was taken into use.
+    pub adopted_refresh: bool,
+    /// The bootstrap refresh token was already spent and was ignored.
+    pub ignored_spent: bool,
+    /// A new bootstrap access token should be validated and, if valid, used.
+    pub validate_access: bool,
+}
+
+/// Take the configured bootstrap refresh token into use when the operator
+/// has set a new one (first seed, or recovery from `reauth_required`).
+/// A value that plumgate already rotated away is never reused.
+pub fn adopt_bootstrap(
+    state: &mut AuthorityState,
+    bootstrap_refresh: &RefreshToken,
+    bootstrap_access: Option<&AccessToken>,
+    now_ms: i64,
+) -> Adoption {
+    let mut out = Adoption::default();
+    let fp = bootstrap_refresh.fingerprint();
+    if state.adopted_bootstrap_fp.as_deref() != Some(fp.as_str()) {
+        state.adopted_bootstrap_fp = Some(fp.clone());
+        let current = state.refresh.as_ref().map(|r| r.token.fingerprint());
+        if state.spent_refresh_fps.contains(&fp) {
+            out.ignored_spent = true;
+        } else if current.as_deref() != Some(fp.as_str()) {
+            if let Some(old) = state.refresh.take() {
+                remember_spent(state, old.token.fingerprint());
+            }
+            state.refresh = Some(RefreshSlot {
+                token: bootstrap_refresh.clone(),
+                expires_at_ms: now_ms.saturating_add(DEFAULT_REFRESH_TTL_MS),
+                expiry_known: false,
+            });
+            state.reauth_reason = None;
+            // The operator acted: whatever Xoxoday blamed before gets a
+            // fresh try with the new token (a penalty stays: it is Xoxoday's).
+            state.credentials_rejected_fp = None;
+            state.consecutive_failures = 0;
+            state.next_attempt_at_ms = None;
+            out.adopted_refresh = true;
+        }
+    }
+    if let Some(at) = bootstrap_access {
+        let afp = at.fingerprint();
+        if state.adopted_access_fp.as_deref() != Some(afp.as_str()) {
+            state.adopted_access_fp = Some(afp);
+            // Only worth it when we hold no usable access token.
+            out.validate_access = !state.access_usable(now_ms);
+        }
+    }
+    out
+}
+
+/// Fingerprint of the configured client id and secret together (16 hex
+/// chars of SHA-256 over both, length-prefixed so no two pairs collide by
+/// concatenation). Stored with a credentials rejection, never the values.
+pub fn credentials_fingerprint(client_id: &ClientId, client_secret: &ClientSecret) -> String {
+    crate::secret::fingerprint_pair(client_id.expose_secret(), client_secret.expose_secret())
+}
+
+/// Clear a credentials rejection once the configured client id/secret
+/// differ from the ones Xoxoday rejected (the operator fixed them). Returns
+/// whether the state changed. The refresh token was never spent by the
+/// rejection, so refreshing simply resumes.
+pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
+    match &state.credentials_rejected_fp {
+        Some(rejected) if rejected != client_fp => {
+            state.credentials_rejected_fp = None;
+            state.consecutive_failures = 0;
+            state.next_attempt_at_ms = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What one adoption pass changed, all told (what the shell logs and
+/// whether it must store the state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Adopted {
+    /// The bootstrap tokens' part.
+    pub bootstrap: Adoption,
+    /// A credentials rejection was cleared (the client id/secret changed).
+    pub credentials_cleared: bool,
+}
+
+/// One adoption pass over `state`: the bootstrap tokens, then the client
+/// credentials (`client_fp`: [`credentials_fingerprint`] of the configured
+/// pair). `None` when nothing changed (nothing to store or log).
+pub fn adopt(
+    state: &mut AuthorityState,
+    bootstrap_refresh: &RefreshToken,
+    bootstrap_access: Option<&AccessToken>,
+    client_fp: &str,
+    now_ms: i64,
+) -> Option<Adopted> {
+    let before = (state.adopted_bootstrap_fp.clone(), state.adopted_access_fp.clone());
+    let bootstrap = adopt_bootstrap(state, bootstrap_refresh, bootstrap_access, now_ms);
+    let credentials_cleared = adopt_credentials(state, client_fp);
+    let changed = before != (state.adopted_bootstrap_fp.clone(), state.adopted_access_fp.clone()) || credentials_cleared;
+    changed.then_some(Adopted { bootstrap, credentials_cleared })
+}
+
+/// Use a bootstrap access token Xoxoday's token check found valid (until
+/// `expires_at_ms`), unless the state holds an access token by now (a
+/// refresh finished meanwhile). Returns whether it was taken.
+pub fn adopt_validated_access(state: &mut AuthorityState, token: AccessToken, expires_at_ms: i64, now_ms: i64) -> bool {
+    if state.access.is_some() {
+        return false;
+    }
+    super::apply_validated_access(state, token, expires_at_ms, now_ms);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_626_582_000;
+
+    #[test]
+    fn the_credentials_fingerprint_is_pinned() {
+        // Stored with a rejection: another value would clear it by itself.
+        assert_eq!(credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("wrong")), "a85f8aa05d18e23a");
+    }
+
+    #[test]
+    fn adopt_reports_only_changes() {
+        let boot = RefreshToken::new("rt-boot");
+        let fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("s"));
+        let mut s = AuthorityState::default();
+        let first = adopt(&mut s, &boot, None, &fp, T0).expect("first seed changes the state");
+        assert!(first.bootstrap.adopted_refresh && !first.credentials_cleared);
+        assert_eq!(adopt(&mut s, &boot, None, &fp, T0 + 1), None, "the same secrets again: nothing to store");
+        // A bootstrap access token: adopted (to be validated) once.
+        let at = AccessToken::new("at-boot");
+        let second = adopt(&mut s, &boot, Some(&at), &fp, T0 + 2).unwrap();
+        assert!(second.bootstrap.validate_access && !second.bootstrap.adopted_refresh);
+        assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 3), None);
+        // A credentials rejection clears when the configured pair differs.
+        s.credentials_rejected_fp = Some(fp.clone());
+        assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 4), None, "same pair: still rejected");
+        let other = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("t"));
+        let third = adopt(&mut s, &boot, Some(&at), &other, T0 + 5).unwrap();
+        assert!(third.credentials_cleared);
+        assert!(s.credentials_rejected_fp.is_none());
+    }
+
+    #[test]
+    fn a_validated_access_token_never_replaces_one_held() {
+        let mut s = AuthorityState::default();
+        assert!(adopt_validated_access(&mut s, AccessToken::new("at-1"), T0 + 1000, T0));
+        assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-1");
+        assert!(!adopt_validated_access(&mut s, AccessToken::new("at-2"), T0 + 2000, T0));
+        assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-1");
+    }
+}

@@ -1,0 +1,244 @@
+//! The token endpoints on the wire: building the refresh and token-check
+//! requests and reading their answers leniently (contract §4.9).
+//!
+//! A refresh answer that carries an access token is never discarded, even
+//! when its other fields are odd; a missing `refresh_token` keeps the old
+//! one. What each kind of failure means for the run is [`RefreshOutcome`];
+//! what the run then does is `token::run`.
+
+use super::{TokenPolicy, DEFAULT_ACCESS_TTL_MS};
+use crate::http::{HttpAnswer, HttpRequest, NoAnswer};
+use crate::lenient::{access_expiry_ms, epoch_ms};
+use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
+use crate::upstream::{penalty_named_by, RATE_LIMIT_MESSAGE, TOKEN_NAMING_KEYS};
+use serde_json::{json, Value};
+
+/// `POST {OAUTH_URL}/v1/oauth/token/user` with the JSON refresh grant.
+pub fn build_refresh_request(
+    refresh_url: &str,
+    client_id: &ClientId,
+    client_secret: &ClientSecret,
+    refresh_token: &RefreshToken,
+) -> HttpRequest {
+    let body = json!({
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token.expose_secret(),
+        "client_id": client_id.expose_secret(),
+        "client_secret": client_secret.expose_secret(),
+    });
+    HttpRequest {
+        method: "POST",
+        url: refresh_url.to_string(),
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("accept", "application/json".into()),
+        ],
+        body: Some(body.to_string()),
+    }
+}
+
+/// `GET {OAUTH_URL}/v1/oauth/token` with the access token as bearer.
+pub fn build_validate_request(validate_url: &str, access: &AccessToken) -> HttpRequest {
+    HttpRequest {
+        method: "GET",
+        url: validate_url.to_string(),
+        headers: vec![
+            ("authorization", format!("Bearer {}", access.expose_secret())),
+            ("accept", "application/json".into()),
+        ],
+        body: None,
+    }
+}
+
+/// A successful token answer, normalised.
+#[derive(Debug, Clone)]
+pub struct TokenAnswer {
+    /// New access token.
+    pub access_token: AccessToken,
+    /// Its expiry (epoch ms).
+    pub access_expires_at_ms: i64,
+    /// New refresh token, when the answer has one.
+    pub refresh_token: Option<RefreshToken>,
+    /// Refresh-token expiry (epoch ms), when given.
+    pub refresh_expires_at_ms: Option<i64>,
+}
+
+/// How a refresh attempt ended.
+#[derive(Debug, Clone)]
+pub enum RefreshOutcome {
+    /// New tokens.
+    Success(TokenAnswer),
+    /// Worth retrying soon; the sentence is safe to show.
+    Transient(String),
+    /// No answer within the call's timeout. The refresh may have rotated
+    /// the pair upstream: retrying at once gains nothing (see
+    /// [`super::run::next_step`]).
+    Timeout(String),
+    /// Xoxoday's refresh rate limit: no attempt before the penalty ends.
+    RateLimited {
+        /// The penalty Xoxoday announced (or the default).
+        penalty_secs: u64,
+        /// Safe sentence.
+        reason: String,
+    },
+    /// The refresh token is rejected; a person must act.
+    Final(String),
+    /// The client id/secret are rejected; the refresh token is not to blame.
+    CredentialsRejected(String),
+}
+
+/// OAuth error codes that mean "retry later".
+fn transient_oauth_code(code: &str) -> bool {
+    matches!(code, "server_error" | "temporarily_unavailable")
+}
+
+/// OAuth error codes that blame the client id/secret, not the refresh token.
+fn credentials_oauth_code(code: &str) -> bool {
+    matches!(code, "invalid_client" | "unauthorized_client")
+}
+
+/// Parse a refresh answer. Never fails on odd fields if an access token is
+/// present: a successful rotation must not be lost. `retry_after` is the
+/// answer's `Retry-After` header.
+pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let obj = parsed.as_ref().and_then(Value::as_object);
+
+    // A body with an access token is a success whatever the status says.
+    if let Some(o) = obj {
+        if let Some(at) = o.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            if (200..300).contains(&status) {
+                return RefreshOutcome::Success(normalise_answer(o, at, now_ms));
+            }
+        }
+    }
+    if let Some(penalty_secs) = penalty_named_by(status, body, retry_after, TOKEN_NAMING_KEYS) {
+        return RefreshOutcome::RateLimited {
+            penalty_secs,
+            reason: format!("refresh rate-limited by Xoxoday (HTTP {status}, {RATE_LIMIT_MESSAGE}): penalty {penalty_secs} s"),
+        };
+    }
+    let oauth_error = obj.and_then(|o| o.get("error")).and_then(Value::as_str).map(str::to_string);
+    let message_id = obj
+        .and_then(|o| o.get("message").or_else(|| o.get("error_message_id")))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(code) = oauth_error.as_deref() {
+        let code = safe_code(code);
+        if transient_oauth_code(&code) {
+            return RefreshOutcome::Transient(format!("refresh failed: HTTP {status} {code}"));
+        }
+        if credentials_oauth_code(&code) {
+            return RefreshOutcome::CredentialsRejected(format!(
+                "client credentials rejected: HTTP {status} {code} (check XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET)"
+            ));
+        }
+        if (400..500).contains(&status) || matches!(code.as_str(), "invalid_grant" | "invalid_token") {
+            return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} {code}"));
+        }
+    }
+    if message_id.as_deref() == Some("auth.token_error") {
+        return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} auth.token_error"));
+    }
+    match status {
+        200..=299 => RefreshOutcome::Transient(format!("refresh answer unreadable (HTTP {status}, no access_token)")),
+        408 => RefreshOutcome::Transient("refresh failed: HTTP 408".into()),
+        400..=499 => RefreshOutcome::Final(format!("refresh token rejected: HTTP {status}")),
+        _ => RefreshOutcome::Transient(format!("refresh failed: HTTP {status}")),
+    }
+}
+
+/// OAuth error codes plumgate names in status bodies. Anything else is
+/// reported as "unrecognised": an upstream body may echo a token.
+const KNOWN_OAUTH_CODES: [&str; 9] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_token",
+    "server_error",
+    "temporarily_unavailable",
+];
+
+fn safe_code(code: &str) -> String {
+    match KNOWN_OAUTH_CODES.iter().find(|k| **k == code) {
+        Some(k) => (*k).to_string(),
+        None => "unrecognised_error".to_string(),
+    }
+}
+
+fn normalise_answer(o: &serde_json::Map<String, Value>, at: &str, now_ms: i64) -> TokenAnswer {
+    TokenAnswer {
+        access_token: AccessToken::new(at),
+        access_expires_at_ms: access_expiry_ms(o, now_ms).unwrap_or(now_ms.saturating_add(DEFAULT_ACCESS_TTL_MS)),
+        refresh_token: o
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(RefreshToken::new),
+        refresh_expires_at_ms: o.get("refresh_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms),
+    }
+}
+
+/// Parse a validate-token answer: the access token's expiry, if it is valid.
+pub fn parse_validate_response(status: u16, body: &[u8], now_ms: i64) -> Option<i64> {
+    if !(200..300).contains(&status) {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    access_expiry_ms(v.as_object()?, now_ms)
+}
+
+/// What a refresh attempt that got no answer means: a timeout (the call's
+/// own, minutes long; the refresh may have happened upstream) or a
+/// transport failure (worth retrying soon).
+pub fn refresh_without_answer(why: NoAnswer, policy: &TokenPolicy) -> RefreshOutcome {
+    match why {
+        NoAnswer::Timeout => RefreshOutcome::Timeout(format!("refresh timed out after {} s", policy.refresh_call_timeout_ms / 1000)),
+        NoAnswer::Transport => RefreshOutcome::Transient("refresh failed: no answer from Xoxoday (transport error)".into()),
+    }
+}
+
+/// Read what one refresh attempt got: an answer, or none.
+pub fn read_refresh(got: &Result<HttpAnswer, NoAnswer>, now_ms: i64, policy: &TokenPolicy) -> RefreshOutcome {
+    match got {
+        Ok(ans) => parse_refresh_response(ans.status, &ans.body, ans.retry_after.as_deref(), now_ms),
+        Err(why) => refresh_without_answer(*why, policy),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_626_582_000;
+
+    #[test]
+    fn an_attempt_without_an_answer() {
+        let p = TokenPolicy::default();
+        match read_refresh(&Err(NoAnswer::Timeout), T0, &p) {
+            RefreshOutcome::Timeout(m) => assert_eq!(m, "refresh timed out after 300 s"),
+            other => panic!("{other:?}"),
+        }
+        match read_refresh(&Err(NoAnswer::Transport), T0, &p) {
+            RefreshOutcome::Transient(m) => assert_eq!(m, "refresh failed: no answer from Xoxoday (transport error)"),
+            other => panic!("{other:?}"),
+        }
+        let ok = HttpAnswer { status: 200, body: br#"{"access_token":"at","expires_in":"10"}"#.to_vec(), retry_after: None };
+        match read_refresh(&Ok(ok), T0, &p) {
+            RefreshOutcome::Success(a) => assert_eq!(a.access_expires_at_ms, T0 + 10_000),
+            other => panic!("{other:?}"),
+        }
+        let limited = HttpAnswer { status: 429, body: Vec::new(), retry_after: Some("30".into()) };
+        assert!(matches!(read_refresh(&Ok(limited), T0, &p), RefreshOutcome::RateLimited { penalty_secs: 30, .. }));
+    }
+
+    #[test]
+    fn a_validate_answer_with_a_huge_lifetime_saturates() {
+        let body = format!(r#"{{"expires_in":{}}}"#, i64::MAX);
+        assert_eq!(parse_validate_response(200, body.as_bytes(), T0), Some(i64::MAX));
+        assert_eq!(parse_validate_response(401, body.as_bytes(), T0), None);
+    }
+}

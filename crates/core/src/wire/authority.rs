@@ -1,0 +1,384 @@
+//! The `TokenAuthority` protocol.
+//!
+//! A call is `POST https://authority/{op}` ([`Call::url`]) with the header
+//! [`AUTHORITY_HEADER`] naming the authority it is meant for (the object
+//! checks it: a worker with another configuration must not be served this
+//! account's token) and, for the operations that take something, a JSON
+//! body ([`Call::body`]). The answer is always a [`Reply`] (HTTP 200): a
+//! grant (the access token and its timing; never the refresh token), the
+//! status body of `GET /v1/token`, the caller-facing error of a refusal,
+//! and per operation a flag or the hand-over.
+//!
+//! A request without the header comes from a worker of the version before
+//! per-account authorities (during a deploy); its operation names are read
+//! with [`Op::from_legacy_name`].
+
+use crate::errors::ApiError;
+use crate::secret::AccessToken;
+use serde::{Deserialize, Serialize};
+
+/// Header naming the authority a request is meant for.
+pub const AUTHORITY_HEADER: &str = "x-plumgate-authority";
+
+/// The operations, as the URL path names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A caller needs a token.
+    Token,
+    /// Xoxoday answered 401 to a token: check it.
+    Check,
+    /// `POST /v1/token/refresh`.
+    Refresh,
+    /// The cron keep-alive.
+    Cron,
+    /// `GET /v1/token`.
+    Status,
+    /// `POST /v1/token/recover`: set unreadable state aside.
+    Recover,
+    /// Asked of the previous version's authority by a new one.
+    Export,
+}
+
+impl Op {
+    /// Every operation.
+    pub const ALL: [Op; 7] = [Op::Token, Op::Check, Op::Refresh, Op::Cron, Op::Status, Op::Recover, Op::Export];
+
+    /// The path segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Token => "token",
+            Op::Check => "check",
+            Op::Refresh => "refresh",
+            Op::Cron => "cron",
+            Op::Status => "status",
+            Op::Recover => "recover",
+            Op::Export => "export",
+        }
+    }
+
+    /// The operation named `name`; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// The previous version's names for the same requests (it called a
+    /// check `reject`, and had no `recover` or `export`).
+    pub fn from_legacy_name(name: &str) -> Option<Op> {
+        match name {
+            "reject" => Some(Op::Check),
+            other => Op::from_name(other).filter(|op| !matches!(op, Op::Recover | Op::Export)),
+        }
+    }
+}
+
+/// One call, with what its operation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// A caller needs a token.
+    Token,
+    /// Xoxoday answered 401 (a token candidate) to the access token with
+    /// this fingerprint.
+    Check {
+        /// `secret::fingerprint` of the access token.
+        fp: String,
+    },
+    /// A forced refresh.
+    Refresh,
+    /// The cron keep-alive.
+    Cron,
+    /// Token status.
+    Status,
+    /// Set unreadable stored state aside.
+    Recover,
+    /// Hand the previous version's state to the authority named here
+    /// (`account:…`).
+    Export {
+        /// The asking authority's name.
+        requester: String,
+    },
+}
+
+/// The JSON body of the operations that take one. (One struct for both:
+/// each type decoded from JSON costs the worker's wasm its own decoder.)
+#[derive(Default, Serialize, Deserialize)]
+struct Payload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requester: Option<String>,
+}
+
+impl Call {
+    /// The operation.
+    pub fn op(&self) -> Op {
+        match self {
+            Call::Token => Op::Token,
+            Call::Check { .. } => Op::Check,
+            Call::Refresh => Op::Refresh,
+            Call::Cron => Op::Cron,
+            Call::Status => Op::Status,
+            Call::Recover => Op::Recover,
+            Call::Export { .. } => Op::Export,
+        }
+    }
+
+    /// Where the call goes (the host is a placeholder: a Durable Object
+    /// stub routes by object, not by URL).
+    pub fn url(&self) -> String {
+        format!("https://authority/{}", self.op().name())
+    }
+
+    /// The JSON body, for the operations that take one.
+    pub fn body(&self) -> Option<String> {
+        let payload = match self {
+            Call::Check { fp } => Payload { fp: Some(fp.clone()), ..Payload::default() },
+            Call::Export { requester } => Payload { requester: Some(requester.clone()), ..Payload::default() },
+            _ => return None,
+        };
+        serde_json::to_string(&payload).ok()
+    }
+
+    /// The call `op` with the `body` that came with it (ignored by the
+    /// operations that take none).
+    ///
+    /// # Errors
+    /// A safe sentence when the body lacks what the operation needs (a
+    /// check without a fingerprint, an export without an `account:`
+    /// requester).
+    pub fn decode(op: Op, body: &[u8]) -> Result<Call, &'static str> {
+        let payload = || serde_json::from_slice::<Payload>(body).unwrap_or_default();
+        Ok(match op {
+            Op::Token => Call::Token,
+            Op::Refresh => Call::Refresh,
+            Op::Cron => Call::Cron,
+            Op::Status => Call::Status,
+            Op::Recover => Call::Recover,
+            Op::Check => Call::Check {
+                fp: payload().fp.ok_or("a check needs the fingerprint of the token Xoxoday answered 401 to")?,
+            },
+            Op::Export => Call::Export {
+                requester: payload().requester.filter(|r| r.starts_with("account:")).ok_or("export needs a requester")?,
+            },
+        })
+    }
+}
+
+/// An access token handed out by the authority, and how long an isolate
+/// may keep using it. The same JSON is the value of the KV cache entry.
+/// `Debug` shows the token as `AccessToken([redacted])`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// The bearer token for Xoxoday.
+    pub access_token: AccessToken,
+    /// Its expiry (epoch ms).
+    pub expires_at_ms: i64,
+    /// Ask again after this instant (epoch ms).
+    pub recheck_at_ms: i64,
+}
+
+impl Grant {
+    /// May a cache (isolate memory, KV) hand this grant out at `now_ms`?
+    /// Only before its recheck point and its expiry.
+    pub fn usable(&self, now_ms: i64) -> bool {
+        now_ms < self.recheck_at_ms && now_ms < self.expires_at_ms
+    }
+
+    /// Fingerprint of the access token (for "token T was rejected").
+    pub fn fingerprint(&self) -> String {
+        self.access_token.fingerprint()
+    }
+}
+
+/// The body of `GET /v1/token` (and of `POST /v1/token/refresh` and
+/// `/recover`): status, never a token. Fields in alphabetical order, the
+/// order the body has always had. Times are RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenStatus {
+    /// The access token's expiry.
+    pub access_token_expires_at: Option<String>,
+    /// The last refresh failure, a safe sentence.
+    pub last_error: Option<String>,
+    /// The last successful refresh.
+    pub last_refresh_at: Option<String>,
+    /// Successful refreshes.
+    pub refresh_count: u64,
+    /// The refresh token's expiry (known or estimated).
+    pub refresh_token_expires_at: Option<String>,
+    /// When the next automatic refresh attempt may happen, while something
+    /// holds it back.
+    pub retry_at: Option<String>,
+    /// One of `token::TokenState`'s names. Text, not the enum: a newer
+    /// authority (during a deploy) may name a state this version does not
+    /// know, and it is relayed as sent.
+    pub state: String,
+}
+
+/// The authority's answer to every call.
+///
+/// `S` is how the status body is held: the authority writes a
+/// [`TokenStatus`]; the worker reads it as `serde_json::Value`, because it
+/// only relays it to the admin (and logs its `state`), so a newer
+/// authority's added fields reach the admin unchanged during a deploy, and
+/// the worker carries no second decoder for it. Both read and write the
+/// same JSON (pinned below).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply<S = TokenStatus> {
+    /// A usable access token, when there is one.
+    pub grant: Option<Grant>,
+    /// The token status; `None` when the call was refused before the state
+    /// was read.
+    pub status: Option<S>,
+    /// Why there is no grant (or why a forced refresh did not happen).
+    #[serde(default)]
+    pub error: Option<ApiError>,
+    /// `check`: the token is valid; pass Xoxoday's 401 on unchanged.
+    #[serde(default)]
+    pub pass_through: bool,
+    /// `export`: the previous version's state, handed over (JSON text: the
+    /// requester reads it with the same code as its own storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<String>,
+}
+
+impl<S> Reply<S> {
+    /// A refusal before any state was read.
+    pub fn refused(error: ApiError) -> Reply<S> {
+        Reply { grant: None, status: None, error: Some(error), pass_through: false, handover: None }
+    }
+
+    /// A hand-over (or nothing to hand over) from the previous version's
+    /// authority.
+    pub fn handover(state_text: Option<String>) -> Reply<S> {
+        Reply { grant: None, status: None, error: None, pass_through: false, handover: state_text }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_626_582_000;
+
+    fn status() -> TokenStatus {
+        TokenStatus {
+            access_token_expires_at: Some("2026-12-10T17:09:42.000Z".into()),
+            last_error: None,
+            last_refresh_at: Some("2026-11-25T17:09:42.000Z".into()),
+            refresh_count: 3,
+            refresh_token_expires_at: Some("2026-12-25T17:09:42.000Z".into()),
+            retry_at: None,
+            state: "fresh".into(),
+        }
+    }
+
+    /// Every call's URL and body, as sent.
+    #[test]
+    fn calls_are_pinned() {
+        let calls = [
+            (Call::Token, "https://authority/token", None),
+            (Call::Check { fp: "0123456789abcdef".into() }, "https://authority/check", Some(r#"{"fp":"0123456789abcdef"}"#)),
+            (Call::Refresh, "https://authority/refresh", None),
+            (Call::Cron, "https://authority/cron", None),
+            (Call::Status, "https://authority/status", None),
+            (Call::Recover, "https://authority/recover", None),
+            (Call::Export { requester: "account:00ff".into() }, "https://authority/export", Some(r#"{"requester":"account:00ff"}"#)),
+        ];
+        for (call, url, body) in calls {
+            assert_eq!(call.url(), url);
+            assert_eq!(call.body().as_deref(), body, "{call:?}");
+            // What is sent decodes to the same call.
+            let op = Op::from_name(url.trim_start_matches("https://authority/")).unwrap();
+            assert_eq!(Call::decode(op, call.body().unwrap_or_default().as_bytes()), Ok(call));
+        }
+    }
+
+    #[test]
+    fn unknown_operations_and_missing_payloads_are_errors() {
+        assert_eq!(Op::from_name("tokens"), None);
+        assert_eq!(Op::from_name(""), None);
+        assert_eq!(Op::from_name("reject"), None, "the previous version's name only through from_legacy_name");
+        assert_eq!(Op::from_legacy_name("reject"), Some(Op::Check));
+        assert_eq!(Op::from_legacy_name("token"), Some(Op::Token));
+        assert_eq!(Op::from_legacy_name("recover"), None);
+        assert_eq!(Op::from_legacy_name("export"), None);
+        for op in Op::ALL {
+            assert_eq!(Op::from_name(op.name()), Some(op));
+        }
+        assert!(Call::decode(Op::Check, b"").is_err());
+        assert!(Call::decode(Op::Check, br#"{"fp":7}"#).is_err());
+        assert!(Call::decode(Op::Export, br#"{"requester":"xoxoday"}"#).is_err());
+        assert!(Call::decode(Op::Export, b"{}").is_err());
+        // Operations without a payload ignore whatever body came.
+        assert_eq!(Call::decode(Op::Token, b"not json"), Ok(Call::Token));
+        // A legacy check: the same body.
+        assert_eq!(Call::decode(Op::Check, br#"{"fp":"ab","extra":1}"#), Ok(Call::Check { fp: "ab".into() }));
+    }
+
+    /// Every reply shape, as sent (the previous version reads the same JSON).
+    #[test]
+    fn replies_are_pinned() {
+        let full = Reply {
+            grant: Some(Grant { access_token: AccessToken::new("at-1"), expires_at_ms: T0 + 1000, recheck_at_ms: T0 + 500 }),
+            status: Some(status()),
+            error: None,
+            pass_through: false,
+            handover: None,
+        };
+        let text = serde_json::to_string(&full).unwrap();
+        assert_eq!(
+            text,
+            r#"{"grant":{"access_token":"at-1","expires_at_ms":1795626583000,"recheck_at_ms":1795626582500},"status":{"access_token_expires_at":"2026-12-10T17:09:42.000Z","last_error":null,"last_refresh_at":"2026-11-25T17:09:42.000Z","refresh_count":3,"refresh_token_expires_at":"2026-12-25T17:09:42.000Z","retry_at":null,"state":"fresh"},"error":null,"pass_through":false}"#
+        );
+        let back: Reply = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.grant.unwrap().access_token.expose_secret(), "at-1");
+        assert_eq!(back.status, Some(status()));
+        // The worker's reading: the same status, as the JSON it relays.
+        let relayed: Reply<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(relayed.status, Some(serde_json::to_value(status()).unwrap()));
+        assert_eq!(relayed.status.unwrap().to_string(), serde_json::to_string(&status()).unwrap(), "relayed byte for byte");
+
+        let refused = Reply::<TokenStatus>::refused(ApiError::reauth_required());
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            format!(
+                r#"{{"grant":null,"status":null,"error":{{"status":503,"code":"reauth_required","message":"{}","retry_after_secs":null}},"pass_through":false}}"#,
+                ApiError::reauth_required().message
+            )
+        );
+        let handed = Reply::<TokenStatus>::handover(Some("{}".into()));
+        assert_eq!(serde_json::to_string(&handed).unwrap(), r#"{"grant":null,"status":null,"error":null,"pass_through":false,"handover":"{}"}"#);
+
+        // What the previous version wrote (no handover, maybe no error or
+        // pass_through) and fields from a newer one read fine.
+        let old: Reply = serde_json::from_str(r#"{"grant":null,"status":null}"#).unwrap();
+        assert!(old.error.is_none() && !old.pass_through && old.handover.is_none());
+        let newer: Reply<serde_json::Value> = serde_json::from_str(
+            r#"{"grant":null,"status":{"state":"paused","refresh_count":1,"alert":"x"},"error":null,"pass_through":true,"later":1}"#,
+        )
+        .unwrap();
+        let status = newer.status.unwrap();
+        assert_eq!((status["state"].as_str(), status["alert"].as_str()), (Some("paused"), Some("x")), "relayed as the authority wrote it");
+        assert!(newer.pass_through);
+    }
+
+    #[test]
+    fn a_grant_never_shows_its_token() {
+        let g = Grant { access_token: AccessToken::new("at-SECRET"), expires_at_ms: T0 + 10, recheck_at_ms: T0 + 5 };
+        let d = format!("{g:?}");
+        assert!(!d.contains("SECRET") && d.contains("[redacted]"), "{d}");
+        let r: Reply = Reply { grant: Some(g), status: None, error: None, pass_through: false, handover: None };
+        assert!(!format!("{r:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn a_grant_is_usable_before_its_recheck_and_its_expiry() {
+        let g = Grant { access_token: AccessToken::new("at"), expires_at_ms: T0 + 10, recheck_at_ms: T0 + 5 };
+        assert!(g.usable(T0));
+        assert!(g.usable(T0 + 4));
+        assert!(!g.usable(T0 + 5), "recheck point reached");
+        let late = Grant { recheck_at_ms: T0 + 50, ..g.clone() };
+        assert!(late.usable(T0 + 9));
+        assert!(!late.usable(T0 + 10), "expired");
+        assert_eq!(g.fingerprint(), AccessToken::new("at").fingerprint());
+    }
+}

@@ -1,0 +1,210 @@
+//! The `OrderLedger` protocol (one object per `poNumber`, named
+//! [`object_name`]).
+//!
+//! A call is `POST https://ledger/v2` ([`PLACE_URL`]) with a
+//! [`LedgerRequest`] as JSON; the answer is always a [`LedgerReply`] as
+//! JSON (HTTP 200): what the caller gets (Xoxoday's answer, or plumgate's
+//! error) and whether it was replayed. The worker renders both into the
+//! caller's response in the route's error form, so the ledger never builds
+//! a caller-facing response or header itself.
+//!
+//! Versions: the previous version's worker posted to `https://ledger/place`
+//! and read the answer as the caller's response plus `x-plumgate-*`
+//! headers. During a deploy, a request in that form ([`PreviousRequest`])
+//! is answered with a retryable error in that form, never with a reply it
+//! would relay as an order's answer; this version's request sent to the
+//! previous version's object fails its decoding (no `request_id`), so
+//! nothing is placed there either.
+
+use crate::errors::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a placeOrder goes.
+pub const PLACE_URL: &str = "https://ledger/v2";
+
+/// The path of [`PLACE_URL`], as the object sees it.
+pub const PLACE_PATH: &str = "/v2";
+
+/// The ledger object of `po_number`.
+pub fn object_name(po_number: &str) -> String {
+    format!("po:{po_number}")
+}
+
+/// A placeOrder for the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerRequest {
+    /// Validated placeOrder data, as it goes upstream.
+    pub data: Value,
+    /// `ops::order_fingerprint` of the order as the caller wrote it.
+    pub fingerprint: String,
+}
+
+/// What the caller gets for a placeOrder (shared by every request that
+/// joined the same call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Xoxoday's answer (or, reconciled, getOrderDetails' order in
+    /// placeOrder's shape), passed on unchanged.
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// Body, verbatim.
+        body: String,
+        /// Found by reconciliation after an uncertain answer.
+        reconciled: bool,
+        /// What Xoxoday answered, for the log (`None` when not called).
+        upstream_status: Option<u16>,
+    },
+    /// plumgate's error.
+    Error {
+        /// The caller-facing error.
+        error: ApiError,
+        /// What Xoxoday answered, for the log (`None` when not called).
+        upstream_status: Option<u16>,
+    },
+}
+
+impl Outcome {
+    /// What Xoxoday answered, for the log.
+    pub fn upstream_status(&self) -> Option<u16> {
+        match self {
+            Outcome::Answer { upstream_status, .. } | Outcome::Error { upstream_status, .. } => *upstream_status,
+        }
+    }
+}
+
+/// The ledger's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "FlatReply", from = "FlatReply")]
+pub struct LedgerReply {
+    /// What the caller gets.
+    pub outcome: Outcome,
+    /// Answered from the ledger (a stored answer, or a call another
+    /// request made) rather than by this request's own call
+    /// (`x-plumgate-replayed: true`).
+    pub replayed: bool,
+}
+
+/// [`LedgerReply`] as JSON: one flat object, `error` set for plumgate's
+/// error and the answer's fields otherwise. (Flat rather than an enum's
+/// tagged form: each tagged variant costs the worker's wasm a decoder of
+/// its own.)
+#[derive(Serialize, Deserialize)]
+struct FlatReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<ApiError>,
+    #[serde(default)]
+    status: u16,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    reconciled: bool,
+    upstream_status: Option<u16>,
+    replayed: bool,
+}
+
+impl From<LedgerReply> for FlatReply {
+    fn from(r: LedgerReply) -> FlatReply {
+        let replayed = r.replayed;
+        match r.outcome {
+            Outcome::Answer { status, body, reconciled, upstream_status } => {
+                FlatReply { error: None, status, body, reconciled, upstream_status, replayed }
+            }
+            Outcome::Error { error, upstream_status } => {
+                FlatReply { status: error.status, error: Some(error), body: String::new(), reconciled: false, upstream_status, replayed }
+            }
+        }
+    }
+}
+
+impl From<FlatReply> for LedgerReply {
+    fn from(f: FlatReply) -> LedgerReply {
+        let outcome = match f.error {
+            Some(error) => Outcome::Error { error, upstream_status: f.upstream_status },
+            None => Outcome::Answer { status: f.status, body: f.body, reconciled: f.reconciled, upstream_status: f.upstream_status },
+        };
+        LedgerReply { outcome, replayed: f.replayed }
+    }
+}
+
+/// What the ledger reads of a request in the previous version's form, to
+/// answer it in the form that worker relays.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PreviousRequest {
+    /// For the error body.
+    pub request_id: String,
+    /// The error body in Xoxoday's shape.
+    #[serde(default)]
+    pub xoxoday_errors: bool,
+}
+
+/// The error a previous-version worker's request gets during a deploy:
+/// nothing was placed, so a retry is safe (and reaches this version).
+pub fn previous_version_refusal() -> ApiError {
+    ApiError::upstream_error("plumgate is being updated; nothing was placed, retrying with the same poNumber is safe")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_is_pinned() {
+        let r = LedgerRequest { data: json!({"poNumber": "po-1", "quantity": 1}), fingerprint: "ab".repeat(32) };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(text, format!(r#"{{"data":{{"poNumber":"po-1","quantity":1}},"fingerprint":"{}"}}"#, "ab".repeat(32)));
+        let back: LedgerRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.data, r.data);
+        assert_eq!(object_name("po-1"), "po:po-1");
+        assert_eq!(PLACE_URL.strip_prefix("https://ledger"), Some(PLACE_PATH));
+    }
+
+    #[test]
+    fn replies_are_pinned() {
+        let answer = LedgerReply {
+            outcome: Outcome::Answer { status: 200, body: r#"{"data":{}}"#.into(), reconciled: true, upstream_status: Some(200) },
+            replayed: false,
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        assert_eq!(text, r#"{"status":200,"body":"{\"data\":{}}","reconciled":true,"upstream_status":200,"replayed":false}"#);
+        assert_eq!(serde_json::from_str::<LedgerReply>(&text).unwrap(), answer);
+
+        let error = LedgerReply {
+            outcome: Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None },
+            replayed: true,
+        };
+        let text = serde_json::to_string(&error).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"error":{{"status":409,"code":"idempotency_conflict","message":"{}","retry_after_secs":null}},"status":409,"body":"","reconciled":false,"upstream_status":null,"replayed":true}}"#,
+                ApiError::idempotency_conflict().message
+            )
+        );
+        assert_eq!(serde_json::from_str::<LedgerReply>(&text).unwrap(), error);
+        assert_eq!(error.outcome.upstream_status(), None);
+        assert_eq!(answer.outcome.upstream_status(), Some(200));
+    }
+
+    #[test]
+    fn what_is_no_reply_is_not_read_as_one() {
+        assert!(serde_json::from_str::<LedgerReply>(r#"{"error":"bad ledger request"}"#).is_err(), "the previous object's refusal");
+        assert!(serde_json::from_str::<LedgerReply>(r#"{"status":200,"body":"x"}"#).is_err(), "no replayed flag");
+        assert!(serde_json::from_str::<LedgerReply>(r#"{"error":{"status":409},"replayed":false,"upstream_status":null}"#).is_err());
+    }
+
+    #[test]
+    fn a_previous_version_request_is_recognised() {
+        let old = json!({"data": {}, "fingerprint": "f", "request_id": "rid", "xoxoday_errors": true});
+        let p: PreviousRequest = serde_json::from_value(old).unwrap();
+        assert_eq!((p.request_id.as_str(), p.xoxoday_errors), ("rid", true));
+        // This version's request lacks what the previous object requires.
+        let new = serde_json::to_value(LedgerRequest { data: json!({}), fingerprint: "f".into() }).unwrap();
+        assert!(serde_json::from_value::<PreviousRequest>(new).is_err());
+        let e = previous_version_refusal();
+        assert_eq!((e.status, e.code), (502, crate::errors::ErrorCode::UpstreamError));
+        assert!(e.message.contains("nothing was placed"));
+    }
+}

@@ -1,0 +1,621 @@
+//! `TokenAuthority`: the Durable Object that owns the Xoxoday token pair,
+//! and its client.
+//!
+//! It is the only code that calls the refresh endpoint (contract §4.1). One
+//! instance per Xoxoday account, named from the base URL and client id
+//! (`plumgate_core::token::storage::authority_name`). Its protocol is
+//! `plumgate_core::wire::authority` ([`call`] is the worker's side); what it
+//! does with each call is decided by `plumgate_core::token::serve` and the
+//! token state machine, in the order that module lists. This file does the
+//! I/O around those decisions, and writes the state only through
+//! [`Ctx::commit`].
+//!
+//! How it keeps the guarantees:
+//! 1. Single flight. Awaiting `fetch` opens the Durable Object's input gate
+//!    and lets other requests in, so the refresh in progress, the token check
+//!    in progress (per token) and the loading of stored state are each kept
+//!    in memory as a shared future that every request joins. A new refresh
+//!    or check is also handed to `wait_until`, so it runs to its end (and its
+//!    answer is stored) even when every request waiting for it is gone.
+//! 2. Persist before use. A successful answer is applied and written to
+//!    storage (`state`, one JSON value, so the pair is replaced atomically)
+//!    before any caller sees the new access token; the output gate also holds
+//!    replies until the write is durable. A good answer is never dropped.
+//! 3. Confirm before spending. A 401 the caller forwards is checked with
+//!    Xoxoday's token check first (`check`); only a confirmed rejection of
+//!    the current token replaces it (compare-and-replace).
+//! 4. Who waits how long. A request needing a refresh stops waiting after
+//!    `REFRESH_TIMEOUT_MS`; the run itself (refresh call timeout: minutes)
+//!    goes on. Cron and forced refreshes wait for the run.
+//! 5. Never discard a live refresh token. Stored state that cannot be read
+//!    is refused, never overwritten: every request answers `503
+//!    misconfigured` with a loud log line naming the storage key, until an
+//!    admin sets it aside with `recover` (README "When a person must act").
+//! 6. Bootstrap and credentials. Each request compares the configured
+//!    `XOXODAY_REFRESH_TOKEN` with the one last adopted, and the client
+//!    id/secret with those Xoxoday rejected (by fingerprint).
+//! 7. Upgrade. A new authority with no state asks the previous version's
+//!    single authority (named `xoxoday`) once to hand its state over.
+
+use crate::respond::bytes_response;
+use crate::runtime::clock::{now_ms, rand01};
+use crate::runtime::net;
+use crate::runtime::stub::{self, StubError};
+use crate::settings;
+use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
+use plumgate_core::config::Config;
+use plumgate_core::errors::ApiError;
+use plumgate_core::logline::event;
+use plumgate_core::time::rfc3339;
+use plumgate_core::token::adopt::{adopt, adopt_validated_access};
+use plumgate_core::token::cache::{grant, kv_ttl_secs};
+use plumgate_core::token::check::{apply_check, plan_check, read_check, CheckPlan, CheckResult, CheckVerdict};
+use plumgate_core::token::refresh::read_refresh;
+use plumgate_core::token::run::{answer_after_run, finish_run, next_step, wait_limit_ms, Answer, RunEnd, Step};
+use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, refused, retired, Addressed, Next};
+use plumgate_core::token::storage::{
+    authority_name, kv_token_key, legacy_export, load_state, read_handover, set_aside_key, unreadable_message, Handover,
+    LegacyExport, LEGACY_AUTHORITY_NAME, STATE_KEY,
+};
+use plumgate_core::token::{
+    build_refresh_request, build_validate_request, credentials_fingerprint, parse_validate_response, plan, AuthorityState,
+    Plan, RefreshOutcome, Refusal, Trigger,
+};
+use plumgate_core::wire::authority::{Call, Reply, AUTHORITY_HEADER};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{console_error, console_log, durable_object, Delay, Env, Request, Response, State};
+
+/// Durable Object binding name.
+pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
+/// KV binding name of the access-token cache the authority writes.
+pub const KV_BINDING: &str = "TOKEN_CACHE";
+
+/// Send `call` to the authority named `name` (the worker's side).
+///
+/// # Errors
+/// `503 misconfigured` without the binding; `502 upstream_error` when the
+/// object cannot be reached; `500 internal_error` for an answer that is no
+/// [`Reply`]. The status comes back as the JSON the worker relays.
+pub async fn call(env: &Env, name: &str, call: &Call) -> Result<Reply<Value>, ApiError> {
+    let sent = stub::post(env, DO_BINDING, name, &call.url(), Some((AUTHORITY_HEADER, name)), call.body()).await;
+    let (_, body) = sent.map_err(|e| match e {
+        StubError::Binding => ApiError::misconfigured(&[format!("{DO_BINDING} binding is missing")]),
+        StubError::Call(detail) => {
+            console_error!(
+                "{}",
+                event(&[("detail", detail.as_str().into()), ("event", "authority_call_failed".into()), ("op", call.op().name().into())])
+            );
+            Refusal::Unavailable { message: "the token authority is unavailable".into() }.api_error()
+        }
+        StubError::Request | StubError::Body => ApiError::internal(),
+    })?;
+    serde_json::from_slice(&body).map_err(|_| ApiError::internal())
+}
+
+/// How a piece of shared work ended. One type for the three kinds (a
+/// refresh run, a token check, loading the state): each distinct `Shared`
+/// future type adds its own copy of the sharing machinery to the wasm.
+#[derive(Clone)]
+enum Done {
+    Run(RunEnd),
+    Check(CheckVerdict),
+    Load(Result<(), Refusal>),
+}
+
+/// Work in flight that every request needing it joins.
+type Work = Shared<LocalBoxFuture<'static, Done>>;
+
+struct Inner {
+    /// The loaded state; `None` until loaded (and while it cannot be read).
+    state: RefCell<Option<AuthorityState>>,
+    run: RefCell<Option<Work>>,
+    check: RefCell<Option<(String, Work)>>,
+    load: RefCell<Option<Work>>,
+}
+
+/// What a future running on its own needs.
+struct Ctx {
+    inner: Rc<Inner>,
+    env: Env,
+    storage: worker::Storage,
+    cfg: Rc<Config>,
+    /// This authority's name.
+    name: String,
+    account: String,
+}
+
+impl Ctx {
+    fn snapshot(&self) -> AuthorityState {
+        self.inner.state.borrow().clone().unwrap_or_default()
+    }
+
+    /// The answer now ([`serve::reply`]).
+    fn reply(&self, refusal: Option<Refusal>, pass_through: bool) -> Reply {
+        serve::reply(&self.snapshot(), refusal, pass_through, now_ms(), &self.cfg.token_policy)
+    }
+
+    /// The one write of the state. `change` is a core decision applied to a
+    /// copy of the state; it returns what it decided and whether the state
+    /// changed. A changed state is kept in memory first (every later
+    /// decision sees it), then in storage. Returns the decision and the
+    /// state as it now is.
+    async fn commit<R>(&self, change: impl FnOnce(&mut AuthorityState) -> (R, bool)) -> (R, AuthorityState) {
+        let mut st = self.snapshot();
+        let (decided, changed) = change(&mut st);
+        if changed {
+            *self.inner.state.borrow_mut() = Some(st.clone());
+            persist(&self.storage, &st).await;
+        }
+        (decided, st)
+    }
+}
+
+/// The Durable Object.
+#[durable_object]
+pub struct TokenAuthority {
+    state: State,
+    env: Env,
+    inner: Rc<Inner>,
+}
+
+impl worker::DurableObject for TokenAuthority {
+    fn new(state: State, env: Env) -> Self {
+        let inner = Inner { state: RefCell::new(None), run: RefCell::new(None), check: RefCell::new(None), load: RefCell::new(None) };
+        TokenAuthority { state, env, inner: Rc::new(inner) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let path = req.path();
+        let addressed = req.headers().get(AUTHORITY_HEADER).ok().flatten();
+        let body = req.bytes().await.unwrap_or_default();
+        let reply = self.handle(&path, addressed.as_deref(), &body).await;
+        Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
+    }
+}
+
+impl TokenAuthority {
+    async fn handle(&self, path: &str, addressed: Option<&str>, body: &[u8]) -> Reply {
+        let cfg = match settings::load(&self.env) {
+            Ok(c) => c,
+            Err(problems) => return refused(Refusal::Misconfigured { problems: problems.to_vec() }),
+        };
+        let account = cfg.account_id();
+        let ctx = Rc::new(Ctx {
+            inner: self.inner.clone(),
+            env: self.env.clone(),
+            storage: self.state.storage(),
+            name: authority_name(&account),
+            account,
+            cfg,
+        });
+        match address(&ctx.name, addressed, path, body) {
+            Addressed::Serve { call, current } => self.serve_call(&ctx, call, current).await,
+            Addressed::Export { requester } => self.export(&ctx, &requester).await,
+            Addressed::Refuse(r) => refused(r),
+        }
+    }
+
+    async fn serve_call(&self, ctx: &Rc<Ctx>, call: Call, current: bool) -> Reply {
+        if call == Call::Recover {
+            if let Err(r) = self.recover(ctx).await {
+                return refused(r);
+            }
+        }
+        if let Err(r) = self.ensure_loaded(ctx, may_import(&call, current)).await {
+            return refused(r);
+        }
+        let handed_over = ctx.inner.state.borrow().as_ref().and_then(retired);
+        if let Some(r) = handed_over {
+            return refused(r);
+        }
+        self.adopt(ctx).await;
+        let mut next = intent(&call);
+        loop {
+            next = match next {
+                Next::Answer { refusal, pass_through } => return ctx.reply(refusal, pass_through),
+                Next::Serve(trigger) => return self.serve(ctx, trigger).await,
+                Next::Check(fp) => after_verdict(self.check(ctx, fp).await),
+            };
+        }
+    }
+
+    /// Load the stored state once per object lifetime (shared by every
+    /// request that arrives meanwhile). Unreadable state is not kept: every
+    /// request reads it again, so an admin's fix is seen at once.
+    async fn ensure_loaded(&self, ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
+        if self.inner.state.borrow().is_some() {
+            return Ok(());
+        }
+        let joined = self.inner.load.borrow().clone();
+        let load = match joined {
+            Some(l) => l,
+            None => {
+                let c = ctx.clone();
+                let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
+                    let r = load(&c, may_import).await;
+                    *c.inner.load.borrow_mut() = None;
+                    Done::Load(r)
+                });
+                let shared = fut.shared();
+                *self.inner.load.borrow_mut() = Some(shared.clone());
+                shared
+            }
+        };
+        match load.await {
+            Done::Load(r) => r,
+            _ => Err(Refusal::Unavailable { message: "token storage unavailable".into() }),
+        }
+    }
+
+    /// `recover`: if the stored state cannot be read, copy it unchanged to
+    /// `state.unreadable.<ms>` and remove it, so the authority starts again
+    /// from `XOXODAY_REFRESH_TOKEN`. Readable state is left alone.
+    async fn recover(&self, ctx: &Rc<Ctx>) -> Result<(), Refusal> {
+        let stored = read_stored(&ctx.storage).await?;
+        let Some(key) = set_aside_key(stored.as_ref(), now_ms()) else { return Ok(()) };
+        let text = stored.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
+        if ctx.storage.put(&key, text).await.is_err() || ctx.storage.delete(STATE_KEY).await.is_err() {
+            return Err(Refusal::Unavailable { message: "token storage unavailable; nothing was changed".into() });
+        }
+        *self.inner.state.borrow_mut() = None;
+        console_error!(
+            "{}",
+            event(&[
+                ("event", "authority_state_set_aside".into()),
+                ("level", "critical".into()),
+                ("authority", ctx.name.as_str().into()),
+                ("storage_key", STATE_KEY.into()),
+                ("kept_under", key.as_str().into()),
+                ("action", "the authority starts again from XOXODAY_REFRESH_TOKEN".into()),
+            ])
+        );
+        Ok(())
+    }
+
+    /// `export`, on the previous version's authority: hand its state over
+    /// once, to `requester` (`storage::legacy_export` decides).
+    async fn export(&self, ctx: &Rc<Ctx>, requester: &str) -> Reply {
+        let loaded = self.inner.state.borrow().clone();
+        let mut state = match loaded {
+            Some(s) => Some(s),
+            None => match read_stored(&ctx.storage).await.map(|v| load_state(v.as_ref())) {
+                Ok(Ok(s)) => s,
+                Ok(Err(_)) => {
+                    return refused(Refusal::Unavailable {
+                        message: "the previous version's state cannot be read (it is left as it is)".into(),
+                    })
+                }
+                Err(r) => return refused(r),
+            },
+        };
+        let bootstrap_fp = ctx.cfg.bootstrap_refresh_token.fingerprint();
+        match legacy_export(state.as_mut(), requester, &bootstrap_fp, now_ms()) {
+            LegacyExport::Export(handed) => {
+                // Not through `commit`: this state need not be the loaded
+                // one (the object may never have served since the upgrade).
+                let marked = state.expect("exported state exists");
+                if self.inner.state.borrow().is_some() {
+                    *self.inner.state.borrow_mut() = Some(marked.clone());
+                }
+                if !persist(&ctx.storage, &marked).await {
+                    return refused(Refusal::Unavailable { message: "token storage unavailable".into() });
+                }
+                console_log!("{}", event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]));
+                Reply::handover(serde_json::to_string(&*handed).ok())
+            }
+            LegacyExport::Nothing => Reply::handover(None),
+            LegacyExport::Refused(why) => refused(Refusal::Unavailable { message: why.into() }),
+        }
+    }
+
+    /// Adopt a new bootstrap refresh token (and validate a new bootstrap
+    /// access token) when the operator has set one; clear a credentials
+    /// rejection once the client id/secret changed.
+    async fn adopt(&self, ctx: &Rc<Ctx>) {
+        let cfg = &ctx.cfg;
+        let client_fp = credentials_fingerprint(&cfg.client_id, &cfg.client_secret);
+        let now = now_ms();
+        let (adopted, _) = ctx
+            .commit(|st| {
+                let adopted = adopt(st, &cfg.bootstrap_refresh_token, cfg.bootstrap_access_token.as_ref(), &client_fp, now);
+                (adopted, adopted.is_some())
+            })
+            .await;
+        let Some(adopted) = adopted else { return };
+        if adopted.bootstrap.adopted_refresh {
+            console_log!("{}", event(&[("event", "bootstrap_refresh_token_adopted".into()), ("authority", ctx.name.as_str().into())]));
+        }
+        if adopted.bootstrap.ignored_spent {
+            console_error!("{{\"event\":\"bootstrap_refresh_token_ignored\",\"reason\":\"this refresh token was already rotated away; set a newly generated one\"}}");
+        }
+        if adopted.credentials_cleared {
+            console_log!("{}", event(&[("event", "client_credentials_changed".into()), ("action", "refreshing resumes".into())]));
+        }
+        let Some(at) = cfg.bootstrap_access_token.clone().filter(|_| adopted.bootstrap.validate_access) else { return };
+        let req = build_validate_request(&cfg.validate_url(), &at);
+        let Ok(ans) = net::send(&req, cfg.token_policy.refresh_timeout_ms).await else { return };
+        let now = now_ms();
+        let Some(exp) = parse_validate_response(ans.status, &ans.body, now) else { return };
+        let (taken, st) = ctx
+            .commit(|st| {
+                let taken = adopt_validated_access(st, at, exp, now);
+                (taken, taken)
+            })
+            .await;
+        if taken {
+            write_kv(ctx, &st).await;
+        }
+    }
+
+    async fn serve(&self, ctx: &Rc<Ctx>, trigger: Trigger) -> Reply {
+        let policy = &ctx.cfg.token_policy;
+        match plan(&ctx.snapshot(), trigger, now_ms(), policy) {
+            Plan::Serve => ctx.reply(None, false),
+            Plan::ServeAndRefresh => {
+                // Runs on under wait_until; nobody waits for it here.
+                drop(self.start_or_join(ctx));
+                ctx.reply(None, false)
+            }
+            Plan::Refuse(r) => ctx.reply(Some(r), false),
+            Plan::RefreshThenServe => {
+                let run = self.start_or_join(ctx);
+                let done = match wait_limit_ms(trigger, policy) {
+                    None => Some(run.await),
+                    Some(ms) => match future::select(run, Box::pin(Delay::from(Duration::from_millis(ms)))).await {
+                        Either::Left((done, _)) => Some(done),
+                        // The run goes on (wait_until); its answer is kept.
+                        Either::Right(_) => None,
+                    },
+                };
+                let end = match done {
+                    Some(Done::Run(end)) => Some(end),
+                    _ => None,
+                };
+                match answer_after_run(&ctx.snapshot(), trigger, end.as_ref(), now_ms(), policy) {
+                    Answer::Grant => ctx.reply(None, false),
+                    Answer::Refuse(r) => ctx.reply(Some(r), false),
+                }
+            }
+        }
+    }
+
+    /// Join the refresh in flight, or start one (kept alive by `wait_until`).
+    fn start_or_join(&self, ctx: &Rc<Ctx>) -> Work {
+        if let Some(run) = self.inner.run.borrow().clone() {
+            return run;
+        }
+        let c = ctx.clone();
+        let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
+            let end = refresh_run(&c).await;
+            *c.inner.run.borrow_mut() = None;
+            Done::Run(end)
+        });
+        let run = fut.shared();
+        *self.inner.run.borrow_mut() = Some(run.clone());
+        self.keep_alive(Box::pin(run.clone().map(drop)));
+        run
+    }
+
+    /// Run `fut` to its end even if every request waiting for it is gone
+    /// (one `wait_until` for every kind of work: each call site of a generic
+    /// `wait_until` would add its own copy to the wasm).
+    fn keep_alive(&self, fut: LocalBoxFuture<'static, ()>) {
+        self.state.wait_until(fut);
+    }
+
+    /// A caller met a 401 that can be about the token with fingerprint
+    /// `fp`: the verdict (serving then goes as for a plain request).
+    async fn check(&self, ctx: &Rc<Ctx>, fp: String) -> CheckVerdict {
+        match plan_check(&ctx.snapshot(), &fp, now_ms()) {
+            CheckPlan::Verdict(v) => v,
+            CheckPlan::Check => match self.check_or_join(ctx, fp).await {
+                Done::Check(v) => v,
+                _ => CheckVerdict::Serve,
+            },
+        }
+    }
+
+    /// Join the check of `fp` in flight, or start one.
+    fn check_or_join(&self, ctx: &Rc<Ctx>, fp: String) -> Work {
+        if let Some((running, run)) = self.inner.check.borrow().clone() {
+            if running == fp {
+                return run;
+            }
+        }
+        let c = ctx.clone();
+        let key = fp.clone();
+        let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
+            let verdict = check_token(&c, &key).await;
+            let mut slot = c.inner.check.borrow_mut();
+            if slot.as_ref().is_some_and(|(f, _)| *f == key) {
+                *slot = None;
+            }
+            Done::Check(verdict)
+        });
+        let run = fut.shared();
+        *self.inner.check.borrow_mut() = Some((fp, run.clone()));
+        self.keep_alive(Box::pin(run.clone().map(drop)));
+        run
+    }
+}
+
+/// The text stored under `state`. (Read as a string: every version writes
+/// JSON text; decoding any JS value instead costs ~6 KB of wasm. A value
+/// that is not a string makes this fail like a storage error, and nothing
+/// is written either way.)
+async fn read_stored(storage: &worker::Storage) -> Result<Option<Value>, Refusal> {
+    storage.get::<String>(STATE_KEY).await.map(|t| t.map(Value::String)).map_err(|e| {
+        console_error!("{}", event(&[("event", "authority_storage_error".into()), ("detail", e.to_string().as_str().into())]));
+        Refusal::Unavailable { message: "token storage unavailable".into() }
+    })
+}
+
+async fn load(ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
+    let stored = read_stored(&ctx.storage).await?;
+    let state = match load_state(stored.as_ref()) {
+        Ok(Some(s)) => s,
+        Ok(None) if may_import => import_legacy(ctx).await?,
+        Ok(None) => AuthorityState::default(),
+        Err(why) => {
+            let message = unreadable_message(&ctx.name, &why);
+            console_error!(
+                "{}",
+                event(&[
+                    ("event", "authority_state_unreadable".into()),
+                    ("level", "critical".into()),
+                    ("authority", ctx.name.as_str().into()),
+                    ("storage_key", STATE_KEY.into()),
+                    ("reason", why.reason.as_str().into()),
+                    ("action", "left untouched; see README 'When a person must act' (POST /v1/token/recover)".into()),
+                ])
+            );
+            return Err(Refusal::StateUnreadable { message });
+        }
+    };
+    let mut slot = ctx.inner.state.borrow_mut();
+    if slot.is_none() {
+        *slot = Some(state);
+    }
+    Ok(())
+}
+
+/// A new authority with no state: take over the previous version's, once
+/// (`storage::read_handover` decides what its answer means).
+async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
+    let unavailable = || Refusal::Unavailable {
+        message: "could not ask the previous version's token authority for its state; retry".into(),
+    };
+    let answer = call(&ctx.env, LEGACY_AUTHORITY_NAME, &Call::Export { requester: ctx.name.clone() }).await;
+    match read_handover(answer.map_err(|_| unavailable())?) {
+        Handover::Unreadable => Err(unavailable()),
+        Handover::Nothing(reason) => {
+            if let Some(reason) = reason {
+                console_log!("{}", event(&[("event", "legacy_state_not_imported".into()), ("reason", reason.as_str().into())]));
+            }
+            Ok(AuthorityState::default())
+        }
+        Handover::Take(state) => {
+            // Stored here before anything else happens; if that fails, the
+            // old object hands it to this requester again next time. (Not
+            // through `commit`: the state is not loaded until this returns.)
+            if !persist(&ctx.storage, &state).await {
+                return Err(unavailable());
+            }
+            console_log!(
+                "{}",
+                event(&[
+                    ("event", "legacy_state_imported".into()),
+                    ("from", LEGACY_AUTHORITY_NAME.into()),
+                    ("authority", ctx.name.as_str().into()),
+                    ("refresh_count", (state.refresh_count as i64).into()),
+                ])
+            );
+            Ok(*state)
+        }
+    }
+}
+
+/// Write `st` under `state` ([`Ctx::commit`] is the way in for the loaded
+/// state).
+async fn persist(storage: &worker::Storage, st: &AuthorityState) -> bool {
+    let Ok(text) = serde_json::to_string(st) else { return false };
+    // A lost write would lose a rotated refresh token: retry a few times.
+    for attempt in 0..3 {
+        match storage.put(STATE_KEY, text.clone()).await {
+            Ok(()) => return true,
+            Err(_) => {
+                console_error!("{{\"event\":\"authority_persist_failed\",\"attempt\":{}}}", attempt + 1);
+                Delay::from(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    false
+}
+
+/// Cache the access token of `st` in KV for other isolates, when it will
+/// live long enough (`token::cache::kv_ttl_secs`).
+async fn write_kv(ctx: &Ctx, st: &AuthorityState) {
+    let now = now_ms();
+    let Some(g) = grant(st, now, &ctx.cfg.token_policy) else { return };
+    let Some(ttl_secs) = kv_ttl_secs(&g, now) else { return };
+    let Ok(kv) = ctx.env.kv(KV_BINDING) else { return };
+    let Ok(text) = serde_json::to_string(&g) else { return };
+    if let Ok(put) = kv.put(&kv_token_key(&ctx.account), text) {
+        if put.expiration_ttl(ttl_secs).execute().await.is_err() {
+            console_error!("{{\"event\":\"token_cache_write_failed\"}}");
+        }
+    }
+}
+
+async fn clear_kv(ctx: &Ctx) {
+    if let Ok(kv) = ctx.env.kv(KV_BINDING) {
+        let _ = kv.delete(&kv_token_key(&ctx.account)).await;
+    }
+}
+
+/// One refresh run: attempts until `next_step` says stop; the last outcome
+/// is applied and persisted before return.
+async fn refresh_run(ctx: &Ctx) -> RunEnd {
+    let cfg = &ctx.cfg;
+    let policy = &cfg.token_policy;
+    let client_fp = credentials_fingerprint(&cfg.client_id, &cfg.client_secret);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let refresh = ctx.inner.state.borrow().as_ref().and_then(|s| s.refresh.clone());
+        let Some(refresh) = refresh else { return RunEnd::Reauth };
+        let req = build_refresh_request(&cfg.refresh_url(), &cfg.client_id, &cfg.client_secret, &refresh.token);
+        let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
+        if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) = &outcome {
+            console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
+        }
+        if let Step::Retry { delay_ms } = next_step(&outcome, attempt, rand01(), policy) {
+            Delay::from(Duration::from_millis(delay_ms)).await;
+            continue;
+        }
+        let now = now_ms();
+        let (end, st) = ctx.commit(|st| (finish_run(st, outcome, now, rand01(), &client_fp, policy), true)).await;
+        if end == RunEnd::Refreshed {
+            write_kv(ctx, &st).await;
+            console_log!(
+                "{}",
+                event(&[("event", "token_refreshed".into()), ("refresh_count", (st.refresh_count as i64).into()), ("attempt", i64::from(attempt).into())])
+            );
+        }
+        if let Some(alert) = end.alert() {
+            let retry_at = st.retry_at_ms(now).map(rfc3339);
+            console_error!(
+                "{}",
+                event(&[
+                    ("event", alert.event.into()),
+                    ("level", "critical".into()),
+                    ("reason", st.last_error.as_deref().into()),
+                    ("retry_at", retry_at.as_deref().into()),
+                    ("action", alert.action.into()),
+                ])
+            );
+        }
+        return end;
+    }
+}
+
+/// Xoxoday's token check of the current token `fp`; the verdict is applied
+/// and persisted, and a confirmed rejection removes the token from KV.
+async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
+    let cfg = &ctx.cfg;
+    let token = ctx.inner.state.borrow().as_ref().and_then(|s| s.current_access(fp)).map(|a| a.token.clone());
+    let Some(token) = token else { return CheckVerdict::Serve };
+    let timeout_ms = cfg.token_policy.refresh_timeout_ms;
+    let outcome = read_check(&net::send(&build_validate_request(&cfg.validate_url(), &token), timeout_ms).await, now_ms(), timeout_ms);
+    let result = outcome.result();
+    let now = now_ms();
+    let (verdict, _) = ctx.commit(|st| (apply_check(st, fp, outcome, now), true)).await;
+    if result == CheckResult::Invalid {
+        clear_kv(ctx).await;
+    }
+    console_log!("{}", event(&[("event", "token_checked".into()), ("result", result.as_str().into())]));
+    verdict
+}

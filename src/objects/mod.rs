@@ -1,0 +1,33 @@
+//! The Durable Objects: thin shells around decisions made in the core.
+//!
+//! Every object here follows one pattern, so a new one (a shared limiter, a
+//! key store) is written the same way:
+//!
+//! 1. **Typed wire** in `plumgate_core::wire::<object>`: the request (an
+//!    operation enum; an unknown operation is an error) and the reply,
+//!    serialised with serde, with host tests that pin the exact JSON.
+//! 2. **Pure decisions** in the core module of its domain, in the style of
+//!    `token::plan`: given the stored state, the request and what I/O
+//!    returned, say what to store and what to answer. Host tests cover
+//!    every arm (`plumgate_core::token::serve` and friends for the
+//!    authority, `plumgate_core::ledger` for the ledger).
+//! 3. **A thin shell** here: decode the request, load the state, call the
+//!    decisions in order, do the I/O they ask for (storage, `fetch`
+//!    through [`crate::plum`] or `runtime::net`, KV, alarms), reply. Single
+//!    flight (a shared future per piece of work, joined by every request
+//!    that needs it) lives here too: it is how the I/O is scheduled, not a
+//!    rule.
+//! 4. **One `commit` helper** per object: the only code that writes its
+//!    state (memory first, so every later decision sees it, then storage,
+//!    retried), taking the change the decisions asked for.
+//! 5. **The client** (`call`, `place`, …) in the same file: what the
+//!    worker's side sends and how it reads the reply, over
+//!    [`crate::runtime::stub`].
+//!
+//! Objects: [`authority`] (`TokenAuthority`, bound as `TOKEN_AUTHORITY`: the
+//! Xoxoday token pair), [`ledger`] (`OrderLedger`, bound as `ORDER_LEDGER`:
+//! placeOrder idempotency). Storage keys and value shapes:
+//! `docs/storage.md`.
+
+pub mod authority;
+pub mod ledger;

@@ -1,0 +1,33 @@
+//! The glue between plumgate and the Workers runtime: every place the shell
+//! reaches past `worker`'s API into JavaScript directly, kept together
+//! because each piece exists for the same reason (CPU or memory measured on
+//! the hot path, or a property `worker` does not give) and each depends on
+//! the same pinned versions.
+//!
+//! | module | what it does | why it exists |
+//! |---|---|---|
+//! | [`promise`] | awaits a JS promise through two callbacks made once per isolate | `wasm_bindgen_futures::JsFuture` makes two `Closure`s per await (allocations and `FinalizationRegistry` entries in heap profiles) |
+//! | [`net`] | outbound `fetch` with a timeout and no redirects, body read with `arrayBuffer()` | one native timer (`AbortSignal.timeout`), no stream reader loop; a redirect would carry the bearer or the refresh grant elsewhere |
+//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`]) and the hand-over of a response ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker`'s response conversion copies a body into one more JS buffer |
+//! | [`start`] | once per isolate: the futures queue's scheduling, interned strings | a resolved-promise reaction costs less than `queueMicrotask` in workerd; hot header names cross into JS once, not per use |
+//! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
+//! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
+//!
+//! What pins it: `wasm-bindgen` is pinned exactly (`=0.2.130` in
+//! `Cargo.toml`, the same version as the `wasm-bindgen-cli` that
+//! `scripts/setup.sh` installs and `scripts/lib.sh` names): the CLI and the
+//! crate must match, and [`promise`] and [`http`] declare their own
+//! `extern "C"` bindings whose glue that version generates. [`start`]
+//! relies on how `wasm-bindgen-futures` (0.4, the version `worker` 0.8
+//! brings; 0.4.80 in `Cargo.lock`) picks its scheduler once, when its task
+//! queue is created. A version bump of either is a change to re-measure
+//! here (`bench/ab.mjs`), not a routine update.
+//!
+//! Nothing here decides anything: the rules are in `plumgate_core`.
+
+pub mod clock;
+pub mod http;
+pub mod net;
+pub mod promise;
+pub mod start;
+pub mod stub;
