@@ -61,7 +61,7 @@ async function startReceiver() {
 
 /** Wait until the receiver has accepted `n` alerts, then a little longer to see that no more come. */
 async function expectAlerts(rx, n, what) {
-  await waitFor(() => rx.alerts.length >= n, { timeout: 20_000, what });
+  await waitFor(() => rx.alerts.length >= n, { timeout: 30_000, what });
   await sleep(1500);
   assert.equal(rx.alerts.length, n, `${what}: exactly ${n} (${JSON.stringify(rx.alerts.map((a) => [a.event, a.state]))})`);
   return rx.alerts[n - 1];
