@@ -14,7 +14,10 @@
 //!    valid token's 401 and every other 401 pass through unchanged
 //!    (contract §4.6);
 //! 5. Xoxoday's status and body come back unchanged (a rate-limit answer is
-//!    turned into `429 rate_limited` and starts the penalty).
+//!    turned into `429 rate_limited` and starts the penalty); with
+//!    `BALANCE_ALERT_BELOW` set, the balance a getBalance answer from Xoxoday
+//!    shows goes back in the [`Trace`] for the alert check (cached answers
+//!    repeat a balance already seen, so they are not looked at).
 //!
 //! A drop-in query plumgate does not know (`forward_unvalidated`) takes
 //! only step 4: the envelope as sent, no cache, no penalty bookkeeping (its
@@ -29,7 +32,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
-use plumgate_core::upstream::{is_plum_success, rate_limit_penalty};
+use plumgate_core::upstream::{balance_value, is_plum_success, rate_limit_penalty};
 use serde_json::Value;
 use worker::{Env, Response};
 
@@ -98,6 +101,9 @@ pub async fn forward(
         if is_plum_success(op.name(), answer.status, &answer.body) {
             edge_cache::put(key, answer.status, &answer.body, ttl).await;
         }
+    }
+    if op == Operation::GetBalance && cfg.balance_alert_below.is_some() {
+        trace.balance = balance_value(answer.status, &answer.body);
     }
     let mut resp = passthrough(answer);
     if let Some(state) = cache_state {

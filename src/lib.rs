@@ -52,8 +52,8 @@ pub fn start() {
 /// Every HTTP request. Takes the runtime's request as is (see
 /// [`runtime::http::Incoming`] for why not `worker::Request`).
 #[event(fetch)]
-pub async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
-    Ok(into_runtime(routes::handle(Incoming::new(req), env).await))
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    Ok(into_runtime(routes::handle(Incoming::new(req), env, ctx).await))
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

@@ -21,7 +21,9 @@
 //! 5. scope for the operation (which may depend on the body), else `403`;
 //! 6. validation and the data to send (`ops::prepare_call`), else `400
 //!    invalid_request` naming the field;
-//! 7. forward (`gateway`).
+//! 7. forward (`gateway`); a getBalance answer's balance goes to the
+//!    balance alert check after the response (`tokens::balance_seen`, in
+//!    `wait_until`: no round trip on the caller's path).
 //!
 //! A `plumProAPI.*` query the drop-in route does not know skips 6: with the
 //! `*` scope it is forwarded as sent (`gateway::forward_unvalidated`).
@@ -47,7 +49,7 @@ use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use serde_json::{json, Value};
-use worker::{web_sys, Env, Method, Response};
+use worker::{web_sys, Context, Env, Method, Response};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -55,8 +57,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// The build's version, reported by `/healthz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Handle one request. Never fails: every outcome is a response.
-pub async fn handle(req: Incoming, env: Env) -> Response {
+/// Handle one request (`ctx`: for work that continues after the response).
+/// Never fails: every outcome is a response.
+pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Response {
     let mut log = RequestLog {
         start_ms: now_ms(),
         request_id: request_id(),
@@ -66,7 +69,7 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
     };
     let origin = req.header("origin");
     let style = ErrorStyle::for_path(&req.path);
-    let result = dispatch(req, &env, &mut log).await;
+    let result = dispatch(req, &env, &ctx, &mut log).await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -85,7 +88,7 @@ pub async fn handle(req: Incoming, env: Env) -> Response {
     resp
 }
 
-async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Response, ApiError> {
+async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog) -> Result<Response, ApiError> {
     let path = req.path.clone();
     // `None` for a method `worker::Method` cannot represent (it would call
     // it GET): such a request gets 405 everywhere.
@@ -135,7 +138,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
         let caller = authenticate(&req, cfg, log)?;
         let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;
-        return call_operation(env, cfg, &caller, op, data, mode, ErrorStyle::Plumgate, log).await;
+        return call_operation(env, ctx, cfg, &caller, op, data, mode, ErrorStyle::Plumgate, log).await;
     }
     if let Some(token_type) = path.strip_prefix("/chef/v1/oauth/token/") {
         log.route = "/chef/v1/oauth/token/{token_type}";
@@ -159,7 +162,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
             match parsed {
                 ParsedEnvelope::Known(op, data) => {
                     log.operation = Some(op.name().into());
-                    call_operation(env, cfg, &caller, op, data, mode, ErrorStyle::Xoxoday, log).await
+                    call_operation(env, ctx, cfg, &caller, op, data, mode, ErrorStyle::Xoxoday, log).await
                 }
                 ParsedEnvelope::Unvalidated(name) => {
                     log.operation = Some(name.into());
@@ -214,6 +217,7 @@ async fn dispatch(req: Incoming, env: &Env, log: &mut RequestLog) -> Result<Resp
 #[allow(clippy::too_many_arguments)]
 async fn call_operation(
     env: &Env,
+    ctx: &Context,
     cfg: &Config,
     caller: &Caller,
     op: Operation,
@@ -225,6 +229,9 @@ async fn call_operation(
     require_scope(caller, op.required_scope(&data))?;
     let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
     let (result, trace) = gateway::forward(env, cfg, op, prepared, mode, style, &log.request_id).await;
+    if let Some(balance) = trace.balance {
+        tokens::balance_seen(env, ctx, cfg, balance);
+    }
     log.record(trace);
     result
 }

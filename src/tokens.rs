@@ -21,10 +21,16 @@
 //! and take the grant it leaves in memory, instead of each reading KV and
 //! calling the Durable Object. Each waiter waits on a promise of its own,
 //! made in its own request, which the leading request resolves.
+//!
+//! Also the isolate's side of the balance alert ([`balance_seen`]): the
+//! balance a getBalance answer from Xoxoday showed is reported to the
+//! authority, which dedupes across isolates, only when this isolate's view
+//! crosses `BALANCE_ALERT_BELOW` (or is its first), after the response.
 
 use crate::objects::authority::{self as authority_object, KV_BINDING};
 use crate::runtime::clock::now_ms;
 use crate::runtime::promise;
+use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::event;
@@ -35,13 +41,16 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use worker::js_sys::{self, Function, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{console_error, console_log, Env};
+use worker::{console_error, console_log, Context, Env};
 
 thread_local! {
     static MEMORY: RefCell<Option<Grant>> = const { RefCell::new(None) };
     /// The token lookup running in this isolate, if any.
     static LOOKUP: RefCell<Option<Lookup>> = const { RefCell::new(None) };
     static LOOKUP_IDS: Cell<u64> = const { Cell::new(0) };
+    /// The side of `BALANCE_ALERT_BELOW` this isolate last reported
+    /// (`Some(true)`: below), `None` before its first report.
+    static BALANCE_REPORTED: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
 /// A running lookup and the resolve functions of the requests waiting for it.
@@ -198,6 +207,30 @@ pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
         ),
         Err(e) => console_error!("{}", event(&[("cron", cron.into()), ("error", e.code.as_str().into()), ("event", "cron_failed".into())])),
     }
+}
+
+/// A getBalance answer from Xoxoday showed `balance`: when this isolate's
+/// view crosses `BALANCE_ALERT_BELOW` (or is its first), report it to the
+/// authority, which decides whether that is a change for the account
+/// (`alert::observe_balance`). In `wait_until`: the caller's response does
+/// not wait. A report that does not arrive is made again on the next
+/// answer.
+pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
+    let before = BALANCE_REPORTED.with(Cell::get);
+    let Some(low) = balance_report(cfg.balance_alert_below, balance, before) else { return };
+    BALANCE_REPORTED.with(|r| r.set(Some(low)));
+    let (env, account, seen_at_ms) = (env.clone(), cfg.account_id(), now_ms());
+    ctx.wait_until(async move {
+        let reply = call(&env, &account, &Call::Balance { value: balance, seen_at_ms }).await;
+        if !matches!(reply, Ok(Reply { error: None, .. })) {
+            BALANCE_REPORTED.with(|r| {
+                if r.get() == Some(low) {
+                    r.set(before);
+                }
+            });
+            console_error!("{}", event(&[("event", "balance_report_failed".into())]));
+        }
+    });
 }
 
 fn remember(g: &Grant) {

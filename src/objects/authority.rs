@@ -36,6 +36,15 @@
 //!    id/secret with those Xoxoday rejected (by fingerprint).
 //! 7. Upgrade. A new authority with no state asks the previous version's
 //!    single authority (named `xoxoday`) once to hand its state over.
+//! 8. Alerts (`plumgate_core::alert`). Every write of the state goes
+//!    through [`Ctx::commit`], which reviews the token condition in the same
+//!    step, so an alert is stored in the same write as the change that
+//!    causes it; a balance report from an isolate is recorded the same way.
+//!    The object's alarm delivers what is due to `ALERT_WEBHOOK_URL`, one
+//!    alert at a time in the order raised, and schedules itself for the
+//!    next retry; loading the state schedules it too, so pending alerts
+//!    survive eviction. Delivery never blocks serving: awaiting the webhook
+//!    opens the input gate like any `fetch`.
 
 use crate::respond::bytes_response;
 use crate::runtime::clock::{now_ms, rand01};
@@ -43,6 +52,10 @@ use crate::runtime::net;
 use crate::runtime::stub::{self, StubError};
 use crate::settings;
 use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
+use plumgate_core::alert::{
+    self, after_attempt, next_delivery, next_due_ms, read_attempt, webhook_request, AfterAttempt, AlertPolicy, Attempt,
+    BalanceSeen, Raised, DELIVERY_TIMEOUT_MS,
+};
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::event;
@@ -52,7 +65,7 @@ use plumgate_core::token::cache::{grant, kv_ttl_secs};
 use plumgate_core::token::check::{apply_check, plan_check, read_check, CheckPlan, CheckResult, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
 use plumgate_core::token::run::{answer_after_run, finish_run, next_step, wait_limit_ms, Answer, RunEnd, Step};
-use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, refused, retired, Addressed, Next};
+use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, observation, refused, retired, Addressed, Next};
 use plumgate_core::token::storage::{
     authority_name, kv_token_key, legacy_export, load_state, read_handover, set_aside_key, unreadable_message, Handover,
     LegacyExport, LEGACY_AUTHORITY_NAME, STATE_KEY,
@@ -63,7 +76,7 @@ use plumgate_core::token::{
 };
 use plumgate_core::wire::authority::{Call, Reply, AUTHORITY_HEADER};
 use serde_json::Value;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 use worker::{console_error, console_log, durable_object, Delay, Env, Request, Response, State};
@@ -114,6 +127,8 @@ struct Inner {
     run: RefCell<Option<Work>>,
     check: RefCell<Option<(String, Work)>>,
     load: RefCell<Option<Work>>,
+    /// An alarm is delivering alerts (a second one leaves it to that one).
+    delivering: Cell<bool>,
 }
 
 /// What a future running on its own needs.
@@ -125,6 +140,7 @@ struct Ctx {
     /// This authority's name.
     name: String,
     account: String,
+    alerts: AlertPolicy,
 }
 
 impl Ctx {
@@ -139,17 +155,105 @@ impl Ctx {
 
     /// The one write of the state. `change` is a core decision applied to a
     /// copy of the state; it returns what it decided and whether the state
-    /// changed. A changed state is kept in memory first (every later
-    /// decision sees it), then in storage. Returns the decision and the
-    /// state as it now is.
+    /// changed. The token condition is reviewed in the same step
+    /// (`alert::review`): an alert it raises is part of the same write. A
+    /// changed state is kept in memory first (every later decision sees
+    /// it), then in storage. Returns the decision and the state as it now
+    /// is.
     async fn commit<R>(&self, change: impl FnOnce(&mut AuthorityState) -> (R, bool)) -> (R, AuthorityState) {
         let mut st = self.snapshot();
         let (decided, changed) = change(&mut st);
-        if changed {
-            *self.inner.state.borrow_mut() = Some(st.clone());
-            persist(&self.storage, &st).await;
-        }
+        let st = self.store(st, changed).await;
         (decided, st)
+    }
+
+    /// The part of [`Ctx::commit`] after the decision: review, memory,
+    /// storage, the alarm. Boxed, so the wasm holds one copy of it rather
+    /// than one per kind of decision.
+    fn store(&self, mut st: AuthorityState, mut changed: bool) -> LocalBoxFuture<'_, AuthorityState> {
+        Box::pin(async move {
+            let raised = alert::review(&mut st, now_ms(), &self.alerts, &self.cfg.token_policy);
+            changed |= raised.is_some();
+            if changed {
+                *self.inner.state.borrow_mut() = Some(st.clone());
+                persist(&self.storage, &st).await;
+            }
+            if let Some(r) = raised {
+                self.raised(r).await;
+            }
+            st
+        })
+    }
+
+    /// An alert was raised and stored: say so in the log, and have the
+    /// alarm deliver it.
+    async fn raised(&self, r: Raised) {
+        let delivery = if r.deliver { "pending" } else { "not_configured" };
+        console_log!(
+            "{}",
+            event(&[("event", "alert_raised".into()), ("alert", r.event.into()), ("state", r.state.into()), ("delivery", delivery.into())])
+        );
+        if r.deliver {
+            self.schedule().await;
+        }
+    }
+
+    /// Set the alarm for the next alert delivery due, if any.
+    async fn schedule(&self) {
+        let Some(at) = next_due_ms(&self.snapshot()) else { return };
+        if self.storage.set_alarm((at - now_ms()).max(0)).await.is_err() {
+            console_error!("{{\"event\":\"alert_alarm_failed\"}}");
+        }
+    }
+
+    /// Deliver the alerts that are due, oldest first, until one fails (the
+    /// later ones wait behind it, so they arrive in order); then set the
+    /// alarm for what is left. One log line per attempt, never the URL or
+    /// the body.
+    async fn deliver(&self) {
+        if self.inner.delivering.replace(true) {
+            return;
+        }
+        for _ in 0..alert::MAX_PENDING {
+            let Some(body) = next_delivery(&self.snapshot(), now_ms()) else { break };
+            let attempt = match &self.cfg.alert_webhook_url {
+                None => Attempt::NotConfigured,
+                Some(url) => read_attempt(&net::send(&webhook_request(url, &body), DELIVERY_TIMEOUT_MS).await),
+            };
+            let now = now_ms();
+            let (after, st) = self
+                .commit(|st| {
+                    let after = after_attempt(st, &body, &attempt, now, rand01());
+                    (after, after != AfterAttempt::Gone)
+                })
+                .await;
+            let retry_at = match after {
+                AfterAttempt::Retry(at) => Some(rfc3339(at)),
+                _ => None,
+            };
+            let error = match &attempt {
+                Attempt::Failed(why) => Some(why.as_str()),
+                _ => None,
+            };
+            let line = event(&[
+                ("event", "alert_delivery".into()),
+                ("outcome", after.as_str().into()),
+                ("attempts", i64::from(st.alert_attempts).into()),
+                ("error", error.into()),
+                ("next_attempt_at", retry_at.as_deref().into()),
+                ("waiting", (st.alert_outbox.len() as i64).into()),
+            ]);
+            if error.is_some() {
+                console_error!("{line}");
+            } else {
+                console_log!("{line}");
+            }
+            if retry_at.is_some() {
+                break;
+            }
+        }
+        self.inner.delivering.set(false);
+        self.schedule().await;
     }
 }
 
@@ -163,7 +267,13 @@ pub struct TokenAuthority {
 
 impl worker::DurableObject for TokenAuthority {
     fn new(state: State, env: Env) -> Self {
-        let inner = Inner { state: RefCell::new(None), run: RefCell::new(None), check: RefCell::new(None), load: RefCell::new(None) };
+        let inner = Inner {
+            state: RefCell::new(None),
+            run: RefCell::new(None),
+            check: RefCell::new(None),
+            load: RefCell::new(None),
+            delivering: Cell::new(false),
+        };
         TokenAuthority { state, env, inner: Rc::new(inner) }
     }
 
@@ -174,23 +284,40 @@ impl worker::DurableObject for TokenAuthority {
         let reply = self.handle(&path, addressed.as_deref(), &body).await;
         Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
     }
+
+    /// Alert delivery: whatever is due goes to `ALERT_WEBHOOK_URL`
+    /// ([`Ctx::deliver`]). Nothing to do while the state cannot be read.
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Ok(ctx) = self.ctx() {
+            if self.ensure_loaded(&ctx, false).await.is_ok() {
+                ctx.deliver().await;
+            }
+        }
+        Response::empty()
+    }
 }
 
 impl TokenAuthority {
-    async fn handle(&self, path: &str, addressed: Option<&str>, body: &[u8]) -> Reply {
-        let cfg = match settings::load(&self.env) {
-            Ok(c) => c,
-            Err(problems) => return refused(Refusal::Misconfigured { problems: problems.to_vec() }),
-        };
+    /// What a call (or the alarm) works with, or why nothing can be done.
+    fn ctx(&self) -> Result<Rc<Ctx>, Refusal> {
+        let cfg = settings::load(&self.env).map_err(|problems| Refusal::Misconfigured { problems: problems.to_vec() })?;
         let account = cfg.account_id();
-        let ctx = Rc::new(Ctx {
+        Ok(Rc::new(Ctx {
             inner: self.inner.clone(),
             env: self.env.clone(),
             storage: self.state.storage(),
             name: authority_name(&account),
             account,
+            alerts: cfg.alert_policy(),
             cfg,
-        });
+        }))
+    }
+
+    async fn handle(&self, path: &str, addressed: Option<&str>, body: &[u8]) -> Reply {
+        let ctx = match self.ctx() {
+            Ok(c) => c,
+            Err(r) => return refused(r),
+        };
         match address(&ctx.name, addressed, path, body) {
             Addressed::Serve { call, current } => self.serve_call(&ctx, call, current).await,
             Addressed::Export { requester } => self.export(&ctx, &requester).await,
@@ -212,6 +339,9 @@ impl TokenAuthority {
             return refused(r);
         }
         self.adopt(ctx).await;
+        if let Some(seen) = observation(&call) {
+            observe(ctx, seen).await;
+        }
         let mut next = intent(&call);
         loop {
             next = match next {
@@ -475,11 +605,30 @@ async fn load(ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
             return Err(Refusal::StateUnreadable { message });
         }
     };
-    let mut slot = ctx.inner.state.borrow_mut();
-    if slot.is_none() {
-        *slot = Some(state);
+    {
+        let mut slot = ctx.inner.state.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(state);
+        }
     }
+    // Alerts stored by an object that went away before delivering them.
+    ctx.schedule().await;
     Ok(())
+}
+
+/// A balance an isolate saw: recorded, and an alert raised on a crossing
+/// (`alert::observe_balance`).
+async fn observe(ctx: &Ctx, seen: BalanceSeen) {
+    let now = now_ms();
+    let (raised, _) = ctx
+        .commit(|st| {
+            let (changed, raised) = alert::observe_balance(st, seen, now, &ctx.alerts);
+            (raised, changed)
+        })
+        .await;
+    if let Some(r) = raised {
+        ctx.raised(r).await;
+    }
 }
 
 /// A new authority with no state: take over the previous version's, once

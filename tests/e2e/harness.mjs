@@ -503,9 +503,9 @@ export const UNCACHED_OP = "getOrderHistory";
 
 /**
  * What the token test files share: fresh sandboxes (limits out of the way),
- * temporary state directories, one uncached operation, `GET /v1/token`, and
- * `finish()` (stop the sandboxes, remove the directories, return the leak
- * scan's hits).
+ * temporary state directories, a worker for the length of a function
+ * (`withWorker`), one uncached operation, `GET /v1/token`, and `finish()`
+ * (stop the sandboxes, remove the directories, return the leak scan's hits).
  */
 export function tokenFixture(keys) {
   const sandboxes = [];
@@ -521,6 +521,15 @@ export function tokenFixture(keys) {
       const d = tempDir();
       dirs.push(d);
       return d;
+    },
+    /** A worker on `sb` with these keys (`opts` as startWorker's), `fn(w)`, then stopped. */
+    async withWorker(sb, opts, fn) {
+      const w = await startWorker({ sandbox: sb, keys, ...opts });
+      try {
+        return await fn(w);
+      } finally {
+        await w.stop();
+      }
     },
     op: (w, key = keys.admin) =>
       call(w, `/v1/ops/${UNCACHED_OP}`, { key, body: { startDate: "2020-01-01", endDate: "2030-12-31", limit: 5, page: 1 } }),

@@ -8,21 +8,11 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startWorker, standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture,
+  standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture,
 } from "./harness.mjs";
 
 const keys = standardKeys();
-const { fresh, newDir, op, tokenStatus, finish } = tokenFixture(keys);
-
-/** A worker on `sb` (`opts` as startWorker's), `fn(w)`, then stopped. */
-async function withWorker(sb, opts, fn) {
-  const w = await startWorker({ sandbox: sb, keys, ...opts });
-  try {
-    return await fn(w);
-  } finally {
-    await w.stop();
-  }
-}
+const { fresh, newDir, withWorker, op, tokenStatus, finish } = tokenFixture(keys);
 
 const forceRefresh = (w) => call(w, "/v1/token/refresh", { key: keys.admin });
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));

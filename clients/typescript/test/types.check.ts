@@ -79,7 +79,13 @@ export async function admin(): Promise<void> {
   const t = await client.tokenStatus();
   const state: "uninitialized" | "fresh" | "stale" | "expired" | "reauth_required" | (string & {}) = t.state;
   const count: number = t.refresh_count;
-  void [state, count];
+  // The last alert, or null before the first.
+  const alert = t.last_alert;
+  const delivered: boolean | undefined = alert?.delivered;
+  const event: "reauth_required" | "credentials_rejected" | "refresh_failing" | "balance_low" | undefined = alert?.event;
+  // @ts-expect-error it may be null
+  void t.last_alert.attempts;
+  void [state, count, delivered, event];
   // @ts-expect-error placeOrder is not a read: it has its own method
   await client.operation("placeOrder", { productId: 1, quantity: 1, denomination: 1, poNumber: "x" });
 }

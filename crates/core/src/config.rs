@@ -6,8 +6,9 @@
 //! unusable (every route but `/healthz` answers `503 misconfigured`), and each
 //! problem names the variable but never its value.
 
+use crate::alert::AlertPolicy;
 use crate::auth::CallerKeys;
-use crate::secret::{AccessToken, CallerKey, ClientId, ClientSecret, RefreshToken};
+use crate::secret::{AccessToken, CallerKey, ClientId, ClientSecret, RefreshToken, WebhookUrl};
 use crate::token::storage::account_id;
 use crate::token::TokenPolicy;
 
@@ -60,6 +61,18 @@ pub struct Config {
     /// `DEV_CALLER_KEY`: a caller key the demo page may fetch in local
     /// development. Read through [`Config::dev_caller_key`] only.
     dev_caller_key: Option<CallerKey>,
+    /// `ALERT_WEBHOOK_URL` (secret): where alerts are posted; unset, alerts
+    /// are still decided and shown by `GET /v1/token`, but not sent.
+    pub alert_webhook_url: Option<WebhookUrl>,
+    /// `ALERT_REFRESH_FAILURES`: failed refresh runs in a row that make an
+    /// alert (default 3).
+    pub alert_refresh_failures: u32,
+    /// `BALANCE_ALERT_BELOW`: alert when the wallet balance plumgate sees
+    /// drops below this (in the wallet's currency); unset: no balance alerts.
+    pub balance_alert_below: Option<f64>,
+    /// `DEPLOYMENT_NAME`: how alerts name this deployment (see
+    /// [`Config::deployment`]).
+    pub deployment_name: Option<String>,
 }
 
 impl Config {
@@ -89,6 +102,31 @@ impl Config {
         match self.oauth_url.split_once("://") {
             Some((scheme, rest)) => scheme.eq_ignore_ascii_case("http") && is_loopback(authority_of(rest)),
             None => false,
+        }
+    }
+
+    /// The `deployment` an alert names: `DEPLOYMENT_NAME` when set, else the
+    /// Xoxoday host and the account (`stagingaccount.xoxoday.com
+    /// account:0123456789abcdef`, the token authority's name), which say
+    /// which Xoxoday account the alert is about without revealing the
+    /// client id.
+    pub fn deployment(&self) -> String {
+        match &self.deployment_name {
+            Some(name) => name.clone(),
+            None => {
+                let host = self.oauth_url.split_once("://").map_or("", |(_, rest)| authority_of(rest));
+                format!("{host} account:{}", self.account_id())
+            }
+        }
+    }
+
+    /// What the alert decisions need to know (`crate::alert`).
+    pub fn alert_policy(&self) -> AlertPolicy {
+        AlertPolicy {
+            webhook: self.alert_webhook_url.is_some(),
+            refresh_failures: self.alert_refresh_failures,
+            balance_below: self.balance_alert_below,
+            deployment: self.deployment(),
         }
     }
 
@@ -124,7 +162,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
             XoxodayEnv::Staging => STAGING_URL.to_string(),
             XoxodayEnv::Production => PRODUCTION_URL.to_string(),
         },
-        Some(url) => match check_base_url(&url) {
+        Some(url) => match check_url(&url, false) {
             Ok(u) => u,
             Err(p) => {
                 problems.push(format!("XOXODAY_OAUTH_URL {p}"));
@@ -182,6 +220,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let upstream_timeout_ms = num("UPSTREAM_TIMEOUT_MS", 30_000, 100, 300_000) as u32;
     let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 100, 300_000) as u32;
     let order_retention_secs = num("ORDER_RETENTION_SECS", 2_592_000, 1, 31_536_000) as u32;
+    let alert_refresh_failures = num("ALERT_REFRESH_FAILURES", 3, 1, 1000) as u32;
 
     let mut required = |name: &str| -> String {
         get(name).unwrap_or_else(|| {
@@ -194,6 +233,27 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let bootstrap_refresh_token = RefreshToken::new(required("XOXODAY_REFRESH_TOKEN"));
     let bootstrap_access_token = get("XOXODAY_ACCESS_TOKEN").map(AccessToken::new);
     let dev_caller_key = get("DEV_CALLER_KEY").map(CallerKey::new);
+    let alert_webhook_url = get("ALERT_WEBHOOK_URL").and_then(|url| match check_url(&url, true) {
+        Ok(u) => Some(WebhookUrl::new(u)),
+        Err(p) => {
+            problems.push(format!("ALERT_WEBHOOK_URL {p}"));
+            None
+        }
+    });
+    let balance_alert_below = get("BALANCE_ALERT_BELOW").and_then(|v| match v.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 1e12 => Some(n),
+        _ => {
+            problems.push("BALANCE_ALERT_BELOW must be a number above 0 (an amount in the wallet's currency), or unset".into());
+            None
+        }
+    });
+    let deployment_name = get("DEPLOYMENT_NAME").filter(|name| {
+        let ok = name.chars().count() <= 64 && !name.chars().any(char::is_control);
+        if !ok {
+            problems.push("DEPLOYMENT_NAME must be at most 64 characters, without control characters".into());
+        }
+        ok
+    });
     let gateway_keys = match get("GATEWAY_KEYS") {
         None => {
             problems.push("GATEWAY_KEYS is not set".to_string());
@@ -224,19 +284,25 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         order_timeout_ms,
         order_retention_secs,
         dev_caller_key,
+        alert_webhook_url,
+        alert_refresh_failures,
+        balance_alert_below,
+        deployment_name,
     })
 }
 
-/// Check an OAUTH_URL override: `https://` anywhere, `http://` only for
-/// loopback hosts. Returns it without a trailing slash.
-fn check_base_url(url: &str) -> Result<String, &'static str> {
+/// Check a URL plumgate sends to (an OAUTH_URL override, the alert
+/// webhook): `https://` anywhere, `http://` only for loopback hosts (the one
+/// loopback rule, [`is_loopback`]), a host, no credentials, no fragment, and
+/// a query only where `query_ok`. Returns it without a trailing slash.
+fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     let (scheme, rest) = url.split_once("://").ok_or("must be an https:// URL")?;
     let authority = authority_of(rest);
     if authority.is_empty() || authority.contains('@') {
         return Err("must be an https:// URL with a host and no credentials");
     }
-    if rest.contains(['?', '#']) {
-        return Err("must not have a query or fragment");
+    if rest.contains('#') || (!query_ok && rest.contains('?')) {
+        return Err(if query_ok { "must not have a fragment" } else { "must not have a query or fragment" });
     }
     match scheme.to_ascii_lowercase().as_str() {
         "https" => {}
@@ -422,6 +488,68 @@ pub(crate) mod tests {
     fn the_account_follows_url_and_client_id() {
         let c = parse_with(&good_vars()).unwrap();
         assert_eq!(c.account_id(), account_id(STAGING_URL, "client-id-value"));
+    }
+
+    #[test]
+    fn alert_settings_default_to_recorded_only() {
+        let c = parse_with(&good_vars()).unwrap();
+        assert!(c.alert_webhook_url.is_none());
+        assert_eq!(c.alert_refresh_failures, 3);
+        assert_eq!(c.balance_alert_below, None);
+        let p = c.alert_policy();
+        assert!(!p.webhook && p.refresh_failures == 3 && p.balance_below.is_none());
+        assert_eq!(p.deployment, format!("stagingaccount.xoxoday.com account:{}", c.account_id()));
+    }
+
+    #[test]
+    fn alert_settings_parse() {
+        let mut v = good_vars();
+        v.insert("ALERT_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/SECRET".into());
+        v.insert("ALERT_REFRESH_FAILURES", "5".into());
+        v.insert("BALANCE_ALERT_BELOW", "1000.50".into());
+        v.insert("DEPLOYMENT_NAME", "rewards-prod (eu)".into());
+        let c = parse_with(&v).unwrap();
+        assert_eq!(c.alert_webhook_url.as_ref().unwrap().expose_secret(), "https://hooks.slack.com/services/T0/B0/SECRET");
+        assert!(!format!("{c:?}").contains("SECRET"), "the webhook URL is a secret");
+        let p = c.alert_policy();
+        assert_eq!((p.webhook, p.refresh_failures, p.balance_below), (true, 5, Some(1000.5)));
+        assert_eq!(p.deployment, "rewards-prod (eu)");
+        for url in ["http://127.0.0.1:9/hook", "http://localhost/hook?token=x", "http://[::1]:8/h", "https://example.com/h?a=b"] {
+            v.insert("ALERT_WEBHOOK_URL", url.into());
+            assert_eq!(parse_with(&v).unwrap().alert_webhook_url.unwrap().expose_secret(), url, "{url}");
+        }
+        v.insert("XOXODAY_OAUTH_URL", "http://127.0.0.1:8788/chef".into());
+        v.remove("DEPLOYMENT_NAME");
+        let c = parse_with(&v).unwrap();
+        assert_eq!(c.deployment(), format!("127.0.0.1:8788 account:{}", c.account_id()));
+    }
+
+    #[test]
+    fn bad_alert_settings_are_named_without_values() {
+        for (name, value) in [
+            ("ALERT_WEBHOOK_URL", "http://hooks.example.com/SECRET"),
+            ("ALERT_WEBHOOK_URL", "http://10.0.0.1/SECRET"),
+            ("ALERT_WEBHOOK_URL", "https://user:SECRET@hooks.example.com/x"),
+            ("ALERT_WEBHOOK_URL", "https://hooks.example.com/x#SECRET"),
+            ("ALERT_WEBHOOK_URL", "ftp://127.0.0.1/SECRET"),
+            ("ALERT_WEBHOOK_URL", "SECRET"),
+            ("ALERT_REFRESH_FAILURES", "0"),
+            ("ALERT_REFRESH_FAILURES", "three"),
+            ("BALANCE_ALERT_BELOW", "0"),
+            ("BALANCE_ALERT_BELOW", "-5"),
+            ("BALANCE_ALERT_BELOW", "NaN"),
+            ("BALANCE_ALERT_BELOW", "lots"),
+            ("DEPLOYMENT_NAME", "line\nbreak"),
+            ("DEPLOYMENT_NAME", "x"),
+        ] {
+            let mut v = good_vars();
+            let value = if name == "DEPLOYMENT_NAME" && value == "x" { "y".repeat(65) } else { value.replace("\\n", "\n") };
+            v.insert(name, value.clone());
+            let p = parse_with(&v).unwrap_err();
+            assert_eq!(p.len(), 1, "{name}={value}: {p:?}");
+            assert!(p[0].starts_with(name), "{p:?}");
+            assert!(!p[0].contains("SECRET") && (value.len() < 4 || !p[0].contains(&value)), "never echo the value: {p:?}");
+        }
     }
 
     #[test]

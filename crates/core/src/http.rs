@@ -7,8 +7,9 @@
 //! [`HttpAnswer`], or [`NoAnswer`] and why) to the core's readers. So what
 //! goes on the wire, and what each outcome means, is tested on the host.
 
-/// An HTTP request to make. `Debug` hides header values and the body: they
-/// carry the bearer, the client secret or the refresh token.
+/// An HTTP request to make. `Debug` hides header values, the body and the
+/// URL's path and query: they carry the bearer, the client secret, the
+/// refresh token, or (the alert webhook's URL) a credential of their own.
 #[derive(Clone)]
 pub struct HttpRequest {
     /// `GET` or `POST`.
@@ -25,10 +26,19 @@ impl std::fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpRequest")
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &origin_of(&self.url))
             .field("headers", &self.headers.iter().map(|(k, _)| *k).collect::<Vec<_>>())
             .field("body", &self.body.as_ref().map(|_| "[redacted]"))
             .finish()
+    }
+}
+
+/// `scheme://host[:port]` of `url`, with `/…` when more follows.
+fn origin_of(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].find(['/', '?', '#']) {
+        Some(end) => format!("{}/…", &url[..start + end]),
+        None => url.to_string(),
     }
 }
 
@@ -66,6 +76,10 @@ mod tests {
         };
         let d = format!("{r:?}");
         assert!(!d.contains("SECRET"), "{d}");
-        assert!(d.contains("authorization") && d.contains("https://x/v1/oauth/api"), "{d}");
+        assert!(d.contains("authorization") && d.contains("https://x/…"), "{d}");
+        let hook = HttpRequest { url: "https://hooks.example.com/services/T0/B0/SECRET?x=SECRET".into(), ..r.clone() };
+        let d = format!("{hook:?}");
+        assert!(!d.contains("SECRET") && d.contains("https://hooks.example.com/…"), "{d}");
+        assert_eq!(origin_of("http://127.0.0.1:9"), "http://127.0.0.1:9");
     }
 }

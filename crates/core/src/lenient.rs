@@ -25,6 +25,18 @@ pub fn lenient_i64(v: &Value) -> Option<i64> {
     }
 }
 
+/// An amount that may arrive as a JSON number or a numeric string (a
+/// wallet balance: `950`, `950.5`, `"950.50"`); `None` for anything else,
+/// and for a value that is not finite.
+pub fn lenient_f64(v: &Value) -> Option<f64> {
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    n.filter(|f| f.is_finite())
+}
+
 /// An epoch stamp that should be milliseconds; values that look like seconds
 /// (before the year 5138 in seconds = under 1e11) are scaled. `None` for
 /// zero, negative or unreadable values.
@@ -75,6 +87,23 @@ mod tests {
             (json!(null), None),
         ] {
             assert_eq!(lenient_i64(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn amounts_in_every_form() {
+        for (v, want) in [
+            (json!(950), Some(950.0)),
+            (json!(950.5), Some(950.5)),
+            (json!("950.50"), Some(950.5)),
+            (json!(" 7 "), Some(7.0)),
+            (json!("NaN"), None),
+            (json!("inf"), None),
+            (json!("x"), None),
+            (json!(true), None),
+            (json!(null), None),
+        ] {
+            assert_eq!(lenient_f64(&v), want, "{v}");
         }
     }
 

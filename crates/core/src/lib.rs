@@ -22,10 +22,12 @@
 //!   [`time`]: expiry maths and RFC 3339.
 //! - [`wire`]: the typed protocols of the Durable Objects; the decisions
 //!   their shells run live in [`token`] (`TokenAuthority`: the token
-//!   lifecycle) and [`ledger`] (`OrderLedger`: placeOrder safety).
+//!   lifecycle), [`alert`] (the alerts the `TokenAuthority` raises and
+//!   delivers) and [`ledger`] (`OrderLedger`: placeOrder safety).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod auth;
 pub mod config;
 pub mod cors;

@@ -48,9 +48,10 @@ pub struct RequestLog {
 }
 
 /// What the layers under the router saw of one request: the part of its
-/// log line they know. Returned by value (every field is a number or a
-/// static name), so reporting costs no allocation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// log line they know, and the wallet balance a getBalance answer showed.
+/// Returned by value (every field is a number or a static name), so
+/// reporting costs no allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Trace {
     /// Status Xoxoday answered, when called.
     pub upstream_status: Option<u16>,
@@ -64,6 +65,10 @@ pub struct Trace {
     /// one itself (the order ledger); an error the router answers is
     /// recorded by the router.
     pub error: Option<&'static str>,
+    /// The wallet balance in a getBalance answer from Xoxoday, when
+    /// `BALANCE_ALERT_BELOW` is set. Not logged: the router hands it to the
+    /// balance alert check (`alert::balance_report`).
+    pub balance: Option<f64>,
 }
 
 impl RequestLog {
@@ -71,7 +76,7 @@ impl RequestLog {
     /// replaces the router's (a note such as `token_replaced` replaces
     /// `unvalidated`, as the later, more telling fact).
     pub fn record(&mut self, t: Trace) {
-        let Trace { upstream_status, cache, note, token, error } = t;
+        let Trace { upstream_status, cache, note, token, error, balance: _ } = t;
         if upstream_status.is_some() {
             self.upstream_status = upstream_status;
         }
@@ -220,7 +225,14 @@ mod tests {
         let mut l = RequestLog { note: Some("unvalidated"), upstream_status: Some(401), ..Default::default() };
         l.record(Trace::default());
         assert_eq!((l.note, l.upstream_status), (Some("unvalidated"), Some(401)), "nothing seen: nothing changed");
-        l.record(Trace { upstream_status: Some(200), token: Some("memory"), note: Some("token_replaced"), cache: Some("miss"), error: Some("rate_limited") });
+        l.record(Trace {
+            upstream_status: Some(200),
+            token: Some("memory"),
+            note: Some("token_replaced"),
+            cache: Some("miss"),
+            error: Some("rate_limited"),
+            balance: Some(950.0),
+        });
         assert_eq!(
             (l.upstream_status, l.token, l.note, l.cache, l.error),
             (Some(200), Some("memory"), Some("token_replaced"), Some("miss"), Some("rate_limited"))

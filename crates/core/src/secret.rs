@@ -80,6 +80,11 @@ secret_type!(
     /// A caller's gateway key, as presented in `Authorization: Bearer`.
     CallerKey
 );
+secret_type!(
+    /// `ALERT_WEBHOOK_URL`: where alerts are posted. A secret: a Slack-style
+    /// incoming-webhook URL carries its credential in the path.
+    WebhookUrl
+);
 
 /// Short fingerprint of a secret value: the first 16 hex characters of its
 /// SHA-256. Enough to tell two tokens apart, useless for recovering one.
@@ -135,6 +140,7 @@ mod tests {
             format!("{:?}", RefreshToken::new("s3cr3t-value")),
             format!("{:?}", AccessToken::new("s3cr3t-value")),
             format!("{:?}", CallerKey::new("s3cr3t-value")),
+            format!("{:?}", WebhookUrl::new("https://hooks.example.com/s3cr3t-value")),
             format!("{:?}", Some(ClientId::new("s3cr3t-value"))),
         ];
         for v in values {

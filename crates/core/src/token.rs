@@ -4,7 +4,8 @@
 //! state machine that decides what a request, a cron tick or a forced
 //! refresh should do ([`plan`]), applying a refresh's outcome, the
 //! retry/backoff policy, and the status body of `GET /v1/token`
-//! ([`status`]). Submodules hold the rest of the authority's rules:
+//! ([`status`]). The alerts the authority raises and keeps with this state
+//! are `crate::alert`'s. Submodules hold the rest of the authority's rules:
 //! - [`serve`]: what the authority does with one call and what it answers
 //!   (the decisions its Durable Object shell runs, in order);
 //! - [`check`]: an upstream 401 is checked before anything is spent;
@@ -60,6 +61,7 @@ pub use refresh::{
     TokenAnswer,
 };
 
+use crate::alert::last_alert;
 use crate::errors::ApiError;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::time::{rfc3339, secs_to_ms, secs_until};
@@ -213,6 +215,36 @@ pub struct AuthorityState {
     pub retired_to: Option<String>,
     /// When it was handed over (epoch ms).
     pub retired_at_ms: Option<i64>,
+    /// The token condition the last token alert was about
+    /// (`alert::Condition`'s name), `None` while there is none
+    /// (`alert::review`).
+    pub alert_condition: Option<String>,
+    /// The last balance reported was below `BALANCE_ALERT_BELOW`.
+    pub alert_balance_low: bool,
+    /// When the newest balance report applied was seen (epoch ms); older
+    /// reports arriving later are ignored.
+    pub alert_balance_seen_at_ms: Option<i64>,
+    /// Alerts not yet delivered, oldest first: the JSON bodies to post
+    /// (`alert`; at most `alert::MAX_PENDING`).
+    pub alert_outbox: Vec<String>,
+    /// Delivery attempts of the first alert of the outbox so far; once the
+    /// outbox is empty, those the last alert took.
+    pub alert_attempts: u32,
+    /// When the first alert of the outbox is tried (again) (epoch ms).
+    pub alert_next_at_ms: Option<i64>,
+    /// When its first attempt was due: the give-up clock (epoch ms).
+    pub alert_head_since_ms: Option<i64>,
+    /// Why its last attempt failed; once the outbox is empty, why the last
+    /// alert was not delivered (a safe sentence).
+    pub alert_error: Option<String>,
+    /// The last alert raised: its event, `firing` or `resolved`, and when.
+    pub alert_last_event: Option<String>,
+    /// See `alert_last_event`.
+    pub alert_last_state: Option<String>,
+    /// See `alert_last_event` (epoch ms).
+    pub alert_last_at_ms: Option<i64>,
+    /// The receiver accepted the last alert.
+    pub alert_last_delivered: bool,
 }
 
 /// Token state reported by `GET /v1/token`.
@@ -661,10 +693,12 @@ pub fn retry_delay_ms(attempt: u32, rand01: f64, policy: &TokenPolicy) -> u64 {
 
 /// The body of `GET /v1/token`: status, never a token. `retry_at` is when
 /// the next automatic refresh attempt may happen while something holds it
-/// back (Xoxoday's refresh penalty, a backoff, the loop guard), else null.
+/// back (Xoxoday's refresh penalty, a backoff, the loop guard), else null;
+/// `last_alert` is the last alert raised (`alert::last_alert`).
 pub fn status(state: &AuthorityState, now_ms: i64, policy: &TokenPolicy) -> TokenStatus {
     TokenStatus {
         access_token_expires_at: state.access.as_ref().map(|a| rfc3339(a.expires_at_ms)),
+        last_alert: last_alert(state),
         last_error: state.last_error.clone(),
         last_refresh_at: state.last_refresh_at_ms.map(rfc3339),
         refresh_count: state.refresh_count,

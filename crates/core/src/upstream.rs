@@ -3,7 +3,8 @@
 //! access token (ask the token authority to check it) and which pass
 //! straight through, which answers are a rate-limit penalty (stop calling
 //! that operation until it ends; the one scan for Xoxoday's rate-limit
-//! answer, also used on token endpoint answers), and which are a success.
+//! answer, also used on token endpoint answers), which are a success, and
+//! the wallet balance a getBalance answer shows ([`balance_value`]).
 //!
 //! Xoxoday has three error shapes (xoxoday-api.md §1.8, §3.9): OAuth
 //! `{error, error_description}`, Plum `{code, errorId, errorInfo, error}` and
@@ -12,7 +13,7 @@
 //! so the body decides, whatever the status.
 
 use crate::http::HttpRequest;
-use crate::lenient::lenient_i64;
+use crate::lenient::{lenient_f64, lenient_i64};
 use crate::secret::AccessToken;
 use serde::Deserialize;
 use serde_json::Value;
@@ -167,6 +168,20 @@ pub fn is_plum_success(op: &str, status: u16, body: &[u8]) -> bool {
     matches!(found, Ok(Some(v)) if lenient_i64(&v) == Some(1)) && de.end().is_ok()
 }
 
+/// The wallet balance in a successful getBalance answer,
+/// `data.getBalance.data.value` (a number or a numeric string; Xoxoday
+/// sends `{"points", "value", "currency"}`), read the way
+/// [`is_plum_success`] reads its field: the rest of the body is skipped.
+/// `None` for any other answer.
+pub fn balance_value(status: u16, body: &[u8]) -> Option<f64> {
+    if !is_plum_success("getBalance", status, body) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = serde::de::DeserializeSeed::deserialize(FieldPath { path: &["data", "getBalance", "data", "value"] }, &mut de);
+    found.ok().flatten().as_ref().and_then(lenient_f64)
+}
+
 /// Deserializes the value at `path` (object keys) and skips the rest;
 /// `None` when the path does not exist or leads through a non-object.
 struct FieldPath<'p> {
@@ -242,6 +257,25 @@ mod tests {
         let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
         let inner = v.get("data").and_then(|d| d.get(op));
         inner.and_then(|i| i.get("status")).and_then(lenient_i64) == Some(1)
+    }
+
+    #[test]
+    fn the_balance_of_a_successful_get_balance_answer() {
+        let cases: &[(u16, &str, Option<f64>)] = &[
+            (200, r#"{"data":{"getBalance":{"status":1,"data":{"points":950,"value":950,"currency":"USD"}}}}"#, Some(950.0)),
+            (200, r#"{"data":{"getBalance":{"data":{"value":"1250.75","currency":"INR"},"status":"1"}}}"#, Some(1250.75)),
+            (200, r#"{"data":{"getBalance":{"status":1,"data":{"value":0.5}}}}"#, Some(0.5)),
+            (200, r#"{"data":{"getBalance":{"status":0,"data":{"value":950}}}}"#, None),
+            (502, r#"{"data":{"getBalance":{"status":1,"data":{"value":950}}}}"#, None),
+            (200, r#"{"data":{"getBalance":{"status":1,"data":{"currency":"USD"}}}}"#, None),
+            (200, r#"{"data":{"getBalance":{"status":1,"data":{"value":"lots"}}}}"#, None),
+            (200, r#"{"data":{"getBalance":{"status":1,"data":[950]}}}"#, None),
+            (200, r#"{"data":{"getVouchers":{"status":1,"data":{"value":950}}}}"#, None),
+            (200, "not json", None),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(balance_value(*status, body.as_bytes()), *want, "{status} {body}");
+        }
     }
 
     #[test]

@@ -148,6 +148,7 @@ mod tests {
 
     fn status() -> TokenStatus {
         TokenStatus {
+            last_alert: None,
             access_token_expires_at: None,
             last_error: None,
             last_refresh_at: None,

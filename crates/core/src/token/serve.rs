@@ -7,20 +7,24 @@
 //!    version of the protocol (`wire::authority`)?
 //! 2. load the state (`storage::load_state`), once per object; refuse it
 //!    while it cannot be read; [`retired`] after a hand-over;
-//! 3. adopt what the operator set (`adopt::adopt`);
+//! 3. adopt what the operator set (`adopt::adopt`), and record a balance
+//!    report ([`observation`], `alert::observe_balance`); every write of the
+//!    state also reviews the token condition for an alert
+//!    (`alert::review`);
 //! 4. [`intent`]: what the call asks: an answer at once, the state
 //!    machine ([`super::plan`], then a refresh run: `run`), or a token
 //!    check first (`check::plan_check`, then [`after_verdict`]);
 //! 5. [`reply`]: the grant, the status and the refusal, if any.
 
 use super::cache::grant;
+use crate::alert::BalanceSeen;
 use super::check::CheckVerdict;
 use super::storage::LEGACY_AUTHORITY_NAME;
 use super::{status, AuthorityState, Refusal, TokenPolicy, Trigger};
 use crate::wire::authority::{Call, Op, Reply};
 
 /// Who a call is for, and how to serve it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Addressed {
     /// Serve `call`. `current`: from a worker of this protocol version
     /// (one without the authority header is from the version before
@@ -107,12 +111,22 @@ impl Next {
 pub fn intent(call: &Call) -> Next {
     match call {
         // Status, and the end of a recovery; an export addressed to this
-        // authority itself has nothing to hand over but its status.
-        Call::Status | Call::Recover | Call::Export { .. } => Next::ANSWER,
+        // authority itself has nothing to hand over but its status; a
+        // balance report, once recorded ([`observation`]).
+        Call::Status | Call::Recover | Call::Export { .. } | Call::Balance { .. } => Next::ANSWER,
         Call::Token => Next::Serve(Trigger::Request),
         Call::Cron => Next::Serve(Trigger::Cron),
         Call::Refresh => Next::Serve(Trigger::Forced),
         Call::Check { fp } => Next::Check(fp.clone()),
+    }
+}
+
+/// The balance a call reports, to record before answering
+/// (`alert::observe_balance`).
+pub fn observation(call: &Call) -> Option<BalanceSeen> {
+    match call {
+        Call::Balance { value, seen_at_ms } => Some(BalanceSeen { value: *value, seen_at_ms: *seen_at_ms }),
+        _ => None,
     }
 }
 
@@ -211,6 +225,10 @@ mod tests {
         assert_eq!(intent(&Call::Cron), Next::Serve(Trigger::Cron));
         assert_eq!(intent(&Call::Refresh), Next::Serve(Trigger::Forced));
         assert_eq!(intent(&Call::Check { fp: "ab".into() }), Next::Check("ab".into()));
+        let report = Call::Balance { value: 950.5, seen_at_ms: T0 };
+        assert_eq!(intent(&report), Next::ANSWER);
+        assert_eq!(observation(&report), Some(BalanceSeen { value: 950.5, seen_at_ms: T0 }));
+        assert_eq!(observation(&Call::Status), None);
         assert_eq!(after_verdict(CheckVerdict::Serve), Next::Serve(Trigger::Request));
         assert_eq!(after_verdict(CheckVerdict::PassThrough), Next::Answer { refusal: None, pass_through: true });
         assert_eq!(

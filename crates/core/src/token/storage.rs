@@ -212,7 +212,7 @@ mod tests {
     fn unknown_fields_are_tolerated() {
         // A state a newer version wrote, with fields (and a slot field) this
         // version does not know: it loads, tokens intact.
-        let text = r#"{"refresh":{"token":"rt","expires_at_ms":5,"future_slot_field":1},"refresh_count":2,"future_field":{"a":[1,2]},"alerts":"x"}"#;
+        let text = r#"{"refresh":{"token":"rt","expires_at_ms":5,"future_slot_field":1},"refresh_count":2,"future_field":{"a":[1,2]},"notices":"x"}"#;
         let s = load_state(Some(&json!(text))).unwrap().unwrap();
         assert_eq!(s.refresh_count, 2);
         assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt");

@@ -37,11 +37,13 @@ pub enum Op {
     Recover,
     /// Asked of the previous version's authority by a new one.
     Export,
+    /// A balance an isolate saw (`alert::observe_balance`).
+    Balance,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 7] = [Op::Token, Op::Check, Op::Refresh, Op::Cron, Op::Status, Op::Recover, Op::Export];
+    pub const ALL: [Op; 8] = [Op::Token, Op::Check, Op::Refresh, Op::Cron, Op::Status, Op::Recover, Op::Export, Op::Balance];
 
     /// The path segment.
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Op {
             Op::Status => "status",
             Op::Recover => "recover",
             Op::Export => "export",
+            Op::Balance => "balance",
         }
     }
 
@@ -62,17 +65,17 @@ impl Op {
     }
 
     /// The previous version's names for the same requests (it called a
-    /// check `reject`, and had no `recover` or `export`).
+    /// check `reject`, and had no `recover`, `export` or `balance`).
     pub fn from_legacy_name(name: &str) -> Option<Op> {
         match name {
             "reject" => Some(Op::Check),
-            other => Op::from_name(other).filter(|op| !matches!(op, Op::Recover | Op::Export)),
+            other => Op::from_name(other).filter(|op| !matches!(op, Op::Recover | Op::Export | Op::Balance)),
         }
     }
 }
 
 /// One call, with what its operation needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// A caller needs a token.
     Token,
@@ -96,6 +99,14 @@ pub enum Call {
         /// The asking authority's name.
         requester: String,
     },
+    /// An isolate saw this wallet balance in a getBalance answer from
+    /// Xoxoday (sent after the answer, never on its path).
+    Balance {
+        /// `data.getBalance.data.value`.
+        value: f64,
+        /// When it was seen (epoch ms).
+        seen_at_ms: i64,
+    },
 }
 
 /// The JSON body of the operations that take one. (One struct for both:
@@ -106,6 +117,10 @@ struct Payload {
     fp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     requester: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    balance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seen_at_ms: Option<i64>,
 }
 
 impl Call {
@@ -119,6 +134,7 @@ impl Call {
             Call::Status => Op::Status,
             Call::Recover => Op::Recover,
             Call::Export { .. } => Op::Export,
+            Call::Balance { .. } => Op::Balance,
         }
     }
 
@@ -133,6 +149,9 @@ impl Call {
         let payload = match self {
             Call::Check { fp } => Payload { fp: Some(fp.clone()), ..Payload::default() },
             Call::Export { requester } => Payload { requester: Some(requester.clone()), ..Payload::default() },
+            Call::Balance { value, seen_at_ms } => {
+                Payload { balance: Some(*value), seen_at_ms: Some(*seen_at_ms), ..Payload::default() }
+            }
             _ => return None,
         };
         serde_json::to_string(&payload).ok()
@@ -144,7 +163,7 @@ impl Call {
     /// # Errors
     /// A safe sentence when the body lacks what the operation needs (a
     /// check without a fingerprint, an export without an `account:`
-    /// requester).
+    /// requester, a balance without its value and time).
     pub fn decode(op: Op, body: &[u8]) -> Result<Call, &'static str> {
         let payload = || serde_json::from_slice::<Payload>(body).unwrap_or_default();
         Ok(match op {
@@ -159,6 +178,13 @@ impl Call {
             Op::Export => Call::Export {
                 requester: payload().requester.filter(|r| r.starts_with("account:")).ok_or("export needs a requester")?,
             },
+            Op::Balance => {
+                let p = payload();
+                match (p.balance, p.seen_at_ms) {
+                    (Some(value), Some(seen_at_ms)) => Call::Balance { value, seen_at_ms },
+                    _ => return Err("a balance report needs the balance and when it was seen"),
+                }
+            }
         })
     }
 }
@@ -196,6 +222,10 @@ impl Grant {
 pub struct TokenStatus {
     /// The access token's expiry.
     pub access_token_expires_at: Option<String>,
+    /// The last alert raised (`alert::last_alert`); added later, so
+    /// optional when read.
+    #[serde(default)]
+    pub last_alert: Option<AlertView>,
     /// The last refresh failure, a safe sentence.
     pub last_error: Option<String>,
     /// The last successful refresh.
@@ -210,6 +240,27 @@ pub struct TokenStatus {
     /// One of `token::TokenState`'s names. Text, not the enum: a newer
     /// authority (during a deploy) may name a state this version does not
     /// know, and it is relayed as sent.
+    pub state: String,
+}
+
+/// The last alert, as `GET /v1/token` shows it. Fields in alphabetical
+/// order, like the status around it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    /// When it was raised.
+    pub at: String,
+    /// Deliveries tried.
+    pub attempts: u32,
+    /// The receiver accepted it.
+    pub delivered: bool,
+    /// Why the last attempt failed, or why it was not sent.
+    pub error: Option<String>,
+    /// The condition (`reauth_required`, `credentials_rejected`,
+    /// `refresh_failing`, `balance_low`).
+    pub event: String,
+    /// When it is tried again; null once delivered, given up or not sent.
+    pub next_attempt_at: Option<String>,
+    /// `firing` or `resolved`.
     pub state: String,
 }
 
@@ -261,6 +312,7 @@ mod tests {
 
     fn status() -> TokenStatus {
         TokenStatus {
+            last_alert: None,
             access_token_expires_at: Some("2026-12-10T17:09:42.000Z".into()),
             last_error: None,
             last_refresh_at: Some("2026-11-25T17:09:42.000Z".into()),
@@ -282,6 +334,7 @@ mod tests {
             (Call::Status, "https://authority/status", None),
             (Call::Recover, "https://authority/recover", None),
             (Call::Export { requester: "account:00ff".into() }, "https://authority/export", Some(r#"{"requester":"account:00ff"}"#)),
+            (Call::Balance { value: 950.5, seen_at_ms: T0 }, "https://authority/balance", Some(r#"{"balance":950.5,"seen_at_ms":1795626582000}"#)),
         ];
         for (call, url, body) in calls {
             assert_eq!(call.url(), url);
@@ -301,6 +354,7 @@ mod tests {
         assert_eq!(Op::from_legacy_name("token"), Some(Op::Token));
         assert_eq!(Op::from_legacy_name("recover"), None);
         assert_eq!(Op::from_legacy_name("export"), None);
+        assert_eq!(Op::from_legacy_name("balance"), None, "the previous version never reports a balance");
         for op in Op::ALL {
             assert_eq!(Op::from_name(op.name()), Some(op));
         }
@@ -308,6 +362,10 @@ mod tests {
         assert!(Call::decode(Op::Check, br#"{"fp":7}"#).is_err());
         assert!(Call::decode(Op::Export, br#"{"requester":"xoxoday"}"#).is_err());
         assert!(Call::decode(Op::Export, b"{}").is_err());
+        assert!(Call::decode(Op::Balance, br#"{"balance":950}"#).is_err(), "without when it was seen");
+        assert!(Call::decode(Op::Balance, br#"{"seen_at_ms":1}"#).is_err());
+        assert!(Call::decode(Op::Balance, br#"{"balance":"950","seen_at_ms":1}"#).is_err());
+        assert_eq!(Call::decode(Op::Balance, br#"{"balance":0,"seen_at_ms":1}"#), Ok(Call::Balance { value: 0.0, seen_at_ms: 1 }));
         // Operations without a payload ignore whatever body came.
         assert_eq!(Call::decode(Op::Token, b"not json"), Ok(Call::Token));
         // A legacy check: the same body.
@@ -327,7 +385,7 @@ mod tests {
         let text = serde_json::to_string(&full).unwrap();
         assert_eq!(
             text,
-            r#"{"grant":{"access_token":"at-1","expires_at_ms":1795626583000,"recheck_at_ms":1795626582500},"status":{"access_token_expires_at":"2026-12-10T17:09:42.000Z","last_error":null,"last_refresh_at":"2026-11-25T17:09:42.000Z","refresh_count":3,"refresh_token_expires_at":"2026-12-25T17:09:42.000Z","retry_at":null,"state":"fresh"},"error":null,"pass_through":false}"#
+            r#"{"grant":{"access_token":"at-1","expires_at_ms":1795626583000,"recheck_at_ms":1795626582500},"status":{"access_token_expires_at":"2026-12-10T17:09:42.000Z","last_alert":null,"last_error":null,"last_refresh_at":"2026-11-25T17:09:42.000Z","refresh_count":3,"refresh_token_expires_at":"2026-12-25T17:09:42.000Z","retry_at":null,"state":"fresh"},"error":null,"pass_through":false}"#
         );
         let back: Reply = serde_json::from_str(&text).unwrap();
         assert_eq!(back.grant.unwrap().access_token.expose_secret(), "at-1");
@@ -347,6 +405,30 @@ mod tests {
         );
         let handed = Reply::<TokenStatus>::handover(Some("{}".into()));
         assert_eq!(serde_json::to_string(&handed).unwrap(), r#"{"grant":null,"status":null,"error":null,"pass_through":false,"handover":"{}"}"#);
+
+        // The last alert, as the status carries it.
+        let alert = AlertView {
+            at: "2026-11-25T17:09:42.000Z".into(),
+            attempts: 2,
+            delivered: false,
+            error: Some("the receiver answered HTTP 500".into()),
+            event: "reauth_required".into(),
+            next_attempt_at: Some("2026-11-25T17:09:52.000Z".into()),
+            state: "firing".into(),
+        };
+        let with_alert = TokenStatus { last_alert: Some(alert), ..status() };
+        let text = serde_json::to_string(&with_alert).unwrap();
+        assert_eq!(
+            text,
+            r#"{"access_token_expires_at":"2026-12-10T17:09:42.000Z","last_alert":{"at":"2026-11-25T17:09:42.000Z","attempts":2,"delivered":false,"error":"the receiver answered HTTP 500","event":"reauth_required","next_attempt_at":"2026-11-25T17:09:52.000Z","state":"firing"},"last_error":null,"last_refresh_at":"2026-11-25T17:09:42.000Z","refresh_count":3,"refresh_token_expires_at":"2026-12-25T17:09:42.000Z","retry_at":null,"state":"fresh"}"#
+        );
+        assert_eq!(serde_json::from_str::<TokenStatus>(&text).unwrap(), with_alert);
+        // A status from an authority before alerts reads with none.
+        let before: TokenStatus = serde_json::from_str(
+            r#"{"access_token_expires_at":null,"last_error":null,"last_refresh_at":null,"refresh_count":0,"refresh_token_expires_at":null,"retry_at":null,"state":"uninitialized"}"#,
+        )
+        .unwrap();
+        assert_eq!(before.last_alert, None);
 
         // What the previous version wrote (no handover, maybe no error or
         // pass_through) and fields from a newer one read fine.

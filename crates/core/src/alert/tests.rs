@@ -1,0 +1,405 @@
+use super::*;
+use crate::secret::{AccessToken, RefreshToken};
+use crate::token::{AccessSlot, RefreshSlot};
+use serde_json::{json, Value};
+
+const T0: i64 = 1_795_626_582_000;
+const DAY: i64 = 86_400_000;
+
+fn policy() -> AlertPolicy {
+    AlertPolicy { webhook: true, refresh_failures: 3, balance_below: Some(1000.0), deployment: "rewards-prod".into() }
+}
+
+fn healthy() -> AuthorityState {
+    AuthorityState {
+        access: Some(AccessSlot { token: AccessToken::new("at-SECRET"), expires_at_ms: T0 + 10 * DAY, obtained_at_ms: T0, rejected: false }),
+        refresh: Some(RefreshSlot { token: RefreshToken::new("rt-SECRET"), expires_at_ms: T0 + 30 * DAY, expiry_known: true }),
+        refresh_count: 1,
+        last_refresh_at_ms: Some(T0),
+        ..Default::default()
+    }
+}
+
+fn review_at(s: &mut AuthorityState, now: i64) -> Option<Raised> {
+    review(s, now, &policy(), &TokenPolicy::default())
+}
+
+/// The newest body in the outbox, parsed.
+fn newest(s: &AuthorityState) -> Value {
+    serde_json::from_str(s.alert_outbox.last().expect("an alert waits")).expect("JSON")
+}
+
+fn assert_no_secret(s: &AuthorityState) {
+    let text = serde_json::to_string(s).unwrap();
+    let alerts: Vec<&String> = s.alert_outbox.iter().collect();
+    let alerts = format!("{alerts:?} {:?} {:?}", s.alert_error, s.alert_last_event);
+    assert!(!alerts.contains("at-SECRET") && !alerts.contains("rt-SECRET"), "{alerts}");
+    assert!(text.contains("at-SECRET"), "the state itself does hold the token");
+}
+
+fn raise_reauth(s: &mut AuthorityState, now: i64) -> Raised {
+    s.reauth_reason = Some("refresh token rejected: HTTP 400 invalid_grant".into());
+    s.alert_condition = None;
+    review_at(s, now).expect("an alert")
+}
+
+#[test]
+fn token_condition_every_arm_in_order() {
+    let p = policy();
+    let mut s = healthy();
+    assert_eq!(token_condition(&s, &p), None);
+    s.consecutive_failures = 2;
+    assert_eq!(token_condition(&s, &p), None, "under ALERT_REFRESH_FAILURES");
+    s.consecutive_failures = 3;
+    assert_eq!(token_condition(&s, &p), Some(Condition::RefreshFailing));
+    s.credentials_rejected_fp = Some("cfp".into());
+    assert_eq!(token_condition(&s, &p), Some(Condition::CredentialsRejected), "credentials before failures");
+    s.reauth_reason = Some("dead".into());
+    assert_eq!(token_condition(&s, &p), Some(Condition::ReauthRequired), "a dead refresh token first");
+    let zero = AlertPolicy { refresh_failures: 0, ..p };
+    assert_eq!(token_condition(&AuthorityState::default(), &zero), None, "a threshold of 0 counts as 1");
+    for c in Condition::ALL {
+        assert_eq!(Condition::from_name(c.as_str()), Some(c));
+    }
+    assert_eq!(Condition::from_name("paused"), None);
+}
+
+#[test]
+fn reauth_required_fires_once_then_resolves_once() {
+    let mut s = healthy();
+    assert_eq!(review_at(&mut s, T0), None, "healthy: nothing");
+    assert!(s.alert_outbox.is_empty() && s.alert_condition.is_none() && last_alert(&s).is_none());
+
+    s.reauth_reason = Some("refresh token rejected: HTTP 400 invalid_grant".into());
+    s.last_error = s.reauth_reason.clone();
+    let raised = review_at(&mut s, T0 + 1000).expect("an alert");
+    assert_eq!(raised, Raised { event: "reauth_required", state: FIRING, deliver: true });
+    assert_eq!(s.alert_condition.as_deref(), Some("reauth_required"));
+    let b = newest(&s);
+    assert_eq!(b["event"], "reauth_required");
+    assert_eq!(b["state"], "firing");
+    assert_eq!(b["at"], crate::time::rfc3339(T0 + 1000));
+    assert_eq!(b["deployment"], "rewards-prod");
+    assert_eq!(b["token_state"], "reauth_required");
+    let message = b["message"].as_str().unwrap();
+    assert!(message.contains("invalid_grant") && message.contains("XOXODAY_REFRESH_TOKEN"), "{message}");
+    assert_eq!(b["text"], format!("plumgate [rewards-prod] ALERT reauth_required: {message}"));
+    for absent in ["replaces", "failures", "balance", "threshold"] {
+        assert!(b.get(absent).is_none(), "{absent} in {b}");
+    }
+    assert_eq!((s.alert_attempts, s.alert_next_at_ms, s.alert_error.as_deref()), (0, Some(T0 + 1000), None));
+    let view = last_alert(&s).unwrap();
+    assert_eq!((view.event.as_str(), view.state.as_str(), view.at.as_str()), ("reauth_required", "firing", b["at"].as_str().unwrap()));
+    assert_eq!((view.delivered, view.attempts, view.next_attempt_at), (false, 0, Some(crate::time::rfc3339(T0 + 1000))));
+
+    // While the state holds: no repeat, however often it is reviewed.
+    for i in 0..5 {
+        assert_eq!(review_at(&mut s, T0 + 2000 + i), None);
+    }
+    assert_eq!(s.alert_outbox.len(), 1);
+
+    // The operator sets a new refresh token: the same condition, resolved.
+    s.reauth_reason = None;
+    let raised = review_at(&mut s, T0 + 60_000).expect("the recovery alert");
+    assert_eq!(raised, Raised { event: "reauth_required", state: RESOLVED, deliver: true });
+    assert!(s.alert_condition.is_none());
+    let b = newest(&s);
+    assert_eq!((b["event"].as_str(), b["state"].as_str()), (Some("reauth_required"), Some("resolved")));
+    assert_eq!(b["token_state"], "fresh");
+    assert!(b["text"].as_str().unwrap().starts_with("plumgate [rewards-prod] RESOLVED reauth_required: No longer reauth_required"));
+    assert!(b.get("replaces").is_none());
+    assert_eq!(review_at(&mut s, T0 + 61_000), None);
+    assert_eq!(s.alert_outbox.len(), 2, "both wait, in order");
+    assert_no_secret(&s);
+}
+
+#[test]
+fn refresh_failures_fire_at_the_threshold_and_resolve_on_success() {
+    let mut s = healthy();
+    s.last_error = Some("refresh failed: HTTP 503 server_error".into());
+    for n in 1..3 {
+        s.consecutive_failures = n;
+        assert_eq!(review_at(&mut s, T0), None, "{n} failures");
+    }
+    s.consecutive_failures = 3;
+    s.next_attempt_at_ms = Some(T0 + 90_000);
+    let raised = review_at(&mut s, T0).unwrap();
+    assert_eq!((raised.event, raised.state), ("refresh_failing", FIRING));
+    let b = newest(&s);
+    assert_eq!(b["failures"], 3);
+    assert_eq!(b["token_state"], "fresh", "the access token is still served");
+    let message = b["message"].as_str().unwrap();
+    assert!(message.starts_with("3 token refresh runs failed in a row (ALERT_REFRESH_FAILURES is 3)"), "{message}");
+    assert!(message.contains("HTTP 503") && message.contains(&crate::time::rfc3339(T0 + 90_000)), "{message}");
+    s.consecutive_failures = 4;
+    assert_eq!(review_at(&mut s, T0 + 1), None, "more failures: the same condition");
+    s.consecutive_failures = 0;
+    s.last_error = None;
+    let raised = review_at(&mut s, T0 + 2).unwrap();
+    assert_eq!((raised.event, raised.state), ("refresh_failing", RESOLVED));
+    let b = newest(&s);
+    assert!(b.get("failures").is_none());
+    assert!(b["message"].as_str().unwrap().starts_with("Token refresh recovered"));
+}
+
+#[test]
+fn a_condition_replacing_another_says_so_and_credentials_resolve() {
+    let mut s = healthy();
+    s.consecutive_failures = 3;
+    assert_eq!(review_at(&mut s, T0).unwrap().event, "refresh_failing");
+    s.reauth_reason = Some("refresh token rejected: HTTP 400 invalid_grant".into());
+    let raised = review_at(&mut s, T0 + 1).unwrap();
+    assert_eq!((raised.event, raised.state), ("reauth_required", FIRING));
+    assert_eq!(newest(&s)["replaces"], "refresh_failing");
+
+    let mut s = healthy();
+    s.credentials_rejected_fp = Some("cfp".into());
+    s.last_error = Some("client credentials rejected: HTTP 401 invalid_client".into());
+    let raised = review_at(&mut s, T0).unwrap();
+    assert_eq!((raised.event, raised.state), ("credentials_rejected", FIRING));
+    let b = newest(&s);
+    assert!(b["message"].as_str().unwrap().contains("XOXODAY_CLIENT_SECRET"));
+    assert_eq!(b["token_state"], "credentials_rejected");
+    s.credentials_rejected_fp = None;
+    let raised = review_at(&mut s, T0 + 1).unwrap();
+    assert_eq!((raised.event, raised.state), ("credentials_rejected", RESOLVED));
+    assert!(newest(&s)["message"].as_str().unwrap().starts_with("No longer credentials_rejected"));
+}
+
+#[test]
+fn without_a_webhook_alerts_are_recorded_not_sent() {
+    let p = AlertPolicy { webhook: false, ..policy() };
+    let mut s = healthy();
+    s.reauth_reason = Some("dead".into());
+    let raised = review(&mut s, T0, &p, &TokenPolicy::default()).unwrap();
+    assert!(!raised.deliver);
+    assert!(s.alert_outbox.is_empty());
+    assert_eq!((next_delivery(&s, T0 + DAY), next_due_ms(&s)), (None, None));
+    let view = last_alert(&s).unwrap();
+    assert_eq!((view.event.as_str(), view.delivered, view.attempts, view.next_attempt_at), ("reauth_required", false, 0, None));
+    assert_eq!(view.error.as_deref(), Some(NOT_CONFIGURED));
+    // Alerts that waited when the webhook was unset are not sent either.
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    s.reauth_reason = None;
+    review(&mut s, T0 + 1, &p, &TokenPolicy::default()).unwrap();
+    assert!(s.alert_outbox.is_empty());
+    assert_eq!(last_alert(&s).unwrap().error.as_deref(), Some(NOT_CONFIGURED));
+}
+
+#[test]
+fn a_condition_name_this_version_does_not_know_counts_as_none() {
+    let mut s = healthy();
+    s.alert_condition = Some("paused".into());
+    assert_eq!(review_at(&mut s, T0), None, "healthy and nothing known alerted: nothing");
+    s.reauth_reason = Some("dead".into());
+    assert_eq!(review_at(&mut s, T0).unwrap().event, "reauth_required");
+}
+
+#[test]
+fn balance_crossings_fire_once_and_resolve() {
+    let p = policy();
+    let mut s = healthy();
+    let seen = |value, at| BalanceSeen { value, seen_at_ms: at };
+    // First view, above the threshold: recorded, no alert.
+    assert_eq!(observe_balance(&mut s, seen(5000.0, T0), T0, &p), (true, None));
+    assert_eq!(s.alert_balance_seen_at_ms, Some(T0));
+    // Exactly at the threshold is not below it.
+    assert_eq!(observe_balance(&mut s, seen(1000.0, T0 + 1), T0 + 1, &p), (true, None));
+    // Below: one alert.
+    let (changed, raised) = observe_balance(&mut s, seen(950.5, T0 + 2), T0 + 2, &p);
+    let raised = raised.unwrap();
+    assert!(changed && s.alert_balance_low);
+    assert_eq!((raised.event, raised.state), ("balance_low", FIRING));
+    let b = newest(&s);
+    assert_eq!((b["balance"].as_f64(), b["threshold"].as_f64()), (Some(950.5), Some(1000.0)));
+    assert!(b.get("token_state").is_none());
+    assert!(b["message"].as_str().unwrap().contains("950.5, below BALANCE_ALERT_BELOW (1000)"), "{b}");
+    // Still below, from any isolate: no repeat.
+    assert_eq!(observe_balance(&mut s, seen(10.0, T0 + 3), T0 + 3, &p), (true, None));
+    // A report seen before the newest one applied (another isolate, late): ignored.
+    assert_eq!(observe_balance(&mut s, seen(5000.0, T0 + 1), T0 + 4, &p), (false, None));
+    assert!(s.alert_balance_low);
+    // Not a number: ignored.
+    assert_eq!(observe_balance(&mut s, seen(f64::NAN, T0 + 5), T0 + 5, &p), (false, None));
+    // Topped up: resolved, once.
+    let (_, raised) = observe_balance(&mut s, seen(20_000.0, T0 + 6), T0 + 6, &p);
+    let raised = raised.unwrap();
+    assert_eq!((raised.event, raised.state), ("balance_low", RESOLVED));
+    assert!(newest(&s)["message"].as_str().unwrap().contains("back at 20000"));
+    assert_eq!(observe_balance(&mut s, seen(20_000.0, T0 + 7), T0 + 7, &p), (true, None));
+    // Off: nothing recorded.
+    let off = AlertPolicy { balance_below: None, ..p.clone() };
+    assert_eq!(observe_balance(&mut s, seen(1.0, T0 + 8), T0 + 8, &off), (false, None));
+    assert_eq!(s.alert_balance_seen_at_ms, Some(T0 + 7));
+    // An isolate whose clock runs ahead does not block the next reports.
+    observe_balance(&mut s, seen(20_000.0, T0 + DAY), T0 + 9, &p);
+    assert_eq!(s.alert_balance_seen_at_ms, Some(T0 + 9));
+    assert!(observe_balance(&mut s, seen(5.0, T0 + 10), T0 + 10, &p).1.is_some());
+    // Balance alerts and the token condition are independent.
+    assert!(s.alert_condition.is_none());
+}
+
+#[test]
+fn an_isolate_reports_its_first_view_and_each_crossing() {
+    assert_eq!(balance_report(None, 5.0, None), None, "off");
+    assert_eq!(balance_report(Some(1000.0), 5000.0, None), Some(false), "first view");
+    assert_eq!(balance_report(Some(1000.0), 4000.0, Some(false)), None, "same side");
+    assert_eq!(balance_report(Some(1000.0), 999.0, Some(false)), Some(true), "crossed below");
+    assert_eq!(balance_report(Some(1000.0), 10.0, Some(true)), None);
+    assert_eq!(balance_report(Some(1000.0), 1000.0, Some(true)), Some(false), "at the threshold: not below");
+}
+
+#[test]
+fn deliveries_go_out_in_order_when_due() {
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    s.reauth_reason = None;
+    review_at(&mut s, T0 + 10).unwrap();
+    assert_eq!(next_due_ms(&s), Some(T0));
+    assert_eq!(next_delivery(&s, T0 - 1), None, "not yet");
+    let first = next_delivery(&s, T0 + 10).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&first).unwrap()["state"], "firing");
+    // The last alert waits behind the first: no attempts of its own yet.
+    let view = last_alert(&s).unwrap();
+    assert_eq!((view.state.as_str(), view.attempts, view.error), ("resolved", 0, None));
+    // The first fails: the second (due) waits behind it.
+    let failed = Attempt::Failed("the receiver answered HTTP 500".into());
+    assert_eq!(after_attempt(&mut s, &first, &failed, T0 + 20, 1.0), AfterAttempt::Retry(T0 + 5_020));
+    assert_eq!(next_delivery(&s, T0 + 30), None, "the resolved alert never overtakes the firing one");
+    assert_eq!(next_due_ms(&s), Some(T0 + 5_020));
+    assert_eq!(last_alert(&s).unwrap().next_attempt_at, Some(crate::time::rfc3339(T0 + 5_020)));
+    assert_eq!(after_attempt(&mut s, &first, &Attempt::Accepted, T0 + 5_100, 0.0), AfterAttempt::Delivered);
+    // The second is next, at once, with fresh counters.
+    let second = next_delivery(&s, T0 + 5_100).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&second).unwrap()["state"], "resolved");
+    assert_eq!((s.alert_attempts, s.alert_error.as_deref()), (0, None));
+    assert!(!last_alert(&s).unwrap().delivered, "the last alert is not the delivered one");
+    assert_eq!(after_attempt(&mut s, &first, &Attempt::Accepted, T0 + 5_150, 0.0), AfterAttempt::Gone, "not the one waiting");
+    assert_eq!(after_attempt(&mut s, &second, &failed, T0 + 5_200, 0.0), AfterAttempt::Retry(T0 + 7_700));
+    assert_eq!(after_attempt(&mut s, &second, &Attempt::Accepted, T0 + 7_700, 0.0), AfterAttempt::Delivered);
+    assert_eq!((next_delivery(&s, T0 + DAY), next_due_ms(&s)), (None, None));
+    let view = last_alert(&s).unwrap();
+    assert_eq!((view.event.as_str(), view.state.as_str(), view.delivered, view.attempts), ("reauth_required", "resolved", true, 2));
+    assert_eq!((view.error, view.next_attempt_at), (None, None));
+    assert!(s.alert_outbox.is_empty(), "no body is kept once delivered");
+}
+
+#[test]
+fn after_attempt_every_arm() {
+    // Failures: backoff, the error shown, then given up after 24 h.
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    let body = next_delivery(&s, T0).unwrap();
+    let why = Attempt::Failed("no answer (connection failed)".into());
+    let mut now = T0;
+    let mut waits = Vec::new();
+    loop {
+        match after_attempt(&mut s, &body, &why, now, 1.0) {
+            AfterAttempt::Retry(at) => {
+                assert_eq!(s.alert_attempts as usize, waits.len() + 1);
+                let view = last_alert(&s).unwrap();
+                assert_eq!(view.error.as_deref(), Some("no answer (connection failed)"));
+                assert_eq!(view.next_attempt_at, Some(crate::time::rfc3339(at)));
+                assert!(!view.delivered);
+                waits.push(at - now);
+                now = at;
+            }
+            AfterAttempt::GaveUp => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(&waits[..5], &[5_000, 10_000, 20_000, 40_000, 80_000]);
+    assert!(waits.iter().all(|w| *w <= RETRY_MAX_MS as i64));
+    assert!(now <= T0 + GIVE_UP_MS && now > T0 + GIVE_UP_MS - RETRY_MAX_MS as i64, "tried for a day");
+    let view = last_alert(&s).unwrap();
+    assert_eq!(view.attempts as usize, waits.len() + 1);
+    assert!(view.error.unwrap().starts_with("given up after 24 h: no answer"));
+    assert_eq!((view.next_attempt_at, view.delivered), (None, false));
+    assert_eq!(next_delivery(&s, now + DAY), None);
+    // Once finished, another report about it changes nothing.
+    assert_eq!(after_attempt(&mut s, &body, &Attempt::Accepted, now, 0.0), AfterAttempt::Gone);
+    // The webhook was unset meanwhile: not sent.
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    let body = next_delivery(&s, T0).unwrap();
+    assert_eq!(after_attempt(&mut s, &body, &Attempt::NotConfigured, T0, 0.0), AfterAttempt::NotSent);
+    assert_eq!(last_alert(&s).unwrap().error.as_deref(), Some(NOT_CONFIGURED));
+    assert_eq!(next_due_ms(&s), None);
+    let names: Vec<&str> = [AfterAttempt::Delivered, AfterAttempt::Retry(1), AfterAttempt::GaveUp, AfterAttempt::NotSent, AfterAttempt::Gone]
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(names, ["delivered", "retry", "given_up", "not_sent", "gone"]);
+}
+
+#[test]
+fn retry_delays_double_with_jitter_up_to_the_cap() {
+    assert_eq!(retry_delay_ms(1, 1.0), 5_000);
+    assert_eq!(retry_delay_ms(1, 0.0), 2_500);
+    assert_eq!(retry_delay_ms(2, 1.0), 10_000);
+    assert_eq!(retry_delay_ms(8, 1.0), RETRY_MAX_MS);
+    assert_eq!(retry_delay_ms(1000, 1.0), RETRY_MAX_MS, "no overflow");
+    assert_eq!(retry_delay_ms(0, 1.0), 5_000);
+}
+
+#[test]
+fn receivers_accept_with_any_2xx() {
+    let answer = |status| Ok(HttpAnswer { status, body: b"{\"token\":\"x\"}".to_vec(), retry_after: None });
+    for status in [200, 201, 204, 299] {
+        assert_eq!(read_attempt(&answer(status)), Attempt::Accepted, "{status}");
+    }
+    for status in [301, 400, 404, 429, 500, 503] {
+        assert_eq!(read_attempt(&answer(status)), Attempt::Failed(format!("the receiver answered HTTP {status}")));
+    }
+    assert_eq!(read_attempt(&Err(NoAnswer::Timeout)), Attempt::Failed("no answer within 10 s".into()));
+    assert_eq!(read_attempt(&Err(NoAnswer::Transport)), Attempt::Failed("no answer (connection failed)".into()));
+}
+
+#[test]
+fn at_most_max_pending_undelivered_alerts_are_kept() {
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    let body = next_delivery(&s, T0).unwrap();
+    after_attempt(&mut s, &body, &Attempt::Failed("x".into()), T0, 1.0);
+    for i in 1..(MAX_PENDING as i64 + 3) {
+        s.reauth_reason = if i % 2 == 0 { Some("dead".into()) } else { None };
+        review_at(&mut s, T0 + i).unwrap();
+    }
+    assert_eq!(s.alert_outbox.len(), MAX_PENDING);
+    let first: Value = serde_json::from_str(&s.alert_outbox[0]).unwrap();
+    assert_eq!(first["at"], crate::time::rfc3339(T0 + 3), "the oldest went first");
+    let last: Value = serde_json::from_str(s.alert_outbox.last().unwrap()).unwrap();
+    assert_eq!(last["at"], crate::time::rfc3339(T0 + MAX_PENDING as i64 + 2));
+    assert_eq!((s.alert_attempts, s.alert_next_at_ms), (0, Some(T0 + MAX_PENDING as i64 + 2)), "the new oldest is due at once");
+}
+
+#[test]
+fn the_request_posts_json_and_its_debug_shows_no_secret() {
+    let url = WebhookUrl::new("https://hooks.example.com/services/T0/B0/SECRET");
+    let r = webhook_request(&url, r#"{"text":"x"}"#);
+    assert_eq!((r.method, r.url.as_str(), r.body.as_deref()), ("POST", url.expose_secret(), Some(r#"{"text":"x"}"#)));
+    assert!(r.headers.contains(&("content-type", "application/json".into())));
+    assert!(!format!("{r:?}").contains("SECRET"), "{r:?}");
+}
+
+#[test]
+fn slack_text_is_escaped_and_every_payload_has_the_fields() {
+    let p = AlertPolicy { deployment: "<prod & eu>".into(), ..policy() };
+    let mut s = healthy();
+    s.credentials_rejected_fp = Some("cfp".into());
+    review(&mut s, T0, &p, &TokenPolicy::default()).unwrap();
+    let b = newest(&s);
+    assert_eq!(b["deployment"], "<prod & eu>");
+    assert!(b["text"].as_str().unwrap().starts_with("plumgate [&lt;prod &amp; eu&gt;] ALERT credentials_rejected: "));
+    observe_balance(&mut s, BalanceSeen { value: 1.0, seen_at_ms: T0 }, T0, &p).1.unwrap();
+    let b = newest(&s);
+    for field in ["text", "event", "state", "message", "at", "deployment"] {
+        assert!(b[field].is_string(), "{field} in {b}");
+    }
+    assert_eq!(b, json!({
+        "text": b["text"], "event": "balance_low", "state": "firing", "message": b["message"],
+        "at": "2026-11-25T17:09:42.000Z", "deployment": "<prod & eu>", "balance": 1.0, "threshold": 1000.0,
+    }));
+    assert_no_secret(&s);
+}
