@@ -200,28 +200,10 @@ impl Config {
             next.refresh_latency_ms = millis("refresh_latency_ms", v)?;
         }
         if let Some(limits) = patch.rate_limits {
-            for (op, n) in limits {
-                if !OPS.contains(&op.as_str()) {
-                    return Err(format!("rate_limits: unknown operation {op:?}"));
-                }
-                if n == 0 {
-                    next.rate_limits.remove(&op);
-                } else {
-                    next.rate_limits.insert(op, n);
-                }
-            }
+            merge_limits("rate_limits", limits, &mut next.rate_limits)?;
         }
         if let Some(limits) = patch.daily_limits {
-            for (op, n) in limits {
-                if !OPS.contains(&op.as_str()) {
-                    return Err(format!("daily_limits: unknown operation {op:?}"));
-                }
-                if n == 0 {
-                    next.daily_limits.remove(&op);
-                } else {
-                    next.daily_limits.insert(op, n);
-                }
-            }
+            merge_limits("daily_limits", limits, &mut next.daily_limits)?;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {
@@ -259,6 +241,22 @@ impl Config {
         }
         v
     }
+}
+
+/// Merge per-operation limits into `into` (`0` removes one); an unknown
+/// operation is an error naming the field `name`.
+fn merge_limits(name: &str, limits: BTreeMap<String, u32>, into: &mut BTreeMap<String, u32>) -> Result<(), String> {
+    for (op, n) in limits {
+        if !OPS.contains(&op.as_str()) {
+            return Err(format!("{name}: unknown operation {op:?}"));
+        }
+        if n == 0 {
+            into.remove(&op);
+        } else {
+            into.insert(op, n);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
