@@ -23,8 +23,10 @@
 //!    `429 rate_limited`.
 //!
 //! Where 3, 4 or 5 end in a penalty or a failure (`plumgate_core::edge::
-//! stale_instead_of`) and the edge cache still holds a stale copy of a
-//! catalog answer, that copy is the answer (`x-plumgate-cache: stale`).
+//! stale_instead_of`) and the edge cache still holds a copy of a catalog
+//! answer (expired, or fresh behind an admin's bypass), that copy is the
+//! answer (`x-plumgate-cache: stale`: not this call's answer from
+//! Xoxoday).
 //!
 //! A drop-in query plumgate does not know (`forward_unvalidated`) takes
 //! only step 4: the envelope as sent, no cache, no limiter (Xoxoday
@@ -84,9 +86,14 @@ pub async fn forward(
     let url = key.as_ref().map(edge_cache::url);
     let mut trace = Trace::default();
     let mut stale = None;
-    if let Some(url) = url.as_deref() {
+    if let (Some(url), Some(class)) = (url.as_deref(), class) {
         if ttl == 0 || mode == CacheMode::Bypass {
             trace.cache = Some("bypass");
+            // A bypass wants Xoxoday's answer; should Xoxoday fail, the
+            // catalog copy plumgate has is still better than an error.
+            if ttl > 0 && stale_secs(class) > 0 {
+                stale = edge_cache::get(url).await;
+            }
         } else {
             trace.cache = Some("miss");
             match edge_cache::get(url).await {
@@ -127,14 +134,14 @@ pub async fn forward(
     or_stale(None, Ok(passthrough(answer)), trace)
 }
 
-/// `answer`, unless it is a penalty or a failure and a stale copy is at
-/// hand: then the copy (`x-plumgate-cache: stale`).
+/// `answer`, unless it is a penalty or a failure and a copy is at hand:
+/// then the copy (`x-plumgate-cache: stale`).
 fn or_stale(stale: Option<Cached>, answer: Result<Response, ApiError>, trace: Trace) -> (Result<Response, ApiError>, Trace) {
     let status = match &answer {
         Ok(r) => r.status_code(),
         Err(e) => e.status,
     };
-    match stale.filter(|c| c.freshness(now_ms()) == Freshness::Stale && stale_instead_of(status)) {
+    match stale.filter(|c| c.freshness(now_ms()) != Freshness::Gone && stale_instead_of(status)) {
         Some(c) => (Ok(cached(c, "stale")), Trace { cache: Some("stale"), ..trace }),
         None => {
             let answer = answer.map(|mut r| {

@@ -439,8 +439,13 @@ export async function launchChromium() {
 
 /** The token authorities' storage files under a worker's persist dir: `[{file, name}]`. */
 export async function authorityFiles(persistDir) {
+  return objectFiles(persistDir, "TokenAuthority");
+}
+
+/** The storage files of every object of Durable Object class `className` under a worker's persist dir: `[{file, name}]`. */
+export async function objectFiles(persistDir, className) {
   const { DatabaseSync } = await import("node:sqlite");
-  const dir = join(persistDir, "state/v3/do/plumgate-TokenAuthority");
+  const dir = join(persistDir, `state/v3/do/plumgate-${className}`);
   const { readdirSync, existsSync } = await import("node:fs");
   if (!existsSync(dir)) return [];
   const out = [];

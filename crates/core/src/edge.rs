@@ -15,7 +15,8 @@
 //! limiter refuses, a catalog answer (getFilters, getVouchers) past its
 //! lifetime is served with `x-plumgate-cache: stale` rather than an error,
 //! for up to [`CATALOG_STALE_SECS`] (a day, which covers getVouchers' daily
-//! cap) after it expired. getBalance never goes stale: a wallet figure
+//! cap) after it expired; so is a fresh one an admin bypassed (the copy is
+//! not the answer Xoxoday gave this call, which is what `stale` says). getBalance never goes stale: a wallet figure
 //! changes with every order, and an old one would mislead; its callers get
 //! the error with `Retry-After`.
 

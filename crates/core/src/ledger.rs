@@ -51,7 +51,8 @@
 //! |---|---|---|---|
 //! | the order exists, and is this one | `done`, reconciled | it in placeOrder's shape, `status` 1 (0 when it failed or was cancelled) | placed / failed |
 //! | an order with this poNumber exists with another product, quantity or denomination | forgotten | Xoxoday's duplicate answer, or `409 idempotency_conflict` | not placed |
-//! | no such order, evidence complete | forgotten | Xoxoday's refusal if it gave one, else an error saying a retry is safe | not placed |
+//! | no such order, evidence complete, after Xoxoday's refusal | `done` with that refusal | the refusal (and replays of it) | not placed |
+//! | no such order, evidence complete, after a lost answer | forgotten | an error saying a retry is safe | not placed |
 //! | no such order (evidence not yet complete), or the check failed | stays `pending`, next check scheduled | `409 order_in_progress` | unknown |
 //!
 //! | the alarm ([`alarm`]) | what happens |
@@ -60,8 +61,9 @@
 //! | `pending` for `ORDER_RETENTION_SECS` | deleted, with an error log line |
 //! | `pending`, check due | a check |
 //!
-//! An order is never re-sent by plumgate: after "not placed" the record is
-//! gone, and the caller's next request with that poNumber places it.
+//! An order is never re-sent by plumgate: after a lost answer proven "not
+//! placed" the record is gone, and the caller's next request with that
+//! poNumber places it.
 
 use crate::errors::{ApiError, CallError};
 use crate::http::HttpAnswer;
@@ -246,12 +248,16 @@ impl Record {
         r
     }
 
-    /// The fate of a `done` record's answer.
+    /// The fate of a `done` record's answer: a success is placed; another
+    /// 200 is an order found failed or cancelled; anything else is
+    /// Xoxoday's refusal, confirmed by reconciliation.
     fn done_fate(&self) -> Fate {
         if is_plum_success(Operation::PlaceOrder.name(), self.status, self.body.as_bytes()) {
             Fate::Placed
-        } else {
+        } else if self.status == 200 {
             Fate::Failed
+        } else {
+            Fate::NotPlaced
         }
     }
 }
@@ -569,19 +575,27 @@ fn still_pending(mut r: Record, now_ms: i64) -> Finish {
     finish(Store::Save(r), outcome, Fate::Unknown)
 }
 
-/// The evidence says nothing was placed: forgotten; Xoxoday's refusal if
-/// it gave one, else an error saying a retry is safe.
+/// The evidence says nothing was placed. After Xoxoday's own refusal (a
+/// duplicate, a 422), that refusal is the order's answer: recorded `done`
+/// and replayed like any answer. After a lost answer (5xx, timeout) there
+/// is none: the record goes, and the next request with the poNumber
+/// places the order.
 fn not_placed(r: &Record, now_ms: i64) -> Finish {
-    let outcome = match &r.refused {
-        Some(Refused { status, body }) => Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: None },
-        None => error(ApiError::upstream_error(format!(
-            "{}; getOrderDetails has answered \"no such order\" {} times over {} s since placeOrder was sent, past the 120 s Xoxoday may take, so the order was not placed. Retrying with the same poNumber is safe",
-            r.why,
-            r.not_found,
-            (now_ms - r.sent_at_ms).max(0) / 1000
-        ))),
-    };
-    finish(Store::Forget, outcome, Fate::NotPlaced)
+    match &r.refused {
+        Some(Refused { status, body }) => {
+            let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: None };
+            finish(Store::Save(r.done(*status, body.clone(), false, now_ms)), outcome, Fate::NotPlaced)
+        }
+        None => {
+            let e = ApiError::upstream_error(format!(
+                "{}; getOrderDetails has answered \"no such order\" {} times over {} s since placeOrder was sent, past the 120 s Xoxoday may take, so the order was not placed. Retrying with the same poNumber is safe",
+                r.why,
+                r.not_found,
+                (now_ms - r.sent_at_ms).max(0) / 1000
+            ));
+            finish(Store::Forget, error(e), Fate::NotPlaced)
+        }
+    }
 }
 
 /// The order getOrderDetails found, answered in placeOrder's shape and
