@@ -21,7 +21,7 @@
 //! the error with `Retry-After`.
 
 use crate::ops::CacheClass;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Most bytes of answers and keys an isolate keeps.
 pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
@@ -103,12 +103,13 @@ impl Cached {
 }
 
 /// A map bounded by the total weight of its entries, evicting the least
-/// recently used first. Every operation is O(log n).
+/// recently used first. Lookups are O(1); an eviction scans the entries for
+/// the oldest (O(n), on a cache miss that has to make room only; n is a few
+/// hundred answers at most: a use-order index would cost the worker's wasm
+/// a tree map's code for nothing it notices).
 #[derive(Debug)]
 pub struct ByteLru<V> {
     map: HashMap<String, Slot<V>>,
-    /// Use order: tick → key, oldest first.
-    order: BTreeMap<u64, String>,
     tick: u64,
     bytes: usize,
     max_bytes: usize,
@@ -119,6 +120,7 @@ pub struct ByteLru<V> {
 struct Slot<V> {
     value: V,
     weight: usize,
+    /// When it was last used.
     tick: u64,
 }
 
@@ -126,7 +128,7 @@ impl<V> ByteLru<V> {
     /// Empty, holding at most `max_bytes` in all and `max_entry` in one
     /// entry.
     pub fn new(max_bytes: usize, max_entry: usize) -> Self {
-        ByteLru { map: HashMap::new(), order: BTreeMap::new(), tick: 0, bytes: 0, max_bytes, max_entry: max_entry.min(max_bytes) }
+        ByteLru { map: HashMap::new(), tick: 0, bytes: 0, max_bytes, max_entry: max_entry.min(max_bytes) }
     }
 
     fn next_tick(&mut self) -> u64 {
@@ -138,9 +140,7 @@ impl<V> ByteLru<V> {
     pub fn get(&mut self, key: &str) -> Option<&V> {
         let tick = self.next_tick();
         let slot = self.map.get_mut(key)?;
-        self.order.remove(&slot.tick);
         slot.tick = tick;
-        self.order.insert(tick, key.to_string());
         Some(&slot.value)
     }
 
@@ -153,13 +153,10 @@ impl<V> ByteLru<V> {
             return false;
         }
         while self.bytes + weight > self.max_bytes {
-            let Some((_, oldest)) = self.order.pop_first() else { break };
-            if let Some(s) = self.map.remove(&oldest) {
-                self.bytes -= s.weight;
-            }
+            let Some(oldest) = self.map.iter().min_by_key(|(_, s)| s.tick).map(|(k, _)| k.clone()) else { break };
+            self.remove(&oldest);
         }
         let tick = self.next_tick();
-        self.order.insert(tick, key.to_string());
         self.map.insert(key.to_string(), Slot { value, weight, tick });
         self.bytes += weight;
         true
@@ -168,7 +165,6 @@ impl<V> ByteLru<V> {
     /// Drop the entry under `key`.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let slot = self.map.remove(key)?;
-        self.order.remove(&slot.tick);
         self.bytes -= slot.weight;
         Some(slot.value)
     }
@@ -266,6 +262,6 @@ mod tests {
             }
         }
         assert!(lru.len() > 1);
-        assert_eq!(lru.map.len(), lru.order.len(), "the two indexes agree");
+        assert_eq!(lru.bytes(), lru.map.values().map(|s| s.weight).sum::<usize>(), "the count agrees with the entries");
     }
 }

@@ -496,13 +496,10 @@ pub fn is_duplicate(status: u16, body: &[u8]) -> bool {
         Some(QUANTITY_LIMIT) => return false,
         _ => {}
     }
-    let words = ["error", "errorInfo", "message"]
-        .iter()
-        .filter_map(|k| v.get(*k).and_then(Value::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase();
-    words.contains("duplicate") || words.contains("already exist")
+    ["error", "errorInfo", "message"].iter().filter_map(|k| v.get(*k).and_then(Value::as_str)).any(|w| {
+        let w = w.to_ascii_lowercase();
+        w.contains("duplicate") || w.contains("already exist")
+    })
 }
 
 /// What getOrderDetails said about the `poNumber`.
@@ -639,13 +636,7 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
         .find_map(|k| details.get(*k).and_then(Value::as_array).and_then(|a| a.first()))
         .cloned()
         .unwrap_or(Value::Null);
-    let num = |v: Option<&Value>| -> Option<f64> {
-        match v? {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        }
-    };
+    let num = |v: Option<&Value>| crate::ops::decimal_value(v?);
     let agree = |theirs: Option<f64>, ours: Option<f64>| match (theirs, ours) {
         (Some(a), Some(b)) => (a - b).abs() < 0.005,
         _ => true,

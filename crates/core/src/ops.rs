@@ -546,6 +546,16 @@ fn fingerprint_form(data: &Value) -> Value {
     Value::Object(obj)
 }
 
+/// The value of a number, or of a decimal string (`"25"`, `"25.50"`), as
+/// validation reads amounts; `None` for anything else.
+pub fn decimal_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => validate::decimal_string_number(s).and_then(|n| n.as_f64()),
+        _ => None,
+    }
+}
+
 /// placeOrder's `poNumber` as text: a string as is, a number as JSON writes
 /// it. `None` when absent or of another type.
 pub fn po_number(data: &Value) -> Option<String> {

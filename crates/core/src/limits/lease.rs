@@ -6,7 +6,6 @@
 use super::{max_lease, penalty_until, Penalty, LEASE_MS, WINDOW_MS};
 use crate::upstream::Observed;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Storage key of the limiter's state.
 pub const STATE_KEY: &str = "limits";
@@ -26,6 +25,8 @@ pub struct Grant {
 /// One operation's account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpState {
+    /// The operation's name.
+    pub op: String,
     /// Leases still counting against the budget.
     #[serde(default)]
     pub grants: Vec<Grant>,
@@ -34,13 +35,33 @@ pub struct OpState {
     pub penalty: Option<Penalty>,
 }
 
-/// Everything the limiter keeps, by operation name. Fields a later version
-/// adds have defaults, so every version reads every other's state.
+/// Everything the limiter keeps, one account per operation met. Fields a
+/// later version adds have defaults, so every version reads every other's
+/// state. (A list rather than a map by name: there are seven operations,
+/// and a map type would cost the worker's wasm its own code.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimiterState {
     /// Per operation.
     #[serde(default)]
-    pub ops: BTreeMap<String, OpState>,
+    pub ops: Vec<OpState>,
+}
+
+impl LimiterState {
+    /// The account of operation `op`, made on first use.
+    fn account(&mut self, op: &str) -> &mut OpState {
+        match self.ops.iter().position(|a| a.op == op) {
+            Some(i) => &mut self.ops[i],
+            None => {
+                self.ops.push(OpState { op: op.to_string(), ..OpState::default() });
+                self.ops.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    /// The account of operation `op`, if it has one.
+    pub fn of(&self, op: &str) -> Option<&OpState> {
+        self.ops.iter().find(|a| a.op == op)
+    }
 }
 
 /// What the limiter answers, to a lease request or a penalty report.
@@ -75,7 +96,7 @@ impl OpState {
 /// spent (when a call frees up is), else `min(want, free calls,
 /// max_lease(budget))`, at least one.
 pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms: i64) -> LeaseAnswer {
-    let acct = state.ops.entry(op.to_string()).or_default();
+    let acct = state.account(op);
     let occupied = acct.occupied(now_ms);
     if let Some(until) = acct.running_penalty(now_ms) {
         return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: Some(until), retry_at_ms: None };
@@ -95,7 +116,7 @@ pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms:
 /// Record Xoxoday's penalty on `op` (as `observed` by an isolate); the
 /// answer carries its end.
 pub fn penalise(state: &mut LimiterState, op: &str, observed: Observed, now_ms: i64) -> LeaseAnswer {
-    let acct = state.ops.entry(op.to_string()).or_default();
+    let acct = state.account(op);
     let p = penalty_until(acct.penalty, observed, now_ms);
     acct.penalty = Some(p);
     LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: Some(p.until_ms), retry_at_ms: None }

@@ -116,7 +116,7 @@ fn the_limiter_lends_within_the_budget() {
     let mut s = LimiterState::default();
     lease(&mut s, "getFilters", 50, 1, T0);
     lease(&mut s, "getFilters", 50, 1, T0 + 2 * WINDOW_MS);
-    assert_eq!(s.ops["getFilters"].grants.len(), 1);
+    assert_eq!(s.of("getFilters").unwrap().grants.len(), 1);
 }
 
 #[test]
@@ -132,22 +132,24 @@ fn a_penalty_stops_every_lease_until_it_ends() {
     penalise(&mut s, "getBalance", Unstated, T0);
     let second = penalise(&mut s, "getBalance", Unstated, T0 + 61_000);
     assert_eq!(second.penalty_until_ms, Some(T0 + 61_000 + 120_000));
-    assert_eq!(s.ops["getBalance"].penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2 }));
+    assert_eq!(s.of("getBalance").unwrap().penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2 }));
 }
 
 #[test]
 fn state_json_is_pinned_and_read_leniently() {
     let mut s = LimiterState::default();
-    s.ops.insert(
-        "getBalance".into(),
-        OpState { grants: vec![Grant { at_ms: 1, calls: 2, until_ms: 3 }], penalty: Some(Penalty { until_ms: 9, strikes: 1 }) },
-    );
+    s.ops.push(OpState {
+        op: "getBalance".into(),
+        grants: vec![Grant { at_ms: 1, calls: 2, until_ms: 3 }],
+        penalty: Some(Penalty { until_ms: 9, strikes: 1 }),
+    });
     let text = serde_json::to_string(&s).unwrap();
-    assert_eq!(text, r#"{"ops":{"getBalance":{"grants":[{"at_ms":1,"calls":2,"until_ms":3}],"penalty":{"until_ms":9,"strikes":1}}}}"#);
+    assert_eq!(text, r#"{"ops":[{"op":"getBalance","grants":[{"at_ms":1,"calls":2,"until_ms":3}],"penalty":{"until_ms":9,"strikes":1}}]}"#);
     assert_eq!(load(Some(&text)), (s, true));
     assert_eq!(load(None), (LimiterState::default(), true));
     assert_eq!(load(Some("{\"ops\":7}")), (LimiterState::default(), false), "unreadable: a fresh count, said so");
-    assert_eq!(load(Some(r#"{"ops":{"x":{}},"newer":1}"#)).0.ops["x"], OpState::default(), "fields of other versions");
+    let other = load(Some(r#"{"ops":[{"op":"x","newer":2}],"newer":1}"#)).0;
+    assert_eq!(other.of("x"), Some(&OpState { op: "x".into(), ..OpState::default() }), "fields of other versions");
     let a = LeaseAnswer { calls: 3, until_ms: 5, penalty_until_ms: None, retry_at_ms: None };
     assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"calls":3,"until_ms":5}"#);
 }
