@@ -110,12 +110,15 @@ pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str
 /// What a run hands every request that joined it.
 type Run = Shared<LocalBoxFuture<'static, (Outcome, Fate)>>;
 
+/// The run in flight and the fingerprint of the order it places.
+type InFlight = Rc<RefCell<Option<(String, Run)>>>;
+
 /// The Durable Object.
 #[durable_object]
 pub struct OrderLedger {
     state: State,
     env: Env,
-    inflight: Rc<RefCell<Option<Run>>>,
+    inflight: InFlight,
 }
 
 impl worker::DurableObject for OrderLedger {
@@ -249,7 +252,7 @@ impl OrderLedger {
         // when it finishes, and a borrow held across the await would make
         // that a panic.)
         let in_flight = self.inflight.borrow().clone();
-        match admit(&loaded, &lr.fingerprint, in_flight.is_some(), now) {
+        match admit(&loaded, &lr.fingerprint, in_flight.as_ref().map(|(fp, _)| fp.as_str()), now) {
             Admission::Answer { outcome, replayed, fate, alarm_by_ms } => {
                 if let Some(by) = alarm_by_ms {
                     if storage.get_alarm().await.ok().flatten().is_none() {
@@ -259,7 +262,7 @@ impl OrderLedger {
                 LedgerReply { outcome, replayed, fate }
             }
             Admission::Join => match in_flight {
-                Some(run) => {
+                Some((_, run)) => {
                     let (outcome, fate) = run.await;
                     LedgerReply { outcome, replayed: true, fate }
                 }
@@ -271,13 +274,14 @@ impl OrderLedger {
                 // arriving during the run joins it.
                 let env = self.env.clone();
                 let inflight = self.inflight.clone();
+                let fingerprint = lr.fingerprint.clone();
                 let fut: LocalBoxFuture<'static, (Outcome, Fate)> = Box::pin(async move {
                     let f = run(&env, &cfg, &storage, lr).await;
                     *inflight.borrow_mut() = None;
                     f
                 });
                 let shared = fut.shared();
-                *self.inflight.borrow_mut() = Some(shared.clone());
+                *self.inflight.borrow_mut() = Some((fingerprint, shared.clone()));
                 let (outcome, fate) = shared.await;
                 LedgerReply { outcome, replayed: false, fate }
             }

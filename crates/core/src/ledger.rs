@@ -33,7 +33,8 @@
 //! | cannot be read | `503 misconfigured` naming the storage key; nothing is sent (fails closed) |
 //! | for another order body | `409 idempotency_conflict` |
 //! | `done` | its answer again, replayed |
-//! | `pending`, its call in flight | join the call |
+//! | none or `pending`, the call for this body in flight | join the call |
+//! | none, the call for another body in flight | `409 idempotency_conflict` |
 //! | `pending` | `409 order_in_progress`, `Retry-After` = the next check |
 //! | none | the limiter, then record `pending`, then place |
 //!
@@ -311,17 +312,25 @@ pub enum Admission {
 }
 
 /// The first table: what the stored record means for a request with order
-/// `fingerprint`, given whether this object has the call in flight.
-pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: bool, now_ms: i64) -> Admission {
+/// `fingerprint`, given the fingerprint of the order whose call this
+/// object has in flight, if any (its record may not be written yet: the
+/// run asks the limiter first).
+pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms: i64) -> Admission {
     let answer = |outcome, replayed, fate| Admission::Answer { outcome, replayed, fate, alarm_by_ms: None };
+    let conflict = || answer(error(ApiError::idempotency_conflict()), false, Fate::NotPlaced);
     let record = match loaded {
         Loaded::Unreadable => return answer(error(unreadable()), false, Fate::Unknown),
-        Loaded::None if in_flight => return Admission::Join,
-        Loaded::None => return Admission::Run,
+        Loaded::None => {
+            return match in_flight {
+                Some(running) if running != fingerprint => conflict(),
+                Some(_) => Admission::Join,
+                None => Admission::Run,
+            }
+        }
         Loaded::Some(r) => r,
     };
     if record.fingerprint != fingerprint {
-        return answer(error(ApiError::idempotency_conflict()), false, Fate::NotPlaced);
+        return conflict();
     }
     match record.state {
         RecordState::Done => answer(
@@ -329,7 +338,7 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: bool, now_ms: i64) -
             true,
             record.done_fate(),
         ),
-        RecordState::Pending if in_flight => Admission::Join,
+        RecordState::Pending if in_flight.is_some() => Admission::Join,
         RecordState::Pending => {
             let r = record.upgraded(now_ms);
             Admission::Answer {

@@ -89,7 +89,7 @@ fn record_json_is_pinned_and_old_records_read() {
 #[test]
 fn admit_every_arm() {
     // Unreadable: closed, and nothing assumed.
-    match admit(&Loaded::Unreadable, FP, false, T0) {
+    match admit(&Loaded::Unreadable, FP, None, T0) {
         Admission::Answer { outcome, replayed: false, fate: Fate::Unknown, alarm_by_ms: None } => {
             let e = error_of(&outcome);
             assert_eq!((e.status, e.code), (503, ErrorCode::Misconfigured));
@@ -97,19 +97,23 @@ fn admit_every_arm() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(admit(&Loaded::None, FP, false, T0), Admission::Run);
-    assert_eq!(admit(&Loaded::None, FP, true, T0), Admission::Join);
+    assert_eq!(admit(&Loaded::None, FP, None, T0), Admission::Run);
+    assert_eq!(admit(&Loaded::None, FP, Some(FP), T0), Admission::Join, "the run has not written its record yet");
+    match admit(&Loaded::None, "fp-2", Some(FP), T0) {
+        Admission::Answer { outcome, fate: Fate::NotPlaced, .. } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
+        other => panic!("another body never joins: {other:?}"),
+    }
     // Another body: done or pending.
     let done = pending().done(200, PLACED.into(), false, T0);
     for r in [done.clone(), pending()] {
-        match admit(&Loaded::Some(r), "fp-2", false, T0) {
+        match admit(&Loaded::Some(r), "fp-2", Some(FP), T0) {
             Admission::Answer { outcome, fate: Fate::NotPlaced, .. } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
             other => panic!("{other:?}"),
         }
     }
     // Done: replayed, placed.
     assert_eq!(
-        admit(&Loaded::Some(done), FP, false, T0),
+        admit(&Loaded::Some(done), FP, None, T0),
         Admission::Answer {
             outcome: Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: None },
             replayed: true,
@@ -120,14 +124,14 @@ fn admit_every_arm() {
     // A reconciled order that failed replays as failed.
     let failed = found(&pending(), json!({"orderStatus": "failed"}), T0);
     let Store::Save(failed) = failed.store else { panic!() };
-    assert!(matches!(admit(&Loaded::Some(failed), FP, false, T0), Admission::Answer { fate: Fate::Failed, replayed: true, .. }));
+    assert!(matches!(admit(&Loaded::Some(failed), FP, None, T0), Admission::Answer { fate: Fate::Failed, replayed: true, .. }));
     // Pending with its call in flight: join it.
-    assert_eq!(admit(&Loaded::Some(pending()), FP, true, T0), Admission::Join);
+    assert_eq!(admit(&Loaded::Some(pending()), FP, Some(FP), T0), Admission::Join);
     // Pending: 409 order_in_progress until the next check.
     let mut p = pending();
     p.next_check_at_ms = T0 + 20_000;
     p.why = "Xoxoday answered placeOrder with HTTP 502, PLE10035".into();
-    match admit(&Loaded::Some(p), FP, false, T0 + 5_000) {
+    match admit(&Loaded::Some(p), FP, None, T0 + 5_000) {
         Admission::Answer { outcome, replayed: false, fate: Fate::Unknown, alarm_by_ms: Some(t) } => {
             assert_eq!(t, T0 + 20_000);
             let e = error_of(&outcome);
@@ -139,7 +143,7 @@ fn admit_every_arm() {
     }
     // A previous version's pending record: checked at once.
     let old = Record { sent_at_ms: 0, next_check_at_ms: 0, why: String::new(), ..pending() };
-    match admit(&Loaded::Some(old), FP, false, T0) {
+    match admit(&Loaded::Some(old), FP, None, T0) {
         Admission::Answer { outcome, alarm_by_ms: Some(t), .. } => {
             assert_eq!(t, T0);
             assert_eq!(error_of(&outcome).retry_after_secs, Some(1));
@@ -365,7 +369,7 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     assert_eq!(f.outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None });
     let Store::Save(done) = f.store else { panic!("{f:?}") };
     assert_eq!((done.state, done.status, done.body.as_str(), done.done_at_ms), (RecordState::Done, 422, "no points", T0 + SETTLE_MS));
-    match admit(&Loaded::Some(done), FP, false, T0 + SETTLE_MS + 1) {
+    match admit(&Loaded::Some(done), FP, None, T0 + SETTLE_MS + 1) {
         Admission::Answer { outcome, replayed: true, fate: Fate::NotPlaced, .. } => {
             assert_eq!(outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None })
         }
