@@ -232,6 +232,27 @@ test("getVouchers' daily cap (429, no Retry-After): no call until the next day b
   await sbL.admin("/config", { daily_limits: { getVouchers: 0 } });
 });
 
+test("Xoxoday fails (no answer within UPSTREAM_TIMEOUT_MS, 30 s): a catalog copy answers, marked stale; without one, 504", async () => {
+  const data = { filterGroupCode: "country", includeFilters: "", excludeFilters: "" };
+  const first = await op(wL, "getFilters", keys.catalog, data);
+  assert.deepEqual([first.status, first.headers["x-plumgate-cache"]], [200, "miss"]);
+  await sbL.admin("/config", { api_latency_ms: 35_000 });
+  try {
+    const t0 = Date.now();
+    const [copy, none] = await Promise.all([
+      op(wL, "getFilters", keys.admin, data, { "cache-control": "no-cache" }),
+      op(wL, "getFilters", keys.catalog, { ...data, filterGroupCode: "voucher_category" }),
+    ]);
+    assert.ok(Date.now() - t0 >= 29_000, "waited for the upstream timeout");
+    assert.deepEqual([copy.status, copy.headers["x-plumgate-cache"]], [200, "stale"]);
+    assert.equal(copy.text, first.text, "the copy plumgate had");
+    assert.equal(none.status, 504, none.text);
+    assert.equal(none.json.error.code, "upstream_timeout");
+  } finally {
+    await sbL.admin("/config", { api_latency_ms: 0 });
+  }
+});
+
 test("the 64 KiB body limit holds for chunked bodies: 413 as soon as it is passed, the rest never read", async () => {
   const url = new URL("/v1/ops/getFilters", wL.url);
   const answer = await new Promise((resolve, reject) => {
