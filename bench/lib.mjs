@@ -8,7 +8,9 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
+import { LIFTED_RATE_LIMITS, ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
+
+export { LIFTED_RATE_LIMITS };
 
 export { ROOT, cleanup, freePort, makeKey };
 
@@ -113,7 +115,7 @@ export async function startTarget(sandbox, name, key, { viaEntry = false } = {})
   };
   const js = name in JS_VARIANTS;
   if (js) Object.assign(vars, { CALLER_KEY_SHA256: key.sha256 }, JS_VARIANTS[name]);
-  else vars.GATEWAY_KEYS = JSON.stringify([key.entry]);
+  else Object.assign(vars, { GATEWAY_KEYS: JSON.stringify([key.entry]), XOXODAY_RATE_LIMITS: LIFTED_RATE_LIMITS });
   const toml = js ? jsWorkerToml() : plumgateToml(resolve(name), { assets: false });
   const w = await startWorkerd({ toml, persistDir, vars, viaEntry });
   return { ...w, stop: async () => { await w.stop(); cleanup(persistDir); } };

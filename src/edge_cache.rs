@@ -1,140 +1,75 @@
-//! Edge caching of getFilters, getVouchers and getBalance (contract §2), and
-//! the per-operation rate-limit penalties (contract §6).
+//! Edge caching of getFilters, getVouchers and getBalance (contract §2),
+//! with stale copies kept for errors and penalties.
 //!
-//! Two layers: isolate memory (bounded), then the Workers Cache API for the
-//! whole location. The Cache API is a no-op on `*.workers.dev`, so the memory
-//! layer is what makes a hit there. Only successful answers
-//! (`data.<op>.status == 1`) are stored; keys are the operation plus a
-//! SHA-256 of the canonical request data, so the same query shares one entry
-//! whatever the key order.
+//! Two layers: isolate memory, a least-recently-used map bounded by bytes
+//! (`plumgate_core::edge`: 4 MiB in all, 1 MiB an answer), then the Workers
+//! Cache API for the whole location. The Cache API is a no-op on
+//! `*.workers.dev`, so the memory layer is what makes a hit there. Only
+//! successful answers (`data.<op>.status == 1`) of calls whose key covers
+//! all their fields are stored (`plumgate_core::ops::cache_key`); an entry
+//! is fresh for its lifetime and kept stale after it for
+//! `plumgate_core::edge::stale_secs` (a day for the catalog, never for the
+//! balance).
 
 use crate::runtime::clock::now_ms;
-use plumgate_core::ops::{order_fingerprint, Operation};
-use plumgate_core::time::{add_secs, secs_until};
-use serde_json::Value;
+use plumgate_core::edge::{ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
+use plumgate_core::ops::CacheKey;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use worker::{Cache, Headers, Response};
 
-/// Memory layer bounds.
-const MAX_ENTRIES: usize = 128;
-const MAX_ENTRY_BYTES: usize = 1024 * 1024;
-
-#[derive(Clone)]
-struct Entry {
-    status: u16,
-    body: Vec<u8>,
-    expires_at_ms: i64,
-}
-
 thread_local! {
-    static MEMORY: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
-    static PENALTIES: RefCell<HashMap<&'static str, i64>> = RefCell::new(HashMap::new());
-    static PENALTY_CHECKED: RefCell<HashMap<&'static str, i64>> = RefCell::new(HashMap::new());
+    static MEMORY: RefCell<ByteLru<Cached>> = RefCell::new(ByteLru::new(MAX_TOTAL_BYTES, MAX_ENTRY_BYTES));
 }
 
-/// The cache key of `op` with `data`.
-pub fn key(op: Operation, data: &Value) -> String {
-    format!("https://plumgate.internal/cache/{}/{}", op.name(), order_fingerprint(data))
+/// The Cache API URL of a key (`v2`: keys of fields, with stale copies).
+pub fn url(key: &CacheKey) -> String {
+    format!("https://plumgate.internal/cache/v2/{}", key.id)
 }
 
-/// A cached answer, if fresh.
-pub async fn get(key: &str) -> Option<(u16, Vec<u8>)> {
+/// The entry under `url`, fresh or stale; `None` when there is none still
+/// of use.
+pub async fn get(url: &str) -> Option<Cached> {
     let now = now_ms();
-    let hit = MEMORY.with(|m| m.borrow().get(key).filter(|e| e.expires_at_ms > now).cloned());
-    if let Some(e) = hit {
-        return Some((e.status, e.body));
+    let in_memory = MEMORY.with(|m| m.borrow_mut().get(url).cloned());
+    if let Some(c) = in_memory {
+        if c.freshness(now) != Freshness::Gone {
+            return Some(c);
+        }
+        MEMORY.with(|m| m.borrow_mut().remove(url));
     }
-    let mut resp = Cache::default().get(key, true).await.ok().flatten()?;
+    let mut resp = Cache::default().get(url, true).await.ok().flatten()?;
+    let stamp = |name: &str| resp.headers().get(name).ok().flatten().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let (fresh_until_ms, stale_until_ms) = (stamp("x-plumgate-expires"), stamp("x-plumgate-stale-until"));
     let status = resp.status_code();
-    let expires = resp
-        .headers()
-        .get("x-plumgate-expires")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
-    if expires <= now {
+    let c = Cached { status, body: Vec::new(), fresh_until_ms, stale_until_ms: stale_until_ms.max(fresh_until_ms) };
+    if c.freshness(now) == Freshness::Gone {
         return None;
     }
     let body = resp.bytes().await.ok()?;
-    remember(key, status, &body, expires);
-    Some((status, body))
+    let c = Cached { body, ..c };
+    remember(url, &c);
+    Some(c)
 }
 
-/// Store a successful answer for `ttl_secs`.
-pub async fn put(key: &str, status: u16, body: &[u8], ttl_secs: u32) {
-    if ttl_secs == 0 {
+/// Store a successful answer, fresh for `ttl_secs` and stale `stale_secs`
+/// longer. Answers over the entry bound are not stored anywhere.
+pub async fn put(url: &str, status: u16, body: &[u8], ttl_secs: u32, stale_secs: u64) {
+    if ttl_secs == 0 || body.len() > MAX_ENTRY_BYTES {
         return;
     }
-    let expires = add_secs(now_ms(), u64::from(ttl_secs));
-    remember(key, status, body, expires);
+    let c = Cached::new(status, body.to_vec(), now_ms(), u64::from(ttl_secs), stale_secs);
+    remember(url, &c);
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
-    let _ = headers.set("cache-control", &format!("max-age={ttl_secs}"));
-    let _ = headers.set("x-plumgate-expires", &expires.to_string());
-    if let Ok(resp) = Response::from_bytes(body.to_vec()) {
-        let _ = Cache::default().put(key, resp.with_status(status).with_headers(headers)).await;
+    let _ = headers.set("cache-control", &format!("max-age={}", u64::from(ttl_secs) + stale_secs));
+    let _ = headers.set("x-plumgate-expires", &c.fresh_until_ms.to_string());
+    let _ = headers.set("x-plumgate-stale-until", &c.stale_until_ms.to_string());
+    if let Ok(resp) = Response::from_bytes(c.body) {
+        let _ = Cache::default().put(url, resp.with_status(status).with_headers(headers)).await;
     }
 }
 
-fn remember(key: &str, status: u16, body: &[u8], expires_at_ms: i64) {
-    if body.len() > MAX_ENTRY_BYTES {
-        return;
-    }
-    MEMORY.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.len() >= MAX_ENTRIES && !m.contains_key(key) {
-            let now = now_ms();
-            m.retain(|_, e| e.expires_at_ms > now);
-            if m.len() >= MAX_ENTRIES {
-                if let Some(k) = m.keys().next().cloned() {
-                    m.remove(&k);
-                }
-            }
-        }
-        m.insert(key.to_string(), Entry { status, body: body.to_vec(), expires_at_ms });
-    });
-}
-
-fn penalty_key(op: Operation) -> String {
-    format!("https://plumgate.internal/penalty/{}", op.name())
-}
-
-/// Seconds left of a penalty on `op`, if any.
-pub async fn penalty_left(op: Operation) -> Option<u64> {
-    let now = now_ms();
-    let until = PENALTIES.with(|p| p.borrow().get(op.name()).copied());
-    let until = match until {
-        Some(u) if u > now => u,
-        _ => {
-            // Negative cache: consult the shared Cache API at most once per
-            // second per operation per isolate.
-            let checked = PENALTY_CHECKED.with(|p| p.borrow().get(op.name()).copied());
-            if checked.is_some_and(|t| now - t < 1000) {
-                return None;
-            }
-            PENALTY_CHECKED.with(|p| p.borrow_mut().insert(op.name(), now));
-            let resp = Cache::default().get(penalty_key(op).as_str(), true).await.ok().flatten()?;
-            let u = resp.headers().get("x-plumgate-until").ok().flatten()?.parse::<i64>().ok()?;
-            if u <= now {
-                return None;
-            }
-            PENALTIES.with(|p| p.borrow_mut().insert(op.name(), u));
-            u
-        }
-    };
-    Some(secs_until(until, now).max(1))
-}
-
-/// Record a penalty of `secs` on `op`.
-pub async fn set_penalty(op: Operation, secs: u64) {
-    let until = add_secs(now_ms(), secs);
-    PENALTIES.with(|p| p.borrow_mut().insert(op.name(), until));
-    let headers = Headers::new();
-    let _ = headers.set("cache-control", &format!("max-age={}", secs.max(1)));
-    let _ = headers.set("x-plumgate-until", &until.to_string());
-    if let Ok(resp) = Response::from_bytes(Vec::new()) {
-        let _ = Cache::default().put(penalty_key(op).as_str(), resp.with_headers(headers)).await;
-    }
+fn remember(url: &str, c: &Cached) {
+    let weight = c.weight(url);
+    MEMORY.with(|m| m.borrow_mut().insert(url, c.clone(), weight));
 }

@@ -1,38 +1,55 @@
 //! Forwarding a validated Plum operation to Xoxoday.
 //!
 //! Owns the upstream side of an operation call, in this order:
-//! 1. placeOrder goes to its `OrderLedger` (idempotency, reconciliation);
-//! 2. an operation under a Xoxoday rate-limit penalty is answered
-//!    `429 rate_limited` without calling upstream (contract §6);
-//! 3. getFilters / getVouchers / getBalance are served from the edge cache
-//!    when fresh (`x-plumgate-cache: hit`), unless an admin sends
-//!    `Cache-Control: no-cache` (`bypass`);
+//! 1. placeOrder goes to its `OrderLedger` (idempotency, reconciliation),
+//!    which asks the limiter itself;
+//! 2. getFilters / getVouchers / getBalance are served from the edge cache
+//!    when fresh (`x-plumgate-cache: hit`), before anything else, so no
+//!    penalty or spent budget ever refuses an answer plumgate already has;
+//!    an admin's `Cache-Control: no-cache` skips the cache (`bypass`). The
+//!    key holds only the fields that change Xoxoday's answer
+//!    (`plumgate_core::ops::cache_key`);
+//! 3. the shared limiter (`limits::admit`): under Xoxoday's penalty, or with
+//!    the operation's per-minute budget spent, `429 rate_limited` with
+//!    `Retry-After`, without calling upstream (contract §6);
 //! 4. the canonical envelope goes out through the Plum client
 //!    ([`crate::plum`]) with the bearer from the token cache; a 401 that can
 //!    be about the token is checked by the token authority (Xoxoday's token
 //!    check): a confirmed rejection gets one replacement and one retry, a
 //!    valid token's 401 and every other 401 pass through unchanged
 //!    (contract §4.6);
-//! 5. Xoxoday's status and body come back unchanged (a rate-limit answer is
-//!    turned into `429 rate_limited` and starts the penalty); with
-//!    `BALANCE_ALERT_BELOW` set, the balance a getBalance answer from Xoxoday
-//!    shows goes back in the [`Trace`] for the alert check (cached answers
-//!    repeat a balance already seen, so they are not looked at).
+//! 5. Xoxoday's status and body come back unchanged; a rate-limit answer is
+//!    reported to the limiter (every isolate stops calling) and answered
+//!    `429 rate_limited`.
+//!
+//! Where 3, 4 or 5 end in a penalty or a failure (`plumgate_core::edge::
+//! stale_instead_of`) and the edge cache still holds a copy of a catalog
+//! answer (expired, or fresh behind an admin's bypass), that copy is the
+//! answer (`x-plumgate-cache: stale`: not this call's answer from
+//! Xoxoday).
+//!
+//! With `BALANCE_ALERT_BELOW` set, the balance a getBalance answer from
+//! Xoxoday shows goes back in the [`Trace`] for the alert check (cached
+//! answers repeat a balance already seen, so they are not looked at).
 //!
 //! A drop-in query plumgate does not know (`forward_unvalidated`) takes
-//! only step 4: the envelope as sent, no cache, no penalty bookkeeping (its
-//! answer, a rate-limit one included, comes back as Xoxoday gave it), and
-//! placeOrder's long timeout, since an unknown mutation may be an order.
+//! only step 4: the envelope as sent, no cache, no limiter (Xoxoday
+//! documents no budget for it; its answer, a rate-limit one included, comes
+//! back as Xoxoday gave it), and placeOrder's long timeout, since an
+//! unknown mutation may be an order.
 
 use crate::edge_cache;
+use crate::limits::{self, Admitted};
 use crate::objects::ledger;
 use crate::plum;
 use crate::respond::{bytes_response, passthrough, JSON};
+use crate::runtime::clock::now_ms;
 use plumgate_core::config::Config;
+use plumgate_core::edge::{stale_instead_of, stale_secs, Cached, Freshness};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
-use plumgate_core::upstream::{balance_value, is_plum_success, rate_limit_penalty};
+use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success};
 use serde_json::Value;
 use worker::{Env, Response};
 
@@ -63,53 +80,94 @@ pub async fn forward(
         let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
         return ledger::place(env, data, fingerprint, request_id, style).await;
     }
-    if let Some(secs) = edge_cache::penalty_left(op).await {
-        return (Err(ApiError::rate_limited(op.name(), secs)), Trace::default());
-    }
-    let ttl = match op.cache_class() {
-        Some(CacheClass::Catalog) => Some(cfg.catalog_cache_ttl_secs),
-        Some(CacheClass::Balance) => Some(cfg.balance_cache_ttl_secs),
-        None => None,
+    let class = op.cache_class();
+    let ttl = match class {
+        Some(CacheClass::Catalog) => cfg.catalog_cache_ttl_secs,
+        Some(CacheClass::Balance) => cfg.balance_cache_ttl_secs,
+        None => 0,
     };
-    let cache_key = ttl.map(|_| edge_cache::key(op, &data));
-    let mut cache_state = None;
-    if let (Some(ttl), Some(key)) = (ttl, cache_key.as_deref()) {
+    let key = ops::cache_key(op, &data);
+    let url = key.as_ref().map(edge_cache::url);
+    let mut trace = Trace::default();
+    let mut stale = None;
+    if let (Some(url), Some(class)) = (url.as_deref(), class) {
         if ttl == 0 || mode == CacheMode::Bypass {
-            cache_state = Some("bypass");
-        } else if let Some((status, body)) = edge_cache::get(key).await {
-            let mut resp = bytes_response(status, body, JSON);
-            let _ = resp.headers_mut().set("x-plumgate-cache", "hit");
-            return (Ok(resp), Trace { cache: Some("hit"), ..Trace::default() });
+            trace.cache = Some("bypass");
+            // A bypass wants Xoxoday's answer; should Xoxoday fail, the
+            // catalog copy plumgate has is still better than an error.
+            if ttl > 0 && stale_secs(class) > 0 {
+                stale = edge_cache::get(url).await;
+            }
         } else {
-            cache_state = Some("miss");
+            trace.cache = Some("miss");
+            match edge_cache::get(url).await {
+                Some(c) if c.freshness(now_ms()) == Freshness::Fresh => {
+                    trace.cache = Some("hit");
+                    return (Ok(cached(c, "hit")), trace);
+                }
+                other => stale = other,
+            }
         }
     }
 
+    match limits::admit(env, cfg, op).await {
+        Admitted::Go => {}
+        Admitted::Unchecked => trace.note = Some("limiter_unavailable"),
+        Admitted::Refused(e) => return or_stale(stale, Err(e), trace),
+    }
     let envelope = ops::envelope_text(op, &data);
-    let (called, trace) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;
-    let mut trace = Trace { cache: cache_state, ..trace };
+    let (called, seen) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;
+    let trace = Trace { cache: trace.cache, note: seen.note.or(trace.note), ..seen };
     let answer = match called {
         Ok(a) => a,
-        Err(e) => return (Err(e.into_api()), trace),
+        Err(e) => return or_stale(stale, Err(e.into_api()), trace),
     };
-    trace.upstream_status = Some(answer.status);
-    if let Some(secs) = rate_limit_penalty(answer.status, &answer.body, answer.retry_after.as_deref()) {
-        edge_cache::set_penalty(op, secs).await;
-        return (Err(ApiError::rate_limited(op.name(), secs)), trace);
+    let trace = Trace { upstream_status: Some(answer.status), ..trace };
+    if let Some(observed) = api_penalty(op.name(), answer.status, &answer.body, answer.retry_after.as_deref()) {
+        let secs = limits::report(env, cfg, op, observed).await;
+        return or_stale(stale, Err(ApiError::rate_limited(op.name(), secs)), trace);
     }
-    if let (Some(ttl), Some(key)) = (ttl, cache_key.as_deref()) {
-        if is_plum_success(op.name(), answer.status, &answer.body) {
-            edge_cache::put(key, answer.status, &answer.body, ttl).await;
+    if stale.is_some() && stale_instead_of(answer.status) {
+        return or_stale(stale, Ok(passthrough(answer)), trace);
+    }
+    if let (Some(class), Some(key), Some(url)) = (class, key.as_ref(), url.as_deref()) {
+        if key.storable && is_plum_success(op.name(), answer.status, &answer.body) {
+            edge_cache::put(url, answer.status, &answer.body, ttl, stale_secs(class)).await;
         }
     }
+    let mut trace = trace;
     if op == Operation::GetBalance && cfg.balance_alert_below.is_some() {
         trace.balance = balance_value(answer.status, &answer.body);
     }
-    let mut resp = passthrough(answer);
-    if let Some(state) = cache_state {
-        let _ = resp.headers_mut().set("x-plumgate-cache", state);
+    or_stale(None, Ok(passthrough(answer)), trace)
+}
+
+/// `answer`, unless it is a penalty or a failure and a copy is at hand:
+/// then the copy (`x-plumgate-cache: stale`).
+fn or_stale(stale: Option<Cached>, answer: Result<Response, ApiError>, trace: Trace) -> (Result<Response, ApiError>, Trace) {
+    let status = match &answer {
+        Ok(r) => r.status_code(),
+        Err(e) => e.status,
+    };
+    match stale.filter(|c| c.freshness(now_ms()) != Freshness::Gone && stale_instead_of(status)) {
+        Some(c) => (Ok(cached(c, "stale")), Trace { cache: Some("stale"), ..trace }),
+        None => {
+            let answer = answer.map(|mut r| {
+                if let Some(state) = trace.cache {
+                    let _ = r.headers_mut().set("x-plumgate-cache", state);
+                }
+                r
+            });
+            (answer, trace)
+        }
     }
-    (Ok(resp), trace)
+}
+
+/// A cached answer, with `x-plumgate-cache: <state>`.
+fn cached(c: Cached, state: &str) -> Response {
+    let mut resp = bytes_response(c.status, c.body, JSON);
+    let _ = resp.headers_mut().set("x-plumgate-cache", state);
+    resp
 }
 
 /// Forward a drop-in envelope whose query plumgate does not know, as sent.

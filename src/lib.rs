@@ -12,15 +12,19 @@
 //! - [`routes`]: the router and the per-request pipeline (request id, the
 //!   one log line, errors).
 //! - [`gateway`]: the forwarding policy of an operation call (ledger,
-//!   penalties, edge cache, the call).
+//!   edge cache, limiter, the call, stale copies).
 //! - [`objects`]: the Durable Objects, each a thin shell over core
-//!   decisions plus its client: [`objects::ledger`] (`OrderLedger`) and
-//!   [`objects::authority`] (`TokenAuthority`).
+//!   decisions plus its client: [`objects::ledger`] (`OrderLedger`),
+//!   [`objects::limiter`] (`RateLimiter`) and [`objects::authority`]
+//!   (`TokenAuthority`).
+//! - [`limits`]: the isolate's side of the shared rate limiter (leases
+//!   spent from memory, penalties reported).
 //! - [`plum`]: the Plum API client (the call with the current token, the one
 //!   retry after a confirmed rejection).
 //! - [`tokens`]: the access-token cache in front of the authority (isolate
 //!   memory, then KV).
-//! - [`edge_cache`]: response caching and rate-limit penalties.
+//! - [`edge_cache`]: response caching (a byte-bounded LRU, then the Cache
+//!   API), fresh and stale.
 //! - [`respond`]: every response plumgate builds itself.
 //! - [`settings`]: configuration from the Worker environment, parsed once
 //!   per isolate.
@@ -30,6 +34,7 @@
 
 pub mod edge_cache;
 pub mod gateway;
+pub mod limits;
 pub mod objects;
 pub mod plum;
 pub mod respond;

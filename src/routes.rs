@@ -38,7 +38,7 @@ use crate::respond::{
     with_request_id, JSON,
 };
 use crate::runtime::clock::{now_ms, request_id};
-use crate::runtime::http::Incoming;
+use crate::runtime::http::{BodyError, Incoming};
 use crate::settings;
 use crate::tokens;
 use plumgate_core::auth::Caller;
@@ -345,18 +345,13 @@ async fn read_json(req: Incoming) -> Result<Value, ApiError> {
     serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
 }
 
-/// The body, at most [`MAX_BODY`] bytes.
+/// The body, at most [`MAX_BODY`] bytes, refused as soon as it is known to
+/// be larger (a chunked body is not read past the limit).
 async fn read_body(req: Incoming) -> Result<Vec<u8>, ApiError> {
-    if let Some(len) = req.header("content-length") {
-        if len.trim().parse::<usize>().map(|n| n > MAX_BODY).unwrap_or(false) {
-            return Err(ApiError::payload_too_large());
-        }
-    }
-    let bytes = req.bytes().await.map_err(|_| ApiError::invalid_json())?;
-    if bytes.len() > MAX_BODY {
-        return Err(ApiError::payload_too_large());
-    }
-    Ok(bytes)
+    req.bytes_at_most(MAX_BODY).await.map_err(|e| match e {
+        BodyError::TooLarge => ApiError::payload_too_large(),
+        BodyError::Unreadable => ApiError::invalid_json(),
+    })
 }
 
 fn health(env: &Env) -> Response {

@@ -204,7 +204,9 @@
       throw new PlumgateError({
         status: r.status,
         code: "status_" + env.status,
-        message: env.message || env.error || `${name} answered status ${env.status}`,
+        // A reconciled order that failed or was cancelled (x-plumgate-reconciled).
+        message: env.message || env.error
+          || (r.reconciled && env.data && env.data.orderStatus ? `the order exists, but its status is ${env.data.orderStatus}` : `${name} answered status ${env.status}`),
         requestId: r.requestId,
       });
     }
@@ -220,9 +222,9 @@
       case 401: return "The caller key was not accepted";
       case 403: return "This key is not allowed to do that";
       case 404: return "Not found";
-      case 409: return "Conflict";
+      case 409: return err.code === "order_in_progress" ? "Order not confirmed yet" : "Conflict";
       case 422: return "Xoxoday could not process this";
-      case 429: return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refreshed moments ago" : "Rate limited by Xoxoday";
+      case 429: return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refreshed moments ago" : "Rate limited (Xoxoday's limits)";
       case 503:
         if (err.code === "reauth_required") return "A person must reconnect Xoxoday";
         if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
@@ -239,6 +241,9 @@
       return m ? `Use a key with the ${m[1]} scope (or *).` : "Use a key with the needed scope.";
     }
     if (err.status === 429 && err.retryAfter) return `Retry after ${err.retryAfter} s.`;
+    if (err.code === "order_in_progress") {
+      return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : " later"}: it is never placed twice.`;
+    }
     return "";
   }
 

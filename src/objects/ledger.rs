@@ -1,66 +1,87 @@
 //! `OrderLedger`: placeOrder safety (contract §5), one Durable Object per
-//! `poNumber`, and its client ([`place`]).
+//! `poNumber`, and its client ([`send`], [`render`], [`place`]).
 //!
 //! Because every request for one `poNumber` reaches the same object, the
-//! idempotency check is strongly consistent: the first request records the
-//! order as `pending` (persisted before Xoxoday is called), concurrent
-//! requests join the call in flight, later ones replay the stored answer,
-//! and a different body for the same `poNumber` gets `409
-//! idempotency_conflict`. What each record and each upstream outcome means
-//! is `plumgate_core::ledger`'s decision table; this file makes the calls it
-//! asks for (through [`crate::plum`]), writes the record only through
-//! [`commit`], and answers with the typed reply of
-//! `plumgate_core::wire::ledger`, which [`place`] renders for the caller.
+//! idempotency check is strongly consistent: the first request asks the
+//! limiter, records the order as `pending` (persisted before Xoxoday is
+//! called), and places it; concurrent requests join the call in flight,
+//! later ones replay the stored answer, and a different body for the same
+//! `poNumber` gets `409 idempotency_conflict`. An order whose fate is
+//! unknown stays `pending` and is checked with getOrderDetails from the
+//! object's alarm until Xoxoday gives a definite answer; meanwhile requests
+//! get `409 order_in_progress`. What each record and each outcome means is
+//! `plumgate_core::ledger`'s decision table; this file makes the calls it
+//! asks for (through [`crate::plum`] and [`crate::limits`]), writes the
+//! record only through [`commit`], and answers with the typed reply of
+//! `plumgate_core::wire::ledger`, whose `fate` says placed, failed, not
+//! placed or unknown.
 
-use crate::edge_cache;
+use crate::limits::{self, Admitted};
 use crate::plum;
 use crate::respond::{bytes_response, error_response, JSON};
+use crate::runtime::clock::now_ms;
 use crate::runtime::stub::{self, StubError};
 use crate::settings;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::{
-    admit, after_place, after_reconcile, before_place, penalty_running, read_reconcile, AfterPlace, Admission, Finish,
-    Reconciled, Record, RecordState, Store, RECORD_KEY,
+    admit, after_check, after_place, alarm, alarm_for, load, not_sent, read_reconcile, record_not_written, AfterPlace, Admission,
+    AlarmStep, Finish, Loaded, Reconciled, Record, Store, RECORD_KEY,
 };
-use plumgate_core::logline::Trace;
+use plumgate_core::logline::{event, Trace};
 use plumgate_core::ops::{self, Operation};
+use plumgate_core::secret::fingerprint;
 use plumgate_core::wire::ledger::{
-    object_name, previous_version_refusal, LedgerReply, LedgerRequest, Outcome, PreviousRequest, PLACE_PATH, PLACE_URL,
+    object_name, previous_version_refusal, Fate, LedgerReply, LedgerRequest, Outcome, PreviousRequest, PLACE_PATH, PLACE_URL,
 };
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{durable_object, Env, Request, Response, State};
+use worker::{console_error, console_log, durable_object, js_sys, Env, Request, Response, ScheduledTime, State};
 
 /// Binding name of the ledger namespace.
 pub const BINDING: &str = "ORDER_LEDGER";
 
+/// A reply that is plumgate's error, with the order's fate.
+fn refusal(error: ApiError, fate: Fate) -> LedgerReply {
+    LedgerReply { outcome: Outcome::Error { error, upstream_status: None }, replayed: false, fate }
+}
+
+/// The answer when the ledger's reply is lost: the order may exist.
+fn lost() -> LedgerReply {
+    refusal(
+        ApiError::upstream_error(
+            "the order ledger could not be reached or its answer was lost, so plumgate cannot tell whether the order was placed; send the same poNumber and body again: plumgate answers with the one order, never a second",
+        ),
+        Fate::Unknown,
+    )
+}
+
 /// Send a prepared placeOrder (and the fingerprint of the order as the
-/// caller wrote it) to its ledger, and render the reply for the caller:
-/// Xoxoday's answer, or plumgate's error in the route's `style`, with
-/// `x-plumgate-replayed` / `x-plumgate-reconciled`. The [`Trace`] says what
-/// the log line needs (upstream status, note, the error code).
-pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle) -> (Result<Response, ApiError>, Trace) {
+/// caller wrote it) to its ledger: the typed reply, whatever happens. A
+/// ledger that could not be asked, or whose answer was lost, is
+/// [`Fate::Unknown`] (it may have sent the order); a request that never
+/// left is [`Fate::NotPlaced`].
+pub async fn send(env: &Env, data: Value, fingerprint: String) -> LedgerReply {
     let name = object_name(&ops::po_number(&data).unwrap_or_default());
-    let body = serde_json::to_string(&LedgerRequest { data, fingerprint }).ok();
-    let sent = stub::post(env, BINDING, &name, PLACE_URL, None, body).await;
-    let reply = match sent {
-        Ok((_, bytes)) => serde_json::from_slice::<LedgerReply>(&bytes).map_err(|_| {
-            ApiError::upstream_error("the order ledger answer was lost; retry with the same poNumber: plumgate checks before placing again")
-        }),
-        Err(StubError::Binding) => Err(ApiError::misconfigured(&[format!("{BINDING} binding is missing")])),
-        Err(StubError::Request) => Err(ApiError::internal()),
-        Err(StubError::Call(_)) => Err(ApiError::upstream_error("the order ledger is unavailable; nothing was placed, retrying is safe")),
-        Err(StubError::Body) => Err(ApiError::upstream_error(
-            "the order ledger answer was lost; retry with the same poNumber: plumgate checks before placing again",
-        )),
+    let Ok(body) = serde_json::to_string(&LedgerRequest { data, fingerprint }) else {
+        return refusal(ApiError::internal(), Fate::NotPlaced);
     };
-    let LedgerReply { outcome, replayed } = match reply {
-        Ok(r) => r,
-        Err(e) => return (Err(e), Trace::default()),
-    };
+    match stub::post(env, BINDING, &name, PLACE_URL, None, Some(body)).await {
+        Ok((_, bytes)) => serde_json::from_slice::<LedgerReply>(&bytes).unwrap_or_else(|_| lost()),
+        Err(StubError::Binding) => refusal(ApiError::misconfigured(&[format!("{BINDING} binding is missing")]), Fate::NotPlaced),
+        Err(StubError::Request) => refusal(ApiError::internal(), Fate::NotPlaced),
+        Err(StubError::Call(_) | StubError::Body) => lost(),
+    }
+}
+
+/// The caller's response for a ledger reply: Xoxoday's answer, or
+/// plumgate's error in the route's `style`, with `x-plumgate-replayed` /
+/// `x-plumgate-reconciled`. The [`Trace`] says what the log line needs
+/// (upstream status, note, the error code).
+pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Result<Response, ApiError>, Trace) {
+    let LedgerReply { outcome, replayed, .. } = reply;
     let mut trace = Trace { upstream_status: outcome.upstream_status(), ..Trace::default() };
     let (mut resp, reconciled) = match outcome {
         Outcome::Answer { status, body, reconciled, .. } => (bytes_response(status, body.into_bytes(), JSON), reconciled),
@@ -81,14 +102,23 @@ pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str
     (Ok(resp), trace)
 }
 
-type Run = Shared<LocalBoxFuture<'static, Outcome>>;
+/// [`send`], then [`render`].
+pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle) -> (Result<Response, ApiError>, Trace) {
+    render(send(env, data, fingerprint).await, style, request_id)
+}
+
+/// What a run hands every request that joined it.
+type Run = Shared<LocalBoxFuture<'static, (Outcome, Fate)>>;
+
+/// The run in flight and the fingerprint of the order it places.
+type InFlight = Rc<RefCell<Option<(String, Run)>>>;
 
 /// The Durable Object.
 #[durable_object]
 pub struct OrderLedger {
     state: State,
     env: Env,
-    inflight: Rc<RefCell<Option<Run>>>,
+    inflight: InFlight,
 }
 
 impl worker::DurableObject for OrderLedger {
@@ -104,16 +134,58 @@ impl worker::DurableObject for OrderLedger {
         }
         let reply = match serde_json::from_slice::<LedgerRequest>(&body) {
             Ok(lr) => self.place(lr).await,
-            Err(_) => LedgerReply { outcome: error(ApiError::internal(), None), replayed: false },
+            Err(_) => refusal(ApiError::internal(), Fate::NotPlaced),
         };
         Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
     }
 
-    /// Retention: `ORDER_RETENTION_SECS` after an order is done, its record
-    /// goes; a later request with that poNumber is sent to Xoxoday again
-    /// (which rejects a duplicate poNumber itself).
+    /// What is due (`plumgate_core::ledger::alarm`): a check of a pending
+    /// order, the end of a done order's retention, or of a pending order's.
     async fn alarm(&self) -> worker::Result<Response> {
-        self.state.storage().delete_all().await?;
+        let Ok(cfg) = settings::load(&self.env) else {
+            // Misconfigured: try again later, the record is kept.
+            let _ = self.state.storage().set_alarm(60_000i64).await;
+            return Response::empty();
+        };
+        let storage = self.state.storage();
+        let loaded = read(&storage).await;
+        let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
+        let in_flight = self.inflight.borrow().is_some();
+        match alarm(&loaded, in_flight, retention_ms, now_ms()) {
+            AlarmStep::Nothing => {
+                if loaded == Loaded::Unreadable {
+                    unreadable_log(&self.state);
+                }
+            }
+            AlarmStep::Later(at) => set_alarm(&storage, at).await,
+            AlarmStep::Delete => storage.delete_all().await?,
+            AlarmStep::Expire => {
+                if let Loaded::Some(r) = &loaded {
+                    console_error!(
+                        "{}",
+                        event(&[
+                            ("event", "order_pending_expired".into()),
+                            ("level", "error".into()),
+                            ("po_fp", po_fp(r).as_str().into()),
+                            ("sent_at_ms", r.sent_at_ms.into()),
+                            ("checks", i64::from(r.checks).into()),
+                            ("why", r.why.as_str().into()),
+                        ])
+                    );
+                }
+                storage.delete_all().await?;
+            }
+            AlarmStep::Check(record) => {
+                let f = after_check(&record, check(&self.env, &cfg, &record).await, now_ms());
+                if matches!(f.store, Store::Forget) || matches!(&f.store, Store::Save(r) if r.state == plumgate_core::ledger::RecordState::Done) {
+                    console_log!(
+                        "{}",
+                        event(&[("event", "order_reconciled".into()), ("fate", f.fate.as_str().into()), ("po_fp", po_fp(&record).as_str().into())])
+                    );
+                }
+                commit(&storage, f.store, &cfg).await;
+            }
+        }
         Response::empty()
     }
 }
@@ -129,55 +201,106 @@ fn previous_version(body: &[u8]) -> Response {
     error_response(&previous_version_refusal(), style, &request_id)
 }
 
-fn error(e: ApiError, upstream_status: Option<u16>) -> Outcome {
-    Outcome::Error { error: e, upstream_status }
+/// The record as stored.
+async fn read(storage: &worker::Storage) -> Loaded {
+    load(storage.get::<String>(RECORD_KEY).await.map_err(|_| ()))
+}
+
+/// A fingerprint of the record's poNumber for log lines (which never carry
+/// a poNumber): `secret::fingerprint` of it, as an operator can compute.
+fn po_fp(r: &Record) -> String {
+    fingerprint(&r.po_number().unwrap_or_default())
+}
+
+fn unreadable_log(state: &State) {
+    console_error!(
+        "{}",
+        event(&[
+            ("event", "order_record_unreadable".into()),
+            ("level", "critical".into()),
+            ("key", RECORD_KEY.into()),
+            ("object", state.id().to_string().as_str().into()),
+        ])
+    );
+}
+
+async fn set_alarm(storage: &worker::Storage, at_ms: i64) {
+    let at = js_sys::Date::new(&(at_ms.max(now_ms() + 1) as f64).into());
+    let _ = storage.set_alarm(ScheduledTime::new(at)).await;
 }
 
 impl OrderLedger {
     async fn place(&self, lr: LedgerRequest) -> LedgerReply {
-        let answer = |outcome, replayed| LedgerReply { outcome, replayed };
         let cfg = match settings::load(&self.env) {
             Ok(c) => c,
-            Err(p) => return answer(error(ApiError::misconfigured(&p), None), false),
+            Err(p) => return refusal(ApiError::misconfigured(&p), Fate::NotPlaced),
         };
         let storage = self.state.storage();
-        let record: Option<Record> = storage.get::<String>(RECORD_KEY).await.ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
-        let resume = match admit(record.as_ref(), &lr.fingerprint) {
-            Admission::Answer { outcome, replayed } => return answer(outcome, replayed),
-            Admission::Run { resume } => resume,
-        };
-        // Join the call in flight for this poNumber. (The borrow must end
-        // before the await: the run clears `inflight` when it finishes, and
-        // a borrow held across the await would make that a panic.)
-        let joined = self.inflight.borrow().clone();
-        if let Some(run) = joined {
-            return answer(run.await, true);
+        let mut loaded = read(&storage).await;
+        let now = now_ms();
+        if loaded == Loaded::Unreadable {
+            unreadable_log(&self.state);
         }
-        if !resume && !commit(&storage, Store::Save(Record::pending(&lr.fingerprint)), cfg.order_retention_secs).await {
-            let e = ApiError::upstream_error("order ledger unavailable; nothing was placed, retrying is safe");
-            return answer(error(e, None), false);
+        // A previous version's pending record learns what to check.
+        if let Loaded::Some(r) = &loaded {
+            if let Some(told) = r.with_order(&lr.data, now).filter(|_| r.fingerprint == lr.fingerprint) {
+                commit(&storage, Store::Save(told.clone()), &cfg).await;
+                loaded = Loaded::Some(told);
+            }
         }
-        let env = self.env.clone();
-        let inflight = self.inflight.clone();
-        let fut: LocalBoxFuture<'static, Outcome> = Box::pin(async move {
-            let o = run(&env, &cfg, &storage, lr, resume).await;
-            *inflight.borrow_mut() = None;
-            o
-        });
-        let shared = fut.shared();
-        *self.inflight.borrow_mut() = Some(shared.clone());
-        answer(shared.await, false)
+        // (A borrow must end before any await: the run clears `inflight`
+        // when it finishes, and a borrow held across the await would make
+        // that a panic.)
+        let in_flight = self.inflight.borrow().clone();
+        match admit(&loaded, &lr.fingerprint, in_flight.as_ref().map(|(fp, _)| fp.as_str()), now) {
+            Admission::Answer { outcome, replayed, fate, alarm_by_ms } => {
+                if let Some(by) = alarm_by_ms {
+                    if storage.get_alarm().await.ok().flatten().is_none() {
+                        set_alarm(&storage, by).await;
+                    }
+                }
+                LedgerReply { outcome, replayed, fate }
+            }
+            Admission::Join => match in_flight {
+                Some((_, run)) => {
+                    let (outcome, fate) = run.await;
+                    LedgerReply { outcome, replayed: true, fate }
+                }
+                // The run ended between the read and now: ask again.
+                None => lost(),
+            },
+            Admission::Run => {
+                // `inflight` is set before the first await, so a request
+                // arriving during the run joins it.
+                let env = self.env.clone();
+                let inflight = self.inflight.clone();
+                let fingerprint = lr.fingerprint.clone();
+                let fut: LocalBoxFuture<'static, (Outcome, Fate)> = Box::pin(async move {
+                    let f = run(&env, &cfg, &storage, lr).await;
+                    *inflight.borrow_mut() = None;
+                    f
+                });
+                let shared = fut.shared();
+                *self.inflight.borrow_mut() = Some((fingerprint, shared.clone()));
+                let (outcome, fate) = shared.await;
+                LedgerReply { outcome, replayed: false, fate }
+            }
+        }
     }
 }
 
-/// The one write of the record: what the decision table asked for (a
-/// `done` record also starts the retention alarm). Retried, since a lost
-/// `done` would let a retry place the order again. Returns whether the
-/// record is as asked.
-async fn commit(storage: &worker::Storage, store: Store, retention_secs: u32) -> bool {
-    match store {
+/// The one write of the record: what the decision table asked for, and
+/// the alarm it needs (the next check of a `pending` record, the end of a
+/// `done` one's retention). Retried, since a lost `done` would let a retry
+/// place the order again. Returns whether the record is as asked.
+async fn commit(storage: &worker::Storage, store: Store, cfg: &Config) -> bool {
+    let alarm_at = alarm_for(&store, i64::from(cfg.order_retention_secs) * 1000);
+    let written = match store {
         Store::Keep => true,
-        Store::Forget => storage.delete(RECORD_KEY).await.is_ok(),
+        Store::Forget => {
+            let _ = storage.delete_alarm().await;
+            storage.delete(RECORD_KEY).await.is_ok()
+        }
         Store::Save(rec) => {
             let Ok(text) = serde_json::to_string(&rec) else { return false };
             let mut saved = false;
@@ -187,48 +310,51 @@ async fn commit(storage: &worker::Storage, store: Store, retention_secs: u32) ->
                     break;
                 }
             }
-            if rec.state == RecordState::Done {
-                let _ = storage.set_alarm(std::time::Duration::from_secs(retention_secs as u64)).await;
-            }
             saved
         }
+    };
+    if let Some(at) = alarm_at {
+        set_alarm(storage, at).await;
     }
+    written
 }
 
 /// Carry out a [`Finish`]: the penalty, the record, the outcome.
-async fn finish(cfg: &Config, storage: &worker::Storage, f: Finish) -> Outcome {
-    if let Some(secs) = f.penalty_secs {
-        edge_cache::set_penalty(Operation::PlaceOrder, secs).await;
+async fn finish(env: &Env, cfg: &Config, storage: &worker::Storage, f: Finish) -> (Outcome, Fate) {
+    if let Some(observed) = f.penalty {
+        limits::report(env, cfg, Operation::PlaceOrder, observed).await;
     }
-    commit(storage, f.store, cfg.order_retention_secs).await;
-    f.outcome
+    commit(storage, f.store, cfg).await;
+    (f.outcome, f.fate)
 }
 
-/// getOrderDetails for `po`.
-async fn reconcile(env: &Env, cfg: &Config, po: &str) -> Reconciled {
-    let envelope = ops::envelope_text(Operation::GetOrderDetails, &ops::reconcile_request(po));
+/// getOrderDetails for the record's poNumber, within the limiter's budget
+/// (a refusal is a check not made: [`Reconciled::Unknown`]).
+async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
+    let Some(po) = record.po_number() else { return Reconciled::Unknown };
+    if let Admitted::Refused(_) = limits::admit(env, cfg, Operation::GetOrderDetails).await {
+        return Reconciled::Unknown;
+    }
+    let envelope = ops::envelope_text(Operation::GetOrderDetails, &ops::reconcile_request(&po));
     let (result, _) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;
     read_reconcile(result)
 }
 
 /// One placeOrder, start to end (`plumgate_core::ledger`'s tables).
-async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, lr: LedgerRequest, resume: bool) -> Outcome {
+async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, lr: LedgerRequest) -> (Outcome, Fate) {
     let LedgerRequest { data, fingerprint: fp } = lr;
-    let po = ops::po_number(&data).unwrap_or_default();
-    if resume {
-        // An earlier attempt's outcome is unknown: check before placing.
-        if let Some(f) = before_place(reconcile(env, cfg, &po).await, &fp) {
-            return finish(cfg, storage, f).await;
-        }
+    if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
+        return finish(env, cfg, storage, not_sent(e)).await;
     }
-    if let Some(secs) = edge_cache::penalty_left(Operation::PlaceOrder).await {
-        return finish(cfg, storage, penalty_running(secs)).await;
+    let pending = Record::pending(&fp, &data, now_ms(), i64::from(cfg.order_timeout_ms));
+    if !commit(storage, Store::Save(pending.clone()), cfg).await {
+        return finish(env, cfg, storage, record_not_written()).await;
     }
     let envelope = ops::envelope_text(Operation::PlaceOrder, &data);
     let (result, trace) = plum::call_with_token(env, cfg, &envelope, cfg.order_timeout_ms as u64).await;
-    let f = match after_place(result, trace.upstream_status, &fp) {
+    let f = match after_place(result, trace.upstream_status, &pending, now_ms()) {
         AfterPlace::Finish(f) => f,
-        AfterPlace::Reconcile(uncertain) => after_reconcile(reconcile(env, cfg, &po).await, uncertain, &fp),
+        AfterPlace::Check(record) => after_check(&record, check(env, cfg, &record).await, now_ms()),
     };
-    finish(cfg, storage, f).await
+    finish(env, cfg, storage, f).await
 }

@@ -26,8 +26,11 @@
 //!
 //! Objects: [`authority`] (`TokenAuthority`, bound as `TOKEN_AUTHORITY`: the
 //! Xoxoday token pair), [`ledger`] (`OrderLedger`, bound as `ORDER_LEDGER`:
-//! placeOrder idempotency). Storage keys and value shapes:
+//! placeOrder idempotency and reconciliation), [`limiter`] (`RateLimiter`,
+//! bound as `RATE_LIMITER`: Xoxoday's per-minute budgets and penalties,
+//! shared by every isolate). Storage keys and value shapes:
 //! `docs/storage.md`.
 
 pub mod authority;
 pub mod ledger;
+pub mod limiter;

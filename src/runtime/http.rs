@@ -2,7 +2,7 @@
 //! plumgate: [`Incoming`] in, [`into_runtime`] out.
 
 use super::promise;
-use js_sys::Uint8Array;
+use js_sys::{Reflect, Uint8Array};
 use plumgate_core::route::path_of;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -43,10 +43,54 @@ impl Incoming {
         Ok(Uint8Array::new(&buf).to_vec())
     }
 
+    /// The whole body, if it is at most `max` bytes. A body whose
+    /// `Content-Length` says more is refused unread; one with a length of at
+    /// most `max` is read whole (the runtime delivers exactly that many
+    /// bytes). A body without a length (chunked) is read chunk by chunk and
+    /// refused as soon as it passes `max`: the rest is never read, so a
+    /// huge body never reaches JS or wasm memory.
+    pub async fn bytes_at_most(self, max: usize) -> Result<Vec<u8>, BodyError> {
+        if let Some(len) = self.header("content-length") {
+            match len.trim().parse::<usize>() {
+                Ok(n) if n > max => return Err(BodyError::TooLarge),
+                Ok(_) => return self.bytes().await.map_err(|()| BodyError::Unreadable),
+                Err(_) => {}
+            }
+        }
+        let Some(stream) = self.raw.body() else { return Ok(Vec::new()) };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        let mut out = Vec::new();
+        loop {
+            let chunk = promise::settled(&reader.read()).await.map_err(|_| BodyError::Unreadable)?;
+            if Reflect::get(&chunk, &JsValue::from_str("done")).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+                return Ok(out);
+            }
+            let value: Uint8Array = Reflect::get(&chunk, &JsValue::from_str("value")).map_err(|_| BodyError::Unreadable)?.unchecked_into();
+            let n = value.length() as usize;
+            if out.len() + n > max {
+                // Stop reading: the rest stays in the socket.
+                let _ = reader.cancel();
+                return Err(BodyError::TooLarge);
+            }
+            let start = out.len();
+            out.resize(start + n, 0);
+            value.copy_to(&mut out[start..]);
+        }
+    }
+
     /// The request as a `worker::Request` (for the assets binding).
     pub fn into_worker(self) -> Request {
         Request::from(self.raw)
     }
+}
+
+/// Why a body could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the limit.
+    TooLarge,
+    /// The body could not be read.
+    Unreadable,
 }
 
 #[wasm_bindgen]

@@ -166,6 +166,11 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port, cal
     XOXODAY_CLIENT_SECRET: "plumgate-dev-secret",
     XOXODAY_REFRESH_TOKEN: "plumgate-dev-refresh-token",
     GATEWAY_KEYS: JSON.stringify(Object.values(keys ?? {}).map((k) => k.entry)),
+    // Xoxoday's per-minute limits are lifted on plumgate's side as the test
+    // files lift them on the sandbox's (HIGH_LIMITS): a token storm or a
+    // fuzz run is not about them. Tests of the limits pass
+    // `XOXODAY_RATE_LIMITS: null` and get the documented budgets.
+    XOXODAY_RATE_LIMITS: LIFTED_RATE_LIMITS,
     // Every other setting keeps the product's default: tests move the
     // sandbox's clock or wait, never shorten an interval or a timeout.
     ...vars,
@@ -434,8 +439,13 @@ export async function launchChromium() {
 
 /** The token authorities' storage files under a worker's persist dir: `[{file, name}]`. */
 export async function authorityFiles(persistDir) {
+  return objectFiles(persistDir, "TokenAuthority");
+}
+
+/** The storage files of every object of Durable Object class `className` under a worker's persist dir: `[{file, name}]`. */
+export async function objectFiles(persistDir, className) {
   const { DatabaseSync } = await import("node:sqlite");
-  const dir = join(persistDir, "state/v3/do/plumgate-TokenAuthority");
+  const dir = join(persistDir, `state/v3/do/plumgate-${className}`);
   const { readdirSync, existsSync } = await import("node:fs");
   if (!existsSync(dir)) return [];
   const out = [];
@@ -497,6 +507,9 @@ export const HIGH_LIMITS = {
   getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
   getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
 };
+
+/** The same for plumgate's own limiter (`XOXODAY_RATE_LIMITS`). */
+export const LIFTED_RATE_LIMITS = JSON.stringify(HIGH_LIMITS);
 
 /** The operation the token tests call: never cached at the edge, so every call goes upstream. */
 export const UNCACHED_OP = "getOrderHistory";

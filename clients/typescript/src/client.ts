@@ -62,7 +62,7 @@ export interface OperationResult<N extends OperationName> {
   /** Xoxoday's whole answer, unchanged. */
   body: OperationAnswer<N>;
   requestId: string | undefined;
-  /** `x-plumgate-cache` for cached operations: hit, miss, bypass (stale once the gateway serves stale answers). */
+  /** `x-plumgate-cache` for cached operations: hit, miss, bypass, or stale (a catalog copy plumgate served while Xoxoday erred or penalised the operation). */
   cache: string | undefined;
 }
 

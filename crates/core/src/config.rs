@@ -8,6 +8,7 @@
 
 use crate::alert::AlertPolicy;
 use crate::auth::CallerKeys;
+use crate::limits::Budgets;
 use crate::secret::{AccessToken, CallerKey, ClientId, ClientSecret, RefreshToken, WebhookUrl};
 use crate::token::storage::account_id;
 use crate::token::TokenPolicy;
@@ -56,8 +57,12 @@ pub struct Config {
     /// `ORDER_TIMEOUT_MS`: timeout for placeOrder (realtime products take up to 120 s).
     pub order_timeout_ms: u32,
     /// `ORDER_RETENTION_SECS`: how long a placed order's answer is kept for
-    /// replays of its `poNumber` (default 30 days).
+    /// replays of its `poNumber` (default 30 days), and how long an order
+    /// whose fate is unknown is checked before plumgate gives up on it.
     pub order_retention_secs: u32,
+    /// `XOXODAY_RATE_LIMITS`: each operation's per-minute budget (Xoxoday's
+    /// documented limits unless the account has others).
+    pub rate_limits: Budgets,
     /// `DEV_CALLER_KEY`: a caller key the demo page may fetch in local
     /// development. Read through [`Config::dev_caller_key`] only.
     dev_caller_key: Option<CallerKey>,
@@ -221,6 +226,13 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 100, 300_000) as u32;
     let order_retention_secs = num("ORDER_RETENTION_SECS", 2_592_000, 1, 31_536_000) as u32;
     let alert_refresh_failures = num("ALERT_REFRESH_FAILURES", 3, 1, 1000) as u32;
+    let rate_limits = match get("XOXODAY_RATE_LIMITS") {
+        None => Budgets::default(),
+        Some(raw) => Budgets::parse(&raw).unwrap_or_else(|p| {
+            problems.push(p);
+            Budgets::default()
+        }),
+    };
 
     let mut required = |name: &str| -> String {
         get(name).unwrap_or_else(|| {
@@ -283,6 +295,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         upstream_timeout_ms,
         order_timeout_ms,
         order_retention_secs,
+        rate_limits,
         dev_caller_key,
         alert_webhook_url,
         alert_refresh_failures,
@@ -377,6 +390,7 @@ pub(crate) mod tests {
         assert_eq!(c.catalog_cache_ttl_secs, 21_600);
         assert_eq!(c.balance_cache_ttl_secs, 10);
         assert_eq!(c.order_retention_secs, 2_592_000);
+        assert_eq!(c.rate_limits, crate::limits::Budgets::default());
         assert!(c.allowed_origins.is_empty());
         assert!(c.bootstrap_access_token.is_none());
         assert_eq!(c.gateway_keys.len(), 1);
@@ -447,6 +461,19 @@ pub(crate) mod tests {
         for val in ["prod-secret-ish", "-5", "ten", "javascript"] {
             assert!(!all.contains(val), "{all}");
         }
+    }
+
+    #[test]
+    fn rate_limits_override_the_documented_ones() {
+        let mut v = good_vars();
+        v.insert("XOXODAY_RATE_LIMITS", r#"{"getBalance": 30}"#.into());
+        let c = parse_with(&v).unwrap();
+        assert_eq!(c.rate_limits.of(crate::ops::Operation::GetBalance), 30);
+        assert_eq!(c.rate_limits.of(crate::ops::Operation::GetVouchers), 50);
+        v.insert("XOXODAY_RATE_LIMITS", r#"{"getBalance": "lots"}"#.into());
+        let p = parse_with(&v).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("XOXODAY_RATE_LIMITS") && !p[0].contains("lots"), "{p:?}");
     }
 
     #[test]

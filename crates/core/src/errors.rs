@@ -66,6 +66,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: a `poNumber` reused with another order body.
     IdempotencyConflict,
+    /// 409: placeOrder's fate is not known yet (plumgate is reconciling it).
+    OrderInProgress,
     /// 413: body over 64 KiB.
     PayloadTooLarge,
     /// 429: a Xoxoday penalty (or a throttled forced refresh).
@@ -88,7 +90,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in contract order.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
@@ -97,6 +99,7 @@ impl ErrorCode {
         ErrorCode::UnknownOperation,
         ErrorCode::MethodNotAllowed,
         ErrorCode::IdempotencyConflict,
+        ErrorCode::OrderInProgress,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::UpstreamError,
@@ -142,6 +145,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => ("method_not_allowed", "PLUMGATE_METHOD_NOT_ALLOWED", "Method not allowed"),
             ErrorCode::IdempotencyConflict => {
                 ("idempotency_conflict", "PLUMGATE_IDEMPOTENCY_CONFLICT", "poNumber already used for another order")
+            }
+            ErrorCode::OrderInProgress => {
+                ("order_in_progress", "PLUMGATE_ORDER_IN_PROGRESS", "The order's fate is not known yet")
             }
             ErrorCode::PayloadTooLarge => ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE", "Payload too large"),
             ErrorCode::RateLimited => ("rate_limited", "PLUMGATE_RATE_LIMITED", "Rate limit penalty"),
@@ -254,6 +260,20 @@ impl ApiError {
             ErrorCode::IdempotencyConflict,
             "this poNumber was already used with a different order body; use a new poNumber for a new order",
         )
+    }
+    /// 409 `idempotency_conflict`: Xoxoday already holds another order
+    /// (another product, quantity or denomination) under this poNumber.
+    pub fn idempotency_conflict_upstream() -> Self {
+        Self::new(
+            409,
+            ErrorCode::IdempotencyConflict,
+            "Xoxoday already holds a different order under this poNumber, so this one was not placed; use a new poNumber for a new order",
+        )
+    }
+    /// 409 `order_in_progress`: the order's fate is not known yet
+    /// (`message` says why); the same poNumber and body again after `secs`.
+    pub fn order_in_progress(message: impl Into<String>, secs: u64) -> Self {
+        Self::new(409, ErrorCode::OrderInProgress, message).retry_after(secs)
     }
     /// 413 `payload_too_large`.
     pub fn payload_too_large() -> Self {
@@ -425,6 +445,8 @@ mod tests {
             ApiError::unknown_operation(),
             ApiError::method_not_allowed("GET"),
             ApiError::idempotency_conflict(),
+            ApiError::idempotency_conflict_upstream(),
+            ApiError::order_in_progress("x", 5),
             ApiError::payload_too_large(),
             ApiError::rate_limited("getBalance", 3),
             ApiError::rate_limited_because("x", 4),
@@ -481,6 +503,7 @@ mod tests {
                 ("unknown_operation", "PLUMGATE_UNKNOWN_OPERATION"),
                 ("method_not_allowed", "PLUMGATE_METHOD_NOT_ALLOWED"),
                 ("idempotency_conflict", "PLUMGATE_IDEMPOTENCY_CONFLICT"),
+                ("order_in_progress", "PLUMGATE_ORDER_IN_PROGRESS"),
                 ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE"),
                 ("rate_limited", "PLUMGATE_RATE_LIMITED"),
                 ("upstream_error", "PLUMGATE_UPSTREAM_ERROR"),
@@ -568,6 +591,7 @@ mod tests {
             ApiError::unknown_operation(),
             ApiError::method_not_allowed("POST"),
             ApiError::idempotency_conflict(),
+            ApiError::order_in_progress("m", 3),
             ApiError::payload_too_large(),
             ApiError::rate_limited("getBalance", 1),
             ApiError::upstream_error("m"),
@@ -601,6 +625,9 @@ mod tests {
         assert_eq!(b["errors"], json!([{"message": "auth.request_limit_exceeded", "penaltySeconds": 37}]));
         // Xoxoday's own reader of that shape finds the penalty in it.
         let text = b.to_string();
-        assert_eq!(crate::upstream::rate_limit_penalty(429, text.as_bytes(), None), Some(37));
+        assert_eq!(
+            crate::upstream::api_penalty("placeOrder", 429, text.as_bytes(), None),
+            Some(crate::upstream::Observed::Stated(37))
+        );
     }
 }

@@ -3,43 +3,75 @@
 //!
 //! One ledger object per `poNumber` keeps one [`Record`]. Its shell
 //! (`src/objects/ledger.rs`) reads the record, asks [`admit`], and for a run
-//! makes the calls these functions ask for (getOrderDetails, placeOrder),
+//! makes the calls these functions ask for (placeOrder, getOrderDetails),
 //! hands each result back, and carries out the [`Finish`] it gets: one
-//! write of the record ([`Store`]), a penalty to start, the outcome.
+//! write of the record ([`Store`]), a penalty to report, the outcome and
+//! the order's [`Fate`]. Its alarm asks [`alarm`] what is due.
+//!
+//! **plumgate never guesses.** An order whose fate is unknown stays
+//! `pending` and is checked with getOrderDetails, from the object's alarm
+//! with backoff ([`backoff_ms`]), until Xoxoday gives a definite answer;
+//! meanwhile every request for it gets `409 order_in_progress` with
+//! `Retry-After`. "Nothing was placed" is said only when plumgate knows:
+//! it never sent the order, Xoxoday refused it with a definite answer, or
+//! the evidence rule below is met.
+//!
+//! **How much evidence is "not placed".** getOrderDetails' "no such order"
+//! right after a 5xx or a timeout proves nothing: Xoxoday's own PLE10035
+//! says it could not check the order's status, realtime products take up
+//! to 120 s (xoxoday-api.md §2), and a lookup may lag the order. plumgate
+//! takes an order as not placed once getOrderDetails has answered "no such
+//! order" [`NOT_FOUND_PROOF`] times, the last of them at least
+//! [`SETTLE_MS`] (Xoxoday's 120 s plus a minute) after placeOrder was sent.
+//! A check that fails (5xx, timeout, plumgate's own rate limit) counts as
+//! nothing either way.
 //!
 //! The table:
 //!
-//! | record | what happens |
+//! | record | what happens ([`admit`]) |
 //! |---|---|
+//! | cannot be read | `503 misconfigured` naming the storage key; nothing is sent (fails closed) |
 //! | for another order body | `409 idempotency_conflict` |
 //! | `done` | its answer again, replayed |
-//! | `pending` (an earlier outcome unknown) | reconcile first ([`before_place`]) |
-//! | none | record `pending`, then place |
+//! | none or `pending`, the call for this body in flight | join the call |
+//! | none, the call for another body in flight | `409 idempotency_conflict` |
+//! | `pending` | `409 order_in_progress`, `Retry-After` = the next check |
+//! | none | the limiter, then record `pending`, then place |
 //!
-//! | placeOrder's outcome ([`after_place`]) | record | caller gets |
-//! |---|---|---|
-//! | success | `done` | the answer |
-//! | rate-limit answer | forgotten, penalty started | `429 rate_limited` |
-//! | other answer under 500 (a definite refusal) | forgotten | the answer |
-//! | 5xx, timeout, transport error | reconcile ([`after_reconcile`]) | |
-//! | token problem (nothing executed) | forgotten | the error |
+//! | placeOrder's outcome ([`after_place`]) | record | caller gets | fate |
+//! |---|---|---|---|
+//! | success | `done` | the answer | placed |
+//! | rate-limit answer | forgotten, penalty reported | `429 rate_limited` | not placed |
+//! | duplicate poNumber (409 `PLE10043`, "duplicate", "already exists") | check now ([`after_check`]) | | |
+//! | 422 `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process") | check now | | |
+//! | 5xx (`PLE10035` and any other), timeout, transport error | check now | | |
+//! | any other answer (a definite refusal: validation, denomination, quantity, KYC…) | forgotten | the answer | not placed |
+//! | token problem (nothing executed) | forgotten | the error | not placed |
 //!
-//! | reconciliation ([`read_reconcile`]) | record | caller gets |
-//! |---|---|---|
-//! | the order exists | `done`, reconciled | it, in placeOrder's shape |
-//! | no such order | forgotten | an error saying a retry is safe |
-//! | unknown (the check failed) | stays `pending` | an error; the next request checks again |
+//! | a check ([`after_check`], also from the alarm) | record | caller gets | fate |
+//! |---|---|---|---|
+//! | the order exists, and is this one | `done`, reconciled | it in placeOrder's shape, `status` 1 (0 when it failed or was cancelled) | placed / failed |
+//! | an order with this poNumber exists with another product, quantity or denomination | forgotten | Xoxoday's duplicate answer, or `409 idempotency_conflict` | not placed |
+//! | no such order, evidence complete, after Xoxoday's refusal | `done` with that refusal | the refusal (and replays of it) | not placed |
+//! | no such order, evidence complete, after a lost answer | forgotten | an error saying a retry is safe | not placed |
+//! | no such order (evidence not yet complete), or the check failed | stays `pending`, next check scheduled | `409 order_in_progress` | unknown |
 //!
-//! An order is never re-sent blindly: a record stays `pending` until its
-//! fate is known, and a `pending` record is checked before anything is
-//! placed. (A 401 is retried once inside the Plum client: nothing was
-//! executed.)
+//! | the alarm ([`alarm`]) | what happens |
+//! |---|---|
+//! | `done`, `ORDER_RETENTION_SECS` after it was answered | deleted |
+//! | `pending` for `ORDER_RETENTION_SECS` | deleted, with an error log line |
+//! | `pending`, check due | a check |
+//!
+//! An order is never re-sent by plumgate: after a lost answer proven "not
+//! placed" the record is gone, and the caller's next request with that
+//! poNumber places it.
 
 use crate::errors::{ApiError, CallError};
 use crate::http::HttpAnswer;
+use crate::lenient::lenient_i64;
 use crate::ops::Operation;
-use crate::upstream::{is_plum_success, rate_limit_penalty};
-use crate::wire::ledger::Outcome;
+use crate::upstream::{api_penalty, is_plum_success, Observed};
+use crate::wire::ledger::{Fate, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -49,41 +81,214 @@ pub const RECORD_KEY: &str = "order";
 /// Xoxoday's errorId for "no such order" (getOrderDetails).
 const ORDER_NOT_FOUND: &str = "PLE10016";
 
+/// The duplicate-poNumber errorId (as the sandbox answers it; Xoxoday does
+/// not document one, so its wording counts too: [`is_duplicate`]).
+const DUPLICATE_PO: &str = "PLE10043";
+
+/// Xoxoday's quantity refusal, also a 409 (never a duplicate).
+const QUANTITY_LIMIT: &str = "PLE10041";
+
+/// 422 answers that do not say whether an order was made: failed to add,
+/// to redeem points, to confirm, to process the order.
+const UNCERTAIN_422: [&str; 4] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012"];
+
+/// "No such order" this many times makes an order not placed (with
+/// [`SETTLE_MS`]).
+pub const NOT_FOUND_PROOF: u32 = 3;
+
+/// The last "no such order" must come at least this long after placeOrder
+/// was sent: Xoxoday's 120 s for realtime products, plus a minute.
+pub const SETTLE_MS: i64 = 180_000;
+
+/// First wait between checks (then doubling, [`backoff_ms`]).
+pub const FIRST_BACKOFF_MS: i64 = 10_000;
+
+/// Longest wait between checks.
+pub const MAX_BACKOFF_MS: i64 = 900_000;
+
+/// If the call's outcome is never recorded (the object was evicted during
+/// it), the first check comes this long after the call's timeout.
+pub const LOST_CALL_GRACE_MS: i64 = 30_000;
+
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordState {
     /// Written before Xoxoday is called; the outcome is not known yet.
     Pending,
-    /// The outcome is known; `status` and `body` are Xoxoday's answer.
+    /// The outcome is known; `status` and `body` are the answer.
     Done,
 }
 
+/// Xoxoday's own refusal, kept while plumgate checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Xoxoday's status.
+    pub status: u16,
+    /// Xoxoday's body, verbatim.
+    pub body: String,
+}
+
 /// What the ledger keeps per `poNumber` (storage key [`RECORD_KEY`], JSON
-/// text; `docs/storage.md`).
+/// text; `docs/storage.md`). Every field after `reconciled` came with
+/// reconciliation by alarm and has a default, so a record of the previous
+/// version reads (its `pending` is checked as if just sent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// `ops::order_fingerprint` of the order body.
     pub fingerprint: String,
     /// Where it stands.
     pub state: RecordState,
-    /// Xoxoday's status (0 while pending).
+    /// The answer's status (0 while pending).
     pub status: u16,
-    /// Xoxoday's body, replayed verbatim (empty while pending).
+    /// The answer's body, replayed verbatim (empty while pending).
     pub body: String,
     /// Found by reconciliation.
     pub reconciled: bool,
+    /// When placeOrder was sent (epoch ms; 0: unknown, a previous version's record).
+    #[serde(default)]
+    pub sent_at_ms: i64,
+    /// When the record became `done` (retention counts from here).
+    #[serde(default)]
+    pub done_at_ms: i64,
+    /// Why the fate is unknown, a safe sentence for the caller.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+    /// Xoxoday's refusal that is being checked (a duplicate, a 422).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused>,
+    /// getOrderDetails checks made.
+    #[serde(default)]
+    pub checks: u32,
+    /// How many of them said "no such order".
+    #[serde(default)]
+    pub not_found: u32,
+    /// When the next check is due (the alarm).
+    #[serde(default)]
+    pub next_check_at_ms: i64,
+    /// While pending, what a check needs of the order as sent
+    /// ([`order_summary`]: its poNumber, product, quantity, denomination).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub order: Value,
+}
+
+/// The fields of an order a check needs: the `poNumber` to look it up by,
+/// and what [`same_order`] compares. (Not the whole order: its recipient
+/// is not the ledger's to keep.)
+pub fn order_summary(data: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in ["poNumber", "productId", "quantity", "denomination"] {
+        if let Some(v) = data.get(k) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 impl Record {
-    /// The record written before Xoxoday is called.
-    pub fn pending(fingerprint: &str) -> Record {
-        Record { fingerprint: fingerprint.to_string(), state: RecordState::Pending, status: 0, body: String::new(), reconciled: false }
+    /// The record written before the order `data` is sent at `now_ms`;
+    /// should the outcome never be recorded, it is checked
+    /// `LOST_CALL_GRACE_MS` after the call's timeout (`timeout_ms`).
+    pub fn pending(fingerprint: &str, data: &Value, now_ms: i64, timeout_ms: i64) -> Record {
+        Record {
+            fingerprint: fingerprint.to_string(),
+            state: RecordState::Pending,
+            status: 0,
+            body: String::new(),
+            reconciled: false,
+            sent_at_ms: now_ms,
+            done_at_ms: 0,
+            why: "plumgate lost track of its call to Xoxoday".into(),
+            refused: None,
+            checks: 0,
+            not_found: 0,
+            next_check_at_ms: now_ms.saturating_add(timeout_ms).saturating_add(LOST_CALL_GRACE_MS),
+            order: order_summary(data),
+        }
     }
 
-    fn done(fingerprint: &str, status: u16, body: String, reconciled: bool) -> Record {
-        Record { fingerprint: fingerprint.to_string(), state: RecordState::Done, status, body, reconciled }
+    /// The poNumber to check, when the record knows it.
+    pub fn po_number(&self) -> Option<String> {
+        crate::ops::po_number(&self.order)
     }
+
+    /// A `pending` record of the previous version does not know the order
+    /// a check needs: the same order sent again (`data`, at `now_ms`) tells
+    /// it. `None` when there is nothing to add.
+    pub fn with_order(&self, data: &Value, now_ms: i64) -> Option<Record> {
+        (self.state == RecordState::Pending && self.order.is_null()).then(|| Record { order: order_summary(data), ..self.upgraded(now_ms) })
+    }
+
+    fn done(&self, status: u16, body: String, reconciled: bool, now_ms: i64) -> Record {
+        Record {
+            fingerprint: self.fingerprint.clone(),
+            state: RecordState::Done,
+            status,
+            body,
+            reconciled,
+            sent_at_ms: self.sent_at_ms,
+            done_at_ms: now_ms,
+            why: String::new(),
+            refused: None,
+            checks: self.checks,
+            not_found: self.not_found,
+            next_check_at_ms: 0,
+            order: Value::Null,
+        }
+    }
+
+    /// A `pending` record of the previous version knows neither when it
+    /// was sent nor when to check: as if sent now, checked now.
+    fn upgraded(&self, now_ms: i64) -> Record {
+        let mut r = self.clone();
+        if r.state == RecordState::Pending && r.sent_at_ms == 0 {
+            r.sent_at_ms = now_ms;
+            r.next_check_at_ms = now_ms;
+            r.why = "an earlier attempt's outcome is unknown".into();
+        }
+        r
+    }
+
+    /// The fate of a `done` record's answer: a success is placed; another
+    /// 200 is an order found failed or cancelled; anything else is
+    /// Xoxoday's refusal, confirmed by reconciliation.
+    fn done_fate(&self) -> Fate {
+        if is_plum_success(Operation::PlaceOrder.name(), self.status, self.body.as_bytes()) {
+            Fate::Placed
+        } else if self.status == 200 {
+            Fate::Failed
+        } else {
+            Fate::NotPlaced
+        }
+    }
+}
+
+/// The record as read from storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// No record.
+    None,
+    /// A record.
+    Some(Record),
+    /// Something is stored but cannot be read (or storage failed): nothing
+    /// may be sent for this poNumber until an operator looks.
+    Unreadable,
+}
+
+/// Read the stored value (`Err`: storage failed).
+pub fn load(stored: Result<Option<String>, ()>) -> Loaded {
+    match stored {
+        Ok(None) => Loaded::None,
+        Ok(Some(text)) => serde_json::from_str(&text).map_or(Loaded::Unreadable, Loaded::Some),
+        Err(()) => Loaded::Unreadable,
+    }
+}
+
+/// The error for an unreadable record.
+pub fn unreadable() -> ApiError {
+    ApiError::misconfigured(&[format!(
+        "the OrderLedger record of this poNumber (storage key `{RECORD_KEY}`) cannot be read, so plumgate will not place or replay this order until an operator looks (log event order_record_unreadable); nothing was sent"
+    )])
 }
 
 /// What a request with order `fingerprint` meets.
@@ -95,116 +300,214 @@ pub enum Admission {
         outcome: Outcome,
         /// From a stored answer.
         replayed: bool,
+        /// The order's fate.
+        fate: Fate,
+        /// A check is pending: make sure an alarm is set by then.
+        alarm_by_ms: Option<i64>,
     },
-    /// Join the call in flight for this `poNumber`, if any; else run one.
-    /// `resume`: a `pending` record exists (an earlier outcome is unknown),
-    /// so reconcile before placing; otherwise record `pending` first.
-    Run {
-        /// A `pending` record exists.
-        resume: bool,
-    },
+    /// The call for this order is in flight: wait for its outcome.
+    Join,
+    /// No record: ask the limiter, record `pending`, place.
+    Run,
 }
 
-/// The first row of the table: what the stored `record` means for a
-/// request with order `fingerprint`.
-pub fn admit(record: Option<&Record>, fingerprint: &str) -> Admission {
-    match record {
-        Some(r) if r.fingerprint != fingerprint => Admission::Answer {
-            outcome: Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None },
-            replayed: false,
-        },
-        Some(r) if r.state == RecordState::Done => Admission::Answer {
-            outcome: Outcome::Answer { status: r.status, body: r.body.clone(), reconciled: r.reconciled, upstream_status: None },
-            replayed: true,
-        },
-        Some(_) => Admission::Run { resume: true },
-        None => Admission::Run { resume: false },
+/// The first table: what the stored record means for a request with order
+/// `fingerprint`, given the fingerprint of the order whose call this
+/// object has in flight, if any (its record may not be written yet: the
+/// run asks the limiter first).
+pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms: i64) -> Admission {
+    let answer = |outcome, replayed, fate| Admission::Answer { outcome, replayed, fate, alarm_by_ms: None };
+    let conflict = || answer(error(ApiError::idempotency_conflict()), false, Fate::NotPlaced);
+    let record = match loaded {
+        Loaded::Unreadable => return answer(error(unreadable()), false, Fate::Unknown),
+        Loaded::None => {
+            return match in_flight {
+                Some(running) if running != fingerprint => conflict(),
+                Some(_) => Admission::Join,
+                None => Admission::Run,
+            }
+        }
+        Loaded::Some(r) => r,
+    };
+    if record.fingerprint != fingerprint {
+        return conflict();
     }
+    match record.state {
+        RecordState::Done => answer(
+            Outcome::Answer { status: record.status, body: record.body.clone(), reconciled: record.reconciled, upstream_status: None },
+            true,
+            record.done_fate(),
+        ),
+        RecordState::Pending if in_flight.is_some() => Admission::Join,
+        RecordState::Pending => {
+            let r = record.upgraded(now_ms);
+            Admission::Answer {
+                outcome: in_progress(&r, now_ms),
+                replayed: false,
+                fate: Fate::Unknown,
+                alarm_by_ms: Some(r.next_check_at_ms.max(now_ms)),
+            }
+        }
+    }
+}
+
+fn error(e: ApiError) -> Outcome {
+    Outcome::Error { error: e, upstream_status: None }
+}
+
+/// `409 order_in_progress` for a pending record: why, and when to ask again.
+fn in_progress(r: &Record, now_ms: i64) -> Outcome {
+    // A second after the check, so the answer is there when the caller is.
+    let secs = crate::limits::secs_until(r.next_check_at_ms.saturating_add(1_000), now_ms);
+    let message = format!(
+        "{}; plumgate has not yet been able to confirm whether this order was placed and keeps asking Xoxoday (getOrderDetails) until it gives a definite answer. Send the same poNumber and body again after {secs} s: you will get the order, Xoxoday's refusal, or word that nothing was placed, never a second order",
+        r.why
+    );
+    Outcome::Error { error: ApiError::order_in_progress(message, secs), upstream_status: None }
 }
 
 /// What happens to the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Store {
-    /// Leave it as it is.
+    /// Leave it as it is (nothing was written).
     Keep,
-    /// Write this (a `done` record starts the retention alarm).
+    /// Write this (a `done` record sets the retention alarm, a `pending`
+    /// one the next check).
     Save(Record),
     /// Delete it: the `poNumber` may be used again.
     Forget,
 }
 
-/// How a run ends: one write, a penalty to start, what the caller gets.
+/// How a run or a check ends: one write, a penalty to report, what the
+/// caller gets, the order's fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finish {
     /// The record's fate.
     pub store: Store,
-    /// A rate-limit penalty on placeOrder to start (seconds).
-    pub penalty_secs: Option<u64>,
+    /// Xoxoday's rate-limit answer to placeOrder, for the limiter.
+    pub penalty: Option<Observed>,
     /// What the caller gets.
     pub outcome: Outcome,
+    /// The order's fate.
+    pub fate: Fate,
 }
 
-fn finish(store: Store, outcome: Outcome) -> Finish {
-    Finish { store, penalty_secs: None, outcome }
+fn finish(store: Store, outcome: Outcome, fate: Fate) -> Finish {
+    Finish { store, penalty: None, outcome, fate }
 }
 
-/// placeOrder is under a rate-limit penalty: nothing is sent, the record
-/// goes (the `poNumber` stays usable), the caller gets `429`.
-pub fn penalty_running(secs: u64) -> Finish {
-    finish(Store::Forget, Outcome::Error { error: ApiError::rate_limited(Operation::PlaceOrder.name(), secs), upstream_status: None })
+/// plumgate refused before anything was written or sent (the limiter, a
+/// record it could not write): `error`, and nothing was placed.
+pub fn not_sent(error: ApiError) -> Finish {
+    finish(Store::Keep, Outcome::Error { error, upstream_status: None }, Fate::NotPlaced)
 }
 
-/// An outcome that does not say whether the order was placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Uncertain {
-    /// What happened, a safe sentence.
-    pub message: String,
-    /// It was a timeout (the caller gets `504`, else `502`).
-    pub timed_out: bool,
-    /// What Xoxoday answered, if anything.
-    pub upstream_status: Option<u16>,
+/// The record could not be written before sending: nothing was sent.
+pub fn record_not_written() -> Finish {
+    not_sent(ApiError::upstream_error(
+        "the order ledger could not record the order, so it was not sent to Xoxoday; nothing was placed and retrying with the same poNumber is safe",
+    ))
 }
 
-/// After placeOrder: finished, or reconcile first.
+/// After placeOrder: finished, or check first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterPlace {
     /// The outcome is known.
     Finish(Finish),
-    /// Ask getOrderDetails, then [`after_reconcile`].
-    Reconcile(Uncertain),
+    /// Ask getOrderDetails now, then [`after_check`] with this record
+    /// (pending, saying why).
+    Check(Record),
 }
 
-/// The second table: what placeOrder's `result` means. `call_upstream_status`
-/// is what Xoxoday answered inside the call when it failed on the token (a
-/// 401), for the log.
-pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: Option<u16>, fingerprint: &str) -> AfterPlace {
-    let uncertain = |message: String, timed_out, upstream_status| AfterPlace::Reconcile(Uncertain { message, timed_out, upstream_status });
+/// The second table: what placeOrder's `result` means for the `pending`
+/// record. `call_upstream_status` is what Xoxoday answered inside the call
+/// when it failed on the token (a 401), for the log.
+pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: Option<u16>, pending: &Record, now_ms: i64) -> AfterPlace {
+    let check = |why: String, refused: Option<Refused>| {
+        let mut r = pending.clone();
+        r.why = why;
+        r.refused = refused;
+        r.next_check_at_ms = now_ms;
+        AfterPlace::Check(r)
+    };
     let ans = match result {
         Ok(ans) => ans,
-        Err(CallError::Timeout(ms)) => return uncertain(format!("Xoxoday did not answer placeOrder within {ms} ms"), true, None),
-        Err(CallError::Transport) => return uncertain("could not reach Xoxoday for placeOrder (transport error)".into(), false, None),
+        Err(CallError::Timeout(ms)) => return check(format!("Xoxoday did not answer placeOrder within {ms} ms"), None),
+        Err(CallError::Transport) => return check("plumgate could not reach Xoxoday for placeOrder (transport error)".into(), None),
         // Token problems: nothing was executed upstream.
         Err(CallError::Api(error)) => {
-            return AfterPlace::Finish(finish(Store::Forget, Outcome::Error { error, upstream_status: call_upstream_status }))
+            return AfterPlace::Finish(finish(Store::Forget, Outcome::Error { error, upstream_status: call_upstream_status }, Fate::NotPlaced))
         }
     };
     let upstream_status = Some(ans.status);
-    if let Some(secs) = rate_limit_penalty(ans.status, &ans.body, ans.retry_after.as_deref()) {
-        let error = ApiError::rate_limited(Operation::PlaceOrder.name(), secs);
-        return AfterPlace::Finish(Finish { store: Store::Forget, penalty_secs: Some(secs), outcome: Outcome::Error { error, upstream_status } });
+    if let Some(observed) = api_penalty(Operation::PlaceOrder.name(), ans.status, &ans.body, ans.retry_after.as_deref()) {
+        // The limiter may make an unstated one longer (a repeat); this is
+        // the least it lasts.
+        let until = crate::limits::penalty_until(None, observed, now_ms).until_ms;
+        let error = ApiError::rate_limited(Operation::PlaceOrder.name(), crate::limits::secs_until(until, now_ms));
+        return AfterPlace::Finish(Finish {
+            store: Store::Forget,
+            penalty: Some(observed),
+            outcome: Outcome::Error { error, upstream_status },
+            fate: Fate::NotPlaced,
+        });
     }
-    if ans.status >= 500 {
-        return uncertain(format!("Xoxoday answered placeOrder with HTTP {}", ans.status), false, upstream_status);
-    }
-    let success = is_plum_success(Operation::PlaceOrder.name(), ans.status, &ans.body);
     let body = String::from_utf8_lossy(&ans.body).into_owned();
+    if ans.status >= 500 {
+        let why = format!("Xoxoday answered placeOrder with HTTP {}{}", ans.status, error_id_note(&ans.body));
+        return check(why, None);
+    }
+    let refused = || Some(Refused { status: ans.status, body: body.clone() });
+    if is_duplicate(ans.status, &ans.body) {
+        return check(
+            format!("Xoxoday answered that an order with this poNumber already exists (HTTP {}{})", ans.status, error_id_note(&ans.body)),
+            refused(),
+        );
+    }
+    if ans.status == 422 && error_id(&ans.body).is_some_and(|id| UNCERTAIN_422.contains(&id.as_str())) {
+        return check(
+            format!("Xoxoday refused placeOrder (HTTP 422{}) in words that leave open whether an order was made", error_id_note(&ans.body)),
+            refused(),
+        );
+    }
     let outcome = Outcome::Answer { status: ans.status, body: body.clone(), reconciled: false, upstream_status };
-    AfterPlace::Finish(if success {
-        finish(Store::Save(Record::done(fingerprint, ans.status, body, false)), outcome)
-    } else {
-        // A definite refusal (validation, balance, duplicate...): nothing
-        // was placed, the poNumber stays usable.
-        finish(Store::Forget, outcome)
+    if is_plum_success(Operation::PlaceOrder.name(), ans.status, &ans.body) {
+        return AfterPlace::Finish(finish(Store::Save(pending.done(ans.status, body, false, now_ms)), outcome, Fate::Placed));
+    }
+    // A definite refusal (validation, denomination, quantity, KYC, …):
+    // nothing was placed, the poNumber stays usable.
+    AfterPlace::Finish(finish(Store::Forget, outcome, Fate::NotPlaced))
+}
+
+/// Xoxoday's `errorId`, when it is a plain code (letters and digits).
+fn error_id(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let id = v.get("errorId")?.as_str()?;
+    (!id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| id.to_string())
+}
+
+/// `", PLE10035"` for an answer with a plain errorId, else nothing.
+fn error_id_note(body: &[u8]) -> String {
+    error_id(body).map(|id| format!(", {id}")).unwrap_or_default()
+}
+
+/// Is this placeOrder answer Xoxoday's duplicate poNumber refusal? Its
+/// shape is undocumented: `PLE10043` (the sandbox's), or a 4xx whose words
+/// say "duplicate" or "already exist" (never the quantity refusal
+/// `PLE10041`, the other 409).
+pub fn is_duplicate(status: u16, body: &[u8]) -> bool {
+    if !(400..500).contains(&status) {
+        return false;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
+    match v.get("errorId").and_then(Value::as_str) {
+        Some(DUPLICATE_PO) => return true,
+        Some(QUANTITY_LIMIT) => return false,
+        _ => {}
+    }
+    ["error", "errorInfo", "message"].iter().filter_map(|k| v.get(*k).and_then(Value::as_str)).any(|w| {
+        let w = w.to_ascii_lowercase();
+        w.contains("duplicate") || w.contains("already exist")
     })
 }
 
@@ -213,10 +516,10 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
 pub enum Reconciled {
     /// The order exists (its `data`).
     Found(Value),
-    /// Xoxoday has no order with it.
+    /// Xoxoday has no order with it (`PLE10016`, or a 404).
     NotFound,
-    /// The check itself failed.
-    Unknown(ApiError),
+    /// The check failed, or was not made (plumgate's rate limit).
+    Unknown,
 }
 
 /// Read getOrderDetails' `result` (the request is `ops::reconcile_request`).
@@ -227,228 +530,194 @@ pub fn read_reconcile(result: Result<HttpAnswer, CallError>) -> Reconciled {
             let v: Value = serde_json::from_slice(&ans.body).unwrap_or(Value::Null);
             Reconciled::Found(v["data"][op]["data"].clone())
         }
-        Ok(ans) if ans.status == 404 || names_no_order(&ans.body) => Reconciled::NotFound,
-        Ok(ans) => Reconciled::Unknown(ApiError::upstream_error(format!("getOrderDetails answered HTTP {}", ans.status))),
-        Err(_) => Reconciled::Unknown(ApiError::upstream_error("getOrderDetails failed")),
+        Ok(ans) if ans.status == 404 || error_id(&ans.body).as_deref() == Some(ORDER_NOT_FOUND) => Reconciled::NotFound,
+        _ => Reconciled::Unknown,
     }
 }
 
-fn names_no_order(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .is_some_and(|v| v.get("errorId").and_then(Value::as_str) == Some(ORDER_NOT_FOUND))
+/// The wait before check number `checks + 1`: 10 s, 20 s, 40 s, … at most
+/// 15 minutes.
+pub fn backoff_ms(checks: u32) -> i64 {
+    (FIRST_BACKOFF_MS << checks.saturating_sub(1).min(20)).min(MAX_BACKOFF_MS)
 }
 
-/// The found order, answered in placeOrder's shape and recorded `done`.
-fn found(fingerprint: &str, details: Value) -> Finish {
-    let body = json!({"data": {"placeOrder": {"status": 1, "data": details}}}).to_string();
+/// The third table: what a check (getOrderDetails for the poNumber) means
+/// for the `pending` record.
+pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
+    let mut r = pending.upgraded(now_ms);
+    r.checks = r.checks.saturating_add(1);
+    match reconciled {
+        Reconciled::Found(details) if same_order(&details, &r.order) => found(&r, details, now_ms),
+        Reconciled::Found(_) => {
+            // Xoxoday holds another order under this poNumber: its
+            // duplicate check refused (or will refuse) this one.
+            let outcome = match r.refused {
+                Some(Refused { status, body }) => Outcome::Answer { status, body, reconciled: false, upstream_status: None },
+                None => error(ApiError::idempotency_conflict_upstream()),
+            };
+            finish(Store::Forget, outcome, Fate::NotPlaced)
+        }
+        Reconciled::NotFound => {
+            r.not_found = r.not_found.saturating_add(1);
+            if r.not_found >= NOT_FOUND_PROOF && now_ms >= r.sent_at_ms.saturating_add(SETTLE_MS) {
+                return not_placed(&r, now_ms);
+            }
+            still_pending(r, now_ms)
+        }
+        Reconciled::Unknown => still_pending(r, now_ms),
+    }
+}
+
+/// The order is still unknown: checked again after the backoff, and once
+/// at the end of the settling period if that comes first.
+fn still_pending(mut r: Record, now_ms: i64) -> Finish {
+    let settle_at = r.sent_at_ms.saturating_add(SETTLE_MS);
+    let mut next = now_ms.saturating_add(backoff_ms(r.checks));
+    if now_ms < settle_at && next > settle_at {
+        next = settle_at;
+    }
+    r.next_check_at_ms = next;
+    let outcome = in_progress(&r, now_ms);
+    finish(Store::Save(r), outcome, Fate::Unknown)
+}
+
+/// The evidence says nothing was placed. After Xoxoday's own refusal (a
+/// duplicate, a 422), that refusal is the order's answer: recorded `done`
+/// and replayed like any answer. After a lost answer (5xx, timeout) there
+/// is none: the record goes, and the next request with the poNumber
+/// places the order.
+fn not_placed(r: &Record, now_ms: i64) -> Finish {
+    match &r.refused {
+        Some(Refused { status, body }) => {
+            let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: None };
+            finish(Store::Save(r.done(*status, body.clone(), false, now_ms)), outcome, Fate::NotPlaced)
+        }
+        None => {
+            let e = ApiError::upstream_error(format!(
+                "{}; getOrderDetails has answered \"no such order\" {} times over {} s since placeOrder was sent, past the 120 s Xoxoday may take, so the order was not placed. Retrying with the same poNumber is safe",
+                r.why,
+                r.not_found,
+                (now_ms - r.sent_at_ms).max(0) / 1000
+            ));
+            finish(Store::Forget, error(e), Fate::NotPlaced)
+        }
+    }
+}
+
+/// The order getOrderDetails found, answered in placeOrder's shape and
+/// recorded `done`: `status` 1, or 0 when it failed or was cancelled.
+fn found(r: &Record, details: Value, now_ms: i64) -> Finish {
+    let failed = failed_or_cancelled(&details);
+    let body = json!({"data": {"placeOrder": {"status": if failed { 0 } else { 1 }, "data": details}}}).to_string();
     let outcome = Outcome::Answer { status: 200, body: body.clone(), reconciled: true, upstream_status: Some(200) };
-    finish(Store::Save(Record::done(fingerprint, 200, body, true)), outcome)
+    let fate = if failed { Fate::Failed } else { Fate::Placed };
+    finish(Store::Save(r.done(200, body, true, now_ms)), outcome, fate)
 }
 
-/// A `pending` record met again: what reconciling it said. `None`: no
-/// order was placed, so place it now.
-pub fn before_place(reconciled: Reconciled, fingerprint: &str) -> Option<Finish> {
-    match reconciled {
-        Reconciled::Found(details) => Some(found(fingerprint, details)),
-        Reconciled::NotFound => None,
-        Reconciled::Unknown(error) => Some(finish(Store::Keep, Outcome::Error { error, upstream_status: None })),
+/// Words of `orderStatus` / `deliveryStatus` that mean the order did not
+/// go through (Xoxoday's webhooks say `canceled`).
+const FAILED_WORDS: [&str; 7] = ["failed", "failure", "cancelled", "canceled", "rejected", "declined", "refunded"];
+
+/// Did the order getOrderDetails found fail, or was it cancelled (every
+/// voucher line's `cancelledQuantity` covering its quantity)?
+pub fn failed_or_cancelled(details: &Value) -> bool {
+    let said = ["orderStatus", "deliveryStatus"].iter().any(|k| {
+        details.get(*k).and_then(Value::as_str).is_some_and(|s| FAILED_WORDS.contains(&s.trim().to_ascii_lowercase().as_str()))
+    });
+    let lines = details.get("voucherDetails").and_then(Value::as_array).filter(|l| !l.is_empty());
+    let all_cancelled = lines.is_some_and(|lines| {
+        lines.iter().all(|l| {
+            let cancelled = l.get("cancelledQuantity").and_then(lenient_i64).unwrap_or(0);
+            let quantity = l.get("quantity").and_then(lenient_i64).or_else(|| details.get("quantity").and_then(lenient_i64));
+            cancelled > 0 && quantity.is_some_and(|q| cancelled >= q)
+        })
+    });
+    said || all_cancelled
+}
+
+/// Is the order getOrderDetails found the one sent (`data`)? Compared
+/// where both sides say something: the product (`voucherDetails[0]` or
+/// `vouchers[0]`), the quantity, the denomination, numbers in any form.
+/// Nothing to compare is no contradiction.
+pub fn same_order(details: &Value, data: &Value) -> bool {
+    let line = ["voucherDetails", "vouchers"]
+        .iter()
+        .find_map(|k| details.get(*k).and_then(Value::as_array).and_then(|a| a.first()))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let num = |v: Option<&Value>| crate::ops::decimal_value(v?);
+    let agree = |theirs: Option<f64>, ours: Option<f64>| match (theirs, ours) {
+        (Some(a), Some(b)) => (a - b).abs() < 0.005,
+        _ => true,
+    };
+    let product = match (line.get("productId"), data.get("productId")) {
+        (Some(a), Some(b)) if num(Some(a)).is_some() && num(Some(b)).is_some() => agree(num(Some(a)), num(Some(b))),
+        (Some(Value::String(a)), Some(Value::String(b))) => a.trim() == b.trim(),
+        _ => true,
+    };
+    product
+        && agree(num(details.get("quantity")), num(data.get("quantity")))
+        && agree(num(line.get("denomination")).or_else(|| num(line.get("amount"))), num(data.get("denomination")))
+}
+
+/// What the alarm should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmStep {
+    /// Nothing (no record, or one that cannot be read: left as it is).
+    Nothing,
+    /// Not yet: set the alarm again for then.
+    Later(i64),
+    /// A `done` record past retention: delete it.
+    Delete,
+    /// A `pending` record past retention: delete it, with an error log
+    /// line (plumgate never learnt the order's fate).
+    Expire,
+    /// Check the pending order now ([`after_check`]).
+    Check(Record),
+}
+
+/// The fourth table: what the object's alarm does with the record
+/// (`retention_ms`: `ORDER_RETENTION_SECS`), given whether its call is in
+/// flight.
+pub fn alarm(loaded: &Loaded, in_flight: bool, retention_ms: i64, now_ms: i64) -> AlarmStep {
+    let Loaded::Some(record) = loaded else { return AlarmStep::Nothing };
+    match record.state {
+        RecordState::Done => {
+            let due = record.done_at_ms.saturating_add(retention_ms);
+            if now_ms >= due {
+                AlarmStep::Delete
+            } else {
+                AlarmStep::Later(due)
+            }
+        }
+        RecordState::Pending => {
+            let r = record.upgraded(now_ms);
+            if now_ms >= r.sent_at_ms.saturating_add(retention_ms) {
+                AlarmStep::Expire
+            } else if in_flight {
+                AlarmStep::Later(now_ms.saturating_add(FIRST_BACKOFF_MS).max(r.next_check_at_ms))
+            } else if r.next_check_at_ms > now_ms {
+                AlarmStep::Later(r.next_check_at_ms)
+            } else if r.po_number().is_none() {
+                // A previous version's record: the caller's next request
+                // tells it what to check.
+                AlarmStep::Later(now_ms.saturating_add(MAX_BACKOFF_MS))
+            } else {
+                AlarmStep::Check(r)
+            }
+        }
     }
 }
 
-/// The third table: what reconciling after an uncertain outcome means.
-pub fn after_reconcile(reconciled: Reconciled, uncertain: Uncertain, fingerprint: &str) -> Finish {
-    let Uncertain { message, timed_out, upstream_status } = uncertain;
-    let error = |text: String| if timed_out { ApiError::upstream_timeout(text) } else { ApiError::upstream_error(text) };
-    match reconciled {
-        Reconciled::Found(details) => found(fingerprint, details),
-        Reconciled::NotFound => finish(
-            Store::Forget,
-            Outcome::Error {
-                error: error(format!("{message}; getOrderDetails shows no order with this poNumber, so it was not placed and retrying with the same poNumber is safe")),
-                upstream_status,
-            },
-        ),
-        Reconciled::Unknown(_) => finish(
-            Store::Keep,
-            Outcome::Error {
-                error: error(format!("{message}; plumgate could not confirm whether the order was placed. Retry with the same poNumber: plumgate checks getOrderDetails before placing again, so no duplicate order is made")),
-                upstream_status,
-            },
-        ),
+/// When the alarm must next fire for a record written as `store` asks
+/// (`None`: no alarm).
+pub fn alarm_for(store: &Store, retention_ms: i64) -> Option<i64> {
+    match store {
+        Store::Save(r) if r.state == RecordState::Done => Some(r.done_at_ms.saturating_add(retention_ms)),
+        Store::Save(r) => Some(r.next_check_at_ms),
+        _ => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::errors::ErrorCode;
-
-    const FP: &str = "fp-1";
-
-    fn answer(status: u16, body: &str) -> Result<HttpAnswer, CallError> {
-        Ok(HttpAnswer { status, body: body.as_bytes().to_vec(), retry_after: None })
-    }
-
-    fn error_of(o: &Outcome) -> &ApiError {
-        match o {
-            Outcome::Error { error, .. } => error,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    const PLACED: &str = r#"{"data":{"placeOrder":{"status":1,"data":{"orderId":7,"vouchers":[]}}}}"#;
-
-    #[test]
-    fn record_json_is_pinned() {
-        let r = Record::done(FP, 200, PLACED.into(), true);
-        let text = serde_json::to_string(&r).unwrap();
-        assert_eq!(text, format!(r#"{{"fingerprint":"fp-1","state":"done","status":200,"body":{},"reconciled":true}}"#, serde_json::to_string(PLACED).unwrap()));
-        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
-        assert_eq!(
-            serde_json::to_string(&Record::pending(FP)).unwrap(),
-            r#"{"fingerprint":"fp-1","state":"pending","status":0,"body":"","reconciled":false}"#
-        );
-        // A record the previous version wrote reads the same.
-        let old: Record = serde_json::from_str(r#"{"fingerprint":"f","state":"pending","status":0,"body":"","reconciled":false}"#).unwrap();
-        assert_eq!(old.state, RecordState::Pending);
-        assert!(serde_json::from_str::<Record>(r#"{"fingerprint":"f","state":"maybe","status":0,"body":"","reconciled":false}"#).is_err());
-    }
-
-    #[test]
-    fn admit_every_arm() {
-        let done = Record::done(FP, 200, PLACED.into(), false);
-        match admit(Some(&done), "fp-2") {
-            Admission::Answer { outcome, replayed: false } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            admit(Some(&done), FP),
-            Admission::Answer {
-                outcome: Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: None },
-                replayed: true
-            }
-        );
-        assert!(matches!(admit(Some(&Record::pending("fp-2")), FP), Admission::Answer { .. }), "another body, even pending");
-        assert_eq!(admit(Some(&Record::pending(FP)), FP), Admission::Run { resume: true });
-        assert_eq!(admit(None, FP), Admission::Run { resume: false });
-    }
-
-    #[test]
-    fn a_running_penalty_sends_nothing_and_frees_the_po_number() {
-        let f = penalty_running(12);
-        assert_eq!((f.store.clone(), f.penalty_secs), (Store::Forget, None));
-        let e = error_of(&f.outcome);
-        assert_eq!((e.status, e.code, e.retry_after_secs), (429, ErrorCode::RateLimited, Some(12)));
-    }
-
-    #[test]
-    fn after_place_every_arm() {
-        // Success: done.
-        match after_place(answer(200, PLACED), None, FP) {
-            AfterPlace::Finish(f) => {
-                assert_eq!(f.store, Store::Save(Record::done(FP, 200, PLACED.into(), false)));
-                assert_eq!(f.outcome, Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: Some(200) });
-                assert_eq!(f.penalty_secs, None);
-            }
-            other => panic!("{other:?}"),
-        }
-        // Rate-limited (in a 200 or a 429): forgotten, penalty started.
-        for (status, body) in [(200, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]}"#), (429, "")] {
-            match after_place(answer(status, body), None, FP) {
-                AfterPlace::Finish(f) => {
-                    assert_eq!(f.store, Store::Forget);
-                    let secs = if status == 429 { 60 } else { 30 };
-                    assert_eq!(f.penalty_secs, Some(secs));
-                    assert_eq!(error_of(&f.outcome).retry_after_secs, Some(secs));
-                    assert_eq!(f.outcome.upstream_status(), Some(status));
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        // A definite refusal (4xx, or 200 without status 1): forgotten, passed on.
-        for (status, body) in [(400, r#"{"code":400,"errorId":"PLE10001"}"#), (200, r#"{"data":{"placeOrder":{"status":0}}}"#), (401, r#"{"errorId":"PLE10019"}"#)] {
-            match after_place(answer(status, body), None, FP) {
-                AfterPlace::Finish(f) => {
-                    assert_eq!(f.store, Store::Forget);
-                    assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        // 5xx, timeout, transport: reconcile.
-        assert_eq!(
-            after_place(answer(503, "busy"), None, FP),
-            AfterPlace::Reconcile(Uncertain { message: "Xoxoday answered placeOrder with HTTP 503".into(), timed_out: false, upstream_status: Some(503) })
-        );
-        assert_eq!(
-            after_place(Err(CallError::Timeout(130_000)), None, FP),
-            AfterPlace::Reconcile(Uncertain { message: "Xoxoday did not answer placeOrder within 130000 ms".into(), timed_out: true, upstream_status: None })
-        );
-        assert_eq!(
-            after_place(Err(CallError::Transport), None, FP),
-            AfterPlace::Reconcile(Uncertain { message: "could not reach Xoxoday for placeOrder (transport error)".into(), timed_out: false, upstream_status: None })
-        );
-        // A token problem: nothing executed, forgotten, the error with the 401 seen.
-        match after_place(Err(CallError::Api(ApiError::upstream_unauthorized())), Some(401), FP) {
-            AfterPlace::Finish(f) => {
-                assert_eq!(f.store, Store::Forget);
-                assert_eq!(f.outcome, Outcome::Error { error: ApiError::upstream_unauthorized(), upstream_status: Some(401) });
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn read_reconcile_every_arm() {
-        let found = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete"}}}}"#;
-        assert_eq!(read_reconcile(answer(200, found)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete"})));
-        assert_eq!(read_reconcile(answer(404, "")), Reconciled::NotFound);
-        assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
-        assert_eq!(read_reconcile(answer(500, "")), Reconciled::Unknown(ApiError::upstream_error("getOrderDetails answered HTTP 500")));
-        assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unknown(ApiError::upstream_error("getOrderDetails answered HTTP 200")));
-        assert_eq!(read_reconcile(Err(CallError::Transport)), Reconciled::Unknown(ApiError::upstream_error("getOrderDetails failed")));
-    }
-
-    #[test]
-    fn a_pending_record_is_checked_before_placing() {
-        match before_place(Reconciled::Found(json!({"orderId": 7})), FP) {
-            Some(f) => {
-                assert_eq!(f.outcome, Outcome::Answer {
-                    status: 200,
-                    body: r#"{"data":{"placeOrder":{"data":{"orderId":7},"status":1}}}"#.into(),
-                    reconciled: true,
-                    upstream_status: Some(200)
-                });
-                assert!(matches!(f.store, Store::Save(Record { state: RecordState::Done, reconciled: true, .. })));
-            }
-            None => panic!("found means answered"),
-        }
-        assert_eq!(before_place(Reconciled::NotFound, FP), None, "not placed: place it now");
-        let f = before_place(Reconciled::Unknown(ApiError::upstream_error("getOrderDetails failed")), FP).unwrap();
-        assert_eq!(f.store, Store::Keep, "still unknown: stays pending");
-        assert_eq!(f.outcome, Outcome::Error { error: ApiError::upstream_error("getOrderDetails failed"), upstream_status: None });
-    }
-
-    #[test]
-    fn after_reconcile_every_arm() {
-        let u = |timed_out| Uncertain { message: "M".into(), timed_out, upstream_status: Some(502) };
-        let f = after_reconcile(Reconciled::Found(json!({"orderId": 7})), u(false), FP);
-        assert!(matches!(f.outcome, Outcome::Answer { reconciled: true, status: 200, .. }));
-        assert!(matches!(f.store, Store::Save(_)));
-        for timed_out in [false, true] {
-            let f = after_reconcile(Reconciled::NotFound, u(timed_out), FP);
-            assert_eq!(f.store, Store::Forget, "never placed: the poNumber is free");
-            let e = error_of(&f.outcome);
-            assert_eq!(e.code, if timed_out { ErrorCode::UpstreamTimeout } else { ErrorCode::UpstreamError });
-            assert!(e.message.starts_with("M; ") && e.message.contains("retrying with the same poNumber is safe"), "{}", e.message);
-            assert_eq!(f.outcome.upstream_status(), Some(502));
-
-            let f = after_reconcile(Reconciled::Unknown(ApiError::upstream_error("x")), u(timed_out), FP);
-            assert_eq!(f.store, Store::Keep, "fate unknown: stays pending");
-            let e = error_of(&f.outcome);
-            assert_eq!(e.code, if timed_out { ErrorCode::UpstreamTimeout } else { ErrorCode::UpstreamError });
-            assert!(e.message.contains("could not confirm") && e.message.contains("no duplicate order"), "{}", e.message);
-        }
-    }
-}
+mod tests;

@@ -23,7 +23,10 @@
 //! - [`wire`]: the typed protocols of the Durable Objects; the decisions
 //!   their shells run live in [`token`] (`TokenAuthority`: the token
 //!   lifecycle), [`alert`] (the alerts the `TokenAuthority` raises and
-//!   delivers) and [`ledger`] (`OrderLedger`: placeOrder safety).
+//!   delivers), [`ledger`] (`OrderLedger`: placeOrder safety) and
+//!   [`limits`] (`RateLimiter`: Xoxoday's budgets and penalties).
+//! - [`edge`]: the edge cache's rules (its byte-bounded LRU, freshness and
+//!   stale copies).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,11 +35,13 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod dropin;
+pub mod edge;
 pub mod errors;
 pub mod http;
 mod jsontext;
 pub mod ledger;
 pub mod lenient;
+pub mod limits;
 pub mod logline;
 pub mod ops;
 pub mod route;

@@ -18,6 +18,8 @@
 //!   keys may send unvalidated ([`UNVALIDATED_SCOPE`]);
 //! - the placeOrder idempotency fingerprint and the getOrderDetails body used
 //!   to reconcile an order after an uncertain upstream answer (contract §5);
+//! - the edge cache's key of a cacheable call ([`cache_key`]): only the
+//!   fields that change Xoxoday's answer;
 //! - the OpenAPI 3.1 document served at `GET /openapi.json`
 //!   ([`OPENAPI_JSON`]), kept next to the rules it describes so the two are
 //!   changed together (the tests check the document against the code).
@@ -36,8 +38,11 @@ use crate::secret::sha256_hex;
 use serde_json::{json, Value};
 use std::fmt;
 
+mod cache_key;
 pub(crate) mod canonical;
 mod validate;
+
+pub use cache_key::{cache_key, CacheKey};
 
 /// The OpenAPI 3.1 document of every plumgate route, served at
 /// `GET /openapi.json`: `openapi.json` beside this file with the whitespace
@@ -505,8 +510,7 @@ fn safe_description(query: &str) -> String {
 /// wrote it: lowercase hex SHA-256 of its canonical JSON (object keys sorted
 /// recursively by their UTF-8 bytes, no whitespace, numbers with an integral
 /// value written as integers), so the same logical order has one fingerprint
-/// whatever the key order or `10` vs `10.0`. (Also the edge cache's key of
-/// a cacheable operation's data.)
+/// whatever the key order or `10` vs `10.0`.
 ///
 /// Before hashing, each value form is read as its value: `quantity`,
 /// `denomination` and a `productId` of digits given as strings (`"25"`,
@@ -540,6 +544,16 @@ fn fingerprint_form(data: &Value) -> Value {
         obj.insert("poNumber".to_owned(), Value::String(text));
     }
     Value::Object(obj)
+}
+
+/// The value of a number, or of a decimal string (`"25"`, `"25.50"`), as
+/// validation reads amounts; `None` for anything else.
+pub fn decimal_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => validate::decimal_string_number(s).and_then(|n| n.as_f64()),
+        _ => None,
+    }
 }
 
 /// placeOrder's `poNumber` as text: a string as is, a number as JSON writes

@@ -88,17 +88,56 @@ const API_NAMING_KEYS: &[&str] = &["message"];
 /// names it as `error_message_id` or `error`.
 pub const TOKEN_NAMING_KEYS: &[&str] = &["message", "error_message_id", "error"];
 
-/// If this Plum API answer is a rate-limit penalty, how many seconds it lasts.
-pub fn rate_limit_penalty(status: u16, body: &[u8], retry_after_header: Option<&str>) -> Option<u64> {
-    penalty_named_by(status, body, retry_after_header, API_NAMING_KEYS)
+/// What a Plum API rate-limit answer says about how long to stay away
+/// (how long plumgate then does is `limits::penalty_until`'s decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Xoxoday named the penalty: `penaltySeconds` in the body, or a
+    /// `Retry-After` header (seconds, at most a day).
+    Stated(u64),
+    /// A rate-limit answer that names no duration (an HTTP 429 without
+    /// `Retry-After`, a bare `auth.request_limit_exceeded`).
+    Unstated,
+    /// A daily cap: the older getVouchers limit of 500 calls per 24 h,
+    /// answered with HTTP 429 and no duration (xoxoday-api.md §3.9), or any
+    /// rate-limit answer that says "daily".
+    Daily,
 }
 
-/// If this answer is Xoxoday's rate-limit answer, its penalty in seconds.
-/// Every shape counts: HTTP 429 (any body; `Retry-After` or the default
-/// penalty), `errors` as an array or an object with `penaltySeconds`, and a
-/// top-level key of `naming_keys` whose value is [`RATE_LIMIT_MESSAGE`]
-/// (whatever the status, 200 included).
+/// If this Plum API answer (to operation `op`) is Xoxoday's rate-limit
+/// answer, what it says ([`Observed`]). Every shape counts: HTTP 429 (any
+/// body), `errors` as an array or an object, a top-level `message` of
+/// [`RATE_LIMIT_MESSAGE`] whatever the status. Without a stated duration, a
+/// getVouchers 429 that is not the per-minute answer
+/// (`auth.request_limit_exceeded`), or any answer mentioning "daily", is
+/// the daily cap.
+pub fn api_penalty(op: &str, status: u16, body: &[u8], retry_after_header: Option<&str>) -> Option<Observed> {
+    let (stated, per_minute) = scan_penalty(status, body, retry_after_header, API_NAMING_KEYS)?;
+    if let Some(secs) = stated {
+        return Some(Observed::Stated(secs.min(MAX_PENALTY_SECS)));
+    }
+    let daily = contains_ignoring_case(body, b"daily") || (op == DAILY_CAPPED_OP && status == 429 && !per_minute);
+    Some(if daily { Observed::Daily } else { Observed::Unstated })
+}
+
+/// The one operation with a documented daily cap.
+const DAILY_CAPPED_OP: &str = "getVouchers";
+
+/// If this answer is Xoxoday's rate-limit answer, its penalty in seconds
+/// (the default penalty when it names none). Every shape counts: HTTP 429
+/// (any body; `Retry-After` or the default penalty), `errors` as an array
+/// or an object with `penaltySeconds`, and a top-level key of
+/// `naming_keys` whose value is [`RATE_LIMIT_MESSAGE`] (whatever the
+/// status, 200 included). Used on the token endpoints' answers.
 pub fn penalty_named_by(status: u16, body: &[u8], retry_after_header: Option<&str>, naming_keys: &[&str]) -> Option<u64> {
+    let (stated, _) = scan_penalty(status, body, retry_after_header, naming_keys)?;
+    Some(stated.unwrap_or(DEFAULT_PENALTY_SECS).min(MAX_PENALTY_SECS))
+}
+
+/// The one scan for a rate-limit answer: `None` when it is not one; else
+/// the duration it states (body first, then the header), and whether it is
+/// Xoxoday's per-minute answer (it names [`RATE_LIMIT_MESSAGE`]).
+fn scan_penalty(status: u16, body: &[u8], retry_after_header: Option<&str>, naming_keys: &[&str]) -> Option<(Option<u64>, bool)> {
     // Hot path: most answers are neither 429 nor mention the limit; don't
     // parse them here (a catalog page can be hundreds of KiB).
     if status != 429 && !contains(body, b"request_limit_exceeded") {
@@ -111,21 +150,27 @@ pub fn penalty_named_by(status: u16, body: &[u8], retry_after_header: Option<&st
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
         };
-        list.into_iter().find(|e| e.get("message").and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE)).map(|e| {
-            e.get("penaltySeconds").and_then(lenient_i64).filter(|s| *s > 0).map(|s| s as u64).unwrap_or(DEFAULT_PENALTY_SECS)
-        })
+        list.into_iter()
+            .find(|e| e.get("message").and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE))
+            .map(|e| e.get("penaltySeconds").and_then(lenient_i64).filter(|s| *s > 0).map(|s| s as u64))
     });
+    let header = || retry_after_header.and_then(|h| h.trim().parse::<u64>().ok()).filter(|s| *s > 0);
     if let Some(secs) = from_body {
-        return Some(secs.min(MAX_PENALTY_SECS));
+        return Some((secs.or_else(header), true));
     }
     let named = v.as_ref().is_some_and(|v| {
         naming_keys.iter().any(|k| v.get(*k).and_then(Value::as_str) == Some(RATE_LIMIT_MESSAGE))
     });
     if status == 429 || named {
-        let header = retry_after_header.and_then(|h| h.trim().parse::<u64>().ok()).filter(|s| *s > 0);
-        return Some(header.unwrap_or(DEFAULT_PENALTY_SECS).min(MAX_PENALTY_SECS));
+        return Some((header(), named));
     }
     None
+}
+
+/// ASCII-case-insensitive substring search (`needle` in lower case); only
+/// run on answers already known to be rate-limit answers.
+fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Substring search that jumps with `memchr` (already in the build through
@@ -355,25 +400,51 @@ mod tests {
 
     #[test]
     fn penalties() {
+        use Observed::*;
+        let p = |status, body: &[u8], header| api_penalty("getOrderHistory", status, body, header);
         let arr = br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":42}]}"#;
-        assert_eq!(rate_limit_penalty(200, arr, None), Some(42));
-        assert_eq!(rate_limit_penalty(429, arr, None), Some(42));
+        assert_eq!(p(200, arr, None), Some(Stated(42)));
+        assert_eq!(p(429, arr, None), Some(Stated(42)));
         let obj = br#"{"errors":{"message":"auth.request_limit_exceeded","penaltySeconds":"7"}}"#;
-        assert_eq!(rate_limit_penalty(400, obj, None), Some(7));
-        assert_eq!(rate_limit_penalty(429, b"", Some("15")), Some(15));
-        assert_eq!(
-            rate_limit_penalty(429, br#"{"code":429,"error":"rate_limit_exceeded"}"#, None),
-            Some(DEFAULT_PENALTY_SECS)
-        );
-        assert_eq!(rate_limit_penalty(200, br#"{"message":"auth.request_limit_exceeded"}"#, None), Some(60));
-        assert_eq!(rate_limit_penalty(200, br#"{"data":{}}"#, None), None);
-        assert_eq!(rate_limit_penalty(500, b"oops", Some("5")), None);
+        assert_eq!(p(400, obj, None), Some(Stated(7)));
+        assert_eq!(p(429, b"", Some("15")), Some(Stated(15)));
+        assert_eq!(p(429, br#"{"code":429,"error":"rate_limit_exceeded"}"#, None), Some(Unstated));
+        assert_eq!(p(429, b"", Some("soon")), Some(Unstated), "an unreadable Retry-After states nothing");
+        assert_eq!(p(200, br#"{"message":"auth.request_limit_exceeded"}"#, None), Some(Unstated));
+        let no_secs = br#"{"errors":[{"message":"auth.request_limit_exceeded"}]}"#;
+        assert_eq!(p(200, no_secs, Some("9")), Some(Stated(9)), "the header when the body names no duration");
+        assert_eq!(p(200, no_secs, None), Some(Unstated));
+        assert_eq!(p(200, br#"{"data":{}}"#, None), None);
+        assert_eq!(p(500, b"oops", Some("5")), None);
         // A Plum API answer names the limit only as `message`; a token
         // endpoint answer also as `error_message_id` or `error`.
         let id = br#"{"success":0,"error_message_id":"auth.request_limit_exceeded"}"#;
-        assert_eq!(rate_limit_penalty(200, id, None), None);
+        assert_eq!(p(200, id, None), None);
         assert_eq!(penalty_named_by(200, id, Some("12"), TOKEN_NAMING_KEYS), Some(12));
         assert_eq!(penalty_named_by(400, br#"{"error":"auth.request_limit_exceeded"}"#, None, TOKEN_NAMING_KEYS), Some(60));
-        assert_eq!(rate_limit_penalty(429, b"", Some("999999")), Some(86_400), "at most a day");
+        assert_eq!(penalty_named_by(429, b"", None, TOKEN_NAMING_KEYS), Some(DEFAULT_PENALTY_SECS));
+        assert_eq!(p(429, b"", Some("999999")), Some(Stated(86_400)), "at most a day");
+        assert_eq!(penalty_named_by(429, b"", Some("999999"), TOKEN_NAMING_KEYS), Some(86_400));
+    }
+
+    #[test]
+    fn the_daily_cap_is_told_apart() {
+        use Observed::*;
+        // The documented daily answer (xoxoday-api.md §3.9), no Retry-After.
+        let daily = br#"{"code":429,"error":"rate_limit_exceeded","message":"Daily request limit of 500 reached for getVouchers API."}"#;
+        assert_eq!(api_penalty("getVouchers", 429, daily, None), Some(Daily));
+        // "daily" anywhere marks the daily cap, for any operation.
+        assert_eq!(api_penalty("getFilters", 429, daily, None), Some(Daily));
+        // A bare 429 to getVouchers: not the per-minute answer, so the older daily cap.
+        assert_eq!(api_penalty("getVouchers", 429, b"", None), Some(Daily));
+        assert_eq!(api_penalty("getBalance", 429, b"", None), Some(Unstated));
+        // The per-minute answer to getVouchers stays per-minute.
+        let minute = br#"{"errors":[{"message":"auth.request_limit_exceeded"}]}"#;
+        assert_eq!(api_penalty("getVouchers", 429, minute, None), Some(Unstated));
+        assert_eq!(api_penalty("getVouchers", 429, br#"{"message":"auth.request_limit_exceeded"}"#, None), Some(Unstated));
+        // A stated duration always wins.
+        assert_eq!(api_penalty("getVouchers", 429, daily, Some("30")), Some(Stated(30)));
+        assert!(contains_ignoring_case(b"A DAILY cap", b"daily"));
+        assert!(!contains_ignoring_case(b"dail", b"daily"));
     }
 }

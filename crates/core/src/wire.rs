@@ -10,7 +10,9 @@
 //!
 //! - [`authority`]: `TokenAuthority` (the access token, token checks, the
 //!   admin's token routes, the previous version's hand-over).
-//! - [`ledger`]: `OrderLedger` (placeOrder idempotency).
+//! - [`ledger`]: `OrderLedger` (placeOrder idempotency and reconciliation).
+//! - [`limiter`]: `RateLimiter` (Xoxoday's per-minute budgets and
+//!   penalties, shared by every isolate).
 //!
 //! Rules for every protocol here (a deploy runs workers of one version
 //! against objects of the other for a while, in both directions):
@@ -30,3 +32,4 @@
 
 pub mod authority;
 pub mod ledger;
+pub mod limiter;

@@ -76,6 +76,10 @@ pub struct Config {
     pub penalty_seconds: u64,
     /// Opening wallet balance in USD.
     pub initial_balance: f64,
+    /// Daily caps by operation (none by default): the older getVouchers
+    /// limit of 500 calls per day (xoxoday-api.md §3.9), counted per IST
+    /// day and answered with HTTP 429 and no `Retry-After`.
+    pub daily_limits: BTreeMap<String, u32>,
 }
 
 impl Default for Config {
@@ -95,6 +99,7 @@ impl Default for Config {
             rate_limit_status: 429,
             penalty_seconds: 60,
             initial_balance: 250_000.0,
+            daily_limits: BTreeMap::new(),
         }
     }
 }
@@ -117,6 +122,7 @@ pub struct ConfigPatch {
     rate_limit_status: Option<u16>,
     penalty_seconds: Option<u64>,
     initial_balance: Option<f64>,
+    daily_limits: Option<BTreeMap<String, u32>>,
 }
 
 impl Config {
@@ -126,6 +132,11 @@ impl Config {
             Some(n) if *n > 0 => *n,
             _ => default_rate_limit(op),
         }
+    }
+
+    /// The daily cap of `op`, if one is set.
+    pub fn daily_limit(&self, op: &str) -> Option<u32> {
+        self.daily_limits.get(op).copied()
     }
 
     pub fn initial_balance_cents(&self) -> i64 {
@@ -189,16 +200,10 @@ impl Config {
             next.refresh_latency_ms = millis("refresh_latency_ms", v)?;
         }
         if let Some(limits) = patch.rate_limits {
-            for (op, n) in limits {
-                if !OPS.contains(&op.as_str()) {
-                    return Err(format!("rate_limits: unknown operation {op:?}"));
-                }
-                if n == 0 {
-                    next.rate_limits.remove(&op);
-                } else {
-                    next.rate_limits.insert(op, n);
-                }
-            }
+            merge_limits("rate_limits", limits, &mut next.rate_limits)?;
+        }
+        if let Some(limits) = patch.daily_limits {
+            merge_limits("daily_limits", limits, &mut next.daily_limits)?;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {
@@ -238,6 +243,22 @@ impl Config {
     }
 }
 
+/// Merge per-operation limits into `into` (`0` removes one); an unknown
+/// operation is an error naming the field `name`.
+fn merge_limits(name: &str, limits: BTreeMap<String, u32>, into: &mut BTreeMap<String, u32>) -> Result<(), String> {
+    for (op, n) in limits {
+        if !OPS.contains(&op.as_str()) {
+            return Err(format!("{name}: unknown operation {op:?}"));
+        }
+        if n == 0 {
+            into.remove(&op);
+        } else {
+            into.insert(op, n);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +291,13 @@ mod tests {
         let j = c.to_json();
         assert_eq!(j["rate_limits"]["getVouchers"], 50);
         assert_eq!(j["initial_balance"], 250000);
+
+        assert_eq!(c.daily_limit("getVouchers"), None, "no daily cap by default");
+        c.apply_patch(br#"{"daily_limits":{"getVouchers":500}}"#).unwrap();
+        assert_eq!(c.daily_limit("getVouchers"), Some(500));
+        assert_eq!(c.to_json()["daily_limits"]["getVouchers"], 500);
+        assert!(c.apply_patch(br#"{"daily_limits":{"getVoucher":5}}"#).is_err());
+        c.apply_patch(br#"{"daily_limits":{"getVouchers":0}}"#).unwrap();
+        assert_eq!(c.daily_limit("getVouchers"), None);
     }
 }

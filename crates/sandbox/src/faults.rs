@@ -123,9 +123,77 @@ pub enum ValidateFaultMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderFaultMode {
+    /// The order is made, then the answer is an error (`error_id`).
     FailAfterCreate,
+    /// The answer is an error (`error_id`); no order is made.
     FailBeforeCreate,
+    /// The order is made; the answer comes after `hang_ms`.
     HangAfterCreate,
+    /// Xoxoday's duplicate-poNumber answer (409 `PLE10043`), although no
+    /// order has the poNumber here; no order is made.
+    Duplicate,
+}
+
+/// The error an order fault answers with: `PLE10035` (failed to check the
+/// order's status, HTTP 502 by default) or one of the 422s that leave the
+/// order's fate open (xoxoday-api.md §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderErrorId {
+    #[serde(rename = "PLE10035")]
+    Ple10035,
+    #[serde(rename = "PLE10007")]
+    Ple10007,
+    #[serde(rename = "PLE10010")]
+    Ple10010,
+    #[serde(rename = "PLE10011")]
+    Ple10011,
+    #[serde(rename = "PLE10012")]
+    Ple10012,
+}
+
+impl OrderErrorId {
+    /// `(errorId, errorInfo, error)` as Xoxoday's error table words them.
+    pub fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            OrderErrorId::Ple10035 => (
+                "PLE10035",
+                "Failed to check order status",
+                "Please call getOrderDetails with the same poNumber to know the order status",
+            ),
+            OrderErrorId::Ple10007 => ("PLE10007", "Failed to add order", "Failed to add order"),
+            OrderErrorId::Ple10010 => ("PLE10010", "Failed to redeem points", "Failed to redeem points"),
+            OrderErrorId::Ple10011 => ("PLE10011", "Failed to confirm order", "Failed to confirm order"),
+            OrderErrorId::Ple10012 => ("PLE10012", "Failed to process order", "Failed to process order"),
+        }
+    }
+
+    fn default_status(self) -> u16 {
+        match self {
+            OrderErrorId::Ple10035 => 502,
+            _ => 422,
+        }
+    }
+}
+
+/// The `orderStatus` of an order a fault makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Complete,
+    Failed,
+    Cancelled,
+}
+
+/// getOrderDetails faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DetailsFaultMode {
+    /// 404 `PLE10016` ("no such order") even when the order exists: a
+    /// lookup that lags the order.
+    #[serde(rename = "not_found")]
+    NotFound,
+    /// A 5xx (`PLE10035`): the status could not be checked.
+    #[serde(rename = "5xx")]
+    ServerError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +211,12 @@ pub struct Fault<M> {
     /// API faults only: the operation it applies to (any when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
+    /// Order faults only: the error answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<OrderErrorId>,
+    /// Order faults only: the `orderStatus` of the order made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_status: Option<OrderStatus>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +229,8 @@ struct FaultRequest<M> {
     shape: Option<RateLimitShape>,
     penalty_seconds: Option<u64>,
     op: Option<String>,
+    error_id: Option<OrderErrorId>,
+    order_status: Option<OrderStatus>,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +239,7 @@ pub struct Faults {
     pub validate: Option<Fault<ValidateFaultMode>>,
     pub api: Option<Fault<ApiFaultMode>>,
     pub order: Option<Fault<OrderFaultMode>>,
+    pub details: Option<Fault<DetailsFaultMode>>,
 }
 
 /// What each kind of fault accepts besides `mode`, `count` and `hang_ms`.
@@ -173,6 +250,8 @@ struct Rules {
     rate_limit: bool,
     /// Accepts `op`.
     op: bool,
+    /// Accepts `error_id` and `order_status`.
+    order: bool,
 }
 
 fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
@@ -195,7 +274,13 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
         (false, Some(_)) => return Err("op applies to API faults only".into()),
         (false, None) => None,
     };
+    let (error_id, order_status) = match (r.order, req.error_id, req.order_status) {
+        (true, e, o) => (e, o),
+        (false, None, None) => (None, None),
+        (false, _, _) => return Err("error_id and order_status apply to order faults only".into()),
+    };
     let default_status = shape.map_or(r.default_status, RateLimitShape::default_status);
+    let default_status = error_id.map_or(default_status, OrderErrorId::default_status);
     let status = req.status.unwrap_or(default_status);
     if !(r.status_range.0..=r.status_range.1).contains(&status) {
         return Err(format!("status must be between {} and {}", r.status_range.0, r.status_range.1));
@@ -205,7 +290,7 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
         return Err("hang_ms must be at most 600000".into());
     }
     let count = req.count.unwrap_or(1);
-    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, op }))
+    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, op, error_id, order_status }))
 }
 
 /// The next matching call takes one from the countdown. `applies` filters
@@ -226,10 +311,12 @@ impl Faults {
     pub fn set_refresh(&mut self, body: &[u8]) -> Result<(), String> {
         self.refresh = parse(body, |m: &RefreshFaultMode| match m {
             RefreshFaultMode::ServerError | RefreshFaultMode::Hang => {
-                Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false }
+                Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, order: false }
             }
-            RefreshFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false },
-            _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false },
+            RefreshFaultMode::RateLimited => {
+                Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, order: false }
+            }
+            _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false, order: false },
         })?;
         Ok(())
     }
@@ -237,20 +324,35 @@ impl Faults {
     /// `{"mode":"5xx","count"=1,"status"=503}`; count 0 clears.
     pub fn set_validate(&mut self, body: &[u8]) -> Result<(), String> {
         self.validate =
-            parse(body, |_: &ValidateFaultMode| Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false })?;
+            parse(body, |_: &ValidateFaultMode| Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, order: false })?;
         Ok(())
     }
 
     /// `{"mode","count"=1,"op"}`; count 0 clears.
     pub fn set_api(&mut self, body: &[u8]) -> Result<(), String> {
-        self.api = parse(body, |_: &ApiFaultMode| Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true })?;
+        self.api = parse(body, |_: &ApiFaultMode| Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, order: false })?;
         Ok(())
     }
 
-    /// `{"mode","count"=1,"status"=502,"hang_ms"=30000}`; count 0 clears.
+    /// `{"mode","count"=1,"status"=502 (422 with a 422 error_id; 409 for
+    /// duplicate),"hang_ms"=30000,"error_id"="PLE10035","order_status"="complete"}`;
+    /// count 0 clears.
     pub fn set_order(&mut self, body: &[u8]) -> Result<(), String> {
-        self.order =
-            parse(body, |_: &OrderFaultMode| Rules { default_status: 502, status_range: (400, 599), rate_limit: false, op: false })?;
+        self.order = parse(body, |m: &OrderFaultMode| {
+            let default_status = if *m == OrderFaultMode::Duplicate { 409 } else { 502 };
+            Rules { default_status, status_range: (400, 599), rate_limit: false, op: false, order: true }
+        })?;
+        Ok(())
+    }
+
+    /// `{"mode":"not_found"|"5xx","count"=1,"status"=502}`; count 0 clears.
+    pub fn set_details(&mut self, body: &[u8]) -> Result<(), String> {
+        self.details = parse(body, |m: &DetailsFaultMode| match m {
+            DetailsFaultMode::NotFound => Rules { default_status: 404, status_range: (404, 404), rate_limit: false, op: false, order: false },
+            DetailsFaultMode::ServerError => {
+                Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: false, order: false }
+            }
+        })?;
         Ok(())
     }
 
@@ -271,8 +373,12 @@ impl Faults {
         take(&mut self.order, |_| true)
     }
 
+    pub fn take_details(&mut self) -> Option<Fault<DetailsFaultMode>> {
+        take(&mut self.details, |_| true)
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({ "refresh": self.refresh, "validate": self.validate, "api": self.api, "order": self.order })
+        json!({ "refresh": self.refresh, "validate": self.validate, "api": self.api, "order": self.order, "details": self.details })
     }
 }
 
@@ -295,6 +401,35 @@ mod tests {
         assert_eq!(f.to_json()["order"]["mode"], "hang_after_create");
         f.set_order(br#"{"mode":"fail_after_create","count":0}"#).unwrap();
         assert!(f.order.is_none());
+    }
+
+    #[test]
+    fn order_faults_take_an_error_and_a_status_for_the_order() {
+        let mut f = Faults::default();
+        f.set_order(br#"{"mode":"fail_after_create"}"#).unwrap();
+        let o = f.order.clone().unwrap();
+        assert_eq!((o.status, o.error_id, o.order_status), (502, None, None));
+        f.set_order(br#"{"mode":"fail_after_create","error_id":"PLE10011","order_status":"failed"}"#).unwrap();
+        let o = f.order.clone().unwrap();
+        assert_eq!((o.status, o.error_id, o.order_status), (422, Some(OrderErrorId::Ple10011), Some(OrderStatus::Failed)));
+        assert_eq!(f.to_json()["order"]["error_id"], "PLE10011");
+        f.set_order(br#"{"mode":"fail_before_create","error_id":"PLE10010","status":409}"#).unwrap();
+        assert_eq!(f.order.as_ref().unwrap().status, 409, "a status given wins");
+        f.set_order(br#"{"mode":"duplicate"}"#).unwrap();
+        assert_eq!(f.order.as_ref().unwrap().status, 409);
+        assert!(f.set_order(br#"{"mode":"fail_after_create","error_id":"PLE99999"}"#).is_err());
+        assert!(f.set_order(br#"{"mode":"fail_after_create","order_status":"lost"}"#).is_err());
+        assert!(f.set_api(br#"{"mode":"PIPE10017","error_id":"PLE10011"}"#).is_err(), "order faults only");
+        assert_eq!(OrderErrorId::Ple10012.words().0, "PLE10012");
+        // getOrderDetails faults.
+        f.set_details(br#"{"mode":"not_found","count":2}"#).unwrap();
+        assert_eq!(f.take_details().map(|d| (d.mode, d.status)), Some((DetailsFaultMode::NotFound, 404)));
+        assert!(f.take_details().is_some());
+        assert!(f.take_details().is_none());
+        f.set_details(br#"{"mode":"5xx","status":503}"#).unwrap();
+        assert_eq!(f.to_json()["details"]["mode"], "5xx");
+        assert!(f.set_details(br#"{"mode":"not_found","status":500}"#).is_err());
+        assert!(f.set_details(br#"{"mode":"lagging"}"#).is_err());
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/__sandbox/faults/validate", post(fault_validate))
         .route("/__sandbox/faults/api", post(fault_api))
         .route("/__sandbox/faults/order", post(fault_order))
+        .route("/__sandbox/faults/details", post(fault_details))
         .route("/__sandbox/faults/clear", post(faults_clear))
         .route("/__sandbox/counters", get(counters_get))
         .route("/__sandbox/counters/reset", post(counters_reset))
@@ -348,6 +349,13 @@ async fn fault_api(State(app): State<Arc<App>>, body: Bytes) -> Response {
 
 async fn fault_order(State(app): State<Arc<App>>, body: Bytes) -> Response {
     match app.run(|sb| sb.set_order_fault(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn fault_details(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.set_details_fault(&body)).await {
         Ok(v) => json_response(200, v),
         Err(e) => bad_request(e),
     }

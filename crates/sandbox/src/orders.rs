@@ -58,6 +58,14 @@ pub struct Order {
     pub contact: String,
     pub created_ms: i64,
     pub vouchers: Vec<Voucher>,
+    /// `orderStatus`: `complete`, or `failed` / `cancelled` when an order
+    /// fault made it so (state files of older sandboxes: `complete`).
+    #[serde(default = "complete")]
+    pub status: String,
+}
+
+fn complete() -> String {
+    "complete".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +224,11 @@ impl Ledger {
 
     /// Books a validated order: debits the wallet, issues vouchers.
     pub fn create(&mut self, req: OrderRequest, now: i64) -> &Order {
+        self.create_with_status(req, now, "complete")
+    }
+
+    /// [`Ledger::create`], the order's `orderStatus` being `status`.
+    pub fn create_with_status(&mut self, req: OrderRequest, now: i64, status: &str) -> &Order {
         let order_id = self.next_order_id;
         self.next_order_id += 1;
         let (name, currency, country, rate, delayed) = match catalog().get(req.product_id) {
@@ -249,6 +262,7 @@ impl Ledger {
             contact: req.contact,
             created_ms: now,
             vouchers,
+            status: status.to_owned(),
         });
         let idx = self.orders.len() - 1;
         self.po_index.insert(req.po_number, idx);
@@ -275,14 +289,7 @@ impl Ledger {
         } else {
             return Err(PlumError::validation("orderId or poNumber is required"));
         };
-        found.ok_or_else(|| {
-            PlumError::new(
-                404,
-                "PLE10016",
-                "Invalid orderId or poNumber",
-                "No order found for the given orderId or poNumber",
-            )
-        })
+        found.ok_or_else(not_found)
     }
 
     /// getOrderHistory.
@@ -352,6 +359,11 @@ impl Ledger {
     }
 }
 
+/// getOrderDetails' "no such order".
+pub fn not_found() -> PlumError {
+    PlumError::new(404, "PLE10016", "Invalid orderId or poNumber", "No order found for the given orderId or poNumber")
+}
+
 fn skip(page: u64, limit: u64) -> usize {
     usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX)
 }
@@ -395,10 +407,11 @@ fn voucher(order_id: u64, i: u32, now: i64) -> Voucher {
 }
 
 fn delivery_status(o: &Order) -> &'static str {
-    if o.delayed {
-        "pending"
-    } else {
-        "delivered"
+    match o.status.as_str() {
+        "cancelled" => "canceled",
+        "failed" => "failed",
+        _ if o.delayed => "pending",
+        _ => "delivered",
     }
 }
 
@@ -441,7 +454,7 @@ fn voucher_details_json(o: &Order) -> Value {
         "productStatus": delivery_status(o),
         "denomination": amount(o.denomination),
         "quantity": o.quantity,
-        "cancelledQuantity": 0,
+        "cancelledQuantity": if o.status == "cancelled" { o.quantity } else { 0 },
         "trackingId": "",
         "trackingLink": "",
     }])
@@ -457,7 +470,7 @@ pub fn place_order_json(o: &Order) -> Value {
         "currencyCode": o.currency_code,
         "currencyValue": amount(o.currency_value),
         "amountCharged": money(o.amount_charged_cents),
-        "orderStatus": "complete",
+        "orderStatus": o.status,
         "deliveryStatus": delivery_status(o),
         "tag": o.tag,
         "quantity": o.quantity,

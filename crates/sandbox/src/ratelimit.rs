@@ -1,6 +1,8 @@
-//! Per-operation, per-minute rate limiting with a penalty box. Owns the
-//! sliding 60 s window of accepted calls per op and the penalty deadline.
-//! Works on sandbox time (so moving the clock offset also moves windows).
+//! Per-operation, per-minute rate limiting with a penalty box, and daily
+//! caps. Owns the sliding 60 s window of accepted calls per op and the
+//! penalty deadline, and the count of calls per op per day (days start at
+//! midnight IST, the time zone Xoxoday states its schedule in). Works on
+//! sandbox time (so moving the clock offset also moves windows and days).
 //! Not persisted: a restart starts with empty windows.
 
 use std::collections::{HashMap, VecDeque};
@@ -17,6 +19,16 @@ struct OpWindow {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     ops: HashMap<&'static str, OpWindow>,
+    /// Per op: (the IST day, calls that day).
+    days: HashMap<&'static str, (i64, u32)>,
+}
+
+/// India is 5 h 30 min ahead of UTC.
+const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60_000;
+
+/// The IST day an instant falls on (days since 1970-01-01 IST).
+pub fn ist_day(now: i64) -> i64 {
+    (now + IST_OFFSET_MS).div_euclid(crate::clock::DAY_MS)
 }
 
 impl RateLimiter {
@@ -50,6 +62,23 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Counts a call of `op` against its daily `cap`; `false` when this
+    /// IST day's calls are spent (a refused call is not counted).
+    pub fn daily(&mut self, op: &'static str, cap: u32, now: i64) -> bool {
+        let day = ist_day(now);
+        let entry = self.days.entry(op).or_insert((day, 0));
+        if entry.0 != day {
+            *entry = (day, 0);
+        }
+        if entry.1 >= cap {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +98,21 @@ mod tests {
         assert_eq!(r.check("getBalance", 3, 60, 61_999), Err(1));
         // After it, a fresh window.
         assert_eq!(r.check("getBalance", 3, 60, 62_000), Ok(()));
+    }
+
+    #[test]
+    fn daily_caps_reset_at_ist_midnight() {
+        // 2026-11-30 18:00 UTC = 23:30 IST.
+        let t = 1_796_061_600_000;
+        let mut r = RateLimiter::default();
+        assert!(r.daily("getVouchers", 2, t));
+        assert!(r.daily("getVouchers", 2, t + 1));
+        assert!(!r.daily("getVouchers", 2, t + 2));
+        assert!(r.daily("getFilters", 2, t), "per operation");
+        // 18:29:59 UTC is still the same IST day; 18:30 UTC is the next.
+        assert!(!r.daily("getVouchers", 2, t + 29 * 60_000 + 59_999));
+        assert!(r.daily("getVouchers", 2, t + 30 * 60_000));
+        assert_eq!(ist_day(t + 30 * 60_000), ist_day(t) + 1);
     }
 
     #[test]

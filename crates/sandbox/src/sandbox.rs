@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{Config, Rotation, OPS};
-use crate::faults::{Faults, OrderFaultMode, RateLimitShape, RefreshFaultMode};
-use crate::orders::{order_details_json, place_order_json, Ledger};
+use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, RateLimitShape, RefreshFaultMode};
+use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
 };
@@ -61,6 +61,8 @@ pub struct Counters {
     pub refresh_rate_limited: u64,
     /// Authorised API calls answered with an injected 401.
     pub api_401_faults: u64,
+    /// API calls refused by a daily cap.
+    pub daily_limited_calls: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +151,8 @@ pub struct Sandbox {
 enum Reject {
     Plum(PlumError),
     Limited(u64),
+    /// Over a daily cap of this many calls.
+    Daily(&'static str, u32),
 }
 
 impl From<PlumError> for Reject {
@@ -470,6 +474,7 @@ impl Sandbox {
                 Err(Reject::Limited(secs)) => {
                     (self.config.rate_limit_status, rate_limit_body(secs))
                 }
+                Err(Reject::Daily(op, cap)) => (429, daily_limit_body(op, cap)),
             }
         };
         let logged_body = if body.len() > LOGGED_BODY_MAX {
@@ -531,6 +536,12 @@ impl Sandbox {
             self.counters.rate_limited_calls += 1;
             return Err(Reject::Limited(secs));
         }
+        if let Some(cap) = self.config.daily_limit(op) {
+            if !self.limiter.daily(op, cap, now) {
+                self.counters.daily_limited_calls += 1;
+                return Err(Reject::Daily(op, cap));
+            }
+        }
         // The documented placement of the data (paymentHistory: top-level
         // data.data); an empty array is PHP's empty object.
         let (raw_input, placement) = if op == "paymentHistory" {
@@ -560,6 +571,16 @@ impl Sandbox {
             "getOrderDetails" => {
                 // GitBook marks sendMailToReceiver required.
                 let resend = flag(input, "sendMailToReceiver", true)?;
+                if let Some(f) = self.faults.take_details() {
+                    return Err(match f.mode {
+                        DetailsFaultMode::NotFound => not_found(),
+                        DetailsFaultMode::ServerError => {
+                            let (id, info, error) = OrderErrorId::Ple10035.words();
+                            PlumError::new(f.status, id, info, error)
+                        }
+                    }
+                    .into());
+                }
                 let data = order_details_json(self.ledger.lookup(input)?);
                 if resend {
                     self.counters.resend_mails += 1;
@@ -581,24 +602,28 @@ impl Sandbox {
             .ledger
             .validate(input, self.config.initial_balance_cents())?;
         let fault = self.faults.take_order();
-        let status_error = |status: u16| {
-            PlumError::new(
-                status,
-                "PLE10035",
-                "Failed to check order status",
-                "Please call getOrderDetails with the same poNumber to know the order status",
-            )
+        let fault_error = |f: &Fault<OrderFaultMode>| {
+            let (id, info, error) = f.error_id.unwrap_or(OrderErrorId::Ple10035).words();
+            PlumError::new(f.status, id, info, error)
         };
-        if let Some(f) = fault.as_ref().filter(|f| f.mode == OrderFaultMode::FailBeforeCreate) {
-            return Err(status_error(f.status).into());
+        match fault.as_ref().map(|f| f.mode) {
+            Some(OrderFaultMode::FailBeforeCreate) => return Err(fault_error(fault.as_ref().unwrap()).into()),
+            Some(OrderFaultMode::Duplicate) => {
+                let f = fault.as_ref().unwrap();
+                return Err(PlumError::new(f.status, "PLE10043", "Duplicate poNumber", "Order with this poNumber already exists").into());
+            }
+            _ => {}
         }
-        let data = place_order_json(self.ledger.create(req, now));
+        let status = match fault.as_ref().and_then(|f| f.order_status) {
+            Some(OrderStatus::Failed) => "failed",
+            Some(OrderStatus::Cancelled) => "cancelled",
+            _ => "complete",
+        };
+        let data = place_order_json(self.ledger.create_with_status(req, now, status));
         self.counters.orders += 1;
         self.dirty = true;
         match fault {
-            Some(f) if f.mode == OrderFaultMode::FailAfterCreate => {
-                Err(status_error(f.status).into())
-            }
+            Some(f) if f.mode == OrderFaultMode::FailAfterCreate => Err(fault_error(&f).into()),
             Some(f) if f.mode == OrderFaultMode::HangAfterCreate => {
                 Ok((success("placeOrder", data), f.hang_ms))
             }
@@ -692,6 +717,11 @@ impl Sandbox {
         Ok(self.faults.to_json())
     }
 
+    pub fn set_details_fault(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.faults.set_details(body)?;
+        Ok(self.faults.to_json())
+    }
+
     /// Clears every fault and a penalty one started.
     pub fn clear_faults(&mut self) -> Value {
         self.faults = Faults::default();
@@ -729,6 +759,7 @@ impl Sandbox {
             "spent_refresh_tokens_used": c.spent_refresh_tokens_used,
             "refresh_rate_limited": c.refresh_rate_limited,
             "api_401_faults": c.api_401_faults,
+            "daily_limited_calls": c.daily_limited_calls,
         })
     }
 
@@ -758,6 +789,12 @@ impl Sandbox {
         self.asset_base = base;
         self.dirty = true;
     }
+}
+
+/// The older getVouchers daily cap's answer (the live rate-limiting page's
+/// example; no `Retry-After`).
+fn daily_limit_body(op: &str, cap: u32) -> Value {
+    json!({ "code": 429, "error": "rate_limit_exceeded", "message": format!("Daily request limit of {cap} reached for {op} API.") })
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

@@ -567,7 +567,7 @@ async fn refresh_fault_modes_over_http() {
         send(addr, "GET", "/__sandbox/faults", None, None)
             .await
             .json(),
-        json!({"refresh":null,"validate":null,"api":null,"order":null})
+        json!({"refresh":null,"validate":null,"api":null,"order":null,"details":null})
     );
 }
 
@@ -615,6 +615,19 @@ async fn new_fault_routes_over_http() {
     // Bad fault bodies change nothing.
     assert_eq!(post("/__sandbox/faults/api", r#"{"mode":"PIPE10016","op":"nope"}"#).await.status, 400);
     assert_eq!(post("/__sandbox/tokens/issue", r#"{"revoke":true}"#).await.status, 400);
+
+    // getOrderDetails that says "no such order" once, over the route.
+    assert_eq!(post("/__sandbox/faults/details", r#"{"mode":"not_found","count":1}"#).await.json()["details"]["remaining"], 1);
+    assert_eq!(post("/__sandbox/faults/details", r#"{"mode":"late"}"#).await.status, 400);
+    post("/__sandbox/faults/clear", "").await;
+    // The daily cap: HTTP 429 without Retry-After.
+    post("/__sandbox/config", r#"{"daily_limits":{"getVouchers":1}}"#).await;
+    let page = envelope("plumProAPI.mutation.getVouchers", json!({"limit":1,"page":1}));
+    assert_eq!(send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&page)).await.status, 200);
+    let capped = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&page)).await;
+    assert_eq!(capped.status, 429);
+    assert!(!capped.head.to_ascii_lowercase().contains("retry-after"), "{}", capped.head);
+    assert_eq!(capped.json()["error"], "rate_limit_exceeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

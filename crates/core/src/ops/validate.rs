@@ -40,7 +40,7 @@ type Obj = Map<String, Value>;
 type Result<T = ()> = std::result::Result<T, ValidationError>;
 
 /// getVouchers filter keys whose value is a price, so must be a number.
-const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
+pub(super) const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
 
 /// placeOrder's flat merchandise shipping fields.
 const SHIPPING_FIELDS: [&str; 10] = [
@@ -371,7 +371,7 @@ fn flag(value: &Value, path: &str) -> Result {
 }
 
 /// The value of a valid flag.
-fn flag_value(value: &Value) -> Option<u8> {
+pub(super) fn flag_value(value: &Value) -> Option<u8> {
     match value {
         Value::Bool(b) => Some(u8::from(*b)),
         Value::String(s) if s == "0" => Some(0),
@@ -396,7 +396,7 @@ fn object<'a>(value: &'a Value, path: &str) -> Result<Option<&'a Obj>> {
 
 /// A whole number of at least 0: a JSON integer (`10`, `10.0`) or a string
 /// of ASCII digits. `None` for anything else. Values beyond `u64` saturate.
-fn whole_number(value: &Value) -> Option<u64> {
+pub(super) fn whole_number(value: &Value) -> Option<u64> {
     match value {
         Value::Number(_) => integer(value),
         Value::String(s) if is_digits(s) => Some(

@@ -4,9 +4,11 @@
 //! A call is `POST https://ledger/v2` ([`PLACE_URL`]) with a
 //! [`LedgerRequest`] as JSON; the answer is always a [`LedgerReply`] as
 //! JSON (HTTP 200): what the caller gets (Xoxoday's answer, or plumgate's
-//! error) and whether it was replayed. The worker renders both into the
-//! caller's response in the route's error form, so the ledger never builds
-//! a caller-facing response or header itself.
+//! error), whether it was replayed, and the order's [`Fate`] (placed,
+//! failed, not placed, not known yet), which code around the ledger call
+//! reads instead of interpreting statuses. The worker renders the reply
+//! into the caller's response in the route's error form, so the ledger
+//! never builds a caller-facing response or header itself.
 //!
 //! Versions: the previous version's worker posted to `https://ledger/place`
 //! and read the answer as the caller's response plus `x-plumgate-*`
@@ -38,6 +40,56 @@ pub struct LedgerRequest {
     pub data: Value,
     /// `ops::order_fingerprint` of the order as the caller wrote it.
     pub fingerprint: String,
+}
+
+/// What became of the order, as far as plumgate knows when it answers.
+///
+/// On the wire its snake_case name (`"placed"`, `"failed"`, `"not_placed"`,
+/// `"unknown"`); a reply without one (an object of the previous version)
+/// or with a name this version does not know reads as [`Fate::Unknown`],
+/// the answer that assumes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fate {
+    /// The order exists at Xoxoday and did not fail (its answer first hand,
+    /// replayed, or found by reconciliation).
+    Placed,
+    /// The order exists at Xoxoday but failed or was cancelled (found by
+    /// reconciliation; the answer says so in placeOrder's shape).
+    Failed,
+    /// No order was placed: plumgate never sent it (a refusal of its own,
+    /// the limiter, a record it could not write), or Xoxoday refused it
+    /// definitely (a validation error, or no order found over the whole
+    /// reconciliation period).
+    NotPlaced,
+    /// Not known yet: reconciliation goes on (`409 order_in_progress`), or
+    /// the ledger could not be asked (the order may exist).
+    #[default]
+    Unknown,
+}
+
+impl Fate {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fate::Placed => "placed",
+            Fate::Failed => "failed",
+            Fate::NotPlaced => "not_placed",
+            Fate::Unknown => "unknown",
+        }
+    }
+}
+
+impl Serialize for Fate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Fate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok([Fate::Placed, Fate::Failed, Fate::NotPlaced].into_iter().find(|f| f.as_str() == name).unwrap_or(Fate::Unknown))
+    }
 }
 
 /// What the caller gets for a placeOrder (shared by every request that
@@ -84,6 +136,8 @@ pub struct LedgerReply {
     /// request made) rather than by this request's own call
     /// (`x-plumgate-replayed: true`).
     pub replayed: bool,
+    /// What became of the order.
+    pub fate: Fate,
 }
 
 /// [`LedgerReply`] as JSON: one flat object, `error` set for plumgate's
@@ -102,18 +156,26 @@ struct FlatReply {
     reconciled: bool,
     upstream_status: Option<u16>,
     replayed: bool,
+    #[serde(default)]
+    fate: Fate,
 }
 
 impl From<LedgerReply> for FlatReply {
     fn from(r: LedgerReply) -> FlatReply {
-        let replayed = r.replayed;
+        let (replayed, fate) = (r.replayed, r.fate);
         match r.outcome {
             Outcome::Answer { status, body, reconciled, upstream_status } => {
-                FlatReply { error: None, status, body, reconciled, upstream_status, replayed }
+                FlatReply { error: None, status, body, reconciled, upstream_status, replayed, fate }
             }
-            Outcome::Error { error, upstream_status } => {
-                FlatReply { status: error.status, error: Some(error), body: String::new(), reconciled: false, upstream_status, replayed }
-            }
+            Outcome::Error { error, upstream_status } => FlatReply {
+                status: error.status,
+                error: Some(error),
+                body: String::new(),
+                reconciled: false,
+                upstream_status,
+                replayed,
+                fate,
+            },
         }
     }
 }
@@ -124,7 +186,7 @@ impl From<FlatReply> for LedgerReply {
             Some(error) => Outcome::Error { error, upstream_status: f.upstream_status },
             None => Outcome::Answer { status: f.status, body: f.body, reconciled: f.reconciled, upstream_status: f.upstream_status },
         };
-        LedgerReply { outcome, replayed: f.replayed }
+        LedgerReply { outcome, replayed: f.replayed, fate: f.fate }
     }
 }
 
@@ -166,26 +228,37 @@ mod tests {
         let answer = LedgerReply {
             outcome: Outcome::Answer { status: 200, body: r#"{"data":{}}"#.into(), reconciled: true, upstream_status: Some(200) },
             replayed: false,
+            fate: Fate::Placed,
         };
         let text = serde_json::to_string(&answer).unwrap();
-        assert_eq!(text, r#"{"status":200,"body":"{\"data\":{}}","reconciled":true,"upstream_status":200,"replayed":false}"#);
+        assert_eq!(text, r#"{"status":200,"body":"{\"data\":{}}","reconciled":true,"upstream_status":200,"replayed":false,"fate":"placed"}"#);
         assert_eq!(serde_json::from_str::<LedgerReply>(&text).unwrap(), answer);
 
         let error = LedgerReply {
             outcome: Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None },
             replayed: true,
+            fate: Fate::NotPlaced,
         };
         let text = serde_json::to_string(&error).unwrap();
         assert_eq!(
             text,
             format!(
-                r#"{{"error":{{"status":409,"code":"idempotency_conflict","message":"{}","retry_after_secs":null}},"status":409,"body":"","reconciled":false,"upstream_status":null,"replayed":true}}"#,
+                r#"{{"error":{{"status":409,"code":"idempotency_conflict","message":"{}","retry_after_secs":null}},"status":409,"body":"","reconciled":false,"upstream_status":null,"replayed":true,"fate":"not_placed"}}"#,
                 ApiError::idempotency_conflict().message
             )
         );
         assert_eq!(serde_json::from_str::<LedgerReply>(&text).unwrap(), error);
         assert_eq!(error.outcome.upstream_status(), None);
         assert_eq!(answer.outcome.upstream_status(), Some(200));
+        for f in [Fate::Placed, Fate::Failed, Fate::NotPlaced, Fate::Unknown] {
+            assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{}\"", f.as_str()));
+            assert_eq!(serde_json::from_str::<Fate>(&format!("\"{}\"", f.as_str())).unwrap(), f);
+        }
+        // A reply of the previous version (no fate), or a fate this version
+        // does not know: nothing is assumed.
+        let old: LedgerReply = serde_json::from_str(r#"{"status":200,"body":"x","upstream_status":200,"replayed":false}"#).unwrap();
+        assert_eq!(old.fate, Fate::Unknown);
+        assert_eq!(serde_json::from_str::<Fate>(r#""exploded""#).unwrap(), Fate::Unknown);
     }
 
     #[test]

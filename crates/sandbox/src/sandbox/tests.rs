@@ -301,7 +301,7 @@ fn refresh_faults() {
     assert!(s.set_refresh_fault(br#"{"mode":"boom"}"#).is_err());
     s.set_refresh_fault(br#"{"mode":"5xx","count":3}"#).unwrap();
     s.clear_faults();
-    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null}));
+    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null, "details": null}));
 }
 
 #[test]
@@ -713,6 +713,79 @@ fn order_faults() {
 }
 
 #[test]
+fn order_faults_with_xoxoday_s_other_answers() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    let det = |s: &mut Sandbox, po: &str| {
+        api(s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":po,"orderId":null,"sendMailToReceiver":0}), T0)
+    };
+    // Made, then a 422 "failed to confirm"; the order failed.
+    s.set_order_fault(br#"{"mode":"fail_after_create","error_id":"PLE10011","order_status":"failed"}"#).unwrap();
+    let out = api(&mut s, AT, place, order("PO-422"), T0);
+    assert_eq!(out.body, json!({"code":422,"errorId":"PLE10011","errorInfo":"Failed to confirm order","error":"Failed to confirm order"}));
+    assert_eq!(out.status, 422);
+    let found = det(&mut s, "PO-422");
+    assert_eq!(found.status, 200);
+    assert_eq!(found.body["data"]["getOrderDetails"]["data"]["orderStatus"], "failed");
+    assert_eq!(found.body["data"]["getOrderDetails"]["data"]["deliveryStatus"], "failed");
+    // Made and cancelled.
+    s.set_order_fault(br#"{"mode":"hang_after_create","hang_ms":1,"order_status":"cancelled"}"#).unwrap();
+    let out = api(&mut s, AT, place, order("PO-CXL"), T0);
+    assert_eq!(out.body["data"]["placeOrder"]["data"]["orderStatus"], "cancelled");
+    let d = det(&mut s, "PO-CXL").body["data"]["getOrderDetails"]["data"].clone();
+    assert_eq!((d["deliveryStatus"].clone(), d["voucherDetails"][0]["cancelledQuantity"].clone()), (json!("canceled"), json!(2)), "every voucher cancelled");
+    // A 422 with no order made.
+    s.set_order_fault(br#"{"mode":"fail_before_create","error_id":"PLE10012"}"#).unwrap();
+    let out = api(&mut s, AT, place, order("PO-NONE"), T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (422, json!("PLE10012")));
+    assert_eq!(det(&mut s, "PO-NONE").status, 404);
+    // Xoxoday's duplicate answer for a poNumber it has no order for.
+    s.set_order_fault(br#"{"mode":"duplicate"}"#).unwrap();
+    let orders = s.counters.orders;
+    let out = api(&mut s, AT, place, order("PO-DUP"), T0);
+    assert_eq!(out.body, json!({"code":409,"errorId":"PLE10043","errorInfo":"Duplicate poNumber","error":"Order with this poNumber already exists"}));
+    assert_eq!((det(&mut s, "PO-DUP").status, s.counters.orders), (404, orders));
+    // Orders made without a fault are complete.
+    assert_eq!(api(&mut s, AT, place, order("PO-OK"), T0).body["data"]["placeOrder"]["data"]["orderStatus"], "complete");
+}
+
+#[test]
+fn details_faults_hide_an_order_or_fail() {
+    let mut s = sb();
+    assert_eq!(api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-LAG"), T0).status, 200);
+    let det = |s: &mut Sandbox| api(s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":"PO-LAG","orderId":null,"sendMailToReceiver":0}), T0);
+    s.set_details_fault(br#"{"mode":"not_found","count":2}"#).unwrap();
+    // An invalid request does not use the fault.
+    let bad = api(&mut s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":"PO-LAG"}), T0);
+    assert_eq!(bad.status, 400);
+    for _ in 0..2 {
+        let out = det(&mut s);
+        assert_eq!((out.status, out.body["errorId"].clone()), (404, json!("PLE10016")));
+    }
+    assert_eq!(det(&mut s).status, 200, "then found");
+    s.set_details_fault(br#"{"mode":"5xx"}"#).unwrap();
+    let out = det(&mut s);
+    assert_eq!((out.status, out.body["errorId"].clone()), (502, json!("PLE10035")));
+    assert_eq!(det(&mut s).status, 200);
+}
+
+#[test]
+fn a_daily_cap_answers_429_without_a_duration() {
+    let mut s = sb();
+    s.patch_config(br#"{"daily_limits":{"getVouchers":2}}"#).unwrap();
+    let v = |s: &mut Sandbox, wall| api(s, AT, "plumProAPI.mutation.getVouchers", json!({"limit":1,"page":1}), wall);
+    assert_eq!(v(&mut s, T0).status, 200);
+    assert_eq!(v(&mut s, T0).status, 200);
+    let capped = v(&mut s, T0);
+    assert_eq!(capped.status, 429);
+    assert_eq!(capped.body, json!({"code":429,"error":"rate_limit_exceeded","message":"Daily request limit of 2 reached for getVouchers API."}));
+    assert_eq!(s.counters.daily_limited_calls, 1);
+    // The next IST day (moving the clock) starts afresh.
+    let next_day = (crate::ratelimit::ist_day(T0) + 1) * DAY - (5 * HOUR + 30 * 60 * SEC);
+    assert_eq!(v(&mut s, next_day).status, 200);
+}
+
+#[test]
 fn admin_token_actions() {
     let mut s = sb();
     let issued = s.issue_tokens(b"", T0).unwrap();
@@ -846,7 +919,7 @@ fn reset_restores_fresh_state() {
         200,
         "bootstrap pair valid again"
     );
-    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null}));
+    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null, "details": null}));
     assert_eq!(s.counters_json(0, 0)["orders"], 0);
     let v = api(
         &mut s,

@@ -1,0 +1,267 @@
+//! The edge cache's rules, without I/O: how much an isolate keeps
+//! ([`ByteLru`], bounded by bytes), how long an answer is fresh and how
+//! long a stale copy is kept ([`Cached`], [`stale_secs`]), and when a stale
+//! copy answers instead of an error ([`stale_instead_of`]).
+//!
+//! **Memory.** An isolate has 128 MB, and wasm memory never shrinks: once
+//! grown for a cache, it stays grown. So the isolate's copy of the cache is
+//! bounded by bytes, not entries: at most [`MAX_TOTAL_BYTES`] (4 MiB) of
+//! answers and keys, no answer over [`MAX_ENTRY_BYTES`] (1 MiB; a
+//! getVouchers page of 100 products with long terms is a few hundred KiB),
+//! least recently used evicted first. The per-location Cache API holds the
+//! rest, outside the isolate (it does nothing on `*.workers.dev`).
+//!
+//! **Stale copies.** When Xoxoday errs or penalises, or plumgate's own
+//! limiter refuses, a catalog answer (getFilters, getVouchers) past its
+//! lifetime is served with `x-plumgate-cache: stale` rather than an error,
+//! for up to [`CATALOG_STALE_SECS`] (a day, which covers getVouchers' daily
+//! cap) after it expired; so is a fresh one an admin bypassed (the copy is
+//! not the answer Xoxoday gave this call, which is what `stale` says). getBalance never goes stale: a wallet figure
+//! changes with every order, and an old one would mislead; its callers get
+//! the error with `Retry-After`.
+
+use crate::ops::CacheClass;
+use std::collections::HashMap;
+
+/// Most bytes of answers and keys an isolate keeps.
+pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest answer kept (in memory or in the Cache API).
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+/// How long a catalog answer is kept after it expired, for errors and
+/// penalties.
+pub const CATALOG_STALE_SECS: u64 = 86_400;
+
+/// Bytes counted per entry beyond its key and body (the entry's own fields
+/// and the map slots).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// How long an answer of `class` is served stale after it expired.
+pub fn stale_secs(class: CacheClass) -> u64 {
+    match class {
+        CacheClass::Catalog => CATALOG_STALE_SECS,
+        CacheClass::Balance => 0,
+    }
+}
+
+/// Does an answer with this status (Xoxoday's, or plumgate's own error)
+/// give way to a stale copy? A rate-limit refusal or penalty (429) and a
+/// failure (5xx: Xoxoday down, a timeout, a transport or token problem)
+/// do; a definite answer (any other) does not.
+pub fn stale_instead_of(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
+/// A cached answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    /// Xoxoday's status.
+    pub status: u16,
+    /// Xoxoday's body.
+    pub body: Vec<u8>,
+    /// Fresh until then (epoch ms).
+    pub fresh_until_ms: i64,
+    /// Served stale until then.
+    pub stale_until_ms: i64,
+}
+
+/// How a cached answer stands at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it (`hit`).
+    Fresh,
+    /// Only instead of an error (`stale`).
+    Stale,
+    /// Of no use any more.
+    Gone,
+}
+
+impl Cached {
+    /// A successful answer stored at `now_ms` for `ttl_secs`, kept stale
+    /// `stale_secs` longer.
+    pub fn new(status: u16, body: Vec<u8>, now_ms: i64, ttl_secs: u64, stale_secs: u64) -> Cached {
+        let fresh_until_ms = crate::time::add_secs(now_ms, ttl_secs);
+        Cached { status, body, fresh_until_ms, stale_until_ms: crate::time::add_secs(fresh_until_ms, stale_secs) }
+    }
+
+    /// Where it stands at `now_ms`.
+    pub fn freshness(&self, now_ms: i64) -> Freshness {
+        if now_ms < self.fresh_until_ms {
+            Freshness::Fresh
+        } else if now_ms < self.stale_until_ms {
+            Freshness::Stale
+        } else {
+            Freshness::Gone
+        }
+    }
+
+    /// Bytes it counts for, under `key`.
+    pub fn weight(&self, key: &str) -> usize {
+        self.body.len() + key.len() + ENTRY_OVERHEAD
+    }
+}
+
+/// A map bounded by the total weight of its entries, evicting the least
+/// recently used first. Lookups are O(1); an eviction scans the entries for
+/// the oldest (O(n), on a cache miss that has to make room only; n is a few
+/// hundred answers at most: a use-order index would cost the worker's wasm
+/// a tree map's code for nothing it notices).
+#[derive(Debug)]
+pub struct ByteLru<V> {
+    map: HashMap<String, Slot<V>>,
+    tick: u64,
+    bytes: usize,
+    max_bytes: usize,
+    max_entry: usize,
+}
+
+#[derive(Debug)]
+struct Slot<V> {
+    value: V,
+    weight: usize,
+    /// When it was last used.
+    tick: u64,
+}
+
+impl<V> ByteLru<V> {
+    /// Empty, holding at most `max_bytes` in all and `max_entry` in one
+    /// entry.
+    pub fn new(max_bytes: usize, max_entry: usize) -> Self {
+        ByteLru { map: HashMap::new(), tick: 0, bytes: 0, max_bytes, max_entry: max_entry.min(max_bytes) }
+    }
+
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// The entry under `key`, now the most recently used.
+    pub fn get(&mut self, key: &str) -> Option<&V> {
+        let tick = self.next_tick();
+        let slot = self.map.get_mut(key)?;
+        slot.tick = tick;
+        Some(&slot.value)
+    }
+
+    /// Keep `value` under `key`, counting `weight` bytes, evicting the
+    /// least recently used entries until it fits. An entry heavier than the
+    /// entry bound is not kept (and any older one under `key` goes): `false`.
+    pub fn insert(&mut self, key: &str, value: V, weight: usize) -> bool {
+        self.remove(key);
+        if weight > self.max_entry {
+            return false;
+        }
+        while self.bytes + weight > self.max_bytes {
+            let Some(oldest) = self.map.iter().min_by_key(|(_, s)| s.tick).map(|(k, _)| k.clone()) else { break };
+            self.remove(&oldest);
+        }
+        let tick = self.next_tick();
+        self.map.insert(key.to_string(), Slot { value, weight, tick });
+        self.bytes += weight;
+        true
+    }
+
+    /// Drop the entry under `key`.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let slot = self.map.remove(key)?;
+        self.bytes -= slot.weight;
+        Some(slot.value)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_796_032_800_000;
+
+    #[test]
+    fn freshness_then_staleness_then_gone() {
+        let c = Cached::new(200, b"{}".to_vec(), T0, 10, 30);
+        assert_eq!((c.fresh_until_ms, c.stale_until_ms), (T0 + 10_000, T0 + 40_000));
+        assert_eq!(c.freshness(T0), Freshness::Fresh);
+        assert_eq!(c.freshness(T0 + 9_999), Freshness::Fresh);
+        assert_eq!(c.freshness(T0 + 10_000), Freshness::Stale);
+        assert_eq!(c.freshness(T0 + 39_999), Freshness::Stale);
+        assert_eq!(c.freshness(T0 + 40_000), Freshness::Gone);
+        let balance = Cached::new(200, vec![], T0, 10, stale_secs(CacheClass::Balance));
+        assert_eq!(balance.freshness(T0 + 10_000), Freshness::Gone, "a balance never goes stale");
+        assert_eq!(stale_secs(CacheClass::Catalog), 86_400);
+        assert_eq!(c.weight("k"), 2 + 1 + ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn stale_copies_answer_only_for_penalties_and_failures() {
+        for s in [429, 500, 502, 503, 504] {
+            assert!(stale_instead_of(s), "{s}");
+        }
+        for s in [200, 400, 401, 403, 404, 409, 422] {
+            assert!(!stale_instead_of(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_bytes_least_recently_used_out_first() {
+        let mut lru = ByteLru::new(100, 60);
+        assert!(lru.insert("a", 1, 30));
+        assert!(lru.insert("b", 2, 30));
+        assert!(lru.insert("c", 3, 30));
+        assert_eq!((lru.bytes(), lru.len()), (90, 3));
+        // Using "a" makes "b" the oldest.
+        assert_eq!(lru.get("a"), Some(&1));
+        assert!(lru.insert("d", 4, 30));
+        assert_eq!(lru.get("b"), None, "least recently used went first");
+        assert_eq!(["a", "c", "d"].map(|k| lru.get(k).copied()), [Some(1), Some(3), Some(4)]);
+        assert_eq!(lru.bytes(), 90);
+        // A heavy entry evicts as many as it takes.
+        assert!(lru.insert("e", 5, 60));
+        assert_eq!(lru.bytes(), 90);
+        assert_eq!(["a", "c", "d", "e"].map(|k| lru.get(k).copied()), [None, None, Some(4), Some(5)]);
+        // Too heavy for one entry: not kept, and the old value under its key goes.
+        assert!(!lru.insert("d", 6, 61));
+        assert_eq!(lru.get("d"), None);
+        assert_eq!((lru.bytes(), lru.len()), (60, 1));
+        // Replacing an entry counts its new weight only.
+        assert!(lru.insert("e", 7, 10));
+        assert_eq!(lru.bytes(), 10);
+        assert_eq!(lru.get("e"), Some(&7));
+        assert_eq!(lru.remove("e"), Some(7));
+        assert!(lru.is_empty() && lru.bytes() == 0);
+        assert_eq!(lru.remove("e"), None);
+    }
+
+    #[test]
+    fn the_bound_holds_whatever_comes_in() {
+        let mut lru = ByteLru::new(MAX_TOTAL_BYTES, MAX_ENTRY_BYTES);
+        let mut seed = 42u64;
+        for i in 0..5_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let weight = (seed >> 33) as usize % (MAX_ENTRY_BYTES + MAX_ENTRY_BYTES / 4);
+            let key = format!("k{}", seed % 300);
+            let kept = lru.insert(&key, i, weight);
+            assert_eq!(kept, weight <= MAX_ENTRY_BYTES);
+            assert!(lru.bytes() <= MAX_TOTAL_BYTES);
+            if i % 7 == 0 {
+                lru.get(&format!("k{}", i % 300));
+            }
+        }
+        assert!(lru.len() > 1);
+        assert_eq!(lru.bytes(), lru.map.values().map(|s| s.weight).sum::<usize>(), "the count agrees with the entries");
+    }
+}

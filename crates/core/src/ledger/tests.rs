@@ -1,0 +1,422 @@
+use super::*;
+use crate::errors::ErrorCode;
+
+const FP: &str = "fp-1";
+const T0: i64 = 1_796_032_800_000;
+const TIMEOUT: i64 = 130_000;
+const RETENTION: i64 = 2_592_000_000;
+
+const PLACED: &str = r#"{"data":{"placeOrder":{"status":1,"data":{"orderId":7,"vouchers":[]}}}}"#;
+
+fn answer(status: u16, body: &str) -> Result<HttpAnswer, CallError> {
+    Ok(HttpAnswer { status, body: body.as_bytes().to_vec(), retry_after: None })
+}
+
+fn error_of(o: &Outcome) -> &ApiError {
+    match o {
+        Outcome::Error { error, .. } => error,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn order() -> Value {
+    json!({"productId": 10100, "quantity": 1, "denomination": 25, "poNumber": "po-1", "email": "a@b.c"})
+}
+
+fn pending() -> Record {
+    Record::pending(FP, &order(), T0, TIMEOUT)
+}
+
+/// `pending()` for another order body.
+fn pending_for(data: Value) -> Record {
+    Record::pending(FP, &data, T0, TIMEOUT)
+}
+
+fn details() -> Value {
+    json!({"orderId": 7, "orderStatus": "complete", "deliveryStatus": "delivered", "quantity": 1,
+           "voucherDetails": [{"productId": 10100, "denomination": 25, "cancelledQuantity": 0}]})
+}
+
+fn checked(after: AfterPlace) -> Record {
+    match after {
+        AfterPlace::Check(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn finished(after: AfterPlace) -> Finish {
+    match after {
+        AfterPlace::Finish(f) => f,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn record_json_is_pinned_and_old_records_read() {
+    let p = pending();
+    assert_eq!(
+        serde_json::to_string(&p).unwrap(),
+        format!(
+            r#"{{"fingerprint":"fp-1","state":"pending","status":0,"body":"","reconciled":false,"sent_at_ms":{T0},"done_at_ms":0,"why":"plumgate lost track of its call to Xoxoday","checks":0,"not_found":0,"next_check_at_ms":{},"order":{{"denomination":25,"poNumber":"po-1","productId":10100,"quantity":1}}}}"#,
+            T0 + TIMEOUT + LOST_CALL_GRACE_MS
+        )
+    );
+    assert_eq!(p.po_number().as_deref(), Some("po-1"));
+    let done = p.done(200, PLACED.into(), true, T0 + 5);
+    let text = serde_json::to_string(&done).unwrap();
+    assert!(!text.contains("order\""), "a done record keeps no order fields: {text}");
+    assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), done);
+    let mut refused = p.clone();
+    refused.refused = Some(Refused { status: 409, body: "{}".into() });
+    assert!(serde_json::to_string(&refused).unwrap().contains(r#""refused":{"status":409,"body":"{}"}"#));
+    // Records the previous version wrote read as they were.
+    let old = r#"{"fingerprint":"f","state":"pending","status":0,"body":"","reconciled":false}"#;
+    let Loaded::Some(r) = load(Ok(Some(old.into()))) else { panic!() };
+    assert_eq!((r.state, r.sent_at_ms, r.next_check_at_ms, r.checks), (RecordState::Pending, 0, 0, 0));
+    assert!(matches!(load(Ok(Some(r#"{"fingerprint":"f","state":"done","status":200,"body":"b","reconciled":false}"#.into()))), Loaded::Some(_)));
+    // Such a pending record learns the order from the request that meets it.
+    let told = r.with_order(&order(), T0).unwrap();
+    assert_eq!((told.po_number().as_deref(), told.sent_at_ms, told.next_check_at_ms), (Some("po-1"), T0, T0));
+    assert_eq!(told.with_order(&order(), T0), None, "once");
+    assert_eq!(pending().with_order(&order(), T0), None);
+    // What cannot be read fails closed.
+    assert_eq!(load(Ok(Some(r#"{"fingerprint":"f","state":"maybe","status":0,"body":"","reconciled":false}"#.into()))), Loaded::Unreadable);
+    assert_eq!(load(Ok(Some("not json".into()))), Loaded::Unreadable);
+    assert_eq!(load(Err(())), Loaded::Unreadable);
+    assert_eq!(load(Ok(None)), Loaded::None);
+}
+
+#[test]
+fn admit_every_arm() {
+    // Unreadable: closed, and nothing assumed.
+    match admit(&Loaded::Unreadable, FP, None, T0) {
+        Admission::Answer { outcome, replayed: false, fate: Fate::Unknown, alarm_by_ms: None } => {
+            let e = error_of(&outcome);
+            assert_eq!((e.status, e.code), (503, ErrorCode::Misconfigured));
+            assert!(e.message.contains("storage key `order`") && e.message.contains("nothing was sent"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(admit(&Loaded::None, FP, None, T0), Admission::Run);
+    assert_eq!(admit(&Loaded::None, FP, Some(FP), T0), Admission::Join, "the run has not written its record yet");
+    match admit(&Loaded::None, "fp-2", Some(FP), T0) {
+        Admission::Answer { outcome, fate: Fate::NotPlaced, .. } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
+        other => panic!("another body never joins: {other:?}"),
+    }
+    // Another body: done or pending.
+    let done = pending().done(200, PLACED.into(), false, T0);
+    for r in [done.clone(), pending()] {
+        match admit(&Loaded::Some(r), "fp-2", Some(FP), T0) {
+            Admission::Answer { outcome, fate: Fate::NotPlaced, .. } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Done: replayed, placed.
+    assert_eq!(
+        admit(&Loaded::Some(done), FP, None, T0),
+        Admission::Answer {
+            outcome: Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: None },
+            replayed: true,
+            fate: Fate::Placed,
+            alarm_by_ms: None,
+        }
+    );
+    // A reconciled order that failed replays as failed.
+    let failed = found(&pending(), json!({"orderStatus": "failed"}), T0);
+    let Store::Save(failed) = failed.store else { panic!() };
+    assert!(matches!(admit(&Loaded::Some(failed), FP, None, T0), Admission::Answer { fate: Fate::Failed, replayed: true, .. }));
+    // Pending with its call in flight: join it.
+    assert_eq!(admit(&Loaded::Some(pending()), FP, Some(FP), T0), Admission::Join);
+    // Pending: 409 order_in_progress until the next check.
+    let mut p = pending();
+    p.next_check_at_ms = T0 + 20_000;
+    p.why = "Xoxoday answered placeOrder with HTTP 502, PLE10035".into();
+    match admit(&Loaded::Some(p), FP, None, T0 + 5_000) {
+        Admission::Answer { outcome, replayed: false, fate: Fate::Unknown, alarm_by_ms: Some(t) } => {
+            assert_eq!(t, T0 + 20_000);
+            let e = error_of(&outcome);
+            assert_eq!((e.status, e.code, e.retry_after_secs), (409, ErrorCode::OrderInProgress, Some(16)));
+            assert!(e.message.starts_with("Xoxoday answered placeOrder with HTTP 502, PLE10035; "), "{}", e.message);
+            assert!(e.message.contains("never a second order") && e.message.contains("after 16 s"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A previous version's pending record: checked at once.
+    let old = Record { sent_at_ms: 0, next_check_at_ms: 0, why: String::new(), ..pending() };
+    match admit(&Loaded::Some(old), FP, None, T0) {
+        Admission::Answer { outcome, alarm_by_ms: Some(t), .. } => {
+            assert_eq!(t, T0);
+            assert_eq!(error_of(&outcome).retry_after_secs, Some(1));
+            assert!(error_of(&outcome).message.starts_with("an earlier attempt's outcome is unknown; "));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn refusals_before_sending_say_nothing_was_placed() {
+    let f = not_sent(ApiError::rate_limited("placeOrder", 7));
+    assert_eq!((f.store.clone(), f.penalty, f.fate), (Store::Keep, None, Fate::NotPlaced));
+    assert_eq!(error_of(&f.outcome).retry_after_secs, Some(7));
+    let f = record_not_written();
+    assert_eq!((f.store.clone(), f.fate), (Store::Keep, Fate::NotPlaced));
+    let e = error_of(&f.outcome);
+    assert_eq!(e.code, ErrorCode::UpstreamError);
+    assert!(e.message.contains("not sent") && e.message.contains("retrying with the same poNumber is safe"));
+}
+
+#[test]
+fn after_place_every_arm() {
+    let p = pending();
+    let now = T0 + 900;
+    // Success: done.
+    let f = finished(after_place(answer(200, PLACED), None, &p, now));
+    assert_eq!(f.store, Store::Save(p.done(200, PLACED.into(), false, now)));
+    assert_eq!(f.outcome, Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: Some(200) });
+    assert_eq!((f.fate, f.penalty), (Fate::Placed, None));
+    // A rate-limit answer: forgotten, the penalty reported, 429.
+    let f = finished(after_place(answer(200, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]}"#), None, &p, now));
+    assert_eq!((f.store.clone(), f.penalty, f.fate), (Store::Forget, Some(Observed::Stated(30)), Fate::NotPlaced));
+    let e = error_of(&f.outcome);
+    assert_eq!((e.status, e.code, e.retry_after_secs), (429, ErrorCode::RateLimited, Some(30)));
+    assert_eq!(f.outcome.upstream_status(), Some(200));
+    let f = finished(after_place(answer(429, ""), None, &p, now));
+    assert_eq!((f.penalty, error_of(&f.outcome).retry_after_secs), (Some(Observed::Unstated), Some(60)));
+    // Definite refusals: forgotten, Xoxoday's answer passed on.
+    for (status, body) in [
+        (400, r#"{"code":400,"errorId":"PLE10001","error":"x"}"#),
+        (404, r#"{"code":404,"errorId":"PLE10018","error":"Invalid denomination"}"#),
+        (409, r#"{"code":409,"errorId":"PLE10041","errorInfo":"Quantity limit exceeded","error":"already exists more than 10"}"#),
+        (422, r#"{"code":422,"errorId":"PLE10004","error":"x"}"#),
+        (422, "not json"),
+        (200, r#"{"data":{"placeOrder":{"status":0}}}"#),
+        (401, r#"{"code":401,"errorId":"PLE10019"}"#),
+    ] {
+        let f = finished(after_place(answer(status, body), None, &p, now));
+        assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body}");
+        assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+    }
+    // 5xx, timeout, transport: check now.
+    let r = checked(after_place(answer(502, r#"{"code":502,"errorId":"PLE10035","error":"x"}"#), None, &p, now));
+    assert_eq!((r.why.as_str(), r.refused.clone(), r.next_check_at_ms), ("Xoxoday answered placeOrder with HTTP 502, PLE10035", None, now));
+    assert_eq!(r.sent_at_ms, T0, "the send time stays");
+    assert_eq!(checked(after_place(answer(503, "<html>"), None, &p, now)).why, "Xoxoday answered placeOrder with HTTP 503");
+    assert_eq!(checked(after_place(Err(CallError::Timeout(130_000)), None, &p, now)).why, "Xoxoday did not answer placeOrder within 130000 ms");
+    assert!(checked(after_place(Err(CallError::Transport), None, &p, now)).why.contains("transport error"));
+    // Duplicate poNumber and the 422s that leave it open: check, keeping Xoxoday's answer.
+    for (status, body) in [
+        (409, r#"{"code":409,"errorId":"PLE10043","errorInfo":"Duplicate poNumber","error":"Order with this poNumber already exists"}"#),
+        (400, r#"{"code":400,"errorId":"PLE99999","error":"Duplicate PO number"}"#),
+        (409, r#"{"message":"order already exists"}"#),
+        (422, r#"{"code":422,"errorId":"PLE10007","error":"Failed to add order"}"#),
+        (422, r#"{"code":422,"errorId":"PLE10010","error":"Failed to redeem points"}"#),
+        (422, r#"{"code":422,"errorId":"PLE10011","error":"Failed to confirm order"}"#),
+        (422, r#"{"code":422,"errorId":"PLE10012","error":"Failed to process order"}"#),
+    ] {
+        let r = checked(after_place(answer(status, body), None, &p, now));
+        assert_eq!(r.refused, Some(Refused { status, body: body.into() }), "{body}");
+        assert_eq!(r.state, RecordState::Pending);
+    }
+    assert!(checked(after_place(answer(422, r#"{"errorId":"PLE10011"}"#), None, &p, now)).why.contains("HTTP 422, PLE10011"));
+    // A token problem: nothing executed, forgotten, the error with the 401 seen.
+    let f = finished(after_place(Err(CallError::Api(ApiError::upstream_unauthorized())), Some(401), &p, now));
+    assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced));
+    assert_eq!(f.outcome, Outcome::Error { error: ApiError::upstream_unauthorized(), upstream_status: Some(401) });
+}
+
+#[test]
+fn duplicates_are_told_apart() {
+    assert!(is_duplicate(409, br#"{"errorId":"PLE10043"}"#));
+    assert!(is_duplicate(400, br#"{"error":"Duplicate poNumber"}"#));
+    assert!(is_duplicate(422, br#"{"errorInfo":"PO number already exists"}"#));
+    assert!(!is_duplicate(409, br#"{"errorId":"PLE10041","error":"duplicate"}"#), "the quantity 409");
+    assert!(!is_duplicate(500, br#"{"errorId":"PLE10043"}"#), "a 5xx is no refusal");
+    assert!(!is_duplicate(409, b"duplicate"), "not JSON");
+    assert!(!is_duplicate(400, br#"{"error":"Invalid denomination"}"#));
+    assert_eq!(error_id(br#"{"errorId":"PLE 1; drop"}"#), None, "only plain codes reach a message");
+    assert_eq!(error_id_note(br#"{"errorId":"PLE10035"}"#), ", PLE10035");
+}
+
+#[test]
+fn read_reconcile_every_arm() {
+    let found = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete"}}}}"#;
+    assert_eq!(read_reconcile(answer(200, found)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete"})));
+    assert_eq!(read_reconcile(answer(404, "")), Reconciled::NotFound);
+    assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
+    assert_eq!(read_reconcile(answer(502, r#"{"errorId":"PLE10035"}"#)), Reconciled::Unknown);
+    assert_eq!(read_reconcile(answer(500, "")), Reconciled::Unknown);
+    assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unknown);
+    assert_eq!(read_reconcile(Err(CallError::Transport)), Reconciled::Unknown);
+    assert_eq!(read_reconcile(Err(CallError::Timeout(1))), Reconciled::Unknown);
+}
+
+#[test]
+fn checks_back_off() {
+    assert_eq!((1..=9).map(backoff_ms).collect::<Vec<_>>(), [10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000, 900_000, 900_000]);
+    assert_eq!(backoff_ms(0), 10_000);
+    assert_eq!(backoff_ms(u32::MAX), MAX_BACKOFF_MS);
+}
+
+#[test]
+fn a_found_order_is_answered_in_place_order_s_shape_with_its_status() {
+    let mut p = pending();
+    p.why = "w".into();
+    let now = T0 + 3_000;
+    let f = after_check(&p, Reconciled::Found(details()), now);
+    assert_eq!(f.fate, Fate::Placed);
+    let want = json!({"data": {"placeOrder": {"status": 1, "data": details()}}}).to_string();
+    assert_eq!(f.outcome, Outcome::Answer { status: 200, body: want.clone(), reconciled: true, upstream_status: Some(200) });
+    let Store::Save(done) = f.store else { panic!() };
+    assert_eq!((done.state, done.reconciled, done.done_at_ms, done.body.clone(), done.checks), (RecordState::Done, true, now, want, 1));
+    // Failed or cancelled: reported as such.
+    for d in [
+        json!({"orderStatus": "failed", "quantity": 1}),
+        json!({"orderStatus": "complete", "deliveryStatus": "canceled", "quantity": 1}),
+        json!({"orderStatus": "Cancelled", "quantity": 1}),
+        json!({"orderStatus": "complete", "quantity": 2, "voucherDetails": [{"productId": 10100, "cancelledQuantity": 2}]}),
+    ] {
+        let p = Record { why: "w".into(), ..pending_for(json!({"productId": 10100, "quantity": d["quantity"], "denomination": 25, "poNumber": "p"})) };
+        let f = after_check(&p, Reconciled::Found(d.clone()), now);
+        assert_eq!(f.fate, Fate::Failed, "{d}");
+        let Outcome::Answer { body, reconciled: true, status: 200, .. } = &f.outcome else { panic!() };
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["data"]["placeOrder"]["status"], 0, "{d}");
+        assert_eq!(v["data"]["placeOrder"]["data"], d);
+    }
+    assert!(!failed_or_cancelled(&json!({"orderStatus": "complete", "deliveryStatus": "pending"})));
+    assert!(!failed_or_cancelled(&json!({"quantity": 2, "voucherDetails": [{"cancelledQuantity": 1}]})), "partly cancelled");
+    assert!(!failed_or_cancelled(&json!({"voucherDetails": [{"cancelledQuantity": 0}]})));
+}
+
+#[test]
+fn another_order_under_the_po_number_is_not_this_one() {
+    let mut p = pending();
+    let other = json!({"quantity": 2, "voucherDetails": [{"productId": 10100, "denomination": 25}]});
+    let f = after_check(&p, Reconciled::Found(other.clone()), T0);
+    assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced));
+    let e = error_of(&f.outcome);
+    assert_eq!((e.status, e.code), (409, ErrorCode::IdempotencyConflict));
+    // After Xoxoday's duplicate answer, that answer is what the caller gets.
+    let dup = r#"{"code":409,"errorId":"PLE10043","error":"exists"}"#;
+    p.refused = Some(Refused { status: 409, body: dup.into() });
+    let f = after_check(&p, Reconciled::Found(other), T0);
+    assert_eq!(f.outcome, Outcome::Answer { status: 409, body: dup.into(), reconciled: false, upstream_status: None });
+    assert_eq!(f.fate, Fate::NotPlaced);
+    // ...and when it is the same order, the duplicate was an earlier attempt's: placed.
+    assert_eq!(after_check(&p, Reconciled::Found(details()), T0).fate, Fate::Placed);
+}
+
+#[test]
+fn same_order_compares_what_both_sides_say() {
+    let d = details();
+    assert!(same_order(&d, &order()));
+    assert!(same_order(&d, &json!({"productId": "10100", "quantity": "1", "denomination": "25.00"})), "numbers in any form");
+    assert!(!same_order(&d, &json!({"productId": 10101, "quantity": 1, "denomination": 25})));
+    assert!(!same_order(&d, &json!({"productId": 10100, "quantity": 2, "denomination": 25})));
+    assert!(!same_order(&d, &json!({"productId": 10100, "quantity": 1, "denomination": 50})));
+    assert!(same_order(&json!({}), &order()), "nothing to compare: no contradiction");
+    let vouchers = json!({"vouchers": [{"productId": 10100, "amount": 25}]});
+    assert!(same_order(&vouchers, &order()));
+    assert!(!same_order(&vouchers, &json!({"productId": 10100, "denomination": 10})));
+    let merch = json!({"voucherDetails": [{"productId": "MERCH-1"}]});
+    assert!(same_order(&merch, &json!({"productId": "MERCH-1"})));
+    assert!(!same_order(&merch, &json!({"productId": "MERCH-2"})));
+}
+
+#[test]
+fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
+    let mut r = checked(after_place(answer(502, r#"{"errorId":"PLE10035"}"#), None, &pending(), T0 + 500));
+    // Check at the times the record asks for, Xoxoday saying "no such order" each time.
+    let mut times = Vec::new();
+    let mut now = T0 + 600;
+    let end = loop {
+        times.push(now - T0);
+        let f = after_check(&r, Reconciled::NotFound, now);
+        match f.store {
+            Store::Save(next) => {
+                assert_eq!(f.fate, Fate::Unknown);
+                let e = error_of(&f.outcome);
+                assert_eq!(e.code, ErrorCode::OrderInProgress);
+                assert_eq!(e.retry_after_secs, Some(crate::limits::secs_until(next.next_check_at_ms + 1_000, now)));
+                assert!(next.next_check_at_ms > now);
+                now = next.next_check_at_ms;
+                r = next;
+            }
+            Store::Forget => break f,
+            Store::Keep => panic!(),
+        }
+    };
+    // Inline at once, then 10 s, 20 s, 40 s, 80 s apart, then at the end of the settling period.
+    assert_eq!(times, [600, 10_600, 30_600, 70_600, 150_600, SETTLE_MS]);
+    assert_eq!(end.fate, Fate::NotPlaced);
+    let e = error_of(&end.outcome);
+    assert_eq!(e.code, ErrorCode::UpstreamError);
+    assert!(e.message.starts_with("Xoxoday answered placeOrder with HTTP 502, PLE10035; "), "{}", e.message);
+    assert!(e.message.contains("6 times over 180 s") && e.message.contains("Retrying with the same poNumber is safe"), "{}", e.message);
+    // Three "no such order" early on are not enough on their own.
+    let mut r = pending();
+    r.not_found = 2;
+    let f = after_check(&r, Reconciled::NotFound, T0 + 20_000);
+    let Store::Save(next) = f.store else { panic!("{f:?}") };
+    assert_eq!((next.not_found, next.next_check_at_ms), (3, T0 + 20_000 + 10_000));
+    // A refusal being checked is the order's answer once nothing was
+    // placed: recorded, and replayed as such.
+    let mut r = pending();
+    r.not_found = 2;
+    r.refused = Some(Refused { status: 422, body: "no points".into() });
+    let f = after_check(&r, Reconciled::NotFound, T0 + SETTLE_MS);
+    assert_eq!(f.fate, Fate::NotPlaced);
+    assert_eq!(f.outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None });
+    let Store::Save(done) = f.store else { panic!("{f:?}") };
+    assert_eq!((done.state, done.status, done.body.as_str(), done.done_at_ms), (RecordState::Done, 422, "no points", T0 + SETTLE_MS));
+    match admit(&Loaded::Some(done), FP, None, T0 + SETTLE_MS + 1) {
+        Admission::Answer { outcome, replayed: true, fate: Fate::NotPlaced, .. } => {
+            assert_eq!(outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None })
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_check_is_no_evidence() {
+    let mut r = pending();
+    r.not_found = 2;
+    r.checks = 4;
+    let f = after_check(&r, Reconciled::Unknown, T0 + 400_000);
+    let Store::Save(next) = f.store else { panic!() };
+    assert_eq!((next.not_found, next.checks, next.next_check_at_ms), (2, 5, T0 + 400_000 + 160_000));
+    assert_eq!(f.fate, Fate::Unknown);
+    assert_eq!(error_of(&f.outcome).code, ErrorCode::OrderInProgress);
+    // A previous version's pending record: its settling period starts now.
+    let old = Record { sent_at_ms: 0, next_check_at_ms: 0, ..pending() };
+    let f = after_check(&old, Reconciled::NotFound, T0);
+    let Store::Save(next) = f.store else { panic!() };
+    assert_eq!((next.sent_at_ms, next.next_check_at_ms), (T0, T0 + 10_000));
+}
+
+#[test]
+fn alarm_every_arm() {
+    let done = pending().done(200, PLACED.into(), false, T0);
+    assert_eq!(alarm(&Loaded::None, false, RETENTION, T0), AlarmStep::Nothing);
+    assert_eq!(alarm(&Loaded::Unreadable, false, RETENTION, T0), AlarmStep::Nothing, "left as it is");
+    assert_eq!(alarm(&Loaded::Some(done.clone()), false, RETENTION, T0 + 1), AlarmStep::Later(T0 + RETENTION));
+    assert_eq!(alarm(&Loaded::Some(done.clone()), false, RETENTION, T0 + RETENTION), AlarmStep::Delete);
+    let old_done = Record { done_at_ms: 0, ..done };
+    assert_eq!(alarm(&Loaded::Some(old_done), false, RETENTION, T0), AlarmStep::Delete, "the previous version's retention alarm");
+    let mut p = pending();
+    p.next_check_at_ms = T0 + 10_000;
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, RETENTION, T0 + 5_000), AlarmStep::Later(T0 + 10_000));
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, RETENTION, T0 + 10_000), AlarmStep::Check(p.clone()));
+    assert_eq!(alarm(&Loaded::Some(p.clone()), true, RETENTION, T0 + 10_000), AlarmStep::Later(T0 + 20_000), "its call still runs");
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, RETENTION, T0 + RETENTION), AlarmStep::Expire);
+    let old = Record { sent_at_ms: 0, next_check_at_ms: 0, ..pending() };
+    assert!(matches!(alarm(&Loaded::Some(old.clone()), false, RETENTION, T0), AlarmStep::Check(r) if r.sent_at_ms == T0));
+    // A previous version's record that does not know its poNumber waits for a request to tell it.
+    let unknown = Record { order: Value::Null, ..old };
+    assert_eq!(alarm(&Loaded::Some(unknown), false, RETENTION, T0), AlarmStep::Later(T0 + MAX_BACKOFF_MS));
+    // Where the alarm goes after a write.
+    assert_eq!(alarm_for(&Store::Save(p.clone()), RETENTION), Some(T0 + 10_000));
+    assert_eq!(alarm_for(&Store::Save(pending().done(200, String::new(), false, T0 + 7)), RETENTION), Some(T0 + 7 + RETENTION));
+    assert_eq!(alarm_for(&Store::Forget, RETENTION), None);
+    assert_eq!(alarm_for(&Store::Keep, RETENTION), None);
+}

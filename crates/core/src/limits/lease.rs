@@ -1,0 +1,137 @@
+//! The `RateLimiter` Durable Object's accounting: what it keeps
+//! ([`LimiterState`], stored whole as JSON under [`STATE_KEY`]) and what it
+//! answers to a lease request ([`lease`]) or a penalty report
+//! ([`penalise`]). See the parent module for why leases and how they count.
+
+use super::{max_lease, penalty_until, Penalty, LEASE_MS, WINDOW_MS};
+use crate::upstream::Observed;
+use serde::{Deserialize, Serialize};
+
+/// Storage key of the limiter's state.
+pub const STATE_KEY: &str = "limits";
+
+/// Calls lent to one isolate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// When they were lent (epoch ms).
+    pub at_ms: i64,
+    /// How many.
+    pub calls: u32,
+    /// Spendable until then; they count against the budget until
+    /// [`WINDOW_MS`] after it.
+    pub until_ms: i64,
+}
+
+/// One operation's account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpState {
+    /// The operation's name.
+    pub op: String,
+    /// Leases still counting against the budget.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// The latest penalty (kept after it ends, for escalation).
+    #[serde(default)]
+    pub penalty: Option<Penalty>,
+}
+
+/// Everything the limiter keeps, one account per operation met. Fields a
+/// later version adds have defaults, so every version reads every other's
+/// state. (A list rather than a map by name: there are seven operations,
+/// and a map type would cost the worker's wasm its own code.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimiterState {
+    /// Per operation.
+    #[serde(default)]
+    pub ops: Vec<OpState>,
+}
+
+impl LimiterState {
+    /// The account of operation `op`, made on first use.
+    fn account(&mut self, op: &str) -> &mut OpState {
+        match self.ops.iter().position(|a| a.op == op) {
+            Some(i) => &mut self.ops[i],
+            None => {
+                self.ops.push(OpState { op: op.to_string(), ..OpState::default() });
+                self.ops.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    /// The account of operation `op`, if it has one.
+    pub fn of(&self, op: &str) -> Option<&OpState> {
+        self.ops.iter().find(|a| a.op == op)
+    }
+}
+
+/// What the limiter answers, to a lease request or a penalty report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseAnswer {
+    /// Calls lent (0: none).
+    pub calls: u32,
+    /// Spendable until then.
+    pub until_ms: i64,
+    /// Xoxoday's penalty on the operation, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penalty_until_ms: Option<i64>,
+    /// No call lent because the budget is spent: when one frees up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<i64>,
+}
+
+impl OpState {
+    /// Drop grants that no longer count, and the calls that still do.
+    fn occupied(&mut self, now_ms: i64) -> u64 {
+        self.grants.retain(|g| g.until_ms.saturating_add(WINDOW_MS) > now_ms);
+        self.grants.iter().map(|g| u64::from(g.calls)).sum()
+    }
+
+    fn running_penalty(&self, now_ms: i64) -> Option<i64> {
+        self.penalty.map(|p| p.until_ms).filter(|u| *u > now_ms)
+    }
+}
+
+/// Lend up to `want` calls of operation `op` (budget `budget` per minute):
+/// none under a penalty (its end is in the answer), none when the budget is
+/// spent (when a call frees up is), else `min(want, free calls,
+/// max_lease(budget))`, at least one.
+pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms: i64) -> LeaseAnswer {
+    let acct = state.account(op);
+    let occupied = acct.occupied(now_ms);
+    if let Some(until) = acct.running_penalty(now_ms) {
+        return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: Some(until), retry_at_ms: None };
+    }
+    let free = u64::from(budget).saturating_sub(occupied);
+    if free == 0 {
+        // Any grant that stops counting frees at least one call.
+        let next = acct.grants.iter().map(|g| g.until_ms.saturating_add(WINDOW_MS)).min().unwrap_or(now_ms + 1_000);
+        return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: None, retry_at_ms: Some(next) };
+    }
+    let calls = u64::from(want.max(1)).min(free).min(u64::from(max_lease(budget))) as u32;
+    let until_ms = now_ms.saturating_add(LEASE_MS);
+    acct.grants.push(Grant { at_ms: now_ms, calls, until_ms });
+    LeaseAnswer { calls, until_ms, penalty_until_ms: None, retry_at_ms: None }
+}
+
+/// Record Xoxoday's penalty on `op` (as `observed` by an isolate); the
+/// answer carries its end.
+pub fn penalise(state: &mut LimiterState, op: &str, observed: Observed, now_ms: i64) -> LeaseAnswer {
+    let acct = state.account(op);
+    let p = penalty_until(acct.penalty, observed, now_ms);
+    acct.penalty = Some(p);
+    LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: Some(p.until_ms), retry_at_ms: None }
+}
+
+/// The state as stored, read leniently: text that cannot be read is a
+/// fresh state (`None` in the second place says so, for the log). Losing
+/// it costs at most a minute of exact accounting and a penalty's memory,
+/// never the budget of a day: the limiter starts counting again at once.
+pub fn load(text: Option<&str>) -> (LimiterState, bool) {
+    match text {
+        None => (LimiterState::default(), true),
+        Some(t) => match serde_json::from_str(t) {
+            Ok(s) => (s, true),
+            Err(_) => (LimiterState::default(), false),
+        },
+    }
+}

@@ -1,0 +1,261 @@
+use super::lease::{load, Grant, OpState};
+use super::*;
+use crate::upstream::Observed::{Daily, Stated, Unstated};
+
+/// 2026-11-30T10:00:00Z.
+const T0: i64 = 1_796_032_800_000;
+const H: i64 = 3_600_000;
+
+#[test]
+fn documented_budgets_and_overrides() {
+    let b = Budgets::default();
+    let got: Vec<u32> = Operation::ALL.iter().map(|op| b.of(*op)).collect();
+    // getFilters, getVouchers, getBalance, placeOrder, getOrderDetails, getOrderHistory, paymentHistory
+    assert_eq!(got, [50, 50, 10, 100, 200, 200, 50]);
+    let o = Budgets::parse(r#"{"getBalance": 30, "placeOrder": 1000000}"#).unwrap();
+    assert_eq!((o.of(Operation::GetBalance), o.of(Operation::PlaceOrder), o.of(Operation::GetVouchers)), (30, 1_000_000, 50));
+    assert_eq!(Budgets::parse("{}").unwrap(), Budgets::default());
+    for bad in ["", "[]", "7", r#"{"getBalance": 0}"#, r#"{"getBalance": 1000001}"#, r#"{"getBalance": "30"}"#, r#"{"getBalance": 2.5}"#, r#"{"getBalanse": 3}"#] {
+        let e = Budgets::parse(bad).unwrap_err();
+        assert!(e.starts_with("XOXODAY_RATE_LIMITS "), "{bad}: {e}");
+        assert!(!e.contains("getBalanse"), "never echoes the value: {e}");
+    }
+}
+
+#[test]
+fn leases_are_a_tenth_of_the_budget_at_most() {
+    assert_eq!([max_lease(10), max_lease(50), max_lease(200), max_lease(9), max_lease(1)], [1, 5, 20, 1, 1]);
+}
+
+#[test]
+fn stated_penalties_last_as_said() {
+    let p = penalty_until(None, Stated(42), T0);
+    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1 });
+    // Reported again by another isolate while it runs: never shortened.
+    let again = penalty_until(Some(p), Stated(10), T0 + 1_000);
+    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1 });
+    let longer = penalty_until(Some(p), Stated(100), T0 + 1_000);
+    assert_eq!(longer.until_ms, T0 + 101_000);
+}
+
+#[test]
+fn unstated_penalties_double_while_they_repeat() {
+    assert_eq!((1..=9).map(unstated_secs).collect::<Vec<_>>(), [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+    assert_eq!(unstated_secs(u32::MAX), 3600);
+    let first = penalty_until(None, Unstated, T0);
+    assert_eq!(first, Penalty { until_ms: T0 + 60_000, strikes: 1 });
+    // The same penalty reported again during it (an isolate that called
+    // before it knew): no escalation, but it runs a minute from this
+    // report, as Xoxoday may have restarted it.
+    assert_eq!(penalty_until(Some(first), Unstated, T0 + 30_000), Penalty { until_ms: T0 + 90_000, strikes: 1 });
+    // Another one soon after it ended: twice as long.
+    let second = penalty_until(Some(first), Unstated, first.until_ms + 5_000);
+    assert_eq!(second, Penalty { until_ms: first.until_ms + 5_000 + 120_000, strikes: 2 });
+    let third = penalty_until(Some(second), Unstated, second.until_ms + 1);
+    assert_eq!(third.strikes, 3);
+    assert_eq!(third.until_ms, second.until_ms + 1 + 240_000);
+    // Long after the last one ended: back to a minute.
+    let later = penalty_until(Some(third), Unstated, third.until_ms + STRIKE_RESET_MS);
+    assert_eq!(later, Penalty { until_ms: third.until_ms + STRIKE_RESET_MS + 60_000, strikes: 1 });
+    // A stated penalty keeps counting strikes but lasts as said.
+    let stated = penalty_until(Some(second), Stated(5), second.until_ms + 1);
+    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3 });
+}
+
+#[test]
+fn the_daily_cap_ends_at_the_next_day_boundary() {
+    let day = |h: i64, m: i64| T0 - 10 * H + h * H + m * 60_000;
+    // 10:00 UTC: IST midnight (18:30 UTC) comes first.
+    assert_eq!(next_day_boundary(day(10, 0)), day(18, 30));
+    // 18:30 UTC exactly (IST midnight): UTC midnight is next.
+    assert_eq!(next_day_boundary(day(18, 30)), day(24, 0));
+    // 19:00 UTC: UTC midnight comes first; then IST midnight again.
+    assert_eq!(next_day_boundary(day(19, 0)), day(24, 0));
+    assert_eq!(next_day_boundary(day(24, 0)), day(24 + 18, 30));
+    assert_eq!(next_day_boundary(day(23, 59)), day(24, 0));
+    assert_eq!(next_day_boundary(day(0, 1)), day(18, 30));
+    // Always in the future, at most a day away.
+    for m in (0..2 * 24 * 60).step_by(7) {
+        let now = day(0, 0) + m * 60_000 + 123;
+        let b = next_day_boundary(now);
+        assert!(b > now && b - now <= 86_400_000, "{now}");
+    }
+    let p = penalty_until(None, Daily, day(10, 0));
+    assert_eq!(p.until_ms, day(18, 30));
+    assert_eq!(secs_until(p.until_ms, day(10, 0)), 8 * 3600 + 30 * 60);
+    assert_eq!(secs_until(T0, T0 + 5), 1, "never 0");
+}
+
+#[test]
+fn the_limiter_lends_within_the_budget() {
+    let mut s = LimiterState::default();
+    // getBalance: 10 a minute, one call a lease.
+    for i in 0..10 {
+        let a = lease(&mut s, "getBalance", 10, 5, T0 + i);
+        assert_eq!((a.calls, a.until_ms, a.penalty_until_ms, a.retry_at_ms), (1, T0 + i + LEASE_MS, None, None), "{i}");
+    }
+    let spent = lease(&mut s, "getBalance", 10, 1, T0 + 100);
+    assert_eq!(spent.calls, 0);
+    // The first call frees up a minute after its lease expired.
+    assert_eq!(spent.retry_at_ms, Some(T0 + LEASE_MS + WINDOW_MS));
+    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + LEASE_MS + WINDOW_MS - 1).calls, 0);
+    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + LEASE_MS + WINDOW_MS).calls, 1);
+    // Other operations have budgets of their own; leases grow with want, to a tenth.
+    assert_eq!(lease(&mut s, "getOrderHistory", 200, 1, T0).calls, 1);
+    assert_eq!(lease(&mut s, "getOrderHistory", 200, 8, T0).calls, 8);
+    assert_eq!(lease(&mut s, "getOrderHistory", 200, 500, T0).calls, 20);
+    assert_eq!(lease(&mut s, "getOrderHistory", 200, 0, T0).calls, 1, "asks for at least one");
+    // Near the end of the budget, what is left.
+    let mut s = LimiterState::default();
+    for _ in 0..9 {
+        assert_eq!(lease(&mut s, "placeOrder", 100, 10, T0).calls, 10);
+    }
+    assert_eq!(lease(&mut s, "placeOrder", 100, 10, T0).calls, 10);
+    assert_eq!(lease(&mut s, "placeOrder", 101, 10, T0).calls, 1, "one left under a budget of 101");
+    // Expired grants are dropped from storage.
+    let mut s = LimiterState::default();
+    lease(&mut s, "getFilters", 50, 1, T0);
+    lease(&mut s, "getFilters", 50, 1, T0 + 2 * WINDOW_MS);
+    assert_eq!(s.of("getFilters").unwrap().grants.len(), 1);
+}
+
+#[test]
+fn a_penalty_stops_every_lease_until_it_ends() {
+    let mut s = LimiterState::default();
+    let p = penalise(&mut s, "getVouchers", Stated(30), T0);
+    assert_eq!((p.calls, p.penalty_until_ms), (0, Some(T0 + 30_000)));
+    let a = lease(&mut s, "getVouchers", 50, 1, T0 + 29_999);
+    assert_eq!((a.calls, a.penalty_until_ms, a.retry_at_ms), (0, Some(T0 + 30_000), None));
+    assert_eq!(lease(&mut s, "getFilters", 50, 1, T0).calls, 1, "another operation is not penalised");
+    assert_eq!(lease(&mut s, "getVouchers", 50, 1, T0 + 30_000).calls, 1);
+    // Escalation is the limiter's: a second unstated penalty soon after.
+    penalise(&mut s, "getBalance", Unstated, T0);
+    let second = penalise(&mut s, "getBalance", Unstated, T0 + 61_000);
+    assert_eq!(second.penalty_until_ms, Some(T0 + 61_000 + 120_000));
+    assert_eq!(s.of("getBalance").unwrap().penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2 }));
+}
+
+#[test]
+fn state_json_is_pinned_and_read_leniently() {
+    let mut s = LimiterState::default();
+    s.ops.push(OpState {
+        op: "getBalance".into(),
+        grants: vec![Grant { at_ms: 1, calls: 2, until_ms: 3 }],
+        penalty: Some(Penalty { until_ms: 9, strikes: 1 }),
+    });
+    let text = serde_json::to_string(&s).unwrap();
+    assert_eq!(text, r#"{"ops":[{"op":"getBalance","grants":[{"at_ms":1,"calls":2,"until_ms":3}],"penalty":{"until_ms":9,"strikes":1}}]}"#);
+    assert_eq!(load(Some(&text)), (s, true));
+    assert_eq!(load(None), (LimiterState::default(), true));
+    assert_eq!(load(Some("{\"ops\":7}")), (LimiterState::default(), false), "unreadable: a fresh count, said so");
+    let other = load(Some(r#"{"ops":[{"op":"x","newer":2}],"newer":1}"#)).0;
+    assert_eq!(other.of("x"), Some(&OpState { op: "x".into(), ..OpState::default() }), "fields of other versions");
+    let a = LeaseAnswer { calls: 3, until_ms: 5, penalty_until_ms: None, retry_at_ms: None };
+    assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"calls":3,"until_ms":5}"#);
+}
+
+/// However the lent calls are spent (any isolate, any moment inside its
+/// lease), no 60 s window ever holds more calls than the budget.
+#[test]
+fn lent_calls_never_overrun_a_minute() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for budget in [10u32, 50, 200] {
+        let mut s = LimiterState::default();
+        let mut calls: Vec<i64> = Vec::new();
+        let mut now = T0;
+        for _ in 0..3_000 {
+            now += rand(900) as i64;
+            let a = lease(&mut s, "op", budget, 1 + rand(40) as u32, now);
+            for _ in 0..a.calls {
+                // Spent at any moment before the lease expires (or never).
+                if rand(10) > 0 {
+                    calls.push(now + rand(LEASE_MS as u64) as i64);
+                }
+            }
+        }
+        calls.sort_unstable();
+        let mut worst = 0;
+        for (i, t) in calls.iter().enumerate() {
+            let in_window = calls[i..].iter().take_while(|u| **u < t + WINDOW_MS).count();
+            worst = worst.max(in_window);
+        }
+        assert!(worst <= budget as usize, "budget {budget}: {worst} calls in one minute");
+        assert!(worst * 10 >= budget as usize * 8, "budget {budget}: only {worst} of it used at peak");
+    }
+}
+
+#[test]
+fn an_isolate_spends_its_lease_from_memory() {
+    let mut l = Local::default();
+    assert_eq!(l.admit(T0), Admit::Ask { want: 1 });
+    let lent = |calls, until_ms| LeaseAnswer { calls, until_ms, penalty_until_ms: None, retry_at_ms: None };
+    assert_eq!(l.take_lease(&lent(1, T0 + LEASE_MS), T0), Admit::Go);
+    // Asked again before that lease expired: demand outgrew it, ask for twice as many.
+    assert_eq!(l.admit(T0 + 10), Admit::Ask { want: 2 });
+    assert_eq!(l.take_lease(&lent(2, T0 + 10 + LEASE_MS), T0 + 10), Admit::Go);
+    assert_eq!(l.left(T0 + 10), 1);
+    assert_eq!(l.admit(T0 + 20), Admit::Go, "the second call of the lease, no round trip");
+    assert_eq!(l.admit(T0 + 30), Admit::Ask { want: 4 });
+    assert_eq!(l.take_lease(&lent(4, T0 + 30 + LEASE_MS), T0 + 30), Admit::Go);
+    // The lease expires with calls unspent: back to one.
+    assert_eq!(l.left(T0 + 30 + LEASE_MS), 0);
+    assert_eq!(l.admit(T0 + 30 + LEASE_MS), Admit::Ask { want: 1 });
+    // Never more than MAX_WANT.
+    let mut big = Local::default();
+    big.take_lease(&lent(local::MAX_WANT, T0 + LEASE_MS), T0);
+    for _ in 1..local::MAX_WANT {
+        assert_eq!(big.admit(T0 + 1), Admit::Go);
+    }
+    assert_eq!(big.admit(T0 + 2), Admit::Ask { want: local::MAX_WANT });
+}
+
+#[test]
+fn an_isolate_refuses_without_asking_while_it_knows_better() {
+    let mut l = Local::default();
+    // The budget is spent: refused until a call frees up, without asking again.
+    let none = LeaseAnswer { calls: 0, until_ms: T0, penalty_until_ms: None, retry_at_ms: Some(T0 + 7_000) };
+    let r = Refusal { until_ms: T0 + 7_000, why: Why::Budget };
+    assert_eq!(l.take_lease(&none, T0), Admit::Refuse(r));
+    assert_eq!(l.admit(T0 + 6_999), Admit::Refuse(r));
+    assert_eq!(l.admit(T0 + 7_000), Admit::Ask { want: 1 });
+    // A call lent to another request meanwhile still goes.
+    let mut l = Local::default();
+    l.take_lease(&LeaseAnswer { calls: 3, until_ms: T0 + LEASE_MS, penalty_until_ms: None, retry_at_ms: None }, T0);
+    assert_eq!(l.take_lease(&none, T0 + 1), Admit::Go);
+    assert_eq!(l.admit(T0 + 2), Admit::Go);
+    assert_eq!(l.admit(T0 + 3), Admit::Refuse(r), "then the spent budget refuses");
+    // A penalty in a lease answer: refused until it ends, lent calls dropped.
+    let mut l = Local::default();
+    l.take_lease(&LeaseAnswer { calls: 5, until_ms: T0 + LEASE_MS, penalty_until_ms: None, retry_at_ms: None }, T0);
+    let pen = LeaseAnswer { calls: 0, until_ms: T0, penalty_until_ms: Some(T0 + 60_000), retry_at_ms: None };
+    let p = Refusal { until_ms: T0 + 60_000, why: Why::Penalty };
+    assert_eq!(l.take_lease(&pen, T0 + 1), Admit::Refuse(p));
+    assert_eq!(l.left(T0 + 1), 0);
+    assert_eq!(l.admit(T0 + 59_999), Admit::Refuse(p));
+    assert_eq!(l.admit(T0 + 60_000), Admit::Ask { want: 1 });
+    // A penalty met by this isolate: the same, and a shorter report never shortens it.
+    let mut l = Local::default();
+    l.take_lease(&LeaseAnswer { calls: 5, until_ms: T0 + LEASE_MS, penalty_until_ms: None, retry_at_ms: None }, T0);
+    l.block(T0 + 30_000, Why::Penalty);
+    l.block(T0 + 10_000, Why::Penalty);
+    assert_eq!(l.admit(T0 + 20_000), Admit::Refuse(Refusal { until_ms: T0 + 30_000, why: Why::Penalty }));
+    // A penalty that already ended in the answer is no refusal.
+    let mut l = Local::default();
+    let ended = LeaseAnswer { calls: 1, until_ms: T0 + LEASE_MS, penalty_until_ms: Some(T0 - 1), retry_at_ms: None };
+    assert_eq!(l.take_lease(&ended, T0), Admit::Go);
+}
+
+#[test]
+fn refusals_say_whose_limit_and_when() {
+    let e = refusal_error(Operation::GetBalance, Refusal { until_ms: T0 + 4_500, why: Why::Budget }, 10, T0);
+    assert_eq!((e.status, e.code, e.retry_after_secs), (429, crate::errors::ErrorCode::RateLimited, Some(5)));
+    assert_eq!(e.message, "plumgate keeps getBalance under Xoxoday's limit of 10 calls a minute, and this minute's calls are spent; retry after 5 s");
+    let e = refusal_error(Operation::GetVouchers, Refusal { until_ms: T0 + 60_000, why: Why::Penalty }, 50, T0);
+    assert_eq!(e, crate::errors::ApiError::rate_limited("getVouchers", 60));
+}

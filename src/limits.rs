@@ -1,0 +1,81 @@
+//! The isolate's side of the shared rate limiter: before each call to
+//! Xoxoday, [`admit`] spends one of the calls this isolate was lent, from
+//! memory; only when none is left does it ask the `RateLimiter` object for
+//! a lease (`objects::limiter`). After Xoxoday's rate-limit answer,
+//! [`report`] refuses the operation here at once and tells the object, so
+//! every other isolate learns it with its next lease.
+//!
+//! What each answer means is `plumgate_core::limits::Local`'s decision;
+//! this module keeps one per operation in isolate memory and makes the
+//! calls it asks for. Each request that must ask makes its own call (a
+//! promise another request made cannot be awaited in Workers); the leases
+//! they bring back are pooled here for every request of the isolate.
+//!
+//! When the limiter cannot be asked (no binding, unreachable), the call
+//! goes ahead: Xoxoday's own penalty is the backstop, and the request's log
+//! line says `"note":"limiter_unavailable"`.
+
+use crate::objects::limiter;
+use crate::runtime::clock::now_ms;
+use plumgate_core::config::Config;
+use plumgate_core::errors::ApiError;
+use plumgate_core::limits::{penalty_until, refusal_error, secs_until, Admit, Local, Why};
+use plumgate_core::ops::Operation;
+use plumgate_core::upstream::Observed;
+use plumgate_core::wire::limiter::Call;
+use std::cell::RefCell;
+use worker::Env;
+
+thread_local! {
+    /// Per operation, in `Operation::ALL` order.
+    static LOCAL: RefCell<[Local; 7]> = RefCell::new(Default::default());
+}
+
+fn with_local<T>(op: Operation, f: impl FnOnce(&mut Local) -> T) -> T {
+    let i = Operation::ALL.iter().position(|o| *o == op).unwrap_or(0);
+    LOCAL.with(|l| f(&mut l.borrow_mut()[i]))
+}
+
+/// What [`admit`] decided.
+pub enum Admitted {
+    /// Call Xoxoday.
+    Go,
+    /// Call Xoxoday; the limiter could not be asked.
+    Unchecked,
+    /// Do not: `429 rate_limited` with `Retry-After`.
+    Refused(ApiError),
+}
+
+/// May a call of `op` go to Xoxoday now?
+pub async fn admit(env: &Env, cfg: &Config, op: Operation) -> Admitted {
+    let budget = cfg.rate_limits.of(op);
+    let want = match with_local(op, |l| l.admit(now_ms())) {
+        Admit::Go => return Admitted::Go,
+        Admit::Refuse(r) => return Admitted::Refused(refusal_error(op, r, budget, now_ms())),
+        Admit::Ask { want } => want,
+    };
+    let Some(answer) = limiter::call(env, &cfg.account_id(), &Call::Lease { op, want }).await else {
+        return Admitted::Unchecked;
+    };
+    let now = now_ms();
+    match with_local(op, |l| l.take_lease(&answer, now)) {
+        Admit::Go | Admit::Ask { .. } => Admitted::Go,
+        Admit::Refuse(r) => Admitted::Refused(refusal_error(op, r, budget, now)),
+    }
+}
+
+/// Xoxoday answered `op` with its rate-limit answer (`observed`): refuse it
+/// here until the penalty ends and tell the limiter. Returns the seconds
+/// it lasts (the limiter's, which knows earlier penalties).
+pub async fn report(env: &Env, cfg: &Config, op: Operation, observed: Observed) -> u64 {
+    let now = now_ms();
+    let mut until = penalty_until(None, observed, now).until_ms;
+    with_local(op, |l| l.block(until, Why::Penalty));
+    if let Some(answer) = limiter::call(env, &cfg.account_id(), &Call::Penalise { op, observed }).await {
+        if let Some(shared) = answer.penalty_until_ms.filter(|u| *u > until) {
+            until = shared;
+            with_local(op, |l| l.block(until, Why::Penalty));
+        }
+    }
+    secs_until(until, now_ms())
+}

@@ -1,0 +1,107 @@
+//! `RateLimiter`: Xoxoday's per-minute budgets and penalties, shared by
+//! every isolate and location of a deployment; one Durable Object per
+//! Xoxoday account (`plumgate_core::wire::limiter::object_name`), and its
+//! client ([`call`]).
+//!
+//! Why a Durable Object and how leases keep it off the hot path:
+//! `plumgate_core::limits`. What it answers is decided there
+//! (`limits::lease`, `limits::penalise`); this file decodes the call
+//! (`plumgate_core::wire::limiter`), loads the state once per instance,
+//! applies the decision, writes the state only through [`commit`], and
+//! replies. Requests to one object run one at a time up to their storage
+//! write (input gates), so two leases never count the same free call.
+
+use crate::respond::bytes_response;
+use crate::runtime::clock::now_ms;
+use crate::runtime::stub;
+use crate::settings;
+use plumgate_core::limits::lease::{load, STATE_KEY};
+use plumgate_core::limits::{lease, penalise, LimiterState};
+use plumgate_core::logline::event;
+use plumgate_core::wire::limiter::{object_name, Call, LeaseAnswer};
+use std::cell::RefCell;
+use worker::{console_error, durable_object, Env, Request, Response, State};
+
+/// Binding name of the limiter namespace.
+pub const BINDING: &str = "RATE_LIMITER";
+
+/// Send `call` to the limiter of `account` (the worker's side). `None`
+/// when the limiter cannot be asked (no binding, unreachable, an answer
+/// that is no [`LeaseAnswer`]): the caller goes on without it.
+pub async fn call(env: &Env, account: &str, call: &Call) -> Option<LeaseAnswer> {
+    let (status, body) = stub::post(env, BINDING, &object_name(account), &call.url(), None, Some(call.body())).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_slice(&body).ok()
+}
+
+/// The Durable Object.
+#[durable_object]
+pub struct RateLimiter {
+    state: State,
+    env: Env,
+    /// The state, once loaded.
+    limits: RefCell<Option<LimiterState>>,
+}
+
+impl worker::DurableObject for RateLimiter {
+    fn new(state: State, env: Env) -> Self {
+        RateLimiter { state, env, limits: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let path = req.path();
+        let body = req.bytes().await.unwrap_or_default();
+        let Ok(call) = Call::read(&path, &body) else {
+            return Ok(bytes_response(400, b"{\"error\":\"not a limiter call\"}".to_vec(), "application/json"));
+        };
+        let budgets = match settings::load(&self.env) {
+            Ok(cfg) => cfg.rate_limits.clone(),
+            Err(_) => return Ok(bytes_response(503, b"{\"error\":\"misconfigured\"}".to_vec(), "application/json")),
+        };
+        self.ensure_loaded().await;
+        let now = now_ms();
+        // No await between the decision and the write's start: the next
+        // request sees this one's grant.
+        let answer = {
+            let mut slot = self.limits.borrow_mut();
+            let s = slot.get_or_insert_with(LimiterState::default);
+            match call {
+                Call::Lease { op, want } => lease(s, op.name(), budgets.of(op), want, now),
+                Call::Penalise { op, observed } => penalise(s, op.name(), observed, now),
+            }
+        };
+        self.commit().await;
+        Ok(bytes_response(200, serde_json::to_vec(&answer).unwrap_or_default(), "application/json"))
+    }
+}
+
+impl RateLimiter {
+    /// Read the stored state on the first request. State that cannot be
+    /// read is replaced by a fresh count (`limits::lease::load` says why
+    /// that is safe), with an error line.
+    async fn ensure_loaded(&self) {
+        if self.limits.borrow().is_some() {
+            return;
+        }
+        let stored = self.state.storage().get::<String>(STATE_KEY).await.ok().flatten();
+        let (state, readable) = load(stored.as_deref());
+        if !readable {
+            console_error!("{}", event(&[("event", "limiter_state_unreadable".into()), ("key", STATE_KEY.into())]));
+        }
+        let mut slot = self.limits.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(state);
+        }
+    }
+
+    /// The one write of the state (a failed write is not retried: the
+    /// count in memory stays right, and the next write carries it).
+    async fn commit(&self) {
+        let text = self.limits.borrow().as_ref().and_then(|s| serde_json::to_string(s).ok());
+        if let Some(t) = text {
+            let _ = self.state.storage().put(STATE_KEY, t).await;
+        }
+    }
+}

@@ -1,0 +1,433 @@
+// Gateway hardening end to end (issue 18), with the product's default
+// settings throughout: Xoxoday's documented per-minute budgets, the default
+// cache lifetimes, ORDER_TIMEOUT_MS 130 s, the ledger's 180 s settling
+// period. Nothing is shortened: the two scenarios that take minutes (an
+// order whose answer times out; an order whose "no such order" becomes
+// proof) start first and run beside the others, and the last test waits
+// for them.
+//
+// Two sandboxes, two workers. Limits: a worker with the documented
+// budgets whose state is restarted into a new isolate (the shared
+// RateLimiter must carry budgets and penalties across). Orders: a worker
+// whose OrderLedger objects reconcile with faults on the sandbox.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  startSandbox, startWorker, standardKeys, call, leakScan, cleanup, tempDir, objectFiles, readStored, writeStored,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests, waitFor, capturedLogs,
+} from "./harness.mjs";
+
+const keys = standardKeys();
+const RUN = Date.now().toString(36);
+const po = (name) => `hd-${RUN}-${name}`;
+const ORDER = { productId: 10100, quantity: 1, denomination: 10, email: "alex@example.com" };
+const order = (name, extra = {}) => ({ ...ORDER, poNumber: po(name), ...extra });
+// The documented budgets: this file is about them.
+const DOCUMENTED = { XOXODAY_RATE_LIMITS: null };
+
+let sbL; // the limits sandbox (its own limits at their documented defaults)
+let sbO; // the orders sandbox
+let wL; // the limits worker (restarted)
+let wO; // the orders worker
+const dirL = tempDir();
+const dirO = tempDir();
+const voucherSecrets = new Set();
+const background = {}; // the long scenarios, started in `before`
+
+const errCode = (r) => r.json?.error?.code
+  ?? (typeof r.json?.errorId === "string" && r.json.errorId.startsWith("PLUMGATE_") ? r.json.errorId.slice(9).toLowerCase() : undefined);
+
+async function op(w, name, key, body, headers = {}) {
+  const r = await call(w, `/v1/ops/${name}`, { key, body, headers });
+  if (r.status === 200 && r.json) collectVoucherSecrets(r.json, voucherSecrets);
+  return r;
+}
+const place = (body) => op(wO, "placeOrder", keys.writer, body);
+const calls = async (sb, name) => (await sb.counters()).api_calls[name];
+
+/** What the limiter object keeps about operation `name` (its storage, read directly). */
+async function limiterState(dir, name) {
+  const files = await objectFiles(dir, "RateLimiter");
+  assert.equal(files.length, 1, "one limiter per account");
+  const state = JSON.parse(await readStored(files[0].file, "limits"));
+  return state.ops.find((o) => o.op === name);
+}
+
+/** The next day boundary plumgate waits for after a daily cap: IST or UTC midnight, whichever comes first. */
+function nextDayBoundary(now) {
+  const DAY = 86_400_000;
+  const next = (offset) => Math.floor((now - offset) / DAY) * DAY + offset + DAY;
+  return Math.min(next(0), next((18 * 60 + 30) * 60_000));
+}
+
+/** A valid access token straight from the sandbox, for placing orders behind plumgate's back. */
+async function directPlace(sb, data) {
+  const { access_token: at } = await sb.admin("/tokens/issue", {});
+  const res = await fetch(`${sb.oauthUrl}/v1/oauth/api`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${at}`, "content-type": "application/json" },
+    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: { notifyReceiverEmail: 0, notifyAdminEmail: 0, ...data } } }),
+  });
+  const json = await res.json();
+  collectVoucherSecrets(json, voucherSecrets);
+  return { status: res.status, json };
+}
+
+/** Orders the orders sandbox holds under `poNumber`, by its request log. */
+async function ordersFor(poNumber) {
+  const seen = await sandboxRequests(sbO);
+  return seen.filter((r) => r.op === "placeOrder" && r.status === 200 && r.body?.variables?.data?.poNumber === poNumber).length;
+}
+
+before(async () => {
+  [sbL, sbO] = await Promise.all([startSandbox(), startSandbox()]);
+  [wL, wO] = await Promise.all([
+    startWorker({ sandbox: sbL, keys, persistDir: dirL, vars: DOCUMENTED }),
+    startWorker({ sandbox: sbO, keys, persistDir: dirO, vars: DOCUMENTED }),
+  ]);
+  // The long ones. T: Xoxoday makes the order, then its answer takes
+  // longer than ORDER_TIMEOUT_MS (130 s).
+  await sbO.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 140_000 });
+  background.tSent = Date.now();
+  background.t = place(order("timeout"));
+  await waitFor(async () => (await sbO.counters()).orders === 1, { what: "the hanging order to be made" });
+  // S: Xoxoday fails before making the order; getOrderDetails' "no such
+  // order" is proof only 180 s after it was sent.
+  await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1 });
+  background.sSent = Date.now();
+  background.s = await place(order("settle"));
+});
+
+after(async () => {
+  const hits = [...await leakScan(sbL, keys), ...await leakScan(sbO, keys)];
+  const vhits = voucherLeakScan(voucherSecrets);
+  await Promise.all([wL?.stop(), wO?.stop()]);
+  await Promise.all([sbL?.stop(), sbO?.stop()]);
+  cleanup(dirL);
+  cleanup(dirO);
+  assert.deepEqual(hits, [], "no token, secret or caller key in any response or log line");
+  assert.deepEqual(vhits, [], "no voucher code or PIN in any log line or error answer");
+});
+
+// ------------------------------------------------------------ cache + limits
+
+test("one caller cannot take getBalance down: nonces share the entry, hits come before the limiter, the limiter stops before Xoxoday does", async () => {
+  const n0 = await calls(sbL, "getBalance");
+  const first = await op(wL, "getBalance", keys.balance, {});
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.headers["x-plumgate-cache"], "miss");
+  for (let i = 0; i < 20; i++) {
+    const r = await op(wL, "getBalance", keys.balance, { nonce: i });
+    assert.equal(r.headers["x-plumgate-cache"], "hit", `nonce ${i}: an unknown field shares the entry`);
+  }
+  assert.equal(await calls(sbL, "getBalance"), n0 + 1, "twenty nonces, no upstream call");
+  // Only an admin's bypass can spend the budget: 10 calls a minute, then
+  // plumgate answers 429 itself, before Xoxoday has to.
+  let refused;
+  let lastStored;
+  for (let i = 0; i < 12 && !refused; i++) {
+    const r = await op(wL, "getBalance", keys.admin, {}, { "cache-control": "no-cache" });
+    if (r.status === 429) refused = { r, i };
+    else {
+      assert.equal(r.status, 200, r.text);
+      lastStored = Date.now();
+    }
+  }
+  assert.ok(refused, "the limiter refused a bypass");
+  assert.equal(refused.i, 9, "exactly Xoxoday's 10 calls a minute went upstream");
+  const { r } = refused;
+  assert.equal(errCode(r), "rate_limited");
+  assert.match(r.json.error.message, /limit of 10 calls a minute/);
+  const ra = Number(r.headers["retry-after"]);
+  assert.ok(ra >= 40 && ra <= 66, `Retry-After ${ra}: until the first call leaves the minute`);
+  const c = await sbL.counters();
+  assert.equal(c.api_calls.getBalance, n0 + 10);
+  assert.equal(c.rate_limited_calls, 0, "Xoxoday never had to penalise");
+  // Everyone else is still served from the cache.
+  const hit = await op(wL, "getBalance", keys.balance, { nonce: "after" });
+  assert.deepEqual([hit.status, hit.headers["x-plumgate-cache"]], [200, "hit"]);
+  // Once the entry expires (BALANCE_CACHE_TTL_SECS, 10 s), a miss gets the
+  // limiter's 429 (a balance is never served stale), without asking Xoxoday.
+  await sleep(Math.max(0, lastStored + 10_500 - Date.now()));
+  const miss = await op(wL, "getBalance", keys.balance, {});
+  assert.equal(miss.status, 429, miss.text);
+  assert.equal(miss.headers["x-plumgate-cache"], undefined);
+  assert.equal(await calls(sbL, "getBalance"), n0 + 10);
+  // The budget lives in the shared store.
+  const { grants } = await limiterState(dirL, "getBalance");
+  assert.equal(grants.reduce((a, g) => a + g.calls, 0), 10, "ten calls lent");
+  assert.ok(grants.every((g) => g.until_ms - g.at_ms === 5_000), "leases of 5 s");
+});
+
+test("Xoxoday's penalty is shared: the limiter keeps it, no isolate calls until it ends", async () => {
+  await sbL.admin("/config", { rate_limits: { getOrderHistory: 1 } });
+  const data = { startDate: "2020-01-01", endDate: "2099-12-31" };
+  assert.equal((await op(wL, "getOrderHistory", keys.reader, data)).status, 200);
+  const limited = await op(wL, "getOrderHistory", keys.reader, data);
+  assert.equal(limited.status, 429, limited.text);
+  assert.equal(errCode(limited), "rate_limited");
+  assert.equal(Number(limited.headers["retry-after"]), 60, "Xoxoday's penaltySeconds");
+  const n = await calls(sbL, "getOrderHistory");
+  assert.equal((await op(wL, "getOrderHistory", keys.reader, data)).status, 429);
+  assert.equal(await calls(sbL, "getOrderHistory"), n, "no call during the penalty");
+  const p = (await limiterState(dirL, "getOrderHistory")).penalty;
+  assert.ok(p.until_ms > Date.now() + 50_000 && p.until_ms <= Date.now() + 61_000, JSON.stringify(p));
+  assert.equal(p.strikes, 1);
+});
+
+test("a new isolate (the worker restarted on the same state) honours the shared penalty and the spent budget", async () => {
+  await wL.stop();
+  wL = await startWorker({ sandbox: sbL, keys, persistDir: dirL, vars: DOCUMENTED });
+  const c0 = await sbL.counters();
+  const again = await op(wL, "getOrderHistory", keys.reader, { startDate: "2020-01-01", endDate: "2099-12-31" });
+  assert.equal(again.status, 429, again.text);
+  assert.match(again.json.error.message, /Xoxoday has put getOrderHistory under a rate-limit penalty/);
+  const ra = Number(again.headers["retry-after"]);
+  assert.ok(ra >= 1 && ra < 60, `Retry-After ${ra}`);
+  const balance = await op(wL, "getBalance", keys.balance, { fresh: "isolate" });
+  assert.equal(balance.status, 429, "this minute's getBalance budget is spent for every isolate");
+  assert.match(balance.json.error.message, /limit of 10 calls a minute/);
+  const c1 = await sbL.counters();
+  assert.deepEqual(c1.api_calls, c0.api_calls, "the new isolate called Xoxoday for neither");
+  await sbL.admin("/config", { rate_limits: { getOrderHistory: 0 } });
+});
+
+test("getVouchers' daily cap (429, no Retry-After): no call until the next day boundary; cached pages keep being served, stale behind a bypass", async () => {
+  await sbL.admin("/config", { daily_limits: { getVouchers: 2 } });
+  const page = (n) => ({ limit: 3, page: n });
+  assert.equal((await op(wL, "getVouchers", keys.catalog, page(1))).headers["x-plumgate-cache"], "miss");
+  assert.equal((await op(wL, "getVouchers", keys.catalog, page(2))).status, 200);
+  const capped = await op(wL, "getVouchers", keys.catalog, page(3));
+  const now = Date.now();
+  assert.equal(capped.status, 429, capped.text);
+  assert.equal(errCode(capped), "rate_limited");
+  const want = Math.ceil((nextDayBoundary(now) - now) / 1000);
+  const ra = Number(capped.headers["retry-after"]);
+  assert.ok(Math.abs(ra - want) <= 3, `Retry-After ${ra}, the next day boundary is ${want} s away`);
+  assert.ok(ra > 60 || want <= 63, "not the minute a bare 429 would get");
+  const n = await calls(sbL, "getVouchers");
+  // A page plumgate has is served as before.
+  const cached = await op(wL, "getVouchers", keys.catalog, page(1));
+  assert.deepEqual([cached.status, cached.headers["x-plumgate-cache"]], [200, "hit"]);
+  // A page it has not: 429 without asking Xoxoday, on both routes.
+  assert.equal((await op(wL, "getVouchers", keys.catalog, page(4))).status, 429);
+  const viaChef = await call(wL, "/chef/v1/oauth/api", {
+    key: keys.catalog,
+    body: { query: "plumProAPI.mutation.getVouchers", tag: "plumProAPI", variables: { data: page(5) } },
+  });
+  assert.equal(viaChef.status, 429);
+  assert.equal(viaChef.json.errors[0].penaltySeconds, Number(viaChef.headers["retry-after"]));
+  // An admin's bypass cannot reach Xoxoday either: it gets plumgate's copy, marked stale.
+  const bypass = await op(wL, "getVouchers", keys.admin, page(2), { "cache-control": "no-cache" });
+  assert.deepEqual([bypass.status, bypass.headers["x-plumgate-cache"]], [200, "stale"]);
+  assert.equal(bypass.json.data.getVouchers.data.length, 3);
+  assert.equal(await calls(sbL, "getVouchers"), n, "no call after the cap");
+  assert.equal((await sbL.counters()).daily_limited_calls, 1);
+  const p = (await limiterState(dirL, "getVouchers")).penalty;
+  assert.equal(p.until_ms, nextDayBoundary(now), "the shared store waits for the boundary");
+  const [line] = await wL.logsFor([bypass.headers["x-request-id"]]);
+  assert.equal(line?.cache, "stale");
+  await sbL.admin("/config", { daily_limits: { getVouchers: 0 } });
+});
+
+test("Xoxoday fails (no answer within UPSTREAM_TIMEOUT_MS, 30 s): a catalog copy answers, marked stale; without one, 504", async () => {
+  const data = { filterGroupCode: "country", includeFilters: "", excludeFilters: "" };
+  const first = await op(wL, "getFilters", keys.catalog, data);
+  assert.deepEqual([first.status, first.headers["x-plumgate-cache"]], [200, "miss"]);
+  await sbL.admin("/config", { api_latency_ms: 35_000 });
+  try {
+    const t0 = Date.now();
+    const [copy, none] = await Promise.all([
+      op(wL, "getFilters", keys.admin, data, { "cache-control": "no-cache" }),
+      op(wL, "getFilters", keys.catalog, { ...data, filterGroupCode: "voucher_category" }),
+    ]);
+    assert.ok(Date.now() - t0 >= 29_000, "waited for the upstream timeout");
+    assert.deepEqual([copy.status, copy.headers["x-plumgate-cache"]], [200, "stale"]);
+    assert.equal(copy.text, first.text, "the copy plumgate had");
+    assert.equal(none.status, 504, none.text);
+    assert.equal(none.json.error.code, "upstream_timeout");
+  } finally {
+    await sbL.admin("/config", { api_latency_ms: 0 });
+  }
+});
+
+test("the 64 KiB body limit holds for chunked bodies: 413 as soon as it is passed, the rest never read", async () => {
+  const url = new URL("/v1/ops/getFilters", wL.url);
+  const answer = await new Promise((resolve, reject) => {
+    let answered = false;
+    const req = httpRequest(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keys.catalog.key}`, "content-type": "application/json", "transfer-encoding": "chunked" },
+    }, (res) => {
+      answered = true;
+      const stillSending = !req.writableEnded;
+      let text = "";
+      res.on("data", (c) => { text += c; });
+      res.on("end", () => { resolve({ status: res.statusCode, text, stillSending }); req.destroy(); });
+    });
+    // Once answered, the server may close the connection under the rest.
+    req.on("error", (e) => { if (!answered) reject(e); });
+    req.write(`{"filterGroupCode":"${"x".repeat(16 * 1024)}`);
+    for (let i = 0; i < 4; i++) req.write("x".repeat(16 * 1024));
+    // 80 KiB sent, the body not finished: the answer must come anyway.
+    setTimeout(() => { if (!req.writableEnded) req.end("\"}"); }, 15_000).unref();
+  });
+  assert.equal(answer.status, 413, answer.text);
+  assert.equal(JSON.parse(answer.text).error.code, "payload_too_large");
+  assert.ok(answer.stillSending, "refused before the body ended");
+  // A chunked body under the limit is read whole.
+  const ok = await new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keys.catalog.key}`, "content-type": "application/json", "transfer-encoding": "chunked" },
+    }, (res) => {
+      let text = "";
+      res.on("data", (c) => { text += c; });
+      res.on("end", () => resolve({ status: res.statusCode, text }));
+    });
+    req.on("error", reject);
+    req.write('{"filterGroupCode":"');
+    req.write("country");
+    req.end('","pad":"' + "y".repeat(40 * 1024) + '"}');
+  });
+  assert.equal(ok.status, 200, ok.text.slice(0, 200));
+});
+
+// ------------------------------------------------------------------ orders
+
+test("created, then 5xx: reconciled at once, in placeOrder's shape", async () => {
+  await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+  const r = await place(order("after"));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers["x-plumgate-reconciled"], "true");
+  assert.equal(r.json.data.placeOrder.status, 1);
+  assert.equal(r.json.data.placeOrder.data.orderStatus, "complete");
+  assert.equal(await ordersFor(po("after")), 0, "Xoxoday's answer was an error");
+  const replay = await place(order("after"));
+  assert.equal(replay.headers["x-plumgate-replayed"], "true");
+  assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
+});
+
+test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in_progress, then the order from the alarm's check", async () => {
+  await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+  await sbO.admin("/faults/details", { mode: "not_found", count: 1 });
+  const c0 = await sbO.counters();
+  const checks = async () => (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("lag"));
+  const first = await place(order("lag"));
+  assert.equal(first.status, 409, first.text);
+  assert.equal(first.json.error.code, "order_in_progress");
+  assert.match(first.json.error.message, /HTTP 502, PLE10035/);
+  const ra = Number(first.headers["retry-after"]);
+  assert.ok(ra >= 5 && ra <= 12, `Retry-After ${ra}`);
+  // Asking again before the check: still in progress, nothing sent.
+  const early = await place(order("lag"));
+  assert.equal(early.json.error.code, "order_in_progress");
+  await sleep(ra * 1000 + 500);
+  const later = await waitFor(async () => {
+    const r = await place(order("lag"));
+    return r.status === 409 ? null : r;
+  }, { timeout: 20_000, interval: 1_000, what: "the alarm's check" });
+  assert.equal(later.status, 200, later.text);
+  assert.equal(later.headers["x-plumgate-reconciled"], "true");
+  assert.equal(later.headers["x-plumgate-replayed"], "true", "found by the alarm, stored, replayed");
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "never re-sent");
+  assert.deepEqual((await checks()).map((c) => c.status), [404, 200], "checked at once, then from the alarm");
+  const lines = wO.jsonLogs().filter((l) => l.event === "order_reconciled" && l.fate === "placed");
+  assert.ok(lines.length >= 1, "the alarm's reconciliation is logged");
+  assert.ok(lines.every((l) => /^[0-9a-f]{16}$/.test(l.po_fp)), "by a fingerprint of the poNumber, never the poNumber");
+});
+
+test("422 failed to confirm, and the order failed: reconciled and reported as failed", async () => {
+  await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "failed" });
+  const r = await place(order("confirm"));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers["x-plumgate-reconciled"], "true");
+  assert.equal(r.json.data.placeOrder.status, 0, "placeOrder's shape, status 0: it failed");
+  assert.equal(r.json.data.placeOrder.data.orderStatus, "failed");
+  const replay = await place(order("confirm"));
+  assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"], replay.json.data.placeOrder.status], [200, "true", 0]);
+  // A 422 with no order made is checked too, not forgotten: pending.
+  await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1, error_id: "PLE10010" });
+  const none = await place(order("no-points"));
+  assert.equal(none.status, 409, none.text);
+  assert.equal(none.json.error.code, "order_in_progress");
+  assert.match(none.json.error.message, /HTTP 422, PLE10010/);
+});
+
+test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) or another (its 409 passed on); a duplicate answer without an order stays pending", async () => {
+  const c0 = await sbO.counters();
+  // Placed behind plumgate's back (another system, or before the ledger's retention).
+  assert.equal((await directPlace(sbO, order("dup-same"))).status, 200);
+  const same = await place(order("dup-same"));
+  assert.equal(same.status, 200, same.text);
+  assert.equal(same.headers["x-plumgate-reconciled"], "true");
+  assert.equal(same.json.data.placeOrder.status, 1);
+  assert.equal((await directPlace(sbO, order("dup-other", { quantity: 2 }))).status, 200);
+  const other = await place(order("dup-other"));
+  assert.equal(other.status, 409, other.text);
+  assert.equal(other.json.errorId, "PLE10043", "Xoxoday's duplicate answer, passed on");
+  assert.equal(other.headers["x-plumgate-reconciled"], undefined);
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 2, "only the two placed directly");
+  // Xoxoday says duplicate, but has no such order (yet): never "refused".
+  await sbO.admin("/faults/order", { mode: "duplicate", count: 1 });
+  const ghost = await place(order("dup-ghost"));
+  assert.equal(ghost.status, 409, ghost.text);
+  assert.equal(ghost.json.error.code, "order_in_progress");
+  assert.match(ghost.json.error.message, /already exists/);
+});
+
+test("the long ones: an answer past ORDER_TIMEOUT_MS is reconciled; 'no such order' settles into 'not placed' after 180 s and the retry places it once", async () => {
+  // T: the call times out after 130 s; the order Xoxoday made is found.
+  const t = await background.t;
+  const tookT = Date.now() - background.tSent;
+  assert.equal(t.status, 200, t.text);
+  assert.equal(t.headers["x-plumgate-reconciled"], "true");
+  assert.ok(tookT >= 129_000 && tookT < 140_000, `answered after the 130 s timeout, not the 140 s hang (${tookT} ms)`);
+  assert.equal(t.json.data.placeOrder.status, 1);
+  // S: 409 at first, never "retry is safe" until proven.
+  const s = background.s;
+  assert.equal(s.status, 409, s.text);
+  assert.equal(s.json.error.code, "order_in_progress");
+  const beforeProof = await place(order("settle"));
+  if (Date.now() - background.sSent < 170_000) {
+    assert.equal(beforeProof.json.error.code, "order_in_progress", "not before the settling period");
+  }
+  await sleep(Math.max(0, background.sSent + 182_000 - Date.now()));
+  const c0 = await sbO.counters();
+  const retry = await waitFor(async () => {
+    const r = await place(order("settle"));
+    return r.status === 409 && r.json?.error?.code === "order_in_progress" ? null : r;
+  }, { timeout: 40_000, interval: 2_000, what: "the settling check" });
+  assert.equal(retry.status, 200, retry.text);
+  assert.equal(retry.headers["x-plumgate-replayed"], undefined, "placed now, by this request");
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order for S");
+  assert.equal(await ordersFor(po("settle")), 1);
+  assert.equal(await ordersFor(po("timeout")), 1, "one order for T");
+  const checks = (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("settle"));
+  assert.ok(checks.length >= 6, `${checks.length} checks: at once, then from the alarm with backoff`);
+  assert.ok(checks.every((c) => c.status === 404));
+});
+
+test("an unreadable ledger record fails closed: nothing sent, 503 naming the storage key", async () => {
+  await wO.stop();
+  const files = await objectFiles(dirO, "OrderLedger");
+  const target = files.find((f) => f.name === `po:${po("after")}`);
+  assert.ok(target, "the ledger object of an earlier order");
+  await writeStored(target.file, "order", "{\"fingerprint\":");
+  wO = await startWorker({ sandbox: sbO, keys, persistDir: dirO, vars: DOCUMENTED });
+  const c0 = await sbO.counters();
+  const r = await place(order("after"));
+  assert.equal(r.status, 503, r.text);
+  assert.equal(r.json.error.code, "misconfigured");
+  assert.match(r.json.error.message, /storage key `order`/);
+  assert.match(r.json.error.message, /nothing was sent/);
+  assert.deepEqual((await sbO.counters()).api_calls, c0.api_calls, "nothing reached Xoxoday");
+  await waitFor(() => capturedLogs.some((l) => l.includes("order_record_unreadable")), { what: "the critical log line" });
+  assert.equal(await readStored(target.file, "order"), "{\"fingerprint\":", "left as it was");
+});
