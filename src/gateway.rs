@@ -1,7 +1,9 @@
 //! Forwarding a validated Plum operation to Xoxoday.
 //!
 //! Owns the upstream side of an operation call, in this order:
-//! 1. placeOrder goes to its `OrderLedger` (idempotency, reconciliation);
+//! 1. placeOrder goes to its `OrderLedger` (idempotency, reconciliation),
+//!    with the key's spend cap and the audit trail around it
+//!    ([`crate::orders`]);
 //! 2. an operation under a Xoxoday rate-limit penalty is answered
 //!    `429 rate_limited` without calling upstream (contract §6);
 //! 3. getFilters / getVouchers / getBalance are served from the edge cache
@@ -22,16 +24,17 @@
 //! placeOrder's long timeout, since an unknown mutation may be an order.
 
 use crate::edge_cache;
-use crate::objects::ledger;
+use crate::orders;
 use crate::plum;
 use crate::respond::{bytes_response, passthrough, JSON};
+use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
 use plumgate_core::upstream::{is_plum_success, rate_limit_penalty};
 use serde_json::Value;
-use worker::{Env, Response};
+use worker::{Context, Env, Response};
 
 /// How the caller asked about the edge cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +45,17 @@ pub enum CacheMode {
     Bypass,
 }
 
-/// Forward `op` with its prepared data; `style` and `request_id` are for
-/// the error answers the order ledger renders. What happened on the way
-/// (cache, token, upstream status) comes back as a [`Trace`] for the
-/// router's log line, whatever the outcome.
+/// Forward `op` with its prepared data for `caller`; `style` and
+/// `request_id` are for the error answers the order ledger renders, `ctx`
+/// for the work a placeOrder leaves for after its answer. What happened on
+/// the way (cache, token, upstream status) comes back as a [`Trace`] for
+/// the router's log line, whatever the outcome.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     env: &Env,
+    ctx: &Context,
     cfg: &Config,
+    caller: &Caller,
     op: Operation,
     prepared: Prepared,
     mode: CacheMode,
@@ -58,7 +65,7 @@ pub async fn forward(
     let Prepared { data, fingerprint } = prepared;
     if op == Operation::PlaceOrder {
         let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
-        return ledger::place(env, data, fingerprint, request_id, style).await;
+        return orders::place(env, ctx, caller, data, fingerprint, request_id, style).await;
     }
     if let Some(secs) = edge_cache::penalty_left(op).await {
         return (Err(ApiError::rate_limited(op.name(), secs)), Trace::default());

@@ -11,11 +11,16 @@
 //! so there are no import circles; `scripts/check-layers.mjs` checks it):
 //! - [`routes`]: the router and the per-request pipeline (request id, the
 //!   one log line, errors).
+//! - [`keys`]: the admin routes of runtime keys and the audit trail.
+//! - [`callers`]: who is calling (`GATEWAY_KEYS`, then the isolate's copy
+//!   of the runtime key directory) and their `requests_per_minute`.
 //! - [`gateway`]: the forwarding policy of an operation call (ledger,
 //!   penalties, edge cache, the call).
+//! - [`orders`]: the spend cap and the audit trail around the ledger.
 //! - [`objects`]: the Durable Objects, each a thin shell over core
-//!   decisions plus its client: [`objects::ledger`] (`OrderLedger`) and
-//!   [`objects::authority`] (`TokenAuthority`).
+//!   decisions plus its client: [`objects::ledger`] (`OrderLedger`),
+//!   [`objects::registry`] (`KeyRegistry`) and [`objects::authority`]
+//!   (`TokenAuthority`).
 //! - [`plum`]: the Plum API client (the call with the current token, the one
 //!   retry after a confirmed rejection).
 //! - [`tokens`]: the access-token cache in front of the authority (isolate
@@ -28,9 +33,12 @@
 //!   request and response adapters, start-up, the clock, Durable Object
 //!   stubs), with why each piece exists and what pins it.
 
+pub mod callers;
 pub mod edge_cache;
 pub mod gateway;
+pub mod keys;
 pub mod objects;
+pub mod orders;
 pub mod plum;
 pub mod respond;
 pub mod routes;
@@ -52,8 +60,8 @@ pub fn start() {
 /// Every HTTP request. Takes the runtime's request as is (see
 /// [`runtime::http::Incoming`] for why not `worker::Request`).
 #[event(fetch)]
-pub async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
-    Ok(into_runtime(routes::handle(Incoming::new(req), env).await))
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    Ok(into_runtime(routes::handle(Incoming::new(req), env, ctx).await))
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

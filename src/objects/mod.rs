@@ -26,8 +26,10 @@
 //!
 //! Objects: [`authority`] (`TokenAuthority`, bound as `TOKEN_AUTHORITY`: the
 //! Xoxoday token pair), [`ledger`] (`OrderLedger`, bound as `ORDER_LEDGER`:
-//! placeOrder idempotency). Storage keys and value shapes:
-//! `docs/storage.md`.
+//! placeOrder idempotency), [`registry`] (`KeyRegistry`, bound as
+//! `KEY_REGISTRY`: runtime keys, per-key usage and spend, the audit trail).
+//! Storage keys and value shapes: `docs/storage.md`.
 
 pub mod authority;
 pub mod ledger;
+pub mod registry;

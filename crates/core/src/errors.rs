@@ -70,6 +70,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 429: a Xoxoday penalty (or a throttled forced refresh).
     RateLimited,
+    /// 429: the caller key's own limit (`requests_per_minute`,
+    /// `order_amount_per_day`).
+    QuotaExceeded,
     /// 502: transport failure or unreadable upstream answer.
     UpstreamError,
     /// 502: upstream still rejects the token.
@@ -88,7 +91,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in contract order.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
@@ -99,6 +102,7 @@ impl ErrorCode {
         ErrorCode::IdempotencyConflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
         ErrorCode::UpstreamError,
         ErrorCode::UpstreamUnauthorized,
         ErrorCode::ReauthRequired,
@@ -145,6 +149,7 @@ impl ErrorCode {
             }
             ErrorCode::PayloadTooLarge => ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE", "Payload too large"),
             ErrorCode::RateLimited => ("rate_limited", "PLUMGATE_RATE_LIMITED", "Rate limit penalty"),
+            ErrorCode::QuotaExceeded => ("quota_exceeded", "PLUMGATE_QUOTA_EXCEEDED", "Key limit reached"),
             ErrorCode::UpstreamError => ("upstream_error", "PLUMGATE_UPSTREAM_ERROR", "Upstream error"),
             ErrorCode::UpstreamUnauthorized => {
                 ("upstream_unauthorized", "PLUMGATE_UPSTREAM_UNAUTHORIZED", "Upstream rejected the token")
@@ -272,6 +277,11 @@ impl ApiError {
     /// penalty, the forced-refresh throttle).
     pub fn rate_limited_because(message: impl Into<String>, secs: u64) -> Self {
         Self::new(429, ErrorCode::RateLimited, message).retry_after(secs)
+    }
+    /// 429 `quota_exceeded`: the caller key's own limit; `message` names
+    /// the limit.
+    pub fn quota_exceeded(message: impl Into<String>, secs: u64) -> Self {
+        Self::new(429, ErrorCode::QuotaExceeded, message).retry_after(secs)
     }
     /// 502 `upstream_error`.
     pub fn upstream_error(message: impl Into<String>) -> Self {
@@ -428,6 +438,7 @@ mod tests {
             ApiError::payload_too_large(),
             ApiError::rate_limited("getBalance", 3),
             ApiError::rate_limited_because("x", 4),
+            ApiError::quota_exceeded("x", 5),
             ApiError::upstream_error("x"),
             ApiError::upstream_unauthorized(),
             ApiError::upstream_unauthorized_because("x"),
@@ -483,6 +494,7 @@ mod tests {
                 ("idempotency_conflict", "PLUMGATE_IDEMPOTENCY_CONFLICT"),
                 ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE"),
                 ("rate_limited", "PLUMGATE_RATE_LIMITED"),
+                ("quota_exceeded", "PLUMGATE_QUOTA_EXCEEDED"),
                 ("upstream_error", "PLUMGATE_UPSTREAM_ERROR"),
                 ("upstream_unauthorized", "PLUMGATE_UPSTREAM_UNAUTHORIZED"),
                 ("reauth_required", "PLUMGATE_REAUTH_REQUIRED"),
@@ -570,6 +582,7 @@ mod tests {
             ApiError::idempotency_conflict(),
             ApiError::payload_too_large(),
             ApiError::rate_limited("getBalance", 1),
+            ApiError::quota_exceeded("m", 1),
             ApiError::upstream_error("m"),
             ApiError::upstream_unauthorized(),
             ApiError::reauth_required(),

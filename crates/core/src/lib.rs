@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod cors;
@@ -33,10 +34,13 @@ pub mod dropin;
 pub mod errors;
 pub mod http;
 mod jsontext;
+pub mod keys;
 pub mod ledger;
 pub mod lenient;
 pub mod logline;
 pub mod ops;
+pub mod quota;
+pub mod registry;
 pub mod route;
 pub mod secret;
 pub mod time;

@@ -30,3 +30,4 @@
 
 pub mod authority;
 pub mod ledger;
+pub mod registry;
