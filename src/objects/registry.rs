@@ -53,12 +53,12 @@ const PRUNE_EVERY_MS: i64 = 3_600_000;
 /// One boxed future type for every caller: the call's code is in the wasm
 /// once rather than inlined into each caller's state machine.
 pub fn call<'a>(env: &'a Env, op: Op, req: &Request) -> LocalBoxFuture<'a, Result<Reply, ApiError>> {
-    let body = serde_json::to_string(req).ok();
+    let body = Some(req.to_json());
     Box::pin(async move {
         let sent = stub::post(env, BINDING, OBJECT_NAME, &op.url(), None, body).await;
         let unavailable = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
         match sent {
-            Ok((_, bytes)) => serde_json::from_slice(&bytes).map_err(|_| unavailable()),
+            Ok((_, bytes)) => Reply::from_json(&bytes).ok_or_else(unavailable),
             Err(StubError::Binding) => Err(ApiError::misconfigured(&[format!("{BINDING} binding is missing")])),
             Err(_) => Err(unavailable()),
         }
@@ -86,8 +86,8 @@ impl worker::DurableObject for KeyRegistry {
     async fn fetch(&self, mut req: worker::Request) -> worker::Result<Response> {
         let op = Op::from_path(&req.path());
         let body = req.bytes().await.unwrap_or_default();
-        let reply = match (op, serde_json::from_slice::<Request>(&body)) {
-            (Some(op), Ok(request)) => self.serve(op, request).unwrap_or_else(|e| Reply::refusal(storage_problem(&e))),
+        let reply = match (op, Request::from_json(&body)) {
+            (Some(op), Some(request)) => self.serve(op, request).unwrap_or_else(|e| Reply::refusal(storage_problem(&e))),
             _ => Reply::refusal(ApiError::internal()),
         };
         if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle)) && !self.alarm_set.get() {
@@ -97,7 +97,7 @@ impl worker::DurableObject for KeyRegistry {
             }
             self.alarm_set.set(true);
         }
-        Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
+        Ok(bytes_response(200, reply.to_json().into_bytes(), "application/json"))
     }
 
     /// Retention: drop what no answer needs any more; again in an hour

@@ -22,7 +22,6 @@ use crate::ops::{self, count_of, micros_text};
 use crate::quota::Fate;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::upstream::is_plum_success;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Entries per page unless `limit` says otherwise.
@@ -32,8 +31,7 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
 /// What came of an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Xoxoday placed it (also when found by reconciliation).
     Placed,
@@ -57,6 +55,23 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Placed,
+        Outcome::Replayed,
+        Outcome::Refused,
+        Outcome::QuotaExceeded,
+        Outcome::IdempotencyConflict,
+        Outcome::RateLimited,
+        Outcome::Unknown,
+        Outcome::Error,
+    ];
+
+    /// The outcome named `name`.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
     /// The name written in entries.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -311,6 +326,14 @@ mod tests {
 
     fn answer(status: u16, body: &str, replayed: bool) -> Result {
         classify(Answered::Answer { status, body: body.as_bytes(), replayed, reconciled: false })
+    }
+
+    #[test]
+    fn outcomes_have_a_name_each() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::from_name(o.as_str()), Some(o));
+        }
+        assert_eq!(Outcome::from_name("maybe"), None);
     }
 
     #[test]

@@ -328,6 +328,18 @@ impl ApiError {
         Self::new(500, ErrorCode::InternalError, "internal error; the request id identifies it in the logs")
     }
 
+    /// An error as it crosses from a Durable Object (its serde form), read
+    /// from a JSON tree: a code this version does not know is
+    /// `internal_error`. `None` without a status or a message.
+    pub fn from_value(v: &Value) -> Option<ApiError> {
+        Some(ApiError {
+            status: v.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok())?,
+            code: v.get("code").and_then(Value::as_str).and_then(ErrorCode::from_name).unwrap_or(ErrorCode::InternalError),
+            message: v.get("message").and_then(Value::as_str)?.to_owned(),
+            retry_after_secs: v.get("retry_after_secs").and_then(Value::as_u64),
+        })
+    }
+
     /// `{"error": {"code", "message", "request_id"}}`.
     pub fn body(&self, request_id: &str) -> Value {
         json!({"error": {"code": self.code.as_str(), "message": self.message, "request_id": request_id}})
@@ -454,7 +466,10 @@ mod tests {
             let text = serde_json::to_string(&e).unwrap();
             let back: ApiError = serde_json::from_str(&text).unwrap();
             assert_eq!(back, e);
+            assert_eq!(ApiError::from_value(&serde_json::from_str(&text).unwrap()), Some(e), "read from a tree too");
         }
+        assert_eq!(ApiError::from_value(&json!({"status": 429})), None, "no message");
+        assert_eq!(ApiError::from_value(&json!({"status": 418, "code": "teapot", "message": "m"})).unwrap().code, ErrorCode::InternalError);
         assert_eq!(seen.len(), ErrorCode::ALL.len(), "every code has a constructor");
         // A code this version does not know (a newer Durable Object during
         // a deploy) keeps its status and message as `internal_error`.

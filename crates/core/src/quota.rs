@@ -174,21 +174,17 @@ pub fn check_rate(limit: Option<u32>, used: u64, now_ms: i64) -> Result<(), ApiE
 
 /// What an isolate counted for one key since its last sync (and, coming
 /// back, the key's count of the minute across isolates).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageDelta {
     /// The key's id.
     pub id: String,
     /// Requests since the last sync.
-    #[serde(default)]
     pub requests: u64,
     /// The latest minute counted ([`minute_of`])...
-    #[serde(default)]
     pub minute: i64,
     /// ...and the requests in it.
-    #[serde(default)]
     pub minute_requests: u64,
     /// The last request (epoch ms).
-    #[serde(default)]
     pub last_used_ms: i64,
 }
 
@@ -540,8 +536,6 @@ mod tests {
         let u = Usage::default().with_requests(&d).with_requests(&d).with_order(25 * M);
         assert_eq!((u.requests, u.orders, u.amount, u.minute.count), (6, 1, 25 * M, 2));
         assert_eq!(u.json(day_of(T0)), r#"{"day":"2026-11-25","requests":6,"orders":1,"amount":25}"#);
-        let wire = serde_json::to_string(&d).unwrap();
-        assert_eq!(wire, format!(r#"{{"id":"k","requests":3,"minute":{},"minute_requests":1,"last_used_ms":{}}}"#, minute_of(T0) + 1, T0 + 60_000));
         // An earlier batch merged back (its sync failed): counts add up.
         let mut later = UsageDelta { id: "k".into(), ..Default::default() };
         later.count(T0 + 60_001);

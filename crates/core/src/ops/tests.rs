@@ -1212,19 +1212,7 @@ fn openapi_keys_and_audit_match_the_code() {
     assert_eq!(limits["order_amount_per_day"]["anyOf"][0]["maximum"].as_f64(), Some(quota::MAX_ORDER_AMOUNT_PER_DAY as f64 / 1e6));
     assert_eq!(s["Rotation"]["properties"]["grace_secs"]["maximum"], keys::MAX_GRACE_SECS);
     assert_eq!(s["NewKeyAnswer"]["allOf"][1]["properties"]["key"]["pattern"], format!("^{}[0-9a-f]{{{}}}$", keys::KEY_PREFIX, 2 * keys::KEY_RANDOM_BYTES));
-    let outcomes: Vec<&str> = [
-        audit::Outcome::Placed,
-        audit::Outcome::Replayed,
-        audit::Outcome::Refused,
-        audit::Outcome::QuotaExceeded,
-        audit::Outcome::IdempotencyConflict,
-        audit::Outcome::RateLimited,
-        audit::Outcome::Unknown,
-        audit::Outcome::Error,
-    ]
-    .iter()
-    .map(|o| o.as_str())
-    .collect();
+    let outcomes: Vec<&str> = audit::Outcome::ALL.iter().map(|o| o.as_str()).collect();
     assert_eq!(s["AuditEntry"]["properties"]["outcome"]["enum"], json!(outcomes));
     let params = doc["paths"]["/v1/audit"]["get"]["parameters"].as_array().unwrap();
     let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
