@@ -195,6 +195,10 @@ pub fn classify(answered: Answered<'_>) -> Result {
             Result { outcome, status, error: None, order_id, reconciled }
         }
         Answered::Error { status, code } => {
+            // Only the codes that say nothing was sent free the amount;
+            // every other (a timeout, a lost answer, an internal error, and
+            // any code added later, such as an order still being settled)
+            // may hide a placed order.
             let outcome = match code {
                 ErrorCode::QuotaExceeded => Outcome::QuotaExceeded,
                 ErrorCode::IdempotencyConflict => Outcome::IdempotencyConflict,
@@ -211,7 +215,7 @@ pub fn classify(answered: Answered<'_>) -> Result {
                 | ErrorCode::ReauthRequired
                 | ErrorCode::CredentialsRejected
                 | ErrorCode::Misconfigured => Outcome::Error,
-                ErrorCode::UpstreamError | ErrorCode::UpstreamTimeout | ErrorCode::InternalError => Outcome::Unknown,
+                _ => Outcome::Unknown,
             };
             Result { outcome, status, error: Some(code.as_str().to_owned()), order_id: None, reconciled: false }
         }
