@@ -87,7 +87,12 @@ impl worker::DurableObject for KeyRegistry {
         let op = Op::from_path(&req.path());
         let body = req.bytes().await.unwrap_or_default();
         let reply = match (op, Request::from_json(&body)) {
-            (Some(op), Some(request)) => self.serve(op, request).unwrap_or_else(|e| Reply::refusal(storage_problem(&e))),
+            (Some(op), Some(request)) => self.serve(op, request).unwrap_or_else(|e| {
+                // Read the records again next time: a failed write may have
+                // left memory ahead of storage.
+                *self.records.borrow_mut() = None;
+                Reply::refusal(storage_problem(&e))
+            }),
             _ => Reply::refusal(ApiError::internal()),
         };
         if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle)) && !self.alarm_set.get() {
