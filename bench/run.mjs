@@ -17,6 +17,8 @@
 //      reference, not for the budget), plus two floors: a no-op JS Worker route (what the
 //      runtime costs on its own) and plumgate's /healthz (what entering the
 //      wasm worker, its log line and a JSON answer cost, with no upstream);
+//      and plumgate called with a runtime key (POST /v1/keys): looked up in
+//      the isolate's copy of the key directory, synced in the background;
 //   2. refresh storm: 500 concurrent calls on a cold token cache;
 //   3. catalog: getVouchers edge-cache hit vs miss;
 //   4. cold start: fresh worker process to its first /healthz 200;
@@ -189,11 +191,12 @@ async function jsWorker(sandbox, key, refreshToken, opts = {}, variant = {}) {
 
 // ------------------------------------------------------------ scenarios
 
-async function hotPath(sandbox, pg, js, jsFull, key, jsKey, alt, pgAssets) {
+async function hotPath(sandbox, pg, js, jsFull, key, jsKey, alt, pgAssets, runtimeKey) {
   const access = (await sandbox.admin("/tokens/issue", {})).access_token;
   const targets = [
     { id: "direct", label: "sandbox direct", url: `${sandbox.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${access}`, pgid: sandbox.pid },
     { id: "plumgate", label: "plumgate (Rust/wasm)", url: `${pg.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pg.pid },
+    { id: "plumgate_runtime_key", label: "plumgate, runtime key (POST /v1/keys)", url: `${pg.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${runtimeKey}`, pgid: pg.pid },
     { id: "plumgate_dropin", label: "plumgate drop-in route", url: `${pg.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${key.key}`, pgid: pg.pid },
     { id: "plumgate_assets", label: "plumgate + demo-page assets layer", url: `${pgAssets.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pgAssets.pid },
     { id: "js", label: "hand-written JS Worker", url: `${js.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${jsKey.key}`, pgid: js.pid },
@@ -236,6 +239,8 @@ async function hotPath(sandbox, pg, js, jsFull, key, jsKey, alt, pgAssets) {
   const paired = (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
   out.paired = {
     plumgate_vs_js_rps: paired("plumgate", "js", (a, b) => a.load.rps / b.load.rps),
+    runtime_key_vs_static_rps: paired("plumgate_runtime_key", "plumgate", (a, b) => a.load.rps / b.load.rps),
+    runtime_key_over_static_p50_ms: paired("plumgate_runtime_key", "plumgate", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
     plumgate_added_p50_ms: paired("plumgate", "direct", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
     plumgate_over_floor_p50_ms: paired("plumgate", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
     js_over_floor_p50_ms: paired("js", "noop", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
@@ -572,12 +577,21 @@ async function main() {
 
   const key = makeKey("bench", ["catalog", "orders:read"]);
   const jsKey = makeKey("bench-js", ["*"]);
+  // Makes the runtime key of the hot path's runtime-key row.
+  const adminKey = makeKey("bench-admin", ["admin"]);
 
   log("size");
   results.size = await size();
 
   log(`starting plumgate and the JS Worker (${RUNTIME})`);
-  const pg = await plumgate(sandbox, [key]);
+  const pg = await plumgate(sandbox, [key, adminKey]);
+  const made = await fetch(`${pg.url}/v1/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminKey.key}`, "content-type": "application/json" },
+    body: JSON.stringify({ id: "bench-runtime", scopes: ["catalog", "orders:read"] }),
+  });
+  if (made.status !== 201) throw new Error(`POST /v1/keys: ${made.status} ${await made.text()}`);
+  const runtimeKey = (await made.json()).key;
   const pgAssetsPair = await sandbox.admin("/tokens/issue", {});
   const pgAssets = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pgAssetsPair.refresh_token }, assets: true });
   const jsPair = await sandbox.admin("/tokens/issue", {});
@@ -590,7 +604,7 @@ async function main() {
     alt = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: altPair.refresh_token }, buildDir: ALT_DIR });
     results.compare = { dir: ALT_DIR, label: ALT_LABEL };
   }
-  results.hot = await hotPath(sandbox, pg, js, jsFull, key, jsKey, alt, pgAssets);
+  results.hot = await hotPath(sandbox, pg, js, jsFull, key, jsKey, alt, pgAssets, runtimeKey);
   results.catalog = await catalog(sandbox, pg, key, alt);
   await pg.stop();
   await pgAssets.stop();

@@ -2,7 +2,8 @@
 //!
 //! Owns the upstream side of an operation call, in this order:
 //! 1. placeOrder goes to its `OrderLedger` (idempotency, reconciliation),
-//!    which asks the limiter itself;
+//!    with the key's spend cap and the audit trail around it
+//!    ([`crate::orders`]); the ledger asks the limiter itself;
 //! 2. getFilters / getVouchers / getBalance are served from the edge cache
 //!    when fresh (`x-plumgate-cache: hit`), before anything else, so no
 //!    penalty or spent budget ever refuses an answer plumgate already has;
@@ -40,10 +41,11 @@
 
 use crate::edge_cache;
 use crate::limits::{self, Admitted};
-use crate::objects::ledger;
+use crate::orders;
 use crate::plum;
 use crate::respond::{bytes_response, passthrough, JSON};
 use crate::runtime::clock::now_ms;
+use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
 use plumgate_core::edge::{stale_instead_of, stale_secs, Cached, Freshness};
 use plumgate_core::errors::{ApiError, ErrorStyle};
@@ -51,7 +53,7 @@ use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
 use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success};
 use serde_json::Value;
-use worker::{Env, Response};
+use worker::{Context, Env, Response};
 
 /// How the caller asked about the edge cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +64,17 @@ pub enum CacheMode {
     Bypass,
 }
 
-/// Forward `op` with its prepared data; `style` and `request_id` are for
-/// the error answers the order ledger renders. What happened on the way
-/// (cache, token, upstream status) comes back as a [`Trace`] for the
-/// router's log line, whatever the outcome.
+/// Forward `op` with its prepared data for `caller`; `style` and
+/// `request_id` are for the error answers the order ledger renders, `ctx`
+/// for the work a placeOrder leaves for after its answer. What happened on
+/// the way (cache, token, upstream status) comes back as a [`Trace`] for
+/// the router's log line, whatever the outcome.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     env: &Env,
+    ctx: &Context,
     cfg: &Config,
+    caller: &Caller,
     op: Operation,
     prepared: Prepared,
     mode: CacheMode,
@@ -78,7 +84,7 @@ pub async fn forward(
     let Prepared { data, fingerprint } = prepared;
     if op == Operation::PlaceOrder {
         let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
-        return ledger::place(env, data, fingerprint, request_id, style).await;
+        return orders::place(env, ctx, caller, data, fingerprint, request_id, style).await;
     }
     let class = op.cache_class();
     let ttl = match class {

@@ -11,12 +11,16 @@
 //! so there are no import circles; `scripts/check-layers.mjs` checks it):
 //! - [`routes`]: the router and the per-request pipeline (request id, the
 //!   one log line, errors).
+//! - [`keys`]: the admin routes of runtime keys and the audit trail.
+//! - [`callers`]: who is calling (`GATEWAY_KEYS`, then the isolate's copy
+//!   of the runtime key directory) and their `requests_per_minute`.
 //! - [`gateway`]: the forwarding policy of an operation call (ledger,
 //!   edge cache, limiter, the call, stale copies).
+//! - [`orders`]: the spend cap and the audit trail around the ledger.
 //! - [`objects`]: the Durable Objects, each a thin shell over core
 //!   decisions plus its client: [`objects::ledger`] (`OrderLedger`),
-//!   [`objects::limiter`] (`RateLimiter`) and [`objects::authority`]
-//!   (`TokenAuthority`).
+//!   [`objects::limiter`] (`RateLimiter`), [`objects::registry`]
+//!   (`KeyRegistry`) and [`objects::authority`] (`TokenAuthority`).
 //! - [`limits`]: the isolate's side of the shared rate limiter (leases
 //!   spent from memory, penalties reported).
 //! - [`plum`]: the Plum API client (the call with the current token, the one
@@ -32,10 +36,13 @@
 //!   request and response adapters, start-up, the clock, Durable Object
 //!   stubs), with why each piece exists and what pins it.
 
+pub mod callers;
 pub mod edge_cache;
 pub mod gateway;
 pub mod limits;
+pub mod keys;
 pub mod objects;
+pub mod orders;
 pub mod plum;
 pub mod respond;
 pub mod routes;

@@ -28,11 +28,20 @@
 //! A `plumProAPI.*` query the drop-in route does not know skips 6: with the
 //! `*` scope it is forwarded as sent (`gateway::forward_unvalidated`).
 //!
+//! Step 3 is `callers`: `GATEWAY_KEYS`, then the isolate's copy of the
+//! runtime keys; the key's `requests_per_minute` is checked right after it
+//! (`429 quota_exceeded`).
+//!
 //! The drop-in token endpoints (`POST /chef/v1/oauth/token/{token_type}`,
 //! `GET /chef/v1/oauth/token`) answer Xoxoday's token shapes for a gateway
 //! key (`plumgate_core::dropin`); they never reach Xoxoday.
+//!
+//! The admin routes of runtime keys and the audit trail (`/v1/keys...`,
+//! `/v1/audit`) are `keys`'.
 
+use crate::callers;
 use crate::gateway::{self, CacheMode};
+use crate::keys;
 use crate::respond::{
     asset, bytes_response, empty, error_response, json_response, json_text, oauth_error_response, set_headers,
     with_request_id, JSON,
@@ -41,13 +50,14 @@ use crate::runtime::clock::{now_ms, request_id};
 use crate::runtime::http::{BodyError, Incoming};
 use crate::settings;
 use crate::tokens;
-use plumgate_core::auth::Caller;
+use plumgate_core::auth::{parse_bearer, valid_id, Caller};
 use plumgate_core::config::Config;
 use plumgate_core::cors;
 use plumgate_core::dropin::{self, OAuthError};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
+use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Value};
 use worker::{web_sys, Context, Env, Method, Response};
 
@@ -57,8 +67,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// The build's version, reported by `/healthz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Handle one request (`ctx`: for work that continues after the response).
-/// Never fails: every outcome is a response.
+/// Handle one request. Never fails: every outcome is a response. `ctx`
+/// takes the work left for after the answer (usage reports, the audit
+/// trail).
 pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Response {
     let mut log = RequestLog {
         start_ms: now_ms(),
@@ -135,10 +146,44 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         require_method(&method, Method::Post)?;
         let op = Operation::from_name(op_name).ok_or_else(ApiError::unknown_operation)?;
         log.operation = Some(op.name().into());
-        let caller = authenticate(&req, cfg, log)?;
+        let caller = authenticate(&req, env, ctx, cfg, log).await?;
         let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;
         return call_operation(env, ctx, cfg, &caller, op, data, mode, ErrorStyle::Plumgate, log).await;
+    }
+    if let Some(rest) = path.strip_prefix("/v1/keys/") {
+        let (id, rotate) = match rest.strip_suffix("/rotate") {
+            Some(id) => (id, true),
+            None => (rest, false),
+        };
+        let id = id.to_owned();
+        if rotate {
+            log.route = "/v1/keys/{id}/rotate";
+            require_method(&method, Method::Post)?;
+        } else {
+            log.route = "/v1/keys/{id}";
+            if !matches!(method, Some(Method::Patch | Method::Delete)) {
+                return Err(ApiError::method_not_allowed("PATCH, DELETE"));
+            }
+        }
+        let caller = authenticate(&req, env, ctx, cfg, log).await?;
+        require_scope(&caller, "admin")?;
+        if !valid_id(&id) {
+            return Err(plumgate_core::keys::no_such_key());
+        }
+        return match method {
+            _ if rotate => {
+                let body = read_body(req).await?;
+                let body = if body.iter().all(u8::is_ascii_whitespace) {
+                    None
+                } else {
+                    Some(serde_json::from_slice::<Value>(&body).map_err(|_| ApiError::invalid_json())?)
+                };
+                keys::rotate(env, cfg, &id, body.as_ref()).await
+            }
+            Some(Method::Delete) => keys::revoke(env, cfg, &id).await,
+            _ => keys::set_limits(env, cfg, &id, &read_json(req).await?).await,
+        };
     }
     if let Some(token_type) = path.strip_prefix("/chef/v1/oauth/token/") {
         log.route = "/chef/v1/oauth/token/{token_type}";
@@ -146,13 +191,13 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
             return Err(ApiError::not_found());
         }
         require_method(&method, Method::Post)?;
-        return Ok(refresh_token(req, cfg, log).await);
+        return Ok(refresh_token(req, env, cfg, log).await);
     }
     match path.as_str() {
         "/chef/v1/oauth/api" => {
             log.route = "/chef/v1/oauth/api";
             require_method(&method, Method::Post)?;
-            let caller = authenticate(&req, cfg, log)?;
+            let caller = authenticate(&req, env, ctx, cfg, log).await?;
             let mode = cache_mode(&req, &caller);
             let envelope = read_json(req).await?;
             let parsed = ops::parse_envelope(&envelope).map_err(|e| match e {
@@ -179,28 +224,48 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         "/chef/v1/oauth/token" => {
             log.route = "/chef/v1/oauth/token";
             require_method(&method, Method::Get)?;
-            Ok(validate_token(&req, cfg, log))
+            Ok(validate_token(&req, env, cfg, log).await)
         }
         "/v1/token" => {
             log.route = "/v1/token";
             require_method(&method, Method::Get)?;
-            let caller = authenticate(&req, cfg, log)?;
+            let caller = authenticate(&req, env, ctx, cfg, log).await?;
             require_scope(&caller, "admin")?;
             Ok(json_response(200, &tokens::status(env, cfg).await?))
         }
         "/v1/token/refresh" => {
             log.route = "/v1/token/refresh";
             require_method(&method, Method::Post)?;
-            let caller = authenticate(&req, cfg, log)?;
+            let caller = authenticate(&req, env, ctx, cfg, log).await?;
             require_scope(&caller, "admin")?;
             Ok(json_response(200, &tokens::force_refresh(env, cfg).await?))
         }
         "/v1/token/recover" => {
             log.route = "/v1/token/recover";
             require_method(&method, Method::Post)?;
-            let caller = authenticate(&req, cfg, log)?;
+            let caller = authenticate(&req, env, ctx, cfg, log).await?;
             require_scope(&caller, "admin")?;
             Ok(json_response(200, &tokens::recover(env, cfg).await?))
+        }
+        "/v1/keys" => {
+            log.route = "/v1/keys";
+            if !matches!(method, Some(Method::Get | Method::Post)) {
+                return Err(ApiError::method_not_allowed("GET, POST"));
+            }
+            let caller = authenticate(&req, env, ctx, cfg, log).await?;
+            require_scope(&caller, "admin")?;
+            if method == Some(Method::Get) {
+                keys::list(env, cfg).await
+            } else {
+                keys::create(env, cfg, &read_json(req).await?).await
+            }
+        }
+        "/v1/audit" => {
+            log.route = "/v1/audit";
+            require_method(&method, Method::Get)?;
+            let caller = authenticate(&req, env, ctx, cfg, log).await?;
+            require_scope(&caller, "admin")?;
+            keys::audit_page(env, &req.query()).await
         }
         "/v1/dev/caller-key" => {
             log.route = "/v1/dev/caller-key";
@@ -228,7 +293,7 @@ async fn call_operation(
 ) -> Result<Response, ApiError> {
     require_scope(caller, op.required_scope(&data))?;
     let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
-    let (result, trace) = gateway::forward(env, cfg, op, prepared, mode, style, &log.request_id).await;
+    let (result, trace) = gateway::forward(env, ctx, cfg, caller, op, prepared, mode, style, &log.request_id).await;
     if let Some(balance) = trace.balance {
         tokens::balance_seen(env, ctx, cfg, balance);
     }
@@ -239,33 +304,48 @@ async fn call_operation(
 /// `POST /chef/v1/oauth/token/{token_type}`: Xoxoday's refresh, answered
 /// with the gateway key presented as the refresh token (steps: read the
 /// body, find the key, check it, answer). Never calls Xoxoday.
-async fn refresh_token(req: Incoming, cfg: &Config, log: &mut RequestLog) -> Response {
+async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Response {
     let content_type = req.header("content-type");
-    let answer = match read_body(req).await {
+    let key = match read_body(req).await {
         Err(e) => return error_response(&e, ErrorStyle::Xoxoday, &log.request_id),
-        Ok(body) => dropin::refresh_key(content_type.as_deref(), &body)
-            .and_then(|key| dropin::grant(&cfg.gateway_keys, &key).map(|caller| (caller, key))),
+        Ok(body) => match dropin::refresh_key(content_type.as_deref(), &body) {
+            Ok(key) => key,
+            Err(e) => return oauth_error(e, log),
+        },
     };
-    match answer {
-        Ok((caller, key)) => {
+    match callers::identify(env, cfg, &key).await {
+        Ok(caller) => {
             log.caller = Some(caller.id);
             json_text(200, dropin::refresh_answer(&key, now_ms()))
         }
-        Err(e) => oauth_error(e, log),
+        Err(e) if e.status == 401 => oauth_error(OAuthError::INVALID_GRANT, log),
+        Err(e) => registry_error(e, log),
     }
 }
 
 /// `GET /chef/v1/oauth/token`: Xoxoday's token validation, for the gateway
 /// key in the `Authorization` header. Never calls Xoxoday.
-fn validate_token(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Response {
+async fn validate_token(req: &Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Response {
     let header = req.header("authorization");
-    match dropin::bearer(&cfg.gateway_keys, header.as_deref()) {
-        Ok((caller, key)) => {
+    let key = match dropin::bearer_key(header.as_deref()) {
+        Ok(key) => key,
+        Err(e) => return oauth_error(e, log),
+    };
+    match callers::identify(env, cfg, &key).await {
+        Ok(caller) => {
             log.caller = Some(caller.id);
             json_text(200, dropin::validation_answer(&key, now_ms()))
         }
-        Err(e) => oauth_error(e, log),
+        Err(e) if e.status == 401 => oauth_error(OAuthError::INVALID_TOKEN, log),
+        Err(e) => registry_error(e, log),
     }
+}
+
+/// A key that could not be looked up (the registry did not answer), in
+/// Xoxoday's error shape.
+fn registry_error(e: ApiError, log: &mut RequestLog) -> Response {
+    log.error = Some(e.code.as_str());
+    error_response(&e, ErrorStyle::Xoxoday, &log.request_id)
 }
 
 /// Xoxoday's OAuth error answer, logged with its error code.
@@ -322,14 +402,24 @@ fn require_method(got: &Option<Method>, want: Method) -> Result<(), ApiError> {
     }
 }
 
-fn authenticate(req: &Incoming, cfg: &Config, log: &mut RequestLog) -> Result<Caller, ApiError> {
-    let header = req.header("authorization");
-    let caller = cfg
-        .gateway_keys
-        .authenticate(header.as_deref())
-        .map_err(|e| ApiError::unauthorized(e.message()))?;
-    log.caller = Some(caller.id.clone());
-    Ok(caller)
+/// The caller (`callers`), counted against its `requests_per_minute`.
+/// (Boxed: every route awaits it, and one boxed future keeps its code in
+/// the wasm once rather than in each route's state machine.)
+fn authenticate<'a>(
+    req: &'a Incoming,
+    env: &'a Env,
+    ctx: &'a Context,
+    cfg: &'a Config,
+    log: &'a mut RequestLog,
+) -> LocalBoxFuture<'a, Result<Caller, ApiError>> {
+    Box::pin(async move {
+        let header = req.header("authorization");
+        let key = parse_bearer(header.as_deref()).map_err(|e| ApiError::unauthorized(e.message()))?;
+        let caller = callers::identify(env, cfg, &key).await?;
+        log.caller = Some(caller.id.clone());
+        callers::admit(env, ctx, &caller)?;
+        Ok(caller)
+    })
 }
 
 fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {

@@ -25,6 +25,7 @@
     ordering: false,
     historyPage: 1,
     products: new Map(),
+    auditNext: null,
   };
 
   // ------------------------------------------------------------ DOM helpers
@@ -224,7 +225,9 @@
       case 404: return "Not found";
       case 409: return err.code === "order_in_progress" ? "Order not confirmed yet" : "Conflict";
       case 422: return "Xoxoday could not process this";
-      case 429: return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refreshed moments ago" : "Rate limited (Xoxoday's limits)";
+      case 429:
+        if (err.code === "quota_exceeded" || err.code === "PLUMGATE_QUOTA_EXCEEDED") return "This key's limit is reached";
+        return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refreshed moments ago" : "Rate limited (Xoxoday's limits)";
       case 503:
         if (err.code === "reauth_required") return "A person must reconnect Xoxoday";
         if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
@@ -296,9 +299,15 @@
     $("balance-note").textContent = "";
     $("balance-error").hidden = true;
     clear($("products"));
-    for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error"]) hideError(id);
+    for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
     setStatus("catalog-status", "");
     $("token-info").hidden = true;
+    hideNewKey();
+    clear($("keys-list"));
+    clear($("audit-list"));
+    $("audit-pager").hidden = true;
+    setStatus("keys-status", "");
+    setStatus("audit-status", "");
     $("filters-note").hidden = true;
     $("order-result").hidden = true;
     $("key-input").focus();
@@ -827,6 +836,223 @@
     }
   }
 
+
+  // ------------------------------------------------------------ keys (admin)
+
+  /** The body of POST /v1/keys from the form. */
+  function newKeyBody() {
+    const body = {
+      id: $("new-key-id").value.trim(),
+      scopes: [...document.querySelectorAll('#key-create-form input[name="scope"]:checked')].map((c) => c.value),
+    };
+    const limits = {};
+    if ($("new-key-rpm").value !== "") limits.requests_per_minute = Number($("new-key-rpm").value);
+    if ($("new-key-amount").value !== "") limits.order_amount_per_day = Number($("new-key-amount").value);
+    if (Object.keys(limits).length) body.limits = limits;
+    const expires = $("new-key-expires").value;
+    if (expires) body.expires_at = new Date(expires).toISOString();
+    return body;
+  }
+
+  async function createKey() {
+    const form = $("key-create-form");
+    if (!form.reportValidity()) return;
+    const body = newKeyBody();
+    hideError("keys-error");
+    hideNewKey();
+    const btn = $("key-create");
+    btn.disabled = true;
+    setStatus("keys-status", `Creating key ${body.id}…`);
+    try {
+      const r = await request("/v1/keys", { body });
+      showNewKey(r.json, `New key ${r.json.id}`, "");
+      setStatus("keys-status", `Key ${r.json.id} created. It works now; copy it before you leave this page.`);
+      form.reset();
+      await loadKeys({ quiet: true });
+    } catch (e) {
+      setStatus("keys-status", "The key was not created.");
+      showError("keys-error", e);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  /** The key of a create or rotate answer, shown once. */
+  function showNewKey(k, title, note) {
+    $("new-key-title").textContent = title;
+    $("new-key-value").textContent = k.key;
+    $("new-key-note").textContent = note;
+    $("new-key").hidden = false;
+    $("new-key-copy").focus();
+  }
+
+  function hideNewKey() {
+    $("new-key").hidden = true;
+    $("new-key-value").textContent = "";
+    $("new-key-note").textContent = "";
+  }
+
+  async function copyNewKey() {
+    const code = $("new-key-value");
+    try {
+      await navigator.clipboard.writeText(code.textContent);
+      $("new-key-note").textContent = "Copied to the clipboard.";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      $("new-key-note").textContent = "The browser did not allow copying: the key is selected, copy it with Ctrl+C (⌘C).";
+    }
+  }
+
+  function limitsText(l) {
+    const parts = [];
+    if (l && l.requests_per_minute !== null && l.requests_per_minute !== undefined) parts.push(`${l.requests_per_minute} requests/min`);
+    if (l && l.order_amount_per_day !== null && l.order_amount_per_day !== undefined) parts.push(`${l.order_amount_per_day} a day`);
+    return parts.length ? parts.join(" · ") : "none";
+  }
+
+  function usageText(u) {
+    if (!u) return "";
+    const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
+    return `${plural(u.requests, "request")} · ${plural(u.orders, "order")} · amount ${u.amount}`;
+  }
+
+  async function loadKeys({ quiet = false } = {}) {
+    const list = $("keys-list");
+    busy(list, true);
+    if (!quiet) {
+      hideError("keys-error");
+      setStatus("keys-status", "Loading keys…");
+    }
+    try {
+      const r = await request("/v1/keys", { method: "GET" });
+      const keys = (r.json && r.json.keys) || [];
+      renderKeys(keys);
+      if (!quiet) setStatus("keys-status", `${keys.length} key${keys.length === 1 ? "" : "s"}; usage is today's (UTC).`);
+    } catch (e) {
+      clear(list);
+      setStatus("keys-status", "Could not load the keys.");
+      showError("keys-error", e);
+    } finally {
+      busy(list, false);
+    }
+  }
+
+  function renderKeys(keys) {
+    const box = clear($("keys-list"));
+    if (!keys.length) return;
+    const table = h("table", { class: "table keys-table" },
+      h("caption", { class: "sr-only", text: "Caller keys" }),
+      h("thead", {}, h("tr", {},
+        ["Id", "Source", "State", "Scopes", "Limits", "Today", "Last used", ""].map((t) => h("th", { scope: "col", text: t })))));
+    const tbody = h("tbody");
+    for (const k of keys) {
+      const actions = k.source === "runtime" && k.state === "active"
+        ? h("div", { class: "row-actions" },
+          h("button", { type: "button", class: "btn btn-small", "data-action": "rotate", "data-id": k.id, "aria-label": `Rotate key ${k.id}`, text: "Rotate" }),
+          h("button", { type: "button", class: "btn btn-small btn-danger", "data-action": "revoke", "data-id": k.id, "aria-label": `Revoke key ${k.id}`, text: "Revoke" }))
+        : "";
+      tbody.append(h("tr", { "data-key": k.id },
+        h("td", { "data-label": "Id" }, h("code", { text: k.id })),
+        h("td", { "data-label": "Source", text: k.source === "static" ? "GATEWAY_KEYS" : "runtime" }),
+        h("td", { "data-label": "State" }, h("span", { class: `badge key-${k.state}`, text: k.state })),
+        h("td", { "data-label": "Scopes", text: (k.scopes || []).join(", ") }),
+        h("td", { "data-label": "Limits", text: limitsText(k.limits) }),
+        h("td", { "data-label": "Today", text: usageText(k.usage) }),
+        h("td", { "data-label": "Last used", text: k.last_used_at ? when(k.last_used_at) : "never" }),
+        h("td", {}, actions)));
+    }
+    table.append(tbody);
+    box.append(table);
+  }
+
+  async function keyAction(action, id) {
+    if (action === "revoke" && !window.confirm(`Revoke key ${id}? Every caller using it is refused within 8 seconds.`)) return;
+    hideError("keys-error");
+    hideNewKey();
+    setStatus("keys-status", action === "revoke" ? `Revoking ${id}…` : `Rotating ${id}…`);
+    try {
+      if (action === "revoke") {
+        await request(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+        setStatus("keys-status", `Key ${id} revoked: refused everywhere within 8 seconds.`);
+      } else {
+        const r = await request(`/v1/keys/${encodeURIComponent(id)}/rotate`, { method: "POST" });
+        showNewKey(r.json, `New key for ${id}`, `The previous key keeps working until ${when(r.json.previous_key_expires_at)}.`);
+        setStatus("keys-status", `Key ${id} rotated.`);
+      }
+      await loadKeys({ quiet: true });
+    } catch (e) {
+      setStatus("keys-status", `Key ${id} was not changed.`);
+      showError("keys-error", e);
+    }
+  }
+
+  // ------------------------------------------------------------ audit (admin)
+
+  async function loadAudit({ cursor = null } = {}) {
+    const list = $("audit-list");
+    hideError("audit-error");
+    busy(list, true);
+    setStatus("audit-status", "Loading the audit trail…");
+    $("audit-older").disabled = true;
+    try {
+      const q = new URLSearchParams();
+      const key = $("audit-key").value.trim();
+      if (key) q.set("key", key);
+      if ($("audit-from").value) q.set("from", $("audit-from").value);
+      if ($("audit-to").value) {
+        // The day named is included: entries before the next day.
+        const next = new Date(`${$("audit-to").value}T00:00:00Z`);
+        next.setUTCDate(next.getUTCDate() + 1);
+        q.set("to", next.toISOString().slice(0, 10));
+      }
+      q.set("limit", "20");
+      if (cursor) q.set("cursor", cursor);
+      const r = await request(`/v1/audit?${q}`, { method: "GET" });
+      const entries = (r.json && r.json.entries) || [];
+      state.auditNext = r.json && r.json.next_cursor;
+      renderAudit(entries);
+      setStatus("audit-status", entries.length
+        ? `${entries.length} entr${entries.length === 1 ? "y" : "ies"}${cursor ? " (older)" : ", newest first"}.`
+        : "No entries for these filters.");
+      $("audit-pager").hidden = !state.auditNext && !cursor;
+      $("audit-older").disabled = !state.auditNext;
+      $("audit-newest").disabled = !cursor;
+    } catch (e) {
+      clear(list);
+      setStatus("audit-status", "Could not load the audit trail.");
+      showError("audit-error", e);
+    } finally {
+      busy(list, false);
+    }
+  }
+
+  function renderAudit(entries) {
+    const box = clear($("audit-list"));
+    if (!entries.length) return;
+    const table = h("table", { class: "table audit-table" },
+      h("caption", { class: "sr-only", text: "Audit trail of placeOrder attempts" }),
+      h("thead", {}, h("tr", {},
+        ["Time", "Key", "poNumber", "Product", "Amount", "Outcome", "HTTP", "Request id"].map((t) => h("th", { scope: "col", text: t })))));
+    const tbody = h("tbody");
+    for (const e of entries) {
+      tbody.append(h("tr", {},
+        h("td", { "data-label": "Time", text: new Date(e.at).toLocaleString() }),
+        h("td", { "data-label": "Key" }, h("code", { text: e.key })),
+        h("td", { "data-label": "poNumber" }, h("code", { text: e.po_number })),
+        h("td", { "data-label": "Product", text: e.product_id }),
+        h("td", { "data-label": "Amount", text: `${e.amount} · qty ${e.quantity}` }),
+        h("td", { "data-label": "Outcome" }, h("span", { class: `badge outcome-${e.outcome}`, text: e.outcome.replaceAll("_", " ") })),
+        h("td", { "data-label": "HTTP", text: String(e.status) }),
+        h("td", { "data-label": "Request id" }, h("code", { class: "rid", text: e.request_id }))));
+    }
+    table.append(tbody);
+    box.append(table);
+  }
+
   // ------------------------------------------------------------ wiring
 
   function init() {
@@ -899,6 +1125,27 @@
 
     $("token-check").addEventListener("click", () => token("GET"));
     $("token-refresh").addEventListener("click", () => token("POST"));
+
+    $("key-create-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      createKey();
+    });
+    $("keys-load").addEventListener("click", () => loadKeys());
+    $("new-key-copy").addEventListener("click", copyNewKey);
+    $("new-key-done").addEventListener("click", () => {
+      hideNewKey();
+      $("keys-load").focus();
+    });
+    $("keys-list").addEventListener("click", (ev) => {
+      const btn = ev.target.closest("button[data-action]");
+      if (btn) keyAction(btn.dataset.action, btn.dataset.id);
+    });
+    $("audit-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      loadAudit();
+    });
+    $("audit-older").addEventListener("click", () => { if (state.auditNext) loadAudit({ cursor: state.auditNext }); });
+    $("audit-newest").addEventListener("click", () => loadAudit());
 
     probeDevKey();
     let saved = null;

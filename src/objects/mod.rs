@@ -28,9 +28,11 @@
 //! Xoxoday token pair), [`ledger`] (`OrderLedger`, bound as `ORDER_LEDGER`:
 //! placeOrder idempotency and reconciliation), [`limiter`] (`RateLimiter`,
 //! bound as `RATE_LIMITER`: Xoxoday's per-minute budgets and penalties,
-//! shared by every isolate). Storage keys and value shapes:
-//! `docs/storage.md`.
+//! shared by every isolate), [`registry`] (`KeyRegistry`, bound as
+//! `KEY_REGISTRY`: runtime keys, per-key usage and spend, the audit trail).
+//! Storage keys and value shapes: `docs/storage.md`.
 
 pub mod authority;
 pub mod ledger;
 pub mod limiter;
+pub mod registry;

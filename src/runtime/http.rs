@@ -3,7 +3,7 @@
 
 use super::promise;
 use js_sys::{Reflect, Uint8Array};
-use plumgate_core::route::path_of;
+use plumgate_core::route::{path_of, query_of};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{web_sys, Request, Response, ResponseBody};
@@ -29,6 +29,11 @@ impl Incoming {
         let path = path_of(&raw.url()).to_string();
         let headers = raw.headers();
         Incoming { raw, method, path, headers }
+    }
+
+    /// The query parameters, percent-decoded, in order.
+    pub fn query(&self) -> Vec<(String, String)> {
+        query_of(&self.raw.url())
     }
 
     /// A request header, `None` when absent.

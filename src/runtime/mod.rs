@@ -12,6 +12,7 @@
 //! | [`start`] | once per isolate: the futures queue's scheduling, interned strings | a resolved-promise reaction costs less than `queueMicrotask` in workerd; hot header names cross into JS once, not per use |
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
 //! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
+//! | [`defer`] | work left for after the answer (`waitUntil`) | every caller hands over the same boxed future type, so `wait_until`'s promise glue is in the wasm once |
 //!
 //! What pins it: `wasm-bindgen` is pinned exactly (`=0.2.130` in
 //! `Cargo.toml`, the same version as the `wasm-bindgen-cli` that
@@ -26,6 +27,7 @@
 //! Nothing here decides anything: the rules are in `plumgate_core`.
 
 pub mod clock;
+pub mod defer;
 pub mod http;
 pub mod net;
 pub mod promise;

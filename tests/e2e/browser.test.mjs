@@ -1,9 +1,9 @@
 // The demo page (www/) in a real browser: Debian's chromium driven by
 // playwright-core, against the built worker under `wrangler dev` and the
 // bundled sandbox. Walks every flow of the page at desktop width, then the
-// key errors and the layout at phone width; fails on any console error the
-// test did not cause on purpose; saves screenshots under
-// test-results/screenshots/.
+// key errors and the layout at phone width, then the admin's caller keys and
+// audit trail at both widths; fails on any console error the test did not
+// cause on purpose; saves screenshots under test-results/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
@@ -78,6 +78,19 @@ async function assertCleanText(page) {
 
 let current; // the page in use, for a screenshot when a step fails
 
+/** The demo page at desktop width (1280 × 900), its console watched and its controls checked for labels. */
+async function desktopPage(permissions = []) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (permissions.length) await ctx.grantPermissions(permissions, { origin: worker.url });
+  const page = await ctx.newPage();
+  current = page;
+  page.setDefaultTimeout(30_000);
+  const watch = watchConsole(page);
+  await page.goto(`${worker.url}/`);
+  await assertLabelled(page);
+  return { ctx, page, watch };
+}
+
 test("demo page: every flow at desktop width, errors and layout at phone width", { timeout: 240_000 }, async () => {
   try {
     await walkThePage();
@@ -113,13 +126,7 @@ async function walkThePage() {
   }
 
   // =================================================================== desktop
-  const desk = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await desk.newPage();
-  current = page;
-  page.setDefaultTimeout(30_000);
-  const dConsole = watchConsole(page);
-  await page.goto(`${worker.url}/`);
-  await assertLabelled(page);
+  const { ctx: desk, page, watch: dConsole } = await desktopPage();
   assert.equal(await text(page, "#key-status"), "No key set.");
 
   // ---- caller key: the dev key with one click, reached by keyboard only.
@@ -416,5 +423,173 @@ async function walkThePage() {
   await mob.screenshot({ path: join(SHOTS, "phone.png"), fullPage: true });
   await assertCleanText(mob);
   mConsole.check([401, 403, 404]);
+  await phone.close();
+}
+
+// =================================================================== keys and audit (admin)
+
+/** POST /v1/ops/placeOrder from outside the page, as a caller with `key`. */
+async function orderAs(key, poNumber, denomination) {
+  const res = await fetch(`${worker.url}/v1/ops/placeOrder`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ productId: 10100, quantity: 1, denomination, poNumber, email: "winner@example.com" }),
+  });
+  const text = await res.text();
+  return { status: res.status, rid: res.headers.get("x-request-id"), text };
+}
+const callAs = async (key) => (await fetch(`${worker.url}/v1/ops/getVouchers`, {
+  method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: '{"limit":1,"page":1}',
+})).status;
+
+test("demo page: caller keys and the audit trail, by keyboard, at desktop and phone widths", { timeout: 240_000 }, async () => {
+  try {
+    await walkKeysAndAudit();
+  } catch (e) {
+    if (current && !current.isClosed()) await current.screenshot({ path: join(SHOTS, "failure.png"), fullPage: true }).catch(() => {});
+    throw e;
+  }
+});
+
+async function walkKeysAndAudit() {
+  const { ctx: desk, page, watch: dConsole } = await desktopPage(["clipboard-read", "clipboard-write"]);
+  await page.fill("#key-input", keys.admin.key);
+  await page.keyboard.press("Enter");
+  await page.locator("#key-status", { hasText: "Key set" }).waitFor();
+
+  // ---- create a key, by keyboard: id, limits, scopes, Enter.
+  await page.focus("#new-key-id");
+  await page.keyboard.type("demo-writer");
+  await page.fill("#new-key-rpm", "100");
+  await page.fill("#new-key-amount", "60");
+  await page.uncheck('#key-create-form input[value="catalog"]');
+  await page.focus('#key-create-form input[value="orders:write"]');
+  await page.keyboard.press("Space");
+  await page.focus("#new-key-id");
+  await page.keyboard.press("Enter");
+  await page.locator("#new-key").waitFor({ state: "visible" });
+  const newKey = await text(page, "#new-key-value");
+  assert.match(newKey, /^pgk_[0-9a-f]{48}$/, "the key, shown once");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "new-key-copy", "focus moves to the copy button");
+  await page.keyboard.press("Enter");
+  await page.locator("#new-key-note", { hasText: "Copied" }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), newKey, "the copy button copies the key");
+  await page.locator("#keys-status", { hasText: "Key demo-writer created" }).waitFor();
+  const row = page.locator('#keys-list tr[data-key="demo-writer"]');
+  await row.waitFor();
+  assert.match(await row.innerText(), /runtime[\s\S]*active[\s\S]*orders:write[\s\S]*100 requests\/min · 60 a day/);
+  assert.match(await text(page, '#keys-list tr[data-key="admin"]'), /GATEWAY_KEYS/, "static keys are listed");
+  assert.equal(await page.locator('#keys-list tr[data-key="admin"] button').count(), 0, "static keys have no actions");
+
+  // The key works for its caller; its spend cap holds.
+  assert.equal((await orderAs(newKey, "demo-keys-1", 50)).status, 200);
+  assert.equal((await orderAs(newKey, "demo-keys-2", 50)).status, 429, "over the daily cap");
+  await waitFor(async () => {
+    await page.click("#keys-load");
+    await page.locator("#keys-status", { hasText: "keys; usage is today" }).waitFor();
+    return /1 order · amount 50/.test(await row.innerText());
+  }, { timeout: 20_000, interval: 500, what: "the order in the key's usage" });
+  assert.match(await row.innerText(), /\d+ requests? · 1 order · amount 50/);
+  await page.locator("#keys").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(SHOTS, "desktop-keys.png") });
+
+  // Done hides the key for good.
+  await page.click("#new-key-done");
+  assert.equal(await page.locator("#new-key").isVisible(), false);
+  assert.ok(!(await page.content()).includes(newKey), "the key is gone from the page");
+
+  // An id already taken: plumgate's 400, with its message and request id.
+  await page.fill("#new-key-id", "demo-writer");
+  const dup = page.waitForResponse((r) => r.url().endsWith("/v1/keys") && r.request().method() === "POST");
+  await page.click("#key-create");
+  const dr = await dup;
+  assert.equal(dr.status(), 400);
+  await page.locator("#keys-error").waitFor({ state: "visible" });
+  assert.match(await text(page, "#keys-error .err-message"), /id is already used/);
+  assert.equal(await text(page, "#keys-error .err-code"), "invalid_request");
+  assert.equal(await text(page, "#keys-error .err-rid"), dr.headers()["x-request-id"]);
+
+  // ---- rotate: a new key shown once; the previous one keeps working.
+  await page.click('#keys-list button[data-action="rotate"][data-id="demo-writer"]');
+  await page.locator("#new-key-title", { hasText: "New key for demo-writer" }).waitFor();
+  const rotated = await text(page, "#new-key-value");
+  assert.match(rotated, /^pgk_[0-9a-f]{48}$/);
+  assert.notEqual(rotated, newKey);
+  assert.match(await text(page, "#new-key-note"), /previous key keeps working until/);
+  assert.equal(await callAs(newKey), 403, "the previous key still authenticates (orders:write only: 403, not 401)");
+  assert.equal(await callAs(rotated), 403);
+
+  // ---- revoke, after a confirmation.
+  page.once("dialog", (d) => d.accept());
+  await page.click('#keys-list button[data-action="revoke"][data-id="demo-writer"]');
+  await page.locator("#keys-status", { hasText: "Key demo-writer revoked" }).waitFor();
+  await page.locator('#keys-list tr[data-key="demo-writer"] .key-revoked').waitFor();
+  assert.equal(await page.locator('#keys-list tr[data-key="demo-writer"] button').count(), 0, "no actions on a revoked key");
+  assert.equal(await callAs(rotated), 401, "refused (at once in the isolate that revoked it)");
+
+  // ---- the audit trail: the key's attempts, newest first, with request ids.
+  const many = await (await fetch(`${worker.url}/v1/keys`, {
+    method: "POST", headers: { authorization: `Bearer ${keys.admin.key}`, "content-type": "application/json" },
+    body: JSON.stringify({ id: "demo-many", scopes: ["orders:write"] }),
+  })).json();
+  const rids = [];
+  for (let i = 0; i < 21; i++) rids.push((await orderAs(many.key, `demo-many-${i}`, 10)).rid);
+  await page.fill("#audit-key", "demo-writer");
+  await page.locator("#audit-key").press("Enter");
+  await page.locator("#audit-status", { hasText: "2 entries, newest first." }).waitFor();
+  const outcomes = await page.locator("#audit-list td[data-label=Outcome]").allInnerTexts();
+  assert.deepEqual(outcomes, ["quota exceeded", "placed"]);
+  assert.match(await text(page, "#audit-list tbody tr:last-child"), /demo-keys-1[\s\S]*10100[\s\S]*50 · qty 1[\s\S]*placed[\s\S]*200/);
+  await page.screenshot({ path: join(SHOTS, "desktop-audit.png") });
+  // Paging: 21 attempts of demo-many, 20 a page.
+  await page.fill("#audit-key", "demo-many");
+  await page.click("#audit-load");
+  await waitFor(async () => (await page.locator("#audit-list tbody tr").count()) === 20 && (await page.locator("#audit-status").innerText()).includes("20 entries"),
+    { timeout: 20_000, what: "the first page of 20" });
+  assert.equal(await page.locator("#audit-older").isEnabled(), true);
+  const shown = await page.locator("#audit-list .rid").allInnerTexts();
+  assert.deepEqual(shown, rids.slice(1).reverse(), "newest first, the request ids of the calls");
+  await page.click("#audit-older");
+  await page.locator("#audit-status", { hasText: "1 entry (older)." }).waitFor();
+  assert.deepEqual(await page.locator("#audit-list .rid").allInnerTexts(), [rids[0]]);
+  assert.equal(await page.locator("#audit-older").isEnabled(), false);
+  await page.click("#audit-newest");
+  await page.locator("#audit-status", { hasText: "20 entries, newest first." }).waitFor();
+  // A date range with nothing in it.
+  await page.fill("#audit-from", "2020-01-01");
+  await page.fill("#audit-to", "2020-01-02");
+  await page.click("#audit-load");
+  await page.locator("#audit-status", { hasText: "No entries for these filters." }).waitFor();
+  const pageText = await page.locator("body").innerText();
+  assert.ok(!pageText.includes("winner@example.com"), "no recipient in the trail");
+  await assertCleanText(page);
+  dConsole.check([400]);
+  await desk.close();
+
+  // =================================================================== phone
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const mob = await phone.newPage();
+  current = mob;
+  mob.setDefaultTimeout(30_000);
+  const mConsole = watchConsole(mob);
+  await mob.goto(`${worker.url}/`);
+  await mob.fill("#key-input", keys.admin.key);
+  await mob.keyboard.press("Enter");
+  await mob.locator("#key-status", { hasText: "Key set" }).waitFor();
+  await mob.click("#keys-load");
+  await mob.locator('#keys-list tr[data-key="demo-many"]').waitFor();
+  await mob.locator("#keys").scrollIntoViewIfNeeded();
+  let widths = await mob.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+  assert.ok(widths.doc <= widths.win, `no horizontal scroll with the key list (${widths.doc} > ${widths.win})`);
+  await mob.screenshot({ path: join(SHOTS, "phone-keys.png") });
+  await mob.fill("#audit-key", "demo-many");
+  await mob.click("#audit-load");
+  await mob.locator("#audit-status", { hasText: "20 entries" }).waitFor();
+  await mob.locator("#audit").scrollIntoViewIfNeeded();
+  widths = await mob.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+  assert.ok(widths.doc <= widths.win, `no horizontal scroll with the audit trail (${widths.doc} > ${widths.win})`);
+  await mob.screenshot({ path: join(SHOTS, "phone-audit.png") });
+  await assertCleanText(mob);
+  mConsole.check([]);
   await phone.close();
 }

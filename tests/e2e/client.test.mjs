@@ -64,7 +64,7 @@ function lossyProxy(target) {
   });
 }
 
-const clientFor = (key, baseUrl = w.url) => new PlumgateClient({ baseUrl, key: key.key });
+const clientFor = (key, baseUrl = w.url) => new PlumgateClient({ baseUrl, key: key.key ?? key });
 const counters = () => sandbox.counters();
 
 before(async () => {
@@ -116,6 +116,20 @@ test("reads: every operation, token status and health through the client, typed 
   const token = await admin.tokenStatus();
   assert.equal(token.state, "fresh");
   assert.equal(typeof token.refresh_count, "number");
+
+  // Caller keys and the audit trail, typed.
+  const made = await admin.createKey({ id: "client-made", scopes: ["catalog"], limits: { requests_per_minute: 100 } });
+  assert.match(made.key, /^pgk_[0-9a-f]{48}$/);
+  const runtime = clientFor(made.key);
+  assert.ok((await runtime.getVouchers({ limit: 1, page: 1 })).data.length === 1, "the new key works at once");
+  assert.ok((await admin.listKeys()).some((k) => k.id === "client-made" && k.source === "runtime"));
+  assert.equal((await admin.setKeyLimits("client-made", { requests_per_minute: null })).limits.requests_per_minute, null);
+  const rotated = await admin.rotateKey("client-made", { graceSecs: 0 });
+  assert.notEqual(rotated.key, made.key);
+  assert.equal((await admin.revokeKey("client-made")).state, "revoked");
+  await assert.rejects(clientFor(rotated.key).getVouchers({ limit: 1, page: 1 }), { status: 401, code: "unauthorized" });
+  const trail = await admin.audit({ limit: 200 });
+  assert.ok(Array.isArray(trail.entries) && "next_cursor" in trail);
 
   // A key without the scope: a typed error, thrown at once.
   await assert.rejects(clientFor(keys.catalog).getBalance(), (e) => {

@@ -33,7 +33,7 @@ const HIGH_LIMITS = {
 const CODES = {
   400: ["invalid_json", "invalid_request"], 401: ["unauthorized"], 403: ["forbidden"],
   404: ["not_found", "unknown_operation"], 405: ["method_not_allowed"], 409: ["idempotency_conflict"],
-  413: ["payload_too_large"], 429: ["rate_limited"], 502: ["upstream_error", "upstream_unauthorized"],
+  413: ["payload_too_large"], 429: ["rate_limited", "quota_exceeded"], 502: ["upstream_error", "upstream_unauthorized"],
   503: ["reauth_required", "credentials_rejected", "misconfigured"], 504: ["upstream_timeout"],
 };
 const OPS = ["getFilters", "getVouchers", "getBalance", "placeOrder", "getOrderDetails", "getOrderHistory", "paymentHistory"];
@@ -135,8 +135,14 @@ function generator(rand) {
     if (r === 1) return { raw: pick(["", "{", "grant_type=refresh_token&refresh_token=%zz", `${MARK}=%`, "\u0000"]) };
     return { json: fields };
   }
+  function keysBody() {
+    const base = { id: `fz-${int(50)}`, scopes: [pick(["catalog", "orders:read", "*"])], limits: { requests_per_minute: 100, order_amount_per_day: 50 } };
+    if (chance(0.2)) return { raw: pick(["", "{", "[]", `{"${MARK}":1}`]) };
+    return { json: chance(0.3) ? base : mutate(base) };
+  }
   function body(path) {
     if (path.startsWith("/chef/v1/oauth/token/")) return tokenBody();
+    if (path.startsWith("/v1/keys")) return keysBody();
     const op = path.startsWith("/v1/ops/") ? path.slice(8) : pick(OPS);
     const base = VALID[op] ? VALID[op]() : randomValue();
     const r = int(12);
@@ -168,6 +174,10 @@ function generator(rand) {
     if (r === 16) return `/v1/ops/getBalance?${MARK}=1&a=%ZZ`;
     if (r === 17) return `/chef/v1/oauth/api#${MARK}`;
     if (r === 18) return `/${MARK}.html`;
+    if (r === 19 && chance(0.5)) {
+      return pick(["/v1/keys", `/v1/keys/fz-${int(50)}`, `/v1/keys/fz-${int(50)}/rotate`, `/v1/keys/${MARK}`, `/v1/keys/${MARK}/rotate`, "/v1/keys/catalog-fn",
+        `/v1/keys/${MARK}%20x`, `/v1/audit?key=${MARK}`, `/v1/audit?from=${MARK}&limit=${int(300)}`, `/v1/audit?cursor=${MARK}`, "/v1/audit?limit=5"]);
+    }
     return `/v1/ops/${pick(OPS)}`;
   };
   const authHeader = () => {

@@ -18,6 +18,11 @@ import type {
   Order,
   PlaceOrderInput,
   TokenStatus,
+  AuditPage,
+  Key,
+  LimitsInput,
+  NewKeyAnswer,
+  NewKeyRequest,
 } from "./types.js";
 
 export interface PlumgateClientOptions {
@@ -53,6 +58,15 @@ export interface CallOptions {
   retries?: number;
   /** Admin keys only: `no-cache` bypasses plumgate's edge cache. */
   cacheControl?: "no-cache";
+}
+
+/** The filters of `audit()`: RFC 3339 times (or dates), a key id, the previous page's cursor, a page size (1 to 200). */
+export interface AuditQuery {
+  from?: string;
+  to?: string;
+  key?: string;
+  cursor?: string;
+  limit?: number;
 }
 
 /** A successful operation answer. */
@@ -227,6 +241,55 @@ export class PlumgateClient {
     return this.expectJson<TokenStatus>(a);
   }
 
+  /**
+   * Make a caller key (`POST /v1/keys`). Scope `admin`. The answer's `key`
+   * is shown only this once: hand it over, plumgate keeps its SHA-256 alone.
+   * Not retried: the key of a lost answer cannot be shown again (its id is
+   * taken; make another under a new id, or rotate that one).
+   */
+  async createKey(body: NewKeyRequest, opts?: CallOptions): Promise<NewKeyAnswer> {
+    const a = await this.read({ method: "POST", path: "/v1/keys", body }, { ...opts, retries: 0 });
+    return this.expectJson<NewKeyAnswer>(a);
+  }
+
+  /** Every key, `GATEWAY_KEYS` ones first, without secrets, with today's usage (`GET /v1/keys`). Scope `admin`. */
+  async listKeys(opts?: CallOptions): Promise<Key[]> {
+    const a = await this.read({ method: "GET", path: "/v1/keys" }, opts);
+    return this.expectJson<{ keys: Key[] }>(a).keys;
+  }
+
+  /** Set a runtime key's limits (`PATCH /v1/keys/{id}`, a merge patch: `null` removes a limit). Scope `admin`. */
+  async setKeyLimits(id: string, limits: LimitsInput, opts?: CallOptions): Promise<Key> {
+    const a = await this.read({ method: "PATCH", path: `/v1/keys/${encodeURIComponent(id)}`, body: { limits } }, opts);
+    return this.expectJson<Key>(a);
+  }
+
+  /** Revoke a runtime key (`DELETE /v1/keys/{id}`): refused everywhere within 8 s. Scope `admin`. */
+  async revokeKey(id: string, opts?: CallOptions): Promise<Key> {
+    const a = await this.read({ method: "DELETE", path: `/v1/keys/${encodeURIComponent(id)}` }, opts);
+    return this.expectJson<Key>(a);
+  }
+
+  /**
+   * A new key for a runtime key's id (`POST /v1/keys/{id}/rotate`), shown
+   * only this once; the previous key keeps working `graceSecs` (default 24 h).
+   * Scope `admin`. Not retried, like `createKey`.
+   */
+  async rotateKey(id: string, opts: CallOptions & { graceSecs?: number } = {}): Promise<NewKeyAnswer> {
+    const body = opts.graceSecs === undefined ? undefined : { grace_secs: opts.graceSecs };
+    const a = await this.read({ method: "POST", path: `/v1/keys/${encodeURIComponent(id)}/rotate`, body }, { ...opts, retries: 0 });
+    return this.expectJson<NewKeyAnswer>(a);
+  }
+
+  /** A page of the audit trail of placeOrder attempts, newest first (`GET /v1/audit`). Scope `admin`. */
+  async audit(query: AuditQuery = {}, opts?: CallOptions): Promise<AuditPage> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) q.set(k, String(v));
+    const text = q.toString();
+    const a = await this.read({ method: "GET", path: `/v1/audit${text ? `?${text}` : ""}` }, opts);
+    return this.expectJson<AuditPage>(a);
+  }
+
   /** `GET /healthz`: `{status: "ok"}`, or `{status: "misconfigured", problems}` (HTTP 503). */
   async health(opts?: CallOptions): Promise<Health | Misconfigured> {
     const a = await this.transport.send({ method: "GET", path: "/healthz", timeoutMs: opts?.timeoutMs ?? this.timeoutMs, signal: opts?.signal });
@@ -399,7 +462,7 @@ export class PlumgateClient {
 
   /** A read with retries on transport errors, 5xx and 429, within its time limit; throws on error answers. */
   private async read(
-    req: { method: "GET" | "POST"; path: string; body?: unknown; headers?: Record<string, string> | undefined },
+    req: { method: "GET" | "POST" | "PATCH" | "DELETE"; path: string; body?: unknown; headers?: Record<string, string> | undefined },
     opts: CallOptions = {},
   ): Promise<Answer> {
     const deadline = this.clock.now() + (opts.timeoutMs ?? this.timeoutMs);

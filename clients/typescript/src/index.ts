@@ -6,6 +6,7 @@
 export { PlumgateClient, newPoNumber } from "./client.js";
 export type {
   AttemptReport,
+  AuditQuery,
   CallOptions,
   OperationResult,
   OrderPlaced,
@@ -22,8 +23,14 @@ export { judgeOrderAnswer, retryDelayMs } from "./policy.js";
 export type { Backoff, OrderVerdict } from "./policy.js";
 export type { Clock, FetchLike } from "./transport.js";
 export type {
+  AuditEntry,
+  AuditPage,
   Health,
+  Key,
+  LimitsInput,
   Misconfigured,
+  NewKeyAnswer,
+  NewKeyRequest,
   OperationAnswer,
   OperationData,
   OperationInput,

@@ -46,7 +46,7 @@ export interface Answer {
 }
 
 export interface SendOptions {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "PATCH" | "DELETE";
   path: string;
   body?: unknown;
   /** Extra request headers. */

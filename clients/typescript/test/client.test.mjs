@@ -466,6 +466,38 @@ test("tokenStatus, refreshToken (never retried), health (503 body returned)", as
   assert.deepEqual(await c3.health(), { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] });
 });
 
+test("caller keys and the audit trail: methods, paths, bodies; making a key is never retried", async () => {
+  const key = { id: "billing-fn", source: "runtime", state: "active", scopes: ["catalog"], key: "pgk_" + "ab".repeat(24) };
+  const f = script(json(201, key));
+  const { c } = client(f);
+  assert.deepEqual(await c.createKey({ id: "billing-fn", scopes: ["catalog"], limits: { order_amount_per_day: 500 } }), key);
+  assert.equal(f.calls[0].url, `${BASE}/v1/keys`);
+  assert.equal(f.calls[0].init.method, "POST");
+  assert.deepEqual(f.calls[0].body, { id: "billing-fn", scopes: ["catalog"], limits: { order_amount_per_day: 500 } });
+
+  const lost = script(json(502, plumErr("upstream_error", "x")), json(201, key));
+  await assert.rejects(client(lost).c.createKey({ id: "a", scopes: ["*"] }), { code: "upstream_error" });
+  assert.equal(lost.calls.length, 1, "a key shown once is never asked for twice");
+  const rot = script(json(502, plumErr("upstream_error", "x")), json(200, key));
+  await assert.rejects(client(rot).c.rotateKey("a b"), { code: "upstream_error" });
+  assert.equal(rot.calls.length, 1);
+  assert.equal(rot.calls[0].url, `${BASE}/v1/keys/a%20b/rotate`);
+  assert.equal(rot.calls[0].init.body ?? undefined, undefined, "no body: the default grace");
+
+  const g = script(json(502, plumErr("upstream_error", "x")), json(200, { keys: [key] }), json(200, key), json(200, key), json(200, key), json(200, { entries: [], next_cursor: null }));
+  const { c: c2 } = client(g);
+  assert.deepEqual(await c2.listKeys(), [key], "reads are retried");
+  assert.equal(g.calls[1].init.method, "GET");
+  await c2.setKeyLimits("billing-fn", { requests_per_minute: null });
+  assert.deepEqual([g.calls[2].init.method, g.calls[2].url, g.calls[2].body], ["PATCH", `${BASE}/v1/keys/billing-fn`, { limits: { requests_per_minute: null } }]);
+  await c2.revokeKey("billing-fn");
+  assert.deepEqual([g.calls[3].init.method, g.calls[3].url], ["DELETE", `${BASE}/v1/keys/billing-fn`]);
+  await c2.rotateKey("billing-fn", { graceSecs: 60 });
+  assert.deepEqual(g.calls[4].body, { grace_secs: 60 });
+  assert.deepEqual(await c2.audit({ key: "billing-fn", from: "2026-11-25T00:00:00+05:30", limit: 10, cursor: undefined }), { entries: [], next_cursor: null });
+  assert.equal(g.calls[5].url, `${BASE}/v1/audit?key=billing-fn&from=2026-11-25T00%3A00%3A00%2B05%3A30&limit=10`);
+});
+
 test("the key never appears in an error", async () => {
   const { c } = client(script(netError));
   const r = await c.placeOrder(ORDER, { timeoutMs: 3000 });

@@ -88,4 +88,15 @@ export async function admin(): Promise<void> {
   void [state, count, delivered, event];
   // @ts-expect-error placeOrder is not a read: it has its own method
   await client.operation("placeOrder", { productId: 1, quantity: 1, denomination: 1, poNumber: "x" });
+  const made = await client.createKey({ id: "billing-fn", scopes: ["catalog", "orders:write"], limits: { order_amount_per_day: 500 } });
+  const secret: string = made.key;
+  const source: "runtime" | "static" = made.source;
+  // @ts-expect-error a scope the API does not know
+  await client.createKey({ id: "x", scopes: ["catalogue"] });
+  const keys = await client.listKeys();
+  const requests: number = keys[0].usage.requests;
+  const page = await client.audit({ key: "billing-fn", limit: 10 });
+  const outcome: string = page.entries[0].outcome;
+  const next: string | null = page.next_cursor;
+  void [secret, source, requests, outcome, next];
 }

@@ -1,15 +1,18 @@
 //! Caller authentication and scopes.
 //!
-//! Owns `GATEWAY_KEYS` (parsing and validation) and the check of an
-//! `Authorization: Bearer <key>` header against it. Keys are never stored:
-//! only their SHA-256. A presented key is hashed and compared against every
-//! configured hash in constant time, without early exit, so response timing
-//! says nothing about which key (or how much of one) matched.
+//! Owns `GATEWAY_KEYS` (parsing and validation, the optional `limits` of
+//! each entry) and the check of an `Authorization: Bearer <key>` header
+//! against it. Keys are never stored: only their SHA-256. A presented key is
+//! hashed and compared against every configured hash in constant time,
+//! without early exit ([`find_hash`], also used for the runtime keys of
+//! `keys`), so response timing says nothing about which key (or how much of
+//! one) matched.
 //!
 //! Scopes: `catalog`, `balance`, `orders:read`, `orders:write`, `admin`, and
 //! `*` for all of them. `orders:write` implies `orders:read` (a key that may
 //! place an order may look it up).
 
+use crate::quota::Limits;
 use crate::secret::{constant_time_eq, sha256_hex, CallerKey};
 use serde_json::Value;
 
@@ -25,6 +28,8 @@ pub struct KeyEntry {
     pub sha256: [u8; 64],
     /// Scope names.
     pub scopes: Vec<String>,
+    /// Its `limits` (none when the entry has no `limits` object).
+    pub limits: Limits,
 }
 
 /// The parsed `GATEWAY_KEYS`.
@@ -33,15 +38,33 @@ pub struct CallerKeys {
     entries: Vec<KeyEntry>,
 }
 
+/// Where a key is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// `GATEWAY_KEYS` (changed only by a redeploy).
+    Static,
+    /// Made at runtime (`POST /v1/keys`), kept by the `KeyRegistry`.
+    Runtime,
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The key's id from `GATEWAY_KEYS`.
+    /// The key's id (unique across `GATEWAY_KEYS` and runtime keys).
     pub id: String,
     scopes: Vec<String>,
+    /// The key's limits.
+    pub limits: Limits,
+    /// Where the key is configured.
+    pub source: KeySource,
 }
 
 impl Caller {
+    /// A caller with these scopes and limits.
+    pub fn new(id: impl Into<String>, scopes: Vec<String>, limits: Limits, source: KeySource) -> Caller {
+        Caller { id: id.into(), scopes, limits, source }
+    }
+
     /// Does this caller hold `scope`?
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| {
@@ -135,13 +158,23 @@ impl CallerKeys {
                     continue;
                 }
             };
+            let limits = match obj.get("limits") {
+                None | Some(Value::Null) => Limits::default(),
+                Some(v) => match Limits::parse(v, &format!("{at}.limits")) {
+                    Ok(l) => l,
+                    Err(p) => {
+                        problems.push(p);
+                        continue;
+                    }
+                },
+            };
             if entries.iter().any(|e| e.id == id) {
                 problems.push(format!("{at}.id repeats an earlier id"));
             }
             if entries.iter().any(|e| e.sha256 == hash) {
                 problems.push(format!("{at}.sha256 repeats an earlier key"));
             }
-            entries.push(KeyEntry { id, sha256: hash, scopes });
+            entries.push(KeyEntry { id, sha256: hash, scopes, limits });
         }
         if problems.is_empty() {
             Ok(CallerKeys { entries })
@@ -158,6 +191,16 @@ impl CallerKeys {
     /// True when no key is configured (every request is refused).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The configured entries, in `GATEWAY_KEYS` order.
+    pub fn entries(&self) -> &[KeyEntry] {
+        &self.entries
+    }
+
+    /// Does a configured entry have this id?
+    pub fn has_id(&self, id: &str) -> bool {
+        self.entries.iter().any(|e| e.id == id)
     }
 
     /// Check an `Authorization` header value.
@@ -179,22 +222,32 @@ impl CallerKeys {
     }
 
     fn identify(&self, key: &CallerKey) -> Result<Caller, AuthError> {
-        let presented = sha256_hex(key.expose_secret().as_bytes());
-        let mut found: Option<&KeyEntry> = None;
-        // Compare against every entry, always, so timing does not depend on
-        // which entry matched.
-        for entry in &self.entries {
-            if constant_time_eq(&entry.sha256, presented.as_bytes()) {
-                found = Some(entry);
-            }
-        }
-        found
-            .map(|e| Caller { id: e.id.clone(), scopes: e.scopes.clone() })
+        let presented = hash_key(key.expose_secret());
+        find_hash(self.entries.iter().map(|e| &e.sha256[..]), presented.as_bytes())
+            .map(|i| {
+                let e = &self.entries[i];
+                Caller::new(e.id.clone(), e.scopes.clone(), e.limits, KeySource::Static)
+            })
             .ok_or(AuthError::Unknown)
     }
 }
 
-fn valid_id(id: &str) -> bool {
+/// The index of the hash (lowercase hex) equal to `presented`, compared
+/// with every one of them, always, in constant time: the time taken does
+/// not depend on which one matched, or how much of one.
+pub fn find_hash<'a>(hashes: impl Iterator<Item = &'a [u8]>, presented: &[u8]) -> Option<usize> {
+    let mut found = None;
+    for (i, hash) in hashes.enumerate() {
+        if constant_time_eq(hash, presented) {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// A key id: 1-64 letters, digits, `-`, `_` or `.` (`GATEWAY_KEYS` and
+/// runtime keys alike).
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
@@ -298,6 +351,35 @@ mod tests {
         ] {
             assert_eq!(k.authenticate_key(&CallerKey::new(key)).unwrap_err(), want, "{key:?}");
         }
+    }
+
+    #[test]
+    fn entries_may_carry_limits() {
+        let raw = format!(
+            r#"[{{"id":"capped","sha256":"{}","scopes":["orders:write"],"limits":{{"requests_per_minute":60,"order_amount_per_day":"500"}}}},
+               {{"id":"free","sha256":"{}","scopes":["*"],"limits":null}}]"#,
+            hash_key(KEY_A),
+            hash_key(KEY_B)
+        );
+        let k = CallerKeys::parse(&raw).unwrap();
+        let a = k.authenticate_key(&CallerKey::new(KEY_A)).unwrap();
+        assert_eq!(a.limits, Limits { requests_per_minute: Some(60), order_amount_per_day: Some(500_000_000) });
+        assert_eq!(a.source, KeySource::Static);
+        assert_eq!(k.authenticate_key(&CallerKey::new(KEY_B)).unwrap().limits, Limits::default());
+        assert!(k.has_id("free") && !k.has_id("other"));
+        assert_eq!(k.entries().len(), 2);
+        let bad = format!(r#"[{{"id":"a","sha256":"{}","scopes":["catalog"],"limits":{{"requests_per_minute":0}}}}]"#, hash_key(KEY_A));
+        let p = CallerKeys::parse(&bad).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("GATEWAY_KEYS[0].limits.requests_per_minute must be"), "{p:?}");
+    }
+
+    #[test]
+    fn find_hash_finds_the_one_equal() {
+        let hashes = [hash_key("a"), hash_key("b"), hash_key("c")];
+        assert_eq!(find_hash(hashes.iter().map(|h| h.as_bytes()), hash_key("b").as_bytes()), Some(1));
+        assert_eq!(find_hash(hashes.iter().map(|h| h.as_bytes()), hash_key("d").as_bytes()), None);
+        assert_eq!(find_hash(std::iter::empty(), b""), None);
     }
 
     #[test]

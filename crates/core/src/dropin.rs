@@ -150,12 +150,23 @@ pub fn grant(keys: &CallerKeys, key: &CallerKey) -> Result<Caller, OAuthError> {
 /// [`OAuthError::MISSING_BEARER`] without a header,
 /// [`OAuthError::INVALID_TOKEN`] for any other header that names no key.
 pub fn bearer(keys: &CallerKeys, header: Option<&str>) -> Result<(Caller, CallerKey), OAuthError> {
-    let key = parse_bearer(header).map_err(|e| match e {
-        AuthError::Missing => OAuthError::MISSING_BEARER,
-        AuthError::Malformed | AuthError::Unknown => OAuthError::INVALID_TOKEN,
-    })?;
+    let key = bearer_key(header)?;
     let caller = keys.authenticate_key(&key).map_err(|_| OAuthError::INVALID_TOKEN)?;
     Ok((caller, key))
+}
+
+/// The key an `Authorization: Bearer` header presents to the validation
+/// endpoint, before anyone has looked it up (a runtime key is looked up in
+/// the worker's copy of the key directory).
+///
+/// # Errors
+/// [`OAuthError::MISSING_BEARER`] without a header,
+/// [`OAuthError::INVALID_TOKEN`] for a header no key can be in.
+pub fn bearer_key(header: Option<&str>) -> Result<CallerKey, OAuthError> {
+    parse_bearer(header).map_err(|e| match e {
+        AuthError::Missing => OAuthError::MISSING_BEARER,
+        AuthError::Malformed | AuthError::Unknown => OAuthError::INVALID_TOKEN,
+    })
 }
 
 /// The refresh endpoint's answer for `key` at `now_ms`, as text, in

@@ -72,6 +72,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 429: a Xoxoday penalty (or a throttled forced refresh).
     RateLimited,
+    /// 429: the caller key's own limit (`requests_per_minute`,
+    /// `order_amount_per_day`).
+    QuotaExceeded,
     /// 502: transport failure or unreadable upstream answer.
     UpstreamError,
     /// 502: upstream still rejects the token.
@@ -90,7 +93,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in contract order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
@@ -102,6 +105,7 @@ impl ErrorCode {
         ErrorCode::OrderInProgress,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
         ErrorCode::UpstreamError,
         ErrorCode::UpstreamUnauthorized,
         ErrorCode::ReauthRequired,
@@ -151,6 +155,7 @@ impl ErrorCode {
             }
             ErrorCode::PayloadTooLarge => ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE", "Payload too large"),
             ErrorCode::RateLimited => ("rate_limited", "PLUMGATE_RATE_LIMITED", "Rate limit penalty"),
+            ErrorCode::QuotaExceeded => ("quota_exceeded", "PLUMGATE_QUOTA_EXCEEDED", "Key limit reached"),
             ErrorCode::UpstreamError => ("upstream_error", "PLUMGATE_UPSTREAM_ERROR", "Upstream error"),
             ErrorCode::UpstreamUnauthorized => {
                 ("upstream_unauthorized", "PLUMGATE_UPSTREAM_UNAUTHORIZED", "Upstream rejected the token")
@@ -293,6 +298,11 @@ impl ApiError {
     pub fn rate_limited_because(message: impl Into<String>, secs: u64) -> Self {
         Self::new(429, ErrorCode::RateLimited, message).retry_after(secs)
     }
+    /// 429 `quota_exceeded`: the caller key's own limit; `message` names
+    /// the limit.
+    pub fn quota_exceeded(message: impl Into<String>, secs: u64) -> Self {
+        Self::new(429, ErrorCode::QuotaExceeded, message).retry_after(secs)
+    }
     /// 502 `upstream_error`.
     pub fn upstream_error(message: impl Into<String>) -> Self {
         Self::new(502, ErrorCode::UpstreamError, message)
@@ -336,6 +346,18 @@ impl ApiError {
     /// 500 `internal_error`: a bug; details go to the log, not the caller.
     pub fn internal() -> Self {
         Self::new(500, ErrorCode::InternalError, "internal error; the request id identifies it in the logs")
+    }
+
+    /// An error as it crosses from a Durable Object (its serde form), read
+    /// from a JSON tree: a code this version does not know is
+    /// `internal_error`. `None` without a status or a message.
+    pub fn from_value(v: &Value) -> Option<ApiError> {
+        Some(ApiError {
+            status: v.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok())?,
+            code: v.get("code").and_then(Value::as_str).and_then(ErrorCode::from_name).unwrap_or(ErrorCode::InternalError),
+            message: v.get("message").and_then(Value::as_str)?.to_owned(),
+            retry_after_secs: v.get("retry_after_secs").and_then(Value::as_u64),
+        })
     }
 
     /// `{"error": {"code", "message", "request_id"}}`.
@@ -450,6 +472,7 @@ mod tests {
             ApiError::payload_too_large(),
             ApiError::rate_limited("getBalance", 3),
             ApiError::rate_limited_because("x", 4),
+            ApiError::quota_exceeded("x", 5),
             ApiError::upstream_error("x"),
             ApiError::upstream_unauthorized(),
             ApiError::upstream_unauthorized_because("x"),
@@ -465,7 +488,10 @@ mod tests {
             let text = serde_json::to_string(&e).unwrap();
             let back: ApiError = serde_json::from_str(&text).unwrap();
             assert_eq!(back, e);
+            assert_eq!(ApiError::from_value(&serde_json::from_str(&text).unwrap()), Some(e), "read from a tree too");
         }
+        assert_eq!(ApiError::from_value(&json!({"status": 429})), None, "no message");
+        assert_eq!(ApiError::from_value(&json!({"status": 418, "code": "teapot", "message": "m"})).unwrap().code, ErrorCode::InternalError);
         assert_eq!(seen.len(), ErrorCode::ALL.len(), "every code has a constructor");
         // A code this version does not know (a newer Durable Object during
         // a deploy) keeps its status and message as `internal_error`.
@@ -506,6 +532,7 @@ mod tests {
                 ("order_in_progress", "PLUMGATE_ORDER_IN_PROGRESS"),
                 ("payload_too_large", "PLUMGATE_PAYLOAD_TOO_LARGE"),
                 ("rate_limited", "PLUMGATE_RATE_LIMITED"),
+                ("quota_exceeded", "PLUMGATE_QUOTA_EXCEEDED"),
                 ("upstream_error", "PLUMGATE_UPSTREAM_ERROR"),
                 ("upstream_unauthorized", "PLUMGATE_UPSTREAM_UNAUTHORIZED"),
                 ("reauth_required", "PLUMGATE_REAUTH_REQUIRED"),
@@ -594,6 +621,7 @@ mod tests {
             ApiError::order_in_progress("m", 3),
             ApiError::payload_too_large(),
             ApiError::rate_limited("getBalance", 1),
+            ApiError::quota_exceeded("m", 1),
             ApiError::upstream_error("m"),
             ApiError::upstream_unauthorized(),
             ApiError::reauth_required(),

@@ -57,9 +57,21 @@ impl Object {
     }
 }
 
+/// A JSON string literal of `s`.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_string(s, &mut out);
+    out
+}
+
+/// A JSON string literal of `s`, or `null`.
+pub(crate) fn quote_or_null(s: Option<&str>) -> String {
+    s.map_or_else(|| "null".to_owned(), quote)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Object;
+    use super::{quote, quote_or_null, Object};
     use serde_json::{json, Value};
 
     #[test]
@@ -74,5 +86,7 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v, json!({"s": "quote\" backslash\\ nl\n ctl\u{1} é", "n": 429, "i": -5, "o": {"k": "v"}, "a": [1, 2]}));
         assert_eq!(Object::new().finish(), "{}");
+        assert_eq!(serde_json::from_str::<Value>(&quote("a\"\n")).unwrap(), json!("a\"\n"));
+        assert_eq!((quote_or_null(None), quote_or_null(Some("x"))), ("null".to_owned(), "\"x\"".to_owned()));
     }
 }

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod cors;
@@ -39,11 +40,14 @@ pub mod edge;
 pub mod errors;
 pub mod http;
 mod jsontext;
+pub mod keys;
 pub mod ledger;
 pub mod lenient;
 pub mod limits;
 pub mod logline;
 pub mod ops;
+pub mod quota;
+pub mod registry;
 pub mod route;
 pub mod secret;
 pub mod time;

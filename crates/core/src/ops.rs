@@ -566,6 +566,50 @@ pub fn po_number(data: &Value) -> Option<String> {
     }
 }
 
+/// An amount in millionths of its unit: a JSON number above 0, or a
+/// decimal string (`"25"`, `"25.50"`) above 0, the forms a placeOrder
+/// `denomination` takes. Rounded to the nearest millionth, saturating.
+/// `None` for anything else.
+pub fn amount_micros(value: &Value) -> Option<i64> {
+    let f = match value {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => validate::decimal_string_number(s)?.as_f64()?,
+        _ => return None,
+    };
+    // `as` saturates; NaN cannot come out of JSON.
+    #[allow(clippy::cast_possible_truncation)]
+    let micros = (f * 1_000_000.0).round() as i64;
+    (f > 0.0 && micros > 0).then_some(micros)
+}
+
+/// A count as Xoxoday takes it: a JSON integer or a string of digits.
+pub fn count_of(value: &Value) -> Option<u64> {
+    validate::whole_number(value)
+}
+
+/// What a valid placeOrder `data` spends, in millionths of its currency:
+/// `denomination` × `quantity` (each in any form Xoxoday accepts),
+/// saturating. `None` when either is missing or unreadable.
+pub fn order_amount_micros(data: &Value) -> Option<i64> {
+    let denomination = amount_micros(data.get("denomination")?)?;
+    let quantity = i64::try_from(count_of(data.get("quantity")?)?).unwrap_or(i64::MAX);
+    Some(denomination.saturating_mul(quantity))
+}
+
+/// An amount in millionths as the JSON number it stands for, exactly
+/// (`25_500_000` is `25.5`, `3` is `0.000003`).
+pub fn micros_text(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let m = micros.unsigned_abs();
+    let (whole, frac) = (m / 1_000_000, m % 1_000_000);
+    if frac == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let digits = format!("{frac:06}");
+        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
 /// The getOrderDetails `data` that looks an order up by its `poNumber`,
 /// used to reconcile a placeOrder whose outcome is unknown (timeout,
 /// transport error or 5xx; contract §5). It never resends the voucher email.

@@ -17,9 +17,56 @@ pub fn path_of(url: &str) -> &str {
     &path[..end]
 }
 
+/// The query parameters of a serialized URL, in order, percent-decoded
+/// (`+` is a plus sign, as RFC 3986 has it, so a time offset such as
+/// `+05:30` survives unencoded). A name without `=` has an empty value.
+pub fn query_of(url: &str) -> Vec<(String, String)> {
+    let Some((_, rest)) = url.split_once('?') else { return Vec::new() };
+    let query = rest.split('#').next().unwrap_or("");
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (name, value) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decoded(name), percent_decoded(value))
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded (a broken escape is kept as written; bytes that
+/// are not UTF-8 become U+FFFD).
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::path_of;
+    use super::{path_of, query_of};
+
+    #[test]
+    fn queries() {
+        let q = |url: &str| query_of(url).into_iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>();
+        assert_eq!(q("https://h/v1/audit?from=2026-11-25T22:39:42+05:30&key=a%2Db&cursor=&x#frag"), ["from=2026-11-25T22:39:42+05:30", "key=a-b", "cursor=", "x="]);
+        assert_eq!(q("https://h/v1/audit"), Vec::<String>::new());
+        assert_eq!(q("https://h/?a=%zz%4&b=%C3%A9&c=%ff"), ["a=%zz%4", "b=é", "c=\u{fffd}"]);
+        assert_eq!(q("https://h/?&&a=1=2"), ["a=1=2"]);
+    }
 
     #[test]
     fn paths() {

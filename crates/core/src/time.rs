@@ -42,6 +42,105 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// One UTC day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// One minute in milliseconds.
+pub const MINUTE_MS: i64 = 60_000;
+
+/// The UTC day of an instant, counted from 1970-01-01 (day 0).
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// The minute of an instant, counted from the epoch.
+pub fn minute_of(ms: i64) -> i64 {
+    ms.div_euclid(MINUTE_MS)
+}
+
+/// A UTC day ([`day_of`]) written `YYYY-MM-DD`.
+pub fn date_of_day(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Epoch milliseconds of an RFC 3339 date-time (`2026-11-25T17:09:42Z`,
+/// `2026-11-25T17:09:42.123+05:30`; `T` or a space, `Z` or `z` or an
+/// offset) or of a date alone (`2026-11-25`, its start in UTC). `None` for
+/// anything else, a day that does not exist included.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year == 0 || day < 1 || day > days_in_month {
+        return None;
+    }
+    let date_ms = days_from_civil(year, month, day).checked_mul(DAY_MS)?;
+    if b.len() == 10 {
+        return Some(date_ms);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 20 || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b[i] == b'.' {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        // Milliseconds: the first three digits, the rest cut off.
+        for k in 0..3 {
+            millis = millis * 10 + if k < digits { i64::from(b[i + 1 + k] - b'0') } else { 0 };
+        }
+        i += 1 + digits;
+    }
+    let offset_ms = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = (oh * 60 + om) * MINUTE_MS;
+            if *sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+    let time_ms = ((hour * 60 + minute) * 60 + second) * 1000 + millis;
+    date_ms.checked_add(time_ms)?.checked_sub(offset_ms)
+}
+
+/// Days since 1970-01-01 of a (proleptic Gregorian) date; the inverse of
+/// [`civil_from_days`].
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Date (year, month, day) of a count of days since 1970-01-01, using the
 /// proleptic Gregorian calendar (era-based conversion).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -84,5 +183,54 @@ mod tests {
         assert_eq!(rfc3339(1_718_000_000_000), "2024-06-10T06:13:20.000Z");
         assert_eq!(rfc3339(1_795_626_582_123), "2026-11-25T17:09:42.123Z");
         assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn days_minutes_and_dates() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(DAY_MS), 1);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(minute_of(59_999), 0);
+        assert_eq!(minute_of(60_000), 1);
+        assert_eq!(date_of_day(day_of(1_795_626_582_123)), "2026-11-25");
+        assert_eq!(date_of_day(0), "1970-01-01");
+        for day in [-800_000, -1, 0, 11_016, 20_417, 2_932_896] {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), day, "{day}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_parses_what_it_writes_and_what_people_write() {
+        for ms in [0, 951_782_400_000, 1_718_000_000_000, 1_795_626_582_123] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        }
+        for (text, want) in [
+            ("2026-11-25T17:09:42Z", Some(1_795_626_582_000)),
+            ("2026-11-25t17:09:42z", Some(1_795_626_582_000)),
+            ("2026-11-25 17:09:42Z", Some(1_795_626_582_000)),
+            ("2026-11-25T17:09:42.1Z", Some(1_795_626_582_100)),
+            ("2026-11-25T17:09:42.123456789Z", Some(1_795_626_582_123)),
+            ("2026-11-25T22:39:42+05:30", Some(1_795_626_582_000)),
+            ("2026-11-25T12:09:42-05:00", Some(1_795_626_582_000)),
+            ("2026-11-25", Some(1_795_564_800_000)),
+            ("2024-02-29", Some(1_709_164_800_000)),
+            ("2026-02-29", None),
+            ("2026-13-01", None),
+            ("0000-01-01", None),
+            ("2026-11-25T24:00:00Z", None),
+            ("2026-11-25T17:09:42", None),
+            ("2026-11-25T17:09:42.Z", None),
+            ("2026-11-25T17:09:42+0530", None),
+            ("2026-11-25T17:09Z", None),
+            ("26-11-25", None),
+            ("2026-1-25", None),
+            ("", None),
+            ("2026-11-25T17:09:42Zjunk", None),
+            ("１２３４-11-25", None),
+        ] {
+            assert_eq!(parse_rfc3339(text), want, "{text}");
+        }
     }
 }

@@ -33,3 +33,4 @@
 pub mod authority;
 pub mod ledger;
 pub mod limiter;
+pub mod registry;

@@ -1056,6 +1056,12 @@ fn openapi_has_every_route_and_operation() {
         ("/v1/token", "get"),
         ("/v1/token/refresh", "post"),
         ("/v1/token/recover", "post"),
+        ("/v1/keys", "get"),
+        ("/v1/keys", "post"),
+        ("/v1/keys/{id}", "patch"),
+        ("/v1/keys/{id}", "delete"),
+        ("/v1/keys/{id}/rotate", "post"),
+        ("/v1/audit", "get"),
         ("/v1/dev/caller-key", "get"),
         ("/", "get"),
     ];
@@ -1070,10 +1076,11 @@ fn openapi_has_every_route_and_operation() {
             "{method} {path} missing"
         );
     }
+    let methods: usize = paths.values().map(|p| p.as_object().unwrap().keys().filter(|k| *k != "parameters").count()).sum();
     assert_eq!(
-        paths.len(),
+        methods,
         expected.len(),
-        "undocumented extra paths: {:?}",
+        "undocumented extra paths or methods: {:?}",
         paths.keys()
     );
     for op in Operation::ALL {
@@ -1150,4 +1157,80 @@ fn openapi_refs_resolve() {
     let mut seen = 0;
     walk(&doc, &doc, &mut seen);
     assert!(seen > 50, "{seen}");
+}
+
+// ------------------------------------------------------------ order amounts
+
+#[test]
+fn amounts_in_every_form_xoxoday_takes() {
+    for (v, want) in [
+        (json!(25), Some(25_000_000)),
+        (json!(25.5), Some(25_500_000)),
+        (json!("25"), Some(25_000_000)),
+        (json!("025.50"), Some(25_500_000)),
+        (json!(0.1), Some(100_000)),
+        (json!("0.0000004"), None),
+        (json!(0), None),
+        (json!("0.00"), None),
+        (json!(-5), None),
+        (json!("-5"), None),
+        (json!("1e3"), None),
+        (json!(true), None),
+        (json!(null), None),
+        (json!(1e300), Some(i64::MAX)),
+    ] {
+        assert_eq!(amount_micros(&v), want, "{v}");
+    }
+    assert_eq!(order_amount_micros(&json!({"denomination": "25.5", "quantity": "3"})), Some(76_500_000));
+    assert_eq!(order_amount_micros(&json!({"denomination": 10, "quantity": 2.0})), Some(20_000_000));
+    assert_eq!(order_amount_micros(&json!({"denomination": 10})), None);
+    assert_eq!(order_amount_micros(&json!({"quantity": 1})), None);
+    assert_eq!(order_amount_micros(&json!({"denomination": 1e300, "quantity": 5})), Some(i64::MAX), "saturates");
+    assert_eq!(count_of(&json!("12")), Some(12));
+    assert_eq!(count_of(&json!(1.5)), None);
+}
+
+#[test]
+fn micros_are_written_as_the_numbers_they_are() {
+    for (m, want) in [(0, "0"), (25_000_000, "25"), (25_500_000, "25.5"), (3, "0.000003"), (1_000_001, "1.000001"), (-2_500_000, "-2.5")] {
+        assert_eq!(micros_text(m), want);
+        if m > 0 {
+            assert_eq!(amount_micros(&json!(want)), Some(m), "the text reads back as the amount");
+        }
+    }
+}
+
+#[test]
+fn openapi_keys_and_audit_match_the_code() {
+    use crate::{audit, keys, quota};
+    let doc = openapi();
+    let s = &doc["components"]["schemas"];
+    assert_eq!(s["NewKeyRequest"]["properties"]["scopes"]["items"]["enum"], json!(crate::auth::SCOPES));
+    assert_eq!(s["Key"]["properties"]["scopes"]["items"]["enum"], json!(crate::auth::SCOPES));
+    let limits = &s["LimitsInput"]["properties"];
+    assert_eq!(limits["requests_per_minute"]["maximum"], quota::MAX_REQUESTS_PER_MINUTE);
+    assert_eq!(limits["order_amount_per_day"]["anyOf"][0]["maximum"].as_f64(), Some(quota::MAX_ORDER_AMOUNT_PER_DAY as f64 / 1e6));
+    assert_eq!(s["Rotation"]["properties"]["grace_secs"]["maximum"], keys::MAX_GRACE_SECS);
+    assert_eq!(s["NewKeyAnswer"]["allOf"][1]["properties"]["key"]["pattern"], format!("^{}[0-9a-f]{{{}}}$", keys::KEY_PREFIX, 2 * keys::KEY_RANDOM_BYTES));
+    let outcomes: Vec<&str> = audit::Outcome::ALL.iter().map(|o| o.as_str()).collect();
+    assert_eq!(s["AuditEntry"]["properties"]["outcome"]["enum"], json!(outcomes));
+    let params = doc["paths"]["/v1/audit"]["get"]["parameters"].as_array().unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["maximum"], audit::MAX_PAGE);
+    // The answers the code writes have every member the schemas require.
+    let view: Value = serde_json::from_str(&keys::view(
+        &keys::create(&[], &[], keys::NewKey { id: "a".into(), scopes: vec!["*".into()], expires_at_ms: None, limits: quota::Limits::default() }, "h".into(), 0).unwrap(),
+        &keys::Facts::default(),
+        0,
+    ))
+    .unwrap();
+    for name in s["Key"]["required"].as_array().unwrap() {
+        assert!(view.get(name.as_str().unwrap()).is_some(), "{name}");
+    }
+    let a = audit::Attempt::of_order("k", &json!({"productId": 1, "quantity": 1, "denomination": 5, "poNumber": "p"}), "fp", "r");
+    let r = audit::classify(audit::Answered::Error { status: 429, code: crate::errors::ErrorCode::QuotaExceeded });
+    let entry: Value = serde_json::from_str(&audit::entry(&a, 0, &r)).unwrap();
+    for name in s["AuditEntry"]["required"].as_array().unwrap() {
+        assert!(entry.get(name.as_str().unwrap()).is_some(), "{name}");
+    }
 }

@@ -486,35 +486,9 @@ fn is_digits(s: &str) -> bool {
 }
 
 /// `YYYY-MM-DD` naming a real day of the (proleptic) Gregorian calendar,
-/// years 0001 to 9999.
+/// years 0001 to 9999 (the one date reader, `time::parse_rfc3339`, which
+/// takes a date alone; there is no year 0, and JSON Schema's `format: date`
+/// checkers reject it too).
 fn is_calendar_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let (Some(year), Some(month), Some(day)) =
-        (number(&b[0..4]), number(&b[5..7]), number(&b[8..10]))
-    else {
-        return false;
-    };
-    // There is no year 0 (and JSON Schema's `format: date` checkers reject it).
-    if year == 0 {
-        return false;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days_in_month).contains(&day)
-}
-
-/// The value of a run of ASCII digits.
-fn number(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |acc, &b| {
-        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-    })
+    s.len() == 10 && crate::time::parse_rfc3339(s).is_some()
 }

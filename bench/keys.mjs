@@ -1,0 +1,51 @@
+// The cost of caller keys made at runtime, measured small and sequential (not
+// a load test; about a minute):
+//
+//   node bench/keys.mjs        (after scripts/build.sh and the sandbox build)
+//
+// A GATEWAY_KEYS key vs a runtime key (looked up in the isolate's copy of the
+// key directory) vs a runtime key with requests_per_minute, on the uncached
+// hot path (getOrderHistory); and placeOrder without a spend cap vs with one
+// (one KeyRegistry call before the order). 3 interleaved rounds, p50 and p90
+// of every request, under wrangler dev (its proxy adds a few ms to every
+// row alike) against the bundled sandbox on loopback. It also prints what
+// the registry counted, which must equal the requests sent. bench/run.mjs
+// measures the hot path's runtime-key row under load with the rest.
+import { startSandbox, startWorker, makeKey, call, HIGH_LIMITS } from "../tests/e2e/harness.mjs";
+const admin = makeKey("admin", ["*"]);
+const reader = makeKey("static-reader", ["orders:read", "orders:write"]);
+const sandbox = await startSandbox(["--quiet"]);
+await sandbox.admin("/config", { rate_limits: HIGH_LIMITS, initial_balance: 1e9 });
+const w = await startWorker({ sandbox, keys: { admin, reader } });
+const mk = async (id, limits) => (await call(w, "/v1/keys", { key: admin, body: { id, scopes: ["orders:read", "orders:write"], limits } })).json.key;
+const rt = await mk("runtime-reader");
+const rtLimited = await mk("runtime-rpm", { requests_per_minute: 1000000 });
+const rtCapped = await mk("runtime-capped", { order_amount_per_day: 1000000000 });
+const HIST = { startDate: "2020-01-01", endDate: "2030-12-31", limit: 1, page: 1 };
+async function time(fn) { const t = performance.now(); const r = await fn(); if (r.status !== 200) throw new Error(`${r.status} ${r.text}`); return performance.now() - t; }
+const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(p * (s.length - 1))]; };
+const targets = {
+  "static key, getOrderHistory": () => call(w, "/v1/ops/getOrderHistory", { key: reader, body: HIST }),
+  "runtime key, getOrderHistory": () => call(w, "/v1/ops/getOrderHistory", { key: rt, body: HIST }),
+  "runtime key + requests_per_minute, getOrderHistory": () => call(w, "/v1/ops/getOrderHistory", { key: rtLimited, body: HIST }),
+};
+let n = 0;
+const orders = {
+  "static key, placeOrder (no cap)": () => call(w, "/v1/ops/placeOrder", { key: reader, body: { productId: 10100, quantity: 1, denomination: 10, poNumber: `lat-${++n}` } }),
+  "runtime key + order_amount_per_day, placeOrder": () => call(w, "/v1/ops/placeOrder", { key: rtCapped, body: { productId: 10100, quantity: 1, denomination: 10, poNumber: `lat-${++n}` } }),
+};
+const res = {};
+for (const [set, N] of [[targets, 100], [orders, 30]]) {
+  for (const f of Object.values(set)) for (let i = 0; i < 20; i++) await f(); // warm-up
+  for (let round = 0; round < 3; round++) {
+    for (const [name, f] of Object.entries(set)) {
+      for (let i = 0; i < N; i++) (res[name] ??= []).push(await time(f));
+    }
+  }
+}
+for (const [name, xs] of Object.entries(res)) console.log(`${name.padEnd(52)} n=${xs.length} p50=${q(xs, 0.5).toFixed(2)} ms p90=${q(xs, 0.9).toFixed(2)} ms`);
+const list = await call(w, "/v1/keys", { method: "GET", key: admin });
+const calls = (await sandbox.counters()).api_calls;
+console.log("registry-side usage (requests today):", list.json.keys.map((k) => `${k.id}=${k.usage.requests}`).join(" "));
+console.log("upstream calls:", JSON.stringify(calls));
+await w.stop(); await sandbox.stop();

@@ -1,0 +1,436 @@
+//! The audit trail of placeOrder attempts, decided without I/O.
+//!
+//! Every placeOrder a key sends that passes validation is one entry: when,
+//! which key, the `poNumber`, the product, quantity and amount, what came
+//! of it ([`Outcome`]; a replay is recorded as a replay), the HTTP status
+//! and plumgate error code the caller got, Xoxoday's order id when there is
+//! an order, and the request id that ties it to the log line. Nothing else:
+//! no voucher codes or PINs, no recipient (email, phone, address), no
+//! body.
+//!
+//! The `KeyRegistry` Durable Object appends entries (SQLite, one row each,
+//! in the order they arrive, so concurrent attempts never overwrite each
+//! other) and keeps them `ORDER_RETENTION_SECS`; `GET /v1/audit` pages
+//! through them newest first ([`Query`]). An attempt refused by the key's
+//! spend cap is recorded by the same registry call that refused it; every
+//! other attempt after the ledger answered, off the caller's path (the
+//! worker's `waitUntil`).
+
+use crate::errors::{ApiError, ErrorCode};
+use crate::jsontext::{quote_or_null, Object};
+use crate::ops::{self, count_of, micros_text};
+use crate::quota::Fate;
+use crate::time::{parse_rfc3339, rfc3339};
+use crate::upstream::is_plum_success;
+use serde_json::Value;
+
+/// Entries per page unless `limit` says otherwise.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// The most entries one page may hold.
+pub const MAX_PAGE: u32 = 200;
+
+/// What came of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Xoxoday placed it (also when found by reconciliation).
+    Placed,
+    /// Answered from the ledger: an earlier (or concurrent) attempt with the
+    /// same `poNumber` placed it; no second order.
+    Replayed,
+    /// Xoxoday refused it.
+    Refused,
+    /// The key's `order_amount_per_day` refused it; nothing was sent.
+    QuotaExceeded,
+    /// The `poNumber` belongs to another order body.
+    IdempotencyConflict,
+    /// Under a Xoxoday rate-limit penalty; nothing was sent.
+    RateLimited,
+    /// Its fate is not known yet (it may exist): a retry with the same
+    /// `poNumber` learns it.
+    Unknown,
+    /// plumgate could not send it (token, configuration); nothing was
+    /// placed.
+    Error,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Placed,
+        Outcome::Replayed,
+        Outcome::Refused,
+        Outcome::QuotaExceeded,
+        Outcome::IdempotencyConflict,
+        Outcome::RateLimited,
+        Outcome::Unknown,
+        Outcome::Error,
+    ];
+
+    /// The outcome named `name`.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The name written in entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Placed => "placed",
+            Outcome::Replayed => "replayed",
+            Outcome::Refused => "refused",
+            Outcome::QuotaExceeded => "quota_exceeded",
+            Outcome::IdempotencyConflict => "idempotency_conflict",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Unknown => "unknown",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// What it means for the key's spend cap.
+    pub fn fate(self) -> Fate {
+        match self {
+            Outcome::Placed => Fate::Placed,
+            Outcome::Replayed => Fate::Replayed,
+            Outcome::Unknown => Fate::Unknown,
+            Outcome::Refused | Outcome::QuotaExceeded | Outcome::IdempotencyConflict | Outcome::RateLimited | Outcome::Error => {
+                Fate::Refused
+            }
+        }
+    }
+}
+
+/// An attempt as the worker sees it before sending it: what an entry
+/// records of the order, and the hold it is known by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attempt {
+    /// The caller key's id.
+    pub key: String,
+    /// The order's `poNumber`.
+    pub po_number: String,
+    /// `ops::order_fingerprint` of the order body.
+    pub fingerprint: String,
+    /// Its `productId`, as text.
+    pub product_id: String,
+    /// Its quantity.
+    pub quantity: u64,
+    /// denomination × quantity, in millionths.
+    pub amount: i64,
+    /// The request's id.
+    pub request_id: String,
+}
+
+impl Attempt {
+    /// The attempt of a validated placeOrder `data` with `fingerprint`.
+    pub fn of_order(key: &str, data: &Value, fingerprint: &str, request_id: &str) -> Attempt {
+        let product_id = match data.get("productId") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        Attempt {
+            key: key.to_owned(),
+            po_number: ops::po_number(data).unwrap_or_default(),
+            fingerprint: fingerprint.to_owned(),
+            product_id,
+            quantity: data.get("quantity").and_then(count_of).unwrap_or(0),
+            amount: ops::order_amount_micros(data).unwrap_or(0),
+            request_id: request_id.to_owned(),
+        }
+    }
+}
+
+/// What the caller got, as the entry records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Result {
+    /// What came of it.
+    pub outcome: Outcome,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// plumgate's error code, when plumgate answered with an error.
+    pub error: Option<String>,
+    /// Xoxoday's order id, when there is an order.
+    pub order_id: Option<String>,
+    /// Found by reconciliation after an uncertain answer.
+    pub reconciled: bool,
+}
+
+/// What the order ledger's answer was, as the caller got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered<'a> {
+    /// Xoxoday's answer (or the order found by reconciliation).
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: &'a [u8],
+        /// `x-plumgate-replayed`.
+        replayed: bool,
+        /// `x-plumgate-reconciled`.
+        reconciled: bool,
+    },
+    /// plumgate's error.
+    Error {
+        /// HTTP status.
+        status: u16,
+        /// Its code.
+        code: ErrorCode,
+    },
+}
+
+/// What a ledger answer means for the trail and the spend cap. An error
+/// that may hide a placed order (a timeout, a lost answer, an order still
+/// being settled, a code this version does not know) is `unknown`: the
+/// amount keeps counting until a retry learns the order's fate.
+pub fn classify(answered: Answered<'_>) -> Result {
+    match answered {
+        Answered::Answer { status, body, replayed, reconciled } => {
+            let placed = is_plum_success("placeOrder", status, body);
+            let outcome = match (placed, replayed) {
+                (true, true) => Outcome::Replayed,
+                (true, false) => Outcome::Placed,
+                (false, _) if status >= 500 => Outcome::Unknown,
+                (false, _) => Outcome::Refused,
+            };
+            let order_id = if placed { order_id(body) } else { None };
+            Result { outcome, status, error: None, order_id, reconciled }
+        }
+        Answered::Error { status, code } => {
+            // Only the codes that say nothing was sent free the amount;
+            // every other (a timeout, a lost answer, an internal error, and
+            // any code added later, such as an order still being settled)
+            // may hide a placed order.
+            let outcome = match code {
+                ErrorCode::QuotaExceeded => Outcome::QuotaExceeded,
+                ErrorCode::IdempotencyConflict => Outcome::IdempotencyConflict,
+                ErrorCode::RateLimited => Outcome::RateLimited,
+                ErrorCode::InvalidJson
+                | ErrorCode::InvalidRequest
+                | ErrorCode::Unauthorized
+                | ErrorCode::Forbidden
+                | ErrorCode::NotFound
+                | ErrorCode::UnknownOperation
+                | ErrorCode::MethodNotAllowed
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::UpstreamUnauthorized
+                | ErrorCode::ReauthRequired
+                | ErrorCode::CredentialsRejected
+                | ErrorCode::Misconfigured => Outcome::Error,
+                _ => Outcome::Unknown,
+            };
+            Result { outcome, status, error: Some(code.as_str().to_owned()), order_id: None, reconciled: false }
+        }
+    }
+}
+
+/// `data.placeOrder.data.orderId` of a placeOrder answer, as text.
+fn order_id(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    match &v["data"]["placeOrder"]["data"]["orderId"] {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// One entry as stored and answered (JSON text).
+pub fn entry(attempt: &Attempt, at_ms: i64, result: &Result) -> String {
+    Object::new()
+        .str("at", &rfc3339(at_ms))
+        .str("key", &attempt.key)
+        .str("po_number", &attempt.po_number)
+        .str("product_id", &attempt.product_id)
+        .num("quantity", attempt.quantity)
+        .raw("amount", &micros_text(attempt.amount))
+        .str("outcome", result.outcome.as_str())
+        .num("status", result.status)
+        .raw("error", &quote_or_null(result.error.as_deref()))
+        .raw("order_id", &quote_or_null(result.order_id.as_deref()))
+        .raw("reconciled", if result.reconciled { "true" } else { "false" })
+        .str("request_id", &attempt.request_id)
+        .finish()
+}
+
+/// A page request of `GET /v1/audit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Entries at or after this instant.
+    pub from_ms: Option<i64>,
+    /// Entries before this instant.
+    pub to_ms: Option<i64>,
+    /// Entries of this key only.
+    pub key: Option<String>,
+    /// Entries older than this one (the cursor: an entry's sequence number).
+    pub before: Option<i64>,
+    /// Entries in the page.
+    pub limit: u32,
+}
+
+/// Read the query of `GET /v1/audit?from=&to=&key=&cursor=&limit=`
+/// (`from`, `to`: RFC 3339 date-times or dates; `cursor`: the previous
+/// page's `next_cursor`). Other parameters are ignored.
+///
+/// # Errors
+/// `400 invalid_request` naming the parameter.
+pub fn parse_query(params: &[(String, String)]) -> std::result::Result<Query, ApiError> {
+    let mut q = Query { from_ms: None, to_ms: None, key: None, before: None, limit: DEFAULT_PAGE };
+    for (name, value) in params {
+        match name.as_str() {
+            "from" | "to" => {
+                let t = parse_rfc3339(value).ok_or_else(|| {
+                    ApiError::invalid_request(format!("{name} must be an RFC 3339 date-time (2026-11-25T00:00:00Z) or a date (2026-11-25)"))
+                })?;
+                if name == "from" {
+                    q.from_ms = Some(t);
+                } else {
+                    q.to_ms = Some(t);
+                }
+            }
+            "key" => {
+                if !crate::auth::valid_id(value) {
+                    return Err(ApiError::invalid_request("key must be a key id: 1-64 letters, digits, '-', '_' or '.'"));
+                }
+                q.key = Some(value.clone());
+            }
+            "cursor" => {
+                let ok = !value.is_empty() && value.len() <= 18 && value.bytes().all(|b| b.is_ascii_digit());
+                q.before = Some(value.parse().ok().filter(|_| ok).ok_or_else(|| {
+                    ApiError::invalid_request("cursor must be the next_cursor of an earlier page")
+                })?);
+            }
+            "limit" => {
+                q.limit = value.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                    ApiError::invalid_request(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
+                })?;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(f), Some(t)) = (q.from_ms, q.to_ms) {
+        if t < f {
+            return Err(ApiError::invalid_request("to must not be before from"));
+        }
+    }
+    Ok(q)
+}
+
+/// The answer of `GET /v1/audit`: the entries (newest first) and the
+/// cursor of the next page, `null` on the last.
+pub fn page_body(entries: &[String], next_cursor: Option<i64>) -> String {
+    let next = next_cursor.map_or_else(|| "null".to_owned(), |c| format!("\"{c}\""));
+    format!(r#"{{"entries":[{}],"next_cursor":{next}}}"#, entries.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: i64 = 1_795_626_582_000;
+    const PLACED: &str = r#"{"data":{"placeOrder":{"status":1,"data":{"orderId":100001,"vouchers":[{"voucherCode":"SBX-SECRET","pin":"9999"}]}}}}"#;
+
+    fn answer(status: u16, body: &str, replayed: bool) -> Result {
+        classify(Answered::Answer { status, body: body.as_bytes(), replayed, reconciled: false })
+    }
+
+    #[test]
+    fn outcomes_have_a_name_each() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::from_name(o.as_str()), Some(o));
+        }
+        assert_eq!(Outcome::from_name("maybe"), None);
+    }
+
+    #[test]
+    fn every_answer_has_an_outcome_and_a_fate() {
+        let r = answer(200, PLACED, false);
+        assert_eq!((r.outcome, r.order_id.as_deref(), r.error.as_deref()), (Outcome::Placed, Some("100001"), None));
+        assert_eq!(r.outcome.fate(), Fate::Placed);
+        let r = answer(200, PLACED, true);
+        assert_eq!((r.outcome, r.outcome.fate()), (Outcome::Replayed, Fate::Replayed));
+        let r = classify(Answered::Answer { status: 200, body: PLACED.as_bytes(), replayed: false, reconciled: true });
+        assert_eq!((r.outcome, r.reconciled), (Outcome::Placed, true));
+        for (status, body) in [(404, r#"{"errorId":"PLE10018"}"#), (200, r#"{"data":{"placeOrder":{"status":0}}}"#), (422, "")] {
+            let r = answer(status, body, false);
+            assert_eq!((r.outcome, r.outcome.fate(), r.order_id), (Outcome::Refused, Fate::Refused, None), "{status}");
+        }
+        assert_eq!(answer(502, "", false).outcome, Outcome::Unknown);
+        let err = |code: ErrorCode| classify(Answered::Error { status: 400, code });
+        for (code, outcome, fate) in [
+            (ErrorCode::QuotaExceeded, Outcome::QuotaExceeded, Fate::Refused),
+            (ErrorCode::IdempotencyConflict, Outcome::IdempotencyConflict, Fate::Refused),
+            (ErrorCode::RateLimited, Outcome::RateLimited, Fate::Refused),
+            (ErrorCode::ReauthRequired, Outcome::Error, Fate::Refused),
+            (ErrorCode::CredentialsRejected, Outcome::Error, Fate::Refused),
+            (ErrorCode::UpstreamUnauthorized, Outcome::Error, Fate::Refused),
+            (ErrorCode::Misconfigured, Outcome::Error, Fate::Refused),
+            (ErrorCode::InvalidRequest, Outcome::Error, Fate::Refused),
+            (ErrorCode::UpstreamError, Outcome::Unknown, Fate::Unknown),
+            (ErrorCode::UpstreamTimeout, Outcome::Unknown, Fate::Unknown),
+            (ErrorCode::InternalError, Outcome::Unknown, Fate::Unknown),
+        ] {
+            let r = err(code);
+            assert_eq!((r.outcome, r.outcome.fate(), r.error.as_deref()), (outcome, fate, Some(code.as_str())), "{code:?}");
+        }
+        // A code this version does not know (a newer ledger's, such as
+        // order_in_progress) reads as internal_error: unknown, the amount kept.
+        let newer: ApiError = serde_json::from_str(r#"{"status":409,"code":"order_in_progress","message":"m"}"#).unwrap();
+        assert_eq!(classify(Answered::Error { status: newer.status, code: newer.code }).outcome.fate(), Fate::Unknown);
+    }
+
+    #[test]
+    fn an_entry_records_the_order_not_its_secrets() {
+        let data = json!({"productId": "10100", "quantity": "2", "denomination": "12.5", "poNumber": "po-1",
+                          "email": "winner@example.com", "contact": "+1-5550100", "shippingAddress1": "1 Main St"});
+        let a = Attempt::of_order("billing-fn", &data, "fp", "rid-1");
+        assert_eq!((a.product_id.as_str(), a.quantity, a.amount, a.po_number.as_str()), ("10100", 2, 25_000_000, "po-1"));
+        let r = answer(200, PLACED, false);
+        let text = entry(&a, T0, &r);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v, json!({
+            "at": "2026-11-25T17:09:42.000Z", "key": "billing-fn", "po_number": "po-1", "product_id": "10100",
+            "quantity": 2, "amount": 25, "outcome": "placed", "status": 200, "error": null, "order_id": "100001",
+            "reconciled": false, "request_id": "rid-1"
+        }));
+        for secret in ["SBX-SECRET", "9999", "winner@example.com", "5550100", "Main St"] {
+            assert!(!text.contains(secret), "{secret}");
+        }
+        let numeric = Attempt::of_order("k", &json!({"productId": 7, "poNumber": 12, "quantity": 1, "denomination": 5}), "fp", "r");
+        assert_eq!((numeric.product_id.as_str(), numeric.po_number.as_str()), ("7", "12"));
+        let refused = Result { outcome: Outcome::QuotaExceeded, status: 429, error: Some("quota_exceeded".into()), order_id: None, reconciled: false };
+        let v: Value = serde_json::from_str(&entry(&a, T0, &refused)).unwrap();
+        assert_eq!((v["outcome"].as_str(), v["error"].as_str(), v["order_id"].is_null()), (Some("quota_exceeded"), Some("quota_exceeded"), true));
+        let quoted = Result { error: Some("a\"b".into()), ..refused };
+        let v: Value = serde_json::from_str(&entry(&a, T0, &quoted)).unwrap();
+        assert_eq!(v["error"], "a\"b");
+    }
+
+    #[test]
+    fn queries_are_checked_parameter_by_parameter() {
+        let p = |pairs: &[(&str, &str)]| parse_query(&pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+        assert_eq!(p(&[]).unwrap(), Query { from_ms: None, to_ms: None, key: None, before: None, limit: DEFAULT_PAGE });
+        let q = p(&[("from", "2026-11-25"), ("to", "2026-11-25T17:09:42Z"), ("key", "billing-fn"), ("cursor", "41"), ("limit", "10"), ("other", "x")]).unwrap();
+        assert_eq!(q, Query { from_ms: Some(1_795_564_800_000), to_ms: Some(T0), key: Some("billing-fn".into()), before: Some(41), limit: 10 });
+        for (pairs, says) in [
+            (vec![("from", "yesterday")], "from must be an RFC 3339"),
+            (vec![("to", "2026-02-30")], "to must be"),
+            (vec![("from", "2026-11-26"), ("to", "2026-11-25")], "to must not be before from"),
+            (vec![("key", "a b")], "key must be a key id"),
+            (vec![("cursor", "x1")], "cursor must be"),
+            (vec![("cursor", "")], "cursor must be"),
+            (vec![("cursor", "9999999999999999999")], "cursor must be"),
+            (vec![("limit", "0")], "limit must be a whole number from 1 to 200"),
+            (vec![("limit", "201")], "limit must be"),
+        ] {
+            let e = p(&pairs).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.message.starts_with(says), "{pairs:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_page_is_entries_and_a_cursor() {
+        let v: Value = serde_json::from_str(&page_body(&[r#"{"a":1}"#.into(), r#"{"a":2}"#.into()], Some(7))).unwrap();
+        assert_eq!(v, json!({"entries": [{"a": 1}, {"a": 2}], "next_cursor": "7"}));
+        assert_eq!(page_body(&[], None), r#"{"entries":[],"next_cursor":null}"#);
+    }
+}

@@ -1,0 +1,649 @@
+//! Caller keys made at runtime (`POST /v1/keys`), decided without I/O.
+//!
+//! Owns what a runtime key is ([`KeyRecord`]: hashed like `GATEWAY_KEYS`,
+//! the key itself shown once and never stored), the admin requests about
+//! keys (validation with clear `400`s), what each change does to a record
+//! (create, revoke, rotate, limits), the *directory* every isolate keeps of
+//! the keys that may call now, and the answers of `/v1/keys` as JSON text.
+//! The `KeyRegistry` Durable Object (`src/objects/registry.rs`) stores the
+//! records; `registry` runs these decisions for it.
+//!
+//! **The directory.** Each isolate keeps a copy of every credential that
+//! may call ([`directory`]: not revoked, not expired, and a rotated-away
+//! key until its grace period ends), so a key seen recently costs no round
+//! trip: it is looked up in memory, in constant time over all entries
+//! ([`identify`]). The copy is refreshed in the background once it is
+//! [`SYNC_INTERVAL_MS`] old and never used once it is [`MAX_AGE_MS`] old
+//! (the request then waits for a fresh one), so a revoked key is refused
+//! everywhere within 8 s. The copy is complete, which makes it the negative
+//! cache too: a key that is not in a copy younger than [`MISS_RECHECK_MS`]
+//! is unknown without asking; an older copy is refreshed first (at most
+//! once a second per isolate, however many unknown keys arrive). Its size
+//! is bounded by [`MAX_ACTIVE_KEYS`].
+//!
+//! **Rotation** gives the key a new secret at once; the previous one keeps
+//! working for a grace period ([`DEFAULT_GRACE_SECS`], 24 h, or the
+//! `grace_secs` asked for, up to 7 days) so its callers can be moved over,
+//! then stops. Only the latest previous secret is kept: rotating again ends
+//! the earlier grace at once.
+//!
+//! `GATEWAY_KEYS` stays as it was (`auth`): those keys are static, revoked
+//! only by a redeploy, and listed beside the runtime ones. Ids are unique
+//! across both.
+
+use crate::auth::{find_hash, hash_key, valid_id, Caller, KeySource, SCOPES};
+use crate::errors::ApiError;
+use crate::jsontext::{quote, quote_or_null, Object};
+use crate::quota::{Limits, Usage};
+use crate::secret::{hex, CallerKey};
+use crate::time::{add_secs, day_of, parse_rfc3339, rfc3339};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Every runtime key starts with this.
+pub const KEY_PREFIX: &str = "pgk_";
+
+/// Random bytes in a key (48 hex characters after the prefix).
+pub const KEY_RANDOM_BYTES: usize = 24;
+
+/// How long a rotated-away key keeps working, unless the rotation asks
+/// for another period.
+pub const DEFAULT_GRACE_SECS: u64 = 86_400;
+
+/// The longest grace period a rotation may ask for (7 days).
+pub const MAX_GRACE_SECS: u64 = 7 * 86_400;
+
+/// At most this many runtime keys may be active (not revoked, not
+/// expired) at once: every isolate holds all of them.
+pub const MAX_ACTIVE_KEYS: usize = 1_000;
+
+/// A directory (and the usage counted since the last sync) older than this
+/// is refreshed in the background after the request that notices it.
+pub const SYNC_INTERVAL_MS: i64 = 4_000;
+
+/// A directory older than this is never used: the request waits for a
+/// fresh one. The bound on how long a revoked key keeps working.
+pub const MAX_AGE_MS: i64 = 8_000;
+
+/// A key missing from a directory at least this old makes the isolate ask
+/// again before answering `401` (a key made a moment ago elsewhere).
+pub const MISS_RECHECK_MS: i64 = 1_000;
+
+/// A new key from `random` bytes: `pgk_` and 48 hex characters.
+pub fn new_key(random: &[u8; KEY_RANDOM_BYTES]) -> CallerKey {
+    CallerKey::new(format!("{KEY_PREFIX}{}", hex(random)))
+}
+
+/// A runtime key as the registry stores it (JSON text; `docs/storage.md`).
+/// Fields added later must have defaults, so records of every version read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Unique across runtime keys and `GATEWAY_KEYS`, never reused.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the current key.
+    pub sha256: String,
+    /// Scope names.
+    pub scopes: Vec<String>,
+    /// When it was made (epoch ms).
+    pub created_at_ms: i64,
+    /// It stops working at this instant, if set.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    /// Revoked at this instant, if it was.
+    #[serde(default)]
+    pub revoked_at_ms: Option<i64>,
+    /// Its limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Last rotated at this instant.
+    #[serde(default)]
+    pub rotated_at_ms: Option<i64>,
+    /// SHA-256 of the key before the last rotation...
+    #[serde(default)]
+    pub previous_sha256: Option<String>,
+    /// ...which works until this instant.
+    #[serde(default)]
+    pub previous_until_ms: Option<i64>,
+}
+
+/// What `POST /v1/keys` asks for (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// The id.
+    pub id: String,
+    /// Scope names (known, no repeats).
+    pub scopes: Vec<String>,
+    /// Expiry, if any (in the future when asked).
+    pub expires_at_ms: Option<i64>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(message)
+}
+
+/// The object body of an admin request, refusing members other than
+/// `known` (a misspelt limit must not be ignored silently).
+fn object<'a>(body: &'a Value, known: &[&str], what: &str) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
+    let obj = body.as_object().ok_or_else(|| bad(format!("the body must be a JSON object: {what}")))?;
+    // The member is not named: it is the caller's own text.
+    if obj.keys().any(|k| !known.contains(&k.as_str())) {
+        return Err(bad(format!("the body has an unknown member; it may have only {}", known.join(", "))));
+    }
+    Ok(obj)
+}
+
+/// Validate the body of `POST /v1/keys`: `{"id", "scopes", "expires_at"?,
+/// "limits"?}`.
+///
+/// # Errors
+/// `400 invalid_request` naming the member and the rule.
+pub fn parse_new_key(body: &Value, now_ms: i64) -> Result<NewKey, ApiError> {
+    let obj = object(body, &["id", "scopes", "expires_at", "limits"], "{\"id\", \"scopes\", \"expires_at\"?, \"limits\"?}")?;
+    let id = match obj.get("id") {
+        Some(Value::String(id)) if valid_id(id) => id.clone(),
+        None | Some(Value::Null) => return Err(bad("id is required")),
+        Some(_) => return Err(bad("id must be 1-64 characters of letters, digits, '-', '_' or '.'")),
+    };
+    let scopes = match obj.get("scopes") {
+        Some(Value::Array(list)) if !list.is_empty() => {
+            let mut scopes: Vec<String> = Vec::new();
+            for s in list {
+                match s.as_str() {
+                    Some(s) if scopes.iter().any(|x| x == s) => return Err(bad("scopes names a scope twice")),
+                    Some(s) if SCOPES.contains(&s) => scopes.push(s.to_owned()),
+                    _ => return Err(bad(format!("scopes has an unknown scope (known: {})", SCOPES.join(", ")))),
+                }
+            }
+            scopes
+        }
+        None | Some(Value::Null) => return Err(bad("scopes is required")),
+        Some(_) => return Err(bad("scopes must be a non-empty array of scope names")),
+    };
+    let expires_at_ms = match obj.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match parse_rfc3339(s) {
+            Some(t) if t > now_ms => Some(t),
+            Some(_) => return Err(bad("expires_at must be in the future")),
+            None => return Err(bad("expires_at must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z")),
+        },
+        Some(_) => return Err(bad("expires_at must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z, or null")),
+    };
+    let limits = match obj.get("limits") {
+        None | Some(Value::Null) => Limits::default(),
+        Some(v) => Limits::parse(v, "limits").map_err(bad)?,
+    };
+    Ok(NewKey { id, scopes, expires_at_ms, limits })
+}
+
+/// Validate the body of `POST /v1/keys/{id}/rotate` (none, or `{}`, or
+/// `{"grace_secs": n}`): the grace period of the previous key, in seconds.
+///
+/// # Errors
+/// `400 invalid_request` naming the member and the rule.
+pub fn parse_rotation(body: Option<&Value>) -> Result<u64, ApiError> {
+    let Some(body) = body else { return Ok(DEFAULT_GRACE_SECS) };
+    let obj = object(body, &["grace_secs"], "{} or {\"grace_secs\": n}")?;
+    match obj.get("grace_secs") {
+        None | Some(Value::Null) => Ok(DEFAULT_GRACE_SECS),
+        Some(v) => v
+            .as_u64()
+            .filter(|s| *s <= MAX_GRACE_SECS)
+            .ok_or_else(|| bad(format!("grace_secs must be a whole number of seconds from 0 to {MAX_GRACE_SECS}"))),
+    }
+}
+
+/// Validate the body of `PATCH /v1/keys/{id}`: `{"limits": {...}}`, a
+/// merge patch of the limits (a member set, `null` removes a limit, an
+/// absent member is kept). Returns the patch, checked against no limits.
+///
+/// # Errors
+/// `400 invalid_request` naming the member and the rule.
+pub fn parse_patch(body: &Value) -> Result<Value, ApiError> {
+    let obj = object(body, &["limits"], "{\"limits\": {...}}")?;
+    let patch = obj.get("limits").ok_or_else(|| bad("limits is required: {\"limits\": {\"requests_per_minute\": …, \"order_amount_per_day\": …}}"))?;
+    Limits::default().patch(patch, "limits").map_err(bad)?;
+    Ok(patch.clone())
+}
+
+/// `active`, `revoked` or `expired`.
+pub fn key_state(rec: &KeyRecord, now_ms: i64) -> &'static str {
+    if rec.revoked_at_ms.is_some() {
+        "revoked"
+    } else if rec.expires_at_ms.is_some_and(|t| t <= now_ms) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// The record named `id`.
+///
+/// # Errors
+/// `404 not_found`.
+pub fn find<'a>(records: &'a [KeyRecord], id: &str) -> Result<&'a KeyRecord, ApiError> {
+    records.iter().find(|r| r.id == id).ok_or_else(no_such_key)
+}
+
+/// `404 not_found` for a key id.
+pub fn no_such_key() -> ApiError {
+    ApiError { message: "no runtime key has this id".into(), ..ApiError::not_found() }
+}
+
+/// `400` for a change only runtime keys can have.
+pub fn static_key_refusal() -> ApiError {
+    bad("this id is a GATEWAY_KEYS key: static keys are changed or revoked only by editing GATEWAY_KEYS and redeploying")
+}
+
+/// A new record for `new` with key hash `sha256`.
+///
+/// # Errors
+/// `400` when the id is taken (by a runtime key, revoked ones included,
+/// or a `GATEWAY_KEYS` entry) or [`MAX_ACTIVE_KEYS`] are active.
+pub fn create(records: &[KeyRecord], static_ids: &[String], new: NewKey, sha256: String, now_ms: i64) -> Result<KeyRecord, ApiError> {
+    if static_ids.contains(&new.id) || records.iter().any(|r| r.id == new.id) {
+        return Err(bad("id is already used by another key (ids are never reused, revoked keys' included); choose another id"));
+    }
+    if records.iter().filter(|r| key_state(r, now_ms) == "active").count() >= MAX_ACTIVE_KEYS {
+        return Err(bad(format!("at most {MAX_ACTIVE_KEYS} runtime keys may be active; revoke unused keys first")));
+    }
+    Ok(KeyRecord {
+        id: new.id,
+        sha256,
+        scopes: new.scopes,
+        created_at_ms: now_ms,
+        expires_at_ms: new.expires_at_ms,
+        revoked_at_ms: None,
+        limits: new.limits,
+        rotated_at_ms: None,
+        previous_sha256: None,
+        previous_until_ms: None,
+    })
+}
+
+/// `rec` revoked at `now_ms`, its previous key too (revoking twice keeps
+/// the first instant).
+pub fn revoke(rec: &KeyRecord, now_ms: i64) -> KeyRecord {
+    KeyRecord { revoked_at_ms: rec.revoked_at_ms.or(Some(now_ms)), previous_until_ms: rec.previous_until_ms.map(|t| t.min(now_ms)), ..rec.clone() }
+}
+
+/// `rec` with the new key hash `sha256`; the current key keeps working for
+/// `grace_secs`.
+///
+/// # Errors
+/// `400` for a revoked or expired key.
+pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> Result<KeyRecord, ApiError> {
+    if key_state(rec, now_ms) != "active" {
+        return Err(bad(format!("this key is {}: only an active key can be rotated", key_state(rec, now_ms))));
+    }
+    Ok(KeyRecord {
+        previous_sha256: Some(rec.sha256.clone()),
+        sha256,
+        previous_until_ms: Some(add_secs(now_ms, grace_secs)),
+        rotated_at_ms: Some(now_ms),
+        ..rec.clone()
+    })
+}
+
+/// `rec` with its limits patched by `patch` (see [`parse_patch`]).
+///
+/// # Errors
+/// `400` for a patch that breaks a rule.
+pub fn set_limits(rec: &KeyRecord, patch: &Value) -> Result<KeyRecord, ApiError> {
+    let limits = rec.limits.patch(patch, "limits").map_err(bad)?;
+    Ok(KeyRecord { limits, ..rec.clone() })
+}
+
+// ------------------------------------------------------------ the directory
+
+/// One credential that may call, as every isolate holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The key's id.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    /// Scope names.
+    pub scopes: Vec<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// It stops working at this instant (expiry, or a grace period's end).
+    pub until_ms: Option<i64>,
+}
+
+impl Credential {
+    /// May it call at `now_ms`?
+    pub fn usable(&self, now_ms: i64) -> bool {
+        self.until_ms.is_none_or(|t| now_ms < t)
+    }
+}
+
+/// Every credential of `records` that may call at `now_ms`: active keys,
+/// and the previous key of a rotated one during its grace period.
+pub fn directory(records: &[KeyRecord], now_ms: i64) -> Vec<Credential> {
+    let mut out = Vec::new();
+    for r in records.iter().filter(|r| key_state(r, now_ms) == "active") {
+        let cred = |sha256: &str, until_ms: Option<i64>| Credential {
+            id: r.id.clone(),
+            sha256: sha256.to_owned(),
+            scopes: r.scopes.clone(),
+            limits: r.limits,
+            until_ms,
+        };
+        out.push(cred(&r.sha256, r.expires_at_ms));
+        if let (Some(prev), Some(until)) = (&r.previous_sha256, r.previous_until_ms) {
+            let until = r.expires_at_ms.map_or(until, |e| e.min(until));
+            if now_ms < until {
+                out.push(cred(prev, Some(until)));
+            }
+        }
+    }
+    out
+}
+
+/// A short fingerprint of the records, which changes whenever the
+/// directory could: an isolate holding this version needs nothing new.
+pub fn version(records: &[KeyRecord]) -> String {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r).unwrap_or_default());
+        text.push('\n');
+    }
+    crate::secret::fingerprint(&text)
+}
+
+/// The caller whose key is `key`, if a usable credential of `dir` has it.
+pub fn identify(dir: &[Credential], key: &CallerKey, now_ms: i64) -> Option<Caller> {
+    let presented = hash_key(key.expose_secret());
+    let i = find_hash(dir.iter().map(|c| c.sha256.as_bytes()), presented.as_bytes())?;
+    let c = &dir[i];
+    c.usable(now_ms).then(|| Caller::new(c.id.clone(), c.scopes.clone(), c.limits, KeySource::Runtime))
+}
+
+/// How an isolate may use a directory fetched at `fetched_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Use it.
+    Fresh,
+    /// Use it, and refresh it after this request.
+    Aging,
+    /// Too old (or none): fetch a new one first.
+    Expired,
+}
+
+/// How a directory fetched at `fetched_ms` may be used at `now_ms`.
+pub fn freshness(fetched_ms: Option<i64>, now_ms: i64) -> Freshness {
+    match fetched_ms.map(|t| now_ms.saturating_sub(t)) {
+        Some(age) if (0..SYNC_INTERVAL_MS).contains(&age) => Freshness::Fresh,
+        Some(age) if (0..MAX_AGE_MS).contains(&age) => Freshness::Aging,
+        _ => Freshness::Expired,
+    }
+}
+
+/// A key missing from a directory fetched at `fetched_ms`: fetch again
+/// before saying `401`?
+pub fn recheck_miss(fetched_ms: Option<i64>, now_ms: i64) -> bool {
+    fetched_ms.is_none_or(|t| now_ms.saturating_sub(t) >= MISS_RECHECK_MS || now_ms < t)
+}
+
+// ------------------------------------------------------------ answers
+
+fn time_or_null(ms: Option<i64>) -> String {
+    quote_or_null(ms.map(rfc3339).as_deref())
+}
+
+fn scopes_json(scopes: &[String]) -> String {
+    let items: Vec<String> = scopes.iter().map(|s| quote(s)).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// What `/v1/keys` says of one key: usage of the day of `now_ms` and the
+/// last request seen (`last_used_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Today's usage.
+    pub usage: Usage,
+    /// The last request counted.
+    pub last_used_ms: Option<i64>,
+}
+
+/// A runtime key as `/v1/keys` answers it (never its secret).
+pub fn view(rec: &KeyRecord, facts: &Facts, now_ms: i64) -> String {
+    let previous_until = rec.previous_until_ms.filter(|t| *t > now_ms && rec.revoked_at_ms.is_none());
+    Object::new()
+        .str("id", &rec.id)
+        .str("source", "runtime")
+        .str("state", key_state(rec, now_ms))
+        .raw("scopes", &scopes_json(&rec.scopes))
+        .raw("created_at", &time_or_null(Some(rec.created_at_ms)))
+        .raw("expires_at", &time_or_null(rec.expires_at_ms))
+        .raw("revoked_at", &time_or_null(rec.revoked_at_ms))
+        .raw("rotated_at", &time_or_null(rec.rotated_at_ms))
+        .raw("previous_key_expires_at", &time_or_null(previous_until))
+        .raw("last_used_at", &time_or_null(facts.last_used_ms))
+        .raw("limits", &rec.limits.json())
+        .raw("usage", &facts.usage.json(day_of(now_ms)))
+        .finish()
+}
+
+/// A `GATEWAY_KEYS` key as `/v1/keys` answers it.
+pub fn static_view(c: &Credential, facts: &Facts, now_ms: i64) -> String {
+    Object::new()
+        .str("id", &c.id)
+        .str("source", "static")
+        .str("state", "active")
+        .raw("scopes", &scopes_json(&c.scopes))
+        .raw("created_at", "null")
+        .raw("expires_at", "null")
+        .raw("revoked_at", "null")
+        .raw("rotated_at", "null")
+        .raw("previous_key_expires_at", "null")
+        .raw("last_used_at", &time_or_null(facts.last_used_ms))
+        .raw("limits", &c.limits.json())
+        .raw("usage", &facts.usage.json(day_of(now_ms)))
+        .finish()
+}
+
+/// `GET /v1/keys`: `{"keys": [...]}` of views.
+pub fn list_body(views: &[String]) -> String {
+    format!(r#"{{"keys":[{}]}}"#, views.join(","))
+}
+
+/// A key's view with the key itself first (the answers of create and
+/// rotate: the only time a key is shown).
+///
+/// # Security Warning
+/// The answer holds the key: send it only to the admin who asked.
+pub fn with_key(view: &str, key: &CallerKey) -> String {
+    let rest = view.strip_prefix('{').unwrap_or(view);
+    let sep = if rest == "}" { "" } else { "," };
+    format!("{{\"key\":{}{sep}{rest}", quote(key.expose_secret()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: i64 = 1_795_626_582_000; // 2026-11-25T17:09:42Z
+    const M: i64 = 1_000_000;
+
+    fn new(id: &str) -> NewKey {
+        NewKey { id: id.into(), scopes: vec!["catalog".into()], expires_at_ms: None, limits: Limits::default() }
+    }
+
+    fn record(id: &str, key: &str) -> KeyRecord {
+        create(&[], &[], new(id), hash_key(key), T0).unwrap()
+    }
+
+    #[test]
+    fn keys_are_pgk_and_48_hex() {
+        let k = new_key(&[0xab; KEY_RANDOM_BYTES]);
+        assert_eq!(k.expose_secret(), format!("pgk_{}", "ab".repeat(24)));
+        assert_eq!(k.expose_secret().len(), 52);
+        // A runtime key passes the header checks every key passes.
+        assert!(crate::auth::parse_bearer(Some(&format!("Bearer {}", k.expose_secret()))).is_ok());
+    }
+
+    #[test]
+    fn a_new_key_request_is_checked_member_by_member() {
+        let ok = parse_new_key(&json!({"id": "billing-fn", "scopes": ["catalog", "orders:write"], "expires_at": "2027-01-31T00:00:00Z", "limits": {"order_amount_per_day": 500}}), T0).unwrap();
+        assert_eq!(ok.id, "billing-fn");
+        assert_eq!(ok.scopes, vec!["catalog", "orders:write"]);
+        assert_eq!(ok.expires_at_ms, Some(1_801_353_600_000));
+        assert_eq!(ok.limits.order_amount_per_day, Some(500 * M));
+        let minimal = parse_new_key(&json!({"id": "a", "scopes": ["*"], "expires_at": null, "limits": null}), T0).unwrap();
+        assert_eq!((minimal.expires_at_ms, minimal.limits), (None, Limits::default()));
+        for (body, says) in [
+            (json!([]), "the body must be a JSON object"),
+            (json!({"scopes": ["*"]}), "id is required"),
+            (json!({"id": "", "scopes": ["*"]}), "id must be 1-64 characters"),
+            (json!({"id": "a b", "scopes": ["*"]}), "id must be"),
+            (json!({"id": "x".repeat(65), "scopes": ["*"]}), "id must be"),
+            (json!({"id": 5, "scopes": ["*"]}), "id must be"),
+            (json!({"id": "a"}), "scopes is required"),
+            (json!({"id": "a", "scopes": []}), "scopes must be a non-empty array"),
+            (json!({"id": "a", "scopes": "catalog"}), "scopes must be a non-empty array"),
+            (json!({"id": "a", "scopes": ["catalogue"]}), "scopes has an unknown scope"),
+            (json!({"id": "a", "scopes": [1]}), "scopes has an unknown scope"),
+            (json!({"id": "a", "scopes": ["catalog", "catalog"]}), "scopes names a scope twice"),
+            (json!({"id": "a", "scopes": ["*"], "expires_at": "tomorrow"}), "expires_at must be an RFC 3339"),
+            (json!({"id": "a", "scopes": ["*"], "expires_at": 1_900_000_000}), "expires_at must be an RFC 3339"),
+            (json!({"id": "a", "scopes": ["*"], "expires_at": "2026-11-25T17:09:42Z"}), "expires_at must be in the future"),
+            (json!({"id": "a", "scopes": ["*"], "limits": {"requests_per_minute": 0}}), "limits.requests_per_minute"),
+            (json!({"id": "a", "scopes": ["*"], "limits": 5}), "limits must be an object"),
+            (json!({"id": "a", "scopes": ["*"], "sha256": "x"}), "the body has an unknown member; it may have only id, scopes, expires_at, limits"),
+        ] {
+            let e = parse_new_key(&body, T0).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "invalid_request"), "{body}");
+            assert!(e.message.starts_with(says), "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn rotation_and_patch_bodies() {
+        assert_eq!(parse_rotation(None), Ok(DEFAULT_GRACE_SECS));
+        assert_eq!(parse_rotation(Some(&json!({}))), Ok(DEFAULT_GRACE_SECS));
+        assert_eq!(parse_rotation(Some(&json!({"grace_secs": 0}))), Ok(0));
+        assert_eq!(parse_rotation(Some(&json!({"grace_secs": MAX_GRACE_SECS}))), Ok(MAX_GRACE_SECS));
+        for bad in [json!({"grace_secs": MAX_GRACE_SECS + 1}), json!({"grace_secs": -1}), json!({"grace_secs": "60"}), json!({"grace": 1}), json!(7)] {
+            assert_eq!(parse_rotation(Some(&bad)).unwrap_err().status, 400, "{bad}");
+        }
+        assert_eq!(parse_patch(&json!({"limits": {"requests_per_minute": 5}})).unwrap(), json!({"requests_per_minute": 5}));
+        assert!(parse_patch(&json!({})).unwrap_err().message.starts_with("limits is required"));
+        assert!(parse_patch(&json!({"limits": {"requests_per_minute": -5}})).unwrap_err().message.starts_with("limits.requests_per_minute"));
+        assert!(parse_patch(&json!({"limits": {}, "scopes": []})).unwrap_err().message.contains("unknown member; it may have only limits"));
+    }
+
+    #[test]
+    fn create_refuses_taken_ids_and_too_many_keys() {
+        let a = record("a", "key-a-0123456789abcdef");
+        assert_eq!((a.created_at_ms, a.revoked_at_ms, a.sha256.len()), (T0, None, 64));
+        let e = create(std::slice::from_ref(&a), &[], new("a"), hash_key("k2"), T0).unwrap_err();
+        assert!(e.message.starts_with("id is already used"), "{}", e.message);
+        let revoked = revoke(&a, T0);
+        assert!(create(&[revoked], &[], new("a"), hash_key("k2"), T0).is_err(), "revoked ids stay taken");
+        assert!(create(&[], &["a".into()], new("a"), hash_key("k2"), T0).is_err(), "GATEWAY_KEYS ids too");
+        let many: Vec<KeyRecord> = (0..MAX_ACTIVE_KEYS).map(|i| record(&format!("k{i}"), &format!("key-{i}"))).collect();
+        assert!(create(&many, &[], new("x"), hash_key("kx"), T0).unwrap_err().message.contains("at most 1000"));
+        let mut many = many;
+        many[0] = revoke(&many[0], T0);
+        assert!(create(&many, &[], new("x"), hash_key("kx"), T0).is_ok(), "a revoked key frees a place");
+    }
+
+    #[test]
+    fn revoke_rotate_and_limits() {
+        let a = record("a", "key-a-0123456789abcdef");
+        let r = revoke(&a, T0 + 5);
+        assert_eq!((r.revoked_at_ms, key_state(&r, T0 + 6)), (Some(T0 + 5), "revoked"));
+        assert_eq!(revoke(&r, T0 + 99).revoked_at_ms, Some(T0 + 5), "the first instant stays");
+        let rot = rotate(&a, hash_key("key-b"), 60, T0 + 10).unwrap();
+        assert_eq!((rot.sha256.clone(), rot.previous_sha256.clone()), (hash_key("key-b"), Some(a.sha256.clone())));
+        assert_eq!((rot.previous_until_ms, rot.rotated_at_ms), (Some(T0 + 60_010), Some(T0 + 10)));
+        let again = rotate(&rot, hash_key("key-c"), 60, T0 + 20).unwrap();
+        assert_eq!(again.previous_sha256, Some(hash_key("key-b")), "only the latest previous key is kept");
+        assert!(rotate(&r, hash_key("key-d"), 60, T0).unwrap_err().message.contains("revoked"));
+        let expired = KeyRecord { expires_at_ms: Some(T0), ..a.clone() };
+        assert_eq!(key_state(&expired, T0), "expired");
+        assert!(rotate(&expired, hash_key("key-d"), 60, T0).unwrap_err().message.contains("expired"));
+        let rr = revoke(&rot, T0 + 20);
+        assert_eq!(rr.previous_until_ms, Some(T0 + 20), "revoking ends the grace too");
+        let l = set_limits(&a, &json!({"requests_per_minute": 9})).unwrap();
+        assert_eq!(l.limits.requests_per_minute, Some(9));
+        assert!(set_limits(&a, &json!({"requests_per_minute": 0})).is_err());
+        assert_eq!(find(std::slice::from_ref(&a), "a").unwrap().id, "a");
+        assert_eq!(find(&[a], "b").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn the_directory_holds_what_may_call() {
+        let a = record("a", "key-a-0123456789abcdef");
+        let b = revoke(&record("b", "key-b-0123456789abcdef"), T0);
+        let c = KeyRecord { expires_at_ms: Some(T0 + 100), ..record("c", "key-c-0123456789abcdef") };
+        let d = rotate(&record("d", "key-d-old-0123456789ab"), hash_key("key-d-new-0123456789ab"), 10, T0).unwrap();
+        let records = vec![a, b, c, d];
+        let dir = directory(&records, T0 + 1);
+        let ids: Vec<(&str, Option<i64>)> = dir.iter().map(|c| (c.id.as_str(), c.until_ms)).collect();
+        assert_eq!(ids, [("a", None), ("c", Some(T0 + 100)), ("d", None), ("d", Some(T0 + 10_000))]);
+        let who = |key: &str, now| identify(&dir, &CallerKey::new(key), now).map(|c| c.id);
+        assert_eq!(who("key-a-0123456789abcdef", T0 + 1).as_deref(), Some("a"));
+        assert_eq!(who("key-b-0123456789abcdef", T0 + 1), None, "revoked");
+        assert_eq!(who("key-c-0123456789abcdef", T0 + 99).as_deref(), Some("c"));
+        assert_eq!(who("key-c-0123456789abcdef", T0 + 100), None, "expired, even in an old copy");
+        assert_eq!(who("key-d-old-0123456789ab", T0 + 9_999).as_deref(), Some("d"), "grace");
+        assert_eq!(who("key-d-old-0123456789ab", T0 + 10_000), None, "grace over");
+        assert_eq!(who("key-d-new-0123456789ab", T0 + 10_000).as_deref(), Some("d"));
+        let caller = identify(&dir, &CallerKey::new("key-a-0123456789abcdef"), T0).unwrap();
+        assert!(caller.has_scope("catalog") && !caller.has_scope("admin"));
+        assert_eq!(caller.source, KeySource::Runtime);
+        assert!(directory(&records, T0 + 20_000).iter().all(|c| c.id != "d" || c.until_ms.is_none()), "grace ends");
+        // The version follows every change.
+        assert_ne!(version(&records), version(&records[..3]));
+        assert_eq!(version(&records), version(&records.clone()));
+    }
+
+    #[test]
+    fn freshness_of_a_copy() {
+        assert_eq!(freshness(None, T0), Freshness::Expired);
+        assert_eq!(freshness(Some(T0), T0 + SYNC_INTERVAL_MS - 1), Freshness::Fresh);
+        assert_eq!(freshness(Some(T0), T0 + SYNC_INTERVAL_MS), Freshness::Aging);
+        assert_eq!(freshness(Some(T0), T0 + MAX_AGE_MS - 1), Freshness::Aging);
+        assert_eq!(freshness(Some(T0), T0 + MAX_AGE_MS), Freshness::Expired);
+        assert_eq!(freshness(Some(T0), T0 - 1), Freshness::Expired, "a clock going back: fetch again");
+        assert!(recheck_miss(None, T0));
+        assert!(!recheck_miss(Some(T0), T0 + MISS_RECHECK_MS - 1));
+        assert!(recheck_miss(Some(T0), T0 + MISS_RECHECK_MS));
+        assert!(recheck_miss(Some(T0), T0 - 1));
+    }
+
+    #[test]
+    fn views_never_show_a_secret() {
+        let a = rotate(&record("a", "key-a-0123456789abcdef"), hash_key("key-a2"), 60, T0).unwrap();
+        let facts = Facts { usage: Usage { requests: 3, orders: 1, amount: 25 * M, ..Usage::default() }, last_used_ms: Some(T0) };
+        let v: Value = serde_json::from_str(&view(&a, &facts, T0 + 1)).unwrap();
+        assert_eq!(v, json!({
+            "id": "a", "source": "runtime", "state": "active", "scopes": ["catalog"],
+            "created_at": "2026-11-25T17:09:42.000Z", "expires_at": null, "revoked_at": null,
+            "rotated_at": "2026-11-25T17:09:42.000Z", "previous_key_expires_at": "2026-11-25T17:10:42.000Z",
+            "last_used_at": "2026-11-25T17:09:42.000Z",
+            "limits": {"requests_per_minute": null, "order_amount_per_day": null},
+            "usage": {"day": "2026-11-25", "requests": 3, "orders": 1, "amount": 25}
+        }));
+        let text = view(&a, &facts, T0);
+        assert!(!text.contains(&a.sha256) && !text.contains(a.previous_sha256.as_deref().unwrap()));
+        let gone: Value = serde_json::from_str(&view(&a, &facts, T0 + 60_000)).unwrap();
+        assert_eq!(gone["previous_key_expires_at"], Value::Null, "grace over");
+        let cred = Credential { id: "ops".into(), sha256: hash_key("x"), scopes: vec!["*".into()], limits: Limits::default(), until_ms: None };
+        let s: Value = serde_json::from_str(&static_view(&cred, &Facts { usage: Usage::default(), last_used_ms: None }, T0)).unwrap();
+        assert_eq!((s["source"].as_str(), s["created_at"].is_null(), s["last_used_at"].is_null()), (Some("static"), true, true));
+        let list: Value = serde_json::from_str(&list_body(&[view(&a, &facts, T0), static_view(&cred, &facts, T0)])).unwrap();
+        assert_eq!(list["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(list_body(&[]), r#"{"keys":[]}"#);
+        let k = new_key(&[1; KEY_RANDOM_BYTES]);
+        let shown: Value = serde_json::from_str(&with_key(&view(&a, &facts, T0), &k)).unwrap();
+        assert_eq!(shown["key"], k.expose_secret());
+        assert_eq!(shown["id"], "a");
+        assert_eq!(with_key("{}", &k), format!(r#"{{"key":"{}"}}"#, k.expose_secret()));
+    }
+}

@@ -1,0 +1,314 @@
+//! The `KeyRegistry` Durable Object's decisions, without I/O.
+//!
+//! Its shell (`src/objects/registry.rs`) reads what an operation needs from
+//! its SQLite storage (the key records, a hold, a day's usage), calls the
+//! function of the operation here, writes the [`Write`]s it gets in one
+//! synchronous step (so no other request sees half of them) and answers the
+//! [`Reply`]. The rules themselves live in their domains: `keys` (what a
+//! key is and what changes do to it), `quota` (limits, usage, holds),
+//! `audit` (entries).
+//!
+//! | operation | reads | writes |
+//! |---|---|---|
+//! | [`sync`] | records, each reported key's usage of the day | usage, last seen |
+//! | [`create`], [`revoke`], [`rotate`], [`set_limits`] | records, the key's facts | the record |
+//! | [`list`] | records, everyone's facts | nothing |
+//! | [`reserve`] | the key's record, the order's hold, what the key spent today | the hold; on a refusal, an audit entry |
+//! | [`settle`] | the order's hold, the usage of its day | the hold, the usage, an audit entry |
+
+use crate::audit::{self, Attempt, Outcome};
+use crate::errors::ApiError;
+use crate::keys::{self, Credential, Facts, KeyRecord, NewKey};
+use crate::quota::{self, Hold, HoldChange, Reservation, Usage, UsageDelta};
+use crate::time::day_of;
+use crate::wire::registry::Reply;
+use serde_json::Value;
+
+/// One change to the registry's storage (`docs/storage.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Store this record (by its id).
+    Key(KeyRecord),
+    /// Store a key's usage of a day.
+    Usage {
+        /// Key id.
+        key: String,
+        /// UTC day.
+        day: i64,
+        /// The usage.
+        usage: Usage,
+    },
+    /// A key was used at this instant (the latest wins).
+    Seen {
+        /// Key id.
+        key: String,
+        /// Epoch ms.
+        at_ms: i64,
+    },
+    /// Change an order's hold.
+    Hold {
+        /// Key id.
+        key: String,
+        /// `poNumber`.
+        po: String,
+        /// Order fingerprint.
+        fp: String,
+        /// The change.
+        change: HoldChange,
+    },
+    /// Append an audit entry (one per request id: a second is ignored).
+    Audit {
+        /// When (epoch ms).
+        at_ms: i64,
+        /// Key id.
+        key: String,
+        /// The request's id.
+        request_id: String,
+        /// The entry (JSON text).
+        entry: String,
+    },
+}
+
+/// An isolate's sync: its usage added (each report counted in the day of
+/// its last request), the directory if its `version` is not `current`.
+/// `usage_of(key, day)` is the stored usage.
+pub fn sync(
+    records: &[KeyRecord],
+    current: &str,
+    version: Option<&str>,
+    deltas: &[UsageDelta],
+    usage_of: &dyn Fn(&str, i64) -> Usage,
+    now_ms: i64,
+) -> (Vec<Write>, Reply) {
+    let mut writes = Vec::new();
+    let mut counts = Vec::new();
+    for d in deltas.iter().filter(|d| d.requests > 0) {
+        let day = day_of(d.last_used_ms);
+        let usage = usage_of(&d.id, day).with_requests(d);
+        counts.push(UsageDelta { id: d.id.clone(), minute: usage.minute.minute, minute_requests: usage.minute.count, ..UsageDelta::default() });
+        writes.push(Write::Usage { key: d.id.clone(), day, usage });
+        writes.push(Write::Seen { key: d.id.clone(), at_ms: d.last_used_ms });
+    }
+    let directory = (version != Some(current)).then(|| keys::directory(records, now_ms));
+    (writes, Reply { version: Some(current.to_owned()), directory, counts, ..Reply::default() })
+}
+
+/// `POST /v1/keys`: the new record, answered with its view.
+pub fn create(records: &[KeyRecord], static_keys: &[Credential], new: NewKey, sha256: String, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
+    let static_ids: Vec<String> = static_keys.iter().map(|c| c.id.clone()).collect();
+    stored(keys::create(records, &static_ids, new, sha256, now_ms), facts, now_ms)
+}
+
+/// A changed record: written, and answered with its view.
+fn stored(changed: Result<KeyRecord, ApiError>, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
+    match changed {
+        Ok(rec) => {
+            let view = keys::view(&rec, facts, now_ms);
+            (vec![Write::Key(rec)], Reply::body(view))
+        }
+        Err(e) => (vec![], Reply::refusal(e)),
+    }
+}
+
+/// A change to one record (`change` is refused for an unknown id).
+fn change(records: &[KeyRecord], id: &str, facts: &Facts, now_ms: i64, change: impl FnOnce(&KeyRecord) -> Result<KeyRecord, ApiError>) -> (Vec<Write>, Reply) {
+    stored(keys::find(records, id).and_then(change), facts, now_ms)
+}
+
+/// `DELETE /v1/keys/{id}`.
+pub fn revoke(records: &[KeyRecord], id: &str, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
+    change(records, id, facts, now_ms, |r| Ok(keys::revoke(r, now_ms)))
+}
+
+/// `POST /v1/keys/{id}/rotate`.
+pub fn rotate(records: &[KeyRecord], id: &str, sha256: String, grace_secs: u64, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
+    change(records, id, facts, now_ms, |r| keys::rotate(r, sha256, grace_secs, now_ms))
+}
+
+/// `PATCH /v1/keys/{id}`.
+pub fn set_limits(records: &[KeyRecord], id: &str, patch: &Value, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
+    change(records, id, facts, now_ms, |r| keys::set_limits(r, patch))
+}
+
+/// `GET /v1/keys`: the `GATEWAY_KEYS` keys first (in their order), then the
+/// runtime keys (in the order of `records`, which the registry keeps in the
+/// order they were made), each with its facts.
+pub fn list(records: &[KeyRecord], static_keys: &[Credential], facts_of: &dyn Fn(&str) -> Facts, now_ms: i64) -> Reply {
+    let mut views: Vec<String> = static_keys.iter().map(|c| keys::static_view(c, &facts_of(&c.id), now_ms)).collect();
+    views.extend(records.iter().map(|r| keys::view(r, &facts_of(&r.id), now_ms)));
+    Reply::body(keys::list_body(&views))
+}
+
+/// Before a placeOrder is sent: take its hold, or refuse it over the cap
+/// (recording the refusal). A runtime key's cap is its record's (the
+/// isolate's copy may be seconds old), and a key revoked or expired since
+/// the isolate's copy was made is refused here. `spent_today`: the key's
+/// placed and reserved amount of the day.
+pub fn reserve(record: Option<&KeyRecord>, attempt: &Attempt, static_cap: Option<i64>, existing: Option<&Hold>, spent_today: i64, now_ms: i64) -> (Vec<Write>, Reply) {
+    let refuse = |error: ApiError, outcome: Outcome| {
+        let result = audit::Result { outcome, status: error.status, error: Some(error.code.as_str().to_owned()), order_id: None, reconciled: false };
+        let entry = audit_write(attempt, &result, now_ms);
+        (vec![entry], Reply::refusal(error))
+    };
+    if let Some(r) = record.filter(|r| keys::key_state(r, now_ms) != "active") {
+        let e = ApiError::unauthorized(format!("this gateway key is {}", keys::key_state(r, now_ms)));
+        return refuse(e, Outcome::Error);
+    }
+    let cap = record.map_or(static_cap, |r| r.limits.order_amount_per_day);
+    match quota::reserve(existing, spent_today, attempt.amount, cap, now_ms) {
+        (Reservation::Refused(e), _) => refuse(e, Outcome::QuotaExceeded),
+        (Reservation::Granted { created, held }, hold) => {
+            let writes = hold.map(|h| hold_write(attempt, HoldChange::Put(h))).into_iter().collect();
+            (writes, Reply { created, held, ..Reply::default() })
+        }
+    }
+}
+
+fn hold_write(a: &Attempt, change: HoldChange) -> Write {
+    Write::Hold { key: a.key.clone(), po: a.po_number.clone(), fp: a.fingerprint.clone(), change }
+}
+
+/// After a placeOrder: settle its hold (the amount counted once, when the
+/// order is known to be placed) and record the attempt. `usage_of(day)`:
+/// the key's stored usage of a day.
+pub fn settle(attempt: &Attempt, result: &audit::Result, held: bool, created: bool, existing: Option<&Hold>, usage_of: &dyn Fn(i64) -> Usage, now_ms: i64) -> Vec<Write> {
+    let s = quota::settle(existing, held, created, result.outcome.fate(), attempt.amount, now_ms);
+    let mut writes = Vec::new();
+    if s.hold != HoldChange::Keep {
+        writes.push(hold_write(attempt, s.hold));
+    }
+    if let Some((day, amount)) = s.counted {
+        writes.push(Write::Usage { key: attempt.key.clone(), day, usage: usage_of(day).with_order(amount) });
+    }
+    writes.push(audit_write(attempt, result, now_ms));
+    writes
+}
+
+fn audit_write(attempt: &Attempt, result: &audit::Result, now_ms: i64) -> Write {
+    Write::Audit { at_ms: now_ms, key: attempt.key.clone(), request_id: attempt.request_id.clone(), entry: audit::entry(attempt, now_ms, result) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::hash_key;
+    use crate::errors::ErrorCode;
+    use crate::quota::{Counter, HoldState, Limits};
+    use crate::time::minute_of;
+    use serde_json::json;
+
+    const T0: i64 = 1_795_626_582_000;
+    const M: i64 = 1_000_000;
+
+    fn facts() -> Facts {
+        Facts { usage: Usage::default(), last_used_ms: None }
+    }
+
+    fn new(id: &str, limits: Limits) -> NewKey {
+        NewKey { id: id.into(), scopes: vec!["orders:write".into()], expires_at_ms: None, limits }
+    }
+
+    fn made(id: &str, limits: Limits) -> KeyRecord {
+        keys::create(&[], &[], new(id, limits), hash_key(id), T0).unwrap()
+    }
+
+    fn attempt(key: &str, amount: i64) -> Attempt {
+        Attempt { key: key.into(), po_number: "po-1".into(), fingerprint: "fp".into(), product_id: "10100".into(), quantity: 1, amount, request_id: "rid".into() }
+    }
+
+    #[test]
+    fn sync_counts_usage_and_hands_out_the_directory_when_it_changed() {
+        let records = vec![made("a", Limits::default())];
+        let d = UsageDelta { id: "a".into(), requests: 3, minute: minute_of(T0), minute_requests: 2, last_used_ms: T0 };
+        let idle = UsageDelta { id: "b".into(), ..UsageDelta::default() };
+        let stored = |_: &str, _: i64| Usage { requests: 10, minute: Counter { minute: minute_of(T0), count: 5 }, ..Usage::default() };
+        let (writes, reply) = sync(&records, "v9", Some("v8"), &[d, idle], &stored, T0);
+        let usage = Usage { requests: 13, minute: Counter { minute: minute_of(T0), count: 7 }, ..Usage::default() };
+        assert_eq!(writes, vec![Write::Usage { key: "a".into(), day: day_of(T0), usage }, Write::Seen { key: "a".into(), at_ms: T0 }]);
+        assert_eq!(reply.counts, vec![UsageDelta { id: "a".into(), minute: minute_of(T0), minute_requests: 7, ..UsageDelta::default() }]);
+        assert_eq!((reply.version.as_deref(), reply.directory.as_ref().map(Vec::len)), (Some("v9"), Some(1)));
+        let (writes, reply) = sync(&records, "v9", Some("v9"), &[], &stored, T0);
+        assert!(writes.is_empty());
+        assert_eq!(reply.directory, None, "up to date: no directory");
+    }
+
+    #[test]
+    fn admin_changes_write_the_record_and_answer_its_view() {
+        let (writes, reply) = create(&[], &[], new("a", Limits::default()), hash_key("k"), &facts(), T0);
+        let Some(Write::Key(rec)) = writes.first() else { panic!("{writes:?}") };
+        assert_eq!(rec.id, "a");
+        let view: Value = serde_json::from_str(reply.body.as_deref().unwrap()).unwrap();
+        assert_eq!((view["id"].as_str(), view["state"].as_str()), (Some("a"), Some("active")));
+        let records = vec![rec.clone()];
+        let statics = vec![Credential { id: "ops".into(), sha256: String::new(), scopes: vec!["*".into()], limits: Limits::default(), until_ms: None }];
+        let (w, r) = create(&records, &statics, new("ops", Limits::default()), hash_key("k2"), &facts(), T0);
+        assert!(w.is_empty() && r.error.as_ref().unwrap().message.starts_with("id is already used"));
+        let (w, r) = revoke(&records, "a", &facts(), T0 + 1);
+        assert!(matches!(&w[..], [Write::Key(k)] if k.revoked_at_ms == Some(T0 + 1)));
+        assert!(r.body.unwrap().contains(r#""state":"revoked""#));
+        let (w, r) = rotate(&records, "a", hash_key("k3"), 60, &facts(), T0 + 1);
+        assert!(matches!(&w[..], [Write::Key(k)] if k.sha256 == hash_key("k3")));
+        assert!(r.body.is_some());
+        let (w, r) = set_limits(&records, "a", &json!({"order_amount_per_day": 5}), &facts(), T0);
+        assert!(matches!(&w[..], [Write::Key(k)] if k.limits.order_amount_per_day == Some(5 * M)));
+        assert!(r.body.unwrap().contains(r#""order_amount_per_day":5"#));
+        for (w, r) in [revoke(&records, "b", &facts(), T0), rotate(&records, "b", hash_key("x"), 1, &facts(), T0)] {
+            assert!(w.is_empty());
+            assert_eq!(r.error.unwrap().status, 404);
+        }
+        let list = list(&records, &statics, &|_| facts(), T0);
+        let v: Value = serde_json::from_str(&list.body.unwrap()).unwrap();
+        let ids: Vec<&str> = v["keys"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["ops", "a"]);
+    }
+
+    #[test]
+    fn reserve_takes_a_hold_or_records_the_refusal() {
+        let capped = made("k", Limits { order_amount_per_day: Some(100 * M), ..Limits::default() });
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 0, T0);
+        assert_eq!((r.created, r.held, r.error), (true, true, None));
+        assert_eq!(w, vec![Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Held }) }]);
+        // Over the record's cap, whatever the isolate passed.
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), Some(1000 * M), None, 60 * M, T0);
+        let e = r.error.unwrap();
+        assert_eq!(e.code, ErrorCode::QuotaExceeded);
+        let [Write::Audit { entry, .. }] = &w[..] else { panic!("{w:?}") };
+        let v: Value = serde_json::from_str(entry).unwrap();
+        assert_eq!((v["outcome"].as_str(), v["status"].as_u64(), v["po_number"].as_str()), (Some("quota_exceeded"), Some(429), Some("po-1")));
+        // A static key: the cap it came with.
+        let (_, r) = reserve(None, &attempt("ops", 60 * M), Some(50 * M), None, 0, T0);
+        assert_eq!(r.error.unwrap().code, ErrorCode::QuotaExceeded);
+        // A key revoked since the isolate's copy: refused and recorded.
+        let (w, r) = reserve(Some(&keys::revoke(&capped, T0)), &attempt("k", M), None, None, 0, T0);
+        assert_eq!(r.error.unwrap().status, 401);
+        assert!(matches!(&w[..], [Write::Audit { .. }]));
+        // The same order again: joins the hold.
+        let held = Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Pending };
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, Some(&held), 100 * M, T0);
+        assert_eq!((r.created, r.held, r.error), (false, true, None));
+        assert!(matches!(&w[..], [Write::Hold { change: HoldChange::Put(Hold { holders: 2, .. }), .. }]));
+    }
+
+    #[test]
+    fn settle_counts_once_and_always_records() {
+        let a = attempt("k", 25 * M);
+        let placed = audit::Result { outcome: Outcome::Placed, status: 200, error: None, order_id: Some("1".into()), reconciled: false };
+        let held = Hold { day: day_of(T0), amount: 25 * M, holders: 1, state: HoldState::Held };
+        let before = Usage { orders: 2, amount: 10 * M, ..Usage::default() };
+        let w = settle(&a, &placed, true, true, Some(&held), &|_| before, T0);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[0], hold_write(&a, HoldChange::Put(Hold { holders: 0, state: HoldState::Committed, ..held })));
+        assert_eq!(w[1], Write::Usage { key: "k".into(), day: day_of(T0), usage: Usage { orders: 3, amount: 35 * M, ..Usage::default() } });
+        assert!(matches!(&w[2], Write::Audit { entry, .. } if entry.contains(r#""outcome":"placed""#)));
+        // A replay of the committed order: recorded, nothing counted.
+        let replayed = audit::Result { outcome: Outcome::Replayed, ..placed };
+        let done = Hold { holders: 0, state: HoldState::Committed, ..held };
+        let w = settle(&a, &replayed, false, false, Some(&done), &|_| before, T0);
+        assert!(matches!(&w[..], [Write::Audit { entry, .. }] if entry.contains(r#""outcome":"replayed""#)));
+        // A refusal frees the hold.
+        let refused = audit::Result { outcome: Outcome::Refused, status: 422, error: None, order_id: None, reconciled: false };
+        let w = settle(&a, &refused, true, true, Some(&held), &|_| before, T0);
+        assert_eq!(w[0], hold_write(&a, HoldChange::Drop));
+        assert_eq!(w.len(), 2);
+    }
+}

@@ -1,0 +1,204 @@
+//! Who is calling, and may they: the key behind a request and its
+//! `requests_per_minute`, in the isolate.
+//!
+//! A key is looked up in `GATEWAY_KEYS` first, then (if it has the shape
+//! of a runtime key, `pgk_` and 48 hex) in this isolate's copy of the
+//! registry's *directory* of runtime keys: no round trip for a key seen
+//! recently, however many keys there are. When the copy may be used, how
+//! often it is refreshed and what a miss costs is
+//! `plumgate_core::keys` (`freshness`, `recheck_miss`): in short, a
+//! revoked key is refused everywhere within 8 s, and a flood of unknown keys
+//! makes at most one registry call per second per isolate.
+//!
+//! The same sync carries the usage this isolate counted (requests per key,
+//! the latest minute's count, the last request) to the registry, and
+//! brings back each reported key's count of the minute across isolates,
+//! which [`admit`] adds to its own count for `requests_per_minute`
+//! (`plumgate_core::quota`). A sync runs after the request that finds it
+//! due, in the request's `waitUntil`, so callers never wait for it unless
+//! the copy is too old to use. Usage is therefore reported at most a few
+//! seconds late; what an isolate counted since its last sync is lost if the
+//! isolate is evicted first.
+
+use crate::objects::registry;
+use crate::runtime::clock::now_ms;
+use crate::runtime::defer::defer;
+use plumgate_core::auth::{AuthError, Caller};
+use plumgate_core::config::Config;
+use plumgate_core::errors::ApiError;
+use plumgate_core::keys::{self, Credential, Freshness, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS};
+use plumgate_core::quota::{check_rate, Counter, UsageDelta};
+use plumgate_core::secret::CallerKey;
+use plumgate_core::time::minute_of;
+use plumgate_core::wire::registry::{Op, Request};
+use std::cell::RefCell;
+use worker::{Context, Env};
+
+/// A sync that has not answered after this long no longer stops another.
+const SYNC_STALE_MS: i64 = 10_000;
+
+/// The isolate's copy of the directory and its unsent usage.
+#[derive(Default)]
+struct Book {
+    directory: Vec<Credential>,
+    version: Option<String>,
+    /// When the copy was fetched (`None`: never, or thrown away).
+    fetched_ms: Option<i64>,
+    /// Usage counted since the last sync was sent, one per key id.
+    pending: Vec<UsageDelta>,
+    /// Each key's count of its latest minute across isolates, at the last
+    /// sync (a few keys per isolate: a list is smaller than a map).
+    shared: Vec<(String, Counter)>,
+    /// When the last sync was sent.
+    synced_ms: i64,
+    /// A background sync in flight since then.
+    syncing_since: Option<i64>,
+}
+
+thread_local! {
+    static BOOK: RefCell<Book> = RefCell::new(Book::default());
+}
+
+/// The caller whose key is `key`.
+///
+/// # Errors
+/// `401 unauthorized` for a key that is no one's; `502` / `503` when the
+/// registry is needed (a runtime key, the copy too old) and cannot be
+/// reached.
+pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller, ApiError> {
+    let unknown = || ApiError::unauthorized(AuthError::Unknown.message());
+    match cfg.gateway_keys.authenticate_key(key) {
+        Ok(caller) => return Ok(caller),
+        Err(AuthError::Unknown) => {}
+        Err(e) => return Err(ApiError::unauthorized(e.message())),
+    }
+    // Only a key of the runtime shape can be in the directory: anything
+    // else is unknown without a look.
+    let k = key.expose_secret();
+    if !(k.len() == KEY_PREFIX.len() + 2 * KEY_RANDOM_BYTES && k.starts_with(KEY_PREFIX)) {
+        return Err(unknown());
+    }
+    let now = now_ms();
+    let (fresh, fetched) = BOOK.with(|b| {
+        let b = b.borrow();
+        (keys::freshness(b.fetched_ms, now), b.fetched_ms)
+    });
+    if fresh != Freshness::Expired {
+        if let Some(caller) = lookup(key, now) {
+            return Ok(caller);
+        }
+        if !keys::recheck_miss(fetched, now) {
+            return Err(unknown());
+        }
+    }
+    sync(env).await?;
+    lookup(key, now_ms()).ok_or_else(unknown)
+}
+
+/// The unsent usage of key `id`, made empty if there is none yet.
+fn pending_of<'a>(pending: &'a mut Vec<UsageDelta>, id: &str) -> &'a mut UsageDelta {
+    match pending.iter().position(|d| d.id == id) {
+        Some(i) => &mut pending[i],
+        None => {
+            pending.push(UsageDelta { id: id.to_owned(), ..UsageDelta::default() });
+            let last = pending.len() - 1;
+            &mut pending[last]
+        }
+    }
+}
+
+fn lookup(key: &CallerKey, now: i64) -> Option<Caller> {
+    BOOK.with(|b| keys::identify(&b.borrow().directory, key, now))
+}
+
+/// Count one request of `caller`, unless it is over its
+/// `requests_per_minute`; start a background sync when one is due.
+///
+/// # Errors
+/// `429 quota_exceeded` naming the limit (the request is not counted).
+pub fn admit(env: &Env, ctx: &Context, caller: &Caller) -> Result<(), ApiError> {
+    let now = now_ms();
+    let minute = minute_of(now);
+    let due = BOOK.with(|b| {
+        let mut b = b.borrow_mut();
+        let shared = b.shared.iter().find(|(id, _)| *id == caller.id).map_or(0, |(_, c)| c.at(minute));
+        let pending = b.pending.iter().find(|d| d.id == caller.id).map_or(0, |d| d.counter().at(minute));
+        check_rate(caller.limits.requests_per_minute, shared.saturating_add(pending), now)?;
+        pending_of(&mut b.pending, &caller.id).count(now);
+        let idle = b.syncing_since.is_none_or(|t| now.saturating_sub(t) >= SYNC_STALE_MS);
+        let due = idle && (now.saturating_sub(b.synced_ms) >= SYNC_INTERVAL_MS || keys::freshness(b.fetched_ms, now) == Freshness::Aging);
+        if due {
+            b.syncing_since = Some(now);
+        }
+        Ok::<bool, ApiError>(due)
+    })?;
+    if due {
+        let env = env.clone();
+        defer(
+            ctx,
+            Box::pin(async move {
+                let _ = sync(&env).await;
+                BOOK.with(|b| b.borrow_mut().syncing_since = None);
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// Report the usage counted so far and refresh the directory.
+async fn sync(env: &Env) -> Result<(), ApiError> {
+    let now = now_ms();
+    let (version, usage) = BOOK.with(|b| {
+        let mut b = b.borrow_mut();
+        b.synced_ms = now;
+        (b.version.clone(), std::mem::take(&mut b.pending))
+    });
+    let req = Request { version, usage, ..Request::default() };
+    let sent = registry::call(env, Op::Sync, &req).await;
+    let usage = req.usage;
+    let reply = match sent.and_then(|r| match r.error {
+        Some(e) => Err(e),
+        None => Ok(r),
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            // Not counted there: count it with the next sync.
+            BOOK.with(|b| {
+                let mut b = b.borrow_mut();
+                for d in &usage {
+                    pending_of(&mut b.pending, &d.id).merge(d);
+                }
+            });
+            return Err(e);
+        }
+    };
+    BOOK.with(|b| {
+        let mut b = b.borrow_mut();
+        if let Some(dir) = reply.directory {
+            b.directory = dir;
+        }
+        b.version = reply.version;
+        b.fetched_ms = Some(now);
+        for c in reply.counts {
+            let counter = c.counter();
+            match b.shared.iter_mut().find(|(id, _)| *id == c.id) {
+                Some(entry) => entry.1 = counter,
+                None => b.shared.push((c.id, counter)),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Throw the copy away (after this isolate changed a key): the next
+/// request of a runtime key fetches a new one.
+pub fn invalidate() {
+    BOOK.with(|b| b.borrow_mut().fetched_ms = None);
+}
+
+/// Sync now (before `GET /v1/keys`, so its `last_used_at` and requests
+/// include this isolate's latest counts). A failure is left to the next
+/// sync.
+pub async fn flush(env: &Env) {
+    let _ = sync(env).await;
+}

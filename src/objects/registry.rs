@@ -1,0 +1,414 @@
+//! `KeyRegistry`: caller keys made at runtime, per-key usage and spend, and
+//! the audit trail of placeOrder attempts. One Durable Object per
+//! deployment (named `plumgate_core::wire::registry::OBJECT_NAME`), so every
+//! decision about a key, and every spend-cap check, has one strongly
+//! consistent place. Its client ([`call`]) is below.
+//!
+//! Storage is the object's SQLite database (tables in `docs/storage.md`).
+//! Every operation reads what it needs, asks the core
+//! (`plumgate_core::registry`) and writes the changes through [`commit`],
+//! all in one synchronous step: SQL calls do not yield, so no other request
+//! runs in between, and the runtime commits the step's writes together
+//! before the reply leaves. That is what makes the spend cap strong: two
+//! reservations of one key are decided one after the other, the second
+//! seeing the first's hold. The records are also kept in memory (read once
+//! per instance, changed only through [`commit`]).
+//!
+//! An alarm prunes what is no longer needed, hourly while there is
+//! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and
+//! holds of days before yesterday.
+
+use crate::respond::bytes_response;
+use crate::runtime::clock::now_ms;
+use crate::runtime::stub::{self, StubError};
+use crate::settings;
+use plumgate_core::audit;
+use plumgate_core::errors::ApiError;
+use plumgate_core::keys::{self, Facts, KeyRecord};
+use plumgate_core::quota::{Counter, Hold, HoldChange, HoldState, Usage};
+use plumgate_core::registry::{self, Write};
+use plumgate_core::time::{day_of, secs_to_ms};
+use plumgate_core::wire::registry::{Op, Reply, Request, OBJECT_NAME};
+use futures_util::future::LocalBoxFuture;
+use std::cell::{Cell, RefCell};
+use worker::{durable_object, Env, Response, SqlStorage, SqlStorageValue as Sql, State};
+
+/// Binding name of the registry namespace.
+pub const BINDING: &str = "KEY_REGISTRY";
+
+/// The largest integer a stored value may hold (JavaScript's safe range).
+const MAX_SAFE: i64 = (1 << 53) - 1;
+
+/// How often the alarm prunes.
+const PRUNE_EVERY_MS: i64 = 3_600_000;
+
+/// Send `req` to the registry (the worker's side).
+///
+/// # Errors
+/// `503 misconfigured` without the binding; `502 upstream_error` when the
+/// object cannot be reached or its answer is lost (nothing the caller
+/// asked for was done by this request then, or its effect is unknown: the
+/// message says retry).
+///
+/// One boxed future type for every caller: the call's code is in the wasm
+/// once rather than inlined into each caller's state machine.
+pub fn call<'a>(env: &'a Env, op: Op, req: &Request) -> LocalBoxFuture<'a, Result<Reply, ApiError>> {
+    let body = Some(req.to_json());
+    Box::pin(async move {
+        let sent = stub::post(env, BINDING, OBJECT_NAME, &op.url(), None, body).await;
+        let unavailable = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
+        match sent {
+            Ok((_, bytes)) => Reply::from_json(&bytes).ok_or_else(unavailable),
+            Err(StubError::Binding) => Err(ApiError::misconfigured(&[format!("{BINDING} binding is missing")])),
+            Err(_) => Err(unavailable()),
+        }
+    })
+}
+
+/// The Durable Object.
+#[durable_object]
+pub struct KeyRegistry {
+    state: State,
+    env: Env,
+    /// The tables exist (made once per instance).
+    ready: Cell<bool>,
+    /// The records and their version, once read.
+    records: RefCell<Option<(Vec<KeyRecord>, String)>>,
+    /// An alarm is known to be set.
+    alarm_set: Cell<bool>,
+}
+
+impl worker::DurableObject for KeyRegistry {
+    fn new(state: State, env: Env) -> Self {
+        KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false) }
+    }
+
+    async fn fetch(&self, mut req: worker::Request) -> worker::Result<Response> {
+        let op = Op::from_path(&req.path());
+        let body = req.bytes().await.unwrap_or_default();
+        let reply = match (op, Request::from_json(&body)) {
+            (Some(op), Some(request)) => self.serve(op, request).unwrap_or_else(|e| {
+                // Read the records again next time: a failed write may have
+                // left memory ahead of storage.
+                *self.records.borrow_mut() = None;
+                Reply::refusal(storage_problem(&e))
+            }),
+            _ => Reply::refusal(ApiError::internal()),
+        };
+        if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle)) && !self.alarm_set.get() {
+            let storage = self.state.storage();
+            if matches!(storage.get_alarm().await, Ok(None)) {
+                let _ = storage.set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await;
+            }
+            self.alarm_set.set(true);
+        }
+        Ok(bytes_response(200, reply.to_json().into_bytes(), "application/json"))
+    }
+
+    /// Retention: drop what no answer needs any more; again in an hour
+    /// while anything is left.
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm_set.set(false);
+        self.prepare()?;
+        let now = now_ms();
+        let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
+        let sql = self.sql();
+        let cutoff = now.saturating_sub(secs_to_ms(u64::from(retention)));
+        sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(cutoff)])?;
+        let old_day = Sql::Integer(day_of(now) - 1);
+        sql.exec("DELETE FROM usage WHERE day < ?", vec![old_day.clone()])?;
+        sql.exec("DELETE FROM holds WHERE day < ?", vec![old_day])?;
+        let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
+        if left > 0 {
+            self.state.storage().set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await?;
+            self.alarm_set.set(true);
+        }
+        Response::empty()
+    }
+}
+
+/// `503 misconfigured` for storage that cannot be used (names the object,
+/// never a value).
+fn storage_problem(e: &worker::Error) -> ApiError {
+    worker::console_error!("{}", plumgate_core::logline::event(&[("detail", e.to_string().as_str().into()), ("event", "key_registry_storage_failed".into())]));
+    ApiError::misconfigured(&["the KeyRegistry's storage cannot be read or written (see the log line key_registry_storage_failed)".into()])
+}
+
+fn int(v: Option<&Sql>) -> i64 {
+    match v {
+        Some(Sql::Integer(i)) => *i,
+        Some(Sql::Float(f)) => *f as i64,
+        _ => 0,
+    }
+}
+
+fn text(v: Option<&Sql>) -> String {
+    match v {
+        Some(Sql::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn uint(v: Option<&Sql>) -> u64 {
+    u64::try_from(int(v)).unwrap_or(0)
+}
+
+fn count(n: u64) -> Sql {
+    Sql::Integer(i64::try_from(n).unwrap_or(MAX_SAFE).min(MAX_SAFE))
+}
+
+fn rows(sql: &SqlStorage, query: &str, binds: Vec<Sql>) -> worker::Result<Vec<Vec<Sql>>> {
+    sql.exec(query, binds)?.raw().collect()
+}
+
+fn first(sql: &SqlStorage, query: &str, binds: Vec<Sql>) -> worker::Result<Vec<Sql>> {
+    Ok(rows(sql, query, binds)?.into_iter().next().unwrap_or_default())
+}
+
+/// A usage row's columns (`requests, orders, amount, minute, minute_requests`) from `at`.
+fn usage_from(row: &[Sql], at: usize) -> Usage {
+    Usage {
+        requests: uint(row.get(at)),
+        orders: uint(row.get(at + 1)),
+        amount: int(row.get(at + 2)),
+        minute: Counter { minute: int(row.get(at + 3)), count: uint(row.get(at + 4)) },
+    }
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, day INTEGER NOT NULL, requests INTEGER NOT NULL, orders INTEGER NOT NULL, amount INTEGER NOT NULL, minute INTEGER NOT NULL, minute_requests INTEGER NOT NULL, PRIMARY KEY (key, day));
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS holds (key TEXT NOT NULL, po TEXT NOT NULL, fp TEXT NOT NULL, day INTEGER NOT NULL, amount INTEGER NOT NULL, holders INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (key, po, fp));
+CREATE INDEX IF NOT EXISTS holds_by_day ON holds (key, day);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, key TEXT NOT NULL, request_id TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at_ms);
+CREATE UNIQUE INDEX IF NOT EXISTS audit_by_request ON audit (request_id);
+CREATE INDEX IF NOT EXISTS audit_by_key ON audit (key, seq);";
+
+impl KeyRegistry {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    /// The tables, made once per instance.
+    fn prepare(&self) -> worker::Result<()> {
+        if !self.ready.get() {
+            self.sql().exec(SCHEMA, None)?;
+            self.ready.set(true);
+        }
+        Ok(())
+    }
+
+    /// The records and their version, read once per instance.
+    fn records(&self) -> worker::Result<(Vec<KeyRecord>, String)> {
+        if let Some(r) = self.records.borrow().as_ref() {
+            return Ok(r.clone());
+        }
+        let mut records = Vec::new();
+        for row in rows(&self.sql(), "SELECT record FROM keys ORDER BY json_extract(record, '$.created_at_ms'), id", vec![])? {
+            let rec: KeyRecord = serde_json::from_str(&text(row.first())).map_err(|_| worker::Error::from("a keys record cannot be read"))?;
+            records.push(rec);
+        }
+        let loaded = (records.clone(), keys::version(&records));
+        *self.records.borrow_mut() = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    fn usage_of(&self, key: &str, day: i64) -> worker::Result<Usage> {
+        let row = first(&self.sql(), "SELECT requests, orders, amount, minute, minute_requests FROM usage WHERE key = ? AND day = ?", vec![key.into(), Sql::Integer(day)])?;
+        Ok(if row.is_empty() { Usage::default() } else { usage_from(&row, 0) })
+    }
+
+    fn facts_of(&self, key: &str, now: i64) -> worker::Result<Facts> {
+        let seen = first(&self.sql(), "SELECT at_ms FROM seen WHERE key = ?", vec![key.into()])?;
+        Ok(Facts { usage: self.usage_of(key, day_of(now))?, last_used_ms: seen.first().map(|v| int(Some(v))) })
+    }
+
+    fn hold_of(&self, a: &audit::Attempt) -> worker::Result<Option<Hold>> {
+        let row = first(&self.sql(), "SELECT day, amount, holders, state FROM holds WHERE key = ? AND po = ? AND fp = ?", vec![a.key.as_str().into(), a.po_number.as_str().into(), a.fingerprint.as_str().into()])?;
+        Ok((!row.is_empty()).then(|| Hold {
+            day: int(row.first()),
+            amount: int(row.get(1)),
+            holders: u32::try_from(int(row.get(2))).unwrap_or(0),
+            state: HoldState::from_name(&text(row.get(3))),
+        }))
+    }
+
+    /// One operation: read, decide, [`commit`], reply.
+    fn serve(&self, op: Op, req: Request) -> worker::Result<Reply> {
+        self.prepare()?;
+        let now = now_ms();
+        let (records, version) = self.records()?;
+        let id = req.id.as_deref().unwrap_or_default();
+        let attempt = req.attempt();
+        let (writes, reply) = match op {
+            Op::Sync => {
+                let mut usage = Vec::new();
+                for d in &req.usage {
+                    let day = day_of(d.last_used_ms);
+                    usage.push((d.id.as_str(), day, self.usage_of(&d.id, day)?));
+                }
+                let usage_of = |key: &str, day: i64| usage.iter().find(|(k, d, _)| *k == key && *d == day).map(|u| u.2).unwrap_or_default();
+                registry::sync(&records, &version, req.version.as_deref(), &req.usage, &usage_of, now)
+            }
+            Op::Create => match req.new_key() {
+                Some((new, sha256)) => registry::create(&records, &req.static_keys, new, sha256, &Facts::default(), now),
+                None => (vec![], Reply::refusal(ApiError::internal())),
+            },
+            Op::List => {
+                // One row per key that was used: its usage of today (if
+                // any) and its last request.
+                let mut facts: Vec<(String, Facts)> = Vec::new();
+                for row in rows(
+                    &self.sql(),
+                    "SELECT seen.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests
+                     FROM seen LEFT JOIN usage ON usage.key = seen.key AND usage.day = ?",
+                    vec![Sql::Integer(day_of(now))],
+                )? {
+                    facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms: Some(int(row.get(1))) }));
+                }
+                let facts_of = |key: &str| facts.iter().find(|(k, _)| k == key).map(|f| f.1).unwrap_or_default();
+                (vec![], registry::list(&records, &req.static_keys, &facts_of, now))
+            }
+            Op::Revoke => registry::revoke(&records, id, &self.facts_of(id, now)?, now),
+            Op::Rotate => match req.sha256 {
+                Some(sha256) => registry::rotate(&records, id, sha256, req.grace_secs.unwrap_or(keys::DEFAULT_GRACE_SECS), &self.facts_of(id, now)?, now),
+                None => (vec![], Reply::refusal(ApiError::internal())),
+            },
+            Op::Limits => match &req.patch {
+                Some(patch) => registry::set_limits(&records, id, patch, &self.facts_of(id, now)?, now),
+                None => (vec![], Reply::refusal(ApiError::internal())),
+            },
+            Op::Reserve => match &attempt {
+                Some(a) => {
+                    let hold = self.hold_of(a)?;
+                    let today = day_of(now);
+                    let held = first(&self.sql(), "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE key = ? AND day = ? AND state != 'committed'", vec![a.key.as_str().into(), Sql::Integer(today)])?;
+                    let spent = self.usage_of(&a.key, today)?.amount.saturating_add(int(held.first()));
+                    let record = records.iter().find(|r| r.id == a.key);
+                    registry::reserve(record, a, req.cap, hold.as_ref(), spent, now)
+                }
+                None => (vec![], Reply::refusal(ApiError::internal())),
+            },
+            Op::Settle => match (&attempt, &req.result()) {
+                // Settled already (a retry whose first answer was lost).
+                (Some(a), Some(_)) if !rows(&self.sql(), "SELECT 1 FROM audit WHERE request_id = ?", vec![a.request_id.as_str().into()])?.is_empty() => {
+                    (vec![], Reply::default())
+                }
+                (Some(a), Some(result)) => {
+                    let hold = self.hold_of(a)?;
+                    let today = day_of(now);
+                    let hold_day = hold.map_or(today, |h| h.day);
+                    let (now_usage, hold_usage) = (self.usage_of(&a.key, today)?, self.usage_of(&a.key, hold_day)?);
+                    let usage_of = |day: i64| if day == hold_day { hold_usage } else { now_usage };
+                    (registry::settle(a, result, req.held, req.created, hold.as_ref(), &usage_of, now), Reply::default())
+                }
+                _ => (vec![], Reply::refusal(ApiError::internal())),
+            },
+            Op::Audit => (vec![], Reply::body(self.audit_page(&req.query(), now)?)),
+        };
+        self.commit(&writes)?;
+        Ok(reply)
+    }
+
+    /// A page of the trail, newest first, within the retention.
+    fn audit_page(&self, q: &audit::Query, now: i64) -> worker::Result<String> {
+        let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
+        let from = q.from_ms.unwrap_or(0).max(now.saturating_sub(secs_to_ms(u64::from(retention))));
+        let key = q.key.clone().unwrap_or_default();
+        let found = rows(
+            &self.sql(),
+            "SELECT seq, entry FROM audit WHERE at_ms >= ? AND at_ms < ? AND (? = '' OR key = ?) AND seq < ? ORDER BY seq DESC LIMIT ?",
+            vec![
+                Sql::Integer(from.clamp(0, MAX_SAFE)),
+                Sql::Integer(q.to_ms.unwrap_or(MAX_SAFE).clamp(0, MAX_SAFE)),
+                key.as_str().into(),
+                key.as_str().into(),
+                Sql::Integer(q.before.unwrap_or(MAX_SAFE).clamp(0, MAX_SAFE)),
+                Sql::Integer(i64::from(q.limit) + 1),
+            ],
+        )?;
+        let more = found.len() > q.limit as usize;
+        let page: Vec<(i64, String)> = found.iter().take(q.limit as usize).map(|r| (int(r.first()), text(r.get(1)))).collect();
+        let next = if more { page.last().map(|(seq, _)| *seq) } else { None };
+        let entries: Vec<String> = page.into_iter().map(|(_, e)| e).collect();
+        Ok(audit::page_body(&entries, next))
+    }
+
+    /// The one place the registry's state changes: the records in memory
+    /// first (every later decision sees them), then every write in SQL, in
+    /// the same synchronous step as the decision.
+    fn commit(&self, writes: &[Write]) -> worker::Result<()> {
+        let sql = self.sql();
+        for w in writes {
+            match w {
+                Write::Key(rec) => {
+                    let text = serde_json::to_string(rec).map_err(|_| worker::Error::from("a record cannot be written"))?;
+                    let mut cached = self.records.borrow_mut();
+                    if let Some((records, version)) = cached.as_mut() {
+                        match records.iter_mut().find(|r| r.id == rec.id) {
+                            Some(r) => *r = rec.clone(),
+                            None => records.push(rec.clone()),
+                        }
+                        *version = keys::version(records);
+                    }
+                    drop(cached);
+                    sql.exec(
+                        "INSERT INTO keys (id, record) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                        vec![rec.id.as_str().into(), text.into()],
+                    )?;
+                }
+                Write::Usage { key, day, usage } => {
+                    sql.exec(
+                        "INSERT INTO usage (key, day, requests, orders, amount, minute, minute_requests) VALUES (?, ?, ?, ?, ?, ?, ?)
+                         ON CONFLICT (key, day) DO UPDATE SET requests = excluded.requests, orders = excluded.orders, amount = excluded.amount,
+                         minute = excluded.minute, minute_requests = excluded.minute_requests",
+                        vec![
+                            key.as_str().into(),
+                            Sql::Integer(*day),
+                            count(usage.requests),
+                            count(usage.orders),
+                            Sql::Integer(usage.amount.min(MAX_SAFE)),
+                            Sql::Integer(usage.minute.minute),
+                            count(usage.minute.count),
+                        ],
+                    )?;
+                }
+                Write::Seen { key, at_ms } => {
+                    sql.exec(
+                        "INSERT INTO seen (key, at_ms) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at_ms = MAX(at_ms, excluded.at_ms)",
+                        vec![key.as_str().into(), Sql::Integer(*at_ms)],
+                    )?;
+                }
+                Write::Hold { key, po, fp, change } => match change {
+                    HoldChange::Keep => {}
+                    HoldChange::Drop => {
+                        sql.exec("DELETE FROM holds WHERE key = ? AND po = ? AND fp = ?", vec![key.as_str().into(), po.as_str().into(), fp.as_str().into()])?;
+                    }
+                    HoldChange::Put(h) => {
+                        sql.exec(
+                            "INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, ?, ?)
+                             ON CONFLICT (key, po, fp) DO UPDATE SET day = excluded.day, amount = excluded.amount, holders = excluded.holders, state = excluded.state",
+                            vec![
+                                key.as_str().into(),
+                                po.as_str().into(),
+                                fp.as_str().into(),
+                                Sql::Integer(h.day),
+                                Sql::Integer(h.amount.min(MAX_SAFE)),
+                                Sql::Integer(i64::from(h.holders)),
+                                h.state.as_str().into(),
+                            ],
+                        )?;
+                    }
+                },
+                Write::Audit { at_ms, key, request_id, entry } => {
+                    sql.exec(
+                        "INSERT OR IGNORE INTO audit (at_ms, key, request_id, entry) VALUES (?, ?, ?, ?)",
+                        vec![Sql::Integer(*at_ms), key.as_str().into(), request_id.as_str().into(), entry.as_str().into()],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

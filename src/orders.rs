@@ -1,0 +1,85 @@
+//! The spend cap and the audit trail around the order ledger: what happens
+//! to a placeOrder before and after its `OrderLedger` call.
+//!
+//! 1. A key with an `order_amount_per_day` first reserves the order's
+//!    amount in the `KeyRegistry` (one call, the only one the caller waits
+//!    for): over the cap, the answer is `429 quota_exceeded` and nothing is
+//!    sent (the registry records the refusal in the same call).
+//! 2. The ledger places the order exactly as without a cap
+//!    ([`crate::objects::ledger::place`]).
+//! 3. What its answer means (`plumgate_core::audit::classify`: placed,
+//!    replayed, refused, unknown...) settles the reservation and becomes an
+//!    audit entry, in one registry call made after the answer has gone
+//!    (`waitUntil`): a key without a cap pays no time for either. The call
+//!    is retried if it fails; the registry takes each request id once.
+
+use crate::objects::{ledger, registry};
+use crate::runtime::defer::defer;
+use plumgate_core::audit::{self, Answered, Attempt};
+use plumgate_core::auth::Caller;
+use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
+use plumgate_core::logline::Trace;
+use plumgate_core::wire::registry::{Op, Reply, Request};
+use serde_json::Value;
+use worker::{Context, Env, Response, ResponseBody};
+
+/// Attempts at the settling call.
+const SETTLE_ATTEMPTS: usize = 3;
+
+/// Place a validated order for `caller` (see the module docs); the answer
+/// and the trace are the ledger's.
+#[allow(clippy::too_many_arguments)]
+pub async fn place(
+    env: &Env,
+    ctx: &Context,
+    caller: &Caller,
+    data: Value,
+    fingerprint: String,
+    request_id: &str,
+    style: ErrorStyle,
+) -> (Result<Response, ApiError>, Trace) {
+    let attempt = Attempt::of_order(&caller.id, &data, &fingerprint, request_id);
+    let (mut held, mut created) = (false, false);
+    if let Some(cap) = caller.limits.order_amount_per_day {
+        let req = Request { cap: Some(cap), ..Request::of_attempt(&attempt) };
+        match registry::call(env, Op::Reserve, &req).await {
+            Ok(Reply { error: Some(e), .. }) | Err(e) => return (Err(e), Trace::default()),
+            Ok(r) => (held, created) = (r.held, r.created),
+        }
+    }
+    let (answer, trace) = ledger::place(env, data, fingerprint, request_id, style).await;
+    let result = audit::classify(answered(&answer, &trace));
+    let settle = Request { held, created, ..Request::of_attempt(&attempt) }.with_result(result);
+    let env = env.clone();
+    defer(
+        ctx,
+        Box::pin(async move {
+            for _ in 0..SETTLE_ATTEMPTS {
+                if registry::call(&env, Op::Settle, &settle).await.is_ok() {
+                    break;
+                }
+            }
+        }),
+    );
+    (answer, trace)
+}
+
+/// The ledger's answer as the caller got it: plumgate's error (the trace
+/// names its code) or Xoxoday's answer with the ledger's headers.
+fn answered<'a>(answer: &'a Result<Response, ApiError>, trace: &Trace) -> Answered<'a> {
+    match answer {
+        Err(e) => Answered::Error { status: e.status, code: e.code },
+        Ok(resp) => {
+            let status = resp.status_code();
+            if let Some(code) = trace.error {
+                return Answered::Error { status, code: ErrorCode::from_name(code).unwrap_or(ErrorCode::InternalError) };
+            }
+            let flag = |name: &str| resp.headers().get(name).ok().flatten().is_some_and(|v| v == "true");
+            let body: &[u8] = match resp.body() {
+                ResponseBody::Body(bytes) => bytes,
+                _ => &[],
+            };
+            Answered::Answer { status, body, replayed: flag("x-plumgate-replayed"), reconciled: flag("x-plumgate-reconciled") }
+        }
+    }
+}
