@@ -370,22 +370,29 @@ test("order_amount_per_day: a refusal frees the amount, an unknown fate keeps it
   assert.equal(bad.json.errorId, "PLE10018");
   const firstPo = po("unknown");
   // Xoxoday fails before creating the order: plumgate cannot know at once
-  // that nothing was placed from the answer alone, so the amount stays held.
+  // that nothing was placed, so the order stays pending (reconciled from
+  // the ledger's alarm) and its amount stays held.
   await sandbox.admin("/faults/order", { mode: "fail_before_create", count: 1, status: 502 });
   const lost = await order(k.key, firstPo, 50);
-  assert.ok(lost.status >= 500, lost.text);
+  assert.equal(lost.status, 409, lost.text);
+  assert.equal(lost.json.error.code, "order_in_progress");
   await waitFor(async () => (await auditEntries("key=capped-2")).some((e) => e.po_number === firstPo), { what: "the lost order in the trail" });
   const held = await order(k.key, po("other"), 50);
   assert.equal(held.status, 429, "the unknown order's 50 still counts");
-  // Its retry (same poNumber and body) joins the hold and places it: counted once.
+  // Its retry (same poNumber and body) joins the pending order and its
+  // hold: still 409, and the 50 is held once, not twice (10 more fit the
+  // cap of 60; another 10 do not).
   const retried = await order(k.key, firstPo, 50);
-  assert.ok(placed(retried), retried.text);
+  assert.equal(retried.status, 409, retried.text);
+  assert.equal(retried.json.error.code, "order_in_progress");
+  const small = await order(k.key, po("small"), 10);
+  assert.ok(placed(small), small.text);
   const usage = await waitFor(async () => {
     const v = await keyView("capped-2");
     return v.usage.orders === 1 ? v.usage : null;
-  }, { what: "the retried order counted" });
-  assert.equal(usage.amount, 50);
-  assert.equal((await order(k.key, po("over"), 25)).status, 429);
+  }, { what: "the small order counted" });
+  assert.equal(usage.amount, 10);
+  assert.equal((await order(k.key, po("over"), 10)).status, 429);
 
   // GATEWAY_KEYS keys carry the same limits (capped-static: 30 a day).
   assert.ok(placed(await order(cappedStatic.key, po("static-a"), 25)));
