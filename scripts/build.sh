@@ -3,6 +3,16 @@
 # Used as wrangler's [build] command, so `npx wrangler dev` and
 # `npx wrangler deploy` build the same way. Set PLUMGATE_SKIP_BUILD=1 to reuse
 # an existing build (the test harness builds once, then starts many workers).
+#
+# After worker-build, two steps keep what is shipped small:
+# - worker-build runs wasm-opt with `--debuginfo`, which keeps the "name"
+#   section (every function's Rust name: ~40 KB of the gzipped wasm, used
+#   only by profilers and stack traces); it is stripped here, with the
+#   producers section. PLUMGATE_KEEP_NAMES=1 keeps both (for twiggy or a
+#   CPU profile with Rust names).
+# - the OpenAPI document is served from the static assets, not embedded in
+#   the wasm (~20 KB gzipped): `www/openapi.json` (not in git) is written
+#   here from crates/core/src/openapi.json without its indentation.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -11,6 +21,15 @@ if [[ "${PLUMGATE_SKIP_BUILD:-0}" == 1 && -f build/index.js ]]; then
 fi
 [[ -x "$TOOLS_DIR/bin/worker-build" ]] || die "worker-build is missing: run scripts/setup.sh first"
 wasm_build_env
+wrangler_env
 log "building worker (wasm32, release)"
 worker-build --release "$@"
+if [[ "${PLUMGATE_KEEP_NAMES:-0}" != 1 ]]; then
+  "$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+    --enable-multivalue --enable-reference-types --enable-exception-handling
+fi
+node -e 'const fs = require("fs"); const [src, dst] = process.argv.slice(1);
+fs.writeFileSync(dst, JSON.stringify(JSON.parse(fs.readFileSync(src, "utf8"))));' \
+  crates/core/src/openapi.json www/openapi.json
 ls -l build/index_bg.wasm 2>/dev/null | awk '{print "[plumgate] index_bg.wasm " $5 " bytes"}' >&2 || true

@@ -43,8 +43,8 @@ use crate::callers;
 use crate::gateway::{self, CacheMode};
 use crate::keys;
 use crate::respond::{
-    asset, bytes_response, empty, error_response, json_response, json_text, oauth_error_response, set_headers,
-    with_request_id, JSON,
+    asset, empty, error_response, json_response, json_text, oauth_error_response, set_headers,
+    with_request_id,
 };
 use crate::runtime::clock::{now_ms, request_id};
 use crate::runtime::http::{BodyError, Incoming};
@@ -113,7 +113,10 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     if path == "/openapi.json" {
         log.route = "/openapi.json";
         require_method(&method, Method::Get)?;
-        return Ok(bytes_response(200, ops::OPENAPI_JSON.as_bytes().to_vec(), JSON));
+        // A static asset (written by scripts/build.sh from
+        // crates/core/src/openapi.json), so the document costs the wasm
+        // nothing.
+        return static_asset(req, env).await;
     }
 
     let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/") || path == "/chef";

@@ -2,7 +2,9 @@
 // call through the whole pipe, request ids and the per-request log line.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { startSandbox, startWorker, standardKeys, call, leakScan } from "./harness.mjs";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, startSandbox, startWorker, standardKeys, call, leakScan } from "./harness.mjs";
 
 const keys = standardKeys();
 let sandbox;
@@ -35,6 +37,10 @@ test("healthz, openapi and a forwarded getBalance", async () => {
     const spec = await call(w, "/openapi.json", { method: "GET" });
     assert.equal(spec.status, 200);
     assert.match(spec.json.openapi, /^3\.1/);
+    // Served from the static assets (scripts/build.sh writes it): the file in
+    // the repo, token for token, as JSON.
+    assert.deepEqual(spec.json, JSON.parse(readFileSync(join(ROOT, "crates/core/src/openapi.json"), "utf8")));
+    assert.match(spec.headers["content-type"], /^application\/json/);
 
     const b = await call(w, "/v1/ops/getBalance", { key: keys.balance, body: {} });
     assert.equal(b.status, 200, b.text);
