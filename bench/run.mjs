@@ -592,6 +592,7 @@ async function size() {
 
 const f0 = (x) => (x === undefined || Number.isNaN(x) ? "–" : Math.round(x).toLocaleString("en-US"));
 const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(2));
+const f3 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(3));
 const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
 const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : "–");
 
@@ -618,7 +619,7 @@ function variantBudgets(r) {
   const h = r.hot.paired, c = r.catalog.paired;
   const within = (name, rps, cpu, p50, of) => ({
     name: `${name}: throughput within 5 % of ${of}`,
-    value: `${f2(rps)}× (paired median; CPU per request ${f2(cpu)}×, p50 c=1 ${p50 >= 0 ? "+" : ""}${f2(p50)} ms)`,
+    value: `${f3(rps)}× (paired median; CPU per request ${f2(cpu)}×, p50 c=1 ${p50 >= 0 ? "+" : ""}${f2(p50)} ms)`,
     pass: rps >= 0.95,
   });
   const rows = [...Object.entries(r.hot), ...Object.entries(r.catalog)].filter(([, t]) => t && t.label);
