@@ -8,9 +8,10 @@
 // hot path (getOrderHistory); and placeOrder without a spend cap vs with one
 // (one KeyRegistry call before the order). 3 interleaved rounds, p50 and p90
 // of every request, under wrangler dev (its proxy adds a few ms to every
-// row alike) against the bundled sandbox on loopback. It also prints what
-// the registry counted, which must equal the requests sent. bench/run.mjs
-// measures the hot path's runtime-key row under load with the rest.
+// row alike) against the bundled sandbox on loopback. It also checks that
+// what the registry counted equals the requests sent (exit 1 if not).
+// bench/run.mjs measures the runtime-key rows under load with the rest,
+// and a runtime key's first use (the KeyRegistry round trip) on its own.
 import { startSandbox, startWorker, makeKey, call, HIGH_LIMITS } from "../tests/e2e/harness.mjs";
 const admin = makeKey("admin", ["*"]);
 const reader = makeKey("static-reader", ["orders:read", "orders:write"]);
@@ -35,11 +36,18 @@ const orders = {
   "runtime key + order_amount_per_day, placeOrder": () => call(w, "/v1/ops/placeOrder", { key: rtCapped, body: { productId: 10100, quantity: 1, denomination: 10, poNumber: `lat-${++n}` } }),
 };
 const res = {};
+const sent = {};
+const KEY_OF = {
+  "static key, getOrderHistory": "static-reader", "runtime key, getOrderHistory": "runtime-reader",
+  "runtime key + requests_per_minute, getOrderHistory": "runtime-rpm", "static key, placeOrder (no cap)": "static-reader",
+  "runtime key + order_amount_per_day, placeOrder": "runtime-capped",
+};
+const count = (name) => { sent[KEY_OF[name]] = (sent[KEY_OF[name]] ?? 0) + 1; };
 for (const [set, N] of [[targets, 100], [orders, 30]]) {
-  for (const f of Object.values(set)) for (let i = 0; i < 20; i++) await f(); // warm-up
+  for (const [name, f] of Object.entries(set)) for (let i = 0; i < 20; i++) { await time(f); count(name); } // warm-up
   for (let round = 0; round < 3; round++) {
     for (const [name, f] of Object.entries(set)) {
-      for (let i = 0; i < N; i++) (res[name] ??= []).push(await time(f));
+      for (let i = 0; i < N; i++) { (res[name] ??= []).push(await time(f)); count(name); }
     }
   }
 }
@@ -49,3 +57,9 @@ const calls = (await sandbox.counters()).api_calls;
 console.log("registry-side usage (requests today):", list.json.keys.map((k) => `${k.id}=${k.usage.requests}`).join(" "));
 console.log("upstream calls:", JSON.stringify(calls));
 await w.stop(); await sandbox.stop();
+const counted = Object.fromEntries(list.json.keys.map((k) => [k.id, k.usage.requests]));
+const wrong = Object.entries(sent).filter(([id, n]) => counted[id] !== n);
+if (wrong.length) {
+  console.error(`the registry's counts differ from the requests sent: ${wrong.map(([id, n]) => `${id} sent ${n}, counted ${counted[id]}`).join("; ")}`);
+  process.exit(1);
+}

@@ -1,13 +1,26 @@
 -- wrk script for bench/run.mjs: POSTs a JSON body with an optional bearer,
 -- and prints one JSON summary line (latency percentiles in microseconds).
---   BENCH_BODY   request body (JSON text)
---   BENCH_AUTH   value of the Authorization header (optional)
---   BENCH_NONCE  "1": add a unique "benchNonce" field to every body (cache misses)
---   BENCH_METHOD GET or POST (default POST)
+--   BENCH_BODY    request body (JSON text, a flat object ending in "}")
+--   BENCH_AUTH    value of the Authorization header (optional)
+--   BENCH_VARY    a field name: every request sets it to a value of its own
+--                 (a digit string no product id has), so a field that is part
+--                 of plumgate's cache key makes every request a cache miss.
+--                 The field must not already be in BENCH_BODY.
+--   BENCH_VARY_SEED  a number of this wrk run's own (the values start over
+--                 with each run; the seed keeps two runs' values apart)
+--   BENCH_METHOD  GET or POST (default POST)
+--   BENCH_EXPECT_CACHE  when set, count the answers whose x-plumgate-cache
+--                 header is not this value ("hit", "miss"); reported as
+--                 "cache_mismatch" (the header is read only when set: reading
+--                 answers' headers costs the load generator time).
 local body = os.getenv("BENCH_BODY") or "{}"
 local auth = os.getenv("BENCH_AUTH")
-local nonce = os.getenv("BENCH_NONCE") == "1"
+local vary = os.getenv("BENCH_VARY")
+if vary == "" then vary = nil end
+local seed = tonumber(os.getenv("BENCH_VARY_SEED") or "0") or 0
 local method = os.getenv("BENCH_METHOD") or "POST"
+local expect_cache = os.getenv("BENCH_EXPECT_CACHE")
+if expect_cache == "" then expect_cache = nil end
 
 local threads = {}
 local counter = 0
@@ -24,21 +37,38 @@ function init(args)
   if auth and auth ~= "" then wrk.headers["authorization"] = auth end
   if method == "GET" then wrk.body = nil else wrk.body = body end
   n = 0
+  mismatch = 0
 end
 
 function request()
-  if nonce then
+  if vary then
     n = n + 1
-    local b = body:gsub("}%s*$", string.format(',"benchNonce":"%d-%d"}', tid or 0, n))
+    -- 9, the run's seed, the thread, then the count: never a sandbox
+    -- product id (5 digits), never another request's value.
+    local b = body:gsub("}%s*$", string.format(',"%s":"9%04d%d%09d"}', vary, seed, tid or 0, n))
     return wrk.format(nil, nil, nil, b)
   end
   return wrk.format()
 end
 
+if expect_cache then
+  response = function(status, headers, body)
+    local v = headers["x-plumgate-cache"]
+    if v == nil then
+      for k, x in pairs(headers) do
+        if string.lower(k) == "x-plumgate-cache" then v = x end
+      end
+    end
+    if v ~= expect_cache then mismatch = mismatch + 1 end
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
+  local mismatches = 0
+  for _, t in ipairs(threads) do mismatches = mismatches + (t:get("mismatch") or 0) end
   io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d}\n',
+    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"status_errors":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d,"cache_mismatch":%d}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max, mismatches))
 end
