@@ -18,7 +18,7 @@
 // (open it in Chrome DevTools → Performance). Loopback only, bounded.
 import { writeFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ROOT, cleanup, jsWorkerToml, makeKey, plumgateToml, startSandbox, startWorkerd, startWrangler, tempDir, wrk } from "./lib.mjs";
+import { BENCH_RATE_LIMITS, ROOT, cleanup, jsWorkerToml, makeKey, plumgateToml, startSandbox, startWorkerd, startWrangler, tempDir, wrk } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
@@ -133,6 +133,9 @@ async function main() {
     XOXODAY_REFRESH_TOKEN: "plumgate-dev-refresh-token",
     GATEWAY_KEYS: JSON.stringify([key.entry]),
     CALLER_KEY_SHA256: key.sha256,
+    // plumgate's own per-minute budgets raised, as in the bench: a profile
+    // of its cost, not of 429s.
+    XOXODAY_RATE_LIMITS: BENCH_RATE_LIMITS,
     ...(opt("--js-upstream") ? { BENCH_UPSTREAM: opt("--js-upstream") } : {}),
   };
   const start = argv.includes("--wrangler-dev") ? startWrangler : startWorkerd;
