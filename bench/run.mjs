@@ -83,7 +83,7 @@ const CAT_ROUNDS = Number(process.env.BENCH_CATALOG_ROUNDS || Math.min(ROUNDS, 3
 // Fresh runtime keys timed on first use (sequential).
 const KEY_SAMPLES = QUICK ? 8 : 20;
 const COLD_REPS = QUICK ? 1 : 3;
-const GZIP_BUDGET = 250_000; // bytes ("250 KB")
+const GZIP_BUDGET = 200_000; // bytes ("200 KB")
 
 const ORDER_HISTORY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 const VOUCHERS = { limit: 10, page: 1 };
@@ -243,6 +243,7 @@ async function hotPath(sandbox, pg, js, jsFull, key, jsKey, alt, pgAssets, runti
     plumgate_vs_js_cpu: paired("plumgate", "js", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
     plumgate_vs_js_full_rps: paired("plumgate", "js_full", (a, b) => a.load.rps / b.load.rps),
     plumgate_vs_js_full_cpu: paired("plumgate", "js_full", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
+    plumgate_vs_js_full_load_p99: paired("plumgate", "js_full", (a, b) => a.load.p99_ms / b.load.p99_ms),
     js_full_vs_js_rps: paired("js_full", "js", (a, b) => a.load.rps / b.load.rps),
     assets_vs_js_rps: paired("plumgate_assets", "js", (a, b) => a.load.rps / b.load.rps),
     assets_added_p50_ms: paired("plumgate_assets", "direct", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
@@ -590,22 +591,30 @@ async function size() {
 
 // ---------------------------------------------------------------- report
 
+const f1 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(1));
 const f0 = (x) => (x === undefined || Number.isNaN(x) ? "–" : Math.round(x).toLocaleString("en-US"));
 const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(2));
 const f3 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(3));
 const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
 const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : "–");
 
+// The budgets judge plumgate against row † (js_full): the JavaScript Worker
+// doing the same per-request duties the contract requires, which is what a
+// user would otherwise write. The plain JS Worker stays in the table as a
+// floor.
 function budgets(r) {
-  const hot = r.hot;
-  const added = hot.paired.plumgate_added_p50_ms;
-  const rel = hot.paired.plumgate_vs_js_rps;
+  const hot = r.hot, p = hot.paired;
+  const added = p.plumgate_added_p50_ms;
   const storm = r.storm.plumgate;
+  const cold = r.cold;
   return [
-    { name: "hot-path throughput: plumgate ≥ hand-written JS Worker", value: `${f2(rel)}× (median of per-round ratios; medians ${f0(hot.plumgate.rps)} vs ${f0(hot.js.rps)} req/s; with the demo-page assets layer ${f2(hot.paired.assets_vs_js_rps)}×${hot.paired.plumgate_vs_js_full_rps ? `; against the JS Worker with plumgate's per-request duties† ${f2(hot.paired.plumgate_vs_js_full_rps)}×` : ""})`, pass: rel >= 1 },
-    { name: "added p50 latency over the direct call < 1 ms (c=1)", value: `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(hot.paired.assets_added_p50_ms)} ms; a no-op JS Worker alone adds ${f2(hot.noop.p50_ms - hot.direct.p50_ms)} ms, the JS Worker ${f2(hot.js.p50_ms - hot.direct.p50_ms)} ms)`, pass: added < 1 },
+    { name: "hot-path throughput: plumgate ≥ the JS Worker with plumgate's per-request duties†", value: `${f3(p.plumgate_vs_js_full_rps)}× (median of per-round ratios; medians ${f0(hot.plumgate.rps)} vs ${f0(hot.js_full.rps)} req/s; against the plain JS Worker ${f2(p.plumgate_vs_js_rps)}×; with the demo-page assets layer ${f2(p.assets_vs_js_rps)}× the plain one)`, pass: p.plumgate_vs_js_full_rps >= 1 },
+    { name: "hot-path CPU per request: plumgate ≤ row †", value: `${f3(p.plumgate_vs_js_full_cpu)}× (paired median; ${f3(hot.plumgate.cpu_ms_per_req)} vs ${f3(hot.js_full.cpu_ms_per_req)} ms; against the plain JS Worker ${f2(p.plumgate_vs_js_cpu)}×)`, pass: p.plumgate_vs_js_full_cpu <= 1 },
+    { name: "added p50 latency over the direct call < 1 ms (c=1)", value: `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(p.assets_added_p50_ms)} ms; a no-op JS Worker alone adds ${f2(hot.noop.p50_ms - hot.direct.p50_ms)} ms, row † ${f2(hot.js_full.p50_ms - hot.direct.p50_ms)} ms)`, pass: added < 1 },
+    { name: "p99 at 32 connections: plumgate ≤ row †", value: `${f2(p.plumgate_vs_js_full_load_p99)}× (paired median; medians ${f1(hot.plumgate.load_p99_ms)} vs ${f1(hot.js_full.load_p99_ms)} ms)`, pass: p.plumgate_vs_js_full_load_p99 <= 1 },
     { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
-    { name: "index_bg.wasm ≤ 250 KB gzip (-9)", value: `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`, pass: r.size.wasm_gzip <= GZIP_BUDGET },
+    { name: "index_bg.wasm ≤ 200 KB gzip (-9)", value: `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`, pass: r.size.wasm_gzip <= GZIP_BUDGET },
+    { name: "cold start ≤ the JS Worker's + 5 ms (plumgate as shipped, with its assets)", value: `${f0(cold.plumgate_ms)} ms vs ${f0(cold.js_ms)} ms (medians of ${COLD_REPS})`, pass: cold.plumgate_ms <= cold.js_ms + 5 },
     ...variantBudgets(r),
   ];
 }
@@ -665,7 +674,7 @@ function markdown(r) {
   L.push(`\\* CPU time (user + system) of the target's own processes per request during the c=32 phase: for a worker, its ${r.runtime === "workerd" ? "Miniflare host (node) and its workerd" : "`wrangler dev` node process plus its workerd processes"}; for the direct call, the sandbox. Much less sensitive to other load on the machine than req/s.`);
   if (h.js_full) {
     L.push("");
-    L.push("† The same JS Worker with the per-request work plumgate's contract requires and the plain baseline skips: the upstream call with a timeout and no redirects, the answer read whole and scanned for a rate-limit reply (contract §4, §6), a request id sent back as `x-request-id` with `vary: Origin`, and a log line with the contract's fields (§7). It still skips body validation and scopes. Reported for reference; the budget is judged against the plain JS Worker.");
+    L.push("† The same JS Worker with the per-request work plumgate's contract requires and the plain baseline skips: the upstream call with a timeout and no redirects, the answer read whole and scanned for a rate-limit reply (contract §4, §6), a request id sent back as `x-request-id` with `vary: Origin`, and a log line with the contract's fields (§7). It still skips body validation and scopes. The budgets judge plumgate against this row (what a user would otherwise have to write); the plain JS Worker stays as a floor.");
   }
   L.push("");
   L.push(`Paired within each round (median over ${r.settings.rounds} rounds): plumgate / JS Worker throughput ${f2(h.paired.plumgate_vs_js_rps)}×; plumgate p50 over the direct call ${f2(h.paired.plumgate_added_p50_ms)} ms; ` +
