@@ -792,6 +792,24 @@
     credentials_rejected: "Xoxoday rejected the client id or secret: set XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET right; plumgate tries again by itself then.",
   };
 
+  const ALERT_TEXT = {
+    reauth_required: "refresh token dead",
+    credentials_rejected: "client id or secret rejected",
+    refresh_failing: "token refreshes failing",
+    balance_low: "balance below BALANCE_ALERT_BELOW",
+  };
+
+  /** GET /v1/token's last_alert in one line: what, when, and whether ALERT_WEBHOOK_URL got it. */
+  function alertText(a) {
+    if (!a) return "none";
+    const what = `${ALERT_TEXT[a.event] || a.event} (${a.event}), ${a.state === "resolved" ? "resolved" : "firing"}, ${when(a.at)}`;
+    let sent;
+    if (a.delivered) sent = "delivered";
+    else if (a.next_attempt_at) sent = `not delivered yet (${a.attempts} attempt${a.attempts === 1 ? "" : "s"}; next ${when(a.next_attempt_at)})`;
+    else sent = "not delivered";
+    return `${what}: ${sent}${a.error ? ` — ${a.error}` : ""}`;
+  }
+
   /** The token facts (GET /v1/token's body) into the panel. */
   function showToken(t, requestId) {
     const dl = clear($("token-info"));
@@ -803,6 +821,7 @@
     fact(dl, "Refreshes", String(t.refresh_count ?? 0));
     fact(dl, "Last error", t.last_error ? (typeof t.last_error === "string" ? t.last_error : JSON.stringify(t.last_error)) : "none");
     if (t.retry_at) fact(dl, "No refresh attempt before", when(t.retry_at));
+    fact(dl, "Last alert", alertText(t.last_alert));
     fact(dl, "Request id", h("code", { text: requestId }));
     dl.hidden = false;
   }

@@ -21,7 +21,13 @@ before(async () => {
   sandbox = await startSandbox(["--quiet"]);
   // The bootstrap access token is used as is (no refresh at start), so the
   // page's first forced refresh is not throttled and its second one is.
-  worker = await startWorker({ sandbox, keys, vars: { DEV_CALLER_KEY: keys.admin.key, XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } });
+  // BALANCE_ALERT_BELOW above the sandbox's balance (250,000): the page's
+  // first balance raises a balance_low alert (no webhook: recorded, not
+  // sent), which the token panel shows.
+  worker = await startWorker({
+    sandbox, keys,
+    vars: { DEV_CALLER_KEY: keys.admin.key, XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token", BALANCE_ALERT_BELOW: "1000000" },
+  });
   browser = await launchChromium();
 });
 
@@ -115,9 +121,12 @@ async function walkThePage() {
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
   for (const f of readdirSync(join(ROOT, "www"))) {
     const body = readFileSync(join(ROOT, "www", f), "utf8");
-    for (const s of ["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", "pgk_dev_", keys.admin.key]) {
+    for (const s of ["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", keys.admin.key]) {
       assert.ok(!body.includes(s), `www/${f} holds no secret`);
     }
+    // No dev caller key (scripts/dev.sh: pgk_dev_ and 48 hex) either; the
+    // OpenAPI document's short placeholder example is not one.
+    assert.doesNotMatch(body, /pgk_dev_[0-9a-f]{48}/, `www/${f} holds no dev caller key`);
     if (f.endsWith(".html")) {
       assert.doesNotMatch(body, /<script(?![^>]*\bsrc=)[^>]*>/i, "no inline script");
       assert.doesNotMatch(body, /\sstyle=|<style/i, "no inline style");
@@ -320,6 +329,7 @@ async function walkThePage() {
   assert.match(info, /Refresh token expires/);
   assert.match(info, /Last refresh/);
   assert.match(info, /Last error\s+none/);
+  assert.match(info, /Last alert\s+balance below BALANCE_ALERT_BELOW \(balance_low\), firing, .+: not delivered — not sent: ALERT_WEBHOOK_URL is not set/);
   const before = Number(/Refreshes\s+(\d+)/.exec(info)[1]);
   const refreshesUpstream = (await sandbox.counters()).refresh_calls;
   await page.click("#token-refresh");
