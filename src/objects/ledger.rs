@@ -412,6 +412,11 @@ async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
 /// One placeOrder, start to end (`plumgate_core::ledger`'s tables).
 async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, lr: LedgerRequest) -> (Outcome, Fate) {
     let LedgerRequest { data, fingerprint: fp } = lr;
+    let tells = tell::load(storage.get::<String>(TELLS_KEY).await.ok().flatten());
+    if !tells.is_empty() {
+        let left = tell_registry(env, tell::before_run(tells)).await;
+        keep_tells(storage, &left).await;
+    }
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
         return finish(env, cfg, storage, not_sent(e)).await;
     }

@@ -10,7 +10,9 @@
 //! record rather than in it, since a record proven "not placed" after a
 //! lost answer is deleted so the `poNumber` can be used again) and retried
 //! from the alarm with the ledger's backoff ([`after`]), [`TELL_ATTEMPTS`]
-//! attempts in all; then it is given up with an error log line.
+//! attempts in all; then it is given up with an error log line. A new
+//! placeOrder for the `poNumber` first gives every tell left one last
+//! attempt ([`before_run`]).
 
 use super::{backoff_ms, Finish, Record};
 use crate::audit::{self, Attempt};
@@ -113,6 +115,17 @@ pub fn after(t: Tell, told: bool, now_ms: i64) -> Next {
 pub fn add(tells: &mut Vec<Tell>, t: Tell) -> Option<Tell> {
     tells.push(t);
     (tells.len() > MAX_TELLS).then(|| tells.remove(0))
+}
+
+/// A new placeOrder for this `poNumber` is about to run, so every tell
+/// left is of an order proven not placed, whose hold the new attempt's
+/// reservation has just joined (same key, `poNumber` and body). Told now,
+/// while that attempt holds it, the registry keeps counting it for the
+/// attempt; told after the attempt settled, it would free the new order's
+/// amount. So each gets one last attempt now ([`after`] gives it up if it
+/// fails), none is kept for later.
+pub fn before_run(tells: Vec<Tell>) -> Vec<Tell> {
+    tells.into_iter().map(|t| Tell { attempts: t.attempts.max(TELL_ATTEMPTS - 1), next_at_ms: i64::MIN, ..t }).collect()
 }
 
 /// When the alarm must fire for the tells (`None`: there are none).
@@ -219,5 +232,12 @@ mod tests {
         let dropped = add(&mut tells, Tell { next_at_ms: T0 - 5, ..cur.clone() }).unwrap();
         assert_eq!((dropped.next_at_ms, tells.len(), next_due(&tells)), (T0, MAX_TELLS, Some(T0 - 5)));
         assert_eq!(next_due(&[]), None);
+        // Before a new run: all due now, one last attempt each.
+        let fresh = Tell::new(&req, T0 + 60_000);
+        let last = before_run(vec![fresh.clone()]);
+        assert!(last[0].next_at_ms <= T0);
+        assert_eq!(after(last[0].clone(), true, T0), Next::Told);
+        assert!(matches!(after(last[0].clone(), false, T0), Next::GiveUp(_)), "never kept past the run");
+        assert_eq!(before_run(vec![]), vec![]);
     }
 }
