@@ -201,13 +201,21 @@ impl worker::DurableObject for OrderLedger {
                 }
             }
         }
-        tells = tell_registry(&self.env, tells).await;
-        keep_tells(&storage, &tells).await;
+        tell_and_keep(&self.env, &storage, tells).await;
         Response::empty()
     }
 }
 
-/// Send every tell that is due; the ones to try again are returned.
+/// Send every tell that is due, store the ones to try again (none: the
+/// key goes) and make sure the alarm fires for the next. One boxed future
+/// for both callers (the alarm, a new run): its code is in the wasm once.
+fn tell_and_keep<'a>(env: &'a Env, storage: &'a worker::Storage, tells: Vec<Tell>) -> LocalBoxFuture<'a, ()> {
+    Box::pin(async move {
+        let kept = tell_registry(env, tells).await;
+        keep_tells(storage, &kept).await;
+    })
+}
+
 async fn tell_registry(env: &Env, tells: Vec<Tell>) -> Vec<Tell> {
     let now = now_ms();
     let mut kept = Vec::new();
@@ -216,8 +224,7 @@ async fn tell_registry(env: &Env, tells: Vec<Tell>) -> Vec<Tell> {
             kept.push(t);
             continue;
         }
-        let Some(req) = t.request() else { continue };
-        let told = matches!(registry::call(env, RegistryOp::Reconciled, &req).await, Ok(Reply { error: None, .. }));
+        let told = matches!(registry::call_json(env, RegistryOp::Reconciled, t.request.clone()).await, Ok(Reply { error: None, .. }));
         match tell::after(t, told, now_ms()) {
             Next::Told => {}
             Next::Again(t) => kept.push(t),
@@ -227,16 +234,12 @@ async fn tell_registry(env: &Env, tells: Vec<Tell>) -> Vec<Tell> {
     kept
 }
 
-/// Store the tells left (none: the key goes), and make sure the alarm
-/// fires for the next.
 async fn keep_tells(storage: &worker::Storage, tells: &[Tell]) {
     let Some(due) = tell::next_due(tells) else {
         let _ = storage.delete(TELLS_KEY).await;
         return;
     };
-    if let Ok(text) = serde_json::to_string(tells) {
-        let _ = storage.put(TELLS_KEY, text).await;
-    }
+    let _ = storage.put(TELLS_KEY, tell::store(tells)).await;
     let set = storage.get_alarm().await.ok().flatten();
     if set.is_none_or(|at| at > due) {
         set_alarm(storage, due).await;
@@ -246,14 +249,13 @@ async fn keep_tells(storage: &worker::Storage, tells: &[Tell]) {
 /// The error log line of a settlement the registry was never told: the
 /// key's spend and audit trail stay as the caller's request left them.
 fn not_told(t: &Tell) {
-    let req = t.request().unwrap_or_default();
     console_error!(
         "{}",
         event(&[
             ("event", "registry_not_told".into()),
             ("level", "error".into()),
-            ("po_fp", fingerprint(&req.po_number.unwrap_or_default()).as_str().into()),
-            ("outcome", req.outcome.map_or("", |o| o.as_str()).into()),
+            ("po_fp", t.po_fp.as_str().into()),
+            ("outcome", t.outcome.as_str().into()),
             ("attempts", i64::from(t.attempts).into()),
         ])
     );
@@ -414,8 +416,7 @@ async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, lr: LedgerReque
     let LedgerRequest { data, fingerprint: fp } = lr;
     let tells = tell::load(storage.get::<String>(TELLS_KEY).await.ok().flatten());
     if !tells.is_empty() {
-        let left = tell_registry(env, tell::before_run(tells)).await;
-        keep_tells(storage, &left).await;
+        tell_and_keep(env, storage, tell::before_run(tells)).await;
     }
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
         return finish(env, cfg, storage, not_sent(e)).await;

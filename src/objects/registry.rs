@@ -53,7 +53,13 @@ const PRUNE_EVERY_MS: i64 = 3_600_000;
 /// One boxed future type for every caller: the call's code is in the wasm
 /// once rather than inlined into each caller's state machine.
 pub fn call<'a>(env: &'a Env, op: Op, req: &Request) -> LocalBoxFuture<'a, Result<Reply, ApiError>> {
-    let body = Some(req.to_json());
+    call_json(env, op, req.to_json())
+}
+
+/// [`call`] with the request as JSON text already (an `OrderLedger`'s
+/// stored `reconciled` request, sent as it was written).
+pub fn call_json(env: &Env, op: Op, json: String) -> LocalBoxFuture<'_, Result<Reply, ApiError>> {
+    let body = Some(json);
     Box::pin(async move {
         let sent = stub::post(env, BINDING, OBJECT_NAME, &op.url(), None, body).await;
         let unavailable = || ApiError::upstream_error("the key registry did not answer; retry in a moment");

@@ -17,8 +17,9 @@
 use super::{backoff_ms, Finish, Record};
 use crate::audit::{self, Attempt};
 use crate::wire::ledger::{Fate, Outcome};
+use crate::jsontext::Object;
 use crate::wire::registry::Request;
-use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Storage key of the tells not yet delivered (JSON text, a list).
 pub const TELLS_KEY: &str = "registry_tells";
@@ -31,28 +32,36 @@ pub const TELL_ATTEMPTS: u32 = 5;
 /// than a few would mean the registry has been unreachable for long).
 pub const MAX_TELLS: usize = 8;
 
-/// A `reconciled` request the registry has not yet taken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A `reconciled` request the registry has not yet taken. Stored as
+/// `{"request": text, "po_fp": text, "outcome": text, "attempts": n,
+/// "next_at_ms": n}` (a missing field reads as empty or 0), written and
+/// read by hand ([`store`], [`load`]) like the registry's wire: a derived
+/// decoder would cost the worker's wasm one of its own. The request is
+/// sent as stored, never decoded by the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tell {
     /// The request (`wire::registry::Request`, JSON text).
     pub request: String,
+    /// `secret::fingerprint` of its `poNumber`, for the log line.
+    pub po_fp: String,
+    /// Its outcome's name, for the log line.
+    pub outcome: String,
     /// Attempts made.
-    #[serde(default)]
     pub attempts: u32,
     /// When the next attempt is due (epoch ms).
-    #[serde(default)]
     pub next_at_ms: i64,
 }
 
 impl Tell {
     /// A tell of `req`, due at `now_ms`.
     pub fn new(req: &Request, now_ms: i64) -> Tell {
-        Tell { request: req.to_json(), attempts: 0, next_at_ms: now_ms }
-    }
-
-    /// Its request (`None`: unreadable, dropped).
-    pub fn request(&self) -> Option<Request> {
-        Request::from_json(self.request.as_bytes())
+        Tell {
+            request: req.to_json(),
+            po_fp: crate::secret::fingerprint(req.po_number.as_deref().unwrap_or_default()),
+            outcome: req.outcome.map_or("", |o| o.as_str()).to_owned(),
+            attempts: 0,
+            next_at_ms: now_ms,
+        }
     }
 }
 
@@ -81,7 +90,38 @@ pub fn reconciliation(checked: &Record, f: &Finish) -> Option<Request> {
 
 /// The tells as stored (nothing, or something unreadable: none).
 pub fn load(stored: Option<String>) -> Vec<Tell> {
-    stored.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    let Some(Value::Array(items)) = stored.and_then(|t| serde_json::from_str(&t).ok()) else { return Vec::new() };
+    items
+        .iter()
+        .filter_map(|v| {
+            let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            Some(Tell {
+                request: v.get("request")?.as_str()?.to_owned(),
+                po_fp: text("po_fp"),
+                outcome: text("outcome"),
+                attempts: v.get("attempts").and_then(Value::as_u64).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                next_at_ms: v.get("next_at_ms").and_then(Value::as_i64).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// The tells as stored (JSON text, a list).
+pub fn store(tells: &[Tell]) -> String {
+    let items: Vec<String> =
+        tells
+            .iter()
+            .map(|t| {
+                Object::new()
+                    .str("request", &t.request)
+                    .str("po_fp", &t.po_fp)
+                    .str("outcome", &t.outcome)
+                    .num("attempts", t.attempts)
+                    .num("next_at_ms", t.next_at_ms)
+                    .finish()
+            })
+            .collect();
+    format!("[{}]", items.join(","))
 }
 
 /// What became of an attempt.
@@ -196,9 +236,11 @@ mod tests {
 
     #[test]
     fn a_tell_is_retried_with_backoff_then_given_up() {
-        let req = Request { po_number: Some("po".into()), ..Request::default() };
+        let req = Request { po_number: Some("po".into()), outcome: Some(audit::Outcome::ReconciledPlaced), ..Request::default() };
         let t = Tell::new(&req, T0);
-        assert_eq!((t.attempts, t.next_at_ms, t.request()), (0, T0, Some(req.clone())));
+        assert_eq!((t.attempts, t.next_at_ms), (0, T0));
+        assert_eq!(Request::from_json(t.request.as_bytes()), Some(req.clone()), "sent as stored");
+        assert_eq!((t.po_fp.as_str(), t.outcome.as_str()), (crate::secret::fingerprint("po").as_str(), "reconciled_placed"));
         assert_eq!(after(t.clone(), true, T0), Next::Told);
         let mut cur = t;
         let mut waits = Vec::new();
@@ -218,11 +260,14 @@ mod tests {
         }
         assert_eq!(waits, [10_000, 20_000, 40_000, 80_000]);
         // Stored as a list; nothing or anything unreadable is none.
-        let text = serde_json::to_string(&vec![cur.clone()]).unwrap();
+        let text = store(&[cur.clone()]);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!([{"request": cur.request, "po_fp": cur.po_fp, "outcome": "reconciled_placed", "attempts": cur.attempts, "next_at_ms": cur.next_at_ms}]));
         assert_eq!(load(Some(text)), vec![cur.clone()]);
+        assert_eq!(load(Some("[]".into())), vec![]);
+        assert_eq!(load(Some(r#"[{"attempts":1},7]"#.into())), vec![], "an entry without its request is dropped");
         assert_eq!(load(None), vec![]);
         assert_eq!(load(Some("{".into())), vec![]);
-        assert_eq!(load(Some(r#"[{"request":"{}"}]"#.into())), vec![Tell { request: "{}".into(), attempts: 0, next_at_ms: 0 }], "defaults");
+        assert_eq!(load(Some(r#"[{"request":"{}"}]"#.into())), vec![Tell { request: "{}".into(), po_fp: String::new(), outcome: String::new(), attempts: 0, next_at_ms: 0 }], "defaults");
         // Bounded: the oldest goes.
         let mut tells = Vec::new();
         for i in 0..MAX_TELLS {
