@@ -201,7 +201,9 @@ impl worker::DurableObject for OrderLedger {
                 }
             }
         }
-        tell_and_keep(&self.env, &storage, tells).await;
+        if !tells.is_empty() {
+            tell_and_keep(&self.env, &storage, tells).await;
+        }
         Response::empty()
     }
 }
