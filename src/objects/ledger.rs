@@ -14,9 +14,12 @@
 //! asks for (through [`crate::plum`] and [`crate::limits`]), writes the
 //! record only through [`commit`], and answers with the typed reply of
 //! `plumgate_core::wire::ledger`, whose `fate` says placed, failed, not
-//! placed or unknown.
+//! placed or unknown. When the alarm's check settles a pending order, the
+//! `KeyRegistry` is told (`plumgate_core::ledger::tell`), after the record
+//! is written and retried from the alarm when it fails.
 
 use crate::limits::{self, Admitted};
+use crate::objects::registry;
 use crate::plum;
 use crate::respond::{bytes_response, error_response, JSON};
 use crate::runtime::clock::now_ms;
@@ -25,6 +28,7 @@ use crate::settings;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
+use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
     admit, after_check, after_place, alarm, alarm_for, load, not_sent, read_reconcile, record_not_written, AfterPlace, Admission,
     AlarmStep, Finish, Loaded, Reconciled, Record, Store, RECORD_KEY,
@@ -32,6 +36,7 @@ use plumgate_core::ledger::{
 use plumgate_core::logline::{event, Trace};
 use plumgate_core::ops::{self, Operation};
 use plumgate_core::secret::fingerprint;
+use plumgate_core::wire::registry::{Op as RegistryOp, Reply};
 use plumgate_core::wire::ledger::{
     object_name, previous_version_refusal, Fate, LedgerReply, LedgerRequest, Outcome, PreviousRequest, PLACE_PATH, PLACE_URL,
 };
@@ -151,6 +156,7 @@ impl worker::DurableObject for OrderLedger {
         let loaded = read(&storage).await;
         let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
         let in_flight = self.inflight.borrow().is_some();
+        let mut tells = tell::load(storage.get::<String>(TELLS_KEY).await.ok().flatten());
         match alarm(&loaded, in_flight, retention_ms, now_ms()) {
             AlarmStep::Nothing => {
                 if loaded == Loaded::Unreadable {
@@ -183,11 +189,78 @@ impl worker::DurableObject for OrderLedger {
                         event(&[("event", "order_reconciled".into()), ("fate", f.fate.as_str().into()), ("po_fp", po_fp(&record).as_str().into())])
                     );
                 }
+                let told = tell::reconciliation(&record, &f);
                 commit(&storage, f.store, &cfg).await;
+                // The record first: the registry is told after, and its
+                // failure changes nothing of the ledger's.
+                if let Some(req) = told {
+                    let t = Tell::new(&req, now_ms());
+                    if let Some(dropped) = tell::add(&mut tells, t) {
+                        not_told(&dropped);
+                    }
+                }
             }
+        }
+        if !tells.is_empty() {
+            tell_and_keep(&self.env, &storage, tells).await;
         }
         Response::empty()
     }
+}
+
+/// Send every tell that is due, store the ones to try again (none: the
+/// key goes) and make sure the alarm fires for the next. One boxed future
+/// for both callers (the alarm, a new run): its code is in the wasm once.
+fn tell_and_keep<'a>(env: &'a Env, storage: &'a worker::Storage, tells: Vec<Tell>) -> LocalBoxFuture<'a, ()> {
+    Box::pin(async move {
+        let kept = tell_registry(env, tells).await;
+        keep_tells(storage, &kept).await;
+    })
+}
+
+async fn tell_registry(env: &Env, tells: Vec<Tell>) -> Vec<Tell> {
+    let now = now_ms();
+    let mut kept = Vec::new();
+    for t in tells {
+        if t.next_at_ms > now {
+            kept.push(t);
+            continue;
+        }
+        let told = matches!(registry::call_json(env, RegistryOp::Reconciled, t.request.clone()).await, Ok(Reply { error: None, .. }));
+        match tell::after(t, told, now_ms()) {
+            Next::Told => {}
+            Next::Again(t) => kept.push(t),
+            Next::GiveUp(t) => not_told(&t),
+        }
+    }
+    kept
+}
+
+async fn keep_tells(storage: &worker::Storage, tells: &[Tell]) {
+    let Some(due) = tell::next_due(tells) else {
+        let _ = storage.delete(TELLS_KEY).await;
+        return;
+    };
+    let _ = storage.put(TELLS_KEY, tell::store(tells)).await;
+    let set = storage.get_alarm().await.ok().flatten();
+    if set.is_none_or(|at| at > due) {
+        set_alarm(storage, due).await;
+    }
+}
+
+/// The error log line of a settlement the registry was never told: the
+/// key's spend and audit trail stay as the caller's request left them.
+fn not_told(t: &Tell) {
+    console_error!(
+        "{}",
+        event(&[
+            ("event", "registry_not_told".into()),
+            ("level", "error".into()),
+            ("po_fp", t.po_fp.as_str().into()),
+            ("outcome", t.outcome.as_str().into()),
+            ("attempts", i64::from(t.attempts).into()),
+        ])
+    );
 }
 
 /// A request from a worker of the previous version (during a deploy): it
@@ -343,6 +416,10 @@ async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
 /// One placeOrder, start to end (`plumgate_core::ledger`'s tables).
 async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, lr: LedgerRequest) -> (Outcome, Fate) {
     let LedgerRequest { data, fingerprint: fp } = lr;
+    let tells = tell::load(storage.get::<String>(TELLS_KEY).await.ok().flatten());
+    if !tells.is_empty() {
+        tell_and_keep(env, storage, tell::before_run(tells)).await;
+    }
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
         return finish(env, cfg, storage, not_sent(e)).await;
     }

@@ -53,7 +53,13 @@ const PRUNE_EVERY_MS: i64 = 3_600_000;
 /// One boxed future type for every caller: the call's code is in the wasm
 /// once rather than inlined into each caller's state machine.
 pub fn call<'a>(env: &'a Env, op: Op, req: &Request) -> LocalBoxFuture<'a, Result<Reply, ApiError>> {
-    let body = Some(req.to_json());
+    call_json(env, op, req.to_json())
+}
+
+/// [`call`] with the request as JSON text already (an `OrderLedger`'s
+/// stored `reconciled` request, sent as it was written).
+pub fn call_json(env: &Env, op: Op, json: String) -> LocalBoxFuture<'_, Result<Reply, ApiError>> {
+    let body = Some(json);
     Box::pin(async move {
         let sent = stub::post(env, BINDING, OBJECT_NAME, &op.url(), None, body).await;
         let unavailable = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
@@ -95,7 +101,7 @@ impl worker::DurableObject for KeyRegistry {
             }),
             _ => Reply::refusal(ApiError::internal()),
         };
-        if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle)) && !self.alarm_set.get() {
+        if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle | Op::Reconciled)) && !self.alarm_set.get() {
             let storage = self.state.storage();
             if matches!(storage.get_alarm().await, Ok(None)) {
                 let _ = storage.set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await;
@@ -165,6 +171,16 @@ fn first(sql: &SqlStorage, query: &str, binds: Vec<Sql>) -> worker::Result<Vec<S
     Ok(rows(sql, query, binds)?.into_iter().next().unwrap_or_default())
 }
 
+/// A hold row's columns (`day, amount, holders, state`) from `at`.
+fn hold_from(row: &[Sql], at: usize) -> Hold {
+    Hold {
+        day: int(row.get(at)),
+        amount: int(row.get(at + 1)),
+        holders: u32::try_from(int(row.get(at + 2))).unwrap_or(0),
+        state: HoldState::from_name(&text(row.get(at + 3))),
+    }
+}
+
 /// A usage row's columns (`requests, orders, amount, minute, minute_requests`) from `at`.
 fn usage_from(row: &[Sql], at: usize) -> Usage {
     Usage {
@@ -180,6 +196,7 @@ CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, day INTEGER NOT NULL, reque
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (key TEXT NOT NULL, po TEXT NOT NULL, fp TEXT NOT NULL, day INTEGER NOT NULL, amount INTEGER NOT NULL, holders INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (key, po, fp));
 CREATE INDEX IF NOT EXISTS holds_by_day ON holds (key, day);
+CREATE INDEX IF NOT EXISTS holds_by_order ON holds (po, fp);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, key TEXT NOT NULL, request_id TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at_ms);
 CREATE UNIQUE INDEX IF NOT EXISTS audit_by_request ON audit (request_id);
@@ -226,12 +243,13 @@ impl KeyRegistry {
 
     fn hold_of(&self, a: &audit::Attempt) -> worker::Result<Option<Hold>> {
         let row = first(&self.sql(), "SELECT day, amount, holders, state FROM holds WHERE key = ? AND po = ? AND fp = ?", vec![a.key.as_str().into(), a.po_number.as_str().into(), a.fingerprint.as_str().into()])?;
-        Ok((!row.is_empty()).then(|| Hold {
-            day: int(row.first()),
-            amount: int(row.get(1)),
-            holders: u32::try_from(int(row.get(2))).unwrap_or(0),
-            state: HoldState::from_name(&text(row.get(3))),
-        }))
+        Ok((!row.is_empty()).then(|| hold_from(&row, 0)))
+    }
+
+    /// Every key's hold of one order (`poNumber`, fingerprint), by key id.
+    fn holds_of_order(&self, po: &str, fp: &str) -> worker::Result<Vec<(String, Hold)>> {
+        let found = rows(&self.sql(), "SELECT key, day, amount, holders, state FROM holds WHERE po = ? AND fp = ? ORDER BY key", vec![po.into(), fp.into()])?;
+        Ok(found.iter().map(|row| (text(row.first()), hold_from(row, 1))).collect())
     }
 
     /// One operation: read, decide, [`commit`], reply.
@@ -304,6 +322,18 @@ impl KeyRegistry {
                     (registry::settle(a, result, req.held, req.created, hold.as_ref(), &usage_of, now), Reply::default())
                 }
                 _ => (vec![], Reply::refusal(ApiError::internal())),
+            },
+            Op::Reconciled => match req.reconciliation() {
+                Some((a, result)) => {
+                    let holds = self.holds_of_order(&a.po_number, &a.fingerprint)?;
+                    let mut usage = Vec::new();
+                    for (key, h) in &holds {
+                        usage.push((key.as_str(), h.day, self.usage_of(key, h.day)?));
+                    }
+                    let usage_of = |key: &str, day: i64| usage.iter().find(|(k, d, _)| *k == key && *d == day).map(|u| u.2).unwrap_or_default();
+                    (registry::reconciled(&a, &result, &holds, &usage_of, now), Reply::default())
+                }
+                None => (vec![], Reply::refusal(ApiError::internal())),
             },
             Op::Audit => (vec![], Reply::body(self.audit_page(&req.query(), now)?)),
         };

@@ -9,17 +9,25 @@
 // Two sandboxes, two workers. Limits: a worker with the documented
 // budgets whose state is restarted into a new isolate (the shared
 // RateLimiter must carry budgets and penalties across). Orders: a worker
-// whose OrderLedger objects reconcile with faults on the sandbox.
+// whose OrderLedger objects reconcile with faults on the sandbox, and tell
+// the KeyRegistry what they settled on their own (capped keys whose callers
+// never ask again: one order found placed, one proven never placed).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   startSandbox, startWorker, standardKeys, call, leakScan, cleanup, tempDir, objectFiles, readStored, writeStored,
-  collectVoucherSecrets, voucherLeakScan, sandboxRequests, waitFor, capturedLogs,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests, waitFor, capturedLogs, makeKey,
 } from "./harness.mjs";
 
 const keys = standardKeys();
+// Keys with a spend cap of one order (10), whose orders' fates the
+// ledger settles on its own: the registry must hear of it.
+for (const [name, id] of [["capped", "capped-found"], ["cappedNone", "capped-none"]]) {
+  keys[name] = makeKey(id, ["orders:write"]);
+  keys[name].entry.limits = { order_amount_per_day: 10 };
+}
 const RUN = Date.now().toString(36);
 const po = (name) => `hd-${RUN}-${name}`;
 const ORDER = { productId: 10100, quantity: 1, denomination: 10, email: "alex@example.com" };
@@ -46,6 +54,11 @@ async function op(w, name, key, body, headers = {}) {
 }
 const place = (body) => op(wO, "placeOrder", keys.writer, body);
 const calls = async (sb, name) => (await sb.counters()).api_calls[name];
+const admin = (path) => call(wO, path, { key: keys.admin, method: "GET" });
+/** The key `id` as GET /v1/keys shows it. */
+const keyView = async (id) => (await admin("/v1/keys")).json.keys.find((k) => k.id === id);
+/** The audit entries of key `id`, newest first. */
+const auditOf = async (id) => (await admin(`/v1/audit?key=${id}`)).json.entries;
 
 /** What the limiter object keeps about operation `name` (its storage, read directly). */
 async function limiterState(dir, name) {
@@ -98,6 +111,9 @@ before(async () => {
   await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1 });
   background.sSent = Date.now();
   background.s = await place(order("settle"));
+  // U: the same for a capped key, whose caller never asks again.
+  await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1 });
+  background.u = await op(wO, "placeOrder", keys.cappedNone, order("cap-none"));
 });
 
 after(async () => {
@@ -341,6 +357,47 @@ test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in
   assert.ok(lines.every((l) => /^[0-9a-f]{16}$/.test(l.po_fp)), "by a fingerprint of the poNumber, never the poNumber");
 });
 
+test("a capped key's order left unknown and never retried: the alarm's check finds it placed, and the key's usage and audit trail say so", async () => {
+  await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+  await sbO.admin("/faults/details", { mode: "not_found", count: 1 });
+  const c0 = await sbO.counters();
+  const first = await op(wO, "placeOrder", keys.capped, order("cap-found"));
+  assert.equal(first.status, 409, first.text);
+  assert.equal(first.json.error.code, "order_in_progress");
+  const unknown = await waitFor(async () => (await auditOf("capped-found")).find((e) => e.outcome === "unknown"), { what: "the attempt's entry" });
+  assert.equal(unknown.amount, 10);
+  // Meanwhile its amount is held against the cap.
+  const over = await op(wO, "placeOrder", keys.capped, order("cap-over"));
+  assert.equal(over.status, 429, over.text);
+  assert.match(over.json.error.message, /\(10; 10 already placed or reserved today/);
+  // No request for it again: the alarm's check (10 s after) finds the order and tells the registry.
+  const usage = await waitFor(async () => {
+    const k = await keyView("capped-found");
+    return k.usage.orders === 1 ? k.usage : null;
+  }, { timeout: 40_000, interval: 1_000, what: "the reconciled order counted in the key's usage" });
+  assert.equal(usage.amount, 10);
+  const entries = await auditOf("capped-found");
+  const settled = entries.filter((e) => e.po_number === po("cap-found") && e.outcome === "reconciled_placed");
+  assert.equal(settled.length, 1, JSON.stringify(entries));
+  const [e] = settled;
+  assert.equal(e.amount, 10);
+  assert.equal(e.reconciled, true);
+  assert.equal(e.status, 200);
+  assert.match(e.order_id, /^\d+$/);
+  assert.match(e.request_id, new RegExp(`^reconcile:${po("cap-found")}:\\d+$`));
+  assert.notEqual(e.request_id, unknown.request_id);
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "sent once; the caller never asked again");
+  // Counted once: a replay now changes nothing.
+  const replay = await op(wO, "placeOrder", keys.capped, order("cap-found"));
+  assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"]], [200, "true"]);
+  assert.equal(String(replay.json.data.placeOrder.data.orderId), e.order_id);
+  await waitFor(async () => (await auditOf("capped-found")).some((x) => x.outcome === "replayed"), { what: "the replay's entry" });
+  const now = await keyView("capped-found");
+  assert.deepEqual([now.usage.orders, now.usage.amount], [1, 10], "counted once");
+});
+
 test("422 failed to confirm, and the order failed: reconciled and reported as failed", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "failed" });
   const r = await place(order("confirm"));
@@ -412,6 +469,20 @@ test("the long ones: an answer past ORDER_TIMEOUT_MS is reconciled; 'no such ord
   const checks = (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("settle"));
   assert.ok(checks.length >= 6, `${checks.length} checks: at once, then from the alarm with backoff`);
   assert.ok(checks.every((c) => c.status === 404));
+  // U: the capped key's caller never asked again; the alarm's proof frees its amount.
+  assert.equal(background.u.status, 409, background.u.text);
+  assert.equal(background.u.json.error.code, "order_in_progress");
+  const freed = await waitFor(async () => (await auditOf("capped-none")).find((e) => e.outcome === "reconciled_not_placed"),
+    { timeout: 40_000, interval: 2_000, what: "the settlement of U in the audit trail" });
+  assert.equal(freed.po_number, po("cap-none"));
+  assert.deepEqual([freed.status, freed.error, freed.order_id, freed.reconciled], [502, "upstream_error", null, true]);
+  assert.match(freed.request_id, /^reconcile:/);
+  assert.equal(await ordersFor(po("cap-none")), 0);
+  const none = await keyView("capped-none");
+  assert.deepEqual([none.usage.orders, none.usage.amount], [0, 0]);
+  // The whole cap is there again: an order of 10 is placed.
+  const next = await op(wO, "placeOrder", keys.cappedNone, order("cap-none-next"));
+  assert.equal(next.status, 200, next.text);
 });
 
 test("an unreadable ledger record fails closed: nothing sent, 503 naming the storage key", async () => {

@@ -14,7 +14,10 @@
 //! through them newest first ([`Query`]). An attempt refused by the key's
 //! spend cap is recorded by the same registry call that refused it; every
 //! other attempt after the ledger answered, off the caller's path (the
-//! worker's `waitUntil`).
+//! worker's `waitUntil`). An attempt left `unknown` gets a second entry
+//! when the order ledger settles its fate on its own (`reconciled_placed`,
+//! `reconciled_failed`, `reconciled_not_placed`; `registry::reconciled`),
+//! with a request id of its own, `reconcile:<poNumber>:<sent at, epoch ms>`.
 
 use crate::errors::{ApiError, ErrorCode};
 use crate::jsontext::{quote_or_null, Object};
@@ -52,11 +55,18 @@ pub enum Outcome {
     /// plumgate could not send it (token, configuration); nothing was
     /// placed.
     Error,
+    /// An attempt left `unknown`, settled later by the order ledger's own
+    /// check (no caller waiting): the order was placed after all.
+    ReconciledPlaced,
+    /// ...the order was found failed or cancelled.
+    ReconciledFailed,
+    /// ...nothing was placed.
+    ReconciledNotPlaced,
 }
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Placed,
         Outcome::Replayed,
         Outcome::Refused,
@@ -65,6 +75,9 @@ impl Outcome {
         Outcome::RateLimited,
         Outcome::Unknown,
         Outcome::Error,
+        Outcome::ReconciledPlaced,
+        Outcome::ReconciledFailed,
+        Outcome::ReconciledNotPlaced,
     ];
 
     /// The outcome named `name`.
@@ -83,18 +96,25 @@ impl Outcome {
             Outcome::RateLimited => "rate_limited",
             Outcome::Unknown => "unknown",
             Outcome::Error => "error",
+            Outcome::ReconciledPlaced => "reconciled_placed",
+            Outcome::ReconciledFailed => "reconciled_failed",
+            Outcome::ReconciledNotPlaced => "reconciled_not_placed",
         }
     }
 
     /// What it means for the key's spend cap.
     pub fn fate(self) -> Fate {
         match self {
-            Outcome::Placed => Fate::Placed,
+            Outcome::Placed | Outcome::ReconciledPlaced => Fate::Placed,
             Outcome::Replayed => Fate::Replayed,
             Outcome::Unknown => Fate::Unknown,
-            Outcome::Refused | Outcome::QuotaExceeded | Outcome::IdempotencyConflict | Outcome::RateLimited | Outcome::Error => {
-                Fate::Refused
-            }
+            Outcome::Refused
+            | Outcome::QuotaExceeded
+            | Outcome::IdempotencyConflict
+            | Outcome::RateLimited
+            | Outcome::Error
+            | Outcome::ReconciledFailed
+            | Outcome::ReconciledNotPlaced => Fate::Refused,
         }
     }
 }
@@ -223,7 +243,7 @@ pub fn classify(answered: Answered<'_>) -> Result {
 }
 
 /// `data.placeOrder.data.orderId` of a placeOrder answer, as text.
-fn order_id(body: &[u8]) -> Option<String> {
+pub fn order_id(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
     match &v["data"]["placeOrder"]["data"]["orderId"] {
         Value::String(s) if !s.is_empty() => Some(s.clone()),

@@ -62,6 +62,10 @@
 //! | `pending` for `ORDER_RETENTION_SECS` | deleted, with an error log line |
 //! | `pending`, check due | a check |
 //!
+//! When the alarm's check settles an order's fate, the `KeyRegistry` is
+//! told ([`tell`]): the spend held for it is counted or freed, and the
+//! audit trail records the settlement.
+//!
 //! An order is never re-sent by plumgate: after a lost answer proven "not
 //! placed" the record is gone, and the caller's next request with that
 //! poNumber places it.
@@ -718,6 +722,8 @@ pub fn alarm_for(store: &Store, retention_ms: i64) -> Option<i64> {
         _ => None,
     }
 }
+
+pub mod tell;
 
 #[cfg(test)]
 mod tests;

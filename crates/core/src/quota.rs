@@ -21,7 +21,8 @@
 //! hold is committed (placed: the amount counts), dropped (a definite
 //! refusal: nothing was placed) or kept pending (fate unknown: the amount
 //! keeps counting until a later attempt with the same `poNumber` learns
-//! it). One hold per key, `poNumber` and order fingerprint, so a replay
+//! it, or until the order ledger settles it on its own: [`reconcile`]).
+//! One hold per key, `poNumber` and order fingerprint, so a replay
 //! or a retry of the same order never counts twice, and an order over the
 //! cap is refused whole (`429 quota_exceeded`), never in part.
 //!
@@ -452,6 +453,23 @@ pub fn settle(existing: Option<&Hold>, held: bool, created: bool, fate: Fate, am
     }
 }
 
+/// Settle a hold when the order ledger learns the order's fate on its own
+/// (no request for it waiting): `placed` commits it, the amount counted
+/// once (a hold a request already committed stays as it is); not placed
+/// (or failed, cancelled) frees it. A hold with requests still between
+/// their [`reserve`] and [`settle`] is theirs to free: it goes back to
+/// `Held`, still counted, and the last of them drops it.
+pub fn reconcile(h: &Hold, placed: bool) -> Settled {
+    let keep = Settled { hold: HoldChange::Keep, counted: None };
+    match h.state {
+        HoldState::Committed => keep,
+        _ if placed => Settled { hold: HoldChange::Put(Hold { state: HoldState::Committed, ..*h }), counted: Some((h.day, h.amount)) },
+        _ if h.holders == 0 => Settled { hold: HoldChange::Drop, counted: None },
+        HoldState::Held => keep,
+        HoldState::Pending => Settled { hold: HoldChange::Put(Hold { state: HoldState::Held, ..*h }), counted: None },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,6 +626,31 @@ mod tests {
         // A pending hold of an earlier day commits into that day.
         let old = Hold { day: today - 1, ..hold(HoldState::Pending, 0) };
         assert_eq!(settle(Some(&old), false, false, Fate::Placed, 60 * M, T0).counted, Some((today - 1, 60 * M)));
+    }
+
+    #[test]
+    fn reconcile_every_arm() {
+        let today = day_of(T0);
+        // Placed: committed and counted in the hold's day, once.
+        for state in [HoldState::Pending, HoldState::Held] {
+            assert_eq!(reconcile(&hold(state, 0), true), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: Some((today, 60 * M)) });
+        }
+        assert_eq!(reconcile(&hold(HoldState::Pending, 2), true).hold, HoldChange::Put(hold(HoldState::Committed, 2)), "its holders settle it later: never counted again");
+        let old = Hold { day: today - 1, ..hold(HoldState::Pending, 0) };
+        assert_eq!(reconcile(&old, true).counted, Some((today - 1, 60 * M)));
+        // Committed already (a retry learnt it first): nothing, placed or not.
+        for placed in [true, false] {
+            assert_eq!(reconcile(&hold(HoldState::Committed, 0), placed), Settled { hold: HoldChange::Keep, counted: None });
+        }
+        // Not placed: freed when nobody holds it...
+        for state in [HoldState::Pending, HoldState::Held] {
+            assert_eq!(reconcile(&hold(state, 0), false), Settled { hold: HoldChange::Drop, counted: None });
+        }
+        // ...else left to the requests in flight (still counted).
+        assert_eq!(reconcile(&hold(HoldState::Pending, 1), false), Settled { hold: HoldChange::Put(hold(HoldState::Held, 1)), counted: None });
+        assert_eq!(reconcile(&hold(HoldState::Held, 1), false), Settled { hold: HoldChange::Keep, counted: None });
+        // The last holder's refusal then drops it.
+        assert_eq!(settle(Some(&hold(HoldState::Held, 1)), true, false, Fate::Refused, 60 * M, T0).hold, HoldChange::Drop);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | [`list`] | records, everyone's facts | nothing |
 //! | [`reserve`] | the key's record, the order's hold, what the key spent today | the hold; on a refusal, an audit entry |
 //! | [`settle`] | the order's hold, the usage of its day | the hold, the usage, an audit entry |
+//! | [`reconciled`] | every key's hold of the order, the usage of their days | the holds, the usage, an audit entry per key |
 
 use crate::audit::{self, Attempt, Outcome};
 use crate::errors::ApiError;
@@ -184,6 +185,34 @@ pub fn settle(attempt: &Attempt, result: &audit::Result, held: bool, created: bo
     writes
 }
 
+/// The order ledger settled on its own the fate of an order a request
+/// left unknown (`attempt`: the order, with no key and the settlement's
+/// request id; `result`: a `reconciled_*` outcome). Every key holding the
+/// order (`holds`: key id and hold, for this `poNumber` and fingerprint)
+/// has its hold settled by `quota::reconcile` (placed: counted once; else
+/// freed) and gets an audit entry, under the settlement's request id (with
+/// `:<key id>` when more than one key holds the order, as each entry needs
+/// an id of its own). A key without a cap holds an order of unknown fate
+/// too (to count it once), so it is settled the same way. No hold, no key
+/// to tell: nothing is written. `usage_of(key, day)`: stored usage.
+pub fn reconciled(attempt: &Attempt, result: &audit::Result, holds: &[(String, Hold)], usage_of: &dyn Fn(&str, i64) -> Usage, now_ms: i64) -> Vec<Write> {
+    let placed = result.outcome.fate() == quota::Fate::Placed;
+    let mut writes = Vec::new();
+    for (key, hold) in holds {
+        let request_id = if holds.len() > 1 { format!("{}:{key}", attempt.request_id) } else { attempt.request_id.clone() };
+        let a = Attempt { key: key.clone(), request_id, amount: hold.amount, ..attempt.clone() };
+        let s = quota::reconcile(hold, placed);
+        if s.hold != HoldChange::Keep {
+            writes.push(hold_write(&a, s.hold));
+        }
+        if let Some((day, amount)) = s.counted {
+            writes.push(Write::Usage { key: key.clone(), day, usage: usage_of(key, day).with_order(amount) });
+        }
+        writes.push(audit_write(&a, result, now_ms));
+    }
+    writes
+}
+
 fn audit_write(attempt: &Attempt, result: &audit::Result, now_ms: i64) -> Write {
     Write::Audit { at_ms: now_ms, key: attempt.key.clone(), request_id: attempt.request_id.clone(), entry: audit::entry(attempt, now_ms, result) }
 }
@@ -310,5 +339,49 @@ mod tests {
         let w = settle(&a, &refused, true, true, Some(&held), &|_| before, T0);
         assert_eq!(w[0], hold_write(&a, HoldChange::Drop));
         assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn reconciled_settles_every_holder_and_records_it() {
+        let day = day_of(T0);
+        let order = Attempt { key: String::new(), request_id: "reconcile:po-1:5".into(), ..attempt("", 60 * M) };
+        let result = |outcome| audit::Result { outcome, status: 200, error: None, order_id: Some("9".into()), reconciled: true };
+        let pending = Hold { day, amount: 60 * M, holders: 0, state: HoldState::Pending };
+        let before = Usage { orders: 2, amount: 25 * M, ..Usage::default() };
+        let usage_of = |_: &str, _: i64| before;
+        let entry_of = |w: &Write| match w {
+            Write::Audit { key, request_id, entry, .. } => (key.clone(), request_id.clone(), serde_json::from_str::<Value>(entry).unwrap()),
+            other => panic!("{other:?}"),
+        };
+        // Placed: committed, counted once, recorded under the settlement's id.
+        let w = reconciled(&order, &result(Outcome::ReconciledPlaced), &[("k".into(), pending)], &usage_of, T0);
+        assert_eq!(w[0], Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(Hold { state: HoldState::Committed, ..pending }) });
+        assert_eq!(w[1], Write::Usage { key: "k".into(), day, usage: Usage { orders: 3, amount: 85 * M, ..Usage::default() } });
+        let (key, rid, e) = entry_of(&w[2]);
+        assert_eq!((key.as_str(), rid.as_str()), ("k", "reconcile:po-1:5"));
+        assert_eq!((e["outcome"].as_str(), e["order_id"].as_str(), e["reconciled"].as_bool(), e["amount"].as_f64()), (Some("reconciled_placed"), Some("9"), Some(true), Some(60.0)));
+        assert_eq!(w.len(), 3);
+        // Told again (a retry), or a caller's retry committed it first: only the entry (ignored if it exists).
+        let committed = Hold { state: HoldState::Committed, ..pending };
+        let w = reconciled(&order, &result(Outcome::ReconciledPlaced), &[("k".into(), committed)], &usage_of, T0);
+        assert!(matches!(&w[..], [Write::Audit { .. }]), "{w:?}");
+        // Failed or not placed: freed.
+        for outcome in [Outcome::ReconciledFailed, Outcome::ReconciledNotPlaced] {
+            let w = reconciled(&order, &result(outcome), &[("k".into(), pending)], &usage_of, T0);
+            assert_eq!(w[0], Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Drop });
+            assert_eq!(entry_of(&w[1]).2["outcome"].as_str(), Some(outcome.as_str()));
+            assert_eq!(w.len(), 2, "nothing counted");
+        }
+        // A request still holding it: back to held, freed by its own settle.
+        let in_flight = Hold { holders: 1, ..pending };
+        let w = reconciled(&order, &result(Outcome::ReconciledNotPlaced), &[("k".into(), in_flight)], &usage_of, T0);
+        assert_eq!(w[0], Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(Hold { state: HoldState::Held, ..in_flight }) });
+        // Two keys holding the one order: each settled, each entry an id of its own.
+        let w = reconciled(&order, &result(Outcome::ReconciledPlaced), &[("a".into(), pending), ("b".into(), committed)], &usage_of, T0);
+        let ids: Vec<String> = w.iter().filter(|w| matches!(w, Write::Audit { .. })).map(|w| entry_of(w).1).collect();
+        assert_eq!(ids, ["reconcile:po-1:5:a", "reconcile:po-1:5:b"]);
+        assert_eq!(w.iter().filter(|w| matches!(w, Write::Usage { .. })).count(), 1, "b was counted already");
+        // Nobody holds it: nothing to write.
+        assert!(reconciled(&order, &result(Outcome::ReconciledPlaced), &[], &usage_of, T0).is_empty());
     }
 }

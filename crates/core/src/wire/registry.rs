@@ -20,6 +20,7 @@
 //! | `revoke`, `rotate`, `limits` | `id`; `sha256` and `grace_secs` (rotate); `patch` (limits) | `body` |
 //! | `reserve` | the order (`id`, `po_number`, `fingerprint`, `product_id`, `quantity`, `amount`, `request_id`), `cap` (a static key's) | `created`, `held`, or the `error` (`quota_exceeded`) |
 //! | `settle` | the order, `held`, `created`, the result (`outcome`, `status`, `error`, `order_id`, `reconciled`) | nothing |
+//! | `reconciled` | the order without `id` (`request_id`: the settlement's), the result (a `reconciled_*` `outcome`) | nothing (sent by an `OrderLedger`, [`Request::of_reconciliation`]) |
 //! | `audit` | `from_ms`, `to_ms`, `id`, `before`, `limit` | `body` (a page) |
 
 use crate::audit::{self, Attempt, Outcome, Query};
@@ -51,13 +52,16 @@ pub enum Op {
     Reserve,
     /// After a placeOrder (spend and audit trail).
     Settle,
+    /// The order ledger settled the fate of an order left unknown, with
+    /// no request waiting (its holds, and the audit trail).
+    Reconciled,
     /// `GET /v1/audit`.
     Audit,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 9] = [Op::Sync, Op::Create, Op::List, Op::Revoke, Op::Rotate, Op::Limits, Op::Reserve, Op::Settle, Op::Audit];
+    pub const ALL: [Op; 10] = [Op::Sync, Op::Create, Op::List, Op::Revoke, Op::Rotate, Op::Limits, Op::Reserve, Op::Settle, Op::Reconciled, Op::Audit];
 
     /// The path segment.
     pub fn name(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Op {
             Op::Limits => "limits",
             Op::Reserve => "reserve",
             Op::Settle => "settle",
+            Op::Reconciled => "reconciled",
             Op::Audit => "audit",
         }
     }
@@ -185,6 +190,18 @@ impl Request {
     /// This request with `result` (a `settle`).
     pub fn with_result(self, r: audit::Result) -> Request {
         Request { outcome: Some(r.outcome), status: r.status, error: r.error, order_id: r.order_id, reconciled: r.reconciled, ..self }
+    }
+
+    /// A `reconciled` request: the order (`a`, whose `key` is not sent: the
+    /// ledger does not know it) and what came of it.
+    pub fn of_reconciliation(a: &Attempt, r: audit::Result) -> Request {
+        Request { id: None, ..Request::of_attempt(a) }.with_result(r)
+    }
+
+    /// The order and result of a `reconciled` request (the key left empty).
+    pub fn reconciliation(&self) -> Option<(Attempt, audit::Result)> {
+        let a = Request { id: Some(String::new()), ..self.clone() }.attempt()?;
+        Some((a, self.result()?))
     }
 
     /// The result of a `settle` request.
@@ -543,6 +560,29 @@ mod tests {
         assert_eq!(Request::from_json(br#"{"later":1}"#), Some(Request::default()));
         assert_eq!(Request::from_json(b"[]"), None);
         assert_eq!(Request::from_json(b"{"), None);
+    }
+
+    #[test]
+    fn reconciliations_are_pinned() {
+        let order = Attempt { key: "ignored".into(), request_id: "reconcile:po:1700".into(), ..attempt() };
+        let result = audit::Result { outcome: Outcome::ReconciledPlaced, status: 200, error: None, order_id: Some("9".into()), reconciled: true };
+        let r = Request::of_reconciliation(&order, result.clone());
+        assert_eq!(
+            r.to_json(),
+            r#"{"po_number":"po","fingerprint":"fp","product_id":"7","quantity":1,"amount":5,"request_id":"reconcile:po:1700","outcome":"reconciled_placed","status":200,"order_id":"9","reconciled":true}"#
+        );
+        let back = round_trip(&r);
+        assert_eq!(back, r);
+        assert_eq!(back.reconciliation(), Some((Attempt { key: String::new(), ..order.clone() }, result)));
+        let not_placed = audit::Result { outcome: Outcome::ReconciledNotPlaced, status: 502, error: Some("upstream_error".into()), order_id: None, reconciled: true };
+        assert_eq!(
+            Request::of_reconciliation(&order, not_placed).to_json(),
+            r#"{"po_number":"po","fingerprint":"fp","product_id":"7","quantity":1,"amount":5,"request_id":"reconcile:po:1700","outcome":"reconciled_not_placed","status":502,"error":"upstream_error","reconciled":true}"#
+        );
+        assert_eq!(Request { outcome: None, ..r.clone() }.reconciliation(), None, "no outcome, no reconciliation");
+        assert_eq!(Request { po_number: None, ..r }.reconciliation(), None);
+        assert_eq!(Op::from_path("/reconciled"), Some(Op::Reconciled));
+        assert_eq!(Op::Reconciled.url(), "https://registry/reconciled");
     }
 
     #[test]
