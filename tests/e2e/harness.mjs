@@ -378,6 +378,16 @@ export function collectVoucherSecrets(value, into = new Set()) {
  * A value matches only as a whole token (not inside a longer run of letters
  * or digits), so a 6-digit PIN does not match inside a hex request id.
  */
+/**
+ * A pattern that finds `secret` as a value of its own: not inside a longer
+ * run of letters or digits (a 6-digit PIN can sit inside a request id or a
+ * longer number by chance).
+ */
+export function ownValue(secret) {
+  const esc = secret.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?<![0-9A-Za-z])${esc}(?![0-9A-Za-z])`);
+}
+
 export function voucherLeakScan(secrets) {
   const hits = [];
   const haystacks = [
@@ -386,8 +396,7 @@ export function voucherLeakScan(secrets) {
   ];
   for (const s of secrets) {
     if (!s || s.length < 4) continue;
-    const esc = s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    const re = new RegExp(`(?<![0-9A-Za-z])${esc}(?![0-9A-Za-z])`);
+    const re = ownValue(s);
     for (const [kind, text] of haystacks) {
       if (re.test(text)) hits.push(`${kind}: ${text.slice(0, 200)}`);
     }
