@@ -24,6 +24,9 @@
 // a copy of itself: there the median sat at 0.98–1.0 and B "won" 6–8 of 12
 // pairs (2026-11-25).
 //
+// Each line also gives the median p99 latency at 32 connections (and, paired
+// within rounds, its ratio to A's).
+//
 // --threads also prints each target's CPU per request split by process and
 // thread (workerd's main thread runs the isolates; node is the Miniflare
 // host, which reads and re-prints the worker's log lines).
@@ -74,6 +77,8 @@ async function main() {
   const n = workers.length;
   const cpu = workers.map(() => []);
   const rps = workers.map(() => []);
+  const p99 = workers.map(() => []);
+  const p99Ratios = workers.map(() => []);
   const ratios = workers.map(() => []);
   const threadCpu = workers.map(() => new Map());
   const served = workers.map(() => 0);
@@ -94,9 +99,13 @@ async function main() {
       }
       cpu[i].push(here[i]);
       rps[i].push(r.rps);
+      p99[i].push(r.p99_ms);
       bad += r.non2xx + r.socket_errors;
     }
-    for (let i = 1; i < n; i++) ratios[i].push(here[i] / here[0]);
+    for (let i = 1; i < n; i++) {
+      ratios[i].push(here[i] / here[0]);
+      p99Ratios[i].push(p99[i].at(-1) / p99[0].at(-1));
+    }
     process.stderr.write(`[ab] round ${p + 1}/${PAIRS}: CPU ms/request ${here.map((x) => x.toFixed(3)).join(" ")}\n`);
   }
   const f3 = (x) => x.toFixed(3);
@@ -104,7 +113,8 @@ async function main() {
   names.forEach((name, i) => {
     const label = String.fromCharCode(65 + i);
     const vsA = i === 0 ? "" : `; ${label}/A median of rounds ${f3(median(ratios[i]))}, cheaper than A in ${ratios[i].filter((r) => r < 1).length} of ${PAIRS}`;
-    console.log(`${label} ${name}: CPU ms/request median ${f3(median(cpu[i]))}, req/s median ${median(rps[i]).toFixed(0)}${vsA}`);
+    const p99VsA = i === 0 ? "" : ` (${label}/A ${median(p99Ratios[i]).toFixed(2)})`;
+    console.log(`${label} ${name}: CPU ms/request median ${f3(median(cpu[i]))}, req/s median ${median(rps[i]).toFixed(0)}, p99 ms median ${median(p99[i]).toFixed(1)}${p99VsA}${vsA}`);
   });
   for (let i = 1; i < n; i++) console.log(`${String.fromCharCode(65 + i)}/A per round: ${ratios[i].map((r) => r.toFixed(2)).join(" ")}`);
   if (THREADS) {

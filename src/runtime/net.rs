@@ -13,6 +13,7 @@
 
 use super::promise;
 use plumgate_core::http::{HttpAnswer, HttpRequest, NoAnswer};
+use plumgate_core::upstream::may_be_rate_limit;
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
@@ -35,9 +36,12 @@ fn classify(e: JsValue) -> NoAnswer {
 
 /// Send `req`, waiting at most `timeout_ms` for the whole answer.
 pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<HttpAnswer, NoAnswer> {
-    let headers = web_sys::Headers::new().map_err(|_| NoAnswer::Transport)?;
+    // A plain object, not a `Headers`: `fetch` reads it natively, where a
+    // `Headers` costs a constructor and a validating `set` per header
+    // through the glue.
+    let headers = js_sys::Object::new();
     for (k, v) in &req.headers {
-        headers.set(k, v).map_err(|_| NoAnswer::Transport)?;
+        Reflect::set(&headers, &JsValue::from_str(k), &JsValue::from_str(v)).map_err(|_| NoAnswer::Transport)?;
     }
     let init = web_sys::RequestInit::new();
     init.set_method(if req.method == "GET" { "GET" } else { "POST" });
@@ -53,7 +57,10 @@ pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<HttpAnswer, NoAn
         called.ok_or(NoAnswer::Transport)?.map_err(classify)?.dyn_into().map_err(|_| NoAnswer::Transport)?;
     let resp: web_sys::Response = promise::settled(&pending).await.map_err(classify)?.dyn_into().map_err(|_| NoAnswer::Transport)?;
     let status = resp.status();
-    let retry_after = resp.headers().get("retry-after").ok().flatten();
     let buf = promise::settled(&resp.array_buffer().map_err(|_| NoAnswer::Transport)?).await.map_err(classify)?;
-    Ok(HttpAnswer { status, body: Uint8Array::new(&buf).to_vec(), retry_after })
+    let body = Uint8Array::new(&buf).to_vec();
+    // Only a possible rate-limit answer needs its header (one more glue
+    // round trip and a `Headers` object otherwise spent on every call).
+    let retry_after = if may_be_rate_limit(status, &body) { resp.headers().get("retry-after").ok().flatten() } else { None };
+    Ok(HttpAnswer { status, body, retry_after })
 }

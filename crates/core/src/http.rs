@@ -49,7 +49,8 @@ pub struct HttpAnswer {
     pub status: u16,
     /// Raw body.
     pub body: Vec<u8>,
-    /// `Retry-After`.
+    /// `Retry-After`, read only when the answer can be a rate-limit one
+    /// (`upstream::may_be_rate_limit`): no other reading uses it.
     pub retry_after: Option<String>,
 }
 

@@ -134,13 +134,22 @@ pub fn penalty_named_by(status: u16, body: &[u8], retry_after_header: Option<&st
     Some(stated.unwrap_or(DEFAULT_PENALTY_SECS).min(MAX_PENALTY_SECS))
 }
 
+/// Whether an answer can be a rate-limit answer at all: HTTP 429, or a
+/// body that mentions `request_limit_exceeded`. Every reading of a
+/// penalty starts here, and only such an answer needs its `Retry-After`
+/// header, so the shell reads that header only when this is true.
+///
+/// Hot path: most answers are neither; they are not parsed (a catalog page
+/// can be hundreds of KiB), only searched once.
+pub fn may_be_rate_limit(status: u16, body: &[u8]) -> bool {
+    status == 429 || contains(body, b"request_limit_exceeded")
+}
+
 /// The one scan for a rate-limit answer: `None` when it is not one; else
 /// the duration it states (body first, then the header), and whether it is
 /// Xoxoday's per-minute answer (it names [`RATE_LIMIT_MESSAGE`]).
 fn scan_penalty(status: u16, body: &[u8], retry_after_header: Option<&str>, naming_keys: &[&str]) -> Option<(Option<u64>, bool)> {
-    // Hot path: most answers are neither 429 nor mention the limit; don't
-    // parse them here (a catalog page can be hundreds of KiB).
-    if status != 429 && !contains(body, b"request_limit_exceeded") {
+    if !may_be_rate_limit(status, body) {
         return None;
     }
     let v: Option<Value> = serde_json::from_slice(body).ok();
@@ -302,6 +311,30 @@ mod tests {
         let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
         let inner = v.get("data").and_then(|d| d.get(op));
         inner.and_then(|i| i.get("status")).and_then(lenient_i64) == Some(1)
+    }
+
+    /// The shell reads `Retry-After` only where this says yes, so every
+    /// answer a penalty reading looks at must pass it: a 429 (whatever the
+    /// body) and the limit message under any status.
+    #[test]
+    fn only_a_possible_rate_limit_answer_needs_its_retry_after() {
+        let limit = br#"{"error":"auth.request_limit_exceeded"}"#;
+        for (status, body, want) in [
+            (429, &b""[..], true),
+            (429, &b"{}"[..], true),
+            (200, &limit[..], true),
+            (400, &limit[..], true),
+            (200, &br#"{"data":{"getOrderHistory":{"status":1}}}"#[..], false),
+            (503, &b"upstream down"[..], false),
+        ] {
+            assert_eq!(may_be_rate_limit(status, body), want, "{status} {:?}", String::from_utf8_lossy(body));
+            // And a penalty is read only from such an answer, header or not.
+            if !want {
+                assert_eq!(api_penalty("getVouchers", status, body, Some("30")), None);
+                assert_eq!(penalty_named_by(status, body, Some("30"), TOKEN_NAMING_KEYS), None);
+            }
+        }
+        assert_eq!(api_penalty("getOrderHistory", 429, b"", Some("30")), Some(Observed::Stated(30)));
     }
 
     #[test]
