@@ -1,8 +1,28 @@
 //! Calling a Durable Object by name: the stub plumbing every object's
 //! client shares. What goes in and comes out is the object's typed wire
 //! (`plumgate_core::wire`); this only moves the bytes.
+//!
+//! The call goes straight to the runtime's stub (`stub.fetch(url, init)`
+//! with a plain init object), awaited through [`super::promise`]. workers-rs's
+//! `Stub::fetch_with_request` would first build a `worker::RequestInit`,
+//! whose conversion carries the whole `cf` options family (image resizing
+//! and the rest: ~10 KB of the wasm, and work on every call), then a
+//! `worker::Response`; plumgate needs neither.
 
-use worker::{Env, Headers, Method, Request, RequestInit};
+use super::promise;
+use js_sys::{Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{web_sys, Env};
+
+#[wasm_bindgen]
+extern "C" {
+    /// A Durable Object stub, seen only through `fetch`.
+    type RawStub;
+    /// `stub.fetch(url, init)`.
+    #[wasm_bindgen(method, js_name = fetch, catch)]
+    fn fetch_with(this: &RawStub, url: &str, init: &web_sys::RequestInit) -> Result<js_sys::Promise, JsValue>;
+}
 
 /// Why a call to an object gave no answer.
 #[derive(Debug)]
@@ -18,6 +38,15 @@ pub enum StubError {
     Body,
 }
 
+/// The runtime's message for a failed call: an `Error`'s message, a thrown
+/// string as is.
+fn message_of(e: &JsValue) -> String {
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(err) => String::from(err.message()),
+        None => e.as_string().unwrap_or_else(|| "the call failed without a message".into()),
+    }
+}
+
 /// `POST url` with `body` to the object named `name` in the namespace bound
 /// as `binding`, with `header` (name, value) if any; the answer's status
 /// and body.
@@ -29,20 +58,22 @@ pub async fn post(
     header: Option<(&str, &str)>,
     body: Option<String>,
 ) -> Result<(u16, Vec<u8>), StubError> {
-    let stub = env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(|_| StubError::Binding)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post);
+    let stub: RawStub = env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(|_| StubError::Binding)?.into_rpc();
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
     if let Some((k, v)) = header {
-        let headers = Headers::new();
-        headers.set(k, v).map_err(|_| StubError::Request)?;
-        init.with_headers(headers);
+        let headers = Object::new();
+        Reflect::set(&headers, &JsValue::from_str(k), &JsValue::from_str(v)).map_err(|_| StubError::Request)?;
+        init.set_headers(&headers);
     }
     if let Some(b) = body {
-        init.with_body(Some(b.into()));
+        init.set_body(&JsValue::from_str(&b));
     }
-    let req = Request::new_with_init(url, &init).map_err(|_| StubError::Request)?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(|e| StubError::Call(e.to_string()))?;
-    let status = resp.status_code();
-    let bytes = resp.bytes().await.map_err(|_| StubError::Body)?;
-    Ok((status, bytes))
+    let pending = stub.fetch_with(url, &init).map_err(|e| StubError::Call(message_of(&e)))?;
+    let resp: web_sys::Response =
+        promise::settled(&pending).await.map_err(|e| StubError::Call(message_of(&e)))?.dyn_into().map_err(|_| StubError::Body)?;
+    let status = resp.status();
+    let reading = resp.array_buffer().map_err(|_| StubError::Body)?;
+    let buf = promise::settled(&reading).await.map_err(|_| StubError::Body)?;
+    Ok((status, Uint8Array::new(&buf).to_vec()))
 }
