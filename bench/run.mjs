@@ -82,7 +82,7 @@ const STORM = 500;
 const CAT_ROUNDS = Number(process.env.BENCH_CATALOG_ROUNDS || Math.min(ROUNDS, 3));
 // Fresh runtime keys timed on first use (sequential).
 const KEY_SAMPLES = QUICK ? 8 : 20;
-const COLD_REPS = QUICK ? 1 : 3;
+const COLD_REPS = QUICK ? 1 : 5;
 const GZIP_BUDGET = 200_000; // bytes ("200 KB")
 
 const ORDER_HISTORY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
