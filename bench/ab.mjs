@@ -34,14 +34,13 @@
 // Loopback only; about rounds × targets × (seconds + 0.5) s plus ~10 s of
 // start-up per target; a hard stop ends it after 10 minutes.
 import { join } from "node:path";
-import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk } from "./lib.mjs";
+import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
 
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const { opt, positional } = cliArgs();
 const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
   "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog;\n" +
   "  append @entry to reach it through Miniflare's entry Worker";
-const targets = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+const targets = positional;
 // `TARGET@entry`: reached through Miniflare's entry Worker instead of its
 // direct socket (bench/workerd-host.mjs), to price that dev-only layer.
 const names = targets.map((t) => t.replace(/@entry$/, ""));
@@ -54,11 +53,8 @@ const SECONDS = Number(opt("--seconds", 3));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
 const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 
-const stops = [];
-const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
-const hardStop = setTimeout(async () => { console.error("ab: hard stop after 10 minutes"); await stopAll(); process.exit(2); }, 10 * 60_000);
 
-async function main() {
+async function main(stops) {
   const sandbox = await startSandbox(join(ROOT, "target/release/plumgate-sandbox"));
   stops.push(() => sandbox.stop());
   await sandbox.admin("/config", { rate_limits: { getOrderHistory: 1e9 } });
@@ -82,7 +78,7 @@ async function main() {
   const ratios = workers.map(() => []);
   const threadCpu = workers.map(() => new Map());
   const served = workers.map(() => 0);
-  const THREADS = argv.includes("--threads");
+  const THREADS = process.argv.includes("--threads");
   let bad = 0;
   for (let p = 0; p < PAIRS; p++) {
     const here = [];
@@ -126,6 +122,4 @@ async function main() {
   if (bad) console.log(`WARNING: ${bad} non-2xx answers or socket errors`);
 }
 
-main()
-  .then(async () => { await stopAll(); clearTimeout(hardStop); })
-  .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });
+runBounded("ab", 10, main);

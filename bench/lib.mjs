@@ -295,6 +295,30 @@ export async function wrk({ url, body, auth, vary, nonce = false, expectCache, m
   };
 }
 
+/**
+ * A bench tool's command line: `opt(name, default)` reads `--name value`,
+ * `positional` is every other argument.
+ */
+export function cliArgs(argv = process.argv.slice(2)) {
+  const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+  const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+  return { opt, positional };
+}
+
+/**
+ * Run a bench tool's `main(stops)` bounded in time: whatever it pushes on
+ * `stops` (sandbox, workers) is stopped, newest first, when it ends, fails
+ * (exit 2) or passes `minutes` (a hard stop, exit 2).
+ */
+export function runBounded(name, minutes, main) {
+  const stops = [];
+  const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
+  const hardStop = setTimeout(async () => { console.error(`${name}: hard stop after ${minutes} minutes`); await stopAll(); process.exit(2); }, minutes * 60_000);
+  return main(stops)
+    .then(async () => { await stopAll(); clearTimeout(hardStop); })
+    .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });
+}
+
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

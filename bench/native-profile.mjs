@@ -28,11 +28,9 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { JS_VARIANTS, ROOT, cleanup, groupStats, makeKey, startSandbox, startTarget, tempDir, wrk } from "./lib.mjs";
+import { JS_VARIANTS, ROOT, cleanup, groupStats, makeKey, startSandbox, startTarget, tempDir, wrk, cliArgs, runBounded } from "./lib.mjs";
 
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+const { opt, positional } = cliArgs();
 const targets = positional.length ? positional : ["build", "js", "js:full"];
 const SECONDS = Number(opt("--seconds", 5));
 const FREQ = Number(opt("--freq", 2000));
@@ -114,11 +112,8 @@ function summarize(data, pid) {
   return { samples, cats, leaves, crates };
 }
 
-const stops = [];
-const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
-const hardStop = setTimeout(async () => { console.error("native-profile: hard stop after 10 minutes"); await stopAll(); process.exit(2); }, 10 * 60_000);
 
-async function main() {
+async function main(stops) {
   ensurePerf();
   process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--perf-basic-prof"].filter(Boolean).join(" ");
   const sandbox = await startSandbox(join(ROOT, "target/release/plumgate-sandbox"));
@@ -167,6 +162,4 @@ async function main() {
   }
 }
 
-main()
-  .then(async () => { await stopAll(); clearTimeout(hardStop); })
-  .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });
+runBounded("native-profile", 10, main);

@@ -17,11 +17,10 @@
 // it after 10 minutes.
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { JS_VARIANTS, ROOT, groupStats, makeKey, startSandbox, startTarget, wrk } from "./lib.mjs";
+import { JS_VARIANTS, ROOT, groupStats, makeKey, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
 
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-const target = argv.find((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
+const { opt, positional } = cliArgs();
+const target = positional[0];
 if (!target || (target.startsWith("js") && !(target in JS_VARIANTS))) {
   console.error("usage: node bench/soak.mjs TARGET [--rounds 10] [--seconds 5] [--path /v1/ops/getOrderHistory|/healthz|/__noop]\n" +
     "  TARGET: a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog");
@@ -32,9 +31,6 @@ const SECONDS = Number(opt("--seconds", 5));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
 const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 
-const stops = [];
-const stopAll = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
-const hardStop = setTimeout(async () => { console.error("soak: hard stop after 10 minutes"); await stopAll(); process.exit(2); }, 10 * 60_000);
 
 /** Resident memory of each process in the worker's group, e.g. "node 278 MB, workerd 385 MB". */
 function memory(pgid) {
@@ -46,7 +42,7 @@ function memory(pgid) {
   }).filter(Boolean).join(", ");
 }
 
-async function main() {
+async function main(stops) {
   const sandbox = await startSandbox(join(ROOT, "target/release/plumgate-sandbox"));
   stops.push(() => sandbox.stop());
   await sandbox.admin("/config", { rate_limits: { getOrderHistory: 1e9 } });
@@ -64,6 +60,4 @@ async function main() {
   }
 }
 
-main()
-  .then(async () => { await stopAll(); clearTimeout(hardStop); })
-  .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });
+runBounded("soak", 10, main);
