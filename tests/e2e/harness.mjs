@@ -372,13 +372,6 @@ export function collectVoucherSecrets(value, into = new Set()) {
 }
 
 /**
- * Voucher codes and PINs must never appear in a log line (any process but
- * the sandbox) nor in an error answer (status >= 400). Successful order
- * answers carry them to the caller legitimately and are not scanned.
- * A value matches only as a whole token (not inside a longer run of letters
- * or digits), so a 6-digit PIN does not match inside a hex request id.
- */
-/**
  * A pattern that finds `secret` as a value of its own: not inside a longer
  * run of letters or digits (a 6-digit PIN can sit inside a request id or a
  * longer number by chance).
@@ -388,6 +381,13 @@ export function ownValue(secret) {
   return new RegExp(`(?<![0-9A-Za-z])${esc}(?![0-9A-Za-z])`);
 }
 
+/**
+ * Voucher codes and PINs must never appear in a log line (any process but
+ * the sandbox) nor in an error answer (status >= 400). Successful order
+ * answers carry them to the caller legitimately and are not scanned.
+ * A value matches only as a whole token (not inside a longer run of letters
+ * or digits), so a 6-digit PIN does not match inside a hex request id.
+ */
 export function voucherLeakScan(secrets) {
   const hits = [];
   const haystacks = [
