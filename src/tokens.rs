@@ -29,7 +29,7 @@
 
 use crate::objects::authority::{self as authority_object, KV_BINDING};
 use crate::runtime::clock::now_ms;
-use crate::runtime::promise;
+use crate::runtime::{kv, promise};
 use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
@@ -135,12 +135,10 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
     }
     let _lead = Lead::start(now_ms());
     let account = cfg.account_id();
-    if let Ok(kv) = env.kv(KV_BINDING) {
-        if let Ok(Some(g)) = kv.get(&kv_token_key(&account)).json::<Grant>().await {
-            if g.usable(now_ms()) {
-                remember(&g);
-                return Ok((g, Source::Kv));
-            }
+    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| serde_json::from_str::<Grant>(&t).ok()) {
+        if g.usable(now_ms()) {
+            remember(&g);
+            return Ok((g, Source::Kv));
         }
     }
     let g = grant_of(call(env, &account, &Call::Token).await?)?;

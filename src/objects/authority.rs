@@ -48,7 +48,8 @@
 
 use crate::respond::bytes_response;
 use crate::runtime::clock::{now_ms, rand01};
-use crate::runtime::net;
+use crate::runtime::storage::Storage;
+use crate::runtime::{kv, net};
 use crate::runtime::stub::{self, StubError};
 use crate::settings;
 use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
@@ -135,7 +136,7 @@ struct Inner {
 struct Ctx {
     inner: Rc<Inner>,
     env: Env,
-    storage: worker::Storage,
+    storage: Storage,
     cfg: Rc<Config>,
     /// This authority's name.
     name: String,
@@ -305,7 +306,7 @@ impl TokenAuthority {
         Ok(Rc::new(Ctx {
             inner: self.inner.clone(),
             env: self.env.clone(),
-            storage: self.state.storage(),
+            storage: Storage::of(&self.state),
             name: authority_name(&account),
             account,
             alerts: cfg.alert_policy(),
@@ -387,7 +388,7 @@ impl TokenAuthority {
         let stored = read_stored(&ctx.storage).await?;
         let Some(key) = set_aside_key(stored.as_ref(), now_ms()) else { return Ok(()) };
         let text = stored.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
-        if ctx.storage.put(&key, text).await.is_err() || ctx.storage.delete(STATE_KEY).await.is_err() {
+        if ctx.storage.put_text(&key, &text).await.is_err() || ctx.storage.delete(STATE_KEY).await.is_err() {
             return Err(Refusal::Unavailable { message: "token storage unavailable; nothing was changed".into() });
         }
         *self.inner.state.borrow_mut() = None;
@@ -576,9 +577,9 @@ impl TokenAuthority {
 /// JSON text; decoding any JS value instead costs ~6 KB of wasm. A value
 /// that is not a string makes this fail like a storage error, and nothing
 /// is written either way.)
-async fn read_stored(storage: &worker::Storage) -> Result<Option<Value>, Refusal> {
-    storage.get::<String>(STATE_KEY).await.map(|t| t.map(Value::String)).map_err(|e| {
-        console_error!("{}", event(&[("event", "authority_storage_error".into()), ("detail", e.to_string().as_str().into())]));
+async fn read_stored(storage: &Storage) -> Result<Option<Value>, Refusal> {
+    storage.get_text(STATE_KEY).await.map(|t| t.map(Value::String)).map_err(|e| {
+        console_error!("{}", event(&[("event", "authority_storage_error".into()), ("detail", e.as_str().into())]));
         Refusal::Unavailable { message: "token storage unavailable".into() }
     })
 }
@@ -669,11 +670,11 @@ async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
 
 /// Write `st` under `state` ([`Ctx::commit`] is the way in for the loaded
 /// state).
-async fn persist(storage: &worker::Storage, st: &AuthorityState) -> bool {
+async fn persist(storage: &Storage, st: &AuthorityState) -> bool {
     let Ok(text) = serde_json::to_string(st) else { return false };
     // A lost write would lose a rotated refresh token: retry a few times.
     for attempt in 0..3 {
-        match storage.put(STATE_KEY, text.clone()).await {
+        match storage.put_text(STATE_KEY, &text).await {
             Ok(()) => return true,
             Err(_) => {
                 console_error!("{{\"event\":\"authority_persist_failed\",\"attempt\":{}}}", attempt + 1);
@@ -690,19 +691,14 @@ async fn write_kv(ctx: &Ctx, st: &AuthorityState) {
     let now = now_ms();
     let Some(g) = grant(st, now, &ctx.cfg.token_policy) else { return };
     let Some(ttl_secs) = kv_ttl_secs(&g, now) else { return };
-    let Ok(kv) = ctx.env.kv(KV_BINDING) else { return };
     let Ok(text) = serde_json::to_string(&g) else { return };
-    if let Ok(put) = kv.put(&kv_token_key(&ctx.account), text) {
-        if put.expiration_ttl(ttl_secs).execute().await.is_err() {
-            console_error!("{{\"event\":\"token_cache_write_failed\"}}");
-        }
+    if !kv::put(&ctx.env, KV_BINDING, &kv_token_key(&ctx.account), &text, ttl_secs).await {
+        console_error!("{{\"event\":\"token_cache_write_failed\"}}");
     }
 }
 
 async fn clear_kv(ctx: &Ctx) {
-    if let Ok(kv) = ctx.env.kv(KV_BINDING) {
-        let _ = kv.delete(&kv_token_key(&ctx.account)).await;
-    }
+    kv::delete(&ctx.env, KV_BINDING, &kv_token_key(&ctx.account)).await;
 }
 
 /// One refresh run: attempts until `next_step` says stop; the last outcome

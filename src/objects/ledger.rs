@@ -23,6 +23,7 @@ use crate::objects::registry;
 use crate::plum;
 use crate::respond::{bytes_response, error_response, JSON};
 use crate::runtime::clock::now_ms;
+use crate::runtime::storage::Storage;
 use crate::runtime::stub::{self, StubError};
 use crate::settings;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -152,11 +153,11 @@ impl worker::DurableObject for OrderLedger {
             let _ = self.state.storage().set_alarm(60_000i64).await;
             return Response::empty();
         };
-        let storage = self.state.storage();
+        let storage = Storage::of(&self.state);
         let loaded = read(&storage).await;
         let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
         let in_flight = self.inflight.borrow().is_some();
-        let mut tells = tell::load(storage.get::<String>(TELLS_KEY).await.ok().flatten());
+        let mut tells = tell::load(storage.get_text(TELLS_KEY).await.ok().flatten());
         match alarm(&loaded, in_flight, retention_ms, now_ms()) {
             AlarmStep::Nothing => {
                 if loaded == Loaded::Unreadable {
@@ -211,7 +212,7 @@ impl worker::DurableObject for OrderLedger {
 /// Send every tell that is due, store the ones to try again (none: the
 /// key goes) and make sure the alarm fires for the next. One boxed future
 /// for both callers (the alarm, a new run): its code is in the wasm once.
-fn tell_and_keep<'a>(env: &'a Env, storage: &'a worker::Storage, tells: Vec<Tell>) -> LocalBoxFuture<'a, ()> {
+fn tell_and_keep<'a>(env: &'a Env, storage: &'a Storage, tells: Vec<Tell>) -> LocalBoxFuture<'a, ()> {
     Box::pin(async move {
         let kept = tell_registry(env, tells).await;
         keep_tells(storage, &kept).await;
@@ -236,12 +237,12 @@ async fn tell_registry(env: &Env, tells: Vec<Tell>) -> Vec<Tell> {
     kept
 }
 
-async fn keep_tells(storage: &worker::Storage, tells: &[Tell]) {
+async fn keep_tells(storage: &Storage, tells: &[Tell]) {
     let Some(due) = tell::next_due(tells) else {
         let _ = storage.delete(TELLS_KEY).await;
         return;
     };
-    let _ = storage.put(TELLS_KEY, tell::store(tells)).await;
+    let _ = storage.put_text(TELLS_KEY, &tell::store(tells)).await;
     let set = storage.get_alarm().await.ok().flatten();
     if set.is_none_or(|at| at > due) {
         set_alarm(storage, due).await;
@@ -275,8 +276,8 @@ fn previous_version(body: &[u8]) -> Response {
 }
 
 /// The record as stored.
-async fn read(storage: &worker::Storage) -> Loaded {
-    load(storage.get::<String>(RECORD_KEY).await.map_err(|_| ()))
+async fn read(storage: &Storage) -> Loaded {
+    load(storage.get_text(RECORD_KEY).await.map_err(|_| ()))
 }
 
 /// A fingerprint of the record's poNumber for log lines (which never carry
@@ -297,7 +298,7 @@ fn unreadable_log(state: &State) {
     );
 }
 
-async fn set_alarm(storage: &worker::Storage, at_ms: i64) {
+async fn set_alarm(storage: &Storage, at_ms: i64) {
     let at = js_sys::Date::new(&(at_ms.max(now_ms() + 1) as f64).into());
     let _ = storage.set_alarm(ScheduledTime::new(at)).await;
 }
@@ -308,7 +309,7 @@ impl OrderLedger {
             Ok(c) => c,
             Err(p) => return refusal(ApiError::misconfigured(&p), Fate::NotPlaced),
         };
-        let storage = self.state.storage();
+        let storage = Storage::of(&self.state);
         let mut loaded = read(&storage).await;
         let now = now_ms();
         if loaded == Loaded::Unreadable {
@@ -366,7 +367,7 @@ impl OrderLedger {
 /// the alarm it needs (the next check of a `pending` record, the end of a
 /// `done` one's retention). Retried, since a lost `done` would let a retry
 /// place the order again. Returns whether the record is as asked.
-async fn commit(storage: &worker::Storage, store: Store, cfg: &Config) -> bool {
+async fn commit(storage: &Storage, store: Store, cfg: &Config) -> bool {
     let alarm_at = alarm_for(&store, i64::from(cfg.order_retention_secs) * 1000);
     let written = match store {
         Store::Keep => true,
@@ -378,7 +379,7 @@ async fn commit(storage: &worker::Storage, store: Store, cfg: &Config) -> bool {
             let Ok(text) = serde_json::to_string(&rec) else { return false };
             let mut saved = false;
             for _ in 0..3 {
-                if storage.put(RECORD_KEY, text.clone()).await.is_ok() {
+                if storage.put_text(RECORD_KEY, &text).await.is_ok() {
                     saved = true;
                     break;
                 }
@@ -393,7 +394,7 @@ async fn commit(storage: &worker::Storage, store: Store, cfg: &Config) -> bool {
 }
 
 /// Carry out a [`Finish`]: the penalty, the record, the outcome.
-async fn finish(env: &Env, cfg: &Config, storage: &worker::Storage, f: Finish) -> (Outcome, Fate) {
+async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish) -> (Outcome, Fate) {
     if let Some(observed) = f.penalty {
         limits::report(env, cfg, Operation::PlaceOrder, observed).await;
     }
@@ -414,9 +415,9 @@ async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
 }
 
 /// One placeOrder, start to end (`plumgate_core::ledger`'s tables).
-async fn run(env: &Env, cfg: &Config, storage: &worker::Storage, lr: LedgerRequest) -> (Outcome, Fate) {
+async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (Outcome, Fate) {
     let LedgerRequest { data, fingerprint: fp } = lr;
-    let tells = tell::load(storage.get::<String>(TELLS_KEY).await.ok().flatten());
+    let tells = tell::load(storage.get_text(TELLS_KEY).await.ok().flatten());
     if !tells.is_empty() {
         tell_and_keep(env, storage, tell::before_run(tells)).await;
     }

@@ -13,6 +13,7 @@
 
 use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
+use crate::runtime::storage::Storage;
 use crate::runtime::stub;
 use crate::settings;
 use plumgate_core::limits::lease::{load, STATE_KEY};
@@ -85,7 +86,7 @@ impl RateLimiter {
         if self.limits.borrow().is_some() {
             return;
         }
-        let stored = self.state.storage().get::<String>(STATE_KEY).await.ok().flatten();
+        let stored = Storage::of(&self.state).get_text(STATE_KEY).await.ok().flatten();
         let (state, readable) = load(stored.as_deref());
         if !readable {
             console_error!("{}", event(&[("event", "limiter_state_unreadable".into()), ("key", STATE_KEY.into())]));
@@ -101,7 +102,7 @@ impl RateLimiter {
     async fn commit(&self) {
         let text = self.limits.borrow().as_ref().and_then(|s| serde_json::to_string(s).ok());
         if let Some(t) = text {
-            let _ = self.state.storage().put(STATE_KEY, t).await;
+            let _ = Storage::of(&self.state).put_text(STATE_KEY, &t).await;
         }
     }
 }

@@ -11,7 +11,9 @@
 //! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`]) and the hand-over of a response ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker`'s response conversion copies a body into one more JS buffer |
 //! | [`start`] | once per isolate: the futures queue's scheduling, interned strings | a resolved-promise reaction costs less than `queueMicrotask` in workerd; hot header names cross into JS once, not per use |
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
+//! | [`storage`] | a Durable Object's text values read and written with the runtime's `storage.get` / `put` | `worker`'s `Storage::get`/`put` convert through `serde-wasm-bindgen` (as `KvStore` does) |
 //! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
+//! | [`kv`] | the access-token cache's KV reads and writes (text, TTL) | `worker`'s `KvStore` goes through `serde-wasm-bindgen` for its options and values, which brought `f64` formatting into the wasm |
 //! | [`defer`] | work left for after the answer (`waitUntil`) | every caller hands over the same boxed future type, so `wait_until`'s promise glue is in the wasm once |
 //!
 //! What pins it: `wasm-bindgen` is pinned exactly (`=0.2.130` in
@@ -29,7 +31,9 @@
 pub mod clock;
 pub mod defer;
 pub mod http;
+pub mod kv;
 pub mod net;
 pub mod promise;
 pub mod start;
+pub mod storage;
 pub mod stub;

@@ -164,3 +164,12 @@ impl Drop for Settled {
         });
     }
 }
+
+/// A rejected promise's reason as a message, for the log only: an
+/// `Error`'s message, a thrown string as is.
+pub fn message_of(e: &JsValue) -> String {
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(err) => String::from(err.message()),
+        None => e.as_string().unwrap_or_else(|| "the call failed without a message".into()),
+    }
+}

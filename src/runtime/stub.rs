@@ -9,7 +9,7 @@
 //! and the rest: ~10 KB of the wasm, and work on every call), then a
 //! `worker::Response`; plumgate needs neither.
 
-use super::promise;
+use super::promise::{self, message_of};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -36,15 +36,6 @@ pub enum StubError {
     Call(String),
     /// The answer's body could not be read.
     Body,
-}
-
-/// The runtime's message for a failed call: an `Error`'s message, a thrown
-/// string as is.
-fn message_of(e: &JsValue) -> String {
-    match e.dyn_ref::<js_sys::Error>() {
-        Some(err) => String::from(err.message()),
-        None => e.as_string().unwrap_or_else(|| "the call failed without a message".into()),
-    }
 }
 
 /// `POST url` with `body` to the object named `name` in the namespace bound

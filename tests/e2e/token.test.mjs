@@ -92,6 +92,25 @@ test("1. cold start: 200 concurrent calls cause exactly one refresh", async () =
   }
 });
 
+test("restart: the access token the authority cached in KV serves a new isolate's first call", async () => {
+  // The authority writes the grant to KV (with a TTL) before it answers;
+  // a new isolate finds it there without asking the authority or Xoxoday.
+  const { sb, dir } = await persistedToken();
+  await sb.admin("/counters/reset", {});
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  try {
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const [line] = await w.logsFor([r.headers["x-request-id"]]);
+    assert.equal(line.token, "kv", JSON.stringify(line));
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 0);
+    assert.equal(c.validate_calls, 0);
+  } finally {
+    await w.stop();
+  }
+});
+
 test("2. strict rotation + restart: the rotated token is used, the spent bootstrap never again", async () => {
   const { sb, dir } = await persistedToken({ rotation: "strict" });
   assert.equal((await sb.counters()).refresh_calls, 1);
