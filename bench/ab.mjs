@@ -1,6 +1,6 @@
 // Paired comparison of workers: is B (and C, ...) cheaper than A per request?
 //
-//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]
+//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/healthz] [--threads]
 //
 // Each target is a plumgate build directory (e.g. a copy of build/ taken
 // before a change), or the hand-written JS baseline: `js` as the bench runs
@@ -37,7 +37,7 @@ import { join } from "node:path";
 import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
 
 const { opt, positional } = cliArgs();
-const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
+const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
   "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog;\n" +
   "  append @entry to reach it through Miniflare's entry Worker";
 const targets = positional;
@@ -50,6 +50,9 @@ if (names.length < 2 || names.some((n) => n.startsWith("js") && !(n in JS_VARIAN
 }
 const PAIRS = Number(opt("--pairs", 12));
 const SECONDS = Number(opt("--seconds", 3));
+// Seconds of 8-connection load per target before the first round (token
+// cached, V8 has tiered up the hot code).
+const WARM = Number(opt("--warm", 2));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
 const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 
@@ -68,7 +71,7 @@ async function main(stops) {
   const load = (w) => PATH === "/healthz"
     ? { url: w.url + PATH, method: "GET" }
     : { url: w.url + PATH, body: BODY, auth: `Bearer ${key.key}` };
-  for (const w of workers) await wrk({ ...load(w), connections: 8, seconds: 2 }); // token cached, JIT warm
+  for (const w of workers) await wrk({ ...load(w), connections: 8, seconds: WARM }); // token cached, JIT warm
 
   const n = workers.length;
   const cpu = workers.map(() => []);
