@@ -1,6 +1,6 @@
 // Paired comparison of workers: is B (and C, ...) cheaper than A per request?
 //
-//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/healthz] [--threads]
+//   node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/v1/ops/getVouchers|/healthz] [--threads]
 //
 // Each target is a plumgate build directory (e.g. a copy of build/ taken
 // before a change), or the hand-written JS baseline: `js` as the bench runs
@@ -37,7 +37,7 @@ import { join } from "node:path";
 import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
 
 const { opt, positional } = cliArgs();
-const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/healthz] [--threads]\n" +
+const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/v1/ops/getVouchers|/healthz] [--threads]\n" +
   "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog;\n" +
   "  append @entry to reach it through Miniflare's entry Worker";
 const targets = positional;
@@ -54,7 +54,9 @@ const SECONDS = Number(opt("--seconds", 3));
 // cached, V8 has tiered up the hot code).
 const WARM = Number(opt("--warm", 2));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
-const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
+// getVouchers (--path /v1/ops/getVouchers): edge-cache hits after the
+// first call, the bench's catalog-hit row.
+const BODY = PATH.endsWith("/getVouchers") ? { limit: 10, page: 1 } : { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 
 
 async function main(stops) {
