@@ -33,6 +33,7 @@ use crate::runtime::{kv, promise};
 use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
+use plumgate_core::jsontext::from_text;
 use plumgate_core::logline::event;
 use plumgate_core::token::cache::{admin_answer, after_check, grant_of, joins_lookup, status_of, Checked, Source, JOIN_WAIT_MS};
 use plumgate_core::token::storage::{authority_name, kv_token_key};
@@ -135,7 +136,7 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
     }
     let _lead = Lead::start(now_ms());
     let account = cfg.account_id();
-    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| serde_json::from_str::<Grant>(&t).ok()) {
+    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| from_text::<Grant>(&t).ok()) {
         if g.usable(now_ms()) {
             remember(&g);
             return Ok((g, Source::Kv));

@@ -24,6 +24,7 @@ use crate::runtime::stub::{self, StubError};
 use crate::settings;
 use plumgate_core::audit;
 use plumgate_core::errors::ApiError;
+use plumgate_core::jsontext::from_text;
 use plumgate_core::keys::{self, Facts, KeyRecord};
 use plumgate_core::quota::{Counter, Hold, HoldChange, HoldState, Usage};
 use plumgate_core::registry::{self, Write};
@@ -223,7 +224,7 @@ impl KeyRegistry {
         }
         let mut records = Vec::new();
         for row in rows(&self.sql(), "SELECT record FROM keys ORDER BY json_extract(record, '$.created_at_ms'), id", vec![])? {
-            let rec: KeyRecord = serde_json::from_str(&text(row.first())).map_err(|_| worker::Error::from("a keys record cannot be read"))?;
+            let rec: KeyRecord = from_text(&text(row.first())).map_err(|_| worker::Error::from("a keys record cannot be read"))?;
             records.push(rec);
         }
         let loaded = (records.clone(), keys::version(&records));

@@ -103,7 +103,7 @@ impl CallerKeys {
     /// valid `{id, sha256, scopes}` entries, ids or hashes repeat, a scope is
     /// unknown, or the array is empty.
     pub fn parse(raw: &str) -> Result<CallerKeys, Vec<String>> {
-        let value: Value = serde_json::from_str(raw)
+        let value: Value = crate::jsontext::from_text(raw)
             .map_err(|_| vec!["GATEWAY_KEYS is not valid JSON".to_string()])?;
         let Value::Array(items) = value else {
             return Err(vec!["GATEWAY_KEYS must be a JSON array of {id, sha256, scopes}".into()]);

@@ -367,7 +367,7 @@ impl ApiError {
 
     /// The body in `style`.
     pub fn body_in(&self, style: ErrorStyle, request_id: &str) -> Value {
-        serde_json::from_str(&self.body_text(style, request_id)).unwrap_or_default()
+        crate::jsontext::from_text(&self.body_text(style, request_id)).unwrap_or_default()
     }
 
     /// The body in `style`, as the text sent: written straight from the

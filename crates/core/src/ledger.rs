@@ -283,7 +283,7 @@ pub enum Loaded {
 pub fn load(stored: Result<Option<String>, ()>) -> Loaded {
     match stored {
         Ok(None) => Loaded::None,
-        Ok(Some(text)) => serde_json::from_str(&text).map_or(Loaded::Unreadable, Loaded::Some),
+        Ok(Some(text)) => crate::jsontext::from_text(&text).map_or(Loaded::Unreadable, Loaded::Some),
         Err(()) => Loaded::Unreadable,
     }
 }

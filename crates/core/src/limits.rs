@@ -114,7 +114,7 @@ impl Budgets {
     /// not a whole number from 1 to [`MAX_BUDGET`].
     pub fn parse(text: &str) -> Result<Budgets, String> {
         const RULE: &str = "XOXODAY_RATE_LIMITS must be a JSON object of per-minute limits by operation name (whole numbers from 1 to 1000000)";
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|_| RULE.to_string())?;
+        let v: serde_json::Value = crate::jsontext::from_text(text).map_err(|_| RULE.to_string())?;
         let obj = v.as_object().ok_or_else(|| RULE.to_string())?;
         let mut out = Budgets::default();
         for (name, limit) in obj {

@@ -90,7 +90,7 @@ pub fn reconciliation(checked: &Record, f: &Finish) -> Option<Request> {
 
 /// The tells as stored (nothing, or something unreadable: none).
 pub fn load(stored: Option<String>) -> Vec<Tell> {
-    let Some(Value::Array(items)) = stored.and_then(|t| serde_json::from_str(&t).ok()) else { return Vec::new() };
+    let Some(Value::Array(items)) = stored.and_then(|t| crate::jsontext::from_text(&t).ok()) else { return Vec::new() };
     items
         .iter()
         .filter_map(|v| {

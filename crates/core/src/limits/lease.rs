@@ -129,7 +129,7 @@ pub fn penalise(state: &mut LimiterState, op: &str, observed: Observed, now_ms: 
 pub fn load(text: Option<&str>) -> (LimiterState, bool) {
     match text {
         None => (LimiterState::default(), true),
-        Some(t) => match serde_json::from_str(t) {
+        Some(t) => match crate::jsontext::from_text(t) {
             Ok(s) => (s, true),
             Err(_) => (LimiterState::default(), false),
         },

@@ -91,7 +91,7 @@ pub fn load_state(stored: Option<&Value>) -> Result<Option<AuthorityState>, Unre
         Some(Value::String(text)) => text,
         Some(_) => return Err(Unreadable { reason: "it is not JSON text".into() }),
     };
-    serde_json::from_str::<AuthorityState>(text).map(Some).map_err(|e| {
+    crate::jsontext::from_text::<AuthorityState>(text).map(Some).map_err(|e| {
         let kind = match e.classify() {
             serde_json::error::Category::Data => "a field has a type this version cannot read",
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "it is not valid JSON",
