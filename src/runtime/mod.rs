@@ -13,7 +13,7 @@
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
 //! | [`storage`] | a Durable Object's text values read and written with the runtime's `storage.get` / `put` | `worker`'s `Storage::get`/`put` convert through `serde-wasm-bindgen` (as `KvStore` does) |
 //! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
-//! | [`kv`] | the access-token cache's KV reads and writes (text, TTL) | `worker`'s `KvStore` goes through `serde-wasm-bindgen` for its options and values, which brought `f64` formatting into the wasm |
+//! | [`kv`] | the access-token cache's KV reads and writes (text, TTL) | `worker`'s `KvStore` goes through `serde-wasm-bindgen` for its options and values |
 //! | [`defer`] | work left for after the answer (`waitUntil`) | every caller hands over the same boxed future type, so `wait_until`'s promise glue is in the wasm once |
 //!
 //! What pins it: `wasm-bindgen` is pinned exactly (`=0.2.130` in

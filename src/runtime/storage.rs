@@ -3,8 +3,8 @@
 //! Every value plumgate keeps in object storage is JSON text it serialises
 //! itself (`serde_json`, with the core's types). workers-rs's
 //! `Storage::get::<T>` and `Storage::put::<T>` convert through
-//! `serde-wasm-bindgen`, which with [`super::kv`]'s counterpart brought that
-//! crate's (de)serializers and `f64` formatting into the wasm to move one
+//! `serde-wasm-bindgen`, which (with [`super::kv`]'s counterpart) compiled
+//! that crate's serializer and deserializer into the wasm to move one
 //! string. [`Storage::get_text`] and [`Storage::put_text`] call the
 //! runtime's `storage.get` / `storage.put` with a JS string instead.
 //! Everything else (alarms, `delete`, `delete_all`, SQL) is workers-rs's
