@@ -228,6 +228,27 @@ test("unreadable stored state is never overwritten: 503 misconfigured naming the
   JSON.parse(await readStored(file, "state"));
 });
 
+test("stored state that is not text at all is refused and left as it is", async () => {
+  // Every version writes the state as JSON text; a value of another type
+  // (a number here) is read as a storage failure: nothing served from it,
+  // nothing written over it.
+  const sb = await fresh();
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir }, async (w) => assert.equal((await op(w)).status, 200));
+  const { file } = await accountFile(dir);
+  await writeStored(file, "state", 42);
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    for (const r of [await call(w, "/v1/token", { method: "GET", key: keys.admin }), await forceRefresh(w)]) {
+      // As any storage failure: the authority is unavailable, not misconfigured.
+      assert.equal(r.status, 502, r.text);
+      assert.equal(r.json.error.message, "token storage unavailable");
+    }
+    await waitFor(() => w.jsonLogs().some((l) => l.event === "authority_storage_error"), { what: "the storage error line" });
+    assert.equal(w.jsonLogs().find((l) => l.event === "authority_storage_error").detail, "the stored value is not text");
+  });
+  assert.equal(await readStored(file, "state"), 42, "left untouched");
+});
+
 test("an old-format state and one with an unknown field load and keep their tokens", async () => {
   const sb = await fresh();
   const dir = newDir();
