@@ -13,21 +13,13 @@
 //
 // Loopback only; about 2.5 s per start; a hard stop ends it after 10 minutes.
 import { join } from "node:path";
-import { JS_VARIANTS, ROOT, makeKey, median, startSandbox, startTarget, cliArgs, runBounded } from "./lib.mjs";
+import { JS_VARIANTS, ROOT, makeKey, median, quantile, startSandbox, startTarget, cliArgs, runBounded } from "./lib.mjs";
 
 const { opt, positional } = cliArgs();
 const PAIRS = Number(opt("--pairs", 15));
 if (positional.length !== 2 || positional.some((n) => n.startsWith("js") && !(n in JS_VARIANTS)) || !(PAIRS >= 1)) {
   console.error("usage: node bench/cold.mjs A B [--pairs 15]\n  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog");
   process.exit(2);
-}
-
-/** The `q`-quantile of `xs` (linear between neighbours). */
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
 }
 
 async function main(stops) {

@@ -343,6 +343,12 @@ export function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** p-quantile (nearest rank) of `xs`. */
+export function quantile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+}
+
 export { sleep };
 
 /** `[pid, stat line]` of every process in process group `pgid`, from /proc. */

@@ -112,7 +112,6 @@ function summarize(data, pid) {
   return { samples, cats, leaves, crates };
 }
 
-
 async function main(stops) {
   ensurePerf();
   process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--perf-basic-prof"].filter(Boolean).join(" ");

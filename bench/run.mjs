@@ -41,7 +41,7 @@ import { cpus, totalmem, loadavg, release } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
-  BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, median, plumgateToml, run, sleep, startSandbox,
+  BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, median, quantile, plumgateToml, run, sleep, startSandbox,
   startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
 
@@ -462,12 +462,6 @@ async function underPenalty(sandbox, key, plain) {
   } finally {
     await w.stop();
   }
-}
-
-/** p-quantile (nearest rank) of `xs`. */
-function quantile(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
 }
 
 /** Time one sequential call; it must answer `want`. */

@@ -31,7 +31,6 @@ const SECONDS = Number(opt("--seconds", 5));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
 const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 
-
 /** Resident memory of each process in the worker's group, e.g. "node 278 MB, workerd 385 MB". */
 function memory(pgid) {
   return groupStats(pgid).map(([pid]) => {
