@@ -49,6 +49,7 @@
 //! reported (`src/tokens.rs`).
 
 use crate::http::{HttpAnswer, HttpRequest, NoAnswer};
+use crate::ops::decimal_text;
 use crate::secret::WebhookUrl;
 use crate::time::rfc3339;
 use crate::token::{AuthorityState, TokenPolicy};
@@ -238,13 +239,13 @@ pub fn observe_balance(state: &mut AuthorityState, seen: BalanceSeen, now_ms: i6
         return (true, None);
     }
     state.alert_balance_low = low;
+    let (seen_text, threshold_text) = (decimal_text(seen.value), decimal_text(threshold));
     let message = if low {
         format!(
-            "The Xoxoday wallet balance seen by plumgate is {}, below BALANCE_ALERT_BELOW ({threshold}): top it up before orders fail (PLE10010, insufficient balance).",
-            seen.value
+            "The Xoxoday wallet balance seen by plumgate is {seen_text}, below BALANCE_ALERT_BELOW ({threshold_text}): top it up before orders fail (PLE10010, insufficient balance)."
         )
     } else {
-        format!("The Xoxoday wallet balance seen by plumgate is back at {}, at or above BALANCE_ALERT_BELOW ({threshold}).", seen.value)
+        format!("The Xoxoday wallet balance seen by plumgate is back at {seen_text}, at or above BALANCE_ALERT_BELOW ({threshold_text}).")
     };
     let alert = Alert {
         condition: Condition::BalanceLow,

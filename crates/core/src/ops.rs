@@ -611,6 +611,21 @@ pub fn micros_text(micros: i64) -> String {
     }
 }
 
+/// A finite amount as decimal text for a message: to the millionth
+/// (`950.5`, `1000`, `0.1`), without `f64`'s `Display`, whose float-printing
+/// machinery is ~9 KB of wasm that only the balance alert's two messages
+/// used. From ±9·10⁹ up, where an `f64` no longer holds every millionth, it
+/// is rounded to a whole number, saturating at `i64`'s range.
+pub fn decimal_text(v: f64) -> String {
+    // Below 2⁵³ millionths every micro is exact.
+    const MICROS_EXACT: f64 = 9.0e9;
+    if v.abs() < MICROS_EXACT {
+        micros_text((v * 1e6).round() as i64)
+    } else {
+        (v.round() as i64).to_string()
+    }
+}
+
 /// The getOrderDetails `data` that looks an order up by its `poNumber`,
 /// used to reconcile a placeOrder whose outcome is unknown (timeout,
 /// transport error or 5xx; contract §5). It never resends the voucher email.

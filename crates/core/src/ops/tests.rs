@@ -1234,3 +1234,22 @@ fn openapi_keys_and_audit_match_the_code() {
         assert!(entry.get(name.as_str().unwrap()).is_some(), "{name}");
     }
 }
+
+#[test]
+fn decimal_text_writes_a_balance_as_people_read_it() {
+    for (v, want) in [
+        (950.5, "950.5"),
+        (1000.0, "1000"),
+        (0.1, "0.1"),
+        (0.1 + 0.2, "0.3"),
+        (-12.25, "-12.25"),
+        (0.0, "0"),
+        (1e-9, "0"),
+        (8_999_999_999.25, "8999999999.25"),
+        (12_345_678_901.5, "12345678902"),
+        (1e13, "10000000000000"),
+        (1e300, "9223372036854775807"),
+    ] {
+        assert_eq!(decimal_text(v), want, "{v:?}");
+    }
+}
