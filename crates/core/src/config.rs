@@ -252,8 +252,8 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
             None
         }
     });
-    let balance_alert_below = get("BALANCE_ALERT_BELOW").and_then(|v| match v.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 && n <= 1e12 => Some(n),
+    let balance_alert_below = get("BALANCE_ALERT_BELOW").and_then(|v| match crate::jsontext::number_from_text(&v) {
+        Some(n) if n > 0.0 && n <= 1e12 => Some(n),
         _ => {
             problems.push("BALANCE_ALERT_BELOW must be a number above 0 (an amount in the wallet's currency), or unset".into());
             None

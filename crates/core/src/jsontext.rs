@@ -14,6 +14,10 @@
 //! with `from_str` beside bytes read with `from_slice` put a second copy of
 //! each in the wasm (14 KB raw, 4.7 KB gzip). `clippy.toml` disallows
 //! `serde_json::from_str` outside tests.
+//!
+//! And the one way a number written as text is read ([`number_from_text`]):
+//! through the same reader, not `str::parse::<f64>`, whose float parser
+//! would add its own code and power-of-five tables to the wasm (14 KB gzip).
 
 use crate::ops::canonical::write_string;
 use serde::de::DeserializeOwned;
@@ -23,6 +27,48 @@ use std::fmt::{Display, Write};
 /// the module doc). The same result and errors as `serde_json::from_str`.
 pub fn from_text<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
+}
+
+/// A number written as text (`"950.50"`, `" -12 "`, `"1e3"`, `"025"`,
+/// `".5"`, `"5."`, `"+7"`): what `str::parse::<f64>` reads, apart from
+/// `inf` and `NaN`, read through [`from_text`] once it is a JSON number
+/// (no leading zeros, no bare dot, no `+`). `None` for anything else and for
+/// a value beyond `f64`.
+pub fn number_from_text(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (negative, unsigned) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let mut json = String::with_capacity(s.len() + 2);
+    if negative {
+        json.push('-');
+    }
+    let int = int.trim_start_matches('0');
+    json.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        json.push('.');
+        json.push_str(frac);
+    }
+    if let Some(e) = exponent {
+        let e_digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+        if e_digits.is_empty() || !digits(e_digits) {
+            return None;
+        }
+        json.push('e');
+        json.push_str(e);
+    }
+    from_text::<f64>(&json).ok().filter(|f| f.is_finite())
 }
 
 /// A JSON object being written; fields appear in the order added.
@@ -85,8 +131,22 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{quote, quote_or_null, Object};
+    use super::{number_from_text, quote, quote_or_null, Object};
     use serde_json::{json, Value};
+
+    #[test]
+    fn numbers_in_text_read_as_str_parse_reads_them() {
+        let cases = [
+            "950.50", " 950 ", "-12.25", "+7", "025", "0", "-0", ".5", "5.", "-.5", "1e3", "1E-2", "2.5e+2", "0.1",
+            "123456789.123456789", "9007199254740993", "1e308",
+        ];
+        for t in cases {
+            assert_eq!(number_from_text(t), t.trim().parse::<f64>().ok(), "{t:?}");
+        }
+        for t in ["", " ", ".", "-", "+", "e5", "1e", "1e+", "1.2.3", "1,000", "--1", "+-1", "0x10", "inf", "NaN", "1e400", "١٢"] {
+            assert_eq!(number_from_text(t), None, "{t:?}");
+        }
+    }
 
     #[test]
     fn writes_valid_json() {

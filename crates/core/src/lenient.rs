@@ -9,6 +9,7 @@
 //! Not here: the validation of what *callers* send (`ops`), whose rules are
 //! about accepting what Xoxoday accepts, not reading what it answers.
 
+use crate::jsontext::number_from_text;
 use crate::time::add_secs;
 use serde_json::{Map, Value};
 
@@ -19,7 +20,7 @@ pub fn lenient_i64(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => {
             let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+            s.parse::<i64>().ok().or_else(|| number_from_text(s).map(|f| f as i64))
         }
         _ => None,
     }
@@ -31,7 +32,7 @@ pub fn lenient_i64(v: &Value) -> Option<i64> {
 pub fn lenient_f64(v: &Value) -> Option<f64> {
     let n = match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
+        Value::String(s) => number_from_text(s),
         _ => None,
     };
     n.filter(|f| f.is_finite())
