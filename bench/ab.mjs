@@ -8,7 +8,8 @@
 // alone), `js:contract` calling upstream the way plumgate must (timeout, no
 // redirects, whole body read and scanned) instead of streaming it,
 // `js:full` also with row †'s request id, headers and long log line, and
-// `js:nolog` without its log line. Every target is reached on Miniflare's
+// `js:nolog` without its log line, `js:bindings` as `js` but started with
+// plumgate's Durable Object bindings (for bench/cold.mjs). Every target is reached on Miniflare's
 // direct socket, like the bench; `TARGET@entry` goes through Miniflare's
 // dev-only entry Worker instead, to price that layer.
 //
@@ -38,7 +39,7 @@ import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, med
 
 const { opt, positional } = cliArgs();
 const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/v1/ops/getVouchers|/healthz] [--threads]\n" +
-  "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog;\n" +
+  "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog | js:bindings;\n" +
   "  append @entry to reach it through Miniflare's entry Worker";
 const targets = positional;
 // `TARGET@entry`: reached through Miniflare's entry Worker instead of its

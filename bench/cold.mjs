@@ -18,7 +18,7 @@ import { JS_VARIANTS, ROOT, makeKey, median, quantile, startSandbox, startTarget
 const { opt, positional } = cliArgs();
 const PAIRS = Number(opt("--pairs", 15));
 if (positional.length !== 2 || positional.some((n) => n.startsWith("js") && !(n in JS_VARIANTS)) || !(PAIRS >= 1)) {
-  console.error("usage: node bench/cold.mjs A B [--pairs 15]\n  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog");
+  console.error("usage: node bench/cold.mjs A B [--pairs 15]\n  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog | js:bindings");
   process.exit(2);
 }
 

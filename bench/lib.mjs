@@ -124,10 +124,20 @@ export function plumgateToml(buildDir, { assets = true } = {}) {
   return toml;
 }
 
-/** The hand-written JS baseline's wrangler.toml, main made absolute. */
-export function jsWorkerToml() {
-  return readFileSync(join(ROOT, "bench/js-worker/wrangler.toml"), "utf8")
+/**
+ * The hand-written JS baseline's wrangler.toml, main made absolute. With
+ * `bindings`, plumgate's own Durable Object bindings, migrations and cron
+ * trigger are added (taken from wrangler.toml; worker.js exports stub
+ * classes for them): the cold-start row that prices what those bindings
+ * cost any Worker, apart from the wasm.
+ */
+export function jsWorkerToml({ bindings = false } = {}) {
+  const toml = readFileSync(join(ROOT, "bench/js-worker/wrangler.toml"), "utf8")
     .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, "bench/js-worker/worker.js"))}`);
+  if (!bindings) return toml;
+  const block = readFileSync(join(ROOT, "wrangler.toml"), "utf8").match(/^\[durable_objects\][\s\S]*?(?=^\[assets\])/m);
+  if (!block) throw new Error("could not find the [durable_objects] … [triggers] block in wrangler.toml");
+  return `${toml}\n${block[0]}`;
 }
 
 /** The hand-written JS Worker's variants (bench/js-worker/worker.js): the vars each sets. */
@@ -137,6 +147,8 @@ export const JS_VARIANTS = {
   "js:contract": { BENCH_UPSTREAM: "contract" },
   "js:full": { BENCH_UPSTREAM: "contract", BENCH_LOG: "long" },
   "js:nolog": { BENCH_LOG: "off" },
+  // As `js`, started with plumgate's Durable Object bindings (jsWorkerToml).
+  "js:bindings": {},
 };
 
 /**
@@ -158,7 +170,7 @@ export async function startTarget(sandbox, name, key, { viaEntry = false } = {})
   const js = name in JS_VARIANTS;
   if (js) Object.assign(vars, { CALLER_KEY_SHA256: key.sha256 }, JS_VARIANTS[name]);
   else Object.assign(vars, { GATEWAY_KEYS: JSON.stringify([key.entry]), XOXODAY_RATE_LIMITS: BENCH_RATE_LIMITS });
-  const toml = js ? jsWorkerToml() : plumgateToml(resolve(name), { assets: false });
+  const toml = js ? jsWorkerToml({ bindings: name === "js:bindings" }) : plumgateToml(resolve(name), { assets: false });
   const w = await startWorkerd({ toml, persistDir, vars, viaEntry });
   return { ...w, stop: async () => { await w.stop(); cleanup(persistDir); } };
 }

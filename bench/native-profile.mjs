@@ -3,7 +3,7 @@
 //   node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20]
 //
 // Targets as in bench/ab.mjs (a plumgate build directory, or js | js:none |
-// js:contract | js:full | js:nolog); default: build js js:full. For each, one
+// js:contract | js:full | js:nolog | js:bindings); default: build js js:full. For each, one
 // after the other: start it in local workerd (direct socket, no [assets]),
 // warm it (--warm seconds at 8 connections), then record workerd with Linux
 // `perf` (call stacks, --freq Hz) while wrk drives 32 connections for

@@ -23,7 +23,7 @@ const { opt, positional } = cliArgs();
 const target = positional[0];
 if (!target || (target.startsWith("js") && !(target in JS_VARIANTS))) {
   console.error("usage: node bench/soak.mjs TARGET [--rounds 10] [--seconds 5] [--path /v1/ops/getOrderHistory|/healthz|/__noop]\n" +
-    "  TARGET: a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog");
+    "  TARGET: a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog | js:bindings");
   process.exit(2);
 }
 const ROUNDS = Number(opt("--rounds", 10));

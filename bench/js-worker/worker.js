@@ -97,6 +97,18 @@ async function bearer(env) {
   return token.access;
 }
 
+// Stubs for plumgate's four Durable Object classes, bound only when the
+// bench starts this Worker with plumgate's bindings (lib.mjs jsWorkerToml,
+// target `js:bindings`): the cold-start row that separates what the
+// bindings cost from what the wasm costs. Never called.
+class DurableStub {
+  fetch() { return new Response(null, { status: 501 }); }
+}
+export class TokenAuthority extends DurableStub {}
+export class OrderLedger extends DurableStub {}
+export class RateLimiter extends DurableStub {}
+export class KeyRegistry extends DurableStub {}
+
 export default {
   async fetch(request, env) {
     const start = Date.now();
