@@ -50,6 +50,7 @@
 pub mod adopt;
 pub mod cache;
 pub mod check;
+mod decode;
 pub mod refresh;
 pub mod run;
 pub mod serve;
@@ -66,7 +67,9 @@ use crate::errors::ApiError;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::time::{rfc3339, secs_to_ms, secs_until};
 use crate::wire::authority::TokenStatus;
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// Access-token lifetime assumed when an answer gives none (15 days, the
 /// documented Reward API lifetime).
@@ -122,7 +125,8 @@ impl Default for TokenPolicy {
 
 /// The access token currently held. Only `token` is required when stored
 /// state is read: a slot without a token is no slot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct AccessSlot {
     /// The token.
     pub token: AccessToken,
@@ -139,7 +143,8 @@ pub struct AccessSlot {
 }
 
 /// The refresh token currently held. Never leaves the authority.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct RefreshSlot {
     /// The token.
     pub token: RefreshToken,
@@ -161,7 +166,12 @@ pub struct RefreshSlot {
 /// them would cost the worker's wasm ~2 KB gzip, and none of them can hold
 /// the token pair, which lives in fields every version knows). State that
 /// still cannot be read is never replaced: see [`storage::load_state`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// Read by hand in `decode` (the derive's reader was 15.9 KB of wasm), with
+/// the same rules; this struct and its two slots derive `Deserialize` only
+/// for the test that holds `decode` to them.
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 #[serde(default)]
 pub struct AuthorityState {
     /// Current access token.

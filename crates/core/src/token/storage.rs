@@ -29,6 +29,7 @@
 //! upgrade would restart from the bootstrap token, which the old authority
 //! has long rotated away, and end in `reauth_required`.
 
+use super::decode::Bad;
 use super::AuthorityState;
 use crate::wire::authority::Reply;
 use serde_json::Value;
@@ -91,13 +92,18 @@ pub fn load_state(stored: Option<&Value>) -> Result<Option<AuthorityState>, Unre
         Some(Value::String(text)) => text,
         Some(_) => return Err(Unreadable { reason: "it is not JSON text".into() }),
     };
-    crate::jsontext::from_text::<AuthorityState>(text).map(Some).map_err(|e| {
+    let json: Value = crate::jsontext::from_text(text).map_err(|e| {
         let kind = match e.classify() {
-            serde_json::error::Category::Data => "a field has a type this version cannot read",
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "it is not valid JSON",
             serde_json::error::Category::Io => "it could not be read",
+            _ => "it is not valid JSON",
         };
         Unreadable { reason: format!("{kind} (line {}, column {})", e.line(), e.column()) }
+    })?;
+    super::decode::state(&json).map(Some).map_err(|bad| Unreadable {
+        reason: match bad {
+            Bad::NotAnObject => "it is not a JSON object".into(),
+            Bad::Field(k) => format!("a field has a type this version cannot read (`{k}`)"),
+        },
     })
 }
 

@@ -1,0 +1,278 @@
+//! Reading the token authority's stored state ([`AuthorityState`]) from its
+//! JSON text, field by field, over the `serde_json::Value` reader that every
+//! request body already goes through.
+//!
+//! Why not serde's derive: for this 36-field struct (and its two slots) the
+//! derive compiled to one 15.9 KB function of the worker's wasm, ~5 KB of
+//! it gzipped (BENCHMARKS.md, "What the wasm holds"). The state is written
+//! with the derived `Serialize`, which is small; only reading is by hand.
+//!
+//! The rules are the derive's with `#[serde(default)]`, and a host test
+//! holds this reader to the derive (kept for tests only) on every field
+//! with every kind of wrong value:
+//! - a missing field takes its default; a field this version does not know
+//!   is ignored (forward and backward compatible, `token.rs`);
+//! - `null` is `None` for an `Option` field and a type error for any other;
+//! - a value of the wrong type, an integer out of its type's range, or a
+//!   float where an integer belongs is an error that names the field;
+//! - a slot (`access`, `refresh`) without its `token` string is an error.
+//!
+//! Two shapes plumgate never writes are read differently: a repeated key
+//! (the derive refuses it; here the last one wins), and an array where the
+//! state or a slot belongs (the derive reads it by position; here it is
+//! refused, so the stored text is left untouched like any unreadable one).
+//!
+//! Adding a field to [`AuthorityState`]: read it in [`state`] too. The test
+//! `the_reader_agrees_with_serdes_derive` fails until it is (a wrong-typed
+//! value of the new field would be refused by the derive and ignored here).
+
+use super::{AccessSlot, AuthorityState, RefreshSlot};
+use crate::secret::{AccessToken, RefreshToken};
+use serde_json::{Map, Value};
+
+/// Why a state text cannot be read: the field, or the whole text.
+pub(super) enum Bad {
+    /// Not a JSON object.
+    NotAnObject,
+    /// This field's value has a type this version cannot read.
+    Field(&'static str),
+}
+
+type Fields = Map<String, Value>;
+
+/// `k` read by `read` (which answers `None` for a value of the wrong type),
+/// or its default when missing.
+fn get<T: Default>(o: &Fields, k: &'static str, read: fn(&Value) -> Option<T>) -> Result<T, Bad> {
+    match o.get(k) {
+        None => Ok(T::default()),
+        Some(v) => read(v).ok_or(Bad::Field(k)),
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+fn count(v: &Value) -> Option<u64> {
+    v.as_u64()
+}
+
+fn small_count(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn flag(v: &Value) -> Option<bool> {
+    v.as_bool()
+}
+
+fn opt_int(v: &Value) -> Option<Option<i64>> {
+    if v.is_null() {
+        Some(None)
+    } else {
+        v.as_i64().map(Some)
+    }
+}
+
+fn opt_text(v: &Value) -> Option<Option<String>> {
+    match v {
+        Value::Null => Some(None),
+        Value::String(s) => Some(Some(s.clone())),
+        _ => None,
+    }
+}
+
+fn texts(v: &Value) -> Option<Vec<String>> {
+    v.as_array()?.iter().map(|e| e.as_str().map(str::to_owned)).collect()
+}
+
+fn ints(v: &Value) -> Option<Vec<i64>> {
+    v.as_array()?.iter().map(Value::as_i64).collect()
+}
+
+/// A slot's `token`, which it cannot be without.
+fn token(o: &Fields) -> Option<String> {
+    o.get("token")?.as_str().map(str::to_owned)
+}
+
+/// An optional slot: `null` is none, an object is read by `read`.
+fn slot<T>(v: &Value, read: fn(&Fields) -> Option<T>) -> Option<Option<T>> {
+    match v {
+        Value::Null => Some(None),
+        Value::Object(o) => read(o).map(Some),
+        _ => None,
+    }
+}
+
+fn access(v: &Value) -> Option<Option<AccessSlot>> {
+    slot(v, |o| {
+        Some(AccessSlot {
+            token: AccessToken::new(token(o)?),
+            expires_at_ms: get(o, "expires_at_ms", int).ok()?,
+            obtained_at_ms: get(o, "obtained_at_ms", int).ok()?,
+            rejected: get(o, "rejected", flag).ok()?,
+        })
+    })
+}
+
+fn refresh(v: &Value) -> Option<Option<RefreshSlot>> {
+    slot(v, |o| {
+        Some(RefreshSlot {
+            token: RefreshToken::new(token(o)?),
+            expires_at_ms: get(o, "expires_at_ms", int).ok()?,
+            expiry_known: get(o, "expiry_known", flag).ok()?,
+        })
+    })
+}
+
+/// The state in `v` (the stored text, read as JSON).
+pub(super) fn state(v: &Value) -> Result<AuthorityState, Bad> {
+    let o = v.as_object().ok_or(Bad::NotAnObject)?;
+    Ok(AuthorityState {
+        access: get(o, "access", access)?,
+        refresh: get(o, "refresh", refresh)?,
+        reauth_reason: get(o, "reauth_reason", opt_text)?,
+        adopted_bootstrap_fp: get(o, "adopted_bootstrap_fp", opt_text)?,
+        adopted_access_fp: get(o, "adopted_access_fp", opt_text)?,
+        spent_refresh_fps: get(o, "spent_refresh_fps", texts)?,
+        refresh_count: get(o, "refresh_count", count)?,
+        last_refresh_at_ms: get(o, "last_refresh_at_ms", opt_int)?,
+        last_error: get(o, "last_error", opt_text)?,
+        last_error_at_ms: get(o, "last_error_at_ms", opt_int)?,
+        consecutive_failures: get(o, "consecutive_failures", small_count)?,
+        next_attempt_at_ms: get(o, "next_attempt_at_ms", opt_int)?,
+        jitter: get(o, "jitter", number)?,
+        penalty_until_ms: get(o, "penalty_until_ms", opt_int)?,
+        credentials_rejected_fp: get(o, "credentials_rejected_fp", opt_text)?,
+        last_check_fp: get(o, "last_check_fp", opt_text)?,
+        last_check_at_ms: get(o, "last_check_at_ms", opt_int)?,
+        last_check_result: get(o, "last_check_result", opt_text)?,
+        confirmed_rejections_ms: get(o, "confirmed_rejections_ms", ints)?,
+        retired_to: get(o, "retired_to", opt_text)?,
+        retired_at_ms: get(o, "retired_at_ms", opt_int)?,
+        alert_condition: get(o, "alert_condition", opt_text)?,
+        alert_balance_low: get(o, "alert_balance_low", flag)?,
+        alert_balance_seen_at_ms: get(o, "alert_balance_seen_at_ms", opt_int)?,
+        alert_outbox: get(o, "alert_outbox", texts)?,
+        alert_attempts: get(o, "alert_attempts", small_count)?,
+        alert_next_at_ms: get(o, "alert_next_at_ms", opt_int)?,
+        alert_head_since_ms: get(o, "alert_head_since_ms", opt_int)?,
+        alert_error: get(o, "alert_error", opt_text)?,
+        alert_last_event: get(o, "alert_last_event", opt_text)?,
+        alert_last_state: get(o, "alert_last_state", opt_text)?,
+        alert_last_at_ms: get(o, "alert_last_at_ms", opt_int)?,
+        alert_last_delivered: get(o, "alert_last_delivered", flag)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The derive's reading, as JSON (`None`: refused).
+    fn by_derive(text: &str) -> Option<Value> {
+        crate::jsontext::from_text::<AuthorityState>(text).ok().map(|s| serde_json::to_value(s).unwrap())
+    }
+
+    /// This module's reading, as JSON (`None`: refused).
+    fn by_hand(text: &str) -> Option<Value> {
+        let v: Value = crate::jsontext::from_text(text).ok()?;
+        state(&v).ok().map(|s| serde_json::to_value(s).unwrap())
+    }
+
+    /// A state with every field away from its default.
+    fn full() -> Value {
+        json!({
+            "access": {"token": "at-1", "expires_at_ms": 1_796_922_582_000_i64, "obtained_at_ms": 1_795_626_582_000_i64, "rejected": true},
+            "refresh": {"token": "rt-1", "expires_at_ms": 1_798_218_582_000_i64, "expiry_known": true},
+            "reauth_reason": "r", "adopted_bootstrap_fp": "b", "adopted_access_fp": "a",
+            "spent_refresh_fps": ["s1", "s2"], "refresh_count": 7, "last_refresh_at_ms": 5,
+            "last_error": "e", "last_error_at_ms": 6, "consecutive_failures": 2, "next_attempt_at_ms": 8,
+            "jitter": 0.25, "penalty_until_ms": 9, "credentials_rejected_fp": "c", "last_check_fp": "f",
+            "last_check_at_ms": 10, "last_check_result": "ok", "confirmed_rejections_ms": [1, 2],
+            "retired_to": "x", "retired_at_ms": 11, "alert_condition": "token_reauth_required",
+            "alert_balance_low": true, "alert_balance_seen_at_ms": 12, "alert_outbox": ["{}"],
+            "alert_attempts": 3, "alert_next_at_ms": 13, "alert_head_since_ms": 14, "alert_error": "w",
+            "alert_last_event": "v", "alert_last_state": "u", "alert_last_at_ms": 15, "alert_last_delivered": true,
+        })
+    }
+
+    /// Values of every JSON kind, and numbers at each type's edges.
+    fn odd_values() -> Vec<Value> {
+        vec![
+            json!(null), json!("x"), json!(""), json!(0), json!(1), json!(-1), json!(1.5), json!(2.0),
+            json!(true), json!(false), json!([]), json!({}), json!(["a"]), json!([1]), json!([null]),
+            json!(4_294_967_295_u64), json!(4_294_967_296_u64), json!(i64::MAX), json!(u64::MAX), json!(1e20),
+        ]
+    }
+
+    #[test]
+    fn the_reader_agrees_with_serdes_derive() {
+        let full = full();
+        let mut texts = vec![full.to_string(), "{}".to_string(), json!({"newer_field": [1, {"a": 2}]}).to_string()];
+        // Every field the derive writes (a new field included), and every
+        // field of both slots, missing and set to each odd value.
+        let written = serde_json::to_value(AuthorityState::default()).unwrap();
+        let fields: Vec<String> = written.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(fields.len(), full.as_object().unwrap().len(), "full() sets every field");
+        for k in &fields {
+            let mut t = full.clone();
+            t.as_object_mut().unwrap().remove(k);
+            texts.push(t.to_string());
+            for v in odd_values() {
+                // An array for a slot: the derive reads it by position,
+                // this reader refuses it (module doc); checked below.
+                if (k == "access" || k == "refresh") && v.is_array() {
+                    let mut t = full.clone();
+                    t[k] = v;
+                    assert_eq!(by_hand(&t.to_string()), None, "{t}");
+                    continue;
+                }
+                let mut t = full.clone();
+                t[k] = v;
+                texts.push(t.to_string());
+            }
+        }
+        for (slot, keys) in [("access", &["token", "expires_at_ms", "obtained_at_ms", "rejected"][..]), ("refresh", &["token", "expires_at_ms", "expiry_known"][..])] {
+            for k in keys {
+                let mut t = full.clone();
+                t[slot].as_object_mut().unwrap().remove(*k);
+                texts.push(t.to_string());
+                for v in odd_values() {
+                    let mut t = full.clone();
+                    t[slot][*k] = v;
+                    texts.push(t.to_string());
+                }
+            }
+            let mut t = full.clone();
+            t[slot]["unknown"] = json!(1);
+            texts.push(t.to_string());
+        }
+        let (mut read, mut refused) = (0, 0);
+        for text in &texts {
+            let want = by_derive(text);
+            assert_eq!(by_hand(text), want, "{text}");
+            if want.is_some() { read += 1 } else { refused += 1 }
+        }
+        // Both outcomes were exercised, many times each.
+        assert!(read > 100 && refused > 300, "{read} read, {refused} refused");
+        assert_eq!(by_hand(&full.to_string()), Some(full), "every field read back");
+    }
+
+    #[test]
+    fn a_refusal_names_the_field_or_the_text() {
+        let bad = |text: &str| match state(&crate::jsontext::from_text::<Value>(text).unwrap()) {
+            Err(Bad::Field(k)) => k.to_string(),
+            Err(Bad::NotAnObject) => "not an object".into(),
+            Ok(_) => "read".into(),
+        };
+        assert_eq!(bad(r#"{"refresh_count": "7"}"#), "refresh_count");
+        assert_eq!(bad(r#"{"refresh": {"expires_at_ms": 1}}"#), "refresh");
+        assert_eq!(bad(r#"[1, 2]"#), "not an object");
+        assert_eq!(bad(r#"{"refresh": null, "extra": 1}"#), "read");
+    }
+}
