@@ -76,7 +76,9 @@ use crate::lenient::lenient_i64;
 use crate::ops::Operation;
 use crate::upstream::{api_penalty, is_plum_success, Observed};
 use crate::wire::ledger::{Fate, Outcome};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Storage key of the record.
@@ -115,7 +117,8 @@ pub const MAX_BACKOFF_MS: i64 = 900_000;
 pub const LOST_CALL_GRACE_MS: i64 = 30_000;
 
 /// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 #[serde(rename_all = "lowercase")]
 pub enum RecordState {
     /// Written before Xoxoday is called; the outcome is not known yet.
@@ -125,7 +128,8 @@ pub enum RecordState {
 }
 
 /// Xoxoday's own refusal, kept while plumgate checks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Refused {
     /// Xoxoday's status.
     pub status: u16,
@@ -136,8 +140,11 @@ pub struct Refused {
 /// What the ledger keeps per `poNumber` (storage key [`RECORD_KEY`], JSON
 /// text; `docs/storage.md`). Every field after `reconciled` came with
 /// reconciliation by alarm and has a default, so a record of the previous
-/// version reads (its `pending` is checked as if just sent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// version reads (its `pending` is checked as if just sent). Read by hand
+/// ([`load`]); `Deserialize` is derived for the test that holds that reader
+/// to the derive's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Record {
     /// `ops::order_fingerprint` of the order body.
     pub fingerprint: String,
@@ -283,9 +290,42 @@ pub enum Loaded {
 pub fn load(stored: Result<Option<String>, ()>) -> Loaded {
     match stored {
         Ok(None) => Loaded::None,
-        Ok(Some(text)) => crate::jsontext::from_text(&text).map_or(Loaded::Unreadable, Loaded::Some),
+        Ok(Some(text)) => crate::jsontext::from_text::<Value>(&text).ok().and_then(|v| record(&v)).map_or(Loaded::Unreadable, Loaded::Some),
         Err(()) => Loaded::Unreadable,
     }
+}
+
+/// A [`Record`] from its JSON, field by field ([`crate::stored`]: serde's
+/// derive compiled to 7.8 KB of wasm here); `None` when it cannot be read.
+/// The derive's rules, held to them by a test (`ledger/tests.rs`); unlike
+/// it, a repeated key is not refused (the last wins), and `state` in the
+/// map form `{"pending": null}` is.
+fn record(v: &Value) -> Option<Record> {
+    use crate::stored::{get, int, need, slot, small_count, status, text};
+    let o = v.as_object()?;
+    let state = |v: &Value| match v.as_str()? {
+        "pending" => Some(RecordState::Pending),
+        "done" => Some(RecordState::Done),
+        _ => None,
+    };
+    let refused = |v: &Value| {
+        slot(v, |o| Some(Refused { status: need(o, "status", status)?, body: need(o, "body", text)? }))
+    };
+    Some(Record {
+        fingerprint: need(o, "fingerprint", text)?,
+        state: need(o, "state", state)?,
+        status: need(o, "status", status)?,
+        body: need(o, "body", text)?,
+        reconciled: need(o, "reconciled", Value::as_bool)?,
+        sent_at_ms: get(o, "sent_at_ms", int).ok()?,
+        done_at_ms: get(o, "done_at_ms", int).ok()?,
+        why: get(o, "why", text).ok()?,
+        refused: get(o, "refused", refused).ok()?,
+        checks: get(o, "checks", small_count).ok()?,
+        not_found: get(o, "not_found", small_count).ok()?,
+        next_check_at_ms: get(o, "next_check_at_ms", int).ok()?,
+        order: o.get("order").cloned().unwrap_or_default(),
+    })
 }
 
 /// The error for an unreadable record.

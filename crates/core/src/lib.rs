@@ -27,6 +27,8 @@
 //!   [`limits`] (`RateLimiter`: Xoxoday's budgets and penalties).
 //! - [`edge`]: the edge cache's rules (its byte-bounded LRU, freshness and
 //!   stale copies).
+//! - `stored`: reading a stored JSON object field by field (the token
+//!   state, the order record), smaller in the wasm than serde's derive.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Tests read JSON any way they like; `clippy.toml`'s one-reader rule is
@@ -53,6 +55,7 @@ pub mod quota;
 pub mod registry;
 pub mod route;
 pub mod secret;
+mod stored;
 pub mod time;
 pub mod token;
 pub mod upstream;

@@ -1,6 +1,5 @@
 //! Reading the token authority's stored state ([`AuthorityState`]) from its
-//! JSON text, field by field, over the `serde_json::Value` reader that every
-//! request body already goes through.
+//! JSON text, field by field, with the readers of [`crate::stored`].
 //!
 //! Why not serde's derive: for this 36-field struct (and its two slots) the
 //! derive compiled to one 15.9 KB function of the worker's wasm, ~5 KB of
@@ -28,7 +27,8 @@
 
 use super::{AccessSlot, AuthorityState, RefreshSlot};
 use crate::secret::{AccessToken, RefreshToken};
-use serde_json::{Map, Value};
+use crate::stored::{count, flag, get, int, ints, need, number, opt_int, opt_text, slot, small_count, text, texts};
+use serde_json::Value;
 
 /// Why a state text cannot be read: the field, or the whole text.
 pub(super) enum Bad {
@@ -38,79 +38,16 @@ pub(super) enum Bad {
     Field(&'static str),
 }
 
-type Fields = Map<String, Value>;
-
-/// `k` read by `read` (which answers `None` for a value of the wrong type),
-/// or its default when missing.
-fn get<T: Default>(o: &Fields, k: &'static str, read: fn(&Value) -> Option<T>) -> Result<T, Bad> {
-    match o.get(k) {
-        None => Ok(T::default()),
-        Some(v) => read(v).ok_or(Bad::Field(k)),
-    }
-}
-
-fn int(v: &Value) -> Option<i64> {
-    v.as_i64()
-}
-
-fn count(v: &Value) -> Option<u64> {
-    v.as_u64()
-}
-
-fn small_count(v: &Value) -> Option<u32> {
-    v.as_u64().and_then(|n| u32::try_from(n).ok())
-}
-
-fn number(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn flag(v: &Value) -> Option<bool> {
-    v.as_bool()
-}
-
-fn opt_int(v: &Value) -> Option<Option<i64>> {
-    if v.is_null() {
-        Some(None)
-    } else {
-        v.as_i64().map(Some)
-    }
-}
-
-fn opt_text(v: &Value) -> Option<Option<String>> {
-    match v {
-        Value::Null => Some(None),
-        Value::String(s) => Some(Some(s.clone())),
-        _ => None,
-    }
-}
-
-fn texts(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?.iter().map(|e| e.as_str().map(str::to_owned)).collect()
-}
-
-fn ints(v: &Value) -> Option<Vec<i64>> {
-    v.as_array()?.iter().map(Value::as_i64).collect()
-}
-
-/// A slot's `token`, which it cannot be without.
-fn token(o: &Fields) -> Option<String> {
-    o.get("token")?.as_str().map(str::to_owned)
-}
-
-/// An optional slot: `null` is none, an object is read by `read`.
-fn slot<T>(v: &Value, read: fn(&Fields) -> Option<T>) -> Option<Option<T>> {
-    match v {
-        Value::Null => Some(None),
-        Value::Object(o) => read(o).map(Some),
-        _ => None,
+impl From<&'static str> for Bad {
+    fn from(field: &'static str) -> Bad {
+        Bad::Field(field)
     }
 }
 
 fn access(v: &Value) -> Option<Option<AccessSlot>> {
     slot(v, |o| {
         Some(AccessSlot {
-            token: AccessToken::new(token(o)?),
+            token: AccessToken::new(need(o, "token", text)?),
             expires_at_ms: get(o, "expires_at_ms", int).ok()?,
             obtained_at_ms: get(o, "obtained_at_ms", int).ok()?,
             rejected: get(o, "rejected", flag).ok()?,
@@ -121,7 +58,7 @@ fn access(v: &Value) -> Option<Option<AccessSlot>> {
 fn refresh(v: &Value) -> Option<Option<RefreshSlot>> {
     slot(v, |o| {
         Some(RefreshSlot {
-            token: RefreshToken::new(token(o)?),
+            token: RefreshToken::new(need(o, "token", text)?),
             expires_at_ms: get(o, "expires_at_ms", int).ok()?,
             expiry_known: get(o, "expiry_known", flag).ok()?,
         })
