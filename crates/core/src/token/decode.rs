@@ -66,43 +66,47 @@ fn refresh(v: &Value) -> Option<Option<RefreshSlot>> {
 }
 
 /// The state in `v` (the stored text, read as JSON).
+#[allow(clippy::field_reassign_with_default)] // on purpose: see the comment inside
 pub(super) fn state(v: &Value) -> Result<AuthorityState, Bad> {
     let o = v.as_object().ok_or(Bad::NotAnObject)?;
-    Ok(AuthorityState {
-        access: get(o, "access", access)?,
-        refresh: get(o, "refresh", refresh)?,
-        reauth_reason: get(o, "reauth_reason", opt_text)?,
-        adopted_bootstrap_fp: get(o, "adopted_bootstrap_fp", opt_text)?,
-        adopted_access_fp: get(o, "adopted_access_fp", opt_text)?,
-        spent_refresh_fps: get(o, "spent_refresh_fps", texts)?,
-        refresh_count: get(o, "refresh_count", count)?,
-        last_refresh_at_ms: get(o, "last_refresh_at_ms", opt_int)?,
-        last_error: get(o, "last_error", opt_text)?,
-        last_error_at_ms: get(o, "last_error_at_ms", opt_int)?,
-        consecutive_failures: get(o, "consecutive_failures", small_count)?,
-        next_attempt_at_ms: get(o, "next_attempt_at_ms", opt_int)?,
-        jitter: get(o, "jitter", number)?,
-        penalty_until_ms: get(o, "penalty_until_ms", opt_int)?,
-        credentials_rejected_fp: get(o, "credentials_rejected_fp", opt_text)?,
-        last_check_fp: get(o, "last_check_fp", opt_text)?,
-        last_check_at_ms: get(o, "last_check_at_ms", opt_int)?,
-        last_check_result: get(o, "last_check_result", opt_text)?,
-        confirmed_rejections_ms: get(o, "confirmed_rejections_ms", ints)?,
-        retired_to: get(o, "retired_to", opt_text)?,
-        retired_at_ms: get(o, "retired_at_ms", opt_int)?,
-        alert_condition: get(o, "alert_condition", opt_text)?,
-        alert_balance_low: get(o, "alert_balance_low", flag)?,
-        alert_balance_seen_at_ms: get(o, "alert_balance_seen_at_ms", opt_int)?,
-        alert_outbox: get(o, "alert_outbox", texts)?,
-        alert_attempts: get(o, "alert_attempts", small_count)?,
-        alert_next_at_ms: get(o, "alert_next_at_ms", opt_int)?,
-        alert_head_since_ms: get(o, "alert_head_since_ms", opt_int)?,
-        alert_error: get(o, "alert_error", opt_text)?,
-        alert_last_event: get(o, "alert_last_event", opt_text)?,
-        alert_last_state: get(o, "alert_last_state", opt_text)?,
-        alert_last_at_ms: get(o, "alert_last_at_ms", opt_int)?,
-        alert_last_delivered: get(o, "alert_last_delivered", flag)?,
-    })
+    // Filled in place, not as one struct literal: a literal makes every `?`
+    // drop the fields read before it one by one (277 drop calls, ~11 KB of
+    // wasm); here each refusal drops one half-filled state.
+    let mut s = AuthorityState::default();
+    s.access = get(o, "access", access)?;
+    s.refresh = get(o, "refresh", refresh)?;
+    s.reauth_reason = get(o, "reauth_reason", opt_text)?;
+    s.adopted_bootstrap_fp = get(o, "adopted_bootstrap_fp", opt_text)?;
+    s.adopted_access_fp = get(o, "adopted_access_fp", opt_text)?;
+    s.spent_refresh_fps = get(o, "spent_refresh_fps", texts)?;
+    s.refresh_count = get(o, "refresh_count", count)?;
+    s.last_refresh_at_ms = get(o, "last_refresh_at_ms", opt_int)?;
+    s.last_error = get(o, "last_error", opt_text)?;
+    s.last_error_at_ms = get(o, "last_error_at_ms", opt_int)?;
+    s.consecutive_failures = get(o, "consecutive_failures", small_count)?;
+    s.next_attempt_at_ms = get(o, "next_attempt_at_ms", opt_int)?;
+    s.jitter = get(o, "jitter", number)?;
+    s.penalty_until_ms = get(o, "penalty_until_ms", opt_int)?;
+    s.credentials_rejected_fp = get(o, "credentials_rejected_fp", opt_text)?;
+    s.last_check_fp = get(o, "last_check_fp", opt_text)?;
+    s.last_check_at_ms = get(o, "last_check_at_ms", opt_int)?;
+    s.last_check_result = get(o, "last_check_result", opt_text)?;
+    s.confirmed_rejections_ms = get(o, "confirmed_rejections_ms", ints)?;
+    s.retired_to = get(o, "retired_to", opt_text)?;
+    s.retired_at_ms = get(o, "retired_at_ms", opt_int)?;
+    s.alert_condition = get(o, "alert_condition", opt_text)?;
+    s.alert_balance_low = get(o, "alert_balance_low", flag)?;
+    s.alert_balance_seen_at_ms = get(o, "alert_balance_seen_at_ms", opt_int)?;
+    s.alert_outbox = get(o, "alert_outbox", texts)?;
+    s.alert_attempts = get(o, "alert_attempts", small_count)?;
+    s.alert_next_at_ms = get(o, "alert_next_at_ms", opt_int)?;
+    s.alert_head_since_ms = get(o, "alert_head_since_ms", opt_int)?;
+    s.alert_error = get(o, "alert_error", opt_text)?;
+    s.alert_last_event = get(o, "alert_last_event", opt_text)?;
+    s.alert_last_state = get(o, "alert_last_state", opt_text)?;
+    s.alert_last_at_ms = get(o, "alert_last_at_ms", opt_int)?;
+    s.alert_last_delivered = get(o, "alert_last_delivered", flag)?;
+    Ok(s)
 }
 
 #[cfg(test)]
