@@ -178,7 +178,7 @@ fn cached(c: Cached, state: &str) -> Response {
 
 /// Forward a drop-in envelope whose query plumgate does not know, as sent.
 pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value) -> (Result<Response, ApiError>, Trace) {
-    let body = envelope.to_string();
+    let body = plumgate_core::jsontext::to_text(envelope);
     let (called, mut trace) = plum::call_with_token(env, cfg, &body, cfg.order_timeout_ms as u64).await;
     match called {
         Ok(answer) => {

@@ -18,7 +18,7 @@ pub const JSON: &str = "application/json; charset=utf-8";
 
 /// A JSON response with the given status.
 pub fn json_response(status: u16, body: &Value) -> Response {
-    bytes_response(status, body.to_string().into_bytes(), JSON)
+    bytes_response(status, plumgate_core::jsontext::to_text(body).into_bytes(), JSON)
 }
 
 /// A JSON response from JSON text already written.

@@ -15,6 +15,11 @@
 //! each in the wasm (14 KB raw, 4.7 KB gzip). `clippy.toml` disallows
 //! `serde_json::from_str` outside tests.
 //!
+//! The one way a `Value` is written as text is [`to_text`]: `Value`'s
+//! `Display` (`v.to_string()`, `format!("{v}")`) brings its own compact and
+//! pretty writers over a `fmt` adapter, beside the `Vec` writer every
+//! `serde_json::to_string` already uses (~3 KB raw).
+//!
 //! And the one way a number written as text is read ([`number_from_text`]):
 //! through the same reader, not `str::parse::<f64>`, whose float parser
 //! would add its own code and power-of-five tables to the wasm (14 KB gzip).
@@ -27,6 +32,13 @@ use std::fmt::{Display, Write};
 /// the module doc). The same result and errors as `serde_json::from_str`.
 pub fn from_text<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
+}
+
+/// `v` as compact JSON text: what `v.to_string()` gives, through the
+/// writer `serde_json::to_string` shares (see the module doc).
+pub fn to_text(v: &serde_json::Value) -> String {
+    // Writing a `Value` cannot fail: its keys are strings.
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// A number written as text (`"950.50"`, `" -12 "`, `"1e3"`, `"025"`,
@@ -131,8 +143,18 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{number_from_text, quote, quote_or_null, Object};
+    use super::{number_from_text, quote, quote_or_null, to_text, Object};
     use serde_json::{json, Value};
+
+    #[test]
+    fn to_text_writes_what_display_writes() {
+        for v in [
+            json!(null), json!(true), json!(-0.0), json!(1.5e300), json!(u64::MAX), json!("a\"\\\u{1}é"),
+            json!([]), json!({}), json!({"b": [1, {"a": null}], "a": "x"}),
+        ] {
+            assert_eq!(to_text(&v), v.to_string());
+        }
+    }
 
     #[test]
     fn numbers_in_text_read_as_str_parse_reads_them() {

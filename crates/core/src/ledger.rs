@@ -652,7 +652,8 @@ fn not_placed(r: &Record, now_ms: i64) -> Finish {
 /// recorded `done`: `status` 1, or 0 when it failed or was cancelled.
 fn found(r: &Record, details: Value, now_ms: i64) -> Finish {
     let failed = failed_or_cancelled(&details);
-    let body = json!({"data": {"placeOrder": {"status": if failed { 0 } else { 1 }, "data": details}}}).to_string();
+    let body = json!({"data": {"placeOrder": {"status": if failed { 0 } else { 1 }, "data": details}}});
+    let body = crate::jsontext::to_text(&body);
     let outcome = Outcome::Answer { status: 200, body: body.clone(), reconciled: true, upstream_status: Some(200) };
     let fate = if failed { Fate::Failed } else { Fate::Placed };
     finish(Store::Save(r.done(200, body, true, now_ms)), outcome, fate)

@@ -10,6 +10,7 @@
 //! Event lines take fixed keys and values the authority composes itself
 //! (sentences from `plumgate_core::token`, counts, times).
 
+use crate::jsontext::quote;
 use crate::time::rfc3339;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -194,10 +195,6 @@ pub fn event(fields: &[(&str, Field<'_>)]) -> String {
 /// A JSON string literal, through `Value`'s `Display`: the worker already
 /// has that code for every JSON answer it writes (a `to_string::<str>`
 /// would add another copy of serde_json's string machinery to the wasm).
-fn quote(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,7 +102,7 @@ pub fn cache_key(op: Operation, data: &Value) -> Option<CacheKey> {
 /// field validation does not check) is kept as it is, so it still keys
 /// apart.
 fn read(v: &Value, form: Form) -> Value {
-    let as_is = || Value::from(format!("raw:{v}"));
+    let as_is = || Value::from(format!("raw:{}", crate::jsontext::to_text(v)));
     match form {
         Form::Text => match v {
             Value::String(s) => Value::String(s.clone()),

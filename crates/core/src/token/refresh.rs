@@ -33,7 +33,7 @@ pub fn build_refresh_request(
             ("content-type", "application/json".into()),
             ("accept", "application/json".into()),
         ],
-        body: Some(body.to_string()),
+        body: Some(crate::jsontext::to_text(&body)),
     }
 }
 

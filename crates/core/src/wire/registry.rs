@@ -406,7 +406,7 @@ impl Request {
             .int("expires_at_ms", self.expires_at_ms)
             .raw("limits", self.limits.as_ref().map(limits_json))
             .int("grace_secs", self.grace_secs.and_then(|g| i64::try_from(g).ok()))
-            .raw("patch", self.patch.as_ref().map(Value::to_string))
+            .raw("patch", self.patch.as_ref().map(crate::jsontext::to_text))
             .raw("static_keys", list(&self.static_keys, credential_json))
             .str("po_number", &self.po_number)
             .text("fingerprint", &self.fingerprint)
