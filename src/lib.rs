@@ -59,6 +59,7 @@ pub mod tokens;
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+use plumgate_core::jsontext::to_text;
 use runtime::http::{into_runtime, Incoming};
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
@@ -83,6 +84,6 @@ pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_
 pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match settings::load(&env) {
         Ok(cfg) => tokens::cron_tick(&env, &cfg, &event.cron()).await,
-        Err(problems) => worker::console_error!("{}", serde_json::json!({"event": "cron_failed", "error": "misconfigured", "problems": &problems[..]})),
+        Err(problems) => worker::console_error!("{}", to_text(&serde_json::json!({"event": "cron_failed", "error": "misconfigured", "problems": &problems[..]}))),
     }
 }
