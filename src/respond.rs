@@ -6,7 +6,6 @@
 //! say is the core's (`plumgate_core::errors`, `plumgate_core::dropin`,
 //! `plumgate_core::cors`); this only puts them on the wire.
 
-use crate::runtime::http::internal_error;
 use plumgate_core::dropin::OAuthError;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::http::HttpAnswer;
@@ -37,7 +36,7 @@ pub fn bytes_response(status: u16, body: Vec<u8>, content_type: &str) -> Respons
         .and_then(|b| b.with_header("cache-control", "no-store"));
     match built {
         Ok(b) => b.fixed(body),
-        Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| internal_error()),
+        Err(_) => Response::builder().with_status(500).empty(),
     }
 }
 

@@ -132,7 +132,8 @@ pub fn into_runtime(resp: Response) -> web_sys::Response {
 }
 
 /// A bare `500 internal error`, for the paths where building a response
-/// failed (they cannot really fail; this keeps every path total).
+/// failed (they cannot really fail; this keeps every path total). Built
+/// with the infallible builder, so there is nothing to `expect`.
 pub fn internal_error() -> Response {
-    Response::error("internal error", 500).expect("static response")
+    Response::builder().with_status(500).fixed(b"internal error".to_vec())
 }
