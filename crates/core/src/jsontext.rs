@@ -18,7 +18,7 @@
 //! The one way a `Value` is written as text is [`to_text`]: `Value`'s
 //! `Display` (`v.to_string()`, `format!("{v}")`) brings its own compact and
 //! pretty writers over a `fmt` adapter, beside the `Vec` writer every
-//! `serde_json::to_string` already uses (~3 KB raw).
+//! `serde_json::to_string` already uses (4.2 KB raw, 1.4 KB gzip).
 //!
 //! And the one way a number written as text is read ([`number_from_text`]):
 //! through the same reader, not `str::parse::<f64>`, whose float parser
