@@ -149,8 +149,8 @@ async function startup(sandbox, key, out) {
       const w = await startTarget(sandbox, targets[i], key);
       const pid = workerdPid(w.pid);
       perf.kill("SIGINT");
-      if ((await exited) !== 0) throw new Error("perf record failed (system-wide recording needs root or kernel.perf_event_paranoid <= 0)");
       try {
+        if ((await exited) !== 0) throw new Error("perf record failed (system-wide recording needs root or kernel.perf_event_paranoid <= 0)");
         for (const [threads, into] of [[true, sums[i].all], [false, sums[i].main]]) {
           const r = summarize(data, pid, { allThreads: threads });
           for (const [c, n] of r.cats) into.set(c, into.get(c) + n);
