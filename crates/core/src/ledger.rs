@@ -301,7 +301,7 @@ pub fn load(stored: Result<Option<String>, ()>) -> Loaded {
 /// it, a repeated key is not refused (the last wins), and `state` in the
 /// map form `{"pending": null}` is.
 fn record(v: &Value) -> Option<Record> {
-    use crate::stored::{get, int, need, slot, small_count, status, text};
+    use crate::stored::{flag, get, int, need, slot, small_count, status, text};
     let o = v.as_object()?;
     let state = |v: &Value| match v.as_str()? {
         "pending" => Some(RecordState::Pending),
@@ -316,7 +316,7 @@ fn record(v: &Value) -> Option<Record> {
         state: need(o, "state", state)?,
         status: need(o, "status", status)?,
         body: need(o, "body", text)?,
-        reconciled: need(o, "reconciled", Value::as_bool)?,
+        reconciled: need(o, "reconciled", flag)?,
         sent_at_ms: get(o, "sent_at_ms", int).ok()?,
         done_at_ms: get(o, "done_at_ms", int).ok()?,
         why: get(o, "why", text).ok()?,
