@@ -191,7 +191,10 @@ async function startup(sandbox, key, out) {
 
 async function main(stops) {
   ensurePerf();
-  process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--perf-basic-prof"].filter(Boolean).join(" ");
+  // --perf-basic-prof also switches on V8's event log, which by default lands
+  // as isolate-*-v8.log files in workerd's working directory (the repo root);
+  // one file, discarded, keeps the tree clean.
+  process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--perf-basic-prof", "--no-logfile-per-isolate", "--logfile=/dev/null"].filter(Boolean).join(" ");
   const sandbox = await startSandbox(join(ROOT, "target/release/plumgate-sandbox"));
   stops.push(() => sandbox.stop());
   if (STARTUP > 0) {
