@@ -259,7 +259,7 @@ impl Ctx {
 }
 
 /// The Durable Object.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct TokenAuthority {
     state: State,
     env: Env,

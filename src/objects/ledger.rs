@@ -120,7 +120,7 @@ type Run = Shared<LocalBoxFuture<'static, (Outcome, Fate)>>;
 type InFlight = Rc<RefCell<Option<(String, Run)>>>;
 
 /// The Durable Object.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct OrderLedger {
     state: State,
     env: Env,

@@ -38,7 +38,7 @@ pub async fn call(env: &Env, account: &str, call: &Call) -> Option<LeaseAnswer> 
 }
 
 /// The Durable Object.
-#[durable_object]
+#[durable_object(fetch)]
 pub struct RateLimiter {
     state: State,
     env: Env,

@@ -73,7 +73,7 @@ pub fn call_json(env: &Env, op: Op, json: String) -> LocalBoxFuture<'_, Result<R
 }
 
 /// The Durable Object.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct KeyRegistry {
     state: State,
     env: Env,
