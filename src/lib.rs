@@ -61,8 +61,8 @@ static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocato
 
 use plumgate_core::jsontext::to_text;
 use runtime::http::{into_runtime, Incoming};
-use wasm_bindgen::prelude::wasm_bindgen;
-use worker::{event, web_sys, Context, Env, Result, ScheduleContext, ScheduledEvent};
+use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
+use worker::{web_sys, worker_sys, Context, Env, ScheduledEvent};
 
 /// Runs once, when the runtime instantiates the module.
 #[wasm_bindgen(start)]
@@ -72,18 +72,23 @@ pub fn start() {
 }
 
 /// Every HTTP request. Takes the runtime's request as is (see
-/// [`runtime::http::Incoming`] for why not `worker::Request`).
-#[event(fetch)]
-pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-    Ok(into_runtime(routes::handle(Incoming::new(req), env, ctx).await))
+/// [`runtime::http::Incoming`] for why not `worker::Request`). Exported by
+/// hand, not with workers-rs's `#[event(fetch)]`, for the reason
+/// `runtime::object` gives.
+#[wasm_bindgen]
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: worker_sys::Context) -> Result<JsValue, JsValue> {
+    let response = routes::handle(Incoming::new(req), env, Context::new(ctx)).await;
+    Ok(into_runtime(response).into())
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its
 /// early window, so the 30-day refresh token never lapses for lack of traffic.
-#[event(scheduled)]
-pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+#[wasm_bindgen]
+pub async fn scheduled(event: worker_sys::ScheduledEvent, env: Env, _ctx: worker_sys::ScheduleContext) -> Result<JsValue, JsValue> {
+    let event = ScheduledEvent::from(event);
     match settings::load(&env) {
         Ok(cfg) => tokens::cron_tick(&env, &cfg, &event.cron()).await,
         Err(problems) => worker::console_error!("{}", to_text(&serde_json::json!({"event": "cron_failed", "error": "misconfigured", "problems": &problems[..]}))),
     }
+    Ok(JsValue::UNDEFINED)
 }

@@ -51,7 +51,9 @@ use crate::runtime::clock::{now_ms, rand01};
 use crate::runtime::storage::Storage;
 use crate::runtime::{kv, net};
 use crate::runtime::stub::{self, StubError};
+use crate::runtime::object::durable_object;
 use crate::settings;
+use wasm_bindgen::prelude::wasm_bindgen;
 use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::alert::{
     self, after_attempt, next_delivery, next_due_ms, read_attempt, webhook_request, AfterAttempt, AlertPolicy, Attempt,
@@ -80,7 +82,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, console_log, durable_object, Delay, Env, Request, Response, State};
+use worker::{console_error, console_log, Delay, Env, Request, Response, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
@@ -259,15 +261,17 @@ impl Ctx {
 }
 
 /// The Durable Object.
-#[durable_object(alarm)]
+#[wasm_bindgen]
 pub struct TokenAuthority {
     state: State,
     env: Env,
     inner: Rc<Inner>,
 }
 
-impl worker::DurableObject for TokenAuthority {
-    fn new(state: State, env: Env) -> Self {
+durable_object!(TokenAuthority, alarm);
+
+impl TokenAuthority {
+    fn open(state: State, env: Env) -> Self {
         let inner = Inner {
             state: RefCell::new(None),
             run: RefCell::new(None),
@@ -278,7 +282,7 @@ impl worker::DurableObject for TokenAuthority {
         TokenAuthority { state, env, inner: Rc::new(inner) }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+    async fn on_fetch(&self, mut req: Request) -> worker::Result<Response> {
         let path = req.path();
         let addressed = req.headers().get(AUTHORITY_HEADER).ok().flatten();
         let body = req.bytes().await.unwrap_or_default();
@@ -288,7 +292,7 @@ impl worker::DurableObject for TokenAuthority {
 
     /// Alert delivery: whatever is due goes to `ALERT_WEBHOOK_URL`
     /// ([`Ctx::deliver`]). Nothing to do while the state cannot be read.
-    async fn alarm(&self) -> worker::Result<Response> {
+    async fn on_alarm(&self) -> worker::Result<Response> {
         if let Ok(ctx) = self.ctx() {
             if self.ensure_loaded(&ctx, false).await.is_ok() {
                 ctx.deliver().await;

@@ -25,7 +25,9 @@ use crate::respond::{bytes_response, error_response, JSON};
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub::{self, StubError};
+use crate::runtime::object::durable_object;
 use crate::settings;
+use wasm_bindgen::prelude::wasm_bindgen;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
@@ -44,7 +46,7 @@ use plumgate_core::wire::ledger::{
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, durable_object, js_sys, Env, Request, Response, ScheduledTime, State};
+use worker::{console_error, console_log, js_sys, Env, Request, Response, ScheduledTime, State};
 
 /// Binding name of the ledger namespace.
 pub const BINDING: &str = "ORDER_LEDGER";
@@ -120,19 +122,21 @@ type Run = Shared<LocalBoxFuture<'static, (Outcome, Fate)>>;
 type InFlight = Rc<RefCell<Option<(String, Run)>>>;
 
 /// The Durable Object.
-#[durable_object(alarm)]
+#[wasm_bindgen]
 pub struct OrderLedger {
     state: State,
     env: Env,
     inflight: InFlight,
 }
 
-impl worker::DurableObject for OrderLedger {
-    fn new(state: State, env: Env) -> Self {
+durable_object!(OrderLedger, alarm);
+
+impl OrderLedger {
+    fn open(state: State, env: Env) -> Self {
         OrderLedger { state, env, inflight: Rc::new(RefCell::new(None)) }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+    async fn on_fetch(&self, mut req: Request) -> worker::Result<Response> {
         let path = req.path();
         let body = req.bytes().await.unwrap_or_default();
         if path != PLACE_PATH {
@@ -147,7 +151,7 @@ impl worker::DurableObject for OrderLedger {
 
     /// What is due (`plumgate_core::ledger::alarm`): a check of a pending
     /// order, the end of a done order's retention, or of a pending order's.
-    async fn alarm(&self) -> worker::Result<Response> {
+    async fn on_alarm(&self) -> worker::Result<Response> {
         let Ok(cfg) = settings::load(&self.env) else {
             // Misconfigured: try again later, the record is kept.
             let _ = self.state.storage().set_alarm(60_000i64).await;

@@ -15,13 +15,15 @@ use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub;
+use crate::runtime::object::durable_object;
 use crate::settings;
+use wasm_bindgen::prelude::wasm_bindgen;
 use plumgate_core::limits::lease::{load, STATE_KEY};
 use plumgate_core::limits::{lease, penalise, LimiterState};
 use plumgate_core::logline::event;
 use plumgate_core::wire::limiter::{object_name, Call, LeaseAnswer};
 use std::cell::RefCell;
-use worker::{console_error, durable_object, Env, Request, Response, State};
+use worker::{console_error, Env, Request, Response, State};
 
 /// Binding name of the limiter namespace.
 pub const BINDING: &str = "RATE_LIMITER";
@@ -38,7 +40,7 @@ pub async fn call(env: &Env, account: &str, call: &Call) -> Option<LeaseAnswer> 
 }
 
 /// The Durable Object.
-#[durable_object(fetch)]
+#[wasm_bindgen]
 pub struct RateLimiter {
     state: State,
     env: Env,
@@ -46,12 +48,14 @@ pub struct RateLimiter {
     limits: RefCell<Option<LimiterState>>,
 }
 
-impl worker::DurableObject for RateLimiter {
-    fn new(state: State, env: Env) -> Self {
+durable_object!(RateLimiter);
+
+impl RateLimiter {
+    fn open(state: State, env: Env) -> Self {
         RateLimiter { state, env, limits: RefCell::new(None) }
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+    async fn on_fetch(&self, mut req: Request) -> worker::Result<Response> {
         let path = req.path();
         let body = req.bytes().await.unwrap_or_default();
         let Ok(call) = Call::read(&path, &body) else {

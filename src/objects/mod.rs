@@ -23,10 +23,13 @@
 //! 5. **The client** (`call`, `place`, …) in the same file: what the
 //!    worker's side sends and how it reads the reply, over
 //!    [`crate::runtime::stub`].
-//! 6. **Only the entry points it uses**: `#[durable_object(alarm)]` (fetch
-//!    and alarm) or `#[durable_object(fetch)]`. A bare `#[durable_object]`
-//!    also exports WebSocket and `connect` handlers no object here has;
-//!    their glue was 27 KB of the wasm (4.6 KB gzip) for the four objects.
+//! 6. **The export**: `#[wasm_bindgen]` on the struct, the object's
+//!    `open`, `on_fetch` and (if it sets alarms) `on_alarm`, and
+//!    `durable_object!(Type)` or `durable_object!(Type, alarm)`
+//!    ([`crate::runtime::object`] says why not workers-rs's
+//!    `#[durable_object]`). Only the entry points an object uses are
+//!    exported: a bare `#[durable_object]` also generated WebSocket and
+//!    `connect` handlers, 27 KB of the wasm for the four objects.
 //!
 //! Objects: [`authority`] (`TokenAuthority`, bound as `TOKEN_AUTHORITY`: the
 //! Xoxoday token pair), [`ledger`] (`OrderLedger`, bound as `ORDER_LEDGER`:

@@ -21,7 +21,9 @@
 use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
 use crate::runtime::stub::{self, StubError};
+use crate::runtime::object::durable_object;
 use crate::settings;
+use wasm_bindgen::prelude::wasm_bindgen;
 use plumgate_core::audit;
 use plumgate_core::errors::ApiError;
 use plumgate_core::jsontext::from_text;
@@ -32,7 +34,7 @@ use plumgate_core::time::{day_of, secs_to_ms};
 use plumgate_core::wire::registry::{Op, Reply, Request, OBJECT_NAME};
 use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
-use worker::{durable_object, Env, Response, SqlStorage, SqlStorageValue as Sql, State};
+use worker::{Env, Response, SqlStorage, SqlStorageValue as Sql, State};
 
 /// Binding name of the registry namespace.
 pub const BINDING: &str = "KEY_REGISTRY";
@@ -73,7 +75,7 @@ pub fn call_json(env: &Env, op: Op, json: String) -> LocalBoxFuture<'_, Result<R
 }
 
 /// The Durable Object.
-#[durable_object(alarm)]
+#[wasm_bindgen]
 pub struct KeyRegistry {
     state: State,
     env: Env,
@@ -85,12 +87,14 @@ pub struct KeyRegistry {
     alarm_set: Cell<bool>,
 }
 
-impl worker::DurableObject for KeyRegistry {
-    fn new(state: State, env: Env) -> Self {
+durable_object!(KeyRegistry, alarm);
+
+impl KeyRegistry {
+    fn open(state: State, env: Env) -> Self {
         KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false) }
     }
 
-    async fn fetch(&self, mut req: worker::Request) -> worker::Result<Response> {
+    async fn on_fetch(&self, mut req: worker::Request) -> worker::Result<Response> {
         let op = Op::from_path(&req.path());
         let body = req.bytes().await.unwrap_or_default();
         let reply = match (op, Request::from_json(&body)) {
@@ -114,7 +118,7 @@ impl worker::DurableObject for KeyRegistry {
 
     /// Retention: drop what no answer needs any more; again in an hour
     /// while anything is left.
-    async fn alarm(&self) -> worker::Result<Response> {
+    async fn on_alarm(&self) -> worker::Result<Response> {
         self.alarm_set.set(false);
         self.prepare()?;
         let now = now_ms();
@@ -137,7 +141,7 @@ impl worker::DurableObject for KeyRegistry {
 /// `503 misconfigured` for storage that cannot be used (names the object,
 /// never a value).
 fn storage_problem(e: &worker::Error) -> ApiError {
-    worker::console_error!("{}", plumgate_core::logline::event(&[("detail", e.to_string().as_str().into()), ("event", "key_registry_storage_failed".into())]));
+    worker::console_error!("{}", plumgate_core::logline::event(&[("detail", crate::runtime::object::detail(e).as_str().into()), ("event", "key_registry_storage_failed".into())]));
     ApiError::misconfigured(&["the KeyRegistry's storage cannot be read or written (see the log line key_registry_storage_failed)".into()])
 }
 

@@ -14,6 +14,7 @@
 //! | [`storage`] | a Durable Object's text values read and written with the runtime's `storage.get` / `put` | `worker`'s `Storage::get`/`put` convert through `serde-wasm-bindgen` (as `KvStore` does) |
 //! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
 //! | [`kv`] | the access-token cache's KV reads and writes (text, TTL) | `worker`'s `KvStore` goes through `serde-wasm-bindgen` for its options and values |
+//! | [`object`] | the Durable Objects' classes exported to the runtime (constructor, `fetch`, `alarm`) | `worker`'s `#[durable_object]` glue writes a failed call's error out with its `Display` and `Debug`, which keeps the formatting of every error type `worker` wraps in the wasm |
 //! | [`defer`] | work left for after the answer (`waitUntil`) | every caller hands over the same boxed future type, so `wait_until`'s promise glue is in the wasm once |
 //!
 //! What pins it: `wasm-bindgen` is pinned exactly (`=0.2.130` in
@@ -33,6 +34,7 @@ pub mod defer;
 pub mod http;
 pub mod kv;
 pub mod net;
+pub mod object;
 pub mod promise;
 pub mod start;
 pub mod storage;
