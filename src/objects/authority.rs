@@ -51,6 +51,7 @@ use crate::runtime::clock::{now_ms, rand01};
 use crate::runtime::storage::Storage;
 use crate::runtime::{kv, net};
 use crate::runtime::stub::{self, StubError};
+use crate::runtime::http::Incoming;
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -82,7 +83,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, console_log, Delay, Env, Request, Response, State};
+use worker::{console_error, console_log, Delay, Env, Response, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
@@ -282,9 +283,9 @@ impl TokenAuthority {
         TokenAuthority { state, env, inner: Rc::new(inner) }
     }
 
-    async fn on_fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
-        let addressed = req.headers().get(AUTHORITY_HEADER).ok().flatten();
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+        let path = req.path.clone();
+        let addressed = req.header(AUTHORITY_HEADER);
         let body = req.bytes().await.unwrap_or_default();
         let reply = self.handle(&path, addressed.as_deref(), &body).await;
         Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))

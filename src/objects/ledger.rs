@@ -25,6 +25,7 @@ use crate::respond::{bytes_response, error_response, JSON};
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub::{self, StubError};
+use crate::runtime::http::Incoming;
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -46,7 +47,7 @@ use plumgate_core::wire::ledger::{
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, js_sys, Env, Request, Response, ScheduledTime, State};
+use worker::{console_error, console_log, js_sys, Env, Response, ScheduledTime, State};
 
 /// Binding name of the ledger namespace.
 pub const BINDING: &str = "ORDER_LEDGER";
@@ -136,8 +137,8 @@ impl OrderLedger {
         OrderLedger { state, env, inflight: Rc::new(RefCell::new(None)) }
     }
 
-    async fn on_fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+        let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
         if path != PLACE_PATH {
             return Ok(previous_version(&body));

@@ -15,6 +15,7 @@ use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub;
+use crate::runtime::http::Incoming;
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -23,7 +24,7 @@ use plumgate_core::limits::{lease, penalise, LimiterState};
 use plumgate_core::logline::event;
 use plumgate_core::wire::limiter::{object_name, Call, LeaseAnswer};
 use std::cell::RefCell;
-use worker::{console_error, Env, Request, Response, State};
+use worker::{console_error, Env, Response, State};
 
 /// Binding name of the limiter namespace.
 pub const BINDING: &str = "RATE_LIMITER";
@@ -55,8 +56,8 @@ impl RateLimiter {
         RateLimiter { state, env, limits: RefCell::new(None) }
     }
 
-    async fn on_fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let path = req.path();
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+        let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
         let Ok(call) = Call::read(&path, &body) else {
             return Ok(bytes_response(400, b"{\"error\":\"not a limiter call\"}".to_vec(), "application/json"));

@@ -21,6 +21,7 @@
 use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
 use crate::runtime::stub::{self, StubError};
+use crate::runtime::http::Incoming;
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -94,8 +95,8 @@ impl KeyRegistry {
         KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false) }
     }
 
-    async fn on_fetch(&self, mut req: worker::Request) -> worker::Result<Response> {
-        let op = Op::from_path(&req.path());
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+        let op = Op::from_path(&req.path);
         let body = req.bytes().await.unwrap_or_default();
         let reply = match (op, Request::from_json(&body)) {
             (Some(op), Some(request)) => self.serve(op, request).unwrap_or_else(|e| {

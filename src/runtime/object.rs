@@ -46,7 +46,7 @@ pub fn detail(e: &worker::Error) -> String {
 /// Exports a Durable Object's class: `durable_object!(Type)` for `fetch`
 /// alone, `durable_object!(Type, alarm)` for `fetch` and `alarm`. The type
 /// (itself marked `#[wasm_bindgen]`) provides `fn open(State, Env) -> Self`,
-/// `async fn on_fetch(&self, worker::Request) -> worker::Result<Response>`
+/// `async fn on_fetch(&self, Incoming) -> worker::Result<Response>`
 /// and, with `alarm`, `async fn on_alarm(&self) -> worker::Result<Response>`.
 macro_rules! durable_object {
     ($ty:ident) => {
@@ -61,8 +61,8 @@ macro_rules! durable_object {
                 }
 
                 pub async fn fetch(&self, req: ::worker::web_sys::Request) -> ::std::result::Result<JsValue, JsValue> {
-                    match self.on_fetch(req.into()).await {
-                        Ok(r) => Ok(::worker::web_sys::Response::from(r).into()),
+                    match self.on_fetch($crate::runtime::http::Incoming::new(req)).await {
+                        Ok(r) => Ok($crate::runtime::http::into_runtime(r).into()),
                         Err(e) => Err($crate::runtime::object::thrown(e)),
                     }
                 }
@@ -79,7 +79,7 @@ macro_rules! durable_object {
             impl $ty {
                 pub async fn alarm(&self) -> ::std::result::Result<JsValue, JsValue> {
                     match self.on_alarm().await {
-                        Ok(r) => Ok(::worker::web_sys::Response::from(r).into()),
+                        Ok(r) => Ok($crate::runtime::http::into_runtime(r).into()),
                         Err(e) => Err($crate::runtime::object::thrown(e)),
                     }
                 }
