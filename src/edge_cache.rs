@@ -12,6 +12,7 @@
 //! balance).
 
 use crate::runtime::clock::now_ms;
+use crate::runtime::http::body_of;
 use plumgate_core::edge::{ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
 use plumgate_core::ops::CacheKey;
 use std::cell::RefCell;
@@ -37,7 +38,7 @@ pub async fn get(url: &str) -> Option<Cached> {
         }
         MEMORY.with(|m| m.borrow_mut().remove(url));
     }
-    let mut resp = Cache::default().get(url, true).await.ok().flatten()?;
+    let resp = Cache::default().get(url, true).await.ok().flatten()?;
     let stamp = |name: &str| resp.headers().get(name).ok().flatten().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let (fresh_until_ms, stale_until_ms) = (stamp("x-plumgate-expires"), stamp("x-plumgate-stale-until"));
     let status = resp.status_code();
@@ -45,7 +46,7 @@ pub async fn get(url: &str) -> Option<Cached> {
     if c.freshness(now) == Freshness::Gone {
         return None;
     }
-    let body = resp.bytes().await.ok()?;
+    let body = body_of(&resp).await.ok()?;
     let c = Cached { body, ..c };
     remember(url, &c);
     Some(c)

@@ -6,6 +6,7 @@
 //! say is the core's (`plumgate_core::errors`, `plumgate_core::dropin`,
 //! `plumgate_core::cors`); this only puts them on the wire.
 
+use crate::runtime::http::body_of;
 use plumgate_core::dropin::OAuthError;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::http::HttpAnswer;
@@ -108,7 +109,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// A static asset (the demo page) as served: the asset server's answer,
 /// copied (its headers are immutable), with the page's security headers.
-pub async fn asset(mut upstream: Response) -> Result<Response, ApiError> {
+pub async fn asset(upstream: Response) -> Result<Response, ApiError> {
     let status = upstream.status_code();
     let headers = Headers::new();
     for (k, v) in upstream.headers().entries() {
@@ -122,7 +123,7 @@ pub async fn asset(mut upstream: Response) -> Result<Response, ApiError> {
     let resp = if matches!(status, 101 | 204 | 205 | 304) {
         Response::empty().map_err(|_| ApiError::internal())?
     } else {
-        let body = upstream.bytes().await.map_err(|_| ApiError::internal())?;
+        let body = body_of(&upstream).await.map_err(|()| ApiError::internal())?;
         Response::from_bytes(body).map_err(|_| ApiError::internal())?
     };
     Ok(resp.with_status(status).with_headers(headers))

@@ -44,9 +44,7 @@ impl Incoming {
 
     /// The whole body.
     pub async fn bytes(self) -> Result<Vec<u8>, ()> {
-        let reading = self.raw.array_buffer().map_err(|_| ())?;
-        let buf = promise::settled(&reading).await.map_err(|_| ())?;
-        Ok(Uint8Array::new(&buf).to_vec())
+        whole(self.raw.array_buffer()).await
     }
 
     /// The whole body, if it is at most `max` bytes. A body whose
@@ -87,6 +85,27 @@ impl Incoming {
     /// The request as a `worker::Request` (for the assets binding).
     pub fn into_worker(self) -> Request {
         Request::from(self.raw)
+    }
+}
+
+/// The bytes an `arrayBuffer()` call settles with.
+async fn whole(reading: Result<js_sys::Promise, JsValue>) -> Result<Vec<u8>, ()> {
+    let buf = promise::settled(&reading.map_err(|_| ())?).await.map_err(|_| ())?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// The whole body of a response the runtime handed over (the Cache API's,
+/// the assets binding's). A stream is read by one native `arrayBuffer()`;
+/// `worker::Response::bytes` reads it chunk by chunk through the wasm, and
+/// its stream adapter was 4 KB of the module.
+pub async fn body_of(resp: &Response) -> Result<Vec<u8>, ()> {
+    match resp.body() {
+        ResponseBody::Body(bytes) => Ok(bytes.clone()),
+        ResponseBody::Empty => Ok(Vec::new()),
+        ResponseBody::Stream(stream) => {
+            let holder = web_sys::Response::new_with_opt_readable_stream(Some(stream)).map_err(|_| ())?;
+            whole(holder.array_buffer()).await
+        }
     }
 }
 

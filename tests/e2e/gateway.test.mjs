@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   startSandbox, startWorker, standardKeys, makeKey, call, leakScan, cleanup,
-  collectVoucherSecrets, voucherLeakScan, sandboxRequests,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests, tempDir,
 } from "./harness.mjs";
 
 const keys = standardKeys();
@@ -516,6 +516,33 @@ test("reconciliation: created then failed or timed out → success, reconciled; 
 });
 
 // ----------------------------------------------------------------- caching
+
+test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults)", async () => {
+  // The isolate's own copy is gone after a restart: the hit is read back
+  // from the Cache API (edge_cache::get, the body through runtime::http::body_of).
+  const d = tempDir();
+  const data = { limit: 5, page: 2, sort: { field: "name", order: "ASC" } };
+  // Its own token pair: the file's worker has rotated the default one.
+  const { refresh_token } = await sandbox.admin("/tokens/issue", {});
+  const start = () => startWorker({ sandbox, keys, persistDir: d, vars: { XOXODAY_REFRESH_TOKEN: refresh_token } });
+  let w2 = await start();
+  try {
+    const n = (await counters()).api_calls.getVouchers;
+    const first = await call(w2, "/v1/ops/getVouchers", { key: keys.catalog, body: data });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers["x-plumgate-cache"], "miss");
+    await w2.stop();
+    w2 = await start();
+    const again = await call(w2, "/v1/ops/getVouchers", { key: keys.catalog, body: data });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.headers["x-plumgate-cache"], "hit", "read back from the Cache API");
+    assert.equal(again.text, first.text, "the same bytes");
+    assert.equal((await counters()).api_calls.getVouchers, n + 1, "no second upstream call");
+  } finally {
+    await w2.stop();
+    cleanup(d);
+  }
+});
 
 test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignored", async () => {
   const filters = { filterGroupCode: "Category", includeFilters: "", excludeFilters: "" };
