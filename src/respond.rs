@@ -6,12 +6,12 @@
 //! say is the core's (`plumgate_core::errors`, `plumgate_core::dropin`,
 //! `plumgate_core::cors`); this only puts them on the wire.
 
-use crate::runtime::http::body_of;
+use crate::runtime::http::whole;
 use plumgate_core::dropin::OAuthError;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::http::HttpAnswer;
 use serde_json::Value;
-use worker::{Headers, Response};
+use worker::{web_sys, Headers, Response};
 
 /// The content type of every JSON answer.
 pub const JSON: &str = "application/json; charset=utf-8";
@@ -109,10 +109,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// A static asset (the demo page) as served: the asset server's answer,
 /// copied (its headers are immutable), with the page's security headers.
-pub async fn asset(upstream: Response) -> Result<Response, ApiError> {
-    let status = upstream.status_code();
+pub async fn asset(upstream: web_sys::Response) -> Result<Response, ApiError> {
+    let status = upstream.status();
     let headers = Headers::new();
-    for (k, v) in upstream.headers().entries() {
+    for (k, v) in Headers(upstream.headers()).entries() {
         let _ = headers.set(&k, &v);
     }
     let _ = headers.set("content-security-policy", CSP);
@@ -123,7 +123,7 @@ pub async fn asset(upstream: Response) -> Result<Response, ApiError> {
     let resp = if matches!(status, 101 | 204 | 205 | 304) {
         Response::empty().map_err(|_| ApiError::internal())?
     } else {
-        let body = body_of(&upstream).await.map_err(|()| ApiError::internal())?;
+        let body = whole(upstream.array_buffer()).await.map_err(|()| ApiError::internal())?;
         Response::from_bytes(body).map_err(|_| ApiError::internal())?
     };
     Ok(resp.with_status(status).with_headers(headers))

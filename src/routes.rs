@@ -455,9 +455,8 @@ fn health(env: &Env) -> Response {
 }
 
 async fn static_asset(req: Incoming, env: &Env) -> Result<Response, ApiError> {
-    let assets = env.assets("ASSETS").map_err(|_| ApiError::not_found())?;
-    let upstream = assets.fetch_request(req.into_worker()).await.map_err(|_| ApiError::not_found())?;
-    if upstream.status_code() == 404 {
+    let upstream = req.forward_to(env, "ASSETS").await.map_err(|()| ApiError::not_found())?;
+    if upstream.status() == 404 {
         // No such asset: plumgate's own 404 body, like every other route.
         return Err(ApiError::not_found());
     }

@@ -6,7 +6,7 @@ use js_sys::{Reflect, Uint8Array};
 use plumgate_core::route::{path_of, query_of};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{web_sys, Request, Response, ResponseBody};
+use worker::{web_sys, Env, Response, ResponseBody};
 
 /// The incoming request, as far as plumgate reads it: method, path, headers
 /// and (once) the body. The worker's requests and the Durable Objects'
@@ -82,14 +82,19 @@ impl Incoming {
         }
     }
 
-    /// The request as a `worker::Request` (for the assets binding).
-    pub fn into_worker(self) -> Request {
-        Request::from(self.raw)
+    /// The request handed on, as the runtime's own, to the service binding
+    /// `binding` (the static assets); its answer. (Through
+    /// `worker::Request` and `Fetcher::fetch_request` it would read
+    /// `request.cf` and come back as a `worker::Response` to convert.)
+    pub async fn forward_to(self, env: &Env, binding: &str) -> Result<web_sys::Response, ()> {
+        let fetcher: RawFetcher = env.assets(binding).map_err(|_| ())?.into_rpc();
+        let pending = fetcher.fetch_request(&self.raw).map_err(|_| ())?;
+        promise::settled(&pending).await.map_err(|_| ())?.dyn_into().map_err(|_| ())
     }
 }
 
 /// The bytes an `arrayBuffer()` call settles with.
-async fn whole(reading: Result<js_sys::Promise, JsValue>) -> Result<Vec<u8>, ()> {
+pub async fn whole(reading: Result<js_sys::Promise, JsValue>) -> Result<Vec<u8>, ()> {
     let buf = promise::settled(&reading.map_err(|_| ())?).await.map_err(|_| ())?;
     Ok(Uint8Array::new(&buf).to_vec())
 }
@@ -120,6 +125,12 @@ pub enum BodyError {
 
 #[wasm_bindgen]
 extern "C" {
+    /// A service binding (`Fetcher`), seen only through `fetch`.
+    type RawFetcher;
+    /// `binding.fetch(request)`.
+    #[wasm_bindgen(method, js_name = fetch, catch)]
+    fn fetch_request(this: &RawFetcher, request: &web_sys::Request) -> Result<js_sys::Promise, JsValue>;
+
     /// The runtime's `Response`, constructed from bytes in wasm memory.
     #[wasm_bindgen(js_name = Response, extends = web_sys::Response)]
     type BytesResponse;
