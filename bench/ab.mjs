@@ -25,6 +25,10 @@
 // a copy of itself: there the median sat at 0.98–1.0 and B "won" 6–8 of 12
 // pairs (2026-11-25).
 //
+// --runtime-key calls every plumgate target with a runtime key made through
+// its POST /v1/keys (the bench's "runtime key, isolate-cached" row) instead
+// of its GATEWAY_KEYS key.
+//
 // Each line also gives the median p99 latency at 32 connections (and, paired
 // within rounds, its ratio to A's).
 //
@@ -38,7 +42,7 @@ import { join } from "node:path";
 import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
 
 const { opt, positional } = cliArgs();
-const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/v1/ops/getVouchers|/healthz] [--threads]\n" +
+const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/v1/ops/getVouchers|/healthz] [--threads] [--runtime-key]\n" +
   "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog | js:bindings;\n" +
   "  append @entry to reach it through Miniflare's entry Worker";
 const targets = positional;
@@ -55,6 +59,7 @@ const SECONDS = Number(opt("--seconds", 3));
 // cached, V8 has tiered up the hot code).
 const WARM = Number(opt("--warm", 2));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
+const RUNTIME_KEY = process.argv.includes("--runtime-key");
 // getVouchers (--path /v1/ops/getVouchers): edge-cache hits after the
 // first call, the bench's catalog-hit row.
 const BODY = PATH.endsWith("/getVouchers") ? { limit: 10, page: 1 } : { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
@@ -71,9 +76,23 @@ async function main(stops) {
     stops.push(() => w.stop());
     workers.push(w);
   }
+  // --runtime-key: each plumgate target's own runtime key (the JS Worker keeps its key).
+  const auths = [];
+  for (const [i, w] of workers.entries()) {
+    auths[i] = `Bearer ${key.key}`;
+    if (!RUNTIME_KEY || names[i].startsWith("js")) continue;
+    const made = await fetch(`${w.url}/v1/keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key.key}` },
+      body: JSON.stringify({ id: "ab-runtime", scopes: ["catalog", "orders:read"] }),
+    });
+    const text = await made.text();
+    if (made.status !== 201) throw new Error(`POST /v1/keys on ${names[i]}: ${made.status} ${text}`);
+    auths[i] = `Bearer ${JSON.parse(text).key}`;
+  }
   const load = (w) => PATH === "/healthz"
     ? { url: w.url + PATH, method: "GET" }
-    : { url: w.url + PATH, body: BODY, auth: `Bearer ${key.key}` };
+    : { url: w.url + PATH, body: BODY, auth: auths[workers.indexOf(w)] };
   for (const w of workers) await wrk({ ...load(w), connections: 8, seconds: WARM }); // token cached, JIT warm
 
   const n = workers.length;
