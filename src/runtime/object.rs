@@ -13,7 +13,7 @@
 //! `#[event(fetch)]`'s glue boxes a `worker::Error` as `dyn Error` for a
 //! log line, though plumgate's handler never returns one.
 //!
-//! [`durable_object!`] exports the same class (a constructor, `fetch`, and
+//! `durable_object!` exports the same class (a constructor, `fetch`, and
 //! `alarm` for the objects that set alarms) over the object's inherent
 //! `open`, `on_fetch` and `on_alarm`; [`thrown`] is the error conversion,
 //! which hands a JS error back as it came. A failed `alarm` still rejects,
