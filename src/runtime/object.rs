@@ -38,7 +38,7 @@ pub fn detail(e: &worker::Error) -> String {
     match e {
         worker::Error::JsError(s) | worker::Error::RustError(s) | worker::Error::BindingError(s) => s.clone(),
         worker::Error::UnknownJsError { message, .. } => message.clone(),
-        worker::Error::Internal(v) => v.as_string().unwrap_or_else(|| "a JS value was thrown".to_owned()),
+        worker::Error::Internal(v) => super::promise::message_of(v),
         other => <&'static str>::from(other).to_owned(),
     }
 }

@@ -10,7 +10,7 @@
 //! `worker::Response`; plumgate needs neither.
 
 use super::promise::{self, message_of};
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{web_sys, Env};
@@ -64,7 +64,6 @@ pub async fn post(
     let resp: web_sys::Response =
         promise::settled(&pending).await.map_err(|e| StubError::Call(message_of(&e)))?.dyn_into().map_err(|_| StubError::Body)?;
     let status = resp.status();
-    let reading = resp.array_buffer().map_err(|_| StubError::Body)?;
-    let buf = promise::settled(&reading).await.map_err(|_| StubError::Body)?;
-    Ok((status, Uint8Array::new(&buf).to_vec()))
+    let body = super::http::whole(resp.array_buffer()).await.map_err(|()| StubError::Body)?;
+    Ok((status, body))
 }
