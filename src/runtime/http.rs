@@ -99,8 +99,8 @@ pub async fn whole(reading: Result<js_sys::Promise, JsValue>) -> Result<Vec<u8>,
     Ok(Uint8Array::new(&buf).to_vec())
 }
 
-/// The whole body of a response the runtime handed over (the Cache API's,
-/// the assets binding's). A stream is read by one native `arrayBuffer()`;
+/// The whole body of a response the runtime handed over as a
+/// `worker::Response` (the Cache API's). A stream is read by one native `arrayBuffer()`;
 /// `worker::Response::bytes` reads it chunk by chunk through the wasm, and
 /// its stream adapter was 4 KB of the module.
 pub async fn body_of(resp: &Response) -> Result<Vec<u8>, ()> {
