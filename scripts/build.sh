@@ -17,6 +17,14 @@
 # - the OpenAPI document is served from the static assets, not embedded in
 #   the wasm (~20 KB gzipped): `www/openapi.json` (not in git) is written
 #   here from crates/core/src/openapi.json without its indentation.
+# - the exports of six classes that workers-rs and wasm-streams declare
+#   with #[wasm_bindgen] and plumgate never uses (ContainerStartupOptions,
+#   MinifyConfig, R2Range, IntoUnderlying{Source,ByteSource,Sink}) are
+#   removed in the same pass. Exports are roots, so their code stayed
+#   (~8 KB raw, ~2.5 KB gzipped). JavaScript can only reach them through an
+#   object the wasm hands out; the classes have no constructor, and
+#   index.js wraps no wasm object at all (no `__wrap`), which is checked
+#   below: the build fails if a change starts handing such objects out.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -29,8 +37,14 @@ wrangler_env
 log "building worker (wasm32, release)"
 worker-build --release "$@"
 strip=(--strip-debug --strip-producers)
+unused=()
+for class in containerstartupoptions minifyconfig r2range intounderlying; do
+  unused+=(--remove-exports "--pass-arg=remove-exports@*${class}*")
+done
+grep -q "__wrap" build/index.js \
+  && die "build/index.js wraps wasm objects (__wrap): check that none is of a class whose exports scripts/build.sh removes"
 [[ "${PLUMGATE_KEEP_NAMES:-0}" == 1 ]] && strip=(--debuginfo)
-"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm -Oz "${strip[@]}" \
+"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm "${unused[@]}" -Oz "${strip[@]}" \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
   --enable-multivalue --enable-reference-types --enable-exception-handling
 node -e 'const fs = require("fs"); const [src, dst] = process.argv.slice(1);
