@@ -12,11 +12,10 @@
 //! balance).
 
 use crate::runtime::clock::now_ms;
-use crate::runtime::http::body_of;
+use crate::runtime::cache;
 use plumgate_core::edge::{ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
 use plumgate_core::ops::CacheKey;
 use std::cell::RefCell;
-use worker::{Cache, Headers, Response};
 
 thread_local! {
     static MEMORY: RefCell<ByteLru<Cached>> = RefCell::new(ByteLru::new(MAX_TOTAL_BYTES, MAX_ENTRY_BYTES));
@@ -38,15 +37,15 @@ pub async fn get(url: &str) -> Option<Cached> {
         }
         MEMORY.with(|m| m.borrow_mut().remove(url));
     }
-    let resp = Cache::default().get(url, true).await.ok().flatten()?;
-    let stamp = |name: &str| resp.headers().get(name).ok().flatten().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let entry = cache::get(url).await?;
+    let stamp = |name: &str| entry.header(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let (fresh_until_ms, stale_until_ms) = (stamp("x-plumgate-expires"), stamp("x-plumgate-stale-until"));
-    let status = resp.status_code();
+    let status = entry.status();
     let c = Cached { status, body: Vec::new(), fresh_until_ms, stale_until_ms: stale_until_ms.max(fresh_until_ms) };
     if c.freshness(now) == Freshness::Gone {
         return None;
     }
-    let body = body_of(&resp).await.ok()?;
+    let body = entry.body().await.ok()?;
     let c = Cached { body, ..c };
     remember(url, &c);
     Some(c)
@@ -60,14 +59,15 @@ pub async fn put(url: &str, status: u16, body: &[u8], ttl_secs: u32, stale_secs:
     }
     let c = Cached::new(status, body.to_vec(), now_ms(), u64::from(ttl_secs), stale_secs);
     remember(url, &c);
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    let _ = headers.set("cache-control", &format!("max-age={}", u64::from(ttl_secs) + stale_secs));
-    let _ = headers.set("x-plumgate-expires", &c.fresh_until_ms.to_string());
-    let _ = headers.set("x-plumgate-stale-until", &c.stale_until_ms.to_string());
-    if let Ok(resp) = Response::from_bytes(c.body) {
-        let _ = Cache::default().put(url, resp.with_status(status).with_headers(headers)).await;
-    }
+    let max_age = format!("max-age={}", u64::from(ttl_secs) + stale_secs);
+    let (expires, stale_until) = (c.fresh_until_ms.to_string(), c.stale_until_ms.to_string());
+    let headers = [
+        ("content-type", "application/json"),
+        ("cache-control", max_age.as_str()),
+        ("x-plumgate-expires", expires.as_str()),
+        ("x-plumgate-stale-until", stale_until.as_str()),
+    ];
+    cache::put(url, status, &headers, &c.body).await;
 }
 
 fn remember(url: &str, c: &Cached) {

@@ -99,21 +99,6 @@ pub async fn whole(reading: Result<js_sys::Promise, JsValue>) -> Result<Vec<u8>,
     Ok(Uint8Array::new(&buf).to_vec())
 }
 
-/// The whole body of a response the runtime handed over as a
-/// `worker::Response` (the Cache API's). A stream is read by one native `arrayBuffer()`;
-/// `worker::Response::bytes` reads it chunk by chunk through the wasm, and
-/// its stream adapter was 4 KB of the module.
-pub async fn body_of(resp: &Response) -> Result<Vec<u8>, ()> {
-    match resp.body() {
-        ResponseBody::Body(bytes) => Ok(bytes.clone()),
-        ResponseBody::Empty => Ok(Vec::new()),
-        ResponseBody::Stream(stream) => {
-            let holder = web_sys::Response::new_with_opt_readable_stream(Some(stream)).map_err(|_| ())?;
-            whole(holder.array_buffer()).await
-        }
-    }
-}
-
 /// Why a body could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
@@ -141,6 +126,14 @@ extern "C" {
     fn from_bytes(body: &[u8], init: &web_sys::ResponseInit) -> Result<BytesResponse, JsValue>;
 }
 
+/// The runtime's `Response` with `init` and a copy of `body`.
+///
+/// # Errors
+/// What the constructor throws (a body with a no-body status).
+pub fn from_bytes(body: &[u8], init: &web_sys::ResponseInit) -> Result<web_sys::Response, JsValue> {
+    BytesResponse::from_bytes(body, init).map(JsCast::unchecked_into)
+}
+
 /// The runtime's response for `resp` (status, headers, body). workers-rs's
 /// own conversion first copies a byte body into a new JS `Uint8Array`, one
 /// more JS buffer per response for the garbage collector; the `Response`
@@ -151,7 +144,7 @@ pub fn into_runtime(resp: Response) -> web_sys::Response {
     init.set_status(resp.status_code());
     init.set_headers(&resp.headers().0);
     let built = match resp.body() {
-        ResponseBody::Body(bytes) => BytesResponse::from_bytes(bytes, &init).map(|r| r.unchecked_into()),
+        ResponseBody::Body(bytes) => from_bytes(bytes, &init),
         ResponseBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(Some(stream), &init),
         ResponseBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
     };

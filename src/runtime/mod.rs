@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | [`promise`] | awaits a JS promise through two callbacks made once per isolate | `wasm_bindgen_futures::JsFuture` makes two `Closure`s per await (allocations and `FinalizationRegistry` entries in heap profiles) |
 //! | [`net`] | outbound `fetch` with a timeout and no redirects, body read with `arrayBuffer()` | one native timer (`AbortSignal.timeout`), no stream reader loop; a redirect would carry the bearer or the refresh grant elsewhere |
-//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects'; handed on to the assets binding with `forward_to`), the hand-over of a response ([`http::into_runtime`]) and a runtime response's body ([`http::body_of`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker`'s response conversion copies a body into one more JS buffer; `worker::Response::bytes` reads a stream chunk by chunk through the wasm |
+//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects'; handed on to the assets binding with `forward_to`), the hand-over of a response ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker`'s response conversion copies a body into one more JS buffer |
+//! | [`cache`] | the location's Cache API: an entry read back (status, headers, whole body by one `arrayBuffer()`) and stored from bytes | `worker::Cache` answers with a `worker::Response`, whose conversion reads `webSocket` and `cf` and wraps the body in a stream adapter that `worker::Response::bytes` reads chunk by chunk through the wasm |
 //! | [`start`] | once per isolate: the futures queue's scheduling, interned strings | a resolved-promise reaction costs less than `queueMicrotask` in workerd; hot header names cross into JS once, not per use |
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
 //! | [`storage`] | a Durable Object's text values read and written with the runtime's `storage.get` / `put` | `worker`'s `Storage::get`/`put` convert through `serde-wasm-bindgen` (as `KvStore` does) |
@@ -29,6 +30,7 @@
 //!
 //! Nothing here decides anything: the rules are in `plumgate_core`.
 
+pub mod cache;
 pub mod clock;
 pub mod defer;
 pub mod http;

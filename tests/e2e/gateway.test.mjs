@@ -519,7 +519,7 @@ test("reconciliation: created then failed or timed out → success, reconciled; 
 
 test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults)", async () => {
   // The isolate's own copy is gone after a restart: the hit is read back
-  // from the Cache API (edge_cache::get, the body through runtime::http::body_of).
+  // from the Cache API (edge_cache::get through runtime::cache).
   const d = tempDir();
   const data = { limit: 5, page: 2, sort: { field: "name", order: "ASC" } };
   // Its own token pair: the file's worker has rotated the default one.
