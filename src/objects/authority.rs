@@ -8,7 +8,7 @@
 //! does with each call is decided by `plumgate_core::token::serve` and the
 //! token state machine, in the order that module lists. This file does the
 //! I/O around those decisions, and writes the state only through
-//! [`Ctx::commit`].
+//! `Ctx::commit`.
 //!
 //! How it keeps the guarantees:
 //! 1. Single flight. Awaiting `fetch` opens the Durable Object's input gate
@@ -37,7 +37,7 @@
 //! 7. Upgrade. A new authority with no state asks the previous version's
 //!    single authority (named `xoxoday`) once to hand its state over.
 //! 8. Alerts (`plumgate_core::alert`). Every write of the state goes
-//!    through [`Ctx::commit`], which reviews the token condition in the same
+//!    through `Ctx::commit`, which reviews the token condition in the same
 //!    step, so an alert is stored in the same write as the change that
 //!    causes it; a balance report from an isolate is recorded the same way.
 //!    The object's alarm delivers what is due to `ALERT_WEBHOOK_URL`, one

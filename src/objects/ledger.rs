@@ -12,7 +12,7 @@
 //! get `409 order_in_progress`. What each record and each outcome means is
 //! `plumgate_core::ledger`'s decision table; this file makes the calls it
 //! asks for (through [`crate::plum`] and [`crate::limits`]), writes the
-//! record only through [`commit`], and answers with the typed reply of
+//! record only through `commit`, and answers with the typed reply of
 //! `plumgate_core::wire::ledger`, whose `fate` says placed, failed, not
 //! placed or unknown. When the alarm's check settles a pending order, the
 //! `KeyRegistry` is told (`plumgate_core::ledger::tell`), after the record

@@ -7,7 +7,7 @@
 //! `plumgate_core::limits`. What it answers is decided there
 //! (`limits::lease`, `limits::penalise`); this file decodes the call
 //! (`plumgate_core::wire::limiter`), loads the state once per instance,
-//! applies the decision, writes the state only through [`commit`], and
+//! applies the decision, writes the state only through `commit`, and
 //! replies. Requests to one object run one at a time up to their storage
 //! write (input gates), so two leases never count the same free call.
 

@@ -6,13 +6,13 @@
 //!
 //! Storage is the object's SQLite database (tables in `docs/storage.md`).
 //! Every operation reads what it needs, asks the core
-//! (`plumgate_core::registry`) and writes the changes through [`commit`],
+//! (`plumgate_core::registry`) and writes the changes through `commit`,
 //! all in one synchronous step: SQL calls do not yield, so no other request
 //! runs in between, and the runtime commits the step's writes together
 //! before the reply leaves. That is what makes the spend cap strong: two
 //! reservations of one key are decided one after the other, the second
 //! seeing the first's hold. The records are also kept in memory (read once
-//! per instance, changed only through [`commit`]).
+//! per instance, changed only through `commit`).
 //!
 //! An alarm prunes what is no longer needed, hourly while there is
 //! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and

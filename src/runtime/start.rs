@@ -45,7 +45,7 @@ const HOT_STRINGS: &[&str] = &[
     "POST",
 ];
 
-/// Intern [`HOT_STRINGS`].
+/// Intern `HOT_STRINGS`.
 pub fn intern_constants() {
     for s in HOT_STRINGS {
         wasm_bindgen::intern(s);
