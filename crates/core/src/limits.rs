@@ -1,6 +1,6 @@
 //! Xoxoday's rate limits, decided without I/O: the per-minute budget of
 //! each operation, the shared limiter's accounting (the `RateLimiter`
-//! Durable Object's decisions, [`lease`]), what an isolate does with the
+//! Durable Object's decisions, [`lease`](mod@lease)), what an isolate does with the
 //! calls it was lent ([`local`]), and how long to stay away after Xoxoday
 //! penalises an operation ([`penalty_until`]).
 //!
