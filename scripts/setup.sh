@@ -46,6 +46,16 @@ else
   # worker-build checks that the target libdir exists; build-std fills nothing in it.
   $SUDO mkdir -p /usr/lib/rustlib/wasm32-unknown-unknown/lib
 fi
+# std's sources, to build std with the worker at the wasm's size options
+# (scripts/lib.sh, wasm_build_env). Where rustup cannot download them the
+# build goes on without build-std (a larger wasm).
+if rustup_has_wasm && ! rustup_has_src; then
+  if rustup component add rust-src >/dev/null 2>&1 && rustup_has_src; then
+    log "rust-src: added (build-std)"
+  else
+    log "rust-src: not available from rustup; the wasm is built without build-std"
+  fi
+fi
 
 # 2. pinned cargo tools, cached outside the clone
 mkdir -p "$TOOLS_DIR"
