@@ -43,8 +43,9 @@ rustup_has_src() {
 #   panic message), but the message and location formatting stayed in the
 #   module. build-std and the panic strategy are unstable options, hence
 #   RUSTC_BOOTSTRAP=1, as the Debian path always needed.
-# Together about 41 KB of the gzipped wasm (247 -> 206 KB), at no CPU per
-# request that bench/ab.mjs can see (BENCHMARKS.md, seventh session).
+# Together about 41 KB of the gzipped wasm (247 -> 206 KB), for about +1.5 %
+# CPU per request in paired runs of bench/ab.mjs (BENCHMARKS.md, seventh
+# session); "z" is most of both: without it, 234 KB.
 # Without rust-src (rustup cannot download it) the build still works, only
 # without build-std: ~16 KB larger (221,981 B).
 wasm_build_env() {
