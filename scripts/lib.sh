@@ -45,7 +45,7 @@ rustup_has_src() {
 #   RUSTC_BOOTSTRAP=1, as the Debian path always needed.
 # Together about 41 KB of the gzipped wasm (247 -> 206 KB), for about +1.5 %
 # CPU per request in paired runs of bench/ab.mjs (BENCHMARKS.md, seventh
-# session); "z" is most of both: without it, 234 KB.
+# session); "z" is most of the size: without it, 234 KB.
 # Without rust-src (rustup cannot download it) the build still works, only
 # without build-std: ~16 KB larger (221,981 B).
 wasm_build_env() {
