@@ -15,9 +15,10 @@
 //!
 //! `durable_object!` exports the same class (a constructor, `fetch`, and
 //! `alarm` for the objects that set alarms) over the object's inherent
-//! `open`, `on_fetch` and `on_alarm`; [`thrown`] is the error conversion,
-//! which hands a JS error back as it came. A failed `alarm` still rejects,
-//! so the runtime retries it as before.
+//! `open`, `on_fetch` and `on_alarm`; [`answer`] hands each result over,
+//! with [`thrown`] as its error conversion, which hands a JS error back as
+//! it came. A failed `alarm` still rejects, so the runtime retries it as
+//! before.
 
 use wasm_bindgen::JsValue;
 
@@ -43,6 +44,15 @@ pub fn detail(e: &worker::Error) -> String {
     }
 }
 
+/// What an entry point hands the runtime: the reply as the runtime's
+/// `Response`, or the error as [`thrown`] makes it.
+pub fn answer(result: worker::Result<worker::Response>) -> Result<JsValue, JsValue> {
+    match result {
+        Ok(r) => Ok(super::http::into_runtime(r).into()),
+        Err(e) => Err(thrown(e)),
+    }
+}
+
 /// Exports a Durable Object's class: `durable_object!(Type)` for `fetch`
 /// alone, `durable_object!(Type, alarm)` for `fetch` and `alarm`. The type
 /// (itself marked `#[wasm_bindgen]`) provides `fn open(State, Env) -> Self`,
@@ -61,10 +71,7 @@ macro_rules! durable_object {
                 }
 
                 pub async fn fetch(&self, req: ::worker::web_sys::Request) -> ::std::result::Result<JsValue, JsValue> {
-                    match self.on_fetch($crate::runtime::http::Incoming::new(req)).await {
-                        Ok(r) => Ok($crate::runtime::http::into_runtime(r).into()),
-                        Err(e) => Err($crate::runtime::object::thrown(e)),
-                    }
+                    $crate::runtime::object::answer(self.on_fetch($crate::runtime::http::Incoming::new(req)).await)
                 }
             }
         };
@@ -78,10 +85,7 @@ macro_rules! durable_object {
             #[wasm_bindgen]
             impl $ty {
                 pub async fn alarm(&self) -> ::std::result::Result<JsValue, JsValue> {
-                    match self.on_alarm().await {
-                        Ok(r) => Ok($crate::runtime::http::into_runtime(r).into()),
-                        Err(e) => Err($crate::runtime::object::thrown(e)),
-                    }
+                    $crate::runtime::object::answer(self.on_alarm().await)
                 }
             }
         };
