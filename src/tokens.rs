@@ -136,7 +136,7 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
     }
     let _lead = Lead::start(now_ms());
     let account = cfg.account_id();
-    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| from_text::<Grant>(&t).ok()) {
+    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| from_text(&t).ok()).and_then(|v| Grant::from_value(&v)) {
         if g.usable(now_ms()) {
             remember(&g);
             return Ok((g, Source::Kv));

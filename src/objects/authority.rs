@@ -109,7 +109,7 @@ pub async fn call(env: &Env, name: &str, call: &Call) -> Result<Reply<Value>, Ap
         }
         StubError::Request | StubError::Body => ApiError::internal(),
     })?;
-    serde_json::from_slice(&body).map_err(|_| ApiError::internal())
+    Reply::read(&body).ok_or_else(ApiError::internal)
 }
 
 /// How a piece of shared work ended. One type for the three kinds (a

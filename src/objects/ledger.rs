@@ -78,7 +78,7 @@ pub async fn send(env: &Env, data: Value, fingerprint: String) -> LedgerReply {
         return refusal(ApiError::internal(), Fate::NotPlaced);
     };
     match stub::post(env, BINDING, &name, PLACE_URL, None, Some(body)).await {
-        Ok((_, bytes)) => serde_json::from_slice::<LedgerReply>(&bytes).unwrap_or_else(|_| lost()),
+        Ok((_, bytes)) => LedgerReply::read(&bytes).unwrap_or_else(lost),
         Err(StubError::Binding) => refusal(ApiError::misconfigured(&[format!("{BINDING} binding is missing")]), Fate::NotPlaced),
         Err(StubError::Request) => refusal(ApiError::internal(), Fate::NotPlaced),
         Err(StubError::Call(_) | StubError::Body) => lost(),
@@ -143,9 +143,9 @@ impl OrderLedger {
         if path != PLACE_PATH {
             return Ok(previous_version(&body));
         }
-        let reply = match serde_json::from_slice::<LedgerRequest>(&body) {
-            Ok(lr) => self.place(lr).await,
-            Err(_) => refusal(ApiError::internal(), Fate::NotPlaced),
+        let reply = match LedgerRequest::read(&body) {
+            Some(lr) => self.place(lr).await,
+            None => refusal(ApiError::internal(), Fate::NotPlaced),
         };
         Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
     }
@@ -273,9 +273,9 @@ fn not_told(t: &Tell) {
 /// relays whatever it gets as the caller's answer, so it gets a retryable
 /// error in the caller's form, and nothing is placed.
 fn previous_version(body: &[u8]) -> Response {
-    let (request_id, style) = match serde_json::from_slice::<PreviousRequest>(body) {
-        Ok(p) => (p.request_id, if p.xoxoday_errors { ErrorStyle::Xoxoday } else { ErrorStyle::Plumgate }),
-        Err(_) => (String::new(), ErrorStyle::Plumgate),
+    let (request_id, style) = match PreviousRequest::read(body) {
+        Some(p) => (p.request_id, if p.xoxoday_errors { ErrorStyle::Xoxoday } else { ErrorStyle::Plumgate }),
+        None => (String::new(), ErrorStyle::Plumgate),
     };
     error_response(&previous_version_refusal(), style, &request_id)
 }

@@ -37,7 +37,7 @@ pub async fn call(env: &Env, account: &str, call: &Call) -> Option<LeaseAnswer> 
     if status != 200 {
         return None;
     }
-    serde_json::from_slice(&body).ok()
+    LeaseAnswer::read(&body)
 }
 
 /// The Durable Object.

@@ -27,7 +27,6 @@ use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
 use plumgate_core::audit;
 use plumgate_core::errors::ApiError;
-use plumgate_core::jsontext::from_text;
 use plumgate_core::keys::{self, Facts, KeyRecord};
 use plumgate_core::quota::{Counter, Hold, HoldChange, HoldState, Usage};
 use plumgate_core::registry::{self, Write};
@@ -229,7 +228,7 @@ impl KeyRegistry {
         }
         let mut records = Vec::new();
         for row in rows(&self.sql(), "SELECT record FROM keys ORDER BY json_extract(record, '$.created_at_ms'), id", vec![])? {
-            let rec: KeyRecord = from_text(&text(row.first())).map_err(|_| worker::Error::from("a keys record cannot be read"))?;
+            let rec = KeyRecord::read(&text(row.first())).ok_or_else(|| worker::Error::from("a keys record cannot be read"))?;
             records.push(rec);
         }
         let loaded = (records.clone(), keys::version(&records));

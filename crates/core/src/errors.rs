@@ -17,7 +17,9 @@
 //!   penalty backs off on plumgate's too.
 
 use crate::jsontext::Object;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+#[cfg(test)]
+use serde::{Deserialize, Deserializer};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 /// Which wire form an error takes.
@@ -183,6 +185,7 @@ impl Serialize for ErrorCode {
     }
 }
 
+#[cfg(test)]
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
@@ -193,7 +196,8 @@ impl<'de> Deserialize<'de> for ErrorCode {
 /// One error answer: status, code and a human sentence. Crosses from a
 /// Durable Object to the worker as itself (`{"status", "code", "message",
 /// "retry_after_secs"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
@@ -349,14 +353,22 @@ impl ApiError {
     }
 
     /// An error as it crosses from a Durable Object (its serde form), read
-    /// from a JSON tree: a code this version does not know is
-    /// `internal_error`. `None` without a status or a message.
+    /// from a JSON tree ([`crate::stored`]'s rules, held to the derive's by
+    /// a test): a code this version does not know is `internal_error`.
+    /// `None` for anything but an object with a status, a code and a
+    /// message.
     pub fn from_value(v: &Value) -> Option<ApiError> {
+        crate::stored::object(v, ApiError::from_fields)
+    }
+
+    pub(crate) fn from_fields(o: &crate::stored::Fields) -> Option<ApiError> {
+        use crate::stored::{count, get, need, opt, status, text};
+        let code = |v: &Value| v.as_str().map(|name| ErrorCode::from_name(name).unwrap_or(ErrorCode::InternalError));
         Some(ApiError {
-            status: v.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok())?,
-            code: v.get("code").and_then(Value::as_str).and_then(ErrorCode::from_name).unwrap_or(ErrorCode::InternalError),
-            message: v.get("message").and_then(Value::as_str)?.to_owned(),
-            retry_after_secs: v.get("retry_after_secs").and_then(Value::as_u64),
+            status: need(o, "status", status)?,
+            code: need(o, "code", code)?,
+            message: need(o, "message", text)?,
+            retry_after_secs: get(o, "retry_after_secs", |v| opt(v, count)).ok()?,
         })
     }
 
@@ -497,6 +509,15 @@ mod tests {
         // a deploy) keeps its status and message as `internal_error`.
         let odd: ApiError = serde_json::from_str(r#"{"status":418,"code":"teapot","message":"m"}"#).unwrap();
         assert_eq!((odd.status, odd.code, odd.message.as_str(), odd.retry_after_secs), (418, ErrorCode::InternalError, "m", None));
+    }
+
+    #[test]
+    fn the_reader_agrees_with_serdes_derive() {
+        use crate::stored::agree;
+        let full = json!({"status": 429, "code": "rate_limited", "message": "m", "retry_after_secs": 3});
+        let read = |b: &[u8]| crate::stored::parse(b, ApiError::from_fields);
+        let (read, refused) = agree::check::<ApiError>(&agree::texts(&full, &[]), read);
+        assert!(read > 15 && refused > 70, "{read} read, {refused} refused");
     }
 
     /// The wire form is pinned: a change to it is a change to this test.

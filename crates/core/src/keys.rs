@@ -37,7 +37,10 @@ use crate::jsontext::{quote, quote_or_null, Object};
 use crate::quota::{Limits, Usage};
 use crate::secret::{hex, CallerKey};
 use crate::time::{add_secs, day_of, parse_rfc3339, rfc3339};
-use serde::{Deserialize, Serialize};
+use crate::stored::{get, int, need, opt_int, opt_text, text, texts, Fields};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Every runtime key starts with this.
@@ -76,7 +79,10 @@ pub fn new_key(random: &[u8; KEY_RANDOM_BYTES]) -> CallerKey {
 
 /// A runtime key as the registry stores it (JSON text; `docs/storage.md`).
 /// Fields added later must have defaults, so records of every version read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read by hand ([`KeyRecord::read`], with [`crate::stored`]); the derive
+/// is for the tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct KeyRecord {
     /// Unique across runtime keys and `GATEWAY_KEYS`, never reused.
     pub id: String,
@@ -104,6 +110,28 @@ pub struct KeyRecord {
     /// ...which works until this instant.
     #[serde(default)]
     pub previous_until_ms: Option<i64>,
+}
+
+impl KeyRecord {
+    /// A record from its stored text; `None` when it cannot be read.
+    pub fn read(text: &str) -> Option<KeyRecord> {
+        crate::stored::parse(text.as_bytes(), KeyRecord::from_fields)
+    }
+
+    fn from_fields(o: &Fields) -> Option<KeyRecord> {
+        Some(KeyRecord {
+            id: need(o, "id", text)?,
+            sha256: need(o, "sha256", text)?,
+            scopes: need(o, "scopes", texts)?,
+            created_at_ms: need(o, "created_at_ms", int)?,
+            expires_at_ms: get(o, "expires_at_ms", opt_int).ok()?,
+            revoked_at_ms: get(o, "revoked_at_ms", opt_int).ok()?,
+            limits: get(o, "limits", |v| crate::stored::object(v, Limits::from_fields)).ok()?,
+            rotated_at_ms: get(o, "rotated_at_ms", opt_int).ok()?,
+            previous_sha256: get(o, "previous_sha256", opt_text).ok()?,
+            previous_until_ms: get(o, "previous_until_ms", opt_int).ok()?,
+        })
+    }
 }
 
 /// What `POST /v1/keys` asks for (validated).
@@ -475,6 +503,20 @@ mod tests {
 
     fn record(id: &str, key: &str) -> KeyRecord {
         create(&[], &[], new(id), hash_key(key), T0).unwrap()
+    }
+
+    #[test]
+    fn the_record_reader_agrees_with_serdes_derive() {
+        use crate::stored::agree;
+        let full = json!({
+            "id": "k", "sha256": "ab", "scopes": ["catalog", "orders:write"], "created_at_ms": T0, "expires_at_ms": T0 + 1,
+            "revoked_at_ms": T0 + 2, "limits": {"requests_per_minute": 60, "order_amount_per_day_micros": 5 * M},
+            "rotated_at_ms": T0 + 3, "previous_sha256": "cd", "previous_until_ms": T0 + 4,
+        });
+        let (read, refused) = agree::check::<KeyRecord>(&agree::texts(&full, &["/limits"]), |b| KeyRecord::read(std::str::from_utf8(b).unwrap()));
+        assert!(read > 50 && refused > 150, "{read} read, {refused} refused");
+        let written = serde_json::to_string(&record("a", "key-a")).unwrap();
+        assert_eq!(KeyRecord::read(&written), Some(record("a", "key-a")), "what is written reads back");
     }
 
     #[test]

@@ -27,8 +27,10 @@
 //!   [`limits`] (`RateLimiter`: Xoxoday's budgets and penalties).
 //! - [`edge`]: the edge cache's rules (its byte-bounded LRU, freshness and
 //!   stale copies).
-//! - `stored`: reading a stored JSON object field by field (the token
-//!   state, the order record), smaller in the wasm than serde's derive.
+//! - `stored`: reading a stored JSON object, or a Durable Object wire
+//!   message, field by field (the token state, the order record, the key
+//!   record, the limiter's state, the messages in [`wire`]), smaller in
+//!   the wasm than serde's derive.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Tests read JSON any way they like; `clippy.toml`'s one-reader rule is

@@ -45,7 +45,9 @@
 
 use crate::ops::Operation;
 use crate::upstream::Observed;
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 pub mod lease;
 pub mod local;
@@ -137,7 +139,8 @@ pub fn max_lease(budget: u32) -> u32 {
 }
 
 /// A penalty on one operation, as the limiter keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Penalty {
     /// No call before this (epoch ms).
     pub until_ms: i64,

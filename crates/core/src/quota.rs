@@ -32,7 +32,9 @@
 use crate::errors::ApiError;
 use crate::ops::{amount_micros, micros_text};
 use crate::time::{day_of, minute_of, secs_until, DAY_MS, MINUTE_MS};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 
 /// The highest `requests_per_minute` a key may have.
@@ -45,8 +47,10 @@ pub const MAX_ORDER_AMOUNT_PER_DAY: i64 = 1_000_000_000 * 1_000_000;
 /// A key's limits; `None` is "no limit". Stored and sent between the
 /// worker and the registry with the amount in millionths
 /// (`order_amount_per_day_micros`); the API writes it as the number it is
-/// ([`Limits::json`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// ([`Limits::json`]). Read from storage by hand ([`Limits::from_fields`]);
+/// the derive is for the tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Limits {
     /// Requests per UTC minute.
     #[serde(default)]
@@ -60,6 +64,16 @@ pub struct Limits {
 const NAMES: [&str; 2] = ["requests_per_minute", "order_amount_per_day"];
 
 impl Limits {
+    /// The stored form (`order_amount_per_day_micros`), as the derive reads
+    /// it ([`crate::stored`]).
+    pub(crate) fn from_fields(o: &crate::stored::Fields) -> Option<Limits> {
+        use crate::stored::{get, opt, opt_int, small_count};
+        Some(Limits {
+            requests_per_minute: get(o, "requests_per_minute", |v| opt(v, small_count)).ok()?,
+            order_amount_per_day: get(o, "order_amount_per_day_micros", opt_int).ok()?,
+        })
+    }
+
     /// A `limits` object: each member absent or `null` (no limit) or a
     /// value; no other members. `at` is the object's name in messages
     /// (`limits`, `GATEWAY_KEYS[2].limits`).

@@ -1,17 +1,26 @@
-//! Reading a stored JSON object field by field, over the `serde_json::Value`
+//! Reading a stored JSON object, or one that crosses between a Durable
+//! Object and the worker, field by field, over the `serde_json::Value`
 //! reader every request body already goes through.
 //!
 //! Why by hand: serde's derive compiles a reader per struct, inlined into
 //! its caller; for the token authority's state it was one 15.9 KB function
-//! of the worker's wasm. Each reader here is a plain function of a `Value`,
-//! shared by every field of its type. Users: `token::decode` (the token
-//! state), `ledger` (the order record). Each keeps the derive for its tests
-//! only, to hold its reader to the derive's rules:
+//! of the worker's wasm, and the Durable Object wires' eleven structs took
+//! 16 KB of the gzipped wasm together (BENCHMARKS.md, eighth session). Each
+//! reader here is a plain function of a `Value`, shared by every field of
+//! its type. Users: `token::decode` (the token state), `ledger` (the order
+//! record), `errors::ApiError`, the wires in `wire` (authority, ledger,
+//! limiter), the limiter's state (`limits::lease`) and the key record
+//! (`keys::KeyRecord`). Each keeps the derive for its tests only, to hold
+//! its reader to the derive's rules ([`agree`] runs that check):
 //! - a missing field takes its default ([`get`]) or is an error when the
 //!   struct has none ([`need`]); unknown fields are ignored;
 //! - `null` is `None` for an `Option` and a type error for anything else;
 //! - a value of the wrong type, an integer outside its type's range, or a
 //!   float where an integer belongs is a type error.
+//!
+//! Two shapes plumgate never writes read differently: a repeated key (the
+//! derive refuses it; here the last one wins), and an array where a struct
+//! belongs (the derive reads it by position; here it is refused).
 
 use serde_json::{Map, Value};
 
@@ -63,6 +72,27 @@ pub(crate) fn opt_text(v: &Value) -> Option<Option<String>> {
     }
 }
 
+/// An `Option` read by `read`: `null` is `None`.
+pub(crate) fn opt<T>(v: &Value, read: fn(&Value) -> Option<T>) -> Option<Option<T>> {
+    if v.is_null() {
+        Some(None)
+    } else {
+        read(v).map(Some)
+    }
+}
+
+/// An array, each element read by `read`.
+pub(crate) fn list<T>(v: &Value, read: fn(&Value) -> Option<T>) -> Option<Vec<T>> {
+    v.as_array()?.iter().map(read).collect()
+}
+
+/// JSON text (bytes) that is an object, read by `read`; `None` for text
+/// that is no JSON, no object, or that `read` refuses.
+pub(crate) fn parse<T>(bytes: &[u8], read: fn(&Fields) -> Option<T>) -> Option<T> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    read(v.as_object()?)
+}
+
 pub(crate) fn texts(v: &Value) -> Option<Vec<String>> {
     v.as_array()?.iter().map(|e| e.as_str().map(str::to_owned)).collect()
 }
@@ -93,3 +123,75 @@ pub(crate) fn slot<T>(v: &Value, read: fn(&Fields) -> Option<T>) -> Option<Optio
     }
 }
 
+
+/// A struct field: an object read by `read`.
+pub(crate) fn object<T>(v: &Value, read: fn(&Fields) -> Option<T>) -> Option<T> {
+    read(v.as_object()?)
+}
+
+/// The check every reader's test runs: on `full` (a text with every field
+/// away from its default) and its variants, the reader gives what the
+/// derive gives.
+#[cfg(test)]
+pub(crate) mod agree {
+    use serde::{de::DeserializeOwned, Serialize};
+    use serde_json::{json, Value};
+
+    /// Values of every JSON kind, and numbers at each type's edges.
+    fn odd_values() -> Vec<Value> {
+        vec![
+            json!(null), json!("x"), json!(""), json!(0), json!(1), json!(-1), json!(1.5), json!(2.0),
+            json!(true), json!(false), json!([]), json!({}), json!(["a"]), json!([1]), json!([null]),
+            json!(65_535), json!(65_536), json!(4_294_967_295_u64), json!(4_294_967_296_u64), json!(i64::MAX),
+            json!(u64::MAX), json!(1e20),
+        ]
+    }
+
+    /// `full`, `{}`, an object of a later version's field only, and for
+    /// the object and each object at the JSON pointers `inner`: a later
+    /// version's field added, and each field missing and set to each odd
+    /// value. An array where a struct was is left out: the derive reads it
+    /// by position (module doc).
+    pub(crate) fn texts(full: &Value, inner: &[&str]) -> Vec<String> {
+        let mut out = vec![full.to_string(), "{}".into(), json!({"newer_field": [1, {"a": 2}]}).to_string()];
+        for at in std::iter::once("").chain(inner.iter().copied()) {
+            let mut t = full.clone();
+            t.pointer_mut(at).unwrap()["newer_field"] = json!(1);
+            out.push(t.to_string());
+            let keys: Vec<String> = full.pointer(at).and_then(Value::as_object).expect(at).keys().cloned().collect();
+            for k in keys {
+                let mut t = full.clone();
+                t.pointer_mut(at).and_then(Value::as_object_mut).unwrap().remove(&k);
+                out.push(t.to_string());
+                let was_struct = full.pointer(at).unwrap()[&k].is_object();
+                for v in odd_values().into_iter().filter(|v| !(was_struct && v.is_array())) {
+                    let mut t = full.clone();
+                    t.pointer_mut(at).unwrap()[&k] = v;
+                    out.push(t.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// How the derive reads `text`, as JSON (`None`: refused).
+    pub(crate) fn derive<T: DeserializeOwned + Serialize>(text: &str) -> Option<Value> {
+        crate::jsontext::from_text::<T>(text).ok().map(|t| serde_json::to_value(t).unwrap())
+    }
+
+    /// Assert that `by_hand` reads each text as [`derive`]`::<T>` does;
+    /// `(read, refused)`, to show both outcomes were exercised.
+    pub(crate) fn check<T: DeserializeOwned + Serialize>(texts: &[String], by_hand: impl Fn(&[u8]) -> Option<T>) -> (usize, usize) {
+        let (mut read, mut refused) = (0, 0);
+        for text in texts {
+            let want = derive::<T>(text);
+            assert_eq!(by_hand(text.as_bytes()).map(|t| serde_json::to_value(t).unwrap()), want, "{text}");
+            if want.is_some() {
+                read += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        (read, refused)
+    }
+}

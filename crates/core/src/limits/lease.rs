@@ -4,14 +4,18 @@
 //! ([`penalise`]). See the parent module for why leases and how they count.
 
 use super::{max_lease, penalty_until, Penalty, LEASE_MS, WINDOW_MS};
+use crate::stored::{get, int, list, need, object, slot, small_count, text, Fields};
 use crate::upstream::Observed;
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// Storage key of the limiter's state.
 pub const STATE_KEY: &str = "limits";
 
 /// Calls lent to one isolate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Grant {
     /// When they were lent (epoch ms).
     pub at_ms: i64,
@@ -23,7 +27,8 @@ pub struct Grant {
 }
 
 /// One operation's account.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct OpState {
     /// The operation's name.
     pub op: String,
@@ -38,8 +43,10 @@ pub struct OpState {
 /// Everything the limiter keeps, one account per operation met. Fields a
 /// later version adds have defaults, so every version reads every other's
 /// state. (A list rather than a map by name: there are seven operations,
-/// and a map type would cost the worker's wasm its own code.)
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// and a map type would cost the worker's wasm its own code.) Read by hand
+/// ([`load`], with [`crate::stored`]); the derive is for the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct LimiterState {
     /// Per operation.
     #[serde(default)]
@@ -64,8 +71,10 @@ impl LimiterState {
     }
 }
 
-/// What the limiter answers, to a lease request or a penalty report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What the limiter answers, to a lease request or a penalty report (read
+/// by hand: `wire::limiter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct LeaseAnswer {
     /// Calls lent (0: none).
     pub calls: u32,
@@ -129,9 +138,30 @@ pub fn penalise(state: &mut LimiterState, op: &str, observed: Observed, now_ms: 
 pub fn load(text: Option<&str>) -> (LimiterState, bool) {
     match text {
         None => (LimiterState::default(), true),
-        Some(t) => match crate::jsontext::from_text(t) {
-            Ok(s) => (s, true),
-            Err(_) => (LimiterState::default(), false),
+        Some(t) => match crate::stored::parse(t.as_bytes(), state) {
+            Some(s) => (s, true),
+            None => (LimiterState::default(), false),
         },
     }
+}
+
+/// The state from its JSON ([`crate::stored`]'s rules).
+fn state(o: &Fields) -> Option<LimiterState> {
+    Some(LimiterState { ops: get(o, "ops", |v| list(v, |v| object(v, account))).ok()? })
+}
+
+fn account(o: &Fields) -> Option<OpState> {
+    Some(OpState {
+        op: need(o, "op", text)?,
+        grants: get(o, "grants", |v| list(v, |v| object(v, grant))).ok()?,
+        penalty: get(o, "penalty", |v| slot(v, penalty)).ok()?,
+    })
+}
+
+fn grant(o: &Fields) -> Option<Grant> {
+    Some(Grant { at_ms: need(o, "at_ms", int)?, calls: need(o, "calls", small_count)?, until_ms: need(o, "until_ms", int)? })
+}
+
+fn penalty(o: &Fields) -> Option<Penalty> {
+    Some(Penalty { until_ms: need(o, "until_ms", int)?, strikes: need(o, "strikes", small_count)? })
 }

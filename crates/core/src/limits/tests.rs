@@ -147,6 +147,14 @@ fn state_json_is_pinned_and_read_leniently() {
     assert_eq!(text, r#"{"ops":[{"op":"getBalance","grants":[{"at_ms":1,"calls":2,"until_ms":3}],"penalty":{"until_ms":9,"strikes":1}}]}"#);
     assert_eq!(load(Some(&text)), (s, true));
     assert_eq!(load(None), (LimiterState::default(), true));
+    let full = serde_json::json!({"ops": [{"op": "getBalance", "grants": [{"at_ms": 1, "calls": 2, "until_ms": 3}], "penalty": {"until_ms": 4, "strikes": 5}}]});
+    let inner = ["/ops/0", "/ops/0/grants/0", "/ops/0/penalty"];
+    let by_hand = |b: &[u8]| match load(Some(std::str::from_utf8(b).unwrap())) {
+        (s, true) => Some(s),
+        _ => None,
+    };
+    let (read, refused) = crate::stored::agree::check::<LimiterState>(&crate::stored::agree::texts(&full, &inner), by_hand);
+    assert!(read > 40 && refused > 150, "{read} read, {refused} refused");
     assert_eq!(load(Some("{\"ops\":7}")), (LimiterState::default(), false), "unreadable: a fresh count, said so");
     let other = load(Some(r#"{"ops":[{"op":"x","newer":2}],"newer":1}"#)).0;
     assert_eq!(other.of("x"), Some(&OpState { op: "x".into(), ..OpState::default() }), "fields of other versions");

@@ -15,7 +15,11 @@
 
 use crate::errors::ApiError;
 use crate::secret::AccessToken;
-use serde::{Deserialize, Serialize};
+use crate::stored::{flag, get, int, need, number, opt, opt_int, opt_text, parse, slot, text, Fields};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
+use serde_json::Value;
 
 /// Header naming the authority a request is meant for.
 pub const AUTHORITY_HEADER: &str = "x-plumgate-authority";
@@ -111,7 +115,9 @@ pub enum Call {
 
 /// The JSON body of the operations that take one. (One struct for both:
 /// each type decoded from JSON costs the worker's wasm its own decoder.)
-#[derive(Default, Serialize, Deserialize)]
+/// Read by hand ([`Payload::read`]; the derive is for its test).
+#[derive(Default, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Payload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fp: Option<String>,
@@ -121,6 +127,22 @@ struct Payload {
     balance: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seen_at_ms: Option<i64>,
+}
+
+impl Payload {
+    /// The payload in `body`: empty when it cannot be read.
+    fn read(body: &[u8]) -> Payload {
+        parse(body, Payload::from_fields).unwrap_or_default()
+    }
+
+    fn from_fields(o: &Fields) -> Option<Payload> {
+        Some(Payload {
+            fp: get(o, "fp", opt_text).ok()?,
+            requester: get(o, "requester", opt_text).ok()?,
+            balance: get(o, "balance", |v| opt(v, number)).ok()?,
+            seen_at_ms: get(o, "seen_at_ms", opt_int).ok()?,
+        })
+    }
 }
 
 impl Call {
@@ -165,7 +187,7 @@ impl Call {
     /// check without a fingerprint, an export without an `account:`
     /// requester, a balance without its value and time).
     pub fn decode(op: Op, body: &[u8]) -> Result<Call, &'static str> {
-        let payload = || serde_json::from_slice::<Payload>(body).unwrap_or_default();
+        let payload = || Payload::read(body);
         Ok(match op {
             Op::Token => Call::Token,
             Op::Refresh => Call::Refresh,
@@ -191,8 +213,10 @@ impl Call {
 
 /// An access token handed out by the authority, and how long an isolate
 /// may keep using it. The same JSON is the value of the KV cache entry.
-/// `Debug` shows the token as `AccessToken([redacted])`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` shows the token as `AccessToken([redacted])`. Read by hand
+/// ([`Grant::from_value`]; the derive is for its test).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Grant {
     /// The bearer token for Xoxoday.
     pub access_token: AccessToken,
@@ -203,6 +227,20 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant from its JSON (the KV cache entry, or a reply's `grant`);
+    /// `None` when it cannot be read.
+    pub fn from_value(v: &Value) -> Option<Grant> {
+        crate::stored::object(v, Grant::from_fields)
+    }
+
+    fn from_fields(o: &Fields) -> Option<Grant> {
+        Some(Grant {
+            access_token: AccessToken::new(need(o, "access_token", text)?),
+            expires_at_ms: need(o, "expires_at_ms", int)?,
+            recheck_at_ms: need(o, "recheck_at_ms", int)?,
+        })
+    }
+
     /// May a cache (isolate memory, KV) hand this grant out at `now_ms`?
     /// Only before its recheck point and its expiry.
     pub fn usable(&self, now_ms: i64) -> bool {
@@ -218,7 +256,8 @@ impl Grant {
 /// The body of `GET /v1/token` (and of `POST /v1/token/refresh` and
 /// `/recover`): status, never a token. Fields in alphabetical order, the
 /// order the body has always had. Times are RFC 3339.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct TokenStatus {
     /// The access token's expiry.
     pub access_token_expires_at: Option<String>,
@@ -245,7 +284,8 @@ pub struct TokenStatus {
 
 /// The last alert, as `GET /v1/token` shows it. Fields in alphabetical
 /// order, like the status around it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct AlertView {
     /// When it was raised.
     pub at: String,
@@ -271,8 +311,10 @@ pub struct AlertView {
 /// only relays it to the admin (and logs its `state`), so a newer
 /// authority's added fields reach the admin unchanged during a deploy, and
 /// the worker carries no second decoder for it. Both read and write the
-/// same JSON (pinned below).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// same JSON (pinned below). The worker reads it by hand
+/// ([`Reply::read`]); the derive is for the tests.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Reply<S = TokenStatus> {
     /// A usable access token, when there is one.
     pub grant: Option<Grant>,
@@ -291,6 +333,21 @@ pub struct Reply<S = TokenStatus> {
     pub handover: Option<String>,
 }
 
+impl Reply<Value> {
+    /// The worker's reading of an answer; `None` when it cannot be read.
+    pub fn read(body: &[u8]) -> Option<Reply<Value>> {
+        parse(body, |o| {
+            Some(Reply {
+                grant: get(o, "grant", |v| slot(v, Grant::from_fields)).ok()?,
+                status: get(o, "status", |v| Some((!v.is_null()).then(|| v.clone()))).ok()?,
+                error: get(o, "error", |v| slot(v, ApiError::from_fields)).ok()?,
+                pass_through: get(o, "pass_through", flag).ok()?,
+                handover: get(o, "handover", opt_text).ok()?,
+            })
+        })
+    }
+}
+
 impl<S> Reply<S> {
     /// A refusal before any state was read.
     pub fn refused(error: ApiError) -> Reply<S> {
@@ -307,6 +364,7 @@ impl<S> Reply<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const T0: i64 = 1_795_626_582_000;
 
@@ -441,6 +499,24 @@ mod tests {
         let status = newer.status.unwrap();
         assert_eq!((status["state"].as_str(), status["alert"].as_str()), (Some("paused"), Some("x")), "relayed as the authority wrote it");
         assert!(newer.pass_through);
+    }
+
+    #[test]
+    fn the_readers_agree_with_serdes_derive() {
+        use crate::stored::agree;
+        let grant = json!({"access_token": "at-1", "expires_at_ms": T0 + 1000, "recheck_at_ms": T0 + 500});
+        let (read, refused) = agree::check::<Grant>(&agree::texts(&grant, &[]), |b| parse(b, Grant::from_fields));
+        assert!(read > 10 && refused > 50, "grant: {read} read, {refused} refused");
+        let error = serde_json::to_value(ApiError::reauth_required().retry_after(5)).unwrap();
+        let reply = json!({"grant": grant, "status": {"state": "fresh", "n": [1]}, "error": error, "pass_through": true, "handover": "{}"});
+        let (read, refused) = agree::check::<Reply<Value>>(&agree::texts(&reply, &["/grant", "/error"]), Reply::read);
+        assert!(read > 50 && refused > 150, "reply: {read} read, {refused} refused");
+        let payload = json!({"fp": "ab", "requester": "account:1", "balance": 950.5, "seen_at_ms": T0});
+        let by_derive = |t: &str| serde_json::from_str::<Payload>(t).unwrap_or_default();
+        for text in agree::texts(&payload, &[]) {
+            let (d, h) = (by_derive(&text), Payload::read(text.as_bytes()));
+            assert_eq!((d.fp, d.requester, d.balance, d.seen_at_ms), (h.fp, h.requester, h.balance, h.seen_at_ms), "{text}");
+        }
     }
 
     #[test]

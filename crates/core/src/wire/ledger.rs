@@ -18,8 +18,16 @@
 //! previous version's object fails its decoding (no `request_id`), so
 //! nothing is placed there either.
 
+//!
+//! Every message here is read by hand ([`crate::stored`]: serde's derive
+//! compiled to a reader per struct in the wasm); the derives are kept for
+//! the tests, which hold each reader to them.
+
 use crate::errors::ApiError;
-use serde::{Deserialize, Serialize};
+use crate::stored::{flag, get, need, opt, parse, slot, status, text, Fields};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Where a placeOrder goes.
@@ -34,12 +42,20 @@ pub fn object_name(po_number: &str) -> String {
 }
 
 /// A placeOrder for the ledger.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct LedgerRequest {
     /// Validated placeOrder data, as it goes upstream.
     pub data: Value,
     /// `ops::order_fingerprint` of the order as the caller wrote it.
     pub fingerprint: String,
+}
+
+impl LedgerRequest {
+    /// The request in `body`; `None` when it is none.
+    pub fn read(body: &[u8]) -> Option<LedgerRequest> {
+        parse(body, |o| Some(LedgerRequest { data: need(o, "data", |v| Some(v.clone()))?, fingerprint: need(o, "fingerprint", text)? }))
+    }
 }
 
 /// What became of the order, as far as plumgate knows when it answers.
@@ -68,6 +84,12 @@ pub enum Fate {
 }
 
 impl Fate {
+    /// The fate of a wire name (a name this version does not know is
+    /// [`Fate::Unknown`]).
+    fn from_name(name: &str) -> Fate {
+        [Fate::Placed, Fate::Failed, Fate::NotPlaced].into_iter().find(|f| f.as_str() == name).unwrap_or(Fate::Unknown)
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -85,10 +107,10 @@ impl Serialize for Fate {
     }
 }
 
+#[cfg(test)]
 impl<'de> Deserialize<'de> for Fate {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        Ok([Fate::Placed, Fate::Failed, Fate::NotPlaced].into_iter().find(|f| f.as_str() == name).unwrap_or(Fate::Unknown))
+        Ok(Fate::from_name(&std::borrow::Cow::<'de, str>::deserialize(d)?))
     }
 }
 
@@ -127,8 +149,9 @@ impl Outcome {
 }
 
 /// The ledger's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "FlatReply", from = "FlatReply")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "FlatReply")]
+#[cfg_attr(test, derive(Deserialize), serde(from = "FlatReply"))]
 pub struct LedgerReply {
     /// What the caller gets.
     pub outcome: Outcome,
@@ -144,7 +167,8 @@ pub struct LedgerReply {
 /// error and the answer's fields otherwise. (Flat rather than an enum's
 /// tagged form: each tagged variant costs the worker's wasm a decoder of
 /// its own.)
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 struct FlatReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<ApiError>,
@@ -180,6 +204,27 @@ impl From<LedgerReply> for FlatReply {
     }
 }
 
+impl LedgerReply {
+    /// The reply in `body`; `None` when it is none.
+    pub fn read(body: &[u8]) -> Option<LedgerReply> {
+        parse(body, FlatReply::from_fields).map(LedgerReply::from)
+    }
+}
+
+impl FlatReply {
+    fn from_fields(o: &Fields) -> Option<FlatReply> {
+        Some(FlatReply {
+            error: get(o, "error", |v| slot(v, ApiError::from_fields)).ok()?,
+            status: get(o, "status", status).ok()?,
+            body: get(o, "body", text).ok()?,
+            reconciled: get(o, "reconciled", flag).ok()?,
+            upstream_status: get(o, "upstream_status", |v| opt(v, status)).ok()?,
+            replayed: need(o, "replayed", flag)?,
+            fate: get(o, "fate", |v| v.as_str().map(Fate::from_name)).ok()?,
+        })
+    }
+}
+
 impl From<FlatReply> for LedgerReply {
     fn from(f: FlatReply) -> LedgerReply {
         let outcome = match f.error {
@@ -192,13 +237,21 @@ impl From<FlatReply> for LedgerReply {
 
 /// What the ledger reads of a request in the previous version's form, to
 /// answer it in the form that worker relays.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct PreviousRequest {
     /// For the error body.
     pub request_id: String,
     /// The error body in Xoxoday's shape.
     #[serde(default)]
     pub xoxoday_errors: bool,
+}
+
+impl PreviousRequest {
+    /// The request in `body`; `None` when it is none.
+    pub fn read(body: &[u8]) -> Option<PreviousRequest> {
+        parse(body, |o| Some(PreviousRequest { request_id: need(o, "request_id", text)?, xoxoday_errors: get(o, "xoxoday_errors", flag).ok()? }))
+    }
 }
 
 /// The error a previous-version worker's request gets during a deploy:
@@ -217,8 +270,8 @@ mod tests {
         let r = LedgerRequest { data: json!({"poNumber": "po-1", "quantity": 1}), fingerprint: "ab".repeat(32) };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(text, format!(r#"{{"data":{{"poNumber":"po-1","quantity":1}},"fingerprint":"{}"}}"#, "ab".repeat(32)));
-        let back: LedgerRequest = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.data, r.data);
+        let back = LedgerRequest::read(text.as_bytes()).unwrap();
+        assert_eq!((back.data, back.fingerprint), (r.data, r.fingerprint));
         assert_eq!(object_name("po-1"), "po:po-1");
         assert_eq!(PLACE_URL.strip_prefix("https://ledger"), Some(PLACE_PATH));
     }
@@ -232,7 +285,7 @@ mod tests {
         };
         let text = serde_json::to_string(&answer).unwrap();
         assert_eq!(text, r#"{"status":200,"body":"{\"data\":{}}","reconciled":true,"upstream_status":200,"replayed":false,"fate":"placed"}"#);
-        assert_eq!(serde_json::from_str::<LedgerReply>(&text).unwrap(), answer);
+        assert_eq!(LedgerReply::read(text.as_bytes()), Some(answer.clone()));
 
         let error = LedgerReply {
             outcome: Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None },
@@ -247,7 +300,7 @@ mod tests {
                 ApiError::idempotency_conflict().message
             )
         );
-        assert_eq!(serde_json::from_str::<LedgerReply>(&text).unwrap(), error);
+        assert_eq!(LedgerReply::read(text.as_bytes()), Some(error.clone()));
         assert_eq!(error.outcome.upstream_status(), None);
         assert_eq!(answer.outcome.upstream_status(), Some(200));
         for f in [Fate::Placed, Fate::Failed, Fate::NotPlaced, Fate::Unknown] {
@@ -256,26 +309,42 @@ mod tests {
         }
         // A reply of the previous version (no fate), or a fate this version
         // does not know: nothing is assumed.
-        let old: LedgerReply = serde_json::from_str(r#"{"status":200,"body":"x","upstream_status":200,"replayed":false}"#).unwrap();
+        let old = LedgerReply::read(br#"{"status":200,"body":"x","upstream_status":200,"replayed":false}"#).unwrap();
         assert_eq!(old.fate, Fate::Unknown);
         assert_eq!(serde_json::from_str::<Fate>(r#""exploded""#).unwrap(), Fate::Unknown);
     }
 
     #[test]
     fn what_is_no_reply_is_not_read_as_one() {
-        assert!(serde_json::from_str::<LedgerReply>(r#"{"error":"bad ledger request"}"#).is_err(), "the previous object's refusal");
-        assert!(serde_json::from_str::<LedgerReply>(r#"{"status":200,"body":"x"}"#).is_err(), "no replayed flag");
-        assert!(serde_json::from_str::<LedgerReply>(r#"{"error":{"status":409},"replayed":false,"upstream_status":null}"#).is_err());
+        for text in [r#"{"error":"bad ledger request"}"#, r#"{"status":200,"body":"x"}"#, r#"{"error":{"status":409},"replayed":false,"upstream_status":null}"#] {
+            assert!(serde_json::from_str::<LedgerReply>(text).is_err(), "{text}");
+            assert_eq!(LedgerReply::read(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_readers_agree_with_serdes_derive() {
+        use crate::stored::agree;
+        let error = serde_json::to_value(ApiError::rate_limited("getBalance", 3)).unwrap();
+        let reply = json!({"error": error, "status": 429, "body": "b", "reconciled": true, "upstream_status": 200, "replayed": true, "fate": "failed"});
+        let (read, refused) = agree::check::<LedgerReply>(&agree::texts(&reply, &["/error"]), LedgerReply::read);
+        assert!(read > 30 && refused > 150, "reply: {read} read, {refused} refused");
+        let request = json!({"data": {"poNumber": "p"}, "fingerprint": "f"});
+        let (read, refused) = agree::check::<LedgerRequest>(&agree::texts(&request, &[]), LedgerRequest::read);
+        assert!(read > 20 && refused > 20, "request: {read} read, {refused} refused");
+        let previous = json!({"request_id": "rid", "xoxoday_errors": true});
+        let (read, refused) = agree::check::<PreviousRequest>(&agree::texts(&previous, &[]), PreviousRequest::read);
+        assert!(read > 5 && refused > 40, "previous: {read} read, {refused} refused");
     }
 
     #[test]
     fn a_previous_version_request_is_recognised() {
         let old = json!({"data": {}, "fingerprint": "f", "request_id": "rid", "xoxoday_errors": true});
-        let p: PreviousRequest = serde_json::from_value(old).unwrap();
+        let p = PreviousRequest::read(old.to_string().as_bytes()).unwrap();
         assert_eq!((p.request_id.as_str(), p.xoxoday_errors), ("rid", true));
         // This version's request lacks what the previous object requires.
         let new = serde_json::to_value(LedgerRequest { data: json!({}), fingerprint: "f".into() }).unwrap();
-        assert!(serde_json::from_value::<PreviousRequest>(new).is_err());
+        assert!(PreviousRequest::read(new.to_string().as_bytes()).is_none());
         let e = previous_version_refusal();
         assert_eq!((e.status, e.code), (502, crate::errors::ErrorCode::UpstreamError));
         assert!(e.message.contains("nothing was placed"));

@@ -11,8 +11,11 @@
 
 pub use crate::limits::LeaseAnswer;
 use crate::ops::Operation;
+use crate::stored::{count, get, need, opt, opt_int, opt_text, parse, small_count, text, Fields};
 use crate::upstream::Observed;
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// The limiter of the account with this id (`Config::account_id`).
 pub fn object_name(account: &str) -> String {
@@ -39,8 +42,10 @@ pub enum Call {
 }
 
 /// The JSON body of every call (one struct: each type decoded from JSON
-/// costs the wasm a decoder of its own).
-#[derive(Default, Serialize, Deserialize)]
+/// costs the wasm a decoder of its own). Read by hand ([`crate::stored`]);
+/// the derive is for the tests.
+#[derive(Default, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Payload {
     op: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +55,31 @@ struct Payload {
     penalty: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secs: Option<u64>,
+}
+
+impl Payload {
+    fn from_fields(o: &Fields) -> Option<Payload> {
+        Some(Payload {
+            op: need(o, "op", text)?,
+            want: get(o, "want", |v| opt(v, small_count)).ok()?,
+            penalty: get(o, "penalty", opt_text).ok()?,
+            secs: get(o, "secs", |v| opt(v, count)).ok()?,
+        })
+    }
+}
+
+impl LeaseAnswer {
+    /// The answer in `body`; `None` when it is none (an error body, say).
+    pub fn read(body: &[u8]) -> Option<LeaseAnswer> {
+        parse(body, |o| {
+            Some(LeaseAnswer {
+                calls: need(o, "calls", small_count)?,
+                until_ms: need(o, "until_ms", crate::stored::int)?,
+                penalty_until_ms: get(o, "penalty_until_ms", opt_int).ok()?,
+                retry_at_ms: get(o, "retry_at_ms", opt_int).ok()?,
+            })
+        })
+    }
 }
 
 impl Call {
@@ -89,7 +119,7 @@ impl Call {
     /// A sentence for an unknown call, an unknown operation, or a body that
     /// does not say what the call needs.
     pub fn read(path: &str, body: &[u8]) -> Result<Call, String> {
-        let p: Payload = serde_json::from_slice(body).map_err(|_| "the limiter request is not readable".to_string())?;
+        let p = parse(body, Payload::from_fields).ok_or_else(|| "the limiter request is not readable".to_string())?;
         let op = Operation::from_name(&p.op).ok_or_else(|| "the limiter request names no known operation".to_string())?;
         match path.trim_start_matches('/') {
             "lease" => Ok(Call::Lease { op, want: p.want.unwrap_or(1) }),
@@ -149,9 +179,20 @@ mod tests {
         let a = LeaseAnswer { calls: 0, until_ms: 5, penalty_until_ms: Some(9), retry_at_ms: None };
         let text = serde_json::to_string(&a).unwrap();
         assert_eq!(text, r#"{"calls":0,"until_ms":5,"penalty_until_ms":9}"#);
-        assert_eq!(serde_json::from_str::<LeaseAnswer>(&text).unwrap(), a);
+        assert_eq!(LeaseAnswer::read(text.as_bytes()), Some(a));
         let b = LeaseAnswer { calls: 0, until_ms: 5, penalty_until_ms: None, retry_at_ms: Some(7) };
         assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"calls":0,"until_ms":5,"retry_at_ms":7}"#);
-        assert!(serde_json::from_str::<LeaseAnswer>(r#"{"error":"x"}"#).is_err(), "an error body is no answer");
+        assert_eq!(LeaseAnswer::read(br#"{"error":"x"}"#), None, "an error body is no answer");
+    }
+
+    #[test]
+    fn the_readers_agree_with_serdes_derive() {
+        use crate::stored::agree;
+        let answer = serde_json::json!({"calls": 2, "until_ms": 5, "penalty_until_ms": 9, "retry_at_ms": 7});
+        let (read, refused) = agree::check::<LeaseAnswer>(&agree::texts(&answer, &[]), LeaseAnswer::read);
+        assert!(read > 15 && refused > 50, "answer: {read} read, {refused} refused");
+        let payload = serde_json::json!({"op": "getBalance", "want": 3, "penalty": "stated", "secs": 4});
+        let (read, refused) = agree::check::<Payload>(&agree::texts(&payload, &[]), |b| parse(b, Payload::from_fields));
+        assert!(read > 15 && refused > 50, "payload: {read} read, {refused} refused");
     }
 }
