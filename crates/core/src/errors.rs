@@ -353,7 +353,7 @@ impl ApiError {
     }
 
     /// An error as it crosses from a Durable Object (its serde form), read
-    /// from a JSON tree ([`crate::stored`]'s rules, held to the derive's by
+    /// from a JSON tree (`crate::stored`'s rules, held to the derive's by
     /// a test): a code this version does not know is `internal_error`.
     /// `None` for anything but an object with a status, a code and a
     /// message.

@@ -79,7 +79,7 @@ pub fn new_key(random: &[u8; KEY_RANDOM_BYTES]) -> CallerKey {
 
 /// A runtime key as the registry stores it (JSON text; `docs/storage.md`).
 /// Fields added later must have defaults, so records of every version read.
-/// Read by hand ([`KeyRecord::read`], with [`crate::stored`]); the derive
+/// Read by hand ([`KeyRecord::read`], with `crate::stored`); the derive
 /// is for the tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]

@@ -47,7 +47,7 @@ pub const MAX_ORDER_AMOUNT_PER_DAY: i64 = 1_000_000_000 * 1_000_000;
 /// A key's limits; `None` is "no limit". Stored and sent between the
 /// worker and the registry with the amount in millionths
 /// (`order_amount_per_day_micros`); the API writes it as the number it is
-/// ([`Limits::json`]). Read from storage by hand ([`Limits::from_fields`]);
+/// ([`Limits::json`]). Read from storage by hand (`Limits::from_fields`);
 /// the derive is for the tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]

@@ -44,7 +44,7 @@ pub struct OpState {
 /// later version adds have defaults, so every version reads every other's
 /// state. (A list rather than a map by name: there are seven operations,
 /// and a map type would cost the worker's wasm its own code.) Read by hand
-/// ([`load`], with [`crate::stored`]); the derive is for the tests.
+/// ([`load`], with `crate::stored`); the derive is for the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
 pub struct LimiterState {

@@ -19,7 +19,7 @@
 //! nothing is placed there either.
 
 //!
-//! Every message here is read by hand ([`crate::stored`]: serde's derive
+//! Every message here is read by hand (`crate::stored`: serde's derive
 //! compiled to a reader per struct in the wasm); the derives are kept for
 //! the tests, which hold each reader to them.
 

@@ -42,7 +42,7 @@ pub enum Call {
 }
 
 /// The JSON body of every call (one struct: each type decoded from JSON
-/// costs the wasm a decoder of its own). Read by hand ([`crate::stored`]);
+/// costs the wasm a decoder of its own). Read by hand (`crate::stored`);
 /// the derive is for the tests.
 #[derive(Default, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
