@@ -33,7 +33,6 @@ use crate::runtime::{kv, promise};
 use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use plumgate_core::jsontext::from_text;
 use plumgate_core::logline::event;
 use plumgate_core::token::cache::{admin_answer, after_check, grant_of, joins_lookup, status_of, Checked, Source, JOIN_WAIT_MS};
 use plumgate_core::token::storage::{authority_name, kv_token_key};
@@ -136,7 +135,7 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
     }
     let _lead = Lead::start(now_ms());
     let account = cfg.account_id();
-    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| from_text(&t).ok()).and_then(|v| Grant::from_value(&v)) {
+    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| Grant::read(&t)) {
         if g.usable(now_ms()) {
             remember(&g);
             return Ok((g, Source::Kv));

@@ -214,7 +214,7 @@ impl Call {
 /// An access token handed out by the authority, and how long an isolate
 /// may keep using it. The same JSON is the value of the KV cache entry.
 /// `Debug` shows the token as `AccessToken([redacted])`. Read by hand
-/// ([`Grant::from_value`]; the derive is for its test).
+/// ([`Grant::read`]; the derive is for its test).
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
 pub struct Grant {
@@ -227,10 +227,10 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// A grant from its JSON (the KV cache entry, or a reply's `grant`);
-    /// `None` when it cannot be read.
-    pub fn from_value(v: &Value) -> Option<Grant> {
-        crate::stored::object(v, Grant::from_fields)
+    /// A grant from its JSON text (the KV cache entry); `None` when it
+    /// cannot be read.
+    pub fn read(text: &str) -> Option<Grant> {
+        parse(text.as_bytes(), Grant::from_fields)
     }
 
     fn from_fields(o: &Fields) -> Option<Grant> {
@@ -505,7 +505,7 @@ mod tests {
     fn the_readers_agree_with_serdes_derive() {
         use crate::stored::agree;
         let grant = json!({"access_token": "at-1", "expires_at_ms": T0 + 1000, "recheck_at_ms": T0 + 500});
-        let (read, refused) = agree::check::<Grant>(&agree::texts(&grant, &[]), |b| parse(b, Grant::from_fields));
+        let (read, refused) = agree::check::<Grant>(&agree::texts(&grant, &[]), |b| Grant::read(std::str::from_utf8(b).unwrap()));
         assert!(read > 10 && refused > 50, "grant: {read} read, {refused} refused");
         let error = serde_json::to_value(ApiError::reauth_required().retry_after(5)).unwrap();
         let reply = json!({"grant": grant, "status": {"state": "fresh", "n": [1]}, "error": error, "pass_through": true, "handover": "{}"});
