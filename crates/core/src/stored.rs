@@ -4,8 +4,9 @@
 //!
 //! Why by hand: serde's derive compiles a reader per struct, inlined into
 //! its caller; for the token authority's state it was one 15.9 KB function
-//! of the worker's wasm, and the Durable Object wires' eleven structs took
-//! 16 KB of the gzipped wasm together (BENCHMARKS.md, eighth session). Each
+//! of the worker's wasm, and the derived readers of the Durable Object
+//! wires, the limiter's state and the key record 11 KB of the gzipped wasm
+//! together (BENCHMARKS.md, eighth session). Each
 //! reader here is a plain function of a `Value`, shared by every field of
 //! its type. Users: `token::decode` (the token state), `ledger` (the order
 //! record), `errors::ApiError`, the wires in `wire` (authority, ledger,
@@ -122,7 +123,6 @@ pub(crate) fn slot<T>(v: &Value, read: fn(&Fields) -> Option<T>) -> Option<Optio
         _ => None,
     }
 }
-
 
 /// A struct field: an object read by `read`.
 pub(crate) fn object<T>(v: &Value, read: fn(&Fields) -> Option<T>) -> Option<T> {
