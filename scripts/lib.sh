@@ -43,11 +43,11 @@ rustup_has_src() {
 #   panic message), but the message and location formatting stayed in the
 #   module. build-std and the panic strategy are unstable options, hence
 #   RUSTC_BOOTSTRAP=1, as the Debian path always needed.
-# Together about 41 KB of the gzipped wasm (247 -> 206 KB), for about +1.5 %
-# CPU per request in paired runs of bench/ab.mjs (BENCHMARKS.md, seventh
-# session); "z" is most of the size: without it, 234 KB.
+# Together about 41 KB of the gzipped wasm when they were added (247 -> 206 KB
+# on 2026-12-01), for about +1.5 % CPU per request in paired runs of
+# bench/ab.mjs (BENCHMARKS.md, seventh session); "z" was 28 KB of that.
 # Without rust-src (rustup cannot download it) the build still works, only
-# without build-std: ~16 KB larger (221,981 B).
+# without build-std: then about 16 KB larger.
 wasm_build_env() {
   export CARGO_TARGET_DIR="$ROOT/target/wasm"
   export WASM_BINDGEN_BIN="$TOOLS_DIR/bin/wasm-bindgen"
