@@ -366,11 +366,11 @@ fn limits_json(l: &Limits) -> String {
     )
 }
 
+/// [`Limits`] from its stored form, by the one reader of that form
+/// (`Limits::from_fields`); a limits object that cannot be read is no
+/// limit (this wire used to read each member on its own, with its own code).
 fn limits_from(v: &Value) -> Limits {
-    Limits {
-        requests_per_minute: v.get("requests_per_minute").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()),
-        order_amount_per_day: get_i64(v, "order_amount_per_day_micros"),
-    }
+    crate::stored::object(v, Limits::from_fields).unwrap_or_default()
 }
 
 /// [`Credential`] as JSON.
