@@ -13,6 +13,7 @@
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::cache;
+use crate::runtime::http::Outgoing;
 use plumgate_core::edge::{ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
 use plumgate_core::ops::CacheKey;
 use std::cell::RefCell;
@@ -61,13 +62,12 @@ pub async fn put(url: &str, status: u16, body: &[u8], ttl_secs: u32, stale_secs:
     remember(url, &c);
     let max_age = format!("max-age={}", u64::from(ttl_secs) + stale_secs);
     let (expires, stale_until) = (c.fresh_until_ms.to_string(), c.stale_until_ms.to_string());
-    let headers = [
-        ("content-type", "application/json"),
-        ("cache-control", max_age.as_str()),
-        ("x-plumgate-expires", expires.as_str()),
-        ("x-plumgate-stale-until", stale_until.as_str()),
-    ];
-    cache::put(url, status, &headers, &c.body).await;
+    let mut entry = Outgoing::new(status, Some(c.body));
+    entry.set("content-type", "application/json");
+    entry.set("cache-control", max_age);
+    entry.set("x-plumgate-expires", expires);
+    entry.set("x-plumgate-stale-until", stale_until);
+    cache::put(url, entry).await;
 }
 
 fn remember(url: &str, c: &Cached) {

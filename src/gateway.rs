@@ -45,6 +45,7 @@ use crate::orders;
 use crate::plum;
 use crate::respond::{bytes_response, passthrough, JSON};
 use crate::runtime::clock::now_ms;
+use crate::runtime::http::Outgoing;
 use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
 use plumgate_core::edge::{stale_instead_of, stale_secs, Cached, Freshness};
@@ -53,7 +54,7 @@ use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
 use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success};
 use serde_json::Value;
-use worker::{Context, Env, Response};
+use worker::{Context, Env};
 
 /// How the caller asked about the edge cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,7 @@ pub async fn forward(
     mode: CacheMode,
     style: ErrorStyle,
     request_id: &str,
-) -> (Result<Response, ApiError>, Trace) {
+) -> (Result<Outgoing, ApiError>, Trace) {
     let Prepared { data, fingerprint } = prepared;
     if op == Operation::PlaceOrder {
         let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
@@ -150,7 +151,7 @@ pub async fn forward(
 
 /// `answer`, unless it is a penalty or a failure and a copy is at hand:
 /// then the copy (`x-plumgate-cache: stale`).
-fn or_stale(stale: Option<Cached>, answer: Result<Response, ApiError>, trace: Trace) -> (Result<Response, ApiError>, Trace) {
+fn or_stale(stale: Option<Cached>, answer: Result<Outgoing, ApiError>, trace: Trace) -> (Result<Outgoing, ApiError>, Trace) {
     let status = match &answer {
         Ok(r) => r.status_code(),
         Err(e) => e.status,
@@ -160,7 +161,7 @@ fn or_stale(stale: Option<Cached>, answer: Result<Response, ApiError>, trace: Tr
         None => {
             let answer = answer.map(|mut r| {
                 if let Some(state) = trace.cache {
-                    let _ = r.headers_mut().set("x-plumgate-cache", state);
+                    r.set("x-plumgate-cache", state);
                 }
                 r
             });
@@ -170,14 +171,14 @@ fn or_stale(stale: Option<Cached>, answer: Result<Response, ApiError>, trace: Tr
 }
 
 /// A cached answer, with `x-plumgate-cache: <state>`.
-fn cached(c: Cached, state: &str) -> Response {
+fn cached(c: Cached, state: &str) -> Outgoing {
     let mut resp = bytes_response(c.status, c.body, JSON);
-    let _ = resp.headers_mut().set("x-plumgate-cache", state);
+    resp.set("x-plumgate-cache", state);
     resp
 }
 
 /// Forward a drop-in envelope whose query plumgate does not know, as sent.
-pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value) -> (Result<Response, ApiError>, Trace) {
+pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value) -> (Result<Outgoing, ApiError>, Trace) {
     let body = plumgate_core::jsontext::to_text(envelope);
     let (called, mut trace) = plum::call_with_token(env, cfg, &body, cfg.order_timeout_ms as u64).await;
     match called {

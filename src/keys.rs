@@ -15,6 +15,7 @@ use crate::callers;
 use crate::objects::registry;
 use crate::respond::json_text;
 use crate::runtime::clock::now_ms;
+use crate::runtime::http::Outgoing;
 use plumgate_core::audit;
 use plumgate_core::auth::hash_key;
 use plumgate_core::config::Config;
@@ -23,7 +24,7 @@ use plumgate_core::keys::{self, Credential, KEY_RANDOM_BYTES};
 use plumgate_core::secret::CallerKey;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
-use worker::{Env, Response};
+use worker::Env;
 
 /// The `GATEWAY_KEYS` keys as the registry sees them (ids, scopes and
 /// limits; no hash).
@@ -64,7 +65,7 @@ fn runtime_only(cfg: &Config, id: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/keys`: `201` with the key, shown this once.
-pub async fn create(env: &Env, cfg: &Config, body: &Value) -> Result<Response, ApiError> {
+pub async fn create(env: &Env, cfg: &Config, body: &Value) -> Result<Outgoing, ApiError> {
     let new = keys::parse_new_key(body, now_ms())?;
     let (key, sha256) = make_key()?;
     let req = Request { static_keys: static_keys(cfg), ..Request::of_new_key(new, sha256) };
@@ -74,14 +75,14 @@ pub async fn create(env: &Env, cfg: &Config, body: &Value) -> Result<Response, A
 }
 
 /// `GET /v1/keys`: every key, `GATEWAY_KEYS` first, with today's usage.
-pub async fn list(env: &Env, cfg: &Config) -> Result<Response, ApiError> {
+pub async fn list(env: &Env, cfg: &Config) -> Result<Outgoing, ApiError> {
     callers::flush(env).await;
     let req = Request { static_keys: static_keys(cfg), ..Request::default() };
     Ok(json_text(200, ask(env, Op::List, &req).await?))
 }
 
 /// `DELETE /v1/keys/{id}`: revoked (again: the same answer).
-pub async fn revoke(env: &Env, cfg: &Config, id: &str) -> Result<Response, ApiError> {
+pub async fn revoke(env: &Env, cfg: &Config, id: &str) -> Result<Outgoing, ApiError> {
     runtime_only(cfg, id)?;
     let view = ask(env, Op::Revoke, &Request { id: Some(id.to_owned()), ..Request::default() }).await?;
     callers::invalidate();
@@ -90,7 +91,7 @@ pub async fn revoke(env: &Env, cfg: &Config, id: &str) -> Result<Response, ApiEr
 
 /// `POST /v1/keys/{id}/rotate` (body: none, or `{"grace_secs": n}`): the
 /// new key, shown this once.
-pub async fn rotate(env: &Env, cfg: &Config, id: &str, body: Option<&Value>) -> Result<Response, ApiError> {
+pub async fn rotate(env: &Env, cfg: &Config, id: &str, body: Option<&Value>) -> Result<Outgoing, ApiError> {
     runtime_only(cfg, id)?;
     let grace_secs = keys::parse_rotation(body)?;
     let (key, sha256) = make_key()?;
@@ -101,7 +102,7 @@ pub async fn rotate(env: &Env, cfg: &Config, id: &str, body: Option<&Value>) -> 
 }
 
 /// `PATCH /v1/keys/{id}` (`{"limits": {...}}`, a merge patch).
-pub async fn set_limits(env: &Env, cfg: &Config, id: &str, body: &Value) -> Result<Response, ApiError> {
+pub async fn set_limits(env: &Env, cfg: &Config, id: &str, body: &Value) -> Result<Outgoing, ApiError> {
     runtime_only(cfg, id)?;
     let patch = keys::parse_patch(body)?;
     let view = ask(env, Op::Limits, &Request { id: Some(id.to_owned()), patch: Some(patch), ..Request::default() }).await?;
@@ -110,7 +111,7 @@ pub async fn set_limits(env: &Env, cfg: &Config, id: &str, body: &Value) -> Resu
 }
 
 /// `GET /v1/audit?from=&to=&key=&cursor=&limit=`.
-pub async fn audit_page(env: &Env, params: &[(String, String)]) -> Result<Response, ApiError> {
+pub async fn audit_page(env: &Env, params: &[(String, String)]) -> Result<Outgoing, ApiError> {
     let query = audit::parse_query(params)?;
     Ok(json_text(200, ask(env, Op::Audit, &Request::of_query(&query)).await?))
 }

@@ -68,7 +68,6 @@ use worker::{web_sys, worker_sys, Context, Env, ScheduledEvent};
 #[wasm_bindgen(start)]
 pub fn start() {
     runtime::start::schedule_futures_with_promises();
-    runtime::start::intern_constants();
 }
 
 /// Every HTTP request. Takes the runtime's request as is (see

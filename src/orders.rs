@@ -15,13 +15,14 @@
 
 use crate::objects::{ledger, registry};
 use crate::runtime::defer::defer;
+use crate::runtime::http::Outgoing;
 use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::Caller;
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
-use worker::{Context, Env, Response, ResponseBody};
+use worker::{Context, Env};
 
 /// Attempts at the settling call.
 const SETTLE_ATTEMPTS: usize = 3;
@@ -37,7 +38,7 @@ pub async fn place(
     fingerprint: String,
     request_id: &str,
     style: ErrorStyle,
-) -> (Result<Response, ApiError>, Trace) {
+) -> (Result<Outgoing, ApiError>, Trace) {
     let attempt = Attempt::of_order(&caller.id, &data, &fingerprint, request_id);
     let (mut held, mut created) = (false, false);
     if let Some(cap) = caller.limits.order_amount_per_day {
@@ -66,7 +67,7 @@ pub async fn place(
 
 /// The ledger's answer as the caller got it: plumgate's error (the trace
 /// names its code) or Xoxoday's answer with the ledger's headers.
-fn answered<'a>(answer: &'a Result<Response, ApiError>, trace: &Trace) -> Answered<'a> {
+fn answered<'a>(answer: &'a Result<Outgoing, ApiError>, trace: &Trace) -> Answered<'a> {
     match answer {
         Err(e) => Answered::Error { status: e.status, code: e.code },
         Ok(resp) => {
@@ -74,11 +75,8 @@ fn answered<'a>(answer: &'a Result<Response, ApiError>, trace: &Trace) -> Answer
             if let Some(code) = trace.error {
                 return Answered::Error { status, code: ErrorCode::from_name(code).unwrap_or(ErrorCode::InternalError) };
             }
-            let flag = |name: &str| resp.headers().get(name).ok().flatten().is_some_and(|v| v == "true");
-            let body: &[u8] = match resp.body() {
-                ResponseBody::Body(bytes) => bytes,
-                _ => &[],
-            };
+            let flag = |name: &str| resp.header(name) == Some("true");
+            let body = resp.body();
             Answered::Answer { status, body, replayed: flag("x-plumgate-replayed"), reconciled: flag("x-plumgate-reconciled") }
         }
     }

@@ -44,10 +44,9 @@ use crate::gateway::{self, CacheMode};
 use crate::keys;
 use crate::respond::{
     asset, empty, error_response, json_response, json_text, oauth_error_response, set_headers,
-    with_request_id,
 };
 use crate::runtime::clock::{now_ms, request_id};
-use crate::runtime::http::{BodyError, Incoming};
+use crate::runtime::http::{BodyError, Incoming, Outgoing};
 use crate::settings;
 use crate::tokens;
 use plumgate_core::auth::{parse_bearer, valid_id, Caller};
@@ -59,7 +58,7 @@ use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Value};
-use worker::{web_sys, Context, Env, Method, Response};
+use worker::{web_sys, Context, Env, Method};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -70,7 +69,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Handle one request. Never fails: every outcome is a response. `ctx`
 /// takes the work left for after the answer (usage reports, the audit
 /// trail).
-pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Response {
+pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Outgoing {
     let mut log = RequestLog {
         start_ms: now_ms(),
         request_id: request_id(),
@@ -89,7 +88,7 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Response {
         }
     };
     log.status = resp.status_code();
-    resp = with_request_id(resp, &log.request_id);
+    resp.set("x-request-id", log.request_id.clone());
     if log.route != "static" {
         if let Ok(cfg) = settings::load(&env).as_ref() {
             set_headers(&mut resp, cors::response_headers(origin.as_deref(), &cfg.allowed_origins));
@@ -99,7 +98,7 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Response {
     resp
 }
 
-async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog) -> Result<Response, ApiError> {
+async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog) -> Result<Outgoing, ApiError> {
     let path = req.path.clone();
     // `None` for a method `worker::Method` cannot represent (it would call
     // it GET): such a request gets 405 everywhere.
@@ -139,7 +138,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     if method == Some(Method::Options) {
         log.route = "preflight";
         let origin = req.header("origin");
-        let mut resp = empty(204)?;
+        let mut resp = empty(204);
         set_headers(&mut resp, cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins).unwrap_or_default());
         return Ok(resp);
     }
@@ -293,7 +292,7 @@ async fn call_operation(
     mode: CacheMode,
     style: ErrorStyle,
     log: &mut RequestLog,
-) -> Result<Response, ApiError> {
+) -> Result<Outgoing, ApiError> {
     require_scope(caller, op.required_scope(&data))?;
     let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
     let (result, trace) = gateway::forward(env, ctx, cfg, caller, op, prepared, mode, style, &log.request_id).await;
@@ -307,7 +306,7 @@ async fn call_operation(
 /// `POST /chef/v1/oauth/token/{token_type}`: Xoxoday's refresh, answered
 /// with the gateway key presented as the refresh token (steps: read the
 /// body, find the key, check it, answer). Never calls Xoxoday.
-async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Response {
+async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Outgoing {
     let content_type = req.header("content-type");
     let key = match read_body(req).await {
         Err(e) => return error_response(&e, ErrorStyle::Xoxoday, &log.request_id),
@@ -328,7 +327,7 @@ async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut Request
 
 /// `GET /chef/v1/oauth/token`: Xoxoday's token validation, for the gateway
 /// key in the `Authorization` header. Never calls Xoxoday.
-async fn validate_token(req: &Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Response {
+async fn validate_token(req: &Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Outgoing {
     let header = req.header("authorization");
     let key = match dropin::bearer_key(header.as_deref()) {
         Ok(key) => key,
@@ -346,13 +345,13 @@ async fn validate_token(req: &Incoming, env: &Env, cfg: &Config, log: &mut Reque
 
 /// A key that could not be looked up (the registry did not answer), in
 /// Xoxoday's error shape.
-fn registry_error(e: ApiError, log: &mut RequestLog) -> Response {
+fn registry_error(e: ApiError, log: &mut RequestLog) -> Outgoing {
     log.error = Some(e.code.as_str());
     error_response(&e, ErrorStyle::Xoxoday, &log.request_id)
 }
 
 /// Xoxoday's OAuth error answer, logged with its error code.
-fn oauth_error(e: OAuthError, log: &mut RequestLog) -> Response {
+fn oauth_error(e: OAuthError, log: &mut RequestLog) -> Outgoing {
     log.error = Some(e.error);
     oauth_error_response(&e, &log.request_id)
 }
@@ -373,7 +372,7 @@ fn cache_mode(req: &Incoming, caller: &Caller) -> CacheMode {
 /// one click. Answers 404 unless `DEV_CALLER_KEY` is set AND plumgate talks to
 /// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it
 /// (`Config::dev_caller_key`).
-fn dev_caller_key(cfg: &Config) -> Result<Response, ApiError> {
+fn dev_caller_key(cfg: &Config) -> Result<Outgoing, ApiError> {
     match cfg.dev_caller_key() {
         Some(k) => Ok(json_response(200, &json!({"key": k.expose_secret(), "note": "local development key (sandbox only)"}))),
         None => Err(ApiError::not_found()),
@@ -447,14 +446,14 @@ async fn read_body(req: Incoming) -> Result<Vec<u8>, ApiError> {
     })
 }
 
-fn health(env: &Env) -> Response {
+fn health(env: &Env) -> Outgoing {
     match settings::load(env).as_ref() {
         Ok(_) => json_response(200, &json!({"status": "ok", "version": VERSION})),
         Err(problems) => json_response(503, &json!({"status": "misconfigured", "problems": &problems[..]})),
     }
 }
 
-async fn static_asset(req: Incoming, env: &Env) -> Result<Response, ApiError> {
+async fn static_asset(req: Incoming, env: &Env) -> Result<Outgoing, ApiError> {
     let upstream = req.forward_to(env, "ASSETS").await.map_err(|()| ApiError::not_found())?;
     if upstream.status() == 404 {
         // No such asset: plumgate's own 404 body, like every other route.

@@ -51,7 +51,7 @@ use crate::runtime::clock::{now_ms, rand01};
 use crate::runtime::storage::Storage;
 use crate::runtime::{kv, net};
 use crate::runtime::stub::{self, StubError};
-use crate::runtime::http::Incoming;
+use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -83,7 +83,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, console_log, Delay, Env, Response, State};
+use worker::{console_error, console_log, Delay, Env, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
@@ -283,7 +283,7 @@ impl TokenAuthority {
         TokenAuthority { state, env, inner: Rc::new(inner) }
     }
 
-    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
         let path = req.path.clone();
         let addressed = req.header(AUTHORITY_HEADER);
         let body = req.bytes().await.unwrap_or_default();
@@ -293,13 +293,13 @@ impl TokenAuthority {
 
     /// Alert delivery: whatever is due goes to `ALERT_WEBHOOK_URL`
     /// ([`Ctx::deliver`]). Nothing to do while the state cannot be read.
-    async fn on_alarm(&self) -> worker::Result<Response> {
+    async fn on_alarm(&self) -> worker::Result<Outgoing> {
         if let Ok(ctx) = self.ctx() {
             if self.ensure_loaded(&ctx, false).await.is_ok() {
                 ctx.deliver().await;
             }
         }
-        Response::empty()
+        Ok(Outgoing::new(200, None))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::respond::{bytes_response, error_response, JSON};
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub::{self, StubError};
-use crate::runtime::http::Incoming;
+use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -47,7 +47,7 @@ use plumgate_core::wire::ledger::{
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, js_sys, Env, Response, ScheduledTime, State};
+use worker::{console_error, console_log, js_sys, Env, ScheduledTime, State};
 
 /// Binding name of the ledger namespace.
 pub const BINDING: &str = "ORDER_LEDGER";
@@ -89,7 +89,7 @@ pub async fn send(env: &Env, data: Value, fingerprint: String) -> LedgerReply {
 /// plumgate's error in the route's `style`, with `x-plumgate-replayed` /
 /// `x-plumgate-reconciled`. The [`Trace`] says what the log line needs
 /// (upstream status, note, the error code).
-pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Result<Response, ApiError>, Trace) {
+pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Result<Outgoing, ApiError>, Trace) {
     let LedgerReply { outcome, replayed, .. } = reply;
     let mut trace = Trace { upstream_status: outcome.upstream_status(), ..Trace::default() };
     let (mut resp, reconciled) = match outcome {
@@ -99,20 +99,19 @@ pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Resul
             (error_response(&error, style, request_id), false)
         }
     };
-    let h = resp.headers_mut();
     if replayed {
         trace.note = Some("replayed");
-        let _ = h.set("x-plumgate-replayed", "true");
+        resp.set("x-plumgate-replayed", "true");
     }
     if reconciled {
         trace.note = trace.note.or(Some("reconciled"));
-        let _ = h.set("x-plumgate-reconciled", "true");
+        resp.set("x-plumgate-reconciled", "true");
     }
     (Ok(resp), trace)
 }
 
 /// [`send`], then [`render`].
-pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle) -> (Result<Response, ApiError>, Trace) {
+pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle) -> (Result<Outgoing, ApiError>, Trace) {
     render(send(env, data, fingerprint).await, style, request_id)
 }
 
@@ -137,7 +136,7 @@ impl OrderLedger {
         OrderLedger { state, env, inflight: Rc::new(RefCell::new(None)) }
     }
 
-    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
         let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
         if path != PLACE_PATH {
@@ -152,11 +151,11 @@ impl OrderLedger {
 
     /// What is due (`plumgate_core::ledger::alarm`): a check of a pending
     /// order, the end of a done order's retention, or of a pending order's.
-    async fn on_alarm(&self) -> worker::Result<Response> {
+    async fn on_alarm(&self) -> worker::Result<Outgoing> {
         let Ok(cfg) = settings::load(&self.env) else {
             // Misconfigured: try again later, the record is kept.
             let _ = self.state.storage().set_alarm(60_000i64).await;
-            return Response::empty();
+            return Ok(Outgoing::new(200, None));
         };
         let storage = Storage::of(&self.state);
         let loaded = read(&storage).await;
@@ -210,7 +209,7 @@ impl OrderLedger {
         if !tells.is_empty() {
             tell_and_keep(&self.env, &storage, tells).await;
         }
-        Response::empty()
+        Ok(Outgoing::new(200, None))
     }
 }
 
@@ -272,7 +271,7 @@ fn not_told(t: &Tell) {
 /// A request from a worker of the previous version (during a deploy): it
 /// relays whatever it gets as the caller's answer, so it gets a retryable
 /// error in the caller's form, and nothing is placed.
-fn previous_version(body: &[u8]) -> Response {
+fn previous_version(body: &[u8]) -> Outgoing {
     let (request_id, style) = match PreviousRequest::read(body) {
         Some(p) => (p.request_id, if p.xoxoday_errors { ErrorStyle::Xoxoday } else { ErrorStyle::Plumgate }),
         None => (String::new(), ErrorStyle::Plumgate),

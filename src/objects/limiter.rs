@@ -15,7 +15,7 @@ use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub;
-use crate::runtime::http::Incoming;
+use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -24,7 +24,7 @@ use plumgate_core::limits::{lease, penalise, LimiterState};
 use plumgate_core::logline::event;
 use plumgate_core::wire::limiter::{object_name, Call, LeaseAnswer};
 use std::cell::RefCell;
-use worker::{console_error, Env, Response, State};
+use worker::{console_error, Env, State};
 
 /// Binding name of the limiter namespace.
 pub const BINDING: &str = "RATE_LIMITER";
@@ -56,7 +56,7 @@ impl RateLimiter {
         RateLimiter { state, env, limits: RefCell::new(None) }
     }
 
-    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
         let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
         let Ok(call) = Call::read(&path, &body) else {

@@ -21,7 +21,7 @@
 use crate::respond::bytes_response;
 use crate::runtime::clock::now_ms;
 use crate::runtime::stub::{self, StubError};
-use crate::runtime::http::Incoming;
+use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -34,7 +34,7 @@ use plumgate_core::time::{day_of, secs_to_ms};
 use plumgate_core::wire::registry::{Op, Reply, Request, OBJECT_NAME};
 use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
-use worker::{Env, Response, SqlStorage, SqlStorageValue as Sql, State};
+use worker::{Env, SqlStorage, SqlStorageValue as Sql, State};
 
 /// Binding name of the registry namespace.
 pub const BINDING: &str = "KEY_REGISTRY";
@@ -94,7 +94,7 @@ impl KeyRegistry {
         KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false) }
     }
 
-    async fn on_fetch(&self, req: Incoming) -> worker::Result<Response> {
+    async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
         let op = Op::from_path(&req.path);
         let body = req.bytes().await.unwrap_or_default();
         let reply = match (op, Request::from_json(&body)) {
@@ -118,7 +118,7 @@ impl KeyRegistry {
 
     /// Retention: drop what no answer needs any more; again in an hour
     /// while anything is left.
-    async fn on_alarm(&self) -> worker::Result<Response> {
+    async fn on_alarm(&self) -> worker::Result<Outgoing> {
         self.alarm_set.set(false);
         self.prepare()?;
         let now = now_ms();
@@ -134,7 +134,7 @@ impl KeyRegistry {
             self.state.storage().set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await?;
             self.alarm_set.set(true);
         }
-        Response::empty()
+        Ok(Outgoing::new(200, None))
     }
 }
 

@@ -6,10 +6,10 @@
 //! conversion reads the runtime response's `webSocket` and `cf` and wraps
 //! its body in a stream adapter; reading that back took its own code. Here
 //! the runtime's response is read directly (one native `arrayBuffer()`), and
-//! an entry is stored as a `Response` built from a view of wasm memory
-//! (`http::from_bytes`).
+//! an entry is stored as a `Response` built in one call from an
+//! [`Outgoing`] (`http::into_runtime`).
 
-use super::http::{from_bytes, whole};
+use super::http::{into_runtime, whole, Outgoing};
 use super::promise;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -74,20 +74,10 @@ pub async fn get(url: &str) -> Option<Entry> {
     found.dyn_into::<web_sys::Response>().ok().map(|raw| Entry { raw })
 }
 
-/// Store `body` under `url` with `status` and `headers`. A failure is not
-/// the caller's concern (the memory layer has the answer): `false`.
-pub async fn put(url: &str, status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
-    let Ok(h) = web_sys::Headers::new() else { return false };
-    for (name, value) in headers {
-        if h.set(name, value).is_err() {
-            return false;
-        }
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&h);
-    let Ok(resp) = from_bytes(body, &init) else { return false };
-    match cache().put(url, &resp) {
+/// Store `entry` under `url`. A failure is not the caller's concern (the
+/// memory layer has the answer): `false`.
+pub async fn put(url: &str, entry: Outgoing) -> bool {
+    match cache().put(url, &into_runtime(entry)) {
         Ok(pending) => promise::settled(&pending).await.is_ok(),
         Err(_) => false,
     }

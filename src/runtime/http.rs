@@ -1,12 +1,16 @@
 //! The request and response adapters between the runtime's own objects and
-//! plumgate: [`Incoming`] in, [`into_runtime`] out.
+//! plumgate: [`Incoming`] in, [`Outgoing`] out (handed over by
+//! [`into_runtime`]).
 
 use super::promise;
 use js_sys::{Reflect, Uint8Array};
+use plumgate_core::http::HeaderList;
 use plumgate_core::route::{path_of, query_of};
+use std::borrow::Cow;
+use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{web_sys, Env, Response, ResponseBody};
+use worker::{web_sys, Env};
 
 /// The incoming request, as far as plumgate reads it: method, path, headers
 /// and (once) the body. The worker's requests and the Durable Objects'
@@ -20,7 +24,7 @@ pub struct Incoming {
     pub method: String,
     /// The URL path (no query).
     pub path: String,
-    headers: web_sys::Headers,
+    headers: RawHeaders,
 }
 
 impl Incoming {
@@ -28,7 +32,7 @@ impl Incoming {
     pub fn new(raw: web_sys::Request) -> Self {
         let method = raw.method();
         let path = path_of(&raw.url()).to_string();
-        let headers = raw.headers();
+        let headers = raw.headers().unchecked_into();
         Incoming { raw, method, path, headers }
     }
 
@@ -37,9 +41,10 @@ impl Incoming {
         query_of(&self.raw.url())
     }
 
-    /// A request header, `None` when absent.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).ok().flatten()
+    /// A request header, `None` when absent. The name crosses into
+    /// JavaScript once per isolate ([`js_name`]).
+    pub fn header(&self, name: &'static str) -> Option<String> {
+        js_name(name, |n| self.headers.get(n)).ok().flatten()
     }
 
     /// The whole body.
@@ -108,56 +113,96 @@ pub enum BodyError {
     Unreadable,
 }
 
+/// `name` as a JavaScript string made once per isolate: the fixed names
+/// that cross on every request (header names) are not copied out of wasm
+/// memory and decoded each time (a view of wasm memory and a new string per
+/// use in heap profiles). Only constants: the cache never grows past the
+/// names in the code. (wasm-bindgen's `enable-interning` does the same but
+/// hashes every string that crosses to look it up, the long ones too.)
+pub fn js_name<R>(name: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
+    thread_local! {
+        static NAMES: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
+    }
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        let i = match names.iter().position(|(k, _)| *k == name) {
+            Some(i) => i,
+            None => {
+                names.push((name, JsValue::from_str(name)));
+                names.len() - 1
+            }
+        };
+        f(&names[i].1)
+    })
+}
+
 #[wasm_bindgen]
 extern "C" {
+    /// A request's `Headers`, seen only through `get`.
+    type RawHeaders;
+    /// `headers.get(name)`, the name an existing JavaScript string.
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &RawHeaders, name: &JsValue) -> Result<Option<String>, JsValue>;
+
     /// A service binding (`Fetcher`), seen only through `fetch`.
     type RawFetcher;
     /// `binding.fetch(request)`.
     #[wasm_bindgen(method, js_name = fetch, catch)]
     fn fetch_request(this: &RawFetcher, request: &web_sys::Request) -> Result<js_sys::Promise, JsValue>;
-
-    /// The runtime's `Response`, constructed from bytes in wasm memory.
-    #[wasm_bindgen(js_name = Response, extends = web_sys::Response)]
-    type BytesResponse;
-    /// `new Response(view, init)`: the view of wasm memory is made inside
-    /// this one glue call and the constructor copies it, so no allocation
-    /// can move the memory under it.
-    #[wasm_bindgen(constructor, js_class = "Response", catch)]
-    fn from_bytes(body: &[u8], init: &web_sys::ResponseInit) -> Result<BytesResponse, JsValue>;
 }
 
-/// The runtime's `Response` with `init` and a copy of `body`.
-///
-/// # Errors
-/// What the constructor throws (a body with a no-body status).
-pub fn from_bytes(body: &[u8], init: &web_sys::ResponseInit) -> Result<web_sys::Response, JsValue> {
-    BytesResponse::from_bytes(body, init).map(JsCast::unchecked_into)
+#[wasm_bindgen(module = "/src/runtime/glue.js")]
+extern "C" {
+    /// `new Response(body, {status, headers})` in one call (`glue.js`):
+    /// the view of wasm memory is made inside this call and the
+    /// constructor copies it, so no allocation can move the memory under
+    /// it. Never throws.
+    fn respond(status: u16, body: Option<&[u8]>, headers: &str) -> web_sys::Response;
 }
 
-/// The runtime's response for `resp` (status, headers, body). workers-rs's
-/// own conversion first copies a byte body into a new JS `Uint8Array`, one
-/// more JS buffer per response for the garbage collector; the `Response`
-/// constructor copies the bytes anyway, so this hands it a view of them.
-/// plumgate never answers with a WebSocket, the one thing this leaves out.
-pub fn into_runtime(resp: Response) -> web_sys::Response {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(resp.status_code());
-    init.set_headers(&resp.headers().0);
-    let built = match resp.body() {
-        ResponseBody::Body(bytes) => from_bytes(bytes, &init),
-        ResponseBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(Some(stream), &init),
-        ResponseBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
-    };
-    // Only a body with a no-body status (204, 304) can fail here: answer
-    // with the status and headers alone.
-    built
-        .or_else(|_| web_sys::Response::new_with_opt_str_and_init(None, &init))
-        .unwrap_or_else(|_| internal_error().into())
+/// A response as plumgate builds it: status, headers and the whole body,
+/// all in wasm memory until [`into_runtime`] hands it over in one call.
+/// (workers-rs's `Response` keeps its headers in a runtime `Headers`
+/// object: a constructor and a validating call through the glue per header
+/// on every answer, and a glue call for every header read back.) No
+/// `Debug`: some bodies carry a caller key.
+pub struct Outgoing {
+    status: u16,
+    headers: HeaderList,
+    body: Option<Vec<u8>>,
 }
 
-/// A bare `500 internal error`, for the paths where building a response
-/// failed (they cannot really fail; this keeps every path total). Built
-/// with the infallible builder, so there is nothing to `expect`.
-pub fn internal_error() -> Response {
-    Response::builder().with_status(500).fixed(b"internal error".to_vec())
+impl Outgoing {
+    /// `status` with `body` (`None`: no body at all) and no headers.
+    pub fn new(status: u16, body: Option<Vec<u8>>) -> Self {
+        Outgoing { status, headers: HeaderList::default(), body }
+    }
+
+    /// The status.
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// Set a header ([`HeaderList::set`]: replaces one of the same name,
+    /// leaves out one the runtime would refuse).
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.headers.set(name, value);
+    }
+
+    /// A header's value, `None` when absent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The body (empty when there is none).
+    pub fn body(&self) -> &[u8] {
+        self.body.as_deref().unwrap_or_default()
+    }
+}
+
+/// Hand `resp` to the runtime: its `Response`, in one call. A header the
+/// runtime refuses is left out and a body with a no-body status (204, 304)
+/// dropped.
+pub fn into_runtime(resp: Outgoing) -> web_sys::Response {
+    respond(resp.status, resp.body.as_deref(), &resp.headers.lines())
 }

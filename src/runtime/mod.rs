@@ -2,15 +2,17 @@
 //! reaches past `worker`'s API into JavaScript directly, kept together
 //! because each piece exists for the same reason (CPU or memory measured on
 //! the hot path, or a property `worker` does not give) and each depends on
-//! the same pinned versions.
+//! the same pinned versions. `glue.js` holds the two hand-written
+//! JavaScript functions the hot path calls (`send`, `respond`); wasm-bindgen
+//! copies it beside the generated glue and the build bundles it.
 //!
 //! | module | what it does | why it exists |
 //! |---|---|---|
 //! | [`promise`] | awaits a JS promise through two callbacks made once per isolate | `wasm_bindgen_futures::JsFuture` makes two `Closure`s per await (allocations and `FinalizationRegistry` entries in heap profiles) |
-//! | [`net`] | outbound `fetch` with a timeout and no redirects, body read with `arrayBuffer()` | one native timer (`AbortSignal.timeout`), no stream reader loop; a redirect would carry the bearer or the refresh grant elsewhere |
-//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects'; handed on to the assets binding with `forward_to`), the hand-over of a response ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker`'s response conversion copies a body into one more JS buffer |
+//! | [`net`] | outbound `fetch` with a timeout and no redirects, body read with `arrayBuffer()`, all in one call to `glue.js`'s `send` | one native timer (`AbortSignal.timeout`), no stream reader loop, one await and one glue call instead of ~25; a redirect would carry the bearer or the refresh grant elsewhere |
+//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects'; handed on to the assets binding with `forward_to`); every response plumgate builds ([`http::Outgoing`]: status, headers, body in wasm memory) and its hand-over in one call to `glue.js`'s `respond` ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker::Response` keeps its headers in a runtime `Headers` object, a glue call per header set or read |
 //! | [`cache`] | the location's Cache API: an entry read back (status, headers, whole body by one `arrayBuffer()`) and stored from bytes | `worker::Cache` answers with a `worker::Response`, whose conversion reads `webSocket` and `cf` and wraps the body in a stream adapter that `worker::Response::bytes` reads chunk by chunk through the wasm |
-//! | [`start`] | once per isolate: the futures queue's scheduling, interned strings | a resolved-promise reaction costs less than `queueMicrotask` in workerd; hot header names cross into JS once, not per use |
+//! | [`start`] | once per isolate: the futures queue's scheduling | a resolved-promise reaction costs less than `queueMicrotask` in workerd |
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
 //! | [`storage`] | a Durable Object's text values read and written with the runtime's `storage.get` / `put` | `worker`'s `Storage::get`/`put` convert through `serde-wasm-bindgen` (as `KvStore` does) |
 //! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
@@ -22,7 +24,8 @@
 //! `Cargo.toml`, the same version as the `wasm-bindgen-cli` that
 //! `scripts/setup.sh` installs and `scripts/lib.sh` names): the CLI and the
 //! crate must match, and [`promise`] and [`http`] declare their own
-//! `extern "C"` bindings whose glue that version generates. [`start`]
+//! `extern "C"` bindings whose glue that version generates (and [`net`]
+//! and [`http`] import `glue.js` through it). [`start`]
 //! relies on how `wasm-bindgen-futures` (0.4, the version `worker` 0.8
 //! brings; 0.4.80 in `Cargo.lock`) picks its scheduler once, when its task
 //! queue is created. A version bump of either is a change to re-measure

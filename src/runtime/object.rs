@@ -46,7 +46,7 @@ pub fn detail(e: &worker::Error) -> String {
 
 /// What an entry point hands the runtime: the reply as the runtime's
 /// `Response`, or the error as [`thrown`] makes it.
-pub fn answer(result: worker::Result<worker::Response>) -> Result<JsValue, JsValue> {
+pub fn answer(result: worker::Result<super::http::Outgoing>) -> Result<JsValue, JsValue> {
     match result {
         Ok(r) => Ok(super::http::into_runtime(r).into()),
         Err(e) => Err(thrown(e)),
@@ -56,8 +56,8 @@ pub fn answer(result: worker::Result<worker::Response>) -> Result<JsValue, JsVal
 /// Exports a Durable Object's class: `durable_object!(Type)` for `fetch`
 /// alone, `durable_object!(Type, alarm)` for `fetch` and `alarm`. The type
 /// (itself marked `#[wasm_bindgen]`) provides `fn open(State, Env) -> Self`,
-/// `async fn on_fetch(&self, Incoming) -> worker::Result<Response>`
-/// and, with `alarm`, `async fn on_alarm(&self) -> worker::Result<Response>`.
+/// `async fn on_fetch(&self, Incoming) -> worker::Result<Outgoing>`
+/// and, with `alarm`, `async fn on_alarm(&self) -> worker::Result<Outgoing>`.
 macro_rules! durable_object {
     ($ty:ident) => {
         const _: () = {

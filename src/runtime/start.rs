@@ -20,34 +20,3 @@ pub fn schedule_futures_with_promises() {
     wasm_bindgen_futures::spawn_local(async {});
     let _ = js_sys::Reflect::set(&global, &name, &original);
 }
-
-/// Strings that cross into JS on every request (header names and fixed
-/// values, the upstream method). Interned once, each is passed as a cached
-/// JS string instead of being copied out of wasm memory and decoded per
-/// use (a view of wasm memory and a new string each time in heap profiles).
-/// Only constants: nothing a caller or Xoxoday sends is interned. Needs
-/// wasm-bindgen's `enable-interning` feature (`Cargo.toml`).
-const HOT_STRINGS: &[&str] = &[
-    "origin",
-    "authorization",
-    "cache-control",
-    "content-length",
-    "content-type",
-    "accept",
-    "retry-after",
-    "x-request-id",
-    "x-plumgate-cache",
-    "vary",
-    "Origin",
-    "no-store",
-    "application/json",
-    "application/json; charset=utf-8",
-    "POST",
-];
-
-/// Intern `HOT_STRINGS`.
-pub fn intern_constants() {
-    for s in HOT_STRINGS {
-        wasm_bindgen::intern(s);
-    }
-}

@@ -6,6 +6,10 @@
 //! the worker crate: a timeout, no redirects) and hand what came back (an
 //! [`HttpAnswer`], or [`NoAnswer`] and why) to the core's readers. So what
 //! goes on the wire, and what each outcome means, is tested on the host.
+//! [`HeaderList`] and [`header_lines`] hold and write the headers the shell
+//! hands to the runtime in one call.
+
+use std::borrow::Cow;
 
 /// An HTTP request to make. `Debug` hides header values, the body and the
 /// URL's path and query: they carry the bearer, the client secret, the
@@ -63,9 +67,105 @@ pub enum NoAnswer {
     Transport,
 }
 
+/// Headers in the form the shell hands them to the runtime in one call:
+/// `"name\nvalue\n"` per header (the worker's `runtime/glue.js` splits it).
+/// `None` when a name or value holds a line break or NUL: the runtime
+/// refuses such a header, and here it would shift the lines after it.
+pub fn header_lines<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Option<String> {
+    let mut len = 0;
+    for (name, value) in headers.clone() {
+        if !header_fits(name, value) {
+            return None;
+        }
+        len += name.len() + value.len() + 2;
+    }
+    let mut out = String::with_capacity(len);
+    for (name, value) in headers {
+        out.push_str(name);
+        out.push('\n');
+        out.push_str(value);
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// A name and value the runtime takes: a name, and neither holding a line
+/// break or NUL. (Byte by byte: a bearer is hundreds of bytes, and this
+/// runs on every call; a `char` search measured ~1 µs per call.)
+fn header_fits(name: &str, value: &str) -> bool {
+    !name.is_empty() && !name.bytes().chain(value.bytes()).any(|b| matches!(b, b'\n' | b'\r' | 0))
+}
+
+/// The headers of a response plumgate builds, held in wasm memory until
+/// the shell hands them over ([`header_lines`]). `set` replaces a header of
+/// the same name (compared without case, as HTTP names are) and leaves out
+/// one the runtime would refuse (a line break or NUL, an empty name), as a
+/// refused `Headers.set` would. No `Debug`: nothing here is secret today,
+/// but the type is one `set` away from holding something that is.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HeaderList(Vec<(Cow<'static, str>, String)>);
+
+impl HeaderList {
+    /// Set `name` to `value`, replacing an earlier value.
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        let (name, value) = (name.into(), value.into());
+        if !header_fits(&name, &value) {
+            return;
+        }
+        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    /// The value of `name`, `None` when absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every header, in the order first set.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.0.iter().map(|(k, v)| (&**k, v.as_str()))
+    }
+
+    /// The headers as [`header_lines`] writes them (every one fits: `set`
+    /// left out the rest).
+    pub fn lines(&self) -> String {
+        header_lines(self.iter()).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_lines_name_value_per_line_and_refuse_breaks() {
+        assert_eq!(header_lines([("a", "1"), ("content-type", "application/json")]).as_deref(), Some("a\n1\ncontent-type\napplication/json\n"));
+        assert_eq!(header_lines([]).as_deref(), Some(""));
+        assert_eq!(header_lines([("a", "")]).as_deref(), Some("a\n\n"), "an empty value is a value");
+        for bad in [("a", "1\nb"), ("a", "1\r"), ("a", "\0"), ("a\nb", "1"), ("", "1")] {
+            assert_eq!(header_lines([("ok", "1"), bad]), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_list_sets_replaces_and_leaves_out_what_the_runtime_refuses() {
+        let mut h = HeaderList::default();
+        h.set("content-type", "text/plain");
+        h.set("x-request-id", String::from("r1"));
+        h.set("Content-Type", "application/json");
+        assert_eq!(h.get("CONTENT-TYPE"), Some("application/json"));
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![("content-type", "application/json"), ("x-request-id", "r1")]);
+        h.set("x-injected", "a\nset-cookie\nb");
+        h.set("x-cr", "a\rb");
+        h.set("", "v");
+        h.set("x-request-id", "r2\n");
+        assert_eq!(h.get("x-injected"), None);
+        assert_eq!(h.get("x-request-id"), Some("r1"), "a refused value does not replace the one set");
+        assert_eq!(h.lines(), "content-type\napplication/json\nx-request-id\nr1\n");
+        assert_eq!(h.get("absent"), None);
+    }
 
     #[test]
     fn debug_hides_values_and_body() {

@@ -1,0 +1,80 @@
+// The two crossings every forwarded call makes, each done here in one call
+// from the wasm instead of a dozen: the outbound `fetch` with its whole
+// answer read (`send`), and the response handed to the runtime (`respond`).
+// Built through the glue, each header, init property and promise step was a
+// call between wasm and JavaScript of its own, and the objects behind them
+// (`Headers`, `RequestInit`, `ResponseInit`) garbage for the collector.
+//
+// Headers cross as one string, "name\nvalue\n" per header: the runtime
+// refuses a name or value with a line break, and the wasm side
+// (`respond::Answer::set`, `plumgate_core::http::HttpRequest`) never puts
+// one in. Nothing here decides anything: what is sent, and what an answer
+// means, is the wasm's.
+
+/**
+ * "name\nvalue\n…" as a plain object, the form `fetch` and `Response` read
+ * natively. (Read with `indexOf`, not `split`: no array of parts per call.)
+ */
+function record(lines) {
+  const out = {};
+  let at = 0;
+  for (;;) {
+    const nameEnd = lines.indexOf("\n", at);
+    if (nameEnd < 0) return out;
+    const valueEnd = lines.indexOf("\n", nameEnd + 1);
+    if (valueEnd < 0) return out;
+    out[lines.substring(at, nameEnd)] = lines.substring(nameEnd + 1, valueEnd);
+    at = valueEnd + 1;
+  }
+}
+
+/**
+ * `fetch(url)` with a timeout over the whole answer and without following
+ * redirects; settles with `{ status, bytes, response }` once the body is
+ * read, or rejects with the runtime's error (`TimeoutError` on the timeout).
+ */
+export function send(url, method, headers, body, timeoutMs) {
+  const init = { method, headers: record(headers), redirect: "manual", signal: AbortSignal.timeout(timeoutMs) };
+  if (body !== undefined) init.body = body;
+  return fetch(url, init).then(readWhole);
+}
+
+/** The answer with its body read: `{ status, bytes, response }`. */
+function readWhole(response) {
+  return response.arrayBuffer().then((buf) => ({ status: response.status, bytes: new Uint8Array(buf), response }));
+}
+
+/** A header of the answer `send` settled with; `undefined` when absent. */
+export function answerHeader(answer, name) {
+  return answer.response.headers.get(name) ?? undefined;
+}
+
+/**
+ * The runtime's `Response`: `status`, a copy of `body` (a view of wasm
+ * memory, or `undefined` for none) and the headers. Never throws: a header
+ * the runtime refuses is left out, and a body with a no-body status (204,
+ * 304) is dropped, as `Headers.set` and the constructor would refuse them.
+ */
+export function respond(status, body, headers) {
+  const fields = record(headers);
+  try {
+    return new Response(body, { status, headers: fields });
+  } catch {
+    const valid = new Headers();
+    for (const name of Object.keys(fields)) {
+      try {
+        valid.set(name, fields[name]);
+      } catch {
+        // left out, as a refused `Headers.set` leaves it
+      }
+    }
+    for (const attempt of [body, undefined]) {
+      try {
+        return new Response(attempt, { status, headers: valid });
+      } catch {
+        // next attempt
+      }
+    }
+    return new Response("internal error", { status: 500 });
+  }
+}
