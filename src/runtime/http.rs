@@ -124,15 +124,14 @@ pub fn js_name<R>(name: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
         static NAMES: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
     }
     NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        let i = match names.iter().position(|(k, _)| *k == name) {
-            Some(i) => i,
-            None => {
-                names.push((name, JsValue::from_str(name)));
-                names.len() - 1
-            }
-        };
-        f(&names[i].1)
+        if !names.borrow().iter().any(|(k, _)| *k == name) {
+            names.borrow_mut().push((name, JsValue::from_str(name)));
+        }
+        // A shared borrow while `f` runs: a call back into here for a name
+        // already made would still work.
+        let names = names.borrow();
+        let value = names.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+        f(value.unwrap_or(&JsValue::UNDEFINED))
     })
 }
 
