@@ -46,7 +46,7 @@
 //!    survive eviction. Delivery never blocks serving: awaiting the webhook
 //!    opens the input gate like any `fetch`.
 
-use crate::respond::bytes_response;
+use crate::respond::{bytes_response, empty};
 use crate::runtime::clock::{now_ms, rand01};
 use crate::runtime::storage::Storage;
 use crate::runtime::{kv, net};
@@ -299,7 +299,7 @@ impl TokenAuthority {
                 ctx.deliver().await;
             }
         }
-        Ok(Outgoing::new(200, None))
+        Ok(empty(200))
     }
 }
 

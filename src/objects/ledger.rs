@@ -21,7 +21,7 @@
 use crate::limits::{self, Admitted};
 use crate::objects::registry;
 use crate::plum;
-use crate::respond::{bytes_response, error_response, JSON};
+use crate::respond::{bytes_response, empty, error_response, JSON};
 use crate::runtime::clock::now_ms;
 use crate::runtime::storage::Storage;
 use crate::runtime::stub::{self, StubError};
@@ -155,7 +155,7 @@ impl OrderLedger {
         let Ok(cfg) = settings::load(&self.env) else {
             // Misconfigured: try again later, the record is kept.
             let _ = self.state.storage().set_alarm(60_000i64).await;
-            return Ok(Outgoing::new(200, None));
+            return Ok(empty(200));
         };
         let storage = Storage::of(&self.state);
         let loaded = read(&storage).await;
@@ -209,7 +209,7 @@ impl OrderLedger {
         if !tells.is_empty() {
             tell_and_keep(&self.env, &storage, tells).await;
         }
-        Ok(Outgoing::new(200, None))
+        Ok(empty(200))
     }
 }
 

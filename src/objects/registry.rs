@@ -18,7 +18,7 @@
 //! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and
 //! holds of days before yesterday.
 
-use crate::respond::bytes_response;
+use crate::respond::{bytes_response, empty};
 use crate::runtime::clock::now_ms;
 use crate::runtime::stub::{self, StubError};
 use crate::runtime::http::{Incoming, Outgoing};
@@ -134,7 +134,7 @@ impl KeyRegistry {
             self.state.storage().set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await?;
             self.alarm_set.set(true);
         }
-        Ok(Outgoing::new(200, None))
+        Ok(empty(200))
     }
 }
 

@@ -124,14 +124,15 @@ pub fn js_name<R>(name: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
         static NAMES: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
     }
     NAMES.with(|names| {
-        if !names.borrow().iter().any(|(k, _)| *k == name) {
-            names.borrow_mut().push((name, JsValue::from_str(name)));
-        }
+        let found = names.borrow().iter().position(|(k, _)| *k == name);
+        let i = found.unwrap_or_else(|| {
+            let mut names = names.borrow_mut();
+            names.push((name, JsValue::from_str(name)));
+            names.len() - 1
+        });
         // A shared borrow while `f` runs: a call back into here for a name
         // already made would still work.
-        let names = names.borrow();
-        let value = names.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
-        f(value.unwrap_or(&JsValue::UNDEFINED))
+        f(&names.borrow()[i].1)
     })
 }
 
