@@ -27,7 +27,9 @@
 //   2. refresh storm: 500 concurrent calls on a cold token cache;
 //   3. catalog: getVouchers edge-cache hit vs miss (a cache-key field
 //      varied), and a hit while Xoxoday has getVouchers under a penalty;
-//   4. cold start: fresh worker process to its first /healthz 200;
+//   4. cold start: fresh worker process to its first /healthz 200, plumgate
+//      and the JS Worker paired per rep (the budget takes the median
+//      difference);
 //   5. size: index_bg.wasm raw/gzip and `wrangler deploy --dry-run`.
 // Xoxoday's limits are raised on both sides (lib.mjs: BENCH_RATE_LIMITS,
 // liftSandboxLimits): the bench measures plumgate's cost, not the budgets;
@@ -82,7 +84,8 @@ const STORM = 500;
 const CAT_ROUNDS = Number(process.env.BENCH_CATALOG_ROUNDS || Math.min(ROUNDS, 3));
 // Fresh runtime keys timed on first use (sequential).
 const KEY_SAMPLES = QUICK ? 8 : 20;
-const COLD_REPS = QUICK ? 1 : 5;
+// Cold-start reps: each starts four workers (~2.5 s apiece).
+const COLD_REPS = QUICK ? 1 : 9;
 const GZIP_BUDGET = 200_000; // bytes ("200 KB")
 
 const ORDER_HISTORY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
@@ -549,6 +552,18 @@ async function coldStart(sandbox, key, jsKey) {
   // has it, and with plumgate's Durable Object bindings, which cost any
   // Worker start-up time of their own (four classes, two migrations).
   const out = { plumgate: [], plumgate_first_op: [], plumgate_no_assets: [], js: [], js_bindings: [] };
+  const startBare = async () => {
+    const pair = await sandbox.admin("/tokens/issue", {});
+    const bare = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token } });
+    out.plumgate_no_assets.push(bare.startupMs);
+    await bare.stop();
+  };
+  const startJs = async () => {
+    const pair = await sandbox.admin("/tokens/issue", {});
+    const js = await jsWorker(sandbox, jsKey, pair.refresh_token);
+    out.js.push(js.startupMs);
+    await js.stop();
+  };
   for (let i = 0; i < COLD_REPS; i++) {
     log(`cold start ${i + 1}/${COLD_REPS}`);
     const pair = await sandbox.admin("/tokens/issue", {});
@@ -559,25 +574,30 @@ async function coldStart(sandbox, key, jsKey) {
     await expect200("first op", `${pg.url}/v1/ops/getOrderHistory`, ORDER_HISTORY, `Bearer ${key.key}`);
     out.plumgate_first_op.push(performance.now() - s);
     await pg.stop();
-    const pair3 = await sandbox.admin("/tokens/issue", {});
-    const bare = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pair3.refresh_token } });
-    out.plumgate_no_assets.push(bare.startupMs);
-    await bare.stop();
-    const pair2 = await sandbox.admin("/tokens/issue", {});
-    const js = await jsWorker(sandbox, jsKey, pair2.refresh_token);
-    out.js.push(js.startupMs);
-    await js.stop();
+    // The budget's pair, one right after the other, the order alternating
+    // rep by rep so neither always starts on a machine the other warmed.
+    for (const start of i % 2 ? [startJs, startBare] : [startBare, startJs]) await start();
     const pair4 = await sandbox.admin("/tokens/issue", {});
     const jsb = await jsWorker(sandbox, jsKey, pair4.refresh_token, { bindings: true });
     out.js_bindings.push(jsb.startupMs);
     await jsb.stop();
   }
+  // Paired, as the hot path's ratios are: a start takes ~0.85 s and two
+  // starts minutes apart differ by tens of ms, far more than the 5-ms
+  // budget, so the budget judges the median of the per-rep differences
+  // (bench/cold.mjs does the same with more pairs).
+  const diffs = out.plumgate_no_assets.map((t, k) => t - out.js[k]);
+  const bindingDiffs = out.plumgate_no_assets.map((t, k) => t - out.js_bindings[k]);
   return {
     plumgate_ms: median(out.plumgate),
     plumgate_first_op_ms: median(out.plumgate_first_op),
     plumgate_no_assets_ms: median(out.plumgate_no_assets),
     js_ms: median(out.js),
     js_bindings_ms: median(out.js_bindings),
+    no_assets_minus_js_ms: median(diffs),
+    no_assets_minus_js_q: [quantile(diffs, 0.25), quantile(diffs, 0.75)],
+    no_assets_slower_in: diffs.filter((d) => d > 0).length,
+    no_assets_minus_js_bindings_ms: median(bindingDiffs),
     samples: out,
   };
 }
@@ -629,7 +649,7 @@ function budgets(r) {
     { name: "p99 at 32 connections: plumgate ≤ row †", value: `${f2(p.plumgate_vs_js_full_load_p99)}× (paired median; medians ${f1(hot.plumgate.load_p99_ms)} vs ${f1(hot.js_full.load_p99_ms)} ms)`, pass: p.plumgate_vs_js_full_load_p99 <= 1 },
     { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
     { name: "index_bg.wasm ≤ 200 KB gzip (-9)", value: `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`, pass: r.size.wasm_gzip <= GZIP_BUDGET },
-    { name: "cold start ≤ the JS Worker's + 5 ms (like for like: neither with static assets)", value: `${f0(cold.plumgate_no_assets_ms)} ms vs ${f0(cold.js_ms)} ms (medians of ${COLD_REPS}; plumgate as shipped, with its demo-page assets, ${f0(cold.plumgate_ms)} ms${cold.js_bindings_ms !== undefined ? `; the JS Worker with plumgate's Durable Object bindings ${f0(cold.js_bindings_ms)} ms` : ""})`, pass: cold.plumgate_no_assets_ms <= cold.js_ms + 5 },
+    { name: "cold start ≤ the JS Worker's + 5 ms (like for like: neither with static assets)", value: `${cold.no_assets_minus_js_ms >= 0 ? "+" : ""}${f1(cold.no_assets_minus_js_ms)} ms (median of ${COLD_REPS} paired differences, quartiles ${f1(cold.no_assets_minus_js_q[0])} / ${f1(cold.no_assets_minus_js_q[1])} ms, slower in ${cold.no_assets_slower_in} of ${COLD_REPS}; medians ${f0(cold.plumgate_no_assets_ms)} vs ${f0(cold.js_ms)} ms; plumgate as shipped, with its demo-page assets, ${f0(cold.plumgate_ms)} ms; against the JS Worker with plumgate's Durable Object bindings ${f1(cold.no_assets_minus_js_bindings_ms)} ms)`, pass: cold.no_assets_minus_js_ms <= 5 },
     ...variantBudgets(r),
   ];
 }
@@ -745,6 +765,10 @@ function markdown(r) {
   L.push(`| hand-written JS Worker | ${f0(cs.js_ms)} ms | – |`);
   if (cs.js_bindings_ms !== undefined) L.push(`| the same JS Worker with plumgate's Durable Object bindings (four stub classes, its migrations and cron) | ${f0(cs.js_bindings_ms)} ms | – |`);
   L.push("");
+  if (cs.no_assets_minus_js_ms !== undefined) {
+    L.push(`Paired (each rep starts plumgate without assets and the JS Worker one after the other, the order alternating): plumgate − JS Worker ${f1(cs.no_assets_minus_js_ms)} ms (median; quartiles ${f1(cs.no_assets_minus_js_q[0])} / ${f1(cs.no_assets_minus_js_q[1])} ms; slower in ${cs.no_assets_slower_in} of ${r.settings.cold_reps}); against the JS Worker with the bindings ${f1(cs.no_assets_minus_js_bindings_ms)} ms.`);
+    L.push("");
+  }
   L.push("### 5. Size");
   L.push("");
   L.push("| artifact | raw | gzip -9 |");
@@ -836,7 +860,7 @@ function printTable(r) {
   const cp = r.catalog.paired;
   console.log(`   hit under penalty / plain hit (paired, ${r.catalog.penalty.rounds} rounds): throughput ${f2(cp.penalty_hit_vs_hit_rps)}×, CPU/req ${f2(cp.penalty_hit_vs_hit_cpu)}×; getVouchers calls upstream during the penalty: ${r.catalog.penalty.upstream_calls_during}`);
   console.log("");
-  console.log(`4. cold start: plumgate ${f0(r.cold.plumgate_ms)} ms to /healthz (+${f0(r.cold.plumgate_first_op_ms)} ms first op), without assets ${f0(r.cold.plumgate_no_assets_ms)} ms, JS Worker ${f0(r.cold.js_ms)} ms`);
+  console.log(`4. cold start: plumgate ${f0(r.cold.plumgate_ms)} ms to /healthz (+${f0(r.cold.plumgate_first_op_ms)} ms first op), without assets ${f0(r.cold.plumgate_no_assets_ms)} ms, JS Worker ${f0(r.cold.js_ms)} ms; paired difference ${f1(r.cold.no_assets_minus_js_ms)} ms`);
   console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzip; upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB`);
   console.log("");
   console.log("=== budgets ===");
