@@ -77,7 +77,7 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Outgoing {
         route: "unknown",
         ..Default::default()
     };
-    let origin = req.header("origin");
+    let origin = req.header("origin").map(|o| o.into_owned());
     let style = ErrorStyle::for_path(&req.path);
     let result = dispatch(req, &env, &ctx, &mut log).await;
     let mut resp = match result {
@@ -307,7 +307,7 @@ async fn call_operation(
 /// with the gateway key presented as the refresh token (steps: read the
 /// body, find the key, check it, answer). Never calls Xoxoday.
 async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Outgoing {
-    let content_type = req.header("content-type");
+    let content_type = req.header("content-type").map(|t| t.into_owned());
     let key = match read_body(req).await {
         Err(e) => return error_response(&e, ErrorStyle::Xoxoday, &log.request_id),
         Ok(body) => match dropin::refresh_key(content_type.as_deref(), &body) {

@@ -285,7 +285,7 @@ impl TokenAuthority {
 
     async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
         let path = req.path.clone();
-        let addressed = req.header(AUTHORITY_HEADER);
+        let addressed = req.header(AUTHORITY_HEADER).map(|a| a.into_owned());
         let body = req.bytes().await.unwrap_or_default();
         let reply = self.handle(&path, addressed.as_deref(), &body).await;
         Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))

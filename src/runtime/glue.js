@@ -1,6 +1,8 @@
-// The two crossings every forwarded call makes, each done here in one call
-// from the wasm instead of a dozen: the outbound `fetch` with its whole
-// answer read (`send`), and the response handed to the runtime (`respond`).
+// The crossings every forwarded call makes, each done here in one call
+// from the wasm instead of a dozen: the incoming request's method, URL and
+// headers read (`head`), the outbound `fetch` with its whole answer read
+// (`send`), a body copied in (`bytesOf`), a promise awaited (`watch`), and
+// the response handed to the runtime (`respond`).
 // Built through the glue, each header, init property and promise step was a
 // call between wasm and JavaScript of its own, and the objects behind them
 // (`Headers`, `RequestInit`, `ResponseInit`) garbage for the collector.
@@ -28,6 +30,28 @@ function record(lines) {
   }
 }
 
+let headNames = "";
+let headList = [];
+
+/**
+ * The request's method, URL and the headers `names` lists (one per line),
+ * as one string: "METHOD\nURL\n", then per name "=value\n", or "-\n" when
+ * the request has no such header (`plumgate_core::http::RequestHead`).
+ */
+export function head(request, names) {
+  if (names !== headNames) {
+    headList = names.split("\n");
+    headNames = names;
+  }
+  const headers = request.headers;
+  let out = request.method + "\n" + request.url + "\n";
+  for (const name of headList) {
+    const value = headers.get(name);
+    out += value === null ? "-\n" : "=" + value + "\n";
+  }
+  return out;
+}
+
 /**
  * `fetch(url)` with a timeout over the whole answer and without following
  * redirects; settles with `{ status, bytes, response }` once the body is
@@ -42,6 +66,19 @@ export function send(url, method, headers, body, timeoutMs) {
 /** The answer with its body read: `{ status, bytes, response }`. */
 function readWhole(response) {
   return response.arrayBuffer().then((buf) => ({ status: response.status, bytes: new Uint8Array(buf), response }));
+}
+
+/** The bytes of an `ArrayBuffer`, for the wasm to copy in one call. */
+export function bytesOf(buffer) {
+  return new Uint8Array(buffer);
+}
+
+/**
+ * Call `ok(slot, value)` when `promise` fulfils, `err(slot, reason)` when it
+ * rejects (`runtime::promise`: the slot is where the wasm waits for it).
+ */
+export function watch(promise, slot, ok, err) {
+  promise.then((value) => ok(slot, value), (reason) => err(slot, reason));
 }
 
 /** A header of the answer `send` settled with; `undefined` when absent. */

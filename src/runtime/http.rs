@@ -4,7 +4,7 @@
 
 use super::promise;
 use js_sys::{Reflect, Uint8Array};
-use plumgate_core::http::HeaderList;
+use plumgate_core::http::{HeaderList, RequestHead, REQUEST_HEADERS};
 use plumgate_core::route::{path_of, query_of};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -18,33 +18,53 @@ use worker::{web_sys, Env};
 /// than through `worker::Request`, whose conversion reads `request.cf`: the
 /// runtime builds that object anew on every read (about 0.03 ms CPU, a tenth
 /// of a `/healthz`, in a same-run A/B), and plumgate never uses it.
+///
+/// The method, the URL and the headers plumgate reads
+/// ([`REQUEST_HEADERS`]) come over in one call to `glue.js`'s `head`
+/// ([`RequestHead`]); read one by one through the glue they were seven
+/// calls and seven strings per request.
 pub struct Incoming {
     raw: web_sys::Request,
     /// The method exactly as sent.
     pub method: String,
     /// The URL path (no query).
     pub path: String,
-    headers: RawHeaders,
+    head: Option<RequestHead>,
 }
 
 impl Incoming {
     /// Wrap the runtime's request.
     pub fn new(raw: web_sys::Request) -> Self {
-        let method = raw.method();
-        let path = path_of(&raw.url()).to_string();
-        let headers = raw.headers().unchecked_into();
-        Incoming { raw, method, path, headers }
+        let head = js_name(REQUEST_HEADERS, |names| request_head(&raw, names));
+        // Never expected (the runtime refuses a line break in every field
+        // `head` writes), but should the string not read, each field is
+        // read on its own instead.
+        let head = RequestHead::parse(head);
+        let (method, path) = match &head {
+            Some(h) => (h.method().to_owned(), path_of(h.url()).to_owned()),
+            None => (raw.method(), path_of(&raw.url()).to_owned()),
+        };
+        Incoming { raw, method, path, head }
     }
 
     /// The query parameters, percent-decoded, in order.
     pub fn query(&self) -> Vec<(String, String)> {
-        query_of(&self.raw.url())
+        match &self.head {
+            Some(h) => query_of(h.url()),
+            None => query_of(&self.raw.url()),
+        }
     }
 
-    /// A request header, `None` when absent. The name crosses into
-    /// JavaScript once per isolate ([`js_name`]).
-    pub fn header(&self, name: &'static str) -> Option<String> {
-        js_name(name, |n| self.headers.get(n)).ok().flatten()
+    /// A request header (`name` in lowercase), `None` when absent. One of
+    /// [`REQUEST_HEADERS`] was read with the request; any other is asked
+    /// of the runtime, its name crossing into JavaScript once per isolate
+    /// ([`js_name`]).
+    pub fn header(&self, name: &'static str) -> Option<Cow<'_, str>> {
+        if let Some(value) = self.head.as_ref().and_then(|h| h.header(name)) {
+            return value.map(Cow::Borrowed);
+        }
+        let headers: RawHeaders = self.raw.headers().unchecked_into();
+        js_name(name, |n| headers.get(n)).ok().flatten().map(Cow::Owned)
     }
 
     /// The whole body.
@@ -59,12 +79,10 @@ impl Incoming {
     /// refused as soon as it passes `max`: the rest is never read, so a
     /// huge body never reaches JS or wasm memory.
     pub async fn bytes_at_most(self, max: usize) -> Result<Vec<u8>, BodyError> {
-        if let Some(len) = self.header("content-length") {
-            match len.trim().parse::<usize>() {
-                Ok(n) if n > max => return Err(BodyError::TooLarge),
-                Ok(_) => return self.bytes().await.map_err(|()| BodyError::Unreadable),
-                Err(_) => {}
-            }
+        match self.header("content-length").map(|len| len.trim().parse::<usize>()) {
+            Some(Ok(n)) if n > max => return Err(BodyError::TooLarge),
+            Some(Ok(_)) => return self.bytes().await.map_err(|()| BodyError::Unreadable),
+            _ => {}
         }
         let Some(stream) = self.raw.body() else { return Ok(Vec::new()) };
         let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
@@ -101,7 +119,7 @@ impl Incoming {
 /// The bytes an `arrayBuffer()` call settles with.
 pub async fn whole(reading: Result<js_sys::Promise, JsValue>) -> Result<Vec<u8>, ()> {
     let buf = promise::settled(&reading.map_err(|_| ())?).await.map_err(|_| ())?;
-    Ok(Uint8Array::new(&buf).to_vec())
+    Ok(bytes_of(&buf))
 }
 
 /// Why a body could not be had.
@@ -153,6 +171,17 @@ extern "C" {
 
 #[wasm_bindgen(module = "/src/runtime/glue.js")]
 extern "C" {
+    /// The request's method, URL and the headers `names` lists, in one
+    /// string ([`RequestHead`]'s form).
+    #[wasm_bindgen(js_name = head)]
+    fn request_head(request: &web_sys::Request, names: &JsValue) -> String;
+
+    /// An `ArrayBuffer`'s bytes, copied into wasm memory in one call
+    /// (`Uint8Array::to_vec` is five: the view, its length three times,
+    /// the copy).
+    #[wasm_bindgen(js_name = bytesOf)]
+    fn bytes_of(buffer: &JsValue) -> Vec<u8>;
+
     /// `new Response(body, {status, headers})` in one call (`glue.js`):
     /// the view of wasm memory is made inside this call and the
     /// constructor copies it, so no allocation can move the memory under

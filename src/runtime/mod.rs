@@ -2,15 +2,19 @@
 //! reaches past `worker`'s API into JavaScript directly, kept together
 //! because each piece exists for the same reason (CPU or memory measured on
 //! the hot path, or a property `worker` does not give) and each depends on
-//! the same pinned versions. `glue.js` holds the two hand-written
-//! JavaScript functions the hot path calls (`send`, `respond`); wasm-bindgen
-//! copies it beside the generated glue and the build bundles it.
+//! the same pinned versions. `glue.js` holds the hand-written JavaScript
+//! functions the hot path calls (`head`, `send`, `bytesOf`, `watch`,
+//! `respond`), each doing in one call what the generated glue did in
+//! several; wasm-bindgen copies it beside the generated glue and the build
+//! bundles it. A hot-path request makes 21 calls from the wasm into
+//! JavaScript (73 before `glue.js`; counted by wrapping the module's
+//! imports, BENCHMARKS.md).
 //!
 //! | module | what it does | why it exists |
 //! |---|---|---|
-//! | [`promise`] | awaits a JS promise through two callbacks made once per isolate | `wasm_bindgen_futures::JsFuture` makes two `Closure`s per await (allocations and `FinalizationRegistry` entries in heap profiles) |
+//! | [`promise`] | awaits a JS promise through two callbacks made once per isolate, attached in one call to `glue.js`'s `watch` | `wasm_bindgen_futures::JsFuture` makes two `Closure`s per await (allocations and `FinalizationRegistry` entries in heap profiles) |
 //! | [`net`] | outbound `fetch` with a timeout and no redirects, body read with `arrayBuffer()`, all in one call to `glue.js`'s `send` | one native timer (`AbortSignal.timeout`), no stream reader loop, one await and one glue call instead of ~25; a redirect would carry the bearer or the refresh grant elsewhere |
-//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects'; handed on to the assets binding with `forward_to`); every response plumgate builds ([`http::Outgoing`]: status, headers, body in wasm memory) and its hand-over in one call to `glue.js`'s `respond` ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker::Response` keeps its headers in a runtime `Headers` object, a glue call per header set or read |
+//! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects': method, URL and the headers plumgate reads in one call to `glue.js`'s `head`; a body copied in by one call to `bytesOf`; handed on to the assets binding with `forward_to`); every response plumgate builds ([`http::Outgoing`]: status, headers, body in wasm memory) and its hand-over in one call to `glue.js`'s `respond` ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker::Response` keeps its headers in a runtime `Headers` object, a glue call per header set or read |
 //! | [`cache`] | the location's Cache API: an entry read back (status, headers, whole body by one `arrayBuffer()`) and stored from bytes | `worker::Cache` answers with a `worker::Response`, whose conversion reads `webSocket` and `cf` and wraps the body in a stream adapter that `worker::Response::bytes` reads chunk by chunk through the wasm |
 //! | [`start`] | once per isolate: the futures queue's scheduling | a resolved-promise reaction costs less than `queueMicrotask` in workerd |
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |

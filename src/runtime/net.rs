@@ -18,7 +18,7 @@ use super::promise;
 use plumgate_core::http::{header_lines, HttpAnswer, HttpRequest, NoAnswer};
 use plumgate_core::upstream::may_be_rate_limit;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::js_sys::{self, Reflect, Uint8Array};
+use worker::js_sys::{self, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 
 #[wasm_bindgen(module = "/src/runtime/glue.js")]
@@ -31,8 +31,9 @@ extern "C" {
     type Answer;
     #[wasm_bindgen(method, getter)]
     fn status(this: &Answer) -> u16;
+    /// The body, copied into wasm memory in the one call.
     #[wasm_bindgen(method, getter)]
-    fn bytes(this: &Answer) -> Uint8Array;
+    fn bytes(this: &Answer) -> Vec<u8>;
     /// One of the answer's headers.
     #[wasm_bindgen(js_name = answerHeader)]
     fn answer_header(answer: &Answer, name: &JsValue) -> Option<String>;
@@ -55,7 +56,7 @@ pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<HttpAnswer, NoAn
     let pending = js_name(method, |m| fetch_whole(&req.url, m, &lines, req.body.as_deref(), timeout)).map_err(classify)?;
     let answer: Answer = promise::settled(&pending).await.map_err(classify)?.unchecked_into();
     let status = answer.status();
-    let body = answer.bytes().to_vec();
+    let body = answer.bytes();
     // Only a possible rate-limit answer needs its header (one more glue
     // round trip and a `Headers` object otherwise spent on every call).
     let retry_after = if may_be_rate_limit(status, &body) { js_name("retry-after", |n| answer_header(&answer, n)) } else { None };

@@ -6,14 +6,14 @@
 //! On the hot path that was three awaits per request, and the closures'
 //! allocations and registry entries showed in heap profiles of the worker.
 //!
-//! [`settled`] instead hands the promise two callbacks made once per
-//! isolate, each bound (`Function.prototype.bind`, a plain JS object) to the
-//! number of a slot in a small table; the callback stores the outcome in
-//! that slot and wakes the task polling it. Behaviour is `JsFuture`'s: the
+//! [`settled`] instead hands the promise, through `glue.js`'s `watch` (one
+//! call), two callbacks made once per isolate and the number of a slot in a
+//! small table; the callback stores the outcome in that slot and wakes the
+//! task polling it. Behaviour is `JsFuture`'s: the
 //! future yields `Ok(value)` or `Err(reason)`, and dropping it before the
 //! promise settles is safe (the slot is freed when the promise settles).
 
-use js_sys::{Function, Promise};
+use js_sys::Promise;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,19 +21,12 @@ use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/src/runtime/glue.js")]
 extern "C" {
-    /// A promise, seen only through `then`.
-    type Thenable;
-    /// `promise.then(ok, err)`, its result (a new promise) unused.
-    #[wasm_bindgen(method, js_name = then)]
-    fn then_both(this: &Thenable, ok: &Function, err: &Function);
-
     /// One of the two settle callbacks.
     type Callback;
-    /// `callback.bind(undefined, slot)`.
-    #[wasm_bindgen(method, js_name = bind)]
-    fn bind_slot(this: &Callback, context: &JsValue, slot: u32) -> Function;
+    /// `promise.then(v => ok(slot, v), e => err(slot, e))`, in one call.
+    fn watch(promise: &Promise, slot: u32, ok: &Callback, err: &Callback);
 }
 
 #[derive(Default)]
@@ -108,11 +101,7 @@ pub struct Settled {
 /// Await `promise`: `Ok(value)` when it fulfils, `Err(reason)` when it rejects.
 pub fn settled(promise: &Promise) -> Settled {
     let slot = SLOTS.with(|s| s.borrow_mut().take());
-    CALLBACKS.with(|(ok, err)| {
-        let ok = ok.bind_slot(&JsValue::UNDEFINED, slot);
-        let err = err.bind_slot(&JsValue::UNDEFINED, slot);
-        promise.unchecked_ref::<Thenable>().then_both(&ok, &err);
-    });
+    CALLBACKS.with(|(ok, err)| watch(promise, slot, ok, err));
     Settled { slot: Some(slot) }
 }
 

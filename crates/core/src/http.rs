@@ -7,7 +7,8 @@
 //! [`HttpAnswer`], or [`NoAnswer`] and why) to the core's readers. So what
 //! goes on the wire, and what each outcome means, is tested on the host.
 //! [`HeaderList`] and [`header_lines`] hold and write the headers the shell
-//! hands to the runtime in one call.
+//! hands to the runtime in one call; [`RequestHead`] reads the incoming
+//! request's method, URL and headers the runtime hands over in one call.
 
 use std::borrow::Cow;
 
@@ -135,9 +136,99 @@ impl HeaderList {
     }
 }
 
+/// The request headers plumgate reads, one per line: the runtime's glue
+/// reports each of them for every incoming request, in this order, with the
+/// method and the URL ([`RequestHead`]). A name added here is read on every
+/// request; a header not listed is still read, with a call of its own.
+pub const REQUEST_HEADERS: &str = "authorization\ncache-control\ncontent-length\ncontent-type\norigin";
+
+/// How many names [`REQUEST_HEADERS`] lists.
+const HEAD_COUNT: usize = 5;
+
+/// An incoming request's method, URL and [`REQUEST_HEADERS`], from the one
+/// string the runtime's glue writes: `METHOD\nURL\n`, then per name, in
+/// order, `=value\n` when the request has it and `-\n` when it has not.
+/// (The runtime refuses a line break in a method, a serialized URL, or a
+/// header value, so a line is always one field.) Kept as the string and
+/// the places of its fields: no copy per header.
+pub struct RequestHead {
+    text: String,
+    method: (usize, usize),
+    url: (usize, usize),
+    headers: [Option<(usize, usize)>; HEAD_COUNT],
+}
+
+impl RequestHead {
+    /// Read `text`; `None` when it is not in that form (a field missing or
+    /// one too many, or a header line that is neither form).
+    pub fn parse(text: String) -> Option<Self> {
+        let mut lines = Vec::with_capacity(HEAD_COUNT + 2);
+        let mut at = 0;
+        while at < text.len() {
+            let end = at + memchr::memchr(b'\n', &text.as_bytes()[at..])?;
+            lines.push((at, end));
+            at = end + 1;
+        }
+        if lines.len() != HEAD_COUNT + 2 {
+            return None;
+        }
+        let mut headers = [None; HEAD_COUNT];
+        for (slot, &(start, end)) in headers.iter_mut().zip(&lines[2..]) {
+            *slot = match &text[start..end] {
+                "-" => None,
+                line if line.starts_with('=') => Some((start + 1, end)),
+                _ => return None,
+            };
+        }
+        Some(RequestHead { method: lines[0], url: lines[1], headers, text })
+    }
+
+    /// The method, exactly as sent.
+    pub fn method(&self) -> &str {
+        &self.text[self.method.0..self.method.1]
+    }
+
+    /// The URL, as the runtime serialized it.
+    pub fn url(&self) -> &str {
+        &self.text[self.url.0..self.url.1]
+    }
+
+    /// Header `name` (lowercase): `Some(None)` when the request has no such
+    /// header, `None` when `name` is not one of [`REQUEST_HEADERS`].
+    pub fn header(&self, name: &str) -> Option<Option<&str>> {
+        let i = REQUEST_HEADERS.split('\n').position(|n| n == name)?;
+        Some(self.headers[i].map(|(start, end)| &self.text[start..end]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_head_reads_each_field_and_refuses_other_shapes() {
+        assert_eq!(REQUEST_HEADERS.split('\n').count(), HEAD_COUNT);
+        let text = "POST\nhttp://gw/v1/ops/getBalance?x=1\n=Bearer k\n-\n=12\n=\n=https://a.example\n";
+        let h = RequestHead::parse(text.into()).unwrap();
+        assert_eq!(h.method(), "POST");
+        assert_eq!(h.url(), "http://gw/v1/ops/getBalance?x=1");
+        assert_eq!(h.header("authorization"), Some(Some("Bearer k")));
+        assert_eq!(h.header("cache-control"), Some(None), "absent");
+        assert_eq!(h.header("content-length"), Some(Some("12")));
+        assert_eq!(h.header("content-type"), Some(Some("")), "present and empty is not absent");
+        assert_eq!(h.header("origin"), Some(Some("https://a.example")));
+        assert_eq!(h.header("x-other"), None, "not a name the glue reports");
+        assert_eq!(h.header("Origin"), None, "names are lowercase");
+        for bad in [
+            "",
+            "POST\nhttp://gw/\n-\n-\n-\n-\n",               // a header short
+            "POST\nhttp://gw/\n-\n-\n-\n-\n-\n-\n",       // one too many
+            "POST\nhttp://gw/\n-\n-\n-\n-\n-",              // no final line break
+            "POST\nhttp://gw/\n-\nvalue\n-\n-\n-\n",       // neither `=` nor `-`
+        ] {
+            assert!(RequestHead::parse(bad.into()).is_none(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn header_lines_name_value_per_line_and_refuse_breaks() {
