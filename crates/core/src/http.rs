@@ -138,12 +138,14 @@ impl HeaderList {
 
 /// The request headers plumgate reads, one per line: the runtime's glue
 /// reports each of them for every incoming request, in this order, with the
-/// method and the URL ([`RequestHead`]). A name added here is read on every
-/// request; a header not listed is still read, with a call of its own.
-pub const REQUEST_HEADERS: &str = "authorization\ncache-control\ncontent-length\ncontent-type\norigin";
+/// method and the URL ([`RequestHead`]). These are the ones an operation
+/// call reads; a name added here is read on every request, and a header not
+/// listed (the drop-in token route's `content-type`, the Durable Objects'
+/// own) is still read, with a call of its own.
+pub const REQUEST_HEADERS: &str = "authorization\ncache-control\ncontent-length\norigin";
 
 /// How many names [`REQUEST_HEADERS`] lists.
-const HEAD_COUNT: usize = 5;
+const HEAD_COUNT: usize = 4;
 
 /// An incoming request's method, URL and [`REQUEST_HEADERS`], from the one
 /// string the runtime's glue writes: `METHOD\nURL\n`, then per name, in
@@ -208,23 +210,22 @@ mod tests {
     #[test]
     fn request_head_reads_each_field_and_refuses_other_shapes() {
         assert_eq!(REQUEST_HEADERS.split('\n').count(), HEAD_COUNT);
-        let text = "POST\nhttp://gw/v1/ops/getBalance?x=1\n=Bearer k\n-\n=12\n=\n=https://a.example\n";
+        let text = "POST\nhttp://gw/v1/ops/getBalance?x=1\n=Bearer k\n-\n=\n=https://a.example\n";
         let h = RequestHead::parse(text.into()).unwrap();
         assert_eq!(h.method(), "POST");
         assert_eq!(h.url(), "http://gw/v1/ops/getBalance?x=1");
         assert_eq!(h.header("authorization"), Some(Some("Bearer k")));
         assert_eq!(h.header("cache-control"), Some(None), "absent");
-        assert_eq!(h.header("content-length"), Some(Some("12")));
-        assert_eq!(h.header("content-type"), Some(Some("")), "present and empty is not absent");
+        assert_eq!(h.header("content-length"), Some(Some("")), "present and empty is not absent");
         assert_eq!(h.header("origin"), Some(Some("https://a.example")));
-        assert_eq!(h.header("x-other"), None, "not a name the glue reports");
+        assert_eq!(h.header("content-type"), None, "not a name the glue reports");
         assert_eq!(h.header("Origin"), None, "names are lowercase");
         for bad in [
             "",
-            "POST\nhttp://gw/\n-\n-\n-\n-\n",               // a header short
-            "POST\nhttp://gw/\n-\n-\n-\n-\n-\n-\n",       // one too many
-            "POST\nhttp://gw/\n-\n-\n-\n-\n-",              // no final line break
-            "POST\nhttp://gw/\n-\nvalue\n-\n-\n-\n",       // neither `=` nor `-`
+            "POST\nhttp://gw/\n-\n-\n-\n",            // a header short
+            "POST\nhttp://gw/\n-\n-\n-\n-\n-\n",      // one too many
+            "POST\nhttp://gw/\n-\n-\n-\n-",             // no final line break
+            "POST\nhttp://gw/\n-\nvalue\n-\n-\n",      // neither `=` nor `-`
         ] {
             assert!(RequestHead::parse(bad.into()).is_none(), "{bad:?}");
         }
