@@ -74,10 +74,15 @@ pub fn start() {
 /// [`runtime::http::Incoming`] for why not `worker::Request`). Exported by
 /// hand, not with workers-rs's `#[event(fetch)]`, for the reason
 /// `runtime::object` gives.
+///
+/// Runs on [`runtime::exec`]'s queue rather than as an `async fn` export
+/// on `wasm-bindgen-futures`' (that module says why).
 #[wasm_bindgen]
-pub async fn fetch(req: web_sys::Request, env: Env, ctx: worker_sys::Context) -> Result<JsValue, JsValue> {
-    let response = routes::handle(Incoming::new(req), env, Context::new(ctx)).await;
-    Ok(into_runtime(response).into())
+pub fn fetch(req: web_sys::Request, env: Env, ctx: worker_sys::Context) -> js_sys::Promise {
+    runtime::exec::spawn_promise(async move {
+        let response = routes::handle(Incoming::new(req), env, Context::new(ctx)).await;
+        Ok(into_runtime(response).into())
+    })
 }
 
 /// Cron keep-alive: asks the authority to refresh when the pair is in its

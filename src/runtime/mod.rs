@@ -16,6 +16,7 @@
 //! | [`net`] | outbound `fetch` with a timeout and no redirects, body read with `arrayBuffer()`, all in one call to `glue.js`'s `send` | one native timer (`AbortSignal.timeout`), no stream reader loop, one await and one glue call instead of ~25; a redirect would carry the bearer or the refresh grant elsewhere |
 //! | [`http`] | the incoming request as plumgate reads it ([`http::Incoming`], the worker's and the Durable Objects': method, URL and the headers plumgate reads in one call to `glue.js`'s `head`; a body copied in by one call to `bytesOf`; handed on to the assets binding with `forward_to`); every response plumgate builds ([`http::Outgoing`]: status, headers, body in wasm memory) and its hand-over in one call to `glue.js`'s `respond` ([`http::into_runtime`]) | `worker::Request` reads `request.cf` on conversion (~0.03 ms CPU); `worker::Response` keeps its headers in a runtime `Headers` object, a glue call per header set or read |
 //! | [`cache`] | the location's Cache API: an entry read back (status, headers, whole body by one `arrayBuffer()`) and stored from bytes | `worker::Cache` answers with a `worker::Response`, whose conversion reads `webSocket` and `cf` and wraps the body in a stream adapter that `worker::Response::bytes` reads chunk by chunk through the wasm |
+//! | [`exec`] | the task queue of the worker's requests: the first poll inside the `fetch` call, and a task woken by a settled promise polled in that settle callback | `wasm-bindgen-futures` polls a woken task on a microtask of its own: a promise reaction, a call out and a call back in, three times per hot-path request |
 //! | [`start`] | once per isolate: the futures queue's scheduling | a resolved-promise reaction costs less than `queueMicrotask` in workerd |
 //! | [`clock`] | the clock, randomness, request ids | every module reads time and entropy one way (the core never does) |
 //! | [`storage`] | a Durable Object's text values read and written with the runtime's `storage.get` / `put` | `worker`'s `Storage::get`/`put` convert through `serde-wasm-bindgen` (as `KvStore` does) |
@@ -40,6 +41,7 @@
 pub mod cache;
 pub mod clock;
 pub mod defer;
+pub mod exec;
 pub mod http;
 pub mod kv;
 pub mod net;

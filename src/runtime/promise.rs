@@ -87,7 +87,9 @@ fn settle(slot: u32, outcome: Result<JsValue, JsValue>) {
         entry.waker.take()
     });
     if let Some(w) = waker {
-        w.wake();
+        // A request's task is polled here and now (`exec`): this callback
+        // is a call into the wasm already.
+        super::exec::wake_and_run(w);
     }
 }
 
