@@ -6,9 +6,9 @@
 //! functions the hot path calls (`head`, `send`, `bytesOf`, `watch`,
 //! `respond`), each doing in one call what the generated glue did in
 //! several; wasm-bindgen copies it beside the generated glue and the build
-//! bundles it. A hot-path request makes 21 calls from the wasm into
-//! JavaScript (73 before `glue.js`; counted by wrapping the module's
-//! imports, BENCHMARKS.md).
+//! bundles it. A hot-path request makes 18 calls from the wasm into
+//! JavaScript (73 before `glue.js` and [`exec`]; counted by wrapping the
+//! module's imports, BENCHMARKS.md).
 //!
 //! | module | what it does | why it exists |
 //! |---|---|---|
@@ -33,7 +33,9 @@
 //! and [`http`] import `glue.js` through it). [`start`]
 //! relies on how `wasm-bindgen-futures` (0.4, the version `worker` 0.8
 //! brings; 0.4.80 in `Cargo.lock`) picks its scheduler once, when its task
-//! queue is created. A version bump of either is a change to re-measure
+//! queue is created. [`exec`] relies on every waker queueing its task
+//! on the queue it came from, so both queues can await through
+//! [`promise`]. A version bump of either is a change to re-measure
 //! here (`bench/ab.mjs`), not a routine update.
 //!
 //! Nothing here decides anything: the rules are in `plumgate_core`.
