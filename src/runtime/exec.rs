@@ -58,6 +58,7 @@ thread_local! {
 /// poll happens before this returns.
 pub fn spawn_promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
     let mut settle = None;
+    // `new Promise` runs this at once, so `settle` is always set.
     let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
     let Some((resolve, reject)) = settle else { return promise };
     spawn(async move {
@@ -79,13 +80,14 @@ fn spawn(future: impl Future<Output = ()> + 'static) {
 /// under way, poll it now: for a settle callback, which is a call into the
 /// wasm of its own already.
 pub fn wake_and_run(waker: Waker) {
-    if RUNNING.replace(true) {
-        waker.wake();
-        return;
-    }
+    // Held while waking, so the wake queues the task without scheduling a
+    // microtask for it.
+    let already = RUNNING.replace(true);
     waker.wake();
-    RUNNING.set(false);
-    run();
+    if !already {
+        RUNNING.set(false);
+        run();
+    }
 }
 
 /// Poll the tasks queued when this began, in order.

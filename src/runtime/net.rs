@@ -51,9 +51,8 @@ fn classify(e: JsValue) -> NoAnswer {
 pub async fn send(req: &HttpRequest, timeout_ms: u64) -> Result<HttpAnswer, NoAnswer> {
     // The core never builds a header the runtime would refuse.
     let lines = header_lines(req.headers.iter().map(|(k, v)| (*k, v.as_str()))).ok_or(NoAnswer::Transport)?;
-    let method = if req.method == "GET" { "GET" } else { "POST" };
     let timeout = timeout_ms.min(u64::from(u32::MAX)) as u32;
-    let pending = js_name(method, |m| fetch_whole(&req.url, m, &lines, req.body.as_deref(), timeout)).map_err(classify)?;
+    let pending = js_name(req.method, |m| fetch_whole(&req.url, m, &lines, req.body.as_deref(), timeout)).map_err(classify)?;
     let answer: Answer = promise::settled(&pending).await.map_err(classify)?.unchecked_into();
     let status = answer.status();
     let body = answer.bytes();
