@@ -26,7 +26,6 @@
 
 use crate::ops::canonical::write_string;
 use serde::de::DeserializeOwned;
-use std::fmt::{Display, Write};
 
 /// Read JSON `text` as a `T` (the bytes reader every JSON read shares; see
 /// the module doc). The same result and errors as `serde_json::from_str`.
@@ -39,6 +38,15 @@ pub fn from_text<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
 pub fn to_text(v: &serde_json::Value) -> String {
     // Writing a `Value` cannot fail: its keys are strings.
     serde_json::to_string(v).unwrap_or_default()
+}
+
+/// [`to_text`] appended to `out` (the upstream envelope writes its `data`
+/// in place), through the same writer.
+pub fn write_text(v: &serde_json::Value, out: &mut String) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    // Writing a `Value` to a `Vec` cannot fail, and serde_json writes UTF-8.
+    let _ = serde_json::to_writer(&mut bytes, v);
+    *out = String::from_utf8(bytes).unwrap_or_default();
 }
 
 /// A number written as text (`"950.50"`, `" -12 "`, `"1e3"`, `"025"`,
@@ -83,13 +91,53 @@ pub fn number_from_text(s: &str) -> Option<f64> {
     from_text::<f64>(&json).ok().filter(|f| f.is_finite())
 }
 
+/// `n` in decimal, appended to `out`: what its `Display` writes, without
+/// the formatting machinery (every log line and error answer writes a few).
+pub(crate) fn push_int(out: &mut String, n: i128) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_digits(out, n.unsigned_abs(), 1);
+}
+
+/// `n` in decimal with at least `width` digits (zeros in front), appended
+/// to `out`: `format!("{n:0width$}")` for an unsigned `n`.
+pub(crate) fn push_digits(out: &mut String, mut n: u128, width: usize) {
+    // u128::MAX has 39 digits.
+    let mut buf = [b'0'; 40];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        // A digit: below 10, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        buf[at] = b'0' + digit;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    at = at.min(buf.len().saturating_sub(width));
+    for &b in &buf[at..] {
+        out.push(char::from(b));
+    }
+}
+
 /// A JSON object being written; fields appear in the order added.
 pub(crate) struct Object(String);
 
 impl Object {
     /// `{`.
     pub(crate) fn new() -> Self {
-        Object(String::from("{"))
+        Object::with_capacity(64)
+    }
+
+    /// `{`, with room for `bytes` of text before the buffer grows (the
+    /// request log line knows its usual length).
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        let mut text = String::with_capacity(bytes);
+        text.push('{');
+        Object(text)
     }
 
     fn key(&mut self, key: &str) {
@@ -107,11 +155,35 @@ impl Object {
         self
     }
 
-    /// A number field (an integer type's `Display` is its JSON text).
-    pub(crate) fn num(mut self, key: &str, value: impl Display) -> Self {
+    /// A string field, or `null` for `None`.
+    pub(crate) fn opt_str(mut self, key: &str, value: Option<&str>) -> Self {
         self.key(key);
-        // Writing to a String cannot fail.
-        let _ = write!(self.0, "{value}");
+        match value {
+            Some(v) => write_string(v, &mut self.0),
+            None => self.0.push_str("null"),
+        }
+        self
+    }
+
+    /// An integer field.
+    pub(crate) fn num(mut self, key: &str, value: impl Into<i128>) -> Self {
+        self.key(key);
+        push_int(&mut self.0, value.into());
+        self
+    }
+
+    /// An integer field, or `null` for `None`.
+    pub(crate) fn opt_num(self, key: &str, value: Option<impl Into<i128>>) -> Self {
+        match value {
+            Some(v) => self.num(key, v),
+            None => self.raw(key, "null"),
+        }
+    }
+
+    /// A field whose value `write` appends as JSON text.
+    pub(crate) fn with(mut self, key: &str, write: impl FnOnce(&mut String)) -> Self {
+        self.key(key);
+        write(&mut self.0);
         self
     }
 

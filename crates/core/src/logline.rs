@@ -10,9 +10,8 @@
 //! Event lines take fixed keys and values the authority composes itself
 //! (sentences from `plumgate_core::token`, counts, times).
 
-use crate::jsontext::quote;
-use crate::time::rfc3339;
-use serde::Serialize;
+use crate::jsontext::Object;
+use crate::time::write_rfc3339;
 use std::borrow::Cow;
 
 /// What is logged about one request.
@@ -95,52 +94,44 @@ impl RequestLog {
         }
     }
 
-    /// The log line, given the end time.
+    /// The log line, given the end time. Fields in alphabetical order, the
+    /// order the line has always had (it first came from a sorted map, then
+    /// from a derived serializer), so readers see the same bytes; written
+    /// straight into one buffer, with no serializer and no `format!`.
     pub fn line(&self, end_ms: i64) -> String {
-        let line = Line {
-            cache: self.cache,
-            caller: self.caller.as_deref(),
-            duration_ms: (end_ms - self.start_ms).max(0),
-            error: self.error,
-            level: if self.status >= 500 { "error" } else if self.status >= 400 { "warn" } else { "info" },
-            method: &self.method,
-            note: self.note,
-            operation: self.operation.as_deref(),
-            request_id: &self.request_id,
-            route: self.route,
-            status: self.status,
-            time: rfc3339(self.start_ms),
-            token: self.token,
-            upstream_status: self.upstream_status,
+        let level = if self.status >= 500 {
+            "error"
+        } else if self.status >= 400 {
+            "warn"
+        } else {
+            "info"
         };
-        // Serializing a struct cannot fail: every field is a string, a
-        // number or null.
-        serde_json::to_string(&line).unwrap_or_default()
+        Object::with_capacity(LINE_BYTES)
+            .opt_str("cache", self.cache)
+            .opt_str("caller", self.caller.as_deref())
+            .num("duration_ms", end_ms.saturating_sub(self.start_ms).max(0))
+            .opt_str("error", self.error)
+            .str("level", level)
+            .str("method", &self.method)
+            .opt_str("note", self.note)
+            .opt_str("operation", self.operation.as_deref())
+            .str("request_id", &self.request_id)
+            .str("route", self.route)
+            .num("status", self.status)
+            .with("time", |out| {
+                out.push('"');
+                write_rfc3339(self.start_ms, out);
+                out.push('"');
+            })
+            .opt_str("token", self.token)
+            .opt_num("upstream_status", self.upstream_status)
+            .finish()
     }
 }
 
-/// The line as written: serialized straight from borrowed fields (no
-/// `serde_json::Value` tree, which cost a map insert per field on every
-/// request). Fields are in alphabetical order, the order the line has
-/// always had (it used to come from a sorted map), so readers see the same
-/// bytes.
-#[derive(Serialize)]
-struct Line<'a> {
-    cache: Option<&'a str>,
-    caller: Option<&'a str>,
-    duration_ms: i64,
-    error: Option<&'a str>,
-    level: &'a str,
-    method: &'a str,
-    note: Option<&'a str>,
-    operation: Option<&'a str>,
-    request_id: &'a str,
-    route: &'a str,
-    status: u16,
-    time: String,
-    token: Option<&'a str>,
-    upstream_status: Option<u16>,
-}
+/// Room for a usual line (a forwarded call's is ~330 bytes), so it is
+/// written without growing its buffer.
+const LINE_BYTES: usize = 384;
 
 /// A value in an [`event`] line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,26 +166,17 @@ impl From<i64> for Field<'_> {
 /// `serde_json::json!` tree: that costs code per field in the worker's
 /// wasm, and these lines are rare.)
 pub fn event(fields: &[(&str, Field<'_>)]) -> String {
-    let mut out = String::from("{");
-    for (i, (key, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&quote(key));
-        out.push(':');
-        match value {
-            Field::Str(s) => out.push_str(&quote(s)),
-            Field::Int(n) => out.push_str(&n.to_string()),
-            Field::Null => out.push_str("null"),
-        }
+    let mut out = Object::new();
+    for (key, value) in fields {
+        out = match value {
+            Field::Str(s) => out.str(key, s),
+            Field::Int(n) => out.num(key, *n),
+            Field::Null => out.raw(key, "null"),
+        };
     }
-    out.push('}');
-    out
+    out.finish()
 }
 
-/// A JSON string literal, through `Value`'s `Display`: the worker already
-/// has that code for every JSON answer it writes (a `to_string::<str>`
-/// would add another copy of serde_json's string machinery to the wasm).
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +239,74 @@ mod tests {
         assert_eq!(v["caller"], "billing-fn");
         assert_eq!(v["cache"], "miss");
         assert_eq!(v["level"], "info");
+    }
+
+    /// The line as the derived serializer wrote it before it was written
+    /// by hand, for the test that holds the two together.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        cache: Option<&'a str>,
+        caller: Option<&'a str>,
+        duration_ms: i64,
+        error: Option<&'a str>,
+        level: &'a str,
+        method: &'a str,
+        note: Option<&'a str>,
+        operation: Option<&'a str>,
+        request_id: &'a str,
+        route: &'a str,
+        status: u16,
+        time: String,
+        token: Option<&'a str>,
+        upstream_status: Option<u16>,
+    }
+
+    #[test]
+    fn line_is_what_the_derived_serializer_wrote() {
+        let nasty: String = (0u8..0x20).map(char::from).chain("\"\\é𝄞\u{2028}".chars()).collect();
+        let texts = ["", "x", "POST", nasty.as_str()];
+        let mut n = 0;
+        for (i, text) in texts.iter().enumerate() {
+            for status in [0u16, 200, 399, 400, 499, 500, 503, u16::MAX] {
+                for (start_ms, end_ms) in [(0, 0), (1_795_626_582_000, 1_795_626_582_012), (5, -5), (i64::MIN, i64::MAX)] {
+                    let some = |s: &'static str| (i % 2 == 0).then_some(s);
+                    let l = RequestLog {
+                        start_ms,
+                        request_id: (*text).to_owned(),
+                        method: (*text).to_owned(),
+                        route: "/v1/ops/{operation}",
+                        operation: (i != 1).then(|| Cow::Owned((*text).to_owned())),
+                        caller: (i != 2).then(|| (*text).to_owned()),
+                        status,
+                        upstream_status: (status % 2 == 0).then_some(status),
+                        cache: some("hit"),
+                        error: some("upstream_error"),
+                        note: some("a \"note\""),
+                        token: some("memory"),
+                    };
+                    let by_serde = serde_json::to_string(&Line {
+                        cache: l.cache,
+                        caller: l.caller.as_deref(),
+                        duration_ms: end_ms.saturating_sub(start_ms).max(0),
+                        error: l.error,
+                        level: if status >= 500 { "error" } else if status >= 400 { "warn" } else { "info" },
+                        method: &l.method,
+                        note: l.note,
+                        operation: l.operation.as_deref(),
+                        request_id: &l.request_id,
+                        route: l.route,
+                        status,
+                        time: crate::time::rfc3339(start_ms),
+                        token: l.token,
+                        upstream_status: l.upstream_status,
+                    })
+                    .unwrap();
+                    assert_eq!(l.line(end_ms), by_serde);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 128);
     }
 
     #[test]

@@ -34,6 +34,7 @@
 //! wrong; limits that depend on the product (quantity caps, denominations)
 //! and formats Xoxoday checks itself stay upstream's job.
 
+use crate::jsontext;
 use crate::secret::sha256_hex;
 use serde_json::{json, Value};
 use std::fmt;
@@ -310,34 +311,36 @@ pub fn build_envelope(op: Operation, data: Value) -> Value {
     }
 }
 
-/// [`build_envelope`] as the text that goes upstream, serialized straight
+/// [`build_envelope`] as the text that goes upstream, written straight
 /// from `data` without building a tree around it (every forwarded call
-/// does this). The same bytes as `build_envelope(op, data).to_string()`:
+/// does this): the fixed fields by hand, `data` by serde_json's writer, into
+/// one buffer. The same bytes as `build_envelope(op, data).to_string()`:
 /// keys in the order serde_json's sorted maps write them.
 pub fn envelope_text(op: Operation, data: &Value) -> String {
-    #[derive(serde::Serialize)]
-    struct Data<'a> {
-        data: &'a Value,
-    }
-    #[derive(serde::Serialize)]
-    struct Variables<'a> {
-        query: &'a str,
-        tag: &'a str,
-        variables: Data<'a>,
-    }
-    #[derive(serde::Serialize)]
-    struct TopLevelData<'a> {
-        data: Data<'a>,
-        query: &'a str,
-        tag: &'a str,
-    }
-    let (query, tag) = (op.query(), TAG);
-    let text = match op {
-        Operation::PaymentHistory => serde_json::to_string(&TopLevelData { data: Data { data }, query, tag }),
-        _ => serde_json::to_string(&Variables { query, tag, variables: Data { data } }),
+    let mut out = String::with_capacity(160);
+    let fixed = |out: &mut String| {
+        out.push_str("\"query\":");
+        canonical::write_string(op.query(), out);
+        out.push_str(",\"tag\":");
+        canonical::write_string(TAG, out);
     };
-    // A `Value` always serializes (its map keys are strings).
-    text.unwrap_or_default()
+    match op {
+        Operation::PaymentHistory => {
+            out.push_str("{\"data\":{\"data\":");
+            jsontext::write_text(data, &mut out);
+            out.push_str("},");
+            fixed(&mut out);
+            out.push('}');
+        }
+        _ => {
+            out.push('{');
+            fixed(&mut out);
+            out.push_str(",\"variables\":{\"data\":");
+            jsontext::write_text(data, &mut out);
+            out.push_str("}}");
+        }
+    }
+    out
 }
 
 /// Why a Xoxoday envelope sent to the drop-in route can't be used.

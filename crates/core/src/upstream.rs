@@ -21,11 +21,15 @@ use serde_json::Value;
 /// `POST {OAUTH_URL}/v1/oauth/api` with `body` (a Plum envelope) and
 /// `token` as bearer.
 pub fn api_request(api_url: String, token: &AccessToken, body: &str) -> HttpRequest {
+    let token = token.expose_secret();
+    let mut bearer = String::with_capacity(7 + token.len());
+    bearer.push_str("Bearer ");
+    bearer.push_str(token);
     HttpRequest {
         method: "POST",
         url: api_url,
         headers: vec![
-            ("authorization", format!("Bearer {}", token.expose_secret())),
+            ("authorization", bearer),
             ("content-type", "application/json".into()),
             ("accept", "application/json".into()),
         ],
