@@ -91,7 +91,7 @@ impl Config {
     }
     /// The Plum API endpoint.
     pub fn api_url(&self) -> String {
-        format!("{}/v1/oauth/api", self.oauth_url)
+        [self.oauth_url.as_str(), "/v1/oauth/api"].concat()
     }
 
     /// The Xoxoday account this configuration talks to (names its token

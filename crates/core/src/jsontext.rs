@@ -97,14 +97,15 @@ pub(crate) fn push_int(out: &mut String, n: i128) {
     if n < 0 {
         out.push('-');
     }
-    push_digits(out, n.unsigned_abs(), 1);
+    // Every field's type is at most 64 bits wide, so its magnitude fits.
+    push_digits(out, u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX), 1);
 }
 
 /// `n` in decimal with at least `width` digits (zeros in front), appended
-/// to `out`: `format!("{n:0width$}")` for an unsigned `n`.
-pub(crate) fn push_digits(out: &mut String, mut n: u128, width: usize) {
-    // u128::MAX has 39 digits.
-    let mut buf = [b'0'; 40];
+/// to `out`: `format!("{n:0width$}")`, the zeros up to 20 digits.
+pub(crate) fn push_digits(out: &mut String, mut n: u64, width: usize) {
+    // u64::MAX has 20 digits.
+    let mut buf = [b'0'; 20];
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -215,7 +216,7 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{number_from_text, quote, quote_or_null, to_text, Object};
+    use super::{number_from_text, push_digits, push_int, quote, quote_or_null, to_text, Object};
     use serde_json::{json, Value};
 
     #[test]
@@ -256,5 +257,33 @@ mod tests {
         assert_eq!(Object::new().finish(), "{}");
         assert_eq!(serde_json::from_str::<Value>(&quote("a\"\n")).unwrap(), json!("a\"\n"));
         assert_eq!((quote_or_null(None), quote_or_null(Some("x"))), ("null".to_owned(), "\"x\"".to_owned()));
+    }
+
+    /// Integers as their `Display` writes them, at every width's ends.
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        let mut cases: Vec<i128> = vec![0, 1, -1, 9, 10, -10, 99, 100, 429, i128::from(u16::MAX)];
+        cases.extend([i64::MIN, i64::MIN + 1, -1_000_000_007, i64::MAX].map(i128::from));
+        cases.extend([u64::MAX, u64::MAX - 1, 10_000_000_000_000_000_000].map(i128::from));
+        let mut n = 1i128;
+        while n < i128::from(u64::MAX) / 7 {
+            cases.extend([n, -n, n * 7 + 3]);
+            n *= 10;
+        }
+        for n in cases {
+            let mut out = String::new();
+            push_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+            assert_eq!(Object::new().num("n", n).finish(), format!("{{\"n\":{n}}}"));
+        }
+        for (n, width, want) in [(0, 1, "0"), (0, 3, "000"), (7, 2, "07"), (123, 2, "123"), (5, 4, "0005")] {
+            let mut out = String::new();
+            push_digits(&mut out, n, width);
+            assert_eq!(out, want);
+        }
+        let mut out = String::new();
+        push_digits(&mut out, u64::MAX, 25);
+        assert_eq!(out, u64::MAX.to_string(), "zeros in front go to 20 digits at most");
+        assert_eq!(Object::new().opt_num("a", Some(3u16)).opt_num("b", None::<u16>).opt_str("c", None).finish(), r#"{"a":3,"b":null,"c":null}"#);
     }
 }

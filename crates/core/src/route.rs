@@ -8,13 +8,19 @@
 /// The path of a serialized absolute URL: from the first `/` after the
 /// authority up to the query or fragment; `/` when there is none.
 pub fn path_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let rest = &url[after_scheme..];
+    // Byte scans (every request does this): `str::find` with a pattern
+    // sets up a substring searcher per call. Every byte looked for is
+    // ASCII, so each index is a character boundary.
+    let bytes = url.as_bytes();
+    let after_scheme = bytes.windows(3).position(|w| w == b"://").map_or(0, |i| i + 3);
+    let rest = &bytes[after_scheme..];
     // The authority ends at the first `/`, `?` or `#`; only a `/` starts a path.
-    let Some(start) = rest.find(['/', '?', '#']).filter(|&i| rest.as_bytes()[i] == b'/') else { return "/" };
-    let path = &rest[start..];
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    &path[..end]
+    let Some(start) = rest.iter().position(|b| matches!(b, b'/' | b'?' | b'#')).filter(|&i| rest[i] == b'/') else {
+        return "/";
+    };
+    let start = after_scheme + start;
+    let end = bytes[start..].iter().position(|b| matches!(b, b'?' | b'#')).map_or(url.len(), |i| start + i);
+    &url[start..end]
 }
 
 /// The query parameters of a serialized URL, in order, percent-decoded
@@ -82,6 +88,9 @@ mod tests {
             ("http://[::1]:8787/v1/token", "/v1/token"),
             ("/already/a/path?x", "/already/a/path"),
             ("", "/"),
+            ("https://h#/x", "/"),
+            ("https://é.example/p/ü?x=é", "/p/ü"),
+            ("a:/b://c/d", "/d"),
         ] {
             assert_eq!(path_of(url), want, "{url}");
         }

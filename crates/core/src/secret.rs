@@ -109,12 +109,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `bytes` as lowercase hex (hashes, request ids).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
     }
-    out
+    // Hex digits are ASCII (bytes pushed one by one, each `char` push
+    // would encode UTF-8 first).
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Equality of two byte strings in time that depends only on their lengths.

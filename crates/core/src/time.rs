@@ -47,7 +47,7 @@ pub fn write_rfc3339(ms: i64, out: &mut String) {
     write_date(days, out);
     for (sep, n, width) in [('T', sod / 3600, 2), (':', (sod % 3600) / 60, 2), (':', sod % 60, 2), ('.', millis, 3)] {
         out.push(sep);
-        push_digits(out, n.unsigned_abs().into(), width);
+        push_digits(out, n.unsigned_abs(), width);
     }
     out.push('Z');
 }
@@ -63,7 +63,7 @@ fn write_date(day: i64, out: &mut String) {
     } else {
         4
     };
-    push_digits(out, y.unsigned_abs().into(), width);
+    push_digits(out, y.unsigned_abs(), width);
     out.push('-');
     push_digits(out, m.into(), 2);
     out.push('-');

@@ -299,12 +299,10 @@ fn date_range(obj: &Obj) -> Result {
 }
 
 fn required_date<'a>(obj: &'a Obj, name: &str) -> Result<&'a str> {
-    let path = format!("data.{name}");
-    let rule = "a calendar date written YYYY-MM-DD";
     match obj.get(name) {
-        None | Some(Value::Null) => Err(missing(&path)),
         Some(Value::String(s)) if is_calendar_date(s) => Ok(s),
-        Some(_) => Err(broken(&path, rule)),
+        None | Some(Value::Null) => Err(missing(&format!("data.{name}"))),
+        Some(_) => Err(broken(&format!("data.{name}"), "a calendar date written YYYY-MM-DD")),
     }
 }
 
