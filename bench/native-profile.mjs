@@ -1,6 +1,6 @@
 // Where each target's CPU goes inside workerd, native frames included.
 //
-//   node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20]
+//   node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20] [--own 0]
 //
 // Targets as in bench/ab.mjs (a plumgate build directory, or js | js:none |
 // js:contract | js:full | js:nolog | js:bindings); default: build js js:full. For each, one
@@ -18,7 +18,12 @@
 // the kernel, and the rest of the runtime (workerd's C++ API, V8's API and
 // heap, kj, the allocator).
 // With two or more targets, also the --top frames whose own time differs most
-// between the first two. perf's sampling slows the worker by ~15 %, so
+// between the first two. With --own N (names kept in the build:
+// `PLUMGATE_KEEP_NAMES=1 bash scripts/build.sh`), each plumgate target's wasm
+// time by the innermost frame of plumgate's own crates on the stack (what
+// each of its functions costs with the library code it calls), and by that
+// frame and the kind of the sampled library code (allocation, formatting,
+// serde_json, SHA-256). perf's sampling slows the worker by ~15 %, so
 // compare targets within one run, not with bench/run.mjs's figures.
 //
 // Needs `perf` (Debian: linux-perf; installed here if missing and apt is
@@ -46,9 +51,10 @@ const FREQ = Number(opt("--freq", 2000));
 const WARM = Number(opt("--warm", 3));
 const TOP = Number(opt("--top", 20));
 const STARTUP = Number(opt("--startup", 0));
+const OWN = Number(opt("--own", 0));
 const BODY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 if (targets.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
-  console.error("usage: node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20]");
+  console.error("usage: node bench/native-profile.mjs [TARGET ...] [--seconds 5] [--warm 3] [--freq 2000] [--top 20] [--own 0]");
   process.exit(2);
 }
 
@@ -109,6 +115,8 @@ function summarize(data, pid, { allThreads = false } = {}) {
   const leaves = new Map();
   const crates = new Map(); // wasm time by the crate of the sampled function
   const compileSteps = new Map(); // wasm compile time by its innermost compile frame
+  const own = new Map(); // wasm time by the innermost frame of plumgate's crates
+  const ownKinds = new Map(); // ... and the kind of library code sampled under it
   let samples = 0;
   for (const block of text.split("\n\n")) {
     const lines = block.split("\n").filter(Boolean);
@@ -127,11 +135,18 @@ function summarize(data, pid, { allThreads = false } = {}) {
     if (cat === "wasm") {
       const crate = /^Builtins_Wasm/.test(frames[0].name) ? "(V8's wasm builtins)" : frames[0].name.replace(/^JS:<?/, "").split(/::|\[| |-/)[0];
       crates.set(crate, (crates.get(crate) ?? 0) + 1);
+      const name = (f) => f.name.replace(/^JS:/, "").replace(/\[[0-9a-f]+\]/g, "").replace(/-\d+-(turbofan|liftoff)$/, "");
+      const mine = frames.find((f) => /^JS:<?plumgate/.test(f.name));
+      const at = mine ? name(mine) : "(outside plumgate's crates)";
+      own.set(at, (own.get(at) ?? 0) + 1);
+      const leaf = name(frames[0]);
+      const kind = /talc|raw_vec|alloc::alloc|dealloc/.test(leaf) ? "allocation" : /fmt/.test(leaf) ? "formatting" : /serde_json/.test(leaf) ? "serde_json" : /sha2/.test(leaf) ? "SHA-256" : null;
+      if (kind && mine) ownKinds.set(`${kind} under ${at}`, (ownKinds.get(`${kind} under ${at}`) ?? 0) + 1);
     }
     const leaf = frames[0].name.replace(/::h[0-9a-f]{16}/g, "").slice(0, 110);
     leaves.set(leaf, (leaves.get(leaf) ?? 0) + 1);
   }
-  return { samples, cats, leaves, crates, compileSteps };
+  return { samples, cats, leaves, crates, compileSteps, own, ownKinds };
 }
 
 /** --startup: workerd's CPU from the spawn to the first /healthz 200. */
@@ -236,6 +251,11 @@ async function main(stops) {
   for (const r of results.filter((x) => x.cats.get("wasm") > 0)) {
     const rows = [...r.crates].sort((x, y) => y[1] - x[1]).slice(0, 12);
     console.log(`\n${r.name}: wasm time by crate, µs per request: ${rows.map(([c, n]) => `${c} ${us(r, n).toFixed(1)}`).join(", ")}`);
+  }
+  for (const r of results.filter((x) => OWN > 0 && x.own.size > 0)) {
+    const list = (m) => [...m].sort((x, y) => y[1] - x[1]).slice(0, OWN).map(([k, n]) => `${pad(us(r, n).toFixed(2), 7)}  ${k.slice(0, 140)}`).join("\n");
+    console.log(`\n${r.name}: wasm time by the innermost frame of plumgate's crates, µs per request:\n${list(r.own)}`);
+    console.log(`\n${r.name}: library code by kind, under that frame, µs per request:\n${list(r.ownKinds)}`);
   }
   if (results.length >= 2 && TOP > 0) {
     const [a, b] = results;

@@ -103,6 +103,9 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
     // character boundary.
     let mut run = 0;
     for (at, b) in s.bytes().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -111,8 +114,7 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0C => "\\f",
-            0..=0x1F => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[run..at]);
         run = at + 1;
