@@ -113,8 +113,8 @@ pub fn hex(bytes: &[u8]) -> String {
     for b in bytes {
         out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
     }
-    // Hex digits are ASCII (bytes pushed one by one, each `char` push
-    // would encode UTF-8 first).
+    // Written as bytes (a `char` push encodes UTF-8 each time); hex digits
+    // are ASCII, so the bytes are UTF-8.
     String::from_utf8(out).unwrap_or_default()
 }
 
