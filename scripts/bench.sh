@@ -7,7 +7,7 @@
 # if missing), 3. release builds of the worker (wasm) and the sandbox,
 # 4. bench/run.mjs: the sandbox, plumgate and the hand-written JS Worker
 # (bench/js-worker) in local workerd through Miniflare (--wrangler-dev:
-# under `wrangler dev`), loopback only, bounded (about 9 minutes after the
+# under `wrangler dev`), loopback only, bounded (about 10 minutes after the
 # build; --quick about 1.5). Prints the
 # table and the budget check, writes bench/results/latest.{json,md} and refreshes the
 # generated block of BENCHMARKS.md (--no-write: leave it alone).
