@@ -382,19 +382,7 @@ fn dev_caller_key(cfg: &Config) -> Result<Outgoing, ApiError> {
 /// The request's method, or `None` when it is not one `worker::Method`
 /// represents exactly (it maps unknown methods such as `QUERY` to GET).
 fn method_of(req: &Incoming) -> Option<Method> {
-    const METHODS: [Method; 10] = [
-        Method::Get,
-        Method::Post,
-        Method::Options,
-        Method::Head,
-        Method::Put,
-        Method::Patch,
-        Method::Delete,
-        Method::Connect,
-        Method::Trace,
-        Method::Report,
-    ];
-    METHODS.into_iter().find(|m| m.as_ref() == req.method)
+    Method::all().into_iter().find(|m| m.as_ref() == req.method)
 }
 
 /// The method for the log line: the real one, cut short and reduced to

@@ -106,27 +106,28 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0C => "\\f",
-            _ => "",
-        };
         out.push_str(&s[run..at]);
         run = at + 1;
-        if escape.is_empty() {
-            // Another control character: `\u00XX` in lowercase hex, as
-            // serde_json writes it.
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        } else {
-            out.push_str(escape);
+        let short = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0C => Some("\\f"),
+            _ => None,
+        };
+        match short {
+            Some(escape) => out.push_str(escape),
+            None => {
+                // Another control character: `\u00XX` in lowercase hex, as
+                // serde_json writes it.
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            }
         }
     }
     out.push_str(&s[run..]);
