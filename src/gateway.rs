@@ -21,7 +21,9 @@
 //!    (contract §4.6);
 //! 5. Xoxoday's status and body come back unchanged; a rate-limit answer is
 //!    reported to the limiter (every isolate stops calling) and answered
-//!    `429 rate_limited`.
+//!    `429 rate_limited`; an answer whose body is not JSON is none of
+//!    Xoxoday's and is answered `502 upstream_error`
+//!    (`plumgate_core::upstream::unreadable_answer`).
 //!
 //! Where 3, 4 or 5 end in a penalty or a failure (`plumgate_core::edge::
 //! stale_instead_of`) and the edge cache still holds a copy of a catalog
@@ -52,7 +54,7 @@ use plumgate_core::edge::{stale_instead_of, stale_secs, Cached, Freshness};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
-use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success};
+use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success, unreadable_answer};
 use serde_json::Value;
 use worker::{Context, Env};
 
@@ -94,7 +96,7 @@ pub async fn forward(
         None => 0,
     };
     let key = ops::cache_key(op, &data);
-    let url = key.as_ref().map(edge_cache::url);
+    let url = key.as_ref().map(|k| edge_cache::url(cfg, k));
     let mut trace = Trace::default();
     let mut stale = None;
     if let (Some(url), Some(class)) = (url.as_deref(), class) {
@@ -133,6 +135,9 @@ pub async fn forward(
     if let Some(observed) = api_penalty(op.name(), answer.status, &answer.body, answer.retry_after.as_deref()) {
         let secs = limits::report(env, cfg, op, observed).await;
         return or_stale(stale, Err(ApiError::rate_limited(op.name(), secs)), trace);
+    }
+    if let Some(e) = unreadable_answer(answer.status, &answer.body) {
+        return or_stale(stale, Err(e), trace);
     }
     if stale.is_some() && stale_instead_of(answer.status) {
         return or_stale(stale, Ok(passthrough(answer)), trace);
@@ -184,7 +189,10 @@ pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value) -> (
     match called {
         Ok(answer) => {
             trace.upstream_status = Some(answer.status);
-            (Ok(passthrough(answer)), trace)
+            match unreadable_answer(answer.status, &answer.body) {
+                Some(e) => (Err(e), trace),
+                None => (Ok(passthrough(answer)), trace),
+            }
         }
         Err(e) => (Err(e.into_api()), trace),
     }

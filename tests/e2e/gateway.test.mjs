@@ -515,6 +515,52 @@ test("reconciliation: created then failed or timed out → success, reconciled; 
   await sandbox.admin("/faults/clear", {});
 });
 
+test("an answer that is not JSON (a proxy's page in front of Xoxoday) → 502 upstream_error, none of it passed on; a placeOrder behind one is reconciled, never re-sent", async () => {
+  const range = { startDate: "2020-01-01", endDate: "2020-01-02" };
+  // 1. The page comes before Xoxoday, with a 200 status; then a 503 under /chef/.
+  await sandbox.admin("/faults/proxy", { mode: "before", status: 200, op: "getOrderHistory" });
+  const h = await op("getOrderHistory", keys.admin, range);
+  assert.equal(h.status, 502, h.text);
+  assert.equal(errCode(h), "upstream_error");
+  assert.match(errMessage(h), /HTTP 200 with a body that is not JSON/);
+  assert.match(h.headers["content-type"], /^application\/json/);
+  assert.doesNotMatch(h.text, /Bad Gateway|<html|sandbox proxy fault/i, "nothing of the page");
+  await sandbox.admin("/faults/proxy", { mode: "before", status: 503, op: "getOrderHistory" });
+  const d = await dropIn(keys.admin, envelope("getOrderHistory", range));
+  assert.equal(d.status, 502, d.text);
+  assert.equal(errCode(d), "upstream_error");
+  assert.match(errMessage(d), /HTTP 503 with a body that is not JSON/);
+  assert.equal((await op("getOrderHistory", keys.admin, range)).status, 200, "Xoxoday's own answer again");
+
+  // 2. placeOrder reaches Xoxoday, which makes the order; the page replaces its answer.
+  await sandbox.admin("/faults/proxy", { mode: "after", status: 200, op: "placeOrder" });
+  const c0 = await counters();
+  await clearRequests();
+  const p = await op("placeOrder", keys.writer, order(po("proxy-after")));
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.headers["x-plumgate-reconciled"], "true");
+  assert.equal(p.json.data.placeOrder.status, 1);
+  const seen = await sandboxRequests(sandbox);
+  assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 200], ["getOrderDetails", 200]], "one order attempt, then a lookup");
+  const c1 = await counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order");
+  assert.equal(c1.proxy_pages, c0.proxy_pages + 1);
+
+  // 3. A 403 page before Xoxoday: not known to be unsent, so in progress and never re-sent.
+  await sandbox.admin("/faults/proxy", { mode: "before", status: 403, op: "placeOrder" });
+  const qPo = po("proxy-before");
+  const q = await op("placeOrder", keys.writer, order(qPo));
+  assert.equal(q.status, 409, q.text);
+  assert.equal(errCode(q), "order_in_progress");
+  assert.match(errMessage(q), /HTTP 403\) could not be read/);
+  const qRetry = await op("placeOrder", keys.writer, order(qPo));
+  assert.equal(qRetry.status, 409, qRetry.text);
+  const c2 = await counters();
+  assert.equal(c2.proxy_pages, c1.proxy_pages + 1, "one attempt, not re-sent");
+  assert.equal(c2.orders, c1.orders);
+  await sandbox.admin("/faults/clear", {});
+});
+
 // ----------------------------------------------------------------- caching
 
 test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults)", async () => {
@@ -666,6 +712,8 @@ test("CORS: listed origins get headers and a proper preflight; others get none",
     assert.equal(pre.headers["access-control-allow-origin"], ORIGIN);
     assert.match(pre.headers["access-control-allow-methods"], /POST/);
     assert.match(pre.headers["access-control-allow-methods"], /GET/);
+    assert.match(pre.headers["access-control-allow-methods"], /PATCH/, "PATCH /v1/keys/{id}");
+    assert.match(pre.headers["access-control-allow-methods"], /DELETE/, "DELETE /v1/keys/{id}");
     assert.match(pre.headers["access-control-allow-headers"], /authorization/i);
     assert.match(pre.headers["access-control-allow-headers"], /content-type/i);
     assert.ok(Number(pre.headers["access-control-max-age"]) > 0);

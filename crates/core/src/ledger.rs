@@ -44,8 +44,9 @@
 //! | rate-limit answer | forgotten, penalty reported | `429 rate_limited` | not placed |
 //! | duplicate poNumber (409 `PLE10043`, "duplicate", "already exists") | check now ([`after_check`]) | | |
 //! | 422 `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process") | check now | | |
-//! | 5xx (`PLE10035` and any other), timeout, transport error | check now | | |
-//! | any other answer (a definite refusal: validation, denomination, quantity, KYC…) | forgotten | the answer | not placed |
+//! | 5xx (`PLE10035` and any other), timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
+//! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, keeping the answer | | |
+//! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | forgotten | the answer | not placed |
 //! | token problem (nothing executed) | forgotten | the error | not placed |
 //!
 //! | a check ([`after_check`], also from the alarm) | record | caller gets | fate |
@@ -74,7 +75,7 @@ use crate::errors::{ApiError, CallError};
 use crate::http::HttpAnswer;
 use crate::lenient::lenient_i64;
 use crate::ops::Operation;
-use crate::upstream::{api_penalty, is_plum_success, Observed};
+use crate::upstream::{api_penalty, is_json, is_plum_failure, is_plum_success, Observed};
 use crate::wire::ledger::{Fate, Outcome};
 #[cfg(test)]
 use serde::Deserialize;
@@ -501,6 +502,11 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
         let why = format!("Xoxoday answered placeOrder with HTTP {}{}", ans.status, error_id_note(&ans.body));
         return check(why, None);
     }
+    if !is_json(&ans.body) {
+        // Not Xoxoday's answer (a proxy's page, an empty or cut-off body):
+        // as good as none, whatever the status.
+        return check(format!("Xoxoday's answer to placeOrder (HTTP {}) could not be read: its body is not JSON", ans.status), None);
+    }
     let refused = || Some(Refused { status: ans.status, body: body.clone() });
     if is_duplicate(ans.status, &ans.body) {
         return check(
@@ -517,6 +523,14 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
     let outcome = Outcome::Answer { status: ans.status, body: body.clone(), reconciled: false, upstream_status };
     if is_plum_success(Operation::PlaceOrder.name(), ans.status, &ans.body) {
         return AfterPlace::Finish(finish(Store::Save(pending.done(ans.status, body, false, now_ms)), outcome, Fate::Placed));
+    }
+    if ans.status < 400 && !is_plum_failure(Operation::PlaceOrder.name(), ans.status, &ans.body) {
+        // Neither a placed order, nor Xoxoday's failure flag, nor an error
+        // status: nothing says the order was not made.
+        return check(
+            format!("Xoxoday answered placeOrder with HTTP {}{} but not with a placed order", ans.status, error_id_note(&ans.body)),
+            refused(),
+        );
     }
     // A definite refusal (validation, denomination, quantity, KYC, …):
     // nothing was placed, the poNumber stays usable.

@@ -4,7 +4,8 @@
 //! straight through, which answers are a rate-limit penalty (stop calling
 //! that operation until it ends; the one scan for Xoxoday's rate-limit
 //! answer, also used on token endpoint answers), which are a success, and
-//! the wallet balance a getBalance answer shows ([`balance_value`]).
+//! the wallet balance a getBalance answer shows ([`balance_value`]), and
+//! which are not JSON at all ([`unreadable_answer`]).
 //!
 //! Xoxoday has three error shapes (xoxoday-api.md §1.8, §3.9): OAuth
 //! `{error, error_description}`, Plum `{code, errorId, errorInfo, error}` and
@@ -12,6 +13,7 @@
 //! instead of an array). The status of the rate-limit answer is undocumented,
 //! so the body decides, whatever the status.
 
+use crate::errors::ApiError;
 use crate::http::HttpRequest;
 use crate::lenient::{lenient_f64, lenient_i64};
 use crate::secret::AccessToken;
@@ -218,12 +220,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// a tree, which is most of the cost of a cache miss otherwise. A body that
 /// is not JSON, or has no such field, is not a success.
 pub fn is_plum_success(op: &str, status: u16, body: &[u8]) -> bool {
+    plum_status(op, status, body) == Some(1)
+}
+
+/// Is this a 200 answer with Xoxoday's failure flag, `data.<op>.status` 0
+/// ("1 for success and 0 for failure", xoxoday-api.md §3)?
+pub fn is_plum_failure(op: &str, status: u16, body: &[u8]) -> bool {
+    plum_status(op, status, body) == Some(0)
+}
+
+/// `data.<op>.status` of a 200 answer whose body is JSON throughout.
+fn plum_status(op: &str, status: u16, body: &[u8]) -> Option<i64> {
     if status != 200 {
-        return false;
+        return None;
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let found = serde::de::DeserializeSeed::deserialize(FieldPath { path: &["data", op, "status"] }, &mut de);
-    matches!(found, Ok(Some(v)) if lenient_i64(&v) == Some(1)) && de.end().is_ok()
+    let flag = found.ok().flatten().as_ref().and_then(lenient_i64);
+    de.end().ok().and(flag)
 }
 
 /// The wallet balance in a successful getBalance answer,
@@ -238,6 +252,27 @@ pub fn balance_value(status: u16, body: &[u8]) -> Option<f64> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let found = serde::de::DeserializeSeed::deserialize(FieldPath { path: &["data", "getBalance", "data", "value"] }, &mut de);
     found.ok().flatten().as_ref().and_then(lenient_f64)
+}
+
+/// Whether `body` is JSON text (any value; validated, not kept).
+pub fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
+/// `502 upstream_error` for an answer whose body is not JSON, which
+/// plumgate does not pass on as Xoxoday's (contract §2 passes on "Xoxoday's
+/// status and JSON body unchanged"; §3 answers an "unreadable upstream
+/// answer" with `upstream_error`). Xoxoday answers every call with JSON, so
+/// such a body (an HTML page from a proxy or load balancer in front of it,
+/// an empty or cut-off body) is not Xoxoday's answer, and a caller that
+/// parses it would fail on it. `None` for a JSON body, whatever the status.
+/// (Rate-limit answers are recognised before this, by status or by
+/// words.)
+pub fn unreadable_answer(status: u16, body: &[u8]) -> Option<ApiError> {
+    (!is_json(body)).then(|| {
+        let what = if body.iter().all(u8::is_ascii_whitespace) { "an empty body" } else { "a body that is not JSON" };
+        ApiError::upstream_error(format!("Xoxoday answered HTTP {status} with {what}; nothing of it is passed on"))
+    })
 }
 
 /// Deserializes the value at `path` (object keys) and skips the rest;
@@ -483,5 +518,29 @@ mod tests {
         assert_eq!(api_penalty("getVouchers", 429, daily, Some("30")), Some(Stated(30)));
         assert!(contains_ignoring_case(b"A DAILY cap", b"daily"));
         assert!(!contains_ignoring_case(b"dail", b"daily"));
+    }
+
+    #[test]
+    fn only_json_answers_are_passed_on() {
+        use crate::errors::ErrorCode;
+        for body in [&br#"{"data":{"getOrderHistory":{"status":1,"data":[]}}}"#[..], b" {\"code\":400,\"errorId\":\"PLE10001\"} \n", b"[]", b"0"] {
+            assert!(is_json(body));
+            assert_eq!(unreadable_answer(200, body), None);
+            assert_eq!(unreadable_answer(400, body), None);
+        }
+        let page = b"<html><body>502 Bad Gateway</body></html>";
+        for (status, body, says) in [
+            (200, &page[..], "HTTP 200 with a body that is not JSON"),
+            (502, &page[..], "HTTP 502 with a body that is not JSON"),
+            (200, b"", "HTTP 200 with an empty body"),
+            (204, b" \r\n", "HTTP 204 with an empty body"),
+            (200, br#"{"data":{"getOrderHistory":{"status":1"#, "with a body that is not JSON"),
+            (200, br#"{"a":1} trailing"#, "with a body that is not JSON"),
+        ] {
+            let e = unreadable_answer(status, body).expect("refused");
+            assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+            assert!(e.message.contains(says), "{}", e.message);
+            assert!(!e.message.contains("Bad Gateway"), "nothing of the body is quoted");
+        }
     }
 }

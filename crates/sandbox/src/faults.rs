@@ -196,6 +196,22 @@ pub enum DetailsFaultMode {
     ServerError,
 }
 
+/// A page from the layer in front of Xoxoday (a load balancer, a firewall,
+/// a CDN) instead of Xoxoday's JSON answer to a Plum API call: HTML, with
+/// the fault's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyFaultMode {
+    /// The layer answers itself; the call never reaches Xoxoday.
+    Before,
+    /// The call reaches Xoxoday (a placeOrder makes its order), then the
+    /// layer answers with its page instead of Xoxoday's answer.
+    After,
+}
+
+/// The page a proxy fault answers with.
+pub const PROXY_PAGE: &str = "<html><head><title>Bad Gateway</title></head><body><h1>Bad Gateway</h1><p>sandbox proxy fault</p></body></html>";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fault<M> {
     pub mode: M,
@@ -240,6 +256,7 @@ pub struct Faults {
     pub api: Option<Fault<ApiFaultMode>>,
     pub order: Option<Fault<OrderFaultMode>>,
     pub details: Option<Fault<DetailsFaultMode>>,
+    pub proxy: Option<Fault<ProxyFaultMode>>,
 }
 
 /// What each kind of fault accepts besides `mode`, `count` and `hang_ms`.
@@ -365,6 +382,17 @@ impl Faults {
     }
 
     /// For an authorised call of `op`.
+    /// `{"mode":"before"|"after","count"=1,"status"=502,"op"}`; count 0
+    /// clears.
+    pub fn set_proxy(&mut self, body: &[u8]) -> Result<(), String> {
+        self.proxy = parse(body, |_: &ProxyFaultMode| Rules { default_status: 502, status_range: (200, 599), rate_limit: false, op: true, order: false })?;
+        Ok(())
+    }
+
+    pub fn take_proxy(&mut self, op: Option<&str>) -> Option<Fault<ProxyFaultMode>> {
+        take(&mut self.proxy, |f| f.op.is_none() || f.op.as_deref() == op)
+    }
+
     pub fn take_api(&mut self, op: Option<&str>) -> Option<Fault<ApiFaultMode>> {
         take(&mut self.api, |f| f.op.is_none() || f.op.as_deref() == op)
     }
@@ -378,7 +406,7 @@ impl Faults {
     }
 
     pub fn to_json(&self) -> Value {
-        json!({ "refresh": self.refresh, "validate": self.validate, "api": self.api, "order": self.order, "details": self.details })
+        json!({ "refresh": self.refresh, "validate": self.validate, "api": self.api, "order": self.order, "details": self.details, "proxy": self.proxy })
     }
 }
 

@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::catalog;
 use crate::clock::wall_ms;
+use crate::faults::PROXY_PAGE;
 use crate::persist::{lock, Persister};
 use crate::sandbox::{RefreshOutcome, Sandbox};
 
@@ -143,6 +144,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/__sandbox/faults/api", post(fault_api))
         .route("/__sandbox/faults/order", post(fault_order))
         .route("/__sandbox/faults/details", post(fault_details))
+        .route("/__sandbox/faults/proxy", post(fault_proxy))
         .route("/__sandbox/faults/clear", post(faults_clear))
         .route("/__sandbox/counters", get(counters_get))
         .route("/__sandbox/counters/reset", post(counters_reset))
@@ -257,7 +259,12 @@ async fn api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
         .run(|sb| sb.api(auth.as_deref(), &body, wall_ms()))
         .await;
     sleep_ms(out.delay_after_ms).await;
-    let resp = json_response(out.status, out.body);
+    let resp = if out.page {
+        let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], PROXY_PAGE).into_response()
+    } else {
+        json_response(out.status, out.body)
+    };
     tagged(resp, out.op.unwrap_or("unknown"))
 }
 
@@ -356,6 +363,13 @@ async fn fault_order(State(app): State<Arc<App>>, body: Bytes) -> Response {
 
 async fn fault_details(State(app): State<Arc<App>>, body: Bytes) -> Response {
     match app.run(|sb| sb.set_details_fault(&body)).await {
+        Ok(v) => json_response(200, v),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn fault_proxy(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match app.run(|sb| sb.set_proxy_fault(&body)).await {
         Ok(v) => json_response(200, v),
         Err(e) => bad_request(e),
     }

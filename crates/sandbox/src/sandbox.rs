@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{Config, Rotation, OPS};
-use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, RateLimitShape, RefreshFaultMode};
+use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
@@ -63,6 +63,8 @@ pub struct Counters {
     pub api_401_faults: u64,
     /// API calls refused by a daily cap.
     pub daily_limited_calls: u64,
+    /// Answers replaced by a proxy fault's page.
+    pub proxy_pages: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +113,8 @@ struct RefreshPenalty {
 pub struct ApiOutcome {
     pub status: u16,
     pub body: Value,
+    /// A proxy fault's page goes out instead of `body` (`text/html`).
+    pub page: bool,
     pub op: Option<&'static str>,
     pub delay_after_ms: u64,
 }
@@ -452,6 +456,12 @@ impl Sandbox {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let op = query.as_deref().and_then(op_for_query);
+        // The layer in front of Xoxoday, before the call reaches it.
+        let proxy = self.faults.take_proxy(op);
+        if let Some(f) = proxy.as_ref().filter(|f| f.mode == ProxyFaultMode::Before) {
+            self.counters.proxy_pages += 1;
+            return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms: 0 };
+        }
         if let Some(op) = op {
             *self.counters.api_calls.entry(op).or_insert(0) += 1;
         }
@@ -494,9 +504,15 @@ impl Sandbox {
             authorized,
             status,
         });
+        if let Some(f) = proxy {
+            // `After`: Xoxoday did its part; the caller sees the page.
+            self.counters.proxy_pages += 1;
+            return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms };
+        }
         ApiOutcome {
             status,
             body: resp,
+            page: false,
             op,
             delay_after_ms,
         }
@@ -717,6 +733,11 @@ impl Sandbox {
         Ok(self.faults.to_json())
     }
 
+    pub fn set_proxy_fault(&mut self, body: &[u8]) -> Result<Value, String> {
+        self.faults.set_proxy(body)?;
+        Ok(self.faults.to_json())
+    }
+
     pub fn set_details_fault(&mut self, body: &[u8]) -> Result<Value, String> {
         self.faults.set_details(body)?;
         Ok(self.faults.to_json())
@@ -760,6 +781,7 @@ impl Sandbox {
             "refresh_rate_limited": c.refresh_rate_limited,
             "api_401_faults": c.api_401_faults,
             "daily_limited_calls": c.daily_limited_calls,
+            "proxy_pages": c.proxy_pages,
         })
     }
 

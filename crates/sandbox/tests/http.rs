@@ -567,7 +567,7 @@ async fn refresh_fault_modes_over_http() {
         send(addr, "GET", "/__sandbox/faults", None, None)
             .await
             .json(),
-        json!({"refresh":null,"validate":null,"api":null,"order":null,"details":null})
+        json!({"refresh":null,"validate":null,"api":null,"order":null,"details":null,"proxy":null})
     );
 }
 

@@ -188,8 +188,8 @@ fn after_place_every_arm() {
         (404, r#"{"code":404,"errorId":"PLE10018","error":"Invalid denomination"}"#),
         (409, r#"{"code":409,"errorId":"PLE10041","errorInfo":"Quantity limit exceeded","error":"already exists more than 10"}"#),
         (422, r#"{"code":422,"errorId":"PLE10004","error":"x"}"#),
-        (422, "not json"),
         (200, r#"{"data":{"placeOrder":{"status":0}}}"#),
+        (200, r#"{"data":{"placeOrder":{"status":"0","data":{}}}}"#),
         (401, r#"{"code":401,"errorId":"PLE10019"}"#),
     ] {
         let f = finished(after_place(answer(status, body), None, &p, now));
@@ -203,6 +203,24 @@ fn after_place_every_arm() {
     assert_eq!(checked(after_place(answer(503, "<html>"), None, &p, now)).why, "Xoxoday answered placeOrder with HTTP 503");
     assert_eq!(checked(after_place(Err(CallError::Timeout(130_000)), None, &p, now)).why, "Xoxoday did not answer placeOrder within 130000 ms");
     assert!(checked(after_place(Err(CallError::Transport), None, &p, now)).why.contains("transport error"));
+    // A body that is not JSON, whatever the status: no answer at all.
+    for (status, body) in [(200, "<html>ok</html>"), (200, ""), (201, r#"{"data":"#), (403, "<html>Forbidden</html>"), (422, "not json")] {
+        let r = checked(after_place(answer(status, body), None, &p, now));
+        assert_eq!(r.refused, None, "{status} {body}");
+        assert_eq!(r.why, format!("Xoxoday's answer to placeOrder (HTTP {status}) could not be read: its body is not JSON"));
+    }
+    // A 2xx or 3xx that is neither a success nor the failure flag: check, keeping the answer.
+    for (status, body) in [
+        (200, r#"{"data":{"placeOrder":{"data":{"orderId":1}}}}"#),
+        (200, r#"{"data":{"placeOrder":{"status":2}}}"#),
+        (202, r#"{"data":{"placeOrder":{"status":1}}}"#),
+        (202, r#"{"data":{"placeOrder":{"status":0}}}"#),
+        (302, r#"{}"#),
+    ] {
+        let r = checked(after_place(answer(status, body), None, &p, now));
+        assert_eq!(r.refused, Some(Refused { status, body: body.into() }), "{status} {body}");
+        assert!(r.why.contains("but not with a placed order"), "{}", r.why);
+    }
     // Duplicate poNumber and the 422s that leave it open: check, keeping Xoxoday's answer.
     for (status, body) in [
         (409, r#"{"code":409,"errorId":"PLE10043","errorInfo":"Duplicate poNumber","error":"Order with this poNumber already exists"}"#),

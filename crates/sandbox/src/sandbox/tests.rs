@@ -301,7 +301,7 @@ fn refresh_faults() {
     assert!(s.set_refresh_fault(br#"{"mode":"boom"}"#).is_err());
     s.set_refresh_fault(br#"{"mode":"5xx","count":3}"#).unwrap();
     s.clear_faults();
-    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null, "details": null}));
+    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null, "details": null, "proxy": null}));
 }
 
 #[test]
@@ -713,6 +713,35 @@ fn order_faults() {
 }
 
 #[test]
+fn proxy_faults_answer_a_page_before_or_after_xoxoday() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    let det = |s: &mut Sandbox, po: &str| {
+        api(s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":po,"orderId":"0","sendMailToReceiver":0}), T0).status
+    };
+    assert!(s.set_proxy_fault(br#"{"mode":"sideways"}"#).is_err());
+    assert!(s.set_proxy_fault(br#"{"mode":"before","status":199}"#).is_err());
+    assert!(s.set_proxy_fault(br#"{"mode":"before","op":"nope"}"#).is_err());
+    // Only the named operation's calls are taken.
+    s.set_proxy_fault(br#"{"mode":"before","op":"placeOrder"}"#).unwrap();
+    assert!(!api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0).page);
+    let before = api(&mut s, AT, place, order("PO-P1"), T0);
+    assert_eq!((before.status, before.page, before.op), (502, true, Some("placeOrder")));
+    assert_eq!(det(&mut s, "PO-P1"), 404, "never reached Xoxoday");
+    assert_eq!(s.counters_json(0, 0)["api_calls"]["placeOrder"], 0, "not counted as a call Xoxoday saw");
+    // After: the order is made, the answer is the page.
+    s.set_proxy_fault(br#"{"mode":"after","status":200,"count":2}"#).unwrap();
+    let after = api(&mut s, AT, place, order("PO-P2"), T0);
+    assert_eq!((after.status, after.page), (200, true));
+    assert_eq!(s.counters_json(0, 0)["orders"], 1);
+    // The second page goes to the getOrderDetails call; then plain answers.
+    assert!(api(&mut s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":"PO-P2","orderId":"0","sendMailToReceiver":0}), T0).page);
+    assert_eq!(det(&mut s, "PO-P2"), 200, "made despite the page");
+    assert_eq!(s.counters_json(0, 0)["proxy_pages"], 3);
+    assert_eq!(s.faults_json()["proxy"], Value::Null, "count exhausted");
+}
+
+#[test]
 fn order_faults_with_xoxoday_s_other_answers() {
     let mut s = sb();
     let place = "plumProAPI.mutation.placeOrder";
@@ -919,7 +948,7 @@ fn reset_restores_fresh_state() {
         200,
         "bootstrap pair valid again"
     );
-    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null, "details": null}));
+    assert_eq!(s.faults_json(), json!({"refresh": null, "validate": null, "api": null, "order": null, "details": null, "proxy": null}));
     assert_eq!(s.counters_json(0, 0)["orders"], 0);
     let v = api(
         &mut s,
