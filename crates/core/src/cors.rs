@@ -7,8 +7,9 @@
 /// Headers a browser may read from plumgate's answers.
 pub const EXPOSE_HEADERS: &str =
     "x-request-id, x-plumgate-cache, x-plumgate-replayed, x-plumgate-reconciled, retry-after";
-/// Methods plumgate answers on its API routes.
-pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+/// Methods plumgate answers on its API routes (`PATCH` and `DELETE` for
+/// the admin routes of runtime keys, `/v1/keys/{id}`).
+pub const ALLOW_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// Request headers a caller may send.
 pub const ALLOW_HEADERS: &str = "authorization, content-type, cache-control";
 /// How long a browser may cache a preflight.
@@ -63,5 +64,16 @@ mod tests {
         assert!(h.iter().any(|(k, v)| *k == "access-control-allow-origin" && v == "https://app.example.com"));
         let h = response_headers(Some("https://evil.example.com"), &allowed);
         assert!(!h.iter().any(|(k, _)| k.starts_with("access-control")));
+    }
+
+    #[test]
+    fn preflight_allows_every_method_of_the_routes() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        let h = preflight_headers(Some("https://app.example.com"), &allowed).expect("allowed");
+        let methods = &h.iter().find(|(k, _)| *k == "access-control-allow-methods").expect("methods").1;
+        // The key admin routes: PATCH /v1/keys/{id}, DELETE /v1/keys/{id}.
+        for m in ["GET", "POST", "PATCH", "DELETE", "OPTIONS"] {
+            assert!(methods.split(", ").any(|x| x == m), "{m} in {methods}");
+        }
     }
 }
