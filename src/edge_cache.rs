@@ -14,7 +14,8 @@
 use crate::runtime::clock::now_ms;
 use crate::runtime::cache;
 use crate::runtime::http::Outgoing;
-use plumgate_core::edge::{ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
+use plumgate_core::config::Config;
+use plumgate_core::edge::{cache_url, ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
 use plumgate_core::ops::CacheKey;
 use std::cell::RefCell;
 
@@ -22,9 +23,10 @@ thread_local! {
     static MEMORY: RefCell<ByteLru<Cached>> = RefCell::new(ByteLru::new(MAX_TOTAL_BYTES, MAX_ENTRY_BYTES));
 }
 
-/// The Cache API URL of a key (`v2`: keys of fields, with stale copies).
-pub fn url(key: &CacheKey) -> String {
-    format!("https://plumgate.internal/cache/v2/{}", key.id)
+/// The Cache API URL of a key, for the Xoxoday account `cfg` talks to
+/// (`plumgate_core::edge::cache_url` says why the account).
+pub fn url(cfg: &Config, key: &CacheKey) -> String {
+    cache_url(&cfg.account_id(), key)
 }
 
 /// The entry under `url`, fresh or stale; `None` when there is none still

@@ -20,7 +20,7 @@
 //! changes with every order, and an old one would mislead; its callers get
 //! the error with `Retry-After`.
 
-use crate::ops::CacheClass;
+use crate::ops::{CacheClass, CacheKey};
 use std::collections::HashMap;
 
 /// Most bytes of answers and keys an isolate keeps.
@@ -185,9 +185,32 @@ impl<V> ByteLru<V> {
     }
 }
 
+/// The Cache API URL of `key` (`ops::cache_key`) for `account`
+/// (`Config::account_id`: the Xoxoday base URL and client id). `v3`: keys of
+/// fields, with stale copies, per account. The Cache API is shared by every
+/// Worker of a zone: without the account, a staging and a production
+/// plumgate (or one whose credentials changed) would answer with each
+/// other's catalog and balance.
+pub fn cache_url(account: &str, key: &CacheKey) -> String {
+    ["https://plumgate.internal/cache/v3/", account, "/", key.id.as_str()].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_urls_are_per_account() {
+        use crate::ops::{cache_key, Operation};
+        let data = serde_json::json!({"limit": 5, "page": 1});
+        let key = cache_key(Operation::GetVouchers, &data).expect("catalog calls have a key");
+        let url = |oauth_url: &str, client_id: &str| cache_url(&crate::token::storage::account_id(oauth_url, client_id), &key);
+        let prod = url("https://accounts.xoxoday.com/chef", "client-a");
+        assert!(prod.starts_with("https://plumgate.internal/cache/v3/") && prod.ends_with(&key.id), "{prod}");
+        assert_ne!(prod, url("https://stagingaccount.xoxoday.com/chef", "client-a"), "another environment");
+        assert_ne!(prod, url("https://accounts.xoxoday.com/chef", "client-b"), "another account");
+        assert_eq!(prod, url("https://ACCOUNTS.xoxoday.com/chef/", "client-a"), "the same account however the URL is written");
+    }
 
     const T0: i64 = 1_796_032_800_000;
 
