@@ -412,7 +412,9 @@ impl TokenAuthority {
     }
 
     /// `export`, on the previous version's authority: hand its state over
-    /// once, to `requester` (`storage::legacy_export` decides).
+    /// once, to `requester` (`storage::legacy_export` decides; its `reply`
+    /// marks the deliberate "nothing"). Every refusal here is unmarked, so
+    /// the requester asks again later rather than starting fresh.
     async fn export(&self, ctx: &Rc<Ctx>, requester: &str) -> Reply {
         let loaded = self.inner.state.borrow().clone();
         let mut state = match loaded {
@@ -428,23 +430,23 @@ impl TokenAuthority {
             },
         };
         let bootstrap_fp = ctx.cfg.bootstrap_refresh_token.fingerprint();
-        match legacy_export(state.as_mut(), requester, &bootstrap_fp, now_ms()) {
-            LegacyExport::Export(handed) => {
-                // Not through `commit`: this state need not be the loaded
-                // one (the object may never have served since the upgrade).
-                let marked = state.expect("exported state exists");
-                if self.inner.state.borrow().is_some() {
-                    *self.inner.state.borrow_mut() = Some(marked.clone());
-                }
-                if !persist(&ctx.storage, &marked).await {
-                    return refused(Refusal::Unavailable { message: "token storage unavailable".into() });
-                }
-                console_log!("{}", event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]));
-                Reply::handover(serde_json::to_string(&*handed).ok())
+        let decided = legacy_export(state.as_mut(), requester, &bootstrap_fp, now_ms());
+        if matches!(decided, LegacyExport::Export(_)) {
+            // The mark is persisted before the state leaves, or nothing
+            // leaves. Not through `commit`: this state need not be the
+            // loaded one (the object may never have served since the
+            // upgrade).
+            let unavailable = || refused(Refusal::Unavailable { message: "token storage unavailable".into() });
+            let Some(marked) = state else { return unavailable() };
+            if self.inner.state.borrow().is_some() {
+                *self.inner.state.borrow_mut() = Some(marked.clone());
             }
-            LegacyExport::Nothing => Reply::handover(None),
-            LegacyExport::Refused(why) => refused(Refusal::Unavailable { message: why.into() }),
+            if !persist(&ctx.storage, &marked).await {
+                return unavailable();
+            }
+            console_log!("{}", event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]));
         }
+        decided.reply()
     }
 
     /// Adopt a new bootstrap refresh token (and validate a new bootstrap
@@ -646,6 +648,12 @@ async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
     let answer = call(&ctx.env, LEGACY_AUTHORITY_NAME, &Call::Export { requester: ctx.name.clone() }).await;
     match read_handover(answer.map_err(|_| unavailable())?) {
         Handover::Unreadable => Err(unavailable()),
+        Handover::Later(reason) => {
+            // Transient on the old object's side: nothing is stored here,
+            // so the next request asks again.
+            console_error!("{}", event(&[("event", "legacy_state_not_yet_imported".into()), ("reason", reason.as_deref().into())]));
+            Err(unavailable())
+        }
         Handover::Nothing(reason) => {
             if let Some(reason) = reason {
                 console_log!("{}", event(&[("event", "legacy_state_not_imported".into()), ("reason", reason.as_str().into())]));

@@ -160,7 +160,7 @@ mod tests {
     }
 
     fn reply(grant: Option<Grant>, error: Option<ApiError>, pass_through: bool) -> Reply {
-        Reply { grant, status: Some(status()), error, pass_through, handover: None }
+        Reply { grant, status: Some(status()), error, pass_through, handover: None, start_fresh: false }
     }
 
     #[test]

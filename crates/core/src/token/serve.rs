@@ -150,6 +150,7 @@ pub fn reply(state: &AuthorityState, refusal: Option<Refusal>, pass_through: boo
         error: refusal.map(|r| r.api_error()),
         pass_through,
         handover: None,
+        start_fresh: false,
     }
 }
 

@@ -27,10 +27,13 @@
 //! serve (only one authority may ever refresh one chain), while the same
 //! requester may ask again (if it failed before storing it). Without this an
 //! upgrade would restart from the bootstrap token, which the old authority
-//! has long rotated away, and end in `reauth_required`.
+//! has long rotated away, and end in `reauth_required`. For the same reason
+//! the new authority starts fresh only on the old one's deliberate answers
+//! (nothing to hand over, or another bootstrap token: [`LegacyExport::reply`]
+//! marks them); any other failure means "ask again later" ([`read_handover`]).
 
 use super::decode::Bad;
-use super::AuthorityState;
+use super::{AuthorityState, Refusal};
 use crate::wire::authority::Reply;
 use serde_json::Value;
 
@@ -128,19 +131,33 @@ pub fn set_aside_key(stored: Option<&Value>, now_ms: i64) -> Option<String> {
 pub enum Handover {
     /// Take this state over (store it before anything else happens).
     Take(Box<AuthorityState>),
-    /// Nothing to take over (start fresh); the old object's reason, if it
-    /// refused.
+    /// Nothing to take over, on purpose (start fresh); the old object's
+    /// reason, if it refused.
     Nothing(Option<String>),
     /// What was handed over cannot be read: ask again later.
     Unreadable,
+    /// The old object could not answer now (its storage failed, its state
+    /// cannot be read, the hand-over mark was not written, it was reached
+    /// mid-deploy): ask again later, never start fresh, or its live refresh
+    /// token would be lost for the long-rotated bootstrap one. Its reason,
+    /// if it gave one.
+    Later(Option<String>),
 }
 
-/// Read the previous version's answer to `export`.
+/// Read the previous version's answer to `export`. Only an answer marked
+/// `start_fresh` (a [`LegacyExport::Nothing`] or [`LegacyExport::Refused`],
+/// [`LegacyExport::reply`]) lets the requester start fresh.
 pub fn read_handover<S>(reply: Reply<S>) -> Handover {
-    match reply.handover.map(|text| load_state(Some(&Value::String(text)))) {
-        Some(Err(_)) => Handover::Unreadable,
-        Some(Ok(Some(state))) => Handover::Take(Box::new(state)),
-        Some(Ok(None)) | None => Handover::Nothing(reply.error.map(|e| e.message)),
+    let reason = reply.error.map(|e| e.message);
+    match reply.handover {
+        Some(text) => match load_state(Some(&Value::String(text))) {
+            Ok(Some(state)) => Handover::Take(Box::new(state)),
+            // JSON text never reads as "nothing stored"; either way there
+            // is nothing usable in it.
+            Ok(None) | Err(_) => Handover::Unreadable,
+        },
+        None if reply.start_fresh => Handover::Nothing(reason),
+        None => Handover::Later(reason),
     }
 }
 
@@ -155,6 +172,23 @@ pub enum LegacyExport {
     Export(Box<AuthorityState>),
     /// There is state, but it is not handed over; a safe sentence why.
     Refused(&'static str),
+}
+
+impl LegacyExport {
+    /// The answer to the requester (for [`LegacyExport::Export`], only once
+    /// the marked state is persisted). The two deliberate answers are marked
+    /// `start_fresh`; every other refusal of `export` the object sends is
+    /// not, and means "ask again later" ([`read_handover`]).
+    pub fn reply(&self) -> Reply {
+        match self {
+            LegacyExport::Export(state) => match serde_json::to_string(state) {
+                Ok(text) => Reply::handover(text),
+                Err(_) => Reply::refused(Refusal::Unavailable { message: "the state could not be written out; retry".into() }.api_error()),
+            },
+            LegacyExport::Nothing => Reply::start_fresh(None),
+            LegacyExport::Refused(why) => Reply::start_fresh(Some(Refusal::Unavailable { message: (*why).into() }.api_error())),
+        }
+    }
 }
 
 /// On the legacy object: hand its `state` (as [`load_state`] read it) to
@@ -261,18 +295,75 @@ mod tests {
     #[test]
     fn a_handover_is_read_every_way() {
         use crate::errors::ApiError;
-        let text = |s: &str| Reply::<()>::handover(Some(s.into()));
+        let text = |s: &str| Reply::<()>::handover(s.into());
         match read_handover(text(OLD_FORMAT)) {
             Handover::Take(s) => assert_eq!(s.refresh_count, 4),
             other => panic!("{other:?}"),
         }
         assert!(matches!(read_handover(text("#bad")), Handover::Unreadable));
-        assert!(matches!(read_handover(Reply::<()>::handover(None)), Handover::Nothing(None)));
-        let refused = Reply::<()>::refused(ApiError::upstream_error("it was seeded from another XOXODAY_REFRESH_TOKEN"));
-        match read_handover(refused) {
+        assert!(matches!(read_handover(text("null")), Handover::Unreadable));
+        assert!(matches!(read_handover(Reply::<()>::start_fresh(None)), Handover::Nothing(None)));
+        let declined = Reply::<()>::start_fresh(Some(ApiError::upstream_error("it was seeded from another XOXODAY_REFRESH_TOKEN")));
+        match read_handover(declined) {
             Handover::Nothing(Some(reason)) => assert!(reason.contains("another XOXODAY_REFRESH_TOKEN")),
             other => panic!("{other:?}"),
         }
+        match read_handover(Reply::<()>::refused(ApiError::upstream_error("token storage unavailable"))) {
+            Handover::Later(Some(reason)) => assert_eq!(reason, "token storage unavailable"),
+            other => panic!("{other:?}"),
+        }
+        // An answer with neither a hand-over nor the mark (a status reply,
+        // say): not a deliberate "nothing" either.
+        assert!(matches!(read_handover(Reply::<()>::refused(ApiError::internal())), Handover::Later(_)));
+        let unmarked = Reply::read(br#"{"grant":null,"status":null,"error":null,"pass_through":false}"#).unwrap();
+        assert!(matches!(read_handover(unmarked), Handover::Later(None)));
+    }
+
+    /// What `legacy_export` decides reaches the requester through the wire
+    /// as the same decision.
+    #[test]
+    fn each_export_decision_crosses_the_wire_as_itself() {
+        let boot = RefreshToken::new("rt-boot").fingerprint();
+        let mut old = load_state(Some(&json!(OLD_FORMAT))).unwrap().unwrap();
+        old.adopted_bootstrap_fp = Some(boot.clone());
+        let mut other = old.clone();
+        let sent = |e: LegacyExport| read_handover(Reply::read(&serde_json::to_vec(&e.reply()).unwrap()).unwrap());
+        match sent(legacy_export(Some(&mut old), "account:a", &boot, T0)) {
+            Handover::Take(s) => assert_eq!((s.refresh_count, s.retired_to.as_deref()), (4, None)),
+            h => panic!("{h:?}"),
+        }
+        assert!(matches!(sent(legacy_export(None, "account:a", &boot, T0)), Handover::Nothing(None)));
+        assert!(matches!(sent(legacy_export(Some(&mut old), "account:b", &boot, T0)), Handover::Nothing(None)));
+        match sent(legacy_export(Some(&mut other), "account:a", "ffffffffffffffff", T0)) {
+            Handover::Nothing(Some(reason)) => assert!(reason.contains("another XOXODAY_REFRESH_TOKEN"), "{reason}"),
+            h => panic!("{h:?}"),
+        }
+    }
+
+    /// Only the two deliberate answers may start a new authority from its
+    /// bootstrap token; every other refusal of `export` (the old object's
+    /// storage failed, its state cannot be read, the hand-over mark could
+    /// not be written, it is misconfigured, or it was reached during a
+    /// deploy) means "ask again later", or an upgrade would restart from a
+    /// long-rotated `XOXODAY_REFRESH_TOKEN` and end in `reauth_required`.
+    #[test]
+    fn a_transient_refusal_of_export_is_never_nothing_to_take_over() {
+        use crate::errors::ApiError;
+        use crate::token::Refusal;
+        let transient = [
+            Refusal::Unavailable { message: "token storage unavailable".into() },
+            Refusal::Unavailable { message: "the previous version's state cannot be read (it is left as it is)".into() },
+            Refusal::Unavailable { message: "the token authority was reached with another configuration".into() },
+            Refusal::Misconfigured { problems: vec!["XOXODAY_CLIENT_ID is not set".into()] },
+        ];
+        for r in transient {
+            let answer = Reply::<()>::refused(r.api_error());
+            assert!(!matches!(read_handover(answer), Handover::Nothing(_)), "{r:?}");
+        }
+        // A refusal that merely quotes the deliberate one's words is no
+        // deliberate refusal either: the wire says which it is.
+        let lookalike = Reply::<()>::refused(ApiError::upstream_error("it was seeded from another XOXODAY_REFRESH_TOKEN"));
+        assert!(!matches!(read_handover(lookalike), Handover::Nothing(_)));
     }
 
     #[test]

@@ -331,6 +331,14 @@ pub struct Reply<S = TokenStatus> {
     /// requester reads it with the same code as its own storage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<String>,
+    /// `export`: nothing is handed over, on purpose (nothing to hand over,
+    /// or a deliberate refusal that `error` explains): the requester may
+    /// start from its own bootstrap token. Without it, an answer without a
+    /// hand-over is a transient failure (storage, a failed write, a deploy
+    /// in progress) and means "ask again later"
+    /// (`token::storage::read_handover`). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_fresh: bool,
 }
 
 impl Reply<Value> {
@@ -343,21 +351,33 @@ impl Reply<Value> {
                 error: get(o, "error", |v| slot(v, ApiError::from_fields)).ok()?,
                 pass_through: get(o, "pass_through", flag).ok()?,
                 handover: get(o, "handover", opt_text).ok()?,
+                start_fresh: get(o, "start_fresh", flag).ok()?,
             })
         })
     }
 }
 
 impl<S> Reply<S> {
-    /// A refusal before any state was read.
-    pub fn refused(error: ApiError) -> Reply<S> {
-        Reply { grant: None, status: None, error: Some(error), pass_through: false, handover: None }
+    /// An answer without grant, status or anything else.
+    fn bare() -> Reply<S> {
+        Reply { grant: None, status: None, error: None, pass_through: false, handover: None, start_fresh: false }
     }
 
-    /// A hand-over (or nothing to hand over) from the previous version's
-    /// authority.
-    pub fn handover(state_text: Option<String>) -> Reply<S> {
-        Reply { grant: None, status: None, error: None, pass_through: false, handover: state_text }
+    /// A refusal before any state was read (to `export`: a transient one,
+    /// ask again later).
+    pub fn refused(error: ApiError) -> Reply<S> {
+        Reply { error: Some(error), ..Reply::bare() }
+    }
+
+    /// The previous version's authority hands its state over (JSON text).
+    pub fn handover(state_text: String) -> Reply<S> {
+        Reply { handover: Some(state_text), ..Reply::bare() }
+    }
+
+    /// The previous version's authority deliberately hands nothing over;
+    /// `why`, when it refuses (the field [`Reply::start_fresh`]).
+    pub fn start_fresh(why: Option<ApiError>) -> Reply<S> {
+        Reply { error: why, start_fresh: true, ..Reply::bare() }
     }
 }
 
@@ -439,6 +459,7 @@ mod tests {
             error: None,
             pass_through: false,
             handover: None,
+            start_fresh: false,
         };
         let text = serde_json::to_string(&full).unwrap();
         assert_eq!(
@@ -461,8 +482,23 @@ mod tests {
                 ApiError::reauth_required().message
             )
         );
-        let handed = Reply::<TokenStatus>::handover(Some("{}".into()));
+        let handed = Reply::<TokenStatus>::handover("{}".into());
         assert_eq!(serde_json::to_string(&handed).unwrap(), r#"{"grant":null,"status":null,"error":null,"pass_through":false,"handover":"{}"}"#);
+        // Nothing handed over on purpose: start fresh (with the reason of a
+        // deliberate refusal); a plain refusal (above) is "ask again later".
+        let nothing = Reply::<TokenStatus>::start_fresh(None);
+        assert_eq!(serde_json::to_string(&nothing).unwrap(), r#"{"grant":null,"status":null,"error":null,"pass_through":false,"start_fresh":true}"#);
+        let declined = Reply::<TokenStatus>::start_fresh(Some(ApiError::upstream_error("another chain")));
+        assert_eq!(
+            serde_json::to_string(&declined).unwrap(),
+            r#"{"grant":null,"status":null,"error":{"status":502,"code":"upstream_error","message":"another chain","retry_after_secs":null},"pass_through":false,"start_fresh":true}"#
+        );
+        for (sent, fresh) in [(&handed, false), (&nothing, true), (&declined, true), (&refused, false)] {
+            let read = Reply::read(serde_json::to_string(sent).unwrap().as_bytes()).unwrap();
+            assert_eq!(read.start_fresh, fresh);
+            assert_eq!(read.handover, sent.handover);
+            assert_eq!(read.error.map(|e| e.message), sent.error.as_ref().map(|e| e.message.clone()));
+        }
 
         // The last alert, as the status carries it.
         let alert = AlertView {
@@ -491,7 +527,7 @@ mod tests {
         // What the previous version wrote (no handover, maybe no error or
         // pass_through) and fields from a newer one read fine.
         let old: Reply = serde_json::from_str(r#"{"grant":null,"status":null}"#).unwrap();
-        assert!(old.error.is_none() && !old.pass_through && old.handover.is_none());
+        assert!(old.error.is_none() && !old.pass_through && old.handover.is_none() && !old.start_fresh);
         let newer: Reply<serde_json::Value> = serde_json::from_str(
             r#"{"grant":null,"status":{"state":"paused","refresh_count":1,"alert":"x"},"error":null,"pass_through":true,"later":1}"#,
         )
@@ -508,7 +544,7 @@ mod tests {
         let (read, refused) = agree::check::<Grant>(&agree::texts(&grant, &[]), |b| Grant::read(std::str::from_utf8(b).unwrap()));
         assert!(read > 10 && refused > 50, "grant: {read} read, {refused} refused");
         let error = serde_json::to_value(ApiError::reauth_required().retry_after(5)).unwrap();
-        let reply = json!({"grant": grant, "status": {"state": "fresh", "n": [1]}, "error": error, "pass_through": true, "handover": "{}"});
+        let reply = json!({"grant": grant, "status": {"state": "fresh", "n": [1]}, "error": error, "pass_through": true, "handover": "{}", "start_fresh": true});
         let (read, refused) = agree::check::<Reply<Value>>(&agree::texts(&reply, &["/grant", "/error"]), Reply::read);
         assert!(read > 50 && refused > 150, "reply: {read} read, {refused} refused");
         let payload = json!({"fp": "ab", "requester": "account:1", "balance": 950.5, "seen_at_ms": T0});
@@ -521,7 +557,7 @@ mod tests {
         let g = Grant { access_token: AccessToken::new("at-SECRET"), expires_at_ms: T0 + 10, recheck_at_ms: T0 + 5 };
         let d = format!("{g:?}");
         assert!(!d.contains("SECRET") && d.contains("[redacted]"), "{d}");
-        let r: Reply = Reply { grant: Some(g), status: None, error: None, pass_through: false, handover: None };
+        let r: Reply = Reply { grant: Some(g), status: None, error: None, pass_through: false, handover: None, start_fresh: false };
         assert!(!format!("{r:?}").contains("SECRET"));
     }
 
