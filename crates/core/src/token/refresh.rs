@@ -3,8 +3,9 @@
 //!
 //! A refresh answer that carries an access token is never discarded, even
 //! when its other fields are odd; a missing `refresh_token` keeps the old
-//! one. What each kind of failure means for the run is [`RefreshOutcome`];
-//! what the run then does is `token::run`.
+//! one. One carrying a new pair is a success whatever its HTTP status.
+//! What each kind of failure means for the run is [`RefreshOutcome`]; what
+//! the run then does is `token::run`.
 
 use super::{TokenPolicy, DEFAULT_ACCESS_TTL_MS};
 use crate::http::{HttpAnswer, HttpRequest, NoAnswer};
@@ -87,6 +88,11 @@ pub enum RefreshOutcome {
     CredentialsRejected(String),
 }
 
+/// The message id of a token error on the token endpoints (refresh, token
+/// check): `{"success": 0, "error_message_id": "auth.token_error"}`
+/// (xoxoday-api.md §1.4).
+pub(super) const TOKEN_ERROR_MESSAGE: &str = "auth.token_error";
+
 /// OAuth error codes that mean "retry later".
 fn transient_oauth_code(code: &str) -> bool {
     matches!(code, "server_error" | "temporarily_unavailable")
@@ -98,16 +104,21 @@ fn credentials_oauth_code(code: &str) -> bool {
 }
 
 /// Parse a refresh answer. Never fails on odd fields if an access token is
-/// present: a successful rotation must not be lost. `retry_after` is the
-/// answer's `Retry-After` header.
+/// present (with a 2xx status, or with a refresh token whatever the status):
+/// a successful rotation must not be lost. `retry_after` is the answer's
+/// `Retry-After` header.
 pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let obj = parsed.as_ref().and_then(Value::as_object);
 
-    // A body with an access token is a success whatever the status says.
+    // A success: a 2xx body with an access token (a missing refresh token
+    // keeps the one held), or, whatever the status says, a body with a new
+    // pair: the rotation happened upstream, and dropping the answer would
+    // lose the only live refresh token (contract §4.1). Half a pair outside
+    // 2xx proves no rotation, and is classified below as before.
     if let Some(o) = obj {
-        if let Some(at) = o.get("access_token").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            if (200..300).contains(&status) {
+        if let Some(at) = token_field(o, "access_token") {
+            if (200..300).contains(&status) || token_field(o, "refresh_token").is_some() {
                 return RefreshOutcome::Success(normalise_answer(o, at, now_ms));
             }
         }
@@ -137,8 +148,8 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
             return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} {code}"));
         }
     }
-    if message_id.as_deref() == Some("auth.token_error") {
-        return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} auth.token_error"));
+    if message_id.as_deref() == Some(TOKEN_ERROR_MESSAGE) {
+        return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} {TOKEN_ERROR_MESSAGE}"));
     }
     match status {
         200..=299 => RefreshOutcome::Transient(format!("refresh answer unreadable (HTTP {status}, no access_token)")),
@@ -169,15 +180,18 @@ fn safe_code(code: &str) -> String {
     }
 }
 
+/// The token in field `key` of a token answer: a non-empty string.
+fn token_field<'a>(o: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// A success's fields, leniently (contract §4.9): a missing or odd lifetime
+/// takes the documented default.
 fn normalise_answer(o: &serde_json::Map<String, Value>, at: &str, now_ms: i64) -> TokenAnswer {
     TokenAnswer {
         access_token: AccessToken::new(at),
         access_expires_at_ms: access_expiry_ms(o, now_ms).unwrap_or(now_ms.saturating_add(DEFAULT_ACCESS_TTL_MS)),
-        refresh_token: o
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(RefreshToken::new),
+        refresh_token: token_field(o, "refresh_token").map(RefreshToken::new),
         refresh_expires_at_ms: o.get("refresh_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms),
     }
 }
@@ -233,6 +247,52 @@ mod tests {
         }
         let limited = HttpAnswer { status: 429, body: Vec::new(), retry_after: Some("30".into()) };
         assert!(matches!(read_refresh(&Ok(limited), T0, &p), RefreshOutcome::RateLimited { penalty_secs: 30, .. }));
+    }
+
+    /// A body carrying a new pair is a rotation that happened upstream,
+    /// whatever the status (contract §4.1): dropping it would lose the only
+    /// live refresh token. Read as leniently as a 2xx one (§4.9).
+    #[test]
+    fn a_token_pair_is_a_success_whatever_the_status() {
+        let pair = format!(r#"{{"success":0,"access_token":"at-new","expires_in":"1296000","refresh_token":"rt-new","refresh_token_expiry":"{}"}}"#, T0 + 1000);
+        for status in [201, 302, 400, 401, 403, 408, 429, 500, 503] {
+            match parse_refresh_response(status, pair.as_bytes(), Some("30"), T0) {
+                RefreshOutcome::Success(a) => {
+                    assert_eq!(a.access_token.expose_secret(), "at-new");
+                    assert_eq!(a.refresh_token.as_ref().map(RefreshToken::expose_secret), Some("rt-new"));
+                    assert_eq!((a.access_expires_at_ms, a.refresh_expires_at_ms), (T0 + 1_296_000_000, Some(T0 + 1000)));
+                }
+                other => panic!("HTTP {status}: {other:?}"),
+            }
+        }
+        // No lifetime at all: the defaults, never discarded.
+        let bare = br#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":"garbage"}"#;
+        assert!(matches!(parse_refresh_response(500, bare, None, T0), RefreshOutcome::Success(_)));
+        // Half a pair outside 2xx is no rotation: classified as before.
+        let cases: &[(u16, &str, &str)] = &[
+            (429, r#"{"access_token":"at","message":"auth.request_limit_exceeded"}"#, "rate"),
+            (400, r#"{"refresh_token":"rt","errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":5}]}"#, "rate"),
+            (400, r#"{"access_token":"at","error":"invalid_grant"}"#, "final"),
+            (401, r#"{"access_token":"at","refresh_token":""}"#, "final"),
+            (503, r#"{"access_token":"","refresh_token":"rt"}"#, "transient"),
+            (500, r#"{"access_token":7,"refresh_token":"rt"}"#, "transient"),
+            (401, r#"{"refresh_token":"rt","error":"invalid_client"}"#, "credentials"),
+        ];
+        for (status, body, want) in cases {
+            let got = parse_refresh_response(*status, body.as_bytes(), None, T0);
+            let kind = match got {
+                RefreshOutcome::RateLimited { .. } => "rate",
+                RefreshOutcome::Final(_) => "final",
+                RefreshOutcome::Transient(_) => "transient",
+                RefreshOutcome::CredentialsRejected(_) => "credentials",
+                _ => "other",
+            };
+            assert_eq!(kind, *want, "{status} {body}");
+        }
+        // A 2xx with an access token alone is a success, as it always was
+        // (the refresh token held is kept).
+        let only_access = br#"{"access_token":"at-new","expires_in":10}"#;
+        assert!(matches!(parse_refresh_response(200, only_access, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_none()));
     }
 
     #[test]
