@@ -14,9 +14,10 @@
 //! - **valid**: nothing is refreshed; the caller gets Xoxoday's 401 status
 //!   and body unchanged;
 //! - **the check itself failed** (transport, timeout, 5xx, an unreadable or
-//!   rate-limited answer): nothing is refreshed, because a rotation on no
-//!   evidence is exactly what callers must not be able to cause; the caller
-//!   gets `502 upstream_error` saying so, with `Retry-After`.
+//!   rate-limited answer, or a 401/403 that names a cause other than the
+//!   token: [`about_the_token`]): nothing is refreshed, because a rotation
+//!   on no evidence is exactly what callers must not be able to cause; the
+//!   caller gets `502 upstream_error` saying so, with `Retry-After`.
 //!
 //! Repeated candidates for one token reuse the verdict: a "valid" verdict
 //! for [`VALID_VERDICT_MS`] (so a token Xoxoday's API and its check disagree
@@ -36,7 +37,7 @@ use super::{AuthorityState, Refusal};
 use crate::http::{HttpAnswer, NoAnswer};
 use crate::lenient::lenient_i64;
 use crate::time::secs_until;
-use crate::upstream::{penalty_named_by, TOKEN_NAMING_KEYS};
+use crate::upstream::{classify_api_401, penalty_named_by, Api401, TOKEN_NAMING_KEYS};
 use serde_json::Value;
 
 /// A "valid" verdict answers further candidates for the same token this
@@ -125,9 +126,34 @@ pub enum CheckOutcome {
     Failed(String),
 }
 
+/// Is a 401 or 403 of the token check about the token itself (contract
+/// §4.6)? A 401 goes by the Plum API's table of 401s
+/// ([`classify_api_401`]): `PIPE10013`, an OAuth error or no `errorId` at
+/// all can be about the token; any other `errorId` (`PIPE10015`–`17`: user
+/// or company disabled, IP not whitelisted) names another cause. A 403 is
+/// not the check's documented answer to a dead token (a firewall's, say),
+/// so it counts only when its body names the token: the `errorId` the table
+/// accepts, the OAuth `invalid_token`, or `auth.token_error`.
+fn about_the_token(status: u16, body: &[u8], v: Option<&Value>) -> bool {
+    // The same table for a 403's body, read as if it came with a 401.
+    if classify_api_401(401, body) != Api401::TokenCandidate {
+        return false;
+    }
+    if status == 401 {
+        return true;
+    }
+    let names = |k: &str, what: &str| v.and_then(|v| v.get(k)).and_then(Value::as_str) == Some(what);
+    // A string `errorId` the table let through is the token's own.
+    v.and_then(|v| v.get("errorId")).is_some_and(Value::is_string)
+        || names("error", "invalid_token")
+        || names("message", super::refresh::TOKEN_ERROR_MESSAGE)
+        || names("error_message_id", super::refresh::TOKEN_ERROR_MESSAGE)
+}
+
 /// Read a token check's answer (xoxoday-api.md §1.6): 2xx is valid unless
 /// its body says otherwise (`error`, or `success: 0`); 401 and 403 are
-/// invalid; anything else (408, 429, 5xx, a rate-limit body, other 4xx) is
+/// invalid when they are about the token ([`about_the_token`]), else no
+/// verdict; anything else (408, 429, 5xx, a rate-limit body, other 4xx) is
 /// no verdict.
 pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutcome {
     let v: Option<Value> = serde_json::from_slice(body).ok();
@@ -146,7 +172,8 @@ pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutco
                 CheckOutcome::Valid { expires_at_ms: super::parse_validate_response(status, body, now_ms) }
             }
         }
-        401 | 403 => CheckOutcome::Invalid,
+        401 | 403 if about_the_token(status, body, v.as_ref()) => CheckOutcome::Invalid,
+        401 | 403 => CheckOutcome::Failed(format!("token check answered HTTP {status} without naming the token as its cause")),
         _ => CheckOutcome::Failed(format!("token check answered HTTP {status}")),
     }
 }
@@ -319,7 +346,7 @@ mod tests {
         assert_eq!(parse_check_response(200, br#"{"error":"invalid_token"}"#, T0), CheckOutcome::Invalid);
         assert_eq!(parse_check_response(401, br#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, T0), CheckOutcome::Invalid);
         assert_eq!(parse_check_response(401, b"", T0), CheckOutcome::Invalid);
-        assert_eq!(parse_check_response(403, b"", T0), CheckOutcome::Invalid);
+        assert!(matches!(parse_check_response(403, b"", T0), CheckOutcome::Failed(_)), "a bare 403 names no token");
         for (status, body) in [
             (500, &b""[..]),
             (503, b"<html>"),
@@ -331,6 +358,50 @@ mod tests {
         ] {
             assert!(matches!(parse_check_response(status, body, T0), CheckOutcome::Failed(_)), "{status}");
         }
+    }
+
+    /// A 401 or 403 of the token check confirms a dead token only when it
+    /// can be about the token (contract §4.6): the Plum API's table of
+    /// 401s (`upstream::classify_api_401`) for a 401, and a body naming the
+    /// token for a 403. Any other cause is no verdict: nothing is spent.
+    #[test]
+    fn a_refusal_naming_another_cause_confirms_nothing() {
+        let not_about_the_token: &[(u16, &str)] = &[
+            (401, r#"{"code":401,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#),
+            (401, r#"{"code":401,"errorId":"PIPE10015","errorInfo":"Plum Pro APIs: User is disabled"}"#),
+            (401, r#"{"code":401,"errorId":"PIPE10016","errorInfo":"Plum Pro APIs: Company is disabled"}"#),
+            (401, r#"{"code":401,"errorId":"PIPE99999","error":"invalid_token"}"#),
+            (403, ""),
+            (403, "<html><body>Access denied (firewall)</body></html>"),
+            (403, r#"{"error":"Forbidden"}"#),
+            (403, r#"{"code":403,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#),
+        ];
+        for (status, body) in not_about_the_token {
+            match parse_check_response(*status, body.as_bytes(), T0) {
+                CheckOutcome::Failed(m) => {
+                    assert!(m.contains(&format!("HTTP {status}")) && !m.contains("PIPE") && !m.contains("firewall"), "{m}")
+                }
+                other => panic!("{status} {body}: {other:?}"),
+            }
+        }
+        let about_the_token: &[(u16, &str)] = &[
+            (401, r#"{"code":401,"errorId":"PIPE10013","errorInfo":"Plum Pro APIs: Invalid authorization header"}"#),
+            (401, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#),
+            (401, r#"{"error":"Unauthorized"}"#),
+            (401, ""),
+            (401, "<html>401</html>"),
+            (403, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#),
+            (403, r#"{"code":403,"errorId":"PIPE10013"}"#),
+            (403, r#"{"success":0,"error_message_id":"auth.token_error"}"#),
+        ];
+        for (status, body) in about_the_token {
+            assert_eq!(parse_check_response(*status, body.as_bytes(), T0), CheckOutcome::Invalid, "{status} {body}");
+        }
+        // Not confirmed: the token stays, nothing counts toward the guard.
+        let mut s = state_with("at-1");
+        let ip = parse_check_response(401, not_about_the_token[0].1.as_bytes(), T0);
+        assert!(matches!(apply_check(&mut s, &fp("at-1"), ip, T0), CheckVerdict::Refuse(Refusal::CheckFailed { .. })));
+        assert!(!s.access.as_ref().unwrap().rejected && s.confirmed_rejections_ms.is_empty());
     }
 
     #[test]
