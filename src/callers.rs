@@ -6,19 +6,23 @@
 //! registry's *directory* of runtime keys: no round trip for a key seen
 //! recently, however many keys there are. When the copy may be used, how
 //! often it is refreshed and what a miss costs is
-//! `plumgate_core::keys` (`freshness`, `recheck_miss`): in short, a
-//! revoked key is refused everywhere within 8 s, and a flood of unknown keys
-//! makes at most one registry call per second per isolate.
+//! `plumgate_core::keys` (`freshness`, `recheck_miss`, and `Syncs`, which
+//! decides when a key the copy cannot admit may call the registry and
+//! whether a reply may replace the copy): in short, a revoked key is refused
+//! everywhere within 8 s (at once here when this isolate revoked it), and a
+//! flood of unknown keys makes at most one registry call per second per
+//! isolate, failed calls counted.
 //!
 //! The same sync carries the usage this isolate counted (requests per key,
 //! the latest minute's count, the last request) to the registry, and
 //! brings back each reported key's count of the minute across isolates,
 //! which [`admit`] adds to its own count for `requests_per_minute`
-//! (`plumgate_core::quota`). A sync runs after the request that finds it
-//! due, in the request's `waitUntil`, so callers never wait for it unless
-//! the copy is too old to use. Usage is therefore reported at most a few
-//! seconds late; what an isolate counted since its last sync is lost if the
-//! isolate is evicted first.
+//! (`plumgate_core::quota`), with the usage a sync in flight carries. A
+//! sync runs after the request that finds it due, in the request's
+//! `waitUntil`, so callers never wait for it unless the copy is too old to
+//! use. Usage is therefore reported at most a few seconds late; what an
+//! isolate counted since its last sync is lost if the isolate is evicted
+//! first.
 
 use crate::objects::registry;
 use crate::runtime::clock::now_ms;
@@ -26,16 +30,13 @@ use crate::runtime::defer::defer;
 use plumgate_core::auth::{AuthError, Caller};
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use plumgate_core::keys::{self, Credential, Freshness, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS};
+use plumgate_core::keys::{self, Credential, Freshness, Recheck, Seen, Syncs, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS, SYNC_STALE_MS};
 use plumgate_core::quota::{check_rate, Counter, UsageDelta};
 use plumgate_core::secret::CallerKey;
 use plumgate_core::time::minute_of;
 use plumgate_core::wire::registry::{Op, Request};
 use std::cell::RefCell;
 use worker::{Context, Env};
-
-/// A sync that has not answered after this long no longer stops another.
-const SYNC_STALE_MS: i64 = 10_000;
 
 /// The isolate's copy of the directory and its unsent usage.
 #[derive(Default)]
@@ -44,7 +45,8 @@ struct Book {
     version: Option<String>,
     /// When the copy was fetched (`None`: never, or thrown away).
     fetched_ms: Option<i64>,
-    /// Usage counted since the last sync was sent, one per key id.
+    /// Usage counted since the last sync was sent, one per key id (what
+    /// was sent and not yet answered is in `syncs`).
     pending: Vec<UsageDelta>,
     /// Each key's count of its latest minute across isolates, at the last
     /// sync (a few keys per isolate: a list is smaller than a map).
@@ -53,6 +55,8 @@ struct Book {
     synced_ms: i64,
     /// A background sync in flight since then.
     syncing_since: Option<i64>,
+    /// Every sync's start and end, the usage in flight, the epoch.
+    syncs: Syncs,
 }
 
 thread_local! {
@@ -62,9 +66,10 @@ thread_local! {
 /// The caller whose key is `key`.
 ///
 /// # Errors
-/// `401 unauthorized` for a key that is no one's; `502` / `503` when the
-/// registry is needed (a runtime key, the copy too old) and cannot be
-/// reached.
+/// `401 unauthorized` for a key that is no one's (or, the copy not
+/// having it, that may not make the isolate ask now: `Syncs::recheck`);
+/// `502` / `503` when the registry is needed (a runtime key, the copy too
+/// old) and cannot be reached, or did not answer the isolate's last try.
 pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller, ApiError> {
     let unknown = || ApiError::unauthorized(AuthError::Unknown.message());
     match cfg.gateway_keys.authenticate_key(key) {
@@ -83,16 +88,34 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
         let b = b.borrow();
         (keys::freshness(b.fetched_ms, now), b.fetched_ms)
     });
-    if fresh != Freshness::Expired {
+    let seen = if fresh != Freshness::Expired {
         if let Some(caller) = lookup(key, now) {
             return Ok(caller);
         }
         if !keys::recheck_miss(fetched, now) {
             return Err(unknown());
         }
+        Seen::Absent
+    } else if BOOK.with(|b| b.borrow().version.is_none()) {
+        Seen::NoCopy
+    } else if lookup(key, now).is_some() {
+        Seen::Listed
+    } else {
+        Seen::Absent
+    };
+    match BOOK.with(|b| b.borrow().syncs.recheck(seen, now)) {
+        Recheck::Sync => {}
+        Recheck::Refuse => return Err(unknown()),
+        Recheck::Fail(e) => return Err(e),
     }
-    sync(env).await?;
-    lookup(key, now_ms()).ok_or_else(unknown)
+    // A reply to a sync begun before this isolate changed a key is not
+    // kept (it could hold a key just revoked): ask once more, then give up.
+    for _ in 0..2 {
+        if sync(env).await? {
+            return lookup(key, now_ms()).ok_or_else(unknown);
+        }
+    }
+    Err(unknown())
 }
 
 /// The unsent usage of key `id`, made empty if there is none yet.
@@ -123,7 +146,9 @@ pub fn admit(env: &Env, ctx: &Context, caller: &Caller) -> Result<(), ApiError> 
         let mut b = b.borrow_mut();
         let shared = b.shared.iter().find(|(id, _)| *id == caller.id).map_or(0, |(_, c)| c.at(minute));
         let pending = b.pending.iter().find(|d| d.id == caller.id).map_or(0, |d| d.counter().at(minute));
-        check_rate(caller.limits.requests_per_minute, shared.saturating_add(pending), now)?;
+        // Sent but not yet in `shared`: still this isolate's to count.
+        let sending = b.syncs.sending(&caller.id, minute);
+        check_rate(caller.limits.requests_per_minute, shared.saturating_add(pending).saturating_add(sending), now)?;
         pending_of(&mut b.pending, &caller.id).count(now);
         let idle = b.syncing_since.is_none_or(|t| now.saturating_sub(t) >= SYNC_STALE_MS);
         let due = idle && (now.saturating_sub(b.synced_ms) >= SYNC_INTERVAL_MS || keys::freshness(b.fetched_ms, now) == Freshness::Aging);
@@ -145,40 +170,46 @@ pub fn admit(env: &Env, ctx: &Context, caller: &Caller) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Report the usage counted so far and refresh the directory.
-async fn sync(env: &Env) -> Result<(), ApiError> {
+/// Report the usage counted so far and refresh the directory: `Ok(true)`
+/// when the reply replaced the copy, `Ok(false)` when a key changed in this
+/// isolate while it was in flight (the reply's counts are kept, not its
+/// directory).
+async fn sync(env: &Env) -> Result<bool, ApiError> {
     let now = now_ms();
-    let (version, usage) = BOOK.with(|b| {
+    let (json, ticket) = BOOK.with(|b| {
         let mut b = b.borrow_mut();
         b.synced_ms = now;
-        (b.version.clone(), std::mem::take(&mut b.pending))
+        let req = Request { version: b.version.clone(), usage: std::mem::take(&mut b.pending), ..Request::default() };
+        // The usage stays counted (in `syncs`) until the reply holds it.
+        (req.to_json(), b.syncs.start(req.usage, now))
     });
-    let req = Request { version, usage, ..Request::default() };
-    let sent = registry::call(env, Op::Sync, &req).await;
-    let usage = req.usage;
-    let reply = match sent.and_then(|r| match r.error {
+    let sent = registry::call_json(env, Op::Sync, json).await;
+    let reply = sent.and_then(|r| match r.error {
         Some(e) => Err(e),
         None => Ok(r),
-    }) {
-        Ok(r) => r,
-        Err(e) => {
-            // Not counted there: count it with the next sync.
-            BOOK.with(|b| {
-                let mut b = b.borrow_mut();
+    });
+    BOOK.with(|b| {
+        let mut b = b.borrow_mut();
+        let b = &mut *b;
+        let (current, usage) = b.syncs.end(ticket, reply.as_ref().err(), now_ms());
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                // Not counted there: count it with the next sync.
                 for d in &usage {
                     pending_of(&mut b.pending, &d.id).merge(d);
                 }
-            });
-            return Err(e);
+                return Err(e);
+            }
+        };
+        if current {
+            if let Some(dir) = reply.directory {
+                b.directory = dir;
+            }
+            b.version = reply.version;
+            b.fetched_ms = Some(now);
         }
-    };
-    BOOK.with(|b| {
-        let mut b = b.borrow_mut();
-        if let Some(dir) = reply.directory {
-            b.directory = dir;
-        }
-        b.version = reply.version;
-        b.fetched_ms = Some(now);
+        // These counts include `usage`, dropped here in the same step.
         for c in reply.counts {
             let counter = c.counter();
             match b.shared.iter_mut().find(|(id, _)| *id == c.id) {
@@ -186,14 +217,19 @@ async fn sync(env: &Env) -> Result<(), ApiError> {
                 None => b.shared.push((c.id, counter)),
             }
         }
-    });
-    Ok(())
+        Ok(current)
+    })
 }
 
 /// Throw the copy away (after this isolate changed a key): the next
-/// request of a runtime key fetches a new one.
+/// request of a runtime key fetches a new one, and no sync begun before
+/// can put the old one back.
 pub fn invalidate() {
-    BOOK.with(|b| b.borrow_mut().fetched_ms = None);
+    BOOK.with(|b| {
+        let mut b = b.borrow_mut();
+        b.fetched_ms = None;
+        b.syncs.invalidate();
+    });
 }
 
 /// Sync now (before `GET /v1/keys`, so its `last_used_at` and requests

@@ -18,8 +18,9 @@
 //! everywhere within 8 s. The copy is complete, which makes it the negative
 //! cache too: a key that is not in a copy younger than [`MISS_RECHECK_MS`]
 //! is unknown without asking; an older copy is refreshed first (at most
-//! once a second per isolate, however many unknown keys arrive). Its size
-//! is bounded by [`MAX_ACTIVE_KEYS`].
+//! once a second per isolate, however many unknown keys arrive, failed
+//! tries included: [`Syncs::recheck`]). Its size is bounded by
+//! [`MAX_ACTIVE_KEYS`].
 //!
 //! **Rotation** gives the key a new secret at once; the previous one keeps
 //! working for a grace period ([`DEFAULT_GRACE_SECS`], 24 h, or the
@@ -34,7 +35,7 @@
 use crate::auth::{find_hash, hash_key, valid_id, Caller, KeySource, SCOPES};
 use crate::errors::ApiError;
 use crate::jsontext::{quote, quote_or_null, Object};
-use crate::quota::{Limits, Usage};
+use crate::quota::{Limits, Usage, UsageDelta};
 use crate::secret::{hex, CallerKey};
 use crate::time::{add_secs, day_of, parse_rfc3339, rfc3339};
 use crate::stored::{get, int, need, opt_int, opt_text, text, texts, Fields};
@@ -415,6 +416,139 @@ pub fn recheck_miss(fetched_ms: Option<i64>, now_ms: i64) -> bool {
     fetched_ms.is_none_or(|t| now_ms.saturating_sub(t) >= MISS_RECHECK_MS || now_ms < t)
 }
 
+// ------------------------------------------------------------ the isolate's syncs
+
+/// A sync that has not answered after this long no longer counts as in
+/// flight (its request may be gone).
+pub const SYNC_STALE_MS: i64 = 10_000;
+
+/// One sync of an isolate's copy, from [`Syncs::start`] to [`Syncs::end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Names the usage it carries.
+    id: u64,
+    /// The [`Syncs`] epoch it began in.
+    epoch: u64,
+}
+
+/// What the isolate's copy says of a runtime-shaped key it cannot admit
+/// now (a miss in a copy old enough to recheck, or a copy too old to use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// In the copy, which is too old to use: most likely a caller.
+    Listed,
+    /// Not in the copy: most likely no one's.
+    Absent,
+    /// There is no copy to ask yet (the isolate never had an answer).
+    NoCopy,
+}
+
+/// What a request does about such a key ([`Syncs::recheck`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// Sync now, then look again.
+    Sync,
+    /// `401`: unknown, without asking.
+    Refuse,
+    /// Answer what the last sync's failure answered, without asking.
+    Fail(ApiError),
+}
+
+/// An isolate's syncs with the registry: when the latest began and how the
+/// latest answered, the usage each one in flight carries, and an *epoch*
+/// that every key change this isolate makes moves on ([`Syncs::invalidate`]).
+///
+/// It decides, without I/O, whether a key the copy cannot admit may make
+/// the isolate call the registry ([`Syncs::recheck`]: unknown keys at most
+/// once a second, failures counted, never beside one in flight), whether a
+/// reply may replace the copy (not one begun before a change: it could put
+/// back a key this isolate just revoked), and what usage is counted but not
+/// yet in the counts the registry sent back ([`Syncs::sending`]).
+#[derive(Debug, Clone, Default)]
+pub struct Syncs {
+    epoch: u64,
+    next_id: u64,
+    /// When the latest sync of this epoch began...
+    started_ms: Option<i64>,
+    /// ...and when the latest one ended, and its failure if it failed.
+    ended_ms: Option<i64>,
+    failure: Option<ApiError>,
+    /// The usage each sync in flight sent (a few at most).
+    sending: Vec<(u64, Vec<UsageDelta>)>,
+}
+
+impl Syncs {
+    /// A sync begins at `now_ms`, sending `usage`: it counts as in flight,
+    /// and its usage still counts in [`Syncs::sending`], until
+    /// [`Syncs::end`].
+    pub fn start(&mut self, usage: Vec<UsageDelta>, now_ms: i64) -> Ticket {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.started_ms = Some(now_ms);
+        self.sending.push((self.next_id, usage));
+        Ticket { id: self.next_id, epoch: self.epoch }
+    }
+
+    /// The sync of `ticket` answered at `now_ms` (`failure`: it did not, or
+    /// was refused). Returns whether its reply may replace the copy (no key
+    /// changed here since it began) and the usage it sent, no longer in
+    /// flight: the caller counts it again on a failure, and drops it once
+    /// the reply's counts (which include it) are kept.
+    pub fn end(&mut self, ticket: Ticket, failure: Option<&ApiError>, now_ms: i64) -> (bool, Vec<UsageDelta>) {
+        let usage = match self.sending.iter().position(|(id, _)| *id == ticket.id) {
+            Some(i) => self.sending.swap_remove(i).1,
+            None => Vec::new(),
+        };
+        // A sync of an earlier epoch is forgotten: it neither replaces the
+        // copy nor says how the registry is doing now.
+        let current = ticket.epoch == self.epoch;
+        if current {
+            self.ended_ms = Some(now_ms);
+            self.failure = failure.cloned();
+        }
+        (current, usage)
+    }
+
+    /// This isolate changed a key: a sync begun before now must not replace
+    /// the copy, and the next key the copy cannot admit may sync at once.
+    /// The usage in flight still counts.
+    pub fn invalidate(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        (self.started_ms, self.ended_ms, self.failure) = (None, None, None);
+    }
+
+    /// Requests of key `id` in `minute` carried by syncs in flight: sent,
+    /// but not yet in the counts a reply brings back.
+    pub fn sending(&self, id: &str, minute: i64) -> u64 {
+        let batches = self.sending.iter().flat_map(|(_, usage)| usage);
+        batches.filter(|d| d.id == id).fold(0, |n, d| n.saturating_add(d.counter().at(minute)))
+    }
+
+    /// A runtime-shaped key the copy cannot admit at `now_ms`, where the
+    /// copy says `seen`: sync first, refuse, or repeat the last failure?
+    ///
+    /// - A key `Listed` in a copy too old to use syncs, as any caller of
+    ///   that copy must.
+    /// - Otherwise a sync may begin only when none is in flight and none
+    ///   began in the last [`MISS_RECHECK_MS`] (answered or failed: a failing
+    ///   registry is not asked again by every request), so however many
+    ///   unknown keys arrive the isolate makes at most one call a second.
+    /// - Else an `Absent` key is unknown: `401` without asking.
+    /// - And with `NoCopy` (nothing to tell a caller from a stranger) the
+    ///   request repeats the last sync's failure, or, before any has
+    ///   failed, syncs itself (a cold isolate's first callers all get in).
+    pub fn recheck(&self, seen: Seen, now_ms: i64) -> Recheck {
+        let since = |t: Option<i64>, ms: i64| t.is_some_and(|t| (0..ms).contains(&now_ms.saturating_sub(t)));
+        let in_flight = since(self.started_ms, SYNC_STALE_MS) && self.ended_ms < self.started_ms;
+        let may_start = !in_flight && !since(self.started_ms, MISS_RECHECK_MS);
+        match seen {
+            Seen::Listed => Recheck::Sync,
+            _ if may_start => Recheck::Sync,
+            Seen::Absent => Recheck::Refuse,
+            Seen::NoCopy => self.failure.clone().map_or(Recheck::Sync, Recheck::Fail),
+        }
+    }
+}
+
 // ------------------------------------------------------------ answers
 
 fn time_or_null(ms: Option<i64>) -> String {
@@ -657,6 +791,88 @@ mod tests {
         assert!(!recheck_miss(Some(T0), T0 + MISS_RECHECK_MS - 1));
         assert!(recheck_miss(Some(T0), T0 + MISS_RECHECK_MS));
         assert!(recheck_miss(Some(T0), T0 - 1));
+    }
+
+    fn failed() -> ApiError {
+        ApiError::upstream_error("the key registry did not answer; retry in a moment")
+    }
+
+    #[test]
+    fn unknown_keys_sync_at_most_once_a_second_and_never_beside_one_in_flight() {
+        let mut s = Syncs::default();
+        for seen in [Seen::Listed, Seen::Absent, Seen::NoCopy] {
+            assert_eq!(s.recheck(seen, T0), Recheck::Sync, "none yet: {seen:?}");
+        }
+        let t = s.start(Vec::new(), T0);
+        // In flight: an unknown key waits for nothing and asks nothing.
+        assert_eq!(s.recheck(Seen::Absent, T0), Recheck::Refuse);
+        assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Refuse, "still in flight after a second");
+        assert_eq!(s.recheck(Seen::Absent, T0 + SYNC_STALE_MS), Recheck::Sync, "in flight too long: its request may be gone");
+        assert_eq!(s.recheck(Seen::Listed, T0), Recheck::Sync, "a caller of a copy too old to use always syncs");
+        assert_eq!(s.recheck(Seen::NoCopy, T0), Recheck::Sync, "a cold isolate's callers get in before any failure");
+        // Answered: no other for a second from its start.
+        s.end(t, None, T0 + 50);
+        assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS - 1), Recheck::Refuse);
+        assert_eq!(s.recheck(Seen::NoCopy, T0 + MISS_RECHECK_MS - 1), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Absent, T0 - 1), Recheck::Sync, "a clock going back: ask");
+    }
+
+    #[test]
+    fn a_failed_sync_holds_unknown_keys_for_a_second_too() {
+        let mut s = Syncs::default();
+        let t = s.start(Vec::new(), T0);
+        s.end(t, Some(&failed()), T0 + 20);
+        // The copy's time did not move, but the attempt counts.
+        assert_eq!(s.recheck(Seen::Absent, T0 + 999), Recheck::Refuse);
+        assert_eq!(s.recheck(Seen::NoCopy, T0 + 999), Recheck::Fail(failed()), "no copy: the failure again, not a 401");
+        assert_eq!(s.recheck(Seen::Listed, T0 + 999), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Absent, T0 + 1_000), Recheck::Sync);
+        // The next attempt in flight: a cold isolate still answers the failure.
+        let t = s.start(Vec::new(), T0 + 1_000);
+        assert_eq!(s.recheck(Seen::NoCopy, T0 + 2_500), Recheck::Fail(failed()));
+        s.end(t, None, T0 + 2_600);
+        assert_eq!(s.recheck(Seen::NoCopy, T0 + 2_700), Recheck::Sync, "a success clears it");
+    }
+
+    #[test]
+    fn a_sync_begun_before_a_change_here_is_not_kept() {
+        let mut s = Syncs::default();
+        let before = s.start(Vec::new(), T0);
+        s.invalidate();
+        assert_eq!(s.recheck(Seen::Absent, T0 + 1), Recheck::Sync, "a key made here works at once");
+        let after = s.start(Vec::new(), T0 + 1);
+        assert!(!s.end(before, None, T0 + 5).0, "its directory could hold the revoked key");
+        assert_eq!(s.recheck(Seen::Absent, T0 + 1_500), Recheck::Refuse, "nor does it end the one in flight");
+        assert!(s.end(after, None, T0 + 6).0);
+        // A failure of the earlier epoch is forgotten too.
+        let before = s.start(Vec::new(), T0 + 10);
+        s.invalidate();
+        s.end(before, Some(&failed()), T0 + 11);
+        assert_eq!(s.recheck(Seen::NoCopy, T0 + 12), Recheck::Sync);
+    }
+
+    #[test]
+    fn usage_in_flight_counts_until_its_reply() {
+        let minute = crate::time::minute_of(T0);
+        let used = |id: &str, n: usize| {
+            let mut d = UsageDelta { id: id.into(), ..UsageDelta::default() };
+            (0..n).for_each(|_| d.count(T0));
+            d
+        };
+        let mut s = Syncs::default();
+        let a = s.start(vec![used("a", 3), used("b", 1)], T0);
+        let b = s.start(vec![used("a", 2)], T0 + 1);
+        assert_eq!((s.sending("a", minute), s.sending("b", minute), s.sending("c", minute)), (5, 1, 0));
+        assert_eq!(s.sending("a", minute + 1), 0, "a later minute starts again");
+        s.invalidate();
+        assert_eq!(s.sending("a", minute), 5, "a change of keys sends nothing back");
+        let (_, back) = s.end(a, Some(&failed()), T0 + 2);
+        assert_eq!(back, vec![used("a", 3), used("b", 1)], "handed back to be counted again");
+        assert_eq!(s.sending("a", minute), 2, "and no longer in flight: not counted twice");
+        assert_eq!(s.end(b, None, T0 + 3).1, vec![used("a", 2)]);
+        assert_eq!(s.sending("a", minute), 0, "the reply's counts hold it now");
+        assert!(s.end(b, None, T0 + 4).1.is_empty(), "ended once");
     }
 
     #[test]
