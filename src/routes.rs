@@ -84,7 +84,14 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Outgoing {
         Ok(r) => r,
         Err(e) => {
             log.error = Some(e.code.as_str());
-            error_response(&e, style, &log.request_id)
+            let mut resp = error_response(&e, style, &log.request_id);
+            // A cacheable operation's own errors (its limiter's 429, an
+            // upstream failure with no stale copy) say what the cache did
+            // too (contract §2), as its answers from Xoxoday do.
+            if let Some(state) = log.cache {
+                resp.set("x-plumgate-cache", state);
+            }
+            resp
         }
     };
     log.status = resp.status_code();

@@ -531,6 +531,12 @@ test("an answer that is not JSON (a proxy's page in front of Xoxoday) → 502 up
   assert.equal(errCode(d), "upstream_error");
   assert.match(errMessage(d), /HTTP 503 with a body that is not JSON/);
   assert.equal((await op("getOrderHistory", keys.admin, range)).status, 200, "Xoxoday's own answer again");
+  // A cacheable operation's error says what the cache did, as its answers do.
+  await sandbox.admin("/faults/proxy", { mode: "before", op: "getBalance" });
+  const bal = await op("getBalance", keys.admin, {}, { "cache-control": "no-cache" });
+  assert.equal(bal.status, 502, bal.text);
+  assert.equal(errCode(bal), "upstream_error");
+  assert.equal(bal.headers["x-plumgate-cache"], "bypass");
 
   // 2. placeOrder reaches Xoxoday, which makes the order; the page replaces its answer.
   await sandbox.admin("/faults/proxy", { mode: "after", status: 200, op: "placeOrder" });
