@@ -66,6 +66,9 @@ pub struct Config {
     /// `DEV_CALLER_KEY`: a caller key the demo page may fetch in local
     /// development. Read through [`Config::dev_caller_key`] only.
     dev_caller_key: Option<CallerKey>,
+    /// [`Config::account_id`], worked out once (a SHA-256) instead of per
+    /// catalog call.
+    account: String,
     /// `ALERT_WEBHOOK_URL` (secret): where alerts are posted; unset, alerts
     /// are still decided and shown by `GET /v1/token`, but not sent.
     pub alert_webhook_url: Option<WebhookUrl>,
@@ -97,7 +100,7 @@ impl Config {
     /// The Xoxoday account this configuration talks to (names its token
     /// authority and KV entry; `token::storage::account_id`).
     pub fn account_id(&self) -> String {
-        account_id(&self.oauth_url, self.client_id.expose_secret())
+        self.account.clone()
     }
 
     /// Does plumgate talk to a Xoxoday on this machine (`http://` to a
@@ -280,7 +283,9 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     if !problems.is_empty() {
         return Err(problems);
     }
+    let account = account_id(&oauth_url, client_id.expose_secret());
     Ok(Config {
+        account,
         env,
         oauth_url,
         allowed_origins,
