@@ -57,11 +57,20 @@ export interface SendOptions {
 }
 
 export class Transport {
+  /**
+   * The caller key, in a `#` field: a `private` one is a plain property at
+   * run time, which `console.log(client)` or `JSON.stringify(client)` would
+   * print (contract §3: no key in any log line).
+   */
+  readonly #key: string;
+
   constructor(
     private readonly baseUrl: string,
-    private readonly key: string,
+    key: string,
     private readonly fetchFn: FetchLike,
-  ) {}
+  ) {
+    this.#key = key;
+  }
 
   /**
    * Send one request. Resolves with any HTTP answer (error statuses too);
@@ -84,7 +93,7 @@ export class Transport {
     else opts.signal?.addEventListener("abort", onAbort, { once: true });
     const headers: Record<string, string> = {
       ...opts.headers,
-      authorization: `Bearer ${this.key}`,
+      authorization: `Bearer ${this.#key}`,
       accept: "application/json",
     };
     if (opts.body !== undefined) headers["content-type"] = "application/json";

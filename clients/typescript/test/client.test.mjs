@@ -59,6 +59,21 @@ const ORDER = { productId: 10100, quantity: 1, denomination: 25, email: "alex@ex
 
 // ------------------------------------------------------------------ placeOrder
 
+test("the key never shows when the client is printed or serialised, and is still sent", async () => {
+  const KEY = "pgk_0123456789abcdef0123456789abcdef0123456789abcdef";
+  let sent;
+  const c = new PlumgateClient({ baseUrl: "http://127.0.0.1:1", key: KEY, fetch: async (_url, init) => {
+    sent = init.headers.authorization;
+    return new Response(JSON.stringify({ status: "ok", version: "x" }), { status: 200, headers: { "content-type": "application/json" } });
+  } });
+  const { inspect } = await import("node:util");
+  for (const shown of [JSON.stringify(c), inspect(c, { depth: 10, showHidden: true }), String(c)]) {
+    assert.ok(!shown.includes(KEY) && !shown.includes("0123456789abcdef"), shown);
+  }
+  await c.health();
+  assert.equal(sent, `Bearer ${KEY}`);
+});
+
 test("placeOrder: placed at once; the poNumber is made when not given and sent with the order", async () => {
   const f = script(json(200, placed()));
   const { c } = client(f);
