@@ -9,6 +9,7 @@
 #   wrangler, esbuild, binaryen (wasm-opt), playwright-core, and for the
 #   TypeScript client (an npm workspace, clients/typescript) typescript and
 #   openapi-typescript; @redocly/openapi-core lints the OpenAPI document.
+# - The TypeScript client's dist/ (the examples import it), when out of date.
 # - openapi-spec-validator (PyPI, pinned) in its own venv.
 # - With --browser: Debian's chromium for the browser tests.
 # Nothing is downloaded except registry packages.
@@ -79,6 +80,17 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$LOCK_SUM" ]]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$LOCK_SUM" > "$STAMP"
+fi
+
+# 3b. the TypeScript client's build: dist/ is not committed, and the README's
+# examples (examples/node-function, examples/worker) import it. Built when
+# missing or older than its sources or the OpenAPI document its types come
+# from; scripts/test.sh builds it again with its type tests.
+CLIENT_DIR=clients/typescript
+if [[ ! -f "$CLIENT_DIR/dist/index.js" ]] \
+  || [[ -n "$(find "$CLIENT_DIR/src" "$CLIENT_DIR/package.json" crates/core/src/openapi.json -newer "$CLIENT_DIR/dist/index.js" -not -path '*/generated/*' -print -quit)" ]]; then
+  log "building the TypeScript client ($CLIENT_DIR/dist, which the examples import)"
+  ( wrangler_env; npm run --silent build -w @plumgate/client )
 fi
 
 # 4. browser for the demo-page tests
