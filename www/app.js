@@ -9,6 +9,9 @@
 
 (() => {
   const KEY_STORAGE = "plumgate.callerKey";
+  // An order sent without a definite answer (see `fateUnknown`), kept in this
+  // tab's sessionStorage so that a reload cannot turn it into a second order.
+  const UNCERTAIN_STORAGE = "plumgate.unconfirmedOrder";
   const PAGE_SIZE = 12;
   const HISTORY_SIZE = 10;
 
@@ -23,6 +26,11 @@
     po: "",
     poSent: false,
     ordering: false,
+    // {body, name}: the order whose fate is unknown, sent again unchanged
+    // (same poNumber) until plumgate answers for it.
+    uncertain: null,
+    // The wallet's currency, as getBalance last gave it.
+    walletCurrency: "",
     historyPage: 1,
     products: new Map(),
     auditNext: null,
@@ -219,6 +227,8 @@
   function errorTitle(err) {
     switch (err.status) {
       case 0: return err.code === "no_key" ? "No caller key" : "Network error";
+      // Xoxoday's own "status 0" in a 200: refused, or (reconciled) failed or cancelled.
+      case 200: return "Not completed";
       case 400: return "Rejected as invalid";
       case 401: return "The caller key was not accepted";
       case 403: return "This key is not allowed to do that";
@@ -364,6 +374,7 @@
     $("balance-note").textContent = "loading…";
     try {
       const { data, meta } = await op("getBalance", {}, { noCache: fresh });
+      state.walletCurrency = data.currency || state.walletCurrency;
       $("balance-value").textContent = money(data.value ?? data.points, data.currency);
       const t = new Date().toLocaleTimeString();
       $("balance-note").textContent = meta.cache === "hit" ? `as of ${t} · edge cache` : `as of ${t}`;
@@ -512,6 +523,13 @@
   // ------------------------------------------------------------ order
 
   function selectProduct(p) {
+    if (state.uncertain) {
+      // A new order now could duplicate the unconfirmed one: settle it first.
+      renderUncertain();
+      setStatus("order-status", "Settle the unconfirmed order first: send it again, or forget it.");
+      $("order").scrollIntoView({ block: "start" });
+      return;
+    }
     state.product = p;
     $("order-empty").hidden = true;
     const form = $("order-form");
@@ -562,7 +580,9 @@
     const p = state.product;
     const d = denominations(p);
     const body = {
-      productId: Number.isFinite(Number(p.productId)) ? Number(p.productId) : p.productId,
+      // As the catalog gave it: plumgate sends values on as they come, and a
+      // merchandise productId may have leading zeros a number would lose.
+      productId: p.productId,
       quantity: Number($("quantity").value),
       denomination: Number(d.open ? $("amount").value : $("denomination").value),
       email: $("email").value.trim(),
@@ -574,23 +594,82 @@
     return body;
   }
 
-  async function placeOrder() {
+  /**
+   * Did this error leave the order's fate open? No answer at all (the request
+   * may have reached plumgate), a 5xx other than "nothing was sent", or
+   * plumgate's own `409 order_in_progress`. Anything else is definite: the
+   * order was refused, rejected or never sent.
+   */
+  function fateUnknown(e) {
+    if (!(e instanceof PlumgateError)) return true;
+    if (e.status === 0) return e.code !== "no_key";
+    if (e.status === 409) return e.code === "order_in_progress";
+    if (e.status === 503) return !["reauth_required", "credentials_rejected", "misconfigured"].includes(e.code);
+    return e.status >= 500;
+  }
+
+  function setUncertain(order) {
+    state.uncertain = order;
+    try {
+      if (order) sessionStorage.setItem(UNCERTAIN_STORAGE, JSON.stringify(order));
+      else sessionStorage.removeItem(UNCERTAIN_STORAGE);
+    } catch { /* storage off: memory only */ }
+    renderUncertain();
+  }
+
+  /**
+   * While an order's fate is unknown, the form is put away: the only ways on
+   * are sending that same order again (its poNumber never orders twice) or
+   * forgetting it on purpose.
+   */
+  function renderUncertain() {
+    const o = state.uncertain;
+    const box = clear($("order-uncertain"));
+    box.hidden = !o;
+    $("order-form").hidden = Boolean(o) || !state.product;
+    $("order-empty").hidden = Boolean(o) || Boolean(state.product);
+    if (!o) return;
+    const b = o.body;
+    put(box,
+      h("h3", { id: "order-uncertain-title", text: "Order not confirmed" }),
+      h("p", {},
+        "Order ", h("code", { id: "uncertain-po", text: b.poNumber }),
+        ` (${o.name || `product ${b.productId}`}, ${b.quantity} × ${b.denomination}, to ${b.email}) was sent, `,
+        "but plumgate has not said whether it was placed: it may have been. "),
+      h("p", { class: "help", text: "Send it again unchanged to learn what happened: the same poNumber never places a second order. "
+        + "A new order is possible once you forget this one, and may then duplicate it." }),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "btn btn-primary", id: "uncertain-again", text: "Send the same order again", onclick: () => placeOrder() }),
+        h("button", { type: "button", class: "btn", id: "uncertain-forget", text: "Forget it and start a new order", onclick: () => {
+          setUncertain(null);
+          if (state.product) freshPo();
+          setStatus("order-status", `Order ${b.poNumber} forgotten by this page; look it up by its poNumber under Orders.`);
+        } })),
+    );
+  }
+
+  async function placeOrder(again) {
     // A double click, Enter pressed twice or a resubmit while the first call
     // is in flight does nothing; a later resubmit reuses the same poNumber, so
-    // plumgate answers with the first result (x-plumgate-replayed).
-    if (state.ordering || !state.product) return;
-    const form = $("order-form");
-    if (!form.reportValidity()) return;
+    // plumgate answers with the first result (x-plumgate-replayed). An order
+    // whose fate is unknown is the one sent, whatever the form says.
+    if (state.ordering) return;
+    const pending = state.uncertain;
+    if (!pending && !again) {
+      if (!state.product || !$("order-form").reportValidity()) return;
+    }
     state.ordering = true;
     const btn = $("place-order");
     btn.disabled = true;
     busy($("order"), true);
     hideError("order-error");
-    const body = orderBody();
-    state.poSent = true;
+    const body = pending ? pending.body : again || orderBody();
+    const name = pending ? pending.name : state.product ? state.product.name : "";
+    if (!pending && !again) state.poSent = true;
     setStatus("order-status", `Placing order ${body.poNumber}…`);
     try {
       const { data, meta } = await op("placeOrder", body);
+      setUncertain(null);
       renderOrderResult(data, meta, body);
       setStatus("order-status", meta.replayed
         ? `Replayed: ${body.poNumber} was already ordered; no second order was placed.`
@@ -598,7 +677,13 @@
       $("details-po").value = body.poNumber;
       loadBalance({ fresh: true });
     } catch (e) {
-      setStatus("order-status", "The order was not confirmed.");
+      if (fateUnknown(e)) {
+        setUncertain({ body, name });
+        setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
+      } else {
+        setUncertain(null);
+        setStatus("order-status", `Order ${body.poNumber} was not placed.`);
+      }
       showError("order-error", e);
     } finally {
       state.ordering = false;
@@ -626,7 +711,7 @@
       orderFacts(data, body.poNumber, meta.requestId),
       vouchersView(data && data.vouchers, "order"),
       h("div", { class: "actions" },
-        h("button", { type: "button", class: "btn", id: "order-again", text: "Send the same order again", onclick: placeOrder }),
+        h("button", { type: "button", class: "btn", id: "order-again", text: "Send the same order again", onclick: () => placeOrder(body) }),
         h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
           freshPo();
           box.hidden = true;
@@ -649,7 +734,8 @@
     fact(dl, "Order date", o.orderDate);
     fact(dl, "Status", [o.orderStatus, o.deliveryStatus ? ` · delivery ${o.deliveryStatus}` : ""].join(""));
     fact(dl, "Recipient", o.email);
-    if (o.amountCharged !== undefined) fact(dl, "Charged", money(o.amountCharged, "USD"));
+    // Charged to the wallet, in its currency (getBalance's), not the product's.
+    if (o.amountCharged !== undefined) fact(dl, "Charged", money(o.amountCharged, state.walletCurrency));
     if (o.orderTotal !== undefined) fact(dl, "Order total", `${o.orderTotal} ${o.currencyCode || ""}`.trim());
     for (const v of o.voucherDetails || []) {
       fact(dl, "Product", `${v.productName} · ${v.quantity} × ${v.denomination} ${v.currencyCode || ""}`.trim());
@@ -1166,6 +1252,14 @@
     $("audit-older").addEventListener("click", () => { if (state.auditNext) loadAudit({ cursor: state.auditNext }); });
     $("audit-newest").addEventListener("click", () => loadAudit());
 
+    try {
+      const kept = JSON.parse(sessionStorage.getItem(UNCERTAIN_STORAGE) || "null");
+      if (kept && kept.body && typeof kept.body.poNumber === "string") {
+        state.uncertain = kept;
+        renderUncertain();
+        setStatus("order-status", `Order ${kept.body.poNumber} was sent from this tab and not confirmed before the page was reloaded.`);
+      }
+    } catch { /* storage off or unreadable: nothing kept */ }
     probeDevKey();
     let saved = null;
     try { saved = sessionStorage.getItem(KEY_STORAGE); } catch { /* ignore */ }

@@ -42,23 +42,28 @@ after(async () => {
 /**
  * Console watch: every console error and page error is a failure, except the
  * browser's own "Failed to load resource: ... status of N" line for an HTTP
- * error the test provoked on purpose (listed in `expected`).
+ * error the test provoked on purpose (listed in `expected`), and its
+ * "net::ERR_FAILED" line for a request the test aborted on purpose
+ * (`aborted` of them).
  */
 function watchConsole(page) {
   const unexpected = [];
   const httpStatuses = [];
+  let netFailures = 0;
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
     const m = /^Failed to load resource: the server responded with a status of (\d{3})/.exec(msg.text());
     if (m) httpStatuses.push(Number(m[1]));
+    else if (msg.text() === "Failed to load resource: net::ERR_FAILED") netFailures += 1;
     else unexpected.push(`console: ${msg.text()}`);
   });
   page.on("pageerror", (e) => unexpected.push(`pageerror: ${e.message}`));
   return {
-    check(expected) {
+    check(expected, aborted = 0) {
       assert.deepEqual(unexpected, [], "no console error");
       const got = [...new Set(httpStatuses)].sort();
       assert.deepEqual(got, [...expected].sort(), "only the HTTP errors the test provoked");
+      assert.equal(netFailures, aborted, "only the requests the test aborted failed");
     },
   };
 }
@@ -280,6 +285,36 @@ async function walkThePage() {
   assert.notEqual(await text(page, "#po-number"), po, "a changed order gets a new poNumber");
   await page.fill("#quantity", "1");
 
+  // ---- an order sent without an answer: its fate is unknown, so the page
+  // keeps it (through a reload too) and only ever sends it again unchanged.
+  const c0 = await sandbox.counters();
+  const lostPo = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
+  const firstTry = page.waitForRequest((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#place-order");
+  const firstBody = JSON.parse((await firstTry).postData());
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  assert.equal(await text(page, "#uncertain-po"), lostPo);
+  assert.match(await text(page, "#order-status"), /not confirmed: it may have been placed/);
+  assert.equal(await page.locator("#order-form").isVisible(), false, "no form to change it in");
+  await page.locator('#products button[data-product="10100"]').click();
+  await page.locator("#order-status", { hasText: "Settle the unconfirmed order first" }).waitFor();
+  await page.reload();
+  await page.locator("#order-uncertain-title").waitFor();
+  assert.equal(await text(page, "#uncertain-po"), lostPo, "kept through a reload");
+  const secondTry = page.waitForRequest((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#uncertain-again");
+  assert.deepEqual(JSON.parse((await secondTry).postData()), firstBody, "the same order, the same poNumber");
+  await page.locator("#order-status", { hasText: `Order ${lostPo} was not confirmed` }).waitFor();
+  await page.click("#uncertain-forget");
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  await page.reload();
+  await page.locator("#order-empty").waitFor();
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false, "forgotten: nothing kept");
+  await page.unroute("**/v1/ops/placeOrder");
+  const c1 = await sandbox.counters();
+  assert.deepEqual([c1.orders, c1.api_calls.placeOrder], [c0.orders, c0.api_calls.placeOrder], "nothing reached Xoxoday");
+
   // ---- orders: history and details.
   await page.click("#history-load");
   await page.locator("#history-status", { hasText: "1 order on page 1." }).waitFor();
@@ -358,7 +393,8 @@ async function walkThePage() {
   await assertCleanText(page);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, "desktop.png"), fullPage: true });
-  dConsole.check([detailsErrorStatus, 400, 429]);
+  // Two placeOrder calls aborted on purpose (the unconfirmed order).
+  dConsole.check([detailsErrorStatus, 400, 429], 2);
   await desk.close();
 
   // =================================================================== phone
