@@ -415,7 +415,12 @@ async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
     }
     let envelope = ops::envelope_text(Operation::GetOrderDetails, &ops::reconcile_request(&po));
     let (result, _) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;
-    read_reconcile(result)
+    let reconciled = read_reconcile(result);
+    if let Reconciled::Limited(observed) = reconciled {
+        // Every isolate stops calling getOrderDetails until it ends.
+        limits::report(env, cfg, Operation::GetOrderDetails, observed).await;
+    }
+    reconciled
 }
 
 /// One placeOrder, start to end (`plumgate_core::ledger`'s tables).

@@ -56,6 +56,7 @@
 //! | no such order, evidence complete, after Xoxoday's refusal | `done` with that refusal | the refusal (and replays of it) | not placed |
 //! | no such order, evidence complete, after a lost answer | forgotten | an error saying a retry is safe | not placed |
 //! | no such order (evidence not yet complete), or the check failed | stays `pending`, next check scheduled | `409 order_in_progress` | unknown |
+//! | Xoxoday's rate-limit answer to the check | stays `pending`, the limiter told, next check after the penalty | `409 order_in_progress` | unknown |
 //!
 //! | the alarm ([`alarm`]) | what happens |
 //! |---|---|
@@ -112,6 +113,12 @@ pub const FIRST_BACKOFF_MS: i64 = 10_000;
 
 /// Longest wait between checks.
 pub const MAX_BACKOFF_MS: i64 = 900_000;
+
+/// An order whose fate is unknown is checked at least this long after it
+/// was sent, whatever `ORDER_RETENTION_SECS` says: a shorter retention
+/// would delete it before its proof could complete ([`SETTLE_MS`], the
+/// checks' backoff), and the next request would send it again.
+pub const MIN_PENDING_MS: i64 = 3_600_000;
 
 /// If the call's outcome is never recorded (the object was evicted during
 /// it), the first check comes this long after the call's timeout.
@@ -574,23 +581,37 @@ pub fn is_duplicate(status: u16, body: &[u8]) -> bool {
 pub enum Reconciled {
     /// The order exists (its `data`).
     Found(Value),
-    /// Xoxoday has no order with it (`PLE10016`, or a 404).
+    /// Xoxoday has no order with it: `PLE10016`, or a 404 whose JSON body
+    /// names no other `errorId`.
     NotFound,
+    /// Xoxoday answered the check with its rate-limit answer: the limiter
+    /// must hear of it (contract §6), and the next check waits for its end.
+    Limited(Observed),
     /// The check failed, or was not made (plumgate's rate limit).
     Unknown,
 }
 
 /// Read getOrderDetails' `result` (the request is `ops::reconcile_request`).
+///
+/// "No such order" is evidence toward "never placed", so only Xoxoday's own
+/// words count: `PLE10016`, or a 404 with a JSON body and no other
+/// `errorId`. A 404 page from something in front of Xoxoday, or a 404 with
+/// another `errorId` (`PLE10021`, undocumented), proves nothing.
 pub fn read_reconcile(result: Result<HttpAnswer, CallError>) -> Reconciled {
     let op = Operation::GetOrderDetails.name();
-    match result {
-        Ok(ans) if is_plum_success(op, ans.status, &ans.body) => {
-            let v: Value = serde_json::from_slice(&ans.body).unwrap_or(Value::Null);
-            Reconciled::Found(v["data"][op]["data"].clone())
-        }
-        Ok(ans) if ans.status == 404 || error_id(&ans.body).as_deref() == Some(ORDER_NOT_FOUND) => Reconciled::NotFound,
-        _ => Reconciled::Unknown,
+    let Ok(ans) = result else { return Reconciled::Unknown };
+    if is_plum_success(op, ans.status, &ans.body) {
+        let v: Value = serde_json::from_slice(&ans.body).unwrap_or(Value::Null);
+        return Reconciled::Found(v["data"][op]["data"].clone());
     }
+    if let Some(observed) = api_penalty(op, ans.status, &ans.body, ans.retry_after.as_deref()) {
+        return Reconciled::Limited(observed);
+    }
+    let named = error_id(&ans.body);
+    if named.as_deref() == Some(ORDER_NOT_FOUND) || (ans.status == 404 && named.is_none() && is_json(&ans.body)) {
+        return Reconciled::NotFound;
+    }
+    Reconciled::Unknown
 }
 
 /// The wait before check number `checks + 1`: 10 s, 20 s, 40 s, … at most
@@ -622,19 +643,30 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
             }
             still_pending(r, now_ms)
         }
+        Reconciled::Limited(observed) => {
+            let penalty_ends = crate::limits::penalty_until(None, observed, now_ms).until_ms;
+            still_pending_until(r, now_ms, penalty_ends)
+        }
         Reconciled::Unknown => still_pending(r, now_ms),
     }
 }
 
 /// The order is still unknown: checked again after the backoff, and once
 /// at the end of the settling period if that comes first.
-fn still_pending(mut r: Record, now_ms: i64) -> Finish {
+fn still_pending(r: Record, now_ms: i64) -> Finish {
+    still_pending_until(r, now_ms, now_ms)
+}
+
+/// [`still_pending`], with the next check not before `not_before` (the end
+/// of Xoxoday's penalty on getOrderDetails: checking sooner would prolong
+/// it).
+fn still_pending_until(mut r: Record, now_ms: i64, not_before: i64) -> Finish {
     let settle_at = r.sent_at_ms.saturating_add(SETTLE_MS);
     let mut next = now_ms.saturating_add(backoff_ms(r.checks));
     if now_ms < settle_at && next > settle_at {
         next = settle_at;
     }
-    r.next_check_at_ms = next;
+    r.next_check_at_ms = next.max(not_before);
     let outcome = in_progress(&r, now_ms);
     finish(Store::Save(r), outcome, Fate::Unknown)
 }
@@ -751,7 +783,7 @@ pub fn alarm(loaded: &Loaded, in_flight: bool, retention_ms: i64, now_ms: i64) -
         }
         RecordState::Pending => {
             let r = record.upgraded(now_ms);
-            if now_ms >= r.sent_at_ms.saturating_add(retention_ms) {
+            if now_ms >= r.sent_at_ms.saturating_add(retention_ms.max(MIN_PENDING_MS)) {
                 AlarmStep::Expire
             } else if in_flight {
                 AlarmStep::Later(now_ms.saturating_add(FIRST_BACKOFF_MS).max(r.next_check_at_ms))

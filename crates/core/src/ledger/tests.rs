@@ -259,13 +259,40 @@ fn duplicates_are_told_apart() {
 fn read_reconcile_every_arm() {
     let found = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete"}}}}"#;
     assert_eq!(read_reconcile(answer(200, found)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete"})));
-    assert_eq!(read_reconcile(answer(404, "")), Reconciled::NotFound);
+    assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"PLE10016","error":"Invalid orderId or poNumber"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
+    assert_eq!(read_reconcile(answer(404, r#"{"message":"not found"}"#)), Reconciled::NotFound, "a JSON 404 naming no other errorId");
+    // Not Xoxoday's "no such order": no evidence either way.
+    for body in ["", "<html>404 Not Found</html>", r#"{"code":404,"errorId":"PLE10021","error":"x"}"#] {
+        assert_eq!(read_reconcile(answer(404, body)), Reconciled::Unknown, "{body}");
+    }
+    // Xoxoday's rate-limit answer: the penalty, for the limiter.
+    assert_eq!(read_reconcile(answer(429, "")), Reconciled::Limited(Observed::Unstated));
+    assert_eq!(
+        read_reconcile(answer(200, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":90}]}"#)),
+        Reconciled::Limited(Observed::Stated(90))
+    );
     assert_eq!(read_reconcile(answer(502, r#"{"errorId":"PLE10035"}"#)), Reconciled::Unknown);
     assert_eq!(read_reconcile(answer(500, "")), Reconciled::Unknown);
     assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unknown);
     assert_eq!(read_reconcile(Err(CallError::Transport)), Reconciled::Unknown);
     assert_eq!(read_reconcile(Err(CallError::Timeout(1))), Reconciled::Unknown);
+}
+
+#[test]
+fn a_check_under_xoxoday_s_penalty_waits_for_its_end() {
+    let r = checked(after_place(answer(502, r#"{"errorId":"PLE10035"}"#), None, &pending(), T0 + 500));
+    let now = T0 + 1_000;
+    let f = after_check(&r, Reconciled::Limited(Observed::Stated(90)), now);
+    let Store::Save(next) = &f.store else { panic!("{:?}", f.store) };
+    assert_eq!(next.next_check_at_ms, now + 90_000, "not before the penalty ends (backoff alone: 10 s)");
+    assert_eq!((next.not_found, f.fate, f.penalty), (0, Fate::Unknown, None), "no evidence; reported by the shell");
+    assert_eq!(error_of(&f.outcome).code, ErrorCode::OrderInProgress);
+    assert_eq!(error_of(&f.outcome).retry_after_secs, Some(91), "a second after the check");
+    // A penalty shorter than the backoff leaves the backoff.
+    let f = after_check(&r, Reconciled::Limited(Observed::Stated(2)), now);
+    let Store::Save(next) = &f.store else { panic!() };
+    assert_eq!(next.next_check_at_ms, now + 10_000);
 }
 
 #[test]
@@ -427,6 +454,13 @@ fn alarm_every_arm() {
     assert_eq!(alarm(&Loaded::Some(p.clone()), false, RETENTION, T0 + 10_000), AlarmStep::Check(p.clone()));
     assert_eq!(alarm(&Loaded::Some(p.clone()), true, RETENTION, T0 + 10_000), AlarmStep::Later(T0 + 20_000), "its call still runs");
     assert_eq!(alarm(&Loaded::Some(p.clone()), false, RETENTION, T0 + RETENTION), AlarmStep::Expire);
+    // A short ORDER_RETENTION_SECS deletes a done record on time, never a
+    // pending one before its proof can complete.
+    let short = 2_000;
+    assert_eq!(alarm(&Loaded::Some(pending().done(200, PLACED.into(), false, T0)), false, short, T0 + short), AlarmStep::Delete);
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, short, T0 + SETTLE_MS), AlarmStep::Check(p.clone()));
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, short, T0 + MIN_PENDING_MS - 1), AlarmStep::Check(p.clone()));
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, short, T0 + MIN_PENDING_MS), AlarmStep::Expire);
     let old = Record { sent_at_ms: 0, next_check_at_ms: 0, ..pending() };
     assert!(matches!(alarm(&Loaded::Some(old.clone()), false, RETENTION, T0), AlarmStep::Check(r) if r.sent_at_ms == T0));
     // A previous version's record that does not know its poNumber waits for a request to tell it.
