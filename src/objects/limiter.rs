@@ -66,7 +66,12 @@ impl RateLimiter {
             Ok(cfg) => cfg.rate_limits.clone(),
             Err(_) => return Ok(bytes_response(503, b"{\"error\":\"misconfigured\"}".to_vec(), "application/json")),
         };
-        self.ensure_loaded().await;
+        if !self.ensure_loaded().await {
+            // Not known: answering from a fresh count would lend calls a
+            // stored grant or penalty forbids, and the next write would
+            // erase them. The isolate goes on without a lease this once.
+            return Ok(bytes_response(503, b"{\"error\":\"limiter storage unavailable\"}".to_vec(), "application/json"));
+        }
         let now = now_ms();
         // No await between the decision and the write's start: the next
         // request sees this one's grant.
@@ -86,12 +91,17 @@ impl RateLimiter {
 impl RateLimiter {
     /// Read the stored state on the first request. State that cannot be
     /// read is replaced by a fresh count (`limits::lease::load` says why
-    /// that is safe), with an error line.
-    async fn ensure_loaded(&self) {
+    /// that is safe), with an error line. A read that fails loads nothing
+    /// (`false`): the state may be there, and it is asked for again by the
+    /// next request.
+    async fn ensure_loaded(&self) -> bool {
         if self.limits.borrow().is_some() {
-            return;
+            return true;
         }
-        let stored = Storage::of(&self.state).get_text(STATE_KEY).await.ok().flatten();
+        let Ok(stored) = Storage::of(&self.state).get_text(STATE_KEY).await else {
+            console_error!("{}", event(&[("event", "limiter_state_read_failed".into()), ("key", STATE_KEY.into())]));
+            return false;
+        };
         let (state, readable) = load(stored.as_deref());
         if !readable {
             console_error!("{}", event(&[("event", "limiter_state_unreadable".into()), ("key", STATE_KEY.into())]));
@@ -100,6 +110,7 @@ impl RateLimiter {
         if slot.is_none() {
             *slot = Some(state);
         }
+        true
     }
 
     /// The one write of the state (a failed write is not retried: the
