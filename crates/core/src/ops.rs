@@ -150,9 +150,10 @@ impl Operation {
     /// key its answer comes under), is paymentHistory. The canonical query
     /// is what goes upstream.
     ///
-    /// Other variants seen in third-party code
-    /// (`plumProAPI.mutation.getBalance`) are not guessed at: they are
-    /// unknown queries, which only `*` keys may send (unvalidated).
+    /// Other spellings of a known operation under another kind
+    /// (`plumProAPI.mutation.getBalance`, seen in a public snippet) are not
+    /// queries of this table; [`parse_envelope`] takes them as the operation
+    /// they name.
     pub fn from_query(query: &str) -> Option<Operation> {
         if query == PAYMENT_REPORT_ALIAS {
             return Some(Operation::PaymentHistory);
@@ -423,11 +424,18 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
         }
         None => return Err(ValidationError::new("query", "query is required").into()),
     };
-    let Some(op) = Operation::from_query(query) else {
-        return match unvalidated_name(query) {
-            Some(name) => Ok(ParsedEnvelope::Unvalidated(name.to_owned())),
-            None => Err(EnvelopeError::UnknownOperation(safe_description(query))),
-        };
+    let op = match (Operation::from_query(query), unvalidated_name(query)) {
+        (Some(op), _) => op,
+        // A known operation under another kind (`plumProAPI.mutation.
+        // getBalance`, `plumProAPI.query.placeOrder`): that operation,
+        // validated, scoped, within its budget and (placeOrder) through the
+        // order ledger, sent under its documented query. Forwarded as sent,
+        // it would skip all of that.
+        (None, Some(name)) => match Operation::from_name(name) {
+            Some(op) => op,
+            None => return Ok(ParsedEnvelope::Unvalidated(name.to_owned())),
+        },
+        (None, None) => return Err(EnvelopeError::UnknownOperation(safe_description(query))),
     };
 
     let in_variables = match obj.get("variables") {
