@@ -14,8 +14,15 @@ import { sendReward } from "./reward.mjs";
 
 /** Finish this long before the platform's own time limit. */
 const MARGIN_MS = 2_000;
-/** The limit to assume when the platform does not say (most default to 10-30 s). */
-const DEFAULT_BUDGET_MS = 25_000;
+/**
+ * The limit to assume when the platform does not say: `FUNCTION_BUDGET_MS`
+ * (set it to your function's configured limit), else 10 s, the shortest
+ * common default (Netlify's; Vercel's and Lambda's are longer). Assuming more
+ * than the platform gives would let it stop the function before it answers,
+ * and a caller that then retries without the poNumber this function made
+ * would order twice.
+ */
+const DEFAULT_BUDGET_MS = Number(process.env.FUNCTION_BUDGET_MS) || 10_000;
 
 function deadlineFrom(context) {
   const left = typeof context?.getRemainingTimeInMillis === "function" ? context.getRemainingTimeInMillis() : DEFAULT_BUDGET_MS;
