@@ -319,6 +319,22 @@ test("a request stops waiting at REFRESH_TIMEOUT_MS; the slow refresh continues 
   });
 });
 
+test("a refresh answer carrying a new pair under an error status is kept: the rotation happened upstream", async () => {
+  const sb = await fresh();
+  // Rotates, then answers the new pair with HTTP 500.
+  await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 0, status: 500 });
+  await withWorker(sb, {}, async (w) => {
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 1, "one refresh: its pair was taken, not retried with the old token");
+    assert.equal(c.spent_refresh_tokens_used, 0);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1);
+  });
+});
+
 test("one authority per account: another base URL or client id never gets the previous account's token", async () => {
   const a = await fresh();
   const b = await fresh();

@@ -333,6 +333,11 @@ impl Faults {
             RefreshFaultMode::RateLimited => {
                 Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, order: false }
             }
+            // The statuses of these answers are UNCONFIRMED (xoxoday-api.md
+            // §1.4): each has the one seen or documented by default, and a
+            // test may set any other.
+            RefreshFaultMode::InvalidGrant => Rules { default_status: 400, status_range: (200, 599), rate_limit: false, op: false, order: false },
+            RefreshFaultMode::InvalidClient => Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, order: false },
             _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false, order: false },
         })?;
         Ok(())

@@ -377,15 +377,17 @@ impl Sandbox {
                     body: server_error,
                 },
                 RefreshFaultMode::InvalidGrant => {
-                    answer(400, oauth_error("invalid_grant", "invalid/expired token"))
+                    answer(f.status, oauth_error("invalid_grant", "invalid/expired token"))
                 }
                 RefreshFaultMode::RotateThenDrop => {
                     self.rotate(&old, now);
-                    RefreshOutcome::Drop { status: 200 }
+                    RefreshOutcome::Drop { status: f.status }
                 }
                 RefreshFaultMode::RotateThenDelay => {
+                    // With a status other than 200: a new pair under an
+                    // error status (never seen; plumgate must keep it).
                     let issued = self.rotate(&old, now);
-                    RefreshOutcome::HangThen { ms: f.hang_ms, status: 200, body: self.token_body(&issued) }
+                    RefreshOutcome::HangThen { ms: f.hang_ms, status: f.status, body: self.token_body(&issued) }
                 }
                 RefreshFaultMode::RateLimited => {
                     let secs = f.penalty_seconds.unwrap_or(60);
@@ -400,10 +402,10 @@ impl Sandbox {
                 RefreshFaultMode::TokenError => {
                     self.dirty = true;
                     self.tokens.revoke_refresh_token(&old);
-                    answer(200, json!({ "success": 0, "error_message_id": "auth.token_error" }))
+                    answer(f.status, json!({ "success": 0, "error_message_id": "auth.token_error" }))
                 }
                 RefreshFaultMode::InvalidClient => {
-                    answer(401, oauth_error("invalid_client", "invalid client credentials"))
+                    answer(f.status, oauth_error("invalid_client", "invalid client credentials"))
                 }
             };
         }

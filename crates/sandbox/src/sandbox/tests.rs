@@ -238,6 +238,25 @@ fn token_response_formats_and_validate() {
 }
 
 #[test]
+fn refresh_fault_statuses_are_honoured() {
+    let mut s = sb();
+    // The defaults: the statuses seen or documented.
+    s.set_refresh_fault(br#"{"mode":"invalid_grant"}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0).0, 400);
+    s.set_refresh_fault(br#"{"mode":"invalid_client"}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0).0, 401);
+    // Any other, when a test asks (Xoxoday's are unconfirmed).
+    s.set_refresh_fault(br#"{"mode":"invalid_grant","status":401}"#).unwrap();
+    let (status, body) = refresh(&mut s, RT, T0);
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_grant")));
+    s.set_refresh_fault(br#"{"mode":"invalid_client","status":400}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0).0, 400);
+    s.set_refresh_fault(br#"{"mode":"token_error","status":401}"#).unwrap();
+    let (status, body) = refresh(&mut s, RT, T0);
+    assert_eq!((status, body["error_message_id"].as_str()), (401, Some("auth.token_error")));
+}
+
+#[test]
 fn refresh_faults() {
     let mut s = sb();
     s.set_refresh_fault(br#"{"mode":"5xx","count":2,"status":502}"#)
