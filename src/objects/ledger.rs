@@ -34,7 +34,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
-    admit, after_check, after_place, alarm, alarm_for, load, not_sent, read_reconcile, record_not_written, AfterPlace, Admission,
+    admit, after_check, after_place, after_refusal, alarm, alarm_for, load, not_sent, read_reconcile, record_not_written, AfterPlace, Admission,
     AlarmStep, Finish, Loaded, Reconciled, Record, Store, RECORD_KEY,
 };
 use plumgate_core::logline::{event, Trace};
@@ -442,6 +442,7 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
     let f = match after_place(result, trace.upstream_status, &pending, now_ms()) {
         AfterPlace::Finish(f) => f,
         AfterPlace::Check(record) => after_check(&record, check(env, cfg, &record).await, now_ms()),
+        AfterPlace::Confirm(record) => after_refusal(&record, check(env, cfg, &record).await, now_ms()),
     };
     finish(env, cfg, storage, f).await
 }

@@ -567,6 +567,41 @@ test("an answer that is not JSON (a proxy's page in front of Xoxoday) → 502 up
   await sandbox.admin("/faults/clear", {});
 });
 
+test("a refusal for an order Xoxoday already holds under the poNumber (its duplicate answer in any words) is that order: reconciled, never ordered twice", async () => {
+  // Xoxoday's duplicate-poNumber answer is undocumented: here, a bare validation error.
+  await sandbox.admin("/config", { duplicate_answer: "validation" });
+  try {
+    // The order made outside plumgate (another system, or after plumgate's record of it expired).
+    const { access_token } = await sandbox.admin("/tokens/issue", {});
+    const dPo = po("dup-outside");
+    const direct = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
+      body: JSON.stringify(envelope("placeOrder", sent("placeOrder", order(dPo)))),
+    });
+    assert.equal(direct.status, 200, await direct.text());
+    const c0 = await counters();
+    await clearRequests();
+    const r = await op("placeOrder", keys.writer, order(dPo));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers["x-plumgate-reconciled"], "true");
+    assert.equal(r.json.data.placeOrder.status, 1);
+    let seen = await sandboxRequests(sandbox);
+    assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 400], ["getOrderDetails", 200]], "the refusal, then one lookup");
+    assert.equal((await counters()).orders, c0.orders, "no second order");
+    // A plain refusal (no order under the poNumber): passed on after the one lookup.
+    await clearRequests();
+    const bad = await op("placeOrder", keys.writer, order(po("dup-bad"), { denomination: 26 }));
+    assert.ok(bad.status >= 400 && bad.status < 500, bad.text);
+    assert.equal(bad.json.errorId, "PLE10018", "Xoxoday's refusal, passed on");
+    seen = await sandboxRequests(sandbox);
+    assert.deepEqual(seen.map((s) => s.op), ["placeOrder", "getOrderDetails"]);
+    assert.equal(seen[1].status, 404);
+  } finally {
+    await sandbox.admin("/config", { duplicate_answer: "ple10043" });
+  }
+});
+
 // ----------------------------------------------------------------- caching
 
 test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults)", async () => {

@@ -46,7 +46,7 @@
 //! | 422 `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process") | check now | | |
 //! | 5xx (`PLE10035` and any other), timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
 //! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, keeping the answer | | |
-//! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | forgotten | the answer | not placed |
+//! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | one check ([`after_refusal`]): this order found under the poNumber (placed before; Xoxoday's duplicate answer may look like any refusal) is `done`, reconciled; else forgotten | it in placeOrder's shape; else the answer | placed; else not placed |
 //! | token problem (nothing executed) | forgotten | the error | not placed |
 //!
 //! | a check ([`after_check`], also from the alarm) | record | caller gets | fate |
@@ -469,6 +469,9 @@ pub enum AfterPlace {
     /// Ask getOrderDetails now, then [`after_check`] with this record
     /// (pending, saying why).
     Check(Record),
+    /// Xoxoday refused: ask getOrderDetails once, then [`after_refusal`]
+    /// with this record (the refusal in `refused`).
+    Confirm(Record),
 }
 
 /// The second table: what placeOrder's `result` means for the `pending`
@@ -527,8 +530,8 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
             refused(),
         );
     }
-    let outcome = Outcome::Answer { status: ans.status, body: body.clone(), reconciled: false, upstream_status };
     if is_plum_success(Operation::PlaceOrder.name(), ans.status, &ans.body) {
+        let outcome = Outcome::Answer { status: ans.status, body: body.clone(), reconciled: false, upstream_status };
         return AfterPlace::Finish(finish(Store::Save(pending.done(ans.status, body, false, now_ms)), outcome, Fate::Placed));
     }
     if ans.status < 400 && !is_plum_failure(Operation::PlaceOrder.name(), ans.status, &ans.body) {
@@ -540,8 +543,32 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
         );
     }
     // A definite refusal (validation, denomination, quantity, KYC, …):
-    // nothing was placed, the poNumber stays usable.
-    AfterPlace::Finish(finish(Store::Forget, outcome, Fate::NotPlaced))
+    // nothing was placed by this call. One check first: Xoxoday may already
+    // hold this very order under the poNumber (placed before, its record
+    // here gone), and its duplicate answer's shape is undocumented, so no
+    // refusal's words are trusted to rule that out.
+    let mut r = pending.clone();
+    r.why = format!("Xoxoday refused placeOrder (HTTP {}{})", ans.status, error_id_note(&ans.body));
+    r.refused = refused();
+    r.next_check_at_ms = now_ms;
+    AfterPlace::Confirm(r)
+}
+
+/// After Xoxoday's definite refusal ([`AfterPlace::Confirm`]) and one
+/// getOrderDetails for the poNumber: this order found under it means it was
+/// placed before (answered as placed, reconciled); anything else (no such
+/// order, another order, a check that failed) leaves the refusal as the
+/// answer: forgotten, the poNumber usable again, as before the check.
+pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
+    match (reconciled, &r.refused) {
+        (Reconciled::Found(details), _) if same_order(&details, &r.order) => found(r, details, now_ms),
+        (_, Some(Refused { status, body })) => {
+            let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: Some(*status) };
+            finish(Store::Forget, outcome, Fate::NotPlaced)
+        }
+        // Not made by `after_place`; the check alone says nothing was placed.
+        (_, None) => finish(Store::Forget, error(ApiError::upstream_error(r.why.clone())), Fate::NotPlaced),
+    }
 }
 
 /// Xoxoday's `errorId`, when it is a plain code (letters and digits).

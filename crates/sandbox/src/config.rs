@@ -54,6 +54,20 @@ impl NumFormat {
     }
 }
 
+/// How placeOrder answers a poNumber it already holds: the shape is
+/// undocumented (xoxoday-api.md §3.4: "not documented (UNCONFIRMED)"), so
+/// each reading a client must survive can be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateAnswer {
+    /// HTTP 409 `PLE10043` "Duplicate poNumber" (a reading with words a
+    /// client can recognise).
+    #[default]
+    Ple10043,
+    /// HTTP 400 `PLE10001` "Validation error", with nothing saying why.
+    Validation,
+}
+
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 const MAX_MS: u64 = 600_000;
 
@@ -80,6 +94,8 @@ pub struct Config {
     /// limit of 500 calls per day (xoxoday-api.md §3.9), counted per IST
     /// day and answered with HTTP 429 and no `Retry-After`.
     pub daily_limits: BTreeMap<String, u32>,
+    /// The answer to a poNumber placeOrder already holds.
+    pub duplicate_answer: DuplicateAnswer,
 }
 
 impl Default for Config {
@@ -100,6 +116,7 @@ impl Default for Config {
             penalty_seconds: 60,
             initial_balance: 250_000.0,
             daily_limits: BTreeMap::new(),
+            duplicate_answer: DuplicateAnswer::default(),
         }
     }
 }
@@ -123,6 +140,7 @@ pub struct ConfigPatch {
     penalty_seconds: Option<u64>,
     initial_balance: Option<f64>,
     daily_limits: Option<BTreeMap<String, u32>>,
+    duplicate_answer: Option<DuplicateAnswer>,
 }
 
 impl Config {
@@ -204,6 +222,9 @@ impl Config {
         }
         if let Some(limits) = patch.daily_limits {
             merge_limits("daily_limits", limits, &mut next.daily_limits)?;
+        }
+        if let Some(v) = patch.duplicate_answer {
+            next.duplicate_answer = v;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{Config, Rotation, OPS};
+use crate::config::{Config, DuplicateAnswer, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
@@ -616,9 +616,16 @@ impl Sandbox {
         input: &Map<String, Value>,
         now: i64,
     ) -> Result<(Value, u64), Reject> {
+        let duplicate = self.config.duplicate_answer;
         let req = self
             .ledger
-            .validate(input, self.config.initial_balance_cents())?;
+            .validate(input, self.config.initial_balance_cents())
+            .map_err(|e| match duplicate {
+                DuplicateAnswer::Validation if e.error_id == "PLE10043" => {
+                    PlumError::validation("Validation error in place order")
+                }
+                _ => e,
+            })?;
         let fault = self.faults.take_order();
         let fault_error = |f: &Fault<OrderFaultMode>| {
             let (id, info, error) = f.error_id.unwrap_or(OrderErrorId::Ple10035).words();

@@ -182,7 +182,7 @@ fn after_place_every_arm() {
     assert_eq!(f.outcome.upstream_status(), Some(200));
     let f = finished(after_place(answer(429, ""), None, &p, now));
     assert_eq!((f.penalty, error_of(&f.outcome).retry_after_secs), (Some(Observed::Unstated), Some(60)));
-    // Definite refusals: forgotten, Xoxoday's answer passed on.
+    // Definite refusals: one check, then (no such order) forgotten, Xoxoday's answer passed on.
     for (status, body) in [
         (400, r#"{"code":400,"errorId":"PLE10001","error":"x"}"#),
         (404, r#"{"code":404,"errorId":"PLE10018","error":"Invalid denomination"}"#),
@@ -192,9 +192,13 @@ fn after_place_every_arm() {
         (200, r#"{"data":{"placeOrder":{"status":"0","data":{}}}}"#),
         (401, r#"{"code":401,"errorId":"PLE10019"}"#),
     ] {
-        let f = finished(after_place(answer(status, body), None, &p, now));
-        assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body}");
-        assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+        let AfterPlace::Confirm(r) = after_place(answer(status, body), None, &p, now) else { panic!("{status} {body}") };
+        assert_eq!((r.refused.clone(), r.state), (Some(Refused { status, body: body.into() }), RecordState::Pending));
+        for seen in [Reconciled::NotFound, Reconciled::Unknown, Reconciled::Limited(Observed::Unstated)] {
+            let f = after_refusal(&r, seen, now);
+            assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body}");
+            assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+        }
     }
     // 5xx, timeout, transport: check now.
     let r = checked(after_place(answer(502, r#"{"code":502,"errorId":"PLE10035","error":"x"}"#), None, &p, now));
@@ -277,6 +281,29 @@ fn read_reconcile_every_arm() {
     assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unknown);
     assert_eq!(read_reconcile(Err(CallError::Transport)), Reconciled::Unknown);
     assert_eq!(read_reconcile(Err(CallError::Timeout(1))), Reconciled::Unknown);
+}
+
+/// Xoxoday's duplicate answer is undocumented: whatever a refusal says,
+/// this order found under its poNumber is the answer (placed before).
+#[test]
+fn a_refusal_for_an_order_xoxoday_already_holds_is_that_order() {
+    let p = pending();
+    let now = T0 + 900;
+    let refusal = r#"{"code":400,"errorId":"PLE10001","error":"Validation error in place order"}"#;
+    let AfterPlace::Confirm(r) = after_place(answer(400, refusal), None, &p, now) else { panic!() };
+    assert!(r.why.contains("HTTP 400, PLE10001"), "{}", r.why);
+    let f = after_refusal(&r, Reconciled::Found(details()), now);
+    assert_eq!(f.fate, Fate::Placed);
+    let Outcome::Answer { status, reconciled, body, .. } = &f.outcome else { panic!("{:?}", f.outcome) };
+    assert_eq!((*status, *reconciled), (200, true));
+    assert!(body.contains("\"placeOrder\""));
+    assert!(matches!(&f.store, Store::Save(rec) if rec.state == RecordState::Done));
+    // Another order under the poNumber: the refusal stands.
+    let mut other = details();
+    other["quantity"] = json!(7);
+    let f = after_refusal(&r, Reconciled::Found(other), now);
+    assert_eq!((f.store, f.fate), (Store::Forget, Fate::NotPlaced));
+    assert_eq!(f.outcome, Outcome::Answer { status: 400, body: refusal.into(), reconciled: false, upstream_status: Some(400) });
 }
 
 #[test]

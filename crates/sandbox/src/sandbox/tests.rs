@@ -732,6 +732,22 @@ fn order_faults() {
 }
 
 #[test]
+fn the_duplicate_po_number_answer_has_each_reading() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    assert_eq!(api(&mut s, AT, place, order("PO-D"), T0).status, 200);
+    let again = api(&mut s, AT, place, order("PO-D"), T0);
+    assert_eq!((again.status, again.body["errorId"].clone()), (409, json!("PLE10043")));
+    assert!(s.patch_config(br#"{"duplicate_answer":"nope"}"#).is_err());
+    assert_eq!(s.patch_config(br#"{"duplicate_answer":"validation"}"#).unwrap()["duplicate_answer"], "validation");
+    let again = api(&mut s, AT, place, order("PO-D"), T0);
+    assert_eq!((again.status, again.body["errorId"].clone()), (400, json!("PLE10001")));
+    let words = again.body.to_string().to_ascii_lowercase();
+    assert!(!words.contains("duplicate") && !words.contains("already"), "{words}");
+    assert_eq!(s.counters_json(0, 0)["orders"], 1);
+}
+
+#[test]
 fn proxy_faults_answer_a_page_before_or_after_xoxoday() {
     let mut s = sb();
     let place = "plumProAPI.mutation.placeOrder";
