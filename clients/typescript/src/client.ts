@@ -306,6 +306,13 @@ export class PlumgateClient {
     const a = await this.read({ method: "POST", path: `/v1/ops/${op}`, body: data, headers }, opts);
     const body = this.expectJson<OperationAnswer<N>>(a);
     const key = answerKeys(op).find((k) => plumSuccess(body, k));
+    const cache = a.headers.get("x-plumgate-cache") ?? undefined;
+    const flat = (body as unknown as { data?: unknown }).data;
+    if (key === undefined && op === "paymentHistory" && Array.isArray(flat)) {
+      // The report's other documented reading (xoxoday-api.md §3.7: "The
+      // spec shows them flat under `data`"): the rows themselves, no status.
+      return { data: flat as unknown as OperationData<N>, body, requestId: a.requestId, cache };
+    }
     if (key === undefined) {
       throw new PlumgateError({
         status: a.status,
@@ -317,7 +324,7 @@ export class PlumgateClient {
       });
     }
     const inner = (body as unknown as { data: Record<string, { data: OperationData<N> }> }).data[key];
-    return { data: inner!.data, body, requestId: a.requestId, cache: a.headers.get("x-plumgate-cache") ?? undefined };
+    return { data: inner!.data, body, requestId: a.requestId, cache };
   }
 
   /**

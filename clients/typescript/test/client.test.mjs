@@ -403,6 +403,20 @@ test("paymentHistory: the rows under data.getPaymentReport (or data.paymentHisto
   }
 });
 
+test("paymentHistory: the rows flat under data, the spec's reading of the answer", async () => {
+  const { c } = client(script(json(200, { data: [{ date: "d", adjusted_amount: -10 }, { date: "e", adjusted_amount: 5 }] })));
+  const r = await c.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-02" });
+  assert.deepEqual(r.data.map((row) => row.adjusted_amount), [-10, 5]);
+  // Anything else without a status 1 is still Xoxoday's failure.
+  for (const body of [{ data: { other: [] } }, { data: { getPaymentReport: { status: 0, data: [] } } }]) {
+    const { c: c2 } = client(script(json(200, body)));
+    await assert.rejects(c2.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => e.code === "upstream_failure");
+  }
+  // Only the report has the flat reading.
+  const { c: c3 } = client(script(json(200, { data: [] })));
+  await assert.rejects(c3.getOrderHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => e.code === "upstream_failure");
+});
+
 test("reads: 502, 504, 429 and connection errors are retried; the third failure is thrown", async () => {
   const f = script(json(502, plumErr("upstream_error", "x")), netError, json(429, plumErr("rate_limited", "x"), { "retry-after": "1" }), json(200, vouchers));
   const { c, clock } = client(f, undefined, { retries: 3 });
