@@ -602,6 +602,25 @@ test("a refusal for an order Xoxoday already holds under the poNumber (its dupli
   }
 });
 
+test("placeOrder answered HTTP 200 with Xoxoday's failure flag (status 0): that answer after one lookup, and the poNumber usable again", async () => {
+  await sandbox.admin("/faults/order", { mode: "status_zero", count: 1 });
+  const c0 = await counters();
+  await clearRequests();
+  const zPo = po("status-zero");
+  const r = await op("placeOrder", keys.writer, order(zPo));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.data.placeOrder.status, 0, "Xoxoday's answer, passed on");
+  assert.equal(r.headers["x-plumgate-reconciled"], undefined);
+  const seen = await sandboxRequests(sandbox);
+  assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 200], ["getOrderDetails", 404]], "the answer, then one lookup");
+  // Not placed: the same poNumber is a new attempt, which Xoxoday now places.
+  const again = await op("placeOrder", keys.writer, order(zPo));
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.data.placeOrder.status, 1);
+  assert.equal(again.headers["x-plumgate-replayed"], undefined);
+  assert.equal((await counters()).orders, c0.orders + 1, "one order");
+});
+
 // ----------------------------------------------------------------- caching
 
 test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults)", async () => {

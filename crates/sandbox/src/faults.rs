@@ -132,6 +132,9 @@ pub enum OrderFaultMode {
     /// Xoxoday's duplicate-poNumber answer (409 `PLE10043`), although no
     /// order has the poNumber here; no order is made.
     Duplicate,
+    /// HTTP 200 with Xoxoday's failure flag, `data.placeOrder.status` 0
+    /// ("0 for failure", xoxoday-api.md §2); no order is made.
+    StatusZero,
 }
 
 /// The error an order fault answers with: `PLE10035` (failed to check the
@@ -360,9 +363,13 @@ impl Faults {
     /// duplicate),"hang_ms"=30000,"error_id"="PLE10035","order_status"="complete"}`;
     /// count 0 clears.
     pub fn set_order(&mut self, body: &[u8]) -> Result<(), String> {
-        self.order = parse(body, |m: &OrderFaultMode| {
-            let default_status = if *m == OrderFaultMode::Duplicate { 409 } else { 502 };
-            Rules { default_status, status_range: (400, 599), rate_limit: false, op: false, order: true }
+        self.order = parse(body, |m: &OrderFaultMode| match m {
+            // Always a 200: the flag is the failure.
+            OrderFaultMode::StatusZero => Rules { default_status: 200, status_range: (200, 200), rate_limit: false, op: false, order: true },
+            _ => {
+                let default_status = if *m == OrderFaultMode::Duplicate { 409 } else { 502 };
+                Rules { default_status, status_range: (400, 599), rate_limit: false, op: false, order: true }
+            }
         })?;
         Ok(())
     }

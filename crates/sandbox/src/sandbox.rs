@@ -633,6 +633,9 @@ impl Sandbox {
         };
         match fault.as_ref().map(|f| f.mode) {
             Some(OrderFaultMode::FailBeforeCreate) => return Err(fault_error(fault.as_ref().unwrap()).into()),
+            Some(OrderFaultMode::StatusZero) => {
+                return Ok((json!({"data": {"placeOrder": {"status": 0, "message": "Failed to place order"}}}), 0));
+            }
             Some(OrderFaultMode::Duplicate) => {
                 let f = fault.as_ref().unwrap();
                 return Err(PlumError::new(f.status, "PLE10043", "Duplicate poNumber", "Order with this poNumber already exists").into());

@@ -777,6 +777,17 @@ fn proxy_faults_answer_a_page_before_or_after_xoxoday() {
 }
 
 #[test]
+fn the_status_zero_fault_is_xoxoday_s_failure_flag() {
+    let mut s = sb();
+    assert!(s.set_order_fault(br#"{"mode":"status_zero","status":502}"#).is_err(), "always a 200");
+    s.set_order_fault(br#"{"mode":"status_zero"}"#).unwrap();
+    let a = api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-Z"), T0);
+    assert_eq!((a.status, a.body["data"]["placeOrder"]["status"].clone()), (200, json!(0)));
+    assert_eq!(s.counters_json(0, 0)["orders"], 0, "no order made");
+    assert_eq!(api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-Z"), T0).status, 200, "then placed");
+}
+
+#[test]
 fn order_faults_with_xoxoday_s_other_answers() {
     let mut s = sb();
     let place = "plumProAPI.mutation.placeOrder";
