@@ -112,7 +112,7 @@ pub async fn forward(
             match edge_cache::get(url).await {
                 Some(c) if c.freshness(now_ms()) == Freshness::Fresh => {
                     trace.cache = Some("hit");
-                    return (Ok(cached(c, "hit")), trace);
+                    return (Ok(cached(c)), trace);
                 }
                 other => stale = other,
             }
@@ -162,24 +162,15 @@ fn or_stale(stale: Option<Cached>, answer: Result<Outgoing, ApiError>, trace: Tr
         Err(e) => e.status,
     };
     match stale.filter(|c| c.freshness(now_ms()) != Freshness::Gone && stale_instead_of(status)) {
-        Some(c) => (Ok(cached(c, "stale")), Trace { cache: Some("stale"), ..trace }),
-        None => {
-            let answer = answer.map(|mut r| {
-                if let Some(state) = trace.cache {
-                    r.set("x-plumgate-cache", state);
-                }
-                r
-            });
-            (answer, trace)
-        }
+        Some(c) => (Ok(cached(c)), Trace { cache: Some("stale"), ..trace }),
+        None => (answer, trace),
     }
 }
 
-/// A cached answer, with `x-plumgate-cache: <state>`.
-fn cached(c: Cached, state: &str) -> Outgoing {
-    let mut resp = bytes_response(c.status, c.body, JSON);
-    resp.set("x-plumgate-cache", state);
-    resp
+/// A cached answer (its `x-plumgate-cache` comes from the trace, as every
+/// answer's does: `routes::handle`).
+fn cached(c: Cached) -> Outgoing {
+    bytes_response(c.status, c.body, JSON)
 }
 
 /// Forward a drop-in envelope whose query plumgate does not know, as sent.

@@ -84,16 +84,14 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Outgoing {
         Ok(r) => r,
         Err(e) => {
             log.error = Some(e.code.as_str());
-            let mut resp = error_response(&e, style, &log.request_id);
-            // A cacheable operation's own errors (its limiter's 429, an
-            // upstream failure with no stale copy) say what the cache did
-            // too (contract §2), as its answers from Xoxoday do.
-            if let Some(state) = log.cache {
-                resp.set("x-plumgate-cache", state);
-            }
-            resp
+            error_response(&e, style, &log.request_id)
         }
     };
+    // What the edge cache did (contract §2), on every answer of a cacheable
+    // operation, its own errors included: the one place this header is set.
+    if let Some(state) = log.cache {
+        resp.set("x-plumgate-cache", state);
+    }
     log.status = resp.status_code();
     resp.set("x-request-id", log.request_id.clone());
     if log.route != "static" {
