@@ -26,7 +26,7 @@ thread_local! {
 /// The Cache API URL of a key, for the Xoxoday account `cfg` talks to
 /// (`plumgate_core::edge::cache_url` says why the account).
 pub fn url(cfg: &Config, key: &CacheKey) -> String {
-    cache_url(&cfg.account_id(), key)
+    cache_url(cfg.account_id(), key)
 }
 
 /// The entry under `url`, fresh or stale; `None` when there is none still

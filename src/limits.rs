@@ -54,7 +54,7 @@ pub async fn admit(env: &Env, cfg: &Config, op: Operation) -> Admitted {
         Admit::Refuse(r) => return Admitted::Refused(refusal_error(op, r, budget, now_ms())),
         Admit::Ask { want } => want,
     };
-    let Some(answer) = limiter::call(env, &cfg.account_id(), &Call::Lease { op, want }).await else {
+    let Some(answer) = limiter::call(env, cfg.account_id(), &Call::Lease { op, want }).await else {
         return Admitted::Unchecked;
     };
     let now = now_ms();
@@ -71,7 +71,7 @@ pub async fn report(env: &Env, cfg: &Config, op: Operation, observed: Observed) 
     let now = now_ms();
     let mut until = penalty_until(None, observed, now).until_ms;
     with_local(op, |l| l.block(until, Why::Penalty));
-    if let Some(answer) = limiter::call(env, &cfg.account_id(), &Call::Penalise { op, observed }).await {
+    if let Some(answer) = limiter::call(env, cfg.account_id(), &Call::Penalise { op, observed }).await {
         if let Some(shared) = answer.penalty_until_ms.filter(|u| *u > until) {
             until = shared;
             with_local(op, |l| l.block(until, Why::Penalty));

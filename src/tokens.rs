@@ -135,13 +135,13 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
     }
     let _lead = Lead::start(now_ms());
     let account = cfg.account_id();
-    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(&account)).await.and_then(|t| Grant::read(&t)) {
+    if let Some(g) = kv::get(env, KV_BINDING, &kv_token_key(account)).await.and_then(|t| Grant::read(&t)) {
         if g.usable(now_ms()) {
             remember(&g);
             return Ok((g, Source::Kv));
         }
     }
-    let g = grant_of(call(env, &account, &Call::Token).await?)?;
+    let g = grant_of(call(env, account, &Call::Token).await?)?;
     remember(&g);
     Ok((g, Source::Authority))
 }
@@ -151,7 +151,7 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
 /// is still the current token.
 pub async fn check_rejected(env: &Env, cfg: &Config, rejected: &Grant) -> Result<Checked, ApiError> {
     let fp = rejected.fingerprint();
-    let reply = call(env, &cfg.account_id(), &Call::Check { fp: fp.clone() }).await?;
+    let reply = call(env, cfg.account_id(), &Call::Check { fp: fp.clone() }).await?;
     let (forget, checked) = after_check(reply, &fp);
     if forget {
         MEMORY.with(|m| {
@@ -169,18 +169,18 @@ pub async fn check_rejected(env: &Env, cfg: &Config, rejected: &Grant) -> Result
 
 /// Token status for `GET /v1/token`.
 pub async fn status(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
-    status_of(call(env, &cfg.account_id(), &Call::Status).await?)
+    status_of(call(env, cfg.account_id(), &Call::Status).await?)
 }
 
 /// `POST /v1/token/refresh`: a forced refresh (shared with any in flight;
 /// throttled while the token is usable).
 pub async fn force_refresh(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
-    admin(call(env, &cfg.account_id(), &Call::Refresh).await?)
+    admin(call(env, cfg.account_id(), &Call::Refresh).await?)
 }
 
 /// `POST /v1/token/recover`: set unreadable stored state aside.
 pub async fn recover(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
-    admin(call(env, &cfg.account_id(), &Call::Recover).await?)
+    admin(call(env, cfg.account_id(), &Call::Recover).await?)
 }
 
 fn admin(reply: Reply<Value>) -> Result<Value, ApiError> {
@@ -193,7 +193,7 @@ fn admin(reply: Reply<Value>) -> Result<Value, ApiError> {
 
 /// The scheduled keep-alive.
 pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
-    match call(env, &cfg.account_id(), &Call::Cron).await {
+    match call(env, cfg.account_id(), &Call::Cron).await {
         Ok(r) => console_log!(
             "{}",
             event(&[
@@ -217,7 +217,7 @@ pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
     let before = BALANCE_REPORTED.with(Cell::get);
     let Some(low) = balance_report(cfg.balance_alert_below, balance, before) else { return };
     BALANCE_REPORTED.with(|r| r.set(Some(low)));
-    let (env, account, seen_at_ms) = (env.clone(), cfg.account_id(), now_ms());
+    let (env, account, seen_at_ms) = (env.clone(), cfg.account_id().to_owned(), now_ms());
     ctx.wait_until(async move {
         let reply = call(&env, &account, &Call::Balance { value: balance, seen_at_ms }).await;
         if !matches!(reply, Ok(Reply { error: None, .. })) {

@@ -307,7 +307,7 @@ impl TokenAuthority {
     /// What a call (or the alarm) works with, or why nothing can be done.
     fn ctx(&self) -> Result<Rc<Ctx>, Refusal> {
         let cfg = settings::load(&self.env).map_err(|problems| Refusal::Misconfigured { problems: problems.to_vec() })?;
-        let account = cfg.account_id();
+        let account = cfg.account_id().to_owned();
         Ok(Rc::new(Ctx {
             inner: self.inner.clone(),
             env: self.env.clone(),

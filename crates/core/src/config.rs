@@ -99,8 +99,8 @@ impl Config {
 
     /// The Xoxoday account this configuration talks to (names its token
     /// authority and KV entry; `token::storage::account_id`).
-    pub fn account_id(&self) -> String {
-        self.account.clone()
+    pub fn account_id(&self) -> &str {
+        &self.account
     }
 
     /// Does plumgate talk to a Xoxoday on this machine (`http://` to a
