@@ -11,7 +11,9 @@
 //! whether a reply may replace the copy): in short, a revoked key is refused
 //! everywhere within 8 s (at once here when this isolate revoked it), and a
 //! flood of unknown keys makes at most one registry call per second per
-//! isolate, failed calls counted.
+//! isolate, failed calls counted. A request that finds a sync in flight
+//! waits for it (`runtime::wait`) and looks again, rather than being refused
+//! beside it or making a call of its own.
 //!
 //! The same sync carries the usage this isolate counted (requests per key,
 //! the latest minute's count, the last request) to the registry, and
@@ -30,7 +32,9 @@ use crate::runtime::defer::defer;
 use plumgate_core::auth::{AuthError, Caller};
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use plumgate_core::keys::{self, Credential, Freshness, Recheck, Seen, Syncs, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS, SYNC_STALE_MS};
+use crate::runtime::promise;
+use crate::runtime::wait::Waiters;
+use plumgate_core::keys::{self, Credential, Freshness, Look, Recheck, Syncs, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS, SYNC_STALE_MS};
 use plumgate_core::quota::{check_rate, Counter, UsageDelta};
 use plumgate_core::secret::CallerKey;
 use plumgate_core::time::minute_of;
@@ -57,6 +61,18 @@ struct Book {
     syncing_since: Option<i64>,
     /// Every sync's start and end, the usage in flight, the epoch.
     syncs: Syncs,
+    /// Requests waiting for the sync in flight (`Recheck::Wait`).
+    waiters: Waiters,
+}
+
+/// Held by a sync while it runs: dropping it (the sync is over, however
+/// it ended) wakes the requests waiting for it, who then look again.
+struct SyncRunning;
+
+impl Drop for SyncRunning {
+    fn drop(&mut self) {
+        BOOK.with(|b| std::mem::take(&mut b.borrow_mut().waiters)).wake();
+    }
 }
 
 thread_local! {
@@ -83,30 +99,36 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
     if !(k.len() == KEY_PREFIX.len() + 2 * KEY_RANDOM_BYTES && k.starts_with(KEY_PREFIX)) {
         return Err(unknown());
     }
-    let now = now_ms();
-    let (fresh, fetched) = BOOK.with(|b| {
-        let b = b.borrow();
-        (keys::freshness(b.fetched_ms, now), b.fetched_ms)
-    });
-    let seen = if fresh != Freshness::Expired {
-        if let Some(caller) = lookup(key, now) {
-            return Ok(caller);
+    // A key that waited for another request's sync looks again; a few
+    // rounds at most (each ends with that sync or its stale time).
+    for _ in 0..4 {
+        let now = now_ms();
+        let seen = match BOOK.with(|b| {
+            let b = b.borrow();
+            keys::look(&b.directory, b.fetched_ms, key, now)
+        }) {
+            Look::Caller(caller) => return Ok(caller),
+            Look::Unknown => return Err(unknown()),
+            Look::Ask(seen) => seen,
+        };
+        let waiting = match BOOK.with(|b| {
+            let mut b = b.borrow_mut();
+            match b.syncs.recheck(seen, now) {
+                Recheck::Wait(max_ms) => Ok(b.waiters.wait(max_ms)),
+                other => Err(other),
+            }
+        }) {
+            Ok(waiting) => waiting,
+            Err(Recheck::Refuse) => return Err(unknown()),
+            Err(Recheck::Fail(e)) => return Err(e),
+            Err(_) => break,
+        };
+        match waiting {
+            Some(p) => {
+                let _ = promise::settled(&p).await;
+            }
+            None => break,
         }
-        if !keys::recheck_miss(fetched, now) {
-            return Err(unknown());
-        }
-        Seen::Absent
-    } else if BOOK.with(|b| b.borrow().version.is_none()) {
-        Seen::NoCopy
-    } else if lookup(key, now).is_some() {
-        Seen::Listed
-    } else {
-        Seen::Absent
-    };
-    match BOOK.with(|b| b.borrow().syncs.recheck(seen, now)) {
-        Recheck::Sync => {}
-        Recheck::Refuse => return Err(unknown()),
-        Recheck::Fail(e) => return Err(e),
     }
     // A reply to a sync begun before this isolate changed a key is not
     // kept (it could hold a key just revoked): ask once more, then give up.
@@ -183,6 +205,7 @@ async fn sync(env: &Env) -> Result<bool, ApiError> {
         // The usage stays counted (in `syncs`) until the reply holds it.
         (req.to_json(), b.syncs.start(req.usage, now))
     });
+    let _running = SyncRunning;
     let sent = registry::call_json(env, Op::Sync, json).await;
     let reply = sent.and_then(|r| match r.error {
         Some(e) => Err(e),

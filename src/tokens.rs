@@ -19,8 +19,7 @@
 //! another request's lookup is running wait for it (at most
 //! `plumgate_core::token::cache::JOIN_WAIT_MS`, in case that request is cancelled)
 //! and take the grant it leaves in memory, instead of each reading KV and
-//! calling the Durable Object. Each waiter waits on a promise of its own,
-//! made in its own request, which the leading request resolves.
+//! calling the Durable Object (`runtime::wait`).
 //!
 //! Also the isolate's side of the balance alert ([`balance_seen`]): the
 //! balance a getBalance answer from Xoxoday showed is reported to the
@@ -29,6 +28,7 @@
 
 use crate::objects::authority::{self as authority_object, KV_BINDING};
 use crate::runtime::clock::now_ms;
+use crate::runtime::wait::Waiters;
 use crate::runtime::{kv, promise};
 use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
@@ -39,8 +39,7 @@ use plumgate_core::token::storage::{authority_name, kv_token_key};
 use plumgate_core::wire::authority::{Call, Grant, Reply};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use worker::js_sys::{self, Function, Promise, Reflect};
-use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::Promise;
 use worker::{console_error, console_log, Context, Env};
 
 thread_local! {
@@ -53,11 +52,11 @@ thread_local! {
     static BALANCE_REPORTED: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
-/// A running lookup and the resolve functions of the requests waiting for it.
+/// A running lookup and the requests waiting for it.
 struct Lookup {
     id: u64,
     started_ms: i64,
-    waiters: Vec<Function>,
+    waiters: Waiters,
 }
 
 /// Held by the request doing the isolate's lookup. Dropping it (the lookup
@@ -73,8 +72,10 @@ impl Lead {
             c.get()
         });
         // A stale lookup being replaced: its waiters look for themselves.
-        let stale = LOOKUP.with(|l| l.borrow_mut().replace(Lookup { id, started_ms: now, waiters: Vec::new() }));
-        wake(stale.map(|s| s.waiters).unwrap_or_default());
+        let stale = LOOKUP.with(|l| l.borrow_mut().replace(Lookup { id, started_ms: now, waiters: Waiters::default() }));
+        if let Some(s) = stale {
+            s.waiters.wake();
+        }
         Lead { id }
     }
 }
@@ -84,17 +85,13 @@ impl Drop for Lead {
         let waiters = LOOKUP.with(|l| {
             let mut l = l.borrow_mut();
             match l.as_ref() {
-                Some(lookup) if lookup.id == self.id => l.take().map(|s| s.waiters).unwrap_or_default(),
-                _ => Vec::new(),
+                Some(lookup) if lookup.id == self.id => l.take().map(|s| s.waiters),
+                _ => None,
             }
         });
-        wake(waiters);
-    }
-}
-
-fn wake(waiters: Vec<Function>) {
-    for resolve in waiters {
-        let _ = resolve.call0(&JsValue::UNDEFINED);
+        if let Some(w) = waiters {
+            w.wake();
+        }
     }
 }
 
@@ -104,15 +101,8 @@ fn join_lookup(now: i64) -> Option<Promise> {
     LOOKUP.with(|l| {
         let mut l = l.borrow_mut();
         let lookup = l.as_mut().filter(|lk| joins_lookup(lk.started_ms, now))?;
-        let mut resolver = None;
-        let waiting = Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
-        let resolve = resolver?;
         // The timer bounds the wait if the leading request never finishes.
-        let global = js_sys::global();
-        let set_timeout: Function = Reflect::get(&global, &JsValue::from_str("setTimeout")).ok()?.dyn_into().ok()?;
-        set_timeout.call2(&global, &resolve, &JsValue::from_f64(JOIN_WAIT_MS as f64)).ok()?;
-        lookup.waiters.push(resolve);
-        Some(waiting)
+        lookup.waiters.wait(JOIN_WAIT_MS)
     })
 }
 

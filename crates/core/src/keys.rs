@@ -419,8 +419,8 @@ pub fn recheck_miss(fetched_ms: Option<i64>, now_ms: i64) -> bool {
 // ------------------------------------------------------------ the isolate's syncs
 
 /// A sync that has not answered after this long no longer counts as in
-/// flight (its request may be gone).
-pub const SYNC_STALE_MS: i64 = 10_000;
+/// flight (its request may be gone): requests stop waiting for it.
+pub const SYNC_STALE_MS: i64 = 3_000;
 
 /// One sync of an isolate's copy, from [`Syncs::start`] to [`Syncs::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,15 +432,41 @@ pub struct Ticket {
 }
 
 /// What the isolate's copy says of a runtime-shaped key it cannot admit
-/// now (a miss in a copy old enough to recheck, or a copy too old to use).
+/// now ([`look`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// In the copy, which is too old to use: most likely a caller.
     Listed,
-    /// Not in the copy: most likely no one's.
+    /// Not in a copy that may be used but is old enough to recheck a miss
+    /// ([`MISS_RECHECK_MS`]): most likely no one's.
     Absent,
-    /// There is no copy to ask yet (the isolate never had an answer).
-    NoCopy,
+    /// The copy cannot say: there is none yet, or it is too old to use (or
+    /// was thrown away after a key change here) and does not list the key,
+    /// which may have been made since.
+    Unsure,
+}
+
+/// What a request makes of a runtime-shaped key, from the isolate's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Look {
+    /// A caller of a copy that may be used.
+    Caller(Caller),
+    /// Not in a copy younger than [`MISS_RECHECK_MS`]: `401` without asking.
+    Unknown,
+    /// The copy cannot admit it now: [`Syncs::recheck`] decides what next.
+    Ask(Seen),
+}
+
+/// Key `key` in the copy `directory` fetched at `fetched_ms` (`None`:
+/// never, or thrown away), at `now_ms`.
+pub fn look(directory: &[Credential], fetched_ms: Option<i64>, key: &CallerKey, now_ms: i64) -> Look {
+    match (freshness(fetched_ms, now_ms), identify(directory, key, now_ms)) {
+        (Freshness::Expired, Some(_)) => Look::Ask(Seen::Listed),
+        (Freshness::Expired, None) => Look::Ask(Seen::Unsure),
+        (_, Some(caller)) => Look::Caller(caller),
+        (_, None) if recheck_miss(fetched_ms, now_ms) => Look::Ask(Seen::Absent),
+        (_, None) => Look::Unknown,
+    }
 }
 
 /// What a request does about such a key ([`Syncs::recheck`]).
@@ -448,6 +474,9 @@ pub enum Seen {
 pub enum Recheck {
     /// Sync now, then look again.
     Sync,
+    /// A sync is in flight: wait for it (at most this many ms, in case its
+    /// request is gone), then look again.
+    Wait(i64),
     /// `401`: unknown, without asking.
     Refuse,
     /// Answer what the last sync's failure answered, without asking.
@@ -524,27 +553,33 @@ impl Syncs {
     }
 
     /// A runtime-shaped key the copy cannot admit at `now_ms`, where the
-    /// copy says `seen`: sync first, refuse, or repeat the last failure?
+    /// copy says `seen`: sync first, wait, refuse, or repeat the last
+    /// failure?
     ///
-    /// - A key `Listed` in a copy too old to use syncs, as any caller of
-    ///   that copy must.
-    /// - Otherwise a sync may begin only when none is in flight and none
-    ///   began in the last [`MISS_RECHECK_MS`] (answered or failed: a failing
-    ///   registry is not asked again by every request), so however many
-    ///   unknown keys arrive the isolate makes at most one call a second.
+    /// - While a sync is in flight, every such request waits for it and
+    ///   looks again (a burst after a key change or an idle spell makes one
+    ///   registry call, and a key just made is never refused because
+    ///   another request got to the registry first); a sync in flight for
+    ///   [`SYNC_STALE_MS`] is no longer waited for.
+    /// - Otherwise a sync may begin when none began in the last
+    ///   [`MISS_RECHECK_MS`] (answered or failed: a failing registry is not
+    ///   asked again by every request), so however many unknown keys arrive
+    ///   the isolate makes at most one call a second.
     /// - Else an `Absent` key is unknown: `401` without asking.
-    /// - And with `NoCopy` (nothing to tell a caller from a stranger) the
-    ///   request repeats the last sync's failure, or, before any has
-    ///   failed, syncs itself (a cold isolate's first callers all get in).
+    /// - And a key `Listed` in a copy too old to use, or one the copy is
+    ///   `Unsure` of, gets the last sync's failure again, or, if it did not
+    ///   fail, syncs itself.
     pub fn recheck(&self, seen: Seen, now_ms: i64) -> Recheck {
-        let since = |t: Option<i64>, ms: i64| t.is_some_and(|t| (0..ms).contains(&now_ms.saturating_sub(t)));
-        let in_flight = since(self.started_ms, SYNC_STALE_MS) && self.ended_ms < self.started_ms;
-        let may_start = !in_flight && !since(self.started_ms, MISS_RECHECK_MS);
+        let age = |t: Option<i64>| t.map(|t| now_ms.saturating_sub(t)).filter(|age| *age >= 0);
+        let started = age(self.started_ms);
+        match started {
+            Some(a) if a < SYNC_STALE_MS && self.ended_ms < self.started_ms => return Recheck::Wait(SYNC_STALE_MS - a),
+            Some(a) if a < MISS_RECHECK_MS => {}
+            _ => return Recheck::Sync,
+        }
         match seen {
-            Seen::Listed => Recheck::Sync,
-            _ if may_start => Recheck::Sync,
             Seen::Absent => Recheck::Refuse,
-            Seen::NoCopy => self.failure.clone().map_or(Recheck::Sync, Recheck::Fail),
+            Seen::Listed | Seen::Unsure => self.failure.clone().map_or(Recheck::Sync, Recheck::Fail),
         }
     }
 }
@@ -798,22 +833,25 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_sync_at_most_once_a_second_and_never_beside_one_in_flight() {
+    fn unknown_keys_sync_at_most_once_a_second_and_wait_for_one_in_flight() {
         let mut s = Syncs::default();
-        for seen in [Seen::Listed, Seen::Absent, Seen::NoCopy] {
+        for seen in [Seen::Listed, Seen::Absent, Seen::Unsure] {
             assert_eq!(s.recheck(seen, T0), Recheck::Sync, "none yet: {seen:?}");
         }
         let t = s.start(Vec::new(), T0);
-        // In flight: an unknown key waits for nothing and asks nothing.
-        assert_eq!(s.recheck(Seen::Absent, T0), Recheck::Refuse);
-        assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Refuse, "still in flight after a second");
+        // In flight: every key waits for it, at most until it goes stale.
+        for seen in [Seen::Listed, Seen::Absent, Seen::Unsure] {
+            assert_eq!(s.recheck(seen, T0), Recheck::Wait(SYNC_STALE_MS), "{seen:?}");
+        }
+        assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Wait(SYNC_STALE_MS - MISS_RECHECK_MS), "still in flight after a second");
         assert_eq!(s.recheck(Seen::Absent, T0 + SYNC_STALE_MS), Recheck::Sync, "in flight too long: its request may be gone");
-        assert_eq!(s.recheck(Seen::Listed, T0), Recheck::Sync, "a caller of a copy too old to use always syncs");
-        assert_eq!(s.recheck(Seen::NoCopy, T0), Recheck::Sync, "a cold isolate's callers get in before any failure");
+        assert_eq!(s.recheck(Seen::Unsure, T0 + SYNC_STALE_MS), Recheck::Sync);
         // Answered: no other for a second from its start.
         s.end(t, None, T0 + 50);
+        assert_eq!(s.recheck(Seen::Absent, T0 + 50), Recheck::Refuse);
         assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS - 1), Recheck::Refuse);
-        assert_eq!(s.recheck(Seen::NoCopy, T0 + MISS_RECHECK_MS - 1), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + MISS_RECHECK_MS - 1), Recheck::Sync, "it did not fail: ask");
+        assert_eq!(s.recheck(Seen::Listed, T0 + MISS_RECHECK_MS - 1), Recheck::Sync);
         assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Sync);
         assert_eq!(s.recheck(Seen::Absent, T0 - 1), Recheck::Sync, "a clock going back: ask");
     }
@@ -825,14 +863,15 @@ mod tests {
         s.end(t, Some(&failed()), T0 + 20);
         // The copy's time did not move, but the attempt counts.
         assert_eq!(s.recheck(Seen::Absent, T0 + 999), Recheck::Refuse);
-        assert_eq!(s.recheck(Seen::NoCopy, T0 + 999), Recheck::Fail(failed()), "no copy: the failure again, not a 401");
-        assert_eq!(s.recheck(Seen::Listed, T0 + 999), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 999), Recheck::Fail(failed()), "the copy cannot say: the failure again, not a 401");
+        assert_eq!(s.recheck(Seen::Listed, T0 + 999), Recheck::Fail(failed()), "a failing registry is not asked by every caller");
         assert_eq!(s.recheck(Seen::Absent, T0 + 1_000), Recheck::Sync);
-        // The next attempt in flight: a cold isolate still answers the failure.
+        assert_eq!(s.recheck(Seen::Listed, T0 + 1_000), Recheck::Sync);
+        // The next attempt in flight is waited for; a success clears the failure.
         let t = s.start(Vec::new(), T0 + 1_000);
-        assert_eq!(s.recheck(Seen::NoCopy, T0 + 2_500), Recheck::Fail(failed()));
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 2_500), Recheck::Wait(SYNC_STALE_MS - 1_500));
         s.end(t, None, T0 + 2_600);
-        assert_eq!(s.recheck(Seen::NoCopy, T0 + 2_700), Recheck::Sync, "a success clears it");
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 2_700), Recheck::Sync, "a success clears it");
     }
 
     #[test]
@@ -840,16 +879,33 @@ mod tests {
         let mut s = Syncs::default();
         let before = s.start(Vec::new(), T0);
         s.invalidate();
-        assert_eq!(s.recheck(Seen::Absent, T0 + 1), Recheck::Sync, "a key made here works at once");
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 1), Recheck::Sync, "a key made here works at once: not waiting on the old sync");
         let after = s.start(Vec::new(), T0 + 1);
         assert!(!s.end(before, None, T0 + 5).0, "its directory could hold the revoked key");
-        assert_eq!(s.recheck(Seen::Absent, T0 + 1_500), Recheck::Refuse, "nor does it end the one in flight");
-        assert!(s.end(after, None, T0 + 6).0);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 6), Recheck::Wait(SYNC_STALE_MS - 5), "nor does it end the one in flight");
+        assert!(s.end(after, None, T0 + 7).0);
         // A failure of the earlier epoch is forgotten too.
         let before = s.start(Vec::new(), T0 + 10);
         s.invalidate();
         s.end(before, Some(&failed()), T0 + 11);
-        assert_eq!(s.recheck(Seen::NoCopy, T0 + 12), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 12), Recheck::Sync);
+    }
+
+    #[test]
+    fn what_the_copy_says_of_a_key() {
+        let dir = directory(&[record("a", "key-a-0123456789abcdef")], T0);
+        let key = CallerKey::new("key-a-0123456789abcdef");
+        let stranger = CallerKey::new("key-z-0123456789abcdef");
+        assert!(matches!(look(&dir, Some(T0), &key, T0), Look::Caller(c) if c.id == "a"));
+        assert!(matches!(look(&dir, Some(T0), &key, T0 + MAX_AGE_MS - 1), Look::Caller(_)), "aging: still used");
+        assert_eq!(look(&dir, Some(T0), &stranger, T0 + MISS_RECHECK_MS - 1), Look::Unknown, "a young copy is the negative cache");
+        assert_eq!(look(&dir, Some(T0), &stranger, T0 + MISS_RECHECK_MS), Look::Ask(Seen::Absent));
+        assert_eq!(look(&dir, Some(T0), &key, T0 + MAX_AGE_MS), Look::Ask(Seen::Listed), "too old to use");
+        assert_eq!(look(&dir, Some(T0), &stranger, T0 + MAX_AGE_MS), Look::Ask(Seen::Unsure), "too old to say no");
+        assert_eq!(look(&dir, None, &key, T0), Look::Ask(Seen::Listed), "thrown away after a change here");
+        assert_eq!(look(&dir, None, &stranger, T0), Look::Ask(Seen::Unsure));
+        assert_eq!(look(&[], None, &stranger, T0), Look::Ask(Seen::Unsure), "no copy yet");
+        assert_eq!(look(&dir, Some(T0), &stranger, T0 - 1), Look::Ask(Seen::Unsure), "a clock going back");
     }
 
     #[test]
