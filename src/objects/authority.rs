@@ -35,7 +35,9 @@
 //!    `XOXODAY_REFRESH_TOKEN` with the one last adopted, and the client
 //!    id/secret with those Xoxoday rejected (by fingerprint).
 //! 7. Upgrade. A new authority with no state asks the previous version's
-//!    single authority (named `xoxoday`) once to hand its state over.
+//!    single authority (named `xoxoday`) once to hand its state over; that
+//!    one hands nothing over while a refresh of its own is running (the
+//!    pair is about to rotate), and the requester asks again.
 //! 8. Alerts (`plumgate_core::alert`). Every write of the state goes
 //!    through `Ctx::commit`, which reviews the token condition in the same
 //!    step, so an alert is stored in the same write as the change that
@@ -416,6 +418,15 @@ impl TokenAuthority {
     /// marks the deliberate "nothing"). Every refusal here is unmarked, so
     /// the requester asks again later rather than starting fresh.
     async fn export(&self, ctx: &Rc<Ctx>, requester: &str) -> Reply {
+        // A refresh running here (a worker of the previous version still
+        // calling mid-deploy) is about to rotate the pair: wait for it as a
+        // request would, and hand over what it leaves.
+        let run = self.inner.run.borrow().clone();
+        if let Some(run) = run {
+            let limit = Delay::from(Duration::from_millis(ctx.cfg.token_policy.refresh_timeout_ms));
+            drop(future::select(run, Box::pin(limit)).await);
+        }
+        let refreshing = self.inner.run.borrow().is_some();
         let loaded = self.inner.state.borrow().clone();
         let mut state = match loaded {
             Some(s) => Some(s),
@@ -430,7 +441,7 @@ impl TokenAuthority {
             },
         };
         let bootstrap_fp = ctx.cfg.bootstrap_refresh_token.fingerprint();
-        let decided = legacy_export(state.as_mut(), requester, &bootstrap_fp, now_ms());
+        let decided = legacy_export(state.as_mut(), requester, &bootstrap_fp, refreshing, now_ms());
         if matches!(decided, LegacyExport::Export(_)) {
             // The mark is persisted before the state leaves, or nothing
             // leaves. Not through `commit`: this state need not be the

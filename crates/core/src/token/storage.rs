@@ -172,6 +172,10 @@ pub enum LegacyExport {
     Export(Box<AuthorityState>),
     /// There is state, but it is not handed over; a safe sentence why.
     Refused(&'static str),
+    /// A refresh is running there: the pair it holds is about to be
+    /// rotated, so nothing is handed over (or marked) until it ends; the
+    /// requester asks again.
+    Busy,
 }
 
 impl LegacyExport {
@@ -187,6 +191,10 @@ impl LegacyExport {
             },
             LegacyExport::Nothing => Reply::start_fresh(None),
             LegacyExport::Refused(why) => Reply::start_fresh(Some(Refusal::Unavailable { message: (*why).into() }.api_error())),
+            // Unmarked: "ask again later", never "start fresh".
+            LegacyExport::Busy => Reply::refused(
+                Refusal::Unavailable { message: "the previous version's authority is refreshing the token; retry in a moment".into() }.api_error(),
+            ),
         }
     }
 }
@@ -194,8 +202,15 @@ impl LegacyExport {
 /// On the legacy object: hand its `state` (as [`load_state`] read it) to
 /// the authority named `requester`, whose configured `XOXODAY_REFRESH_TOKEN`
 /// has fingerprint `bootstrap_fp`. Marks `state` as handed over.
-pub fn legacy_export(state: Option<&mut AuthorityState>, requester: &str, bootstrap_fp: &str, now_ms: i64) -> LegacyExport {
+/// `refreshing`: a refresh is running on the legacy object (which waited
+/// for it as long as it would): the pair in `state` may be rotated any
+/// moment, and handing it over would leave the requester with a spent
+/// refresh token, so nothing leaves until the run has ended.
+pub fn legacy_export(state: Option<&mut AuthorityState>, requester: &str, bootstrap_fp: &str, refreshing: bool, now_ms: i64) -> LegacyExport {
     let Some(state) = state else { return LegacyExport::Nothing };
+    if refreshing {
+        return LegacyExport::Busy;
+    }
     match state.retired_to.as_deref() {
         Some(to) if to != requester => return LegacyExport::Nothing,
         Some(_) => {}
@@ -328,13 +343,18 @@ mod tests {
         old.adopted_bootstrap_fp = Some(boot.clone());
         let mut other = old.clone();
         let sent = |e: LegacyExport| read_handover(Reply::read(&serde_json::to_vec(&e.reply()).unwrap()).unwrap());
-        match sent(legacy_export(Some(&mut old), "account:a", &boot, T0)) {
+        match sent(legacy_export(Some(&mut old), "account:a", &boot, true, T0)) {
+            Handover::Later(Some(reason)) => assert!(reason.contains("refreshing"), "{reason}"),
+            h => panic!("a refresh running there: ask again, never start fresh: {h:?}"),
+        }
+        assert!(old.retired_to.is_none(), "not marked while refreshing");
+        match sent(legacy_export(Some(&mut old), "account:a", &boot, false, T0)) {
             Handover::Take(s) => assert_eq!((s.refresh_count, s.retired_to.as_deref()), (4, None)),
             h => panic!("{h:?}"),
         }
-        assert!(matches!(sent(legacy_export(None, "account:a", &boot, T0)), Handover::Nothing(None)));
-        assert!(matches!(sent(legacy_export(Some(&mut old), "account:b", &boot, T0)), Handover::Nothing(None)));
-        match sent(legacy_export(Some(&mut other), "account:a", "ffffffffffffffff", T0)) {
+        assert!(matches!(sent(legacy_export(None, "account:a", &boot, false, T0)), Handover::Nothing(None)));
+        assert!(matches!(sent(legacy_export(Some(&mut old), "account:b", &boot, false, T0)), Handover::Nothing(None)));
+        match sent(legacy_export(Some(&mut other), "account:a", "ffffffffffffffff", false, T0)) {
             Handover::Nothing(Some(reason)) => assert!(reason.contains("another XOXODAY_REFRESH_TOKEN"), "{reason}"),
             h => panic!("{h:?}"),
         }
@@ -389,7 +409,7 @@ mod tests {
         let legacy = || load_state(Some(&json!(raw.to_string()))).unwrap().unwrap();
 
         let mut old = legacy();
-        match legacy_export(Some(&mut old), "account:a", &boot, T0) {
+        match legacy_export(Some(&mut old), "account:a", &boot, false, T0) {
             LegacyExport::Export(s) => {
                 assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-old");
                 assert_eq!(s.refresh_count, 4);
@@ -400,17 +420,20 @@ mod tests {
         assert_eq!(old.retired_to.as_deref(), Some("account:a"));
         assert_eq!(old.retired_at_ms, Some(T0));
         // The same requester may ask again (it failed to store it); nobody else.
-        assert!(matches!(legacy_export(Some(&mut old), "account:a", &boot, T0 + 5), LegacyExport::Export(_)));
+        assert!(matches!(legacy_export(Some(&mut old), "account:a", &boot, false, T0 + 5), LegacyExport::Export(_)));
         assert_eq!(old.retired_at_ms, Some(T0), "unchanged");
-        assert!(matches!(legacy_export(Some(&mut old), "account:b", &boot, T0), LegacyExport::Nothing));
+        // A refresh running there (a worker of the previous version still
+        // calling it mid-deploy): nothing leaves until it ends, even again.
+        assert!(matches!(legacy_export(Some(&mut old), "account:a", &boot, true, T0 + 6), LegacyExport::Busy));
+        assert!(matches!(legacy_export(Some(&mut old), "account:b", &boot, false, T0), LegacyExport::Nothing));
         // Another bootstrap token: another chain, not handed over, not marked.
         let mut other = legacy();
-        assert!(matches!(legacy_export(Some(&mut other), "account:a", "ffffffffffffffff", T0), LegacyExport::Refused(_)));
+        assert!(matches!(legacy_export(Some(&mut other), "account:a", "ffffffffffffffff", false, T0), LegacyExport::Refused(_)));
         assert!(other.retired_to.is_none());
         // Nothing stored, or nothing worth taking.
-        assert!(matches!(legacy_export(None, "account:a", &boot, T0), LegacyExport::Nothing));
+        assert!(matches!(legacy_export(None, "account:a", &boot, false, T0), LegacyExport::Nothing));
         let mut empty = AuthorityState { adopted_bootstrap_fp: Some(boot.clone()), ..Default::default() };
-        assert!(matches!(legacy_export(Some(&mut empty), "account:a", &boot, T0), LegacyExport::Nothing));
+        assert!(matches!(legacy_export(Some(&mut empty), "account:a", &boot, false, T0), LegacyExport::Nothing));
         assert!(empty.retired_to.is_none());
     }
 }
