@@ -111,23 +111,14 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
             Look::Unknown => return Err(unknown()),
             Look::Ask(seen) => seen,
         };
-        let waiting = match BOOK.with(|b| {
-            let mut b = b.borrow_mut();
-            match b.syncs.recheck(seen, now) {
-                Recheck::Wait(max_ms) => Ok(b.waiters.wait(max_ms)),
-                other => Err(other),
-            }
-        }) {
-            Ok(waiting) => waiting,
-            Err(Recheck::Refuse) => return Err(unknown()),
-            Err(Recheck::Fail(e)) => return Err(e),
-            Err(_) => break,
-        };
-        match waiting {
-            Some(p) => {
-                let _ = promise::settled(&p).await;
-            }
-            None => break,
+        match BOOK.with(|b| b.borrow().syncs.recheck(seen, now)) {
+            Recheck::Sync => break,
+            Recheck::Refuse => return Err(unknown()),
+            Recheck::Fail(e) => return Err(e),
+            Recheck::Wait(max_ms) => match BOOK.with(|b| b.borrow_mut().waiters.wait(max_ms)) {
+                Some(woken) => drop(promise::settled(&woken).await),
+                None => break,
+            },
         }
     }
     // A reply to a sync begun before this isolate changed a key is not
