@@ -709,8 +709,8 @@ test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignor
 
 // ----------------------------------------------------------------- penalty
 
-async function penaltyScenario(name, data, status) {
-  await sandbox.admin("/config", { rate_limits: { ...HIGH_LIMITS, [name]: 1 }, penalty_seconds: 3, rate_limit_status: status });
+async function penaltyScenario(name, data, status, shape = "errors_array") {
+  await sandbox.admin("/config", { rate_limits: { ...HIGH_LIMITS, [name]: 1 }, penalty_seconds: 3, rate_limit_status: status, rate_limit_shape: shape });
   // With a limit of 1 per minute the first or second call goes over it
   // (earlier tests may already have used this minute's allowance).
   let limited;
@@ -718,7 +718,7 @@ async function penaltyScenario(name, data, status) {
     limited = await op(name, keys.admin, data);
     if (limited.status !== 200) break;
   }
-  assert.equal(limited.status, 429, `${name} with upstream status ${status}: ${limited.text}`);
+  assert.equal(limited.status, 429, `${name} with upstream status ${status}, ${shape}: ${limited.text}`);
   assert.equal(errCode(limited), "rate_limited");
   const ra = Number(limited.headers["retry-after"]);
   assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 3, `Retry-After ${limited.headers["retry-after"]}`);
@@ -760,6 +760,11 @@ test("penalty: upstream HTTP 429 rate-limit answer → 429 rate_limited, no upst
 test("penalty: upstream 200 with the rate-limit errors body → 429 rate_limited", async () => {
   await penaltyScenario("paymentHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: 2 }, 200);
   await sandbox.admin("/config", { rate_limit_status: 429, penalty_seconds: 60 });
+});
+
+test("penalty: upstream 400 with `errors` as one object (another reading of the docs) → 429 rate_limited for its penaltySeconds", async () => {
+  await penaltyScenario("getOrderHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: 3 }, 400, "errors_object");
+  await sandbox.admin("/config", { rate_limit_status: 429, penalty_seconds: 60, rate_limit_shape: "errors_array" });
 });
 
 // -------------------------------------------------------------------- CORS

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::faults::RateLimitShape;
+
 /// The seven Plum operations, in a fixed order (used for counters and limits).
 pub const OPS: [&str; 7] = [
     "getFilters",
@@ -87,6 +89,10 @@ pub struct Config {
     /// Overrides only; an absent op uses [`default_rate_limit`].
     pub rate_limits: BTreeMap<String, u32>,
     pub rate_limit_status: u16,
+    /// The body of the per-minute rate-limit answer: Xoxoday's sources show
+    /// `errors` as an array (the default) or as one object, or a bare
+    /// `message`, or `success: 0` (xoxoday-api.md §3.9).
+    pub rate_limit_shape: RateLimitShape,
     pub penalty_seconds: u64,
     /// Opening wallet balance in USD.
     pub initial_balance: f64,
@@ -113,6 +119,7 @@ impl Default for Config {
             refresh_latency_ms: 50,
             rate_limits: BTreeMap::new(),
             rate_limit_status: 429,
+            rate_limit_shape: RateLimitShape::ErrorsArray,
             penalty_seconds: 60,
             initial_balance: 250_000.0,
             daily_limits: BTreeMap::new(),
@@ -137,6 +144,7 @@ pub struct ConfigPatch {
     refresh_latency_ms: Option<u64>,
     rate_limits: Option<BTreeMap<String, u32>>,
     rate_limit_status: Option<u16>,
+    rate_limit_shape: Option<RateLimitShape>,
     penalty_seconds: Option<u64>,
     initial_balance: Option<f64>,
     daily_limits: Option<BTreeMap<String, u32>>,
@@ -232,6 +240,14 @@ impl Config {
             }
             next.rate_limit_status = v;
         }
+        if let Some(v) = patch.rate_limit_shape {
+            if v == RateLimitShape::Status429 {
+                // That shape is the bare message plus `Retry-After`, a header
+                // the API answers here do not carry.
+                return Err("rate_limit_shape status429 is for refresh faults; use rate_limit_status 429 with message".into());
+            }
+            next.rate_limit_shape = v;
+        }
         if let Some(v) = patch.penalty_seconds {
             next.penalty_seconds = secs("penalty_seconds", v, 1)?;
         }
@@ -320,5 +336,13 @@ mod tests {
         assert!(c.apply_patch(br#"{"daily_limits":{"getVoucher":5}}"#).is_err());
         c.apply_patch(br#"{"daily_limits":{"getVouchers":0}}"#).unwrap();
         assert_eq!(c.daily_limit("getVouchers"), None);
+
+        assert_eq!(c.rate_limit_shape, RateLimitShape::ErrorsArray, "the array by default");
+        c.apply_patch(br#"{"rate_limit_shape":"errors_object"}"#).unwrap();
+        assert_eq!(c.to_json()["rate_limit_shape"], "errors_object");
+        let before = c.clone();
+        assert!(c.apply_patch(br#"{"rate_limit_shape":"status429"}"#).is_err(), "no Retry-After on API answers");
+        assert!(c.apply_patch(br#"{"rate_limit_shape":"sideways"}"#).is_err());
+        assert_eq!(c, before);
     }
 }

@@ -1,7 +1,7 @@
 //! The upstream's error and success shapes, and lenient readers for input
 //! fields. Owns: the Plum-style error `{code, errorId, errorInfo, error}`,
-//! the OAuth-style error `{error, error_description}`, the rate-limit body
-//! `{errors:[{message, penaltySeconds}]}`, money formatting, and coercion of
+//! the OAuth-style error `{error, error_description}` (the rate-limit bodies
+//! are `faults::RateLimitShape`'s), money formatting, and coercion of
 //! JSON values that real clients send either as numbers or as strings.
 
 use serde_json::{json, Map, Value};
@@ -58,11 +58,6 @@ pub fn unauthorized_body() -> Value {
 /// OAuth-style error body used by the token endpoints.
 pub fn oauth_error(error: &str, description: &str) -> Value {
     json!({ "error": error, "error_description": description })
-}
-
-/// The per-minute rate-limit body.
-pub fn rate_limit_body(penalty_seconds: u64) -> Value {
-    json!({ "errors": [{ "message": "auth.request_limit_exceeded", "penaltySeconds": penalty_seconds }] })
 }
 
 /// A success envelope `{"data":{"<key>":{"status":1,"data":...}}}`.

@@ -15,7 +15,7 @@ use crate::config::{Config, DuplicateAnswer, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
-    flag, money, oauth_error, rate_limit_body, success, unauthorized_body, PlumError,
+    flag, money, oauth_error, success, unauthorized_body, PlumError,
 };
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{new_token, Issued, TokenStore, PAIR_CAP};
@@ -484,7 +484,7 @@ impl Sandbox {
                 }
                 Err(Reject::Plum(e)) => (e.status, e.body()),
                 Err(Reject::Limited(secs)) => {
-                    (self.config.rate_limit_status, rate_limit_body(secs))
+                    (self.config.rate_limit_status, self.config.rate_limit_shape.body(secs))
                 }
                 Err(Reject::Daily(op, cap)) => (429, daily_limit_body(op, cap)),
             }
