@@ -363,6 +363,32 @@ test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in
   assert.ok(lines.every((l) => /^[0-9a-f]{16}$/.test(l.po_fp)), "by a fingerprint of the poNumber, never the poNumber");
 });
 
+// That PLE10021 never settles into "not placed" as PLE10016 does after 180 s
+// is the core's (ledger tests, read_reconcile); this is the path end to end.
+test("getOrderDetails answers 404 PLE10021 (no words in Xoxoday's docs): the order stays pending, is never sent again, and a later check finds it", async () => {
+  await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+  await sbO.admin("/faults/details", { mode: "PLE10021", count: 2 });
+  const c0 = await sbO.counters();
+  const checks = async () => (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("ple21"));
+  const first = await place(order("ple21"));
+  assert.equal(first.status, 409, first.text);
+  assert.equal(first.json.error.code, "order_in_progress");
+  const ra = Number(first.headers["retry-after"]);
+  await sleep(ra * 1000 + 500);
+  // The alarm's first check meets PLE10021 too: still in progress, and a
+  // retry by the caller is not sent.
+  const later = await waitFor(async () => {
+    const r = await place(order("ple21"));
+    return r.status === 409 ? null : r;
+  }, { timeout: 40_000, interval: 1_000, what: "the alarm's checks" });
+  assert.equal(later.status, 200, later.text);
+  assert.equal(later.headers["x-plumgate-reconciled"], "true");
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "never re-sent");
+  assert.deepEqual((await checks()).map((c) => c.status), [404, 404, 200], "checked at once, then from the alarm until it answered");
+});
+
 test("a capped key's order left unknown and never retried: the alarm's check finds it placed, and the key's usage and audit trail say so", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
   await sbO.admin("/faults/details", { mode: "not_found", count: 1 });

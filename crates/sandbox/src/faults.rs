@@ -197,6 +197,11 @@ pub enum DetailsFaultMode {
     /// A 5xx (`PLE10035`): the status could not be checked.
     #[serde(rename = "5xx")]
     ServerError,
+    /// 404 `PLE10021`: listed among getOrderDetails' errors with no words
+    /// (xoxoday-api.md §3.5), so it says nothing about whether the order
+    /// exists; the words here are the sandbox's.
+    #[serde(rename = "PLE10021")]
+    Ple10021,
 }
 
 /// A page from the layer in front of Xoxoday (a load balancer, a firewall,
@@ -374,10 +379,13 @@ impl Faults {
         Ok(())
     }
 
-    /// `{"mode":"not_found"|"5xx","count"=1,"status"=502}`; count 0 clears.
+    /// `{"mode":"not_found"|"PLE10021"|"5xx","count"=1,"status"=502}`; count
+    /// 0 clears.
     pub fn set_details(&mut self, body: &[u8]) -> Result<(), String> {
         self.details = parse(body, |m: &DetailsFaultMode| match m {
-            DetailsFaultMode::NotFound => Rules { default_status: 404, status_range: (404, 404), rate_limit: false, op: false, order: false },
+            DetailsFaultMode::NotFound | DetailsFaultMode::Ple10021 => {
+                Rules { default_status: 404, status_range: (404, 404), rate_limit: false, op: false, order: false }
+            }
             DetailsFaultMode::ServerError => {
                 Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: false, order: false }
             }
@@ -466,6 +474,9 @@ mod tests {
         assert_eq!(f.take_details().map(|d| (d.mode, d.status)), Some((DetailsFaultMode::NotFound, 404)));
         assert!(f.take_details().is_some());
         assert!(f.take_details().is_none());
+        f.set_details(br#"{"mode":"PLE10021"}"#).unwrap();
+        assert_eq!(f.take_details().map(|d| (d.mode, d.status)), Some((DetailsFaultMode::Ple10021, 404)));
+        assert!(f.set_details(br#"{"mode":"PLE10021","status":500}"#).is_err());
         f.set_details(br#"{"mode":"5xx","status":503}"#).unwrap();
         assert_eq!(f.to_json()["details"]["mode"], "5xx");
         assert!(f.set_details(br#"{"mode":"not_found","status":500}"#).is_err());

@@ -592,6 +592,9 @@ impl Sandbox {
                 if let Some(f) = self.faults.take_details() {
                     return Err(match f.mode {
                         DetailsFaultMode::NotFound => not_found(),
+                        DetailsFaultMode::Ple10021 => {
+                            PlumError::new(404, "PLE10021", "Unable to fetch order details", "Unable to fetch order details")
+                        }
                         DetailsFaultMode::ServerError => {
                             let (id, info, error) = OrderErrorId::Ple10035.words();
                             PlumError::new(f.status, id, info, error)
