@@ -32,8 +32,7 @@ use crate::runtime::defer::defer;
 use plumgate_core::auth::{AuthError, Caller};
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use crate::runtime::promise;
-use crate::runtime::wait::Waiters;
+use crate::runtime::wait::{pause, POLL_MS};
 use plumgate_core::keys::{self, Credential, Freshness, Look, Recheck, Syncs, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS, SYNC_STALE_MS};
 use plumgate_core::quota::{check_rate, Counter, UsageDelta};
 use plumgate_core::secret::CallerKey;
@@ -61,18 +60,6 @@ struct Book {
     syncing_since: Option<i64>,
     /// Every sync's start and end, the usage in flight, the epoch.
     syncs: Syncs,
-    /// Requests waiting for the sync in flight (`Recheck::Wait`).
-    waiters: Waiters,
-}
-
-/// Held by a sync while it runs: dropping it (the sync is over, however
-/// it ended) wakes the requests waiting for it, who then look again.
-struct SyncRunning;
-
-impl Drop for SyncRunning {
-    fn drop(&mut self) {
-        BOOK.with(|b| std::mem::take(&mut b.borrow_mut().waiters)).wake();
-    }
 }
 
 thread_local! {
@@ -99,9 +86,10 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
     if !(k.len() == KEY_PREFIX.len() + 2 * KEY_RANDOM_BYTES && k.starts_with(KEY_PREFIX)) {
         return Err(unknown());
     }
-    // A key that waited for another request's sync looks again; a few
-    // rounds at most (each ends with that sync or its stale time).
-    for _ in 0..4 {
+    // A key that waits for another request's sync (on this request's own
+    // timer: `runtime::wait`) looks again; `Syncs::recheck` stops the wait
+    // once that sync is stale (the count only guards a clock that stands).
+    for _ in 0..=SYNC_STALE_MS / POLL_MS {
         let now = now_ms();
         let seen = match BOOK.with(|b| {
             let b = b.borrow();
@@ -115,10 +103,7 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
             Recheck::Sync => break,
             Recheck::Refuse => return Err(unknown()),
             Recheck::Fail(e) => return Err(e),
-            Recheck::Wait(max_ms) => match BOOK.with(|b| b.borrow_mut().waiters.wait(max_ms)) {
-                Some(woken) => drop(promise::settled(&woken).await),
-                None => break,
-            },
+            Recheck::Wait(max_ms) => pause(max_ms.min(POLL_MS)).await,
         }
     }
     // A reply to a sync begun before this isolate changed a key is not
@@ -196,7 +181,6 @@ async fn sync(env: &Env) -> Result<bool, ApiError> {
         // The usage stays counted (in `syncs`) until the reply holds it.
         (req.to_json(), b.syncs.start(req.usage, now))
     });
-    let _running = SyncRunning;
     let sent = registry::call_json(env, Op::Sync, json).await;
     let reply = sent.and_then(|r| match r.error {
         Some(e) => Err(e),

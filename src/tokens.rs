@@ -19,7 +19,7 @@
 //! another request's lookup is running wait for it (at most
 //! `plumgate_core::token::cache::JOIN_WAIT_MS`, in case that request is cancelled)
 //! and take the grant it leaves in memory, instead of each reading KV and
-//! calling the Durable Object (`runtime::wait`).
+//! calling the Durable Object (each on a timer of its own: `runtime::wait`).
 //!
 //! Also the isolate's side of the balance alert ([`balance_seen`]): the
 //! balance a getBalance answer from Xoxoday showed is reported to the
@@ -28,8 +28,8 @@
 
 use crate::objects::authority::{self as authority_object, KV_BINDING};
 use crate::runtime::clock::now_ms;
-use crate::runtime::wait::Waiters;
-use crate::runtime::{kv, promise};
+use crate::runtime::wait::{pause, POLL_MS};
+use crate::runtime::kv;
 use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
@@ -39,7 +39,6 @@ use plumgate_core::token::storage::{authority_name, kv_token_key};
 use plumgate_core::wire::authority::{Call, Grant, Reply};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use worker::js_sys::Promise;
 use worker::{console_error, console_log, Context, Env};
 
 thread_local! {
@@ -52,15 +51,14 @@ thread_local! {
     static BALANCE_REPORTED: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
-/// A running lookup and the requests waiting for it.
+/// A running lookup.
 struct Lookup {
     id: u64,
     started_ms: i64,
-    waiters: Waiters,
 }
 
 /// Held by the request doing the isolate's lookup. Dropping it (the lookup
-/// is over, however it ended) wakes the waiters, who then read memory.
+/// is over, however it ended) ends it: its waiters then read memory.
 struct Lead {
     id: u64,
 }
@@ -71,39 +69,27 @@ impl Lead {
             c.set(c.get() + 1);
             c.get()
         });
-        // A stale lookup being replaced: its waiters look for themselves.
-        let stale = LOOKUP.with(|l| l.borrow_mut().replace(Lookup { id, started_ms: now, waiters: Waiters::default() }));
-        if let Some(s) = stale {
-            s.waiters.wake();
-        }
+        // A stale lookup is replaced: its waiters look for themselves.
+        LOOKUP.with(|l| *l.borrow_mut() = Some(Lookup { id, started_ms: now }));
         Lead { id }
     }
 }
 
 impl Drop for Lead {
     fn drop(&mut self) {
-        let waiters = LOOKUP.with(|l| {
+        LOOKUP.with(|l| {
             let mut l = l.borrow_mut();
-            match l.as_ref() {
-                Some(lookup) if lookup.id == self.id => l.take().map(|s| s.waiters),
-                _ => None,
+            if l.as_ref().is_some_and(|lookup| lookup.id == self.id) {
+                *l = None;
             }
         });
-        if let Some(w) = waiters {
-            w.wake();
-        }
     }
 }
 
-/// If another request's lookup is young enough to join, a promise (made in
-/// this request) that settles when it ends, or after `JOIN_WAIT_MS`.
-fn join_lookup(now: i64) -> Option<Promise> {
-    LOOKUP.with(|l| {
-        let mut l = l.borrow_mut();
-        let lookup = l.as_mut().filter(|lk| joins_lookup(lk.started_ms, now))?;
-        // The timer bounds the wait if the leading request never finishes.
-        lookup.waiters.wait(JOIN_WAIT_MS)
-    })
+/// The lookup another request of this isolate is running, if it is young
+/// enough to wait for: its id.
+fn running_lookup(now: i64) -> Option<u64> {
+    LOOKUP.with(|l| l.borrow().as_ref().filter(|lk| joins_lookup(lk.started_ms, now)).map(|lk| lk.id))
 }
 
 fn from_memory(now: i64) -> Option<Grant> {
@@ -115,12 +101,18 @@ pub async fn access_token(env: &Env, cfg: &Config) -> Result<(Grant, Source), Ap
     if let Some(g) = from_memory(now_ms()) {
         return Ok((g, Source::Memory));
     }
-    if let Some(waiting) = join_lookup(now_ms()) {
-        // Settles when the other lookup ends or the wait runs out; either
-        // way memory says whether it left a grant.
-        let _ = promise::settled(&waiting).await;
-        if let Some(g) = from_memory(now_ms()) {
-            return Ok((g, Source::Shared));
+    if let Some(id) = running_lookup(now_ms()) {
+        // Wait for it (on this request's own timer: `runtime::wait`) while
+        // it runs and is young enough; then memory says whether it left a
+        // grant.
+        for _ in 0..=JOIN_WAIT_MS / POLL_MS {
+            pause(POLL_MS).await;
+            if let Some(g) = from_memory(now_ms()) {
+                return Ok((g, Source::Shared));
+            }
+            if running_lookup(now_ms()) != Some(id) {
+                break;
+            }
         }
     }
     let _lead = Lead::start(now_ms());
