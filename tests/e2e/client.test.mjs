@@ -112,6 +112,15 @@ test("reads: every operation, token status and health through the client, typed 
   const payments = await clientFor(keys.reader).paymentHistory({ startDate: "2020-01-01", endDate: today, limit: 5, page: 1 });
   assert.ok(payments.data.length >= 1, "the opening credit at least");
   assert.ok(payments.data.every((r) => r.adjusted_amount !== undefined && typeof r.date === "string"));
+  // The spec's reading: the rows flat under `data`, no getPaymentReport.
+  await sandbox.admin("/config", { payment_report_shape: "flat" });
+  try {
+    const flat = await clientFor(keys.reader).paymentHistory({ startDate: "2020-01-01", endDate: today, limit: 5, page: 1 });
+    assert.ok(Array.isArray(flat.body.data), "Xoxoday's answer, passed on as it came");
+    assert.deepEqual(flat.data, payments.data, "the same rows, read from either shape");
+  } finally {
+    await sandbox.admin("/config", { payment_report_shape: "wrapped" });
+  }
 
   const token = await admin.tokenStatus();
   assert.equal(token.state, "fresh");

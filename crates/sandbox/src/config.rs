@@ -70,6 +70,19 @@ pub enum DuplicateAnswer {
     Validation,
 }
 
+/// Where paymentHistory's rows sit in its answer: xoxoday-api.md §3.7
+/// gives two readings and confirms neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentReportShape {
+    /// `{"data":{"getPaymentReport":{"status":1,"data":[rows]}}}`, the
+    /// workflow example's.
+    #[default]
+    Wrapped,
+    /// `{"data":[rows]}`, the spec's.
+    Flat,
+}
+
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 const MAX_MS: u64 = 600_000;
 
@@ -102,6 +115,8 @@ pub struct Config {
     pub daily_limits: BTreeMap<String, u32>,
     /// The answer to a poNumber placeOrder already holds.
     pub duplicate_answer: DuplicateAnswer,
+    /// Where paymentHistory's rows sit.
+    pub payment_report_shape: PaymentReportShape,
 }
 
 impl Default for Config {
@@ -124,6 +139,7 @@ impl Default for Config {
             initial_balance: 250_000.0,
             daily_limits: BTreeMap::new(),
             duplicate_answer: DuplicateAnswer::default(),
+            payment_report_shape: PaymentReportShape::default(),
         }
     }
 }
@@ -149,6 +165,7 @@ pub struct ConfigPatch {
     initial_balance: Option<f64>,
     daily_limits: Option<BTreeMap<String, u32>>,
     duplicate_answer: Option<DuplicateAnswer>,
+    payment_report_shape: Option<PaymentReportShape>,
 }
 
 impl Config {
@@ -233,6 +250,9 @@ impl Config {
         }
         if let Some(v) = patch.duplicate_answer {
             next.duplicate_answer = v;
+        }
+        if let Some(v) = patch.payment_report_shape {
+            next.payment_report_shape = v;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {
@@ -343,6 +363,10 @@ mod tests {
         let before = c.clone();
         assert!(c.apply_patch(br#"{"rate_limit_shape":"status429"}"#).is_err(), "no Retry-After on API answers");
         assert!(c.apply_patch(br#"{"rate_limit_shape":"sideways"}"#).is_err());
+        assert!(c.apply_patch(br#"{"payment_report_shape":"nested"}"#).is_err());
+        assert_eq!(c.to_json()["payment_report_shape"], "wrapped");
         assert_eq!(c, before);
+        c.apply_patch(br#"{"payment_report_shape":"flat"}"#).unwrap();
+        assert_eq!(c.payment_report_shape, PaymentReportShape::Flat);
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{Config, DuplicateAnswer, Rotation, OPS};
+use crate::config::{Config, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
@@ -609,7 +609,13 @@ impl Sandbox {
                 ok(op, data)
             }
             "getOrderHistory" => ok(op, self.ledger.history(input)?),
-            "paymentHistory" => ok("getPaymentReport", self.ledger.payments(input, initial)?),
+            "paymentHistory" => {
+                let rows = self.ledger.payments(input, initial)?;
+                match self.config.payment_report_shape {
+                    PaymentReportShape::Wrapped => ok("getPaymentReport", rows),
+                    PaymentReportShape::Flat => Ok((json!({ "data": rows }), 0)),
+                }
+            }
             _ => Err(PlumError::new(400, "PLE10001", "Invalid query", "Unknown query").into()),
         }
     }
