@@ -28,13 +28,18 @@ export type OperationAnswer<N extends OperationName> = operations[N] extends {
 /** `T["data"]`, for a `T` that TypeScript cannot index directly. */
 type DataOf<T> = T extends { data?: infer D } ? D : never;
 
+/**
+ * `data` in its wrapped form, `{<operation>: {status, data}}` (paymentHistory
+ * may also come flat, the rows themselves under `data`: its payload type is
+ * the same rows either way).
+ */
+type Wrapped<N extends OperationName> = Exclude<NonNullable<DataOf<OperationAnswer<N>>>, readonly unknown[]>;
+
 /** The keys under `data` that carry an operation's answer (paymentHistory's is getPaymentReport). */
-type AnswerKey<N extends OperationName> = keyof NonNullable<DataOf<OperationAnswer<N>>> & string;
+type AnswerKey<N extends OperationName> = keyof Wrapped<N> & string;
 
 /** The payload of a successful answer: `data.<operation>.data`. */
-export type OperationData<N extends OperationName> = NonNullable<
-  DataOf<NonNullable<NonNullable<DataOf<OperationAnswer<N>>>[AnswerKey<N>]>>
->;
+export type OperationData<N extends OperationName> = NonNullable<DataOf<NonNullable<Wrapped<N>[AnswerKey<N>]>>>;
 
 /** The placeOrder body with `poNumber` optional (the client makes one when absent). */
 export type PlaceOrderInput = {
