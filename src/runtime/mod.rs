@@ -23,7 +23,7 @@
 //! | [`stub`] | a call to a Durable Object by name | one place for the stub plumbing every object's client shares |
 //! | [`kv`] | the access-token cache's KV reads and writes (text, TTL) | `worker`'s `KvStore` goes through `serde-wasm-bindgen` for its options and values |
 //! | [`object`] | the Durable Objects' classes exported to the runtime (constructor, `fetch`, `alarm`) | `worker`'s `#[durable_object]` glue writes a failed call's error out with its `Display` and `Debug`, which keeps the formatting of every error type `worker` wraps in the wasm |
-//! | [`wait`] | a request waiting for another request's work (the token lookup, the key directory's sync): it sleeps on timers of its own and looks again | concurrent requests share one round trip; a waiter resumed by the other request would run in that request's context, where workerd refuses I/O on the waiter's own request body |
+//! | [`wait`] | a request waiting for another request's work (the token lookup, the key directory's sync): it sleeps on timers of its own (`worker::Delay`) and looks again | concurrent requests share one round trip; a waiter resumed by the other request would run in that request's context, where workerd refuses I/O on the waiter's own request body |
 //! | [`defer`] | work left for after the answer (`waitUntil`) | every caller hands over the same boxed future type, so `wait_until`'s promise glue is in the wasm once |
 //!
 //! What pins it: `wasm-bindgen` is pinned exactly (`=0.2.130` in

@@ -14,24 +14,14 @@
 //! memory; whether to wait at all, and for how long, is the core's
 //! decision.
 
-use crate::runtime::promise;
-use worker::js_sys::{self, Function, Promise, Reflect};
-use worker::wasm_bindgen::{JsCast, JsValue};
+use std::time::Duration;
+use worker::Delay;
 
 /// How long a waiter sleeps before it looks again.
 pub const POLL_MS: i64 = 5;
 
-/// Sleep `ms` on a timer made in this request (returns at once if the
-/// runtime gives no timer).
+/// Sleep `ms` on a timer made in this request (`worker::Delay`: its
+/// `setTimeout` is set when this request first polls it, so it fires here).
 pub async fn pause(ms: i64) {
-    let mut resolver = None;
-    let timer = Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
-    let Some(resolve) = resolver else { return };
-    let global = js_sys::global();
-    let Some(set_timeout) = Reflect::get(&global, &JsValue::from_str("setTimeout")).ok().and_then(|f| f.dyn_into::<Function>().ok()) else {
-        return;
-    };
-    if set_timeout.call2(&global, &resolve, &JsValue::from_f64(ms.max(0) as f64)).is_ok() {
-        drop(promise::settled(&timer).await);
-    }
+    Delay::from(Duration::from_millis(ms.max(0) as u64)).await;
 }

@@ -435,14 +435,12 @@ pub struct Ticket {
 /// now ([`look`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
-    /// In the copy, which is too old to use: most likely a caller.
-    Listed,
     /// Not in a copy that may be used but is old enough to recheck a miss
     /// ([`MISS_RECHECK_MS`]): most likely no one's.
     Absent,
     /// The copy cannot say: there is none yet, or it is too old to use (or
-    /// was thrown away after a key change here) and does not list the key,
-    /// which may have been made since.
+    /// was thrown away after a key change here), whether it lists the key
+    /// or not (made, revoked or rotated since).
     Unsure,
 }
 
@@ -460,12 +458,13 @@ pub enum Look {
 /// Key `key` in the copy `directory` fetched at `fetched_ms` (`None`:
 /// never, or thrown away), at `now_ms`.
 pub fn look(directory: &[Credential], fetched_ms: Option<i64>, key: &CallerKey, now_ms: i64) -> Look {
-    match (freshness(fetched_ms, now_ms), identify(directory, key, now_ms)) {
-        (Freshness::Expired, Some(_)) => Look::Ask(Seen::Listed),
-        (Freshness::Expired, None) => Look::Ask(Seen::Unsure),
-        (_, Some(caller)) => Look::Caller(caller),
-        (_, None) if recheck_miss(fetched_ms, now_ms) => Look::Ask(Seen::Absent),
-        (_, None) => Look::Unknown,
+    if freshness(fetched_ms, now_ms) == Freshness::Expired {
+        return Look::Ask(Seen::Unsure);
+    }
+    match identify(directory, key, now_ms) {
+        Some(caller) => Look::Caller(caller),
+        None if recheck_miss(fetched_ms, now_ms) => Look::Ask(Seen::Absent),
+        None => Look::Unknown,
     }
 }
 
@@ -566,9 +565,8 @@ impl Syncs {
     ///   asked again by every request), so however many unknown keys arrive
     ///   the isolate makes at most one call a second.
     /// - Else an `Absent` key is unknown: `401` without asking.
-    /// - And a key `Listed` in a copy too old to use, or one the copy is
-    ///   `Unsure` of, gets the last sync's failure again, or, if it did not
-    ///   fail, syncs itself.
+    /// - And a key the copy is `Unsure` of gets the last sync's failure
+    ///   again, or, if it did not fail, syncs itself.
     pub fn recheck(&self, seen: Seen, now_ms: i64) -> Recheck {
         let age = |t: Option<i64>| t.map(|t| now_ms.saturating_sub(t)).filter(|age| *age >= 0);
         let started = age(self.started_ms);
@@ -579,7 +577,7 @@ impl Syncs {
         }
         match seen {
             Seen::Absent => Recheck::Refuse,
-            Seen::Listed | Seen::Unsure => self.failure.clone().map_or(Recheck::Sync, Recheck::Fail),
+            Seen::Unsure => self.failure.clone().map_or(Recheck::Sync, Recheck::Fail),
         }
     }
 }
@@ -835,12 +833,12 @@ mod tests {
     #[test]
     fn unknown_keys_sync_at_most_once_a_second_and_wait_for_one_in_flight() {
         let mut s = Syncs::default();
-        for seen in [Seen::Listed, Seen::Absent, Seen::Unsure] {
+        for seen in [Seen::Absent, Seen::Unsure] {
             assert_eq!(s.recheck(seen, T0), Recheck::Sync, "none yet: {seen:?}");
         }
         let t = s.start(Vec::new(), T0);
         // In flight: every key waits for it, at most until it goes stale.
-        for seen in [Seen::Listed, Seen::Absent, Seen::Unsure] {
+        for seen in [Seen::Absent, Seen::Unsure] {
             assert_eq!(s.recheck(seen, T0), Recheck::Wait(SYNC_STALE_MS), "{seen:?}");
         }
         assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Wait(SYNC_STALE_MS - MISS_RECHECK_MS), "still in flight after a second");
@@ -851,7 +849,6 @@ mod tests {
         assert_eq!(s.recheck(Seen::Absent, T0 + 50), Recheck::Refuse);
         assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS - 1), Recheck::Refuse);
         assert_eq!(s.recheck(Seen::Unsure, T0 + MISS_RECHECK_MS - 1), Recheck::Sync, "it did not fail: ask");
-        assert_eq!(s.recheck(Seen::Listed, T0 + MISS_RECHECK_MS - 1), Recheck::Sync);
         assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Sync);
         assert_eq!(s.recheck(Seen::Absent, T0 - 1), Recheck::Sync, "a clock going back: ask");
     }
@@ -864,9 +861,9 @@ mod tests {
         // The copy's time did not move, but the attempt counts.
         assert_eq!(s.recheck(Seen::Absent, T0 + 999), Recheck::Refuse);
         assert_eq!(s.recheck(Seen::Unsure, T0 + 999), Recheck::Fail(failed()), "the copy cannot say: the failure again, not a 401");
-        assert_eq!(s.recheck(Seen::Listed, T0 + 999), Recheck::Fail(failed()), "a failing registry is not asked by every caller");
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 998), Recheck::Fail(failed()), "a failing registry is not asked by every caller");
         assert_eq!(s.recheck(Seen::Absent, T0 + 1_000), Recheck::Sync);
-        assert_eq!(s.recheck(Seen::Listed, T0 + 1_000), Recheck::Sync);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 1_000), Recheck::Sync);
         // The next attempt in flight is waited for; a success clears the failure.
         let t = s.start(Vec::new(), T0 + 1_000);
         assert_eq!(s.recheck(Seen::Unsure, T0 + 2_500), Recheck::Wait(SYNC_STALE_MS - 1_500));
@@ -900,9 +897,9 @@ mod tests {
         assert!(matches!(look(&dir, Some(T0), &key, T0 + MAX_AGE_MS - 1), Look::Caller(_)), "aging: still used");
         assert_eq!(look(&dir, Some(T0), &stranger, T0 + MISS_RECHECK_MS - 1), Look::Unknown, "a young copy is the negative cache");
         assert_eq!(look(&dir, Some(T0), &stranger, T0 + MISS_RECHECK_MS), Look::Ask(Seen::Absent));
-        assert_eq!(look(&dir, Some(T0), &key, T0 + MAX_AGE_MS), Look::Ask(Seen::Listed), "too old to use");
+        assert_eq!(look(&dir, Some(T0), &key, T0 + MAX_AGE_MS), Look::Ask(Seen::Unsure), "too old to use, though it lists the key");
         assert_eq!(look(&dir, Some(T0), &stranger, T0 + MAX_AGE_MS), Look::Ask(Seen::Unsure), "too old to say no");
-        assert_eq!(look(&dir, None, &key, T0), Look::Ask(Seen::Listed), "thrown away after a change here");
+        assert_eq!(look(&dir, None, &key, T0), Look::Ask(Seen::Unsure), "thrown away after a change here");
         assert_eq!(look(&dir, None, &stranger, T0), Look::Ask(Seen::Unsure));
         assert_eq!(look(&[], None, &stranger, T0), Look::Ask(Seen::Unsure), "no copy yet");
         assert_eq!(look(&dir, Some(T0), &stranger, T0 - 1), Look::Ask(Seen::Unsure), "a clock going back");
