@@ -488,6 +488,44 @@ test("7. cron keeps the pair alive: refreshes in the early window, not when fres
   }
 });
 
+test("7b. one active pair (a refresh kills the earlier access token at once): callers holding it are retried with the new one; no check, no second refresh", async () => {
+  // The other reading of Xoxoday's rotation page (xoxoday-api.md §1.4): "A
+  // client can only have one active token pair at any moment". A pair in
+  // the early window, so the first call refreshes in the background while
+  // the isolate keeps the old access token in memory.
+  const sb = await fresh({ rotation: "single" });
+  await sb.admin("/config", { access_ttl_secs: 3 * 86400 });
+  const pair = await sb.admin("/tokens/issue", {});
+  await sb.admin("/config", { access_ttl_secs: 1296000 });
+  const w = await startWorker({ sandbox: sb, keys, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token, XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  try {
+    await sb.admin("/counters/reset", {});
+    assert.equal((await op(w)).status, 200);
+    await waitFor(async () => (await sb.counters()).refresh_success === 1, { what: "the early-window refresh" });
+    const old = await fetch(`${sb.oauthUrl}/v1/oauth/token`, { headers: { authorization: `Bearer ${pair.access_token}` } });
+    await old.text();
+    assert.equal(old.status, 401, "the sandbox reads the rotation as one active pair");
+    await sb.admin("/counters/reset", {});
+    const burst = await Promise.all(Array.from({ length: 20 }, () => op(w)));
+    assert.deepEqual([...new Set(burst.map((r) => r.status))], [200], burst.map((r) => `${r.status} ${r.text.slice(0, 120)}`).join("\n"));
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 0, "the rejected token is not the current one: nothing to refresh");
+    assert.equal(c.validate_calls, 0, "and nothing to check");
+    assert.ok(c.unauthorized_api_calls >= 1 && c.unauthorized_api_calls <= 20, `401s met: ${c.unauthorized_api_calls}`);
+    const lines = await w.logsFor(burst.map((r) => r.headers["x-request-id"]));
+    assert.equal(lines.filter((l) => l.note === "token_replaced").length, c.unauthorized_api_calls, "each 401 was retried once with the new token");
+    // Memory holds the new token now: no 401 at all.
+    for (let i = 0; i < 10; i++) assert.equal((await op(w)).status, 200);
+    assert.equal((await sb.counters()).unauthorized_api_calls, c.unauthorized_api_calls);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1);
+    assert.equal(st.last_error, null);
+  } finally {
+    await w.stop();
+  }
+});
+
 test("hot path: once the isolate holds a fresh token, calls use memory (no KV or DO call)", async () => {
   const sb = await fresh();
   const w = await startWorker({ sandbox: sb, keys });

@@ -38,6 +38,11 @@ pub enum Rotation {
     Strict,
     /// The old refresh token keeps working for `grace_secs`; 10-pair cap.
     Grace,
+    /// One active pair per client ("A client can only have one active
+    /// token pair at any moment", xoxoday-api.md §1.4): issuing a pair, by
+    /// a refresh or from the dashboard, kills every earlier one at once,
+    /// its access token included.
+    Single,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,6 +346,9 @@ mod tests {
             .is_err());
         assert!(c.apply_patch(b"not json").is_err());
         assert_eq!(c, before);
+        let mut single = c.clone();
+        single.apply_patch(br#"{"rotation":"single"}"#).unwrap();
+        assert_eq!(single.rotation, Rotation::Single);
 
         c.apply_patch(br#"{"rate_limits":{"getBalance":0}}"#)
             .unwrap();

@@ -256,7 +256,11 @@ impl Sandbox {
     fn issue(&mut self, now: i64) -> Issued {
         let access = new_token(TOKEN_LEN);
         let refresh = new_token(TOKEN_LEN);
-        let cap = (self.config.rotation == Rotation::Grace).then_some(PAIR_CAP);
+        let cap = match self.config.rotation {
+            Rotation::Strict => None,
+            Rotation::Grace => Some(PAIR_CAP),
+            Rotation::Single => Some(1),
+        };
         self.dirty = true;
         self.tokens.insert_pair(
             access,
@@ -270,7 +274,7 @@ impl Sandbox {
 
     fn rotate(&mut self, old: &str, now: i64) -> Issued {
         let keep_alive = match self.config.rotation {
-            Rotation::Strict => 0,
+            Rotation::Strict | Rotation::Single => 0,
             Rotation::Grace => secs_to_ms(self.config.grace_secs),
         };
         self.tokens.mark_rotated(old, now, keep_alive);

@@ -1,5 +1,5 @@
 //! The token tables: access tokens, refresh tokens and the pairs they were
-//! issued in. Owns: issuing, rotation (strict and grace), the 10-pair cap,
+//! issued in. Owns: issuing, rotation (strict, grace, one active pair), the pair caps,
 //! validity checks, the admin expire/revoke actions, and token value
 //! generation. Knows nothing about HTTP or config beyond the numbers passed in.
 
@@ -332,6 +332,13 @@ mod tests {
         assert_eq!(s.live_counts(1), (10, 10));
         let (s, _) = store_with(12, None);
         assert_eq!(s.live_counts(1), (12, 12));
+        // One active pair: the newest only, its access token included.
+        let (s, _) = store_with(3, Some(1));
+        assert_eq!(s.live_counts(1), (1, 1));
+        assert!(s.access("a1", 1).is_none());
+        assert!(s.access("a2", 1).is_some());
+        assert!(!s.check_refresh("r1", 1).usable);
+        assert!(s.check_refresh("r2", 1).usable);
     }
 
     #[test]

@@ -900,3 +900,28 @@ fn sigterm_right_after_the_ready_line_is_a_clean_stop() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_active_pair_over_http() {
+    let (addr, _app) = start().await;
+    let cfg = send(addr, "POST", "/__sandbox/config", None, Some(r#"{"rotation":"single"}"#)).await;
+    assert_eq!((cfg.status, cfg.json()["rotation"].clone()), (200, json!("single")));
+    let check = |token: String| async move { send(addr, "GET", "/chef/v1/oauth/token", Some(&token), None).await.status };
+    assert_eq!(check(AT.to_owned()).await, 200, "the bootstrap pair is the active one");
+    let r = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(RT))).await;
+    assert_eq!(r.status, 200);
+    let (at1, rt1) = (r.json()["access_token"].as_str().unwrap().to_owned(), r.json()["refresh_token"].as_str().unwrap().to_owned());
+    // A refresh kills the earlier access token at once, not at its expiry.
+    assert_eq!(check(AT.to_owned()).await, 401);
+    let bal = send(addr, "POST", "/chef/v1/oauth/api", Some(AT), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!(bal.status, 401, "the old access token is refused by the API too");
+    assert_eq!(check(at1.clone()).await, 200);
+    // A pair issued from the dashboard kills the refreshed one, both tokens.
+    let issued = send(addr, "POST", "/__sandbox/tokens/issue", None, Some("{}")).await;
+    assert_eq!(issued.status, 200);
+    assert_eq!(check(at1).await, 401);
+    let spent = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt1))).await;
+    assert_eq!(spent.status, 400, "{:?}", spent.body);
+    let at2 = issued.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(check(at2).await, 200);
+}
