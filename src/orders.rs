@@ -6,19 +6,27 @@
 //!    for): over the cap, the answer is `429 quota_exceeded` and nothing is
 //!    sent (the registry records the refusal in the same call).
 //! 2. The ledger places the order exactly as without a cap
-//!    ([`crate::objects::ledger::place`]).
+//!    ([`crate::objects::ledger::send`]).
 //! 3. What its answer means (`plumgate_core::audit::classify`: placed,
 //!    replayed, refused, unknown...) settles the reservation and becomes an
 //!    audit entry, in one registry call made after the answer has gone
 //!    (`waitUntil`): a key without a cap pays no time for either. The call
 //!    is retried if it fails; the registry takes each request id once.
+//!    When the ledger's answer was lost (the caller got `502
+//!    upstream_error`: the order may exist), the ledger is first asked
+//!    what became of it ([`crate::objects::ledger::look`], never a
+//!    placement; at most `LOOK_WAIT_MS`), and the entry and the hold
+//!    settle on that (`plumgate_core::audit::after_lost_answer`) rather
+//!    than stay `unknown` until the caller retries.
 
 use crate::objects::{ledger, registry};
 use crate::runtime::defer::defer;
 use crate::runtime::http::Outgoing;
+use crate::runtime::wait::within;
 use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::Caller;
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
+use plumgate_core::ledger::LOOK_WAIT_MS;
 use plumgate_core::logline::Trace;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
@@ -48,13 +56,21 @@ pub async fn place(
             Ok(r) => (held, created) = (r.held, r.created),
         }
     }
-    let (answer, trace) = ledger::place(env, data, fingerprint, request_id, style).await;
+    let (reply, lost) = ledger::send(env, data, fingerprint).await;
+    let (answer, trace) = ledger::render(reply, style, request_id);
     let result = audit::classify(answered(&answer, &trace));
-    let settle = Request { held, created, ..Request::of_attempt(&attempt) }.with_result(result);
     let env = env.clone();
     defer(
         ctx,
         Box::pin(async move {
+            let result = match &lost {
+                Some(lost) => match within(LOOK_WAIT_MS, ledger::look(&env, lost)).await {
+                    Some(Some(look)) => audit::after_lost_answer(result, &look),
+                    _ => result,
+                },
+                None => result,
+            };
+            let settle = Request { held, created, ..Request::of_attempt(&attempt) }.with_result(result);
             for _ in 0..SETTLE_ATTEMPTS {
                 if registry::call(&env, Op::Settle, &settle).await.is_ok() {
                     break;

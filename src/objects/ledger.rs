@@ -1,5 +1,5 @@
 //! `OrderLedger`: placeOrder safety (contract §5), one Durable Object per
-//! `poNumber`, and its client ([`send`], [`render`], [`place`]).
+//! `poNumber`, and its client ([`send`], [`render`], [`look`]).
 //!
 //! Because every request for one `poNumber` reaches the same object, the
 //! idempotency check is strongly consistent: the first request asks the
@@ -17,6 +17,12 @@
 //! placed or unknown. When the alarm's check settles a pending order, the
 //! `KeyRegistry` is told (`plumgate_core::ledger::tell`), after the record
 //! is written and retried from the alarm when it fails.
+//!
+//! A worker whose call lost the ledger's answer asks again at `LOOK_PATH`
+//! ([`look`]) after answering its caller: the same table, except that
+//! where a request would place the order a look places nothing
+//! (`plumgate_core::ledger::look`), so the key's spend and audit trail
+//! learn what became of the order without the caller retrying.
 
 use crate::limits::{self, Admitted};
 use crate::objects::registry;
@@ -34,15 +40,15 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
-    admit, after_check, after_place, after_refusal, alarm, alarm_for, load, not_sent, read_reconcile, record_not_written, AfterPlace, Admission,
-    AlarmStep, Finish, Loaded, Reconciled, Record, Store, RECORD_KEY,
+    admit, after_check, after_place, after_refusal, alarm, alarm_for, load, not_sent, nothing_found, read_reconcile, record_not_written,
+    AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, RECORD_KEY,
 };
 use plumgate_core::logline::{event, Trace};
 use plumgate_core::ops::{self, Operation};
 use plumgate_core::secret::fingerprint;
 use plumgate_core::wire::registry::{Op as RegistryOp, Reply};
 use plumgate_core::wire::ledger::{
-    object_name, previous_version_refusal, Fate, LedgerReply, LedgerRequest, Outcome, PreviousRequest, PLACE_PATH, PLACE_URL,
+    object_name, previous_version_refusal, Fate, LedgerReply, LedgerRequest, Outcome, PreviousRequest, LOOK_PATH, LOOK_URL, PLACE_PATH, PLACE_URL,
 };
 use serde_json::Value;
 use std::cell::RefCell;
@@ -67,22 +73,41 @@ fn lost() -> LedgerReply {
     )
 }
 
+/// A placeOrder whose answer from the ledger was lost, kept to ask the
+/// ledger later what became of it ([`look`]).
+pub struct Lost {
+    name: String,
+    body: String,
+}
+
 /// Send a prepared placeOrder (and the fingerprint of the order as the
 /// caller wrote it) to its ledger: the typed reply, whatever happens. A
 /// ledger that could not be asked, or whose answer was lost, is
-/// [`Fate::Unknown`] (it may have sent the order); a request that never
-/// left is [`Fate::NotPlaced`].
-pub async fn send(env: &Env, data: Value, fingerprint: String) -> LedgerReply {
+/// [`Fate::Unknown`] (it may have sent the order), and comes with the
+/// [`Lost`] request to [`look`] with; a request that never left is
+/// [`Fate::NotPlaced`].
+pub async fn send(env: &Env, data: Value, fingerprint: String) -> (LedgerReply, Option<Lost>) {
     let name = object_name(&ops::po_number(&data).unwrap_or_default());
     let Ok(body) = serde_json::to_string(&LedgerRequest { data, fingerprint }) else {
-        return refusal(ApiError::internal(), Fate::NotPlaced);
+        return (refusal(ApiError::internal(), Fate::NotPlaced), None);
     };
-    match stub::post(env, BINDING, &name, PLACE_URL, None, Some(body)).await {
-        Ok((_, bytes)) => LedgerReply::read(&bytes).unwrap_or_else(lost),
-        Err(StubError::Binding) => refusal(ApiError::misconfigured(&[format!("{BINDING} binding is missing")]), Fate::NotPlaced),
-        Err(StubError::Request) => refusal(ApiError::internal(), Fate::NotPlaced),
-        Err(StubError::Call(_) | StubError::Body) => lost(),
+    match stub::post(env, BINDING, &name, PLACE_URL, None, Some(body.clone())).await {
+        Ok((_, bytes)) => match LedgerReply::read(&bytes) {
+            Some(reply) => (reply, None),
+            None => (lost(), Some(Lost { name, body })),
+        },
+        Err(StubError::Binding) => (refusal(ApiError::misconfigured(&[format!("{BINDING} binding is missing")]), Fate::NotPlaced), None),
+        Err(StubError::Request) => (refusal(ApiError::internal(), Fate::NotPlaced), None),
+        Err(StubError::Call(_) | StubError::Body) => (lost(), Some(Lost { name, body })),
     }
+}
+
+/// Ask the ledger what became of a placeOrder whose answer was lost
+/// (`plumgate_core::ledger::look`: never a placement); `None` when this
+/// answer is lost too.
+pub async fn look(env: &Env, lost: &Lost) -> Option<LedgerReply> {
+    let (_, bytes) = stub::post(env, BINDING, &lost.name, LOOK_URL, None, Some(lost.body.clone())).await.ok()?;
+    LedgerReply::read(&bytes)
 }
 
 /// The caller's response for a ledger reply: Xoxoday's answer, or
@@ -110,11 +135,6 @@ pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Resul
     (Ok(resp), trace)
 }
 
-/// [`send`], then [`render`].
-pub async fn place(env: &Env, data: Value, fingerprint: String, request_id: &str, style: ErrorStyle) -> (Result<Outgoing, ApiError>, Trace) {
-    render(send(env, data, fingerprint).await, style, request_id)
-}
-
 /// What a run hands every request that joined it.
 type Run = Shared<LocalBoxFuture<'static, (Outcome, Fate)>>;
 
@@ -139,12 +159,13 @@ impl OrderLedger {
     async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
         let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
-        if path != PLACE_PATH {
+        if path != PLACE_PATH && path != LOOK_PATH {
             return Ok(previous_version(&body));
         }
-        let reply = match LedgerRequest::read(&body) {
-            Some(lr) => self.place(lr).await,
-            None => refusal(ApiError::internal(), Fate::NotPlaced),
+        let reply = match (LedgerRequest::read(&body), path == LOOK_PATH) {
+            (Some(lr), false) => self.place(lr).await,
+            (Some(lr), true) => self.answer_look(lr).await,
+            (None, _) => refusal(ApiError::internal(), Fate::NotPlaced),
         };
         Ok(bytes_response(200, serde_json::to_vec(&reply).unwrap_or_default(), "application/json"))
     }
@@ -332,11 +353,7 @@ impl OrderLedger {
         let in_flight = self.inflight.borrow().clone();
         match admit(&loaded, &lr.fingerprint, in_flight.as_ref().map(|(fp, _)| fp.as_str()), now) {
             Admission::Answer { outcome, replayed, fate, alarm_by_ms } => {
-                if let Some(by) = alarm_by_ms {
-                    if storage.get_alarm().await.ok().flatten().is_none() {
-                        set_alarm(&storage, by).await;
-                    }
-                }
+                ensure_alarm(&storage, alarm_by_ms).await;
                 LedgerReply { outcome, replayed, fate }
             }
             Admission::Join => match in_flight {
@@ -363,6 +380,41 @@ impl OrderLedger {
                 let (outcome, fate) = shared.await;
                 LedgerReply { outcome, replayed: false, fate }
             }
+        }
+    }
+}
+
+impl OrderLedger {
+    /// What became of an order whose answer a worker lost
+    /// (`plumgate_core::ledger::look`): what a retry would be answered,
+    /// the outcome of the call in flight, or unknown; never a placement.
+    async fn answer_look(&self, lr: LedgerRequest) -> LedgerReply {
+        let storage = Storage::of(&self.state);
+        let loaded = read(&storage).await;
+        let in_flight = self.inflight.borrow().clone();
+        match plumgate_core::ledger::look(&loaded, &lr.fingerprint, in_flight.as_ref().map(|(fp, _)| fp.as_str()), now_ms()) {
+            Look::Answer { outcome, fate, alarm_by_ms } => {
+                ensure_alarm(&storage, alarm_by_ms).await;
+                LedgerReply { outcome, replayed: true, fate }
+            }
+            Look::Join => match in_flight {
+                Some((_, run)) => {
+                    let (outcome, fate) = run.await;
+                    LedgerReply { outcome, replayed: true, fate }
+                }
+                None => refusal(nothing_found(), Fate::Unknown),
+            },
+            Look::Nothing => refusal(nothing_found(), Fate::Unknown),
+        }
+    }
+}
+
+/// A pending record's next check has an alarm by `by` (one already set is
+/// left as it is).
+async fn ensure_alarm(storage: &Storage, by: Option<i64>) {
+    if let Some(by) = by {
+        if storage.get_alarm().await.ok().flatten().is_none() {
+            set_alarm(storage, by).await;
         }
     }
 }

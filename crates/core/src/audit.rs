@@ -25,6 +25,7 @@ use crate::ops::{self, count_of, micros_text};
 use crate::quota::Fate;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::upstream::is_plum_success;
+use crate::wire::ledger::{self, LedgerReply};
 use serde_json::Value;
 
 /// Entries per page unless `limit` says otherwise.
@@ -242,6 +243,27 @@ pub fn classify(answered: Answered<'_>) -> Result {
     }
 }
 
+/// The entry of an attempt whose answer from the order ledger was lost
+/// (`first`: as the caller got it, `502 upstream_error`, `unknown`), once
+/// the ledger has said what became of the order (`look`: its answer to
+/// `wire::ledger::LOOK_URL`): the outcome and order id the ledger knows,
+/// with the status and error the caller got, marked `reconciled` (learnt
+/// after the answer). The order is this attempt's own (the answer it lost
+/// was the ledger's call, or a call it joined), so a stored answer counts
+/// as placed, not replayed: a replay would free a hold this attempt took.
+/// A look that knows no more (`unknown`: the order is pending, or no
+/// record was found) leaves `first` as it is.
+pub fn after_lost_answer(first: Result, look: &LedgerReply) -> Result {
+    if look.fate == ledger::Fate::Unknown {
+        return first;
+    }
+    let learnt = classify(match &look.outcome {
+        ledger::Outcome::Answer { status, body, .. } => Answered::Answer { status: *status, body: body.as_bytes(), replayed: false, reconciled: true },
+        ledger::Outcome::Error { error, .. } => Answered::Error { status: error.status, code: error.code },
+    });
+    Result { outcome: learnt.outcome, order_id: learnt.order_id, reconciled: true, ..first }
+}
+
 /// `data.placeOrder.data.orderId` of a placeOrder answer, as text.
 pub fn order_id(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
@@ -350,6 +372,35 @@ mod tests {
 
     fn answer(status: u16, body: &str, replayed: bool) -> Result {
         classify(Answered::Answer { status, body: body.as_bytes(), replayed, reconciled: false })
+    }
+
+    #[test]
+    fn a_lost_answer_learns_the_order_s_fate_from_the_ledger() {
+        let first = classify(Answered::Error { status: 502, code: ErrorCode::UpstreamError });
+        assert_eq!(first.outcome, Outcome::Unknown);
+        let look = |outcome, fate| LedgerReply { outcome, replayed: true, fate };
+        let stored = |status: u16, body: &str| ledger::Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: None };
+        // Placed (a stored answer, replayed by the ledger): this attempt's
+        // own order, counted; the caller's status and error stay.
+        let r = after_lost_answer(first.clone(), &look(stored(200, PLACED), ledger::Fate::Placed));
+        assert_eq!(
+            r,
+            Result { outcome: Outcome::Placed, status: 502, error: Some("upstream_error".into()), order_id: Some("100001".into()), reconciled: true }
+        );
+        assert_eq!(r.outcome.fate(), Fate::Placed);
+        // Failed or refused by Xoxoday: the amount is freed.
+        for (status, body, fate) in [(200, r#"{"data":{"placeOrder":{"status":0}}}"#, ledger::Fate::Failed), (404, r#"{"errorId":"PLE10018"}"#, ledger::Fate::NotPlaced)] {
+            let r = after_lost_answer(first.clone(), &look(stored(status, body), fate));
+            assert_eq!((r.outcome, r.outcome.fate(), r.status, r.order_id, r.reconciled), (Outcome::Refused, Fate::Refused, 502, None, true));
+        }
+        // Another body held the poNumber: the conflict it met.
+        let conflict = ledger::Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None };
+        let r = after_lost_answer(first.clone(), &look(conflict, ledger::Fate::NotPlaced));
+        assert_eq!((r.outcome, r.outcome.fate()), (Outcome::IdempotencyConflict, Fate::Refused));
+        // The ledger knows no more: unchanged.
+        let pending = ledger::Outcome::Error { error: crate::ledger::nothing_found(), upstream_status: None };
+        assert_eq!(after_lost_answer(first.clone(), &look(pending, ledger::Fate::Unknown)), first);
+        assert_eq!(after_lost_answer(first.clone(), &look(stored(200, PLACED), ledger::Fate::Unknown)), first);
     }
 
     #[test]

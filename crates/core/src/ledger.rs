@@ -403,6 +403,52 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms
     }
 }
 
+/// What a look meets: a worker whose placeOrder call lost the ledger's
+/// answer asks what became of the order (`wire::ledger::LOOK_URL`), so
+/// that the key's spend and audit trail learn it without the caller
+/// retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Look {
+    /// What a retry would be answered (the record's outcome and fate).
+    Answer {
+        /// What the caller would get.
+        outcome: Outcome,
+        /// The order's fate.
+        fate: Fate,
+        /// A check is pending: make sure an alarm is set by then.
+        alarm_by_ms: Option<i64>,
+    },
+    /// The call for this order is still in flight: wait for its outcome.
+    Join,
+    /// No record and nothing in flight: the lost call never reached this
+    /// object, or its record was not written, or (rarely) it is still on
+    /// its way. Never placed from here: a look is not the caller's
+    /// retry, and an order the caller was told may not exist must not
+    /// appear on its own. Answered as unknown.
+    Nothing,
+}
+
+/// How long a worker waits for the answer to its look (it runs after the
+/// caller's answer, in `waitUntil`, which the runtime ends 30 s after the
+/// response; a call still in flight for Xoxoday may take minutes). Past
+/// it, the attempt settles as `unknown`, as without a look.
+pub const LOOK_WAIT_MS: i64 = 10_000;
+
+/// The table of a look: [`admit`]'s, except that where a request would
+/// place the order a look places nothing.
+pub fn look(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms: i64) -> Look {
+    match admit(loaded, fingerprint, in_flight, now_ms) {
+        Admission::Answer { outcome, fate, alarm_by_ms, .. } => Look::Answer { outcome, fate, alarm_by_ms },
+        Admission::Join => Look::Join,
+        Admission::Run => Look::Nothing,
+    }
+}
+
+/// The reply to a look that found nothing (see [`Look::Nothing`]).
+pub fn nothing_found() -> ApiError {
+    ApiError::upstream_error("the order ledger holds no record of this order and none is being placed; nothing is known of it")
+}
+
 fn error(e: ApiError) -> Outcome {
     Outcome::Error { error: e, upstream_status: None }
 }

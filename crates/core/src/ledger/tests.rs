@@ -154,6 +154,34 @@ fn admit_every_arm() {
 }
 
 #[test]
+fn a_look_never_places() {
+    // Where a request would place the order, a look finds nothing.
+    assert_eq!(look(&Loaded::None, FP, None, T0), Look::Nothing);
+    let e = nothing_found();
+    assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+    // The call in flight (its record not written yet, or pending): join it.
+    assert_eq!(look(&Loaded::None, FP, Some(FP), T0), Look::Join);
+    assert_eq!(look(&Loaded::Some(pending()), FP, Some(FP), T0), Look::Join);
+    // Done: what a retry would be answered, the record's fate.
+    let done = pending().done(200, PLACED.into(), false, T0);
+    assert_eq!(
+        look(&Loaded::Some(done.clone()), FP, None, T0),
+        Look::Answer { outcome: Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: None }, fate: Fate::Placed, alarm_by_ms: None }
+    );
+    // Another body under the poNumber: the conflict the lost call met.
+    match look(&Loaded::Some(done), "fp-2", None, T0) {
+        Look::Answer { outcome, fate: Fate::NotPlaced, .. } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
+        other => panic!("{other:?}"),
+    }
+    // Pending, nothing in flight: unknown, and the check's alarm is kept.
+    let mut p = pending();
+    p.next_check_at_ms = T0 + 20_000;
+    assert!(matches!(look(&Loaded::Some(p), FP, None, T0), Look::Answer { fate: Fate::Unknown, alarm_by_ms: Some(t), .. } if t == T0 + 20_000));
+    // Unreadable: nothing assumed.
+    assert!(matches!(look(&Loaded::Unreadable, FP, None, T0), Look::Answer { fate: Fate::Unknown, .. }));
+}
+
+#[test]
 fn refusals_before_sending_say_nothing_was_placed() {
     let f = not_sent(ApiError::rate_limited("placeOrder", 7));
     assert_eq!((f.store.clone(), f.penalty, f.fate), (Store::Keep, None, Fate::NotPlaced));

@@ -1,8 +1,8 @@
 //! The `OrderLedger` protocol (one object per `poNumber`, named
 //! [`object_name`]).
 //!
-//! A call is `POST https://ledger/v2` ([`PLACE_URL`]) with a
-//! [`LedgerRequest`] as JSON; the answer is always a [`LedgerReply`] as
+//! A call is `POST https://ledger/v2` ([`PLACE_URL`]; [`LOOK_URL`] to ask
+//! about an order without placing it) with a [`LedgerRequest`] as JSON; the answer is always a [`LedgerReply`] as
 //! JSON (HTTP 200): what the caller gets (Xoxoday's answer, or plumgate's
 //! error), whether it was replayed, and the order's [`Fate`] (placed,
 //! failed, not placed, not known yet), which code around the ledger call
@@ -35,6 +35,16 @@ pub const PLACE_URL: &str = "https://ledger/v2";
 
 /// The path of [`PLACE_URL`], as the object sees it.
 pub const PLACE_PATH: &str = "/v2";
+
+/// Where a worker whose placeOrder call lost the ledger's answer asks what
+/// became of the order (the same [`LedgerRequest`], a [`LedgerReply`]
+/// back): never a placement (`crate::ledger::look`). An object of the
+/// previous version answers it as a request of an unknown form, which
+/// reads as [`Fate::Unknown`].
+pub const LOOK_URL: &str = "https://ledger/v2/look";
+
+/// The path of [`LOOK_URL`], as the object sees it.
+pub const LOOK_PATH: &str = "/v2/look";
 
 /// The ledger object of `po_number`.
 pub fn object_name(po_number: &str) -> String {
