@@ -33,7 +33,7 @@ use plumgate_core::auth::{AuthError, Caller};
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use crate::runtime::wait::{pause, POLL_MS};
-use plumgate_core::keys::{self, Credential, Freshness, Look, Recheck, Syncs, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_INTERVAL_MS, SYNC_STALE_MS};
+use plumgate_core::keys::{self, Credential, Look, Recheck, Syncs, Ticket, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_STALE_MS};
 use plumgate_core::quota::{check_rate, Counter, UsageDelta};
 use plumgate_core::secret::CallerKey;
 use plumgate_core::time::minute_of;
@@ -54,10 +54,6 @@ struct Book {
     /// Each key's count of its latest minute across isolates, at the last
     /// sync (a few keys per isolate: a list is smaller than a map).
     shared: Vec<(String, Counter)>,
-    /// When the last sync was sent.
-    synced_ms: i64,
-    /// A background sync in flight since then.
-    syncing_since: Option<i64>,
     /// Every sync's start and end, the usage in flight, the epoch.
     syncs: Syncs,
 }
@@ -148,24 +144,33 @@ pub fn admit(env: &Env, ctx: &Context, caller: &Caller) -> Result<(), ApiError> 
         let sending = b.syncs.sending(&caller.id, minute);
         check_rate(caller.limits.requests_per_minute, shared.saturating_add(pending).saturating_add(sending), now)?;
         pending_of(&mut b.pending, &caller.id).count(now);
-        let idle = b.syncing_since.is_none_or(|t| now.saturating_sub(t) >= SYNC_STALE_MS);
-        let due = idle && (now.saturating_sub(b.synced_ms) >= SYNC_INTERVAL_MS || keys::freshness(b.fetched_ms, now) == Freshness::Aging);
-        if due {
-            b.syncing_since = Some(now);
-        }
-        Ok::<bool, ApiError>(due)
+        // Begun here, so the requests after this one see it in flight.
+        Ok::<_, ApiError>(b.syncs.background_due(b.fetched_ms, now).then(|| begin(&mut b, now)))
     })?;
-    if due {
+    if let Some(begun) = due {
         let env = env.clone();
         defer(
             ctx,
             Box::pin(async move {
-                let _ = sync(&env).await;
-                BOOK.with(|b| b.borrow_mut().syncing_since = None);
+                let _ = finish(&env, begun).await;
             }),
         );
     }
     Ok(())
+}
+
+/// A sync begun: its request, its ticket, when it began.
+struct Begun {
+    json: String,
+    ticket: Ticket,
+    at_ms: i64,
+}
+
+/// Begin a sync at `now`: the usage counted so far goes in the request
+/// (and stays counted, in `syncs`, until the reply holds it).
+fn begin(b: &mut Book, now: i64) -> Begun {
+    let req = Request { version: b.version.clone(), usage: std::mem::take(&mut b.pending), ..Request::default() };
+    Begun { json: req.to_json(), ticket: b.syncs.start(req.usage, now), at_ms: now }
 }
 
 /// Report the usage counted so far and refresh the directory: `Ok(true)`
@@ -173,14 +178,13 @@ pub fn admit(env: &Env, ctx: &Context, caller: &Caller) -> Result<(), ApiError> 
 /// isolate while it was in flight (the reply's counts are kept, not its
 /// directory).
 async fn sync(env: &Env) -> Result<bool, ApiError> {
-    let now = now_ms();
-    let (json, ticket) = BOOK.with(|b| {
-        let mut b = b.borrow_mut();
-        b.synced_ms = now;
-        let req = Request { version: b.version.clone(), usage: std::mem::take(&mut b.pending), ..Request::default() };
-        // The usage stays counted (in `syncs`) until the reply holds it.
-        (req.to_json(), b.syncs.start(req.usage, now))
-    });
+    let begun = BOOK.with(|b| begin(&mut b.borrow_mut(), now_ms()));
+    finish(env, begun).await
+}
+
+/// Send a sync [`begin`] made and keep what its reply says ([`sync`]).
+async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
+    let Begun { json, ticket, at_ms: now } = begun;
     let sent = registry::call_json(env, Op::Sync, json).await;
     let reply = sent.and_then(|r| match r.error {
         Some(e) => Err(e),

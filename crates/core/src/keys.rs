@@ -496,7 +496,10 @@ pub enum Recheck {
 pub struct Syncs {
     epoch: u64,
     next_id: u64,
-    /// When the latest sync of this epoch began...
+    /// When the latest sync began, whatever its epoch (the pace of the
+    /// usage reports)...
+    sent_ms: Option<i64>,
+    /// ...when the latest sync of this epoch began...
     started_ms: Option<i64>,
     /// ...and when the latest one ended, and its failure if it failed.
     ended_ms: Option<i64>,
@@ -511,7 +514,7 @@ impl Syncs {
     /// [`Syncs::end`].
     pub fn start(&mut self, usage: Vec<UsageDelta>, now_ms: i64) -> Ticket {
         self.next_id = self.next_id.wrapping_add(1);
-        self.started_ms = Some(now_ms);
+        (self.sent_ms, self.started_ms) = (Some(now_ms), Some(now_ms));
         self.sending.push((self.next_id, usage));
         Ticket { id: self.next_id, epoch: self.epoch }
     }
@@ -551,6 +554,25 @@ impl Syncs {
         batches.filter(|d| d.id == id).fold(0, |n, d| n.saturating_add(d.counter().at(minute)))
     }
 
+    /// How long the sync of this epoch in flight has been, if one is and
+    /// began less than [`SYNC_STALE_MS`] ago (after that its request may be
+    /// gone, and it no longer counts).
+    fn in_flight(&self, now_ms: i64) -> Option<i64> {
+        let age = now_ms.saturating_sub(self.started_ms?);
+        ((0..SYNC_STALE_MS).contains(&age) && self.ended_ms < self.started_ms).then_some(age)
+    }
+
+    /// Should a request at `now_ms` begin a sync after its answer (the
+    /// copy fetched at `fetched_ms`)? Not while one is in flight; else when
+    /// the last began [`SYNC_INTERVAL_MS`] ago (the pace of the usage
+    /// reports) or the copy is aging. The request begins it at once
+    /// ([`Syncs::start`]), so the requests after it see it in flight
+    /// rather than each begin one of their own.
+    pub fn background_due(&self, fetched_ms: Option<i64>, now_ms: i64) -> bool {
+        let interval_passed = self.sent_ms.is_none_or(|t| now_ms.saturating_sub(t) >= SYNC_INTERVAL_MS);
+        self.in_flight(now_ms).is_none() && (interval_passed || freshness(fetched_ms, now_ms) == Freshness::Aging)
+    }
+
     /// A runtime-shaped key the copy cannot admit at `now_ms`, where the
     /// copy says `seen`: sync first, wait, refuse, or repeat the last
     /// failure?
@@ -568,11 +590,11 @@ impl Syncs {
     /// - And a key the copy is `Unsure` of gets the last sync's failure
     ///   again, or, if it did not fail, syncs itself.
     pub fn recheck(&self, seen: Seen, now_ms: i64) -> Recheck {
-        let age = |t: Option<i64>| t.map(|t| now_ms.saturating_sub(t)).filter(|age| *age >= 0);
-        let started = age(self.started_ms);
-        match started {
-            Some(a) if a < SYNC_STALE_MS && self.ended_ms < self.started_ms => return Recheck::Wait(SYNC_STALE_MS - a),
-            Some(a) if a < MISS_RECHECK_MS => {}
+        if let Some(a) = self.in_flight(now_ms) {
+            return Recheck::Wait(SYNC_STALE_MS - a);
+        }
+        match self.started_ms.map(|t| now_ms.saturating_sub(t)) {
+            Some(a) if (0..MISS_RECHECK_MS).contains(&a) => {}
             _ => return Recheck::Sync,
         }
         match seen {
@@ -851,6 +873,34 @@ mod tests {
         assert_eq!(s.recheck(Seen::Unsure, T0 + MISS_RECHECK_MS - 1), Recheck::Sync, "it did not fail: ask");
         assert_eq!(s.recheck(Seen::Absent, T0 + MISS_RECHECK_MS), Recheck::Sync);
         assert_eq!(s.recheck(Seen::Absent, T0 - 1), Recheck::Sync, "a clock going back: ask");
+    }
+
+    #[test]
+    fn one_background_sync_at_a_time_at_the_report_pace() {
+        let mut s = Syncs::default();
+        let fresh = Some(T0);
+        assert!(s.background_due(None, T0), "never synced");
+        let t = s.start(Vec::new(), T0);
+        // In flight: no second one, the copy aging or not, until it goes
+        // stale (SYNC_STALE_MS, before the report interval comes round).
+        let aging = Some(T0 - MAX_AGE_MS + SYNC_STALE_MS + 1);
+        assert_eq!(freshness(aging, T0 + SYNC_STALE_MS), Freshness::Aging);
+        assert!(!s.background_due(fresh, T0 + 1));
+        assert!(!s.background_due(aging, T0 + SYNC_STALE_MS - 1), "the copy aging waits for the sync in flight");
+        assert!(s.background_due(aging, T0 + SYNC_STALE_MS), "in flight too long: its request may be gone");
+        assert!(!s.background_due(fresh, T0 + SYNC_STALE_MS), "...but a fresh copy waits for the interval");
+        s.end(t, None, T0 + 50);
+        // Answered: the next when the interval has passed, or the copy ages.
+        assert!(!s.background_due(Some(T0 + 50), T0 + SYNC_INTERVAL_MS - 1));
+        assert!(s.background_due(Some(T0 + 50), T0 + SYNC_INTERVAL_MS));
+        assert!(s.background_due(Some(T0 - SYNC_INTERVAL_MS), T0 + 100), "an aging copy is refreshed early");
+        // A key changed here: the old sync no longer counts as in flight,
+        // but the report pace still does.
+        let _old = s.start(Vec::new(), T0 + 5_000);
+        s.invalidate();
+        assert!(!s.background_due(Some(T0 + 5_000), T0 + 5_001));
+        assert!(!s.background_due(None, T0 + 5_001), "the copy thrown away: the next runtime key's request syncs itself");
+        assert!(s.background_due(None, T0 + 5_000 + SYNC_INTERVAL_MS));
     }
 
     #[test]
