@@ -80,8 +80,8 @@ const LOAD_SECS = Number(process.env.BENCH_SECONDS || (QUICK ? 3 : 5));
 const LAT_SECS = Number(process.env.BENCH_LATENCY_SECONDS || (QUICK ? 2 : 3));
 const ROUNDS = Number(process.env.BENCH_ROUNDS || (QUICK ? 1 : 5));
 const STORM = 500;
-// Rounds of the catalog's hit / hit-under-penalty pair.
-const CAT_ROUNDS = Number(process.env.BENCH_CATALOG_ROUNDS || Math.min(ROUNDS, 3));
+// Rounds of the catalog's hit-under-penalty trio (its control, the plain hit).
+const CAT_ROUNDS = Number(process.env.BENCH_CATALOG_ROUNDS || ROUNDS);
 // Fresh runtime keys timed on first use (sequential).
 const KEY_SAMPLES = QUICK ? 8 : 20;
 // Cold-start reps: each starts plumgate without assets, the JS Worker and
@@ -412,8 +412,12 @@ async function catalog(sandbox, pg, key, alt) {
  * one a minute: the next call the cache cannot answer goes to Xoxoday and
  * meets the penalty (`penaltySeconds`), which plumgate's limiter holds from
  * then on. Hits on it (`hit_penalty`) are then loaded in rounds with plain
- * hits on the main plumgate (`plain`); both must answer 200 `hit`, a call
- * the cache cannot answer must be refused by plumgate itself (`429
+ * hits on a third plumgate started with it and never penalised
+ * (`hit_control`: same age, same load served, so the pair differs only in
+ * the penalty; the main plumgate has served minutes of load by then, which
+ * moves a process's figures by itself) and on the main plumgate (`plain`,
+ * for reference); all must answer 200 `hit`, a call the cache cannot
+ * answer must be refused by the penalised plumgate itself (`429
  * rate_limited`, before and after the rounds), and no getVouchers call may
  * reach the sandbox meanwhile. The sandbox's limit is lifted again at once;
  * its penalty runs out on its own (nothing after this phase calls
@@ -422,14 +426,19 @@ async function catalog(sandbox, pg, key, alt) {
 async function underPenalty(sandbox, key, plain) {
   const pair = await sandbox.admin("/tokens/issue", {});
   const w = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token } });
+  const ctlPair = await sandbox.admin("/tokens/issue", {});
+  const ctl = await plumgate(sandbox, [key], { vars: { XOXODAY_REFRESH_TOKEN: ctlPair.refresh_token } });
   try {
     const url = `${w.url}/v1/ops/getVouchers`;
+    const ctlUrl = `${ctl.url}/v1/ops/getVouchers`;
     const auth = `Bearer ${key.key}`;
-    await expect200("getVouchers (fill)", url, VOUCHERS, auth);
-    const hit = await expect200("getVouchers (hit before the penalty)", url, VOUCHERS, auth);
-    if (hit.headers["x-plumgate-cache"] !== "hit") throw new Error(`not a hit before the penalty: ${hit.headers["x-plumgate-cache"]}`);
+    for (const [u, what] of [[url, "the penalised plumgate"], [ctlUrl, "the control"]]) {
+      await expect200(`getVouchers (fill, ${what})`, u, VOUCHERS, auth);
+      const hit = await expect200(`getVouchers (hit before the penalty, ${what})`, u, VOUCHERS, auth);
+      if (hit.headers["x-plumgate-cache"] !== "hit") throw new Error(`not a hit before the penalty (${what}): ${hit.headers["x-plumgate-cache"]}`);
+    }
     // Long enough for the rounds below, with room to spare.
-    const secs = Math.ceil(CAT_ROUNDS * 2 * (LOAD_SECS + LAT_SECS + 3)) + 60;
+    const secs = Math.ceil(CAT_ROUNDS * 3 * (LOAD_SECS + LAT_SECS + 3)) + 60;
     const { penalty_seconds: sandboxDefault } = await sandbox.admin("/config");
     await sandbox.admin("/config", { rate_limits: { getVouchers: 1 }, penalty_seconds: secs });
     let met;
@@ -450,8 +459,12 @@ async function underPenalty(sandbox, key, plain) {
       return Number(r.headers["retry-after"]);
     };
     const retryAfter = await refused("before", 1);
-    const targets = [plain, { id: "hit_penalty", label: "plumgate getVouchers, cache hit under Xoxoday's penalty", url, body: VOUCHERS, auth, expectCache: "hit", pgid: w.pid }];
-    // Warm-up, as the hot path's: this worker is fresh, the main one has run for minutes.
+    const targets = [
+      plain,
+      { id: "hit_control", label: "plumgate getVouchers, cache hit (a plumgate started with the penalised one)", url: ctlUrl, body: VOUCHERS, auth, expectCache: "hit", pgid: ctl.pid },
+      { id: "hit_penalty", label: "plumgate getVouchers, cache hit under Xoxoday's penalty", url, body: VOUCHERS, auth, expectCache: "hit", pgid: w.pid },
+    ];
+    // Warm-up, as the hot path's: these workers are fresh, the main one has run for minutes.
     for (const t of targets) {
       const warm = await wrk({ ...t, connections: 4, seconds: 1 });
       if (warm.non2xx || warm.socket_errors || warm.cache_mismatch) throw new Error(`${t.id} warm-up: ${JSON.stringify(warm)}`);
@@ -465,6 +478,9 @@ async function underPenalty(sandbox, key, plain) {
       rows,
       penalty: { seconds: secs, rounds: CAT_ROUNDS, retry_after_at_start: retryAfter, upstream_calls_during: upstream },
       paired: {
+        penalty_hit_vs_control_rps: paired("hit_penalty", "hit_control", (a, b) => a.load.rps / b.load.rps),
+        penalty_hit_vs_control_cpu: paired("hit_penalty", "hit_control", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
+        penalty_hit_over_control_p50_ms: paired("hit_penalty", "hit_control", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
         penalty_hit_vs_hit_rps: paired("hit_penalty", "hit", (a, b) => a.load.rps / b.load.rps),
         penalty_hit_vs_hit_cpu: paired("hit_penalty", "hit", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
         penalty_hit_over_hit_p50_ms: paired("hit_penalty", "hit", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
@@ -472,6 +488,7 @@ async function underPenalty(sandbox, key, plain) {
     };
   } finally {
     await w.stop();
+    await ctl.stop();
   }
 }
 
@@ -688,7 +705,7 @@ function variantBudgets(r) {
   return [
     within("runtime key, isolate-cached", h.runtime_key_vs_static_rps, h.runtime_key_vs_static_cpu, h.runtime_key_over_static_p50_ms, "the plain hot path"),
     within("runtime key with requests_per_minute", h.key_limits_vs_static_rps, h.key_limits_vs_static_cpu, h.key_limits_over_static_p50_ms, "the plain hot path"),
-    within("catalog hit under Xoxoday's penalty", c.penalty_hit_vs_hit_rps, c.penalty_hit_vs_hit_cpu, c.penalty_hit_over_hit_p50_ms, "a plain catalog hit"),
+    within("catalog hit under Xoxoday's penalty", c.penalty_hit_vs_control_rps, c.penalty_hit_vs_control_cpu, c.penalty_hit_over_control_p50_ms, "a plain catalog hit on a plumgate of the same age"),
     {
       name: "every measured request answered 2xx (no 429 from either limiter), hits as hits and misses as misses",
       value: bad.length
@@ -701,7 +718,7 @@ function variantBudgets(r) {
 
 // The rows of the hot-path and catalog tables, in order.
 const HOT_ROWS = ["direct", "plumgate", "plumgate_keys_ref", "plumgate_runtime_key", "plumgate_key_limits", "plumgate_dropin", "plumgate_assets", "alt", "js", "js_full", "pg_floor", "noop"];
-const CATALOG_ROWS = ["hit", "hit_penalty", "miss", "alt_hit", "alt_miss", "direct"];
+const CATALOG_ROWS = ["hit", "hit_control", "hit_penalty", "miss", "alt_hit", "alt_miss", "direct"];
 
 function markdown(r) {
   const h = r.hot, c = r.catalog, s = r.storm, cs = r.cold, z = r.size;
@@ -770,7 +787,7 @@ function markdown(r) {
     L.push(`| ${t.label} | ${f0(t.rps)} | ${f2(t.load_p50_ms)} / ${f2(t.load_p99_ms)} | ${f2(t.p50_ms)} / ${f2(t.p99_ms)} | ${ratio(t.rps, c.miss.rps)} | ${f2(t.cpu_ms_per_req)} | ${t.non2xx} / ${t.expect_cache ? t.cache_mismatch : "–"} |`);
   }
   L.push("");
-  L.push(`Hit and hit under a penalty: ${c.penalty.rounds} interleaved rounds (medians), paired: ${f2(c.paired.penalty_hit_vs_hit_rps)}× throughput, ${f2(c.paired.penalty_hit_vs_hit_cpu)}× CPU per request, p50 ${f2(c.paired.penalty_hit_over_hit_p50_ms)} ms. ` +
+  L.push(`Hit under a penalty, its control (a plumgate started with it, never penalised) and the plain hit: ${c.penalty.rounds} interleaved rounds (medians). Paired with the control: ${f2(c.paired.penalty_hit_vs_control_rps)}× throughput, ${f2(c.paired.penalty_hit_vs_control_cpu)}× CPU per request, p50 ${f2(c.paired.penalty_hit_over_control_p50_ms)} ms; with the main plumgate's plain hit: ${f2(c.paired.penalty_hit_vs_hit_rps)}×, ${f2(c.paired.penalty_hit_vs_hit_cpu)}×, ${f2(c.paired.penalty_hit_over_hit_p50_ms)} ms. ` +
     `The penalty: Xoxoday's (the sandbox's getVouchers limit set to one a minute, \`penaltySeconds\` ${c.penalty.seconds}), met by one call the cache could not answer; plumgate then refused such calls itself (429 rate_limited, Retry-After ${c.penalty.retry_after_at_start} s, before and after the rounds) and ${c.penalty.upstream_calls_during} getVouchers calls reached the sandbox meanwhile. Miss and direct: one round.`);
   L.push("");
   L.push(`### 4. Cold start (fresh ${r.runtime === "workerd" ? "Miniflare + workerd" : "`wrangler dev`"} process → first answer; median of ${r.settings.cold_reps}${r.settings.cold_shipped_reps ? `, as shipped of ${r.settings.cold_shipped_reps}` : ""})`);
@@ -822,6 +839,7 @@ function changes(prev, cur) {
     ["hot: runtime key / plain throughput (paired)", prev.hot?.paired?.runtime_key_vs_static_rps, cur.hot.paired.runtime_key_vs_static_rps, f2],
     ["hot: key with requests_per_minute / plain throughput (paired)", prev.hot?.paired?.key_limits_vs_static_rps, cur.hot.paired.key_limits_vs_static_rps, f2],
     ["catalog hit under a penalty / plain hit (paired)", prev.catalog?.paired?.penalty_hit_vs_hit_rps, cur.catalog.paired.penalty_hit_vs_hit_rps, f2],
+    ["catalog hit under a penalty / its control (paired)", prev.catalog?.paired?.penalty_hit_vs_control_rps, cur.catalog.paired.penalty_hit_vs_control_rps, f2],
     ["runtime key on first use, extra p50 (ms)", prev.uncached?.runtime_key_cold?.extra_p50_ms, cur.uncached.runtime_key_cold.extra_p50_ms, f2],
     ["lease round trip, extra p50 (ms)", prev.uncached?.limiter_lease?.extra_p50_ms, cur.uncached.limiter_lease.extra_p50_ms, f2],
     ["cold start (ms)", prev.cold?.plumgate_ms, cur.cold.plumgate_ms, f0],
@@ -876,7 +894,7 @@ function printTable(r) {
   printHeader("case");
   for (const id of CATALOG_ROWS) if (r.catalog[id]) printRow(r.catalog[id]);
   const cp = r.catalog.paired;
-  console.log(`   hit under penalty / plain hit (paired, ${r.catalog.penalty.rounds} rounds): throughput ${f2(cp.penalty_hit_vs_hit_rps)}×, CPU/req ${f2(cp.penalty_hit_vs_hit_cpu)}×; getVouchers calls upstream during the penalty: ${r.catalog.penalty.upstream_calls_during}`);
+  console.log(`   hit under penalty / control hit (paired, ${r.catalog.penalty.rounds} rounds): throughput ${f2(cp.penalty_hit_vs_control_rps)}×, CPU/req ${f2(cp.penalty_hit_vs_control_cpu)}×; / the main plumgate's hit: ${f2(cp.penalty_hit_vs_hit_rps)}×, ${f2(cp.penalty_hit_vs_hit_cpu)}×; getVouchers calls upstream during the penalty: ${r.catalog.penalty.upstream_calls_during}`);
   console.log("");
   console.log(`4. cold start: plumgate ${f0(r.cold.plumgate_ms)} ms to /healthz (+${f0(r.cold.plumgate_first_op_ms)} ms first op), without assets ${f0(r.cold.plumgate_no_assets_ms)} ms, JS Worker ${f0(r.cold.js_ms)} ms; paired difference ${f1(r.cold.no_assets_minus_js_ms)} ms`);
   console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzip; upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB`);
