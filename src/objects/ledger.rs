@@ -40,8 +40,9 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
-    admit, after_check, after_place, after_refusal, alarm, alarm_for, load, not_sent, nothing_found, read_reconcile, record_not_written,
-    AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, RECORD_KEY,
+    admit, after_check, after_place, after_refusal, alarm, alarm_for, found_not_placed, load, not_placed_mark, not_sent, nothing_found, read_mark,
+    read_reconcile, record_not_written, AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, NOT_PLACED_KEY,
+    RECORD_KEY,
 };
 use plumgate_core::logline::{event, Trace};
 use plumgate_core::ops::{self, Operation};
@@ -188,6 +189,15 @@ impl OrderLedger {
                 if loaded == Loaded::Unreadable {
                     unreadable_log(&self.state);
                 }
+                // A deleted record's mark: ended, or its alarm kept.
+                if let Some(mark) = storage.get_text(NOT_PLACED_KEY).await.ok().flatten() {
+                    match read_mark(&mark, now_ms()) {
+                        Ok((_, until)) => set_alarm(&storage, until).await,
+                        Err(_) => {
+                            let _ = storage.delete(NOT_PLACED_KEY).await;
+                        }
+                    }
+                }
             }
             AlarmStep::Later(at) => set_alarm(&storage, at).await,
             AlarmStep::Delete => storage.delete_all().await?,
@@ -216,7 +226,7 @@ impl OrderLedger {
                     );
                 }
                 let told = tell::reconciliation(&record, &f);
-                commit(&storage, f.store, &cfg).await;
+                commit(&storage, f.store, &cfg, &record.fingerprint).await;
                 // The record first: the registry is told after, and its
                 // failure changes nothing of the ledger's.
                 if let Some(req) = told {
@@ -343,7 +353,7 @@ impl OrderLedger {
         // A previous version's pending record learns what to check.
         if let Loaded::Some(r) = &loaded {
             if let Some(told) = r.with_order(&lr.data, now).filter(|_| r.fingerprint == lr.fingerprint) {
-                commit(&storage, Store::Save(told.clone()), &cfg).await;
+                commit(&storage, Store::Save(told.clone()), &cfg, &lr.fingerprint).await;
                 loaded = Loaded::Some(told);
             }
         }
@@ -392,7 +402,10 @@ impl OrderLedger {
         let storage = Storage::of(&self.state);
         let loaded = read(&storage).await;
         let in_flight = self.inflight.borrow().clone();
-        match plumgate_core::ledger::look(&loaded, &lr.fingerprint, in_flight.as_ref().map(|(fp, _)| fp.as_str()), now_ms()) {
+        let now = now_ms();
+        let mark = storage.get_text(NOT_PLACED_KEY).await.ok().flatten();
+        let not_placed = mark.as_deref().and_then(|m| read_mark(m, now).ok()).map(|(fp, _)| fp);
+        match plumgate_core::ledger::look(&loaded, &lr.fingerprint, in_flight.as_ref().map(|(fp, _)| fp.as_str()), not_placed, now) {
             Look::Answer { outcome, fate, alarm_by_ms } => {
                 ensure_alarm(&storage, alarm_by_ms).await;
                 LedgerReply { outcome, replayed: true, fate }
@@ -404,6 +417,7 @@ impl OrderLedger {
                 }
                 None => refusal(nothing_found(), Fate::Unknown),
             },
+            Look::NotPlaced => refusal(found_not_placed(), Fate::NotPlaced),
             Look::Nothing => refusal(nothing_found(), Fate::Unknown),
         }
     }
@@ -422,13 +436,17 @@ async fn ensure_alarm(storage: &Storage, by: Option<i64>) {
 /// The one write of the record: what the decision table asked for, and
 /// the alarm it needs (the next check of a `pending` record, the end of a
 /// `done` one's retention). Retried, since a lost `done` would let a retry
-/// place the order again. Returns whether the record is as asked.
-async fn commit(storage: &Storage, store: Store, cfg: &Config) -> bool {
+/// place the order again. A record deleted with nothing placed leaves the
+/// mark of its order (`fp`, `NOT_PLACED_KEY`) for a look, and the alarm
+/// that ends it. Returns whether the record is as asked.
+async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool {
     let alarm_at = alarm_for(&store, i64::from(cfg.order_retention_secs) * 1000);
     let written = match store {
         Store::Keep => true,
         Store::Forget => {
-            let _ = storage.delete_alarm().await;
+            let (mark, until) = not_placed_mark(fp, now_ms());
+            let _ = storage.put_text(NOT_PLACED_KEY, &mark).await;
+            set_alarm(storage, until).await;
             storage.delete(RECORD_KEY).await.is_ok()
         }
         Store::Save(rec) => {
@@ -450,11 +468,11 @@ async fn commit(storage: &Storage, store: Store, cfg: &Config) -> bool {
 }
 
 /// Carry out a [`Finish`]: the penalty, the record, the outcome.
-async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish) -> (Outcome, Fate) {
+async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish, fp: &str) -> (Outcome, Fate) {
     if let Some(observed) = f.penalty {
         limits::report(env, cfg, Operation::PlaceOrder, observed).await;
     }
-    commit(storage, f.store, cfg).await;
+    commit(storage, f.store, cfg, fp).await;
     (f.outcome, f.fate)
 }
 
@@ -483,11 +501,11 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
         tell_and_keep(env, storage, tell::before_run(tells)).await;
     }
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
-        return finish(env, cfg, storage, not_sent(e)).await;
+        return finish(env, cfg, storage, not_sent(e), &fp).await;
     }
     let pending = Record::pending(&fp, &data, now_ms(), i64::from(cfg.order_timeout_ms));
-    if !commit(storage, Store::Save(pending.clone()), cfg).await {
-        return finish(env, cfg, storage, record_not_written()).await;
+    if !commit(storage, Store::Save(pending.clone()), cfg, &fp).await {
+        return finish(env, cfg, storage, record_not_written(), &fp).await;
     }
     let envelope = ops::envelope_text(Operation::PlaceOrder, &data);
     let (result, trace) = plum::call_with_token(env, cfg, &envelope, cfg.order_timeout_ms as u64).await;
@@ -496,5 +514,5 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
         AfterPlace::Check(record) => after_check(&record, check(env, cfg, &record).await, now_ms()),
         AfterPlace::Confirm(record) => after_refusal(&record, check(env, cfg, &record).await, now_ms()),
     };
-    finish(env, cfg, storage, f).await
+    finish(env, cfg, storage, f, &fp).await
 }

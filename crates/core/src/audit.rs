@@ -251,16 +251,24 @@ pub fn classify(answered: Answered<'_>) -> Result {
 /// after the answer). The order is this attempt's own (the answer it lost
 /// was the ledger's call, or a call it joined), so a stored answer counts
 /// as placed, not replayed: a replay would free a hold this attempt took.
-/// A look that knows no more (`unknown`: the order is pending, or no
-/// record was found) leaves `first` as it is.
+/// An order the ledger says was not placed without an answer to show (its
+/// record deleted: `crate::ledger::Look::NotPlaced`) is `refused`. A look
+/// that knows no more (`unknown`: the order is pending, or no record was
+/// found) leaves `first` as it is.
 pub fn after_lost_answer(first: Result, look: &LedgerReply) -> Result {
     if look.fate == ledger::Fate::Unknown {
         return first;
     }
-    let learnt = classify(match &look.outcome {
-        ledger::Outcome::Answer { status, body, .. } => Answered::Answer { status: *status, body: body.as_bytes(), replayed: false, reconciled: true },
-        ledger::Outcome::Error { error, .. } => Answered::Error { status: error.status, code: error.code },
-    });
+    let learnt = match &look.outcome {
+        ledger::Outcome::Answer { status, body, .. } => {
+            classify(Answered::Answer { status: *status, body: body.as_bytes(), replayed: false, reconciled: true })
+        }
+        ledger::Outcome::Error { error, .. } if error.code == ErrorCode::IdempotencyConflict => {
+            classify(Answered::Error { status: error.status, code: error.code })
+        }
+        // The ledger's word that nothing was placed, in an error of its own.
+        ledger::Outcome::Error { .. } => Result { outcome: Outcome::Refused, order_id: None, ..first.clone() },
+    };
     Result { outcome: learnt.outcome, order_id: learnt.order_id, reconciled: true, ..first }
 }
 
@@ -397,6 +405,10 @@ mod tests {
         let conflict = ledger::Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None };
         let r = after_lost_answer(first.clone(), &look(conflict, ledger::Fate::NotPlaced));
         assert_eq!((r.outcome, r.outcome.fate()), (Outcome::IdempotencyConflict, Fate::Refused));
+        // Not placed, its record gone (the mark): freed.
+        let gone = ledger::Outcome::Error { error: crate::ledger::found_not_placed(), upstream_status: None };
+        let r = after_lost_answer(first.clone(), &look(gone, ledger::Fate::NotPlaced));
+        assert_eq!((r.outcome, r.outcome.fate(), r.status, r.error.as_deref(), r.reconciled), (Outcome::Refused, Fate::Refused, 502, Some("upstream_error"), true));
         // The ledger knows no more: unchanged.
         let pending = ledger::Outcome::Error { error: crate::ledger::nothing_found(), upstream_status: None };
         assert_eq!(after_lost_answer(first.clone(), &look(pending, ledger::Fate::Unknown)), first);

@@ -71,6 +71,11 @@
 //! An order is never re-sent by plumgate: after a lost answer proven "not
 //! placed" the record is gone, and the caller's next request with that
 //! poNumber places it.
+//!
+//! A worker whose call lost the ledger's answer asks what became of the
+//! order ([`look`]): the same table, except that where a request would
+//! place the order a look places nothing; a deleted record's mark
+//! ([`NOT_PLACED_KEY`]) tells it the order was not placed.
 
 use crate::errors::{ApiError, CallError};
 use crate::http::HttpAnswer;
@@ -426,6 +431,39 @@ pub enum Look {
     /// retry, and an order the caller was told may not exist must not
     /// appear on its own. Answered as unknown.
     Nothing,
+    /// No record, but this order's mark ([`NOT_PLACED_KEY`]): its call
+    /// ended with nothing placed and the record was deleted.
+    NotPlaced,
+}
+
+/// Storage key of the mark an order leaves when its record is deleted
+/// with nothing placed (a definite refusal, a lost answer proven "not
+/// placed", a refusal before sending): `<until_ms> <fingerprint>`
+/// ([`not_placed_mark`]). The record goes so that the `poNumber` can be
+/// used again; the mark only tells a [`look`] that comes after it what
+/// became of the order, and is deleted by the alarm when it ends.
+pub const NOT_PLACED_KEY: &str = "not_placed";
+
+/// How long the mark is kept (a look comes within [`LOOK_WAIT_MS`] of the
+/// answer it follows).
+pub const NOT_PLACED_KEEP_MS: i64 = 600_000;
+
+/// The mark of order `fingerprint` deleted at `now_ms`, and when it ends.
+pub fn not_placed_mark(fingerprint: &str, now_ms: i64) -> (String, i64) {
+    let until = now_ms.saturating_add(NOT_PLACED_KEEP_MS);
+    (format!("{until} {fingerprint}"), until)
+}
+
+/// A stored mark at `now_ms`: the fingerprint it names while it lasts
+/// (`Ok`), or when it ended (`Err`: delete it; `i64::MIN` for a mark that
+/// cannot be read).
+pub fn read_mark(stored: &str, now_ms: i64) -> Result<(&str, i64), i64> {
+    let Some((until, fingerprint)) = stored.split_once(' ') else { return Err(i64::MIN) };
+    match until.parse::<i64>() {
+        Ok(until) if until > now_ms => Ok((fingerprint, until)),
+        Ok(until) => Err(until),
+        Err(_) => Err(i64::MIN),
+    }
 }
 
 /// How long a worker waits for the answer to its look (it runs after the
@@ -435,18 +473,28 @@ pub enum Look {
 pub const LOOK_WAIT_MS: i64 = 10_000;
 
 /// The table of a look: [`admit`]'s, except that where a request would
-/// place the order a look places nothing.
-pub fn look(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms: i64) -> Look {
+/// place the order a look places nothing: it finds the order's mark
+/// (`not_placed`: the fingerprint a live [`NOT_PLACED_KEY`] names), or
+/// nothing.
+pub fn look(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, not_placed: Option<&str>, now_ms: i64) -> Look {
     match admit(loaded, fingerprint, in_flight, now_ms) {
         Admission::Answer { outcome, fate, alarm_by_ms, .. } => Look::Answer { outcome, fate, alarm_by_ms },
         Admission::Join => Look::Join,
+        Admission::Run if not_placed == Some(fingerprint) => Look::NotPlaced,
         Admission::Run => Look::Nothing,
     }
 }
 
-/// The reply to a look that found nothing (see [`Look::Nothing`]).
+/// The reply to a look that found the order's mark (see [`Look::NotPlaced`];
+/// read by the worker, never shown to a caller).
+pub fn found_not_placed() -> ApiError {
+    ApiError::upstream_error("not placed")
+}
+
+/// The reply to a look that found nothing (see [`Look::Nothing`]; read by
+/// the worker, never shown to a caller).
 pub fn nothing_found() -> ApiError {
-    ApiError::upstream_error("the order ledger holds no record of this order and none is being placed; nothing is known of it")
+    ApiError::upstream_error("no record")
 }
 
 fn error(e: ApiError) -> Outcome {

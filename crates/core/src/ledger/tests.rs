@@ -155,30 +155,43 @@ fn admit_every_arm() {
 
 #[test]
 fn a_look_never_places() {
-    // Where a request would place the order, a look finds nothing.
-    assert_eq!(look(&Loaded::None, FP, None, T0), Look::Nothing);
+    // Where a request would place the order, a look finds nothing, or
+    // the mark this order's deleted record left.
+    assert_eq!(look(&Loaded::None, FP, None, None, T0), Look::Nothing);
+    assert_eq!(look(&Loaded::None, FP, None, Some(FP), T0), Look::NotPlaced);
+    assert_eq!(look(&Loaded::None, FP, None, Some("fp-2"), T0), Look::Nothing, "another order's mark");
+    assert_eq!(look(&Loaded::None, FP, Some(FP), Some(FP), T0), Look::Join, "a new call in flight outranks an old mark");
+    assert_eq!(found_not_placed().code, ErrorCode::UpstreamError);
+    // The mark lasts NOT_PLACED_KEEP_MS; an unreadable one ends at once.
+    let (mark, until) = not_placed_mark(FP, T0);
+    assert_eq!(until, T0 + NOT_PLACED_KEEP_MS);
+    assert_eq!(read_mark(&mark, T0), Ok((FP, until)));
+    assert_eq!(read_mark(&mark, until - 1), Ok((FP, until)));
+    assert_eq!(read_mark(&mark, until), Err(until));
+    assert_eq!(read_mark("garbage", T0), Err(i64::MIN));
+    assert_eq!(read_mark("soon fp", T0), Err(i64::MIN));
     let e = nothing_found();
     assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
     // The call in flight (its record not written yet, or pending): join it.
-    assert_eq!(look(&Loaded::None, FP, Some(FP), T0), Look::Join);
-    assert_eq!(look(&Loaded::Some(pending()), FP, Some(FP), T0), Look::Join);
+    assert_eq!(look(&Loaded::None, FP, Some(FP), None, T0), Look::Join);
+    assert_eq!(look(&Loaded::Some(pending()), FP, Some(FP), None, T0), Look::Join);
     // Done: what a retry would be answered, the record's fate.
     let done = pending().done(200, PLACED.into(), false, T0);
     assert_eq!(
-        look(&Loaded::Some(done.clone()), FP, None, T0),
+        look(&Loaded::Some(done.clone()), FP, None, Some(FP), T0),
         Look::Answer { outcome: Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: None }, fate: Fate::Placed, alarm_by_ms: None }
     );
     // Another body under the poNumber: the conflict the lost call met.
-    match look(&Loaded::Some(done), "fp-2", None, T0) {
+    match look(&Loaded::Some(done), "fp-2", None, None, T0) {
         Look::Answer { outcome, fate: Fate::NotPlaced, .. } => assert_eq!(error_of(&outcome).code, ErrorCode::IdempotencyConflict),
         other => panic!("{other:?}"),
     }
     // Pending, nothing in flight: unknown, and the check's alarm is kept.
     let mut p = pending();
     p.next_check_at_ms = T0 + 20_000;
-    assert!(matches!(look(&Loaded::Some(p), FP, None, T0), Look::Answer { fate: Fate::Unknown, alarm_by_ms: Some(t), .. } if t == T0 + 20_000));
+    assert!(matches!(look(&Loaded::Some(p), FP, None, None, T0), Look::Answer { fate: Fate::Unknown, alarm_by_ms: Some(t), .. } if t == T0 + 20_000));
     // Unreadable: nothing assumed.
-    assert!(matches!(look(&Loaded::Unreadable, FP, None, T0), Look::Answer { fate: Fate::Unknown, .. }));
+    assert!(matches!(look(&Loaded::Unreadable, FP, None, Some(FP), T0), Look::Answer { fate: Fate::Unknown, .. }));
 }
 
 #[test]
