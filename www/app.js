@@ -1175,15 +1175,19 @@
     $("dev-key").addEventListener("click", useDevKey);
     $("balance-refresh").addEventListener("click", () => loadBalance({ fresh: true }));
 
+    // A search typed and then submitted is one search: the submit cancels
+    // the search the typing scheduled (else the same getVouchers goes out
+    // again 350 ms later, and the list flickers back to "Loading").
+    let searchTimer;
     $("catalog-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
+      clearTimeout(searchTimer);
       state.page = 1;
       loadProducts();
     });
     for (const id of ["country", "currency", "delivery"]) {
       $(id).addEventListener("change", () => { state.page = 1; if (state.key) loadProducts(); });
     }
-    let searchTimer;
     $("q").addEventListener("input", () => {
       clearTimeout(searchTimer);
       searchTimer = setTimeout(() => { state.page = 1; if (state.key) loadProducts(); }, 350);

@@ -210,15 +210,20 @@ async function walkThePage() {
 
   // visible loading state (the next getVouchers answer is held for a moment)
   let release;
+  let searches = 0;
   const held = new Promise((r) => { release = r; });
-  await page.route("**/v1/ops/getVouchers", async (route) => { await held; await route.continue(); });
+  await page.route("**/v1/ops/getVouchers", async (route) => { searches++; await held; await route.continue(); });
   await page.fill("#q", "coffee");
   await page.click("#catalog-search");
   await page.locator("#catalog-status", { hasText: "Loading products…" }).waitFor();
   assert.equal(await page.locator("#products").getAttribute("aria-busy"), "true");
   release();
   await page.locator("#catalog-status", { hasText: "Showing products" }).waitFor();
+  // Typed, then submitted: one search, not a second one when the typing's
+  // 350 ms debounce runs out.
+  await new Promise((r) => setTimeout(r, 600));
   await page.unroute("**/v1/ops/getVouchers");
+  assert.equal(searches, 1, "one getVouchers for one search");
   assert.equal(await page.locator("#products").getAttribute("aria-busy"), "false");
   for (const name of await page.locator("#products .card-title").allInnerTexts()) assert.match(name, /coffee/i);
 
