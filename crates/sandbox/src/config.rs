@@ -88,6 +88,22 @@ pub enum PaymentReportShape {
     Flat,
 }
 
+/// Which "day" a daily cap counts: xoxoday-api.md §3.9 says "500 calls
+/// per 24 h" and never when a day starts, so each reading a client must
+/// survive can be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DailyWindow {
+    /// Calendar days in India (midnight IST = 18:30 UTC), the time zone
+    /// Xoxoday states its schedule in.
+    #[default]
+    IstDay,
+    /// Calendar days in UTC.
+    UtcDay,
+    /// The last 24 hours: a call counts until it is a day old.
+    Rolling,
+}
+
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 const MAX_MS: u64 = 600_000;
 
@@ -115,9 +131,12 @@ pub struct Config {
     /// Opening wallet balance in USD.
     pub initial_balance: f64,
     /// Daily caps by operation (none by default): the older getVouchers
-    /// limit of 500 calls per day (xoxoday-api.md §3.9), counted per IST
-    /// day and answered with HTTP 429 and no `Retry-After`.
+    /// limit of 500 calls per day (xoxoday-api.md §3.9), counted per
+    /// [`Config::daily_window`] and answered with HTTP 429 and no
+    /// `Retry-After`.
     pub daily_limits: BTreeMap<String, u32>,
+    /// What a daily cap's day is.
+    pub daily_window: DailyWindow,
     /// The answer to a poNumber placeOrder already holds.
     pub duplicate_answer: DuplicateAnswer,
     /// Where paymentHistory's rows sit.
@@ -143,6 +162,7 @@ impl Default for Config {
             penalty_seconds: 60,
             initial_balance: 250_000.0,
             daily_limits: BTreeMap::new(),
+            daily_window: DailyWindow::default(),
             duplicate_answer: DuplicateAnswer::default(),
             payment_report_shape: PaymentReportShape::default(),
         }
@@ -169,6 +189,7 @@ pub struct ConfigPatch {
     penalty_seconds: Option<u64>,
     initial_balance: Option<f64>,
     daily_limits: Option<BTreeMap<String, u32>>,
+    daily_window: Option<DailyWindow>,
     duplicate_answer: Option<DuplicateAnswer>,
     payment_report_shape: Option<PaymentReportShape>,
 }
@@ -252,6 +273,9 @@ impl Config {
         }
         if let Some(limits) = patch.daily_limits {
             merge_limits("daily_limits", limits, &mut next.daily_limits)?;
+        }
+        if let Some(v) = patch.daily_window {
+            next.daily_window = v;
         }
         if let Some(v) = patch.duplicate_answer {
             next.duplicate_answer = v;
@@ -364,6 +388,13 @@ mod tests {
         assert!(c.apply_patch(br#"{"daily_limits":{"getVoucher":5}}"#).is_err());
         c.apply_patch(br#"{"daily_limits":{"getVouchers":0}}"#).unwrap();
         assert_eq!(c.daily_limit("getVouchers"), None);
+        assert_eq!(c.daily_window, DailyWindow::IstDay, "IST days by default");
+        c.apply_patch(br#"{"daily_window":"rolling"}"#).unwrap();
+        assert_eq!((c.daily_window, c.to_json()["daily_window"].as_str()), (DailyWindow::Rolling, Some("rolling")));
+        c.apply_patch(br#"{"daily_window":"utc_day"}"#).unwrap();
+        assert_eq!(c.daily_window, DailyWindow::UtcDay);
+        assert!(c.apply_patch(br#"{"daily_window":"weekly"}"#).is_err());
+        assert_eq!(c.daily_window, DailyWindow::UtcDay, "a refused patch changes nothing");
 
         assert_eq!(c.rate_limit_shape, RateLimitShape::ErrorsArray, "the array by default");
         c.apply_patch(br#"{"rate_limit_shape":"errors_object"}"#).unwrap();

@@ -1,10 +1,13 @@
 //! Per-operation, per-minute rate limiting with a penalty box, and daily
 //! caps. Owns the sliding 60 s window of accepted calls per op and the
-//! penalty deadline, and the count of calls per op per day (days start at
-//! midnight IST, the time zone Xoxoday states its schedule in). Works on
-//! sandbox time (so moving the clock offset also moves windows and days).
-//! Not persisted: a restart starts with empty windows.
+//! penalty deadline, and the calls per op counted against a daily cap
+//! (by default per day starting at midnight IST, the time zone Xoxoday
+//! states its schedule in; or per UTC day, or over the last 24 h:
+//! [`DailyWindow`]). Works on sandbox time (so moving the clock offset also
+//! moves windows and days). Not persisted: a restart starts with empty
+//! windows.
 
+use crate::config::DailyWindow;
 use std::collections::{HashMap, VecDeque};
 
 const WINDOW_MS: i64 = 60_000;
@@ -19,8 +22,11 @@ struct OpWindow {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     ops: HashMap<&'static str, OpWindow>,
-    /// Per op: (the IST day, calls that day).
+    /// Per op: (the day, calls that day), for calendar days.
     days: HashMap<&'static str, (i64, u32)>,
+    /// Per op: when each call of the last 24 h was made, for the rolling
+    /// window.
+    rolling: HashMap<&'static str, VecDeque<i64>>,
 }
 
 /// India is 5 h 30 min ahead of UTC.
@@ -63,10 +69,22 @@ impl RateLimiter {
 }
 
 impl RateLimiter {
-    /// Counts a call of `op` against its daily `cap`; `false` when this
-    /// IST day's calls are spent (a refused call is not counted).
-    pub fn daily(&mut self, op: &'static str, cap: u32, now: i64) -> bool {
-        let day = ist_day(now);
+    /// Counts a call of `op` against its daily `cap`; `false` when the
+    /// day's calls are spent (a refused call is not counted).
+    pub fn daily(&mut self, op: &'static str, cap: u32, window: DailyWindow, now: i64) -> bool {
+        let day = match window {
+            DailyWindow::IstDay => ist_day(now),
+            DailyWindow::UtcDay => now.div_euclid(crate::clock::DAY_MS),
+            DailyWindow::Rolling => {
+                let calls = self.rolling.entry(op).or_default();
+                calls.retain(|t| *t > now - crate::clock::DAY_MS && *t <= now);
+                if calls.len() >= cap as usize {
+                    return false;
+                }
+                calls.push_back(now);
+                return true;
+            }
+        };
         let entry = self.days.entry(op).or_insert((day, 0));
         if entry.0 != day {
             *entry = (day, 0);
@@ -105,14 +123,42 @@ mod tests {
         // 2026-11-30 18:00 UTC = 23:30 IST.
         let t = 1_796_061_600_000;
         let mut r = RateLimiter::default();
-        assert!(r.daily("getVouchers", 2, t));
-        assert!(r.daily("getVouchers", 2, t + 1));
-        assert!(!r.daily("getVouchers", 2, t + 2));
-        assert!(r.daily("getFilters", 2, t), "per operation");
+        let ist = DailyWindow::IstDay;
+        assert!(r.daily("getVouchers", 2, ist, t));
+        assert!(r.daily("getVouchers", 2, ist, t + 1));
+        assert!(!r.daily("getVouchers", 2, ist, t + 2));
+        assert!(r.daily("getFilters", 2, ist, t), "per operation");
         // 18:29:59 UTC is still the same IST day; 18:30 UTC is the next.
-        assert!(!r.daily("getVouchers", 2, t + 29 * 60_000 + 59_999));
-        assert!(r.daily("getVouchers", 2, t + 30 * 60_000));
+        assert!(!r.daily("getVouchers", 2, ist, t + 29 * 60_000 + 59_999));
+        assert!(r.daily("getVouchers", 2, ist, t + 30 * 60_000));
         assert_eq!(ist_day(t + 30 * 60_000), ist_day(t) + 1);
+    }
+
+    #[test]
+    fn daily_caps_by_utc_day_or_over_the_last_24_hours() {
+        // 2026-11-30 18:00 UTC.
+        let t = 1_796_061_600_000;
+        let (h, day) = (3_600_000, crate::clock::DAY_MS);
+        let mut utc = RateLimiter::default();
+        assert!(utc.daily("getVouchers", 2, DailyWindow::UtcDay, t));
+        assert!(utc.daily("getVouchers", 2, DailyWindow::UtcDay, t + h));
+        // 18:30 UTC (IST midnight) is no new UTC day; midnight UTC is.
+        assert!(!utc.daily("getVouchers", 2, DailyWindow::UtcDay, t + h / 2));
+        assert!(!utc.daily("getVouchers", 2, DailyWindow::UtcDay, t + 6 * h - 1));
+        assert!(utc.daily("getVouchers", 2, DailyWindow::UtcDay, t + 6 * h));
+        // Rolling: calls at 18:00 and 18:15; neither midnight frees a call,
+        // the first call turning a day old does, and then only one.
+        let mut roll = RateLimiter::default();
+        let r = DailyWindow::Rolling;
+        assert!(roll.daily("getVouchers", 2, r, t));
+        assert!(roll.daily("getVouchers", 2, r, t + h / 4));
+        assert!(!roll.daily("getVouchers", 2, r, t + h / 2), "IST midnight");
+        assert!(!roll.daily("getVouchers", 2, r, t + 6 * h), "UTC midnight");
+        assert!(!roll.daily("getVouchers", 2, r, t + day - 1));
+        assert!(roll.daily("getVouchers", 2, r, t + day));
+        assert!(!roll.daily("getVouchers", 2, r, t + day + 1), "the 18:15 call still counts");
+        assert!(roll.daily("getVouchers", 2, r, t + h / 4 + day));
+        assert!(roll.daily("getFilters", 2, r, t), "per operation");
     }
 
     #[test]

@@ -559,7 +559,7 @@ impl Sandbox {
             return Err(Reject::Limited(secs));
         }
         if let Some(cap) = self.config.daily_limit(op) {
-            if !self.limiter.daily(op, cap, now) {
+            if !self.limiter.daily(op, cap, self.config.daily_window, now) {
                 self.counters.daily_limited_calls += 1;
                 return Err(Reject::Daily(op, cap));
             }
