@@ -221,6 +221,7 @@ test("getVouchers' daily cap (429, no Retry-After): no call until the next day b
   const page = (n) => ({ limit: 3, page: n });
   assert.equal((await op(wL, "getVouchers", keys.catalog, page(1))).headers["x-plumgate-cache"], "miss");
   assert.equal((await op(wL, "getVouchers", keys.catalog, page(2))).status, 200);
+  const before = Date.now();
   const capped = await op(wL, "getVouchers", keys.catalog, page(3));
   const now = Date.now();
   assert.equal(capped.status, 429, capped.text);
@@ -249,6 +250,8 @@ test("getVouchers' daily cap (429, no Retry-After): no call until the next day b
   assert.equal((await sbL.counters()).daily_limited_calls, 1);
   const p = (await limiterState(dirL, "getVouchers")).penalty;
   assert.equal(p.until_ms, nextDayBoundary(now), "the shared store waits for the boundary");
+  // When the cap was met, kept for the probe after both midnights (a rolling 24 h window).
+  assert.ok(p.daily_since_ms >= before && p.daily_since_ms <= now, `daily_since_ms ${p.daily_since_ms}`);
   const [line] = await wL.logsFor([bypass.headers["x-request-id"]]);
   assert.equal(line?.cache, "stale");
   await sbL.admin("/config", { daily_limits: { getVouchers: 0 } });

@@ -38,7 +38,9 @@
 //!   [`STRIKE_RESET_MS`] of the previous one's end, at most an hour. A 429
 //!   without `Retry-After` is thus never retried every minute for ever.
 //! - The daily cap (getVouchers, 500 calls per 24 h): until the next day
-//!   boundary ([`next_day_boundary`]).
+//!   boundary ([`next_day_boundary`]); once both calendar readings are
+//!   refuted, no later than a day after the cap was first met (a rolling
+//!   24 h window, [`daily_until`]).
 //!
 //! A penalty is never shortened by a later report of the same one (several
 //! isolates may report it), and reports during a penalty do not escalate.
@@ -147,6 +149,10 @@ pub struct Penalty {
     /// How many penalties in a row (each within [`STRIKE_RESET_MS`] of the
     /// previous one's end).
     pub strikes: u32,
+    /// When the daily cap was first met, while it may still be the same
+    /// one (less than a day ago); `None` for other penalties.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_since_ms: Option<i64>,
 }
 
 /// How long Xoxoday's penalty lasts, given what it said (`observed`), the
@@ -159,12 +165,38 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
         (None, Some(p)) if now_ms - p.until_ms < STRIKE_RESET_MS => p.strikes.saturating_add(1),
         _ => 1,
     };
+    // The daily cap met less than a day ago may be the same one still.
+    let mut daily_since_ms = previous.and_then(|p| p.daily_since_ms).filter(|s| now_ms - s < DAY_MS);
     let until = match observed {
         Observed::Stated(secs) => crate::time::add_secs(now_ms, secs.max(1)),
         Observed::Unstated => crate::time::add_secs(now_ms, unstated_secs(strikes)),
-        Observed::Daily => next_day_boundary(now_ms),
+        Observed::Daily => {
+            let since = *daily_since_ms.get_or_insert(now_ms);
+            daily_until(since, now_ms)
+        }
     };
-    Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes }
+    Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes, daily_since_ms }
+}
+
+/// When a daily cap first met at `since_ms` and met again at `now_ms` ends:
+/// the next day boundary ([`next_day_boundary`]), or a day after
+/// `since_ms` (and a minute, for the clocks) if that comes first.
+///
+/// The third reading of "500 calls per 24 h" is a rolling window. Under it
+/// the cap lifts as the oldest call of the window turns a day old, which is
+/// before a day has passed since the cap was met, but need not be at a
+/// midnight: waiting for boundaries alone could wait up to 18.5 h past it.
+/// The day bound comes before the next boundary only after a probe at both
+/// the UTC and the IST midnight was refused, that is, when both calendar
+/// readings are refuted; so it costs those readings no call.
+pub fn daily_until(since_ms: i64, now_ms: i64) -> i64 {
+    let rolling = since_ms.saturating_add(DAY_MS + 60_000);
+    let boundary = next_day_boundary(now_ms);
+    if rolling > now_ms {
+        boundary.min(rolling)
+    } else {
+        boundary
+    }
 }
 
 /// The unstated penalty after `strikes` penalties in a row: 60 s, 120 s,
@@ -189,7 +221,7 @@ const DAY_MS: i64 = 86_400_000;
 /// first: if the cap is still on, that one call is answered 429 again and
 /// the wait goes on to IST midnight. Either reading costs at most one
 /// refused call a day, and never a day of waiting for nothing. (A rolling
-/// 24 h window is met the same way: one probe per boundary.)
+/// 24 h window, which neither midnight need end, is [`daily_until`]'s.)
 pub fn next_day_boundary(now_ms: i64) -> i64 {
     let next_after = |offset: i64| {
         let day_start = (now_ms - offset).div_euclid(DAY_MS) * DAY_MS + offset;

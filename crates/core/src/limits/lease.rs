@@ -4,7 +4,7 @@
 //! ([`penalise`]). See the parent module for why leases and how they count.
 
 use super::{max_lease, penalty_until, Penalty, LEASE_MS, WINDOW_MS};
-use crate::stored::{get, int, list, need, object, slot, small_count, text, Fields};
+use crate::stored::{get, int, list, need, object, opt_int, slot, small_count, text, Fields};
 use crate::upstream::Observed;
 #[cfg(test)]
 use serde::Deserialize;
@@ -163,5 +163,9 @@ fn grant(o: &Fields) -> Option<Grant> {
 }
 
 fn penalty(o: &Fields) -> Option<Penalty> {
-    Some(Penalty { until_ms: need(o, "until_ms", int)?, strikes: need(o, "strikes", small_count)? })
+    Some(Penalty {
+        until_ms: need(o, "until_ms", int)?,
+        strikes: need(o, "strikes", small_count)?,
+        daily_since_ms: get(o, "daily_since_ms", opt_int).ok()?,
+    })
 }

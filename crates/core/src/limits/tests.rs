@@ -30,10 +30,10 @@ fn leases_are_a_tenth_of_the_budget_at_most() {
 #[test]
 fn stated_penalties_last_as_said() {
     let p = penalty_until(None, Stated(42), T0);
-    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1 });
+    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None });
     // Reported again by another isolate while it runs: never shortened.
     let again = penalty_until(Some(p), Stated(10), T0 + 1_000);
-    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1 });
+    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None });
     let longer = penalty_until(Some(p), Stated(100), T0 + 1_000);
     assert_eq!(longer.until_ms, T0 + 101_000);
 }
@@ -43,23 +43,23 @@ fn unstated_penalties_double_while_they_repeat() {
     assert_eq!((1..=9).map(unstated_secs).collect::<Vec<_>>(), [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
     assert_eq!(unstated_secs(u32::MAX), 3600);
     let first = penalty_until(None, Unstated, T0);
-    assert_eq!(first, Penalty { until_ms: T0 + 60_000, strikes: 1 });
+    assert_eq!(first, Penalty { until_ms: T0 + 60_000, strikes: 1, daily_since_ms: None });
     // The same penalty reported again during it (an isolate that called
     // before it knew): no escalation, but it runs a minute from this
     // report, as Xoxoday may have restarted it.
-    assert_eq!(penalty_until(Some(first), Unstated, T0 + 30_000), Penalty { until_ms: T0 + 90_000, strikes: 1 });
+    assert_eq!(penalty_until(Some(first), Unstated, T0 + 30_000), Penalty { until_ms: T0 + 90_000, strikes: 1, daily_since_ms: None });
     // Another one soon after it ended: twice as long.
     let second = penalty_until(Some(first), Unstated, first.until_ms + 5_000);
-    assert_eq!(second, Penalty { until_ms: first.until_ms + 5_000 + 120_000, strikes: 2 });
+    assert_eq!(second, Penalty { until_ms: first.until_ms + 5_000 + 120_000, strikes: 2, daily_since_ms: None });
     let third = penalty_until(Some(second), Unstated, second.until_ms + 1);
     assert_eq!(third.strikes, 3);
     assert_eq!(third.until_ms, second.until_ms + 1 + 240_000);
     // Long after the last one ended: back to a minute.
     let later = penalty_until(Some(third), Unstated, third.until_ms + STRIKE_RESET_MS);
-    assert_eq!(later, Penalty { until_ms: third.until_ms + STRIKE_RESET_MS + 60_000, strikes: 1 });
+    assert_eq!(later, Penalty { until_ms: third.until_ms + STRIKE_RESET_MS + 60_000, strikes: 1, daily_since_ms: None });
     // A stated penalty keeps counting strikes but lasts as said.
     let stated = penalty_until(Some(second), Stated(5), second.until_ms + 1);
-    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3 });
+    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3, daily_since_ms: None });
 }
 
 #[test]
@@ -84,6 +84,78 @@ fn the_daily_cap_ends_at_the_next_day_boundary() {
     assert_eq!(p.until_ms, day(18, 30));
     assert_eq!(secs_until(p.until_ms, day(10, 0)), 8 * 3600 + 30 * 60);
     assert_eq!(secs_until(T0, T0 + 5), 1, "never 0");
+}
+
+/// The three readings of "500 calls per 24 h": the cap met at 10:00 UTC.
+/// Under IST days the probe at 18:30 UTC goes through; under UTC days the
+/// one at midnight does; under a rolling window both are refused, and the
+/// next probe is a day (and a minute) after the cap was first met, 10:01,
+/// not 18:30 the next day.
+#[test]
+fn the_daily_cap_survives_every_reading_of_its_day() {
+    let day = |h: i64, m: i64| T0 - 10 * H + h * H + m * 60_000;
+    let first = penalty_until(None, Daily, day(10, 0));
+    assert_eq!((first.until_ms, first.daily_since_ms), (day(18, 30), Some(day(10, 0))));
+    // Reported again by another isolate meanwhile: the same penalty.
+    assert_eq!(penalty_until(Some(first), Daily, day(12, 0)), first);
+    // The probe at IST midnight refused: UTC midnight next, since kept.
+    let second = penalty_until(Some(first), Daily, day(18, 30));
+    assert_eq!((second.until_ms, second.daily_since_ms), (day(24, 0), Some(day(10, 0))));
+    // The probe at UTC midnight refused too: the rolling window's bound.
+    let third = penalty_until(Some(second), Daily, day(24, 0));
+    assert_eq!((third.until_ms, third.daily_since_ms), (day(34, 1), Some(day(10, 0))));
+    // Refused at that bound as well (calls made elsewhere): a new cap,
+    // counted from now.
+    let fourth = penalty_until(Some(third), Daily, day(34, 1));
+    assert_eq!((fourth.until_ms, fourth.daily_since_ms), (day(24 + 18, 30), Some(day(34, 1))));
+    // Met first at 19:00 UTC: midnight UTC, then IST midnight (18:30, before
+    // the day bound of 19:01), then the day bound is past: next boundary.
+    let a = penalty_until(None, Daily, day(19, 0));
+    assert_eq!(a.until_ms, day(24, 0));
+    let b = penalty_until(Some(a), Daily, day(24, 0));
+    assert_eq!(b.until_ms, day(24 + 18, 30), "the boundary comes before the day bound: no extra probe");
+    let c = penalty_until(Some(b), Daily, day(24 + 18, 30));
+    assert_eq!((c.until_ms, c.daily_since_ms), (day(24 + 19, 1), Some(day(19, 0))));
+    // Other penalties carry the date along while it may still matter, and
+    // a cap met more than a day after the last one starts afresh.
+    let stated = penalty_until(Some(second), Stated(30), day(24, 0));
+    assert_eq!(stated.daily_since_ms, Some(day(10, 0)));
+    assert_eq!(penalty_until(None, Unstated, day(1, 0)).daily_since_ms, None);
+    let much_later = penalty_until(Some(second), Daily, day(48, 0));
+    assert_eq!(much_later.daily_since_ms, Some(day(48, 0)));
+    assert_eq!(much_later.until_ms, next_day_boundary(day(48, 0)));
+    // The bound alone: never in the past, never after the next boundary.
+    assert_eq!(daily_until(day(10, 0), day(10, 0)), day(18, 30));
+    assert_eq!(daily_until(day(10, 0), day(35, 0)), next_day_boundary(day(35, 0)));
+    for m in (0..3 * 24 * 60).step_by(11) {
+        let now = day(10, 0) + m * 60_000;
+        let u = daily_until(day(10, 0), now);
+        assert!(u > now && u <= next_day_boundary(now), "{m}");
+    }
+}
+
+/// Wherever in the day the cap is met, the probes until a day has passed
+/// are the day boundaries in between plus at most one more (the rolling
+/// window's end), and that end is always probed: the calendar readings,
+/// which the boundaries settle, lose no call to the day bound.
+#[test]
+fn the_day_bound_costs_the_calendar_readings_no_probe() {
+    let day = |h: i64, m: i64| T0 - 10 * H + h * H + m * 60_000;
+    // Every minute of two days as the time the cap is met: the probes
+    // before the day bound are exactly the boundaries in between.
+    for m in (0..2 * 24 * 60).step_by(13) {
+        let met = day(0, 0) + m * 60_000;
+        let mut p = penalty_until(None, Daily, met);
+        let mut probes = vec![p.until_ms];
+        while p.until_ms < met + 86_400_000 {
+            p = penalty_until(Some(p), Daily, p.until_ms);
+            probes.push(p.until_ms);
+        }
+        let boundaries = probes.iter().filter(|t| next_day_boundary(**t - 1) == **t).count();
+        assert!(probes.len() - boundaries <= 1, "one probe besides the boundaries at most: {probes:?}");
+        assert!(probes.len() <= 4, "{probes:?}");
+        assert!(probes.iter().any(|t| *t <= met + 86_400_000 + 60_000), "the rolling window's end is probed");
+    }
 }
 
 #[test]
@@ -132,7 +204,7 @@ fn a_penalty_stops_every_lease_until_it_ends() {
     penalise(&mut s, "getBalance", Unstated, T0);
     let second = penalise(&mut s, "getBalance", Unstated, T0 + 61_000);
     assert_eq!(second.penalty_until_ms, Some(T0 + 61_000 + 120_000));
-    assert_eq!(s.of("getBalance").unwrap().penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2 }));
+    assert_eq!(s.of("getBalance").unwrap().penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2, daily_since_ms: None }));
 }
 
 #[test]
@@ -141,13 +213,13 @@ fn state_json_is_pinned_and_read_leniently() {
     s.ops.push(OpState {
         op: "getBalance".into(),
         grants: vec![Grant { at_ms: 1, calls: 2, until_ms: 3 }],
-        penalty: Some(Penalty { until_ms: 9, strikes: 1 }),
+        penalty: Some(Penalty { until_ms: 9, strikes: 1, daily_since_ms: None }),
     });
     let text = serde_json::to_string(&s).unwrap();
     assert_eq!(text, r#"{"ops":[{"op":"getBalance","grants":[{"at_ms":1,"calls":2,"until_ms":3}],"penalty":{"until_ms":9,"strikes":1}}]}"#);
     assert_eq!(load(Some(&text)), (s, true));
     assert_eq!(load(None), (LimiterState::default(), true));
-    let full = serde_json::json!({"ops": [{"op": "getBalance", "grants": [{"at_ms": 1, "calls": 2, "until_ms": 3}], "penalty": {"until_ms": 4, "strikes": 5}}]});
+    let full = serde_json::json!({"ops": [{"op": "getBalance", "grants": [{"at_ms": 1, "calls": 2, "until_ms": 3}], "penalty": {"until_ms": 4, "strikes": 5, "daily_since_ms": 6}}]});
     let inner = ["/ops/0", "/ops/0/grants/0", "/ops/0/penalty"];
     let by_hand = |b: &[u8]| match load(Some(std::str::from_utf8(b).unwrap())) {
         (s, true) => Some(s),
