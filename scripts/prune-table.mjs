@@ -1,0 +1,125 @@
+// Take out of the wasm's function table the closures of the stream classes
+// whose exports scripts/build.sh removes (wasm-streams' IntoUnderlyingSource,
+// IntoUnderlyingByteSource and IntoUnderlyingSink), so that the optimizer
+// can drop their code.
+//
+//   node scripts/prune-table.mjs build/index_bg.wasm
+//
+// Why it is needed: wasm-bindgen exports the function table to index.js, and
+// the optimizer keeps every function an exported table holds, reachable or
+// not. These classes' methods (`pull`, `write`, …) each put a closure in the
+// table; with the methods' exports removed nothing can run them, but the
+// closures (with the text of every `std::io::ErrorKind` they format) stayed:
+// about 9 KB raw, 3.5 KB gzipped.
+//
+// Why it is sound: JavaScript reaches those methods only through an object of
+// the class handed out by the wasm, which index.js would wrap (`__wrap`), and
+// build.sh fails the build if index.js wraps anything. So the closures are
+// never created, their table slots never called. Each slot is pointed at the
+// table's first function instead (a call through it would fail the
+// signature check, or run a function that was never meant for it: neither
+// can happen, as no code holds these slots' indexes).
+//
+// Works on the module worker-build writes (with its "name" section); a
+// module without names, or with a table segment of another form, is left as
+// it is with a warning (the size budget then shows the difference).
+import { readFileSync, writeFileSync } from "node:fs";
+
+const file = process.argv[2];
+// Any table entry that names those classes' code (the futures their methods
+// start, the shims and drop glue of those futures).
+const DEAD = /wasm_streams\[[0-9a-f]+\]::(readable::into_underlying_(byte_)?source|writable::into_underlying_sink)::/;
+
+const wasm = readFileSync(file);
+
+function readLeb(at) {
+  let value = 0;
+  let shift = 0;
+  let byte;
+  do {
+    byte = wasm[at++];
+    value += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (byte & 0x80);
+  return [value, at];
+}
+
+function leb(n) {
+  const out = [];
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n) byte |= 0x80;
+    out.push(byte);
+  } while (n);
+  return out;
+}
+
+function warn(why) {
+  console.error(`[plumgate] prune-table: ${why}; the table is left as it is`);
+  process.exit(0);
+}
+
+const sections = [];
+for (let at = 8; at < wasm.length; ) {
+  const [size, body] = readLeb(at + 1);
+  sections.push({ id: wasm[at], start: at, body, end: body + size });
+  at = body + size;
+}
+
+// Function names, from the "name" custom section.
+const names = new Map();
+for (const s of sections.filter((s) => s.id === 0)) {
+  let [len, at] = readLeb(s.body);
+  if (wasm.subarray(at, at + len).toString() !== "name") continue;
+  at += len;
+  while (at < s.end) {
+    const kind = wasm[at];
+    const [size, body] = readLeb(at + 1);
+    if (kind === 1) {
+      let [count, p] = readLeb(body);
+      for (let i = 0; i < count; i++) {
+        let index, nameLen;
+        [index, p] = readLeb(p);
+        [nameLen, p] = readLeb(p);
+        names.set(index, wasm.subarray(p, p + nameLen).toString());
+        p += nameLen;
+      }
+    }
+    at = body + size;
+  }
+}
+if (names.size === 0) warn("the module has no function names");
+
+const elem = sections.find((s) => s.id === 9);
+if (!elem) warn("the module has no table segment");
+let [segments, at] = readLeb(elem.body);
+const out = [...leb(segments)];
+let pruned = 0;
+for (let seg = 0; seg < segments; seg++) {
+  const [flags, exprStart] = readLeb(at);
+  if (flags !== 0) warn(`table segment ${seg} has flags ${flags}`);
+  let exprEnd = exprStart;
+  while (wasm[exprEnd] !== 0x0b) exprEnd++;
+  exprEnd++;
+  let [count, p] = readLeb(exprEnd);
+  const slots = [];
+  for (let i = 0; i < count; i++) {
+    let index;
+    [index, p] = readLeb(p);
+    slots.push(index);
+  }
+  const filler = slots[0];
+  out.push(...leb(flags), ...wasm.subarray(exprStart, exprEnd), ...leb(count));
+  for (const index of slots) {
+    const dead = DEAD.test(names.get(index) ?? "");
+    if (dead) pruned++;
+    out.push(...leb(dead ? filler : index));
+  }
+  at = p;
+}
+
+const body = Buffer.from(out);
+const section = Buffer.concat([Buffer.from([9, ...leb(body.length)]), body]);
+writeFileSync(file, Buffer.concat([wasm.subarray(0, elem.start), section, wasm.subarray(elem.end)]));
+console.error(`[plumgate] prune-table: ${pruned} table slots of unused stream classes freed`);
