@@ -450,7 +450,7 @@ test("422 failed to confirm, and the order failed: reconciled and reported as fa
   assert.match(none.json.error.message, /HTTP 422, PLE10010/);
 });
 
-test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) or another (its 409 passed on); a duplicate answer without an order stays pending", async () => {
+test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) or another, for another product or recipient (its 409 passed on); a duplicate answer without an order stays pending", async () => {
   const c0 = await sbO.counters();
   // Placed behind plumgate's back (another system, or before the ledger's retention).
   assert.equal((await directPlace(sbO, order("dup-same"))).status, 200);
@@ -463,8 +463,17 @@ test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) o
   assert.equal(other.status, 409, other.text);
   assert.equal(other.json.errorId, "PLE10043", "Xoxoday's duplicate answer, passed on");
   assert.equal(other.headers["x-plumgate-reconciled"], undefined);
+  // The same product, quantity and denomination for someone else: never handed out as this one.
+  const theirs = await directPlace(sbO, order("dup-recipient", { email: "someone.else@example.com" }));
+  assert.equal(theirs.status, 200);
+  const mine = await place(order("dup-recipient"));
+  assert.equal(mine.status, 409, mine.text);
+  assert.equal(mine.json.errorId, "PLE10043", "Xoxoday's duplicate answer, passed on");
+  assert.equal(mine.headers["x-plumgate-reconciled"], undefined);
+  const theirCode = theirs.json.data.placeOrder.data.vouchers[0].voucherCode;
+  assert.ok(theirCode && !mine.text.includes(theirCode), "none of their vouchers");
   const c1 = await sbO.counters();
-  assert.equal(c1.orders, c0.orders + 2, "only the two placed directly");
+  assert.equal(c1.orders, c0.orders + 3, "only the three placed directly");
   // Xoxoday says duplicate, but has no such order (yet): never "refused".
   await sbO.admin("/faults/order", { mode: "duplicate", count: 1 });
   const ghost = await place(order("dup-ghost"));

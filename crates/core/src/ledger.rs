@@ -191,14 +191,16 @@ pub struct Record {
     #[serde(default)]
     pub next_check_at_ms: i64,
     /// While pending, what a check needs of the order as sent
-    /// ([`order_summary`]: its poNumber, product, quantity, denomination).
+    /// ([`order_summary`]: its poNumber, product, quantity, denomination,
+    /// and fingerprints of its recipient).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub order: Value,
 }
 
 /// The fields of an order a check needs: the `poNumber` to look it up by,
 /// and what [`same_order`] compares. (Not the whole order: its recipient
-/// is not the ledger's to keep.)
+/// is not the ledger's to keep, so only fingerprints of the recipient's
+/// email and phone number, `email_fp` and `contact_fp`, [`recipient`].)
 pub fn order_summary(data: &Value) -> Value {
     let mut out = serde_json::Map::new();
     for k in ["poNumber", "productId", "quantity", "denomination"] {
@@ -206,7 +208,25 @@ pub fn order_summary(data: &Value) -> Value {
             out.insert(k.to_string(), v.clone());
         }
     }
+    for (k, fp) in [("email_fp", recipient(data, "email", "")), ("contact_fp", recipient(data, "contact", ""))] {
+        if let Some(fp) = fp {
+            out.insert(k.into(), Value::String(fp));
+        }
+    }
     Value::Object(out)
+}
+
+/// The fingerprint of the recipient's `email` (trimmed, in lower case) or
+/// `contact` (its last ten digits, so that a country code or dashes added
+/// or dropped do not count) in `o`, or else in `o[line]` when `line` names
+/// a field; `None` when neither says.
+fn recipient(o: &Value, field: &str, line: &str) -> Option<String> {
+    let said = o.get(field).or_else(|| o.get(line))?.as_str()?;
+    let mut key: String = if field == "email" { said.trim().to_ascii_lowercase() } else { said.matches(|c: char| c.is_ascii_digit()).collect() };
+    if field != "email" {
+        key.drain(..key.len().saturating_sub(10));
+    }
+    (!key.is_empty()).then(|| crate::secret::fingerprint(&key))
 }
 
 impl Record {
@@ -847,10 +867,14 @@ pub fn failed_or_cancelled(details: &Value) -> bool {
     said || all_cancelled
 }
 
-/// Is the order getOrderDetails found the one sent (`data`)? Compared
-/// where both sides say something: the product (`voucherDetails[0]` or
-/// `vouchers[0]`), the quantity, the denomination, numbers in any form.
-/// Nothing to compare is no contradiction.
+/// Is the order getOrderDetails found the one sent (`data`, its
+/// [`order_summary`])? Compared where both sides say something: the
+/// product (`voucherDetails[0]` or `vouchers[0]`), the quantity, the
+/// denomination, numbers in any form; and the recipient's email and phone
+/// number (`email` / `contact`, or the line's `receiverEmail` /
+/// `receiverMobileNumber`, as getOrderHistory names them; getOrderDetails
+/// documents neither, but an order for someone else must never be handed
+/// out as this one). Nothing to compare is no contradiction.
 pub fn same_order(details: &Value, data: &Value) -> bool {
     let line = ["voucherDetails", "vouchers"]
         .iter()
@@ -867,9 +891,18 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
         (Some(Value::String(a)), Some(Value::String(b))) => a.trim() == b.trim(),
         _ => true,
     };
+    let to = |field: &str, fp: &str, line_field: &str| {
+        let theirs = recipient(details, field, "").or_else(|| recipient(&line, field, line_field));
+        match (theirs, data.get(fp).and_then(Value::as_str)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    };
     product
         && agree(num(details.get("quantity")), num(data.get("quantity")))
         && agree(num(line.get("denomination")).or_else(|| num(line.get("amount"))), num(data.get("denomination")))
+        && to("email", "email_fp", "receiverEmail")
+        && to("contact", "contact_fp", "receiverMobileNumber")
 }
 
 /// What the alarm should do.

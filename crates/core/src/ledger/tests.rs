@@ -57,7 +57,7 @@ fn record_json_is_pinned_and_old_records_read() {
     assert_eq!(
         serde_json::to_string(&p).unwrap(),
         format!(
-            r#"{{"fingerprint":"fp-1","state":"pending","status":0,"body":"","reconciled":false,"sent_at_ms":{T0},"done_at_ms":0,"why":"plumgate lost track of its call to Xoxoday","checks":0,"not_found":0,"next_check_at_ms":{},"order":{{"denomination":25,"poNumber":"po-1","productId":10100,"quantity":1}}}}"#,
+            r#"{{"fingerprint":"fp-1","state":"pending","status":0,"body":"","reconciled":false,"sent_at_ms":{T0},"done_at_ms":0,"why":"plumgate lost track of its call to Xoxoday","checks":0,"not_found":0,"next_check_at_ms":{},"order":{{"denomination":25,"email_fp":"d648b243a3e817ea","poNumber":"po-1","productId":10100,"quantity":1}}}}"#,
             T0 + TIMEOUT + LOST_CALL_GRACE_MS
         )
     );
@@ -421,19 +421,52 @@ fn another_order_under_the_po_number_is_not_this_one() {
 
 #[test]
 fn same_order_compares_what_both_sides_say() {
+    let same = |d: &Value, data: Value| same_order(d, &order_summary(&data));
     let d = details();
-    assert!(same_order(&d, &order()));
-    assert!(same_order(&d, &json!({"productId": "10100", "quantity": "1", "denomination": "25.00"})), "numbers in any form");
-    assert!(!same_order(&d, &json!({"productId": 10101, "quantity": 1, "denomination": 25})));
-    assert!(!same_order(&d, &json!({"productId": 10100, "quantity": 2, "denomination": 25})));
-    assert!(!same_order(&d, &json!({"productId": 10100, "quantity": 1, "denomination": 50})));
-    assert!(same_order(&json!({}), &order()), "nothing to compare: no contradiction");
+    assert!(same(&d, order()));
+    assert!(same(&d, json!({"productId": "10100", "quantity": "1", "denomination": "25.00"})), "numbers in any form");
+    assert!(!same(&d, json!({"productId": 10101, "quantity": 1, "denomination": 25})));
+    assert!(!same(&d, json!({"productId": 10100, "quantity": 2, "denomination": 25})));
+    assert!(!same(&d, json!({"productId": 10100, "quantity": 1, "denomination": 50})));
+    assert!(same(&json!({}), order()), "nothing to compare: no contradiction");
     let vouchers = json!({"vouchers": [{"productId": 10100, "amount": 25}]});
-    assert!(same_order(&vouchers, &order()));
-    assert!(!same_order(&vouchers, &json!({"productId": 10100, "denomination": 10})));
+    assert!(same(&vouchers, order()));
+    assert!(!same(&vouchers, json!({"productId": 10100, "denomination": 10})));
     let merch = json!({"voucherDetails": [{"productId": "MERCH-1"}]});
-    assert!(same_order(&merch, &json!({"productId": "MERCH-1"})));
-    assert!(!same_order(&merch, &json!({"productId": "MERCH-2"})));
+    assert!(same(&merch, json!({"productId": "MERCH-1"})));
+    assert!(!same(&merch, json!({"productId": "MERCH-2"})));
+}
+
+#[test]
+fn same_order_never_takes_someone_elses_order_for_this_one() {
+    let same = |d: &Value, data: Value| same_order(d, &order_summary(&data));
+    let mut d = details();
+    d["email"] = json!("A@B.c ");
+    assert!(same(&d, order()), "the same email, in any case, trimmed");
+    let mut other = order();
+    other["email"] = json!("x@b.c");
+    assert!(!same(&d, other), "another recipient's order");
+    // The line's fields, as getOrderHistory names them.
+    let line = json!({"voucherDetails": [{"productId": 10100, "denomination": 25, "receiverEmail": "z@b.c", "receiverMobileNumber": "+91-98765-43210"}]});
+    assert!(!same(&line, order()));
+    let mut to_z = order();
+    to_z["email"] = json!("z@b.c");
+    assert!(same(&line, to_z.clone()));
+    to_z["contact"] = json!("9876543210");
+    assert!(same(&line, to_z.clone()), "a country code and dashes do not count");
+    to_z["contact"] = json!("9876543211");
+    assert!(!same(&line, to_z));
+    // Either side silent: no contradiction.
+    assert!(same(&d, json!({"productId": 10100, "quantity": 1, "denomination": 25})));
+    assert!(same(&details(), order()));
+    // The summary keeps fingerprints only, never the recipient.
+    let summary = order_summary(&json!({"email": "a@b.c", "contact": "+1 555 0100", "poNumber": "p"}));
+    let text = summary.to_string();
+    assert!(!text.contains("a@b.c") && !text.contains("555"), "{text}");
+    assert_eq!(summary["email_fp"].as_str().map(str::len), Some(16));
+    assert_eq!(summary["contact_fp"].as_str().map(str::len), Some(16));
+    assert!(order_summary(&json!({"email": " ", "contact": "n/a"})).get("email_fp").is_none());
+    assert!(order_summary(&json!({"email": " ", "contact": "n/a"})).get("contact_fp").is_none());
 }
 
 #[test]

@@ -446,6 +446,7 @@ fn broken_cases() -> Vec<(Operation, &'static str, Option<Value>, &'static str)>
         (PlaceOrder, "poNumber", None, "data.poNumber"),
         (PlaceOrder, "poNumber", Some(json!(null)), "data.poNumber"),
         (PlaceOrder, "poNumber", Some(json!("")), "data.poNumber"),
+        (PlaceOrder, "poNumber", Some(json!(" \t ")), "data.poNumber"),
         (PlaceOrder, "poNumber", Some(json!(true)), "data.poNumber"),
         (PlaceOrder, "poNumber", Some(json!(["SECRET"])), "data.poNumber"),
         // placeOrder: text, flags, objects, shipping

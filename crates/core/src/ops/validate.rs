@@ -233,8 +233,10 @@ fn place_order(obj: &Obj) -> Result {
             Err(broken(f, "a number greater than 0 (or a decimal string)"))
         }
     })?;
+    // Blank is empty: Xoxoday answers "poNumber is required" to it, which
+    // reads like a duplicate's "validation error" and would be checked.
     required(obj, "poNumber", |v, f| match v {
-        Value::String(s) if !s.is_empty() => Ok(()),
+        Value::String(s) if !s.trim().is_empty() => Ok(()),
         Value::Number(_) => Ok(()),
         _ => Err(broken(f, "a non-empty string")),
     })?;
