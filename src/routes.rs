@@ -111,7 +111,11 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
 
     if path == "/healthz" {
         log.route = "/healthz";
-        require_method(&method, Method::Get)?;
+        // HEAD too: uptime monitors often ask with it (the runtime sends
+        // no body to a HEAD request).
+        if method != Some(Method::Head) && method != Some(Method::Get) {
+            return Err(ApiError::method_not_allowed("GET, HEAD"));
+        }
         return Ok(health(env));
     }
     if path == "/openapi.json" {
@@ -277,7 +281,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         "/v1/dev/caller-key" => {
             log.route = "/v1/dev/caller-key";
             require_method(&method, Method::Get)?;
-            dev_caller_key(cfg)
+            dev_caller_key(cfg, req.header("host").as_deref())
         }
         _ => {
             log.route = "not_found";
@@ -323,7 +327,7 @@ async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut Request
     match callers::identify(env, cfg, &key).await {
         Ok(caller) => {
             log.caller = Some(caller.id);
-            json_text(200, dropin::refresh_answer(&key, now_ms()))
+            json_text(200, dropin::refresh_answer(&key, caller.until_ms, now_ms()))
         }
         Err(e) if e.status == 401 => oauth_error(OAuthError::INVALID_GRANT, log),
         Err(e) => registry_error(e, log),
@@ -341,7 +345,7 @@ async fn validate_token(req: &Incoming, env: &Env, cfg: &Config, log: &mut Reque
     match callers::identify(env, cfg, &key).await {
         Ok(caller) => {
             log.caller = Some(caller.id);
-            json_text(200, dropin::validation_answer(&key, now_ms()))
+            json_text(200, dropin::validation_answer(&key, caller.until_ms, now_ms()))
         }
         Err(e) if e.status == 401 => oauth_error(OAuthError::INVALID_TOKEN, log),
         Err(e) => registry_error(e, log),
@@ -377,8 +381,8 @@ fn cache_mode(req: &Incoming, caller: &Caller) -> CacheMode {
 /// one click. Answers 404 unless `DEV_CALLER_KEY` is set AND plumgate talks to
 /// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it
 /// (`Config::dev_caller_key`).
-fn dev_caller_key(cfg: &Config) -> Result<Outgoing, ApiError> {
-    match cfg.dev_caller_key() {
+fn dev_caller_key(cfg: &Config, host: Option<&str>) -> Result<Outgoing, ApiError> {
+    match cfg.dev_caller_key(host) {
         Some(k) => Ok(json_response(200, &json!({"key": k.expose_secret(), "note": "local development key (sandbox only)"}))),
         None => Err(ApiError::not_found()),
     }

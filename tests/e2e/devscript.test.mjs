@@ -1,12 +1,27 @@
 // README command 1 (scripts/dev.sh) as a new user runs it: it serves
 // /healthz, prints a caller key that reaches the sandbox through the
-// gateway, serves the demo page, and Ctrl-C stops every process it started.
+// gateway, serves that key to the demo page (for a loopback name only),
+// serves the demo page, and Ctrl-C stops every process it started.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
+import { request } from "node:http";
 import { ROOT, freePort, tempDir, cleanup } from "./harness.mjs";
+
+/** GET `path` on 127.0.0.1:`port` with the `Host` header `host` (fetch cannot set it). */
+function getWithHost(port, path, host) {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, headers: { host } }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 async function portOpen(port) {
   try {
@@ -52,6 +67,17 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     assert.equal((await bal.json()).data.getBalance.status, 1);
     const counters = await (await fetch(`http://127.0.0.1:${sandboxPort}/__sandbox/counters`)).json();
     assert.equal(counters.api_calls.getBalance, 1, "the call reached the bundled sandbox");
+    // The page's one-click key: served to a request for a loopback name only,
+    // never to a page whose own name resolves to 127.0.0.1 (DNS rebinding).
+    const dev = await fetch(`http://127.0.0.1:${port}/v1/dev/caller-key`);
+    assert.equal(dev.status, 200);
+    assert.equal((await dev.json()).key, key);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+      assert.equal((await getWithHost(port, "/v1/dev/caller-key", host)).status, 200, host);
+    }
+    const rebound = await getWithHost(port, "/v1/dev/caller-key", `rebind.example:${port}`);
+    assert.equal(rebound.status, 404, rebound.body);
+    assert.ok(!rebound.body.includes(key), "no key in the refusal");
     const page = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(page.status, 200);
     assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);

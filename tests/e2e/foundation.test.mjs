@@ -33,6 +33,11 @@ test("healthz, openapi and a forwarded getBalance", async () => {
       ids.add(r.headers["x-request-id"]);
     }
     assert.equal(ids.size, 71, "every request id is distinct");
+    // HEAD, as uptime monitors ask: the status, no body; other methods 405.
+    const head = await call(w, "/healthz", { method: "HEAD" });
+    assert.deepEqual([head.status, head.text], [200, ""]);
+    const post = await call(w, "/healthz", { method: "POST", body: {} });
+    assert.deepEqual([post.status, post.headers.allow], [405, "GET, HEAD"]);
 
     const spec = await call(w, "/openapi.json", { method: "GET" });
     assert.equal(spec.status, 200);

@@ -166,6 +166,9 @@ test("creating a key: every input is checked, with a 400 that names it; admin sc
   for (const [body, says] of [
     [{ scopes: ["catalog"] }, /id is required/],
     [{ id: "bad id", scopes: ["catalog"] }, /id must be 1-64 characters/],
+    // A URL path names "." and ".." segments' directories: such a key could never be revoked.
+    [{ id: "..", scopes: ["catalog"] }, /and not '\.' or '\.\.'/],
+    [{ id: ".", scopes: ["catalog"] }, /id must be/],
     [{ id: "x".repeat(65), scopes: ["catalog"] }, /id must be/],
     [{ id: "n1" }, /scopes is required/],
     [{ id: "n1", scopes: [] }, /scopes must be a non-empty array/],
@@ -284,11 +287,20 @@ test("rotation: the new key works at once, the previous one through its grace pe
   }
 });
 
-test("expires_at: a key stops working at its expiry", async () => {
+test("expires_at: a key stops working at its expiry; the drop-in token endpoints say when", async () => {
   const expires = new Date(Date.now() + 4_000).toISOString();
   const k = await createKey({ id: "short-lived", scopes: ["catalog"], expires_at: expires });
   assert.equal(k.expires_at, expires);
   assert.equal((await vouchersCall(k.key)).status, 200);
+  // A Xoxoday client schedules its next token call from these: never past the key's end.
+  const refreshed = await call(w, "/chef/v1/oauth/token/user", { body: { grant_type: "refresh_token", refresh_token: k.key } });
+  const validated = await call(w, "/chef/v1/oauth/token", { method: "GET", key: { key: k.key } });
+  for (const t of [refreshed, validated]) {
+    assert.equal(t.status, 200, t.text);
+    assert.ok(t.json.expires_in >= 1 && t.json.expires_in <= 4, `expires_in ${t.json.expires_in}`);
+    assert.ok(Number(t.json.access_token_expiry) <= Date.parse(expires), t.json.access_token_expiry);
+  }
+  assert.ok(Number(refreshed.json.refresh_token_expiry) <= Date.parse(expires), refreshed.json.refresh_token_expiry);
   await sleep(Date.parse(expires) + 500 - Date.now());
   assert.equal((await vouchersCall(k.key)).status, 401);
   assert.equal((await keyView("short-lived")).state, "expired");

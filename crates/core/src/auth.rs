@@ -57,12 +57,16 @@ pub struct Caller {
     pub limits: Limits,
     /// Where the key is configured.
     pub source: KeySource,
+    /// When the key stops working (a runtime key's expiry or the end of
+    /// its grace period after a rotation); `None`: not by itself.
+    pub until_ms: Option<i64>,
 }
 
 impl Caller {
-    /// A caller with these scopes and limits.
+    /// A caller with these scopes and limits, whose key does not end by
+    /// itself.
     pub fn new(id: impl Into<String>, scopes: Vec<String>, limits: Limits, source: KeySource) -> Caller {
-        Caller { id: id.into(), scopes, limits, source }
+        Caller { id: id.into(), scopes, limits, source, until_ms: None }
     }
 
     /// Does this caller hold `scope`?
@@ -123,7 +127,7 @@ impl CallerKeys {
                 Some(id) if valid_id(id) => id.to_string(),
                 _ => {
                     problems.push(format!(
-                        "{at}.id must be 1-64 characters of letters, digits, '-', '_' or '.'"
+                        "{at}.id must be 1-64 characters of letters, digits, '-', '_' or '.', and not '.' or '..'"
                     ));
                     continue;
                 }
@@ -246,10 +250,13 @@ pub fn find_hash<'a>(hashes: impl Iterator<Item = &'a [u8]>, presented: &[u8]) -
 }
 
 /// A key id: 1-64 letters, digits, `-`, `_` or `.` (`GATEWAY_KEYS` and
-/// runtime keys alike).
+/// runtime keys alike), but not `.` or `..`: a URL's path names those
+/// segments' directories, so `/v1/keys/..` could never reach that key.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
+        && id != "."
+        && id != ".."
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
@@ -314,6 +321,16 @@ mod tests {
         assert_eq!(b.id, "ops");
         for s in SCOPES {
             assert!(b.has_scope(s));
+        }
+    }
+
+    #[test]
+    fn key_ids() {
+        for ok in ["a", "billing-fn", "v1.2_x", "...", ".a", "a..", &"x".repeat(64)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "é", &"x".repeat(65)] {
+            assert!(!valid_id(bad), "{bad}");
         }
     }
 

@@ -140,9 +140,11 @@ impl Config {
 
     /// `DEV_CALLER_KEY`, for `GET /v1/dev/caller-key`: only while plumgate
     /// talks to a loopback Xoxoday ([`Config::upstream_on_loopback`]), so a
-    /// deployment never serves a key even if the variable is set.
-    pub fn dev_caller_key(&self) -> Option<&CallerKey> {
-        self.dev_caller_key.as_ref().filter(|_| self.upstream_on_loopback())
+    /// deployment never serves a key even if the variable is set; and only
+    /// to a request for a loopback `host` (its `Host` header), so a web page
+    /// whose own name resolves to 127.0.0.1 (DNS rebinding) cannot read it.
+    pub fn dev_caller_key(&self, host: Option<&str>) -> Option<&CallerKey> {
+        self.dev_caller_key.as_ref().filter(|_| self.upstream_on_loopback() && host.is_some_and(is_loopback))
     }
 }
 
@@ -493,10 +495,11 @@ pub(crate) mod tests {
     #[test]
     fn the_dev_key_is_served_only_against_a_loopback_xoxoday() {
         let mut v = good_vars();
-        assert!(parse_with(&v).unwrap().dev_caller_key().is_none(), "unset");
+        let here = Some("127.0.0.1:8787");
+        assert!(parse_with(&v).unwrap().dev_caller_key(here).is_none(), "unset");
         v.insert("DEV_CALLER_KEY", "pgk_dev-key-SECRET".into());
         let c = parse_with(&v).unwrap();
-        assert!(!c.upstream_on_loopback() && c.dev_caller_key().is_none(), "staging: never");
+        assert!(!c.upstream_on_loopback() && c.dev_caller_key(here).is_none(), "staging: never");
         assert!(!format!("{c:?}").contains("SECRET"));
         for (url, local) in [
             ("http://127.0.0.1:8788/chef", true),
@@ -509,11 +512,25 @@ pub(crate) mod tests {
             v.insert("XOXODAY_OAUTH_URL", url.into());
             let c = parse_with(&v).unwrap();
             assert_eq!(c.upstream_on_loopback(), local, "{url}");
-            assert_eq!(c.dev_caller_key().map(|k| k.expose_secret()), local.then_some("pgk_dev-key-SECRET"), "{url}");
+            assert_eq!(c.dev_caller_key(here).map(|k| k.expose_secret()), local.then_some("pgk_dev-key-SECRET"), "{url}");
+        }
+        // Only to a request addressed to a loopback name.
+        v.insert("XOXODAY_OAUTH_URL", "http://127.0.0.1:8788/chef".into());
+        let c = parse_with(&v).unwrap();
+        for (host, served) in [
+            (Some("localhost:8787"), true),
+            (Some("[::1]:8787"), true),
+            (Some("127.0.0.1"), true),
+            (Some("evil.example:8787"), false),
+            (Some("127.0.0.1.evil.example"), false),
+            (Some("localhost.evil.example:8787"), false),
+            (None, false),
+        ] {
+            assert_eq!(c.dev_caller_key(host).is_some(), served, "{host:?}");
         }
         v.insert("DEV_CALLER_KEY", "  ".into());
         v.insert("XOXODAY_OAUTH_URL", "http://127.0.0.1:8788/chef".into());
-        assert!(parse_with(&v).unwrap().dev_caller_key().is_none(), "blank is unset");
+        assert!(parse_with(&v).unwrap().dev_caller_key(here).is_none(), "blank is unset");
     }
 
     #[test]

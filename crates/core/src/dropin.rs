@@ -18,15 +18,17 @@
 //! Nothing here ever holds or returns a Xoxoday credential: the only secret
 //! in an answer is the key its caller just presented.
 //!
-//! Lifetimes: a gateway key does not expire, but clients schedule their
-//! refresh from `expires_in` (Xoxoday's MCP client refreshes 5 minutes before
-//! the end, `x/oauth2` 10 seconds before, others at the end). plumgate
-//! answers what Xoxoday answers for a fresh pair — `expires_in` 1296000
-//! (15 days) and a refresh token good for 30 days — so every client keeps
-//! the rhythm it was written for: a refresh every 15 days, each answered
-//! with the same key. A key removed from `GATEWAY_KEYS` stops working at
-//! once whatever the client believes about its expiry (the API answers 401,
-//! the refresh `invalid_grant`).
+//! Lifetimes: clients schedule their refresh from `expires_in` (Xoxoday's
+//! MCP client refreshes 5 minutes before the end, `x/oauth2` 10 seconds
+//! before, others at the end). plumgate answers what Xoxoday answers for a
+//! fresh pair — `expires_in` 1296000 (15 days) and a refresh token good for
+//! 30 days — so every client keeps the rhythm it was written for: a refresh
+//! every 15 days, each answered with the same key. A key that ends sooner
+//! (a runtime key's `expires_at`, a rotated key's grace period) is answered
+//! with the time it has left, so the client's own expiry tells it when. A
+//! key removed or revoked stops working at once whatever the client
+//! believes about its expiry (the API answers 401, the refresh
+//! `invalid_grant`).
 //!
 //! Which token paths: Xoxoday documents `/v1/oauth/token/{token_type}` with
 //! `user` for the Reward API; public clients also post to `.../bearer`
@@ -173,35 +175,41 @@ pub fn bearer_key(header: Option<&str>) -> Result<CallerKey, OAuthError> {
 /// Xoxoday's token shape: `access_token` and `refresh_token` are the key,
 /// `expires_in` a number of seconds, the expiry stamps epoch milliseconds
 /// written as strings (as Xoxoday's Rewards API reference types them), and
-/// Xoxoday's `success` / `status` markers.
+/// Xoxoday's `success` / `status` markers. `until_ms`: when the key stops
+/// working, if it does (`Caller::until_ms`); the lifetimes stated are
+/// never longer.
 ///
 /// # Security Warning
 /// The answer holds the caller's own key; send it only to that caller.
-pub fn refresh_answer(key: &CallerKey, now_ms: i64) -> String {
-    answer(key, now_ms, true)
+pub fn refresh_answer(key: &CallerKey, until_ms: Option<i64>, now_ms: i64) -> String {
+    answer(key, until_ms, now_ms, true)
 }
 
 /// The validation endpoint's answer for `key` at `now_ms`, as text: as
 /// [`refresh_answer`] without the refresh token and markers. A key does not
-/// age, so the time left is always the full `expires_in`.
+/// age, so the time left is the full `expires_in` unless the key ends
+/// sooner.
 ///
 /// # Security Warning
 /// As [`refresh_answer`].
-pub fn validation_answer(key: &CallerKey, now_ms: i64) -> String {
-    answer(key, now_ms, false)
+pub fn validation_answer(key: &CallerKey, until_ms: Option<i64>, now_ms: i64) -> String {
+    answer(key, until_ms, now_ms, false)
 }
 
-fn answer(key: &CallerKey, now_ms: i64, refresh: bool) -> String {
+fn answer(key: &CallerKey, until_ms: Option<i64>, now_ms: i64, refresh: bool) -> String {
+    // Whole seconds left, at least one (an ended key is not answered).
+    let left = |secs: i64| until_ms.map_or(secs, |u| secs.min(((u - now_ms) / 1000).max(1)));
+    let expires_in = left(EXPIRES_IN_SECS);
     let mut a = Object::new()
         .str("access_token", key.expose_secret())
         .str("token_type", "bearer")
-        .num("expires_in", EXPIRES_IN_SECS);
+        .num("expires_in", expires_in);
     if refresh {
         a = a.str("refresh_token", key.expose_secret());
     }
     a = a
-        .str("access_token_expiry", &add_secs(now_ms, EXPIRES_IN_SECS as u64).to_string())
-        .str("refresh_token_expiry", &add_secs(now_ms, REFRESH_LIFETIME_SECS as u64).to_string());
+        .str("access_token_expiry", &add_secs(now_ms, expires_in as u64).to_string())
+        .str("refresh_token_expiry", &add_secs(now_ms, left(REFRESH_LIFETIME_SECS) as u64).to_string());
     if refresh {
         a = a.num("success", 1).num("status", 200);
     }
@@ -341,7 +349,7 @@ mod tests {
     #[test]
     fn answers_have_xoxodays_token_shape() {
         let key = CallerKey::new(KEY);
-        let r = parsed(&refresh_answer(&key, NOW));
+        let r = parsed(&refresh_answer(&key, None, NOW));
         assert_eq!(
             r,
             json!({
@@ -350,7 +358,7 @@ mod tests {
                 "success": 1, "status": 200,
             })
         );
-        let v = parsed(&validation_answer(&key, NOW));
+        let v = parsed(&validation_answer(&key, None, NOW));
         assert_eq!(v.get("refresh_token"), None);
         assert_eq!(v["access_token"], KEY);
         assert_eq!(v["expires_in"], r["expires_in"]);
@@ -359,6 +367,19 @@ mod tests {
         let ms = |s: &Value| s.as_str().unwrap().parse::<i64>().unwrap();
         assert_eq!(ms(&r["access_token_expiry"]) - NOW, 15 * 86_400_000);
         assert_eq!(ms(&r["refresh_token_expiry"]) - NOW, 30 * 86_400_000);
+        // A key that ends in an hour says so; one ending in 20 days keeps
+        // the 15-day rhythm and a 20-day refresh token.
+        let hour = parsed(&refresh_answer(&key, Some(NOW + 3_600_500), NOW));
+        assert_eq!(hour["expires_in"], 3_600);
+        assert_eq!(ms(&hour["access_token_expiry"]) - NOW, 3_600_000);
+        assert_eq!(ms(&hour["refresh_token_expiry"]) - NOW, 3_600_000);
+        let v = parsed(&validation_answer(&key, Some(NOW + 3_600_500), NOW));
+        assert_eq!(v["expires_in"], 3_600);
+        let days = parsed(&refresh_answer(&key, Some(NOW + 20 * 86_400_000), NOW));
+        assert_eq!(days["expires_in"], 1_296_000);
+        assert_eq!(ms(&days["refresh_token_expiry"]) - NOW, 20 * 86_400_000);
+        let ending = parsed(&refresh_answer(&key, Some(NOW + 10), NOW));
+        assert_eq!(ending["expires_in"], 1, "never 0");
     }
 
     #[test]

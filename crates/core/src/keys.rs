@@ -173,7 +173,7 @@ pub fn parse_new_key(body: &Value, now_ms: i64) -> Result<NewKey, ApiError> {
     let id = match obj.get("id") {
         Some(Value::String(id)) if valid_id(id) => id.clone(),
         None | Some(Value::Null) => return Err(bad("id is required")),
-        Some(_) => return Err(bad("id must be 1-64 characters of letters, digits, '-', '_' or '.'")),
+        Some(_) => return Err(bad("id must be 1-64 characters of letters, digits, '-', '_' or '.', and not '.' or '..'")),
     };
     let scopes = match obj.get("scopes") {
         Some(Value::Array(list)) if !list.is_empty() => {
@@ -387,7 +387,11 @@ pub fn identify(dir: &[Credential], key: &CallerKey, now_ms: i64) -> Option<Call
     let presented = hash_key(key.expose_secret());
     let i = find_hash(dir.iter().map(|c| c.sha256.as_bytes()), presented.as_bytes())?;
     let c = &dir[i];
-    c.usable(now_ms).then(|| Caller::new(c.id.clone(), c.scopes.clone(), c.limits, KeySource::Runtime))
+    c.usable(now_ms).then(|| {
+        let mut caller = Caller::new(c.id.clone(), c.scopes.clone(), c.limits, KeySource::Runtime);
+        caller.until_ms = c.until_ms;
+        caller
+    })
 }
 
 /// How an isolate may use a directory fetched at `fetched_ms`.
@@ -731,6 +735,8 @@ mod tests {
             (json!({"scopes": ["*"]}), "id is required"),
             (json!({"id": "", "scopes": ["*"]}), "id must be 1-64 characters"),
             (json!({"id": "a b", "scopes": ["*"]}), "id must be"),
+            (json!({"id": "..", "scopes": ["*"]}), "id must be"),
+            (json!({"id": ".", "scopes": ["*"]}), "id must be"),
             (json!({"id": "x".repeat(65), "scopes": ["*"]}), "id must be"),
             (json!({"id": 5, "scopes": ["*"]}), "id must be"),
             (json!({"id": "a"}), "scopes is required"),
@@ -827,7 +833,10 @@ mod tests {
         assert_eq!(who("key-d-new-0123456789ab", T0 + 10_000).as_deref(), Some("d"));
         let caller = identify(&dir, &CallerKey::new("key-a-0123456789abcdef"), T0).unwrap();
         assert!(caller.has_scope("catalog") && !caller.has_scope("admin"));
-        assert_eq!(caller.source, KeySource::Runtime);
+        assert_eq!((caller.source, caller.until_ms), (KeySource::Runtime, None));
+        let until = |key: &str| identify(&dir, &CallerKey::new(key), T0 + 1).and_then(|c| c.until_ms);
+        assert_eq!(until("key-c-0123456789abcdef"), Some(T0 + 100), "the key's expiry");
+        assert_eq!(until("key-d-old-0123456789ab"), Some(T0 + 10_000), "the grace period's end");
         assert!(directory(&records, T0 + 20_000).iter().all(|c| c.id != "d" || c.until_ms.is_none()), "grace ends");
         // The version follows every change.
         assert_ne!(version(&records), version(&records[..3]));

@@ -393,7 +393,7 @@ impl Refusal {
             Refusal::CredentialsRejected => ApiError::credentials_rejected(),
             Refusal::RefreshPenalty { retry_after_secs } => ApiError::rate_limited_because(
                 format!(
-                    "Xoxoday has put token refreshes under a rate-limit penalty (auth.request_limit_exceeded) and plumgate holds no usable access token; plumgate makes no refresh attempt before it ends: retry after {} s",
+                    "Xoxoday has put token refreshes under a rate-limit penalty (auth.request_limit_exceeded); plumgate makes no refresh attempt before it ends (calls go on while it holds a usable access token): retry after {} s",
                     retry_after_secs.max(&1)
                 ),
                 (*retry_after_secs).max(1),
