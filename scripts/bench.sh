@@ -36,7 +36,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 step "build: sandbox (release) and worker (wasm, release)"
-cargo build --release -q -p plumgate-sandbox
+build_sandbox
 bash scripts/build.sh
 # Snapshot the build so a concurrent rebuild of build/ cannot change the
 # worker under measurement.

@@ -23,7 +23,7 @@ log "step 1/4: setup (installs only what is missing)"
 bash scripts/setup.sh
 
 log "step 2/4: building the sandbox (host binary)"
-cargo build --release -q -p plumgate-sandbox
+build_sandbox
 
 log "step 3/4: building the worker (wasm; first build takes about a minute)"
 bash scripts/build.sh
@@ -68,7 +68,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 log "step 4/4: starting the sandbox and the gateway"
-setsid "$ROOT/target/release/plumgate-sandbox" --host 127.0.0.1 --port "$SANDBOX_PORT" \
+setsid "$SANDBOX_BIN" --host 127.0.0.1 --port "$SANDBOX_PORT" \
   --state "$DEV_DIR/sandbox-state.json" > "$DEV_DIR/sandbox.out" 2> "$DEV_DIR/sandbox.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/null && break; sleep 0.1; done

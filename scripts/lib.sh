@@ -10,6 +10,12 @@ WORKER_BUILD_VERSION=0.8.7
 # Must equal the wasm-bindgen version pinned in Cargo.toml (checked by setup.sh).
 WASM_BINDGEN_VERSION=0.2.130
 
+# The sandbox binary every script and test starts (tests/e2e/harness.mjs,
+# bench/*.mjs and dev.sh look for it here), built where they look whatever
+# CARGO_TARGET_DIR the user has set.
+SANDBOX_BIN="$ROOT/target/release/plumgate-sandbox"
+build_sandbox() { CARGO_TARGET_DIR="$ROOT/target" cargo build --release -q -p plumgate-sandbox; }
+
 log() { printf '\033[1;34m[plumgate]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[plumgate] error:\033[0m %s\n' "$*" >&2; exit 1; }
 

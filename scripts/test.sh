@@ -48,7 +48,7 @@ if SYS_NODE="$(PATH=/usr/local/bin:/usr/bin:/bin command -v node)" && [[ "$("$SY
 fi )
 
 step "build: sandbox (release) and worker (wasm)"
-cargo build --release -q -p plumgate-sandbox
+build_sandbox
 bash scripts/build.sh
 
 step "end-to-end tests (workerd + sandbox)"
