@@ -53,7 +53,7 @@
 //! |---|---|---|---|
 //! | the order exists, and is this one | `done`, reconciled | it in placeOrder's shape, `status` 1 (0 when it failed or was cancelled) | placed / failed |
 //! | an order with this poNumber exists with another product, quantity or denomination | forgotten | Xoxoday's duplicate answer, or `409 idempotency_conflict` | not placed |
-//! | no such order, evidence complete, after Xoxoday's refusal | `done` with that refusal | the refusal (and replays of it) | not placed |
+//! | no such order, evidence complete, after Xoxoday's refusal | forgotten | the refusal | not placed |
 //! | no such order, evidence complete, after a lost answer | forgotten | an error saying a retry is safe | not placed |
 //! | no such order (evidence not yet complete), or the check failed | stays `pending`, next check scheduled | `409 order_in_progress` | unknown |
 //! | Xoxoday's rate-limit answer to the check | stays `pending`, the limiter told, next check after the penalty | `409 order_in_progress` | unknown |
@@ -68,7 +68,7 @@
 //! told ([`tell`]): the spend held for it is counted or freed, and the
 //! audit trail records the settlement.
 //!
-//! An order is never re-sent by plumgate: after a lost answer proven "not
+//! An order is never re-sent by plumgate: after an answer proven "not
 //! placed" the record is gone, and the caller's next request with that
 //! poNumber places it.
 //!
@@ -813,15 +813,18 @@ fn still_pending_until(mut r: Record, now_ms: i64, not_before: i64) -> Finish {
 }
 
 /// The evidence says nothing was placed. After Xoxoday's own refusal (a
-/// duplicate, a 422), that refusal is the order's answer: recorded `done`
-/// and replayed like any answer. After a lost answer (5xx, timeout) there
-/// is none: the record goes, and the next request with the poNumber
-/// places the order.
+/// duplicate, a 422), that refusal is the answer; after a lost answer
+/// (5xx, timeout) an error saying a retry is safe. Either way the record
+/// goes, as after a definite refusal: the next request with the poNumber
+/// sends the order again, which is no blind re-send (nothing is under the
+/// poNumber), so an order refused for the balance places once the wallet
+/// is topped up, and a duplicate answer Xoxoday cannot back with an order
+/// is asked again rather than replayed for `ORDER_RETENTION_SECS`.
 fn not_placed(r: &Record, now_ms: i64) -> Finish {
     match &r.refused {
         Some(Refused { status, body }) => {
             let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: None };
-            finish(Store::Save(r.done(*status, body.clone(), false, now_ms)), outcome, Fate::NotPlaced)
+            finish(Store::Forget, outcome, Fate::NotPlaced)
         }
         None => {
             let e = ApiError::upstream_error(format!(

@@ -505,22 +505,16 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     let f = after_check(&r, Reconciled::NotFound, T0 + 20_000);
     let Store::Save(next) = f.store else { panic!("{f:?}") };
     assert_eq!((next.not_found, next.next_check_at_ms), (3, T0 + 20_000 + 10_000));
-    // A refusal being checked is the order's answer once nothing was
-    // placed: recorded, and replayed as such.
+    // A refusal being checked is the answer once nothing was placed, and
+    // the record goes: the poNumber is free again (a top-up, then the
+    // same order, places it), as after a definite refusal.
     let mut r = pending();
     r.not_found = 2;
     r.refused = Some(Refused { status: 422, body: "no points".into() });
     let f = after_check(&r, Reconciled::NotFound, T0 + SETTLE_MS);
     assert_eq!(f.fate, Fate::NotPlaced);
     assert_eq!(f.outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None });
-    let Store::Save(done) = f.store else { panic!("{f:?}") };
-    assert_eq!((done.state, done.status, done.body.as_str(), done.done_at_ms), (RecordState::Done, 422, "no points", T0 + SETTLE_MS));
-    match admit(&Loaded::Some(done), FP, None, T0 + SETTLE_MS + 1) {
-        Admission::Answer { outcome, replayed: true, fate: Fate::NotPlaced, .. } => {
-            assert_eq!(outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None })
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(f.store, Store::Forget);
 }
 
 #[test]
