@@ -95,7 +95,7 @@ export interface PlaceOrderOptions {
   minAttemptMs?: number;
   signal?: AbortSignal;
   backoff?: Backoff;
-  /** Called after every attempt (for logs or metrics; it never sees the key). */
+  /** Called after every attempt, before any wait for the next (for logs or metrics; it never sees the key). */
   onAttempt?: (attempt: AttemptReport) => void;
 }
 
@@ -398,9 +398,10 @@ export class PlumgateClient {
           report({ status: 0, code: error.code, requestId: undefined, next: "stop", delayMs: undefined });
           return unknown("aborted");
         }
-        const next = await this.pause(failures, undefined, deadline, minAttemptMs, backoff, opts.signal);
-        report({ status: 0, code: error.code, requestId: undefined, next: next.go ? "retry" : "stop", delayMs: next.delayMs });
-        if (!next.go) return unknown(next.aborted ? "aborted" : "deadline");
+        const delayMs = this.delayBefore(failures, undefined, deadline, minAttemptMs, backoff);
+        report({ status: 0, code: error.code, requestId: undefined, next: delayMs === undefined ? "stop" : "retry", delayMs });
+        if (delayMs === undefined) return unknown("deadline");
+        if (!(await this.wait(delayMs, opts.signal))) return unknown("aborted");
         continue;
       }
       if (answer.requestId) base.requestIds.push(answer.requestId);
@@ -428,43 +429,46 @@ export class PlumgateClient {
       }
       if (verdict.kind === "retry") lostAnswer = true;
       failures += 1;
-      const next = await this.pause(failures, verdict.error.retryAfter, deadline, minAttemptMs, backoff, opts.signal);
+      const delayMs = this.delayBefore(failures, verdict.error.retryAfter, deadline, minAttemptMs, backoff);
+      // Reported before the wait: a function stopped while waiting has
+      // still reported every attempt it made.
       report({
         status: answer.status,
         code: verdict.error.code,
         requestId: answer.requestId,
-        next: next.go ? verdict.kind : "stop",
-        delayMs: next.delayMs,
+        next: delayMs === undefined ? "stop" : verdict.kind,
+        delayMs,
       });
-      if (!next.go) {
-        if (next.aborted) return lostAnswer ? unknown("aborted") : refused(verdict.error, true);
-        // 429 that outlasts the deadline: nothing was placed by this call
-        // unless an earlier answer was lost.
-        return lostAnswer ? unknown("deadline") : refused(verdict.error, true);
-      }
+      // 429 that outlasts the deadline, or an abort while waiting: nothing
+      // was placed by this call unless an earlier answer was lost.
+      if (delayMs === undefined) return lostAnswer ? unknown("deadline") : refused(verdict.error, true);
+      if (!(await this.wait(delayMs, opts.signal))) return lostAnswer ? unknown("aborted") : refused(verdict.error, true);
     }
   }
 
   /**
-   * Wait before attempt `failures + 1`, if one still fits before the
-   * deadline. `go` false: stop now (no time, or aborted while waiting).
+   * The wait before attempt `failures + 1`, or undefined when that attempt
+   * would not fit before the deadline.
    */
-  private async pause(
+  private delayBefore(
     failures: number,
     retryAfterSecs: number | undefined,
     deadline: number,
     minAttemptMs: number,
     backoff: Backoff,
-    signal: AbortSignal | undefined,
-  ): Promise<{ go: boolean; aborted: boolean; delayMs: number | undefined }> {
+  ): number | undefined {
     const delayMs = retryDelayMs(failures, this.clock.random, backoff, retryAfterSecs);
-    if (this.clock.now() + delayMs + minAttemptMs > deadline) return { go: false, aborted: false, delayMs: undefined };
+    return this.clock.now() + delayMs + minAttemptMs > deadline ? undefined : delayMs;
+  }
+
+  /** Sleep `delayMs`; false when `signal` aborted the wait. */
+  private async wait(delayMs: number, signal: AbortSignal | undefined): Promise<boolean> {
     try {
       await this.clock.sleep(delayMs, signal);
+      return true;
     } catch {
-      return { go: false, aborted: true, delayMs };
+      return false;
     }
-    return { go: true, aborted: false, delayMs };
   }
 
   /** A read with retries on transport errors, 5xx and 429, within its time limit; throws on error answers. */

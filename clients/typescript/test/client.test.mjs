@@ -116,9 +116,10 @@ for (const [name, first] of [
     const f = script(first, json(200, placed(), { "x-plumgate-replayed": "true" }));
     const { c, clock } = client(f);
     const reports = [];
-    const r = await c.placeOrder(ORDER, { onAttempt: (a) => reports.push(a) });
+    const r = await c.placeOrder(ORDER, { onAttempt: (a) => reports.push({ ...a, waitsBefore: clock.sleeps.length }) });
     assert.equal(r.status, "placed");
     assert.equal(r.attempts, 2);
+    assert.deepEqual(reports.map((a) => a.waitsBefore), [0, 1], "each attempt reported before the wait that follows it");
     assert.equal(r.replayed, true);
     assert.deepEqual(f.calls[1].body, f.calls[0].body, "the same body, poNumber included");
     assert.equal(clock.sleeps.length, 1);
