@@ -37,8 +37,14 @@ function parse(text) {
   }
 }
 
+function utf8FromBase64(text) {
+  return new TextDecoder().decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
+}
+
 export async function handler(event, context) {
-  const raw = event?.isBase64Encoded ? atob(event.body ?? "") : event?.body;
+  // A base64 body is UTF-8 bytes: atob alone would read them as Latin-1
+  // ("zoë" would become "zoÃ«", and the voucher go to a wrong address).
+  const raw = event?.isBase64Encoded ? utf8FromBase64(event.body ?? "") : event?.body;
   const { status, body } = await sendReward(parse(raw ?? ""), deadlineFrom(context));
   return { statusCode: status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
 }

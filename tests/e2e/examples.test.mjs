@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  ROOT, startSandbox, startWorker, standardKeys, makeKey, leakScan, cleanup, killGroup, waitExit, capturedLogs,
+  ROOT, startSandbox, startWorker, standardKeys, makeKey, leakScan, cleanup, killGroup, waitExit, capturedLogs, sandboxRequests,
 } from "./harness.mjs";
 
 const keys = { ...standardKeys(), rewards: makeKey("rewards-caller", ["balance", "orders:write"]) };
@@ -145,6 +145,20 @@ test("node function (web-standard shape, Vercel / Netlify v2): Request in, Respo
   const json = await res.json();
   assert.equal(json.status, "placed");
   assert.equal(json.poNumber, po("web"));
+});
+
+test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipient's accented address arrives as written", async () => {
+  process.env.PLUMGATE_URL = gateway.url;
+  process.env.PLUMGATE_KEY = keys.rewards.key;
+  const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const poNumber = po("b64");
+  const body = Buffer.from(JSON.stringify({ ...REWARD, email: "zoë@example.com", poNumber })).toString("base64");
+  const res = await handler({ body, isBase64Encoded: true }, { getRemainingTimeInMillis: () => 20_000 });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.equal(JSON.parse(res.body).status, "placed");
+  const sent = (await sandboxRequests(sandbox)).filter((r) => r.op === "placeOrder" && r.body?.variables?.data?.poNumber === poNumber);
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].body.variables.data.email, "zoë@example.com");
 });
 
 test("worker example: the caller Worker reaches plumgate through its Service Binding", async () => {
