@@ -9,7 +9,8 @@
 # scope and prints it. Ctrl-C stops everything.
 #
 # Environment: PLUMGATE_PORT (8787), PLUMGATE_SANDBOX_PORT (8788),
-# PLUMGATE_DEV_DIR (.wrangler/plumgate-dev: dev key, sandbox and worker state).
+# PLUMGATE_DEV_DIR (.wrangler/plumgate-dev: dev key, sandbox and worker state),
+# PLUMGATE_DEV_VARS (.dev.vars: more variables for the gateway).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -38,14 +39,19 @@ KEY="$(cat "$DEV_DIR/caller-key")"
 KEY_SHA="$(printf '%s' "$KEY" | sha256sum | awk '{print $1}')"
 
 # Config for this run: the root wrangler.toml without its [build] step (we
-# just built), and a .dev.vars with the sandbox's dev credentials. The
-# project's own .dev.vars (if any) is left alone.
+# just built), and a .dev.vars: the project's own .dev.vars (if any: e.g.
+# ALLOWED_ORIGINS, BALANCE_ALERT_BELOW), then the sandbox's credentials,
+# GATEWAY_KEYS with the dev key, and DEV_CALLER_KEY, which win over the
+# same names there (wrangler reads the last). The project's file is left
+# as it is.
 CONF_DIR="$DEV_DIR/config"
 mkdir -p "$CONF_DIR"
 sed -e "s#^main = .*#main = \"$ROOT/build/index.js\"#" \
     -e "s#^directory = \"./www\"#directory = \"$ROOT/www\"#" \
     -e '/^\[build\]/,/^$/d' wrangler.toml > "$CONF_DIR/wrangler.toml"
-cat > "$CONF_DIR/.dev.vars" <<VARS
+USER_VARS="${PLUMGATE_DEV_VARS:-$ROOT/.dev.vars}"
+{ [[ -f "$USER_VARS" ]] && cat "$USER_VARS" && echo; true; } > "$CONF_DIR/.dev.vars"
+cat >> "$CONF_DIR/.dev.vars" <<VARS
 XOXODAY_OAUTH_URL="http://127.0.0.1:$SANDBOX_PORT/chef"
 XOXODAY_CLIENT_ID="plumgate-dev-client"
 XOXODAY_CLIENT_SECRET="plumgate-dev-secret"
@@ -78,10 +84,13 @@ wrangler_env
 setsid npx wrangler dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \
   --persist-to "$DEV_DIR/state" --show-interactive-dev-session=false --test-scheduled \
   < /dev/null &
-PIDS+=($!)
+WRANGLER=$!
+PIDS+=("$WRANGLER")
 
 for _ in $(seq 1 300); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  # wrangler gone (a port in use, a bad config): say so now, not in a minute.
+  kill -0 "$WRANGLER" 2>/dev/null || die "wrangler dev exited before the gateway answered (its output is above; a port in use? try PLUMGATE_PORT=...)"
   sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 || die "gateway did not answer /healthz"

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { request } from "node:http";
+import { writeFileSync } from "node:fs";
 import { ROOT, freePort, tempDir, cleanup } from "./harness.mjs";
 
 /** GET `path` on 127.0.0.1:`port` with the `Host` header `host` (fetch cannot set it). */
@@ -36,11 +37,14 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
   const port = await freePort();
   const sandboxPort = await freePort();
   const devDir = tempDir("plumgate-devscript-");
+  // The user's own variables (a .dev.vars): used, except the ones dev.sh sets for the sandbox.
+  const userVars = join(devDir, "user.dev.vars");
+  writeFileSync(userVars, 'ALLOWED_ORIGINS="https://app.example.com"\nXOXODAY_CLIENT_SECRET="not-the-sandbox-secret"\n');
   const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir },
+    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
   });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
@@ -65,6 +69,8 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     });
     assert.equal(bal.status, 200);
     assert.equal((await bal.json()).data.getBalance.status, 1);
+    const cors = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { origin: "https://app.example.com" } });
+    assert.equal(cors.headers.get("access-control-allow-origin"), "https://app.example.com", "ALLOWED_ORIGINS from the user's .dev.vars");
     const counters = await (await fetch(`http://127.0.0.1:${sandboxPort}/__sandbox/counters`)).json();
     assert.equal(counters.api_calls.getBalance, 1, "the call reached the bundled sandbox");
     // The page's one-click key: served to a request for a loopback name only,
