@@ -710,12 +710,13 @@ async fn persist(storage: &Storage, st: &AuthorityState) -> bool {
 }
 
 /// Cache the access token of `st` in KV for other isolates, when it will
-/// live long enough (`token::cache::kv_ttl_secs`).
+/// live long enough (`token::cache::kv_ttl_secs`). Otherwise the entry goes:
+/// left in place, the previous token's entry would keep isolates off the
+/// authority until its own (days later) recheck, on a superseded token.
 async fn write_kv(ctx: &Ctx, st: &AuthorityState) {
     let now = now_ms();
-    let Some(g) = grant(st, now, &ctx.cfg.token_policy) else { return };
-    let Some(ttl_secs) = kv_ttl_secs(&g, now) else { return };
-    let Ok(text) = serde_json::to_string(&g) else { return };
+    let entry = grant(st, now, &ctx.cfg.token_policy).and_then(|g| Some((kv_ttl_secs(&g, now)?, serde_json::to_string(&g).ok()?)));
+    let Some((ttl_secs, text)) = entry else { return clear_kv(ctx).await };
     if !kv::put(&ctx.env, KV_BINDING, &kv_token_key(&ctx.account), &text, ttl_secs).await {
         console_error!("{{\"event\":\"token_cache_write_failed\"}}");
     }
