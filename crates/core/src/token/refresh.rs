@@ -210,9 +210,20 @@ pub fn parse_validate_response(status: u16, body: &[u8], now_ms: i64) -> Option<
 /// transport failure (worth retrying soon).
 pub fn refresh_without_answer(why: NoAnswer, policy: &TokenPolicy) -> RefreshOutcome {
     match why {
-        NoAnswer::Timeout => RefreshOutcome::Timeout(format!("refresh timed out after {} s", policy.refresh_call_timeout_ms / 1000)),
-        NoAnswer::Transport => RefreshOutcome::Transient("refresh failed: no answer from Xoxoday (transport error)".into()),
+        NoAnswer::Timeout => RefreshOutcome::Timeout(format!("{TIMED_OUT} {} s", policy.refresh_call_timeout_ms / 1000)),
+        NoAnswer::Transport => RefreshOutcome::Transient(NO_ANSWER.into()),
     }
+}
+
+const TIMED_OUT: &str = "refresh timed out after";
+const NO_ANSWER: &str = "refresh failed: no answer from Xoxoday (transport error)";
+
+/// Did the refresh that failed with `message` get no answer (a timeout, a
+/// transport error)? Xoxoday may then have rotated the pair without
+/// plumgate learning the new one ([`super::run::finish_run`] says so when
+/// the next refresh finds the refresh token dead).
+pub fn answer_lost(message: &str) -> bool {
+    message.starts_with(TIMED_OUT) || message == NO_ANSWER
 }
 
 /// Read what one refresh attempt got: an answer, or none.

@@ -137,6 +137,15 @@ pub fn finish_run(
             RunEnd::RateLimited
         }
         RefreshOutcome::Final(reason) => {
+            // After a refresh that got no answer, a dead refresh token most
+            // likely means that refresh rotated the pair: say so, as the
+            // person who must act will want to know why.
+            let reason = match state.last_error.as_deref() {
+                Some(last) if super::refresh::answer_lost(last) => format!(
+                    "{reason}, after the refresh before it got no answer ({last}): Xoxoday probably rotated the pair then, and plumgate never received it"
+                ),
+                _ => reason,
+            };
             apply_failure(state, true, reason, now_ms, rand01, policy);
             RunEnd::Reauth
         }
@@ -353,7 +362,25 @@ mod tests {
         // Dead refresh token.
         let mut s = seeded();
         assert_eq!(finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now, 0.0, "cfp", &p), RunEnd::Reauth);
-        assert!(s.reauth_reason.is_some());
+        assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
+        // ... after a refresh that got no answer (timeout, transport error):
+        // the reason says where the pair most likely went.
+        for lost in [
+            crate::token::refresh::refresh_without_answer(crate::http::NoAnswer::Timeout, &p),
+            crate::token::refresh::refresh_without_answer(crate::http::NoAnswer::Transport, &p),
+        ] {
+            let mut s = seeded();
+            finish_run(&mut s, lost, now, 0.0, "cfp", &p);
+            finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p);
+            let why = s.reauth_reason.clone().unwrap();
+            assert!(why.starts_with("refresh token rejected: HTTP 400 invalid_grant, after the refresh before it got no answer (refresh "), "{why}");
+            assert!(why.contains("probably rotated the pair"), "{why}");
+        }
+        // ... but not after one that was answered (a 503).
+        let mut s = seeded();
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p);
+        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p);
+        assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
         // Credentials: the refresh token stays and is not spent.
         let mut s = seeded();
         let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected".into()), now, 0.0, "cfp", &p);
