@@ -113,9 +113,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         log.route = "/healthz";
         // HEAD too: uptime monitors often ask with it (the runtime sends
         // no body to a HEAD request).
-        if method != Some(Method::Head) && method != Some(Method::Get) {
-            return Err(ApiError::method_not_allowed("GET, HEAD"));
-        }
+        require_read(&method)?;
         return Ok(health(env));
     }
     if path == "/openapi.json" {
@@ -132,9 +130,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         log.route = "static";
         // The demo page is read-only: any other method gets plumgate's own
         // 405 body rather than the asset server's empty one.
-        if method != Some(Method::Get) && method != Some(Method::Head) {
-            return Err(ApiError::method_not_allowed("GET, HEAD"));
-        }
+        require_read(&method)?;
         return static_asset(req, env).await;
     }
 
@@ -379,8 +375,8 @@ fn cache_mode(req: &Incoming, caller: &Caller) -> CacheMode {
 
 /// Local development only: the demo page can fetch the dev caller key with
 /// one click. Answers 404 unless `DEV_CALLER_KEY` is set AND plumgate talks to
-/// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it
-/// (`Config::dev_caller_key`).
+/// a loopback Xoxoday (the bundled sandbox), so a deployment never serves it,
+/// AND the request is for a loopback `host` (`Config::dev_caller_key`).
 fn dev_caller_key(cfg: &Config, host: Option<&str>) -> Result<Outgoing, ApiError> {
     match cfg.dev_caller_key(host) {
         Some(k) => Ok(json_response(200, &json!({"key": k.expose_secret(), "note": "local development key (sandbox only)"}))),
@@ -402,6 +398,14 @@ fn log_method(method: &str) -> String {
         .take(16)
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '?' })
         .collect()
+}
+
+/// GET or HEAD, else `405` allowing both.
+fn require_read(got: &Option<Method>) -> Result<(), ApiError> {
+    match got {
+        Some(Method::Get | Method::Head) => Ok(()),
+        _ => Err(ApiError::method_not_allowed("GET, HEAD")),
+    }
 }
 
 fn require_method(got: &Option<Method>, want: Method) -> Result<(), ApiError> {

@@ -208,7 +208,7 @@ pub fn order_summary(data: &Value) -> Value {
             out.insert(k.to_string(), v.clone());
         }
     }
-    for (k, fp) in [("email_fp", recipient(data, "email", "")), ("contact_fp", recipient(data, "contact", ""))] {
+    for (k, fp) in [("email_fp", recipient(text_of(data, "email"), true)), ("contact_fp", recipient(text_of(data, "contact"), false))] {
         if let Some(fp) = fp {
             out.insert(k.into(), Value::String(fp));
         }
@@ -216,14 +216,18 @@ pub fn order_summary(data: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The fingerprint of the recipient's `email` (trimmed, in lower case) or
-/// `contact` (its last ten digits, so that a country code or dashes added
-/// or dropped do not count) in `o`, or else in `o[line]` when `line` names
-/// a field; `None` when neither says.
-fn recipient(o: &Value, field: &str, line: &str) -> Option<String> {
-    let said = o.get(field).or_else(|| o.get(line))?.as_str()?;
-    let mut key: String = if field == "email" { said.trim().to_ascii_lowercase() } else { said.matches(|c: char| c.is_ascii_digit()).collect() };
-    if field != "email" {
+/// `o[key]` when it is text.
+fn text_of<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str)
+}
+
+/// The fingerprint of a recipient's email (`email`: trimmed, in lower
+/// case) or phone number (its last ten digits, so that a country code or
+/// dashes added or dropped do not count); `None` when nothing is said.
+fn recipient(said: Option<&str>, email: bool) -> Option<String> {
+    let said = said?;
+    let mut key: String = if email { said.trim().to_ascii_lowercase() } else { said.matches(|c: char| c.is_ascii_digit()).collect() };
+    if !email {
         key.drain(..key.len().saturating_sub(10));
     }
     (!key.is_empty()).then(|| crate::secret::fingerprint(&key))
@@ -894,8 +898,8 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
         (Some(Value::String(a)), Some(Value::String(b))) => a.trim() == b.trim(),
         _ => true,
     };
-    let to = |field: &str, fp: &str, line_field: &str| {
-        let theirs = recipient(details, field, "").or_else(|| recipient(&line, field, line_field));
+    let to = |field: &str, line_field: &str, fp: &str, email: bool| {
+        let theirs = recipient(text_of(details, field).or_else(|| text_of(&line, line_field)), email);
         match (theirs, data.get(fp).and_then(Value::as_str)) {
             (Some(a), Some(b)) => a == b,
             _ => true,
@@ -904,8 +908,8 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
     product
         && agree(num(details.get("quantity")), num(data.get("quantity")))
         && agree(num(line.get("denomination")).or_else(|| num(line.get("amount"))), num(data.get("denomination")))
-        && to("email", "email_fp", "receiverEmail")
-        && to("contact", "contact_fp", "receiverMobileNumber")
+        && to("email", "receiverEmail", "email_fp", true)
+        && to("contact", "receiverMobileNumber", "contact_fp", false)
 }
 
 /// What the alarm should do.

@@ -456,6 +456,9 @@ fn same_order_never_takes_someone_elses_order_for_this_one() {
     assert!(same(&line, to_z.clone()), "a country code and dashes do not count");
     to_z["contact"] = json!("9876543211");
     assert!(!same(&line, to_z));
+    // A null email at the top does not hide the line's.
+    let null_top = json!({"email": null, "voucherDetails": [{"productId": 10100, "denomination": 25, "receiverEmail": "z@b.c"}]});
+    assert!(!same(&null_top, order()));
     // Either side silent: no contradiction.
     assert!(same(&d, json!({"productId": 10100, "quantity": 1, "denomination": 25})));
     assert!(same(&details(), order()));
