@@ -70,7 +70,7 @@ use plumgate_core::token::adopt::{adopt, adopt_validated_access};
 use plumgate_core::token::cache::{grant, kv_ttl_secs};
 use plumgate_core::token::check::{apply_check, plan_check, read_check, CheckPlan, CheckResult, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
-use plumgate_core::token::run::{answer_after_run, finish_run, next_step, wait_limit_ms, Answer, RunEnd, Step};
+use plumgate_core::token::run::{answer_after_run, finish_run, lost_in_run, next_step, wait_limit_ms, Answer, RunEnd, Step};
 use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, observation, refused, retired, Addressed, Next};
 use plumgate_core::token::storage::{
     authority_name, kv_token_key, legacy_export, load_state, read_handover, set_aside_key, unreadable_message, Handover,
@@ -733,6 +733,7 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
     let policy = &cfg.token_policy;
     let client_fp = credentials_fingerprint(&cfg.client_id, &cfg.client_secret);
     let mut attempt = 0;
+    let mut lost: Option<String> = None;
     loop {
         attempt += 1;
         let refresh = ctx.inner.state.borrow().as_ref().and_then(|s| s.refresh.clone());
@@ -743,11 +744,12 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
             console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
         }
         if let Step::Retry { delay_ms } = next_step(&outcome, attempt, rand01(), policy) {
+            lost = lost_in_run(lost, &outcome);
             Delay::from(Duration::from_millis(delay_ms)).await;
             continue;
         }
         let now = now_ms();
-        let (end, st) = ctx.commit(|st| (finish_run(st, outcome, now, rand01(), &client_fp, policy), true)).await;
+        let (end, st) = ctx.commit(|st| (finish_run(st, outcome, now, rand01(), &client_fp, policy, lost.as_deref()), true)).await;
         if end == RunEnd::Refreshed {
             write_kv(ctx, &st).await;
             console_log!(

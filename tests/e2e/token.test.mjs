@@ -447,6 +447,9 @@ test("6b. rotate-then-drop under strict rotation: reauth_required, never loops",
     assert.equal(c.refresh_calls, 2);
     const st = await tokenStatus(w);
     assert.equal(st.state, "reauth_required");
+    // The dropped answer was the run's first attempt: the reason says the
+    // pair probably went with it.
+    assert.match(st.last_error, /after the refresh before it got no answer \(refresh failed: no answer from Xoxoday \(transport error\)\): Xoxoday probably rotated the pair/);
   } finally {
     await w.stop();
   }

@@ -103,11 +103,23 @@ pub fn penalty_end_ms(now_ms: i64, penalty_secs: u64, rand01: f64) -> i64 {
     now_ms.saturating_add(penalty_ms).saturating_add((spread * rand01.clamp(0.0, 1.0)) as i64)
 }
 
+/// What an attempt that gets retried leaves for the end of its run: the
+/// message of an attempt that got no answer (Xoxoday may have rotated the
+/// pair then), which [`finish_run`] reports if the run ends on a dead
+/// refresh token. `earlier` is what the run's previous attempts left.
+pub fn lost_in_run(earlier: Option<String>, outcome: &RefreshOutcome) -> Option<String> {
+    match outcome {
+        RefreshOutcome::Transient(m) | RefreshOutcome::Timeout(m) if super::refresh::answer_lost(m) => Some(m.clone()),
+        _ => earlier,
+    }
+}
+
 /// Apply the run's last outcome to `state` and say how the run ended.
 /// `rand01` is a fresh random number in [0, 1) (token jitter, backoff and
 /// penalty jitter); `client_fp` is [`super::credentials_fingerprint`] of the
-/// configured client id/secret. The caller persists `state` afterwards,
-/// before anyone uses a new token.
+/// configured client id/secret; `lost` is [`lost_in_run`] of the run's
+/// earlier attempts. The caller persists `state` afterwards, before anyone
+/// uses a new token.
 pub fn finish_run(
     state: &mut AuthorityState,
     outcome: RefreshOutcome,
@@ -115,6 +127,7 @@ pub fn finish_run(
     rand01: f64,
     client_fp: &str,
     policy: &TokenPolicy,
+    lost: Option<&str>,
 ) -> RunEnd {
     match outcome {
         RefreshOutcome::Success(answer) => {
@@ -137,11 +150,13 @@ pub fn finish_run(
             RunEnd::RateLimited
         }
         RefreshOutcome::Final(reason) => {
-            // After a refresh that got no answer, a dead refresh token most
-            // likely means that refresh rotated the pair: say so, as the
-            // person who must act will want to know why.
-            let reason = match state.last_error.as_deref() {
-                Some(last) if super::refresh::answer_lost(last) => format!(
+            // After a refresh that got no answer (earlier in this run, or
+            // the run before), a dead refresh token most likely means that
+            // refresh rotated the pair: say so, as the person who must act
+            // will want to know why.
+            let before = state.last_error.as_deref().filter(|m| super::refresh::answer_lost(m));
+            let reason = match lost.or(before) {
+                Some(last) => format!(
                     "{reason}, after the refresh before it got no answer ({last}): Xoxoday probably rotated the pair then, and plumgate never received it"
                 ),
                 _ => reason,
@@ -306,7 +321,7 @@ mod tests {
             assert_eq!(next_step(&outcome, 1, 0.5, &p), Step::Stop);
             let mut s = seeded();
             let now = T0 + 9 * 86_400_000; // stale: a background refresh would be due
-            let end = finish_run(&mut s, outcome, now, 0.0, "cfp", &p);
+            let end = finish_run(&mut s, outcome, now, 0.0, "cfp", &p, None);
             assert_eq!(end, RunEnd::RateLimited);
             let until = now + (*secs as i64) * 1000;
             assert_eq!(s.penalty_until_ms, Some(until));
@@ -347,21 +362,21 @@ mod tests {
             refresh_token: Some(RefreshToken::new("rt-2")),
             refresh_expires_at_ms: None,
         };
-        assert_eq!(finish_run(&mut s, RefreshOutcome::Success(answer), now, 0.2, "cfp", &p), RunEnd::Refreshed);
+        assert_eq!(finish_run(&mut s, RefreshOutcome::Success(answer), now, 0.2, "cfp", &p, None), RunEnd::Refreshed);
         assert_eq!(s.refresh_count, 2);
         assert_eq!(s.penalty_until_ms, None);
         assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
         // Transient and timeout: backoff.
         let mut s = seeded();
-        let end = finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p);
+        let end = finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p, None);
         assert_eq!(end, RunEnd::Failed { timeout: false, message: "refresh failed: HTTP 503".into() });
         assert_eq!(s.next_attempt_at_ms, Some(now + 15_000));
-        let end = finish_run(&mut s, RefreshOutcome::Timeout("timed out".into()), now, 0.0, "cfp", &p);
+        let end = finish_run(&mut s, RefreshOutcome::Timeout("timed out".into()), now, 0.0, "cfp", &p, None);
         assert_eq!(end, RunEnd::Failed { timeout: true, message: "timed out".into() });
         assert_eq!(s.consecutive_failures, 2);
         // Dead refresh token.
         let mut s = seeded();
-        assert_eq!(finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now, 0.0, "cfp", &p), RunEnd::Reauth);
+        assert_eq!(finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now, 0.0, "cfp", &p, None), RunEnd::Reauth);
         assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
         // ... after a refresh that got no answer (timeout, transport error):
         // the reason says where the pair most likely went.
@@ -370,20 +385,31 @@ mod tests {
             crate::token::refresh::refresh_without_answer(crate::http::NoAnswer::Transport, &p),
         ] {
             let mut s = seeded();
-            finish_run(&mut s, lost, now, 0.0, "cfp", &p);
-            finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p);
+            finish_run(&mut s, lost, now, 0.0, "cfp", &p, None);
+            finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
             let why = s.reauth_reason.clone().unwrap();
             assert!(why.starts_with("refresh token rejected: HTTP 400 invalid_grant, after the refresh before it got no answer (refresh "), "{why}");
             assert!(why.contains("probably rotated the pair"), "{why}");
         }
+        // ... also when the attempt without an answer was earlier in the
+        // same run (a transport error is retried at once).
+        let lost = lost_in_run(None, &crate::token::refresh::refresh_without_answer(crate::http::NoAnswer::Transport, &p));
+        assert_eq!(lost.as_deref(), Some("refresh failed: no answer from Xoxoday (transport error)"));
+        let lost = lost_in_run(lost, &RefreshOutcome::Transient("refresh failed: HTTP 503".into()));
+        assert!(lost.is_some(), "a later answered attempt does not clear it: the pair may have rotated at the first");
+        let mut s = seeded();
+        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now, 0.0, "cfp", &p, lost.as_deref());
+        let why = s.reauth_reason.clone().unwrap();
+        assert!(why.contains("after the refresh before it got no answer (refresh failed: no answer from Xoxoday (transport error))"), "{why}");
+        assert_eq!(lost_in_run(None, &RefreshOutcome::Transient("refresh failed: HTTP 503".into())), None);
         // ... but not after one that was answered (a 503).
         let mut s = seeded();
-        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p);
-        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p);
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p, None);
+        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
         assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
         // Credentials: the refresh token stays and is not spent.
         let mut s = seeded();
-        let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected".into()), now, 0.0, "cfp", &p);
+        let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected".into()), now, 0.0, "cfp", &p, None);
         assert_eq!(end, RunEnd::CredentialsRejected);
         assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
         assert!(s.spent_refresh_fps.is_empty());

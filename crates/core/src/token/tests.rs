@@ -162,7 +162,7 @@ fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     let outcome = parse_refresh_response(401, br#"{"error":"invalid_client","error_description":"bad"}"#, None, T0);
     assert!(matches!(outcome, RefreshOutcome::CredentialsRejected(_)), "{outcome:?}");
     let stale = T0 + 9 * DAY;
-    run::finish_run(&mut s, outcome, stale, 0.0, &old_fp, &p);
+    run::finish_run(&mut s, outcome, stale, 0.0, &old_fp, &p, None);
     assert_eq!(s.state(stale, &p), TokenState::CredentialsRejected);
     assert_eq!(status_json(&s, stale, &p)["state"], "credentials_rejected");
     // The refresh token is neither spent nor dead.
@@ -188,7 +188,7 @@ fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     // unauthorized_client blames the client too; a new bootstrap token also clears it.
     let outcome = parse_refresh_response(400, br#"{"error":"unauthorized_client"}"#, None, T0);
     assert!(matches!(outcome, RefreshOutcome::CredentialsRejected(_)), "{outcome:?}");
-    run::finish_run(&mut s, outcome, stale, 0.0, &new_fp, &p);
+    run::finish_run(&mut s, outcome, stale, 0.0, &new_fp, &p, None);
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-from-dashboard"), None, stale).adopted_refresh);
     assert!(s.credentials_rejected_fp.is_none());
 }
