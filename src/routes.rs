@@ -54,6 +54,7 @@ use plumgate_core::config::Config;
 use plumgate_core::cors;
 use plumgate_core::dropin::{self, OAuthError};
 use plumgate_core::errors::{ApiError, ErrorStyle};
+use plumgate_core::jsontext::request_json;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use futures_util::future::LocalBoxFuture;
@@ -184,7 +185,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
                 let body = if body.iter().all(u8::is_ascii_whitespace) {
                     None
                 } else {
-                    Some(serde_json::from_slice::<Value>(&body).map_err(|_| ApiError::invalid_json())?)
+                    Some(request_json::<Value>(&body).map_err(|_| ApiError::invalid_json())?)
                 };
                 keys::rotate(env, cfg, &id, body.as_ref()).await
             }
@@ -446,7 +447,7 @@ fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {
 
 async fn read_json(req: Incoming) -> Result<Value, ApiError> {
     let bytes = read_body(req).await?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
+    request_json(&bytes).map_err(|_| ApiError::invalid_json())
 }
 
 /// The body, at most [`MAX_BODY`] bytes, refused as soon as it is known to

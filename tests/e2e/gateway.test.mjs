@@ -219,6 +219,11 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
     assert.equal(r.status, 400, JSON.stringify(raw));
     assert.equal(r.json.error.code, "invalid_json");
   }
+  // A byte order mark before the JSON (.NET, PowerShell) is skipped, once.
+  r = await req("/v1/ops/getBalance", { key: keys.admin, raw: "\uFEFF{}", headers: { "content-type": "application/json; charset=utf-8" } });
+  assert.equal(r.status, 200, r.text);
+  r = await req("/v1/ops/getBalance", { key: keys.admin, raw: "\uFEFF\uFEFF{}", headers: { "content-type": "application/json" } });
+  assert.equal(errCode(r), "invalid_json");
   r = await req("/chef/v1/oauth/api", { key: keys.admin, raw: "[1,", headers: { "content-type": "application/json" } });
   assert.equal(errCode(r), "invalid_json");
   assert.equal(r.json.errorId, "PLUMGATE_INVALID_JSON");

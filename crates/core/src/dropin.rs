@@ -119,7 +119,7 @@ pub fn refresh_key(content_type: Option<&str>, body: &[u8]) -> Result<CallerKey,
     let params = if ct.contains("application/x-www-form-urlencoded") {
         form(body)?
     } else {
-        match serde_json::from_slice::<Value>(body) {
+        match crate::jsontext::request_json::<Value>(body) {
             Ok(Value::Object(obj)) => obj,
             Ok(_) => return Err(OAuthError::INVALID_REQUEST),
             Err(_) if !ct.contains("json") => form(body)?,
@@ -294,6 +294,8 @@ mod tests {
             Ok(KEY.into())
         );
         assert_eq!(key_of(form_ct, "grant_type=refresh_token&refresh_token=a%7Eb%2Fc+d"), Ok("a~b/c d".into()));
+        // A JSON body that starts with a byte order mark is JSON.
+        assert_eq!(key_of(Some("application/json"), &format!("\u{feff}{json_body}")), Ok(KEY.into()));
         // A form sent without the content type is still read.
         assert_eq!(key_of(None, &format!("grant_type=refresh_token&refresh_token={KEY}")), Ok(KEY.into()));
     }

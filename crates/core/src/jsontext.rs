@@ -33,6 +33,14 @@ pub fn from_text<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
 }
 
+/// A request body read as JSON: [`from_text`]'s reader, after one leading
+/// UTF-8 byte order mark, which some callers' libraries write (.NET's
+/// `Encoding.UTF8`, PowerShell, Windows editors) and Node's usual body
+/// parser skips. Everything else is as strict as `serde_json`.
+pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
+}
+
 /// `v` as compact JSON text: what `v.to_string()` gives, through the
 /// writer `serde_json::to_string` shares (see the module doc).
 pub fn to_text(v: &serde_json::Value) -> String {
@@ -216,8 +224,18 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{number_from_text, push_digits, push_int, quote, quote_or_null, to_text, Object};
+    use super::{number_from_text, push_digits, push_int, quote, quote_or_null, request_json, to_text, Object};
     use serde_json::{json, Value};
+
+    #[test]
+    fn request_json_skips_one_byte_order_mark() {
+        let v: Value = request_json(b"\xEF\xBB\xBF{\"a\":1}").unwrap();
+        assert_eq!(v, json!({"a": 1}));
+        assert_eq!(request_json::<Value>(b" [1] ").unwrap(), json!([1]));
+        for bad in [&b"\xEF\xBB\xBF\xEF\xBB\xBF{}"[..], b"{}\xEF\xBB\xBF", b"\xEF\xBB{}", b"", b"\xEF\xBB\xBF"] {
+            assert!(request_json::<Value>(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn to_text_writes_what_display_writes() {
