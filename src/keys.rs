@@ -54,14 +54,11 @@ fn make_key() -> Result<(CallerKey, String), ApiError> {
     Ok((key, hash))
 }
 
-/// Refuse a change to a `GATEWAY_KEYS` id (static keys change only by a
-/// redeploy).
-fn runtime_only(cfg: &Config, id: &str) -> Result<(), ApiError> {
-    if cfg.gateway_keys.has_id(id) {
-        Err(keys::static_key_refusal())
-    } else {
-        Ok(())
-    }
+/// The registry's answer to a change of key `id`; static keys change only
+/// by a redeploy ([`keys::change_answer`]).
+async fn change(env: &Env, cfg: &Config, op: Op, id: &str, req: Request) -> Result<String, ApiError> {
+    let req = Request { id: Some(id.to_owned()), ..req };
+    keys::change_answer(ask(env, op, &req).await, cfg.gateway_keys.has_id(id))
 }
 
 /// `POST /v1/keys`: `201` with the key, shown this once.
@@ -83,8 +80,7 @@ pub async fn list(env: &Env, cfg: &Config) -> Result<Outgoing, ApiError> {
 
 /// `DELETE /v1/keys/{id}`: revoked (again: the same answer).
 pub async fn revoke(env: &Env, cfg: &Config, id: &str) -> Result<Outgoing, ApiError> {
-    runtime_only(cfg, id)?;
-    let view = ask(env, Op::Revoke, &Request { id: Some(id.to_owned()), ..Request::default() }).await?;
+    let view = change(env, cfg, Op::Revoke, id, Request::default()).await?;
     callers::invalidate();
     Ok(json_text(200, view))
 }
@@ -92,20 +88,18 @@ pub async fn revoke(env: &Env, cfg: &Config, id: &str) -> Result<Outgoing, ApiEr
 /// `POST /v1/keys/{id}/rotate` (body: none, or `{"grace_secs": n}`): the
 /// new key, shown this once.
 pub async fn rotate(env: &Env, cfg: &Config, id: &str, body: Option<&Value>) -> Result<Outgoing, ApiError> {
-    runtime_only(cfg, id)?;
     let grace_secs = keys::parse_rotation(body)?;
     let (key, sha256) = make_key()?;
-    let req = Request { id: Some(id.to_owned()), sha256: Some(sha256), grace_secs: Some(grace_secs), ..Request::default() };
-    let view = ask(env, Op::Rotate, &req).await?;
+    let req = Request { sha256: Some(sha256), grace_secs: Some(grace_secs), ..Request::default() };
+    let view = change(env, cfg, Op::Rotate, id, req).await?;
     callers::invalidate();
     Ok(json_text(200, keys::with_key(&view, &key)))
 }
 
 /// `PATCH /v1/keys/{id}` (`{"limits": {...}}`, a merge patch).
 pub async fn set_limits(env: &Env, cfg: &Config, id: &str, body: &Value) -> Result<Outgoing, ApiError> {
-    runtime_only(cfg, id)?;
     let patch = keys::parse_patch(body)?;
-    let view = ask(env, Op::Limits, &Request { id: Some(id.to_owned()), patch: Some(patch), ..Request::default() }).await?;
+    let view = change(env, cfg, Op::Limits, id, Request { patch: Some(patch), ..Request::default() }).await?;
     callers::invalidate();
     Ok(json_text(200, view))
 }

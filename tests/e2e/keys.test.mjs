@@ -537,3 +537,26 @@ test("runtime keys, revocations and the trail survive a restart", async () => {
   assert.equal(list.find((x) => x.id === "to-revoke").state, "revoked");
   assert.equal((await auditEntries("")).length, trail);
 });
+
+test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked", async () => {
+  const k = await createKey({ id: "later-static", scopes: ["catalog"] });
+  const clash = makeKey("later-static", ["catalog"]);
+  const dir = w.persistDir;
+  await w.stop();
+  w = await startWorker({ sandbox, keys: { ...allKeys, clash }, persistDir: dir });
+  assert.equal((await vouchersCall(k.key)).status, 200, "both keys work");
+  assert.equal((await vouchersCall(clash.key)).status, 200);
+  const r = await admin("/v1/keys/later-static", { method: "DELETE" });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.state, "revoked");
+  await waitFor(async () => (await vouchersCall(k.key)).status === 401, { timeout: 20_000, what: "the runtime key refused" });
+  assert.equal((await vouchersCall(clash.key)).status, 200, "the static key changes only by a redeploy");
+  const again = await admin("/v1/keys/later-static/rotate", { body: {} });
+  assert.equal(again.status, 400, again.text);
+  assert.match(again.json.error.message, /revoked/);
+  // With no runtime key of that id, the static one is refused as before.
+  const st = await admin("/v1/keys/catalog-fn", { method: "DELETE" });
+  assert.match(st.json.error.message, /GATEWAY_KEYS/);
+  await w.stop();
+  w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
+});

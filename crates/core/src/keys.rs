@@ -265,6 +265,18 @@ pub fn static_key_refusal() -> ApiError {
     bad("this id is a GATEWAY_KEYS key: static keys are changed or revoked only by editing GATEWAY_KEYS and redeploying")
 }
 
+/// The registry's answer to a change of key `id` (revoke, rotate, limits),
+/// as the admin gets it. The registry is asked first, so a runtime key
+/// whose id a later `GATEWAY_KEYS` entry also took stays revocable; only
+/// its "no runtime key has this id" for a `GATEWAY_KEYS` id becomes
+/// [`static_key_refusal`].
+pub fn change_answer(answer: Result<String, ApiError>, static_id: bool) -> Result<String, ApiError> {
+    match answer {
+        Err(e) if static_id && e.status == 404 => Err(static_key_refusal()),
+        other => other,
+    }
+}
+
 /// A new record for `new` with key hash `sha256`.
 ///
 /// # Errors
@@ -710,6 +722,18 @@ mod tests {
         assert!(read > 50 && refused > 150, "{read} read, {refused} refused");
         let written = serde_json::to_string(&record("a", "key-a")).unwrap();
         assert_eq!(KeyRecord::read(&written), Some(record("a", "key-a")), "what is written reads back");
+    }
+
+    #[test]
+    fn a_change_of_a_static_id_is_refused_only_when_no_runtime_key_has_it() {
+        let static_no = change_answer(Err(no_such_key()), true).unwrap_err();
+        assert_eq!((static_no.status, static_no.message.as_str()), (400, static_key_refusal().message.as_str()));
+        // A runtime key that shares the id (made before the GATEWAY_KEYS
+        // entry) is changed as any other.
+        assert_eq!(change_answer(Ok("{}".into()), true), Ok("{}".into()));
+        assert_eq!(change_answer(Err(no_such_key()), false).unwrap_err().status, 404);
+        let other = change_answer(Err(bad("grace_secs must be 0 to 604800")), true).unwrap_err();
+        assert_eq!(other.message, "grace_secs must be 0 to 604800");
     }
 
     #[test]
