@@ -8,7 +8,8 @@
 //! 2. The ledger places the order exactly as without a cap
 //!    ([`crate::objects::ledger::send`]).
 //! 3. What its answer means (`plumgate_core::audit::classify`: placed,
-//!    replayed, refused, unknown...) settles the reservation and becomes an
+//!    replayed, refused, unknown...; `audit::with_fate`: not `unknown` when
+//!    the ledger knows nothing was placed) settles the reservation and becomes an
 //!    audit entry, in one registry call made after the answer has gone
 //!    (`waitUntil`): a key without a cap pays no time for either. The call
 //!    is retried if it fails; the registry takes each request id once.
@@ -57,8 +58,9 @@ pub async fn place(
         }
     }
     let (reply, lost) = ledger::send(env, data, fingerprint).await;
+    let fate = reply.fate;
     let (answer, trace) = ledger::render(reply, style, request_id);
-    let result = audit::classify(answered(&answer, &trace));
+    let result = audit::with_fate(audit::classify(answered(&answer, &trace)), fate);
     let env = env.clone();
     defer(
         ctx,

@@ -440,6 +440,23 @@ test("order_amount_per_day: a refusal frees the amount, an unknown fate keeps it
   assert.ok(chef.json.errors[0].penaltySeconds > 0);
 });
 
+test("order_amount_per_day: an order a token failure kept from being sent frees its amount at once", async () => {
+  const k = await createKey({ id: "capped-token", scopes: ["orders:write"], limits: { order_amount_per_day: 20 } });
+  // Xoxoday answers 401 to the access token and its token check fails:
+  // placeOrder was never executed, and the ledger knows it.
+  await sandbox.admin("/faults/api", { mode: "PIPE10013", op: "placeOrder", count: 1 });
+  await sandbox.admin("/faults/validate", { mode: "5xx", count: 1 });
+  const first = po("token-fail");
+  const failed = await order(k.key, first, 10);
+  assert.equal(failed.status, 502, failed.text);
+  const entry = await waitFor(async () => (await auditEntries("key=capped-token")).find((e) => e.po_number === first), { what: "the failed order in the trail" });
+  assert.equal(entry.outcome, "error", JSON.stringify(entry));
+  // Its 10 is free again: two more orders of 10 fit the cap of 20.
+  assert.ok(placed(await order(k.key, po("token-a"), 10)));
+  assert.ok(placed(await order(k.key, po("token-b"), 10)));
+  assert.equal((await order(k.key, po("token-c"), 10)).status, 429);
+});
+
 test("the audit trail: every attempt, its outcome, newest first, paged and filtered, without secrets", async () => {
   const k = await createKey({ id: "audited", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
   const a = po("aud");

@@ -243,6 +243,23 @@ pub fn classify(answered: Answered<'_>) -> Result {
     }
 }
 
+/// [`classify`]'s result with the ledger's word on the order (`fate`, from
+/// the same reply): an answer that alone may hide a placed order
+/// (`unknown`: a 502 or 504 of plumgate's, a 5xx) while the ledger knows
+/// nothing was placed (a token failure before the order was sent, or a
+/// refusal it has checked) is `error` (plumgate's own answer) or `refused`
+/// (Xoxoday's), so the entry says so and the hold is freed at once rather
+/// than counted until the end of the day.
+pub fn with_fate(result: Result, fate: ledger::Fate) -> Result {
+    match (result.outcome, fate) {
+        (Outcome::Unknown, ledger::Fate::NotPlaced) => {
+            let outcome = if result.error.is_some() { Outcome::Error } else { Outcome::Refused };
+            Result { outcome, ..result }
+        }
+        _ => result,
+    }
+}
+
 /// The entry of an attempt whose answer from the order ledger was lost
 /// (`first`: as the caller got it, `502 upstream_error`, `unknown`), once
 /// the ledger has said what became of the order (`look`: its answer to
@@ -380,6 +397,26 @@ mod tests {
 
     fn answer(status: u16, body: &str, replayed: bool) -> Result {
         classify(Answered::Answer { status, body: body.as_bytes(), replayed, reconciled: false })
+    }
+
+    #[test]
+    fn an_unknown_answer_the_ledger_knows_placed_nothing_frees_the_amount() {
+        // A token failure before placeOrder was sent: plumgate's 502.
+        let token = classify(Answered::Error { status: 502, code: ErrorCode::UpstreamError });
+        let r = with_fate(token.clone(), ledger::Fate::NotPlaced);
+        assert_eq!((r.outcome, r.outcome.fate(), r.status, r.error.as_deref()), (Outcome::Error, Fate::Refused, 502, Some("upstream_error")));
+        let timeout = classify(Answered::Error { status: 504, code: ErrorCode::UpstreamTimeout });
+        assert_eq!(with_fate(timeout, ledger::Fate::NotPlaced).outcome, Outcome::Error);
+        // Xoxoday's 5xx the ledger has checked: nothing under the poNumber.
+        let five = answer(503, r#"{"errorId":"PLE10035"}"#, false);
+        assert_eq!(five.outcome, Outcome::Unknown);
+        assert_eq!(with_fate(five, ledger::Fate::NotPlaced).outcome, Outcome::Refused);
+        // Any other fate leaves the answer's meaning as it is.
+        for fate in [ledger::Fate::Unknown, ledger::Fate::Placed, ledger::Fate::Failed] {
+            assert_eq!(with_fate(token.clone(), fate), token, "{fate:?}");
+        }
+        let placed = answer(200, PLACED, false);
+        assert_eq!(with_fate(placed.clone(), ledger::Fate::NotPlaced), placed, "only unknown is corrected");
     }
 
     #[test]
