@@ -1108,12 +1108,8 @@
       const key = $("audit-key").value.trim();
       if (key) q.set("key", key);
       if ($("audit-from").value) q.set("from", $("audit-from").value);
-      if ($("audit-to").value) {
-        // The day named is included: entries before the next day.
-        const next = new Date(`${$("audit-to").value}T00:00:00Z`);
-        next.setUTCDate(next.getUTCDate() + 1);
-        q.set("to", next.toISOString().slice(0, 10));
-      }
+      // A date alone as `to` includes that day.
+      if ($("audit-to").value) q.set("to", $("audit-to").value);
       q.set("limit", "20");
       if (cursor) q.set("cursor", cursor);
       const r = await request(`/v1/audit?${q}`, { method: "GET" });

@@ -532,9 +532,13 @@ test("the audit trail: every attempt, its outcome, newest first, paged and filte
   const until = await auditEntries(`key=audited&to=${new Date(placedAt + 1).toISOString()}`);
   assert.deepEqual(until.map((e) => e.outcome), ["placed"]);
   assert.deepEqual(await auditEntries("from=2099-01-01"), []);
+  // A date alone as `to` includes that UTC day.
+  const today = new Date(placedAt).toISOString().slice(0, 10);
+  const day = await auditEntries(`key=audited&from=${today}&to=${today}`);
+  assert.ok(day.some((e) => e.outcome === "placed"), JSON.stringify(day));
   const all = await auditEntries("");
   assert.ok(all.some((e) => e.key === "capped") && all.some((e) => e.key === "audited-free"), "every key without a filter");
-  for (const q of ["from=yesterday", "to=2026-02-30", "key=a%20b", "cursor=abc", "limit=0", "limit=201", "from=2026-11-02&to=2026-11-01"]) {
+  for (const q of ["from=yesterday", "to=2026-02-30", "key=a%20b", "cursor=abc", "limit=0", "limit=201", "from=2026-11-02&to=2026-11-01", "kye=audited", "limit=1&limit=2"]) {
     const r = await admin(`/v1/audit?${q}`, { method: "GET" });
     assert.equal(r.status, 400, q);
     assert.equal(r.json.error.code, "invalid_request");

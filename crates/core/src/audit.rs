@@ -340,16 +340,25 @@ pub struct Query {
 /// `400 invalid_request` naming the parameter.
 pub fn parse_query(params: &[(String, String)]) -> std::result::Result<Query, ApiError> {
     let mut q = Query { from_ms: None, to_ms: None, key: None, before: None, limit: DEFAULT_PAGE };
-    for (name, value) in params {
+    for (i, (name, value)) in params.iter().enumerate() {
+        if !["from", "to", "key", "cursor", "limit"].contains(&name.as_str()) {
+            return Err(ApiError::invalid_request("unknown query parameter: GET /v1/audit takes from, to, key, cursor and limit"));
+        }
+        if params[..i].iter().any(|(n, _)| n == name) {
+            return Err(ApiError::invalid_request(format!("{name} is given more than once")));
+        }
         match name.as_str() {
             "from" | "to" => {
                 let t = parse_rfc3339(value).ok_or_else(|| {
                     ApiError::invalid_request(format!("{name} must be an RFC 3339 date-time (2026-11-25T00:00:00Z) or a date (2026-11-25)"))
                 })?;
+                // A date alone is a whole UTC day: `from` its start, `to`
+                // its end (`to=2026-11-25` includes that day).
+                let date_only = !value.contains(['T', 't', ' ']);
                 if name == "from" {
                     q.from_ms = Some(t);
                 } else {
-                    q.to_ms = Some(t);
+                    q.to_ms = Some(if date_only { t.saturating_add(86_400_000) } else { t });
                 }
             }
             "key" => {
@@ -373,8 +382,9 @@ pub fn parse_query(params: &[(String, String)]) -> std::result::Result<Query, Ap
         }
     }
     if let (Some(f), Some(t)) = (q.from_ms, q.to_ms) {
-        if t < f {
-            return Err(ApiError::invalid_request("to must not be before from"));
+        // Entries from `from` up to (not at) `to`: an empty span is a mistake.
+        if t <= f {
+            return Err(ApiError::invalid_request("to must be after from (to=a date includes that day)"));
         }
     }
     Ok(q)
@@ -528,18 +538,26 @@ mod tests {
     fn queries_are_checked_parameter_by_parameter() {
         let p = |pairs: &[(&str, &str)]| parse_query(&pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
         assert_eq!(p(&[]).unwrap(), Query { from_ms: None, to_ms: None, key: None, before: None, limit: DEFAULT_PAGE });
-        let q = p(&[("from", "2026-11-25"), ("to", "2026-11-25T17:09:42Z"), ("key", "billing-fn"), ("cursor", "41"), ("limit", "10"), ("other", "x")]).unwrap();
+        let q = p(&[("from", "2026-11-25"), ("to", "2026-11-25T17:09:42Z"), ("key", "billing-fn"), ("cursor", "41"), ("limit", "10")]).unwrap();
         assert_eq!(q, Query { from_ms: Some(1_795_564_800_000), to_ms: Some(T0), key: Some("billing-fn".into()), before: Some(41), limit: 10 });
+        // A date alone as `to` includes that whole UTC day.
+        let day = p(&[("from", "2026-11-25"), ("to", "2026-11-25")]).unwrap();
+        assert_eq!((day.from_ms, day.to_ms), (Some(1_795_564_800_000), Some(1_795_564_800_000 + 86_400_000)));
+        assert_eq!(p(&[("to", "2026-11-25T00:00:00Z")]).unwrap().to_ms, Some(1_795_564_800_000), "a time is taken as it is");
         for (pairs, says) in [
             (vec![("from", "yesterday")], "from must be an RFC 3339"),
             (vec![("to", "2026-02-30")], "to must be"),
-            (vec![("from", "2026-11-26"), ("to", "2026-11-25")], "to must not be before from"),
+            (vec![("from", "2026-11-26T00:00:01Z"), ("to", "2026-11-25")], "to must be after from"),
+            (vec![("from", "2026-11-26"), ("to", "2026-11-25")], "to must be after from"),
+            (vec![("from", "2026-11-25T17:09:42Z"), ("to", "2026-11-25T17:09:42Z")], "to must be after from"),
             (vec![("key", "a b")], "key must be a key id"),
             (vec![("cursor", "x1")], "cursor must be"),
             (vec![("cursor", "")], "cursor must be"),
             (vec![("cursor", "9999999999999999999")], "cursor must be"),
             (vec![("limit", "0")], "limit must be a whole number from 1 to 200"),
             (vec![("limit", "201")], "limit must be"),
+            (vec![("kye", "billing-fn")], "unknown query parameter: GET /v1/audit takes from, to, key, cursor and limit"),
+            (vec![("limit", "1"), ("limit", "2")], "limit is given more than once"),
         ] {
             let e = p(&pairs).unwrap_err();
             assert_eq!(e.status, 400);
