@@ -117,6 +117,10 @@ pub async fn look(env: &Env, lost: &Lost) -> Option<LedgerReply> {
 /// (upstream status, note, the error code).
 pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Result<Outgoing, ApiError>, Trace) {
     let LedgerReply { outcome, replayed, .. } = reply;
+    // Only an answer (Xoxoday's, stored or shared) is a replay of another
+    // attempt's; an error of plumgate's that a joined call also got says
+    // nothing was placed, so it goes without the header.
+    let replayed = replayed && matches!(outcome, Outcome::Answer { .. });
     let mut trace = Trace { upstream_status: outcome.upstream_status(), ..Trace::default() };
     let (mut resp, reconciled) = match outcome {
         Outcome::Answer { status, body, reconciled, .. } => (bytes_response(status, body.into_bytes(), JSON), reconciled),
