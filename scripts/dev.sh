@@ -10,13 +10,24 @@
 #
 # Environment: PLUMGATE_PORT (8787), PLUMGATE_SANDBOX_PORT (8788),
 # PLUMGATE_DEV_DIR (.wrangler/plumgate-dev: dev key, sandbox and worker state),
-# PLUMGATE_DEV_VARS (.dev.vars: more variables for the gateway).
+# PLUMGATE_DEV_VARS (.dev.vars: more variables for the gateway),
+# PLUMGATE_INSPECTOR_PORT (wrangler's debugger port: the first free one from
+# 9229, so a second dev session or another tool on 9229 is no obstacle).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 PORT="${PLUMGATE_PORT:-8787}"
 SANDBOX_PORT="${PLUMGATE_SANDBOX_PORT:-8788}"
+# Something answers on 127.0.0.1:$1?
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+INSPECTOR_PORT="${PLUMGATE_INSPECTOR_PORT:-}"
+if [ -z "$INSPECTOR_PORT" ]; then
+  for p in $(seq 9229 9329); do
+    port_in_use "$p" || { INSPECTOR_PORT=$p; break; }
+  done
+  [ -n "$INSPECTOR_PORT" ] || die "no free inspector port in 9229-9329: set PLUMGATE_INSPECTOR_PORT"
+fi
 DEV_DIR="${PLUMGATE_DEV_DIR:-$ROOT/.wrangler/plumgate-dev}"
 mkdir -p "$DEV_DIR"
 
@@ -82,7 +93,7 @@ grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "sandbox did not start (see 
 
 wrangler_env
 setsid npx wrangler dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \
-  --persist-to "$DEV_DIR/state" --show-interactive-dev-session=false --test-scheduled \
+  --inspector-port "$INSPECTOR_PORT" --persist-to "$DEV_DIR/state" --show-interactive-dev-session=false --test-scheduled \
   < /dev/null &
 WRANGLER=$!
 PIDS+=("$WRANGLER")
@@ -90,7 +101,7 @@ PIDS+=("$WRANGLER")
 for _ in $(seq 1 300); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   # wrangler gone (a port in use, a bad config): say so now, not in a minute.
-  kill -0 "$WRANGLER" 2>/dev/null || die "wrangler dev exited before the gateway answered (its output is above; a port in use? try PLUMGATE_PORT=...)"
+  kill -0 "$WRANGLER" 2>/dev/null || die "wrangler dev exited before the gateway answered (its output is above; a port in use? try PLUMGATE_PORT=... or PLUMGATE_INSPECTOR_PORT=...)"
   sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 || die "gateway did not answer /healthz"

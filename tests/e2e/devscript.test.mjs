@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { request } from "node:http";
 import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { ROOT, freePort, tempDir, cleanup } from "./harness.mjs";
 
 /** GET `path` on 127.0.0.1:`port` with the `Host` header `host` (fetch cannot set it). */
@@ -40,6 +41,10 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
   // The user's own variables (a .dev.vars): used, except the ones dev.sh sets for the sandbox.
   const userVars = join(devDir, "user.dev.vars");
   writeFileSync(userVars, 'ALLOWED_ORIGINS="https://app.example.com"\nXOXODAY_CLIENT_SECRET="not-the-sandbox-secret"\n');
+  // wrangler's default debugger port taken (another dev session, an IDE):
+  // dev.sh takes the next free one.
+  const squatter = createServer();
+  await new Promise((res) => squatter.once("error", res).listen(9229, "127.0.0.1", res));
   const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
     cwd: ROOT,
     detached: true,
@@ -98,6 +103,7 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     const stillUp = (await portOpen(port)) || (await portOpen(sandboxPort));
     if (stillUp) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
     cleanup(devDir);
+    squatter.close();
     assert.equal(stillUp, false, "Ctrl-C stopped the gateway and the sandbox");
   }
 });
