@@ -491,6 +491,46 @@ test("7. cron keeps the pair alive: refreshes in the early window, not when fres
   }
 });
 
+test("7a. a failed forced refresh of a fresh token is retried by the cron after its backoff", async () => {
+  const sb = await fresh();
+  // A fresh bootstrap pair: nothing refreshes at start (a forced refresh
+  // right after one would be throttled).
+  const pair = await sb.admin("/tokens/issue", {});
+  const w = await startWorker({ sandbox: sb, keys, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token, XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  try {
+    assert.equal((await op(w)).status, 200);
+    // One forced run (three attempts) fails; the token stays fresh.
+    await sb.admin("/faults/refresh", { mode: "5xx", count: 3 });
+    await sb.admin("/counters/reset", {});
+    const forced = await call(w, "/v1/token/refresh", { key: keys.admin });
+    assert.equal(forced.status, 502, forced.text);
+    const failing = await tokenStatus(w);
+    assert.equal(failing.state, "fresh");
+    assert.match(failing.last_error, /HTTP 503/);
+    assert.ok(failing.retry_at, "the backoff's end is shown");
+    // Within the backoff the cron leaves it; after it, the cron retries.
+    const cron = async () => (await fetch(`${w.url}/__scheduled?cron=17+*+*+*+*`)).text();
+    await cron();
+    await new Promise((res) => setTimeout(res, 500));
+    assert.equal((await sb.counters()).refresh_calls, 3, "no attempt inside the backoff");
+    await new Promise((res) => setTimeout(res, Math.max(0, Date.parse(failing.retry_at) - Date.now()) + 200));
+    await cron();
+    await waitFor(async () => (await sb.counters()).refresh_calls === 4, { what: "the cron's retry" });
+    const healed = await waitFor(async () => {
+      const st = await tokenStatus(w);
+      return st.last_error === null ? st : null;
+    }, { what: "the failure streak ended" });
+    assert.equal(healed.state, "fresh");
+    assert.equal(healed.refresh_count, failing.refresh_count + 1);
+    // Healthy again: the cron leaves a fresh token alone.
+    await cron();
+    await new Promise((res) => setTimeout(res, 500));
+    assert.equal((await sb.counters()).refresh_calls, 4);
+  } finally {
+    await w.stop();
+  }
+});
+
 test("7b. one active pair (a refresh kills the earlier access token at once): callers holding it are retried with the new one; no check, no second refresh", async () => {
   // The other reading of Xoxoday's rotation page (xoxoday-api.md §1.4): "A
   // client can only have one active token pair at any moment". A pair in

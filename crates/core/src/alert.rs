@@ -194,7 +194,9 @@ fn token_message(
             "Xoxoday rejects the client id or secret{why}. Set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept, and refreshing resumes once they change."
         ),
         (Condition::RefreshFailing, false) => {
-            let next = state.retry_at_ms(now_ms).map(|t| format!(", next attempt at {}", rfc3339(t))).unwrap_or_default();
+            // A fresh token is refreshed again only by the cron.
+            let when = if token_state == "fresh" { "with the first cron run after" } else { "at" };
+            let next = state.retry_at_ms(now_ms).map(|t| format!(", next attempt {when} {}", rfc3339(t))).unwrap_or_default();
             format!(
                 "{} token refresh runs failed in a row (ALERT_REFRESH_FAILURES is {}){why}. plumgate keeps trying with backoff{next} and serves the current access token while it is valid (token state: {token_state}).",
                 state.consecutive_failures, policy.refresh_failures

@@ -601,6 +601,12 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
     }
     match state.state(now_ms, policy) {
         TokenState::Stale if may_refresh => Plan::ServeAndRefresh,
+        // A failed refresh of a fresh token (a forced one) is tried again
+        // by the cron once its backoff has passed, so the failure streak
+        // (and its alert) ends with the next success, not days later in
+        // the early window. Requests do not: isolates serve a fresh token
+        // from their cache without asking.
+        TokenState::Fresh if trigger == Trigger::Cron && state.consecutive_failures > 0 && may_refresh => Plan::ServeAndRefresh,
         _ => Plan::Serve,
     }
 }

@@ -131,6 +131,7 @@ fn refresh_failures_fire_at_the_threshold_and_resolve_on_success() {
     let message = b["message"].as_str().unwrap();
     assert!(message.starts_with("3 token refresh runs failed in a row (ALERT_REFRESH_FAILURES is 3)"), "{message}");
     assert!(message.contains("HTTP 503") && message.contains(&crate::time::rfc3339(T0 + 90_000)), "{message}");
+    assert!(message.contains("next attempt with the first cron run after"), "a fresh token is retried by the cron: {message}");
     s.consecutive_failures = 4;
     assert_eq!(review_at(&mut s, T0 + 1), None, "more failures: the same condition");
     s.consecutive_failures = 0;

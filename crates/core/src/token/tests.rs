@@ -56,6 +56,14 @@ fn windows_fresh_stale_must_expired() {
     assert_eq!(s.state(stale_at, &p), TokenState::Stale);
     assert_eq!(plan(&s, Trigger::Request, stale_at, &p), Plan::ServeAndRefresh);
     assert_eq!(plan(&s, Trigger::Cron, stale_at, &p), Plan::ServeAndRefresh);
+    // A failed refresh of the fresh token (forced): the cron tries again
+    // once the backoff has passed; requests keep being served.
+    let mut failing = s.clone();
+    failing.consecutive_failures = 1;
+    failing.next_attempt_at_ms = Some(T0 + DAY + 15_000);
+    assert_eq!(plan(&failing, Trigger::Cron, T0 + DAY, &p), Plan::Serve, "in its backoff");
+    assert_eq!(plan(&failing, Trigger::Cron, T0 + DAY + 15_000, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&failing, Trigger::Request, T0 + DAY + 15_000, &p), Plan::Serve);
     // Just outside 7 days: fresh.
     assert_eq!(s.state(stale_at - 1000, &p), TokenState::Fresh);
     // Last minutes: the request waits.
