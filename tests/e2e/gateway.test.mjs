@@ -349,6 +349,8 @@ const VALIDATION = [
   ["placeOrder", order(undefined), "data.poNumber"],
   ["placeOrder", order(""), "data.poNumber"],
   ["placeOrder", order(null), "data.poNumber"],
+  ["placeOrder", order(123456789012345678901234567), "data.poNumber"],
+  ["placeOrder", order(12.5), "data.poNumber"],
   ["placeOrder", order("v-12", { email: ["not-an-email"] }), "data.email"],
   ["placeOrder", order("v-13", { contact: { cc: 1 } }), "data.contact"],
   ["placeOrder", order("v-14", { tag: true }), "data.tag"],

@@ -198,8 +198,10 @@ fn token_message(
             let when = if token_state == "fresh" { "with the first cron run after" } else { "at" };
             let next = state.retry_at_ms(now_ms).map(|t| format!(", next attempt {when} {}", rfc3339(t))).unwrap_or_default();
             format!(
-                "{} token refresh runs failed in a row (ALERT_REFRESH_FAILURES is {}){why}. plumgate keeps trying with backoff{next} and serves the current access token while it is valid (token state: {token_state}).",
-                state.consecutive_failures, policy.refresh_failures
+                "{} token refresh run{} failed in a row (ALERT_REFRESH_FAILURES is {}){why}. plumgate keeps trying with backoff{next} and serves the current access token while it is valid (token state: {token_state}).",
+                state.consecutive_failures,
+                if state.consecutive_failures == 1 { "" } else { "s" },
+                policy.refresh_failures
             )
         }
         (Condition::ReauthRequired, true) => {

@@ -400,7 +400,7 @@ impl Refusal {
             ),
             Refusal::Throttled { retry_after_secs } => ApiError::rate_limited_because(
                 format!(
-                    "the token was refreshed less than TOKEN_MIN_REFRESH_INTERVAL_SECS ago and is usable; a forced refresh is allowed again in {} s",
+                    "the last refresh attempt was less than TOKEN_MIN_REFRESH_INTERVAL_SECS ago and the token is usable; a forced refresh is allowed again in {} s",
                     retry_after_secs.max(&1)
                 ),
                 (*retry_after_secs).max(1),

@@ -449,6 +449,12 @@ fn broken_cases() -> Vec<(Operation, &'static str, Option<Value>, &'static str)>
         (PlaceOrder, "poNumber", Some(json!(" \t ")), "data.poNumber"),
         (PlaceOrder, "poNumber", Some(json!(true)), "data.poNumber"),
         (PlaceOrder, "poNumber", Some(json!(["SECRET"])), "data.poNumber"),
+        // ... a number only while exact: two such numbers would be one order.
+        (PlaceOrder, "poNumber", Some(json!(9_007_199_254_740_992_u64)), "data.poNumber"),
+        (PlaceOrder, "poNumber", Some(json!(1.5)), "data.poNumber"),
+        (PlaceOrder, "poNumber", Some(json!(12345.0)), "data.poNumber"),
+        (PlaceOrder, "poNumber", Some(json!(1.2345678901234568e26)), "data.poNumber"),
+        (PlaceOrder, "poNumber", Some(json!(-7)), "data.poNumber"),
         // placeOrder: text, flags, objects, shipping
         (PlaceOrder, "email", Some(json!(["SECRET@example.com"])), "data.email"),
         (PlaceOrder, "contact", Some(json!({"cc": 1})), "data.contact"),
