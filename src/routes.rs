@@ -220,9 +220,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
                 ParsedEnvelope::Unvalidated(name) => {
                     log.operation = Some(name.into());
                     log.note = Some("unvalidated");
-                    if !caller.has_scope(ops::UNVALIDATED_SCOPE) {
-                        return Err(ApiError::forbidden_unvalidated());
-                    }
+                    ops::may_forward_unvalidated(&caller)?;
                     let (result, trace) = gateway::forward_unvalidated(env, cfg, &envelope).await;
                     log.record(trace);
                     result

@@ -458,6 +458,14 @@ test("an unknown plumProAPI query: forwarded as sent for '*' keys, uncached, log
     assert.match(r.json.error, /`\*` scope/);
     assert.doesNotMatch(r.text, /someNewOperation/, "the query is not echoed");
   }
+  // A '*' key with a spend cap: refused too (the query could spend past it unseen).
+  const made = await call(w, "/v1/keys", { key: keys.admin, body: { id: "capped-star", scopes: ["*"], limits: { order_amount_per_day: 1 } } });
+  assert.equal(made.status, 201, made.text);
+  await sandbox.admin("/requests/clear", {});
+  const capped = await call(w, "/chef/v1/oauth/api", { key: made.json.key, body: { ...envelope, query: "plumProAPI.mutation.placeorder" } });
+  assert.equal(capped.status, 403, capped.text);
+  assert.match(capped.json.error, /order_amount_per_day/);
+  assert.deepEqual(await sandboxRequests(sandbox), [], "nothing forwarded");
   const c1 = await sandbox.counters();
   assert.equal(c1.unauthorized_api_calls, c0.unauthorized_api_calls);
   // Not of the plumProAPI.<kind>.<name> form: unknown for everyone.

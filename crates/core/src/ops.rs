@@ -63,6 +63,26 @@ const PAYMENT_REPORT_ALIAS: &str = "plumProAPI.mutation.getPaymentReport";
 /// trusted with everything may make it.
 pub const UNVALIDATED_SCOPE: &str = "*";
 
+/// May `caller` send a query plumgate does not know? Only with
+/// [`UNVALIDATED_SCOPE`], and not with an `order_amount_per_day` cap: such a
+/// query may spend (a placeOrder under a name plumgate does not know, an
+/// operation Xoxoday adds), and the cap must see every spend.
+///
+/// # Errors
+/// `403 forbidden` saying which.
+pub fn may_forward_unvalidated(caller: &crate::auth::Caller) -> Result<(), crate::errors::ApiError> {
+    if !caller.has_scope(UNVALIDATED_SCOPE) {
+        return Err(crate::errors::ApiError::forbidden_unvalidated());
+    }
+    if caller.limits.order_amount_per_day.is_some() {
+        return Err(crate::errors::ApiError {
+            message: "plumgate does not know this operation and does not forward it for a key with an order_amount_per_day cap: it could spend past the cap unseen".into(),
+            ..crate::errors::ApiError::forbidden_unvalidated()
+        });
+    }
+    Ok(())
+}
+
 /// Longest segment (`query` or `mutation`, the operation's name) of an
 /// unknown query plumgate forwards.
 const MAX_QUERY_SEGMENT: usize = 64;

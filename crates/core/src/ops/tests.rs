@@ -1272,3 +1272,19 @@ fn decimal_text_writes_a_balance_as_people_read_it() {
         assert_eq!(decimal_text(v), want, "{v:?}");
     }
 }
+
+#[test]
+fn unknown_queries_go_through_only_for_an_uncapped_star_key() {
+    use crate::auth::{Caller, KeySource};
+    use crate::quota::Limits;
+    let caller = |scopes: &[&str], cap: Option<i64>| {
+        let limits = Limits { requests_per_minute: Some(60), order_amount_per_day: cap };
+        Caller::new("k", scopes.iter().map(|s| s.to_string()).collect(), limits, KeySource::Runtime)
+    };
+    assert_eq!(may_forward_unvalidated(&caller(&["*"], None)), Ok(()));
+    let no_star = may_forward_unvalidated(&caller(&["orders:write", "catalog"], None)).unwrap_err();
+    assert_eq!((no_star.status, no_star.message.as_str()), (403, crate::errors::ApiError::forbidden_unvalidated().message.as_str()));
+    let capped = may_forward_unvalidated(&caller(&["*"], Some(1_000_000))).unwrap_err();
+    assert_eq!((capped.status, capped.code.as_str()), (403, "forbidden"));
+    assert!(capped.message.contains("order_amount_per_day"), "{}", capped.message);
+}
