@@ -457,9 +457,15 @@ test("order_amount_per_day: an order a token failure kept from being sent frees 
   const entry = await waitFor(async () => (await auditEntries("key=capped-token")).find((e) => e.po_number === first), { what: "the failed order in the trail" });
   assert.equal(entry.outcome, "error", JSON.stringify(entry));
   // Its 10 is free again: two more orders of 10 fit the cap of 20.
-  assert.ok(placed(await order(k.key, po("token-a"), 10)));
+  const a = po("token-a");
+  assert.ok(placed(await order(k.key, a, 10)));
   assert.ok(placed(await order(k.key, po("token-b"), 10)));
   assert.equal((await order(k.key, po("token-c"), 10)).status, 429);
+  // A placed order's poNumber with another body, over the cap: the
+  // conflict (use a new poNumber), not "retry tomorrow".
+  const reused = await order(k.key, a, 15);
+  assert.equal(reused.status, 409, reused.text);
+  assert.equal(reused.json.error.code, "idempotency_conflict");
 });
 
 test("the audit trail: every attempt, its outcome, newest first, paged and filtered, without secrets", async () => {
