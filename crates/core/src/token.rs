@@ -407,7 +407,7 @@ impl Refusal {
             ),
             Refusal::LoopGuard { rejections, retry_after_secs } => with(
                 ApiError::upstream_unauthorized_because(format!(
-                    "Xoxoday keeps rejecting newly issued access tokens ({rejections} confirmed rejections within an hour); plumgate pauses refreshing to avoid a refresh loop: retry after {} s",
+                    "Xoxoday keeps rejecting its access tokens ({rejections} confirmed rejections within an hour); plumgate pauses refreshing to avoid a refresh loop: retry after {} s",
                     retry_after_secs.max(&1)
                 )),
                 Some(*retry_after_secs),

@@ -270,6 +270,16 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
                 list.push(now_ms);
                 let excess = list.len().saturating_sub(GUARD_LIMIT + 1);
                 list.drain(..excess);
+                // The guard now holds refreshes back: say so where the
+                // operator looks (`GET /v1/token`), until a refresh succeeds.
+                if let Some(until) = guard_until_ms(state, now_ms) {
+                    state.last_error = Some(format!(
+                        "loop guard: Xoxoday rejected {} of its access tokens within an hour, so plumgate pauses refreshing until {}",
+                        rejections_in_window(state, now_ms),
+                        crate::time::rfc3339(until)
+                    ));
+                    state.last_error_at_ms = Some(now_ms);
+                }
             }
             CheckVerdict::Serve
         }
@@ -524,6 +534,7 @@ mod tests {
             apply_check(&mut s, &fp(&token), CheckOutcome::Invalid, now);
             assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::RefreshThenServe, "rejection {}", i + 1);
             assert_eq!(s.retry_at_ms(now), None);
+            assert_eq!(s.last_error, None);
         }
         // The eleventh within the hour: no refresh until the oldest leaves.
         now += 10_000;
@@ -538,6 +549,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(s.retry_at_ms(now), Some(oldest + GUARD_WINDOW_MS));
+        // ... and says so where the operator looks.
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some(format!("loop guard: Xoxoday rejected 11 of its access tokens within an hour, so plumgate pauses refreshing until {}", crate::time::rfc3339(oldest + GUARD_WINDOW_MS)).as_str())
+        );
+        assert_eq!(s.last_error_at_ms, Some(now));
         let e = match plan(&s, Trigger::Request, now, &policy) {
             Plan::Refuse(r) => r.api_error(),
             _ => unreachable!(),
