@@ -53,6 +53,12 @@ pub fn adopt_bootstrap(
             state.credentials_rejected_fp = None;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
+            // ... and the error it left is history (a penalty's reason stays
+            // while the penalty does).
+            if state.penalty_until_ms.is_none_or(|t| t <= now_ms) {
+                state.last_error = None;
+                state.last_error_at_ms = None;
+            }
             out.adopted_refresh = true;
         }
     }
@@ -84,6 +90,9 @@ pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
             state.credentials_rejected_fp = None;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
+            // The rejection's reason no longer holds.
+            state.last_error = None;
+            state.last_error_at_ms = None;
             true
         }
         _ => false,

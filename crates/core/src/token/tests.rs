@@ -189,16 +189,25 @@ fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     assert!(!adopt_credentials(&mut s, &old_fp));
     assert_eq!(s.state(stale, &p), TokenState::CredentialsRejected);
     // The operator fixes the secret: cleared, the background refresh resumes.
+    assert!(s.last_error.is_some());
     assert!(adopt_credentials(&mut s, &new_fp));
     assert_eq!(s.state(stale, &p), TokenState::Stale);
+    assert_eq!((s.last_error.as_deref(), s.last_error_at_ms), (None, None), "the rejection's reason went with it");
     assert_eq!(plan(&s, Trigger::Request, stale, &p), Plan::ServeAndRefresh);
     assert!(!adopt_credentials(&mut s, &new_fp), "once");
     // unauthorized_client blames the client too; a new bootstrap token also clears it.
     let outcome = parse_refresh_response(400, br#"{"error":"unauthorized_client"}"#, None, T0);
     assert!(matches!(outcome, RefreshOutcome::CredentialsRejected(_)), "{outcome:?}");
     run::finish_run(&mut s, outcome, stale, 0.0, &new_fp, &p, None);
+    assert!(s.last_error.is_some());
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-from-dashboard"), None, stale).adopted_refresh);
     assert!(s.credentials_rejected_fp.is_none());
+    assert!(s.last_error.is_none(), "a new refresh token: the old error is history");
+    // A penalty's reason stays while the penalty does.
+    s.last_error = Some("auth.request_limit_exceeded".into());
+    s.penalty_until_ms = Some(stale + 60_000);
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-from-dashboard-2"), None, stale).adopted_refresh);
+    assert_eq!(s.last_error.as_deref(), Some("auth.request_limit_exceeded"));
 }
 
 #[test]
