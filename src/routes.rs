@@ -179,6 +179,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         if !valid_id(&id) {
             return Err(plumgate_core::keys::no_such_key());
         }
+        log.target = Some(id.clone());
         return match method {
             _ if rotate => {
                 let body = read_body(req).await?;
@@ -263,7 +264,9 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
             if method == Some(Method::Get) {
                 keys::list(env, cfg).await
             } else {
-                keys::create(env, cfg, &read_json(req).await?).await
+                let body = read_json(req).await?;
+                log.target = body.get("id").and_then(Value::as_str).filter(|id| valid_id(id)).map(str::to_owned);
+                keys::create(env, cfg, &body).await
             }
         }
         "/v1/audit" => {

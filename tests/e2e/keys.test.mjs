@@ -581,6 +581,9 @@ test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can s
   const r = await admin("/v1/keys/later-static", { method: "DELETE" });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.state, "revoked");
+  // Its log line says who revoked which key.
+  const [line] = await w.logsFor([r.headers["x-request-id"]]);
+  assert.deepEqual([line.caller, line.method, line.route, line.target, line.status], ["admin", "DELETE", "/v1/keys/{id}", "later-static", 200]);
   await waitFor(async () => (await vouchersCall(k.key)).status === 401, { timeout: 20_000, what: "the runtime key refused" });
   assert.equal((await vouchersCall(clash.key)).status, 200, "the static key changes only by a redeploy");
   const again = await admin("/v1/keys/later-static/rotate", { body: {} });
