@@ -309,8 +309,12 @@ impl KeyRegistry {
                     let held = first(&self.sql(), "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE key = ? AND day = ? AND state != 'committed'", vec![a.key.as_str().into(), Sql::Integer(today)])?;
                     let spent = self.usage_of(&a.key, today)?.amount.saturating_add(int(held.first()));
                     let record = records.iter().find(|r| r.id == a.key);
-                    let other = first(&self.sql(), "SELECT 1 FROM holds WHERE key = ? AND po = ? AND fp != ? LIMIT 1", vec![a.key.as_str().into(), a.po_number.as_str().into(), a.fingerprint.as_str().into()])?;
-                    registry::reserve(record, a, req.cap, hold.as_ref(), spent, !other.is_empty(), now)
+                    // Asked only for a refusal; unreadable, the 429 stands.
+                    let other_body = || {
+                        let args = vec![a.key.as_str().into(), a.po_number.as_str().into(), a.fingerprint.as_str().into()];
+                        first(&self.sql(), "SELECT 1 FROM holds WHERE key = ? AND po = ? AND fp != ? LIMIT 1", args).is_ok_and(|row| !row.is_empty())
+                    };
+                    registry::reserve(record, a, req.cap, hold.as_ref(), spent, &other_body, now)
                 }
                 None => (vec![], Reply::refusal(ApiError::internal())),
             },

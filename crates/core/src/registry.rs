@@ -144,16 +144,16 @@ pub fn list(records: &[KeyRecord], static_keys: &[Credential], facts_of: &dyn Fn
 /// (recording the refusal). A runtime key's cap is its record's (the
 /// isolate's copy may be seconds old), and a key revoked or expired since
 /// the isolate's copy was made is refused here. `spent_today`: the key's
-/// placed and reserved amount of the day; `other_body`: the key holds
-/// another order body under this `poNumber` (over the cap, that conflict is
-/// the answer: `409 idempotency_conflict`).
+/// placed and reserved amount of the day; `other_body()`: does the key hold
+/// another order body under this `poNumber`? (Asked only over the cap,
+/// where that conflict is the answer: `409 idempotency_conflict`.)
 pub fn reserve(
     record: Option<&KeyRecord>,
     attempt: &Attempt,
     static_cap: Option<i64>,
     existing: Option<&Hold>,
     spent_today: i64,
-    other_body: bool,
+    other_body: &dyn Fn() -> bool,
     now_ms: i64,
 ) -> (Vec<Write>, Reply) {
     let refuse = |error: ApiError, outcome: Outcome| {
@@ -170,7 +170,7 @@ pub fn reserve(
         // Over the cap, with another body of this key already under the
         // poNumber: the order ledger would refuse it anyway, and that is
         // the answer to fix (a new poNumber), not a wait until tomorrow.
-        (Reservation::Refused(_), _) if other_body => refuse(ApiError::idempotency_conflict(), Outcome::IdempotencyConflict),
+        (Reservation::Refused(_), _) if other_body() => refuse(ApiError::idempotency_conflict(), Outcome::IdempotencyConflict),
         (Reservation::Refused(e), _) => refuse(e, Outcome::QuotaExceeded),
         (Reservation::Granted { created, held }, hold) => {
             let writes = hold.map(|h| hold_write(attempt, HoldChange::Put(h))).into_iter().collect();
@@ -308,35 +308,35 @@ mod tests {
     #[test]
     fn reserve_takes_a_hold_or_records_the_refusal() {
         let capped = made("k", Limits { order_amount_per_day: Some(100 * M), ..Limits::default() });
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 0, false, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 0, &|| unreachable!("asked only over the cap"), T0);
         assert_eq!((r.created, r.held, r.error), (true, true, None));
         assert_eq!(w, vec![Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Held }) }]);
         // Over the record's cap, whatever the isolate passed.
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), Some(1000 * M), None, 60 * M, false, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), Some(1000 * M), None, 60 * M, &|| false, T0);
         let e = r.error.unwrap();
         assert_eq!(e.code, ErrorCode::QuotaExceeded);
         let [Write::Audit { entry, .. }] = &w[..] else { panic!("{w:?}") };
         let v: Value = serde_json::from_str(entry).unwrap();
         assert_eq!((v["outcome"].as_str(), v["status"].as_u64(), v["po_number"].as_str()), (Some("quota_exceeded"), Some(429), Some("po-1")));
         // A static key: the cap it came with.
-        let (_, r) = reserve(None, &attempt("ops", 60 * M), Some(50 * M), None, 0, false, T0);
+        let (_, r) = reserve(None, &attempt("ops", 60 * M), Some(50 * M), None, 0, &|| false, T0);
         assert_eq!(r.error.unwrap().code, ErrorCode::QuotaExceeded);
         // A key revoked since the isolate's copy: refused and recorded.
-        let (w, r) = reserve(Some(&keys::revoke(&capped, T0)), &attempt("k", M), None, None, 0, false, T0);
+        let (w, r) = reserve(Some(&keys::revoke(&capped, T0)), &attempt("k", M), None, None, 0, &|| false, T0);
         assert_eq!(r.error.unwrap().status, 401);
         assert!(matches!(&w[..], [Write::Audit { .. }]));
         // The same order again: joins the hold.
         let held = Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Pending };
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, Some(&held), 100 * M, false, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, Some(&held), 100 * M, &|| false, T0);
         assert_eq!((r.created, r.held, r.error), (false, true, None));
         assert!(matches!(&w[..], [Write::Hold { change: HoldChange::Put(Hold { holders: 2, .. }), .. }]));
         // Over the cap with another body under this poNumber: the conflict.
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 60 * M, true, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 60 * M, &|| true, T0);
         assert_eq!(r.error.unwrap().code, ErrorCode::IdempotencyConflict);
         let [Write::Audit { entry, .. }] = &w[..] else { panic!("{w:?}") };
         assert!(entry.contains("\"outcome\":\"idempotency_conflict\""), "{entry}");
         // ... under the cap: granted (the ledger answers the conflict).
-        let (_, r) = reserve(Some(&capped), &attempt("k", 10 * M), None, None, 60 * M, true, T0);
+        let (_, r) = reserve(Some(&capped), &attempt("k", 10 * M), None, None, 60 * M, &|| true, T0);
         assert_eq!((r.created, r.error), (true, None));
     }
 
