@@ -10,17 +10,76 @@
 //! is fresh for its lifetime and kept stale after it for
 //! `plumgate_core::edge::stale_secs` (a day for the catalog, never for the
 //! balance).
+//!
+//! One fill per entry at a time in an isolate ([`Fill`], the rule is
+//! `plumgate_core::edge::joins_fill`): a request that misses an entry
+//! another request is already fetching waits for it ([`shared_fill`]) on
+//! timers of its own (`runtime::wait` says why), and reads memory.
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::cache;
 use crate::runtime::http::Outgoing;
+use crate::runtime::wait::pause;
 use plumgate_core::config::Config;
-use plumgate_core::edge::{cache_url, ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
+use plumgate_core::edge::{cache_url, fill_poll_ms, joins_fill, ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
 use plumgate_core::ops::CacheKey;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     static MEMORY: RefCell<ByteLru<Cached>> = RefCell::new(ByteLru::new(MAX_TOTAL_BYTES, MAX_ENTRY_BYTES));
+    /// The fills running in this isolate: URL, id, start.
+    static FILLS: RefCell<Vec<(String, u64, i64)>> = const { RefCell::new(Vec::new()) };
+    static FILL_IDS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Held by the request fetching an entry from Xoxoday. Dropping it (the
+/// request is over, however it ended) ends the fill: its waiters then read
+/// memory, and go on by themselves if the fill left nothing there.
+pub struct Fill {
+    id: u64,
+}
+
+impl Drop for Fill {
+    fn drop(&mut self) {
+        FILLS.with(|f| f.borrow_mut().retain(|(_, id, _)| *id != self.id));
+    }
+}
+
+/// The id of the fill of `url` running in this isolate, if it is young
+/// enough to wait for.
+fn running_fill(url: &str, now: i64, timeout_ms: u32) -> Option<u64> {
+    FILLS.with(|f| f.borrow().iter().find(|(u, _, started)| u == url && joins_fill(*started, now, timeout_ms)).map(|(_, id, _)| *id))
+}
+
+/// After a miss of `url`: the fresh copy another request's running fill
+/// left in memory (`Ok`), waited for while that fill runs; or, when there
+/// is none to wait for or it left none, this request's own [`Fill`]
+/// (`Err`), to hold until its answer is stored.
+pub async fn shared_fill(url: &str, timeout_ms: u32) -> Result<Cached, Fill> {
+    let start = now_ms();
+    if let Some(id) = running_fill(url, start, timeout_ms) {
+        loop {
+            pause(fill_poll_ms(now_ms() - start)).await;
+            let now = now_ms();
+            if let Some(c) = MEMORY.with(|m| m.borrow_mut().get(url).cloned()).filter(|c| c.freshness(now) == Freshness::Fresh) {
+                return Ok(c);
+            }
+            if running_fill(url, now, timeout_ms) != Some(id) {
+                break;
+            }
+        }
+    }
+    let id = FILL_IDS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    // An older fill of this URL is past waiting for: this one replaces it.
+    FILLS.with(|f| {
+        let mut f = f.borrow_mut();
+        f.retain(|(u, _, _)| u != url);
+        f.push((url.to_owned(), id, now_ms()));
+    });
+    Err(Fill { id })
 }
 
 /// The Cache API URL of a key, for the Xoxoday account `cfg` talks to

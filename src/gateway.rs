@@ -9,7 +9,9 @@
 //!    penalty or spent budget ever refuses an answer plumgate already has;
 //!    an admin's `Cache-Control: no-cache` skips the cache (`bypass`). The
 //!    key holds only the fields that change Xoxoday's answer
-//!    (`plumgate_core::ops::cache_key`);
+//!    (`plumgate_core::ops::cache_key`). Concurrent misses of one entry
+//!    in an isolate make one call: the others wait for its answer
+//!    (`edge_cache::shared_fill`; their log line notes `shared_fill`);
 //! 3. the shared limiter (`limits::admit`): under Xoxoday's penalty, or with
 //!    the operation's per-minute budget spent, `429 rate_limited` with
 //!    `Retry-After`, without calling upstream (contract §6);
@@ -99,7 +101,9 @@ pub async fn forward(
     let url = key.as_ref().map(|k| edge_cache::url(cfg, k));
     let mut trace = Trace::default();
     let mut stale = None;
-    if let (Some(url), Some(class)) = (url.as_deref(), class) {
+    // This request's fill of the entry, held until its answer is stored.
+    let mut _fill = None;
+    if let (Some(url), Some(class), Some(key)) = (url.as_deref(), class, key.as_ref()) {
         if ttl == 0 || mode == CacheMode::Bypass {
             trace.cache = Some("bypass");
             // A bypass wants Xoxoday's answer; should Xoxoday fail, the
@@ -115,6 +119,16 @@ pub async fn forward(
                     return (Ok(cached(c)), trace);
                 }
                 other => stale = other,
+            }
+            if key.storable {
+                match edge_cache::shared_fill(url, cfg.upstream_timeout_ms).await {
+                    Ok(c) => {
+                        trace.cache = Some("hit");
+                        trace.note = Some("shared_fill");
+                        return (Ok(cached(c)), trace);
+                    }
+                    Err(fill) => _fill = Some(fill),
+                }
             }
         }
     }

@@ -177,6 +177,42 @@ test("one caller cannot take getBalance down: nonces share the entry, hits come 
   assert.ok(grants.every((g) => g.until_ms - g.at_ms === 5_000), "leases of 5 s");
 });
 
+test("concurrent misses of one entry make one call: the others wait for its answer; when it leaves none, each goes on by itself", async () => {
+  // Answers that take 400 ms, so every request arrives while the first is
+  // still out. Before the fill was shared, 15 getBalance calls made 10
+  // upstream calls (the minute's whole budget) and 5 got 429.
+  await sbO.admin("/config", { api_latency_ms: 400 });
+  try {
+    const n0 = await calls(sbO, "getBalance");
+    const all = await Promise.all(Array.from({ length: 15 }, () => op(wO, "getBalance", keys.balance, {})));
+    assert.deepEqual(all.map((r) => r.status), Array(15).fill(200), all.map((r) => r.text).join("\n"));
+    assert.equal(await calls(sbO, "getBalance"), n0 + 1, "one upstream call");
+    const cache = all.map((r) => r.headers["x-plumgate-cache"]).sort();
+    assert.deepEqual(cache, [...Array(14).fill("hit"), "miss"]);
+    assert.ok(all.every((r) => r.text === all[0].text), "the same answer");
+    const page = { limit: 3, page: 7, sort: { field: "name", order: "DESC" } };
+    const v0 = await calls(sbO, "getVouchers");
+    const pages = await Promise.all(Array.from({ length: 12 }, () => op(wO, "getVouchers", keys.catalog, page)));
+    assert.deepEqual(pages.map((r) => r.status), Array(12).fill(200));
+    assert.equal(await calls(sbO, "getVouchers"), v0 + 1, "one upstream call for the page");
+    // The first call's answer is not one to keep (a 401 of Xoxoday's,
+    // passed on): nothing is left in memory, so the waiters each call.
+    await sbO.admin("/faults/api", { mode: "PLE10019", op: "getFilters", count: 1 });
+    const f0 = await calls(sbO, "getFilters");
+    const filters = { filterGroupCode: "Country", includeFilters: "", excludeFilters: "" };
+    const fs = await Promise.all(Array.from({ length: 4 }, () => op(wO, "getFilters", keys.catalog, filters)));
+    assert.deepEqual(fs.map((r) => r.status).sort(), [200, 200, 200, 401], fs.map((r) => r.text).join("\n"));
+    assert.ok(fs.every((r) => r.headers["x-plumgate-cache"] === "miss"));
+    assert.equal(await calls(sbO, "getFilters"), f0 + 4, "each waiter went on by itself");
+    const again = await op(wO, "getFilters", keys.catalog, filters);
+    assert.deepEqual([again.status, again.headers["x-plumgate-cache"]], [200, "hit"]);
+  } finally {
+    await sbO.admin("/config", { api_latency_ms: 0 });
+  }
+  const shared = capturedLogs.filter((l) => l.includes('"note":"shared_fill"') && l.includes('"cache":"hit"'));
+  assert.ok(shared.length >= 14 + 11, `log lines of the requests that waited note it: ${shared.length}`);
+});
+
 test("Xoxoday's penalty is shared: the limiter keeps it, no isolate calls until it ends", async () => {
   await sbL.admin("/config", { rate_limits: { getOrderHistory: 1 } });
   const data = { startDate: "2020-01-01", endDate: "2099-12-31" };

@@ -19,6 +19,14 @@
 //! not the answer Xoxoday gave this call, which is what `stale` says). getBalance never goes stale: a wallet figure
 //! changes with every order, and an old one would mislead; its callers get
 //! the error with `Retry-After`.
+//!
+//! **One fill at a time.** Concurrent requests of an isolate that miss the
+//! same storable entry would each call Xoxoday and spend the operation's
+//! per-minute budget (15 getBalance calls at once spent a minute of it).
+//! So the first goes upstream and the others wait for the copy its answer
+//! leaves in memory ([`joins_fill`], polling at [`fill_poll_ms`]); when the
+//! fill leaves none (an error, a penalty, a request that went away), each
+//! waiter goes on by itself, without waiting again.
 
 use crate::ops::{CacheClass, CacheKey};
 use std::collections::HashMap;
@@ -51,6 +59,25 @@ pub fn stale_secs(class: CacheClass) -> u64 {
 /// do; a definite answer (any other) does not.
 pub fn stale_instead_of(status: u16) -> bool {
     status == 429 || status >= 500
+}
+
+/// Should a request that misses an entry wait for the fill of it another
+/// request of the isolate started at `started_ms`, rather than call
+/// Xoxoday itself? Yes while that fill is younger than the upstream
+/// timeout, `timeout_ms`; an older one belongs to a request that is gone
+/// or failing, and a fill "from the future" (the clock went back) is not
+/// waited on, so a wrong clock costs calls, never a wait.
+pub fn joins_fill(started_ms: i64, now_ms: i64, timeout_ms: u32) -> bool {
+    (0..i64::from(timeout_ms)).contains(&(now_ms - started_ms))
+}
+
+/// How long a request that has waited `waited_ms` for a fill sleeps before
+/// it looks again: 5 ms at first (a cached answer is usually a few
+/// milliseconds away), a quarter of the wait so far after that, and at
+/// most 250 ms, so a 30 s wait for a slow Xoxoday is about 130 looks, not
+/// 6,000.
+pub fn fill_poll_ms(waited_ms: i64) -> i64 {
+    (waited_ms / 4).clamp(5, 250)
 }
 
 /// A cached answer.
@@ -198,6 +225,27 @@ pub fn cache_url(account: &str, key: &CacheKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fill_is_joined_while_younger_than_the_upstream_timeout() {
+        const T0: i64 = 1_800_000_000_000;
+        assert!(joins_fill(T0, T0, 30_000));
+        assert!(joins_fill(T0, T0 + 29_999, 30_000));
+        assert!(!joins_fill(T0, T0 + 30_000, 30_000), "as old as the timeout: its request is gone or failing");
+        assert!(!joins_fill(T0, T0 - 1, 30_000), "clock went back: do not wait on it");
+        assert!(!joins_fill(T0, T0, 0));
+    }
+
+    #[test]
+    fn fill_polls_start_short_and_grow_to_a_bound() {
+        assert_eq!([0, 20, 40, 400, 1_000, 30_000, -5].map(fill_poll_ms), [5, 5, 10, 100, 250, 250, 5]);
+        let (mut waited, mut looks) = (0, 0);
+        while waited < 30_000 {
+            waited += fill_poll_ms(waited);
+            looks += 1;
+        }
+        assert!((100..200).contains(&looks), "{looks} looks in a 30 s wait");
+    }
 
     #[test]
     fn cache_urls_are_per_account() {
