@@ -881,6 +881,7 @@
   const ALERT_TEXT = {
     reauth_required: "refresh token dead",
     credentials_rejected: "client id or secret rejected",
+    tokens_rejected: "Xoxoday keeps rejecting new access tokens",
     refresh_failing: "token refreshes failing",
     balance_low: "balance below BALANCE_ALERT_BELOW",
   };

@@ -318,6 +318,7 @@ test("3g. loop guard: at most 10 confirmed rejections an hour lead to a refresh"
     assert.equal(st.state, "expired");
     assert.ok(Date.parse(st.retry_at) > Date.now() + 3000_000, st.retry_at);
     assert.match(st.last_error, /^loop guard: Xoxoday rejected 11 of its access tokens within an hour/, "the operator sees why");
+    assert.deepEqual([st.last_alert?.event, st.last_alert?.state], ["tokens_rejected", "firing"], "and is alerted: " + JSON.stringify(st.last_alert));
   });
 });
 

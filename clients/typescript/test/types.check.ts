@@ -82,7 +82,7 @@ export async function admin(): Promise<void> {
   // The last alert, or null before the first.
   const alert = t.last_alert;
   const delivered: boolean | undefined = alert?.delivered;
-  const event: "reauth_required" | "credentials_rejected" | "refresh_failing" | "balance_low" | undefined = alert?.event;
+  const event: "reauth_required" | "credentials_rejected" | "tokens_rejected" | "refresh_failing" | "balance_low" | undefined = alert?.event;
   // @ts-expect-error it may be null
   void t.last_alert.attempts;
   void [state, count, delivered, event];

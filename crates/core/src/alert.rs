@@ -26,6 +26,10 @@
 //! and the balance beside it):
 //! - `reauth_required`: the refresh token is dead;
 //! - `credentials_rejected`: Xoxoday rejects the client id/secret;
+//! - `tokens_rejected`: the loop guard holds refreshes back (Xoxoday
+//!   rejected more than ten of plumgate's access tokens within an hour,
+//!   `token::check`), so callers get `502` until it lets go; resolved at
+//!   the first change after that (usually the refresh that follows);
 //! - `refresh_failing`: `ALERT_REFRESH_FAILURES` (default 3) refresh runs
 //!   failed in a row (transient failures and rate-limit answers; a success
 //!   or a new bootstrap token resets the count, so the condition cannot
@@ -52,6 +56,7 @@ use crate::http::{HttpAnswer, HttpRequest, NoAnswer};
 use crate::ops::decimal_text;
 use crate::secret::WebhookUrl;
 use crate::time::rfc3339;
+use crate::token::check::guard_until_ms;
 use crate::token::{AuthorityState, TokenPolicy};
 use crate::wire::authority::AlertView;
 use serde::Serialize;
@@ -95,6 +100,8 @@ pub enum Condition {
     ReauthRequired,
     /// Xoxoday rejects the client id/secret.
     CredentialsRejected,
+    /// The loop guard holds refreshes back.
+    TokensRejected,
     /// Refresh runs keep failing.
     RefreshFailing,
     /// The wallet balance is below `BALANCE_ALERT_BELOW`.
@@ -103,14 +110,20 @@ pub enum Condition {
 
 impl Condition {
     /// Every condition.
-    pub const ALL: [Condition; 4] =
-        [Condition::ReauthRequired, Condition::CredentialsRejected, Condition::RefreshFailing, Condition::BalanceLow];
+    pub const ALL: [Condition; 5] = [
+        Condition::ReauthRequired,
+        Condition::CredentialsRejected,
+        Condition::TokensRejected,
+        Condition::RefreshFailing,
+        Condition::BalanceLow,
+    ];
 
     /// The alert's `event`.
     pub fn as_str(self) -> &'static str {
         match self {
             Condition::ReauthRequired => "reauth_required",
             Condition::CredentialsRejected => "credentials_rejected",
+            Condition::TokensRejected => "tokens_rejected",
             Condition::RefreshFailing => "refresh_failing",
             Condition::BalanceLow => "balance_low",
         }
@@ -134,12 +147,14 @@ pub struct Raised {
     pub deliver: bool,
 }
 
-/// The token condition `state` is in, if any.
-pub fn token_condition(state: &AuthorityState, policy: &AlertPolicy) -> Option<Condition> {
+/// The token condition `state` is in at `now_ms`, if any.
+pub fn token_condition(state: &AuthorityState, now_ms: i64, policy: &AlertPolicy) -> Option<Condition> {
     if state.reauth_reason.is_some() {
         Some(Condition::ReauthRequired)
     } else if state.credentials_rejected_fp.is_some() {
         Some(Condition::CredentialsRejected)
+    } else if state.access.as_ref().is_some_and(|a| a.rejected) && guard_until_ms(state, now_ms).is_some() {
+        Some(Condition::TokensRejected)
     } else if state.consecutive_failures >= policy.refresh_failures.max(1) {
         Some(Condition::RefreshFailing)
     } else {
@@ -152,7 +167,7 @@ pub fn token_condition(state: &AuthorityState, policy: &AlertPolicy) -> Option<C
 /// that says so (stored in `state`, which the caller persists).
 pub fn review(state: &mut AuthorityState, now_ms: i64, policy: &AlertPolicy, tokens: &TokenPolicy) -> Option<Raised> {
     let before = state.alert_condition.as_deref().and_then(Condition::from_name);
-    let now = token_condition(state, policy);
+    let now = token_condition(state, now_ms, policy);
     if before == now {
         return None;
     }
@@ -193,6 +208,9 @@ fn token_message(
         (Condition::CredentialsRejected, false) => format!(
             "Xoxoday rejects the client id or secret{why}. Set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept, and refreshing resumes once they change."
         ),
+        (Condition::TokensRejected, false) => format!(
+            "Xoxoday keeps rejecting new access tokens{why}. Callers get 502 upstream_unauthorized meanwhile. Check the Xoxoday account (a user or company disabled, an IP allowlist, tokens regenerated elsewhere)."
+        ),
         (Condition::RefreshFailing, false) => {
             // A fresh token is refreshed again only by the cron.
             let when = if token_state == "fresh" { "with the first cron run after" } else { "at" };
@@ -210,6 +228,9 @@ fn token_message(
         (Condition::CredentialsRejected, true) => format!(
             "No longer credentials_rejected: the client id/secret changed or a new XOXODAY_REFRESH_TOKEN was set, so refreshing resumes (token state: {token_state})."
         ),
+        (Condition::TokensRejected, true) => {
+            format!("The loop guard let go: plumgate refreshes rejected tokens again (token state: {token_state}).")
+        }
         (Condition::RefreshFailing, true) => format!(
             "Token refresh recovered: a refresh succeeded or a new XOXODAY_REFRESH_TOKEN was set (token state: {token_state})."
         ),

@@ -47,17 +47,23 @@ fn raise_reauth(s: &mut AuthorityState, now: i64) -> Raised {
 fn token_condition_every_arm_in_order() {
     let p = policy();
     let mut s = healthy();
-    assert_eq!(token_condition(&s, &p), None);
+    assert_eq!(token_condition(&s, T0, &p), None);
     s.consecutive_failures = 2;
-    assert_eq!(token_condition(&s, &p), None, "under ALERT_REFRESH_FAILURES");
+    assert_eq!(token_condition(&s, T0, &p), None, "under ALERT_REFRESH_FAILURES");
     s.consecutive_failures = 3;
-    assert_eq!(token_condition(&s, &p), Some(Condition::RefreshFailing));
+    assert_eq!(token_condition(&s, T0, &p), Some(Condition::RefreshFailing));
+    // Eleven confirmed rejections within the hour, the current token one of them.
+    s.confirmed_rejections_ms = (0..11).map(|i| T0 - 3_000_000 + i * 1_000).collect();
+    assert_eq!(token_condition(&s, T0, &p), Some(Condition::RefreshFailing), "the current token is not rejected: no guard");
+    s.access.as_mut().unwrap().rejected = true;
+    assert_eq!(token_condition(&s, T0, &p), Some(Condition::TokensRejected), "the loop guard before failures");
+    assert_eq!(token_condition(&s, T0 + 600_001, &p), Some(Condition::RefreshFailing), "the oldest left the window: the guard let go");
     s.credentials_rejected_fp = Some("cfp".into());
-    assert_eq!(token_condition(&s, &p), Some(Condition::CredentialsRejected), "credentials before failures");
+    assert_eq!(token_condition(&s, T0, &p), Some(Condition::CredentialsRejected), "credentials before the guard");
     s.reauth_reason = Some("dead".into());
-    assert_eq!(token_condition(&s, &p), Some(Condition::ReauthRequired), "a dead refresh token first");
+    assert_eq!(token_condition(&s, T0, &p), Some(Condition::ReauthRequired), "a dead refresh token first");
     let zero = AlertPolicy { refresh_failures: 0, ..p };
-    assert_eq!(token_condition(&AuthorityState::default(), &zero), None, "a threshold of 0 counts as 1");
+    assert_eq!(token_condition(&AuthorityState::default(), T0, &zero), None, "a threshold of 0 counts as 1");
     for c in Condition::ALL {
         assert_eq!(Condition::from_name(c.as_str()), Some(c));
     }
@@ -402,5 +408,26 @@ fn slack_text_is_escaped_and_every_payload_has_the_fields() {
         "text": b["text"], "event": "balance_low", "state": "firing", "message": b["message"],
         "at": "2026-11-25T17:09:42.000Z", "deployment": "<prod & eu>", "balance": 1.0, "threshold": 1000.0,
     }));
+    assert_no_secret(&s);
+}
+
+#[test]
+fn the_loop_guard_fires_tokens_rejected_once_and_resolves_with_the_next_change_after_it() {
+    let mut s = healthy();
+    s.confirmed_rejections_ms = (0..11).map(|i| T0 - 3_000_000 + i * 1_000).collect();
+    s.access.as_mut().unwrap().rejected = true;
+    s.last_error = Some("loop guard: Xoxoday rejected 11 of its access tokens within an hour, so plumgate pauses refreshing until 2026-11-25T17:49:43.000Z".into());
+    let r = review_at(&mut s, T0).expect("an alert");
+    assert_eq!((r.event, r.state, r.deliver), ("tokens_rejected", FIRING, true));
+    let body = newest(&s);
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("Xoxoday keeps rejecting new access tokens (loop guard: Xoxoday rejected 11"), "{text}");
+    assert!(text.contains("502 upstream_unauthorized"), "{text}");
+    assert_eq!(review_at(&mut s, T0 + 1_000), None, "still held: nothing more");
+    // The guard's window moved on; the refresh that follows is the next change.
+    s.access = healthy().access;
+    let r = review_at(&mut s, T0 + 700_000).expect("resolved");
+    assert_eq!((r.event, r.state), ("tokens_rejected", RESOLVED));
+    assert!(newest(&s)["message"].as_str().unwrap().starts_with("The loop guard let go"), "{}", newest(&s));
     assert_no_secret(&s);
 }
