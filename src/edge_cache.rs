@@ -14,72 +14,110 @@
 //! One fill per entry at a time in an isolate ([`Fill`], the rule is
 //! `plumgate_core::edge::joins_fill`): a request that misses an entry
 //! another request is already fetching waits for it ([`shared_fill`]) on
-//! timers of its own (`runtime::wait` says why), and reads memory.
+//! timers of its own (`runtime::wait` says why), and takes the copy it
+//! left in memory or the failure it ended in (a timeout, a penalty), so a
+//! hanging Xoxoday keeps every waiter as long as one call, not two.
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::cache;
 use crate::runtime::http::Outgoing;
 use crate::runtime::wait::pause;
 use plumgate_core::config::Config;
+use plumgate_core::errors::ApiError;
 use plumgate_core::edge::{cache_url, fill_poll_ms, joins_fill, ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
 use plumgate_core::ops::CacheKey;
 use std::cell::{Cell, RefCell};
 
 thread_local! {
     static MEMORY: RefCell<ByteLru<Cached>> = RefCell::new(ByteLru::new(MAX_TOTAL_BYTES, MAX_ENTRY_BYTES));
-    /// The fills running in this isolate: URL, id, start.
-    static FILLS: RefCell<Vec<(String, u64, i64)>> = const { RefCell::new(Vec::new()) };
+    /// The fills of this isolate, running and just ended.
+    static FILLS: RefCell<Vec<FillEntry>> = const { RefCell::new(Vec::new()) };
     static FILL_IDS: Cell<u64> = const { Cell::new(0) };
 }
 
+/// How long an ended fill stays listed, for its waiters' next look (they
+/// look at least every 250 ms: `plumgate_core::edge::fill_poll_ms`).
+const ENDED_KEPT_MS: i64 = 1_000;
+
+struct FillEntry {
+    url: String,
+    id: u64,
+    started_ms: i64,
+    /// When it ended, and the failure it ended in, if any.
+    ended: Option<(i64, Option<ApiError>)>,
+}
+
 /// Held by the request fetching an entry from Xoxoday. Dropping it (the
-/// request is over, however it ended) ends the fill: its waiters then read
-/// memory, and go on by themselves if the fill left nothing there.
+/// request is over, however it ended) ends the fill: its waiters then
+/// take the copy it left in memory, or the failure it recorded
+/// ([`Fill::failed`]), or else go on by themselves.
 pub struct Fill {
     id: u64,
+    failure: Option<ApiError>,
+}
+
+impl Fill {
+    /// The fill ended in `e` (a timeout, a penalty, a failure): its waiters
+    /// get it too rather than each meeting it again.
+    pub fn failed(&mut self, e: &ApiError) {
+        self.failure = Some(e.clone());
+    }
 }
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        FILLS.with(|f| f.borrow_mut().retain(|(_, id, _)| *id != self.id));
+        let ended = Some((now_ms(), self.failure.take()));
+        FILLS.with(|f| f.borrow_mut().iter_mut().filter(|e| e.id == self.id).for_each(|e| e.ended = ended.clone()));
     }
 }
 
-/// The id of the fill of `url` running in this isolate, if it is young
-/// enough to wait for.
-fn running_fill(url: &str, now: i64, timeout_ms: u32) -> Option<u64> {
-    FILLS.with(|f| f.borrow().iter().find(|(u, _, started)| u == url && joins_fill(*started, now, timeout_ms)).map(|(_, id, _)| *id))
+/// What a request that missed an entry does ([`shared_fill`]).
+pub enum Shared {
+    /// Answer with the copy another request's fill left in memory.
+    Hit(Cached),
+    /// Answer with the failure that fill ended in.
+    Failed(ApiError),
+    /// Fetch it: this request's fill, to hold until its answer is stored.
+    Lead(Fill),
 }
 
-/// After a miss of `url`: the fresh copy another request's running fill
-/// left in memory (`Ok`), waited for while that fill runs; or, when there
-/// is none to wait for or it left none, this request's own [`Fill`]
-/// (`Err`), to hold until its answer is stored.
-pub async fn shared_fill(url: &str, timeout_ms: u32) -> Result<Cached, Fill> {
+/// After a miss of `url`: wait for the fill of it another request of the
+/// isolate is running, if it is young enough, and take what it left; or
+/// lead a fill.
+pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
     let start = now_ms();
-    if let Some(id) = running_fill(url, start, timeout_ms) {
+    let running = FILLS.with(|f| {
+        f.borrow().iter().find(|e| e.url == url && e.ended.is_none() && joins_fill(e.started_ms, start, timeout_ms)).map(|e| e.id)
+    });
+    if let Some(id) = running {
         loop {
             pause(fill_poll_ms(now_ms() - start)).await;
             let now = now_ms();
             if let Some(c) = MEMORY.with(|m| m.borrow_mut().get(url).cloned()).filter(|c| c.freshness(now) == Freshness::Fresh) {
-                return Ok(c);
+                return Shared::Hit(c);
             }
-            if running_fill(url, now, timeout_ms) != Some(id) {
-                break;
+            let seen = FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| (e.ended.clone(), joins_fill(e.started_ms, now, timeout_ms))));
+            match seen {
+                Some((None, true)) => {}
+                Some((Some((_, Some(e))), _)) => return Shared::Failed(e),
+                // Gone, ended leaving nothing, or too old to wait for.
+                _ => break,
             }
         }
     }
+    let now = now_ms();
     let id = FILL_IDS.with(|c| {
         c.set(c.get() + 1);
         c.get()
     });
-    // An older fill of this URL is past waiting for: this one replaces it.
     FILLS.with(|f| {
         let mut f = f.borrow_mut();
-        f.retain(|(u, _, _)| u != url);
-        f.push((url.to_owned(), id, now_ms()));
+        // A running fill of this URL is past waiting for: this one replaces
+        // it. Ended ones stay a moment, for their waiters' next look.
+        f.retain(|e| e.ended.as_ref().map_or(e.url != url, |(t, _)| now - t < ENDED_KEPT_MS));
+        f.push(FillEntry { url: url.to_owned(), id, started_ms: now, ended: None });
     });
-    Err(Fill { id })
+    Shared::Lead(Fill { id, failure: None })
 }
 
 /// The Cache API URL of a key, for the Xoxoday account `cfg` talks to

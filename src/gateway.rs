@@ -11,7 +11,8 @@
 //!    key holds only the fields that change Xoxoday's answer
 //!    (`plumgate_core::ops::cache_key`). Concurrent misses of one entry
 //!    in an isolate make one call: the others wait for its answer
-//!    (`edge_cache::shared_fill`; their log line notes `shared_fill`);
+//!    (`edge_cache::shared_fill`; their log line notes `shared_fill`), or
+//!    for the timeout or penalty it ended in;
 //! 3. the shared limiter (`limits::admit`): under Xoxoday's penalty, or with
 //!    the operation's per-minute budget spent, `429 rate_limited` with
 //!    `Retry-After`, without calling upstream (contract §6);
@@ -43,7 +44,7 @@
 //! back as Xoxoday gave it), and placeOrder's long timeout, since an
 //! unknown mutation may be an order.
 
-use crate::edge_cache;
+use crate::edge_cache::{self, Shared};
 use crate::limits::{self, Admitted};
 use crate::orders;
 use crate::plum;
@@ -102,7 +103,7 @@ pub async fn forward(
     let mut trace = Trace::default();
     let mut stale = None;
     // This request's fill of the entry, held until its answer is stored.
-    let mut _fill = None;
+    let mut fill = None;
     if let (Some(url), Some(class), Some(key)) = (url.as_deref(), class, key.as_ref()) {
         if ttl == 0 || mode == CacheMode::Bypass {
             trace.cache = Some("bypass");
@@ -122,12 +123,16 @@ pub async fn forward(
             }
             if key.storable {
                 match edge_cache::shared_fill(url, cfg.upstream_timeout_ms).await {
-                    Ok(c) => {
+                    Shared::Hit(c) => {
                         trace.cache = Some("hit");
                         trace.note = Some("shared_fill");
                         return (Ok(cached(c)), trace);
                     }
-                    Err(fill) => _fill = Some(fill),
+                    Shared::Failed(e) => {
+                        trace.note = Some("shared_fill");
+                        return or_stale(&mut None, stale, Err(e), trace);
+                    }
+                    Shared::Lead(f) => fill = Some(f),
                 }
             }
         }
@@ -136,25 +141,25 @@ pub async fn forward(
     match limits::admit(env, cfg, op).await {
         Admitted::Go => {}
         Admitted::Unchecked => trace.note = Some("limiter_unavailable"),
-        Admitted::Refused(e) => return or_stale(stale, Err(e), trace),
+        Admitted::Refused(e) => return or_stale(&mut fill, stale, Err(e), trace),
     }
     let envelope = ops::envelope_text(op, &data);
     let (called, seen) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;
     let trace = Trace { cache: trace.cache, note: seen.note.or(trace.note), ..seen };
     let answer = match called {
         Ok(a) => a,
-        Err(e) => return or_stale(stale, Err(e.into_api()), trace),
+        Err(e) => return or_stale(&mut fill, stale, Err(e.into_api()), trace),
     };
     let trace = Trace { upstream_status: Some(answer.status), ..trace };
     if let Some(observed) = api_penalty(op.name(), answer.status, &answer.body, answer.retry_after.as_deref()) {
         let secs = limits::report(env, cfg, op, observed).await;
-        return or_stale(stale, Err(ApiError::rate_limited(op.name(), secs)), trace);
+        return or_stale(&mut fill, stale, Err(ApiError::rate_limited(op.name(), secs)), trace);
     }
     if let Some(e) = unreadable_answer(answer.status, &answer.body) {
-        return or_stale(stale, Err(e), trace);
+        return or_stale(&mut fill, stale, Err(e), trace);
     }
     if stale.is_some() && stale_instead_of(answer.status) {
-        return or_stale(stale, Ok(passthrough(answer)), trace);
+        return or_stale(&mut fill, stale, Ok(passthrough(answer)), trace);
     }
     if let (Some(class), Some(key), Some(url)) = (class, key.as_ref(), url.as_deref()) {
         if key.storable && is_plum_success(op.name(), answer.status, &answer.body) {
@@ -165,15 +170,27 @@ pub async fn forward(
     if op == Operation::GetBalance && cfg.balance_alert_below.is_some() {
         trace.balance = balance_value(answer.status, &answer.body);
     }
-    or_stale(None, Ok(passthrough(answer)), trace)
+    or_stale(&mut fill, None, Ok(passthrough(answer)), trace)
 }
 
 /// `answer`, unless it is a penalty or a failure and a copy is at hand:
-/// then the copy (`x-plumgate-cache: stale`).
-fn or_stale(stale: Option<Cached>, answer: Result<Outgoing, ApiError>, trace: Trace) -> (Result<Outgoing, ApiError>, Trace) {
+/// then the copy (`x-plumgate-cache: stale`). Such a failure of plumgate's
+/// own (a timeout, a penalty) is also what the requests waiting for this
+/// request's `fill` get.
+fn or_stale(
+    fill: &mut Option<edge_cache::Fill>,
+    stale: Option<Cached>,
+    answer: Result<Outgoing, ApiError>,
+    trace: Trace,
+) -> (Result<Outgoing, ApiError>, Trace) {
     let status = match &answer {
         Ok(r) => r.status_code(),
-        Err(e) => e.status,
+        Err(e) => {
+            if let (Some(f), true) = (fill.as_mut(), stale_instead_of(e.status)) {
+                f.failed(e);
+            }
+            e.status
+        }
     };
     match stale.filter(|c| c.freshness(now_ms()) != Freshness::Gone && stale_instead_of(status)) {
         Some(c) => (Ok(cached(c)), Trace { cache: Some("stale"), ..trace }),

@@ -293,22 +293,31 @@ test("getVouchers' daily cap (429, no Retry-After): no call until the next day b
   await sbL.admin("/config", { daily_limits: { getVouchers: 0 } });
 });
 
-test("Xoxoday fails (no answer within UPSTREAM_TIMEOUT_MS, 30 s): a catalog copy answers, marked stale; without one, 504", async () => {
+test("Xoxoday fails (no answer within UPSTREAM_TIMEOUT_MS, 30 s): a catalog copy answers, marked stale; without one, 504 to each caller after one wait", async () => {
   const data = { filterGroupCode: "country", includeFilters: "", excludeFilters: "" };
   const first = await op(wL, "getFilters", keys.catalog, data);
   assert.deepEqual([first.status, first.headers["x-plumgate-cache"]], [200, "miss"]);
   await sbL.admin("/config", { api_latency_ms: 35_000 });
   try {
     const t0 = Date.now();
-    const [copy, none] = await Promise.all([
+    // Three callers of an entry plumgate has no copy of: one call, and the
+    // two that waited for it get its timeout, not a second wait of their own.
+    const [copy, ...none] = await Promise.all([
       op(wL, "getFilters", keys.admin, data, { "cache-control": "no-cache" }),
-      op(wL, "getFilters", keys.catalog, { ...data, filterGroupCode: "voucher_category" }),
+      ...[0, 1, 2].map(() => op(wL, "getFilters", keys.catalog, { ...data, filterGroupCode: "voucher_category" })),
     ]);
-    assert.ok(Date.now() - t0 >= 29_000, "waited for the upstream timeout");
+    const took = Date.now() - t0;
+    assert.ok(took >= 29_000, "waited for the upstream timeout");
+    assert.ok(took < 45_000, `every caller answered within one upstream timeout: ${took} ms`);
     assert.deepEqual([copy.status, copy.headers["x-plumgate-cache"]], [200, "stale"]);
     assert.equal(copy.text, first.text, "the copy plumgate had");
-    assert.equal(none.status, 504, none.text);
-    assert.equal(none.json.error.code, "upstream_timeout");
+    for (const r of none) {
+      assert.equal(r.status, 504, r.text);
+      assert.equal(r.json.error.code, "upstream_timeout");
+    }
+    const ids = new Set(none.map((r) => r.headers["x-request-id"]));
+    const shared = capturedLogs.filter((l) => l.includes('"note":"shared_fill"') && [...ids].some((id) => l.includes(id)));
+    assert.equal(shared.length, 2, "the two that waited say so in their log lines");
   } finally {
     await sbL.admin("/config", { api_latency_ms: 0 });
   }
