@@ -19,14 +19,19 @@ function plumgate() {
   return client;
 }
 
+const isEmail = (v) => typeof v === "string" && /^[^\s@]+@[^\s@]+$/.test(v);
+
 /**
  * `input`: {productId, denomination, email, quantity?, poNumber?}.
  * `deadline`: epoch ms by which the function must have answered.
  * Returns an HTTP status and a JSON body.
  */
 export async function sendReward(input, deadline) {
-  if (!input || typeof input !== "object" || input.productId === undefined || input.denomination === undefined) {
-    return { status: 400, body: { error: "productId and denomination are required" } };
+  // The recipient's address is where Xoxoday mails the voucher
+  // (notifyReceiverEmail below): an order without one would be paid for and
+  // reach nobody.
+  if (!input || typeof input !== "object" || input.productId === undefined || input.denomination === undefined || !isEmail(input.email)) {
+    return { status: 400, body: { error: "productId, denomination and email (the recipient's address) are required" } };
   }
   const outcome = await plumgate().placeOrder(
     {

@@ -111,6 +111,10 @@ test("node function (Lambda shape): a reward is placed once per poNumber; refusa
 
   const missing = await post(fn.url, { email: "a@example.com" });
   assert.equal(missing.status, 400);
+  // No recipient: the voucher would be paid for and reach nobody.
+  const noRecipient = await post(fn.url, { productId: 10100, denomination: 25, poNumber: po("fn-no-email") });
+  assert.equal(noRecipient.status, 400, JSON.stringify(noRecipient.json));
+  assert.match(noRecipient.json.error, /email/);
   assert.equal((await sandbox.counters()).orders, c0.orders + 1);
 });
 
@@ -159,6 +163,7 @@ test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipie
   const sent = (await sandboxRequests(sandbox)).filter((r) => r.op === "placeOrder" && r.body?.variables?.data?.poNumber === poNumber);
   assert.equal(sent.length, 1);
   assert.equal(sent[0].body.variables.data.email, "zoë@example.com");
+  assert.equal(sent[0].body.variables.data.notifyReceiverEmail, 1, "Xoxoday mails the voucher to the recipient");
 });
 
 test("worker example: the caller Worker reaches plumgate through its Service Binding", async () => {
@@ -181,6 +186,11 @@ test("worker example: the caller Worker reaches plumgate through its Service Bin
   assert.equal(again.json.replayed, true);
   assert.equal(again.json.orderId, first.json.orderId);
   assert.equal((await sandbox.counters()).orders, c0.orders + 1);
+  const sent = (await sandboxRequests(sandbox)).filter((r) => r.op === "placeOrder" && r.body?.variables?.data?.poNumber === body.poNumber);
+  assert.equal(sent[0]?.body.variables.data.notifyReceiverEmail, 1, "Xoxoday mails the voucher to the recipient");
+  const noRecipient = await post(`${pair.url}/reward`, { productId: 10100, denomination: 25, poNumber: po("wk-no-email") });
+  assert.equal(noRecipient.status, 400, JSON.stringify(noRecipient.json));
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1, "nothing ordered without a recipient");
 
   // plumgate saw these calls, authenticated with the caller's key: its log
   // lines name the key id, the route and the operation.

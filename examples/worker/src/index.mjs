@@ -13,6 +13,8 @@ import { PlumgateClient } from "@plumgate/client";
 /** A Worker's request may run for a while, but its caller usually will not wait longer. */
 const ORDER_BUDGET_MS = 25_000;
 
+const isEmail = (v) => typeof v === "string" && /^[^\s@]+@[^\s@]+$/.test(v);
+
 function plumgate(env) {
   return new PlumgateClient({
     baseUrl: "https://plumgate.internal",
@@ -37,11 +39,13 @@ export default {
       }
       if (request.method === "POST" && pathname === "/reward") {
         const input = await request.json().catch(() => null);
-        if (!input || input.productId === undefined || input.denomination === undefined) {
-          return Response.json({ error: "productId and denomination are required" }, { status: 400 });
+        // The recipient's address is where Xoxoday mails the voucher
+        // (notifyReceiverEmail below): without one the order reaches nobody.
+        if (!input || input.productId === undefined || input.denomination === undefined || !isEmail(input.email)) {
+          return Response.json({ error: "productId, denomination and email (the recipient's address) are required" }, { status: 400 });
         }
         const outcome = await client.placeOrder(
-          { productId: input.productId, quantity: input.quantity ?? 1, denomination: input.denomination, email: input.email, poNumber: input.poNumber },
+          { productId: input.productId, quantity: input.quantity ?? 1, denomination: input.denomination, email: input.email, poNumber: input.poNumber, notifyReceiverEmail: 1 },
           { timeoutMs: ORDER_BUDGET_MS },
         );
         if (outcome.status === "placed") {
