@@ -95,7 +95,9 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Outgoing {
     }
     log.status = resp.status_code();
     resp.set("x-request-id", log.request_id.clone());
-    if log.route != "static" {
+    // The demo page's files need no CORS; an error does, so that a browser
+    // caller with a wrong base path reads the 404 instead of a blocked answer.
+    if log.route != "static" || log.error.is_some() {
         if let Ok(cfg) = settings::load(&env).as_ref() {
             set_headers(&mut resp, cors::response_headers(origin.as_deref(), &cfg.allowed_origins));
         }

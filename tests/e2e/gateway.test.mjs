@@ -809,6 +809,11 @@ test("CORS: listed origins get headers and a proper preflight; others get none",
   const err = await op("getBalance", undefined, {}, { origin: ORIGIN });
   assert.equal(err.status, 401);
   assert.equal(err.headers["access-control-allow-origin"], ORIGIN, "errors are readable by a listed origin");
+  // A wrong base path (outside /v1 and /chef): the 404 is readable too.
+  const lost = await req("/api/v1/ops/getBalance", { key: keys.balance, method: "GET", headers: { origin: ORIGIN } });
+  assert.equal(lost.status, 404);
+  assert.equal(errCode(lost), "not_found");
+  assert.equal(lost.headers["access-control-allow-origin"], ORIGIN, "a browser caller with a wrong base path reads the 404");
   const evil = await op("getBalance", keys.balance, {}, { origin: "https://evil.example.com" });
   assert.equal(evil.status, 200);
   assert.deepEqual(Object.keys(evil.headers).filter((h) => h.startsWith("access-control-")), []);
