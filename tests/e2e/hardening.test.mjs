@@ -485,6 +485,9 @@ test("422 failed to confirm, and the order failed: reconciled and reported as fa
   assert.equal(r.headers["x-plumgate-reconciled"], "true");
   assert.equal(r.json.data.placeOrder.status, 0, "placeOrder's shape, status 0: it failed");
   assert.equal(r.json.data.placeOrder.data.orderStatus, "failed");
+  // The audit trail: refused (nothing delivered), with the order id Xoxoday holds it under.
+  const entry = await waitFor(async () => (await auditOf("orders-writer")).find((e) => e.request_id === r.headers["x-request-id"]), { what: "the audit entry" });
+  assert.deepEqual([entry.outcome, entry.order_id, entry.reconciled], ["refused", String(r.json.data.placeOrder.data.orderId), true]);
   const replay = await place(order("confirm"));
   assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"], replay.json.data.placeOrder.status], [200, "true", 0]);
   // A 422 with no order made is checked too, not forgotten: pending.

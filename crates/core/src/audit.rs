@@ -169,7 +169,8 @@ pub struct Result {
     pub status: u16,
     /// plumgate's error code, when plumgate answered with an error.
     pub error: Option<String>,
-    /// Xoxoday's order id, when there is an order.
+    /// Xoxoday's order id, when there is an order (a failed or cancelled
+    /// one too: Xoxoday holds it, and the operator may need to ask about it).
     pub order_id: Option<String>,
     /// Found by reconciliation after an uncertain answer.
     pub reconciled: bool,
@@ -212,8 +213,7 @@ pub fn classify(answered: Answered<'_>) -> Result {
                 (false, _) if status >= 500 => Outcome::Unknown,
                 (false, _) => Outcome::Refused,
             };
-            let order_id = if placed { order_id(body) } else { None };
-            Result { outcome, status, error: None, order_id, reconciled }
+            Result { outcome, status, error: None, order_id: order_id(body), reconciled }
         }
         Answered::Error { status, code } => {
             // Only the codes that say nothing was sent free the amount;
@@ -484,6 +484,11 @@ mod tests {
             assert_eq!((r.outcome, r.outcome.fate(), r.order_id), (Outcome::Refused, Fate::Refused, None), "{status}");
         }
         assert_eq!(answer(502, "", false).outcome, Outcome::Unknown);
+        // An order reconciliation found, failed at Xoxoday: refused (nothing
+        // delivered), with the order id the operator may ask Xoxoday about.
+        let failed = r#"{"data":{"placeOrder":{"status":0,"data":{"orderId":100012,"orderStatus":"failed"}}}}"#;
+        let r = classify(Answered::Answer { status: 200, body: failed.as_bytes(), replayed: false, reconciled: true });
+        assert_eq!((r.outcome, r.outcome.fate(), r.order_id.as_deref(), r.reconciled), (Outcome::Refused, Fate::Refused, Some("100012"), true));
         let err = |code: ErrorCode| classify(Answered::Error { status: 400, code });
         for (code, outcome, fate) in [
             (ErrorCode::QuotaExceeded, Outcome::QuotaExceeded, Fate::Refused),

@@ -82,7 +82,7 @@ pub fn reconciliation(checked: &Record, f: &Finish) -> Option<Request> {
     let request_id = format!("reconcile:{po}:{}", checked.sent_at_ms);
     let attempt = Attempt::of_order("", &checked.order, &checked.fingerprint, &request_id);
     let (status, error, order_id) = match &f.outcome {
-        Outcome::Answer { status, body, .. } => (*status, None, audit::order_id(body.as_bytes()).filter(|_| f.fate == Fate::Placed)),
+        Outcome::Answer { status, body, .. } => (*status, None, audit::order_id(body.as_bytes()).filter(|_| f.fate != Fate::NotPlaced)),
         Outcome::Error { error, .. } => (error.status, Some(error.code.as_str().to_owned()), None),
     };
     Some(Request::of_reconciliation(&attempt, audit::Result { outcome, status, error, order_id, reconciled: true }))
@@ -206,14 +206,14 @@ mod tests {
                    "request_id": format!("reconcile:po-7:{T0}"), "outcome": "reconciled_placed", "status": 200, "order_id": "4242", "reconciled": true})
         );
         assert!(!req.to_json().contains("a@example.com"), "no recipient");
-        // Found failed: no order id, freed.
+        // Found failed: freed, with the order id Xoxoday holds it under.
         let failed = json!({"orderId": 4243, "orderStatus": "failed"});
         let req = reconciliation(&r, &after_check(&r, Reconciled::Found(failed), T0 + 10_000)).unwrap();
-        assert_eq!((sent(&req)["outcome"].as_str(), sent(&req)["order_id"].as_str()), (Some("reconciled_failed"), None));
+        assert_eq!((sent(&req)["outcome"].as_str(), sent(&req)["order_id"].as_str()), (Some("reconciled_failed"), Some("4243")));
         // Another order under the poNumber: not placed.
         let other = json!({"orderId": 1, "quantity": 9});
         let req = reconciliation(&r, &after_check(&r, Reconciled::Found(other), T0 + 10_000)).unwrap();
-        assert_eq!(sent(&req)["outcome"], "reconciled_not_placed");
+        assert_eq!((sent(&req)["outcome"].as_str(), sent(&req)["order_id"].as_str()), (Some("reconciled_not_placed"), None), "not this order's id");
         // "No such order", evidence complete: not placed, as a retry would hear it.
         let mut proven = r.clone();
         proven.not_found = 2;
