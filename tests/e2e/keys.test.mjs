@@ -235,6 +235,10 @@ test("revoked: refused everywhere once the revocation window has passed; static 
   const rot = await admin("/v1/keys/to-revoke/rotate", { body: {} });
   assert.equal(rot.status, 400);
   assert.match(rot.json.error.message, /revoked/);
+  // Nor given limits that could never apply.
+  const patched = await admin("/v1/keys/to-revoke", { method: "PATCH", body: { limits: { requests_per_minute: 5 } } });
+  assert.equal(patched.status, 400, patched.text);
+  assert.match(patched.json.error.message, /revoked: only an active key can have its limits changed/);
   assert.equal((await admin("/v1/keys", { body: { id: "to-revoke", scopes: ["catalog"] } })).status, 400);
   assert.equal((await keyView("to-revoke")).state, "revoked");
 

@@ -315,9 +315,7 @@ pub fn revoke(rec: &KeyRecord, now_ms: i64) -> KeyRecord {
 /// # Errors
 /// `400` for a revoked or expired key.
 pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> Result<KeyRecord, ApiError> {
-    if key_state(rec, now_ms) != "active" {
-        return Err(bad(format!("this key is {}: only an active key can be rotated", key_state(rec, now_ms))));
-    }
+    active(rec, now_ms, "be rotated")?;
     Ok(KeyRecord {
         previous_sha256: Some(rec.sha256.clone()),
         sha256,
@@ -330,10 +328,21 @@ pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> 
 /// `rec` with its limits patched by `patch` (see [`parse_patch`]).
 ///
 /// # Errors
-/// `400` for a patch that breaks a rule.
-pub fn set_limits(rec: &KeyRecord, patch: &Value) -> Result<KeyRecord, ApiError> {
+/// `400` for a revoked or expired key (limits that can never apply would
+/// read as if the key still worked), or a patch that breaks a rule.
+pub fn set_limits(rec: &KeyRecord, patch: &Value, now_ms: i64) -> Result<KeyRecord, ApiError> {
+    active(rec, now_ms, "have its limits changed")?;
     let limits = rec.limits.patch(patch, "limits").map_err(bad)?;
     Ok(KeyRecord { limits, ..rec.clone() })
+}
+
+/// `400` unless `rec` is active at `now_ms`: "this key is revoked: only an
+/// active key can <action>".
+fn active(rec: &KeyRecord, now_ms: i64, action: &str) -> Result<(), ApiError> {
+    match key_state(rec, now_ms) {
+        "active" => Ok(()),
+        state => Err(bad(format!("this key is {state}: only an active key can {action}"))),
+    }
 }
 
 // ------------------------------------------------------------ the directory
@@ -830,9 +839,12 @@ mod tests {
         assert!(rotate(&expired, hash_key("key-d"), 60, T0).unwrap_err().message.contains("expired"));
         let rr = revoke(&rot, T0 + 20);
         assert_eq!(rr.previous_until_ms, Some(T0 + 20), "revoking ends the grace too");
-        let l = set_limits(&a, &json!({"requests_per_minute": 9})).unwrap();
+        let l = set_limits(&a, &json!({"requests_per_minute": 9}), T0).unwrap();
         assert_eq!(l.limits.requests_per_minute, Some(9));
-        assert!(set_limits(&a, &json!({"requests_per_minute": 0})).is_err());
+        assert!(set_limits(&a, &json!({"requests_per_minute": 0}), T0).is_err());
+        let e = set_limits(&r, &json!({"requests_per_minute": 9}), T0).unwrap_err();
+        assert_eq!((e.status, e.message.as_str()), (400, "this key is revoked: only an active key can have its limits changed"));
+        assert!(set_limits(&expired, &json!({"requests_per_minute": 9}), T0).unwrap_err().message.contains("expired"));
         assert_eq!(find(std::slice::from_ref(&a), "a").unwrap().id, "a");
         assert_eq!(find(&[a], "b").unwrap_err().status, 404);
     }

@@ -128,7 +128,7 @@ pub fn rotate(records: &[KeyRecord], id: &str, sha256: String, grace_secs: u64, 
 
 /// `PATCH /v1/keys/{id}`.
 pub fn set_limits(records: &[KeyRecord], id: &str, patch: &Value, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
-    change(records, id, facts, now_ms, |r| keys::set_limits(r, patch))
+    change(records, id, facts, now_ms, |r| keys::set_limits(r, patch, now_ms))
 }
 
 /// `GET /v1/keys`: the `GATEWAY_KEYS` keys first (in their order), then the
