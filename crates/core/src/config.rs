@@ -319,7 +319,7 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     let (scheme, rest) = url.split_once("://").ok_or("must be an https:// URL")?;
     let authority = authority_of(rest);
     if authority.is_empty() || authority.contains('@') {
-        return Err("must be an https:// URL with a host and no credentials");
+        return Err("must name a host, with no credentials (user:password@) in it");
     }
     if rest.contains('#') || (!query_ok && rest.contains('?')) {
         return Err(if query_ok { "must not have a fragment" } else { "must not have a query or fragment" });
@@ -579,6 +579,7 @@ pub(crate) mod tests {
             ("ALERT_WEBHOOK_URL", "http://hooks.example.com/SECRET"),
             ("ALERT_WEBHOOK_URL", "http://10.0.0.1/SECRET"),
             ("ALERT_WEBHOOK_URL", "https://user:SECRET@hooks.example.com/x"),
+            ("ALERT_WEBHOOK_URL", "http://user:SECRET@127.0.0.1:9/x"),
             ("ALERT_WEBHOOK_URL", "https://hooks.example.com/x#SECRET"),
             ("ALERT_WEBHOOK_URL", "ftp://127.0.0.1/SECRET"),
             ("ALERT_WEBHOOK_URL", "SECRET"),
@@ -598,6 +599,9 @@ pub(crate) mod tests {
             assert_eq!(p.len(), 1, "{name}={value}: {p:?}");
             assert!(p[0].starts_with(name), "{p:?}");
             assert!(!p[0].contains("SECRET") && (value.len() < 4 || !p[0].contains(&value)), "never echo the value: {p:?}");
+            if value.contains('@') {
+                assert!(p[0].ends_with("must name a host, with no credentials (user:password@) in it"), "{p:?}");
+            }
         }
     }
 
