@@ -7,7 +7,7 @@
 
 import { PlumgateError, errorFromAnswer } from "./errors.js";
 import { type Backoff, judgeOrderAnswer, plumSuccess, readIsRetryable, retryDelayMs } from "./policy.js";
-import { type Answer, type Clock, type FetchLike, Transport, realClock } from "./transport.js";
+import { type Answer, type Clock, type FetchLike, Transport, baseUrlProblem, isHeaderSafeKey, realClock } from "./transport.js";
 import type {
   Health,
   Misconfigured,
@@ -191,6 +191,15 @@ export class PlumgateClient {
   constructor(opts: PlumgateClientOptions) {
     if (!opts.baseUrl) throw new TypeError("PlumgateClient: baseUrl is required");
     if (!opts.key) throw new TypeError("PlumgateClient: key is required");
+    // Refused here, at once, rather than by fetch on every call, where the
+    // failure would look like a lost answer. Neither message quotes the value.
+    const urlProblem = baseUrlProblem(opts.baseUrl);
+    if (urlProblem) throw new TypeError(`PlumgateClient: ${urlProblem}`);
+    if (!isHeaderSafeKey(opts.key)) {
+      throw new TypeError(
+        "PlumgateClient: key must be visible ASCII characters only, without spaces or control characters (often a stray newline from a file or secret store)",
+      );
+    }
     const fetchFn = opts.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
     this.transport = new Transport(opts.baseUrl.replace(/\/+$/, ""), opts.key, fetchFn);
     this.clock = opts.clock ?? realClock;
@@ -391,6 +400,12 @@ export class PlumgateClient {
         });
       } catch (e) {
         const error = e as PlumgateError;
+        if (error.code === "client_error") {
+          // The request could not be built: nothing was sent, so it was no
+          // attempt, and every other attempt would fail the same way.
+          base.attempts -= 1;
+          return refused(error, false);
+        }
         lostAnswer = true;
         lastError = error;
         failures += 1;

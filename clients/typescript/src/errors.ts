@@ -11,6 +11,9 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
 
 /**
  * Codes the client makes when there is no usable answer:
+ * - `client_error`: the request could not be built (a URL or header value
+ *   the runtime refuses, a body that is not JSON-serialisable); nothing was
+ *   sent, and sending it again cannot help.
  * - `network_error`: the request failed in transport (connection refused or
  *   reset, DNS, TLS, a body cut short); it may or may not have arrived.
  * - `timeout`: no answer within the time given.
@@ -19,7 +22,7 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
  * - `upstream_failure`: HTTP 200, but Xoxoday's `data.<operation>.status`
  *   is not 1 (Xoxoday's own "failed").
  */
-export type ClientCode = "network_error" | "timeout" | "aborted" | "invalid_response" | "upstream_failure";
+export type ClientCode = "client_error" | "network_error" | "timeout" | "aborted" | "invalid_response" | "upstream_failure";
 
 /**
  * Where an error comes from: plumgate itself, Xoxoday (passed through
@@ -42,7 +45,7 @@ export interface PlumgateErrorInit {
 /** An error answer, or no answer at all (then `status` is 0). */
 export class PlumgateError extends Error {
   override readonly name = "PlumgateError";
-  /** HTTP status; 0 when there was no answer (`network_error`, `timeout`, `aborted`). */
+  /** HTTP status; 0 when there was no answer (`client_error`, `network_error`, `timeout`, `aborted`). */
   readonly status: number;
   /**
    * plumgate's code (`invalid_request`, `rate_limited`, `order_in_progress`,

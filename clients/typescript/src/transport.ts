@@ -74,11 +74,37 @@ export class Transport {
 
   /**
    * Send one request. Resolves with any HTTP answer (error statuses too);
-   * rejects only with a PlumgateError of status 0: `aborted` when the
+   * rejects only with a PlumgateError of status 0: `client_error` when the
+   * request could not be built (nothing was sent), `aborted` when the
    * caller's signal fired, `timeout` when the limit passed, otherwise
    * `network_error` (the request may or may not have reached plumgate).
    */
   async send(opts: SendOptions): Promise<Answer> {
+    const url = this.baseUrl + opts.path;
+    const headers: Record<string, string> = {
+      ...opts.headers,
+      authorization: `Bearer ${this.#key}`,
+      accept: "application/json",
+    };
+    if (opts.body !== undefined) headers["content-type"] = "application/json";
+    let body: string | null;
+    try {
+      body = opts.body === undefined ? null : JSON.stringify(opts.body);
+      // Built here and thrown away, so that what fetch would refuse before
+      // sending anything (a URL it cannot parse, a header value it rejects)
+      // fails here, where it is known that nothing left the process, and is
+      // not taken for a lost answer, which placeOrder would retry until its
+      // deadline and then report as an order that may exist.
+      new Request(url, { method: opts.method, headers, body });
+    } catch (cause) {
+      throw new PlumgateError({
+        status: 0,
+        code: "client_error",
+        message: "the request could not be built (the baseUrl, the key or the body); nothing was sent",
+        source: "client",
+        cause: this.#scrub(cause),
+      });
+    }
     const controller = new AbortController();
     let timedOut = false;
     const timer =
@@ -91,19 +117,8 @@ export class Transport {
     const onAbort = () => controller.abort();
     if (opts.signal?.aborted) controller.abort();
     else opts.signal?.addEventListener("abort", onAbort, { once: true });
-    const headers: Record<string, string> = {
-      ...opts.headers,
-      authorization: `Bearer ${this.#key}`,
-      accept: "application/json",
-    };
-    if (opts.body !== undefined) headers["content-type"] = "application/json";
     try {
-      const res = await this.fetchFn(this.baseUrl + opts.path, {
-        method: opts.method,
-        headers,
-        body: opts.body === undefined ? null : JSON.stringify(opts.body),
-        signal: controller.signal,
-      });
+      const res = await this.fetchFn(url, { method: opts.method, headers, body, signal: controller.signal });
       // Reading the body is part of the exchange: a connection cut while
       // reading it is a lost answer, like one cut before the headers.
       const text = await res.text();
@@ -127,4 +142,41 @@ export class Transport {
       opts.signal?.removeEventListener("abort", onAbort);
     }
   }
+
+  /**
+   * The runtime's error with the key cut out: Node's message for a bad
+   * header value quotes the value, `Bearer <key>` included. A new error with
+   * the scrubbed message alone; the original's stack and causes repeat it.
+   */
+  #scrub(cause: unknown): Error {
+    let text = cause instanceof Error ? cause.message : String(cause);
+    // The key as sent, and as it reads inside a JSON-quoted message.
+    for (const form of [this.#key, JSON.stringify(this.#key).slice(1, -1)]) text = text.split(form).join("<key>");
+    return cause instanceof TypeError ? new TypeError(text) : new Error(text);
+  }
+}
+
+/** A caller key fit for an `Authorization` header: visible ASCII, no whitespace or control characters. */
+export function isHeaderSafeKey(key: string): boolean {
+  return /^[\x21-\x7e]+$/.test(key);
+}
+
+/**
+ * Why `baseUrl` cannot be the start of the client's URLs, or undefined when
+ * it can. Never quotes the URL: it may hold a password.
+ */
+export function baseUrlProblem(baseUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    return "baseUrl must be an absolute http:// or https:// URL, such as https://plumgate.<account>.workers.dev";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return "baseUrl must be an absolute http:// or https:// URL, such as https://plumgate.<account>.workers.dev";
+  }
+  if (url.username !== "" || url.password !== "") return "baseUrl must not hold a user name or password (fetch refuses such URLs; the key authenticates)";
+  // The client appends paths: after a query or fragment they would not be paths.
+  if (baseUrl.includes("?") || baseUrl.includes("#")) return "baseUrl must not have a query or a fragment";
+  return undefined;
 }

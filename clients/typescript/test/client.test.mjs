@@ -536,6 +536,66 @@ test("the key never appears in an error", async () => {
   assert.ok(!text.includes(KEY));
 });
 
+test("a baseUrl that is not an absolute http(s) URL, or a key that cannot go in a header, is refused by the constructor without echoing the key", () => {
+  for (const baseUrl of ["127.0.0.1:8931", "localhost:8931", "plumgate.example.workers.dev", "ftp://plumgate.test", "https://user:secret@plumgate.test", "https://plumgate.test/?x=1", "/relative"]) {
+    assert.throws(() => new PlumgateClient({ baseUrl, key: KEY }), (e) => e instanceof TypeError && /baseUrl/.test(e.message) && !e.message.includes("secret"), baseUrl);
+  }
+  for (const key of ["pgk_abc\u0000def", "pgk_abc\ndef", "pgk_abc\n", " pgk_abc", "pgk abc", "pgk_abc\tdef", "pgk_abcé", "pgk_abc\u007f"]) {
+    assert.throws(() => new PlumgateClient({ baseUrl: BASE, key }), (e) => {
+      assert.ok(e instanceof TypeError);
+      assert.match(e.message, /key/);
+      assert.ok(!e.message.includes("pgk_abc"), e.message);
+      return true;
+    }, JSON.stringify(key));
+  }
+  for (const baseUrl of ["http://127.0.0.1:8931", "https://plumgate.test/prefix/", "HTTPS://PLUMGATE.TEST"]) new PlumgateClient({ baseUrl, key: KEY });
+});
+
+test("a request that cannot be built is a client_error: nothing sent, never retried, placeOrder refuses for good", async () => {
+  // A BigInt is not JSON: the body cannot be serialised, so nothing can leave the process.
+  const f = script(json(200, placed()));
+  const { c, clock } = client(f);
+  const reports = [];
+  const r = await c.placeOrder({ ...ORDER, denomination: 25n }, { onAttempt: (a) => reports.push(a) });
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, false);
+  assert.equal(r.error.code, "client_error");
+  assert.equal(r.error.status, 0);
+  assert.equal(r.error.source, "client");
+  assert.equal(r.attempts, 0, "no attempt was sent");
+  assert.deepEqual(reports, []);
+  assert.equal(f.calls.length, 0);
+  assert.deepEqual(clock.sleeps, []);
+
+  const g = script(json(200, vouchers));
+  const { c: c2 } = client(g);
+  await assert.rejects(c2.getVouchers({ limit: 1n, page: 1 }), { code: "client_error", status: 0, source: "client" });
+  assert.equal(g.calls.length, 0);
+});
+
+test("a header or URL the runtime refuses is a client_error whose cause does not hold the key", async () => {
+  // Below the constructor's checks: the transport classifies a failure to
+  // build the request itself, and scrubs the key from the runtime's message
+  // (Node's reads `"Bearer pgk_…" is an invalid header value`).
+  const { Transport } = await import("../dist/transport.js");
+  const { inspect } = await import("node:util");
+  const secret = "pgk_transport_secret_0123456789";
+  for (const [baseUrl, key] of [[BASE, `${secret}\u0000`], ["127.0.0.1:8931", secret]]) {
+    let sent = 0;
+    const t = new Transport(baseUrl, key, (url, init) => { sent += 1; return globalThis.fetch(url, init); });
+    await assert.rejects(t.send({ method: "POST", path: "/v1/ops/placeOrder", body: ORDER, timeoutMs: 1000 }), (e) => {
+      assert.ok(e instanceof PlumgateError);
+      assert.equal(e.code, "client_error");
+      assert.equal(e.status, 0);
+      for (const shown of [inspect(e, { depth: 10, showHidden: true }), JSON.stringify(e), String(e), e.stack, String(e.cause), e.cause?.stack ?? ""]) {
+        assert.ok(!shown.includes(secret), shown);
+      }
+      return true;
+    });
+    assert.equal(sent, 0, "fetch is not called with a request that cannot be built");
+  }
+});
+
 test("constructor and placeOrder misuse are rejected", () => {
   assert.throws(() => new PlumgateClient({ baseUrl: "", key: KEY }), TypeError);
   assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: "" }), TypeError);
