@@ -91,7 +91,11 @@ export interface PlaceOrderOptions {
   timeoutMs?: number;
   /** Cap on one attempt, in ms; default none (an attempt may use all the time left). */
   attemptTimeoutMs?: number;
-  /** An attempt is not started with less time than this left, in ms. Default 1000. */
+  /**
+   * No attempt, the first included, is started with less time than this
+   * left before the deadline, in ms: then nothing is sent and the outcome is
+   * `refused` (`timeout`, retryable). Default 1000.
+   */
   minAttemptMs?: number;
   signal?: AbortSignal;
   backoff?: Backoff;
@@ -348,7 +352,8 @@ export class PlumgateClient {
    * 3. On 429 (`rate_limited`, `quota_exceeded`) nothing was placed: it waits
    *    `Retry-After` if that fits before the deadline, else reports `refused`
    *    (retryable), or `unknown` if an earlier answer was lost.
-   * 4. It stops at the deadline or the caller's abort. The outcome is
+   * 4. It stops at the deadline or the caller's abort, and starts no attempt,
+   *    the first included, with less than `minAttemptMs` left. The outcome is
    *    `placed`, `refused` (no order from this call) or `unknown` (the order
    *    may exist: keep the poNumber and call again later with the same body,
    *    or look it up with getOrderDetails). It never reports a failure for an
@@ -384,9 +389,13 @@ export class PlumgateClient {
       if (opts.signal?.aborted) {
         return lostAnswer ? unknown("aborted") : refused(notSent("aborted", "aborted before the order was sent"), true);
       }
+      // The first attempt too: one started with less time left would most
+      // likely end in a lost answer, and turn "not sent" into "unknown".
       const left = deadline - this.clock.now();
-      if (left <= 0 || (base.attempts > 0 && left < minAttemptMs)) {
-        return lostAnswer ? unknown("deadline") : refused(lastError ?? notSent("timeout", "the deadline passed before the order was sent"), true);
+      if (left <= 0 || left < minAttemptMs) {
+        return lostAnswer
+          ? unknown("deadline")
+          : refused(lastError ?? notSent("timeout", "less than minAttemptMs was left before the deadline: the order was not sent"), true);
       }
       base.attempts += 1;
       let answer: Answer;

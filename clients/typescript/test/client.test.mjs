@@ -287,7 +287,7 @@ test("placeOrder: the caller's abort during an attempt gives unknown (aborted)",
 test("placeOrder: a deadline that passes during a hanging attempt ends it there: unknown (deadline)", async () => {
   const { c } = client(script("hang"), undefined, { clock: undefined });
   const t0 = Date.now();
-  const r = await c.placeOrder(ORDER, { deadline: t0 + 300 });
+  const r = await c.placeOrder(ORDER, { deadline: t0 + 300, minAttemptMs: 100 });
   const took = Date.now() - t0;
   assert.equal(r.status, "unknown");
   assert.equal(r.reason, "deadline");
@@ -325,6 +325,26 @@ test("placeOrder: no attempt starts with less than minAttemptMs left", async () 
   assert.equal(r.status, "unknown");
   assert.equal(f.calls.length, 1);
   assert.deepEqual(clock.sleeps, []);
+});
+
+test("placeOrder: with less than minAttemptMs before the deadline not even the first attempt is sent", async () => {
+  const f = script(json(200, placed()));
+  const clock = fakeClock();
+  const { c } = client(f, clock);
+  const reports = [];
+  const r = await c.placeOrder(ORDER, { deadline: clock.now() + 999, onAttempt: (a) => reports.push(a) });
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, true);
+  assert.equal(r.error.code, "timeout");
+  assert.equal(r.error.status, 0);
+  assert.equal(r.attempts, 0);
+  assert.equal(f.calls.length, 0, "nothing sent");
+  assert.deepEqual(reports, []);
+  // minAttemptMs is the caller's to lower; exactly minAttemptMs left is enough.
+  const r2 = await c.placeOrder(ORDER, { deadline: clock.now() + 999, minAttemptMs: 500 });
+  assert.equal(r2.status, "placed");
+  const r3 = await c.placeOrder(ORDER, { deadline: clock.now() + 1000 });
+  assert.equal(r3.status, "placed");
 });
 
 // ----------------------------------------------------------- the pure rules
