@@ -303,12 +303,16 @@ export class PlumgateClient {
     return this.expectJson<AuditPage>(a);
   }
 
-  /** `GET /healthz`: `{status: "ok"}`, or `{status: "misconfigured", problems}` (HTTP 503). */
+  /**
+   * `GET /healthz`: `{status: "ok"}`, or `{status: "misconfigured", problems}`
+   * (HTTP 503, returned: it is the answer, not a failure). Retried like the
+   * other reads; sent without the key, which the route does not take.
+   */
   async health(opts?: CallOptions): Promise<Health | Misconfigured> {
-    const a = await this.transport.send({ method: "GET", path: "/healthz", timeoutMs: opts?.timeoutMs ?? this.timeoutMs, signal: opts?.signal });
-    if ((a.status === 200 || a.status === 503) && typeof a.json === "object" && a.json !== null && "status" in a.json) {
-      return a.json as Health | Misconfigured;
-    }
+    const isHealth = (a: Answer) =>
+      (a.status === 200 || a.status === 503) && typeof a.json === "object" && a.json !== null && "status" in a.json;
+    const a = await this.read({ method: "GET", path: "/healthz", anonymous: true, accept: isHealth }, opts);
+    if (isHealth(a)) return a.json as Health | Misconfigured;
     throw errorFromAnswer(a.status, a.json, a.headers, this.clock.now());
   }
 
@@ -495,22 +499,34 @@ export class PlumgateClient {
     }
   }
 
-  /** A read with retries on transport errors, 5xx and 429, within its time limit; throws on error answers. */
+  /**
+   * A read with retries on transport errors, 5xx and 429, within its time
+   * limit; throws on error answers. `accept` says which answers are the
+   * result (default: any 2xx), for a route whose error status carries one.
+   */
   private async read(
-    req: { method: "GET" | "POST" | "PATCH" | "DELETE"; path: string; body?: unknown; headers?: Record<string, string> | undefined },
+    req: {
+      method: "GET" | "POST" | "PATCH" | "DELETE";
+      path: string;
+      body?: unknown;
+      headers?: Record<string, string> | undefined;
+      anonymous?: boolean;
+      accept?: (a: Answer) => boolean;
+    },
     opts: CallOptions = {},
   ): Promise<Answer> {
     const deadline = this.clock.now() + (opts.timeoutMs ?? this.timeoutMs);
     const retries = opts.retries ?? this.retries;
+    const { accept = (a: Answer) => a.status >= 200 && a.status < 300, ...send } = req;
     for (let attempt = 0; ; attempt++) {
       let error: PlumgateError;
       try {
         const a = await this.transport.send({
-          ...req,
+          ...send,
           timeoutMs: Math.max(0, deadline - this.clock.now()),
           signal: opts.signal,
         });
-        if (a.status >= 200 && a.status < 300) return a;
+        if (accept(a)) return a;
         error = errorFromAnswer(a.status, a.json, a.headers, this.clock.now());
       } catch (e) {
         error = e as PlumgateError;

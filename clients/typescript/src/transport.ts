@@ -51,6 +51,8 @@ export interface SendOptions {
   body?: unknown;
   /** Extra request headers. */
   headers?: Record<string, string> | undefined;
+  /** Send no `Authorization` header: the route takes no key (`/healthz`), so it is not handed one. */
+  anonymous?: boolean | undefined;
   /** Time limit for this exchange, in ms; none when undefined. */
   timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -81,11 +83,8 @@ export class Transport {
    */
   async send(opts: SendOptions): Promise<Answer> {
     const url = this.baseUrl + opts.path;
-    const headers: Record<string, string> = {
-      ...opts.headers,
-      authorization: `Bearer ${this.#key}`,
-      accept: "application/json",
-    };
+    const headers: Record<string, string> = { ...opts.headers, accept: "application/json" };
+    if (!opts.anonymous) headers["authorization"] = `Bearer ${this.#key}`;
     if (opts.body !== undefined) headers["content-type"] = "application/json";
     let body: string | null;
     try {

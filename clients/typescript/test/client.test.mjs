@@ -64,13 +64,13 @@ test("the key never shows when the client is printed or serialised, and is still
   let sent;
   const c = new PlumgateClient({ baseUrl: "http://127.0.0.1:1", key: KEY, fetch: async (_url, init) => {
     sent = init.headers.authorization;
-    return new Response(JSON.stringify({ status: "ok", version: "x" }), { status: 200, headers: { "content-type": "application/json" } });
+    return new Response(JSON.stringify({ data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } }), { status: 200, headers: { "content-type": "application/json" } });
   } });
   const { inspect } = await import("node:util");
   for (const shown of [JSON.stringify(c), inspect(c, { depth: 10, showHidden: true }), String(c)]) {
     assert.ok(!shown.includes(KEY) && !shown.includes("0123456789abcdef"), shown);
   }
-  await c.health();
+  await c.getBalance();
   assert.equal(sent, `Bearer ${KEY}`);
 });
 
@@ -514,6 +514,30 @@ test("tokenStatus, refreshToken (never retried), health (503 body returned)", as
 
   const { c: c3 } = client(script(json(503, { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] })));
   assert.deepEqual(await c3.health(), { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] });
+});
+
+test("health: retried like the other reads, a 503 misconfigured answer returned at once, and never sent the key", async () => {
+  const ok = { status: "ok", version: "1.2.3" };
+  const f = script(json(502, plumErr("upstream_error", "x")), netError, json(200, ok));
+  const { c, clock } = client(f);
+  assert.deepEqual(await c.health(), ok);
+  assert.equal(f.calls.length, 3, "two retries by default");
+  assert.equal(clock.sleeps.length, 2);
+  for (const call of f.calls) {
+    assert.equal(call.url, `${BASE}/healthz`);
+    assert.equal(call.init.method, "GET");
+    assert.equal(call.headers.authorization, undefined, "/healthz takes no key, so none is sent");
+  }
+
+  const g = script(json(503, { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] }), json(200, ok));
+  const { c: c2 } = client(g);
+  assert.deepEqual(await c2.health(), { status: "misconfigured", problems: ["GATEWAY_KEYS is not set"] });
+  assert.equal(g.calls.length, 1, "a misconfigured answer is the answer");
+
+  const h = script(json(503, "<html>overloaded</html>"));
+  const { c: c3 } = client(h);
+  await assert.rejects(c3.health({ retries: 1 }), { code: "http_503", status: 503 });
+  assert.equal(h.calls.length, 2, "a 503 that is not plumgate's health answer is retried");
 });
 
 test("caller keys and the audit trail: methods, paths, bodies; making a key is never retried", async () => {
