@@ -7,7 +7,7 @@
 
 import { PlumgateError, errorFromAnswer } from "./errors.js";
 import { type Backoff, judgeOrderAnswer, plumSuccess, readIsRetryable, retryDelayMs } from "./policy.js";
-import { type Answer, type Clock, type FetchLike, Transport, baseUrlProblem, isHeaderSafeKey, realClock } from "./transport.js";
+import { type Answer, type Clock, type FetchLike, Transport, abortedError, baseUrlProblem, isHeaderSafeKey, realClock } from "./transport.js";
 import type {
   Health,
   Misconfigured,
@@ -387,6 +387,8 @@ export class PlumgateClient {
     };
     const notSent = (code: "aborted" | "timeout", message: string) =>
       new PlumgateError({ status: 0, code, message, source: "client" });
+    const abortedWaiting = (waitedOut: PlumgateError) =>
+      new PlumgateError({ status: 0, code: "aborted", message: "aborted while waiting to send the order again; nothing was placed", source: "client", cause: waitedOut });
     const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => opts.onAttempt?.({ attempt: base.attempts, poNumber, ...a });
 
     for (;;) {
@@ -468,9 +470,11 @@ export class PlumgateClient {
         delayMs,
       });
       // 429 that outlasts the deadline, or an abort while waiting: nothing
-      // was placed by this call unless an earlier answer was lost.
+      // was placed by this call unless an earlier answer was lost. The abort
+      // is reported as such (the 429 as its cause), as it would be had it
+      // come just after the wait.
       if (delayMs === undefined) return lostAnswer ? unknown("deadline") : refused(verdict.error, true);
-      if (!(await this.wait(delayMs, opts.signal))) return lostAnswer ? unknown("aborted") : refused(verdict.error, true);
+      if (!(await this.wait(delayMs, opts.signal))) return lostAnswer ? unknown("aborted") : refused(abortedWaiting(verdict.error), true);
     }
   }
 
@@ -536,7 +540,10 @@ export class PlumgateClient {
       if (this.clock.now() + delayMs >= deadline) throw error;
       try {
         await this.clock.sleep(delayMs, opts.signal);
-      } catch {
+      } catch (cause) {
+        // The caller's abort ends the call with the error an abort during a
+        // request gives, not the failure being waited out.
+        if (opts.signal?.aborted) throw abortedError(cause);
         throw error;
       }
     }

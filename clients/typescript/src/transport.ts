@@ -34,6 +34,14 @@ export const realClock: Clock = {
   },
 };
 
+/**
+ * The error for the caller's abort, during a request or a wait between
+ * attempts alike, so a caller can test for it in one way.
+ */
+export function abortedError(cause?: unknown): PlumgateError {
+  return new PlumgateError({ status: 0, code: "aborted", message: "the caller aborted the request", source: "client", cause });
+}
+
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
 /** An answer from plumgate, read whole. */
@@ -129,12 +137,11 @@ export class Transport {
       }
       return { status: res.status, headers: res.headers, json, requestId: res.headers.get("x-request-id") ?? undefined };
     } catch (cause) {
-      const [code, message] = opts.signal?.aborted
-        ? (["aborted", "the caller aborted the request"] as const)
-        : timedOut
-          ? (["timeout", `no answer from plumgate within ${opts.timeoutMs} ms`] as const)
-          : (["network_error", "the request to plumgate failed in transport; it may or may not have arrived"] as const);
       // The cause carries the runtime's error (never a header or the key).
+      if (opts.signal?.aborted) throw abortedError(cause);
+      const [code, message] = timedOut
+        ? (["timeout", `no answer from plumgate within ${opts.timeoutMs} ms`] as const)
+        : (["network_error", "the request to plumgate failed in transport; it may or may not have arrived"] as const);
       throw new PlumgateError({ status: 0, code, message, source: "client", cause });
     } finally {
       if (timer !== undefined) clearTimeout(timer);

@@ -274,6 +274,21 @@ test("placeOrder: the caller's abort during a backoff gives unknown (aborted); b
   assert.equal(f.calls.length, 0, "nothing sent");
 });
 
+test("placeOrder: the caller's abort while waiting out a 429 refuses with aborted (nothing was placed)", async () => {
+  const ac = new AbortController();
+  const clock = fakeClock();
+  const sleep = clock.sleep;
+  clock.sleep = (ms, signal) => { ac.abort(); return sleep(ms, signal); };
+  const f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "2" }), json(200, placed()));
+  const { c } = client(f, clock);
+  const r = await c.placeOrder(ORDER, { signal: ac.signal, timeoutMs: 10_000 });
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, true);
+  assert.equal(r.error.code, "aborted", "the same as an abort just after the wait");
+  assert.equal(r.error.cause.code, "rate_limited", "what was being waited out");
+  assert.equal(f.calls.length, 1);
+});
+
 test("placeOrder: the caller's abort during an attempt gives unknown (aborted)", async () => {
   const ac = new AbortController();
   const { c } = client(script("hang"), undefined, { clock: undefined });
@@ -469,6 +484,29 @@ test("reads: 4xx is thrown at once with code, status, request id and Retry-After
     return true;
   });
   assert.equal(f.calls.length, 1);
+});
+
+test("reads: the caller's abort during a backoff throws aborted, like an abort during a request", async () => {
+  const ac = new AbortController();
+  const clock = fakeClock();
+  const sleep = clock.sleep;
+  clock.sleep = (ms, signal) => { ac.abort(); return sleep(ms, signal); };
+  const f = script(json(502, plumErr("upstream_error", "x")), json(200, vouchers));
+  const { c } = client(f, clock);
+  let duringBackoff;
+  await assert.rejects(c.getVouchers({ limit: 1, page: 1 }, { signal: ac.signal }), (e) => {
+    duringBackoff = e;
+    return e instanceof PlumgateError;
+  });
+  assert.equal(f.calls.length, 1);
+  const { c: c2 } = client(script("hang"), undefined, { clock: undefined });
+  const ac2 = new AbortController();
+  setTimeout(() => ac2.abort(), 20);
+  let duringRequest;
+  await assert.rejects(c2.getVouchers({ limit: 1, page: 1 }, { signal: ac2.signal }), (e) => { duringRequest = e; return true; });
+  for (const e of [duringRequest, duringBackoff]) {
+    assert.deepEqual([e.code, e.status, e.source, e.message], ["aborted", 0, "client", duringRequest.message]);
+  }
 });
 
 test("getOrderDetails with sendMailToReceiver 1 is never retried (each attempt mails the voucher)", async () => {
