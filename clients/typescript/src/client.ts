@@ -137,7 +137,10 @@ export interface OrderPlaced extends OutcomeBase {
   reconciled: boolean;
 }
 
-/** No order was placed by this call. */
+/**
+ * No order was placed by this call, or the one Xoxoday holds under the
+ * poNumber failed or was cancelled (`reconciled`): nothing will be delivered.
+ */
 export interface OrderRefused extends OutcomeBase {
   status: "refused";
   error: PlumgateError;
@@ -145,9 +148,22 @@ export interface OrderRefused extends OutcomeBase {
    * The same poNumber and body can succeed later: a rate limit or quota
    * (`error.retryAfter` says when), a token problem an operator must fix, or
    * the deadline/abort before anything was sent. False: the request itself
-   * is refused (validation, balance, scope, a poNumber used for another order).
+   * is refused (validation, balance, scope, a poNumber used for another
+   * order, a client_error), or the poNumber's order failed.
    */
   retryable: boolean;
+  /**
+   * plumgate found the order with getOrderDetails after losing Xoxoday's
+   * answer, and it failed or was cancelled: Xoxoday holds an order under
+   * this poNumber (`failedOrder`), so this is not "refused before ordering".
+   */
+  reconciled: boolean;
+  /**
+   * With `reconciled`, the order Xoxoday holds: `orderId`, `orderStatus`
+   * (failed, cancelled), `deliveryStatus`. Undefined otherwise. Never
+   * deliver from it.
+   */
+  failedOrder: Order | undefined;
 }
 
 /** The order may or may not exist. Never treat this as failed. */
@@ -177,6 +193,17 @@ export function newPoNumber(): string {
   // pass your own poNumber there (it should come from your event anyway).
   else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
   return `pg-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/**
+ * The order in a reconciled placeOrder answer whose status is not 1 (HTTP
+ * 200, `x-plumgate-reconciled: true`): Xoxoday holds it, failed or
+ * cancelled. Undefined for any other answer.
+ */
+function reconciledOrder(a: Answer): Order | undefined {
+  if (a.status < 200 || a.status >= 300 || a.headers.get("x-plumgate-reconciled") !== "true") return undefined;
+  const order = (a.json as { data?: { placeOrder?: { data?: unknown } } } | null | undefined)?.data?.placeOrder?.data;
+  return typeof order === "object" && order !== null && "orderId" in order ? (order as Order) : undefined;
 }
 
 /** Every operation but placeOrder: safe to send again. */
@@ -381,7 +408,7 @@ export class PlumgateClient {
     const unknown = (reason: OrderUnknown["reason"]): OrderUnknown => ({ ...base, status: "unknown", reason, lastError });
     // A refusal proves nothing about an earlier attempt whose answer was lost.
     const refused = (error: PlumgateError, retryable: boolean): OrderRefused | OrderUnknown => {
-      if (!lostAnswer) return { ...base, status: "refused", error, retryable };
+      if (!lostAnswer) return { ...base, status: "refused", error, retryable, reconciled: false, failedOrder: undefined };
       lastError = error;
       return unknown("refused_after_lost_answer");
     };
@@ -451,6 +478,14 @@ export class PlumgateClient {
       lastError = verdict.error;
       if (verdict.kind === "refused") {
         report({ status: answer.status, code: verdict.error.code, requestId: answer.requestId, next: "done", delayMs: undefined });
+        const failedOrder = reconciledOrder(answer);
+        if (failedOrder !== undefined) {
+          // plumgate found the poNumber's order and it failed: whatever an
+          // earlier attempt whose answer was lost did, it did to this one
+          // order (one poNumber, one order at Xoxoday), so the refusal holds
+          // after a lost answer too.
+          return { ...base, status: "refused", error: verdict.error, retryable: false, reconciled: true, failedOrder };
+        }
         return refused(verdict.error, verdict.retryable);
       }
       if (verdict.kind === "unknown") {

@@ -34,6 +34,19 @@ export function plumSuccess(json: unknown, key: string): boolean {
   return inner !== undefined && inner !== null && Number(inner.status) === 1 && inner.status !== "";
 }
 
+/**
+ * The message for a reconciled placeOrder answer with a status other than 1
+ * (contract §5: the order exists, failed or cancelled), which must not read
+ * like a refusal before ordering; undefined for other answers.
+ */
+function reconciledFailure(a: Answer): string | undefined {
+  if (a.headers.get("x-plumgate-reconciled") !== "true") return undefined;
+  const order = (a.json as { data?: { placeOrder?: { data?: { orderId?: unknown; orderStatus?: unknown } | null } } } | null)?.data?.placeOrder?.data;
+  if (typeof order !== "object" || order === null || order.orderId === undefined) return undefined;
+  const status = typeof order.orderStatus === "string" && order.orderStatus !== "" ? order.orderStatus : "not complete";
+  return `Xoxoday holds order ${String(order.orderId)} under this poNumber, and it is ${status}: nothing will be delivered`;
+}
+
 /** plumgate codes that say the request never reached Xoxoday and a person or time must fix it. */
 const UNAVAILABLE_CODES = new Set(["reauth_required", "misconfigured", "credentials_rejected"]);
 
@@ -74,7 +87,7 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
       error: new PlumgateError({
         status: a.status,
         code: "upstream_failure",
-        message: "Xoxoday answered placeOrder with a status other than 1",
+        message: reconciledFailure(a) ?? "Xoxoday answered placeOrder with a status other than 1",
         source: "xoxoday",
         requestId: a.requestId,
         body: a.json,

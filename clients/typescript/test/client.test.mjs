@@ -224,6 +224,8 @@ for (const [name, status, body, code, retryable, source] of [
     assert.equal(r.error.status, status);
     assert.equal(r.error.source, source);
     assert.equal(r.error.requestId, "rid-refused");
+    assert.equal(r.reconciled, false);
+    assert.equal(r.failedOrder, undefined);
     assert.equal(r.attempts, 1);
     assert.deepEqual(clock.sleeps, []);
   });
@@ -235,6 +237,36 @@ test("placeOrder: HTTP 200 with data.placeOrder.status 0 is Xoxoday's refusal", 
   assert.equal(r.status, "refused");
   assert.equal(r.error.code, "upstream_failure");
   assert.equal(r.error.source, "xoxoday");
+  assert.equal(r.reconciled, false);
+  assert.equal(r.failedOrder, undefined);
+});
+
+const failedOrder = { orderId: 100012, orderStatus: "failed", deliveryStatus: "failed", poNumber: "PO-F", orderTotal: 25 };
+
+test("placeOrder: a reconciled order that failed is refused, keeping that Xoxoday holds it and its orderId and status", async () => {
+  const f = script(json(200, { data: { placeOrder: { status: 0, data: failedOrder } } }, { "x-plumgate-reconciled": "true", "x-request-id": "rid-f" }));
+  const { c } = client(f);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, false, "the poNumber is spent on a failed order");
+  assert.equal(r.reconciled, true);
+  assert.deepEqual(r.failedOrder, failedOrder);
+  assert.equal(r.error.code, "upstream_failure");
+  assert.equal(r.error.requestId, "rid-f");
+  assert.match(r.error.message, /100012/);
+  assert.match(r.error.message, /failed/);
+  assert.equal(r.attempts, 1);
+});
+
+test("placeOrder: a reconciled failed order after a lost answer is still a refusal: it is the poNumber's one order", async () => {
+  const f = script(netError, json(200, { data: { placeOrder: { status: 0, data: { ...failedOrder, orderStatus: "cancelled" } } } }, { "x-plumgate-reconciled": "true" }));
+  const { c } = client(f);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.equal(r.status, "refused");
+  assert.equal(r.reconciled, true);
+  assert.equal(r.failedOrder.orderId, 100012);
+  assert.equal(r.failedOrder.orderStatus, "cancelled");
+  assert.equal(r.attempts, 2);
 });
 
 test("placeOrder: Xoxoday's duplicate poNumber is unknown (an order with it exists), not retried", async () => {
@@ -392,6 +424,8 @@ test("judgeOrderAnswer: the verdict table", () => {
   assert.equal(kind(200, placed()), "placed");
   assert.equal(kind(200, { data: { placeOrder: { status: "1", data: {} } } }), "placed");
   assert.equal(kind(200, { data: { placeOrder: { status: 0 } } }), "refused");
+  assert.equal(kind(200, { data: { placeOrder: { status: 0, data: failedOrder } } }, { "x-plumgate-reconciled": "true" }), "refused");
+  assert.equal(kind(200, { data: { placeOrder: { status: 0, data: null } } }, { "x-plumgate-reconciled": "true" }), "refused");
   assert.equal(kind(200, undefined), "retry");
   assert.equal(kind(409, plumErr("order_in_progress", "")), "retry");
   assert.equal(kind(409, plumErr("idempotency_conflict", "")), "refused");
