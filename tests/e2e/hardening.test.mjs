@@ -382,7 +382,7 @@ test("created, then 5xx: reconciled at once, in placeOrder's shape", async () =>
 
 test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in_progress, then the order from the alarm's check", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
-  await sbO.admin("/faults/details", { mode: "not_found", count: 1 });
+  await sbO.admin("/faults/details", { mode: "not_found", count: 1, po_number: po("lag") });
   const c0 = await sbO.counters();
   const checks = async () => (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("lag"));
   const first = await place(order("lag"));
@@ -415,7 +415,8 @@ test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in
 // is the core's (ledger tests, read_reconcile); this is the path end to end.
 test("getOrderDetails answers 404 PLE10021 (no words in Xoxoday's docs): the order stays pending, is never sent again, and a later check finds it", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
-  await sbO.admin("/faults/details", { mode: "PLE10021", count: 2 });
+  // Only this order's checks meet it: other orders' checks run from their alarms meanwhile.
+  await sbO.admin("/faults/details", { mode: "PLE10021", count: 2, po_number: po("ple21") });
   const c0 = await sbO.counters();
   const checks = async () => (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("ple21"));
   const first = await place(order("ple21"));
@@ -439,7 +440,7 @@ test("getOrderDetails answers 404 PLE10021 (no words in Xoxoday's docs): the ord
 
 test("a capped key's order left unknown and never retried: the alarm's check finds it placed, and the key's usage and audit trail say so", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
-  await sbO.admin("/faults/details", { mode: "not_found", count: 1 });
+  await sbO.admin("/faults/details", { mode: "not_found", count: 1, po_number: po("cap-found") });
   const c0 = await sbO.counters();
   const first = await op(wO, "placeOrder", keys.capped, order("cap-found"));
   assert.equal(first.status, 409, first.text);

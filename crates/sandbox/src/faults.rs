@@ -241,6 +241,10 @@ pub struct Fault<M> {
     /// Order faults only: the `orderStatus` of the order made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_status: Option<OrderStatus>,
+    /// getOrderDetails faults only: the poNumber it applies to (any when
+    /// absent), so a test's fault is not taken by another order's check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub po_number: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -315,7 +319,7 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
         return Err("hang_ms must be at most 600000".into());
     }
     let count = req.count.unwrap_or(1);
-    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, op, error_id, order_status }))
+    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, op, error_id, order_status, po_number: None }))
 }
 
 /// The next matching call takes one from the countdown. `applies` filters
@@ -381,15 +385,24 @@ impl Faults {
 
     /// `{"mode":"not_found"|"PLE10021"|"5xx","count"=1,"status"=502}`; count
     /// 0 clears.
+    /// Also accepts `po_number`: only that order's checks meet the fault.
     pub fn set_details(&mut self, body: &[u8]) -> Result<(), String> {
-        self.details = parse(body, |m: &DetailsFaultMode| match m {
+        let mut req: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let po_number = match req.remove("po_number") {
+            None => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err("po_number must be a string".into()),
+        };
+        let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        self.details = parse(&body, |m: &DetailsFaultMode| match m {
             DetailsFaultMode::NotFound | DetailsFaultMode::Ple10021 => {
                 Rules { default_status: 404, status_range: (404, 404), rate_limit: false, op: false, order: false }
             }
             DetailsFaultMode::ServerError => {
                 Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: false, order: false }
             }
-        })?;
+        })?
+        .map(|f| Fault { po_number, ..f });
         Ok(())
     }
 
@@ -421,8 +434,8 @@ impl Faults {
         take(&mut self.order, |_| true)
     }
 
-    pub fn take_details(&mut self) -> Option<Fault<DetailsFaultMode>> {
-        take(&mut self.details, |_| true)
+    pub fn take_details(&mut self, po_number: Option<&str>) -> Option<Fault<DetailsFaultMode>> {
+        take(&mut self.details, |f| f.po_number.is_none() || f.po_number.as_deref() == po_number)
     }
 
     pub fn to_json(&self) -> Value {
@@ -471,11 +484,16 @@ mod tests {
         assert_eq!(OrderErrorId::Ple10012.words().0, "PLE10012");
         // getOrderDetails faults.
         f.set_details(br#"{"mode":"not_found","count":2}"#).unwrap();
-        assert_eq!(f.take_details().map(|d| (d.mode, d.status)), Some((DetailsFaultMode::NotFound, 404)));
-        assert!(f.take_details().is_some());
-        assert!(f.take_details().is_none());
+        assert_eq!(f.take_details(None).map(|d| (d.mode, d.status)), Some((DetailsFaultMode::NotFound, 404)));
+        assert!(f.take_details(Some("any")).is_some());
+        assert!(f.take_details(None).is_none());
         f.set_details(br#"{"mode":"PLE10021"}"#).unwrap();
-        assert_eq!(f.take_details().map(|d| (d.mode, d.status)), Some((DetailsFaultMode::Ple10021, 404)));
+        assert_eq!(f.take_details(None).map(|d| (d.mode, d.status)), Some((DetailsFaultMode::Ple10021, 404)));
+        f.set_details(br#"{"mode":"PLE10021","po_number":"po-1"}"#).unwrap();
+        assert!(f.take_details(Some("po-2")).is_none(), "another order's check");
+        assert!(f.take_details(None).is_none());
+        assert_eq!(f.take_details(Some("po-1")).map(|d| d.po_number), Some(Some("po-1".into())));
+        assert!(f.set_details(br#"{"mode":"PLE10021","po_number":7}"#).is_err());
         assert!(f.set_details(br#"{"mode":"PLE10021","status":500}"#).is_err());
         f.set_details(br#"{"mode":"5xx","status":503}"#).unwrap();
         assert_eq!(f.to_json()["details"]["mode"], "5xx");

@@ -593,7 +593,8 @@ impl Sandbox {
             "getOrderDetails" => {
                 // GitBook marks sendMailToReceiver required.
                 let resend = flag(input, "sendMailToReceiver", true)?;
-                if let Some(f) = self.faults.take_details() {
+                let po = input.get("poNumber").and_then(Value::as_str);
+                if let Some(f) = self.faults.take_details(po) {
                     return Err(match f.mode {
                         DetailsFaultMode::NotFound => not_found(),
                         DetailsFaultMode::Ple10021 => {
