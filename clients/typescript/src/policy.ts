@@ -73,9 +73,10 @@ export type OrderVerdict =
 export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
   if (a.status >= 200 && a.status < 300) {
     if (plumSuccess(a.json, "placeOrder")) return { kind: "placed" };
-    if (a.json === undefined || typeof a.json !== "object") {
-      // A success status without a readable body: the answer was damaged
-      // on the way; the order may exist.
+    if (a.json === undefined || a.json === null || typeof a.json !== "object") {
+      // A success status without a readable body (or JSON null: no answer
+      // of Xoxoday's or plumgate's is that): the answer was damaged on the
+      // way; the order may exist.
       return {
         kind: "retry",
         error: new PlumgateError({ status: a.status, code: "invalid_response", message: "plumgate's answer could not be read", source: "client", requestId: a.requestId }),

@@ -427,6 +427,8 @@ test("judgeOrderAnswer: the verdict table", () => {
   assert.equal(kind(200, { data: { placeOrder: { status: 0, data: failedOrder } } }, { "x-plumgate-reconciled": "true" }), "refused");
   assert.equal(kind(200, { data: { placeOrder: { status: 0, data: null } } }, { "x-plumgate-reconciled": "true" }), "refused");
   assert.equal(kind(200, undefined), "retry");
+  assert.equal(kind(200, null), "retry", "JSON null: a damaged answer, not Xoxoday's refusal");
+  assert.equal(kind(200, "placed"), "retry");
   assert.equal(kind(409, plumErr("order_in_progress", "")), "retry");
   assert.equal(kind(409, plumErr("idempotency_conflict", "")), "refused");
   assert.equal(kind(409, { errorId: "PLE10041" }), "refused");
