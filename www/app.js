@@ -9,8 +9,10 @@
 
 (() => {
   const KEY_STORAGE = "plumgate.callerKey";
-  // An order sent without a definite answer (see `fateUnknown`), kept in this
-  // tab's sessionStorage so that a reload cannot turn it into a second order.
+  // An order sent and not yet answered for, kept in this tab's sessionStorage
+  // from just before it is sent until plumgate says what became of it (placed,
+  // or definitely not placed; see `fateUnknown`), so that a reload, also one
+  // while the order is in flight, cannot turn it into a second order.
   const UNCERTAIN_STORAGE = "plumgate.unconfirmedOrder";
   const PAGE_SIZE = 12;
   const HISTORY_SIZE = 10;
@@ -608,12 +610,17 @@
     return e.status >= 500;
   }
 
-  function setUncertain(order) {
-    state.uncertain = order;
+  /** Keep `order` ({body, name}) in this tab's sessionStorage, or drop it (null). */
+  function keepOrder(order) {
     try {
       if (order) sessionStorage.setItem(UNCERTAIN_STORAGE, JSON.stringify(order));
       else sessionStorage.removeItem(UNCERTAIN_STORAGE);
     } catch { /* storage off: memory only */ }
+  }
+
+  function setUncertain(order) {
+    state.uncertain = order;
+    keepOrder(order);
     renderUncertain();
   }
 
@@ -667,6 +674,10 @@
     const name = pending ? pending.name : state.product ? state.product.name : "";
     if (!pending && !again) state.poSent = true;
     setStatus("order-status", `Placing order ${body.poNumber}…`);
+    // Kept before it is sent: a reload while it is in flight (a realtime
+    // order may take two minutes) offers this same order again, never a
+    // fresh form and poNumber. Dropped only on a definite answer.
+    keepOrder({ body, name });
     try {
       const { data, meta } = await op("placeOrder", body);
       setUncertain(null);

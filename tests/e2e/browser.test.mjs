@@ -644,3 +644,75 @@ async function walkKeysAndAudit() {
   mConsole.check([]);
   await phone.close();
 }
+
+// =================================================================== orders: lost, refused, failed
+
+test("demo page: an order in flight through a reload, and the answers that are not a plain order", { timeout: 240_000 }, async () => {
+  try {
+    await walkOrderEdges();
+  } catch (e) {
+    if (current && !current.isClosed()) await current.screenshot({ path: join(SHOTS, "failure.png"), fullPage: true }).catch(() => {});
+    throw e;
+  }
+});
+
+/** Pick Harbor Coffee Co. US (10100, realtime) in the catalog and fill the order form for one 25 USD card. */
+async function pickHarborCoffee(page) {
+  await page.fill("#q", "Harbor Coffee");
+  await page.selectOption("#country", "usa");
+  await waitFor(async () => (await page.locator("#products .card").count()) === 1, { timeout: 20_000, what: "one Harbor Coffee US card" });
+  await page.locator('#products button[data-product="10100"]').click();
+  await page.locator("#order-form").waitFor({ state: "visible" });
+  await page.selectOption("#denomination", "25");
+  await page.fill("#quantity", "1");
+  await page.fill("#email", "winner@example.com");
+}
+
+async function walkOrderEdges() {
+  const { ctx: desk, page, watch } = await desktopPage();
+  await page.fill("#key-input", keys.admin.key);
+  await page.keyboard.press("Enter");
+  await page.locator("#key-status", { hasText: "Key set" }).waitFor();
+  await pickHarborCoffee(page);
+
+  // ---- a reload while the order is in flight: Xoxoday has made the order,
+  // its answer is still on the way. The page kept the order before sending
+  // it, so the reload offers that same order (same poNumber and body), not a
+  // fresh form, and sending it again makes no second order.
+  const c0 = await sandbox.counters();
+  await sandbox.admin("/faults/order", { mode: "hang_after_create", hang_ms: 4000, count: 1 });
+  const po = await text(page, "#po-number");
+  const sent = page.waitForRequest((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  const clicked = Date.now();
+  await page.click("#place-order");
+  const firstBody = JSON.parse((await sent).postData());
+  assert.equal(firstBody.poNumber, po);
+  assert.deepEqual(await page.evaluate(() => JSON.parse(sessionStorage.getItem("plumgate.unconfirmedOrder")).body), firstBody,
+    "kept in sessionStorage before any answer");
+  await waitFor(async () => (await sandbox.counters()).orders === c0.orders + 1, { timeout: 3000, what: "the order made at Xoxoday" });
+  await page.reload();
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  assert.equal(await text(page, "#uncertain-po"), po, "the order in flight, with its poNumber, after the reload");
+  assert.match(await text(page, "#order-status"), new RegExp(`Order ${po} was sent from this tab and not confirmed before the page was reloaded`));
+  assert.equal(await page.locator("#order-form").isVisible(), false, "no fresh form to order again in");
+  // Once plumgate has the first call's answer, the same order again is that answer.
+  await new Promise((r) => setTimeout(r, Math.max(0, clicked + 5000 - Date.now())));
+  const again = page.waitForRequest((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  const againResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#uncertain-again");
+  assert.deepEqual(JSON.parse((await again).postData()), firstBody, "the same order, the same poNumber");
+  const ar = await againResp;
+  assert.deepEqual([ar.status(), ar.headers()["x-plumgate-replayed"]], [200, "true"], "the first call's answer, replayed");
+  await page.locator("#order-result-title", { hasText: "Same order, answered again" }).waitFor();
+  assert.match(await text(page, "#order-status"), /Replayed: .* no second order was placed/);
+  assert.match(await text(page, "#order-result .facts"), new RegExp(po));
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "settled: nothing kept");
+  const c1 = await sandbox.counters();
+  assert.equal(c1.orders, c0.orders + 1, "one order, not two");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "placeOrder reached Xoxoday once");
+
+  await assertCleanText(page);
+  watch.check([]);
+  await desk.close();
+}
