@@ -122,12 +122,16 @@
   // ------------------------------------------------------------ API
 
   class PlumgateError extends Error {
-    constructor({ status, code, message, requestId, retryAfter }) {
+    constructor({ status, code, message, requestId, retryAfter, upstream = false, keyRejected = false }) {
       super(message);
       this.status = status;
       this.code = code || "";
       this.requestId = requestId || "";
       this.retryAfter = retryAfter || "";
+      // Xoxoday's own answer, passed through by plumgate (not plumgate's).
+      this.upstream = upstream;
+      // plumgate's own 401: the caller key itself was refused.
+      this.keyRejected = keyRejected;
     }
   }
 
@@ -135,6 +139,11 @@
   function errorFrom(status, json, text, headers) {
     const requestId = headers.get("x-request-id") || "";
     const retryAfter = headers.get("retry-after") || "";
+    // Only plumgate's own 401 is about the caller key: plumgate's error
+    // shape with code `unauthorized` (and `WWW-Authenticate: Bearer`).
+    // Xoxoday's 401s (PLE10019 international orders not allowed, PIPE10015–17
+    // user or company disabled, IP not allowed) are passed through unchanged
+    // and are about the Xoxoday account plumgate uses.
     if (json && json.error && typeof json.error === "object") {
       // plumgate: {"error": {"code", "message", "request_id"}}
       return new PlumgateError({
@@ -143,10 +152,13 @@
         message: json.error.message || "plumgate refused the request",
         requestId: json.error.request_id || requestId,
         retryAfter,
+        keyRejected: status === 401 && json.error.code === "unauthorized",
       });
     }
     if (json && (json.errorInfo || json.errorId || typeof json.error === "string")) {
-      // Xoxoday Plum: {"code", "errorId", "errorInfo", "error"}
+      // Xoxoday Plum: {"code", "errorId", "errorInfo", "error"} (plumgate's
+      // own errors take this shape only on the drop-in base: PLUMGATE_…).
+      const own = /^PLUMGATE_/.test(String(json.errorId || ""));
       const parts = [json.errorInfo, json.error].filter((s) => typeof s === "string" && s);
       return new PlumgateError({
         status,
@@ -154,13 +166,15 @@
         message: [...new Set(parts)].join(": ") || "Xoxoday refused the request",
         requestId,
         retryAfter,
+        upstream: !own,
+        keyRejected: status === 401 && json.errorId === "PLUMGATE_UNAUTHORIZED",
       });
     }
     if (json && typeof json.error_description === "string") {
-      return new PlumgateError({ status, code: "oauth", message: json.error_description, requestId, retryAfter });
+      return new PlumgateError({ status, code: "oauth", message: json.error_description, requestId, retryAfter, upstream: true });
     }
     if (json && Array.isArray(json.errors) && json.errors.length) {
-      return new PlumgateError({ status, code: "upstream", message: json.errors.map((e) => e.message).join("; "), requestId, retryAfter });
+      return new PlumgateError({ status, code: "upstream", message: json.errors.map((e) => e.message).join("; "), requestId, retryAfter, upstream: true });
     }
     const snippet = (text || "").slice(0, 200);
     return new PlumgateError({ status, code: `http_${status}`, message: snippet || `HTTP ${status}`, requestId, retryAfter });
@@ -227,12 +241,14 @@
   // ------------------------------------------------------------ errors
 
   function errorTitle(err) {
+    // Xoxoday said no for the account plumgate uses, not for the caller key.
+    if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
     switch (err.status) {
       case 0: return err.code === "no_key" ? "No caller key" : "Network error";
       // Xoxoday's own "status 0" in a 200: refused, or (reconciled) failed or cancelled.
       case 200: return "Not completed";
       case 400: return "Rejected as invalid";
-      case 401: return "The caller key was not accepted";
+      case 401: return err.keyRejected ? "The caller key was not accepted" : "Not authorised (HTTP 401)";
       case 403: return "This key is not allowed to do that";
       case 404: return "Not found";
       case 409: return err.code === "order_in_progress" ? "Order not confirmed yet" : "Conflict";
@@ -250,7 +266,11 @@
   }
 
   function errorHint(err) {
-    if (err.status === 401) return "Check the caller key in step 1.";
+    if (err.upstream && (err.status === 401 || err.status === 403)) {
+      return "This is Xoxoday's answer about the Xoxoday account plumgate uses (what it may order, whether its user or company is enabled, "
+        + "which IP addresses it may call from), not about your caller key, which plumgate accepted. Whoever runs the Xoxoday account can change it.";
+    }
+    if (err.keyRejected) return "Check the caller key in step 1.";
     if (err.status === 403) {
       const m = /`([^`]+)` scope/.exec(err.message || "");
       return m ? `Use a key with the ${m[1]} scope (or *).` : "Use a key with the needed scope.";
@@ -278,7 +298,7 @@
     );
     box.dataset.status = String(e.status);
     box.hidden = false;
-    if (e.status === 401) markKeyRejected();
+    if (e.keyRejected) markKeyRejected();
   }
 
   function hideError(boxId) {
@@ -387,7 +407,7 @@
       const err = $("balance-error");
       err.textContent = `Balance: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
       err.hidden = false;
-      if (e.status === 401) markKeyRejected();
+      if (e.keyRejected) markKeyRejected();
     } finally {
       busy(box, false);
     }
@@ -408,7 +428,7 @@
       $("filters-note").hidden = true;
     } catch (e) {
       // Products can still be listed; say why the filters are missing.
-      if (e.status === 401) return; // the catalog's own error box says it
+      if (e.keyRejected) return; // the catalog's own error box says it
       const note = $("filters-note");
       note.textContent = `Country and currency filters unavailable: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
       note.hidden = false;

@@ -712,7 +712,38 @@ async function walkOrderEdges() {
   assert.equal(c1.orders, c0.orders + 1, "one order, not two");
   assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "placeOrder reached Xoxoday once");
 
+  // ---- Xoxoday's own 401s (passed through by plumgate, without
+  // WWW-Authenticate) are Xoxoday refusing the account, not plumgate
+  // refusing the caller key: shown as such, and the key stays set.
+  await pickHarborCoffee(page);
+  await sandbox.admin("/faults/api", { mode: "PLE10019", op: "placeOrder", count: 1 });
+  const refusedPo = await text(page, "#po-number");
+  const refused = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#place-order");
+  const rf = await refused;
+  assert.equal(rf.status(), 401);
+  assert.equal(rf.headers()["www-authenticate"], undefined, "Xoxoday's 401, not plumgate's");
+  await page.locator("#order-error").waitFor({ state: "visible" });
+  assert.equal(await text(page, "#order-error .err-title"), "Xoxoday refused (PLE10019)");
+  assert.equal(await text(page, "#order-error .err-message"), "International orders not allowed");
+  assert.match(await text(page, "#order-error .err-hint"), /Xoxoday account .*not about your caller key/);
+  assert.equal(await text(page, "#order-error .err-rid"), rf.headers()["x-request-id"]);
+  assert.match(await text(page, "#order-status"), new RegExp(`Order ${refusedPo} was not placed`));
+  assert.match(await text(page, "#key-status"), /^Key set/, "the key is not called rejected");
+  assert.equal(await page.locator("#key-status.bad").count(), 0);
+  assert.equal((await sandbox.counters()).orders, c1.orders, "nothing ordered");
+  // The balance (an admin's refresh skips the edge cache, so Xoxoday answers).
+  await sandbox.admin("/faults/api", { mode: "PIPE10017", op: "getBalance", count: 1 });
+  const refusedBalance = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getBalance"));
+  await page.click("#balance-refresh");
+  assert.equal((await refusedBalance).status(), 401);
+  await page.locator("#balance-error").waitFor({ state: "visible" });
+  assert.match(await text(page, "#balance-error"), /^Balance: Xoxoday refused \(PIPE10017\): Access restricted for this IP \(request id [0-9a-f]{32}\)$/);
+  assert.match(await text(page, "#key-status"), /^Key set/, "the key is not called rejected");
+  await page.click("#balance-refresh");
+  await page.locator("#balance-error").waitFor({ state: "hidden" });
+
   await assertCleanText(page);
-  watch.check([]);
+  watch.check([401]);
   await desk.close();
 }
