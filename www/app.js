@@ -226,21 +226,44 @@
       throw new PlumgateError({ status: r.status, code: "unexpected", message: `Unexpected ${name} answer.`, requestId: r.requestId });
     }
     if (env.status !== undefined && Number(env.status) !== 1) {
+      const held = heldOrder(env.data);
+      if (held) {
+        // An order Xoxoday holds that failed or was cancelled: plumgate found
+        // it by its poNumber (x-plumgate-reconciled) or replays that answer.
+        const err = new PlumgateError({ status: r.status, code: `order_${held.status}`, message: heldOrderText(held), requestId: r.requestId });
+        err.order = held;
+        throw err;
+      }
       throw new PlumgateError({
         status: r.status,
         code: "status_" + env.status,
-        // A reconciled order that failed or was cancelled (x-plumgate-reconciled).
-        message: env.message || env.error
-          || (r.reconciled && env.data && env.data.orderStatus ? `the order exists, but its status is ${env.data.orderStatus}` : `${name} answered status ${env.status}`),
+        message: env.message || env.error || `${name} answered status ${env.status}`,
         requestId: r.requestId,
       });
     }
     return { data: env.data, meta: r };
   }
 
+  /**
+   * A placeOrder answer with status 0 ("0 for failure") that still names an
+   * order: Xoxoday holds that order, and it failed or was cancelled, so none
+   * of its vouchers was delivered (whatever codes the answer may list; the
+   * page shows none). {id, status} or null.
+   */
+  function heldOrder(data) {
+    if (!data || typeof data !== "object") return null;
+    if (data.orderId === undefined || data.orderId === null || data.orderId === "") return null;
+    return { id: String(data.orderId), status: String(data.orderStatus || "not completed") };
+  }
+
+  function heldOrderText(o) {
+    return `Xoxoday holds order ${o.id}, status ${o.status}: no voucher was delivered.`;
+  }
+
   // ------------------------------------------------------------ errors
 
   function errorTitle(err) {
+    if (err.order) return `Order ${err.order.status} at Xoxoday`;
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
     switch (err.status) {
@@ -276,6 +299,10 @@
       return m ? `Use a key with the ${m[1]} scope (or *).` : "Use a key with the needed scope.";
     }
     if (err.status === 429 && err.retryAfter) return `Retry after ${err.retryAfter} s.`;
+    if (err.order) {
+      return "The order exists at Xoxoday but did not complete; sending it again only repeats this answer. "
+        + "Look it up by its poNumber under Orders; a new order (change a field) gets a new poNumber.";
+    }
     if (err.code === "order_in_progress") {
       return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : " later"}: it is never placed twice.`;
     }
@@ -708,7 +735,12 @@
       $("details-po").value = body.poNumber;
       loadBalance({ fresh: true });
     } catch (e) {
-      if (fateUnknown(e)) {
+      if (e instanceof PlumgateError && e.order) {
+        // Definite: the order exists and did not complete. Not "not placed".
+        setUncertain(null);
+        setStatus("order-status", `Order ${body.poNumber}: ${heldOrderText(e.order)}`);
+        $("details-po").value = body.poNumber;
+      } else if (fateUnknown(e)) {
         setUncertain({ body, name });
         setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
       } else {

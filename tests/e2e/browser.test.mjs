@@ -743,6 +743,30 @@ async function walkOrderEdges() {
   await page.click("#balance-refresh");
   await page.locator("#balance-error").waitFor({ state: "hidden" });
 
+  // ---- an order Xoxoday made and then failed, its answer lost: plumgate
+  // finds it by its poNumber (x-plumgate-reconciled, status 0). The page says
+  // one thing: Xoxoday holds the order, failed, no voucher; not "not placed".
+  await page.fill("#quantity", "2");
+  await page.fill("#quantity", "1");
+  const failedPo = await text(page, "#po-number");
+  assert.notEqual(failedPo, refusedPo, "a changed order, a new poNumber");
+  const c2 = await sandbox.counters();
+  await sandbox.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "failed" });
+  const failedResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#place-order");
+  const fr = await failedResp;
+  assert.deepEqual([fr.status(), fr.headers()["x-plumgate-reconciled"]], [200, "true"]);
+  const failedId = String((await fr.json()).data.placeOrder.data.orderId);
+  await page.locator("#order-error").waitFor({ state: "visible" });
+  const failedStatus = await text(page, "#order-status");
+  assert.equal(failedStatus, `Order ${failedPo}: Xoxoday holds order ${failedId}, status failed: no voucher was delivered.`);
+  assert.doesNotMatch(await text(page, "#order"), /not placed/, "never called not placed");
+  assert.equal(await text(page, "#order-error .err-title"), "Order failed at Xoxoday");
+  assert.equal(await text(page, "#order-error .err-message"), `Xoxoday holds order ${failedId}, status failed: no voucher was delivered.`);
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false, "settled, not unconfirmed");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null);
+  assert.equal((await sandbox.counters()).orders, c2.orders + 1, "the order Xoxoday made");
+
   await assertCleanText(page);
   watch.check([401]);
   await desk.close();
