@@ -608,7 +608,8 @@
     $("quantity").max = limit;
     $("quantity").value = 1;
     $("qty-help").textContent = `1–${limit}`;
-    const phone = p.isPhoneNumberMandatory === true || p.isPhoneNumberMandatory === 1;
+    // A Flag: 0/1, "0"/"1" or false/true (the OpenAPI document's Flag).
+    const phone = [true, 1, "1", "true"].includes(p.isPhoneNumberMandatory);
     $("contact-field").hidden = !phone;
     $("contact").required = phone;
     freshPo();

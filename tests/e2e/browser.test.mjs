@@ -767,6 +767,22 @@ async function walkOrderEdges() {
   assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null);
   assert.equal((await sandbox.counters()).orders, c2.orders + 1, "the order Xoxoday made");
 
+  // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
+  await page.route("**/v1/ops/getVouchers", async (route) => {
+    const res = await route.fetch();
+    const json = await res.json();
+    for (const p of json.data.getVouchers.data) if (String(p.productId) === "10100") p.isPhoneNumberMandatory = "1";
+    await route.fulfill({ response: res, json });
+  });
+  const listed = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getVouchers"));
+  await page.locator("#q").press("Enter");
+  await listed;
+  await page.locator("#catalog-status", { hasText: "Showing products 1–1" }).waitFor();
+  await page.locator('#products button[data-product="10100"]').click();
+  await page.locator("#contact-field").waitFor({ state: "visible" });
+  assert.equal(await page.locator("#contact").evaluate((el) => el.required), true, "the phone is required");
+  await page.unroute("**/v1/ops/getVouchers");
+
   await assertCleanText(page);
   watch.check([401]);
   await desk.close();
