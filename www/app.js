@@ -112,6 +112,20 @@
     return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
   }
 
+  /**
+   * The order history's default range: the 30 days up to today, where today
+   * is the later of the local and the UTC date. Xoxoday dates orders in UTC,
+   * so west of UTC in the evening the local date would leave out today's
+   * orders. [startDate, endDate] as YYYY-MM-DD.
+   */
+  function historyRange(now = new Date()) {
+    const local = isoDate(now);
+    const utc = now.toISOString().slice(0, 10);
+    const end = local > utc ? local : utc;
+    const start = new Date(Date.parse(`${end}T00:00:00Z`) - 30 * 86400 * 1000).toISOString().slice(0, 10);
+    return [start, end];
+  }
+
   function newPoNumber() {
     const bytes = new Uint8Array(8);
     crypto.getRandomValues(bytes);
@@ -1270,10 +1284,7 @@
     // resubmit keeps the old one, so it can never be ordered twice.
     $("order-form").addEventListener("input", () => { if (state.poSent) freshPo(); });
 
-    const today = new Date();
-    const from = new Date(today.getTime() - 30 * 86400 * 1000);
-    $("start-date").value = isoDate(from);
-    $("end-date").value = isoDate(today);
+    [$("start-date").value, $("end-date").value] = historyRange();
     $("history-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       state.historyPage = 1;

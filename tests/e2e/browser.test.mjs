@@ -786,4 +786,26 @@ async function walkOrderEdges() {
   await assertCleanText(page);
   watch.check([401]);
   await desk.close();
+
+  // ---- the order history's default range ends on the later of the local and
+  // the UTC date (Xoxoday dates orders in UTC): in Los Angeles at 03:00 UTC it
+  // is still yesterday, but today's orders are dated today.
+  const utcToday = new Date().toISOString().slice(0, 10);
+  const daysBefore = (d, n) => new Date(Date.parse(`${d}T00:00:00Z`) - n * 86400_000).toISOString().slice(0, 10);
+  for (const [timezoneId, at, end] of [
+    ["America/Los_Angeles", `${utcToday}T03:00:00Z`, utcToday],
+    ["Asia/Tokyo", `${daysBefore(utcToday, 1)}T20:00:00Z`, utcToday],
+  ]) {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId });
+    const tz = await ctx.newPage();
+    current = tz;
+    const tzWatch = watchConsole(tz);
+    await tz.clock.setFixedTime(new Date(at));
+    await tz.goto(`${worker.url}/`);
+    assert.equal(await tz.inputValue("#end-date"), end, `${timezoneId} at ${at}: the range ends ${end}`);
+    assert.equal(await tz.inputValue("#start-date"), daysBefore(end, 30));
+    assert.match(await text(tz, "#history-help"), /UTC/);
+    tzWatch.check([]);
+    await ctx.close();
+  }
 }
