@@ -14,6 +14,12 @@
   // or definitely not placed; see `fateUnknown`), so that a reload, also one
   // while the order is in flight, cannot turn it into a second order.
   const UNCERTAIN_STORAGE = "plumgate.unconfirmedOrder";
+  // After an order, a balance plumgate answers from its edge cache (a key
+  // without the admin scope cannot skip it) may predate the order: it is
+  // asked again once the entry can have expired (BALANCE_CACHE_TTL_SECS, 10 s
+  // by default, and a second), a few times at most.
+  const BALANCE_RECHECK_MS = 11_000;
+  const BALANCE_RECHECKS = 5;
   const PAGE_SIZE = 12;
   const HISTORY_SIZE = 10;
 
@@ -33,6 +39,8 @@
     uncertain: null,
     // The wallet's currency, as getBalance last gave it.
     walletCurrency: "",
+    balanceSeq: 0,
+    balanceTimer: null,
     historyPage: 1,
     products: new Map(),
     auditNext: null,
@@ -364,6 +372,9 @@
 
   function forgetKey() {
     state.key = null;
+    clearTimeout(state.balanceTimer);
+    state.balanceSeq++;
+    busy($("balance"), false);
     try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* ignore */ }
     $("key-forget").disabled = true;
     $("balance-refresh").disabled = true;
@@ -431,18 +442,36 @@
 
   // ------------------------------------------------------------ balance
 
-  async function loadBalance({ fresh = false } = {}) {
+  /**
+   * `afterOrder`: the how-manieth look at the balance since an order (0: not
+   * after an order). `fresh` asks plumgate to skip its edge cache, which it
+   * does for admin keys only: `x-plumgate-cache: hit` says it did not.
+   */
+  async function loadBalance({ fresh = false, afterOrder = 0 } = {}) {
+    clearTimeout(state.balanceTimer);
+    const seq = ++state.balanceSeq;
     const box = $("balance");
     busy(box, true);
     $("balance-note").textContent = "loading…";
     try {
       const { data, meta } = await op("getBalance", {}, { noCache: fresh });
+      if (seq !== state.balanceSeq) return;
       state.walletCurrency = data.currency || state.walletCurrency;
       $("balance-value").textContent = money(data.value ?? data.points, data.currency);
       const t = new Date().toLocaleTimeString();
-      $("balance-note").textContent = meta.cache === "hit" ? `as of ${t} · edge cache` : `as of ${t}`;
+      let note = meta.cache === "hit" ? `as of ${t} · edge cache` : `as of ${t}`;
+      if (afterOrder && meta.cache === "hit") {
+        // Not fresh, whatever was asked: the entry may be from before the order.
+        note = `as of ${t} · edge cache, may predate the order (kept up to BALANCE_CACHE_TTL_SECS, 10 s by default)`;
+        if (afterOrder <= BALANCE_RECHECKS) {
+          note += `; asking again in ${BALANCE_RECHECK_MS / 1000} s`;
+          state.balanceTimer = setTimeout(() => loadBalance({ fresh: true, afterOrder: afterOrder + 1 }), BALANCE_RECHECK_MS);
+        }
+      }
+      $("balance-note").textContent = note;
       $("balance-error").hidden = true;
     } catch (e) {
+      if (seq !== state.balanceSeq) return;
       $("balance-value").textContent = "unavailable";
       $("balance-note").textContent = "";
       const err = $("balance-error");
@@ -450,7 +479,7 @@
       err.hidden = false;
       if (e.keyRejected) markKeyRejected();
     } finally {
-      busy(box, false);
+      if (seq === state.balanceSeq) busy(box, false);
     }
   }
 
@@ -748,7 +777,7 @@
         ? `Replayed: ${body.poNumber} was already ordered; no second order was placed.`
         : `Order ${body.poNumber} placed.`);
       $("details-po").value = body.poNumber;
-      loadBalance({ fresh: true });
+      loadBalance({ fresh: true, afterOrder: 1 });
     } catch (e) {
       if (e instanceof PlumgateError && e.order) {
         // Definite: the order exists and did not complete. Not "not placed".
