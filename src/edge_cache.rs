@@ -16,7 +16,8 @@
 //! another request is already fetching waits for it ([`shared_fill`]) on
 //! timers of its own (`runtime::wait` says why), and takes the copy it
 //! left in memory or the failure it ended in (a timeout, a penalty), so a
-//! hanging Xoxoday keeps every waiter as long as one call, not two.
+//! hanging Xoxoday keeps every waiter as long as one call, not two. What a
+//! waiter does after each look is `plumgate_core::edge::next_look`.
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::cache;
@@ -24,7 +25,9 @@ use crate::runtime::http::Outgoing;
 use crate::runtime::wait::pause;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use plumgate_core::edge::{cache_url, fill_poll_ms, joins_fill, ByteLru, Cached, Freshness, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES};
+use plumgate_core::edge::{
+    cache_url, fill_poll_ms, joins_fill, next_look, ByteLru, Cached, FillState, Freshness, NextLook, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES,
+};
 use plumgate_core::ops::CacheKey;
 use std::cell::{Cell, RefCell};
 
@@ -42,9 +45,9 @@ const ENDED_KEPT_MS: i64 = 1_000;
 struct FillEntry {
     url: String,
     id: u64,
-    started_ms: i64,
-    /// When it ended, and the failure it ended in, if any.
-    ended: Option<(i64, Option<ApiError>)>,
+    state: FillState<ApiError>,
+    /// When it ended.
+    ended_ms: i64,
 }
 
 /// Held by the request fetching an entry from Xoxoday. Dropping it (the
@@ -66,8 +69,12 @@ impl Fill {
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        let ended = Some((now_ms(), self.failure.take()));
-        FILLS.with(|f| f.borrow_mut().iter_mut().filter(|e| e.id == self.id).for_each(|e| e.ended = ended.clone()));
+        let (now, failure) = (now_ms(), self.failure.take());
+        FILLS.with(|f| {
+            if let Some(e) = f.borrow_mut().iter_mut().find(|e| e.id == self.id) {
+                (e.state, e.ended_ms) = (FillState::Ended(failure), now);
+            }
+        });
     }
 }
 
@@ -87,7 +94,10 @@ pub enum Shared {
 pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
     let start = now_ms();
     let running = FILLS.with(|f| {
-        f.borrow().iter().find(|e| e.url == url && e.ended.is_none() && joins_fill(e.started_ms, start, timeout_ms)).map(|e| e.id)
+        f.borrow()
+            .iter()
+            .find(|e| e.url == url && matches!(e.state, FillState::Running { started_ms } if joins_fill(started_ms, start, timeout_ms)))
+            .map(|e| e.id)
     });
     if let Some(id) = running {
         loop {
@@ -96,12 +106,10 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
             if let Some(c) = MEMORY.with(|m| m.borrow_mut().get(url).cloned()).filter(|c| c.freshness(now) == Freshness::Fresh) {
                 return Shared::Hit(c);
             }
-            let seen = FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| (e.ended.clone(), joins_fill(e.started_ms, now, timeout_ms))));
-            match seen {
-                Some((None, true)) => {}
-                Some((Some((_, Some(e))), _)) => return Shared::Failed(e),
-                // Gone, ended leaving nothing, or too old to wait for.
-                _ => break,
+            match next_look(FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| e.state.clone())), now, timeout_ms) {
+                NextLook::Wait => {}
+                NextLook::Failed(e) => return Shared::Failed(e),
+                NextLook::Lead => break,
             }
         }
     }
@@ -114,8 +122,11 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
         let mut f = f.borrow_mut();
         // A running fill of this URL is past waiting for: this one replaces
         // it. Ended ones stay a moment, for their waiters' next look.
-        f.retain(|e| e.ended.as_ref().map_or(e.url != url, |(t, _)| now - t < ENDED_KEPT_MS));
-        f.push(FillEntry { url: url.to_owned(), id, started_ms: now, ended: None });
+        f.retain(|e| match e.state {
+            FillState::Running { .. } => e.url != url,
+            FillState::Ended(_) => now - e.ended_ms < ENDED_KEPT_MS,
+        });
+        f.push(FillEntry { url: url.to_owned(), id, state: FillState::Running { started_ms: now }, ended_ms: 0 });
     });
     Shared::Lead(Fill { id, failure: None })
 }

@@ -24,9 +24,10 @@
 //! same storable entry would each call Xoxoday and spend the operation's
 //! per-minute budget (15 getBalance calls at once spent a minute of it).
 //! So the first goes upstream and the others wait for the copy its answer
-//! leaves in memory ([`joins_fill`], polling at [`fill_poll_ms`]); when the
-//! fill leaves none (an error, a penalty, a request that went away), each
-//! waiter goes on by itself, without waiting again.
+//! leaves in memory ([`joins_fill`], polling at [`fill_poll_ms`]). A fill
+//! that ends in a timeout or a penalty hands that to its waiters; one that
+//! leaves nothing else (an answer not to keep, a request that went away)
+//! lets each go on by itself, without waiting again ([`next_look`]).
 
 use crate::ops::{CacheClass, CacheKey};
 use std::collections::HashMap;
@@ -78,6 +79,43 @@ pub fn joins_fill(started_ms: i64, now_ms: i64, timeout_ms: u32) -> bool {
 /// 6,000.
 pub fn fill_poll_ms(waited_ms: i64) -> i64 {
     (waited_ms / 4).clamp(5, 250)
+}
+
+/// A fill as a waiter finds it when it looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FillState<E> {
+    /// Still running, since `started_ms`.
+    Running {
+        /// When it started (epoch ms).
+        started_ms: i64,
+    },
+    /// Over, with the failure it ended in if it ended in one its waiters
+    /// share (a timeout, a penalty, an unreadable answer: the failures
+    /// [`stale_instead_of`] names); `None` when it left a copy in memory
+    /// or an answer of Xoxoday's that was not one to keep.
+    Ended(Option<E>),
+}
+
+/// What a waiter does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextLook<E> {
+    /// Sleep ([`fill_poll_ms`]) and look again.
+    Wait,
+    /// Answer with the fill's failure.
+    Failed(E),
+    /// Go on by itself: fetch the entry, as a fill of its own.
+    Lead,
+}
+
+/// After a look that found no fresh copy in memory: what a waiter does,
+/// given the fill it waits for (`None`: no longer listed).
+pub fn next_look<E>(fill: Option<FillState<E>>, now_ms: i64, timeout_ms: u32) -> NextLook<E> {
+    match fill {
+        Some(FillState::Running { started_ms }) if joins_fill(started_ms, now_ms, timeout_ms) => NextLook::Wait,
+        Some(FillState::Ended(Some(e))) => NextLook::Failed(e),
+        // Gone, ended leaving nothing, or too old to wait for.
+        _ => NextLook::Lead,
+    }
 }
 
 /// A cached answer.
@@ -234,6 +272,17 @@ mod tests {
         assert!(!joins_fill(T0, T0 + 30_000, 30_000), "as old as the timeout: its request is gone or failing");
         assert!(!joins_fill(T0, T0 - 1, 30_000), "clock went back: do not wait on it");
         assert!(!joins_fill(T0, T0, 0));
+    }
+
+    #[test]
+    fn a_waiter_waits_while_the_fill_runs_takes_its_failure_or_leads() {
+        const T0: i64 = 1_800_000_000_000;
+        let look = |fill: Option<FillState<&'static str>>, now: i64| next_look(fill, now, 30_000);
+        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 100), NextLook::Wait);
+        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 30_000), NextLook::Lead, "too old: its request is gone");
+        assert_eq!(look(Some(FillState::Ended(Some("504 upstream_timeout"))), T0 + 30_000), NextLook::Failed("504 upstream_timeout"));
+        assert_eq!(look(Some(FillState::Ended(None)), T0 + 500), NextLook::Lead, "left nothing to share");
+        assert_eq!(look(None, T0 + 500), NextLook::Lead, "no longer listed");
     }
 
     #[test]
