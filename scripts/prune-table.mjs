@@ -25,6 +25,7 @@
 // module without names, or with a table segment of another form, is left as
 // it is with a warning (the size budget then shows the difference).
 import { readFileSync, writeFileSync } from "node:fs";
+import { leb, readLeb as readLebIn } from "./wasm-leb.mjs";
 
 const file = process.argv[2];
 // Any table entry that names those classes' code (the futures their methods
@@ -33,28 +34,7 @@ const DEAD = /wasm_streams\[[0-9a-f]+\]::(readable::into_underlying_(byte_)?sour
 
 const wasm = readFileSync(file);
 
-function readLeb(at) {
-  let value = 0;
-  let shift = 0;
-  let byte;
-  do {
-    byte = wasm[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (byte & 0x80);
-  return [value, at];
-}
-
-function leb(n) {
-  const out = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
+const readLeb = (at) => readLebIn(wasm, at);
 
 function warn(why) {
   console.error(`[plumgate] prune-table: ${why}; the table is left as it is`);

@@ -26,6 +26,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
+import { readLeb } from "./wasm-leb.mjs";
 
 const file = process.argv[2];
 const wasmDis = process.env.WASM_DIS_BIN || join(dirname(process.env.WASM_OPT_BIN || "node_modules/.bin/wasm-opt"), "wasm-dis");
@@ -39,30 +40,8 @@ function leave(why) {
   process.exit(0);
 }
 
-function uleb(at) {
-  let value = 0;
-  let shift = 0;
-  let byte;
-  do {
-    byte = wasm[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (byte & 0x80);
-  return [value, at];
-}
-
-function sleb(at) {
-  let value = 0;
-  let shift = 0;
-  let byte;
-  do {
-    byte = wasm[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (byte & 0x80);
-  if (byte & 0x40) value -= 2 ** shift;
-  return [value, at];
-}
+const uleb = (at) => readLeb(wasm, at);
+const sleb = (at) => readLeb(wasm, at, true);
 
 // The data segments: [memory address, file offset, length].
 const segments = [];
