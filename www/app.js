@@ -1130,7 +1130,9 @@
   function usageText(u) {
     if (!u) return "";
     const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
-    return `${plural(u.requests, "request")} · ${plural(u.orders, "order")} · amount ${u.amount}`;
+    // `reserved`: orders whose fate plumgate does not know yet, held against the cap.
+    const held = Number(u.reserved) > 0 ? ` · ${u.reserved} reserved` : "";
+    return `${plural(u.requests, "request")} · ${plural(u.orders, "order")} · amount ${u.amount}${held}`;
   }
 
   async function loadKeys({ quiet = false } = {}) {

@@ -243,7 +243,15 @@ impl KeyRegistry {
 
     fn facts_of(&self, key: &str, now: i64) -> worker::Result<Facts> {
         let seen = first(&self.sql(), "SELECT at_ms FROM seen WHERE key = ?", vec![key.into()])?;
-        Ok(Facts { usage: self.usage_of(key, day_of(now))?, last_used_ms: seen.first().map(|v| int(Some(v))) })
+        let day = day_of(now);
+        Ok(Facts { usage: self.usage_of(key, day)?, last_used_ms: seen.first().map(|v| int(Some(v))), reserved: self.reserved_of(key, day)? })
+    }
+
+    /// The amount `key` holds on `day` for orders whose fate is not known
+    /// (holds not yet committed).
+    fn reserved_of(&self, key: &str, day: i64) -> worker::Result<i64> {
+        let row = first(&self.sql(), "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE key = ? AND day = ? AND state != 'committed'", vec![key.into(), Sql::Integer(day)])?;
+        Ok(int(row.first()))
     }
 
     fn hold_of(&self, a: &audit::Attempt) -> worker::Result<Option<Hold>> {
@@ -280,15 +288,17 @@ impl KeyRegistry {
             },
             Op::List => {
                 // One row per key that was used: its usage of today (if
-                // any) and its last request.
+                // any), its last request and what it holds for orders of
+                // unknown fate.
                 let mut facts: Vec<(String, Facts)> = Vec::new();
                 for row in rows(
                     &self.sql(),
-                    "SELECT seen.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests
+                    "SELECT seen.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests,
+                     (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.key = seen.key AND holds.day = ? AND state != 'committed')
                      FROM seen LEFT JOIN usage ON usage.key = seen.key AND usage.day = ?",
-                    vec![Sql::Integer(day_of(now))],
+                    vec![Sql::Integer(day_of(now)), Sql::Integer(day_of(now))],
                 )? {
-                    facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms: Some(int(row.get(1))) }));
+                    facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms: Some(int(row.get(1))), reserved: int(row.get(7)) }));
                 }
                 let facts_of = |key: &str| facts.iter().find(|(k, _)| k == key).map(|f| f.1).unwrap_or_default();
                 (vec![], registry::list(&records, &req.static_keys, &facts_of, now))
@@ -306,8 +316,7 @@ impl KeyRegistry {
                 Some(a) => {
                     let hold = self.hold_of(a)?;
                     let today = day_of(now);
-                    let held = first(&self.sql(), "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE key = ? AND day = ? AND state != 'committed'", vec![a.key.as_str().into(), Sql::Integer(today)])?;
-                    let spent = self.usage_of(&a.key, today)?.amount.saturating_add(int(held.first()));
+                    let spent = self.usage_of(&a.key, today)?.amount.saturating_add(self.reserved_of(&a.key, today)?);
                     let record = records.iter().find(|r| r.id == a.key);
                     // Asked only for a refusal; unreadable, the 429 stands.
                     let other_body = || {

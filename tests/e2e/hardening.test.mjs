@@ -454,12 +454,15 @@ test("a capped key's order left unknown and never retried: the alarm's check fin
   const over = await op(wO, "placeOrder", keys.capped, order("cap-over"));
   assert.equal(over.status, 429, over.text);
   assert.match(over.json.error.message, /\(10; 10 already placed or reserved today/);
+  // The key's usage says where the cap went: nothing placed yet, 10 reserved.
+  const held = (await keyView("capped-found")).usage;
+  assert.deepEqual([held.orders, held.amount, held.reserved], [0, 0, 10], JSON.stringify(held));
   // No request for it again: the alarm's check (10 s after) finds the order and tells the registry.
   const usage = await waitFor(async () => {
     const k = await keyView("capped-found");
     return k.usage.orders === 1 ? k.usage : null;
   }, { timeout: 40_000, interval: 1_000, what: "the reconciled order counted in the key's usage" });
-  assert.equal(usage.amount, 10);
+  assert.deepEqual([usage.amount, usage.reserved], [10, 0], "placed: counted, no longer reserved");
   const entries = await auditOf("capped-found");
   const settled = entries.filter((e) => e.po_number === po("cap-found") && e.outcome === "reconciled_placed");
   assert.equal(settled.length, 1, JSON.stringify(entries));

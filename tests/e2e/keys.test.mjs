@@ -107,7 +107,7 @@ test("a runtime key: shown once, works at once for its scopes only, listed witho
   assert.ok(Math.abs(Date.parse(k.created_at) - Date.now()) < 60_000);
   assert.equal(k.expires_at, null);
   assert.deepEqual(k.limits, { requests_per_minute: 1000, order_amount_per_day: null });
-  assert.deepEqual(Object.keys(k.usage), ["day", "requests", "orders", "amount"]);
+  assert.deepEqual(Object.keys(k.usage), ["day", "requests", "orders", "amount", "reserved"]);
 
   const ok = await historyCall(k.key);
   assert.equal(ok.status, 200, ok.text);

@@ -640,14 +640,18 @@ fn scopes_json(scopes: &[String]) -> String {
     format!("[{}]", items.join(","))
 }
 
-/// What `/v1/keys` says of one key: usage of the day of `now_ms` and the
-/// last request seen (`last_used_ms`).
+/// What `/v1/keys` says of one key: usage of the day of `now_ms`, the
+/// last request seen (`last_used_ms`) and the amount held for orders of
+/// unknown fate (`reserved`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Facts {
     /// Today's usage.
     pub usage: Usage,
     /// The last request counted.
     pub last_used_ms: Option<i64>,
+    /// Today's amount held for orders whose fate is not known yet
+    /// (millionths): counted against the spend cap, not yet in `usage`.
+    pub reserved: i64,
 }
 
 /// A runtime key as `/v1/keys` answers it (never its secret).
@@ -665,7 +669,7 @@ pub fn view(rec: &KeyRecord, facts: &Facts, now_ms: i64) -> String {
         .raw("previous_key_expires_at", &time_or_null(previous_until))
         .raw("last_used_at", &time_or_null(facts.last_used_ms))
         .raw("limits", &rec.limits.json())
-        .raw("usage", &facts.usage.json(day_of(now_ms)))
+        .raw("usage", &facts.usage.json(day_of(now_ms), facts.reserved))
         .finish()
 }
 
@@ -683,7 +687,7 @@ pub fn static_view(c: &Credential, facts: &Facts, now_ms: i64) -> String {
         .raw("previous_key_expires_at", "null")
         .raw("last_used_at", &time_or_null(facts.last_used_ms))
         .raw("limits", &c.limits.json())
-        .raw("usage", &facts.usage.json(day_of(now_ms)))
+        .raw("usage", &facts.usage.json(day_of(now_ms), facts.reserved))
         .finish()
 }
 
@@ -1026,7 +1030,7 @@ mod tests {
     #[test]
     fn views_never_show_a_secret() {
         let a = rotate(&record("a", "key-a-0123456789abcdef"), hash_key("key-a2"), 60, T0).unwrap();
-        let facts = Facts { usage: Usage { requests: 3, orders: 1, amount: 25 * M, ..Usage::default() }, last_used_ms: Some(T0) };
+        let facts = Facts { usage: Usage { requests: 3, orders: 1, amount: 25 * M, ..Usage::default() }, last_used_ms: Some(T0), reserved: 10 * M };
         let v: Value = serde_json::from_str(&view(&a, &facts, T0 + 1)).unwrap();
         assert_eq!(v, json!({
             "id": "a", "source": "runtime", "state": "active", "scopes": ["catalog"],
@@ -1034,14 +1038,14 @@ mod tests {
             "rotated_at": "2026-11-25T17:09:42.000Z", "previous_key_expires_at": "2026-11-25T17:10:42.000Z",
             "last_used_at": "2026-11-25T17:09:42.000Z",
             "limits": {"requests_per_minute": null, "order_amount_per_day": null},
-            "usage": {"day": "2026-11-25", "requests": 3, "orders": 1, "amount": 25}
+            "usage": {"day": "2026-11-25", "requests": 3, "orders": 1, "amount": 25, "reserved": 10}
         }));
         let text = view(&a, &facts, T0);
         assert!(!text.contains(&a.sha256) && !text.contains(a.previous_sha256.as_deref().unwrap()));
         let gone: Value = serde_json::from_str(&view(&a, &facts, T0 + 60_000)).unwrap();
         assert_eq!(gone["previous_key_expires_at"], Value::Null, "grace over");
         let cred = Credential { id: "ops".into(), sha256: hash_key("x"), scopes: vec!["*".into()], limits: Limits::default(), until_ms: None };
-        let s: Value = serde_json::from_str(&static_view(&cred, &Facts { usage: Usage::default(), last_used_ms: None }, T0)).unwrap();
+        let s: Value = serde_json::from_str(&static_view(&cred, &Facts { usage: Usage::default(), last_used_ms: None, reserved: 0 }, T0)).unwrap();
         assert_eq!((s["source"].as_str(), s["created_at"].is_null(), s["last_used_at"].is_null()), (Some("static"), true, true));
         let list: Value = serde_json::from_str(&list_body(&[view(&a, &facts, T0), static_view(&cred, &facts, T0)])).unwrap();
         assert_eq!(list["keys"].as_array().unwrap().len(), 2);

@@ -256,14 +256,17 @@ impl Usage {
         Usage { orders: self.orders.saturating_add(1), amount: self.amount.saturating_add(amount), ..self }
     }
 
-    /// `{"day","requests","orders","amount"}` for `day`, as the API writes it.
-    pub fn json(&self, day: i64) -> String {
+    /// `{"day","requests","orders","amount","reserved"}` for `day`, as the
+    /// API writes it; `reserved`: the amount of the day's orders whose fate
+    /// is not known yet (held against the spend cap, not in `amount`).
+    pub fn json(&self, day: i64, reserved: i64) -> String {
         format!(
-            r#"{{"day":"{}","requests":{},"orders":{},"amount":{}}}"#,
+            r#"{{"day":"{}","requests":{},"orders":{},"amount":{},"reserved":{}}}"#,
             crate::time::date_of_day(day),
             self.requests,
             self.orders,
-            micros_text(self.amount)
+            micros_text(self.amount),
+            micros_text(reserved)
         )
     }
 }
@@ -567,7 +570,8 @@ mod tests {
         assert_eq!((d.requests, d.counter(), d.last_used_ms), (3, Counter { minute: minute_of(T0) + 1, count: 1 }, T0 + 60_000));
         let u = Usage::default().with_requests(&d).with_requests(&d).with_order(25 * M);
         assert_eq!((u.requests, u.orders, u.amount, u.minute.count), (6, 1, 25 * M, 2));
-        assert_eq!(u.json(day_of(T0)), r#"{"day":"2026-11-25","requests":6,"orders":1,"amount":25}"#);
+        assert_eq!(u.json(day_of(T0), 0), r#"{"day":"2026-11-25","requests":6,"orders":1,"amount":25,"reserved":0}"#);
+        assert_eq!(u.json(day_of(T0), 12_500_000), r#"{"day":"2026-11-25","requests":6,"orders":1,"amount":25,"reserved":12.5}"#);
         // An earlier batch merged back (its sync failed): counts add up.
         let mut later = UsageDelta { id: "k".into(), ..Default::default() };
         later.count(T0 + 60_001);

@@ -244,7 +244,7 @@ mod tests {
     const M: i64 = 1_000_000;
 
     fn facts() -> Facts {
-        Facts { usage: Usage::default(), last_used_ms: None }
+        Facts { usage: Usage::default(), last_used_ms: None, reserved: 0 }
     }
 
     fn new(id: &str, limits: Limits) -> NewKey {
