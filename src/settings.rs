@@ -10,6 +10,7 @@
 use plumgate_core::config::{self, Config};
 use std::cell::RefCell;
 use std::rc::Rc;
+use wasm_bindgen::JsValue;
 use worker::Env;
 
 /// A parsed configuration, or the problems that make it unusable. Both are
@@ -20,12 +21,14 @@ thread_local! {
     static CACHE: RefCell<Option<Settings>> = const { RefCell::new(None) };
 }
 
-/// Read one variable as a string (var or secret), `None` when unset.
+/// Read one variable as a string (var or secret), `None` when unset. A
+/// `[vars]` value that TOML made a number, a boolean or a table
+/// (`BALANCE_ALERT_BELOW = 1000`, `XOXODAY_RATE_LIMITS = { getBalance = 30 }`)
+/// is read as its JSON text, so it is parsed (and checked) like the quoted
+/// form instead of being taken for unset.
 fn read_var(env: &Env, name: &str) -> Option<String> {
-    if let Ok(v) = env.var(name) {
-        return Some(v.to_string());
-    }
-    env.secret(name).ok().map(|s| s.to_string())
+    let v = js_sys::Reflect::get(env, &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())?;
+    v.as_string().or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string()))
 }
 
 /// The isolate's configuration, parsed on first use.

@@ -167,7 +167,7 @@ export async function startWorker(opts) {
   }
 }
 
-async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port, callers = [], readyPath = "/healthz" }) {
+async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", persistDir, port, callers = [], readyPath = "/healthz" }) {
   port ??= await freePort();
   const inspector = await freePort();
   persistDir ??= tempDir();
@@ -199,7 +199,9 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, persistDir, port, cal
     .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
     .replace(/^directory = "\.\/www"$/m, `directory = ${JSON.stringify(join(ROOT, "www"))}`)
     .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");
-  writeFileSync(join(configDir, "wrangler.toml"), toml);
+  // `tomlVars`: [vars] lines as an operator writes them in wrangler.toml
+  // (typed TOML values), for names not in .dev.vars.
+  writeFileSync(join(configDir, "wrangler.toml"), tomlVars ? `${toml}\n[vars]\n${tomlVars}\n` : toml);
   writeFileSync(join(configDir, ".dev.vars"), devVarsText(allVars));
   const args = [
     "dev", ...callerConfigs(configDir, callers), "--config", join(configDir, "wrangler.toml"),
