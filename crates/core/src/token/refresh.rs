@@ -129,6 +129,17 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
             reason: format!("refresh rate-limited by Xoxoday (HTTP {status}, {RATE_LIMIT_MESSAGE}): penalty {penalty_secs} s"),
         };
     }
+    // Not an answer of Xoxoday's token endpoint: no such path (404, 405:
+    // XOXODAY_OAUTH_URL wrong) or an HTML page (a proxy's or a firewall's).
+    // The grant never reached the endpoint, so nothing rotated: tried again
+    // with backoff, never taken for a dead refresh token (which would send
+    // the operator to regenerate tokens that are fine). Other 4xx answers,
+    // JSON or plain, stay a rejection: Xoxoday documents no body for one.
+    if matches!(status, 404 | 405) || ((400..500).contains(&status) && parsed.is_none() && body.trim_ascii_start().starts_with(b"<")) {
+        return RefreshOutcome::Transient(format!(
+            "refresh failed: HTTP {status}, not an answer of Xoxoday's token endpoint (check XOXODAY_OAUTH_URL and any proxy or firewall on the way)"
+        ));
+    }
     let oauth_error = obj.and_then(|o| o.get("error")).and_then(Value::as_str).map(str::to_string);
     let message_id = obj
         .and_then(|o| o.get("message").or_else(|| o.get("error_message_id")))

@@ -397,6 +397,12 @@ fn error_answers_are_classified() {
         (400, r#"{"error":"temporarily_unavailable"}"#),
         (200, "not json"),
         (408, ""),
+        // Not Xoxoday's token endpoint: a wrong XOXODAY_OAUTH_URL, a firewall's page.
+        (404, r#"{"error":"not found"}"#),
+        (404, ""),
+        (405, ""),
+        (403, "<!DOCTYPE html><html><body>Access denied</body></html>"),
+        (401, "  <html>login</html>"),
     ];
     for (status, body) in transient_cases {
         assert!(
