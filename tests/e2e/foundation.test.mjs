@@ -115,3 +115,53 @@ test("configuration fails closed, naming variables but never values", async () =
     await w.stop();
   }
 });
+
+test("[vars] written as TOML numbers and tables are read as their JSON text, not taken for unset", async () => {
+  // They reach the worker as a number and an object, not as text: read as
+  // unset before, so the defaults held while /healthz said ok.
+  // Its own token pair: the first test's worker has rotated the default one.
+  const { refresh_token } = await sandbox.admin("/tokens/issue", {});
+  const w = await startWorker({
+    sandbox,
+    keys,
+    vars: { XOXODAY_RATE_LIMITS: null, XOXODAY_REFRESH_TOKEN: refresh_token },
+    tomlVars: "XOXODAY_RATE_LIMITS = { getOrderHistory = 2 }\nALERT_REFRESH_FAILURES = 5\nCATALOG_CACHE_TTL_SECS = 21600",
+  });
+  try {
+    assert.equal((await call(w, "/healthz", { method: "GET" })).status, 200);
+    const history = { startDate: "2020-01-01", endDate: "2020-01-02" };
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await call(w, "/v1/ops/getOrderHistory", { key: keys.admin, body: history })).status);
+    assert.deepEqual(statuses, [200, 200, 429], "the table's budget of 2 a minute holds");
+  } finally {
+    await w.stop();
+  }
+  const bad = await startWorker({ sandbox, keys, tomlVars: "ALERT_REFRESH_FAILURES = 0\nALLOWED_ORIGINS = [\"*\"]" });
+  try {
+    const h = await call(bad, "/healthz", { method: "GET" });
+    assert.equal(h.status, 503, h.text);
+    const all = h.json.problems.join("\n");
+    assert.match(all, /ALERT_REFRESH_FAILURES/);
+    assert.match(all, /ALLOWED_ORIGINS/);
+  } finally {
+    await bad.stop();
+  }
+});
+
+test("XOXODAY_OAUTH_URL without /chef: the refresh's 404 is not taken for a dead refresh token", async () => {
+  const { refresh_token } = await sandbox.admin("/tokens/issue", {});
+  const w = await startWorker({
+    sandbox,
+    keys,
+    vars: { XOXODAY_OAUTH_URL: sandbox.oauthUrl.replace(/\/chef$/, ""), XOXODAY_REFRESH_TOKEN: refresh_token },
+  });
+  try {
+    const r = await call(w, "/v1/ops/getOrderHistory", { key: keys.admin, body: { startDate: "2020-01-01", endDate: "2020-01-02" } });
+    assert.ok(r.status >= 500 && r.status !== 503, `no token, and not reauth_required: ${r.status} ${r.text}`);
+    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
+    assert.notEqual(st.json.state, "reauth_required", JSON.stringify(st.json));
+    assert.match(st.json.last_error, /HTTP 404, not an answer of Xoxoday's token endpoint \(check XOXODAY_OAUTH_URL/);
+  } finally {
+    await w.stop();
+  }
+});
