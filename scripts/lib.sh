@@ -36,7 +36,7 @@ rustup_has_src() {
 }
 
 # Environment for building the worker to wasm32. Picks rustup's target when it
-# exists, otherwise Debian's rustc-web with build-std (see docs/toolchain.md).
+# exists, otherwise Debian's rustc-web with build-std (README: The two commands).
 #
 # Size (issue 21: the wasm is shipped to every isolate; budget 200 KB gzip):
 # - the wasm is built at opt-level "z", the host tools (the sandbox) at the
