@@ -62,14 +62,20 @@ pub fn stale_instead_of(status: u16) -> bool {
     status == 429 || status >= 500
 }
 
+/// How much longer than the upstream timeout a fill may run before its
+/// waiters stop waiting for it: its call to Xoxoday starts after the fill
+/// does (the limiter's check, the token), so it ends a little after
+/// `UPSTREAM_TIMEOUT_MS` of the fill's age.
+pub const FILL_GRACE_MS: i64 = 5_000;
+
 /// Should a request that misses an entry wait for the fill of it another
 /// request of the isolate started at `started_ms`, rather than call
 /// Xoxoday itself? Yes while that fill is younger than the upstream
-/// timeout, `timeout_ms`; an older one belongs to a request that is gone
-/// or failing, and a fill "from the future" (the clock went back) is not
-/// waited on, so a wrong clock costs calls, never a wait.
+/// timeout, `timeout_ms`, and [`FILL_GRACE_MS`]; an older one belongs to a
+/// request that is gone, and a fill "from the future" (the clock went back)
+/// is not waited on, so a wrong clock costs calls, never a wait.
 pub fn joins_fill(started_ms: i64, now_ms: i64, timeout_ms: u32) -> bool {
-    (0..i64::from(timeout_ms)).contains(&(now_ms - started_ms))
+    (0..i64::from(timeout_ms) + FILL_GRACE_MS).contains(&(now_ms - started_ms))
 }
 
 /// How long a request that has waited `waited_ms` for a fill sleeps before
@@ -265,13 +271,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fill_is_joined_while_younger_than_the_upstream_timeout() {
+    fn a_fill_is_joined_while_younger_than_the_upstream_timeout_and_a_grace() {
         const T0: i64 = 1_800_000_000_000;
         assert!(joins_fill(T0, T0, 30_000));
-        assert!(joins_fill(T0, T0 + 29_999, 30_000));
-        assert!(!joins_fill(T0, T0 + 30_000, 30_000), "as old as the timeout: its request is gone or failing");
+        assert!(joins_fill(T0, T0 + 30_000, 30_000), "its call started after it, and may still be timing out");
+        assert!(joins_fill(T0, T0 + 34_999, 30_000));
+        assert!(!joins_fill(T0, T0 + 35_000, 30_000), "the timeout and the grace passed: its request is gone");
         assert!(!joins_fill(T0, T0 - 1, 30_000), "clock went back: do not wait on it");
-        assert!(!joins_fill(T0, T0, 0));
     }
 
     #[test]
@@ -279,7 +285,8 @@ mod tests {
         const T0: i64 = 1_800_000_000_000;
         let look = |fill: Option<FillState<&'static str>>, now: i64| next_look(fill, now, 30_000);
         assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 100), NextLook::Wait);
-        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 30_000), NextLook::Lead, "too old: its request is gone");
+        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 30_000), NextLook::Wait, "its call may still be timing out");
+        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 35_000), NextLook::Lead, "too old: its request is gone");
         assert_eq!(look(Some(FillState::Ended(Some("504 upstream_timeout"))), T0 + 30_000), NextLook::Failed("504 upstream_timeout"));
         assert_eq!(look(Some(FillState::Ended(None)), T0 + 500), NextLook::Lead, "left nothing to share");
         assert_eq!(look(None, T0 + 500), NextLook::Lead, "no longer listed");
