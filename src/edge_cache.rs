@@ -120,10 +120,11 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
     });
     FILLS.with(|f| {
         let mut f = f.borrow_mut();
-        // A running fill of this URL is past waiting for: this one replaces
-        // it. Ended ones stay a moment, for their waiters' next look.
+        // A running fill of this URL past waiting for is replaced by this
+        // one (a young one stays: its waiters go on with it). Ended ones
+        // stay a moment, for their waiters' next look.
         f.retain(|e| match e.state {
-            FillState::Running { .. } => e.url != url,
+            FillState::Running { started_ms } => e.url != url || joins_fill(started_ms, now, timeout_ms),
             FillState::Ended(_) => now - e.ended_ms < ENDED_KEPT_MS,
         });
         f.push(FillEntry { url: url.to_owned(), id, state: FillState::Running { started_ms: now }, ended_ms: 0 });
