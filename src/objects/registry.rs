@@ -293,8 +293,8 @@ impl KeyRegistry {
                 let mut facts: Vec<(String, Facts)> = Vec::new();
                 for row in rows(
                     &self.sql(),
-                    "SELECT seen.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests,
-                     (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.key = seen.key AND holds.day = ? AND state != 'committed')
+                    "SELECT seen.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests, \
+                     (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.key = seen.key AND holds.day = ? AND state != 'committed') \
                      FROM seen LEFT JOIN usage ON usage.key = seen.key AND usage.day = ?",
                     vec![Sql::Integer(day_of(now)), Sql::Integer(day_of(now))],
                 )? {
@@ -409,8 +409,8 @@ impl KeyRegistry {
                 }
                 Write::Usage { key, day, usage } => {
                     sql.exec(
-                        "INSERT INTO usage (key, day, requests, orders, amount, minute, minute_requests) VALUES (?, ?, ?, ?, ?, ?, ?)
-                         ON CONFLICT (key, day) DO UPDATE SET requests = excluded.requests, orders = excluded.orders, amount = excluded.amount,
+                        "INSERT INTO usage (key, day, requests, orders, amount, minute, minute_requests) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (key, day) DO UPDATE SET requests = excluded.requests, orders = excluded.orders, amount = excluded.amount, \
                          minute = excluded.minute, minute_requests = excluded.minute_requests",
                         vec![
                             key.as_str().into(),
@@ -436,7 +436,7 @@ impl KeyRegistry {
                     }
                     HoldChange::Put(h) => {
                         sql.exec(
-                            "INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, ?, ?)
+                            "INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, ?, ?) \
                              ON CONFLICT (key, po, fp) DO UPDATE SET day = excluded.day, amount = excluded.amount, holders = excluded.holders, state = excluded.state",
                             vec![
                                 key.as_str().into(),
