@@ -41,7 +41,7 @@ use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
     admit, after_check, after_place, after_refusal, alarm, alarm_for, found_not_placed, load, not_placed_mark, not_sent, nothing_found, read_mark,
-    read_reconcile, record_not_written, AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, NOT_PLACED_KEY,
+    read_reconcile, record_not_written, unheard, AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, NOT_PLACED_KEY,
     RECORD_KEY,
 };
 use plumgate_core::logline::{event, Trace};
@@ -222,7 +222,7 @@ impl OrderLedger {
                 storage.delete_all().await?;
             }
             AlarmStep::Check(record) => {
-                let f = after_check(&record, check(&self.env, &cfg, &record).await, now_ms());
+                let f = unheard(&record, after_check(&record, check(&self.env, &cfg, &record).await, now_ms()), now_ms());
                 if matches!(f.store, Store::Forget) || matches!(&f.store, Store::Save(r) if r.state == plumgate_core::ledger::RecordState::Done) {
                     console_log!(
                         "{}",
@@ -369,6 +369,10 @@ impl OrderLedger {
             Admission::Answer { outcome, replayed, fate, alarm_by_ms } => {
                 ensure_alarm(&storage, alarm_by_ms).await;
                 LedgerReply { outcome, replayed, fate }
+            }
+            Admission::Settled(outcome) => {
+                commit(&storage, Store::Forget, &cfg, &lr.fingerprint).await;
+                LedgerReply { outcome, replayed: true, fate: Fate::NotPlaced }
             }
             Admission::Join => match in_flight {
                 Some((_, run)) => {

@@ -114,6 +114,10 @@ before(async () => {
   // U: the same for a capped key, whose caller never asks again.
   await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1 });
   background.u = await op(wO, "placeOrder", keys.cappedNone, order("cap-none"));
+  // V: Xoxoday's 422 PLE10010 (the balance), which leaves the order's fate
+  // open: settled by the alarm while no request waits.
+  await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1, error_id: "PLE10010" });
+  background.v = await place(order("open-refusal"));
 });
 
 after(async () => {
@@ -537,7 +541,7 @@ test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) o
   assert.match(ghost.json.error.message, /already exists/);
 });
 
-test("the long ones: an answer past ORDER_TIMEOUT_MS is reconciled; 'no such order' settles into 'not placed' after 180 s and the retry places it once", async () => {
+test("the long ones: an answer past ORDER_TIMEOUT_MS is reconciled; 'no such order' settles into 'not placed' after 180 s and the retry places it once; a refusal settled with no request waiting is the next request's answer, once", async () => {
   // T: the call times out after 130 s; the order Xoxoday made is found.
   const t = await background.t;
   const tookT = Date.now() - background.tSent;
@@ -582,6 +586,28 @@ test("the long ones: an answer past ORDER_TIMEOUT_MS is reconciled; 'no such ord
   // The whole cap is there again: an order of 10 is placed.
   const next = await op(wO, "placeOrder", keys.cappedNone, order("cap-none-next"));
   assert.equal(next.status, 200, next.text);
+  // V: its caller was told 409 and comes back after the settlement: it
+  // hears Xoxoday's refusal (replayed, nothing re-sent); the request after
+  // that (the balance topped up) places the order.
+  assert.equal(background.v.status, 409, background.v.text);
+  assert.equal(background.v.json.error.code, "order_in_progress");
+  const v0 = await calls(sbO, "placeOrder");
+  const heard = await waitFor(async () => {
+    const r = await place(order("open-refusal"));
+    return r.status === 409 && r.json?.error?.code === "order_in_progress" ? null : r;
+  }, { timeout: 40_000, interval: 2_000, what: "the settlement of V" });
+  assert.equal(heard.status, 422, heard.text);
+  assert.equal(heard.json.errorId, "PLE10010");
+  assert.equal(heard.headers["x-plumgate-replayed"], "true");
+  assert.equal(await calls(sbO, "placeOrder"), v0, "nothing re-sent to hear it");
+  const settledV = await waitFor(async () => (await auditOf("orders-writer")).find((e) => e.po_number === po("open-refusal") && e.outcome === "reconciled_not_placed"),
+    { what: "V's settlement in the audit trail" });
+  assert.deepEqual([settledV?.status, settledV?.order_id], [422, null], "the trail's settlement is what the caller heard");
+  const placedV = await place(order("open-refusal"));
+  assert.equal(placedV.status, 200, placedV.text);
+  assert.equal(placedV.headers["x-plumgate-replayed"], undefined, "sent again, and placed");
+  assert.equal(await calls(sbO, "placeOrder"), v0 + 1);
+  assert.equal(await ordersFor(po("open-refusal")), 1);
 });
 
 test("an unreadable ledger record fails closed: nothing sent, 503 naming the storage key", async () => {

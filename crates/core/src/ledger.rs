@@ -33,6 +33,7 @@
 //! | cannot be read | `503 misconfigured` naming the storage key; nothing is sent (fails closed) |
 //! | for another order body | `409 idempotency_conflict` |
 //! | `done` | its answer again, replayed |
+//! | `done`, a settlement no request heard (`once`, [`unheard`]) | its answer, replayed, once; then the record is forgotten |
 //! | none or `pending`, the call for this body in flight | join the call |
 //! | none, the call for another body in flight | `409 idempotency_conflict` |
 //! | `pending` | `409 order_in_progress`, `Retry-After` = the next check |
@@ -53,7 +54,7 @@
 //! |---|---|---|---|
 //! | the order exists, and is this one | `done`, reconciled | it in placeOrder's shape, `status` 1 (0 when it failed or was cancelled) | placed / failed |
 //! | an order with this poNumber exists with another product, quantity or denomination | forgotten | Xoxoday's duplicate answer, or `409 idempotency_conflict` | not placed |
-//! | no such order, evidence complete, after Xoxoday's refusal | forgotten | the refusal | not placed |
+//! | no such order, evidence complete, after Xoxoday's refusal | forgotten (settled by the alarm: kept for the next request, once) | the refusal | not placed |
 //! | no such order, evidence complete, after a lost answer | forgotten | an error saying a retry is safe | not placed |
 //! | no such order (evidence not yet complete), or the check failed | stays `pending`, next check scheduled | `409 order_in_progress` | unknown |
 //! | Xoxoday's rate-limit answer to the check | stays `pending`, the limiter told, next check after the penalty | `409 order_in_progress` | unknown |
@@ -70,7 +71,8 @@
 //!
 //! An order is never re-sent by plumgate: after an answer proven "not
 //! placed" the record is gone, and the caller's next request with that
-//! poNumber places it.
+//! poNumber places it. (When the alarm settled it and the answer is
+//! Xoxoday's refusal, the next request hears that refusal first.)
 //!
 //! A worker whose call lost the ledger's answer asks what became of the
 //! order ([`look`]): the same table, except that where a request would
@@ -195,6 +197,12 @@ pub struct Record {
     /// and fingerprints of its recipient).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub order: Value,
+    /// A `done` record of an answer no request has heard yet (the alarm's
+    /// check settled the order as not placed: [`unheard`]): the next
+    /// request for the order gets it once ([`Admission::Settled`]), then
+    /// the record goes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
 }
 
 /// The fields of an order a check needs: the `poNumber` to look it up by,
@@ -252,6 +260,7 @@ impl Record {
             not_found: 0,
             next_check_at_ms: now_ms.saturating_add(timeout_ms).saturating_add(LOST_CALL_GRACE_MS),
             order: order_summary(data),
+            once: false,
         }
     }
 
@@ -282,6 +291,7 @@ impl Record {
             not_found: self.not_found,
             next_check_at_ms: 0,
             order: Value::Null,
+            once: false,
         }
     }
 
@@ -301,7 +311,9 @@ impl Record {
     /// 200 is an order found failed or cancelled; anything else is
     /// Xoxoday's refusal, confirmed by reconciliation.
     fn done_fate(&self) -> Fate {
-        if is_plum_success(Operation::PlaceOrder.name(), self.status, self.body.as_bytes()) {
+        if self.once {
+            Fate::NotPlaced
+        } else if is_plum_success(Operation::PlaceOrder.name(), self.status, self.body.as_bytes()) {
             Fate::Placed
         } else if self.status == 200 {
             Fate::Failed
@@ -362,6 +374,7 @@ fn record(v: &Value) -> Option<Record> {
         not_found: get(o, "not_found", small_count).ok()?,
         next_check_at_ms: get(o, "next_check_at_ms", int).ok()?,
         order: o.get("order").cloned().unwrap_or_default(),
+        once: get(o, "once", flag).ok()?,
     })
 }
 
@@ -390,6 +403,10 @@ pub enum Admission {
     Join,
     /// No record: ask the limiter, record `pending`, place.
     Run,
+    /// A settlement no request heard ([`unheard`]): answered with it
+    /// (replayed, not placed), then the record is forgotten, so the
+    /// request after this one places the order.
+    Settled(Outcome),
 }
 
 /// The first table: what the stored record means for a request with order
@@ -414,8 +431,9 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms
         return conflict();
     }
     match record.state {
+        RecordState::Done if record.once => Admission::Settled(replay(record)),
         RecordState::Done => answer(
-            Outcome::Answer { status: record.status, body: record.body.clone(), reconciled: record.reconciled, upstream_status: None },
+            replay(record),
             true,
             record.done_fate(),
         ),
@@ -429,6 +447,33 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms
                 alarm_by_ms: Some(r.next_check_at_ms.max(now_ms)),
             }
         }
+    }
+}
+
+/// A `done` record's answer, as stored.
+fn replay(r: &Record) -> Outcome {
+    Outcome::Answer { status: r.status, body: r.body.clone(), reconciled: r.reconciled, upstream_status: None }
+}
+
+/// A check the alarm made settles the order, and no request is waiting to
+/// hear it. Xoxoday's refusal (a 422 that left the order's fate open, a
+/// duplicate answer), now known to have placed nothing, is kept for the
+/// caller's next request ([`Admission::Settled`]) instead of forgotten at
+/// once: a caller told `409 order_in_progress` comes back with the same
+/// poNumber, and must hear the refusal rather than have the order sent
+/// again (which, the balance still short, would be refused and settled
+/// again, three minutes of `409` per round, forever). An error of
+/// plumgate's ("not placed, a retry is safe") is not kept: the retry it
+/// asks for places the order.
+/// (`checked`: the record the check was made for.)
+pub fn unheard(checked: &Record, f: Finish, now_ms: i64) -> Finish {
+    match (&f.store, &f.outcome, f.fate) {
+        (Store::Forget, Outcome::Answer { status, body, .. }, Fate::NotPlaced) => {
+            let mut r = checked.done(*status, body.clone(), false, now_ms);
+            r.once = true;
+            Finish { store: Store::Save(r), ..f }
+        }
+        _ => f,
     }
 }
 
@@ -503,6 +548,7 @@ pub const LOOK_WAIT_MS: i64 = 10_000;
 pub fn look(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, not_placed: Option<&str>, now_ms: i64) -> Look {
     match admit(loaded, fingerprint, in_flight, now_ms) {
         Admission::Answer { outcome, fate, alarm_by_ms, .. } => Look::Answer { outcome, fate, alarm_by_ms },
+        Admission::Settled(outcome) => Look::Answer { outcome, fate: Fate::NotPlaced, alarm_by_ms: None },
         Admission::Join => Look::Join,
         Admission::Run if not_placed == Some(fingerprint) => Look::NotPlaced,
         Admission::Run => Look::Nothing,

@@ -521,6 +521,55 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
 }
 
 #[test]
+fn a_settlement_no_request_heard_is_answered_once() {
+    // The alarm's check settles an order Xoxoday refused with a 422 that
+    // left its fate open: nothing was placed.
+    let mut r = pending();
+    r.not_found = 2;
+    r.refused = Some(Refused { status: 422, body: r#"{"errorId":"PLE10010"}"#.into() });
+    let settled = after_check(&r, Reconciled::NotFound, T0 + SETTLE_MS);
+    let f = unheard(&r, settled.clone(), T0 + SETTLE_MS);
+    // The same outcome and fate (the registry is told the same), but the
+    // refusal is kept for the next request instead of forgotten.
+    assert_eq!((&f.outcome, f.fate, &f.penalty), (&settled.outcome, Fate::NotPlaced, &None));
+    let Store::Save(kept) = f.store else { panic!("{f:?}") };
+    assert!(kept.once && kept.state == RecordState::Done && kept.fingerprint == FP);
+    assert_eq!((kept.status, kept.body.as_str(), kept.done_at_ms), (422, r#"{"errorId":"PLE10010"}"#, T0 + SETTLE_MS));
+    assert_eq!(alarm_for(&Store::Save(kept.clone()), RETENTION), Some(T0 + SETTLE_MS + RETENTION), "kept like an answer");
+    // Stored and read back (rollback-safe: an older reader ignores `once`).
+    let text = serde_json::to_string(&kept).unwrap();
+    assert!(text.contains(r#""once":true"#), "{text}");
+    let Loaded::Some(read) = load(Ok(Some(text))) else { panic!() };
+    assert_eq!(read, kept);
+    assert!(!serde_json::to_string(&pending()).unwrap().contains("once"), "written only when set");
+    // The next request with this order hears it, once: replayed, not placed.
+    let Admission::Settled(outcome) = admit(&Loaded::Some(kept.clone()), FP, None, T0 + SETTLE_MS + 60_000) else { panic!() };
+    assert_eq!(outcome, Outcome::Answer { status: 422, body: r#"{"errorId":"PLE10010"}"#.into(), reconciled: false, upstream_status: None });
+    // Another body under the poNumber is still a conflict; a look hears it without consuming it.
+    assert!(matches!(admit(&Loaded::Some(kept.clone()), "fp-2", None, T0), Admission::Answer { fate: Fate::NotPlaced, .. }));
+    assert!(matches!(look(&Loaded::Some(kept.clone()), FP, None, None, T0), Look::Answer { fate: Fate::NotPlaced, alarm_by_ms: None, .. }));
+    // Retention ends it like a done record.
+    assert_eq!(alarm(&Loaded::Some(kept), false, RETENTION, T0 + SETTLE_MS + RETENTION), AlarmStep::Delete);
+    // What is not kept: plumgate's own "not placed, a retry is safe" (the
+    // retry places it), a settlement that found the order, one still pending.
+    let mut lost = pending();
+    lost.not_found = 2;
+    let f = after_check(&lost, Reconciled::NotFound, T0 + SETTLE_MS);
+    assert_eq!(unheard(&lost, f.clone(), T0 + SETTLE_MS), f);
+    assert_eq!(f.store, Store::Forget);
+    let f = after_check(&pending(), Reconciled::Found(details()), T0 + 1);
+    assert_eq!(unheard(&pending(), f.clone(), T0 + 1), f);
+    let f = after_check(&pending(), Reconciled::NotFound, T0 + 1);
+    assert_eq!(unheard(&pending(), f.clone(), T0 + 1), f);
+    // Another order under the poNumber (Xoxoday's duplicate answer kept): heard once too.
+    let mut dup = pending();
+    dup.refused = Some(Refused { status: 409, body: r#"{"errorId":"PLE10043"}"#.into() });
+    let other = json!({"orderId": 9, "quantity": 3, "voucherDetails": [{"productId": 555, "denomination": 100}]});
+    let f = unheard(&dup, after_check(&dup, Reconciled::Found(other), T0 + 1), T0 + 1);
+    assert!(matches!(f.store, Store::Save(Record { once: true, status: 409, .. })), "{f:?}");
+}
+
+#[test]
 fn a_failed_check_is_no_evidence() {
     let mut r = pending();
     r.not_found = 2;
@@ -582,7 +631,7 @@ fn the_record_reader_agrees_with_serdes_derive() {
     let full = json!({
         "fingerprint": "fp", "state": "pending", "status": 409, "body": "{}", "reconciled": true,
         "sent_at_ms": 5, "done_at_ms": 6, "why": "w", "refused": {"status": 422, "body": "b"},
-        "checks": 2, "not_found": 1, "next_check_at_ms": 7, "order": {"poNumber": "p"},
+        "checks": 2, "not_found": 1, "next_check_at_ms": 7, "order": {"poNumber": "p"}, "once": true,
     });
     assert_eq!(agree::derive::<Record>(&full.to_string()), Some(full.clone()), "full sets every field");
     let (read, refused) = agree::check::<Record>(&agree::texts(&full, &["/refused"]), by_hand);
