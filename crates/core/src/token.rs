@@ -460,15 +460,25 @@ impl AuthorityState {
     }
 
     /// The instant the early window opens: the earlier of the access and
-    /// (known) refresh expiry, minus the jittered early window.
+    /// (known) refresh expiry, each minus the jittered early window. For
+    /// the refresh token the window is at most half the life it had when
+    /// the last refresh handed it out: one reading of Xoxoday's docs keeps
+    /// a chain's first expiry through every rotation, so a refresh inside
+    /// the window leaves it there, and a full window would ask for another
+    /// refresh at once (one a minute, the minimum interval, for days: the
+    /// "unusual number of requests" that gets tokens revoked). Halving
+    /// instead refreshes a few times as that end nears, while a refresh
+    /// token that is renewed with a short life is still refreshed halfway
+    /// through it.
     pub fn early_point_ms(&self, policy: &TokenPolicy) -> Option<i64> {
         let access = self.access.as_ref()?;
-        let mut end = access.expires_at_ms;
+        let window = (policy.early_refresh_secs as f64 * 1000.0 * (1.0 + 0.1 * self.jitter.clamp(0.0, 1.0))) as i64;
+        let mut point = access.expires_at_ms - window;
         if let Some(r) = &self.refresh {
-            end = end.min(r.expires_at_ms);
+            let life = self.last_refresh_at_ms.map_or(i64::MAX, |t| r.expires_at_ms.saturating_sub(t) / 2);
+            point = point.min(r.expires_at_ms - window.min(life.max(0)));
         }
-        let window = policy.early_refresh_secs as f64 * 1000.0 * (1.0 + 0.1 * self.jitter.clamp(0.0, 1.0));
-        Some(end - window as i64)
+        Some(point)
     }
 
     /// Current state.

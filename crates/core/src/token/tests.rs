@@ -86,9 +86,52 @@ fn jitter_moves_the_early_window_earlier_by_at_most_ten_percent() {
 
 #[test]
 fn refresh_token_expiry_opens_the_early_window_too() {
+    // A refresh token that ends before the access token is refreshed
+    // halfway through the life the last refresh gave it (5 days here).
     let mut s = seeded(15 * DAY);
     s.refresh.as_mut().unwrap().expires_at_ms = T0 + 5 * DAY;
+    assert_eq!(s.state(T0 + 2 * DAY, &policy()), TokenState::Fresh);
+    assert_eq!(s.state(T0 + 5 * DAY / 2, &policy()), TokenState::Stale);
+    // One handed over without a refresh (the bootstrap): the whole window.
+    s.last_refresh_at_ms = None;
     assert_eq!(s.state(T0 + DAY, &policy()), TokenState::Stale);
+}
+
+#[test]
+fn a_refresh_token_expiry_that_rotation_does_not_move_makes_no_refresh_loop() {
+    // One reading of Xoxoday's docs: every rotated refresh token keeps the
+    // chain's first expiry. 2 days left, 15-day access tokens, a 7-day
+    // window: each refresh leaves the end where it was. Refresh whenever
+    // the plan asks (a request every minute), count the refreshes.
+    let p = policy();
+    let end = T0 + 2 * DAY;
+    let mut s = seeded(15 * DAY);
+    s.refresh.as_mut().unwrap().expires_at_ms = end;
+    let mut refreshes = 0;
+    let mut now = T0;
+    while now < end {
+        if plan(&s, Trigger::Request, now, &p) == Plan::ServeAndRefresh {
+            refreshes += 1;
+            let answer = TokenAnswer {
+                access_token: AccessToken::new(format!("at-{refreshes}")),
+                access_expires_at_ms: now + 15 * DAY,
+                refresh_token: Some(RefreshToken::new(format!("rt-{refreshes}"))),
+                refresh_expires_at_ms: Some(end),
+            };
+            apply_success(&mut s, answer, now, 0.0);
+        }
+        now += 60_000;
+    }
+    // Halving: at 1 day left, 12 h, 6 h, … down to the minute: about
+    // log2(2 days / 1 minute), where the full window asked once a minute
+    // for two days (2,880).
+    assert!((8..=14).contains(&refreshes), "{refreshes} refreshes");
+    // A refresh that renews the end (the other reading) is refreshed in
+    // the access token's window only.
+    let mut s = seeded(15 * DAY);
+    assert_eq!(s.early_point_ms(&p), Some(T0 + 8 * DAY));
+    s.refresh.as_mut().unwrap().expires_at_ms = T0 + 30 * DAY;
+    assert_eq!(s.state(T0 + 7 * DAY, &p), TokenState::Fresh);
 }
 
 #[test]
