@@ -223,7 +223,7 @@ fn token_message(
             )
         }
         (Condition::ReauthRequired, true) => {
-            format!("No longer reauth_required: a new XOXODAY_REFRESH_TOKEN was taken into use (token state: {token_state}).")
+            format!("No longer reauth_required: a new XOXODAY_REFRESH_TOKEN, or client id/secret, was taken into use (token state: {token_state}).")
         }
         (Condition::CredentialsRejected, true) => format!(
             "No longer credentials_rejected: the client id/secret changed or a new XOXODAY_REFRESH_TOKEN was set, so refreshing resumes (token state: {token_state})."

@@ -205,7 +205,9 @@ pub struct AuthorityState {
     pub penalty_until_ms: Option<i64>,
     /// Set while Xoxoday rejects the configured client id/secret: the
     /// [`credentials_fingerprint`] of the pair it rejected (the reason and
-    /// time are `last_error` and `last_error_at_ms`). Plain fields here and
+    /// time are `last_error` and `last_error_at_ms`); with `reauth_reason`,
+    /// the pair configured when the refresh token was refused (a change
+    /// clears both: [`adopt::adopt_credentials`]). Plain fields here and
     /// below rather than small structs: each struct in an `Option` costs
     /// the worker's wasm its own decoder.
     pub credentials_rejected_fp: Option<String>,

@@ -83,11 +83,16 @@ pub fn credentials_fingerprint(client_id: &ClientId, client_secret: &ClientSecre
 /// Clear a credentials rejection once the configured client id/secret
 /// differ from the ones Xoxoday rejected (the operator fixed them). Returns
 /// whether the state changed. The refresh token was never spent by the
-/// rejection, so refreshing simply resumes.
+/// rejection, so refreshing simply resumes. A refresh token refused while
+/// another pair was configured gets one more try too (`reauth_required`
+/// clears): Xoxoday's answer to a wrong secret is undocumented and may
+/// look like a dead refresh token's; if the token is dead, the next
+/// refresh says so again.
 pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
     match &state.credentials_rejected_fp {
         Some(rejected) if rejected != client_fp => {
             state.credentials_rejected_fp = None;
+            state.reauth_reason = None;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
             // The rejection's reason no longer holds.

@@ -162,6 +162,12 @@ pub fn finish_run(
                 _ => reason,
             };
             apply_failure(state, true, reason, now_ms, rand01, policy);
+            // Remember the client pair that was refused: Xoxoday documents
+            // no answer for a wrong client secret, and one in another
+            // shape than `invalid_client` reads as a dead refresh token.
+            // Should the operator then fix the secret, that token (never
+            // spent) gets one more try ([`super::adopt::adopt_credentials`]).
+            state.credentials_rejected_fp = Some(client_fp.to_string());
             RunEnd::Reauth
         }
         RefreshOutcome::CredentialsRejected(reason) => {

@@ -199,6 +199,35 @@ fn forced_refresh_is_throttled_while_the_token_is_usable() {
 }
 
 #[test]
+fn a_refresh_token_refused_under_other_client_secrets_gets_one_more_try_when_they_change() {
+    // Xoxoday answers a wrong secret in no documented shape: `invalid_request`
+    // reads as a dead refresh token.
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    let wrong = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("wrong"));
+    let right = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("right"));
+    let outcome = parse_refresh_response(400, br#"{"error":"invalid_request"}"#, None, T0);
+    assert!(matches!(outcome, RefreshOutcome::Final(_)), "{outcome:?}");
+    let stale = T0 + 9 * DAY;
+    run::finish_run(&mut s, outcome, stale, 0.0, &wrong, &p, None);
+    assert_eq!(s.state(stale, &p), TokenState::ReauthRequired);
+    assert_eq!(crate::alert::token_condition(&s, stale, &crate::alert::AlertPolicy { webhook: false, refresh_failures: 3, balance_below: None, deployment: String::new() }), Some(crate::alert::Condition::ReauthRequired));
+    // The same secrets: it stays; nothing refreshes.
+    assert!(!adopt_credentials(&mut s, &wrong));
+    assert_eq!(plan(&s, Trigger::Cron, stale, &p), Plan::Refuse(Refusal::ReauthRequired));
+    // The operator fixes the secret: the refresh token (never spent) is tried again.
+    assert!(adopt_credentials(&mut s, &right));
+    assert_eq!((s.reauth_reason.as_deref(), s.credentials_rejected_fp.as_deref()), (None, None));
+    assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-1");
+    assert_eq!(plan(&s, Trigger::Cron, stale, &p), Plan::ServeAndRefresh);
+    // Dead after all: refused again, under the new pair; only another change retries.
+    let outcome = parse_refresh_response(400, br#"{"error":"invalid_grant"}"#, None, T0);
+    run::finish_run(&mut s, outcome, stale, 0.0, &right, &p, None);
+    assert_eq!(s.state(stale, &p), TokenState::ReauthRequired);
+    assert!(!adopt_credentials(&mut s, &right));
+}
+
+#[test]
 fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     let mut s = seeded(15 * DAY);
     let p = policy();
