@@ -169,7 +169,7 @@ pub fn review(state: &mut AuthorityState, now_ms: i64, policy: &AlertPolicy, tok
     let before = state.alert_condition.as_deref().and_then(Condition::from_name);
     let now = token_condition(state, now_ms, policy);
     if before == now {
-        return None;
+        return unwatched(state, now_ms, policy);
     }
     state.alert_condition = now.map(|c| c.as_str().to_string());
     let token_state = state.state(now_ms, tokens).as_str();
@@ -236,6 +236,28 @@ fn token_message(
         ),
         (Condition::BalanceLow, _) => String::new(),
     }
+}
+
+/// A `balance_low` that fired while `BALANCE_ALERT_BELOW` was set, which
+/// is now unset: no balance will be looked at again, so it would never
+/// resolve. It resolves now (at the authority's next call, which reviews
+/// its state), saying why.
+fn unwatched(state: &mut AuthorityState, now_ms: i64, policy: &AlertPolicy) -> Option<Raised> {
+    if !state.alert_balance_low || policy.balance_below.is_some() {
+        return None;
+    }
+    state.alert_balance_low = false;
+    let alert = Alert {
+        condition: Condition::BalanceLow,
+        resolved: true,
+        message: "BALANCE_ALERT_BELOW is no longer set: plumgate stopped watching the Xoxoday wallet balance.".into(),
+        token_state: None,
+        replaces: None,
+        failures: None,
+        balance: None,
+        threshold: None,
+    };
+    Some(raise(state, &alert, now_ms, policy))
 }
 
 /// A balance an isolate saw in a getBalance answer from Xoxoday.

@@ -245,6 +245,17 @@ fn balance_crossings_fire_once_and_resolve() {
     assert!(observe_balance(&mut s, seen(5.0, T0 + 10), T0 + 10, &p).1.is_some());
     // Balance alerts and the token condition are independent.
     assert!(s.alert_condition.is_none());
+    // Firing, then BALANCE_ALERT_BELOW unset: no balance is looked at any
+    // more, so the next review resolves it, once, saying why.
+    assert!(s.alert_balance_low);
+    assert_eq!(review_at(&mut s, T0 + 11), None, "still watched: nothing");
+    let raised = review(&mut s, T0 + 12, &off, &TokenPolicy::default()).unwrap();
+    assert_eq!((raised.event, raised.state), ("balance_low", RESOLVED));
+    assert!(!s.alert_balance_low);
+    let b = newest(&s);
+    assert!(b["message"].as_str().unwrap().starts_with("BALANCE_ALERT_BELOW is no longer set"), "{b}");
+    assert!(b.get("balance").is_none() && b.get("threshold").is_none(), "{b}");
+    assert_eq!(review(&mut s, T0 + 13, &off, &TokenPolicy::default()), None, "once");
 }
 
 #[test]
