@@ -310,7 +310,7 @@ pub fn revoke(rec: &KeyRecord, now_ms: i64) -> KeyRecord {
 }
 
 /// `rec` with the new key hash `sha256`; the current key keeps working for
-/// `grace_secs`.
+/// `grace_secs`, and never past the key's own end (`expires_at`).
 ///
 /// # Errors
 /// `400` for a revoked or expired key.
@@ -319,7 +319,7 @@ pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> 
     Ok(KeyRecord {
         previous_sha256: Some(rec.sha256.clone()),
         sha256,
-        previous_until_ms: Some(add_secs(now_ms, grace_secs)),
+        previous_until_ms: Some(add_secs(now_ms, grace_secs).min(rec.expires_at_ms.unwrap_or(i64::MAX))),
         rotated_at_ms: Some(now_ms),
         ..rec.clone()
     })
@@ -841,6 +841,9 @@ mod tests {
         let expired = KeyRecord { expires_at_ms: Some(T0), ..a.clone() };
         assert_eq!(key_state(&expired, T0), "expired");
         assert!(rotate(&expired, hash_key("key-d"), 60, T0).unwrap_err().message.contains("expired"));
+        let ending = KeyRecord { expires_at_ms: Some(T0 + 8_000), ..a.clone() };
+        let soon = rotate(&ending, hash_key("key-e"), 86_400, T0 + 10).unwrap();
+        assert_eq!(soon.previous_until_ms, Some(T0 + 8_000), "the grace ends with the key");
         let rr = revoke(&rot, T0 + 20);
         assert_eq!(rr.previous_until_ms, Some(T0 + 20), "revoking ends the grace too");
         let l = set_limits(&a, &json!({"requests_per_minute": 9}), T0).unwrap();
