@@ -70,7 +70,7 @@ use plumgate_core::token::adopt::{adopt, adopt_validated_access};
 use plumgate_core::token::cache::{grant, kv_ttl_secs};
 use plumgate_core::token::check::{apply_check, plan_check, read_check, CheckPlan, CheckResult, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
-use plumgate_core::token::run::{answer_after_run, finish_run, lost_in_run, next_step, wait_limit_ms, Answer, RunEnd, Step};
+use plumgate_core::token::run::{answer_after_run, finish_run, interrupted, lost_in_run, next_step, sending, wait_limit_ms, Answer, RunEnd, Step};
 use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, observation, refused, retired, Addressed, Next};
 use plumgate_core::token::storage::{
     authority_name, kv_token_key, legacy_export, load_state, read_handover, set_aside_key, unreadable_message, Handover,
@@ -604,7 +604,7 @@ async fn read_stored(storage: &Storage) -> Result<Option<Value>, Refusal> {
 
 async fn load(ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
     let stored = read_stored(&ctx.storage).await?;
-    let state = match load_state(stored.as_ref()) {
+    let mut state = match load_state(stored.as_ref()) {
         Ok(Some(s)) => s,
         Ok(None) if may_import => import_legacy(ctx).await?,
         Ok(None) => AuthorityState::default(),
@@ -624,6 +624,10 @@ async fn load(ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
             return Err(Refusal::StateUnreadable { message });
         }
     };
+    // The last instance stopped during a refresh: say so, and let the
+    // cron refresh at its next run. Not stored here: the mark stays until
+    // the next write, so an instance that stops before then says it again.
+    interrupted(&mut state, now_ms());
     {
         let mut slot = ctx.inner.state.borrow_mut();
         if slot.is_none() {
@@ -739,6 +743,12 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         let refresh = ctx.inner.state.borrow().as_ref().and_then(|s| s.refresh.clone());
         let Some(refresh) = refresh else { return RunEnd::Reauth };
         let req = build_refresh_request(&cfg.refresh_url(), &cfg.client_id, &cfg.client_secret, &refresh.token);
+        // Stored before sending: should this instance stop while the
+        // refresh is in flight, the next one knows (`run::interrupted`).
+        let mut st = ctx.snapshot();
+        sending(&mut st, now_ms());
+        *ctx.inner.state.borrow_mut() = Some(st.clone());
+        persist(&ctx.storage, &st).await;
         let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
         if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) = &outcome {
             console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));

@@ -254,6 +254,11 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", persis
       killGroup(child, "SIGKILL");
       await waitExit(child, 2000);
     },
+    /** Kill wrangler and workerd at once, mid-work (an eviction, a deploy). */
+    async crash() {
+      killGroup(child, "SIGKILL");
+      await waitExit(child, 5000);
+    },
     /**
      * Log lines the worker printed that parse as JSON objects (wrangler
      * colours console.error lines even with NO_COLOR: the escapes go first).

@@ -8,7 +8,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture,
+  standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture, startWorker,
 } from "./harness.mjs";
 
 const keys = standardKeys();
@@ -316,6 +316,48 @@ test("a request stops waiting at REFRESH_TIMEOUT_MS; the slow refresh continues 
     const st = await tokenStatus(w);
     assert.equal(st.state, "fresh");
     assert.equal(st.refresh_count, 1);
+  });
+});
+
+test("the authority stopped mid-refresh (a deploy, an eviction): the next instance says so, and the cron's refresh recovers the pair where Xoxoday lets the old token live on", async () => {
+  const sb = await fresh({ rotation: "grace" });
+  const dir = newDir();
+  const first = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  try {
+    assert.equal((await op(first)).status, 200);
+    // A forced refresh (once a minute at most) that rotates at once and
+    // answers after 20 s; the worker dies in between.
+    await sleep(61_000);
+    await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 20000 });
+    const forced = forceRefresh(first).catch(() => null);
+    await waitFor(async () => (await sb.counters()).refresh_calls === 2, { what: "the refresh to reach Xoxoday" });
+    await sleep(500);
+    await first.crash();
+    assert.equal(await forced, null, "no answer: the worker died");
+  } finally {
+    await first.stop();
+  }
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    // The access token from before is still good: requests are served ...
+    assert.equal((await op(w)).status, 200);
+    // ... and the status says what happened, not "fresh, no error".
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1);
+    assert.match(st.last_error, /^refresh interrupted: the token authority stopped \(an eviction or a deploy\) while a refresh was in flight$/);
+    // The hourly cron refreshes at once with the refresh token it kept,
+    // which Xoxoday's grace rule still takes: the pair is whole again.
+    const c0 = await sb.counters();
+    await fetch(`${w.url}/__scheduled?cron=17+*+*+*+*`);
+    const after = await waitFor(async () => {
+      const s = await tokenStatus(w);
+      return s.refresh_count === 2 ? s : null;
+    }, { timeout: 20_000, what: "the cron's refresh" });
+    assert.equal(after.last_error, null);
+    const c1 = await sb.counters();
+    assert.equal(c1.refresh_success, c0.refresh_success + 1);
+    assert.equal(c1.spent_refresh_tokens_used, c0.spent_refresh_tokens_used + 1, "the rotated-away token, inside its grace");
+    assert.equal((await op(w)).status, 200);
   });
 });
 

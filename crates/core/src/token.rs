@@ -203,6 +203,12 @@ pub struct AuthorityState {
     /// Xoxoday's refresh rate-limit penalty, jitter included: no refresh
     /// attempt of any kind before this (epoch ms).
     pub penalty_until_ms: Option<i64>,
+    /// Written (and stored) before a refresh is sent, cleared when its run
+    /// ends: found set when the state is loaded, the authority stopped
+    /// while a refresh was in flight (an eviction, a deploy), and Xoxoday
+    /// may have rotated the pair without plumgate learning the new one
+    /// ([`run::interrupted`]).
+    pub refresh_sent_at_ms: Option<i64>,
     /// Set while Xoxoday rejects the configured client id/secret: the
     /// [`credentials_fingerprint`] of the pair it rejected (the reason and
     /// time are `last_error` and `last_error_at_ms`); with `reauth_reason`,
@@ -218,6 +224,9 @@ pub struct AuthorityState {
     pub last_check_at_ms: Option<i64>,
     /// What it said: `valid`, `invalid` or `failed`.
     pub last_check_result: Option<String>,
+    /// Since when the checks of that token have all failed (epoch ms; see
+    /// [`check::CHECK_FAILING_MS`]).
+    pub check_failing_since_ms: Option<i64>,
     /// When Xoxoday's token check confirmed a rejection (epoch ms), newest
     /// last, inside the loop guard's window (see [`check`]).
     pub confirmed_rejections_ms: Vec<i64>,
@@ -431,7 +440,7 @@ impl Refusal {
             Refusal::NoUsableToken => ApiError::upstream_error("Xoxoday token refresh: the refresh produced no usable token"),
             Refusal::CheckFailed { message, retry_after_secs } => with(
                 ApiError::upstream_error(format!(
-                    "Xoxoday answered 401 to the access token and its token check failed ({message}); plumgate does not refresh without confirmation"
+                    "Xoxoday answered 401 to the access token and its token check failed ({message}); plumgate does not refresh without confirmation until the checks have failed for 10 minutes"
                 )),
                 Some(*retry_after_secs),
             ),

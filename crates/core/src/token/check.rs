@@ -17,7 +17,12 @@
 //!   rate-limited answer, or a 401/403 that names a cause other than the
 //!   token: [`about_the_token`]): nothing is refreshed, because a rotation
 //!   on no evidence is exactly what callers must not be able to cause; the
-//!   caller gets `502 upstream_error` saying so, with `Retry-After`.
+//!   caller gets `502 upstream_error` saying so, with `Retry-After`, and
+//!   `last_error` says so too. Once every check of the token has failed
+//!   for [`CHECK_FAILING_MS`] while the API kept answering 401, the 401s
+//!   are evidence enough: the token is replaced as if the check had
+//!   said "invalid" (and counts toward the loop guard), so a revoked token
+//!   is not kept for days behind a token check that is down.
 //!
 //! Repeated candidates for one token reuse the verdict: a "valid" verdict
 //! for [`VALID_VERDICT_MS`] (so a token Xoxoday's API and its check disagree
@@ -46,6 +51,10 @@ pub const VALID_VERDICT_MS: i64 = 60_000;
 /// A failed check answers further candidates for the same token this long
 /// (ms) without another check.
 pub const FAILED_VERDICT_MS: i64 = 5_000;
+/// How long every check of a token must have failed, while the API keeps
+/// answering it 401, before it is replaced without a verdict (10 minutes:
+/// at most six such rotations an hour, fewer under the loop guard).
+pub const CHECK_FAILING_MS: i64 = 600_000;
 /// At most this many confirmed rejections within [`GUARD_WINDOW_MS`] lead
 /// to a refresh.
 pub const GUARD_LIMIT: usize = 10;
@@ -251,7 +260,34 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
 /// the confirmation counts toward the loop guard; a "valid" answer with an
 /// earlier expiry than the one held teaches the authority that expiry.
 pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, now_ms: i64) -> CheckVerdict {
+    // A streak of failed checks of this token: since when.
+    // (Compared field by field: `last_check` here cost the wasm 0.3 KB.)
+    let streak = state.last_check_fp.as_deref() == Some(fp) && state.last_check_result.as_deref() == Some(CheckResult::Failed.as_str());
+    let failing_since = match &outcome {
+        CheckOutcome::Failed(_) if streak => state.check_failing_since_ms.or(state.last_check_at_ms),
+        CheckOutcome::Failed(_) => Some(now_ms),
+        _ => None,
+    };
+    state.check_failing_since_ms = failing_since;
     state.set_last_check(CheckRecord { fp: fp.to_string(), at_ms: now_ms, result: outcome.result() });
+    let outcome = match (outcome, failing_since) {
+        (CheckOutcome::Failed(message), Some(since)) => {
+            let replace = now_ms - since >= CHECK_FAILING_MS && state.current_access(fp).is_some();
+            state.last_error = Some(if replace {
+                "the token check failed for 10 minutes while the Plum API kept answering 401 to the access token: replaced without a verdict".into()
+            } else {
+                format!("the token check failed ({message}) after the Plum API answered 401 to the access token")
+            });
+            state.last_error_at_ms = Some(now_ms);
+            if replace {
+                state.check_failing_since_ms = None;
+                CheckOutcome::Invalid
+            } else {
+                CheckOutcome::Failed(message)
+            }
+        }
+        (o, _) => o,
+    };
     let current = state.access.as_mut().filter(|a| a.token.fingerprint() == fp);
     match outcome {
         CheckOutcome::Valid { expires_at_ms } => {
@@ -520,6 +556,43 @@ mod tests {
         };
         assert_eq!((e.status, e.code.as_str(), e.retry_after_secs), (502, "upstream_error", Some(5)));
         assert!(e.message.contains("does not refresh without confirmation"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_token_check_that_keeps_failing_does_not_keep_a_rejected_token_for_ever() {
+        let policy = TokenPolicy::default();
+        let failed = || CheckOutcome::Failed("token check answered HTTP 404".into());
+        let mut s = state_with("at-1");
+        // Every check fails (the endpoint is down) while the API keeps answering 401.
+        for (i, at) in [0, 5_000, 120_000, 599_999].into_iter().enumerate() {
+            let v = apply_check(&mut s, &fp("at-1"), failed(), T0 + at);
+            assert!(matches!(v, CheckVerdict::Refuse(Refusal::CheckFailed { .. })), "{i}: {v:?}");
+            assert!(!s.access.as_ref().unwrap().rejected, "{i}: nothing spent yet");
+            assert_eq!(s.check_failing_since_ms, Some(T0), "{i}: the streak's start");
+            let why = s.last_error.clone().unwrap();
+            assert!(why.starts_with("the token check failed (token check answered HTTP 404) after the Plum API answered 401"), "{why}");
+        }
+        // Ten minutes of failed checks: the 401s are evidence enough.
+        let v = apply_check(&mut s, &fp("at-1"), failed(), T0 + CHECK_FAILING_MS);
+        assert_eq!(v, CheckVerdict::Serve);
+        assert!(s.access.as_ref().unwrap().rejected);
+        assert_eq!(s.check_failing_since_ms, None);
+        assert_eq!(rejections_in_window(&s, T0 + CHECK_FAILING_MS), 1, "counts toward the loop guard");
+        assert!(s.last_error.clone().unwrap().starts_with("the token check failed for 10 minutes while the Plum API kept answering 401"));
+        assert_eq!(plan(&s, Trigger::Request, T0 + CHECK_FAILING_MS, &policy), Plan::RefreshThenServe);
+        // A verdict ends a streak; a check of another token starts its own.
+        let mut s = state_with("at-1");
+        apply_check(&mut s, &fp("at-1"), failed(), T0);
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: None }, T0 + 300_000);
+        assert_eq!(s.check_failing_since_ms, None);
+        apply_check(&mut s, &fp("at-1"), failed(), T0 + 400_000);
+        assert_eq!(s.check_failing_since_ms, Some(T0 + 400_000));
+        apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000);
+        assert_eq!(s.check_failing_since_ms, Some(T0 + 500_000));
+        // Failed checks of a token no longer current replace nothing.
+        let v = apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000 + CHECK_FAILING_MS);
+        assert!(matches!(v, CheckVerdict::Refuse(_)), "{v:?}");
+        assert!(!s.access.as_ref().unwrap().rejected);
     }
 
     #[test]

@@ -229,12 +229,19 @@ pub fn refresh_without_answer(why: NoAnswer, policy: &TokenPolicy) -> RefreshOut
 const TIMED_OUT: &str = "refresh timed out after";
 const NO_ANSWER: &str = "refresh failed: no answer from Xoxoday (transport error)";
 
-/// Did the refresh that failed with `message` get no answer (a timeout, a
-/// transport error)? Xoxoday may then have rotated the pair without
+/// May the refresh that failed with `message` have rotated the pair without
 /// plumgate learning the new one ([`super::run::finish_run`] says so when
-/// the next refresh finds the refresh token dead).
+/// the next refresh finds the refresh token dead)? Yes when it reached
+/// Xoxoday's token endpoint, or may have: no answer (a timeout, a transport
+/// error), a 5xx (a gateway's 502 or 504 can come after the endpoint
+/// rotated), an unreadable 2xx, a run cut short ([`super::run::INTERRUPTED`]).
+/// No for a rate limit, and for a 4xx: the endpoint's own refusal of the
+/// moment, or an answer that is not the endpoint's (a 404, an HTML page:
+/// the grant never reached it). (Prefixes only: a substring search would
+/// cost the wasm its own searcher.)
 pub fn answer_lost(message: &str) -> bool {
-    message.starts_with(TIMED_OUT) || message == NO_ANSWER
+    ["refresh failed", "refresh timed out", "refresh answer unreadable", super::run::INTERRUPTED].iter().any(|p| message.starts_with(p))
+        && !message.starts_with("refresh failed: HTTP 4")
 }
 
 /// Read what one refresh attempt got: an answer, or none.

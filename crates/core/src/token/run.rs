@@ -103,15 +103,44 @@ pub fn penalty_end_ms(now_ms: i64, penalty_secs: u64, rand01: f64) -> i64 {
     now_ms.saturating_add(penalty_ms).saturating_add((spread * rand01.clamp(0.0, 1.0)) as i64)
 }
 
+/// The start of `last_error` after a refresh run that never ended.
+pub const INTERRUPTED: &str = "refresh interrupted";
+
+/// A refresh attempt is about to be sent at `now_ms`: the mark the caller
+/// stores before sending it ([`AuthorityState::refresh_sent_at_ms`]).
+pub fn sending(state: &mut AuthorityState, now_ms: i64) {
+    state.refresh_sent_at_ms = Some(now_ms);
+}
+
+/// The state as loaded by a new instance of the authority: a refresh mark
+/// left set means the last instance stopped while a refresh was in flight
+/// (an eviction, a deploy), and Xoxoday may have rotated the pair then.
+/// Counted as a failed run, with `last_error` saying so: the cron refreshes
+/// at its next run (where Xoxoday lets the old refresh token live a few
+/// hours more, that recovers the pair; where it does not, the refresh is
+/// refused, and `reauth_required` says why) rather than days later in the
+/// early window. Returns whether the state changed.
+pub fn interrupted(state: &mut AuthorityState, now_ms: i64) -> bool {
+    if state.refresh_sent_at_ms.take().is_none() {
+        return false;
+    }
+    state.last_error = Some(format!("{INTERRUPTED}: the token authority stopped (an eviction or a deploy) while a refresh was in flight"));
+    state.last_error_at_ms = Some(now_ms);
+    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+    state.next_attempt_at_ms = None;
+    true
+}
+
 /// What an attempt that gets retried leaves for the end of its run: the
-/// message of an attempt that got no answer (Xoxoday may have rotated the
-/// pair then), which [`finish_run`] reports if the run ends on a dead
+/// message of the first attempt that may have rotated the pair
+/// ([`super::refresh::answer_lost`]), which [`finish_run`] reports if the run ends on a dead
 /// refresh token. `earlier` is what the run's previous attempts left.
 pub fn lost_in_run(earlier: Option<String>, outcome: &RefreshOutcome) -> Option<String> {
-    match outcome {
+    // The first such attempt: the pair may have rotated there.
+    earlier.or_else(|| match outcome {
         RefreshOutcome::Transient(m) | RefreshOutcome::Timeout(m) if super::refresh::answer_lost(m) => Some(m.clone()),
-        _ => earlier,
-    }
+        _ => None,
+    })
 }
 
 /// Apply the run's last outcome to `state` and say how the run ended.
@@ -129,6 +158,7 @@ pub fn finish_run(
     policy: &TokenPolicy,
     lost: Option<&str>,
 ) -> RunEnd {
+    state.refresh_sent_at_ms = None;
     match outcome {
         RefreshOutcome::Success(answer) => {
             apply_success(state, answer, now_ms, rand01);
@@ -157,7 +187,7 @@ pub fn finish_run(
             let before = state.last_error.as_deref().filter(|m| super::refresh::answer_lost(m));
             let reason = match lost.or(before) {
                 Some(last) => format!(
-                    "{reason}, after the refresh before it got no answer ({last}): Xoxoday probably rotated the pair then, and plumgate never received it"
+                    "{reason}, after the refresh before it failed ({last}): Xoxoday may have rotated the pair then, and plumgate never received it"
                 ),
                 _ => reason,
             };
@@ -394,8 +424,8 @@ mod tests {
             finish_run(&mut s, lost, now, 0.0, "cfp", &p, None);
             finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
             let why = s.reauth_reason.clone().unwrap();
-            assert!(why.starts_with("refresh token rejected: HTTP 400 invalid_grant, after the refresh before it got no answer (refresh "), "{why}");
-            assert!(why.contains("probably rotated the pair"), "{why}");
+            assert!(why.starts_with("refresh token rejected: HTTP 400 invalid_grant, after the refresh before it failed (refresh "), "{why}");
+            assert!(why.contains("may have rotated the pair"), "{why}");
         }
         // ... also when the attempt without an answer was earlier in the
         // same run (a transport error is retried at once).
@@ -406,13 +436,28 @@ mod tests {
         let mut s = seeded();
         finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now, 0.0, "cfp", &p, lost.as_deref());
         let why = s.reauth_reason.clone().unwrap();
-        assert!(why.contains("after the refresh before it got no answer (refresh failed: no answer from Xoxoday (transport error))"), "{why}");
-        assert_eq!(lost_in_run(None, &RefreshOutcome::Transient("refresh failed: HTTP 503".into())), None);
-        // ... but not after one that was answered (a 503).
-        let mut s = seeded();
-        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p, None);
-        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
-        assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
+        assert!(why.contains("after the refresh before it failed (refresh failed: no answer from Xoxoday (transport error))"), "{why}");
+        // ... after a 5xx or an unreadable 2xx as well: the endpoint was
+        // reached, and a gateway's 502 or 504 can come after it rotated.
+        for failed in ["refresh failed: HTTP 502", "refresh failed: HTTP 503 server_error", "refresh answer unreadable (HTTP 200, no access_token)"] {
+            assert_eq!(lost_in_run(None, &RefreshOutcome::Transient(failed.into())).as_deref(), Some(failed));
+            let mut s = seeded();
+            finish_run(&mut s, RefreshOutcome::Transient(failed.into()), now, 0.0, "cfp", &p, None);
+            finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
+            assert!(s.reauth_reason.clone().unwrap().contains(&format!("after the refresh before it failed ({failed}): Xoxoday may have rotated")));
+        }
+        // ... but not after a rate limit, or an answer that never was the
+        // token endpoint's (the grant did not reach it).
+        for answered in [
+            "refresh rate-limited by Xoxoday (HTTP 429, auth.request_limit_exceeded): penalty 60 s",
+            "refresh failed: HTTP 404, not an answer of Xoxoday's token endpoint (check XOXODAY_OAUTH_URL and any proxy or firewall on the way)",
+        ] {
+            assert_eq!(lost_in_run(None, &RefreshOutcome::Transient(answered.into())), None, "{answered}");
+            let mut s = seeded();
+            s.last_error = Some(answered.into());
+            finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
+            assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
+        }
         // Credentials: the refresh token stays and is not spent.
         let mut s = seeded();
         let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected".into()), now, 0.0, "cfp", &p, None);
@@ -422,6 +467,49 @@ mod tests {
         assert!(s.reauth_reason.is_none());
         assert_eq!(s.credentials_rejected_fp.as_deref(), Some("cfp"));
         assert_eq!(s.state(now, &p), crate::token::TokenState::CredentialsRejected);
+    }
+
+    #[test]
+    fn a_refresh_cut_short_by_the_authority_stopping_is_a_failed_run_the_cron_retries() {
+        let p = TokenPolicy::default();
+        let now = T0 + 86_400_000;
+        // Nothing in flight: nothing to say.
+        let mut s = seeded();
+        assert!(!interrupted(&mut s, now));
+        // Marked before sending; a run that ends clears the mark, whatever its end.
+        sending(&mut s, now);
+        assert_eq!(s.refresh_sent_at_ms, Some(now));
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 502".into()), now + 1, 0.0, "cfp", &p, None);
+        assert_eq!(s.refresh_sent_at_ms, None);
+        // A new instance finds the mark: the last one stopped mid-refresh.
+        let mut s = seeded();
+        sending(&mut s, now);
+        assert!(interrupted(&mut s, now + 5_000));
+        assert_eq!(s.refresh_sent_at_ms, None);
+        let why = s.last_error.clone().unwrap();
+        assert_eq!(why, "refresh interrupted: the token authority stopped (an eviction or a deploy) while a refresh was in flight");
+        assert_eq!((s.consecutive_failures, s.last_error_at_ms), (1, Some(now + 5_000)));
+        assert!(!interrupted(&mut s, now + 6_000), "once");
+        // The token is still fresh; the cron (not requests) refreshes now.
+        assert_eq!(s.state(now + 6_000, &p), crate::token::TokenState::Fresh);
+        assert_eq!(crate::token::plan(&s, Trigger::Cron, now + 6_000, &p), crate::token::Plan::ServeAndRefresh);
+        assert_eq!(crate::token::plan(&s, Trigger::Request, now + 6_000, &p), crate::token::Plan::Serve);
+        // Refused (strict rotation: the pair was rotated then): the reason says where it went.
+        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
+        let why = s.reauth_reason.clone().unwrap();
+        assert!(why.contains("after the refresh before it failed (refresh interrupted: "), "{why}");
+        // Accepted (the old token still lives a while): recovered, nothing left of it.
+        let mut s = seeded();
+        sending(&mut s, now);
+        interrupted(&mut s, now + 5_000);
+        let answer = crate::token::TokenAnswer {
+            access_token: AccessToken::new("at-2"),
+            access_expires_at_ms: now + 15 * 86_400_000,
+            refresh_token: Some(RefreshToken::new("rt-2")),
+            refresh_expires_at_ms: None,
+        };
+        assert_eq!(finish_run(&mut s, RefreshOutcome::Success(answer), now + 60_000, 0.0, "cfp", &p, None), RunEnd::Refreshed);
+        assert_eq!((s.last_error.as_deref(), s.consecutive_failures), (None, 0));
     }
 
     #[test]
