@@ -287,18 +287,24 @@ impl KeyRegistry {
                 None => (vec![], Reply::refusal(ApiError::internal())),
             },
             Op::List => {
-                // One row per key that was used: its usage of today (if
-                // any), its last request and what it holds for orders of
-                // unknown fate.
+                // One row per key that was used (its last request seen),
+                // counted today, or holding an amount for orders of unknown
+                // fate: its usage of today, its last request, that amount.
+                // Not from `seen` alone: an isolate writes it when it syncs,
+                // and one that died first leaves orders counted (by the
+                // registry itself) for a key `seen` does not name yet.
+                let day = Sql::Integer(day_of(now));
                 let mut facts: Vec<(String, Facts)> = Vec::new();
                 for row in rows(
                     &self.sql(),
-                    "SELECT seen.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests, \
-                     (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.key = seen.key AND holds.day = ? AND state != 'committed') \
-                     FROM seen LEFT JOIN usage ON usage.key = seen.key AND usage.day = ?",
-                    vec![Sql::Integer(day_of(now)), Sql::Integer(day_of(now))],
+                    "SELECT k.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests, \
+                     (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.key = k.key AND holds.day = ?1 AND state != 'committed') \
+                     FROM (SELECT key FROM seen UNION SELECT key FROM usage WHERE day = ?1 UNION SELECT key FROM holds WHERE day = ?1) AS k \
+                     LEFT JOIN seen ON seen.key = k.key LEFT JOIN usage ON usage.key = k.key AND usage.day = ?1",
+                    vec![day],
                 )? {
-                    facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms: Some(int(row.get(1))), reserved: int(row.get(7)) }));
+                    let last_used_ms = matches!(row.get(1), Some(Sql::Integer(_))).then(|| int(row.get(1)));
+                    facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms, reserved: int(row.get(7)) }));
                 }
                 let facts_of = |key: &str| facts.iter().find(|(k, _)| k == key).map(|f| f.1).unwrap_or_default();
                 (vec![], registry::list(&records, &req.static_keys, &facts_of, now))

@@ -574,6 +574,19 @@ test("runtime keys, revocations and the trail survive a restart", async () => {
   assert.equal((await auditEntries("")).length, trail);
 });
 
+test("a worker killed before it reported a key's use: the key list still shows the orders the registry counted", async () => {
+  const k = await createKey({ id: "crashed-before-sync", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
+  assert.ok(placed(await order(k.key, po("crash"), 10)));
+  assert.ok(placed(await order(k.key, po("crash"), 10)));
+  const dir = w.persistDir;
+  await w.crash();
+  w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
+  const v = await keyView("crashed-before-sync");
+  assert.deepEqual([v.usage.orders, v.usage.amount, v.usage.reserved], [2, 20, 0], JSON.stringify(v));
+  // The cap counts them too: 80 left.
+  assert.equal((await order(k.key, po("crash"), 90)).status, 429);
+});
+
 test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked", async () => {
   const k = await createKey({ id: "later-static", scopes: ["catalog"] });
   const clash = makeKey("later-static", ["catalog"]);
