@@ -38,6 +38,9 @@
 #   formatted (every `std::io::ErrorKind`'s) stays in the data, which the
 #   optimizer never trims: once the optimized code cannot reach it, it is
 #   zeroed (scripts/zero-dead-text.mjs: ~0.48 KB gzipped).
+# - the ~130 functions the wasm imports from index.js get short names in
+#   both files (scripts/short-imports.mjs): wasm-bindgen's names carry a
+#   hash each, ~2.6 KB of the gzipped wasm.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -58,10 +61,11 @@ grep -q "__wrap" build/index.js \
   && die "build/index.js wraps wasm objects (__wrap): check that none is of a class whose exports scripts/build.sh removes"
 [[ "${PLUMGATE_KEEP_NAMES:-0}" == 1 ]] && strip=(--debuginfo)
 node scripts/prune-table.mjs build/index_bg.wasm
-"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm "${unused[@]}" --low-memory-unused --gufa -Oz "${strip[@]}" \
+"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm "${unused[@]}" --low-memory-unused --gufa -Oz -Oz "${strip[@]}" \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
   --enable-multivalue --enable-reference-types --enable-exception-handling
 node scripts/zero-dead-text.mjs build/index_bg.wasm
+node scripts/short-imports.mjs build/index_bg.wasm build/index.js
 node -e 'const fs = require("fs"); const [src, dst] = process.argv.slice(1);
 fs.writeFileSync(dst, JSON.stringify(JSON.parse(fs.readFileSync(src, "utf8"))));' \
   crates/core/src/openapi.json www/openapi.json

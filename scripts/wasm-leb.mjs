@@ -1,5 +1,6 @@
 // LEB128, the variable-length integers of the wasm binary format, for the
-// build's small passes over the module (prune-table.mjs, zero-dead-text.mjs).
+// build's small passes over the module (prune-table.mjs, zero-dead-text.mjs,
+// short-imports.mjs).
 
 /**
  * The integer at `at` in `bytes` and the offset after it; `signed` for the
