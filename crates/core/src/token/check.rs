@@ -260,9 +260,12 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
 /// the confirmation counts toward the loop guard; a "valid" answer with an
 /// earlier expiry than the one held teaches the authority that expiry.
 pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, now_ms: i64) -> CheckVerdict {
-    // A streak of failed checks of this token: since when.
-    // (Compared field by field: `last_check` here cost the wasm 0.3 KB.)
-    let streak = state.last_check_fp.as_deref() == Some(fp) && state.last_check_result.as_deref() == Some(CheckResult::Failed.as_str());
+    // A streak of failed checks of this token, none more than
+    // CHECK_FAILING_MS after the one before: since when. (Compared field
+    // by field: `last_check` here cost the wasm 0.3 KB.)
+    let streak = state.last_check_fp.as_deref() == Some(fp)
+        && state.last_check_result.as_deref() == Some(CheckResult::Failed.as_str())
+        && state.last_check_at_ms.is_some_and(|t| now_ms - t < CHECK_FAILING_MS);
     let failing_since = match &outcome {
         CheckOutcome::Failed(_) if streak => state.check_failing_since_ms.or(state.last_check_at_ms),
         CheckOutcome::Failed(_) => Some(now_ms),
@@ -590,8 +593,18 @@ mod tests {
         apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000);
         assert_eq!(s.check_failing_since_ms, Some(T0 + 500_000));
         // Failed checks of a token no longer current replace nothing.
-        let v = apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000 + CHECK_FAILING_MS);
+        let v = apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000 + CHECK_FAILING_MS - 1);
         assert!(matches!(v, CheckVerdict::Refuse(_)), "{v:?}");
+        assert_eq!(s.check_failing_since_ms, Some(T0 + 500_000), "its streak goes on");
+        let v = apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000 + CHECK_FAILING_MS + 1);
+        assert!(matches!(v, CheckVerdict::Refuse(_)), "{v:?}");
+        assert!(!s.access.as_ref().unwrap().rejected);
+        // A failed check long after the last one starts a streak of its own.
+        let mut s = state_with("at-1");
+        apply_check(&mut s, &fp("at-1"), failed(), T0);
+        let v = apply_check(&mut s, &fp("at-1"), failed(), T0 + 3 * 86_400_000);
+        assert!(matches!(v, CheckVerdict::Refuse(_)), "{v:?}");
+        assert_eq!(s.check_failing_since_ms, Some(T0 + 3 * 86_400_000));
         assert!(!s.access.as_ref().unwrap().rejected);
     }
 
