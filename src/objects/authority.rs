@@ -750,7 +750,7 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         *ctx.inner.state.borrow_mut() = Some(st.clone());
         persist(&ctx.storage, &st).await;
         let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
-        if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) = &outcome {
+        if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } = &outcome {
             console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
         }
         if let Step::Retry { delay_ms } = next_step(&outcome, attempt, rand01(), policy) {

@@ -377,6 +377,39 @@ test("a refresh answer carrying a new pair under an error status is kept: the ro
   });
 });
 
+test("a refresh answer with a new refresh token but no access token: the refresh token is kept and used next", async () => {
+  // Strict rotation: the refresh token sent dies with the answer, so the
+  // half pair's refresh token is the only live one.
+  const sb = await fresh({ rotation: "strict" });
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/refresh", { mode: "rotate_refresh_only", count: 1 });
+    const r = await op(w);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, "upstream_error");
+    assert.match(r.json.error.message, /refresh answer without access_token \(HTTP 200\): its new refresh token is kept/);
+    const st = await tokenStatus(w);
+    assert.match(st.last_error, /^refresh answer without access_token/);
+    assert.notEqual(st.state, "reauth_required");
+    assert.ok(st.retry_at, "backing off");
+  });
+  // Stored before anyone used it: a new instance has it.
+  await withWorker(sb, { persistDir: dir }, async (w) => {
+    const retryAt = Date.parse((await tokenStatus(w)).retry_at);
+    await sleep(Math.max(0, retryAt - Date.now()) + 200);
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.last_error, null);
+  });
+  const c = await sb.counters();
+  assert.equal(c.refresh_calls, 3, "the first pair, the half pair, then a whole pair with the half pair's refresh token");
+  assert.equal(c.spent_refresh_tokens_used, 0, "the rotated-away refresh token was never sent again");
+});
+
 test("one authority per account: another base URL or client id never gets the previous account's token", async () => {
   const a = await fresh();
   const b = await fresh();

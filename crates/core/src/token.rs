@@ -650,16 +650,7 @@ fn remember_spent(state: &mut AuthorityState, fp: String) {
 /// The caller must persist the state before handing out the new token.
 pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i64, jitter: f64) {
     if let Some(new_rt) = answer.refresh_token {
-        if let Some(old) = state.refresh.take() {
-            if old.token.fingerprint() != new_rt.fingerprint() {
-                remember_spent(state, old.token.fingerprint());
-            }
-        }
-        state.refresh = Some(RefreshSlot {
-            token: new_rt,
-            expires_at_ms: answer.refresh_expires_at_ms.unwrap_or(now_ms.saturating_add(DEFAULT_REFRESH_TTL_MS)),
-            expiry_known: answer.refresh_expires_at_ms.is_some(),
-        });
+        adopt_refresh(state, new_rt, answer.refresh_expires_at_ms, now_ms);
     } else if let (Some(r), Some(t)) = (state.refresh.as_mut(), answer.refresh_expires_at_ms) {
         r.expires_at_ms = t;
         r.expiry_known = true;
@@ -680,6 +671,22 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
     state.reauth_reason = None;
     state.credentials_rejected_fp = None;
     state.jitter = jitter.clamp(0.0, 1.0);
+}
+
+/// Hold `new_rt`, a refresh token Xoxoday just issued (expiring at
+/// `expires_at_ms` when it said so), in place of the one held, which is
+/// remembered as spent.
+pub fn adopt_refresh(state: &mut AuthorityState, new_rt: RefreshToken, expires_at_ms: Option<i64>, now_ms: i64) {
+    if let Some(old) = state.refresh.take() {
+        if old.token.fingerprint() != new_rt.fingerprint() {
+            remember_spent(state, old.token.fingerprint());
+        }
+    }
+    state.refresh = Some(RefreshSlot {
+        token: new_rt,
+        expires_at_ms: expires_at_ms.unwrap_or(now_ms.saturating_add(DEFAULT_REFRESH_TTL_MS)),
+        expiry_known: expires_at_ms.is_some(),
+    });
 }
 
 /// Record a failed refresh run. `rand01` is a random number in [0, 1) for

@@ -23,6 +23,8 @@ pub enum RefreshFaultMode {
     RotateThenDrop,
     /// Rotate, then answer the new pair after `hang_ms`.
     RotateThenDelay,
+    /// Rotate, then answer only the new refresh token (no access token).
+    RotateRefreshOnly,
     /// Xoxoday's refresh rate limit in the chosen `shape`; starts a penalty
     /// of `penalty_seconds` during which every refresh gets that answer.
     RateLimited,
@@ -523,7 +525,7 @@ mod tests {
         assert!(f.set_refresh(br#"{"mode":"5xx","penalty_seconds":3}"#).is_err());
         assert_eq!(RateLimitShape::ErrorsObject.body(7), json!({"errors":{"message":"auth.request_limit_exceeded","penaltySeconds":7}}));
         assert_eq!(RateLimitShape::Success0.body(7), json!({"success":0,"message":"auth.request_limit_exceeded"}));
-        for mode in ["token_error", "invalid_client", "rotate_then_delay", "invalid_grant", "rotate_then_drop"] {
+        for mode in ["token_error", "invalid_client", "rotate_then_delay", "invalid_grant", "rotate_then_drop", "rotate_refresh_only"] {
             f.set_refresh(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
         }
     }

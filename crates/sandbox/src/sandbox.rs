@@ -393,6 +393,16 @@ impl Sandbox {
                     let issued = self.rotate(&old, now);
                     RefreshOutcome::HangThen { ms: f.hang_ms, status: f.status, body: self.token_body(&issued) }
                 }
+                RefreshFaultMode::RotateRefreshOnly => {
+                    let issued = self.rotate(&old, now);
+                    let mut body = self.token_body(&issued);
+                    if let Some(o) = body.as_object_mut() {
+                        for k in ["access_token", "token_type", "expires_in", "access_token_expiry"] {
+                            o.remove(k);
+                        }
+                    }
+                    answer(f.status, body)
+                }
                 RefreshFaultMode::RateLimited => {
                     let secs = f.penalty_seconds.unwrap_or(60);
                     let p = RefreshPenalty {

@@ -585,6 +585,19 @@ async fn new_fault_routes_over_http() {
     assert_eq!(late.status, 200);
     let rt = late.json()["refresh_token"].as_str().unwrap().to_owned();
 
+    // rotate_refresh_only: half a pair, whose refresh token is the live one.
+    post("/__sandbox/faults/refresh", r#"{"mode":"rotate_refresh_only"}"#).await;
+    let half = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await;
+    assert_eq!(half.status, 200);
+    let half = half.json();
+    assert!(half.get("access_token").is_none() && half.get("expires_in").is_none(), "{half}");
+    assert!(half["refresh_token_expiry"].is_number() || half["refresh_token_expiry"].is_string(), "{half}");
+    let rt = half["refresh_token"].as_str().unwrap().to_owned();
+    let whole = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.json()["access_token"].is_string());
+    let rt = whole.json()["refresh_token"].as_str().unwrap().to_owned();
+
     // rate_limited, 429 shape: Retry-After says the penalty left.
     post("/__sandbox/faults/refresh", r#"{"mode":"rate_limited","shape":"status429","penalty_seconds":40}"#).await;
     let limited = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await;

@@ -86,6 +86,18 @@ pub enum RefreshOutcome {
     Final(String),
     /// The client id/secret are rejected; the refresh token is not to blame.
     CredentialsRejected(String),
+    /// A 2xx answer with a new refresh token but no access token: the
+    /// rotation happened upstream (the token held may be dead already), so
+    /// the new refresh token is kept and the next refresh uses it; the run
+    /// ends as a failure (backoff), the access token held stays.
+    RefreshOnly {
+        /// The new refresh token.
+        refresh_token: RefreshToken,
+        /// Its expiry (epoch ms), when given.
+        refresh_expires_at_ms: Option<i64>,
+        /// Safe sentence.
+        message: String,
+    },
 }
 
 /// The message id of a token error on the token endpoints (refresh, token
@@ -162,6 +174,17 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
     if message_id.as_deref() == Some(TOKEN_ERROR_MESSAGE) {
         return RefreshOutcome::Final(format!("refresh token rejected: HTTP {status} {TOKEN_ERROR_MESSAGE}"));
     }
+    // Half a pair in a 2xx that is no error: the refresh token is new, and
+    // under strict rotation the only live one.
+    if let (200..=299, Some(o)) = (status, obj) {
+        if let Some(rt) = token_field(o, "refresh_token") {
+            return RefreshOutcome::RefreshOnly {
+                refresh_token: RefreshToken::new(rt),
+                refresh_expires_at_ms: refresh_expiry_ms(o, now_ms),
+                message: format!("refresh answer without access_token (HTTP {status}): its new refresh token is kept, and the next refresh uses it"),
+            };
+        }
+    }
     match status {
         200..=299 => RefreshOutcome::Transient(format!("refresh answer unreadable (HTTP {status}, no access_token)")),
         408 => RefreshOutcome::Transient("refresh failed: HTTP 408".into()),
@@ -203,8 +226,13 @@ fn normalise_answer(o: &serde_json::Map<String, Value>, at: &str, now_ms: i64) -
         access_token: AccessToken::new(at),
         access_expires_at_ms: access_expiry_ms(o, now_ms).unwrap_or(now_ms.saturating_add(DEFAULT_ACCESS_TTL_MS)),
         refresh_token: token_field(o, "refresh_token").map(RefreshToken::new),
-        refresh_expires_at_ms: o.get("refresh_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms),
+        refresh_expires_at_ms: refresh_expiry_ms(o, now_ms),
     }
+}
+
+/// The answer's `refresh_token_expiry`, when it is a time still to come.
+fn refresh_expiry_ms(o: &serde_json::Map<String, Value>, now_ms: i64) -> Option<i64> {
+    o.get("refresh_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms)
 }
 
 /// Parse a validate-token answer: the access token's expiry, if it is valid.
@@ -322,6 +350,53 @@ mod tests {
         // (the refresh token held is kept).
         let only_access = br#"{"access_token":"at-new","expires_in":10}"#;
         assert!(matches!(parse_refresh_response(200, only_access, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_none()));
+    }
+
+    /// A 2xx with a new refresh token and no access token: the rotation
+    /// happened, so the refresh token is kept (never dropped as unreadable);
+    /// an error in the same body still reads as that error.
+    #[test]
+    fn half_a_pair_in_a_2xx_keeps_its_refresh_token() {
+        let later = T0 + 86_400_000;
+        for body in [
+            format!(r#"{{"refresh_token":"rt-new","refresh_token_expiry":"{later}"}}"#),
+            format!(r#"{{"access_token":"","refresh_token":"rt-new","refresh_token_expiry":{later},"success":1}}"#),
+            format!(r#"{{"access_token":null,"refresh_token":"rt-new","refresh_token_expiry":{later}}}"#),
+        ] {
+            match parse_refresh_response(200, body.as_bytes(), None, T0) {
+                RefreshOutcome::RefreshOnly { refresh_token, refresh_expires_at_ms, message } => {
+                    assert_eq!(refresh_token.expose_secret(), "rt-new");
+                    assert_eq!(refresh_expires_at_ms, Some(later));
+                    assert_eq!(message, "refresh answer without access_token (HTTP 200): its new refresh token is kept, and the next refresh uses it");
+                    assert!(!answer_lost(&message), "nothing was lost");
+                    assert!(!message.contains("rt-new"));
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // No expiry given (or one in the past): unknown, the default applies later.
+        match parse_refresh_response(201, br#"{"refresh_token":"rt-new","refresh_token_expiry":5}"#, None, T0) {
+            RefreshOutcome::RefreshOnly { refresh_expires_at_ms, .. } => assert_eq!(refresh_expires_at_ms, None),
+            other => panic!("{other:?}"),
+        }
+        // An error in the body wins: it is no rotation.
+        let cases: &[(&str, &str)] = &[
+            (r#"{"refresh_token":"rt","message":"auth.request_limit_exceeded"}"#, "rate"),
+            (r#"{"refresh_token":"rt","error":"invalid_grant"}"#, "final"),
+            (r#"{"refresh_token":"rt","success":0,"error_message_id":"auth.token_error"}"#, "final"),
+            (r#"{"refresh_token":"rt","error":"server_error"}"#, "transient"),
+            (r#"{"refresh_token":""}"#, "transient"),
+            (r#"{"refresh_token":7}"#, "transient"),
+        ];
+        for (body, want) in cases {
+            let kind = match parse_refresh_response(200, body.as_bytes(), None, T0) {
+                RefreshOutcome::RateLimited { .. } => "rate",
+                RefreshOutcome::Final(_) => "final",
+                RefreshOutcome::Transient(_) => "transient",
+                other => panic!("{body}: {other:?}"),
+            };
+            assert_eq!(kind, *want, "{body}");
+        }
     }
 
     #[test]

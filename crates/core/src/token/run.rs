@@ -14,7 +14,7 @@
 //! waiting after `refresh_timeout_ms` (`REFRESH_TIMEOUT_MS`); the run goes on
 //! in the Durable Object and its answer is kept.
 
-use super::{apply_failure, apply_success, retry_delay_ms, AuthorityState, Refusal, RefreshOutcome, TokenPolicy, Trigger};
+use super::{adopt_refresh, apply_failure, apply_success, retry_delay_ms, AuthorityState, Refusal, RefreshOutcome, TokenPolicy, Trigger};
 use crate::time::{secs_to_ms, secs_until};
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +172,16 @@ pub fn finish_run(
             apply_failure(state, false, message.clone(), now_ms, rand01, policy);
             RunEnd::Failed { timeout: true, message }
         }
+        RefreshOutcome::RefreshOnly { refresh_token, refresh_expires_at_ms, message } => {
+            // Kept before anything else: under strict rotation it is the
+            // only live refresh token. It worked, so neither it nor the
+            // client id/secret are to blame for anything.
+            adopt_refresh(state, refresh_token, refresh_expires_at_ms, now_ms);
+            state.reauth_reason = None;
+            state.credentials_rejected_fp = None;
+            apply_failure(state, false, message.clone(), now_ms, rand01, policy);
+            RunEnd::Failed { timeout: false, message }
+        }
         RefreshOutcome::RateLimited { penalty_secs, reason } => {
             state.last_error = Some(reason);
             state.last_error_at_ms = Some(now_ms);
@@ -309,6 +319,8 @@ mod tests {
         );
         assert_eq!(next_step(&RefreshOutcome::Final("x".into()), 1, 0.5, &p), Step::Stop);
         assert_eq!(next_step(&RefreshOutcome::CredentialsRejected("x".into()), 1, 0.5, &p), Step::Stop);
+        let half = RefreshOutcome::RefreshOnly { refresh_token: RefreshToken::new("r"), refresh_expires_at_ms: None, message: "x".into() };
+        assert_eq!(next_step(&half, 1, 0.5, &p), Step::Stop, "the backoff decides when the new refresh token is used");
     }
 
     #[test]
@@ -458,6 +470,34 @@ mod tests {
             finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
             assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
         }
+        // Half a pair: the new refresh token is held at once (the old one
+        // remembered as spent), the access token held stays, and the run
+        // counts as failed (backoff, no alert).
+        let mut s = seeded();
+        s.credentials_rejected_fp = Some("old".into());
+        let half = RefreshOutcome::RefreshOnly {
+            refresh_token: RefreshToken::new("rt-2"),
+            refresh_expires_at_ms: Some(now + 86_400_000),
+            message: "refresh answer without access_token (HTTP 200): its new refresh token is kept, and the next refresh uses it".into(),
+        };
+        let end = finish_run(&mut s, half, now, 0.0, "cfp", &p, None);
+        assert!(matches!(&end, RunEnd::Failed { timeout: false, message } if message.starts_with("refresh answer without access_token")), "{end:?}");
+        assert_eq!(end.alert(), None);
+        let held = s.refresh.clone().unwrap();
+        assert_eq!((held.token.expose_secret(), held.expires_at_ms, held.expiry_known), ("rt-2", now + 86_400_000, true));
+        assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
+        assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-1");
+        assert_eq!((s.consecutive_failures, s.next_attempt_at_ms, s.refresh_count), (1, Some(now + 15_000), 1));
+        assert_eq!(s.credentials_rejected_fp, None);
+        // ... and a dead refresh token afterwards is not blamed on a lost answer.
+        finish_run(&mut s, RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into()), now + 60_000, 0.0, "cfp", &p, None);
+        assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_grant"));
+        // No expiry given: the default lifetime, marked unknown.
+        let mut s = seeded();
+        let half = RefreshOutcome::RefreshOnly { refresh_token: RefreshToken::new("rt-2"), refresh_expires_at_ms: None, message: "m".into() };
+        finish_run(&mut s, half, now, 0.0, "cfp", &p, None);
+        let held = s.refresh.clone().unwrap();
+        assert_eq!((held.expires_at_ms, held.expiry_known), (now + crate::token::DEFAULT_REFRESH_TTL_MS, false));
         // Credentials: the refresh token stays and is not spent.
         let mut s = seeded();
         let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected".into()), now, 0.0, "cfp", &p, None);
