@@ -410,6 +410,28 @@ test("a refresh answer with a new refresh token but no access token: the refresh
   assert.equal(c.spent_refresh_tokens_used, 0, "the rotated-away refresh token was never sent again");
 });
 
+test("placeOrder while no token can be had: the error says nothing was placed, and the same poNumber places once later", async () => {
+  const sb = await fresh();
+  await withWorker(sb, {}, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/refresh", { mode: "5xx", count: 3 });
+    const order = { productId: 10100, quantity: 1, denomination: 10, poNumber: `PO-OUTAGE-${Date.now()}`, email: "a@example.com" };
+    const r = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body: order });
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, "upstream_error");
+    assert.match(r.json.error.message, /^Xoxoday token refresh: refresh failed: HTTP 503 server_error \(placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe\)$/);
+    assert.equal((await sb.counters()).orders, 0);
+    const retryAt = Date.parse((await tokenStatus(w)).retry_at);
+    await sleep(Math.max(0, retryAt - Date.now()) + 200);
+    const placed = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body: order });
+    assert.equal(placed.status, 200, placed.text);
+    assert.equal(placed.headers["x-plumgate-replayed"], undefined, "sent now, not a replay");
+    assert.equal((await call(w, "/v1/ops/placeOrder", { key: keys.writer, body: order })).headers["x-plumgate-replayed"], "true");
+    assert.equal((await sb.counters()).orders, 1);
+  });
+});
+
 test("one authority per account: another base URL or client id never gets the previous account's token", async () => {
   const a = await fresh();
   const b = await fresh();

@@ -620,10 +620,12 @@ pub fn not_sent(error: ApiError) -> Finish {
 
 /// The record could not be written before sending: nothing was sent.
 pub fn record_not_written() -> Finish {
-    not_sent(ApiError::upstream_error(
-        "the order ledger could not record the order, so it was not sent to Xoxoday; nothing was placed and retrying with the same poNumber is safe",
-    ))
+    not_sent(ApiError::upstream_error(format!("the order ledger could not record the order, so it was not sent to Xoxoday; {SAFE_TO_RETRY}")))
 }
+
+/// What an error for a placeOrder that Xoxoday never executed adds: a 502
+/// alone means "the order may exist" (the README's retry table).
+pub const SAFE_TO_RETRY: &str = "nothing was placed and retrying with the same poNumber is safe";
 
 /// After placeOrder: finished, or check first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -653,9 +655,11 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
         Ok(ans) => ans,
         Err(CallError::Timeout(ms)) => return check(format!("Xoxoday did not answer placeOrder within {ms} ms"), None),
         Err(CallError::Transport) => return check("plumgate could not reach Xoxoday for placeOrder (transport error)".into(), None),
-        // Token problems: nothing was executed upstream.
-        Err(CallError::Api(error)) => {
-            return AfterPlace::Finish(finish(Store::Forget, Outcome::Error { error, upstream_status: call_upstream_status }, Fate::NotPlaced))
+        // Token problems: nothing was executed upstream (no token to send
+        // it with, or Xoxoday's 401 to the token), and the caller is told.
+        Err(CallError::Api(mut error)) => {
+            error.message = format!("{} (placeOrder was not executed by Xoxoday: {SAFE_TO_RETRY})", error.message);
+            return AfterPlace::Finish(finish(Store::Forget, Outcome::Error { error, upstream_status: call_upstream_status }, Fate::NotPlaced));
         }
     };
     let upstream_status = Some(ans.status);

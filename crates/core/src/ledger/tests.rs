@@ -284,7 +284,19 @@ fn after_place_every_arm() {
     // A token problem: nothing executed, forgotten, the error with the 401 seen.
     let f = finished(after_place(Err(CallError::Api(ApiError::upstream_unauthorized())), Some(401), &p, now));
     assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced));
-    assert_eq!(f.outcome, Outcome::Error { error: ApiError::upstream_unauthorized(), upstream_status: Some(401) });
+    let mut said = ApiError::upstream_unauthorized();
+    said.message.push_str(" (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)");
+    assert_eq!(f.outcome, Outcome::Error { error: said, upstream_status: Some(401) });
+    // No token at all (a refresh outage): the same, the error's own words first.
+    let f = finished(after_place(Err(CallError::Api(ApiError::reauth_required())), None, &p, now));
+    match f.outcome {
+        Outcome::Error { error, upstream_status: None } => {
+            assert_eq!((error.status, error.code.as_str()), (503, "reauth_required"));
+            assert!(error.message.starts_with(&ApiError::reauth_required().message), "{}", error.message);
+            assert!(error.message.ends_with("retrying with the same poNumber is safe)"), "{}", error.message);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
