@@ -18,7 +18,9 @@
 //! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and
 //! holds of days before yesterday.
 
+use crate::objects::ledger::client as ledger;
 use crate::respond::{bytes_response, empty};
+use crate::runtime::wait::within;
 use crate::runtime::clock::now_ms;
 use crate::runtime::stub::{self, StubError};
 use crate::runtime::http::{Incoming, Outgoing};
@@ -26,7 +28,8 @@ use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
 use plumgate_core::audit;
-use plumgate_core::errors::ApiError;
+use plumgate_core::errors::{ApiError, ErrorCode};
+use plumgate_core::ledger::LOOK_WAIT_MS;
 use plumgate_core::keys::{self, Facts, KeyRecord};
 use plumgate_core::quota::{Counter, Hold, HoldChange, HoldState, Usage};
 use plumgate_core::registry::{self, Write};
@@ -44,6 +47,10 @@ const MAX_SAFE: i64 = (1 << 53) - 1;
 
 /// How often the alarm prunes.
 const PRUNE_EVERY_MS: i64 = 3_600_000;
+
+/// How soon after a refusal over a spend cap the alarm looks at holds whose
+/// requests may be gone ([`KeyRegistry::settle_abandoned`]).
+const ABANDONED_LOOK_MS: i64 = 60_000;
 
 /// Send `req` to the registry (the worker's side).
 ///
@@ -106,6 +113,16 @@ impl KeyRegistry {
             }),
             _ => Reply::refusal(ApiError::internal()),
         };
+        if op == Some(Op::Reserve) && reply.error.as_ref().is_some_and(|e| e.code == ErrorCode::QuotaExceeded) {
+            // Holds of requests that died may be what fills the cap: the
+            // alarm looks at them soon rather than within the hour.
+            let storage = self.state.storage();
+            let soon = now_ms().saturating_add(ABANDONED_LOOK_MS);
+            if storage.get_alarm().await.ok().flatten().is_none_or(|at| at > soon) {
+                let _ = storage.set_alarm(std::time::Duration::from_millis(ABANDONED_LOOK_MS as u64)).await;
+                self.alarm_set.set(true);
+            }
+        }
         if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle | Op::Reconciled)) && !self.alarm_set.get() {
             let storage = self.state.storage();
             if matches!(storage.get_alarm().await, Ok(None)) {
@@ -116,11 +133,12 @@ impl KeyRegistry {
         Ok(bytes_response(200, reply.to_json().into_bytes(), "application/json"))
     }
 
-    /// Retention: drop what no answer needs any more; again in an hour
-    /// while anything is left.
+    /// Retention: drop what no answer needs any more, and settle holds
+    /// whose requests may be gone; again in an hour while anything is left.
     async fn on_alarm(&self) -> worker::Result<Outgoing> {
         self.alarm_set.set(false);
         self.prepare()?;
+        self.settle_abandoned().await?;
         let now = now_ms();
         let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
         let sql = self.sql();
@@ -255,8 +273,42 @@ impl KeyRegistry {
     }
 
     fn hold_of(&self, a: &audit::Attempt) -> worker::Result<Option<Hold>> {
-        let row = first(&self.sql(), "SELECT day, amount, holders, state FROM holds WHERE key = ? AND po = ? AND fp = ?", vec![a.key.as_str().into(), a.po_number.as_str().into(), a.fingerprint.as_str().into()])?;
+        self.hold_by(&a.key, &a.po_number, &a.fingerprint)
+    }
+
+    fn hold_by(&self, key: &str, po: &str, fp: &str) -> worker::Result<Option<Hold>> {
+        let row = first(&self.sql(), "SELECT day, amount, holders, state FROM holds WHERE key = ? AND po = ? AND fp = ?", vec![key.into(), po.into(), fp.into()])?;
         Ok((!row.is_empty()).then(|| hold_from(&row, 0)))
+    }
+
+    /// Holds of today and yesterday with requests on them that may be gone
+    /// (they died between their reserve and settle: a crash, a deploy, a
+    /// cancelled request): each order's ledger is asked what became of it
+    /// (a look, never a placement; at most `LOOK_WAIT_MS` each, 20 holds
+    /// an alarm), and the
+    /// hold settles on that (`registry::abandoned`), unless a request
+    /// changed it meanwhile. A request that was alive after all settles as
+    /// usual afterwards, counting nothing twice.
+    async fn settle_abandoned(&self) -> worker::Result<()> {
+        let day = day_of(now_ms());
+        let suspects = rows(
+            &self.sql(),
+            "SELECT key, po, fp, day, amount, holders, state FROM holds WHERE holders > 0 AND state != 'committed' AND day >= ? LIMIT 20",
+            vec![Sql::Integer(day - 1)],
+        )?;
+        for row in suspects {
+            let (key, po, fp) = (text(row.first()), text(row.get(1)), text(row.get(2)));
+            let hold = hold_from(&row, 3);
+            let Some(lost) = ledger::Lost::of_order(&po, &fp) else { continue };
+            let Some(Some(reply)) = within(LOOK_WAIT_MS, ledger::look(&self.env, &lost)).await else { continue };
+            // From here on no await: the hold read and the writes are one step.
+            if self.hold_by(&key, &po, &fp)? != Some(hold) {
+                continue;
+            }
+            let usage = self.usage_of(&key, hold.day)?;
+            self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage))?;
+        }
+        Ok(())
     }
 
     /// Every key's hold of one order (`poNumber`, fingerprint), by key id.

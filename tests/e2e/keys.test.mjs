@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startSandbox, startWorker, standardKeys, makeKey, call, leakScan, waitFor, cleanup, HIGH_LIMITS, collectVoucherSecrets, voucherLeakScan, capturedLogs, ownValue } from "./harness.mjs";
+import { startSandbox, startWorker, standardKeys, makeKey, call, leakScan, waitFor, cleanup, HIGH_LIMITS, collectVoucherSecrets, voucherLeakScan, capturedLogs, ownValue, objectFiles } from "./harness.mjs";
 
 const keys = standardKeys();
 // A GATEWAY_KEYS entry with limits: static keys carry the same object.
@@ -585,6 +585,46 @@ test("a worker killed before it reported a key's use: the key list still shows t
   assert.deepEqual([v.usage.orders, v.usage.amount, v.usage.reserved], [2, 20, 0], JSON.stringify(v));
   // The cap counts them too: 80 left.
   assert.equal((await order(k.key, po("crash"), 90)).status, 429);
+});
+
+test("holds whose requests died between reserve and settle: the registry asks each order's ledger, then commits or frees them", async () => {
+  const k = await createKey({ id: "dead-holders", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
+  const placedPo = po("dead-placed");
+  assert.ok(placed(await order(k.key, placedPo, 50)));
+  await waitFor(async () => (await keyView("dead-holders")).usage.orders === 1, { what: "the order counted" });
+  // Make the registry look as if two requests died before settling (a
+  // crash, a deploy): the placed order's hold back to held with its request
+  // on it and not counted, and a hold for an order that was never sent (no
+  // ledger record).
+  const dir = w.persistDir;
+  await w.stop();
+  const [registry] = await objectFiles(dir, "KeyRegistry");
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(registry.file);
+  try {
+    const M = 1_000_000;
+    const day = Math.floor(Date.now() / 86_400_000);
+    assert.equal(db.prepare("UPDATE holds SET state = 'held', holders = 1 WHERE key = ? AND po = ?").run("dead-holders", placedPo).changes, 1);
+    assert.equal(db.prepare("UPDATE usage SET orders = 0, amount = 0 WHERE key = ? AND day = ?").run("dead-holders", day).changes, 1);
+    db.prepare("INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, 1, 'held')").run("dead-holders", po("never-sent"), "f".repeat(64), day, 40 * M);
+  } finally {
+    db.close();
+  }
+  w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
+  const stuck = await keyView("dead-holders");
+  assert.deepEqual([stuck.usage.orders, stuck.usage.amount, stuck.usage.reserved], [0, 0, 90], JSON.stringify(stuck));
+  // 90 held: 25 more would pass the cap. The refusal brings the registry's
+  // look forward to a minute from now.
+  const refused = await order(k.key, po("dead-next"), 25);
+  assert.equal(refused.status, 429, refused.text);
+  const settled = await waitFor(async () => {
+    const v = await keyView("dead-holders");
+    return v.usage.reserved === 0 ? v : null;
+  }, { timeout: 150_000, interval: 2_000, what: "the dead holds settled" });
+  assert.deepEqual([settled.usage.orders, settled.usage.amount], [1, 50], "the placed order counted once, the unsent one freed");
+  assert.ok(placed(await order(k.key, po("dead-next"), 25)), "the cap has room again");
+  assert.ok(placed(await order(k.key, placedPo, 50)), "the placed order replays");
+  assert.equal((await order(k.key, po("dead-over"), 30)).status, 429, "50 + 25 + 30 would pass 100: the replay counted nothing again");
 });
 
 test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked", async () => {

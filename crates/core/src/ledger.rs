@@ -564,7 +564,15 @@ pub fn found_not_placed() -> ApiError {
 /// The reply to a look that found nothing (see [`Look::Nothing`]; read by
 /// the worker, never shown to a caller).
 pub fn nothing_found() -> ApiError {
-    ApiError::upstream_error("no record")
+    ApiError::upstream_error(NO_RECORD)
+}
+
+const NO_RECORD: &str = "no record";
+
+/// Is this a look's reply that found neither a record nor a call in flight
+/// ([`nothing_found`])?
+pub fn found_nothing(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error { error, .. } if error.message == NO_RECORD)
 }
 
 fn error(e: ApiError) -> Outcome {

@@ -487,6 +487,35 @@ pub fn reconcile(h: &Hold, placed: bool) -> Settled {
     }
 }
 
+/// What the order ledger knows of an order whose hold may have lost its
+/// requests ([`abandoned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Placed (and not failed).
+    Placed,
+    /// Not placed, failed, or never sent (no record, nothing in flight).
+    NotPlaced,
+    /// Its fate is not known yet (the ledger keeps asking Xoxoday).
+    Pending,
+}
+
+/// Settle a hold whose requests may all be gone (they died between their
+/// [`reserve`] and [`settle`]: a crash, a deploy) on what the order's
+/// ledger knows. Placed: committed, the amount counted once; not placed:
+/// freed; pending: still counted, with no holders, so that the ledger's own
+/// settlement ([`reconcile`]) commits or frees it. A request still alive
+/// settles after this as if the hold were its own ([`settle`] of a
+/// committed hold counts nothing again; of none, counts a placed order).
+pub fn abandoned(h: &Hold, known: Known) -> Settled {
+    let (hold, counted) = match (h.state, known) {
+        (HoldState::Committed, _) => (HoldChange::Keep, None),
+        (_, Known::Placed) => (HoldChange::Put(Hold { state: HoldState::Committed, holders: 0, ..*h }), Some((h.day, h.amount))),
+        (_, Known::NotPlaced) => (HoldChange::Drop, None),
+        (_, Known::Pending) => (HoldChange::Put(Hold { state: HoldState::Pending, holders: 0, ..*h }), None),
+    };
+    Settled { hold, counted }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,6 +698,31 @@ mod tests {
         assert_eq!(reconcile(&hold(HoldState::Held, 1), false), Settled { hold: HoldChange::Keep, counted: None });
         // The last holder's refusal then drops it.
         assert_eq!(settle(Some(&hold(HoldState::Held, 1)), true, false, Fate::Refused, 60 * M, T0).hold, HoldChange::Drop);
+    }
+
+    #[test]
+    fn abandoned_every_arm() {
+        let today = day_of(T0);
+        for state in [HoldState::Held, HoldState::Pending] {
+            // Placed: committed with no holders, counted once in its day.
+            assert_eq!(abandoned(&hold(state, 2), Known::Placed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: Some((today, 60 * M)) });
+            // Not placed, or never sent: freed.
+            assert_eq!(abandoned(&hold(state, 1), Known::NotPlaced), Settled { hold: HoldChange::Drop, counted: None });
+            // Pending: still counted, left to the ledger's settlement.
+            assert_eq!(abandoned(&hold(state, 1), Known::Pending), Settled { hold: HoldChange::Put(hold(HoldState::Pending, 0)), counted: None });
+            assert_eq!(reconcile(&hold(HoldState::Pending, 0), false).hold, HoldChange::Drop, "which then frees it");
+        }
+        // Committed already: nothing, whatever the ledger says.
+        for known in [Known::Placed, Known::NotPlaced, Known::Pending] {
+            assert_eq!(abandoned(&hold(HoldState::Committed, 1), known), Settled { hold: HoldChange::Keep, counted: None });
+        }
+        // A request that was alive after all settles it afterwards without
+        // counting twice: a committed hold...
+        let committed = hold(HoldState::Committed, 0);
+        assert_eq!(settle(Some(&committed), true, false, Fate::Placed, 60 * M, T0).counted, None);
+        // ...or none (freed), for an order it then placed: counted then.
+        assert_eq!(settle(None, true, true, Fate::Placed, 60 * M, T0).counted, Some((today, 60 * M)));
+        assert_eq!(settle(None, true, true, Fate::Refused, 60 * M, T0).hold, HoldChange::Keep);
     }
 
     #[test]

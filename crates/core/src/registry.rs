@@ -16,12 +16,14 @@
 //! | [`reserve`] | the key's record, the order's hold, what the key spent today | the hold; on a refusal, an audit entry |
 //! | [`settle`] | the order's hold, the usage of its day | the hold, the usage, an audit entry |
 //! | [`reconciled`] | every key's hold of the order, the usage of their days | the holds, the usage, an audit entry per key |
+//! | [`abandoned`] | a hold whose requests may be gone, the ledger's look, the usage of its day | the hold, the usage |
 
 use crate::audit::{self, Attempt, Outcome};
 use crate::errors::ApiError;
 use crate::keys::{self, Credential, Facts, KeyRecord, NewKey};
 use crate::quota::{self, Hold, HoldChange, Reservation, Usage, UsageDelta};
 use crate::time::day_of;
+use crate::wire::ledger::{Fate, LedgerReply};
 use crate::wire::registry::Reply;
 use serde_json::Value;
 
@@ -227,6 +229,28 @@ pub fn reconciled(attempt: &Attempt, result: &audit::Result, holds: &[(String, H
     writes
 }
 
+/// A hold of `key` for the order (`po`, `fp`) whose requests may all be
+/// gone, once the order's ledger has answered a look (`reply`): settled by
+/// `quota::abandoned` (a look that found no record and nothing in flight:
+/// the order was never sent). `usage`: the key's stored usage of the
+/// hold's day. No audit entry: the attempt's own request id died with it.
+pub fn abandoned(key: &str, po: &str, fp: &str, hold: &Hold, reply: &LedgerReply, usage: Usage) -> Vec<Write> {
+    let known = match reply.fate {
+        Fate::Placed => quota::Known::Placed,
+        Fate::Unknown if !crate::ledger::found_nothing(&reply.outcome) => quota::Known::Pending,
+        _ => quota::Known::NotPlaced,
+    };
+    let s = quota::abandoned(hold, known);
+    let mut writes = Vec::new();
+    if s.hold != HoldChange::Keep {
+        writes.push(Write::Hold { key: key.to_string(), po: po.to_string(), fp: fp.to_string(), change: s.hold });
+    }
+    if let Some((day, amount)) = s.counted {
+        writes.push(Write::Usage { key: key.to_string(), day, usage: usage.with_order(amount) });
+    }
+    writes
+}
+
 fn audit_write(attempt: &Attempt, result: &audit::Result, now_ms: i64) -> Write {
     Write::Audit { at_ms: now_ms, key: attempt.key.clone(), request_id: attempt.request_id.clone(), entry: audit::entry(attempt, now_ms, result) }
 }
@@ -405,5 +429,41 @@ mod tests {
         assert_eq!(w.iter().filter(|w| matches!(w, Write::Usage { .. })).count(), 1, "b was counted already");
         // Nobody holds it: nothing to write.
         assert!(reconciled(&order, &result(Outcome::ReconciledPlaced), &[], &usage_of, T0).is_empty());
+    }
+
+    #[test]
+    fn abandoned_holds_settle_on_the_ledgers_word() {
+        use crate::ledger::{found_not_placed, nothing_found};
+        use crate::wire::ledger::Outcome as Said;
+        let day = day_of(T0);
+        let held = Hold { day, amount: 60 * M, holders: 1, state: HoldState::Held };
+        let before = Usage { orders: 2, amount: 25 * M, ..Usage::default() };
+        let reply = |outcome, fate| LedgerReply { outcome, replayed: true, fate };
+        let answer = |status| Said::Answer { status, body: "{}".into(), reconciled: false, upstream_status: Some(status) };
+        let error = |e: ApiError| Said::Error { error: e, upstream_status: None };
+        let put = |h: Hold| Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(h) };
+        let drop = Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Drop };
+        // Placed: committed, counted once in the hold's day.
+        let w = abandoned("k", "po-1", "fp", &held, &reply(answer(200), Fate::Placed), before);
+        assert_eq!(w, vec![
+            put(Hold { holders: 0, state: HoldState::Committed, ..held }),
+            Write::Usage { key: "k".into(), day, usage: Usage { orders: 3, amount: 85 * M, ..Usage::default() } },
+        ]);
+        // Failed, refused, the ledger's mark, or no record and nothing in
+        // flight (never sent): freed.
+        for r in [
+            reply(answer(200), Fate::Failed),
+            reply(answer(422), Fate::NotPlaced),
+            reply(error(found_not_placed()), Fate::NotPlaced),
+            reply(error(nothing_found()), Fate::Unknown),
+        ] {
+            assert_eq!(abandoned("k", "po-1", "fp", &held, &r, before), vec![drop.clone()], "{r:?}");
+        }
+        // Pending (409 order_in_progress): still counted, no holders.
+        let pending = reply(error(ApiError::order_in_progress("checking", 10)), Fate::Unknown);
+        assert_eq!(abandoned("k", "po-1", "fp", &held, &pending, before), vec![put(Hold { holders: 0, state: HoldState::Pending, ..held })]);
+        // Already committed: nothing.
+        let committed = Hold { state: HoldState::Committed, ..held };
+        assert!(abandoned("k", "po-1", "fp", &committed, &reply(answer(200), Fate::Placed), before).is_empty());
     }
 }
