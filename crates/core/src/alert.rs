@@ -215,8 +215,13 @@ fn token_message(
             // A fresh token is refreshed again only by the cron.
             let when = if token_state == "fresh" { "with the first cron run after" } else { "at" };
             let next = state.retry_at_ms(now_ms).map(|t| format!(", next attempt {when} {}", rfc3339(t))).unwrap_or_default();
+            // Without a usable access token callers are refused meanwhile.
+            let serving = match token_state {
+                "fresh" | "stale" => "serves the current access token while it is valid",
+                _ => "has no usable access token meanwhile: calls answer 502 upstream_error (504 upstream_timeout after a refresh that timed out)",
+            };
             format!(
-                "{} token refresh run{} failed in a row (ALERT_REFRESH_FAILURES is {}){why}. plumgate keeps trying with backoff{next} and serves the current access token while it is valid (token state: {token_state}).",
+                "{} token refresh run{} failed in a row (ALERT_REFRESH_FAILURES is {}){why}. plumgate keeps trying with backoff{next} and {serving} (token state: {token_state}).",
                 state.consecutive_failures,
                 if state.consecutive_failures == 1 { "" } else { "s" },
                 policy.refresh_failures

@@ -138,6 +138,15 @@ fn refresh_failures_fire_at_the_threshold_and_resolve_on_success() {
     assert!(message.starts_with("3 token refresh runs failed in a row (ALERT_REFRESH_FAILURES is 3)"), "{message}");
     assert!(message.contains("HTTP 503") && message.contains(&crate::time::rfc3339(T0 + 90_000)), "{message}");
     assert!(message.contains("next attempt with the first cron run after"), "a fresh token is retried by the cron: {message}");
+    assert!(message.ends_with("serves the current access token while it is valid (token state: fresh)."), "{message}");
+    // With no usable access token, it says what callers get instead.
+    let mut gone = healthy();
+    (gone.last_error, gone.consecutive_failures, gone.next_attempt_at_ms) = (s.last_error.clone(), 3, Some(T0 + 90_000));
+    gone.access.as_mut().unwrap().rejected = true;
+    review_at(&mut gone, T0).unwrap();
+    let message = newest(&gone)["message"].as_str().unwrap().to_string();
+    assert!(message.contains("next attempt at "), "{message}");
+    assert!(message.ends_with("has no usable access token meanwhile: calls answer 502 upstream_error (504 upstream_timeout after a refresh that timed out) (token state: expired)."), "{message}");
     s.consecutive_failures = 4;
     assert_eq!(review_at(&mut s, T0 + 1), None, "more failures: the same condition");
     s.consecutive_failures = 0;
