@@ -138,7 +138,9 @@ impl KeyRegistry {
     async fn on_alarm(&self) -> worker::Result<Outgoing> {
         self.alarm_set.set(false);
         self.prepare()?;
-        self.settle_abandoned().await?;
+        // Never in the way of the pruning: a failure here is tried again
+        // at the next alarm.
+        let _ = self.settle_abandoned().await;
         let now = now_ms();
         let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
         let sql = self.sql();
