@@ -16,7 +16,9 @@
 //!
 //! An alarm prunes what is no longer needed, hourly while there is
 //! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and
-//! holds of days before yesterday.
+//! holds of days before yesterday. It also settles holds whose requests
+//! may have died (asking the orders' ledgers), and comes a minute after a
+//! refusal over a spend cap for that.
 
 use crate::objects::ledger::client as ledger;
 use crate::respond::{bytes_response, empty};
