@@ -50,6 +50,14 @@ function reconciledFailure(a: Answer): string | undefined {
 /** plumgate codes that say the request never reached Xoxoday and a person or time must fix it. */
 const UNAVAILABLE_CODES = new Set(["reauth_required", "misconfigured", "credentials_rejected"]);
 
+/**
+ * The words of plumgate's error for a placeOrder it knows Xoxoday never
+ * executed (no token could be had, Xoxoday refused the token, the ledger
+ * could not record the order): its 502 then means "not sent", not "the
+ * order may exist" (the README's retry table).
+ */
+export const NOTHING_PLACED = "nothing was placed and retrying with the same poNumber is safe";
+
 /** What one placeOrder answer means. */
 export type OrderVerdict =
   /** The order exists: HTTP 200 and `data.placeOrder.status` 1. */
@@ -59,7 +67,10 @@ export type OrderVerdict =
    * body can succeed later (nothing is wrong with the request itself).
    */
   | { kind: "refused"; error: PlumgateError; retryable: boolean }
-  /** Not placed yet: wait `Retry-After` and send again (429). */
+  /**
+   * Not placed yet: wait `Retry-After` (or a backoff) and send again (429,
+   * or plumgate's word that nothing was placed).
+   */
   | { kind: "wait"; error: PlumgateError }
   /** The order's fate is open: send the same poNumber again after a backoff. */
   | { kind: "retry"; error: PlumgateError }
@@ -108,6 +119,8 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
   if (a.status === 503 && error.source === "plumgate" && UNAVAILABLE_CODES.has(error.code)) {
     return { kind: "refused", error, retryable: true };
   }
+  // Never executed: sent again like a 429, without taking the answer for lost.
+  if (a.status >= 500 && error.source === "plumgate" && error.message.includes(NOTHING_PLACED)) return { kind: "wait", error };
   if (a.status >= 500) return { kind: "retry", error };
   return { kind: "refused", error, retryable: false };
 }

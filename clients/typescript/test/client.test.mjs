@@ -180,6 +180,27 @@ test("placeOrder: 429 after a lost answer, past the deadline: unknown, not refus
   assert.equal(r.lastError.code, "rate_limited");
 });
 
+test("placeOrder: a 502 that says nothing was placed is sent again and never turns a refusal into unknown", async () => {
+  const said = "Xoxoday token refresh: refresh failed: HTTP 503 server_error (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)";
+  // Then Xoxoday's refusal: a plain refusal (no attempt's answer was lost).
+  let f = script(json(502, plumErr("upstream_error", said)), json(400, plumErr("invalid_request", "bad")));
+  let { c, clock } = client(f);
+  let r = await c.placeOrder(ORDER, { timeoutMs: 10_000 });
+  assert.equal(f.calls.length, 2);
+  assert.ok(clock.sleeps[0] >= 250 && clock.sleeps[0] <= 500, `${clock.sleeps}`);
+  assert.equal(r.status, "refused");
+  assert.equal(r.error.code, "invalid_request");
+  // Every time, to the deadline: refused and retryable, not unknown.
+  f = script(json(502, plumErr("upstream_error", said)));
+  ({ c, clock } = client(f));
+  r = await c.placeOrder(ORDER, { timeoutMs: 20_000 });
+  assert.ok(f.calls.length >= 3, `${f.calls.length} attempts`);
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, true);
+  assert.equal(r.error.code, "upstream_error");
+  assert.equal(new Set(f.calls.map((x) => x.body.poNumber)).size, 1, "one poNumber throughout");
+});
+
 test("placeOrder: 502 every time: retries with growing jittered backoff and reports unknown at the deadline", async () => {
   let rnd = 0;
   const seq = [0, 1, 0.25, 0.75, 0.5, 0, 1, 0.3, 0.9, 0.1];
@@ -436,6 +457,10 @@ test("judgeOrderAnswer: the verdict table", () => {
   assert.equal(kind(429, plumErr("rate_limited", "")), "wait");
   assert.equal(kind(429, { errors: [{ message: "auth.request_limit_exceeded", penaltySeconds: 9 }] }), "wait");
   assert.equal(kind(502, undefined), "retry");
+  const notPlaced = "Xoxoday token refresh: refresh failed: HTTP 503 server_error (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)";
+  assert.equal(kind(502, plumErr("upstream_error", notPlaced)), "wait", "plumgate's word that nothing was placed");
+  assert.equal(kind(502, { code: 502, errorId: "X", error: notPlaced }), "retry", "only plumgate's own error says so");
+  assert.equal(kind(503, plumErr("reauth_required", `x (${notPlaced.split("(")[1]}`)), "refused", "an operator-only 503 still stops");
   assert.equal(kind(503, plumErr("credentials_rejected", "")), "refused");
   assert.equal(kind(503, { code: 503, errorId: "X" }), "retry");
   assert.equal(kind(400, plumErr("invalid_json", "")), "refused");
