@@ -289,9 +289,9 @@ impl KeyRegistry {
     /// (they died between their reserve and settle: a crash, a deploy, a
     /// cancelled request): each order's ledger is asked what became of it
     /// (a look, never a placement; at most `LOOK_WAIT_MS` each, 20 holds
-    /// an alarm), and the
-    /// hold settles on that (`registry::abandoned`), unless a request
-    /// changed it meanwhile. A request that was alive after all settles as
+    /// an alarm), and the hold settles on that (`registry::abandoned`),
+    /// unless a request changed it meanwhile (a failure leaves the rest to
+    /// the next alarm). A request that was alive after all settles as
     /// usual afterwards, counting nothing twice.
     async fn settle_abandoned(&self) -> worker::Result<()> {
         let day = day_of(now_ms());
