@@ -16,6 +16,14 @@
 // Anything unexpected (an import of another module, a name found twice, a
 // section that does not read back) leaves both files as they are, with a
 // warning: the size budget then shows the difference.
+//
+// The same goes for the exports wasm-bindgen makes for closures' shims
+// (`wasm_bindgen_<hash>___convert__closures_____invoke___<types>`: five
+// names of 70 to 330 characters, ~0.9 KB with hashes that do not
+// compress). index.js calls each one once, as `.name(` on the instance's
+// exports; only a name found exactly that way is renamed (to `_x` and a
+// base-36 number). The other exports (the entry points, the classes'
+// methods, the allocator) keep their names.
 import { readFileSync, writeFileSync } from "node:fs";
 import { leb, readLeb } from "./wasm-leb.mjs";
 
@@ -34,13 +42,16 @@ if (!WebAssembly.validate(wasm)) leave(`Node ${process.version} cannot validate 
 // The import section.
 let at = 8;
 let section = null;
+let exportSection = null;
 while (at < wasm.length) {
   const id = wasm[at];
   const [len, body] = readLeb(wasm, at + 1);
   if (id === 2) section = { start: at, body, end: body + len };
+  if (id === 7) exportSection = { start: at, body, end: body + len };
   at = body + len;
 }
 if (!section) leave("no import section");
+if (!exportSection) leave("no export section");
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const readName = (p) => {
@@ -89,6 +100,15 @@ const fresh = () => {
     if (!js.includes(`${name}:`) && !js.includes(`${name}(`)) return name;
   }
 };
+// An export's new name must not occur in index.js at all (it is called as
+// `.name(`, and a longer identifier could contain it).
+let nextExport = 0;
+const freshExport = () => {
+  for (;;) {
+    const name = `_x${(nextExport++).toString(36)}`;
+    if (!js.includes(name)) return name;
+  }
+};
 const out = [...leb(count)];
 let renamed = 0;
 let saved = 0;
@@ -108,13 +128,41 @@ for (const imp of imports) {
 }
 if (!renamed) leave("no import could be renamed");
 const body = Buffer.from(out);
+
+// The export section: a name, a kind byte and an index each.
+const [exportCount, firstExport] = readLeb(wasm, exportSection.body);
+const exportsOut = [...leb(exportCount)];
+let exportsRenamed = 0;
+p = firstExport;
+for (let i = 0; i < exportCount; i++) {
+  const [name, afterName] = readName(p);
+  const end = readLeb(wasm, afterName + 1)[1];
+  let newName = name;
+  if (name.startsWith("wasm_bindgen_") && name.includes("closures") && occurrences(js, name) === 1
+      && occurrences(js, `.${name}(`) === 1) {
+    newName = freshExport();
+    js = js.replace(`.${name}(`, `.${newName}(`);
+    exportsRenamed++;
+    saved += name.length - newName.length;
+  }
+  const bytes = Buffer.from(newName, "utf8");
+  exportsOut.push(...leb(bytes.length), ...bytes, ...wasm.subarray(afterName, end));
+  p = end;
+}
+if (p !== exportSection.end) leave("the export section did not read to its end");
+const exportBody = Buffer.from(exportsOut);
+
+// The import section (id 2) comes before the export section (id 7).
 const rebuilt = Buffer.concat([
   wasm.subarray(0, section.start),
   Buffer.from([2, ...leb(body.length)]),
   body,
-  wasm.subarray(section.end),
+  wasm.subarray(section.end, exportSection.start),
+  Buffer.from([7, ...leb(exportBody.length)]),
+  exportBody,
+  wasm.subarray(exportSection.end),
 ]);
 if (!WebAssembly.validate(rebuilt)) leave("the rewritten module does not validate");
 writeFileSync(wasmPath, rebuilt);
 writeFileSync(jsPath, js);
-say(`${renamed} of ${imports.length} imports renamed (${saved} bytes of names)`);
+say(`${renamed} of ${imports.length} imports and ${exportsRenamed} closure exports renamed (${saved} bytes of names)`);
