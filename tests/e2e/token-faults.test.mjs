@@ -85,6 +85,29 @@ test("refresh rate limit, every shape: the run stops at once, no attempt until t
   }
 });
 
+test("a refresh rate limit that also killed the refresh token (abuse can invalidate it): one attempt after the penalty, then reauth_required, no loop", async () => {
+  const sb = await fresh();
+  await withWorker(sb, {}, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/refresh", { mode: "rate_limited", shape: "errors_array", penalty_seconds: 4, revoke: true });
+    await sb.admin("/counters/reset", {});
+    const limited = await op(w);
+    assert.equal(limited.status, 429, limited.text);
+    const retryAt = Date.parse((await tokenStatus(w)).retry_at);
+    await sleep(Math.max(0, retryAt - Date.now()) + 300);
+    const r = await op(w);
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, "reauth_required");
+    assert.match(r.json.error.message, /XOXODAY_REFRESH_TOKEN/);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "reauth_required");
+    assert.match(st.last_error, /invalid_token/);
+    for (let i = 0; i < 5; i++) assert.equal((await op(w)).status, 503);
+    assert.equal((await sb.counters()).refresh_calls, 2, "the limited attempt and the one that found the token dead, no more");
+  });
+});
+
 test("auth.token_error (HTTP 200, success 0) is a dead refresh token", async () => {
   const sb = await fresh();
   await withWorker(sb, {}, async (w) => {

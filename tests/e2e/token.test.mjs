@@ -248,8 +248,14 @@ test("3d. a new XOXODAY_REFRESH_TOKEN after a dashboard regeneration: the very n
   }
 });
 
-test("3e. dead refresh token + rejected access token: 503 reauth_required on the first call after the evidence", async () => {
-  await scenario({}, {}, async (sb, w) => {
+// Xoxoday documents `invalid_token` "invalid/expired token" for a dead
+// token (the sandbox's default, HTTP 400); OAuth's code for a bad grant is
+// `invalid_grant`, and the status is unconfirmed: both readings.
+for (const [reading, config, code] of [
+  ["documented invalid_token", {}, "invalid_token"],
+  ["OAuth invalid_grant, HTTP 401", { dead_refresh_answer: "invalid_grant", dead_refresh_status: 401 }, "invalid_grant"],
+]) test(`3e. dead refresh token (${reading}) + rejected access token: 503 reauth_required on the first call after the evidence`, async () => {
+  await scenario(config, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);
     await sb.admin("/tokens/revoke-refresh", {});
     await sb.admin("/tokens/revoke-access", {});
@@ -262,11 +268,11 @@ test("3e. dead refresh token + rejected access token: 503 reauth_required on the
     assert.ok(again.every((x) => x.status === 503 && x.json.error.code === "reauth_required"));
     const c = await sb.counters();
     assert.equal(c.validate_calls, 1);
-    assert.equal(c.refresh_calls, 1, "one refresh attempt (invalid_grant), no loop");
+    assert.equal(c.refresh_calls, 1, `one refresh attempt (${code}), no loop`);
     assert.equal(c.unauthorized_api_calls, 1, "the dead token is forgotten: later calls do not try it upstream");
     const st = await tokenStatus(w);
     assert.equal(st.state, "reauth_required");
-    assert.match(st.last_error, /invalid_grant/);
+    assert.match(st.last_error, new RegExp(code));
   });
 });
 
@@ -605,10 +611,40 @@ test("bootstrap access token is validated and used without a refresh", async () 
   }
 });
 
-test("lenient token answers: expires_in as a string, expiry stamps as numbers, no extras", async () => {
+test("token check's expires_in read both ways (time left, or the whole lifetime): a bootstrap token that dies sooner than read is replaced without a caller seeing it", async () => {
+  for (const reading of ["remaining", "lifetime"]) {
+    const sb = await fresh({ check_expires_in: reading });
+    // The bootstrap pair is 10 days old on Xoxoday's clock: 5 days left.
+    await sb.admin("/config", { clock_offset_secs: 10 * 86400 });
+    const w = await startWorker({ sandbox: sb, keys, vars: { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } });
+    try {
+      const before = Date.now();
+      assert.equal((await op(w)).status, 200);
+      const st = await tokenStatus(w);
+      const daysRead = (Date.parse(st.access_token_expires_at) - before) / 86_400_000;
+      assert.ok(Math.abs(daysRead - (reading === "remaining" ? 5 : 15)) < 0.01, `${reading}: ${st.access_token_expires_at}`);
+      // Xoxoday's clock passes the token's real end (day 15), not the
+      // refresh token's (day 30).
+      await sb.admin("/config", { clock_offset_secs: 16 * 86400 });
+      await sb.admin("/counters/reset", {});
+      const calls = [];
+      for (let i = 0; i < 5; i++) calls.push(await op(w));
+      assert.deepEqual(calls.map((r) => r.status), [200, 200, 200, 200, 200], `${reading}: ${calls.map((r) => r.text).join("\n")}`);
+      const c = await sb.counters();
+      assert.equal(c.refresh_calls, 1, `${reading}: one refresh`);
+      assert.ok(c.validate_calls <= 1, `${reading}: at most the one check of the rejected token`);
+      assert.equal((await tokenStatus(w)).state, "fresh");
+    } finally {
+      await w.stop();
+    }
+  }
+});
+
+test("lenient token answers: expires_in as a string, expiry stamps as numbers or none (legacy GitBook), no extras", async () => {
   for (const config of [
     { expires_in_as: "string", expiry_as: "number", extra_fields: false },
     { expires_in_as: "number", expiry_as: "string", extra_fields: true },
+    { expires_in_as: "string", expiry_fields: false, extra_fields: false },
   ]) {
     const sb = await fresh({ ...config, access_ttl_secs: 10 * 86400 });
     const w = await startWorker({ sandbox: sb, keys });
@@ -619,6 +655,12 @@ test("lenient token answers: expires_in as a string, expiry stamps as numbers, n
       const exp = Date.parse(st.access_token_expires_at);
       assert.ok(Math.abs(exp - (before + 10 * 86400 * 1000)) < 60_000, `expiry parsed (${JSON.stringify(config)}): ${st.access_token_expires_at}`);
       assert.equal(st.state, "fresh", "10 days left is outside the 7-day window");
+      assert.equal(st.refresh_count, 1, "the expiry came from a refresh answer");
+      if (config.expiry_fields === false) {
+        // No stamp: the refresh token's documented 30 days from the refresh.
+        const rtExp = Date.parse(st.refresh_token_expires_at);
+        assert.ok(Math.abs(rtExp - (before + 30 * 86400 * 1000)) < 60_000, `refresh expiry assumed: ${st.refresh_token_expires_at}`);
+      }
     } finally {
       await w.stop();
     }

@@ -104,6 +104,44 @@ pub enum DailyWindow {
     Rolling,
 }
 
+/// How the refresh endpoint answers a refresh token that is dead (rotated
+/// away, expired, revoked, never issued). xoxoday-api.md §1.4 and §1.8
+/// document `invalid_token` "invalid/expired token" for an expired or
+/// invalid token; OAuth's own code for a bad refresh grant is
+/// `invalid_grant`. The HTTP status is unconfirmed: `dead_refresh_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadRefreshAnswer {
+    /// `{"error":"invalid_token","error_description":"invalid/expired token"}`.
+    #[default]
+    InvalidToken,
+    /// `{"error":"invalid_grant","error_description":"invalid/expired token"}`.
+    InvalidGrant,
+}
+
+impl DeadRefreshAnswer {
+    pub fn code(self) -> &'static str {
+        match self {
+            DeadRefreshAnswer::InvalidToken => "invalid_token",
+            DeadRefreshAnswer::InvalidGrant => "invalid_grant",
+        }
+    }
+}
+
+/// What the token check's `expires_in` counts: xoxoday-api.md §1.6 leaves
+/// open whether it is the time left or the token's whole lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckExpiresIn {
+    /// The seconds the token has left (the FAQ's "how much time your token
+    /// has before it dies").
+    #[default]
+    Remaining,
+    /// The access token's full lifetime (`access_ttl_secs`), whatever is
+    /// left of it.
+    Lifetime,
+}
+
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 const MAX_MS: u64 = 600_000;
 
@@ -141,6 +179,19 @@ pub struct Config {
     pub duplicate_answer: DuplicateAnswer,
     /// Where paymentHistory's rows sit.
     pub payment_report_shape: PaymentReportShape,
+    /// Whether a refresh answer carries `access_token_expiry` and
+    /// `refresh_token_expiry` (the current docs) or not (legacy GitBook:
+    /// `expires_in` alone).
+    pub expiry_fields: bool,
+    /// The answer to a dead refresh token, and its status (400–499).
+    pub dead_refresh_answer: DeadRefreshAnswer,
+    pub dead_refresh_status: u16,
+    /// The token check's `expires_in`.
+    pub check_expires_in: CheckExpiresIn,
+    /// Whether the token check's answer carries the two expiry timestamps
+    /// (the Reward-Link and Storefront variants) or not (the Rewards spec:
+    /// `access_token`, `token_type`, `expires_in` only).
+    pub check_expiry_fields: bool,
 }
 
 impl Default for Config {
@@ -165,6 +216,11 @@ impl Default for Config {
             daily_window: DailyWindow::default(),
             duplicate_answer: DuplicateAnswer::default(),
             payment_report_shape: PaymentReportShape::default(),
+            expiry_fields: true,
+            dead_refresh_answer: DeadRefreshAnswer::default(),
+            dead_refresh_status: 400,
+            check_expires_in: CheckExpiresIn::default(),
+            check_expiry_fields: false,
         }
     }
 }
@@ -192,6 +248,11 @@ pub struct ConfigPatch {
     daily_window: Option<DailyWindow>,
     duplicate_answer: Option<DuplicateAnswer>,
     payment_report_shape: Option<PaymentReportShape>,
+    expiry_fields: Option<bool>,
+    dead_refresh_answer: Option<DeadRefreshAnswer>,
+    dead_refresh_status: Option<u16>,
+    check_expires_in: Option<CheckExpiresIn>,
+    check_expiry_fields: Option<bool>,
 }
 
 impl Config {
@@ -282,6 +343,24 @@ impl Config {
         }
         if let Some(v) = patch.payment_report_shape {
             next.payment_report_shape = v;
+        }
+        if let Some(v) = patch.expiry_fields {
+            next.expiry_fields = v;
+        }
+        if let Some(v) = patch.dead_refresh_answer {
+            next.dead_refresh_answer = v;
+        }
+        if let Some(v) = patch.dead_refresh_status {
+            if !(400..=499).contains(&v) {
+                return Err("dead_refresh_status must be an HTTP status between 400 and 499".into());
+            }
+            next.dead_refresh_status = v;
+        }
+        if let Some(v) = patch.check_expires_in {
+            next.check_expires_in = v;
+        }
+        if let Some(v) = patch.check_expiry_fields {
+            next.check_expiry_fields = v;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {

@@ -234,6 +234,11 @@ pub struct Fault<M> {
     /// Refresh `rate_limited` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub penalty_seconds: Option<u64>,
+    /// Refresh `rate_limited` only: the penalty also kills the refresh
+    /// token it was given (xoxoday-api.md §1.4, §3.9: an "unusual number
+    /// of requests" to the refresh endpoint can invalidate the token).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub revoke: bool,
     /// API faults only: the operation it applies to (any when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
@@ -258,6 +263,7 @@ struct FaultRequest<M> {
     hang_ms: Option<u64>,
     shape: Option<RateLimitShape>,
     penalty_seconds: Option<u64>,
+    revoke: Option<bool>,
     op: Option<String>,
     error_id: Option<OrderErrorId>,
     order_status: Option<OrderStatus>,
@@ -288,8 +294,11 @@ struct Rules {
 fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
     let req: FaultRequest<M> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let r = rules(&req.mode);
+    // The refresh endpoint's documented answer to "an unusual number of
+    // requests" is the flat `{"message":"auth.request_limit_exceeded"}`
+    // (xoxoday-api.md §1.4); the other shapes are the API's or seen.
     let shape = match (r.rate_limit, req.shape) {
-        (true, s) => Some(s.unwrap_or(RateLimitShape::ErrorsArray)),
+        (true, s) => Some(s.unwrap_or(RateLimitShape::Message)),
         (false, Some(_)) => return Err("shape applies to mode rate_limited only".into()),
         (false, None) => None,
     };
@@ -299,6 +308,9 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
         (false, Some(_)) => return Err("penalty_seconds applies to mode rate_limited only".into()),
         (false, None) => None,
     };
+    if req.revoke.is_some() && !r.rate_limit {
+        return Err("revoke applies to mode rate_limited only".into());
+    }
     let op = match (r.op, req.op) {
         (true, Some(op)) if !OPS.contains(&op.as_str()) => return Err(format!("op: unknown operation {op:?}")),
         (true, op) => op,
@@ -321,7 +333,8 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
         return Err("hang_ms must be at most 600000".into());
     }
     let count = req.count.unwrap_or(1);
-    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, op, error_id, order_status, po_number: None }))
+    let revoke = req.revoke.unwrap_or(false);
+    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, revoke, op, error_id, order_status, po_number: None }))
 }
 
 /// The next matching call takes one from the countdown. `applies` filters
@@ -508,7 +521,11 @@ mod tests {
         let mut f = Faults::default();
         f.set_refresh(br#"{"mode":"rate_limited"}"#).unwrap();
         let x = f.refresh.clone().unwrap();
-        assert_eq!((x.shape, x.penalty_seconds, x.status), (Some(RateLimitShape::ErrorsArray), Some(60), 400));
+        // The refresh endpoint's documented body by default (§1.4).
+        assert_eq!((x.shape, x.penalty_seconds, x.status, x.revoke), (Some(RateLimitShape::Message), Some(60), 400, false));
+        f.set_refresh(br#"{"mode":"rate_limited","revoke":true}"#).unwrap();
+        assert!(f.refresh.clone().unwrap().revoke);
+        assert!(f.set_refresh(br#"{"mode":"invalid_grant","revoke":true}"#).is_err(), "revoke is rate_limited's only");
         for (shape, status) in [("status429", 429), ("success0", 200), ("errors_object", 400), ("message", 400)] {
             let body = format!(r#"{{"mode":"rate_limited","shape":"{shape}","penalty_seconds":5}}"#);
             let shape = match f.set_refresh(body.as_bytes()) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{Config, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
+use crate::config::{CheckExpiresIn, Config, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
@@ -288,9 +288,13 @@ impl Sandbox {
             "token_type": "bearer",
             "expires_in": c.expires_in_as.render(i64::try_from(c.access_ttl_secs).unwrap_or(i64::MAX)),
             "refresh_token": t.refresh_token,
-            "access_token_expiry": c.expiry_as.render(t.access_expires_ms),
-            "refresh_token_expiry": c.expiry_as.render(t.refresh_expires_ms),
         });
+        if c.expiry_fields {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("access_token_expiry".into(), c.expiry_as.render(t.access_expires_ms));
+                obj.insert("refresh_token_expiry".into(), c.expiry_as.render(t.refresh_expires_ms));
+            }
+        }
         if c.extra_fields {
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("success".into(), json!(1));
@@ -368,7 +372,8 @@ impl Sandbox {
             self.counters.spent_refresh_tokens_used += 1;
         }
         if !check.usable {
-            return answer(400, oauth_error("invalid_grant", "invalid/expired token"));
+            let c = &self.config;
+            return answer(c.dead_refresh_status, oauth_error(c.dead_refresh_answer.code(), "invalid/expired token"));
         }
         if let Some(f) = self.faults.take_refresh() {
             let server_error =
@@ -411,6 +416,10 @@ impl Sandbox {
                         status: f.status,
                     };
                     self.refresh_penalty = Some(p);
+                    if f.revoke {
+                        self.dirty = true;
+                        self.tokens.revoke_refresh_token(&old);
+                    }
                     self.rate_limited(p, now)
                 }
                 RefreshFaultMode::TokenError => {
@@ -449,16 +458,22 @@ impl Sandbox {
         };
         let c = &self.config;
         let refresh_expiry = self.tokens.pair_refresh_expiry(a.pair).unwrap_or(0);
-        (
-            200,
-            json!({
-                "access_token": token,
-                "token_type": "bearer",
-                "expires_in": c.expires_in_as.render((a.expires_ms.saturating_sub(now).saturating_add(999) / 1000).max(0)),
-                "access_token_expiry": c.expiry_as.render(a.expires_ms),
-                "refresh_token_expiry": c.expiry_as.render(refresh_expiry),
-            }),
-        )
+        let expires_in = match c.check_expires_in {
+            CheckExpiresIn::Remaining => (a.expires_ms.saturating_sub(now).saturating_add(999) / 1000).max(0),
+            CheckExpiresIn::Lifetime => i64::try_from(c.access_ttl_secs).unwrap_or(i64::MAX),
+        };
+        let mut body = json!({
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": c.expires_in_as.render(expires_in),
+        });
+        if c.check_expiry_fields {
+            if let Some(o) = body.as_object_mut() {
+                o.insert("access_token_expiry".into(), c.expiry_as.render(a.expires_ms));
+                o.insert("refresh_token_expiry".into(), c.expiry_as.render(refresh_expiry));
+            }
+        }
+        (200, body)
     }
 
     // ----- POST /chef/v1/oauth/api -----

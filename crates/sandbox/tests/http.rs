@@ -157,7 +157,7 @@ async fn upstream_and_admin_over_http() {
     .await;
     assert_eq!(
         (again.status, again.json()["error"].clone()),
-        (400, json!("invalid_grant"))
+        (400, json!("invalid_token"))
     );
     let garbage = send(
         addr,

@@ -72,14 +72,18 @@ fn strict_rotation() {
     assert_ne!(rt2, RT);
     assert_ne!(at2, AT);
 
-    // The old refresh token is dead at once; using it is counted.
+    // The old refresh token is dead at once; using it is counted. The
+    // answer is the documented one for an expired or invalid token
+    // (xoxoday-api.md §1.4, §1.8), or OAuth's `invalid_grant`, with the
+    // status chosen (unconfirmed).
     let (status, body) = refresh(&mut s, RT, T0 + 2 * SEC);
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        json!({"error":"invalid_grant","error_description":"invalid/expired token"})
+        json!({"error":"invalid_token","error_description":"invalid/expired token"})
     );
     assert_eq!(s.token_stats(T0)["spent_refresh_tokens_used"], 1);
+
 
     // Old and new access tokens both work.
     assert_eq!(
@@ -198,14 +202,22 @@ fn refresh_request_errors() {
     );
     assert_eq!(
         answer(&mut s, &refresh_body("unknown")),
-        (400, "invalid_grant".into())
+        (400, "invalid_token".into())
     );
     // Expired by the clock offset (refresh lifetime 30 d).
     s.patch_config(br#"{"clock_offset_secs":2592000}"#).unwrap();
     assert_eq!(
         answer(&mut s, &refresh_body(RT)),
-        (400, "invalid_grant".into())
+        (400, "invalid_token".into())
     );
+    // OAuth's own code for a bad grant, under another status: the other
+    // reading (the status is unconfirmed).
+    s.patch_config(br#"{"dead_refresh_answer":"invalid_grant","dead_refresh_status":401}"#).unwrap();
+    assert_eq!(
+        refresh(&mut s, RT, T0),
+        (401, json!({"error":"invalid_grant","error_description":"invalid/expired token"}))
+    );
+    assert!(s.patch_config(br#"{"dead_refresh_status":500}"#).is_err());
     s.patch_config(br#"{"clock_offset_secs":0}"#).unwrap();
     assert_eq!(answer(&mut s, &refresh_body(RT)).0, 200);
 }
@@ -235,6 +247,40 @@ fn token_response_formats_and_validate() {
     );
     assert_eq!(s.validate_token(None, T0).0, 401);
     assert_eq!(s.counters_json(0, 0)["validate_calls"], 4);
+    // The Rewards spec's check answer: three fields, no expiry timestamps.
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["access_token", "expires_in", "token_type"]);
+}
+
+#[test]
+fn token_answers_in_each_documented_reading() {
+    let mut s = sb();
+    // Legacy GitBook's refresh answer: no expiry timestamps.
+    s.patch_config(br#"{"expiry_fields":false}"#).unwrap();
+    let (_, body) = refresh(&mut s, RT, T0);
+    assert!(body.get("access_token_expiry").is_none() && body.get("refresh_token_expiry").is_none(), "{body}");
+    assert_eq!(body["expires_in"], 1_296_000);
+    let at = tok(&body, "access_token");
+    // The token check: expires_in as the whole lifetime, with the
+    // timestamps of the Reward-Link and Storefront variants.
+    s.patch_config(br#"{"check_expires_in":"lifetime","check_expiry_fields":true}"#).unwrap();
+    let (status, v) = s.validate_token(Some(&format!("Bearer {at}")), T0 + 86_400 * SEC);
+    assert_eq!(status, 200);
+    assert_eq!(v["expires_in"], 1_296_000, "the lifetime, not the 14 days left");
+    assert_eq!(v["access_token_expiry"], (T0 + 1_296_000 * SEC).to_string());
+    s.patch_config(br#"{"check_expires_in":"remaining"}"#).unwrap();
+    assert_eq!(s.validate_token(Some(&format!("Bearer {at}")), T0 + 86_400 * SEC).1["expires_in"], 1_209_600);
+    assert!(s.patch_config(br#"{"check_expires_in":"total"}"#).is_err());
+}
+
+#[test]
+fn a_refresh_penalty_can_kill_the_refresh_token() {
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rate_limited","penalty_seconds":30,"revoke":true}"#).unwrap();
+    assert!(matches!(s.refresh(&refresh_body(RT), T0), RefreshOutcome::Limited { status: 400, .. }));
+    // The penalty over, the token it was given is dead: Xoxoday's answer
+    // to an expired or invalid token.
+    assert_eq!(refresh(&mut s, RT, T0 + 31 * SEC), (400, json!({"error":"invalid_token","error_description":"invalid/expired token"})));
 }
 
 #[test]
@@ -377,7 +423,7 @@ fn token_error_and_invalid_client_faults() {
     let mut s = sb();
     s.set_refresh_fault(br#"{"mode":"token_error"}"#).unwrap();
     assert_eq!(refresh(&mut s, RT, T0), (200, json!({"success":0,"error_message_id":"auth.token_error"})));
-    assert_eq!(refresh(&mut s, RT, T0).1["error"], "invalid_grant", "the refresh token died");
+    assert_eq!(refresh(&mut s, RT, T0).1["error"], "invalid_token", "the refresh token died");
 
     let mut s = sb();
     s.set_refresh_fault(br#"{"mode":"invalid_client","count":2}"#).unwrap();
