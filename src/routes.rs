@@ -302,6 +302,11 @@ async fn call_operation(
     style: ErrorStyle,
     log: &mut RequestLog,
 ) -> Result<Outgoing, ApiError> {
+    // A cacheable operation refused before the cache is asked (its scope,
+    // its input) still says so (contract §2); `forward` says what it did.
+    if op.cache_class().is_some() {
+        log.cache = Some("bypass");
+    }
     require_scope(caller, op.required_scope(&data))?;
     let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
     let (result, trace) = gateway::forward(env, ctx, cfg, caller, op, prepared, mode, style, &log.request_id).await;

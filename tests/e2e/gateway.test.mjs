@@ -676,6 +676,16 @@ test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignor
   const bp = await op("getFilters", keys.admin, filters, { "cache-control": "no-cache" });
   assert.equal(bp.headers["x-plumgate-cache"], "bypass", "admin no-cache bypasses");
   assert.equal(await calls("getFilters"), n + 2);
+  // Refused before the cache is asked (input, scope): still said (contract §2).
+  const bad = await op("getFilters", keys.catalog, { ...filters, filterGroupCode: ["Category"] });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.headers["x-plumgate-cache"], "bypass", "a refused cacheable call says the cache was not used");
+  const scope = await op("getFilters", keys.reader, filters);
+  assert.equal(scope.status, 403, scope.text);
+  assert.equal(scope.headers["x-plumgate-cache"], "bypass");
+  const order = await op("getOrderDetails", keys.reader, { poNumber: "no-such-po-for-cache-header", sendMailToReceiver: 0 });
+  assert.equal(order.headers["x-plumgate-cache"], undefined, "not a cacheable operation");
+  assert.equal(await calls("getFilters"), n + 2, "the refusals sent nothing");
 
   // getBalance has one entry per account, whatever the data: an admin's
   // bypass refreshes it, and a call with an unknown field is served from it
