@@ -19,7 +19,9 @@
 # - worker-build runs wasm-opt with `--debuginfo`, which keeps the "name"
 #   section (every function's Rust name: ~40 KB of the gzipped wasm, used
 #   only by profilers and stack traces); it is stripped in the same pass,
-#   with the producers section. PLUMGATE_KEEP_NAMES=1 keeps both (for
+#   with the producers and target-features sections (tools' notes: which
+#   compiler, which wasm features it used; the runtime reads neither).
+#   The wasm-opt command line states the features itself. PLUMGATE_KEEP_NAMES=1 keeps both (for
 #   twiggy or a CPU profile with Rust names).
 # - the OpenAPI document is served from the static assets, not embedded in
 #   the wasm (~20 KB gzipped): `www/openapi.json` (not in git) is written
@@ -38,10 +40,10 @@
 #   formatted (every `std::io::ErrorKind`'s) stays in the data, which the
 #   optimizer never trims: once the optimized code cannot reach it, it is
 #   zeroed (scripts/zero-dead-text.mjs: ~0.48 KB gzipped).
-# - the ~130 functions the wasm imports from index.js, and the five
-#   closure shims it exports to index.js, get short names in both files
-#   (scripts/short-imports.mjs): wasm-bindgen's names carry a hash each,
-#   ~2.8 KB of the gzipped wasm.
+# - the ~130 functions the wasm imports from index.js, and the ~30 exports
+#   index.js reads (closure shims, allocator, the classes' methods), get
+#   short names in both files (scripts/short-imports.mjs): wasm-bindgen's
+#   names carry hashes, ~3 KB of the gzipped wasm.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -53,7 +55,7 @@ wasm_build_env
 wrangler_env
 log "building worker (wasm32, release)"
 worker-build --release "$@"
-strip=(--strip-debug --strip-producers)
+strip=(--strip-debug --strip-producers --strip-target-features)
 unused=()
 for class in containerstartupoptions minifyconfig r2range intounderlying; do
   unused+=(--remove-exports "--pass-arg=remove-exports@*${class}*")

@@ -17,13 +17,17 @@
 // section that does not read back) leaves both files as they are, with a
 // warning: the size budget then shows the difference.
 //
-// The same goes for the exports wasm-bindgen makes for closures' shims
+// The same goes for the exports index.js reads: the closures' shims
 // (`wasm_bindgen_<hash>___convert__closures_____invoke___<types>`: five
-// names of 70 to 330 characters, ~0.9 KB with hashes that do not
-// compress). index.js calls each one once, as `.name(` on the instance's
-// exports; only a name found exactly that way is renamed (to `_x` and a
-// base-36 number). The other exports (the entry points, the classes'
-// methods, the allocator) keep their names.
+// names of 70 to 330 characters with hashes that do not compress), the
+// allocator and table (`__wbindgen_malloc`, `__externref_table_alloc`, …)
+// and the classes' methods (`keyregistry_fetch`, …). Only index.js reads
+// the instance's exports (the worker's shim imports index.js, not the
+// wasm). An export is renamed (to `_x` and a base-36 number) only when its
+// name has an underscore (never `fetch`, `memory`, `start`: words that
+// other objects' properties may share) and every mention of it in
+// index.js is a property read, `.name` not followed by `=`
+// (`globalThis.__worker_init_state=` keeps that export's name).
 import { readFileSync, writeFileSync } from "node:fs";
 import { leb, readLeb } from "./wasm-leb.mjs";
 
@@ -138,10 +142,12 @@ for (let i = 0; i < exportCount; i++) {
   const [name, afterName] = readName(p);
   const end = readLeb(wasm, afterName + 1)[1];
   let newName = name;
-  if (name.startsWith("wasm_bindgen_") && name.includes("closures") && occurrences(js, name) === 1
-      && occurrences(js, `.${name}(`) === 1) {
+  const mention = new RegExp(`(?<![\\w$])${name.replace(/\$/g, "\\$")}(?![\\w$])`, "g");
+  const read = new RegExp(`\\.${name.replace(/\$/g, "\\$")}(?![\\w$]|\\s*=(?!=))`, "g");
+  const mentions = (js.match(mention) ?? []).length;
+  if (name.includes("_") && mentions > 0 && (js.match(read) ?? []).length === mentions) {
     newName = freshExport();
-    js = js.replace(`.${name}(`, `.${newName}(`);
+    js = js.replace(read, `.${newName}`);
     exportsRenamed++;
     saved += name.length - newName.length;
   }
@@ -165,4 +171,4 @@ const rebuilt = Buffer.concat([
 if (!WebAssembly.validate(rebuilt)) leave("the rewritten module does not validate");
 writeFileSync(wasmPath, rebuilt);
 writeFileSync(jsPath, js);
-say(`${renamed} of ${imports.length} imports and ${exportsRenamed} closure exports renamed (${saved} bytes of names)`);
+say(`${renamed} of ${imports.length} imports and ${exportsRenamed} exports renamed (${saved} bytes of names)`);
