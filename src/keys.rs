@@ -85,12 +85,12 @@ pub async fn revoke(env: &Env, cfg: &Config, id: &str) -> Result<Outgoing, ApiEr
     Ok(json_text(200, view))
 }
 
-/// `POST /v1/keys/{id}/rotate` (body: none, or `{"grace_secs": n}`): the
-/// new key, shown this once.
+/// `POST /v1/keys/{id}/rotate` (body: none, or `{"grace_secs"?: n,
+/// "current_key"?: key}`): the new key, shown this once.
 pub async fn rotate(env: &Env, cfg: &Config, id: &str, body: Option<&Value>) -> Result<Outgoing, ApiError> {
-    let grace_secs = keys::parse_rotation(body)?;
+    let (grace_secs, current_sha256) = keys::parse_rotation(body)?;
     let (key, sha256) = make_key()?;
-    let req = Request { sha256: Some(sha256), grace_secs: Some(grace_secs), ..Request::default() };
+    let req = Request { sha256: Some(sha256), grace_secs: Some(grace_secs), current_sha256, ..Request::default() };
     let view = change(env, cfg, Op::Rotate, id, req).await?;
     callers::invalidate();
     Ok(json_text(200, keys::with_key(&view, &key)))

@@ -367,7 +367,7 @@ impl KeyRegistry {
             }
             Op::Revoke => registry::revoke(&records, id, &self.facts_of(id, now)?, now),
             Op::Rotate => match req.sha256 {
-                Some(sha256) => registry::rotate(&records, id, sha256, req.grace_secs.unwrap_or(keys::DEFAULT_GRACE_SECS), &self.facts_of(id, now)?, now),
+                Some(sha256) => registry::rotate(&records, id, sha256, req.grace_secs.unwrap_or(keys::DEFAULT_GRACE_SECS), req.current_sha256.as_deref(), &self.facts_of(id, now)?, now),
                 None => (vec![], Reply::refusal(ApiError::internal())),
             },
             Op::Limits => match &req.patch {

@@ -291,6 +291,44 @@ test("rotation: the new key works at once, the previous one through its grace pe
   }
 });
 
+test("rotation naming its key (current_key) can be sent again after a lost answer: the original key keeps its grace", async () => {
+  const k = await createKey({ id: "rotate-retry", scopes: ["catalog"] });
+  const body = { current_key: k.key, grace_secs: 3600 };
+  // The first answer is lost on its way back (the key it carried never seen).
+  const lost = await admin("/v1/keys/rotate-retry/rotate", { body });
+  assert.equal(lost.status, 200, lost.text);
+  made.push(lost.json.key);
+  // Sent again, the same body: the unseen key is replaced, the original
+  // keeps the grace the first attempt gave it.
+  const again = await admin("/v1/keys/rotate-retry/rotate", { body: { ...body, grace_secs: 60 } });
+  assert.equal(again.status, 200, again.text);
+  made.push(again.json.key);
+  assert.equal(again.json.previous_key_expires_at, lost.json.previous_key_expires_at, "the first attempt's grace stands");
+  assert.equal((await vouchersCall(k.key)).status, 200, "the original key, still in its grace");
+  assert.equal((await vouchersCall(again.json.key)).status, 200, "the key of the answer that arrived");
+  assert.equal((await vouchersCall(lost.json.key)).status, 401, "the unseen key is gone");
+  // A key it never had, or the unseen one after it was replaced: refused, nothing changes.
+  for (const wrong of [lost.json.key, "pgk_not_a_key_of_this_id_0123456789"]) {
+    const r = await admin("/v1/keys/rotate-retry/rotate", { body: { current_key: wrong } });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /^current_key is neither/);
+  }
+  assert.equal((await vouchersCall(again.json.key)).status, 200, "refusals changed nothing");
+  assert.equal((await vouchersCall(k.key)).status, 200);
+  for (const bad of [{ current_key: "" }, { current_key: 5 }]) {
+    assert.equal((await admin("/v1/keys/rotate-retry/rotate", { body: bad })).status, 400, JSON.stringify(bad));
+  }
+  // Naming the current key: an ordinary rotation, which ends the original's grace.
+  const next = await admin("/v1/keys/rotate-retry/rotate", { body: { current_key: again.json.key } });
+  assert.equal(next.status, 200, next.text);
+  made.push(next.json.key);
+  assert.equal((await vouchersCall(k.key)).status, 401, "two rotations back: stopped");
+  assert.equal((await vouchersCall(again.json.key)).status, 200, "now the previous key, in its grace");
+  assert.equal((await vouchersCall(next.json.key)).status, 200);
+  const [entry] = (await admin("/v1/keys", { method: "GET" })).json.keys.filter((x) => x.id === "rotate-retry");
+  assert.equal(entry.rotated_at, next.json.rotated_at);
+});
+
 test("expires_at: a key stops working at its expiry; the drop-in token endpoints say when", async () => {
   const expires = new Date(Date.now() + 4_000).toISOString();
   const k = await createKey({ id: "short-lived", scopes: ["catalog"], expires_at: expires });

@@ -313,11 +313,18 @@ export class PlumgateClient {
   /**
    * A new key for a runtime key's id (`POST /v1/keys/{id}/rotate`), shown
    * only this once; the previous key keeps working `graceSecs` (default 24 h).
-   * Scope `admin`. Not retried, like `createKey`.
+   * Scope `admin`. With `currentKey` (the key callers use now) a lost answer
+   * is retried like any read: plumgate then replaces only the unseen new key
+   * and the grace stands as first set. Without it, not retried, like
+   * `createKey` (a second rotation would end the first one's grace).
    */
-  async rotateKey(id: string, opts: CallOptions & { graceSecs?: number } = {}): Promise<NewKeyAnswer> {
-    const body = opts.graceSecs === undefined ? undefined : { grace_secs: opts.graceSecs };
-    const a = await this.read({ method: "POST", path: `/v1/keys/${encodeURIComponent(id)}/rotate`, body }, { ...opts, retries: 0 });
+  async rotateKey(id: string, opts: CallOptions & { graceSecs?: number; currentKey?: string } = {}): Promise<NewKeyAnswer> {
+    const { graceSecs, currentKey, ...call } = opts;
+    const body = graceSecs === undefined && currentKey === undefined
+      ? undefined
+      : { ...(graceSecs === undefined ? {} : { grace_secs: graceSecs }), ...(currentKey === undefined ? {} : { current_key: currentKey }) };
+    const retries = currentKey === undefined ? 0 : call.retries;
+    const a = await this.read({ method: "POST", path: `/v1/keys/${encodeURIComponent(id)}/rotate`, body }, { ...call, retries });
     return this.expectJson<NewKeyAnswer>(a);
   }
 

@@ -656,6 +656,15 @@ test("caller keys and the audit trail: methods, paths, bodies; making a key is n
   assert.equal(rot.calls.length, 1);
   assert.equal(rot.calls[0].url, `${BASE}/v1/keys/a%20b/rotate`);
   assert.equal(rot.calls[0].init.body ?? undefined, undefined, "no body: the default grace");
+  // Naming the key it replaces makes a rotation safe to send again.
+  const current = "pgk_" + "cd".repeat(24);
+  const named = script(json(502, plumErr("upstream_error", "x")), json(200, key));
+  assert.deepEqual(await client(named).c.rotateKey("a", { currentKey: current, graceSecs: 0 }), key);
+  assert.equal(named.calls.length, 2, "retried with current_key");
+  assert.deepEqual(named.calls.map((x) => x.body), [{ grace_secs: 0, current_key: current }, { grace_secs: 0, current_key: current }]);
+  const refused = script(json(400, plumErr("invalid_request", "current_key is neither the current key nor the previous one in its grace: nothing was rotated")), json(200, key));
+  await assert.rejects(client(refused).c.rotateKey("a", { currentKey: current }), { code: "invalid_request" });
+  assert.equal(refused.calls.length, 1, "a refusal is not retried");
 
   const g = script(json(502, plumErr("upstream_error", "x")), json(200, { keys: [key] }), json(200, key), json(200, key), json(200, key), json(200, { entries: [], next_cursor: null }));
   const { c: c2 } = client(g);

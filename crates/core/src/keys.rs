@@ -26,7 +26,10 @@
 //! working for a grace period ([`DEFAULT_GRACE_SECS`], 24 h, or the
 //! `grace_secs` asked for, up to 7 days) so its callers can be moved over,
 //! then stops. Only the latest previous secret is kept: rotating again ends
-//! the earlier grace at once.
+//! the earlier grace at once. A rotation that names the key it replaces
+//! (`current_key`) can be sent again after a lost answer: when that key is
+//! already the previous one, still in its grace, the rotation happened and
+//! only its unseen new key is replaced ([`rotate_from`]).
 //!
 //! `GATEWAY_KEYS` stays as it was (`auth`): those keys are static, revoked
 //! only by a redeploy, and listed beside the runtime ones. Ids are unique
@@ -207,20 +210,28 @@ pub fn parse_new_key(body: &Value, now_ms: i64) -> Result<NewKey, ApiError> {
 }
 
 /// Validate the body of `POST /v1/keys/{id}/rotate` (none, or `{}`, or
-/// `{"grace_secs": n}`): the grace period of the previous key, in seconds.
+/// `{"grace_secs"?: n, "current_key"?: key}`): the grace period of the
+/// previous key, in seconds, and the hash of the key the rotation replaces
+/// (the key itself goes no further).
 ///
 /// # Errors
 /// `400 invalid_request` naming the member and the rule.
-pub fn parse_rotation(body: Option<&Value>) -> Result<u64, ApiError> {
-    let Some(body) = body else { return Ok(DEFAULT_GRACE_SECS) };
-    let obj = object(body, &["grace_secs"], "{} or {\"grace_secs\": n}")?;
-    match obj.get("grace_secs") {
-        None | Some(Value::Null) => Ok(DEFAULT_GRACE_SECS),
+pub fn parse_rotation(body: Option<&Value>) -> Result<(u64, Option<String>), ApiError> {
+    let Some(body) = body else { return Ok((DEFAULT_GRACE_SECS, None)) };
+    let obj = object(body, &["grace_secs", "current_key"], "{\"grace_secs\"?: n, \"current_key\"?: key}")?;
+    let grace = match obj.get("grace_secs") {
+        None | Some(Value::Null) => DEFAULT_GRACE_SECS,
         Some(v) => v
             .as_u64()
             .filter(|s| *s <= MAX_GRACE_SECS)
-            .ok_or_else(|| bad(format!("grace_secs must be a whole number of seconds from 0 to {MAX_GRACE_SECS}"))),
-    }
+            .ok_or_else(|| bad(format!("grace_secs must be a whole number of seconds from 0 to {MAX_GRACE_SECS}")))?,
+    };
+    let current = match obj.get("current_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if !k.is_empty() => Some(hash_key(k)),
+        Some(_) => return Err(bad("current_key must be a key")),
+    };
+    Ok((grace, current))
 }
 
 /// Validate the body of `PATCH /v1/keys/{id}`: `{"limits": {...}}`, a
@@ -315,11 +326,29 @@ pub fn revoke(rec: &KeyRecord, now_ms: i64) -> KeyRecord {
 /// # Errors
 /// `400` for a revoked or expired key.
 pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> Result<KeyRecord, ApiError> {
+    rotate_from(rec, sha256, grace_secs, None, now_ms)
+}
+
+/// A rotation that names the key it replaces by its hash `current`:
+/// - none named, or the current key: [`rotate`];
+/// - the previous key, still in its grace: this rotation was done already
+///   and its answer lost, so its new key was never seen: that key is
+///   replaced by `sha256`, and the previous key keeps its grace;
+/// - any other: refused, nothing changes.
+///
+/// # Errors
+/// `400` for a key neither current nor previous in grace, or as [`rotate`].
+pub fn rotate_from(rec: &KeyRecord, sha256: String, grace_secs: u64, current: Option<&str>, now_ms: i64) -> Result<KeyRecord, ApiError> {
     active(rec, now_ms, "be rotated")?;
+    // Sent again: `current` is the previous key already.
+    let again = current.is_some_and(|h| h != rec.sha256);
+    if again && (rec.previous_sha256.as_deref() != current || rec.previous_until_ms.is_none_or(|t| t <= now_ms)) {
+        return Err(bad("current_key is neither the current key nor the previous one in its grace: nothing was rotated"));
+    }
     Ok(KeyRecord {
-        previous_sha256: Some(rec.sha256.clone()),
+        previous_sha256: if again { rec.previous_sha256.clone() } else { Some(rec.sha256.clone()) },
         sha256,
-        previous_until_ms: Some(add_secs(now_ms, grace_secs).min(rec.expires_at_ms.unwrap_or(i64::MAX))),
+        previous_until_ms: if again { rec.previous_until_ms } else { Some(add_secs(now_ms, grace_secs).min(rec.expires_at_ms.unwrap_or(i64::MAX))) },
         rotated_at_ms: Some(now_ms),
         ..rec.clone()
     })
@@ -797,11 +826,12 @@ mod tests {
 
     #[test]
     fn rotation_and_patch_bodies() {
-        assert_eq!(parse_rotation(None), Ok(DEFAULT_GRACE_SECS));
-        assert_eq!(parse_rotation(Some(&json!({}))), Ok(DEFAULT_GRACE_SECS));
-        assert_eq!(parse_rotation(Some(&json!({"grace_secs": 0}))), Ok(0));
-        assert_eq!(parse_rotation(Some(&json!({"grace_secs": MAX_GRACE_SECS}))), Ok(MAX_GRACE_SECS));
-        for bad in [json!({"grace_secs": MAX_GRACE_SECS + 1}), json!({"grace_secs": -1}), json!({"grace_secs": "60"}), json!({"grace": 1}), json!(7)] {
+        assert_eq!(parse_rotation(None), Ok((DEFAULT_GRACE_SECS, None)));
+        assert_eq!(parse_rotation(Some(&json!({}))), Ok((DEFAULT_GRACE_SECS, None)));
+        assert_eq!(parse_rotation(Some(&json!({"grace_secs": 0}))), Ok((0, None)));
+        assert_eq!(parse_rotation(Some(&json!({"grace_secs": MAX_GRACE_SECS}))), Ok((MAX_GRACE_SECS, None)));
+        assert_eq!(parse_rotation(Some(&json!({"current_key": "key-a", "grace_secs": null}))), Ok((DEFAULT_GRACE_SECS, Some(hash_key("key-a")))));
+        for bad in [json!({"grace_secs": MAX_GRACE_SECS + 1}), json!({"grace_secs": -1}), json!({"grace_secs": "60"}), json!({"grace": 1}), json!(7), json!({"current_key": ""}), json!({"current_key": 7})] {
             assert_eq!(parse_rotation(Some(&bad)).unwrap_err().status, 400, "{bad}");
         }
         assert_eq!(parse_patch(&json!({"limits": {"requests_per_minute": 5}})).unwrap(), json!({"requests_per_minute": 5}));
@@ -824,6 +854,35 @@ mod tests {
         let mut many = many;
         many[0] = revoke(&many[0], T0);
         assert!(create(&many, &[], new("x"), hash_key("kx"), T0).is_ok(), "a revoked key frees a place");
+    }
+
+    #[test]
+    fn a_rotation_naming_its_key_can_be_sent_again() {
+        let orig = "key-a-0123456789abcdef";
+        let a = record("a", orig);
+        // Named, and current: an ordinary rotation.
+        let first = rotate_from(&a, hash_key("key-b"), 60, Some(&hash_key(orig)), T0 + 10).unwrap();
+        assert_eq!(first, rotate(&a, hash_key("key-b"), 60, T0 + 10).unwrap());
+        // Its answer lost, sent again naming the same key: the unseen key-b
+        // is replaced, key-a keeps the grace it was given.
+        let again = rotate_from(&first, hash_key("key-c"), 3_600, Some(&hash_key(orig)), T0 + 20).unwrap();
+        assert_eq!((again.sha256.clone(), again.previous_sha256.clone()), (hash_key("key-c"), Some(a.sha256.clone())));
+        assert_eq!((again.previous_until_ms, again.rotated_at_ms), (Some(T0 + 60_010), Some(T0 + 20)));
+        // Naming the new current key: an ordinary rotation (key-a's grace ends).
+        let next = rotate_from(&again, hash_key("key-d"), 60, Some(&hash_key("key-c")), T0 + 30).unwrap();
+        assert_eq!(next.previous_sha256, Some(hash_key("key-c")));
+        // Not named: as before.
+        assert_eq!(rotate_from(&a, hash_key("key-b"), 60, None, T0 + 10).unwrap(), first);
+        // The previous key past its grace, or a key it never had: refused.
+        for (rec, named, at) in [(&first, orig, T0 + 60_010), (&first, "key-z", T0 + 20), (&a, "key-z", T0)] {
+            let e = rotate_from(rec, hash_key("key-e"), 60, Some(&hash_key(named)), at).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.message.starts_with("current_key is neither"), "{}", e.message);
+            assert!(!e.message.contains(named), "the key is not echoed");
+        }
+        // A revoked key is refused as a revoked key.
+        let r = revoke(&first, T0 + 15);
+        assert!(rotate_from(&r, hash_key("key-e"), 60, Some(&hash_key(orig)), T0 + 20).unwrap_err().message.contains("revoked"));
     }
 
     #[test]

@@ -123,9 +123,10 @@ pub fn revoke(records: &[KeyRecord], id: &str, facts: &Facts, now_ms: i64) -> (V
     change(records, id, facts, now_ms, |r| Ok(keys::revoke(r, now_ms)))
 }
 
-/// `POST /v1/keys/{id}/rotate`.
-pub fn rotate(records: &[KeyRecord], id: &str, sha256: String, grace_secs: u64, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
-    change(records, id, facts, now_ms, |r| keys::rotate(r, sha256, grace_secs, now_ms))
+/// `POST /v1/keys/{id}/rotate`; `current`: the hash of the key it names
+/// as the one it replaces ([`keys::rotate_from`]).
+pub fn rotate(records: &[KeyRecord], id: &str, sha256: String, grace_secs: u64, current: Option<&str>, facts: &Facts, now_ms: i64) -> (Vec<Write>, Reply) {
+    change(records, id, facts, now_ms, |r| keys::rotate_from(r, sha256, grace_secs, current, now_ms))
 }
 
 /// `PATCH /v1/keys/{id}`.
@@ -313,13 +314,16 @@ mod tests {
         let (w, r) = revoke(&records, "a", &facts(), T0 + 1);
         assert!(matches!(&w[..], [Write::Key(k)] if k.revoked_at_ms == Some(T0 + 1)));
         assert!(r.body.unwrap().contains(r#""state":"revoked""#));
-        let (w, r) = rotate(&records, "a", hash_key("k3"), 60, &facts(), T0 + 1);
+        let (w, r) = rotate(&records, "a", hash_key("k3"), 60, None, &facts(), T0 + 1);
         assert!(matches!(&w[..], [Write::Key(k)] if k.sha256 == hash_key("k3")));
         assert!(r.body.is_some());
+        // Naming a key the record never had: refused, nothing written.
+        let (w, r) = rotate(&records, "a", hash_key("k4"), 60, Some(&hash_key("stranger")), &facts(), T0 + 1);
+        assert!(w.is_empty() && r.error.unwrap().status == 400);
         let (w, r) = set_limits(&records, "a", &json!({"order_amount_per_day": 5}), &facts(), T0);
         assert!(matches!(&w[..], [Write::Key(k)] if k.limits.order_amount_per_day == Some(5 * M)));
         assert!(r.body.unwrap().contains(r#""order_amount_per_day":5"#));
-        for (w, r) in [revoke(&records, "b", &facts(), T0), rotate(&records, "b", hash_key("x"), 1, &facts(), T0)] {
+        for (w, r) in [revoke(&records, "b", &facts(), T0), rotate(&records, "b", hash_key("x"), 1, None, &facts(), T0)] {
             assert!(w.is_empty());
             assert_eq!(r.error.unwrap().status, 404);
         }

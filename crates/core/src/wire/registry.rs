@@ -116,6 +116,9 @@ pub struct Request {
     pub limits: Option<Limits>,
     /// `rotate`: how long the previous key keeps working.
     pub grace_secs: Option<u64>,
+    /// `rotate`: SHA-256 of the key the rotation names as the one it
+    /// replaces, if it names one.
+    pub current_sha256: Option<String>,
     /// `limits`: the merge patch of the limits.
     pub patch: Option<Value>,
     /// `create`, `list`: the `GATEWAY_KEYS` keys (no hash).
@@ -406,6 +409,7 @@ impl Request {
             .int("expires_at_ms", self.expires_at_ms)
             .raw("limits", self.limits.as_ref().map(limits_json))
             .int("grace_secs", self.grace_secs.and_then(|g| i64::try_from(g).ok()))
+            .str("current", &self.current_sha256)
             .raw("patch", self.patch.as_ref().map(crate::jsontext::to_text))
             .raw("static_keys", list(&self.static_keys, credential_json))
             .str("po_number", &self.po_number)
@@ -443,6 +447,7 @@ impl Request {
             expires_at_ms: get_i64(&v, "expires_at_ms"),
             limits: v.get("limits").map(limits_from),
             grace_secs: v.get("grace_secs").and_then(Value::as_u64),
+            current_sha256: get_str(&v, "current"),
             patch: v.get("patch").cloned(),
             static_keys: get_list(&v, "static_keys", credential_from),
             po_number: get_str(&v, "po_number"),
