@@ -17,7 +17,7 @@
 //! | `sync` | `version` the isolate holds, `usage` counted since its last sync | `version`, `directory` (when the version changed), `counts` (the minute's requests of the keys in `usage`) |
 //! | `create` | `id`, `sha256`, `scopes`, `expires_at_ms`, `limits`, `static_keys` (ids taken) | `body` (the key's view) |
 //! | `list` | `static_keys` | `body` (`{"keys": [...]}`) |
-//! | `revoke`, `rotate`, `limits` | `id`; `sha256` and `grace_secs` (rotate); `patch` (limits) | `body` |
+//! | `revoke`, `rotate`, `limits` | `id`; `sha256`, `grace_secs` and `current` (the hash of the key a rotation names, if any) (rotate); `patch` (limits) | `body` |
 //! | `reserve` | the order (`id`, `po_number`, `fingerprint`, `product_id`, `quantity`, `amount`, `request_id`), `cap` (a static key's) | `created`, `held`, or the `error` (`quota_exceeded`) |
 //! | `settle` | the order, `held`, `created`, the result (`outcome`, `status`, `error`, `order_id`, `reconciled`) | nothing |
 //! | `reconciled` | the order without `id` (`request_id`: the settlement's), the result (a `reconciled_*` `outcome`) | nothing (sent by an `OrderLedger`, [`Request::of_reconciliation`]) |
