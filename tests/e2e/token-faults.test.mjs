@@ -124,6 +124,22 @@ test("auth.token_error (HTTP 200, success 0) is a dead refresh token", async () 
     assert.equal((await op(w)).status, 503);
     assert.equal((await sb.counters()).refresh_calls, 1);
   });
+  // Met by a forced refresh while the access token is valid: the password
+  // reset killed that token too, and the first call that meets it says so.
+  const sb2 = await fresh();
+  await withWorker(sb2, { vars: { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" } }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb2.admin("/faults/refresh", { mode: "token_error" });
+    await sb2.admin("/counters/reset", {});
+    const forced = await forceRefresh(w);
+    assert.equal(forced.status, 503, forced.text);
+    assert.equal(forced.json.error.code, "reauth_required");
+    const r = await op(w);
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, "reauth_required", "the access token died with the reset");
+    const c = await sb2.counters();
+    assert.deepEqual([c.refresh_calls, c.validate_calls, c.unauthorized_api_calls], [1, 1, 1], "one refresh, one check of the rejected token, no retry");
+  });
 });
 
 test("forced refresh: once per TOKEN_MIN_REFRESH_INTERVAL_SECS while the token is usable, unthrottled once it is not", async () => {

@@ -29,7 +29,7 @@ pub enum RefreshFaultMode {
     /// of `penalty_seconds` during which every refresh gets that answer.
     RateLimited,
     /// HTTP 200 `{"success":0,"error_message_id":"auth.token_error"}`, the
-    /// answer after a Super Admin password reset; the refresh token dies.
+    /// answer after a Super Admin password reset; every token dies.
     TokenError,
     /// `invalid_client` (HTTP 401), whatever the client id/secret.
     InvalidClient,

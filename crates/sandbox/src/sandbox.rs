@@ -423,8 +423,11 @@ impl Sandbox {
                     self.rate_limited(p, now)
                 }
                 RefreshFaultMode::TokenError => {
+                    // A password reset ends the admin's sessions: every
+                    // token issued until then dies, access tokens too.
                     self.dirty = true;
-                    self.tokens.revoke_refresh_token(&old);
+                    self.tokens.revoke_access(now);
+                    self.tokens.revoke_refresh(now);
                     answer(f.status, json!({ "success": 0, "error_message_id": "auth.token_error" }))
                 }
                 RefreshFaultMode::InvalidClient => {

@@ -424,6 +424,7 @@ fn token_error_and_invalid_client_faults() {
     s.set_refresh_fault(br#"{"mode":"token_error"}"#).unwrap();
     assert_eq!(refresh(&mut s, RT, T0), (200, json!({"success":0,"error_message_id":"auth.token_error"})));
     assert_eq!(refresh(&mut s, RT, T0).1["error"], "invalid_token", "the refresh token died");
+    assert_eq!(api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0).status, 401, "and the access token with it");
 
     let mut s = sb();
     s.set_refresh_fault(br#"{"mode":"invalid_client","count":2}"#).unwrap();
