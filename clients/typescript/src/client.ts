@@ -206,6 +206,20 @@ function reconciledOrder(a: Answer): Order | undefined {
   return typeof order === "object" && order !== null && "orderId" in order ? (order as Order) : undefined;
 }
 
+/**
+ * Why placeOrder's time options cannot be used, or undefined: each must be a
+ * number (the deadline also a valid Date), not NaN; the budgets not negative.
+ */
+function timeOptionProblem(opts: PlaceOrderOptions): string | undefined {
+  const deadline = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
+  if (deadline !== undefined && (typeof deadline !== "number" || Number.isNaN(deadline))) return "deadline must be epoch ms or a valid Date";
+  for (const name of ["timeoutMs", "attemptTimeoutMs", "minAttemptMs"] as const) {
+    const v = opts[name];
+    if (v !== undefined && (typeof v !== "number" || Number.isNaN(v) || v < 0)) return `${name} must be a number of ms, not negative`;
+  }
+  return undefined;
+}
+
 /** Every operation but placeOrder: safe to send again. */
 export type ReadOperation = Exclude<OperationName, "placeOrder">;
 
@@ -230,6 +244,10 @@ export class PlumgateClient {
       throw new TypeError(
         "PlumgateClient: key must be visible ASCII characters only, without spaces or control characters (often a stray newline from a file or secret store)",
       );
+    }
+    for (const name of ["timeoutMs", "retries"] as const) {
+      const v = opts[name];
+      if (v !== undefined && (typeof v !== "number" || Number.isNaN(v) || v < 0)) throw new TypeError(`PlumgateClient: ${name} must be a number, not negative`);
     }
     const fetchFn = opts.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
     this.transport = new Transport(opts.baseUrl.replace(/\/+$/, ""), opts.key, fetchFn);
@@ -257,8 +275,7 @@ export class PlumgateClient {
    * then it is never retried (each attempt would send a mail).
    */
   getOrderDetails(data: OperationInput<"getOrderDetails">, opts?: CallOptions) {
-    const resend = Number((data as { sendMailToReceiver?: unknown }).sendMailToReceiver) === 1;
-    return this.operation("getOrderDetails", data, resend ? { ...opts, retries: 0 } : opts);
+    return this.operation("getOrderDetails", data, opts);
   }
   /** Orders between two dates, newest first. Scope `orders:read`. */
   getOrderHistory(data: OperationInput<"getOrderHistory">, opts?: CallOptions) {
@@ -353,6 +370,9 @@ export class PlumgateClient {
   /** Any operation but placeOrder, by name. */
   async operation<N extends ReadOperation>(op: N, data: OperationInput<N>, opts: CallOptions = {}): Promise<OperationResult<N>> {
     if ((op as string) === "placeOrder") throw new TypeError("use placeOrder() for orders: it carries the retry contract");
+    // A getOrderDetails that resends the voucher email (sendMailToReceiver 1)
+    // mails it once per attempt: never retried, by whichever method it comes.
+    if (op === "getOrderDetails" && Number((data as { sendMailToReceiver?: unknown } | null)?.sendMailToReceiver) === 1) opts = { ...opts, retries: 0 };
     const headers = opts.cacheControl ? { "cache-control": opts.cacheControl } : undefined;
     const a = await this.read({ method: "POST", path: `/v1/ops/${op}`, body: data, headers }, opts);
     const body = this.expectJson<OperationAnswer<N>>(a);
@@ -400,13 +420,21 @@ export class PlumgateClient {
   async placeOrder(order: PlaceOrderInput, opts: PlaceOrderOptions = {}): Promise<PlaceOrderOutcome> {
     const poNumber = order.poNumber ?? newPoNumber();
     const data = { ...order, poNumber };
+    const base = { poNumber, attempts: 0, requestIds: [] as string[] };
+    // A time option that is not a number (NaN from `Date.now() +
+    // context.getRemainingTimeInMillis - 2000`, an Invalid Date) would make
+    // every deadline comparison false: attempts without end. Nothing is sent.
+    const badOption = timeOptionProblem(opts);
+    if (badOption !== undefined) {
+      const error = new PlumgateError({ status: 0, code: "client_error", message: `placeOrder: ${badOption}; nothing was sent`, source: "client" });
+      return { ...base, status: "refused", error, retryable: false, reconciled: false, failedOrder: undefined };
+    }
     const start = this.clock.now();
     const byBudget = start + (opts.timeoutMs ?? 150_000);
     const given = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
     const deadline = given === undefined ? byBudget : Math.min(given, opts.timeoutMs === undefined ? Infinity : byBudget);
     const minAttemptMs = opts.minAttemptMs ?? 1000;
     const backoff = opts.backoff ?? this.backoff;
-    const base = { poNumber, attempts: 0, requestIds: [] as string[] };
     // Set once an attempt may have reached plumgate without a definite answer.
     let lostAnswer = false;
     let lastError: PlumgateError | undefined;

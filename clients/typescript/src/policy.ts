@@ -28,6 +28,8 @@ export function retryDelayMs(n: number, random: () => number, backoff: Backoff =
   return Math.round(Math.max(jittered, retryAfterSecs * 1000 * (1 + 0.1 * random())));
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
 /** Is this a successful Plum answer for `key`: `data.<key>.status` is 1 (or "1")? */
 export function plumSuccess(json: unknown, key: string): boolean {
   const inner = (json as { data?: Record<string, { status?: unknown } | undefined> } | undefined)?.data?.[key];
@@ -84,10 +86,13 @@ export type OrderVerdict =
 export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
   if (a.status >= 200 && a.status < 300) {
     if (plumSuccess(a.json, "placeOrder")) return { kind: "placed" };
-    if (a.json === undefined || a.json === null || typeof a.json !== "object") {
-      // A success status without a readable body (or JSON null: no answer
-      // of Xoxoday's or plumgate's is that): the answer was damaged on the
-      // way; the order may exist.
+    const inner = (a.json as { data?: { placeOrder?: unknown } } | null | undefined)?.data?.placeOrder;
+    if (!isPlainObject(a.json) || !isPlainObject(inner)) {
+      // A success status without a readable placeOrder answer (no body, JSON
+      // null, an array, or an object without `data.placeOrder`, such as a
+      // proxy's or platform's own JSON): it is not Xoxoday's refusal, which
+      // always names `data.placeOrder`; the answer was damaged or replaced on
+      // the way, and the order may exist.
       return {
         kind: "retry",
         error: new PlumgateError({ status: a.status, code: "invalid_response", message: "plumgate's answer could not be read", source: "client", requestId: a.requestId }),

@@ -14,6 +14,13 @@ export interface Clock {
   random(): number;
 }
 
+/**
+ * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): a longer
+ * one, Infinity included, fires at once (Node warns TimeoutOverflowWarning
+ * and sets it to 1 ms; browsers overflow it the same way).
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 export const realClock: Clock = {
   now: () => Date.now(),
   random: () => Math.random(),
@@ -24,7 +31,7 @@ export const realClock: Clock = {
         signal?.removeEventListener("abort", onAbort);
         resolve();
       };
-      const timer = setTimeout(done, Math.max(0, ms));
+      const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
       const onAbort = () => {
         clearTimeout(timer);
         reject(signal?.reason);
@@ -114,8 +121,10 @@ export class Transport {
     }
     const controller = new AbortController();
     let timedOut = false;
+    // A limit beyond what a timer can hold (Infinity: "no limit") is none:
+    // set as given, the timer would fire at once and end every attempt.
     const timer =
-      opts.timeoutMs === undefined
+      opts.timeoutMs === undefined || opts.timeoutMs > MAX_TIMER_MS
         ? undefined
         : setTimeout(() => {
             timedOut = true;

@@ -754,3 +754,74 @@ test("constructor and placeOrder misuse are rejected", () => {
   const { c } = client(script(json(200, placed())));
   return assert.rejects(c.operation("placeOrder", {}), TypeError);
 });
+
+// ------------------------------------------------------- review-client fixes
+
+test("placeOrder: a time option that is not a number sends nothing and refuses (client_error), instead of retrying without end", async () => {
+  // `Date.now() + context.getRemainingTimeInMillis - 2000` (the call's
+  // parentheses forgotten) is NaN: every deadline comparison was false.
+  const ctx = { getRemainingTimeInMillis: () => 5000 };
+  for (const opts of [
+    { deadline: Date.now() + ctx.getRemainingTimeInMillis - 2000 },
+    { deadline: new Date("not a date") },
+    { deadline: "1700000000000" },
+    { timeoutMs: Number.NaN },
+    { attemptTimeoutMs: Number.NaN },
+    { minAttemptMs: -1 },
+  ]) {
+    const f = script(json(502, plumErr("upstream_error", "lost")));
+    const { c, clock } = client(f);
+    const reports = [];
+    const r = await c.placeOrder({ ...ORDER, poNumber: "PO-NAN" }, { ...opts, onAttempt: (a) => reports.push(a) });
+    assert.equal(r.status, "refused", JSON.stringify(opts));
+    assert.equal(r.retryable, false);
+    assert.equal(r.error.code, "client_error");
+    assert.match(r.error.message, /nothing was sent/);
+    assert.equal(r.poNumber, "PO-NAN");
+    assert.equal(r.attempts, 0);
+    assert.equal(f.calls.length, 0, "nothing sent");
+    assert.deepEqual(reports, []);
+    assert.deepEqual(clock.sleeps, []);
+  }
+  assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: KEY, timeoutMs: Number.NaN }), TypeError);
+  assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: KEY, retries: -1 }), TypeError);
+});
+
+test("a time limit beyond what a timer holds (Infinity, 30 days) is no limit, not an instant timeout", async () => {
+  const slow = (body) => () => new Promise((resolve) => setTimeout(() => resolve(json(200, body)), 30));
+  const balance = { data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } };
+  for (const timeoutMs of [Infinity, 30 * 86_400_000]) {
+    const f = script(slow(balance));
+    const c = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: f, timeoutMs });
+    const r = await c.getBalance();
+    assert.equal(r.data.value, 5, String(timeoutMs));
+    assert.equal(f.calls.length, 1, "answered by the first attempt");
+  }
+  const f = script(slow(placed()));
+  const c = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: f });
+  const r = await c.placeOrder(ORDER, { timeoutMs: Infinity });
+  assert.equal(r.status, "placed");
+  assert.equal(r.attempts, 1);
+});
+
+test("operation('getOrderDetails') with sendMailToReceiver 1 is never retried either (each attempt mails the voucher)", async () => {
+  for (const flag of [1, "1"]) {
+    const f = script(json(502, plumErr("upstream_error", "x")));
+    const { c } = client(f);
+    await assert.rejects(c.operation("getOrderDetails", { poNumber: "PO-1", orderId: null, sendMailToReceiver: flag }), { code: "upstream_error" });
+    assert.equal(f.calls.length, 1, JSON.stringify(flag));
+  }
+});
+
+test("placeOrder: a 2xx whose JSON is no placeOrder answer at all (an array, {}, a proxy's JSON) is a lost answer, not Xoxoday's refusal", async () => {
+  const a = (body) => ({ status: 200, json: body, headers: new Headers(), requestId: "r" });
+  for (const body of [[], [placed()], {}, { ok: true }, { data: {} }, { data: { placeOrder: null } }, { data: { placeOrder: [] } }]) {
+    assert.equal(judgeOrderAnswer(a(body), 0).kind, "retry", JSON.stringify(body));
+  }
+  const f = script(json(200, { message: "ok" }), json(200, placed(), { "x-plumgate-replayed": "true" }));
+  const { c } = client(f);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-ODD" });
+  assert.equal(r.status, "placed");
+  assert.equal(r.attempts, 2);
+  assert.deepEqual(f.calls.map((x) => x.body.poNumber), ["PO-ODD", "PO-ODD"]);
+});
