@@ -226,7 +226,14 @@
     } catch (e) {
       throw new PlumgateError({ status: 0, code: "network", message: `plumgate could not be reached (${e.message}).` });
     }
-    const text = await res.text();
+    let text;
+    try {
+      text = await res.text();
+    } catch (e) {
+      // The connection broke while the answer was read: no answer, as above
+      // (for an order: it may have been placed).
+      throw new PlumgateError({ status: 0, code: "network", message: `plumgate's answer was cut off (${e.message}).`, requestId: res.headers.get("x-request-id") || "" });
+    }
     let json;
     try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
     if (!res.ok) throw errorFrom(res.status, json, text, res.headers);
@@ -288,6 +295,7 @@
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
+    if (err.code === "unexpected") return "Unreadable answer";
     switch (err.status) {
       case 0: return err.code === "no_key" ? "No caller key" : "Network error";
       // Xoxoday's own "status 0" in a 200: refused, or (reconciled) failed or cancelled.
@@ -306,6 +314,8 @@
         if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
         return "plumgate is unavailable";
       case 504: return "Xoxoday did not answer in time";
+      // plumgate's own failure, not Xoxoday's.
+      case 500: return err.code === "internal_error" ? "plumgate failed (internal error)" : "Upstream error";
       default: return err.status >= 500 ? "Upstream error" : `Request failed (HTTP ${err.status})`;
     }
   }
@@ -689,13 +699,18 @@
 
   /**
    * Did this error leave the order's fate open? No answer at all (the request
-   * may have reached plumgate), a 5xx other than "nothing was sent", or
-   * plumgate's own `409 order_in_progress`. Anything else is definite: the
+   * may have reached plumgate), a success status without a readable placeOrder
+   * answer, a 5xx other than "nothing was sent", or plumgate's own `409
+   * order_in_progress`. Anything else is definite: the
    * order was refused, rejected or never sent.
    */
   function fateUnknown(e) {
     if (!(e instanceof PlumgateError)) return true;
     if (e.status === 0) return e.code !== "no_key";
+    // A success status whose body is no placeOrder answer (not JSON, or
+    // without data.placeOrder): the answer was damaged or replaced on the
+    // way, not refused; the order may exist.
+    if (e.code === "unexpected") return true;
     if (e.status === 409) return e.code === "order_in_progress";
     if (e.status === 503) return !["reauth_required", "credentials_rejected", "misconfigured"].includes(e.code);
     return e.status >= 500;
