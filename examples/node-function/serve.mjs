@@ -17,7 +17,15 @@ const server = createServer(async (req, res) => {
   const started = Date.now();
   const event = { httpMethod: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), isBase64Encoded: false };
   const context = { getRemainingTimeInMillis: () => limitMs - (Date.now() - started) };
-  const out = await handler(event, context);
+  let out;
+  try {
+    out = await handler(event, context);
+  } catch (e) {
+    // What Lambda does with a handler that throws (say PLUMGATE_URL unset):
+    // 502 for this request, the error in the log, and the process lives on.
+    console.error(e);
+    out = { statusCode: 502, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: "Internal Server Error" }) };
+  }
   res.writeHead(out.statusCode, out.headers);
   res.end(out.body);
 });

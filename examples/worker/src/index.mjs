@@ -27,8 +27,10 @@ function plumgate(env) {
 export default {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
-    const client = plumgate(env);
     try {
+      // Inside the try: a missing or malformed PLUMGATE_KEY makes the
+      // constructor throw, which answers 502 below instead of an exception.
+      const client = plumgate(env);
       if (request.method === "GET" && pathname === "/health") {
         const h = await client.health();
         return Response.json(h, { status: h.status === "ok" ? 200 : 503 });
