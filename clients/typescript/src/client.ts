@@ -99,7 +99,7 @@ export interface PlaceOrderOptions {
   minAttemptMs?: number;
   signal?: AbortSignal;
   backoff?: Backoff;
-  /** Called after every attempt, before any wait for the next (for logs or metrics; it never sees the key). */
+  /** Called after every attempt, before any wait for the next (for logs or metrics; it never sees the key). What it throws is ignored. */
   onAttempt?: (attempt: AttemptReport) => void;
 }
 
@@ -451,7 +451,15 @@ export class PlumgateClient {
       new PlumgateError({ status: 0, code, message, source: "client" });
     const abortedWaiting = (waitedOut: PlumgateError) =>
       new PlumgateError({ status: 0, code: "aborted", message: "aborted while waiting to send the order again; nothing was placed", source: "client", cause: waitedOut });
-    const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => opts.onAttempt?.({ attempt: base.attempts, poNumber, ...a });
+    // The callback's own failure (a log sink down) must not turn an outcome,
+    // a placed order included, into an exception the caller takes for "failed".
+    const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => {
+      try {
+        opts.onAttempt?.({ attempt: base.attempts, poNumber, ...a });
+      } catch {
+        // ignored: it is a report, not part of the order
+      }
+    };
 
     for (;;) {
       if (opts.signal?.aborted) {

@@ -825,3 +825,16 @@ test("placeOrder: a 2xx whose JSON is no placeOrder answer at all (an array, {},
   assert.equal(r.attempts, 2);
   assert.deepEqual(f.calls.map((x) => x.body.poNumber), ["PO-ODD", "PO-ODD"]);
 });
+
+test("placeOrder: an onAttempt callback that throws changes no outcome (a placed order is still reported placed)", async () => {
+  const boom = () => { throw new Error("metrics sink down"); };
+  const { c } = client(script(json(200, placed())));
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-CB" }, { onAttempt: boom });
+  assert.equal(r.status, "placed");
+  assert.equal(r.order.orderId, 100001);
+  const f = script(json(502, plumErr("upstream_error", "lost")), json(200, placed()));
+  const { c: c2 } = client(f);
+  const r2 = await c2.placeOrder({ ...ORDER, poNumber: "PO-CB2" }, { onAttempt: boom });
+  assert.equal(r2.status, "placed");
+  assert.equal(f.calls.length, 2);
+});
