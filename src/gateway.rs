@@ -90,7 +90,7 @@ pub async fn forward(
     let Prepared { data, fingerprint } = prepared;
     if op == Operation::PlaceOrder {
         let fingerprint = fingerprint.unwrap_or_else(|| ops::order_fingerprint(&data));
-        return orders::place(env, ctx, caller, data, fingerprint, request_id, style).await;
+        return orders::place(env, ctx, cfg.account_id(), caller, data, fingerprint, request_id, style).await;
     }
     let class = op.cache_class();
     let ttl = match class {

@@ -36,12 +36,13 @@ use worker::{Context, Env};
 /// Attempts at the settling call.
 const SETTLE_ATTEMPTS: usize = 3;
 
-/// Place a validated order for `caller` (see the module docs); the answer
-/// and the trace are the ledger's.
+/// Place a validated order for `caller` on `account` (see the module
+/// docs); the answer and the trace are the ledger's.
 #[allow(clippy::too_many_arguments)]
 pub async fn place(
     env: &Env,
     ctx: &Context,
+    account: &str,
     caller: &Caller,
     data: Value,
     fingerprint: String,
@@ -57,7 +58,7 @@ pub async fn place(
             Ok(r) => (held, created) = (r.held, r.created),
         }
     }
-    let (reply, lost) = ledger::send(env, data, fingerprint).await;
+    let (reply, lost) = ledger::send(env, account, data, fingerprint).await;
     let fate = reply.fate;
     let (answer, trace) = ledger::render(reply, style, request_id);
     let result = audit::with_fate(audit::classify(answered(&answer, &trace)), fate);

@@ -294,6 +294,9 @@ impl KeyRegistry {
     /// the next alarm). A request that was alive after all settles as
     /// usual afterwards, counting nothing twice.
     async fn settle_abandoned(&self) -> worker::Result<()> {
+        // The orders' ledgers are the configured account's; misconfigured,
+        // the holds wait for a configuration that names it.
+        let Ok(cfg) = settings::load(&self.env) else { return Ok(()) };
         let day = day_of(now_ms());
         let suspects = rows(
             &self.sql(),
@@ -303,7 +306,7 @@ impl KeyRegistry {
         for row in suspects {
             let (key, po, fp) = (text(row.first()), text(row.get(1)), text(row.get(2)));
             let hold = hold_from(&row, 3);
-            let Some(lost) = ledger::Lost::of_order(&po, &fp) else { continue };
+            let Some(lost) = ledger::Lost::of_order(cfg.account_id(), &po, &fp) else { continue };
             let Some(Some(reply)) = within(LOOK_WAIT_MS, ledger::look(&self.env, &lost)).await else { continue };
             // From here on no await: the hold read and the writes are one step.
             if self.hold_by(&key, &po, &fp)? != Some(hold) {

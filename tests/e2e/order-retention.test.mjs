@@ -6,14 +6,18 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startSandbox, startWorker, standardKeys, call, leakScan, waitFor } from "./harness.mjs";
+import { startSandbox, startWorker, standardKeys, call, leakScan, waitFor, tempDir, objectFiles } from "./harness.mjs";
 
 const keys = standardKeys();
 let sandbox;
+const accounts = [];
 
 after(async () => {
-  const hits = await leakScan(sandbox, keys);
-  await sandbox?.stop();
+  const hits = [];
+  for (const sb of [sandbox, ...accounts].filter(Boolean)) {
+    hits.push(...(await leakScan(sb, keys)));
+    await sb.stop();
+  }
   assert.deepEqual(hits, []);
 });
 
@@ -50,4 +54,46 @@ test("a replay inside the retention window; upstream decides after it", async ()
   } finally {
     await w.stop();
   }
+});
+
+test("a poNumber is one order per Xoxoday account: a worker switched to another account places it there", async () => {
+  // Two sandboxes are two accounts (the account is the base URL and the
+  // client id), as staging and production are; one persist dir is one
+  // deployment whose configuration is switched from the first to the second.
+  // (Fresh ones: a worker with a new persist dir starts from the bootstrap
+  // refresh token, which a sandbox another worker refreshed has rotated.)
+  const one = await startSandbox();
+  accounts.push(one);
+  const other = await startSandbox();
+  accounts.push(other);
+  const dir = tempDir();
+  const body = { productId: 10100, quantity: 1, denomination: 10, poNumber: "switch-1", email: "alex@example.com" };
+  const placed = async (sb) => {
+    const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+    try {
+      return await call(w, "/v1/ops/placeOrder", { key: keys.writer, body });
+    } finally {
+      await w.stop();
+    }
+  };
+  const first = await placed(one);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.headers["x-plumgate-replayed"], undefined);
+
+  const there = await placed(other);
+  assert.equal(there.status, 200, there.text);
+  assert.equal(there.headers["x-plumgate-replayed"], undefined, "not the first account's order replayed");
+  assert.equal(there.json.data.placeOrder.status, 1);
+  assert.equal((await other.counters()).api_calls.placeOrder, 1, "placed on the second account");
+
+  // Back on the first account, the first order is replayed, not sent again.
+  const back = await placed(one);
+  assert.equal(back.status, 200, back.text);
+  assert.equal(back.headers["x-plumgate-replayed"], "true");
+  assert.equal(back.json.data.placeOrder.data.orderId, first.json.data.placeOrder.data.orderId);
+  assert.equal((await one.counters()).api_calls.placeOrder, 1, "one order on the first account");
+
+  const ledgers = (await objectFiles(dir, "OrderLedger")).map((f) => f.name).filter((n) => n?.endsWith(":switch-1")).sort();
+  assert.equal(ledgers.length, 2, `one ledger per account: ${ledgers}`);
+  for (const n of ledgers) assert.match(n, /^po:[0-9a-f]{16}:switch-1$/);
 });

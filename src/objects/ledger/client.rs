@@ -39,23 +39,24 @@ pub struct Lost {
 }
 
 impl Lost {
-    /// The look for the order (`poNumber`, fingerprint) of a hold whose
-    /// requests may be gone (the registry's alarm): a look reads only the
-    /// fingerprint.
-    pub fn of_order(po: &str, fingerprint: &str) -> Option<Lost> {
+    /// The look for the order (`poNumber`, fingerprint) on `account` of a
+    /// hold whose requests may be gone (the registry's alarm): a look reads
+    /// only the fingerprint.
+    pub fn of_order(account: &str, po: &str, fingerprint: &str) -> Option<Lost> {
         let body = serde_json::to_string(&LedgerRequest { data: Value::Object(Default::default()), fingerprint: fingerprint.to_string() }).ok()?;
-        Some(Lost { name: object_name(po), body })
+        Some(Lost { name: object_name(account, po), body })
     }
+
 }
 
 /// Send a prepared placeOrder (and the fingerprint of the order as the
-/// caller wrote it) to its ledger: the typed reply, whatever happens. A
+/// caller wrote it) to its ledger on `account`: the typed reply, whatever happens. A
 /// ledger that could not be asked, or whose answer was lost, is
 /// [`Fate::Unknown`] (it may have sent the order), and comes with the
 /// [`Lost`] request to [`look`] with; a request that never left is
 /// [`Fate::NotPlaced`].
-pub async fn send(env: &Env, data: Value, fingerprint: String) -> (LedgerReply, Option<Lost>) {
-    let name = object_name(&ops::po_number(&data).unwrap_or_default());
+pub async fn send(env: &Env, account: &str, data: Value, fingerprint: String) -> (LedgerReply, Option<Lost>) {
+    let name = object_name(account, &ops::po_number(&data).unwrap_or_default());
     let Ok(body) = serde_json::to_string(&LedgerRequest { data, fingerprint }) else {
         return (refusal(ApiError::internal(), Fate::NotPlaced), None);
     };
@@ -106,3 +107,4 @@ pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Resul
     }
     (Ok(resp), trace)
 }
+

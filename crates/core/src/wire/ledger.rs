@@ -1,5 +1,5 @@
-//! The `OrderLedger` protocol (one object per `poNumber`, named
-//! [`object_name`]).
+//! The `OrderLedger` protocol (one object per Xoxoday account and
+//! `poNumber`, named [`object_name`]).
 //!
 //! A call is `POST https://ledger/v2` ([`PLACE_URL`]; [`LOOK_URL`] to ask
 //! about an order without placing it) with a [`LedgerRequest`] as JSON; the answer is always a [`LedgerReply`] as
@@ -46,9 +46,19 @@ pub const LOOK_URL: &str = "https://ledger/v2/look";
 /// The path of [`LOOK_URL`], as the object sees it.
 pub const LOOK_PATH: &str = "/v2/look";
 
-/// The ledger object of `po_number`.
-pub fn object_name(po_number: &str) -> String {
-    format!("po:{po_number}")
+/// The ledger object of `po_number` on `account`
+/// (`token::storage::account_id`). A `poNumber` is unique per Xoxoday
+/// account, not per deployment: a worker switched from staging to
+/// production must not answer a production order with the staging
+/// order that had the same `poNumber`.
+///
+/// Versions before this one named it `po:<poNumber>`, whatever the
+/// account. Those records stay where they are: a placeOrder sent again
+/// after the upgrade meets Xoxoday's own duplicate check, and plumgate
+/// then finds the order with getOrderDetails (`crate::ledger`), so it is
+/// answered, never placed twice.
+pub fn object_name(account: &str, po_number: &str) -> String {
+    ["po:", account, ":", po_number].concat()
 }
 
 /// A placeOrder for the ledger.
@@ -282,7 +292,8 @@ mod tests {
         assert_eq!(text, format!(r#"{{"data":{{"poNumber":"po-1","quantity":1}},"fingerprint":"{}"}}"#, "ab".repeat(32)));
         let back = LedgerRequest::read(text.as_bytes()).unwrap();
         assert_eq!((back.data, back.fingerprint), (r.data, r.fingerprint));
-        assert_eq!(object_name("po-1"), "po:po-1");
+        assert_eq!(object_name("0123456789abcdef", "po-1"), "po:0123456789abcdef:po-1");
+        assert_ne!(object_name("0123456789abcdef", "po-1"), object_name("fedcba9876543210", "po-1"), "one ledger per account");
         assert_eq!(PLACE_URL.strip_prefix("https://ledger"), Some(PLACE_PATH));
     }
 
