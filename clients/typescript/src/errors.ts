@@ -84,6 +84,9 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   if (value == null) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text);
+  // Otherwise only an HTTP date (it names a day and a month): Date.parse
+  // also reads "1.5" or "-5" as dates in the past, which would mean "now".
+  if (!/[a-z]/i.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, Math.ceil((at - nowMs) / 1000));

@@ -437,6 +437,9 @@ test("parseRetryAfter: seconds and HTTP dates", () => {
   assert.equal(parseRetryAfter("Wed, 31 Dec 2025 00:00:00 GMT", now), 0);
   assert.equal(parseRetryAfter("soon", now), undefined);
   assert.equal(parseRetryAfter(null, now), undefined);
+  // Neither delta-seconds nor a date (Date.parse reads them as past dates,
+  // which would mean "retry now"): ignored, so the client's own backoff holds.
+  for (const odd of ["1.5", "-5", "30.0", "+3"]) assert.equal(parseRetryAfter(odd, now), undefined, odd);
 });
 
 test("judgeOrderAnswer: the verdict table", () => {
