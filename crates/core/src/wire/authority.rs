@@ -296,7 +296,7 @@ pub struct AlertView {
     /// Why the last attempt failed, or why it was not sent.
     pub error: Option<String>,
     /// The condition (`reauth_required`, `credentials_rejected`,
-    /// `refresh_failing`, `balance_low`).
+    /// `refresh_failing`, `tokens_rejected`, `balance_low`).
     pub event: String,
     /// When it is tried again; null once delivered, given up or not sent.
     pub next_attempt_at: Option<String>,
