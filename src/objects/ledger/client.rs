@@ -46,12 +46,11 @@ impl Lost {
         let body = serde_json::to_string(&LedgerRequest { data: Value::Object(Default::default()), fingerprint: fingerprint.to_string() }).ok()?;
         Some(Lost { name: object_name(account, po), body })
     }
-
 }
 
 /// Send a prepared placeOrder (and the fingerprint of the order as the
-/// caller wrote it) to its ledger on `account`: the typed reply, whatever happens. A
-/// ledger that could not be asked, or whose answer was lost, is
+/// caller wrote it) to its ledger on `account`: the typed reply, whatever
+/// happens. A ledger that could not be asked, or whose answer was lost, is
 /// [`Fate::Unknown`] (it may have sent the order), and comes with the
 /// [`Lost`] request to [`look`] with; a request that never left is
 /// [`Fate::NotPlaced`].
@@ -107,4 +106,3 @@ pub fn render(reply: LedgerReply, style: ErrorStyle, request_id: &str) -> (Resul
     }
     (Ok(resp), trace)
 }
-
