@@ -84,6 +84,8 @@ const op = (name, key, body, headers = {}) =>
 const dropIn = (key, env, headers = {}) => req("/chef/v1/oauth/api", { key, body: env, headers }, { route: "/chef/v1/oauth/api" });
 
 const counters = () => sandbox.counters();
+/** An object of `levels` levels: `{"k":{"k":...{"k":1}}}`. */
+const nested = (levels) => Array.from({ length: levels - 1 }).reduce((inner) => ({ k: inner }), { k: 1 });
 const apiTotal = (c) => Object.values(c.api_calls).reduce((a, b) => a + b, 0);
 const clearRequests = () => sandbox.admin("/requests/clear", {});
 
@@ -358,6 +360,8 @@ const VALIDATION = [
   ["placeOrder", order("v-16", { notifyAdminEmail: "YES-ish" }), "data.notifyAdminEmail"],
   ["placeOrder", order("v-17", { userMeta: "x" }), "data.userMeta"],
   ["placeOrder", order("v-18", { loungeData: [1] }), "data.loungeData"],
+  ["placeOrder", order("v-20", { userMeta: nested(65) }), "data.userMeta"],
+  ["placeOrder", order("v-21", { loungeData: nested(65) }), "data.loungeData"],
   ["placeOrder", order("v-19", { shippingCity: false }), "data.shippingCity"],
   ["getOrderDetails", {}, "data.poNumber"],
   ["getOrderDetails", { poNumber: "", orderId: 0 }, "data.poNumber"],
@@ -408,6 +412,17 @@ test("validation table: each rule broken once → 400 invalid_request naming the
   assert.equal(apiTotal(c1), apiTotal(c0), "zero upstream calls for invalid input");
   assert.deepEqual(await sandboxRequests(sandbox), []);
   assert.equal(c1.refresh_calls, c0.refresh_calls);
+});
+
+test("placeOrder's userMeta nests at most 64 levels: 64 is placed; 125 (still readable JSON) is a 400 naming it, never a 500", async () => {
+  const ok = await op("placeOrder", keys.writer, order(po("deep-64"), { userMeta: nested(64) }));
+  assert.equal(ok.status, 200, ok.text);
+  const c0 = await counters();
+  const deep = await op("placeOrder", keys.writer, order(po("deep-125"), { userMeta: nested(125) }));
+  assert.equal(deep.status, 400, deep.text);
+  assert.equal(errCode(deep), "invalid_request");
+  assert.match(errMessage(deep), /data\.userMeta must be a JSON object at most 64 levels deep/);
+  assert.equal((await counters()).api_calls.placeOrder, c0.api_calls.placeOrder, "nothing sent");
 });
 
 // ------------------------------------------------------------- idempotency

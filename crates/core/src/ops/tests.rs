@@ -645,6 +645,33 @@ fn prepare_writes_flags_and_empty_objects_in_the_documented_form() {
     assert_eq!(out["exchangeRate"], Value::Null);
 }
 
+/// An object of `levels` levels: `{"k":{"k":...{"k":"x"}}}`, arrays between
+/// when `arrays` (each array a level too).
+fn nested(levels: usize, arrays: bool) -> Value {
+    (1..levels).fold(json!({"k": "x"}), |inner, n| if arrays && (levels - n).is_multiple_of(2) { json!([inner]) } else { json!({ "k": inner }) })
+}
+
+#[test]
+fn placeorder_objects_nest_at_most_64_levels() {
+    for name in ["userMeta", "loungeData"] {
+        let field = format!("data.{name}");
+        for arrays in [false, true] {
+            assert_eq!(nested(64, arrays).to_string().matches(['{', '[']).count(), 64);
+            let ok = with(valid(Operation::PlaceOrder), name, Some(nested(64, arrays)));
+            assert_eq!(prepare(Operation::PlaceOrder, ok).err(), None, "{name}: 64 levels pass");
+            for levels in [65, 125] {
+                let deep = with(valid(Operation::PlaceOrder), name, Some(nested(levels, arrays)));
+                let err = validate(Operation::PlaceOrder, &deep).expect_err("too deep");
+                assert_eq!(err.field, field);
+                assert_eq!(err.message, format!("{field} must be a JSON object at most 64 levels deep"));
+            }
+        }
+        // Width is not depth: many shallow members pass.
+        let wide: serde_json::Map<String, Value> = (0..500).map(|i| (format!("m{i}"), json!({"a": [1, {"b": 2}]}))).collect();
+        assert!(validate(Operation::PlaceOrder, &with(valid(Operation::PlaceOrder), name, Some(Value::Object(wide)))).is_ok());
+    }
+}
+
 #[test]
 fn validation_error_displays_its_message() {
     let err = ValidationError::new("data.x", "data.x must be a string");

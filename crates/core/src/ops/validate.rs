@@ -19,7 +19,8 @@
 //! - *text* (`email`, `tag`, `contact`, …): a string or a number (`""`
 //!   included);
 //! - an *object* (`data`, `sort`, `userMeta`, …): a JSON object, or an empty
-//!   array, which is how PHP encodes an empty associative array.
+//!   array, which is how PHP encodes an empty associative array;
+//!   placeOrder's `userMeta` and `loungeData` nest at most 64 levels.
 //!
 //! An optional field may be absent or `null`; a required one may be neither.
 //! Unknown fields are never looked at. Messages name the field and the rule,
@@ -248,8 +249,15 @@ fn place_order(obj: &Obj) -> Result {
     }
     optional(obj, "notifyReceiverEmail", flag)?;
     optional(obj, "notifyAdminEmail", flag)?;
+    // Nested at most MAX_NESTING deep: the order ledger keeps the order
+    // inside its own records, a few levels deeper than the caller sent it,
+    // and serde_json reads no text nested past 128 levels. Deeper than
+    // this, a valid-looking order would fail inside the ledger (a 500).
     for name in ["userMeta", "loungeData"] {
-        optional(obj, name, |v, f| object(v, f).map(drop))?;
+        optional(obj, name, |v, f| match object(v, f)? {
+            _ if deeper(v, MAX_NESTING) => Err(broken(f, "a JSON object at most 64 levels deep")),
+            _ => Ok(()),
+        })?;
     }
     for name in SHIPPING_FIELDS {
         optional(obj, name, text)?;
@@ -385,6 +393,19 @@ pub(super) fn flag_value(value: &Value) -> Option<u8> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// How deep an object field of placeOrder may nest (itself counted).
+const MAX_NESTING: usize = 64;
+
+/// `value` has more than `levels` levels of arrays and objects (`{}` is
+/// one level, a scalar none).
+fn deeper(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(a) => levels == 0 || a.iter().any(|v| deeper(v, levels - 1)),
+        Value::Object(o) => levels == 0 || o.values().any(|v| deeper(v, levels - 1)),
+        _ => false,
     }
 }
 
