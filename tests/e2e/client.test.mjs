@@ -188,6 +188,22 @@ test("placeOrder: a lost answer (the connection cut after plumgate placed the or
   assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "Xoxoday saw one placeOrder");
 });
 
+test("placeOrder: plumgate not listening (a refused connection, Node's real fetch): refused, retryable, nothing sent", async () => {
+  // A loopback port that was just free: nothing listens there.
+  const port = await new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+  const r = await clientFor(keys.writer, `http://127.0.0.1:${port}`).placeOrder({ ...ORDER, poNumber: po("nobody") }, { timeoutMs: 5_000 });
+  assert.equal(r.status, "refused", JSON.stringify(r));
+  assert.equal(r.retryable, true);
+  assert.equal(r.error.code, "network_error");
+  assert.equal(r.error.notSent, true);
+  assert.ok(r.attempts >= 2, `${r.attempts} attempts`);
+});
+
 test("placeOrder: Xoxoday creates the order then fails: plumgate reconciles, the client reports it placed", async () => {
   await sandbox.admin("/faults/order", { mode: "fail_after_create", count: 1 });
   const c0 = await counters();

@@ -146,10 +146,12 @@ export interface OrderRefused extends OutcomeBase {
   error: PlumgateError;
   /**
    * The same poNumber and body can succeed later: a rate limit or quota
-   * (`error.retryAfter` says when), a token problem an operator must fix, or
-   * the deadline/abort before anything was sent. False: the request itself
-   * is refused (validation, balance, scope, a poNumber used for another
-   * order, a client_error), or the poNumber's order failed.
+   * (`error.retryAfter` says when), a token problem an operator must fix,
+   * the deadline/abort before anything was sent, or plumgate not reachable
+   * (every attempt's connection refused or never made: `error.notSent`).
+   * False: the request itself is refused (validation, balance, scope, a
+   * poNumber used for another order, a client_error), or the poNumber's
+   * order failed.
    */
   retryable: boolean;
   /**
@@ -491,7 +493,9 @@ export class PlumgateClient {
           base.attempts -= 1;
           return refused(error, false);
         }
-        lostAnswer = true;
+        // A connection never made (refused, no such host) sent nothing: it
+        // is retried like a lost answer but leaves "nothing placed" standing.
+        if (!error.notSent) lostAnswer = true;
         lastError = error;
         failures += 1;
         if (error.code === "aborted") {
@@ -500,8 +504,8 @@ export class PlumgateClient {
         }
         const delayMs = this.delayBefore(failures, undefined, deadline, minAttemptMs, backoff);
         report({ status: 0, code: error.code, requestId: undefined, next: delayMs === undefined ? "stop" : "retry", delayMs });
-        if (delayMs === undefined) return unknown("deadline");
-        if (!(await this.wait(delayMs, opts.signal))) return unknown("aborted");
+        if (delayMs === undefined) return lostAnswer ? unknown("deadline") : refused(error, true);
+        if (!(await this.wait(delayMs, opts.signal))) return lostAnswer ? unknown("aborted") : refused(abortedWaiting(error), true);
         continue;
       }
       if (answer.requestId) base.requestIds.push(answer.requestId);

@@ -15,7 +15,9 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
  *   the runtime refuses, a body that is not JSON-serialisable); nothing was
  *   sent, and sending it again cannot help.
  * - `network_error`: the request failed in transport (connection refused or
- *   reset, DNS, TLS, a body cut short); it may or may not have arrived.
+ *   reset, DNS, TLS, a body cut short); it may or may not have arrived,
+ *   unless `notSent` says it never left (a refused connection, a host name
+ *   that does not resolve).
  * - `timeout`: no answer within the time given.
  * - `aborted`: the caller's `AbortSignal` fired.
  * - `invalid_response`: a success status whose body is not the expected JSON.
@@ -40,6 +42,7 @@ export interface PlumgateErrorInit {
   retryAfter?: number | undefined;
   body?: unknown;
   cause?: unknown;
+  notSent?: boolean;
 }
 
 /** An error answer, or no answer at all (then `status` is 0). */
@@ -60,6 +63,13 @@ export class PlumgateError extends Error {
   readonly retryAfter: number | undefined;
   /** The parsed answer body, when there was one. It never holds a key or token. */
   readonly body: unknown;
+  /**
+   * The request is known never to have reached plumgate: it could not be
+   * built (`client_error`), or the connection was never made (a
+   * `network_error` from a refused connection, a host name that does not
+   * resolve, an unreachable network). False when it may have arrived.
+   */
+  readonly notSent: boolean;
 
   constructor(init: PlumgateErrorInit) {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -69,6 +79,7 @@ export class PlumgateError extends Error {
     this.requestId = init.requestId;
     this.retryAfter = init.retryAfter;
     this.body = init.body;
+    this.notSent = init.notSent ?? init.code === "client_error";
   }
 }
 

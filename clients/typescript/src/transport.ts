@@ -148,10 +148,14 @@ export class Transport {
     } catch (cause) {
       // The cause carries the runtime's error (never a header or the key).
       if (opts.signal?.aborted) throw abortedError(cause);
-      const [code, message] = timedOut
-        ? (["timeout", `no answer from plumgate within ${opts.timeoutMs} ms`] as const)
-        : (["network_error", "the request to plumgate failed in transport; it may or may not have arrived"] as const);
-      throw new PlumgateError({ status: 0, code, message, source: "client", cause });
+      if (timedOut) {
+        throw new PlumgateError({ status: 0, code: "timeout", message: `no answer from plumgate within ${opts.timeoutMs} ms`, source: "client", cause });
+      }
+      const notSent = neverConnected(cause);
+      const message = notSent
+        ? "plumgate could not be reached (the connection was refused or never made); nothing was sent"
+        : "the request to plumgate failed in transport; it may or may not have arrived";
+      throw new PlumgateError({ status: 0, code: "network_error", message, source: "client", cause, notSent });
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
@@ -169,6 +173,28 @@ export class Transport {
     for (const form of [this.#key, JSON.stringify(this.#key).slice(1, -1)]) text = text.split(form).join("<key>");
     return cause instanceof TypeError ? new TypeError(text) : new Error(text);
   }
+}
+
+/**
+ * The runtime's system error codes for a connection that was never made:
+ * no byte of the request left the process. (A reset, a TLS failure or a
+ * timeout after connecting may come after the request was written.)
+ */
+const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+
+/**
+ * Did `error` (a fetch failure) happen before any connection was made? Node's
+ * fetch rejects with `TypeError("fetch failed")` whose `cause` holds the
+ * system error's `code`; trying several addresses, an `AggregateError`
+ * whose every error must say so. Anything else (a browser's bare
+ * `TypeError`, a code not in the list) is "may have arrived".
+ */
+function neverConnected(error: unknown, depth = 0): boolean {
+  if (typeof error !== "object" || error === null || depth > 4) return false;
+  const e = error as { code?: unknown; errors?: unknown; cause?: unknown };
+  if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every((x) => neverConnected(x, depth + 1));
+  if (typeof e.code === "string" && NEVER_CONNECTED.has(e.code)) return true;
+  return neverConnected(e.cause, depth + 1);
 }
 
 /** A caller key fit for an `Authorization` header: visible ASCII, no whitespace or control characters. */

@@ -224,6 +224,70 @@ test("placeOrder: 502 every time: retries with growing jittered backoff and repo
   assert.ok(clock.sleeps.at(-1) > clock.sleeps[0], "delays grow");
 });
 
+/** Node's fetch failing to connect: TypeError("fetch failed") caused by a system error `code`. */
+const connectError = (code) => () => {
+  throw new TypeError("fetch failed", { cause: Object.assign(new Error(`connect ${code} 127.0.0.1:9`), { code }) });
+};
+
+test("placeOrder: a connection never made (refused, no such host) is retried, and ends refused, retryable: nothing was sent", async () => {
+  for (const fail of [
+    connectError("ECONNREFUSED"),
+    connectError("ENOTFOUND"),
+    // Several addresses tried (Node's autoSelectFamily): every one refused.
+    () => { throw new TypeError("fetch failed", { cause: new AggregateError([Object.assign(new Error("a"), { code: "ECONNREFUSED" }), Object.assign(new Error("b"), { code: "ECONNREFUSED" })]) }); },
+  ]) {
+    const f = script(fail);
+    const { c, clock } = client(f);
+    const start = clock.now();
+    const reports = [];
+    const r = await c.placeOrder(ORDER, { deadline: start + 10_000, onAttempt: (a) => reports.push(a.next) });
+    assert.equal(r.status, "refused", JSON.stringify(r));
+    assert.equal(r.retryable, true);
+    assert.equal(r.error.code, "network_error");
+    assert.equal(r.error.notSent, true);
+    assert.match(r.error.message, /nothing was sent/);
+    assert.ok(r.attempts >= 3 && r.attempts === f.calls.length, `${r.attempts} attempts`);
+    assert.equal(reports.at(-1), "stop");
+  }
+  // Refused first, then an answer: placed, as always.
+  const f = script(connectError("ECONNREFUSED"), json(200, placed()));
+  const { c } = client(f);
+  const r = await c.placeOrder(ORDER);
+  assert.deepEqual([r.status, r.attempts], ["placed", 2]);
+});
+
+test("placeOrder: a connection that may have carried the order (reset, a bare TypeError, one address refused and one reset) makes the outcome unknown", async () => {
+  for (const fail of [
+    connectError("ECONNRESET"),
+    netError,
+    () => { throw new TypeError("fetch failed", { cause: new AggregateError([Object.assign(new Error("a"), { code: "ECONNREFUSED" }), Object.assign(new Error("b"), { code: "ECONNRESET" })]) }); },
+  ]) {
+    const f = script(fail);
+    const { c, clock } = client(f);
+    const r = await c.placeOrder(ORDER, { deadline: clock.now() + 10_000 });
+    assert.equal(r.status, "unknown", JSON.stringify(r));
+    assert.equal(r.reason, "deadline");
+    assert.equal(r.lastError.notSent, false);
+  }
+  // A refused connection after a lost answer proves nothing about the lost one.
+  const f = script(connectError("ECONNRESET"), connectError("ECONNREFUSED"));
+  const { c, clock } = client(f);
+  const r = await c.placeOrder(ORDER, { deadline: clock.now() + 10_000 });
+  assert.deepEqual([r.status, r.reason], ["unknown", "deadline"]);
+  assert.equal(r.lastError.notSent, true);
+});
+
+test("placeOrder: aborted while waiting after a refused connection: refused, aborted (nothing was sent)", async () => {
+  const ac = new AbortController();
+  const f = script(connectError("ECONNREFUSED"));
+  const { c } = client(f, fakeClock(1_700_000_000_000, () => 0.5), {});
+  const r = await c.placeOrder(ORDER, { signal: ac.signal, onAttempt: () => ac.abort() });
+  assert.equal(r.status, "refused", JSON.stringify(r));
+  assert.equal(r.error.code, "aborted");
+  assert.equal(r.retryable, true);
+  assert.equal(r.attempts, 1);
+});
+
 for (const [name, status, body, code, retryable, source] of [
   ["400 invalid_request", 400, plumErr("invalid_request", "data.quantity must be at least 1"), "invalid_request", false, "plumgate"],
   ["401 unauthorized", 401, plumErr("unauthorized", "unknown key"), "unauthorized", false, "plumgate"],
