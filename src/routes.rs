@@ -119,6 +119,14 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         require_read(&method)?;
         return Ok(health(env));
     }
+    // Every route but /healthz answers 503 while misconfigured (contract
+    // §1), the demo page and /openapi.json included.
+    let settings = settings::load(env);
+    let cfg = match settings.as_ref() {
+        Ok(c) => c,
+        Err(problems) => return Err(ApiError::misconfigured(problems)),
+    };
+
     if path == "/openapi.json" {
         log.route = "/openapi.json";
         require_method(&method, Method::Get)?;
@@ -136,12 +144,6 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         require_read(&method)?;
         return static_asset(req, env).await;
     }
-
-    let settings = settings::load(env);
-    let cfg = match settings.as_ref() {
-        Ok(c) => c,
-        Err(problems) => return Err(ApiError::misconfigured(problems)),
-    };
 
     if method == Some(Method::Options) {
         log.route = "preflight";

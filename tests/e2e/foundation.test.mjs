@@ -110,6 +110,15 @@ test("configuration fails closed, naming variables but never values", async () =
       else assert.equal(r.json.error.code, "misconfigured");
       assert.doesNotMatch(r.text, /example\.com|secretish/);
     }
+    // The demo page and the OpenAPI document too (contract §1: every route
+    // but /healthz).
+    for (const path of ["/", "/index.html", "/openapi.json"]) {
+      const r = await call(w, path, { method: "GET" });
+      assert.equal(r.status, 503, path);
+      assert.equal(r.json.error.code, "misconfigured", path);
+      assert.match(r.json.error.message, /XOXODAY_CLIENT_SECRET/, path);
+      assert.doesNotMatch(r.text, /example\.com|secretish/);
+    }
     assert.equal((await sandbox.counters()).api_calls.getBalance, 1, "nothing forwarded while misconfigured");
   } finally {
     await w.stop();
