@@ -11,7 +11,8 @@
 // refuses a name or value with a line break, and the wasm side
 // (`respond::Answer::set`, `plumgate_core::http::HttpRequest`) never puts
 // one in. Nothing here decides anything: what is sent, and what an answer
-// means, is the wasm's.
+// means, is the wasm's. One guard excepted: an answer body over
+// MAX_ANSWER_BYTES is not copied into the wasm (see `readWhole`).
 
 /**
  * "name\nvalue\n…" as a plain object, the form `fetch` and `Response` read
@@ -63,9 +64,28 @@ export function send(url, method, headers, body, timeoutMs) {
   return fetch(url, init).then(readWhole);
 }
 
-/** The answer with its body read: `{ status, bytes, response }`. */
+/**
+ * The largest answer body copied into the wasm: 16 MiB. Xoxoday's largest
+ * answers (a catalogue page, an order history page) are a few hundred KB.
+ * The wasm's memory only grows: one huge body (a misbehaving upstream, an
+ * alert receiver answering with a large page) would keep the isolate at its
+ * peak, or fail the allocation and stop it, with every request and the token
+ * authority it serves.
+ */
+const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The answer with its body read: `{ status, bytes, response }`. A body over
+ * MAX_ANSWER_BYTES arrives empty (the status kept): an answer the wasm
+ * cannot read, which it treats like any unreadable one (a read fails with
+ * upstream_error, a placeOrder is reconciled, an alert's 2xx still counts).
+ */
 function readWhole(response) {
-  return response.arrayBuffer().then((buf) => ({ status: response.status, bytes: new Uint8Array(buf), response }));
+  return response.arrayBuffer().then((buf) => {
+    if (buf.byteLength <= MAX_ANSWER_BYTES) return { status: response.status, bytes: new Uint8Array(buf), response };
+    console.error(JSON.stringify({ event: "upstream_answer_too_large", status: response.status, bytes: buf.byteLength, limit: MAX_ANSWER_BYTES }));
+    return { status: response.status, bytes: new Uint8Array(0), response };
+  });
 }
 
 /** The bytes of an `ArrayBuffer`, for the wasm to copy in one call. */

@@ -23,9 +23,10 @@ const vouchers = new Set();
  * A webhook receiver on 127.0.0.1: `hits` is every POST (time, status it
  * got, raw body), `alerts` the parsed bodies it accepted; `failNext(n)`
  * answers 500 to the next n. Its URL has a random path, like a real
- * incoming-webhook URL, so the leak scan can look for it.
+ * incoming-webhook URL, so the leak scan can look for it. `answerBytes`:
+ * accept with a body that long instead of "ok".
  */
-async function startReceiver() {
+async function startReceiver({ answerBytes } = {}) {
   const hits = [];
   const alerts = [];
   let failing = 0;
@@ -40,7 +41,7 @@ async function startReceiver() {
       // What left plumgate goes through the leak scan with the responses.
       capturedResponses.push(`webhook ${body}`);
       if (status === 200) alerts.push(JSON.parse(body));
-      res.writeHead(status, { "content-type": "text/plain" }).end(status === 200 ? "ok" : "down");
+      res.writeHead(status, { "content-type": "text/plain" }).end(status !== 200 ? "down" : answerBytes ? Buffer.alloc(answerBytes, 0x61) : "ok");
     });
   });
   await new Promise((res) => server.listen(0, "127.0.0.1", res));
@@ -253,6 +254,26 @@ test("ALERT_REFRESH_FAILURES (3) failed refresh runs: one alert, retried with ba
     assertShape(r, "refresh_failing", "resolved");
     assert.equal(r.token_state, "fresh");
     assert.equal((await op(w)).status, 200);
+  });
+});
+
+test("a receiver that accepts with a 17 MiB page: delivered once; the body is not copied into the wasm (over 16 MiB), and the log says so", async () => {
+  const rx = await startReceiver({ answerBytes: 17 * 1024 * 1024 });
+  const sb = await fresh();
+  await withWorker(sb, { vars: { ALERT_WEBHOOK_URL: rx.url } }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    await sb.admin("/faults/refresh", { mode: "invalid_grant" });
+    assert.equal((await op(w)).status, 503);
+    const a = await expectAlerts(rx, 1, "the reauth_required alert");
+    assertShape(a, "reauth_required", "firing");
+    assert.equal(rx.hits.length, 1, "a 2xx is delivered, whatever its body: never sent again");
+    await waitFor(async () => (await tokenStatus(w)).last_alert?.delivered === true, { what: "recorded as delivered" });
+    const big = w.jsonLogs().filter((l) => l.event === "upstream_answer_too_large");
+    assert.deepEqual(big.map((l) => [l.status, l.bytes, l.limit]), [[200, 17 * 1024 * 1024, 16 * 1024 * 1024]]);
+    assert.ok(!JSON.stringify(big).includes(rx.secret), "never the URL");
+    // The worker still serves.
+    await sb.admin("/faults/clear", {});
   });
 });
 
