@@ -215,11 +215,13 @@ function reconciledOrder(a: Answer): Order | undefined {
 function timeOptionProblem(opts: PlaceOrderOptions): string | undefined {
   const deadline = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
   if (deadline !== undefined && (typeof deadline !== "number" || Number.isNaN(deadline))) return "deadline must be epoch ms or a valid Date";
-  for (const name of ["timeoutMs", "attemptTimeoutMs", "minAttemptMs"] as const) {
-    const v = opts[name];
-    if (v !== undefined && (typeof v !== "number" || Number.isNaN(v) || v < 0)) return `${name} must be a number of ms, not negative`;
-  }
-  return undefined;
+  const bad = (["timeoutMs", "attemptTimeoutMs", "minAttemptMs"] as const).find((name) => !countOrUnset(opts[name]));
+  return bad && `${bad} must be a number of ms, not negative`;
+}
+
+/** Unset, or a number that is not NaN and not negative (Infinity allowed: no limit). */
+function countOrUnset(v: unknown): boolean {
+  return v === undefined || (typeof v === "number" && !Number.isNaN(v) && v >= 0);
 }
 
 /** Every operation but placeOrder: safe to send again. */
@@ -248,8 +250,7 @@ export class PlumgateClient {
       );
     }
     for (const name of ["timeoutMs", "retries"] as const) {
-      const v = opts[name];
-      if (v !== undefined && (typeof v !== "number" || Number.isNaN(v) || v < 0)) throw new TypeError(`PlumgateClient: ${name} must be a number, not negative`);
+      if (!countOrUnset(opts[name])) throw new TypeError(`PlumgateClient: ${name} must be a number, not negative`);
     }
     const fetchFn = opts.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
     this.transport = new Transport(opts.baseUrl.replace(/\/+$/, ""), opts.key, fetchFn);
