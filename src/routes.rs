@@ -121,6 +121,10 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     }
     // Every route but /healthz answers 503 while misconfigured (contract
     // §1), the demo page and /openapi.json included.
+    let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/") || path == "/chef";
+    if !api_route {
+        log.route = if path == "/openapi.json" { "/openapi.json" } else { "static" };
+    }
     let settings = settings::load(env);
     let cfg = match settings.as_ref() {
         Ok(c) => c,
@@ -128,7 +132,6 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     };
 
     if path == "/openapi.json" {
-        log.route = "/openapi.json";
         require_method(&method, Method::Get)?;
         // A static asset (written by scripts/build.sh from
         // crates/core/src/openapi.json), so the document costs the wasm
@@ -136,9 +139,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         return static_asset(req, env).await;
     }
 
-    let api_route = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/chef/") || path == "/chef";
     if !api_route {
-        log.route = "static";
         // The demo page is read-only: any other method gets plumgate's own
         // 405 body rather than the asset server's empty one.
         require_read(&method)?;

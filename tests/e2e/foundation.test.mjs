@@ -118,6 +118,8 @@ test("configuration fails closed, naming variables but never values", async () =
       assert.equal(r.json.error.code, "misconfigured", path);
       assert.match(r.json.error.message, /XOXODAY_CLIENT_SECRET/, path);
       assert.doesNotMatch(r.text, /example\.com|secretish/);
+      const [line] = await w.logsFor([r.headers["x-request-id"]]);
+      assert.deepEqual([line?.route, line?.status, line?.error], [path === "/openapi.json" ? path : "static", 503, "misconfigured"], path);
     }
     assert.equal((await sandbox.counters()).api_calls.getBalance, 1, "nothing forwarded while misconfigured");
   } finally {
