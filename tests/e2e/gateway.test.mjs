@@ -360,8 +360,9 @@ const VALIDATION = [
   ["placeOrder", order("v-16", { notifyAdminEmail: "YES-ish" }), "data.notifyAdminEmail"],
   ["placeOrder", order("v-17", { userMeta: "x" }), "data.userMeta"],
   ["placeOrder", order("v-18", { loungeData: [1] }), "data.loungeData"],
-  ["placeOrder", order("v-20", { userMeta: nested(65) }), "data.userMeta"],
-  ["placeOrder", order("v-21", { loungeData: nested(65) }), "data.loungeData"],
+  ["placeOrder", order("v-20", { userMeta: nested(64) }), "data must be nested at most 64 levels deep"],
+  ["placeOrder", order("v-21", { futureField: nested(64) }), "data must be nested at most 64 levels deep"],
+  ["getBalance", { futureField: [nested(63)] }, "data must be nested at most 64 levels deep"],
   ["placeOrder", order("v-19", { shippingCity: false }), "data.shippingCity"],
   ["getOrderDetails", {}, "data.poNumber"],
   ["getOrderDetails", { poNumber: "", orderId: 0 }, "data.poNumber"],
@@ -414,14 +415,16 @@ test("validation table: each rule broken once → 400 invalid_request naming the
   assert.equal(c1.refresh_calls, c0.refresh_calls);
 });
 
-test("placeOrder's userMeta nests at most 64 levels: 64 is placed; 125 (still readable JSON) is a 400 naming it, never a 500", async () => {
-  const ok = await op("placeOrder", keys.writer, order(po("deep-64"), { userMeta: nested(64) }));
+test("placeOrder's data nests at most 64 levels: userMeta 63 deep is placed; 125 deep, or an unknown field 126 deep (still readable JSON), is a 400, never a 500 or a call", async () => {
+  const ok = await op("placeOrder", keys.writer, order(po("deep-63"), { userMeta: nested(63) }));
   assert.equal(ok.status, 200, ok.text);
   const c0 = await counters();
-  const deep = await op("placeOrder", keys.writer, order(po("deep-125"), { userMeta: nested(125) }));
-  assert.equal(deep.status, 400, deep.text);
-  assert.equal(errCode(deep), "invalid_request");
-  assert.match(errMessage(deep), /data\.userMeta must be a JSON object at most 64 levels deep/);
+  for (const extra of [{ userMeta: nested(125) }, { futureField: nested(126) }]) {
+    const deep = await op("placeOrder", keys.writer, order(po(`deep-${Object.keys(extra)[0]}`), extra));
+    assert.equal(deep.status, 400, deep.text);
+    assert.equal(errCode(deep), "invalid_request");
+    assert.equal(errMessage(deep), "data must be nested at most 64 levels deep");
+  }
   assert.equal((await counters()).api_calls.placeOrder, c0.api_calls.placeOrder, "nothing sent");
 });
 

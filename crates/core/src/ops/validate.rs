@@ -19,11 +19,11 @@
 //! - *text* (`email`, `tag`, `contact`, …): a string or a number (`""`
 //!   included);
 //! - an *object* (`data`, `sort`, `userMeta`, …): a JSON object, or an empty
-//!   array, which is how PHP encodes an empty associative array;
-//!   placeOrder's `userMeta` and `loungeData` nest at most 64 levels.
+//!   array, which is how PHP encodes an empty associative array.
 //!
 //! An optional field may be absent or `null`; a required one may be neither.
-//! Unknown fields are never looked at. Messages name the field and the rule,
+//! Any field, known or not, nests at most 64 levels of objects and arrays.
+//! Unknown fields are never looked at otherwise. Messages name the field and the rule,
 //! never the value. `openapi.json` states every rule here as a schema; the
 //! host tests keep the two in step.
 //!
@@ -94,6 +94,14 @@ pub(super) fn validate(op: Operation, data: &Value) -> Result {
             ))
         }
     };
+    // Every field, unknown ones included, nests at most MAX_NESTING deep:
+    // plumgate wraps the data a few levels deeper (the order ledger's
+    // request, Xoxoday's envelope), and serde_json reads no text nested
+    // past 128 levels. Deeper than this, a valid-looking order failed
+    // inside plumgate (a 500) instead of being refused here.
+    if deeper(data, MAX_NESTING) {
+        return Err(broken("data", "nested at most 64 levels deep"));
+    }
     match op {
         Operation::GetFilters => {
             for name in ["filterGroupCode", "includeFilters", "excludeFilters"] {
@@ -249,15 +257,8 @@ fn place_order(obj: &Obj) -> Result {
     }
     optional(obj, "notifyReceiverEmail", flag)?;
     optional(obj, "notifyAdminEmail", flag)?;
-    // Nested at most MAX_NESTING deep: the order ledger keeps the order
-    // inside its own records, a few levels deeper than the caller sent it,
-    // and serde_json reads no text nested past 128 levels. Deeper than
-    // this, a valid-looking order would fail inside the ledger (a 500).
     for name in ["userMeta", "loungeData"] {
-        optional(obj, name, |v, f| match object(v, f)? {
-            _ if deeper(v, MAX_NESTING) => Err(broken(f, "a JSON object at most 64 levels deep")),
-            _ => Ok(()),
-        })?;
+        optional(obj, name, |v, f| object(v, f).map(drop))?;
     }
     for name in SHIPPING_FIELDS {
         optional(obj, name, text)?;
@@ -396,7 +397,7 @@ pub(super) fn flag_value(value: &Value) -> Option<u8> {
     }
 }
 
-/// How deep an object field of placeOrder may nest (itself counted).
+/// How deep a field of the data may nest (itself counted).
 const MAX_NESTING: usize = 64;
 
 /// `value` has more than `levels` levels of arrays and objects (`{}` is
