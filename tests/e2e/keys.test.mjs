@@ -386,6 +386,14 @@ test("requests_per_minute: over it, 429 quota_exceeded until the next minute; PA
     assert.equal((await admin("/v1/keys/rpm-3", { method: "PATCH", body })).status, status, JSON.stringify(body));
   }
   assert.equal((await admin("/v1/keys/nobody", { method: "PATCH", body: { limits: {} } })).status, 404);
+  // 4.0 and 1e1 are integers to the OpenAPI document's JSON Schema: taken as 4 and 10.
+  for (const [text, n] of [["4.0", 4], ["1e1", 10]]) {
+    const r = await admin("/v1/keys/rpm-3", { method: "PATCH", raw: `{"limits":{"requests_per_minute":${text}}}`, headers: { "content-type": "application/json" } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.limits.requests_per_minute, n);
+  }
+  const half = await admin("/v1/keys/rpm-3", { method: "PATCH", raw: '{"limits":{"requests_per_minute":4.5}}', headers: { "content-type": "application/json" } });
+  assert.equal(half.status, 400, half.text);
 });
 
 test("order_amount_per_day: two concurrent orders that together pass the cap: exactly one is placed", async () => {

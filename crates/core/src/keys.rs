@@ -221,8 +221,7 @@ pub fn parse_rotation(body: Option<&Value>) -> Result<(u64, Option<String>), Api
     let obj = object(body, &["grace_secs", "current_key"], "{\"grace_secs\"?: n, \"current_key\"?: key}")?;
     let grace = match obj.get("grace_secs") {
         None | Some(Value::Null) => DEFAULT_GRACE_SECS,
-        Some(v) => v
-            .as_u64()
+        Some(v) => crate::ops::integer(v)
             .filter(|s| *s <= MAX_GRACE_SECS)
             .ok_or_else(|| bad(format!("grace_secs must be a whole number of seconds from 0 to {MAX_GRACE_SECS}")))?,
     };
@@ -829,6 +828,8 @@ mod tests {
         assert_eq!(parse_rotation(None), Ok((DEFAULT_GRACE_SECS, None)));
         assert_eq!(parse_rotation(Some(&json!({}))), Ok((DEFAULT_GRACE_SECS, None)));
         assert_eq!(parse_rotation(Some(&json!({"grace_secs": 0}))), Ok((0, None)));
+        assert_eq!(parse_rotation(Some(&json!({"grace_secs": 5.0}))), Ok((5, None)));
+        assert_eq!(parse_rotation(Some(&json!({"grace_secs": 0.0}))), Ok((0, None)));
         assert_eq!(parse_rotation(Some(&json!({"grace_secs": MAX_GRACE_SECS}))), Ok((MAX_GRACE_SECS, None)));
         assert_eq!(parse_rotation(Some(&json!({"current_key": "key-a", "grace_secs": null}))), Ok((DEFAULT_GRACE_SECS, Some(hash_key("key-a")))));
         for bad in [json!({"grace_secs": MAX_GRACE_SECS + 1}), json!({"grace_secs": -1}), json!({"grace_secs": "60"}), json!({"grace": 1}), json!(7), json!({"current_key": ""}), json!({"current_key": 7})] {

@@ -44,6 +44,7 @@ pub(crate) mod canonical;
 mod validate;
 
 pub use cache_key::{cache_key, CacheKey};
+pub(crate) use validate::integer;
 
 /// The OpenAPI 3.1 document of every plumgate route, served at
 /// `GET /openapi.json`. The worker does not embed it: `scripts/build.sh`

@@ -101,7 +101,7 @@ impl Limits {
         match obj.get("requests_per_minute") {
             None => {}
             Some(Value::Null) => out.requests_per_minute = None,
-            Some(v) => match v.as_u64().filter(|n| (1..=u64::from(MAX_REQUESTS_PER_MINUTE)).contains(n)) {
+            Some(v) => match crate::ops::integer(v).filter(|n| (1..=u64::from(MAX_REQUESTS_PER_MINUTE)).contains(n)) {
                 Some(n) => out.requests_per_minute = u32::try_from(n).ok(),
                 None => {
                     return Err(format!(
@@ -533,6 +533,11 @@ mod tests {
         assert_eq!(Limits::parse(&json!({}), "limits").unwrap(), Limits::default());
         assert_eq!(Limits::default().json(), r#"{"requests_per_minute":null,"order_amount_per_day":null}"#);
         assert_eq!(Limits::parse(&json!({"requests_per_minute": 5, "order_amount_per_day": 25}), "x").unwrap().requests_per_minute, Some(5));
+        // 5.0 and 1e2 are JSON integers too (JSON Schema's `integer`, the
+        // OpenAPI document's type).
+        for (given, n) in [(json!(5.0), 5), (serde_json::from_str::<Value>("1e2").unwrap(), 100)] {
+            assert_eq!(Limits::parse(&json!({"requests_per_minute": given}), "x").unwrap().requests_per_minute, Some(n));
+        }
         // Patch: a member set, one removed, the other kept.
         let p = l.patch(&json!({"requests_per_minute": null}), "limits").unwrap();
         assert_eq!(p, Limits { requests_per_minute: None, order_amount_per_day: Some(500_500_000) });

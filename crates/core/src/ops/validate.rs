@@ -432,11 +432,12 @@ pub(super) fn whole_number(value: &Value) -> Option<u64> {
     }
 }
 
-/// The value of a non-negative JSON integer (`10` or `10.0`); `None` for
-/// negatives, fractions and non-numbers. Integral floats beyond `u64`
-/// saturate to `u64::MAX`, as JSON Schema's `minimum` alone would judge
-/// them.
-fn integer(value: &Value) -> Option<u64> {
+/// The value of a non-negative JSON integer (`10` or `10.0`, both integers
+/// to JSON Schema); `None` for negatives, fractions and non-numbers.
+/// Integral floats beyond `u64` saturate to `u64::MAX`, as JSON Schema's
+/// `minimum` alone would judge them. (Also the key routes' reader of their
+/// integer members: `keys`, `quota`.)
+pub(crate) fn integer(value: &Value) -> Option<u64> {
     let n = value.as_number()?;
     if let Some(u) = n.as_u64() {
         return Some(u);
