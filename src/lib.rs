@@ -92,7 +92,14 @@ pub async fn scheduled(event: worker_sys::ScheduledEvent, env: Env, _ctx: worker
     let event = ScheduledEvent::from(event);
     match settings::load(&env) {
         Ok(cfg) => tokens::cron_tick(&env, &cfg, &event.cron()).await,
-        Err(problems) => worker::console_error!("{}", to_text(&serde_json::json!({"event": "cron_failed", "error": "misconfigured", "problems": &problems[..]}))),
+        Err(problems) => {
+            // A map, not `json!`: see `routes::health`.
+            let mut line = serde_json::Map::new();
+            line.insert("event".into(), "cron_failed".into());
+            line.insert("error".into(), "misconfigured".into());
+            line.insert("problems".into(), problems.to_vec().into());
+            worker::console_error!("{}", to_text(&serde_json::Value::Object(line)));
+        }
     }
     Ok(JsValue::UNDEFINED)
 }

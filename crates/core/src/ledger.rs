@@ -88,7 +88,7 @@ use crate::wire::ledger::{Fate, Outcome};
 #[cfg(test)]
 use serde::Deserialize;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Storage key of the record.
 pub const RECORD_KEY: &str = "order";
@@ -904,8 +904,12 @@ fn not_placed(r: &Record, now_ms: i64) -> Finish {
 /// recorded `done`: `status` 1, or 0 when it failed or was cancelled.
 fn found(r: &Record, details: Value, now_ms: i64) -> Finish {
     let failed = failed_or_cancelled(&details);
-    let body = json!({"data": {"placeOrder": {"status": if failed { 0 } else { 1 }, "data": details}}});
-    let body = crate::jsontext::to_text(&body);
+    // The text of `{"data": {"placeOrder": {"status": 0 or 1, "data": details}}}`
+    // (keys in order), written around `details`: `json!` would copy it through
+    // serde_json's `Value` serializer, which nothing else in the wasm uses.
+    let mut body = String::from(r#"{"data":{"placeOrder":{"data":"#);
+    crate::jsontext::write_text(&details, &mut body);
+    body.push_str(if failed { r#","status":0}}}"# } else { r#","status":1}}}"# });
     let outcome = Outcome::Answer { status: 200, body: body.clone(), reconciled: true, upstream_status: Some(200) };
     let fate = if failed { Fate::Failed } else { Fate::Placed };
     finish(Store::Save(r.done(200, body, true, now_ms)), outcome, fate)

@@ -1,5 +1,6 @@
 use super::*;
 use crate::errors::ErrorCode;
+use serde_json::json;
 
 const FP: &str = "fp-1";
 const T0: i64 = 1_796_032_800_000;
@@ -121,6 +122,13 @@ fn admit_every_arm() {
             alarm_by_ms: None,
         }
     );
+    // What a check found is answered as Xoxoday's placeOrder answer.
+    for details in [json!({"orderStatus": "failed"}), json!({"orderId": 7, "vouchers": [{"a": "é\"\n"}], "z": null}), json!(null)] {
+        let failed = failed_or_cancelled(&details);
+        let text = crate::jsontext::to_text(&json!({"data": {"placeOrder": {"status": if failed { 0 } else { 1 }, "data": details}}}));
+        let Outcome::Answer { body, .. } = found(&pending(), details, T0).outcome else { panic!() };
+        assert_eq!(body, text);
+    }
     // A reconciled order that failed replays as failed.
     let failed = found(&pending(), json!({"orderStatus": "failed"}), T0);
     let Store::Save(failed) = failed.store else { panic!() };
