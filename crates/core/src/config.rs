@@ -352,10 +352,14 @@ fn is_loopback(authority: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
-    let parts: Vec<&str> = host.split('.').collect();
-    parts.len() == 4
-        && parts[0] == "127"
-        && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
+    // Four parts, the first `127`, each what `parse::<u8>` reads (read as a
+    // `u64`, whose parser the wasm has anyway: `u8`'s would be one more).
+    let mut parts = 0;
+    host.split('.').all(|p| {
+        parts += 1;
+        !p.is_empty() && p.len() <= 3 && p.parse::<u64>().is_ok_and(|n| n <= 255)
+    }) && parts == 4
+        && host.starts_with("127.")
 }
 
 fn valid_origin(o: &str) -> bool {
@@ -531,6 +535,22 @@ pub(crate) mod tests {
         v.insert("DEV_CALLER_KEY", "  ".into());
         v.insert("XOXODAY_OAUTH_URL", "http://127.0.0.1:8788/chef".into());
         assert!(parse_with(&v).unwrap().dev_caller_key(here).is_none(), "blank is unset");
+    }
+
+    #[test]
+    fn a_loopback_address_is_four_octets_from_127() {
+        // The rule as first written, with `u8`'s parser.
+        let rule = |host: &str| {
+            let parts: Vec<&str> = host.split('.').collect();
+            parts.len() == 4 && parts[0] == "127" && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
+        };
+        for host in [
+            "127.0.0.1", "127.255.255.255", "127.0.0.256", "127.0.0", "127.0.0.1.2", "127..0.1", "127.0.0.", "128.0.0.1",
+            "0127.0.0.1", "127.+1.0.1", "127.-1.0.1", "127.001.0.1", "127.0001.0.1", "127.0.0.x", "127", "", ".127.0.0.1",
+            "127.0.0.1.", "127.+.0.1",
+        ] {
+            assert_eq!(is_loopback(host), rule(host), "{host}");
+        }
     }
 
     #[test]
