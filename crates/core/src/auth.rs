@@ -19,6 +19,11 @@ use serde_json::Value;
 /// Every scope name a key may hold.
 pub const SCOPES: [&str; 6] = ["catalog", "balance", "orders:read", "orders:write", "admin", "*"];
 
+/// `SCOPES.join(", ")`, for the messages that list them (written out:
+/// `join` over `&str` would be a second copy of `join` in the wasm, beside
+/// the one over `String`; a test holds the two together).
+pub const SCOPE_LIST: &str = "catalog, balance, orders:read, orders:write, admin, *";
+
 /// One configured caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -151,7 +156,7 @@ impl CallerKeys {
                             Some(s) if SCOPES.contains(&s) => scopes.push(s.to_string()),
                             _ => problems.push(format!(
                                 "{at}.scopes has an unknown scope (known: {})",
-                                SCOPES.join(", ")
+                                SCOPE_LIST
                             )),
                         }
                     }
@@ -322,6 +327,11 @@ mod tests {
         for s in SCOPES {
             assert!(b.has_scope(s));
         }
+    }
+
+    #[test]
+    fn the_scope_list_is_the_scopes_joined() {
+        assert_eq!(SCOPE_LIST, SCOPES.join(", "));
     }
 
     #[test]

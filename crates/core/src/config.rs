@@ -94,7 +94,7 @@ impl Config {
     }
     /// The Plum API endpoint.
     pub fn api_url(&self) -> String {
-        [self.oauth_url.as_str(), "/v1/oauth/api"].concat()
+        self.oauth_url.clone() + "/v1/oauth/api"
     }
 
     /// The Xoxoday account this configuration talks to (names its token

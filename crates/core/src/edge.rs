@@ -263,7 +263,7 @@ impl<V> ByteLru<V> {
 /// plumgate (or one whose credentials changed) would answer with each
 /// other's catalog and balance.
 pub fn cache_url(account: &str, key: &CacheKey) -> String {
-    ["https://plumgate.internal/cache/v3/", account, "/", key.id.as_str()].concat()
+    "https://plumgate.internal/cache/v3/".to_owned() + account + "/" + key.id.as_str()
 }
 
 #[cfg(test)]

@@ -161,7 +161,15 @@ fn object<'a>(body: &'a Value, known: &[&str], what: &str) -> Result<&'a serde_j
     let obj = body.as_object().ok_or_else(|| bad(format!("the body must be a JSON object: {what}")))?;
     // The member is not named: it is the caller's own text.
     if obj.keys().any(|k| !known.contains(&k.as_str())) {
-        return Err(bad(format!("the body has an unknown member; it may have only {}", known.join(", "))));
+        // `known.join(", ")`, without a `join` over `&str` (see `SCOPE_LIST`).
+        let mut list = String::new();
+        for k in known {
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            list.push_str(k);
+        }
+        return Err(bad(format!("the body has an unknown member; it may have only {list}")));
     }
     Ok(obj)
 }
@@ -185,7 +193,7 @@ pub fn parse_new_key(body: &Value, now_ms: i64) -> Result<NewKey, ApiError> {
                 match s.as_str() {
                     Some(s) if scopes.iter().any(|x| x == s) => return Err(bad("scopes names a scope twice")),
                     Some(s) if SCOPES.contains(&s) => scopes.push(s.to_owned()),
-                    _ => return Err(bad(format!("scopes has an unknown scope (known: {})", SCOPES.join(", ")))),
+                    _ => return Err(bad(format!("scopes has an unknown scope (known: {})", crate::auth::SCOPE_LIST))),
                 }
             }
             scopes

@@ -58,7 +58,7 @@ pub const LOOK_PATH: &str = "/v2/look";
 /// then finds the order with getOrderDetails (`crate::ledger`), so it is
 /// answered, never placed twice.
 pub fn object_name(account: &str, po_number: &str) -> String {
-    ["po:", account, ":", po_number].concat()
+    "po:".to_owned() + account + ":" + po_number
 }
 
 /// A placeOrder for the ledger.
