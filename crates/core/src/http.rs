@@ -109,7 +109,12 @@ pub struct HeaderList(Vec<(Cow<'static, str>, String)>);
 impl HeaderList {
     /// Set `name` to `value`, replacing an earlier value.
     pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
-        let (name, value) = (name.into(), value.into());
+        self.put(name.into(), value.into());
+    }
+
+    /// [`set`](Self::set) once the two are converted: one copy of this in
+    /// the wasm, not one per pair of argument types.
+    fn put(&mut self, name: Cow<'static, str>, value: String) {
         if !header_fits(&name, &value) {
             return;
         }
