@@ -215,6 +215,12 @@ impl Object {
     }
 }
 
+/// JSON texts as one JSON array: `[`, `items` joined by `,`, `]` (one
+/// `format!` for every list the wires and answers write).
+pub(crate) fn array(items: &[String]) -> String {
+    format!("[{}]", items.join(","))
+}
+
 /// A JSON string literal of `s`.
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

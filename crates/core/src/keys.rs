@@ -671,9 +671,9 @@ fn time_or_null(ms: Option<i64>) -> String {
     quote_or_null(ms.map(rfc3339).as_deref())
 }
 
-fn scopes_json(scopes: &[String]) -> String {
+pub(crate) fn scopes_json(scopes: &[String]) -> String {
     let items: Vec<String> = scopes.iter().map(|s| quote(s)).collect();
-    format!("[{}]", items.join(","))
+    crate::jsontext::array(&items)
 }
 
 /// What `/v1/keys` says of one key: usage of the day of `now_ms`, the

@@ -121,7 +121,7 @@ pub fn store(tells: &[Tell]) -> String {
                     .finish()
             })
             .collect();
-    format!("[{}]", items.join(","))
+    crate::jsontext::array(&items)
 }
 
 /// What became of an attempt.

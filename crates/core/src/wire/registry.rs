@@ -25,7 +25,7 @@
 
 use crate::audit::{self, Attempt, Outcome, Query};
 use crate::errors::ApiError;
-use crate::jsontext::{quote, Object};
+use crate::jsontext::{array, quote, Object};
 use crate::keys::{Credential, NewKey};
 use crate::quota::{Limits, UsageDelta};
 use serde_json::Value;
@@ -315,7 +315,7 @@ impl Writer {
 }
 
 fn list<T>(items: &[T], each: fn(&T) -> String) -> Option<String> {
-    (!items.is_empty()).then(|| format!("[{}]", items.iter().map(each).collect::<Vec<_>>().join(",")))
+    (!items.is_empty()).then(|| array(&items.iter().map(each).collect::<Vec<_>>()))
 }
 
 fn get_str(v: &Value, k: &str) -> Option<String> {
@@ -378,8 +378,7 @@ fn limits_from(v: &Value) -> Limits {
 
 /// [`Credential`] as JSON.
 fn credential_json(c: &Credential) -> String {
-    let scopes: Vec<String> = c.scopes.iter().map(|s| quote(s)).collect();
-    let mut o = Object::new().str("id", &c.id).str("sha256", &c.sha256).raw("scopes", &format!("[{}]", scopes.join(","))).raw("limits", &limits_json(&c.limits));
+    let mut o = Object::new().str("id", &c.id).str("sha256", &c.sha256).raw("scopes", &crate::keys::scopes_json(&c.scopes)).raw("limits", &limits_json(&c.limits));
     o = match c.until_ms {
         Some(t) => o.num("until_ms", t),
         None => o.raw("until_ms", "null"),
@@ -405,7 +404,7 @@ impl Request {
             .raw("usage", list(&self.usage, usage_json))
             .str("id", &self.id)
             .str("sha256", &self.sha256)
-            .raw("scopes", (!self.scopes.is_empty()).then(|| format!("[{}]", self.scopes.iter().map(|s| quote(s)).collect::<Vec<_>>().join(","))))
+            .raw("scopes", list(&self.scopes, |s| quote(s)))
             .int("expires_at_ms", self.expires_at_ms)
             .raw("limits", self.limits.as_ref().map(limits_json))
             .int("grace_secs", self.grace_secs.and_then(|g| i64::try_from(g).ok()))
