@@ -150,7 +150,7 @@ pub async fn get(url: &str) -> Option<Cached> {
         MEMORY.with(|m| m.borrow_mut().remove(url));
     }
     let entry = cache::get(url).await?;
-    let stamp = |name: &str| entry.header(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let stamp = |name: &str| entry.header(name).and_then(|v| plumgate_core::jsontext::int_from_text(&v)).unwrap_or(0);
     let (fresh_until_ms, stale_until_ms) = (stamp("x-plumgate-expires"), stamp("x-plumgate-stale-until"));
     let status = entry.status();
     let c = Cached { status, body: Vec::new(), fresh_until_ms, stale_until_ms: stale_until_ms.max(fresh_until_ms) };

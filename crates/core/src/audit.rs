@@ -369,7 +369,7 @@ pub fn parse_query(params: &[(String, String)]) -> std::result::Result<Query, Ap
             }
             "cursor" => {
                 let ok = !value.is_empty() && value.len() <= 18 && value.bytes().all(|b| b.is_ascii_digit());
-                q.before = Some(value.parse().ok().filter(|_| ok).ok_or_else(|| {
+                q.before = Some(crate::jsontext::int_from_text(value).filter(|_| ok).ok_or_else(|| {
                     ApiError::invalid_request("cursor must be the next_cursor of an earlier page")
                 })?);
             }

@@ -104,6 +104,26 @@ pub fn number_from_text(s: &str) -> Option<f64> {
     from_text::<serde_json::Value>(&json).ok().and_then(|v| v.as_f64()).filter(|f| f.is_finite())
 }
 
+/// `s.parse::<i64>().ok()` (an optional sign, then decimal digits), read
+/// with `u64`'s parser: the wasm then holds one integer parser, not two.
+pub fn int_from_text(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    // `u64`'s parser takes a `+` of its own: one sign at most.
+    if digits.starts_with('+') {
+        return None;
+    }
+    let n = digits.parse::<u64>().ok()?;
+    if negative {
+        0i64.checked_sub_unsigned(n)
+    } else {
+        i64::try_from(n).ok()
+    }
+}
+
 /// `n` in decimal, appended to `out`: what its `Display` writes, without
 /// the formatting machinery (every log line and error answer writes a few).
 pub(crate) fn push_int(out: &mut String, n: i128) {
@@ -235,7 +255,7 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{number_from_text, push_digits, push_int, quote, quote_or_null, request_json, to_text, Object};
+    use super::{int_from_text, number_from_text, push_digits, push_int, quote, quote_or_null, request_json, to_text, Object};
     use serde_json::{json, Value};
 
     #[test]
@@ -255,6 +275,17 @@ mod tests {
             json!([]), json!({}), json!({"b": [1, {"a": null}], "a": "x"}),
         ] {
             assert_eq!(to_text(&v), v.to_string());
+        }
+    }
+
+    #[test]
+    fn whole_numbers_in_text_read_as_str_parse_reads_them() {
+        for t in [
+            "0", "-0", "+0", "7", "-7", "+7", "007", "-007", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+            "-9223372036854775809", "18446744073709551615", "18446744073709551616", "", "+", "-", "+-1", "-+1", "++1", "--1", " 1",
+            "1 ", "0x1", "1.0", "1e3", "١", "99999999999999999999999",
+        ] {
+            assert_eq!(int_from_text(t), t.parse::<i64>().ok(), "{t:?}");
         }
     }
 

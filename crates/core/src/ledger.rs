@@ -528,10 +528,10 @@ pub fn not_placed_mark(fingerprint: &str, now_ms: i64) -> (String, i64) {
 /// cannot be read).
 pub fn read_mark(stored: &str, now_ms: i64) -> Result<(&str, i64), i64> {
     let Some((until, fingerprint)) = stored.split_once(' ') else { return Err(i64::MIN) };
-    match until.parse::<i64>() {
-        Ok(until) if until > now_ms => Ok((fingerprint, until)),
-        Ok(until) => Err(until),
-        Err(_) => Err(i64::MIN),
+    match crate::jsontext::int_from_text(until) {
+        Some(until) if until > now_ms => Ok((fingerprint, until)),
+        Some(until) => Err(until),
+        None => Err(i64::MIN),
     }
 }
 

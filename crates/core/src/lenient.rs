@@ -9,7 +9,7 @@
 //! Not here: the validation of what *callers* send (`ops`), whose rules are
 //! about accepting what Xoxoday accepts, not reading what it answers.
 
-use crate::jsontext::number_from_text;
+use crate::jsontext::{int_from_text, number_from_text};
 use crate::time::add_secs;
 use serde_json::{Map, Value};
 
@@ -20,7 +20,7 @@ pub fn lenient_i64(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => {
             let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| number_from_text(s).map(|f| f as i64))
+            int_from_text(s).or_else(|| number_from_text(s).map(|f| f as i64))
         }
         _ => None,
     }
