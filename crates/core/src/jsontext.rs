@@ -23,6 +23,8 @@
 //! And the one way a number written as text is read ([`number_from_text`]):
 //! through the same reader, not `str::parse::<f64>`, whose float parser
 //! would add its own code and power-of-five tables to the wasm (14 KB gzip).
+//! A whole number written as text is read by [`int_from_text`], over
+//! `u64`'s parser, not `str::parse::<i64>` (a second integer parser).
 
 use crate::ops::canonical::write_string;
 use serde::de::DeserializeOwned;
