@@ -79,9 +79,10 @@ impl Incoming {
     /// refused as soon as it passes `max`: the rest is never read, so a
     /// huge body never reaches JS or wasm memory.
     pub async fn bytes_at_most(self, max: usize) -> Result<Vec<u8>, BodyError> {
-        match self.header("content-length").map(|len| len.trim().parse::<usize>()) {
-            Some(Ok(n)) if n > max => return Err(BodyError::TooLarge),
-            Some(Ok(_)) => return self.bytes().await.map_err(|()| BodyError::Unreadable),
+        // `parse::<usize>`, through `u64`'s parser (the one the wasm has).
+        match self.header("content-length").map(|len| len.trim().parse::<u64>().ok().and_then(|n| usize::try_from(n).ok())) {
+            Some(Some(n)) if n > max => return Err(BodyError::TooLarge),
+            Some(Some(_)) => return self.bytes().await.map_err(|()| BodyError::Unreadable),
             _ => {}
         }
         let Some(stream) = self.raw.body() else { return Ok(Vec::new()) };

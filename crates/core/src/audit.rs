@@ -374,7 +374,8 @@ pub fn parse_query(params: &[(String, String)]) -> std::result::Result<Query, Ap
                 })?);
             }
             "limit" => {
-                q.limit = value.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                // `parse::<u32>`, through `u64`'s parser (the one the wasm has).
+                q.limit = value.parse::<u64>().ok().and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
                     ApiError::invalid_request(format!("limit must be a whole number from 1 to {MAX_PAGE}"))
                 })?;
             }
@@ -549,6 +550,7 @@ mod tests {
         let day = p(&[("from", "2026-11-25"), ("to", "2026-11-25")]).unwrap();
         assert_eq!((day.from_ms, day.to_ms), (Some(1_795_564_800_000), Some(1_795_564_800_000 + 86_400_000)));
         assert_eq!(p(&[("to", "2026-11-25T00:00:00Z")]).unwrap().to_ms, Some(1_795_564_800_000), "a time is taken as it is");
+        assert_eq!(p(&[("limit", "+5")]).unwrap().limit, 5, "as parse::<u32> reads it");
         for (pairs, says) in [
             (vec![("from", "yesterday")], "from must be an RFC 3339"),
             (vec![("to", "2026-02-30")], "to must be"),
@@ -561,6 +563,9 @@ mod tests {
             (vec![("cursor", "9999999999999999999")], "cursor must be"),
             (vec![("limit", "0")], "limit must be a whole number from 1 to 200"),
             (vec![("limit", "201")], "limit must be"),
+            (vec![("limit", "4294967301")], "limit must be"),
+            (vec![("limit", "-5")], "limit must be"),
+            (vec![("limit", "++5")], "limit must be"),
             (vec![("kye", "billing-fn")], "unknown query parameter: GET /v1/audit takes from, to, key, cursor and limit"),
             (vec![("limit", "1"), ("limit", "2")], "limit is given more than once"),
             (vec![("kye", "a"), ("kye", "b")], "unknown query parameter"),
