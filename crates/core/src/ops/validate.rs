@@ -329,7 +329,7 @@ fn paging(obj: &Obj) -> Result {
 
 /// Check `obj[name]` with `check` (given the value and its path); absent or
 /// `null` is "missing".
-fn required(obj: &Obj, name: &str, check: impl FnOnce(&Value, &str) -> Result) -> Result {
+fn required(obj: &Obj, name: &str, check: fn(&Value, &str) -> Result) -> Result {
     let path = format!("data.{name}");
     match obj.get(name) {
         None | Some(Value::Null) => Err(missing(&path)),
@@ -338,7 +338,7 @@ fn required(obj: &Obj, name: &str, check: impl FnOnce(&Value, &str) -> Result) -
 }
 
 /// Check `obj[name]` with `check` unless it is absent or `null`.
-fn optional(obj: &Obj, name: &str, check: impl FnOnce(&Value, &str) -> Result) -> Result {
+fn optional(obj: &Obj, name: &str, check: fn(&Value, &str) -> Result) -> Result {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(()),
         Some(v) => check(v, &format!("data.{name}")),
