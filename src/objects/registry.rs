@@ -36,6 +36,7 @@ use plumgate_core::keys::{self, Facts, KeyRecord};
 use plumgate_core::quota::{Counter, Hold, HoldChange, HoldState, Usage};
 use plumgate_core::registry::{self, Write};
 use plumgate_core::time::{day_of, secs_to_ms};
+use plumgate_core::wire::ledger::{legacy_object_name, object_name, LedgerReply};
 use plumgate_core::wire::registry::{Op, Reply, Request, OBJECT_NAME};
 use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
@@ -291,8 +292,10 @@ impl KeyRegistry {
     /// (a look, never a placement; at most `LOOK_WAIT_MS` each, 20 holds
     /// an alarm), and the hold settles on that (`registry::abandoned`),
     /// unless a request changed it meanwhile (a failure leaves the rest to
-    /// the next alarm). A request that was alive after all settles as
-    /// usual afterwards, counting nothing twice.
+    /// the next alarm). An order the account's ledger knows nothing of is
+    /// asked of its ledger before per-account names too
+    /// (`registry::ask_legacy_ledger`). A request that was alive after all
+    /// settles as usual afterwards, counting nothing twice.
     async fn settle_abandoned(&self) -> worker::Result<()> {
         // The orders' ledgers are the configured account's; misconfigured,
         // the holds wait for a configuration that names it.
@@ -306,8 +309,11 @@ impl KeyRegistry {
         for row in suspects {
             let (key, po, fp) = (text(row.first()), text(row.get(1)), text(row.get(2)));
             let hold = hold_from(&row, 3);
-            let Some(lost) = ledger::Lost::of_order(cfg.account_id(), &po, &fp) else { continue };
-            let Some(Some(reply)) = within(LOOK_WAIT_MS, ledger::look(&self.env, &lost)).await else { continue };
+            let Some(mut reply) = self.look(object_name(cfg.account_id(), &po), &fp).await else { continue };
+            if registry::ask_legacy_ledger(&reply) {
+                let Some(older) = self.look(legacy_object_name(&po), &fp).await else { continue };
+                reply = older;
+            }
             // From here on no await: the hold read and the writes are one step.
             if self.hold_by(&key, &po, &fp)? != Some(hold) {
                 continue;
@@ -316,6 +322,13 @@ impl KeyRegistry {
             self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage))?;
         }
         Ok(())
+    }
+
+    /// What the ledger object `name` knows of the order with fingerprint
+    /// `fp`; `None` if it could not be asked or did not answer within
+    /// `LOOK_WAIT_MS` (the hold waits for the next alarm).
+    async fn look(&self, name: String, fp: &str) -> Option<LedgerReply> {
+        within(LOOK_WAIT_MS, ledger::look(&self.env, &ledger::Lost::of_order(name, fp)?)).await?
     }
 
     /// Every key's hold of one order (`poNumber`, fingerprint), by key id.

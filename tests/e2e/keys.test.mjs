@@ -673,6 +673,46 @@ test("holds whose requests died between reserve and settle: the registry asks ea
   assert.equal((await order(k.key, po("dead-over"), 30)).status, 429, "50 + 25 + 30 would pass 100: the replay counted nothing again");
 });
 
+test("a hold whose request died across the upgrade to per-account ledgers: the order the older ledger placed is counted", async () => {
+  const k = await createKey({ id: "upgrade-holder", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
+  const q = po("upgrade");
+  assert.ok(placed(await order(k.key, q, 50)));
+  await waitFor(async () => (await keyView("upgrade-holder")).usage.orders === 1, { what: "the order counted" });
+  // Versions before 2026-12-03 named an order's ledger `po:<poNumber>`;
+  // this one names it `po:<account>:<poNumber>`. So the ledger holding q
+  // is, by name, the older version's ledger of the poNumber
+  // `<account>:q`: make the registry hold that order (q's fingerprint),
+  // with its request dead on it and nothing counted, as a request cut by
+  // the upgrade deploy leaves it. The account's ledger of `<account>:q`
+  // has no record; only the older name knows the order was placed.
+  const dir = w.persistDir;
+  await w.stop();
+  const ledgerName = (await objectFiles(dir, "OrderLedger")).map((f) => f.name).find((n) => n?.endsWith(`:${q}`));
+  assert.match(ledgerName ?? "", /^po:[^:]+:/, "q's ledger is named po:<account>:<poNumber>");
+  const olderPo = ledgerName.slice("po:".length);
+  const [registry] = await objectFiles(dir, "KeyRegistry");
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(registry.file);
+  try {
+    const day = Math.floor(Date.now() / 86_400_000);
+    assert.equal(db.prepare("UPDATE holds SET po = ?, state = 'held', holders = 1 WHERE key = ? AND po = ?").run(olderPo, "upgrade-holder", q).changes, 1);
+    assert.equal(db.prepare("UPDATE usage SET orders = 0, amount = 0 WHERE key = ? AND day = ?").run("upgrade-holder", day).changes, 1);
+  } finally {
+    db.close();
+  }
+  w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
+  const stuck = await keyView("upgrade-holder");
+  assert.deepEqual([stuck.usage.orders, stuck.usage.amount, stuck.usage.reserved], [0, 0, 50], JSON.stringify(stuck));
+  // 50 held: 60 more would pass the cap; the refusal brings the registry's look forward.
+  assert.equal((await order(k.key, po("upgrade-next"), 60)).status, 429);
+  const settled = await waitFor(async () => {
+    const v = await keyView("upgrade-holder");
+    return v.usage.reserved === 0 ? v : null;
+  }, { timeout: 150_000, interval: 2_000, what: "the dead hold settled" });
+  assert.deepEqual([settled.usage.orders, settled.usage.amount], [1, 50], "the order the older ledger placed counted, not released as never sent");
+  assert.equal((await order(k.key, po("upgrade-over"), 60)).status, 429, "50 counted + 60 would pass 100");
+});
+
 test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked", async () => {
   const k = await createKey({ id: "later-static", scopes: ["catalog"] });
   const clash = makeKey("later-static", ["catalog"]);

@@ -230,6 +230,18 @@ pub fn reconciled(attempt: &Attempt, result: &audit::Result, holds: &[(String, H
     writes
 }
 
+/// Is a look's `reply` for a hold whose requests may be gone to be asked
+/// again of the order's ledger under its name before per-account names
+/// (`wire::ledger::legacy_object_name`)? Only when the account's ledger
+/// has no record of it and nothing in flight: a request that died across
+/// the upgrade deploy may have placed the order through the older object,
+/// and releasing its hold would leave the day's count short by it. That
+/// object's answer then settles the hold ([`abandoned`]); it has nothing
+/// either for an order never sent.
+pub fn ask_legacy_ledger(reply: &LedgerReply) -> bool {
+    reply.fate == Fate::Unknown && crate::ledger::found_nothing(&reply.outcome)
+}
+
 /// A hold of `key` for the order (`po`, `fp`) whose requests may all be
 /// gone, once the order's ledger has answered a look (`reply`): settled by
 /// `quota::abandoned` (a look that found no record and nothing in flight:
@@ -469,5 +481,26 @@ mod tests {
         // Already committed: nothing.
         let committed = Hold { state: HoldState::Committed, ..held };
         assert!(abandoned("k", "po-1", "fp", &committed, &reply(answer(200), Fate::Placed), before).is_empty());
+    }
+
+    #[test]
+    fn only_a_ledger_that_knows_nothing_sends_the_look_to_the_older_name() {
+        use crate::ledger::{found_not_placed, nothing_found};
+        use crate::wire::ledger::Outcome as Said;
+        let reply = |outcome, fate| LedgerReply { outcome, replayed: false, fate };
+        let answer = |status| Said::Answer { status, body: "{}".into(), reconciled: false, upstream_status: Some(status) };
+        let error = |e: ApiError| Said::Error { error: e, upstream_status: None };
+        assert!(ask_legacy_ledger(&reply(error(nothing_found()), Fate::Unknown)), "no record, nothing in flight");
+        for r in [
+            reply(answer(200), Fate::Placed),
+            reply(answer(200), Fate::Failed),
+            reply(answer(422), Fate::NotPlaced),
+            // Its own mark: this ledger refused or proved it, no older object sent it.
+            reply(error(found_not_placed()), Fate::NotPlaced),
+            reply(error(ApiError::order_in_progress("checking", 10)), Fate::Unknown),
+            reply(error(ApiError::upstream_error("lost")), Fate::Unknown),
+        ] {
+            assert!(!ask_legacy_ledger(&r), "{r:?}");
+        }
     }
 }

@@ -39,12 +39,13 @@ pub struct Lost {
 }
 
 impl Lost {
-    /// The look for the order (`poNumber`, fingerprint) on `account` of a
-    /// hold whose requests may be gone (the registry's alarm): a look reads
-    /// only the fingerprint.
-    pub fn of_order(account: &str, po: &str, fingerprint: &str) -> Option<Lost> {
+    /// The look for the order with `fingerprint` of a hold whose requests
+    /// may be gone (the registry's alarm), sent to the ledger object
+    /// `name` (`object_name`, or `legacy_object_name` for one placed
+    /// before per-account names): a look reads only the fingerprint.
+    pub fn of_order(name: String, fingerprint: &str) -> Option<Lost> {
         let body = serde_json::to_string(&LedgerRequest { data: Value::Object(Default::default()), fingerprint: fingerprint.to_string() }).ok()?;
-        Some(Lost { name: object_name(account, po), body })
+        Some(Lost { name, body })
     }
 }
 

@@ -53,12 +53,20 @@ pub const LOOK_PATH: &str = "/v2/look";
 /// order that had the same `poNumber`.
 ///
 /// Versions before this one named it `po:<poNumber>`, whatever the
-/// account. Those records stay where they are: a placeOrder sent again
-/// after the upgrade meets Xoxoday's own duplicate check, and plumgate
-/// then finds the order with getOrderDetails (`crate::ledger`), so it is
-/// answered, never placed twice.
+/// account ([`legacy_object_name`]). Those records stay where they are: a
+/// placeOrder sent again after the upgrade meets Xoxoday's own duplicate
+/// check, and plumgate then finds the order with getOrderDetails
+/// (`crate::ledger`), so it is answered, never placed twice.
 pub fn object_name(account: &str, po_number: &str) -> String {
-    "po:".to_owned() + account + ":" + po_number
+    legacy_object_name(&(account.to_owned() + ":" + po_number))
+}
+
+/// The ledger object of `po_number` in versions before per-account names:
+/// asked only for a spend-cap hold whose requests died across the upgrade
+/// and that the account's ledger knows nothing of
+/// (`crate::registry::ask_legacy_ledger`).
+pub fn legacy_object_name(po_number: &str) -> String {
+    "po:".to_owned() + po_number
 }
 
 /// A placeOrder for the ledger.
@@ -294,6 +302,7 @@ mod tests {
         assert_eq!((back.data, back.fingerprint), (r.data, r.fingerprint));
         assert_eq!(object_name("0123456789abcdef", "po-1"), "po:0123456789abcdef:po-1");
         assert_ne!(object_name("0123456789abcdef", "po-1"), object_name("fedcba9876543210", "po-1"), "one ledger per account");
+        assert_eq!(legacy_object_name("po-1"), "po:po-1", "the name versions before 2026-12-03 gave it");
         assert_eq!(PLACE_URL.strip_prefix("https://ledger"), Some(PLACE_PATH));
     }
 
