@@ -97,6 +97,18 @@ async function auditEntries(query = "") {
   throw new Error("too many audit pages");
 }
 
+/** Edit the stopped worker's key registry storage: `edit(db, today's UTC day number)`. */
+async function editRegistry(dir, edit) {
+  const [registry] = await objectFiles(dir, "KeyRegistry");
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(registry.file);
+  try {
+    edit(db, Math.floor(Date.now() / 86_400_000));
+  } finally {
+    db.close();
+  }
+}
+
 test("a runtime key: shown once, works at once for its scopes only, listed without its secret", async () => {
   const before = (await sandbox.counters()).api_calls.getOrderHistory ?? 0;
   const k = await createKey({ id: "billing-fn", scopes: ["catalog", "orders:read"], limits: { requests_per_minute: 1000 } });
@@ -644,18 +656,11 @@ test("holds whose requests died between reserve and settle: the registry asks ea
   // ledger record).
   const dir = w.persistDir;
   await w.stop();
-  const [registry] = await objectFiles(dir, "KeyRegistry");
-  const { DatabaseSync } = await import("node:sqlite");
-  const db = new DatabaseSync(registry.file);
-  try {
-    const M = 1_000_000;
-    const day = Math.floor(Date.now() / 86_400_000);
+  await editRegistry(dir, (db, day) => {
     assert.equal(db.prepare("UPDATE holds SET state = 'held', holders = 1 WHERE key = ? AND po = ?").run("dead-holders", placedPo).changes, 1);
     assert.equal(db.prepare("UPDATE usage SET orders = 0, amount = 0 WHERE key = ? AND day = ?").run("dead-holders", day).changes, 1);
-    db.prepare("INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, 1, 'held')").run("dead-holders", po("never-sent"), "f".repeat(64), day, 40 * M);
-  } finally {
-    db.close();
-  }
+    db.prepare("INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, 1, 'held')").run("dead-holders", po("never-sent"), "f".repeat(64), day, 40_000_000);
+  });
   w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
   const stuck = await keyView("dead-holders");
   assert.deepEqual([stuck.usage.orders, stuck.usage.amount, stuck.usage.reserved], [0, 0, 90], JSON.stringify(stuck));
@@ -690,16 +695,10 @@ test("a hold whose request died across the upgrade to per-account ledgers: the o
   const ledgerName = (await objectFiles(dir, "OrderLedger")).map((f) => f.name).find((n) => n?.endsWith(`:${q}`));
   assert.match(ledgerName ?? "", /^po:[^:]+:/, "q's ledger is named po:<account>:<poNumber>");
   const olderPo = ledgerName.slice("po:".length);
-  const [registry] = await objectFiles(dir, "KeyRegistry");
-  const { DatabaseSync } = await import("node:sqlite");
-  const db = new DatabaseSync(registry.file);
-  try {
-    const day = Math.floor(Date.now() / 86_400_000);
+  await editRegistry(dir, (db, day) => {
     assert.equal(db.prepare("UPDATE holds SET po = ?, state = 'held', holders = 1 WHERE key = ? AND po = ?").run(olderPo, "upgrade-holder", q).changes, 1);
     assert.equal(db.prepare("UPDATE usage SET orders = 0, amount = 0 WHERE key = ? AND day = ?").run("upgrade-holder", day).changes, 1);
-  } finally {
-    db.close();
-  }
+  });
   w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
   const stuck = await keyView("upgrade-holder");
   assert.deepEqual([stuck.usage.orders, stuck.usage.amount, stuck.usage.reserved], [0, 0, 50], JSON.stringify(stuck));
