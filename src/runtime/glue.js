@@ -79,13 +79,52 @@ const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
  * MAX_ANSWER_BYTES arrives empty (the status kept): an answer the wasm
  * cannot read, which it treats like any unreadable one (a read fails with
  * upstream_error, a placeOrder is reconciled, an alert's 2xx still counts).
+ * Nor is it held in JavaScript memory: a body whose `content-length` says
+ * it is over is not read at all, and one of no stated length (chunked, or
+ * compressed: the length then counts the compressed bytes) is read piece
+ * by piece and dropped once the pieces pass the limit. A body whose stated
+ * length is within it is read in one `arrayBuffer()` (the hot path: the
+ * runtime ends the body at that length).
  */
 function readWhole(response) {
-  return response.arrayBuffer().then((buf) => {
-    if (buf.byteLength <= MAX_ANSWER_BYTES) return { status: response.status, bytes: new Uint8Array(buf), response };
-    console.error(JSON.stringify({ event: "upstream_answer_too_large", status: response.status, bytes: buf.byteLength, limit: MAX_ANSWER_BYTES }));
-    return { status: response.status, bytes: new Uint8Array(0), response };
+  const status = response.status;
+  const stated = response.headers.get("content-length");
+  if (stated !== null && !response.headers.has("content-encoding")) {
+    const length = Number(stated);
+    if (length <= MAX_ANSWER_BYTES) return response.arrayBuffer().then((buf) => ({ status, bytes: new Uint8Array(buf), response }));
+    if (length > MAX_ANSWER_BYTES) return Promise.resolve(tooLarge(response, length, null));
+  }
+  if (response.body === null) return Promise.resolve({ status, bytes: new Uint8Array(0), response });
+  const reader = response.body.getReader();
+  const pieces = [];
+  let total = 0;
+  const next = () => reader.read().then(({ done, value }) => {
+    if (done) {
+      const bytes = new Uint8Array(total);
+      let at = 0;
+      for (const piece of pieces) {
+        bytes.set(piece, at);
+        at += piece.byteLength;
+      }
+      return { status, bytes, response };
+    }
+    total += value.byteLength;
+    if (total > MAX_ANSWER_BYTES) return tooLarge(response, total, reader);
+    pieces.push(value);
+    return next();
   });
+  return next();
+}
+
+/**
+ * The answer of a body over MAX_ANSWER_BYTES: empty, the rest of the body
+ * cancelled unread, and one log line with the stated length or the bytes
+ * read when the limit was passed (never the URL: a webhook's is a secret).
+ */
+function tooLarge(response, bytes, reader) {
+  console.error(JSON.stringify({ event: "upstream_answer_too_large", status: response.status, bytes, limit: MAX_ANSWER_BYTES }));
+  Promise.resolve(reader ? reader.cancel() : response.body?.cancel()).catch(() => undefined);
+  return { status: response.status, bytes: new Uint8Array(0), response };
 }
 
 /** The bytes of an `ArrayBuffer`, for the wasm to copy in one call. */

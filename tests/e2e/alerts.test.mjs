@@ -26,10 +26,28 @@ const vouchers = new Set();
  * incoming-webhook URL, so the leak scan can look for it. `answerBytes`:
  * accept with a body that long instead of "ok".
  */
-async function startReceiver({ answerBytes } = {}) {
+/**
+ * A webhook receiver on loopback. `answerBytes`: answer a 2xx with a body of
+ * that many bytes, with its content-length or (`chunked`) without one,
+ * written as the reader takes it; `rx.answerWritten` counts what was
+ * written before the reader stopped or the body ended.
+ */
+async function startReceiver({ answerBytes, chunked = false } = {}) {
   const hits = [];
   const alerts = [];
   let failing = 0;
+  const writeBig = (res) => {
+    const piece = Buffer.alloc(64 * 1024, 0x61);
+    res.writeHead(200, chunked ? { "content-type": "text/plain" } : { "content-type": "text/plain", "content-length": String(answerBytes) });
+    const more = () => {
+      while (rx.answerWritten < answerBytes && !res.destroyed) {
+        rx.answerWritten += piece.length;
+        if (!res.write(piece)) return void res.once("drain", more);
+      }
+      res.end();
+    };
+    more();
+  };
   const server = createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
@@ -41,7 +59,8 @@ async function startReceiver({ answerBytes } = {}) {
       // What left plumgate goes through the leak scan with the responses.
       capturedResponses.push(`webhook ${body}`);
       if (status === 200) alerts.push(JSON.parse(body));
-      res.writeHead(status, { "content-type": "text/plain" }).end(status !== 200 ? "down" : answerBytes ? Buffer.alloc(answerBytes, 0x61) : "ok");
+      if (status === 200 && answerBytes) return writeBig(res);
+      res.writeHead(status, { "content-type": "text/plain" }).end(status !== 200 ? "down" : "ok");
     });
   });
   await new Promise((res) => server.listen(0, "127.0.0.1", res));
@@ -51,6 +70,7 @@ async function startReceiver({ answerBytes } = {}) {
     secret,
     hits,
     alerts,
+    answerWritten: 0,
     failNext(n) { failing = n; },
     close: () => new Promise((res) => server.close(res)),
   };
@@ -257,25 +277,35 @@ test("ALERT_REFRESH_FAILURES (3) failed refresh runs: one alert, retried with ba
   });
 });
 
-test("a receiver that accepts with a 17 MiB page: delivered once; the body is not copied into the wasm (over 16 MiB), and the log says so", async () => {
-  const rx = await startReceiver({ answerBytes: 17 * 1024 * 1024 });
-  const sb = await fresh();
-  await withWorker(sb, { vars: { ALERT_WEBHOOK_URL: rx.url } }, async (w) => {
-    assert.equal((await op(w)).status, 200);
-    await sb.admin("/tokens/revoke-access", {});
-    await sb.admin("/faults/refresh", { mode: "invalid_grant" });
-    assert.equal((await op(w)).status, 503);
-    const a = await expectAlerts(rx, 1, "the reauth_required alert");
-    assertShape(a, "reauth_required", "firing");
-    assert.equal(rx.hits.length, 1, "a 2xx is delivered, whatever its body: never sent again");
-    await waitFor(async () => (await tokenStatus(w)).last_alert?.delivered === true, { what: "recorded as delivered" });
-    const big = w.jsonLogs().filter((l) => l.event === "upstream_answer_too_large");
-    assert.deepEqual(big.map((l) => [l.status, l.bytes, l.limit]), [[200, 17 * 1024 * 1024, 16 * 1024 * 1024]]);
-    assert.ok(!JSON.stringify(big).includes(rx.secret), "never the URL");
-    // The worker still serves.
-    await sb.admin("/faults/clear", {});
+for (const chunked of [false, true]) {
+  test(`a receiver that accepts with a 64 MiB page (${chunked ? "chunked, no length" : "its length stated"}): delivered once; the body is neither copied into the wasm nor read whole (over 16 MiB), and the log says so`, async () => {
+    const MiB = 1024 * 1024;
+    const rx = await startReceiver({ answerBytes: 64 * MiB, chunked });
+    const sb = await fresh();
+    await withWorker(sb, { vars: { ALERT_WEBHOOK_URL: rx.url } }, async (w) => {
+      assert.equal((await op(w)).status, 200);
+      await sb.admin("/tokens/revoke-access", {});
+      await sb.admin("/faults/refresh", { mode: "invalid_grant" });
+      assert.equal((await op(w)).status, 503);
+      const a = await expectAlerts(rx, 1, "the reauth_required alert");
+      assertShape(a, "reauth_required", "firing");
+      assert.equal(rx.hits.length, 1, "a 2xx is delivered, whatever its body: never sent again");
+      await waitFor(async () => (await tokenStatus(w)).last_alert?.delivered === true, { what: "recorded as delivered" });
+      const big = w.jsonLogs().filter((l) => l.event === "upstream_answer_too_large");
+      assert.equal(big.length, 1, JSON.stringify(big));
+      assert.deepEqual([big[0].status, big[0].limit], [200, 16 * MiB]);
+      if (chunked) {
+        assert.ok(big[0].bytes > 16 * MiB && big[0].bytes < 17 * MiB, `read until just past the limit, then stopped: ${big[0].bytes}`);
+      } else {
+        assert.equal(big[0].bytes, 64 * MiB, "the stated length");
+      }
+      assert.ok(rx.answerWritten < 48 * MiB, `the rest was never taken: ${rx.answerWritten / MiB} MiB written of 64`);
+      assert.ok(!JSON.stringify(big).includes(rx.secret), "never the URL");
+      // The worker still serves.
+      await sb.admin("/faults/clear", {});
+    });
   });
-});
+}
 
 test("BALANCE_ALERT_BELOW: a crossing seen in getBalance answers alerts once, a top-up resolves it", async () => {
   const rx = await startReceiver();
