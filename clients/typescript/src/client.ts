@@ -451,9 +451,9 @@ export class PlumgateClient {
       return unknown("refused_after_lost_answer");
     };
     const notSent = (code: "aborted" | "timeout", message: string) =>
-      new PlumgateError({ status: 0, code, message, source: "client" });
+      new PlumgateError({ status: 0, code, message, source: "client", notSent: true });
     const abortedWaiting = (waitedOut: PlumgateError) =>
-      new PlumgateError({ status: 0, code: "aborted", message: "aborted while waiting to send the order again; nothing was placed", source: "client", cause: waitedOut });
+      new PlumgateError({ status: 0, code: "aborted", message: "aborted while waiting to send the order again; nothing was placed", source: "client", cause: waitedOut, notSent: true });
     // The callback's own failure (a log sink down) must not turn an outcome,
     // a placed order included, into an exception the caller takes for "failed".
     const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => {

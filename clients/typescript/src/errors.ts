@@ -65,9 +65,12 @@ export class PlumgateError extends Error {
   readonly body: unknown;
   /**
    * The request is known never to have reached plumgate: it could not be
-   * built (`client_error`), or the connection was never made (a
+   * built (`client_error`), the connection was never made (a
    * `network_error` from a refused connection, a host name that does not
-   * resolve, an unreachable network). False when it may have arrived.
+   * resolve, a host or network unreachable at connect), or placeOrder's
+   * deadline or signal ended it before it was sent (`timeout`, `aborted`).
+   * False when it may have arrived, and for any failure after plumgate's
+   * answer began.
    */
   readonly notSent: boolean;
 

@@ -133,8 +133,11 @@ export class Transport {
     const onAbort = () => controller.abort();
     if (opts.signal?.aborted) controller.abort();
     else opts.signal?.addEventListener("abort", onAbort, { once: true });
+    // Set once plumgate's answer began: nothing after that is "not sent".
+    let answered = false;
     try {
       const res = await this.fetchFn(url, { method: opts.method, headers, body, signal: controller.signal });
+      answered = true;
       // Reading the body is part of the exchange: a connection cut while
       // reading it is a lost answer, like one cut before the headers.
       const text = await res.text();
@@ -151,7 +154,7 @@ export class Transport {
       if (timedOut) {
         throw new PlumgateError({ status: 0, code: "timeout", message: `no answer from plumgate within ${opts.timeoutMs} ms`, source: "client", cause });
       }
-      const notSent = neverConnected(cause);
+      const notSent = !answered && neverConnected(cause);
       const message = notSent
         ? "plumgate could not be reached (the connection was refused or never made); nothing was sent"
         : "the request to plumgate failed in transport; it may or may not have arrived";
@@ -176,24 +179,35 @@ export class Transport {
 }
 
 /**
- * The runtime's system error codes for a connection that was never made:
- * no byte of the request left the process. (A reset, a TLS failure or a
- * timeout after connecting may come after the request was written.)
+ * The runtime's errors for a connection that was never made: no byte of the
+ * request left the process. A refused connection, a host name that does not
+ * resolve, undici's connect timeout: by their nature before connecting.
+ * (A reset, a TLS failure or a timeout after connecting may come after the
+ * request was written.)
  */
-const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /**
- * Did `error` (a fetch failure) happen before any connection was made? Node's
- * fetch rejects with `TypeError("fetch failed")` whose `cause` holds the
- * system error's `code`; trying several addresses, an `AggregateError`
- * whose every error must say so. Anything else (a browser's bare
- * `TypeError`, a code not in the list) is "may have arrived".
+ * Unreachable host or network: before connecting only when the failed call
+ * was the `connect` itself. Linux also ends an open connection with them
+ * (`read EHOSTUNREACH`) when the peer becomes unreachable mid-exchange,
+ * after the request may have arrived.
+ */
+const UNREACHABLE = new Set(["EHOSTUNREACH", "ENETUNREACH"]);
+
+/**
+ * Did `error` (a rejected fetch, before any answer) happen before any
+ * connection was made? Node's fetch rejects with `TypeError("fetch failed")`
+ * whose `cause` holds the system error's `code` (and `syscall`); trying
+ * several addresses, an `AggregateError` whose every error must say so.
+ * Anything else (a browser's bare `TypeError`, a code not listed) is "may
+ * have arrived".
  */
 function neverConnected(error: unknown, depth = 0): boolean {
   if (typeof error !== "object" || error === null || depth > 4) return false;
-  const e = error as { code?: unknown; errors?: unknown; cause?: unknown };
+  const e = error as { code?: unknown; syscall?: unknown; errors?: unknown; cause?: unknown };
   if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every((x) => neverConnected(x, depth + 1));
-  if (typeof e.code === "string" && NEVER_CONNECTED.has(e.code)) return true;
+  if (typeof e.code === "string" && (NEVER_CONNECTED.has(e.code) || (UNREACHABLE.has(e.code) && e.syscall === "connect"))) return true;
   return neverConnected(e.cause, depth + 1);
 }
 

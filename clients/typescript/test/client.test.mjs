@@ -225,14 +225,22 @@ test("placeOrder: 502 every time: retries with growing jittered backoff and repo
 });
 
 /** Node's fetch failing to connect: TypeError("fetch failed") caused by a system error `code`. */
-const connectError = (code) => () => {
-  throw new TypeError("fetch failed", { cause: Object.assign(new Error(`connect ${code} 127.0.0.1:9`), { code }) });
+const connectError = (code, syscall = "connect") => () => {
+  throw new TypeError("fetch failed", { cause: Object.assign(new Error(`${syscall} ${code} 127.0.0.1:9`), { code, syscall }) });
 };
+/** plumgate's answer began (status 200), then the connection failed with `code` while the body was read. */
+const cutAfterHeaders = (code) => () => new Response(new ReadableStream({
+  pull(c) {
+    c.error(new TypeError("terminated", { cause: Object.assign(new Error(`read ${code}`), { code, syscall: "read" }) }));
+  },
+}), { status: 200, headers: { "content-type": "application/json" } });
 
 test("placeOrder: a connection never made (refused, no such host) is retried, and ends refused, retryable: nothing was sent", async () => {
   for (const fail of [
     connectError("ECONNREFUSED"),
-    connectError("ENOTFOUND"),
+    connectError("ENOTFOUND", "getaddrinfo"),
+    connectError("EHOSTUNREACH"),
+    connectError("ENETUNREACH"),
     // Several addresses tried (Node's autoSelectFamily): every one refused.
     () => { throw new TypeError("fetch failed", { cause: new AggregateError([Object.assign(new Error("a"), { code: "ECONNREFUSED" }), Object.assign(new Error("b"), { code: "ECONNREFUSED" })]) }); },
   ]) {
@@ -256,10 +264,15 @@ test("placeOrder: a connection never made (refused, no such host) is retried, an
   assert.deepEqual([r.status, r.attempts], ["placed", 2]);
 });
 
-test("placeOrder: a connection that may have carried the order (reset, a bare TypeError, one address refused and one reset) makes the outcome unknown", async () => {
+test("placeOrder: a connection that may have carried the order (reset, a bare TypeError, one address refused and one reset, unreachable mid-exchange, any failure after the answer began) makes the outcome unknown", async () => {
   for (const fail of [
     connectError("ECONNRESET"),
     netError,
+    // Linux ends an open connection so when the peer becomes unreachable.
+    connectError("EHOSTUNREACH", "read"),
+    connectError("ENETUNREACH", "write"),
+    cutAfterHeaders("EHOSTUNREACH"),
+    cutAfterHeaders("ECONNREFUSED"),
     () => { throw new TypeError("fetch failed", { cause: new AggregateError([Object.assign(new Error("a"), { code: "ECONNREFUSED" }), Object.assign(new Error("b"), { code: "ECONNRESET" })]) }); },
   ]) {
     const f = script(fail);
@@ -284,8 +297,21 @@ test("placeOrder: aborted while waiting after a refused connection: refused, abo
   const r = await c.placeOrder(ORDER, { signal: ac.signal, onAttempt: () => ac.abort() });
   assert.equal(r.status, "refused", JSON.stringify(r));
   assert.equal(r.error.code, "aborted");
+  assert.equal(r.error.notSent, true);
   assert.equal(r.retryable, true);
   assert.equal(r.attempts, 1);
+});
+
+test("placeOrder: ended before anything was sent (signal already aborted, deadline too near): refused, and the error says notSent", async () => {
+  const ac = new AbortController();
+  ac.abort();
+  const f = script(json(200, placed()));
+  const { c, clock } = client(f);
+  const aborted = await c.placeOrder(ORDER, { signal: ac.signal });
+  assert.deepEqual([aborted.status, aborted.error.code, aborted.error.notSent, aborted.attempts], ["refused", "aborted", true, 0]);
+  const late = await c.placeOrder(ORDER, { deadline: clock.now() + 500 });
+  assert.deepEqual([late.status, late.error.code, late.error.notSent, late.attempts], ["refused", "timeout", true, 0]);
+  assert.equal(f.calls.length, 0, "fetch never called");
 });
 
 for (const [name, status, body, code, retryable, source] of [
