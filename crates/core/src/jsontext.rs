@@ -60,10 +60,14 @@ pub fn write_text(v: &serde_json::Value, out: &mut String) {
 }
 
 /// A number written as text (`"950.50"`, `" -12 "`, `"1e3"`, `"025"`,
-/// `".5"`, `"5."`, `"+7"`): what `str::parse::<f64>` reads, apart from
+/// `".5"`, `"5."`, `"+7"`): the texts `str::parse::<f64>` reads, apart from
 /// `inf` and `NaN`, read through [`from_text`] once it is a JSON number
 /// (no leading zeros, no bare dot, no `+`). `None` for anything else and for
-/// a value beyond `f64`. It is read as a `Value`, not as an `f64`: the typed
+/// a value beyond `f64`. The value is the one the same number gets in a JSON
+/// body (serde_json's reader, without its `float_roundtrip` feature): for
+/// texts with more significant digits than an `f64` holds (past ~17, such
+/// as `"9007199254740993.0"`) it can be 1 ulp from `str::parse`'s; amounts
+/// with a few decimals read the same. It is read as a `Value`, not as an `f64`: the typed
 /// read was the wasm's only one that could meet a string where a number
 /// belongs, and its error text (`invalid type: string "…"`, through
 /// `str`'s `Debug` with its Unicode tables) cost 5.4 KB of the gzipped wasm.
