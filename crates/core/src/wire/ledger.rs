@@ -285,7 +285,9 @@ impl PreviousRequest {
 /// The error a previous-version worker's request gets during a deploy:
 /// nothing was placed, so a retry is safe (and reaches this version).
 pub fn previous_version_refusal() -> ApiError {
-    ApiError::upstream_error("plumgate is being updated; nothing was placed, retrying with the same poNumber is safe")
+    // The README's words for "never executed" (`ledger::SAFE_TO_RETRY`), which
+    // callers (the TS client) look for, exactly.
+    ApiError::upstream_error("plumgate is being updated; ".to_owned() + crate::ledger::SAFE_TO_RETRY)
 }
 
 #[cfg(test)]
@@ -377,6 +379,6 @@ mod tests {
         assert!(PreviousRequest::read(new.to_string().as_bytes()).is_none());
         let e = previous_version_refusal();
         assert_eq!((e.status, e.code), (502, crate::errors::ErrorCode::UpstreamError));
-        assert!(e.message.contains("nothing was placed"));
+        assert!(e.message.contains(crate::ledger::SAFE_TO_RETRY), "the README's words, which callers look for: {}", e.message);
     }
 }
