@@ -129,6 +129,7 @@ interface OutcomeBase {
 /** The order exists. */
 export interface OrderPlaced extends OutcomeBase {
   status: "placed";
+  /** Xoxoday's order (`data.placeOrder.data`); `{}` if its success answer carried none. */
   order: Order;
   body: OperationAnswer<"placeOrder">;
   /** plumgate answered from its ledger: an earlier attempt with this poNumber placed it. */
@@ -206,6 +207,16 @@ function reconciledOrder(a: Answer): Order | undefined {
   if (a.status < 200 || a.status >= 300 || a.headers.get("x-plumgate-reconciled") !== "true") return undefined;
   const order = (a.json as { data?: { placeOrder?: { data?: unknown } } } | null | undefined)?.data?.placeOrder?.data;
   return typeof order === "object" && order !== null && "orderId" in order ? (order as Order) : undefined;
+}
+
+/**
+ * Xoxoday's order in a placed answer (`data.placeOrder.data`); an empty
+ * object when its success answer carried none, so that reading a field of
+ * it gives undefined rather than a TypeError.
+ */
+function orderOf(body: OperationAnswer<"placeOrder">): Order {
+  const order = (body as { data?: { placeOrder?: { data?: unknown } } }).data?.placeOrder?.data;
+  return (typeof order === "object" && order !== null && !Array.isArray(order) ? order : {}) as Order;
 }
 
 /**
@@ -517,7 +528,8 @@ export class PlumgateClient {
         return {
           ...base,
           status: "placed",
-          order: (body.data.placeOrder as { data: Order }).data,
+          // Xoxoday's order; an empty object when its success answer carried none.
+          order: orderOf(body),
           body,
           replayed: answer.headers.get("x-plumgate-replayed") === "true",
           reconciled: answer.headers.get("x-plumgate-reconciled") === "true",

@@ -30,10 +30,21 @@ export function retryDelayMs(n: number, random: () => number, backoff: Backoff =
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Is this a successful Plum answer for `key`: `data.<key>.status` is 1 (or "1")? */
+/**
+ * A Plum `status` read as plumgate reads it: a number, or the text of a
+ * decimal number (`"1"`, `" 1.0 "`), any fraction cut off; undefined for
+ * anything else (`true`, `[1]`, `"0x1"`, `""`), which is not a success.
+ */
+function plumStatus(v: unknown): number | undefined {
+  if (typeof v === "number") return Number.isFinite(v) ? Math.trunc(v) : undefined;
+  if (typeof v === "string" && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(v)) return Math.trunc(Number(v));
+  return undefined;
+}
+
+/** Is this a successful Plum answer for `key`: `data.<key>.status` is 1, as plumgate reads it? */
 export function plumSuccess(json: unknown, key: string): boolean {
   const inner = (json as { data?: Record<string, { status?: unknown } | undefined> } | undefined)?.data?.[key];
-  return inner !== undefined && inner !== null && Number(inner.status) === 1 && inner.status !== "";
+  return inner !== undefined && inner !== null && plumStatus(inner.status) === 1;
 }
 
 /**
@@ -85,7 +96,10 @@ export type OrderVerdict =
  */
 export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
   if (a.status >= 200 && a.status < 300) {
-    if (plumSuccess(a.json, "placeOrder")) return { kind: "placed" };
+    // plumgate takes only an HTTP 200 with status 1 for a placed order; any
+    // other success status it has reconciled, and passes on only when the
+    // order proved not placed.
+    if (a.status === 200 && plumSuccess(a.json, "placeOrder")) return { kind: "placed" };
     const inner = (a.json as { data?: { placeOrder?: unknown } } | null | undefined)?.data?.placeOrder;
     if (!isPlainObject(a.json) || !isPlainObject(inner)) {
       // A success status without a readable placeOrder answer (no body, JSON

@@ -532,11 +532,30 @@ test("parseRetryAfter: seconds and HTTP dates", () => {
   for (const odd of ["1.5", "-5", "30.0", "+3"]) assert.equal(parseRetryAfter(odd, now), undefined, odd);
 });
 
+test("placeOrder: a placed answer whose success carried no order data gives order {}, not undefined", async () => {
+  for (const inner of [{ status: 1 }, { status: 1, data: null }, { status: "1", data: [] }]) {
+    const { c } = client(script(json(200, { data: { placeOrder: inner } })));
+    const r = await c.placeOrder(ORDER);
+    assert.equal(r.status, "placed", JSON.stringify(inner));
+    assert.deepEqual(r.order, {});
+    assert.equal(r.order.orderId, undefined);
+  }
+});
+
 test("judgeOrderAnswer: the verdict table", () => {
   const a = (status, body, headers = {}) => ({ status, json: body, headers: new Headers(headers), requestId: "r" });
   const kind = (...args) => judgeOrderAnswer(a(...args), 0).kind;
   assert.equal(kind(200, placed()), "placed");
   assert.equal(kind(200, { data: { placeOrder: { status: "1", data: {} } } }), "placed");
+  assert.equal(kind(200, { data: { placeOrder: { status: " 1.0 ", data: {} } } }), "placed", "a decimal's text, as plumgate reads it");
+  assert.equal(kind(200, { data: { placeOrder: { status: 1.5, data: {} } } }), "placed", "the fraction cut off, as plumgate reads it");
+  // What plumgate does not read as status 1 is not a placed order here either.
+  for (const status of [true, [1], "0x1", "", "1e", null]) {
+    assert.equal(kind(200, { data: { placeOrder: { status, data: {} } } }), "refused", JSON.stringify(status));
+  }
+  // plumgate passes on a success status other than 200 only after it found no such order.
+  assert.equal(kind(201, { data: { placeOrder: { status: 1, data: {} } } }), "refused");
+  assert.equal(kind(202, placed()), "refused");
   assert.equal(kind(200, { data: { placeOrder: { status: 0 } } }), "refused");
   assert.equal(kind(200, { data: { placeOrder: { status: 0, data: failedOrder } } }, { "x-plumgate-reconciled": "true" }), "refused");
   assert.equal(kind(200, { data: { placeOrder: { status: 0, data: null } } }, { "x-plumgate-reconciled": "true" }), "refused");
@@ -552,6 +571,7 @@ test("judgeOrderAnswer: the verdict table", () => {
   assert.equal(kind(502, undefined), "retry");
   const notPlaced = "Xoxoday token refresh: refresh failed: HTTP 503 server_error (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)";
   assert.equal(kind(502, plumErr("upstream_error", notPlaced)), "wait", "plumgate's word that nothing was placed");
+  assert.equal(kind(502, plumErr("upstream_error", "plumgate is being updated; nothing was placed and retrying with the same poNumber is safe")), "wait", "a request a previous version's ledger refused during a deploy");
   assert.equal(kind(502, { code: 502, errorId: "X", error: notPlaced }), "retry", "only plumgate's own error says so");
   assert.equal(kind(503, plumErr("reauth_required", `x (${notPlaced.split("(")[1]}`)), "refused", "an operator-only 503 still stops");
   assert.equal(kind(503, plumErr("credentials_rejected", "")), "refused");
