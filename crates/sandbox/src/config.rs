@@ -142,6 +142,22 @@ pub enum CheckExpiresIn {
     Lifetime,
 }
 
+/// How the answers under `/chef/` are framed on the wire. Xoxoday's own
+/// framing is not documented; a client (and the runtime's `fetch` under
+/// it) must read each the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerFraming {
+    /// The whole body with its `content-length`.
+    #[default]
+    Length,
+    /// No length: `transfer-encoding: chunked`, the body in 1 KiB pieces
+    /// a millisecond apart.
+    Chunked,
+    /// `content-encoding: gzip` (with the encoded body's length).
+    Gzip,
+}
+
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 const MAX_MS: u64 = 600_000;
 
@@ -192,6 +208,8 @@ pub struct Config {
     /// (the Reward-Link and Storefront variants) or not (the Rewards spec:
     /// `access_token`, `token_type`, `expires_in` only).
     pub check_expiry_fields: bool,
+    /// How `/chef/` answers are framed.
+    pub answer_framing: AnswerFraming,
 }
 
 impl Default for Config {
@@ -221,6 +239,7 @@ impl Default for Config {
             dead_refresh_status: 400,
             check_expires_in: CheckExpiresIn::default(),
             check_expiry_fields: false,
+            answer_framing: AnswerFraming::Length,
         }
     }
 }
@@ -253,6 +272,7 @@ pub struct ConfigPatch {
     dead_refresh_status: Option<u16>,
     check_expires_in: Option<CheckExpiresIn>,
     check_expiry_fields: Option<bool>,
+    answer_framing: Option<AnswerFraming>,
 }
 
 impl Config {
@@ -361,6 +381,9 @@ impl Config {
         }
         if let Some(v) = patch.check_expiry_fields {
             next.check_expiry_fields = v;
+        }
+        if let Some(v) = patch.answer_framing {
+            next.answer_framing = v;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {

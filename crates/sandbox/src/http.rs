@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +33,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use futures_util::StreamExt;
+
 use crate::catalog::catalog;
+use crate::config::AnswerFraming;
 use crate::clock::wall_ms;
 use crate::faults::PROXY_PAGE;
 use crate::persist::{lock, Persister};
@@ -152,8 +155,71 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/__sandbox/requests/clear", post(requests_clear))
         .route("/__sandbox/reset", post(reset))
         .fallback(|| async { json_response(404, json!({ "error": "not_found" })) })
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), framed))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), log_line))
         .with_state(app)
+}
+
+/// An answer under `/chef/` in the configured framing
+/// (`Config::answer_framing`); every other answer as it is.
+async fn framed(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let upstream = req.uri().path().starts_with("/chef/");
+    let resp = next.run(req).await;
+    let framing = app.lock().config.answer_framing;
+    if !upstream || framing == AnswerFraming::Length {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return json_response(500, json!({ "error": "sandbox_error" }));
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    let body = match framing {
+        AnswerFraming::Gzip => {
+            parts.headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            Body::from(gzip_stored(&bytes))
+        }
+        _ => {
+            let pieces: Vec<Bytes> = bytes.chunks(1024).map(Bytes::copy_from_slice).collect();
+            Body::from_stream(futures_util::stream::iter(pieces).then(|piece| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok::<_, io::Error>(piece)
+            }))
+        }
+    };
+    Response::from_parts(parts, body)
+}
+
+/// `data` as a gzip member of stored (uncompressed) deflate blocks: valid
+/// gzip for any reader, with no compressor in the sandbox.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    if data.is_empty() {
+        out.extend([1, 0, 0, 0xff, 0xff]);
+    }
+    let mut blocks = data.chunks(usize::from(u16::MAX)).peekable();
+    while let Some(block) = blocks.next() {
+        out.push(u8::from(blocks.peek().is_none()));
+        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(block);
+    }
+    out.extend(crc32(data).to_le_bytes());
+    out.extend((data.len() as u32).to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), as gzip's trailer carries it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 async fn log_line(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -428,4 +494,30 @@ async fn reset(State(app): State<Arc<App>>) -> Response {
     );
     app.run(|sb| sb.reset(wall_ms())).await;
     json_response(200, json!({ "ok": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_is_gzips() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the standard check value");
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn gzip_stored_frames_every_block() {
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        let gz = gzip_stored(&data);
+        assert_eq!(gz[..4], [0x1f, 0x8b, 8, 0]);
+        // Three stored blocks (65,535 + 65,535 + 18,930), the last one final.
+        assert_eq!(gz.len(), 10 + 3 * 5 + data.len() + 8);
+        assert_eq!(gz[10], 0);
+        assert_eq!(gz[10 + 5 + 65_535], 0);
+        assert_eq!(gz[10 + 2 * (5 + 65_535)], 1);
+        assert_eq!(gz[gz.len() - 8..gz.len() - 4], crc32(&data).to_le_bytes());
+        assert_eq!(gz[gz.len() - 4..], (data.len() as u32).to_le_bytes());
+        assert_eq!(gzip_stored(b"").len(), 10 + 5 + 8, "an empty body is one empty final block");
+    }
 }
