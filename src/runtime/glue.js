@@ -94,26 +94,32 @@ function readWhole(response) {
     if (length <= MAX_ANSWER_BYTES) return response.arrayBuffer().then((buf) => ({ status, bytes: new Uint8Array(buf), response }));
     if (length > MAX_ANSWER_BYTES) return Promise.resolve(tooLarge(response, length, null));
   }
-  if (response.body === null) return Promise.resolve({ status, bytes: new Uint8Array(0), response });
+  return response.body === null ? Promise.resolve({ status, bytes: new Uint8Array(0), response }) : readCounted(response);
+}
+
+/**
+ * A body of no stated length, read piece by piece into one buffer that
+ * doubles as it fills (each piece copied, then dropped: a body sent in
+ * many tiny pieces holds no object per piece), until it ends or passes
+ * MAX_ANSWER_BYTES. A body that fails mid-way rejects as `arrayBuffer()`
+ * would.
+ */
+async function readCounted(response) {
   const reader = response.body.getReader();
-  const pieces = [];
+  let buffer = new Uint8Array(64 * 1024);
   let total = 0;
-  const next = () => reader.read().then(({ done, value }) => {
-    if (done) {
-      const bytes = new Uint8Array(total);
-      let at = 0;
-      for (const piece of pieces) {
-        bytes.set(piece, at);
-        at += piece.byteLength;
-      }
-      return { status, bytes, response };
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { status: response.status, bytes: buffer.subarray(0, total), response };
+    if (total + value.byteLength > MAX_ANSWER_BYTES) return tooLarge(response, total + value.byteLength, reader);
+    if (total + value.byteLength > buffer.byteLength) {
+      const grown = new Uint8Array(Math.min(MAX_ANSWER_BYTES, Math.max(buffer.byteLength * 2, total + value.byteLength)));
+      grown.set(buffer.subarray(0, total));
+      buffer = grown;
     }
+    buffer.set(value, total);
     total += value.byteLength;
-    if (total > MAX_ANSWER_BYTES) return tooLarge(response, total, reader);
-    pieces.push(value);
-    return next();
-  });
-  return next();
+  }
 }
 
 /**

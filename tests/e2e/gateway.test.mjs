@@ -172,6 +172,45 @@ test("every operation through both routes: the exact envelope upstream, the answ
   assert.deepEqual((await sandboxRequests(sandbox))[0].body, envelope("paymentHistory", data));
 });
 
+test("answers framed without a length (chunked) or gzip-encoded: read whole, passed on byte for byte, a token refreshed through them", async () => {
+  const reads = [
+    ["getVouchers", { limit: 25, page: 1 }, { "cache-control": "no-cache" }],
+    ["getOrderHistory", { startDate: "2020-01-01", endDate: "2099-12-31", limit: 5, page: 1 }, {}],
+    ["getFilters", { filterGroupCode: "Country", includeFilters: "", excludeFilters: "" }, { "cache-control": "no-cache" }],
+  ];
+  const asLength = {};
+  for (const [name, data, headers] of reads) asLength[name] = (await op(name, keys.admin, data, headers)).text;
+  try {
+    for (const framing of ["chunked", "gzip"]) {
+      await sandbox.admin("/config", { answer_framing: framing });
+      for (const [name, data, headers] of reads) {
+        const r = await op(name, keys.admin, data, headers);
+        assert.equal(r.status, 200, `${name}, ${framing}: ${r.text.slice(0, 300)}`);
+        assert.equal(r.text, asLength[name], `${name}, ${framing}: the same bytes as with a stated length`);
+      }
+    }
+    assert.ok(asLength.getVouchers.length > 4096, "the catalog page spans several pieces");
+    for (const framing of ["chunked", "gzip"]) {
+      await sandbox.admin("/config", { answer_framing: framing });
+      const p = po(`framed-${framing}`);
+      const placed = await op("placeOrder", keys.writer, order(p));
+      assert.equal(placed.json?.data?.placeOrder?.status, 1, `${framing}: ${placed.text.slice(0, 300)}`);
+      assert.equal(placed.headers["x-plumgate-reconciled"], undefined, `${framing}: read at once, not reconciled`);
+      const again = await op("placeOrder", keys.writer, order(p));
+      assert.equal(again.headers["x-plumgate-replayed"], "true");
+      assert.equal(again.text, placed.text, `${framing}: the ledger kept the whole answer`);
+      // The token endpoint answers in the same framing: a dead access token is replaced through it.
+      const refreshes = (await counters()).refresh_calls;
+      await sandbox.admin("/tokens/revoke-access", {});
+      const r = await op("getOrderHistory", keys.admin, reads[1][1]);
+      assert.equal(r.status, 200, `${framing}, after a refresh: ${r.text.slice(0, 300)}`);
+      assert.equal((await counters()).refresh_calls, refreshes + 1, `${framing}: one refresh`);
+    }
+  } finally {
+    await sandbox.admin("/config", { answer_framing: "length" });
+  }
+});
+
 test("upstream errors pass through with Xoxoday's status and body unchanged", async () => {
   await clearRequests();
   const r = await op("getOrderDetails", keys.reader, { poNumber: po("never-placed") });
