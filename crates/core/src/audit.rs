@@ -154,7 +154,10 @@ impl Attempt {
             fingerprint: fingerprint.to_owned(),
             product_id,
             quantity: data.get("quantity").and_then(count_of).unwrap_or(0),
-            amount: ops::order_amount_micros(data).unwrap_or(0),
+            // A valid order whose amount cannot be read (a denomination
+            // past an f64's range) counts as the most it can be: a spend
+            // cap must never take it for free.
+            amount: ops::order_amount_micros(data).unwrap_or(i64::MAX),
             request_id: request_id.to_owned(),
         }
     }
@@ -532,6 +535,13 @@ mod tests {
         }
         let numeric = Attempt::of_order("k", &json!({"productId": 7, "poNumber": 12, "quantity": 1, "denomination": 5}), "fp", "r");
         assert_eq!((numeric.product_id.as_str(), numeric.po_number.as_str()), ("7", "12"));
+        // Amounts the spend cap must not take for free: below a millionth a
+        // unit counts one a unit; past an f64's range, the most there is.
+        let tiny = Attempt::of_order("k", &json!({"productId": 7, "poNumber": "p", "quantity": 1_000_000, "denomination": "0.0000004"}), "fp", "r");
+        assert_eq!(tiny.amount, 1_000_000);
+        let huge = Attempt::of_order("k", &json!({"productId": 7, "poNumber": "p", "quantity": 1, "denomination": "1".repeat(400)}), "fp", "r");
+        assert_eq!(huge.amount, i64::MAX);
+        assert!(crate::ops::validate(crate::ops::Operation::PlaceOrder, &json!({"productId": 7, "poNumber": "p", "quantity": 1, "denomination": "1".repeat(400)})).is_ok(), "a valid order, so its amount must be counted");
         let refused = Result { outcome: Outcome::QuotaExceeded, status: 429, error: Some("quota_exceeded".into()), order_id: None, reconciled: false };
         let v: Value = serde_json::from_str(&entry(&a, T0, &refused)).unwrap();
         assert_eq!((v["outcome"].as_str(), v["error"].as_str(), v["order_id"].is_null()), (Some("quota_exceeded"), Some("quota_exceeded"), true));

@@ -622,9 +622,12 @@ pub fn count_of(value: &Value) -> Option<u64> {
 
 /// What a valid placeOrder `data` spends, in millionths of its currency:
 /// `denomination` × `quantity` (each in any form Xoxoday accepts),
-/// saturating. `None` when either is missing or unreadable.
+/// saturating. A denomination above 0 that rounds to no millionth counts
+/// as one (it still spends: the spend cap must not read it as free).
+/// `None` when either is missing or unreadable.
 pub fn order_amount_micros(data: &Value) -> Option<i64> {
-    let denomination = amount_micros(data.get("denomination")?)?;
+    let given = data.get("denomination")?;
+    let denomination = amount_micros(given).or_else(|| decimal_value(given).filter(|f| *f > 0.0).map(|_| 1))?;
     let quantity = i64::try_from(count_of(data.get("quantity")?)?).unwrap_or(i64::MAX);
     Some(denomination.saturating_mul(quantity))
 }

@@ -1243,6 +1243,10 @@ fn amounts_in_every_form_xoxoday_takes() {
     assert_eq!(order_amount_micros(&json!({"denomination": 10})), None);
     assert_eq!(order_amount_micros(&json!({"quantity": 1})), None);
     assert_eq!(order_amount_micros(&json!({"denomination": 1e300, "quantity": 5})), Some(i64::MAX), "saturates");
+    // Below half a millionth: still an amount, one millionth a unit.
+    assert_eq!(order_amount_micros(&json!({"denomination": "0.0000004", "quantity": 1_000_000})), Some(1_000_000));
+    assert_eq!(order_amount_micros(&json!({"denomination": 4e-7, "quantity": 3})), Some(3));
+    assert_eq!(order_amount_micros(&json!({"denomination": "0.00", "quantity": 3})), None);
     assert_eq!(count_of(&json!("12")), Some(12));
     assert_eq!(count_of(&json!(1.5)), None);
 }
