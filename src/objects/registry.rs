@@ -95,13 +95,21 @@ pub struct KeyRegistry {
     records: RefCell<Option<(Vec<KeyRecord>, String)>>,
     /// An alarm is known to be set.
     alarm_set: Cell<bool>,
+    /// Holds whose last look found nothing, as they were then and since
+    /// when (`settle_abandoned`); in memory only: an evicted object just
+    /// looks twice again.
+    /// At most the 20 holds one alarm looks at.
+    nothing_seen: RefCell<Vec<(HoldId, Hold, i64)>>,
 }
+
+/// A hold's row key: key id, `poNumber`, order fingerprint.
+type HoldId = (String, String, String);
 
 durable_object!(KeyRegistry, alarm);
 
 impl KeyRegistry {
     fn open(state: State, env: Env) -> Self {
-        KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false) }
+        KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false), nothing_seen: RefCell::default() }
     }
 
     async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
@@ -143,7 +151,7 @@ impl KeyRegistry {
         self.prepare()?;
         // Never in the way of the pruning: a failure here is tried again
         // at the next alarm.
-        let _ = self.settle_abandoned().await;
+        let recheck = self.settle_abandoned().await.unwrap_or(false);
         let now = now_ms();
         let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
         let sql = self.sql();
@@ -153,8 +161,9 @@ impl KeyRegistry {
         sql.exec("DELETE FROM usage WHERE day < ?", vec![old_day.clone()])?;
         sql.exec("DELETE FROM holds WHERE day < ?", vec![old_day])?;
         let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
-        if left > 0 {
-            self.state.storage().set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await?;
+        if recheck || left > 0 {
+            let next = if recheck { registry::NOTHING_RECHECK_MS } else { PRUNE_EVERY_MS };
+            self.state.storage().set_alarm(std::time::Duration::from_millis(next as u64)).await?;
             self.alarm_set.set(true);
         }
         Ok(empty(200))
@@ -293,26 +302,45 @@ impl KeyRegistry {
     /// an alarm), and the hold settles on that (`registry::abandoned`),
     /// unless a request changed it meanwhile (a failure leaves the rest to
     /// the next alarm). An order the account's ledger knows nothing of is
-    /// asked of its ledger before per-account names too
-    /// (`registry::ask_legacy_ledger`). A request that was alive after all
-    /// settles as usual afterwards, counting nothing twice.
-    async fn settle_abandoned(&self) -> worker::Result<()> {
+    /// asked of its ledger before per-account names too, and a hold whose
+    /// looks keep finding nothing is released only once a look
+    /// `NOTHING_RECHECK_MS` after the first still does
+    /// (`registry::ledger_knows_nothing`, `registry::nothing_settles`): a
+    /// live request is "nothing" to a look until its ledger has it. A
+    /// request that was alive after all settles as usual afterwards,
+    /// counting nothing twice. `Ok(true)`: a hold waits for that second
+    /// look (the alarm comes back for it).
+    async fn settle_abandoned(&self) -> worker::Result<bool> {
         // The orders' ledgers are the configured account's; misconfigured,
         // the holds wait for a configuration that names it.
-        let Ok(cfg) = settings::load(&self.env) else { return Ok(()) };
+        let Ok(cfg) = settings::load(&self.env) else { return Ok(false) };
         let day = day_of(now_ms());
         let suspects = rows(
             &self.sql(),
             "SELECT key, po, fp, day, amount, holders, state FROM holds WHERE holders > 0 AND state != 'committed' AND day >= ? LIMIT 20",
             vec![Sql::Integer(day - 1)],
         )?;
+        // Only this alarm's suspects are remembered: a hold settled by its
+        // request in between is forgotten.
+        let earlier = self.nothing_seen.take();
+        let mut recheck = false;
         for row in suspects {
             let (key, po, fp) = (text(row.first()), text(row.get(1)), text(row.get(2)));
             let hold = hold_from(&row, 3);
             let Some(mut reply) = self.look(object_name(cfg.account_id(), &po), &fp).await else { continue };
-            if registry::ask_legacy_ledger(&reply) {
+            if registry::ledger_knows_nothing(&reply) {
                 let Some(older) = self.look(legacy_object_name(&po), &fp).await else { continue };
                 reply = older;
+            }
+            let now = now_ms();
+            if registry::ledger_knows_nothing(&reply) {
+                let id = (key.clone(), po.clone(), fp.clone());
+                let first = earlier.iter().find(|(seen_id, seen, _)| *seen_id == id && *seen == hold).map(|(_, _, at)| *at);
+                if !registry::nothing_settles(first, now) {
+                    self.nothing_seen.borrow_mut().push((id, hold, first.unwrap_or(now)));
+                    recheck = true;
+                    continue;
+                }
             }
             // From here on no await: the hold read and the writes are one step.
             if self.hold_by(&key, &po, &fp)? != Some(hold) {
@@ -321,7 +349,7 @@ impl KeyRegistry {
             let usage = self.usage_of(&key, hold.day)?;
             self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage))?;
         }
-        Ok(())
+        Ok(recheck)
     }
 
     /// What the ledger object `name` knows of the order with fingerprint

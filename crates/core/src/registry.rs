@@ -230,16 +230,32 @@ pub fn reconciled(attempt: &Attempt, result: &audit::Result, holds: &[(String, H
     writes
 }
 
-/// Is a look's `reply` for a hold whose requests may be gone to be asked
-/// again of the order's ledger under its name before per-account names
-/// (`wire::ledger::legacy_object_name`)? Only when the account's ledger
-/// has no record of it and nothing in flight: a request that died across
-/// the upgrade deploy may have placed the order through the older object,
-/// and releasing its hold would leave the day's count short by it. That
-/// object's answer then settles the hold ([`abandoned`]); it has nothing
-/// either for an order never sent.
-pub fn ask_legacy_ledger(reply: &LedgerReply) -> bool {
+/// Does the ledger know nothing of the order a look asked about (no
+/// record, nothing in flight)? For a hold whose requests may be gone, two
+/// things follow. The order is asked of its ledger under its name before
+/// per-account names too (`wire::ledger::legacy_object_name`): a request
+/// that died across the upgrade deploy may have placed it through the
+/// older object, and releasing its hold would leave the day's count short
+/// by it; that object's answer then stands. And "nothing" settles the hold
+/// only when a look at least [`NOTHING_RECHECK_MS`] earlier found nothing
+/// of the same hold too ([`nothing_settles`]).
+pub fn ledger_knows_nothing(reply: &LedgerReply) -> bool {
     reply.fate == Fate::Unknown && crate::ledger::found_nothing(&reply.outcome)
+}
+
+/// How long a hold's look must keep finding nothing before the hold is
+/// released as never sent: 30 s. A request alive between its reserve and
+/// the ledger's first sight of it is "nothing" to a look for that moment
+/// (milliseconds); released then, its amount would be free for another
+/// order while this one is placed, and the cap passed.
+pub const NOTHING_RECHECK_MS: i64 = 30_000;
+
+/// Does a look that found nothing ([`ledger_knows_nothing`]) settle the
+/// hold now? Only when an earlier look found nothing of the same hold,
+/// unchanged, at `first_nothing_ms`, at least [`NOTHING_RECHECK_MS`] ago.
+/// Otherwise the hold waits for a look that much later.
+pub fn nothing_settles(first_nothing_ms: Option<i64>, now_ms: i64) -> bool {
+    first_nothing_ms.is_some_and(|t| now_ms.saturating_sub(t) >= NOTHING_RECHECK_MS)
 }
 
 /// A hold of `key` for the order (`po`, `fp`) whose requests may all be
@@ -484,13 +500,22 @@ mod tests {
     }
 
     #[test]
+    fn nothing_settles_a_hold_only_on_a_second_look_30_s_later() {
+        assert!(!nothing_settles(None, T0), "the first look that finds nothing");
+        assert!(!nothing_settles(Some(T0), T0 + NOTHING_RECHECK_MS - 1));
+        assert!(nothing_settles(Some(T0), T0 + NOTHING_RECHECK_MS));
+        assert!(nothing_settles(Some(T0), T0 + 3_600_000));
+        assert!(!nothing_settles(Some(T0), T0 - 5), "a clock that went back: not yet");
+    }
+
+    #[test]
     fn only_a_ledger_that_knows_nothing_sends_the_look_to_the_older_name() {
         use crate::ledger::{found_not_placed, nothing_found};
         use crate::wire::ledger::Outcome as Said;
         let reply = |outcome, fate| LedgerReply { outcome, replayed: false, fate };
         let answer = |status| Said::Answer { status, body: "{}".into(), reconciled: false, upstream_status: Some(status) };
         let error = |e: ApiError| Said::Error { error: e, upstream_status: None };
-        assert!(ask_legacy_ledger(&reply(error(nothing_found()), Fate::Unknown)), "no record, nothing in flight");
+        assert!(ledger_knows_nothing(&reply(error(nothing_found()), Fate::Unknown)), "no record, nothing in flight");
         for r in [
             reply(answer(200), Fate::Placed),
             reply(answer(200), Fate::Failed),
@@ -500,7 +525,7 @@ mod tests {
             reply(error(ApiError::order_in_progress("checking", 10)), Fate::Unknown),
             reply(error(ApiError::upstream_error("lost")), Fate::Unknown),
         ] {
-            assert!(!ask_legacy_ledger(&r), "{r:?}");
+            assert!(!ledger_knows_nothing(&r), "{r:?}");
         }
     }
 }

@@ -64,7 +64,7 @@ pub fn object_name(account: &str, po_number: &str) -> String {
 /// The ledger object of `po_number` in versions before per-account names:
 /// asked only for a spend-cap hold whose requests died across the upgrade
 /// and that the account's ledger knows nothing of
-/// (`crate::registry::ask_legacy_ledger`).
+/// (`crate::registry::ledger_knows_nothing`).
 pub fn legacy_object_name(po_number: &str) -> String {
     "po:".to_owned() + po_number
 }
