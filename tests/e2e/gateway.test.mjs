@@ -99,7 +99,6 @@ before(async () => {
       ALLOWED_ORIGINS: `${ORIGIN},http://localhost:3000`,
       CATALOG_CACHE_TTL_SECS: String(TTL),
       BALANCE_CACHE_TTL_SECS: String(TTL),
-      ORDER_TIMEOUT_MS: "1500",
     },
   });
   // Warm the token so later upstream counts are only the calls under test.
@@ -515,7 +514,9 @@ test("idempotency: replay, conflict, and 20 concurrent requests with one poNumbe
 
 // ---------------------------------------------------------- reconciliation
 
-test("reconciliation: created then failed or timed out → success, reconciled; failed before → in progress, never re-sent", async () => {
+// An answer past ORDER_TIMEOUT_MS is reconciled too: hardening.test.mjs
+// ("the long ones") waits out the product's 130 s default for it.
+test("reconciliation: created then failed → success, reconciled; failed before → in progress, never re-sent", async () => {
   // 1. The order is created, then the answer is a 502.
   await sandbox.admin("/faults/order", { mode: "fail_after_create", count: 1 });
   let c0 = await counters();
@@ -564,18 +565,6 @@ test("reconciliation: created then failed or timed out → success, reconciled; 
   assert.equal(c2.api_calls.placeOrder, c1.api_calls.placeOrder, "a retry while pending sends nothing");
   assert.equal(c2.api_calls.getOrderDetails, c1.api_calls.getOrderDetails, "checks run from the alarm, not per request");
 
-  // 3. The order is created, then the answer hangs past ORDER_TIMEOUT_MS.
-  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 6000 });
-  c0 = await counters();
-  const cPo = po("recon-hang");
-  const t0 = Date.now();
-  const cAns = await op("placeOrder", keys.writer, order(cPo));
-  assert.equal(cAns.status, 200, cAns.text);
-  assert.equal(cAns.headers["x-plumgate-reconciled"], "true");
-  assert.ok(Date.now() - t0 < 5500, "answered after the order timeout, not after the hang");
-  c1 = await counters();
-  assert.equal(c1.orders, c0.orders + 1);
-  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1);
   await sandbox.admin("/faults/clear", {});
 });
 
