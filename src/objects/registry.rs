@@ -17,8 +17,10 @@
 //! An alarm prunes what is no longer needed, hourly while there is
 //! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and
 //! holds of days before yesterday. It also settles holds whose requests
-//! may have died (asking the orders' ledgers), and comes a minute after a
-//! refusal over a spend cap for that.
+//! may have died or whose fate was left unknown (asking the orders'
+//! ledgers), and comes a minute after a refusal over a spend cap for that.
+//! When, what and which holds are the core's (`registry::look_sooner`,
+//! `next_alarm_in`, `prune_before`, `suspects`); this file does the I/O.
 
 use crate::objects::ledger::client as ledger;
 use crate::respond::{bytes_response, empty};
@@ -47,13 +49,6 @@ pub const BINDING: &str = "KEY_REGISTRY";
 
 /// The largest integer a stored value may hold (JavaScript's safe range).
 const MAX_SAFE: i64 = (1 << 53) - 1;
-
-/// How often the alarm prunes.
-const PRUNE_EVERY_MS: i64 = 3_600_000;
-
-/// How soon after a refusal over a spend cap the alarm looks at holds whose
-/// requests may be gone ([`KeyRegistry::settle_abandoned`]).
-const ABANDONED_LOOK_MS: i64 = 60_000;
 
 /// Send `req` to the registry (the worker's side).
 ///
@@ -98,8 +93,12 @@ pub struct KeyRegistry {
     /// Holds whose last look found nothing, as they were then and since
     /// when (`settle_abandoned`); in memory only: an evicted object just
     /// looks twice again.
-    /// At most the 20 holds one alarm looks at.
+    /// At most the holds one alarm looks at.
     nothing_seen: RefCell<Vec<(HoldId, Hold, i64)>>,
+    /// Where the last alarm stopped among holds with no requests on them
+    /// (`registry::suspects`); in memory only: an evicted object starts
+    /// the round again.
+    idle_after: RefCell<Option<HoldId>>,
 }
 
 /// A hold's row key: key id, `poNumber`, order fingerprint.
@@ -109,7 +108,7 @@ durable_object!(KeyRegistry, alarm);
 
 impl KeyRegistry {
     fn open(state: State, env: Env) -> Self {
-        KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false), nothing_seen: RefCell::default() }
+        KeyRegistry { state, env, ready: Cell::new(false), records: RefCell::new(None), alarm_set: Cell::new(false), nothing_seen: RefCell::default(), idle_after: RefCell::default() }
     }
 
     async fn on_fetch(&self, req: Incoming) -> worker::Result<Outgoing> {
@@ -128,16 +127,15 @@ impl KeyRegistry {
             // Holds of requests that died may be what fills the cap: the
             // alarm looks at them soon rather than within the hour.
             let storage = self.state.storage();
-            let soon = now_ms().saturating_add(ABANDONED_LOOK_MS);
-            if storage.get_alarm().await.ok().flatten().is_none_or(|at| at > soon) {
-                let _ = storage.set_alarm(std::time::Duration::from_millis(ABANDONED_LOOK_MS as u64)).await;
+            if registry::look_sooner(storage.get_alarm().await.ok().flatten(), now_ms()) {
+                let _ = storage.set_alarm(std::time::Duration::from_millis(registry::LOOK_AFTER_REFUSAL_MS as u64)).await;
                 self.alarm_set.set(true);
             }
         }
         if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle | Op::Reconciled)) && !self.alarm_set.get() {
             let storage = self.state.storage();
             if matches!(storage.get_alarm().await, Ok(None)) {
-                let _ = storage.set_alarm(std::time::Duration::from_millis(PRUNE_EVERY_MS as u64)).await;
+                let _ = storage.set_alarm(std::time::Duration::from_millis(registry::PRUNE_EVERY_MS as u64)).await;
             }
             self.alarm_set.set(true);
         }
@@ -152,17 +150,13 @@ impl KeyRegistry {
         // Never in the way of the pruning: a failure here is tried again
         // at the next alarm.
         let recheck = self.settle_abandoned().await.unwrap_or(false);
-        let now = now_ms();
-        let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
         let sql = self.sql();
-        let cutoff = now.saturating_sub(secs_to_ms(u64::from(retention)));
-        sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(cutoff)])?;
-        let old_day = Sql::Integer(day_of(now) - 1);
-        sql.exec("DELETE FROM usage WHERE day < ?", vec![old_day.clone()])?;
-        sql.exec("DELETE FROM holds WHERE day < ?", vec![old_day])?;
+        let (audit_before, day_before) = registry::prune_before(now_ms(), self.retention_secs());
+        sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(audit_before)])?;
+        sql.exec("DELETE FROM usage WHERE day < ?", vec![Sql::Integer(day_before)])?;
+        sql.exec("DELETE FROM holds WHERE day < ?", vec![Sql::Integer(day_before)])?;
         let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
-        if recheck || left > 0 {
-            let next = if recheck { registry::NOTHING_RECHECK_MS } else { PRUNE_EVERY_MS };
+        if let Some(next) = registry::next_alarm_in(recheck, left > 0) {
             self.state.storage().set_alarm(std::time::Duration::from_millis(next as u64)).await?;
             self.alarm_set.set(true);
         }
@@ -244,6 +238,12 @@ impl KeyRegistry {
         self.state.storage().sql()
     }
 
+    /// `ORDER_RETENTION_SECS` (its default while the configuration is
+    /// invalid: nothing is pruned early for a typo).
+    fn retention_secs(&self) -> u32 {
+        settings::load(&self.env).map_or(plumgate_core::config::DEFAULT_ORDER_RETENTION_SECS, |c| c.order_retention_secs)
+    }
+
     /// The tables, made once per instance.
     fn prepare(&self) -> worker::Result<()> {
         if !self.ready.get() {
@@ -295,11 +295,14 @@ impl KeyRegistry {
         Ok((!row.is_empty()).then(|| hold_from(&row, 0)))
     }
 
-    /// Holds of today and yesterday with requests on them that may be gone
-    /// (they died between their reserve and settle: a crash, a deploy, a
-    /// cancelled request): each order's ledger is asked what became of it
-    /// (a look, never a placement; at most `LOOK_WAIT_MS` each, 20 holds
-    /// an alarm), and the hold settles on that (`registry::abandoned`),
+    /// Holds of today and yesterday not yet committed whose requests may be
+    /// gone (they died between their reserve and settle: a crash, a deploy,
+    /// a cancelled request) or whose fate was left unknown (the ledger may
+    /// never have had the order, or its word never reached the registry):
+    /// each order's ledger is asked what became of it (a look, never a
+    /// placement; at most `LOOK_WAIT_MS` each; which holds, and how many
+    /// an alarm: `registry::suspects`), and the hold settles on that
+    /// (`registry::abandoned`),
     /// unless a request changed it meanwhile (a failure leaves the rest to
     /// the next alarm). An order the account's ledger knows nothing of is
     /// asked of its ledger before per-account names too, and a hold whose
@@ -314,19 +317,19 @@ impl KeyRegistry {
         // The orders' ledgers are the configured account's; misconfigured,
         // the holds wait for a configuration that names it.
         let Ok(cfg) = settings::load(&self.env) else { return Ok(false) };
-        let day = day_of(now_ms());
-        let suspects = rows(
-            &self.sql(),
-            "SELECT key, po, fp, day, amount, holders, state FROM holds WHERE holders > 0 AND state != 'committed' AND day >= ? LIMIT 20",
-            vec![Sql::Integer(day - 1)],
-        )?;
+        let today = day_of(now_ms());
+        // The query leaves out only what `suspects` never takes (committed,
+        // older than yesterday); it decides the rest.
+        let candidates = rows(&self.sql(), "SELECT key, po, fp, day, amount, holders, state FROM holds WHERE state != 'committed' AND day >= ?", vec![Sql::Integer(today - 1)])?;
+        let candidates = candidates.iter().map(|row| ((text(row.first()), text(row.get(1)), text(row.get(2))), hold_from(row, 3))).collect();
         // Only this alarm's suspects are remembered: a hold settled by its
         // request in between is forgotten.
         let earlier = self.nothing_seen.take();
+        let awaited: Vec<HoldId> = earlier.iter().map(|(id, _, _)| id.clone()).collect();
+        let (suspects, idle_after) = registry::suspects(candidates, today, &awaited, self.idle_after.borrow().as_ref());
+        *self.idle_after.borrow_mut() = idle_after;
         let mut recheck = false;
-        for row in suspects {
-            let (key, po, fp) = (text(row.first()), text(row.get(1)), text(row.get(2)));
-            let hold = hold_from(&row, 3);
+        for ((key, po, fp), hold) in suspects {
             let Some(mut reply) = self.look(object_name(cfg.account_id(), &po), &fp).await else { continue };
             if registry::ledger_knows_nothing(&reply) {
                 let Some(older) = self.look(legacy_object_name(&po), &fp).await else { continue };
@@ -468,8 +471,7 @@ impl KeyRegistry {
 
     /// A page of the trail, newest first, within the retention.
     fn audit_page(&self, q: &audit::Query, now: i64) -> worker::Result<String> {
-        let retention = settings::load(&self.env).map(|c| c.order_retention_secs).unwrap_or(2_592_000);
-        let from = q.from_ms.unwrap_or(0).max(now.saturating_sub(secs_to_ms(u64::from(retention))));
+        let from = q.from_ms.unwrap_or(0).max(now.saturating_sub(secs_to_ms(u64::from(self.retention_secs()))));
         let key = q.key.clone().unwrap_or_default();
         let found = rows(
             &self.sql(),

@@ -645,7 +645,7 @@ test("a worker killed before it reported a key's use: the key list still shows t
   assert.equal((await order(k.key, po("crash"), 90)).status, 429);
 });
 
-test("holds whose requests died between reserve and settle: the registry asks each order's ledger, then commits or frees them", async () => {
+test("holds whose requests died between reserve and settle, or whose fate was left unknown: the registry asks each order's ledger, then commits or frees them", async () => {
   const k = await createKey({ id: "dead-holders", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
   const placedPo = po("dead-placed");
   assert.ok(placed(await order(k.key, placedPo, 50)));
@@ -653,32 +653,34 @@ test("holds whose requests died between reserve and settle: the registry asks ea
   // Make the registry look as if two requests died before settling (a
   // crash, a deploy): the placed order's hold back to held with its request
   // on it and not counted, and a hold for an order that was never sent (no
-  // ledger record).
+  // ledger record), and one that a request left pending (its answer lost)
+  // for an order its ledger never had (the ledger could not be reached).
   const dir = w.persistDir;
   await w.stop();
   await editRegistry(dir, (db, day) => {
     assert.equal(db.prepare("UPDATE holds SET state = 'held', holders = 1 WHERE key = ? AND po = ?").run("dead-holders", placedPo).changes, 1);
     assert.equal(db.prepare("UPDATE usage SET orders = 0, amount = 0 WHERE key = ? AND day = ?").run("dead-holders", day).changes, 1);
     db.prepare("INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, 1, 'held')").run("dead-holders", po("never-sent"), "f".repeat(64), day, 40_000_000);
+    db.prepare("INSERT INTO holds (key, po, fp, day, amount, holders, state) VALUES (?, ?, ?, ?, ?, 0, 'pending')").run("dead-holders", po("lost-answer"), "e".repeat(64), day, 5_000_000);
   });
   w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
   const stuck = await keyView("dead-holders");
-  assert.deepEqual([stuck.usage.orders, stuck.usage.amount, stuck.usage.reserved], [0, 0, 90], JSON.stringify(stuck));
-  // 90 held: 25 more would pass the cap. The refusal brings the registry's
+  assert.deepEqual([stuck.usage.orders, stuck.usage.amount, stuck.usage.reserved], [0, 0, 95], JSON.stringify(stuck));
+  // 95 held: 25 more would pass the cap. The refusal brings the registry's
   // look forward to a minute from now.
   const refused = await order(k.key, po("dead-next"), 25);
   assert.equal(refused.status, 429, refused.text);
-  // The alarm's first look settles the placed order; the unsent one (its
-  // ledger knows nothing of it, as of a live request not yet at its
-  // ledger) is freed only by a look 30 s later that still finds nothing.
+  // The alarm's first look settles the placed order; the unsent ones (their
+  // ledger knows nothing of them, as of a live request not yet at its
+  // ledger) are freed only by a look 30 s later that still finds nothing.
   let firstLookOnly = null;
   const settled = await waitFor(async () => {
     const v = await keyView("dead-holders");
-    if (v.usage.orders === 1 && v.usage.reserved === 40) firstLookOnly ??= Date.now();
+    if (v.usage.orders === 1 && v.usage.reserved === 45) firstLookOnly ??= Date.now();
     return v.usage.reserved === 0 ? v : null;
   }, { timeout: 150_000, interval: 2_000, what: "the dead holds settled" });
-  assert.deepEqual([settled.usage.orders, settled.usage.amount], [1, 50], "the placed order counted once, the unsent one freed");
-  assert.ok(firstLookOnly !== null && Date.now() - firstLookOnly >= 25_000, `the unsent hold outlived the first look by ~30 s (${firstLookOnly && Date.now() - firstLookOnly} ms)`);
+  assert.deepEqual([settled.usage.orders, settled.usage.amount], [1, 50], "the placed order counted once, the unsent ones freed");
+  assert.ok(firstLookOnly !== null && Date.now() - firstLookOnly >= 25_000, `the unsent holds outlived the first look by ~30 s (${firstLookOnly && Date.now() - firstLookOnly} ms)`);
   assert.ok(placed(await order(k.key, po("dead-next"), 25)), "the cap has room again");
   assert.ok(placed(await order(k.key, placedPo, 50)), "the placed order replays");
   assert.equal((await order(k.key, po("dead-over"), 30)).status, 429, "50 + 25 + 30 would pass 100: the replay counted nothing again");

@@ -27,6 +27,9 @@ pub const STAGING_URL: &str = "https://stagingaccount.xoxoday.com/chef";
 /// Production OAUTH_URL.
 pub const PRODUCTION_URL: &str = "https://accounts.xoxoday.com/chef";
 
+/// `ORDER_RETENTION_SECS`'s default: 30 days.
+pub const DEFAULT_ORDER_RETENTION_SECS: u32 = 2_592_000;
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -229,7 +232,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     };
     let upstream_timeout_ms = num("UPSTREAM_TIMEOUT_MS", 30_000, 100, 300_000) as u32;
     let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 100, 300_000) as u32;
-    let order_retention_secs = num("ORDER_RETENTION_SECS", 2_592_000, 1, 31_536_000) as u32;
+    let order_retention_secs = num("ORDER_RETENTION_SECS", u64::from(DEFAULT_ORDER_RETENTION_SECS), 1, 31_536_000) as u32;
     let alert_refresh_failures = num("ALERT_REFRESH_FAILURES", 3, 1, 1000) as u32;
     let rate_limits = match get("XOXODAY_RATE_LIMITS") {
         None => Budgets::default(),

@@ -511,7 +511,10 @@ pub fn abandoned(h: &Hold, known: Known) -> Settled {
         (HoldState::Committed, _) => (HoldChange::Keep, None),
         (_, Known::Placed) => (HoldChange::Put(Hold { state: HoldState::Committed, holders: 0, ..*h }), Some((h.day, h.amount))),
         (_, Known::NotPlaced) => (HoldChange::Drop, None),
-        (_, Known::Pending) => (HoldChange::Put(Hold { state: HoldState::Pending, holders: 0, ..*h }), None),
+        (_, Known::Pending) => {
+            let pending = Hold { state: HoldState::Pending, holders: 0, ..*h };
+            (if pending == *h { HoldChange::Keep } else { HoldChange::Put(pending) }, None)
+        }
     };
     Settled { hold, counted }
 }
@@ -717,6 +720,11 @@ mod tests {
             assert_eq!(abandoned(&hold(state, 1), Known::Pending), Settled { hold: HoldChange::Put(hold(HoldState::Pending, 0)), counted: None });
             assert_eq!(reconcile(&hold(HoldState::Pending, 0), false).hold, HoldChange::Drop, "which then frees it");
         }
+        // Pending with no holders already (a lost answer's hold, asked
+        // again by a later alarm): nothing to write.
+        assert_eq!(abandoned(&hold(HoldState::Pending, 0), Known::Pending), Settled { hold: HoldChange::Keep, counted: None });
+        // Its ledger never had it: freed.
+        assert_eq!(abandoned(&hold(HoldState::Pending, 0), Known::NotPlaced).hold, HoldChange::Drop);
         // Committed already: nothing, whatever the ledger says.
         for known in [Known::Placed, Known::NotPlaced, Known::Pending] {
             assert_eq!(abandoned(&hold(HoldState::Committed, 1), known), Settled { hold: HoldChange::Keep, counted: None });

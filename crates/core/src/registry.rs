@@ -21,7 +21,7 @@
 use crate::audit::{self, Attempt, Outcome};
 use crate::errors::ApiError;
 use crate::keys::{self, Credential, Facts, KeyRecord, NewKey};
-use crate::quota::{self, Hold, HoldChange, Reservation, Usage, UsageDelta};
+use crate::quota::{self, Hold, HoldChange, HoldState, Reservation, Usage, UsageDelta};
 use crate::time::day_of;
 use crate::wire::ledger::{Fate, LedgerReply};
 use crate::wire::registry::Reply;
@@ -256,6 +256,78 @@ pub const NOTHING_RECHECK_MS: i64 = 30_000;
 /// Otherwise the hold waits for a look that much later.
 pub fn nothing_settles(first_nothing_ms: Option<i64>, now_ms: i64) -> bool {
     first_nothing_ms.is_some_and(|t| now_ms.saturating_sub(t) >= NOTHING_RECHECK_MS)
+}
+
+// ------------------------------------------------------------ the alarm
+
+/// How often the alarm prunes while anything is kept: hourly.
+pub const PRUNE_EVERY_MS: i64 = 3_600_000;
+
+/// How soon after a reservation refused over a spend cap the alarm looks at
+/// holds whose requests may be gone: a minute (such holds may be what fills
+/// the cap; the hourly look would keep the key refused for up to an hour).
+pub const LOOK_AFTER_REFUSAL_MS: i64 = 60_000;
+
+/// How many holds one alarm asks the ledgers about (each look waits at most
+/// `ledger::LOOK_WAIT_MS`); the rest wait for the next alarm.
+pub const LOOKS_PER_ALARM: usize = 20;
+
+/// After a refusal over a spend cap, with the alarm set for `alarm_at_ms`
+/// (`None`: none): bring it forward to [`LOOK_AFTER_REFUSAL_MS`] from now?
+/// Only when it is not due sooner.
+pub fn look_sooner(alarm_at_ms: Option<i64>, now_ms: i64) -> bool {
+    alarm_at_ms.is_none_or(|at| at > now_ms.saturating_add(LOOK_AFTER_REFUSAL_MS))
+}
+
+/// When the alarm comes next, in ms from now, after a run: `recheck` (a
+/// hold waits for a second look, [`NOTHING_RECHECK_MS`]), `rows_left` (the
+/// tables still hold something to prune one day: [`PRUNE_EVERY_MS`]);
+/// neither: `None`, no alarm until a request sets one.
+pub fn next_alarm_in(recheck: bool, rows_left: bool) -> Option<i64> {
+    if recheck {
+        Some(NOTHING_RECHECK_MS)
+    } else {
+        rows_left.then_some(PRUNE_EVERY_MS)
+    }
+}
+
+/// What the alarm deletes at `now_ms`: audit entries older than the
+/// retention (`at_ms` before the first number) and usage and holds of days
+/// before yesterday (`day` before the second): no answer needs them (a
+/// day's usage and holds count only on their day; yesterday's stay for an
+/// order settled just after midnight UTC).
+pub fn prune_before(now_ms: i64, retention_secs: u32) -> (i64, i64) {
+    (now_ms.saturating_sub(crate::time::secs_to_ms(u64::from(retention_secs))), day_of(now_ms) - 1)
+}
+
+/// Which holds an alarm asks the orders' ledgers about, in the order asked,
+/// at most [`LOOKS_PER_ALARM`], out of `holds` (id and hold). Only holds of
+/// `today` and the day before that are not committed (a committed order
+/// is counted; nothing can change it); first those waiting for a second look
+/// (`awaited`: their first look found nothing, [`nothing_settles`]), then
+/// those with requests on them (`holders > 0`: they may have died between
+/// reserve and settle), then those with none (`pending`: an answer was lost
+/// and the ledger may never have had the order, or its `reconciled` word
+/// never reached the registry), the last group taken round-robin: after
+/// the id `after` (where the previous alarm stopped in it), so that more
+/// than [`LOOKS_PER_ALARM`] of them cannot keep the later ones from ever
+/// being asked. Returns the holds and the new `after`.
+pub fn suspects<T: Ord + Clone>(holds: Vec<(T, Hold)>, today: i64, awaited: &[T], after: Option<&T>) -> (Vec<(T, Hold)>, Option<T>) {
+    // (group, in the last group: already passed this round).
+    let group = |(id, h): &(T, Hold)| {
+        if awaited.contains(id) {
+            (0, false)
+        } else if h.holders > 0 {
+            (1, false)
+        } else {
+            (2, after.is_some_and(|a| id <= a))
+        }
+    };
+    let mut chosen: Vec<(T, Hold)> = holds.into_iter().filter(|(_, h)| h.state != HoldState::Committed && h.day >= today - 1).collect();
+    chosen.sort_by(|a, b| group(a).cmp(&group(b)).then_with(|| a.0.cmp(&b.0)));
+    chosen.truncate(LOOKS_PER_ALARM);
+    let last_idle = chosen.iter().rev().find(|s| group(s).0 == 2).map(|(id, _)| id.clone());
+    (chosen, last_idle.or_else(|| after.cloned()))
 }
 
 /// A hold of `key` for the order (`po`, `fp`) whose requests may all be
@@ -506,6 +578,66 @@ mod tests {
         assert!(nothing_settles(Some(T0), T0 + NOTHING_RECHECK_MS));
         assert!(nothing_settles(Some(T0), T0 + 3_600_000));
         assert!(!nothing_settles(Some(T0), T0 - 5), "a clock that went back: not yet");
+    }
+
+    #[test]
+    fn the_alarm_comes_a_minute_after_a_refusal_30_s_after_nothing_else_hourly() {
+        assert!(look_sooner(None, T0), "no alarm: set one");
+        assert!(look_sooner(Some(T0 + 3_600_000), T0), "the hourly one: brought forward");
+        assert!(!look_sooner(Some(T0 + LOOK_AFTER_REFUSAL_MS), T0), "due by then already");
+        assert!(!look_sooner(Some(T0 + 5_000), T0), "due sooner");
+        assert!(look_sooner(Some(T0 + LOOK_AFTER_REFUSAL_MS + 1), T0));
+        assert_eq!(next_alarm_in(true, false), Some(NOTHING_RECHECK_MS), "a second look is due, even with nothing else kept");
+        assert_eq!(next_alarm_in(true, true), Some(NOTHING_RECHECK_MS));
+        assert_eq!(next_alarm_in(false, true), Some(PRUNE_EVERY_MS));
+        assert_eq!(next_alarm_in(false, false), None, "nothing kept: no alarm");
+    }
+
+    #[test]
+    fn the_alarm_prunes_audit_past_the_retention_and_days_before_yesterday() {
+        let (audit_before, day_before) = prune_before(T0, 2_592_000);
+        assert_eq!(audit_before, T0 - 2_592_000_000);
+        assert_eq!(day_before, day_of(T0) - 1, "yesterday's usage and holds stay");
+        assert_eq!(prune_before(5, 60).0, -59_995, "no wrap near the epoch");
+    }
+
+    #[test]
+    fn the_alarm_asks_second_looks_first_then_holds_with_requests_then_the_rest_in_turn() {
+        let today = day_of(T0);
+        let h = |holders, state, day| Hold { day, amount: M, holders, state };
+        let ids = |s: &[(u32, Hold)]| s.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        let holds = vec![
+            (1, h(0, HoldState::Pending, today)),
+            (2, h(1, HoldState::Held, today)),
+            (3, h(0, HoldState::Committed, today)),
+            (4, h(2, HoldState::Committed, today)),
+            (5, h(1, HoldState::Held, today - 2)),
+            (6, h(0, HoldState::Pending, today - 1)),
+            (7, h(1, HoldState::Pending, today - 1)),
+            (8, h(1, HoldState::Held, today)),
+        ];
+        // Committed, or of a day before yesterday: never asked.
+        let (s, after) = suspects(holds.clone(), today, &[], None);
+        assert_eq!((ids(&s), after), (vec![2, 7, 8, 1, 6], Some(6)));
+        // A hold waiting for its second look comes first, whatever its group.
+        let (s, _) = suspects(holds.clone(), today, &[6, 99], None);
+        assert_eq!(ids(&s), [6, 2, 7, 8, 1]);
+        // No idle hold asked: the round stays where it was.
+        let busy: Vec<(u32, Hold)> = holds.iter().copied().filter(|(_, x)| x.holders > 0).collect();
+        assert_eq!(suspects(busy, today, &[], Some(&1)).1, Some(1));
+        // More than one alarm's worth: those with requests fill it first;
+        // the idle ones are taken in turn across alarms, none left out.
+        let mut many: Vec<(u32, Hold)> = (100..130).map(|id| (id, h(0, HoldState::Pending, today))).collect();
+        many.extend((200..205).map(|id| (id, h(1, HoldState::Held, today))));
+        let (first, after) = suspects(many.clone(), today, &[], None);
+        assert_eq!(first.len(), LOOKS_PER_ALARM);
+        assert_eq!(ids(&first)[..6], [200, 201, 202, 203, 204, 100]);
+        assert_eq!(after, Some(114));
+        let (second, after) = suspects(many.clone(), today, &[], after.as_ref());
+        assert_eq!(ids(&second)[5..], [115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129]);
+        assert_eq!(after, Some(129));
+        let (third, _) = suspects(many, today, &[], after.as_ref());
+        assert_eq!(ids(&third)[5..8], [100, 101, 102], "the round starts again");
     }
 
     #[test]
