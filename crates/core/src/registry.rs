@@ -323,9 +323,14 @@ pub fn suspects<T: Ord + Clone>(holds: Vec<(T, Hold)>, today: i64, awaited: &[T]
             (2, after.is_some_and(|a| id <= a))
         }
     };
-    let mut chosen: Vec<(T, Hold)> = holds.into_iter().filter(|(_, h)| h.state != HoldState::Committed && h.day >= today - 1).collect();
-    chosen.sort_by(|a, b| group(a).cmp(&group(b)).then_with(|| a.0.cmp(&b.0)));
-    chosen.truncate(LOOKS_PER_ALARM);
+    let mut left: Vec<(T, Hold)> = holds.into_iter().filter(|(_, h)| h.state != HoldState::Committed && h.day >= today - 1).collect();
+    // The first LOOKS_PER_ALARM in order, picked one by one (a general sort
+    // would add KBs to the worker's wasm).
+    let mut chosen = Vec::new();
+    while chosen.len() < LOOKS_PER_ALARM {
+        let Some(i) = (0..left.len()).min_by(|&a, &b| group(&left[a]).cmp(&group(&left[b])).then_with(|| left[a].0.cmp(&left[b].0))) else { break };
+        chosen.push(left.swap_remove(i));
+    }
     let last_idle = chosen.iter().rev().find(|s| group(s).0 == 2).map(|(id, _)| id.clone());
     (chosen, last_idle.or_else(|| after.cloned()))
 }
