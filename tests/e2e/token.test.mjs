@@ -276,6 +276,39 @@ for (const [reading, config, code] of [
   });
 });
 
+test("3e2. after reauth_required, a newly generated pair set as both bootstrap tokens: the new access token is used, no refresh", async () => {
+  const sb = await fresh();
+  const dir = newDir();
+  let w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  try {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-refresh", {});
+    await sb.admin("/tokens/revoke-access", {});
+    const dead = await op(w);
+    assert.equal(dead.json?.error?.code, "reauth_required", dead.text);
+  } finally {
+    await w.stop();
+  }
+  // The operator generates a new pair in the dashboard and sets both.
+  const pair = await sb.admin("/tokens/issue", { revoke_existing: true });
+  await sb.admin("/counters/reset", {});
+  w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token, XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  try {
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const c = await sb.counters();
+    assert.equal(c.validate_calls, 1, "the new access token checked once");
+    assert.equal(c.refresh_calls, 0, "and used: the held, rejected one does not send plumgate to a refresh");
+    assert.equal(c.unauthorized_api_calls, 0);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 1, "the first worker's refresh only");
+    assert.equal(st.last_error, null);
+  } finally {
+    await w.stop();
+  }
+});
+
 test("3f. a failed token check spends nothing: 502 with Retry-After, then recovery", async () => {
   await scenario({}, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);

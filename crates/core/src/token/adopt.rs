@@ -132,10 +132,15 @@ pub fn adopt(
 }
 
 /// Use a bootstrap access token Xoxoday's token check found valid (until
-/// `expires_at_ms`), unless the state holds an access token by now (a
-/// refresh finished meanwhile). Returns whether it was taken.
+/// `expires_at_ms`), unless the state holds a usable access token by now (a
+/// refresh finished meanwhile). One held but expired or rejected is
+/// replaced: that is the recovery path (after `reauth_required` the
+/// operator sets a newly generated pair; the dead token plumgate held must
+/// not send it to a refresh, or keep callers waiting out a refresh penalty,
+/// when Xoxoday just said the new access token is good). Returns whether
+/// it was taken.
 pub fn adopt_validated_access(state: &mut AuthorityState, token: AccessToken, expires_at_ms: i64, now_ms: i64) -> bool {
-    if state.access.is_some() {
+    if state.access_usable(now_ms) {
         return false;
     }
     super::apply_validated_access(state, token, expires_at_ms, now_ms);
@@ -177,11 +182,20 @@ mod tests {
     }
 
     #[test]
-    fn a_validated_access_token_never_replaces_one_held() {
+    fn a_validated_access_token_never_replaces_a_usable_one_but_replaces_a_dead_one() {
         let mut s = AuthorityState::default();
         assert!(adopt_validated_access(&mut s, AccessToken::new("at-1"), T0 + 1000, T0));
         assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-1");
         assert!(!adopt_validated_access(&mut s, AccessToken::new("at-2"), T0 + 2000, T0));
         assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-1");
+        // at-1 expired: the validated token is taken.
+        assert!(adopt_validated_access(&mut s, AccessToken::new("at-3"), T0 + 9000, T0 + 1000));
+        assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-3");
+        // at-3 rejected by Xoxoday: so is at-4.
+        s.access.as_mut().unwrap().rejected = true;
+        assert!(adopt_validated_access(&mut s, AccessToken::new("at-4"), T0 + 9000, T0 + 2000));
+        let held = s.access.as_ref().unwrap();
+        assert_eq!((held.token.expose_secret(), held.rejected, held.expires_at_ms), ("at-4", false, T0 + 9000));
+        assert!(s.access_usable(T0 + 2000));
     }
 }
