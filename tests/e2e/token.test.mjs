@@ -334,6 +334,38 @@ test("3f. a failed token check spends nothing: 502 with Retry-After, then recove
   });
 });
 
+test("3f2. a rate-limited token check: no check until its penalty ends, whose rest callers get as Retry-After", async () => {
+  await scenario({}, {}, async (sb, w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    // Xoxoday's penalty on its token check (20 s, in the API's shape).
+    await sb.admin("/faults/validate", { mode: "rate_limited", shape: "errors_array", penalty_seconds: 20 });
+    await sb.admin("/counters/reset", {});
+    const started = Date.now();
+    const r = await op(w);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, "upstream_error");
+    assert.match(r.json.error.message, /rate-limited by Xoxoday/);
+    assert.ok(Number(r.headers["retry-after"]) >= 18, `the penalty's rest, not 5 s: ${r.headers["retry-after"]}`);
+    // Past the 5 s a failed check is reused for, still inside the penalty:
+    // no check goes out (each would prolong the penalty).
+    await new Promise((res) => setTimeout(res, 6000));
+    const inside = await op(w);
+    assert.equal(inside.status, 502, inside.text);
+    assert.match(inside.json.error.message, /rate-limited its token check/);
+    const left = Number(inside.headers["retry-after"]);
+    assert.ok(left >= 10 && left <= 15, `Retry-After ${left}`);
+    let c = await sb.counters();
+    assert.deepEqual([c.validate_calls, c.validate_rate_limited, c.refresh_calls], [1, 1, 0], JSON.stringify(c));
+    // Once it is over, the next 401 is checked: the revoked token is replaced.
+    await new Promise((res) => setTimeout(res, Math.max(0, started + 20_500 - Date.now())));
+    const ok = await op(w);
+    assert.equal(ok.status, 200, ok.text);
+    c = await sb.counters();
+    assert.deepEqual([c.validate_calls, c.validate_rate_limited, c.refresh_calls], [2, 1, 1], JSON.stringify(c));
+  });
+});
+
 test("3g. loop guard: at most 10 confirmed rejections an hour lead to a refresh", async () => {
   await scenario({}, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);

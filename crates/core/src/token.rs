@@ -227,6 +227,9 @@ pub struct AuthorityState {
     /// Since when the checks of that token have all failed (epoch ms; see
     /// [`check::CHECK_FAILING_MS`]).
     pub check_failing_since_ms: Option<i64>,
+    /// Until when Xoxoday's rate-limit penalty on its token check runs
+    /// (epoch ms): no check is sent before then (see [`check`]).
+    pub check_penalty_until_ms: Option<i64>,
     /// When Xoxoday's token check confirmed a rejection (epoch ms), newest
     /// last, inside the loop guard's window (see [`check`]).
     pub confirmed_rejections_ms: Vec<i64>,

@@ -120,6 +120,10 @@ pub enum ValidateFaultMode {
     /// `server_error` with a 5xx status instead of a verdict.
     #[serde(rename = "5xx")]
     ServerError,
+    /// The rate-limit answer in `shape`, starting a penalty of
+    /// `penalty_seconds` on the token check (Xoxoday documents no limit for
+    /// it; its refresh endpoint's and the API's answers are the readings).
+    RateLimited,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,10 +374,17 @@ impl Faults {
         Ok(())
     }
 
-    /// `{"mode":"5xx","count"=1,"status"=503}`; count 0 clears.
+    /// `{"mode":"5xx","count"=1,"status"=503}` or
+    /// `{"mode":"rate_limited","shape","penalty_seconds","status"}`; count 0 clears.
     pub fn set_validate(&mut self, body: &[u8]) -> Result<(), String> {
-        self.validate =
-            parse(body, |_: &ValidateFaultMode| Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, order: false })?;
+        let fault = parse(body, |m: &ValidateFaultMode| match m {
+            ValidateFaultMode::ServerError => Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, order: false },
+            ValidateFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, order: false },
+        })?;
+        if fault.as_ref().is_some_and(|f| f.revoke) {
+            return Err("revoke applies to refresh faults only".into());
+        }
+        self.validate = fault;
         Ok(())
     }
 

@@ -281,15 +281,18 @@ async fn refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
             json_response(status, body)
         }
         RefreshOutcome::Drop { status } => dropped_body(status),
-        RefreshOutcome::Limited { status, body, retry_after_secs } => {
-            let mut resp = json_response(status, body);
-            if let Some(Ok(v)) = retry_after_secs.map(|s| HeaderValue::from_str(&s.to_string())) {
-                resp.headers_mut().insert(RETRY_AFTER, v);
-            }
-            resp
-        }
+        RefreshOutcome::Limited { status, body, retry_after_secs } => limited(status, body, retry_after_secs),
     };
     tagged(no_store(resp), "refresh")
+}
+
+/// A rate-limit answer, with `Retry-After` when its shape sends one.
+fn limited(status: u16, body: Value, retry_after_secs: Option<u64>) -> Response {
+    let mut resp = json_response(status, body);
+    if let Some(Ok(v)) = retry_after_secs.map(|s| HeaderValue::from_str(&s.to_string())) {
+        resp.headers_mut().insert(RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// Status line and headers go out, then the body stream fails, so hyper
@@ -311,10 +314,12 @@ fn dropped_body(status: u16) -> Response {
 
 async fn validate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let auth = auth_header(&headers);
-    let (status, body) = app
-        .run(|sb| sb.validate_token(auth.as_deref(), wall_ms()))
-        .await;
-    tagged(no_store(json_response(status, body)), "validate")
+    let resp = match app.run(|sb| sb.validate_token(auth.as_deref(), wall_ms())).await {
+        RefreshOutcome::Limited { status, body, retry_after_secs } => limited(status, body, retry_after_secs),
+        RefreshOutcome::Answer { status, body } | RefreshOutcome::HangThen { status, body, .. } => json_response(status, body),
+        RefreshOutcome::Drop { status } => dropped_body(status),
+    };
+    tagged(no_store(resp), "validate")
 }
 
 async fn api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{CheckExpiresIn, Config, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
-use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode};
+use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, oauth_error, success, unauthorized_body, PlumError,
@@ -59,6 +59,8 @@ pub struct Counters {
     pub spent_refresh_tokens_used: u64,
     /// Refresh calls answered with the rate-limit answer (fault or penalty).
     pub refresh_rate_limited: u64,
+    /// Token checks answered with the rate-limit answer (fault or penalty).
+    pub validate_rate_limited: u64,
     /// Authorised API calls answered with an injected 401.
     pub api_401_faults: u64,
     /// API calls refused by a daily cap.
@@ -100,9 +102,10 @@ pub enum RefreshOutcome {
     },
 }
 
-/// A refresh rate-limit penalty started by a `rate_limited` fault.
+/// A rate-limit penalty (of the refresh endpoint or the token check)
+/// started by a `rate_limited` fault.
 #[derive(Debug, Clone, Copy)]
-struct RefreshPenalty {
+struct Penalty {
     until_ms: i64,
     shape: RateLimitShape,
     status: u16,
@@ -144,7 +147,9 @@ pub struct Sandbox {
     ledger: Ledger,
     limiter: RateLimiter,
     faults: Faults,
-    refresh_penalty: Option<RefreshPenalty>,
+    refresh_penalty: Option<Penalty>,
+    /// The token check's penalty (`faults/validate` `rate_limited`).
+    validate_penalty: Option<Penalty>,
     counters: Counters,
     requests: VecDeque<RequestRecord>,
     /// Prefix for product image URLs, e.g. `http://127.0.0.1:8788`.
@@ -218,6 +223,7 @@ impl Sandbox {
             limiter: RateLimiter::default(),
             faults: Faults::default(),
             refresh_penalty: None,
+            validate_penalty: None,
             counters: Counters::default(),
             requests: VecDeque::new(),
             asset_base: String::new(),
@@ -322,10 +328,19 @@ impl Sandbox {
         out
     }
 
-    fn rate_limited(&self, p: RefreshPenalty, now: i64) -> RefreshOutcome {
+    fn rate_limited(&self, p: Penalty, now: i64) -> RefreshOutcome {
         let secs = u64::try_from((p.until_ms - now).max(1000).saturating_add(999) / 1000).unwrap_or(1);
         let retry_after_secs = (p.shape == RateLimitShape::Status429).then_some(secs);
         RefreshOutcome::Limited { status: p.status, body: p.shape.body(secs), retry_after_secs }
+    }
+
+    /// The penalty a `rate_limited` fault `f` starts at `now`.
+    fn penalty_of<M>(f: &Fault<M>, now: i64) -> Penalty {
+        Penalty {
+            until_ms: now.saturating_add(secs_to_ms(f.penalty_seconds.unwrap_or(60))),
+            shape: f.shape.unwrap_or(RateLimitShape::ErrorsArray),
+            status: f.status,
+        }
     }
 
     fn refresh_inner(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
@@ -409,12 +424,7 @@ impl Sandbox {
                     answer(f.status, body)
                 }
                 RefreshFaultMode::RateLimited => {
-                    let secs = f.penalty_seconds.unwrap_or(60);
-                    let p = RefreshPenalty {
-                        until_ms: now.saturating_add(secs_to_ms(secs)),
-                        shape: f.shape.unwrap_or(RateLimitShape::ErrorsArray),
-                        status: f.status,
-                    };
+                    let p = Self::penalty_of(&f, now);
                     self.refresh_penalty = Some(p);
                     if f.revoke {
                         self.dirty = true;
@@ -441,21 +451,36 @@ impl Sandbox {
 
     // ----- GET /chef/v1/oauth/token -----
 
-    pub fn validate_token(&mut self, auth: Option<&str>, wall: i64) -> (u16, Value) {
+    /// The check's answer: a status and body, or the rate-limit answer
+    /// (with `Retry-After` in the HTTP 429 shape).
+    pub fn validate_token(&mut self, auth: Option<&str>, wall: i64) -> RefreshOutcome {
         self.counters.validate_calls += 1;
         let now = self.now(wall);
+        // A penalty runs: the rate limiter answers before anything else.
+        if let Some(p) = self.validate_penalty.filter(|p| now < p.until_ms) {
+            self.counters.validate_rate_limited += 1;
+            return self.rate_limited(p, now);
+        }
         let Some(token) = bearer(auth) else {
-            return (
-                401,
-                oauth_error(
-                    "invalid_request",
-                    "missing/invalid parameters authorization header",
-                ),
-            );
+            let body = oauth_error("invalid_request", "missing/invalid parameters authorization header");
+            return RefreshOutcome::Answer { status: 401, body };
         };
         if let Some(f) = self.faults.take_validate() {
-            return (f.status, json!({ "error": "server_error", "error_description": "internal server error" }));
+            if f.mode == ValidateFaultMode::RateLimited {
+                let p = Self::penalty_of(&f, now);
+                self.validate_penalty = Some(p);
+                self.counters.validate_rate_limited += 1;
+                return self.rate_limited(p, now);
+            }
+            let body = json!({ "error": "server_error", "error_description": "internal server error" });
+            return RefreshOutcome::Answer { status: f.status, body };
         }
+        let (status, body) = self.verdict(token, now);
+        RefreshOutcome::Answer { status, body }
+    }
+
+    /// The check's verdict on `token`.
+    fn verdict(&self, token: &str, now: i64) -> (u16, Value) {
         let Some(a) = self.tokens.access(token, now).cloned() else {
             return (401, oauth_error("invalid_token", "invalid/expired token"));
         };
@@ -801,6 +826,7 @@ impl Sandbox {
     pub fn clear_faults(&mut self) -> Value {
         self.faults = Faults::default();
         self.refresh_penalty = None;
+        self.validate_penalty = None;
         self.faults.to_json()
     }
 
@@ -833,6 +859,7 @@ impl Sandbox {
             "rate_limited_calls": c.rate_limited_calls,
             "spent_refresh_tokens_used": c.spent_refresh_tokens_used,
             "refresh_rate_limited": c.refresh_rate_limited,
+            "validate_rate_limited": c.validate_rate_limited,
             "api_401_faults": c.api_401_faults,
             "daily_limited_calls": c.daily_limited_calls,
             "proxy_pages": c.proxy_pages,

@@ -18,7 +18,11 @@
 //!   token: [`about_the_token`]): nothing is refreshed, because a rotation
 //!   on no evidence is exactly what callers must not be able to cause; the
 //!   caller gets `502 upstream_error` saying so, with `Retry-After`, and
-//!   `last_error` says so too. Once every check of the token has failed
+//!   `last_error` says so too. A rate-limited check also holds every
+//!   further check back until its penalty ends (`penaltySeconds`,
+//!   `Retry-After`, or the default penalty; `check_penalty_until_ms`):
+//!   asking again inside it would only prolong it (contract §6), so the
+//!   callers' `Retry-After` is the penalty's rest. Once every check of the token has failed
 //!   for [`CHECK_FAILING_MS`] while the API kept answering 401, the 401s
 //!   are evidence enough: the token is replaced as if the check had
 //!   said "invalid" (and counts toward the loop guard), so a revoked token
@@ -133,6 +137,14 @@ pub enum CheckOutcome {
     Invalid,
     /// No verdict; a safe sentence.
     Failed(String),
+    /// No verdict: Xoxoday rate-limited the check (HTTP `status`) for
+    /// `penalty_secs`; no check goes out until that has passed.
+    RateLimited {
+        /// The answer's status.
+        status: u16,
+        /// The penalty it named (or the default penalty).
+        penalty_secs: u64,
+    },
 }
 
 /// Is a 401 or 403 of the token check about the token itself (contract
@@ -163,14 +175,14 @@ fn about_the_token(status: u16, body: &[u8], v: Option<&Value>) -> bool {
 /// its body says otherwise (`error`, or `success: 0`); 401 and 403 are
 /// invalid when they are about the token ([`about_the_token`]), else no
 /// verdict; anything else (408, 429, 5xx, a rate-limit body, other 4xx) is
-/// no verdict.
-pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutcome {
+/// no verdict; a rate-limit answer in any shape (`retry_after`: its
+/// `Retry-After` header) names its penalty.
+pub fn parse_check_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> CheckOutcome {
+    if let Some(penalty_secs) = penalty_named_by(status, body, retry_after, TOKEN_NAMING_KEYS) {
+        return CheckOutcome::RateLimited { status, penalty_secs };
+    }
     let v: Option<Value> = serde_json::from_slice(body).ok();
     let says = |k: &str| v.as_ref().and_then(|v| v.get(k));
-    let rate_limited = penalty_named_by(status, body, None, TOKEN_NAMING_KEYS).is_some();
-    if rate_limited {
-        return CheckOutcome::Failed(format!("token check rate-limited by Xoxoday (HTTP {status})"));
-    }
     match status {
         200..=299 => {
             let refused = says("error").is_some_and(|e| !e.is_null())
@@ -191,7 +203,7 @@ pub fn parse_check_response(status: u16, body: &[u8], now_ms: i64) -> CheckOutco
 /// (a failed check, never a verdict).
 pub fn read_check(got: &Result<HttpAnswer, NoAnswer>, now_ms: i64, timeout_ms: u64) -> CheckOutcome {
     match got {
-        Ok(ans) => parse_check_response(ans.status, &ans.body, now_ms),
+        Ok(ans) => parse_check_response(ans.status, &ans.body, ans.retry_after.as_deref(), now_ms),
         Err(NoAnswer::Timeout) => CheckOutcome::Failed(format!("no answer within {timeout_ms} ms")),
         Err(NoAnswer::Transport) => CheckOutcome::Failed("transport error".into()),
     }
@@ -203,7 +215,17 @@ impl CheckOutcome {
         match self {
             CheckOutcome::Valid { .. } => CheckResult::Valid,
             CheckOutcome::Invalid => CheckResult::Invalid,
-            CheckOutcome::Failed(_) => CheckResult::Failed,
+            CheckOutcome::Failed(_) | CheckOutcome::RateLimited { .. } => CheckResult::Failed,
+        }
+    }
+
+    /// Why there is no verdict, as said to callers and in `last_error`
+    /// (empty for a verdict).
+    fn failure(self) -> String {
+        match self {
+            CheckOutcome::Failed(message) => message,
+            CheckOutcome::RateLimited { status, penalty_secs } => format!("token check rate-limited by Xoxoday (HTTP {status}) for {penalty_secs} s"),
+            CheckOutcome::Valid { .. } | CheckOutcome::Invalid => String::new(),
         }
     }
 }
@@ -245,6 +267,10 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
         Some(c) if c.result == CheckResult::Valid && now_ms - c.at_ms < VALID_VERDICT_MS => {
             CheckPlan::Verdict(CheckVerdict::PassThrough)
         }
+        _ if state.check_penalty_until_ms.is_some_and(|t| t > now_ms) => CheckPlan::Verdict(CheckVerdict::Refuse(Refusal::CheckFailed {
+            message: "Xoxoday rate-limited its token check; plumgate asks again once the penalty ends".into(),
+            retry_after_secs: retry_secs(state.check_penalty_until_ms.unwrap_or(now_ms), now_ms),
+        })),
         Some(c) if c.result == CheckResult::Failed && now_ms - c.at_ms < FAILED_VERDICT_MS => {
             CheckPlan::Verdict(CheckVerdict::Refuse(Refusal::CheckFailed {
                 message: "a check of this token failed moments ago".into(),
@@ -260,6 +286,18 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
 /// the confirmation counts toward the loop guard; a "valid" answer with an
 /// earlier expiry than the one held teaches the authority that expiry.
 pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, now_ms: i64) -> CheckVerdict {
+    // A penalty holds every later check back; the caller waits it out.
+    let mut wait_until = now_ms.saturating_add(FAILED_VERDICT_MS);
+    let outcome = match outcome {
+        CheckOutcome::RateLimited { penalty_secs, .. } => {
+            let until = now_ms.saturating_add(crate::time::secs_to_ms(penalty_secs));
+            let until = state.check_penalty_until_ms.filter(|t| *t > until).unwrap_or(until);
+            state.check_penalty_until_ms = Some(until);
+            wait_until = wait_until.max(until);
+            CheckOutcome::Failed(outcome.failure())
+        }
+        o => o,
+    };
     // A streak of failed checks of this token, none more than
     // CHECK_FAILING_MS after the one before: since when. (Compared field
     // by field: `last_check` here cost the wasm 0.3 KB.)
@@ -322,10 +360,7 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
             }
             CheckVerdict::Serve
         }
-        CheckOutcome::Failed(message) => CheckVerdict::Refuse(Refusal::CheckFailed {
-            message,
-            retry_after_secs: retry_secs(now_ms + FAILED_VERDICT_MS, now_ms),
-        }),
+        failed => CheckVerdict::Refuse(Refusal::CheckFailed { message: failed.failure(), retry_after_secs: retry_secs(wait_until, now_ms) }),
     }
 }
 
@@ -388,24 +423,26 @@ mod tests {
     #[test]
     fn check_answers_are_read() {
         let valid = br#"{"access_token":"a","token_type":"bearer","expires_in":1000}"#;
-        assert_eq!(parse_check_response(200, valid, T0), CheckOutcome::Valid { expires_at_ms: Some(T0 + 1_000_000) });
-        assert_eq!(parse_check_response(200, b"{}", T0), CheckOutcome::Valid { expires_at_ms: None });
-        assert_eq!(parse_check_response(200, b"not json", T0), CheckOutcome::Valid { expires_at_ms: None });
-        assert_eq!(parse_check_response(200, br#"{"success":0,"error_message_id":"auth.token_error"}"#, T0), CheckOutcome::Invalid);
-        assert_eq!(parse_check_response(200, br#"{"error":"invalid_token"}"#, T0), CheckOutcome::Invalid);
-        assert_eq!(parse_check_response(401, br#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, T0), CheckOutcome::Invalid);
-        assert_eq!(parse_check_response(401, b"", T0), CheckOutcome::Invalid);
-        assert!(matches!(parse_check_response(403, b"", T0), CheckOutcome::Failed(_)), "a bare 403 names no token");
-        for (status, body) in [
-            (500, &b""[..]),
-            (503, b"<html>"),
-            (429, b""),
-            (400, br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":5}]}"#),
-            (200, br#"{"message":"auth.request_limit_exceeded"}"#),
-            (408, b""),
-            (404, b""),
+        assert_eq!(parse_check_response(200, valid, None, T0), CheckOutcome::Valid { expires_at_ms: Some(T0 + 1_000_000) });
+        assert_eq!(parse_check_response(200, b"{}", None, T0), CheckOutcome::Valid { expires_at_ms: None });
+        assert_eq!(parse_check_response(200, b"not json", None, T0), CheckOutcome::Valid { expires_at_ms: None });
+        assert_eq!(parse_check_response(200, br#"{"success":0,"error_message_id":"auth.token_error"}"#, None, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(200, br#"{"error":"invalid_token"}"#, None, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(401, br#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, None, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(401, b"", None, T0), CheckOutcome::Invalid);
+        assert!(matches!(parse_check_response(403, b"", None, T0), CheckOutcome::Failed(_)), "a bare 403 names no token");
+        for (status, body) in [(500, &b""[..]), (503, b"<html>"), (408, b""), (404, b"")] {
+            assert!(matches!(parse_check_response(status, body, None, T0), CheckOutcome::Failed(_)), "{status}");
+        }
+        // Rate-limited, in every shape: no verdict, and the penalty named
+        // (the body's, then Retry-After, else the default 60 s).
+        for (status, body, retry_after, penalty_secs) in [
+            (429, &b""[..], Some("120"), 120),
+            (429, b"", None, 60),
+            (400, br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":5}]}"#, None, 5),
+            (200, br#"{"message":"auth.request_limit_exceeded"}"#, None, 60),
         ] {
-            assert!(matches!(parse_check_response(status, body, T0), CheckOutcome::Failed(_)), "{status}");
+            assert_eq!(parse_check_response(status, body, retry_after, T0), CheckOutcome::RateLimited { status, penalty_secs }, "{status}");
         }
     }
 
@@ -426,7 +463,7 @@ mod tests {
             (403, r#"{"code":403,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#),
         ];
         for (status, body) in not_about_the_token {
-            match parse_check_response(*status, body.as_bytes(), T0) {
+            match parse_check_response(*status, body.as_bytes(), None, T0) {
                 CheckOutcome::Failed(m) => {
                     assert!(m.contains(&format!("HTTP {status}")) && !m.contains("PIPE") && !m.contains("firewall"), "{m}")
                 }
@@ -444,11 +481,11 @@ mod tests {
             (403, r#"{"success":0,"error_message_id":"auth.token_error"}"#),
         ];
         for (status, body) in about_the_token {
-            assert_eq!(parse_check_response(*status, body.as_bytes(), T0), CheckOutcome::Invalid, "{status} {body}");
+            assert_eq!(parse_check_response(*status, body.as_bytes(), None, T0), CheckOutcome::Invalid, "{status} {body}");
         }
         // Not confirmed: the token stays, nothing counts toward the guard.
         let mut s = state_with("at-1");
-        let ip = parse_check_response(401, not_about_the_token[0].1.as_bytes(), T0);
+        let ip = parse_check_response(401, not_about_the_token[0].1.as_bytes(), None, T0);
         assert!(matches!(apply_check(&mut s, &fp("at-1"), ip, T0), CheckVerdict::Refuse(Refusal::CheckFailed { .. })));
         assert!(!s.access.as_ref().unwrap().rejected && s.confirmed_rejections_ms.is_empty());
     }
@@ -559,6 +596,51 @@ mod tests {
         };
         assert_eq!((e.status, e.code.as_str(), e.retry_after_secs), (502, "upstream_error", Some(5)));
         assert!(e.message.contains("does not refresh without confirmation"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_rate_limited_check_holds_every_check_back_until_its_penalty_ends() {
+        let refusal = |v: CheckVerdict| match v {
+            CheckVerdict::Refuse(r) => r.api_error(),
+            other => panic!("{other:?}"),
+        };
+        let planned = |s: &AuthorityState, at: i64| match plan_check(s, &fp("at-1"), at) {
+            CheckPlan::Verdict(v) => Some(refusal(v)),
+            CheckPlan::Check => None,
+        };
+        let mut s = state_with("at-1");
+        let e = refusal(apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 60 }, T0));
+        assert_eq!(s.check_penalty_until_ms, Some(T0 + 60_000));
+        assert_eq!((e.status, e.code.as_str(), e.retry_after_secs), (502, "upstream_error", Some(60)), "the caller waits out the penalty, not 5 s");
+        assert!(e.message.contains("rate-limited by Xoxoday (HTTP 429) for 60 s"), "{}", e.message);
+        assert_eq!(s.last_check().unwrap().result, CheckResult::Failed);
+        assert!(!s.access.as_ref().unwrap().rejected, "nothing spent");
+        // No check inside it (the 5 s of a failed verdict long past); its
+        // rest is the callers' Retry-After.
+        for (at, left) in [(5_000, 55), (30_000, 30), (59_001, 1)] {
+            let e = planned(&s, T0 + at).expect("no check during the penalty");
+            assert_eq!((e.status, e.retry_after_secs), (502, Some(left)), "{at}");
+            assert!(e.message.contains("rate-limited its token check"), "{}", e.message);
+        }
+        assert!(planned(&s, T0 + 60_000).is_none(), "over: the next 401 is checked");
+        // Another token's candidates wait too: the penalty is the check's.
+        let other = AuthorityState { access: state_with("at-2").access, ..s.clone() };
+        assert!(matches!(plan_check(&other, &fp("at-2"), T0 + 10_000), CheckPlan::Verdict(CheckVerdict::Refuse(_))));
+        // A "valid" verdict from before still answers without a check.
+        let mut v = s.clone();
+        v.set_last_check(CheckRecord { fp: fp("at-1"), at_ms: T0 + 1_000, result: CheckResult::Valid });
+        assert_eq!(plan_check(&v, &fp("at-1"), T0 + 2_000), CheckPlan::Verdict(CheckVerdict::PassThrough));
+        // A shorter penalty does not cut a longer one short.
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 400, penalty_secs: 5 }, T0 + 1_000);
+        assert_eq!(s.check_penalty_until_ms, Some(T0 + 60_000));
+        // Rate-limited checks are failed checks of the streak: ten minutes
+        // of them, penalties honoured, still replace the token.
+        let mut s = state_with("at-1");
+        for at in (0..=CHECK_FAILING_MS).step_by(60_000) {
+            assert!(planned(&s, T0 + at).is_none(), "{at}: the previous penalty is over");
+            apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 60 }, T0 + at);
+        }
+        assert!(s.access.as_ref().unwrap().rejected);
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub(super) fn state(v: &Value) -> Result<AuthorityState, Bad> {
     s.last_check_at_ms = get(o, "last_check_at_ms", opt_int)?;
     s.last_check_result = get(o, "last_check_result", opt_text)?;
     s.check_failing_since_ms = get(o, "check_failing_since_ms", opt_int)?;
+    s.check_penalty_until_ms = get(o, "check_penalty_until_ms", opt_int)?;
     s.confirmed_rejections_ms = get(o, "confirmed_rejections_ms", ints)?;
     s.retired_to = get(o, "retired_to", opt_text)?;
     s.retired_at_ms = get(o, "retired_at_ms", opt_int)?;
@@ -125,7 +126,7 @@ mod tests {
             "spent_refresh_fps": ["s1", "s2"], "refresh_count": 7, "last_refresh_at_ms": 5,
             "last_error": "e", "last_error_at_ms": 6, "consecutive_failures": 2, "next_attempt_at_ms": 8,
             "jitter": 0.25, "penalty_until_ms": 9, "refresh_sent_at_ms": 16, "credentials_rejected_fp": "c", "last_check_fp": "f",
-            "last_check_at_ms": 10, "last_check_result": "ok", "check_failing_since_ms": 17, "confirmed_rejections_ms": [1, 2],
+            "last_check_at_ms": 10, "last_check_result": "ok", "check_failing_since_ms": 17, "check_penalty_until_ms": 18, "confirmed_rejections_ms": [1, 2],
             "retired_to": "x", "retired_at_ms": 11, "alert_condition": "token_reauth_required",
             "alert_balance_low": true, "alert_balance_seen_at_ms": 12, "alert_outbox": ["{}"],
             "alert_attempts": 3, "alert_next_at_ms": 13, "alert_head_since_ms": 14, "alert_error": "w",

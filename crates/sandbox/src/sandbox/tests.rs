@@ -33,6 +33,14 @@ fn refresh(s: &mut Sandbox, rt: &str, wall: i64) -> (u16, Value) {
     }
 }
 
+/// Asks the token check and returns (status, body).
+fn check(s: &mut Sandbox, auth: Option<&str>, wall: i64) -> (u16, Value) {
+    match s.validate_token(auth, wall) {
+        RefreshOutcome::Answer { status, body } => (status, body),
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
 fn tok(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_owned()
 }
@@ -232,20 +240,20 @@ fn token_response_formats_and_validate() {
     assert!(body.get("success").is_none() && body.get("status").is_none());
     let at = tok(&body, "access_token");
 
-    let (status, v) = s.validate_token(Some(&format!("Bearer {at}")), T0 + 40 * SEC);
+    let (status, v) = check(&mut s, Some(&format!("Bearer {at}")), T0 + 40 * SEC);
     assert_eq!(status, 200);
     assert_eq!(v["expires_in"], "60");
     assert_eq!(v["access_token"], at);
     assert_eq!(
-        s.validate_token(Some(&format!("Bearer {at}")), T0 + 100 * SEC)
+        check(&mut s, Some(&format!("Bearer {at}")), T0 + 100 * SEC)
             .0,
         401
     );
     assert_eq!(
-        s.validate_token(Some("Bearer nope"), T0).1["error"],
+        check(&mut s, Some("Bearer nope"), T0).1["error"],
         "invalid_token"
     );
-    assert_eq!(s.validate_token(None, T0).0, 401);
+    assert_eq!(check(&mut s, None, T0).0, 401);
     assert_eq!(s.counters_json(0, 0)["validate_calls"], 4);
     // The Rewards spec's check answer: three fields, no expiry timestamps.
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -264,12 +272,12 @@ fn token_answers_in_each_documented_reading() {
     // The token check: expires_in as the whole lifetime, with the
     // timestamps of the Reward-Link and Storefront variants.
     s.patch_config(br#"{"check_expires_in":"lifetime","check_expiry_fields":true}"#).unwrap();
-    let (status, v) = s.validate_token(Some(&format!("Bearer {at}")), T0 + 86_400 * SEC);
+    let (status, v) = check(&mut s, Some(&format!("Bearer {at}")), T0 + 86_400 * SEC);
     assert_eq!(status, 200);
     assert_eq!(v["expires_in"], 1_296_000, "the lifetime, not the 14 days left");
     assert_eq!(v["access_token_expiry"], (T0 + 1_296_000 * SEC).to_string());
     s.patch_config(br#"{"check_expires_in":"remaining"}"#).unwrap();
-    assert_eq!(s.validate_token(Some(&format!("Bearer {at}")), T0 + 86_400 * SEC).1["expires_in"], 1_209_600);
+    assert_eq!(check(&mut s, Some(&format!("Bearer {at}")), T0 + 86_400 * SEC).1["expires_in"], 1_209_600);
     assert!(s.patch_config(br#"{"check_expires_in":"total"}"#).is_err());
 }
 
@@ -459,8 +467,23 @@ fn api_401_faults_answer_valid_tokens() {
 
     // The token check can fail on demand.
     s.set_validate_fault(br#"{"mode":"5xx","status":502}"#).unwrap();
-    assert_eq!(s.validate_token(Some(&format!("Bearer {AT}")), T0).0, 502);
-    assert_eq!(s.validate_token(Some(&format!("Bearer {AT}")), T0).0, 200);
+    assert_eq!(check(&mut s, Some(&format!("Bearer {AT}")), T0).0, 502);
+    assert_eq!(check(&mut s, Some(&format!("Bearer {AT}")), T0).0, 200);
+
+    // ... or be rate-limited: a penalty every check meets until it ends.
+    s.set_validate_fault(br#"{"mode":"rate_limited","shape":"status429","penalty_seconds":30}"#).unwrap();
+    let bearer = format!("Bearer {AT}");
+    let limited = |retry_after_secs| RefreshOutcome::Limited { status: 429, body: json!({"message":"auth.request_limit_exceeded"}), retry_after_secs };
+    assert_eq!(s.validate_token(Some(&bearer), T0), limited(Some(30)));
+    assert_eq!(s.validate_token(Some(&bearer), T0 + 10 * SEC), limited(Some(20)));
+    assert_eq!(s.validate_token(Some("Bearer nope"), T0 + 10 * SEC), limited(Some(20)), "any token");
+    assert_eq!(check(&mut s, Some(&bearer), T0 + 30 * SEC).0, 200, "over");
+    assert_eq!(s.counters_json(0, 0)["validate_rate_limited"], 3);
+    s.set_validate_fault(br#"{"mode":"rate_limited"}"#).unwrap();
+    assert!(matches!(s.validate_token(Some(&bearer), T0 + 40 * SEC), RefreshOutcome::Limited { status: 400, retry_after_secs: None, .. }), "the flat body by default");
+    assert!(s.set_validate_fault(br#"{"mode":"rate_limited","revoke":true}"#).is_err());
+    s.clear_faults();
+    assert_eq!(check(&mut s, Some(&bearer), T0 + 41 * SEC).0, 200, "clearing faults ends the penalty");
 }
 
 #[test]
