@@ -732,6 +732,22 @@ test("lenient token answers: expires_in as a string, expiry stamps as numbers or
   }
 });
 
+test("access tokens that live less than the 7-day early window (1 day): fresh after their refresh, refreshed halfway through", async () => {
+  // Xoxoday documents 15 days; a shorter life must not leave every token
+  // stale from the start (a refresh a minute for as long as calls come).
+  const sb = await fresh({ access_ttl_secs: 86400 });
+  const w = await startWorker({ sandbox: sb, keys });
+  try {
+    for (let i = 0; i < 5; i++) assert.equal((await op(w)).status, 200);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "fresh", JSON.stringify(st));
+    assert.equal(st.refresh_count, 1);
+    assert.equal((await sb.counters()).refresh_calls, 1);
+  } finally {
+    await w.stop();
+  }
+});
+
 test("8. leak check covers worker logs", () => {
   assert.ok(capturedLogs.some((l) => l.startsWith("[worker]")), "worker logs were captured");
 });

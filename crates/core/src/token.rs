@@ -474,9 +474,12 @@ impl AuthorityState {
     }
 
     /// The instant the early window opens: the earlier of the access and
-    /// (known) refresh expiry, each minus the jittered early window. For
-    /// the refresh token the window is at most half the life it had when
-    /// the last refresh handed it out: one reading of Xoxoday's docs keeps
+    /// (known) refresh expiry, each minus the jittered early window, at
+    /// most half the life the token had when the last refresh handed it out.
+    /// For the access token: one a refresh hands out with less life than the
+    /// window (Xoxoday documents 15 days, but does not promise it) would
+    /// otherwise be stale from the start, and refreshed once a minute (the
+    /// minimum interval) for as long as calls come. For the refresh token: one reading of Xoxoday's docs keeps
     /// a chain's first expiry through every rotation, so a refresh inside
     /// the window leaves it there, and a full window would ask for another
     /// refresh at once (one a minute, the minimum interval, for days: the
@@ -487,10 +490,14 @@ impl AuthorityState {
     pub fn early_point_ms(&self, policy: &TokenPolicy) -> Option<i64> {
         let access = self.access.as_ref()?;
         let window = (policy.early_refresh_secs as f64 * 1000.0 * (1.0 + 0.1 * self.jitter.clamp(0.0, 1.0))) as i64;
-        let mut point = access.expires_at_ms - window;
+        // A token handed over without a refresh (the bootstrap): the whole window.
+        let early = |expires_at_ms: i64| {
+            let half_life = self.last_refresh_at_ms.map_or(i64::MAX, |t| expires_at_ms.saturating_sub(t) / 2);
+            expires_at_ms - window.min(half_life.max(0))
+        };
+        let mut point = early(access.expires_at_ms);
         if let Some(r) = &self.refresh {
-            let life = self.last_refresh_at_ms.map_or(i64::MAX, |t| r.expires_at_ms.saturating_sub(t) / 2);
-            point = point.min(r.expires_at_ms - window.min(life.max(0)));
+            point = point.min(early(r.expires_at_ms));
         }
         Some(point)
     }

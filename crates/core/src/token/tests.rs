@@ -135,13 +135,41 @@ fn a_refresh_token_expiry_that_rotation_does_not_move_makes_no_refresh_loop() {
 }
 
 #[test]
-fn min_interval_stops_refresh_loops_for_short_tokens() {
-    // Upstream hands out 1-day tokens: always inside a 7-day window.
-    let s = seeded(DAY);
+fn short_access_tokens_are_refreshed_halfway_through_not_once_a_minute() {
+    // Upstream hands out 1-day tokens: a 7-day window would hold each one
+    // stale from the start. Refresh whenever the plan asks (a request every
+    // minute for three days), count the refreshes.
     let p = policy();
-    assert_eq!(s.state(T0 + 1000, &p), TokenState::Stale);
-    assert_eq!(plan(&s, Trigger::Request, T0 + 1000, &p), Plan::Serve, "refreshed 1 s ago");
-    assert_eq!(plan(&s, Trigger::Request, T0 + 61_000, &p), Plan::ServeAndRefresh);
+    let mut s = seeded(DAY);
+    assert_eq!(s.early_point_ms(&p), Some(T0 + DAY / 2));
+    assert_eq!(s.state(T0 + 1000, &p), TokenState::Fresh);
+    let mut refreshes = 0;
+    let mut now = T0;
+    while now < T0 + 3 * DAY {
+        assert!(s.access_usable(now), "never expired");
+        if plan(&s, Trigger::Request, now, &p) == Plan::ServeAndRefresh {
+            refreshes += 1;
+            let answer = TokenAnswer {
+                access_token: AccessToken::new(format!("at-{refreshes}")),
+                access_expires_at_ms: now + DAY,
+                refresh_token: Some(RefreshToken::new(format!("rt-{refreshes}"))),
+                refresh_expires_at_ms: Some(now + 30 * DAY),
+            };
+            apply_success(&mut s, answer, now, 0.0);
+        }
+        now += 60_000;
+    }
+    assert_eq!(refreshes, 5, "every 12 h (the full window: 4,320, one a minute)");
+}
+
+#[test]
+fn min_interval_holds_refreshes_apart_even_in_the_last_minutes() {
+    let mut s = seeded(DAY);
+    let p = policy();
+    let just = T0 + DAY - 200_000;
+    s.last_refresh_at_ms = Some(just - 1000);
+    assert_eq!(plan(&s, Trigger::Request, just, &p), Plan::Serve, "refreshed 1 s ago");
+    assert_eq!(plan(&s, Trigger::Request, just + 60_000, &p), Plan::RefreshThenServe);
 }
 
 #[test]
