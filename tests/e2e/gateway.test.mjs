@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   startSandbox, startWorker, standardKeys, makeKey, call, leakScan, cleanup,
-  collectVoucherSecrets, voucherLeakScan, sandboxRequests, tempDir,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests, tempDir, waitFor,
 } from "./harness.mjs";
 
 const keys = standardKeys();
@@ -642,6 +642,31 @@ test("a refusal for an order Xoxoday already holds under the poNumber (its dupli
     let seen = await sandboxRequests(sandbox);
     assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 400], ["getOrderDetails", 200]], "the refusal, then one lookup");
     assert.equal((await counters()).orders, c0.orders, "no second order");
+    // The same, but the lookup fails (a 5xx): nothing rules the order out,
+    // so no refusal yet; it is checked again, found, and is the answer.
+    const d2 = po("dup-outside-unchecked");
+    const direct2 = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
+      body: JSON.stringify(envelope("placeOrder", sent("placeOrder", order(d2)))),
+    });
+    assert.equal(direct2.status, 200, await direct2.text());
+    await sandbox.admin("/faults/details", { mode: "5xx", count: 1, po_number: d2 });
+    await clearRequests();
+    const open = await op("placeOrder", keys.writer, order(d2));
+    assert.equal(open.status, 409, open.text);
+    assert.equal(open.json.error.code, "order_in_progress", "not Xoxoday's refusal: the order may exist");
+    const wait = Number(open.headers["retry-after"]);
+    assert.ok(wait >= 1 && wait <= 30, `Retry-After ${wait}`);
+    const settled = await waitFor(async () => {
+      const again = await op("placeOrder", keys.writer, order(d2));
+      return again.status === 200 ? again : null;
+    }, { timeout: 60_000, interval: 2_000, what: "the order found by a later check" });
+    assert.equal(settled.json.data.placeOrder.status, 1, settled.text);
+    // (Only this order's: earlier tests' pending orders are still checked.)
+    seen = (await sandboxRequests(sandbox)).filter((s) => s.body?.variables?.data?.poNumber === d2);
+    assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 400], ["getOrderDetails", 502], ["getOrderDetails", 200]], "sent once; the failed lookup, then the one that found it");
+    assert.equal((await counters()).orders, c0.orders + 1, "only the order made outside: no second one");
     // A plain refusal (no order under the poNumber): passed on after the one lookup.
     await clearRequests();
     const bad = await op("placeOrder", keys.writer, order(po("dup-bad"), { denomination: 26 }));

@@ -732,12 +732,18 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
 
 /// After Xoxoday's definite refusal ([`AfterPlace::Confirm`]) and one
 /// getOrderDetails for the poNumber: this order found under it means it was
-/// placed before (answered as placed, reconciled); anything else (no such
-/// order, another order, a check that failed) leaves the refusal as the
-/// answer: forgotten, the poNumber usable again, as before the check.
+/// placed before (answered as placed, reconciled); no such order, or
+/// another order, leaves the refusal as the answer: forgotten, the poNumber
+/// usable again, as before the check. A check that failed (no answer, an
+/// error, a penalty, plumgate's own budget) rules nothing out: the order
+/// stays pending and is checked as after a lost answer ([`after_check`]:
+/// `409 order_in_progress` meanwhile, the refusal passed on once
+/// getOrderDetails has shown no such order for the settling period), for
+/// Xoxoday's duplicate answer may be any refusal.
 pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     match (reconciled, &r.refused) {
         (Reconciled::Found(details), _) if same_order(&details, &r.order) => found(r, details, now_ms),
+        (failed @ (Reconciled::Unknown | Reconciled::Limited(_)), _) => after_check(r, failed, now_ms),
         (_, Some(Refused { status, body })) => {
             let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: Some(*status) };
             finish(Store::Forget, outcome, Fate::NotPlaced)
