@@ -133,6 +133,24 @@ after(async () => {
 
 // ------------------------------------------------------------ cache + limits
 
+test("getBalance nonces once the entry has expired: the first leads the fill and stores it, the rest are hits (one call upstream)", async () => {
+  // Xoxoday documents no input for getBalance: a call with fields plumgate
+  // does not know is stored like any, or a balance-scoped caller could send
+  // nonces past every expiry and spend the 10-a-minute budget for everyone.
+  const first = await op(wO, "getBalance", keys.balance, {});
+  assert.equal(first.status, 200, first.text);
+  await sleep(10_500); // BALANCE_CACHE_TTL_SECS: 10 s
+  const n0 = await calls(sbO, "getBalance");
+  const seen = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await op(wO, "getBalance", keys.balance, { nonce: `${RUN}-${i}` });
+    assert.equal(r.status, 200, r.text);
+    seen.push(r.headers["x-plumgate-cache"]);
+  }
+  assert.deepEqual(seen, ["miss", "hit", "hit", "hit", "hit", "hit"]);
+  assert.equal(await calls(sbO, "getBalance"), n0 + 1, "one upstream call");
+});
+
 test("one caller cannot take getBalance down: nonces share the entry, hits come before the limiter, the limiter stops before Xoxoday does", async () => {
   const n0 = await calls(sbL, "getBalance");
   const first = await op(wL, "getBalance", keys.balance, {});
