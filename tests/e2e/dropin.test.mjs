@@ -29,6 +29,7 @@ const keys = {
   adr: makeKey("adr-php", ["catalog", "balance", "orders:write"]),
   go: makeKey("helsinki-go", ["catalog", "balance", "orders:write"]),
   laravel: makeKey("laravel-plumapi", ["orders:write"]),
+  py: makeKey("blueromans-py", ["catalog", "orders:write"]),
 };
 const HIGH_LIMITS = {
   getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
@@ -353,6 +354,52 @@ test("hagarwal-velsof/xoxoday-plumapi: its token refresh, the stored pair, and i
   assert.equal(typo.json.errorId, "PLUMGATE_INVALID_REQUEST");
   assert.match(typo.json.error, /data\.poNumber is required/);
   assert.equal((await sandbox.counters()).api_calls.placeOrder, before, "nothing sent upstream");
+});
+
+// ------------------------------------------------------ blueromans/XoxoDay
+
+// Python requests: a JSON refresh to {base}/v1/oauth/token/user (no
+// Authorization), later a validation with GET {base}/v1/oauth/token whose
+// expires_in it reads with int(); every call posts its JSON file's envelope
+// with `Authorization: Bearer`, `content-type` and `accept` JSON. Its
+// voucher file asks for `limit: 10000, page: 0` on every call, and its
+// placeOrder first looks the product up (includeProducts) to check the
+// denomination against valueDenominations.
+const py = {
+  headers: (token) => ({ "content-type": "application/json", accept: "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) }),
+  vouchers: (extra = {}) => ({
+    query: "plumProAPI.mutation.getVouchers", tag: "plumProAPI",
+    variables: { data: { limit: 10000, page: 0, includeProducts: "", excludeProducts: "", exchangeRate: 0, sort: { field: "", order: "" }, ...extra } },
+  }),
+  async api(token, envelope) {
+    return http("POST", "/chef/v1/oauth/api", { headers: py.headers(token), body: JSON.stringify(envelope) });
+  },
+};
+
+test("blueromans/XoxoDay: its token calls, its page-0 getVouchers and its placeOrder flow succeed", async () => {
+  const t = await tokenAnswer(await http("POST", "/chef/v1/oauth/token/user", {
+    headers: py.headers(),
+    body: JSON.stringify({ grant_type: "refresh_token", refresh_token: keys.py.key, client_id: "py-client", client_secret: "py-secret" }),
+  }), keys.py, { refresh: true });
+  const checked = await http("GET", "/chef/v1/oauth/token", { headers: py.headers(t.access_token) });
+  assert.equal(checked.status, 200, checked.text);
+  assert.ok(Number.isInteger(Number.parseInt(checked.json.expires_in, 10)), `int(expires_in): ${checked.json.expires_in}`);
+
+  // Page 0: Xoxoday documents pages from 1, this client sends 0 and reads
+  // the first page; plumgate forwards it as sent.
+  const all = plumOk(await py.api(t.access_token, py.vouchers()), "getVouchers", "getVouchers, page 0");
+  assert.ok(all.length > 10, `the first page: ${all.length} products`);
+  assert.deepEqual((await lastUpstream()).body, py.vouchers(), "sent as given, page 0 included");
+  // placeOrder: the product first, then the order with its JSON file's string fields.
+  const [product] = plumOk(await py.api(t.access_token, py.vouchers({ includeProducts: 10100 })), "getVouchers", "the product");
+  assert.equal(product.productId, 10100);
+  const denominations = product.valueDenominations.split(",").map((d) => Number.parseInt(d, 10));
+  assert.ok(denominations.includes(10), product.valueDenominations);
+  const order = plumOk(await py.api(t.access_token, {
+    query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI",
+    variables: { data: { productId: 10100, quantity: "1", denomination: 10, email: "winner@example.com", contact: "", tag: "", poNumber: `py-${RUN}-${randomUUID()}` } },
+  }), "placeOrder", "placeOrder");
+  assert.ok(order.orderId && order.vouchers?.[0]?.voucherCode, "handleOrder reads orderId and vouchers[0].voucherCode");
 });
 
 // ---------------------------------------------- what Xoxoday accepts, at large

@@ -362,7 +362,7 @@ const VALIDATION = [
   ["getVouchers", { limit: "TEN-ish", page: 1 }, "data.limit"],
   ["getVouchers", { limit: "0", page: 1 }, "data.limit"],
   ["getVouchers", { limit: 10 }, "data.page"],
-  ["getVouchers", { limit: 10, page: 0 }, "data.page"],
+  ["getVouchers", { limit: 10, page: -1 }, "data.page"],
   ["getVouchers", { limit: 10, page: 1, includeProducts: [1, 2] }, "data.includeProducts"],
   ["getVouchers", { limit: 10, page: 1, exchangeRate: 2 }, "data.exchangeRate"],
   ["getVouchers", { limit: 10, page: 1, exchangeRate: "YES-ish" }, "data.exchangeRate"],

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::plum::{amount, count, decimal, flag, object, text, PlumError};
+use crate::plum::{amount, count, decimal, flag, object, page_from_zero, text, PlumError};
 
 pub struct Currency {
     pub code: &'static str,
@@ -386,7 +386,7 @@ impl Catalog {
         asset_base: &str,
     ) -> Result<Value, PlumError> {
         let limit = count(input, "limit", None)?;
-        let page = count(input, "page", None)?;
+        let page = page_from_zero(input, "page")?;
         let with_fx = flag(input, "exchangeRate", false)?;
         let include: Vec<u64> = id_list(&text(input, "includeProducts")?);
         let exclude: Vec<u64> = id_list(&text(input, "excludeProducts")?);
@@ -731,6 +731,8 @@ mod tests {
     fn vouchers_paging_filters_sort() {
         let c = catalog();
         let page1 = c.vouchers(&obj(json!({"limit":10,"page":1})), "").unwrap();
+        assert_eq!(c.vouchers(&obj(json!({"limit":10,"page":0})), "").unwrap(), page1, "page 0 is the first page");
+        assert_eq!(c.vouchers(&obj(json!({"limit":10,"page":"0"})), "").unwrap(), page1);
         let page2 = c
             .vouchers(&obj(json!({"limit":"10","page":"2"})), "")
             .unwrap();

@@ -163,6 +163,17 @@ pub fn count(input: &Map<String, Value>, key: &str, default: Option<u64>) -> Res
     }
 }
 
+/// getVouchers' `page`: required, an integer of at least 0, where 0 reads
+/// as the first page. Xoxoday documents pages from 1; a published client
+/// (blueromans/XoxoDay) sends 0 on every call and uses the answer as the
+/// first page, so Xoxoday took it then.
+pub fn page_from_zero(input: &Map<String, Value>, key: &str) -> Result<u64, PlumError> {
+    match present(input, key) {
+        None => Err(PlumError::validation(format!("{key} is required"))),
+        Some(v) => whole(v).map(|n| n.max(1)).ok_or_else(|| PlumError::validation(format!("{key} must be an integer of at least 0"))),
+    }
+}
+
 /// A required number above 0 (`denomination`).
 pub fn positive_number(input: &Map<String, Value>, key: &str) -> Result<f64, PlumError> {
     present(input, key)

@@ -224,6 +224,9 @@ fn valid_cases() -> Vec<(Operation, Value)> {
         (Operation::GetVouchers, valid(Operation::GetVouchers)),
         (Operation::GetVouchers, json!({"limit": 1, "page": 1})),
         (Operation::GetVouchers, json!({"limit": 500, "page": 99999})),
+        // A published client's every call (blueromans/XoxoDay): page 0.
+        (Operation::GetVouchers, json!({"limit": 10000, "page": 0, "includeProducts": "", "excludeProducts": "", "exchangeRate": 0, "sort": {"field": "", "order": ""}})),
+        (Operation::GetVouchers, json!({"limit": 10, "page": "0"})),
         (Operation::GetVouchers, json!({"limit": 5000, "page": "2"})),
         (Operation::GetVouchers, json!({"limit": "10", "page": "1", "exchangeRate": "1"})),
         (Operation::GetVouchers, json!({"limit": "0010", "page": "99999999999999999999999"})),
@@ -377,9 +380,9 @@ fn broken_cases() -> Vec<(Operation, &'static str, Option<Value>, &'static str)>
         (GetVouchers, "limit", Some(json!(true)), "data.limit"),
         (GetVouchers, "limit", Some(json!([10])), "data.limit"),
         (GetVouchers, "page", None, "data.page"),
-        (GetVouchers, "page", Some(json!(0)), "data.page"),
-        (GetVouchers, "page", Some(json!(0.0)), "data.page"),
-        (GetVouchers, "page", Some(json!("00")), "data.page"),
+        (GetVouchers, "page", Some(json!(-1)), "data.page"),
+        (GetVouchers, "page", Some(json!(1.5)), "data.page"),
+        (GetVouchers, "page", Some(json!("-1")), "data.page"),
         (GetVouchers, "page", Some(json!({})), "data.page"),
         // getVouchers: text, flag, sort, filters.
         (GetVouchers, "includeProducts", Some(json!([1, 2])), "data.includeProducts"),

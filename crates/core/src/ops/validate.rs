@@ -171,7 +171,7 @@ pub(super) fn documented_forms(op: Operation, data: Value) -> Obj {
 
 fn get_vouchers(obj: &Obj) -> Result {
     required(obj, "limit", count)?;
-    required(obj, "page", count)?;
+    required(obj, "page", page_from_zero)?;
     optional(obj, "includeProducts", text)?;
     optional(obj, "excludeProducts", text)?;
     optional(obj, "exchangeRate", flag)?;
@@ -371,6 +371,17 @@ fn count(value: &Value, path: &str) -> Result {
             path,
             "an integer of at least 1 (a number or a string of digits)",
         )),
+    }
+}
+
+/// getVouchers' `page`: an integer of at least 0. Xoxoday documents pages
+/// from 1, but a published client (blueromans/XoxoDay's `voucher.json`)
+/// sends `0` on every call and reads the first page from the answer; it is
+/// forwarded as sent, for Xoxoday to read.
+fn page_from_zero(value: &Value, path: &str) -> Result {
+    match whole_number(value) {
+        Some(_) => Ok(()),
+        None => Err(broken(path, "an integer of at least 0 (a number or a string of digits)")),
     }
 }
 
