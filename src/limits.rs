@@ -65,17 +65,17 @@ pub async fn admit(env: &Env, cfg: &Config, op: Operation) -> Admitted {
 }
 
 /// Xoxoday answered `op` with its rate-limit answer (`observed`): refuse it
-/// here until the penalty ends and tell the limiter. Returns the seconds
-/// it lasts (the limiter's, which knows earlier penalties).
+/// here until the penalty ends (this isolate's reading, at once) and tell
+/// the limiter, whose answer then stands, sooner or later (it knows the
+/// earlier penalties: `Local::settle_penalty`). Returns the seconds it
+/// lasts.
 pub async fn report(env: &Env, cfg: &Config, op: Operation, observed: Observed) -> u64 {
     let now = now_ms();
     let mut until = penalty_until(None, observed, now).until_ms;
     with_local(op, |l| l.block(until, Why::Penalty));
-    if let Some(answer) = limiter::call(env, cfg.account_id(), &Call::Penalise { op, observed }).await {
-        if let Some(shared) = answer.penalty_until_ms.filter(|u| *u > until) {
-            until = shared;
-            with_local(op, |l| l.block(until, Why::Penalty));
-        }
+    if let Some(shared) = limiter::call(env, cfg.account_id(), &Call::Penalise { op, observed }).await.and_then(|a| a.penalty_until_ms) {
+        until = shared;
+        with_local(op, |l| l.settle_penalty(until));
     }
     secs_until(until, now_ms())
 }

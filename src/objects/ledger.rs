@@ -393,13 +393,19 @@ async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool
     written
 }
 
-/// Carry out a [`Finish`]: the penalty, the record, the outcome.
+/// Carry out a [`Finish`]: the penalty, the record, the outcome. A
+/// penalty's `429` says how long the limiter holds it (a repeat of an
+/// unstated one lasts longer than the least the answer named).
 async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish, fp: &str) -> (Outcome, Fate) {
+    let mut outcome = f.outcome;
     if let Some(observed) = f.penalty {
-        limits::report(env, cfg, Operation::PlaceOrder, observed).await;
+        let secs = limits::report(env, cfg, Operation::PlaceOrder, observed).await;
+        if let Outcome::Error { error, .. } = &mut outcome {
+            *error = ApiError::rate_limited(Operation::PlaceOrder.name(), secs);
+        }
     }
     commit(storage, f.store, cfg, fp).await;
-    (f.outcome, f.fate)
+    (outcome, f.fate)
 }
 
 /// getOrderDetails for the record's poNumber, within the limiter's budget

@@ -117,6 +117,16 @@ impl Local {
         self.blocked = Some(Refusal { until_ms: later, why });
     }
 
+    /// The limiter's word on a penalty this isolate met and reported: refuse
+    /// until exactly `until_ms`, even when that is sooner than this
+    /// isolate's own reading ([`Local::block`]). The limiter knows the
+    /// earlier penalties (a daily cap probed at each reading of Xoxoday's
+    /// day ends sooner than a first one would); every other isolate goes by
+    /// it too.
+    pub fn settle_penalty(&mut self, until_ms: i64) {
+        self.blocked = Some(Refusal { until_ms, why: Why::Penalty });
+    }
+
     /// Calls left in this isolate (for tests and the log).
     pub fn left(&self, now_ms: i64) -> u32 {
         self.leases.iter().filter(|(_, until)| *until > now_ms).map(|(left, _)| *left).sum()

@@ -325,6 +325,12 @@ fn an_isolate_refuses_without_asking_while_it_knows_better() {
     l.block(T0 + 30_000, Why::Penalty);
     l.block(T0 + 10_000, Why::Penalty);
     assert_eq!(l.admit(T0 + 20_000), Admit::Refuse(Refusal { until_ms: T0 + 30_000, why: Why::Penalty }));
+    // ... but the limiter's word on it is the end, sooner or later.
+    l.settle_penalty(T0 + 25_000);
+    assert_eq!(l.admit(T0 + 20_000), Admit::Refuse(Refusal { until_ms: T0 + 25_000, why: Why::Penalty }));
+    assert_eq!(l.admit(T0 + 25_000), Admit::Ask { want: 1 });
+    l.settle_penalty(T0 + 90_000);
+    assert_eq!(l.admit(T0 + 60_000), Admit::Refuse(Refusal { until_ms: T0 + 90_000, why: Why::Penalty }));
     // A penalty that already ended in the answer is no refusal.
     let mut l = Local::default();
     let ended = LeaseAnswer { calls: 1, until_ms: T0 + LEASE_MS, penalty_until_ms: Some(T0 - 1), retry_at_ms: None };
