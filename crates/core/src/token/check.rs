@@ -301,9 +301,13 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
     // A streak of failed checks of this token, none more than
     // CHECK_FAILING_MS after the one before: since when. (Compared field
     // by field: `last_check` here cost the wasm 0.3 KB.)
+    // A gap the check's own penalty explains (no check could go out
+    // before it ended) does not break the streak, or a penalty of 10
+    // minutes or more would keep a revoked token for ever.
+    let penalty_end = state.check_penalty_until_ms;
     let streak = state.last_check_fp.as_deref() == Some(fp)
         && state.last_check_result.as_deref() == Some(CheckResult::Failed.as_str())
-        && state.last_check_at_ms.is_some_and(|t| now_ms - t < CHECK_FAILING_MS);
+        && state.last_check_at_ms.is_some_and(|t| now_ms - t < CHECK_FAILING_MS || penalty_end.is_some_and(|p| p >= t && now_ms - p < CHECK_FAILING_MS));
     let failing_since = match &outcome {
         CheckOutcome::Failed(_) if streak => state.check_failing_since_ms.or(state.last_check_at_ms),
         CheckOutcome::Failed(_) => Some(now_ms),
@@ -641,6 +645,20 @@ mod tests {
             apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 60 }, T0 + at);
         }
         assert!(s.access.as_ref().unwrap().rejected);
+        // ... penalties of 10 minutes or more too: the gap they explain
+        // keeps the streak, so the token is replaced at the first check
+        // after ten minutes of them, not never.
+        let mut s = state_with("at-1");
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 900 }, T0);
+        assert!(planned(&s, T0 + 899_000).is_some(), "held back for the whole penalty");
+        let v = apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 900 }, T0 + 900_000);
+        assert_eq!((v, s.access.as_ref().unwrap().rejected), (CheckVerdict::Serve, true));
+        // A gap no penalty explains still starts a streak of its own.
+        let mut s = state_with("at-1");
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 60 }, T0);
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Failed("x".into()), T0 + 60_000 + CHECK_FAILING_MS);
+        assert_eq!(s.check_failing_since_ms, Some(T0 + 60_000 + CHECK_FAILING_MS));
+        assert!(!s.access.as_ref().unwrap().rejected);
     }
 
     #[test]
