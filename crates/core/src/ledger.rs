@@ -734,8 +734,9 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
 /// getOrderDetails for the poNumber: this order found under it means it was
 /// placed before (answered as placed, reconciled); no such order, or
 /// another order, leaves the refusal as the answer: forgotten, the poNumber
-/// usable again, as before the check. A check that failed (no answer, an
-/// error, a penalty, plumgate's own budget) rules nothing out: the order
+/// usable again, as before the check (so does an answer that is neither,
+/// [`Reconciled::Unclear`]). A check that failed (no answer, a 5xx, a
+/// penalty, plumgate's own budget) rules nothing out: the order
 /// stays pending and is checked as after a lost answer ([`after_check`]:
 /// `409 order_in_progress` meanwhile, the refusal passed on once
 /// getOrderDetails has shown no such order for the settling period), for
@@ -796,8 +797,14 @@ pub enum Reconciled {
     /// Xoxoday answered the check with its rate-limit answer: the limiter
     /// must hear of it (contract §6), and the next check waits for its end.
     Limited(Observed),
-    /// The check failed, or was not made (plumgate's rate limit).
+    /// The check failed (no answer, a 5xx, a body that is not JSON), or was
+    /// not made (plumgate's rate limit).
     Unknown,
+    /// Xoxoday answered the check, but with none of the above (a 4xx naming
+    /// another `errorId`, such as `PLE10021`): nothing either way, as for
+    /// [`Reconciled::Unknown`], except after a definite refusal
+    /// ([`after_refusal`]), where it is no reason to hold the refusal back.
+    Unclear,
 }
 
 /// Read getOrderDetails' `result` (the request is `ops::reconcile_request`).
@@ -820,7 +827,10 @@ pub fn read_reconcile(result: Result<HttpAnswer, CallError>) -> Reconciled {
     if named.as_deref() == Some(ORDER_NOT_FOUND) || (ans.status == 404 && named.is_none() && is_json(&ans.body)) {
         return Reconciled::NotFound;
     }
-    Reconciled::Unknown
+    if ans.status >= 500 || !is_json(&ans.body) {
+        return Reconciled::Unknown;
+    }
+    Reconciled::Unclear
 }
 
 /// The wait before check number `checks + 1`: 10 s, 20 s, 40 s, … at most
@@ -856,7 +866,7 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
             let penalty_ends = crate::limits::penalty_until(None, observed, now_ms).until_ms;
             still_pending_until(r, now_ms, penalty_ends)
         }
-        Reconciled::Unknown => still_pending(r, now_ms),
+        Reconciled::Unknown | Reconciled::Unclear => still_pending(r, now_ms),
     }
 }
 

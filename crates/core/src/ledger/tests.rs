@@ -243,9 +243,12 @@ fn after_place_every_arm() {
     ] {
         let AfterPlace::Confirm(r) = after_place(answer(status, body), None, &p, now) else { panic!("{status} {body}") };
         assert_eq!((r.refused.clone(), r.state), (Some(Refused { status, body: body.into() }), RecordState::Pending));
-        let f = after_refusal(&r, Reconciled::NotFound, now);
-        assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body}");
-        assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+        // No such order, or an answer in other words: the refusal stands.
+        for seen in [Reconciled::NotFound, Reconciled::Unclear] {
+            let f = after_refusal(&r, seen, now);
+            assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body}");
+            assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+        }
         // The check failed: nothing rules out that Xoxoday holds this very
         // order (its duplicate answer may be any refusal); pending, checked
         // like a lost answer, the refusal kept for when that ends.
@@ -336,10 +339,13 @@ fn read_reconcile_every_arm() {
     assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"PLE10016","error":"Invalid orderId or poNumber"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(404, r#"{"message":"not found"}"#)), Reconciled::NotFound, "a JSON 404 naming no other errorId");
-    // Not Xoxoday's "no such order": no evidence either way.
-    for body in ["", "<html>404 Not Found</html>", r#"{"code":404,"errorId":"PLE10021","error":"x"}"#] {
+    // Not Xoxoday's "no such order": no evidence either way; not even its
+    // answer (no JSON), or its answer in other words.
+    for body in ["", "<html>404 Not Found</html>"] {
         assert_eq!(read_reconcile(answer(404, body)), Reconciled::Unknown, "{body}");
     }
+    assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"PLE10021","error":"x"}"#)), Reconciled::Unclear);
+    assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10001","error":"x"}"#)), Reconciled::Unclear);
     // Xoxoday's rate-limit answer: the penalty, for the limiter.
     assert_eq!(read_reconcile(answer(429, "")), Reconciled::Limited(Observed::Unstated));
     assert_eq!(
@@ -348,7 +354,7 @@ fn read_reconcile_every_arm() {
     );
     assert_eq!(read_reconcile(answer(502, r#"{"errorId":"PLE10035"}"#)), Reconciled::Unknown);
     assert_eq!(read_reconcile(answer(500, "")), Reconciled::Unknown);
-    assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unknown);
+    assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unclear);
     assert_eq!(read_reconcile(Err(CallError::Transport)), Reconciled::Unknown);
     assert_eq!(read_reconcile(Err(CallError::Timeout(1))), Reconciled::Unknown);
 }
@@ -603,11 +609,14 @@ fn a_failed_check_is_no_evidence() {
     let mut r = pending();
     r.not_found = 2;
     r.checks = 4;
-    let f = after_check(&r, Reconciled::Unknown, T0 + 400_000);
-    let Store::Save(next) = f.store else { panic!() };
-    assert_eq!((next.not_found, next.checks, next.next_check_at_ms), (2, 5, T0 + 400_000 + 160_000));
-    assert_eq!(f.fate, Fate::Unknown);
-    assert_eq!(error_of(&f.outcome).code, ErrorCode::OrderInProgress);
+    // Neither a failed check nor an answer in other words is evidence.
+    for seen in [Reconciled::Unknown, Reconciled::Unclear] {
+        let f = after_check(&r, seen, T0 + 400_000);
+        let Store::Save(next) = f.store else { panic!() };
+        assert_eq!((next.not_found, next.checks, next.next_check_at_ms), (2, 5, T0 + 400_000 + 160_000));
+        assert_eq!(f.fate, Fate::Unknown);
+        assert_eq!(error_of(&f.outcome).code, ErrorCode::OrderInProgress);
+    }
     // A previous version's pending record: its settling period starts now.
     let old = Record { sent_at_ms: 0, next_check_at_ms: 0, ..pending() };
     let f = after_check(&old, Reconciled::NotFound, T0);
