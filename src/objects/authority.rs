@@ -66,7 +66,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::event;
 use plumgate_core::time::rfc3339;
-use plumgate_core::token::adopt::{adopt, adopt_validated_access};
+use plumgate_core::token::adopt::{adopt, apply_bootstrap_check, BootstrapCheck};
 use plumgate_core::token::cache::{grant, kv_ttl_secs};
 use plumgate_core::token::check::{apply_check, plan_check, read_check, CheckPlan, CheckResult, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
@@ -77,7 +77,7 @@ use plumgate_core::token::storage::{
     LegacyExport, LEGACY_AUTHORITY_NAME, STATE_KEY,
 };
 use plumgate_core::token::{
-    build_refresh_request, build_validate_request, credentials_fingerprint, parse_validate_response, plan, AuthorityState,
+    build_refresh_request, build_validate_request, credentials_fingerprint, plan, AuthorityState,
     Plan, RefreshOutcome, Refusal, Trigger,
 };
 use plumgate_core::wire::authority::{Call, Reply, AUTHORITY_HEADER};
@@ -485,16 +485,16 @@ impl TokenAuthority {
         }
         let Some(at) = cfg.bootstrap_access_token.clone().filter(|_| adopted.bootstrap.validate_access) else { return };
         let req = build_validate_request(&cfg.validate_url(), &at);
-        let Ok(ans) = net::send(&req, cfg.token_policy.refresh_timeout_ms).await else { return };
+        let got = net::send(&req, cfg.token_policy.refresh_timeout_ms).await;
         let now = now_ms();
-        let Some(exp) = parse_validate_response(ans.status, &ans.body, now) else { return };
-        let (taken, st) = ctx
+        let outcome = read_check(&got, now, cfg.token_policy.refresh_timeout_ms);
+        let (done, st) = ctx
             .commit(|st| {
-                let taken = adopt_validated_access(st, at, exp, now);
-                (taken, taken)
+                let done = apply_bootstrap_check(st, at, outcome, now);
+                (done, done != BootstrapCheck::Left)
             })
             .await;
-        if taken {
+        if done == BootstrapCheck::Taken {
             write_kv(ctx, &st).await;
         }
     }

@@ -276,10 +276,11 @@ for (const [reading, config, code] of [
   });
 });
 
-test("3e2. after reauth_required, a newly generated pair set as both bootstrap tokens: the new access token is used, no refresh", async () => {
+/** A worker (stopped by now) whose pair Xoxoday revoked: `reauth_required`, its state in `dir`. */
+async function deadPair() {
   const sb = await fresh();
   const dir = newDir();
-  let w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
   try {
     assert.equal((await op(w)).status, 200);
     await sb.admin("/tokens/revoke-refresh", {});
@@ -289,10 +290,15 @@ test("3e2. after reauth_required, a newly generated pair set as both bootstrap t
   } finally {
     await w.stop();
   }
+  return { sb, dir };
+}
+
+test("3e2. after reauth_required, a newly generated pair set as both bootstrap tokens: the new access token is used, no refresh", async () => {
+  const { sb, dir } = await deadPair();
   // The operator generates a new pair in the dashboard and sets both.
   const pair = await sb.admin("/tokens/issue", { revoke_existing: true });
   await sb.admin("/counters/reset", {});
-  w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token, XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token, XOXODAY_ACCESS_TOKEN: pair.access_token } });
   try {
     const r = await op(w);
     assert.equal(r.status, 200, r.text);
@@ -364,6 +370,36 @@ test("3f2. a rate-limited token check: no check until its penalty ends, whose re
     c = await sb.counters();
     assert.deepEqual([c.validate_calls, c.validate_rate_limited, c.refresh_calls], [2, 1, 1], JSON.stringify(c));
   });
+});
+
+test("3f3. a bootstrap access token whose check Xoxoday rate-limits is checked again once the penalty ends, never inside it", async () => {
+  const { sb, dir } = await deadPair();
+  // The operator sets a newly generated access token (the refresh token
+  // stays the dead one); Xoxoday's token check is rate-limited for 20 s.
+  const pair = await sb.admin("/tokens/issue", { revoke_existing: true });
+  await sb.admin("/faults/validate", { mode: "rate_limited", shape: "errors_array", penalty_seconds: 20 });
+  await sb.admin("/counters/reset", {});
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  try {
+    const started = Date.now();
+    const r = await op(w);
+    assert.equal(r.json?.error?.code, "reauth_required", r.text);
+    let c = await sb.counters();
+    assert.deepEqual([c.validate_calls, c.validate_rate_limited], [1, 1], JSON.stringify(c));
+    await new Promise((res) => setTimeout(res, 3000));
+    const inside = await op(w);
+    assert.equal(inside.json?.error?.code, "reauth_required", inside.text);
+    c = await sb.counters();
+    assert.equal(c.validate_calls, 1, "no check inside the penalty (each would prolong it)");
+    // After it: checked again, valid, used; no refresh (its token is dead).
+    await new Promise((res) => setTimeout(res, Math.max(0, started + 20_500 - Date.now())));
+    const ok = await op(w);
+    assert.equal(ok.status, 200, ok.text);
+    c = await sb.counters();
+    assert.deepEqual([c.validate_calls, c.validate_rate_limited, c.refresh_calls, c.unauthorized_api_calls], [2, 1, 0, 0], JSON.stringify(c));
+  } finally {
+    await w.stop();
+  }
 });
 
 test("3g. loop guard: at most 10 confirmed rejections an hour lead to a refresh", async () => {

@@ -8,6 +8,7 @@
 //! with no other step. A refresh token plumgate has rotated away is never
 //! taken back.
 
+use super::check::CheckOutcome;
 use super::{remember_spent, AuthorityState, RefreshSlot, DEFAULT_REFRESH_TTL_MS};
 use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
 
@@ -64,10 +65,14 @@ pub fn adopt_bootstrap(
     }
     if let Some(at) = bootstrap_access {
         let afp = at.fingerprint();
-        if state.adopted_access_fp.as_deref() != Some(afp.as_str()) {
+        let usable = state.access_usable(now_ms);
+        // A new one is checked once, when worth it (no usable access token
+        // held) and allowed (no check penalty: each check would prolong it;
+        // the token waits, unseen, until the penalty is over).
+        let penalty = state.check_penalty_until_ms.is_some_and(|t| t > now_ms);
+        if state.adopted_access_fp.as_deref() != Some(afp.as_str()) && (usable || !penalty) {
             state.adopted_access_fp = Some(afp);
-            // Only worth it when we hold no usable access token.
-            out.validate_access = !state.access_usable(now_ms);
+            out.validate_access = !usable;
         }
     }
     out
@@ -147,6 +152,33 @@ pub fn adopt_validated_access(state: &mut AuthorityState, token: AccessToken, ex
     true
 }
 
+/// What the check of a configured bootstrap access token came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapCheck {
+    /// Valid, and taken into use (store the state, write it to KV).
+    Taken,
+    /// Xoxoday rate-limited the check: the penalty is recorded and the
+    /// token is checked again once it is over (store the state).
+    Deferred,
+    /// Nothing changed: invalid, no verdict, valid with no expiry, or a
+    /// usable token is held by now. One try: a refresh serves instead.
+    Left,
+}
+
+/// Apply the token check's answer about the configured bootstrap access
+/// token `token` (see [`adopt_bootstrap`], which asked for it).
+pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, outcome: CheckOutcome, now_ms: i64) -> BootstrapCheck {
+    match outcome {
+        CheckOutcome::Valid { expires_at_ms: Some(exp) } if adopt_validated_access(state, token, exp, now_ms) => BootstrapCheck::Taken,
+        CheckOutcome::RateLimited { penalty_secs, .. } => {
+            super::check::note_check_penalty(state, penalty_secs, now_ms);
+            state.adopted_access_fp = None;
+            BootstrapCheck::Deferred
+        }
+        _ => BootstrapCheck::Left,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +229,56 @@ mod tests {
         let held = s.access.as_ref().unwrap();
         assert_eq!((held.token.expose_secret(), held.rejected, held.expires_at_ms), ("at-4", false, T0 + 9000));
         assert!(s.access_usable(T0 + 2000));
+    }
+
+    #[test]
+    fn a_bootstrap_access_token_is_checked_only_outside_a_check_penalty_and_again_after_one() {
+        let boot = RefreshToken::new("rt-boot");
+        let at = AccessToken::new("at-boot");
+        let mut s = AuthorityState { check_penalty_until_ms: Some(T0 + 60_000), ..AuthorityState::default() };
+        // Inside the penalty: not checked, not marked as seen.
+        let first = adopt_bootstrap(&mut s, &boot, Some(&at), T0);
+        assert!(!first.validate_access);
+        assert_eq!(s.adopted_access_fp, None);
+        // Once it is over: checked.
+        assert!(adopt_bootstrap(&mut s, &boot, Some(&at), T0 + 60_000).validate_access);
+        assert_eq!(s.adopted_access_fp, Some(at.fingerprint()));
+        // The check is rate-limited: a new penalty, the token waits for its end.
+        let limited = CheckOutcome::RateLimited { status: 429, penalty_secs: 30 };
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), limited, T0 + 61_000), BootstrapCheck::Deferred);
+        assert_eq!(s.check_penalty_until_ms, Some(T0 + 91_000));
+        assert!(!adopt_bootstrap(&mut s, &boot, Some(&at), T0 + 90_000).validate_access);
+        assert!(adopt_bootstrap(&mut s, &boot, Some(&at), T0 + 91_000).validate_access);
+        // Valid: taken; seen, so not checked again.
+        let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 86_400_000) };
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid, T0 + 92_000), BootstrapCheck::Taken);
+        assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-boot");
+        assert!(!adopt_bootstrap(&mut s, &boot, Some(&at), T0 + 93_000).validate_access);
+        // A usable token held: a new one is marked seen, even in a penalty, never checked.
+        s.check_penalty_until_ms = Some(T0 + 200_000);
+        let other = AccessToken::new("at-other");
+        assert!(!adopt_bootstrap(&mut s, &boot, Some(&other), T0 + 94_000).validate_access);
+        assert_eq!(s.adopted_access_fp, Some(other.fingerprint()));
+    }
+
+    #[test]
+    fn a_bootstrap_check_without_a_usable_verdict_changes_nothing() {
+        let at = AccessToken::new("at-boot");
+        for outcome in [
+            CheckOutcome::Invalid,
+            CheckOutcome::Failed("token check answered HTTP 503".into()),
+            CheckOutcome::Valid { expires_at_ms: None },
+        ] {
+            let mut s = AuthorityState { adopted_access_fp: Some(at.fingerprint()), ..AuthorityState::default() };
+            let before = serde_json::to_string(&s).unwrap();
+            assert_eq!(apply_bootstrap_check(&mut s, at.clone(), outcome.clone(), T0), BootstrapCheck::Left, "{outcome:?}");
+            assert_eq!(serde_json::to_string(&s).unwrap(), before, "{outcome:?}");
+        }
+        // Valid, but a refresh left a usable token meanwhile: that one stays.
+        let mut s = AuthorityState::default();
+        assert!(adopt_validated_access(&mut s, AccessToken::new("at-refreshed"), T0 + 1_000_000, T0));
+        let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 2_000_000) };
+        assert_eq!(apply_bootstrap_check(&mut s, at, valid, T0), BootstrapCheck::Left);
+        assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-refreshed");
     }
 }

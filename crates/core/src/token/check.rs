@@ -281,6 +281,15 @@ pub fn plan_check(state: &AuthorityState, fp: &str, now_ms: i64) -> CheckPlan {
     }
 }
 
+/// Xoxoday rate-limited a token check for `penalty_secs`: no check goes
+/// out before the returned end (a later penalty never shortens an earlier).
+pub fn note_check_penalty(state: &mut AuthorityState, penalty_secs: u64, now_ms: i64) -> i64 {
+    let until = now_ms.saturating_add(crate::time::secs_to_ms(penalty_secs));
+    let until = state.check_penalty_until_ms.filter(|t| *t > until).unwrap_or(until);
+    state.check_penalty_until_ms = Some(until);
+    until
+}
+
 /// Record the check of `fp` and decide. On "invalid" the token is marked
 /// rejected (compare-and-replace: only while it is the current token) and
 /// the confirmation counts toward the loop guard; a "valid" answer with an
@@ -290,10 +299,7 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
     let mut wait_until = now_ms.saturating_add(FAILED_VERDICT_MS);
     let outcome = match outcome {
         CheckOutcome::RateLimited { penalty_secs, .. } => {
-            let until = now_ms.saturating_add(crate::time::secs_to_ms(penalty_secs));
-            let until = state.check_penalty_until_ms.filter(|t| *t > until).unwrap_or(until);
-            state.check_penalty_until_ms = Some(until);
-            wait_until = wait_until.max(until);
+            wait_until = wait_until.max(note_check_penalty(state, penalty_secs, now_ms));
             CheckOutcome::Failed(outcome.failure())
         }
         o => o,
