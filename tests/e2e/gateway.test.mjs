@@ -626,13 +626,16 @@ test("a refusal for an order Xoxoday already holds under the poNumber (its dupli
   try {
     // The order made outside plumgate (another system, or after plumgate's record of it expired).
     const { access_token } = await sandbox.admin("/tokens/issue", {});
+    const placeOutside = async (poNumber) => {
+      const direct = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
+        body: JSON.stringify(envelope("placeOrder", sent("placeOrder", order(poNumber)))),
+      });
+      assert.equal(direct.status, 200, await direct.text());
+    };
     const dPo = po("dup-outside");
-    const direct = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
-      body: JSON.stringify(envelope("placeOrder", sent("placeOrder", order(dPo)))),
-    });
-    assert.equal(direct.status, 200, await direct.text());
+    await placeOutside(dPo);
     const c0 = await counters();
     await clearRequests();
     const r = await op("placeOrder", keys.writer, order(dPo));
@@ -645,12 +648,7 @@ test("a refusal for an order Xoxoday already holds under the poNumber (its dupli
     // The same, but the lookup fails (a 5xx): nothing rules the order out,
     // so no refusal yet; it is checked again, found, and is the answer.
     const d2 = po("dup-outside-unchecked");
-    const direct2 = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
-      body: JSON.stringify(envelope("placeOrder", sent("placeOrder", order(d2)))),
-    });
-    assert.equal(direct2.status, 200, await direct2.text());
+    await placeOutside(d2);
     await sandbox.admin("/faults/details", { mode: "5xx", count: 1, po_number: d2 });
     await clearRequests();
     const open = await op("placeOrder", keys.writer, order(d2));
