@@ -27,7 +27,7 @@ use crate::runtime::wait::within;
 use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::Caller;
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
-use plumgate_core::ledger::LOOK_WAIT_MS;
+use plumgate_core::ledger::{unsent, LOOK_WAIT_MS};
 use plumgate_core::logline::Trace;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
@@ -54,7 +54,7 @@ pub async fn place(
     if let Some(cap) = caller.limits.order_amount_per_day {
         let req = Request { cap: Some(cap), ..Request::of_attempt(&attempt) };
         match registry::call(env, Op::Reserve, &req).await {
-            Ok(Reply { error: Some(e), .. }) | Err(e) => return (Err(e), Trace::default()),
+            Ok(Reply { error: Some(e), .. }) | Err(e) => return (Err(unsent(e)), Trace::default()),
             Ok(r) => (held, created) = (r.held, r.created),
         }
     }

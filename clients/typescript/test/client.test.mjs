@@ -572,6 +572,8 @@ test("judgeOrderAnswer: the verdict table", () => {
   const notPlaced = "Xoxoday token refresh: refresh failed: HTTP 503 server_error (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)";
   assert.equal(kind(502, plumErr("upstream_error", notPlaced)), "wait", "plumgate's word that nothing was placed");
   assert.equal(kind(502, plumErr("upstream_error", "plumgate is being updated; nothing was placed and retrying with the same poNumber is safe")), "wait", "a request a previous version's ledger refused during a deploy");
+  assert.equal(kind(502, plumErr("upstream_error", "the key registry did not answer; retry in a moment; the order was not sent to Xoxoday: nothing was placed and retrying with the same poNumber is safe")), "wait", "the spend cap's reservation failed before sending");
+  assert.equal(kind(502, plumErr("upstream_error", "Xoxoday answered placeOrder with HTTP 502; getOrderDetails has answered \"no such order\" 6 times over 180 s since placeOrder was sent, past the 120 s Xoxoday may take: nothing was placed and retrying with the same poNumber is safe")), "wait", "the ledger's settled \"not placed\"");
   assert.equal(kind(502, { code: 502, errorId: "X", error: notPlaced }), "retry", "only plumgate's own error says so");
   assert.equal(kind(503, plumErr("reauth_required", `x (${notPlaced.split("(")[1]}`)), "refused", "an operator-only 503 still stops");
   assert.equal(kind(503, plumErr("credentials_rejected", "")), "refused");

@@ -631,6 +631,16 @@ pub fn record_not_written() -> Finish {
     not_sent(ApiError::upstream_error(format!("the order ledger could not record the order, so it was not sent to Xoxoday; {SAFE_TO_RETRY}")))
 }
 
+/// A plumgate error that stopped a placeOrder before anything was sent
+/// (the spend cap's reservation, say): a 5xx says so in the README's words,
+/// else a caller would read "the order may exist"; others pass as they are.
+pub fn unsent(mut error: ApiError) -> ApiError {
+    if error.status >= 500 && !error.message.contains(SAFE_TO_RETRY) {
+        error.message = format!("{}; the order was not sent to Xoxoday: {SAFE_TO_RETRY}", error.message);
+    }
+    error
+}
+
 /// What an error for a placeOrder that Xoxoday never executed adds: a 502
 /// alone means "the order may exist" (the README's retry table).
 pub const SAFE_TO_RETRY: &str = "nothing was placed and retrying with the same poNumber is safe";
@@ -906,7 +916,7 @@ fn not_placed(r: &Record, now_ms: i64) -> Finish {
         }
         None => {
             let e = ApiError::upstream_error(format!(
-                "{}; getOrderDetails has answered \"no such order\" {} times over {} s since placeOrder was sent, past the 120 s Xoxoday may take, so the order was not placed. Retrying with the same poNumber is safe",
+                "{}; getOrderDetails has answered \"no such order\" {} times over {} s since placeOrder was sent, past the 120 s Xoxoday may take: {SAFE_TO_RETRY}",
                 r.why,
                 r.not_found,
                 (now_ms - r.sent_at_ms).max(0) / 1000

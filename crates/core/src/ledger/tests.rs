@@ -215,6 +215,18 @@ fn refusals_before_sending_say_nothing_was_placed() {
 }
 
 #[test]
+fn a_5xx_that_stopped_an_order_before_sending_says_nothing_was_placed() {
+    // The spend cap's reservation: the key registry did not answer.
+    let e = unsent(ApiError::upstream_error("the key registry did not answer; retry in a moment"));
+    assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+    assert_eq!(e.message, format!("the key registry did not answer; retry in a moment; the order was not sent to Xoxoday: {SAFE_TO_RETRY}"));
+    // Said once only; a 4xx (a cap reached, a revoked key) passes as it is.
+    assert_eq!(unsent(e.clone()).message, e.message);
+    let capped = ApiError::rate_limited("placeOrder", 7);
+    assert_eq!(unsent(capped.clone()).message, capped.message);
+}
+
+#[test]
 fn after_place_every_arm() {
     let p = pending();
     let now = T0 + 900;
@@ -536,7 +548,7 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     let e = error_of(&end.outcome);
     assert_eq!(e.code, ErrorCode::UpstreamError);
     assert!(e.message.starts_with("Xoxoday answered placeOrder with HTTP 502, PLE10035; "), "{}", e.message);
-    assert!(e.message.contains("6 times over 180 s") && e.message.contains("Retrying with the same poNumber is safe"), "{}", e.message);
+    assert!(e.message.contains("6 times over 180 s") && e.message.contains(SAFE_TO_RETRY), "{}", e.message);
     // Three "no such order" early on are not enough on their own.
     let mut r = pending();
     r.not_found = 2;
