@@ -12,7 +12,10 @@
 //!    the ledger knows nothing was placed) settles the reservation and becomes an
 //!    audit entry, in one registry call made after the answer has gone
 //!    (`waitUntil`): a key without a cap pays no time for either. The call
-//!    is retried if it fails; the registry takes each request id once.
+//!    is retried if it fails (no answer, or an error in its reply; the
+//!    registry takes each request id once), and after the last try an
+//!    error line (`registry_settle_failed`) says the key's usage and audit
+//!    trail miss the order.
 //!    When the ledger's answer was lost (the caller got `502
 //!    upstream_error`: the order may exist), the ledger is first asked
 //!    what became of it ([`crate::objects::ledger::look`], never a
@@ -23,18 +26,21 @@
 use crate::objects::{ledger, registry};
 use crate::runtime::defer::defer;
 use crate::runtime::http::Outgoing;
-use crate::runtime::wait::within;
+use crate::runtime::wait::{pause, within};
 use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::Caller;
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
 use plumgate_core::ledger::{unsent, LOOK_WAIT_MS};
-use plumgate_core::logline::Trace;
+use plumgate_core::logline::{event, Trace};
+use plumgate_core::secret;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
-use worker::{Context, Env};
+use worker::{console_error, Context, Env};
 
-/// Attempts at the settling call.
+/// Attempts at the settling call, 1 s then 2 s apart (the registry may be
+/// restarting in a deploy; all within `waitUntil`'s time).
 const SETTLE_ATTEMPTS: usize = 3;
+const SETTLE_PAUSE_MS: i64 = 1_000;
 
 /// Place a validated order for `caller` on `account` (see the module
 /// docs); the answer and the trace are the ledger's.
@@ -74,11 +80,27 @@ pub async fn place(
                 None => result,
             };
             let settle = Request { held, created, ..Request::of_attempt(&attempt) }.with_result(result);
-            for _ in 0..SETTLE_ATTEMPTS {
-                if registry::call(&env, Op::Settle, &settle).await.is_ok() {
-                    break;
+            for tried in 1..=SETTLE_ATTEMPTS {
+                // A reply that names an error (the registry's storage) is a failure too.
+                if let Ok(Reply { error: None, .. }) = registry::call(&env, Op::Settle, &settle).await {
+                    return;
+                }
+                if tried < SETTLE_ATTEMPTS {
+                    pause(SETTLE_PAUSE_MS * tried as i64).await;
                 }
             }
+            // The key's usage and audit trail miss this order: said once, loudly.
+            let po_fp = secret::fingerprint(&attempt.po_number);
+            console_error!(
+                "{}",
+                event(&[
+                    ("event", "registry_settle_failed".into()),
+                    ("level", "error".into()),
+                    ("key", attempt.key.as_str().into()),
+                    ("po_fp", po_fp.as_str().into()),
+                    ("attempts", (SETTLE_ATTEMPTS as i64).into()),
+                ])
+            );
         }),
     );
     (answer, trace)
