@@ -11,8 +11,9 @@
   const KEY_STORAGE = "plumgate.callerKey";
   // An order sent and not yet answered for, kept in this tab's sessionStorage
   // from just before it is sent until plumgate says what became of it (placed,
-  // or definitely not placed; see `fateUnknown`), so that a reload, also one
-  // while the order is in flight, cannot turn it into a second order.
+  // or definitely not placed; see `fateUnknown` and `answersForPo`), so that a
+  // reload, also one while the order is in flight, cannot turn it into a
+  // second order.
   const UNCERTAIN_STORAGE = "plumgate.unconfirmedOrder";
   // After an order, a balance plumgate answers from its edge cache (a key
   // without the admin scope cannot skip it) may predate the order: it is
@@ -202,12 +203,14 @@
     return new PlumgateError({ status, code: `http_${status}`, message: snippet || `HTTP ${status}`, requestId, retryAfter });
   }
 
+  function noKeyError() {
+    return new PlumgateError({ status: 0, code: "no_key", message: "Set a caller key first (step 1)." });
+  }
+
   async function request(path, { method = "POST", body, noCache = false, auth = true } = {}) {
     const headers = {};
     if (auth) {
-      if (!state.key) {
-        throw new PlumgateError({ status: 0, code: "no_key", message: "Set a caller key first (step 1)." });
-      }
+      if (!state.key) throw noKeyError();
       headers.authorization = `Bearer ${state.key}`;
     }
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -263,11 +266,13 @@
         err.order = held;
         throw err;
       }
+      // Xoxoday's own "0 for failure", passed through by plumgate.
       throw new PlumgateError({
         status: r.status,
         code: "status_" + env.status,
         message: env.message || env.error || `${name} answered status ${env.status}`,
         requestId: r.requestId,
+        upstream: true,
       });
     }
     return { data: env.data, meta: r };
@@ -716,6 +721,19 @@
     return e.status >= 500;
   }
 
+  /**
+   * Does this refusal answer for the order's poNumber, so that it settles an
+   * order whose fate was unknown? Only when plumgate's order ledger was asked:
+   * it holds another order under the poNumber (`idempotency_conflict`), or it
+   * let the order through and Xoxoday refused it. A refusal before the ledger
+   * (the key refused or without orders:write, a limit, `503 misconfigured`)
+   * says nothing about the earlier attempt, which may have placed it.
+   * (Xoxoday's failed order, `e.order`, settles it too.)
+   */
+  function answersForPo(e) {
+    return e instanceof PlumgateError && (e.code === "idempotency_conflict" || e.upstream);
+  }
+
   /** Keep `order` ({body, name}) in this tab's sessionStorage, or drop it (null). */
   function keepOrder(order) {
     try {
@@ -771,6 +789,12 @@
     if (!pending && !again) {
       if (!state.product || !$("order-form").reportValidity()) return;
     }
+    if (!state.key) {
+      // Nothing is sent, and an unconfirmed order stays as it is.
+      showError("order-error", noKeyError());
+      setStatus("order-status", pending ? `Order ${pending.body.poNumber} is still not settled: set a key, then send it again.` : "");
+      return;
+    }
     state.ordering = true;
     const btn = $("place-order");
     btn.disabled = true;
@@ -802,6 +826,12 @@
       } else if (fateUnknown(e)) {
         setUncertain({ body, name });
         setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
+      } else if (pending && !answersForPo(e)) {
+        // Refused before plumgate looked the poNumber up: the earlier attempt
+        // may still have placed the order.
+        setUncertain(pending);
+        setStatus("order-status", `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. `
+          + "Send it again unchanged once that is fixed.");
       } else {
         setUncertain(null);
         setStatus("order-status", `Order ${body.poNumber} was not placed.`);

@@ -314,12 +314,39 @@ async function walkThePage() {
   await page.click("#uncertain-again");
   assert.deepEqual(JSON.parse((await secondTry).postData()), firstBody, "the same order, the same poNumber");
   await page.locator("#order-status", { hasText: `Order ${lostPo} was not confirmed` }).waitFor();
+  // Sent again and refused before plumgate's order ledger is asked (no key;
+  // a key without orders:write): that says nothing about the lost attempt, so
+  // the order stays unconfirmed, never "not placed".
+  const stillKept = async (why) => {
+    assert.equal(await page.locator("#order-uncertain").isVisible(), true, `${why}: still unconfirmed`);
+    assert.equal(await text(page, "#uncertain-po"), lostPo);
+    assert.doesNotMatch(await text(page, "#order-status"), /not placed/, `${why}: not called not placed`);
+    assert.equal(await page.locator("#order-form").isVisible(), false, `${why}: no form for a new order`);
+    assert.deepEqual(await page.evaluate(() => JSON.parse(sessionStorage.getItem("plumgate.unconfirmedOrder")).body), firstBody, `${why}: kept`);
+  };
+  await page.click("#key-forget");
+  await page.click("#uncertain-again");
+  await page.locator("#order-status", { hasText: `Order ${lostPo} is still not settled: set a key, then send it again.` }).waitFor();
+  assert.equal(await text(page, "#order-error .err-title"), "No caller key");
+  await stillKept("no key");
+  await page.unroute("**/v1/ops/placeOrder");
+  await page.fill("#key-input", keys.catalog.key);
+  await page.keyboard.press("Enter");
+  await page.locator("#key-status", { hasText: "Key set (entered)" }).waitFor();
+  const scoped = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#uncertain-again");
+  assert.equal((await scoped).status(), 403);
+  await page.locator("#order-status", { hasText: `Order ${lostPo} is still not settled (This key is not allowed to do that)` }).waitFor();
+  assert.match(await text(page, "#order-error .err-message"), /orders:write/);
+  await stillKept("a key without orders:write");
+  await page.fill("#key-input", keys.admin.key);
+  await page.keyboard.press("Enter");
+  await waitFor(() => page.evaluate((k) => sessionStorage.getItem("plumgate.callerKey") === k, keys.admin.key), { what: "the admin key set again" });
   await page.click("#uncertain-forget");
   assert.equal(await page.locator("#order-uncertain").isVisible(), false);
   await page.reload();
   await page.locator("#order-empty").waitFor();
   assert.equal(await page.locator("#order-uncertain").isVisible(), false, "forgotten: nothing kept");
-  await page.unroute("**/v1/ops/placeOrder");
   const c1 = await sandbox.counters();
   assert.deepEqual([c1.orders, c1.api_calls.placeOrder], [c0.orders, c0.api_calls.placeOrder], "nothing reached Xoxoday");
 
@@ -401,8 +428,9 @@ async function walkThePage() {
   await assertCleanText(page);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, "desktop.png"), fullPage: true });
-  // Two placeOrder calls aborted on purpose (the unconfirmed order).
-  dConsole.check([detailsErrorStatus, 400, 429], 2);
+  // Two placeOrder calls aborted on purpose (the unconfirmed order); 403s
+  // for the key without orders:write (its order and its balance).
+  dConsole.check([detailsErrorStatus, 400, 403, 429], 2);
   await desk.close();
 
   // =================================================================== phone
