@@ -43,6 +43,9 @@
     balanceSeq: 0,
     balanceTimer: null,
     historyPage: 1,
+    // As catalogSeq: only the latest history or details lookup is shown.
+    historySeq: 0,
+    detailsSeq: 0,
     products: new Map(),
     auditNext: null,
   };
@@ -938,6 +941,7 @@
   // ------------------------------------------------------------ orders
 
   async function loadHistory() {
+    const seq = ++state.historySeq;
     const status = "history-status";
     hideError("history-error");
     const box = $("history");
@@ -953,6 +957,7 @@
         page: state.historyPage,
       };
       const { data } = await op("getOrderHistory", body);
+      if (seq !== state.historySeq) return;
       const rows = Array.isArray(data) ? data : [];
       renderHistory(rows);
       setStatus(status, rows.length
@@ -963,12 +968,13 @@
       $("history-prev").disabled = state.historyPage <= 1;
       $("history-next").disabled = rows.length < HISTORY_SIZE;
     } catch (e) {
+      if (seq !== state.historySeq) return;
       clear(box);
       setStatus(status, "Could not load the order history.");
       showError("history-error", e);
       $("history-prev").disabled = state.historyPage <= 1;
     } finally {
-      busy(box, false);
+      if (seq === state.historySeq) busy(box, false);
     }
   }
 
@@ -998,12 +1004,14 @@
   }
 
   async function loadDetails(po) {
+    const seq = ++state.detailsSeq;
     hideError("details-error");
     const box = $("details");
     busy(box, true);
     setStatus("details-status", `Looking up ${po}…`);
     try {
       const { data, meta } = await op("getOrderDetails", { poNumber: po, orderId: null, sendMailToReceiver: 0 });
+      if (seq !== state.detailsSeq) return;
       put(clear(box),
         h("h4", { text: `Order ${po}` }),
         orderFacts(data, po, meta.requestId),
@@ -1011,11 +1019,12 @@
       box.hidden = false;
       setStatus("details-status", `Found order ${po}.`);
     } catch (e) {
+      if (seq !== state.detailsSeq) return;
       box.hidden = true;
       setStatus("details-status", `No details for ${po}.`);
       showError("details-error", e);
     } finally {
-      busy(box, false);
+      if (seq === state.detailsSeq) busy(box, false);
     }
   }
 

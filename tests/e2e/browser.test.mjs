@@ -817,6 +817,30 @@ async function walkOrderEdges() {
   assert.equal(await page.locator("#contact").evaluate((el) => el.required), true, "the phone is required");
   await page.unroute("**/v1/ops/getVouchers");
 
+  // ---- two lookups of order details, the first one's answer late: the page
+  // shows the one asked for last, not whichever answer came last.
+  let releaseLookup;
+  const lookupHeld = new Promise((r) => { releaseLookup = r; });
+  let lookups = 0;
+  await page.route("**/v1/ops/getOrderDetails", async (route) => {
+    if (lookups++ === 0) await lookupHeld;
+    await route.continue();
+  });
+  await page.fill("#details-po", failedPo);
+  await page.click("#details-load");
+  await page.locator("#details-status", { hasText: `Looking up ${failedPo}…` }).waitFor();
+  await page.fill("#details-po", po);
+  await page.click("#details-load");
+  await page.locator("#details-status", { hasText: `Found order ${po}.` }).waitFor();
+  const late = page.waitForEvent("requestfinished", (r) => r.url().endsWith("/v1/ops/getOrderDetails"));
+  releaseLookup();
+  assert.equal(JSON.parse((await late).postData()).poNumber, failedPo, "the first lookup answered last");
+  await page.waitForTimeout(300);
+  await page.unroute("**/v1/ops/getOrderDetails");
+  assert.equal(await text(page, "#details-status"), `Found order ${po}.`, "the later lookup's status stays");
+  assert.equal(await text(page, "#details > h4"), `Order ${po}`, "the later lookup's order stays");
+  assert.equal(await page.locator("#details").getAttribute("aria-busy"), "false");
+
   // ---- the balance after an order, for a key without the admin scope:
   // plumgate ignores its no-cache, so the balance may come from the edge
   // cache, from before the order. The page says so and asks again once the
