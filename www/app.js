@@ -411,7 +411,17 @@
     setStatus("keys-status", "");
     setStatus("audit-status", "");
     $("filters-note").hidden = true;
-    $("order-result").hidden = true;
+    // Nothing of the orders stays for the next person at this screen: no
+    // voucher to reveal, no order history or details (a lookup still in
+    // flight is dropped when it answers).
+    state.historySeq++;
+    state.detailsSeq++;
+    for (const id of ["order-result", "details", "history"]) clear($(id));
+    for (const id of ["order-result", "details", "history-pager"]) $(id).hidden = true;
+    busy($("history"), false);
+    busy($("details"), false);
+    setStatus("history-status", "");
+    setStatus("details-status", "");
     $("key-input").focus();
   }
 
@@ -1020,7 +1030,8 @@
       setStatus("details-status", `Found order ${po}.`);
     } catch (e) {
       if (seq !== state.detailsSeq) return;
-      box.hidden = true;
+      // No earlier order's vouchers left behind, hidden or not.
+      clear(box).hidden = true;
       setStatus("details-status", `No details for ${po}.`);
       showError("details-error", e);
     } finally {

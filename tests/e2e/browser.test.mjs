@@ -849,7 +849,19 @@ async function walkOrderEdges() {
     method: "POST", headers: { authorization: `Bearer ${keys.admin.key}`, "content-type": "application/json" },
     body: JSON.stringify({ id: "demo-shop", scopes: ["catalog", "balance", "orders:write"] }),
   })).json();
+  // Forget key first: nothing of the orders stays for the next person at
+  // this screen, no voucher to reveal (the order's answer, the details) and
+  // no history.
+  await page.click("#history-load");
+  await page.locator("#history-status", { hasText: "on page 1." }).waitFor();
+  assert.ok(await page.locator("#details .reveal").count() > 0, "the details offer to reveal a voucher");
+  assert.ok(await page.locator("#history-pager").isVisible());
   await page.click("#key-forget");
+  assert.equal(await page.locator(".reveal, .voucher, dd.secret").count(), 0, "no voucher left in the page");
+  for (const id of ["#order-result", "#details", "#history-pager"]) assert.equal(await page.locator(id).isVisible(), false, `${id} hidden`);
+  for (const id of ["#order-result", "#details", "#history", "#history-status", "#details-status"]) {
+    assert.equal(await page.locator(id).evaluate((el) => el.textContent), "", `${id} empty`);
+  }
   await page.fill("#key-input", shop.key);
   await page.keyboard.press("Enter");
   await page.locator("#key-status", { hasText: "Key set" }).waitFor();
