@@ -257,9 +257,11 @@
   async function op(name, body, opts = {}) {
     const r = await request(`/v1/ops/${name}`, { body, ...opts });
     const env = r.json && r.json.data && r.json.data[name];
-    if (!env || typeof env !== "object") {
-      throw new PlumgateError({ status: r.status, code: "unexpected", message: `Unexpected ${name} answer.`, requestId: r.requestId });
-    }
+    const unexpected = () => new PlumgateError({ status: r.status, code: "unexpected", message: `Unexpected ${name} answer.`, requestId: r.requestId });
+    if (!env || typeof env !== "object") throw unexpected();
+    // placeOrder answers status 1 (placed) or 0 (not, or a failed order): an
+    // answer with neither says nothing about the order, which may exist.
+    if (name === "placeOrder" && ![1, "1", 0, "0"].includes(env.status)) throw unexpected();
     if (env.status !== undefined && Number(env.status) !== 1) {
       const held = heldOrder(env.data);
       if (held) {

@@ -801,6 +801,29 @@ async function walkOrderEdges() {
   assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null);
   assert.equal((await sandbox.counters()).orders, c2.orders + 1, "the order Xoxoday made");
 
+  // ---- a placeOrder answer without its status (1 placed, 0 not) says
+  // nothing about the order: unconfirmed, never "placed"; sent again, plumgate
+  // answers with the order it made.
+  await page.fill("#quantity", "2");
+  await page.fill("#quantity", "1");
+  const barePo = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", async (route) => {
+    const res = await route.fetch();
+    const json = await res.json();
+    delete json.data.placeOrder.status;
+    await route.fulfill({ response: res, json });
+  });
+  await page.click("#place-order");
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  assert.equal(await text(page, "#uncertain-po"), barePo);
+  assert.equal(await text(page, "#order-error .err-title"), "Unreadable answer");
+  assert.match(await text(page, "#order-status"), /not confirmed: it may have been placed/);
+  await page.unroute("**/v1/ops/placeOrder");
+  await page.click("#uncertain-again");
+  await page.locator("#order-result-title", { hasText: "Same order, answered again" }).waitFor();
+  assert.match(await text(page, "#order-result .facts"), new RegExp(barePo));
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
   await page.route("**/v1/ops/getVouchers", async (route) => {
     const res = await route.fetch();
