@@ -301,6 +301,15 @@
 
   // ------------------------------------------------------------ errors
 
+  /**
+   * No answer, or none the page could use (an error of the page's own): the
+   * request may have reached plumgate and done what it asked. Not a missing
+   * key, which sends nothing.
+   */
+  function answerLost(e) {
+    return !(e instanceof PlumgateError) || (e.status === 0 && e.code !== "no_key");
+  }
+
   function errorTitle(err) {
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
     // Xoxoday said no for the account plumgate uses, not for the caller key.
@@ -725,8 +734,7 @@
    * order was refused, rejected or never sent.
    */
   function fateUnknown(e) {
-    if (!(e instanceof PlumgateError)) return true;
-    if (e.status === 0) return e.code !== "no_key";
+    if (answerLost(e)) return true;
     // A success status whose body is no placeOrder answer (not JSON, or
     // without data.placeOrder): the answer was damaged or replaced on the
     // way, not refused; the order may exist.
@@ -1150,7 +1158,9 @@
       form.reset();
       await loadKeys({ quiet: true });
     } catch (e) {
-      setStatus("keys-status", "The key was not created.");
+      setStatus("keys-status", answerLost(e)
+        ? `Key ${body.id} may have been created: its answer was lost. Use "Show keys" to check before creating it again.`
+        : "The key was not created.");
       showError("keys-error", e);
     } finally {
       btn.disabled = false;
@@ -1267,7 +1277,9 @@
       }
       await loadKeys({ quiet: true });
     } catch (e) {
-      setStatus("keys-status", `Key ${id} was not changed.`);
+      setStatus("keys-status", answerLost(e)
+        ? `Key ${id} may have been ${action === "revoke" ? "revoked" : "rotated"}: its answer was lost. Use "Show keys" to check.`
+        : `Key ${id} was not changed.`);
       showError("keys-error", e);
     }
   }

@@ -591,6 +591,19 @@ async function walkKeysAndAudit() {
   assert.equal(await text(page, "#keys-error .err-code"), "invalid_request");
   assert.equal(await text(page, "#keys-error .err-rid"), dr.headers()["x-request-id"]);
 
+  // A create or a rotation whose answer is lost may have happened: the page
+  // says so, and where to look, not that nothing was done.
+  await page.route("**/v1/keys", (route) => (route.request().method() === "POST" ? route.abort("failed") : route.continue()));
+  await page.fill("#new-key-id", "demo-lost");
+  await page.click("#key-create");
+  await page.locator("#keys-status", { hasText: 'Key demo-lost may have been created: its answer was lost. Use "Show keys" to check' }).waitFor();
+  assert.equal(await text(page, "#keys-error .err-title"), "Network error");
+  await page.unroute("**/v1/keys");
+  await page.route("**/v1/keys/demo-writer/rotate", (route) => route.abort("failed"));
+  await page.click('#keys-list button[data-action="rotate"][data-id="demo-writer"]');
+  await page.locator("#keys-status", { hasText: 'Key demo-writer may have been rotated: its answer was lost. Use "Show keys" to check.' }).waitFor();
+  await page.unroute("**/v1/keys/demo-writer/rotate");
+
   // ---- rotate: a new key shown once; the previous one keeps working.
   await page.click('#keys-list button[data-action="rotate"][data-id="demo-writer"]');
   await page.locator("#new-key-title", { hasText: "New key for demo-writer" }).waitFor();
@@ -645,7 +658,8 @@ async function walkKeysAndAudit() {
   const pageText = await page.locator("body").innerText();
   assert.ok(!pageText.includes("winner@example.com"), "no recipient in the trail");
   await assertCleanText(page);
-  dConsole.check([400]);
+  // The create and the rotation aborted on purpose.
+  dConsole.check([400], 2);
   await desk.close();
 
   // =================================================================== phone
