@@ -28,7 +28,7 @@ use crate::runtime::defer::defer;
 use crate::runtime::http::Outgoing;
 use crate::runtime::wait::{pause, within};
 use plumgate_core::audit::{self, Answered, Attempt};
-use plumgate_core::auth::Caller;
+use plumgate_core::auth::{Caller, KeySource};
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
 use plumgate_core::ledger::{unsent, LOOK_WAIT_MS};
 use plumgate_core::logline::{event, Trace};
@@ -58,7 +58,8 @@ pub async fn place(
     let attempt = Attempt::of_order(&caller.id, &data, &fingerprint, request_id);
     let (mut held, mut created) = (false, false);
     if let Some(cap) = caller.limits.order_amount_per_day {
-        let req = Request { cap: Some(cap), ..Request::of_attempt(&attempt) };
+        let from_static = caller.source == KeySource::Static;
+        let req = Request { cap: Some(cap), from_static, ..Request::of_attempt(&attempt) };
         match registry::call(env, Op::Reserve, &req).await {
             Ok(Reply { error: Some(e), .. }) | Err(e) => return (Err(unsent(e)), Trace::default()),
             Ok(r) => (held, created) = (r.held, r.created),

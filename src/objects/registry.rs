@@ -426,7 +426,7 @@ impl KeyRegistry {
                     let hold = self.hold_of(a)?;
                     let today = day_of(now);
                     let spent = self.usage_of(&a.key, today)?.amount.saturating_add(self.reserved_of(&a.key, today)?);
-                    let record = records.iter().find(|r| r.id == a.key);
+                    let record = registry::record_of(&records, &a.key, req.from_static);
                     // Asked only for a refusal; unreadable, the 429 stands.
                     let other_body = || {
                         let args = vec![a.key.as_str().into(), a.po_number.as_str().into(), a.fingerprint.as_str().into()];

@@ -720,9 +720,10 @@ test("a hold whose request died across the upgrade to per-account ledgers: the o
   assert.equal((await order(k.key, po("upgrade-over"), 60)).status, 429, "50 counted + 60 would pass 100");
 });
 
-test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked", async () => {
+test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked, and the static key's orders keep its own cap", async () => {
   const k = await createKey({ id: "later-static", scopes: ["catalog"] });
-  const clash = makeKey("later-static", ["catalog"]);
+  const clash = makeKey("later-static", ["catalog", "orders:write"]);
+  clash.entry.limits = { order_amount_per_day: 40 };
   const dir = w.persistDir;
   await w.stop();
   w = await startWorker({ sandbox, keys: { ...allKeys, clash }, persistDir: dir });
@@ -736,6 +737,13 @@ test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can s
   assert.deepEqual([line.caller, line.method, line.route, line.target, line.status], ["admin", "DELETE", "/v1/keys/{id}", "later-static", 200]);
   await waitFor(async () => (await vouchersCall(k.key)).status === 401, { timeout: 20_000, what: "the runtime key refused" });
   assert.equal((await vouchersCall(clash.key)).status, 200, "the static key changes only by a redeploy");
+  // Its capped orders too: not judged by the revoked runtime record, and
+  // held to the static entry's own cap.
+  const first = await order(clash.key, po("clash-a"), 25);
+  assert.ok(placed(first), first.text);
+  const over = await order(clash.key, po("clash-b"), 25);
+  assert.equal(over.status, 429, over.text);
+  assert.equal(over.json.error.code, "quota_exceeded");
   const again = await admin("/v1/keys/later-static/rotate", { body: {} });
   assert.equal(again.status, 400, again.text);
   assert.match(again.json.error.message, /revoked/);

@@ -143,6 +143,13 @@ pub fn list(records: &[KeyRecord], static_keys: &[Credential], facts_of: &dyn Fn
     Reply::body(keys::list_body(&views))
 }
 
+/// The runtime key record a reservation for key `id` goes by: none for a
+/// `GATEWAY_KEYS` key (`from_static`), whatever runtime key shares its id
+/// (the static key changes only by a redeploy; its cap is its own).
+pub fn record_of<'a>(records: &'a [KeyRecord], id: &str, from_static: bool) -> Option<&'a KeyRecord> {
+    records.iter().find(|r| r.id == id).filter(|_| !from_static)
+}
+
 /// Before a placeOrder is sent: take its hold, or refuse it over the cap
 /// (recording the refusal). A runtime key's cap is its record's (the
 /// isolate's copy may be seconds old), and a key revoked or expired since
@@ -455,9 +462,16 @@ mod tests {
         let (_, r) = reserve(None, &attempt("ops", 60 * M), Some(50 * M), None, 0, &|| false, T0);
         assert_eq!(r.error.unwrap().code, ErrorCode::QuotaExceeded);
         // A key revoked since the isolate's copy: refused and recorded.
-        let (w, r) = reserve(Some(&keys::revoke(&capped, T0)), &attempt("k", M), None, None, 0, &|| false, T0);
+        let revoked = [keys::revoke(&capped, T0)];
+        let (w, r) = reserve(record_of(&revoked, "k", false), &attempt("k", M), None, None, 0, &|| false, T0);
         assert_eq!(r.error.unwrap().status, 401);
         assert!(matches!(&w[..], [Write::Audit { .. }]));
+        // A GATEWAY_KEYS key of the same id: its own cap, not the runtime record's state.
+        assert!(record_of(&revoked, "other", false).is_none());
+        let (_, r) = reserve(record_of(&revoked, "k", true), &attempt("k", 60 * M), Some(50 * M), None, 0, &|| false, T0);
+        assert_eq!(r.error.unwrap().code, ErrorCode::QuotaExceeded, "the static key's 50, not revoked");
+        let (_, r) = reserve(record_of(&revoked, "k", true), &attempt("k", 40 * M), Some(50 * M), None, 0, &|| false, T0);
+        assert_eq!((r.created, r.error), (true, None));
         // The same order again: joins the hold.
         let held = Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Pending };
         let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, Some(&held), 100 * M, &|| false, T0);

@@ -138,6 +138,9 @@ pub struct Request {
     /// `reserve`: the daily cap of a `GATEWAY_KEYS` key (a runtime key's
     /// comes from its record).
     pub cap: Option<i64>,
+    /// `reserve`: the caller is a `GATEWAY_KEYS` key, whatever runtime key
+    /// shares its id (absent from older isolates: looked up as before).
+    pub from_static: bool,
     /// `settle`: the request holds the order's hold...
     pub held: bool,
     /// ...its reservation made it.
@@ -418,6 +421,7 @@ impl Request {
             .int("amount", (self.amount != 0).then_some(self.amount))
             .text("request_id", &self.request_id)
             .int("cap", self.cap)
+            .flag("static", self.from_static)
             .flag("held", self.held)
             .flag("created", self.created)
             .raw("outcome", self.outcome.map(|o| quote(o.as_str())))
@@ -456,6 +460,7 @@ impl Request {
             amount: get_i64(&v, "amount").unwrap_or(0),
             request_id: get_str(&v, "request_id").unwrap_or_default(),
             cap: get_i64(&v, "cap"),
+            from_static: get_bool(&v, "static"),
             held: get_bool(&v, "held"),
             created: get_bool(&v, "created"),
             outcome: v.get("outcome").and_then(Value::as_str).and_then(Outcome::from_name),
@@ -552,11 +557,12 @@ mod tests {
             patch: Some(serde_json::json!({"requests_per_minute": null})),
             grace_secs: Some(60),
             cap: Some(7),
+            from_static: true,
             ..Request::default()
         };
         assert_eq!(
             list.to_json(),
-            r#"{"grace_secs":60,"patch":{"requests_per_minute":null},"static_keys":[{"id":"ops","sha256":"","scopes":["*","a\"b"],"limits":{"requests_per_minute":3,"order_amount_per_day_micros":25500000},"until_ms":null}],"cap":7}"#
+            r#"{"grace_secs":60,"patch":{"requests_per_minute":null},"static_keys":[{"id":"ops","sha256":"","scopes":["*","a\"b"],"limits":{"requests_per_minute":3,"order_amount_per_day_micros":25500000},"until_ms":null}],"cap":7,"static":true}"#
         );
         assert_eq!(round_trip(&list), list);
         // Fields a reader does not know are ignored (a newer worker); what
