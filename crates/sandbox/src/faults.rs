@@ -72,9 +72,14 @@ impl RateLimitShape {
     }
 }
 
-/// 401s the Plum API answers to a valid token.
+/// 401s the Plum API answers to a valid token, and a failure in its JSON
+/// shape (a 5xx) for any operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiFaultMode {
+    /// getBalance's documented failure (xoxoday-api.md §3.3), in the Plum
+    /// API's error shape with the fault's status (502 unless set, 5xx).
+    #[serde(rename = "PLE10023")]
+    Ple10023,
     /// International orders not allowed.
     #[serde(rename = "PLE10019")]
     Ple10019,
@@ -99,10 +104,11 @@ pub enum ApiFaultMode {
 }
 
 impl ApiFaultMode {
-    /// The 401 body.
-    pub fn body(self) -> Value {
-        let plum = |id: &str, info: &str| json!({ "code": 401, "errorId": id, "errorInfo": info, "error": info });
+    /// The answer's body (`status`: the fault's).
+    pub fn body(self, status: u16) -> Value {
+        let plum = |id: &str, info: &str| json!({ "code": status, "errorId": id, "errorInfo": info, "error": info });
         match self {
+            ApiFaultMode::Ple10023 => plum("PLE10023", "Failed to get client's balance"),
             ApiFaultMode::Ple10019 => plum("PLE10019", "International orders not allowed"),
             ApiFaultMode::Pipe10013 => crate::plum::unauthorized_body(),
             ApiFaultMode::Pipe10015 => plum("PIPE10015", "Plum Pro APIs: User is disabled"),
@@ -390,7 +396,10 @@ impl Faults {
 
     /// `{"mode","count"=1,"op"}`; count 0 clears.
     pub fn set_api(&mut self, body: &[u8]) -> Result<(), String> {
-        self.api = parse(body, |_: &ApiFaultMode| Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, order: false })?;
+        self.api = parse(body, |m: &ApiFaultMode| match m {
+            ApiFaultMode::Ple10023 => Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: true, order: false },
+            _ => Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, order: false },
+        })?;
         Ok(())
     }
 
@@ -574,10 +583,16 @@ mod tests {
         assert!(f.set_refresh(br#"{"mode":"5xx","op":"getBalance"}"#).is_err());
         for (mode, id) in [("PIPE10015", "PIPE10015"), ("PIPE10016", "PIPE10016"), ("PIPE10013", "PIPE10013")] {
             f.set_api(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
-            assert_eq!(f.take_api(None).unwrap().mode.body()["errorId"], id);
+            assert_eq!(f.take_api(None).unwrap().mode.body(401)["errorId"], id);
         }
-        assert_eq!(ApiFaultMode::InvalidToken.body()["error"], "invalid_token");
-        assert!(ApiFaultMode::NoErrorId.body().get("errorId").is_none());
+        assert_eq!(ApiFaultMode::InvalidToken.body(401)["error"], "invalid_token");
+        assert!(ApiFaultMode::NoErrorId.body(401).get("errorId").is_none());
+        // getBalance's failure: a 5xx of the fault's status, in the Plum shape.
+        f.set_api(br#"{"mode":"PLE10023","op":"getBalance"}"#).unwrap();
+        let x = f.take_api(Some("getBalance")).unwrap();
+        assert_eq!((x.status, x.mode.body(x.status)), (502, json!({"code": 502, "errorId": "PLE10023", "errorInfo": "Failed to get client's balance", "error": "Failed to get client's balance"})));
+        assert!(f.set_api(br#"{"mode":"PLE10023","status":401}"#).is_err(), "a 5xx only");
+        f.set_api(br#"{"mode":"PLE10023","status":500}"#).unwrap();
         f.set_validate(br#"{"mode":"5xx","count":1}"#).unwrap();
         assert_eq!(f.take_validate().map(|v| v.status), Some(503));
         assert!(f.take_validate().is_none());

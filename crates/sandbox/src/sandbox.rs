@@ -531,8 +531,10 @@ impl Sandbox {
             self.counters.unauthorized_api_calls += 1;
             (401, unauthorized_body())
         } else if let Some(f) = injected {
-            self.counters.api_401_faults += 1;
-            (401, f.mode.body())
+            if f.status == 401 {
+                self.counters.api_401_faults += 1;
+            }
+            (f.status, f.mode.body(f.status))
         } else {
             match self.dispatch(envelope.as_ref(), query.as_deref(), op, now) {
                 Ok((v, delay)) => {
