@@ -15,9 +15,10 @@
 //! `plumgate_core::edge::joins_fill`): a request that misses an entry
 //! another request is already fetching waits for it ([`shared_fill`]) on
 //! timers of its own (`runtime::wait` says why), and takes the copy it
-//! left in memory or the failure it ended in (a timeout, a penalty), so a
-//! hanging Xoxoday keeps every waiter as long as one call, not two. What a
-//! waiter does after each look is `plumgate_core::edge::next_look`.
+//! left in memory, the failure it ended in (a timeout, a penalty) or
+//! Xoxoday's answer it did not keep (a 5xx in Xoxoday's shape), so a
+//! hanging or failing Xoxoday costs every waiter one call, not one each.
+//! What a waiter does after each look is `plumgate_core::edge::next_look`.
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::cache;
@@ -45,34 +46,53 @@ const ENDED_KEPT_MS: i64 = 1_000;
 struct FillEntry {
     url: String,
     id: u64,
-    state: FillState<ApiError>,
+    state: FillState<Left>,
     /// When it ended.
     ended_ms: i64,
 }
 
+/// What a fill that left no copy in memory ended in, for its waiters.
+#[derive(Clone)]
+pub enum Left {
+    /// A failure of plumgate's own (a timeout, a penalty, an unreadable answer).
+    Failed(ApiError),
+    /// An answer of Xoxoday's not kept (an error in its JSON shape, a
+    /// `status: 0`): each waiter would only have asked again and spent
+    /// the operation's budget (a getBalance 502 ten times over).
+    Answer(Cached),
+}
+
 /// Held by the request fetching an entry from Xoxoday. Dropping it (the
 /// request is over, however it ended) ends the fill: its waiters then
-/// take the copy it left in memory, or the failure it recorded
-/// ([`Fill::failed`]), or else go on by themselves.
+/// take the copy it left in memory, or what it recorded
+/// ([`Fill::failed`], [`Fill::answered`]), or else go on by themselves.
 pub struct Fill {
     id: u64,
-    failure: Option<ApiError>,
+    left: Option<Left>,
 }
 
 impl Fill {
     /// The fill ended in `e` (a timeout, a penalty, a failure): its waiters
     /// get it too rather than each meeting it again.
     pub fn failed(&mut self, e: &ApiError) {
-        self.failure = Some(e.clone());
+        self.left = Some(Left::Failed(e.clone()));
+    }
+
+    /// The fill ended in Xoxoday's answer `status`/`body`, not stored: its
+    /// waiters get it too (one no larger than an entry may be).
+    pub fn answered(&mut self, status: u16, body: &[u8]) {
+        if body.len() <= MAX_ENTRY_BYTES {
+            self.left = Some(Left::Answer(Cached { status, body: body.to_vec(), fresh_until_ms: 0, stale_until_ms: 0 }));
+        }
     }
 }
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        let (now, failure) = (now_ms(), self.failure.take());
+        let (now, left) = (now_ms(), self.left.take());
         FILLS.with(|f| {
             if let Some(e) = f.borrow_mut().iter_mut().find(|e| e.id == self.id) {
-                (e.state, e.ended_ms) = (FillState::Ended(failure), now);
+                (e.state, e.ended_ms) = (FillState::Ended(left), now);
             }
         });
     }
@@ -84,6 +104,8 @@ pub enum Shared {
     Hit(Cached),
     /// Answer with the failure that fill ended in.
     Failed(ApiError),
+    /// Answer with Xoxoday's answer that fill got and did not keep.
+    Answer(Cached),
     /// Fetch it: this request's fill, to hold until its answer is stored.
     Lead(Fill),
 }
@@ -108,7 +130,8 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
             }
             match next_look(FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| e.state.clone())), now, timeout_ms) {
                 NextLook::Wait => {}
-                NextLook::Failed(e) => return Shared::Failed(e),
+                NextLook::Failed(Left::Failed(e)) => return Shared::Failed(e),
+                NextLook::Failed(Left::Answer(c)) => return Shared::Answer(c),
                 NextLook::Lead => break,
             }
         }
@@ -129,7 +152,7 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
         });
         f.push(FillEntry { url: url.to_owned(), id, state: FillState::Running { started_ms: now }, ended_ms: 0 });
     });
-    Shared::Lead(Fill { id, failure: None })
+    Shared::Lead(Fill { id, left: None })
 }
 
 /// The Cache API URL of a key, for the Xoxoday account `cfg` talks to

@@ -132,6 +132,10 @@ pub async fn forward(
                         trace.note = Some("shared_fill");
                         return or_stale(&mut None, stale, Err(e), trace);
                     }
+                    Shared::Answer(c) => {
+                        trace.note = Some("shared_fill");
+                        return or_stale(&mut None, stale, Ok(cached(c)), trace);
+                    }
                     Shared::Lead(f) => fill = Some(f),
                 }
             }
@@ -158,13 +162,21 @@ pub async fn forward(
     if let Some(e) = unreadable_answer(answer.status, &answer.body) {
         return or_stale(&mut fill, stale, Err(e), trace);
     }
-    if stale.is_some() && stale_instead_of(answer.status) {
-        return or_stale(&mut fill, stale, Ok(passthrough(answer)), trace);
-    }
-    if let (Some(class), Some(key), Some(url)) = (class, key.as_ref(), url.as_deref()) {
-        if key.storable && is_plum_success(op.name(), answer.status, &answer.body) {
+    let use_stale = stale.is_some() && stale_instead_of(answer.status);
+    let keep = !use_stale && is_plum_success(op.name(), answer.status, &answer.body);
+    match (class, key.as_ref(), url.as_deref()) {
+        (Some(class), Some(key), Some(url)) if keep && key.storable => {
             edge_cache::put(url, answer.status, &answer.body, ttl, stale_secs(class)).await;
         }
+        // Not kept: the requests waiting for this fill get it as it is.
+        _ => {
+            if let Some(f) = fill.as_mut() {
+                f.answered(answer.status, &answer.body);
+            }
+        }
+    }
+    if use_stale {
+        return or_stale(&mut fill, stale, Ok(passthrough(answer)), trace);
     }
     let mut trace = trace;
     if op == Operation::GetBalance && cfg.balance_alert_below.is_some() {

@@ -199,7 +199,7 @@ test("one caller cannot take getBalance down: nonces share the entry, hits come 
   assert.ok(grants.every((g) => g.until_ms - g.at_ms === 5_000), "leases of 5 s");
 });
 
-test("concurrent misses of one entry make one call: the others wait for its answer; when it leaves none, each goes on by itself", async () => {
+test("concurrent misses of one entry make one call: the others wait for its answer, kept or not (a 401, a 502 in Xoxoday's shape)", async () => {
   // Answers that take 400 ms, so every request arrives while the first is
   // still out. Before the fill was shared, 15 getBalance calls made 10
   // upstream calls (the minute's whole budget) and 5 got 429.
@@ -218,16 +218,31 @@ test("concurrent misses of one entry make one call: the others wait for its answ
     assert.deepEqual(pages.map((r) => r.status), Array(12).fill(200));
     assert.equal(await calls(sbO, "getVouchers"), v0 + 1, "one upstream call for the page");
     // The first call's answer is not one to keep (a 401 of Xoxoday's,
-    // passed on): nothing is left in memory, so the waiters each call.
+    // passed on): nothing is left in memory, and the waiters get that
+    // answer too rather than each asking again.
     await sbO.admin("/faults/api", { mode: "PLE10019", op: "getFilters", count: 1 });
     const f0 = await calls(sbO, "getFilters");
     const filters = { filterGroupCode: "Country", includeFilters: "", excludeFilters: "" };
     const fs = await Promise.all(Array.from({ length: 4 }, () => op(wO, "getFilters", keys.catalog, filters)));
-    assert.deepEqual(fs.map((r) => r.status).sort(), [200, 200, 200, 401], fs.map((r) => r.text).join("\n"));
+    assert.deepEqual(fs.map((r) => r.status), [401, 401, 401, 401], fs.map((r) => r.text).join("\n"));
+    assert.ok(fs.every((r) => r.text === fs[0].text && r.json.errorId === "PLE10019"), fs[0].text);
     assert.ok(fs.every((r) => r.headers["x-plumgate-cache"] === "miss"));
-    assert.equal(await calls(sbO, "getFilters"), f0 + 4, "each waiter went on by itself");
+    assert.equal(await calls(sbO, "getFilters"), f0 + 1, "one upstream call");
     const again = await op(wO, "getFilters", keys.catalog, filters);
-    assert.deepEqual([again.status, again.headers["x-plumgate-cache"]], [200, "hit"]);
+    assert.deepEqual([again.status, again.headers["x-plumgate-cache"]], [200, "miss"], "asked again once it has ended");
+    assert.equal((await op(wO, "getFilters", keys.catalog, filters)).headers["x-plumgate-cache"], "hit");
+    // getBalance's documented failure (502 PLE10023) while 12 callers miss:
+    // one call, not one each (which would spend the 10-a-minute budget and
+    // leave every balance caller on 429 once Xoxoday is back).
+    await sbO.admin("/faults/api", { mode: "PLE10023", op: "getBalance", count: 1 });
+    await new Promise((res) => setTimeout(res, 10_500)); // past BALANCE_CACHE_TTL_SECS's default (10 s)
+    const b0 = await calls(sbO, "getBalance");
+    const failing = await Promise.all(Array.from({ length: 12 }, () => op(wO, "getBalance", keys.balance, {})));
+    assert.deepEqual(failing.map((r) => r.status), Array(12).fill(502), failing.map((r) => r.text).join("\n"));
+    assert.ok(failing.every((r) => r.json?.errorId === "PLE10023"), failing[0].text);
+    assert.equal(await calls(sbO, "getBalance"), b0 + 1, "one upstream call");
+    const back = await op(wO, "getBalance", keys.balance, {});
+    assert.deepEqual([back.status, back.headers["x-plumgate-cache"]], [200, "miss"], back.text);
   } finally {
     await sbO.admin("/config", { api_latency_ms: 0 });
   }

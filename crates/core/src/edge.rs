@@ -95,10 +95,10 @@ pub enum FillState<E> {
         /// When it started (epoch ms).
         started_ms: i64,
     },
-    /// Over, with the failure it ended in if it ended in one its waiters
-    /// share (a timeout, a penalty, an unreadable answer: the failures
-    /// [`stale_instead_of`] names); `None` when it left a copy in memory
-    /// or an answer of Xoxoday's that was not one to keep.
+    /// Over, with what its waiters share if it left no copy in memory:
+    /// the failure it ended in (a timeout, a penalty, an unreadable answer:
+    /// the failures [`stale_instead_of`] names) or Xoxoday's answer that
+    /// was not one to keep; `None` when it left a copy, or nothing to share.
     Ended(Option<E>),
 }
 
@@ -107,7 +107,8 @@ pub enum FillState<E> {
 pub enum NextLook<E> {
     /// Sleep ([`fill_poll_ms`]) and look again.
     Wait,
-    /// Answer with the fill's failure.
+    /// Answer with what the fill ended in (its failure, or the answer it
+    /// did not keep).
     Failed(E),
     /// Go on by itself: fetch the entry, as a fill of its own.
     Lead,
