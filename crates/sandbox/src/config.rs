@@ -210,6 +210,10 @@ pub struct Config {
     pub check_expiry_fields: bool,
     /// How `/chef/` answers are framed.
     pub answer_framing: AnswerFraming,
+    /// The length each getVouchers product's terms and conditions are
+    /// padded to (0: as they are, short): Xoxoday's run to pages of HTML,
+    /// and a page of many products can pass a megabyte.
+    pub terms_bytes: u32,
 }
 
 impl Default for Config {
@@ -240,6 +244,7 @@ impl Default for Config {
             check_expires_in: CheckExpiresIn::default(),
             check_expiry_fields: false,
             answer_framing: AnswerFraming::Length,
+            terms_bytes: 0,
         }
     }
 }
@@ -273,6 +278,7 @@ pub struct ConfigPatch {
     check_expires_in: Option<CheckExpiresIn>,
     check_expiry_fields: Option<bool>,
     answer_framing: Option<AnswerFraming>,
+    terms_bytes: Option<u32>,
 }
 
 impl Config {
@@ -384,6 +390,12 @@ impl Config {
         }
         if let Some(v) = patch.answer_framing {
             next.answer_framing = v;
+        }
+        if let Some(v) = patch.terms_bytes {
+            if v > 100_000 {
+                return Err("terms_bytes must be at most 100000".into());
+            }
+            next.terms_bytes = v;
         }
         if let Some(v) = patch.rate_limit_status {
             if !(200..=599).contains(&v) {

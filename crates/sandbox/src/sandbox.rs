@@ -639,7 +639,7 @@ impl Sandbox {
         let ok = |key: &str, data: Value| Ok((success(key, data), 0));
         match op {
             "getFilters" => ok(op, catalog().filters(input)?),
-            "getVouchers" => ok(op, catalog().vouchers(input, &self.asset_base)?),
+            "getVouchers" => ok(op, pad_terms(catalog().vouchers(input, &self.asset_base)?, self.config.terms_bytes)),
             "getBalance" => {
                 let b = money(self.ledger.balance_cents(initial));
                 ok(op, json!({ "points": b, "value": b, "currency": "USD" }))
@@ -904,6 +904,27 @@ fn daily_limit_body(op: &str, cap: u32) -> Value {
 
 fn secs_to_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+
+/// Pad every product's `termsAndConditionsInstructions` in a getVouchers
+/// answer to `bytes` (0: left as it is) with more list items.
+fn pad_terms(mut page: Value, bytes: u32) -> Value {
+    let bytes = bytes as usize;
+    if bytes == 0 {
+        return page;
+    }
+    if let Some(products) = page.as_array_mut() {
+        for p in products {
+            if let Some(Value::String(t)) = p.get_mut("termsAndConditionsInstructions") {
+                let item = "<li>Sandbox terms: this voucher is not redeemable anywhere.</li>";
+                while t.len() + item.len() <= bytes {
+                    t.push_str(item);
+                }
+            }
+        }
+    }
+    page
 }
 
 #[cfg(test)]

@@ -1135,3 +1135,13 @@ fn never_panics_on_odd_input() {
         assert!(s.set_order_fault(raw).is_err());
     }
 }
+
+#[test]
+fn terms_are_padded_to_the_configured_length_only_when_asked() {
+    let page = json!([{ "productId": 1, "termsAndConditionsInstructions": "<ul></ul>" }, { "productId": 2 }]);
+    assert_eq!(pad_terms(page.clone(), 0), page);
+    let padded = pad_terms(page, 5_000);
+    let t = padded[0]["termsAndConditionsInstructions"].as_str().unwrap();
+    assert!(t.starts_with("<ul></ul><li>") && t.len() <= 5_000 && t.len() > 4_900, "{}", t.len());
+    assert!(padded[1].get("termsAndConditionsInstructions").is_none());
+}
