@@ -27,7 +27,8 @@ use crate::runtime::wait::pause;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::edge::{
-    cache_url, fill_poll_ms, joins_fill, next_look, ByteLru, Cached, FillState, Freshness, NextLook, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES,
+    cache_url, fill_poll_ms, joins_fill, next_look, ByteLru, Cached, FillState, Freshness, NextLook, MAX_CACHE_API_BYTES, MAX_ENTRY_BYTES,
+    MAX_TOTAL_BYTES,
 };
 use plumgate_core::ops::CacheKey;
 use std::cell::{Cell, RefCell};
@@ -132,7 +133,13 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
                 NextLook::Wait => {}
                 NextLook::Failed(Left::Failed(e)) => return Shared::Failed(e),
                 NextLook::Failed(Left::Answer(c)) => return Shared::Answer(c),
-                NextLook::Lead => break,
+                NextLook::Lead => {
+                    // A copy too large for memory is in the Cache API.
+                    if let Some(c) = get(url).await.filter(|c| c.freshness(now_ms()) == Freshness::Fresh) {
+                        return Shared::Hit(c);
+                    }
+                    break;
+                }
             }
         }
     }
@@ -187,13 +194,16 @@ pub async fn get(url: &str) -> Option<Cached> {
 }
 
 /// Store a successful answer, fresh for `ttl_secs` and stale `stale_secs`
-/// longer. Answers over the entry bound are not stored anywhere.
+/// longer: in memory up to the entry bound, in the Cache API up to
+/// `MAX_CACHE_API_BYTES`.
 pub async fn put(url: &str, status: u16, body: &[u8], ttl_secs: u32, stale_secs: u64) {
-    if ttl_secs == 0 || body.len() > MAX_ENTRY_BYTES {
+    if ttl_secs == 0 || body.len() > MAX_CACHE_API_BYTES {
         return;
     }
     let c = Cached::new(status, body.to_vec(), now_ms(), u64::from(ttl_secs), stale_secs);
-    remember(url, &c);
+    if body.len() <= MAX_ENTRY_BYTES {
+        remember(url, &c);
+    }
     let max_age = format!("max-age={}", u64::from(ttl_secs) + stale_secs);
     let (expires, stale_until) = (c.fresh_until_ms.to_string(), c.stale_until_ms.to_string());
     let mut entry = Outgoing::new(status, Some(c.body));

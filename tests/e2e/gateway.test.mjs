@@ -726,6 +726,30 @@ test("caching: a new isolate serves a page the Cache API holds (the worker resta
   }
 });
 
+test("caching: a catalogue page over a megabyte (long terms, a whole catalogue in one page) is kept in the Cache API: one upstream call for concurrent misses and the calls after (product defaults)", async () => {
+  const d = tempDir();
+  const { refresh_token } = await sandbox.admin("/tokens/issue", {});
+  await sandbox.admin("/config", { terms_bytes: 20_000 });
+  const w2 = await startWorker({ sandbox, keys, persistDir: d, vars: { XOXODAY_REFRESH_TOKEN: refresh_token } });
+  try {
+    const data = { limit: 500, page: 1 };
+    const n = (await counters()).api_calls.getVouchers;
+    const all = await Promise.all(Array.from({ length: 5 }, () => call(w2, "/v1/ops/getVouchers", { key: keys.catalog, body: data })));
+    assert.deepEqual(all.map((r) => r.status), Array(5).fill(200), all[0].text.slice(0, 300));
+    assert.ok(all[0].text.length > 1.1 * 1024 * 1024, `a page of ${all[0].text.length} bytes`);
+    assert.ok(all.every((r) => r.text === all[0].text), "the same bytes");
+    assert.deepEqual(all.map((r) => r.headers["x-plumgate-cache"]).sort(), ["hit", "hit", "hit", "hit", "miss"]);
+    const again = await call(w2, "/v1/ops/getVouchers", { key: keys.catalog, body: data });
+    assert.deepEqual([again.status, again.headers["x-plumgate-cache"]], [200, "hit"]);
+    assert.equal(again.text, all[0].text);
+    assert.equal((await counters()).api_calls.getVouchers, n + 1, "one upstream call");
+  } finally {
+    await sandbox.admin("/config", { terms_bytes: 0 });
+    await w2.stop();
+    cleanup(d);
+  }
+});
+
 test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignored", async () => {
   const filters = { filterGroupCode: "Category", includeFilters: "", excludeFilters: "" };
   const calls = async (name) => (await counters()).api_calls[name];

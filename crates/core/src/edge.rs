@@ -9,7 +9,8 @@
 //! answers and keys, no answer over [`MAX_ENTRY_BYTES`] (1 MiB; a
 //! getVouchers page of 100 products with long terms is a few hundred KiB),
 //! least recently used evicted first. The per-location Cache API holds the
-//! rest, outside the isolate (it does nothing on `*.workers.dev`).
+//! rest, outside the isolate, answers too large for memory included (up to
+//! [`MAX_CACHE_API_BYTES`]); it does nothing on `*.workers.dev`.
 //!
 //! **Stale copies.** When Xoxoday errs or penalises, or plumgate's own
 //! limiter refuses, a catalog answer (getFilters, getVouchers) past its
@@ -35,8 +36,13 @@ use std::collections::HashMap;
 /// Most bytes of answers and keys an isolate keeps.
 pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
 
-/// Largest answer kept (in memory or in the Cache API).
+/// Largest answer kept in an isolate's memory.
 pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+/// Largest answer kept in the Cache API (outside the isolate's memory): a
+/// whole catalogue asked for in one page (`limit: 10000`, as some clients
+/// do) is megabytes, and is cached like any page.
+pub const MAX_CACHE_API_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long a catalog answer is kept after it expired, for errors and
 /// penalties.
