@@ -159,6 +159,9 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         require_method(&method, Method::Post)?;
         let op = Operation::from_name(op_name).ok_or_else(ApiError::unknown_operation)?;
         log.operation = Some(op.name().into());
+        // Refused from here on (the key, its limit, the body), the answer
+        // still says the cache was not used.
+        note_cacheable(op, log);
         let caller = authenticate(&req, env, ctx, cfg, log).await?;
         let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;
@@ -293,6 +296,14 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     }
 }
 
+/// A cacheable operation's answer carries `x-plumgate-cache` (contract
+/// §2): `bypass` until the cache says otherwise.
+fn note_cacheable(op: Operation, log: &mut RequestLog) {
+    if op.cache_class().is_some() {
+        log.cache = Some("bypass");
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn call_operation(
     env: &Env,
@@ -307,9 +318,7 @@ async fn call_operation(
 ) -> Result<Outgoing, ApiError> {
     // A cacheable operation refused before the cache is asked (its scope,
     // its input) still says so (contract §2); `forward` says what it did.
-    if op.cache_class().is_some() {
-        log.cache = Some("bypass");
-    }
+    note_cacheable(op, log);
     require_scope(caller, op.required_scope(&data))?;
     let prepared = ops::prepare_call(op, data).map_err(|e| ApiError::invalid_request(e.message))?;
     let (result, trace) = gateway::forward(env, ctx, cfg, caller, op, prepared, mode, style, &log.request_id).await;

@@ -328,6 +328,10 @@ test("auth matrix on every route: none, malformed, unknown, no scope, right key"
     const unk = await send(unknownKey, {});
     assert.equal(unk.status, 401, `${label}: unknown key`);
     assert.equal(errCode(unk), "unauthorized");
+    // A cacheable operation's answer says the cache was not used, even
+    // refused before its body is read (on /v1/ops, where the path names it).
+    const cacheable = /^\/v1\/ops\/(getFilters|getVouchers|getBalance)$/.test(label);
+    for (const r of [none, unk]) assert.equal(r.headers["x-plumgate-cache"], cacheable ? "bypass" : undefined, `${label}: x-plumgate-cache`);
     const forbidden = await send(wrong, {});
     assert.equal(forbidden.status, 403, `${label}: key without the scope: ${forbidden.text}`);
     assert.equal(errCode(forbidden), "forbidden");
