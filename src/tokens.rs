@@ -48,7 +48,7 @@ thread_local! {
     static LOOKUP_IDS: Cell<u64> = const { Cell::new(0) };
     /// The side of `BALANCE_ALERT_BELOW` this isolate last reported
     /// (`Some(true)`: below), `None` before its first report.
-    static BALANCE_REPORTED: Cell<Option<bool>> = const { Cell::new(None) };
+    static BALANCE_REPORTED: Cell<Option<(bool, i64)>> = const { Cell::new(None) };
 }
 
 /// A running lookup.
@@ -190,21 +190,21 @@ pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
 }
 
 /// A getBalance answer from Xoxoday showed `balance`: when this isolate's
-/// view crosses `BALANCE_ALERT_BELOW` (or is its first), report it to the
-/// authority, which decides whether that is a change for the account
+/// view crosses `BALANCE_ALERT_BELOW` (or is its first, or its last report
+/// is five minutes old), report it to the authority, which decides whether that is a change for the account
 /// (`alert::observe_balance`). In `wait_until`: the caller's response does
 /// not wait. A report that does not arrive is made again on the next
 /// answer.
 pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
-    let before = BALANCE_REPORTED.with(Cell::get);
-    let Some(low) = balance_report(cfg.balance_alert_below, balance, before) else { return };
-    BALANCE_REPORTED.with(|r| r.set(Some(low)));
-    let (env, account, seen_at_ms) = (env.clone(), cfg.account_id().to_owned(), now_ms());
+    let (before, seen_at_ms) = (BALANCE_REPORTED.with(Cell::get), now_ms());
+    let Some(low) = balance_report(cfg.balance_alert_below, balance, before, seen_at_ms) else { return };
+    BALANCE_REPORTED.with(|r| r.set(Some((low, seen_at_ms))));
+    let (env, account) = (env.clone(), cfg.account_id().to_owned());
     ctx.wait_until(async move {
         let reply = call(&env, &account, &Call::Balance { value: balance, seen_at_ms }).await;
         if !matches!(reply, Ok(Reply { error: None, .. })) {
             BALANCE_REPORTED.with(|r| {
-                if r.get() == Some(low) {
+                if r.get() == Some((low, seen_at_ms)) {
                     r.set(before);
                 }
             });

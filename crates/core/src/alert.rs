@@ -312,15 +312,24 @@ pub fn observe_balance(state: &mut AuthorityState, seen: BalanceSeen, now_ms: i6
     (true, Some(raise(state, &alert, now_ms, policy)))
 }
 
+/// How long an isolate's report of its side stands before it reports the
+/// same side again: other isolates' reports may have moved the authority
+/// to the other side meanwhile (a top-up one saw, then a drain this one
+/// sees on the side it reported last), which this isolate cannot know.
+pub const BALANCE_REPORT_EVERY_MS: i64 = 5 * 60_000;
+
 /// The isolate's side, with no round trip on the getBalance path: given
 /// `BALANCE_ALERT_BELOW`, the balance in an upstream answer and the side
-/// this isolate last reported (`Some(true)`: below; `None`: nothing yet),
-/// the side to report to the authority now, if any. An isolate reports its
-/// first view (the authority may hold another isolate's older one) and
-/// each crossing it sees; the authority decides whether that is a change.
-pub fn balance_report(below: Option<f64>, value: f64, reported: Option<bool>) -> Option<bool> {
+/// this isolate last reported with when (`Some((true, t))`: below, at `t`;
+/// `None`: nothing yet), the side to report to the authority now, if any.
+/// An isolate reports its first view (the authority may hold another
+/// isolate's older one), each crossing it sees, and its side again once
+/// its last report is [`BALANCE_REPORT_EVERY_MS`] old; the authority
+/// decides whether that is a change.
+pub fn balance_report(below: Option<f64>, value: f64, reported: Option<(bool, i64)>, now_ms: i64) -> Option<bool> {
     let low = value < below?;
-    (reported != Some(low)).then_some(low)
+    let stands = reported.is_some_and(|(side, at)| side == low && (0..BALANCE_REPORT_EVERY_MS).contains(&(now_ms - at)));
+    (!stands).then_some(low)
 }
 
 /// What an alert says, before it is written down.

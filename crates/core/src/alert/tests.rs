@@ -268,13 +268,34 @@ fn balance_crossings_fire_once_and_resolve() {
 }
 
 #[test]
-fn an_isolate_reports_its_first_view_and_each_crossing() {
-    assert_eq!(balance_report(None, 5.0, None), None, "off");
-    assert_eq!(balance_report(Some(1000.0), 5000.0, None), Some(false), "first view");
-    assert_eq!(balance_report(Some(1000.0), 4000.0, Some(false)), None, "same side");
-    assert_eq!(balance_report(Some(1000.0), 999.0, Some(false)), Some(true), "crossed below");
-    assert_eq!(balance_report(Some(1000.0), 10.0, Some(true)), None);
-    assert_eq!(balance_report(Some(1000.0), 1000.0, Some(true)), Some(false), "at the threshold: not below");
+fn an_isolate_reports_its_first_view_each_crossing_and_its_side_again_after_a_while() {
+    let below = Some(1000.0);
+    assert_eq!(balance_report(None, 5.0, None, T0), None, "off");
+    assert_eq!(balance_report(below, 5000.0, None, T0), Some(false), "first view");
+    assert_eq!(balance_report(below, 4000.0, Some((false, T0)), T0 + 1), None, "same side");
+    assert_eq!(balance_report(below, 999.0, Some((false, T0)), T0 + 1), Some(true), "crossed below");
+    assert_eq!(balance_report(below, 10.0, Some((true, T0)), T0 + 1), None);
+    assert_eq!(balance_report(below, 1000.0, Some((true, T0)), T0 + 1), Some(false), "at the threshold: not below");
+    // Another isolate may have reported a top-up since: the same side is
+    // reported again once this isolate's report is five minutes old.
+    assert_eq!(balance_report(below, 10.0, Some((true, T0)), T0 + BALANCE_REPORT_EVERY_MS - 1), None);
+    assert_eq!(balance_report(below, 10.0, Some((true, T0)), T0 + BALANCE_REPORT_EVERY_MS), Some(true));
+    assert_eq!(balance_report(below, 10.0, Some((true, T0)), T0 - 1), Some(true), "a clock gone back");
+}
+
+#[test]
+fn a_drain_after_another_isolates_top_up_still_fires() {
+    // Isolate A reported "low", isolate B then "high" (resolved); A, still
+    // remembering "low", sees the wallet drained again later.
+    let p = AlertPolicy { balance_below: Some(1000.0), ..policy() };
+    let mut s = healthy();
+    let seen = |value: f64, at: i64| BalanceSeen { value, seen_at_ms: at };
+    assert_eq!(balance_report(p.balance_below, 900.0, None, T0), Some(true));
+    assert_eq!(observe_balance(&mut s, seen(900.0, T0), T0, &p).1.map(|r| r.state), Some(FIRING));
+    assert_eq!(observe_balance(&mut s, seen(5000.0, T0 + 60_000), T0 + 60_000, &p).1.map(|r| r.state), Some(RESOLVED));
+    let later = T0 + BALANCE_REPORT_EVERY_MS + 1;
+    assert_eq!(balance_report(p.balance_below, 800.0, Some((true, T0)), later), Some(true), "A reports again");
+    assert_eq!(observe_balance(&mut s, seen(800.0, later), later, &p).1.map(|r| r.state), Some(FIRING));
 }
 
 #[test]
