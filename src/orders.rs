@@ -12,10 +12,11 @@
 //!    the ledger knows nothing was placed) settles the reservation and becomes an
 //!    audit entry, in one registry call made after the answer has gone
 //!    (`waitUntil`): a key without a cap pays no time for either. The call
-//!    is retried if it fails (no answer, or an error in its reply; the
-//!    registry takes each request id once), and after the last try an
-//!    error line (`registry_settle_failed`) says the key's usage and audit
-//!    trail miss the order.
+//!    is retried if no answer comes (the registry takes each request id
+//!    once; an error it answers is not retried: its writes may be partly
+//!    done), and after the last try an error line
+//!    (`registry_settle_failed`) says the key's usage and audit trail miss
+//!    the order.
 //!    When the ledger's answer was lost (the caller got `502
 //!    upstream_error`: the order may exist), the ledger is first asked
 //!    what became of it ([`crate::objects::ledger::look`], never a
@@ -37,8 +38,9 @@ use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
 use worker::{console_error, Context, Env};
 
-/// Attempts at the settling call, 1 s then 2 s apart (the registry may be
-/// restarting in a deploy; all within `waitUntil`'s time).
+/// Attempts at the settling call that get no answer, 1 s then 2 s apart
+/// (the registry may be restarting in a deploy; all within `waitUntil`'s
+/// time).
 const SETTLE_ATTEMPTS: usize = 3;
 const SETTLE_PAUSE_MS: i64 = 1_000;
 
@@ -81,15 +83,19 @@ pub async fn place(
                 None => result,
             };
             let settle = Request { held, created, ..Request::of_attempt(&attempt) }.with_result(result);
-            for tried in 1..=SETTLE_ATTEMPTS {
-                // A reply that names an error (the registry's storage) is a failure too.
-                if let Ok(Reply { error: None, .. }) = registry::call(&env, Op::Settle, &settle).await {
-                    return;
+            let mut tried = 0;
+            let refused = loop {
+                tried += 1;
+                match registry::call(&env, Op::Settle, &settle).await {
+                    Ok(Reply { error: None, .. }) => return,
+                    // The registry answered with an error (its storage): not
+                    // sent again, since its writes may be partly done (a
+                    // second settle would count the hold's request twice).
+                    Ok(_) => break true,
+                    Err(_) if tried < SETTLE_ATTEMPTS => pause(SETTLE_PAUSE_MS * tried as i64).await,
+                    Err(_) => break false,
                 }
-                if tried < SETTLE_ATTEMPTS {
-                    pause(SETTLE_PAUSE_MS * tried as i64).await;
-                }
-            }
+            };
             // The key's usage and audit trail miss this order: said once, loudly.
             let po_fp = secret::fingerprint(&attempt.po_number);
             console_error!(
@@ -99,7 +105,8 @@ pub async fn place(
                     ("level", "error".into()),
                     ("key", attempt.key.as_str().into()),
                     ("po_fp", po_fp.as_str().into()),
-                    ("attempts", (SETTLE_ATTEMPTS as i64).into()),
+                    ("attempts", (tried as i64).into()),
+                    ("why", if refused { "the registry answered with an error" } else { "no answer" }.into()),
                 ])
             );
         }),
