@@ -46,6 +46,10 @@ const ENDED_KEPT_MS: i64 = 1_000;
 
 struct FillEntry {
     url: String,
+    /// The exact call (the envelope sent): an answer not kept is shared
+    /// only with waiters that sent the same bytes (a key covers fields
+    /// that change a success, not what an error may be about).
+    sent: String,
     id: u64,
     state: FillState<Left>,
     /// When it ended.
@@ -114,15 +118,15 @@ pub enum Shared {
 /// After a miss of `url`: wait for the fill of it another request of the
 /// isolate is running, if it is young enough, and take what it left; or
 /// lead a fill.
-pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
+pub async fn shared_fill(url: &str, sent: &str, timeout_ms: u32) -> Shared {
     let start = now_ms();
     let running = FILLS.with(|f| {
         f.borrow()
             .iter()
             .find(|e| e.url == url && matches!(e.state, FillState::Running { started_ms } if joins_fill(started_ms, start, timeout_ms)))
-            .map(|e| e.id)
+            .map(|e| (e.id, e.sent == sent))
     });
-    if let Some(id) = running {
+    if let Some((id, same_call)) = running {
         loop {
             pause(fill_poll_ms(now_ms() - start)).await;
             let now = now_ms();
@@ -132,8 +136,8 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
             match next_look(FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| e.state.clone())), now, timeout_ms) {
                 NextLook::Wait => {}
                 NextLook::Failed(Left::Failed(e)) => return Shared::Failed(e),
-                NextLook::Failed(Left::Answer(c)) => return Shared::Answer(c),
-                NextLook::Lead => {
+                NextLook::Failed(Left::Answer(c)) if same_call => return Shared::Answer(c),
+                NextLook::Failed(Left::Answer(_)) | NextLook::Lead => {
                     // A copy too large for memory is in the Cache API.
                     if let Some(c) = get(url).await.filter(|c| c.freshness(now_ms()) == Freshness::Fresh) {
                         return Shared::Hit(c);
@@ -157,7 +161,7 @@ pub async fn shared_fill(url: &str, timeout_ms: u32) -> Shared {
             FillState::Running { started_ms } => e.url != url || joins_fill(started_ms, now, timeout_ms),
             FillState::Ended(_) => now - e.ended_ms < ENDED_KEPT_MS,
         });
-        f.push(FillEntry { url: url.to_owned(), id, state: FillState::Running { started_ms: now }, ended_ms: 0 });
+        f.push(FillEntry { url: url.to_owned(), sent: sent.to_owned(), id, state: FillState::Running { started_ms: now }, ended_ms: 0 });
     });
     Shared::Lead(Fill { id, left: None })
 }
@@ -189,17 +193,22 @@ pub async fn get(url: &str) -> Option<Cached> {
     }
     let body = entry.body().await.ok()?;
     let c = Cached { body, ..c };
-    remember(url, &c);
+    if c.body.len() <= MAX_ENTRY_BYTES {
+        remember(url, &c);
+    }
     Some(c)
 }
 
 /// Store a successful answer, fresh for `ttl_secs` and stale `stale_secs`
 /// longer: in memory up to the entry bound, in the Cache API up to
-/// `MAX_CACHE_API_BYTES`.
+/// `MAX_CACHE_API_BYTES`. One too large for memory is kept fresh only: a
+/// stale copy is read whole by every request that misses the entry, and
+/// megabytes each would crowd the isolate's memory.
 pub async fn put(url: &str, status: u16, body: &[u8], ttl_secs: u32, stale_secs: u64) {
     if ttl_secs == 0 || body.len() > MAX_CACHE_API_BYTES {
         return;
     }
+    let stale_secs = if body.len() > MAX_ENTRY_BYTES { 0 } else { stale_secs };
     let c = Cached::new(status, body.to_vec(), now_ms(), u64::from(ttl_secs), stale_secs);
     if body.len() <= MAX_ENTRY_BYTES {
         remember(url, &c);

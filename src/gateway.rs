@@ -11,8 +11,9 @@
 //!    key holds only the fields that change Xoxoday's answer
 //!    (`plumgate_core::ops::cache_key`). Concurrent misses of one entry
 //!    in an isolate make one call: the others wait for its answer
-//!    (`edge_cache::shared_fill`; their log line notes `shared_fill`), or
-//!    for the timeout or penalty it ended in;
+//!    (`edge_cache::shared_fill`; their log line notes `shared_fill`), the
+//!    timeout or penalty it ended in, or Xoxoday's answer it did not keep
+//!    (to waiters that sent the same envelope);
 //! 3. the shared limiter (`limits::admit`): under Xoxoday's penalty, or with
 //!    the operation's per-minute budget spent, `429 rate_limited` with
 //!    `Retry-After`, without calling upstream (contract §6);
@@ -104,6 +105,8 @@ pub async fn forward(
     let mut stale = None;
     // This request's fill of the entry, held until its answer is stored.
     let mut fill = None;
+    // The envelope sent, once made.
+    let mut envelope = None;
     if let (Some(url), Some(class), Some(key)) = (url.as_deref(), class, key.as_ref()) {
         if ttl == 0 || mode == CacheMode::Bypass {
             trace.cache = Some("bypass");
@@ -122,7 +125,8 @@ pub async fn forward(
                 other => stale = other,
             }
             if key.storable {
-                match edge_cache::shared_fill(url, cfg.upstream_timeout_ms).await {
+                let text = envelope.insert(ops::envelope_text(op, &data));
+                match edge_cache::shared_fill(url, text, cfg.upstream_timeout_ms).await {
                     Shared::Hit(c) => {
                         trace.cache = Some("hit");
                         trace.note = Some("shared_fill");
@@ -147,7 +151,7 @@ pub async fn forward(
         Admitted::Unchecked => trace.note = Some("limiter_unavailable"),
         Admitted::Refused(e) => return or_stale(&mut fill, stale, Err(e), trace),
     }
-    let envelope = ops::envelope_text(op, &data);
+    let envelope = envelope.unwrap_or_else(|| ops::envelope_text(op, &data));
     let (called, seen) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;
     let trace = Trace { cache: trace.cache, note: seen.note.or(trace.note), ..seen };
     let answer = match called {

@@ -75,7 +75,8 @@ pub async fn get(url: &str) -> Option<Entry> {
 }
 
 /// Store `entry` under `url`. A failure is not the caller's concern (the
-/// memory layer has the answer): `false`.
+/// memory layer has the answer, or for one too large for memory, the next
+/// call asks Xoxoday again): `false`.
 pub async fn put(url: &str, entry: Outgoing) -> bool {
     match cache().put(url, &into_runtime(entry)) {
         Ok(pending) => promise::settled(&pending).await.is_ok(),

@@ -10,7 +10,7 @@
 //! getVouchers page of 100 products with long terms is a few hundred KiB),
 //! least recently used evicted first. The per-location Cache API holds the
 //! rest, outside the isolate, answers too large for memory included (up to
-//! [`MAX_CACHE_API_BYTES`]); it does nothing on `*.workers.dev`.
+//! [`MAX_CACHE_API_BYTES`], fresh only); it does nothing on `*.workers.dev`.
 //!
 //! **Stale copies.** When Xoxoday errs or penalises, or plumgate's own
 //! limiter refuses, a catalog answer (getFilters, getVouchers) past its
@@ -41,8 +41,10 @@ pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 /// Largest answer kept in the Cache API (outside the isolate's memory): a
 /// whole catalogue asked for in one page (`limit: 10000`, as some clients
-/// do) is megabytes, and is cached like any page.
-pub const MAX_CACHE_API_BYTES: usize = 16 * 1024 * 1024;
+/// do) is megabytes, and is cached like any page (fresh only: no stale
+/// copy of an answer over [`MAX_ENTRY_BYTES`]). Each hit still reads it
+/// whole into the isolate, hence a bound well under its 128 MB.
+pub const MAX_CACHE_API_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long a catalog answer is kept after it expired, for errors and
 /// penalties.
