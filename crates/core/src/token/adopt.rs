@@ -168,11 +168,15 @@ pub enum BootstrapCheck {
 /// Apply the token check's answer about the configured bootstrap access
 /// token `token` (see [`adopt_bootstrap`], which asked for it).
 pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, outcome: CheckOutcome, now_ms: i64) -> BootstrapCheck {
+    let fp = token.fingerprint();
     match outcome {
         CheckOutcome::Valid { expires_at_ms: Some(exp) } if adopt_validated_access(state, token, exp, now_ms) => BootstrapCheck::Taken,
         CheckOutcome::RateLimited { penalty_secs, .. } => {
             super::check::note_check_penalty(state, penalty_secs, now_ms);
-            state.adopted_access_fp = None;
+            // Unless the operator has set yet another token meanwhile.
+            if state.adopted_access_fp.as_deref() == Some(fp.as_str()) {
+                state.adopted_access_fp = None;
+            }
             BootstrapCheck::Deferred
         }
         _ => BootstrapCheck::Left,
@@ -258,6 +262,10 @@ mod tests {
         s.check_penalty_until_ms = Some(T0 + 200_000);
         let other = AccessToken::new("at-other");
         assert!(!adopt_bootstrap(&mut s, &boot, Some(&other), T0 + 94_000).validate_access);
+        assert_eq!(s.adopted_access_fp, Some(other.fingerprint()));
+        // A rate-limited check of a token replaced meanwhile leaves the newer one marked.
+        let late = CheckOutcome::RateLimited { status: 429, penalty_secs: 30 };
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), late, T0 + 95_000), BootstrapCheck::Deferred);
         assert_eq!(s.adopted_access_fp, Some(other.fingerprint()));
     }
 
