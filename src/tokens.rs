@@ -46,8 +46,8 @@ thread_local! {
     /// The token lookup running in this isolate, if any.
     static LOOKUP: RefCell<Option<Lookup>> = const { RefCell::new(None) };
     static LOOKUP_IDS: Cell<u64> = const { Cell::new(0) };
-    /// The side of `BALANCE_ALERT_BELOW` this isolate last reported
-    /// (`Some(true)`: below), `None` before its first report.
+    /// The side of `BALANCE_ALERT_BELOW` this isolate last reported, and
+    /// when (`Some((true, t))`: below, at `t`), `None` before its first report.
     static BALANCE_REPORTED: Cell<Option<(bool, i64)>> = const { Cell::new(None) };
 }
 
