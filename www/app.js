@@ -310,6 +310,14 @@
     return !(e instanceof PlumgateError) || (e.status === 0 && e.code !== "no_key");
   }
 
+  /**
+   * A key change whose answer says nothing of what became of it: lost, or a
+   * 5xx (the key registry did not answer: it may have made the change).
+   */
+  function changeUnsure(e) {
+    return answerLost(e) || (e.status >= 500 && e.code !== "misconfigured");
+  }
+
   function errorTitle(err) {
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
     // Xoxoday said no for the account plumgate uses, not for the caller key.
@@ -831,9 +839,16 @@
     // order may take two minutes) offers this same order again, never a
     // fresh form and poNumber. Dropped only on a definite answer.
     keepOrder({ body, name });
+    const sentWith = state.key;
     try {
       const { data, meta } = await op("placeOrder", body);
       setUncertain(null);
+      if (state.key !== sentWith) {
+        // The key was forgotten (or changed) while the order was out: its
+        // vouchers are not shown to whoever is at the screen now.
+        setStatus("order-status", `Order ${body.poNumber} placed; its vouchers are not shown, as the key was changed meanwhile. Look it up with the key.`);
+        return;
+      }
       renderOrderResult(data, meta, body);
       setStatus("order-status", meta.replayed
         ? `Replayed: ${body.poNumber} was already ordered; no second order was placed.`
@@ -1158,8 +1173,8 @@
       form.reset();
       await loadKeys({ quiet: true });
     } catch (e) {
-      setStatus("keys-status", answerLost(e)
-        ? `Key ${body.id} may have been created: its answer was lost. Use "Show keys" to check before creating it again.`
+      setStatus("keys-status", changeUnsure(e)
+        ? `Key ${body.id} may have been created: nothing confirmed it. Use "Show keys" to check before creating it again.`
         : "The key was not created.");
       showError("keys-error", e);
     } finally {
@@ -1277,8 +1292,8 @@
       }
       await loadKeys({ quiet: true });
     } catch (e) {
-      setStatus("keys-status", answerLost(e)
-        ? `Key ${id} may have been ${action === "revoke" ? "revoked" : "rotated"}: its answer was lost. Use "Show keys" to check.`
+      setStatus("keys-status", changeUnsure(e)
+        ? `Key ${id} may have been ${action === "revoke" ? "revoked" : "rotated"}: nothing confirmed it. Use "Show keys" to check.`
         : `Key ${id} was not changed.`);
       showError("keys-error", e);
     }
