@@ -725,15 +725,18 @@ test("token check's expires_in read both ways (time left, or the whole lifetime)
       const daysRead = (Date.parse(st.access_token_expires_at) - before) / 86_400_000;
       assert.ok(Math.abs(daysRead - (reading === "remaining" ? 5 : 15)) < 0.01, `${reading}: ${st.access_token_expires_at}`);
       // Xoxoday's clock passes the token's real end (day 15), not the
-      // refresh token's (day 30).
+      // refresh token's (day 30). Read as time left (5 days, inside the
+      // early window) the token is refreshed in the background after the
+      // first call, which may end before or after this point; read as the
+      // whole lifetime, the first 401 leads to its check and the refresh.
+      // Either way: one refresh in all, and no caller sees a failure.
       await sb.admin("/config", { clock_offset_secs: 16 * 86400 });
-      await sb.admin("/counters/reset", {});
       const calls = [];
       for (let i = 0; i < 5; i++) calls.push(await op(w));
       assert.deepEqual(calls.map((r) => r.status), [200, 200, 200, 200, 200], `${reading}: ${calls.map((r) => r.text).join("\n")}`);
       const c = await sb.counters();
       assert.equal(c.refresh_calls, 1, `${reading}: one refresh`);
-      assert.ok(c.validate_calls <= 1, `${reading}: at most the one check of the rejected token`);
+      assert.ok(c.validate_calls <= 2, `${reading}: the bootstrap token's check, and at most one of the rejected token`);
       assert.equal((await tokenStatus(w)).state, "fresh");
     } finally {
       await w.stop();
