@@ -12,9 +12,8 @@
 //!    the ledger knows nothing was placed) settles the reservation and becomes an
 //!    audit entry, in one registry call made after the answer has gone
 //!    (`waitUntil`): a key without a cap pays no time for either. The call
-//!    is retried if no answer comes (the registry takes each request id
-//!    once; an error it answers is not retried: its writes may be partly
-//!    done), and after the last try an error line
+//!    is retried if no answer comes (`plumgate_core::registry::settle_retry`
+//!    decides), and after the last try an error line
 //!    (`registry_settle_failed`) says the key's usage and audit trail miss
 //!    the order.
 //!    When the ledger's answer was lost (the caller got `502
@@ -33,16 +32,11 @@ use plumgate_core::auth::{Caller, KeySource};
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
 use plumgate_core::ledger::{unsent, LOOK_WAIT_MS};
 use plumgate_core::logline::{event, Trace};
+use plumgate_core::registry::{settle_retry, SettleNext, SettleTry};
 use plumgate_core::secret;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
 use worker::{console_error, Context, Env};
-
-/// Attempts at the settling call that get no answer, 1 s then 2 s apart
-/// (the registry may be restarting in a deploy; all within `waitUntil`'s
-/// time).
-const SETTLE_ATTEMPTS: usize = 3;
-const SETTLE_PAUSE_MS: i64 = 1_000;
 
 /// Place a validated order for `caller` on `account` (see the module
 /// docs); the answer and the trace are the ledger's.
@@ -84,16 +78,17 @@ pub async fn place(
             };
             let settle = Request { held, created, ..Request::of_attempt(&attempt) }.with_result(result);
             let mut tried = 0;
-            let refused = loop {
+            let why = loop {
                 tried += 1;
-                match registry::call(&env, Op::Settle, &settle).await {
-                    Ok(Reply { error: None, .. }) => return,
-                    // The registry answered with an error (its storage): not
-                    // sent again, since its writes may be partly done (a
-                    // second settle would count the hold's request twice).
-                    Ok(_) => break true,
-                    Err(_) if tried < SETTLE_ATTEMPTS => pause(SETTLE_PAUSE_MS * tried as i64).await,
-                    Err(_) => break false,
+                let last = match registry::call(&env, Op::Settle, &settle).await {
+                    Ok(Reply { error: None, .. }) => SettleTry::Settled,
+                    Ok(_) => SettleTry::Refused,
+                    Err(_) => SettleTry::NoAnswer,
+                };
+                match settle_retry(last, tried) {
+                    SettleNext::Done => return,
+                    SettleNext::Retry { after_ms } => pause(after_ms).await,
+                    SettleNext::GiveUp { why } => break why,
                 }
             };
             // The key's usage and audit trail miss this order: said once, loudly.
@@ -105,8 +100,8 @@ pub async fn place(
                     ("level", "error".into()),
                     ("key", attempt.key.as_str().into()),
                     ("po_fp", po_fp.as_str().into()),
-                    ("attempts", (tried as i64).into()),
-                    ("why", if refused { "the registry answered with an error" } else { "no answer" }.into()),
+                    ("attempts", i64::from(tried).into()),
+                    ("why", why.into()),
                 ])
             );
         }),

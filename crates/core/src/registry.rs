@@ -17,6 +17,9 @@
 //! | [`settle`] | the order's hold, the usage of its day | the hold, the usage, an audit entry |
 //! | [`reconciled`] | every key's hold of the order, the usage of their days | the holds, the usage, an audit entry per key |
 //! | [`abandoned`] | a hold whose requests may be gone, the ledger's look, the usage of its day | the hold, the usage |
+//!
+//! One rule is its callers': whether a worker sends a settle again
+//! ([`settle_retry`]).
 
 use crate::audit::{self, Attempt, Outcome};
 use crate::errors::ApiError;
@@ -209,6 +212,56 @@ pub fn settle(attempt: &Attempt, result: &audit::Result, held: bool, created: bo
     writes
 }
 
+/// How one try at the settling call ([`settle`], sent by the worker after
+/// a placeOrder's answer has gone) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleTry {
+    /// The registry answered without an error: settled.
+    Settled,
+    /// The registry answered with an error (its storage).
+    Refused,
+    /// No answer came (the registry may be restarting in a deploy).
+    NoAnswer,
+}
+
+/// What the worker does after a try at the settling call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleNext {
+    /// Nothing more: the hold and the audit entry are written.
+    Done,
+    /// Try again after this pause.
+    Retry {
+        /// Milliseconds to wait first.
+        after_ms: i64,
+    },
+    /// Stop, and say loudly that the key's usage and audit trail miss the
+    /// order (`registry_settle_failed`), with this reason.
+    GiveUp {
+        /// Why, in words for the log line.
+        why: &'static str,
+    },
+}
+
+/// Tries at a settling call that gets no answer: 3, 1 s then 2 s apart
+/// (all within `waitUntil`'s time).
+pub const SETTLE_ATTEMPTS: u32 = 3;
+const SETTLE_PAUSE_MS: i64 = 1_000;
+
+/// After the `tried`-th try (counting from 1) ended as `last`: done, try
+/// again, or give up. Only a call with no answer is sent again (the
+/// registry takes each request id once, so a settle that was done but
+/// whose answer was lost changes nothing the second time); an error the
+/// registry answers is not, since its writes may be partly done and a
+/// second settle would count the hold's request out twice.
+pub fn settle_retry(last: SettleTry, tried: u32) -> SettleNext {
+    match last {
+        SettleTry::Settled => SettleNext::Done,
+        SettleTry::Refused => SettleNext::GiveUp { why: "the registry answered with an error" },
+        SettleTry::NoAnswer if tried < SETTLE_ATTEMPTS => SettleNext::Retry { after_ms: SETTLE_PAUSE_MS * i64::from(tried.max(1)) },
+        SettleTry::NoAnswer => SettleNext::GiveUp { why: "no answer" },
+    }
+}
+
 /// The order ledger settled on its own the fate of an order a request
 /// left unknown (`attempt`: the order, with no key and the settlement's
 /// request id; `result`: a `reconciled_*` outcome). Every key holding the
@@ -394,6 +447,29 @@ mod tests {
 
     fn attempt(key: &str, amount: i64) -> Attempt {
         Attempt { key: key.into(), po_number: "po-1".into(), fingerprint: "fp".into(), product_id: "10100".into(), quantity: 1, amount, request_id: "rid".into() }
+    }
+
+    #[test]
+    fn a_settle_is_retried_only_without_an_answer_and_at_most_three_times() {
+        assert_eq!(settle_retry(SettleTry::Settled, 1), SettleNext::Done);
+        assert_eq!(settle_retry(SettleTry::Settled, 3), SettleNext::Done);
+        // An error the registry answered is never sent again, on any try.
+        for tried in 1..=3 {
+            assert_eq!(settle_retry(SettleTry::Refused, tried), SettleNext::GiveUp { why: "the registry answered with an error" });
+        }
+        // No answer: 1 s, then 2 s, then give up after the third try.
+        assert_eq!(settle_retry(SettleTry::NoAnswer, 1), SettleNext::Retry { after_ms: 1_000 });
+        assert_eq!(settle_retry(SettleTry::NoAnswer, 2), SettleNext::Retry { after_ms: 2_000 });
+        assert_eq!(settle_retry(SettleTry::NoAnswer, SETTLE_ATTEMPTS), SettleNext::GiveUp { why: "no answer" });
+        assert_eq!(settle_retry(SettleTry::NoAnswer, SETTLE_ATTEMPTS + 1), SettleNext::GiveUp { why: "no answer" });
+        // The schedule ends within waitUntil's 30 s.
+        let mut waited = 0;
+        let mut tried = 1;
+        while let SettleNext::Retry { after_ms } = settle_retry(SettleTry::NoAnswer, tried) {
+            waited += after_ms;
+            tried += 1;
+        }
+        assert_eq!((tried, waited), (3, 3_000));
     }
 
     #[test]
