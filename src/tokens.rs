@@ -191,7 +191,8 @@ pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
 
 /// A getBalance answer from Xoxoday showed `balance`: when this isolate's
 /// view crosses `BALANCE_ALERT_BELOW` (or is its first, or its last report
-/// is five minutes old), report it to the authority, which decides whether that is a change for the account
+/// is five minutes old: `alert::balance_report`), report it to the
+/// authority, which decides whether that is a change for the account
 /// (`alert::observe_balance`). In `wait_until`: the caller's response does
 /// not wait. A report that does not arrive is made again on the next
 /// answer.
