@@ -372,18 +372,26 @@ test("3f2. a rate-limited token check: no check until its penalty ends, whose re
   });
 });
 
-test("3f3. a bootstrap access token whose check Xoxoday rate-limits is checked again once the penalty ends, never inside it", async () => {
+/** After reauth_required, the operator sets only a newly generated access
+ * token (the refresh token stays the dead one) while Xoxoday's token check
+ * has `fault`: the worker's first call is answered reauth_required. */
+async function newAccessTokenOnly(fault) {
   const { sb, dir } = await deadPair();
-  // The operator sets a newly generated access token (the refresh token
-  // stays the dead one); Xoxoday's token check is rate-limited for 20 s.
   const pair = await sb.admin("/tokens/issue", { revoke_existing: true });
-  await sb.admin("/faults/validate", { mode: "rate_limited", shape: "errors_array", penalty_seconds: 20 });
+  await sb.admin("/faults/validate", fault);
   await sb.admin("/counters/reset", {});
   const w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_ACCESS_TOKEN: pair.access_token } });
+  const started = Date.now();
+  const r = await op(w);
+  if (r.json?.error?.code !== "reauth_required") await w.stop();
+  assert.equal(r.json?.error?.code, "reauth_required", r.text);
+  return { sb, w, started };
+}
+
+test("3f3. a bootstrap access token whose check Xoxoday rate-limits is checked again once the penalty ends, never inside it", async () => {
+  // Xoxoday's token check is rate-limited for 20 s.
+  const { sb, w, started } = await newAccessTokenOnly({ mode: "rate_limited", shape: "errors_array", penalty_seconds: 20 });
   try {
-    const started = Date.now();
-    const r = await op(w);
-    assert.equal(r.json?.error?.code, "reauth_required", r.text);
     let c = await sb.counters();
     assert.deepEqual([c.validate_calls, c.validate_rate_limited], [1, 1], JSON.stringify(c));
     await new Promise((res) => setTimeout(res, 3000));
@@ -397,6 +405,29 @@ test("3f3. a bootstrap access token whose check Xoxoday rate-limits is checked a
     assert.equal(ok.status, 200, ok.text);
     c = await sb.counters();
     assert.deepEqual([c.validate_calls, c.validate_rate_limited, c.refresh_calls, c.unauthorized_api_calls], [2, 1, 0, 0], JSON.stringify(c));
+  } finally {
+    await w.stop();
+  }
+});
+
+test("3f4. a bootstrap access token whose check gets no verdict (a 5xx) is checked again 30 s later, not on every call", async () => {
+  // Xoxoday's token check answers one 503.
+  const { sb, w, started } = await newAccessTokenOnly({ mode: "5xx", count: 1, status: 503 });
+  try {
+    const st = await tokenStatus(w);
+    assert.match(st.last_error ?? "", /check of the configured XOXODAY_ACCESS_TOKEN failed .*checked again in 30 s/, JSON.stringify(st));
+    for (let i = 0; i < 3; i++) {
+      const inside = await op(w);
+      assert.equal(inside.json?.error?.code, "reauth_required", inside.text);
+    }
+    let c = await sb.counters();
+    assert.equal(c.validate_calls, 1, "no check on every call: " + JSON.stringify(c));
+    // 30 s after the failed check: checked again, valid, used; no refresh.
+    await new Promise((res) => setTimeout(res, Math.max(0, started + 31_000 - Date.now())));
+    const ok = await op(w);
+    assert.equal(ok.status, 200, ok.text);
+    c = await sb.counters();
+    assert.deepEqual([c.validate_calls, c.refresh_calls, c.unauthorized_api_calls], [2, 0, 0], JSON.stringify(c));
   } finally {
     await w.stop();
   }

@@ -8,7 +8,7 @@
 //! with no other step. A refresh token plumgate has rotated away is never
 //! taken back.
 
-use super::check::CheckOutcome;
+use super::check::{CheckOutcome, CheckRecord, CheckResult};
 use super::{remember_spent, AuthorityState, RefreshSlot, DEFAULT_REFRESH_TTL_MS};
 use crate::secret::{AccessToken, ClientId, ClientSecret, RefreshToken};
 
@@ -73,9 +73,28 @@ pub fn adopt_bootstrap(
         if state.adopted_access_fp.as_deref() != Some(afp.as_str()) && (usable || !penalty) {
             state.adopted_access_fp = Some(afp);
             out.validate_access = !usable;
+        } else if !usable && !penalty && recheck_due(state, &afp, now_ms) {
+            // Its check gave no verdict (a 5xx, a timeout): asked again.
+            // The new time keeps concurrent passes from asking too.
+            state.last_check_at_ms = Some(now_ms);
+            out.validate_access = true;
         }
     }
     out
+}
+
+/// How long after a check of the configured bootstrap access token that
+/// gave no verdict (a 5xx, a timeout) it is checked again, while no usable
+/// access token is held: 30 s (an outage of the check costs a check per
+/// 30 s, not one per call).
+pub const BOOTSTRAP_RECHECK_MS: i64 = 30_000;
+
+/// Is the configured bootstrap access token (fingerprint `fp`, already
+/// seen) due another check: its last check gave no verdict at least
+/// [`BOOTSTRAP_RECHECK_MS`] ago?
+fn recheck_due(state: &AuthorityState, fp: &str, now_ms: i64) -> bool {
+    state.adopted_access_fp.as_deref() == Some(fp)
+        && state.last_check().is_some_and(|c| c.fp == fp && c.result == CheckResult::Failed && now_ms - c.at_ms >= BOOTSTRAP_RECHECK_MS)
 }
 
 /// Fingerprint of the configured client id and secret together (16 hex
@@ -132,7 +151,7 @@ pub fn adopt(
     let before = (state.adopted_bootstrap_fp.clone(), state.adopted_access_fp.clone());
     let bootstrap = adopt_bootstrap(state, bootstrap_refresh, bootstrap_access, now_ms);
     let credentials_cleared = adopt_credentials(state, client_fp);
-    let changed = before != (state.adopted_bootstrap_fp.clone(), state.adopted_access_fp.clone()) || credentials_cleared;
+    let changed = before != (state.adopted_bootstrap_fp.clone(), state.adopted_access_fp.clone()) || credentials_cleared || bootstrap.validate_access;
     changed.then_some(Adopted { bootstrap, credentials_cleared })
 }
 
@@ -160,8 +179,12 @@ pub enum BootstrapCheck {
     /// Xoxoday rate-limited the check: the penalty is recorded and the
     /// token is checked again once it is over (store the state).
     Deferred,
-    /// Nothing changed: invalid, no verdict, valid with no expiry, or a
-    /// usable token is held by now. One try: a refresh serves instead.
+    /// No verdict (a 5xx, a timeout): recorded as the last check, and the
+    /// token is checked again [`BOOTSTRAP_RECHECK_MS`] later while no usable
+    /// access token is held (store the state).
+    Unanswered,
+    /// Nothing changed: invalid, valid with no expiry, a usable token is
+    /// held by now, or the operator has set another token meanwhile.
     Left,
 }
 
@@ -178,6 +201,12 @@ pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, out
                 state.adopted_access_fp = None;
             }
             BootstrapCheck::Deferred
+        }
+        CheckOutcome::Failed(why) if state.adopted_access_fp.as_deref() == Some(fp.as_str()) && !state.access_usable(now_ms) => {
+            state.set_last_check(CheckRecord { fp, at_ms: now_ms, result: CheckResult::Failed });
+            state.last_error = Some(format!("the check of the configured XOXODAY_ACCESS_TOKEN failed ({why}); it is checked again in 30 s"));
+            state.last_error_at_ms = Some(now_ms);
+            BootstrapCheck::Unanswered
         }
         _ => BootstrapCheck::Left,
     }
@@ -270,13 +299,50 @@ mod tests {
     }
 
     #[test]
+    fn a_bootstrap_check_without_a_verdict_is_made_again_30_s_later_while_no_usable_token_is_held() {
+        let boot = RefreshToken::new("rt-boot");
+        let at = AccessToken::new("at-boot");
+        let fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("s"));
+        let mut s = AuthorityState { reauth_reason: Some("dead".into()), ..AuthorityState::default() };
+        adopt(&mut s, &boot, None, &fp, T0);
+        let first = adopt(&mut s, &boot, Some(&at), &fp, T0).unwrap();
+        assert!(first.bootstrap.validate_access);
+        let failed = CheckOutcome::Failed("token check answered HTTP 503".into());
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), failed.clone(), T0 + 500), BootstrapCheck::Unanswered);
+        assert_eq!(s.last_check(), Some(CheckRecord { fp: at.fingerprint(), at_ms: T0 + 500, result: CheckResult::Failed }));
+        assert!(s.last_error.as_deref().unwrap().contains("XOXODAY_ACCESS_TOKEN failed (token check answered HTTP 503)"));
+        // Not before 30 s: nothing to do, nothing to store.
+        assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 500 + BOOTSTRAP_RECHECK_MS - 1), None);
+        // Then once: the first pass asks, a concurrent one does not.
+        let again = adopt(&mut s, &boot, Some(&at), &fp, T0 + 500 + BOOTSTRAP_RECHECK_MS).expect("stored: the ask's time");
+        assert!(again.bootstrap.validate_access);
+        assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 600 + BOOTSTRAP_RECHECK_MS), None);
+        // Not inside a check penalty (each check would prolong it).
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), failed.clone(), T0 + 40_000), BootstrapCheck::Unanswered);
+        s.check_penalty_until_ms = Some(T0 + 200_000);
+        assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 100_000), None);
+        s.check_penalty_until_ms = None;
+        // Valid at last: taken, and never checked again.
+        assert!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 100_000).unwrap().bootstrap.validate_access);
+        let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 86_400_000) };
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid, T0 + 100_500), BootstrapCheck::Taken);
+        assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 200_000), None);
+        // A usable token held (a refresh served): a failed check records
+        // nothing and the token is not asked about again.
+        let mut u = AuthorityState { adopted_access_fp: Some(at.fingerprint()), ..AuthorityState::default() };
+        assert!(adopt_validated_access(&mut u, AccessToken::new("at-refreshed"), T0 + 1_000_000, T0));
+        assert_eq!(apply_bootstrap_check(&mut u, at.clone(), failed.clone(), T0), BootstrapCheck::Left);
+        assert_eq!(u.last_check(), None);
+        // The operator set another token meanwhile: the old one's failure is not recorded.
+        let mut o = AuthorityState { adopted_access_fp: Some(AccessToken::new("at-newer").fingerprint()), ..AuthorityState::default() };
+        assert_eq!(apply_bootstrap_check(&mut o, at, failed, T0), BootstrapCheck::Left);
+        assert_eq!(o.last_check(), None);
+    }
+
+    #[test]
     fn a_bootstrap_check_without_a_usable_verdict_changes_nothing() {
         let at = AccessToken::new("at-boot");
-        for outcome in [
-            CheckOutcome::Invalid,
-            CheckOutcome::Failed("token check answered HTTP 503".into()),
-            CheckOutcome::Valid { expires_at_ms: None },
-        ] {
+        for outcome in [CheckOutcome::Invalid, CheckOutcome::Valid { expires_at_ms: None }] {
             let mut s = AuthorityState { adopted_access_fp: Some(at.fingerprint()), ..AuthorityState::default() };
             let before = serde_json::to_string(&s).unwrap();
             assert_eq!(apply_bootstrap_check(&mut s, at.clone(), outcome.clone(), T0), BootstrapCheck::Left, "{outcome:?}");

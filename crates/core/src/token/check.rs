@@ -118,7 +118,7 @@ impl AuthorityState {
         self.access.as_ref().filter(|a| a.token.fingerprint() == fp)
     }
 
-    fn set_last_check(&mut self, c: CheckRecord) {
+    pub(super) fn set_last_check(&mut self, c: CheckRecord) {
         self.last_check_fp = Some(c.fp);
         self.last_check_at_ms = Some(c.at_ms);
         self.last_check_result = Some(c.result.as_str().to_string());
