@@ -129,7 +129,8 @@ impl DeadRefreshAnswer {
 }
 
 /// What the token check's `expires_in` counts: xoxoday-api.md §1.6 leaves
-/// open whether it is the time left or the token's whole lifetime.
+/// open whether it is the time left or the token's whole lifetime, and one
+/// table of Xoxoday's docs labels it an epoch timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckExpiresIn {
@@ -140,6 +141,9 @@ pub enum CheckExpiresIn {
     /// The access token's full lifetime (`access_ttl_secs`), whatever is
     /// left of it.
     Lifetime,
+    /// The access token's expiry, epoch seconds (the "Epoch timestamp"
+    /// label).
+    Stamp,
 }
 
 /// How the answers under `/chef/` are framed on the wire. Xoxoday's own

@@ -489,6 +489,7 @@ impl Sandbox {
         let expires_in = match c.check_expires_in {
             CheckExpiresIn::Remaining => (a.expires_ms.saturating_sub(now).saturating_add(999) / 1000).max(0),
             CheckExpiresIn::Lifetime => i64::try_from(c.access_ttl_secs).unwrap_or(i64::MAX),
+            CheckExpiresIn::Stamp => a.expires_ms / 1000,
         };
         let mut body = json!({
             "access_token": token,

@@ -278,6 +278,8 @@ fn token_answers_in_each_documented_reading() {
     assert_eq!(v["access_token_expiry"], (T0 + 1_296_000 * SEC).to_string());
     s.patch_config(br#"{"check_expires_in":"remaining"}"#).unwrap();
     assert_eq!(check(&mut s, Some(&format!("Bearer {at}")), T0 + 86_400 * SEC).1["expires_in"], 1_209_600);
+    s.patch_config(br#"{"check_expires_in":"stamp"}"#).unwrap();
+    assert_eq!(check(&mut s, Some(&format!("Bearer {at}")), T0 + 86_400 * SEC).1["expires_in"], (T0 + 1_296_000 * SEC) / 1000);
     assert!(s.patch_config(br#"{"check_expires_in":"total"}"#).is_err());
 }
 
