@@ -52,14 +52,24 @@ pub fn epoch_ms(v: &Value) -> Option<i64> {
     }
 }
 
+/// From this value on, `expires_in` is read as a stamp, not a lifetime in
+/// seconds (it would be 31.7 years): one table of Xoxoday's docs calls the
+/// field an "Epoch timestamp" (the rest say seconds, 1296000 in samples).
+const EXPIRES_IN_STAMP_FROM: i64 = 1_000_000_000;
+
 /// The access token's expiry in a token answer (refresh or token check),
 /// from `access_token_expiry` (a stamp) and `expires_in` (seconds from
-/// `now_ms`). Both present: the earlier one (refreshing early is harmless,
-/// refreshing late is an outage). A stamp in the past or a lifetime of
-/// zero or less counts as absent.
+/// `now_ms`; a stamp if [`EXPIRES_IN_STAMP_FROM`] or more). Both present:
+/// the earlier one (refreshing early is harmless, refreshing late is an
+/// outage). A stamp in the past or a lifetime of zero or less counts as
+/// absent.
 pub fn access_expiry_ms(o: &Map<String, Value>, now_ms: i64) -> Option<i64> {
     let from_stamp = o.get("access_token_expiry").and_then(epoch_ms).filter(|t| *t > now_ms);
-    let from_ttl = o.get("expires_in").and_then(lenient_i64).filter(|s| *s > 0).map(|s| add_secs(now_ms, s as u64));
+    let from_ttl = o.get("expires_in").and_then(|v| match lenient_i64(v)? {
+        s if s >= EXPIRES_IN_STAMP_FROM => epoch_ms(v).filter(|t| *t > now_ms),
+        s if s > 0 => Some(add_secs(now_ms, s as u64)),
+        _ => None,
+    });
     match (from_stamp, from_ttl) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -128,5 +138,12 @@ mod tests {
         assert_eq!(access_expiry_ms(&o(json!({"access_token_expiry": T0 - 1, "expires_in": 0})), T0), None);
         assert_eq!(access_expiry_ms(&o(json!({})), T0), None);
         assert_eq!(access_expiry_ms(&o(json!({"expires_in": i64::MAX})), T0), Some(i64::MAX), "saturates, never wraps");
+        // Read as a stamp (seconds or ms) from 1e9 on; one in the past is absent.
+        let day15 = T0 + 1_296_000_000;
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": day15 / 1000})), T0), Some(day15));
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": day15.to_string()})), T0), Some(day15));
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": (T0 - 1000) / 1000})), T0), None);
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": 999_999_999})), T0), Some(T0 + 999_999_999_000), "still a lifetime");
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": day15 / 1000, "access_token_expiry": T0 + 5_000})), T0), Some(T0 + 5_000));
     }
 }
