@@ -785,7 +785,8 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
 }
 
 /// Xoxoday's token check of the current token `fp`; the verdict is applied
-/// and persisted, and a confirmed rejection removes the token from KV.
+/// and persisted, and a token it rejects (confirmed, or replaced after ten
+/// minutes of failed checks) leaves KV.
 async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
     let cfg = &ctx.cfg;
     let token = ctx.inner.state.borrow().as_ref().and_then(|s| s.current_access(fp)).map(|a| a.token.clone());
@@ -794,8 +795,8 @@ async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
     let outcome = read_check(&net::send(&build_validate_request(&cfg.validate_url(), &token), timeout_ms).await, now_ms(), timeout_ms);
     let result = outcome.result();
     let now = now_ms();
-    let (verdict, _) = ctx.commit(|st| (apply_check(st, fp, outcome, now), true)).await;
-    if result == CheckResult::Invalid {
+    let (verdict, st) = ctx.commit(|st| (apply_check(st, fp, outcome, now), true)).await;
+    if result == CheckResult::Invalid || st.current_access(fp).is_some_and(|a| a.rejected) {
         clear_kv(ctx).await;
     }
     console_log!("{}", event(&[("event", "token_checked".into()), ("result", result.as_str().into())]));
