@@ -128,6 +128,24 @@ impl DeadRefreshAnswer {
     }
 }
 
+/// How the Plum API answers a call whose access token is dead (expired,
+/// revoked, never issued). The Plum API's own 401 is documented; the other
+/// bodies xoxoday-api.md §1.4 shows for dead tokens come with unconfirmed
+/// statuses: `dead_access_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadAccessAnswer {
+    /// HTTP 401 `{"code":401,"errorId":"PIPE10013",...}` (its status is
+    /// always 401).
+    #[default]
+    Pipe10013,
+    /// `{"error":"invalid_token","error_description":"invalid/expired token"}`.
+    InvalidToken,
+    /// `{"success":0,"error_message_id":"auth.token_error"}` (after a Super
+    /// Admin's password reset).
+    TokenError,
+}
+
 /// What the token check's `expires_in` counts: xoxoday-api.md §1.6 leaves
 /// open whether it is the time left or the token's whole lifetime, and one
 /// table of Xoxoday's docs labels it an epoch timestamp.
@@ -206,6 +224,10 @@ pub struct Config {
     /// The answer to a dead refresh token, and its status (400–499).
     pub dead_refresh_answer: DeadRefreshAnswer,
     pub dead_refresh_status: u16,
+    /// The Plum API's answer to a dead access token, and its status
+    /// (200–499; `pipe10013` is always 401).
+    pub dead_access_answer: DeadAccessAnswer,
+    pub dead_access_status: u16,
     /// The token check's `expires_in`.
     pub check_expires_in: CheckExpiresIn,
     /// Whether the token check's answer carries the two expiry timestamps
@@ -245,6 +267,8 @@ impl Default for Config {
             expiry_fields: true,
             dead_refresh_answer: DeadRefreshAnswer::default(),
             dead_refresh_status: 400,
+            dead_access_answer: DeadAccessAnswer::default(),
+            dead_access_status: 401,
             check_expires_in: CheckExpiresIn::default(),
             check_expiry_fields: false,
             answer_framing: AnswerFraming::Length,
@@ -279,6 +303,8 @@ pub struct ConfigPatch {
     expiry_fields: Option<bool>,
     dead_refresh_answer: Option<DeadRefreshAnswer>,
     dead_refresh_status: Option<u16>,
+    dead_access_answer: Option<DeadAccessAnswer>,
+    dead_access_status: Option<u16>,
     check_expires_in: Option<CheckExpiresIn>,
     check_expiry_fields: Option<bool>,
     answer_framing: Option<AnswerFraming>,
@@ -385,6 +411,15 @@ impl Config {
                 return Err("dead_refresh_status must be an HTTP status between 400 and 499".into());
             }
             next.dead_refresh_status = v;
+        }
+        if let Some(v) = patch.dead_access_answer {
+            next.dead_access_answer = v;
+        }
+        if let Some(v) = patch.dead_access_status {
+            if !(200..=499).contains(&v) {
+                return Err("dead_access_status must be an HTTP status between 200 and 499".into());
+            }
+            next.dead_access_status = v;
         }
         if let Some(v) = patch.check_expires_in {
             next.check_expires_in = v;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{CheckExpiresIn, Config, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
+use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
@@ -530,7 +530,12 @@ impl Sandbox {
         let injected = if authorized { self.faults.take_api(op) } else { None };
         let (status, resp) = if !authorized {
             self.counters.unauthorized_api_calls += 1;
-            (401, unauthorized_body())
+            let c = &self.config;
+            match c.dead_access_answer {
+                DeadAccessAnswer::Pipe10013 => (401, unauthorized_body()),
+                DeadAccessAnswer::InvalidToken => (c.dead_access_status, oauth_error("invalid_token", "invalid/expired token")),
+                DeadAccessAnswer::TokenError => (c.dead_access_status, json!({ "success": 0, "error_message_id": "auth.token_error" })),
+            }
         } else if let Some(f) = injected {
             if f.status == 401 {
                 self.counters.api_401_faults += 1;

@@ -499,6 +499,23 @@ fn regenerating_tokens_kills_the_old_ones() {
 }
 
 #[test]
+fn dead_access_tokens_in_each_documented_body() {
+    let mut s = sb();
+    let q = "plumProAPI.query.getBalance";
+    // The other documented dead-token bodies, under a chosen status.
+    s.patch_config(br#"{"dead_access_answer":"token_error","dead_access_status":200}"#).unwrap();
+    let reset = api(&mut s, "wrong", q, json!({}), T0);
+    assert_eq!((reset.status, reset.body.clone()), (200, json!({"success":0,"error_message_id":"auth.token_error"})));
+    s.patch_config(br#"{"dead_access_answer":"invalid_token","dead_access_status":403}"#).unwrap();
+    let oauth = api(&mut s, "wrong", q, json!({}), T0);
+    assert_eq!((oauth.status, oauth.body["error"].clone()), (403, json!("invalid_token")));
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200, "a live token is served as before");
+    assert!(s.patch_config(br#"{"dead_access_status":500}"#).is_err());
+    s.patch_config(br#"{"dead_access_answer":"pipe10013"}"#).unwrap();
+    assert_eq!(api(&mut s, "wrong", q, json!({}), T0).status, 401, "PIPE10013 is always a 401");
+}
+
+#[test]
 fn api_auth_parse_and_query_errors() {
     let mut s = sb();
     let q = "plumProAPI.query.getBalance";
