@@ -163,6 +163,23 @@ test("3a. access token revoked seconds after a refresh: the next call refreshes 
   });
 });
 
+test("3a2. a dead access token answered with another documented body under another status (auth.token_error, invalid_token): replaced, no caller sees it", async () => {
+  for (const [answer, status] of [["token_error", 200], ["token_error", 400], ["invalid_token", 403]]) {
+    await scenario({ dead_access_answer: answer, dead_access_status: status }, {}, async (sb, w) => {
+      assert.equal((await op(w)).status, 200);
+      await sb.admin("/tokens/revoke-access", {});
+      await sb.admin("/counters/reset", {});
+      const r = await op(w);
+      assert.equal(r.status, 200, `${answer} ${status}: ${r.text}`);
+      assert.equal(r.json?.data?.getOrderHistory?.status ?? r.json?.status, 1, `${answer} ${status}: ${r.text}`);
+      const c = await sb.counters();
+      assert.deepEqual([c.validate_calls, c.refresh_calls, c.unauthorized_api_calls], [1, 1, 1], `${answer} ${status}: ${JSON.stringify(c)}`);
+      const [line] = await w.logsFor([r.headers["x-request-id"]]);
+      assert.equal(line.note, "token_replaced");
+    });
+  }
+});
+
 test("3b. 50 concurrent calls meeting one revocation: one check, one refresh", async () => {
   await scenario({}, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);

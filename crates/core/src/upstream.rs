@@ -42,12 +42,18 @@ pub fn api_request(api_url: String, token: &AccessToken, body: &str) -> HttpRequ
 /// What a Plum API answer says about the access token (contract §4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api401 {
-    /// Not a 401: nothing to do with the token.
+    /// Nothing to do with the token: not a 401 and no token error named, or
+    /// a rate-limit answer under any status (its penalty is the answer: a
+    /// check and a retry would prolong it).
     NotUnauthorized,
-    /// A 401 that can be about the token: `PIPE10013` ("Invalid authorization
-    /// header"), the OAuth `invalid_token`, or a 401 that names no `errorId`
-    /// at all (any OAuth error, an empty or non-JSON body). Only these go to
-    /// the token authority, which checks the token before anything is spent.
+    /// An answer that can be about the token: a 401 with `PIPE10013`
+    /// ("Invalid authorization header"), the OAuth `invalid_token`, or no
+    /// `errorId` at all (any OAuth error, an empty or non-JSON body); or a
+    /// short answer of any other 2xx–4xx status whose body names the token
+    /// ([`names_a_token_error`]: xoxoday-api.md §1.4 documents such bodies
+    /// with unconfirmed statuses, and Xoxoday's advice is to refresh on any
+    /// 4xx). Only these go to the token authority, which checks the token
+    /// before anything is spent.
     TokenCandidate,
     /// A 401 with any other `errorId`: `PLE10019` (international orders not
     /// allowed), `PIPE10015`–`17` (user or company disabled, IP not
@@ -60,9 +66,35 @@ pub enum Api401 {
 /// The one Plum `errorId` that is about the access token.
 const TOKEN_ERROR_ID: &str = "PIPE10013";
 
+/// Xoxoday's message id for tokens a Super Admin's password reset killed
+/// (`{"success":0,"error_message_id":"auth.token_error"}`, xoxoday-api.md §1.4).
+pub const TOKEN_ERROR_MESSAGE: &str = "auth.token_error";
+
+/// Longest answer other than a 401 read for a token error: error bodies are
+/// short, and a catalog page must cost the hot path nothing.
+const TOKEN_ERROR_BODY_MAX: usize = 1024;
+
+/// Does a body name a dead token in one of Xoxoday's documented ways:
+/// `errorId` `PIPE10013`, the OAuth `invalid_token`, or `auth.token_error`
+/// (as `error_message_id` or `message`)?
+pub fn names_a_token_error(v: &Value) -> bool {
+    let names = |k: &str, what: &str| v.get(k).and_then(Value::as_str) == Some(what);
+    names("errorId", TOKEN_ERROR_ID)
+        || names("error", "invalid_token")
+        || names("error_message_id", TOKEN_ERROR_MESSAGE)
+        || names("message", TOKEN_ERROR_MESSAGE)
+}
+
 /// Classify an answer of the Plum API (see [`Api401`]).
 pub fn classify_api_401(status: u16, body: &[u8]) -> Api401 {
     if status != 401 {
+        // Cheap first: most answers are long or name nothing of the kind.
+        let short = (200..500).contains(&status) && body.len() <= TOKEN_ERROR_BODY_MAX;
+        let named = short && (contains(body, b"token") || contains(body, TOKEN_ERROR_ID.as_bytes()));
+        let token = named && !may_be_rate_limit(status, body) && serde_json::from_slice::<Value>(body).is_ok_and(|v| names_a_token_error(&v));
+        return if token { Api401::TokenCandidate } else { Api401::NotUnauthorized };
+    }
+    if may_be_rate_limit(status, body) {
         return Api401::NotUnauthorized;
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -461,13 +493,30 @@ mod tests {
             (401, r#"{"code":401,"errorId":"PIPE10016","errorInfo":"Plum Pro APIs: Company is disabled"}"#, PassThrough),
             (401, r#"{"code":401,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#, PassThrough),
             (401, r#"{"code":401,"errorId":"PIPE99999","error":"invalid_token"}"#, PassThrough),
-            (403, r#"{"errorId":"PIPE10013"}"#, NotUnauthorized),
+            // A rate-limit answer under 401 is the rate limit's.
+            (401, r#"{"message":"auth.request_limit_exceeded"}"#, NotUnauthorized),
+            (401, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]}"#, NotUnauthorized),
+            // Other statuses: only a short body that names the token.
+            (403, r#"{"errorId":"PIPE10013"}"#, TokenCandidate),
+            (200, r#"{"success":0,"error_message_id":"auth.token_error"}"#, TokenCandidate),
+            (400, r#"{"success":0,"error_message_id":"auth.token_error"}"#, TokenCandidate),
+            (400, r#"{"message":"auth.token_error"}"#, TokenCandidate),
+            (403, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, TokenCandidate),
+            (403, r#"{"error":"access_denied","error_description":"no token here"}"#, NotUnauthorized),
+            (400, r#"{"code":400,"errorId":"PLE10001","errorInfo":"Validation error","error":"token"}"#, NotUnauthorized),
+            (429, r#"{"error":"invalid_token","message":"auth.request_limit_exceeded"}"#, NotUnauthorized),
+            (500, r#"{"error":"invalid_token"}"#, NotUnauthorized),
+            (200, r#"{"data":{"getBalance":{"status":1,"data":[{"value":5,"token":"invalid_token"}]}}}"#, NotUnauthorized),
             (200, "{}", NotUnauthorized),
             (500, "", NotUnauthorized),
         ];
         for (status, body, want) in cases {
             assert_eq!(classify_api_401(*status, body.as_bytes()), *want, "{status} {body}");
         }
+        // A long answer is never read for one (a catalog page).
+        let long = format!(r#"{{"error":"invalid_token","pad":"{}"}}"#, "x".repeat(1100));
+        assert_eq!(classify_api_401(200, long.as_bytes()), NotUnauthorized);
+        assert_eq!(classify_api_401(401, long.as_bytes()), TokenCandidate);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! - **valid**: nothing is refreshed; the caller gets Xoxoday's 401 status
 //!   and body unchanged;
 //! - **the check itself failed** (transport, timeout, 5xx, an unreadable or
-//!   rate-limited answer, or a 401/403 that names a cause other than the
+//!   rate-limited answer, or a 4xx that names a cause other than the
 //!   token: [`about_the_token`]): nothing is refreshed, because a rotation
 //!   on no evidence is exactly what callers must not be able to cause; the
 //!   caller gets `502 upstream_error` saying so, with `Retry-After`, and
@@ -46,7 +46,7 @@ use super::{AuthorityState, Refusal};
 use crate::http::{HttpAnswer, NoAnswer};
 use crate::lenient::lenient_i64;
 use crate::time::secs_until;
-use crate::upstream::{classify_api_401, penalty_named_by, Api401, TOKEN_NAMING_KEYS};
+use crate::upstream::{classify_api_401, names_a_token_error, penalty_named_by, Api401, TOKEN_NAMING_KEYS};
 use serde_json::Value;
 
 /// A "valid" verdict answers further candidates for the same token this
@@ -147,35 +147,26 @@ pub enum CheckOutcome {
     },
 }
 
-/// Is a 401 or 403 of the token check about the token itself (contract
-/// §4.6)? A 401 goes by the Plum API's table of 401s
-/// ([`classify_api_401`]): `PIPE10013`, an OAuth error or no `errorId` at
-/// all can be about the token; any other `errorId` (`PIPE10015`–`17`: user
-/// or company disabled, IP not whitelisted) names another cause. A 403 is
-/// not the check's documented answer to a dead token (a firewall's, say),
-/// so it counts only when its body names the token: the `errorId` the table
-/// accepts, the OAuth `invalid_token`, or `auth.token_error`.
+/// Is a 4xx of the token check about the token itself (contract §4.6)? A
+/// 401 goes by the Plum API's table of 401s ([`classify_api_401`]):
+/// `PIPE10013`, an OAuth error or no `errorId` at all can be about the
+/// token; any other `errorId` (`PIPE10015`–`17`: user or company disabled,
+/// IP not whitelisted) names another cause. Any other 4xx is not the
+/// check's documented answer to a dead token (a firewall's 403, say), so it
+/// counts only when its body names the token
+/// ([`crate::upstream::names_a_token_error`]; the statuses of those bodies
+/// are unconfirmed).
 fn about_the_token(status: u16, body: &[u8], v: Option<&Value>) -> bool {
-    // The same table for a 403's body, read as if it came with a 401.
-    if classify_api_401(401, body) != Api401::TokenCandidate {
-        return false;
-    }
     if status == 401 {
-        return true;
+        return classify_api_401(401, body) == Api401::TokenCandidate;
     }
-    let names = |k: &str, what: &str| v.and_then(|v| v.get(k)).and_then(Value::as_str) == Some(what);
-    // A string `errorId` the table let through is the token's own.
-    v.and_then(|v| v.get("errorId")).is_some_and(Value::is_string)
-        || names("error", "invalid_token")
-        || names("message", super::refresh::TOKEN_ERROR_MESSAGE)
-        || names("error_message_id", super::refresh::TOKEN_ERROR_MESSAGE)
+    v.is_some_and(names_a_token_error)
 }
 
 /// Read a token check's answer (xoxoday-api.md §1.6): 2xx is valid unless
-/// its body says otherwise (`error`, or `success: 0`); 401 and 403 are
-/// invalid when they are about the token ([`about_the_token`]), else no
-/// verdict; anything else (408, 429, 5xx, a rate-limit body, other 4xx) is
-/// no verdict; a rate-limit answer in any shape (`retry_after`: its
+/// its body says otherwise (`error`, or `success: 0`); a 4xx is invalid
+/// when it is about the token ([`about_the_token`]), else no verdict;
+/// anything else (5xx, a rate-limit body) is no verdict; a rate-limit answer in any shape (`retry_after`: its
 /// `Retry-After` header) names its penalty.
 pub fn parse_check_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> CheckOutcome {
     if let Some(penalty_secs) = penalty_named_by(status, body, retry_after, TOKEN_NAMING_KEYS) {
@@ -193,7 +184,7 @@ pub fn parse_check_response(status: u16, body: &[u8], retry_after: Option<&str>,
                 CheckOutcome::Valid { expires_at_ms: super::parse_validate_response(status, body, now_ms) }
             }
         }
-        401 | 403 if about_the_token(status, body, v.as_ref()) => CheckOutcome::Invalid,
+        400..=499 if about_the_token(status, body, v.as_ref()) => CheckOutcome::Invalid,
         401 | 403 => CheckOutcome::Failed(format!("token check answered HTTP {status} without naming the token as its cause")),
         _ => CheckOutcome::Failed(format!("token check answered HTTP {status}")),
     }
@@ -456,10 +447,11 @@ mod tests {
         }
     }
 
-    /// A 401 or 403 of the token check confirms a dead token only when it
-    /// can be about the token (contract §4.6): the Plum API's table of
-    /// 401s (`upstream::classify_api_401`) for a 401, and a body naming the
-    /// token for a 403. Any other cause is no verdict: nothing is spent.
+    /// A 4xx of the token check confirms a dead token only when it can be
+    /// about the token (contract §4.6): the Plum API's table of 401s
+    /// (`upstream::classify_api_401`) for a 401, and a body naming the
+    /// token for any other 4xx. Any other cause is no verdict: nothing is
+    /// spent.
     #[test]
     fn a_refusal_naming_another_cause_confirms_nothing() {
         let not_about_the_token: &[(u16, &str)] = &[
@@ -471,6 +463,8 @@ mod tests {
             (403, "<html><body>Access denied (firewall)</body></html>"),
             (403, r#"{"error":"Forbidden"}"#),
             (403, r#"{"code":403,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#),
+            (400, r#"{"error":"invalid_request","error_description":"missing/invalid parameters authorization header"}"#),
+            (404, "not found"),
         ];
         for (status, body) in not_about_the_token {
             match parse_check_response(*status, body.as_bytes(), None, T0) {
@@ -489,6 +483,9 @@ mod tests {
             (403, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#),
             (403, r#"{"code":403,"errorId":"PIPE10013"}"#),
             (403, r#"{"success":0,"error_message_id":"auth.token_error"}"#),
+            // Any other 4xx naming the token (statuses unconfirmed).
+            (400, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#),
+            (400, r#"{"success":0,"error_message_id":"auth.token_error"}"#),
         ];
         for (status, body) in about_the_token {
             assert_eq!(parse_check_response(*status, body.as_bytes(), None, T0), CheckOutcome::Invalid, "{status} {body}");

@@ -100,10 +100,7 @@ pub enum RefreshOutcome {
     },
 }
 
-/// The message id of a token error on the token endpoints (refresh, token
-/// check): `{"success": 0, "error_message_id": "auth.token_error"}`
-/// (xoxoday-api.md §1.4).
-pub(super) const TOKEN_ERROR_MESSAGE: &str = "auth.token_error";
+use crate::upstream::TOKEN_ERROR_MESSAGE;
 
 /// OAuth error codes that mean "retry later".
 fn transient_oauth_code(code: &str) -> bool {
