@@ -154,6 +154,19 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
         .and_then(|o| o.get("message").or_else(|| o.get("error_message_id")))
         .and_then(Value::as_str)
         .map(str::to_string);
+    // The Plum API's own refusal of the account, not of the token
+    // (`PIPE10015`–`17`: user or company disabled, IP not whitelisted,
+    // xoxoday-api.md §1.8): nothing rotated and the token is not to blame;
+    // taken for a dead one, the operator would be sent to regenerate tokens
+    // that are fine, and fixing the account would not bring plumgate back.
+    if let (400..=499, Some(id)) = (status, obj.and_then(|o| o.get("errorId")).and_then(Value::as_str)) {
+        if id != "PIPE10013" {
+            let id = if id.len() <= 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()) { id } else { "unrecognised" };
+            return RefreshOutcome::Transient(format!(
+                "refresh failed: HTTP {status} {id}, Xoxoday refused the account (a disabled user or company, or this IP not whitelisted), not the refresh token: it is kept and tried again with backoff"
+            ));
+        }
+    }
     if let Some(code) = oauth_error.as_deref() {
         let code = safe_code(code);
         if transient_oauth_code(&code) {
@@ -282,6 +295,28 @@ mod tests {
     use super::*;
 
     const T0: i64 = 1_795_626_582_000;
+
+    #[test]
+    fn the_plum_apis_refusal_of_the_account_is_not_a_dead_refresh_token() {
+        for (id, shown) in [("PIPE10017", "PIPE10017"), ("PIPE10015", "PIPE10015"), ("PIPE10016", "PIPE10016"), ("secret token abc", "unrecognised")] {
+            let body = format!(r#"{{"code":401,"errorId":"{id}","errorInfo":"Access restricted for this IP","error":"invalid_token"}}"#);
+            match parse_refresh_response(401, body.as_bytes(), None, T0) {
+                RefreshOutcome::Transient(m) => {
+                    assert!(m.starts_with(&format!("refresh failed: HTTP 401 {shown}, Xoxoday refused the account")), "{m}");
+                    assert!(!answer_lost(&m), "the grant was refused, nothing rotated: {m}");
+                }
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        // The token's own errorId, and no errorId, stay a rejection of the token.
+        for body in [r#"{"code":401,"errorId":"PIPE10013"}"#, r#"{"error":"invalid_token"}"#] {
+            assert!(matches!(parse_refresh_response(401, body.as_bytes(), None, T0), RefreshOutcome::Final(_)), "{body}");
+        }
+        // A pair wins over any errorId; a 5xx with one is transient as before.
+        let pair = br#"{"errorId":"PIPE10017","access_token":"at","refresh_token":"rt"}"#;
+        assert!(matches!(parse_refresh_response(401, pair, None, T0), RefreshOutcome::Success(_)));
+        assert!(matches!(parse_refresh_response(503, br#"{"errorId":"PIPE10017"}"#, None, T0), RefreshOutcome::Transient(_)));
+    }
 
     #[test]
     fn an_attempt_without_an_answer() {
