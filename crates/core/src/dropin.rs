@@ -203,7 +203,11 @@ fn answer(key: &CallerKey, until_ms: Option<i64>, now_ms: i64, refresh: bool) ->
     let mut a = Object::new()
         .str("access_token", key.expose_secret())
         .str("token_type", "bearer")
-        .num("expires_in", expires_in);
+        // A string of digits, as Xoxoday's own answers carry it (a recorded
+        // answer in alldigitalrewards/xoxoday; helsinki-systems/xoxoday's
+        // `Token` decodes only that form); every number-reading client
+        // named in xoxoday-api.md §4 takes it too.
+        .str("expires_in", &expires_in.to_string());
     if refresh {
         a = a.str("refresh_token", key.expose_secret());
     }
@@ -388,7 +392,7 @@ mod tests {
         assert_eq!(
             r,
             json!({
-                "access_token": KEY, "token_type": "bearer", "expires_in": 1_296_000, "refresh_token": KEY,
+                "access_token": KEY, "token_type": "bearer", "expires_in": "1296000", "refresh_token": KEY,
                 "access_token_expiry": "1796922582000", "refresh_token_expiry": "1798218582000",
                 "success": 1, "status": 200,
             })
@@ -405,16 +409,16 @@ mod tests {
         // A key that ends in an hour says so; one ending in 20 days keeps
         // the 15-day rhythm and a 20-day refresh token.
         let hour = parsed(&refresh_answer(&key, Some(NOW + 3_600_500), NOW));
-        assert_eq!(hour["expires_in"], 3_600);
+        assert_eq!(hour["expires_in"], "3600");
         assert_eq!(ms(&hour["access_token_expiry"]) - NOW, 3_600_000);
         assert_eq!(ms(&hour["refresh_token_expiry"]) - NOW, 3_600_000);
         let v = parsed(&validation_answer(&key, Some(NOW + 3_600_500), NOW));
-        assert_eq!(v["expires_in"], 3_600);
+        assert_eq!(v["expires_in"], "3600");
         let days = parsed(&refresh_answer(&key, Some(NOW + 20 * 86_400_000), NOW));
-        assert_eq!(days["expires_in"], 1_296_000);
+        assert_eq!(days["expires_in"], "1296000");
         assert_eq!(ms(&days["refresh_token_expiry"]) - NOW, 20 * 86_400_000);
         let ending = parsed(&refresh_answer(&key, Some(NOW + 10), NOW));
-        assert_eq!(ending["expires_in"], 1, "never 0");
+        assert_eq!(ending["expires_in"], "1", "never 0");
     }
 
     #[test]
