@@ -204,6 +204,9 @@ pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, out
         }
         CheckOutcome::Failed(why) if state.adopted_access_fp.as_deref() == Some(fp.as_str()) && !state.access_usable(now_ms) => {
             state.set_last_check(CheckRecord { fp, at_ms: now_ms, result: CheckResult::Failed });
+            // A streak of failed 401 checks belonged to another token: the
+            // 401 check must not count this token's failures from its start.
+            state.check_failing_since_ms = None;
             state.last_error = Some(format!("the check of the configured XOXODAY_ACCESS_TOKEN failed ({why}); it is checked again in 30 s"));
             state.last_error_at_ms = Some(now_ms);
             BootstrapCheck::Unanswered
@@ -303,7 +306,7 @@ mod tests {
         let boot = RefreshToken::new("rt-boot");
         let at = AccessToken::new("at-boot");
         let fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("s"));
-        let mut s = AuthorityState { reauth_reason: Some("dead".into()), ..AuthorityState::default() };
+        let mut s = AuthorityState { reauth_reason: Some("dead".into()), check_failing_since_ms: Some(T0 - 86_400_000), ..AuthorityState::default() };
         adopt(&mut s, &boot, None, &fp, T0);
         let first = adopt(&mut s, &boot, Some(&at), &fp, T0).unwrap();
         assert!(first.bootstrap.validate_access);
@@ -311,6 +314,7 @@ mod tests {
         assert_eq!(apply_bootstrap_check(&mut s, at.clone(), failed.clone(), T0 + 500), BootstrapCheck::Unanswered);
         assert_eq!(s.last_check(), Some(CheckRecord { fp: at.fingerprint(), at_ms: T0 + 500, result: CheckResult::Failed }));
         assert!(s.last_error.as_deref().unwrap().contains("XOXODAY_ACCESS_TOKEN failed (token check answered HTTP 503)"));
+        assert_eq!(s.check_failing_since_ms, None, "an older token's streak is not this one's");
         // Not before 30 s: nothing to do, nothing to store.
         assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 500 + BOOTSTRAP_RECHECK_MS - 1), None);
         // Then once: the first pass asks, a concurrent one does not.
@@ -327,6 +331,10 @@ mod tests {
         let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 86_400_000) };
         assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid, T0 + 100_500), BootstrapCheck::Taken);
         assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 200_000), None);
+        // Its first 401 check that fails is no ten-minute streak: the token stays.
+        let verdict = super::super::check::apply_check(&mut s, &at.fingerprint(), failed.clone(), T0 + 200_000);
+        assert!(matches!(verdict, super::super::check::CheckVerdict::Refuse(_)), "{verdict:?}");
+        assert!(!s.access.as_ref().unwrap().rejected);
         // A usable token held (a refresh served): a failed check records
         // nothing and the token is not asked about again.
         let mut u = AuthorityState { adopted_access_fp: Some(at.fingerprint()), ..AuthorityState::default() };
