@@ -103,9 +103,10 @@ const DUPLICATE_PO: &str = "PLE10043";
 /// Xoxoday's quantity refusal, also a 409 (never a duplicate).
 const QUANTITY_LIMIT: &str = "PLE10041";
 
-/// 422 answers that do not say whether an order was made: failed to add,
-/// to redeem points, to confirm, to process the order.
-const UNCERTAIN_422: [&str; 4] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012"];
+/// Refusals that do not say whether an order was made: 422 failed to add,
+/// to redeem points, to confirm, to process the order; 404 delivery
+/// cancelled (an order may have been made, its delivery then cancelled).
+const UNCERTAIN_REFUSALS: [(u16, &str); 5] = [(422, "PLE10007"), (422, "PLE10010"), (422, "PLE10011"), (422, "PLE10012"), (404, "PLE10036")];
 
 /// "No such order" this many times makes an order not placed (with
 /// [`SETTLE_MS`]).
@@ -710,9 +711,9 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
             refused(),
         );
     }
-    if ans.status == 422 && error_id(&ans.body).is_some_and(|id| UNCERTAIN_422.contains(&id.as_str())) {
+    if error_id(&ans.body).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&(ans.status, id.as_str()))) {
         return check(
-            format!("Xoxoday refused placeOrder (HTTP 422{}) in words that leave open whether an order was made", error_id_note(&ans.body)),
+            format!("Xoxoday refused placeOrder (HTTP {}{}) in words that leave open whether an order was made", ans.status, error_id_note(&ans.body)),
             refused(),
         );
     }
@@ -762,6 +763,22 @@ pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish 
         // Not made by `after_place`; the check alone says nothing was placed.
         (_, None) => finish(Store::Forget, error(ApiError::upstream_error(r.why.clone())), Fate::NotPlaced),
     }
+}
+
+/// Do getOrderDetails' details name an order: an `orderId` that is a
+/// number other than 0 or a string other than "" and "0"?
+fn names_an_order(details: &Value) -> bool {
+    match details.get("orderId") {
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+        Some(Value::String(s)) => !matches!(s.trim(), "" | "0"),
+        _ => false,
+    }
+}
+
+/// Is a body in Plum's error shape (`{code, errorId, errorInfo, error}`):
+/// a JSON object with `code` 404 or an `errorInfo`?
+fn in_plum_error_shape(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("errorInfo").is_some() || v.get("code").and_then(crate::lenient::lenient_i64) == Some(404))
 }
 
 /// Xoxoday's `errorId`, when it is a plain code (letters and digits).
@@ -820,21 +837,25 @@ pub enum Reconciled {
 /// Read getOrderDetails' `result` (the request is `ops::reconcile_request`).
 ///
 /// "No such order" is evidence toward "never placed", so only Xoxoday's own
-/// words count: `PLE10016`, or a 404 with a JSON body and no other
-/// `errorId`. A 404 page from something in front of Xoxoday, or a 404 with
-/// another `errorId` (`PLE10021`, undocumented), proves nothing.
+/// words count: `PLE10016`, or a 404 in Plum's error shape (`code` 404 or
+/// an `errorInfo`) with no other `errorId`. A 404 page from something in
+/// front of Xoxoday (HTML, or JSON such as `{"message":"Not Found"}`), or a
+/// 404 with another `errorId` (`PLE10021`, undocumented), proves nothing.
+/// Nor does a success that names no order (no `orderId`): it is neither
+/// this order nor its absence ([`Reconciled::Unclear`]).
 pub fn read_reconcile(result: Result<HttpAnswer, CallError>) -> Reconciled {
     let op = Operation::GetOrderDetails.name();
     let Ok(ans) = result else { return Reconciled::Unknown };
     if is_plum_success(op, ans.status, &ans.body) {
         let v: Value = serde_json::from_slice(&ans.body).unwrap_or(Value::Null);
-        return Reconciled::Found(v["data"][op]["data"].clone());
+        let details = &v["data"][op]["data"];
+        return if names_an_order(details) { Reconciled::Found(details.clone()) } else { Reconciled::Unclear };
     }
     if let Some(observed) = api_penalty(op, ans.status, &ans.body, ans.retry_after.as_deref()) {
         return Reconciled::Limited(observed);
     }
     let named = error_id(&ans.body);
-    if named.as_deref() == Some(ORDER_NOT_FOUND) || (ans.status == 404 && named.is_none() && is_json(&ans.body)) {
+    if named.as_deref() == Some(ORDER_NOT_FOUND) || (ans.status == 404 && named.is_none() && in_plum_error_shape(&ans.body)) {
         return Reconciled::NotFound;
     }
     if ans.status >= 500 || !is_json(&ans.body) {

@@ -307,12 +307,16 @@ fn after_place_every_arm() {
         (422, r#"{"code":422,"errorId":"PLE10010","error":"Failed to redeem points"}"#),
         (422, r#"{"code":422,"errorId":"PLE10011","error":"Failed to confirm order"}"#),
         (422, r#"{"code":422,"errorId":"PLE10012","error":"Failed to process order"}"#),
+        (404, r#"{"code":404,"errorId":"PLE10036","error":"Delivery cancelled"}"#),
     ] {
         let r = checked(after_place(answer(status, body), None, &p, now));
         assert_eq!(r.refused, Some(Refused { status, body: body.into() }), "{body}");
         assert_eq!(r.state, RecordState::Pending);
     }
     assert!(checked(after_place(answer(422, r#"{"errorId":"PLE10011"}"#), None, &p, now)).why.contains("HTTP 422, PLE10011"));
+    assert!(checked(after_place(answer(404, r#"{"errorId":"PLE10036"}"#), None, &p, now)).why.contains("HTTP 404, PLE10036"));
+    // The same ids under another status are definite refusals: one check.
+    assert!(matches!(after_place(answer(422, r#"{"errorId":"PLE10036"}"#), None, &p, now), AfterPlace::Confirm(_)));
     // A token problem: nothing executed, forgotten, the error with the 401 seen.
     let f = finished(after_place(Err(CallError::Api(ApiError::upstream_unauthorized())), Some(401), &p, now));
     assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced));
@@ -350,7 +354,18 @@ fn read_reconcile_every_arm() {
     assert_eq!(read_reconcile(answer(200, found)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete"})));
     assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"PLE10016","error":"Invalid orderId or poNumber"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
-    assert_eq!(read_reconcile(answer(404, r#"{"message":"not found"}"#)), Reconciled::NotFound, "a JSON 404 naming no other errorId");
+    assert_eq!(read_reconcile(answer(404, r#"{"code":404,"error":"Order not found"}"#)), Reconciled::NotFound, "Plum's shape, no errorId");
+    assert_eq!(read_reconcile(answer(404, r#"{"errorInfo":"Invalid orderId or poNumber"}"#)), Reconciled::NotFound);
+    // A JSON 404 not in Plum's shape (a gateway's): proves nothing.
+    assert_eq!(read_reconcile(answer(404, r#"{"message":"not found"}"#)), Reconciled::Unclear);
+    // A success that names no order: neither found nor absent.
+    for details in ["null", "{}", "[]", r#"{"orderId":0}"#, r#"{"orderId":"0"}"#, r#"{"orderId":""}"#, r#"{"orderStatus":"complete"}"#] {
+        let body = format!(r#"{{"data":{{"getOrderDetails":{{"status":1,"data":{details}}}}}}}"#);
+        assert_eq!(read_reconcile(answer(200, &body)), Reconciled::Unclear, "{details}");
+    }
+    let by_text = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":"12345"}}}}"#;
+    assert_eq!(read_reconcile(answer(200, by_text)), Reconciled::Found(json!({"orderId":"12345"})));
+    assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":1}}}"#)), Reconciled::Unclear);
     // Not Xoxoday's "no such order": no evidence either way; not even its
     // answer (no JSON), or its answer in other words.
     for body in ["", "<html>404 Not Found</html>"] {
