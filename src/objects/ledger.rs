@@ -39,7 +39,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
-    admit, after_check, after_place, after_refusal, alarm, alarm_for, found_not_placed, load, not_placed_mark, not_sent, nothing_found, read_mark,
+    admit, after_check, after_place, after_refusal, alarm, alarm_after_write, found_not_placed, load, not_placed_mark, not_sent, nothing_found, read_mark,
     read_reconcile, record_not_written, unheard, AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, NOT_PLACED_KEY,
     RECORD_KEY,
 };
@@ -361,13 +361,13 @@ async fn ensure_alarm(storage: &Storage, by: Option<i64>) {
 
 /// The one write of the record: what the decision table asked for, and
 /// the alarm it needs (the next check of a `pending` record, the end of a
-/// `done` one's retention). Retried, since a lost `done` would let a retry
-/// place the order again. A record deleted with nothing placed leaves the
+/// `done` one's retention; after a failed write, a check of the record
+/// stored before: `ledger::alarm_after_write`). Retried, since a lost
+/// `done` would let a retry place the order again. A record deleted with nothing placed leaves the
 /// mark of its order (`fp`, `NOT_PLACED_KEY`) for a look, and the alarm
 /// that ends it. Returns whether the record is as asked.
 async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool {
-    let alarm_at = alarm_for(&store, i64::from(cfg.order_retention_secs) * 1000);
-    let written = match store {
+    let written = match &store {
         Store::Keep => true,
         Store::Forget => {
             let (mark, until) = not_placed_mark(fp, now_ms());
@@ -376,7 +376,7 @@ async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool
             storage.delete(RECORD_KEY).await.is_ok()
         }
         Store::Save(rec) => {
-            let Ok(text) = serde_json::to_string(&rec) else { return false };
+            let Ok(text) = serde_json::to_string(rec) else { return false };
             let mut saved = false;
             for _ in 0..3 {
                 if storage.put_text(RECORD_KEY, &text).await.is_ok() {
@@ -387,7 +387,8 @@ async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool
             saved
         }
     };
-    if let Some(at) = alarm_at {
+    let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
+    if let Some(at) = alarm_after_write(&store, written, retention_ms, now_ms()) {
         set_alarm(storage, at).await;
     }
     written

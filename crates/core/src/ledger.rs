@@ -1080,6 +1080,20 @@ pub fn alarm_for(store: &Store, retention_ms: i64) -> Option<i64> {
     }
 }
 
+/// The alarm after the record's write: [`alarm_for`] what was asked when
+/// it was `written`; else the record stored before (the `pending` one
+/// written ahead of the send) is what the next alarm finds, so it comes in
+/// [`FIRST_BACKOFF_MS`] and checks that record (a `done` record's 30-day
+/// alarm there would leave an order that was placed `409
+/// order_in_progress` for the whole retention, then expire it unchecked).
+pub fn alarm_after_write(store: &Store, written: bool, retention_ms: i64, now_ms: i64) -> Option<i64> {
+    if written {
+        alarm_for(store, retention_ms)
+    } else {
+        Some(now_ms.saturating_add(FIRST_BACKOFF_MS))
+    }
+}
+
 pub mod tell;
 
 #[cfg(test)]

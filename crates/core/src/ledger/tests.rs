@@ -683,6 +683,13 @@ fn alarm_every_arm() {
     assert_eq!(alarm_for(&Store::Save(pending().done(200, String::new(), false, T0 + 7)), RETENTION), Some(T0 + 7 + RETENTION));
     assert_eq!(alarm_for(&Store::Forget, RETENTION), None);
     assert_eq!(alarm_for(&Store::Keep, RETENTION), None);
+    // Written: as asked. Not written: the record stored before is checked
+    // soon, never left to a done record's retention alarm.
+    let done = Store::Save(pending().done(200, String::new(), false, T0 + 7));
+    assert_eq!(alarm_after_write(&done, true, RETENTION, T0 + 8), Some(T0 + 7 + RETENTION));
+    assert_eq!(alarm_after_write(&done, false, RETENTION, T0 + 8), Some(T0 + 8 + FIRST_BACKOFF_MS));
+    assert_eq!(alarm_after_write(&Store::Forget, true, RETENTION, T0 + 8), None);
+    assert_eq!(alarm_after_write(&Store::Forget, false, RETENTION, T0 + 8), Some(T0 + 8 + FIRST_BACKOFF_MS));
 }
 
 #[test]
