@@ -83,7 +83,8 @@ impl OrderLedger {
         let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
         if path != PLACE_PATH && path != LOOK_PATH {
-            return Ok(previous_version(&body));
+            let clean = self.inflight.borrow().is_none() && matches!(read(&Storage::of(&self.state)).await, Loaded::None);
+            return Ok(previous_version(&body, clean));
         }
         let reply = match (LedgerRequest::read(&body), path == LOOK_PATH) {
             (Some(lr), false) => self.place(lr).await,
@@ -223,13 +224,14 @@ fn not_told(t: &Tell) {
 
 /// A request from a worker of the previous version (during a deploy): it
 /// relays whatever it gets as the caller's answer, so it gets a retryable
-/// error in the caller's form, and nothing is placed.
-fn previous_version(body: &[u8]) -> Outgoing {
+/// error in the caller's form, and nothing is placed (`clean`: the ledger
+/// holds nothing of this poNumber; see `previous_version_refusal`).
+fn previous_version(body: &[u8], clean: bool) -> Outgoing {
     let (request_id, style) = match PreviousRequest::read(body) {
         Some(p) => (p.request_id, if p.xoxoday_errors { ErrorStyle::Xoxoday } else { ErrorStyle::Plumgate }),
         None => (String::new(), ErrorStyle::Plumgate),
     };
-    error_response(&previous_version_refusal(), style, &request_id)
+    error_response(&previous_version_refusal(clean), style, &request_id)
 }
 
 /// The record as stored.

@@ -282,12 +282,19 @@ impl PreviousRequest {
     }
 }
 
-/// The error a previous-version worker's request gets during a deploy:
-/// nothing was placed, so a retry is safe (and reaches this version).
-pub fn previous_version_refusal() -> ApiError {
-    // The README's words for "never executed" (`ledger::SAFE_TO_RETRY`), which
-    // callers (the TS client) look for, exactly.
-    ApiError::upstream_error("plumgate is being updated; ".to_owned() + crate::ledger::SAFE_TO_RETRY)
+/// The error a previous-version worker's request gets during a deploy
+/// (nothing is placed for it; a retry reaches this version). "Nothing was
+/// placed" only when the ledger holds nothing of this poNumber (`clean`:
+/// no record, readable storage, no run in flight): an earlier attempt's
+/// record may be this very order, placed or pending.
+pub fn previous_version_refusal(clean: bool) -> ApiError {
+    if clean {
+        // The README's words for "never executed" (`ledger::SAFE_TO_RETRY`),
+        // which callers (the TS client) look for, exactly.
+        ApiError::upstream_error("plumgate is being updated; ".to_owned() + crate::ledger::SAFE_TO_RETRY)
+    } else {
+        ApiError::upstream_error("plumgate is being updated, and an earlier attempt at this poNumber may have placed the order: retry with the same poNumber and body in a moment")
+    }
 }
 
 #[cfg(test)]
@@ -377,8 +384,12 @@ mod tests {
         // This version's request lacks what the previous object requires.
         let new = serde_json::to_value(LedgerRequest { data: json!({}), fingerprint: "f".into() }).unwrap();
         assert!(PreviousRequest::read(new.to_string().as_bytes()).is_none());
-        let e = previous_version_refusal();
+        let e = previous_version_refusal(true);
         assert_eq!((e.status, e.code), (502, crate::errors::ErrorCode::UpstreamError));
         assert!(e.message.contains(crate::ledger::SAFE_TO_RETRY), "the README's words, which callers look for: {}", e.message);
+        // The ledger holds something of this poNumber: never "safe".
+        let held = previous_version_refusal(false);
+        assert_eq!((held.status, held.code), (502, crate::errors::ErrorCode::UpstreamError));
+        assert!(!held.message.contains("nothing was placed") && held.message.contains("same poNumber"), "{}", held.message);
     }
 }
