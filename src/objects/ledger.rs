@@ -415,6 +415,10 @@ async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish, fp: &str)
 /// (a refusal is a check not made: [`Reconciled::Unknown`]).
 async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
     let Some(po) = record.po_number() else { return Reconciled::Unknown };
+    if !record.checkable_on(cfg.account_id()) {
+        console_error!("{}", event(&[("event", "ledger_other_account".into()), ("level", "error".into()), ("po_fp", po_fp(record).as_str().into()), ("action", "kept pending: switch back to the account it was sent to".into())]));
+        return Reconciled::Unknown;
+    }
     if let Admitted::Refused(_) = limits::admit(env, cfg, Operation::GetOrderDetails).await {
         return Reconciled::Unknown;
     }
@@ -438,7 +442,7 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
         return finish(env, cfg, storage, not_sent(e), &fp).await;
     }
-    let pending = Record::pending(&fp, &data, now_ms(), i64::from(cfg.order_timeout_ms));
+    let pending = Record::pending(&fp, &data, now_ms(), i64::from(cfg.order_timeout_ms)).on_account(cfg.account_id());
     if !commit(storage, Store::Save(pending.clone()), cfg, &fp).await {
         return finish(env, cfg, storage, record_not_written(), &fp).await;
     }

@@ -265,6 +265,26 @@ impl Record {
         }
     }
 
+    /// The record of an order sent to `account` (`Config::account_id`),
+    /// kept in its order summary (records of earlier versions have none).
+    pub fn on_account(mut self, account: &str) -> Record {
+        if let Value::Object(o) = &mut self.order {
+            o.insert("account".into(), Value::String(account.to_owned()));
+        }
+        self
+    }
+
+    /// May the record be checked with getOrderDetails on `account` (the
+    /// configuration's now)? Not when it was sent to another: after a
+    /// switch of the deployment's Xoxoday account, that account has no
+    /// such order (the record would settle as not placed, its hold freed)
+    /// or another order under the same poNumber (whose answer, vouchers
+    /// included, would become this one's). It stays pending until the
+    /// account is back, or it expires.
+    pub fn checkable_on(&self, account: &str) -> bool {
+        self.order.get("account").and_then(Value::as_str).is_none_or(|a| a == account)
+    }
+
     /// The poNumber to check, when the record knows it.
     pub fn po_number(&self) -> Option<String> {
         crate::ops::po_number(&self.order)

@@ -349,6 +349,18 @@ fn duplicates_are_told_apart() {
 }
 
 #[test]
+fn a_record_is_checked_only_on_the_account_it_was_sent_to() {
+    let sent = pending().on_account("acct-a");
+    assert!(sent.checkable_on("acct-a"));
+    assert!(!sent.checkable_on("acct-b"), "another account's getOrderDetails proves nothing of this order");
+    // A record of an earlier version names no account: checked as before.
+    assert!(pending().checkable_on("acct-b"));
+    // It travels in the order summary, beside what a check reads.
+    assert_eq!(sent.po_number(), pending().po_number());
+    assert!(same_order(&json!({"quantity": sent.order["quantity"].clone()}), &sent.order));
+}
+
+#[test]
 fn read_reconcile_every_arm() {
     let found = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete"}}}}"#;
     assert_eq!(read_reconcile(answer(200, found)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete"})));
