@@ -83,6 +83,10 @@ pub fn adopt_bootstrap(
     out
 }
 
+/// The start of `last_error` after a check of the configured access token
+/// that gave no verdict (cleared by a later verdict that it is valid).
+const BOOTSTRAP_CHECK_FAILED: &str = "the check of the configured XOXODAY_ACCESS_TOKEN failed";
+
 /// How long after a check of the configured bootstrap access token that
 /// gave no verdict (a 5xx, a timeout) it is checked again, while no usable
 /// access token is held: 30 s (an outage of the check costs a check per
@@ -183,8 +187,11 @@ pub enum BootstrapCheck {
     /// token is checked again [`BOOTSTRAP_RECHECK_MS`] later while no usable
     /// access token is held (store the state).
     Unanswered,
-    /// Nothing changed: invalid, valid with no expiry, a usable token is
-    /// held by now, or the operator has set another token meanwhile.
+    /// A verdict that does not put the token to use (invalid; valid with
+    /// no expiry; valid while a usable token is held by now): recorded as
+    /// its last check, so it is not asked about again (store the state).
+    Settled,
+    /// Nothing changed: the operator has set another token meanwhile.
     Left,
 }
 
@@ -192,8 +199,27 @@ pub enum BootstrapCheck {
 /// token `token` (see [`adopt_bootstrap`], which asked for it).
 pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, outcome: CheckOutcome, now_ms: i64) -> BootstrapCheck {
     let fp = token.fingerprint();
+    // A check of the token still configured: its verdict, or its lack of
+    // one, is recorded as the token's last check (which alone decides a
+    // recheck: [`adopt_bootstrap`]), and a streak of failed 401 checks of
+    // another token is not carried over to it.
+    let ours = state.adopted_access_fp.as_deref() == Some(fp.as_str());
+    let record = |state: &mut AuthorityState, result| {
+        state.set_last_check(CheckRecord { fp: fp.clone(), at_ms: now_ms, result });
+        state.check_failing_since_ms = None;
+    };
     match outcome {
-        CheckOutcome::Valid { expires_at_ms: Some(exp) } if adopt_validated_access(state, token, exp, now_ms) => BootstrapCheck::Taken,
+        CheckOutcome::Valid { expires_at_ms } if ours => {
+            record(state, CheckResult::Valid);
+            if state.last_error.as_deref().is_some_and(|e| e.starts_with(BOOTSTRAP_CHECK_FAILED)) {
+                state.last_error = None;
+                state.last_error_at_ms = None;
+            }
+            match expires_at_ms {
+                Some(exp) if adopt_validated_access(state, token, exp, now_ms) => BootstrapCheck::Taken,
+                _ => BootstrapCheck::Settled,
+            }
+        }
         CheckOutcome::RateLimited { penalty_secs, .. } => {
             super::check::note_check_penalty(state, penalty_secs, now_ms);
             // Unless the operator has set yet another token meanwhile.
@@ -202,14 +228,15 @@ pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, out
             }
             BootstrapCheck::Deferred
         }
-        CheckOutcome::Failed(why) if state.adopted_access_fp.as_deref() == Some(fp.as_str()) && !state.access_usable(now_ms) => {
-            state.set_last_check(CheckRecord { fp, at_ms: now_ms, result: CheckResult::Failed });
-            // A streak of failed 401 checks belonged to another token: the
-            // 401 check must not count this token's failures from its start.
-            state.check_failing_since_ms = None;
-            state.last_error = Some(format!("the check of the configured XOXODAY_ACCESS_TOKEN failed ({why}); it is checked again in 30 s"));
+        CheckOutcome::Failed(why) if ours && !state.access_usable(now_ms) => {
+            record(state, CheckResult::Failed);
+            state.last_error = Some(format!("{BOOTSTRAP_CHECK_FAILED} ({why}); it is checked again in 30 s"));
             state.last_error_at_ms = Some(now_ms);
             BootstrapCheck::Unanswered
+        }
+        CheckOutcome::Invalid if ours => {
+            record(state, CheckResult::Invalid);
+            BootstrapCheck::Settled
         }
         _ => BootstrapCheck::Left,
     }
@@ -330,6 +357,8 @@ mod tests {
         assert!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 100_000).unwrap().bootstrap.validate_access);
         let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 86_400_000) };
         assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid, T0 + 100_500), BootstrapCheck::Taken);
+        assert_eq!(s.last_check().map(|c| c.result), Some(CheckResult::Valid));
+        assert_eq!(s.last_error, None, "the failed check's words go with it");
         assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 200_000), None);
         // Its first 401 check that fails is no ten-minute streak: the token stays.
         let verdict = super::super::check::apply_check(&mut s, &at.fingerprint(), failed.clone(), T0 + 200_000);
@@ -348,19 +377,37 @@ mod tests {
     }
 
     #[test]
-    fn a_bootstrap_check_without_a_usable_verdict_changes_nothing() {
+    fn a_bootstrap_check_without_a_usable_verdict_is_recorded_and_not_made_again() {
+        let boot = RefreshToken::new("rt-boot");
         let at = AccessToken::new("at-boot");
-        for outcome in [CheckOutcome::Invalid, CheckOutcome::Valid { expires_at_ms: None }] {
-            let mut s = AuthorityState { adopted_access_fp: Some(at.fingerprint()), ..AuthorityState::default() };
-            let before = serde_json::to_string(&s).unwrap();
-            assert_eq!(apply_bootstrap_check(&mut s, at.clone(), outcome.clone(), T0), BootstrapCheck::Left, "{outcome:?}");
-            assert_eq!(serde_json::to_string(&s).unwrap(), before, "{outcome:?}");
+        let fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("s"));
+        for (outcome, result) in [(CheckOutcome::Invalid, CheckResult::Invalid), (CheckOutcome::Valid { expires_at_ms: None }, CheckResult::Valid)] {
+            let mut s = AuthorityState { reauth_reason: Some("dead".into()), ..AuthorityState::default() };
+            adopt(&mut s, &boot, Some(&at), &fp, T0).unwrap();
+            // First no verdict, then this one at the recheck.
+            let failed = CheckOutcome::Failed("token check answered HTTP 503".into());
+            assert_eq!(apply_bootstrap_check(&mut s, at.clone(), failed, T0), BootstrapCheck::Unanswered);
+            assert!(adopt(&mut s, &boot, Some(&at), &fp, T0 + BOOTSTRAP_RECHECK_MS).unwrap().bootstrap.validate_access);
+            assert_eq!(apply_bootstrap_check(&mut s, at.clone(), outcome.clone(), T0 + BOOTSTRAP_RECHECK_MS + 1), BootstrapCheck::Settled, "{outcome:?}");
+            assert_eq!(s.last_check(), Some(CheckRecord { fp: at.fingerprint(), at_ms: T0 + BOOTSTRAP_RECHECK_MS + 1, result }), "{outcome:?}");
+            assert!(s.access.is_none(), "{outcome:?}: not put to use");
+            // Never asked about again, however long it waits.
+            for later in [2, 10, 1_000] {
+                assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + later * BOOTSTRAP_RECHECK_MS), None, "{outcome:?}");
+            }
         }
         // Valid, but a refresh left a usable token meanwhile: that one stays.
-        let mut s = AuthorityState::default();
+        let mut s = AuthorityState { adopted_access_fp: Some(at.fingerprint()), ..AuthorityState::default() };
         assert!(adopt_validated_access(&mut s, AccessToken::new("at-refreshed"), T0 + 1_000_000, T0));
         let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 2_000_000) };
-        assert_eq!(apply_bootstrap_check(&mut s, at, valid, T0), BootstrapCheck::Left);
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid.clone(), T0), BootstrapCheck::Settled);
         assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-refreshed");
+        // A check of a token the operator has replaced since changes nothing.
+        let mut o = AuthorityState { adopted_access_fp: Some(AccessToken::new("at-newer").fingerprint()), ..AuthorityState::default() };
+        let before = serde_json::to_string(&o).unwrap();
+        for outcome in [CheckOutcome::Invalid, valid, CheckOutcome::Failed("x".into())] {
+            assert_eq!(apply_bootstrap_check(&mut o, at.clone(), outcome.clone(), T0), BootstrapCheck::Left, "{outcome:?}");
+            assert_eq!(serde_json::to_string(&o).unwrap(), before, "{outcome:?}");
+        }
     }
 }
