@@ -102,6 +102,11 @@ pub enum RefreshOutcome {
 
 use crate::upstream::TOKEN_ERROR_MESSAGE;
 
+/// The Plum API's refusals of the account rather than of a token
+/// (xoxoday-api.md §1.8): user disabled, company disabled, IP not
+/// whitelisted.
+const ACCOUNT_REFUSALS: [&str; 3] = ["PIPE10015", "PIPE10016", "PIPE10017"];
+
 /// OAuth error codes that mean "retry later".
 fn transient_oauth_code(code: &str) -> bool {
     matches!(code, "server_error" | "temporarily_unavailable")
@@ -160,8 +165,7 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
     // taken for a dead one, the operator would be sent to regenerate tokens
     // that are fine, and fixing the account would not bring plumgate back.
     if let (400..=499, Some(id)) = (status, obj.and_then(|o| o.get("errorId")).and_then(Value::as_str)) {
-        if id != "PIPE10013" {
-            let id = if id.len() <= 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()) { id } else { "unrecognised" };
+        if let Some(id) = ACCOUNT_REFUSALS.iter().find(|known| **known == id) {
             return RefreshOutcome::Transient(format!(
                 "refresh failed: HTTP {status} {id}, Xoxoday refused the account (a disabled user or company, or this IP not whitelisted), not the refresh token: it is kept and tried again with backoff"
             ));
@@ -298,20 +302,28 @@ mod tests {
 
     #[test]
     fn the_plum_apis_refusal_of_the_account_is_not_a_dead_refresh_token() {
-        for (id, shown) in [("PIPE10017", "PIPE10017"), ("PIPE10015", "PIPE10015"), ("PIPE10016", "PIPE10016"), ("secret token abc", "unrecognised")] {
-            let body = format!(r#"{{"code":401,"errorId":"{id}","errorInfo":"Access restricted for this IP","error":"invalid_token"}}"#);
+        for id in ["PIPE10017", "PIPE10015", "PIPE10016"] {
+            let body = format!(r#"{{"code":401,"errorId":"{id}","errorInfo":"Access restricted for this IP","error":"Plum Pro APIs: refused"}}"#);
             match parse_refresh_response(401, body.as_bytes(), None, T0) {
                 RefreshOutcome::Transient(m) => {
-                    assert!(m.starts_with(&format!("refresh failed: HTTP 401 {shown}, Xoxoday refused the account")), "{m}");
+                    assert!(m.starts_with(&format!("refresh failed: HTTP 401 {id}, Xoxoday refused the account")), "{m}");
                     assert!(!answer_lost(&m), "the grant was refused, nothing rotated: {m}");
                 }
                 other => panic!("{id}: {other:?}"),
             }
         }
-        // The token's own errorId, and no errorId, stay a rejection of the token.
-        for body in [r#"{"code":401,"errorId":"PIPE10013"}"#, r#"{"error":"invalid_token"}"#] {
-            assert!(matches!(parse_refresh_response(401, body.as_bytes(), None, T0), RefreshOutcome::Final(_)), "{body}");
+        // The token's own errorId, any other errorId, and no errorId stay
+        // what their words say: a rejection of the token, or of the client.
+        for body in [
+            r#"{"code":401,"errorId":"PIPE10013"}"#,
+            r#"{"error":"invalid_token"}"#,
+            r#"{"code":400,"errorId":"PLE99999","error":"invalid_grant"}"#,
+            r#"{"code":400,"errorId":"secret token abc","error":"Refresh token expired"}"#,
+        ] {
+            assert!(matches!(parse_refresh_response(400, body.as_bytes(), None, T0), RefreshOutcome::Final(_)), "{body}");
         }
+        let client = br#"{"code":401,"errorId":"PLE99999","error":"invalid_client"}"#;
+        assert!(matches!(parse_refresh_response(401, client, None, T0), RefreshOutcome::CredentialsRejected(_)));
         // A pair wins over any errorId; a 5xx with one is transient as before.
         let pair = br#"{"errorId":"PIPE10017","access_token":"at","refresh_token":"rt"}"#;
         assert!(matches!(parse_refresh_response(401, pair, None, T0), RefreshOutcome::Success(_)));
