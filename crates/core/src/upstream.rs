@@ -76,9 +76,13 @@ const TOKEN_ERROR_BODY_MAX: usize = 1024;
 
 /// Does a body name a dead token in one of Xoxoday's documented ways:
 /// `errorId` `PIPE10013`, the OAuth `invalid_token`, or `auth.token_error`
-/// (as `error_message_id` or `message`)?
+/// (as `error_message_id` or `message`)? Never with an `errorId` naming
+/// another cause (`PIPE10017`, IP not whitelisted, with any other words).
 pub fn names_a_token_error(v: &Value) -> bool {
     let names = |k: &str, what: &str| v.get(k).and_then(Value::as_str) == Some(what);
+    if v.get("errorId").and_then(Value::as_str).is_some_and(|id| id != TOKEN_ERROR_ID) {
+        return false;
+    }
     names("errorId", TOKEN_ERROR_ID)
         || names("error", "invalid_token")
         || names("error_message_id", TOKEN_ERROR_MESSAGE)
@@ -503,6 +507,8 @@ mod tests {
             (400, r#"{"message":"auth.token_error"}"#, TokenCandidate),
             (403, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, TokenCandidate),
             (403, r#"{"error":"access_denied","error_description":"no token here"}"#, NotUnauthorized),
+            (403, r#"{"code":403,"errorId":"PIPE10017","error":"invalid_token"}"#, NotUnauthorized),
+            (400, r#"{"code":400,"errorId":"PLE10011","error":"invalid_token"}"#, NotUnauthorized),
             (400, r#"{"code":400,"errorId":"PLE10001","errorInfo":"Validation error","error":"token"}"#, NotUnauthorized),
             (429, r#"{"error":"invalid_token","message":"auth.request_limit_exceeded"}"#, NotUnauthorized),
             (500, r#"{"error":"invalid_token"}"#, NotUnauthorized),

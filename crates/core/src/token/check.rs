@@ -465,6 +465,8 @@ mod tests {
             (403, r#"{"code":403,"errorId":"PIPE10017","errorInfo":"Access restricted for this IP"}"#),
             (400, r#"{"error":"invalid_request","error_description":"missing/invalid parameters authorization header"}"#),
             (404, "not found"),
+            (403, r#"{"code":403,"errorId":"PIPE10017","error":"invalid_token"}"#),
+            (400, r#"{"code":400,"errorId":"PIPE10015","error_message_id":"auth.token_error"}"#),
         ];
         for (status, body) in not_about_the_token {
             match parse_check_response(*status, body.as_bytes(), None, T0) {
