@@ -188,8 +188,9 @@ pub enum BootstrapCheck {
     /// access token is held (store the state).
     Unanswered,
     /// A verdict that does not put the token to use (invalid; valid with
-    /// no expiry; valid while a usable token is held by now): recorded as
-    /// its last check, so it is not asked about again (store the state).
+    /// no expiry; valid while a usable token is held by now): an invalid
+    /// one is recorded as its last check, a valid one clears its failed
+    /// record, so it is not asked about again (store the state).
     Settled,
     /// Nothing changed: the operator has set another token meanwhile.
     Left,
@@ -210,7 +211,16 @@ pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, out
     };
     match outcome {
         CheckOutcome::Valid { expires_at_ms } if ours => {
-            record(state, CheckResult::Valid);
+            // Its failed record goes (no recheck follows), but no "valid"
+            // verdict is kept: that would pass Xoxoday's 401s for the token
+            // through to callers for a minute (`check::plan_check`), and a
+            // token adopted after a recovery may well die in that minute.
+            if state.last_check_fp.as_deref() == Some(fp.as_str()) {
+                state.last_check_fp = None;
+                state.last_check_at_ms = None;
+                state.last_check_result = None;
+            }
+            state.check_failing_since_ms = None;
             if state.last_error.as_deref().is_some_and(|e| e.starts_with(BOOTSTRAP_CHECK_FAILED)) {
                 state.last_error = None;
                 state.last_error_at_ms = None;
@@ -357,7 +367,8 @@ mod tests {
         assert!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 100_000).unwrap().bootstrap.validate_access);
         let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 86_400_000) };
         assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid, T0 + 100_500), BootstrapCheck::Taken);
-        assert_eq!(s.last_check().map(|c| c.result), Some(CheckResult::Valid));
+        assert_eq!(s.last_check(), None, "no 'valid' verdict kept: a 401 in the next minute is still checked");
+        assert_eq!(super::super::check::plan_check(&s, &at.fingerprint(), T0 + 100_600), super::super::check::CheckPlan::Check);
         assert_eq!(s.last_error, None, "the failed check's words go with it");
         assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 200_000), None);
         // Its first 401 check that fails is no ten-minute streak: the token stays.
@@ -381,7 +392,7 @@ mod tests {
         let boot = RefreshToken::new("rt-boot");
         let at = AccessToken::new("at-boot");
         let fp = credentials_fingerprint(&ClientId::new("cid"), &ClientSecret::new("s"));
-        for (outcome, result) in [(CheckOutcome::Invalid, CheckResult::Invalid), (CheckOutcome::Valid { expires_at_ms: None }, CheckResult::Valid)] {
+        for (outcome, result) in [(CheckOutcome::Invalid, Some(CheckResult::Invalid)), (CheckOutcome::Valid { expires_at_ms: None }, None)] {
             let mut s = AuthorityState { reauth_reason: Some("dead".into()), ..AuthorityState::default() };
             adopt(&mut s, &boot, Some(&at), &fp, T0).unwrap();
             // First no verdict, then this one at the recheck.
@@ -389,7 +400,7 @@ mod tests {
             assert_eq!(apply_bootstrap_check(&mut s, at.clone(), failed, T0), BootstrapCheck::Unanswered);
             assert!(adopt(&mut s, &boot, Some(&at), &fp, T0 + BOOTSTRAP_RECHECK_MS).unwrap().bootstrap.validate_access);
             assert_eq!(apply_bootstrap_check(&mut s, at.clone(), outcome.clone(), T0 + BOOTSTRAP_RECHECK_MS + 1), BootstrapCheck::Settled, "{outcome:?}");
-            assert_eq!(s.last_check(), Some(CheckRecord { fp: at.fingerprint(), at_ms: T0 + BOOTSTRAP_RECHECK_MS + 1, result }), "{outcome:?}");
+            assert_eq!(s.last_check(), result.map(|result| CheckRecord { fp: at.fingerprint(), at_ms: T0 + BOOTSTRAP_RECHECK_MS + 1, result }), "{outcome:?}");
             assert!(s.access.is_none(), "{outcome:?}: not put to use");
             // Never asked about again, however long it waits.
             for later in [2, 10, 1_000] {
