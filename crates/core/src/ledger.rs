@@ -1092,7 +1092,7 @@ pub fn alarm(loaded: &Loaded, in_flight: bool, retention_ms: i64, now_ms: i64) -
 
 /// When the alarm must next fire for a record written as `store` asks
 /// (`None`: no alarm).
-pub fn alarm_for(store: &Store, retention_ms: i64) -> Option<i64> {
+fn alarm_for(store: &Store, retention_ms: i64) -> Option<i64> {
     match store {
         Store::Save(r) if r.state == RecordState::Done => Some(r.done_at_ms.saturating_add(retention_ms)),
         Store::Save(r) => Some(r.next_check_at_ms),

@@ -407,19 +407,13 @@ impl Config {
             next.dead_refresh_answer = v;
         }
         if let Some(v) = patch.dead_refresh_status {
-            if !(400..=499).contains(&v) {
-                return Err("dead_refresh_status must be an HTTP status between 400 and 499".into());
-            }
-            next.dead_refresh_status = v;
+            next.dead_refresh_status = status_in(v, 400, "dead_refresh_status")?;
         }
         if let Some(v) = patch.dead_access_answer {
             next.dead_access_answer = v;
         }
         if let Some(v) = patch.dead_access_status {
-            if !(200..=499).contains(&v) {
-                return Err("dead_access_status must be an HTTP status between 200 and 499".into());
-            }
-            next.dead_access_status = v;
+            next.dead_access_status = status_in(v, 200, "dead_access_status")?;
         }
         if let Some(v) = patch.check_expires_in {
             next.check_expires_in = v;
@@ -484,6 +478,16 @@ impl Config {
 
 /// Merge per-operation limits into `into` (`0` removes one); an unknown
 /// operation is an error naming the field `name`.
+/// A status for a fault's answer: from `low` up to 499 (a 5xx would be
+/// read as Xoxoday failing, not as the fault the setting names).
+fn status_in(v: u16, low: u16, name: &str) -> Result<u16, String> {
+    if (low..=499).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{name} must be an HTTP status between {low} and 499"))
+    }
+}
+
 fn merge_limits(name: &str, limits: BTreeMap<String, u32>, into: &mut BTreeMap<String, u32>) -> Result<(), String> {
     for (op, n) in limits {
         if !OPS.contains(&op.as_str()) {
@@ -523,6 +527,21 @@ mod tests {
             .is_err());
         assert!(c.apply_patch(b"not json").is_err());
         assert_eq!(c, before);
+        for (patch, refused) in [
+            (&br#"{"dead_refresh_status":399}"#[..], true),
+            (br#"{"dead_refresh_status":500}"#, true),
+            (br#"{"dead_access_status":199}"#, true),
+            (br#"{"dead_access_status":500}"#, true),
+            (br#"{"dead_refresh_status":400,"dead_access_status":499}"#, false),
+        ] {
+            let mut t = c.clone();
+            let r = t.apply_patch(patch);
+            assert_eq!(r.is_err(), refused, "{}: {r:?}", String::from_utf8_lossy(patch));
+            if let Err(e) = r {
+                assert!(e.ends_with("must be an HTTP status between 200 and 499") || e.ends_with("between 400 and 499"), "{e}");
+                assert_eq!(t, c, "a refused status changes nothing");
+            }
+        }
         let mut single = c.clone();
         single.apply_patch(br#"{"rotation":"single"}"#).unwrap();
         assert_eq!(single.rotation, Rotation::Single);

@@ -192,7 +192,9 @@ pub enum BootstrapCheck {
     /// one is recorded as its last check, a valid one clears its failed
     /// record, so it is not asked about again (store the state).
     Settled,
-    /// Nothing changed: the operator has set another token meanwhile.
+    /// Nothing changed: the operator has set another token meanwhile, or
+    /// the check got no verdict while a usable token is held (no recheck
+    /// is due then: [`adopt_bootstrap`] rechecks only while none is).
     Left,
 }
 

@@ -166,8 +166,9 @@ fn about_the_token(status: u16, body: &[u8], v: Option<&Value>) -> bool {
 /// Read a token check's answer (xoxoday-api.md §1.6): 2xx is valid unless
 /// its body says otherwise (`error`, or `success: 0`); a 4xx is invalid
 /// when it is about the token ([`about_the_token`]), else no verdict;
-/// anything else (5xx, a rate-limit body) is no verdict; a rate-limit answer in any shape (`retry_after`: its
-/// `Retry-After` header) names its penalty.
+/// anything else (5xx, a rate-limit body) is no verdict; a rate-limit
+/// answer in any shape (`retry_after`: its `Retry-After` header) names its
+/// penalty.
 pub fn parse_check_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> CheckOutcome {
     if let Some(penalty_secs) = penalty_named_by(status, body, retry_after, TOKEN_NAMING_KEYS) {
         return CheckOutcome::RateLimited { status, penalty_secs };
