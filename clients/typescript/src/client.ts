@@ -347,14 +347,19 @@ export class PlumgateClient {
    * Scope `admin`. With `currentKey` (the key callers use now) a lost answer
    * is retried like any read: plumgate then replaces only the unseen new key
    * and the grace stands as first set. Without it, not retried, like
-   * `createKey` (a second rotation would end the first one's grace).
+   * `createKey` (a second rotation would end the first one's grace); nor
+   * when `graceSecs` ends within the call's time limit (the retry could
+   * come after the named key stopped working, and be refused as "nothing
+   * was rotated" though the lost attempt rotated it).
    */
   async rotateKey(id: string, opts: CallOptions & { graceSecs?: number; currentKey?: string } = {}): Promise<NewKeyAnswer> {
     const { graceSecs, currentKey, ...call } = opts;
     const body = graceSecs === undefined && currentKey === undefined
       ? undefined
       : { ...(graceSecs === undefined ? {} : { grace_secs: graceSecs }), ...(currentKey === undefined ? {} : { current_key: currentKey }) };
-    const retries = currentKey === undefined ? 0 : call.retries;
+    const limitMs = call.timeoutMs ?? this.timeoutMs;
+    const graceOutlastsCall = graceSecs === undefined || graceSecs * 1000 > limitMs;
+    const retries = currentKey !== undefined && graceOutlastsCall ? call.retries : 0;
     const a = await this.read({ method: "POST", path: `/v1/keys/${encodeURIComponent(id)}/rotate`, body }, { ...call, retries });
     return this.expectJson<NewKeyAnswer>(a);
   }
@@ -614,6 +619,12 @@ export class PlumgateClient {
     },
     opts: CallOptions = {},
   ): Promise<Answer> {
+    // Checked as the constructor checks its own: a NaN time limit would
+    // end every attempt at once, a NaN retry count never stop retrying.
+    const bad = (["timeoutMs", "retries"] as const).find((name) => !countOrUnset(opts[name]));
+    if (bad) {
+      throw new PlumgateError({ status: 0, code: "client_error", message: `${bad} must be a number, not negative; nothing was sent`, source: "client" });
+    }
     const deadline = this.clock.now() + (opts.timeoutMs ?? this.timeoutMs);
     const retries = opts.retries ?? this.retries;
     const { accept = (a: Answer) => a.status >= 200 && a.status < 300, ...send } = req;

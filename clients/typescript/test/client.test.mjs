@@ -774,9 +774,23 @@ test("caller keys and the audit trail: methods, paths, bodies; making a key is n
   // Naming the key it replaces makes a rotation safe to send again.
   const current = "pgk_" + "cd".repeat(24);
   const named = script(json(502, plumErr("upstream_error", "x")), json(200, key));
-  assert.deepEqual(await client(named).c.rotateKey("a", { currentKey: current, graceSecs: 0 }), key);
+  assert.deepEqual(await client(named).c.rotateKey("a", { currentKey: current, graceSecs: 60 }), key);
   assert.equal(named.calls.length, 2, "retried with current_key");
-  assert.deepEqual(named.calls.map((x) => x.body), [{ grace_secs: 0, current_key: current }, { grace_secs: 0, current_key: current }]);
+  assert.deepEqual(named.calls.map((x) => x.body), [{ grace_secs: 60, current_key: current }, { grace_secs: 60, current_key: current }]);
+  const byDefault = script(json(502, plumErr("upstream_error", "x")), json(200, key));
+  assert.deepEqual(await client(byDefault).c.rotateKey("a", { currentKey: current }), key);
+  assert.equal(byDefault.calls.length, 2, "the default grace (24 h) outlasts any call: retried");
+  // A grace that ends within the call's time limit (45 s by default): the
+  // retry could come after the named key stopped working and be refused
+  // "nothing was rotated" although the lost attempt rotated it. Not retried.
+  for (const graceSecs of [0, 30, 45]) {
+    const short = script(json(502, plumErr("upstream_error", "x")), json(400, plumErr("invalid_request", "current_key is neither the current key nor the previous one in its grace: nothing was rotated")));
+    await assert.rejects(client(short).c.rotateKey("a", { currentKey: current, graceSecs }), { code: "upstream_error" });
+    assert.equal(short.calls.length, 1, `grace ${graceSecs} s: not retried`);
+  }
+  const shortCall = script(json(502, plumErr("upstream_error", "x")), json(200, key));
+  assert.deepEqual(await client(shortCall).c.rotateKey("a", { currentKey: current, graceSecs: 30, timeoutMs: 20_000 }), key);
+  assert.equal(shortCall.calls.length, 2, "a 30 s grace outlasts a 20 s call: retried");
   const refused = script(json(400, plumErr("invalid_request", "current_key is neither the current key nor the previous one in its grace: nothing was rotated")), json(200, key));
   await assert.rejects(client(refused).c.rotateKey("a", { currentKey: current }), { code: "invalid_request" });
   assert.equal(refused.calls.length, 1, "a refusal is not retried");
@@ -793,6 +807,16 @@ test("caller keys and the audit trail: methods, paths, bodies; making a key is n
   assert.deepEqual(g.calls[4].body, { grace_secs: 60 });
   assert.deepEqual(await c2.audit({ key: "billing-fn", from: "2026-11-25T00:00:00+05:30", limit: 10, cursor: undefined }), { entries: [], next_cursor: null });
   assert.equal(g.calls[5].url, `${BASE}/v1/audit?key=billing-fn&from=2026-11-25T00%3A00%3A00%2B05%3A30&limit=10`);
+});
+
+test("a read's own time limit or retry count that is not a number is refused before anything is sent", async () => {
+  for (const opts of [{ timeoutMs: NaN }, { timeoutMs: -1 }, { retries: NaN }, { timeoutMs: "5000" }]) {
+    const f = script(json(200, { keys: [] }));
+    await assert.rejects(client(f).c.listKeys(opts), (e) => e.code === "client_error" && e.status === 0 && e.notSent === true && /nothing was sent/.test(e.message));
+    assert.equal(f.calls.length, 0, JSON.stringify(opts));
+  }
+  const ok = script(json(200, { keys: [] }));
+  assert.deepEqual(await client(ok).c.listKeys({ timeoutMs: 5000, retries: 0 }), []);
 });
 
 test("the key never appears in an error", async () => {
