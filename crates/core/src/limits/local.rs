@@ -89,6 +89,12 @@ impl Local {
             self.block(until, Why::Penalty);
             return Admit::Refuse(Refusal { until_ms: until, why: Why::Penalty });
         }
+        // A penalty this isolate met while the lease was asked for (the
+        // limiter had not heard of it yet): the lent calls would only
+        // prolong it, and a spent budget must not take its place.
+        if let Some(r) = self.blocked.filter(|r| r.why == Why::Penalty && r.until_ms > now_ms) {
+            return Admit::Refuse(r);
+        }
         if answer.calls > 0 {
             self.last_size = answer.calls;
             self.last_until_ms = answer.until_ms;

@@ -331,6 +331,18 @@ fn an_isolate_refuses_without_asking_while_it_knows_better() {
     assert_eq!(l.admit(T0 + 25_000), Admit::Ask { want: 1 });
     l.settle_penalty(T0 + 90_000);
     assert_eq!(l.admit(T0 + 60_000), Admit::Refuse(Refusal { until_ms: T0 + 90_000, why: Why::Penalty }));
+    // A penalty met by another request of this isolate while this one's
+    // lease was asked for: the lease's calls do not go out, and a lease
+    // answer of a spent budget does not take the penalty's place.
+    let mut l = Local::default();
+    assert_eq!(l.admit(T0), Admit::Ask { want: 1 });
+    l.block(T0 + 60_000, Why::Penalty);
+    let p = Refusal { until_ms: T0 + 60_000, why: Why::Penalty };
+    assert_eq!(l.take_lease(&LeaseAnswer { calls: 3, until_ms: T0 + LEASE_MS, penalty_until_ms: None, retry_at_ms: None }, T0 + 1), Admit::Refuse(p));
+    assert_eq!(l.left(T0 + 1), 0, "the lent calls are dropped");
+    assert_eq!(l.take_lease(&none, T0 + 2), Admit::Refuse(p));
+    assert_eq!(l.admit(T0 + 59_999), Admit::Refuse(p), "still the penalty, not a 7 s budget wait");
+    assert_eq!(l.admit(T0 + 60_000), Admit::Ask { want: 1 });
     // A penalty that already ended in the answer is no refusal.
     let mut l = Local::default();
     let ended = LeaseAnswer { calls: 1, until_ms: T0 + LEASE_MS, penalty_until_ms: Some(T0 - 1), retry_at_ms: None };
