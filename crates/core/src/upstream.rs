@@ -141,8 +141,9 @@ pub enum Observed {
     /// `Retry-After`, a bare `auth.request_limit_exceeded`).
     Unstated,
     /// A daily cap: the older getVouchers limit of 500 calls per 24 h,
-    /// answered with HTTP 429 and no duration (xoxoday-api.md §3.9), or any
-    /// rate-limit answer that says "daily".
+    /// answered with HTTP 429 and no duration (xoxoday-api.md §3.9; not an
+    /// HTML page, which is a proxy's), or any rate-limit answer that says
+    /// "daily".
     Daily,
 }
 
@@ -150,16 +151,24 @@ pub enum Observed {
 /// answer, what it says ([`Observed`]). Every shape counts: HTTP 429 (any
 /// body), `errors` as an array or an object, a top-level `message` of
 /// [`RATE_LIMIT_MESSAGE`] whatever the status. Without a stated duration, a
-/// getVouchers 429 that is not the per-minute answer
-/// (`auth.request_limit_exceeded`), or any answer mentioning "daily", is
-/// the daily cap.
+/// getVouchers 429 that is neither the per-minute answer
+/// (`auth.request_limit_exceeded`) nor an HTML page, or any answer
+/// mentioning "daily", is the daily cap.
 pub fn api_penalty(op: &str, status: u16, body: &[u8], retry_after_header: Option<&str>) -> Option<Observed> {
     let (stated, per_minute) = scan_penalty(status, body, retry_after_header, API_NAMING_KEYS)?;
     if let Some(secs) = stated {
         return Some(Observed::Stated(secs.min(MAX_PENALTY_SECS)));
     }
-    let daily = contains_ignoring_case(body, b"daily") || (op == DAILY_CAPPED_OP && status == 429 && !per_minute);
+    let daily = contains_ignoring_case(body, b"daily") || (op == DAILY_CAPPED_OP && status == 429 && !per_minute && !is_markup(body));
     Some(if daily { Observed::Daily } else { Observed::Unstated })
+}
+
+/// An HTML (or XML) page: a proxy's or a firewall's 429, not Xoxoday's,
+/// whose cap answers in JSON or with no body. Read as the daily cap it
+/// would stop getVouchers' misses until midnight; unstated, its penalty
+/// doubles from a minute while it repeats.
+fn is_markup(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
 }
 
 /// The one operation with a documented daily cap.
@@ -565,6 +574,12 @@ mod tests {
         // A bare 429 to getVouchers: not the per-minute answer, so the older daily cap.
         assert_eq!(api_penalty("getVouchers", 429, b"", None), Some(Daily));
         assert_eq!(api_penalty("getBalance", 429, b"", None), Some(Unstated));
+        // A proxy's or firewall's HTML 429 is not Xoxoday's cap: unstated,
+        // unless it says "daily".
+        assert_eq!(api_penalty("getVouchers", 429, b"\r\n <html><body>Too Many Requests</body></html>", None), Some(Unstated));
+        assert_eq!(api_penalty("getVouchers", 429, b"<?xml version=\"1.0\"?><Error/>", None), Some(Unstated));
+        assert_eq!(api_penalty("getVouchers", 429, b"<p>daily quota</p>", None), Some(Daily));
+        assert_eq!(api_penalty("getVouchers", 429, b"Too Many Requests", None), Some(Daily), "plain text: may be the cap's");
         // The per-minute answer to getVouchers stays per-minute.
         let minute = br#"{"errors":[{"message":"auth.request_limit_exceeded"}]}"#;
         assert_eq!(api_penalty("getVouchers", 429, minute, None), Some(Unstated));
