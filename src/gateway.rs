@@ -108,7 +108,12 @@ pub async fn forward(
     // The envelope sent, once made.
     let mut envelope = None;
     if let (Some(url), Some(class), Some(key)) = (url.as_deref(), class, key.as_ref()) {
-        if ttl == 0 || mode == CacheMode::Bypass {
+        if !key.storable {
+            // A field plumgate does not key on may change the answer (the
+            // upstream API grows): no entry is this call's, so none is
+            // served, fresh or stale, and its answer is not stored.
+            trace.cache = Some(if ttl == 0 || mode == CacheMode::Bypass { "bypass" } else { "miss" });
+        } else if ttl == 0 || mode == CacheMode::Bypass {
             trace.cache = Some("bypass");
             // A bypass wants Xoxoday's answer; should Xoxoday fail, the
             // catalog copy plumgate has is still better than an error.
@@ -124,24 +129,22 @@ pub async fn forward(
                 }
                 other => stale = other,
             }
-            if key.storable {
-                let text = envelope.insert(ops::envelope_text(op, &data));
-                match edge_cache::shared_fill(url, text, cfg.upstream_timeout_ms).await {
-                    Shared::Hit(c) => {
-                        trace.cache = Some("hit");
-                        trace.note = Some("shared_fill");
-                        return (Ok(cached(c)), trace);
-                    }
-                    Shared::Failed(e) => {
-                        trace.note = Some("shared_fill");
-                        return or_stale(&mut None, stale, Err(e), trace);
-                    }
-                    Shared::Answer(c) => {
-                        trace.note = Some("shared_fill");
-                        return or_stale(&mut None, stale, Ok(cached(c)), trace);
-                    }
-                    Shared::Lead(f) => fill = Some(f),
+            let text = envelope.insert(ops::envelope_text(op, &data));
+            match edge_cache::shared_fill(url, text, cfg.upstream_timeout_ms).await {
+                Shared::Hit(c) => {
+                    trace.cache = Some("hit");
+                    trace.note = Some("shared_fill");
+                    return (Ok(cached(c)), trace);
                 }
+                Shared::Failed(e) => {
+                    trace.note = Some("shared_fill");
+                    return or_stale(&mut None, stale, Err(e), trace);
+                }
+                Shared::Answer(c) => {
+                    trace.note = Some("shared_fill");
+                    return or_stale(&mut None, stale, Ok(cached(c)), trace);
+                }
+                Shared::Lead(f) => fill = Some(f),
             }
         }
     }

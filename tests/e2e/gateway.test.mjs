@@ -805,6 +805,18 @@ test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignor
   const v3 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
   assert.equal(v3.headers["x-plumgate-cache"], "miss", "expired after the TTL");
   assert.equal(await calls("getVouchers"), n + 1);
+  // A field plumgate does not key on may filter the answer (the upstream
+  // API grows): the call is not answered from the fresh entry of the call
+  // without it, but sent on with its field, and its answer changes nothing.
+  await clearRequests();
+  const vf = await op("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: "x" });
+  assert.equal(vf.status, 200, vf.text);
+  assert.equal(vf.headers["x-plumgate-cache"], "miss", "not the entry of the call without the field");
+  const forwarded = await sandboxRequests(sandbox);
+  assert.deepEqual([forwarded.length, forwarded[0]?.body?.variables?.data?.cacheTest], [1, "x"], "sent on with its field");
+  assert.equal(await calls("getVouchers"), n + 2);
+  const v4 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
+  assert.deepEqual([v4.headers["x-plumgate-cache"], v4.text], ["hit", v3.text], "the entry is as it was");
   // The balance entry expired too. getBalance takes no input (xoxoday-api.md
   // §3.3): a call with an unknown field goes upstream and refills the one
   // entry like any call (else nonces could keep missing it at will).

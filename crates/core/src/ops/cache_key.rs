@@ -20,11 +20,14 @@
 //! older docs say only one applies).
 //!
 //! A call with a field outside the table (an unknown field, or an unknown
-//! member of `sort` or a filter) is served from the entry of the same call
-//! without it, but its own answer is never stored ([`CacheKey::storable`]):
-//! it is forwarded with the field (the upstream API grows), and if that
-//! field changed the answer, the shared entry must not take it. So an
-//! unknown field never makes an entry of its own, and never changes one.
+//! member of `sort` or a filter) has no entry ([`CacheKey::storable`]): it
+//! is forwarded with the field (the upstream API grows), never answered
+//! from the entry of the same call without it (the field may filter the
+//! answer: a caller asking for some products must not get the whole page),
+//! and its answer is never stored (the shared entry must not take it). So
+//! an unknown field never makes an entry of its own, never changes one and
+//! is never answered by one. Misses at will are no new door: a page number
+//! or a filter value already make them; the limiter bounds them all.
 //!
 //! getBalance is the exception: Xoxoday documents no input for it (one
 //! balance per account), so every call is storable, unknown fields and
@@ -43,7 +46,8 @@ use serde_json::{Map, Value};
 pub struct CacheKey {
     /// `<operation>/<SHA-256 hex of the canonical fields>`.
     pub id: String,
-    /// The call has only the fields of the key: its answer may be stored.
+    /// The call has only the fields of the key: it may be answered from
+    /// the entry, and its answer stored there.
     pub storable: bool,
 }
 
