@@ -149,15 +149,20 @@ impl KeyRegistry {
         self.prepare()?;
         // Never in the way of the pruning: a failure here is tried again
         // at the next alarm.
-        let recheck = self.settle_abandoned().await.unwrap_or(false);
+        let (recheck, more_to_look) = self.settle_abandoned().await.unwrap_or((false, false));
         let sql = self.sql();
         let (audit_before, day_before) = registry::prune_before(now_ms(), self.retention_secs());
         sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(audit_before)])?;
         sql.exec("DELETE FROM usage WHERE day < ?", vec![Sql::Integer(day_before)])?;
         sql.exec("DELETE FROM holds WHERE day < ?", vec![Sql::Integer(day_before)])?;
         let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
-        if let Some(next) = registry::next_alarm_in(recheck, left > 0) {
-            self.state.storage().set_alarm(std::time::Duration::from_millis(next as u64)).await?;
+        let storage = self.state.storage();
+        let set_in = storage.get_alarm().await.ok().flatten().map(|at| at - now_ms());
+        let run = registry::AlarmRun { recheck, more_to_look, rows_left: left > 0 };
+        if let Some(next) = registry::next_alarm_in(run, set_in) {
+            storage.set_alarm(std::time::Duration::from_millis(next as u64)).await?;
+            self.alarm_set.set(true);
+        } else if set_in.is_some() {
             self.alarm_set.set(true);
         }
         Ok(empty(200))
@@ -311,16 +316,19 @@ impl KeyRegistry {
     /// (`registry::ledger_knows_nothing`, `registry::nothing_settles`): a
     /// live request is "nothing" to a look until its ledger has it. A
     /// request that was alive after all settles as usual afterwards,
-    /// counting nothing twice. `Ok(true)`: a hold waits for that second
-    /// look (the alarm comes back for it).
-    async fn settle_abandoned(&self) -> worker::Result<bool> {
+    /// counting nothing twice. Returns whether a hold waits for that
+    /// second look, and whether holds were left unasked (more than
+    /// `registry::LOOKS_PER_ALARM`): either way the alarm comes back soon
+    /// (`registry::next_alarm_in`).
+    async fn settle_abandoned(&self) -> worker::Result<(bool, bool)> {
         // The orders' ledgers are the configured account's; misconfigured,
         // the holds wait for a configuration that names it.
-        let Ok(cfg) = settings::load(&self.env) else { return Ok(false) };
+        let Ok(cfg) = settings::load(&self.env) else { return Ok((false, false)) };
         let today = day_of(now_ms());
         // The query leaves out only what `suspects` never takes (committed,
         // older than yesterday); it decides the rest.
         let candidates = rows(&self.sql(), "SELECT key, po, fp, day, amount, holders, state FROM holds WHERE state != 'committed' AND day >= ?", vec![Sql::Integer(today - 1)])?;
+        let more_to_look = candidates.len() > registry::LOOKS_PER_ALARM;
         let candidates = candidates.iter().map(|row| ((text(row.first()), text(row.get(1)), text(row.get(2))), hold_from(row, 3))).collect();
         // Only this alarm's suspects are remembered: a hold settled by its
         // request in between is forgotten.
@@ -352,7 +360,7 @@ impl KeyRegistry {
             let usage = self.usage_of(&key, hold.day)?;
             self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage))?;
         }
-        Ok(recheck)
+        Ok((recheck, more_to_look))
     }
 
     /// What the ledger object `name` knows of the order with fingerprint

@@ -339,15 +339,41 @@ pub fn look_sooner(alarm_at_ms: Option<i64>, now_ms: i64) -> bool {
     alarm_at_ms.is_none_or(|at| at > now_ms.saturating_add(LOOK_AFTER_REFUSAL_MS))
 }
 
-/// When the alarm comes next, in ms from now, after a run: `recheck` (a
-/// hold waits for a second look, [`NOTHING_RECHECK_MS`]), `rows_left` (the
-/// tables still hold something to prune one day: [`PRUNE_EVERY_MS`]);
-/// neither: `None`, no alarm until a request sets one.
-pub fn next_alarm_in(recheck: bool, rows_left: bool) -> Option<i64> {
-    if recheck {
+/// How soon the alarm comes again when a run left holds unasked (more
+/// than [`LOOKS_PER_ALARM`]): five minutes, so that the leftovers of an
+/// outage (up to 240 holds) are all asked about within the hour without
+/// a look every minute at holds that stay pending.
+pub const MORE_TO_LOOK_MS: i64 = 300_000;
+
+/// What an alarm's run found, for [`next_alarm_in`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlarmRun {
+    /// A hold waits for a second look ([`NOTHING_RECHECK_MS`]).
+    pub recheck: bool,
+    /// Holds were left unasked ([`MORE_TO_LOOK_MS`]).
+    pub more_to_look: bool,
+    /// The tables still hold something to prune one day ([`PRUNE_EVERY_MS`]).
+    pub rows_left: bool,
+}
+
+/// When the alarm comes next, in ms from now, after a run (`None`: leave
+/// the alarm as it is; with none set, none until a request sets one). An
+/// alarm set while the run went on (`set_in`, ms from now: a refusal over
+/// a spend cap brought one forward, [`look_sooner`]) is kept when it comes
+/// no later: a run takes up to 20 looks of 10 s, and setting the hourly
+/// alarm after it would keep that key refused for an hour.
+pub fn next_alarm_in(run: AlarmRun, set_in: Option<i64>) -> Option<i64> {
+    let wanted = if run.recheck {
         Some(NOTHING_RECHECK_MS)
+    } else if run.more_to_look {
+        Some(MORE_TO_LOOK_MS)
     } else {
-        rows_left.then_some(PRUNE_EVERY_MS)
+        run.rows_left.then_some(PRUNE_EVERY_MS)
+    };
+    if set_in.is_some_and(|s| wanted.is_none_or(|w| s <= w)) {
+        None
+    } else {
+        wanted
     }
 }
 
@@ -682,10 +708,20 @@ mod tests {
         assert!(!look_sooner(Some(T0 + LOOK_AFTER_REFUSAL_MS), T0), "due by then already");
         assert!(!look_sooner(Some(T0 + 5_000), T0), "due sooner");
         assert!(look_sooner(Some(T0 + LOOK_AFTER_REFUSAL_MS + 1), T0));
-        assert_eq!(next_alarm_in(true, false), Some(NOTHING_RECHECK_MS), "a second look is due, even with nothing else kept");
-        assert_eq!(next_alarm_in(true, true), Some(NOTHING_RECHECK_MS));
-        assert_eq!(next_alarm_in(false, true), Some(PRUNE_EVERY_MS));
-        assert_eq!(next_alarm_in(false, false), None, "nothing kept: no alarm");
+        let run = |recheck, more_to_look, rows_left| AlarmRun { recheck, more_to_look, rows_left };
+        assert_eq!(next_alarm_in(run(true, false, false), None), Some(NOTHING_RECHECK_MS), "a second look is due, even with nothing else kept");
+        assert_eq!(next_alarm_in(run(true, true, true), None), Some(NOTHING_RECHECK_MS));
+        assert_eq!(next_alarm_in(run(false, true, true), None), Some(MORE_TO_LOOK_MS), "holds left unasked: again in 5 minutes");
+        assert_eq!(next_alarm_in(run(false, false, true), None), Some(PRUNE_EVERY_MS));
+        assert_eq!(next_alarm_in(run(false, false, false), None), None, "nothing kept: no alarm");
+        // An alarm a refusal over a cap set during the run is kept when it
+        // comes no later than the one the run wants; a later one is replaced.
+        assert_eq!(next_alarm_in(run(false, false, true), Some(LOOK_AFTER_REFUSAL_MS - 5_000)), None, "the minute's look stands");
+        assert_eq!(next_alarm_in(run(false, false, false), Some(LOOK_AFTER_REFUSAL_MS)), None);
+        assert_eq!(next_alarm_in(run(true, false, true), Some(NOTHING_RECHECK_MS)), None);
+        assert_eq!(next_alarm_in(run(true, false, true), Some(LOOK_AFTER_REFUSAL_MS)), Some(NOTHING_RECHECK_MS), "a second look sooner");
+        assert_eq!(next_alarm_in(run(false, false, true), Some(2 * PRUNE_EVERY_MS)), Some(PRUNE_EVERY_MS));
+        assert_eq!(next_alarm_in(run(false, false, true), Some(-5)), None, "one overdue: it fires at once");
     }
 
     #[test]
