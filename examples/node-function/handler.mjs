@@ -5,8 +5,12 @@
 //   events) and Netlify Functions v1: a JSON string body in, `{statusCode,
 //   headers, body}` out. The deadline comes from Lambda's
 //   `context.getRemainingTimeInMillis()`.
-// - `default(request)`: the web-standard shape of Vercel Functions and Netlify
-//   Functions v2: a `Request` in, a `Response` out.
+// - `POST(request)`: Vercel Functions' web-standard shape (a named method
+//   export: Vercel calls a default-exported function Node-style, with
+//   `(req, res)`): a `Request` in, a `Response` out.
+//
+// Netlify Functions v2 take a default export from a file without a
+// `handler` export (else Netlify runs `handler`): that is `web.mjs`.
 //
 // Environment: PLUMGATE_URL (the deployment's URL) and PLUMGATE_KEY (a caller
 // key with the orders:write scope), e.g. in the platform's secret settings.
@@ -49,7 +53,8 @@ export async function handler(event, context) {
   return { statusCode: status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 
-export default async function (request) {
+/** A `Request` in, a `Response` out (Vercel; `web.mjs` for Netlify v2). */
+export async function POST(request) {
   const { status, body } = await sendReward(parse(await request.text()), Date.now() + DEFAULT_BUDGET_MS - MARGIN_MS);
   return Response.json(body, { status });
 }

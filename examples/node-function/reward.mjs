@@ -64,6 +64,14 @@ export async function sendReward(input, deadline) {
         },
       };
     case "unknown":
+      if (outcome.reason === "duplicate_po_number") {
+        // Xoxoday holds another order under this poNumber (not this one):
+        // asking again gets the same answer. The caller must look first.
+        return {
+          status: 409,
+          body: { status: "unknown", poNumber: outcome.poNumber, reason: outcome.reason, retry: "do not call again with this poNumber: another order holds it; look it up with getOrderDetails" },
+        };
+      }
       // Not a failure: the order may exist. 202 tells the caller to come back
       // with the same poNumber (plumgate then answers with the order, once).
       return {

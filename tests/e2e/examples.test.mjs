@@ -1,7 +1,7 @@
 // The two examples in examples/, started the way their platforms run them and
 // driven from outside, against plumgate and the sandbox:
 // - examples/node-function: serve.mjs turns HTTP requests into Lambda proxy
-//   events with a time limit; the web-standard default export is called too;
+//   events with a time limit; the web-standard exports are called too;
 // - examples/worker: a caller Worker and plumgate under one `wrangler dev`,
 //   the caller reaching plumgate only through its Service Binding (its
 //   client's URL host resolves nowhere).
@@ -140,15 +140,44 @@ test("node function: an order slower than the function's time limit is 202 unkno
   await sandbox.admin("/faults/clear", {});
 });
 
-test("node function (web-standard shape, Vercel / Netlify v2): Request in, Response out", async () => {
+test("node function (web-standard shapes, Vercel and Netlify v2): Request in, Response out, each exported the way its platform looks for it", async () => {
   process.env.PLUMGATE_URL = gateway.url;
   process.env.PLUMGATE_KEY = keys.rewards.key;
-  const { default: handle } = await import(join(ROOT, "examples/node-function/handler.mjs"));
-  const res = await handle(new Request("http://function.local/", { method: "POST", body: JSON.stringify({ ...REWARD, poNumber: po("web") }) }));
-  assert.equal(res.status, 200);
+  const forVercel = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const forNetlify = await import(join(ROOT, "examples/node-function/web.mjs"));
+  // Vercel calls a default-exported function as (req, res): the web shape
+  // must be a method export. Netlify runs a `handler` export as v1 when
+  // there is one: its v2 file must have none.
+  assert.equal(forVercel.default, undefined, "no default export for Vercel to call Node-style");
+  assert.equal(typeof forVercel.POST, "function");
+  assert.deepEqual(Object.keys(forNetlify), ["default"], "web.mjs has only a default export");
+  for (const [name, handle] of [["vercel", forVercel.POST], ["netlify", forNetlify.default]]) {
+    const res = await handle(new Request("http://function.local/", { method: "POST", body: JSON.stringify({ ...REWARD, poNumber: po(`web-${name}`) }) }));
+    assert.equal(res.status, 200, name);
+    const json = await res.json();
+    assert.equal(json.status, "placed");
+    assert.equal(json.poNumber, po(`web-${name}`));
+  }
+});
+
+test("node function: a poNumber Xoxoday holds for another order is 409, not 202 'call again' (asking again gets the same answer)", async () => {
+  process.env.PLUMGATE_URL = gateway.url;
+  process.env.PLUMGATE_KEY = keys.rewards.key;
+  const { POST } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  // Another system's order under the poNumber, for another recipient,
+  // placed on Xoxoday directly.
+  const { access_token: at } = await sandbox.admin("/tokens/issue", {});
+  const theirs = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${at}`, "content-type": "application/json" },
+    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: { ...REWARD, quantity: 1, email: "someone.else@example.com", poNumber: po("dup"), notifyReceiverEmail: 0, notifyAdminEmail: 0 } } }),
+  });
+  assert.equal(theirs.status, 200, await theirs.text());
+  const res = await POST(new Request("http://function.local/", { method: "POST", body: JSON.stringify({ ...REWARD, poNumber: po("dup") }) }));
   const json = await res.json();
-  assert.equal(json.status, "placed");
-  assert.equal(json.poNumber, po("web"));
+  assert.equal(res.status, 409, JSON.stringify(json));
+  assert.deepEqual([json.status, json.reason, json.poNumber], ["unknown", "duplicate_po_number", po("dup")]);
+  assert.doesNotMatch(json.retry, /call again later/);
 });
 
 test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipient's accented address arrives as written", async () => {

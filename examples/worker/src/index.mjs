@@ -59,6 +59,11 @@ export default {
             { status: outcome.retryable ? 503 : 422 },
           );
         }
+        // Another order holds the poNumber: asking again gets the same
+        // answer, so the caller must look it up, not come back.
+        if (outcome.reason === "duplicate_po_number") {
+          return Response.json({ status: "unknown", poNumber: outcome.poNumber, reason: outcome.reason }, { status: 409 });
+        }
         // The order may exist: the caller comes back with the same poNumber.
         return Response.json({ status: "unknown", poNumber: outcome.poNumber, reason: outcome.reason }, { status: 202 });
       }
