@@ -221,7 +221,7 @@ test("credentials_rejected (invalid_client): one alert; recovery with a new refr
     assert.equal(st.last_alert.delivered, false);
     assert.equal(st.last_alert.attempts, 0);
     assert.equal(st.last_alert.error, "not sent: ALERT_WEBHOOK_URL is not set");
-    assert.ok(w.jsonLogs().some((l) => l.event === "alert_raised" && l.delivery === "not_configured"));
+    await waitFor(() => w.jsonLogs().some((l) => l.event === "alert_raised" && l.delivery === "not_configured"), { what: "alert_raised logged as not_configured" });
   });
   assert.equal(rx.hits.length, 2, "the other worker's alerts went nowhere");
 });

@@ -66,9 +66,11 @@ before(async () => {
 });
 
 after(async () => {
+  // Workers stopped first: lines still in their pipes, or printed as
+  // they stop, are scanned too.
+  await w?.stop();
   const hits = await leakScan(sandbox, allKeys);
   const vhits = voucherLeakScan(vouchers);
-  await w?.stop();
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no token, secret or key in any answer or log line");

@@ -23,10 +23,13 @@ after(async () => {
 
 test("a replay inside the retention window; upstream decides after it", async () => {
   sandbox = await startSandbox();
-  const w = await startWorker({ sandbox, keys, vars: { ORDER_RETENTION_SECS: "2" } });
+  // A short window (6 s) so the test can wait it out; long enough that a
+  // loaded machine reads both audit entries before they age out.
+  const w = await startWorker({ sandbox, keys, vars: { ORDER_RETENTION_SECS: "6" } });
   try {
     const body = { productId: 10100, quantity: 1, denomination: 10, poNumber: "retention-1", email: "alex@example.com" };
     const first = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body });
+    const firstAt = Date.now();
     assert.equal(first.status, 200, first.text);
     const replay = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body });
     assert.equal(replay.status, 200);
@@ -35,11 +38,11 @@ test("a replay inside the retention window; upstream decides after it", async ()
     const trail = async () => (await call(w, "/v1/audit", { method: "GET", key: keys.admin })).json.entries.map((e) => e.request_id);
     const ids = [first.headers["x-request-id"], replay.headers["x-request-id"]];
     await waitFor(async () => (await trail()).filter((id) => ids.includes(id)).length === 2,
-      { timeout: 1_500, interval: 100, what: "both attempts in the audit trail" });
+      { timeout: 4_000, interval: 100, what: "both attempts in the audit trail" });
 
     // After the window the ledger sends the request upstream again; the
     // sandbox (like Xoxoday) rejects the duplicate poNumber.
-    await sleep(2500);
+    await sleep(Math.max(0, firstAt + 6_500 - Date.now()));
     const later = await waitFor(async () => {
       const r = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body: { ...body, quantity: 2 } });
       return r.json?.error?.code === "idempotency_conflict" ? null : r;

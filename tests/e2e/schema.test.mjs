@@ -44,8 +44,10 @@ before(async () => {
 });
 
 after(async () => {
-  const hits = await leakScan(sandbox, keys);
+  // Workers stopped first: lines still in their pipes, or printed as
+  // they stop, are scanned too.
   await w?.stop();
+  const hits = await leakScan(sandbox, keys);
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   if (work) cleanup(work);

@@ -188,7 +188,7 @@ test("invalid_client: credentials_rejected, the refresh token kept; fixing the s
     assert.equal(st.state, "credentials_rejected");
     assert.match(st.last_error, /invalid_client/);
     assert.equal((await sb.counters()).refresh_calls, 1, "no loop");
-    assert.ok(w.lines.some((l) => l.includes('"event":"credentials_rejected"')), "a loud log line");
+    await waitFor(() => w.lines.some((l) => l.includes('"event":"credentials_rejected"')), { what: "a loud credentials_rejected log line" });
   });
   assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0);
   // The operator sets the right secret: the same (unspent) refresh token works.
@@ -531,7 +531,7 @@ test("upgrade: the previous version's single authority hands its state over once
     const r = await op(w);
     assert.equal(r.status, 200, r.text);
     assert.equal((await tokenStatus(w)).refresh_count, 2);
-    assert.ok(w.jsonLogs().some((l) => l.event === "legacy_state_imported"));
+    await waitFor(() => w.jsonLogs().some((l) => l.event === "legacy_state_imported"), { what: "legacy_state_imported logged" });
   });
   const c = await sb.counters();
   assert.equal(c.refresh_success, 1);
