@@ -18,7 +18,9 @@
 //! anything: audit entries older than `ORDER_RETENTION_SECS`, usage and
 //! holds of days before yesterday. It also settles holds whose requests
 //! may have died or whose fate was left unknown (asking the orders'
-//! ledgers), and comes a minute after a refusal over a spend cap for that.
+//! ledgers), and comes a minute after a refusal over a spend cap for that
+//! (kept when a run ends after it was set), and every 5 minutes while more
+//! holds wait than one run asks about.
 //! When, what and which holds are the core's (`registry::look_sooner`,
 //! `next_alarm_in`, `prune_before`, `suspects`); this file does the I/O.
 

@@ -476,8 +476,6 @@ impl Config {
     }
 }
 
-/// Merge per-operation limits into `into` (`0` removes one); an unknown
-/// operation is an error naming the field `name`.
 /// A status for a fault's answer: from `low` up to 499 (a 5xx would be
 /// read as Xoxoday failing, not as the fault the setting names).
 fn status_in(v: u16, low: u16, name: &str) -> Result<u16, String> {
@@ -488,6 +486,8 @@ fn status_in(v: u16, low: u16, name: &str) -> Result<u16, String> {
     }
 }
 
+/// Merge per-operation limits into `into` (`0` removes one); an unknown
+/// operation is an error naming the field `name`.
 fn merge_limits(name: &str, limits: BTreeMap<String, u32>, into: &mut BTreeMap<String, u32>) -> Result<(), String> {
     for (op, n) in limits {
         if !OPS.contains(&op.as_str()) {

@@ -1,10 +1,13 @@
 //! The edge cache's key of a cacheable call: only the fields that change
 //! Xoxoday's answer, each in one form.
 //!
-//! A key that hashed the whole body let any caller miss the cache at will
-//! (`{"nonce": n}`), spend the operation's budget and bring a penalty on
-//! everyone. So the key covers, per operation, the fields Xoxoday documents
-//! as changing its answer (xoxoday-api.md §3.1–3.3), and nothing else:
+//! A key that hashed the whole body would give every spelling of one call
+//! its own entry (`25` and `"25"`, another key order), and let a caller
+//! miss getBalance's one entry at will (`{"nonce": n}`), spend its budget
+//! and bring a penalty on everyone. So the key covers, per operation, the
+//! fields Xoxoday documents as changing its answer (xoxoday-api.md
+//! §3.1–3.3), and nothing else (a catalog call with any other field skips
+//! the cache: below):
 //!
 //! | operation | fields in the key |
 //! |---|---|
