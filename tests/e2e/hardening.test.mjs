@@ -18,7 +18,7 @@ import { request as httpRequest } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   startSandbox, startWorker, standardKeys, call, leakScan, cleanup, tempDir, objectFiles, readStored, writeStored,
-  collectVoucherSecrets, voucherLeakScan, sandboxRequests, waitFor, capturedLogs, makeKey,
+  collectVoucherSecrets, voucherLeakScan, sandboxRequests, waitFor, roomInDay, capturedLogs, makeKey,
 } from "./harness.mjs";
 
 const keys = standardKeys();
@@ -317,6 +317,7 @@ test("concurrent misses of one entry make one call: the others wait for its answ
 });
 
 test("getVouchers' daily cap (429, no Retry-After): no call until the next day boundary; cached pages keep being served, stale behind a bypass", async () => {
+  await roomInDay(120); // not across a day boundary it counts to
   await sbL.admin("/config", { daily_limits: { getVouchers: 2 } });
   const page = (n) => ({ limit: 3, page: n });
   assert.equal((await op(wL, "getVouchers", keys.catalog, page(1))).headers["x-plumgate-cache"], "miss");

@@ -356,6 +356,19 @@ export async function leakScan(sandbox, keys, extraSecrets = []) {
   return hits;
 }
 
+/**
+ * Wait past the next day boundary (UTC midnight, or IST midnight at 18:30
+ * UTC: Xoxoday's day may be either) when less than `secs` are left before
+ * it, so that a test that reads "today" or counts to midnight does not
+ * straddle one.
+ */
+export async function roomInDay(secs) {
+  const DAY = 86_400_000;
+  const now = Date.now();
+  const next = Math.min(...[0, (18 * 60 + 30) * 60_000].map((offset) => Math.floor((now - offset) / DAY) * DAY + offset + DAY));
+  if (next - now < secs * 1000) await sleep(next - now + 500);
+}
+
 export async function waitFor(fn, { timeout = 10_000, interval = 100, what = "condition" } = {}) {
   const deadline = Date.now() + timeout;
   for (;;) {

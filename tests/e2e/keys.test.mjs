@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startSandbox, startWorker, standardKeys, makeKey, call, leakScan, waitFor, cleanup, HIGH_LIMITS, collectVoucherSecrets, voucherLeakScan, capturedLogs, ownValue, objectFiles } from "./harness.mjs";
+import { startSandbox, startWorker, standardKeys, makeKey, call, leakScan, waitFor, roomInDay, cleanup, HIGH_LIMITS, collectVoucherSecrets, voucherLeakScan, capturedLogs, ownValue, objectFiles } from "./harness.mjs";
 
 const keys = standardKeys();
 // A GATEWAY_KEYS entry with limits: static keys carry the same object.
@@ -110,6 +110,7 @@ async function editRegistry(dir, edit) {
 }
 
 test("a runtime key: shown once, works at once for its scopes only, listed without its secret", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   const before = (await sandbox.counters()).api_calls.getOrderHistory ?? 0;
   const k = await createKey({ id: "billing-fn", scopes: ["catalog", "orders:read"], limits: { requests_per_minute: 1000 } });
   assert.equal(k.id, "billing-fn");
@@ -410,6 +411,7 @@ test("requests_per_minute: over it, 429 quota_exceeded until the next minute; PA
 });
 
 test("order_amount_per_day: two concurrent orders that together pass the cap: exactly one is placed", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   const k = await createKey({ id: "capped", scopes: ["orders:write"], limits: { order_amount_per_day: 60 } });
   const ordersBefore = (await sandbox.counters()).orders;
   const pos = [po("cap-a"), po("cap-b"), po("cap-c"), po("cap-d")];
@@ -452,6 +454,7 @@ test("order_amount_per_day: two concurrent orders that together pass the cap: ex
 });
 
 test("order_amount_per_day: a refusal frees the amount, an unknown fate keeps it; static keys carry caps too", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   const k = await createKey({ id: "capped-2", scopes: ["orders:write"], limits: { order_amount_per_day: 60 } });
   // Xoxoday refuses (no such denomination): nothing was spent.
   const bad = await order(k.key, po("free"), 55);
@@ -504,6 +507,7 @@ test("order_amount_per_day: a refusal frees the amount, an unknown fate keeps it
 });
 
 test("order_amount_per_day: an order a token failure kept from being sent frees its amount at once", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   const k = await createKey({ id: "capped-token", scopes: ["orders:write"], limits: { order_amount_per_day: 20 } });
   // Xoxoday answers 401 to the access token and its token check fails:
   // placeOrder was never executed, and the ledger knows it.
