@@ -166,10 +166,11 @@ pub async fn shared_fill(url: &str, sent: &str, timeout_ms: u32) -> Shared {
     Shared::Lead(Fill { id, left: None })
 }
 
-/// The Cache API URL of a key, for the Xoxoday account `cfg` talks to
-/// (`plumgate_core::edge::cache_url` says why the account).
-pub fn url(cfg: &Config, key: &CacheKey) -> String {
-    cache_url(cfg.account_id(), key)
+/// The Cache API URL of a key, for the Xoxoday account `cfg` talks to and
+/// the entry lifetime `ttl_secs` configured for it
+/// (`plumgate_core::edge::cache_url` says why both).
+pub fn url(cfg: &Config, ttl_secs: u32, key: &CacheKey) -> String {
+    cache_url(cfg.account_id(), ttl_secs, key)
 }
 
 /// The entry under `url`, fresh or stale; `None` when there is none still

@@ -101,7 +101,7 @@ pub async fn forward(
         None => 0,
     };
     let key = ops::cache_key(op, &data);
-    let url = key.as_ref().map(|k| edge_cache::url(cfg, k));
+    let url = key.as_ref().map(|k| edge_cache::url(cfg, ttl, k));
     let mut trace = Trace::default();
     let mut stale = None;
     // This request's fill of the entry, held until its answer is stored.

@@ -708,14 +708,14 @@ test("placeOrder answered HTTP 200 with Xoxoday's failure flag (status 0): that 
 
 // ----------------------------------------------------------------- caching
 
-test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults)", async () => {
+test("caching: a new isolate serves a page the Cache API holds (the worker restarted on the same state, product defaults); a shortened lifetime starts it afresh", async () => {
   // The isolate's own copy is gone after a restart: the hit is read back
   // from the Cache API (edge_cache::get through runtime::cache).
   const d = tempDir();
   const data = { limit: 5, page: 2, sort: { field: "name", order: "ASC" } };
   // Its own token pair: the file's worker has rotated the default one.
   const { refresh_token } = await sandbox.admin("/tokens/issue", {});
-  const start = () => startWorker({ sandbox, keys, persistDir: d, vars: { XOXODAY_REFRESH_TOKEN: refresh_token } });
+  const start = (vars = {}) => startWorker({ sandbox, keys, persistDir: d, vars: { XOXODAY_REFRESH_TOKEN: refresh_token, ...vars } });
   let w2 = await start();
   try {
     const n = (await counters()).api_calls.getVouchers;
@@ -729,6 +729,16 @@ test("caching: a new isolate serves a page the Cache API holds (the worker resta
     assert.equal(again.headers["x-plumgate-cache"], "hit", "read back from the Cache API");
     assert.equal(again.text, first.text, "the same bytes");
     assert.equal((await counters()).api_calls.getVouchers, n + 1, "no second upstream call");
+    // The operator shortens the lifetime (prices changed): a page stored
+    // under the six-hour one is not served for six hours more.
+    await w2.stop();
+    w2 = await start({ CATALOG_CACHE_TTL_SECS: "60" });
+    const shorter = await call(w2, "/v1/ops/getVouchers", { key: keys.catalog, body: data });
+    assert.equal(shorter.status, 200, shorter.text);
+    assert.equal(shorter.headers["x-plumgate-cache"], "miss", "a new lifetime starts the cache afresh");
+    assert.equal((await counters()).api_calls.getVouchers, n + 2);
+    const kept = await call(w2, "/v1/ops/getVouchers", { key: keys.catalog, body: data });
+    assert.equal(kept.headers["x-plumgate-cache"], "hit", "then kept under the new one");
   } finally {
     await w2.stop();
     cleanup(d);

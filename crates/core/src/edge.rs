@@ -266,13 +266,17 @@ impl<V> ByteLru<V> {
 }
 
 /// The Cache API URL of `key` (`ops::cache_key`) for `account`
-/// (`Config::account_id`: the Xoxoday base URL and client id). `v3`: keys of
-/// fields, with stale copies, per account. The Cache API is shared by every
-/// Worker of a zone: without the account, a staging and a production
-/// plumgate (or one whose credentials changed) would answer with each
-/// other's catalog and balance.
-pub fn cache_url(account: &str, key: &CacheKey) -> String {
-    "https://plumgate.internal/cache/v3/".to_owned() + account + "/" + key.id.as_str()
+/// (`Config::account_id`: the Xoxoday base URL and client id), under the
+/// entry lifetime `ttl_secs` now configured for it. `v3`: keys of fields,
+/// with stale copies, per account. The Cache API is shared by every Worker
+/// of a zone: without the account, a staging and a production plumgate (or
+/// one whose credentials changed) would answer with each other's catalog
+/// and balance. Without the lifetime, an entry stored under a longer one
+/// would stay fresh for it after the operator shortened it (prices
+/// changed: `CATALOG_CACHE_TTL_SECS` 21600 → 60 would still serve
+/// six-hour-old pages); a new lifetime starts the cache afresh.
+pub fn cache_url(account: &str, ttl_secs: u32, key: &CacheKey) -> String {
+    format!("https://plumgate.internal/cache/v3/{account}/{ttl_secs}s/{}", key.id)
 }
 
 #[cfg(test)]
@@ -317,9 +321,11 @@ mod tests {
         use crate::ops::{cache_key, Operation};
         let data = serde_json::json!({"limit": 5, "page": 1});
         let key = cache_key(Operation::GetVouchers, &data).expect("catalog calls have a key");
-        let url = |oauth_url: &str, client_id: &str| cache_url(&crate::token::storage::account_id(oauth_url, client_id), &key);
+        let url = |oauth_url: &str, client_id: &str| cache_url(&crate::token::storage::account_id(oauth_url, client_id), 21_600, &key);
         let prod = url("https://accounts.xoxoday.com/chef", "client-a");
-        assert!(prod.starts_with("https://plumgate.internal/cache/v3/") && prod.ends_with(&key.id), "{prod}");
+        assert!(prod.starts_with("https://plumgate.internal/cache/v3/") && prod.ends_with(&format!("/21600s/{}", key.id)), "{prod}");
+        let account = crate::token::storage::account_id("https://accounts.xoxoday.com/chef", "client-a");
+        assert_ne!(prod, cache_url(&account, 60, &key), "another lifetime: entries stored under the old one are not served");
         assert_ne!(prod, url("https://stagingaccount.xoxoday.com/chef", "client-a"), "another environment");
         assert_ne!(prod, url("https://accounts.xoxoday.com/chef", "client-b"), "another account");
         assert_eq!(prod, url("https://ACCOUNTS.xoxoday.com/chef/", "client-a"), "the same account however the URL is written");
