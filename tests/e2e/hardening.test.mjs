@@ -507,6 +507,7 @@ test("getOrderDetails answers 404 PLE10021 (no words in Xoxoday's docs): the ord
 });
 
 test("a capped key's order left unknown and never retried: the alarm's check finds it placed, and the key's usage and audit trail say so", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
   await sbO.admin("/faults/details", { mode: "not_found", count: 1, po_number: po("cap-found") });
   const c0 = await sbO.counters();

@@ -638,6 +638,7 @@ test("runtime keys, revocations and the trail survive a restart", async () => {
 });
 
 test("a worker killed before it reported a key's use: the key list still shows the orders the registry counted", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   const k = await createKey({ id: "crashed-before-sync", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
   assert.ok(placed(await order(k.key, po("crash"), 10)));
   assert.ok(placed(await order(k.key, po("crash"), 10)));
@@ -651,6 +652,7 @@ test("a worker killed before it reported a key's use: the key list still shows t
 });
 
 test("holds whose requests died between reserve and settle, or whose fate was left unknown: the registry asks each order's ledger, then commits or frees them", async () => {
+  await roomInDay(240); // usage and caps are per UTC day
   const k = await createKey({ id: "dead-holders", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
   const placedPo = po("dead-placed");
   assert.ok(placed(await order(k.key, placedPo, 50)));
@@ -692,6 +694,7 @@ test("holds whose requests died between reserve and settle, or whose fate was le
 });
 
 test("a hold whose request died across the upgrade to per-account ledgers: the order the older ledger placed is counted", async () => {
+  await roomInDay(240); // usage and caps are per UTC day
   const k = await createKey({ id: "upgrade-holder", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
   const q = po("upgrade");
   assert.ok(placed(await order(k.key, q, 50)));
@@ -726,6 +729,7 @@ test("a hold whose request died across the upgrade to per-account ledgers: the o
 });
 
 test("a GATEWAY_KEYS entry given a runtime key's id later: the runtime key can still be revoked, and the static key's orders keep its own cap", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
   const k = await createKey({ id: "later-static", scopes: ["catalog"] });
   const clash = makeKey("later-static", ["catalog", "orders:write"]);
   clash.entry.limits = { order_amount_per_day: 40 };

@@ -274,7 +274,8 @@ impl<V> ByteLru<V> {
 /// and balance. Without the lifetime, an entry stored under a longer one
 /// would stay fresh for it after the operator shortened it (prices
 /// changed: `CATALOG_CACHE_TTL_SECS` 21600 → 60 would still serve
-/// six-hour-old pages); a new lifetime starts the cache afresh.
+/// six-hour-old pages); a new lifetime starts the cache afresh (a value
+/// used again within its lifetime plus a day finds its entries again).
 pub fn cache_url(account: &str, ttl_secs: u32, key: &CacheKey) -> String {
     format!("https://plumgate.internal/cache/v3/{account}/{ttl_secs}s/{}", key.id)
 }
