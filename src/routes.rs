@@ -57,6 +57,7 @@ use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::jsontext::request_json;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
+use plumgate_core::route;
 use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Value};
 use worker::{web_sys, Context, Env, Method};
@@ -107,7 +108,7 @@ pub async fn handle(req: Incoming, env: Env, ctx: Context) -> Outgoing {
 }
 
 async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog) -> Result<Outgoing, ApiError> {
-    let path = req.path.clone();
+    let path = route::routed_path(&req.path).to_owned();
     // `None` for a method `worker::Method` cannot represent (it would call
     // it GET): such a request gets 405 everywhere.
     let method = method_of(&req);

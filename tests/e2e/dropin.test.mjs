@@ -294,6 +294,8 @@ test("helsinki-systems/xoxoday: x/oauth2's refresh (both credential styles) and 
   const vouchers = (data) => goClient.run(token, "plumProAPI.mutation.getVouchers", {
     limit: 0, page: 0, includeProducts: "", excludeProducts: "", exchangeRate: 0, sort: { field: "", order: "" }, filters: null, ...data,
   });
+  // Its request struct's zero values: limit and page 0 (the whole catalogue, as the sandbox reads it).
+  plumOk(await vouchers({}), "getVouchers", "Vouchers, zero values");
   plumOk(await vouchers({ limit: 10, page: 1 }), "getVouchers", "Vouchers, no filter");
   plumOk(await vouchers({ limit: 10, page: 1, exchangeRate: 1, filters: [{ key: "country", value: "usa" }] }), "getVouchers", "Vouchers, one filter");
   plumOk(await goClient.run(token, "plumProAPI.mutation.getFilters", { filterGroupCode: "country", includeFilters: "", excludeFilters: "" }), "getFilters", "Filters");
@@ -431,6 +433,51 @@ test("values Xoxoday accepts pass and go upstream as sent (flags as 0/1, [] as {
     plumOk(await env(query, data), op, `${op} ${JSON.stringify(data)}`);
     assert.deepEqual((await lastUpstream()).body, canonical(query, expected ?? data), `${op}: what went upstream`);
   }
+});
+
+// Forms published clients send that Xoxoday's API reference allows: the
+// guide's `/oauth/api/` (its getVouchers and placeOrder curl examples), PHP
+// scripts' limit and page "0" to production, a JavaScript client's
+// `filters: {}`, a price range as getFilters lists them, a Laravel client's
+// getVouchers with neither limit nor page, and Xoxoday's MCP client's
+// history with no dates. Each goes upstream for Xoxoday to judge; where the
+// sandbox reads the documents the strict way (limit, page and dates
+// required), its refusal is what the caller gets, as from Xoxoday.
+test("published clients' forms: the guide's trailing slash, limit \"0\", filters {}, a price range, no limit, no dates", async () => {
+  const key = keys.admin.key;
+  const post = (path, query, data) => http("POST", path, {
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, tag: "plumProAPI", variables: { data } }),
+  });
+  const vouchers = "plumProAPI.mutation.getVouchers";
+  const php = { limit: "0", page: "0", includeProducts: "", excludeProducts: "", filters: [{ key: "currencyCode", value: "INR" }] };
+  const inr = plumOk(await post("/chef/v1/oauth/api/", vouchers, php), "getVouchers", "limit \"0\" on the guide's path");
+  assert.deepEqual((await lastUpstream()).body, canonical(vouchers, php), "sent as given");
+  const firstTen = plumOk(await post("/chef/v1/oauth/api", vouchers, { limit: 10, page: 1, filters: [{ key: "currencyCode", value: "INR" }] }), "getVouchers", "ten");
+  assert.ok(inr.length > firstTen.length && inr.every((p) => p.currencyCode === "INR"), `limit 0: every INR product (${inr.length})`);
+
+  plumOk(await post("/chef/v1/oauth/api", vouchers, { limit: 3, page: 7, filters: {} }), "getVouchers", "filters {}");
+  assert.deepEqual((await lastUpstream()).body, canonical(vouchers, { limit: 3, page: 7, filters: [] }), "no filters, sent as the documented []");
+
+  const ranged = { limit: 0, page: 1, filters: [{ key: "price", value: "0 - 10" }] };
+  const cheap = plumOk(await post("/chef/v1/oauth/api", vouchers, ranged), "getVouchers", "a price range");
+  assert.deepEqual((await lastUpstream()).body, canonical(vouchers, ranged));
+  assert.ok(cheap.length >= 1 && cheap.every((p) => Number(p.minValue) <= 10), "products with a value up to 10");
+
+  for (const [query, data] of [[vouchers, { filters: [{ key: "country", value: "usa" }] }], ["plumProAPI.mutation.getOrderHistory", { limit: 10, page: 1 }]]) {
+    const r = await post("/chef/v1/oauth/api", query, data);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.errorId, "PLE10001", `Xoxoday's (the sandbox's) refusal, not plumgate's: ${r.text}`);
+    assert.deepEqual((await lastUpstream()).body, canonical(query, data), "it went upstream as sent");
+  }
+
+  // The token path with a slash too.
+  const t = await http("POST", "/chef/v1/oauth/token/user/", {
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ grant_type: "refresh_token", refresh_token: keys.mcp.key, client_id: "c", client_secret: "s" }),
+  });
+  await tokenAnswer(t, keys.mcp, { refresh: true });
+  assert.equal((await http("POST", "/chef/v1/oauth/api//", { headers: { authorization: `Bearer ${key}` }, body: "{}" })).status, 404, "one slash only");
 });
 
 test("idempotency: \"25\" and 25 are the same order", async () => {

@@ -23,6 +23,18 @@ pub fn path_of(url: &str) -> &str {
     &url[start..end]
 }
 
+/// The path the router matches: `path`, less one trailing `/` under the
+/// drop-in base. Xoxoday's own guide writes `…/chef/v1/oauth/api/` in its
+/// getVouchers and placeOrder examples and clients copy it, so both
+/// spellings of a drop-in path (the token paths too) reach one route.
+/// plumgate's own routes (`/v1/...`) have one spelling.
+pub fn routed_path(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(p) if p.len() > "/chef".len() && p.starts_with("/chef/") => p,
+        _ => path,
+    }
+}
+
 /// The query parameters of a serialized URL, in order, percent-decoded
 /// (`+` is a plus sign, as RFC 3986 has it, so a time offset such as
 /// `+05:30` survives unencoded). A name without `=` has an empty value.
@@ -63,7 +75,24 @@ fn percent_decoded(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{path_of, query_of};
+    use super::{path_of, query_of, routed_path};
+
+    #[test]
+    fn routed_paths() {
+        for (path, want) in [
+            ("/chef/v1/oauth/api/", "/chef/v1/oauth/api"),
+            ("/chef/v1/oauth/api", "/chef/v1/oauth/api"),
+            ("/chef/v1/oauth/token/user/", "/chef/v1/oauth/token/user"),
+            ("/chef/v1/oauth/api//", "/chef/v1/oauth/api/"),
+            ("/chef/", "/chef/"),
+            ("/chef//", "/chef/"),
+            ("/v1/ops/getVouchers/", "/v1/ops/getVouchers/"),
+            ("/", "/"),
+            ("/www/", "/www/"),
+        ] {
+            assert_eq!(routed_path(path), want, "{path}");
+        }
+    }
 
     #[test]
     fn queries() {

@@ -201,10 +201,17 @@ fn value_forms_agree() {
     for form in ["Count", "Amount", "Flag", "Text", "JsonObject", "Date"] {
         assert!(forms_seen.contains(form), "{form} is used by some field");
     }
-    // Price is the form of a price filter's value.
-    let price = &doc["components"]["schemas"]["VoucherFilter"]["allOf"][0]["anyOf"][1]["properties"]["value"];
+    // Price is the form of a price bound's value (minPrice, maxPrice);
+    // `price` itself is text (a range, as getFilters lists them).
+    let filter = &doc["components"]["schemas"]["VoucherFilter"];
+    let price = &filter["allOf"][0]["anyOf"][1]["properties"]["value"];
     assert_eq!(form_of(price), Some(("Price".into(), false)));
-    for key in ["price", "minPrice", "maxPrice"] {
+    assert_eq!(filter["allOf"][0]["anyOf"][0]["properties"]["key"]["not"]["enum"], json!(["minPrice", "maxPrice"]));
+    for v in forms["Text"]["valid"].as_array().unwrap().iter().chain([&json!("0 - 1000")]) {
+        let data = json!({"filters": [{"key": "price", "value": v}]});
+        assert_eq!(validate(Operation::GetVouchers, &data), Ok(()), "price = {v}");
+    }
+    for key in ["minPrice", "maxPrice"] {
         let with = |v: &Value| {
             let data = json!({"limit": 1, "page": 1, "filters": [{"key": key, "value": v}]});
             validate(Operation::GetVouchers, &data).map_err(|e| e.field)

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::plum::{amount, count, decimal, flag, object, page_from_zero, text, PlumError};
+use crate::plum::{amount, decimal, flag, limit_from_zero, object, page_from_zero, text, PlumError};
 
 pub struct Currency {
     pub code: &'static str,
@@ -385,7 +385,7 @@ impl Catalog {
         input: &Map<String, Value>,
         asset_base: &str,
     ) -> Result<Value, PlumError> {
-        let limit = count(input, "limit", None)?;
+        let limit = limit_from_zero(input, "limit")?;
         let page = page_from_zero(input, "page")?;
         let with_fx = flag(input, "exchangeRate", false)?;
         let include: Vec<u64> = id_list(&text(input, "includeProducts")?);
@@ -411,8 +411,13 @@ impl Catalog {
                 }
             });
         }
-        let start = usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        let (start, take) = match limit {
+            Some(limit) => (
+                usize::try_from((page - 1).saturating_mul(limit)).unwrap_or(usize::MAX),
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ),
+            None => (0, usize::MAX),
+        };
         let data: Vec<Value> = hits
             .iter()
             .skip(start)
@@ -442,16 +447,22 @@ enum Filter {
     Delivery(String),
     Category(String),
     Price(f64),
+    /// A `price` range as getFilters' price group writes them: `"0 - 1000"`,
+    /// `"10,000 - above"` (no upper end).
+    PriceRange(f64, f64),
     MinPrice(f64),
     MaxPrice(f64),
 }
 
-/// `filters`: an array of `{key, value}` objects (absent or null: none).
-/// Unknown keys are ignored, like an unknown query string parameter; a
-/// price filter needs a number.
+/// `filters`: an array of `{key, value}` objects (absent, null or an empty
+/// object, which a published JavaScript client sends to production: none).
+/// Unknown keys are ignored, like an unknown query string parameter;
+/// `minPrice` and `maxPrice` need a number, `price` a number or a range
+/// (Xoxoday's filter table types it "String, price range filters").
 fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(o)) if o.is_empty() => return Ok(Vec::new()),
         Some(Value::Array(a)) => a.as_slice(),
         Some(_) => return Err(PlumError::validation("filters must be a list of {key, value}")),
     };
@@ -474,7 +485,10 @@ fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
             "currencyCode" => Filter::Currency(s),
             "deliveryType" => Filter::Delivery(s),
             "voucher_category" | "category" => Filter::Category(s),
-            "price" => Filter::Price(num()?),
+            "price" => match price_range(&s) {
+                Some((low, high)) => Filter::PriceRange(low, high),
+                None => Filter::Price(num().map_err(|_| PlumError::validation("filter price needs a number or a range such as 0 - 1000"))?),
+            },
             "minPrice" => Filter::MinPrice(num()?),
             "maxPrice" => Filter::MaxPrice(num()?),
             _ => continue,
@@ -500,10 +514,24 @@ impl Filter {
                 s.is_empty() || p.category.0 == s || p.category.1.eq_ignore_ascii_case(s)
             }
             Filter::Price(v) => p.accepts(*v),
+            Filter::PriceRange(low, high) => f64::from(p.max) >= *low && f64::from(p.min) <= *high,
             Filter::MinPrice(v) => f64::from(p.max) >= *v,
             Filter::MaxPrice(v) => f64::from(p.min) <= *v,
         }
     }
+}
+
+/// A price range, `"low - high"` (hyphen or en dash, spaces and thousands
+/// commas optional) or `"low - above"`; `None` for anything else.
+fn price_range(s: &str) -> Option<(f64, f64)> {
+    let s = s.replace(',', "");
+    let (low, high) = s.split_once(['-', '\u{2013}'])?;
+    let low: f64 = low.trim().parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let high = match high.trim() {
+        "above" => f64::INFINITY,
+        h => h.parse().ok().filter(|n: &f64| n.is_finite() && *n >= low)?,
+    };
+    Some((low, high))
 }
 
 /// `sort: {field, order}`: `None` (catalogue order) when absent, empty or
@@ -743,11 +771,22 @@ mod tests {
             .unwrap();
         assert!(ids(&beyond).is_empty());
 
+        // limit 0: every product, whatever the page.
+        let all = c.vouchers(&obj(json!({"limit":"0","page":"0"})), "").unwrap();
+        assert_eq!(ids(&all).len(), c.products.len());
+        assert_eq!(c.vouchers(&obj(json!({"limit":0,"page":3})), "").unwrap(), all);
+        // An empty object is no filters.
+        assert_eq!(c.vouchers(&obj(json!({"limit":10,"page":1,"filters":{}})), "").unwrap(), page1);
+
         for bad in [
             json!({"page":1}),
-            json!({"limit":0,"page":1}),
+            json!({"limit":10}),
             json!({"limit":10,"page":"x"}),
             json!({"limit":-1,"page":1}),
+            json!({"limit":1.5,"page":1}),
+            json!({"limit":10,"page":1,"filters":{"key":"country"}}),
+            json!({"limit":10,"page":1,"filters":[{"key":"price","value":"cheap"}]}),
+            json!({"limit":10,"page":1,"filters":[{"key":"price","value":"500 - 100"}]}),
         ] {
             assert_eq!(c.vouchers(&obj(bad), "").unwrap_err().status, 400);
         }
@@ -796,6 +835,17 @@ mod tests {
         assert!(ids(&price)
             .iter()
             .all(|id| c.get(*id).unwrap().accepts(25.0)));
+
+        // A price range, as getFilters' price group writes them: products
+        // with a value in it.
+        let in_range = |low: f64, high: f64| {
+            c.products.iter().filter(|p| f64::from(p.max) >= low && f64::from(p.min) <= high).count()
+        };
+        for (value, low, high) in [("200 - 300", 200.0, 300.0), ("1,000 \u{2013} above", 1000.0, f64::INFINITY), ("0-10", 0.0, 10.0)] {
+            let got = c.vouchers(&obj(json!({"limit":0,"page":1,"filters":[{"key":"price","value":value}]})), "").unwrap();
+            assert_eq!(ids(&got).len(), in_range(low, high), "{value}");
+            assert!(ids(&got).len() < c.products.len(), "{value} filters");
+        }
 
         let range = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"currencyCode","value":"USD"},{"key":"minPrice","value":200},{"key":"maxPrice","value":300}]})), "").unwrap();
         // Only open-value USD products reach 200..300.

@@ -129,6 +129,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/chef/v1/oauth/token/user", post(refresh))
         .route("/chef/v1/oauth/token", get(validate))
         .route("/chef/v1/oauth/api", post(api))
+        // Xoxoday's own guide writes the path with a slash.
+        .route("/chef/v1/oauth/api/", post(api))
         .route("/sandbox-assets/{file}", get(asset))
         .route(
             "/__sandbox/health",

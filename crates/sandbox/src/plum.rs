@@ -174,6 +174,17 @@ pub fn page_from_zero(input: &Map<String, Value>, key: &str) -> Result<u64, Plum
     }
 }
 
+/// getVouchers' `limit`: required, an integer of at least 0, where 0 reads
+/// as no limit (`None`). Xoxoday documents no meaning for 0; PHP scripts
+/// send `'limit'=>'0','page'=>'0'` to production and print the catalogue
+/// they get, so Xoxoday took it then, as every product is the reading here.
+pub fn limit_from_zero(input: &Map<String, Value>, key: &str) -> Result<Option<u64>, PlumError> {
+    match present(input, key) {
+        None => Err(PlumError::validation(format!("{key} is required"))),
+        Some(v) => whole(v).map(|n| (n > 0).then_some(n)).ok_or_else(|| PlumError::validation(format!("{key} must be an integer of at least 0"))),
+    }
+}
+
 /// A required number above 0 (`denomination`).
 pub fn positive_number(input: &Map<String, Value>, key: &str) -> Result<f64, PlumError> {
     present(input, key)

@@ -18,7 +18,8 @@
 //! Each value is read as its value, the way validation accepts it, so
 //! every form Xoxoday accepts of one request shares a key: a count as
 //! `25` or `"25"`, a flag as `1`, `"1"` or `true`, a price as `25`,
-//! `"25"` or `"25.00"`, text as `"7"` or `7`, `sort` as `[]` or `{}`, an
+//! `"25"` or `"25.00"` (a price range such as `"0 - 1000"` as text), text
+//! as `"7"` or `7`, `sort` as `[]` or `{}`, no filters as `[]` or `{}`, an
 //! optional field absent or `null`. Filters keep their order (Xoxoday's
 //! older docs say only one applies).
 //!
@@ -158,9 +159,10 @@ fn sort_key(sort: Option<&Value>, storable: &mut bool) -> Option<Value> {
 }
 
 /// `filters` as `[[key, value], …]`, in order; a price filter's value as a
-/// number, any other as text.
+/// number (when it writes one), any other as text. No filters (`[]`, `{}`)
+/// is no key, as absent.
 fn filters_key(filters: Option<&Value>, storable: &mut bool) -> Option<Value> {
-    let list = filters?.as_array()?;
+    let list = filters?.as_array().filter(|l| !l.is_empty())?;
     let out = list
         .iter()
         .map(|f| {
@@ -237,6 +239,11 @@ mod tests {
             key(Operation::GetFilters, json!({"filterGroupCode": "7"})).id,
             "text as a number"
         );
+        let none = key(Operation::GetVouchers, json!({"limit": 10, "page": 1}));
+        for no_filters in [json!([]), json!({}), Value::Null] {
+            assert_eq!(key(Operation::GetVouchers, json!({"limit": 10, "page": 1, "filters": no_filters})), none, "{no_filters}: no filters");
+        }
+        assert_ne!(key(Operation::GetVouchers, json!({"page": 1})).id, none.id, "no limit is not limit 10");
         assert_eq!(
             key(Operation::GetVouchers, json!({"limit": 1, "page": 1, "filters": [{"key": "country", "value": 840}]})).id,
             key(Operation::GetVouchers, json!({"limit": 1, "page": 1, "filters": [{"key": "country", "value": "840"}]})).id,
@@ -263,7 +270,10 @@ mod tests {
             json!({"filters": [{"key": "currencyCode", "value": "usa"}]}),
             json!({"filters": [{"key": "country", "value": "usa"}, {"key": "deliveryType", "value": "realtime"}]}),
             json!({"filters": [{"key": "deliveryType", "value": "realtime"}, {"key": "country", "value": "usa"}]}),
-            json!({"filters": []}),
+            json!({"filters": [{"key": "price", "value": "0 - 1000"}]}),
+            json!({"filters": [{"key": "price", "value": "1000 - 5000"}]}),
+            json!({"limit": 0}),
+            json!({"page": 0}),
             json!({"categoryType": "merchandise"}),
             json!({"categoryTypes": "offers"}),
             json!({"includeProducts": ""}),

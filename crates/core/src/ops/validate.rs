@@ -11,7 +11,8 @@
 //!
 //! Value forms, as existing clients send them:
 //! - a *count* (`limit`, `page`, `quantity`): a JSON integer (`10`, `10.0`)
-//!   or a string of digits (`"10"`), at least 1;
+//!   or a string of digits (`"10"`), at least 1 (getVouchers' `limit` and
+//!   `page`: at least 0, which published clients send);
 //! - an *amount* (`denomination`): a number or a decimal string (`"25"`,
 //!   `"25.50"`) above 0;
 //! - a *flag* (`notifyReceiverEmail`, `exchangeRate`, …): `0` / `1`,
@@ -31,8 +32,9 @@
 //! as sent (Xoxoday accepts them, and rewriting numbers could change them —
 //! a merchandise `productId` with leading zeros, an `orderId` beyond 2^53),
 //! except that a flag is sent in its documented form `0` / `1`, an empty
-//! array standing for an object is sent as `{}`, and a field GitBook marks
-//! required gets its documented default when absent.
+//! array standing for an object is sent as `{}` (an empty object standing
+//! for getVouchers' `filters` as `[]`), and a field GitBook marks required
+//! gets its documented default when absent.
 
 use super::{Operation, ValidationError};
 use serde_json::{Map, Value};
@@ -40,8 +42,14 @@ use serde_json::{Map, Value};
 type Obj = Map<String, Value>;
 type Result<T = ()> = std::result::Result<T, ValidationError>;
 
-/// getVouchers filter keys whose value is a price, so must be a number.
+/// getVouchers filter keys whose value is a price: it keys the cache as
+/// the number it writes, when it writes one.
 pub(super) const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
+
+/// The price filters whose value must be a number (or decimal string):
+/// a bound. `price` itself is text: Xoxoday's filter table types it
+/// "String, price range filters" (getFilters' ranges, such as "0 - 1000").
+const BOUND_FILTERS: [&str; 2] = ["minPrice", "maxPrice"];
 
 /// placeOrder's flat merchandise shipping fields.
 const SHIPPING_FIELDS: [&str; 10] = [
@@ -142,8 +150,9 @@ pub(super) fn outgoing(op: Operation, data: Value) -> Value {
     Value::Object(obj)
 }
 
-/// Valid `data` with its flags written `0` / `1` and an empty array that
-/// stands for an object written `{}`; nothing added.
+/// Valid `data` with its flags written `0` / `1`, an empty array that
+/// stands for an object written `{}` and empty `filters` written `[]`;
+/// nothing added.
 pub(super) fn documented_forms(op: Operation, data: Value) -> Obj {
     let mut obj = match data {
         Value::Object(obj) => obj,
@@ -164,14 +173,22 @@ pub(super) fn documented_forms(op: Operation, data: Value) -> Obj {
             }
         }
     }
+    if op == Operation::GetVouchers {
+        if let Some(v) = obj.get_mut("filters").filter(|v| v.as_object().is_some_and(Obj::is_empty)) {
+            *v = Value::Array(Vec::new());
+        }
+    }
     obj
 }
 
 // ---------------------------------------------------------------- operations
 
+// `limit` and `page` are optional: GitBook stars them, but the API
+// reference's schema requires neither, and a published Laravel client
+// sends neither; without them Xoxoday judges the call.
 fn get_vouchers(obj: &Obj) -> Result {
-    required(obj, "limit", count)?;
-    required(obj, "page", page_from_zero)?;
+    optional(obj, "limit", count_from_zero)?;
+    optional(obj, "page", count_from_zero)?;
     optional(obj, "includeProducts", text)?;
     optional(obj, "excludeProducts", text)?;
     optional(obj, "exchangeRate", flag)?;
@@ -191,9 +208,13 @@ fn get_vouchers(obj: &Obj) -> Result {
     optional(obj, "filters", filters)
 }
 
+/// `filters`: an array of `{key, value}`; an empty object too, which a
+/// published JavaScript client sends for "no filters" (forwarded as `[]`).
 fn filters(value: &Value, path: &str) -> Result {
-    let Some(items) = value.as_array() else {
-        return Err(broken(path, "an array of {key, value} filters"));
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        Value::Object(o) if o.is_empty() => &[],
+        _ => return Err(broken(path, "an array of {key, value} filters")),
     };
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}[{i}]");
@@ -211,7 +232,7 @@ fn filters(value: &Value, path: &str) -> Result {
             None | Some(Value::Null) => return Err(missing(&value_path)),
             Some(v) => v,
         };
-        if PRICE_FILTERS.contains(&key) {
+        if BOUND_FILTERS.contains(&key) {
             if !is_price(value) {
                 return Err(broken(
                     &value_path,
@@ -299,11 +320,13 @@ fn get_order_details(obj: &Obj) -> Result {
     optional(obj, "sendMailToReceiver", flag)
 }
 
+/// `startDate` and `endDate`, each optional: the API reference requires
+/// neither, and Xoxoday's own MCP client sends only `limit` and `page`.
 fn date_range(obj: &Obj) -> Result {
-    let start = required_date(obj, "startDate")?;
-    let end = required_date(obj, "endDate")?;
+    let start = optional_date(obj, "startDate")?;
+    let end = optional_date(obj, "endDate")?;
     // Valid YYYY-MM-DD strings order as the dates they name.
-    if start > end {
+    if start.zip(end).is_some_and(|(start, end)| start > end) {
         return Err(ValidationError::new(
             "data.endDate",
             "data.endDate must not be before data.startDate",
@@ -312,10 +335,10 @@ fn date_range(obj: &Obj) -> Result {
     Ok(())
 }
 
-fn required_date<'a>(obj: &'a Obj, name: &str) -> Result<&'a str> {
+fn optional_date<'a>(obj: &'a Obj, name: &str) -> Result<Option<&'a str>> {
     match obj.get(name) {
-        Some(Value::String(s)) if is_calendar_date(s) => Ok(s),
-        None | Some(Value::Null) => Err(missing(&format!("data.{name}"))),
+        Some(Value::String(s)) if is_calendar_date(s) => Ok(Some(s)),
+        None | Some(Value::Null) => Ok(None),
         Some(_) => Err(broken(&format!("data.{name}"), "a calendar date written YYYY-MM-DD")),
     }
 }
@@ -374,11 +397,12 @@ fn count(value: &Value, path: &str) -> Result {
     }
 }
 
-/// getVouchers' `page`: an integer of at least 0. Xoxoday documents pages
-/// from 1, but a published client (blueromans/XoxoDay's `voucher.json`)
-/// sends `0` on every call and reads the first page from the answer; it is
-/// forwarded as sent, for Xoxoday to read.
-fn page_from_zero(value: &Value, path: &str) -> Result {
+/// getVouchers' `limit` and `page`: an integer of at least 0. Xoxoday
+/// documents pages from 1, but published clients send `0`: `page` on every
+/// call (blueromans/XoxoDay's `voucher.json`, reading the first page), and
+/// `limit` with it (PHP scripts calling production with `'limit'=>'0',
+/// 'page'=>'0'`). Forwarded as sent, for Xoxoday to read.
+fn count_from_zero(value: &Value, path: &str) -> Result {
     match whole_number(value) {
         Some(_) => Ok(()),
         None => Err(broken(path, "an integer of at least 0 (a number or a string of digits)")),
