@@ -312,8 +312,9 @@ pub struct AlertView {
 /// authority's added fields reach the admin unchanged during a deploy, and
 /// the worker carries no second decoder for it. Both read and write the
 /// same JSON (pinned below). The worker reads it by hand
-/// ([`Reply::read`]); the derive is for the tests.
-#[derive(Debug, Clone, Serialize)]
+/// ([`Reply::read`]); the derive is for the tests. Its `Debug` hides the
+/// hand-over (the whole state, refresh token included).
+#[derive(Clone, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
 pub struct Reply<S = TokenStatus> {
     /// A usable access token, when there is one.
@@ -339,6 +340,19 @@ pub struct Reply<S = TokenStatus> {
     /// (`token::storage::read_handover`). Written only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub start_fresh: bool,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Reply<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("grant", &self.grant)
+            .field("status", &self.status)
+            .field("error", &self.error)
+            .field("pass_through", &self.pass_through)
+            .field("handover", &self.handover.as_ref().map(|_| "<redacted state>"))
+            .field("start_fresh", &self.start_fresh)
+            .finish()
+    }
 }
 
 impl Reply<Value> {
@@ -484,6 +498,9 @@ mod tests {
         );
         let handed = Reply::<TokenStatus>::handover("{}".into());
         assert_eq!(serde_json::to_string(&handed).unwrap(), r#"{"grant":null,"status":null,"error":null,"pass_through":false,"handover":"{}"}"#);
+        let secret = Reply::<TokenStatus>::handover(r#"{"refresh":{"token":"rt-secret"}}"#.into());
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains("rt-secret") && shown.contains("<redacted state>"), "{shown}");
         // Nothing handed over on purpose: start fresh (with the reason of a
         // deliberate refusal); a plain refusal (above) is "ask again later".
         let nothing = Reply::<TokenStatus>::start_fresh(None);
