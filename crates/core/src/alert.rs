@@ -437,15 +437,18 @@ fn finish_head(state: &mut AuthorityState, error: Option<String>, attempts: u32)
 
 /// A delivery to make now: the body of the oldest alert not yet delivered,
 /// if its time has come. Alerts go out in the order they were raised, so a
-/// receiver never sees a condition resolved before it fired.
+/// receiver never sees a condition resolved before it fired. A retired
+/// authority (the previous version's, after the hand-over) delivers
+/// nothing: its outbox went with the state, and the new owner delivers it
+/// (the retired copy keeps it, so a repeated hand-over carries it again).
 pub fn next_delivery(state: &AuthorityState, now_ms: i64) -> Option<String> {
-    let body = state.alert_outbox.first()?;
+    let body = state.alert_outbox.first().filter(|_| state.retired_to.is_none())?;
     (state.alert_next_at_ms.unwrap_or(now_ms) <= now_ms).then(|| body.clone())
 }
 
 /// When the alarm should next deliver (epoch ms), if anything waits.
 pub fn next_due_ms(state: &AuthorityState) -> Option<i64> {
-    state.alert_outbox.first().map(|_| state.alert_next_at_ms.unwrap_or(0))
+    state.alert_outbox.first().filter(|_| state.retired_to.is_none()).map(|_| state.alert_next_at_ms.unwrap_or(0))
 }
 
 /// The webhook request for a delivery. (Redirects are not followed: the

@@ -306,6 +306,11 @@ fn deliveries_go_out_in_order_when_due() {
     review_at(&mut s, T0 + 10).unwrap();
     assert_eq!(next_due_ms(&s), Some(T0));
     assert_eq!(next_delivery(&s, T0 - 1), None, "not yet");
+    // Handed over to a per-account authority: that one delivers; here nothing.
+    let mut retired = s.clone();
+    retired.retired_to = Some("account:a".into());
+    assert_eq!((next_delivery(&retired, T0 + 10), next_due_ms(&retired)), (None, None));
+    assert_eq!(retired.alert_outbox, s.alert_outbox, "kept for a repeated hand-over");
     let first = next_delivery(&s, T0 + 10).unwrap();
     assert_eq!(serde_json::from_str::<Value>(&first).unwrap()["state"], "firing");
     // The last alert waits behind the first: no attempts of its own yet.
