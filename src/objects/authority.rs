@@ -68,7 +68,7 @@ use plumgate_core::logline::event;
 use plumgate_core::time::rfc3339;
 use plumgate_core::token::adopt::{adopt, apply_bootstrap_check, BootstrapCheck};
 use plumgate_core::token::cache::{grant, kv_ttl_secs};
-use plumgate_core::token::check::{apply_check, plan_check, read_check, CheckPlan, CheckResult, CheckVerdict};
+use plumgate_core::token::check::{apply_check, leaves_kv, plan_check, read_check, CheckPlan, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
 use plumgate_core::token::run::{answer_after_run, finish_run, interrupted, lost_in_run, next_step, sending, wait_limit_ms, Answer, RunEnd, Step};
 use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, observation, refused, retired, Addressed, Next};
@@ -182,7 +182,7 @@ impl Ctx {
             changed |= raised.is_some();
             if changed {
                 *self.inner.state.borrow_mut() = Some(st.clone());
-                persist(&self.storage, &st).await;
+                persist(&self.storage, &st, Some(&self.inner.state)).await;
             }
             if let Some(r) = raised {
                 self.raised(r).await;
@@ -334,12 +334,14 @@ impl TokenAuthority {
     }
 
     async fn serve_call(&self, ctx: &Rc<Ctx>, call: Call, current: bool) -> Reply {
+        let mut set_aside = false;
         if call == Call::Recover {
-            if let Err(r) = self.recover(ctx).await {
-                return refused(r);
+            match self.recover(ctx).await {
+                Ok(aside) => set_aside = aside,
+                Err(r) => return refused(r),
             }
         }
-        if let Err(r) = self.ensure_loaded(ctx, may_import(&call, current)).await {
+        if let Err(r) = self.ensure_loaded(ctx, may_import(&call, current, set_aside)).await {
             return refused(r);
         }
         let handed_over = ctx.inner.state.borrow().as_ref().and_then(retired);
@@ -390,10 +392,11 @@ impl TokenAuthority {
 
     /// `recover`: if the stored state cannot be read, copy it unchanged to
     /// `state.unreadable.<ms>` and remove it, so the authority starts again
-    /// from `XOXODAY_REFRESH_TOKEN`. Readable state is left alone.
-    async fn recover(&self, ctx: &Rc<Ctx>) -> Result<(), Refusal> {
+    /// from `XOXODAY_REFRESH_TOKEN`. Readable state is left alone. Whether
+    /// a state was set aside.
+    async fn recover(&self, ctx: &Rc<Ctx>) -> Result<bool, Refusal> {
         let stored = read_stored(&ctx.storage).await?;
-        let Some(key) = set_aside_key(stored.as_ref(), now_ms()) else { return Ok(()) };
+        let Some(key) = set_aside_key(stored.as_ref(), now_ms()) else { return Ok(false) };
         let text = stored.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
         if ctx.storage.put_text(&key, &text).await.is_err() || ctx.storage.delete(STATE_KEY).await.is_err() {
             return Err(Refusal::Unavailable { message: "token storage unavailable; nothing was changed".into() });
@@ -410,7 +413,7 @@ impl TokenAuthority {
                 ("action", "the authority starts again from XOXODAY_REFRESH_TOKEN".into()),
             ])
         );
-        Ok(())
+        Ok(true)
     }
 
     /// `export`, on the previous version's authority: hand its state over
@@ -452,7 +455,7 @@ impl TokenAuthority {
             if self.inner.state.borrow().is_some() {
                 *self.inner.state.borrow_mut() = Some(marked.clone());
             }
-            if !persist(&ctx.storage, &marked).await {
+            if !persist(&ctx.storage, &marked, None).await {
                 return unavailable();
             }
             console_log!("{}", event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]));
@@ -679,7 +682,7 @@ async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
             // Stored here before anything else happens; if that fails, the
             // old object hands it to this requester again next time. (Not
             // through `commit`: the state is not loaded until this returns.)
-            if !persist(&ctx.storage, &state).await {
+            if !persist(&ctx.storage, &state, None).await {
                 return Err(unavailable());
             }
             console_log!(
@@ -697,11 +700,15 @@ async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
 }
 
 /// Write `st` under `state` ([`Ctx::commit`] is the way in for the loaded
-/// state).
-async fn persist(storage: &Storage, st: &AuthorityState) -> bool {
-    let Ok(text) = serde_json::to_string(st) else { return false };
-    // A lost write would lose a rotated refresh token: retry a few times.
+/// state). A lost write would lose a rotated refresh token: a failed one is
+/// retried a few times, and where `live` holds the loaded state, a retry
+/// writes it as it is by then: another commit may have run during the
+/// pause (a refresh storing its new pair), and the older text written over
+/// it would bring the spent refresh token back after an eviction.
+async fn persist(storage: &Storage, st: &AuthorityState, live: Option<&RefCell<Option<AuthorityState>>>) -> bool {
     for attempt in 0..3 {
+        let later = live.filter(|_| attempt > 0).and_then(|l| l.borrow().clone());
+        let Ok(text) = serde_json::to_string(later.as_ref().unwrap_or(st)) else { return false };
         match storage.put_text(STATE_KEY, &text).await {
             Ok(()) => return true,
             Err(_) => {
@@ -748,7 +755,7 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         let mut st = ctx.snapshot();
         sending(&mut st, now_ms());
         *ctx.inner.state.borrow_mut() = Some(st.clone());
-        persist(&ctx.storage, &st).await;
+        persist(&ctx.storage, &st, Some(&ctx.inner.state)).await;
         let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
         if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } = &outcome {
             console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
@@ -786,7 +793,8 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
 
 /// Xoxoday's token check of the current token `fp`; the verdict is applied
 /// and persisted, and a token it rejects (confirmed, or replaced after ten
-/// minutes of failed checks) leaves KV.
+/// minutes of failed checks) leaves KV while it is still the current one
+/// (`check::leaves_kv`).
 async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
     let cfg = &ctx.cfg;
     let token = ctx.inner.state.borrow().as_ref().and_then(|s| s.current_access(fp)).map(|a| a.token.clone());
@@ -796,7 +804,7 @@ async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
     let result = outcome.result();
     let now = now_ms();
     let (verdict, st) = ctx.commit(|st| (apply_check(st, fp, outcome, now), true)).await;
-    if result == CheckResult::Invalid || st.current_access(fp).is_some_and(|a| a.rejected) {
+    if leaves_kv(&st, fp) {
         clear_kv(ctx).await;
     }
     console_log!("{}", event(&[("event", "token_checked".into()), ("result", result.as_str().into())]));

@@ -577,7 +577,10 @@ impl AuthorityState {
 
 /// Decide what to do for `trigger` at `now_ms`.
 ///
-/// Order of the rules: a dead refresh token, then rejected client
+/// Order of the rules: a retired object (it handed its state over: only
+/// one authority may refresh a chain, and a request may have passed the
+/// shell's own look before the hand-over, then waited on a token check),
+/// a dead refresh token, then rejected client
 /// credentials (both keep serving a still-valid access token to requests,
 /// and never refresh); no refresh token at all; Xoxoday's refresh penalty
 /// (nothing may call the refresh endpoint); the forced-refresh throttle; an
@@ -585,6 +588,9 @@ impl AuthorityState {
 /// backoff, else refresh now, whatever the time since the last refresh);
 /// then the two windows of a usable token.
 pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &TokenPolicy) -> Plan {
+    if let Some(r) = serve::retired(state) {
+        return Plan::Refuse(r);
+    }
     let usable = state.access_usable(now_ms);
     let serves = usable && trigger == Trigger::Request;
     if state.reauth_reason.is_some() {

@@ -366,6 +366,16 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
     }
 }
 
+/// After a check of `fp` (applied to `state`): whether the KV copy must go.
+/// Only while the checked token is still the current one and rejected: a
+/// token a refresh replaced during the check leaves KV holding its
+/// successor, which a "this one is invalid" about the old token must not
+/// delete (every new isolate would ask the authority until the next
+/// refresh, days later).
+pub fn leaves_kv(state: &AuthorityState, fp: &str) -> bool {
+    state.current_access(fp).is_some_and(|a| a.rejected)
+}
+
 fn retry_secs(until_ms: i64, now_ms: i64) -> u64 {
     secs_until(until_ms, now_ms).max(1)
 }
@@ -561,6 +571,7 @@ mod tests {
         assert_eq!(s.confirmed_rejections_ms, vec![now]);
         assert_eq!(s.last_check(), Some(CheckRecord { fp: fp("at-1"), at_ms: now, result: CheckResult::Invalid }));
         assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::RefreshThenServe);
+        assert!(leaves_kv(&s, &fp("at-1")), "a rejected current token leaves KV");
         // A second confirmation of the same token counts once.
         apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, now + 1);
         assert_eq!(s.confirmed_rejections_ms.len(), 1);
@@ -572,6 +583,8 @@ mod tests {
         assert_eq!(apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, T0), CheckVerdict::Serve);
         assert!(!s.access.as_ref().unwrap().rejected, "compare-and-replace: at-2 stays");
         assert!(s.confirmed_rejections_ms.is_empty());
+        assert!(!leaves_kv(&s, &fp("at-1")), "KV holds at-2 now: it stays");
+        assert!(!leaves_kv(&s, &fp("at-2")), "at-2 is not rejected");
     }
 
     #[test]

@@ -72,10 +72,14 @@ pub fn address(own_name: &str, header: Option<&str>, path: &str, body: &[u8]) ->
 
 /// May loading the state import the previous version's (when this
 /// authority has none)? Only on a first start for a worker of this version:
-/// not for `recover` (which starts again from the bootstrap token on
-/// purpose), and not for a previous-version worker.
-pub fn may_import(call: &Call, current: bool) -> bool {
-    current && *call != Call::Recover
+/// not after `recover` set an unreadable state aside (`set_aside`: it starts
+/// again from the bootstrap token on purpose; the previous version's copy
+/// is older than the chain this authority went on with), and not for a
+/// previous-version worker. A `recover` that found nothing stored is a
+/// first start like any other: skipping the import there would leave the
+/// previous version's live chain behind for a long-spent bootstrap token.
+pub fn may_import(call: &Call, current: bool, set_aside: bool) -> bool {
+    current && !(*call == Call::Recover && set_aside)
 }
 
 /// A retired object (the previous version's authority, after handing its
@@ -208,10 +212,12 @@ mod tests {
 
     #[test]
     fn imports_only_on_a_first_start_for_this_version() {
-        assert!(may_import(&Call::Token, true));
-        assert!(may_import(&Call::Status, true));
-        assert!(!may_import(&Call::Recover, true));
-        assert!(!may_import(&Call::Token, false));
+        assert!(may_import(&Call::Token, true, false));
+        assert!(may_import(&Call::Status, true, false));
+        assert!(!may_import(&Call::Recover, true, true), "a state set aside: start from the bootstrap token");
+        assert!(may_import(&Call::Recover, true, false), "nothing was stored: a first start");
+        assert!(!may_import(&Call::Token, false, false));
+        assert!(!may_import(&Call::Recover, false, false));
         assert!(retired(&AuthorityState::default()).is_none());
         let r = AuthorityState { retired_to: Some(ME.into()), ..Default::default() };
         assert_eq!(retired(&r).unwrap().api_error().code, ErrorCode::UpstreamError);

@@ -589,6 +589,16 @@ fn plan_every_arm() {
     let now = T0 + 2 * DAY;
     let refuse = |r: Refusal| Plan::Refuse(r);
 
+    // 0. Retired (handed over): nothing, whatever the trigger or token;
+    //    above all no refresh, which would leave the new owner a spent
+    //    refresh token.
+    for base in [&usable, &unusable] {
+        let mut s = base.clone();
+        s.retired_to = Some("account:a".into());
+        for trigger in [Trigger::Request, Trigger::Cron, Trigger::Forced] {
+            assert_eq!(plan(&s, trigger, now, &p), refuse(serve::retired(&s).unwrap()), "{trigger:?}");
+        }
+    }
     // 1. Dead refresh token.
     let mut s = usable.clone();
     s.reauth_reason = Some("dead".into());
