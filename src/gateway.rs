@@ -10,8 +10,9 @@
 //!    an admin's `Cache-Control: no-cache` skips the cache (`bypass`). The
 //!    key holds only the fields that change Xoxoday's answer
 //!    (`plumgate_core::ops::cache_key`); a catalog call with a field
-//!    outside it skips the cache (its answer may differ). Concurrent misses of one entry
-//!    in an isolate make one call: the others wait for its answer
+//!    outside it skips the cache (its answer may differ). Concurrent
+//!    misses of one entry in an isolate make one call: the others wait for
+//!    its answer
 //!    (`edge_cache::shared_fill`; their log line notes `shared_fill`), the
 //!    timeout or penalty it ended in, or Xoxoday's answer it did not keep
 //!    (to waiters that sent the same envelope);

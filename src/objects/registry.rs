@@ -151,7 +151,7 @@ impl KeyRegistry {
         self.prepare()?;
         // Never in the way of the pruning: a failure here is tried again
         // at the next alarm.
-        let (recheck, more_to_look) = self.settle_abandoned().await.unwrap_or((false, false));
+        let mut run = self.settle_abandoned().await.unwrap_or_default();
         let sql = self.sql();
         let (audit_before, day_before) = registry::prune_before(now_ms(), self.retention_secs());
         sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(audit_before)])?;
@@ -160,7 +160,7 @@ impl KeyRegistry {
         let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
         let storage = self.state.storage();
         let set_in = storage.get_alarm().await.ok().flatten().map(|at| at - now_ms());
-        let run = registry::AlarmRun { recheck, more_to_look, rows_left: left > 0 };
+        run.rows_left = left > 0;
         if let Some(next) = registry::next_alarm_in(run, set_in) {
             storage.set_alarm(std::time::Duration::from_millis(next as u64)).await?;
             self.alarm_set.set(true);
@@ -321,11 +321,11 @@ impl KeyRegistry {
     /// counting nothing twice. Returns whether a hold waits for that
     /// second look, and whether holds were left unasked (more than
     /// `registry::LOOKS_PER_ALARM`): either way the alarm comes back soon
-    /// (`registry::next_alarm_in`).
-    async fn settle_abandoned(&self) -> worker::Result<(bool, bool)> {
+    /// (`registry::next_alarm_in`; `rows_left` is the pruning's to fill).
+    async fn settle_abandoned(&self) -> worker::Result<registry::AlarmRun> {
         // The orders' ledgers are the configured account's; misconfigured,
         // the holds wait for a configuration that names it.
-        let Ok(cfg) = settings::load(&self.env) else { return Ok((false, false)) };
+        let Ok(cfg) = settings::load(&self.env) else { return Ok(registry::AlarmRun::default()) };
         let today = day_of(now_ms());
         // The query leaves out only what `suspects` never takes (committed,
         // older than yesterday); it decides the rest.
@@ -362,7 +362,7 @@ impl KeyRegistry {
             let usage = self.usage_of(&key, hold.day)?;
             self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage))?;
         }
-        Ok((recheck, more_to_look))
+        Ok(registry::AlarmRun { recheck, more_to_look, rows_left: false })
     }
 
     /// What the ledger object `name` knows of the order with fingerprint

@@ -217,11 +217,7 @@ pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, out
             // verdict is kept: that would pass Xoxoday's 401s for the token
             // through to callers for a minute (`check::plan_check`), and a
             // token adopted after a recovery may well die in that minute.
-            if state.last_check_fp.as_deref() == Some(fp.as_str()) {
-                state.last_check_fp = None;
-                state.last_check_at_ms = None;
-                state.last_check_result = None;
-            }
+            state.clear_last_check(&fp);
             state.check_failing_since_ms = None;
             if state.last_error.as_deref().is_some_and(|e| e.starts_with(BOOTSTRAP_CHECK_FAILED)) {
                 state.last_error = None;

@@ -118,6 +118,15 @@ impl AuthorityState {
         self.access.as_ref().filter(|a| a.token.fingerprint() == fp)
     }
 
+    /// Forget the last check, when it was of `fp`.
+    pub(super) fn clear_last_check(&mut self, fp: &str) {
+        if self.last_check_fp.as_deref() == Some(fp) {
+            self.last_check_fp = None;
+            self.last_check_at_ms = None;
+            self.last_check_result = None;
+        }
+    }
+
     pub(super) fn set_last_check(&mut self, c: CheckRecord) {
         self.last_check_fp = Some(c.fp);
         self.last_check_at_ms = Some(c.at_ms);
