@@ -14,6 +14,9 @@ import { join } from "node:path";
 import { ROOT, startSandbox, startWorker, standardKeys, leakScan, launchChromium, waitFor, HIGH_LIMITS } from "./harness.mjs";
 
 const SHOTS = join(ROOT, "test-results/screenshots");
+// The page formats numbers in the browser's locale; the assertions read
+// en-US grouping ("249,975"), whatever the machine's locale is.
+const LOCALE = "en-US";
 const keys = standardKeys();
 let sandbox;
 let worker;
@@ -94,7 +97,7 @@ let current; // the page in use, for a screenshot when a step fails
 
 /** The demo page at desktop width (1280 × 900), its console watched and its controls checked for labels. */
 async function desktopPage(permissions = []) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: LOCALE });
   if (permissions.length) await ctx.grantPermissions(permissions, { origin: worker.url });
   const page = await ctx.newPage();
   current = page;
@@ -435,7 +438,7 @@ async function walkThePage() {
 
   // =================================================================== phone
   const phone = await browser.newContext({
-    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: LOCALE,
   });
   const mob = await phone.newPage();
   current = mob;
@@ -645,10 +648,15 @@ async function walkKeysAndAudit() {
   assert.match(await text(page, "#audit-list tbody tr:last-child"), /demo-keys-1[\s\S]*10100[\s\S]*50 · qty 1[\s\S]*placed[\s\S]*200/);
   await page.screenshot({ path: join(SHOTS, "desktop-audit.png") });
   // Paging: 21 attempts of demo-many, 20 a page.
+  // The trail's entry is written after the answer is sent: asked again
+  // until the last call's entry is there.
   await page.fill("#audit-key", "demo-many");
-  await page.click("#audit-load");
-  await waitFor(async () => (await page.locator("#audit-list tbody tr").count()) === 20 && (await page.locator("#audit-status").innerText()).includes("20 entries"),
-    { timeout: 20_000, what: "the first page of 20" });
+  await waitFor(async () => {
+    await page.click("#audit-load");
+    await page.locator("#audit-status", { hasText: "newest first." }).waitFor();
+    const newest = await page.locator("#audit-list .rid").allInnerTexts();
+    return newest.length === 20 && newest[0] === rids[20];
+  }, { timeout: 20_000, interval: 500, what: "the first page of 20, the last call's entry first" });
   assert.equal(await page.locator("#audit-older").isEnabled(), true);
   const shown = await page.locator("#audit-list .rid").allInnerTexts();
   assert.deepEqual(shown, rids.slice(1).reverse(), "newest first, the request ids of the calls");
@@ -671,7 +679,7 @@ async function walkKeysAndAudit() {
   await desk.close();
 
   // =================================================================== phone
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: LOCALE });
   const mob = await phone.newPage();
   current = mob;
   mob.setDefaultTimeout(30_000);
@@ -946,7 +954,7 @@ async function walkOrderEdges() {
     ["America/Los_Angeles", `${utcToday}T03:00:00Z`, utcToday],
     ["Asia/Tokyo", `${daysBefore(utcToday, 1)}T20:00:00Z`, utcToday],
   ]) {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId, locale: LOCALE });
     const tz = await ctx.newPage();
     current = tz;
     const tzWatch = watchConsole(tz);
