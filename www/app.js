@@ -418,6 +418,7 @@
     setStatus("key-status", "No key set.");
     $("balance-value").textContent = "not loaded";
     $("balance-note").textContent = "";
+    $("balance").classList.remove("is-stale");
     $("balance-error").hidden = true;
     clear($("products"));
     for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
@@ -500,6 +501,7 @@
     const box = $("balance");
     busy(box, true);
     $("balance-note").textContent = "loading…";
+    box.classList.remove("is-stale");
     try {
       const { data, meta } = await op("getBalance", {}, { noCache: fresh });
       if (seq !== state.balanceSeq) return;
@@ -507,7 +509,10 @@
       $("balance-value").textContent = money(data.value ?? data.points, data.currency);
       const t = new Date().toLocaleTimeString();
       let note = meta.cache === "hit" ? `as of ${t} · edge cache` : `as of ${t}`;
-      if (afterOrder && meta.cache === "hit") {
+      const stale = Boolean(afterOrder) && meta.cache === "hit";
+      // The one note a phone shows too (style.css): the balance may be old.
+      box.classList.toggle("is-stale", stale);
+      if (stale) {
         // Not fresh, whatever was asked: the entry may be from before the order.
         note = `as of ${t} · edge cache, may predate the order (kept up to BALANCE_CACHE_TTL_SECS, 10 s by default)`;
         if (afterOrder <= BALANCE_RECHECKS) {
@@ -521,6 +526,7 @@
       if (seq !== state.balanceSeq) return;
       $("balance-value").textContent = "unavailable";
       $("balance-note").textContent = "";
+      box.classList.remove("is-stale");
       const err = $("balance-error");
       err.textContent = `Balance: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
       err.hidden = false;
