@@ -318,8 +318,20 @@
     return answerLost(e) || (e.status >= 500 && e.code !== "misconfigured");
   }
 
+  // plumgate's words, exactly, for a placeOrder that Xoxoday never executed
+  // (crates/core's `ledger::SAFE_TO_RETRY`; the README's retry table): no
+  // token could be had, Xoxoday refused the token, the order was never sent,
+  // or plumgate settled that it was not placed.
+  const NOTHING_PLACED = "nothing was placed and retrying with the same poNumber is safe";
+
+  /** plumgate's own 5xx saying nothing was placed: not a lost answer. */
+  function neverExecuted(e) {
+    return e instanceof PlumgateError && !e.upstream && e.status >= 500 && e.message.includes(NOTHING_PLACED);
+  }
+
   function errorTitle(err) {
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
+    if (neverExecuted(err)) return "Not placed: safe to send again";
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
     if (err.code === "unexpected") return "Unreadable answer";
@@ -361,6 +373,9 @@
     if (err.order) {
       return "The order exists at Xoxoday but did not complete; sending it again only repeats this answer. "
         + "Look it up by its poNumber under Orders; a new order (change a field) gets a new poNumber.";
+    }
+    if (neverExecuted(err)) {
+      return "Xoxoday never executed this request. Sending the same order again is safe: its poNumber never places it twice.";
     }
     if (err.code === "order_in_progress") {
       return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : " later"}: it is never placed twice.`;
@@ -749,6 +764,7 @@
    */
   function fateUnknown(e) {
     if (answerLost(e)) return true;
+    if (neverExecuted(e)) return false;
     // A success status whose body is no placeOrder answer (not JSON, or
     // without data.placeOrder): the answer was damaged or replaced on the
     // way, not refused; the order may exist.
@@ -874,11 +890,14 @@
         // Refused before plumgate looked the poNumber up: the earlier attempt
         // may still have placed the order.
         setUncertain(pending);
-        setStatus("order-status", `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. `
-          + "Send it again unchanged once that is fixed.");
+        setStatus("order-status", neverExecuted(e)
+          ? `Order ${body.poNumber} is still not settled: plumgate did not send this attempt to Xoxoday, but an earlier one may have placed it. Send it again unchanged.`
+          : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`);
       } else {
         setUncertain(null);
-        setStatus("order-status", `Order ${body.poNumber} was not placed.`);
+        setStatus("order-status", neverExecuted(e)
+          ? `Order ${body.poNumber} was not placed: Xoxoday never received it. Sending it again unchanged (same poNumber) is safe.`
+          : `Order ${body.poNumber} was not placed.`);
       }
       showError("order-error", e);
     } finally {
