@@ -94,13 +94,15 @@
 
   // ------------------------------------------------------------ formatting
 
+  /** An amount in `currency`; without one, the bare amount (never a guessed currency). */
   function money(value, currency) {
     const n = Number(value);
     if (!Number.isFinite(n)) return `${value ?? "?"} ${currency || ""}`.trim();
+    if (!currency) return n.toLocaleString(undefined, { maximumFractionDigits: 2 });
     try {
-      return new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "USD" }).format(n);
+      return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(n);
     } catch {
-      return `${n.toLocaleString()} ${currency || ""}`.trim();
+      return `${n.toLocaleString()} ${currency}`;
     }
   }
 
@@ -949,8 +951,13 @@
     fact(dl, "Order date", o.orderDate);
     fact(dl, "Status", [o.orderStatus, o.deliveryStatus ? ` · delivery ${o.deliveryStatus}` : ""].join(""));
     fact(dl, "Recipient", o.email);
-    // Charged to the wallet, in its currency (getBalance's), not the product's.
-    if (o.amountCharged !== undefined) fact(dl, "Charged", money(o.amountCharged, state.walletCurrency));
+    // Charged to the wallet, in its currency (getBalance's), not the product's;
+    // never a guessed one when the balance was not read.
+    if (o.amountCharged !== undefined) {
+      fact(dl, "Charged", state.walletCurrency
+        ? money(o.amountCharged, state.walletCurrency)
+        : `${money(o.amountCharged)} (wallet currency unknown: the balance was not read)`);
+    }
     if (o.orderTotal !== undefined) fact(dl, "Order total", `${o.orderTotal} ${o.currencyCode || ""}`.trim());
     for (const v of o.voucherDetails || []) {
       fact(dl, "Product", `${v.productName} · ${v.quantity} × ${v.denomination} ${v.currencyCode || ""}`.trim());
