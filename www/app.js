@@ -46,6 +46,11 @@
     // As catalogSeq: only the latest history or details lookup is shown.
     historySeq: 0,
     detailsSeq: 0,
+    tokenSeq: 0,
+    keysSeq: 0,
+    auditSeq: 0,
+    // The poNumber of the order #order-result shows (placed or replayed).
+    resultPo: "",
     products: new Map(),
     auditNext: null,
   };
@@ -90,6 +95,27 @@
   function busy(el, on) {
     el.setAttribute("aria-busy", on ? "true" : "false");
     el.classList.toggle("is-loading", !!on);
+  }
+
+  const shown = (el) => Boolean(el && el.isConnected && el.getClientRects().length);
+
+  /**
+   * Call when an action begins; the function it returns, called once the
+   * action has re-rendered, focuses `to` (made focusable if it is not) if the
+   * element that had the focus was removed or hidden meanwhile, so that a
+   * keyboard or screen-reader user is not sent back to the top of the page.
+   * Focus the user moved elsewhere meanwhile stays where it is.
+   */
+  function keepFocus() {
+    const from = document.activeElement;
+    return (to) => {
+      const now = document.activeElement;
+      if (shown(now) && now !== document.body) return;
+      if (shown(from) && from !== document.body) return;
+      if (!shown(to)) return;
+      if (!to.matches("a[href], button, input, select, textarea, [tabindex]")) to.tabIndex = -1;
+      to.focus();
+    };
   }
 
   // ------------------------------------------------------------ formatting
@@ -413,6 +439,8 @@
   // ------------------------------------------------------------ caller key
 
   function setKey(key, source) {
+    // A key changed is another caller: nothing the previous key was shown stays.
+    if (state.key !== key) dropKeyViews();
     state.key = key;
     state.keySource = source;
     try { sessionStorage.setItem(KEY_STORAGE, key); } catch { /* storage off: memory only */ }
@@ -425,41 +453,41 @@
   }
 
   function forgetKey() {
+    dropKeyViews();
     state.key = null;
-    clearTimeout(state.balanceTimer);
-    state.balanceSeq++;
-    busy($("balance"), false);
     try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* ignore */ }
     $("key-forget").disabled = true;
     $("balance-refresh").disabled = true;
     setStatus("key-status", "No key set.");
+    $("key-input").focus();
+  }
+
+  /**
+   * Everything shown for the current key goes (the key is forgotten or
+   * another is set): nothing stays for the next person at this screen, no
+   * voucher to reveal, no new key, key list, audit trail, order history or
+   * details. Every panel's sequence moves on, so a request still in flight
+   * is dropped when it answers. An unconfirmed order stays: it is settled
+   * only by sending it again or forgetting it.
+   */
+  function dropKeyViews() {
+    clearTimeout(state.balanceTimer);
+    for (const seq of ["balanceSeq", "catalogSeq", "historySeq", "detailsSeq", "tokenSeq", "keysSeq", "auditSeq"]) state[seq]++;
+    state.walletCurrency = "";
     $("balance-value").textContent = "not loaded";
     $("balance-note").textContent = "";
     $("balance").classList.remove("is-stale");
     $("balance-error").hidden = true;
-    clear($("products"));
-    for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
-    setStatus("catalog-status", "");
-    $("token-info").hidden = true;
-    hideNewKey();
-    clear($("keys-list"));
-    clear($("audit-list"));
-    $("audit-pager").hidden = true;
-    setStatus("keys-status", "");
-    setStatus("audit-status", "");
     $("filters-note").hidden = true;
-    // Nothing of the orders stays for the next person at this screen: no
-    // voucher to reveal, no order history or details (a lookup still in
-    // flight is dropped when it answers).
-    state.historySeq++;
-    state.detailsSeq++;
-    for (const id of ["order-result", "details", "history"]) clear($(id));
-    for (const id of ["order-result", "details", "history-pager"]) $(id).hidden = true;
-    busy($("history"), false);
-    busy($("details"), false);
-    setStatus("history-status", "");
-    setStatus("details-status", "");
-    $("key-input").focus();
+    for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
+    for (const id of ["catalog-status", "history-status", "details-status", "token-status", "keys-status", "audit-status"]) setStatus(id, "");
+    for (const id of ["balance", "products", "history", "details", "token", "keys-list", "audit-list"]) busy($(id), false);
+    for (const id of ["products", "details", "history", "keys-list", "audit-list"]) clear($(id));
+    for (const id of ["details", "history-pager", "audit-pager", "token-info"]) $(id).hidden = true;
+    $("token-check").disabled = false;
+    $("token-refresh").disabled = false;
+    hideOrderResult();
+    hideNewKey();
   }
 
   function markKeyRejected() {
@@ -556,8 +584,10 @@
   // ------------------------------------------------------------ catalog
 
   async function loadFilters() {
+    const sentWith = state.key;
     try {
       const { data } = await op("getFilters", { filterGroupCode: "", includeFilters: "", excludeFilters: "" });
+      if (state.key !== sentWith) return;
       const groups = Array.isArray(data) ? data : [];
       const find = (code) => groups.find((g) => String(g.filterGroupCode).toLowerCase() === code);
       fillSelect($("country"), "All countries", (find("country")?.filters || []).map((f) => [f.filterValueCode, f.filterValue]));
@@ -568,7 +598,7 @@
       $("filters-note").hidden = true;
     } catch (e) {
       // Products can still be listed; say why the filters are missing.
-      if (e.keyRejected) return; // the catalog's own error box says it
+      if (e.keyRejected || state.key !== sentWith) return; // the catalog's own error box says it
       const note = $("filters-note");
       note.textContent = `Country and currency filters unavailable: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
       note.hidden = false;
@@ -726,11 +756,26 @@
     $("contact-field").hidden = !phone;
     $("contact").required = phone;
     freshPo();
-    $("order-result").hidden = true;
+    hideOrderResult();
     hideError("order-error");
     setStatus("order-status", "");
     $("order").scrollIntoView({ block: "start" });
-    (d.open ? $("amount") : $("denomination")).focus({ preventScroll: true });
+    focusOrderForm({ preventScroll: true });
+  }
+
+  /** Focus the order form's first field, or the section's heading while there is no form. */
+  function focusOrderForm(opts) {
+    if ($("order-form").hidden || !state.product) {
+      $("order-title").focus(opts);
+      return;
+    }
+    (denominations(state.product).open ? $("amount") : $("denomination")).focus(opts);
+  }
+
+  /** No answer of an earlier order stays on screen, hidden or not (its vouchers included). */
+  function hideOrderResult() {
+    state.resultPo = "";
+    clear($("order-result")).hidden = true;
   }
 
   function freshPo() {
@@ -800,6 +845,9 @@
   function setUncertain(order) {
     state.uncertain = order;
     keepOrder(order);
+    // The only way on is the unconfirmed order's own box: no earlier
+    // order's answer, and none of its buttons, stays beside it.
+    if (order) hideOrderResult();
     renderUncertain();
   }
 
@@ -817,7 +865,7 @@
     if (!o) return;
     const b = o.body;
     put(box,
-      h("h3", { id: "order-uncertain-title", text: "Order not confirmed" }),
+      h("h3", { id: "order-uncertain-title", tabindex: "-1", text: "Order not confirmed" }),
       h("p", {},
         "Order ", h("code", { id: "uncertain-po", text: b.poNumber }),
         ` (${o.name || `product ${b.productId}`}, ${b.quantity} × ${b.denomination}, to ${b.email}) was sent, `,
@@ -830,6 +878,7 @@
           setUncertain(null);
           if (state.product) freshPo();
           setStatus("order-status", `Order ${b.poNumber} forgotten by this page; look it up by its poNumber under Orders.`);
+          focusOrderForm();
         } })),
     );
   }
@@ -851,6 +900,7 @@
       return;
     }
     state.ordering = true;
+    const refocus = keepFocus();
     const btn = $("place-order");
     btn.disabled = true;
     busy($("order"), true);
@@ -858,6 +908,11 @@
     const body = pending ? pending.body : again || orderBody();
     const name = pending ? pending.name : state.product ? state.product.name : "";
     if (!pending && !again) state.poSent = true;
+    // The answer shown is this order's (sent again) or goes: another order's
+    // vouchers never stay under this one's outcome.
+    const placedBefore = !pending && state.resultPo === body.poNumber;
+    if (!placedBefore) hideOrderResult();
+    for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = true;
     setStatus("order-status", `Placing order ${body.poNumber}…`);
     // Kept before it is sent: a reload while it is in flight (a realtime
     // order may take two minutes) offers this same order again, never a
@@ -885,6 +940,11 @@
         setUncertain(null);
         setStatus("order-status", `Order ${body.poNumber}: ${heldOrderText(e.order)}`);
         $("details-po").value = body.poNumber;
+      } else if (placedBefore) {
+        // Sent again after it was placed: whatever this attempt met, the
+        // order shown stands, and its poNumber never orders twice.
+        setUncertain(null);
+        setStatus("order-status", `Order ${body.poNumber} sent again: ${errorTitle(e)}. It was placed before, and is still one order.`);
       } else if (fateUnknown(e)) {
         setUncertain({ body, name });
         setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
@@ -905,16 +965,22 @@
     } finally {
       state.ordering = false;
       btn.disabled = false;
+      for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = false;
       busy($("order"), false);
+      // The button that sent it may be gone (the boxes re-rendered, the form
+      // put away): on to what the order came to.
+      const where = ["order-uncertain-title", "order-result-title"].map($).find(shown);
+      refocus(where || (shown($("order-form")) ? btn : $("order-title")));
     }
   }
 
   function renderOrderResult(data, meta, body) {
     const box = clear($("order-result"));
     box.hidden = false;
+    state.resultPo = body.poNumber;
     box.classList.toggle("replayed", meta.replayed);
     put(box,
-      h("h3", { id: "order-result-title", text: meta.replayed ? "Same order, answered again" : "Order placed" }),
+      h("h3", { id: "order-result-title", tabindex: "-1", text: meta.replayed ? "Same order, answered again" : "Order placed" }),
       meta.replayed
         ? h("p", { class: "replay-note", id: "replay-note" },
           h("strong", { text: "Replayed. " }),
@@ -931,9 +997,9 @@
         h("button", { type: "button", class: "btn", id: "order-again", text: "Send the same order again", onclick: () => placeOrder(body) }),
         h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
           freshPo();
-          box.hidden = true;
+          hideOrderResult();
           setStatus("order-status", "New order reference made.");
-          $("quantity").focus();
+          focusOrderForm();
         } })),
     );
   }
@@ -1143,6 +1209,7 @@
   }
 
   async function token(method) {
+    const seq = ++state.tokenSeq;
     hideError("token-error");
     const panel = $("token");
     busy(panel, true);
@@ -1151,9 +1218,11 @@
     setStatus("token-status", method === "POST" ? "Refreshing the Xoxoday token…" : "Checking token health…");
     try {
       const r = await request(method === "POST" ? "/v1/token/refresh" : "/v1/token", { method });
+      if (seq !== state.tokenSeq) return;
       showToken(r.json || {}, r.requestId);
       setStatus("token-status", method === "POST" ? `Refreshed at ${new Date().toLocaleTimeString()}.` : `Checked at ${new Date().toLocaleTimeString()}.`);
     } catch (e) {
+      if (seq !== state.tokenSeq) return;
       if (method === "POST" && e instanceof PlumgateError && e.status === 429) {
         // Throttled (a forced refresh is allowed once a minute while the
         // token is valid) or Xoxoday's refresh penalty: the token itself is
@@ -1165,9 +1234,11 @@
       }
       showError("token-error", e);
     } finally {
-      busy(panel, false);
-      $("token-check").disabled = false;
-      $("token-refresh").disabled = false;
+      if (seq === state.tokenSeq) {
+        busy(panel, false);
+        $("token-check").disabled = false;
+        $("token-refresh").disabled = false;
+      }
     }
   }
 
@@ -1198,13 +1269,21 @@
     const btn = $("key-create");
     btn.disabled = true;
     setStatus("keys-status", `Creating key ${body.id}…`);
+    const sentWith = state.key;
     try {
       const r = await request("/v1/keys", { body });
+      if (state.key !== sentWith) {
+        // The caller key was forgotten or changed meanwhile: the new key is
+        // not shown to whoever is at the screen now.
+        createdUnseen(body.id, "created");
+        return;
+      }
       showNewKey(r.json, `New key ${r.json.id}`, "");
       setStatus("keys-status", `Key ${r.json.id} created. It works now; copy it before you leave this page.`);
       form.reset();
       await loadKeys({ quiet: true });
     } catch (e) {
+      if (state.key !== sentWith) return;
       setStatus("keys-status", changeUnsure(e)
         ? `Key ${body.id} may have been created: nothing confirmed it. Use "Show keys" to check before creating it again.`
         : "The key was not created.");
@@ -1212,6 +1291,14 @@
     } finally {
       btn.disabled = false;
     }
+  }
+
+  /**
+   * A key made with the previous caller key (`done`: "created" or "rotated"):
+   * never shown, and said only to another caller key, not to no key.
+   */
+  function createdUnseen(id, done) {
+    if (state.key) setStatus("keys-status", `Key ${id} was ${done} with the previous caller key: its new key is not shown here (rotate ${id} to get one).`);
   }
 
   /** The key of a create or rotate answer, shown once. */
@@ -1260,6 +1347,7 @@
   }
 
   async function loadKeys({ quiet = false } = {}) {
+    const seq = ++state.keysSeq;
     const list = $("keys-list");
     busy(list, true);
     if (!quiet) {
@@ -1268,15 +1356,17 @@
     }
     try {
       const r = await request("/v1/keys", { method: "GET" });
+      if (seq !== state.keysSeq) return;
       const keys = (r.json && r.json.keys) || [];
       renderKeys(keys);
       if (!quiet) setStatus("keys-status", `${keys.length} key${keys.length === 1 ? "" : "s"}; usage is today's (UTC).`);
     } catch (e) {
+      if (seq !== state.keysSeq) return;
       clear(list);
       setStatus("keys-status", "Could not load the keys.");
       showError("keys-error", e);
     } finally {
-      busy(list, false);
+      if (seq === state.keysSeq) busy(list, false);
     }
   }
 
@@ -1313,17 +1403,27 @@
     hideError("keys-error");
     hideNewKey();
     setStatus("keys-status", action === "revoke" ? `Revoking ${id}…` : `Rotating ${id}…`);
+    const sentWith = state.key;
+    const refocus = keepFocus();
     try {
       if (action === "revoke") {
         await request(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+        if (state.key !== sentWith) return;
         setStatus("keys-status", `Key ${id} revoked: refused everywhere within 8 seconds.`);
       } else {
         const r = await request(`/v1/keys/${encodeURIComponent(id)}/rotate`, { method: "POST" });
+        if (state.key !== sentWith) {
+          createdUnseen(id, "rotated");
+          return;
+        }
         showNewKey(r.json, `New key for ${id}`, `The previous key keeps working until ${when(r.json.previous_key_expires_at)}.`);
         setStatus("keys-status", `Key ${id} rotated.`);
       }
       await loadKeys({ quiet: true });
+      // The row's buttons are gone with the re-rendered list: on to what happened.
+      refocus($("keys-status"));
     } catch (e) {
+      if (state.key !== sentWith) return;
       setStatus("keys-status", changeUnsure(e)
         ? `Key ${id} may have been ${action === "revoke" ? "revoked" : "rotated"}: nothing confirmed it. Use "Show keys" to check.`
         : `Key ${id} was not changed.`);
@@ -1334,6 +1434,7 @@
   // ------------------------------------------------------------ audit (admin)
 
   async function loadAudit({ cursor = null } = {}) {
+    const seq = ++state.auditSeq;
     const list = $("audit-list");
     hideError("audit-error");
     busy(list, true);
@@ -1349,6 +1450,7 @@
       q.set("limit", "20");
       if (cursor) q.set("cursor", cursor);
       const r = await request(`/v1/audit?${q}`, { method: "GET" });
+      if (seq !== state.auditSeq) return;
       const entries = (r.json && r.json.entries) || [];
       state.auditNext = r.json && r.json.next_cursor;
       renderAudit(entries);
@@ -1359,11 +1461,12 @@
       $("audit-older").disabled = !state.auditNext;
       $("audit-newest").disabled = !cursor;
     } catch (e) {
+      if (seq !== state.auditSeq) return;
       clear(list);
       setStatus("audit-status", "Could not load the audit trail.");
       showError("audit-error", e);
     } finally {
-      busy(list, false);
+      if (seq === state.auditSeq) busy(list, false);
     }
   }
 

@@ -630,6 +630,7 @@ async function walkKeysAndAudit() {
   await page.click('#keys-list button[data-action="revoke"][data-id="demo-writer"]');
   await page.locator("#keys-status", { hasText: "Key demo-writer revoked" }).waitFor();
   await page.locator('#keys-list tr[data-key="demo-writer"] .key-revoked').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "keys-status", "focus moves from the revoked row's button to what happened");
   assert.equal(await page.locator('#keys-list tr[data-key="demo-writer"] button').count(), 0, "no actions on a revoked key");
   assert.equal(await callAs(rotated), 401, "refused (at once in the isolate that revoked it)");
 
@@ -674,8 +675,57 @@ async function walkKeysAndAudit() {
   const pageText = await page.locator("body").innerText();
   assert.ok(!pageText.includes("winner@example.com"), "no recipient in the trail");
   await assertCleanText(page);
-  // The create and the rotation aborted on purpose.
-  dConsole.check([400, 502], 2);
+
+  // ---- Forget key while a key is being created and the trail loaded: the
+  // answers that come after it show nothing (no new key to copy, no key
+  // list, no trail) and take no focus.
+  await page.fill("#audit-from", "");
+  await page.fill("#audit-to", "");
+  let releaseLate;
+  const lateHeld = new Promise((r) => { releaseLate = r; });
+  const holdLate = async (route) => { await lateHeld; await route.continue(); };
+  const lateCalls = (url) => ["/v1/keys", "/v1/audit"].includes(url.pathname);
+  await page.route(lateCalls, holdLate);
+  await page.fill("#new-key-id", "demo-late");
+  await page.click("#key-create");
+  await page.locator("#keys-status", { hasText: "Creating key demo-late…" }).waitFor();
+  await page.click("#audit-load");
+  await page.locator("#audit-status", { hasText: "Loading the audit trail…" }).waitFor();
+  await page.click("#key-forget");
+  const lateCreate = page.waitForResponse((r) => r.url().endsWith("/v1/keys") && r.request().method() === "POST");
+  const lateAudit = page.waitForResponse((r) => r.url().includes("/v1/audit?"));
+  releaseLate();
+  assert.ok((await lateCreate).ok(), "the key was made");
+  assert.equal((await lateAudit).status(), 200);
+  await page.waitForTimeout(300);
+  await page.unroute(lateCalls, holdLate);
+  assert.equal(await page.locator("#new-key").isVisible(), false, "the late key is not shown");
+  assert.equal(await page.locator("#new-key-value").textContent(), "");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "key-input", "focus stays on the key field");
+  assert.equal(await page.locator("#keys-list tr, #audit-list tr").count(), 0, "no key list or trail for no key");
+  for (const id of ["#keys-status", "#audit-status"]) assert.equal(await text(page, id), "", `${id} empty`);
+
+  // ---- Another key set: nothing shown for the previous one stays (its new
+  // key, the key list, the trail).
+  await page.fill("#key-input", keys.admin.key);
+  await page.keyboard.press("Enter");
+  await page.locator("#key-status", { hasText: "Key set" }).waitFor();
+  await page.fill("#new-key-id", "demo-switch");
+  await page.click("#key-create");
+  await page.locator("#new-key").waitFor({ state: "visible" });
+  await page.locator('#keys-list tr[data-key="demo-switch"]').waitFor();
+  await page.click("#audit-load");
+  await page.locator("#audit-status", { hasText: "20 entries" }).waitFor();
+  await page.fill("#key-input", keys.catalog.key);
+  await page.keyboard.press("Enter");
+  await page.locator("#key-status", { hasText: "Key set" }).waitFor();
+  assert.equal(await page.locator("#new-key").isVisible(), false, "the previous key's new key is gone");
+  assert.equal(await page.locator("#new-key-value").textContent(), "");
+  assert.equal(await page.locator("#keys-list tr, #audit-list tr").count(), 0, "the previous key's list and trail are gone");
+  assert.equal(await page.locator("#audit-pager").isVisible(), false);
+
+  // The create and the rotation aborted on purpose; the catalog key's balance: 403.
+  dConsole.check([400, 403, 502], 2);
   await desk.close();
 
   // =================================================================== phone
@@ -853,6 +903,32 @@ async function walkOrderEdges() {
   await page.locator("#order-result-title", { hasText: "Same order, answered again" }).waitFor();
   assert.match(await text(page, "#order-result .facts"), new RegExp(barePo));
   assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title", "focus on the answer, not lost with the button");
+
+  // ---- after an order, a changed order is another one: its refusal, or its
+  // lost answer, never shows under the first order's answer, vouchers and
+  // buttons (which would send or start something else).
+  assert.ok(await page.locator("#order-result .voucher").count() > 0, "the first order's vouchers");
+  await page.fill("#quantity", "2");
+  const secondPo = await text(page, "#po-number");
+  await sandbox.admin("/faults/api", { mode: "PLE10019", op: "placeOrder", count: 1 });
+  await page.click("#place-order");
+  await page.locator("#order-status", { hasText: `Order ${secondPo} was not placed.` }).waitFor();
+  assert.equal(await page.locator("#order-result").isVisible(), false, "refused: the first order's answer is gone");
+  assert.equal(await page.locator("#order-result .voucher, #order-again, #order-new").count(), 0, "and its vouchers and buttons");
+  await page.fill("#quantity", "1");
+  const thirdPo = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
+  await page.click("#place-order");
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  assert.equal(await text(page, "#uncertain-po"), thirdPo);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "order-uncertain-title", "focus moves from the hidden form to the unconfirmed order");
+  assert.equal(await page.locator("#order-result .voucher, #order-again, #order-new").count(), 0, "no other order's buttons beside the unconfirmed one");
+  await page.unroute("**/v1/ops/placeOrder");
+  await page.click("#uncertain-again");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  assert.match(await text(page, "#order-result .facts"), new RegExp(thirdPo));
+  assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title");
 
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
   await page.route("**/v1/ops/getVouchers", async (route) => {
@@ -941,8 +1017,48 @@ async function walkOrderEdges() {
   await page.locator("#balance-value", { hasText: amount(filled.value - 25) }).waitFor({ timeout: 20_000 });
   assert.doesNotMatch(await text(page, "#balance-note"), /predate|edge cache/, "asked again: Xoxoday's answer");
 
+  // ---- a key without the balance scope never learns the wallet's currency:
+  // what an order charged is shown as the bare amount, not in a guessed one.
+  const blind = await (await fetch(`${worker.url}/v1/keys`, {
+    method: "POST", headers: { authorization: `Bearer ${keys.admin.key}`, "content-type": "application/json" },
+    body: JSON.stringify({ id: "demo-no-balance", scopes: ["catalog", "orders:write"] }),
+  })).json();
+  await page.click("#key-forget");
+  await page.fill("#key-input", blind.key);
+  await page.keyboard.press("Enter");
+  await page.locator("#balance-error", { hasText: "lacks the `balance` scope" }).waitFor();
+  await pickHarborCoffee(page);
+  await page.click("#place-order");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  const facts = await text(page, "#order-result .facts");
+  assert.match(facts, /Charged\s+25 \(wallet currency unknown: the balance was not read\)/);
+  assert.doesNotMatch(facts, /Charged\s+[^\n]*(\$|USD)/, "no guessed currency");
+
+  // ---- plumgate's 502 that says nothing was placed (no token could be had,
+  // so Xoxoday never got the order): not placed and safe to send again, not
+  // "it may have been placed".
+  await page.fill("#quantity", "2");
+  const unsentPo = await text(page, "#po-number");
+  const c3 = await sandbox.counters();
+  await sandbox.admin("/tokens/revoke-access", {});
+  await sandbox.admin("/faults/refresh", { mode: "5xx", count: 3 });
+  const unsent = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#place-order");
+  const ur = await unsent;
+  assert.equal(ur.status(), 502);
+  assert.match((await ur.json()).error.message, /\(placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe\)$/);
+  await page.locator("#order-error").waitFor({ state: "visible" });
+  assert.equal(await text(page, "#order-status"), `Order ${unsentPo} was not placed: Xoxoday never received it. Sending it again unchanged (same poNumber) is safe.`);
+  assert.equal(await text(page, "#order-error .err-title"), "Not placed: safe to send again");
+  assert.doesNotMatch(await text(page, "#order"), /may have been|not confirmed/, "never called unconfirmed");
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "nothing kept to settle");
+  assert.equal(await text(page, "#po-number"), unsentPo, "the same order, ready to send again");
+  assert.equal((await sandbox.counters()).orders, c3.orders, "nothing ordered");
+
   await assertCleanText(page);
-  watch.check([401]);
+  // Xoxoday's 401s; the key without the balance scope: 403; the unsent order: 502.
+  watch.check([401, 403, 502], 1);
   await desk.close();
 
   // ---- the order history's default range ends on the later of the local and
