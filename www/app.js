@@ -953,15 +953,17 @@
         // may still have placed the order.
         setUncertain(pending);
         setStatus("order-status", neverExecuted(e)
-          ? `Order ${body.poNumber} is still not settled: plumgate did not send this attempt to Xoxoday, but an earlier one may have placed it. Send it again unchanged.`
+          ? `Order ${body.poNumber} is still not settled: this attempt placed nothing, but an earlier one may have placed it. Send it again unchanged.`
           : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`);
       } else {
         setUncertain(null);
         setStatus("order-status", neverExecuted(e)
-          ? `Order ${body.poNumber} was not placed: Xoxoday never received it. Sending it again unchanged (same poNumber) is safe.`
+          ? `Order ${body.poNumber} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe.`
           : `Order ${body.poNumber} was not placed.`);
       }
-      showError("order-error", e);
+      // An answer for a key no longer in use: its error (a 401 above all,
+      // which would mark the new key rejected) is not shown.
+      if (state.key === sentWith) showError("order-error", e);
     } finally {
       state.ordering = false;
       btn.disabled = false;

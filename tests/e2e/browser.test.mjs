@@ -697,7 +697,9 @@ async function walkKeysAndAudit() {
   releaseLate();
   assert.ok((await lateCreate).ok(), "the key was made");
   assert.equal((await lateAudit).status(), 200);
-  await page.waitForTimeout(300);
+  // The create's `finally` runs after its key check: once the button is
+  // back, the late answer has been dealt with.
+  await page.waitForFunction(() => !document.getElementById("key-create").disabled);
   await page.unroute(lateCalls, holdLate);
   assert.equal(await page.locator("#new-key").isVisible(), false, "the late key is not shown");
   assert.equal(await page.locator("#new-key-value").textContent(), "");
@@ -724,7 +726,9 @@ async function walkKeysAndAudit() {
   assert.equal(await page.locator("#keys-list tr, #audit-list tr").count(), 0, "the previous key's list and trail are gone");
   assert.equal(await page.locator("#audit-pager").isVisible(), false);
 
-  // The create and the rotation aborted on purpose; the catalog key's balance: 403.
+  // The create and the rotation aborted on purpose; the catalog key's balance: 403
+  // (waited for: the console line comes with the answer).
+  await page.locator("#balance-error", { hasText: "lacks the `balance` scope" }).waitFor();
   dConsole.check([400, 403, 502], 2);
   await desk.close();
 
@@ -1048,7 +1052,7 @@ async function walkOrderEdges() {
   assert.equal(ur.status(), 502);
   assert.match((await ur.json()).error.message, /\(placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe\)$/);
   await page.locator("#order-error").waitFor({ state: "visible" });
-  assert.equal(await text(page, "#order-status"), `Order ${unsentPo} was not placed: Xoxoday never received it. Sending it again unchanged (same poNumber) is safe.`);
+  assert.equal(await text(page, "#order-status"), `Order ${unsentPo} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe.`);
   assert.equal(await text(page, "#order-error .err-title"), "Not placed: safe to send again");
   assert.doesNotMatch(await text(page, "#order"), /may have been|not confirmed/, "never called unconfirmed");
   assert.equal(await page.locator("#order-uncertain").isVisible(), false);

@@ -17,8 +17,10 @@ export async function catalog(): Promise<string[]> {
   const min: number | string | undefined = first?.minValue;
   const rate: number | string | null | undefined = first?.exchangeRate;
   void [min, rate, denominations];
-  // @ts-expect-error limit and page are required by getVouchers
-  await client.getVouchers({ limit: 10 });
+  // Every getVouchers field is optional (Xoxoday's API reference requires none).
+  await client.getVouchers({});
+  // @ts-expect-error limit is a count, not a boolean
+  await client.getVouchers({ limit: true, page: 1 });
   // @ts-expect-error a filter needs a key and a value
   await client.getVouchers({ limit: 10, page: 1, filters: [{ key: "deliveryType" }] });
   // @ts-expect-error a product name is a string, not a number
