@@ -12,10 +12,9 @@
 //!    (`plumgate_core::ops::cache_key`); a catalog call with a field
 //!    outside it skips the cache (its answer may differ). Concurrent
 //!    misses of one entry in an isolate make one call: the others wait for
-//!    its answer
-//!    (`edge_cache::shared_fill`; their log line notes `shared_fill`), the
-//!    timeout or penalty it ended in, or Xoxoday's answer it did not keep
-//!    (to waiters that sent the same envelope);
+//!    its answer (`edge_cache::shared_fill`; their log line notes
+//!    `shared_fill`), the timeout or penalty it ended in, or Xoxoday's
+//!    answer it did not keep (to waiters that sent the same envelope);
 //! 3. the shared limiter (`limits::admit`): under Xoxoday's penalty, or with
 //!    the operation's per-minute budget spent, `429 rate_limited` with
 //!    `Retry-After`, without calling upstream (contract §6);

@@ -40,7 +40,7 @@
 //! neither joins nor leads the shared fill, the 10-a-minute budget theirs,
 //! every other caller answered `429` (a balance is never served stale).
 
-use super::validate::{decimal_string_number, flag_value, whole_number, PRICE_FILTERS};
+use super::validate::{decimal_string_number, flag_value, whole_number};
 use super::{canonical, Operation};
 use crate::secret::sha256_hex;
 use serde_json::{Map, Value};
@@ -75,6 +75,10 @@ const VOUCHERS_FIELDS: [(&str, Form); 7] = [
     ("categoryType", Form::Text),
     ("categoryTypes", Form::Text),
 ];
+
+/// getVouchers filter keys whose value is a price: it keys as the number it
+/// writes, when it writes one (`25`, `"25.00"`), else as text (a range).
+const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
 
 /// The key of `op`'s valid `data`; `None` for an operation that is never
 /// cached.

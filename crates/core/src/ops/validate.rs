@@ -42,10 +42,6 @@ use serde_json::{Map, Value};
 type Obj = Map<String, Value>;
 type Result<T = ()> = std::result::Result<T, ValidationError>;
 
-/// getVouchers filter keys whose value is a price: it keys the cache as
-/// the number it writes, when it writes one.
-pub(super) const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
-
 /// The price filters whose value must be a number (or decimal string):
 /// a bound. `price` itself is text: Xoxoday's filter table types it
 /// "String, price range filters" (getFilters' ranges, such as "0 - 1000").
