@@ -31,7 +31,7 @@
 //! | record | what happens ([`admit`]) |
 //! |---|---|
 //! | cannot be read | `503 misconfigured` naming the storage key; nothing is sent (fails closed) |
-//! | for another order body | `409 idempotency_conflict` |
+//! | for another order body | `409 idempotency_conflict`; for a settlement no request heard, as if there were none |
 //! | `done` | its answer again, replayed |
 //! | `done`, a settlement no request heard (`once`, [`unheard`]) | its answer, replayed, once; then the record is forgotten |
 //! | none or `pending`, the call for this body in flight | join the call |
@@ -449,6 +449,13 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms
         Loaded::Some(r) => r,
     };
     if record.fingerprint != fingerprint {
+        // A settlement no request heard says its order was not placed: as
+        // when a request hears it and the record is forgotten, the
+        // poNumber is free, and a corrected body is sent (its record
+        // replaces this one) rather than refused until retention ends.
+        if record.once {
+            return admit(&Loaded::None, fingerprint, in_flight, now_ms);
+        }
         return conflict();
     }
     match record.state {

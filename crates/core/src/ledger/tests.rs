@@ -619,8 +619,17 @@ fn a_settlement_no_request_heard_is_answered_once() {
     // The next request with this order hears it, once: replayed, not placed.
     let Admission::Settled(outcome) = admit(&Loaded::Some(kept.clone()), FP, None, T0 + SETTLE_MS + 60_000) else { panic!() };
     assert_eq!(outcome, Outcome::Answer { status: 422, body: r#"{"errorId":"PLE10010"}"#.into(), reconciled: false, upstream_status: None });
-    // Another body under the poNumber is still a conflict; a look hears it without consuming it.
-    assert!(matches!(admit(&Loaded::Some(kept.clone()), "fp-2", None, T0), Admission::Answer { fate: Fate::NotPlaced, .. }));
+    // Another body under the poNumber (the order corrected) is sent: nothing
+    // is placed under it, as when the settlement is heard and forgotten;
+    // joined or refused as without a record while a call is in flight.
+    assert_eq!(admit(&Loaded::Some(kept.clone()), "fp-2", None, T0), Admission::Run);
+    assert_eq!(admit(&Loaded::Some(kept.clone()), "fp-2", Some("fp-2"), T0), Admission::Join);
+    assert!(matches!(admit(&Loaded::Some(kept.clone()), "fp-2", Some("fp-3"), T0), Admission::Answer { fate: Fate::NotPlaced, .. }));
+    assert_eq!(look(&Loaded::Some(kept.clone()), "fp-2", None, None, T0), Look::Nothing);
+    // A done record that is not `once` stays a conflict for another body.
+    let answered = Record { once: false, ..kept.clone() };
+    assert!(matches!(admit(&Loaded::Some(answered), "fp-2", None, T0), Admission::Answer { fate: Fate::NotPlaced, .. }));
+    // A look hears it without consuming it.
     assert!(matches!(look(&Loaded::Some(kept.clone()), FP, None, None, T0), Look::Answer { fate: Fate::NotPlaced, alarm_by_ms: None, .. }));
     // Retention ends it like a done record.
     assert_eq!(alarm(&Loaded::Some(kept), false, RETENTION, T0 + SETTLE_MS + RETENTION), AlarmStep::Delete);
