@@ -447,6 +447,24 @@ test("created, then 5xx: reconciled at once, in placeOrder's shape", async () =>
   assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
 });
 
+test("created, then 5xx, where getOrderDetails shows the account's email at the top: still this order, reconciled (never 'use a new poNumber')", async () => {
+  await sbO.admin("/config", { order_recipient: "account" });
+  try {
+    await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+    const r = await place(order("account-email"));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers["x-plumgate-reconciled"], "true");
+    assert.equal(r.json.data.placeOrder.status, 1);
+    assert.equal(r.json.data.placeOrder.data.email, "orders-admin@company.example", "the sandbox's account reading");
+    const sent = (await sandboxRequests(sbO)).filter((q) => q.op === "placeOrder" && q.body?.variables?.data?.poNumber === po("account-email"));
+    assert.equal(sent.length, 1, "placeOrder sent once");
+    const replay = await place(order("account-email"));
+    assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"]], [200, "true"]);
+  } finally {
+    await sbO.admin("/config", { order_recipient: "top" });
+  }
+});
+
 test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in_progress, then the order from the alarm's check", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
   await sbO.admin("/faults/details", { mode: "not_found", count: 1, po_number: po("lag") });
@@ -584,10 +602,12 @@ test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) o
   assert.equal(other.status, 409, other.text);
   assert.equal(other.json.errorId, "PLE10043", "Xoxoday's duplicate answer, passed on");
   assert.equal(other.headers["x-plumgate-reconciled"], undefined);
-  // The same product, quantity and denomination for someone else: never handed out as this one.
+  // The same product, quantity and denomination for someone else, as the
+  // order's lines name the recipient: never handed out as this one.
   const theirs = await directPlace(sbO, order("dup-recipient", { email: "someone.else@example.com" }));
   assert.equal(theirs.status, 200);
-  const mine = await place(order("dup-recipient"));
+  await sbO.admin("/config", { order_recipient: "line" });
+  const mine = await place(order("dup-recipient")).finally(() => sbO.admin("/config", { order_recipient: "top" }));
   assert.equal(mine.status, 409, mine.text);
   assert.equal(mine.json.errorId, "PLE10043", "Xoxoday's duplicate answer, passed on");
   assert.equal(mine.headers["x-plumgate-reconciled"], undefined);

@@ -1014,16 +1014,24 @@ pub fn failed_or_cancelled(details: &Value) -> bool {
 /// [`order_summary`])? Compared where both sides say something: the
 /// product (`voucherDetails[0]` or `vouchers[0]`), the quantity, the
 /// denomination, numbers in any form; and the recipient's email and phone
-/// number (`email` / `contact`, or the line's `receiverEmail` /
-/// `receiverMobileNumber`, as getOrderHistory names them; getOrderDetails
-/// documents neither, but an order for someone else must never be handed
-/// out as this one). Nothing to compare is no contradiction.
+/// number where a line names them (`receiverEmail` /
+/// `receiverMobileNumber` of `voucherDetails[0]`, `vouchers[0]` or
+/// `products[0]`, as getOrderHistory names them): an order for someone
+/// else must never be handed out as this one. Nothing to compare is no
+/// contradiction.
+///
+/// The order's own `email` and `contact` are not compared. getOrderDetails
+/// documents neither, and getOrderHistory's top-level `email` sits beside
+/// its lines' `receiverEmail`: it may be the ordering account's address.
+/// Read as the recipient, it would make every order found after a lost
+/// answer "another order", and its caller would be told to use a new
+/// poNumber: a second order. Not read, an order for another recipient
+/// with this poNumber, product, quantity and denomination (a caller
+/// reusing a poNumber) is taken for this one when no line names its
+/// recipient: nothing is placed twice.
 pub fn same_order(details: &Value, data: &Value) -> bool {
-    let line = ["voucherDetails", "vouchers"]
-        .iter()
-        .find_map(|k| details.get(*k).and_then(Value::as_array).and_then(|a| a.first()))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let first = |k: &str| details.get(k).and_then(Value::as_array).and_then(|a| a.first());
+    let line = first("voucherDetails").or_else(|| first("vouchers")).cloned().unwrap_or(Value::Null);
     let num = |v: Option<&Value>| crate::ops::decimal_value(v?);
     let agree = |theirs: Option<f64>, ours: Option<f64>| match (theirs, ours) {
         (Some(a), Some(b)) => (a - b).abs() < 0.005,
@@ -1034,9 +1042,9 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
         (Some(Value::String(a)), Some(Value::String(b))) => a.trim() == b.trim(),
         _ => true,
     };
-    let to = |field: &str, line_field: &str, fp: &str, email: bool| {
-        let theirs = recipient(text_of(details, field).or_else(|| text_of(&line, line_field)), email);
-        match (theirs, data.get(fp).and_then(Value::as_str)) {
+    let to = |line_field: &str, fp: &str, email: bool| {
+        let said = ["voucherDetails", "vouchers", "products"].iter().find_map(|k| first(k).and_then(|l| text_of(l, line_field)));
+        match (recipient(said, email), data.get(fp).and_then(Value::as_str)) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         }
@@ -1044,8 +1052,8 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
     product
         && agree(num(details.get("quantity")), num(data.get("quantity")))
         && agree(num(line.get("denomination")).or_else(|| num(line.get("amount"))), num(data.get("denomination")))
-        && to("email", "receiverEmail", "email_fp", true)
-        && to("contact", "receiverMobileNumber", "contact_fp", false)
+        && to("receiverEmail", "email_fp", true)
+        && to("receiverMobileNumber", "contact_fp", false)
 }
 
 /// What the alarm should do.

@@ -88,6 +88,24 @@ pub enum PaymentReportShape {
     Flat,
 }
 
+/// Where getOrderDetails names an order's recipient: xoxoday-api.md §3.5
+/// documents neither a top-level `email` nor line fields for it;
+/// getOrderHistory (§3.6) has both a top-level `email` and its lines'
+/// `receiverEmail` / `receiverMobileNumber`, so its top-level `email` may
+/// be the ordering account's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderRecipient {
+    /// The top-level `email` is the recipient's; no line names it.
+    #[default]
+    Top,
+    /// The `voucherDetails` lines carry `receiverEmail` and
+    /// `receiverMobileNumber`; the top-level `email` is the account's.
+    Line,
+    /// The top-level `email` is the account's; no line names the recipient.
+    Account,
+}
+
 /// Which "day" a daily cap counts: xoxoday-api.md §3.9 says "500 calls
 /// per 24 h" and never when a day starts, so each reading a client must
 /// survive can be chosen.
@@ -217,6 +235,8 @@ pub struct Config {
     pub duplicate_answer: DuplicateAnswer,
     /// Where paymentHistory's rows sit.
     pub payment_report_shape: PaymentReportShape,
+    /// Where getOrderDetails names the recipient.
+    pub order_recipient: OrderRecipient,
     /// Whether a refresh answer carries `access_token_expiry` and
     /// `refresh_token_expiry` (the current docs) or not (legacy GitBook:
     /// `expires_in` alone).
@@ -264,6 +284,7 @@ impl Default for Config {
             daily_window: DailyWindow::default(),
             duplicate_answer: DuplicateAnswer::default(),
             payment_report_shape: PaymentReportShape::default(),
+            order_recipient: OrderRecipient::default(),
             expiry_fields: true,
             dead_refresh_answer: DeadRefreshAnswer::default(),
             dead_refresh_status: 400,
@@ -300,6 +321,7 @@ pub struct ConfigPatch {
     daily_window: Option<DailyWindow>,
     duplicate_answer: Option<DuplicateAnswer>,
     payment_report_shape: Option<PaymentReportShape>,
+    order_recipient: Option<OrderRecipient>,
     expiry_fields: Option<bool>,
     dead_refresh_answer: Option<DeadRefreshAnswer>,
     dead_refresh_status: Option<u16>,
@@ -399,6 +421,9 @@ impl Config {
         }
         if let Some(v) = patch.payment_report_shape {
             next.payment_report_shape = v;
+        }
+        if let Some(v) = patch.order_recipient {
+            next.order_recipient = v;
         }
         if let Some(v) = patch.expiry_fields {
             next.expiry_fields = v;
@@ -579,5 +604,9 @@ mod tests {
         assert_eq!(c, before);
         c.apply_patch(br#"{"payment_report_shape":"flat"}"#).unwrap();
         assert_eq!(c.payment_report_shape, PaymentReportShape::Flat);
+        assert_eq!(c.to_json()["order_recipient"], "top");
+        assert!(c.apply_patch(br#"{"order_recipient":"lines"}"#).is_err());
+        c.apply_patch(br#"{"order_recipient":"account"}"#).unwrap();
+        assert_eq!(c.order_recipient, OrderRecipient::Account);
     }
 }

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use time::Date;
 
 use crate::catalog::{catalog, Product};
+use crate::config::OrderRecipient;
 use crate::clock::{date_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
 use crate::plum::{amount, count, flag, money, object, positive_number, text, whole, PlumError};
 
@@ -479,9 +480,19 @@ pub fn place_order_json(o: &Order) -> Value {
     })
 }
 
-/// `data.getOrderDetails.data`.
-pub fn order_details_json(o: &Order) -> Value {
+/// The email of the account's user who places the orders, as
+/// getOrderDetails may show it ([`OrderRecipient`]).
+pub const ACCOUNT_EMAIL: &str = "orders-admin@company.example";
+
+/// `data.getOrderDetails.data`, naming the recipient as `recipient` says.
+pub fn order_details_json(o: &Order, recipient: OrderRecipient) -> Value {
     let mut v = place_order_json(o);
+    if recipient == OrderRecipient::Line {
+        for line in v["voucherDetails"].as_array_mut().into_iter().flatten() {
+            line["receiverEmail"] = json!(o.email);
+            line["receiverMobileNumber"] = json!(o.contact);
+        }
+    }
     if let Some(obj) = v.as_object_mut() {
         obj.insert("poNumber".into(), json!(o.po_number));
         obj.insert("rawOrderTotal".into(), total(o));
@@ -495,7 +506,8 @@ pub fn order_details_json(o: &Order) -> Value {
                 fmt_datetime(o.created_ms)
             }),
         );
-        obj.insert("email".into(), json!(o.email));
+        let email = if recipient == OrderRecipient::Top { o.email.as_str() } else { ACCOUNT_EMAIL };
+        obj.insert("email".into(), json!(email));
         obj.insert("orderMeta".into(), json!({}));
     }
     v

@@ -668,7 +668,7 @@ impl Sandbox {
                     }
                     .into());
                 }
-                let data = order_details_json(self.ledger.lookup(input)?);
+                let data = order_details_json(self.ledger.lookup(input)?, self.config.order_recipient);
                 if resend {
                     self.counters.resend_mails += 1;
                 }

@@ -655,6 +655,22 @@ fn place_order_and_lookups() {
     assert_eq!(dd["vouchers"], d["vouchers"]);
     assert_eq!(dd["orderDate"], "2024-06-10 06:13:20");
     assert_eq!(s.counters_json(0, 0)["resend_mails"], 1);
+    // Where the recipient is named (order_recipient): at the top by default;
+    // on the lines, or nowhere, with the account's address at the top.
+    assert_eq!((dd["email"].clone(), dd["voucherDetails"][0].get("receiverEmail")), (json!("r@example.com"), None));
+    let details = |s: &mut Sandbox| {
+        let body = json!({"poNumber":"PO-1","orderId":null,"sendMailToReceiver":0});
+        api(s, AT, "plumProAPI.mutation.getOrderDetails", body, T0).body["data"]["getOrderDetails"]["data"].clone()
+    };
+    s.config.order_recipient = crate::config::OrderRecipient::Line;
+    let line = details(&mut s);
+    assert_eq!(line["email"], crate::orders::ACCOUNT_EMAIL);
+    assert_eq!(line["voucherDetails"][0]["receiverEmail"], "r@example.com");
+    assert_eq!(line["voucherDetails"][0]["receiverMobileNumber"], "+1-4705000000");
+    s.config.order_recipient = crate::config::OrderRecipient::Account;
+    let account = details(&mut s);
+    assert_eq!((account["email"].clone(), account["voucherDetails"][0].get("receiverEmail")), (json!(crate::orders::ACCOUNT_EMAIL), None));
+    s.config.order_recipient = crate::config::OrderRecipient::Top;
     let miss = api(
         &mut s,
         AT,
