@@ -4,7 +4,10 @@
 //! 1. A key with an `order_amount_per_day` first reserves the order's
 //!    amount in the `KeyRegistry` (one call, the only one the caller waits
 //!    for): over the cap, the answer is `429 quota_exceeded` and nothing is
-//!    sent (the registry records the refusal in the same call).
+//!    sent (the registry records the refusal in the same call). A refused
+//!    or failed reservation first asks the ledger (a look): a retry of an
+//!    order it holds gets the ledger's answer, its stored one replayed
+//!    (`plumgate_core::ledger::after_reservation`).
 //! 2. The ledger places the order exactly as without a cap
 //!    ([`crate::objects::ledger::send`]).
 //! 3. What its answer means (`plumgate_core::audit::classify`: placed,
@@ -30,7 +33,7 @@ use crate::runtime::wait::{pause, within};
 use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::{Caller, KeySource};
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
-use plumgate_core::ledger::{unsent, LOOK_WAIT_MS};
+use plumgate_core::ledger::{after_reservation, LOOK_WAIT_MS};
 use plumgate_core::logline::{event, Trace};
 use plumgate_core::registry::{settle_retry, SettleNext, SettleTry};
 use plumgate_core::secret;
@@ -57,7 +60,17 @@ pub async fn place(
         let from_static = caller.source == KeySource::Static;
         let req = Request { cap: Some(cap), from_static, ..Request::of_attempt(&attempt) };
         match registry::call(env, Op::Reserve, &req).await {
-            Ok(Reply { error: Some(e), .. }) | Err(e) => return (Err(unsent(e)), Trace::default()),
+            Ok(Reply { error: Some(e), .. }) | Err(e) => {
+                // Maybe the retry of an order the ledger holds: its answer.
+                let look = match ledger::Lost::of_place(account, &data, &fingerprint) {
+                    Some(lost) => within(LOOK_WAIT_MS, ledger::look(env, &lost)).await.flatten(),
+                    None => None,
+                };
+                return match after_reservation(e, look) {
+                    Ok(reply) => ledger::render(reply, style, request_id),
+                    Err(e) => (Err(e), Trace::default()),
+                };
+            }
             Ok(r) => (held, created) = (r.held, r.created),
         }
     }

@@ -535,6 +535,31 @@ test("order_amount_per_day: an order a token failure kept from being sent frees 
   assert.equal(reused.json.error.code, "idempotency_conflict");
 });
 
+test("order_amount_per_day: a placed order sent again over the day's cap gets its stored answer, not 429", async () => {
+  await roomInDay(120); // usage and caps are per UTC day
+  const k = await createKey({ id: "capped-replay", scopes: ["orders:write"] });
+  const first = po("replay-a");
+  const a = await order(k.key, first, 10);
+  assert.ok(placed(a), a.text);
+  // A cap set later (as a cap lowered, or the order placed days ago), then spent.
+  const patched = await admin("/v1/keys/capped-replay", { method: "PATCH", body: { limits: { order_amount_per_day: 25 } } });
+  assert.equal(patched.status, 200, patched.text);
+  const b = await order(k.key, po("replay-b"), 15);
+  assert.ok(placed(b), b.text);
+  const over = await waitFor(async () => {
+    const r = await order(k.key, po("replay-c"), 10);
+    return r.status === 429 ? r : null;
+  }, { what: "the cap spent" });
+  assert.equal(over.json.error.code, "quota_exceeded");
+  // The first order again (same poNumber and body): the ledger's answer, replayed; nothing new is placed.
+  const before = (await sandbox.counters()).orders;
+  const again = await order(k.key, first, 10);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.headers["x-plumgate-replayed"], "true");
+  assert.equal(again.json.data.placeOrder.data.orderId, a.json.data.placeOrder.data.orderId);
+  assert.equal((await sandbox.counters()).orders, before);
+});
+
 test("the audit trail: every attempt, its outcome, newest first, paged and filtered, without secrets", async () => {
   const k = await createKey({ id: "audited", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
   const a = po("aud");

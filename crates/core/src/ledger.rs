@@ -84,7 +84,7 @@ use crate::http::HttpAnswer;
 use crate::lenient::lenient_i64;
 use crate::ops::Operation;
 use crate::upstream::{api_penalty, is_json, is_plum_failure, is_plum_success, Observed};
-use crate::wire::ledger::{Fate, Outcome};
+use crate::wire::ledger::{Fate, LedgerReply, Outcome};
 #[cfg(test)]
 use serde::Deserialize;
 use serde::Serialize;
@@ -586,8 +586,10 @@ pub fn look(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, not_pla
 /// The reply to a look that found the order's mark (see [`Look::NotPlaced`];
 /// read by the worker, never shown to a caller).
 pub fn found_not_placed() -> ApiError {
-    ApiError::upstream_error("not placed")
+    ApiError::upstream_error(NOT_PLACED)
 }
+
+const NOT_PLACED: &str = "not placed";
 
 /// The reply to a look that found nothing (see [`Look::Nothing`]; read by
 /// the worker, never shown to a caller).
@@ -601,6 +603,35 @@ const NO_RECORD: &str = "no record";
 /// ([`nothing_found`])?
 pub fn found_nothing(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Error { error, .. } if error.message == NO_RECORD)
+}
+
+/// A placeOrder the spend cap turned away before it reached the ledger:
+/// its reservation was refused (`429 quota_exceeded`) or not made (the
+/// key registry did not answer). It may be the retry of an order the
+/// ledger already holds, placed on an earlier day (a replay spends
+/// nothing, and contract §5 promises the stored answer) or still pending,
+/// so the ledger is asked first (a look, never a placement; `look`: its
+/// reply, `None` when none came). What the ledger knows is the answer:
+/// the stored answer, `409 order_in_progress`, another body's conflict.
+/// When it knows nothing (no record, or its mark that nothing was placed),
+/// the reservation's error stands, a 5xx saying nothing was placed
+/// ([`unsent`]); with no word from the ledger, a 5xx says only that this
+/// request was not sent: an earlier attempt may have placed the order.
+///
+/// # Errors
+/// The reservation's error, worded as above.
+pub fn after_reservation(error: ApiError, look: Option<LedgerReply>) -> Result<LedgerReply, ApiError> {
+    match look {
+        Some(reply) => match &reply.outcome {
+            Outcome::Error { error: said, .. } if said.message == NO_RECORD || said.message == NOT_PLACED => Err(unsent(error)),
+            _ => Ok(reply),
+        },
+        None if error.status >= 500 => {
+            let message = format!("{}; this request was not sent to Xoxoday (an earlier attempt with this poNumber, if any, may have placed the order): retrying with the same poNumber and body is safe", error.message);
+            Err(ApiError { message, ..error })
+        }
+        None => Err(error),
+    }
 }
 
 fn error(e: ApiError) -> Outcome {

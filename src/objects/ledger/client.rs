@@ -47,6 +47,12 @@ impl Lost {
         let body = serde_json::to_string(&LedgerRequest { data: Value::Object(Default::default()), fingerprint: fingerprint.to_string() }).ok()?;
         Some(Lost { name, body })
     }
+
+    /// The look for a prepared placeOrder (`data`, as for [`send`]) that
+    /// never reached its ledger on `account`.
+    pub fn of_place(account: &str, data: &Value, fingerprint: &str) -> Option<Lost> {
+        Lost::of_order(object_name(account, &ops::po_number(data).unwrap_or_default()), fingerprint)
+    }
 }
 
 /// Send a prepared placeOrder (and the fingerprint of the order as the

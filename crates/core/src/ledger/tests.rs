@@ -227,6 +227,33 @@ fn a_5xx_that_stopped_an_order_before_sending_says_nothing_was_placed() {
 }
 
 #[test]
+fn a_reservation_turned_away_defers_to_what_the_ledger_knows() {
+    let registry = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
+    let over = || ApiError::quota_exceeded("over the cap, so it was not sent", 60);
+    let reply = |outcome: Outcome, fate: Fate| LedgerReply { outcome, replayed: true, fate };
+    // An order placed on an earlier day, replayed over today's cap: its stored answer, not 429.
+    let stored = reply(Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: None }, Fate::Placed);
+    assert_eq!(after_reservation(over(), Some(stored.clone())), Ok(stored.clone()));
+    assert_eq!(after_reservation(registry(), Some(stored.clone())), Ok(stored));
+    // A pending order: its 409 order_in_progress, never "nothing was placed".
+    let Look::Answer { outcome, fate, .. } = look(&Loaded::Some(pending()), FP, None, None, T0) else { panic!() };
+    let in_progress = reply(outcome, fate);
+    assert_eq!(after_reservation(registry(), Some(in_progress.clone())), Ok(in_progress));
+    // The ledger knows nothing of it (no record, or its mark that nothing was placed): the reservation's error.
+    for nothing in [nothing_found(), found_not_placed()] {
+        let known = Some(reply(Outcome::Error { error: nothing, upstream_status: None }, Fate::Unknown));
+        assert_eq!(after_reservation(over(), known.clone()), Err(over()));
+        let e = after_reservation(registry(), known).unwrap_err();
+        assert!(e.message.ends_with(SAFE_TO_RETRY), "{}", e.message);
+    }
+    // No word from the ledger: a 5xx no longer says nothing was placed; a 429 passes as it is.
+    let e = after_reservation(registry(), None).unwrap_err();
+    assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+    assert!(!e.message.contains("nothing was placed") && e.message.contains("same poNumber"), "{}", e.message);
+    assert_eq!(after_reservation(over(), None), Err(over()));
+}
+
+#[test]
 fn after_place_every_arm() {
     let p = pending();
     let now = T0 + 900;
