@@ -162,21 +162,39 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let mut problems = Vec::new();
 
-    let env = match get("XOXODAY_ENV").as_deref() {
-        None | Some("staging") => XoxodayEnv::Staging,
-        Some("production") => XoxodayEnv::Production,
+    // `None`: not set (or not valid), so not a choice an override can contradict.
+    let chosen = match get("XOXODAY_ENV").as_deref() {
+        None => None,
+        Some("staging") => Some(XoxodayEnv::Staging),
+        Some("production") => Some(XoxodayEnv::Production),
         Some(_) => {
             problems.push("XOXODAY_ENV must be `staging` or `production`".to_string());
-            XoxodayEnv::Staging
+            None
         }
     };
+    let env = chosen.unwrap_or(XoxodayEnv::Staging);
     let oauth_url = match get("XOXODAY_OAUTH_URL") {
         None => match env {
             XoxodayEnv::Staging => STAGING_URL.to_string(),
             XoxodayEnv::Production => PRODUCTION_URL.to_string(),
         },
         Some(url) => match check_url(&url, false) {
-            Ok(u) => u,
+            Ok(u) => {
+                match (chosen, environment_of(&u)) {
+                    (Some(XoxodayEnv::Production), Some(XoxodayEnv::Staging)) => problems.push(
+                        "XOXODAY_OAUTH_URL names a Xoxoday staging host while XOXODAY_ENV selects production; \
+                         remove XOXODAY_OAUTH_URL or give it a production URL"
+                            .to_string(),
+                    ),
+                    (Some(XoxodayEnv::Staging), Some(XoxodayEnv::Production)) => problems.push(
+                        "XOXODAY_OAUTH_URL names Xoxoday's production host while XOXODAY_ENV selects staging; \
+                         remove XOXODAY_OAUTH_URL or give it a staging URL"
+                            .to_string(),
+                    ),
+                    _ => {}
+                }
+                u
+            }
             Err(p) => {
                 problems.push(format!("XOXODAY_OAUTH_URL {p}"));
                 String::new()
@@ -336,6 +354,23 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// Xoxoday's known hosts and their environment (xoxoday-api.md's host
+/// table; the staging ones all serve the sandbox accounts).
+const KNOWN_HOSTS: [(&str, XoxodayEnv); 4] = [
+    ("stagingaccount.xoxoday.com", XoxodayEnv::Staging),
+    ("stagingstores.xoxoday.com", XoxodayEnv::Staging),
+    ("canvas.xoxoday.com", XoxodayEnv::Staging),
+    ("accounts.xoxoday.com", XoxodayEnv::Production),
+];
+
+/// The environment of the known Xoxoday host a checked URL names, if it
+/// names one (any port; a final dot and the letters' case do not matter).
+fn environment_of(url: &str) -> Option<XoxodayEnv> {
+    let authority = authority_of(url.split_once("://")?.1);
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).trim_end_matches('.');
+    KNOWN_HOSTS.iter().find(|(known, _)| known.eq_ignore_ascii_case(host)).map(|(_, env)| *env)
+}
+
 /// The authority (`host[:port]`) of what follows a URL's `://`.
 fn authority_of(rest: &str) -> &str {
     rest.split(['/', '?', '#']).next().unwrap_or("")
@@ -416,7 +451,8 @@ pub(crate) mod tests {
         v.insert("XOXODAY_ENV", "production".into());
         assert_eq!(parse_with(&v).unwrap().oauth_url, PRODUCTION_URL);
         for (url, want) in [
-            ("https://stagingstores.xoxoday.com/chef/", "https://stagingstores.xoxoday.com/chef"),
+            ("https://accounts.xoxoday.com/chef/", PRODUCTION_URL),
+            ("https://xoxoday-egress.example.com/chef", "https://xoxoday-egress.example.com/chef"),
             ("http://127.0.0.1:8788/chef", "http://127.0.0.1:8788/chef"),
             ("http://localhost:9/chef", "http://localhost:9/chef"),
             ("http://[::1]:8788/chef", "http://[::1]:8788/chef"),
@@ -425,6 +461,45 @@ pub(crate) mod tests {
             v.insert("XOXODAY_OAUTH_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().oauth_url, want, "{url}");
         }
+    }
+
+    #[test]
+    fn an_override_must_not_name_a_host_of_the_other_environment() {
+        let to_staging = "XOXODAY_OAUTH_URL names a Xoxoday staging host while XOXODAY_ENV selects production; \
+                          remove XOXODAY_OAUTH_URL or give it a production URL";
+        let to_production = "XOXODAY_OAUTH_URL names Xoxoday's production host while XOXODAY_ENV selects staging; \
+                             remove XOXODAY_OAUTH_URL or give it a staging URL";
+        for (env, url, problem) in [
+            (Some("production"), "https://stagingaccount.xoxoday.com/chef", Some(to_staging)),
+            (Some("production"), "https://stagingstores.xoxoday.com/chef/", Some(to_staging)),
+            (Some("production"), "https://Canvas.Xoxoday.com.:443/chef", Some(to_staging)),
+            (Some("staging"), "https://accounts.xoxoday.com/chef", Some(to_production)),
+            (Some("staging"), "https://ACCOUNTS.xoxoday.com:443/chef", Some(to_production)),
+            (Some("staging"), "https://stagingstores.xoxoday.com/chef", None),
+            (Some("staging"), "https://canvas.xoxoday.com/chef", None),
+            (Some("staging"), "http://127.0.0.1:8788/chef", None),
+            (Some("production"), "http://localhost:8788/chef", None),
+            (Some("production"), "https://stores.xoxoday.com/chef", None),
+            (Some("production"), "https://accounts.xoxoday.com.evil.example/chef", None),
+            (None, "https://accounts.xoxoday.com/chef", None),
+            (None, "https://canvas.xoxoday.com/chef", None),
+        ] {
+            let mut v = good_vars();
+            if let Some(env) = env {
+                v.insert("XOXODAY_ENV", env.into());
+            }
+            v.insert("XOXODAY_OAUTH_URL", url.into());
+            match (parse_with(&v), problem) {
+                (Err(p), Some(want)) => assert_eq!(p, [want], "{env:?} {url}"),
+                (Ok(c), None) => assert_eq!(c.oauth_url, url.trim_end_matches('/'), "{env:?} {url}"),
+                (got, _) => panic!("{env:?} {url}: {:?}", got.map(|c| c.oauth_url)),
+            }
+        }
+        // A value XOXODAY_ENV may not have is its own problem, and no choice.
+        let mut v = good_vars();
+        v.insert("XOXODAY_ENV", "prod".into());
+        v.insert("XOXODAY_OAUTH_URL", "https://stagingaccount.xoxoday.com/chef".into());
+        assert_eq!(parse_with(&v).unwrap_err(), ["XOXODAY_ENV must be `staging` or `production`"]);
     }
 
     #[test]
