@@ -62,7 +62,7 @@ use plumgate_core::alert::{
     self, after_attempt, next_delivery, next_due_ms, read_attempt, webhook_request, AfterAttempt, AlertPolicy, Attempt,
     BalanceSeen, Raised, DELIVERY_TIMEOUT_MS,
 };
-use plumgate_core::config::Config;
+use plumgate_core::config::{binding, missing_binding, Config};
 use plumgate_core::errors::ApiError;
 use plumgate_core::logline::event;
 use plumgate_core::time::rfc3339;
@@ -88,9 +88,9 @@ use std::time::Duration;
 use worker::{console_error, console_log, Delay, Env, State};
 
 /// Durable Object binding name.
-pub const DO_BINDING: &str = "TOKEN_AUTHORITY";
+pub const DO_BINDING: &str = binding::TOKEN_AUTHORITY;
 /// KV binding name of the access-token cache the authority writes.
-pub const KV_BINDING: &str = "TOKEN_CACHE";
+pub const KV_BINDING: &str = binding::TOKEN_CACHE;
 
 /// Send `call` to the authority named `name` (the worker's side).
 ///
@@ -101,7 +101,7 @@ pub const KV_BINDING: &str = "TOKEN_CACHE";
 pub async fn call(env: &Env, name: &str, call: &Call) -> Result<Reply<Value>, ApiError> {
     let sent = stub::post(env, DO_BINDING, name, &call.url(), Some((AUTHORITY_HEADER, name)), call.body()).await;
     let (_, body) = sent.map_err(|e| match e {
-        StubError::Binding => ApiError::misconfigured(&[format!("{DO_BINDING} binding is missing")]),
+        StubError::Binding => ApiError::misconfigured(&[missing_binding(DO_BINDING)]),
         StubError::Call(detail) => {
             console_error!(
                 "{}",

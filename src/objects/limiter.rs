@@ -19,6 +19,7 @@ use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
+use plumgate_core::config::binding;
 use plumgate_core::limits::lease::{load, STATE_KEY};
 use plumgate_core::limits::{lease, penalise, LimiterState};
 use plumgate_core::logline::event;
@@ -27,7 +28,7 @@ use std::cell::RefCell;
 use worker::{console_error, Env, State};
 
 /// Binding name of the limiter namespace.
-pub const BINDING: &str = "RATE_LIMITER";
+pub const BINDING: &str = binding::RATE_LIMITER;
 
 /// Send `call` to the limiter of `account` (the worker's side). `None`
 /// when the limiter cannot be asked (no binding, unreachable, an answer

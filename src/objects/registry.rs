@@ -34,6 +34,7 @@ use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
 use plumgate_core::audit;
+use plumgate_core::config::{binding, missing_binding};
 use plumgate_core::errors::{ApiError, ErrorCode};
 use plumgate_core::ledger::LOOK_WAIT_MS;
 use plumgate_core::keys::{self, Facts, KeyRecord};
@@ -47,7 +48,7 @@ use std::cell::{Cell, RefCell};
 use worker::{Env, SqlStorage, SqlStorageValue as Sql, State};
 
 /// Binding name of the registry namespace.
-pub const BINDING: &str = "KEY_REGISTRY";
+pub const BINDING: &str = binding::KEY_REGISTRY;
 
 /// The largest integer a stored value may hold (JavaScript's safe range).
 const MAX_SAFE: i64 = (1 << 53) - 1;
@@ -75,7 +76,7 @@ pub fn call_json(env: &Env, op: Op, json: String) -> LocalBoxFuture<'_, Result<R
         let unavailable = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
         match sent {
             Ok((_, bytes)) => Reply::from_json(&bytes).ok_or_else(unavailable),
-            Err(StubError::Binding) => Err(ApiError::misconfigured(&[format!("{BINDING} binding is missing")])),
+            Err(StubError::Binding) => Err(ApiError::misconfigured(&[missing_binding(BINDING)])),
             Err(_) => Err(unavailable()),
         }
     })

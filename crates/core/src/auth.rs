@@ -24,6 +24,9 @@ pub const SCOPES: [&str; 6] = ["catalog", "balance", "orders:read", "orders:writ
 /// the one over `String`; a test holds the two together).
 pub const SCOPE_LIST: &str = "catalog, balance, orders:read, orders:write, admin, *";
 
+/// The members a `GATEWAY_KEYS` entry may have.
+const ENTRY_MEMBERS: [&str; 4] = ["id", "sha256", "scopes", "limits"];
+
 /// One configured caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -109,8 +112,8 @@ impl CallerKeys {
     ///
     /// # Errors
     /// A list of human-readable problems when the JSON is not an array of
-    /// valid `{id, sha256, scopes}` entries, ids or hashes repeat, a scope is
-    /// unknown, or the array is empty.
+    /// valid `{id, sha256, scopes, limits?}` entries (no other member), ids
+    /// or hashes repeat, a scope is unknown, or the array is empty.
     pub fn parse(raw: &str) -> Result<CallerKeys, Vec<String>> {
         let value: Value = crate::jsontext::from_text(raw)
             .map_err(|_| vec!["GATEWAY_KEYS is not valid JSON".to_string()])?;
@@ -128,6 +131,13 @@ impl CallerKeys {
                 problems.push(format!("{at} must be an object"));
                 continue;
             };
+            // A misspelt member (`expires_at`, `limit`, a limit outside
+            // `limits`) must not give a key without the rule it meant; the
+            // member is not named: it is the operator's own text.
+            if obj.keys().any(|k| !ENTRY_MEMBERS.contains(&k.as_str())) {
+                problems.push(format!("{at} has an unknown member; it may have only id, sha256, scopes and limits"));
+                continue;
+            }
             let id = match obj.get("id").and_then(Value::as_str) {
                 Some(id) if valid_id(id) => id.to_string(),
                 _ => {
@@ -402,6 +412,27 @@ mod tests {
     }
 
     #[test]
+    fn entries_refuse_unknown_members() {
+        let entry = |extra: &str| {
+            format!(r#"{{"id":"a","sha256":"{}","scopes":["orders:write"]{extra}}}"#, hash_key(KEY_A))
+        };
+        for extra in [
+            r#","expires_at":"2020-01-01T00:00:00Z""#,
+            r#","limit":{"order_amount_per_day":5}"#,
+            r#","order_amount_per_day":5"#,
+            r#","limits":{"requests_per_minute":5},"requests_per_minute":5"#,
+        ] {
+            let raw = format!(r#"[{{"id":"ok","sha256":"{}","scopes":["*"]}},{}]"#, hash_key(KEY_B), entry(extra));
+            assert_eq!(
+                CallerKeys::parse(&raw).unwrap_err(),
+                ["GATEWAY_KEYS[1] has an unknown member; it may have only id, sha256, scopes and limits"],
+                "{extra}"
+            );
+        }
+        assert!(CallerKeys::parse(&format!("[{}]", entry(r#","limits":null"#))).is_ok());
+    }
+
+    #[test]
     fn find_hash_finds_the_one_equal() {
         let hashes = [hash_key("a"), hash_key("b"), hash_key("c")];
         assert_eq!(find_hash(hashes.iter().map(|h| h.as_bytes()), hash_key("b").as_bytes()), Some(1));
@@ -426,6 +457,7 @@ mod tests {
             format!(r#"[{{"id":"","sha256":"{}","scopes":["catalog"]}}]"#, hash_key(KEY_A)),
             format!(r#"[{{"id":"a","sha256":"{}","scopes":["catalogue"]}}]"#, hash_key(KEY_A)),
             format!(r#"[{{"id":"a","sha256":"{}","scopes":[]}}]"#, hash_key(KEY_A)),
+            format!(r#"[{{"id":"a","sha256":"{}","scopes":["catalog"],"{secretish}":1}}]"#, hash_key(KEY_A)),
             format!(
                 r#"[{{"id":"a","sha256":"{h}","scopes":["catalog"]}},{{"id":"a","sha256":"{h}","scopes":["catalog"]}}]"#,
                 h = hash_key(KEY_A)

@@ -30,6 +30,31 @@ pub const PRODUCTION_URL: &str = "https://accounts.xoxoday.com/chef";
 /// `ORDER_RETENTION_SECS`'s default: 30 days.
 pub const DEFAULT_ORDER_RETENTION_SECS: u32 = 2_592_000;
 
+/// The names of the bindings plumgate reaches (`wrangler.toml`).
+pub mod binding {
+    /// The access-token cache's KV namespace.
+    pub const TOKEN_CACHE: &str = "TOKEN_CACHE";
+    /// The `TokenAuthority` namespace.
+    pub const TOKEN_AUTHORITY: &str = "TOKEN_AUTHORITY";
+    /// The `OrderLedger` namespace.
+    pub const ORDER_LEDGER: &str = "ORDER_LEDGER";
+    /// The `RateLimiter` namespace.
+    pub const RATE_LIMITER: &str = "RATE_LIMITER";
+    /// The `KeyRegistry` namespace.
+    pub const KEY_REGISTRY: &str = "KEY_REGISTRY";
+}
+
+/// The bindings `/healthz` requires. Not the demo page's `ASSETS`: a
+/// worker without it (the bench's, a private plumgate's) serves every API
+/// route.
+pub const REQUIRED_BINDINGS: [&str; 5] = [
+    binding::TOKEN_CACHE,
+    binding::TOKEN_AUTHORITY,
+    binding::ORDER_LEDGER,
+    binding::RATE_LIMITER,
+    binding::KEY_REGISTRY,
+];
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -162,21 +187,39 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let mut problems = Vec::new();
 
-    let env = match get("XOXODAY_ENV").as_deref() {
-        None | Some("staging") => XoxodayEnv::Staging,
-        Some("production") => XoxodayEnv::Production,
+    // `None`: not set (or not valid), so not a choice an override can contradict.
+    let chosen = match get("XOXODAY_ENV").as_deref() {
+        None => None,
+        Some("staging") => Some(XoxodayEnv::Staging),
+        Some("production") => Some(XoxodayEnv::Production),
         Some(_) => {
             problems.push("XOXODAY_ENV must be `staging` or `production`".to_string());
-            XoxodayEnv::Staging
+            None
         }
     };
+    let env = chosen.unwrap_or(XoxodayEnv::Staging);
     let oauth_url = match get("XOXODAY_OAUTH_URL") {
         None => match env {
             XoxodayEnv::Staging => STAGING_URL.to_string(),
             XoxodayEnv::Production => PRODUCTION_URL.to_string(),
         },
         Some(url) => match check_url(&url, false) {
-            Ok(u) => u,
+            Ok(u) => {
+                match (chosen, environment_of(&u)) {
+                    (Some(XoxodayEnv::Production), Some(XoxodayEnv::Staging)) => problems.push(
+                        "XOXODAY_OAUTH_URL names a Xoxoday staging host while XOXODAY_ENV selects production; \
+                         remove XOXODAY_OAUTH_URL or give it a production URL"
+                            .to_string(),
+                    ),
+                    (Some(XoxodayEnv::Staging), Some(XoxodayEnv::Production)) => problems.push(
+                        "XOXODAY_OAUTH_URL names Xoxoday's production host while XOXODAY_ENV selects staging; \
+                         remove XOXODAY_OAUTH_URL or give it a staging URL"
+                            .to_string(),
+                    ),
+                    _ => {}
+                }
+                u
+            }
             Err(p) => {
                 problems.push(format!("XOXODAY_OAUTH_URL {p}"));
                 String::new()
@@ -314,6 +357,20 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     })
 }
 
+/// The problem a missing binding is, as `/healthz` and a call that needed
+/// it say it.
+pub fn missing_binding(name: &str) -> String {
+    format!("{name} binding is missing")
+}
+
+/// `/healthz`'s problems with the bindings: one for each of
+/// [`REQUIRED_BINDINGS`] that `bound` does not find. Without it a missing
+/// one shows only when a call needs it, and the calls that use the token
+/// cache or the limiter go on without them (unshared, unchecked).
+pub fn binding_problems(bound: &dyn Fn(&str) -> bool) -> Vec<String> {
+    REQUIRED_BINDINGS.iter().filter(|name| !bound(name)).map(|name| missing_binding(name)).collect()
+}
+
 /// Check a URL plumgate sends to (an OAUTH_URL override, the alert
 /// webhook): `https://` anywhere, `http://` only for loopback hosts (the one
 /// loopback rule, [`is_loopback`]), a host, no credentials, no fragment, and
@@ -334,6 +391,23 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
         _ => return Err("must be an https:// URL"),
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Xoxoday's known hosts and their environment (xoxoday-api.md's host
+/// table; the staging ones all serve the sandbox accounts).
+const KNOWN_HOSTS: [(&str, XoxodayEnv); 4] = [
+    ("stagingaccount.xoxoday.com", XoxodayEnv::Staging),
+    ("stagingstores.xoxoday.com", XoxodayEnv::Staging),
+    ("canvas.xoxoday.com", XoxodayEnv::Staging),
+    ("accounts.xoxoday.com", XoxodayEnv::Production),
+];
+
+/// The environment of the known Xoxoday host a checked URL names, if it
+/// names one (any port; a final dot and the letters' case do not matter).
+fn environment_of(url: &str) -> Option<XoxodayEnv> {
+    let authority = authority_of(url.split_once("://")?.1);
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).trim_end_matches('.');
+    KNOWN_HOSTS.iter().find(|(known, _)| known.eq_ignore_ascii_case(host)).map(|(_, env)| *env)
 }
 
 /// The authority (`host[:port]`) of what follows a URL's `://`.
@@ -416,7 +490,8 @@ pub(crate) mod tests {
         v.insert("XOXODAY_ENV", "production".into());
         assert_eq!(parse_with(&v).unwrap().oauth_url, PRODUCTION_URL);
         for (url, want) in [
-            ("https://stagingstores.xoxoday.com/chef/", "https://stagingstores.xoxoday.com/chef"),
+            ("https://accounts.xoxoday.com/chef/", PRODUCTION_URL),
+            ("https://xoxoday-egress.example.com/chef", "https://xoxoday-egress.example.com/chef"),
             ("http://127.0.0.1:8788/chef", "http://127.0.0.1:8788/chef"),
             ("http://localhost:9/chef", "http://localhost:9/chef"),
             ("http://[::1]:8788/chef", "http://[::1]:8788/chef"),
@@ -425,6 +500,45 @@ pub(crate) mod tests {
             v.insert("XOXODAY_OAUTH_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().oauth_url, want, "{url}");
         }
+    }
+
+    #[test]
+    fn an_override_must_not_name_a_host_of_the_other_environment() {
+        let to_staging = "XOXODAY_OAUTH_URL names a Xoxoday staging host while XOXODAY_ENV selects production; \
+                          remove XOXODAY_OAUTH_URL or give it a production URL";
+        let to_production = "XOXODAY_OAUTH_URL names Xoxoday's production host while XOXODAY_ENV selects staging; \
+                             remove XOXODAY_OAUTH_URL or give it a staging URL";
+        for (env, url, problem) in [
+            (Some("production"), "https://stagingaccount.xoxoday.com/chef", Some(to_staging)),
+            (Some("production"), "https://stagingstores.xoxoday.com/chef/", Some(to_staging)),
+            (Some("production"), "https://Canvas.Xoxoday.com.:443/chef", Some(to_staging)),
+            (Some("staging"), "https://accounts.xoxoday.com/chef", Some(to_production)),
+            (Some("staging"), "https://ACCOUNTS.xoxoday.com:443/chef", Some(to_production)),
+            (Some("staging"), "https://stagingstores.xoxoday.com/chef", None),
+            (Some("staging"), "https://canvas.xoxoday.com/chef", None),
+            (Some("staging"), "http://127.0.0.1:8788/chef", None),
+            (Some("production"), "http://localhost:8788/chef", None),
+            (Some("production"), "https://stores.xoxoday.com/chef", None),
+            (Some("production"), "https://accounts.xoxoday.com.evil.example/chef", None),
+            (None, "https://accounts.xoxoday.com/chef", None),
+            (None, "https://canvas.xoxoday.com/chef", None),
+        ] {
+            let mut v = good_vars();
+            if let Some(env) = env {
+                v.insert("XOXODAY_ENV", env.into());
+            }
+            v.insert("XOXODAY_OAUTH_URL", url.into());
+            match (parse_with(&v), problem) {
+                (Err(p), Some(want)) => assert_eq!(p, [want], "{env:?} {url}"),
+                (Ok(c), None) => assert_eq!(c.oauth_url, url.trim_end_matches('/'), "{env:?} {url}"),
+                (got, _) => panic!("{env:?} {url}: {:?}", got.map(|c| c.oauth_url)),
+            }
+        }
+        // A value XOXODAY_ENV may not have is its own problem, and no choice.
+        let mut v = good_vars();
+        v.insert("XOXODAY_ENV", "prod".into());
+        v.insert("XOXODAY_OAUTH_URL", "https://stagingaccount.xoxoday.com/chef".into());
+        assert_eq!(parse_with(&v).unwrap_err(), ["XOXODAY_ENV must be `staging` or `production`"]);
     }
 
     #[test]
@@ -626,6 +740,25 @@ pub(crate) mod tests {
                 assert!(p[0].ends_with("must name a host, with no credentials (user:password@) in it"), "{p:?}");
             }
         }
+    }
+
+    #[test]
+    fn health_names_each_missing_binding() {
+        assert!(binding_problems(&|_| true).is_empty());
+        assert_eq!(
+            binding_problems(&|_| false),
+            [
+                "TOKEN_CACHE binding is missing",
+                "TOKEN_AUTHORITY binding is missing",
+                "ORDER_LEDGER binding is missing",
+                "RATE_LIMITER binding is missing",
+                "KEY_REGISTRY binding is missing",
+            ]
+        );
+        let without = |gone: &'static str| move |name: &str| name != gone;
+        assert_eq!(binding_problems(&without("TOKEN_CACHE")), ["TOKEN_CACHE binding is missing"]);
+        assert_eq!(binding_problems(&without("RATE_LIMITER")), ["RATE_LIMITER binding is missing"]);
+        assert!(binding_problems(&without("ASSETS")).is_empty(), "the demo page's assets are not required");
     }
 
     #[test]

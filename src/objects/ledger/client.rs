@@ -6,6 +6,7 @@
 use crate::respond::{bytes_response, error_response, JSON};
 use crate::runtime::http::Outgoing;
 use crate::runtime::stub::{self, StubError};
+use plumgate_core::config::{binding, missing_binding};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use worker::Env;
 
 /// Binding name of the ledger namespace.
-pub const BINDING: &str = "ORDER_LEDGER";
+pub const BINDING: &str = binding::ORDER_LEDGER;
 
 /// A reply that is plumgate's error, with the order's fate.
 pub(super) fn refusal(error: ApiError, fate: Fate) -> LedgerReply {
@@ -71,7 +72,7 @@ pub async fn send(env: &Env, account: &str, data: Value, fingerprint: String) ->
             Some(reply) => (reply, None),
             None => (lost(), Some(Lost { name, body })),
         },
-        Err(StubError::Binding) => (refusal(ApiError::misconfigured(&[format!("{BINDING} binding is missing")]), Fate::NotPlaced), None),
+        Err(StubError::Binding) => (refusal(ApiError::misconfigured(&[missing_binding(BINDING)]), Fate::NotPlaced), None),
         Err(StubError::Request) => (refusal(ApiError::internal(), Fate::NotPlaced), None),
         Err(StubError::Call(_) | StubError::Body) => (lost(), Some(Lost { name, body })),
     }
