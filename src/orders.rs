@@ -55,26 +55,24 @@ pub async fn place(
     style: ErrorStyle,
 ) -> (Result<Outgoing, ApiError>, Trace) {
     let attempt = Attempt::of_order(&caller.id, &data, &fingerprint, request_id);
-    let (mut held, mut created) = (false, false);
+    let (mut held, mut created, mut turned_away) = (false, false, None);
     if let Some(cap) = caller.limits.order_amount_per_day {
         let from_static = caller.source == KeySource::Static;
         let req = Request { cap: Some(cap), from_static, ..Request::of_attempt(&attempt) };
         match registry::call(env, Op::Reserve, &req).await {
-            Ok(Reply { error: Some(e), .. }) | Err(e) => {
-                // Maybe the retry of an order the ledger holds: its answer.
-                let look = match ledger::Lost::of_place(account, &data, &fingerprint) {
-                    Some(lost) => within(LOOK_WAIT_MS, ledger::look(env, &lost)).await.flatten(),
-                    None => None,
-                };
-                return match after_reservation(e, look) {
-                    Ok(reply) => ledger::render(reply, style, request_id),
-                    Err(e) => (Err(e), Trace::default()),
-                };
-            }
+            Ok(Reply { error: Some(e), .. }) | Err(e) => turned_away = Some(e),
             Ok(r) => (held, created) = (r.held, r.created),
         }
     }
-    let (reply, lost) = ledger::send(env, account, data, fingerprint).await;
+    // Turned away, it may still be the retry of an order the ledger holds:
+    // the ledger is asked (a look, never a placement) for its answer.
+    let (reply, lost) = ledger::send(env, account, data, fingerprint, turned_away.is_none()).await;
+    if let Some(e) = turned_away {
+        return match after_reservation(e, lost.is_none().then_some(reply)) {
+            Ok(reply) => ledger::render(reply, style, request_id),
+            Err(e) => (Err(e), Trace::default()),
+        };
+    }
     let fate = reply.fate;
     let (answer, trace) = ledger::render(reply, style, request_id);
     let result = audit::with_fate(audit::classify(answered(&answer, &trace)), fate);

@@ -615,8 +615,9 @@ pub fn found_nothing(outcome: &Outcome) -> bool {
 /// the stored answer, `409 order_in_progress`, another body's conflict.
 /// When it knows nothing (no record, or its mark that nothing was placed),
 /// the reservation's error stands, a 5xx saying nothing was placed
-/// ([`unsent`]); with no word from the ledger, a 5xx says only that this
-/// request was not sent: an earlier attempt may have placed the order.
+/// ([`unsent`]); with no word from the ledger, it stands as it is (a 502
+/// without those words: an earlier attempt may have placed the order, and
+/// a retry with the same poNumber is answered with it).
 ///
 /// # Errors
 /// The reservation's error, worded as above.
@@ -626,10 +627,6 @@ pub fn after_reservation(error: ApiError, look: Option<LedgerReply>) -> Result<L
             Outcome::Error { error: said, .. } if said.message == NO_RECORD || said.message == NOT_PLACED => Err(unsent(error)),
             _ => Ok(reply),
         },
-        None if error.status >= 500 => {
-            let message = format!("{}; this request was not sent to Xoxoday (an earlier attempt with this poNumber, if any, may have placed the order): retrying with the same poNumber and body is safe", error.message);
-            Err(ApiError { message, ..error })
-        }
         None => Err(error),
     }
 }

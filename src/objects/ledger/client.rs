@@ -48,12 +48,6 @@ impl Lost {
         let body = serde_json::to_string(&LedgerRequest { data: Value::Object(Default::default()), fingerprint: fingerprint.to_string() }).ok()?;
         Some(Lost { name, body })
     }
-
-    /// The look for a prepared placeOrder (`data`, as for [`send`]) that
-    /// never reached its ledger on `account`.
-    pub fn of_place(account: &str, data: &Value, fingerprint: &str) -> Option<Lost> {
-        Lost::of_order(object_name(account, &ops::po_number(data).unwrap_or_default()), fingerprint)
-    }
 }
 
 /// Send a prepared placeOrder (and the fingerprint of the order as the
@@ -61,13 +55,15 @@ impl Lost {
 /// happens. A ledger that could not be asked, or whose answer was lost, is
 /// [`Fate::Unknown`] (it may have sent the order), and comes with the
 /// [`Lost`] request to [`look`] with; a request that never left is
-/// [`Fate::NotPlaced`].
-pub async fn send(env: &Env, account: &str, data: Value, fingerprint: String) -> (LedgerReply, Option<Lost>) {
+/// [`Fate::NotPlaced`]. Not to `place`: a look (what a request would be
+/// answered, never a placement; `plumgate_core::ledger::look`).
+pub async fn send(env: &Env, account: &str, data: Value, fingerprint: String, place: bool) -> (LedgerReply, Option<Lost>) {
     let name = object_name(account, &ops::po_number(&data).unwrap_or_default());
     let Ok(body) = serde_json::to_string(&LedgerRequest { data, fingerprint }) else {
         return (refusal(ApiError::internal(), Fate::NotPlaced), None);
     };
-    match stub::post(env, BINDING, &name, PLACE_URL, None, Some(body.clone())).await {
+    let url = if place { PLACE_URL } else { LOOK_URL };
+    match stub::post(env, BINDING, &name, url, None, Some(body.clone())).await {
         Ok((_, bytes)) => match LedgerReply::read(&bytes) {
             Some(reply) => (reply, None),
             None => (lost(), Some(Lost { name, body })),
