@@ -4,10 +4,11 @@
 //! 1. A key with an `order_amount_per_day` first reserves the order's
 //!    amount in the `KeyRegistry` (one call, the only one the caller waits
 //!    for): over the cap, the answer is `429 quota_exceeded` and nothing is
-//!    sent (the registry records the refusal in the same call). A refused
-//!    or failed reservation first asks the ledger (a look): a retry of an
-//!    order it holds gets the ledger's answer, its stored one replayed
-//!    (`plumgate_core::ledger::after_reservation`).
+//!    sent (the registry records the refusal in the same call). Over the
+//!    cap, or with no answer from the registry, the ledger is then asked (a
+//!    look, never a placement; `plumgate_core::ledger::look_after`): a retry
+//!    of an order it holds gets the ledger's answer, its stored one replayed
+//!    or its call in flight waited for (`plumgate_core::ledger::after_reservation`).
 //! 2. The ledger places the order exactly as without a cap
 //!    ([`crate::objects::ledger::send`]).
 //! 3. What its answer means (`plumgate_core::audit::classify`: placed,
@@ -33,7 +34,7 @@ use crate::runtime::wait::{pause, within};
 use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::{Caller, KeySource};
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
-use plumgate_core::ledger::{after_reservation, LOOK_WAIT_MS};
+use plumgate_core::ledger::{after_reservation, look_after, unsent, LOOK_WAIT_MS};
 use plumgate_core::logline::{event, Trace};
 use plumgate_core::registry::{settle_retry, SettleNext, SettleTry};
 use plumgate_core::secret;
@@ -60,6 +61,7 @@ pub async fn place(
         let from_static = caller.source == KeySource::Static;
         let req = Request { cap: Some(cap), from_static, ..Request::of_attempt(&attempt) };
         match registry::call(env, Op::Reserve, &req).await {
+            Ok(Reply { error: Some(e), .. }) | Err(e) if !look_after(&e) => return (Err(unsent(e)), Trace::default()),
             Ok(Reply { error: Some(e), .. }) | Err(e) => turned_away = Some(e),
             Ok(r) => (held, created) = (r.held, r.created),
         }

@@ -323,8 +323,8 @@ impl OrderLedger {
 }
 
 impl OrderLedger {
-    /// What became of an order whose answer a worker lost
-    /// (`plumgate_core::ledger::look`): what a retry would be answered,
+    /// What became of an order whose answer a worker lost, or that a spend
+    /// cap turned away (`plumgate_core::ledger::look`): what a retry would be answered,
     /// the outcome of the call in flight, or unknown; never a placement.
     async fn answer_look(&self, lr: LedgerRequest) -> LedgerReply {
         let storage = Storage::of(&self.state);

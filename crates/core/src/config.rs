@@ -176,17 +176,14 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let mut problems = Vec::new();
 
-    // `None`: not set (or not valid), so not a choice an override can contradict.
-    let chosen = match get("XOXODAY_ENV").as_deref() {
-        None => None,
-        Some("staging") => Some(XoxodayEnv::Staging),
-        Some("production") => Some(XoxodayEnv::Production),
+    let env = match get("XOXODAY_ENV").as_deref() {
+        None | Some("staging") => XoxodayEnv::Staging,
+        Some("production") => XoxodayEnv::Production,
         Some(_) => {
             problems.push("XOXODAY_ENV must be `staging` or `production`".to_string());
-            None
+            XoxodayEnv::Staging
         }
     };
-    let env = chosen.unwrap_or(XoxodayEnv::Staging);
     let oauth_url = match get("XOXODAY_OAUTH_URL") {
         None => match env {
             XoxodayEnv::Staging => STAGING_URL.to_string(),
@@ -194,10 +191,8 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         },
         Some(url) => match check_url(&url, false) {
             Ok(u) => {
-                if let (Some(chosen), Some(host_env)) = (chosen, environment_of(&u)) {
-                    if chosen != host_env {
-                        problems.push(OTHER_ENVIRONMENT.to_string());
-                    }
+                if env == XoxodayEnv::Production && names_a_staging_host(&u) {
+                    problems.push(STAGING_IN_PRODUCTION.to_string());
                 }
                 u
             }
@@ -338,8 +333,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     })
 }
 
-/// The problem a missing binding is, as `/healthz` and a call that needed
-/// it say it.
+/// The problem a missing binding is, as a call that needed it says it.
 pub fn missing_binding(name: &str) -> String {
     format!("{name} binding is missing")
 }
@@ -366,26 +360,21 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
-/// Xoxoday's known hosts and their environment (xoxoday-api.md's host
-/// table; the staging ones all serve the sandbox accounts).
-/// An override naming a Xoxoday host of the environment `XOXODAY_ENV`
-/// does not choose: production credentials sent to staging, or the reverse.
-const OTHER_ENVIRONMENT: &str =
-    "XOXODAY_OAUTH_URL names a Xoxoday host of the other environment than XOXODAY_ENV; remove XOXODAY_OAUTH_URL or make the two agree";
+/// Production credentials sent to a staging host: `XOXODAY_ENV`
+/// production with an override naming one. (A production host under the
+/// default `staging` is a choice the override makes, as before.)
+const STAGING_IN_PRODUCTION: &str =
+    "XOXODAY_OAUTH_URL names a Xoxoday staging host while XOXODAY_ENV is production";
 
-const KNOWN_HOSTS: [(&str, XoxodayEnv); 4] = [
-    ("stagingaccount.xoxoday.com", XoxodayEnv::Staging),
-    ("stagingstores.xoxoday.com", XoxodayEnv::Staging),
-    ("canvas.xoxoday.com", XoxodayEnv::Staging),
-    ("accounts.xoxoday.com", XoxodayEnv::Production),
-];
+/// Xoxoday's staging hosts (xoxoday-api.md's host table).
+const STAGING_HOSTS: [&str; 3] = ["stagingaccount.xoxoday.com", "stagingstores.xoxoday.com", "canvas.xoxoday.com"];
 
-/// The environment of the known Xoxoday host a checked URL names, if it
-/// names one (any port; a final dot and the letters' case do not matter).
-fn environment_of(url: &str) -> Option<XoxodayEnv> {
-    let authority = authority_of(url.split_once("://")?.1);
+/// Does a checked URL name one of [`STAGING_HOSTS`] (any port; a final dot
+/// and the letters' case do not matter)?
+fn names_a_staging_host(url: &str) -> bool {
+    let authority = url.split_once("://").map_or("", |(_, rest)| authority_of(rest));
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).trim_end_matches('.');
-    KNOWN_HOSTS.iter().find(|(known, _)| known.eq_ignore_ascii_case(host)).map(|(_, env)| *env)
+    STAGING_HOSTS.iter().any(|known| known.eq_ignore_ascii_case(host))
 }
 
 /// The authority (`host[:port]`) of what follows a URL's `://`.
@@ -481,14 +470,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_override_must_not_name_a_host_of_the_other_environment() {
-        let (to_staging, to_production) = (OTHER_ENVIRONMENT, OTHER_ENVIRONMENT);
+    fn production_must_not_name_a_staging_host() {
+        let to_staging = STAGING_IN_PRODUCTION;
         for (env, url, problem) in [
             (Some("production"), "https://stagingaccount.xoxoday.com/chef", Some(to_staging)),
             (Some("production"), "https://stagingstores.xoxoday.com/chef/", Some(to_staging)),
             (Some("production"), "https://Canvas.Xoxoday.com.:443/chef", Some(to_staging)),
-            (Some("staging"), "https://accounts.xoxoday.com/chef", Some(to_production)),
-            (Some("staging"), "https://ACCOUNTS.xoxoday.com:443/chef", Some(to_production)),
+            (Some("staging"), "https://accounts.xoxoday.com/chef", None),
             (Some("staging"), "https://stagingstores.xoxoday.com/chef", None),
             (Some("staging"), "https://canvas.xoxoday.com/chef", None),
             (Some("staging"), "http://127.0.0.1:8788/chef", None),

@@ -79,7 +79,7 @@
 //! place the order a look places nothing; a deleted record's mark
 //! ([`NOT_PLACED_KEY`]) tells it the order was not placed.
 
-use crate::errors::{ApiError, CallError};
+use crate::errors::{ApiError, CallError, ErrorCode};
 use crate::http::HttpAnswer;
 use crate::lenient::lenient_i64;
 use crate::ops::Operation;
@@ -605,6 +605,14 @@ pub fn found_nothing(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Error { error, .. } if error.message == NO_RECORD)
 }
 
+/// Is a spend cap's turned-away reservation (`error`) worth asking the
+/// ledger about ([`after_reservation`])? Over the cap, or no answer from the
+/// registry: the order may be the retry of one the ledger holds. Any other
+/// refusal (a revoked or expired key, a storage fault) stands as it is.
+pub fn look_after(error: &ApiError) -> bool {
+    matches!(error.code, ErrorCode::QuotaExceeded | ErrorCode::UpstreamError)
+}
+
 /// A placeOrder the spend cap turned away before it reached the ledger:
 /// its reservation was refused (`429 quota_exceeded`) or not made (the
 /// key registry did not answer). It may be the retry of an order the
@@ -613,7 +621,8 @@ pub fn found_nothing(outcome: &Outcome) -> bool {
 /// so the ledger is asked first (a look, never a placement; `look`: its
 /// reply, `None` when none came). What the ledger knows is the answer:
 /// the stored answer, `409 order_in_progress`, another body's conflict.
-/// When it knows nothing (no record, or its mark that nothing was placed),
+/// A joined call in flight is waited for, as by a retry that reached the
+/// ledger. When it knows nothing (no record, or its mark that nothing was placed),
 /// the reservation's error stands, a 5xx saying nothing was placed
 /// ([`unsent`]); with no word from the ledger, it stands as it is (a 502
 /// without those words: an earlier attempt may have placed the order, and
@@ -622,12 +631,15 @@ pub fn found_nothing(outcome: &Outcome) -> bool {
 /// # Errors
 /// The reservation's error, worded as above.
 pub fn after_reservation(error: ApiError, look: Option<LedgerReply>) -> Result<LedgerReply, ApiError> {
-    match look {
-        Some(reply) => match &reply.outcome {
-            Outcome::Error { error: said, .. } if said.message == NO_RECORD || said.message == NOT_PLACED => Err(unsent(error)),
-            _ => Ok(reply),
-        },
-        None => Err(error),
+    let Some(reply) = look else { return Err(error) };
+    match &reply.outcome {
+        Outcome::Answer { .. } => Ok(reply),
+        Outcome::Error { error: said, .. } if matches!(said.code, ErrorCode::OrderInProgress | ErrorCode::IdempotencyConflict) => Ok(reply),
+        Outcome::Error { error: said, .. } if said.message == NO_RECORD || said.message == NOT_PLACED => Err(unsent(error)),
+        // Anything else (a ledger of the previous version, which does not
+        // know the look; an unreadable record; a joined call's error) says
+        // nothing of the order: the reservation's error as it is.
+        Outcome::Error { .. } => Err(error),
     }
 }
 
@@ -640,7 +652,7 @@ fn in_progress(r: &Record, now_ms: i64) -> Outcome {
     // A second after the check, so the answer is there when the caller is.
     let secs = crate::limits::secs_until(r.next_check_at_ms.saturating_add(1_000), now_ms);
     let message = format!(
-        "{}; plumgate has not yet been able to confirm whether this order was placed and keeps asking Xoxoday (getOrderDetails) until it gives a definite answer. Send the same poNumber and body again after {secs} s: you will get the order, Xoxoday's refusal, or word that nothing was placed, never a second order",
+        "{}; plumgate cannot yet confirm whether this order was placed and keeps asking Xoxoday (getOrderDetails). Send the same poNumber and body again after {secs} s: you get the order, Xoxoday's refusal or word that nothing was placed, never a second order",
         r.why
     );
     Outcome::Error { error: ApiError::order_in_progress(message, secs), upstream_status: None }
@@ -809,7 +821,11 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
 /// Xoxoday's duplicate answer may be any refusal.
 pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     match (reconciled, &r.refused) {
-        (Reconciled::Found(details), _) if same_order(&details, &r.order) => found(r, details, now_ms),
+        (Reconciled::Found(details), _) => match same_order(&details, &r.order) {
+            Match::This => found(r, details, now_ms),
+            Match::Unsure => unsure(r),
+            Match::Other => after_refusal(r, Reconciled::Unclear, now_ms),
+        },
         (failed @ (Reconciled::Unknown | Reconciled::Limited(_)), _) => after_check(r, failed, now_ms),
         (_, Some(Refused { status, body })) => {
             let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: Some(*status) };
@@ -931,16 +947,19 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
     let mut r = pending.upgraded(now_ms);
     r.checks = r.checks.saturating_add(1);
     match reconciled {
-        Reconciled::Found(details) if same_order(&details, &r.order) => found(&r, details, now_ms),
-        Reconciled::Found(_) => {
-            // Xoxoday holds another order under this poNumber: its
-            // duplicate check refused (or will refuse) this one.
-            let outcome = match r.refused {
-                Some(Refused { status, body }) => Outcome::Answer { status, body, reconciled: false, upstream_status: None },
-                None => error(ApiError::idempotency_conflict_upstream()),
-            };
-            finish(Store::Forget, outcome, Fate::NotPlaced)
-        }
+        Reconciled::Found(details) => match same_order(&details, &r.order) {
+            Match::This => found(&r, details, now_ms),
+            Match::Unsure => unsure(&r),
+            Match::Other => {
+                // Xoxoday holds another order under this poNumber: its
+                // duplicate check refused (or will refuse) this one.
+                let outcome = match r.refused {
+                    Some(Refused { status, body }) => Outcome::Answer { status, body, reconciled: false, upstream_status: None },
+                    None => error(ApiError::idempotency_conflict_upstream()),
+                };
+                finish(Store::Forget, outcome, Fate::NotPlaced)
+            }
+        },
         Reconciled::NotFound => {
             r.not_found = r.not_found.saturating_add(1);
             if r.not_found >= NOT_FOUND_PROOF && now_ms >= r.sent_at_ms.saturating_add(SETTLE_MS) {
@@ -1038,26 +1057,34 @@ pub fn failed_or_cancelled(details: &Value) -> bool {
     said || all_cancelled
 }
 
+/// What the order getOrderDetails found is to the one sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// This order: nothing contradicts it.
+    This,
+    /// Another order: its product, quantity or denomination differs, or
+    /// the recipient an order line names (`receiverEmail` /
+    /// `receiverMobileNumber`, as getOrderHistory's lines name them).
+    Other,
+    /// All of that agrees, but no line names a recipient and the order's
+    /// own `email` / `contact` differ from this order's. getOrderDetails
+    /// documents neither; getOrderHistory's top-level `email` sits beside
+    /// its lines' `receiverEmail`, so it may be the ordering account's
+    /// address. Read as the recipient, every order found after a lost
+    /// answer would be "another order", its caller told to use a new
+    /// poNumber (a second order); read as nothing, another person's order
+    /// under a reused poNumber would be handed out as this one (their
+    /// vouchers). Neither: the fate stays open ([`unsure`]).
+    Unsure,
+}
+
 /// Is the order getOrderDetails found the one sent (`data`, its
 /// [`order_summary`])? Compared where both sides say something: the
 /// product (`voucherDetails[0]` or `vouchers[0]`), the quantity, the
 /// denomination, numbers in any form; and the recipient's email and phone
-/// number where a line names them (`receiverEmail` /
-/// `receiverMobileNumber` of `voucherDetails[0]`, `vouchers[0]` or
-/// `products[0]`, as getOrderHistory names them): an order for someone
-/// else must never be handed out as this one. Nothing to compare is no
-/// contradiction.
-///
-/// The order's own `email` and `contact` are not compared. getOrderDetails
-/// documents neither, and getOrderHistory's top-level `email` sits beside
-/// its lines' `receiverEmail`: it may be the ordering account's address.
-/// Read as the recipient, it would make every order found after a lost
-/// answer "another order", and its caller would be told to use a new
-/// poNumber: a second order. Not read, an order for another recipient
-/// with this poNumber, product, quantity and denomination (a caller
-/// reusing a poNumber) is taken for this one when no line names its
-/// recipient: nothing is placed twice.
-pub fn same_order(details: &Value, data: &Value) -> bool {
+/// number, a line's first, else the order's own ([`Match::Unsure`] when
+/// only those differ). Nothing to compare is no contradiction.
+pub fn same_order(details: &Value, data: &Value) -> Match {
     let first = |k: &str| details.get(k).and_then(Value::as_array).and_then(|a| a.first());
     let line = first("voucherDetails").or_else(|| first("vouchers")).cloned().unwrap_or(Value::Null);
     let num = |v: Option<&Value>| crate::ops::decimal_value(v?);
@@ -1070,19 +1097,48 @@ pub fn same_order(details: &Value, data: &Value) -> bool {
         (Some(Value::String(a)), Some(Value::String(b))) => a.trim() == b.trim(),
         _ => true,
     };
-    let to = |line_field: &str, fp: &str, email: bool| {
-        let said = ["voucherDetails", "vouchers", "products"].iter().find_map(|k| first(k).and_then(|l| text_of(l, line_field)));
-        match (recipient(said, email), data.get(fp).and_then(Value::as_str)) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        }
-    };
-    product
+    if !(product
         && agree(num(details.get("quantity")), num(data.get("quantity")))
-        && agree(num(line.get("denomination")).or_else(|| num(line.get("amount"))), num(data.get("denomination")))
-        && to("receiverEmail", "email_fp", true)
-        && to("receiverMobileNumber", "contact_fp", false)
+        && agree(num(line.get("denomination")).or_else(|| num(line.get("amount"))), num(data.get("denomination"))))
+    {
+        return Match::Other;
+    }
+    let mut found = Match::This;
+    for (field, line_field, fp, email) in [("email", "receiverEmail", "email_fp", true), ("contact", "receiverMobileNumber", "contact_fp", false)] {
+        let on_line = ["voucherDetails", "vouchers", "products"].iter().find_map(|k| first(k).and_then(|l| text_of(l, line_field)));
+        let (theirs, differs) = match on_line {
+            Some(said) => (recipient(Some(said), email), Match::Other),
+            None => (recipient(text_of(details, field), email), Match::Unsure),
+        };
+        match (theirs, data.get(fp).and_then(Value::as_str)) {
+            (Some(a), Some(b)) if a != b => {
+                if differs == Match::Other {
+                    return Match::Other;
+                }
+                found = Match::Unsure;
+            }
+            _ => {}
+        }
+    }
+    found
 }
+
+/// The order under the poNumber may be this one or another's
+/// ([`Match::Unsure`]): no answer says either. Xoxoday's refusal, when this
+/// attempt got one, is passed on (its duplicate answer says an order with
+/// the poNumber exists, which is all that is known); else a 502 saying so,
+/// whose retry hears Xoxoday's duplicate answer. Forgotten either way, the
+/// fate unknown: never "not placed" (a new poNumber would place a second
+/// order), never this order (another person's vouchers).
+fn unsure(r: &Record) -> Finish {
+    let outcome = match &r.refused {
+        Some(Refused { status, body }) => Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: Some(*status) },
+        None => error(ApiError::upstream_error(UNSURE)),
+    };
+    finish(Store::Forget, outcome, Fate::Unknown)
+}
+
+const UNSURE: &str = "Xoxoday holds an order under this poNumber for another email or phone number (or the account's), so plumgate cannot tell if it is this one; not placed again: look it up before using a new poNumber";
 
 /// What the alarm should do.
 #[derive(Debug, Clone, PartialEq, Eq)]

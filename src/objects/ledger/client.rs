@@ -26,7 +26,7 @@ pub(super) fn refusal(error: ApiError, fate: Fate) -> LedgerReply {
 pub(super) fn lost() -> LedgerReply {
     refusal(
         ApiError::upstream_error(
-            "the order ledger could not be reached or its answer was lost, so plumgate cannot tell whether the order was placed; send the same poNumber and body again: plumgate answers with the one order, never a second",
+            "the order ledger could not be reached or its answer was lost: the order may be placed; send the same poNumber and body again for the one order, never a second",
         ),
         Fate::Unknown,
     )

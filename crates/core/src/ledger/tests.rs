@@ -33,6 +33,10 @@ fn pending_for(data: Value) -> Record {
     Record::pending(FP, &data, T0, TIMEOUT)
 }
 
+fn other_email() -> Value {
+    json!({"productId": 10100, "quantity": 1, "denomination": 25, "poNumber": "po-1", "email": "x@b.c"})
+}
+
 fn details() -> Value {
     json!({"orderId": 7, "orderStatus": "complete", "deliveryStatus": "delivered", "quantity": 1,
            "voucherDetails": [{"productId": 10100, "denomination": 25, "cancelledQuantity": 0}]})
@@ -246,6 +250,16 @@ fn a_reservation_turned_away_defers_to_what_the_ledger_knows() {
         let e = after_reservation(registry(), known).unwrap_err();
         assert!(e.message.ends_with(SAFE_TO_RETRY), "{}", e.message);
     }
+    // A reply that says nothing of the order (an older ledger, an unreadable record): the error as it is.
+    let said_nothing = Some(reply(Outcome::Error { error: ApiError::internal(), upstream_status: None }, Fate::Unknown));
+    assert_eq!(after_reservation(over(), said_nothing.clone()), Err(over()));
+    assert_eq!(after_reservation(registry(), said_nothing), Err(registry()));
+    // Another body's conflict is the answer.
+    let conflict = reply(Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None }, Fate::NotPlaced);
+    assert_eq!(after_reservation(over(), Some(conflict.clone())), Ok(conflict));
+    // Only over the cap or with no answer from the registry is the ledger asked.
+    assert!(look_after(&over()) && look_after(&registry()));
+    assert!(!look_after(&ApiError::unauthorized("this gateway key is revoked")) && !look_after(&ApiError::internal()));
     // No word from the ledger: the error as it is (a 502 not saying nothing was placed).
     assert_eq!(after_reservation(registry(), None), Err(registry()));
     assert_eq!(after_reservation(over(), None), Err(over()));
@@ -382,7 +396,7 @@ fn a_record_is_checked_only_on_the_account_it_was_sent_to() {
     assert!(pending().checkable_on("acct-b"));
     // It travels in the order summary, beside what a check reads.
     assert_eq!(sent.po_number(), pending().po_number());
-    assert!(same_order(&json!({"quantity": sent.order["quantity"].clone()}), &sent.order));
+    assert_eq!(same_order(&json!({"quantity": sent.order["quantity"].clone()}), &sent.order), Match::This);
 }
 
 #[test]
@@ -520,7 +534,7 @@ fn another_order_under_the_po_number_is_not_this_one() {
 
 #[test]
 fn same_order_compares_what_both_sides_say() {
-    let same = |d: &Value, data: Value| same_order(d, &order_summary(&data));
+    let same = |d: &Value, data: Value| same_order(d, &order_summary(&data)) == Match::This;
     let d = details();
     assert!(same(&d, order()));
     assert!(same(&d, json!({"productId": "10100", "quantity": "1", "denomination": "25.00"})), "numbers in any form");
@@ -538,42 +552,56 @@ fn same_order_compares_what_both_sides_say() {
 
 #[test]
 fn same_order_never_takes_someone_elses_order_for_this_one() {
-    let same = |d: &Value, data: Value| same_order(d, &order_summary(&data));
+    let which = |d: &Value, data: Value| same_order(d, &order_summary(&data));
     let mut d = details();
     d["voucherDetails"][0]["receiverEmail"] = json!("A@B.c ");
-    assert!(same(&d, order()), "the same email, in any case, trimmed");
+    assert_eq!(which(&d, order()), Match::This, "the same email, in any case, trimmed");
     let mut other = order();
     other["email"] = json!("x@b.c");
-    assert!(!same(&d, other.clone()), "another recipient's order");
-    // The order's own email may be the account's: not compared, so an
-    // order found after a lost answer is this one whatever it says there.
-    let account = json!({"email": "admin@company.example", "contact": "+1-555-0199", "quantity": 1,
-        "voucherDetails": [{"productId": 10100, "denomination": 25}]});
-    assert!(same(&account, order()));
-    assert!(same(&account, other), "no line names the recipient: no contradiction");
-    // getOrderHistory's `products` lines name it too.
+    assert_eq!(which(&d, other.clone()), Match::Other, "another recipient's order, as its line says");
+    // The order's own email and phone number may be the account's: a
+    // difference there alone leaves it open.
+    let top = json!({"email": "A@B.c", "contact": "+1-555-0199", "quantity": 1, "voucherDetails": [{"productId": 10100, "denomination": 25}]});
+    assert_eq!(which(&top, order()), Match::This);
+    assert_eq!(which(&top, other.clone()), Match::Unsure);
+    let mut by_phone = order();
+    by_phone["contact"] = json!("+1 555 0100");
+    assert_eq!(which(&top, by_phone), Match::Unsure);
+    let mut wrong_product = other.clone();
+    wrong_product["productId"] = json!(10101);
+    assert_eq!(which(&top, wrong_product), Match::Other, "another product is another order whatever the email");
+    // getOrderHistory's `products` lines name the recipient too, and a line outranks the top.
     let products = json!({"email": "admin@company.example", "voucherDetails": [{"productId": 10100, "denomination": 25}],
         "products": [{"productId": 10100, "receiverEmail": "a@b.c"}]});
-    assert!(same(&products, order()));
-    let mut to_x = order();
-    to_x["email"] = json!("x@b.c");
-    assert!(!same(&products, to_x));
+    assert_eq!(which(&products, order()), Match::This);
+    assert_eq!(which(&products, other), Match::Other);
     // The line's fields, as getOrderHistory names them.
     let line = json!({"voucherDetails": [{"productId": 10100, "denomination": 25, "receiverEmail": "z@b.c", "receiverMobileNumber": "+91-98765-43210"}]});
-    assert!(!same(&line, order()));
+    assert_eq!(which(&line, order()), Match::Other);
     let mut to_z = order();
     to_z["email"] = json!("z@b.c");
-    assert!(same(&line, to_z.clone()));
+    assert_eq!(which(&line, to_z.clone()), Match::This);
     to_z["contact"] = json!("9876543210");
-    assert!(same(&line, to_z.clone()), "a country code and dashes do not count");
+    assert_eq!(which(&line, to_z.clone()), Match::This, "a country code and dashes do not count");
     to_z["contact"] = json!("9876543211");
-    assert!(!same(&line, to_z));
-    // An email at the top does not hide the line's.
-    let top = json!({"email": "a@b.c", "voucherDetails": [{"productId": 10100, "denomination": 25, "receiverEmail": "z@b.c"}]});
-    assert!(!same(&top, order()));
+    assert_eq!(which(&line, to_z), Match::Other);
     // Either side silent: no contradiction.
-    assert!(same(&d, json!({"productId": 10100, "quantity": 1, "denomination": 25})));
-    assert!(same(&details(), order()));
+    assert_eq!(which(&d, json!({"productId": 10100, "quantity": 1, "denomination": 25})), Match::This);
+    assert_eq!(which(&details(), order()), Match::This);
+    // Open: never "not placed", never this order. Xoxoday's refusal passed on
+    // when there was one, else a 502; forgotten, the fate unknown.
+    let mut p = pending_for(other_email());
+    let f = after_check(&p, Reconciled::Found(top.clone()), T0);
+    assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::Unknown));
+    let e = error_of(&f.outcome);
+    assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+    assert!(e.message.contains("cannot tell") && !e.message.contains("nothing was placed"), "{}", e.message);
+    let dup = r#"{"code":409,"errorId":"PLE10043","error":"exists"}"#;
+    p.refused = Some(Refused { status: 409, body: dup.into() });
+    for f in [after_check(&p, Reconciled::Found(top.clone()), T0), after_refusal(&p, Reconciled::Found(top), T0)] {
+        assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::Unknown));
+        assert!(matches!(&f.outcome, Outcome::Answer { status: 409, body, .. } if body == dup), "{f:?}");
+    }
     // The summary keeps fingerprints only, never the recipient.
     let summary = order_summary(&json!({"email": "a@b.c", "contact": "+1 555 0100", "poNumber": "p"}));
     let text = summary.to_string();

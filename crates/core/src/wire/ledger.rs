@@ -36,9 +36,10 @@ pub const PLACE_URL: &str = "https://ledger/v2";
 /// The path of [`PLACE_URL`], as the object sees it.
 pub const PLACE_PATH: &str = "/v2";
 
-/// Where a worker whose placeOrder call lost the ledger's answer asks what
-/// became of the order (the same [`LedgerRequest`], a [`LedgerReply`]
-/// back): never a placement (`crate::ledger::look`). An object of the
+/// Where a worker whose placeOrder call lost the ledger's answer, or whose
+/// spend cap turned the order away, asks what became of the order (the
+/// same [`LedgerRequest`], a [`LedgerReply`] back): never a placement
+/// (`crate::ledger::look`). An object of the
 /// previous version answers it as a request of an unknown form, which
 /// reads as [`Fate::Unknown`].
 pub const LOOK_URL: &str = "https://ledger/v2/look";
