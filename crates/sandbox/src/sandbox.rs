@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DuplicateAnswer, PaymentReportShape, Rotation, OPS};
+use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
@@ -202,7 +202,7 @@ impl Sandbox {
             creds.refresh_token.clone(),
             now,
             secs_to_ms(config.access_ttl_secs),
-            secs_to_ms(config.refresh_ttl_secs),
+            now.saturating_add(secs_to_ms(config.refresh_ttl_secs)),
             None,
         );
         Self::assemble(creds, config, tokens, Ledger::new(now))
@@ -259,7 +259,13 @@ impl Sandbox {
         wall.saturating_add(self.config.clock_offset_secs.saturating_mul(1000))
     }
 
+    /// A new pair, its refresh token living `refresh_ttl_secs`: a new chain.
     fn issue(&mut self, now: i64) -> Issued {
+        self.issue_until(now, now.saturating_add(secs_to_ms(self.config.refresh_ttl_secs)))
+    }
+
+    /// A new pair whose refresh token expires at `refresh_expires_ms`.
+    fn issue_until(&mut self, now: i64, refresh_expires_ms: i64) -> Issued {
         let access = new_token(TOKEN_LEN);
         let refresh = new_token(TOKEN_LEN);
         let cap = match self.config.rotation {
@@ -273,18 +279,27 @@ impl Sandbox {
             refresh,
             now,
             secs_to_ms(self.config.access_ttl_secs),
-            secs_to_ms(self.config.refresh_ttl_secs),
+            refresh_expires_ms,
             cap,
         )
     }
 
+    /// The pair a refresh with `old` (usable at `now`) gets: under
+    /// `refresh_expiry: fixed` its refresh token dies when `old` does.
     fn rotate(&mut self, old: &str, now: i64) -> Issued {
         let keep_alive = match self.config.rotation {
             Rotation::Strict | Rotation::Single => 0,
             Rotation::Grace => secs_to_ms(self.config.grace_secs),
         };
+        let chain_end = match self.config.refresh_expiry {
+            RefreshExpiry::Renew => None,
+            RefreshExpiry::Fixed => self.tokens.refresh_expiry(old),
+        };
         self.tokens.mark_rotated(old, now, keep_alive);
-        self.issue(now)
+        match chain_end {
+            Some(end) => self.issue_until(now, end),
+            None => self.issue(now),
+        }
     }
 
     fn token_body(&self, t: &Issued) -> Value {

@@ -89,15 +89,16 @@ impl RefreshToken {
 }
 
 impl TokenStore {
-    /// Stores a new pair with the given values. `cap` (grace mode) evicts the
-    /// oldest live pairs beyond it.
+    /// Stores a new pair with the given values, its refresh token expiring
+    /// at `refresh_expires_ms`. `cap` (grace mode) evicts the oldest live
+    /// pairs beyond it.
     pub fn insert_pair(
         &mut self,
         access: String,
         refresh: String,
         now: i64,
         access_ttl_ms: i64,
-        refresh_ttl_ms: i64,
+        refresh_expires_ms: i64,
         cap: Option<usize>,
     ) -> Issued {
         if self.pairs.len() > PRUNE_ABOVE {
@@ -106,7 +107,6 @@ impl TokenStore {
         self.next_pair += 1;
         let pair = self.next_pair;
         let access_expires_ms = now.saturating_add(access_ttl_ms);
-        let refresh_expires_ms = now.saturating_add(refresh_ttl_ms);
         self.access.insert(
             access.clone(),
             AccessToken {
@@ -193,8 +193,12 @@ impl TokenStore {
 
     /// The refresh-token expiry of the pair an access token belongs to.
     pub fn pair_refresh_expiry(&self, pair: u64) -> Option<i64> {
-        let p = self.pairs.get(&pair)?;
-        self.refresh.get(&p.refresh).map(|r| r.expires_ms)
+        self.refresh_expiry(&self.pairs.get(&pair)?.refresh)
+    }
+
+    /// When a refresh token expires (used or not), if it was ever issued.
+    pub fn refresh_expiry(&self, token: &str) -> Option<i64> {
+        self.refresh.get(token).map(|r| r.expires_ms)
     }
 
     pub fn check_refresh(&self, token: &str, now: i64) -> RefreshCheck {

@@ -283,6 +283,59 @@ fn token_answers_in_each_documented_reading() {
     assert!(s.patch_config(br#"{"check_expires_in":"total"}"#).is_err());
 }
 
+/// xoxoday-api.md §1.2 and §1.5: a refresh token "cannot be regenerated
+/// by the API" and expires "30 days after generation". Read as the chain's
+/// generation (`refresh_expiry: fixed`), every rotated token keeps the
+/// first one's expiry; the default renews it on every refresh.
+#[test]
+fn a_fixed_refresh_chain_keeps_its_first_expiry() {
+    let mut s = sb();
+    assert_eq!(s.config.to_json()["refresh_expiry"], "renew");
+    let (_, renewed) = refresh(&mut s, RT, T0 + DAY);
+    assert_eq!(renewed["refresh_token_expiry"], (T0 + 31 * DAY).to_string(), "renew: 30 days from the refresh");
+    assert!(s.patch_config(br#"{"refresh_expiry":"never"}"#).is_err());
+
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_expiry":"fixed","check_expiry_fields":true}"#).unwrap();
+    let chain_end = (T0 + 30 * DAY).to_string();
+    let (status, first) = refresh(&mut s, RT, T0 + DAY);
+    assert_eq!((status, &first["refresh_token_expiry"]), (200, &json!(chain_end)));
+    assert_eq!(first["access_token_expiry"], (T0 + 16 * DAY).to_string(), "access tokens keep their own life");
+    // A new lifetime does not move the chain's end, nor does a rotation
+    // whose answer lacks the access token.
+    s.patch_config(br#"{"refresh_ttl_secs":100}"#).unwrap();
+    s.set_refresh_fault(br#"{"mode":"rotate_refresh_only"}"#).unwrap();
+    let (_, half) = refresh(&mut s, &tok(&first, "refresh_token"), T0 + 20 * DAY);
+    assert_eq!(half["refresh_token_expiry"], json!(chain_end));
+    let (_, last) = refresh(&mut s, &tok(&half, "refresh_token"), T0 + 30 * DAY - SEC);
+    assert_eq!(last["refresh_token_expiry"], json!(chain_end));
+    let at = tok(&last, "access_token");
+    let (_, verdict) = check(&mut s, Some(&format!("Bearer {at}")), T0 + 30 * DAY - SEC);
+    assert_eq!(verdict["refresh_token_expiry"], json!(chain_end), "the token check names the chain's end too");
+    // The chain ends: its last refresh token is dead, with the documented
+    // answer; the access token lives on to its own expiry.
+    assert_eq!(
+        refresh(&mut s, &tok(&last, "refresh_token"), T0 + 30 * DAY),
+        (400, json!({"error":"invalid_token","error_description":"invalid/expired token"}))
+    );
+    let q = "plumProAPI.query.getBalance";
+    assert_eq!(api(&mut s, &at, q, json!({}), T0 + 30 * DAY).status, 200);
+    // The dashboard's "Generate Token" starts a new chain, with the
+    // lifetime configured then.
+    let issued = s.issue_tokens(b"", T0 + 31 * DAY).unwrap();
+    assert_eq!(issued["refresh_token_expiry"], T0 + 31 * DAY + 100 * SEC);
+    let (_, next) = refresh(&mut s, &tok(&issued, "refresh_token"), T0 + 31 * DAY + 50 * SEC);
+    assert_eq!(next["refresh_token_expiry"], (T0 + 31 * DAY + 100 * SEC).to_string());
+
+    // Grace: the old token, used again inside the grace, starts no new
+    // chain either.
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_expiry":"fixed","rotation":"grace"}"#).unwrap();
+    for at in [T0 + DAY, T0 + DAY + HOUR] {
+        assert_eq!(refresh(&mut s, RT, at).1["refresh_token_expiry"], json!(chain_end));
+    }
+}
+
 #[test]
 fn a_refresh_penalty_can_kill_the_refresh_token() {
     let mut s = sb();
