@@ -55,6 +55,12 @@ pub fn unauthorized_body() -> Value {
     })
 }
 
+/// The body Xoxoday shows once a Super Admin's password reset has ended
+/// the tokens (xoxoday-api.md §1.4).
+pub fn token_error_body() -> Value {
+    json!({ "success": 0, "error_message_id": "auth.token_error" })
+}
+
 /// OAuth-style error body used by the token endpoints.
 pub fn oauth_error(error: &str, description: &str) -> Value {
     json!({ "error": error, "error_description": description })

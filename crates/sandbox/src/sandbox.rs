@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
+use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
-    flag, money, oauth_error, success, unauthorized_body, PlumError,
+    flag, money, oauth_error, success, token_error_body, unauthorized_body, PlumError,
 };
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{new_token, Issued, TokenStore, PAIR_CAP};
@@ -453,7 +453,7 @@ impl Sandbox {
                     self.dirty = true;
                     self.tokens.revoke_access(now);
                     self.tokens.revoke_refresh(now);
-                    answer(f.status, json!({ "success": 0, "error_message_id": "auth.token_error" }))
+                    answer(f.status, token_error_body())
                 }
                 RefreshFaultMode::InvalidClient => {
                     answer(f.status, oauth_error("invalid_client", "invalid client credentials"))
@@ -496,10 +496,15 @@ impl Sandbox {
 
     /// The check's verdict on `token`.
     fn verdict(&self, token: &str, now: i64) -> (u16, Value) {
-        let Some(a) = self.tokens.access(token, now).cloned() else {
-            return (401, oauth_error("invalid_token", "invalid/expired token"));
-        };
         let c = &self.config;
+        let Some(a) = self.tokens.access(token, now).cloned() else {
+            let body = match c.dead_check_answer {
+                DeadCheckAnswer::InvalidToken => oauth_error("invalid_token", "invalid/expired token"),
+                DeadCheckAnswer::Unauthorized => json!({ "error": "Unauthorized" }),
+                DeadCheckAnswer::TokenError => token_error_body(),
+            };
+            return (c.dead_check_status, body);
+        };
         let refresh_expiry = self.tokens.pair_refresh_expiry(a.pair).unwrap_or(0);
         let expires_in = match c.check_expires_in {
             CheckExpiresIn::Remaining => (a.expires_ms.saturating_sub(now).saturating_add(999) / 1000).max(0),
@@ -549,7 +554,7 @@ impl Sandbox {
             match c.dead_access_answer {
                 DeadAccessAnswer::Pipe10013 => (401, unauthorized_body()),
                 DeadAccessAnswer::InvalidToken => (c.dead_access_status, oauth_error("invalid_token", "invalid/expired token")),
-                DeadAccessAnswer::TokenError => (c.dead_access_status, json!({ "success": 0, "error_message_id": "auth.token_error" })),
+                DeadAccessAnswer::TokenError => (c.dead_access_status, token_error_body()),
             }
         } else if let Some(f) = injected {
             if f.status == 401 {

@@ -568,6 +568,31 @@ fn dead_access_tokens_in_each_documented_body() {
     assert_eq!(api(&mut s, "wrong", q, json!({}), T0).status, 401, "PIPE10013 is always a 401");
 }
 
+/// The token check's answer to a dead access token: the body and status
+/// chosen (xoxoday-api.md §1.6's `{"error":"Unauthorized"}`, §1.4's
+/// password-reset body; both unconfirmed), a live token unaffected.
+#[test]
+fn dead_tokens_checked_in_each_documented_body() {
+    let mut s = sb();
+    let dead = Some("Bearer wrong");
+    assert_eq!(check(&mut s, dead, T0), (401, json!({"error":"invalid_token","error_description":"invalid/expired token"})));
+    s.patch_config(br#"{"dead_check_answer":"unauthorized"}"#).unwrap();
+    assert_eq!(check(&mut s, dead, T0), (401, json!({"error":"Unauthorized"})));
+    s.patch_config(br#"{"dead_check_answer":"token_error","dead_check_status":200}"#).unwrap();
+    assert_eq!(check(&mut s, dead, T0), (200, json!({"success":0,"error_message_id":"auth.token_error"})));
+    s.expire_access(T0);
+    let (status, expired) = check(&mut s, Some(&format!("Bearer {AT}")), T0);
+    assert_eq!((status, expired["success"].clone()), (200, json!(0)), "an expired token gets it too");
+    let (_, fresh) = refresh(&mut s, RT, T0);
+    let (status, valid) = check(&mut s, Some(&format!("Bearer {}", tok(&fresh, "access_token"))), T0);
+    assert_eq!((status, valid["token_type"].as_str()), (200, Some("bearer")), "a live token is checked as before");
+    assert_eq!(check(&mut s, None, T0).1["error"], "invalid_request", "a missing bearer is no dead token");
+    for bad in [&br#"{"dead_check_status":199}"#[..], br#"{"dead_check_status":500}"#, br#"{"dead_check_answer":"forbidden"}"#] {
+        assert!(s.patch_config(bad).is_err());
+    }
+    assert_eq!((s.config.dead_check_answer, s.config.dead_check_status), (DeadCheckAnswer::TokenError, 200));
+}
+
 #[test]
 fn api_auth_parse_and_query_errors() {
     let mut s = sb();
