@@ -163,19 +163,34 @@ test("3a. access token revoked seconds after a refresh: the next call refreshes 
   });
 });
 
-test("3a2. a dead access token answered with another documented body under another status (auth.token_error, invalid_token): replaced, no caller sees it", async () => {
-  for (const [answer, status] of [["token_error", 200], ["token_error", 400], ["invalid_token", 403]]) {
-    await scenario({ dead_access_answer: answer, dead_access_status: status }, {}, async (sb, w) => {
+test("3a2. a dead access token answered with another documented body under another status (auth.token_error, invalid_token), or checked with another documented answer: replaced, no caller sees it", async () => {
+  for (const config of [
+    // The Plum API's other dead-token bodies (statuses unconfirmed).
+    { dead_access_answer: "token_error", dead_access_status: 200 },
+    { dead_access_answer: "token_error", dead_access_status: 400 },
+    { dead_access_answer: "invalid_token", dead_access_status: 403 },
+    // The token check's answers to a dead token: the OAuth body, the
+    // spec's `{"error":"Unauthorized"}` (xoxoday-api.md §1.6) and the
+    // password-reset body (§1.4), bodies or statuses unconfirmed.
+    { dead_check_answer: "invalid_token", dead_check_status: 401 },
+    { dead_check_answer: "unauthorized", dead_check_status: 401 },
+    { dead_check_answer: "token_error", dead_check_status: 401 },
+    { dead_check_answer: "token_error", dead_check_status: 200 },
+    // After a password reset, both in its body under HTTP 200.
+    { dead_access_answer: "token_error", dead_access_status: 200, dead_check_answer: "token_error", dead_check_status: 200 },
+  ]) {
+    const what = JSON.stringify(config);
+    await scenario(config, {}, async (sb, w) => {
       assert.equal((await op(w)).status, 200);
       await sb.admin("/tokens/revoke-access", {});
       await sb.admin("/counters/reset", {});
       const r = await op(w);
-      assert.equal(r.status, 200, `${answer} ${status}: ${r.text}`);
-      assert.equal(r.json?.data?.getOrderHistory?.status ?? r.json?.status, 1, `${answer} ${status}: ${r.text}`);
+      assert.equal(r.status, 200, `${what}: ${r.text}`);
+      assert.equal(r.json?.data?.getOrderHistory?.status ?? r.json?.status, 1, `${what}: ${r.text}`);
       const c = await sb.counters();
-      assert.deepEqual([c.validate_calls, c.refresh_calls, c.unauthorized_api_calls], [1, 1, 1], `${answer} ${status}: ${JSON.stringify(c)}`);
+      assert.deepEqual([c.validate_calls, c.refresh_calls, c.unauthorized_api_calls], [1, 1, 1], `${what}: ${JSON.stringify(c)}`);
       const [line] = await w.logsFor([r.headers["x-request-id"]]);
-      assert.equal(line.note, "token_replaced");
+      assert.equal(line.note, "token_replaced", what);
     });
   }
 });
