@@ -899,9 +899,10 @@ test("9. a refresh chain with a fixed end (the refresh token's 30 days counted f
   // window would then stay in it, and be refreshed once a minute for days;
   // plumgate refreshes halfway to the end instead (`early_point_ms`): a few
   // times as the end nears. Its clock is the wall clock and its minimum
-  // interval (60 s) stays, so the sandbox's chains here last seconds, and
-  // the three scenarios run side by side.
-  const halfway = () => fixedChain(150, {}, async ({ sb, w, end, t1 }) => {
+  // interval (60 s) stays, so the sandbox's chains here last seconds (with
+  // room for three workers starting at once on a loaded machine, since each
+  // chain starts before its worker), and the three scenarios run side by side.
+  const halfway = () => fixedChain(240, {}, async ({ sb, w, end, t1 }) => {
     const half = (end - t1) / 2;
     assert.ok(half > 63_000, `the chain's first half outlasts the minimum interval: ${half} ms`);
     let st = await tokenStatus(w);
@@ -927,7 +928,7 @@ test("9. a refresh chain with a fixed end (the refresh token's 30 days counted f
   });
   // A chain that ends before the minimum interval has passed: the first
   // refresh after the end finds its token dead.
-  const ending = () => fixedChain(30, {}, async ({ sb, w, end, t1 }) => {
+  const ending = () => fixedChain(45, {}, async ({ sb, w, end, t1 }) => {
     assert.ok(end < t1 + 60_000, `${end - t1} ms left`);
     await sleepUntil(t1 + 61_000);
     assert.equal((await op(w)).status, 200);
@@ -944,8 +945,8 @@ test("9. a refresh chain with a fixed end (the refresh token's 30 days counted f
   // Legacy GitBook's answers carry no expiry stamps: plumgate cannot know
   // the end and holds the documented 30 days from each refresh, so it
   // learns of the end at its next refresh, due by the access token (the
-  // sandbox's 100 s here: halfway, and a minute after the last refresh).
-  const unstamped = () => fixedChain(30, { expiry_fields: false, access_ttl_secs: 100 }, async ({ sb, w, end, t1 }) => {
+  // sandbox's 120 s here: halfway, a minute after the last refresh).
+  const unstamped = () => fixedChain(40, { expiry_fields: false, access_ttl_secs: 120 }, async ({ sb, w, end, t1 }) => {
     await sleepUntil(end + 2000);
     let st = await tokenStatus(w);
     assert.equal(st.state, "fresh", `the chain has ended, unknown to plumgate: ${JSON.stringify(st)}`);

@@ -823,8 +823,8 @@ pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish 
     match (reconciled, &r.refused) {
         (Reconciled::Found(details), _) => match same_order(&details, &r.order) {
             Match::This => found(r, details, now_ms),
-            Match::Unsure => unsure(r),
-            Match::Other => after_refusal(r, Reconciled::Unclear, now_ms),
+            Match::Unsure if this_if_unsure(r) => found(r, details, now_ms),
+            _ => after_refusal(r, Reconciled::Unclear, now_ms),
         },
         (failed @ (Reconciled::Unknown | Reconciled::Limited(_)), _) => after_check(r, failed, now_ms),
         (_, Some(Refused { status, body })) => {
@@ -949,8 +949,8 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
     match reconciled {
         Reconciled::Found(details) => match same_order(&details, &r.order) {
             Match::This => found(&r, details, now_ms),
-            Match::Unsure => unsure(&r),
-            Match::Other => {
+            Match::Unsure if this_if_unsure(&r) => found(&r, details, now_ms),
+            _ => {
                 // Xoxoday holds another order under this poNumber: its
                 // duplicate check refused (or will refuse) this one.
                 let outcome = match r.refused {
@@ -1072,9 +1072,8 @@ pub enum Match {
     /// its lines' `receiverEmail`, so it may be the ordering account's
     /// address. Read as the recipient, every order found after a lost
     /// answer would be "another order", its caller told to use a new
-    /// poNumber (a second order); read as nothing, another person's order
-    /// under a reused poNumber would be handed out as this one (their
-    /// vouchers). Neither: the fate stays open ([`unsure`]).
+    /// poNumber (a second order). So it is this order when this attempt's
+    /// own call may have made it ([`this_if_unsure`]), another otherwise.
     Unsure,
 }
 
@@ -1123,22 +1122,22 @@ pub fn same_order(details: &Value, data: &Value) -> Match {
     found
 }
 
-/// The order under the poNumber may be this one or another's
-/// ([`Match::Unsure`]): no answer says either. Xoxoday's refusal, when this
-/// attempt got one, is passed on (its duplicate answer says an order with
-/// the poNumber exists, which is all that is known); else a 502 saying so,
-/// whose retry hears Xoxoday's duplicate answer. Forgotten either way, the
-/// fate unknown: never "not placed" (a new poNumber would place a second
-/// order), never this order (another person's vouchers).
-fn unsure(r: &Record) -> Finish {
-    let outcome = match &r.refused {
-        Some(Refused { status, body }) => Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: Some(*status) },
-        None => error(ApiError::upstream_error(UNSURE)),
-    };
-    finish(Store::Forget, outcome, Fate::Unknown)
+/// An [`Match::Unsure`] order is this one when this attempt's own call
+/// may have made it: its answer was lost (a timeout, a 5xx) or was a
+/// refusal that leaves open whether an order was made (a 422 such as
+/// `PLE10010`): an order with this poNumber, product, quantity and
+/// denomination is then this call's. After any other refusal (Xoxoday's
+/// duplicate answer, in whatever shape) the poNumber was taken before this
+/// attempt, and a difference in the order's own email or phone number
+/// counts: another order, as before. (Another person's order under a
+/// reused poNumber whose duplicate answer was lost would be taken for
+/// this one: nothing tells the two apart.)
+fn this_if_unsure(r: &Record) -> bool {
+    match &r.refused {
+        None => true,
+        Some(Refused { status, body }) => error_id(body.as_bytes()).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&(*status, id.as_str()))),
+    }
 }
-
-const UNSURE: &str = "Xoxoday holds an order under this poNumber for another email or phone number (or the account's), so plumgate cannot tell if it is this one; not placed again: look it up before using a new poNumber";
 
 /// What the alarm should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
