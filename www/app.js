@@ -357,8 +357,21 @@
     return e instanceof PlumgateError && !e.upstream && e.status >= 500 && e.message.includes(NOTHING_PLACED);
   }
 
+  /**
+   * Xoxoday's duplicate-poNumber refusal, which plumgate passes on only when
+   * the order Xoxoday holds under the poNumber is not this one (or none
+   * shows). Its shape is undocumented: `PLE10043`, or a 4xx whose words say
+   * "duplicate" or "already exist" (never `PLE10041`, the quantity refusal);
+   * crates/core's `ledger::is_duplicate` reads it the same way.
+   */
+  function duplicatePo(e) {
+    return e instanceof PlumgateError && e.upstream && e.status >= 400 && e.status < 500 && e.code !== "PLE10041"
+      && (e.code === "PLE10043" || /duplicate|already exist/i.test(e.message));
+  }
+
   function errorTitle(err) {
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
+    if (duplicatePo(err)) return "poNumber already used at Xoxoday";
     if (neverExecuted(err)) return "Not placed: safe to send again";
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
@@ -401,6 +414,11 @@
     if (err.order) {
       return "The order exists at Xoxoday but did not complete; sending it again only repeats this answer. "
         + "Look it up by its poNumber under Orders; a new order (change a field) gets a new poNumber.";
+    }
+    if (duplicatePo(err)) {
+      return "Xoxoday holds an order under this poNumber that plumgate did not find to be this one (another product, quantity, "
+        + "denomination or recipient), or shows none yet. Sending it again under that poNumber gets the same answer; "
+        + "the form has a new poNumber to place this order. Look the old one up under Orders.";
     }
     if (neverExecuted(err)) {
       return "Xoxoday never executed this request. Sending the same order again is safe: its poNumber never places it twice.";
@@ -945,6 +963,14 @@
         // order shown stands, and its poNumber never orders twice.
         setUncertain(null);
         setStatus("order-status", `Order ${body.poNumber} sent again: ${errorTitle(e)}. It was placed before, and is still one order.`);
+      } else if (duplicatePo(e)) {
+        // Refused for its poNumber: placed under a new one, never resent
+        // under this one (which only repeats the refusal).
+        setUncertain(null);
+        freshPo();
+        $("details-po").value = body.poNumber;
+        setStatus("order-status", `Order ${body.poNumber} was not placed: Xoxoday already holds an order under this poNumber. `
+          + `The order form has a new poNumber, ${state.po}, to place it.`);
       } else if (fateUnknown(e)) {
         setUncertain({ body, name });
         setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);

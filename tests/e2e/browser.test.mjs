@@ -1038,6 +1038,44 @@ async function walkOrderEdges() {
   assert.match(facts, /Charged\s+25 \(wallet currency unknown: the balance was not read\)/);
   assert.doesNotMatch(facts, /Charged\s+[^\n]*(\$|USD)/, "no guessed currency");
 
+  // ---- Xoxoday already holds another order under the form's poNumber (made
+  // behind plumgate's back: another system of the account): plumgate passes
+  // its duplicate refusal on. The page says not placed, never "may have been
+  // placed", and moves the form to a new poNumber, under which it places.
+  await page.fill("#quantity", "2");
+  await page.fill("#quantity", "1");
+  const takenPo = await text(page, "#po-number");
+  const c4 = await sandbox.counters();
+  const { access_token: theirToken } = await sandbox.admin("/tokens/issue", {});
+  const theirs = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${theirToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: {
+      productId: "10100", quantity: 2, denomination: 25, email: "someone.else@example.com", poNumber: takenPo, notifyReceiverEmail: 0, notifyAdminEmail: 0,
+    } } }),
+  });
+  assert.equal(theirs.status, 200, "their order, placed at Xoxoday directly");
+  const dup = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#place-order");
+  const dr = await dup;
+  assert.deepEqual([dr.status(), (await dr.json()).errorId], [409, "PLE10043"], "Xoxoday's duplicate answer, passed on");
+  await page.locator("#order-error").waitFor({ state: "visible" });
+  const freshAfterDup = await text(page, "#po-number");
+  assert.notEqual(freshAfterDup, takenPo, "a new poNumber for this order");
+  assert.equal(await text(page, "#order-status"),
+    `Order ${takenPo} was not placed: Xoxoday already holds an order under this poNumber. The order form has a new poNumber, ${freshAfterDup}, to place it.`);
+  assert.equal(await text(page, "#order-error .err-title"), "poNumber already used at Xoxoday");
+  assert.match(await text(page, "#order-error .err-hint"), /did not find to be this one/);
+  assert.doesNotMatch(await text(page, "#order"), /may have been|not confirmed/, "never called unconfirmed");
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "nothing kept to settle");
+  assert.equal(await page.inputValue("#details-po"), takenPo, "the taken poNumber, ready to look up");
+  assert.equal((await sandbox.counters()).orders, c4.orders + 1, "only their order");
+  await page.click("#place-order");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  assert.match(await text(page, "#order-result .facts"), new RegExp(freshAfterDup));
+  assert.equal((await sandbox.counters()).orders, c4.orders + 2, "this order, once, under its new poNumber");
+
   // ---- plumgate's 502 that says nothing was placed (no token could be had,
   // so Xoxoday never got the order): not placed and safe to send again, not
   // "it may have been placed".
@@ -1061,8 +1099,9 @@ async function walkOrderEdges() {
   assert.equal((await sandbox.counters()).orders, c3.orders, "nothing ordered");
 
   await assertCleanText(page);
-  // Xoxoday's 401s; the key without the balance scope: 403; the unsent order: 502.
-  watch.check([401, 403, 502], 1);
+  // Xoxoday's 401s; the key without the balance scope: 403; the taken
+  // poNumber: 409; the unsent order: 502.
+  watch.check([401, 403, 409, 502], 1);
   await desk.close();
 
   // ---- the order history's default range ends on the later of the local and
