@@ -417,8 +417,8 @@
     }
     if (duplicatePo(err)) {
       return "Xoxoday holds an order under this poNumber that plumgate did not find to be this one (another product, quantity, "
-        + "denomination or recipient), or shows none yet. Sending it again under that poNumber gets the same answer; "
-        + "the form has a new poNumber to place this order. Look the old one up under Orders.";
+        + "denomination or recipient), or shows none yet. Sending it again under that poNumber gets the same answer. "
+        + "Look the poNumber up under Orders first: if that order is this one, do not place it again; if not, the form has a new poNumber to place it.";
     }
     if (neverExecuted(err)) {
       return "Xoxoday never executed this request. Sending the same order again is safe: its poNumber never places it twice.";
@@ -964,13 +964,15 @@
         setUncertain(null);
         setStatus("order-status", `Order ${body.poNumber} sent again: ${errorTitle(e)}. It was placed before, and is still one order.`);
       } else if (duplicatePo(e)) {
-        // Refused for its poNumber: placed under a new one, never resent
-        // under this one (which only repeats the refusal).
+        // Refused for its poNumber: sent again under it, it only repeats the
+        // refusal. Whether the order Xoxoday holds is this one after all
+        // (its record lost), only a look can tell: offered first, with a
+        // new poNumber ready for when it is not.
         setUncertain(null);
         freshPo();
         $("details-po").value = body.poNumber;
-        setStatus("order-status", `Order ${body.poNumber} was not placed: Xoxoday already holds an order under this poNumber. `
-          + `The order form has a new poNumber, ${state.po}, to place it.`);
+        setStatus("order-status", `Order ${body.poNumber}: Xoxoday already holds an order under this poNumber, not found to be this one. `
+          + `Look it up under Orders first; the form has a new poNumber, ${state.po}, to place this order.`);
       } else if (fateUnknown(e)) {
         setUncertain({ body, name });
         setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);

@@ -1040,8 +1040,9 @@ async function walkOrderEdges() {
 
   // ---- Xoxoday already holds another order under the form's poNumber (made
   // behind plumgate's back: another system of the account): plumgate passes
-  // its duplicate refusal on. The page says not placed, never "may have been
-  // placed", and moves the form to a new poNumber, under which it places.
+  // its duplicate refusal on. The page never says "may have been placed":
+  // it offers the taken poNumber to look up, and a new poNumber for the
+  // form, under which the order places once.
   await page.fill("#quantity", "2");
   await page.fill("#quantity", "1");
   const takenPo = await text(page, "#po-number");
@@ -1063,14 +1064,18 @@ async function walkOrderEdges() {
   const freshAfterDup = await text(page, "#po-number");
   assert.notEqual(freshAfterDup, takenPo, "a new poNumber for this order");
   assert.equal(await text(page, "#order-status"),
-    `Order ${takenPo} was not placed: Xoxoday already holds an order under this poNumber. The order form has a new poNumber, ${freshAfterDup}, to place it.`);
+    `Order ${takenPo}: Xoxoday already holds an order under this poNumber, not found to be this one. Look it up under Orders first; the form has a new poNumber, ${freshAfterDup}, to place this order.`);
   assert.equal(await text(page, "#order-error .err-title"), "poNumber already used at Xoxoday");
-  assert.match(await text(page, "#order-error .err-hint"), /did not find to be this one/);
+  assert.match(await text(page, "#order-error .err-hint"), /did not find to be this one.*Look the poNumber up under Orders first/);
   assert.doesNotMatch(await text(page, "#order"), /may have been|not confirmed/, "never called unconfirmed");
   assert.equal(await page.locator("#order-uncertain").isVisible(), false);
   assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "nothing kept to settle");
   assert.equal(await page.inputValue("#details-po"), takenPo, "the taken poNumber, ready to look up");
   assert.equal((await sandbox.counters()).orders, c4.orders + 1, "only their order");
+  // Looked up as the page says: their order (two cards), not this one.
+  await page.click("#details-load");
+  await page.locator("#details-status", { hasText: `Found order ${takenPo}.` }).waitFor();
+  assert.match(await text(page, "#details .facts"), /2 × 25/);
   await page.click("#place-order");
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
   assert.match(await text(page, "#order-result .facts"), new RegExp(freshAfterDup));
