@@ -440,10 +440,11 @@ test("values Xoxoday accepts pass and go upstream as sent (flags as 0/1, [] as {
 // scripts' limit and page "0" to production, a JavaScript client's
 // `filters: {}`, a price range as getFilters lists them, a Laravel client's
 // getVouchers with neither limit nor page, and Xoxoday's MCP client's
-// history with no dates. Each goes upstream for Xoxoday to judge; where the
+// history with no dates, the Go client's zero values (dates "", limit and
+// page 0). Each goes upstream for Xoxoday to judge; where the
 // sandbox reads the documents the strict way (limit, page and dates
 // required), its refusal is what the caller gets, as from Xoxoday.
-test("published clients' forms: the guide's trailing slash, limit \"0\", filters {}, a price range, no limit, no dates", async () => {
+test("published clients' forms: the guide's trailing slash, limit \"0\", filters {}, a price range, no limit, no dates, Go's zero values", async () => {
   const key = keys.admin.key;
   const post = (path, query, data) => http("POST", path, {
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
@@ -467,6 +468,11 @@ test("published clients' forms: the guide's trailing slash, limit \"0\", filters
   const strict = [
     [vouchers, { filters: [{ key: "country", value: "usa" }] }, "PLE10001"],
     ["plumProAPI.mutation.getOrderHistory", { limit: 10, page: 1 }, "PLE10032"],
+    // helsinki-systems/xoxoday (Go) sends its zero values for what its
+    // caller did not set: "" dates, limit and page 0 (plumgate once refused
+    // them itself, 400 PLUMGATE_INVALID_REQUEST).
+    ["plumProAPI.mutation.getOrderHistory", { startDate: "", endDate: "", limit: 0, page: 0 }, "PLE10032"],
+    ["plumProAPI.mutation.getOrderHistory", { startDate: "2025-01-01", endDate: TODAY, limit: 0, page: 0 }, "PLE10001"],
   ];
   for (const [query, data, errorId] of strict) {
     const r = await post("/chef/v1/oauth/api", query, data);

@@ -327,10 +327,16 @@ fn valid_cases() -> Vec<(Operation, Value)> {
         (Operation::GetOrderHistory, json!({"limit": 10, "page": 1})),
         (Operation::GetOrderHistory, json!({"startDate": "2030-01-01"})),
         (Operation::GetOrderHistory, json!({"endDate": "2000-01-01", "startDate": null})),
+        // helsinki-systems/xoxoday (Go) sends its zero values for what its
+        // caller did not set: "" dates, limit and page 0; for Xoxoday to judge.
+        (Operation::GetOrderHistory, json!({"startDate": "", "endDate": "", "limit": 0, "page": 0})),
+        (Operation::GetOrderHistory, json!({"startDate": "2025-01-01", "endDate": "2025-01-31", "limit": 0, "page": 0})),
+        (Operation::GetOrderHistory, json!({"startDate": "", "endDate": "2025-01-31", "limit": "0", "page": 1})),
         // paymentHistory
         (Operation::PaymentHistory, valid(Operation::PaymentHistory)),
         (Operation::PaymentHistory, json!({"startDate": "2024-04-30", "endDate": "2024-06-30", "limit": 501, "page": "1"})),
         (Operation::PaymentHistory, json!({"limit": 10, "page": 1})),
+        (Operation::PaymentHistory, json!({"startDate": "", "endDate": "", "limit": 0, "page": 0})),
         // `tag` is not a paymentHistory field: any value is an unknown extra.
         (Operation::PaymentHistory, json!({"startDate": "2024-01-01", "endDate": "2024-01-01", "tag": {"x": 5}})),
     ]
@@ -523,17 +529,18 @@ fn broken_cases() -> Vec<(Operation, &'static str, Option<Value>, &'static str)>
         (GetOrderHistory, "startDate", Some(json!(20240101)), "data.startDate"),
         (GetOrderHistory, "endDate", Some(json!("SECRET")), "data.endDate"),
         (GetOrderHistory, "endDate", Some(json!("2023-12-31")), "data.endDate"),
-        (GetOrderHistory, "limit", Some(json!(0)), "data.limit"),
+        (GetOrderHistory, "limit", Some(json!(-1)), "data.limit"),
         (GetOrderHistory, "limit", Some(json!("five")), "data.limit"),
-        (GetOrderHistory, "page", Some(json!(0)), "data.page"),
+        (GetOrderHistory, "page", Some(json!("-1")), "data.page"),
+        (GetOrderHistory, "startDate", Some(json!(" ")), "data.startDate"),
         (GetOrderHistory, "page", Some(json!(2.5)), "data.page"),
         (GetOrderHistory, "tag", Some(json!([])), "data.tag"),
         // paymentHistory
         (PaymentHistory, "startDate", Some(json!("2024-02-30")), "data.startDate"),
         (PaymentHistory, "endDate", Some(json!("31-01-2024")), "data.endDate"),
         (PaymentHistory, "endDate", Some(json!("2023-01-31")), "data.endDate"),
-        (PaymentHistory, "limit", Some(json!(0)), "data.limit"),
-        (PaymentHistory, "page", Some(json!(0)), "data.page"),
+        (PaymentHistory, "limit", Some(json!(0.5)), "data.limit"),
+        (PaymentHistory, "page", Some(json!(-2)), "data.page"),
         (PaymentHistory, "page", Some(json!("1.0")), "data.page"),
     ]
 }

@@ -183,8 +183,7 @@ pub(super) fn documented_forms(op: Operation, data: Value) -> Obj {
 // reference's schema requires neither, and a published Laravel client
 // sends neither; without them Xoxoday judges the call.
 fn get_vouchers(obj: &Obj) -> Result {
-    optional(obj, "limit", count_from_zero)?;
-    optional(obj, "page", count_from_zero)?;
+    paging(obj)?;
     optional(obj, "includeProducts", text)?;
     optional(obj, "excludeProducts", text)?;
     optional(obj, "exchangeRate", flag)?;
@@ -331,17 +330,24 @@ fn date_range(obj: &Obj) -> Result {
     Ok(())
 }
 
+/// A date, or none: absent, `null` or `""` (Go's zero value: the
+/// helsinki-systems/xoxoday client sends `""` for a date its caller did not
+/// set), forwarded as sent for Xoxoday to judge.
 fn optional_date<'a>(obj: &'a Obj, name: &str) -> Result<Option<&'a str>> {
     match obj.get(name) {
         Some(Value::String(s)) if is_calendar_date(s) => Ok(Some(s)),
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(_) => Err(broken(&format!("data.{name}"), "a calendar date written YYYY-MM-DD")),
     }
 }
 
+/// getOrderHistory's and paymentHistory's `limit` and `page`: from 0, as
+/// getVouchers' ([`count_from_zero`]): the helsinki-systems/xoxoday client
+/// sends both as `0` unless its caller sets them (Go's zero values).
 fn paging(obj: &Obj) -> Result {
-    optional(obj, "limit", count)?;
-    optional(obj, "page", count)
+    optional(obj, "limit", count_from_zero)?;
+    optional(obj, "page", count_from_zero)
 }
 
 // ------------------------------------------------------------ value forms
