@@ -341,6 +341,8 @@ pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> 
 /// - the previous key, still in its grace: this rotation was done already
 ///   and its answer lost, so its new key was never seen: that key is
 ///   replaced by `sha256`, and the previous key keeps its grace;
+/// - the previous key past its grace: refused, saying that rotation was
+///   made (its key named no longer works);
 /// - any other: refused, nothing changes.
 ///
 /// # Errors
@@ -350,7 +352,14 @@ pub fn rotate_from(rec: &KeyRecord, sha256: String, grace_secs: u64, current: Op
     // Sent again: `current` is the previous key already.
     let again = current.is_some_and(|h| h != rec.sha256);
     if again && (rec.previous_sha256.as_deref() != current || rec.previous_until_ms.is_none_or(|t| t <= now_ms)) {
-        return Err(bad("current_key is neither the current key nor the previous one in its grace: nothing was rotated"));
+        // The previous key past its grace (`grace_secs` 0 ends it at once):
+        // that rotation was made, so the key named no longer works, and a
+        // lost answer means the current key was never seen.
+        return Err(bad(if rec.previous_sha256.as_deref() == current {
+            "current_key was replaced by the last rotation and its grace has ended: nothing was rotated now; if that rotation's answer was lost, rotate without current_key"
+        } else {
+            "current_key is neither the current key nor the previous one in its grace: nothing was rotated"
+        }));
     }
     Ok(KeyRecord {
         previous_sha256: if again { rec.previous_sha256.clone() } else { Some(rec.sha256.clone()) },
@@ -882,12 +891,23 @@ mod tests {
         assert_eq!(next.previous_sha256, Some(hash_key("key-c")));
         // Not named: as before.
         assert_eq!(rotate_from(&a, hash_key("key-b"), 60, None, T0 + 10).unwrap(), first);
-        // The previous key past its grace, or a key it never had: refused.
-        for (rec, named, at) in [(&first, orig, T0 + 60_010), (&first, "key-z", T0 + 20), (&a, "key-z", T0)] {
+        // A key it never had: refused.
+        for (rec, named, at) in [(&first, "key-z", T0 + 20), (&a, "key-z", T0)] {
             let e = rotate_from(rec, hash_key("key-e"), 60, Some(&hash_key(named)), at).unwrap_err();
             assert_eq!(e.status, 400);
             assert!(e.message.starts_with("current_key is neither"), "{}", e.message);
             assert!(!e.message.contains(named), "the key is not echoed");
+        }
+        // The previous key past its grace (ended at once by grace 0, or
+        // run out): refused, saying that the rotation was made and how to
+        // get a key, not that nothing happened.
+        let at_once = rotate_from(&a, hash_key("key-b"), 0, Some(&hash_key(orig)), T0 + 10).unwrap();
+        for (rec, at) in [(&at_once, T0 + 10), (&first, T0 + 60_010)] {
+            let e = rotate_from(rec, hash_key("key-e"), 0, Some(&hash_key(orig)), at).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.message.starts_with("current_key was replaced by the last rotation"), "{}", e.message);
+            assert!(e.message.ends_with("rotate without current_key"), "{}", e.message);
+            assert!(!e.message.contains(orig), "the key is not echoed");
         }
         // A revoked key is refused as a revoked key.
         let r = revoke(&first, T0 + 15);
