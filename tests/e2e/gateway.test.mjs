@@ -419,7 +419,7 @@ const VALIDATION = [
   ["getOrderHistory", { startDate: "2024-02-30", endDate: "2024-03-01" }, "data.startDate"],
   ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-1-31" }, "data.endDate"],
   ["getOrderHistory", { startDate: "2024-02-01", endDate: "2024-01-01" }, "data.endDate"],
-  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: 0 }, "data.limit"],
+  ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", limit: -1 }, "data.limit"],
   ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", page: -1 }, "data.page"],
   ["getOrderHistory", { startDate: "2024-01-01", endDate: "2024-02-01", tag: {} }, "data.tag"],
   ["paymentHistory", { startDate: "2024-02-01", endDate: "2024-01-01" }, "data.endDate"],
