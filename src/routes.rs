@@ -481,17 +481,20 @@ async fn read_body(req: Incoming) -> Result<Vec<u8>, ApiError> {
 }
 
 fn health(env: &Env) -> Outgoing {
-    match settings::load(env).as_ref() {
-        Ok(_) => json_response(200, &json!({"status": "ok", "version": VERSION})),
-        Err(problems) => {
-            // A map, not `json!`, which copies the list through serde_json's
-            // `Value` serializer (code nothing else needs).
-            let mut body = serde_json::Map::new();
-            body.insert("status".into(), "misconfigured".into());
-            body.insert("problems".into(), problems.to_vec().into());
-            json_response(503, &Value::Object(body))
-        }
+    let mut problems = match settings::load(env) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.to_vec(),
+    };
+    problems.extend(settings::binding_problems(env));
+    if problems.is_empty() {
+        return json_response(200, &json!({"status": "ok", "version": VERSION}));
     }
+    // A map, not `json!`, which copies the list through serde_json's
+    // `Value` serializer (code nothing else needs).
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), "misconfigured".into());
+    body.insert("problems".into(), problems.into());
+    json_response(503, &Value::Object(body))
 }
 
 async fn static_asset(req: Incoming, env: &Env) -> Result<Outgoing, ApiError> {

@@ -5,7 +5,7 @@
 //! of the isolate: a new deploy or a new secret starts new isolates (the
 //! Durable Objects' included, which use the same cache). A configuration
 //! error is cached too, so every request answers `503 misconfigured` without
-//! re-parsing.
+//! re-parsing. The bindings are looked at here too, for `/healthz`.
 
 use plumgate_core::config::{self, Config};
 use std::cell::RefCell;
@@ -29,6 +29,13 @@ thread_local! {
 fn read_var(env: &Env, name: &str) -> Option<String> {
     let v = js_sys::Reflect::get(env, &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())?;
     v.as_string().or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string()))
+}
+
+/// The bindings `/healthz` requires that this worker lacks, as problems
+/// (`plumgate_core::config::binding_problems`): a few property reads, no
+/// call, so the check stays cheap.
+pub fn binding_problems(env: &Env) -> Vec<String> {
+    config::binding_problems(&|name| js_sys::Reflect::get(env, &JsValue::from_str(name)).is_ok_and(|v| v.is_object()))
 }
 
 /// The isolate's configuration, parsed on first use.

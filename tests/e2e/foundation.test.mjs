@@ -159,6 +159,33 @@ test("[vars] written as TOML numbers and tables are read as their JSON text, not
   }
 });
 
+// The usual way a binding goes missing: a second deployment under
+// [env.<name>], which inherits none. /healthz names each one missing (it
+// once said ok: calls then ran without the token cache or the shared
+// limiter, saying so only in a log line), and never its configuration.
+test("a KV or Durable Object binding left out of wrangler.toml: /healthz names it", async () => {
+  const w = await startWorker({
+    sandbox,
+    keys,
+    tomlEdit: (t) => {
+      const out = t.replace(/^\[\[kv_namespaces\]\][\s\S]*?(?=^\[)/m, "").replace(/^ *\{ name = "RATE_LIMITER".*\n/m, "");
+      assert.notEqual(out, t);
+      assert.doesNotMatch(out, /TOKEN_CACHE|"RATE_LIMITER"/, "both left out");
+      return out;
+    },
+  });
+  try {
+    const h = await call(w, "/healthz", { method: "GET" });
+    assert.equal(h.status, 503, h.text);
+    assert.deepEqual(h.json, { status: "misconfigured", problems: ["TOKEN_CACHE binding is missing", "RATE_LIMITER binding is missing"] });
+    // Only what needs a binding fails: the token authority still answers.
+    const st = await call(w, "/v1/token", { method: "GET", key: keys.admin });
+    assert.equal(st.status, 200, st.text);
+  } finally {
+    await w.stop();
+  }
+});
+
 test("XOXODAY_OAUTH_URL without /chef: the refresh's 404 is not taken for a dead refresh token", async () => {
   const { refresh_token } = await sandbox.admin("/tokens/issue", {});
   const w = await startWorker({

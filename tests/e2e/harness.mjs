@@ -167,7 +167,7 @@ export async function startWorker(opts) {
   }
 }
 
-async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", persistDir, port, callers = [], readyPath = "/healthz" }) {
+async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", tomlEdit = (t) => t, persistDir, port, callers = [], readyPath = "/healthz" }) {
   port ??= await freePort();
   const inspector = await freePort();
   persistDir ??= tempDir();
@@ -201,7 +201,8 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", persis
     .replace(/^\[vars\][\s\S]*?(?=^\[)/m, "");
   // `tomlVars`: [vars] lines as an operator writes them in wrangler.toml
   // (typed TOML values), for names not in .dev.vars.
-  writeFileSync(join(configDir, "wrangler.toml"), tomlVars ? `${toml}\n[vars]\n${tomlVars}\n` : toml);
+  // `tomlEdit`: wrangler.toml as an operator changed it (a binding left out, say).
+  writeFileSync(join(configDir, "wrangler.toml"), tomlEdit(tomlVars ? `${toml}\n[vars]\n${tomlVars}\n` : toml));
   writeFileSync(join(configDir, ".dev.vars"), devVarsText(allVars));
   const args = [
     "dev", ...callerConfigs(configDir, callers), "--config", join(configDir, "wrangler.toml"),

@@ -44,6 +44,17 @@ pub mod binding {
     pub const KEY_REGISTRY: &str = "KEY_REGISTRY";
 }
 
+/// The bindings `/healthz` requires. Not the demo page's `ASSETS`: a
+/// worker without it (the bench's, a private plumgate's) serves every API
+/// route.
+pub const REQUIRED_BINDINGS: [&str; 5] = [
+    binding::TOKEN_CACHE,
+    binding::TOKEN_AUTHORITY,
+    binding::ORDER_LEDGER,
+    binding::RATE_LIMITER,
+    binding::KEY_REGISTRY,
+];
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -336,6 +347,14 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
 /// The problem a missing binding is, as a call that needed it says it.
 pub fn missing_binding(name: &str) -> String {
     format!("{name} binding is missing")
+}
+
+/// `/healthz`'s problems with the bindings: one for each of
+/// [`REQUIRED_BINDINGS`] that `bound` does not find. Without it a missing
+/// one shows only when a call needs it, and the calls that use the token
+/// cache or the limiter go on without them (unshared, unchecked).
+pub fn binding_problems(bound: &dyn Fn(&str) -> bool) -> Vec<String> {
+    REQUIRED_BINDINGS.iter().filter(|name| !bound(name)).map(|name| missing_binding(name)).collect()
 }
 
 /// Check a URL plumgate sends to (an OAUTH_URL override, the alert
@@ -703,6 +722,25 @@ pub(crate) mod tests {
                 assert!(p[0].ends_with("must name a host, with no credentials (user:password@) in it"), "{p:?}");
             }
         }
+    }
+
+    #[test]
+    fn health_names_each_missing_binding() {
+        assert!(binding_problems(&|_| true).is_empty());
+        assert_eq!(
+            binding_problems(&|_| false),
+            [
+                "TOKEN_CACHE binding is missing",
+                "TOKEN_AUTHORITY binding is missing",
+                "ORDER_LEDGER binding is missing",
+                "RATE_LIMITER binding is missing",
+                "KEY_REGISTRY binding is missing",
+            ]
+        );
+        let without = |gone: &'static str| move |name: &str| name != gone;
+        assert_eq!(binding_problems(&without("TOKEN_CACHE")), ["TOKEN_CACHE binding is missing"]);
+        assert_eq!(binding_problems(&without("RATE_LIMITER")), ["RATE_LIMITER binding is missing"]);
+        assert!(binding_problems(&without("ASSETS")).is_empty(), "the demo page's assets are not required");
     }
 
     #[test]
