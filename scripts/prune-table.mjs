@@ -21,16 +21,21 @@
 // signature check, or run a function that was never meant for it: neither
 // can happen, as no code holds these slots' indexes).
 //
-// Also taken out: the closure shims (`wasm_bindgen::convert::closures::
-// _::invoke::<…>`) of closure types no JavaScript adapter calls. wasm-bindgen
-// puts a shim in the table for every closure type some import of a linked
-// crate describes (js_sys's typed arrays' and Set's forEach callbacks, …),
-// used or not; JavaScript calls a shim only through an adapter it generated
-// for an import plumgate uses, and each adapter's name says which slot it
-// calls (`Closure(… shim_idx: N …)`, an import of the module). Every slot an
-// adapter names stays; the other shims' slots (about 40: 2.7 KB raw, 0.6 KB
-// gzipped) are pointed at the filler like the stream classes' closures. No
-// Rust code calls a shim: it exists to be called from JavaScript.
+// Also taken out: the table slots of closure shims (`wasm_bindgen::convert::
+// closures::_::invoke::<…>`) that nothing can call through. wasm-bindgen puts
+// a shim in the table for every closure type some import of a linked crate
+// describes (js_sys's typed arrays' and Set's forEach callbacks, …), used or
+// not. No Rust code calls a shim: it exists for JavaScript, which reaches one
+// either as an export of the module (wasm-bindgen 0.2.130 exports each shim
+// an import plumgate uses needs, and index.js calls the export: the `new
+// Promise` executor of every request, for one) or through the slot an
+// import's description names (`shim_idx: N` in the name of a generated
+// import, such as `Closure(Closure { … shim_idx: 37 … }) -> Externref`). So
+// every exported shim's slot and every slot a name gives as `shim_idx` stay;
+// the other shims' slots (about 40: 2.7 KB raw, 0.67 KB gzipped) are pointed
+// at the filler like the stream classes' closures. If no name gives a
+// `shim_idx` (a wasm-bindgen that names its imports otherwise), no shim is
+// taken out.
 //
 // Works on the module worker-build writes (with its "name" section); a
 // module without names, or with a table segment of another form, is left as
@@ -82,13 +87,27 @@ for (const s of sections.filter((s) => s.id === 0)) {
   }
 }
 if (names.size === 0) warn("the module has no function names");
-// The table slots the JavaScript adapters of closures call.
-const adapted = new Set();
+// The table slots some name of the module gives as a shim's (`shim_idx: N`).
+const named = new Set();
 for (const name of names.values()) {
-  const m = /^Closure\(Closure \{.*shim_idx: (\d+)/.exec(name);
-  if (m) adapted.add(Number(m[1]));
+  for (const m of name.matchAll(/shim_idx: (\d+)/g)) named.add(Number(m[1]));
 }
-if (adapted.size === 0) warn("no closure adapter names a shim slot");
+// The names of the functions the module exports (JavaScript calls them by
+// name): a shim's export may be its externref wrapper, named after it.
+const exported = new Set();
+for (const s of sections.filter((s) => s.id === 7)) {
+  let [count, p] = readLeb(s.body);
+  for (let i = 0; i < count; i++) {
+    let len, index;
+    [len, p] = readLeb(p);
+    p += len;
+    const kind = wasm[p++];
+    [index, p] = readLeb(p);
+    if (kind === 0) exported.add((names.get(index) ?? "").replace(/ externref shim$/, ""));
+  }
+}
+const pruneShims = named.size > 0;
+if (!pruneShims) console.error("[plumgate] prune-table: no name gives a shim slot (shim_idx); every closure shim stays");
 const SHIM = /^wasm_bindgen\[[0-9a-f]+\]::convert::closures::_::invoke::</;
 
 const elem = sections.find((s) => s.id === 9);
@@ -116,7 +135,7 @@ for (let seg = 0; seg < segments; seg++) {
   out.push(...leb(flags), ...wasm.subarray(exprStart, exprEnd), ...leb(count));
   slots.forEach((index, i) => {
     const name = names.get(index) ?? "";
-    const dead = DEAD.test(name) || (SHIM.test(name) && !adapted.has(offset + i));
+    const dead = DEAD.test(name) || (pruneShims && SHIM.test(name) && !named.has(offset + i) && !exported.has(name));
     if (dead) pruned++;
     out.push(...leb(dead ? filler : index));
   });
@@ -126,4 +145,4 @@ for (let seg = 0; seg < segments; seg++) {
 const body = Buffer.from(out);
 const section = Buffer.concat([Buffer.from([9, ...leb(body.length)]), body]);
 writeFileSync(file, Buffer.concat([wasm.subarray(0, elem.start), section, wasm.subarray(elem.end)]));
-console.error(`[plumgate] prune-table: ${pruned} table slots freed (unused stream classes, closure shims no adapter calls; ${adapted.size} shims kept)`);
+console.error(`[plumgate] prune-table: ${pruned} table slots freed (unused stream classes, closure shims nothing calls through them)`);
