@@ -371,7 +371,7 @@
 
   function errorTitle(err) {
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
-    if (duplicatePo(err)) return "poNumber already used at Xoxoday";
+    if (err.poTaken) return "poNumber already used at Xoxoday";
     if (neverExecuted(err)) return "Not placed: safe to send again";
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
@@ -415,10 +415,10 @@
       return "The order exists at Xoxoday but did not complete; sending it again only repeats this answer. "
         + "Look it up by its poNumber under Orders; a new order (change a field) gets a new poNumber.";
     }
-    if (duplicatePo(err)) {
+    if (err.poTaken) {
       return "Xoxoday holds an order under this poNumber that plumgate did not find to be this one (another product, quantity, "
         + "denomination or recipient), or shows none yet. Sending it again under that poNumber gets the same answer. "
-        + "Look the poNumber up under Orders first: if that order is this one, do not place it again; if not, the form has a new poNumber to place it.";
+        + "Look the poNumber up under Orders first: if that order is this one, do not place it again; if not, place this order under a new poNumber.";
     }
     if (neverExecuted(err)) {
       return "Xoxoday never executed this request. Sending the same order again is safe: its poNumber never places it twice.";
@@ -966,13 +966,21 @@
       } else if (duplicatePo(e)) {
         // Refused for its poNumber: sent again under it, it only repeats the
         // refusal. Whether the order Xoxoday holds is this one after all
-        // (its record lost), only a look can tell: offered first, with a
-        // new poNumber ready for when it is not.
-        setUncertain(null);
-        freshPo();
+        // (its record lost), only a look can tell: offered first. (Marked
+        // here, so that the title and hint above are only this box's.)
+        e.poTaken = true;
         $("details-po").value = body.poNumber;
-        setStatus("order-status", `Order ${body.poNumber}: Xoxoday already holds an order under this poNumber, not found to be this one. `
-          + `Look it up under Orders first; the form has a new poNumber, ${state.po}, to place this order.`);
+        const taken = `Order ${body.poNumber}: Xoxoday already holds an order under this poNumber, not found to be this one. Look it up under Orders first`;
+        if (pending || !state.product) {
+          // An order sent before (a reload, a lost answer), with no form
+          // behind it: it stays, to look up and then forget or keep.
+          setUncertain(pending || { body, name });
+          setStatus("order-status", `${taken}: if it is this order, it was placed; if not, forget this one and order again from the catalog.`);
+        } else {
+          setUncertain(null);
+          freshPo();
+          setStatus("order-status", `${taken}; the form has a new poNumber, ${state.po}, to place this order.`);
+        }
       } else if (fateUnknown(e)) {
         setUncertain({ body, name });
         setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
