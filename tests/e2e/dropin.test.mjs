@@ -367,8 +367,8 @@ test("hagarwal-velsof/xoxoday-plumapi: its token refresh, the stored pair, and i
 // expires_in it reads with int(); every call posts its JSON file's envelope
 // with `Authorization: Bearer`, `content-type` and `accept` JSON. Its
 // voucher file asks for `limit: 10000, page: 0` on every call, and its
-// placeOrder first looks the product up (includeProducts) to check the
-// denomination against valueDenominations.
+// placeOrder first looks the product up (includeProducts) and refuses
+// itself when none comes back.
 const py = {
   headers: (token) => ({ "content-type": "application/json", accept: "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) }),
   vouchers: (extra = {}) => ({

@@ -349,8 +349,8 @@ export class PlumgateClient {
    * and the grace stands as first set. Without it, not retried, like
    * `createKey` (a second rotation would end the first one's grace); nor
    * when `graceSecs` ends within the call's time limit (the retry could
-   * come after the named key stopped working, and be refused as "nothing
-   * was rotated" though the lost attempt rotated it).
+   * come after the named key stopped working, and be refused: a 400 saying
+   * the lost attempt rotated it, its new key never seen).
    */
   async rotateKey(id: string, opts: CallOptions & { graceSecs?: number; currentKey?: string } = {}): Promise<NewKeyAnswer> {
     const { graceSecs, currentKey, ...call } = opts;

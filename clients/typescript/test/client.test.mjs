@@ -782,9 +782,9 @@ test("caller keys and the audit trail: methods, paths, bodies; making a key is n
   assert.equal(byDefault.calls.length, 2, "the default grace (24 h) outlasts any call: retried");
   // A grace that ends within the call's time limit (45 s by default): the
   // retry could come after the named key stopped working and be refused
-  // "nothing was rotated" although the lost attempt rotated it. Not retried.
+  // (400: the lost attempt rotated it, its new key never seen). Not retried.
   for (const graceSecs of [0, 30, 45]) {
-    const short = script(json(502, plumErr("upstream_error", "x")), json(400, plumErr("invalid_request", "current_key is neither the current key nor the previous one in its grace: nothing was rotated")));
+    const short = script(json(502, plumErr("upstream_error", "x")), json(400, plumErr("invalid_request", "current_key was replaced by the last rotation, its grace over: nothing was rotated now; if that answer was lost, rotate without current_key")));
     await assert.rejects(client(short).c.rotateKey("a", { currentKey: current, graceSecs }), { code: "upstream_error" });
     assert.equal(short.calls.length, 1, `grace ${graceSecs} s: not retried`);
   }
