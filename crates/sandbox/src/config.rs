@@ -383,6 +383,15 @@ pub struct ConfigPatch {
     terms_bytes: Option<u32>,
 }
 
+/// `next.field = v` for each `field` the patch sets (`Some(v)`).
+macro_rules! set_plain {
+    ($next:ident, $patch:ident; $($field:ident),+ $(,)?) => {
+        $(if let Some(v) = $patch.$field {
+            $next.$field = v;
+        })+
+    };
+}
+
 impl Config {
     /// Effective per-minute limit for `op` (override if non-zero, else default).
     pub fn rate_limit(&self, op: &str) -> u32 {
@@ -424,20 +433,27 @@ impl Config {
                 Err(format!("{name} must be at most {MAX_MS}"))
             }
         };
-        if let Some(v) = patch.rotation {
-            next.rotation = v;
-        }
+        // The members any value of whose type is valid, copied as they come.
+        set_plain!(next, patch;
+            rotation,
+            expires_in_as,
+            expiry_as,
+            extra_fields,
+            daily_window,
+            duplicate_answer,
+            payment_report_shape,
+            order_recipient,
+            expiry_fields,
+            dead_refresh_answer,
+            dead_access_answer,
+            refresh_expiry,
+            dead_check_answer,
+            check_expires_in,
+            check_expiry_fields,
+            answer_framing,
+        );
         if let Some(v) = patch.grace_secs {
             next.grace_secs = secs("grace_secs", v, 0)?;
-        }
-        if let Some(v) = patch.expires_in_as {
-            next.expires_in_as = v;
-        }
-        if let Some(v) = patch.expiry_as {
-            next.expiry_as = v;
-        }
-        if let Some(v) = patch.extra_fields {
-            next.extra_fields = v;
         }
         if let Some(v) = patch.access_ttl_secs {
             next.access_ttl_secs = secs("access_ttl_secs", v, 1)?;
@@ -463,50 +479,14 @@ impl Config {
         if let Some(limits) = patch.daily_limits {
             merge_limits("daily_limits", limits, &mut next.daily_limits)?;
         }
-        if let Some(v) = patch.daily_window {
-            next.daily_window = v;
-        }
-        if let Some(v) = patch.duplicate_answer {
-            next.duplicate_answer = v;
-        }
-        if let Some(v) = patch.payment_report_shape {
-            next.payment_report_shape = v;
-        }
-        if let Some(v) = patch.order_recipient {
-            next.order_recipient = v;
-        }
-        if let Some(v) = patch.expiry_fields {
-            next.expiry_fields = v;
-        }
-        if let Some(v) = patch.dead_refresh_answer {
-            next.dead_refresh_answer = v;
-        }
         if let Some(v) = patch.dead_refresh_status {
             next.dead_refresh_status = status_in(v, 400, "dead_refresh_status")?;
-        }
-        if let Some(v) = patch.dead_access_answer {
-            next.dead_access_answer = v;
         }
         if let Some(v) = patch.dead_access_status {
             next.dead_access_status = status_in(v, 200, "dead_access_status")?;
         }
-        if let Some(v) = patch.refresh_expiry {
-            next.refresh_expiry = v;
-        }
-        if let Some(v) = patch.dead_check_answer {
-            next.dead_check_answer = v;
-        }
         if let Some(v) = patch.dead_check_status {
             next.dead_check_status = status_in(v, 200, "dead_check_status")?;
-        }
-        if let Some(v) = patch.check_expires_in {
-            next.check_expires_in = v;
-        }
-        if let Some(v) = patch.check_expiry_fields {
-            next.check_expiry_fields = v;
-        }
-        if let Some(v) = patch.answer_framing {
-            next.answer_framing = v;
         }
         if let Some(v) = patch.terms_bytes {
             if v > 100_000 {
