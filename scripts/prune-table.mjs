@@ -41,7 +41,7 @@
 // module without names, or with a table segment of another form, is left as
 // it is with a warning (the size budget then shows the difference).
 import { readFileSync, writeFileSync } from "node:fs";
-import { leb, readLeb as readLebIn } from "./wasm-leb.mjs";
+import { exportsIn, leb, readLeb as readLebIn, sections as sectionsOf } from "./wasm-leb.mjs";
 
 const file = process.argv[2];
 // Any table entry that names those classes' code (the futures their methods
@@ -57,12 +57,7 @@ function warn(why) {
   process.exit(0);
 }
 
-const sections = [];
-for (let at = 8; at < wasm.length; ) {
-  const [size, body] = readLeb(at + 1);
-  sections.push({ id: wasm[at], start: at, body, end: body + size });
-  at = body + size;
-}
+const sections = sectionsOf(wasm);
 
 // Function names, from the "name" custom section.
 const names = new Map();
@@ -96,13 +91,7 @@ for (const name of names.values()) {
 // name): a shim's export may be its externref wrapper, named after it.
 const exported = new Set();
 for (const s of sections.filter((s) => s.id === 7)) {
-  let [count, p] = readLeb(s.body);
-  for (let i = 0; i < count; i++) {
-    let len, index;
-    [len, p] = readLeb(p);
-    p += len;
-    const kind = wasm[p++];
-    [index, p] = readLeb(p);
+  for (const { kind, index } of exportsIn(wasm, s).entries) {
     if (kind === 0) exported.add((names.get(index) ?? "").replace(/ externref shim$/, ""));
   }
 }

@@ -29,7 +29,7 @@
 // index.js is a property read, `.name` not followed by `=`
 // (`globalThis.__worker_init_state=` keeps that export's name).
 import { readFileSync, writeFileSync } from "node:fs";
-import { leb, readLeb } from "./wasm-leb.mjs";
+import { exportsIn, leb, readLeb, readName as readNameIn, sections } from "./wasm-leb.mjs";
 
 const [wasmPath, jsPath] = process.argv.slice(2);
 const wasm = readFileSync(wasmPath);
@@ -44,24 +44,13 @@ const leave = (why) => {
 if (!WebAssembly.validate(wasm)) leave(`Node ${process.version} cannot validate the module`);
 
 // The import section.
-let at = 8;
-let section = null;
-let exportSection = null;
-while (at < wasm.length) {
-  const id = wasm[at];
-  const [len, body] = readLeb(wasm, at + 1);
-  if (id === 2) section = { start: at, body, end: body + len };
-  if (id === 7) exportSection = { start: at, body, end: body + len };
-  at = body + len;
-}
+const all = sections(wasm);
+const section = all.find((s) => s.id === 2);
+const exportSection = all.find((s) => s.id === 7);
 if (!section) leave("no import section");
 if (!exportSection) leave("no export section");
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-const readName = (p) => {
-  const [n, s] = readLeb(wasm, p);
-  return [utf8.decode(wasm.subarray(s, s + n)), s + n];
-};
+const readName = (p) => readNameIn(wasm, p);
 // The bytes of an import's description after its names, by kind.
 function descEnd(p) {
   const kind = wasm[p];
@@ -134,13 +123,11 @@ if (!renamed) leave("no import could be renamed");
 const body = Buffer.from(out);
 
 // The export section: a name, a kind byte and an index each.
-const [exportCount, firstExport] = readLeb(wasm, exportSection.body);
-const exportsOut = [...leb(exportCount)];
+const exportList = exportsIn(wasm, exportSection);
+if (exportList.end !== exportSection.end) leave("the export section did not read to its end");
+const exportsOut = [...leb(exportList.entries.length)];
 let exportsRenamed = 0;
-p = firstExport;
-for (let i = 0; i < exportCount; i++) {
-  const [name, afterName] = readName(p);
-  const end = readLeb(wasm, afterName + 1)[1];
+for (const { name, afterName, end } of exportList.entries) {
   let newName = name;
   const mention = new RegExp(`(?<![\\w$])${name.replace(/\$/g, "\\$")}(?![\\w$])`, "g");
   const read = new RegExp(`\\.${name.replace(/\$/g, "\\$")}(?![\\w$]|\\s*=(?!=))`, "g");
@@ -153,9 +140,7 @@ for (let i = 0; i < exportCount; i++) {
   }
   const bytes = Buffer.from(newName, "utf8");
   exportsOut.push(...leb(bytes.length), ...bytes, ...wasm.subarray(afterName, end));
-  p = end;
 }
-if (p !== exportSection.end) leave("the export section did not read to its end");
 const exportBody = Buffer.from(exportsOut);
 
 // The import section (id 2) comes before the export section (id 7).

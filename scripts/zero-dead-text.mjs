@@ -26,7 +26,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
-import { readLeb } from "./wasm-leb.mjs";
+import { readLeb, sections } from "./wasm-leb.mjs";
 
 const file = process.argv[2];
 const wasmDis = process.env.WASM_DIS_BIN || join(dirname(process.env.WASM_OPT_BIN || "node_modules/.bin/wasm-opt"), "wasm-dis");
@@ -45,22 +45,17 @@ const sleb = (at) => readLeb(wasm, at, true);
 
 // The data segments: [memory address, file offset, length].
 const segments = [];
-for (let at = 8; at < wasm.length; ) {
-  const id = wasm[at];
-  const [size, body] = uleb(at + 1);
-  if (id === 11) {
-    let [count, p] = uleb(body);
-    for (; count > 0; count--) {
-      const [flags, q] = uleb(p);
-      if (flags !== 0 || wasm[q] !== 0x41) leave("a data segment that is not an active one at a constant address");
-      const [address, r] = sleb(q + 1);
-      if (wasm[r] !== 0x0b) leave("a data segment's address is not a lone constant");
-      const [length, bytes] = uleb(r + 1);
-      segments.push([address, bytes, length]);
-      p = bytes + length;
-    }
+for (const { body } of sections(wasm).filter((s) => s.id === 11)) {
+  let [count, p] = uleb(body);
+  for (; count > 0; count--) {
+    const [flags, q] = uleb(p);
+    if (flags !== 0 || wasm[q] !== 0x41) leave("a data segment that is not an active one at a constant address");
+    const [address, r] = sleb(q + 1);
+    if (wasm[r] !== 0x0b) leave("a data segment's address is not a lone constant");
+    const [length, bytes] = uleb(r + 1);
+    segments.push([address, bytes, length]);
+    p = bytes + length;
   }
-  at = body + size;
 }
 
 /** The memory address and file offset of `needle` in the data, if any. */
