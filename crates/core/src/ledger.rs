@@ -605,6 +605,13 @@ pub fn found_nothing(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Error { error, .. } if error.message == NO_RECORD)
 }
 
+/// Is this error a look's word that the ledger knows nothing placed under
+/// the `poNumber`: no record ([`nothing_found`]) or its mark that nothing
+/// was placed ([`found_not_placed`])?
+fn knows_nothing(said: &ApiError) -> bool {
+    said.message == NO_RECORD || said.message == NOT_PLACED
+}
+
 /// Is a spend cap's turned-away reservation (`error`) worth asking the
 /// ledger about ([`after_reservation`])? Over the cap, or no answer from the
 /// registry: the order may be the retry of one the ledger holds. Any other
@@ -635,7 +642,7 @@ pub fn after_reservation(error: ApiError, look: Option<LedgerReply>) -> Result<L
     match &reply.outcome {
         Outcome::Answer { .. } => Ok(reply),
         Outcome::Error { error: said, .. } if matches!(said.code, ErrorCode::OrderInProgress | ErrorCode::IdempotencyConflict) => Ok(reply),
-        Outcome::Error { error: said, .. } if said.message == NO_RECORD || said.message == NOT_PLACED => Err(unsent(error)),
+        Outcome::Error { error: said, .. } if knows_nothing(said) => Err(unsent(error)),
         // Anything else (a ledger of the previous version, which does not
         // know the look; an unreadable record; a joined call's error) says
         // nothing of the order: the reservation's error as it is.
