@@ -288,8 +288,11 @@
     const unexpected = () => new PlumgateError({ status: r.status, code: "unexpected", message: `Unexpected ${name} answer.`, requestId: r.requestId });
     if (!env || typeof env !== "object") throw unexpected();
     // placeOrder answers status 1 (placed) or 0 (not, or a failed order): an
-    // answer with neither says nothing about the order, which may exist.
-    if (name === "placeOrder" && ![1, "1", 0, "0"].includes(env.status)) throw unexpected();
+    // answer with neither says nothing about the order, which may exist. A
+    // placed order comes with HTTP 200 (Xoxoday's, kept, or plumgate's for an
+    // order it found); a 1 under another 2xx is no placed order, and the
+    // ledger may even have settled that none was made: as unreadable.
+    if (name === "placeOrder" && (![1, "1", 0, "0"].includes(env.status) || (Number(env.status) === 1 && r.status !== 200))) throw unexpected();
     if (env.status !== undefined && Number(env.status) !== 1) {
       const held = heldOrder(env.data);
       if (held) {
@@ -1027,7 +1030,7 @@
           "). Xoxoday was not called again and nothing was charged twice.")
         : null,
       meta.reconciled
-        ? h("p", { class: "replay-note", text: "Xoxoday failed to answer, but plumgate found the order by its poNumber (x-plumgate-reconciled)." })
+        ? h("p", { class: "replay-note", text: "Xoxoday's answer was lost or left the order's fate open; plumgate found the order by its poNumber (x-plumgate-reconciled)." })
         : null,
       orderFacts(data, body.poNumber, meta.requestId),
       vouchersView(data && data.vouchers, "order"),

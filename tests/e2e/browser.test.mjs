@@ -885,29 +885,37 @@ async function walkOrderEdges() {
   assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null);
   assert.equal((await sandbox.counters()).orders, c2.orders + 1, "the order Xoxoday made");
 
-  // ---- a placeOrder answer without its status (1 placed, 0 not) says
-  // nothing about the order: unconfirmed, never "placed"; sent again, plumgate
-  // answers with the order it made.
-  await page.fill("#quantity", "2");
-  await page.fill("#quantity", "1");
-  const barePo = await text(page, "#po-number");
-  await page.route("**/v1/ops/placeOrder", async (route) => {
-    const res = await route.fetch();
-    const json = await res.json();
-    delete json.data.placeOrder.status;
-    await route.fulfill({ response: res, json });
-  });
-  await page.click("#place-order");
-  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
-  assert.equal(await text(page, "#uncertain-po"), barePo);
-  assert.equal(await text(page, "#order-error .err-title"), "Unreadable answer");
-  assert.match(await text(page, "#order-status"), /not confirmed: it may have been placed/);
-  await page.unroute("**/v1/ops/placeOrder");
-  await page.click("#uncertain-again");
-  await page.locator("#order-result-title", { hasText: "Same order, answered again" }).waitFor();
-  assert.match(await text(page, "#order-result .facts"), new RegExp(barePo));
-  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
-  assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title", "focus on the answer, not lost with the button");
+  // ---- a placeOrder answer without its status (1 placed, 0 not), or with
+  // status 1 under a 2xx other than 200 (plumgate answers a placed order
+  // 200; another 2xx is no placed order), says nothing sure about the order:
+  // unconfirmed, never "placed"; sent again, plumgate answers with the order
+  // it made.
+  const tamperings = [
+    ["no status", (json) => { delete json.data.placeOrder.status; return 200; }],
+    ["status 1 under HTTP 201", () => 201],
+  ];
+  for (const [what, tamper] of tamperings) {
+    await page.fill("#quantity", "2");
+    await page.fill("#quantity", "1");
+    const barePo = await text(page, "#po-number");
+    await page.route("**/v1/ops/placeOrder", async (route) => {
+      const res = await route.fetch();
+      const json = await res.json();
+      const status = tamper(json);
+      await route.fulfill({ response: res, status, json });
+    });
+    await page.click("#place-order");
+    await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+    assert.equal(await text(page, "#uncertain-po"), barePo, what);
+    assert.equal(await text(page, "#order-error .err-title"), "Unreadable answer", what);
+    assert.match(await text(page, "#order-status"), /not confirmed: it may have been placed/, what);
+    await page.unroute("**/v1/ops/placeOrder");
+    await page.click("#uncertain-again");
+    await page.locator("#order-result-title", { hasText: "Same order, answered again" }).waitFor();
+    assert.match(await text(page, "#order-result .facts"), new RegExp(barePo), what);
+    assert.equal(await page.locator("#order-uncertain").isVisible(), false, what);
+    assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title", "focus on the answer, not lost with the button");
+  }
 
   // ---- after an order, a changed order is another one: its refusal, or its
   // lost answer, never shows under the first order's answer, vouchers and
