@@ -177,7 +177,9 @@ export interface OrderUnknown extends OutcomeBase {
    * - `aborted`: the caller's signal fired after a request was sent;
    * - `refused_after_lost_answer`: a refusal came after an attempt whose
    *   answer was lost, and that attempt may have placed the order;
-   * - `duplicate_po_number`: Xoxoday knows an order with this poNumber.
+   * - `duplicate_po_number`: Xoxoday knows an order with this poNumber (a
+   *   4xx from Xoxoday with `errorId` `PLE10043`, or saying "duplicate" or
+   *   "already exist", and not `PLE10041`, as plumgate reads it).
    */
   reason: "deadline" | "aborted" | "refused_after_lost_answer" | "duplicate_po_number";
   /** The last failure seen, if any. */

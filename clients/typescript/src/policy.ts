@@ -71,6 +71,24 @@ const UNAVAILABLE_CODES = new Set(["reauth_required", "misconfigured", "credenti
  */
 export const NOTHING_PLACED = "nothing was placed and retrying with the same poNumber is safe";
 
+/**
+ * Is this Xoxoday's refusal of a poNumber it already holds, read as plumgate
+ * reads it (its code is undocumented): a 4xx from Xoxoday, not plumgate's own
+ * error, whose `errorId` is `PLE10043`, or whose `error`, `errorInfo` or
+ * `message` says "duplicate" or "already exist", never `PLE10041` (the
+ * quantity refusal).
+ */
+function duplicatePoNumber(a: Answer, error: PlumgateError): boolean {
+  if (error.source !== "xoxoday" || a.status < 400 || a.status >= 500 || !isPlainObject(a.json)) return false;
+  const body = a.json;
+  if (body["errorId"] === "PLE10043") return true;
+  if (body["errorId"] === "PLE10041") return false;
+  return ["error", "errorInfo", "message"].some((k) => {
+    const w = body[k];
+    return typeof w === "string" && /duplicate|already exist/.test(w.toLowerCase());
+  });
+}
+
 /** What one placeOrder answer means. */
 export type OrderVerdict =
   /** The order exists: HTTP 200 and `data.placeOrder.status` 1. */
@@ -127,14 +145,14 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
   }
   const error = errorFromAnswer(a.status, a.json, a.headers, nowMs);
   if (a.status === 429) return { kind: "wait", error };
+  if (a.status === 408) return { kind: "retry", error };
+  // Xoxoday's duplicate poNumber: an order with this poNumber exists;
+  // whether it is this one, only getOrderDetails can say.
+  if (duplicatePoNumber(a, error)) return { kind: "unknown", error, reason: "duplicate_po_number" };
   if (a.status === 409) {
     if (error.code === "order_in_progress") return { kind: "retry", error };
-    // Xoxoday's duplicate poNumber: an order with this poNumber exists;
-    // whether it is this one, only getOrderDetails can say.
-    if (error.code === "PLE10043") return { kind: "unknown", error, reason: "duplicate_po_number" };
     return { kind: "refused", error, retryable: false };
   }
-  if (a.status === 408) return { kind: "retry", error };
   if (a.status === 503 && error.source === "plumgate" && UNAVAILABLE_CODES.has(error.code)) {
     return { kind: "refused", error, retryable: true };
   }

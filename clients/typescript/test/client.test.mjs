@@ -389,6 +389,37 @@ test("placeOrder: Xoxoday's duplicate poNumber is unknown (an order with it exis
   assert.equal(r.attempts, 1);
 });
 
+test("placeOrder: Xoxoday's duplicate poNumber in words only (its code is undocumented) is unknown too, on any 4xx, as plumgate reads it", async () => {
+  for (const [status, body] of [
+    [409, { code: 409, errorId: "PLE10099", errorInfo: "Duplicate poNumber", error: "x" }],
+    [409, { code: 409, errorId: "PLE10099", message: "An order with this PO number ALREADY EXISTS" }],
+    [422, { code: 422, errorId: "PLE10099", errorInfo: "Failed", error: "poNumber already exists" }],
+    [400, { error: "duplicate_po_number" }],
+  ]) {
+    const f = script(json(status, body), json(200, placed()));
+    const { c, clock } = client(f);
+    const r = await c.placeOrder(ORDER);
+    assert.deepEqual([r.status, r.reason, r.attempts], ["unknown", "duplicate_po_number", 1], JSON.stringify(body));
+    assert.equal(r.lastError.source, "xoxoday");
+    assert.deepEqual(clock.sleeps, []);
+  }
+});
+
+test("placeOrder: PLE10041 (quantity) is refused even when it says \"already exist\"; plumgate's own 409s and Xoxoday's 5xx are not read as a duplicate", async () => {
+  const quantity = await client(script(json(409, { code: 409, errorId: "PLE10041", errorInfo: "Order already exists for this quantity", error: "duplicate" }))).c.placeOrder(ORDER);
+  assert.deepEqual([quantity.status, quantity.retryable, quantity.error.code], ["refused", false, "PLE10041"]);
+  const conflict = await client(script(json(409, plumErr("idempotency_conflict", "an order already exists under this poNumber with a different body (duplicate poNumber)")))).c.placeOrder(ORDER);
+  assert.deepEqual([conflict.status, conflict.retryable, conflict.error.code], ["refused", false, "idempotency_conflict"]);
+  const inProgress = script(json(409, plumErr("order_in_progress", "Xoxoday answered duplicate poNumber; checking whether the order already exists")), json(200, placed()));
+  const pending = await client(inProgress).c.placeOrder(ORDER);
+  assert.deepEqual([pending.status, pending.attempts], ["placed", 2], "order_in_progress is still waited out");
+  const a = (status, body) => ({ status, json: body, headers: new Headers(), requestId: "r" });
+  assert.equal(judgeOrderAnswer(a(502, { code: 502, errorId: "X", error: "duplicate" }), 0).kind, "retry", "a 5xx is a lost answer");
+  assert.equal(judgeOrderAnswer(a(429, { code: 429, errorId: "X", error: "duplicate" }), 0).kind, "wait");
+  assert.equal(judgeOrderAnswer(a(408, { code: 408, errorId: "X", error: "duplicate" }), 0).kind, "retry");
+  assert.equal(judgeOrderAnswer(a(409, { code: 409, errorId: "X", error: "conflict" }), 0).kind, "refused", "no such words: a plain refusal");
+});
+
 test("placeOrder: a refusal after a lost answer is unknown: the lost attempt may have placed it", async () => {
   const f = script(json(502, plumErr("upstream_error", "x")), json(422, { code: 422, errorId: "PLE10010", errorInfo: "x", error: "x" }));
   const { c } = client(f);
