@@ -134,7 +134,11 @@ export interface OrderPlaced extends OutcomeBase {
   body: OperationAnswer<"placeOrder">;
   /** plumgate answered from its ledger: an earlier attempt with this poNumber placed it. */
   replayed: boolean;
-  /** plumgate found the order with getOrderDetails after losing Xoxoday's answer. */
+  /**
+   * plumgate found the order with getOrderDetails after Xoxoday's answer was
+   * lost or left the order's fate open (a duplicate-poNumber refusal, a 422
+   * "failed to confirm").
+   */
   reconciled: boolean;
 }
 
@@ -156,9 +160,10 @@ export interface OrderRefused extends OutcomeBase {
    */
   retryable: boolean;
   /**
-   * plumgate found the order with getOrderDetails after losing Xoxoday's
-   * answer, and it failed or was cancelled: Xoxoday holds an order under
-   * this poNumber (`failedOrder`), so this is not "refused before ordering".
+   * plumgate found the order with getOrderDetails after Xoxoday's answer
+   * was lost or left the order's fate open, and it failed or was cancelled:
+   * Xoxoday holds an order under this poNumber (`failedOrder`), so this is
+   * not "refused before ordering".
    */
   reconciled: boolean;
   /**
@@ -346,13 +351,18 @@ export class PlumgateClient {
   /**
    * A new key for a runtime key's id (`POST /v1/keys/{id}/rotate`), shown
    * only this once; the previous key keeps working `graceSecs` (default 24 h).
-   * Scope `admin`. With `currentKey` (the key callers use now) a lost answer
-   * is retried like any read: plumgate then replaces only the unseen new key
-   * and the grace stands as first set. Without it, not retried, like
-   * `createKey` (a second rotation would end the first one's grace); nor
-   * when `graceSecs` ends within the call's time limit (the retry could
-   * come after the named key stopped working, and be refused: a 400 saying
-   * the lost attempt rotated it, its new key never seen).
+   * Scope `admin`. With `currentKey` (the current key: the one the last
+   * rotation, or `createKey`, returned) a lost answer is retried like any
+   * read: plumgate then replaces only the unseen new key and the grace
+   * stands as first set. Never pass a key still in an earlier rotation's
+   * grace (the one before the current key, which callers may still use):
+   * plumgate reads that as a retry of the last rotation and replaces the
+   * current key at once: whoever already uses it is refused. Without
+   * `currentKey`, not retried, like `createKey` (a second rotation would
+   * end the first one's grace); nor when `graceSecs` ends within the call's
+   * time limit (the retry could come after the named key stopped working,
+   * and be refused: a 400 saying the lost attempt rotated it, its new key
+   * never seen).
    */
   async rotateKey(id: string, opts: CallOptions & { graceSecs?: number; currentKey?: string } = {}): Promise<NewKeyAnswer> {
     const { graceSecs, currentKey, ...call } = opts;
@@ -606,9 +616,10 @@ export class PlumgateClient {
   }
 
   /**
-   * A read with retries on transport errors, 5xx and 429, within its time
-   * limit; throws on error answers. `accept` says which answers are the
-   * result (default: any 2xx), for a route whose error status carries one.
+   * A read with retries on transport errors, 5xx (not an operator-only
+   * 503), 408 and 429, within its time limit; throws on error answers.
+   * `accept` says which answers are the result (default: any 2xx), for a
+   * route whose error status carries one.
    */
   private async read(
     req: {

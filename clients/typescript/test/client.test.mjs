@@ -171,6 +171,21 @@ test("placeOrder: 429 whose Retry-After outlasts the deadline is refused, retrya
   }
 });
 
+test("placeOrder: with both deadline and timeoutMs, the earlier one is the deadline", async () => {
+  // A 7 s Retry-After fits a 10 s limit and not a 5 s one.
+  for (const [deadlineIn, timeoutMs] of [[10_000, 5_000], [5_000, 10_000]]) {
+    const f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "7" }), json(200, placed()));
+    const { c, clock } = client(f);
+    const r = await c.placeOrder(ORDER, { deadline: clock.now() + deadlineIn, timeoutMs });
+    assert.deepEqual([r.status, r.retryable, r.attempts], ["refused", true, 1], `deadline in ${deadlineIn} ms, timeoutMs ${timeoutMs}`);
+    assert.deepEqual(clock.sleeps, []);
+  }
+  const f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "7" }), json(200, placed()));
+  const { c, clock } = client(f);
+  const r = await c.placeOrder(ORDER, { deadline: clock.now() + 10_000, timeoutMs: 10_000 });
+  assert.deepEqual([r.status, r.attempts], ["placed", 2], "both 10 s: the wait fits");
+});
+
 test("placeOrder: 429 after a lost answer, past the deadline: unknown, not refused", async () => {
   const f = script(netError, json(429, plumErr("rate_limited", "x"), { "retry-after": "60" }));
   const { c } = client(f);
@@ -239,6 +254,9 @@ test("placeOrder: a connection never made (refused, no such host) is retried, an
   for (const fail of [
     connectError("ECONNREFUSED"),
     connectError("ENOTFOUND", "getaddrinfo"),
+    // A name lookup that failed for now (DNS server unreachable), and undici's connect timeout.
+    connectError("EAI_AGAIN", "getaddrinfo"),
+    () => { throw new TypeError("fetch failed", { cause: Object.assign(new Error("Connect Timeout Error"), { code: "UND_ERR_CONNECT_TIMEOUT" }) }); },
     connectError("EHOSTUNREACH"),
     connectError("ENETUNREACH"),
     // Several addresses tried (Node's autoSelectFamily): every one refused.
@@ -378,6 +396,17 @@ test("placeOrder: a reconciled failed order after a lost answer is still a refus
   assert.equal(r.failedOrder.orderId, 100012);
   assert.equal(r.failedOrder.orderStatus, "cancelled");
   assert.equal(r.attempts, 2);
+});
+
+test("placeOrder: an order's data in a status 0 answer without x-plumgate-reconciled is Xoxoday's plain refusal, not an order it holds", async () => {
+  const body = { data: { placeOrder: { status: 0, data: failedOrder } } };
+  const r = await client(script(json(200, body))).c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.deepEqual([r.status, r.reconciled, r.failedOrder], ["refused", false, undefined]);
+  assert.equal(r.error.message, "Xoxoday answered placeOrder with a status other than 1");
+  const a = (headers) => ({ status: 200, json: body, headers: new Headers(headers), requestId: "r" });
+  assert.equal(judgeOrderAnswer(a({}), 0).error.message, "Xoxoday answered placeOrder with a status other than 1");
+  assert.equal(judgeOrderAnswer(a({ "x-plumgate-reconciled": "false" }), 0).error.message, "Xoxoday answered placeOrder with a status other than 1");
+  assert.equal(judgeOrderAnswer(a({ "x-plumgate-reconciled": "true" }), 0).error.message, "Xoxoday holds order 100012 under this poNumber, and it is failed: nothing will be delivered");
 });
 
 test("placeOrder: Xoxoday's duplicate poNumber is unknown (an order with it exists), not retried", async () => {
@@ -691,6 +720,38 @@ test("reads: 4xx is thrown at once with code, status, request id and Retry-After
     return true;
   });
   assert.equal(f.calls.length, 1);
+});
+
+test("reads: plumgate's operator-only 503 (reauth_required, credentials_rejected, misconfigured) is thrown at once; 408 is retried", async () => {
+  for (const code of ["reauth_required", "credentials_rejected", "misconfigured"]) {
+    const f = script(json(503, plumErr(code, "an operator must act")), json(200, vouchers));
+    const { c, clock } = client(f);
+    await assert.rejects(c.getVouchers({ limit: 1, page: 1 }), { status: 503, code, source: "plumgate" });
+    assert.equal(f.calls.length, 1, `${code}: one request`);
+    assert.deepEqual(clock.sleeps, []);
+  }
+  const f = script(json(408, undefined), json(200, vouchers));
+  const { c, clock } = client(f);
+  const r = await c.getVouchers({ limit: 1, page: 1 });
+  assert.equal(r.data.length, 1);
+  assert.equal(f.calls.length, 2);
+  assert.equal(clock.sleeps.length, 1);
+});
+
+test("reads: a failure whose Retry-After runs past the time limit is thrown at once, without waiting or sending again", async () => {
+  const f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "60" }), json(200, vouchers));
+  const { c, clock } = client(f);
+  const start = clock.now();
+  await assert.rejects(c.getVouchers({ limit: 1, page: 1 }, { timeoutMs: 30_000 }), { status: 429, code: "rate_limited", retryAfter: 60 });
+  assert.equal(f.calls.length, 1);
+  assert.deepEqual(clock.sleeps, []);
+  assert.equal(clock.now(), start, "no time waited");
+});
+
+test("an error's requestId is the x-request-id header, else the body's error.request_id", async () => {
+  const bare = new Response(JSON.stringify(plumErr("forbidden", "x")), { status: 403, headers: { "content-type": "application/json" } });
+  await assert.rejects(client(script(bare)).c.getFilters(), { code: "forbidden", requestId: "rid-body" });
+  await assert.rejects(client(script(json(403, plumErr("forbidden", "x"), { "x-request-id": "rid-header" }))).c.getFilters(), { requestId: "rid-header" });
 });
 
 test("reads: the caller's abort during a backoff throws aborted, like an abort during a request", async () => {
