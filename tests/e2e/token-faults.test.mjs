@@ -171,7 +171,7 @@ test("forced refresh: once per TOKEN_MIN_REFRESH_INTERVAL_SECS while the token i
   });
 });
 
-test("invalid_client: credentials_rejected, the refresh token kept; fixing the secret clears it", async () => {
+test("invalid_client: credentials_rejected, the refresh token kept; fixing the secret clears it, or the admin's forced refresh tries the same secrets again", async () => {
   const sb = await fresh();
   const dir = newDir();
   await withWorker(sb, { persistDir: dir, vars: { XOXODAY_CLIENT_SECRET: "not-the-secret" } }, async (w) => {
@@ -181,9 +181,12 @@ test("invalid_client: credentials_rejected, the refresh token kept; fixing the s
     assert.match(r.json.error.message, /XOXODAY_CLIENT_SECRET/);
     const burst = await Promise.all(Array.from({ length: 10 }, () => op(w)));
     assert.ok(burst.every((x) => x.status === 503 && x.json.error.code === "credentials_rejected"));
+    // The admin's forced refresh may try the same secrets again, but not
+    // within TOKEN_MIN_REFRESH_INTERVAL_SECS of the rejection.
     const forced = await forceRefresh(w);
-    assert.equal(forced.status, 503);
-    assert.equal(forced.json.error.code, "credentials_rejected");
+    assert.equal(forced.status, 429, forced.text);
+    assert.equal(forced.json.error.code, "rate_limited");
+    assert.match(forced.json.error.message, /TOKEN_MIN_REFRESH_INTERVAL_SECS/);
     const st = await tokenStatus(w);
     assert.equal(st.state, "credentials_rejected");
     assert.match(st.last_error, /invalid_client/);
@@ -213,6 +216,23 @@ test("invalid_client: credentials_rejected, the refresh token kept; fixing the s
     assert.equal(forced.json.error.code, "credentials_rejected");
     assert.equal((await tokenStatus(w)).state, "credentials_rejected");
     assert.equal((await op(w)).status, 200, "the valid access token keeps being served");
+    // Xoxoday rejected right secrets once (the fault is spent): nothing
+    // retries by itself, but the admin's forced refresh, once the interval
+    // since the rejection has passed (the default's 60 s, waited out), tries
+    // the same secrets and the unspent refresh token again.
+    const calls = (await sb.counters()).refresh_calls;
+    const again = await forceRefresh(w);
+    assert.equal(again.status, 429, again.text);
+    const wait = Number(again.headers["retry-after"]);
+    assert.ok(wait >= 50 && wait <= 60, `Retry-After ${wait}`);
+    assert.equal((await sb.counters()).refresh_calls, calls, "the throttled request spent nothing");
+    await sleep((wait + 1) * 1000);
+    assert.equal((await sb.counters()).refresh_calls, calls, "nothing retried by itself meanwhile");
+    const retried = await forceRefresh(w);
+    assert.equal(retried.status, 200, retried.text);
+    assert.equal(retried.json.state, "fresh");
+    assert.equal((await sb.counters()).spent_refresh_tokens_used, 0);
+    assert.equal((await op(w)).status, 200);
   });
 });
 

@@ -39,13 +39,16 @@
 //!   final: `reauth_required` and no further refresh until the operator sets
 //!   a new bootstrap token. `invalid_client` / `unauthorized_client` blame the
 //!   client id/secret, not the refresh token: `credentials_rejected`, which
-//!   clears by itself when those secrets change; the refresh token is kept.
+//!   clears by itself when those secrets change; the refresh token is kept,
+//!   and the admin's forced refresh may try the same secrets again (Xoxoday
+//!   may have rejected right ones; a rejection spends nothing).
 //! - A refresh token that has been rotated away is remembered by fingerprint
 //!   and never used again, even if the operator sets it again.
 //! - No caller can cause a rotation: an upstream 401 only marks the token
 //!   rejected after Xoxoday's own token check says it is invalid
 //!   ([`check`]), and a forced refresh is allowed at most once per
-//!   `min_refresh_interval_secs` while the token is usable.
+//!   `min_refresh_interval_secs` while the token is usable or the client
+//!   id/secret stand rejected.
 
 pub mod adopt;
 pub mod cache;
@@ -329,7 +332,8 @@ pub enum Refusal {
         retry_after_secs: u64,
     },
     /// A forced refresh within `TOKEN_MIN_REFRESH_INTERVAL_SECS` of the
-    /// last refresh, while the token is usable: `429 rate_limited`.
+    /// last refresh attempt, while the token is usable or the client
+    /// id/secret stand rejected: `429 rate_limited`.
     Throttled {
         /// Seconds until a forced refresh is allowed.
         retry_after_secs: u64,
@@ -414,7 +418,7 @@ impl Refusal {
             ),
             Refusal::Throttled { retry_after_secs } => ApiError::rate_limited_because(
                 format!(
-                    "the last refresh attempt was less than TOKEN_MIN_REFRESH_INTERVAL_SECS ago and the token is usable; a forced refresh is allowed again in {} s",
+                    "the last refresh attempt was less than TOKEN_MIN_REFRESH_INTERVAL_SECS ago; a forced refresh is allowed again in {} s",
                     retry_after_secs.max(&1)
                 ),
                 (*retry_after_secs).max(1),
@@ -582,7 +586,10 @@ impl AuthorityState {
 /// shell's own look before the hand-over, then waited on a token check),
 /// a dead refresh token, then rejected client
 /// credentials (both keep serving a still-valid access token to requests,
-/// and never refresh); no refresh token at all; Xoxoday's refresh penalty
+/// and never refresh by themselves; for rejected credentials the admin's
+/// forced refresh may try the same secrets again, throttled: a rejection
+/// spends nothing, and Xoxoday may have rejected a right secret); no
+/// refresh token at all; Xoxoday's refresh penalty
 /// (nothing may call the refresh endpoint); the forced-refresh throttle; an
 /// unusable token (the loop guard for confirmed rejections, then the
 /// backoff, else refresh now, whatever the time since the last refresh);
@@ -598,7 +605,8 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
         // expires to set a new refresh token. Nothing refreshes meanwhile.
         return if serves { Plan::Serve } else { Plan::Refuse(Refusal::ReauthRequired) };
     }
-    if state.credentials_rejected_fp.is_some() {
+    let rejected_client = state.credentials_rejected_fp.is_some();
+    if rejected_client && trigger != Trigger::Forced {
         return if serves { Plan::Serve } else { Plan::Refuse(Refusal::CredentialsRejected) };
     }
     if state.refresh.is_none() {
@@ -610,7 +618,7 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
     if trigger == Trigger::Forced {
         let interval_ms = secs_to_ms(policy.min_refresh_interval_secs);
         return match state.last_attempt_at_ms() {
-            Some(t) if usable && now_ms - t < interval_ms && now_ms >= t => {
+            Some(t) if (usable || rejected_client) && now_ms - t < interval_ms && now_ms >= t => {
                 Plan::Refuse(Refusal::Throttled { retry_after_secs: secs_until(t + interval_ms, now_ms).max(1) })
             }
             _ => Plan::RefreshThenServe,

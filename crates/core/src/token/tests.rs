@@ -280,7 +280,26 @@ fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     // Requests keep the still-valid token; nothing refreshes.
     assert_eq!(plan(&s, Trigger::Request, stale, &p), Plan::Serve);
     assert_eq!(plan(&s, Trigger::Cron, stale, &p), Plan::Refuse(Refusal::CredentialsRejected));
-    assert_eq!(plan(&s, Trigger::Forced, stale, &p), Plan::Refuse(Refusal::CredentialsRejected));
+    // The admin's forced refresh may try the same secrets again (a
+    // rejection spends nothing; Xoxoday may have rejected right ones), once
+    // per TOKEN_MIN_REFRESH_INTERVAL_SECS after the rejection, usable token
+    // or not.
+    let interval = secs_to_ms(p.min_refresh_interval_secs);
+    assert_eq!(s.last_attempt_at_ms(), Some(stale));
+    assert_eq!(plan(&s, Trigger::Forced, stale + 1_000, &p), Plan::Refuse(Refusal::Throttled { retry_after_secs: p.min_refresh_interval_secs - 1 }));
+    assert_eq!(plan(&s, Trigger::Forced, stale + interval, &p), Plan::RefreshThenServe);
+    let dead = T0 + 16 * DAY;
+    let mut s_dead = s.clone();
+    s_dead.last_error_at_ms = Some(dead);
+    assert_eq!(plan(&s_dead, Trigger::Forced, dead + 1_000, &p), Plan::Refuse(Refusal::Throttled { retry_after_secs: p.min_refresh_interval_secs - 1 }), "throttled with no usable token too");
+    assert_eq!(plan(&s_dead, Trigger::Forced, dead + interval, &p), Plan::RefreshThenServe);
+    assert_eq!(plan(&s_dead, Trigger::Cron, dead + interval, &p), Plan::Refuse(Refusal::CredentialsRejected), "never by itself");
+    // A forced refresh that works clears the rejection (the pair adopted).
+    let mut retried = s.clone();
+    let ok = parse_refresh_response(200, br#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":1296000}"#, None, stale + interval);
+    run::finish_run(&mut retried, ok, stale + interval, 0.0, &old_fp, &p, None);
+    assert_eq!(retried.state(stale + interval, &p), TokenState::Fresh);
+    assert!(retried.credentials_rejected_fp.is_none());
     assert_eq!(plan(&s, Trigger::Request, T0 + 16 * DAY, &p), Plan::Refuse(Refusal::CredentialsRejected));
     let e = Refusal::CredentialsRejected.api_error();
     assert_eq!((e.status, e.code.as_str()), (503, "credentials_rejected"));
