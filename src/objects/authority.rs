@@ -429,32 +429,32 @@ impl TokenAuthority {
             let limit = Delay::from(Duration::from_millis(ctx.cfg.token_policy.refresh_timeout_ms));
             drop(future::select(run, Box::pin(limit)).await);
         }
+        // Through the shared load, never a private read: a call of the
+        // previous version loading the state beside a private read would
+        // put the unmarked copy in memory, and refresh the pair handed over.
+        if let Err(r) = self.ensure_loaded(ctx, false).await {
+            return refused(match r {
+                Refusal::StateUnreadable { .. } => Refusal::Unavailable {
+                    message: "the previous version's state cannot be read (it is left as it is)".into(),
+                },
+                r => r,
+            });
+        }
         let refreshing = self.inner.run.borrow().is_some();
-        let loaded = self.inner.state.borrow().clone();
-        let mut state = match loaded {
-            Some(s) => Some(s),
-            None => match read_stored(&ctx.storage).await.map(|v| load_state(v.as_ref())) {
-                Ok(Ok(s)) => s,
-                Ok(Err(_)) => {
-                    return refused(Refusal::Unavailable {
-                        message: "the previous version's state cannot be read (it is left as it is)".into(),
-                    })
-                }
-                Err(r) => return refused(r),
-            },
-        };
         let bootstrap_fp = ctx.cfg.bootstrap_refresh_token.fingerprint();
-        let decided = legacy_export(state.as_mut(), requester, &bootstrap_fp, refreshing, now_ms());
+        // Marked in memory at once (no await between the decision and the
+        // mark), so no call here plans a refresh of the pair once it leaves.
+        let (decided, marked) = {
+            let mut slot = self.inner.state.borrow_mut();
+            let decided = legacy_export(slot.as_mut(), requester, &bootstrap_fp, refreshing, now_ms());
+            (decided, slot.clone())
+        };
         if matches!(decided, LegacyExport::Export(_)) {
             // The mark is persisted before the state leaves, or nothing
-            // leaves. Not through `commit`: this state need not be the
-            // loaded one (the object may never have served since the
-            // upgrade).
+            // leaves (kept in memory meanwhile: the object refreshes
+            // nothing, and the requester's next ask exports it again).
             let unavailable = || refused(Refusal::Unavailable { message: "token storage unavailable".into() });
-            let Some(marked) = state else { return unavailable() };
-            if self.inner.state.borrow().is_some() {
-                *self.inner.state.borrow_mut() = Some(marked.clone());
-            }
+            let Some(marked) = marked else { return unavailable() };
             if !persist(&ctx.storage, &marked, None).await {
                 return unavailable();
             }
