@@ -1089,6 +1089,45 @@ async function walkOrderEdges() {
   assert.match(await text(page, "#order-result .facts"), new RegExp(freshAfterDup));
   assert.equal((await sandbox.counters()).orders, c4.orders + 2, "this order, once, under its new poNumber");
 
+  // ---- the same refusal for an order sent before and not confirmed (its
+  // answer lost on the way): it stays unconfirmed, kept across a reload, to
+  // look up and then forget or keep; never dropped, never "placed", never
+  // given a new poNumber (the form is not this order).
+  await page.fill("#quantity", "2");
+  const lostPo = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
+  await page.click("#place-order");
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder");
+  assert.equal(await text(page, "#uncertain-po"), lostPo);
+  const c5 = await sandbox.counters();
+  const elsewhere = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${theirToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: {
+      productId: "10100", quantity: 1, denomination: 25, email: "someone.else@example.com", poNumber: lostPo, notifyReceiverEmail: 0, notifyAdminEmail: 0,
+    } } }),
+  });
+  assert.equal(elsewhere.status, 200, "another order under that poNumber, placed at Xoxoday directly");
+  const dup2 = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#uncertain-again");
+  const d2 = await dup2;
+  assert.deepEqual([d2.status(), (await d2.json()).errorId], [409, "PLE10043"], "Xoxoday's duplicate answer, passed on");
+  await page.locator("#order-error").waitFor({ state: "visible" });
+  assert.equal(await text(page, "#order-status"),
+    `Order ${lostPo}: Xoxoday already holds an order under this poNumber, not found to be this one. Look it up under Orders first: if it is this order, it was placed; if not, forget this one and order again from the catalog.`);
+  assert.equal(await text(page, "#order-error .err-title"), "poNumber already used at Xoxoday");
+  assert.equal(await page.locator("#order-uncertain").isVisible(), true, "still unconfirmed, to look up");
+  assert.equal(await text(page, "#uncertain-po"), lostPo);
+  assert.equal(await page.evaluate(() => JSON.parse(sessionStorage.getItem("plumgate.unconfirmedOrder")).body.poNumber), lostPo, "kept across a reload");
+  assert.equal(await page.inputValue("#details-po"), lostPo, "the taken poNumber, ready to look up");
+  assert.equal((await sandbox.counters()).orders, c5.orders + 1, "only the other order");
+  await page.click("#uncertain-forget");
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "forgotten");
+  assert.notEqual(await text(page, "#po-number"), lostPo, "a new poNumber for the next order");
+  await page.fill("#quantity", "1");
+
   // ---- plumgate's 502 that says nothing was placed (no token could be had,
   // so Xoxoday never got the order): not placed and safe to send again, not
   // "it may have been placed".
@@ -1113,8 +1152,8 @@ async function walkOrderEdges() {
 
   await assertCleanText(page);
   // Xoxoday's 401s; the key without the balance scope: 403; the taken
-  // poNumber: 409; the unsent order: 502.
-  watch.check([401, 403, 409, 502], 1);
+  // poNumber: 409; the unsent order: 502; two placeOrder calls aborted.
+  watch.check([401, 403, 409, 502], 2);
   await desk.close();
 
   // ---- the order history's default range ends on the later of the local and
