@@ -40,7 +40,8 @@
 //! - The daily cap (getVouchers, 500 calls per 24 h): until the next day
 //!   boundary ([`next_day_boundary`]); once both calendar readings are
 //!   refuted, no later than a day after the cap was first met (a rolling
-//!   24 h window, [`daily_until`]).
+//!   24 h window, [`daily_until`]). A cap met again more than
+//!   [`DAILY_PROBE_MS`] after the last penalty's end is a new day's cap.
 //!
 //! A penalty is never shortened by a later report of the same one (several
 //! isolates may report it), and reports during a penalty do not escalate.
@@ -165,8 +166,14 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
         (None, Some(p)) if now_ms - p.until_ms < STRIKE_RESET_MS => p.strikes.saturating_add(1),
         _ => 1,
     };
-    // The daily cap met less than a day ago may be the same one still.
-    let mut daily_since_ms = previous.and_then(|p| p.daily_since_ms).filter(|s| now_ms - s < DAY_MS);
+    // The daily cap met less than a day ago may be the same one still: when
+    // this refusal comes during its penalty or soon after it ended (a
+    // probe at its end, or the first call after it). Met again later, calls
+    // went through meanwhile: a new day's cap, counted from now.
+    let mut daily_since_ms = previous
+        .filter(|p| now_ms - p.until_ms < DAILY_PROBE_MS)
+        .and_then(|p| p.daily_since_ms)
+        .filter(|s| now_ms - s < DAY_MS);
     let until = match observed {
         Observed::Stated(secs) => crate::time::add_secs(now_ms, secs.max(1)),
         Observed::Unstated => crate::time::add_secs(now_ms, unstated_secs(strikes)),
@@ -209,6 +216,13 @@ pub fn unstated_secs(strikes: u32) -> u64 {
 /// Midnight in India (IST, UTC+05:30) is 18:30 UTC.
 const IST_MIDNIGHT_UTC_MS: i64 = (18 * 60 + 30) * 60_000;
 const DAY_MS: i64 = 86_400_000;
+
+/// A daily cap met again within this of the last one's penalty end (an
+/// hour) may be that same cap (a rolling window's, refusing the probe at
+/// a boundary, or the first call after it when none came at once); met
+/// again later, calls went through in between: a new day's cap. (A new
+/// calendar day's cap met within its first hour thus costs one probe.)
+pub const DAILY_PROBE_MS: i64 = 3_600_000;
 
 /// When the daily cap ends: the next midnight in India (IST), or the next
 /// midnight UTC if that comes first.

@@ -124,6 +124,18 @@ fn the_daily_cap_survives_every_reading_of_its_day() {
     let much_later = penalty_until(Some(second), Daily, day(48, 0));
     assert_eq!(much_later.daily_since_ms, Some(day(48, 0)));
     assert_eq!(much_later.until_ms, next_day_boundary(day(48, 0)));
+    // The probe at IST midnight went through (no report), and the cap is
+    // met again the next day at 08:00 UTC, 22 h after the first: a new
+    // day's cap, until the next boundary (IST midnight, 18:30), not the
+    // first cap's day bound (10:01, a probe Xoxoday would refuse).
+    let next_day = penalty_until(Some(first), Daily, day(24 + 8, 0));
+    assert_eq!((next_day.until_ms, next_day.daily_since_ms), (day(24 + 18, 30), Some(day(24 + 8, 0))));
+    // The first call after the penalty came half an hour late and was
+    // refused: still maybe the same cap (a rolling window's), since kept.
+    let late = penalty_until(Some(first), Daily, day(19, 0));
+    assert_eq!((late.until_ms, late.daily_since_ms), (day(24, 0), Some(day(10, 0))));
+    let after_an_hour = penalty_until(Some(first), Daily, day(18, 30) + DAILY_PROBE_MS);
+    assert_eq!(after_an_hour.daily_since_ms, Some(day(18, 30) + DAILY_PROBE_MS), "an hour after its end: a new cap");
     // The bound alone: never in the past, never after the next boundary.
     assert_eq!(daily_until(day(10, 0), day(10, 0)), day(18, 30));
     assert_eq!(daily_until(day(10, 0), day(35, 0)), next_day_boundary(day(35, 0)));
