@@ -40,7 +40,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from "node:fs";
 import { cpus, totalmem, loadavg, release } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
   BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, median, quantile, plumgateToml, run, sleep, startSandbox,
@@ -911,7 +911,7 @@ async function main() {
   if (!existsSync(SANDBOX_BIN)) throw new Error(`no sandbox binary at ${SANDBOX_BIN}`);
   mkdirSync(RESULTS, { recursive: true });
   results.runtime = RUNTIME;
-  results.build = { dir: BUILD_DIR, wasm_mtime: statSync(join(BUILD_DIR, "index_bg.wasm")).mtime.toISOString() };
+  results.build = { dir: relative(ROOT, BUILD_DIR) || ".", wasm_mtime: statSync(join(BUILD_DIR, "index_bg.wasm")).mtime.toISOString() };
   log(`machine: ${results.machine.cpu}; load ${results.load_at_start}`);
 
   const sandbox = await startSandbox(SANDBOX_BIN);

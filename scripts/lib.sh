@@ -35,6 +35,14 @@ rustup_has_src() {
   [[ -d "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/std" ]]
 }
 
+# Does this rustc know `-Cpanic=immediate-abort` (Rust 1.92 and later)? An
+# older rustup stable would fail the build with it.
+rustc_has_immediate_abort() {
+  local minor
+  minor="$(rustc --version 2>/dev/null | sed -nE 's/^rustc 1\.([0-9]+)\..*/\1/p')"
+  [[ -n "$minor" ]] && (( minor >= 92 ))
+}
+
 # Environment for building the worker to wasm32. Picks rustup's target when it
 # exists, otherwise Debian's rustc-web with build-std (README: The two commands).
 #
@@ -62,10 +70,12 @@ wasm_build_env() {
   export PATH="$TOOLS_DIR/bin:$PATH"
   export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
   if rustup_has_wasm; then
-    if rustup_has_src; then
-      wasm_size_flags
-    else
+    if ! rustup_has_src; then
       log "rustup has no rust-src: building without build-std (a larger wasm; scripts/setup.sh adds it where rustup can download)"
+    elif ! rustc_has_immediate_abort; then
+      log "$(rustc --version) predates -Cpanic=immediate-abort (Rust 1.92): building without build-std (a larger wasm; \`rustup update stable\` for the shipped size)"
+    else
+      wasm_size_flags
     fi
     return 0
   fi
