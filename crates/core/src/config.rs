@@ -201,6 +201,10 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
             XoxodayEnv::Production => PRODUCTION_URL.to_string(),
         },
         Some(url) => match check_url(&url, false) {
+            Ok(u) if names_the_endpoints(&u) => {
+                problems.push(OAUTH_URL_NAMES_ENDPOINTS.to_string());
+                String::new()
+            }
             Ok(u) => {
                 if env == XoxodayEnv::Production && names_a_staging_host(&u) {
                     problems.push(STAGING_IN_PRODUCTION.to_string());
@@ -385,6 +389,19 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
 const STAGING_IN_PRODUCTION: &str =
     "XOXODAY_OAUTH_URL names a Xoxoday staging host while XOXODAY_ENV is production";
 
+/// The base URL given with Xoxoday's endpoint paths in it: plumgate adds
+/// them itself, so every call would miss (404 at the refresh, named only
+/// by `last_error` and an alert, not by `/healthz`).
+const OAUTH_URL_NAMES_ENDPOINTS: &str = "XOXODAY_OAUTH_URL must end before /v1/oauth (for example https://stagingstores.xoxoday.com/chef): plumgate adds /v1/oauth/token/user and /v1/oauth/api itself";
+
+/// Does a checked URL's path already name the endpoints, `…/v1/oauth` (the
+/// `servers` of Xoxoday's OpenAPI files) or below it (`…/v1/oauth/api`)?
+fn names_the_endpoints(url: &str) -> bool {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let path = rest[authority_of(rest).len()..].to_ascii_lowercase();
+    path.ends_with("/v1/oauth") || path.contains("/v1/oauth/")
+}
+
 /// Xoxoday's staging hosts (xoxoday-api.md's host table).
 const STAGING_HOSTS: [&str; 3] = ["stagingaccount.xoxoday.com", "stagingstores.xoxoday.com", "canvas.xoxoday.com"];
 
@@ -482,6 +499,7 @@ pub(crate) mod tests {
             ("http://localhost:9/chef", "http://localhost:9/chef"),
             ("http://[::1]:8788/chef", "http://[::1]:8788/chef"),
             ("http://127.1.2.3/chef", "http://127.1.2.3/chef"),
+            ("https://egress.example.com/v1/oauthproxy/chef", "https://egress.example.com/v1/oauthproxy/chef"),
         ] {
             v.insert("XOXODAY_OAUTH_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().oauth_url, want, "{url}");
@@ -533,6 +551,10 @@ pub(crate) mod tests {
             "https://user:pw@example.com/chef",
             "not a url",
             "http://[::2]/chef",
+            "https://stagingstores.xoxoday.com/chef/v1/oauth",
+            "https://stagingstores.xoxoday.com/chef/v1/oauth/",
+            "https://stagingaccount.xoxoday.com/chef/v1/oauth/api",
+            "https://stagingaccount.xoxoday.com/chef/V1/OAuth/token/user",
         ] {
             let mut v = good_vars();
             v.insert("XOXODAY_OAUTH_URL", url.into());
