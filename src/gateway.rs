@@ -55,7 +55,7 @@ use crate::runtime::clock::now_ms;
 use crate::runtime::http::Outgoing;
 use plumgate_core::auth::Caller;
 use plumgate_core::config::Config;
-use plumgate_core::edge::{stale_instead_of, stale_secs, Cached, Freshness};
+use plumgate_core::edge::{after_answer, stale_instead_of, stale_secs, AfterAnswer, Cached, Freshness};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
@@ -170,10 +170,11 @@ pub async fn forward(
     if let Some(e) = unreadable_answer(answer.status, &answer.body) {
         return or_stale(&mut fill, stale, Err(e), trace);
     }
-    let use_stale = stale.is_some() && stale_instead_of(answer.status);
-    let keep = !use_stale && is_plum_success(op.name(), answer.status, &answer.body);
-    match (class, key.as_ref(), url.as_deref()) {
-        (Some(class), Some(key), Some(url)) if keep && key.storable => {
+    let storable = class.is_some() && url.is_some() && key.as_ref().is_some_and(|k| k.storable);
+    let success = is_plum_success(op.name(), answer.status, &answer.body);
+    let then = after_answer(answer.status, success, stale.is_some(), storable);
+    match (then, class, url.as_deref()) {
+        (AfterAnswer::Store, Some(class), Some(url)) => {
             edge_cache::put(url, answer.status, &answer.body, ttl, stale_secs(class)).await;
         }
         // Not kept: the requests waiting for this fill get it as it is.
@@ -183,7 +184,7 @@ pub async fn forward(
             }
         }
     }
-    if use_stale {
+    if then == AfterAnswer::ServeStale {
         return or_stale(&mut fill, stale, Ok(passthrough(answer)), trace);
     }
     let mut trace = trace;

@@ -70,6 +70,35 @@ pub fn stale_instead_of(status: u16) -> bool {
     status == 429 || status >= 500
 }
 
+/// What a cacheable call does with Xoxoday's answer (readable, not a
+/// penalty: those are refusals, [`stale_instead_of`] their status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAnswer {
+    /// A copy is at hand and the answer is a failure it stands in for: the
+    /// copy answers this request; the answer is not stored, and the
+    /// requests waiting for this call's fill get it as it is.
+    ServeStale,
+    /// Xoxoday's success (`status` 1 in a 200) under a key that may be
+    /// stored: stored, where the fill's waiters find it, and answered.
+    Store,
+    /// Answered as it is, not stored; the fill's waiters get it as it is.
+    PassOn,
+}
+
+/// [`AfterAnswer`] for an answer with HTTP `status`, Xoxoday's success flag
+/// (`success`), a stale copy at hand or not, and a key that may be stored
+/// (`storable`: a cacheable operation whose body holds no field plumgate
+/// does not know).
+pub fn after_answer(status: u16, success: bool, stale_at_hand: bool, storable: bool) -> AfterAnswer {
+    if stale_at_hand && stale_instead_of(status) {
+        AfterAnswer::ServeStale
+    } else if success && storable {
+        AfterAnswer::Store
+    } else {
+        AfterAnswer::PassOn
+    }
+}
+
 /// How much longer than the upstream timeout a fill may run before its
 /// waiters stop waiting for it: its call to Xoxoday starts after the fill
 /// does (the limiter's check, the token), so it ends a little after
@@ -347,6 +376,26 @@ mod tests {
         assert_eq!(balance.freshness(T0 + 10_000), Freshness::Gone, "a balance never goes stale");
         assert_eq!(stale_secs(CacheClass::Catalog), 86_400);
         assert_eq!(c.weight("k"), 2 + 1 + ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn an_answer_is_stored_on_success_and_stood_in_for_on_failure() {
+        use AfterAnswer::{PassOn, ServeStale, Store};
+        // (status, success, a copy at hand, storable) -> what happens.
+        for (status, success, stale, storable, then) in [
+            (200, true, false, true, Store),
+            (200, true, true, true, Store),
+            (200, true, false, false, PassOn),
+            (200, false, false, true, PassOn),
+            (200, false, true, true, PassOn),
+            (404, false, true, true, PassOn),
+            (502, false, true, true, ServeStale),
+            (503, false, true, false, ServeStale),
+            (502, false, false, true, PassOn),
+            (500, false, false, false, PassOn),
+        ] {
+            assert_eq!(after_answer(status, success, stale, storable), then, "{status} {success} {stale} {storable}");
+        }
     }
 
     #[test]
