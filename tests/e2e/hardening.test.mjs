@@ -189,7 +189,7 @@ test("one caller cannot take getBalance down: nonces share the entry, hits come 
   assert.equal(errCode(r), "rate_limited");
   assert.match(r.json.error.message, /limit of 10 calls a minute/);
   const ra = Number(r.headers["retry-after"]);
-  assert.ok(ra >= 40 && ra <= 66, `Retry-After ${ra}: until the first call leaves the minute`);
+  assert.ok(ra >= 40 && ra <= 68, `Retry-After ${ra}: until the first call leaves the minute (its lease 5 s, the minute and 2 s for it to reach Xoxoday)`);
   const c = await sbL.counters();
   assert.equal(c.api_calls.getBalance, n0 + 10);
   assert.equal(c.rate_limited_calls, 0, "Xoxoday never had to penalise");

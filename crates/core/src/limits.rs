@@ -20,9 +20,10 @@
 //! (a *lease*, usable for [`LEASE_MS`]) and spends them from memory; only
 //! when they run out or expire does it ask again. A lease's calls count
 //! against the budget from the moment they are lent until [`WINDOW_MS`]
-//! after the lease expires (the last call made under it leaves Xoxoday's
-//! minute by then), so the calls lent in any 60 s never exceed the budget
-//! whenever they are spent: at most the budget per 65 s goes out. Leases
+//! and [`TRANSIT_MS`] after the lease expires (the last call made under it
+//! has reached Xoxoday, and left its minute, by then), so the calls lent
+//! in any 60 s never exceed the budget whenever they are spent: at most the
+//! budget per 67 s goes out. Leases
 //! start at one call and double while an isolate spends them before they
 //! expire, never above a tenth of the budget ([`max_lease`]), so calls
 //! sitting unspent in an idle isolate cannot starve the others for long.
@@ -63,6 +64,17 @@ pub const WINDOW_MS: i64 = 60_000;
 
 /// How long an isolate may spend the calls of one lease.
 pub const LEASE_MS: i64 = 5_000;
+
+/// How much later than it leaves the isolate a call may reach Xoxoday (the
+/// token, the connection): a lease's calls count this much longer than
+/// [`WINDOW_MS`] after it expires, so a call spent at a lease's end and one
+/// lent when it stops counting never meet in one of Xoxoday's minutes. (A
+/// call held up longer, such as one waiting for a token refresh, is not
+/// covered.)
+pub const TRANSIT_MS: i64 = 2_000;
+
+/// How long after its lease expires a grant counts against the budget.
+pub(crate) const COUNTED_MS: i64 = WINDOW_MS + TRANSIT_MS;
 
 /// A penalty that follows the previous one's end within this long counts
 /// as a repeat (the unstated duration doubles).

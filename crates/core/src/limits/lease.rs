@@ -3,7 +3,7 @@
 //! answers to a lease request ([`lease`]) or a penalty report
 //! ([`penalise`]). See the parent module for why leases and how they count.
 
-use super::{max_lease, penalty_until, Penalty, LEASE_MS, WINDOW_MS};
+use super::{max_lease, penalty_until, Penalty, COUNTED_MS, LEASE_MS};
 use crate::stored::{get, int, list, need, object, opt_int, slot, small_count, text, Fields};
 use crate::upstream::Observed;
 #[cfg(test)]
@@ -22,7 +22,7 @@ pub struct Grant {
     /// How many.
     pub calls: u32,
     /// Spendable until then; they count against the budget until
-    /// [`WINDOW_MS`] after it.
+    /// [`super::WINDOW_MS`] and [`super::TRANSIT_MS`] after it.
     pub until_ms: i64,
 }
 
@@ -91,7 +91,7 @@ pub struct LeaseAnswer {
 impl OpState {
     /// Drop grants that no longer count, and the calls that still do.
     fn occupied(&mut self, now_ms: i64) -> u64 {
-        self.grants.retain(|g| g.until_ms.saturating_add(WINDOW_MS) > now_ms);
+        self.grants.retain(|g| g.until_ms.saturating_add(COUNTED_MS) > now_ms);
         self.grants.iter().map(|g| u64::from(g.calls)).sum()
     }
 
@@ -113,7 +113,7 @@ pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms:
     let free = u64::from(budget).saturating_sub(occupied);
     if free == 0 {
         // Any grant that stops counting frees at least one call.
-        let next = acct.grants.iter().map(|g| g.until_ms.saturating_add(WINDOW_MS)).min().unwrap_or(now_ms + 1_000);
+        let next = acct.grants.iter().map(|g| g.until_ms.saturating_add(COUNTED_MS)).min().unwrap_or(now_ms + 1_000);
         return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: None, retry_at_ms: Some(next) };
     }
     let calls = u64::from(want.max(1)).min(free).min(u64::from(max_lease(budget))) as u32;

@@ -180,10 +180,11 @@ fn the_limiter_lends_within_the_budget() {
     }
     let spent = lease(&mut s, "getBalance", 10, 1, T0 + 100);
     assert_eq!(spent.calls, 0);
-    // The first call frees up a minute after its lease expired.
-    assert_eq!(spent.retry_at_ms, Some(T0 + LEASE_MS + WINDOW_MS));
-    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + LEASE_MS + WINDOW_MS - 1).calls, 0);
-    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + LEASE_MS + WINDOW_MS).calls, 1);
+    // The first call frees up a minute (and the time a call may take to
+    // reach Xoxoday) after its lease expired.
+    assert_eq!(spent.retry_at_ms, Some(T0 + LEASE_MS + WINDOW_MS + TRANSIT_MS));
+    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + LEASE_MS + WINDOW_MS + TRANSIT_MS - 1).calls, 0);
+    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + LEASE_MS + WINDOW_MS + TRANSIT_MS).calls, 1);
     // Other operations have budgets of their own; leases grow with want, to a tenth.
     assert_eq!(lease(&mut s, "getOrderHistory", 200, 1, T0).calls, 1);
     assert_eq!(lease(&mut s, "getOrderHistory", 200, 8, T0).calls, 8);
@@ -265,9 +266,10 @@ fn lent_calls_never_overrun_a_minute() {
             now += rand(900) as i64;
             let a = lease(&mut s, "op", budget, 1 + rand(40) as u32, now);
             for _ in 0..a.calls {
-                // Spent at any moment before the lease expires (or never).
+                // Spent at any moment before the lease expires (or never),
+                // reaching Xoxoday up to TRANSIT_MS later.
                 if rand(10) > 0 {
-                    calls.push(now + rand(LEASE_MS as u64) as i64);
+                    calls.push(now + rand(LEASE_MS as u64) as i64 + rand(TRANSIT_MS as u64 + 1) as i64);
                 }
             }
         }
@@ -280,6 +282,21 @@ fn lent_calls_never_overrun_a_minute() {
         assert!(worst <= budget as usize, "budget {budget}: {worst} calls in one minute");
         assert!(worst * 10 >= budget as usize * 8, "budget {budget}: only {worst} of it used at peak");
     }
+}
+
+/// A call spent at its lease's last moment that reaches Xoxoday
+/// [`TRANSIT_MS`] later, and the first call of the next lease sent at once:
+/// a minute apart at Xoxoday, even at a budget of one.
+#[test]
+fn a_call_late_to_xoxoday_never_shares_its_minute_with_the_next_lease() {
+    let mut s = LimiterState::default();
+    let first = lease(&mut s, "getBalance", 1, 1, T0);
+    assert_eq!(first.calls, 1);
+    let arrived = first.until_ms - 1 + TRANSIT_MS;
+    let next_at = lease(&mut s, "getBalance", 1, 1, T0 + 1).retry_at_ms.expect("spent: when a call frees up");
+    assert_eq!(lease(&mut s, "getBalance", 1, 1, next_at - 1).calls, 0);
+    assert_eq!(lease(&mut s, "getBalance", 1, 1, next_at).calls, 1);
+    assert!(next_at - arrived >= WINDOW_MS, "{} ms apart at Xoxoday", next_at - arrived);
 }
 
 #[test]
