@@ -42,7 +42,8 @@
 //!   boundary ([`next_day_boundary`]); once both calendar readings are
 //!   refuted, no later than a day after the cap was first met (a rolling
 //!   24 h window, [`daily_until`]). A cap met again more than
-//!   [`DAILY_PROBE_MS`] after the last penalty's end is a new day's cap.
+//!   [`DAILY_PROBE_MS`] after the first call lent once the last penalty
+//!   ended is a new day's cap.
 //!
 //! A penalty is never shortened by a later report of the same one (several
 //! isolates may report it), and reports during a penalty do not escalate.
@@ -166,6 +167,11 @@ pub struct Penalty {
     /// one (less than a day ago); `None` for other penalties.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_since_ms: Option<i64>,
+    /// When the first call after its end was lent (the probe), while a
+    /// daily cap's date is kept: a cap met again soon after it is the same
+    /// cap refusing the probe, one met later a new day's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_lent_ms: Option<i64>,
 }
 
 /// How long Xoxoday's penalty lasts, given what it said (`observed`), the
@@ -179,11 +185,12 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
         _ => 1,
     };
     // The daily cap met less than a day ago may be the same one still: when
-    // this refusal comes during its penalty or soon after it ended (a
-    // probe at its end, or the first call after it). Met again later, calls
-    // went through meanwhile: a new day's cap, counted from now.
+    // this refusal comes during its penalty, or within DAILY_PROBE_MS of the
+    // first call lent after it (the probe, whenever traffic sent it; none
+    // lent yet: nothing went through). Met again later, calls went through
+    // meanwhile: a new day's cap, counted from now.
     let mut daily_since_ms = previous
-        .filter(|p| now_ms - p.until_ms < DAILY_PROBE_MS)
+        .filter(|p| p.until_ms > now_ms || p.first_lent_ms.is_none_or(|t| now_ms - t < DAILY_PROBE_MS))
         .and_then(|p| p.daily_since_ms)
         .filter(|s| now_ms - s < DAY_MS);
     let until = match observed {
@@ -194,7 +201,7 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
             daily_until(since, now_ms)
         }
     };
-    Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes, daily_since_ms }
+    Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes, daily_since_ms, first_lent_ms: None }
 }
 
 /// When a daily cap first met at `since_ms` and met again at `now_ms` ends:
@@ -229,11 +236,11 @@ pub fn unstated_secs(strikes: u32) -> u64 {
 const IST_MIDNIGHT_UTC_MS: i64 = (18 * 60 + 30) * 60_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// A daily cap met again within this of the last one's penalty end (an
-/// hour) may be that same cap (a rolling window's, refusing the probe at
-/// a boundary, or the first call after it when none came at once); met
-/// again later, calls went through in between: a new day's cap. (A new
-/// calendar day's cap met within its first hour thus costs one probe.)
+/// A daily cap met again within this of the first call lent after the last
+/// one's penalty (an hour) may be that same cap (a rolling window's,
+/// refusing the probe); met again later, calls went through in between: a
+/// new day's cap. (A new calendar day's cap met within an hour of its
+/// first call thus costs one probe.)
 pub const DAILY_PROBE_MS: i64 = 3_600_000;
 
 /// When the daily cap ends: the next midnight in India (IST), or the next

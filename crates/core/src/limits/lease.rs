@@ -117,6 +117,11 @@ pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms:
         return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: None, retry_at_ms: Some(next) };
     }
     let calls = u64::from(want.max(1)).min(free).min(u64::from(max_lease(budget))) as u32;
+    // The first call lent after a daily cap's penalty: its probe (see
+    // `penalty_until`).
+    if let Some(p) = acct.penalty.as_mut().filter(|p| p.daily_since_ms.is_some() && p.first_lent_ms.is_none()) {
+        p.first_lent_ms = Some(now_ms);
+    }
     let until_ms = now_ms.saturating_add(LEASE_MS);
     acct.grants.push(Grant { at_ms: now_ms, calls, until_ms });
     LeaseAnswer { calls, until_ms, penalty_until_ms: None, retry_at_ms: None }
@@ -167,5 +172,6 @@ fn penalty(o: &Fields) -> Option<Penalty> {
         until_ms: need(o, "until_ms", int)?,
         strikes: need(o, "strikes", small_count)?,
         daily_since_ms: get(o, "daily_since_ms", opt_int).ok()?,
+        first_lent_ms: get(o, "first_lent_ms", opt_int).ok()?,
     })
 }

@@ -30,10 +30,10 @@ fn leases_are_a_tenth_of_the_budget_at_most() {
 #[test]
 fn stated_penalties_last_as_said() {
     let p = penalty_until(None, Stated(42), T0);
-    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None });
+    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
     // Reported again by another isolate while it runs: never shortened.
     let again = penalty_until(Some(p), Stated(10), T0 + 1_000);
-    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None });
+    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
     let longer = penalty_until(Some(p), Stated(100), T0 + 1_000);
     assert_eq!(longer.until_ms, T0 + 101_000);
 }
@@ -43,23 +43,23 @@ fn unstated_penalties_double_while_they_repeat() {
     assert_eq!((1..=9).map(unstated_secs).collect::<Vec<_>>(), [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
     assert_eq!(unstated_secs(u32::MAX), 3600);
     let first = penalty_until(None, Unstated, T0);
-    assert_eq!(first, Penalty { until_ms: T0 + 60_000, strikes: 1, daily_since_ms: None });
+    assert_eq!(first, Penalty { until_ms: T0 + 60_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
     // The same penalty reported again during it (an isolate that called
     // before it knew): no escalation, but it runs a minute from this
     // report, as Xoxoday may have restarted it.
-    assert_eq!(penalty_until(Some(first), Unstated, T0 + 30_000), Penalty { until_ms: T0 + 90_000, strikes: 1, daily_since_ms: None });
+    assert_eq!(penalty_until(Some(first), Unstated, T0 + 30_000), Penalty { until_ms: T0 + 90_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
     // Another one soon after it ended: twice as long.
     let second = penalty_until(Some(first), Unstated, first.until_ms + 5_000);
-    assert_eq!(second, Penalty { until_ms: first.until_ms + 5_000 + 120_000, strikes: 2, daily_since_ms: None });
+    assert_eq!(second, Penalty { until_ms: first.until_ms + 5_000 + 120_000, strikes: 2, daily_since_ms: None, first_lent_ms: None });
     let third = penalty_until(Some(second), Unstated, second.until_ms + 1);
     assert_eq!(third.strikes, 3);
     assert_eq!(third.until_ms, second.until_ms + 1 + 240_000);
     // Long after the last one ended: back to a minute.
     let later = penalty_until(Some(third), Unstated, third.until_ms + STRIKE_RESET_MS);
-    assert_eq!(later, Penalty { until_ms: third.until_ms + STRIKE_RESET_MS + 60_000, strikes: 1, daily_since_ms: None });
+    assert_eq!(later, Penalty { until_ms: third.until_ms + STRIKE_RESET_MS + 60_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
     // A stated penalty keeps counting strikes but lasts as said.
     let stated = penalty_until(Some(second), Stated(5), second.until_ms + 1);
-    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3, daily_since_ms: None });
+    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3, daily_since_ms: None, first_lent_ms: None });
 }
 
 #[test]
@@ -124,18 +124,29 @@ fn the_daily_cap_survives_every_reading_of_its_day() {
     let much_later = penalty_until(Some(second), Daily, day(48, 0));
     assert_eq!(much_later.daily_since_ms, Some(day(48, 0)));
     assert_eq!(much_later.until_ms, next_day_boundary(day(48, 0)));
-    // The probe at IST midnight went through (no report), and the cap is
-    // met again the next day at 08:00 UTC, 22 h after the first: a new
-    // day's cap, until the next boundary (IST midnight, 18:30), not the
-    // first cap's day bound (10:01, a probe Xoxoday would refuse).
-    let next_day = penalty_until(Some(first), Daily, day(24 + 8, 0));
+    // Through the limiter: the cap met at 10:00 UTC, the probe lent at IST
+    // midnight goes through (no report), and the cap is met again the next
+    // day at 08:00 UTC, 22 h after the first: a new day's cap, until the
+    // next boundary (IST midnight, 18:30), not the first cap's day bound
+    // (10:01, a probe Xoxoday would refuse).
+    let capped = |first_call_at: i64, met_again_at: i64| {
+        let mut st = LimiterState::default();
+        penalise(&mut st, "getVouchers", Daily, day(10, 0));
+        assert_eq!(lease(&mut st, "getVouchers", 500, 1, first_call_at).calls, 1);
+        penalise(&mut st, "getVouchers", Daily, met_again_at);
+        st.of("getVouchers").unwrap().penalty.unwrap()
+    };
+    let next_day = capped(day(18, 30), day(24 + 8, 0));
     assert_eq!((next_day.until_ms, next_day.daily_since_ms), (day(24 + 18, 30), Some(day(24 + 8, 0))));
-    // The first call after the penalty came half an hour late and was
-    // refused: still maybe the same cap (a rolling window's), since kept.
-    let late = penalty_until(Some(first), Daily, day(19, 0));
-    assert_eq!((late.until_ms, late.daily_since_ms), (day(24, 0), Some(day(10, 0))));
-    let after_an_hour = penalty_until(Some(first), Daily, day(18, 30) + DAILY_PROBE_MS);
-    assert_eq!(after_an_hour.daily_since_ms, Some(day(18, 30) + DAILY_PROBE_MS), "an hour after its end: a new cap");
+    // No traffic until 20:00, and that first call is refused: the probe,
+    // still maybe the same cap (a rolling window's), since kept.
+    let sparse = capped(day(20, 0), day(20, 0) + 500);
+    assert_eq!((sparse.until_ms, sparse.daily_since_ms), (day(24, 0), Some(day(10, 0))));
+    let after_an_hour = capped(day(20, 0), day(20, 0) + DAILY_PROBE_MS);
+    assert_eq!(after_an_hour.daily_since_ms, Some(day(20, 0) + DAILY_PROBE_MS), "an hour after the probe: a new cap");
+    // Reported with no call lent since its end (an isolate that could not
+    // ask the limiter): nothing went through, the same cap.
+    assert_eq!(penalty_until(Some(first), Daily, day(24 + 8, 0)).daily_since_ms, Some(day(10, 0)));
     // The bound alone: never in the past, never after the next boundary.
     assert_eq!(daily_until(day(10, 0), day(10, 0)), day(18, 30));
     assert_eq!(daily_until(day(10, 0), day(35, 0)), next_day_boundary(day(35, 0)));
@@ -217,7 +228,7 @@ fn a_penalty_stops_every_lease_until_it_ends() {
     penalise(&mut s, "getBalance", Unstated, T0);
     let second = penalise(&mut s, "getBalance", Unstated, T0 + 61_000);
     assert_eq!(second.penalty_until_ms, Some(T0 + 61_000 + 120_000));
-    assert_eq!(s.of("getBalance").unwrap().penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2, daily_since_ms: None }));
+    assert_eq!(s.of("getBalance").unwrap().penalty, Some(Penalty { until_ms: T0 + 181_000, strikes: 2, daily_since_ms: None, first_lent_ms: None }));
 }
 
 #[test]
@@ -226,13 +237,13 @@ fn state_json_is_pinned_and_read_leniently() {
     s.ops.push(OpState {
         op: "getBalance".into(),
         grants: vec![Grant { at_ms: 1, calls: 2, until_ms: 3 }],
-        penalty: Some(Penalty { until_ms: 9, strikes: 1, daily_since_ms: None }),
+        penalty: Some(Penalty { until_ms: 9, strikes: 1, daily_since_ms: None, first_lent_ms: None }),
     });
     let text = serde_json::to_string(&s).unwrap();
     assert_eq!(text, r#"{"ops":[{"op":"getBalance","grants":[{"at_ms":1,"calls":2,"until_ms":3}],"penalty":{"until_ms":9,"strikes":1}}]}"#);
     assert_eq!(load(Some(&text)), (s, true));
     assert_eq!(load(None), (LimiterState::default(), true));
-    let full = serde_json::json!({"ops": [{"op": "getBalance", "grants": [{"at_ms": 1, "calls": 2, "until_ms": 3}], "penalty": {"until_ms": 4, "strikes": 5, "daily_since_ms": 6}}]});
+    let full = serde_json::json!({"ops": [{"op": "getBalance", "grants": [{"at_ms": 1, "calls": 2, "until_ms": 3}], "penalty": {"until_ms": 4, "strikes": 5, "daily_since_ms": 6, "first_lent_ms": 7}}]});
     let inner = ["/ops/0", "/ops/0/grants/0", "/ops/0/penalty"];
     let by_hand = |b: &[u8]| match load(Some(std::str::from_utf8(b).unwrap())) {
         (s, true) => Some(s),
