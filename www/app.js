@@ -230,6 +230,11 @@
     if (json && Array.isArray(json.errors) && json.errors.length) {
       return new PlumgateError({ status, code: "upstream", message: json.errors.map((e) => e.message).join("; "), requestId, retryAfter, upstream: true });
     }
+    if (json && typeof json.message === "string" && json.message) {
+      // Xoxoday's words in another shape, `{"message": …}` (plumgate's own
+      // errors have one of the shapes above): its refusal all the same.
+      return new PlumgateError({ status, code: `http_${status}`, message: json.message, requestId, retryAfter, upstream: true });
+    }
     const snippet = (text || "").slice(0, 200);
     return new PlumgateError({ status, code: `http_${status}`, message: snippet || `HTTP ${status}`, requestId, retryAfter });
   }

@@ -1128,6 +1128,19 @@ async function walkOrderEdges() {
   assert.notEqual(await text(page, "#po-number"), lostPo, "a new poNumber for the next order");
   await page.fill("#quantity", "1");
 
+  // ---- Xoxoday's duplicate refusal in words only (`{"message": …}`, no
+  // errorId; its shape is undocumented): read as the duplicate too, as
+  // plumgate's ledger reads it.
+  const wordsPo = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", (route) => route.fulfill({
+    status: 409, contentType: "application/json", body: JSON.stringify({ message: "An order with this poNumber already exists" }),
+  }));
+  await page.click("#place-order");
+  await page.locator("#order-error .err-title", { hasText: "poNumber already used at Xoxoday" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder");
+  assert.equal(await page.inputValue("#details-po"), wordsPo, "the taken poNumber, ready to look up");
+  assert.notEqual(await text(page, "#po-number"), wordsPo, "a new poNumber for the form");
+
   // ---- plumgate's 502 that says nothing was placed (no token could be had,
   // so Xoxoday never got the order): not placed and safe to send again, not
   // "it may have been placed".

@@ -73,13 +73,16 @@ export const NOTHING_PLACED = "nothing was placed and retrying with the same poN
 
 /**
  * Is this Xoxoday's refusal of a poNumber it already holds, read as plumgate
- * reads it (its code is undocumented): a 4xx from Xoxoday, not plumgate's own
+ * reads it (its code is undocumented): a 4xx that is not plumgate's own
  * error, whose `errorId` is `PLE10043`, or whose `error`, `errorInfo` or
  * `message` says "duplicate" or "already exist", never `PLE10041` (the
  * quantity refusal).
  */
 function duplicatePoNumber(a: Answer, error: PlumgateError): boolean {
-  if (error.source !== "xoxoday" || a.status < 400 || a.status >= 500 || !isPlainObject(a.json)) return false;
+  // Not plumgate's own error (its `error` is an object, never these
+  // words); a body in no shape the client knows (`errorInfo` or `message`
+  // alone) may still be Xoxoday's, as the worker reads it.
+  if (error.source === "plumgate" || a.status < 400 || a.status >= 500 || !isPlainObject(a.json)) return false;
   const body = a.json;
   if (body["errorId"] === "PLE10043") return true;
   if (body["errorId"] === "PLE10041") return false;
