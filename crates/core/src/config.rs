@@ -394,12 +394,13 @@ const STAGING_IN_PRODUCTION: &str =
 /// by `last_error` and an alert, not by `/healthz`).
 const OAUTH_URL_NAMES_ENDPOINTS: &str = "XOXODAY_OAUTH_URL must end before /v1/oauth (for example https://stagingstores.xoxoday.com/chef): plumgate adds /v1/oauth/token/user and /v1/oauth/api itself";
 
-/// Does a checked URL's path already name the endpoints, `…/v1/oauth` (the
-/// `servers` of Xoxoday's OpenAPI files) or below it (`…/v1/oauth/api`)?
+/// Does a checked URL's path end with the endpoints' part, `/v1/oauth`
+/// (the `servers` of Xoxoday's OpenAPI files) or an endpoint under it? (A
+/// proxy mounted elsewhere under such a path stays valid.)
 fn names_the_endpoints(url: &str) -> bool {
     let rest = url.split_once("://").map_or("", |(_, rest)| rest);
     let path = rest[authority_of(rest).len()..].to_ascii_lowercase();
-    path.ends_with("/v1/oauth") || path.contains("/v1/oauth/")
+    ["/v1/oauth", "/v1/oauth/api", "/v1/oauth/token", "/v1/oauth/token/user"].iter().any(|end| path.ends_with(end))
 }
 
 /// Xoxoday's staging hosts (xoxoday-api.md's host table).
@@ -500,6 +501,7 @@ pub(crate) mod tests {
             ("http://[::1]:8788/chef", "http://[::1]:8788/chef"),
             ("http://127.1.2.3/chef", "http://127.1.2.3/chef"),
             ("https://egress.example.com/v1/oauthproxy/chef", "https://egress.example.com/v1/oauthproxy/chef"),
+            ("https://egress.example.com/v1/oauth/xoxoday/chef", "https://egress.example.com/v1/oauth/xoxoday/chef"),
         ] {
             v.insert("XOXODAY_OAUTH_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().oauth_url, want, "{url}");
