@@ -396,7 +396,7 @@
       case 422: return "Xoxoday could not process this";
       case 429:
         if (err.code === "quota_exceeded" || err.code === "PLUMGATE_QUOTA_EXCEEDED") return "This key's limit is reached";
-        return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refreshed moments ago" : "Rate limited (Xoxoday's limits)";
+        return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refresh tried moments ago" : "Rate limited (Xoxoday's limits)";
       case 503:
         if (err.code === "reauth_required") return "A person must reconnect Xoxoday";
         if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
@@ -1216,7 +1216,7 @@
     stale: "Early-refresh window: plumgate refreshes in the background while serving the current token.",
     expired: "The access token has expired or Xoxoday revoked it: the next call waits for a refresh.",
     reauth_required: "The refresh token is dead: generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN again.",
-    credentials_rejected: "Xoxoday rejected the client id or secret: set XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET right; plumgate tries again by itself then.",
+    credentials_rejected: "Xoxoday rejected the client id or secret: set XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET right; plumgate tries again by itself then. If they were right, Refresh now tries them again (once a minute).",
   };
 
   const ALERT_TEXT = {
@@ -1271,8 +1271,9 @@
       if (seq !== state.tokenSeq) return;
       if (method === "POST" && e instanceof PlumgateError && e.status === 429) {
         // Throttled (a forced refresh is allowed once a minute while the
-        // token is valid) or Xoxoday's refresh penalty: the token itself is
-        // fine, so the facts stay as they were.
+        // token is valid or the client id/secret stand rejected) or
+        // Xoxoday's refresh penalty: nothing changed, so the facts stay as
+        // they were.
         setStatus("token-status", `Not refreshed: plumgate answered 429${e.retryAfter ? `; try again in ${e.retryAfter} s` : ""}.`);
       } else {
         $("token-info").hidden = true;

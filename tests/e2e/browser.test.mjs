@@ -418,7 +418,7 @@ async function walkThePage() {
   assert.equal(tr.status(), 429);
   await page.locator("#token-error").waitFor({ state: "visible" });
   assert.equal(await text(page, "#token-error .err-code"), "rate_limited");
-  assert.match(await text(page, "#token-error .err-title"), /Refreshed moments ago/);
+  assert.match(await text(page, "#token-error .err-title"), /Refresh tried moments ago/);
   assert.match(await text(page, "#token-error .err-message"), /TOKEN_MIN_REFRESH_INTERVAL_SECS/);
   assert.match(await text(page, "#token-error .err-hint"), new RegExp(`Retry after ${tr.headers()["retry-after"]} s`));
   assert.match(await text(page, "#token-error .err-meta"), /HTTP 429/);
