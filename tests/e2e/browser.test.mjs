@@ -1056,13 +1056,15 @@ async function walkOrderEdges() {
   const takenPo = await text(page, "#po-number");
   const c4 = await sandbox.counters();
   const { access_token: theirToken } = await sandbox.admin("/tokens/issue", {});
-  const theirs = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
+  // Another system of the account places an order at Xoxoday directly.
+  const placeElsewhere = (poNumber, quantity) => fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
     method: "POST",
     headers: { authorization: `Bearer ${theirToken}`, "content-type": "application/json" },
     body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: {
-      productId: "10100", quantity: 2, denomination: 25, email: "someone.else@example.com", poNumber: takenPo, notifyReceiverEmail: 0, notifyAdminEmail: 0,
+      productId: "10100", quantity, denomination: 25, email: "someone.else@example.com", poNumber, notifyReceiverEmail: 0, notifyAdminEmail: 0,
     } } }),
   });
+  const theirs = await placeElsewhere(takenPo, 2);
   assert.equal(theirs.status, 200, "their order, placed at Xoxoday directly");
   const dup = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
   await page.click("#place-order");
@@ -1101,13 +1103,7 @@ async function walkOrderEdges() {
   await page.unroute("**/v1/ops/placeOrder");
   assert.equal(await text(page, "#uncertain-po"), lostPo);
   const c5 = await sandbox.counters();
-  const elsewhere = await fetch(`${sandbox.oauthUrl}/v1/oauth/api`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${theirToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: {
-      productId: "10100", quantity: 1, denomination: 25, email: "someone.else@example.com", poNumber: lostPo, notifyReceiverEmail: 0, notifyAdminEmail: 0,
-    } } }),
-  });
+  const elsewhere = await placeElsewhere(lostPo, 1);
   assert.equal(elsewhere.status, 200, "another order under that poNumber, placed at Xoxoday directly");
   const dup2 = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
   await page.click("#uncertain-again");
