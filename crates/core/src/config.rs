@@ -224,7 +224,10 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
             let mut out = Vec::new();
             for o in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
                 if valid_origin(o) {
-                    out.push(o.trim_end_matches('/').to_string());
+                    // A browser's Origin never names the scheme's default
+                    // port: `https://app.example.com:443` would match nothing.
+                    let o = o.trim_end_matches('/');
+                    out.push(o.strip_suffix(if o.starts_with("https:") { ":443" } else { ":80" }).unwrap_or(o).to_string());
                 } else {
                     problems.push(
                         "ALLOWED_ORIGINS must be comma-separated origins like https://app.example.com"
@@ -265,7 +268,8 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         ..defaults
     };
     let upstream_timeout_ms = num("UPSTREAM_TIMEOUT_MS", 30_000, 100, 300_000) as u32;
-    let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 100, 300_000) as u32;
+    // Not below 120 s: realtime products may take that long (contract §5).
+    let order_timeout_ms = num("ORDER_TIMEOUT_MS", 130_000, 120_000, 300_000) as u32;
     let order_retention_secs = num("ORDER_RETENTION_SECS", u64::from(DEFAULT_ORDER_RETENTION_SECS), 1, 31_536_000) as u32;
     let alert_refresh_failures = num("ALERT_REFRESH_FAILURES", 3, 1, 1000) as u32;
     let rate_limits = match get("XOXODAY_RATE_LIMITS") {
@@ -773,5 +777,26 @@ pub(crate) mod tests {
         v.insert("ALLOWED_ORIGINS", "https://a.example.com, http://localhost:3000/".into());
         let c = parse_with(&v).unwrap();
         assert_eq!(c.allowed_origins, vec!["https://a.example.com", "http://localhost:3000"]);
+        // The scheme's default port is dropped (browsers never send it);
+        // other ports stay.
+        v.insert("ALLOWED_ORIGINS", "https://a.example.com:443/,http://b.example.com:80,https://c.example.com:4443,http://[::1]:80,https://d.example.com:80".into());
+        let c = parse_with(&v).unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            vec!["https://a.example.com", "http://b.example.com", "https://c.example.com:4443", "http://[::1]", "https://d.example.com:80"]
+        );
+        assert!(crate::cors::origin_allowed("https://a.example.com", &c.allowed_origins));
+    }
+
+    #[test]
+    fn order_timeout_is_never_below_the_realtime_products_120_s() {
+        let mut v = good_vars();
+        v.insert("ORDER_TIMEOUT_MS", "119999".into());
+        let problems = parse_with(&v).unwrap_err();
+        assert_eq!(problems, ["ORDER_TIMEOUT_MS must be a whole number from 120000 to 300000"]);
+        v.insert("ORDER_TIMEOUT_MS", "120000".into());
+        assert_eq!(parse_with(&v).unwrap().order_timeout_ms, 120_000);
+        v.remove("ORDER_TIMEOUT_MS");
+        assert_eq!(parse_with(&v).unwrap().order_timeout_ms, 130_000);
     }
 }
