@@ -36,11 +36,11 @@ rustup_has_src() {
 }
 
 # Does this rustc know `-Cpanic=immediate-abort` (Rust 1.92 and later)? An
-# older rustup stable would fail the build with it.
+# older rustup stable would fail the build with it. Asked of rustc itself,
+# not read from its version: a nightly from before the option carries 1.92
+# too.
 rustc_has_immediate_abort() {
-  local minor
-  minor="$(rustc --version 2>/dev/null | sed -nE 's/^rustc 1\.([0-9]+)\..*/\1/p')"
-  [[ -n "$minor" ]] && (( minor >= 92 ))
+  RUSTC_BOOTSTRAP=1 rustc -Zunstable-options -Cpanic=immediate-abort --print cfg >/dev/null 2>&1
 }
 
 # Environment for building the worker to wasm32. Picks rustup's target when it
