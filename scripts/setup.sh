@@ -10,15 +10,16 @@
 #   TypeScript client (an npm workspace, clients/typescript) typescript and
 #   openapi-typescript; @redocly/openapi-core lints the OpenAPI document.
 # - The TypeScript client's dist/ (the examples import it), when out of date.
-# - openapi-spec-validator (PyPI, pinned) in its own venv.
-# - With --browser: Debian's chromium for the browser tests.
+# - With --tests (scripts/test.sh), what only the tests use: Debian's chromium
+#   for the browser tests, schemathesis and openapi-spec-validator (PyPI,
+#   pinned) in venvs. Development and deployment do without them.
 # Nothing is downloaded except registry packages.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-WANT_BROWSER=0
-for a in "$@"; do [[ "$a" == --browser ]] && WANT_BROWSER=1; done
+WANT_TESTS=0
+for a in "$@"; do [[ "$a" == --tests || "$a" == --browser ]] && WANT_TESTS=1; done
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
@@ -93,10 +94,12 @@ if [[ ! -f "$CLIENT_DIR/dist/index.js" ]] \
   ( wrangler_env; npm run --silent build -w @plumgate/client )
 fi
 
-# 4. browser for the demo-page tests
-if [[ $WANT_BROWSER -eq 1 ]]; then
-  apt_install chromium
+if [[ $WANT_TESTS -eq 0 ]]; then
+  log "setup complete"
+  exit 0
 fi
+# 4. browser for the demo-page tests
+apt_install chromium
 # --- 5. schemathesis for tests/e2e/schema.test.mjs (issue 4) -----------------
 # A pinned schemathesis from PyPI in a venv outside the clone; installed only
 # when missing or at another version, so reruns cost nothing.

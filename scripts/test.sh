@@ -15,7 +15,7 @@ START=$(date +%s)
 step() { log "[$(( $(date +%s) - START ))s] $*"; }
 
 step "setup"
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --tests
 
 step "host tests: cargo test (core + sandbox)"
 cargo test -q -p plumgate-core -p plumgate-sandbox

@@ -455,7 +455,7 @@ export function seededRandom(seed) {
 }
 
 /**
- * Launch Debian's chromium (scripts/setup.sh --browser) through playwright-core:
+ * Launch Debian's chromium (scripts/setup.sh --tests) through playwright-core:
  * headless, no network beyond what the page asks for, and a fresh temporary
  * profile (playwright's own user-data-dir, removed on close).
  */

@@ -36,7 +36,7 @@ let w;
 let work;
 
 before(async () => {
-  assert.ok(existsSync(ST), `schemathesis not found at ${ST}: run bash scripts/setup.sh`);
+  assert.ok(existsSync(ST), `schemathesis not found at ${ST}: run bash scripts/setup.sh --tests`);
   sandbox = await startSandbox(["--quiet"]);
   await sandbox.admin("/config", { rate_limits: HIGH_LIMITS, initial_balance: 100000000 });
   w = await startWorker({ sandbox, keys });
