@@ -252,15 +252,19 @@ pub fn classify(answered: Answered<'_>) -> Result {
 /// nothing was placed (a token failure before the order was sent, or a
 /// refusal it has checked) is `error` (plumgate's own answer) or `refused`
 /// (Xoxoday's), so the entry says so and the hold is freed at once rather
-/// than counted until the end of the day.
+/// than counted until the end of the day. The other way round, an answer
+/// that alone says nothing was placed while the ledger cannot say so (its
+/// record unreadable: `503 misconfigured` to a retry of an order still
+/// being checked) is `unknown`: the hold the retry joined stays pending,
+/// never freed by an answer the ledger does not vouch for.
 pub fn with_fate(result: Result, fate: ledger::Fate) -> Result {
-    match (result.outcome, fate) {
-        (Outcome::Unknown, ledger::Fate::NotPlaced) => {
-            let outcome = if result.error.is_some() { Outcome::Error } else { Outcome::Refused };
-            Result { outcome, ..result }
-        }
-        _ => result,
-    }
+    let outcome = match (result.outcome, fate) {
+        (Outcome::Unknown, ledger::Fate::NotPlaced) if result.error.is_some() => Outcome::Error,
+        (Outcome::Unknown, ledger::Fate::NotPlaced) => Outcome::Refused,
+        (o, ledger::Fate::Unknown) if o.fate() == Fate::Refused => Outcome::Unknown,
+        (o, _) => o,
+    };
+    Result { outcome, ..result }
 }
 
 /// The entry of an attempt whose answer from the order ledger was lost
@@ -431,6 +435,24 @@ mod tests {
         }
         let placed = answer(200, PLACED, false);
         assert_eq!(with_fate(placed.clone(), ledger::Fate::NotPlaced), placed, "only unknown is corrected");
+    }
+
+    #[test]
+    fn an_error_the_ledger_cannot_vouch_for_keeps_the_hold() {
+        // A retry of an order still being checked meets an unreadable
+        // record: 503 misconfigured, the order's fate unknown. The hold it
+        // joined must stay pending, not be freed as refused.
+        let unreadable = classify(Answered::Error { status: 503, code: ErrorCode::Misconfigured });
+        assert_eq!(unreadable.outcome, Outcome::Error);
+        let r = with_fate(unreadable.clone(), ledger::Fate::Unknown);
+        assert_eq!((r.outcome, r.outcome.fate(), r.status, r.error.as_deref()), (Outcome::Unknown, Fate::Unknown, 503, Some("misconfigured")));
+        let refused = answer(400, r#"{"errorId":"PLE10018"}"#, false);
+        assert_eq!(with_fate(refused, ledger::Fate::Unknown).outcome, Outcome::Unknown);
+        // When the ledger says nothing was placed, the error stands.
+        assert_eq!(with_fate(unreadable, ledger::Fate::NotPlaced).outcome, Outcome::Error);
+        // What already says placed or unknown is left as it is.
+        let placed = answer(200, PLACED, false);
+        assert_eq!(with_fate(placed.clone(), ledger::Fate::Unknown), placed);
     }
 
     #[test]
