@@ -44,7 +44,7 @@
 //! | success | `done` | the answer | placed |
 //! | rate-limit answer | forgotten, penalty reported | `429 rate_limited` | not placed |
 //! | duplicate poNumber (409 `PLE10043`, "duplicate", "already exists") | check now ([`after_check`]) | | |
-//! | 422 `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process") | check now | | |
+//! | `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process", documented as 422s) or `PLE10036` (delivery cancelled), whatever the status | check now | | |
 //! | 5xx (`PLE10035` and any other), timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
 //! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, keeping the answer | | |
 //! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | one check ([`after_refusal`]): this order found under the poNumber (placed before; Xoxoday's duplicate answer may look like any refusal) is `done`, reconciled; else forgotten | it in placeOrder's shape; else the answer | placed; else not placed |
@@ -103,10 +103,13 @@ const DUPLICATE_PO: &str = "PLE10043";
 /// Xoxoday's quantity refusal, also a 409 (never a duplicate).
 const QUANTITY_LIMIT: &str = "PLE10041";
 
-/// Refusals that do not say whether an order was made: 422 failed to add,
-/// to redeem points, to confirm, to process the order; 404 delivery
-/// cancelled (an order may have been made, its delivery then cancelled).
-const UNCERTAIN_REFUSALS: [(u16, &str); 5] = [(422, "PLE10007"), (422, "PLE10010"), (422, "PLE10011"), (422, "PLE10012"), (404, "PLE10036")];
+/// Refusals that do not say whether an order was made: failed to add, to
+/// redeem points, to confirm, to process the order (documented as 422s);
+/// delivery cancelled (a 404: an order may have been made, its delivery
+/// then cancelled). Read by errorId whatever the HTTP status (Xoxoday's
+/// tables give some errorIds two statuses): taking one of them for a
+/// definite refusal could let the caller place the order again.
+const UNCERTAIN_REFUSALS: [&str; 5] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012", "PLE10036"];
 
 /// "No such order" this many times makes an order not placed (with
 /// [`SETTLE_MS`]).
@@ -785,7 +788,7 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
             refused(),
         );
     }
-    if error_id(&ans.body).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&(ans.status, id.as_str()))) {
+    if error_id(&ans.body).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&id.as_str())) {
         return check(
             format!("Xoxoday refused placeOrder (HTTP {}{}) in words that leave open whether an order was made", ans.status, error_id_note(&ans.body)),
             refused(),
@@ -1142,7 +1145,7 @@ pub fn same_order(details: &Value, data: &Value) -> Match {
 fn this_if_unsure(r: &Record) -> bool {
     match &r.refused {
         None => true,
-        Some(Refused { status, body }) => error_id(body.as_bytes()).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&(*status, id.as_str()))),
+        Some(Refused { body, .. }) => error_id(body.as_bytes()).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&id.as_str())),
     }
 }
 

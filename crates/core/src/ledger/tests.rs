@@ -354,8 +354,19 @@ fn after_place_every_arm() {
     }
     assert!(checked(after_place(answer(422, r#"{"errorId":"PLE10011"}"#), None, &p, now)).why.contains("HTTP 422, PLE10011"));
     assert!(checked(after_place(answer(404, r#"{"errorId":"PLE10036"}"#), None, &p, now)).why.contains("HTTP 404, PLE10036"));
-    // The same ids under another status are definite refusals: one check.
-    assert!(matches!(after_place(answer(422, r#"{"errorId":"PLE10036"}"#), None, &p, now), AfterPlace::Confirm(_)));
+    // The same ids under another status (or a 200 saying status 0) leave
+    // it open too: read by errorId, for Xoxoday's tables disagree on
+    // statuses.
+    for (status, body) in [
+        (422, r#"{"errorId":"PLE10036"}"#),
+        (400, r#"{"code":400,"errorId":"PLE10011","error":"Failed to confirm order"}"#),
+        (403, r#"{"errorId":"PLE10010"}"#),
+        (200, r#"{"data":{"placeOrder":{"status":0}},"errorId":"PLE10012"}"#),
+    ] {
+        assert_eq!(checked(after_place(answer(status, body), None, &p, now)).state, RecordState::Pending, "{status} {body}");
+    }
+    // Another errorId under the same status is a definite refusal: one check.
+    assert!(matches!(after_place(answer(422, r#"{"errorId":"PLE10008"}"#), None, &p, now), AfterPlace::Confirm(_)));
     // A token problem: nothing executed, forgotten, the error with the 401 seen.
     let f = finished(after_place(Err(CallError::Api(ApiError::upstream_unauthorized())), Some(401), &p, now));
     assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced));
