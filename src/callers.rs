@@ -174,9 +174,10 @@ fn begin(b: &mut Book, now: i64) -> Begun {
 }
 
 /// Report the usage counted so far and refresh the directory: `Ok(true)`
-/// when the reply replaced the copy, `Ok(false)` when a key changed in this
-/// isolate while it was in flight (the reply's counts are kept, not its
-/// directory).
+/// when the reply replaced or refreshed the copy, `Ok(false)` when a key
+/// changed in this isolate while it was in flight or the reply came out
+/// of order (`keys::reply_applies`): the reply's counts are kept, not its
+/// directory.
 async fn sync(env: &Env) -> Result<bool, ApiError> {
     let begun = BOOK.with(|b| begin(&mut b.borrow_mut(), now_ms()));
     finish(env, begun).await
@@ -204,7 +205,9 @@ async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
                 return Err(e);
             }
         };
-        if current {
+        let applies = current
+            && keys::reply_applies(now, b.fetched_ms, b.version.as_deref(), reply.version.as_deref(), reply.directory.is_some());
+        if applies {
             if let Some(dir) = reply.directory {
                 b.directory = dir;
             }
@@ -219,7 +222,7 @@ async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
                 None => b.shared.push((c.id, counter)),
             }
         }
-        Ok(current)
+        Ok(applies)
     })
 }
 
