@@ -462,7 +462,11 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms
         return conflict();
     }
     match record.state {
-        RecordState::Done if record.once => Admission::Settled(replay(record)),
+        // Heard and forgotten only while no call is in flight: a run of
+        // another body may be about to write its pending record, which
+        // the forgetting would delete (the run's record replaces this one
+        // anyway, so it is answered, kept).
+        RecordState::Done if record.once && in_flight.is_none() => Admission::Settled(replay(record)),
         RecordState::Done => answer(
             replay(record),
             true,

@@ -700,6 +700,13 @@ fn a_settlement_no_request_heard_is_answered_once() {
     // The next request with this order hears it, once: replayed, not placed.
     let Admission::Settled(outcome) = admit(&Loaded::Some(kept.clone()), FP, None, T0 + SETTLE_MS + 60_000) else { panic!() };
     assert_eq!(outcome, Outcome::Answer { status: 422, body: r#"{"errorId":"PLE10010"}"#.into(), reconciled: false, upstream_status: None });
+    // While another body's call is in flight (about to write its pending
+    // record), it is heard but not forgotten: forgetting would delete
+    // that record.
+    assert_eq!(
+        admit(&Loaded::Some(kept.clone()), FP, Some("fp-2"), T0 + SETTLE_MS + 60_000),
+        Admission::Answer { outcome: outcome.clone(), replayed: true, fate: Fate::NotPlaced, alarm_by_ms: None }
+    );
     // Another body under the poNumber (the order corrected) is sent: nothing
     // is placed under it, as when the settlement is heard and forgotten;
     // joined or refused as without a record while a call is in flight.
