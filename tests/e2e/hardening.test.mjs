@@ -572,6 +572,37 @@ test("a capped key's order left unknown and never retried: the alarm's check fin
   assert.deepEqual([now.usage.orders, now.usage.amount], [1, 10], "counted once");
 });
 
+test("errorIds that leave the fate open under any status (404 PLE10036 delivery cancelled, PLE10011 under 400): pending, 409 order_in_progress, then the order from the alarm's check", async () => {
+  // Xoxoday's tables give some errorIds two statuses: read by the id.
+  const cases = [
+    { name: "cancelled", fault: { error_id: "PLE10036", order_status: "cancelled" }, seen: /HTTP 404, PLE10036/, status: 0 },
+    { name: "confirm-400", fault: { error_id: "PLE10011", status: 400 }, seen: /HTTP 400, PLE10011/, status: 1 },
+  ];
+  const c0 = await sbO.counters();
+  for (const c of cases) {
+    await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1, ...c.fault });
+    // The first lookup lags: "no such order", as when Xoxoday is still
+    // making it. Taken for a definite refusal, that would free the poNumber.
+    await sbO.admin("/faults/details", { mode: "not_found", count: 1, po_number: po(c.name) });
+    const first = await place(order(c.name));
+    assert.equal(first.status, 409, first.text);
+    assert.equal(first.json.error.code, "order_in_progress");
+    assert.match(first.json.error.message, c.seen);
+  }
+  for (const c of cases) {
+    const later = await waitFor(async () => {
+      const r = await place(order(c.name));
+      return r.status === 409 ? null : r;
+    }, { timeout: 30_000, interval: 1_000, what: `the alarm's check of ${c.name}` });
+    assert.equal(later.status, 200, later.text);
+    assert.equal(later.headers["x-plumgate-reconciled"], "true");
+    assert.equal(later.json.data.placeOrder.status, c.status, "1 placed; 0 for the cancelled order");
+  }
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 2, "one order each");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 2, "never re-sent");
+});
+
 test("422 failed to confirm, and the order failed: reconciled and reported as failed", async () => {
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "failed" });
   const r = await place(order("confirm"));

@@ -150,8 +150,9 @@ pub enum OrderFaultMode {
 }
 
 /// The error an order fault answers with: `PLE10035` (failed to check the
-/// order's status, HTTP 502 by default) or one of the 422s that leave the
-/// order's fate open (xoxoday-api.md §3.4).
+/// order's status, HTTP 502 by default), one of the 422s that leave the
+/// order's fate open, or `PLE10036` (delivery cancelled, a 404)
+/// (xoxoday-api.md §3.4). `status` gives any of them another status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderErrorId {
     #[serde(rename = "PLE10035")]
@@ -164,6 +165,8 @@ pub enum OrderErrorId {
     Ple10011,
     #[serde(rename = "PLE10012")]
     Ple10012,
+    #[serde(rename = "PLE10036")]
+    Ple10036,
 }
 
 impl OrderErrorId {
@@ -179,12 +182,14 @@ impl OrderErrorId {
             OrderErrorId::Ple10010 => ("PLE10010", "Failed to redeem points", "Failed to redeem points"),
             OrderErrorId::Ple10011 => ("PLE10011", "Failed to confirm order", "Failed to confirm order"),
             OrderErrorId::Ple10012 => ("PLE10012", "Failed to process order", "Failed to process order"),
+            OrderErrorId::Ple10036 => ("PLE10036", "Delivery cancelled", "Delivery cancelled"),
         }
     }
 
     fn default_status(self) -> u16 {
         match self {
             OrderErrorId::Ple10035 => 502,
+            OrderErrorId::Ple10036 => 404,
             _ => 422,
         }
     }
@@ -508,6 +513,11 @@ mod tests {
         f.set_order(br#"{"mode":"fail_after_create","error_id":"PLE10011","order_status":"failed"}"#).unwrap();
         let o = f.order.clone().unwrap();
         assert_eq!((o.status, o.error_id, o.order_status), (422, Some(OrderErrorId::Ple10011), Some(OrderStatus::Failed)));
+        f.set_order(br#"{"mode":"fail_after_create","error_id":"PLE10036","order_status":"cancelled"}"#).unwrap();
+        let o = f.order.clone().unwrap();
+        assert_eq!((o.status, o.error_id, o.order_status), (404, Some(OrderErrorId::Ple10036), Some(OrderStatus::Cancelled)));
+        f.set_order(br#"{"mode":"fail_after_create","error_id":"PLE10011","status":400}"#).unwrap();
+        assert_eq!(f.order.clone().unwrap().status, 400);
         assert_eq!(f.to_json()["order"]["error_id"], "PLE10011");
         f.set_order(br#"{"mode":"fail_before_create","error_id":"PLE10010","status":409}"#).unwrap();
         assert_eq!(f.order.as_ref().unwrap().status, 409, "a status given wins");
