@@ -615,6 +615,13 @@ test("422 failed to confirm, and the order failed: reconciled and reported as fa
   assert.deepEqual([entry.outcome, entry.order_id, entry.reconciled], ["refused", String(r.json.data.placeOrder.data.orderId), true]);
   const replay = await place(order("confirm"));
   assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"], replay.json.data.placeOrder.status], [200, "true", 0]);
+  // Cancelled as xoxoday-api.md describes it: orderStatus complete, every
+  // line's cancelledQuantity its quantity. Failed too, by the lines.
+  await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "cancelled_lines" });
+  const lines = await place(order("confirm-lines"));
+  assert.equal(lines.status, 200, lines.text);
+  assert.equal(lines.headers["x-plumgate-reconciled"], "true");
+  assert.deepEqual([lines.json.data.placeOrder.status, lines.json.data.placeOrder.data.orderStatus], [0, "complete"], "status 0 by cancelledQuantity alone");
   // A 422 with no order made is checked too, not forgotten: pending.
   await sbO.admin("/faults/order", { mode: "fail_before_create", count: 1, error_id: "PLE10010" });
   const none = await place(order("no-points"));

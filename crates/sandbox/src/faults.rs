@@ -202,6 +202,9 @@ pub enum OrderStatus {
     Complete,
     Failed,
     Cancelled,
+    /// Cancelled as xoxoday-api.md documents it, by `cancelledQuantity`
+    /// alone: `orderStatus` still `complete`, delivered.
+    CancelledLines,
 }
 
 /// getOrderDetails faults.

@@ -455,7 +455,7 @@ fn voucher_details_json(o: &Order) -> Value {
         "productStatus": delivery_status(o),
         "denomination": amount(o.denomination),
         "quantity": o.quantity,
-        "cancelledQuantity": if o.status == "cancelled" { o.quantity } else { 0 },
+        "cancelledQuantity": if o.status.starts_with("cancelled") { o.quantity } else { 0 },
         "trackingId": "",
         "trackingLink": "",
     }])
@@ -471,7 +471,8 @@ pub fn place_order_json(o: &Order) -> Value {
         "currencyCode": o.currency_code,
         "currencyValue": amount(o.currency_value),
         "amountCharged": money(o.amount_charged_cents),
-        "orderStatus": o.status,
+        // `cancelled_lines`: cancelled by the lines' cancelledQuantity only.
+        "orderStatus": if o.status == "cancelled_lines" { "complete" } else { o.status.as_str() },
         "deliveryStatus": delivery_status(o),
         "tag": o.tag,
         "quantity": o.quantity,

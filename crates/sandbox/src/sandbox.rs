@@ -740,6 +740,7 @@ impl Sandbox {
         let status = match fault.as_ref().and_then(|f| f.order_status) {
             Some(OrderStatus::Failed) => "failed",
             Some(OrderStatus::Cancelled) => "cancelled",
+            Some(OrderStatus::CancelledLines) => "cancelled_lines",
             _ => "complete",
         };
         let data = place_order_json(self.ledger.create_with_status(req, now, status));

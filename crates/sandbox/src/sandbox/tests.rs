@@ -992,6 +992,14 @@ fn order_faults_with_xoxoday_s_other_answers() {
     assert_eq!(out.body["data"]["placeOrder"]["data"]["orderStatus"], "cancelled");
     let d = det(&mut s, "PO-CXL").body["data"]["getOrderDetails"]["data"].clone();
     assert_eq!((d["deliveryStatus"].clone(), d["voucherDetails"][0]["cancelledQuantity"].clone()), (json!("canceled"), json!(2)), "every voucher cancelled");
+    // Cancelled as the docs describe it: by cancelledQuantity alone.
+    s.set_order_fault(br#"{"mode":"hang_after_create","hang_ms":1,"order_status":"cancelled_lines"}"#).unwrap();
+    api(&mut s, AT, place, order("PO-CXL2"), T0);
+    let d = det(&mut s, "PO-CXL2").body["data"]["getOrderDetails"]["data"].clone();
+    assert_eq!(
+        (d["orderStatus"].clone(), d["deliveryStatus"].clone(), d["voucherDetails"][0]["cancelledQuantity"].clone()),
+        (json!("complete"), json!("delivered"), json!(2))
+    );
     // A 422 with no order made.
     s.set_order_fault(br#"{"mode":"fail_before_create","error_id":"PLE10012"}"#).unwrap();
     let out = api(&mut s, AT, place, order("PO-NONE"), T0);
