@@ -226,8 +226,15 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
                 if valid_origin(o) {
                     // A browser's Origin never names the scheme's default
                     // port: `https://app.example.com:443` would match nothing.
+                    // (By bytes: `valid_origin` saw `http://` or `https://`.)
                     let o = o.trim_end_matches('/');
-                    out.push(o.strip_suffix(if o.starts_with("https:") { ":443" } else { ":80" }).unwrap_or(o).to_string());
+                    let b = o.as_bytes();
+                    let cut = match b {
+                        [.., b':', b'4', b'4', b'3'] if b[4] == b's' => 4,
+                        [.., b':', b'8', b'0'] if b[4] == b':' => 3,
+                        _ => 0,
+                    };
+                    out.push(o[..o.len() - cut].to_string());
                 } else {
                     problems.push(
                         "ALLOWED_ORIGINS must be comma-separated origins like https://app.example.com"
