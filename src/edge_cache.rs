@@ -174,25 +174,28 @@ pub fn url(cfg: &Config, ttl_secs: u32, key: &CacheKey) -> String {
 }
 
 /// The entry under `url`, fresh or stale; `None` when there is none still
-/// of use.
+/// of use. A stale copy in memory is checked against the Cache API, where
+/// another isolate may have filled it again (`Cached::replaces`).
 pub async fn get(url: &str) -> Option<Cached> {
     let now = now_ms();
-    let in_memory = MEMORY.with(|m| m.borrow_mut().get(url).cloned());
-    if let Some(c) = in_memory {
-        if c.freshness(now) != Freshness::Gone {
-            return Some(c);
+    let mut held = MEMORY.with(|m| m.borrow_mut().get(url).cloned());
+    match held.as_ref().map(|c| c.freshness(now)) {
+        Some(Freshness::Fresh) => return held,
+        Some(Freshness::Gone) => {
+            MEMORY.with(|m| m.borrow_mut().remove(url));
+            held = None;
         }
-        MEMORY.with(|m| m.borrow_mut().remove(url));
+        _ => {}
     }
-    let entry = cache::get(url).await?;
+    let Some(entry) = cache::get(url).await else { return held };
     let stamp = |name: &str| entry.header(name).and_then(|v| plumgate_core::jsontext::int_from_text(&v)).unwrap_or(0);
     let (fresh_until_ms, stale_until_ms) = (stamp("x-plumgate-expires"), stamp("x-plumgate-stale-until"));
     let status = entry.status();
     let c = Cached { status, body: Vec::new(), fresh_until_ms, stale_until_ms: stale_until_ms.max(fresh_until_ms) };
-    if c.freshness(now) == Freshness::Gone {
-        return None;
+    if !c.replaces(held.as_ref(), now) {
+        return held;
     }
-    let body = entry.body().await.ok()?;
+    let Ok(body) = entry.body().await else { return held };
     let c = Cached { body, ..c };
     if c.body.len() <= MAX_ENTRY_BYTES {
         remember(url, &c);

@@ -205,6 +205,15 @@ impl Cached {
         }
     }
 
+    /// Does this copy from the Cache API replace `held`, an isolate's
+    /// copy in memory of the same entry, at `now_ms`? Only one still of use
+    /// and filled later: every isolate's copies go stale at the same
+    /// instant, and the first to fill again puts the new copy in the Cache
+    /// API, which the others must take rather than call Xoxoday each.
+    pub fn replaces(&self, held: Option<&Cached>, now_ms: i64) -> bool {
+        now_ms < self.stale_until_ms && held.is_none_or(|h| self.fresh_until_ms > h.fresh_until_ms)
+    }
+
     /// Bytes it counts for, under `key`.
     pub fn weight(&self, key: &str) -> usize {
         self.body.len() + key.len() + ENTRY_OVERHEAD
@@ -376,6 +385,22 @@ mod tests {
         assert_eq!(balance.freshness(T0 + 10_000), Freshness::Gone, "a balance never goes stale");
         assert_eq!(stale_secs(CacheClass::Catalog), 86_400);
         assert_eq!(c.weight("k"), 2 + 1 + ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn a_stale_copy_in_memory_gives_way_to_a_later_fill_in_the_cache_api() {
+        const T0: i64 = 1_800_000_000_000;
+        // Isolate A's copy, filled at T0 (60 s fresh, a day stale); B
+        // filled the entry again at T0 + 61 s.
+        let held = Cached::new(200, b"old".to_vec(), T0, 60, 86_400);
+        let refilled = Cached::new(200, b"new".to_vec(), T0 + 61_000, 60, 86_400);
+        let now = T0 + 62_000;
+        assert_eq!(held.freshness(now), Freshness::Stale);
+        assert!(refilled.replaces(Some(&held), now), "the later fill is taken, not a call to Xoxoday");
+        assert!(!held.replaces(Some(&refilled), now), "never an older copy over a newer one");
+        assert!(!held.clone().replaces(Some(&held), now), "the same copy: kept as it is");
+        assert!(held.replaces(None, now), "nothing in memory: a stale copy is still of use");
+        assert!(!held.replaces(None, T0 + 60_000 + 86_400_000), "but not one gone");
     }
 
     #[test]
