@@ -157,12 +157,15 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
 
     if let Some(op_name) = path.strip_prefix("/v1/ops/") {
         log.route = "/v1/ops/{operation}";
+        let op = Operation::from_name(op_name);
+        // Refused from here on (the method, the key, its limit, the body),
+        // the answer still says the cache was not used.
+        if let Some(op) = op {
+            log.operation = Some(op.name().into());
+            note_cacheable(op, log);
+        }
         require_method(&method, Method::Post)?;
-        let op = Operation::from_name(op_name).ok_or_else(ApiError::unknown_operation)?;
-        log.operation = Some(op.name().into());
-        // Refused from here on (the key, its limit, the body), the answer
-        // still says the cache was not used.
-        note_cacheable(op, log);
+        let op = op.ok_or_else(ApiError::unknown_operation)?;
         let caller = authenticate(&req, env, ctx, cfg, log).await?;
         let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;

@@ -258,6 +258,9 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
     assert.equal(r.status, 405, `${method} ${path}`);
     assert.equal(errCode(r), "method_not_allowed");
     assert.equal(r.headers.allow, allow);
+    // A cacheable operation's answer says the cache was not used, its
+    // refusals included (contract §2).
+    if (path === "/v1/ops/getBalance") assert.equal(r.headers["x-plumgate-cache"], "bypass", `${method} ${path}`);
   }
   for (const raw of ["", "{", "nul", "{\"a\":1}}", "\u0000"]) {
     r = await req("/v1/ops/getBalance", { key: keys.admin, raw, headers: { "content-type": "application/json" } });
