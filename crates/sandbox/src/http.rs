@@ -256,6 +256,15 @@ fn bad_request(message: String) -> Response {
     json_response(400, json!({ "error": "bad_request", "message": message }))
 }
 
+/// Count a call to Xoxoday's paths sent without `Content-Type:
+/// application/json` ([`crate::sandbox::Counters::not_json_content_type`]).
+fn note_content_type(app: &App, headers: &HeaderMap) {
+    let media = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !media.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
+        app.lock().note_not_json_content_type();
+    }
+}
+
 fn auth_header(headers: &HeaderMap) -> Option<String> {
     headers
         .get(AUTHORIZATION)
@@ -271,7 +280,8 @@ async fn sleep_ms(ms: u64) {
 
 // ----- upstream -----
 
-async fn refresh(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    note_content_type(&app, &headers);
     let _in_flight = InFlight::enter(&app);
     let latency = app.lock().config.refresh_latency_ms;
     sleep_ms(latency).await;
@@ -325,6 +335,7 @@ async fn validate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 }
 
 async fn api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    note_content_type(&app, &headers);
     let latency = app.lock().config.api_latency_ms;
     sleep_ms(latency).await;
     let auth = auth_header(&headers);

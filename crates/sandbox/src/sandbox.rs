@@ -67,6 +67,11 @@ pub struct Counters {
     pub daily_limited_calls: u64,
     /// Answers replaced by a proxy fault's page.
     pub proxy_pages: u64,
+    /// Refresh and API calls whose `Content-Type` was not
+    /// `application/json` (Xoxoday requires it, xoxoday-api.md §1.3 and
+    /// the API's headers; answered as usual here, counted so a test can
+    /// tell).
+    pub not_json_content_type: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -892,7 +897,13 @@ impl Sandbox {
             "api_401_faults": c.api_401_faults,
             "daily_limited_calls": c.daily_limited_calls,
             "proxy_pages": c.proxy_pages,
+            "not_json_content_type": c.not_json_content_type,
         })
+    }
+
+    /// A refresh or API call came without the JSON content type.
+    pub fn note_not_json_content_type(&mut self) {
+        self.counters.not_json_content_type += 1;
     }
 
     pub fn reset_counters(&mut self) {
