@@ -666,6 +666,17 @@ test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) o
   assert.equal(ghost.status, 409, ghost.text);
   assert.equal(ghost.json.error.code, "order_in_progress");
   assert.match(ghost.json.error.message, /already exists/);
+  // The same in words only: 400 PLE10001 "poNumber already exists".
+  await sbO.admin("/config", { duplicate_answer: "worded" });
+  try {
+    await sbO.admin("/faults/order", { mode: "duplicate", count: 1 });
+    const worded = await place(order("dup-ghost-worded"));
+    assert.equal(worded.status, 409, worded.text);
+    assert.equal(worded.json.error.code, "order_in_progress", "read as Xoxoday's duplicate answer by its words");
+    assert.match(worded.json.error.message, /already exists \(HTTP 400, PLE10001\)/);
+  } finally {
+    await sbO.admin("/config", { duplicate_answer: "ple10043" });
+  }
 });
 
 test("the long ones: an answer past ORDER_TIMEOUT_MS is reconciled; 'no such order' settles into 'not placed' after 180 s and the retry places it once; a refusal settled with no request waiting is the next request's answer, once", async () => {

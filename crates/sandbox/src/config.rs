@@ -73,6 +73,9 @@ pub enum DuplicateAnswer {
     Ple10043,
     /// HTTP 400 `PLE10001` "Validation error", with nothing saying why.
     Validation,
+    /// HTTP 400 `PLE10001` whose words say why: "poNumber already
+    /// exists" (no errorId of its own).
+    Worded,
 }
 
 /// Where paymentHistory's rows sit in its answer: xoxoday-api.md §3.7

@@ -724,6 +724,7 @@ impl Sandbox {
                 DuplicateAnswer::Validation if e.error_id == "PLE10043" => {
                     PlumError::validation("Validation error in place order")
                 }
+                DuplicateAnswer::Worded if e.error_id == "PLE10043" => PlumError::validation("poNumber already exists"),
                 _ => e,
             })?;
         let fault = self.faults.take_order();
@@ -735,6 +736,11 @@ impl Sandbox {
             Some(OrderFaultMode::FailBeforeCreate) => return Err(fault_error(fault.as_ref().unwrap()).into()),
             Some(OrderFaultMode::StatusZero) => {
                 return Ok((json!({"data": {"placeOrder": {"status": 0, "message": "Failed to place order"}}}), 0));
+            }
+            // In the worded reading too (the other readings keep 409
+            // PLE10043: a bare validation error would be a plain refusal).
+            Some(OrderFaultMode::Duplicate) if duplicate == DuplicateAnswer::Worded => {
+                return Err(PlumError::validation("poNumber already exists").into());
             }
             Some(OrderFaultMode::Duplicate) => {
                 let f = fault.as_ref().unwrap();

@@ -927,6 +927,14 @@ fn the_duplicate_po_number_answer_has_each_reading() {
     assert_eq!((again.status, again.body["errorId"].clone()), (400, json!("PLE10001")));
     let words = again.body.to_string().to_ascii_lowercase();
     assert!(!words.contains("duplicate") && !words.contains("already"), "{words}");
+    // Worded: the same status and errorId, words saying why; the
+    // duplicate fault (no order held) answers it too.
+    s.patch_config(br#"{"duplicate_answer":"worded"}"#).unwrap();
+    let again = api(&mut s, AT, place, order("PO-D"), T0);
+    assert_eq!((again.status, again.body["errorId"].clone(), again.body["error"].clone()), (400, json!("PLE10001"), json!("poNumber already exists")));
+    s.set_order_fault(br#"{"mode":"duplicate"}"#).unwrap();
+    let ghost = api(&mut s, AT, place, order("PO-GHOST"), T0);
+    assert_eq!((ghost.status, ghost.body["error"].clone()), (400, json!("poNumber already exists")));
     assert_eq!(s.counters_json(0, 0)["orders"], 1);
 }
 
