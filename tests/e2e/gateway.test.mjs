@@ -927,6 +927,33 @@ test("penalty: upstream 400 with `errors` as one object (another reading of the 
   await sandbox.admin("/config", { rate_limit_status: 429, penalty_seconds: 60, rate_limit_shape: "errors_array" });
 });
 
+test("penalty: upstream 429 saying only `auth.request_limit_exceeded` (no penaltySeconds, no Retry-After) → 429 rate_limited for plumgate's own penalty (60 s, doubling on repeats)", async () => {
+  // The API documents no Retry-After: the unstated penalty is plumgate's
+  // (60 s, doubling on repeats). Not waited out: nothing after this test
+  // calls paymentHistory.
+  const data = { startDate: "2020-01-01", endDate: "2099-12-31", limit: 4 };
+  await sandbox.admin("/config", { rate_limits: { ...HIGH_LIMITS, paymentHistory: 1 }, penalty_seconds: 60, rate_limit_status: 429, rate_limit_shape: "message" });
+  try {
+    let limited;
+    for (let i = 0; i < 3; i++) {
+      limited = await op("paymentHistory", keys.admin, data);
+      if (limited.status !== 200) break;
+    }
+    assert.equal(limited.status, 429, limited.text);
+    assert.equal(errCode(limited), "rate_limited");
+    const ra = Number(limited.headers["retry-after"]);
+    // 60 s, or 120 s: paymentHistory's penalty two tests ago makes this
+    // one a repeat.
+    assert.ok(Number.isInteger(ra) && ra >= 55 && ra <= 120, `Retry-After ${limited.headers["retry-after"]}`);
+    const n = (await counters()).api_calls.paymentHistory;
+    const again = await op("paymentHistory", keys.admin, data);
+    assert.deepEqual([again.status, errCode(again)], [429, "rate_limited"]);
+    assert.equal((await counters()).api_calls.paymentHistory, n, "no upstream call during the penalty");
+  } finally {
+    await sandbox.admin("/config", { rate_limits: HIGH_LIMITS, rate_limit_shape: "errors_array" });
+  }
+});
+
 // -------------------------------------------------------------------- CORS
 
 test("CORS: listed origins get headers and a proper preflight; others get none", async () => {
