@@ -175,9 +175,10 @@ fn begin(b: &mut Book, now: i64) -> Begun {
 
 /// Report the usage counted so far and refresh the directory: `Ok(true)`
 /// when the reply replaced or refreshed the copy, `Ok(false)` when a key
-/// changed in this isolate while it was in flight or the reply came out
-/// of order (`keys::reply_applies`): the reply's counts are kept, not its
-/// directory.
+/// changed in this isolate while it was in flight or the reply said
+/// "current" of another version than the copy's, replaced meanwhile by a
+/// late reply (`keys::reply_applies`): the reply's counts are kept, not
+/// its directory.
 async fn sync(env: &Env) -> Result<bool, ApiError> {
     let begun = BOOK.with(|b| begin(&mut b.borrow_mut(), now_ms()));
     finish(env, begun).await
@@ -206,7 +207,7 @@ async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
             }
         };
         let applies = current
-            && keys::reply_applies(now, b.fetched_ms, b.version.as_deref(), reply.version.as_deref(), reply.directory.is_some());
+            && keys::reply_applies(b.version.as_deref(), reply.version.as_deref(), reply.directory.is_some());
         if applies {
             if let Some(dir) = reply.directory {
                 b.directory = dir;

@@ -501,16 +501,18 @@ pub struct Ticket {
     epoch: u64,
 }
 
-/// Whether the reply of a sync begun at `began_ms` (one [`Syncs::end`]
-/// kept) may replace or refresh the copy: `held`, its version, fetched by
-/// a sync begun at `fetched_ms`. Replies can arrive out of order, so one
-/// begun before the copy's own sync changes nothing (it could put back a
-/// key revoked since); and a reply without a directory ("the version you
-/// sent is current") vouches only for that version: it refreshes the copy
-/// only while the copy still is that version, or an older directory put
-/// back by a late reply would be labelled current and kept for good.
-pub fn reply_applies(began_ms: i64, fetched_ms: Option<i64>, held: Option<&str>, reply_version: Option<&str>, has_directory: bool) -> bool {
-    fetched_ms.is_none_or(|f| began_ms >= f) && (has_directory || held == reply_version)
+/// Whether the reply of a sync (one [`Syncs::end`] kept) may replace or
+/// refresh the copy, whose version is `held`: one with a directory always
+/// does; one without ("the version you sent is current") vouches only for
+/// that version, so it refreshes the copy only while the copy still is
+/// that version. Replies can arrive out of order: an older directory put
+/// back by a late reply is stamped with its own sync's start, so it ages
+/// out within [`MAX_AGE_MS`] of a moment before the change it misses (the
+/// next sync asks with its version and gets the current directory); a
+/// later "current" reply about another version must not stamp it young
+/// again and keep it for good.
+pub fn reply_applies(held: Option<&str>, reply_version: Option<&str>, has_directory: bool) -> bool {
+    has_directory || held == reply_version
 }
 
 /// What the isolate's copy says of a runtime-shaped key it cannot admit
@@ -1091,7 +1093,7 @@ mod tests {
     }
 
     #[test]
-    fn late_replies_never_put_back_an_older_directory() {
+    fn a_late_reply_s_older_directory_ages_out_within_the_revocation_s_8_s() {
         // The isolate's copy and what a reply does to it, as the worker's
         // shell applies them (src/callers.rs `finish`).
         struct Copy {
@@ -1101,7 +1103,7 @@ mod tests {
         }
         let apply = |c: &mut Copy, s: &mut Syncs, t: Ticket, began: i64, version: &str, dir: Option<Vec<Credential>>| {
             let (current, _) = s.end(t, None, began + 1);
-            if current && reply_applies(began, c.fetched_ms, c.version.as_deref(), Some(version), dir.is_some()) {
+            if current && reply_applies(c.version.as_deref(), Some(version), dir.is_some()) {
                 if let Some(d) = dir {
                     c.dir = d;
                 }
@@ -1115,26 +1117,34 @@ mod tests {
         let mut c = Copy { dir: Vec::new(), version: Some("v-1".into()), fetched_ms: Some(T0 - 1_000) };
         // Sync A is answered at v0 (key a active); its reply is slow.
         let a = s.start(Vec::new(), T0);
-        // Key a is revoked elsewhere (v1); sync B, begun once A is stale,
-        // brings v1 first.
+        // Key a is revoked elsewhere at T0 + 1 s (v1); sync B, begun once
+        // A is stale, brings v1 first.
+        let revoked_at = T0 + 1_000;
         let b = s.start(Vec::new(), T0 + 3_000);
         apply(&mut c, &mut s, b, T0 + 3_000, "v1", Some(Vec::new()));
         assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + 3_100), Look::Caller(_)));
         // Sync C asks with v1: "current", no directory; A's reply lands
-        // between C's start and its reply.
+        // between C's start and its reply, putting v0 back, stamped with
+        // A's start.
         let cc = s.start(Vec::new(), T0 + 3_200);
         apply(&mut c, &mut s, a, T0, "v0", Some(v0.clone()));
         apply(&mut c, &mut s, cc, T0 + 3_200, "v1", None);
-        assert_eq!(c.version.as_deref(), Some("v1"));
-        assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + 3_300), Look::Caller(_)), "the revoked key stays refused");
-        // The rules one by one: a reply begun before the copy's sync
-        // changes nothing; a "current" reply about another version than
-        // the copy's neither; either, in order, applies.
-        assert!(!reply_applies(T0, Some(T0 + 1), Some("v1"), Some("v0"), true));
-        assert!(!reply_applies(T0 + 2, Some(T0 + 1), Some("v0"), Some("v1"), false));
-        assert!(reply_applies(T0 + 2, Some(T0 + 1), Some("v0"), Some("v1"), true));
-        assert!(reply_applies(T0 + 2, Some(T0 + 1), Some("v1"), Some("v1"), false));
-        assert!(reply_applies(T0, None, None, Some("v1"), true), "no copy yet");
+        // C vouched for v1, not for the copy: it neither relabels nor
+        // restamps it, so the copy ages out within MAX_AGE_MS of A's start,
+        // before the revocation's own 8 s, and the next sync asks with v0.
+        assert_eq!((c.version.as_deref(), c.fetched_ms), (Some("v0"), Some(T0)));
+        assert!(T0 + MAX_AGE_MS <= revoked_at + MAX_AGE_MS);
+        assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + MAX_AGE_MS), Look::Caller(_)), "refused within the promise");
+        // The next sync, asking with v0, gets v1's directory.
+        let d = s.start(Vec::new(), T0 + MAX_AGE_MS);
+        apply(&mut c, &mut s, d, T0 + MAX_AGE_MS, "v1", Some(Vec::new()));
+        assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + MAX_AGE_MS + 1), Look::Caller(_)));
+        // The rule: a directory always applies; "current" only for the
+        // version held.
+        assert!(reply_applies(Some("v1"), Some("v0"), true));
+        assert!(!reply_applies(Some("v0"), Some("v1"), false));
+        assert!(reply_applies(Some("v1"), Some("v1"), false));
+        assert!(reply_applies(None, Some("v1"), true), "no copy yet");
     }
 
     #[test]
