@@ -12,9 +12,11 @@
 // Netlify Functions v2 take a default export from a file without a
 // `handler` export (else Netlify runs `handler`): that is `web.mjs`.
 //
-// Environment: PLUMGATE_URL (the deployment's URL) and PLUMGATE_KEY (a caller
-// key with the orders:write scope), e.g. in the platform's secret settings.
-import { sendReward } from "./reward.mjs";
+// Environment: PLUMGATE_URL (the deployment's URL), PLUMGATE_KEY (a caller
+// key with the orders:write scope) and REWARD_TOKEN (what this function's own
+// callers send as `Authorization: Bearer …`), e.g. in the platform's secret
+// settings.
+import { refusal, sendReward } from "./reward.mjs";
 
 /** Finish this long before the platform's own time limit. */
 const MARGIN_MS = 2_000;
@@ -22,9 +24,8 @@ const MARGIN_MS = 2_000;
  * The limit to assume when the platform does not say: `FUNCTION_BUDGET_MS`
  * (set it to your function's configured limit), else 10 s, the shortest
  * common default (Netlify's; Vercel's and Lambda's are longer). Assuming more
- * than the platform gives would let it stop the function before it answers,
- * and a caller that then retries without the poNumber this function made
- * would order twice.
+ * than the platform gives would let it stop the function before it answers
+ * (the caller then retries with the same poNumber: placed once all the same).
  */
 const DEFAULT_BUDGET_MS = Number(process.env.FUNCTION_BUDGET_MS) || 10_000;
 
@@ -46,15 +47,19 @@ function utf8FromBase64(text) {
 }
 
 export async function handler(event, context) {
+  // Header names arrive as the caller wrote them (API Gateway's REST
+  // events) or lower-cased (HTTP APIs, function URLs).
+  const authorization = Object.entries(event?.headers ?? {}).find(([k]) => k.toLowerCase() === "authorization")?.[1];
   // A base64 body is UTF-8 bytes: atob alone would read them as Latin-1
   // ("zoë" would become "zoÃ«", and the voucher go to a wrong address).
   const raw = event?.isBase64Encoded ? utf8FromBase64(event.body ?? "") : event?.body;
-  const { status, body } = await sendReward(parse(raw ?? ""), deadlineFrom(context));
+  const { status, body } = refusal(authorization) ?? (await sendReward(parse(raw ?? ""), deadlineFrom(context)));
   return { statusCode: status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 
 /** A `Request` in, a `Response` out (Vercel; `web.mjs` for Netlify v2). */
 export async function POST(request) {
-  const { status, body } = await sendReward(parse(await request.text()), Date.now() + DEFAULT_BUDGET_MS - MARGIN_MS);
+  const { status, body } =
+    refusal(request.headers.get("authorization")) ?? (await sendReward(parse(await request.text()), Date.now() + DEFAULT_BUDGET_MS - MARGIN_MS));
   return Response.json(body, { status });
 }

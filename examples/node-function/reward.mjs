@@ -4,8 +4,15 @@
 // The poNumber is the order's identity. It comes from the caller (the event
 // that asked for the reward: a signup id, an invoice number), so a retried
 // event, a second click or a queue redelivery asks for the same order and
-// plumgate places it at most once. Without one, the function makes one and
-// returns it: the caller must keep it to ask again.
+// plumgate places it at most once. Without one the function refuses (400): a
+// poNumber made up here would reach the caller only in the answer, and a
+// caller that lost the answer and asked again would order twice.
+//
+// The function spends the wallet: only callers holding REWARD_TOKEN (a
+// secret of its own, sent as `Authorization: Bearer <token>`) get through;
+// without it set, nothing does. A public function URL is otherwise open to
+// anyone who finds it.
+import { createHash, timingSafeEqual } from "node:crypto";
 import { PlumgateClient } from "@plumgate/client";
 
 let client;
@@ -21,8 +28,21 @@ function plumgate() {
 
 const isEmail = (v) => typeof v === "string" && /^[^\s@]+@[^\s@]+$/.test(v);
 
+const digest = (text) => createHash("sha256").update(String(text)).digest();
+
 /**
- * `input`: {productId, denomination, email, quantity?, poNumber?}.
+ * The caller's `Authorization` header against REWARD_TOKEN (compared in
+ * constant time): `null` when it may go on, else the answer to give.
+ */
+export function refusal(authorization) {
+  const token = process.env.REWARD_TOKEN;
+  if (!token) return { status: 503, body: { error: "REWARD_TOKEN is not set: this function answers no one until it is" } };
+  const sent = /^Bearer (.+)$/i.exec(authorization ?? "")?.[1] ?? "";
+  return timingSafeEqual(digest(sent), digest(token)) ? null : { status: 401, body: { error: "unauthorized" } };
+}
+
+/**
+ * `input`: {productId, denomination, email, poNumber, quantity?}.
  * `deadline`: epoch ms by which the function must have answered.
  * Returns an HTTP status and a JSON body.
  */
@@ -32,6 +52,9 @@ export async function sendReward(input, deadline) {
   // reach nobody.
   if (!input || typeof input !== "object" || input.productId === undefined || input.denomination === undefined || !isEmail(input.email)) {
     return { status: 400, body: { error: "productId, denomination and email (the recipient's address) are required" } };
+  }
+  if (input.poNumber === undefined || input.poNumber === null || input.poNumber === "") {
+    return { status: 400, body: { error: "poNumber is required: your event's id, the same on every retry, so the reward is placed once" } };
   }
   const outcome = await plumgate().placeOrder(
     {

@@ -3,8 +3,8 @@
 // FUNCTION_TIMEOUT_MS (default 15000). Prints `FUNCTION_READY <url>` once
 // listening.
 //
-//   PLUMGATE_URL=http://127.0.0.1:8787 PLUMGATE_KEY=pgk_... node serve.mjs
-//   curl -X POST http://127.0.0.1:8790/ -d '{"productId":10100,"denomination":25,"email":"a@example.com","poNumber":"signup-123"}'
+//   PLUMGATE_URL=http://127.0.0.1:8787 PLUMGATE_KEY=pgk_... REWARD_TOKEN=local-token node serve.mjs
+//   curl -X POST http://127.0.0.1:8790/ -H 'authorization: Bearer local-token' -d '{"productId":10100,"denomination":25,"email":"a@example.com","poNumber":"signup-123"}'
 import { createServer } from "node:http";
 import { handler } from "./handler.mjs";
 

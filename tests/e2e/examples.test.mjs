@@ -60,8 +60,12 @@ async function ownTokens() {
   return { XOXODAY_REFRESH_TOKEN: issued.refresh_token };
 }
 
-async function post(url, body) {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+/** What the examples' own callers send (`REWARD_TOKEN`): they spend the wallet. */
+const REWARD_TOKEN = "example-callers-token-0123456789";
+const AUTH = { authorization: `Bearer ${REWARD_TOKEN}` };
+
+async function post(url, body, headers = AUTH) {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
   return { status: res.status, json: await res.json() };
 }
 
@@ -69,12 +73,12 @@ before(async () => {
   sandbox = await startSandbox();
   await sandbox.admin("/config", { rate_limits: HIGH_LIMITS });
   gateway = await startWorker({ sandbox, keys });
-  fn = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.rewards.key, FUNCTION_TIMEOUT_MS: "5000" });
+  fn = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN, FUNCTION_TIMEOUT_MS: "5000" });
   pair = await startWorker({
     sandbox,
     keys,
     vars: await ownTokens(),
-    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.rewards.key } }],
+    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN } }],
     readyPath: "/health",
   });
 });
@@ -115,6 +119,16 @@ test("node function (Lambda shape): a reward is placed once per poNumber; refusa
   const noRecipient = await post(fn.url, { productId: 10100, denomination: 25, poNumber: po("fn-no-email") });
   assert.equal(noRecipient.status, 400, JSON.stringify(noRecipient.json));
   assert.match(noRecipient.json.error, /email/);
+  // No poNumber: refused, not made up (a caller that lost the answer would
+  // order twice).
+  const noPo = await post(fn.url, REWARD);
+  assert.equal(noPo.status, 400, JSON.stringify(noPo.json));
+  assert.match(noPo.json.error, /poNumber/);
+  // Only the function's own callers: no token, or a wrong one, is 401.
+  for (const headers of [{}, { authorization: `Bearer ${REWARD_TOKEN}x` }, { authorization: REWARD_TOKEN }]) {
+    const stranger = await post(fn.url, { ...REWARD, poNumber: po("fn-stranger") }, headers);
+    assert.equal(stranger.status, 401, JSON.stringify(headers));
+  }
   assert.equal((await sandbox.counters()).orders, c0.orders + 1);
 });
 
@@ -143,6 +157,7 @@ test("node function: an order slower than the function's time limit is 202 unkno
 test("node function (web-standard shapes, Vercel and Netlify v2): Request in, Response out, each exported the way its platform looks for it", async () => {
   process.env.PLUMGATE_URL = gateway.url;
   process.env.PLUMGATE_KEY = keys.rewards.key;
+  process.env.REWARD_TOKEN = REWARD_TOKEN;
   const forVercel = await import(join(ROOT, "examples/node-function/handler.mjs"));
   const forNetlify = await import(join(ROOT, "examples/node-function/web.mjs"));
   // Vercel calls a default-exported function as (req, res): the web shape
@@ -152,17 +167,27 @@ test("node function (web-standard shapes, Vercel and Netlify v2): Request in, Re
   assert.equal(typeof forVercel.POST, "function");
   assert.deepEqual(Object.keys(forNetlify), ["default"], "web.mjs has only a default export");
   for (const [name, handle] of [["vercel", forVercel.POST], ["netlify", forNetlify.default]]) {
-    const res = await handle(new Request("http://function.local/", { method: "POST", body: JSON.stringify({ ...REWARD, poNumber: po(`web-${name}`) }) }));
+    const res = await handle(new Request("http://function.local/", { method: "POST", headers: AUTH, body: JSON.stringify({ ...REWARD, poNumber: po(`web-${name}`) }) }));
     assert.equal(res.status, 200, name);
     const json = await res.json();
     assert.equal(json.status, "placed");
     assert.equal(json.poNumber, po(`web-${name}`));
+  }
+  // Without REWARD_TOKEN set, nobody gets through (and nothing is ordered).
+  delete process.env.REWARD_TOKEN;
+  try {
+    const res = await forVercel.POST(new Request("http://function.local/", { method: "POST", headers: AUTH, body: JSON.stringify({ ...REWARD, poNumber: po("web-unset") }) }));
+    assert.equal(res.status, 503);
+    assert.match((await res.json()).error, /REWARD_TOKEN is not set/);
+  } finally {
+    process.env.REWARD_TOKEN = REWARD_TOKEN;
   }
 });
 
 test("node function: a poNumber Xoxoday holds for another order is 409, not 202 'call again' (asking again gets the same answer)", async () => {
   process.env.PLUMGATE_URL = gateway.url;
   process.env.PLUMGATE_KEY = keys.rewards.key;
+  process.env.REWARD_TOKEN = REWARD_TOKEN;
   const { POST } = await import(join(ROOT, "examples/node-function/handler.mjs"));
   // Another system's order under the poNumber, for another recipient,
   // placed on Xoxoday directly.
@@ -173,7 +198,7 @@ test("node function: a poNumber Xoxoday holds for another order is 409, not 202 
     body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: { ...REWARD, quantity: 1, email: "someone.else@example.com", poNumber: po("dup"), notifyReceiverEmail: 0, notifyAdminEmail: 0 } } }),
   });
   assert.equal(theirs.status, 200, await theirs.text());
-  const res = await POST(new Request("http://function.local/", { method: "POST", body: JSON.stringify({ ...REWARD, poNumber: po("dup") }) }));
+  const res = await POST(new Request("http://function.local/", { method: "POST", headers: AUTH, body: JSON.stringify({ ...REWARD, poNumber: po("dup") }) }));
   const json = await res.json();
   assert.equal(res.status, 409, JSON.stringify(json));
   assert.deepEqual([json.status, json.reason, json.poNumber], ["unknown", "duplicate_po_number", po("dup")]);
@@ -183,10 +208,12 @@ test("node function: a poNumber Xoxoday holds for another order is 409, not 202 
 test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipient's accented address arrives as written", async () => {
   process.env.PLUMGATE_URL = gateway.url;
   process.env.PLUMGATE_KEY = keys.rewards.key;
+  process.env.REWARD_TOKEN = REWARD_TOKEN;
   const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
   const poNumber = po("b64");
   const body = Buffer.from(JSON.stringify({ ...REWARD, email: "zoë@example.com", poNumber })).toString("base64");
-  const res = await handler({ body, isBase64Encoded: true }, { getRemainingTimeInMillis: () => 20_000 });
+  // Header names as an API Gateway REST event keeps them.
+  const res = await handler({ headers: { Authorization: `Bearer ${REWARD_TOKEN}` }, body, isBase64Encoded: true }, { getRemainingTimeInMillis: () => 20_000 });
   assert.equal(res.statusCode, 200, res.body);
   assert.equal(JSON.parse(res.body).status, "placed");
   const sent = (await sandboxRequests(sandbox)).filter((r) => r.op === "placeOrder" && r.body?.variables?.data?.poNumber === poNumber);
@@ -201,7 +228,7 @@ test("worker example: the caller Worker reaches plumgate through its Service Bin
   assert.equal(health.status, 200);
   assert.equal((await health.json()).status, "ok");
 
-  const balance = await fetch(`${pair.url}/balance`);
+  const balance = await fetch(`${pair.url}/balance`, { headers: AUTH });
   assert.equal(balance.status, 200);
   const b = await balance.json();
   assert.equal(b.currency, "USD");
@@ -220,6 +247,15 @@ test("worker example: the caller Worker reaches plumgate through its Service Bin
   const noRecipient = await post(`${pair.url}/reward`, { productId: 10100, denomination: 25, poNumber: po("wk-no-email") });
   assert.equal(noRecipient.status, 400, JSON.stringify(noRecipient.json));
   assert.equal((await sandbox.counters()).orders, c0.orders + 1, "nothing ordered without a recipient");
+  const noPo = await post(`${pair.url}/reward`, REWARD);
+  assert.equal(noPo.status, 400, JSON.stringify(noPo.json));
+  assert.match(noPo.json.error, /poNumber/);
+  // The Worker is public by default: only its own callers get through.
+  for (const headers of [{}, { authorization: "Bearer not-the-token" }]) {
+    assert.equal((await fetch(`${pair.url}/balance`, { headers })).status, 401);
+    assert.equal((await post(`${pair.url}/reward`, { ...REWARD, poNumber: po("wk-stranger") }, headers)).status, 401);
+  }
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1, "nothing ordered for a stranger");
 
   // plumgate saw these calls, authenticated with the caller's key: its log
   // lines name the key id, the route and the operation.
@@ -231,7 +267,7 @@ test("worker example: the caller Worker reaches plumgate through its Service Bin
 });
 
 test("worker example: plumgate still checks the key behind the binding", async () => {
-  const res = await fetch(`${pair.url}/reward`, { method: "POST", body: "not json" });
+  const res = await fetch(`${pair.url}/reward`, { method: "POST", headers: AUTH, body: "not json" });
   assert.equal(res.status, 400);
   // The balance route with a key lacking the scope: the caller Worker
   // relays plumgate's typed error (403 forbidden) with its request id.
@@ -239,11 +275,11 @@ test("worker example: plumgate still checks the key behind the binding", async (
     sandbox,
     keys,
     vars: await ownTokens(),
-    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.catalog.key } }],
+    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.catalog.key, REWARD_TOKEN } }],
     readyPath: "/health",
   });
   try {
-    const r = await fetch(`${noScope.url}/balance`);
+    const r = await fetch(`${noScope.url}/balance`, { headers: AUTH });
     assert.equal(r.status, 403);
     const j = await r.json();
     assert.equal(j.error, "forbidden");

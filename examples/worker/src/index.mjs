@@ -7,13 +7,28 @@
 //
 //   GET  /health   plumgate's /healthz, through the binding
 //   GET  /balance  the wallet balance
-//   POST /reward   {productId, denomination, email, quantity?, poNumber?}
+//   POST /reward   {productId, denomination, email, poNumber, quantity?}
+//
+// /balance and /reward spend or show the wallet: only callers holding
+// REWARD_TOKEN (a secret of this Worker, sent as `Authorization: Bearer
+// <token>`) get through, and without it set nobody does. A Worker is
+// published on workers.dev by default, open to anyone who finds it.
 import { PlumgateClient } from "@plumgate/client";
 
 /** A Worker's request may run for a while, but its caller usually will not wait longer. */
 const ORDER_BUDGET_MS = 25_000;
 
 const isEmail = (v) => typeof v === "string" && /^[^\s@]+@[^\s@]+$/.test(v);
+
+const digest = (text) => crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+
+/** The caller's bearer token against REWARD_TOKEN (constant time): `null` to go on, else the answer. */
+async function refusal(request, env) {
+  if (!env.REWARD_TOKEN) return Response.json({ error: "REWARD_TOKEN is not set: this Worker answers no one until it is" }, { status: 503 });
+  const sent = /^Bearer (.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
+  const [a, b] = await Promise.all([digest(sent), digest(env.REWARD_TOKEN)]);
+  return crypto.subtle.timingSafeEqual(a, b) ? null : Response.json({ error: "unauthorized" }, { status: 401 });
+}
 
 function plumgate(env) {
   return new PlumgateClient({
@@ -35,6 +50,8 @@ export default {
         const h = await client.health();
         return Response.json(h, { status: h.status === "ok" ? 200 : 503 });
       }
+      const refused = await refusal(request, env);
+      if (refused) return refused;
       if (request.method === "GET" && pathname === "/balance") {
         const b = await client.getBalance();
         return Response.json({ value: b.data.value, currency: b.data.currency, cache: b.cache ?? null });
@@ -45,6 +62,12 @@ export default {
         // (notifyReceiverEmail below): without one the order reaches nobody.
         if (!input || input.productId === undefined || input.denomination === undefined || !isEmail(input.email)) {
           return Response.json({ error: "productId, denomination and email (the recipient's address) are required" }, { status: 400 });
+        }
+        // The order's identity, from the caller's event: made up here, it
+        // would reach the caller only in the answer, and a caller that lost
+        // the answer and asked again would order twice.
+        if (input.poNumber === undefined || input.poNumber === null || input.poNumber === "") {
+          return Response.json({ error: "poNumber is required: your event's id, the same on every retry, so the reward is placed once" }, { status: 400 });
         }
         const outcome = await client.placeOrder(
           { productId: input.productId, quantity: input.quantity ?? 1, denomination: input.denomination, email: input.email, poNumber: input.poNumber, notifyReceiverEmail: 1 },
