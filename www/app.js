@@ -521,11 +521,15 @@
     $("key-status").classList.add("bad");
   }
 
+  /** Is the page itself served from this machine (the local dev setup)? */
+  function onLoopback() {
+    return ["127.0.0.1", "localhost", "[::1]", "::1"].includes(location.hostname);
+  }
+
   async function probeDevKey() {
     // Only the local dev setup (DEV_CALLER_KEY + the sandbox) answers 200.
     // Deployed pages never ask, so their console stays free of a 404.
-    const loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].includes(location.hostname);
-    if (!loopback) {
+    if (!onLoopback()) {
       $("dev-key").hidden = true;
       return;
     }
@@ -707,8 +711,13 @@
     return { cls: "badge badge-instant", text: "Instant" };
   }
 
+  // https images, the page's own, and the sandbox's loopback images only
+  // while the page is itself on loopback: a deployed page never makes its
+  // viewers' browsers ask their own machine for a catalog's URL.
   function safeImage(url) {
-    return typeof url === "string" && /^(https:\/\/|http:\/\/127\.0\.0\.1:|\/)/.test(url) ? url : "";
+    if (typeof url !== "string") return "";
+    if (/^(https:\/\/|\/)/.test(url)) return url;
+    return onLoopback() && url.startsWith("http://127.0.0.1:") ? url : "";
   }
 
   function renderProducts(items) {
