@@ -73,7 +73,8 @@ before(async () => {
   sandbox = await startSandbox();
   await sandbox.admin("/config", { rate_limits: HIGH_LIMITS });
   gateway = await startWorker({ sandbox, keys });
-  fn = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN, FUNCTION_TIMEOUT_MS: "5000" });
+  // serve.mjs's own time limit (FUNCTION_TIMEOUT_MS unset: 15 s), as a user runs it.
+  fn = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN });
   pair = await startWorker({
     sandbox,
     keys,
@@ -133,7 +134,7 @@ test("node function (Lambda shape): a reward is placed once per poNumber; refusa
 });
 
 test("node function: an order slower than the function's time limit is 202 unknown, and the same poNumber later gets it once", async () => {
-  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 6000 });
+  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 16_000 });
   const c0 = await sandbox.counters();
   const body = { ...REWARD, poNumber: po("fn-slow") };
   const t0 = Date.now();
@@ -142,9 +143,9 @@ test("node function: an order slower than the function's time limit is 202 unkno
   assert.equal(first.status, 202, JSON.stringify(first.json));
   assert.equal(first.json.status, "unknown");
   assert.equal(first.json.poNumber, body.poNumber);
-  // FUNCTION_TIMEOUT_MS 5000 minus the handler's 2 s margin.
-  assert.ok(took >= 2800 && took < 4500, `answered before its own limit, after ${took} ms`);
-  await sleep(Math.max(0, 6500 - (Date.now() - t0)));
+  // The default 15 s limit minus the handler's 2 s margin.
+  assert.ok(took >= 12_800 && took < 14_500, `answered before its own limit, after ${took} ms`);
+  await sleep(Math.max(0, 16_500 - (Date.now() - t0)));
   const second = await post(fn.url, body);
   assert.equal(second.status, 200, JSON.stringify(second.json));
   assert.equal(second.json.status, "placed");
