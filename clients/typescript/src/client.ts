@@ -234,7 +234,23 @@ function timeOptionProblem(opts: PlaceOrderOptions): string | undefined {
   const deadline = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
   if (deadline !== undefined && (typeof deadline !== "number" || Number.isNaN(deadline))) return "deadline must be epoch ms or a valid Date";
   const bad = (["timeoutMs", "attemptTimeoutMs", "minAttemptMs"] as const).find((name) => !countOrUnset(opts[name]));
-  return bad && `${bad} must be a number of ms, not negative`;
+  return bad ? `${bad} must be a number of ms, not negative` : backoffProblem(opts.backoff);
+}
+
+/**
+ * Why a `backoff` option cannot be used, or undefined: `baseMs` and `maxMs`
+ * unset or finite numbers, not negative. A NaN delay (`Number(process.env.X)`
+ * of an unset variable) sleeps 0 ms and swallows `Retry-After`: the retries
+ * would come back to back until the deadline.
+ */
+function backoffProblem(b: unknown): string | undefined {
+  if (b === undefined) return undefined;
+  if (typeof b !== "object" || b === null) return "backoff must be an object ({ baseMs, maxMs })";
+  const bad = (["baseMs", "maxMs"] as const).find((name) => {
+    const v = (b as Backoff)[name];
+    return v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0);
+  });
+  return bad && `backoff.${bad} must be a finite number of ms, not negative`;
 }
 
 /** Unset, or a number that is not NaN and not negative (Infinity allowed: no limit). */
@@ -270,6 +286,8 @@ export class PlumgateClient {
     for (const name of ["timeoutMs", "retries"] as const) {
       if (!countOrUnset(opts[name])) throw new TypeError(`PlumgateClient: ${name} must be a number, not negative`);
     }
+    const backoffBad = backoffProblem(opts.backoff);
+    if (backoffBad) throw new TypeError(`PlumgateClient: ${backoffBad}`);
     const fetchFn = opts.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
     this.transport = new Transport(opts.baseUrl.replace(/\/+$/, ""), opts.key, fetchFn);
     this.clock = opts.clock ?? realClock;
@@ -378,9 +396,13 @@ export class PlumgateClient {
 
   /** A page of the audit trail of placeOrder attempts, newest first (`GET /v1/audit`). Scope `admin`. */
   async audit(query: AuditQuery = {}, opts?: CallOptions): Promise<AuditPage> {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) q.set(k, String(v));
-    const text = q.toString();
+    // Percent-encoded, not URLSearchParams: its `+` for a space would reach
+    // plumgate as a plus sign (a query's `+` is literal there), and a `from`
+    // such as "2026-11-25 10:00:00Z" would be refused.
+    const text = Object.entries(query)
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join("&");
     const a = await this.read({ method: "GET", path: `/v1/audit${text ? `?${text}` : ""}` }, opts);
     return this.expectJson<AuditPage>(a);
   }

@@ -903,6 +903,10 @@ test("caller keys and the audit trail: methods, paths, bodies; making a key is n
   assert.deepEqual(g.calls[4].body, { grace_secs: 60 });
   assert.deepEqual(await c2.audit({ key: "billing-fn", from: "2026-11-25T00:00:00+05:30", limit: 10, cursor: undefined }), { entries: [], next_cursor: null });
   assert.equal(g.calls[5].url, `${BASE}/v1/audit?key=billing-fn&from=2026-11-25T00%3A00%3A00%2B05%3A30&limit=10`);
+  // A space (Python's str(datetime)) is sent as %20, not URLSearchParams' `+`,
+  // which plumgate reads as a plus sign and refuses.
+  await c2.audit({ from: "2026-11-25 10:00:00Z" });
+  assert.equal(g.calls[6].url, `${BASE}/v1/audit?from=2026-11-25%2010%3A00%3A00Z`);
 });
 
 test("a read's own time limit or retry count that is not a number is refused before anything is sent", async () => {
@@ -1003,6 +1007,12 @@ test("placeOrder: a time option that is not a number sends nothing and refuses (
     { timeoutMs: Number.NaN },
     { attemptTimeoutMs: Number.NaN },
     { minAttemptMs: -1 },
+    // `Number(process.env.UNSET)`: a NaN delay slept 0 ms and swallowed
+    // Retry-After, so the retries came back to back until the deadline.
+    { backoff: { maxMs: Number.NaN } },
+    { backoff: { baseMs: -5 } },
+    { backoff: { baseMs: Infinity } },
+    { backoff: "fast" },
   ]) {
     const f = script(json(502, plumErr("upstream_error", "lost")));
     const { c, clock } = client(f);
@@ -1020,6 +1030,15 @@ test("placeOrder: a time option that is not a number sends nothing and refuses (
   }
   assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: KEY, timeoutMs: Number.NaN }), TypeError);
   assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: KEY, retries: -1 }), TypeError);
+  assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: KEY, backoff: { maxMs: Number.NaN } }), /backoff\.maxMs/);
+  assert.throws(() => new PlumgateClient({ baseUrl: BASE, key: KEY, backoff: { baseMs: -1 } }), /backoff\.baseMs/);
+  // A valid backoff is taken: zero means no pause of its own, Retry-After still holds.
+  const f = script(json(409, plumErr("order_in_progress", "checking"), { "retry-after": "3" }), json(200, placed()));
+  const { c, clock } = client(f, undefined, { backoff: { baseMs: 0, maxMs: 0 } });
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-ZERO" });
+  assert.equal(r.status, "placed");
+  assert.equal(f.calls.length, 2);
+  assert.ok(clock.sleeps[0] >= 3000 && clock.sleeps[0] <= 3300, `slept ${clock.sleeps[0]} ms: Retry-After 3 s holds`);
 });
 
 test("a time limit beyond what a timer holds (Infinity, 30 days) is no limit, not an instant timeout", async () => {
