@@ -411,7 +411,7 @@ impl Refusal {
             Refusal::CredentialsRejected => ApiError::credentials_rejected(),
             Refusal::RefreshPenalty { retry_after_secs } => ApiError::rate_limited_because(
                 format!(
-                    "Xoxoday has put token refreshes under a rate-limit penalty (auth.request_limit_exceeded); plumgate makes no refresh attempt before it ends (calls go on while it holds a usable access token): retry after {} s",
+                    "Xoxoday has put token refreshes under a rate-limit penalty (auth.request_limit_exceeded): no refresh before it ends; retry after {} s",
                     retry_after_secs.max(&1)
                 ),
                 (*retry_after_secs).max(1),
@@ -447,7 +447,7 @@ impl Refusal {
             Refusal::NoUsableToken => ApiError::upstream_error("Xoxoday token refresh: the refresh produced no usable token"),
             Refusal::CheckFailed { message, retry_after_secs } => with(
                 ApiError::upstream_error(format!(
-                    "Xoxoday answered 401 to the access token and its token check failed ({message}); plumgate does not refresh without confirmation until the checks have failed for 10 minutes"
+                    "Xoxoday answered 401 to the access token and its token check failed ({message}); plumgate does not refresh without confirmation before 10 minutes of failed checks"
                 )),
                 Some(*retry_after_secs),
             ),
@@ -618,7 +618,11 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
     if trigger == Trigger::Forced {
         let interval_ms = secs_to_ms(policy.min_refresh_interval_secs);
         return match state.last_attempt_at_ms() {
-            Some(t) if (usable || rejected_client) && now_ms - t < interval_ms && now_ms >= t => {
+            // A failed token check stamps `last_error_at_ms` too but is no
+            // refresh attempt: while checks of a token the Plum API answers
+            // 401 keep failing, the admin's forced refresh is the way out
+            // before the 10-minute replacement, so it is not throttled.
+            Some(t) if (usable || rejected_client) && state.check_failing_since_ms.is_none() && now_ms - t < interval_ms && now_ms >= t => {
                 Plan::Refuse(Refusal::Throttled { retry_after_secs: secs_until(t + interval_ms, now_ms).max(1) })
             }
             _ => Plan::RefreshThenServe,

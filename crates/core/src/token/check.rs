@@ -326,7 +326,7 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
         (CheckOutcome::Failed(message), Some(since)) => {
             let replace = now_ms - since >= CHECK_FAILING_MS && state.current_access(fp).is_some();
             state.last_error = Some(if replace {
-                "the token check failed for 10 minutes while the Plum API kept answering 401 to the access token: replaced without a verdict".into()
+                "token checks failed for 10 minutes while the Plum API answered 401 to the access token: replaced without a verdict".into()
             } else {
                 format!("the token check failed ({message}) after the Plum API answered 401 to the access token")
             });
@@ -353,6 +353,10 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
         CheckOutcome::Invalid => {
             if let Some(a) = current.filter(|a| !a.rejected) {
                 a.rejected = true;
+                // Replaced at once (contract §4.6), not after the backoff of
+                // refreshes that failed before: that backoff was for
+                // refreshing a token that still served.
+                state.next_attempt_at_ms = None;
                 let list = &mut state.confirmed_rejections_ms;
                 list.retain(|t| now_ms - t < GUARD_WINDOW_MS && *t <= now_ms);
                 list.push(now_ms);
@@ -587,6 +591,37 @@ mod tests {
     }
 
     #[test]
+    fn a_confirmed_rejection_is_replaced_at_once_not_after_an_earlier_backoff() {
+        let mut s = state_with("at-1");
+        let policy = TokenPolicy::default();
+        // Early-window refreshes failed during an outage of the token
+        // endpoint: the next attempt is 20 minutes away.
+        s.consecutive_failures = 6;
+        s.next_attempt_at_ms = Some(T0 + 20 * 60_000);
+        let now = T0 + 60_000;
+        assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::Serve, "the token still serves");
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, now);
+        assert_eq!(plan(&s, Trigger::Request, now, &policy), Plan::RefreshThenServe, "not 502 backing off for 19 minutes");
+    }
+
+    #[test]
+    fn failing_checks_do_not_throttle_the_forced_refresh() {
+        let mut s = state_with("at-1");
+        let policy = TokenPolicy::default();
+        let t = T0 + 3_600_000;
+        // A check every 5 s fails (the Plum API answers 401 to the token).
+        for i in 0..30 {
+            apply_check(&mut s, &fp("at-1"), CheckOutcome::Failed("token check answered HTTP 503".into()), t + i * 5_000);
+            assert_eq!(plan(&s, Trigger::Forced, t + i * 5_000 + 1_000, &policy), Plan::RefreshThenServe, "{i}");
+        }
+        // Once a check works again, a forced refresh right after a real
+        // attempt is throttled as before.
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: None }, t + 200_000);
+        s.last_refresh_at_ms = Some(t + 190_000);
+        assert!(matches!(plan(&s, Trigger::Forced, t + 200_000, &policy), Plan::Refuse(Refusal::Throttled { .. })));
+    }
+
+    #[test]
     fn invalid_for_a_token_no_longer_current_changes_nothing() {
         let mut s = state_with("at-2");
         assert_eq!(apply_check(&mut s, &fp("at-1"), CheckOutcome::Invalid, T0), CheckVerdict::Serve);
@@ -709,7 +744,7 @@ mod tests {
         assert!(s.access.as_ref().unwrap().rejected);
         assert_eq!(s.check_failing_since_ms, None);
         assert_eq!(rejections_in_window(&s, T0 + CHECK_FAILING_MS), 1, "counts toward the loop guard");
-        assert!(s.last_error.clone().unwrap().starts_with("the token check failed for 10 minutes while the Plum API kept answering 401"));
+        assert!(s.last_error.clone().unwrap().starts_with("token checks failed for 10 minutes while the Plum API answered 401"));
         assert_eq!(plan(&s, Trigger::Request, T0 + CHECK_FAILING_MS, &policy), Plan::RefreshThenServe);
         // A verdict ends a streak; a check of another token starts its own.
         let mut s = state_with("at-1");
