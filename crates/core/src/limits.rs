@@ -167,9 +167,11 @@ pub struct Penalty {
     /// one (less than a day ago); `None` for other penalties.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_since_ms: Option<i64>,
-    /// When the first call after its end was lent (the probe), while a
-    /// daily cap's date is kept: a cap met again soon after it is the same
-    /// cap refusing the probe, one met later a new day's.
+    /// When the first call after its end was lent (the probe: lent alone,
+    /// [`lease::PROBE_HOLD_MS`]); for a daily cap also whether a cap met
+    /// again is the same one refusing the probe (soon after it) or a new
+    /// day's. A stated penalty, whose end Xoxoday named, is not probed: its
+    /// report's time is here from the start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_lent_ms: Option<i64>,
 }
@@ -181,7 +183,9 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
     let strikes = match (running, previous) {
         // The same penalty reported again: no escalation.
         (Some(p), _) => p.strikes.max(1),
-        (None, Some(p)) if now_ms - p.until_ms < STRIKE_RESET_MS => p.strikes.saturating_add(1),
+        // A daily cap's refused probes are no strikes: its length does not
+        // count them, and a minute's penalty soon after would.
+        (None, Some(p)) if now_ms - p.until_ms < STRIKE_RESET_MS => p.strikes.saturating_add(u32::from(observed != Observed::Daily)).max(1),
         _ => 1,
     };
     // The daily cap met less than a day ago may be the same one still: when
@@ -201,7 +205,11 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
             daily_until(since, now_ms)
         }
     };
-    Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes, daily_since_ms, first_lent_ms: None }
+    let first_lent_ms = match observed {
+        Observed::Stated(_) => Some(now_ms),
+        _ => None,
+    };
+    Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes, daily_since_ms, first_lent_ms }
 }
 
 /// When a daily cap first met at `since_ms` and met again at `now_ms` ends:

@@ -13,6 +13,13 @@ use serde::Serialize;
 /// Storage key of the limiter's state.
 pub const STATE_KEY: &str = "limits";
 
+/// After a penalty whose end plumgate guessed (a daily cap's, or one
+/// Xoxoday named no length for), the first call lent is lent alone, and no
+/// other for this long: time for its answer and, if it is refused, the
+/// report that starts the next penalty. A penalty still on then costs one
+/// refused call, not one per isolate that asked meanwhile.
+pub const PROBE_HOLD_MS: i64 = 5_000;
+
 /// Calls lent to one isolate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(test, derive(Deserialize))]
@@ -116,11 +123,20 @@ pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms:
         let next = acct.grants.iter().map(|g| g.until_ms.saturating_add(COUNTED_MS)).min().unwrap_or(now_ms + 1_000);
         return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: None, retry_at_ms: Some(next) };
     }
-    let calls = u64::from(want.max(1)).min(free).min(u64::from(max_lease(budget))) as u32;
-    // The first call lent after a daily cap's penalty: its probe (see
-    // `penalty_until`).
-    if let Some(p) = acct.penalty.as_mut().filter(|p| p.daily_since_ms.is_some() && p.first_lent_ms.is_none()) {
-        p.first_lent_ms = Some(now_ms);
+    let mut calls = u64::from(want.max(1)).min(free).min(u64::from(max_lease(budget))) as u32;
+    // The probe after a guessed penalty, and the hold after it (answered as
+    // the penalty's, which it may still be).
+    if let Some(p) = acct.penalty.as_mut() {
+        match p.first_lent_ms {
+            None => {
+                p.first_lent_ms = Some(now_ms);
+                calls = 1;
+            }
+            Some(t) if t >= p.until_ms && now_ms - t < PROBE_HOLD_MS => {
+                return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: Some(t + PROBE_HOLD_MS), retry_at_ms: None };
+            }
+            _ => {}
+        }
     }
     let until_ms = now_ms.saturating_add(LEASE_MS);
     acct.grants.push(Grant { at_ms: now_ms, calls, until_ms });

@@ -1,4 +1,4 @@
-use super::lease::{load, Grant, OpState};
+use super::lease::{load, Grant, OpState, PROBE_HOLD_MS};
 use super::*;
 use crate::upstream::Observed::{Daily, Stated, Unstated};
 
@@ -30,10 +30,11 @@ fn leases_are_a_tenth_of_the_budget_at_most() {
 #[test]
 fn stated_penalties_last_as_said() {
     let p = penalty_until(None, Stated(42), T0);
-    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
+    // Not probed: the report's time stands for the probe.
+    assert_eq!(p, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None, first_lent_ms: Some(T0) });
     // Reported again by another isolate while it runs: never shortened.
     let again = penalty_until(Some(p), Stated(10), T0 + 1_000);
-    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
+    assert_eq!(again, Penalty { until_ms: T0 + 42_000, strikes: 1, daily_since_ms: None, first_lent_ms: Some(T0 + 1_000) });
     let longer = penalty_until(Some(p), Stated(100), T0 + 1_000);
     assert_eq!(longer.until_ms, T0 + 101_000);
 }
@@ -59,7 +60,53 @@ fn unstated_penalties_double_while_they_repeat() {
     assert_eq!(later, Penalty { until_ms: third.until_ms + STRIKE_RESET_MS + 60_000, strikes: 1, daily_since_ms: None, first_lent_ms: None });
     // A stated penalty keeps counting strikes but lasts as said.
     let stated = penalty_until(Some(second), Stated(5), second.until_ms + 1);
-    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3, daily_since_ms: None, first_lent_ms: None });
+    assert_eq!(stated, Penalty { until_ms: second.until_ms + 1 + 5_000, strikes: 3, daily_since_ms: None, first_lent_ms: Some(second.until_ms + 1) });
+}
+
+/// After a penalty whose end plumgate guessed, the isolates asking at its
+/// end get one call between them (the probe), not one each; a stated
+/// penalty's end lends as usual.
+#[test]
+fn a_guessed_penalty_ends_with_one_probe_not_a_herd() {
+    let day = |h: i64, m: i64| T0 - 10 * H + h * H + m * 60_000;
+    for (observed, at, end) in [(Daily, day(10, 0), day(18, 30)), (Unstated, T0, T0 + 60_000)] {
+        let mut s = LimiterState::default();
+        penalise(&mut s, "getVouchers", observed, at);
+        // Ten isolates ask within 180 ms of the end, each for five calls.
+        let answers: Vec<LeaseAnswer> = (0..10).map(|i| lease(&mut s, "getVouchers", 50, 5, end + i * 20)).collect();
+        assert_eq!(answers.iter().map(|a| a.calls).sum::<u32>(), 1, "{observed:?}: {answers:?}");
+        assert_eq!(answers[0].calls, 1, "the first asker probes");
+        for a in &answers[1..] {
+            assert_eq!((a.penalty_until_ms, a.retry_at_ms), (Some(end + PROBE_HOLD_MS), None), "held as the penalty");
+        }
+        // The probe was refused: the next penalty stands, nothing lent.
+        penalise(&mut s, "getVouchers", observed, end + 800);
+        assert_eq!(lease(&mut s, "getVouchers", 50, 5, end + PROBE_HOLD_MS).calls, 0, "{observed:?}");
+        let again = s.of("getVouchers").unwrap().penalty.unwrap().until_ms;
+        // It went through this time (no report): after the hold, leases
+        // as usual.
+        assert_eq!(lease(&mut s, "getVouchers", 50, 5, again).calls, 1);
+        assert_eq!(lease(&mut s, "getVouchers", 50, 5, again + PROBE_HOLD_MS - 1).calls, 0);
+        assert_eq!(lease(&mut s, "getVouchers", 50, 5, again + PROBE_HOLD_MS).calls, 5);
+    }
+    let mut s = LimiterState::default();
+    penalise(&mut s, "getVouchers", Stated(30), T0);
+    assert_eq!(lease(&mut s, "getVouchers", 50, 5, T0 + 30_000).calls, 5, "a stated end is not probed");
+    assert_eq!(lease(&mut s, "getVouchers", 50, 5, T0 + 30_001).calls, 5);
+}
+
+/// Refused probes of a daily cap are no strikes: a minute's penalty soon
+/// after the cap lifts is not four times as long for them.
+#[test]
+fn daily_probes_refused_add_no_strikes() {
+    let day = |h: i64, m: i64| T0 - 10 * H + h * H + m * 60_000;
+    let met = penalty_until(None, Daily, day(10, 0));
+    let ist = penalty_until(Some(met), Daily, day(18, 30));
+    let utc = penalty_until(Some(ist), Daily, day(24, 0));
+    assert_eq!([met.strikes, ist.strikes, utc.strikes], [1, 1, 1]);
+    // The probe at 10:01 the next day goes through; at 10:05 a bare 429.
+    let minute = penalty_until(Some(utc), Unstated, day(24 + 10, 5));
+    assert_eq!(minute.until_ms - day(24 + 10, 5), 120_000, "one strike on from the cap, not three");
 }
 
 #[test]
