@@ -618,11 +618,7 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
     if trigger == Trigger::Forced {
         let interval_ms = secs_to_ms(policy.min_refresh_interval_secs);
         return match state.last_attempt_at_ms() {
-            // A failed token check stamps `last_error_at_ms` too but is no
-            // refresh attempt: while checks of a token the Plum API answers
-            // 401 keep failing, the admin's forced refresh is the way out
-            // before the 10-minute replacement, so it is not throttled.
-            Some(t) if (usable || rejected_client) && state.check_failing_since_ms.is_none() && now_ms - t < interval_ms && now_ms >= t => {
+            Some(t) if (usable || rejected_client) && now_ms - t < interval_ms && now_ms >= t => {
                 Plan::Refuse(Refusal::Throttled { retry_after_secs: secs_until(t + interval_ms, now_ms).max(1) })
             }
             _ => Plan::RefreshThenServe,

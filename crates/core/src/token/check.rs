@@ -330,7 +330,9 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
             } else {
                 format!("the token check failed ({message}) after the Plum API answered 401 to the access token")
             });
-            state.last_error_at_ms = Some(now_ms);
+            // Not `last_error_at_ms`: that is a refresh attempt's, and the
+            // forced refresh's throttle reads it. A check failing every 5 s
+            // would hold off the admin's way out before the 10 minutes.
             if replace {
                 state.check_failing_since_ms = None;
                 CheckOutcome::Invalid
@@ -614,10 +616,12 @@ mod tests {
             apply_check(&mut s, &fp("at-1"), CheckOutcome::Failed("token check answered HTTP 503".into()), t + i * 5_000);
             assert_eq!(plan(&s, Trigger::Forced, t + i * 5_000 + 1_000, &policy), Plan::RefreshThenServe, "{i}");
         }
-        // Once a check works again, a forced refresh right after a real
-        // attempt is throttled as before.
-        apply_check(&mut s, &fp("at-1"), CheckOutcome::Valid { expires_at_ms: None }, t + 200_000);
+        // A refresh attempt during the streak (a success, a failure) is one:
+        // the next forced refresh waits the interval, checks failing or not.
         s.last_refresh_at_ms = Some(t + 190_000);
+        assert!(matches!(plan(&s, Trigger::Forced, t + 200_000, &policy), Plan::Refuse(Refusal::Throttled { .. })));
+        s.last_refresh_at_ms = Some(t);
+        s.last_error_at_ms = Some(t + 190_000);
         assert!(matches!(plan(&s, Trigger::Forced, t + 200_000, &policy), Plan::Refuse(Refusal::Throttled { .. })));
     }
 
