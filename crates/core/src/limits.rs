@@ -47,6 +47,10 @@
 //!
 //! A penalty is never shortened by a later report of the same one (several
 //! isolates may report it), and reports during a penalty do not escalate.
+//! Where plumgate guessed the end (the last two), the first call lent after
+//! it is the probe, lent alone, and no other goes for
+//! [`lease::PROBE_HOLD_MS`]: a penalty still on costs one refused call, not
+//! one per isolate asking at its end. Refused daily probes add no strikes.
 
 use crate::ops::Operation;
 use crate::upstream::Observed;
@@ -205,8 +209,10 @@ pub fn penalty_until(previous: Option<Penalty>, observed: Observed, now_ms: i64)
             daily_until(since, now_ms)
         }
     };
+    // Stated, nothing to probe: unless a guessed penalty's end or a daily
+    // cap's probe still stands (a stated report during either).
     let first_lent_ms = match observed {
-        Observed::Stated(_) => Some(now_ms),
+        Observed::Stated(_) if daily_since_ms.is_none() && running.is_none_or(|p| p.first_lent_ms.is_some()) => Some(now_ms),
         _ => None,
     };
     Penalty { until_ms: until.max(running.map_or(i64::MIN, |p| p.until_ms)), strikes, daily_since_ms, first_lent_ms }

@@ -3,7 +3,7 @@
 //! answers to a lease request ([`lease`]) or a penalty report
 //! ([`penalise`]). See the parent module for why leases and how they count.
 
-use super::{max_lease, penalty_until, Penalty, COUNTED_MS, LEASE_MS};
+use super::{max_lease, penalty_until, Penalty, COUNTED_MS, LEASE_MS, STRIKE_RESET_MS};
 use crate::stored::{get, int, list, need, object, opt_int, slot, small_count, text, Fields};
 use crate::upstream::Observed;
 #[cfg(test)]
@@ -110,7 +110,8 @@ impl OpState {
 /// Lend up to `want` calls of operation `op` (budget `budget` per minute):
 /// none under a penalty (its end is in the answer), none when the budget is
 /// spent (when a call frees up is), else `min(want, free calls,
-/// max_lease(budget))`, at least one.
+/// max_lease(budget))`, at least one; after a guessed penalty, one (the
+/// probe) and then none for [`PROBE_HOLD_MS`] (answered as the penalty).
 pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms: i64) -> LeaseAnswer {
     let acct = state.account(op);
     let occupied = acct.occupied(now_ms);
@@ -128,11 +129,13 @@ pub fn lease(state: &mut LimiterState, op: &str, budget: u32, want: u32, now_ms:
     // the penalty's, which it may still be).
     if let Some(p) = acct.penalty.as_mut() {
         match p.first_lent_ms {
-            None => {
+            // (One that ended long ago, stored by an earlier version that
+            // kept no probe time, is over: no probe.)
+            None if p.daily_since_ms.is_some() || now_ms - p.until_ms < STRIKE_RESET_MS => {
                 p.first_lent_ms = Some(now_ms);
                 calls = 1;
             }
-            Some(t) if t >= p.until_ms && now_ms - t < PROBE_HOLD_MS => {
+            Some(t) if t >= p.until_ms && now_ms >= t && now_ms - t < PROBE_HOLD_MS => {
                 return LeaseAnswer { calls: 0, until_ms: now_ms, penalty_until_ms: Some(t + PROBE_HOLD_MS), retry_at_ms: None };
             }
             _ => {}

@@ -93,6 +93,25 @@ fn a_guessed_penalty_ends_with_one_probe_not_a_herd() {
     penalise(&mut s, "getVouchers", Stated(30), T0);
     assert_eq!(lease(&mut s, "getVouchers", 50, 5, T0 + 30_000).calls, 5, "a stated end is not probed");
     assert_eq!(lease(&mut s, "getVouchers", 50, 5, T0 + 30_001).calls, 5);
+    // A stated report during a guessed penalty leaves its probe standing.
+    let mut s = LimiterState::default();
+    penalise(&mut s, "getVouchers", Unstated, T0);
+    penalise(&mut s, "getVouchers", Stated(90), T0 + 10_000);
+    // First asked 100 s after its end.
+    let probe = T0 + 200_000;
+    assert_eq!([lease(&mut s, "getVouchers", 50, 5, probe).calls, lease(&mut s, "getVouchers", 50, 5, probe + 1).calls], [1, 0]);
+    // A clock stepped back 60 s (still past the penalty) is not held for
+    // 65 s.
+    let a = lease(&mut s, "getVouchers", 50, 5, probe - 60_000);
+    assert_eq!((a.calls, a.penalty_until_ms), (5, None));
+    // A penalty that ended long ago, stored without a probe time by an
+    // earlier version, is not probed; a daily cap's is.
+    let old = |daily_since_ms| LimiterState {
+        ops: vec![OpState { op: "placeOrder".into(), grants: vec![], penalty: Some(Penalty { until_ms: T0, strikes: 1, daily_since_ms, first_lent_ms: None }) }],
+    };
+    assert_eq!(lease(&mut old(None), "placeOrder", 50, 5, T0 + 30 * 86_400_000).calls, 5);
+    assert_eq!(lease(&mut old(None), "placeOrder", 50, 5, T0 + STRIKE_RESET_MS - 1).calls, 1, "a guessed end just past: probed");
+    assert_eq!(lease(&mut old(Some(T0 - H)), "placeOrder", 50, 5, T0 + 3 * H).calls, 1);
 }
 
 /// Refused probes of a daily cap are no strikes: a minute's penalty soon
