@@ -514,11 +514,17 @@ test("idempotency: \"25\" and 25 are the same order", async () => {
 
 // ------------------------------------------------------ the payment report
 
-test("payment report: paymentHistory and getPaymentReport, in variables.data and data.data", async () => {
+test("payment report: paymentHistory and getPaymentReport, in variables.data and data.data, or flat in data or variables", async () => {
   const data = { startDate: "2020-01-01", endDate: "2099-12-31", limit: "5", page: 1 };
   for (const query of ["plumProAPI.mutation.paymentHistory", "plumProAPI.mutation.getPaymentReport"]) {
-    for (const placement of ["variables", "data"]) {
-      const envelope = placement === "variables" ? { query, tag: "plumProAPI", variables: { data } } : { query, tag: "plumProAPI", data: { data } };
+    // Flat: Xoxoday's pages for the other categories' reports (no data.data).
+    for (const placement of ["variables", "data", "flat data", "flat variables"]) {
+      const envelope = {
+        variables: { query, tag: "plumProAPI", variables: { data } },
+        data: { query, tag: "plumProAPI", data: { data } },
+        "flat data": { query, tag: "plumProAPI", data },
+        "flat variables": { query, tag: "plumProAPI", variables: data },
+      }[placement];
       const r = await call(w, "/chef/v1/oauth/api", { key: keys.reader, body: envelope });
       const rows = plumOk(r, "paymentHistory", `${query} in ${placement}`);
       assert.ok(rows.length >= 1);
@@ -528,6 +534,15 @@ test("payment report: paymentHistory and getPaymentReport, in variables.data and
   const denied = await call(w, "/chef/v1/oauth/api", { key: keys.catalog, body: { query: "plumProAPI.mutation.getPaymentReport", variables: { data } } });
   assert.equal(denied.status, 403, "the report needs orders:read, under either name");
   assert.equal(denied.json.errorId, "PLUMGATE_FORBIDDEN");
+});
+
+test("variables without a data wrapper (Xoxoday's lounge, airmiles and merchandise pages): the same call, sent in variables.data", async () => {
+  const filters = { filterGroupCode: "Country" };
+  const r = await call(w, "/chef/v1/oauth/api", { key: keys.catalog, body: { query: "plumProAPI.mutation.getFilters", tag: "plumProAPI", variables: filters } });
+  plumOk(r, "getFilters", "flat getFilters");
+  const order = await call(w, "/chef/v1/oauth/api", { key: keys.reader, body: { query: "plumProAPI.mutation.getOrderDetails", tag: "plumProAPI", variables: { poNumber: "no-such-po-flat", orderId: null, sendMailToReceiver: 0 } } });
+  assert.notEqual(order.status, 400, `read, not refused: ${order.text}`);
+  assert.equal((await lastUpstream()).body.variables.data.poNumber, "no-such-po-flat");
 });
 
 // ------------------------------------------------ unknown plumProAPI queries

@@ -459,9 +459,13 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
         (None, None) => return Err(EnvelopeError::UnknownOperation(safe_description(query))),
     };
 
+    // The data in `variables.data`, or, without a `data` member, the fields
+    // flat in `variables` (as some of Xoxoday's own pages send getFilters
+    // and getOrderDetails; no operation has a field named `data`). It is
+    // forwarded in `variables.data` either way.
     let in_variables = match obj.get("variables") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(vars)) => vars.get("data"),
+        Some(v @ Value::Object(vars)) => Some(vars.get("data").unwrap_or(v)),
         Some(_) => {
             return Err(
                 ValidationError::new("variables", "variables must be a JSON object").into(),
@@ -471,7 +475,9 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
     let data = if op == Operation::PaymentHistory {
         let in_data = match obj.get("data") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(outer)) => outer.get("data"),
+            // `data.data`, or the fields flat in `data` (the payment report
+            // of every category but gift cards, in Xoxoday's pages).
+            Some(d @ Value::Object(outer)) => Some(outer.get("data").unwrap_or(d)),
             Some(_) => {
                 return Err(ValidationError::new(
                     "data",

@@ -769,6 +769,23 @@ fn known(envelope: &Value) -> (Operation, Value) {
     }
 }
 
+/// Xoxoday's lounge, airmiles and merchandise pages pass `variables` flat,
+/// without a `data` wrapper: the same call, forwarded in `variables.data`.
+#[test]
+fn flat_variables_are_the_data() {
+    for op in [Operation::GetFilters, Operation::GetOrderDetails, Operation::GetVouchers, Operation::GetBalance] {
+        let data = valid(op);
+        let (parsed_op, parsed) = known(&json!({"query": op.query(), "tag": "plumProAPI", "variables": data}));
+        assert_eq!((parsed_op, &parsed), (op, &data), "{op:?}");
+        assert_eq!(build_envelope(op, parsed), json!({"query": op.query(), "tag": "plumProAPI", "variables": {"data": data}}));
+    }
+    let (_, parsed) = known(&json!({"query": Operation::GetFilters.query(), "variables": {"filterGroupCode": "Country", "includeFilters": "usa", "excludeFilters": "uae"}}));
+    assert_eq!(parsed, json!({"filterGroupCode": "Country", "includeFilters": "usa", "excludeFilters": "uae"}));
+    // A `data` member is the wrapper, as before.
+    let (_, parsed) = known(&json!({"query": Operation::GetBalance.query(), "variables": {"data": {}}}));
+    assert_eq!(parsed, json!({}));
+}
+
 #[test]
 fn payment_history_either_placement() {
     let data = valid(Operation::PaymentHistory);
@@ -782,7 +799,13 @@ fn payment_history_either_placement() {
     // Xoxoday's MCP client: its own name for the report, in variables.data.
     let mcp = json!({"query": "plumProAPI.mutation.getPaymentReport", "tag": "plumProAPI", "variables": {"data": data}});
     let mcp_documented = json!({"query": "plumProAPI.mutation.getPaymentReport", "data": {"data": data}});
+    // Flat in `data` (Xoxoday's merchandise, top-up, charity and lounge
+    // pages) or in `variables`.
+    let flat = json!({"query": q, "tag": "plumProAPI", "data": data});
+    let flat_variables = json!({"query": q, "tag": "plumProAPI", "variables": data});
     for envelope in [
+        &flat,
+        &flat_variables,
         &documented,
         &like_others,
         &both_equal,
@@ -818,10 +841,6 @@ fn parse_envelope_errors() {
             "variables.data",
         ),
         (
-            json!({"query": q(Operation::GetBalance), "variables": {}}),
-            "variables.data",
-        ),
-        (
             json!({"query": q(Operation::GetBalance), "variables": "x"}),
             "variables",
         ),
@@ -830,10 +849,6 @@ fn parse_envelope_errors() {
             "variables.data",
         ),
         (json!({"query": q(Operation::PaymentHistory)}), "data.data"),
-        (
-            json!({"query": q(Operation::PaymentHistory), "data": {}}),
-            "data.data",
-        ),
         (
             json!({"query": q(Operation::PaymentHistory), "data": "x"}),
             "data",
