@@ -238,8 +238,9 @@ pub fn apply_bootstrap_check(state: &mut AuthorityState, token: AccessToken, out
         }
         CheckOutcome::Failed(why) if ours && !state.access_usable(now_ms) => {
             record(state, CheckResult::Failed);
+            // (Not `last_error_at_ms`: a check is no refresh attempt, and
+            // the forced refresh's throttle reads that.)
             state.last_error = Some(format!("{BOOTSTRAP_CHECK_FAILED} ({why}); it is checked again in 30 s"));
-            state.last_error_at_ms = Some(now_ms);
             BootstrapCheck::Unanswered
         }
         CheckOutcome::Invalid if ours => {

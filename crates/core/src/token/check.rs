@@ -607,7 +607,7 @@ mod tests {
     }
 
     #[test]
-    fn failing_checks_do_not_throttle_the_forced_refresh() {
+    fn failed_checks_are_no_refresh_attempts_for_the_forced_refresh_throttle() {
         let mut s = state_with("at-1");
         let policy = TokenPolicy::default();
         let t = T0 + 3_600_000;
