@@ -463,9 +463,9 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
     // flat in `variables` (as some of Xoxoday's own pages send getFilters
     // and getOrderDetails; no operation has a field named `data`). It is
     // forwarded in `variables.data` either way.
-    let in_variables = match obj.get("variables") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(vars)) => Some(vars.get("data").unwrap_or(v)),
+    let (in_variables, flat_variables) = match obj.get("variables") {
+        None | Some(Value::Null) => (None, None),
+        Some(v @ Value::Object(vars)) => (vars.get("data"), Some(v)),
         Some(_) => {
             return Err(
                 ValidationError::new("variables", "variables must be a JSON object").into(),
@@ -473,11 +473,11 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
         }
     };
     let data = if op == Operation::PaymentHistory {
-        let in_data = match obj.get("data") {
-            None | Some(Value::Null) => None,
+        let (in_data, flat_data) = match obj.get("data") {
+            None | Some(Value::Null) => (None, None),
             // `data.data`, or the fields flat in `data` (the payment report
             // of every category but gift cards, in Xoxoday's pages).
-            Some(d @ Value::Object(outer)) => Some(outer.get("data").unwrap_or(d)),
+            Some(d @ Value::Object(outer)) => (outer.get("data"), Some(d)),
             Some(_) => {
                 return Err(ValidationError::new(
                     "data",
@@ -486,10 +486,10 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
                 .into());
             }
         };
-        // The documented placement wins when a client sends both; only
-        // the data returned here is validated and forwarded, so the other
-        // copy never reaches Xoxoday.
-        match in_data.or(in_variables) {
+        // The documented placement wins when a client sends both, and a
+        // wrapped one over a flat one; only the data returned here is
+        // validated and forwarded, so the other copy never reaches Xoxoday.
+        match in_data.or(in_variables).or(flat_data).or(flat_variables) {
             Some(d) => d,
             None => {
                 return Err(ValidationError::new(
@@ -500,7 +500,7 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
             }
         }
     } else {
-        match in_variables {
+        match in_variables.or(flat_variables) {
             Some(d) => d,
             None => {
                 return Err(ValidationError::new(

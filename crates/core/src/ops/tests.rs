@@ -803,7 +803,13 @@ fn payment_history_either_placement() {
     // pages) or in `variables`.
     let flat = json!({"query": q, "tag": "plumProAPI", "data": data});
     let flat_variables = json!({"query": q, "tag": "plumProAPI", "variables": data});
+    // A wrapped placement wins over a flat one (an empty or stray `data`
+    // beside `variables.data` is not the data).
+    let empty_data = json!({"query": q, "data": {}, "variables": {"data": data}});
+    let stray_data = json!({"query": q, "data": {"tag": "x"}, "variables": {"data": data}});
     for envelope in [
+        &empty_data,
+        &stray_data,
         &flat,
         &flat_variables,
         &documented,
