@@ -40,7 +40,7 @@
 //! neither joins nor leads the shared fill, the 10-a-minute budget theirs,
 //! every other caller answered `429` (a balance is never served stale).
 
-use super::validate::{decimal_string_number, flag_value, whole_number};
+use super::validate::{decimal_string_number, flag_value, whole_number, BOUND_FILTERS};
 use super::{canonical, Operation};
 use crate::secret::sha256_hex;
 use serde_json::{Map, Value};
@@ -75,10 +75,6 @@ const VOUCHERS_FIELDS: [(&str, Form); 7] = [
     ("categoryType", Form::Text),
     ("categoryTypes", Form::Text),
 ];
-
-/// getVouchers filter keys whose value is a price: it keys as the number it
-/// writes, when it writes one (`25`, `"25.00"`), else as text (a range).
-const PRICE_FILTERS: [&str; 3] = ["price", "minPrice", "maxPrice"];
 
 /// The key of `op`'s valid `data`; `None` for an operation that is never
 /// cached.
@@ -176,7 +172,10 @@ fn filters_key(filters: Option<&Value>, storable: &mut bool) -> Option<Value> {
             }
             let key = obj.and_then(|o| o.get("key")).cloned().unwrap_or(Value::Null);
             let value = obj.and_then(|o| o.get("value")).unwrap_or(&Value::Null);
-            let is_price = key.as_str().is_some_and(|k| PRICE_FILTERS.contains(&k));
+            // A bound (minPrice, maxPrice) keys as the number it writes
+            // (`25`, `"25.00"`); `price` is text to Xoxoday (a range such as
+            // "0 - 1000"), so "025.000" and "25" may not be the same filter.
+            let is_price = key.as_str().is_some_and(|k| BOUND_FILTERS.contains(&k));
             Value::Array(vec![key, if is_price { price(value) } else { read(value, Form::Text) }])
         })
         .collect();
@@ -229,12 +228,12 @@ mod tests {
 
     #[test]
     fn every_accepted_form_of_a_value_shares_a_key() {
-        let base = key(Operation::GetVouchers, json!({"limit": 25, "page": 1, "exchangeRate": 1, "sort": {}, "filters": [{"key": "price", "value": 25}]}));
+        let base = key(Operation::GetVouchers, json!({"limit": 25, "page": 1, "exchangeRate": 1, "sort": {}, "filters": [{"key": "minPrice", "value": 25}]}));
         assert!(base.storable);
         for data in [
-            json!({"limit": "25", "page": "1", "exchangeRate": "1", "sort": [], "filters": [{"key": "price", "value": "25"}]}),
-            json!({"page": 1.0, "limit": 25.0, "exchangeRate": true, "filters": [{"value": "25.00", "key": "price"}]}),
-            json!({"limit": 25, "page": 1, "exchangeRate": 1, "sort": {"field": null, "order": null}, "filters": [{"key": "price", "value": 25.0}], "includeProducts": null}),
+            json!({"limit": "25", "page": "1", "exchangeRate": "1", "sort": [], "filters": [{"key": "minPrice", "value": "25"}]}),
+            json!({"page": 1.0, "limit": 25.0, "exchangeRate": true, "filters": [{"value": "25.00", "key": "minPrice"}]}),
+            json!({"limit": 25, "page": 1, "exchangeRate": 1, "sort": {"field": null, "order": null}, "filters": [{"key": "minPrice", "value": 25.0}], "includeProducts": null}),
         ] {
             assert_eq!(key(Operation::GetVouchers, data.clone()), base, "{data}");
         }
@@ -276,6 +275,9 @@ mod tests {
             json!({"filters": [{"key": "deliveryType", "value": "realtime"}, {"key": "country", "value": "usa"}]}),
             json!({"filters": [{"key": "price", "value": "0 - 1000"}]}),
             json!({"filters": [{"key": "price", "value": "1000 - 5000"}]}),
+            json!({"filters": [{"key": "price", "value": "25"}]}),
+            json!({"filters": [{"key": "price", "value": "025.000"}]}),
+            json!({"filters": [{"key": "minPrice", "value": "25"}]}),
             json!({"limit": 0}),
             json!({"page": 0}),
             json!({"categoryType": "merchandise"}),

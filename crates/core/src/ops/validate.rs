@@ -45,7 +45,7 @@ type Result<T = ()> = std::result::Result<T, ValidationError>;
 /// The price filters whose value must be a number (or decimal string):
 /// a bound. `price` itself is text: Xoxoday's filter table types it
 /// "String, price range filters" (getFilters' ranges, such as "0 - 1000").
-const BOUND_FILTERS: [&str; 2] = ["minPrice", "maxPrice"];
+pub(super) const BOUND_FILTERS: [&str; 2] = ["minPrice", "maxPrice"];
 
 /// placeOrder's flat merchandise shipping fields.
 const SHIPPING_FIELDS: [&str; 10] = [

@@ -151,7 +151,7 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
     // JSON or plain, stay a rejection: Xoxoday documents no body for one.
     if matches!(status, 404 | 405) || ((400..500).contains(&status) && parsed.is_none() && body.trim_ascii_start().starts_with(b"<")) {
         return RefreshOutcome::Transient(format!(
-            "refresh failed: HTTP {status}, not an answer of Xoxoday's token endpoint (check XOXODAY_OAUTH_URL and any proxy or firewall on the way)"
+            "refresh failed: HTTP {status}, not an answer of Xoxoday's token endpoint (check XOXODAY_OAUTH_URL, or a proxy or firewall on the way)"
         ));
     }
     let oauth_error = obj.and_then(|o| o.get("error")).and_then(Value::as_str).map(str::to_string);

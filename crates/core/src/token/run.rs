@@ -462,7 +462,7 @@ mod tests {
         // token endpoint's (the grant did not reach it).
         for answered in [
             "refresh rate-limited by Xoxoday (HTTP 429, auth.request_limit_exceeded): penalty 60 s",
-            "refresh failed: HTTP 404, not an answer of Xoxoday's token endpoint (check XOXODAY_OAUTH_URL and any proxy or firewall on the way)",
+            "refresh failed: HTTP 404, not an answer of Xoxoday's token endpoint (check XOXODAY_OAUTH_URL, or a proxy or firewall on the way)",
         ] {
             assert_eq!(lost_in_run(None, &RefreshOutcome::Transient(answered.into())), None, "{answered}");
             let mut s = seeded();
