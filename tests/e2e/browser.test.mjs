@@ -538,6 +538,8 @@ test("demo page: caller keys and the audit trail, by keyboard, at desktop and ph
 
 async function walkKeysAndAudit() {
   const { ctx: desk, page, watch: dConsole } = await desktopPage(["clipboard-read", "clipboard-write"]);
+  // Masked, and kept out of the password manager: no login form for it to save or fill.
+  assert.deepEqual(await page.$eval("#key-input", (i) => [i.type, i.autocomplete, i.form.autocomplete]), ["password", "one-time-code", "off"]);
   await page.fill("#key-input", keys.admin.key);
   await page.keyboard.press("Enter");
   await page.locator("#key-status", { hasText: "Key set" }).waitFor();
