@@ -7,8 +7,10 @@
 // below it, never what (directly or not) uses it.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const root = new URL("../src/", import.meta.url).pathname;
+// fileURLToPath, not .pathname: a clone path with a space stays a path.
+const root = fileURLToPath(new URL("../src/", import.meta.url));
 
 function files(dir) {
   return readdirSync(dir).flatMap((name) => {

@@ -21,6 +21,10 @@ PORT="${PLUMGATE_PORT:-8787}"
 SANDBOX_PORT="${PLUMGATE_SANDBOX_PORT:-8788}"
 # Something answers on 127.0.0.1:$1?
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Checked first: a gateway already on the port (another dev.sh, a `wrangler
+# dev`) would answer this run's health check and be taken for it.
+port_in_use "$PORT" && die "port $PORT is in use (another plumgate or wrangler dev?): stop it or set PLUMGATE_PORT"
+port_in_use "$SANDBOX_PORT" && die "port $SANDBOX_PORT is in use: stop what holds it or set PLUMGATE_SANDBOX_PORT"
 INSPECTOR_PORT="${PLUMGATE_INSPECTOR_PORT:-}"
 if [ -z "$INSPECTOR_PORT" ]; then
   for p in $(seq 9229 9329); do
@@ -43,8 +47,8 @@ bash scripts/build.sh
 # A dev caller key with every scope, kept across runs so a browser tab that
 # remembers it keeps working. Only its SHA-256 goes to the worker.
 if [[ ! -s "$DEV_DIR/caller-key" ]]; then
-  printf 'pgk_dev_%s' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$DEV_DIR/caller-key"
-  chmod 600 "$DEV_DIR/caller-key"
+  # umask 077: the file is private from its first byte, not after a chmod.
+  ( umask 077; printf 'pgk_dev_%s' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$DEV_DIR/caller-key" )
 fi
 KEY="$(cat "$DEV_DIR/caller-key")"
 KEY_SHA="$(printf '%s' "$KEY" | sha256sum | awk '{print $1}')"
@@ -61,7 +65,9 @@ sed -e "s#^main = .*#main = \"$ROOT/build/index.js\"#" \
     -e "s#^directory = \"./www\"#directory = \"$ROOT/www\"#" \
     -e '/^\[build\]/,/^$/d' wrangler.toml > "$CONF_DIR/wrangler.toml"
 USER_VARS="${PLUMGATE_DEV_VARS:-$ROOT/.dev.vars}"
-{ [[ -f "$USER_VARS" ]] && cat "$USER_VARS" && echo; true; } > "$CONF_DIR/.dev.vars"
+# Private from its first byte: the user's file may hold real credentials.
+rm -f "$CONF_DIR/.dev.vars"
+( umask 077; { [[ -f "$USER_VARS" ]] && cat "$USER_VARS" && echo; true; } > "$CONF_DIR/.dev.vars" )
 cat >> "$CONF_DIR/.dev.vars" <<VARS
 XOXODAY_OAUTH_URL="http://127.0.0.1:$SANDBOX_PORT/chef"
 XOXODAY_CLIENT_ID="plumgate-dev-client"
@@ -82,7 +88,8 @@ cleanup() {
   wait 2>/dev/null || true
   log "stopped" 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
 
 log "step 4/4: starting the sandbox and the gateway"
 setsid "$SANDBOX_BIN" --host 127.0.0.1 --port "$SANDBOX_PORT" \
@@ -92,7 +99,7 @@ for _ in $(seq 1 100); do grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/nu
 grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "sandbox did not start (see $DEV_DIR/sandbox.log)"
 
 wrangler_env
-setsid npx wrangler dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \
+setsid "$ROOT/node_modules/.bin/wrangler" dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \
   --inspector-port "$INSPECTOR_PORT" --persist-to "$DEV_DIR/state" --show-interactive-dev-session=false --test-scheduled \
   < /dev/null &
 WRANGLER=$!
@@ -119,4 +126,7 @@ cat >&2 <<MSG
 
   Ctrl-C stops everything.
 MSG
-wait
+# Until Ctrl-C, or until either process stops by itself (then say so and
+# stop the other, rather than wait on it for ever).
+wait -n "${PIDS[@]}" || true
+die "the sandbox or the gateway stopped by itself (see the output above and $DEV_DIR/sandbox.log); stopping"

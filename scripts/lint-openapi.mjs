@@ -8,8 +8,9 @@
 //   node scripts/lint-openapi.mjs [file]
 import { createConfig, formatProblems, getTotals, lint } from "@redocly/openapi-core";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const file = resolve(process.argv[2] ?? new URL("../crates/core/src/openapi.json", import.meta.url).pathname);
+const file = resolve(process.argv[2] ?? fileURLToPath(new URL("../crates/core/src/openapi.json", import.meta.url)));
 const config = await createConfig({
   extends: ["recommended-strict"],
   rules: {

@@ -21,6 +21,10 @@ cd "$ROOT"
 WANT_TESTS=0
 for a in "$@"; do [[ "$a" == --tests || "$a" == --browser ]] && WANT_TESTS=1; done
 
+for tool in cargo npm; do
+  command -v "$tool" >/dev/null || die "$tool is not installed: plumgate starts from Rust (rustup) and Node.js with npm (README: The two commands)"
+done
+
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 APT_UPDATED=0
@@ -28,6 +32,8 @@ apt_install() {
   local missing=()
   for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
   [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ -z $SUDO ]] || command -v sudo >/dev/null \
+    || die "apt packages missing (${missing[*]}): run as root, or install sudo, or install them yourself"
   if [[ $APT_UPDATED -eq 0 ]]; then
     log "apt-get update"
     $SUDO apt-get update -qq
@@ -46,7 +52,7 @@ else
   log "wasm32 target: Debian rustc-web + build-std"
   apt_install rustc-web cargo-web rust-web-src lld-19
   # worker-build checks that the target libdir exists; build-std fills nothing in it.
-  $SUDO mkdir -p /usr/lib/rustlib/wasm32-unknown-unknown/lib
+  [[ -d /usr/lib/rustlib/wasm32-unknown-unknown/lib ]] || $SUDO mkdir -p /usr/lib/rustlib/wasm32-unknown-unknown/lib
 fi
 # std's sources, to build std with the worker at the wasm's size options
 # (scripts/lib.sh, wasm_build_env). Where rustup cannot download them the
@@ -63,6 +69,8 @@ fi
 mkdir -p "$TOOLS_DIR"
 tool_version() { "$TOOLS_DIR/bin/$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
 if [[ "$(tool_version worker-build)" != "$WORKER_BUILD_VERSION" ]]; then
+  # It links OpenSSL (openssl-sys): headers and pkg-config to build it.
+  apt_install pkg-config libssl-dev
   log "cargo install worker-build $WORKER_BUILD_VERSION (first time only, ~3 min)"
   cargo install --quiet --locked --root "$TOOLS_DIR" worker-build --version "$WORKER_BUILD_VERSION"
 fi
@@ -77,11 +85,15 @@ grep -Eq "^wasm-bindgen = (\{ version = )?\"=$WASM_BINDGEN_VERSION\"" Cargo.toml
 # 3. node packages from the lock file (re-run only when the lock changes)
 STAMP="node_modules/.plumgate-lock.sha256"
 LOCK_SUM="$(sha256sum package-lock.json | awk '{print $1}')"
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$LOCK_SUM" ]]; then
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$LOCK_SUM" || ! -x node_modules/.bin/wrangler ]]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # --include=dev: every package here is a devDependency, and NODE_ENV=production would drop them.
+  npm ci --include=dev --no-audit --no-fund --loglevel=error
   echo "$LOCK_SUM" > "$STAMP"
 fi
+
+# dev.sh polls the gateway's /healthz with curl.
+apt_install curl
 
 # 3b. the TypeScript client's build: dist/ is not committed, and the README's
 # examples (examples/node-function, examples/worker) import it. Built when

@@ -107,3 +107,27 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     assert.equal(stillUp, false, "Ctrl-C stopped the gateway and the sandbox");
   }
 });
+
+test("scripts/dev.sh: a port already in use is named at once, before any build", async () => {
+  // Another gateway on the port (a second dev.sh, a `wrangler dev`) would
+  // otherwise answer this run's health check and be taken for it.
+  const squatter = createServer();
+  await new Promise((res) => squatter.listen(0, "127.0.0.1", res));
+  const taken = squatter.address().port;
+  const devDir = tempDir("plumgate-devscript-port-");
+  try {
+    for (const [env, name] of [[{ PLUMGATE_PORT: String(taken) }, "PLUMGATE_PORT"], [{ PLUMGATE_PORT: String(await freePort()), PLUMGATE_SANDBOX_PORT: String(taken) }, "PLUMGATE_SANDBOX_PORT"]]) {
+      const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PLUMGATE_DEV_DIR: devDir, ...env } });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      const code = await new Promise((res) => child.once("exit", res));
+      assert.equal(code, 1, out);
+      assert.match(out, new RegExp(`port ${taken} is in use.*${name}`), out);
+      assert.doesNotMatch(out, /step 1\/4/, "refused before setup and the builds");
+    }
+  } finally {
+    squatter.close();
+    cleanup(devDir);
+  }
+});
