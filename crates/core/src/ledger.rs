@@ -804,10 +804,13 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
     }
     if ans.status < 400 && !is_plum_failure(Operation::PlaceOrder.name(), ans.status, &ans.body) {
         // Neither a placed order, nor Xoxoday's failure flag, nor an error
-        // status: nothing says the order was not made.
+        // status: nothing says the order was not made. Checked as a lost
+        // answer, not kept as a refusal: it refuses nothing, so an order
+        // found is this one and none found is "safe to retry", never this
+        // success-looking body.
         return check(
             format!("Xoxoday answered placeOrder with HTTP {}{} but not with a placed order", ans.status, error_id_note(&ans.body)),
-            refused(),
+            None,
         );
     }
     // A definite refusal (validation, denomination, quantity, KYC, …):
@@ -966,10 +969,14 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
             Match::Unsure if this_if_unsure(&r) => found(&r, details, now_ms),
             _ => {
                 // Xoxoday holds another order under this poNumber: its
-                // duplicate check refused (or will refuse) this one.
+                // duplicate check refused (or will refuse) this one. Its
+                // duplicate answer is passed on; a refusal in other words
+                // (a 422 such as PLE10010) is not why, so not the answer.
                 let outcome = match r.refused {
-                    Some(Refused { status, body }) => Outcome::Answer { status, body, reconciled: false, upstream_status: None },
-                    None => error(ApiError::idempotency_conflict_upstream()),
+                    Some(Refused { status, body }) if !this_if_unsure(pending) => {
+                        Outcome::Answer { status, body, reconciled: false, upstream_status: None }
+                    }
+                    _ => error(ApiError::idempotency_conflict_upstream()),
                 };
                 finish(Store::Forget, outcome, Fate::NotPlaced)
             }

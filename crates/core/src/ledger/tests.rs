@@ -325,7 +325,7 @@ fn after_place_every_arm() {
         assert_eq!(r.refused, None, "{status} {body}");
         assert_eq!(r.why, format!("Xoxoday's answer to placeOrder (HTTP {status}) could not be read: its body is not JSON"));
     }
-    // A 2xx or 3xx that is neither a success nor the failure flag: check, keeping the answer.
+    // A 2xx or 3xx that is neither a success nor the failure flag: check, as a lost answer (it refuses nothing).
     for (status, body) in [
         (200, r#"{"data":{"placeOrder":{"data":{"orderId":1}}}}"#),
         (200, r#"{"data":{"placeOrder":{"status":2}}}"#),
@@ -334,7 +334,7 @@ fn after_place_every_arm() {
         (302, r#"{}"#),
     ] {
         let r = checked(after_place(answer(status, body), None, &p, now));
-        assert_eq!(r.refused, Some(Refused { status, body: body.into() }), "{status} {body}");
+        assert_eq!(r.refused, None, "{status} {body}");
         assert!(r.why.contains("but not with a placed order"), "{}", r.why);
     }
     // Duplicate poNumber and the 422s that leave it open: check, keeping Xoxoday's answer.
@@ -608,6 +608,28 @@ fn same_order_never_takes_someone_elses_order_for_this_one() {
     p.refused = Some(Refused { status: 422, body: r#"{"errorId":"PLE10010"}"#.into() });
     assert_eq!(after_check(&p, Reconciled::Found(top.clone()), T0).fate, Fate::Placed);
     assert_eq!(after_refusal(&p, Reconciled::Found(top.clone()), T0).fate, Fate::Placed);
+    // After an answer that was neither a placed order nor a refusal, the
+    // order found is this one, even with another top-level email.
+    let odd = checked(after_place(answer(200, r#"{"data":{"placeOrder":{"data":{"orderId":7}}}}"#), None, &pending_for(other_email()), T0));
+    let f = after_check(&odd, Reconciled::Found(top.clone()), T0 + 1);
+    assert_eq!((f.fate, matches!(f.outcome, Outcome::Answer { reconciled: true, .. })), (Fate::Placed, true), "{f:?}");
+    // None found, again and again: "safe to retry", not that success-looking body.
+    let mut proven = odd.clone();
+    proven.not_found = NOT_FOUND_PROOF - 1;
+    let f = after_check(&proven, Reconciled::NotFound, T0 + SETTLE_MS);
+    assert_eq!((error_of(&f.outcome).code, f.fate), (ErrorCode::UpstreamError, Fate::NotPlaced), "{f:?}");
+    assert!(error_of(&f.outcome).message.ends_with(SAFE_TO_RETRY), "{f:?}");
+    // Another order under the poNumber: a conflict, not that odd body.
+    let mut elsewhere = details();
+    elsewhere["voucherDetails"][0]["productId"] = json!(999);
+    let f = after_check(&odd, Reconciled::Found(elsewhere.clone()), T0 + 1);
+    assert_eq!(error_of(&f.outcome).code, ErrorCode::IdempotencyConflict, "{f:?}");
+    // Nor is a fate-open 422 (PLE10010, "Failed to redeem points") the
+    // answer once another order holds the poNumber: the caller would top up
+    // and hear the duplicate answer.
+    p.refused = Some(Refused { status: 422, body: r#"{"errorId":"PLE10010"}"#.into() });
+    let f = after_check(&p, Reconciled::Found(elsewhere), T0 + 1);
+    assert_eq!((error_of(&f.outcome).code, f.fate), (ErrorCode::IdempotencyConflict, Fate::NotPlaced), "{f:?}");
     // After Xoxoday's duplicate answer (any shape) the poNumber was taken
     // before: another order, its refusal passed on, no vouchers.
     for dup in [r#"{"code":409,"errorId":"PLE10043","error":"exists"}"#, r#"{"code":400,"errorId":"PLE10001","errorInfo":"Validation error"}"#] {
