@@ -218,7 +218,7 @@ fn token_message(
             // Without a usable access token callers are refused meanwhile.
             let serving = match token_state {
                 "fresh" | "stale" => "serves the current access token while it is valid",
-                _ => "has no usable access token meanwhile: calls answer 502 upstream_error (504 upstream_timeout after a refresh that timed out)",
+                _ => "has no usable access token meanwhile: calls answer 502, 504 or, under a refresh penalty, 429",
             };
             format!(
                 "{} token refresh run{} failed in a row (ALERT_REFRESH_FAILURES is {}){why}. plumgate keeps trying with backoff{next} and {serving} (token state: {token_state}).",

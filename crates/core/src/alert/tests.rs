@@ -146,7 +146,7 @@ fn refresh_failures_fire_at_the_threshold_and_resolve_on_success() {
     review_at(&mut gone, T0).unwrap();
     let message = newest(&gone)["message"].as_str().unwrap().to_string();
     assert!(message.contains("next attempt at "), "{message}");
-    assert!(message.ends_with("has no usable access token meanwhile: calls answer 502 upstream_error (504 upstream_timeout after a refresh that timed out) (token state: expired)."), "{message}");
+    assert!(message.ends_with("has no usable access token meanwhile: calls answer 502, 504 or, under a refresh penalty, 429 (token state: expired)."), "{message}");
     s.consecutive_failures = 4;
     assert_eq!(review_at(&mut s, T0 + 1), None, "more failures: the same condition");
     s.consecutive_failures = 0;
