@@ -306,13 +306,16 @@ pub fn order_id(body: &[u8]) -> Option<String> {
     }
 }
 
-/// One entry as stored and answered (JSON text).
+/// One entry as stored and answered (JSON text). The caller's own texts
+/// (poNumber, productId) are cut at [`CLIP`] characters: a refused attempt
+/// costs Xoxoday nothing, so a client looping on one with 30,000-character
+/// fields would otherwise fill the registry's storage, 60 KB a request.
 pub fn entry(attempt: &Attempt, at_ms: i64, result: &Result) -> String {
     Object::new()
         .str("at", &rfc3339(at_ms))
         .str("key", &attempt.key)
-        .str("po_number", &attempt.po_number)
-        .str("product_id", &attempt.product_id)
+        .str("po_number", clip(&attempt.po_number))
+        .str("product_id", clip(&attempt.product_id))
         .num("quantity", attempt.quantity)
         .raw("amount", &micros_text(attempt.amount))
         .str("outcome", result.outcome.as_str())
@@ -322,6 +325,14 @@ pub fn entry(attempt: &Attempt, at_ms: i64, result: &Result) -> String {
         .raw("reconciled", if result.reconciled { "true" } else { "false" })
         .str("request_id", &attempt.request_id)
         .finish()
+}
+
+/// The most characters of a caller's text an entry keeps.
+pub const CLIP: usize = 128;
+
+/// `s` up to [`CLIP`] characters.
+fn clip(s: &str) -> &str {
+    s.char_indices().nth(CLIP).map_or(s, |(i, _)| &s[..i])
 }
 
 /// A page request of `GET /v1/audit`.
@@ -555,6 +566,11 @@ mod tests {
         for secret in ["SBX-SECRET", "9999", "winner@example.com", "5550100", "Main St"] {
             assert!(!text.contains(secret), "{secret}");
         }
+        // A caller's long texts are cut: an entry stays small.
+        let long = Attempt::of_order("k", &json!({"productId": "é".repeat(30_000), "poNumber": "p".repeat(30_000), "quantity": 1, "denomination": 5}), "fp", "r");
+        assert_eq!(long.po_number.len(), 30_000, "the attempt (the hold) keeps it whole");
+        let v: Value = serde_json::from_str(&entry(&long, T0, &r)).unwrap();
+        assert_eq!((v["po_number"].as_str().unwrap(), v["product_id"].as_str().unwrap()), ("p".repeat(CLIP).as_str(), "é".repeat(CLIP).as_str()));
         let numeric = Attempt::of_order("k", &json!({"productId": 7, "poNumber": 12, "quantity": 1, "denomination": 5}), "fp", "r");
         assert_eq!((numeric.product_id.as_str(), numeric.po_number.as_str()), ("7", "12"));
         // Amounts the spend cap must not take for free: below a millionth a

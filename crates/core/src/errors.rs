@@ -243,7 +243,7 @@ impl ApiError {
         Self::new(
             403,
             ErrorCode::Forbidden,
-            "plumgate does not know this operation; it forwards an unknown plumProAPI query (unvalidated) only for keys with the `*` scope, which this key lacks",
+            "an unknown plumProAPI query is forwarded (unvalidated) only for keys with the `*` scope, which this key lacks",
         )
     }
     /// 404 `not_found`.
@@ -328,7 +328,7 @@ impl ApiError {
         Self::new(
             503,
             ErrorCode::CredentialsRejected,
-            "Xoxoday rejected the client credentials: set the right XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET (Xoxoday dashboard, Settings → API → Reward API); plumgate tries again by itself once they change",
+            "Xoxoday rejected the client credentials: set the right XOXODAY_CLIENT_ID and XOXODAY_CLIENT_SECRET (Xoxoday dashboard, Settings → API → Reward API); plumgate retries once they change",
         )
     }
     /// 503 `reauth_required`.

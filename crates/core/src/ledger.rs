@@ -666,7 +666,7 @@ fn in_progress(r: &Record, now_ms: i64) -> Outcome {
     // A second after the check, so the answer is there when the caller is.
     let secs = crate::limits::secs_until(r.next_check_at_ms.saturating_add(1_000), now_ms);
     let message = format!(
-        "{}; plumgate cannot yet confirm whether this order was placed and keeps asking Xoxoday (getOrderDetails). Send the same poNumber and body again after {secs} s: you get the order, Xoxoday's refusal or word that nothing was placed, never a second order",
+        "{}; plumgate cannot yet confirm whether this order was placed and keeps asking Xoxoday. Send the same poNumber and body again after {secs} s: you get the order or word that it was not placed, never a second order",
         r.why
     );
     Outcome::Error { error: ApiError::order_in_progress(message, secs), upstream_status: None }

@@ -167,7 +167,7 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
     if let (400..=499, Some(id)) = (status, obj.and_then(|o| o.get("errorId")).and_then(Value::as_str)) {
         if let Some(id) = ACCOUNT_REFUSALS.iter().find(|known| **known == id) {
             return RefreshOutcome::Transient(format!(
-                "refresh failed: HTTP {status} {id}, Xoxoday refused the account (a disabled user or company, or this IP not whitelisted), not the refresh token: it is kept and tried again with backoff"
+                "refresh failed: HTTP {status} {id}, Xoxoday refused the account (user or company disabled, or IP not whitelisted), not the refresh token: kept, retried with backoff"
             ));
         }
     }
