@@ -352,7 +352,7 @@ pub struct Query {
 
 /// Read the query of `GET /v1/audit?from=&to=&key=&cursor=&limit=`
 /// (`from`, `to`: RFC 3339 date-times or dates; `cursor`: the previous
-/// page's `next_cursor`). Other parameters are ignored.
+/// page's `next_cursor`). Any other parameter, or one given twice, is refused.
 ///
 /// # Errors
 /// `400 invalid_request` naming the parameter.
