@@ -155,7 +155,11 @@ pub fn token_condition(state: &AuthorityState, now_ms: i64, policy: &AlertPolicy
         Some(Condition::CredentialsRejected)
     } else if state.access.as_ref().is_some_and(|a| a.rejected) && guard_until_ms(state, now_ms).is_some() {
         Some(Condition::TokensRejected)
-    } else if state.consecutive_failures >= policy.refresh_failures.max(1) {
+    } else if state.consecutive_failures >= policy.refresh_failures.max(1)
+        // Once raised, it holds until a refresh succeeds: ALERT_REFRESH_FAILURES
+        // raised meanwhile does not make failing refreshes "recovered".
+        || (state.consecutive_failures > 0 && state.alert_condition.as_deref() == Some(Condition::RefreshFailing.as_str()))
+    {
         Some(Condition::RefreshFailing)
     } else {
         None
@@ -209,7 +213,7 @@ fn token_message(
             "Xoxoday rejects the client id or secret{why}. Set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept, and refreshing resumes once they change."
         ),
         (Condition::TokensRejected, false) => format!(
-            "Xoxoday keeps rejecting new access tokens{why}. Callers get 502 upstream_unauthorized meanwhile. Check the Xoxoday account (a user or company disabled, an IP allowlist, tokens regenerated elsewhere)."
+            "Xoxoday keeps rejecting new access tokens{why}. Callers get 502 upstream_unauthorized meanwhile. Check the Xoxoday account (user or company disabled, IP allowlist, tokens regenerated elsewhere)."
         ),
         (Condition::RefreshFailing, false) => {
             // A fresh token is refreshed again only by the cron.

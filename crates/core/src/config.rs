@@ -403,7 +403,7 @@ const STAGING_IN_PRODUCTION: &str =
 /// The base URL given with Xoxoday's endpoint paths in it: plumgate adds
 /// them itself, so every call would miss (404 at the refresh, named only
 /// by `last_error` and an alert, not by `/healthz`).
-const OAUTH_URL_NAMES_ENDPOINTS: &str = "XOXODAY_OAUTH_URL must end before /v1/oauth (for example https://stagingstores.xoxoday.com/chef): plumgate adds /v1/oauth/token/user and /v1/oauth/api itself";
+const OAUTH_URL_NAMES_ENDPOINTS: &str = "XOXODAY_OAUTH_URL must end before /v1/oauth (e.g. https://stagingstores.xoxoday.com/chef): plumgate adds the paths";
 
 /// Does a checked URL's path end with the endpoints' part, `/v1/oauth`
 /// (the `servers` of Xoxoday's OpenAPI files) or an endpoint under it? (A

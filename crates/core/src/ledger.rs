@@ -405,7 +405,7 @@ fn record(v: &Value) -> Option<Record> {
 /// The error for an unreadable record.
 pub fn unreadable() -> ApiError {
     ApiError::misconfigured(&[format!(
-        "the OrderLedger record of this poNumber (storage key `{RECORD_KEY}`) cannot be read, so plumgate will not place or replay this order until an operator looks (log event order_record_unreadable); nothing was sent"
+        "the OrderLedger record of this poNumber (storage key `{RECORD_KEY}`) cannot be read: no order is placed or replayed until an operator looks (log event order_record_unreadable); nothing was sent"
     )])
 }
 

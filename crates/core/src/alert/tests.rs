@@ -62,6 +62,17 @@ fn token_condition_every_arm_in_order() {
     assert_eq!(token_condition(&s, T0, &p), Some(Condition::CredentialsRejected), "credentials before the guard");
     s.reauth_reason = Some("dead".into());
     assert_eq!(token_condition(&s, T0, &p), Some(Condition::ReauthRequired), "a dead refresh token first");
+    // Raised at 3, it holds with ALERT_REFRESH_FAILURES raised to 10 until a refresh succeeds.
+    let mut f = healthy();
+    f.consecutive_failures = 5;
+    f.alert_condition = Some("refresh_failing".into());
+    let ten = AlertPolicy { refresh_failures: 10, ..p.clone() };
+    assert_eq!(token_condition(&f, T0, &ten), Some(Condition::RefreshFailing), "not recovered by a higher threshold");
+    f.consecutive_failures = 0;
+    assert_eq!(token_condition(&f, T0, &ten), None, "a refresh succeeded");
+    f.consecutive_failures = 5;
+    f.alert_condition = None;
+    assert_eq!(token_condition(&f, T0, &ten), None, "never raised: under the threshold");
     let zero = AlertPolicy { refresh_failures: 0, ..p };
     assert_eq!(token_condition(&AuthorityState::default(), T0, &zero), None, "a threshold of 0 counts as 1");
     for c in Condition::ALL {
