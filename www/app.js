@@ -1402,6 +1402,20 @@
     return `${plural(u.requests, "request")} · ${plural(u.orders, "order")} · amount ${u.amount}${held}`;
   }
 
+  /**
+   * When a key was last rotated and until when its previous key works (GET
+   * /v1/keys: `rotated_at`, `previous_key_expires_at`, null once that key no
+   * longer works): what tells whether a rotation whose answer was lost
+   * happened, and when callers still on the previous key are cut off.
+   */
+  function rotationText(k) {
+    if (!k.rotated_at) return null;
+    const previous = k.previous_key_expires_at
+      ? `the previous key works until ${when(k.previous_key_expires_at)}`
+      : "the previous key no longer works";
+    return h("p", { class: "key-rotated help", text: `Rotated ${when(k.rotated_at)}; ${previous}.` });
+  }
+
   async function loadKeys({ quiet = false } = {}) {
     const seq = ++state.keysSeq;
     const list = $("keys-list");
@@ -1435,15 +1449,16 @@
         ["Id", "Source", "State", "Scopes", "Limits", "Today", "Last used", ""].map((t) => h("th", { scope: "col", text: t })))));
     const tbody = h("tbody");
     for (const k of keys) {
+      const changing = keysChanging.has(k.id);
       const actions = k.source === "runtime" && k.state === "active"
         ? h("div", { class: "row-actions" },
-          h("button", { type: "button", class: "btn btn-small", "data-action": "rotate", "data-id": k.id, "aria-label": `Rotate key ${k.id}`, text: "Rotate" }),
-          h("button", { type: "button", class: "btn btn-small btn-danger", "data-action": "revoke", "data-id": k.id, "aria-label": `Revoke key ${k.id}`, text: "Revoke" }))
+          h("button", { type: "button", class: "btn btn-small", "data-action": "rotate", "data-id": k.id, "aria-label": `Rotate key ${k.id}`, text: "Rotate", disabled: changing }),
+          h("button", { type: "button", class: "btn btn-small btn-danger", "data-action": "revoke", "data-id": k.id, "aria-label": `Revoke key ${k.id}`, text: "Revoke", disabled: changing }))
         : "";
       tbody.append(h("tr", { "data-key": k.id },
         h("td", { "data-label": "Id" }, h("code", { text: k.id })),
         h("td", { "data-label": "Source", text: k.source === "static" ? "GATEWAY_KEYS" : "runtime" }),
-        h("td", { "data-label": "State" }, h("span", { class: `badge key-${k.state}`, text: k.state })),
+        h("td", { "data-label": "State" }, h("span", { class: `badge key-${k.state}`, text: k.state }), rotationText(k)),
         h("td", { "data-label": "Scopes", text: (k.scopes || []).join(", ") }),
         h("td", { "data-label": "Limits", text: limitsText(k.limits) }),
         h("td", { "data-label": "Today", text: usageText(k.usage) }),
@@ -1454,8 +1469,33 @@
     box.append(table);
   }
 
+  // Runtime keys with a rotation or revocation in flight. A key is changed
+  // once at a time: a second rotation sent by a double click or a held Enter
+  // would end the first one's grace at once (rotating again ends the earlier
+  // grace), cutting off the callers still on the original key.
+  const keysChanging = new Set();
+
+  /** The row buttons of key `id` on or off (the list may have been re-rendered meanwhile). */
+  function keyButtons(id, enabled) {
+    for (const b of $("keys-list").querySelectorAll("button[data-id]")) {
+      if (b.dataset.id === id) b.disabled = !enabled;
+    }
+  }
+
   async function keyAction(action, id) {
+    if (keysChanging.has(id)) return;
     if (action === "revoke" && !window.confirm(`Revoke key ${id}? Every caller using it is refused within 8 seconds.`)) return;
+    keysChanging.add(id);
+    keyButtons(id, false);
+    try {
+      await changeKey(action, id);
+    } finally {
+      keysChanging.delete(id);
+      keyButtons(id, true);
+    }
+  }
+
+  async function changeKey(action, id) {
     hideError("keys-error");
     hideNewKey();
     setStatus("keys-status", action === "revoke" ? `Revoking ${id}…` : `Rotating ${id}…`);

@@ -617,9 +617,35 @@ async function walkKeysAndAudit() {
   await page.locator("#keys-status", { hasText: "Key demo-unsure may have been created: nothing confirmed it." }).waitFor();
   await page.unroute("**/v1/keys");
 
-  // ---- rotate: a new key shown once; the previous one keeps working.
-  await page.click('#keys-list button[data-action="rotate"][data-id="demo-writer"]');
+  // ---- rotate: a new key shown once; the previous one keeps working. A
+  // double click rotates once: a second rotation would end the first one's
+  // grace at once, cutting off the callers still on the original key. The
+  // row's buttons wait for the answer.
+  assert.doesNotMatch(await row.innerText(), /Rotated/, "never rotated yet");
+  let rotations = 0;
+  const countRotation = (r) => { if (r.url().endsWith("/v1/keys/demo-writer/rotate")) rotations++; };
+  page.on("request", countRotation);
+  let releaseRotation;
+  const rotationHeld = new Promise((r) => { releaseRotation = r; });
+  const holdRotation = async (route) => { await rotationHeld; await route.continue(); };
+  await page.route("**/v1/keys/demo-writer/rotate", holdRotation);
+  // Both clicks of a double click on the button itself (page.dblclick's
+  // second click can miss it: the status line above changes height).
+  await page.locator('#keys-list button[data-action="rotate"][data-id="demo-writer"]').evaluate((b) => { b.click(); b.click(); });
+  await page.locator("#keys-status", { hasText: "Rotating demo-writer…" }).waitFor();
+  await page.waitForTimeout(300);
+  assert.equal(rotations, 1, "one rotation sent for a double click");
+  assert.deepEqual(await row.locator("button").evaluateAll((bs) => bs.map((b) => b.disabled)), [true, true], "the row's buttons wait for the answer");
+  releaseRotation();
   await page.locator("#new-key-title", { hasText: "New key for demo-writer" }).waitFor();
+  await page.unroute("**/v1/keys/demo-writer/rotate", holdRotation);
+  await page.waitForTimeout(300);
+  page.off("request", countRotation);
+  assert.equal(rotations, 1, "still one rotation");
+  // The list says when it was rotated and until when the previous key works
+  // (what "Show keys" is for after a lost rotation answer).
+  await waitFor(async () => /Rotated .*; the previous key works until /.test(await row.innerText()), { what: "the rotation in the key list" });
+  assert.deepEqual(await row.locator("button").evaluateAll((bs) => bs.map((b) => b.disabled)), [false, false], "the row's buttons back");
   const rotated = await text(page, "#new-key-value");
   assert.match(rotated, /^pgk_[0-9a-f]{48}$/);
   assert.notEqual(rotated, newKey);
