@@ -384,6 +384,8 @@
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
     if (err.code === "unexpected") return "Unreadable answer";
+    // An error of this page's own code, not of the network or of plumgate.
+    if (err.code === "page_error") return "This page failed";
     switch (err.status) {
       case 0: return err.code === "no_key" ? "No caller key" : "Network error";
       // Xoxoday's own "status 0" in a 200: refused, or (reconciled) failed or cancelled.
@@ -440,7 +442,7 @@
   function showError(boxId, err) {
     const box = $(boxId);
     clear(box);
-    const e = err instanceof PlumgateError ? err : new PlumgateError({ status: 0, code: "bug", message: String(err && err.message || err) });
+    const e = err instanceof PlumgateError ? err : new PlumgateError({ status: 0, code: "page_error", message: String(err && err.message || err) });
     const hint = errorHint(e);
     put(box,
       h("p", { class: "err-title" }, h("strong", { text: errorTitle(e) })),
@@ -963,12 +965,21 @@
         setStatus("order-status", `Order ${body.poNumber} placed; its vouchers are not shown, as the key was changed meanwhile. Look it up with the key.`);
         return;
       }
-      renderOrderResult(data, meta, body);
-      setStatus("order-status", meta.replayed
-        ? `Replayed: ${body.poNumber} was already ordered; no second order was placed.`
-        : `Order ${body.poNumber} placed.`);
+      // Settled before anything is drawn: a page error while showing the
+      // answer is not a lost answer, and never makes the order unconfirmed.
       $("details-po").value = body.poNumber;
       loadBalance({ fresh: true, afterOrder: 1 });
+      try {
+        renderOrderResult(data, meta, body);
+        setStatus("order-status", meta.replayed
+          ? `Replayed: ${body.poNumber} was already ordered; no second order was placed.`
+          : `Order ${body.poNumber} placed.`);
+      } catch (shownErr) {
+        renderOrderFallback(meta, body);
+        setStatus("order-status", `Order ${body.poNumber} ${meta.replayed ? "was already placed (replayed)" : "placed"}; `
+          + "its answer could not be shown. Look it up by its poNumber under Orders.");
+        showError("order-error", shownErr);
+      }
     } catch (e) {
       if (e instanceof PlumgateError && e.order) {
         // Definite: the order exists and did not complete. Not "not placed".
@@ -1050,6 +1061,34 @@
       vouchersView(data && data.vouchers, "order"),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "btn", id: "order-again", text: "Send the same order again", onclick: () => placeOrder(body) }),
+        h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
+          freshPo();
+          hideOrderResult();
+          setStatus("order-status", "New order reference made.");
+          focusOrderForm();
+        } })),
+    );
+  }
+
+  /**
+   * The order was placed but its answer could not be drawn (a shape this page
+   * does not read): what is sure, its poNumber and request id, and where to
+   * look. No voucher from that answer.
+   */
+  function renderOrderFallback(meta, body) {
+    const box = clear($("order-result"));
+    box.hidden = false;
+    state.resultPo = body.poNumber;
+    box.classList.toggle("replayed", meta.replayed);
+    const dl = h("dl", { class: "facts" });
+    fact(dl, "poNumber", h("code", { class: "po-value", text: body.poNumber }));
+    fact(dl, "Request id", meta.requestId ? h("code", { text: meta.requestId }) : "");
+    put(box,
+      h("h3", { id: "order-result-title", tabindex: "-1", text: meta.replayed ? "Same order, answered again" : "Order placed" }),
+      h("p", { text: "plumgate answered that the order is placed, but this page could not show the answer. "
+        + "Look the order up by its poNumber under Orders for its vouchers." }),
+      dl,
+      h("div", { class: "actions" },
         h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
           freshPo();
           hideOrderResult();

@@ -970,6 +970,29 @@ async function walkOrderEdges() {
   assert.match(await text(page, "#order-result .facts"), new RegExp(thirdPo));
   assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title");
 
+  // ---- a placed order whose answer the page cannot draw (a voucher that is
+  // null): placed, with where to look it up; not "not confirmed" for ever (a
+  // page error is no lost answer), nor a "Network error".
+  await page.fill("#quantity", "2");
+  const oddPo = await text(page, "#po-number");
+  const oddAnswer = (route) => route.fulfill({
+    status: 200, contentType: "application/json", headers: { "x-request-id": "a".repeat(32) },
+    body: JSON.stringify({ data: { placeOrder: { status: 1, data: {
+      orderId: 990001, poNumber: oddPo, orderStatus: "complete", deliveryStatus: "delivered", vouchers: [null],
+    } } } }),
+  });
+  await page.route("**/v1/ops/placeOrder", oddAnswer);
+  await page.click("#place-order");
+  await page.locator("#order-status", { hasText: `Order ${oddPo} placed; its answer could not be shown. Look it up by its poNumber under Orders.` }).waitFor({ timeout: 10_000 });
+  await page.unroute("**/v1/ops/placeOrder", oddAnswer);
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false, "a placed order is not unconfirmed");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "nothing kept to settle");
+  assert.equal(await text(page, "#order-result-title"), "Order placed");
+  assert.match(await text(page, "#order-result .facts"), new RegExp(`${oddPo}[\\s\\S]*${"a".repeat(32)}`));
+  assert.equal(await text(page, "#order-error .err-title"), "This page failed", "not a network error");
+  assert.equal(await page.inputValue("#details-po"), oddPo, "ready to look up");
+  await page.fill("#quantity", "1");
+
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
   await page.route("**/v1/ops/getVouchers", async (route) => {
     const res = await route.fetch();
