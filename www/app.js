@@ -516,6 +516,26 @@
     $("token-refresh").disabled = false;
     hideOrderResult();
     hideNewKey();
+    if (!state.ordering && !state.uncertain) {
+      resetOrderForm();
+      setStatus("order-status", "");
+    }
+  }
+
+  /**
+   * The order form as no one filled it: no product, recipient or phone, and
+   * a fresh poNumber (the previous one, sent again by the next person, would
+   * replay the previous order and show its vouchers); no poNumber left to
+   * look up either. Never while an order is in flight or unconfirmed: that
+   * one stays to be settled.
+   */
+  function resetOrderForm() {
+    state.product = null;
+    $("order-form").reset();
+    clear($("picked"));
+    for (const id of ["email", "contact", "details-po"]) $(id).value = "";
+    freshPo();
+    renderUncertain();
   }
 
   function markKeyRejected() {
@@ -1030,6 +1050,10 @@
       if (state.key === sentWith) showError("order-error", e);
     } finally {
       state.ordering = false;
+      // Answered after the key was forgotten or changed: nothing of this
+      // order stays in the form for whoever is at the screen now (unless it
+      // is unconfirmed, to be settled).
+      if (state.key !== sentWith && !state.uncertain) resetOrderForm();
       btn.disabled = false;
       for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = false;
       busy($("order"), false);

@@ -1048,7 +1048,17 @@ async function walkOrderEdges() {
   await page.locator("#history-status", { hasText: "on page 1." }).waitFor();
   assert.ok(await page.locator("#details .reveal").count() > 0, "the details offer to reveal a voucher");
   assert.ok(await page.locator("#history-pager").isVisible());
+  // Nor the order form: sent again by the next key, its poNumber would replay
+  // this order's answer, vouchers included.
+  const formPo = await text(page, "#po-number");
+  assert.equal(await page.inputValue("#details-po"), po, "a poNumber to look up before");
+  assert.notEqual(await page.inputValue("#email"), "");
   await page.click("#key-forget");
+  assert.notEqual(await text(page, "#po-number"), formPo, "a fresh poNumber for the next key");
+  for (const id of ["#details-po", "#email", "#contact"]) assert.equal(await page.inputValue(id), "", `${id} empty`);
+  assert.equal(await text(page, "#order-status"), "", "no order status left");
+  assert.equal(await page.locator("#order-form").isVisible(), false, "no order form left filled in");
+  assert.equal(await page.locator("#order-empty").isVisible(), true);
   assert.equal(await page.locator(".reveal, .voucher, dd.secret").count(), 0, "no voucher left in the page");
   for (const id of ["#order-result", "#details", "#history-pager"]) assert.equal(await page.locator(id).isVisible(), false, `${id} hidden`);
   for (const id of ["#order-result", "#details", "#history", "#history-status", "#details-status"]) {
