@@ -504,11 +504,62 @@ async function walkThePage() {
   const w2 = await mob.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(w2 <= 390, `no horizontal scroll with the order form open (${w2})`);
   await mob.screenshot({ path: join(SHOTS, "phone-order.png") });
+
+  // A voucher whose code is a link (Xoxoday's url and urlPin vouchers),
+  // revealed: it wraps, the page does not scroll sideways. (The answer is
+  // made up here: no order reaches Xoxoday.)
+  await pickHarborCoffee(mob);
+  const linkCode = "https://vouchers.example.com/redeem/Q7XK2M9PLA4";
+  assert.ok(linkCode.length >= 45);
+  const linkAnswer = (route) => route.fulfill({
+    status: 200, contentType: "application/json", headers: { "x-request-id": "b".repeat(32) },
+    body: JSON.stringify({ data: { placeOrder: { status: 1, data: {
+      orderId: 990002, poNumber: JSON.parse(route.request().postData()).poNumber, orderStatus: "complete", deliveryStatus: "delivered",
+      vouchers: [{ voucherCode: linkCode, pin: "4821", validity: "2027-12-31", amount: 25, currency: "USD", type: "url" }],
+    } } } }),
+  });
+  await mob.route("**/v1/ops/placeOrder", linkAnswer);
+  await mob.click("#place-order");
+  await mob.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  await mob.unroute("**/v1/ops/placeOrder", linkAnswer);
+  await mob.locator("#order-result .reveal").click();
+  await mob.locator("#order-result dd.secret", { hasText: linkCode }).waitFor();
+  await mob.locator("#order-result .voucher").scrollIntoViewIfNeeded();
+  const w3 = await mob.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+  // Against the viewport's width: a phone browser widens innerWidth to fit what overflows.
+  assert.ok(w3.doc <= 390 && w3.win <= 390, `no horizontal scroll with a link voucher revealed (${w3.doc}, ${w3.win} > 390)`);
+  await mob.screenshot({ path: join(SHOTS, "phone-voucher-link.png") });
   await mob.evaluate(() => window.scrollTo(0, 0));
   await mob.screenshot({ path: join(SHOTS, "phone.png"), fullPage: true });
   await assertCleanText(mob);
   mConsole.check([401, 403, 404]);
   await phone.close();
+
+  // ---- the narrowest phones (320 px) with a seven-digit balance: the top bar
+  // wraps, the refresh button stays on screen, nothing scrolls sideways.
+  const narrow = await browser.newContext({ viewport: { width: 320, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: LOCALE });
+  const tiny = await narrow.newPage();
+  current = tiny;
+  tiny.setDefaultTimeout(30_000);
+  const tConsole = watchConsole(tiny);
+  await tiny.route("**/v1/ops/getBalance", (route) => route.fulfill({
+    status: 200, contentType: "application/json", headers: { "x-request-id": "c".repeat(32) },
+    body: JSON.stringify({ data: { getBalance: { status: 1, data: { value: 1249975.5, currency: "USD" } } } }),
+  }));
+  await tiny.goto(`${worker.url}/`);
+  await tiny.fill("#key-input", keys.admin.key);
+  await tiny.keyboard.press("Enter");
+  await tiny.locator("#balance-value", { hasText: "1,249,975.50" }).waitFor();
+  await waitFor(async () => (await tiny.locator("#products .card").count()) === 12, { timeout: 20_000, what: "cards at 320 px" });
+  const w4 = await tiny.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+  assert.ok(w4.doc <= 320 && w4.win <= 320, `no horizontal scroll at 320 px (${w4.doc}, ${w4.win} > 320)`);
+  const refresh = await tiny.locator("#balance-refresh").boundingBox();
+  assert.ok(refresh && refresh.x >= 0 && refresh.x + refresh.width <= 320, `the balance refresh button on screen (${JSON.stringify(refresh)})`);
+  const value = await tiny.locator("#balance-value").boundingBox();
+  assert.ok(value && value.x + value.width <= 320, "the balance on screen");
+  await tiny.screenshot({ path: join(SHOTS, "phone-320.png") });
+  tConsole.check([]);
+  await narrow.close();
 }
 
 // =================================================================== keys and audit (admin)
