@@ -101,18 +101,22 @@
 
   /**
    * Call when an action begins; the function it returns, called once the
-   * action has re-rendered, focuses `to` (made focusable if it is not) if the
-   * element that had the focus was removed or hidden meanwhile, so that a
-   * keyboard or screen-reader user is not sent back to the top of the page.
-   * Focus the user moved elsewhere meanwhile stays where it is.
+   * action has re-rendered, moves the focus if it was lost meanwhile, so that
+   * a keyboard or screen-reader user is not sent back to the top of the
+   * page: to the first of `candidates` that is shown and enabled (made
+   * focusable if it is not), else back to the element that had it. Focus is
+   * lost when its element was removed or hidden, or when it is on <body>:
+   * Chromium blurs a focused button the moment it is disabled, as the
+   * actions do while they wait. Focus the user moved to another element
+   * meanwhile stays where it is.
    */
   function keepFocus() {
     const from = document.activeElement;
-    return (to) => {
+    return (...candidates) => {
       const now = document.activeElement;
       if (shown(now) && now !== document.body) return;
-      if (shown(from) && from !== document.body) return;
-      if (!shown(to)) return;
+      const to = [...candidates, from].find((el) => el && el !== document.body && shown(el) && !el.disabled);
+      if (!to) return;
       if (!to.matches("a[href], button, input, select, textarea, [tabindex]")) to.tabIndex = -1;
       to.focus();
     };
@@ -509,7 +513,7 @@
     $("filters-note").hidden = true;
     for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
     for (const id of ["catalog-status", "history-status", "details-status", "token-status", "keys-status", "audit-status"]) setStatus(id, "");
-    for (const id of ["balance", "products", "history", "details", "token", "keys-list", "audit-list"]) busy($(id), false);
+    for (const id of ["balance", "products", "history", "details", "token-info", "keys-list", "audit-list"]) busy($(id), false);
     for (const id of ["products", "details", "history", "keys-list", "audit-list"]) clear($(id));
     for (const id of ["details", "history-pager", "audit-pager", "token-info"]) $(id).hidden = true;
     $("token-check").disabled = false;
@@ -680,6 +684,10 @@
 
   async function loadProducts() {
     const seq = ++state.catalogSeq;
+    // Next and Previous are disabled while the page loads (which blurs them):
+    // the focus goes back to the one pressed, or the other one on the last page.
+    const started = document.activeElement;
+    const refocus = keepFocus();
     const list = $("products");
     busy(list, true);
     setStatus("catalog-status", "Loading products…");
@@ -709,7 +717,10 @@
       showError("catalog-error", e);
       $("prev-page").disabled = state.page <= 1;
     } finally {
-      if (seq === state.catalogSeq) busy(list, false);
+      if (seq === state.catalogSeq) {
+        busy(list, false);
+        refocus(started, $("next-page"), $("prev-page"), $("catalog-title"));
+      }
     }
   }
 
@@ -960,7 +971,11 @@
     const refocus = keepFocus();
     const btn = $("place-order");
     btn.disabled = true;
-    busy($("order"), true);
+    // Busy is the form (or the unconfirmed order's box), not the section:
+    // a busy region's live status and error lines are not read out by some
+    // screen readers until it is done.
+    const busyBox = pending ? $("order-uncertain") : $("order-form");
+    busy(busyBox, true);
     hideError("order-error");
     const body = pending ? pending.body : again || orderBody();
     const name = pending ? pending.name : state.product ? state.product.name : "";
@@ -1056,7 +1071,7 @@
       if (state.key !== sentWith && !state.uncertain) resetOrderForm();
       btn.disabled = false;
       for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = false;
-      busy($("order"), false);
+      busy(busyBox, false);
       // The button that sent it may be gone (the boxes re-rendered, the form
       // put away): on to what the order came to.
       const where = ["order-uncertain-title", "order-result-title"].map($).find(shown);
@@ -1329,8 +1344,10 @@
   async function token(method) {
     const seq = ++state.tokenSeq;
     hideError("token-error");
-    const panel = $("token");
-    busy(panel, true);
+    // Both buttons wait for the answer (which blurs the one pressed): the
+    // focus goes back to it then.
+    const refocus = keepFocus();
+    busy($("token-info"), true);
     $("token-check").disabled = true;
     $("token-refresh").disabled = true;
     setStatus("token-status", method === "POST" ? "Refreshing the Xoxoday token…" : "Checking token health…");
@@ -1354,9 +1371,10 @@
       showError("token-error", e);
     } finally {
       if (seq === state.tokenSeq) {
-        busy(panel, false);
+        busy($("token-info"), false);
         $("token-check").disabled = false;
         $("token-refresh").disabled = false;
+        refocus();
       }
     }
   }
@@ -1548,13 +1566,20 @@
   async function keyAction(action, id) {
     if (keysChanging.has(id)) return;
     if (action === "revoke" && !window.confirm(`Revoke key ${id}? Every caller using it is refused within 8 seconds.`)) return;
+    // The row's buttons wait for the answer (which blurs the one pressed).
+    const refocus = keepFocus();
     keysChanging.add(id);
     keyButtons(id, false);
+    let done = false;
     try {
-      await changeKey(action, id);
+      done = await changeKey(action, id);
     } finally {
       keysChanging.delete(id);
       keyButtons(id, true);
+      // Done: the row's buttons are gone or re-rendered with the list, on to
+      // what happened (a rotation's new key has the focus already). Not done:
+      // back to the button pressed.
+      refocus(done ? $("keys-status") : null);
     }
   }
 
@@ -1563,30 +1588,29 @@
     hideNewKey();
     setStatus("keys-status", action === "revoke" ? `Revoking ${id}…` : `Rotating ${id}…`);
     const sentWith = state.key;
-    const refocus = keepFocus();
     try {
       if (action === "revoke") {
         await request(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
-        if (state.key !== sentWith) return;
+        if (state.key !== sentWith) return false;
         setStatus("keys-status", `Key ${id} revoked: refused everywhere within 8 seconds.`);
       } else {
         const r = await request(`/v1/keys/${encodeURIComponent(id)}/rotate`, { method: "POST" });
         if (state.key !== sentWith) {
           createdUnseen(id, "rotated");
-          return;
+          return false;
         }
         showNewKey(r.json, `New key for ${id}`, `The previous key keeps working until ${when(r.json.previous_key_expires_at)}.`);
         setStatus("keys-status", `Key ${id} rotated.`);
       }
       await loadKeys({ quiet: true });
-      // The row's buttons are gone with the re-rendered list: on to what happened.
-      refocus($("keys-status"));
+      return true;
     } catch (e) {
-      if (state.key !== sentWith) return;
+      if (state.key !== sentWith) return false;
       setStatus("keys-status", changeUnsure(e)
         ? `Key ${id} may have been ${action === "revoke" ? "revoked" : "rotated"}: nothing confirmed it. Use "Show keys" to check.`
         : `Key ${id} was not changed.`);
       showError("keys-error", e);
+      return false;
     }
   }
 

@@ -208,6 +208,9 @@ async function walkThePage() {
   await page.click("#next-page");
   await page.locator("#page-label", { hasText: "Page 2" }).waitFor();
   await page.locator("#catalog-status", { hasText: "Showing products 13–24" }).waitFor();
+  // Disabled while the page loads (Chromium then drops its focus): given back.
+  await waitFor(() => page.evaluate(() => !document.getElementById("next-page").disabled), { what: "Next enabled again" });
+  assert.equal(await page.evaluate(() => document.activeElement.id), "next-page", "focus back on Next, not on <body>");
   assert.notEqual(await cards.first().locator(".card-title").innerText(), firstName);
   assert.equal(await page.locator("#prev-page").isEnabled(), true);
   await page.click("#prev-page");
@@ -397,6 +400,9 @@ async function walkThePage() {
   await page.click("#token-check");
   await page.locator("#token-state").waitFor();
   assert.equal(await text(page, "#token-state"), "fresh");
+  await page.locator("#token-status", { hasText: "Checked at" }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "token-check", "focus back on the button, not on <body>");
+  assert.equal(await page.locator("#token").getAttribute("aria-busy"), null, "the section with the live status is never busy");
   const info = await text(page, "#token-info");
   assert.match(info, /Access token expires/);
   assert.match(info, /Refresh token expires/);
@@ -407,6 +413,7 @@ async function walkThePage() {
   const refreshesUpstream = (await sandbox.counters()).refresh_calls;
   await page.click("#token-refresh");
   await page.locator("#token-status", { hasText: "Refreshed at" }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "token-refresh", "focus back on the button");
   const after = Number(/Refreshes\s+(\d+)/.exec(await text(page, "#token-info"))[1]);
   assert.equal(after, before + 1, "refresh count goes up");
   assert.equal((await sandbox.counters()).refresh_calls, refreshesUpstream + 1, "one upstream refresh");
@@ -921,6 +928,8 @@ async function walkOrderEdges() {
   assert.equal(rf.status(), 401);
   assert.equal(rf.headers()["www-authenticate"], undefined, "Xoxoday's 401, not plumgate's");
   await page.locator("#order-error").waitFor({ state: "visible" });
+  await waitFor(() => page.evaluate(() => !document.getElementById("place-order").disabled), { what: "Place order enabled again" });
+  assert.equal(await page.evaluate(() => document.activeElement.id), "place-order", "refused: focus back on the button, not on <body>");
   assert.equal(await text(page, "#order-error .err-title"), "Xoxoday refused (PLE10019)");
   assert.equal(await text(page, "#order-error .err-message"), "International orders not allowed");
   assert.match(await text(page, "#order-error .err-hint"), /Xoxoday account .*not about your caller key/);
@@ -1131,8 +1140,16 @@ async function walkOrderEdges() {
     { timeout: 15_000, interval: 500, what: "a fresh balance cache entry" });
   const amount = (v) => Math.trunc(v).toLocaleString("en-US");
   const afterOrderBalance = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getBalance"));
-  await page.click("#place-order");
+  // By keyboard: the button is disabled while the order is out (Chromium
+  // drops its focus then); the focus goes on to the answer.
+  await page.focus("#place-order");
+  await page.keyboard.press("Enter");
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  await waitFor(() => page.evaluate(() => !document.getElementById("place-order").disabled), { what: "Place order enabled again" });
+  assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title", "focus on the answer, not on <body>");
+  // Busy is the form, not the section with the live status and error lines.
+  assert.equal(await page.locator("#order").getAttribute("aria-busy"), null, "the order section is never marked busy");
+  assert.equal(await page.locator("#order-form").getAttribute("aria-busy"), "false");
   const ab = await afterOrderBalance;
   assert.equal(ab.headers()["x-plumgate-cache"], "hit", "no-cache is ignored for this key");
   await page.locator("#balance-note", { hasText: "may predate the order" }).waitFor();
