@@ -180,7 +180,7 @@
   // ------------------------------------------------------------ API
 
   class PlumgateError extends Error {
-    constructor({ status, code, message, requestId, retryAfter, upstream = false, keyRejected = false }) {
+    constructor({ status, code, message, requestId, retryAfter, upstream = false, keyRejected = false, foreign = false }) {
       super(message);
       this.status = status;
       this.code = code || "";
@@ -190,6 +190,9 @@
       this.upstream = upstream;
       // plumgate's own 401: the caller key itself was refused.
       this.keyRejected = keyRejected;
+      // Not plumgate's answer at all (no x-request-id): something in front
+      // of it (a proxy, a firewall, the host) answered.
+      this.foreign = foreign;
     }
   }
 
@@ -243,6 +246,24 @@
     return new PlumgateError({ status, code: `http_${status}`, message: snippet || `HTTP ${status}`, requestId, retryAfter });
   }
 
+  /**
+   * An error answer without plumgate's x-request-id: from something in front
+   * of plumgate (an HTML error page of a proxy, a firewall's JSON). Neither
+   * plumgate's nor Xoxoday's word: it says nothing of what plumgate did, and
+   * its body is never shown as markup (a JSON message is quoted as text).
+   */
+  function foreignError(status, json, headers) {
+    const said = json && typeof json === "object" && [json.message, json.error, json.error_description].find((m) => typeof m === "string" && m);
+    return new PlumgateError({
+      status,
+      code: `http_${status}`,
+      message: `HTTP ${status} from something in front of plumgate, not from plumgate (the answer has no x-request-id).`
+        + (said ? ` It said: ${said.slice(0, 200)}` : ""),
+      retryAfter: headers.get("retry-after") || "",
+      foreign: true,
+    });
+  }
+
   function noKeyError() {
     return new PlumgateError({ status: 0, code: "no_key", message: "Set a caller key first (step 1)." });
   }
@@ -279,7 +300,7 @@
     }
     let json;
     try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
-    if (!res.ok) throw errorFrom(res.status, json, text, res.headers);
+    if (!res.ok) throw res.headers.get("x-request-id") ? errorFrom(res.status, json, text, res.headers) : foreignError(res.status, json, res.headers);
     return {
       status: res.status,
       json,
@@ -366,7 +387,7 @@
 
   /** plumgate's own 5xx saying nothing was placed: not a lost answer. */
   function neverExecuted(e) {
-    return e instanceof PlumgateError && !e.upstream && e.status >= 500 && e.message.includes(NOTHING_PLACED);
+    return e instanceof PlumgateError && !e.upstream && !e.foreign && e.status >= 500 && e.message.includes(NOTHING_PLACED);
   }
 
   /**
@@ -388,6 +409,7 @@
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
     if (err.code === "unexpected") return "Unreadable answer";
+    if (err.foreign) return `Not plumgate's answer (HTTP ${err.status})`;
     // An error of this page's own code, not of the network or of plumgate.
     if (err.code === "page_error") return "This page failed";
     switch (err.status) {
@@ -415,6 +437,10 @@
   }
 
   function errorHint(err) {
+    if (err.foreign) {
+      return "Something between this page and plumgate (a proxy, a firewall, the host) answered instead of plumgate. "
+        + "Nothing shows whether plumgate got the request; whoever runs that network path can tell why it answered.";
+    }
     if (err.upstream && (err.status === 401 || err.status === 403)) {
       return "This is Xoxoday's answer about the Xoxoday account plumgate uses (what it may order, whether its user or company is enabled, "
         + "which IP addresses it may call from), not about your caller key, which plumgate accepted. Whoever runs the Xoxoday account can change it.";
@@ -873,12 +899,16 @@
   /**
    * Did this error leave the order's fate open? No answer at all (the request
    * may have reached plumgate), a success status without a readable placeOrder
-   * answer, a 5xx other than "nothing was sent", or plumgate's own `409
-   * order_in_progress`. Anything else is definite: the
+   * answer, a 5xx other than "nothing was sent", plumgate's own `409
+   * order_in_progress`, or an answer that is not plumgate's (no
+   * x-request-id). Anything else is definite: the
    * order was refused, rejected or never sent.
    */
   function fateUnknown(e) {
     if (answerLost(e)) return true;
+    // Not plumgate's answer: whether plumgate got the order, and placed it,
+    // is unknown (sent again, its poNumber never orders twice).
+    if (e.foreign) return true;
     if (neverExecuted(e)) return false;
     // A success status whose body is no placeOrder answer (not JSON, or
     // without data.placeOrder): the answer was damaged or replaced on the

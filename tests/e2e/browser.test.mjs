@@ -668,7 +668,7 @@ async function walkKeysAndAudit() {
   await page.unroute("**/v1/keys/demo-writer/rotate");
   // The same for plumgate's 502 when the key registry did not answer: it may have made the change.
   await page.route("**/v1/keys", (route) => (route.request().method() === "POST"
-    ? route.fulfill({ status: 502, contentType: "application/json", body: JSON.stringify({ error: { code: "upstream_error", message: "the key registry did not answer; retry in a moment", request_id: "0".repeat(32) } }) })
+    ? route.fulfill({ status: 502, contentType: "application/json", headers: { "x-request-id": "0".repeat(32) }, body: JSON.stringify({ error: { code: "upstream_error", message: "the key registry did not answer; retry in a moment", request_id: "0".repeat(32) } }) })
     : route.continue()));
   await page.fill("#new-key-id", "demo-unsure");
   await page.click("#key-create");
@@ -1053,6 +1053,40 @@ async function walkOrderEdges() {
   assert.equal(await page.inputValue("#details-po"), oddPo, "ready to look up");
   await page.fill("#quantity", "1");
 
+  // ---- an answer that is not plumgate's (no x-request-id): an HTML error
+  // page of a proxy or firewall in front of it. Never shown as markup; the
+  // order's fate is open (nothing says whether plumgate got it).
+  const proxyPo = await text(page, "#po-number");
+  const proxyPage = (route) => route.fulfill({
+    status: 403, contentType: "text/html", body: "<!doctype html><html><body><h1>403 Forbidden</h1><p>Request blocked.</p></body></html>",
+  });
+  await page.route("**/v1/ops/placeOrder", proxyPage);
+  await page.click("#place-order");
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor({ timeout: 10_000 });
+  await page.unroute("**/v1/ops/placeOrder", proxyPage);
+  assert.equal(await text(page, "#uncertain-po"), proxyPo);
+  assert.equal(await text(page, "#order-error .err-title"), "Not plumgate's answer (HTTP 403)");
+  const proxyMsg = await text(page, "#order-error .err-message");
+  assert.doesNotMatch(proxyMsg, /</, "no markup shown");
+  assert.match(proxyMsg, /^HTTP 403 from something in front of plumgate/);
+  assert.match(await text(page, "#order-error .err-hint"), /proxy, a firewall/);
+  // JSON from such a proxy is not Xoxoday's refusal either: sent again, the
+  // unconfirmed order stays unconfirmed, never "not placed".
+  const proxyJson = (route) => route.fulfill({ status: 403, contentType: "application/json", body: JSON.stringify({ message: "Forbidden by policy" }) });
+  await page.route("**/v1/ops/placeOrder", proxyJson);
+  await page.click("#uncertain-again");
+  await page.locator("#order-error .err-message", { hasText: "It said: Forbidden by policy" }).waitFor({ timeout: 10_000 });
+  await page.unroute("**/v1/ops/placeOrder", proxyJson);
+  assert.equal(await page.locator("#order-uncertain").isVisible(), true, "still unconfirmed");
+  assert.doesNotMatch(await text(page, "#order-status"), /not placed/);
+  assert.equal(await page.evaluate(() => JSON.parse(sessionStorage.getItem("plumgate.unconfirmedOrder")).body.poNumber), proxyPo, "kept");
+  // Through to plumgate: placed, once.
+  const cProxy = await sandbox.counters();
+  await page.click("#uncertain-again");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  assert.match(await text(page, "#order-result .facts"), new RegExp(proxyPo));
+  assert.equal((await sandbox.counters()).orders, cProxy.orders + 1, "one order");
+
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
   await page.route("**/v1/ops/getVouchers", async (route) => {
     const res = await route.fetch();
@@ -1258,7 +1292,8 @@ async function walkOrderEdges() {
   // plumgate's ledger reads it.
   const wordsPo = await text(page, "#po-number");
   await page.route("**/v1/ops/placeOrder", (route) => route.fulfill({
-    status: 409, contentType: "application/json", body: JSON.stringify({ message: "An order with this poNumber already exists" }),
+    status: 409, contentType: "application/json", headers: { "x-request-id": "d".repeat(32) },
+    body: JSON.stringify({ message: "An order with this poNumber already exists" }),
   }));
   await page.click("#place-order");
   await page.locator("#order-error .err-title", { hasText: "poNumber already used at Xoxoday" }).waitFor();
