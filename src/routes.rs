@@ -133,7 +133,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     };
 
     if path == "/openapi.json" {
-        require_method(&method, Method::Get)?;
+        require_read(&method)?;
         // A static asset (written by scripts/build.sh from
         // crates/core/src/openapi.json), so the document costs the wasm
         // nothing.
@@ -339,7 +339,7 @@ async fn call_operation(
 async fn refresh_token(req: Incoming, env: &Env, cfg: &Config, log: &mut RequestLog) -> Outgoing {
     let content_type = req.header("content-type").map(|t| t.into_owned());
     let key = match read_body(req).await {
-        Err(e) => return error_response(&e, ErrorStyle::Xoxoday, &log.request_id),
+        Err(e) => return registry_error(e, log),
         Ok(body) => match dropin::refresh_key(content_type.as_deref(), &body) {
             Ok(key) => key,
             Err(e) => return oauth_error(e, log),

@@ -643,6 +643,8 @@ test("token endpoints: Xoxoday's error answers, validation, and no other way in"
   const big = await post("/chef/v1/oauth/token/user", json, JSON.stringify({ grant_type: "refresh_token", refresh_token: "x".repeat(70 * 1024) }));
   assert.equal(big.status, 413);
   assert.equal(big.json.errorId, "PLUMGATE_PAYLOAD_TOO_LARGE");
+  const [bigLine] = await w.logsFor([big.headers["x-request-id"]]);
+  assert.deepEqual([bigLine?.status, bigLine?.error], [413, "payload_too_large"], "logged with its error, as every other refusal");
   // No token call ever reaches Xoxoday.
   const c = await sandbox.counters();
   assert.equal(c.refresh_calls, c0.refresh_calls, "no refresh upstream");

@@ -46,6 +46,11 @@ test("healthz, openapi and a forwarded getBalance", async () => {
     // the repo, token for token, as JSON.
     assert.deepEqual(spec.json, JSON.parse(readFileSync(join(ROOT, "crates/core/src/openapi.json"), "utf8")));
     assert.match(spec.headers["content-type"], /^application\/json/);
+    // A static asset like the page: HEAD too, and a POST is told both.
+    const specHead = await call(w, "/openapi.json", { method: "HEAD" });
+    assert.deepEqual([specHead.status, specHead.text], [200, ""]);
+    const specPost = await call(w, "/openapi.json", { method: "POST", body: {} });
+    assert.deepEqual([specPost.status, specPost.headers.allow], [405, "GET, HEAD"]);
 
     const b = await call(w, "/v1/ops/getBalance", { key: keys.balance, body: {} });
     assert.equal(b.status, 200, b.text);
