@@ -82,7 +82,9 @@ impl Incoming {
         // `parse::<usize>`, through `u64`'s parser (the one the wasm has).
         match self.header("content-length").map(|len| len.trim().parse::<u64>().ok().and_then(|n| usize::try_from(n).ok())) {
             Some(Some(n)) if n > max => return Err(BodyError::TooLarge),
-            Some(Some(_)) => return self.bytes().await.map_err(|()| BodyError::Unreadable),
+            // Checked again once read: a caller through a service binding
+            // might state less than it sends.
+            Some(Some(_)) => return self.bytes().await.map_err(|()| BodyError::Unreadable).and_then(|b| if b.len() > max { Err(BodyError::TooLarge) } else { Ok(b) }),
             _ => {}
         }
         let Some(stream) = self.raw.body() else { return Ok(Vec::new()) };
