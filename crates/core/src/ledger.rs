@@ -598,6 +598,12 @@ pub fn found_not_placed() -> ApiError {
 
 const NOT_PLACED: &str = "not placed";
 
+/// Is this a look's reply that found no record ([`nothing_found`]) or
+/// the mark that nothing was placed ([`found_not_placed`])?
+pub fn found_nothing_placed(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error { error, .. } if knows_nothing(error))
+}
+
 /// The reply to a look that found nothing (see [`Look::Nothing`]; read by
 /// the worker, never shown to a caller).
 pub fn nothing_found() -> ApiError {
@@ -620,11 +626,13 @@ fn knows_nothing(said: &ApiError) -> bool {
 }
 
 /// Is a spend cap's turned-away reservation (`error`) worth asking the
-/// ledger about ([`after_reservation`])? Over the cap, or no answer from the
-/// registry: the order may be the retry of one the ledger holds. Any other
-/// refusal (a revoked or expired key, a storage fault) stands as it is.
+/// ledger about ([`after_reservation`])? Over the cap, or any 5xx (no
+/// answer from the registry, its storage failing): the order may be the
+/// retry of one the ledger holds, whose first attempt may have placed it,
+/// so "nothing was placed" is said only once the ledger knows nothing of
+/// it. A refusal of the caller (a revoked or expired key) stands as it is.
 pub fn look_after(error: &ApiError) -> bool {
-    matches!(error.code, ErrorCode::QuotaExceeded | ErrorCode::UpstreamError)
+    error.code == ErrorCode::QuotaExceeded || error.status >= 500
 }
 
 /// A placeOrder the spend cap turned away before it reached the ledger:

@@ -242,6 +242,7 @@ fn a_reservation_turned_away_defers_to_what_the_ledger_knows() {
     // A pending order: its 409 order_in_progress, never "nothing was placed".
     let Look::Answer { outcome, fate, .. } = look(&Loaded::Some(pending()), FP, None, None, T0) else { panic!() };
     let in_progress = reply(outcome, fate);
+    let in_progress_reply = in_progress.clone();
     assert_eq!(after_reservation(registry(), Some(in_progress.clone())), Ok(in_progress));
     // The ledger knows nothing of it (no record, or its mark that nothing was placed): the reservation's error.
     for nothing in [nothing_found(), found_not_placed()] {
@@ -257,9 +258,14 @@ fn a_reservation_turned_away_defers_to_what_the_ledger_knows() {
     // Another body's conflict is the answer.
     let conflict = reply(Outcome::Error { error: ApiError::idempotency_conflict(), upstream_status: None }, Fate::NotPlaced);
     assert_eq!(after_reservation(over(), Some(conflict.clone())), Ok(conflict));
-    // Only over the cap or with no answer from the registry is the ledger asked.
-    assert!(look_after(&over()) && look_after(&registry()));
-    assert!(!look_after(&ApiError::unauthorized("this gateway key is revoked")) && !look_after(&ApiError::internal()));
+    // Over the cap or after any 5xx of the registry (no answer, its storage
+    // failing) the ledger is asked: a retry of a lost order is never told
+    // "nothing was placed" unasked. A refusal of the key stands.
+    let storage = ApiError::misconfigured(&["the KeyRegistry's storage cannot be read or written".into()]);
+    assert!(look_after(&over()) && look_after(&registry()) && look_after(&ApiError::internal()) && look_after(&storage));
+    assert!(!look_after(&ApiError::unauthorized("this gateway key is revoked")));
+    assert_eq!(after_reservation(storage.clone(), Some(in_progress_reply.clone())), Ok(in_progress_reply));
+    assert!(!after_reservation(storage.clone(), None).unwrap_err().message.contains(SAFE_TO_RETRY), "no word from the ledger: not said");
     // No word from the ledger: the error as it is (a 502 not saying nothing was placed).
     assert_eq!(after_reservation(registry(), None), Err(registry()));
     assert_eq!(after_reservation(over(), None), Err(over()));
