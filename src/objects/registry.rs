@@ -347,7 +347,7 @@ impl KeyRegistry {
                 reply = older;
             }
             let now = now_ms();
-            if registry::ledger_knows_nothing(&reply) {
+            if registry::needs_second_look(&reply) {
                 let id = (key.clone(), po.clone(), fp.clone());
                 let first = earlier.iter().find(|(seen_id, seen, _)| *seen_id == id && *seen == hold).map(|(_, _, at)| *at);
                 if !registry::nothing_settles(first, now) {

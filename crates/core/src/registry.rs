@@ -310,7 +310,17 @@ pub fn ledger_knows_nothing(reply: &LedgerReply) -> bool {
 /// order while this one is placed, and the cap passed.
 pub const NOTHING_RECHECK_MS: i64 = 30_000;
 
-/// Does a look that found nothing ([`ledger_knows_nothing`]) settle the
+/// Must a look's reply be seen twice, [`NOTHING_RECHECK_MS`] apart, before
+/// it settles a hold ([`nothing_settles`])? "Nothing"
+/// ([`ledger_knows_nothing`]), and the mark that nothing was placed: the
+/// mark is an earlier attempt's, while a retry of the same body may be
+/// between its new reservation and the ledger, to be placed once there
+/// (its hold dropped now, the amount would be free for another order).
+pub fn needs_second_look(reply: &LedgerReply) -> bool {
+    crate::ledger::found_nothing_placed(&reply.outcome)
+}
+
+/// Does a look that found nothing ([`needs_second_look`]) settle the
 /// hold now? Only when an earlier look found nothing of the same hold,
 /// unchanged, at `first_nothing_ms`, at least [`NOTHING_RECHECK_MS`] ago.
 /// Otherwise the hold waits for a look that much later.
@@ -690,6 +700,20 @@ mod tests {
         // Already committed: nothing.
         let committed = Hold { state: HoldState::Committed, ..held };
         assert!(abandoned("k", "po-1", "fp", &committed, &reply(answer(200), Fate::Placed), before).is_empty());
+    }
+
+    #[test]
+    fn nothing_and_the_not_placed_mark_wait_for_a_second_look() {
+        use crate::ledger::{found_not_placed, nothing_found};
+        use crate::wire::ledger::Outcome as Said;
+        let said = |e: ApiError, fate| LedgerReply { outcome: Said::Error { error: e, upstream_status: None }, replayed: false, fate };
+        assert!(needs_second_look(&said(nothing_found(), Fate::Unknown)));
+        for fate in [Fate::Unknown, Fate::NotPlaced] {
+            assert!(needs_second_look(&said(found_not_placed(), fate)), "an earlier attempt's mark, a retry may be on its way");
+        }
+        assert!(!needs_second_look(&said(ApiError::order_in_progress("checking", 10), Fate::Unknown)));
+        let placed = LedgerReply { outcome: Said::Answer { status: 200, body: "{}".into(), reconciled: false, upstream_status: Some(200) }, replayed: false, fate: Fate::Placed };
+        assert!(!needs_second_look(&placed));
     }
 
     #[test]
