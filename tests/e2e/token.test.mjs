@@ -163,12 +163,14 @@ test("3a. access token revoked seconds after a refresh: the next call refreshes 
   });
 });
 
-test("3a2. a dead access token answered with another documented body under another status (auth.token_error, invalid_token), or checked with another documented answer: replaced, no caller sees it", async () => {
+test("3a2. a dead access token answered with another documented body under another status (auth.token_error, invalid_token, the header refusal), or checked with another documented answer: replaced, no caller sees it", async () => {
   for (const config of [
     // The Plum API's other dead-token bodies (statuses unconfirmed).
     { dead_access_answer: "token_error", dead_access_status: 200 },
     { dead_access_answer: "token_error", dead_access_status: 400 },
     { dead_access_answer: "invalid_token", dead_access_status: 403 },
+    // The OAuth refusal of the authorization header (§1.8), status unknown.
+    { dead_access_answer: "invalid_request", dead_access_status: 400 },
     // The token check's answers to a dead token: the OAuth body, the
     // spec's `{"error":"Unauthorized"}` (xoxoday-api.md §1.6) and the
     // password-reset body (§1.4), bodies or statuses unconfirmed.

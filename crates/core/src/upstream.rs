@@ -89,13 +89,29 @@ pub fn names_a_token_error(v: &Value) -> bool {
         || names("message", TOKEN_ERROR_MESSAGE)
 }
 
+/// The words of Xoxoday's OAuth refusal of a request's authorization
+/// header (xoxoday-api.md §1.8: `{"error": "invalid_request",
+/// "error_description": "missing/invalid parameters authorization
+/// header"}`, its status undocumented).
+const HEADER_REFUSED: &str = "authorization header";
+
+/// Is `v` Xoxoday's OAuth refusal of the authorization header? plumgate
+/// always sends one, so from the Plum API, under any status, it can be
+/// about the access token: a candidate ([`Api401::TokenCandidate`]), which
+/// costs a token check, never a refresh. The check's own answers are read
+/// more strictly (`token::check`): its verdict spends a refresh.
+fn refuses_the_header(v: &Value) -> bool {
+    v.get("error").and_then(Value::as_str) == Some("invalid_request")
+        && v.get("error_description").and_then(Value::as_str).is_some_and(|d| d.contains(HEADER_REFUSED))
+}
+
 /// Classify an answer of the Plum API (see [`Api401`]).
 pub fn classify_api_401(status: u16, body: &[u8]) -> Api401 {
     if status != 401 {
         // Cheap first: most answers are long or name nothing of the kind.
         let short = (200..500).contains(&status) && body.len() <= TOKEN_ERROR_BODY_MAX;
-        let named = short && (contains(body, b"token") || contains(body, TOKEN_ERROR_ID.as_bytes()));
-        let token = named && !may_be_rate_limit(status, body) && serde_json::from_slice::<Value>(body).is_ok_and(|v| names_a_token_error(&v));
+        let named = short && (contains(body, b"token") || contains(body, TOKEN_ERROR_ID.as_bytes()) || contains(body, HEADER_REFUSED.as_bytes()));
+        let token = named && !may_be_rate_limit(status, body) && serde_json::from_slice::<Value>(body).is_ok_and(|v| names_a_token_error(&v) || refuses_the_header(&v));
         return if token { Api401::TokenCandidate } else { Api401::NotUnauthorized };
     }
     if may_be_rate_limit(status, body) {
@@ -516,6 +532,11 @@ mod tests {
             (400, r#"{"message":"auth.token_error"}"#, TokenCandidate),
             (403, r#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, TokenCandidate),
             (403, r#"{"error":"access_denied","error_description":"no token here"}"#, NotUnauthorized),
+            // The OAuth refusal of the authorization header (xoxoday-api.md §1.8), its status undocumented.
+            (400, r#"{"error":"invalid_request","error_description":"missing/invalid parameters authorization header"}"#, TokenCandidate),
+            (403, r#"{"error":"invalid_request","error_description":"missing/invalid parameters authorization header"}"#, TokenCandidate),
+            (400, r#"{"error":"invalid_request","error_description":"missing/invalid parameters"}"#, NotUnauthorized),
+            (400, r#"{"error":"invalid_grant","error_description":"bad authorization header"}"#, NotUnauthorized),
             (403, r#"{"code":403,"errorId":"PIPE10017","error":"invalid_token"}"#, NotUnauthorized),
             (400, r#"{"code":400,"errorId":"PLE10011","error":"invalid_token"}"#, NotUnauthorized),
             (400, r#"{"code":400,"errorId":"PLE10001","errorInfo":"Validation error","error":"token"}"#, NotUnauthorized),

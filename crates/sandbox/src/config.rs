@@ -165,6 +165,10 @@ pub enum DeadAccessAnswer {
     /// `{"success":0,"error_message_id":"auth.token_error"}` (after a Super
     /// Admin's password reset).
     TokenError,
+    /// `{"error":"invalid_request","error_description":"missing/invalid
+    /// parameters authorization header"}`, the OAuth refusal of the
+    /// authorization header (xoxoday-api.md §1.8, its status undocumented).
+    InvalidRequest,
 }
 
 /// How the token check answers an access token that is dead (expired,

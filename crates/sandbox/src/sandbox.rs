@@ -560,6 +560,9 @@ impl Sandbox {
                 DeadAccessAnswer::Pipe10013 => (401, unauthorized_body()),
                 DeadAccessAnswer::InvalidToken => (c.dead_access_status, oauth_error("invalid_token", "invalid/expired token")),
                 DeadAccessAnswer::TokenError => (c.dead_access_status, token_error_body()),
+                DeadAccessAnswer::InvalidRequest => {
+                    (c.dead_access_status, oauth_error("invalid_request", "missing/invalid parameters authorization header"))
+                }
             }
         } else if let Some(f) = injected {
             if f.status == 401 {
