@@ -546,9 +546,12 @@
     $("token-refresh").disabled = false;
     hideOrderResult();
     hideNewKey();
-    if (!state.ordering && !state.uncertain) {
+    // The form is emptied whenever no order is in flight: an unconfirmed
+    // order is kept apart (state.uncertain, its own box) and resent from
+    // there, so the next person never finds the previous one's recipient.
+    if (!state.ordering) {
       resetOrderForm();
-      setStatus("order-status", "");
+      if (!state.uncertain) setStatus("order-status", "");
     }
   }
 
@@ -556,8 +559,8 @@
    * The order form as no one filled it: no product, recipient or phone, and
    * a fresh poNumber (the previous one, sent again by the next person, would
    * replay the previous order and show its vouchers); no poNumber left to
-   * look up either. Never while an order is in flight or unconfirmed: that
-   * one stays to be settled.
+   * look up either. Never while an order is in flight: that one is settled
+   * from the form's poNumber. An unconfirmed order keeps its own body.
    */
   function resetOrderForm() {
     state.product = null;
@@ -745,7 +748,9 @@
     } finally {
       if (seq === state.catalogSeq) {
         busy(list, false);
-        refocus(started, $("next-page"), $("prev-page"), $("catalog-title"));
+        // Only a page turn gives the focus back: a load the page started
+        // (a key set, a filter, the first load) leaves it where it is.
+        if (started === $("next-page") || started === $("prev-page")) refocus(started, $("next-page"), $("prev-page"), $("catalog-title"));
       }
     }
   }
@@ -1096,9 +1101,9 @@
     } finally {
       state.ordering = false;
       // Answered after the key was forgotten or changed: nothing of this
-      // order stays in the form for whoever is at the screen now (unless it
-      // is unconfirmed, to be settled).
-      if (state.key !== sentWith && !state.uncertain) resetOrderForm();
+      // order stays in the form for whoever is at the screen now (an
+      // unconfirmed one stays in its own box, to be settled).
+      if (state.key !== sentWith) resetOrderForm();
       btn.disabled = false;
       for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = false;
       busy(busyBox, false);

@@ -170,6 +170,9 @@ async function walkThePage() {
   assert.equal(storage.cookie, "", "no cookie");
   assert.equal(storage.input, "", "the key is not left in the field");
   assert.ok(!page.url().includes(keys.admin.key), "the key is never in the URL");
+  // The catalog the key loads leaves the focus alone: no jump to its pager.
+  await page.locator("#products button[data-product]").first().waitFor();
+  assert.notEqual(await page.evaluate(() => document.activeElement && document.activeElement.id), "next-page", "the focus stays off the catalog's pager");
 
   // ---- balance, always visible in the sticky top bar.
   await page.locator("#balance-value", { hasText: "250,000" }).waitFor();
@@ -330,7 +333,11 @@ async function walkThePage() {
     assert.equal(await page.locator("#order-form").isVisible(), false, `${why}: no form for a new order`);
     assert.deepEqual(await page.evaluate(() => JSON.parse(sessionStorage.getItem("plumgate.unconfirmedOrder")).body), firstBody, `${why}: kept`);
   };
+  // What the previous person typed in the form behind the unconfirmed order:
+  await page.evaluate(() => { document.getElementById("email").value = "previous@example.com"; document.getElementById("contact").value = "+1-5550100"; });
   await page.click("#key-forget");
+  // The previous key's recipient leaves the form; the unconfirmed order keeps its own.
+  assert.deepEqual([await page.inputValue("#email"), await page.inputValue("#contact")], ["", ""], "the form is emptied behind the unconfirmed order");
   await page.click("#uncertain-again");
   await page.locator("#order-status", { hasText: `Order ${lostPo} is still not settled: set a key, then send it again.` }).waitFor();
   assert.equal(await text(page, "#order-error .err-title"), "No caller key");
