@@ -70,7 +70,7 @@ mkdir -p "$TOOLS_DIR"
 tool_version() { "$TOOLS_DIR/bin/$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
 if [[ "$(tool_version worker-build)" != "$WORKER_BUILD_VERSION" ]]; then
   # It links OpenSSL (openssl-sys): headers and pkg-config to build it.
-  apt_install pkg-config libssl-dev
+  { command -v pkg-config >/dev/null && pkg-config --exists openssl; } || apt_install pkg-config libssl-dev
   log "cargo install worker-build $WORKER_BUILD_VERSION (first time only, ~3 min)"
   cargo install --quiet --locked --root "$TOOLS_DIR" worker-build --version "$WORKER_BUILD_VERSION"
 fi
@@ -93,7 +93,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$LOCK_SUM" || ! -x node_modules/.bi
 fi
 
 # dev.sh polls the gateway's /healthz with curl.
-apt_install curl
+command -v curl >/dev/null || apt_install curl
 
 # 3b. the TypeScript client's build: dist/ is not committed, and the README's
 # examples (examples/node-function, examples/worker) import it. Built when
