@@ -98,8 +98,10 @@ const HEADER_REFUSED: &str = "authorization header";
 /// Is `v` Xoxoday's OAuth refusal of the authorization header? plumgate
 /// always sends one, so from the Plum API, under any status, it can be
 /// about the access token: a candidate ([`Api401::TokenCandidate`]), which
-/// costs a token check, never a refresh. The check's own answers are read
-/// more strictly (`token::check`): its verdict spends a refresh.
+/// costs a token check; the check's own answers are read more strictly
+/// (`token::check`: its verdict spends a refresh). Should the check refuse
+/// the header too (something on the way strips it), its failures replace
+/// the token after 10 minutes, as for a 401 header refusal.
 fn refuses_the_header(v: &Value) -> bool {
     v.get("error").and_then(Value::as_str) == Some("invalid_request")
         && v.get("error_description").and_then(Value::as_str).is_some_and(|d| d.contains(HEADER_REFUSED))
