@@ -126,6 +126,18 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
     if !api_route {
         log.route = if path == "/openapi.json" { "/openapi.json" } else { "static" };
     }
+    // An operation's route is named before the configuration is read too:
+    // a misconfigured call is logged with its route and operation, and a
+    // cacheable one's refusals, this 503 included, say the cache was not
+    // used (contract §2, §7).
+    let ops_call = path.strip_prefix("/v1/ops/").map(Operation::from_name);
+    if let Some(op) = ops_call {
+        log.route = "/v1/ops/{operation}";
+        if let Some(op) = op {
+            log.operation = Some(op.name().into());
+            note_cacheable(op, log);
+        }
+    }
     let settings = settings::load(env);
     let cfg = match settings.as_ref() {
         Ok(c) => c,
@@ -155,15 +167,9 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         return Ok(resp);
     }
 
-    if let Some(op_name) = path.strip_prefix("/v1/ops/") {
-        log.route = "/v1/ops/{operation}";
-        let op = Operation::from_name(op_name);
-        // Refused from here on (the method, the key, its limit, the body),
-        // the answer still says the cache was not used.
-        if let Some(op) = op {
-            log.operation = Some(op.name().into());
-            note_cacheable(op, log);
-        }
+    if let Some(op) = ops_call {
+        // Named above: refused from here on (the method, the key, its
+        // limit, the body), the answer still says the cache was not used.
         require_method(&method, Method::Post)?;
         let op = op.ok_or_else(ApiError::unknown_operation)?;
         let caller = authenticate(&req, env, ctx, cfg, log).await?;

@@ -114,6 +114,13 @@ test("configuration fails closed, naming variables but never values", async () =
       if (path.startsWith("/chef/")) assert.equal(r.json.errorId, "PLUMGATE_MISCONFIGURED", "Xoxoday's error shape on the drop-in base");
       else assert.equal(r.json.error.code, "misconfigured");
       assert.doesNotMatch(r.text, /example\.com|secretish/);
+      if (path === "/v1/ops/getBalance") {
+        // Named before the configuration is read: logged as itself, and a
+        // cacheable operation's refusal says the cache was not used.
+        assert.equal(r.headers["x-plumgate-cache"], "bypass");
+        const [line] = await w.logsFor([r.headers["x-request-id"]]);
+        assert.deepEqual([line?.route, line?.operation, line?.status], ["/v1/ops/{operation}", "getBalance", 503]);
+      }
     }
     // The demo page and the OpenAPI document too (contract §1: every route
     // but /healthz).
