@@ -1135,13 +1135,18 @@
       vouchersView(data && data.vouchers, "order"),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "btn", id: "order-again", text: "Send the same order again", onclick: () => placeOrder(body) }),
-        h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
-          freshPo();
-          hideOrderResult();
-          setStatus("order-status", "New order reference made.");
-          focusOrderForm();
-        } })),
+        newOrderButton()),
     );
+  }
+
+  /** "Start a new order" under an order's answer: a fresh poNumber, the form again. */
+  function newOrderButton() {
+    return h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
+      freshPo();
+      hideOrderResult();
+      setStatus("order-status", "New order reference made.");
+      focusOrderForm();
+    } });
   }
 
   /**
@@ -1163,12 +1168,7 @@
         + "Look the order up by its poNumber under Orders for its vouchers." }),
       dl,
       h("div", { class: "actions" },
-        h("button", { type: "button", class: "btn", id: "order-new", text: "Start a new order", onclick: () => {
-          freshPo();
-          hideOrderResult();
-          setStatus("order-status", "New order reference made.");
-          focusOrderForm();
-        } })),
+        newOrderButton()),
     );
   }
 
