@@ -55,6 +55,7 @@ use plumgate_core::cors;
 use plumgate_core::dropin::{self, OAuthError};
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::jsontext::request_json;
+use plumgate_core::ledger::before_sending;
 use plumgate_core::logline::RequestLog;
 use plumgate_core::ops::{self, EnvelopeError, Operation, ParsedEnvelope};
 use plumgate_core::route;
@@ -172,7 +173,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         // limit, the body), the answer still says the cache was not used.
         require_method(&method, Method::Post)?;
         let op = op.ok_or_else(ApiError::unknown_operation)?;
-        let caller = authenticate(&req, env, ctx, cfg, log).await?;
+        let caller = authenticate(&req, env, ctx, cfg, log).await.map_err(|e| before_sending(op, e))?;
         let mode = cache_mode(&req, &caller);
         let data = read_json(req).await?;
         return call_operation(env, ctx, cfg, &caller, op, data, mode, ErrorStyle::Plumgate, log).await;

@@ -731,6 +731,17 @@ pub fn unsent(mut error: ApiError) -> ApiError {
     error
 }
 
+/// An error met before a call reached its operation (the caller's key
+/// could not be looked up): for placeOrder, [`unsent`], since the ledger
+/// was not asked and nothing was sent; for the others as it is.
+pub fn before_sending(op: Operation, error: ApiError) -> ApiError {
+    if op == Operation::PlaceOrder {
+        unsent(error)
+    } else {
+        error
+    }
+}
+
 /// What an error for a placeOrder that Xoxoday never executed adds: a 502
 /// alone means "the order may exist" (the README's retry table).
 pub const SAFE_TO_RETRY: &str = "nothing was placed and retrying with the same poNumber is safe";

@@ -231,6 +231,17 @@ fn a_5xx_that_stopped_an_order_before_sending_says_nothing_was_placed() {
 }
 
 #[test]
+fn a_placeorder_whose_key_could_not_be_looked_up_says_nothing_was_placed() {
+    let registry = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
+    let e = before_sending(Operation::PlaceOrder, registry());
+    assert_eq!((e.status, e.message.contains(SAFE_TO_RETRY)), (502, true), "{}", e.message);
+    // A read never hears it; a placeOrder's 401 passes as it is.
+    assert_eq!(before_sending(Operation::GetBalance, registry()), registry());
+    let unknown = ApiError::unauthorized("unknown key");
+    assert_eq!(before_sending(Operation::PlaceOrder, unknown.clone()), unknown);
+}
+
+#[test]
 fn a_reservation_turned_away_defers_to_what_the_ledger_knows() {
     let registry = || ApiError::upstream_error("the key registry did not answer; retry in a moment");
     let over = || ApiError::quota_exceeded("over the cap, so it was not sent", 60);
