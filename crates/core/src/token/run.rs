@@ -14,7 +14,7 @@
 //! waiting after `refresh_timeout_ms` (`REFRESH_TIMEOUT_MS`); the run goes on
 //! in the Durable Object and its answer is kept.
 
-use super::{adopt_refresh, apply_failure, apply_success, retry_delay_ms, AuthorityState, Refusal, RefreshOutcome, TokenPolicy, Trigger};
+use super::{adopt_refresh, apply_failure, apply_success, backoff_ms, retry_delay_ms, AuthorityState, Refusal, RefreshOutcome, TokenPolicy, Trigger};
 use crate::time::{secs_to_ms, secs_until};
 use serde::{Deserialize, Serialize};
 
@@ -186,7 +186,18 @@ pub fn finish_run(
             state.last_error = Some(reason);
             state.last_error_at_ms = Some(now_ms);
             state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-            state.penalty_until_ms = Some(penalty_end_ms(now_ms, penalty_secs, rand01));
+            // Xoxoday's stated penalty (or a flat minute: its documented
+            // answer states none) holds the first time; each penalty met
+            // again in a row waits at least the failure streak's backoff, so
+            // an endpoint that keeps refusing is asked a few times an hour,
+            // not once a minute ("an unusual number of requests to the
+            // Refresh Token API" can get the tokens invalidated).
+            let mut until = penalty_end_ms(now_ms, penalty_secs, rand01);
+            if state.consecutive_failures > 1 {
+                let backoff = backoff_ms(state.consecutive_failures, rand01, policy);
+                until = until.max(now_ms.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)));
+            }
+            state.penalty_until_ms = Some(until);
             RunEnd::RateLimited
         }
         RefreshOutcome::Final(reason) => {
@@ -395,6 +406,47 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// A refresh endpoint that answers every attempt with its rate-limit
+    /// error (no duration, as documented): the penalties grow like the
+    /// failure backoff, so an hour sees a handful of attempts, whether a
+    /// usable token is served meanwhile or none is left; a stated penalty
+    /// longer than the backoff still holds in full.
+    #[test]
+    fn a_refresh_endpoint_that_keeps_rate_limiting_is_asked_a_few_times_an_hour() {
+        let p = TokenPolicy::default();
+        let limited = || parse_refresh_response(400, br#"{"message":"auth.request_limit_exceeded"}"#, None, T0);
+        for usable in [true, false] {
+            let mut s = seeded();
+            if !usable {
+                s.access.as_mut().unwrap().rejected = true;
+            }
+            let start = T0 + 9 * 86_400_000; // stale: a background refresh is due
+            let mut attempts = Vec::new();
+            for second in 0..3600 {
+                let now = start + second * 1000;
+                match plan(&s, Trigger::Request, now, &p) {
+                    Plan::ServeAndRefresh | Plan::RefreshThenServe => {
+                        attempts.push(second);
+                        let rand01 = (second % 7) as f64 / 7.0;
+                        assert_eq!(finish_run(&mut s, limited(), now, rand01, "cfp", &p, None), RunEnd::RateLimited);
+                    }
+                    Plan::Serve => assert!(usable),
+                    Plan::Refuse(r) => assert_eq!(r.api_error().status, 429, "{r:?}"),
+                }
+            }
+            assert!((5..=10).contains(&attempts.len()), "usable {usable}: attempts at {attempts:?}");
+            // The first penalty is Xoxoday's minute, the gaps then grow.
+            assert!(attempts[1] - attempts[0] >= 60 && attempts[1] - attempts[0] <= 66, "{attempts:?}");
+            assert!(attempts.windows(2).last().is_some_and(|w| w[1] - w[0] >= 900), "{attempts:?}");
+        }
+        // Three in a row, then Xoxoday states an hour: the hour holds.
+        let mut s = seeded();
+        s.consecutive_failures = 3;
+        let stated = parse_refresh_response(400, br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":3600}]}"#, None, T0);
+        finish_run(&mut s, stated, T0, 0.0, "cfp", &p, None);
+        assert_eq!(s.penalty_until_ms, Some(T0 + 3_600_000));
     }
 
     #[test]
