@@ -27,9 +27,10 @@ import type {
 
 export interface PlumgateClientOptions {
   /**
-   * Where plumgate answers: `https://plumgate.<account>.workers.dev`, your
-   * route, or any `https://` URL with a Service Binding's fetch (the host is
-   * not used then).
+   * Where plumgate answers: `https://plumgate.<account>.workers.dev` or your
+   * route. `http://` only for a loopback host (127.0.0.0/8, `localhost`,
+   * `[::1]`: `wrangler dev`), or with your own `fetch`, such as a Service
+   * Binding's (the host is only a label then).
    */
   baseUrl: string;
   /** A plumgate caller key (`pgk_...`) holding the scopes you call. */
@@ -276,7 +277,7 @@ export class PlumgateClient {
     if (!opts.key) throw new TypeError("PlumgateClient: key is required");
     // Refused here, at once, rather than by fetch on every call, where the
     // failure would look like a lost answer. Neither message quotes the value.
-    const urlProblem = baseUrlProblem(opts.baseUrl);
+    const urlProblem = baseUrlProblem(opts.baseUrl, opts.fetch !== undefined);
     if (urlProblem) throw new TypeError(`PlumgateClient: ${urlProblem}`);
     if (!isHeaderSafeKey(opts.key)) {
       throw new TypeError(

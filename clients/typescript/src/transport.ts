@@ -217,10 +217,21 @@ export function isHeaderSafeKey(key: string): boolean {
 }
 
 /**
- * Why `baseUrl` cannot be the start of the client's URLs, or undefined when
- * it can. Never quotes the URL: it may hold a password.
+ * Is this URL host (`URL.hostname`, already normalised: lower case, IPv4 in
+ * dotted decimal, IPv6 compressed) a loopback one: 127.0.0.0/8, `localhost`
+ * or `[::1]`? plumgate's rule for its own `http://` URLs.
  */
-export function baseUrlProblem(baseUrl: string): string | undefined {
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * Why `baseUrl` cannot be the start of the client's URLs, or undefined when
+ * it can. `customFetch`: the caller passed its own fetch (a Service Binding,
+ * whose URL host is only a label), which then decides how the request
+ * travels. Never quotes the URL: it may hold a password.
+ */
+export function baseUrlProblem(baseUrl: string, customFetch = false): string | undefined {
   let url: URL;
   try {
     url = new URL(baseUrl);
@@ -233,5 +244,10 @@ export function baseUrlProblem(baseUrl: string): string | undefined {
   if (url.username !== "" || url.password !== "") return "baseUrl must not hold a user name or password (fetch refuses such URLs; the key authenticates)";
   // The client appends paths: after a query or fragment they would not be paths.
   if (baseUrl.includes("?") || baseUrl.includes("#")) return "baseUrl must not have a query or a fragment";
+  // Every request carries the key, and a placeOrder the recipient's address:
+  // in cleartext, anyone on the way could read them and order with the key.
+  if (url.protocol === "http:" && !customFetch && !isLoopbackHost(url.hostname)) {
+    return "baseUrl must be https:// (http:// only for a loopback host: 127.0.0.0/8, localhost, [::1]; or with your own fetch, such as a Service Binding's): over http:// the key and the orders would cross the network in cleartext";
+  }
   return undefined;
 }

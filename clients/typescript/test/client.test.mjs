@@ -942,6 +942,20 @@ test("a baseUrl that is not an absolute http(s) URL, or a key that cannot go in 
   for (const baseUrl of ["http://127.0.0.1:8931", "https://plumgate.test/prefix/", "HTTPS://PLUMGATE.TEST"]) new PlumgateClient({ baseUrl, key: KEY });
 });
 
+test("http:// is refused for a host off this machine (the key and orders would go in cleartext), unless the caller brings its own fetch", () => {
+  const f = script(json(200, placed()));
+  for (const baseUrl of ["http://plumgate.example.workers.dev", "http://plumgate.example.workers.dev:80/", "http://10.0.0.5:8787", "http://128.0.0.1", "http://localhost.example.com", "http://[::2]:8787"]) {
+    assert.throws(() => new PlumgateClient({ baseUrl, key: KEY }), (e) => e instanceof TypeError && /https:\/\//.test(e.message) && /cleartext/.test(e.message), baseUrl);
+  }
+  // Loopback (wrangler dev, the sandbox), in the forms the URL parser normalises.
+  for (const baseUrl of ["http://127.0.0.1:8787", "http://127.1:8787", "http://127.255.0.9", "http://localhost", "http://LOCALHOST:8787/", "http://[::1]:8787", "http://[0:0:0:0:0:0:0:1]"]) {
+    new PlumgateClient({ baseUrl, key: KEY });
+  }
+  // A Service Binding's fetch: the host is only a label, nothing crosses a network.
+  new PlumgateClient({ baseUrl: "http://plumgate.internal", key: KEY, fetch: f });
+  new PlumgateClient({ baseUrl: "http://plumgate.example.workers.dev", key: KEY, fetch: f });
+});
+
 test("a request that cannot be built is a client_error: nothing sent, never retried, placeOrder refuses for good", async () => {
   // A BigInt is not JSON: the body cannot be serialised, so nothing can leave the process.
   const f = script(json(200, placed()));
