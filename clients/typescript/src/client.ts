@@ -37,7 +37,9 @@ export interface PlumgateClientOptions {
   key: string;
   /**
    * The fetch to use: defaults to the global one. With a Service Binding,
-   * `(input, init) => env.PLUMGATE.fetch(input, init)`.
+   * `(input, init) => env.PLUMGATE.fetch(input, init)`. Pass `init` on
+   * whole: its `redirect: "manual"` keeps a redirect from sending the key
+   * and the order elsewhere.
    */
   fetch?: FetchLike;
   /** Time limit of each read (every call but placeOrder), in ms, retries included. Default 45000. */

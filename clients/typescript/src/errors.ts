@@ -23,8 +23,13 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
  * - `invalid_response`: a success status whose body is not the expected JSON.
  * - `upstream_failure`: HTTP 200, but Xoxoday's `data.<operation>.status`
  *   is not 1 (Xoxoday's own "failed").
+ * - `redirected`: a redirect (HTTP 3xx; status 0 for a browser's opaque
+ *   one), which the client does not follow. plumgate answers no route with
+ *   one, so something in front of it did (an http:// to https:// rule, an
+ *   old host name): the request never reached plumgate, and nothing is
+ *   retried: `baseUrl` must be plumgate's own address.
  */
-export type ClientCode = "client_error" | "network_error" | "timeout" | "aborted" | "invalid_response" | "upstream_failure";
+export type ClientCode = "client_error" | "network_error" | "timeout" | "aborted" | "invalid_response" | "upstream_failure" | "redirected";
 
 /**
  * Where an error comes from: plumgate itself, Xoxoday (passed through
@@ -48,7 +53,7 @@ export interface PlumgateErrorInit {
 /** An error answer, or no answer at all (then `status` is 0). */
 export class PlumgateError extends Error {
   override readonly name = "PlumgateError";
-  /** HTTP status; 0 when there was no answer (`client_error`, `network_error`, `timeout`, `aborted`). */
+  /** HTTP status; 0 when there was no answer (`client_error`, `network_error`, `timeout`, `aborted`) or it hid its status (a browser's opaque redirect, `redirected`). */
   readonly status: number;
   /**
    * plumgate's code (`invalid_request`, `rate_limited`, `order_in_progress`,
@@ -123,6 +128,18 @@ export function errorFromAnswer(status: number, body: unknown, headers: Headers,
   const requestId = headers.get("x-request-id") ?? undefined;
   let retryAfter = parseRetryAfter(headers.get("retry-after"), nowMs);
   const base = { status, requestId, body };
+  // Status 0: the one answer fetch gives without a status, a browser's
+  // opaque redirect (`redirect: "manual"`).
+  if (status === 0 || (status >= 300 && status < 400)) {
+    const which = status === 0 ? "a redirect" : `a redirect (HTTP ${status})`;
+    return new PlumgateError({
+      ...base,
+      source: "unknown",
+      code: "redirected",
+      message: `plumgate's address answered with ${which}, which the client does not follow (it would send the key and the body elsewhere, or turn a POST into a GET); nothing reached plumgate: set baseUrl to plumgate's own https:// address`,
+      notSent: true,
+    });
+  }
   if (isObj(body) && isObj(body["error"]) && str(body["error"]["code"])) {
     const e = body["error"];
     return new PlumgateError({

@@ -136,7 +136,11 @@ export class Transport {
     // Set once plumgate's answer began: nothing after that is "not sent".
     let answered = false;
     try {
-      const res = await this.fetchFn(url, { method: opts.method, headers, body, signal: controller.signal });
+      // Redirects are not followed: fetch would send the key and the order
+      // on to wherever a 307 or 308 points, or turn the POST into a GET
+      // (301, 302, 303: then plumgate's 405). The 3xx is the answer; a
+      // browser's is opaque, status 0 (errorFromAnswer: `redirected`).
+      const res = await this.fetchFn(url, { method: opts.method, headers, body, signal: controller.signal, redirect: "manual" });
       answered = true;
       // Reading the body is part of the exchange: a connection cut while
       // reading it is a lost answer, like one cut before the headers.

@@ -752,6 +752,71 @@ test("reads: a failure whose Retry-After runs past the time limit is thrown at o
   assert.equal(clock.now(), start, "no time waited");
 });
 
+// ------------------------------------------------------------------ redirects
+
+/** What a browser's fetch gives for a redirect under `redirect: "manual"`: no status, no headers, no body. */
+const opaqueRedirect = () => ({ type: "opaqueredirect", status: 0, headers: new Headers(), text: async () => "" });
+const moved = (status) => new Response("<html>moved</html>", { status, headers: { location: "https://elsewhere.example/v1/ops/placeOrder", "content-type": "text/html" } });
+
+test("redirects are not followed: every request says redirect manual, and a 3xx (or a browser's opaque redirect) is a redirected error, never retried", async () => {
+  for (const answer of [moved(301), moved(302), moved(307), moved(308), opaqueRedirect]) {
+    const f = script(answer, json(200, vouchers));
+    const { c, clock } = client(f);
+    const status = typeof answer === "function" ? 0 : answer.status;
+    await assert.rejects(c.getVouchers({ limit: 1, page: 1 }), (e) => {
+      assert.ok(e instanceof PlumgateError);
+      assert.deepEqual([e.status, e.code, e.source, e.notSent], [status, "redirected", "unknown", true]);
+      assert.match(e.message, /baseUrl/);
+      assert.ok(!e.message.includes("elsewhere.example"));
+      return true;
+    }, String(status));
+    assert.equal(f.calls.length, 1, `${status}: not sent again`);
+    assert.deepEqual(clock.sleeps, []);
+    assert.equal(f.calls[0].init.redirect, "manual");
+  }
+  const f = script(json(200, { status: "ok", version: "1" }));
+  await client(f).c.health();
+  assert.equal(f.calls[0].init.redirect, "manual", "the anonymous route too");
+});
+
+test("placeOrder: a redirect (301 would come back as a GET, 308 resend the order elsewhere) is refused at once, not retried, nothing placed", async () => {
+  for (const answer of [moved(301), moved(308), opaqueRedirect]) {
+    const f = script(answer, json(200, placed()));
+    const { c, clock } = client(f);
+    const reports = [];
+    const r = await c.placeOrder(ORDER, { onAttempt: (a) => reports.push(a) });
+    assert.equal(r.status, "refused");
+    assert.equal(r.retryable, false, "the same baseUrl gets the same redirect");
+    assert.equal(r.error.code, "redirected");
+    assert.equal(r.error.notSent, true);
+    assert.equal(r.attempts, 1);
+    assert.equal(f.calls.length, 1);
+    assert.equal(f.calls[0].init.redirect, "manual");
+    assert.deepEqual(clock.sleeps, []);
+    assert.deepEqual(reports.map((a) => [a.code, a.next]), [["redirected", "done"]]);
+  }
+});
+
+test("Node's own fetch: a 308 from the baseUrl is handed back, not followed, so the order and key reach nothing else", async () => {
+  const { createServer } = await import("node:http");
+  const seen = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? "-"}`);
+    if (req.url.startsWith("/elsewhere")) return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(placed()));
+    res.writeHead(308, { location: `/elsewhere${req.url}` }).end();
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const c = new PlumgateClient({ baseUrl: `http://127.0.0.1:${server.address().port}`, key: KEY });
+    const r = await c.placeOrder(ORDER);
+    assert.deepEqual([r.status, r.error?.code, r.error?.status], ["refused", "redirected", 308]);
+    await assert.rejects(c.getBalance(), { code: "redirected", status: 308 });
+    assert.deepEqual(seen, [`POST /v1/ops/placeOrder Bearer ${KEY}`, `POST /v1/ops/getBalance Bearer ${KEY}`], "nothing went to the Location");
+  } finally {
+    server.close();
+  }
+});
+
 test("an error's requestId is the x-request-id header, else the body's error.request_id", async () => {
   const bare = new Response(JSON.stringify(plumErr("forbidden", "x")), { status: 403, headers: { "content-type": "application/json" } });
   await assert.rejects(client(script(bare)).c.getFilters(), { code: "forbidden", requestId: "rid-body" });
