@@ -8,7 +8,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { readFileSync, readdirSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ROOT, startSandbox, startWorker, standardKeys, makeKey, leakScan, cleanup, killGroup, waitExit, capturedLogs, sandboxRequests,
@@ -221,6 +222,29 @@ test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipie
   assert.equal(sent.length, 1);
   assert.equal(sent[0].body.variables.data.email, "zoë@example.com");
   assert.equal(sent[0].body.variables.data.notifyReceiverEmail, 1, "Xoxoday mails the voucher to the recipient");
+});
+
+test("the examples take @plumgate/client from this checkout (a file: dependency), never by a registry version", () => {
+  // Not on npm: a version range would install whatever someone published
+  // under the name, handed PLUMGATE_KEY once the example is copied out.
+  const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8"));
+  const dirs = readdirSync(join(ROOT, "examples"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `examples/${d.name}`);
+  let named = 0;
+  for (const dir of dirs) {
+    const pkg = JSON.parse(readFileSync(join(ROOT, dir, "package.json"), "utf8"));
+    const locked = lock.packages[dir] ?? {};
+    for (const field of ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"]) {
+      for (const [from, deps] of [[`${dir}/package.json`, pkg[field]], [`package-lock.json ${dir}`, locked[field]]]) {
+        for (const [name, spec] of Object.entries(deps ?? {})) {
+          if (!name.startsWith("@plumgate/")) continue;
+          named += 1;
+          assert.match(spec, /^file:/, `${from} ${field} ${name}`);
+          assert.equal(relative(ROOT, resolve(ROOT, dir, spec.slice("file:".length))), "clients/typescript", `${from} ${name}`);
+        }
+      }
+    }
+  }
+  assert.ok(named >= 2 * dirs.length, "every example depends on the client");
 });
 
 test("worker example: the caller Worker reaches plumgate through its Service Binding", async () => {
