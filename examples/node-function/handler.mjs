@@ -53,13 +53,13 @@ export async function handler(event, context) {
   // A base64 body is UTF-8 bytes: atob alone would read them as Latin-1
   // ("zoë" would become "zoÃ«", and the voucher go to a wrong address).
   const raw = event?.isBase64Encoded ? utf8FromBase64(event.body ?? "") : event?.body;
-  const { status, body } = refusal(authorization) ?? (await sendReward(parse(raw ?? ""), deadlineFrom(context)));
-  return { statusCode: status, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  const { status, body, headers } = refusal(authorization) ?? (await sendReward(parse(raw ?? ""), deadlineFrom(context)));
+  return { statusCode: status, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 
 /** A `Request` in, a `Response` out (Vercel; `web.mjs` for Netlify v2). */
 export async function POST(request) {
-  const { status, body } =
+  const { status, body, headers } =
     refusal(request.headers.get("authorization")) ?? (await sendReward(parse(await request.text()), Date.now() + DEFAULT_BUDGET_MS - MARGIN_MS));
-  return Response.json(body, { status });
+  return Response.json(body, { status, headers });
 }

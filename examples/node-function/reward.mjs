@@ -28,6 +28,13 @@ function plumgate() {
 
 const isEmail = (v) => typeof v === "string" && /^[^\s@]+@[^\s@]+$/.test(v);
 
+/**
+ * plumgate refused the function's own key (401: revoked or unknown; 403:
+ * without `orders:write`). The caller passed REWARD_TOKEN already: this is
+ * the operator's to fix, so 502, not a refusal of the caller's order.
+ */
+const keyRefused = (e) => e.source === "plumgate" && (e.status === 401 || e.status === 403);
+
 const digest = (text) => createHash("sha256").update(String(text)).digest();
 
 /**
@@ -44,7 +51,7 @@ export function refusal(authorization) {
 /**
  * `input`: {productId, denomination, email, poNumber, quantity?}.
  * `deadline`: epoch ms by which the function must have answered.
- * Returns an HTTP status and a JSON body.
+ * Returns an HTTP status, a JSON body and, for some answers, headers.
  */
 export async function sendReward(input, deadline) {
   // The recipient's address is where Xoxoday mails the voucher
@@ -74,18 +81,23 @@ export async function sendReward(input, deadline) {
         status: 200,
         body: { status: "placed", poNumber: outcome.poNumber, orderId: outcome.order.orderId, orderStatus: outcome.order.orderStatus, replayed: outcome.replayed },
       };
-    case "refused":
+    case "refused": {
+      const e = outcome.error;
       return {
-        status: outcome.retryable ? 503 : 422,
+        status: keyRefused(e) ? 502 : outcome.retryable ? 503 : 422,
+        // The wait plumgate asked for (a rate limit, the key's daily cap),
+        // where HTTP clients and queues look for it.
+        headers: e.retryAfter === undefined ? {} : { "retry-after": String(Math.ceil(e.retryAfter)) },
         body: {
           status: "refused",
           poNumber: outcome.poNumber,
-          code: outcome.error.code,
-          message: outcome.error.message,
-          retryAfter: outcome.error.retryAfter,
-          requestId: outcome.error.requestId,
+          code: e.code,
+          message: keyRefused(e) ? "this function's plumgate key was refused (revoked, unknown or without orders:write): nothing was placed; its operator must fix PLUMGATE_KEY" : e.message,
+          retryAfter: e.retryAfter,
+          requestId: e.requestId,
         },
       };
+    }
     case "unknown":
       if (outcome.reason === "duplicate_po_number") {
         // Xoxoday holds another order under this poNumber (not this one):

@@ -13,9 +13,17 @@ import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ROOT, startSandbox, startWorker, standardKeys, makeKey, leakScan, cleanup, killGroup, waitExit, capturedLogs, sandboxRequests,
+  call, roomInDay, tempDir,
 } from "./harness.mjs";
 
 const keys = { ...standardKeys(), rewards: makeKey("rewards-caller", ["balance", "orders:write"]) };
+// A key whose own daily spend cap one reward fills (its GATEWAY_KEYS entry's
+// limits): the next order is refused for the rest of the UTC day, with
+// Retry-After. No balance scope: /balance is refused (403).
+keys.capped = makeKey("capped-caller", ["orders:write"]);
+keys.capped.entry.limits = { order_amount_per_day: 25 };
+/** Runtime keys made here (their answers are not recorded), for the leak scan. */
+const runtimeKeys = [];
 const HIGH_LIMITS = {
   getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
   getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
@@ -61,13 +69,43 @@ async function ownTokens() {
   return { XOXODAY_REFRESH_TOKEN: issued.refresh_token };
 }
 
+/** examples/worker holding PLUMGATE_KEY `key`, in front of a plumgate of its own (`vars`, `persistDir`: startWorker's). */
+async function startCaller(key, { vars, persistDir } = {}) {
+  return startWorker({
+    sandbox,
+    keys,
+    vars: vars ?? (await ownTokens()),
+    persistDir,
+    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: key, REWARD_TOKEN } }],
+    readyPath: "/health",
+  });
+}
+
 /** What the examples' own callers send (`REWARD_TOKEN`): they spend the wallet. */
 const REWARD_TOKEN = "example-callers-token-0123456789";
 const AUTH = { authorization: `Bearer ${REWARD_TOKEN}` };
 
 async function post(url, body, headers = AUTH) {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, headers: res.headers, json: await res.json() };
+}
+
+/** GET /balance through a caller Worker whose key plumgate refuses: the Worker's own 502, plumgate's code kept. */
+async function assertBalanceKeyRefused(url, code) {
+  const r = await fetch(`${url}/balance`, { headers: AUTH });
+  const j = await r.json();
+  assert.equal(r.status, 502, JSON.stringify(j));
+  assert.deepEqual([j.error, j.code], ["plumgate_key_refused", code]);
+  assert.match(j.message, /this Worker's plumgate key was refused/);
+  assert.match(j.requestId, /^[0-9a-f]{32}$/);
+}
+
+/** A refusal for the rest of the day: 503, its wait in the body and, whole seconds, in Retry-After. */
+function assertWaitToldTwice(r) {
+  assert.equal(r.status, 503, JSON.stringify(r.json));
+  assert.deepEqual([r.json.status, r.json.code], ["refused", "quota_exceeded"]);
+  assert.ok(r.json.retryAfter >= 120 && r.json.retryAfter <= 86_400, JSON.stringify(r.json));
+  assert.equal(r.headers.get("retry-after"), String(Math.ceil(r.json.retryAfter)));
 }
 
 before(async () => {
@@ -76,17 +114,11 @@ before(async () => {
   gateway = await startWorker({ sandbox, keys });
   // serve.mjs's own time limit (FUNCTION_TIMEOUT_MS unset: 15 s), as a user runs it.
   fn = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN });
-  pair = await startWorker({
-    sandbox,
-    keys,
-    vars: await ownTokens(),
-    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN } }],
-    readyPath: "/health",
-  });
+  pair = await startCaller(keys.rewards.key);
 });
 
 after(async () => {
-  const hits = await leakScan(sandbox, keys);
+  const hits = await leakScan(sandbox, keys, runtimeKeys);
   await fn?.stop();
   await pair?.stop();
   await gateway?.stop();
@@ -132,6 +164,28 @@ test("node function (Lambda shape): a reward is placed once per poNumber; refusa
     assert.equal(stranger.status, 401, JSON.stringify(headers));
   }
   assert.equal((await sandbox.counters()).orders, c0.orders + 1);
+});
+
+test("node function: a refusal with a wait (the key's daily cap) carries Retry-After; a key plumgate refuses is 502, not the caller's 401/403", async () => {
+  await roomInDay(120);
+  const capped = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.capped.key, REWARD_TOKEN });
+  const scopeless = await startFunction({ PLUMGATE_URL: gateway.url, PLUMGATE_KEY: keys.catalog.key, REWARD_TOKEN });
+  try {
+    const c0 = await sandbox.counters();
+    const first = await post(capped.url, { ...REWARD, poNumber: po("fn-cap-1") });
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.equal(first.headers.get("retry-after"), null);
+    assertWaitToldTwice(await post(capped.url, { ...REWARD, poNumber: po("fn-cap-2") }));
+    // No orders:write: plumgate's 403 is the function's own key, not the caller's doing.
+    const refused = await post(scopeless.url, { ...REWARD, poNumber: po("fn-scopeless") });
+    assert.equal(refused.status, 502, JSON.stringify(refused.json));
+    assert.deepEqual([refused.json.status, refused.json.code], ["refused", "forbidden"]);
+    assert.match(refused.json.message, /this function's plumgate key was refused/);
+    assert.equal((await sandbox.counters()).orders, c0.orders + 1);
+  } finally {
+    await capped.stop();
+    await scopeless.stop();
+  }
 });
 
 test("node function: an order slower than the function's time limit is 202 unknown, and the same poNumber later gets it once", async () => {
@@ -291,26 +345,56 @@ test("worker example: the caller Worker reaches plumgate through its Service Bin
   assert.ok(pair.jsonLogs().some((l) => l.route === "/healthz"), "health went through the binding too");
 });
 
-test("worker example: plumgate still checks the key behind the binding", async () => {
+test("worker example: plumgate still checks the key behind the binding; a key it refuses is this Worker's 502, a cap's refusal carries Retry-After", async () => {
   const res = await fetch(`${pair.url}/reward`, { method: "POST", headers: AUTH, body: "not json" });
   assert.equal(res.status, 400);
-  // The balance route with a key lacking the scope: the caller Worker
-  // relays plumgate's typed error (403 forbidden) with its request id.
-  const noScope = await startWorker({
-    sandbox,
-    keys,
-    vars: await ownTokens(),
-    callers: [{ config: "examples/worker/wrangler.toml", vars: { PLUMGATE_KEY: keys.catalog.key, REWARD_TOKEN } }],
-    readyPath: "/health",
-  });
+  await roomInDay(120);
+  const capped = await startCaller(keys.capped.key);
   try {
-    const r = await fetch(`${noScope.url}/balance`, { headers: AUTH });
-    assert.equal(r.status, 403);
-    const j = await r.json();
-    assert.equal(j.error, "forbidden");
-    assert.match(j.requestId, /^[0-9a-f]{32}$/);
+    // The balance route with a key lacking the scope: plumgate's 403 is
+    // about this Worker's key, which its caller can do nothing about.
+    await assertBalanceKeyRefused(capped.url, "forbidden");
+    const first = await post(`${capped.url}/reward`, { ...REWARD, poNumber: po("wk-cap-1") });
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assertWaitToldTwice(await post(`${capped.url}/reward`, { ...REWARD, poNumber: po("wk-cap-2") }));
   } finally {
-    await noScope.stop();
-    cleanup(noScope.persistDir);
+    await capped.stop();
+    cleanup(capped.persistDir);
+  }
+});
+
+test("worker example: a revoked PLUMGATE_KEY is answered 502 on a read and on an order, never passed on as the caller's 401", async () => {
+  // The key is made and revoked by plumgate alone, then plumgate starts
+  // again on the same state behind the caller Worker, which holds the key.
+  const persistDir = tempDir();
+  const vars = await ownTokens();
+  const solo = await startWorker({ sandbox, keys, vars, persistDir });
+  let key;
+  try {
+    // A plain fetch: the one answer that shows the key is not recorded, so
+    // the leak scan can look for the key in every other one.
+    const made = await fetch(`${solo.url}/v1/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keys.admin.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ id: "revoked-caller", scopes: ["balance", "orders:write"] }),
+    });
+    assert.equal(made.status, 201);
+    key = (await made.json()).key;
+    runtimeKeys.push(key);
+    assert.equal((await call(solo, "/v1/ops/getBalance", { key, body: {} })).status, 200, "the key worked");
+    const revoked = await call(solo, "/v1/keys/revoked-caller", { method: "DELETE", key: keys.admin });
+    assert.equal(revoked.json?.state, "revoked", revoked.text);
+  } finally {
+    await solo.stop();
+  }
+  const behind = await startCaller(key, { vars, persistDir });
+  try {
+    await assertBalanceKeyRefused(behind.url, "unauthorized");
+    const order = await post(`${behind.url}/reward`, { ...REWARD, poNumber: po("wk-revoked") });
+    assert.equal(order.status, 502, JSON.stringify(order.json));
+    assert.deepEqual([order.json.status, order.json.code], ["refused", "unauthorized"]);
+  } finally {
+    await behind.stop();
+    cleanup(persistDir);
   }
 });

@@ -30,6 +30,17 @@ async function refusal(request, env) {
   return crypto.subtle.timingSafeEqual(a, b) ? null : Response.json({ error: "unauthorized" }, { status: 401 });
 }
 
+/**
+ * plumgate refused this Worker's own key (401: revoked or unknown; 403:
+ * lacking the scope). Its callers passed REWARD_TOKEN already: that is the
+ * operator's to fix, answered 502, never passed on as the caller's 401 or 403.
+ */
+const keyRefused = (e) => e.source === "plumgate" && (e.status === 401 || e.status === 403);
+const KEY_REFUSED = "this Worker's plumgate key was refused (revoked, unknown or lacking the scope): its operator must fix PLUMGATE_KEY";
+
+/** The wait plumgate asked for (a rate limit, the key's daily cap), as `Retry-After`. */
+const retryAfter = (e) => (e.retryAfter === undefined ? {} : { "retry-after": String(Math.ceil(e.retryAfter)) });
+
 function plumgate(env) {
   return new PlumgateClient({
     baseUrl: "https://plumgate.internal",
@@ -77,9 +88,10 @@ export default {
           return Response.json({ status: "placed", poNumber: outcome.poNumber, orderId: outcome.order.orderId, replayed: outcome.replayed });
         }
         if (outcome.status === "refused") {
+          const e = outcome.error;
           return Response.json(
-            { status: "refused", poNumber: outcome.poNumber, code: outcome.error.code, message: outcome.error.message, requestId: outcome.error.requestId },
-            { status: outcome.retryable ? 503 : 422 },
+            { status: "refused", poNumber: outcome.poNumber, code: e.code, message: keyRefused(e) ? KEY_REFUSED : e.message, retryAfter: e.retryAfter, requestId: e.requestId },
+            { status: keyRefused(e) ? 502 : outcome.retryable ? 503 : 422, headers: retryAfter(e) },
           );
         }
         // Another order holds the poNumber: asking again gets the same
@@ -92,8 +104,12 @@ export default {
       }
       return Response.json({ error: "not found" }, { status: 404 });
     } catch (e) {
-      // A PlumgateError from a read: its code, status and request id, never the key.
-      return Response.json({ error: e.code ?? "error", message: e.message, requestId: e.requestId }, { status: e.status >= 400 ? e.status : 502 });
+      // A PlumgateError from a read: its code, status, wait and request id, never the key.
+      if (keyRefused(e)) return Response.json({ error: "plumgate_key_refused", code: e.code, message: KEY_REFUSED, requestId: e.requestId }, { status: 502 });
+      return Response.json(
+        { error: e.code ?? "error", message: e.message, retryAfter: e.retryAfter, requestId: e.requestId },
+        { status: e.status >= 400 ? e.status : 502, headers: retryAfter(e) },
+      );
     }
   },
 };
