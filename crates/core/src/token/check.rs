@@ -305,6 +305,12 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
         }
         o => o,
     };
+    // A refresh replaced the token while it was being checked: no verdict
+    // is needed, its successor serves (the caller tries it once), and the
+    // failure says nothing about the token in use now.
+    if matches!(outcome, CheckOutcome::Failed(_)) && state.current_access(fp).is_none() {
+        return CheckVerdict::Serve;
+    }
     // A streak of failed checks of this token, none more than
     // CHECK_FAILING_MS after the one before: since when. (Compared field
     // by field: `last_check` here cost the wasm 0.3 KB.)
@@ -636,6 +642,23 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_check_of_a_token_replaced_meanwhile_serves_its_successor() {
+        for outcome in [
+            CheckOutcome::Failed("token check answered HTTP 503".into()),
+            CheckOutcome::RateLimited { status: 429, penalty_secs: 60 },
+        ] {
+            let mut s = state_with("at-2");
+            assert_eq!(apply_check(&mut s, &fp("at-1"), outcome, T0), CheckVerdict::Serve);
+            assert_eq!((s.last_error.as_deref(), s.check_failing_since_ms), (None, None));
+            assert!(!s.access.as_ref().unwrap().rejected);
+        }
+        // The check's own penalty still holds later checks back.
+        let mut s = state_with("at-2");
+        apply_check(&mut s, &fp("at-1"), CheckOutcome::RateLimited { status: 429, penalty_secs: 60 }, T0);
+        assert_eq!(s.check_penalty_until_ms, Some(T0 + 60_000));
+    }
+
+    #[test]
     fn valid_passes_through_and_learns_an_earlier_expiry_only() {
         let mut s = state_with("at-1");
         let held = s.access.as_ref().unwrap().expires_at_ms;
@@ -757,14 +780,12 @@ mod tests {
         assert_eq!(s.check_failing_since_ms, None);
         apply_check(&mut s, &fp("at-1"), failed(), T0 + 400_000);
         assert_eq!(s.check_failing_since_ms, Some(T0 + 400_000));
-        apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000);
-        assert_eq!(s.check_failing_since_ms, Some(T0 + 500_000));
-        // Failed checks of a token no longer current replace nothing.
-        let v = apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000 + CHECK_FAILING_MS - 1);
-        assert!(matches!(v, CheckVerdict::Refuse(_)), "{v:?}");
-        assert_eq!(s.check_failing_since_ms, Some(T0 + 500_000), "its streak goes on");
-        let v = apply_check(&mut s, &fp("at-other"), failed(), T0 + 500_000 + CHECK_FAILING_MS + 1);
-        assert!(matches!(v, CheckVerdict::Refuse(_)), "{v:?}");
+        // Failed checks of a token no longer current replace nothing and
+        // leave the current token's streak as it was.
+        for at in [500_000, 500_000 + CHECK_FAILING_MS + 1] {
+            assert_eq!(apply_check(&mut s, &fp("at-other"), failed(), T0 + at), CheckVerdict::Serve);
+            assert_eq!(s.check_failing_since_ms, Some(T0 + 400_000));
+        }
         assert!(!s.access.as_ref().unwrap().rejected);
         // A failed check long after the last one starts a streak of its own.
         let mut s = state_with("at-1");
