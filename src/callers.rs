@@ -68,7 +68,8 @@ thread_local! {
 /// `401 unauthorized` for a key that is no one's (or, the copy not
 /// having it, that may not make the isolate ask now: `Syncs::recheck`);
 /// `502` / `503` when the registry is needed (a runtime key, the copy too
-/// old) and cannot be reached, or did not answer the isolate's last try.
+/// old) and cannot be reached, or did not answer the isolate's last try,
+/// or (`502`) key changes made here kept its replies from being kept.
 pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller, ApiError> {
     let unknown = || ApiError::unauthorized(AuthError::Unknown.message());
     match cfg.gateway_keys.authenticate_key(key) {
@@ -103,13 +104,14 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
         }
     }
     // A reply to a sync begun before this isolate changed a key is not
-    // kept (it could hold a key just revoked): ask once more, then give up.
+    // kept (it could hold a key just revoked): ask once more, then give up
+    // with a retry (keys keep changing here), not with "unknown".
     for _ in 0..2 {
         if sync(env).await? {
             return lookup(key, now_ms()).ok_or_else(unknown);
         }
     }
-    Err(unknown())
+    Err(keys::directory_changing())
 }
 
 /// The unsent usage of key `id`, made empty if there is none yet.

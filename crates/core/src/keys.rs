@@ -278,6 +278,14 @@ pub fn no_such_key() -> ApiError {
     ApiError { message: "no runtime key has this id".into(), ..ApiError::not_found() }
 }
 
+/// A key the copy still cannot admit after two syncs whose replies were
+/// not kept (each began before this isolate changed a key): `502`, retry,
+/// not `401`: an "unknown key" makes callers drop a key nothing is wrong
+/// with, while an admin changes keys through the same isolate.
+pub fn directory_changing() -> ApiError {
+    ApiError::upstream_error("the key directory was changing during the lookup; retry in a moment")
+}
+
 /// `400` for a change only runtime keys can have.
 pub fn static_key_refusal() -> ApiError {
     bad("this id is a GATEWAY_KEYS key: static keys are changed or revoked only by editing GATEWAY_KEYS and redeploying")
@@ -1002,6 +1010,13 @@ mod tests {
         assert!(!recheck_miss(Some(T0), T0 + MISS_RECHECK_MS - 1));
         assert!(recheck_miss(Some(T0), T0 + MISS_RECHECK_MS));
         assert!(recheck_miss(Some(T0), T0 - 1));
+    }
+
+    #[test]
+    fn a_lookup_outrun_by_key_changes_is_retried_not_refused() {
+        let e = directory_changing();
+        assert_eq!((e.status, e.code), (502, crate::errors::ErrorCode::UpstreamError));
+        assert!(e.message.ends_with("retry in a moment"), "{}", e.message);
     }
 
     fn failed() -> ApiError {
