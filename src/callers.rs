@@ -217,11 +217,12 @@ async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
             b.version = reply.version;
             b.fetched_ms = Some(now);
         }
-        // These counts include `usage`, dropped here in the same step.
+        // These counts include `usage`, dropped here in the same step; a
+        // reply overtaken by a later one leaves the later one's counts.
         for c in reply.counts {
             let counter = c.counter();
             match b.shared.iter_mut().find(|(id, _)| *id == c.id) {
-                Some(entry) => entry.1 = counter,
+                Some(entry) => entry.1 = entry.1.latest(counter),
                 None => b.shared.push((c.id, counter)),
             }
         }

@@ -164,6 +164,17 @@ impl Counter {
             std::cmp::Ordering::Less => self,
         }
     }
+
+    /// The newer of two counts the registry sent, whose replies may arrive
+    /// out of order: the later minute, or in the same minute the higher
+    /// count (a minute's count only grows).
+    pub fn latest(self, other: Counter) -> Counter {
+        if (other.minute, other.count) > (self.minute, self.count) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// May one more request of a key with `limit` go, when `used` requests of
@@ -584,6 +595,11 @@ mod tests {
         let c = c.add(7, 1);
         assert_eq!(c, Counter { minute: 7, count: 1 });
         assert_eq!(c.add(6, 9), c, "an earlier minute's count changes nothing");
+        // Two replies in either order: the newer count stays.
+        let (old, new) = (Counter { minute: 7, count: 2 }, Counter { minute: 7, count: 5 });
+        assert_eq!((old.latest(new), new.latest(old)), (new, new));
+        let next = Counter { minute: 8, count: 1 };
+        assert_eq!((new.latest(next), next.latest(new)), (next, next));
     }
 
     #[test]
