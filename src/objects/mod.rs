@@ -20,9 +20,12 @@
 //! 4. **One `commit` helper** per object: the only code that writes its
 //!    state (memory first, so every later decision sees it, then storage,
 //!    retried), taking the change the decisions asked for.
-//! 5. **The client** (`call`, `place`, …) in the same file: what the
+//! 5. **The client** (`call`, `send`, …) in the same file: what the
 //!    worker's side sends and how it reads the reply, over
-//!    [`crate::runtime::stub`].
+//!    [`crate::runtime::stub`]; or, when another object needs it too, in
+//!    a file of its own beside it (the ledger's, [`ledger::client`], which
+//!    the registry uses: the registry sits below the ledger, its client
+//!    below both).
 //! 6. **The export**: `#[wasm_bindgen]` on the struct, the object's
 //!    `open`, `on_fetch` and (if it sets alarms) `on_alarm`, and
 //!    `durable_object!(Type)` or `durable_object!(Type, alarm)`
