@@ -41,7 +41,7 @@ bash scripts/setup.sh
 log "step 2/4: building the sandbox (host binary)"
 build_sandbox
 
-log "step 3/4: building the worker (wasm; first build takes about a minute)"
+log "step 3/4: building the worker (wasm; the first build takes a minute or two)"
 bash scripts/build.sh
 
 # A dev caller key with every scope, kept across runs so a browser tab that
