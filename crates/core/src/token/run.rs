@@ -186,18 +186,20 @@ pub fn finish_run(
             state.last_error = Some(reason);
             state.last_error_at_ms = Some(now_ms);
             state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-            // Xoxoday's stated penalty (or a flat minute: its documented
-            // answer states none) holds the first time; each penalty met
-            // again in a row waits at least the failure streak's backoff, so
-            // an endpoint that keeps refusing is asked a few times an hour,
-            // not once a minute ("an unusual number of requests to the
-            // Refresh Token API" can get the tokens invalidated).
-            let mut until = penalty_end_ms(now_ms, penalty_secs, rand01);
+            // Xoxoday's penalty (its stated one, or a flat minute: its
+            // documented answer states none) holds everything. After other
+            // failed runs in a row it also counts as one: the streak's
+            // backoff (30 s doubling to 30 min) keeps requests and the cron
+            // from trying again once the penalty is over, so an endpoint
+            // that keeps refusing is asked a few times an hour, not once a
+            // minute ("an unusual number of requests to the Refresh Token
+            // API" can get the tokens invalidated). Like any backoff it lets
+            // a forced refresh through and ends with a new refresh token.
+            state.penalty_until_ms = Some(penalty_end_ms(now_ms, penalty_secs, rand01));
             if state.consecutive_failures > 1 {
                 let backoff = backoff_ms(state.consecutive_failures, rand01, policy);
-                until = until.max(now_ms.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)));
+                state.next_attempt_at_ms = Some(now_ms.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)));
             }
-            state.penalty_until_ms = Some(until);
             RunEnd::RateLimited
         }
         RefreshOutcome::Final(reason) => {
@@ -433,7 +435,8 @@ mod tests {
                         assert_eq!(finish_run(&mut s, limited(), now, rand01, "cfp", &p, None), RunEnd::RateLimited);
                     }
                     Plan::Serve => assert!(usable),
-                    Plan::Refuse(r) => assert_eq!(r.api_error().status, 429, "{r:?}"),
+                    // Xoxoday's penalty (429), then the backoff (502 with Retry-After).
+                    Plan::Refuse(r) => assert!(matches!(r.api_error().status, 429 | 502), "{r:?}"),
                 }
             }
             assert!((5..=10).contains(&attempts.len()), "usable {usable}: attempts at {attempts:?}");
@@ -447,6 +450,21 @@ mod tests {
         let stated = parse_refresh_response(400, br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":3600}]}"#, None, T0);
         finish_run(&mut s, stated, T0, 0.0, "cfp", &p, None);
         assert_eq!(s.penalty_until_ms, Some(T0 + 3_600_000));
+        // Six failed runs, then a penalty of no stated length: Xoxoday's
+        // minute is the penalty (429), the streak's backoff comes after it;
+        // the operator's ways out stay open: a forced refresh once the
+        // minute is over, and a new refresh token, which ends the backoff.
+        let mut s = seeded();
+        s.access.as_mut().unwrap().rejected = true;
+        s.consecutive_failures = 6;
+        finish_run(&mut s, limited(), T0, 0.0, "cfp", &p, None);
+        assert_eq!(s.penalty_until_ms, Some(T0 + 60_000), "the penalty is Xoxoday's alone");
+        assert!(matches!(plan(&s, Trigger::Request, T0 + 1_000, &p), Plan::Refuse(Refusal::RefreshPenalty { .. })));
+        let later = T0 + 70_000;
+        assert!(matches!(plan(&s, Trigger::Request, later, &p), Plan::Refuse(Refusal::Backoff { .. })));
+        assert_eq!(plan(&s, Trigger::Forced, later, &p), Plan::RefreshThenServe);
+        crate::token::adopt::adopt(&mut s, &RefreshToken::new("rt-new"), None, "cfp", later);
+        assert_eq!(plan(&s, Trigger::Request, later, &p), Plan::RefreshThenServe);
     }
 
     #[test]
