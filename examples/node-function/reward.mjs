@@ -84,7 +84,7 @@ export async function sendReward(input, deadline) {
     case "refused": {
       const e = outcome.error;
       return {
-        status: keyRefused(e) ? 502 : outcome.retryable ? 503 : 422,
+        status: keyRefused(e) || e.code === "redirected" ? 502 : outcome.retryable ? 503 : 422,
         // The wait plumgate asked for (a rate limit, the key's daily cap),
         // where HTTP clients and queues look for it.
         headers: e.retryAfter === undefined ? {} : { "retry-after": String(Math.ceil(e.retryAfter)) },
@@ -92,7 +92,11 @@ export async function sendReward(input, deadline) {
           status: "refused",
           poNumber: outcome.poNumber,
           code: e.code,
-          message: keyRefused(e) ? "this function's plumgate key was refused (revoked, unknown or without orders:write): nothing was placed; its operator must fix PLUMGATE_KEY" : e.message,
+          message: keyRefused(e)
+            ? "this function's plumgate key was refused (revoked, unknown or without orders:write): nothing was placed; its operator must fix PLUMGATE_KEY"
+            : e.code === "redirected"
+              ? "PLUMGATE_URL answered with a redirect (something in front of plumgate, which never redirects): nothing was placed; its operator must fix PLUMGATE_URL"
+              : e.message,
           retryAfter: e.retryAfter,
           requestId: e.requestId,
         },

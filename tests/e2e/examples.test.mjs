@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { readFileSync, readdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -188,6 +189,27 @@ test("node function: a refusal with a wait (the key's daily cap) carries Retry-A
   }
 });
 
+test("node function: a PLUMGATE_URL that answers with a redirect is the operator's 502, not a refusal of the caller's order", async () => {
+  // Something in front of plumgate (an access gate's login redirect, a moved domain).
+  const gate = createServer((req, res) => {
+    res.writeHead(302, { location: `${gateway.url}/v1/ops/placeOrder` });
+    res.end();
+  });
+  await new Promise((ok) => gate.listen(0, "127.0.0.1", ok));
+  const redirected = await startFunction({ PLUMGATE_URL: `http://127.0.0.1:${gate.address().port}`, PLUMGATE_KEY: keys.rewards.key, REWARD_TOKEN });
+  try {
+    const c0 = await sandbox.counters();
+    const r = await post(redirected.url, { ...REWARD, poNumber: po("fn-redirect") });
+    assert.equal(r.status, 502, JSON.stringify(r.json));
+    assert.deepEqual([r.json.status, r.json.code], ["refused", "redirected"]);
+    assert.match(r.json.message, /PLUMGATE_URL answered with a redirect/);
+    assert.equal((await sandbox.counters()).orders, c0.orders, "the redirect was not followed");
+  } finally {
+    await redirected.stop();
+    await new Promise((ok) => gate.close(ok));
+  }
+});
+
 test("node function: an order slower than the function's time limit is 202 unknown, and the same poNumber later gets it once", async () => {
   await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 16_000 });
   const c0 = await sandbox.counters();
@@ -360,6 +382,23 @@ test("worker example: plumgate still checks the key behind the binding; a key it
   } finally {
     await capped.stop();
     cleanup(capped.persistDir);
+  }
+});
+
+test("worker example: a read that meets Xoxoday's own 401 (passed through by plumgate) is this Worker's 502, not the caller's 401", async () => {
+  // A plumgate of its own: its edge cache holds no balance yet, so the call reaches the sandbox.
+  const fresh = await startCaller(keys.rewards.key);
+  try {
+    await sandbox.admin("/faults/api", { mode: "PIPE10017", op: "getBalance", count: 1 });
+    const r = await fetch(`${fresh.url}/balance`, { headers: AUTH });
+    const j = await r.json();
+    assert.equal(r.status, 502, JSON.stringify(j));
+    assert.notEqual(j.error, "plumgate_key_refused", "Xoxoday's refusal, not the key's");
+    assert.match(j.requestId, /^[0-9a-f]{32}$/);
+  } finally {
+    await sandbox.admin("/faults/clear", {});
+    await fresh.stop();
+    cleanup(fresh.persistDir);
   }
 });
 

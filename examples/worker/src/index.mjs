@@ -106,9 +106,12 @@ export default {
     } catch (e) {
       // A PlumgateError from a read: its code, status, wait and request id, never the key.
       if (keyRefused(e)) return Response.json({ error: "plumgate_key_refused", code: e.code, message: KEY_REFUSED, requestId: e.requestId }, { status: 502 });
+      // A 401 or 403 from further on (Xoxoday's, passed through) is not the
+      // caller's REWARD_TOKEN either: 502, like any answer that is no error status.
+      const status = e.status >= 400 && e.status !== 401 && e.status !== 403 ? e.status : 502;
       return Response.json(
         { error: e.code ?? "error", message: e.message, retryAfter: e.retryAfter, requestId: e.requestId },
-        { status: e.status >= 400 ? e.status : 502, headers: retryAfter(e) },
+        { status, headers: retryAfter(e) },
       );
     }
   },
