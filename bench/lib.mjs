@@ -11,6 +11,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { HIGH_LIMITS, ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
 
 export { ROOT, cleanup, freePort, makeKey };
+// The bench tools' medians, NaN-safe (bench/verdict.mjs).
+export { median, quantile } from "./verdict.mjs";
 
 /** Every operation Xoxoday has (the names `XOXODAY_RATE_LIMITS` and the sandbox's limits take). */
 export const OPERATIONS = Object.keys(HIGH_LIMITS);
@@ -319,7 +321,8 @@ export async function wrk({ url, body, auth, vary, nonce = false, expectCache, m
     p99_ms: j.p99_us / 1000,
     mean_ms: j.mean_us / 1000,
     max_ms: j.max_us / 1000,
-    non2xx: j.status_errors,
+    // Not 2xx, 3xx included (post.lua; wrk's status_errors are > 399 only).
+    non2xx: j.non2xx,
     socket_errors: errors,
     cache_mismatch: j.cache_mismatch,
   };
@@ -347,18 +350,6 @@ export function runBounded(name, minutes, main) {
   return main(stops)
     .then(async () => { await stopAll(); clearTimeout(hardStop); })
     .catch(async (e) => { console.error(e.stack || e); await stopAll(); process.exit(2); });
-}
-
-export function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** p-quantile (nearest rank) of `xs`. */
-export function quantile(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
 }
 
 export { sleep };

@@ -33,7 +33,8 @@
 //   5. size: index_bg.wasm raw/gzip and `wrangler deploy --dry-run`.
 // Xoxoday's limits are raised on both sides (lib.mjs: BENCH_RATE_LIMITS,
 // liftSandboxLimits): the bench measures plumgate's cost, not the budgets;
-// any answer that is not 2xx fails a budget line.
+// any answer that is not 2xx (3xx included), and a phase that served no
+// request, fail every budget line that reads its row (bench/verdict.mjs).
 // It prints a table and a budget check (PASS/FAIL), writes
 // bench/results/latest.{json,md}, and (unless --no-write) refreshes the
 // generated block of BENCHMARKS.md and bench/last-run.json.
@@ -43,9 +44,10 @@ import { cpus, totalmem, loadavg, release } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
-  BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, median, quantile, plumgateToml, run, sleep, startSandbox,
+  BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, plumgateToml, run, sleep, startSandbox,
   startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
+import { budgets, errorsOf, f0, f1, f2, f3, kb, median, quantile, ratio } from "./verdict.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -93,7 +95,6 @@ const KEY_SAMPLES = QUICK ? 8 : 20;
 // reads them.
 const COLD_REPS = QUICK ? 1 : 25;
 const COLD_SHIPPED_REPS = QUICK ? 1 : 5;
-const GZIP_BUDGET = 200_000; // bytes ("200 KB")
 
 const ORDER_HISTORY = { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
 const VOUCHERS = { limit: 10, page: 1 };
@@ -305,16 +306,6 @@ async function interleaved(targets, n, what) {
 
 /** The median over rounds of `f(a's round, b's round)`. */
 const pairedIn = (rounds) => (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
-
-/**
- * What went wrong in a row's phases: answers that were not 2xx (a 429 from
- * either limiter, a 5xx, a 401 counts against the row), socket errors, and
- * answers whose `x-plumgate-cache` was not the one the row expects.
- */
-function errorsOf(phases) {
-  const sum = (f) => phases.reduce((a, x) => a + f(x.load) + f(x.lat), 0);
-  return { non2xx: sum((p) => p.non2xx), socket_errors: sum((p) => p.socket_errors), cache_mismatch: sum((p) => p.cache_mismatch ?? 0) };
-}
 
 /** One throughput phase (c=CONC) with the target's CPU per request, then one latency phase (c=1). */
 async function measure(t) {
@@ -659,62 +650,6 @@ async function size() {
 }
 
 // ---------------------------------------------------------------- report
-
-const f1 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(1));
-const f0 = (x) => (x === undefined || Number.isNaN(x) ? "–" : Math.round(x).toLocaleString("en-US"));
-const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(2));
-const f3 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(3));
-const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
-const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : "–");
-
-// The budgets judge plumgate against row † (js_full): the JavaScript Worker
-// doing the same per-request duties the contract requires, which is what a
-// user would otherwise write. The plain JS Worker stays in the table as a
-// floor.
-function budgets(r) {
-  const hot = r.hot, p = hot.paired;
-  const added = p.plumgate_added_p50_ms;
-  const storm = r.storm.plumgate;
-  const cold = r.cold;
-  return [
-    { name: "hot-path throughput: plumgate ≥ the JS Worker with plumgate's per-request duties†", value: `${f3(p.plumgate_vs_js_full_rps)}× (median of per-round ratios; medians ${f0(hot.plumgate.rps)} vs ${f0(hot.js_full.rps)} req/s; against the plain JS Worker ${f2(p.plumgate_vs_js_rps)}×; with the demo-page assets layer ${f2(p.assets_vs_js_rps)}× the plain one)`, pass: p.plumgate_vs_js_full_rps >= 1 },
-    { name: "hot-path CPU per request: plumgate ≤ row †", value: `${f3(p.plumgate_vs_js_full_cpu)}× (paired median; ${f3(hot.plumgate.cpu_ms_per_req)} vs ${f3(hot.js_full.cpu_ms_per_req)} ms; against the plain JS Worker ${f2(p.plumgate_vs_js_cpu)}×)`, pass: p.plumgate_vs_js_full_cpu <= 1 },
-    { name: "added p50 latency over the direct call < 1 ms (c=1)", value: `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(p.assets_added_p50_ms)} ms; a no-op JS Worker alone adds ${f2(hot.noop.p50_ms - hot.direct.p50_ms)} ms, row † ${f2(hot.js_full.p50_ms - hot.direct.p50_ms)} ms)`, pass: added < 1 },
-    { name: "p99 at 32 connections: plumgate ≤ row †", value: `${f2(p.plumgate_vs_js_full_load_p99)}× (paired median; medians ${f1(hot.plumgate.load_p99_ms)} vs ${f1(hot.js_full.load_p99_ms)} ms)`, pass: p.plumgate_vs_js_full_load_p99 <= 1 },
-    { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
-    { name: "index_bg.wasm ≤ 200 KB gzip (-9)", value: `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`, pass: r.size.wasm_gzip <= GZIP_BUDGET },
-    { name: "cold start ≤ the JS Worker's + 5 ms (like for like: neither with static assets)", value: `${cold.no_assets_minus_js_ms >= 0 ? "+" : ""}${f1(cold.no_assets_minus_js_ms)} ms (median of ${COLD_REPS} paired differences, quartiles ${f1(cold.no_assets_minus_js_q[0])} / ${f1(cold.no_assets_minus_js_q[1])} ms, slower in ${cold.no_assets_slower_in} of ${COLD_REPS}; medians ${f0(cold.plumgate_no_assets_ms)} vs ${f0(cold.js_ms)} ms; plumgate as shipped, with its demo-page assets, ${f0(cold.plumgate_ms)} ms; against the JS Worker with plumgate's Durable Object bindings ${f1(cold.no_assets_minus_js_bindings_ms)} ms)`, pass: cold.no_assets_minus_js_ms <= 5 },
-    ...variantBudgets(r),
-  ];
-}
-
-/**
- * What the later features put on the request path, when cached: each
- * variant's throughput within 5 % of its plain row (paired per round), and
- * every measured answer a 2xx of the kind the row expects.
- */
-function variantBudgets(r) {
-  const h = r.hot.paired, c = r.catalog.paired;
-  const within = (name, rps, cpu, p50, of) => ({
-    name: `${name}: throughput within 5 % of ${of}`,
-    value: `${f3(rps)}× (paired median; CPU per request ${f2(cpu)}×, p50 c=1 ${p50 >= 0 ? "+" : ""}${f2(p50)} ms)`,
-    pass: rps >= 0.95,
-  });
-  const rows = [...Object.entries(r.hot), ...Object.entries(r.catalog)].filter(([, t]) => t && t.label);
-  const bad = rows.filter(([, t]) => t.non2xx || t.socket_errors || t.cache_mismatch);
-  return [
-    within("runtime key, isolate-cached", h.runtime_key_vs_static_rps, h.runtime_key_vs_static_cpu, h.runtime_key_over_static_p50_ms, "the plain hot path"),
-    within("runtime key with requests_per_minute", h.key_limits_vs_static_rps, h.key_limits_vs_static_cpu, h.key_limits_over_static_p50_ms, "the plain hot path"),
-    within("catalog hit under Xoxoday's penalty", c.penalty_hit_vs_control_rps, c.penalty_hit_vs_control_cpu, c.penalty_hit_over_control_p50_ms, "a plain catalog hit on a plumgate of the same age"),
-    {
-      name: "every measured request answered 2xx (no 429 from either limiter), hits as hits and misses as misses",
-      value: bad.length
-        ? bad.map(([id, t]) => `${id}: ${t.non2xx} non-2xx, ${t.socket_errors} socket errors, ${t.cache_mismatch ?? 0} cache mismatches`).join("; ")
-        : `${rows.length} rows, none (no getVouchers call reached Xoxoday during the penalty)`,
-      pass: bad.length === 0,
-    },
-  ];
-}
 
 // The rows of the hot-path and catalog tables, in order.
 const HOT_ROWS = ["direct", "plumgate", "plumgate_keys_ref", "plumgate_runtime_key", "plumgate_key_limits", "plumgate_dropin", "plumgate_assets", "alt", "js", "js_full", "pg_floor", "noop"];

@@ -5,8 +5,9 @@
 #
 # 1. setup (idempotent), 2. host tests of the pure core and the sandbox
 # (+ clippy), the OpenAPI lint, the TypeScript client's build and unit tests,
-# 3. the wasm build, 4. end-to-end tests: the built worker in workerd
-# (wrangler dev) against the sandbox, over loopback only.
+# the bench's budget-line unit tests, 3. the wasm build, 4. end-to-end tests:
+# the built worker in workerd (wrangler dev) against the sandbox, over
+# loopback only.
 # Pass test file names (tests/e2e/foo.test.mjs) to run only those e2e files.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -50,6 +51,10 @@ if SYS_NODE="$(PATH=/usr/local/bin:/usr/bin:/bin command -v node)" && [[ "$("$SY
   log "client unit tests on $("$SYS_NODE" --version) ($SYS_NODE)"
   "$SYS_NODE" --test clients/typescript/test/*.test.mjs
 fi )
+
+step "bench: the budget lines' unit tests (made-up results, no load)"
+( wrangler_env
+node --test tests/bench/*.test.mjs )
 
 step "build: sandbox (release) and worker (wasm)"
 build_sandbox

@@ -1,0 +1,143 @@
+// The bench's verdict (bench/run.mjs): medians, each row's errors, the
+// figures' formats and the budget lines, from a results object alone.
+// Nothing here starts a process or reads a file, so the budgets can be
+// checked on made-up results (tests/bench/verdict.test.mjs).
+
+/**
+ * The median of `xs`; NaN when `xs` is empty or holds anything that is not
+ * a finite number (a phase that served no request has no CPU per request,
+ * a ratio to such a phase is Infinity or NaN): a figure made of one is not
+ * a figure, and a budget line reading it fails (`Number.isFinite`).
+ */
+export function median(xs) {
+  const s = [...xs];
+  if (!s.length || !s.every(Number.isFinite)) return NaN;
+  s.sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** p-quantile (nearest rank) of `xs`; NaN as `median` is. */
+export function quantile(xs, p) {
+  const s = [...xs];
+  if (!s.length || !s.every(Number.isFinite)) return NaN;
+  s.sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+}
+
+/**
+ * What went wrong in a row's phases (each `{ load, lat }`, bench/lib.mjs's
+ * `wrk` results): answers that were not 2xx (a 3xx, a 429 from either
+ * limiter, a 5xx, a 401 counts against the row), socket errors, answers
+ * whose `x-plumgate-cache` was not the one the row expects, and phases that
+ * served no request at all.
+ */
+export function errorsOf(phases) {
+  const sum = (f) => phases.reduce((a, x) => a + f(x.load) + f(x.lat), 0);
+  return {
+    non2xx: sum((p) => p.non2xx),
+    socket_errors: sum((p) => p.socket_errors),
+    cache_mismatch: sum((p) => p.cache_mismatch ?? 0),
+    empty_phases: sum((p) => (p.requests > 0 ? 0 : 1)),
+  };
+}
+
+/** What makes a row unfit to judge by, in words ("" when it is clean). */
+export function rowProblems(t) {
+  if (!t) return "not measured";
+  const out = [];
+  if (t.non2xx) out.push(`${t.non2xx} non-2xx`);
+  if (t.socket_errors) out.push(`${t.socket_errors} socket errors`);
+  if (t.cache_mismatch) out.push(`${t.cache_mismatch} cache mismatches`);
+  if (t.empty_phases) out.push(`${t.empty_phases} phases with no request`);
+  return out.join(", ");
+}
+
+export const f1 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(1));
+export const f0 = (x) => (x === undefined || Number.isNaN(x) ? "–" : Math.round(x).toLocaleString("en-US"));
+export const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(2));
+export const f3 = (x) => (x === undefined || x === null || Number.isNaN(x) ? "–" : x.toFixed(3));
+export const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
+export const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : "–");
+
+/** The wasm's size budget in gzipped bytes, "200 KB". */
+export const GZIP_BUDGET = 200_000;
+
+/**
+ * One budget line. It passes only when `value` is a finite number that
+ * `ok` accepts and every row it reads (`rows`: [id, row]) is clean: a row
+ * answering fast errors, or one that served nothing, would otherwise pass a
+ * ratio or a latency line on figures that are not the path's.
+ */
+function judged(name, text, value, ok, rows = []) {
+  const dirty = rows.map(([id, t]) => [id, rowProblems(t)]).filter(([, p]) => p);
+  const finite = Number.isFinite(value);
+  const why = [
+    ...(finite ? [] : ["no finite figure"]),
+    ...dirty.map(([id, p]) => `${id}: ${p}`),
+  ];
+  return { name, value: why.length ? `${text}; not judged: ${why.join("; ")}` : text, pass: finite && dirty.length === 0 && ok(value) };
+}
+
+// The budgets judge plumgate against row † (js_full): the JavaScript Worker
+// doing the same per-request duties the contract requires, which is what a
+// user would otherwise write. The plain JS Worker stays in the table as a
+// floor.
+export function budgets(r) {
+  const hot = r.hot, p = hot.paired;
+  const added = p.plumgate_added_p50_ms;
+  const storm = r.storm.plumgate;
+  const cold = r.cold;
+  const STORM = r.settings.storm;
+  const reps = r.settings.cold_reps;
+  const rows = (...ids) => ids.map((id) => [id, hot[id]]);
+  return [
+    judged("hot-path throughput: plumgate ≥ the JS Worker with plumgate's per-request duties†",
+      `${f3(p.plumgate_vs_js_full_rps)}× (median of per-round ratios; medians ${f0(hot.plumgate?.rps)} vs ${f0(hot.js_full?.rps)} req/s; against the plain JS Worker ${f2(p.plumgate_vs_js_rps)}×; with the demo-page assets layer ${f2(p.assets_vs_js_rps)}× the plain one)`,
+      p.plumgate_vs_js_full_rps, (x) => x >= 1, rows("plumgate", "js_full")),
+    judged("hot-path CPU per request: plumgate ≤ row †",
+      `${f3(p.plumgate_vs_js_full_cpu)}× (paired median; ${f3(hot.plumgate?.cpu_ms_per_req)} vs ${f3(hot.js_full?.cpu_ms_per_req)} ms; against the plain JS Worker ${f2(p.plumgate_vs_js_cpu)}×)`,
+      p.plumgate_vs_js_full_cpu, (x) => x <= 1, rows("plumgate", "js_full")),
+    judged("added p50 latency over the direct call < 1 ms (c=1)",
+      `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(p.assets_added_p50_ms)} ms; a no-op JS Worker alone adds ${f2(hot.noop?.p50_ms - hot.direct?.p50_ms)} ms, row † ${f2(hot.js_full?.p50_ms - hot.direct?.p50_ms)} ms)`,
+      added, (x) => x < 1, rows("plumgate", "direct")),
+    judged("p99 at 32 connections: plumgate ≤ row †",
+      `${f2(p.plumgate_vs_js_full_load_p99)}× (paired median; medians ${f1(hot.plumgate?.load_p99_ms)} vs ${f1(hot.js_full?.load_p99_ms)} ms)`,
+      p.plumgate_vs_js_full_load_p99, (x) => x <= 1, rows("plumgate", "js_full")),
+    { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
+    judged("index_bg.wasm ≤ 200 KB gzip (-9)", `${f0(r.size.wasm_gzip)} bytes (${kb(r.size.wasm_gzip)})`,
+      r.size.wasm_gzip, (x) => x <= GZIP_BUDGET),
+    judged("cold start ≤ the JS Worker's + 5 ms (like for like: neither with static assets)",
+      `${cold.no_assets_minus_js_ms >= 0 ? "+" : ""}${f1(cold.no_assets_minus_js_ms)} ms (median of ${reps} paired differences, quartiles ${f1(cold.no_assets_minus_js_q[0])} / ${f1(cold.no_assets_minus_js_q[1])} ms, slower in ${cold.no_assets_slower_in} of ${reps}; medians ${f0(cold.plumgate_no_assets_ms)} vs ${f0(cold.js_ms)} ms; plumgate as shipped, with its demo-page assets, ${f0(cold.plumgate_ms)} ms; against the JS Worker with plumgate's Durable Object bindings ${f1(cold.no_assets_minus_js_bindings_ms)} ms)`,
+      cold.no_assets_minus_js_ms, (x) => x <= 5),
+    ...variantBudgets(r),
+  ];
+}
+
+/**
+ * What the later features put on the request path, when cached: each
+ * variant's throughput within 5 % of its plain row (paired per round), and
+ * every measured answer a 2xx of the kind the row expects.
+ */
+function variantBudgets(r) {
+  const h = r.hot.paired, c = r.catalog.paired;
+  const within = (name, rps, cpu, p50, of, ids, table) => judged(
+    `${name}: throughput within 5 % of ${of}`,
+    `${f3(rps)}× (paired median; CPU per request ${f2(cpu)}×, p50 c=1 ${p50 >= 0 ? "+" : ""}${f2(p50)} ms)`,
+    rps, (x) => x >= 0.95, ids.map((id) => [id, table[id]]),
+  );
+  const rows = [...Object.entries(r.hot), ...Object.entries(r.catalog)].filter(([, t]) => t && t.label);
+  const bad = rows.filter(([, t]) => rowProblems(t));
+  return [
+    within("runtime key, isolate-cached", h.runtime_key_vs_static_rps, h.runtime_key_vs_static_cpu, h.runtime_key_over_static_p50_ms, "the plain hot path", ["plumgate_runtime_key", "plumgate_keys_ref"], r.hot),
+    within("runtime key with requests_per_minute", h.key_limits_vs_static_rps, h.key_limits_vs_static_cpu, h.key_limits_over_static_p50_ms, "the plain hot path", ["plumgate_key_limits", "plumgate_keys_ref"], r.hot),
+    within("catalog hit under Xoxoday's penalty", c.penalty_hit_vs_control_rps, c.penalty_hit_vs_control_cpu, c.penalty_hit_over_control_p50_ms, "a plain catalog hit on a plumgate of the same age", ["hit_penalty", "hit_control"], r.catalog),
+    {
+      name: "every measured request answered 2xx (no 3xx, no 429 from either limiter), hits as hits and misses as misses",
+      value: bad.length
+        ? bad.map(([id, t]) => `${id}: ${rowProblems(t)}`).join("; ")
+        : `${rows.length} rows, none (no getVouchers call reached Xoxoday during the penalty)`,
+      pass: bad.length === 0,
+    },
+  ];
+}

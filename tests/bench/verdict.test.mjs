@@ -1,0 +1,114 @@
+// Unit tests of the bench's budget lines (bench/verdict.mjs) on made-up
+// results: a line passes on clean, finite figures only. No worker, no load.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { budgets, errorsOf, median, quantile } from "../../bench/verdict.mjs";
+
+/** One wrk phase as bench/lib.mjs's `wrk` returns it. */
+const phase = ({ rps = 3000, p50 = 1, p99 = 5, non2xx = 0, requests = rps * 5 } = {}) =>
+  ({ requests, rps, p50_ms: p50, p99_ms: p99, non2xx, socket_errors: 0, cache_mismatch: 0 });
+
+/** A row of `rounds` rounds, as bench/run.mjs's `interleaved` makes it. */
+function row(label, { rps = 3000, cpu = 0.5, p50 = 1, p99 = 5, non2xx = 0, requests } = {}, rounds = 3) {
+  const rs = Array.from({ length: rounds }, () => ({
+    load: phase({ rps, p99, non2xx, requests }),
+    lat: phase({ rps: 1000 / p50, p50, requests: requests === 0 ? 0 : undefined }),
+    cpu_ms_per_req: requests === 0 ? undefined : cpu,
+  }));
+  return {
+    label, rps: median(rs.map((x) => x.load.rps)), cpu_ms_per_req: median(rs.map((x) => x.cpu_ms_per_req)),
+    load_p99_ms: median(rs.map((x) => x.load.p99_ms)), p50_ms: median(rs.map((x) => x.lat.p50_ms)),
+    ...errorsOf(rs), rounds: rs,
+  };
+}
+
+/** The paired figure over rounds, as run.mjs's `pairedIn`. */
+const paired = (a, b, f) => median(a.rounds.map((x, i) => f(x, b.rounds[i])));
+
+/** A whole results object; `over` replaces hot-path rows by id. */
+function results(over = {}) {
+  const hot = {
+    direct: row("direct", { p50: 0.5, cpu: 0.2 }),
+    plumgate: row("plumgate", { rps: 3200, cpu: 0.45, p50: 1.2, p99: 4 }),
+    plumgate_keys_ref: row("ref"),
+    plumgate_runtime_key: row("runtime key"),
+    plumgate_key_limits: row("key limits"),
+    js: row("js", { rps: 3500 }),
+    js_full: row("js full", { rps: 3000, cpu: 0.5, p99: 5 }),
+    noop: row("noop", { p50: 0.3 }),
+    ...over,
+  };
+  const h = hot;
+  hot.paired = {
+    plumgate_vs_js_full_rps: paired(h.plumgate, h.js_full, (a, b) => a.load.rps / b.load.rps),
+    plumgate_vs_js_full_cpu: paired(h.plumgate, h.js_full, (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
+    plumgate_vs_js_full_load_p99: paired(h.plumgate, h.js_full, (a, b) => a.load.p99_ms / b.load.p99_ms),
+    plumgate_added_p50_ms: paired(h.plumgate, h.direct, (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    runtime_key_vs_static_rps: paired(h.plumgate_runtime_key, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
+    key_limits_vs_static_rps: paired(h.plumgate_key_limits, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
+  };
+  const hit_control = row("hit control"), hit_penalty = row("hit penalty");
+  return {
+    settings: { storm: 500, cold_reps: 25 },
+    hot,
+    catalog: { hit_control, hit_penalty, paired: { penalty_hit_vs_control_rps: paired(hit_penalty, hit_control, (a, b) => a.load.rps / b.load.rps) } },
+    storm: { plumgate: { refresh_calls: 1, statuses: { 200: 500 } } },
+    size: { wasm_gzip: 199_000 },
+    cold: { no_assets_minus_js_ms: 2, no_assets_minus_js_q: [0, 4], no_assets_slower_in: 14 },
+  };
+}
+
+const line = (bs, start) => bs.find((b) => b.name.startsWith(start));
+
+test("clean results with better numbers pass every line", () => {
+  const bs = budgets(results());
+  for (const b of bs) assert.ok(b.pass, `${b.name}: ${b.value}`);
+});
+
+test("plumgate answering non-2xx faster than row † fails the lines that read it", () => {
+  const bs = budgets(results({ plumgate: row("plumgate", { rps: 9000, cpu: 0.1, p50: 0.4, p99: 1, non2xx: 40 }) }));
+  for (const start of ["hot-path throughput", "hot-path CPU", "added p50", "p99 at 32"]) {
+    const b = line(bs, start);
+    assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+    assert.match(b.value, /plumgate: \d+ non-2xx/);
+  }
+  assert.equal(line(bs, "every measured request").pass, false);
+  // Lines that do not read the plumgate row are judged on their own rows.
+  assert.equal(line(bs, "runtime key, isolate-cached").pass, true);
+});
+
+test("a round with no request fails the lines, it does not pass them", () => {
+  const bs = budgets(results({ plumgate: row("plumgate", { rps: 0, p50: 0, p99: 0, requests: 0 }) }));
+  for (const start of ["hot-path throughput", "hot-path CPU", "added p50", "p99 at 32"]) {
+    const b = line(bs, start);
+    assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+    assert.match(b.value, /phases with no request/);
+  }
+});
+
+test("a key row with errors fails its own line", () => {
+  const bs = budgets(results({ plumgate_key_limits: row("key limits", { rps: 3100, non2xx: 3 }) }));
+  assert.equal(line(bs, "runtime key with requests_per_minute").pass, false);
+  assert.equal(line(bs, "runtime key, isolate-cached").pass, true);
+});
+
+test("a figure that is not finite fails its line", () => {
+  const r = results();
+  r.hot.paired.plumgate_vs_js_full_cpu = NaN;
+  r.cold.no_assets_minus_js_ms = NaN;
+  const bs = budgets(r);
+  assert.equal(line(bs, "hot-path CPU").pass, false);
+  assert.equal(line(bs, "cold start").pass, false);
+  assert.match(line(bs, "hot-path CPU").value, /no finite figure/);
+});
+
+test("median and quantile are NaN on anything not finite, and sort numbers as numbers", () => {
+  assert.equal(median([10, 9, 100]), 10);
+  assert.equal(median([1, 2, 3, 4]), 2.5);
+  assert.ok(Number.isNaN(median([1, undefined, 3])));
+  assert.ok(Number.isNaN(median([1, NaN, 3])));
+  assert.ok(Number.isNaN(median([1, Infinity])));
+  assert.ok(Number.isNaN(median([])));
+  assert.equal(quantile([5, 1, 4, 2, 3], 0.9), 5);
+  assert.ok(Number.isNaN(quantile([1, undefined], 0.5)));
+});
