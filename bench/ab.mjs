@@ -41,7 +41,7 @@
 import { join } from "node:path";
 import { JS_VARIANTS, ROOT, groupCpuSeconds, groupThreadCpuSeconds, makeKey, median, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
 
-const { opt, positional } = cliArgs();
+const { opt, flag, positional } = cliArgs(["--threads", "--runtime-key"]);
 const USAGE = "usage: node bench/ab.mjs A B [C ...] [--pairs 12] [--seconds 3] [--warm 2] [--path /v1/ops/getOrderHistory|/v1/ops/getVouchers|/healthz] [--threads] [--runtime-key]\n" +
   "  a target is a plumgate build directory, or js | js:none | js:contract | js:full | js:nolog | js:bindings;\n" +
   "  append @entry to reach it through Miniflare's entry Worker";
@@ -59,7 +59,7 @@ const SECONDS = Number(opt("--seconds", 3));
 // cached, V8 has tiered up the hot code).
 const WARM = Number(opt("--warm", 2));
 const PATH = opt("--path", "/v1/ops/getOrderHistory");
-const RUNTIME_KEY = process.argv.includes("--runtime-key");
+const RUNTIME_KEY = flag("--runtime-key");
 // getVouchers (--path /v1/ops/getVouchers): edge-cache hits after the
 // first call, the bench's catalog-hit row.
 const BODY = PATH.endsWith("/getVouchers") ? { limit: 10, page: 1 } : { startDate: "2024-01-01", endDate: "2024-12-31", limit: 10, page: 1 };
@@ -103,7 +103,7 @@ async function main(stops) {
   const ratios = workers.map(() => []);
   const threadCpu = workers.map(() => new Map());
   const served = workers.map(() => 0);
-  const THREADS = process.argv.includes("--threads");
+  const THREADS = flag("--threads");
   let bad = 0;
   for (let p = 0; p < PAIRS; p++) {
     const here = [];

@@ -330,12 +330,17 @@ export async function wrk({ url, body, auth, vary, nonce = false, expectCache, m
 
 /**
  * A bench tool's command line: `opt(name, default)` reads `--name value`,
- * `positional` is every other argument.
+ * `flag(name)` whether `--name` is there, `positional` is every other
+ * argument. `flags` names the tool's options that take no value (ab.mjs's
+ * `--threads`): the word after one of them is a positional argument, not
+ * its value (`ab.mjs --runtime-key A B` has the targets A and B).
  */
-export function cliArgs(argv = process.argv.slice(2)) {
+export function cliArgs(flags = [], argv = process.argv.slice(2)) {
+  const takesValue = (a) => a.startsWith("--") && !flags.includes(a);
   const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
-  const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && argv[i - 1].startsWith("--")));
-  return { opt, positional };
+  const flag = (name) => argv.includes(name);
+  const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && takesValue(argv[i - 1])));
+  return { opt, flag, positional };
 }
 
 /**

@@ -528,10 +528,11 @@ async function coldKeys(pg, adminKey) {
  * operation's budget, at least one call (`plumgate_core::limits::
  * max_lease`): a plumgate whose getOrderHistory budget is 19 a minute
  * therefore asks the RateLimiter object before every call. Sequential
- * calls on it are paired one by one with calls on the main plumgate (a
- * lease of up to 100,000 calls, spent from memory). The sample stays under
- * the budget (a lent call counts for 65 s); the calls after it prove the
- * budget was 19 (the 20th is refused).
+ * calls on it are paired one by one with calls on the main plumgate
+ * (leases of up to 1,000 calls, the most an isolate asks for at once,
+ * `plumgate_core::limits::local::MAX_WANT`; spent from memory). The sample
+ * stays under the budget (a lent call counts for 65 s); the calls after it
+ * prove the budget was 19 (the 20th is refused).
  */
 async function limiterLease(sandbox, key, pg) {
   const BUDGET = 19;
