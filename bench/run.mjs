@@ -77,7 +77,8 @@ const RESULTS = join(ROOT, "bench/results");
 const CONC = Number(process.env.BENCH_CONNECTIONS || 32);
 // Many short interleaved rounds (start order rotated each round) rather than
 // one long phase per target: on a shared machine, load from other work comes
-// in bursts, and pairing targets within a round keeps ratios honest.
+// in bursts, and pairing targets within a round keeps ratios honest. Targets
+// a budget compares run one right after the other (`group`, interleaved()).
 const LOAD_SECS = Number(process.env.BENCH_SECONDS || (QUICK ? 3 : 5));
 const LAT_SECS = Number(process.env.BENCH_LATENCY_SECONDS || (QUICK ? 2 : 3));
 const ROUNDS = Number(process.env.BENCH_ROUNDS || (QUICK ? 1 : 5));
@@ -223,7 +224,9 @@ async function hotPath(sandbox, pg, pgHot, js, jsFull, key, jsKey, alt, pgAssets
     { id: "direct", label: "sandbox direct", url: `${sandbox.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${access}`, pgid: sandbox.pid },
     // A worker process of its own, as row † has: a process's p99 follows
     // how much load it has served (BENCHMARKS.md, "p99 at 32 connections").
-    { id: "plumgate", label: "plumgate (Rust/wasm)", url: `${pgHot.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pgHot.pid },
+    // Run right before or right after row † (the budgets' pair), in turn.
+    { id: "plumgate", label: "plumgate (Rust/wasm)", url: `${pgHot.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pgHot.pid, group: "budget" },
+    { id: "js_full", label: "JS Worker + plumgate's per-request duties†", url: `${jsFull.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${jsKey.key}`, pgid: jsFull.pid, group: "budget" },
     // The runtime-key rows' reference: the plain call on their own worker.
     { id: "plumgate_keys_ref", label: "plumgate on the runtime-key rows' worker (their reference)", url: `${pg.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pg.pid },
     { id: "plumgate_runtime_key", label: "plumgate, runtime key (isolate-cached)", url: `${pg.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${runtimeKeys.plain}`, pgid: pg.pid },
@@ -231,7 +234,6 @@ async function hotPath(sandbox, pg, pgHot, js, jsFull, key, jsKey, alt, pgAssets
     { id: "plumgate_dropin", label: "plumgate drop-in route", url: `${pg.url}/chef/v1/oauth/api`, body: envelope(OH_QUERY, ORDER_HISTORY), auth: `Bearer ${key.key}`, pgid: pg.pid },
     { id: "plumgate_assets", label: "plumgate + demo-page assets layer", url: `${pgAssets.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${key.key}`, pgid: pgAssets.pid },
     { id: "js", label: "hand-written JS Worker", url: `${js.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${jsKey.key}`, pgid: js.pid },
-    { id: "js_full", label: "JS Worker + plumgate's per-request duties†", url: `${jsFull.url}/v1/ops/getOrderHistory`, body: ORDER_HISTORY, auth: `Bearer ${jsKey.key}`, pgid: jsFull.pid },
     { id: "pg_floor", label: "plumgate GET /healthz (wasm floor)", url: `${pg.url}/healthz`, method: "GET", expect: 200, pgid: pg.pid },
     { id: "noop", label: `no-op JS Worker (${RUNTIME} floor)`, url: `${js.url}/__noop`, method: "GET", expect: 204, pgid: js.pid },
   ];
@@ -274,13 +276,24 @@ async function hotPath(sandbox, pg, pgHot, js, jsFull, key, jsKey, alt, pgAssets
 /**
  * `n` rounds of `measure` over `targets`, the start order rotated each
  * round; each target's row holds the medians over the rounds, `rounds` each
- * round's figures by target id (for ratios paired within a round).
+ * round's figures by target id (for ratios paired within a round). Targets
+ * listed next to each other with the same `group` run back to back as one
+ * block, which rotates like a target, their order reversed every other
+ * round: a pair compared by a budget is measured within seconds, and
+ * neither always goes first (a phase right after another on the same
+ * worker runs a few per cent faster, bench/keys-ab.mjs).
  */
 async function interleaved(targets, n, what) {
+  const blocks = [];
+  for (const t of targets) {
+    const last = blocks.at(-1);
+    if (t.group && last?.[0].group === t.group) last.push(t);
+    else blocks.push([t]);
+  }
   const rounds = {};
   for (let r = 0; r < n; r++) {
     log(`${what} round ${r + 1}/${n}`);
-    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    const order = blocks.map((_, i) => blocks[(i + r) % blocks.length]).flatMap((b) => (r % 2 ? [...b].reverse() : b));
     for (const t of order) (rounds[t.id] ??= []).push(await measure(t));
   }
   const rows = {};
