@@ -5,8 +5,8 @@
 //
 // The bench's "runtime key, isolate-cached" and "key with requests_per_minute"
 // rows (bench/run.mjs) compare those keys with a GATEWAY_KEYS key on the same
-// worker, in a fixed order (GATEWAY_KEYS key, runtime key, limited key) and
-// 5 rounds among eleven other rows. On this shared machine one pair of 5-s
+// worker, in 5 rounds among the hot path's other rows (the three as a
+// block, reversed every other round, as here). On this shared machine one pair of 5-s
 // phases differs by up to ±10 % from load alone, so that row's median of 5
 // lands anywhere within a few per cent of the truth, either side of its 5 %
 // line. This runs only those three on one worker (local workerd, no [assets],
