@@ -30,7 +30,8 @@
 //   4. cold start: fresh worker process to its first /healthz 200, plumgate
 //      and the JS Worker paired per rep (the budget takes the median
 //      difference);
-//   5. size: index_bg.wasm raw/gzip and `wrangler deploy --dry-run`.
+//   5. size: index_bg.wasm raw and gzipped (zlib level 9, Node's gzipSync)
+//      and `wrangler deploy --dry-run`.
 // Xoxoday's limits are raised on both sides (lib.mjs: BENCH_RATE_LIMITS,
 // liftSandboxLimits): the bench measures plumgate's cost, not the budgets;
 // any answer that is not 2xx (3xx included), and a phase that served no
@@ -47,7 +48,7 @@ import {
   BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, plumgateToml, run, sleep, startSandbox,
   startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
-import { budgets, errorsOf, f0, f1, f2, f3, kb, median, quantile, ratio } from "./verdict.mjs";
+import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, f3, kb, median, quantile, ratio } from "./verdict.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -758,11 +759,11 @@ function markdown(r) {
   }
   L.push("### 5. Size");
   L.push("");
-  L.push("| artifact | raw | gzip -9 |");
+  L.push(`| artifact | raw | gzipped: ${GZIP_LABEL} |`);
   L.push("|---|---:|---:|");
   L.push(`| build/index_bg.wasm | ${f0(z.wasm_raw)} B (${kb(z.wasm_raw)}) | ${f0(z.wasm_gzip)} B (${kb(z.wasm_gzip)}) |`);
   L.push(`| build/index.js | ${f0(z.js_raw)} B (${kb(z.js_raw)}) | ${f0(z.js_gzip)} B (${kb(z.js_gzip)}) |`);
-  L.push(`| \`wrangler deploy --dry-run\` upload | ${z.upload_kib !== undefined ? `${z.upload_kib} KiB` : z.upload_error} | ${z.upload_gzip_kib !== undefined ? `${z.upload_gzip_kib} KiB` : "–"} |`);
+  L.push(`| \`wrangler deploy --dry-run\` upload | ${z.upload_kib !== undefined ? `${z.upload_kib} KiB` : z.upload_error} | ${z.upload_gzip_kib !== undefined ? `${z.upload_gzip_kib} KiB (wrangler's gzip)` : "–"} |`);
   L.push("");
   L.push("### Budgets");
   L.push("");
@@ -795,7 +796,7 @@ function changes(prev, cur) {
     ["runtime key on first use, extra p50 (ms)", prev.uncached?.runtime_key_cold?.extra_p50_ms, cur.uncached.runtime_key_cold.extra_p50_ms, f2],
     ["lease round trip, extra p50 (ms)", prev.uncached?.limiter_lease?.extra_p50_ms, cur.uncached.limiter_lease.extra_p50_ms, f2],
     ["cold start (ms)", prev.cold?.plumgate_ms, cur.cold.plumgate_ms, f0],
-    ["wasm gzip (bytes)", prev.size?.wasm_gzip, cur.size.wasm_gzip, f0],
+    [`wasm gzipped, ${GZIP_LABEL} (bytes)`, prev.size?.wasm_gzip, cur.size.wasm_gzip, f0],
   ];
   const prevRuntime = prev.runtime ?? "wrangler dev";
   const L = [`Compared with the previous run (${prev.started_at}, git ${prev.machine?.git ?? "?"}, load ${prev.load_at_start ?? "?"}, workers in ${prevRuntime}):`, "",
@@ -849,7 +850,7 @@ function printTable(r) {
   console.log(`   hit under penalty / control hit (paired, ${r.catalog.penalty.rounds} rounds): throughput ${f2(cp.penalty_hit_vs_control_rps)}×, CPU/req ${f2(cp.penalty_hit_vs_control_cpu)}×; / the main plumgate's hit: ${f2(cp.penalty_hit_vs_hit_rps)}×, ${f2(cp.penalty_hit_vs_hit_cpu)}×; getVouchers calls upstream during the penalty: ${r.catalog.penalty.upstream_calls_during}`);
   console.log("");
   console.log(`4. cold start: plumgate ${f0(r.cold.plumgate_ms)} ms to /healthz (+${f0(r.cold.plumgate_first_op_ms)} ms first op), without assets ${f0(r.cold.plumgate_no_assets_ms)} ms, JS Worker ${f0(r.cold.js_ms)} ms; paired difference ${f1(r.cold.no_assets_minus_js_ms)} ms`);
-  console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzip; upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB`);
+  console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzipped (${GZIP_LABEL}); upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB (wrangler's)`);
   console.log("");
   console.log("=== budgets ===");
   for (const b of r.budgets) console.log(`${b.pass ? "PASS" : "FAIL"}  ${b.name}: ${b.value}`);
