@@ -850,7 +850,7 @@ function printTable(r) {
   console.log(`   hit under penalty / control hit (paired, ${r.catalog.penalty.rounds} rounds): throughput ${f2(cp.penalty_hit_vs_control_rps)}×, CPU/req ${f2(cp.penalty_hit_vs_control_cpu)}×; / the main plumgate's hit: ${f2(cp.penalty_hit_vs_hit_rps)}×, ${f2(cp.penalty_hit_vs_hit_cpu)}×; getVouchers calls upstream during the penalty: ${r.catalog.penalty.upstream_calls_during}`);
   console.log("");
   console.log(`4. cold start: plumgate ${f0(r.cold.plumgate_ms)} ms to /healthz (+${f0(r.cold.plumgate_first_op_ms)} ms first op), without assets ${f0(r.cold.plumgate_no_assets_ms)} ms, JS Worker ${f0(r.cold.js_ms)} ms; paired difference ${f1(r.cold.no_assets_minus_js_ms)} ms`);
-  console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzipped (${GZIP_LABEL}); upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB (wrangler's)`);
+  console.log(`5. size: wasm ${f0(r.size.wasm_raw)} B raw, ${f0(r.size.wasm_gzip)} B gzipped by ${GZIP_LABEL}; upload ${r.size.upload_kib ?? "?"} KiB / gzip ${r.size.upload_gzip_kib ?? "?"} KiB (wrangler's)`);
   console.log("");
   console.log("=== budgets ===");
   for (const b of r.budgets) console.log(`${b.pass ? "PASS" : "FAIL"}  ${b.name}: ${b.value}`);
