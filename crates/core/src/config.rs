@@ -431,15 +431,21 @@ fn authority_of(rest: &str) -> &str {
 }
 
 /// Is the authority (host[:port]) a loopback host? The one loopback rule:
-/// 127.0.0.0/8, `localhost`, `[::1]`.
+/// 127.0.0.0/8, `localhost`, `[::1]`; a port, if any, of digits only (what
+/// follows the host is refused here, not by the first fetch).
 fn is_loopback(authority: &str) -> bool {
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
     let host = if let Some(rest) = authority.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((h, _)) => return h == "::1",
-            None => return false,
-        }
+        return match rest.split_once(']') {
+            Some((h, tail)) => h == "::1" && (tail.is_empty() || tail.strip_prefix(':').is_some_and(digits)),
+            None => false,
+        };
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+        match authority.rsplit_once(':') {
+            Some((h, port)) if digits(port) => h,
+            Some(_) => return false,
+            None => authority,
+        }
     };
     if host.eq_ignore_ascii_case("localhost") {
         return true;
@@ -564,6 +570,10 @@ pub(crate) mod tests {
             "https://user:pw@example.com/chef",
             "not a url",
             "http://[::2]/chef",
+            "http://[::1]x/chef",
+            "http://[::1].evil.example/chef",
+            "http://[::1]:80x/chef",
+            "http://localhost:8x/chef",
             "https://stagingstores.xoxoday.com/chef/v1/oauth",
             "https://stagingstores.xoxoday.com/chef/v1/oauth/",
             "https://stagingaccount.xoxoday.com/chef/v1/oauth/api",
@@ -662,6 +672,8 @@ pub(crate) mod tests {
             (Some("evil.example:8787"), false),
             (Some("127.0.0.1.evil.example"), false),
             (Some("localhost.evil.example:8787"), false),
+            (Some("[::1].evil.example"), false),
+            (Some("[::1]:"), true),
             (None, false),
         ] {
             assert_eq!(c.dev_caller_key(host).is_some(), served, "{host:?}");
