@@ -61,7 +61,15 @@ KEY_SHA="$(printf '%s' "$KEY" | sha256sum | awk '{print $1}')"
 # as it is.
 CONF_DIR="$DEV_DIR/config"
 mkdir -p "$CONF_DIR"
-sed -e "s#^main = .*#main = \"$ROOT/build/index.js\"#" \
+# The worker runs from a copy of build/, so a build started beside this
+# session (scripts/test.sh, scripts/build.sh), which rewrites build/ in
+# several steps, is not hot-reloaded half-written into it: restart dev.sh to
+# take a new build.
+rm -rf "$DEV_DIR/build.new"
+cp -R build "$DEV_DIR/build.new"
+rm -rf "$DEV_DIR/build"
+mv "$DEV_DIR/build.new" "$DEV_DIR/build"
+sed -e "s#^main = .*#main = \"$DEV_DIR/build/index.js\"#" \
     -e "s#^directory = \"./www\"#directory = \"$ROOT/www\"#" \
     -e '/^\[build\]/,/^$/d' wrangler.toml > "$CONF_DIR/wrangler.toml"
 USER_VARS="${PLUMGATE_DEV_VARS:-$ROOT/.dev.vars}"

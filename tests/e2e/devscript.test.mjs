@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { request } from "node:http";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { ROOT, freePort, tempDir, cleanup } from "./harness.mjs";
 
@@ -92,6 +92,16 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     const page = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(page.status, 200);
     assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+    // A build beside the session (scripts/test.sh, scripts/build.sh) rewrites
+    // build/ in several steps; the running worker must not be reloaded from
+    // it half-written. Rewriting build/index.js with the same bytes is such
+    // a step: wrangler would say "Reloading" if it watched build/.
+    const built = join(ROOT, "build/index.js");
+    const before = out.length;
+    writeFileSync(built, readFileSync(built));
+    await sleep(3000);
+    assert.doesNotMatch(out.slice(before), /reload/i, "a rewrite of build/ reloaded the running worker");
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
   } finally {
     // Ctrl-C: SIGINT to the foreground process group.
     try { process.kill(-child.pid, "SIGINT"); } catch { /* gone */ }
