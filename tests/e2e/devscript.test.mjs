@@ -4,7 +4,7 @@
 // serves the demo page, and Ctrl-C stops every process it started.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { request } from "node:http";
@@ -111,7 +111,16 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
       await sleep(250);
     }
     const stillUp = (await portOpen(port)) || (await portOpen(sandboxPort));
-    if (stillUp) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
+    if (stillUp) {
+      // dev.sh starts the sandbox and wrangler each in its own session
+      // (setsid), so its own group's kill misses them: kill their groups,
+      // found by the dev directory on their command lines.
+      try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
+      const found = spawnSync("pgrep", ["-f", devDir], { encoding: "utf8" }).stdout ?? "";
+      for (const pid of found.split(/\s+/).filter(Boolean)) {
+        try { process.kill(-Number(pid), "SIGKILL"); } catch { try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ } }
+      }
+    }
     cleanup(devDir);
     squatter.close();
     assert.equal(stillUp, false, "Ctrl-C stopped the gateway and the sandbox");
