@@ -42,8 +42,9 @@
 //!
 //! A drop-in query plumgate does not know (`forward_unvalidated`) takes
 //! only step 4: the envelope as sent, no cache, no limiter (Xoxoday
-//! documents no budget for it; its answer, a rate-limit one included, comes
-//! back as Xoxoday gave it), and placeOrder's long timeout, since an
+//! documents no budget for it; its answer comes back as Xoxoday gave it,
+//! except a rate-limit one, which is `429 rate_limited` with `Retry-After`
+//! as for every operation), and placeOrder's long timeout, since an
 //! unknown mutation may be an order.
 
 use crate::edge_cache::{self, Shared};
@@ -59,7 +60,7 @@ use plumgate_core::edge::{after_answer, stale_instead_of, stale_secs, AfterAnswe
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::logline::Trace;
 use plumgate_core::ops::{self, CacheClass, Operation, Prepared};
-use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success, unreadable_answer};
+use plumgate_core::upstream::{api_penalty, balance_value, is_plum_success, unreadable_answer, unvalidated_penalty};
 use serde_json::Value;
 use worker::{Context, Env};
 
@@ -232,6 +233,9 @@ pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value) -> (
     match called {
         Ok(answer) => {
             trace.upstream_status = Some(answer.status);
+            if let Some(secs) = unvalidated_penalty(answer.status, &answer.body, answer.retry_after.as_deref()) {
+                return (Err(ApiError::rate_limited("this query", secs)), trace);
+            }
             match unreadable_answer(answer.status, &answer.body) {
                 Some(e) => (Err(e), trace),
                 None => (Ok(passthrough(answer)), trace),

@@ -589,6 +589,18 @@ test("an unknown plumProAPI query: forwarded as sent for '*' keys, uncached, log
   assert.deepEqual(await sandboxRequests(sandbox), [], "nothing forwarded");
   const c1 = await sandbox.counters();
   assert.equal(c1.unauthorized_api_calls, c0.unauthorized_api_calls);
+  // A rate-limit answer to it (here the 429 page of a layer in front of
+  // Xoxoday, no Retry-After) is a penalty as for every operation: 429
+  // rate_limited in Xoxoday's shape with Retry-After, not a 502 to retry
+  // at once.
+  await sandbox.admin("/faults/proxy", { mode: "before", status: 429 });
+  const limited = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: envelope });
+  assert.equal(limited.status, 429, limited.text);
+  assert.equal(limited.json.errorId, "PLUMGATE_RATE_LIMITED");
+  assert.equal(limited.json.errors[0].penaltySeconds, 60, "Xoxoday's default penalty when none is named");
+  assert.equal(limited.headers["retry-after"], "60");
+  const [limitedLine] = await w.logsFor([limited.headers["x-request-id"]]);
+  assert.equal(limitedLine.upstream_status, 429);
   // Not of the plumProAPI.<kind>.<name> form: unknown for everyone.
   for (const query of ["otherAPI.mutation.x", "plumProAPI.x", "plumProAPI.mutation.some-op", 5]) {
     const r = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: { query, variables: { data: {} } } });

@@ -181,6 +181,14 @@ pub fn api_penalty(op: &str, status: u16, body: &[u8], retry_after_header: Optio
     Some(if daily { Observed::Daily } else { Observed::Unstated })
 }
 
+/// If the answer to a drop-in query plumgate does not know is Xoxoday's
+/// rate-limit answer (any shape [`api_penalty`] reads), the penalty in
+/// seconds to answer the caller with (the default when it names none). No
+/// daily reading: no such cap is documented for an unknown operation.
+pub fn unvalidated_penalty(status: u16, body: &[u8], retry_after_header: Option<&str>) -> Option<u64> {
+    penalty_named_by(status, body, retry_after_header, API_NAMING_KEYS)
+}
+
 /// An HTML (or XML) page: a proxy's or a firewall's 429, not Xoxoday's,
 /// whose cap answers in JSON or with no body. Read as the daily cap it
 /// would stop getVouchers' misses until midnight; unstated, its penalty
@@ -584,6 +592,23 @@ mod tests {
         assert_eq!(penalty_named_by(429, b"", None, TOKEN_NAMING_KEYS), Some(DEFAULT_PENALTY_SECS));
         assert_eq!(p(429, b"", Some("999999")), Some(Stated(86_400)), "at most a day");
         assert_eq!(penalty_named_by(429, b"", Some("999999"), TOKEN_NAMING_KEYS), Some(86_400));
+    }
+
+    #[test]
+    fn an_unknown_querys_rate_limit_answer_is_a_penalty() {
+        let u = unvalidated_penalty;
+        // Every shape an operation's answer is read in, whatever the status.
+        assert_eq!(u(429, b"", None), Some(DEFAULT_PENALTY_SECS), "an empty 429");
+        assert_eq!(u(429, b"<html>Too Many Requests</html>", Some("7")), Some(7), "a proxy's page, its Retry-After");
+        assert_eq!(u(200, br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]}"#, None), Some(30));
+        assert_eq!(u(401, br#"{"errors":{"message":"auth.request_limit_exceeded","penaltySeconds":45}}"#, None), Some(45));
+        assert_eq!(u(200, br#"{"message":"auth.request_limit_exceeded"}"#, None), Some(DEFAULT_PENALTY_SECS));
+        assert_eq!(u(429, b"", Some("999999")), Some(86_400), "at most a day");
+        // No daily reading, and the other answers pass through.
+        assert_eq!(u(429, br#"{"message":"daily limit reached"}"#, None), Some(DEFAULT_PENALTY_SECS));
+        assert_eq!(u(200, br#"{"data":{"someNewOperation":{"status":1}}}"#, Some("5")), None);
+        assert_eq!(u(400, br#"{"code":400,"errorId":"PLE10001","errorInfo":"Invalid query"}"#, None), None);
+        assert_eq!(u(200, br#"{"success":0,"error_message_id":"auth.request_limit_exceeded"}"#, None), None, "a token endpoint's naming only");
     }
 
     #[test]
