@@ -402,9 +402,20 @@
       && (e.code === "PLE10043" || /duplicate|already exist/i.test(e.message));
   }
 
+  /**
+   * plumgate cannot reach Xoxoday until a person acts (README: When a person
+   * must act): sending again, safe as it is, fails the same way until then.
+   */
+  function personMustAct(err) {
+    if (err.code === "reauth_required") return "A person must reconnect Xoxoday";
+    if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
+    return "";
+  }
+
   function errorTitle(err) {
     if (err.order) return `Order ${err.order.status} at Xoxoday`;
     if (err.poTaken) return "poNumber already used at Xoxoday";
+    if (personMustAct(err)) return personMustAct(err);
     if (neverExecuted(err)) return "Not placed: safe to send again";
     // Xoxoday said no for the account plumgate uses, not for the caller key.
     if (err.upstream && (err.status === 401 || err.status === 403)) return `Xoxoday refused${err.code ? ` (${err.code})` : ""}`;
@@ -425,10 +436,7 @@
       case 429:
         if (err.code === "quota_exceeded" || err.code === "PLUMGATE_QUOTA_EXCEEDED") return "This key's limit is reached";
         return /TOKEN_MIN_REFRESH_INTERVAL_SECS/.test(err.message || "") ? "Refresh tried moments ago" : "Rate limited (Xoxoday's limits)";
-      case 503:
-        if (err.code === "reauth_required") return "A person must reconnect Xoxoday";
-        if (err.code === "credentials_rejected") return "A person must fix the Xoxoday client id or secret";
-        return "plumgate is unavailable";
+      case 503: return "plumgate is unavailable";
       case 504: return "Xoxoday did not answer in time";
       // plumgate's own failure, not Xoxoday's.
       case 500: return err.code === "internal_error" ? "plumgate failed (internal error)" : "Upstream error";
@@ -460,12 +468,17 @@
         + "denomination or recipient), or shows none yet. Sending it again under that poNumber gets the same answer. "
         + "Look the poNumber up under Orders first: if that order is this one, do not place it again; if not, place this order under a new poNumber.";
     }
+    if (personMustAct(err)) {
+      return "Whoever runs this plumgate must act first (its README: When a person must act); until then every call that needs Xoxoday gets this answer.";
+    }
     if (neverExecuted(err)) {
-      return "Xoxoday never executed this request. Sending the same order again is safe: its poNumber never places it twice.";
+      return `Xoxoday never executed this request. Sending the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : ""} is safe: its poNumber never places it twice.`;
     }
     if (err.code === "order_in_progress") {
       return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : " later"}: it is never placed twice.`;
     }
+    // plumgate said how long to wait (a refresh backing off, a penalty).
+    if (err.retryAfter) return `Retry after ${err.retryAfter} s.`;
     return "";
   }
 
@@ -837,6 +850,11 @@
     $("denom-open-field").hidden = !d.open;
     $("denomination").required = !d.open;
     $("amount").required = d.open;
+    // A hidden field is still validated unless disabled: an amount left out
+    // of range by an earlier any-amount product would block this form with
+    // nothing on screen to say why.
+    $("denomination").disabled = d.open;
+    $("amount").disabled = !d.open;
     if (d.open) {
       $("amount").min = p.minValue;
       $("amount").max = p.maxValue;
@@ -1091,9 +1109,11 @@
           : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`);
       } else {
         setUncertain(null);
-        setStatus("order-status", neverExecuted(e)
-          ? `Order ${body.poNumber} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe.`
-          : `Order ${body.poNumber} was not placed.`);
+        setStatus("order-status", personMustAct(e)
+          ? `Order ${body.poNumber} was not placed (${personMustAct(e)}). Sending it again unchanged (same poNumber) is safe once that is done.`
+          : neverExecuted(e)
+            ? `Order ${body.poNumber} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe${e.retryAfter ? ` after ${e.retryAfter} s` : ""}.`
+            : `Order ${body.poNumber} was not placed.`);
       }
       // An answer for a key no longer in use: its error (a 401 above all,
       // which would mark the new key rejected) is not shown.

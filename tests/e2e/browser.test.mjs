@@ -1308,6 +1308,23 @@ async function walkOrderEdges() {
   assert.equal(await page.inputValue("#details-po"), wordsPo, "the taken poNumber, ready to look up");
   assert.notEqual(await text(page, "#po-number"), wordsPo, "a new poNumber for the form");
 
+  // ---- an any-amount product with an amount out of its range, then a
+  // fixed-denomination one: the hidden amount no longer blocks the form
+  // (before, Place order did nothing and said nothing).
+  await page.fill("#q", "Bloom Florists");
+  await page.selectOption("#country", "usa");
+  await waitFor(async () => (await page.locator("#products .card").count()) === 1, { timeout: 20_000, what: "one Bloom Florists US card" });
+  await page.locator("#products .card button[data-product]").click();
+  await page.locator("#denom-open-field").waitFor({ state: "visible" });
+  await page.fill("#amount", "999999");
+  await pickHarborCoffee(page);
+  assert.equal(await page.locator("#denom-open-field").isVisible(), false);
+  const beforeOpen = await sandbox.counters();
+  await page.click("#place-order");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  assert.equal((await sandbox.counters()).orders, beforeOpen.orders + 1, "the order was placed");
+  await pickHarborCoffee(page);
+
   // ---- plumgate's 502 that says nothing was placed (no token could be had,
   // so Xoxoday never got the order): not placed and safe to send again, not
   // "it may have been placed".
@@ -1322,7 +1339,10 @@ async function walkOrderEdges() {
   assert.equal(ur.status(), 502);
   assert.match((await ur.json()).error.message, /\(placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe\)$/);
   await page.locator("#order-error").waitFor({ state: "visible" });
-  assert.equal(await text(page, "#order-status"), `Order ${unsentPo} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe.`);
+  // The refresh is backing off after the failures: the answer says how long.
+  const wait = ur.headers()["retry-after"];
+  assert.match(wait ?? "", /^[1-9]\d*$/, "Retry-After on the 502");
+  assert.equal(await text(page, "#order-status"), `Order ${unsentPo} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe after ${wait} s.`);
   assert.equal(await text(page, "#order-error .err-title"), "Not placed: safe to send again");
   assert.doesNotMatch(await text(page, "#order"), /may have been|not confirmed/, "never called unconfirmed");
   assert.equal(await page.locator("#order-uncertain").isVisible(), false);
@@ -1330,10 +1350,25 @@ async function walkOrderEdges() {
   assert.equal(await text(page, "#po-number"), unsentPo, "the same order, ready to send again");
   assert.equal((await sandbox.counters()).orders, c3.orders, "nothing ordered");
 
+  // ---- a refusal until a person acts (503 reauth_required, with the
+  // ledger's "nothing was placed" phrase): the page says a person must act,
+  // not just "safe to send again", which would fail the same way.
+  await page.route("**/v1/ops/placeOrder", (route) => route.fulfill({
+    status: 503, contentType: "application/json", headers: { "x-request-id": "e".repeat(32) },
+    body: JSON.stringify({ error: { code: "reauth_required", message: "the Xoxoday refresh token is dead (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)" } }),
+  }));
+  const reauthPo = await text(page, "#po-number");
+  await page.click("#place-order");
+  await page.locator("#order-error .err-title", { hasText: "A person must reconnect Xoxoday" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder");
+  assert.equal(await text(page, "#order-status"), `Order ${reauthPo} was not placed (A person must reconnect Xoxoday). Sending it again unchanged (same poNumber) is safe once that is done.`);
+  assert.match(await text(page, "#order-error"), /must act first/);
+
   await assertCleanText(page);
   // Xoxoday's 401s; the key without the balance scope: 403; the taken
-  // poNumber: 409; the unsent order: 502; two placeOrder calls aborted.
-  watch.check([401, 403, 409, 502], 2);
+  // poNumber: 409; the unsent order: 502; the refusal until a person acts:
+  // 503; two placeOrder calls aborted.
+  watch.check([401, 403, 409, 502, 503], 2);
   await desk.close();
 
   // ---- the order history's default range ends on the later of the local and
