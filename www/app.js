@@ -1682,9 +1682,15 @@
       const q = new URLSearchParams();
       const key = $("audit-key").value.trim();
       if (key) q.set("key", key);
-      if ($("audit-from").value) q.set("from", $("audit-from").value);
-      // A date alone as `to` includes that day.
-      if ($("audit-to").value) q.set("to", $("audit-to").value);
+      // The dates are this browser's days, as the entries' times are shown:
+      // sent as the instants those days begin and end (the API would read a
+      // date alone as a UTC day); `to` includes its day.
+      const localDay = (date, plus) => {
+        const [y, m, d] = date.split("-").map(Number);
+        return new Date(y, m - 1, d + plus).toISOString();
+      };
+      if ($("audit-from").value) q.set("from", localDay($("audit-from").value, 0));
+      if ($("audit-to").value) q.set("to", localDay($("audit-to").value, 1));
       q.set("limit", "20");
       if (cursor) q.set("cursor", cursor);
       const r = await request(`/v1/audit?${q}`, { method: "GET" });
@@ -1782,9 +1788,16 @@
     // resubmit keeps the old one, so it can never be ordered twice.
     $("order-form").addEventListener("input", () => { if (state.poSent) freshPo(); });
 
-    [$("start-date").value, $("end-date").value] = historyRange();
+    let historyDefaults = historyRange();
+    [$("start-date").value, $("end-date").value] = historyDefaults;
     $("history-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
+      // The default range left as it was: in a tab kept open past midnight
+      // it is moved up to today, or today's orders would not show.
+      if ($("start-date").value === historyDefaults[0] && $("end-date").value === historyDefaults[1]) {
+        historyDefaults = historyRange();
+        [$("start-date").value, $("end-date").value] = historyDefaults;
+      }
       state.historyPage = 1;
       loadHistory();
     });

@@ -373,10 +373,14 @@ async function walkThePage() {
   assert.match(await text(page, "#details"), /winner@example\.com/);
   assert.deepEqual(await page.locator("#details dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
 
-  // Error state: an unknown poNumber (Xoxoday's error, passed through).
-  await page.fill("#details-po", "demo-no-such-order");
+  // Error state: an unknown poNumber (Xoxoday's error, passed through),
+  // written as another system of the account may write one (a space, a
+  // '#'): looked up as typed, not refused by the form.
+  await page.fill("#details-po", "demo no-such-order #1");
+  const errReq = page.waitForRequest((r) => r.url().endsWith("/v1/ops/getOrderDetails"));
   const errResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getOrderDetails"));
   await page.click("#details-load");
+  assert.equal(JSON.parse((await errReq).postData()).poNumber, "demo no-such-order #1");
   const er = await errResp;
   assert.ok(er.status() >= 400, `unknown order answers an error (${er.status()})`);
   const erBody = await er.json();
@@ -763,8 +767,14 @@ async function walkKeysAndAudit() {
   // A date range with nothing in it.
   await page.fill("#audit-from", "2020-01-01");
   await page.fill("#audit-to", "2020-01-02");
+  const rangeAsked = page.waitForRequest((r) => r.url().includes("/v1/audit?"));
   await page.click("#audit-load");
   await page.locator("#audit-status", { hasText: "No entries for these filters." }).waitFor();
+  // The browser's own days (the entries' times are shown in its zone), not
+  // UTC days: from the start of the first to the end of the last.
+  const asked = new URL((await rangeAsked).url()).searchParams;
+  assert.deepEqual([asked.get("from"), asked.get("to")], await page.evaluate(() =>
+    [new Date(2020, 0, 1).toISOString(), new Date(2020, 0, 3).toISOString()]));
   const pageText = await page.locator("body").innerText();
   assert.ok(!pageText.includes("winner@example.com"), "no recipient in the trail");
   await assertCleanText(page);
@@ -1389,6 +1399,13 @@ async function walkOrderEdges() {
     assert.equal(await tz.inputValue("#end-date"), end, `${timezoneId} at ${at}: the range ends ${end}`);
     assert.equal(await tz.inputValue("#start-date"), daysBefore(end, 30));
     assert.match(await text(tz, "#history-help"), /UTC/);
+    // The tab left open into the next day: the default range, untouched,
+    // moves up to the new day when the history is asked for.
+    await tz.clock.setFixedTime(new Date(Date.parse(at) + 86400_000));
+    await tz.click("#history-load");
+    const next = daysBefore(end, -1);
+    assert.equal(await tz.inputValue("#end-date"), next, `${timezoneId}: a day later the range ends ${next}`);
+    assert.equal(await tz.inputValue("#start-date"), daysBefore(next, 30));
     tzWatch.check([]);
     await ctx.close();
   }
