@@ -31,6 +31,10 @@
     keySource: "",
     page: 1,
     catalogSeq: 0,
+    // The currencies of the products shown so far, for the currency list
+    // when getFilters has no currency group (xoxoday-api.md names only
+    // Country and voucher_category): null while getFilters has one.
+    currenciesSeen: new Set(),
     product: null,
     po: "",
     poSent: false,
@@ -689,10 +693,17 @@
       const groups = Array.isArray(data) ? data : [];
       const find = (code) => groups.find((g) => String(g.filterGroupCode).toLowerCase() === code);
       fillSelect($("country"), "All countries", (find("country")?.filters || []).map((f) => [f.filterValueCode, f.filterValue]));
-      fillSelect($("currency"), "All currencies", (find("currency")?.filters || []).map((f) => {
-        const code = String(f.isoCode || f.filterValueCode || "").toUpperCase();
-        return [code, `${code} · ${f.filterValue}`];
-      }));
+      const currencies = find("currency");
+      if (currencies) {
+        state.currenciesSeen = null;
+        fillSelect($("currency"), "All currencies", (currencies.filters || []).map((f) => {
+          const code = String(f.isoCode || f.filterValueCode || "").toUpperCase();
+          return [code, `${code} · ${f.filterValue}`];
+        }));
+      } else {
+        state.currenciesSeen ??= new Set();
+        fillCurrenciesSeen();
+      }
       $("filters-note").hidden = true;
     } catch (e) {
       // Products can still be listed; say why the filters are missing.
@@ -701,6 +712,11 @@
       note.textContent = `Country and currency filters unavailable: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
       note.hidden = false;
     }
+  }
+
+  /** The currency list from the products shown so far (no currency group in getFilters). */
+  function fillCurrenciesSeen() {
+    fillSelect($("currency"), "All currencies", [...state.currenciesSeen].sort().map((c) => [c, c]));
   }
 
   function fillSelect(sel, allLabel, items) {
@@ -744,6 +760,11 @@
       if (seq !== state.catalogSeq) return;
       const items = Array.isArray(data) ? data : [];
       renderProducts(items);
+      if (state.currenciesSeen) {
+        const before = state.currenciesSeen.size;
+        for (const p of items) if (typeof p?.currencyCode === "string" && p.currencyCode) state.currenciesSeen.add(p.currencyCode.toUpperCase());
+        if (state.currenciesSeen.size !== before) fillCurrenciesSeen();
+      }
       const first = (state.page - 1) * PAGE_SIZE + 1;
       const cache = meta.cache ? ` · edge cache ${meta.cache}` : "";
       setStatus("catalog-status", items.length
