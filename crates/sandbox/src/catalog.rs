@@ -303,11 +303,17 @@ impl Catalog {
         self.by_id.get(&id).and_then(|i| self.products.get(*i))
     }
 
-    /// `getFilters`.
+    /// `getFilters`. `includeFilters` and `excludeFilters` only apply when
+    /// `filterGroupCode` is set (xoxoday-api.md §3.1); without a group every
+    /// filter of every group comes back, whatever they say.
     pub fn filters(&self, input: &Map<String, Value>) -> Result<Value, PlumError> {
         let group = text(input, "filterGroupCode")?.trim().to_ascii_lowercase();
-        let include = code_set(&text(input, "includeFilters")?);
-        let exclude = code_set(&text(input, "excludeFilters")?);
+        let mut include = code_set(&text(input, "includeFilters")?);
+        let mut exclude = code_set(&text(input, "excludeFilters")?);
+        if group.is_empty() {
+            include.clear();
+            exclude.clear();
+        }
         let groups = self.filter_groups();
         let out: Vec<Value> = groups
             .into_iter()
@@ -753,6 +759,29 @@ mod tests {
         for bad in [json!({"filterGroupCode": true}), json!({"includeFilters": ["usa"]}), json!({"excludeFilters": {}})] {
             assert_eq!(c.filters(&obj(bad)).unwrap_err().error_id, "PLE10001");
         }
+    }
+
+    /// "includeFilters and excludeFilters only apply when filterGroupCode
+    /// is set" (xoxoday-api.md §3.1): without a group they are ignored.
+    #[test]
+    fn filters_include_exclude_need_a_group() {
+        let c = catalog();
+        let all = c
+            .filters(&obj(json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""})))
+            .unwrap();
+        for (include, exclude) in [("usa", ""), ("", "usa"), ("usa,fashion", "ind"), ("nothing-at-all", "")] {
+            for group in [json!(""), json!("  "), Value::Null] {
+                let got = c
+                    .filters(&obj(json!({"filterGroupCode": group, "includeFilters": include, "excludeFilters": exclude})))
+                    .unwrap();
+                assert_eq!(got, all, "group {group}, include {include:?}, exclude {exclude:?}: ignored");
+            }
+            let absent = c.filters(&obj(json!({"includeFilters": include, "excludeFilters": exclude}))).unwrap();
+            assert_eq!(absent, all, "no group at all, include {include:?}, exclude {exclude:?}: ignored");
+        }
+        // With a group they apply.
+        let one = c.filters(&obj(json!({"filterGroupCode":"Country","includeFilters":"usa"}))).unwrap();
+        assert_eq!(one[0]["filters"].as_array().unwrap().len(), 1);
     }
 
     #[test]
