@@ -305,8 +305,10 @@ impl Catalog {
 
     /// `getFilters`. `includeFilters` and `excludeFilters` only apply when
     /// `filterGroupCode` is set (xoxoday-api.md §3.1); without a group every
-    /// filter of every group comes back, whatever they say.
-    pub fn filters(&self, input: &Map<String, Value>) -> Result<Value, PlumError> {
+    /// filter of every group comes back, whatever they say. `with_currency`:
+    /// whether the sandbox's own "currency" group is among them (the doc
+    /// names only "Country" and "voucher_category").
+    pub fn filters(&self, input: &Map<String, Value>, with_currency: bool) -> Result<Value, PlumError> {
         let group = text(input, "filterGroupCode")?.trim().to_ascii_lowercase();
         let mut include = code_set(&text(input, "includeFilters")?);
         let mut exclude = code_set(&text(input, "excludeFilters")?);
@@ -317,6 +319,7 @@ impl Catalog {
         let groups = self.filter_groups();
         let out: Vec<Value> = groups
             .into_iter()
+            .filter(|(code, _, _, _)| with_currency || *code != "currency")
             .filter(|(code, _, _, _)| group.is_empty() || code.eq_ignore_ascii_case(&group))
             .map(|(code, name, desc, values)| {
                 let filters: Vec<Value> = values
@@ -729,15 +732,11 @@ mod tests {
     fn filters_groups_and_values() {
         let c = catalog();
         let all = c
-            .filters(&obj(
-                json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""}),
-            ))
+            .filters(&obj(json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""})), true)
             .unwrap();
         assert!(all.as_array().unwrap().len() >= 2);
         let country = c
-            .filters(&obj(
-                json!({"filterGroupCode":"Country","includeFilters":"usa,ind"}),
-            ))
+            .filters(&obj(json!({"filterGroupCode":"Country","includeFilters":"usa,ind"})), true)
             .unwrap();
         let vals = &country[0]["filters"];
         assert_eq!(vals.as_array().unwrap().len(), 2);
@@ -746,18 +745,16 @@ mod tests {
             json!({"filterValue":"United States","isoCode":"US","filterValueCode":"usa"})
         );
         let ex = c
-            .filters(&obj(
-                json!({"filterGroupCode":"country","excludeFilters":"usa"}),
-            ))
+            .filters(&obj(json!({"filterGroupCode":"country","excludeFilters":"usa"})), true)
             .unwrap();
         assert_eq!(
             ex[0]["filters"].as_array().unwrap().len(),
             COUNTRIES.len() - 1
         );
         // Text fields are strings (numbers count); anything else is refused.
-        assert!(c.filters(&obj(json!({"filterGroupCode": null, "includeFilters": 5}))).is_ok());
+        assert!(c.filters(&obj(json!({"filterGroupCode": null, "includeFilters": 5})), true).is_ok());
         for bad in [json!({"filterGroupCode": true}), json!({"includeFilters": ["usa"]}), json!({"excludeFilters": {}})] {
-            assert_eq!(c.filters(&obj(bad)).unwrap_err().error_id, "PLE10001");
+            assert_eq!(c.filters(&obj(bad), true).unwrap_err().error_id, "PLE10001");
         }
     }
 
@@ -767,20 +764,20 @@ mod tests {
     fn filters_include_exclude_need_a_group() {
         let c = catalog();
         let all = c
-            .filters(&obj(json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""})))
+            .filters(&obj(json!({"filterGroupCode":"","includeFilters":"","excludeFilters":""})), true)
             .unwrap();
         for (include, exclude) in [("usa", ""), ("", "usa"), ("usa,fashion", "ind"), ("nothing-at-all", "")] {
             for group in [json!(""), json!("  "), Value::Null] {
                 let got = c
-                    .filters(&obj(json!({"filterGroupCode": group, "includeFilters": include, "excludeFilters": exclude})))
+                    .filters(&obj(json!({"filterGroupCode": group, "includeFilters": include, "excludeFilters": exclude})), true)
                     .unwrap();
                 assert_eq!(got, all, "group {group}, include {include:?}, exclude {exclude:?}: ignored");
             }
-            let absent = c.filters(&obj(json!({"includeFilters": include, "excludeFilters": exclude}))).unwrap();
+            let absent = c.filters(&obj(json!({"includeFilters": include, "excludeFilters": exclude})), true).unwrap();
             assert_eq!(absent, all, "no group at all, include {include:?}, exclude {exclude:?}: ignored");
         }
         // With a group they apply.
-        let one = c.filters(&obj(json!({"filterGroupCode":"Country","includeFilters":"usa"}))).unwrap();
+        let one = c.filters(&obj(json!({"filterGroupCode":"Country","includeFilters":"usa"})), true).unwrap();
         assert_eq!(one[0]["filters"].as_array().unwrap().len(), 1);
     }
 

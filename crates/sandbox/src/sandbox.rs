@@ -672,7 +672,7 @@ impl Sandbox {
         let initial = self.config.initial_balance_cents();
         let ok = |key: &str, data: Value| Ok((success(key, data), 0));
         match op {
-            "getFilters" => ok(op, catalog().filters(input)?),
+            "getFilters" => ok(op, catalog().filters(input, self.config.currency_filter_group)?),
             "getVouchers" => ok(op, pad_terms(catalog().vouchers(input, &self.asset_base)?, self.config.terms_bytes)),
             "getBalance" => {
                 let b = money(self.ledger.balance_cents(initial));

@@ -1274,3 +1274,30 @@ fn terms_are_padded_to_the_configured_length_only_when_asked() {
     assert!(t.starts_with("<ul></ul><li>") && t.len() <= 5_000 && t.len() > 4_900, "{}", t.len());
     assert!(padded[1].get("termsAndConditionsInstructions").is_none());
 }
+
+/// getFilters' "currency" group is the sandbox's own (xoxoday-api.md §3.1
+/// names "Country" and "voucher_category"): there by default, and gone
+/// with `currency_filter_group: false`, asked for by name or not.
+#[test]
+fn currency_filter_group_can_be_left_out() {
+    let mut s = sb();
+    let groups = |s: &mut Sandbox, group: &str| -> Vec<String> {
+        let data = json!({"filterGroupCode": group, "includeFilters": "", "excludeFilters": ""});
+        let out = api(s, AT, "plumProAPI.mutation.getFilters", data, T0);
+        assert_eq!(out.status, 200, "{}", out.body);
+        out.body["data"]["getFilters"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["filterGroupCode"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(groups(&mut s, ""), ["country", "voucher_category", "currency"]);
+    assert_eq!(groups(&mut s, "currency"), ["currency"]);
+    s.patch_config(br#"{"currency_filter_group":false}"#).unwrap();
+    assert_eq!(groups(&mut s, ""), ["country", "voucher_category"]);
+    assert!(groups(&mut s, "currency").is_empty());
+    assert_eq!(groups(&mut s, "Country"), ["country"]);
+    s.patch_config(br#"{"currency_filter_group":true}"#).unwrap();
+    assert_eq!(groups(&mut s, ""), ["country", "voucher_category", "currency"]);
+}
