@@ -397,15 +397,15 @@ impl Catalog {
         let limit = limit_from_zero(input, "limit")?;
         let page = page_from_zero(input, "page")?;
         let with_fx = flag(input, "exchangeRate", false)?;
-        let include: Vec<u64> = id_list(&text(input, "includeProducts")?);
-        let exclude: Vec<u64> = id_list(&text(input, "excludeProducts")?);
+        let include = id_list(&text(input, "includeProducts")?);
+        let exclude = id_list(&text(input, "excludeProducts")?).unwrap_or_default();
         let filters = parse_filters(input.get("filters"))?;
         let sort = parse_sort(object(input, "sort")?)?;
 
         let mut hits: Vec<&Product> = self
             .products
             .iter()
-            .filter(|p| include.is_empty() || include.contains(&p.id))
+            .filter(|p| include.as_ref().is_none_or(|ids| ids.contains(&p.id)))
             .filter(|p| !exclude.contains(&p.id))
             .filter(|p| filters.iter().all(|f| f.matches(p)))
             .collect();
@@ -444,9 +444,14 @@ fn code_set(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Comma-separated product ids; an entry that is no id matches nothing.
-fn id_list(list: &str) -> Vec<u64> {
-    list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
+/// Comma-separated product ids: `None` (no filter) when the list has no
+/// entry at all, else the ids it names. An entry that is no id (`"abc"`, a
+/// merchandise id `"MER-1"`) matches nothing, so a list of such entries
+/// alone includes no product: it is never read as no filter.
+fn id_list(list: &str) -> Option<Vec<u64>> {
+    let mut entries = list.split(',').map(str::trim).filter(|s| !s.is_empty()).peekable();
+    entries.peek()?;
+    Some(entries.filter_map(|s| s.parse().ok()).collect())
 }
 
 enum Filter {
@@ -879,6 +884,23 @@ mod tests {
 
         let inc = c.vouchers(&obj(json!({"limit":50,"page":1,"includeProducts":"10100, 10201,99","excludeProducts":"10201"})), "").unwrap();
         assert_eq!(ids(&inc), vec![10_100]);
+        // An entry that is no id names no product: a list of such entries
+        // alone includes nothing (never "no filter"); beside an id, that id.
+        let some = |inc: &str, exc: &str| {
+            ids(&c.vouchers(&obj(json!({"limit":0,"page":1,"includeProducts":inc,"excludeProducts":exc})), "").unwrap())
+        };
+        for none in ["MER-1", "abc", " abc , MER-1 ", "99", "abc,,"] {
+            assert_eq!(some(none, ""), Vec::<u64>::new(), "includeProducts {none:?}");
+        }
+        assert_eq!(some("abc,10201", ""), vec![10_201]);
+        assert_eq!(some("MER-1, 10100 ,x", "abc"), vec![10_100]);
+        // No entry at all: no filter.
+        for all in ["", " ", ",", " , ,"] {
+            assert_eq!(some(all, "").len(), c.products.len(), "includeProducts {all:?}");
+            assert_eq!(some("", all).len(), c.products.len(), "excludeProducts {all:?}");
+        }
+        assert_eq!(some("", "abc,MER-1").len(), c.products.len(), "excluding no product");
+        assert_eq!(some("", "abc,10100").len(), c.products.len() - 1);
 
         let sorted = c
             .vouchers(
