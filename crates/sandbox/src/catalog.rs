@@ -516,12 +516,9 @@ impl Filter {
     fn matches(&self, p: &Product) -> bool {
         match self {
             Filter::Name(s) => p.name.to_ascii_lowercase().contains(s.as_str()),
-            Filter::Country(s) => {
-                s.is_empty()
-                    || p.country.code == s
-                    || p.country.iso.eq_ignore_ascii_case(s)
-                    || p.country.name.eq_ignore_ascii_case(s)
-            }
+            // A filterValueCode from getFilters' country group ("usa"),
+            // as xoxoday-api.md §3.2 documents; not the ISO code or name.
+            Filter::Country(s) => s.is_empty() || p.country.code == s,
             Filter::Currency(s) => s.is_empty() || p.currency.code.eq_ignore_ascii_case(s),
             Filter::Delivery(s) => s.is_empty() || (s == "delayed") == p.delayed,
             Filter::Category(s) => {
@@ -834,6 +831,18 @@ mod tests {
             .unwrap()
             .iter()
             .all(|p| p["currencyCode"] == "USD"));
+        // "Country values are filterValueCodes from getFilters, e.g. usa"
+        // (§3.2): the ISO code or the name is no such value, and matches
+        // nothing.
+        let country = |value: &str| {
+            let filters = json!([{"key":"country","value":value}]);
+            ids(&c.vouchers(&obj(json!({"limit":0,"page":1,"filters":filters})), "").unwrap())
+        };
+        assert_eq!(country("USA"), ids(&usa));
+        assert_eq!(country("ind").len(), PRODUCTS_PER_COUNTRY);
+        for other in ["US", "us", "United States", "united states", "IN", "India", "840"] {
+            assert_eq!(country(other), Vec::<u64>::new(), "country {other:?}");
+        }
 
         let eur = c
             .vouchers(
