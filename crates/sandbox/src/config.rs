@@ -218,8 +218,8 @@ pub enum CheckExpiresIn {
     /// has before it dies").
     #[default]
     Remaining,
-    /// The access token's full lifetime (`access_ttl_secs`), whatever is
-    /// left of it.
+    /// The access token's full lifetime (the `access_ttl_secs` it was
+    /// issued with), whatever is left of it.
     Lifetime,
     /// The access token's expiry, epoch seconds (the "Epoch timestamp"
     /// label).

@@ -513,7 +513,12 @@ impl Sandbox {
         let refresh_expiry = self.tokens.pair_refresh_expiry(a.pair).unwrap_or(0);
         let expires_in = match c.check_expires_in {
             CheckExpiresIn::Remaining => (a.expires_ms.saturating_sub(now).saturating_add(999) / 1000).max(0),
-            CheckExpiresIn::Lifetime => i64::try_from(c.access_ttl_secs).unwrap_or(i64::MAX),
+            // The token's own lifetime, whatever the config says now (a
+            // token from an older state file: the configured one).
+            CheckExpiresIn::Lifetime => match a.lifetime_ms {
+                Some(ms) => ms.saturating_add(999) / 1000,
+                None => i64::try_from(c.access_ttl_secs).unwrap_or(i64::MAX),
+            },
             CheckExpiresIn::Stamp => a.expires_ms / 1000,
         };
         let mut body = json!({

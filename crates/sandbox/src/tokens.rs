@@ -18,6 +18,10 @@ pub struct AccessToken {
     pub pair: u64,
     pub expires_ms: i64,
     pub revoked: bool,
+    /// The lifetime it was issued with (`None` in a state file written
+    /// before it was kept).
+    #[serde(default)]
+    pub lifetime_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +117,7 @@ impl TokenStore {
                 pair,
                 expires_ms: access_expires_ms,
                 revoked: false,
+                lifetime_ms: Some(access_ttl_ms),
             },
         );
         self.refresh.insert(
@@ -353,6 +358,25 @@ mod tests {
         assert!(s.access("a0", 5).is_none());
         assert_eq!(s.revoke_refresh(5), 3);
         assert_eq!(s.live_counts(5), (0, 0));
+    }
+
+    /// Each access token keeps the lifetime it was issued with; a state
+    /// file written before that was kept still loads, without it.
+    #[test]
+    fn access_tokens_keep_their_lifetime() {
+        let mut s = TokenStore::default();
+        s.insert_pair("a0".into(), "r0".into(), 0, 3 * H, 20 * H, None);
+        s.insert_pair("a1".into(), "r1".into(), 0, 10 * H, 20 * H, None);
+        assert_eq!(s.access("a0", 1).unwrap().lifetime_ms, Some(3 * H));
+        assert_eq!(s.access("a1", 1).unwrap().lifetime_ms, Some(10 * H));
+        let saved: TokenStore = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(saved.access("a0", 1).unwrap().lifetime_ms, Some(3 * H));
+        let old = r#"{"access":{"a":{"pair":1,"expires_ms":5000,"revoked":false}},
+                      "refresh":{"r":{"pair":1,"issued_ms":0,"expires_ms":9000,"status":{"state":"current"}}},
+                      "pairs":{"1":{"access":"a","refresh":"r"}},"next_pair":1}"#;
+        let old: TokenStore = serde_json::from_str(old).unwrap();
+        let a = old.access("a", 1).unwrap();
+        assert_eq!((a.expires_ms, a.lifetime_ms), (5000, None));
     }
 
     #[test]

@@ -283,6 +283,37 @@ fn token_answers_in_each_documented_reading() {
     assert!(s.patch_config(br#"{"check_expires_in":"total"}"#).is_err());
 }
 
+/// The check's `lifetime` reading is the token's own lifetime: one issued
+/// under a 3-day TTL says 3 days after the TTL is set back to 15.
+#[test]
+fn the_lifetime_reading_is_the_tokens_own() {
+    let mut s = sb();
+    s.patch_config(br#"{"access_ttl_secs":259200,"check_expires_in":"lifetime"}"#).unwrap();
+    let short = s.issue_tokens(b"", T0).unwrap();
+    let short = tok(&short, "access_token");
+    s.patch_config(br#"{"access_ttl_secs":1296000}"#).unwrap();
+    let long = s.issue_tokens(b"", T0).unwrap();
+    let long = tok(&long, "access_token");
+    let lifetime = |s: &mut Sandbox, at: &str| {
+        let (status, v) = check(s, Some(&format!("Bearer {at}")), T0 + HOUR);
+        assert_eq!(status, 200, "{v}");
+        v["expires_in"].clone()
+    };
+    assert_eq!(lifetime(&mut s, &short), 259_200);
+    assert_eq!(lifetime(&mut s, &long), 1_296_000);
+    // The bootstrap pair's, from the default config at the start.
+    assert_eq!(lifetime(&mut s, AT), 1_296_000);
+    // A refresh under a 3-day TTL: its token says 3 days, after any change.
+    s.patch_config(br#"{"access_ttl_secs":259200}"#).unwrap();
+    let (_, body) = refresh(&mut s, RT, T0);
+    s.patch_config(br#"{"access_ttl_secs":1296000}"#).unwrap();
+    assert_eq!(lifetime(&mut s, &tok(&body, "access_token")), 259_200);
+    // Kept across a state file.
+    let restored = Sandbox::parse_state(&s.snapshot().unwrap()).unwrap();
+    let mut s = Sandbox::from_state(Credentials::default(), restored);
+    assert_eq!(lifetime(&mut s, &short), 259_200);
+}
+
 /// xoxoday-api.md §1.2 and §1.5: a refresh token "cannot be regenerated
 /// by the API" and expires "30 days after generation". Read as the chain's
 /// generation (`refresh_expiry: fixed`), every rotated token keeps the
