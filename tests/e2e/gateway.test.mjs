@@ -169,6 +169,8 @@ test("every operation through both routes: the exact envelope upstream, the answ
   }
   // Every call to Xoxoday said Content-Type: application/json (required).
   assert.equal((await sandbox.counters()).not_json_content_type, 0, "refresh and API calls with the JSON content type");
+  // And every envelope said "tag": "plumProAPI" (xoxoday-api.md §2).
+  assert.equal((await sandbox.counters()).not_plum_tag, 0, "API calls with Xoxoday's tag");
   // paymentHistory through the drop-in route with variables.data (what a
   // client that treats every operation alike sends): forwarded canonically.
   await clearRequests();

@@ -330,20 +330,40 @@ export async function call(worker, path, { method = "POST", key, body, headers =
 }
 
 /**
+ * The sandbox's counts of calls Xoxoday documents otherwise, which it
+ * answers as usual: refresh and API calls without `Content-Type:
+ * application/json`, and API calls whose envelope lacks `"tag":
+ * "plumProAPI"` (xoxoday-api.md §1.3, §2). Every suite's end-of-run check
+ * (`leakScan`) wants both at 0: a gateway passing its tests on them would
+ * meet a real Xoxoday that may not.
+ */
+export const ENVELOPE_COUNTERS = ["not_json_content_type", "not_plum_tag"];
+
+/** One line per counter of `ENVELOPE_COUNTERS` not at 0 on `sandbox`. */
+export async function envelopeHits(sandbox) {
+  const c = await sandbox.counters();
+  return ENVELOPE_COUNTERS.filter((name) => c[name] !== 0)
+    .map((name) => `sandbox ${sandbox.url}: ${name} = ${c[name]}, expected 0 (calls Xoxoday documents otherwise)`);
+}
+
+/**
  * Secret values that must never appear in any response or log: the client
  * secret, every refresh and access token the sandbox has issued, and every
- * caller key.
+ * caller key. Also, as every suite calls this at its end for each of its
+ * sandboxes, the place where every suite checks `envelopeHits`: its
+ * lines come back among the hits.
  */
 export async function leakScan(sandbox, keys, extraSecrets = []) {
   const secrets = new Set(["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", ...extraSecrets]);
+  const hits = [];
   if (sandbox) {
     try {
       const issued = await sandbox.admin("/tokens/issued");
       for (const t of issued.tokens ?? []) secrets.add(t);
     } catch { /* older sandbox without the route */ }
+    hits.push(...await envelopeHits(sandbox));
   }
   for (const k of Object.values(keys ?? {})) secrets.add(k.key);
-  const hits = [];
   const haystacks = [
     ...capturedResponses.map((t) => ["response", t]),
     ...capturedLogs.filter((l) => !l.startsWith("[sandbox]")).map((t) => ["log", t]),

@@ -72,6 +72,11 @@ pub struct Counters {
     /// the API's headers; answered as usual here, counted so a test can
     /// tell).
     pub not_json_content_type: u64,
+    /// API calls whose envelope's `tag` is missing or not `"plumProAPI"`
+    /// (every documented call carries it, xoxoday-api.md §2:
+    /// `{"query", "tag": "plumProAPI", "variables"}`; answered as usual
+    /// here, counted so a test can tell).
+    pub not_plum_tag: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -546,6 +551,10 @@ impl Sandbox {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let op = query.as_deref().and_then(op_for_query);
+        let tag = envelope.as_ref().and_then(|v| v.get("tag"));
+        if tag.and_then(Value::as_str) != Some("plumProAPI") {
+            self.counters.not_plum_tag += 1;
+        }
         // The layer in front of Xoxoday, before the call reaches it.
         let proxy = self.faults.take_proxy(op);
         if let Some(f) = proxy.as_ref().filter(|f| f.mode == ProxyFaultMode::Before) {
@@ -912,6 +921,7 @@ impl Sandbox {
             "daily_limited_calls": c.daily_limited_calls,
             "proxy_pages": c.proxy_pages,
             "not_json_content_type": c.not_json_content_type,
+            "not_plum_tag": c.not_plum_tag,
         })
     }
 

@@ -1332,3 +1332,35 @@ fn currency_filter_group_can_be_left_out() {
     s.patch_config(br#"{"currency_filter_group":true}"#).unwrap();
     assert_eq!(groups(&mut s, ""), ["country", "voucher_category", "currency"]);
 }
+
+/// Every documented call's envelope carries `"tag": "plumProAPI"`
+/// (xoxoday-api.md §2); a call without it, or with another tag, is
+/// answered as usual and counted in `not_plum_tag`.
+#[test]
+fn calls_without_the_plum_tag_are_counted() {
+    let mut s = sb();
+    let auth = format!("Bearer {AT}");
+    let send = |s: &mut Sandbox, body: Value| s.api(Some(&auth), body.to_string().as_bytes(), T0).status;
+    let q = "plumProAPI.query.getBalance";
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200);
+    let history = json!({"query":"plumProAPI.mutation.paymentHistory","tag":"plumProAPI",
+                         "data":{"data":{"startDate":"2024-01-01","endDate":"2024-12-31"}}});
+    assert_eq!(send(&mut s, history), 200);
+    assert_eq!(s.counters_json(0, 0)["not_plum_tag"], 0, "tagged calls are not counted");
+    for (body, status) in [
+        (json!({"query": q, "variables": {"data": {}}}), 200),
+        (json!({"query": q, "tag": "plumproapi", "variables": {"data": {}}}), 200),
+        (json!({"query": q, "tag": "xoxo_link", "variables": {"data": {}}}), 200),
+        (json!({"query": q, "tag": null, "variables": {"data": {}}}), 200),
+        (json!({"query": q, "tag": 1, "variables": {"data": {}}}), 200),
+        (json!({"query": "plumProAPI.mutation.someNewOperation", "variables": {"data": {}}}), 400),
+    ] {
+        assert_eq!(send(&mut s, body.clone()), status, "answered as usual: {body}");
+    }
+    // Not JSON at all: no tag either; and an unauthorised call counts too.
+    assert_eq!(s.api(Some(&auth), b"not json", T0).status, 400);
+    assert_eq!(s.api(None, json!({"query": q, "variables": {"data": {}}}).to_string().as_bytes(), T0).status, 401);
+    assert_eq!(s.counters_json(0, 0)["not_plum_tag"], 8);
+    s.reset_counters();
+    assert_eq!(s.counters_json(0, 0)["not_plum_tag"], 0);
+}
