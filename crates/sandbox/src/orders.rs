@@ -3,7 +3,8 @@
 //! denomination, poNumber uniqueness, balance), order
 //! creation with deterministic voucher codes, the order/response shapes of
 //! placeOrder, getOrderDetails and getOrderHistory, and the payment report
-//! ledger rows. Balance = config's initial balance − sum of order charges.
+//! ledger rows. Balance = config's initial balance − sum of the charges of
+//! orders Xoxoday did not fail or cancel (their amount goes back).
 
 use std::collections::HashMap;
 
@@ -69,6 +70,17 @@ fn complete() -> String {
     "complete".into()
 }
 
+impl Order {
+    /// Whether the order's amount went back to the wallet: an order fault
+    /// made it `failed` or `cancelled` (also `cancelled_lines`, every line
+    /// cancelled by its `cancelledQuantity`), so nothing was delivered.
+    /// The payment report shows the debit and then its return, a credit
+    /// whose `transaction_status` is `Cancelled` (xoxoday-api.md §3.7).
+    pub fn refunded(&self) -> bool {
+        matches!(self.status.as_str(), "failed" | "cancelled" | "cancelled_lines")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ledger {
     /// When the opening credit was booked (sandbox time).
@@ -104,9 +116,12 @@ impl Ledger {
         }
     }
 
-    /// Rebuilds the poNumber index after loading from a state file.
+    /// Rebuilds the poNumber index after loading from a state file, and
+    /// the amount spent from the orders (a state file of an older sandbox
+    /// kept failed and cancelled orders' amounts spent).
     pub fn reindex(&mut self) {
         self.orders.sort_by_key(|o| o.order_id);
+        self.spent_cents = self.orders.iter().filter(|o| !o.refunded()).map(|o| o.amount_charged_cents).sum();
         self.po_index = self
             .orders
             .iter()
@@ -228,7 +243,9 @@ impl Ledger {
         self.create_with_status(req, now, "complete")
     }
 
-    /// [`Ledger::create`], the order's `orderStatus` being `status`.
+    /// [`Ledger::create`], the order's `orderStatus` being `status`: a
+    /// failed or cancelled order's amount goes back to the wallet at once
+    /// ([`Order::refunded`]).
     pub fn create_with_status(&mut self, req: OrderRequest, now: i64, status: &str) -> &Order {
         let order_id = self.next_order_id;
         self.next_order_id += 1;
@@ -245,7 +262,7 @@ impl Ledger {
         let vouchers = (0..req.quantity)
             .map(|i| voucher(order_id, i, now))
             .collect();
-        self.spent_cents += req.amount_cents;
+        let amount_cents = req.amount_cents;
         self.orders.push(Order {
             order_id,
             po_number: req.po_number.clone(),
@@ -266,6 +283,9 @@ impl Ledger {
             status: status.to_owned(),
         });
         let idx = self.orders.len() - 1;
+        if !self.orders[idx].refunded() {
+            self.spent_cents += amount_cents;
+        }
         self.po_index.insert(req.po_number, idx);
         &self.orders[idx]
     }
@@ -312,7 +332,10 @@ impl Ledger {
         Ok(Value::Array(rows))
     }
 
-    /// paymentHistory: opening credit + one debit per order, oldest first.
+    /// paymentHistory: opening credit + one debit per order, oldest first;
+    /// a failed or cancelled order's debit is followed by the credit that
+    /// returns its amount, `transaction_status` `Cancelled` (§3.7 lists
+    /// `Complete` and `Cancelled`).
     pub fn payments(
         &self,
         input: &Map<String, Value>,
@@ -348,6 +371,22 @@ impl Ledger {
                     "transaction_status": "Complete",
                 }),
             ));
+            if o.refunded() {
+                balance += o.amount_charged_cents;
+                let what = if o.status == "failed" { "failed" } else { "cancelled" };
+                rows.push((
+                    o.created_ms,
+                    json!({
+                        "invoice_number": format!("SBX-CR-{}", o.order_id),
+                        "reference_id": o.order_id.to_string(),
+                        "date": fmt_datetime(o.created_ms),
+                        "reason": format!("Order {} {what} (poNumber {}): amount returned", o.order_id, o.po_number),
+                        "adjusted_amount": money(o.amount_charged_cents),
+                        "closing_balance": money(balance),
+                        "transaction_status": "Cancelled",
+                    }),
+                ));
+            }
         }
         let out: Vec<Value> = rows
             .into_iter()
@@ -809,5 +848,49 @@ mod tests {
             )
             .unwrap();
         assert_eq!(p2.as_array().unwrap().len(), 1);
+    }
+
+    /// A failed or cancelled order's amount goes back: the balance is as
+    /// before it, and the payment report shows the debit and a credit
+    /// `Cancelled` (xoxoday-api.md §3.7: `transaction_status`
+    /// `Complete`/`Cancelled`).
+    #[test]
+    fn failed_and_cancelled_orders_return_their_amount() {
+        let range = obj(json!({"startDate":"1970-01-01","endDate":"1970-01-31","limit":50,"page":1}));
+        for status in ["failed", "cancelled", "cancelled_lines"] {
+            let mut l = Ledger::new(0);
+            let req = l.validate(&order("kept", 1, 25.0), INITIAL).unwrap();
+            l.create(req, 5);
+            let before = l.balance_cents(INITIAL);
+            assert_eq!(before, INITIAL - 2_500);
+            let req = l.validate(&order("gone", 2, 50.0), INITIAL).unwrap();
+            let o = l.create_with_status(req, 10, status).clone();
+            assert_eq!(o.amount_charged_cents, 10_000, "{status}: charged, as its answer says");
+            assert_eq!(l.balance_cents(INITIAL), before, "{status}: the amount went back");
+            let rows = l.payments(&range, INITIAL).unwrap();
+            let rows = rows.as_array().unwrap();
+            assert_eq!(rows.len(), 4, "{status}: opening, two debits, one return");
+            assert_eq!(rows[2]["adjusted_amount"], -100);
+            assert_eq!(rows[2]["transaction_status"], "Complete");
+            assert_eq!(rows[2]["closing_balance"], 249_875);
+            let credit = &rows[3];
+            assert_eq!(credit["transaction_status"], "Cancelled", "{status}");
+            assert_eq!(credit["adjusted_amount"], 100);
+            assert_eq!(credit["closing_balance"], money(before));
+            assert_eq!(credit["reference_id"], o.order_id.to_string());
+            assert_eq!(credit["invoice_number"], format!("SBX-CR-{}", o.order_id));
+            assert!(rows.iter().take(3).all(|r| r["transaction_status"] == "Complete"));
+        }
+        // A state file of an older sandbox kept a failed order's amount
+        // spent: loading it gives it back, as the report says.
+        let mut l = Ledger::new(0);
+        let req = l.validate(&order("old", 1, 100.0), INITIAL).unwrap();
+        l.create_with_status(req, 10, "failed");
+        let mut old: serde_json::Map<String, Value> = obj(serde_json::to_value(&l).unwrap());
+        old.insert("spent_cents".into(), json!(10_000));
+        let mut loaded: Ledger = serde_json::from_value(Value::Object(old)).unwrap();
+        assert_eq!(loaded.balance_cents(INITIAL), INITIAL - 10_000);
+        loaded.reindex();
+        assert_eq!(loaded.balance_cents(INITIAL), INITIAL);
     }
 }

@@ -1364,3 +1364,40 @@ fn calls_without_the_plum_tag_are_counted() {
     s.reset_counters();
     assert_eq!(s.counters_json(0, 0)["not_plum_tag"], 0);
 }
+
+/// An order a fault makes failed or cancelled gives its amount back:
+/// getBalance is as before it, and paymentHistory shows the debit and a
+/// credit row `Cancelled` (xoxoday-api.md §3.7).
+#[test]
+fn a_failed_order_leaves_the_balance_and_adds_a_cancelled_row() {
+    let mut s = sb();
+    let balance = |s: &mut Sandbox| api(s, AT, "plumProAPI.query.getBalance", json!({}), T0).body["data"]["getBalance"]["data"]["value"].clone();
+    let report = |s: &mut Sandbox| {
+        let body = json!({"query":"plumProAPI.mutation.paymentHistory","tag":"plumProAPI",
+                          "data":{"data":{"startDate":"2024-01-01","endDate":"2024-12-31","limit":50,"page":1}}});
+        let out = s.api(Some(&format!("Bearer {AT}")), body.to_string().as_bytes(), T0);
+        out.body["data"]["getPaymentReport"]["data"].as_array().unwrap().clone()
+    };
+    let place = "plumProAPI.mutation.placeOrder";
+    assert_eq!(api(&mut s, AT, place, order("PO-OK"), T0).status, 200);
+    let before = balance(&mut s);
+    assert_eq!(before, 249_900);
+    s.set_order_fault(br#"{"mode":"fail_after_create","error_id":"PLE10011","order_status":"failed"}"#).unwrap();
+    assert_eq!(api(&mut s, AT, place, order("PO-FAILED"), T0).status, 422);
+    assert_eq!(balance(&mut s), before, "a failed order costs nothing");
+    let rows = report(&mut s);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let statuses: Vec<&str> = rows.iter().map(|r| r["transaction_status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["Complete", "Complete", "Complete", "Cancelled"]);
+    assert_eq!((rows[2]["adjusted_amount"].clone(), rows[3]["adjusted_amount"].clone()), (json!(-100), json!(100)));
+    assert_eq!(rows[3]["closing_balance"], before);
+    // Cancelled: the same.
+    s.set_order_fault(br#"{"mode":"hang_after_create","hang_ms":1,"order_status":"cancelled"}"#).unwrap();
+    assert_eq!(api(&mut s, AT, place, order("PO-CXL"), T0).status, 200);
+    assert_eq!(balance(&mut s), before);
+    assert_eq!(report(&mut s).last().unwrap()["transaction_status"], "Cancelled");
+    // A complete order costs its amount, as before.
+    assert_eq!(api(&mut s, AT, place, order("PO-OK2"), T0).status, 200);
+    assert_eq!(balance(&mut s), 249_800);
+    assert_eq!(report(&mut s).last().unwrap()["transaction_status"], "Complete");
+}
