@@ -47,7 +47,11 @@ after(async () => {
   // Workers stopped first: lines still in their pipes, or printed as
   // they stop, are scanned too.
   await w?.stop();
-  const hits = await leakScan(sandbox, keys);
+  // Schemathesis sends the drop-in route plumProAPI.<kind>.<name> queries
+  // plumgate does not know, with the admin key (`*`): forwarded as sent,
+  // with whatever tag it made up, or none. The tag check is left out here
+  // (every other suite makes it); the content-type check stays.
+  const hits = await leakScan(sandbox, keys, [], { callerEnvelopes: true });
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   if (work) cleanup(work);
