@@ -235,7 +235,7 @@ fn token_message(
             format!("No longer reauth_required: a new XOXODAY_REFRESH_TOKEN, or client id/secret, was taken into use (token state: {token_state}).")
         }
         (Condition::CredentialsRejected, true) => format!(
-            "No longer credentials_rejected: the client id/secret changed or a new XOXODAY_REFRESH_TOKEN was set, so refreshing resumes (token state: {token_state})."
+            "No longer credentials_rejected: new client id/secret or XOXODAY_REFRESH_TOKEN, or a forced refresh passed; refreshing resumes (token state: {token_state})."
         ),
         (Condition::TokensRejected, true) => {
             format!("The loop guard let go: plumgate refreshes rejected tokens again (token state: {token_state}).")

@@ -190,7 +190,12 @@ fn a_condition_replacing_another_says_so_and_credentials_resolve() {
     s.credentials_rejected_fp = None;
     let raised = review_at(&mut s, T0 + 1).unwrap();
     assert_eq!((raised.event, raised.state), ("credentials_rejected", RESOLVED));
-    assert!(newest(&s)["message"].as_str().unwrap().starts_with("No longer credentials_rejected"));
+    let resolved = newest(&s)["message"].as_str().unwrap().to_owned();
+    assert!(resolved.starts_with("No longer credentials_rejected"));
+    // A forced refresh that passed with the same secrets clears it too
+    // (README: If the secrets were right): the message names that way, not
+    // only a change of secrets the operator never made.
+    assert!(resolved.contains("forced refresh"), "{resolved}");
 }
 
 #[test]
