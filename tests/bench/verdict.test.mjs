@@ -65,6 +65,40 @@ test("clean results with better numbers pass every line", () => {
   for (const b of bs) assert.ok(b.pass, `${b.name}: ${b.value}`);
 });
 
+test("each line's threshold: just past it fails, at it passes", () => {
+  const plumgate = (o) => ({ plumgate: row("plumgate", { rps: 3200, cpu: 0.45, p50: 1.2, p99: 4, ...o }) });
+  const rowCases = [
+    // Row † (js_full): 3000 req/s, 0.5 ms CPU, p99 5 ms; the direct call's p50 0.5 ms.
+    ["hot-path throughput", plumgate({ rps: 2970 }), plumgate({ rps: 3000 })],
+    ["hot-path CPU", plumgate({ cpu: 0.505 }), plumgate({ cpu: 0.5 })],
+    ["p99 at 32", plumgate({ p99: 5.05 }), plumgate({ p99: 5 })],
+    ["added p50", plumgate({ p50: 1.5 }), plumgate({ p50: 1.49 })],
+    ["runtime key, isolate-cached", { plumgate_runtime_key: row("runtime key", { rps: 2820 }) }, { plumgate_runtime_key: row("runtime key", { rps: 2850 }) }],
+    ["runtime key with requests_per_minute", { plumgate_key_limits: row("key limits", { rps: 2820 }) }, { plumgate_key_limits: row("key limits", { rps: 2850 }) }],
+  ];
+  for (const [start, past, at] of rowCases) {
+    const failing = line(budgets(results(past)), start), passing = line(budgets(results(at)), start);
+    assert.equal(failing.pass, false, `${failing.name}: ${failing.value}`);
+    assert.equal(passing.pass, true, `${passing.name}: ${passing.value}`);
+  }
+  const judgedWith = (start, change) => {
+    const r = results();
+    change(r);
+    return line(budgets(r), start).pass;
+  };
+  const figureCases = [
+    ["index_bg.wasm", (r) => { r.size.wasm_gzip = 200_001; }, (r) => { r.size.wasm_gzip = 200_000; }],
+    ["cold start", (r) => { r.cold.no_assets_minus_js_ms = 5.1; }, (r) => { r.cold.no_assets_minus_js_ms = 5; }],
+    ["exactly one upstream refresh", (r) => { r.storm.plumgate.refresh_calls = 2; }, () => {}],
+    ["exactly one upstream refresh", (r) => { r.storm.plumgate.statuses = { 200: 499, 502: 1 }; }, () => {}],
+    ["catalog hit under Xoxoday's penalty", (r) => { r.catalog.paired.penalty_hit_vs_control_rps = 0.94; }, (r) => { r.catalog.paired.penalty_hit_vs_control_rps = 0.95; }],
+  ];
+  for (const [start, past, at] of figureCases) {
+    assert.equal(judgedWith(start, past), false, `${start}: past the threshold`);
+    assert.equal(judgedWith(start, at), true, `${start}: at the threshold`);
+  }
+});
+
 test("plumgate answering non-2xx faster than row † fails the lines that read it", () => {
   const bs = budgets(results({ plumgate: row("plumgate", { rps: 9000, cpu: 0.1, p50: 0.4, p99: 1, non2xx: 40 }) }));
   for (const start of ["hot-path throughput", "hot-path CPU", "added p50", "p99 at 32"]) {
