@@ -1,5 +1,7 @@
 // The TypeScript client (clients/typescript, built by scripts/test.sh) against
-// the running gateway and sandbox, with the product's default settings:
+// the running gateway and sandbox, with the product's default settings
+// (Xoxoday's per-minute budgets lifted, as the harness does unless a test
+// passes `XOXODAY_RATE_LIMITS: null`):
 // every read, and placeOrder's retry contract where it matters, with lost
 // answers made for real. A loopback proxy between the client and plumgate
 // forwards a placeOrder, lets plumgate place it, then cuts the connection
@@ -77,9 +79,11 @@ before(async () => {
 });
 
 after(async () => {
-  const hits = await leakScan(sandbox, keys);
+  // Workers stopped first: lines still in their pipes, or printed as
+  // they stop, are scanned too.
   await proxy?.close();
   await w?.stop();
+  const hits = await leakScan(sandbox, keys);
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no token, secret or key in any log line");

@@ -50,9 +50,11 @@ before(async () => {
 });
 
 after(async () => {
+  // Workers stopped first: lines still in their pipes, or printed as
+  // they stop, are scanned too.
+  await w?.stop();
   const hits = await leakScan(sandbox, keys);
   const vhits = voucherLeakScan(voucherSecrets);
-  await w?.stop();
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no Xoxoday token or secret, and no caller key, in any recorded answer or log line");

@@ -119,10 +119,12 @@ before(async () => {
 });
 
 after(async () => {
-  const hits = await leakScan(sandbox, keys, runtimeKeys);
+  // Workers stopped first: lines still in their pipes, or printed as
+  // they stop, are scanned too.
   await fn?.stop();
   await pair?.stop();
   await gateway?.stop();
+  const hits = await leakScan(sandbox, keys, runtimeKeys);
   await sandbox?.stop();
   for (const w of [gateway, pair]) if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no token, secret or key in any log line");

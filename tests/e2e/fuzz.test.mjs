@@ -315,7 +315,9 @@ test(`fuzz: ${COUNT} random requests (seed ${SEED}), no plumgate 5xx, documented
   const kinds = {};
   for (const p of problems) kinds[p.split(":")[0]] = (kinds[p.split(":")[0]] ?? 0) + 1;
   assert.deepEqual(problems.slice(0, 30), [], `${problems.length} problems: ${JSON.stringify(kinds)}`);
-  assert.ok(done >= Math.min(COUNT, 1000), `ran ${done} of ${COUNT} within the time cap`);
+  // All of them (about 15 s here; the cap only bounds a hung run): which
+  // seeded cases ran must not depend on the machine's speed.
+  assert.equal(done + problems.filter((p) => p.startsWith("transport failure")).length, COUNT, `ran ${done} of ${COUNT} within the time cap`);
   // The mix reached every layer: refusals, validation and forwarded calls.
   for (const s of [200, 400, 401, 404, 405]) assert.ok(statuses[s] > 0, `some ${s} answers`);
   const c = await sandbox.counters();

@@ -3,7 +3,9 @@
 // order_amount_per_day, on runtime keys and on GATEWAY_KEYS entries) and the
 // audit trail of placeOrder attempts (GET /v1/audit), against the built
 // worker and the sandbox. Every interval is the product's own: the tests wait
-// for the revocation window and for grace periods rather than shorten them.
+// for the revocation window and for grace periods rather than shorten them
+// (Xoxoday's per-minute budgets are lifted, as the harness does for every
+// worker unless a test passes `XOXODAY_RATE_LIMITS: null`).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

@@ -1,5 +1,7 @@
 // Token authority under Xoxoday's harder answers (contract §4.7, §8), end to
-// end with the product's default settings: refresh rate limits in every
+// end with the product's default settings (Xoxoday's per-minute budgets
+// lifted, as the harness does unless a test passes `XOXODAY_RATE_LIMITS:
+// null`): refresh rate limits in every
 // shape, the forced-refresh throttle, rejected client credentials, stored
 // state that cannot be read (and old or newer formats that can), a slow
 // refresh, one authority per account, and the upgrade from the single

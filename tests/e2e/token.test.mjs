@@ -1,6 +1,8 @@
 // Token authority end to end (contract §4): the built worker in workerd
 // against the sandbox, with the product's default settings (a minimum
-// refresh interval of 60 s, a 15 s request wait). Each scenario gets a
+// refresh interval of 60 s, a 15 s request wait; Xoxoday's per-minute
+// budgets lifted, as the harness does for every worker unless a test passes
+// `XOXODAY_RATE_LIMITS: null`: a storm of 200 calls is not about them). Each scenario gets a
 // fresh sandbox and a fresh worker state unless it says otherwise. The
 // outcomes of "confirm before spending" (contract §4.6) are tests 3a-3g;
 // refresh rate limits, credentials, stored state, timeouts and accounts
