@@ -34,6 +34,9 @@ if [ -z "$INSPECTOR_PORT" ]; then
 fi
 DEV_DIR="${PLUMGATE_DEV_DIR:-$ROOT/.wrangler/plumgate-dev}"
 mkdir -p "$DEV_DIR"
+# Absolute from here on: wrangler reads paths in the config written below
+# relative to the config's own folder.
+DEV_DIR="$(cd "$DEV_DIR" && pwd)"
 
 log "step 1/4: setup (installs only what is missing)"
 bash scripts/setup.sh

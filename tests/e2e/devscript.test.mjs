@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { request } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -49,7 +49,8 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
+    // The dev directory given relative to the project, as a user may write it.
+    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: relative(ROOT, devDir), PLUMGATE_DEV_VARS: userVars },
   });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
