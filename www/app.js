@@ -1815,10 +1815,12 @@
       ev.preventDefault();
       // The default range left as it was: in a tab kept open past midnight
       // it is moved up to today, or today's orders would not show.
-      if ($("start-date").value === historyDefaults[0] && $("end-date").value === historyDefaults[1]) {
-        historyDefaults = historyRange();
-        [$("start-date").value, $("end-date").value] = historyDefaults;
-      }
+      // Each field on its own: a start the user chose keeps an end that is
+      // still the default moving.
+      const [start, end] = historyRange();
+      if ($("start-date").value === historyDefaults[0]) $("start-date").value = start;
+      if ($("end-date").value === historyDefaults[1]) $("end-date").value = end;
+      historyDefaults = [start, end];
       state.historyPage = 1;
       loadHistory();
     });

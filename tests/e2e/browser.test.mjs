@@ -1415,9 +1415,9 @@ async function walkOrderEdges() {
   // is still yesterday, but today's orders are dated today.
   const utcToday = new Date().toISOString().slice(0, 10);
   const daysBefore = (d, n) => new Date(Date.parse(`${d}T00:00:00Z`) - n * 86400_000).toISOString().slice(0, 10);
-  for (const [timezoneId, at, end] of [
-    ["America/Los_Angeles", `${utcToday}T03:00:00Z`, utcToday],
-    ["Asia/Tokyo", `${daysBefore(utcToday, 1)}T20:00:00Z`, utcToday],
+  for (const [timezoneId, at, end, auditFrom, auditTo] of [
+    ["America/Los_Angeles", `${utcToday}T03:00:00Z`, utcToday, "2020-01-01T08:00:00.000Z", "2020-01-03T08:00:00.000Z"],
+    ["Asia/Tokyo", `${daysBefore(utcToday, 1)}T20:00:00Z`, utcToday, "2019-12-31T15:00:00.000Z", "2020-01-02T15:00:00.000Z"],
   ]) {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId, locale: LOCALE });
     const tz = await ctx.newPage();
@@ -1435,6 +1435,23 @@ async function walkOrderEdges() {
     const next = daysBefore(end, -1);
     assert.equal(await tz.inputValue("#end-date"), next, `${timezoneId}: a day later the range ends ${next}`);
     assert.equal(await tz.inputValue("#start-date"), daysBefore(next, 30));
+    // A start the user chose stays; the end, still the default, moves on.
+    await tz.fill("#start-date", "2020-01-01");
+    await tz.clock.setFixedTime(new Date(Date.parse(at) + 2 * 86400_000));
+    await tz.click("#history-load");
+    assert.deepEqual([await tz.inputValue("#start-date"), await tz.inputValue("#end-date")], ["2020-01-01", daysBefore(end, -2)]);
+    // The audit trail's dates are this zone's days: from the start of the
+    // first to the end of the last, as instants.
+    await tz.fill("#key-input", keys.admin.key);
+    await tz.keyboard.press("Enter");
+    await tz.locator("#key-status", { hasText: "Key set" }).waitFor();
+    await tz.fill("#audit-from", "2020-01-01");
+    await tz.fill("#audit-to", "2020-01-02");
+    const auditAsked = tz.waitForRequest((r) => r.url().includes("/v1/audit?"));
+    await tz.click("#audit-load");
+    const q = new URL((await auditAsked).url()).searchParams;
+    assert.deepEqual([q.get("from"), q.get("to")], [auditFrom, auditTo], timezoneId);
+    await tz.locator("#audit-status", { hasText: "No entries for these filters." }).waitFor();
     tzWatch.check([]);
     await ctx.close();
   }
