@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startTarget, liftSandboxLimits } from "../../bench/lib.mjs";
-import { ROOT, startSandbox, makeKey } from "./harness.mjs";
+import { ROOT, startSandbox, makeKey, envelopeHits } from "./harness.mjs";
 import { join } from "node:path";
 
 // One GATEWAY_KEYS key (the bench's targets take one): it makes the runtime keys too.
@@ -39,7 +39,11 @@ before(async () => {
 
 after(async () => {
   await w?.stop(); // and its temp dir
+  // Every call plumgate made said what Xoxoday documents (the JSON content
+  // type, its envelope's tag), as every suite's closing check wants.
+  const hits = sandbox ? await envelopeHits(sandbox) : [];
   await sandbox?.stop();
+  assert.deepEqual(hits, []);
 });
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
