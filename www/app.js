@@ -1836,6 +1836,7 @@
       ev.preventDefault();
       const po = $("details-po").value.trim();
       if (po) loadDetails(po);
+      else setStatus("details-status", "Enter a poNumber: spaces alone name no order.");
     });
 
     $("token-check").addEventListener("click", () => token("GET"));

@@ -373,6 +373,11 @@ async function walkThePage() {
   assert.match(await text(page, "#details"), /winner@example\.com/);
   assert.deepEqual(await page.locator("#details dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
 
+  // Spaces alone name no order: said, nothing sent.
+  await page.fill("#details-po", "   ");
+  await page.click("#details-load");
+  await page.locator("#details-status", { hasText: "spaces alone name no order" }).waitFor();
+
   // Error state: an unknown poNumber (Xoxoday's error, passed through),
   // written as another system of the account may write one (a space, a
   // '#'): looked up as typed, not refused by the form.
