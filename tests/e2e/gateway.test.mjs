@@ -2,8 +2,11 @@
 // operation through both routes checked against what the sandbox received,
 // the auth matrix, validation tables, placeOrder idempotency and
 // reconciliation, edge caching, rate-limit penalties, CORS, log lines and
-// the leak scans. One sandbox and one worker for the whole file; every
-// scenario uses its own poNumbers / request data so they do not interfere.
+// the leak scans. One sandbox and one worker for the whole file, at the
+// product's cache lifetimes; the expiry test starts its own, with the
+// catalogue's lifetime shortened (the setting under test: its default of six
+// hours cannot be waited). Every scenario uses its own poNumbers / request
+// data so they do not interfere.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,7 +17,8 @@ import {
 
 const keys = standardKeys();
 const ORIGIN = "https://app.example.com";
-const TTL = 3; // CATALOG_CACHE_TTL_SECS and BALANCE_CACHE_TTL_SECS
+const CATALOG_TTL = 3; // CATALOG_CACHE_TTL_SECS in the expiry test only
+const BALANCE_TTL = 10; // BALANCE_CACHE_TTL_SECS: the product's default, waited
 const HIGH_LIMITS = {
   getBalance: 100000, getFilters: 100000, getVouchers: 100000, placeOrder: 100000,
   getOrderDetails: 100000, getOrderHistory: 100000, paymentHistory: 100000,
@@ -100,8 +104,6 @@ before(async () => {
     keys,
     vars: {
       ALLOWED_ORIGINS: `${ORIGIN},http://localhost:3000`,
-      CATALOG_CACHE_TTL_SECS: String(TTL),
-      BALANCE_CACHE_TTL_SECS: String(TTL),
     },
   });
   // Warm the token so later upstream counts are only the calls under test.
@@ -774,7 +776,7 @@ test("caching: a catalogue page over a megabyte (long terms, a whole catalogue i
   }
 });
 
-test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignored", async () => {
+test("caching: miss then hit, admin bypass, non-admin no-cache ignored, errors not kept (product lifetimes)", async () => {
   const filters = { filterGroupCode: "Category", includeFilters: "", excludeFilters: "" };
   const calls = async (name) => (await counters()).api_calls[name];
   let n = await calls("getFilters");
@@ -815,47 +817,6 @@ test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignor
   assert.deepEqual([b1.headers["x-plumgate-cache"], b2.headers["x-plumgate-cache"]], ["hit", "hit"]);
   assert.equal(b2.text, b1.text);
   assert.equal(await calls("getBalance"), n + 1);
-  // TTL expiry.
-  const v1 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
-  const t0 = Date.now(); // the entry was stored before v1's answer came
-  const v2 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
-  assert.deepEqual([v1.headers["x-plumgate-cache"], v2.headers["x-plumgate-cache"]], ["miss", "hit"]);
-  n = await calls("getVouchers");
-  await sleep(Math.max(0, TTL * 1000 + 300 - (Date.now() - t0)));
-  const v3 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
-  assert.equal(v3.headers["x-plumgate-cache"], "miss", "expired after the TTL");
-  assert.equal(await calls("getVouchers"), n + 1);
-  // A field plumgate does not key on may filter the answer (the upstream
-  // API grows): the call is not answered from the fresh entry of the call
-  // without it, but sent on with its field, and its answer changes nothing.
-  await clearRequests();
-  const vf = await op("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: "x" });
-  assert.equal(vf.status, 200, vf.text);
-  assert.equal(vf.headers["x-plumgate-cache"], "miss", "not the entry of the call without the field");
-  const forwarded = (await sandboxRequests(sandbox)).filter((s) => s.op === "getVouchers");
-  assert.deepEqual([forwarded.length, forwarded[0]?.body?.variables?.data?.cacheTest], [1, "x"], "sent on with its field");
-  assert.equal(await calls("getVouchers"), n + 2);
-  const v4 = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
-  assert.deepEqual([v4.headers["x-plumgate-cache"], v4.text], ["hit", v3.text], "the entry is as it was");
-  // The balance entry expired too. getBalance takes no input (xoxoday-api.md
-  // §3.3): a call with an unknown field goes upstream and refills the one
-  // entry like any call (else nonces could keep missing it at will).
-  n = await calls("getBalance");
-  const bx = await op("getBalance", keys.balance, { cacheTest: 1 });
-  const by = await op("getBalance", keys.balance, { cacheTest: 2 });
-  const bz = await op("getBalance", keys.balance, {});
-  assert.deepEqual([bx, by, bz].map((r) => r.headers["x-plumgate-cache"]), ["miss", "hit", "hit"]);
-  assert.equal(await calls("getBalance"), n + 1);
-  // getVouchers' unknown field still never makes an entry of its own
-  // (Xoxoday's catalogue takes inputs it may grow): expired, it misses,
-  // and the entry stays empty for the next call.
-  await sleep(TTL * 1000 + 300); // v3's entry expires
-  n = await calls("getVouchers");
-  const vx = await op("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: 1 });
-  const vy = await op("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: 2 });
-  const vz = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
-  assert.deepEqual([vx, vy, vz].map((r) => r.headers["x-plumgate-cache"]), ["miss", "miss", "miss"], "neither answer was stored");
-  assert.equal(await calls("getVouchers"), n + 3);
   // Error answers are not cached: a page Xoxoday failed on (no copy of it
   // to fall back on) is asked for again, then kept.
   const page9 = { limit: 4, page: 9 };
@@ -867,6 +828,73 @@ test("caching: miss then hit, TTL expiry, admin bypass, non-admin no-cache ignor
   const e3 = await op("getVouchers", keys.catalog, page9);
   assert.deepEqual([e2.status, e2.headers["x-plumgate-cache"], e3.headers["x-plumgate-cache"]], [200, "miss", "hit"], e2.text);
   assert.equal(await calls("getVouchers"), n + 2, "the error was not served again");
+});
+
+test("caching: entries expire after their lifetimes (the catalogue's shortened to 3 s, the balance's default 10 s waited); unknown fields never make entries", async () => {
+  // Its own worker: the catalogue's six-hour default cannot be waited, and
+  // the file's worker runs at the product's lifetimes. Its own token pair:
+  // the file's worker has rotated the default one.
+  const { refresh_token } = await sandbox.admin("/tokens/issue", {});
+  const wt = await startWorker({
+    sandbox, keys, vars: { XOXODAY_REFRESH_TOKEN: refresh_token, CATALOG_CACHE_TTL_SECS: String(CATALOG_TTL) },
+  });
+  const get = (name, key, body) => call(wt, `/v1/ops/${name}`, { key, body });
+  const calls = async (name) => (await counters()).api_calls[name];
+  try {
+    let n = await calls("getBalance");
+    const b0 = await get("getBalance", keys.balance, {});
+    const tb = Date.now(); // the balance entry was stored before b0's answer came
+    assert.deepEqual([b0.status, b0.headers["x-plumgate-cache"]], [200, "miss"], b0.text);
+    assert.equal(await calls("getBalance"), n + 1);
+    const v1 = await get("getVouchers", keys.catalog, { limit: 4, page: 1 });
+    const t0 = Date.now(); // the entry was stored before v1's answer came
+    const v2 = await get("getVouchers", keys.catalog, { limit: 4, page: 1 });
+    assert.deepEqual([v1.headers["x-plumgate-cache"], v2.headers["x-plumgate-cache"]], ["miss", "hit"]);
+    n = await calls("getVouchers");
+    await sleep(Math.max(0, CATALOG_TTL * 1000 + 300 - (Date.now() - t0)));
+    const v3 = await get("getVouchers", keys.catalog, { limit: 4, page: 1 });
+    assert.equal(v3.headers["x-plumgate-cache"], "miss", "expired after its lifetime");
+    assert.equal(await calls("getVouchers"), n + 1);
+    // A field plumgate does not key on may filter the answer (the upstream
+    // API grows): the call is not answered from the fresh entry of the call
+    // without it, but sent on with its field, and its answer changes nothing.
+    await clearRequests();
+    const vf = await get("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: "x" });
+    assert.equal(vf.status, 200, vf.text);
+    assert.equal(vf.headers["x-plumgate-cache"], "miss", "not the entry of the call without the field");
+    const forwarded = (await sandboxRequests(sandbox)).filter((s) => s.op === "getVouchers");
+    assert.deepEqual([forwarded.length, forwarded[0]?.body?.variables?.data?.cacheTest], [1, "x"], "sent on with its field");
+    assert.equal(await calls("getVouchers"), n + 2);
+    const v4 = await get("getVouchers", keys.catalog, { limit: 4, page: 1 });
+    assert.deepEqual([v4.headers["x-plumgate-cache"], v4.text], ["hit", v3.text], "the entry is as it was");
+    // The balance entry outlives the catalogue's (its own lifetime), then
+    // expires. getBalance takes no input (xoxoday-api.md §3.3): a call with an
+    // unknown field goes upstream and refills the one entry like any call
+    // (else nonces could keep missing it at will).
+    n = await calls("getBalance");
+    const kept = await get("getBalance", keys.balance, {});
+    assert.equal(kept.headers["x-plumgate-cache"], "hit", "the balance is kept past the catalogue's lifetime");
+    assert.equal(await calls("getBalance"), n);
+    await sleep(Math.max(0, BALANCE_TTL * 1000 + 300 - (Date.now() - tb)));
+    const bx = await get("getBalance", keys.balance, { cacheTest: 1 });
+    const by = await get("getBalance", keys.balance, { cacheTest: 2 });
+    const bz = await get("getBalance", keys.balance, {});
+    assert.deepEqual([bx, by, bz].map((r) => r.headers["x-plumgate-cache"]), ["miss", "hit", "hit"]);
+    assert.equal(await calls("getBalance"), n + 1);
+    // getVouchers' unknown field still never makes an entry of its own
+    // (Xoxoday's catalogue takes inputs it may grow): expired, it misses,
+    // and the entry stays empty for the next call.
+    await sleep(CATALOG_TTL * 1000 + 300); // v3's entry expires
+    n = await calls("getVouchers");
+    const vx = await get("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: 1 });
+    const vy = await get("getVouchers", keys.catalog, { limit: 4, page: 1, cacheTest: 2 });
+    const vz = await get("getVouchers", keys.catalog, { limit: 4, page: 1 });
+    assert.deepEqual([vx, vy, vz].map((r) => r.headers["x-plumgate-cache"]), ["miss", "miss", "miss"], "neither answer was stored");
+    assert.equal(await calls("getVouchers"), n + 3);
+  } finally {
+    await wt.stop();
+    cleanup(wt.persistDir);
+  }
 });
 
 // ----------------------------------------------------------------- penalty
