@@ -10,7 +10,7 @@ import { join, relative } from "node:path";
 import { request } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { ROOT, freePort, tempDir, cleanup } from "./harness.mjs";
+import { ROOT, freePort, tempDir, cleanup, ENVELOPE_COUNTERS } from "./harness.mjs";
 
 /** GET `path` on 127.0.0.1:`port` with the `Host` header `host` (fetch cannot set it). */
 function getWithHost(port, path, host) {
@@ -79,6 +79,9 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     assert.equal(cors.headers.get("access-control-allow-origin"), "https://app.example.com", "ALLOWED_ORIGINS from the user's .dev.vars");
     const counters = await (await fetch(`http://127.0.0.1:${sandboxPort}/__sandbox/counters`)).json();
     assert.equal(counters.api_calls.getBalance, 1, "the call reached the bundled sandbox");
+    // As every suite's closing check wants: each call (the token's and the
+    // balance's) said the JSON content type and Xoxoday's tag.
+    for (const name of ENVELOPE_COUNTERS) assert.equal(counters[name], 0, `${name}: calls Xoxoday documents otherwise`);
     // The page's one-click key: served to a request for a loopback name only,
     // never to a page whose own name resolves to 127.0.0.1 (DNS rebinding).
     const dev = await fetch(`http://127.0.0.1:${port}/v1/dev/caller-key`);
