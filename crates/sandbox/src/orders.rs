@@ -344,48 +344,39 @@ impl Ledger {
         let (start, end) = date_range(input)?;
         let limit = count(input, "limit", Some(10))?;
         let page = count(input, "page", Some(1))?;
-        let mut balance = initial_cents;
-        let mut rows = vec![(
-            self.opened_ms,
-            json!({
-                "invoice_number": "SBX-CR-000001",
-                "reference_id": "OPENING-BALANCE",
-                "date": fmt_datetime(self.opened_ms),
-                "reason": "Wallet credit: sandbox opening balance",
-                "adjusted_amount": money(initial_cents),
+        // One row: when, its invoice and reference, why, the amount it moves
+        // and the status; the closing balance is the running one after it.
+        let mut balance = 0;
+        let mut rows = Vec::new();
+        let mut book = |ms: i64, invoice: String, reference: String, reason: String, cents: i64, status: &str| {
+            balance += cents;
+            let row = json!({
+                "invoice_number": invoice,
+                "reference_id": reference,
+                "date": fmt_datetime(ms),
+                "reason": reason,
+                "adjusted_amount": money(cents),
                 "closing_balance": money(balance),
-                "transaction_status": "Complete",
-            }),
-        )];
+                "transaction_status": status,
+            });
+            rows.push((ms, row));
+        };
+        book(
+            self.opened_ms,
+            "SBX-CR-000001".into(),
+            "OPENING-BALANCE".into(),
+            "Wallet credit: sandbox opening balance".into(),
+            initial_cents,
+            "Complete",
+        );
         for o in &self.orders {
-            balance -= o.amount_charged_cents;
-            rows.push((
-                o.created_ms,
-                json!({
-                    "invoice_number": format!("SBX-INV-{}", o.order_id),
-                    "reference_id": o.order_id.to_string(),
-                    "date": fmt_datetime(o.created_ms),
-                    "reason": format!("Order {} placed (poNumber {})", o.order_id, o.po_number),
-                    "adjusted_amount": money(-o.amount_charged_cents),
-                    "closing_balance": money(balance),
-                    "transaction_status": "Complete",
-                }),
-            ));
+            let (id, po) = (o.order_id, &o.po_number);
+            let placed = format!("Order {id} placed (poNumber {po})");
+            book(o.created_ms, format!("SBX-INV-{id}"), id.to_string(), placed, -o.amount_charged_cents, "Complete");
             if o.refunded() {
-                balance += o.amount_charged_cents;
                 let what = if o.status == "failed" { "failed" } else { "cancelled" };
-                rows.push((
-                    o.created_ms,
-                    json!({
-                        "invoice_number": format!("SBX-CR-{}", o.order_id),
-                        "reference_id": o.order_id.to_string(),
-                        "date": fmt_datetime(o.created_ms),
-                        "reason": format!("Order {} {what} (poNumber {}): amount returned", o.order_id, o.po_number),
-                        "adjusted_amount": money(o.amount_charged_cents),
-                        "closing_balance": money(balance),
-                        "transaction_status": "Cancelled",
-                    }),
-                ));
+                let returned = format!("Order {id} {what} (poNumber {po}): amount returned");
+                book(o.created_ms, format!("SBX-CR-{id}"), id.to_string(), returned, o.amount_charged_cents, "Cancelled");
             }
         }
         let out: Vec<Value> = rows
