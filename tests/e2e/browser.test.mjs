@@ -879,13 +879,19 @@ test("demo page: an order in flight through a reload, and the answers that are n
   }
 });
 
+/** Search the catalog for `name` in the US and open its one card's order form. */
+async function openUsProduct(page, name) {
+  await page.fill("#q", name);
+  await page.selectOption("#country", "usa");
+  await waitFor(async () => (await page.locator("#products .card").count()) === 1, { timeout: 20_000, what: `one ${name} US card` });
+  await page.locator("#products .card button[data-product]").click();
+  await page.locator("#order-form").waitFor({ state: "visible" });
+}
+
 /** Pick Harbor Coffee Co. US (10100, realtime) in the catalog and fill the order form for one 25 USD card. */
 async function pickHarborCoffee(page) {
-  await page.fill("#q", "Harbor Coffee");
-  await page.selectOption("#country", "usa");
-  await waitFor(async () => (await page.locator("#products .card").count()) === 1, { timeout: 20_000, what: "one Harbor Coffee US card" });
-  await page.locator('#products button[data-product="10100"]').click();
-  await page.locator("#order-form").waitFor({ state: "visible" });
+  await openUsProduct(page, "Harbor Coffee");
+  assert.equal(await page.locator('#products button[data-product="10100"]').count(), 1, "Harbor Coffee Co. US is 10100");
   await page.selectOption("#denomination", "25");
   await page.fill("#quantity", "1");
   await page.fill("#email", "winner@example.com");
@@ -1326,10 +1332,7 @@ async function walkOrderEdges() {
   // ---- an any-amount product with an amount out of its range, then a
   // fixed-denomination one: the hidden amount no longer blocks the form
   // (before, Place order did nothing and said nothing).
-  await page.fill("#q", "Bloom Florists");
-  await page.selectOption("#country", "usa");
-  await waitFor(async () => (await page.locator("#products .card").count()) === 1, { timeout: 20_000, what: "one Bloom Florists US card" });
-  await page.locator("#products .card button[data-product]").click();
+  await openUsProduct(page, "Bloom Florists");
   await page.locator("#denom-open-field").waitFor({ state: "visible" });
   await page.fill("#amount", "999999");
   await pickHarborCoffee(page);
