@@ -1813,10 +1813,9 @@
     [$("start-date").value, $("end-date").value] = historyDefaults;
     $("history-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      // The default range left as it was: in a tab kept open past midnight
-      // it is moved up to today, or today's orders would not show.
-      // Each field on its own: a start the user chose keeps an end that is
-      // still the default moving.
+      // A field still at its default moves up to today's default (a tab
+      // kept open past midnight would miss today's orders); a date the
+      // user chose stays, field by field.
       const [start, end] = historyRange();
       if ($("start-date").value === historyDefaults[0]) $("start-date").value = start;
       if ($("end-date").value === historyDefaults[1]) $("end-date").value = end;
