@@ -51,7 +51,10 @@ pub fn error_response(e: &ApiError, style: ErrorStyle, request_id: &str) -> Outg
         resp.set("retry-after", s.to_string());
     }
     if e.status == 405 {
-        let allowed = e.message.trim_start_matches("method not allowed; use ");
+        let mut allowed = e.message.as_str();
+        while let Some(rest) = allowed.strip_prefix("method not allowed; use ") {
+            allowed = rest;
+        }
         resp.set("allow", allowed);
     }
     resp

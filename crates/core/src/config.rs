@@ -10,6 +10,7 @@ use crate::alert::AlertPolicy;
 use crate::auth::CallerKeys;
 use crate::limits::Budgets;
 use crate::secret::{AccessToken, CallerKey, ClientId, ClientSecret, RefreshToken, WebhookUrl};
+use crate::text::split_once;
 use crate::token::storage::account_id;
 use crate::token::TokenPolicy;
 
@@ -135,7 +136,7 @@ impl Config {
     /// loopback host: the bundled sandbox)? Never true for a deployment,
     /// which must use `https://`.
     pub fn upstream_on_loopback(&self) -> bool {
-        match self.oauth_url.split_once("://") {
+        match split_once(&self.oauth_url, "://") {
             Some((scheme, rest)) => scheme.eq_ignore_ascii_case("http") && is_loopback(authority_of(rest)),
             None => false,
         }
@@ -150,7 +151,7 @@ impl Config {
         match &self.deployment_name {
             Some(name) => name.clone(),
             None => {
-                let host = self.oauth_url.split_once("://").map_or("", |(_, rest)| authority_of(rest));
+                let host = split_once(&self.oauth_url, "://").map_or("", |(_, rest)| authority_of(rest));
                 format!("{host} account:{}", self.account_id())
             }
         }
@@ -377,7 +378,7 @@ pub fn binding_problems(bound: &dyn Fn(&str) -> bool) -> Vec<String> {
 /// loopback rule, [`is_loopback`]), a host, no credentials, no fragment, and
 /// a query only where `query_ok`. Returns it without a trailing slash.
 fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
-    let (scheme, rest) = url.split_once("://").ok_or("must be an https:// URL")?;
+    let (scheme, rest) = split_once(url, "://").ok_or("must be an https:// URL")?;
     let authority = authority_of(rest);
     if authority.is_empty() || authority.contains('@') {
         return Err("must name a host, with no credentials (user:password@) in it");
@@ -409,7 +410,7 @@ const OAUTH_URL_NAMES_ENDPOINTS: &str = "XOXODAY_OAUTH_URL must end before /v1/o
 /// (the `servers` of Xoxoday's OpenAPI files) or an endpoint under it? (A
 /// proxy mounted elsewhere under such a path stays valid.)
 fn names_the_endpoints(url: &str) -> bool {
-    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let rest = split_once(url, "://").map_or("", |(_, rest)| rest);
     let path = rest[authority_of(rest).len()..].to_ascii_lowercase();
     ["/v1/oauth", "/v1/oauth/api", "/v1/oauth/token", "/v1/oauth/token/user"].iter().any(|end| path.ends_with(end))
 }
@@ -420,7 +421,7 @@ const STAGING_HOSTS: [&str; 3] = ["stagingaccount.xoxoday.com", "stagingstores.x
 /// Does a checked URL name one of [`STAGING_HOSTS`] (any port; a final dot
 /// and the letters' case do not matter)?
 fn names_a_staging_host(url: &str) -> bool {
-    let authority = url.split_once("://").map_or("", |(_, rest)| authority_of(rest));
+    let authority = split_once(url, "://").map_or("", |(_, rest)| authority_of(rest));
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).trim_end_matches('.');
     STAGING_HOSTS.iter().any(|known| known.eq_ignore_ascii_case(host))
 }
@@ -461,7 +462,7 @@ fn is_loopback(authority: &str) -> bool {
 }
 
 fn valid_origin(o: &str) -> bool {
-    let Some((scheme, host)) = o.split_once("://") else { return false };
+    let Some((scheme, host)) = split_once(o, "://") else { return false };
     (scheme == "https" || scheme == "http")
         && !host.is_empty()
         && !host.trim_end_matches('/').contains('/')

@@ -116,13 +116,13 @@ impl OAuthError {
 /// parameter, [`OAuthError::UNSUPPORTED_GRANT_TYPE`] for another grant.
 pub fn refresh_key(content_type: Option<&str>, body: &[u8]) -> Result<CallerKey, OAuthError> {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
-    let params = if ct.contains("application/x-www-form-urlencoded") {
+    let params = if crate::text::contains(ct.as_bytes(), b"application/x-www-form-urlencoded") {
         form(body)?
     } else {
         match crate::jsontext::request_json::<Value>(body) {
             Ok(Value::Object(obj)) => obj,
             Ok(_) => return Err(OAuthError::INVALID_REQUEST),
-            Err(_) if !ct.contains("json") => form(body)?,
+            Err(_) if !crate::text::contains(ct.as_bytes(), b"json") => form(body)?,
             Err(_) => return Err(OAuthError::INVALID_REQUEST),
         }
     };

@@ -40,7 +40,7 @@ impl std::fmt::Debug for HttpRequest {
 
 /// `scheme://host[:port]` of `url`, with `/…` when more follows.
 fn origin_of(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
+    let start = crate::text::find(url.as_bytes(), b"://").map_or(0, |i| i + 3);
     match url[start..].find(['/', '?', '#']) {
         Some(end) => format!("{}/…", &url[..start + end]),
         None => url.to_string(),

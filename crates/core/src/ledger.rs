@@ -725,7 +725,7 @@ pub fn record_not_written() -> Finish {
 /// (the spend cap's reservation, say): a 5xx says so in the README's words,
 /// else a caller would read "the order may exist"; others pass as they are.
 pub fn unsent(mut error: ApiError) -> ApiError {
-    if error.status >= 500 && !error.message.contains(SAFE_TO_RETRY) {
+    if error.status >= 500 && !crate::text::contains(error.message.as_bytes(), SAFE_TO_RETRY.as_bytes()) {
         error.message = format!("{}; the order was not sent to Xoxoday: {SAFE_TO_RETRY}", error.message);
     }
     error
@@ -916,7 +916,7 @@ pub fn is_duplicate(status: u16, body: &[u8]) -> bool {
     }
     ["error", "errorInfo", "message"].iter().filter_map(|k| v.get(*k).and_then(Value::as_str)).any(|w| {
         let w = w.to_ascii_lowercase();
-        w.contains("duplicate") || w.contains("already exist")
+        crate::text::contains(w.as_bytes(), b"duplicate") || crate::text::contains(w.as_bytes(), b"already exist")
     })
 }
 

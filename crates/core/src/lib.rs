@@ -31,6 +31,7 @@
 //!   message, field by field (the token state, the order record, the key
 //!   record, the limiter's state, the messages in [`wire`]), smaller in
 //!   the wasm than serde's derive.
+//! - [`text`]: the one substring search (`find`, `contains`, `split_once`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Tests read JSON any way they like; `clippy.toml`'s one-reader rule is
@@ -58,6 +59,7 @@ pub mod registry;
 pub mod route;
 pub mod secret;
 mod stored;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod upstream;

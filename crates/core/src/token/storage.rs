@@ -48,7 +48,7 @@ pub const LEGACY_AUTHORITY_NAME: &str = "xoxoday";
 /// id. Not secret, but reveals neither.
 pub fn account_id(oauth_url: &str, client_id: &str) -> String {
     let url = oauth_url.trim_end_matches('/');
-    let normalised = match url.split_once("://") {
+    let normalised = match crate::text::split_once(url, "://") {
         Some((scheme, rest)) => {
             let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             format!("{}://{}{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase(), path)
