@@ -380,8 +380,8 @@ pub fn binding_problems(bound: &dyn Fn(&str) -> bool) -> Vec<String> {
 fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     let (scheme, rest) = split_once(url, "://").ok_or("must be an https:// URL")?;
     let authority = authority_of(rest);
-    if authority.is_empty() || authority.contains('@') {
-        return Err("must name a host, with no credentials (user:password@) in it");
+    if host_of(authority).is_none() || authority.contains('@') {
+        return Err("must name a host (and a port up to 65535, if any), with no credentials (user:password@) in it");
     }
     if rest.contains('#') || (!query_ok && rest.contains('?')) {
         return Err(if query_ok { "must not have a fragment" } else { "must not have a query or fragment" });
@@ -431,24 +431,35 @@ fn authority_of(rest: &str) -> &str {
     rest.split(['/', '?', '#']).next().unwrap_or("")
 }
 
-/// Is the authority (host[:port]) a loopback host? The one loopback rule:
-/// 127.0.0.0/8, `localhost`, `[::1]`; a port, if any, of digits only (what
-/// follows the host is refused here, not by the first fetch).
-fn is_loopback(authority: &str) -> bool {
-    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((h, tail)) => h == "::1" && (tail.is_empty() || tail.strip_prefix(':').is_some_and(digits)),
-            None => false,
-        };
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, port)) if digits(port) => h,
-            Some(_) => return false,
-            None => authority,
+/// The host of an authority (host[:port]) as the runtime's URL parser
+/// would take it, or `None`: a bracketed IPv6 address (hex digits, `:`,
+/// `.`; returned without the brackets), or a name without what a URL's host
+/// may not hold (controls, space, `%`, `:`, `<>[\]^|`; other bytes, letters
+/// of other scripts too, pass), then a port, if any, of digits up to 65535
+/// (`host:` keeps the default). A host the parser refuses would pass the
+/// configuration and fail every fetch, with `/healthz` answering 200.
+fn host_of(authority: &str) -> Option<&str> {
+    let (host, port, name) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, tail) = v6.split_once(']')?;
+            let port = if tail.is_empty() { "" } else { tail.strip_prefix(':')? };
+            (h, port, h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
+        }
+        None => {
+            let (h, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+            (h, port, !h.bytes().any(|b| b <= b' ' || b == 0x7f || b"%:<>[\\]^|".contains(&b)))
         }
     };
-    if host.eq_ignore_ascii_case("localhost") {
+    let port_ok = port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u64>().map_or(port.is_empty(), |n| n <= 65_535);
+    (name && port_ok && !host.is_empty()).then_some(host)
+}
+
+/// Is the authority (host[:port]) a loopback host? The one loopback rule:
+/// 127.0.0.0/8, `localhost`, `[::1]`, with a port as [`host_of`] takes it
+/// (what follows the host is refused here, not by the first fetch).
+fn is_loopback(authority: &str) -> bool {
+    let Some(host) = host_of(authority) else { return false };
+    if host.eq_ignore_ascii_case("localhost") || (host == "::1" && authority.starts_with('[')) {
         return true;
     }
     // Four parts, the first `127`, each what `parse::<u8>` reads (read as a
@@ -579,6 +590,12 @@ pub(crate) mod tests {
             "https://stagingstores.xoxoday.com/chef/v1/oauth/",
             "https://stagingaccount.xoxoday.com/chef/v1/oauth/api",
             "https://stagingaccount.xoxoday.com/chef/V1/OAuth/token/user",
+            // What the runtime's URL parser refuses (every refresh would
+            // back off for ever while /healthz answered 200).
+            "https://staging stores.xoxoday.com/chef",
+            "https://stagingstores.xoxoday.com:abc/chef",
+            "https://stagingstores.xoxoday.com:65536/chef",
+            "http://localhost:99999/chef",
         ] {
             let mut v = good_vars();
             v.insert("XOXODAY_OAUTH_URL", url.into());
@@ -730,7 +747,11 @@ pub(crate) mod tests {
         let p = c.alert_policy();
         assert_eq!((p.webhook, p.refresh_failures, p.balance_below), (true, 5, Some(1000.5)));
         assert_eq!(p.deployment, "rewards-prod (eu)");
-        for url in ["http://127.0.0.1:9/hook", "http://localhost/hook?token=x", "http://[::1]:8/h", "https://example.com/h?a=b"] {
+        for url in [
+            "http://127.0.0.1:9/hook", "http://localhost/hook?token=x", "http://[::1]:8/h", "https://example.com/h?a=b",
+            "https://hooks.example.com:65535/h", "https://example.com:/h", "https://[2001:db8::1]:8443/h", "https://bücher.example/h",
+            "https://my_hooks.example/h",
+        ] {
             v.insert("ALERT_WEBHOOK_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().alert_webhook_url.unwrap().expose_secret(), url, "{url}");
         }
@@ -750,6 +771,18 @@ pub(crate) mod tests {
             ("ALERT_WEBHOOK_URL", "https://hooks.example.com/x#SECRET"),
             ("ALERT_WEBHOOK_URL", "ftp://127.0.0.1/SECRET"),
             ("ALERT_WEBHOOK_URL", "SECRET"),
+            // Hosts and ports the runtime's URL parser refuses: every
+            // delivery would fail while /healthz answered 200.
+            ("ALERT_WEBHOOK_URL", "https://hooks SECRET.example/x"),
+            ("ALERT_WEBHOOK_URL", "https://hooks.SECRET.example:99999/x"),
+            ("ALERT_WEBHOOK_URL", "https://hooks.SECRET.example:abc/x"),
+            ("ALERT_WEBHOOK_URL", "https://hooks.SECRET.example:-1/x"),
+            ("ALERT_WEBHOOK_URL", "https://hooks.SECRET.example:+443/x"),
+            ("ALERT_WEBHOOK_URL", "https://hooks|SECRET.example/x"),
+            ("ALERT_WEBHOOK_URL", "https://[::1/SECRET.example"),
+            ("ALERT_WEBHOOK_URL", "https://[fe80::1%25eth0]/SECRET.example"),
+            ("ALERT_WEBHOOK_URL", "https://:443/SECRET.example"),
+            ("ALERT_WEBHOOK_URL", "https://hooks:SECRET.example:443/x"),
             ("ALERT_REFRESH_FAILURES", "0"),
             ("ALERT_REFRESH_FAILURES", "three"),
             ("BALANCE_ALERT_BELOW", "0"),
@@ -766,8 +799,8 @@ pub(crate) mod tests {
             assert_eq!(p.len(), 1, "{name}={value}: {p:?}");
             assert!(p[0].starts_with(name), "{p:?}");
             assert!(!p[0].contains("SECRET") && (value.len() < 4 || !p[0].contains(&value)), "never echo the value: {p:?}");
-            if value.contains('@') {
-                assert!(p[0].ends_with("must name a host, with no credentials (user:password@) in it"), "{p:?}");
+            if value.contains('@') || value.contains("SECRET.example") {
+                assert!(p[0].ends_with("must name a host (and a port up to 65535, if any), with no credentials (user:password@) in it"), "{p:?}");
             }
         }
     }
