@@ -103,10 +103,15 @@ impl OrderLedger {
             return Ok(empty(200));
         };
         let storage = Storage::of(&self.state);
-        let loaded = read(&storage).await;
+        // A failed read fails the alarm, which the runtime runs again with
+        // backoff. Read as no record or an unreadable one, it would log a
+        // fine record as unreadable and set no next check; read as no
+        // tells, the list would be overwritten by this run's tell.
+        let stored = |r: Result<Option<String>, String>| r.map_err(worker::Error::RustError);
+        let loaded = load(Ok(stored(storage.get_text(RECORD_KEY).await)?));
         let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
         let in_flight = self.inflight.borrow().is_some();
-        let mut tells = tell::load(storage.get_text(TELLS_KEY).await.ok().flatten());
+        let mut tells = tell::load(stored(storage.get_text(TELLS_KEY).await)?);
         match alarm(&loaded, in_flight, retention_ms, now_ms()) {
             AlarmStep::Nothing => {
                 if loaded == Loaded::Unreadable {
