@@ -117,6 +117,11 @@ impl CallerKeys {
     pub fn parse(raw: &str) -> Result<CallerKeys, Vec<String>> {
         let value: Value = crate::jsontext::from_text(raw)
             .map_err(|_| vec!["GATEWAY_KEYS is not valid JSON".to_string()])?;
+        // A second `scopes` or `limits` would win unseen (serde_json keeps
+        // the last): it could widen a key or drop its cap.
+        if crate::jsontext::repeats_a_member(raw.as_bytes(), &value) {
+            return Err(vec!["GATEWAY_KEYS names a member twice in one object".into()]);
+        }
         let Value::Array(items) = value else {
             return Err(vec!["GATEWAY_KEYS must be a JSON array of {id, sha256, scopes}".into()]);
         };
@@ -462,6 +467,9 @@ mod tests {
                 r#"[{{"id":"a","sha256":"{h}","scopes":["catalog"]}},{{"id":"a","sha256":"{h}","scopes":["catalog"]}}]"#,
                 h = hash_key(KEY_A)
             ),
+            // A second `scopes` (or `limits`) would win unseen.
+            format!(r#"[{{"id":"a","sha256":"{}","scopes":["catalog"],"scopes":["*"]}}]"#, hash_key(KEY_A)),
+            format!(r#"[{{"id":"a","sha256":"{}","scopes":["orders:write"],"limits":{{"order_amount_per_day":500}},"limits":null}}]"#, hash_key(KEY_A)),
         ];
         for raw in cases {
             let problems = CallerKeys::parse(&raw).unwrap_err();

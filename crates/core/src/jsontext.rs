@@ -43,6 +43,44 @@ pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
 }
 
+/// Does an object in JSON `text`, read as `read`, name a member twice?
+/// serde_json keeps the last silently; where a repeat could widen what a
+/// setting grants (`GATEWAY_KEYS` with a second `scopes` or `limits`,
+/// `XOXODAY_RATE_LIMITS` with an operation twice), it is refused instead.
+/// (Admin request bodies are not checked: a program's JSON writer never
+/// repeats a name, and the check there cost more wasm than it was worth.)
+/// The text then names more members than the value holds: every string
+/// followed by `:` is a member's name. Names are compared as serde_json
+/// reads them (`"a"` and `"\u0061"` are one name).
+pub fn repeats_a_member(text: &[u8], read: &serde_json::Value) -> bool {
+    fn held(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Object(m) => m.values().map(held).sum::<usize>() + m.len(),
+            serde_json::Value::Array(a) => a.iter().map(held).sum(),
+            _ => 0,
+        }
+    }
+    let mut named = 0;
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        i += 1;
+        if b == b'"' {
+            while let Some(&c) = text.get(i) {
+                i += if c == b'\\' { 2 } else { 1 };
+                if c == b'"' {
+                    break;
+                }
+            }
+            let mut next = i;
+            while text.get(next).is_some_and(u8::is_ascii_whitespace) {
+                next += 1;
+            }
+            named += usize::from(text.get(next) == Some(&b':'));
+        }
+    }
+    named > held(read)
+}
+
 /// `v` as compact JSON text: what `v.to_string()` gives, through the
 /// writer `serde_json::to_string` shares (see the module doc).
 pub fn to_text(v: &serde_json::Value) -> String {
@@ -261,8 +299,31 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{int_from_text, number_from_text, push_digits, push_int, quote, quote_or_null, request_json, to_text, Object};
+    use super::{int_from_text, number_from_text, push_digits, push_int, quote, quote_or_null, repeats_a_member, request_json, to_text, Object};
     use serde_json::{json, Value};
+
+    #[test]
+    fn a_member_named_twice_in_one_object_is_found() {
+        for (text, repeats) in [
+            (r#"{"a":1,"a":2}"#, true),
+            (r#"[{"id":"x","scopes":["catalog"],"scopes":["*"]}]"#, true),
+            (r#"{"a" : 1, "b": {"a": 1, "c": [1, {"a": 2}]}, "c": 1}"#, false),
+            (r#"{"a":{"b":1},"b":1}"#, false),
+            (r#"{"a":{"b":1,"b":2}}"#, true),
+            (r#"[{"a":1},{"a":2}]"#, false),
+            (r#"{"a":"a","b":["a","a"]}"#, false),
+            (r#"{"x\"y":1,"x\"y" :2}"#, true),
+            (r#"{"x\\":1,"x":2}"#, false),
+            (r#"{"k":"{\"k\":1}","l":{"k":1}}"#, false),
+            (r#"{"a":1,"\u0061":2}"#, true),
+            (r#"{"getBalance":10,"getBalance":1000}"#, true),
+            (r#"["{\"a\":1,\"a\":2}", "x"]"#, false),
+            (r#"{"a":[],"b":{},"c":{"a":"b:c"}}"#, false),
+        ] {
+            let read: Value = serde_json::from_slice(text.as_bytes()).unwrap();
+            assert_eq!(repeats_a_member(text.as_bytes(), &read), repeats, "{text}");
+        }
+    }
 
     #[test]
     fn request_json_skips_one_byte_order_mark() {

@@ -138,6 +138,9 @@ impl Budgets {
         const RULE: &str = "XOXODAY_RATE_LIMITS must be a JSON object of per-minute limits by operation name (whole numbers from 1 to 1000000)";
         let v: serde_json::Value = crate::jsontext::from_text(text).map_err(|_| RULE.to_string())?;
         let obj = v.as_object().ok_or_else(|| RULE.to_string())?;
+        if crate::jsontext::repeats_a_member(text.as_bytes(), &v) {
+            return Err("XOXODAY_RATE_LIMITS names an operation twice".into());
+        }
         let mut out = Budgets::default();
         for (name, limit) in obj {
             let op = Operation::from_name(name).ok_or_else(|| "XOXODAY_RATE_LIMITS names an unknown operation; expected operation names such as getBalance".to_string())?;

@@ -15,7 +15,7 @@ fn documented_budgets_and_overrides() {
     let o = Budgets::parse(r#"{"getBalance": 30, "placeOrder": 1000000}"#).unwrap();
     assert_eq!((o.of(Operation::GetBalance), o.of(Operation::PlaceOrder), o.of(Operation::GetVouchers)), (30, 1_000_000, 50));
     assert_eq!(Budgets::parse("{}").unwrap(), Budgets::default());
-    for bad in ["", "[]", "7", r#"{"getBalance": 0}"#, r#"{"getBalance": 1000001}"#, r#"{"getBalance": "30"}"#, r#"{"getBalance": 2.5}"#, r#"{"getBalanse": 3}"#] {
+    for bad in ["", "[]", "7", r#"{"getBalance": 0}"#, r#"{"getBalance": 1000001}"#, r#"{"getBalance": "30"}"#, r#"{"getBalance": 2.5}"#, r#"{"getBalanse": 3}"#, r#"{"getBalance": 10, "getBalance": 1000}"#] {
         let e = Budgets::parse(bad).unwrap_err();
         assert!(e.starts_with("XOXODAY_RATE_LIMITS "), "{bad}: {e}");
         assert!(!e.contains("getBalanse"), "never echoes the value: {e}");
