@@ -116,17 +116,23 @@ pub enum Shared {
 }
 
 /// After a miss of `url`: wait for the fill of it another request of the
-/// isolate is running, if it is young enough, and take what it left; or
-/// lead a fill.
+/// isolate is running, if it is young enough, and take what it left (or,
+/// when it leaves nothing for this request, wait for a younger fill another
+/// waiter leads); or lead a fill.
 pub async fn shared_fill(url: &str, sent: &str, timeout_ms: u32) -> Shared {
-    let start = now_ms();
-    let running = FILLS.with(|f| {
-        f.borrow()
-            .iter()
-            .find(|e| e.url == url && matches!(e.state, FillState::Running { started_ms } if joins_fill(started_ms, start, timeout_ms)))
-            .map(|e| (e.id, e.sent == sent))
-    });
-    if let Some((id, same_call)) = running {
+    // A waiter that stops waiting for one fill looks for a younger one
+    // before it leads: the waiters of a fill that ran too long (a refresh
+    // and a token check on its way) then make one call between them, the
+    // first to stop leading it, not one each.
+    loop {
+        let start = now_ms();
+        let running = FILLS.with(|f| {
+            f.borrow()
+                .iter()
+                .find(|e| e.url == url && matches!(e.state, FillState::Running { started_ms } if joins_fill(started_ms, start, timeout_ms)))
+                .map(|e| (e.id, e.sent == sent))
+        });
+        let Some((id, same_call)) = running else { break };
         loop {
             pause(fill_poll_ms(now_ms() - start)).await;
             let now = now_ms();
@@ -147,6 +153,8 @@ pub async fn shared_fill(url: &str, sent: &str, timeout_ms: u32) -> Shared {
             }
         }
     }
+    // (No await from the look above to the fill's listing below: a waiter
+    // that stops after this one finds this fill.)
     let now = now_ms();
     let id = FILL_IDS.with(|c| {
         c.set(c.get() + 1);

@@ -390,6 +390,34 @@ test("Xoxoday fails (no answer within UPSTREAM_TIMEOUT_MS, 30 s): a catalog copy
   }
 });
 
+test("a fill that outlives its waiters' patience (a revoked token: a 401, a check, a refresh and the call again, each call 20 s): the waiters make one call between them, not one each", async () => {
+  // The fill's first call and its retry take 20 s each at Xoxoday: the
+  // waiters stop waiting for it at UPSTREAM_TIMEOUT_MS + 5 s (35 s). Before,
+  // each then called Xoxoday itself (five waiters: five calls more, enough
+  // to spend getBalance's minute); now the first to stop leads one fill and
+  // the others wait for it, or for the first fill's answer, whichever comes.
+  const data = { filterGroupCode: "Country", includeFilters: "", excludeFilters: "x" };
+  // The worker holds a token (a call of other data), which Xoxoday then revokes.
+  const warm = await op(wL, "getFilters", keys.catalog, { ...data, excludeFilters: "warm" });
+  assert.equal(warm.status, 200, warm.text);
+  await sbL.admin("/tokens/revoke-access", {});
+  await sbL.admin("/config", { api_latency_ms: 20_000 });
+  try {
+    const n0 = await calls(sbL, "getFilters");
+    const t0 = Date.now();
+    const leader = op(wL, "getFilters", keys.catalog, data);
+    await sleep(200);
+    const all = await Promise.all([leader, ...Array.from({ length: 5 }, () => op(wL, "getFilters", keys.catalog, data))]);
+    const took = Date.now() - t0;
+    assert.deepEqual(all.map((r) => r.status), Array(6).fill(200), all.map((r) => r.text.slice(0, 200)).join("\n"));
+    assert.ok(all.every((r) => r.text === all[0].text), "the same answer");
+    assert.ok(took >= 35_000, `the fill outlived the waiters' patience: ${took} ms`);
+    assert.equal(await calls(sbL, "getFilters"), n0 + 3, "the fill's two calls and one for its five waiters");
+  } finally {
+    await sbL.admin("/config", { api_latency_ms: 0 });
+  }
+});
+
 test("the 64 KiB body limit holds for chunked bodies: 413 as soon as it is passed, the rest never read", async () => {
   const url = new URL("/v1/ops/getFilters", wL.url);
   const answer = await new Promise((resolve, reject) => {
