@@ -81,14 +81,10 @@ pub fn set_headers(resp: &mut Outgoing, headers: Vec<(&'static str, String)>) {
     }
 }
 
-/// Content-Security-Policy of the demo page: only its own scripts, styles,
-/// images (the sandbox's product images are same-origin through nothing
-/// else) and API calls; no inline script, no framing.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: http://127.0.0.1:* https:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 /// A static asset (the demo page) as served: the asset server's status,
-/// headers and body, with the page's security headers.
-pub async fn asset(upstream: web_sys::Response) -> Result<Outgoing, ApiError> {
+/// headers and body, with the page's security headers (`csp`:
+/// `Config::page_csp`).
+pub async fn asset(upstream: web_sys::Response, csp: &'static str) -> Result<Outgoing, ApiError> {
     let status = upstream.status();
     let body = if matches!(status, 101 | 204 | 205 | 304) {
         None
@@ -99,7 +95,7 @@ pub async fn asset(upstream: web_sys::Response) -> Result<Outgoing, ApiError> {
     for (k, v) in Headers(upstream.headers()).entries() {
         resp.set(k, v);
     }
-    resp.set("content-security-policy", CSP);
+    resp.set("content-security-policy", csp);
     resp.set("x-content-type-options", "nosniff");
     resp.set("referrer-policy", "no-referrer");
     resp.set("x-frame-options", "DENY");

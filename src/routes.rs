@@ -150,14 +150,14 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         // A static asset (written by scripts/build.sh from
         // crates/core/src/openapi.json), so the document costs the wasm
         // nothing.
-        return static_asset(req, env).await;
+        return static_asset(req, env, cfg).await;
     }
 
     if !api_route {
         // The demo page is read-only: any other method gets plumgate's own
         // 405 body rather than the asset server's empty one.
         require_read(&method)?;
-        return static_asset(req, env).await;
+        return static_asset(req, env, cfg).await;
     }
 
     if method == Some(Method::Options) {
@@ -507,11 +507,11 @@ fn health(env: &Env) -> Outgoing {
     json_response(503, &Value::Object(body))
 }
 
-async fn static_asset(req: Incoming, env: &Env) -> Result<Outgoing, ApiError> {
+async fn static_asset(req: Incoming, env: &Env, cfg: &Config) -> Result<Outgoing, ApiError> {
     let upstream = req.forward_to(env, "ASSETS").await.map_err(|()| ApiError::not_found())?;
     if upstream.status() == 404 {
         // No such asset: plumgate's own 404 body, like every other route.
         return Err(ApiError::not_found());
     }
-    asset(upstream).await
+    asset(upstream, cfg.page_csp()).await
 }

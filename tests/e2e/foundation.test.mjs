@@ -139,6 +139,30 @@ test("configuration fails closed, naming variables but never values", async () =
   }
 });
 
+test("the demo page's images: from the visitor's loopback only while the upstream is the sandbox on this machine", async () => {
+  const csp = async (w) => {
+    const home = await call(w, "/", { method: "GET" });
+    assert.equal(home.status, 200);
+    return home.headers["content-security-policy"] ?? "";
+  };
+  const local = await startWorker({ sandbox, keys });
+  try {
+    assert.match(await csp(local), /img-src 'self' data: http:\/\/127\.0\.0\.1:\* https:;/, "the sandbox's product images");
+  } finally {
+    await local.stop();
+  }
+  // A deployment (an https:// Xoxoday; nothing is asked of it here).
+  const deployed = await startWorker({ sandbox, keys, vars: { XOXODAY_OAUTH_URL: "https://stagingaccount.invalid/chef" } });
+  try {
+    const policy = await csp(deployed);
+    assert.match(policy, /img-src 'self' data: https:;/);
+    assert.doesNotMatch(policy, /127\.0\.0\.1|http:/, "a deployed page never asks the visitor's own machine");
+    assert.match(policy, /default-src 'none'.*frame-ancestors 'none'/);
+  } finally {
+    await deployed.stop();
+  }
+});
+
 test("[vars] written as TOML numbers and tables are read as their JSON text, not taken for unset", async () => {
   // They reach the worker as a number and an object, not as text: read as
   // unset before, so the defaults held while /healthz said ok.

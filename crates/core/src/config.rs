@@ -142,6 +142,19 @@ impl Config {
         }
     }
 
+    /// The demo page's Content-Security-Policy: only its own scripts,
+    /// styles, images and API calls, no inline script, no framing; product
+    /// images from `https:` (Xoxoday's) and, while the upstream is the
+    /// bundled sandbox on this machine, from `http://127.0.0.1` (its
+    /// images). A deployment's page never asks the visitor's own machine.
+    pub fn page_csp(&self) -> &'static str {
+        if self.upstream_on_loopback() {
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: http://127.0.0.1:* https:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        } else {
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        }
+    }
+
     /// The `deployment` an alert names: `DEPLOYMENT_NAME` when set, else the
     /// Xoxoday host and the account (`stagingaccount.xoxoday.com
     /// account:0123456789abcdef`, the token authority's name), which say
@@ -715,6 +728,18 @@ pub(crate) mod tests {
         ] {
             assert_eq!(is_loopback(host), rule(host), "{host}");
         }
+    }
+
+    #[test]
+    fn the_page_takes_loopback_images_only_from_a_loopback_upstream() {
+        let mut v = good_vars();
+        let deployed = parse_with(&v).unwrap().page_csp();
+        assert!(deployed.contains("img-src 'self' data: https:;") && !deployed.contains("127.0.0.1"), "{deployed}");
+        v.insert("XOXODAY_OAUTH_URL", "http://127.0.0.1:8788/chef".into());
+        let local = parse_with(&v).unwrap().page_csp();
+        assert!(local.contains("img-src 'self' data: http://127.0.0.1:* https:;"), "{local}");
+        // Otherwise the same policy.
+        assert_eq!(local.replace(" http://127.0.0.1:*", ""), deployed);
     }
 
     #[test]
