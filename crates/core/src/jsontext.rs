@@ -35,10 +35,11 @@ pub fn from_text<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
 }
 
-/// A request body read as JSON: [`from_text`]'s reader, after one leading
-/// UTF-8 byte order mark, which some callers' libraries write (.NET's
-/// `Encoding.UTF8`, PowerShell, Windows editors) and Node's usual body
-/// parser skips. Everything else is as strict as `serde_json`.
+/// A request body (or a token endpoint's answer) read as JSON: [`from_text`]'s
+/// reader, after one leading UTF-8 byte order mark, which some callers'
+/// libraries write (.NET's `Encoding.UTF8`, PowerShell, Windows editors)
+/// and Node's usual body parser skips. Everything else is as strict as
+/// `serde_json`.
 pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
 }

@@ -122,7 +122,9 @@ fn credentials_oauth_code(code: &str) -> bool {
 /// a successful rotation must not be lost. `retry_after` is the answer's
 /// `Retry-After` header.
 pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    // After one byte order mark (a proxy or server may write one), as a
+    // caller's body: unread, a rotation that happened would be lost.
+    let parsed: Option<Value> = crate::jsontext::request_json(body).ok();
     let obj = parsed.as_ref().and_then(Value::as_object);
 
     // A success: a 2xx body with an access token (a missing refresh token
@@ -254,7 +256,7 @@ pub fn parse_validate_response(status: u16, body: &[u8], now_ms: i64) -> Option<
     if !(200..300).contains(&status) {
         return None;
     }
-    let v: Value = serde_json::from_slice(body).ok()?;
+    let v: Value = crate::jsontext::request_json(body).ok()?;
     access_expiry_ms(v.as_object()?, now_ms)
 }
 
@@ -394,6 +396,11 @@ mod tests {
         // (the refresh token held is kept).
         let only_access = br#"{"access_token":"at-new","expires_in":10}"#;
         assert!(matches!(parse_refresh_response(200, only_access, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_none()));
+        // After a byte order mark (a proxy's or server's): the rotation is
+        // read, not lost as an unreadable answer.
+        let bom = b"\xEF\xBB\xBF{\"access_token\":\"at-new\",\"refresh_token\":\"rt-new\",\"expires_in\":10}";
+        assert!(matches!(parse_refresh_response(200, bom, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_some()));
+        assert_eq!(parse_validate_response(200, b"\xEF\xBB\xBF{\"expires_in\":10}", T0), Some(T0 + 10_000));
     }
 
     /// A 2xx with a new refresh token and no access token: the rotation
