@@ -700,12 +700,19 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
 /// Hold `new_rt`, a refresh token Xoxoday just issued (expiring at
 /// `expires_at_ms` when it said so), in place of the one held, which is
 /// remembered as spent.
+///
+/// The same token again (an answer that does not rotate it) keeps what was
+/// known of its expiry when this answer says nothing of it.
 pub fn adopt_refresh(state: &mut AuthorityState, new_rt: RefreshToken, expires_at_ms: Option<i64>, now_ms: i64) {
+    let mut known = None;
     if let Some(old) = state.refresh.take() {
         if old.token.fingerprint() != new_rt.fingerprint() {
             remember_spent(state, old.token.fingerprint());
+        } else if old.expiry_known {
+            known = Some(old.expires_at_ms);
         }
     }
+    let expires_at_ms = expires_at_ms.or(known);
     state.refresh = Some(RefreshSlot {
         token: new_rt,
         expires_at_ms: expires_at_ms.unwrap_or(now_ms.saturating_add(DEFAULT_REFRESH_TTL_MS)),

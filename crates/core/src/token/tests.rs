@@ -396,6 +396,31 @@ fn success_rotates_and_remembers_spent_tokens() {
 }
 
 #[test]
+fn an_answer_repeating_the_refresh_token_keeps_its_known_expiry() {
+    let mut s = seeded(15 * DAY);
+    let pair = |rt: &str, rt_expiry: Option<i64>| TokenAnswer {
+        access_token: AccessToken::new("at-2"),
+        access_expires_at_ms: T0 + 16 * DAY,
+        refresh_token: Some(RefreshToken::new(rt)),
+        refresh_expires_at_ms: rt_expiry,
+    };
+    apply_success(&mut s, pair("rt-2", Some(T0 + 30 * DAY)), T0 + DAY, 0.3);
+    // Xoxoday hands the same refresh token back, saying nothing of its
+    // expiry: what was known stays (it was shown as 30 days from now).
+    apply_success(&mut s, pair("rt-2", None), T0 + 8 * DAY, 0.3);
+    let r = s.refresh.as_ref().unwrap();
+    assert_eq!((r.expires_at_ms, r.expiry_known), (T0 + 30 * DAY, true));
+    assert!(!s.spent_refresh_fps.contains(&RefreshToken::new("rt-2").fingerprint()), "not spent: it is the one held");
+    // A new one without an expiry: estimated, as always.
+    apply_success(&mut s, pair("rt-3", None), T0 + 9 * DAY, 0.3);
+    let r = s.refresh.as_ref().unwrap();
+    assert_eq!((r.expires_at_ms, r.expiry_known), (T0 + 9 * DAY + DEFAULT_REFRESH_TTL_MS, false));
+    // An estimate is not carried over as if known.
+    apply_success(&mut s, pair("rt-3", None), T0 + 10 * DAY, 0.3);
+    assert_eq!(s.refresh.as_ref().unwrap().expires_at_ms, T0 + 10 * DAY + DEFAULT_REFRESH_TTL_MS);
+}
+
+#[test]
 fn same_bootstrap_is_adopted_only_once() {
     let mut s = AuthorityState::default();
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0).adopted_refresh);
