@@ -730,6 +730,9 @@ async fn write_kv(ctx: &Ctx, st: &AuthorityState) {
     let Some((ttl_secs, text)) = entry else { return clear_kv(ctx).await };
     if !kv::put(&ctx.env, KV_BINDING, &kv_token_key(&ctx.account), &text, ttl_secs).await {
         console_error!("{{\"event\":\"token_cache_write_failed\"}}");
+        // No entry beats the superseded one, which could live for days
+        // (its own early-refresh point): readers then ask the authority.
+        clear_kv(ctx).await;
     }
 }
 
