@@ -261,6 +261,14 @@ function countOrUnset(v: unknown): boolean {
   return v === undefined || (typeof v === "number" && !Number.isNaN(v) && v >= 0);
 }
 
+/**
+ * No attempt after the first is started with less time than this left before
+ * the time limit, in ms (placeOrder's `minAttemptMs` default): it would most
+ * likely time out, and end a call that had a definite answer (a 429 with its
+ * Retry-After) in a bare timeout.
+ */
+const MIN_ATTEMPT_MS = 1000;
+
 /** Every operation but placeOrder: safe to send again. */
 export type ReadOperation = Exclude<OperationName, "placeOrder">;
 
@@ -489,7 +497,7 @@ export class PlumgateClient {
     const byBudget = start + (opts.timeoutMs ?? 150_000);
     const given = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
     const deadline = given === undefined ? byBudget : Math.min(given, opts.timeoutMs === undefined ? Infinity : byBudget);
-    const minAttemptMs = opts.minAttemptMs ?? 1000;
+    const minAttemptMs = opts.minAttemptMs ?? MIN_ATTEMPT_MS;
     const backoff = opts.backoff ?? this.backoff;
     // Set once an attempt may have reached plumgate without a definite answer.
     let lostAnswer = false;
@@ -681,7 +689,10 @@ export class PlumgateClient {
       }
       if (attempt >= retries || !readIsRetryable(error)) throw error;
       const delayMs = retryDelayMs(attempt + 1, this.clock.random, this.backoff, error.retryAfter);
-      if (this.clock.now() + delayMs >= deadline) throw error;
+      // The failure in hand is the answer when the next attempt would not
+      // have MIN_ATTEMPT_MS: a 429 waited out to within ms of the limit would
+      // be sent again only to time out (and count against the key's budget).
+      if (this.clock.now() + delayMs + MIN_ATTEMPT_MS >= deadline) throw error;
       try {
         await this.clock.sleep(delayMs, opts.signal);
       } catch (cause) {

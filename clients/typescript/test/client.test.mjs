@@ -752,6 +752,17 @@ test("reads: a failure whose Retry-After runs past the time limit is thrown at o
   assert.equal(clock.now(), start, "no time waited");
 });
 
+test("reads: a 429 whose wait would leave less than a second before the time limit is thrown as the 429, not sent again to time out", async () => {
+  // Retry-After 9 with the most jitter: 9,891 ms of a 10 s limit. Sent
+  // again, the attempt would have 109 ms: a timeout without retryAfter, and
+  // one more request against the key's budget.
+  const f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "9" }), "hang");
+  const { c, clock } = client(f, fakeClock(undefined, () => 0.99));
+  await assert.rejects(c.getVouchers({ limit: 1, page: 1 }, { timeoutMs: 10_000 }), { status: 429, code: "rate_limited", retryAfter: 9 });
+  assert.equal(f.calls.length, 1);
+  assert.deepEqual(clock.sleeps, []);
+});
+
 // ------------------------------------------------------------------ redirects
 
 /** What a browser's fetch gives for a redirect under `redirect: "manual"`: no status, no headers, no body. */
