@@ -152,13 +152,16 @@ export class Transport {
         json = undefined;
       }
       return { status: res.status, headers: res.headers, json, requestId: res.headers.get("x-request-id") ?? undefined };
-    } catch (cause) {
-      // The cause carries the runtime's error (never a header or the key).
+    } catch (error) {
+      // Read from the runtime's error itself; the error then carries only
+      // its scrubbed copy. A caller's fetch (a mock's "No match for request
+      // {...}") may quote the request's headers, `Bearer <key>` included.
+      const notSent = !answered && neverConnected(error);
+      const cause = this.#scrub(error);
       if (opts.signal?.aborted) throw abortedError(cause);
       if (timedOut) {
         throw new PlumgateError({ status: 0, code: "timeout", message: `no answer from plumgate within ${opts.timeoutMs} ms`, source: "client", cause });
       }
-      const notSent = !answered && neverConnected(cause);
       const message = notSent
         ? "plumgate could not be reached (the connection was refused or never made); nothing was sent"
         : "the request to plumgate failed in transport; it may or may not have arrived";
@@ -171,14 +174,27 @@ export class Transport {
 
   /**
    * The runtime's error with the key cut out: Node's message for a bad
-   * header value quotes the value, `Bearer <key>` included. A new error with
-   * the scrubbed message alone; the original's stack and causes repeat it.
+   * header value quotes the value, `Bearer <key>` included, and so may a
+   * caller's fetch (a mock quoting the request it did not expect). A new
+   * error with the scrubbed message, name and what says why it failed
+   * (`code`, `syscall`, `errno`, and the `cause`, scrubbed the same way);
+   * not the original's stack or other fields, which may repeat the key.
    */
-  #scrub(cause: unknown): Error {
-    let text = cause instanceof Error ? cause.message : String(cause);
-    // The key as sent, and as it reads inside a JSON-quoted message.
-    for (const form of [this.#key, JSON.stringify(this.#key).slice(1, -1)]) text = text.split(form).join("<key>");
-    return cause instanceof TypeError ? new TypeError(text) : new Error(text);
+  #scrub(cause: unknown, depth = 0): Error {
+    const text = (t: string) => {
+      // The key as sent, and as it reads inside a JSON-quoted message.
+      for (const form of [this.#key, JSON.stringify(this.#key).slice(1, -1)]) t = t.split(form).join("<key>");
+      return t;
+    };
+    if (!(cause instanceof Error)) return new Error(text(String(cause)));
+    const inner = cause.cause === undefined || depth >= 4 ? undefined : { cause: this.#scrub(cause.cause, depth + 1) };
+    const scrubbed = cause instanceof TypeError ? new TypeError(text(cause.message), inner) : new Error(text(cause.message), inner);
+    if (cause.name !== scrubbed.name) scrubbed.name = text(cause.name);
+    for (const field of ["code", "syscall", "errno"]) {
+      const v = (cause as unknown as Record<string, unknown>)[field];
+      if (typeof v === "string" || typeof v === "number") (scrubbed as unknown as Record<string, unknown>)[field] = typeof v === "string" ? text(v) : v;
+    }
+    return scrubbed;
   }
 }
 

@@ -1003,6 +1003,37 @@ test("the key never appears in an error", async () => {
   assert.ok(!text.includes(KEY));
 });
 
+test("a fetch whose error quotes the request's headers (a mock's \"No match for request\") puts no key in a network_error, timeout or aborted error, nor in placeOrder's lastError", async () => {
+  const { inspect } = await import("node:util");
+  const quoting = async (_url, init) => { throw new Error(`No match for request ${JSON.stringify(init.headers)}`, { cause: Object.assign(new Error(`headers: ${init.headers.authorization}`), { code: "ECONNRESET" }) }); };
+  const shows = (e) => [inspect(e, { depth: 10, showHidden: true }), JSON.stringify(e), String(e), e.stack, String(e.cause), e.cause?.stack ?? ""];
+  const none = (e) => {
+    for (const shown of shows(e)) assert.ok(!shown.includes(KEY), shown);
+    return true;
+  };
+  await assert.rejects(client(script(quoting)).c.getBalance({}, { retries: 0 }), (e) => e.code === "network_error" && none(e));
+  // The cause still says what failed, and why, without the key.
+  await assert.rejects(client(script(quoting)).c.getBalance({}, { retries: 0 }), (e) => {
+    assert.match(e.cause.message, /^No match for request .*<key>/);
+    assert.equal(e.cause.cause.code, "ECONNRESET");
+    return true;
+  });
+  const r = await client(script(quoting)).c.placeOrder(ORDER, { timeoutMs: 3000 });
+  assert.equal(r.status, "unknown");
+  assert.equal(r.lastError.code, "network_error");
+  none(r.lastError);
+  // A fetch that fails with the headers when its signal aborts: the time
+  // limit's timeout, and the caller's abort.
+  const quotingOnAbort = (_url, init) => new Promise((_, reject) => {
+    init.signal.addEventListener("abort", () => reject(new Error(`aborted ${JSON.stringify(init.headers)}`)), { once: true });
+  });
+  await assert.rejects(client(script(quotingOnAbort)).c.getBalance({}, { retries: 0, timeoutMs: 20 }), (e) => e.code === "timeout" && none(e));
+  const abort = new AbortController();
+  const pending = client(script(quotingOnAbort)).c.getBalance({}, { signal: abort.signal });
+  abort.abort();
+  await assert.rejects(pending, (e) => e.code === "aborted" && none(e));
+});
+
 test("a baseUrl that is not an absolute http(s) URL, or a key that cannot go in a header, is refused by the constructor without echoing the key", () => {
   for (const baseUrl of ["127.0.0.1:8931", "localhost:8931", "plumgate.example.workers.dev", "ftp://plumgate.test", "https://user:secret@plumgate.test", "https://plumgate.test/?x=1", "/relative"]) {
     assert.throws(() => new PlumgateClient({ baseUrl, key: KEY }), (e) => e instanceof TypeError && /baseUrl/.test(e.message) && !e.message.includes("secret"), baseUrl);
