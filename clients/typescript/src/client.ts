@@ -17,6 +17,7 @@ import type {
   OperationName,
   Order,
   PlaceOrderInput,
+  PoNumber,
   TokenStatus,
   AuditPage,
   Key,
@@ -108,7 +109,7 @@ export interface PlaceOrderOptions {
 
 export interface AttemptReport {
   attempt: number;
-  poNumber: string;
+  poNumber: PoNumber;
   /** HTTP status, 0 without an answer. */
   status: number;
   /** plumgate's or Xoxoday's error code, or a client code; undefined when placed. */
@@ -121,8 +122,11 @@ export interface AttemptReport {
 }
 
 interface OutcomeBase {
-  /** The idempotency key used on every attempt: store it with your own record. */
-  poNumber: string;
+  /**
+   * The idempotency key used on every attempt, as sent (a number when you
+   * passed one): store it with your own record.
+   */
+  poNumber: PoNumber;
   /** Attempts sent. */
   attempts: number;
   /** The `x-request-id` of every answer received, oldest first. */

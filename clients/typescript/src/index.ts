@@ -37,6 +37,7 @@ export type {
   OperationName,
   Order,
   PlaceOrderInput,
+  PoNumber,
   Product,
   Schemas,
   TokenStatus,

@@ -41,10 +41,16 @@ type AnswerKey<N extends OperationName> = keyof Wrapped<N> & string;
 /** The payload of a successful answer: `data.<operation>.data`. */
 export type OperationData<N extends OperationName> = NonNullable<DataOf<NonNullable<Wrapped<N>[AnswerKey<N>]>>>;
 
+/**
+ * An order's poNumber, as the API takes it: a string, or a whole number
+ * below 2^53 (sent as a JSON number, and handed back as the one sent).
+ */
+export type PoNumber = Schemas["PlaceOrderData"]["poNumber"];
+
 /** The placeOrder body with `poNumber` optional (the client makes one when absent). */
 export type PlaceOrderInput = {
   [K in keyof Schemas["PlaceOrderData"] as K extends "poNumber" ? never : K]: Schemas["PlaceOrderData"][K];
-} & { poNumber?: string };
+} & { poNumber?: PoNumber };
 
 export type Order = OperationData<"placeOrder">;
 export type Product = Schemas["Product"];

@@ -98,6 +98,14 @@ test("placeOrder: a given poNumber is used unchanged; two calls make two differe
   const r = await c.placeOrder({ ...ORDER, poNumber: "INV-42" });
   assert.equal(r.poNumber, "INV-42");
   assert.equal(f.calls[0].body.poNumber, "INV-42");
+  // A whole-number poNumber (the API takes one below 2^53) goes as a JSON
+  // number, and comes back as sent; 0 is a poNumber too, not "none given".
+  for (const po of [12345, 0]) {
+    const g = script(json(200, placed()));
+    const r2 = await client(g).c.placeOrder({ ...ORDER, poNumber: po }, { onAttempt: (a) => assert.equal(a.poNumber, po) });
+    assert.equal(r2.poNumber, po);
+    assert.equal(g.calls[0].body.poNumber, po);
+  }
   assert.notEqual(newPoNumber(), newPoNumber());
   assert.ok(newPoNumber().length <= 64);
 });

@@ -50,7 +50,19 @@ export async function history(): Promise<void> {
   void [po, amount, code, status];
 }
 
-export async function order(): Promise<string> {
+export async function numberedOrder(): Promise<string | number> {
+  // A poNumber may be a whole number (below 2^53), as the API takes it, and
+  // the outcome hands back the one that was sent.
+  const outcome = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: 12345 });
+  // @ts-expect-error the outcome's poNumber may be a number
+  const text: string = outcome.poNumber;
+  // @ts-expect-error a poNumber is a string or a number
+  await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: true });
+  void text;
+  return outcome.poNumber;
+}
+
+export async function order(): Promise<string | number> {
   // poNumber is optional: the client makes one.
   const outcome: PlaceOrderOutcome = await client.placeOrder(
     { productId: 10100, quantity: 1, denomination: 25, email: "a@example.com" },
