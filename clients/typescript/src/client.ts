@@ -509,7 +509,12 @@ export class PlumgateClient {
     let failures = 0;
 
     const unknown = (reason: OrderUnknown["reason"]): OrderUnknown => ({ ...base, status: "unknown", reason, lastError });
-    // A refusal proves nothing about an earlier attempt whose answer was lost.
+    // A refusal proves nothing about an earlier attempt whose answer was lost,
+    // not even one plumgate replays (`x-plumgate-replayed`): its ledger
+    // replays a refusal it settled (a joined call, a settlement no request
+    // heard) and then forgets the poNumber, and a lost attempt that reaches
+    // the ledger after that (held up on the way: the spend cap's registry
+    // call, a proxy) is placed as a new order.
     const refused = (error: PlumgateError, retryable: boolean): OrderRefused | OrderUnknown => {
       if (!lostAnswer) return { ...base, status: "refused", error, retryable, reconciled: false, failedOrder: undefined };
       lastError = error;

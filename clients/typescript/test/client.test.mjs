@@ -470,6 +470,18 @@ test("placeOrder: a refusal after a lost answer is unknown: the lost attempt may
   assert.equal(r.lastError.code, "PLE10010");
 });
 
+test("placeOrder: a refusal plumgate replays after order_in_progress or a lost answer is still unknown, not refused", async () => {
+  // The ledger replays a refusal it settled (a joined call, a settlement no
+  // request heard) and then forgets the poNumber: an earlier attempt of this
+  // call still on its way to the ledger would place the order after it.
+  const refusal = () => json(400, { code: 400, errorId: "PLE10018", errorInfo: "insufficient balance", error: "insufficient balance" }, { "x-plumgate-replayed": "true" });
+  for (const first of [() => json(409, plumErr("order_in_progress", "still placing"), { "retry-after": "1" }), netError]) {
+    const { c } = client(script(first, refusal));
+    const r = await c.placeOrder(ORDER);
+    assert.deepEqual([r.status, r.reason, r.lastError.code], ["unknown", "refused_after_lost_answer", "PLE10018"]);
+  }
+});
+
 test("placeOrder: the caller's abort during a backoff gives unknown (aborted); before sending, a retryable refusal", async () => {
   const ac = new AbortController();
   const clock = fakeClock();
