@@ -4,7 +4,8 @@
 // - `handler(event, context)`: AWS Lambda (API Gateway / function URL proxy
 //   events) and Netlify Functions v1: a JSON string body in, `{statusCode,
 //   headers, body}` out. The deadline comes from Lambda's
-//   `context.getRemainingTimeInMillis()`.
+//   `context.getRemainingTimeInMillis()`, and behind API Gateway from its
+//   own shorter limit (API_GATEWAY_MS).
 // - `POST(request)`: Vercel Functions' web-standard shape (a named method
 //   export: Vercel calls a default-exported function Node-style, with
 //   `(req, res)`): a `Request` in, a `Response` out.
@@ -29,9 +30,29 @@ const MARGIN_MS = 2_000;
  */
 const DEFAULT_BUDGET_MS = Number(process.env.FUNCTION_BUDGET_MS) || 10_000;
 
-function deadlineFrom(context) {
+/**
+ * The most time to assume behind API Gateway. It answers the caller with its
+ * own 504 after its integration timeout (29 s for REST APIs by default, 30 s
+ * for HTTP APIs), whatever the function's configured limit: a deadline past
+ * it would let the caller get that 504 and never the 202 that says to call
+ * again with the same poNumber. Its clock started before this function's (a
+ * cold start), so a second less. Raised the REST timeout? Raise this too.
+ */
+const API_GATEWAY_MS = 28_000;
+
+/**
+ * Did API Gateway send this event? Its proxy events carry `requestContext`;
+ * so do a function URL's, which has no such limit (the function's own is
+ * the limit) and names its `*.lambda-url.*` domain.
+ */
+function behindApiGateway(event) {
+  const rc = event?.requestContext;
+  return typeof rc === "object" && rc !== null && !String(rc.domainName ?? "").includes(".lambda-url.");
+}
+
+function deadlineFrom(event, context) {
   const left = typeof context?.getRemainingTimeInMillis === "function" ? context.getRemainingTimeInMillis() : DEFAULT_BUDGET_MS;
-  return Date.now() + left - MARGIN_MS;
+  return Date.now() + (behindApiGateway(event) ? Math.min(left, API_GATEWAY_MS) : left) - MARGIN_MS;
 }
 
 function parse(text) {
@@ -53,7 +74,7 @@ export async function handler(event, context) {
   // A base64 body is UTF-8 bytes: atob alone would read them as Latin-1
   // ("zoë" would become "zoÃ«", and the voucher go to a wrong address).
   const raw = event?.isBase64Encoded ? utf8FromBase64(event.body ?? "") : event?.body;
-  const { status, body, headers } = refusal(authorization) ?? (await sendReward(parse(raw ?? ""), deadlineFrom(context)));
+  const { status, body, headers } = refusal(authorization) ?? (await sendReward(parse(raw ?? ""), deadlineFrom(event, context)));
   return { statusCode: status, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 

@@ -302,6 +302,44 @@ test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipie
   assert.equal(sent[0].body.variables.data.notifyReceiverEmail, 1, "Xoxoday mails the voucher to the recipient");
 });
 
+test("node function (Lambda shape): behind API Gateway the deadline is its limit (28 s) when the function's own is longer; a function URL keeps the function's", async () => {
+  process.env.PLUMGATE_URL = gateway.url;
+  process.env.PLUMGATE_KEY = keys.rewards.key;
+  process.env.REWARD_TOKEN = REWARD_TOKEN;
+  const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  // No real waiting: the first attempt "takes" 27 s (the clock is moved on)
+  // and its answer is lost; the second is placed. With API Gateway's 28 s
+  // less the 2 s margin no second attempt fits, and the caller hears 202
+  // before API Gateway's own 504; with the function's 15 minutes it does.
+  const realFetch = globalThis.fetch;
+  const realNow = Date.now;
+  let skew = 0;
+  let calls = 0;
+  globalThis.fetch = async () => {
+    calls += 1;
+    if (calls > 1) return Response.json({ data: { placeOrder: { status: 1, data: { orderId: 1, orderStatus: "complete" } } } });
+    skew += 27_000;
+    throw new TypeError("fetch failed");
+  };
+  Date.now = () => realNow() + skew;
+  try {
+    for (const [name, requestContext, status, attempts] of [
+      ["API Gateway", { apiId: "a1b2c3", stage: "prod", domainName: "a1b2c3.execute-api.eu-west-1.amazonaws.com" }, 202, 1],
+      ["function URL", { apiId: "u1", domainName: "u1.lambda-url.eu-west-1.on.aws" }, 200, 2],
+      ["no requestContext", undefined, 200, 2],
+    ]) {
+      [skew, calls] = [0, 0];
+      const event = { headers: { authorization: `Bearer ${REWARD_TOKEN}` }, body: JSON.stringify({ ...REWARD, poNumber: po(`apigw-${attempts}`) }), requestContext };
+      const res = await handler(event, { getRemainingTimeInMillis: () => 900_000 });
+      assert.equal(res.statusCode, status, `${name}: ${res.body}`);
+      assert.equal(calls, attempts, name);
+    }
+  } finally {
+    globalThis.fetch = realFetch;
+    Date.now = realNow;
+  }
+});
+
 test("the examples take @plumgate/client from this checkout (a file: dependency), never by a registry version", () => {
   // Not on npm: a version range would install whatever someone published
   // under the name, handed PLUMGATE_KEY once the example is copied out.
