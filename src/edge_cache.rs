@@ -116,15 +116,13 @@ pub enum Shared {
 }
 
 /// After a miss of `url`: wait for the fill of it another request of the
-/// isolate is running, if it is young enough, and take what it left (or,
-/// when it leaves nothing for this request, wait for a younger fill another
-/// waiter leads); or lead a fill.
+/// isolate is running, if it is young enough, and take what it left; or
+/// lead a fill. A waiter that stops waiting for a fill that ran too long
+/// (`NextLook::Rejoin`: a refresh and a token check on its way) looks for a
+/// younger one before it leads, so that fill's waiters make one call
+/// between them, the first to stop leading it, not one each.
 pub async fn shared_fill(url: &str, sent: &str, timeout_ms: u32) -> Shared {
-    // A waiter that stops waiting for one fill looks for a younger one
-    // before it leads: the waiters of a fill that ran too long (a refresh
-    // and a token check on its way) then make one call between them, the
-    // first to stop leading it, not one each.
-    loop {
+    'join: loop {
         let start = now_ms();
         let running = FILLS.with(|f| {
             f.borrow()
@@ -139,16 +137,21 @@ pub async fn shared_fill(url: &str, sent: &str, timeout_ms: u32) -> Shared {
             if let Some(c) = MEMORY.with(|m| m.borrow_mut().get(url).cloned()).filter(|c| c.freshness(now) == Freshness::Fresh) {
                 return Shared::Hit(c);
             }
-            match next_look(FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| e.state.clone())), now, timeout_ms) {
+            let look = next_look(FILLS.with(|f| f.borrow().iter().find(|e| e.id == id).map(|e| e.state.clone())), now, timeout_ms);
+            let rejoin = matches!(look, NextLook::Rejoin);
+            match look {
                 NextLook::Wait => {}
                 NextLook::Failed(Left::Failed(e)) => return Shared::Failed(e),
                 NextLook::Failed(Left::Answer(c)) if same_call => return Shared::Answer(c),
-                NextLook::Failed(Left::Answer(_)) | NextLook::Lead => {
+                NextLook::Failed(Left::Answer(_)) | NextLook::Lead | NextLook::Rejoin => {
                     // A copy too large for memory is in the Cache API.
                     if let Some(c) = get(url).await.filter(|c| c.freshness(now_ms()) == Freshness::Fresh) {
                         return Shared::Hit(c);
                     }
-                    break;
+                    if rejoin {
+                        break;
+                    }
+                    break 'join;
                 }
             }
         }

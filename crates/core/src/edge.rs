@@ -149,6 +149,12 @@ pub enum NextLook<E> {
     Failed(E),
     /// Go on by itself: fetch the entry, as a fill of its own.
     Lead,
+    /// The fill ran too long to wait for, or is no longer listed (a
+    /// request past waiting for it leads one of its own in its place):
+    /// join a younger fill of the entry if there is one (another of its
+    /// waiters may lead one by now: one call for the rest, not one each),
+    /// else lead.
+    Rejoin,
 }
 
 /// After a look that found no fresh copy in memory: what a waiter does,
@@ -157,8 +163,10 @@ pub fn next_look<E>(fill: Option<FillState<E>>, now_ms: i64, timeout_ms: u32) ->
     match fill {
         Some(FillState::Running { started_ms }) if joins_fill(started_ms, now_ms, timeout_ms) => NextLook::Wait,
         Some(FillState::Ended(Some(e))) => NextLook::Failed(e),
-        // Gone, ended leaving nothing, or too old to wait for.
-        _ => NextLook::Lead,
+        // Its waiters lead at once, side by side: joining one another's
+        // fills would only chain their calls one after another.
+        Some(FillState::Ended(None)) => NextLook::Lead,
+        _ => NextLook::Rejoin,
     }
 }
 
@@ -338,10 +346,11 @@ mod tests {
         let look = |fill: Option<FillState<&'static str>>, now: i64| next_look(fill, now, 30_000);
         assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 100), NextLook::Wait);
         assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 30_000), NextLook::Wait, "its call may still be timing out");
-        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 35_000), NextLook::Lead, "too old: its request is gone");
+        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 + 35_000), NextLook::Rejoin, "too old: another waiter may lead by now");
+        assert_eq!(look(Some(FillState::Running { started_ms: T0 }), T0 - 1), NextLook::Rejoin, "clock went back: not waited on");
         assert_eq!(look(Some(FillState::Ended(Some("504 upstream_timeout"))), T0 + 30_000), NextLook::Failed("504 upstream_timeout"));
         assert_eq!(look(Some(FillState::Ended(None)), T0 + 500), NextLook::Lead, "left nothing to share");
-        assert_eq!(look(None, T0 + 500), NextLook::Lead, "no longer listed");
+        assert_eq!(look(None, T0 + 500), NextLook::Rejoin, "no longer listed: replaced by another waiter's fill, perhaps");
     }
 
     #[test]
