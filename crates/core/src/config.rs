@@ -439,15 +439,16 @@ fn names_a_staging_host(url: &str) -> bool {
     STAGING_HOSTS.iter().any(|known| known.eq_ignore_ascii_case(host))
 }
 
-/// The authority (`host[:port]`) of what follows a URL's `://`.
+/// The authority (`host[:port]`) of what follows a URL's `://` (a `\`
+/// ends it too: the URL parser reads it as `/` in an `http(s)` URL).
 fn authority_of(rest: &str) -> &str {
-    rest.split(['/', '?', '#']).next().unwrap_or("")
+    rest.split(['/', '?', '#', '\\']).next().unwrap_or("")
 }
 
 /// The host of an authority (host[:port]) as the runtime's URL parser
 /// would take it, or `None`: a bracketed IPv6 address (hex digits, `:`,
 /// `.`; returned without the brackets), or a name without what a URL's host
-/// may not hold (controls, space, `%`, `:`, `<>[\]^|`; other bytes, letters
+/// may not hold (controls, space, `:`, `<>[\]^|`; other bytes, letters
 /// of other scripts too, pass), then a port, if any, of digits up to 65535
 /// (`host:` keeps the default). A host the parser refuses would pass the
 /// configuration and fail every fetch, with `/healthz` answering 200.
@@ -460,7 +461,7 @@ fn host_of(authority: &str) -> Option<&str> {
         }
         None => {
             let (h, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
-            (h, port, !h.bytes().any(|b| b <= b' ' || b == 0x7f || b"%:<>[\\]^|".contains(&b)))
+            (h, port, !h.bytes().any(|b| b <= b' ' || b == 0x7f || b":<>[\\]^|".contains(&b)))
         }
     };
     let port_ok = port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u64>().map_or(port.is_empty(), |n| n <= 65_535);
@@ -775,7 +776,7 @@ pub(crate) mod tests {
         for url in [
             "http://127.0.0.1:9/hook", "http://localhost/hook?token=x", "http://[::1]:8/h", "https://example.com/h?a=b",
             "https://hooks.example.com:65535/h", "https://example.com:/h", "https://[2001:db8::1]:8443/h", "https://bücher.example/h",
-            "https://my_hooks.example/h",
+            "https://my_hooks.example/h", "https://hooks.example.com\\h", "https://ho%6Fks.example.com/h",
         ] {
             v.insert("ALERT_WEBHOOK_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().alert_webhook_url.unwrap().expose_secret(), url, "{url}");
