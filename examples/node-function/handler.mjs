@@ -43,11 +43,12 @@ const API_GATEWAY_MS = 28_000;
 /**
  * Did API Gateway send this event? Its proxy events carry `requestContext`;
  * so do a function URL's, which has no such limit (the function's own is
- * the limit) and names its `*.lambda-url.*` domain.
+ * the limit) and names its `*.lambda-url.*` domain, and an Application Load
+ * Balancer's (`requestContext.elb`), whose idle timeout a deployment sets.
  */
 function behindApiGateway(event) {
   const rc = event?.requestContext;
-  return typeof rc === "object" && rc !== null && !String(rc.domainName ?? "").includes(".lambda-url.");
+  return typeof rc === "object" && rc !== null && rc.elb === undefined && !String(rc.domainName ?? "").includes(".lambda-url.");
 }
 
 function deadlineFrom(event, context) {

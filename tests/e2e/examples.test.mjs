@@ -302,7 +302,7 @@ test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipie
   assert.equal(sent[0].body.variables.data.notifyReceiverEmail, 1, "Xoxoday mails the voucher to the recipient");
 });
 
-test("node function (Lambda shape): behind API Gateway the deadline is its limit (28 s) when the function's own is longer; a function URL keeps the function's", async () => {
+test("node function (Lambda shape): behind API Gateway the deadline is its limit (28 s) when the function's own is longer; a function URL or a load balancer keeps the function's", async () => {
   process.env.PLUMGATE_URL = gateway.url;
   process.env.PLUMGATE_KEY = keys.rewards.key;
   process.env.REWARD_TOKEN = REWARD_TOKEN;
@@ -326,6 +326,7 @@ test("node function (Lambda shape): behind API Gateway the deadline is its limit
     for (const [name, requestContext, status, attempts] of [
       ["API Gateway", { apiId: "a1b2c3", stage: "prod", domainName: "a1b2c3.execute-api.eu-west-1.amazonaws.com" }, 202, 1],
       ["function URL", { apiId: "u1", domainName: "u1.lambda-url.eu-west-1.on.aws" }, 200, 2],
+      ["load balancer", { elb: { targetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/t/1" } }, 200, 2],
       ["no requestContext", undefined, 200, 2],
     ]) {
       [skew, calls] = [0, 0];
