@@ -18,6 +18,7 @@ import type {
   Order,
   PlaceOrderInput,
   PoNumber,
+  PoNumberOf,
   TokenStatus,
   AuditPage,
   Key,
@@ -84,7 +85,13 @@ export interface OperationResult<N extends OperationName> {
   cache: string | undefined;
 }
 
-export interface PlaceOrderOptions {
+/**
+ * `P` is the poNumber type `onAttempt` is told. placeOrder asks for the
+ * order's own (`PlaceOrderOptions<string>` for a string poNumber); the
+ * default, either, fits every order, so one options object can serve string
+ * and numbered orders alike.
+ */
+export interface PlaceOrderOptions<P extends PoNumber = PoNumber> {
   /**
    * When to stop trying, as epoch ms or a Date. Set it to your function's own
    * end minus a margin (e.g. Lambda's `context.getRemainingTimeInMillis()`
@@ -104,12 +111,16 @@ export interface PlaceOrderOptions {
   signal?: AbortSignal;
   backoff?: Backoff;
   /** Called after every attempt, before any wait for the next (for logs or metrics; it never sees the key). What it throws is ignored. */
-  onAttempt?: (attempt: AttemptReport) => void;
+  onAttempt?: (attempt: AttemptReport<P>) => void;
 }
 
-export interface AttemptReport {
+/**
+ * What `onAttempt` is told. `P`: as for {@link PlaceOrderOptions}, either
+ * type by default, so a report handler written once takes every order's.
+ */
+export interface AttemptReport<P extends PoNumber = PoNumber> {
   attempt: number;
-  poNumber: PoNumber;
+  poNumber: P;
   /** HTTP status, 0 without an answer. */
   status: number;
   /** plumgate's or Xoxoday's error code, or a client code; undefined when placed. */
@@ -121,12 +132,15 @@ export interface AttemptReport {
   delayMs: number | undefined;
 }
 
-interface OutcomeBase {
-  /**
-   * The idempotency key used on every attempt, as sent (a number when you
-   * passed one): store it with your own record.
-   */
-  poNumber: PoNumber;
+/**
+ * `P`, on every outcome type, is the poNumber's type: the one placeOrder was
+ * given (a number when you passed one), or `string` (given as one, or made by
+ * the client). The default is `string`, as before poNumbers could be numbers;
+ * `PlaceOrderOutcome<number>` or `PlaceOrderOutcome<PoNumber>` for the others.
+ */
+interface OutcomeBase<P extends PoNumber = string> {
+  /** The idempotency key used on every attempt, as sent: store it with your own record. */
+  poNumber: P;
   /** Attempts sent. */
   attempts: number;
   /** The `x-request-id` of every answer received, oldest first. */
@@ -134,7 +148,7 @@ interface OutcomeBase {
 }
 
 /** The order exists. */
-export interface OrderPlaced extends OutcomeBase {
+export interface OrderPlaced<P extends PoNumber = string> extends OutcomeBase<P> {
   status: "placed";
   /** Xoxoday's order (`data.placeOrder.data`); `{}` if its success answer carried none. */
   order: Order;
@@ -153,7 +167,7 @@ export interface OrderPlaced extends OutcomeBase {
  * No order was placed by this call, or the one Xoxoday holds under the
  * poNumber failed or was cancelled (`reconciled`): nothing will be delivered.
  */
-export interface OrderRefused extends OutcomeBase {
+export interface OrderRefused<P extends PoNumber = string> extends OutcomeBase<P> {
   status: "refused";
   error: PlumgateError;
   /**
@@ -182,7 +196,7 @@ export interface OrderRefused extends OutcomeBase {
 }
 
 /** The order may or may not exist. Never treat this as failed. */
-export interface OrderUnknown extends OutcomeBase {
+export interface OrderUnknown<P extends PoNumber = string> extends OutcomeBase<P> {
   status: "unknown";
   /**
    * - `deadline`: time ran out while the order's fate was open;
@@ -198,7 +212,8 @@ export interface OrderUnknown extends OutcomeBase {
   lastError: PlumgateError | undefined;
 }
 
-export type PlaceOrderOutcome = OrderPlaced | OrderRefused | OrderUnknown;
+/** `P`: the poNumber's type, `string` by default (see OutcomeBase above). */
+export type PlaceOrderOutcome<P extends PoNumber = string> = OrderPlaced<P> | OrderRefused<P> | OrderUnknown<P>;
 
 /** A fresh poNumber: `pg-` and a random UUID (36 + 3 characters, within the 64 allowed). */
 export function newPoNumber(): string {
@@ -237,7 +252,7 @@ function orderOf(body: OperationAnswer<"placeOrder">): Order {
  * Why placeOrder's time options cannot be used, or undefined: each must be a
  * number (the deadline also a valid Date), not NaN; the budgets not negative.
  */
-function timeOptionProblem(opts: PlaceOrderOptions): string | undefined {
+function timeOptionProblem(opts: Omit<PlaceOrderOptions, "onAttempt">): string | undefined {
   const deadline = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
   if (deadline !== undefined && (typeof deadline !== "number" || Number.isNaN(deadline))) return "deadline must be epoch ms or a valid Date";
   const bad = (["timeoutMs", "attemptTimeoutMs", "minAttemptMs"] as const).find((name) => !countOrUnset(opts[name]));
@@ -485,8 +500,16 @@ export class PlumgateClient {
    *    or look it up with getOrderDetails). It never reports a failure for an
    *    order that may exist, and it does not throw for outcomes.
    */
-  async placeOrder(order: PlaceOrderInput, opts: PlaceOrderOptions = {}): Promise<PlaceOrderOutcome> {
-    const poNumber = order.poNumber ?? newPoNumber();
+  async placeOrder<P extends PoNumber = string>(
+    order: PlaceOrderInput<P>,
+    opts: PlaceOrderOptions<PoNumberOf<P>> = {},
+  ): Promise<PlaceOrderOutcome<PoNumberOf<P>>> {
+    // The outcome's poNumber type follows the one given: no poNumber or a
+    // string gives string, a number number (PoNumberOf drops a literal's
+    // value). A made one is a string, and PlaceOrderInput requires a
+    // poNumber when P takes no string, so the cast cannot lie.
+    type Po = PoNumberOf<P>;
+    const poNumber = (order.poNumber ?? newPoNumber()) as Po;
     const data = { ...order, poNumber };
     const base = { poNumber, attempts: 0, requestIds: [] as string[] };
     // A time option that is not a number (NaN from `Date.now() +
@@ -508,14 +531,14 @@ export class PlumgateClient {
     let lastError: PlumgateError | undefined;
     let failures = 0;
 
-    const unknown = (reason: OrderUnknown["reason"]): OrderUnknown => ({ ...base, status: "unknown", reason, lastError });
+    const unknown = (reason: OrderUnknown["reason"]): OrderUnknown<Po> => ({ ...base, status: "unknown", reason, lastError });
     // A refusal proves nothing about an earlier attempt whose answer was lost,
     // not even one plumgate replays (`x-plumgate-replayed`): its ledger
     // replays a refusal it settled (a joined call, a settlement no request
     // heard) and then forgets the poNumber, and a lost attempt that reaches
     // the ledger after that (held up on the way: the spend cap's registry
     // call, a proxy) is placed as a new order.
-    const refused = (error: PlumgateError, retryable: boolean): OrderRefused | OrderUnknown => {
+    const refused = (error: PlumgateError, retryable: boolean): OrderRefused<Po> | OrderUnknown<Po> => {
       if (!lostAnswer) return { ...base, status: "refused", error, retryable, reconciled: false, failedOrder: undefined };
       lastError = error;
       return unknown("refused_after_lost_answer");
@@ -526,7 +549,7 @@ export class PlumgateClient {
       new PlumgateError({ status: 0, code: "aborted", message: "aborted while waiting to send the order again; nothing was placed", source: "client", cause: waitedOut, notSent: true });
     // The callback's own failure (a log sink down) must not turn an outcome,
     // a placed order included, into an exception the caller takes for "failed".
-    const report = (a: Omit<AttemptReport, "attempt" | "poNumber">) => {
+    const report = (a: Omit<AttemptReport<Po>, "attempt" | "poNumber">) => {
       try {
         opts.onAttempt?.({ attempt: base.attempts, poNumber, ...a });
       } catch {

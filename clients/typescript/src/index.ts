@@ -38,6 +38,7 @@ export type {
   Order,
   PlaceOrderInput,
   PoNumber,
+  PoNumberOf,
   Product,
   Schemas,
   TokenStatus,

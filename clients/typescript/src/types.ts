@@ -47,10 +47,23 @@ export type OperationData<N extends OperationName> = NonNullable<DataOf<NonNulla
  */
 export type PoNumber = Schemas["PlaceOrderData"]["poNumber"];
 
-/** The placeOrder body with `poNumber` optional (the client makes one when absent). */
-export type PlaceOrderInput = {
+/**
+ * The placeOrder body with `poNumber` optional (the client makes one when
+ * absent: a string). `P` is the poNumber's type, and placeOrder's outcome
+ * carries the same one: `string` by default, `PlaceOrderInput<number>` for
+ * numbered orders, `PlaceOrderInput<PoNumber>` for either. Unless `P` takes
+ * any string, `poNumber` is required and may not be undefined (`{}`): the one
+ * the client would make is a string, and the outcome would say otherwise.
+ */
+export type PlaceOrderInput<P extends PoNumber = string> = {
   [K in keyof Schemas["PlaceOrderData"] as K extends "poNumber" ? never : K]: Schemas["PlaceOrderData"][K];
-} & { poNumber?: PoNumber };
+} & { poNumber?: P } & (string extends P ? unknown : { poNumber: {} });
+
+/**
+ * The poNumber type an outcome carries for a given one: `string` for any
+ * string (a literal `"PO-1"` too), `number` for any number, both for both.
+ */
+export type PoNumberOf<P extends PoNumber> = P extends string ? string : P extends number ? number : never;
 
 export type Order = OperationData<"placeOrder">;
 export type Product = Schemas["Product"];

@@ -4,9 +4,21 @@
 // field optional, an operation disappears); each @ts-expect-error fails the
 // build if the misuse below it ever starts compiling.
 
-import { PlumgateClient, PlumgateError, type PlaceOrderOutcome, type Product } from "@plumgate/client";
+import {
+  PlumgateClient,
+  PlumgateError,
+  type AttemptReport,
+  type PlaceOrderInput,
+  type PlaceOrderOptions,
+  type PlaceOrderOutcome,
+  type PoNumber,
+  type Product,
+} from "@plumgate/client";
 
 declare const client: PlumgateClient;
+declare const userId: string;
+declare const maybeString: string | undefined;
+declare const maybeNumber: number | undefined;
 
 export async function catalog(): Promise<string[]> {
   const page = await client.getVouchers({ limit: 10, page: 1, filters: [{ key: "country", value: "usa" }] });
@@ -50,19 +62,76 @@ export async function history(): Promise<void> {
   void [po, amount, code, status];
 }
 
-export async function numberedOrder(): Promise<string | number> {
+export async function numberedOrder(): Promise<number> {
   // A poNumber may be a whole number (below 2^53), as the API takes it, and
-  // the outcome hands back the one that was sent.
+  // the outcome hands back the one that was sent, typed as given.
   const outcome = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: 12345 });
-  // @ts-expect-error the outcome's poNumber may be a number
+  const n: number = outcome.poNumber;
+  // @ts-expect-error a number poNumber comes back a number, not a string
   const text: string = outcome.poNumber;
   // @ts-expect-error a poNumber is a string or a number
   await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: true });
-  void text;
-  return outcome.poNumber;
+  // @ts-expect-error a number-typed order must carry its poNumber: the one the client makes is a string
+  await client.placeOrder<number>({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com" });
+  // @ts-expect-error the same for a number that may be absent (type it PoNumber: the outcome is then either)
+  await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: maybeNumber });
+  // @ts-expect-error an outcome without a type argument is a string poNumber's
+  const plain: PlaceOrderOutcome = outcome;
+  const typed: PlaceOrderOutcome<number> = outcome;
+  // Told the call's type in onAttempt too.
+  await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: 7 }, {
+    onAttempt: (a) => {
+      const po: number = a.poNumber;
+      void po;
+    },
+  });
+  void [text, plain, typed];
+  return n;
 }
 
-export async function order(): Promise<string | number> {
+export async function stringOrder(): Promise<string> {
+  // A caller with string poNumbers (given, maybe absent, or made by the
+  // client) reads them back as strings.
+  const given = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: `signup-${userId}` });
+  const s: string = given.poNumber;
+  const maybe = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: maybeString });
+  const m: string = maybe.poNumber;
+  const input: PlaceOrderInput = { productId: 10100, quantity: 1, denomination: 25, email: "a@example.com" };
+  const made = await client.placeOrder(input, {
+    onAttempt: (a) => {
+      const po: string = a.poNumber;
+      void po;
+    },
+  });
+  const plain: PlaceOrderOutcome = made;
+  // Literal poNumbers are not kept as literal types: any string is a string.
+  let again = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: "PO-1" });
+  again = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: "PO-2" });
+  void [m, plain, again];
+  return s + made.poNumber;
+}
+
+export async function eitherOrder(ref: PoNumber): Promise<PoNumber> {
+  // A poNumber typed as either comes back as either.
+  const outcome = await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: ref });
+  const po: string | number = outcome.poNumber;
+  // @ts-expect-error it may be a number
+  const text: string = outcome.poNumber;
+  // @ts-expect-error or a string
+  const n: number = outcome.poNumber;
+  const wide: PlaceOrderOutcome<PoNumber> = outcome;
+  // One options object (no type argument) fits string and number orders alike.
+  const shared: PlaceOrderOptions = { onAttempt: (a: AttemptReport) => void a.poNumber };
+  await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: 1 }, shared);
+  await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com" }, shared);
+  const forStrings: PlaceOrderOptions<string> = {};
+  // @ts-expect-error options for string orders do not fit a numbered one
+  await client.placeOrder({ productId: 10100, quantity: 1, denomination: 25, email: "a@example.com", poNumber: 1 }, forStrings);
+  void [text, n, wide];
+  return po;
+}
+
+export async function order(): Promise<string> {
   // poNumber is optional: the client makes one.
   const outcome: PlaceOrderOutcome = await client.placeOrder(
     { productId: 10100, quantity: 1, denomination: 25, email: "a@example.com" },
