@@ -130,17 +130,23 @@ impl KeyRegistry {
             // Holds of requests that died may be what fills the cap: the
             // alarm looks at them soon rather than within the hour.
             let storage = self.state.storage();
-            if registry::look_sooner(storage.get_alarm().await.ok().flatten(), now_ms()) {
-                let _ = storage.set_alarm(std::time::Duration::from_millis(registry::LOOK_AFTER_REFUSAL_MS as u64)).await;
+            if registry::look_sooner(storage.get_alarm().await.ok().flatten(), now_ms())
+                && storage.set_alarm(std::time::Duration::from_millis(registry::LOOK_AFTER_REFUSAL_MS as u64)).await.is_ok()
+            {
                 self.alarm_set.set(true);
             }
         }
         if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle | Op::Reconciled)) && !self.alarm_set.get() {
             let storage = self.state.storage();
-            if matches!(storage.get_alarm().await, Ok(None)) {
-                let _ = storage.set_alarm(std::time::Duration::from_millis(registry::PRUNE_EVERY_MS as u64)).await;
-            }
-            self.alarm_set.set(true);
+            // Known to be set only once storage said so: after a failed
+            // call the next request tries again (the flag would otherwise
+            // stay set for the instance's life, and nothing be pruned).
+            let armed = match storage.get_alarm().await {
+                Ok(Some(_)) => true,
+                Ok(None) => storage.set_alarm(std::time::Duration::from_millis(registry::PRUNE_EVERY_MS as u64)).await.is_ok(),
+                Err(_) => false,
+            };
+            self.alarm_set.set(armed);
         }
         Ok(bytes_response(200, reply.to_json().into_bytes(), "application/json"))
     }
@@ -154,8 +160,11 @@ impl KeyRegistry {
         // at the next alarm.
         let mut run = self.settle_abandoned().await.unwrap_or_default();
         let sql = self.sql();
-        let (audit_before, day_before) = registry::prune_before(now_ms(), self.retention_secs());
-        sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(audit_before)])?;
+        let retention = settings::load(&self.env).ok().map(|c| c.order_retention_secs);
+        let (audit_before, day_before) = registry::prune_before(now_ms(), retention);
+        if let Some(before) = audit_before {
+            sql.exec("DELETE FROM audit WHERE at_ms < ?", vec![Sql::Integer(before)])?;
+        }
         sql.exec("DELETE FROM usage WHERE day < ?", vec![Sql::Integer(day_before)])?;
         sql.exec("DELETE FROM holds WHERE day < ?", vec![Sql::Integer(day_before)])?;
         let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
@@ -247,7 +256,7 @@ impl KeyRegistry {
     }
 
     /// `ORDER_RETENTION_SECS` (its default while the configuration is
-    /// invalid: nothing is pruned early for a typo).
+    /// invalid; the alarm then prunes no audit entry: `prune_before`).
     fn retention_secs(&self) -> u32 {
         settings::load(&self.env).map_or(plumgate_core::config::DEFAULT_ORDER_RETENTION_SECS, |c| c.order_retention_secs)
     }

@@ -391,9 +391,13 @@ pub fn next_alarm_in(run: AlarmRun, set_in: Option<i64>) -> Option<i64> {
 /// retention (`at_ms` before the first number) and usage and holds of days
 /// before yesterday (`day` before the second): no answer needs them (a
 /// day's usage and holds count only on their day; yesterday's stay for an
-/// order settled just after midnight UTC).
-pub fn prune_before(now_ms: i64, retention_secs: u32) -> (i64, i64) {
-    (now_ms.saturating_sub(crate::time::secs_to_ms(u64::from(retention_secs))), day_of(now_ms) - 1)
+/// order settled just after midnight UTC). No retention (`None`: the
+/// configuration does not load) deletes no audit entry: a default could be
+/// shorter than the retention configured, and the entries would be gone
+/// for good before the typo is mended.
+pub fn prune_before(now_ms: i64, retention_secs: Option<u32>) -> (Option<i64>, i64) {
+    let audit = retention_secs.map(|secs| now_ms.saturating_sub(crate::time::secs_to_ms(u64::from(secs))));
+    (audit, day_of(now_ms) - 1)
 }
 
 /// Which holds an alarm asks the orders' ledgers about, in the order asked,
@@ -750,10 +754,13 @@ mod tests {
 
     #[test]
     fn the_alarm_prunes_audit_past_the_retention_and_days_before_yesterday() {
-        let (audit_before, day_before) = prune_before(T0, 2_592_000);
-        assert_eq!(audit_before, T0 - 2_592_000_000);
+        let (audit_before, day_before) = prune_before(T0, Some(2_592_000));
+        assert_eq!(audit_before, Some(T0 - 2_592_000_000));
         assert_eq!(day_before, day_of(T0) - 1, "yesterday's usage and holds stay");
-        assert_eq!(prune_before(5, 60).0, -59_995, "no wrap near the epoch");
+        assert_eq!(prune_before(5, Some(60)).0, Some(-59_995), "no wrap near the epoch");
+        // Misconfigured: no audit entry goes (a year's retention is not cut
+        // to a default month), usage and holds by the day as ever.
+        assert_eq!(prune_before(T0, None), (None, day_of(T0) - 1));
     }
 
     #[test]
