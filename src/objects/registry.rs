@@ -492,19 +492,23 @@ impl KeyRegistry {
     /// A page of the trail, newest first, within the retention.
     fn audit_page(&self, q: &audit::Query, now: i64) -> worker::Result<String> {
         let from = q.from_ms.unwrap_or(0).max(now.saturating_sub(secs_to_ms(u64::from(self.retention_secs()))));
-        let key = q.key.clone().unwrap_or_default();
-        let found = rows(
-            &self.sql(),
-            "SELECT seq, entry FROM audit WHERE at_ms >= ? AND at_ms < ? AND (? = '' OR key = ?) AND seq < ? ORDER BY seq DESC LIMIT ?",
-            vec![
-                Sql::Integer(from.clamp(0, MAX_SAFE)),
-                Sql::Integer(q.to_ms.unwrap_or(MAX_SAFE).clamp(0, MAX_SAFE)),
-                key.as_str().into(),
-                key.as_str().into(),
-                Sql::Integer(q.before.unwrap_or(MAX_SAFE).clamp(0, MAX_SAFE)),
-                Sql::Integer(i64::from(q.limit) + 1),
-            ],
-        )?;
+        let mut args = vec![
+            Sql::Integer(from.clamp(0, MAX_SAFE)),
+            Sql::Integer(q.to_ms.unwrap_or(MAX_SAFE).clamp(0, MAX_SAFE)),
+            Sql::Integer(q.before.unwrap_or(MAX_SAFE).clamp(0, MAX_SAFE)),
+            Sql::Integer(i64::from(q.limit) + 1),
+        ];
+        // One key's page walks `audit_by_key` (key, seq) down from the
+        // cursor; the whole trail's walks the sequence itself. A single text
+        // with `(? = '' OR key = ?)` could use neither index for a key.
+        let query = match &q.key {
+            Some(key) => {
+                args.insert(0, key.as_str().into());
+                "SELECT seq, entry FROM audit WHERE key = ? AND at_ms >= ? AND at_ms < ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            }
+            None => "SELECT seq, entry FROM audit WHERE at_ms >= ? AND at_ms < ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+        };
+        let found = rows(&self.sql(), query, args)?;
         let more = found.len() > q.limit as usize;
         let page: Vec<(i64, String)> = found.iter().take(q.limit as usize).map(|r| (int(r.first()), text(r.get(1)))).collect();
         let next = if more { page.last().map(|(seq, _)| *seq) } else { None };
