@@ -162,14 +162,16 @@
 
   /**
    * The order history's default range: the 30 days up to today, where today
-   * is the later of the local and the UTC date. Xoxoday dates orders in UTC,
-   * so west of UTC in the evening the local date would leave out today's
-   * orders. [startDate, endDate] as YYYY-MM-DD.
+   * is the latest of the local date and India's (IST, UTC+05:30). Xoxoday's
+   * docs do not say which day an order is dated by (UTC or IST, the zone of
+   * its other schedules): west of either in the evening the local date would
+   * leave out today's orders, and IST's date is never before UTC's.
+   * [startDate, endDate] as YYYY-MM-DD.
    */
   function historyRange(now = new Date()) {
     const local = isoDate(now);
-    const utc = now.toISOString().slice(0, 10);
-    const end = local > utc ? local : utc;
+    const ist = new Date(now.getTime() + 330 * 60_000).toISOString().slice(0, 10);
+    const end = local > ist ? local : ist;
     const start = new Date(Date.parse(`${end}T00:00:00Z`) - 30 * 86400 * 1000).toISOString().slice(0, 10);
     return [start, end];
   }

@@ -1418,14 +1418,17 @@ async function walkOrderEdges() {
   watch.check([401, 403, 409, 502, 503], 2);
   await desk.close();
 
-  // ---- the order history's default range ends on the later of the local and
-  // the UTC date (Xoxoday dates orders in UTC): in Los Angeles at 03:00 UTC it
-  // is still yesterday, but today's orders are dated today.
+  // ---- the order history's default range ends on the latest of the local
+  // and India's date (Xoxoday may date orders by UTC or IST, and IST's date is
+  // never before UTC's): in Los Angeles at 03:00 UTC it is still yesterday,
+  // but today's orders are dated today; in Berlin at 20:00 UTC an order is
+  // already dated tomorrow in IST.
   const utcToday = new Date().toISOString().slice(0, 10);
   const daysBefore = (d, n) => new Date(Date.parse(`${d}T00:00:00Z`) - n * 86400_000).toISOString().slice(0, 10);
   for (const [timezoneId, at, end, auditFrom, auditTo] of [
     ["America/Los_Angeles", `${utcToday}T03:00:00Z`, utcToday, "2020-01-01T08:00:00.000Z", "2020-01-03T08:00:00.000Z"],
     ["Asia/Tokyo", `${daysBefore(utcToday, 1)}T20:00:00Z`, utcToday, "2019-12-31T15:00:00.000Z", "2020-01-02T15:00:00.000Z"],
+    ["Europe/Berlin", `${utcToday}T20:00:00Z`, daysBefore(utcToday, -1), "2019-12-31T23:00:00.000Z", "2020-01-02T23:00:00.000Z"],
   ]) {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId, locale: LOCALE });
     const tz = await ctx.newPage();
@@ -1435,7 +1438,7 @@ async function walkOrderEdges() {
     await tz.goto(`${worker.url}/`);
     assert.equal(await tz.inputValue("#end-date"), end, `${timezoneId} at ${at}: the range ends ${end}`);
     assert.equal(await tz.inputValue("#start-date"), daysBefore(end, 30));
-    assert.match(await text(tz, "#history-help"), /UTC/);
+    assert.match(await text(tz, "#history-help"), /IST/);
     // The tab left open into the next day: the default range, untouched,
     // moves up to the new day when the history is asked for.
     await tz.clock.setFixedTime(new Date(Date.parse(at) + 86400_000));
