@@ -1130,6 +1130,14 @@
         setStatus("order-status", neverExecuted(e)
           ? `Order ${body.poNumber} is still not settled: this attempt placed nothing, but an earlier one may have placed it. Send it again unchanged.`
           : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`);
+      } else if (e.code === "idempotency_conflict" && state.product) {
+        // plumgate found another order under the poNumber (its ledger, or
+        // its look at Xoxoday after a lost answer): not placed, and the
+        // poNumber is taken, so the form gets a new one (sent again, the old
+        // one only meets Xoxoday's duplicate refusal).
+        setUncertain(null);
+        freshPo();
+        setStatus("order-status", `Order ${body.poNumber} was not placed: another order holds its poNumber. The form has a new poNumber, ${state.po}, to place this order.`);
       } else {
         setUncertain(null);
         setStatus("order-status", personMustAct(e)

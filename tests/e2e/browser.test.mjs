@@ -1329,6 +1329,36 @@ async function walkOrderEdges() {
   assert.equal(await page.inputValue("#details-po"), wordsPo, "the taken poNumber, ready to look up");
   assert.notEqual(await text(page, "#po-number"), wordsPo, "a new poNumber for the form");
 
+  // ---- an unconfirmed order that plumgate's look finds to be another order
+  // under its poNumber (409 idempotency_conflict): not placed, and the form
+  // gets a new poNumber (the old one would only meet Xoxoday's duplicate
+  // refusal: two more upstream calls and a hold on the spend cap).
+  await page.fill("#quantity", "2");
+  const conflictPo = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
+  await page.click("#place-order");
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder");
+  const c6 = await sandbox.counters();
+  await page.route("**/v1/ops/placeOrder", (route) => route.fulfill({
+    status: 409, contentType: "application/json", headers: { "x-request-id": "e".repeat(32) },
+    body: JSON.stringify({ error: { code: "idempotency_conflict", message: "Xoxoday already holds a different order under this poNumber, so this one was not placed; use a new poNumber for a new order", request_id: "e".repeat(32) } }),
+  }));
+  await page.click("#uncertain-again");
+  await page.locator("#order-error").waitFor({ state: "visible" });
+  await page.unroute("**/v1/ops/placeOrder");
+  const afterConflict = await text(page, "#po-number");
+  assert.notEqual(afterConflict, conflictPo, "a new poNumber for the form");
+  assert.equal(await text(page, "#order-status"),
+    `Order ${conflictPo} was not placed: another order holds its poNumber. The form has a new poNumber, ${afterConflict}, to place this order.`);
+  assert.equal(await page.locator("#order-uncertain").isVisible(), false, "settled: not placed");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "nothing kept to settle");
+  await page.click("#place-order");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  assert.match(await text(page, "#order-result .facts"), new RegExp(afterConflict));
+  assert.equal((await sandbox.counters()).orders, c6.orders + 1, "placed once, under the new poNumber");
+  await page.fill("#quantity", "1");
+
   // ---- an any-amount product with an amount out of its range, then a
   // fixed-denomination one: the hidden amount no longer blocks the form
   // (before, Place order did nothing and said nothing).
@@ -1414,8 +1444,8 @@ async function walkOrderEdges() {
   await assertCleanText(page);
   // Xoxoday's 401s; the key without the balance scope: 403; the taken
   // poNumber: 409; the unsent order: 502; the refusal until a person acts:
-  // 503; two placeOrder calls aborted.
-  watch.check([401, 403, 409, 502, 503], 2);
+  // 503; three placeOrder calls aborted.
+  watch.check([401, 403, 409, 502, 503], 3);
   await desk.close();
 
   // ---- the order history's default range ends on the latest of the local
