@@ -853,7 +853,8 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
 /// penalty, plumgate's own budget) rules nothing out: the order
 /// stays pending and is checked as after a lost answer ([`after_check`]:
 /// `409 order_in_progress` meanwhile, the refusal passed on once
-/// getOrderDetails has shown no such order for the settling period), for
+/// getOrderDetails has shown no such order for the settling period, or at
+/// once when it answers in other words), for
 /// Xoxoday's duplicate answer may be any refusal.
 pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     match (reconciled, &r.refused) {
@@ -1011,8 +1012,19 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
             let penalty_ends = crate::limits::penalty_until(None, observed, now_ms).until_ms;
             still_pending_until(r, now_ms, penalty_ends)
         }
+        // After a definite refusal an answer in other words is no reason to
+        // hold the refusal back, at a later check as at the first
+        // (`after_refusal`); else the record waited out the retention.
+        Reconciled::Unclear if definitely_refused(&r) => after_refusal(&r, Reconciled::Unclear, now_ms),
         Reconciled::Unknown | Reconciled::Unclear => still_pending(r, now_ms),
     }
+}
+
+/// Was the record's attempt refused in words that say nothing was placed
+/// ([`AfterPlace::Confirm`]'s refusals): not the duplicate answer, not one
+/// of [`UNCERTAIN_REFUSALS`], not a lost answer?
+fn definitely_refused(r: &Record) -> bool {
+    r.refused.as_ref().is_some_and(|Refused { status, body }| !is_duplicate(*status, body.as_bytes())) && !this_if_unsure(r)
 }
 
 /// The order is still unknown: checked again after the backoff, and once

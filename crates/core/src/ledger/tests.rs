@@ -327,7 +327,24 @@ fn after_place_every_arm() {
             assert_eq!((kept.state, kept.checks, kept.refused.clone()), (RecordState::Pending, 1, r.refused.clone()));
             assert!(kept.next_check_at_ms > now);
             assert!(matches!(&f.outcome, Outcome::Error { error, .. } if error.code == crate::errors::ErrorCode::OrderInProgress), "{:?}", f.outcome);
+            // A later check answered in other words: the refusal stands, as
+            // at the first check (it waited out the retention before).
+            let f = after_check(&kept, Reconciled::Unclear, kept.next_check_at_ms);
+            assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body} {seen:?}");
+            assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
         }
+    }
+    // The duplicate answer, an uncertain refusal and a lost answer stay
+    // pending on such a check: none of them says this order was not made.
+    for (status, body) in [
+        (409, r#"{"code":409,"errorId":"PLE10043","error":"duplicate poNumber"}"#),
+        (422, r#"{"code":422,"errorId":"PLE10010","error":"x"}"#),
+        (502, r#"{"code":502,"errorId":"PLE10035","error":"x"}"#),
+    ] {
+        let r = checked(after_place(answer(status, body), None, &p, now));
+        let f = after_check(&r, Reconciled::Unclear, now);
+        assert_eq!(f.fate, Fate::Unknown, "{status} {body}");
+        assert!(matches!(f.store, Store::Save(ref kept) if kept.state == RecordState::Pending), "{status} {body}");
     }
     // 5xx, timeout, transport: check now.
     let r = checked(after_place(answer(502, r#"{"code":502,"errorId":"PLE10035","error":"x"}"#), None, &p, now));
