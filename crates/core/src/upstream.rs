@@ -315,12 +315,20 @@ pub fn is_json(body: &[u8]) -> bool {
 /// an empty or cut-off body) is not Xoxoday's answer, and a caller that
 /// parses it would fail on it. `None` for a JSON body, whatever the status.
 /// (Rate-limit answers are recognised before this, by status or by
-/// words.)
+/// words.) A status outside 200–599 is refused too, whatever the body: the
+/// runtime cannot answer with it (its `Response` throws), so passed on it
+/// became a bare 500 without `x-request-id`.
 pub fn unreadable_answer(status: u16, body: &[u8]) -> Option<ApiError> {
-    (!is_json(body)).then(|| {
-        let what = if body.iter().all(u8::is_ascii_whitespace) { "an empty body" } else { "a body that is not JSON" };
-        ApiError::upstream_error(format!("Xoxoday answered HTTP {status} with {what}; nothing of it is passed on"))
-    })
+    let what = if !(200..=599).contains(&status) {
+        "a status outside 200-599"
+    } else if is_json(body) {
+        return None;
+    } else if body.iter().all(u8::is_ascii_whitespace) {
+        "an empty body"
+    } else {
+        "a body that is not JSON"
+    };
+    Some(ApiError::upstream_error(format!("Xoxoday answered HTTP {status} with {what}; nothing of it is passed on")))
 }
 
 /// Deserializes the value at `path` (object keys) and skips the rest;
@@ -607,6 +615,7 @@ mod tests {
             assert!(is_json(body));
             assert_eq!(unreadable_answer(200, body), None);
             assert_eq!(unreadable_answer(400, body), None);
+            assert_eq!(unreadable_answer(599, body), None);
         }
         let page = b"<html><body>502 Bad Gateway</body></html>";
         for (status, body, says) in [
@@ -616,6 +625,9 @@ mod tests {
             (204, b" \r\n", "HTTP 204 with an empty body"),
             (200, br#"{"data":{"getOrderHistory":{"status":1"#, "with a body that is not JSON"),
             (200, br#"{"a":1} trailing"#, "with a body that is not JSON"),
+            (600, br#"{"code":600}"#, "HTTP 600 with a status outside 200-599"),
+            (999, b"{}", "HTTP 999 with a status outside 200-599"),
+            (199, b"{}", "HTTP 199 with a status outside 200-599"),
         ] {
             let e = unreadable_answer(status, body).expect("refused");
             assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
