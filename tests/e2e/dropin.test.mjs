@@ -494,9 +494,9 @@ test("published clients' forms: the guide's trailing slash, limit \"0\", filters
 
 test("idempotency: \"25\" and 25 are the same order", async () => {
   const key = keys.admin.key;
-  const place = (data) => http("POST", "/chef/v1/oauth/api", {
+  const place = (data, query = "plumProAPI.mutation.placeOrder") => http("POST", "/chef/v1/oauth/api", {
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: JSON.stringify({ query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data } }),
+    body: JSON.stringify({ query, tag: "plumProAPI", variables: { data } }),
   });
   const poNumber = `same-${RUN}`;
   const c0 = await sandbox.counters();
@@ -507,6 +507,11 @@ test("idempotency: \"25\" and 25 are the same order", async () => {
   assert.equal(again.headers["x-plumgate-replayed"], "true");
   assert.equal(again.text, first.text);
   assert.equal((await sandbox.counters()).orders, c0.orders + 1, "one upstream order");
+  // The operation's name in another case is placeOrder too, through the
+  // order ledger (forwarded as an unknown query it would skip it).
+  const cased = await place({ productId: 10100, quantity: 2, denomination: 25, poNumber }, "plumProAPI.mutation.PlaceOrder");
+  assert.equal(cased.headers["x-plumgate-replayed"], "true", "PlaceOrder: the same order, replayed");
+  assert.equal((await sandbox.counters()).orders, c0.orders + 1, "still one upstream order");
   const other = await place({ productId: "10100", quantity: "2", denomination: "25.5", poNumber });
   assert.equal(other.status, 409);
   assert.equal(other.json.errorId, "PLUMGATE_IDEMPOTENCY_CONFLICT");

@@ -451,8 +451,9 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
         // getBalance`, `plumProAPI.query.placeOrder`): that operation,
         // validated, scoped, within its budget and (placeOrder) through the
         // order ledger, sent under its documented query. Forwarded as sent,
-        // it would skip all of that.
-        (None, Some(name)) => match Operation::from_name(name) {
+        // it would skip all of that. So would another case of its name
+        // (`plumProAPI.mutation.PlaceOrder`), should Xoxoday take it.
+        (None, Some(name)) => match Operation::ALL.into_iter().find(|op| op.name().eq_ignore_ascii_case(name)) {
             Some(op) => op,
             None => return Ok(ParsedEnvelope::Unvalidated(name.to_owned())),
         },

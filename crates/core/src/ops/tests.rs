@@ -906,6 +906,12 @@ fn a_known_operation_under_another_kind_is_that_operation() {
     // ...and is validated as that operation (the route prepares what it returns).
     let ParsedEnvelope::Known(op, data) = parsed("plumProAPI.query.placeOrder", json!({"quantity": 1})).unwrap() else { panic!() };
     assert!(prepare_call(op, data).is_err());
+    // Its name in another case: that operation too.
+    assert_eq!(parsed("plumProAPI.query.GetBalance", json!({})), Ok(ParsedEnvelope::Known(Operation::GetBalance, json!({}))));
+    let order = json!({"productId": 1, "quantity": 1, "denomination": 5, "poNumber": "P-1"});
+    for query in ["plumProAPI.mutation.PlaceOrder", "plumProAPI.mutation.placeorder", "plumProAPI.query.PLACEORDER"] {
+        assert_eq!(parsed(query, order.clone()), Ok(ParsedEnvelope::Known(Operation::PlaceOrder, order.clone())), "{query}");
+    }
     // Sent upstream under its documented query.
     assert_eq!(build_envelope(Operation::GetBalance, json!({}))["query"], "plumProAPI.query.getBalance");
 }
