@@ -590,7 +590,7 @@ test("an unknown plumProAPI query: forwarded as sent for '*' keys, uncached, log
   const made = await call(w, "/v1/keys", { key: keys.admin, body: { id: "capped-star", scopes: ["*"], limits: { order_amount_per_day: 1 } } });
   assert.equal(made.status, 201, made.text);
   await sandbox.admin("/requests/clear", {});
-  const capped = await call(w, "/chef/v1/oauth/api", { key: made.json.key, body: { ...envelope, query: "plumProAPI.mutation.placeorder" } });
+  const capped = await call(w, "/chef/v1/oauth/api", { key: made.json.key, body: { ...envelope, query: "plumProAPI.mutation.placeBulkOrder" } });
   assert.equal(capped.status, 403, capped.text);
   assert.match(capped.json.error, /order_amount_per_day/);
   assert.deepEqual(await sandboxRequests(sandbox), [], "nothing forwarded");
