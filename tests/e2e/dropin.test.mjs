@@ -483,6 +483,17 @@ test("published clients' forms: the guide's trailing slash, limit \"0\", filters
     assert.deepEqual((await lastUpstream()).body, canonical(query, data), "it went upstream as sent");
   }
 
+  // Go's nil interface and Python's None for getBalance's data: no data,
+  // sent as the documented {} (asked past the edge cache: an admin key's
+  // no-cache, so that this call is the one upstream).
+  const balance = "plumProAPI.query.getBalance";
+  const nil = await http("POST", "/chef/v1/oauth/api", {
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "cache-control": "no-cache" },
+    body: JSON.stringify({ query: balance, tag: "plumProAPI", variables: { data: null } }),
+  });
+  plumOk(nil, "getBalance", "data null");
+  assert.deepEqual((await lastUpstream()).body, canonical(balance, {}), "null data, sent as {}");
+
   // The token path with a slash too.
   const t = await http("POST", "/chef/v1/oauth/token/user/", {
     headers: { "content-type": "application/json" },
