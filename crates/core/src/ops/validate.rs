@@ -34,7 +34,7 @@
 //! except that a flag is sent in its documented form `0` / `1`, an empty
 //! array standing for an object is sent as `{}` (an empty object standing
 //! for getVouchers' `filters` as `[]`), and a field GitBook marks required
-//! gets its documented default when absent.
+//! is filled in when absent (plumgate's default: no Xoxoday page gives one).
 
 use super::{Operation, ValidationError};
 use serde_json::{Map, Value};
