@@ -135,6 +135,9 @@ struct Inner {
     load: RefCell<Option<Work>>,
     /// An alarm is delivering alerts (a second one leaves it to that one).
     delivering: Cell<bool>,
+    /// Setting the alarm failed: the next call sets it (a pending alert
+    /// would otherwise wait for the next alert, or the next load).
+    unscheduled: Cell<bool>,
 }
 
 /// What a future running on its own needs.
@@ -207,7 +210,9 @@ impl Ctx {
     /// Set the alarm for the next alert delivery due, if any.
     async fn schedule(&self) {
         let Some(at) = next_due_ms(&self.snapshot()) else { return };
-        if self.storage.set_alarm((at - now_ms()).max(0)).await.is_err() {
+        let failed = self.storage.set_alarm((at - now_ms()).max(0)).await.is_err();
+        self.inner.unscheduled.set(failed);
+        if failed {
             console_error!("{{\"event\":\"alert_alarm_failed\"}}");
         }
     }
@@ -281,6 +286,7 @@ impl TokenAuthority {
             check: RefCell::new(None),
             load: RefCell::new(None),
             delivering: Cell::new(false),
+            unscheduled: Cell::new(false),
         };
         TokenAuthority { state, env, inner: Rc::new(inner) }
     }
@@ -294,7 +300,9 @@ impl TokenAuthority {
     }
 
     /// Alert delivery: whatever is due goes to `ALERT_WEBHOOK_URL`
-    /// ([`Ctx::deliver`]). Nothing to do while the state cannot be read.
+    /// ([`Ctx::deliver`]). Nothing to do while the state cannot be read or
+    /// the configuration does not load: the next load (a call, the hourly
+    /// cron) sets the alarm again.
     async fn on_alarm(&self) -> worker::Result<Outgoing> {
         if let Ok(ctx) = self.ctx() {
             if self.ensure_loaded(&ctx, false).await.is_ok() {
@@ -367,6 +375,9 @@ impl TokenAuthority {
     /// request reads it again, so an admin's fix is seen at once.
     async fn ensure_loaded(&self, ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
         if self.inner.state.borrow().is_some() {
+            if self.inner.unscheduled.get() {
+                ctx.schedule().await;
+            }
             return Ok(());
         }
         let joined = self.inner.load.borrow().clone();
