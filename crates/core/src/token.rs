@@ -28,7 +28,8 @@
 //! - Two windows: inside the early window (default: under 7 days left, moved
 //!   earlier by up to 10 % jitter per token) the current token keeps being
 //!   served while one background refresh runs; inside the last minutes
-//!   (`must_refresh_secs`) or once expired, the request waits for the refresh.
+//!   (`must_refresh_secs`, at most a quarter of the token's life) or once
+//!   expired, the request waits for the refresh.
 //! - Transport errors, timeouts, 5xx, `server_error` and
 //!   `temporarily_unavailable` are transient: bounded retries, then a
 //!   jittered backoff while a still-valid token keeps being served.
@@ -568,7 +569,7 @@ impl AuthorityState {
     /// Before this instant a cached copy may be used without any KV or DO call.
     pub fn recheck_at_ms(&self, now_ms: i64, policy: &TokenPolicy) -> i64 {
         let Some(a) = &self.access else { return now_ms };
-        let must = a.expires_at_ms.saturating_sub(secs_to_ms(policy.must_refresh_secs));
+        let must = must_point_ms(a, policy);
         match self.early_point_ms(policy) {
             // Inside the early window: keep using the token, but look again
             // soon so the refreshed one is picked up.
@@ -639,7 +640,7 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
         };
     }
     let access = state.access.as_ref().expect("usable implies access");
-    let must_point = access.expires_at_ms.saturating_sub(secs_to_ms(policy.must_refresh_secs));
+    let must_point = must_point_ms(access, policy);
     let may_refresh = state.in_backoff(now_ms).is_none() && !state.refreshed_recently(now_ms, policy);
     if now_ms >= must_point {
         return if may_refresh { Plan::RefreshThenServe } else { Plan::Serve };
@@ -654,6 +655,18 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
         TokenState::Fresh if trigger == Trigger::Cron && state.consecutive_failures > 0 && may_refresh => Plan::ServeAndRefresh,
         _ => Plan::Serve,
     }
+}
+
+/// From when a request waits for a refresh: `must_refresh_secs` before the
+/// access token's expiry, at most a quarter of the life it had when plumgate
+/// obtained it. A token handed out with under 20 minutes (Xoxoday documents
+/// 15 days, but does not promise it) would otherwise be inside the window
+/// from the start: a refresh, the request waiting, once a minute (the
+/// minimum interval) for as long as calls come. With the early window's
+/// half life, such a token is refreshed in the background halfway through.
+fn must_point_ms(access: &AccessSlot, policy: &TokenPolicy) -> i64 {
+    let quarter_life = access.expires_at_ms.saturating_sub(access.obtained_at_ms) / 4;
+    access.expires_at_ms.saturating_sub(secs_to_ms(policy.must_refresh_secs).min(quarter_life.max(0)))
 }
 
 fn remember_spent(state: &mut AuthorityState, fp: String) {

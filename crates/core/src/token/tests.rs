@@ -163,6 +163,43 @@ fn short_access_tokens_are_refreshed_halfway_through_not_once_a_minute() {
 }
 
 #[test]
+fn minute_tokens_are_refreshed_in_the_background_not_with_requests_waiting() {
+    // Upstream hands out 4-minute tokens, less than the must-refresh window
+    // (5 min): each would be inside it from the start, and every request
+    // after the minimum interval would wait for a refresh (29 in 30 min).
+    // Now: refreshed halfway through, in the background, none waited for.
+    let p = policy();
+    let mut s = seeded(4 * 60_000);
+    let (mut background, mut waited) = (0, 0);
+    let mut now = T0;
+    while now < T0 + 30 * 60_000 {
+        assert!(s.access_usable(now), "never expired");
+        let step = plan(&s, Trigger::Request, now, &p);
+        match step {
+            Plan::ServeAndRefresh => background += 1,
+            Plan::RefreshThenServe => waited += 1,
+            _ => {}
+        }
+        if matches!(step, Plan::ServeAndRefresh | Plan::RefreshThenServe) {
+            let answer = TokenAnswer {
+                access_token: AccessToken::new(format!("at-{now}")),
+                access_expires_at_ms: now + 4 * 60_000,
+                refresh_token: None,
+                refresh_expires_at_ms: None,
+            };
+            apply_success(&mut s, answer, now, 0.0);
+        }
+        now += 10_000;
+    }
+    assert_eq!((background, waited), (14, 0), "at 2, 4, … 28 minutes, in the background");
+    // The request waits only in the last quarter of such a token's life.
+    let s = seeded(4 * 60_000);
+    assert_eq!(plan(&s, Trigger::Request, T0 + 3 * 60_000 - 1, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, Trigger::Request, T0 + 3 * 60_000, &p), Plan::RefreshThenServe);
+    assert_eq!(s.recheck_at_ms(T0 + 1000, &p), T0 + 2 * 60_000, "an isolate looks again at the early point");
+}
+
+#[test]
 fn min_interval_holds_refreshes_apart_even_in_the_last_minutes() {
     let mut s = seeded(DAY);
     let p = policy();
