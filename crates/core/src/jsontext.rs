@@ -35,13 +35,23 @@ pub fn from_text<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
 }
 
-/// A request body (or a token endpoint's answer) read as JSON: [`from_text`]'s
+/// A request body read as JSON: [`from_text`]'s
 /// reader, after one leading UTF-8 byte order mark, which some callers'
 /// libraries write (.NET's `Encoding.UTF8`, PowerShell, Windows editors)
 /// and Node's usual body parser skips. Everything else is as strict as
 /// `serde_json`.
 pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
+}
+
+/// The first JSON value of a token endpoint's answer (a refresh, a token
+/// check), after one byte order mark, whatever follows it (a newline and a
+/// proxy's comment, a second copy): a rotation that happened upstream must
+/// be read, not lost as an unreadable answer. `None` when no whole value
+/// leads the body.
+pub fn leading_json(body: &[u8]) -> Option<serde_json::Value> {
+    let mut de = serde_json::Deserializer::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body));
+    serde::Deserialize::deserialize(&mut de).ok()
 }
 
 /// Does an object in JSON `text`, read as `read`, name a member twice?

@@ -122,9 +122,10 @@ fn credentials_oauth_code(code: &str) -> bool {
 /// a successful rotation must not be lost. `retry_after` is the answer's
 /// `Retry-After` header.
 pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
-    // After one byte order mark (a proxy or server may write one), as a
-    // caller's body: unread, a rotation that happened would be lost.
-    let parsed: Option<Value> = crate::jsontext::request_json(body).ok();
+    // After one byte order mark (a proxy or server may write one), and
+    // whatever follows the JSON: unread, a rotation that happened would be
+    // lost.
+    let parsed = crate::jsontext::leading_json(body);
     let obj = parsed.as_ref().and_then(Value::as_object);
 
     // A success: a 2xx body with an access token (a missing refresh token
@@ -256,7 +257,7 @@ pub fn parse_validate_response(status: u16, body: &[u8], now_ms: i64) -> Option<
     if !(200..300).contains(&status) {
         return None;
     }
-    let v: Value = crate::jsontext::request_json(body).ok()?;
+    let v = crate::jsontext::leading_json(body)?;
     access_expiry_ms(v.as_object()?, now_ms)
 }
 
@@ -401,6 +402,15 @@ mod tests {
         let bom = b"\xEF\xBB\xBF{\"access_token\":\"at-new\",\"refresh_token\":\"rt-new\",\"expires_in\":10}";
         assert!(matches!(parse_refresh_response(200, bom, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_some()));
         assert_eq!(parse_validate_response(200, b"\xEF\xBB\xBF{\"expires_in\":10}", T0), Some(T0 + 10_000));
+        // Bytes after the JSON (a proxy's comment, the answer twice): the
+        // rotation is read too.
+        for tail in [&b"\n<!-- served by edge-7 -->"[..], b"{\"access_token\":\"x\"}", b"\0\0"] {
+            let body = [&bom[3..], tail].concat();
+            assert!(matches!(parse_refresh_response(200, &body, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_some()), "{tail:?}");
+        }
+        assert_eq!(parse_validate_response(200, b"{\"expires_in\":10}\n<!-- edge -->", T0), Some(T0 + 10_000));
+        // A cut-off answer is still unreadable.
+        assert!(!matches!(parse_refresh_response(200, &bom[3..30], None, T0), RefreshOutcome::Success(_)));
     }
 
     /// A 2xx with a new refresh token and no access token: the rotation
