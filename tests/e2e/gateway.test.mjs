@@ -689,6 +689,24 @@ test("a refusal for an order Xoxoday already holds under the poNumber (its dupli
     seen = await requestsFor(po("dup-bad"));
     assert.deepEqual(seen.map((s) => s.op), ["placeOrder", "getOrderDetails"]);
     assert.equal(seen[1].status, 404);
+    // The same refusal, its lookup failing (a 5xx) and the next answering
+    // in other words (404 PLE10021): passed on at that later check, as at
+    // the first (it was held as order_in_progress for the record's
+    // retention, 30 days).
+    const d3 = po("dup-bad-unclear");
+    await sandbox.admin("/faults/details", { mode: "5xx", count: 1, po_number: d3 });
+    await clearRequests();
+    const held = await op("placeOrder", keys.writer, order(d3, { denomination: 26 }));
+    assert.equal(held.status, 409, held.text);
+    assert.equal(held.json.error.code, "order_in_progress");
+    await sandbox.admin("/faults/details", { mode: "PLE10021", count: 10, po_number: d3 });
+    const passed = await waitFor(async () => {
+      const again = await op("placeOrder", keys.writer, order(d3, { denomination: 26 }));
+      return again.status === 409 ? null : again;
+    }, { timeout: 60_000, interval: 2_000, what: "the refusal passed on after an unclear lookup" });
+    assert.equal(passed.json.errorId, "PLE10018", passed.text);
+    seen = await requestsFor(d3);
+    assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 404], ["getOrderDetails", 502], ["getOrderDetails", 404]], "sent once; the failed lookup, the unclear one");
   } finally {
     await sandbox.admin("/config", { duplicate_answer: "ple10043" });
   }
