@@ -43,6 +43,10 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# 0. A C compiler and linker: cargo links every host binary (the sandbox, the
+# tests, the tools below) with `cc`, and a bare Debian image with rustup has none.
+command -v cc >/dev/null || apt_install gcc libc6-dev
+
 # 1. wasm32 toolchain
 if rustup_has_wasm; then
   log "wasm32 target: rustup"
