@@ -37,6 +37,9 @@ fi
 step "lint: no import circles in the worker crate"
 node scripts/check-layers.mjs
 
+step "lint: Markdown tables render as written"
+node scripts/lint-tables.mjs
+
 step "lint: openapi.json (Redocly recommended-strict, examples; openapi-spec-validator)"
 # Node 22 and the npm tools first on PATH for these two steps only (subshells).
 ( wrangler_env
