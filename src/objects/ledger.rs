@@ -417,15 +417,15 @@ async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish, fp: &str)
 }
 
 /// getOrderDetails for the record's poNumber, within the limiter's budget
-/// (a refusal is a check not made: [`Reconciled::Unknown`]).
+/// (a refusal is a check not made: [`Reconciled::NotAsked`]).
 async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
     let Some(po) = record.po_number() else { return Reconciled::Unknown };
     if !record.checkable_on(cfg.account_id()) {
         console_error!("{}", event(&[("event", "ledger_other_account".into()), ("level", "error".into()), ("po_fp", po_fp(record).as_str().into()), ("action", "kept pending: switch back to the account it was sent to".into())]));
         return Reconciled::Unknown;
     }
-    if let Admitted::Refused(_) = limits::admit(env, cfg, Operation::GetOrderDetails).await {
-        return Reconciled::Unknown;
+    if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::GetOrderDetails).await {
+        return Reconciled::NotAsked(e.retry_after_secs.unwrap_or(1));
     }
     let envelope = ops::envelope_text(Operation::GetOrderDetails, &ops::reconcile_request(&po));
     let (result, _) = plum::call_with_token(env, cfg, &envelope, cfg.upstream_timeout_ms as u64).await;

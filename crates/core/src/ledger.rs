@@ -863,7 +863,7 @@ pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish 
             Match::Unsure if this_if_unsure(r) => found(r, details, now_ms),
             _ => after_refusal(r, Reconciled::Unclear, now_ms),
         },
-        (failed @ (Reconciled::Unknown | Reconciled::Limited(_)), _) => after_check(r, failed, now_ms),
+        (failed @ (Reconciled::Unknown | Reconciled::Limited(_) | Reconciled::NotAsked(_)), _) => after_check(r, failed, now_ms),
         (_, Some(Refused { status, body })) => {
             let outcome = Outcome::Answer { status: *status, body: body.clone(), reconciled: false, upstream_status: Some(*status) };
             finish(Store::Forget, outcome, Fate::NotPlaced)
@@ -933,8 +933,13 @@ pub enum Reconciled {
     /// must hear of it (contract §6), and the next check waits for its end.
     Limited(Observed),
     /// The check failed (no answer, a 5xx, a body that is not JSON), or was
-    /// not made (plumgate's rate limit).
+    /// not made for a reason time does not end (another account).
     Unknown,
+    /// The check was not made: plumgate's own budget for getOrderDetails
+    /// (callers' reads may hold it) or a penalty it knows of, for this many
+    /// seconds. Nothing was learned, so it is no check: the count that sets
+    /// the backoff stays, and the next look waits until then.
+    NotAsked(u64),
     /// Xoxoday answered the check, but with none of the above (a 4xx naming
     /// another `errorId`, such as `PLE10021`): nothing either way, as for
     /// [`Reconciled::Unknown`], except after a definite refusal
@@ -982,6 +987,9 @@ pub fn backoff_ms(checks: u32) -> i64 {
 /// for the `pending` record.
 pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     let mut r = pending.upgraded(now_ms);
+    if let Reconciled::NotAsked(secs) = reconciled {
+        return still_pending_until(r, now_ms, crate::time::add_secs(now_ms, secs));
+    }
     r.checks = r.checks.saturating_add(1);
     match reconciled {
         Reconciled::Found(details) => match same_order(&details, &r.order) {
@@ -1016,7 +1024,7 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
         // hold the refusal back, at a later check as at the first
         // (`after_refusal`); else the record waited out the retention.
         Reconciled::Unclear if definitely_refused(&r) => after_refusal(&r, Reconciled::Unclear, now_ms),
-        Reconciled::Unknown | Reconciled::Unclear => still_pending(r, now_ms),
+        Reconciled::Unknown | Reconciled::Unclear | Reconciled::NotAsked(_) => still_pending(r, now_ms),
     }
 }
 

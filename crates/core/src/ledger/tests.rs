@@ -522,6 +522,35 @@ fn a_check_under_xoxoday_s_penalty_waits_for_its_end() {
 }
 
 #[test]
+fn a_check_plumgate_s_own_budget_held_back_is_no_check() {
+    // Callers' getOrderDetails reads hold the budget: six looks refused by
+    // plumgate's limiter learn nothing, so the backoff does not grow (it
+    // was 640 s by the seventh look), and each waits for the refusal's end.
+    let mut r = checked(after_place(answer(502, r#"{"errorId":"PLE10035"}"#), None, &pending(), T0 + 500));
+    let checks = r.checks;
+    let mut now = T0 + 1_000;
+    for _ in 0..6 {
+        let f = after_check(&r, Reconciled::NotAsked(3), now);
+        assert_eq!(f.fate, Fate::Unknown);
+        assert_eq!(error_of(&f.outcome).code, ErrorCode::OrderInProgress);
+        let Store::Save(next) = f.store else { panic!("{:?}", f.store) };
+        assert_eq!((next.checks, next.not_found), (checks, 0), "no check counted");
+        assert_eq!(next.next_check_at_ms, now + backoff_ms(checks), "the backoff as it was");
+        now = next.next_check_at_ms;
+        r = next;
+    }
+    // A refusal longer than the backoff: not before it ends.
+    let f = after_check(&r, Reconciled::NotAsked(45), now);
+    let Store::Save(next) = f.store else { panic!() };
+    assert_eq!(next.next_check_at_ms, now + 45_000);
+    // After a definite refusal too (it stays pending, its refusal kept).
+    let AfterPlace::Confirm(refused) = after_place(answer(400, r#"{"code":400,"errorId":"PLE10001"}"#), None, &pending(), T0) else { panic!() };
+    let f = after_refusal(&refused, Reconciled::NotAsked(3), T0 + 1_000);
+    let Store::Save(kept) = f.store else { panic!("{:?}", f.store) };
+    assert_eq!((kept.checks, kept.refused.is_some(), f.fate), (refused.checks, true, Fate::Unknown));
+}
+
+#[test]
 fn checks_back_off() {
     assert_eq!((1..=9).map(backoff_ms).collect::<Vec<_>>(), [10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000, 900_000, 900_000]);
     assert_eq!(backoff_ms(0), 10_000);
