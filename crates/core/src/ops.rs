@@ -512,7 +512,10 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
             }
         }
     };
-    Ok(ParsedEnvelope::Known(op, data.clone()))
+    // `data: null` (Go's nil interface, Python's None) is no data: `{}`,
+    // what the operation needs from it then named. (POST /v1/ops/… bodies
+    // stay as documented: an object.)
+    Ok(ParsedEnvelope::Known(op, if data.is_null() { Value::Object(serde_json::Map::new()) } else { data.clone() }))
 }
 
 /// `<name>` of a `plumProAPI.<kind>.<name>` query whose two parts are 1 to

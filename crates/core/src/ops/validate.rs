@@ -90,14 +90,11 @@ pub(super) fn validate(op: Operation, data: &Value) -> Result {
     let empty = Obj::new();
     let obj = match data {
         Value::Object(obj) => obj,
-        // PHP's empty object, and Go's nil interface or Python's None: no
-        // data (what an operation needs from it is then named).
         Value::Array(a) if a.is_empty() => &empty,
-        Value::Null => &empty,
         _ => {
             return Err(ValidationError::new(
                 "data",
-                "data must be a JSON object (or an empty array, or null)",
+                "data must be a JSON object (or an empty array)",
             ))
         }
     };
