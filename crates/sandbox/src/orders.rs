@@ -1,7 +1,8 @@
 //! The wallet and the orders. Owns: placeOrder validation rules (field
 //! forms, GitBook's required notify flags, product, quantity limit,
 //! denomination, poNumber uniqueness, balance), order
-//! creation with deterministic voucher codes, the order/response shapes of
+//! creation with deterministic voucher codes (not shown while a delayed
+//! product's order is `pending`), the order/response shapes of
 //! placeOrder, getOrderDetails and getOrderHistory, and the payment report
 //! ledger rows. Balance = config's initial balance − sum of the charges of
 //! orders Xoxoday did not fail or cancel (their amount goes back).
@@ -59,6 +60,8 @@ pub struct Order {
     pub email: String,
     pub contact: String,
     pub created_ms: i64,
+    /// Issued when the order is made, a delayed product's too; answered
+    /// only once the order is no longer pending ([`Order::pending`]).
     pub vouchers: Vec<Voucher>,
     /// `orderStatus`: `complete`, or `failed` / `cancelled` when an order
     /// fault made it so (state files of older sandboxes: `complete`).
@@ -78,6 +81,14 @@ impl Order {
     /// whose `transaction_status` is `Cancelled` (xoxoday-api.md §3.7).
     pub fn refunded(&self) -> bool {
         matches!(self.status.as_str(), "failed" | "cancelled" | "cancelled_lines")
+    }
+
+    /// Whether the order waits for delivery (`deliveryStatus` `pending`): a
+    /// delayed product's order that no fault failed or cancelled. Xoxoday
+    /// delivers it later (xoxoday-api.md §3.4/§3.5, §3.8's webhook); until
+    /// then its answers carry no voucher and there is none to mail again.
+    pub fn pending(&self) -> bool {
+        delivery_status(self) == "pending"
     }
 }
 
@@ -450,7 +461,13 @@ fn total(o: &Order) -> Value {
     amount(o.denomination * f64::from(o.quantity))
 }
 
+/// The order's `vouchers`: none while it is pending ([`Order::pending`]),
+/// so placeOrder's and getOrderDetails' answers for a delayed product carry
+/// no code; its `voucherDetails` lines still describe the order.
 fn vouchers_json(o: &Order) -> Value {
+    if o.pending() {
+        return json!([]);
+    }
     let country = crate::catalog::COUNTRIES
         .iter()
         .find(|c| c.iso == o.country_code)
@@ -680,6 +697,50 @@ mod tests {
         assert!(l.validate(&ok, INITIAL).is_ok());
         let over = with(order("ov", 1, f64::from(open.max + 1)), "productId", Some(json!(open.id)));
         assert_eq!(l.validate(&over, INITIAL).unwrap_err().error_id, "PLE10018");
+    }
+
+    /// A delayed product's order is pending (xoxoday-api.md §3.4/§3.5):
+    /// Xoxoday delivers its vouchers later, so neither placeOrder's nor
+    /// getOrderDetails' answer lists any; the lines still describe it. A
+    /// realtime order is delivered at once, its vouchers in both answers.
+    #[test]
+    fn a_pending_order_has_no_vouchers_yet() {
+        let delayed = catalog()
+            .products
+            .iter()
+            .find(|p| p.delayed && p.fixed && !p.phone_mandatory)
+            .unwrap();
+        let denom = f64::from(delayed.denoms[0]);
+        let mut l = Ledger::new(0);
+        let input = with(order("later", 2, denom), "productId", Some(json!(delayed.id)));
+        let req = l.validate(&input, INITIAL).unwrap();
+        let o = l.create(req, 1_000).clone();
+        assert!(o.pending());
+        let placed = place_order_json(&o);
+        let details = order_details_json(&o, OrderRecipient::Top);
+        for (what, j) in [("placeOrder", &placed), ("getOrderDetails", &details)] {
+            assert_eq!(j["deliveryStatus"], "pending", "{what}");
+            assert_eq!(j["orderStatus"], "complete", "{what}");
+            assert_eq!(j["vouchers"], json!([]), "{what}: no voucher before delivery");
+            let lines = j["voucherDetails"].as_array().unwrap();
+            assert_eq!(lines.len(), 1, "{what}");
+            assert_eq!(lines[0]["productId"], delayed.id, "{what}");
+            assert_eq!(lines[0]["quantity"], 2, "{what}");
+            assert_eq!(lines[0]["productStatus"], "pending", "{what}");
+        }
+        assert_eq!(details["deliveryDate"], "");
+        let row = &l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"}))).unwrap()[0];
+        assert_eq!((row["deliveryStatus"].clone(), row.get("vouchers")), (json!("pending"), None));
+
+        let req = l.validate(&order("now", 2, 25.0), INITIAL).unwrap();
+        let o = l.create(req, 1_000).clone();
+        assert!(!o.pending());
+        for j in [place_order_json(&o), order_details_json(&o, OrderRecipient::Top)] {
+            assert_eq!(j["deliveryStatus"], "delivered");
+            let codes: Vec<&str> = j["vouchers"].as_array().unwrap().iter().filter_map(|v| v["voucherCode"].as_str()).collect();
+            assert_eq!(codes, o.vouchers.iter().map(|v| v.code.as_str()).collect::<Vec<_>>());
+            assert_eq!(codes.len(), 2);
+        }
     }
 
     /// placeOrder takes what Xoxoday documents, numbers as strings included,

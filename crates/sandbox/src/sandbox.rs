@@ -710,8 +710,10 @@ impl Sandbox {
                     }
                     .into());
                 }
-                let data = order_details_json(self.ledger.lookup(input)?, self.config.order_recipient);
-                if resend {
+                let order = self.ledger.lookup(input)?;
+                let data = order_details_json(order, self.config.order_recipient);
+                // A pending order has no voucher yet: no mail to send again.
+                if resend && !order.pending() {
                     self.counters.resend_mails += 1;
                 }
                 ok(op, data)

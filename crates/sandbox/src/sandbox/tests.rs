@@ -841,6 +841,40 @@ fn place_order_and_lookups() {
     assert_eq!(s.counters_json(0, 0)["orders"], 1);
 }
 
+/// A delayed product's order, through the API: placed and charged, pending,
+/// no voucher in placeOrder's or getOrderDetails' answer, and nothing to
+/// mail again; a realtime order's resend is counted (above).
+#[test]
+fn a_delayed_order_answers_no_vouchers_and_mails_none() {
+    let mut s = sb();
+    let delayed = crate::catalog::catalog()
+        .products
+        .iter()
+        .find(|p| p.delayed && p.fixed && !p.phone_mandatory && p.currency.code == "USD")
+        .unwrap();
+    let mut o = order("PO-LATER");
+    o["productId"] = json!(delayed.id);
+    o["denomination"] = json!(delayed.denoms[0]);
+    let out = api(&mut s, AT, "plumProAPI.mutation.placeOrder", o, T0);
+    assert_eq!(out.status, 200, "{}", out.body);
+    let d = &out.body["data"]["placeOrder"]["data"];
+    assert_eq!((d["deliveryStatus"].clone(), d["vouchers"].clone()), (json!("pending"), json!([])));
+    assert_eq!(d["voucherDetails"][0]["quantity"], 2);
+    assert_eq!(s.counters_json(0, 0)["orders"], 1);
+    let det = api(
+        &mut s,
+        AT,
+        "plumProAPI.mutation.getOrderDetails",
+        json!({"poNumber":"PO-LATER","orderId":null,"sendMailToReceiver":1}),
+        T0,
+    );
+    assert_eq!(det.status, 200);
+    let dd = &det.body["data"]["getOrderDetails"]["data"];
+    assert_eq!((dd["deliveryStatus"].clone(), dd["vouchers"].clone()), (json!("pending"), json!([])));
+    assert_eq!(dd["voucherDetails"][0]["productStatus"], "pending");
+    assert_eq!(s.counters_json(0, 0)["resend_mails"], 0, "no voucher to mail again");
+}
+
 /// The envelope and the fields GitBook stars: what Xoxoday documents is
 /// accepted (PHP's `[]` for `{}`, numbers as strings), what it does not is
 /// a 400, never silently defaulted.
