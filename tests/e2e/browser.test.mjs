@@ -3,10 +3,10 @@
 // bundled sandbox. Walks every flow of the page at desktop width, then the
 // key errors and the layout at phone width, then the admin's caller keys and
 // audit trail at both widths, then an order through a reload, the answers
-// that are not a plain order (Xoxoday's refusals, a failed order, a cached
-// balance) and the history's default dates; fails on any console error the
-// test did not cause on purpose; saves screenshots under
-// test-results/screenshots/.
+// that are not a plain order (Xoxoday's refusals, a failed order, a delayed
+// product's order without vouchers yet, a cached balance) and the history's
+// default dates; fails on any console error the test did not cause on
+// purpose; saves screenshots under test-results/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
@@ -1114,6 +1114,37 @@ async function walkOrderEdges() {
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
   assert.match(await text(page, "#order-result .facts"), new RegExp(proxyPo));
   assert.equal((await sandbox.counters()).orders, cProxy.orders + 1, "one order");
+
+  // ---- a delayed product (Northwind Outfitters US, 10105): Xoxoday delivers
+  // its vouchers later, so the answer lists none (deliveryStatus pending).
+  // The page says no voucher yet, shows no code and nothing to reveal, and
+  // the order is placed once; its details say the same.
+  await openUsProduct(page, "Northwind Outfitters");
+  assert.equal(await page.locator('#products button[data-product="10105"]').count(), 1, "Northwind Outfitters US is 10105");
+  assert.match(await text(page, "#products .card-meta"), /Delayed/);
+  await page.selectOption("#denomination", "25");
+  await page.fill("#quantity", "1");
+  await page.fill("#email", "winner@example.com");
+  const delayedPo = await text(page, "#po-number");
+  const cDelayed = await sandbox.counters();
+  const delayedResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/placeOrder"));
+  await page.click("#place-order");
+  const dlr = await delayedResp;
+  const delayedOrder = (await dlr.json()).data.placeOrder.data;
+  assert.deepEqual([dlr.status(), delayedOrder.deliveryStatus, delayedOrder.vouchers], [200, "pending", []], "placed, no voucher yet");
+  await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  await page.locator("#order-status", { hasText: `Order ${delayedPo} placed.` }).waitFor();
+  assert.match(await text(page, "#order-result .facts"), /delivery pending/);
+  assert.equal(await text(page, "#order-result .vouchers"), "No voucher yet: delayed products are delivered later. Look the order up by its poNumber.");
+  assert.equal(await page.locator("#order-result .voucher, #order-result .reveal, #order-result dd.secret").count(), 0, "no voucher code, nothing to reveal");
+  const cDelayedAfter = await sandbox.counters();
+  assert.deepEqual([cDelayedAfter.orders, cDelayedAfter.api_calls.placeOrder], [cDelayed.orders + 1, cDelayed.api_calls.placeOrder + 1], "placed once");
+  assert.equal(await page.inputValue("#details-po"), delayedPo, "ready to look up");
+  await page.click("#details-load");
+  await page.locator("#details-status", { hasText: `Found order ${delayedPo}.` }).waitFor();
+  assert.match(await text(page, "#details .vouchers"), /^No voucher yet: delayed products are delivered later/);
+  assert.equal(await page.locator("#details .voucher, #details .reveal, #details dd.secret").count(), 0, "no voucher in the details either");
+  await pickHarborCoffee(page);
 
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
   await page.route("**/v1/ops/getVouchers", async (route) => {
