@@ -54,6 +54,19 @@ pub fn leading_json(body: &[u8]) -> Option<serde_json::Value> {
     serde::Deserialize::deserialize(&mut de).ok()
 }
 
+/// A token endpoint's answer as its readers take it (the refresh, the
+/// penalty scan, the token check): when the body is not plain JSON but
+/// starts with a JSON value ([`leading_json`]: after a byte order mark,
+/// before a proxy's tail), that value written out plainly; else the body
+/// itself. One body, so one reading: a penalty or a refusal is seen
+/// wherever the rotation is.
+pub fn token_answer(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match leading_json(body) {
+        Some(v) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => to_text(&v).into_bytes().into(),
+        _ => body.into(),
+    }
+}
+
 /// Does an object in JSON `text`, read as `read`, name a member twice?
 /// serde_json keeps the last silently; where a repeat could widen what a
 /// setting grants (`GATEWAY_KEYS` with a second `scopes` or `limits`,

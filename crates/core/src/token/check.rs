@@ -179,6 +179,8 @@ fn about_the_token(status: u16, body: &[u8], v: Option<&Value>) -> bool {
 /// answer in any shape (`retry_after`: its `Retry-After` header) names its
 /// penalty.
 pub fn parse_check_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> CheckOutcome {
+    // Read up to its JSON's end, as a refresh answer is.
+    let body = &*crate::jsontext::token_answer(body);
     if let Some(penalty_secs) = penalty_named_by(status, body, retry_after, TOKEN_NAMING_KEYS) {
         return CheckOutcome::RateLimited { status, penalty_secs };
     }
@@ -463,6 +465,11 @@ mod tests {
         assert_eq!(parse_check_response(200, br#"{"error":"invalid_token"}"#, None, T0), CheckOutcome::Invalid);
         assert_eq!(parse_check_response(401, br#"{"error":"invalid_token","error_description":"invalid/expired token"}"#, None, T0), CheckOutcome::Invalid);
         assert_eq!(parse_check_response(401, b"", None, T0), CheckOutcome::Invalid);
+        // Bytes after the JSON (a proxy's tail), or a byte order mark
+        // before it: read as the JSON alone, as a refresh answer is.
+        assert_eq!(parse_check_response(200, b"{\"success\":0,\"error\":\"invalid token\"}\n<!-- edge -->", None, T0), CheckOutcome::Invalid);
+        assert_eq!(parse_check_response(200, b"\xEF\xBB\xBF{\"error\":\"invalid_token\"}", None, T0), CheckOutcome::Invalid);
+        assert!(matches!(parse_check_response(429, b"{\"message\":\"auth.request_limit_exceeded\"} ", None, T0), CheckOutcome::RateLimited { .. }));
         assert!(matches!(parse_check_response(403, b"", None, T0), CheckOutcome::Failed(_)), "a bare 403 names no token");
         for (status, body) in [(500, &b""[..]), (503, b"<html>"), (408, b""), (404, b"")] {
             assert!(matches!(parse_check_response(status, body, None, T0), CheckOutcome::Failed(_)), "{status}");

@@ -124,8 +124,9 @@ fn credentials_oauth_code(code: &str) -> bool {
 pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str>, now_ms: i64) -> RefreshOutcome {
     // After one byte order mark (a proxy or server may write one), and
     // whatever follows the JSON: unread, a rotation that happened would be
-    // lost.
-    let parsed = crate::jsontext::leading_json(body);
+    // lost. Every reading below takes the same body.
+    let body = &*crate::jsontext::token_answer(body);
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let obj = parsed.as_ref().and_then(Value::as_object);
 
     // A success: a 2xx body with an access token (a missing refresh token
@@ -409,6 +410,12 @@ mod tests {
             assert!(matches!(parse_refresh_response(200, &body, None, T0), RefreshOutcome::Success(a) if a.refresh_token.is_some()), "{tail:?}");
         }
         assert_eq!(parse_validate_response(200, b"{\"expires_in\":10}\n<!-- edge -->", T0), Some(T0 + 10_000));
+        // A penalty or a refusal with such a tail reads as without it: one
+        // body, one reading (a penalty missed here would be taken for a
+        // dead refresh token: reauth_required).
+        let limited = b"{\"message\":\"auth.request_limit_exceeded\"}\n<!-- edge -->";
+        assert!(matches!(parse_refresh_response(400, limited, None, T0), RefreshOutcome::RateLimited { .. }));
+        assert!(matches!(parse_refresh_response(400, &limited[..41], None, T0), RefreshOutcome::RateLimited { .. }));
         // A cut-off answer is still unreadable.
         assert!(!matches!(parse_refresh_response(200, &bom[3..30], None, T0), RefreshOutcome::Success(_)));
     }
