@@ -707,6 +707,22 @@ test("a refusal for an order Xoxoday already holds under the poNumber (its dupli
     assert.equal(passed.json.errorId, "PLE10018", passed.text);
     seen = await requestsFor(d3);
     assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 404], ["getOrderDetails", 502], ["getOrderDetails", 404]], "sent once; the failed lookup, the unclear one");
+    // ... and with the next look finding no such order (Xoxoday's own 404
+    // PLE10016): passed on at that look too, as at a first look that
+    // answers (it waited for the settling proof, about 180 s).
+    const d4 = po("dup-bad-none");
+    await sandbox.admin("/faults/details", { mode: "5xx", count: 1, po_number: d4 });
+    await clearRequests();
+    const held4 = await op("placeOrder", keys.writer, order(d4, { denomination: 26 }));
+    assert.equal(held4.status, 409, held4.text);
+    assert.equal(held4.json.error.code, "order_in_progress");
+    const passed4 = await waitFor(async () => {
+      const again = await op("placeOrder", keys.writer, order(d4, { denomination: 26 }));
+      return again.status === 409 ? null : again;
+    }, { timeout: 60_000, interval: 2_000, what: "the refusal passed on after no such order" });
+    assert.equal(passed4.json.errorId, "PLE10018", passed4.text);
+    seen = await requestsFor(d4);
+    assert.deepEqual(seen.map((s) => [s.op, s.status]), [["placeOrder", 404], ["getOrderDetails", 502], ["getOrderDetails", 404]], "sent once; the failed lookup, then no such order");
   } finally {
     await sandbox.admin("/config", { duplicate_answer: "ple10043" });
   }

@@ -850,12 +850,10 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
 /// another order, leaves the refusal as the answer: forgotten, the poNumber
 /// usable again, as before the check (so does an answer that is neither,
 /// [`Reconciled::Unclear`]). A check that failed (no answer, a 5xx, a
-/// penalty, plumgate's own budget) rules nothing out: the order
-/// stays pending and is checked as after a lost answer ([`after_check`]:
-/// `409 order_in_progress` meanwhile, the refusal passed on once
-/// getOrderDetails has shown no such order for the settling period, or at
-/// once when it answers in other words), for
-/// Xoxoday's duplicate answer may be any refusal.
+/// penalty, plumgate's own budget) rules nothing out, for Xoxoday's
+/// duplicate answer may be any refusal: the order stays pending and is
+/// checked again with backoff ([`after_check`]: `409 order_in_progress`
+/// meanwhile), and the first look that answers decides as here.
 pub fn after_refusal(r: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     match (reconciled, &r.refused) {
         (Reconciled::Found(details), _) => match same_order(&details, &r.order) {
@@ -1009,6 +1007,11 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
                 finish(Store::Forget, outcome, Fate::NotPlaced)
             }
         },
+        // After a definite refusal, no such order or an answer in other
+        // words passes the refusal on at a later look as at the first
+        // (`after_refusal`); else it waited for the settling proof, or (in
+        // other words) out the retention.
+        seen @ (Reconciled::NotFound | Reconciled::Unclear) if definitely_refused(&r) => after_refusal(&r, seen, now_ms),
         Reconciled::NotFound => {
             r.not_found = r.not_found.saturating_add(1);
             if r.not_found >= NOT_FOUND_PROOF && now_ms >= r.sent_at_ms.saturating_add(SETTLE_MS) {
@@ -1020,10 +1023,6 @@ pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Fin
             let penalty_ends = crate::limits::penalty_until(None, observed, now_ms).until_ms;
             still_pending_until(r, now_ms, penalty_ends)
         }
-        // After a definite refusal an answer in other words is no reason to
-        // hold the refusal back, at a later check as at the first
-        // (`after_refusal`); else the record waited out the retention.
-        Reconciled::Unclear if definitely_refused(&r) => after_refusal(&r, Reconciled::Unclear, now_ms),
         Reconciled::Unknown | Reconciled::Unclear | Reconciled::NotAsked(_) => still_pending(r, now_ms),
     }
 }

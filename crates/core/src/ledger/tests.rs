@@ -327,11 +327,17 @@ fn after_place_every_arm() {
             assert_eq!((kept.state, kept.checks, kept.refused.clone()), (RecordState::Pending, 1, r.refused.clone()));
             assert!(kept.next_check_at_ms > now);
             assert!(matches!(&f.outcome, Outcome::Error { error, .. } if error.code == crate::errors::ErrorCode::OrderInProgress), "{:?}", f.outcome);
-            // A later check answered in other words: the refusal stands, as
-            // at the first check (it waited out the retention before).
-            let f = after_check(&kept, Reconciled::Unclear, kept.next_check_at_ms);
-            assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body} {seen:?}");
-            assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+            // A later check that answers, no such order or in other words:
+            // the refusal stands, as at the first check (before, the first
+            // waited for the settling proof, the second out the retention).
+            for later in [Reconciled::NotFound, Reconciled::Unclear] {
+                let f = after_check(&kept, later.clone(), kept.next_check_at_ms);
+                assert_eq!((f.store.clone(), f.fate), (Store::Forget, Fate::NotPlaced), "{status} {body} {seen:?} {later:?}");
+                assert_eq!(f.outcome, Outcome::Answer { status, body: body.into(), reconciled: false, upstream_status: Some(status) });
+            }
+            // Found after all: this order, placed before.
+            let f = after_check(&kept, Reconciled::Found(details()), kept.next_check_at_ms);
+            assert_eq!(f.fate, Fate::Placed, "{status} {body} {seen:?}");
         }
     }
     // The duplicate answer, an uncertain refusal and a lost answer stay
@@ -753,10 +759,11 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     // same order, places it), as after a definite refusal.
     let mut r = pending();
     r.not_found = 2;
-    r.refused = Some(Refused { status: 422, body: "no points".into() });
+    let points = r#"{"code":422,"errorId":"PLE10010","error":"no points"}"#;
+    r.refused = Some(Refused { status: 422, body: points.into() });
     let f = after_check(&r, Reconciled::NotFound, T0 + SETTLE_MS);
     assert_eq!(f.fate, Fate::NotPlaced);
-    assert_eq!(f.outcome, Outcome::Answer { status: 422, body: "no points".into(), reconciled: false, upstream_status: None });
+    assert_eq!(f.outcome, Outcome::Answer { status: 422, body: points.into(), reconciled: false, upstream_status: None });
     assert_eq!(f.store, Store::Forget);
 }
 
