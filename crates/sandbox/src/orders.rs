@@ -452,6 +452,9 @@ fn delivery_status(o: &Order) -> &'static str {
     match o.status.as_str() {
         "cancelled" => "canceled",
         "failed" => "failed",
+        // Its lines cancelled by their `cancelledQuantity`: settled, not
+        // waiting for delivery, a delayed product's too (README).
+        "cancelled_lines" => "delivered",
         _ if o.delayed => "pending",
         _ => "delivered",
     }
@@ -731,6 +734,12 @@ mod tests {
         assert_eq!(details["deliveryDate"], "");
         let row = &l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"}))).unwrap()[0];
         assert_eq!((row["deliveryStatus"].clone(), row.get("vouchers")), (json!("pending"), None));
+        // Its lines cancelled by a fault: settled (delivered, as the README
+        // says of cancelled_lines), not waiting.
+        let mut settled = o.clone();
+        settled.status = "cancelled_lines".into();
+        assert!(!settled.pending());
+        assert_eq!(place_order_json(&settled)["deliveryStatus"], "delivered");
 
         let req = l.validate(&order("now", 2, 25.0), INITIAL).unwrap();
         let o = l.create(req, 1_000).clone();
