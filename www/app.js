@@ -1130,14 +1130,17 @@
         setStatus("order-status", neverExecuted(e)
           ? `Order ${body.poNumber} is still not settled: this attempt placed nothing, but an earlier one may have placed it. Send it again unchanged.`
           : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`);
-      } else if (e.code === "idempotency_conflict" && state.product) {
+      } else if (e instanceof PlumgateError && e.code === "idempotency_conflict") {
         // plumgate found another order under the poNumber (its ledger, or
         // its look at Xoxoday after a lost answer): not placed, and the
-        // poNumber is taken, so the form gets a new one (sent again, the old
-        // one only meets Xoxoday's duplicate refusal).
+        // poNumber is taken, so a form still holding it gets a new one (sent
+        // again, the old one only meets Xoxoday's duplicate refusal). A form
+        // filled since (another product after a reload) has its own.
         setUncertain(null);
-        freshPo();
-        setStatus("order-status", `Order ${body.poNumber} was not placed: another order holds its poNumber. The form has a new poNumber, ${state.po}, to place this order.`);
+        const formHadIt = Boolean(state.product) && state.po === body.poNumber;
+        if (formHadIt) freshPo();
+        setStatus("order-status", `Order ${body.poNumber} was not placed: another order holds its poNumber.`
+          + (formHadIt ? ` The form has a new poNumber, ${state.po}, to place this order.` : ""));
       } else {
         setUncertain(null);
         setStatus("order-status", personMustAct(e)
