@@ -4,8 +4,9 @@
 // prose, a default in the wrong column), and a row with a cell too many or
 // too few shifts its columns. For each Markdown file outside node_modules,
 // build output and tests: every line after a table's header up to the
-// first blank line (or HTML comment) must be a row (start with `|`) with the
-// header's number of cells. Cells are counted by unescaped `|` outside code spans.
+// first blank line (or a line that starts another block: a fence, an HTML
+// comment, a heading, a list item, a quote) must be a row (start with `|`)
+// with the header's number of cells.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,7 +22,12 @@ function markdown(dir) {
   });
 }
 
-const cells = (line) => (line.replace(/`[^`]*`/g, "").match(/(?<!\\)\|/g) || []).length;
+// Cells as GitHub splits them: on every `|` not escaped with `\`, code
+// spans included (a `|` in one must be written `\|` in a table), the
+// row's leading and trailing `|` optional.
+const cells = (line) => line.trim().replace(/^\|/, "").replace(/(?<!\\)\|$/, "").split(/(?<!\\)\|/).length;
+// A line that starts another block ends a table without a blank line.
+const startsBlock = (line) => /^(```|<!--|#{1,6} |[-*+] |\d+[.)] |> )/.test(line);
 
 const problems = [];
 for (const file of markdown(root)) {
@@ -29,17 +35,15 @@ for (const file of markdown(root)) {
   let header = 0;
   let fenced = false;
   lines.forEach((line, i) => {
-    if (line.startsWith("```")) fenced = !fenced;
-    if (fenced) return;
     const where = `${relative(root, file)}:${i + 1}`;
-    if (line.startsWith("|")) {
+    if (!fenced && line.startsWith("|")) {
       if (!header) header = cells(line);
-      else if (cells(line) !== header) problems.push(`${where}: ${cells(line) - 1} cells, the header has ${header - 1}`);
+      else if (cells(line) !== header) problems.push(`${where}: ${cells(line)} cells, the header has ${header}`);
     } else if (header) {
-      // Another block (an HTML comment: the bench's markers) ends it too.
-      if (line.trim() && !line.startsWith("<!--")) problems.push(`${where}: a table row continues on a line of its own (join it to the row)`);
+      if (line.trim() && !startsBlock(line)) problems.push(`${where}: a table row continues on a line of its own (join it to the row)`);
       header = 0;
     }
+    if (line.startsWith("```")) fenced = !fenced;
   });
 }
 if (problems.length) {
