@@ -9,8 +9,9 @@
 //!   rejected before any upstream call, with a [`ValidationError`] whose
 //!   message names the field and the rule but never echoes the value (values
 //!   may be PII or secrets); the rules accept what Xoxoday accepts (numeric
-//!   strings, `0`/`1`/booleans for flags, empty strings) and fill in the
-//!   documented defaults of fields GitBook marks required;
+//!   strings, `0`/`1`/booleans for flags, empty strings) and fill in
+//!   plumgate's defaults of fields GitBook marks required (no Xoxoday page
+//!   gives one);
 //! - the Xoxoday envelope: building the canonical one (`build_envelope`; as
 //!   the text sent upstream, `envelope_text`) and taking apart one sent by
 //!   an existing client to the drop-in route (`parse_envelope`), including
@@ -272,7 +273,7 @@ pub fn validate(op: Operation, data: &Value) -> Result<(), ValidationError> {
 /// Validate `data` and return what goes upstream: the caller's values as
 /// sent, except that a flag is written `0` / `1`, an empty array standing
 /// for an object is written `{}`, and a field GitBook marks required gets
-/// its documented default when absent or `null` (placeOrder's
+/// plumgate's default when absent or `null` (placeOrder's
 /// `notifyReceiverEmail` and `notifyAdminEmail`, getOrderDetails'
 /// `sendMailToReceiver`: `0`; getOrderDetails' `orderId`: `null`).
 ///
@@ -452,7 +453,8 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
         // validated, scoped, within its budget and (placeOrder) through the
         // order ledger, sent under its documented query. Forwarded as sent,
         // it would skip all of that. So would another case of its name
-        // (`plumProAPI.mutation.PlaceOrder`), should Xoxoday take it.
+        // (`plumProAPI.mutation.PlaceOrder`), should Xoxoday take it. (The
+        // MCP client's `getPaymentReport` is that exact query only.)
         (None, Some(name)) => match Operation::ALL.into_iter().find(|op| op.name().eq_ignore_ascii_case(name)) {
             Some(op) => op,
             None => return Ok(ParsedEnvelope::Unvalidated(name.to_owned())),
