@@ -285,6 +285,24 @@ test("node function: a poNumber Xoxoday holds for another order is 409, not 202 
   assert.doesNotMatch(json.retry, /call again later/);
 });
 
+test("node function (Lambda shape): under Lambda's default 3 s limit nothing is sent, and the answer says why", async () => {
+  // The README's sentence: 3 s less the 2 s margin leaves less than an
+  // attempt needs (the client's minAttemptMs, 1 s). Lambda's clock runs
+  // from the invocation, so the handler is told a little under 3 s.
+  process.env.PLUMGATE_URL = gateway.url;
+  process.env.PLUMGATE_KEY = keys.rewards.key;
+  process.env.REWARD_TOKEN = REWARD_TOKEN;
+  const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const poNumber = po("lambda-3s");
+  const res = await handler({ headers: AUTH, body: JSON.stringify({ ...REWARD, poNumber }) }, { getRemainingTimeInMillis: () => 2_950 });
+  assert.equal(res.statusCode, 503, res.body);
+  const json = JSON.parse(res.body);
+  assert.deepEqual([json.status, json.code], ["refused", "timeout"], res.body);
+  assert.match(json.message, /not sent/);
+  const sent = (await sandboxRequests(sandbox)).filter((r) => r.op === "placeOrder" && r.body?.variables?.data?.poNumber === poNumber);
+  assert.equal(sent.length, 0, "nothing sent");
+});
+
 test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipient's accented address arrives as written", async () => {
   process.env.PLUMGATE_URL = gateway.url;
   process.env.PLUMGATE_KEY = keys.rewards.key;
