@@ -86,6 +86,14 @@ async function startCaller(key, { vars, persistDir } = {}) {
 const REWARD_TOKEN = "example-callers-token-0123456789";
 const AUTH = { authorization: `Bearer ${REWARD_TOKEN}` };
 
+/** The node-function example's module (`file`), its environment set for this run's gateway. */
+async function nodeFunction(file = "handler.mjs") {
+  process.env.PLUMGATE_URL = gateway.url;
+  process.env.PLUMGATE_KEY = keys.rewards.key;
+  process.env.REWARD_TOKEN = REWARD_TOKEN;
+  return import(join(ROOT, "examples/node-function", file));
+}
+
 async function post(url, body, headers = AUTH) {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
   return { status: res.status, headers: res.headers, json: await res.json() };
@@ -235,11 +243,8 @@ test("node function: an order slower than the function's time limit is 202 unkno
 });
 
 test("node function (web-standard shapes, Vercel and Netlify v2): Request in, Response out, each exported the way its platform looks for it", async () => {
-  process.env.PLUMGATE_URL = gateway.url;
-  process.env.PLUMGATE_KEY = keys.rewards.key;
-  process.env.REWARD_TOKEN = REWARD_TOKEN;
-  const forVercel = await import(join(ROOT, "examples/node-function/handler.mjs"));
-  const forNetlify = await import(join(ROOT, "examples/node-function/web.mjs"));
+  const forVercel = await nodeFunction();
+  const forNetlify = await nodeFunction("web.mjs");
   // Vercel calls a default-exported function as (req, res): the web shape
   // must be a method export. Netlify runs a `handler` export as v1 when
   // there is one: its v2 file must have none.
@@ -265,10 +270,7 @@ test("node function (web-standard shapes, Vercel and Netlify v2): Request in, Re
 });
 
 test("node function: a poNumber Xoxoday holds for another order is 409, not 202 'call again' (asking again gets the same answer)", async () => {
-  process.env.PLUMGATE_URL = gateway.url;
-  process.env.PLUMGATE_KEY = keys.rewards.key;
-  process.env.REWARD_TOKEN = REWARD_TOKEN;
-  const { POST } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const { POST } = await nodeFunction();
   // Another system's order under the poNumber, for another recipient,
   // placed on Xoxoday directly.
   const { access_token: at } = await sandbox.admin("/tokens/issue", {});
@@ -289,10 +291,7 @@ test("node function (Lambda shape): under Lambda's default 3 s limit nothing is 
   // The README's sentence: 3 s less the 2 s margin leaves less than an
   // attempt needs (the client's minAttemptMs, 1 s). Lambda's clock runs
   // from the invocation, so the handler is told a little under 3 s.
-  process.env.PLUMGATE_URL = gateway.url;
-  process.env.PLUMGATE_KEY = keys.rewards.key;
-  process.env.REWARD_TOKEN = REWARD_TOKEN;
-  const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const { handler } = await nodeFunction();
   const poNumber = po("lambda-3s");
   const res = await handler({ headers: AUTH, body: JSON.stringify({ ...REWARD, poNumber }) }, { getRemainingTimeInMillis: () => 2_950 });
   assert.equal(res.statusCode, 503, res.body);
@@ -304,10 +303,7 @@ test("node function (Lambda shape): under Lambda's default 3 s limit nothing is 
 });
 
 test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipient's accented address arrives as written", async () => {
-  process.env.PLUMGATE_URL = gateway.url;
-  process.env.PLUMGATE_KEY = keys.rewards.key;
-  process.env.REWARD_TOKEN = REWARD_TOKEN;
-  const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const { handler } = await nodeFunction();
   const poNumber = po("b64");
   const body = Buffer.from(JSON.stringify({ ...REWARD, email: "zoë@example.com", poNumber })).toString("base64");
   // Header names as an API Gateway REST event keeps them.
@@ -321,10 +317,7 @@ test("node function (Lambda shape): a base64 body is read as UTF-8, so a recipie
 });
 
 test("node function (Lambda shape): behind API Gateway the deadline is its limit (28 s) when the function's own is longer; a function URL or a load balancer keeps the function's", async () => {
-  process.env.PLUMGATE_URL = gateway.url;
-  process.env.PLUMGATE_KEY = keys.rewards.key;
-  process.env.REWARD_TOKEN = REWARD_TOKEN;
-  const { handler } = await import(join(ROOT, "examples/node-function/handler.mjs"));
+  const { handler } = await nodeFunction();
   // No real waiting: the first attempt "takes" 27 s (the clock is moved on)
   // and its answer is lost; the second is placed. With API Gateway's 28 s
   // less the 2 s margin no second attempt fits, and the caller hears 202
