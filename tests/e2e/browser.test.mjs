@@ -85,6 +85,19 @@ async function assertLabelled(page) {
 }
 
 const text = (page, sel) => page.locator(sel).innerText();
+
+// Places the form's order with its answer lost on the way (the request
+// aborted), waits for the page to call it unconfirmed, and lets later
+// orders through again. Returns the poNumber the order went under.
+async function loseOrderAnswer(page) {
+  const po = await text(page, "#po-number");
+  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
+  await page.click("#place-order");
+  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder");
+  assert.equal(await text(page, "#uncertain-po"), po, "the unconfirmed order is the one sent");
+  return po;
+}
 const RID = /^[0-9a-f]{32}$/;
 
 /** No rendering slip: no "null", "undefined", "NaN" or "[object Object]" in the visible text. */
@@ -1045,14 +1058,9 @@ async function walkOrderEdges() {
   assert.equal(await page.locator("#order-result").isVisible(), false, "refused: the first order's answer is gone");
   assert.equal(await page.locator("#order-result .voucher, #order-again, #order-new").count(), 0, "and its vouchers and buttons");
   await page.fill("#quantity", "1");
-  const thirdPo = await text(page, "#po-number");
-  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
-  await page.click("#place-order");
-  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
-  assert.equal(await text(page, "#uncertain-po"), thirdPo);
+  const thirdPo = await loseOrderAnswer(page);
   assert.equal(await page.evaluate(() => document.activeElement.id), "order-uncertain-title", "focus moves from the hidden form to the unconfirmed order");
   assert.equal(await page.locator("#order-result .voucher, #order-again, #order-new").count(), 0, "no other order's buttons beside the unconfirmed one");
-  await page.unroute("**/v1/ops/placeOrder");
   await page.click("#uncertain-again");
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
   assert.match(await text(page, "#order-result .facts"), new RegExp(thirdPo));
@@ -1318,12 +1326,7 @@ async function walkOrderEdges() {
   // look up and then forget or keep; never dropped, never "placed", never
   // given a new poNumber (the form is not this order).
   await page.fill("#quantity", "2");
-  const lostPo = await text(page, "#po-number");
-  await page.route("**/v1/ops/placeOrder", (route) => route.abort("failed"));
-  await page.click("#place-order");
-  await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
-  await page.unroute("**/v1/ops/placeOrder");
-  assert.equal(await text(page, "#uncertain-po"), lostPo);
+  const lostPo = await loseOrderAnswer(page);
   const c5 = await sandbox.counters();
   const elsewhere = await placeElsewhere(lostPo, 1);
   assert.equal(elsewhere.status, 200, "another order under that poNumber, placed at Xoxoday directly");
