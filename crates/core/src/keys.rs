@@ -203,7 +203,9 @@ pub fn parse_new_key(body: &Value, now_ms: i64) -> Result<NewKey, ApiError> {
     };
     let expires_at_ms = match obj.get("expires_at") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match parse_rfc3339(s) {
+        // A date alone is refused: it would end the key at that day's
+        // first instant, a day before "valid through" reads it.
+        Some(Value::String(s)) => match parse_rfc3339(s).filter(|_| s.len() > 10) {
             Some(t) if t > now_ms => Some(t),
             Some(_) => return Err(bad("expires_at must be in the future")),
             None => return Err(bad("expires_at must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z")),
@@ -678,9 +680,11 @@ impl Syncs {
     ///   [`MISS_RECHECK_MS`] (answered or failed: a failing registry is not
     ///   asked again by every request), so however many unknown keys arrive
     ///   the isolate makes at most one call a second.
-    /// - Else an `Absent` key is unknown: `401` without asking.
-    /// - And a key the copy is `Unsure` of gets the last sync's failure
-    ///   again, or, if it did not fail, syncs itself.
+    /// - Else an `Absent` key is unknown, `401` without asking, when that
+    ///   sync was answered (the copy is under a second old: a key made
+    ///   before it is in it); when it failed, the key gets its failure
+    ///   again (a `502` to retry), as a key the copy is `Unsure` of does,
+    ///   which, if the sync did not fail, syncs itself.
     pub fn recheck(&self, seen: Seen, now_ms: i64) -> Recheck {
         if let Some(a) = self.in_flight(now_ms) {
             return Recheck::Wait(SYNC_STALE_MS - a);
@@ -690,7 +694,7 @@ impl Syncs {
             _ => return Recheck::Sync,
         }
         match seen {
-            Seen::Absent => Recheck::Refuse,
+            Seen::Absent => self.failure.clone().map_or(Recheck::Refuse, Recheck::Fail),
             Seen::Unsure => self.failure.clone().map_or(Recheck::Sync, Recheck::Fail),
         }
     }
@@ -850,6 +854,7 @@ mod tests {
             (json!({"id": "a", "scopes": [1]}), "scopes has an unknown scope"),
             (json!({"id": "a", "scopes": ["catalog", "catalog"]}), "scopes names a scope twice"),
             (json!({"id": "a", "scopes": ["*"], "expires_at": "tomorrow"}), "expires_at must be an RFC 3339"),
+            (json!({"id": "a", "scopes": ["*"], "expires_at": "2027-01-31"}), "expires_at must be an RFC 3339 date-time"),
             (json!({"id": "a", "scopes": ["*"], "expires_at": 1_900_000_000}), "expires_at must be an RFC 3339"),
             (json!({"id": "a", "scopes": ["*"], "expires_at": "2026-11-25T17:09:42Z"}), "expires_at must be in the future"),
             (json!({"id": "a", "scopes": ["*"], "limits": {"requests_per_minute": 0}}), "limits.requests_per_minute"),
@@ -1079,8 +1084,10 @@ mod tests {
         let mut s = Syncs::default();
         let t = s.start(Vec::new(), T0);
         s.end(t, Some(&failed()), T0 + 20);
-        // The copy's time did not move, but the attempt counts.
-        assert_eq!(s.recheck(Seen::Absent, T0 + 999), Recheck::Refuse);
+        // The copy's time did not move, but the attempt counts. A key not
+        // in it may have been made since: the failure again (retry), not a
+        // 401 that would make its caller drop a good key.
+        assert_eq!(s.recheck(Seen::Absent, T0 + 999), Recheck::Fail(failed()));
         assert_eq!(s.recheck(Seen::Unsure, T0 + 999), Recheck::Fail(failed()), "the copy cannot say: the failure again, not a 401");
         assert_eq!(s.recheck(Seen::Unsure, T0 + 998), Recheck::Fail(failed()), "a failing registry is not asked by every caller");
         assert_eq!(s.recheck(Seen::Absent, T0 + 1_000), Recheck::Sync);
