@@ -80,8 +80,13 @@ use serde::Serialize;
 pub const DEFAULT_ACCESS_TTL_MS: i64 = 1_296_000_000;
 /// Refresh-token lifetime assumed when an answer gives none (30 days).
 pub const DEFAULT_REFRESH_TTL_MS: i64 = 2_592_000_000;
-/// How many rotated-away refresh-token fingerprints are remembered.
-pub const SPENT_MEMORY: usize = 64;
+/// How many rotated-away refresh-token fingerprints are remembered: 256,
+/// about five years of rotations at the default pace (one every eight
+/// days), so an earlier `XOXODAY_REFRESH_TOKEN` put back (a stale secret,
+/// a rollback of secrets) is refused rather than taken in place of the
+/// live refresh token, then found dead (`reauth_required`). 16 hex
+/// characters each: the stored state grows by at most ~5 KB.
+pub const SPENT_MEMORY: usize = 256;
 
 /// Tuning of the refresh windows and retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +97,9 @@ pub struct TokenPolicy {
     pub must_refresh_secs: u64,
     /// Never refresh more often than this, unless the token is unusable
     /// (default 60 s); also the forced-refresh throttle. Stops loops when
-    /// upstream issues short tokens.
+    /// upstream issues tokens shorter than the refresh windows (a token
+    /// that lives less than this is still refreshed once it expires, once
+    /// per its life, each request then waiting for the refresh).
     pub min_refresh_interval_secs: u64,
     /// How long a request waits for a refresh (or a token check) it needs
     /// (default 15 s). The refresh itself keeps running in the Durable

@@ -725,3 +725,41 @@ fn plan_every_arm() {
     assert_eq!(plan(&usable, Trigger::Request, T0 + 9 * DAY, &p), Plan::ServeAndRefresh);
     assert_eq!(plan(&usable, Trigger::Request, now, &p), Plan::Serve);
 }
+
+/// An earlier `XOXODAY_REFRESH_TOKEN` put back (a stale secret, a rollback
+/// of secrets) is not taken again years of rotations later: the live
+/// refresh token must not be swapped for a dead one. (64 remembered, as
+/// before, lasted about a year and a half of rotations, fewer when an
+/// incident forces refreshes.)
+#[test]
+fn an_earlier_bootstrap_value_is_never_taken_again() {
+    let mut s = seeded(15 * DAY);
+    let rotate = |s: &mut AuthorityState, to: &str| {
+        let answer = TokenAnswer {
+            access_token: AccessToken::new(format!("at-{to}")),
+            access_expires_at_ms: T0 + 15 * DAY,
+            refresh_token: Some(RefreshToken::new(to)),
+            refresh_expires_at_ms: None,
+        };
+        apply_success(s, answer, T0, 0.0);
+    };
+    // Recovery with a second generated token, then five years of
+    // rotations at the default pace.
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot-2"), None, T0).adopted_refresh);
+    let five_years = 5 * 365 / 8;
+    for i in 0..five_years {
+        rotate(&mut s, &format!("rt-{i}"));
+    }
+    let live = s.refresh.as_ref().unwrap().token.fingerprint();
+    for earlier in ["rt-boot", "rt-boot-2"] {
+        let a = adopt_bootstrap(&mut s, &RefreshToken::new(earlier), None, T0 + DAY);
+        assert!(a.ignored_spent && !a.adopted_refresh, "{earlier}: {a:?}");
+        assert_eq!(s.refresh.as_ref().unwrap().token.fingerprint(), live, "{earlier}: the live token stays");
+    }
+    // A newly generated value is still taken.
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot-3"), None, T0 + DAY).adopted_refresh);
+    // Set again after another value was ignored: the one held, nothing to do.
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0 + DAY).ignored_spent);
+    assert_eq!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot-3"), None, T0 + DAY), Adoption::default());
+    assert_eq!(s.refresh.as_ref().unwrap().token.fingerprint(), RefreshToken::new("rt-boot-3").fingerprint());
+}
