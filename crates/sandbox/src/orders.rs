@@ -1,8 +1,9 @@
 //! The wallet and the orders. Owns: placeOrder validation rules (field
 //! forms, GitBook's required notify flags, product, quantity limit,
 //! denomination, poNumber uniqueness, balance), order
-//! creation with deterministic voucher codes (not shown while a delayed
-//! product's order is `pending`), the order/response shapes of
+//! creation with deterministic voucher codes (shown only once delivered:
+//! not while a delayed product's order is `pending`, never for a failed or
+//! cancelled order), the order/response shapes of
 //! placeOrder, getOrderDetails and getOrderHistory, and the payment report
 //! ledger rows. Balance = config's initial balance − sum of the charges of
 //! orders Xoxoday did not fail or cancel (their amount goes back).
@@ -89,6 +90,14 @@ impl Order {
     /// then its answers carry no voucher and there is none to mail again.
     pub fn pending(&self) -> bool {
         delivery_status(self) == "pending"
+    }
+
+    /// Whether the order's vouchers are out: answered in `vouchers` and
+    /// mailed again on `sendMailToReceiver: 1`. Not while it is pending, and
+    /// never for a failed or cancelled order (`cancelled_lines` too: every
+    /// line cancelled, nothing delivered), whatever codes it was issued.
+    pub fn delivered(&self) -> bool {
+        !self.refunded() && !self.pending()
     }
 }
 
@@ -464,11 +473,14 @@ fn total(o: &Order) -> Value {
     amount(o.denomination * f64::from(o.quantity))
 }
 
-/// The order's `vouchers`: none while it is pending ([`Order::pending`]),
-/// so placeOrder's and getOrderDetails' answers for a delayed product carry
-/// no code; its `voucherDetails` lines still describe the order.
+/// The order's `vouchers`: only delivered ones ([`Order::delivered`]).
+/// None while it is pending, so placeOrder's and getOrderDetails' answers
+/// for a delayed product carry no code; none for a failed or cancelled
+/// order, whose codes were never delivered (xoxoday-api.md lists `vouchers`
+/// as what an order delivers, and says nothing of codes of an order that
+/// failed). The `voucherDetails` lines still describe the order.
 fn vouchers_json(o: &Order) -> Value {
-    if o.pending() {
+    if !o.delivered() {
         return json!([]);
     }
     let country = crate::catalog::COUNTRIES
@@ -549,14 +561,9 @@ pub fn order_details_json(o: &Order, recipient: OrderRecipient) -> Value {
         obj.insert("rawOrderTotal".into(), total(o));
         obj.insert("rawOrderDiscount".into(), json!(0));
         obj.insert("orderDate".into(), json!(fmt_datetime(o.created_ms)));
-        obj.insert(
-            "deliveryDate".into(),
-            json!(if o.delayed {
-                String::new()
-            } else {
-                fmt_datetime(o.created_ms)
-            }),
-        );
+        // When its vouchers went out; "" while none has.
+        let delivered = o.delivered().then(|| fmt_datetime(o.created_ms));
+        obj.insert("deliveryDate".into(), json!(delivered.unwrap_or_default()));
         let email = if recipient == OrderRecipient::Top { o.email.as_str() } else { ACCOUNT_EMAIL };
         obj.insert("email".into(), json!(email));
         obj.insert("orderMeta".into(), json!({}));
@@ -749,6 +756,26 @@ mod tests {
             let codes: Vec<&str> = j["vouchers"].as_array().unwrap().iter().filter_map(|v| v["voucherCode"].as_str()).collect();
             assert_eq!(codes, o.vouchers.iter().map(|v| v.code.as_str()).collect::<Vec<_>>());
             assert_eq!(codes.len(), 2);
+        }
+    }
+
+    /// A failed or cancelled order delivered nothing: whatever codes it was
+    /// issued, its answers list no voucher (xoxoday-api.md's `vouchers` are
+    /// what an order delivers; nothing there lists codes of an order that
+    /// failed).
+    #[test]
+    fn failed_and_cancelled_orders_list_no_vouchers() {
+        for status in ["failed", "cancelled", "cancelled_lines"] {
+            let mut l = Ledger::new(0);
+            let req = l.validate(&order("now", 1, 25.0), INITIAL).unwrap();
+            let o = l.create_with_status(req, 0, status).clone();
+            assert_eq!(o.vouchers.len(), 1, "{status}: issued");
+            assert!(!o.delivered() && !o.pending(), "{status}: settled");
+            let details = order_details_json(&o, OrderRecipient::Top);
+            for j in [&place_order_json(&o), &details] {
+                assert_eq!(j["vouchers"], json!([]), "{status}");
+            }
+            assert_eq!(details["deliveryDate"], "", "{status}: never delivered");
         }
     }
 

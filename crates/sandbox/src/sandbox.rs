@@ -712,8 +712,9 @@ impl Sandbox {
                 }
                 let order = self.ledger.lookup(input)?;
                 let data = order_details_json(order, self.config.order_recipient);
-                // A pending order has no voucher yet: no mail to send again.
-                if resend && !order.pending() {
+                // Only delivered vouchers are mailed again: none of a pending
+                // order yet, none of a failed or cancelled one.
+                if resend && order.delivered() {
                     self.counters.resend_mails += 1;
                 }
                 ok(op, data)

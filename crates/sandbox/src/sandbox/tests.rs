@@ -875,6 +875,22 @@ fn a_delayed_order_answers_no_vouchers_and_mails_none() {
     assert_eq!(s.counters_json(0, 0)["resend_mails"], 0, "no voucher to mail again");
 }
 
+/// A failed or cancelled order delivered nothing: its answers list no
+/// voucher and a resend mails none.
+#[test]
+fn a_failed_or_cancelled_order_answers_and_mails_no_voucher() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    for (po, status) in [("PO-F", "failed"), ("PO-C", "cancelled"), ("PO-L", "cancelled_lines")] {
+        s.set_order_fault(format!(r#"{{"mode":"hang_after_create","hang_ms":1,"order_status":"{status}"}}"#).as_bytes()).unwrap();
+        let out = api(&mut s, AT, place, order(po), T0);
+        assert_eq!(out.body["data"]["placeOrder"]["data"]["vouchers"], json!([]), "{status}");
+        let det = api(&mut s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":po,"orderId":null,"sendMailToReceiver":1}), T0);
+        assert_eq!(det.body["data"]["getOrderDetails"]["data"]["vouchers"], json!([]), "{status}");
+    }
+    assert_eq!(s.counters_json(0, 0)["resend_mails"], 0, "nothing to mail again");
+}
+
 /// The envelope and the fields GitBook stars: what Xoxoday documents is
 /// accepted (PHP's `[]` for `{}`, numbers as strings), what it does not is
 /// a 400, never silently defaulted.
