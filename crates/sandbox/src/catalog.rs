@@ -234,6 +234,12 @@ pub fn currency(code: &str) -> Option<&'static Currency> {
         .find(|c| c.code.eq_ignore_ascii_case(code))
 }
 
+/// The upper end of a `tatInDays` text in whole days: `"3"` → 3, `"1 - 7"`
+/// → 7; `None` for anything else.
+pub fn tat_upper_days(tat: &str) -> Option<u32> {
+    tat.rsplit('-').next()?.trim().parse().ok()
+}
+
 /// The process-wide catalog (derived once, identical in every run).
 pub fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
@@ -589,6 +595,20 @@ impl Product {
         self.category.1
     }
 
+    /// A delayed product's `tatInDays`, the turnaround Xoxoday states in
+    /// days: `"3"`, or a range such as `"1 - 7"` (xoxoday-api.md §3.2);
+    /// `None` for a realtime product (its `tatInDays` is 0).
+    pub fn tat(&self) -> Option<&'static str> {
+        self.delayed.then_some(if self.idx % 4 == 1 { "1 - 7" } else { "3" })
+    }
+
+    /// The days a delayed product's order waits for its vouchers: the upper
+    /// end of its `tatInDays` (`"3"` → 3, `"1 - 7"` → 7); 0 for a realtime
+    /// product, delivered at once.
+    pub fn turnaround_days(&self) -> u32 {
+        self.tat().and_then(tat_upper_days).unwrap_or(0)
+    }
+
     pub fn to_json(&self, asset_base: &str, with_fx: bool) -> Value {
         let rate = 1.0 / self.currency.usd_rate;
         let exchange_rate = if with_fx {
@@ -600,8 +620,8 @@ impl Product {
         } else {
             amount(rate)
         };
-        let tat = if self.delayed {
-            json!(if self.idx % 4 == 1 { "1 - 7" } else { "3" })
+        let tat = if let Some(tat) = self.tat() {
+            json!(tat)
         } else if self.idx % 2 == 0 {
             json!(0)
         } else {
@@ -993,5 +1013,26 @@ mod tests {
             let e = c.vouchers(&obj(bad.clone()), "").unwrap_err();
             assert_eq!((e.status, e.error_id), (400, "PLE10001"), "{bad}");
         }
+    }
+
+    /// A delayed product's order waits the upper end of its `tatInDays`;
+    /// a realtime product's none.
+    #[test]
+    fn turnaround_is_the_upper_end_of_tat() {
+        assert_eq!(tat_upper_days("3"), Some(3));
+        assert_eq!(tat_upper_days("1 - 7"), Some(7));
+        assert_eq!(tat_upper_days("2-5"), Some(5));
+        assert_eq!(tat_upper_days("soon"), None);
+        let c = catalog();
+        for p in &c.products {
+            let tat = p.to_json("", false)["tatInDays"].clone();
+            match tat.as_str() {
+                Some("3") => assert_eq!(p.turnaround_days(), 3, "{}", p.id),
+                Some("1 - 7") => assert_eq!(p.turnaround_days(), 7, "{}", p.id),
+                _ => assert_eq!((p.delayed, p.turnaround_days()), (false, 0), "{}: {tat}", p.id),
+            }
+        }
+        assert!(c.products.iter().any(|p| p.turnaround_days() == 3));
+        assert!(c.products.iter().any(|p| p.turnaround_days() == 7));
     }
 }
