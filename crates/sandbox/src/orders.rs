@@ -1,9 +1,11 @@
 //! The wallet and the orders. Owns: placeOrder validation rules (field
 //! forms, GitBook's required notify flags, product, quantity limit,
 //! denomination, poNumber uniqueness, balance), order
-//! creation with deterministic voucher codes (shown only once delivered:
-//! not while a delayed product's order is `pending`, never for a failed or
-//! cancelled order), the order/response shapes of
+//! creation with deterministic voucher codes, their delivery (a realtime
+//! product's at once; a delayed product's once sandbox time passes its
+//! creation plus the product's turnaround, the upper end of `tatInDays`,
+//! and until then `pending` with no voucher shown; a failed or cancelled
+//! order's never, so its answers list none), the order/response shapes of
 //! placeOrder, getOrderDetails and getOrderHistory, and the payment report
 //! ledger rows. Balance = config's initial balance − sum of the charges of
 //! orders Xoxoday did not fail or cancel (their amount goes back).
@@ -62,12 +64,19 @@ pub struct Order {
     pub contact: String,
     pub created_ms: i64,
     /// Issued when the order is made, a delayed product's too; answered
-    /// only once the order is no longer pending ([`Order::pending`]).
+    /// only once they are delivered ([`Order::delivered`]).
     pub vouchers: Vec<Voucher>,
     /// `orderStatus`: `complete`, or `failed` / `cancelled` when an order
     /// fault made it so (state files of older sandboxes: `complete`).
     #[serde(default = "complete")]
     pub status: String,
+    /// A delayed product's order: when Xoxoday delivers it (sandbox time),
+    /// its creation plus the product's turnaround in days
+    /// ([`Product::turnaround_days`]). `None` for a realtime product's, and
+    /// in state files of older sandboxes, where [`Ledger::reindex`] sets it
+    /// from the catalog's `tatInDays`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at_ms: Option<i64>,
 }
 
 fn complete() -> String {
@@ -84,20 +93,24 @@ impl Order {
         matches!(self.status.as_str(), "failed" | "cancelled" | "cancelled_lines")
     }
 
-    /// Whether the order waits for delivery (`deliveryStatus` `pending`): a
-    /// delayed product's order that no fault failed or cancelled. Xoxoday
-    /// delivers it later (xoxoday-api.md §3.4/§3.5, §3.8's webhook); until
-    /// then its answers carry no voucher and there is none to mail again.
-    pub fn pending(&self) -> bool {
-        delivery_status(self) == "pending"
+    /// Whether the order waits for delivery at sandbox time `now`
+    /// (`deliveryStatus` `pending`): a delayed product's order that no fault
+    /// failed or cancelled, before its `deliver_at_ms`. Xoxoday delivers it
+    /// later (xoxoday-api.md §3.4/§3.5, §3.8's webhook); until then its
+    /// answers carry no voucher and there is none to mail again.
+    pub fn pending(&self, now: i64) -> bool {
+        delivery_status(self, now) == "pending"
     }
 
-    /// Whether the order's vouchers are out: answered in `vouchers` and
-    /// mailed again on `sendMailToReceiver: 1`. Not while it is pending, and
-    /// never for a failed or cancelled order (`cancelled_lines` too: every
-    /// line cancelled, nothing delivered), whatever codes it was issued.
-    pub fn delivered(&self) -> bool {
-        !self.refunded() && !self.pending()
+    /// Whether the order's vouchers are out at sandbox time `now`: answered
+    /// in `vouchers` and mailed again on `sendMailToReceiver: 1`. A realtime
+    /// product's order's at once, a delayed product's from its
+    /// `deliver_at_ms` on (with the clock set back before it, pending
+    /// again); a failed or cancelled order's never (`cancelled_lines` too:
+    /// every line cancelled, nothing delivered), whatever codes it was
+    /// issued.
+    pub fn delivered(&self, now: i64) -> bool {
+        !self.refunded() && (!self.delayed || self.deliver_at_ms.is_some_and(|at| now >= at))
     }
 }
 
@@ -138,9 +151,14 @@ impl Ledger {
 
     /// Rebuilds the poNumber index after loading from a state file, and
     /// the amount spent from the orders (a state file of an older sandbox
-    /// kept failed and cancelled orders' amounts spent).
+    /// kept failed and cancelled orders' amounts spent). A delayed order of
+    /// an older sandbox, which stayed pending, gets its delivery time from
+    /// the catalog's turnaround for its product.
     pub fn reindex(&mut self) {
         self.orders.sort_by_key(|o| o.order_id);
+        for o in self.orders.iter_mut().filter(|o| o.delayed && o.deliver_at_ms.is_none()) {
+            o.deliver_at_ms = catalog().get(o.product_id).map(|p| deliver_at(o.created_ms, p));
+        }
         self.spent_cents = self.orders.iter().filter(|o| !o.refunded()).map(|o| o.amount_charged_cents).sum();
         self.po_index = self
             .orders
@@ -269,15 +287,16 @@ impl Ledger {
     pub fn create_with_status(&mut self, req: OrderRequest, now: i64, status: &str) -> &Order {
         let order_id = self.next_order_id;
         self.next_order_id += 1;
-        let (name, currency, country, rate, delayed) = match catalog().get(req.product_id) {
+        let (name, currency, country, rate, delayed, deliver_at_ms) = match catalog().get(req.product_id) {
             Some(p) => (
                 p.name.clone(),
                 p.currency.code,
                 p.country.iso,
                 p.currency.usd_rate,
                 p.delayed,
+                p.delayed.then(|| deliver_at(now, p)),
             ),
-            None => (String::new(), "USD", "US", 1.0, false),
+            None => (String::new(), "USD", "US", 1.0, false, None),
         };
         let vouchers = (0..req.quantity)
             .map(|i| voucher(order_id, i, now))
@@ -301,6 +320,7 @@ impl Ledger {
             created_ms: now,
             vouchers,
             status: status.to_owned(),
+            deliver_at_ms,
         });
         let idx = self.orders.len() - 1;
         if !self.orders[idx].refunded() {
@@ -333,8 +353,8 @@ impl Ledger {
         found.ok_or_else(not_found)
     }
 
-    /// getOrderHistory.
-    pub fn history(&self, input: &Map<String, Value>) -> Result<Value, PlumError> {
+    /// getOrderHistory, each order as it stands at sandbox time `now`.
+    pub fn history(&self, input: &Map<String, Value>, now: i64) -> Result<Value, PlumError> {
         let (start, end) = date_range(input)?;
         let limit = count(input, "limit", Some(10))?;
         let page = count(input, "page", Some(1))?;
@@ -347,7 +367,7 @@ impl Ledger {
             .filter(|o| tag.is_empty() || o.tag == tag)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(history_json)
+            .map(|o| history_json(o, now))
             .collect();
         Ok(Value::Array(rows))
     }
@@ -457,15 +477,21 @@ fn voucher(order_id: u64, i: u32, now: i64) -> Voucher {
     }
 }
 
-fn delivery_status(o: &Order) -> &'static str {
+/// When an order of `product` made at `created_ms` is delivered: after the
+/// product's turnaround, in whole days.
+fn deliver_at(created_ms: i64, product: &Product) -> i64 {
+    created_ms.saturating_add(i64::from(product.turnaround_days()) * DAY_MS)
+}
+
+fn delivery_status(o: &Order, now: i64) -> &'static str {
     match o.status.as_str() {
         "cancelled" => "canceled",
         "failed" => "failed",
         // Its lines cancelled by their `cancelledQuantity`: settled, not
         // waiting for delivery, a delayed product's too (README).
         "cancelled_lines" => "delivered",
-        _ if o.delayed => "pending",
-        _ => "delivered",
+        _ if o.delivered(now) => "delivered",
+        _ => "pending",
     }
 }
 
@@ -473,14 +499,14 @@ fn total(o: &Order) -> Value {
     amount(o.denomination * f64::from(o.quantity))
 }
 
-/// The order's `vouchers`: only delivered ones ([`Order::delivered`]).
-/// None while it is pending, so placeOrder's and getOrderDetails' answers
-/// for a delayed product carry no code; none for a failed or cancelled
-/// order, whose codes were never delivered (xoxoday-api.md lists `vouchers`
-/// as what an order delivers, and says nothing of codes of an order that
-/// failed). The `voucherDetails` lines still describe the order.
-fn vouchers_json(o: &Order) -> Value {
-    if !o.delivered() {
+/// The order's `vouchers` at sandbox time `now`: only delivered ones
+/// ([`Order::delivered`]). None while a delayed product's order is pending,
+/// so placeOrder's answer for it carries no code; none for a failed or
+/// cancelled order, whose codes were never delivered (xoxoday-api.md lists
+/// `vouchers` as what an order delivers, and says nothing of codes of an
+/// order that failed). The `voucherDetails` lines still describe the order.
+fn vouchers_json(o: &Order, now: i64) -> Value {
+    if !o.delivered(now) {
         return json!([]);
     }
     let country = crate::catalog::COUNTRIES
@@ -508,13 +534,13 @@ fn vouchers_json(o: &Order) -> Value {
     )
 }
 
-fn voucher_details_json(o: &Order) -> Value {
+fn voucher_details_json(o: &Order, now: i64) -> Value {
     json!([{
         "orderId": o.order_id,
         "productId": o.product_id,
         "productName": o.product_name,
         "currencyCode": o.currency_code,
-        "productStatus": delivery_status(o),
+        "productStatus": delivery_status(o, now),
         "denomination": amount(o.denomination),
         "quantity": o.quantity,
         "cancelledQuantity": if o.status.starts_with("cancelled") { o.quantity } else { 0 },
@@ -523,8 +549,9 @@ fn voucher_details_json(o: &Order) -> Value {
     }])
 }
 
-/// `data.placeOrder.data`.
-pub fn place_order_json(o: &Order) -> Value {
+/// `data.placeOrder.data`, the order as it stands at sandbox time `now`
+/// (at its creation: a delayed product's pending).
+pub fn place_order_json(o: &Order, now: i64) -> Value {
     json!({
         "orderId": o.order_id,
         "orderTotal": total(o),
@@ -535,11 +562,11 @@ pub fn place_order_json(o: &Order) -> Value {
         "amountCharged": money(o.amount_charged_cents),
         // `cancelled_lines`: cancelled by the lines' cancelledQuantity only.
         "orderStatus": if o.status == "cancelled_lines" { "complete" } else { o.status.as_str() },
-        "deliveryStatus": delivery_status(o),
+        "deliveryStatus": delivery_status(o, now),
         "tag": o.tag,
         "quantity": o.quantity,
-        "vouchers": vouchers_json(o),
-        "voucherDetails": voucher_details_json(o),
+        "vouchers": vouchers_json(o, now),
+        "voucherDetails": voucher_details_json(o, now),
     })
 }
 
@@ -547,9 +574,10 @@ pub fn place_order_json(o: &Order) -> Value {
 /// getOrderDetails may show it ([`OrderRecipient`]).
 pub const ACCOUNT_EMAIL: &str = "orders-admin@company.example";
 
-/// `data.getOrderDetails.data`, naming the recipient as `recipient` says.
-pub fn order_details_json(o: &Order, recipient: OrderRecipient) -> Value {
-    let mut v = place_order_json(o);
+/// `data.getOrderDetails.data` at sandbox time `now`, naming the recipient
+/// as `recipient` says.
+pub fn order_details_json(o: &Order, recipient: OrderRecipient, now: i64) -> Value {
+    let mut v = place_order_json(o, now);
     if recipient == OrderRecipient::Line {
         for line in v["voucherDetails"].as_array_mut().into_iter().flatten() {
             line["receiverEmail"] = json!(o.email);
@@ -562,7 +590,7 @@ pub fn order_details_json(o: &Order, recipient: OrderRecipient) -> Value {
         obj.insert("rawOrderDiscount".into(), json!(0));
         obj.insert("orderDate".into(), json!(fmt_datetime(o.created_ms)));
         // When its vouchers went out; "" while none has.
-        let delivered = o.delivered().then(|| fmt_datetime(o.created_ms));
+        let delivered = o.delivered(now).then(|| fmt_datetime(o.deliver_at_ms.unwrap_or(o.created_ms)));
         obj.insert("deliveryDate".into(), json!(delivered.unwrap_or_default()));
         let email = if recipient == OrderRecipient::Top { o.email.as_str() } else { ACCOUNT_EMAIL };
         obj.insert("email".into(), json!(email));
@@ -571,12 +599,12 @@ pub fn order_details_json(o: &Order, recipient: OrderRecipient) -> Value {
     v
 }
 
-fn history_json(o: &Order) -> Value {
+fn history_json(o: &Order, now: i64) -> Value {
     json!({
         "orderId": o.order_id,
         "orderDate": fmt_datetime(o.created_ms),
         "email": o.email,
-        "deliveryStatus": delivery_status(o),
+        "deliveryStatus": delivery_status(o, now),
         "poNumber": o.po_number,
         "tag": o.tag,
         "orderTotal": total(o),
@@ -594,12 +622,12 @@ fn history_json(o: &Order) -> Value {
             "receiverEmail": o.email,
             "price": amount(o.denomination),
             "quantity": o.quantity,
-            "orderProductStatus": delivery_status(o),
+            "orderProductStatus": delivery_status(o, now),
             "currency": o.currency_code,
             "trackingId": "",
             "trackingLink": "",
         }],
-        "voucherDetails": voucher_details_json(o),
+        "voucherDetails": voucher_details_json(o, now),
     })
 }
 
@@ -618,6 +646,26 @@ mod tests {
             json!({"productId":10100,"quantity":qty,"denomination":denom,"poNumber":po,"email":"a@b.c","tag":"t",
                    "notifyReceiverEmail":0,"notifyAdminEmail":0}),
         )
+    }
+
+    /// An order of `qty` cards of a delayed product whose turnaround is
+    /// `days` (the catalog's "3"-day ones are open-value), made at `now`
+    /// with `orderStatus` `status`.
+    fn delayed_order(l: &mut Ledger, days: u32, po: &str, qty: u64, now: i64, status: &str) -> Order {
+        let p = catalog()
+            .products
+            .iter()
+            .find(|p| p.delayed && !p.phone_mandatory && p.turnaround_days() == days)
+            .unwrap();
+        let denom = f64::from(p.denoms.first().copied().unwrap_or(p.min));
+        let input = with(order(po, qty, denom), "productId", Some(json!(p.id)));
+        let req = l.validate(&input, INITIAL).unwrap();
+        l.create_with_status(req, now, status).clone()
+    }
+
+    /// The voucher codes an answer lists.
+    fn codes(j: &Value) -> Vec<String> {
+        j["vouchers"].as_array().unwrap().iter().filter_map(|v| v["voucherCode"].as_str().map(str::to_owned)).collect()
     }
 
     fn with(mut o: Map<String, Value>, key: &str, value: Option<Value>) -> Map<String, Value> {
@@ -662,7 +710,7 @@ mod tests {
         assert_eq!(o.order_id, FIRST_ORDER_ID);
         assert_eq!(o.vouchers.len(), 2);
         assert_eq!(l.balance_cents(INITIAL), INITIAL - 5_000);
-        let j = place_order_json(&o);
+        let j = place_order_json(&o, 1_000);
         assert_eq!(j["amountCharged"], 50);
         assert_eq!(j["deliveryStatus"], "delivered");
 
@@ -711,72 +759,153 @@ mod tests {
 
     /// A delayed product's order is pending (xoxoday-api.md §3.4/§3.5):
     /// Xoxoday delivers its vouchers later, so neither placeOrder's nor
-    /// getOrderDetails' answer lists any; the lines still describe it. A
-    /// realtime order is delivered at once, its vouchers in both answers.
+    /// getOrderDetails' answer lists any before the product's turnaround;
+    /// the lines still describe it. A realtime order is delivered at once,
+    /// its vouchers in both answers.
     #[test]
     fn a_pending_order_has_no_vouchers_yet() {
-        let delayed = catalog()
-            .products
-            .iter()
-            .find(|p| p.delayed && p.fixed && !p.phone_mandatory)
-            .unwrap();
-        let denom = f64::from(delayed.denoms[0]);
         let mut l = Ledger::new(0);
-        let input = with(order("later", 2, denom), "productId", Some(json!(delayed.id)));
-        let req = l.validate(&input, INITIAL).unwrap();
-        let o = l.create(req, 1_000).clone();
-        assert!(o.pending());
-        let placed = place_order_json(&o);
-        let details = order_details_json(&o, OrderRecipient::Top);
-        for (what, j) in [("placeOrder", &placed), ("getOrderDetails", &details)] {
-            assert_eq!(j["deliveryStatus"], "pending", "{what}");
-            assert_eq!(j["orderStatus"], "complete", "{what}");
-            assert_eq!(j["vouchers"], json!([]), "{what}: no voucher before delivery");
-            let lines = j["voucherDetails"].as_array().unwrap();
-            assert_eq!(lines.len(), 1, "{what}");
-            assert_eq!(lines[0]["productId"], delayed.id, "{what}");
-            assert_eq!(lines[0]["quantity"], 2, "{what}");
-            assert_eq!(lines[0]["productStatus"], "pending", "{what}");
+        let o = delayed_order(&mut l, 3, "later", 2, 1_000, "complete");
+        assert_eq!(o.deliver_at_ms, Some(1_000 + 3 * DAY_MS));
+        // At its creation, and until the last moment of its turnaround.
+        for now in [1_000, 1_000 + 3 * DAY_MS - 1] {
+            assert!(o.pending(now) && !o.delivered(now));
+            let placed = place_order_json(&o, now);
+            let details = order_details_json(&o, OrderRecipient::Top, now);
+            for (what, j) in [("placeOrder", &placed), ("getOrderDetails", &details)] {
+                assert_eq!(j["deliveryStatus"], "pending", "{what}");
+                assert_eq!(j["orderStatus"], "complete", "{what}");
+                assert_eq!(j["vouchers"], json!([]), "{what}: no voucher before delivery");
+                let lines = j["voucherDetails"].as_array().unwrap();
+                assert_eq!(lines.len(), 1, "{what}");
+                assert_eq!(lines[0]["productId"], o.product_id, "{what}");
+                assert_eq!(lines[0]["quantity"], 2, "{what}");
+                assert_eq!(lines[0]["productStatus"], "pending", "{what}");
+            }
+            assert_eq!(details["deliveryDate"], "");
+            let row = &l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"})), now).unwrap()[0];
+            assert_eq!((row["deliveryStatus"].clone(), row.get("vouchers")), (json!("pending"), None));
+            assert_eq!(row["products"][0]["orderProductStatus"], "pending");
         }
-        assert_eq!(details["deliveryDate"], "");
-        let row = &l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"}))).unwrap()[0];
-        assert_eq!((row["deliveryStatus"].clone(), row.get("vouchers")), (json!("pending"), None));
         // Its lines cancelled by a fault: settled (delivered, as the README
-        // says of cancelled_lines), not waiting.
+        // says of cancelled_lines), not waiting; nothing to hand out.
         let mut settled = o.clone();
         settled.status = "cancelled_lines".into();
-        assert!(!settled.pending());
-        assert_eq!(place_order_json(&settled)["deliveryStatus"], "delivered");
+        assert!(!settled.pending(1_000));
+        assert_eq!(place_order_json(&settled, 1_000)["deliveryStatus"], "delivered");
+        assert_eq!(place_order_json(&settled, 1_000)["vouchers"], json!([]));
 
         let req = l.validate(&order("now", 2, 25.0), INITIAL).unwrap();
         let o = l.create(req, 1_000).clone();
-        assert!(!o.pending());
-        for j in [place_order_json(&o), order_details_json(&o, OrderRecipient::Top)] {
-            assert_eq!(j["deliveryStatus"], "delivered");
-            let codes: Vec<&str> = j["vouchers"].as_array().unwrap().iter().filter_map(|v| v["voucherCode"].as_str()).collect();
-            assert_eq!(codes, o.vouchers.iter().map(|v| v.code.as_str()).collect::<Vec<_>>());
-            assert_eq!(codes.len(), 2);
+        assert_eq!(o.deliver_at_ms, None);
+        assert!(!o.pending(1_000));
+        // Delivered for good, whatever the clock does later.
+        for now in [1_000, 0] {
+            for j in [place_order_json(&o, now), order_details_json(&o, OrderRecipient::Top, now)] {
+                assert_eq!(j["deliveryStatus"], "delivered");
+                assert_eq!(codes(&j), o.vouchers.iter().map(|v| v.code.clone()).collect::<Vec<_>>());
+                assert_eq!(codes(&j).len(), 2);
+            }
+        }
+        assert_eq!(order_details_json(&o, OrderRecipient::Top, 1_000)["deliveryDate"], "1970-01-01 00:00:01");
+    }
+
+    /// Xoxoday delivers a delayed product's order later: once sandbox time
+    /// passes its creation plus the product's turnaround (`tatInDays` "3":
+    /// 3 days), getOrderDetails and getOrderHistory show it delivered, its
+    /// lines too, with its vouchers.
+    #[test]
+    fn a_delayed_order_is_delivered_after_its_turnaround() {
+        let mut l = Ledger::new(0);
+        let o = delayed_order(&mut l, 3, "later", 2, 1_000, "complete");
+        let due = 1_000 + 3 * DAY_MS;
+        for now in [due, due + 30 * DAY_MS] {
+            assert!(o.delivered(now) && !o.pending(now));
+            let details = order_details_json(&o, OrderRecipient::Top, now);
+            assert_eq!(details["deliveryStatus"], "delivered");
+            assert_eq!(details["orderStatus"], "complete");
+            assert_eq!(details["voucherDetails"][0]["productStatus"], "delivered");
+            assert_eq!(codes(&details), o.vouchers.iter().map(|v| v.code.clone()).collect::<Vec<_>>());
+            assert_eq!(codes(&details).len(), 2);
+            assert_eq!(details["vouchers"][0]["pin"], o.vouchers[0].pin);
+            assert_eq!(details["deliveryDate"], "1970-01-04 00:00:01", "when it was delivered");
+            assert_eq!(details["orderDate"], "1970-01-01 00:00:01", "still placed when it was");
+            let rows = l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"})), now).unwrap();
+            let row = &rows[0];
+            assert_eq!(row["deliveryStatus"], "delivered");
+            assert_eq!(row["products"][0]["orderProductStatus"], "delivered");
+            assert_eq!(row["voucherDetails"][0]["productStatus"], "delivered");
+        }
+        // Set back before that moment, the clock finds it pending again.
+        assert!(o.pending(due - 1));
+    }
+
+    /// A `tatInDays` range ("1 - 7") is waited out to its upper end: 7 days,
+    /// not 1.
+    #[test]
+    fn a_range_turnaround_waits_for_its_upper_end() {
+        let mut l = Ledger::new(0);
+        let o = delayed_order(&mut l, 7, "week", 1, 0, "complete");
+        assert_eq!(catalog().get(o.product_id).unwrap().to_json("", false)["tatInDays"], "1 - 7");
+        for (now, status, vouchers) in [(DAY_MS, "pending", 0), (7 * DAY_MS - 1, "pending", 0), (7 * DAY_MS, "delivered", 1)] {
+            let j = order_details_json(&o, OrderRecipient::Top, now);
+            assert_eq!((j["deliveryStatus"].as_str(), codes(&j).len()), (Some(status), vouchers), "at {now} ms");
         }
     }
 
     /// A failed or cancelled order delivered nothing: whatever codes it was
-    /// issued, its answers list no voucher (xoxoday-api.md's `vouchers` are
-    /// what an order delivers; nothing there lists codes of an order that
-    /// failed).
+    /// issued, its answers list no voucher, before or after a delayed
+    /// product's turnaround (xoxoday-api.md's `vouchers` are what an order
+    /// delivers; nothing there lists codes of an order that failed).
     #[test]
     fn failed_and_cancelled_orders_list_no_vouchers() {
         for status in ["failed", "cancelled", "cancelled_lines"] {
             let mut l = Ledger::new(0);
             let req = l.validate(&order("now", 1, 25.0), INITIAL).unwrap();
-            let o = l.create_with_status(req, 0, status).clone();
-            assert_eq!(o.vouchers.len(), 1, "{status}: issued");
-            assert!(!o.delivered() && !o.pending(), "{status}: settled");
-            let details = order_details_json(&o, OrderRecipient::Top);
-            for j in [&place_order_json(&o), &details] {
-                assert_eq!(j["vouchers"], json!([]), "{status}");
+            let realtime = l.create_with_status(req, 0, status).clone();
+            let late = delayed_order(&mut l, 3, "later", 1, 0, status);
+            for o in [&realtime, &late] {
+                assert_eq!(o.vouchers.len(), 1, "{status}: issued");
+                for now in [0, 10 * DAY_MS] {
+                    assert!(!o.delivered(now) && !o.pending(now), "{status}: settled");
+                    let placed = place_order_json(o, now);
+                    let details = order_details_json(o, OrderRecipient::Top, now);
+                    for j in [&placed, &details] {
+                        assert_eq!(j["vouchers"], json!([]), "{status} {}", o.product_id);
+                        let want = match status {
+                            "failed" => "failed",
+                            "cancelled" => "canceled",
+                            _ => "delivered",
+                        };
+                        assert_eq!(j["deliveryStatus"], want, "{status}");
+                    }
+                    assert_eq!(details["deliveryDate"], "", "{status}: never delivered");
+                }
             }
-            assert_eq!(details["deliveryDate"], "", "{status}: never delivered");
         }
+    }
+
+    /// A delayed order in a state file of an older sandbox (no
+    /// `deliver_at_ms`) is delivered after its product's turnaround too,
+    /// once loaded; a realtime one stays as it was.
+    #[test]
+    fn an_older_state_file_s_delayed_order_gets_its_delivery_time() {
+        let mut l = Ledger::new(0);
+        delayed_order(&mut l, 7, "old", 1, 5, "complete");
+        let req = l.validate(&order("old-now", 1, 25.0), INITIAL).unwrap();
+        l.create(req, 5);
+        let mut old = serde_json::to_value(&l).unwrap();
+        for o in old["orders"].as_array_mut().unwrap() {
+            o.as_object_mut().unwrap().remove("deliver_at_ms");
+        }
+        assert!(!old.to_string().contains("deliver_at_ms"));
+        let mut loaded: Ledger = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded.orders[0].deliver_at_ms, None);
+        loaded.reindex();
+        assert_eq!(loaded.orders[0].deliver_at_ms, Some(5 + 7 * DAY_MS));
+        assert_eq!(loaded.orders[1].deliver_at_ms, None);
+        assert!(loaded.orders[0].pending(7 * DAY_MS) && loaded.orders[0].delivered(7 * DAY_MS + 5));
+        assert!(loaded.orders[1].delivered(0));
     }
 
     /// placeOrder takes what Xoxoday documents, numbers as strings included,
@@ -880,10 +1009,11 @@ mod tests {
         assert_eq!(l.lookup(&obj(json!({"poNumber":true,"orderId":null}))).unwrap_err().status, 400);
         assert_eq!(l.lookup(&obj(json!({"poNumber":"po-1","orderId":0}))).unwrap().order_id, 100_002);
 
+        const NOW: i64 = 3 * DAY_MS;
         let h = l
             .history(&obj(
                 json!({"startDate":"1970-01-02","endDate":"1970-01-03","limit":10,"page":1}),
-            ))
+            ), NOW)
             .unwrap();
         let ids: Vec<u64> = h
             .as_array()
@@ -895,26 +1025,26 @@ mod tests {
         let bad = l
             .history(&obj(
                 json!({"startDate":"1970-13-01","endDate":"1970-01-03"}),
-            ))
+            ), NOW)
             .unwrap_err();
         assert_eq!((bad.status, bad.error_id), (400, "PLE10032"));
         let padded = l
-            .history(&obj(json!({"startDate":" 1970-01-01","endDate":"1970-01-03"})))
+            .history(&obj(json!({"startDate":" 1970-01-01","endDate":"1970-01-03"})), NOW)
             .unwrap_err();
         assert_eq!(padded.error_id, "PLE10032");
         let strings = l
-            .history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03","limit":"1","page":"2"})))
+            .history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03","limit":"1","page":"2"})), NOW)
             .unwrap();
         assert_eq!(strings.as_array().unwrap().len(), 1);
         for bad in [json!({"limit":"x"}), json!({"page":0}), json!({"tag":{}})] {
             let mut input = obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03"}));
             input.extend(obj(bad.clone()));
-            assert_eq!(l.history(&input).unwrap_err().error_id, "PLE10001", "{bad}");
+            assert_eq!(l.history(&input, NOW).unwrap_err().error_id, "PLE10001", "{bad}");
         }
         let rev = l
             .history(&obj(
                 json!({"startDate":"1970-01-03","endDate":"1970-01-01"}),
-            ))
+            ), NOW)
             .unwrap_err();
         assert_eq!(rev.error_id, "PLE10032");
 

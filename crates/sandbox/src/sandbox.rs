@@ -711,15 +711,15 @@ impl Sandbox {
                     .into());
                 }
                 let order = self.ledger.lookup(input)?;
-                let data = order_details_json(order, self.config.order_recipient);
+                let data = order_details_json(order, self.config.order_recipient, now);
                 // Only delivered vouchers are mailed again: none of a pending
                 // order yet, none of a failed or cancelled one.
-                if resend && order.delivered() {
+                if resend && order.delivered(now) {
                     self.counters.resend_mails += 1;
                 }
                 ok(op, data)
             }
-            "getOrderHistory" => ok(op, self.ledger.history(input)?),
+            "getOrderHistory" => ok(op, self.ledger.history(input, now)?),
             "paymentHistory" => {
                 let rows = self.ledger.payments(input, initial)?;
                 match self.config.payment_report_shape {
@@ -774,7 +774,7 @@ impl Sandbox {
             Some(OrderStatus::CancelledLines) => "cancelled_lines",
             _ => "complete",
         };
-        let data = place_order_json(self.ledger.create_with_status(req, now, status));
+        let data = place_order_json(self.ledger.create_with_status(req, now, status), now);
         self.counters.orders += 1;
         self.dirty = true;
         match fault {

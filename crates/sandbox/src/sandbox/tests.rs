@@ -843,9 +843,12 @@ fn place_order_and_lookups() {
 
 /// A delayed product's order, through the API: placed and charged, pending,
 /// no voucher in placeOrder's or getOrderDetails' answer, and nothing to
-/// mail again; a realtime order's resend is counted (above).
+/// mail again; a realtime order's resend is counted (above). Once the
+/// sandbox's clock (moved by `clock_offset_secs`) passes the product's
+/// turnaround, it is delivered: its vouchers in getOrderDetails, delivered
+/// in getOrderHistory, and a resend mails them.
 #[test]
-fn a_delayed_order_answers_no_vouchers_and_mails_none() {
+fn a_delayed_order_answers_no_vouchers_until_its_turnaround() {
     let mut s = sb();
     let delayed = crate::catalog::catalog()
         .products
@@ -873,6 +876,34 @@ fn a_delayed_order_answers_no_vouchers_and_mails_none() {
     assert_eq!((dd["deliveryStatus"].clone(), dd["vouchers"].clone()), (json!("pending"), json!([])));
     assert_eq!(dd["voucherDetails"][0]["productStatus"], "pending");
     assert_eq!(s.counters_json(0, 0)["resend_mails"], 0, "no voucher to mail again");
+
+    // Its tatInDays is "1 - 7": still pending on day 6, delivered on day 7.
+    assert_eq!(delayed.to_json("", false)["tatInDays"], "1 - 7");
+    let details = |s: &mut Sandbox| {
+        let det = api(s, AT, "plumProAPI.mutation.getOrderDetails", json!({"poNumber":"PO-LATER","orderId":null,"sendMailToReceiver":1}), T0);
+        assert_eq!(det.status, 200, "{}", det.body);
+        det.body["data"]["getOrderDetails"]["data"].clone()
+    };
+    let history = |s: &mut Sandbox| {
+        let h = api(s, AT, "plumProAPI.mutation.getOrderHistory", json!({"startDate":"2024-06-10","endDate":"2024-06-10"}), T0);
+        h.body["data"]["getOrderHistory"]["data"][0].clone()
+    };
+    s.patch_config(format!(r#"{{"clock_offset_secs":{}}}"#, 7 * 86_400 - 1).as_bytes()).unwrap();
+    let dd = details(&mut s);
+    assert_eq!((dd["deliveryStatus"].clone(), dd["vouchers"].clone()), (json!("pending"), json!([])), "a second before day 7");
+    assert_eq!(history(&mut s)["deliveryStatus"], "pending");
+    assert_eq!(s.counters_json(0, 0)["resend_mails"], 0);
+    s.patch_config(format!(r#"{{"clock_offset_secs":{}}}"#, 7 * 86_400).as_bytes()).unwrap();
+    let dd = details(&mut s);
+    assert_eq!(dd["deliveryStatus"], "delivered");
+    assert_eq!(dd["voucherDetails"][0]["productStatus"], "delivered");
+    let codes: Vec<&str> = dd["vouchers"].as_array().unwrap().iter().map(|v| v["voucherCode"].as_str().unwrap()).collect();
+    assert_eq!(codes.len(), 2);
+    assert!(codes.iter().all(|c| c.starts_with("SBX-")), "{codes:?}");
+    assert_eq!(s.counters_json(0, 0)["resend_mails"], 1, "its vouchers mailed again");
+    let row = history(&mut s);
+    assert_eq!((row["poNumber"].clone(), row["deliveryStatus"].clone()), (json!("PO-LATER"), json!("delivered")));
+    assert_eq!(row["products"][0]["orderProductStatus"], "delivered");
 }
 
 /// A failed or cancelled order delivered nothing: its answers list no
