@@ -1152,6 +1152,37 @@ async function walkOrderEdges() {
   await page.locator("#details-status", { hasText: `Found order ${delayedPo}.` }).waitFor();
   assert.match(await text(page, "#details .vouchers"), /^No voucher yet: delayed products are delivered later/);
   assert.equal(await page.locator("#details .voucher, #details .reveal, #details dd.secret").count(), 0, "no voucher in the details either");
+  // Xoxoday delivers it once its turnaround has passed: 10105's tatInDays
+  // is "1 - 7", so a day on (the range's lower end) the lookup still shows
+  // no voucher, and 7 days on (its upper end) the voucher, to reveal. The
+  // sandbox's clock goes back after, as the rest of this walk expects.
+  const { clock_offset_secs: clockBefore } = await sandbox.admin("/config");
+  const lookUpDaysOn = async (days) => {
+    await sandbox.admin("/config", { clock_offset_secs: clockBefore + days * 86400 });
+    const looked = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getOrderDetails"));
+    await page.click("#details-load");
+    const answer = (await (await looked).json()).data.getOrderDetails.data;
+    await page.locator("#details-status", { hasText: `Found order ${delayedPo}.` }).waitFor();
+    await page.locator('#details[aria-busy="false"]').waitFor();
+    return answer;
+  };
+  try {
+    const dayOne = await lookUpDaysOn(1);
+    assert.deepEqual([dayOne.deliveryStatus, dayOne.vouchers], ["pending", []], "a day on: not yet");
+    assert.match(await text(page, "#details .vouchers"), /^No voucher yet/);
+    const weekOn = await lookUpDaysOn(7);
+    assert.deepEqual([weekOn.deliveryStatus, weekOn.voucherDetails[0].productStatus, weekOn.vouchers.length], ["delivered", "delivered", 1], "7 days on: delivered");
+  } finally {
+    await sandbox.admin("/config", { clock_offset_secs: clockBefore });
+  }
+  assert.match(await text(page, "#details .facts"), /delivery delivered/);
+  const deliveredVoucher = page.locator("#details .voucher");
+  assert.equal(await deliveredVoucher.count(), 1, "its one voucher, in the details");
+  assert.doesNotMatch(await text(page, "#details .vouchers"), /No voucher yet/);
+  await deliveredVoucher.locator(".reveal").click();
+  const [deliveredCode, deliveredPin] = await deliveredVoucher.locator("dd.secret").allInnerTexts();
+  assert.match(deliveredCode, /^SBX-/);
+  assert.match(deliveredPin, /^\d{6}$/);
   await pickHarborCoffee(page);
 
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
