@@ -98,6 +98,8 @@ fi
 
 # dev.sh polls the gateway's /healthz with curl.
 command -v curl >/dev/null || apt_install curl
+# The client's tests make a throwaway certificate to serve HTTPS on loopback.
+command -v openssl >/dev/null || apt_install openssl
 
 # 3b. the TypeScript client's build: dist/ is not committed, and the README's
 # examples (examples/node-function, examples/worker) import it. Built when

@@ -7,7 +7,7 @@
 
 import { PlumgateError, errorFromAnswer } from "./errors.js";
 import { type Backoff, judgeOrderAnswer, plumSuccess, readIsRetryable, retryDelayMs } from "./policy.js";
-import { type Answer, type Clock, type FetchLike, Transport, abortedError, baseUrlProblem, isHeaderSafeKey, realClock } from "./transport.js";
+import { type Answer, type Clock, type FetchLike, Transport, abortedError, baseUrlProblem, isHeaderSafeKey, realClock, tlsHandshakeFailed } from "./transport.js";
 import type {
   Health,
   Misconfigured,
@@ -174,7 +174,8 @@ export interface OrderRefused<P extends PoNumber = string> extends OutcomeBase<P
    * The same poNumber and body can succeed later: a rate limit or quota
    * (`error.retryAfter` says when), a token problem an operator must fix,
    * the deadline/abort before anything was sent, or plumgate not reachable
-   * (every attempt's connection refused or never made: `error.notSent`).
+   * (every attempt's connection refused or never made, or a TLS handshake
+   * that failed, which is not tried again: `error.notSent`).
    * False: the request itself is refused (validation, balance, scope, a
    * poNumber used for another order, a client_error), or the poNumber's
    * order failed.
@@ -595,6 +596,14 @@ export class PlumgateClient {
         if (error.code === "aborted") {
           report({ status: 0, code: error.code, requestId: undefined, next: "stop", delayMs: undefined });
           return unknown("aborted");
+        }
+        // A failed TLS handshake (a self-signed or expired certificate, one
+        // for another host, https:// to a plain-HTTP port) sent nothing, and
+        // the next attempt meets the same certificate: refused at once, and
+        // retryable as a connection refused is, once the address is fixed.
+        if (error.notSent && tlsHandshakeFailed(error.cause)) {
+          report({ status: 0, code: error.code, requestId: undefined, next: "done", delayMs: undefined });
+          return refused(error, true);
         }
         const delayMs = this.delayBefore(failures, undefined, deadline, minAttemptMs, backoff);
         report({ status: 0, code: error.code, requestId: undefined, next: delayMs === undefined ? "stop" : "retry", delayMs });

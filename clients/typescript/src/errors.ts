@@ -17,7 +17,7 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
  * - `network_error`: the request failed in transport (connection refused or
  *   reset, DNS, TLS, a body cut short); it may or may not have arrived,
  *   unless `notSent` says it never left (a refused connection, a host name
- *   that does not resolve).
+ *   that does not resolve, a TLS handshake that failed).
  * - `timeout`: no answer within the time given.
  * - `aborted`: the caller's `AbortSignal` fired.
  * - `invalid_response`: a success status whose body is not the expected JSON.
@@ -72,8 +72,9 @@ export class PlumgateError extends Error {
    * The request is known never to have reached plumgate: it could not be
    * built (`client_error`), the connection was never made (a
    * `network_error` from a refused connection, a host name that does not
-   * resolve, a host or network unreachable at connect), or placeOrder's
-   * deadline or signal ended it before it was sent (`timeout`, `aborted`).
+   * resolve, a host or network unreachable at connect, a TLS handshake that
+   * failed), or placeOrder's deadline or signal ended it before it was sent
+   * (`timeout`, `aborted`).
    * False when it may have arrived, and for any failure after plumgate's
    * answer began.
    */

@@ -4,7 +4,7 @@
 // README's "Call plumgate from your code" table states the same rules.
 
 import { PlumgateError, errorFromAnswer } from "./errors.js";
-import type { Answer } from "./transport.js";
+import { type Answer, tlsHandshakeFailed } from "./transport.js";
 
 export interface Backoff {
   /** First delay's ceiling, in ms (default 500). */
@@ -167,7 +167,8 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
 
 /** Should a read (any operation but placeOrder) be sent again after this failure? */
 export function readIsRetryable(e: PlumgateError): boolean {
-  if (e.status === 0) return e.code === "network_error" || e.code === "timeout";
+  // A failed TLS handshake meets the same certificate the next time.
+  if (e.status === 0) return (e.code === "network_error" && !tlsHandshakeFailed(e.cause)) || e.code === "timeout";
   if (e.status === 429 || e.status === 408) return true;
   if (e.status === 503 && e.source === "plumgate" && UNAVAILABLE_CODES.has(e.code)) return false;
   return e.status >= 500;

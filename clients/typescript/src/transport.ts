@@ -162,9 +162,11 @@ export class Transport {
       if (timedOut) {
         throw new PlumgateError({ status: 0, code: "timeout", message: `no answer from plumgate within ${opts.timeoutMs} ms`, source: "client", cause });
       }
-      const message = notSent
-        ? "plumgate could not be reached (the connection was refused or never made); nothing was sent"
-        : "the request to plumgate failed in transport; it may or may not have arrived";
+      const message = !notSent
+        ? "the request to plumgate failed in transport; it may or may not have arrived"
+        : tlsHandshakeFailed(error)
+          ? "the TLS handshake with plumgate's address failed (its certificate was refused, or it does not speak https); nothing was sent"
+          : "plumgate could not be reached (the connection was refused or never made); nothing was sent";
       throw new PlumgateError({ status: 0, code: "network_error", message, source: "client", cause, notSent });
     } finally {
       if (timer !== undefined) clearTimeout(timer);
@@ -202,10 +204,35 @@ export class Transport {
  * The runtime's errors for a connection that was never made: no byte of the
  * request left the process. A refused connection, a host name that does not
  * resolve, undici's connect timeout: by their nature before connecting.
- * (A reset, a TLS failure or a timeout after connecting may come after the
- * request was written.)
+ * (A reset or a timeout after connecting may come after the request was
+ * written.)
  */
 const NEVER_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_CONNECT_TIMEOUT"]);
+
+/**
+ * Node's errors for a TLS handshake that failed, as its fetch reports them
+ * (Node 20 and 22 alike, in the `cause`, without a `syscall`): undici sends
+ * the request only once the handshake is done, so no HTTP byte left the
+ * process. The certificate checks run at the handshake alone: on a
+ * connection already in use (kept alive) they cannot fail. A server that
+ * does not speak TLS (`https://` to a plain-HTTP port) answers the client's
+ * first record with one that is not TLS: the wrong version number. (OpenSSL
+ * says the same of a non-TLS record later on an open connection, but undici
+ * then fails the request with the socket's close, `UND_ERR_SOCKET`, not with
+ * this code: checked on Node 20 and 22.) Only these codes: any other TLS
+ * error (an alert, a bad record) may come on a connection that already
+ * carried the request.
+ */
+const TLS_HANDSHAKE = new Set([
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+]);
 
 /**
  * Unreachable host or network: before connecting only when the failed call
@@ -217,18 +244,32 @@ const UNREACHABLE = new Set(["EHOSTUNREACH", "ENETUNREACH"]);
 
 /**
  * Did `error` (a rejected fetch, before any answer) happen before any
- * connection was made? Node's fetch rejects with `TypeError("fetch failed")`
- * whose `cause` holds the system error's `code` (and `syscall`); trying
- * several addresses, an `AggregateError` whose every error must say so.
- * Anything else (a browser's bare `TypeError`, a code not listed) is "may
- * have arrived".
+ * connection was made, or in its TLS handshake? Node's fetch rejects with
+ * `TypeError("fetch failed")` whose `cause` holds the system error's `code`
+ * (and `syscall`); trying several addresses, an `AggregateError` whose every
+ * error must say so. Anything else (a browser's bare `TypeError`, a code not
+ * listed) is "may have arrived".
  */
 function neverConnected(error: unknown, depth = 0): boolean {
   if (typeof error !== "object" || error === null || depth > 4) return false;
   const e = error as { code?: unknown; syscall?: unknown; errors?: unknown; cause?: unknown };
   if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every((x) => neverConnected(x, depth + 1));
-  if (typeof e.code === "string" && (NEVER_CONNECTED.has(e.code) || (UNREACHABLE.has(e.code) && e.syscall === "connect"))) return true;
+  if (typeof e.code === "string" && (NEVER_CONNECTED.has(e.code) || TLS_HANDSHAKE.has(e.code) || (UNREACHABLE.has(e.code) && e.syscall === "connect"))) return true;
   return neverConnected(e.cause, depth + 1);
+}
+
+/**
+ * Did the TLS handshake fail (a code of {@link TLS_HANDSHAKE} in `error` or
+ * its causes: the runtime's error, or the scrubbed copy a PlumgateError
+ * holds)? Nothing was sent, and sending again within seconds meets the same
+ * certificate: placeOrder and the reads do not retry it.
+ */
+export function tlsHandshakeFailed(error: unknown): boolean {
+  let e = error as { code?: unknown; cause?: unknown } | null | undefined;
+  for (let depth = 0; typeof e === "object" && e !== null && depth <= 4; depth++, e = e.cause as typeof e) {
+    if (typeof e.code === "string" && TLS_HANDSHAKE.has(e.code)) return true;
+  }
+  return false;
 }
 
 /** A caller key fit for an `Authorization` header: visible ASCII, no whitespace or control characters. */

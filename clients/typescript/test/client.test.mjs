@@ -316,6 +316,87 @@ test("placeOrder: a connection that may have carried the order (reset, a bare Ty
   assert.equal(r.lastError.notSent, true);
 });
 
+/** Node's fetch failing its TLS handshake: the code in the cause, no syscall. */
+const tlsError = (code) => () => {
+  throw new TypeError("fetch failed", { cause: Object.assign(new Error(`TLS ${code}`), { code }) });
+};
+/** The codes Node 20 and 22 give for a handshake that failed (checked against real servers). */
+const TLS_HANDSHAKE_CODES = [
+  "ERR_SSL_WRONG_VERSION_NUMBER", "ERR_TLS_CERT_ALTNAME_INVALID", "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID",
+];
+
+test("placeOrder: a TLS handshake that failed sent nothing: refused at once, retryable, notSent; a read is not sent again either", async () => {
+  for (const code of TLS_HANDSHAKE_CODES) {
+    const f = script(tlsError(code), json(200, placed()));
+    const { c, clock } = client(f);
+    const reports = [];
+    const r = await c.placeOrder(ORDER, { deadline: clock.now() + 10_000, onAttempt: (a) => reports.push(a.next) });
+    assert.equal(r.status, "refused", `${code}: ${JSON.stringify(r)}`);
+    assert.equal(r.retryable, true);
+    assert.deepEqual([r.error.code, r.error.status, r.error.notSent, r.error.cause.cause.code], ["network_error", 0, true, code]);
+    assert.match(r.error.message, /TLS handshake.*nothing was sent/);
+    assert.equal(r.attempts, 1, "the same certificate would refuse every attempt");
+    assert.deepEqual(clock.sleeps, []);
+    assert.deepEqual(reports, ["done"]);
+    const g = script(tlsError(code), json(200, { data: { getBalance: { status: 1, data: { value: 5 } } } }));
+    await assert.rejects(client(g).c.getBalance(), { code: "network_error", notSent: true });
+    assert.equal(g.calls.length, 1, `${code}: a read is not sent again`);
+  }
+  // Any other TLS error may come on a connection that already carried the
+  // order (a bad record after the request was written): unknown, as before.
+  for (const code of ["ERR_SSL_BAD_RECORD_TYPE", "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC", "ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR"]) {
+    const { c, clock } = client(script(tlsError(code)));
+    const r = await c.placeOrder(ORDER, { deadline: clock.now() + 10_000 });
+    assert.deepEqual([r.status, r.reason, r.lastError.notSent], ["unknown", "deadline", false], code);
+  }
+  // After an answer was lost, the order may exist whatever comes next.
+  const { c, clock } = client(script(connectError("ECONNRESET"), tlsError("CERT_HAS_EXPIRED")));
+  const r = await c.placeOrder(ORDER, { deadline: clock.now() + 10_000 });
+  assert.deepEqual([r.status, r.reason, r.attempts], ["unknown", "refused_after_lost_answer", 2]);
+});
+
+test("Node's own fetch: a self-signed certificate, or https:// to a plain-HTTP server, sends nothing and refuses at once", async () => {
+  const { createServer: createHttps } = await import("node:https");
+  const { createServer: createHttp } = await import("node:http");
+  const { readFileSync, mkdtempSync, rmSync } = await import("node:fs");
+  const { execFileSync } = await import("node:child_process");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  // A throwaway self-signed certificate for 127.0.0.1, made for this test
+  // (scripts/setup.sh installs openssl) and deleted after it.
+  const dir = mkdtempSync(join(tmpdir(), "plumgate-tls-"));
+  let pem;
+  try {
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    pem = { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const seen = [];
+  const handler = (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(placed()));
+  };
+  for (const server of [createHttps(pem, handler), createHttp(handler)]) {
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const c = new PlumgateClient({ baseUrl: `https://127.0.0.1:${server.address().port}`, key: KEY });
+      const started = Date.now();
+      const r = await c.placeOrder(ORDER, { deadline: Date.now() + 20_000 });
+      assert.equal(r.status, "refused", JSON.stringify(r));
+      assert.deepEqual([r.retryable, r.attempts, r.error.code, r.error.notSent], [true, 1, "network_error", true]);
+      assert.ok(TLS_HANDSHAKE_CODES.includes(r.error.cause?.cause?.code), String(r.error.cause?.cause?.code));
+      assert.ok(Date.now() - started < 5_000, "not retried until the deadline");
+      await assert.rejects(c.getBalance(), { code: "network_error", notSent: true });
+      assert.deepEqual(seen, [], "no request reached the server");
+    } finally {
+      server.close();
+    }
+  }
+});
+
 test("placeOrder: aborted while waiting after a refused connection: refused, aborted (nothing was sent)", async () => {
   const ac = new AbortController();
   const f = script(connectError("ECONNREFUSED"));
