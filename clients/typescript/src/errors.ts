@@ -24,10 +24,12 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
  * - `upstream_failure`: HTTP 200, but Xoxoday's `data.<operation>.status`
  *   is not 1 (Xoxoday's own "failed").
  * - `redirected`: a redirect (HTTP 3xx; status 0 for a browser's opaque
- *   one), which the client does not follow. plumgate answers no route with
- *   one, so something in front of it did (an http:// to https:// rule, an
- *   old host name): the request never reached plumgate, and nothing is
- *   retried: `baseUrl` must be plumgate's own address.
+ *   one), which the client does not follow, and nothing is retried.
+ *   plumgate makes none itself: without its `x-request-id` something in
+ *   front of it answered (an http:// to https:// rule, an old host name),
+ *   the request never reached plumgate (`notSent`), and `baseUrl` must be
+ *   plumgate's own address; with one, plumgate relayed Xoxoday's redirect
+ *   (it passes upstream answers on unchanged), so the request did arrive.
  */
 export type ClientCode = "client_error" | "network_error" | "timeout" | "aborted" | "invalid_response" | "upstream_failure" | "redirected";
 
@@ -73,8 +75,9 @@ export class PlumgateError extends Error {
    * built (`client_error`), the connection was never made (a
    * `network_error` from a refused connection, a host name that does not
    * resolve, a host or network unreachable at connect, a TLS handshake that
-   * failed), or placeOrder's deadline or signal ended it before it was sent
-   * (`timeout`, `aborted`).
+   * failed), a redirect came from in front of plumgate (`redirected`
+   * without plumgate's `x-request-id`), or placeOrder's deadline or signal
+   * ended it before it was sent (`timeout`, `aborted`).
    * False when it may have arrived, and for any failure after plumgate's
    * answer began.
    */
@@ -133,6 +136,17 @@ export function errorFromAnswer(status: number, body: unknown, headers: Headers,
   // opaque redirect (`redirect: "manual"`).
   if (status === 0 || (status >= 300 && status < 400)) {
     const which = status === 0 ? "a redirect" : `a redirect (HTTP ${status})`;
+    if (requestId !== undefined) {
+      // plumgate sets x-request-id on every answer it gives, and passes an
+      // upstream 3xx on unchanged (a read's): the request reached it.
+      return new PlumgateError({
+        ...base,
+        source: "xoxoday",
+        code: "redirected",
+        message: `plumgate relayed ${which} from upstream (Xoxoday), which the client does not follow; the request reached plumgate`,
+        notSent: false,
+      });
+    }
     return new PlumgateError({
       ...base,
       source: "unknown",

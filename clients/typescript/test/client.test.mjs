@@ -891,6 +891,31 @@ test("redirects are not followed: every request says redirect manual, and a 3xx 
   assert.equal(f.calls[0].init.redirect, "manual", "the anonymous route too");
 });
 
+test("a 3xx with plumgate's x-request-id is Xoxoday's redirect relayed by plumgate: redirected, but the request arrived (notSent false)", async () => {
+  const relayed = new Response(JSON.stringify({ message: "moved" }), {
+    status: 302,
+    headers: { "content-type": "application/json", "x-request-id": "rid-relayed", location: "https://elsewhere.example/graphql" },
+  });
+  const f = script(relayed, json(200, vouchers));
+  const { c, clock } = client(f);
+  await assert.rejects(c.getVouchers({ limit: 1, page: 1 }), (e) => {
+    assert.deepEqual([e.status, e.code, e.source, e.notSent, e.requestId], [302, "redirected", "xoxoday", false, "rid-relayed"]);
+    assert.deepEqual(e.body, { message: "moved" });
+    assert.match(e.message, /plumgate relayed a redirect \(HTTP 302\) from upstream/);
+    assert.doesNotMatch(e.message, /nothing reached plumgate/);
+    return true;
+  });
+  assert.equal(f.calls.length, 1, "not sent again");
+  assert.deepEqual(clock.sleeps, []);
+  // The same 302 without x-request-id came from in front of plumgate: nothing reached it.
+  const g = script(new Response(JSON.stringify({ message: "moved" }), { status: 302, headers: { "content-type": "application/json" } }));
+  await assert.rejects(client(g).c.getVouchers({ limit: 1, page: 1 }), (e) => {
+    assert.deepEqual([e.status, e.code, e.source, e.notSent], [302, "redirected", "unknown", true]);
+    assert.match(e.message, /nothing reached plumgate/);
+    return true;
+  });
+});
+
 test("placeOrder: a redirect (301 would come back as a GET, 308 resend the order elsewhere) is refused at once, not retried, nothing placed", async () => {
   for (const answer of [moved(301), moved(308), opaqueRedirect]) {
     const f = script(answer, json(200, placed()));
