@@ -251,11 +251,13 @@ function orderOf(body: OperationAnswer<"placeOrder">): Order {
 
 /**
  * Why placeOrder's time options cannot be used, or undefined: each must be a
- * number (the deadline also a valid Date), not NaN; the budgets not negative.
+ * number (the deadline also a valid Date), not NaN, not negative: a
+ * deadline before 1970 is a mistake in the figure, not a deadline that has
+ * passed (that one is refused as a `timeout`, retryable).
  */
 function timeOptionProblem(opts: Omit<PlaceOrderOptions, "onAttempt">): string | undefined {
   const deadline = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
-  if (deadline !== undefined && (typeof deadline !== "number" || Number.isNaN(deadline))) return "deadline must be epoch ms or a valid Date";
+  if (deadline !== undefined && !countOrUnset(deadline)) return "deadline must be epoch ms or a valid Date, not negative";
   const bad = (["timeoutMs", "attemptTimeoutMs", "minAttemptMs"] as const).find((name) => !countOrUnset(opts[name]));
   return bad ? `${bad} must be a number of ms, not negative` : backoffProblem(opts.backoff);
 }

@@ -1243,7 +1243,7 @@ test("constructor and placeOrder misuse are rejected", () => {
 
 // ------------------------------------------------------- review-client fixes
 
-test("placeOrder: a time option that is not a number sends nothing and refuses (client_error), instead of retrying without end", async () => {
+test("placeOrder: a time option that is not a number, or is negative, sends nothing and refuses (client_error), instead of retrying without end", async () => {
   // `Date.now() + context.getRemainingTimeInMillis - 2000` (the call's
   // parentheses forgotten) is NaN: every deadline comparison was false.
   const ctx = { getRemainingTimeInMillis: () => 5000 };
@@ -1254,6 +1254,12 @@ test("placeOrder: a time option that is not a number sends nothing and refuses (
     { timeoutMs: Number.NaN },
     { attemptTimeoutMs: Number.NaN },
     { minAttemptMs: -1 },
+    // Negative, as the README says: not a deadline that has passed (timeout, retryable).
+    { deadline: -5 },
+    { deadline: new Date(-5) },
+    { deadline: -Infinity },
+    { timeoutMs: -1 },
+    { attemptTimeoutMs: -1 },
     // `Number(process.env.UNSET)`: a NaN delay slept 0 ms and swallowed
     // Retry-After, so the retries came back to back until the deadline.
     { backoff: { maxMs: Number.NaN } },
