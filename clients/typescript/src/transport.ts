@@ -287,6 +287,19 @@ export function isLoopbackHost(hostname: string): boolean {
 }
 
 /**
+ * The Fetch standard's "bad ports": those of other protocols (SMTP, IRC,
+ * X11, ...), where an HTTP request could be read as that protocol's
+ * commands. A fetch (Node's undici, browsers) fails on them without
+ * connecting. Even with the caller's own fetch: one that wraps the global
+ * fetch would fail the same way.
+ */
+const BAD_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117,
+  119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636,
+  989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/**
  * Why `baseUrl` cannot be the start of the client's URLs, or undefined when
  * it can. `customFetch`: the caller passed its own fetch (a Service Binding,
  * whose URL host is only a label), which then decides how the request
@@ -305,6 +318,11 @@ export function baseUrlProblem(baseUrl: string, customFetch = false): string | u
   if (url.username !== "" || url.password !== "") return "baseUrl must not hold a user name or password (fetch refuses such URLs; the key authenticates)";
   // The client appends paths: after a query or fragment they would not be paths.
   if (baseUrl.includes("?") || baseUrl.includes("#")) return "baseUrl must not have a query or a fragment";
+  // fetch refuses these before connecting, with no code to tell it from a
+  // lost answer: placeOrder would retry to its deadline and end `unknown`.
+  if (url.port !== "" && BAD_PORTS.has(Number(url.port))) {
+    return `baseUrl's port ${url.port} is one fetch refuses to connect to (a "bad port" of the Fetch standard, kept for other protocols): serve plumgate on another port`;
+  }
   // Every request carries the key, and a placeOrder the recipient's address:
   // in cleartext, anyone on the way could read them and order with the key.
   if (url.protocol === "http:" && !customFetch && !isLoopbackHost(url.hostname)) {

@@ -62,7 +62,7 @@ const ORDER = { productId: 10100, quantity: 1, denomination: 25, email: "alex@ex
 test("the key never shows when the client is printed or serialised, and is still sent", async () => {
   const KEY = "pgk_0123456789abcdef0123456789abcdef0123456789abcdef";
   let sent;
-  const c = new PlumgateClient({ baseUrl: "http://127.0.0.1:1", key: KEY, fetch: async (_url, init) => {
+  const c = new PlumgateClient({ baseUrl: "http://127.0.0.1:8931", key: KEY, fetch: async (_url, init) => {
     sent = init.headers.authorization;
     return new Response(JSON.stringify({ data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } }), { status: 200, headers: { "content-type": "application/json" } });
   } });
@@ -1173,6 +1173,35 @@ test("a baseUrl that is not an absolute http(s) URL, or a key that cannot go in 
     }, JSON.stringify(key));
   }
   for (const baseUrl of ["http://127.0.0.1:8931", "https://plumgate.test/prefix/", "HTTPS://PLUMGATE.TEST"]) new PlumgateClient({ baseUrl, key: KEY });
+});
+
+test("a baseUrl on a port fetch refuses (the Fetch standard's bad ports) is refused by the constructor, not retried until placeOrder's deadline", async () => {
+  for (const baseUrl of ["https://plumgate.test:6000", "http://127.0.0.1:10080", "https://plumgate.test:25/", "http://localhost:6667"]) {
+    assert.throws(() => new PlumgateClient({ baseUrl, key: KEY }), (e) => e instanceof TypeError && /port/.test(e.message) && /bad port/.test(e.message), baseUrl);
+    // A fetch of one's own that hands the request to the global one fails the same way.
+    assert.throws(() => new PlumgateClient({ baseUrl, key: KEY, fetch: (u, i) => globalThis.fetch(u, i) }), TypeError, baseUrl);
+  }
+  // What fetch does there: fails before connecting, with no code to tell it from a lost answer.
+  const { Transport } = await import("../dist/transport.js");
+  await assert.rejects(new Transport("http://127.0.0.1:6000", KEY, (u, i) => globalThis.fetch(u, i)).send({ method: "GET", path: "/healthz", timeoutMs: 5000 }),
+    (e) => e.code === "network_error" && e.notSent === false && /bad port/.test(e.cause?.cause?.message ?? ""));
+  // Every port the constructor refuses is one this Node's fetch refuses.
+  const refused = [];
+  for (let port = 1; port <= 65535; port++) {
+    try {
+      new PlumgateClient({ baseUrl: `http://127.0.0.1:${port}`, key: KEY });
+    } catch {
+      refused.push(port);
+    }
+  }
+  assert.equal(refused.length, 82, "the Fetch standard lists 82");
+  for (const port of refused) {
+    await assert.rejects(globalThis.fetch(`http://127.0.0.1:${port}/`), (e) => /bad port/.test(e.cause?.message ?? ""), String(port));
+  }
+  // Ports next to them, the default ones and the usual dev ones are taken.
+  for (const baseUrl of ["https://plumgate.test:443", "https://plumgate.test:8443", "http://127.0.0.1:6001", "http://127.0.0.1:8787", "http://127.0.0.1:10081", "https://plumgate.test:26"]) {
+    new PlumgateClient({ baseUrl, key: KEY });
+  }
 });
 
 test("http:// is refused for a host off this machine (the key and orders would go in cleartext), unless the caller brings its own fetch", () => {
