@@ -383,7 +383,8 @@ const statCpuSeconds = (stat) => { const f = statFields(stat); return (Number(f[
 /**
  * CPU seconds (user + system) used so far by every process in process group
  * `pgid` (a `wrangler dev` started detached: wrangler's node process and its
- * workerd), read from /proc. Linux only; 0 when unreadable.
+ * workerd), read from /proc. Linux only; 0 when unreadable, which the
+ * verdict's CPU line fails (bench/verdict.mjs, `cpuProblems`).
  */
 export function groupCpuSeconds(pgid) {
   return groupStats(pgid).reduce((sum, [, stat]) => sum + statCpuSeconds(stat), 0);

@@ -70,13 +70,29 @@ export const GZIP_BUDGET = 200_000;
 export const GZIP_LABEL = "zlib level 9 (Node's gzipSync)";
 
 /**
+ * What makes a row's CPU figures unfit to judge by ("" when each round has
+ * one above zero). bench/lib.mjs's `groupCpuSeconds` reads 0 when /proc
+ * cannot be read (or the worker's processes are gone), and a ratio with 0
+ * on plumgate's side would pass "≤ 1" on nothing measured.
+ */
+export function cpuProblems(t) {
+  if (!t) return "not measured";
+  const figures = t.rounds ? t.rounds.map((x) => x.cpu_ms_per_req) : [t.cpu_ms_per_req];
+  const none = figures.filter((x) => !(Number.isFinite(x) && x > 0)).length;
+  return none ? `${none} of ${figures.length} rounds without a CPU figure above zero (is /proc readable?)` : "";
+}
+
+/**
  * One budget line. It passes only when `value` is a finite number that
  * `ok` accepts and every row it reads (`rows`: [id, row]) is clean: a row
  * answering fast errors, or one that served nothing, would otherwise pass a
- * ratio or a latency line on figures that are not the path's.
+ * ratio or a latency line on figures that are not the path's. A line that
+ * judges CPU (`cpu`) also needs each row's CPU figure above zero in every
+ * round.
  */
-function judged(name, text, value, ok, rows = []) {
-  const dirty = rows.map(([id, t]) => [id, rowProblems(t)]).filter(([, p]) => p);
+function judged(name, text, value, ok, rows = [], { cpu = false } = {}) {
+  const problems = (t) => [rowProblems(t), cpu ? cpuProblems(t) : ""].filter(Boolean).join(", ");
+  const dirty = rows.map(([id, t]) => [id, problems(t)]).filter(([, p]) => p);
   const finite = Number.isFinite(value);
   const why = [
     ...(finite ? [] : ["no finite figure"]),
@@ -103,7 +119,7 @@ export function budgets(r) {
       p.plumgate_vs_js_full_rps, (x) => x >= 1, rows("plumgate", "js_full")),
     judged("hot-path CPU per request: plumgate ≤ row †",
       `${f3(p.plumgate_vs_js_full_cpu)}× (paired median; ${f3(hot.plumgate?.cpu_ms_per_req)} vs ${f3(hot.js_full?.cpu_ms_per_req)} ms; against the plain JS Worker ${f2(p.plumgate_vs_js_cpu)}×)`,
-      p.plumgate_vs_js_full_cpu, (x) => x <= 1, rows("plumgate", "js_full")),
+      p.plumgate_vs_js_full_cpu, (x) => x <= 1, rows("plumgate", "js_full"), { cpu: true }),
     judged("added p50 latency over the direct call < 1 ms (c=1)",
       `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(p.assets_added_p50_ms)} ms; a no-op JS Worker alone adds ${f2(hot.noop?.p50_ms - hot.direct?.p50_ms)} ms, row † ${f2(hot.js_full?.p50_ms - hot.direct?.p50_ms)} ms)`,
       added, (x) => x < 1, rows("plumgate", "direct")),

@@ -120,6 +120,25 @@ test("a round with no request fails the lines, it does not pass them", () => {
   }
 });
 
+test("a round whose CPU figure is 0 (/proc unreadable) fails the CPU line on either side, it does not pass a ratio of 0", () => {
+  for (const over of [
+    { plumgate: row("plumgate", { rps: 3200, cpu: 0, p50: 1.2, p99: 4 }) },
+    { js_full: row("js full", { rps: 3000, cpu: 0, p99: 5 }) },
+  ]) {
+    const b = line(budgets(results(over)), "hot-path CPU");
+    assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+    assert.match(b.value, /(plumgate|js_full): 3 of 3 rounds without a CPU figure above zero/);
+  }
+  // One round of three is enough to fail it, though the median ratio is fine.
+  const r = results();
+  r.hot.plumgate.rounds[1].cpu_ms_per_req = 0;
+  const b = line(budgets(r), "hot-path CPU");
+  assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+  assert.match(b.value, /plumgate: 1 of 3 rounds without a CPU figure above zero/);
+  // The lines that do not judge CPU are not held to it.
+  assert.equal(line(budgets(results({ plumgate: row("plumgate", { rps: 3200, cpu: 0, p50: 1.2, p99: 4 }) })), "hot-path throughput").pass, true);
+});
+
 test("a key row with errors fails its own line", () => {
   const bs = budgets(results({ plumgate_key_limits: row("key limits", { rps: 3100, non2xx: 3 }) }));
   assert.equal(line(bs, "runtime key with requests_per_minute").pass, false);
