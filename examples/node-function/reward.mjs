@@ -94,7 +94,7 @@ export async function sendReward(input, deadline) {
           code: e.code,
           message: keyRefused(e)
             ? "this function's plumgate key was refused (revoked, unknown or without orders:write): nothing was placed; its operator must fix PLUMGATE_KEY"
-            : e.code === "redirected"
+            : e.code === "redirected" && e.notSent
               ? "PLUMGATE_URL answered with a redirect (something in front of plumgate, which never redirects): nothing was placed; its operator must fix PLUMGATE_URL"
               : e.message,
           retryAfter: e.retryAfter,
