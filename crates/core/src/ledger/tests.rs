@@ -688,6 +688,25 @@ fn same_order_never_takes_someone_elses_order_for_this_one() {
     let f = after_check(&proven, Reconciled::NotFound, T0 + SETTLE_MS);
     assert_eq!((error_of(&f.outcome).code, f.fate), (ErrorCode::UpstreamError, Fate::NotPlaced), "{f:?}");
     assert!(error_of(&f.outcome).message.ends_with(SAFE_TO_RETRY), "{f:?}");
+    // A record an earlier version wrote for such an answer, the body kept
+    // as its refusal: checked as a lost answer all the same, never settled
+    // "not placed" by one early "no such order" or an unreadable look.
+    let mut old = odd.clone();
+    old.refused = Some(Refused { status: 200, body: r#"{"data":{"placeOrder":{"data":{"orderId":7}}}}"#.into() });
+    for look in [Reconciled::NotFound, Reconciled::Unclear] {
+        let f = after_check(&old, look, T0 + 20_000);
+        assert_eq!(f.fate, Fate::Unknown, "{f:?}");
+    }
+    let f = after_check(&old, Reconciled::Found(top.clone()), T0 + 20_000);
+    assert_eq!(f.fate, Fate::Placed, "{f:?}");
+    let mut proven = old.clone();
+    proven.not_found = NOT_FOUND_PROOF - 1;
+    let f = after_check(&proven, Reconciled::NotFound, T0 + SETTLE_MS);
+    assert!(error_of(&f.outcome).message.ends_with(SAFE_TO_RETRY), "{f:?}");
+    // The failure flag under 200 (status 0) is still Xoxoday's refusal.
+    let mut flagged = odd.clone();
+    flagged.refused = Some(Refused { status: 200, body: r#"{"data":{"placeOrder":{"status":0}}}"#.into() });
+    assert_eq!(flagged.upgraded(T0).refused, flagged.refused);
     // Another order under the poNumber: a conflict, not that odd body.
     let mut elsewhere = details();
     elsewhere["voucherDetails"][0]["productId"] = json!(999);
