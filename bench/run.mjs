@@ -583,7 +583,7 @@ async function coldStart(sandbox, key, jsKey) {
   // like with the JS Worker, which has no assets; the budget judges the
   // latter, as the hot path's does. The JS Worker twice too: as the budget
   // has it, and with plumgate's Durable Object bindings, which cost any
-  // Worker start-up time of their own (four classes, two migrations).
+  // Worker start-up time of their own (four classes, three migrations).
   const out = { plumgate: [], plumgate_first_op: [], plumgate_no_assets: [], js: [], js_bindings: [] };
   const startBare = async () => {
     const pair = await sandbox.admin("/tokens/issue", {});

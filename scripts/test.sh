@@ -40,6 +40,9 @@ node scripts/check-layers.mjs
 step "lint: Markdown tables render as written"
 node scripts/lint-tables.mjs
 
+step "lint: wrangler.toml's migration tags stay as released"
+node scripts/lint-migrations.mjs
+
 step "lint: openapi.json (Redocly recommended-strict, examples; openapi-spec-validator)"
 # Node 22 and the npm tools first on PATH for these two steps only (subshells).
 ( wrangler_env
