@@ -14,6 +14,9 @@ use time::{Date, UtcDateTime};
 
 pub const DAY_MS: i64 = 86_400_000;
 
+/// India is 5 h 30 min ahead of UTC (IST has no daylight saving time).
+pub const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60_000;
+
 const DATE: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day]");
 const DATETIME: &[BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");

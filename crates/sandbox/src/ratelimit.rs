@@ -29,12 +29,9 @@ pub struct RateLimiter {
     rolling: HashMap<&'static str, VecDeque<i64>>,
 }
 
-/// India is 5 h 30 min ahead of UTC.
-const IST_OFFSET_MS: i64 = (5 * 60 + 30) * 60_000;
-
 /// The IST day an instant falls on (days since 1970-01-01 IST).
 pub fn ist_day(now: i64) -> i64 {
-    (now + IST_OFFSET_MS).div_euclid(crate::clock::DAY_MS)
+    (now + crate::clock::IST_OFFSET_MS).div_euclid(crate::clock::DAY_MS)
 }
 
 impl RateLimiter {
