@@ -125,6 +125,33 @@ pub enum DailyWindow {
     Rolling,
 }
 
+/// Which zone's calendar and clock an order is dated by: getOrderHistory's
+/// and paymentHistory's `startDate` and `endDate` are dates (xoxoday-api.md
+/// §3.6, §3.7), and the docs never say whether UTC's or India's (IST,
+/// UTC+05:30, the zone Xoxoday states its schedules in). An order placed at
+/// 20:00 UTC is dated that day in UTC and the next in IST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderDayZone {
+    /// UTC days and times.
+    #[default]
+    Utc,
+    /// IST days and times (midnight IST = 18:30 UTC).
+    Ist,
+}
+
+impl OrderDayZone {
+    /// The zone's wall-clock reading of the instant `ms`, as the epoch ms
+    /// whose UTC reading it is: what the `clock` formatters print and
+    /// [`crate::clock::date_of`] dates.
+    pub fn local(self, ms: i64) -> i64 {
+        match self {
+            OrderDayZone::Utc => ms,
+            OrderDayZone::Ist => ms.saturating_add(crate::clock::IST_OFFSET_MS),
+        }
+    }
+}
+
 /// How the refresh endpoint answers a refresh token that is dead (rotated
 /// away, expired, revoked, never issued). xoxoday-api.md §1.4 and §1.8
 /// document `invalid_token` "invalid/expired token" for an expired or
@@ -281,6 +308,10 @@ pub struct Config {
     pub payment_report_shape: PaymentReportShape,
     /// Where getOrderDetails names the recipient.
     pub order_recipient: OrderRecipient,
+    /// The zone orders and payment report rows are dated in: the days
+    /// getOrderHistory's and paymentHistory's date ranges select, and the
+    /// dates and times their answers and getOrderDetails' show.
+    pub order_day_zone: OrderDayZone,
     /// Whether a refresh answer carries `access_token_expiry` and
     /// `refresh_token_expiry` (the current docs) or not (legacy GitBook:
     /// `expires_in` alone).
@@ -341,6 +372,7 @@ impl Default for Config {
             duplicate_answer: DuplicateAnswer::default(),
             payment_report_shape: PaymentReportShape::default(),
             order_recipient: OrderRecipient::default(),
+            order_day_zone: OrderDayZone::default(),
             expiry_fields: true,
             dead_refresh_answer: DeadRefreshAnswer::default(),
             dead_refresh_status: 400,
@@ -382,6 +414,7 @@ pub struct ConfigPatch {
     duplicate_answer: Option<DuplicateAnswer>,
     payment_report_shape: Option<PaymentReportShape>,
     order_recipient: Option<OrderRecipient>,
+    order_day_zone: Option<OrderDayZone>,
     expiry_fields: Option<bool>,
     dead_refresh_answer: Option<DeadRefreshAnswer>,
     dead_refresh_status: Option<u16>,
@@ -457,6 +490,7 @@ impl Config {
             duplicate_answer,
             payment_report_shape,
             order_recipient,
+            order_day_zone,
             expiry_fields,
             dead_refresh_answer,
             dead_access_answer,
@@ -683,5 +717,35 @@ mod tests {
         assert!(!saved.currency_filter_group, "persisted");
         let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
         assert!(old.currency_filter_group, "an older state file: the default");
+    }
+
+    /// Orders dated in UTC by default, in IST on request: a setting like
+    /// the others, anything but `utc` or `ist` refused, kept by a state
+    /// file and defaulted in one written before it existed. IST's day
+    /// starts at 18:30 UTC.
+    #[test]
+    fn order_day_zone_is_a_setting() {
+        let mut c = Config::default();
+        assert_eq!((c.order_day_zone, c.to_json()["order_day_zone"].as_str()), (OrderDayZone::Utc, Some("utc")));
+        c.apply_patch(br#"{"order_day_zone":"ist"}"#).unwrap();
+        assert_eq!((c.order_day_zone, c.to_json()["order_day_zone"].as_str()), (OrderDayZone::Ist, Some("ist")));
+        let before = c.clone();
+        for bad in [&br#"{"order_day_zone":"IST"}"#[..], br#"{"order_day_zone":"cet"}"#, br#"{"order_day_zone":330}"#] {
+            assert!(c.apply_patch(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(c, before, "a refused zone changes nothing");
+        let saved: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(saved.order_day_zone, OrderDayZone::Ist, "persisted");
+        let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
+        assert_eq!(old.order_day_zone, OrderDayZone::Utc, "an older state file: the default");
+        c.apply_patch(br#"{"order_day_zone":"utc"}"#).unwrap();
+        assert_eq!(c.order_day_zone, OrderDayZone::Utc);
+
+        let at = |h: i64, m: i64| 1_717_977_600_000 + (h * 60 + m) * 60_000; // 2024-06-10 hh:mm UTC
+        let day = |zone: OrderDayZone, ms: i64| crate::clock::fmt_datetime(zone.local(ms));
+        assert_eq!(day(OrderDayZone::Utc, at(20, 0)), "2024-06-10 20:00:00");
+        assert_eq!(day(OrderDayZone::Ist, at(20, 0)), "2024-06-11 01:30:00");
+        assert_eq!(day(OrderDayZone::Ist, at(18, 29) + 59_999), "2024-06-10 23:59:59");
+        assert_eq!(day(OrderDayZone::Ist, at(18, 30)), "2024-06-11 00:00:00");
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use time::Date;
 
 use crate::catalog::{catalog, Product};
-use crate::config::OrderRecipient;
+use crate::config::{OrderDayZone, OrderRecipient};
 use crate::clock::{date_of, fmt_date, fmt_datetime, parse_date, DAY_MS};
 use crate::plum::{amount, count, flag, money, object, positive_number, text, whole, PlumError};
 
@@ -353,8 +353,9 @@ impl Ledger {
         found.ok_or_else(not_found)
     }
 
-    /// getOrderHistory, each order as it stands at sandbox time `now`.
-    pub fn history(&self, input: &Map<String, Value>, now: i64) -> Result<Value, PlumError> {
+    /// getOrderHistory, each order as it stands at sandbox time `now`, its
+    /// day and `orderDate` those of `zone`.
+    pub fn history(&self, input: &Map<String, Value>, zone: OrderDayZone, now: i64) -> Result<Value, PlumError> {
         let (start, end) = date_range(input)?;
         let limit = count(input, "limit", Some(10))?;
         let page = count(input, "page", Some(1))?;
@@ -363,11 +364,11 @@ impl Ledger {
             .orders
             .iter()
             .rev()
-            .filter(|o| (start..=end).contains(&date_of(o.created_ms)))
+            .filter(|o| (start..=end).contains(&date_of(zone.local(o.created_ms))))
             .filter(|o| tag.is_empty() || o.tag == tag)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|o| history_json(o, now))
+            .map(|o| history_json(o, zone, now))
             .collect();
         Ok(Value::Array(rows))
     }
@@ -375,11 +376,12 @@ impl Ledger {
     /// paymentHistory: opening credit + one debit per order, oldest first;
     /// a failed or cancelled order's debit is followed by the credit that
     /// returns its amount, `transaction_status` `Cancelled` (§3.7 lists
-    /// `Complete` and `Cancelled`).
+    /// `Complete` and `Cancelled`). Rows are dated in `zone`, as orders are.
     pub fn payments(
         &self,
         input: &Map<String, Value>,
         initial_cents: i64,
+        zone: OrderDayZone,
     ) -> Result<Value, PlumError> {
         let (start, end) = date_range(input)?;
         let limit = count(input, "limit", Some(10))?;
@@ -393,7 +395,7 @@ impl Ledger {
             let row = json!({
                 "invoice_number": invoice,
                 "reference_id": reference,
-                "date": fmt_datetime(ms),
+                "date": fmt_datetime(zone.local(ms)),
                 "reason": reason,
                 "adjusted_amount": money(cents),
                 "closing_balance": money(balance),
@@ -421,7 +423,7 @@ impl Ledger {
         }
         let out: Vec<Value> = rows
             .into_iter()
-            .filter(|(t, _)| (start..=end).contains(&date_of(*t)))
+            .filter(|(t, _)| (start..=end).contains(&date_of(zone.local(*t))))
             .map(|(_, v)| v)
             .skip(skip(page, limit))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
@@ -575,8 +577,8 @@ pub fn place_order_json(o: &Order, now: i64) -> Value {
 pub const ACCOUNT_EMAIL: &str = "orders-admin@company.example";
 
 /// `data.getOrderDetails.data` at sandbox time `now`, naming the recipient
-/// as `recipient` says.
-pub fn order_details_json(o: &Order, recipient: OrderRecipient, now: i64) -> Value {
+/// as `recipient` says, its dates and times those of `zone`.
+pub fn order_details_json(o: &Order, recipient: OrderRecipient, zone: OrderDayZone, now: i64) -> Value {
     let mut v = place_order_json(o, now);
     if recipient == OrderRecipient::Line {
         for line in v["voucherDetails"].as_array_mut().into_iter().flatten() {
@@ -588,9 +590,9 @@ pub fn order_details_json(o: &Order, recipient: OrderRecipient, now: i64) -> Val
         obj.insert("poNumber".into(), json!(o.po_number));
         obj.insert("rawOrderTotal".into(), total(o));
         obj.insert("rawOrderDiscount".into(), json!(0));
-        obj.insert("orderDate".into(), json!(fmt_datetime(o.created_ms)));
+        obj.insert("orderDate".into(), json!(fmt_datetime(zone.local(o.created_ms))));
         // When its vouchers went out; "" while none has.
-        let delivered = o.delivered(now).then(|| fmt_datetime(o.deliver_at_ms.unwrap_or(o.created_ms)));
+        let delivered = o.delivered(now).then(|| fmt_datetime(zone.local(o.deliver_at_ms.unwrap_or(o.created_ms))));
         obj.insert("deliveryDate".into(), json!(delivered.unwrap_or_default()));
         let email = if recipient == OrderRecipient::Top { o.email.as_str() } else { ACCOUNT_EMAIL };
         obj.insert("email".into(), json!(email));
@@ -599,10 +601,10 @@ pub fn order_details_json(o: &Order, recipient: OrderRecipient, now: i64) -> Val
     v
 }
 
-fn history_json(o: &Order, now: i64) -> Value {
+fn history_json(o: &Order, zone: OrderDayZone, now: i64) -> Value {
     json!({
         "orderId": o.order_id,
-        "orderDate": fmt_datetime(o.created_ms),
+        "orderDate": fmt_datetime(zone.local(o.created_ms)),
         "email": o.email,
         "deliveryStatus": delivery_status(o, now),
         "poNumber": o.po_number,
@@ -771,7 +773,7 @@ mod tests {
         for now in [1_000, 1_000 + 3 * DAY_MS - 1] {
             assert!(o.pending(now) && !o.delivered(now));
             let placed = place_order_json(&o, now);
-            let details = order_details_json(&o, OrderRecipient::Top, now);
+            let details = order_details_json(&o, OrderRecipient::Top, OrderDayZone::Utc, now);
             for (what, j) in [("placeOrder", &placed), ("getOrderDetails", &details)] {
                 assert_eq!(j["deliveryStatus"], "pending", "{what}");
                 assert_eq!(j["orderStatus"], "complete", "{what}");
@@ -783,7 +785,7 @@ mod tests {
                 assert_eq!(lines[0]["productStatus"], "pending", "{what}");
             }
             assert_eq!(details["deliveryDate"], "");
-            let row = &l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"})), now).unwrap()[0];
+            let row = &l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"})), OrderDayZone::Utc, now).unwrap()[0];
             assert_eq!((row["deliveryStatus"].clone(), row.get("vouchers")), (json!("pending"), None));
             assert_eq!(row["products"][0]["orderProductStatus"], "pending");
         }
@@ -801,13 +803,13 @@ mod tests {
         assert!(!o.pending(1_000));
         // Delivered for good, whatever the clock does later.
         for now in [1_000, 0] {
-            for j in [place_order_json(&o, now), order_details_json(&o, OrderRecipient::Top, now)] {
+            for j in [place_order_json(&o, now), order_details_json(&o, OrderRecipient::Top, OrderDayZone::Utc, now)] {
                 assert_eq!(j["deliveryStatus"], "delivered");
                 assert_eq!(codes(&j), o.vouchers.iter().map(|v| v.code.clone()).collect::<Vec<_>>());
                 assert_eq!(codes(&j).len(), 2);
             }
         }
-        assert_eq!(order_details_json(&o, OrderRecipient::Top, 1_000)["deliveryDate"], "1970-01-01 00:00:01");
+        assert_eq!(order_details_json(&o, OrderRecipient::Top, OrderDayZone::Utc, 1_000)["deliveryDate"], "1970-01-01 00:00:01");
     }
 
     /// Xoxoday delivers a delayed product's order later: once sandbox time
@@ -821,7 +823,7 @@ mod tests {
         let due = 1_000 + 3 * DAY_MS;
         for now in [due, due + 30 * DAY_MS] {
             assert!(o.delivered(now) && !o.pending(now));
-            let details = order_details_json(&o, OrderRecipient::Top, now);
+            let details = order_details_json(&o, OrderRecipient::Top, OrderDayZone::Utc, now);
             assert_eq!(details["deliveryStatus"], "delivered");
             assert_eq!(details["orderStatus"], "complete");
             assert_eq!(details["voucherDetails"][0]["productStatus"], "delivered");
@@ -830,7 +832,7 @@ mod tests {
             assert_eq!(details["vouchers"][0]["pin"], o.vouchers[0].pin);
             assert_eq!(details["deliveryDate"], "1970-01-04 00:00:01", "when it was delivered");
             assert_eq!(details["orderDate"], "1970-01-01 00:00:01", "still placed when it was");
-            let rows = l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"})), now).unwrap();
+            let rows = l.history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-01"})), OrderDayZone::Utc, now).unwrap();
             let row = &rows[0];
             assert_eq!(row["deliveryStatus"], "delivered");
             assert_eq!(row["products"][0]["orderProductStatus"], "delivered");
@@ -848,7 +850,7 @@ mod tests {
         let o = delayed_order(&mut l, 7, "week", 1, 0, "complete");
         assert_eq!(catalog().get(o.product_id).unwrap().to_json("", false)["tatInDays"], "1 - 7");
         for (now, status, vouchers) in [(DAY_MS, "pending", 0), (7 * DAY_MS - 1, "pending", 0), (7 * DAY_MS, "delivered", 1)] {
-            let j = order_details_json(&o, OrderRecipient::Top, now);
+            let j = order_details_json(&o, OrderRecipient::Top, OrderDayZone::Utc, now);
             assert_eq!((j["deliveryStatus"].as_str(), codes(&j).len()), (Some(status), vouchers), "at {now} ms");
         }
     }
@@ -869,7 +871,7 @@ mod tests {
                 for now in [0, 10 * DAY_MS] {
                     assert!(!o.delivered(now) && !o.pending(now), "{status}: settled");
                     let placed = place_order_json(o, now);
-                    let details = order_details_json(o, OrderRecipient::Top, now);
+                    let details = order_details_json(o, OrderRecipient::Top, OrderDayZone::Utc, now);
                     for j in [&placed, &details] {
                         assert_eq!(j["vouchers"], json!([]), "{status} {}", o.product_id);
                         let want = match status {
@@ -1013,7 +1015,7 @@ mod tests {
         let h = l
             .history(&obj(
                 json!({"startDate":"1970-01-02","endDate":"1970-01-03","limit":10,"page":1}),
-            ), NOW)
+            ), OrderDayZone::Utc, NOW)
             .unwrap();
         let ids: Vec<u64> = h
             .as_array()
@@ -1025,26 +1027,26 @@ mod tests {
         let bad = l
             .history(&obj(
                 json!({"startDate":"1970-13-01","endDate":"1970-01-03"}),
-            ), NOW)
+            ), OrderDayZone::Utc, NOW)
             .unwrap_err();
         assert_eq!((bad.status, bad.error_id), (400, "PLE10032"));
         let padded = l
-            .history(&obj(json!({"startDate":" 1970-01-01","endDate":"1970-01-03"})), NOW)
+            .history(&obj(json!({"startDate":" 1970-01-01","endDate":"1970-01-03"})), OrderDayZone::Utc, NOW)
             .unwrap_err();
         assert_eq!(padded.error_id, "PLE10032");
         let strings = l
-            .history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03","limit":"1","page":"2"})), NOW)
+            .history(&obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03","limit":"1","page":"2"})), OrderDayZone::Utc, NOW)
             .unwrap();
         assert_eq!(strings.as_array().unwrap().len(), 1);
         for bad in [json!({"limit":"x"}), json!({"page":0}), json!({"tag":{}})] {
             let mut input = obj(json!({"startDate":"1970-01-01","endDate":"1970-01-03"}));
             input.extend(obj(bad.clone()));
-            assert_eq!(l.history(&input, NOW).unwrap_err().error_id, "PLE10001", "{bad}");
+            assert_eq!(l.history(&input, OrderDayZone::Utc, NOW).unwrap_err().error_id, "PLE10001", "{bad}");
         }
         let rev = l
             .history(&obj(
                 json!({"startDate":"1970-01-03","endDate":"1970-01-01"}),
-            ), NOW)
+            ), OrderDayZone::Utc, NOW)
             .unwrap_err();
         assert_eq!(rev.error_id, "PLE10032");
 
@@ -1052,6 +1054,7 @@ mod tests {
             .payments(
                 &obj(json!({"startDate":"1970-01-01","endDate":"1970-01-31","limit":10,"page":1})),
                 INITIAL,
+                OrderDayZone::Utc,
             )
             .unwrap();
         let rows = p.as_array().unwrap();
@@ -1063,6 +1066,7 @@ mod tests {
             .payments(
                 &obj(json!({"startDate":"1970-01-01","endDate":"1970-01-31","limit":3,"page":2})),
                 INITIAL,
+                OrderDayZone::Utc,
             )
             .unwrap();
         assert_eq!(p2.as_array().unwrap().len(), 1);
@@ -1085,7 +1089,7 @@ mod tests {
             let o = l.create_with_status(req, 10, status).clone();
             assert_eq!(o.amount_charged_cents, 10_000, "{status}: charged, as its answer says");
             assert_eq!(l.balance_cents(INITIAL), before, "{status}: the amount went back");
-            let rows = l.payments(&range, INITIAL).unwrap();
+            let rows = l.payments(&range, INITIAL, OrderDayZone::Utc).unwrap();
             let rows = rows.as_array().unwrap();
             assert_eq!(rows.len(), 4, "{status}: opening, two debits, one return");
             assert_eq!(rows[2]["adjusted_amount"], -100);

@@ -711,7 +711,7 @@ impl Sandbox {
                     .into());
                 }
                 let order = self.ledger.lookup(input)?;
-                let data = order_details_json(order, self.config.order_recipient, now);
+                let data = order_details_json(order, self.config.order_recipient, self.config.order_day_zone, now);
                 // Only delivered vouchers are mailed again: none of a pending
                 // order yet, none of a failed or cancelled one.
                 if resend && order.delivered(now) {
@@ -719,9 +719,9 @@ impl Sandbox {
                 }
                 ok(op, data)
             }
-            "getOrderHistory" => ok(op, self.ledger.history(input, now)?),
+            "getOrderHistory" => ok(op, self.ledger.history(input, self.config.order_day_zone, now)?),
             "paymentHistory" => {
-                let rows = self.ledger.payments(input, initial)?;
+                let rows = self.ledger.payments(input, initial, self.config.order_day_zone)?;
                 match self.config.payment_report_shape {
                     PaymentReportShape::Wrapped => ok("getPaymentReport", rows),
                     PaymentReportShape::Flat => Ok((json!({ "data": rows }), 0)),

@@ -1414,6 +1414,51 @@ fn currency_filter_group_can_be_left_out() {
     assert_eq!(groups(&mut s, ""), ["country", "voucher_category", "currency"]);
 }
 
+/// Which day an order is dated by (`order_day_zone`): an order placed at
+/// 20:00 UTC is dated that day in UTC, the default, and the next in IST
+/// (01:30), in getOrderHistory's date range and its `orderDate`, in
+/// getOrderDetails' `orderDate`, and in paymentHistory's range and `date`.
+#[test]
+fn orders_are_dated_in_the_configured_zone() {
+    let mut s = sb();
+    let at = 1_717_977_600_000 + 20 * HOUR; // 2024-06-10 20:00 UTC
+    assert_eq!(api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-20H"), at).status, 200);
+    let history = |s: &mut Sandbox, day: &str| -> Vec<Value> {
+        let range = json!({"startDate": day, "endDate": day, "limit": 10, "page": 1});
+        let out = api(s, AT, "plumProAPI.mutation.getOrderHistory", range, at);
+        assert_eq!(out.status, 200, "{}", out.body);
+        out.body["data"]["getOrderHistory"]["data"].as_array().unwrap().clone()
+    };
+    let payments = |s: &mut Sandbox, day: &str| -> Vec<Value> {
+        let body = json!({"query":"plumProAPI.mutation.paymentHistory","tag":"plumProAPI",
+                          "data":{"data":{"startDate": day, "endDate": day, "limit": 10, "page": 1}}});
+        let out = s.api(Some(&format!("Bearer {AT}")), body.to_string().as_bytes(), at);
+        assert_eq!(out.status, 200, "{}", out.body);
+        let rows = out.body["data"]["getPaymentReport"]["data"].as_array().unwrap().clone();
+        rows.into_iter().filter(|r| r["reference_id"] == "100001").collect()
+    };
+    for (zone, day, other, shown) in [
+        ("utc", "2024-06-10", "2024-06-11", "2024-06-10 20:00:00"),
+        ("ist", "2024-06-11", "2024-06-10", "2024-06-11 01:30:00"),
+    ] {
+        s.patch_config(format!(r#"{{"order_day_zone":"{zone}"}}"#).as_bytes()).unwrap();
+        let rows = history(&mut s, day);
+        assert_eq!(rows.len(), 1, "{zone}: dated {day}");
+        assert_eq!((rows[0]["poNumber"].as_str(), rows[0]["orderDate"].as_str()), (Some("PO-20H"), Some(shown)), "{zone}");
+        assert!(history(&mut s, other).is_empty(), "{zone}: not dated {other}");
+        let data = json!({"poNumber":"PO-20H","orderId":null,"sendMailToReceiver":0});
+        let details = api(&mut s, AT, "plumProAPI.mutation.getOrderDetails", data, at);
+        assert_eq!(details.body["data"]["getOrderDetails"]["data"]["orderDate"], shown, "{zone}");
+        assert_eq!(details.body["data"]["getOrderDetails"]["data"]["deliveryDate"], shown, "{zone}: delivered at once");
+        let debit = payments(&mut s, day);
+        assert_eq!(debit.len(), 1, "{zone}: its debit dated {day}");
+        assert_eq!(debit[0]["date"], shown, "{zone}");
+        assert!(payments(&mut s, other).is_empty(), "{zone}: no debit dated {other}");
+    }
+    assert!(s.patch_config(br#"{"order_day_zone":"cet"}"#).is_err());
+    assert_eq!(s.config.order_day_zone, crate::config::OrderDayZone::Ist, "a refused zone changes nothing");
+}
+
 /// Every documented call's envelope carries `"tag": "plumProAPI"`
 /// (xoxoday-api.md §2); a call without it, or with another tag, is
 /// answered as usual and counted in `not_plum_tag`.
