@@ -4,9 +4,10 @@
 // key errors and the layout at phone width, then the admin's caller keys and
 // audit trail at both widths, then an order through a reload, the answers
 // that are not a plain order (Xoxoday's refusals, a failed order, a delayed
-// product's order without vouchers yet, a cached balance) and the history's
-// default dates; fails on any console error the test did not cause on
-// purpose; saves screenshots under test-results/screenshots/.
+// product's order without vouchers yet, a cached balance), an order dated by
+// India's day in the history, and the history's default dates; fails on any
+// console error the test did not cause on purpose; saves screenshots under
+// test-results/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, readdirSync } from "node:fs";
@@ -1467,6 +1468,48 @@ async function walkOrderEdges() {
   await plainCtx.close();
   current = page;
 
+  // ---- an order Xoxoday dates by India's day is listed: with the sandbox
+  // dating orders in IST and its clock at 20:00 UTC, an order placed from
+  // Berlin then (21:00 or 22:00 there) is dated tomorrow, 01:30 IST, and the
+  // page's default history range shows it right after it is placed. Both
+  // settings go back afterwards, for the rest of the walk.
+  const utcToday = new Date().toISOString().slice(0, 10);
+  const daysBefore = (d, n) => new Date(Date.parse(`${d}T00:00:00Z`) - n * 86400_000).toISOString().slice(0, 10);
+  const sandboxBefore = await sandbox.admin("/config");
+  const eightPm = `${utcToday}T20:00:00Z`;
+  const istTomorrow = daysBefore(utcToday, -1);
+  try {
+    await sandbox.admin("/config", {
+      order_day_zone: "ist",
+      clock_offset_secs: sandboxBefore.clock_offset_secs + Math.round((Date.parse(eightPm) - Date.now()) / 1000),
+    });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Europe/Berlin", locale: LOCALE });
+    const berlin = await ctx.newPage();
+    current = berlin;
+    berlin.setDefaultTimeout(30_000);
+    const berlinWatch = watchConsole(berlin);
+    await berlin.clock.setFixedTime(new Date(eightPm));
+    await berlin.goto(`${worker.url}/`);
+    await berlin.fill("#key-input", keys.admin.key);
+    await berlin.keyboard.press("Enter");
+    await berlin.locator("#key-status", { hasText: "Key set" }).waitFor();
+    await pickHarborCoffee(berlin);
+    const istPo = await text(berlin, "#po-number");
+    await berlin.click("#place-order");
+    await berlin.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+    await berlin.click("#history-load");
+    await berlin.locator("#history-status", { hasText: /on page 1\.|No orders/ }).waitFor();
+    const row = berlin.locator("#history tbody tr", { has: berlin.locator(`button[data-po="${istPo}"]`) });
+    const range = `${await berlin.inputValue("#start-date")}..${await berlin.inputValue("#end-date")}`;
+    assert.equal(await row.count(), 1, `the order placed at ${eightPm}, dated ${istTomorrow} in IST, listed by the default range (${range})`);
+    assert.match(await text(row, 'td[data-label="Date"]'), new RegExp(`^${istTomorrow} 01:3\\d:\\d\\d$`), "dated by IST");
+    berlinWatch.check([]);
+    await ctx.close();
+    current = page;
+  } finally {
+    await sandbox.admin("/config", { order_day_zone: sandboxBefore.order_day_zone, clock_offset_secs: sandboxBefore.clock_offset_secs });
+  }
+
   // ---- plumgate's 502 that says nothing was placed (no token could be had,
   // so Xoxoday never got the order): not placed and safe to send again, not
   // "it may have been placed".
@@ -1518,8 +1561,6 @@ async function walkOrderEdges() {
   // never before UTC's): in Los Angeles at 03:00 UTC it is still yesterday,
   // but today's orders are dated today; in Berlin at 20:00 UTC an order is
   // already dated tomorrow in IST.
-  const utcToday = new Date().toISOString().slice(0, 10);
-  const daysBefore = (d, n) => new Date(Date.parse(`${d}T00:00:00Z`) - n * 86400_000).toISOString().slice(0, 10);
   for (const [timezoneId, at, end, auditFrom, auditTo] of [
     ["America/Los_Angeles", `${utcToday}T03:00:00Z`, utcToday, "2020-01-01T08:00:00.000Z", "2020-01-03T08:00:00.000Z"],
     ["Asia/Tokyo", `${daysBefore(utcToday, 1)}T20:00:00Z`, utcToday, "2019-12-31T15:00:00.000Z", "2020-01-02T15:00:00.000Z"],
