@@ -321,10 +321,12 @@ impl Record {
 
     /// A `pending` record of the previous version knows neither when it
     /// was sent nor when to check: as if sent now, checked now. And one
-    /// that kept a 2xx or 3xx answer that was neither a placed order nor
-    /// the failure flag as its refusal (versions before 2026-12-04) is
-    /// checked as the lost answer it is: that body refuses nothing, and
-    /// read as a refusal one "no such order" would settle it not placed.
+    /// that kept a 2xx or 3xx answer that was neither a placed order, nor
+    /// the failure flag, nor a refusal `after_place` keeps under such a
+    /// status (the duplicate answer, an errorId of [`UNCERTAIN_REFUSALS`])
+    /// as its refusal (versions before 2026-12-04) is checked as the lost
+    /// answer it is: that body refuses nothing, and read as a refusal one
+    /// "no such order" would settle it not placed.
     fn upgraded(&self, now_ms: i64) -> Record {
         let mut r = self.clone();
         if r.state == RecordState::Pending && r.sent_at_ms == 0 {
@@ -332,7 +334,7 @@ impl Record {
             r.next_check_at_ms = now_ms;
             r.why = "an earlier attempt's outcome is unknown".into();
         }
-        if r.refused.as_ref().is_some_and(|f| f.status < 400 && !is_plum_failure(Operation::PlaceOrder.name(), f.status, f.body.as_bytes())) {
+        if definitely_refused(&r) && r.refused.as_ref().is_some_and(|f| f.status < 400 && !is_plum_failure(Operation::PlaceOrder.name(), f.status, f.body.as_bytes())) {
             r.refused = None;
         }
         r

@@ -703,10 +703,18 @@ fn same_order_never_takes_someone_elses_order_for_this_one() {
     proven.not_found = NOT_FOUND_PROOF - 1;
     let f = after_check(&proven, Reconciled::NotFound, T0 + SETTLE_MS);
     assert!(error_of(&f.outcome).message.ends_with(SAFE_TO_RETRY), "{f:?}");
-    // The failure flag under 200 (status 0) is still Xoxoday's refusal.
-    let mut flagged = odd.clone();
-    flagged.refused = Some(Refused { status: 200, body: r#"{"data":{"placeOrder":{"status":0}}}"#.into() });
-    assert_eq!(flagged.upgraded(T0).refused, flagged.refused);
+    // The failure flag under 200 (status 0) is still Xoxoday's refusal,
+    // and so is the one this version keeps under a 2xx: a fate-open
+    // errorId, passed on once no order is found.
+    for kept in [r#"{"data":{"placeOrder":{"status":0}}}"#, r#"{"errorId":"PLE10010"}"#] {
+        let mut r = odd.clone();
+        r.refused = Some(Refused { status: 200, body: kept.into() });
+        assert_eq!(r.upgraded(T0).refused, r.refused, "{kept}");
+    }
+    let mut unsure = checked(after_place(answer(200, r#"{"code":422,"errorId":"PLE10010","error":"Failed to redeem points"}"#), None, &pending_for(order()), T0));
+    unsure.not_found = NOT_FOUND_PROOF - 1;
+    let f = after_check(&unsure, Reconciled::NotFound, T0 + SETTLE_MS);
+    assert!(matches!(&f.outcome, Outcome::Answer { status: 200, body, .. } if body.contains("PLE10010")), "{f:?}");
     // Another order under the poNumber: a conflict, not that odd body.
     let mut elsewhere = details();
     elsewhere["voucherDetails"][0]["productId"] = json!(999);
