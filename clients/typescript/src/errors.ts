@@ -127,8 +127,13 @@ function penaltySeconds(body: Obj): number | undefined {
   return undefined;
 }
 
-/** The error an answer with this status, body and headers stands for. */
-export function errorFromAnswer(status: number, body: unknown, headers: Headers, nowMs: number): PlumgateError {
+/**
+ * The error an answer with this status, body and headers stands for.
+ * `placeOrder`: the answer is placeOrder's, which plumgate never answers
+ * with a redirect (its order ledger takes an upstream 3xx for a lost
+ * answer), so any redirect came from in front of it.
+ */
+export function errorFromAnswer(status: number, body: unknown, headers: Headers, nowMs: number, placeOrder = false): PlumgateError {
   const requestId = headers.get("x-request-id") ?? undefined;
   let retryAfter = parseRetryAfter(headers.get("retry-after"), nowMs);
   const base = { status, requestId, body };
@@ -136,9 +141,12 @@ export function errorFromAnswer(status: number, body: unknown, headers: Headers,
   // opaque redirect (`redirect: "manual"`).
   if (status === 0 || (status >= 300 && status < 400)) {
     const which = status === 0 ? "a redirect" : `a redirect (HTTP ${status})`;
-    if (requestId !== undefined) {
+    if (requestId !== undefined && isObj(body) && !placeOrder) {
       // plumgate sets x-request-id on every answer it gives, and passes an
-      // upstream 3xx on unchanged (a read's): the request reached it.
+      // upstream 3xx with a JSON body on unchanged (a read's; one without
+      // JSON it answers 502): the request reached it. A proxy in front
+      // that sets its own x-request-id (nginx, Envoy, Heroku) redirects
+      // with an HTML or empty body.
       return new PlumgateError({
         ...base,
         source: "xoxoday",

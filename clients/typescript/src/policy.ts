@@ -146,7 +146,7 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
       }),
     };
   }
-  const error = errorFromAnswer(a.status, a.json, a.headers, nowMs);
+  const error = errorFromAnswer(a.status, a.json, a.headers, nowMs, true);
   if (a.status === 429) return { kind: "wait", error };
   if (a.status === 408) return { kind: "retry", error };
   // Xoxoday's duplicate poNumber: an order with this poNumber exists;

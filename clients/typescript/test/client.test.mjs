@@ -907,14 +907,35 @@ test("a 3xx with plumgate's x-request-id is Xoxoday's redirect relayed by plumga
   });
   assert.equal(f.calls.length, 1, "not sent again");
   assert.deepEqual(clock.sleeps, []);
-  // The same 302 without x-request-id came from in front of plumgate: nothing reached it.
-  const g = script(new Response(JSON.stringify({ message: "moved" }), { status: 302, headers: { "content-type": "application/json" } }));
-  await assert.rejects(client(g).c.getVouchers({ limit: 1, page: 1 }), (e) => {
-    assert.deepEqual([e.status, e.code, e.source, e.notSent], [302, "redirected", "unknown", true]);
-    assert.match(e.message, /nothing reached plumgate/);
-    return true;
-  });
+  // The same 302 without x-request-id came from in front of plumgate: nothing reached it;
+  // so did one with a proxy's own x-request-id and an HTML body (nginx's http-to-https rule).
+  const proxies = [
+    new Response(JSON.stringify({ message: "moved" }), { status: 302, headers: { "content-type": "application/json" } }),
+    new Response("<html><body>301 Moved Permanently</body></html>", {
+      status: 301,
+      headers: { "content-type": "text/html", "x-request-id": "3f2a9c0d5e6b7a8f9c0d1e2f3a4b5c6d", location: "https://plumgate.example/v1/ops/getVouchers" },
+    }),
+  ];
+  for (const answer of proxies) {
+    await assert.rejects(client(script(answer)).c.getVouchers({ limit: 1, page: 1 }), (e) => {
+      assert.deepEqual([e.code, e.source, e.notSent], ["redirected", "unknown", true]);
+      assert.match(e.message, /nothing reached plumgate/);
+      return true;
+    });
+  }
+  // placeOrder is never answered with a redirect by plumgate (its ledger takes an upstream 3xx
+  // for a lost answer): even with an x-request-id and JSON, one came from in front of it.
+  const order = script(relayedTo("placeOrder"));
+  const r = await client(order).c.placeOrder(ORDER);
+  assert.deepEqual([r.status, r.error.code, r.error.source, r.error.notSent], ["refused", "redirected", "unknown", true]);
 });
+
+function relayedTo(op) {
+  return new Response(JSON.stringify({ message: "moved" }), {
+    status: 307,
+    headers: { "content-type": "application/json", "x-request-id": "b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6", location: `https://plumgate.example/v1/ops/${op}` },
+  });
+}
 
 test("placeOrder: a redirect (301 would come back as a GET, 308 resend the order elsewhere) is refused at once, not retried, nothing placed", async () => {
   for (const answer of [moved(301), moved(308), opaqueRedirect]) {
