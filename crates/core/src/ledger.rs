@@ -322,11 +322,11 @@ impl Record {
     /// A `pending` record of the previous version knows neither when it
     /// was sent nor when to check: as if sent now, checked now. And one
     /// that kept a 2xx or 3xx answer that was neither a placed order, nor
-    /// the failure flag, nor a refusal `after_place` keeps under such a
-    /// status (the duplicate answer, an errorId of [`UNCERTAIN_REFUSALS`])
-    /// as its refusal (versions before 2026-12-04) is checked as the lost
-    /// answer it is: that body refuses nothing, and read as a refusal one
-    /// "no such order" would settle it not placed.
+    /// the failure flag, nor the refusal `after_place` keeps under such a
+    /// status (an errorId of [`UNCERTAIN_REFUSALS`]) as its refusal
+    /// (versions before 2026-12-04) is checked as the lost answer it is:
+    /// that body refuses nothing, and read as a refusal one "no such
+    /// order" would settle it not placed.
     fn upgraded(&self, now_ms: i64) -> Record {
         let mut r = self.clone();
         if r.state == RecordState::Pending && r.sent_at_ms == 0 {
