@@ -243,33 +243,36 @@ const TLS_HANDSHAKE = new Set([
 const UNREACHABLE = new Set(["EHOSTUNREACH", "ENETUNREACH"]);
 
 /**
- * Did `error` (a rejected fetch, before any answer) happen before any
- * connection was made, or in its TLS handshake? Node's fetch rejects with
- * `TypeError("fetch failed")` whose `cause` holds the system error's `code`
- * (and `syscall`); trying several addresses, an `AggregateError` whose every
- * error must say so. Anything else (a browser's bare `TypeError`, a code not
- * listed) is "may have arrived".
+ * Does `error`, or a cause under it, say so (`test`)? Node's fetch rejects
+ * with `TypeError("fetch failed")` whose `cause` holds the system error's
+ * `code` (and `syscall`); trying several addresses, an `AggregateError`
+ * whose every error must say so. Read on the runtime's error and on the
+ * scrubbed copy a PlumgateError holds alike; five levels at most.
  */
-function neverConnected(error: unknown, depth = 0): boolean {
+function causeSays(error: unknown, test: (code: string, syscall: unknown) => boolean, depth = 0): boolean {
   if (typeof error !== "object" || error === null || depth > 4) return false;
   const e = error as { code?: unknown; syscall?: unknown; errors?: unknown; cause?: unknown };
-  if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every((x) => neverConnected(x, depth + 1));
-  if (typeof e.code === "string" && (NEVER_CONNECTED.has(e.code) || TLS_HANDSHAKE.has(e.code) || (UNREACHABLE.has(e.code) && e.syscall === "connect"))) return true;
-  return neverConnected(e.cause, depth + 1);
+  if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every((x) => causeSays(x, test, depth + 1));
+  if (typeof e.code === "string" && test(e.code, e.syscall)) return true;
+  return causeSays(e.cause, test, depth + 1);
+}
+
+/**
+ * Did `error` (a rejected fetch, before any answer) happen before any
+ * connection was made, or in its TLS handshake? Anything else (a browser's
+ * bare `TypeError`, a code not listed) is "may have arrived".
+ */
+function neverConnected(error: unknown): boolean {
+  return causeSays(error, (code, syscall) => NEVER_CONNECTED.has(code) || TLS_HANDSHAKE.has(code) || (UNREACHABLE.has(code) && syscall === "connect"));
 }
 
 /**
  * Did the TLS handshake fail (a code of {@link TLS_HANDSHAKE} in `error` or
- * its causes: the runtime's error, or the scrubbed copy a PlumgateError
- * holds)? Nothing was sent, and sending again within seconds meets the same
- * certificate: placeOrder and the reads do not retry it.
+ * its causes)? Nothing was sent, and sending again within seconds meets the
+ * same certificate: placeOrder and the reads do not retry it.
  */
 export function tlsHandshakeFailed(error: unknown): boolean {
-  let e = error as { code?: unknown; cause?: unknown } | null | undefined;
-  for (let depth = 0; typeof e === "object" && e !== null && depth <= 4; depth++, e = e.cause as typeof e) {
-    if (typeof e.code === "string" && TLS_HANDSHAKE.has(e.code)) return true;
-  }
-  return false;
+  return causeSays(error, (code) => TLS_HANDSHAKE.has(code));
 }
 
 /** A caller key fit for an `Authorization` header: visible ASCII, no whitespace or control characters. */
