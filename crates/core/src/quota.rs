@@ -486,7 +486,12 @@ pub fn settle(existing: Option<&Hold>, held: bool, created: bool, fate: Fate, am
 /// once (a hold a request already committed stays as it is); not placed
 /// (or failed, cancelled) frees it. A hold with requests still between
 /// their [`reserve`] and [`settle`] is theirs to free: it goes back to
-/// `Held`, still counted, and the last of them drops it.
+/// `Held`, still counted, and the last of them drops it, unless that one
+/// settles `Unknown` (a retry answered `409 order_in_progress` just before
+/// the ledger's look settled the order): the hold is `Pending` again with no
+/// holders, and the registry's next look ([`abandoned`]: hourly, or a minute
+/// after a refusal over the cap) frees it. Nothing is overspent meanwhile;
+/// the amount counts against the cap until then.
 pub fn reconcile(h: &Hold, placed: bool) -> Settled {
     let keep = Settled { hold: HoldChange::Keep, counted: None };
     match h.state {
@@ -722,6 +727,12 @@ mod tests {
         assert_eq!(reconcile(&hold(HoldState::Held, 1), false), Settled { hold: HoldChange::Keep, counted: None });
         // The last holder's refusal then drops it.
         assert_eq!(settle(Some(&hold(HoldState::Held, 1)), true, false, Fate::Refused, 60 * M, T0).hold, HoldChange::Drop);
+        // A last holder that settles `Unknown` (a retry told
+        // `order_in_progress` while the look ran) leaves it pending with no
+        // holders, still counted, until the registry's own look frees it.
+        let after = settle(Some(&hold(HoldState::Held, 1)), true, false, Fate::Unknown, 60 * M, T0);
+        assert_eq!(after, Settled { hold: HoldChange::Put(hold(HoldState::Pending, 0)), counted: None });
+        assert_eq!(abandoned(&hold(HoldState::Pending, 0), Known::NotPlaced).hold, HoldChange::Drop);
     }
 
     #[test]
