@@ -312,6 +312,8 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
     let bootstrap_refresh_token = RefreshToken::new(required("XOXODAY_REFRESH_TOKEN"));
     let bootstrap_access_token = get("XOXODAY_ACCESS_TOKEN").map(AccessToken::new);
     let dev_caller_key = get("DEV_CALLER_KEY").map(CallerKey::new);
+    // Posted to exactly as given: a receiver's route may end in `/` (a
+    // redirect or a 404 without it, and plumgate follows no redirect).
     let alert_webhook_url = get("ALERT_WEBHOOK_URL").and_then(|url| match check_url(&url, true) {
         Ok(u) => Some(WebhookUrl::new(u)),
         Err(p) => {
@@ -389,7 +391,9 @@ pub fn binding_problems(bound: &dyn Fn(&str) -> bool) -> Vec<String> {
 /// Check a URL plumgate sends to (an OAUTH_URL override, the alert
 /// webhook): `https://` anywhere, `http://` only for loopback hosts (the one
 /// loopback rule, [`is_loopback`]), a host, no credentials, no fragment, and
-/// a query only where `query_ok`. Returns it without a trailing slash.
+/// a query only where `query_ok` (the webhook, posted to exactly as given).
+/// Returns it as given, or, for a base the endpoints' paths follow (no
+/// query), without a trailing slash.
 fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     let (scheme, rest) = split_once(url, "://").ok_or("must be an https:// URL")?;
     let authority = authority_of(rest);
@@ -405,7 +409,7 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
         "http" => return Err("may use http:// only for loopback hosts (127.0.0.0/8, localhost, [::1])"),
         _ => return Err("must be an https:// URL"),
     }
-    Ok(url.trim_end_matches('/').to_string())
+    Ok(if query_ok { url } else { url.trim_end_matches('/') }.to_string())
 }
 
 /// Production credentials sent to a staging host: `XOXODAY_ENV`
@@ -777,6 +781,8 @@ pub(crate) mod tests {
             "http://127.0.0.1:9/hook", "http://localhost/hook?token=x", "http://[::1]:8/h", "https://example.com/h?a=b",
             "https://hooks.example.com:65535/h", "https://example.com:/h", "https://[2001:db8::1]:8443/h", "https://bücher.example/h",
             "https://my_hooks.example/h", "https://hooks.example.com\\h", "https://ho%6Fks.example.com/h",
+            // A receiver's route ending in `/` (Zapier's catch hooks), a query ending in one.
+            "https://hooks.example.com/catch/1/abc/", "https://h.example/p?t=ab/",
         ] {
             v.insert("ALERT_WEBHOOK_URL", url.into());
             assert_eq!(parse_with(&v).unwrap().alert_webhook_url.unwrap().expose_secret(), url, "{url}");
