@@ -207,7 +207,7 @@ fn token_message(
     let why = state.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
     match (condition, resolved) {
         (Condition::ReauthRequired, false) => format!(
-            "The Xoxoday refresh token is dead{why}. Generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN; until then plumgate serves the current access token while it is valid, then answers 503 reauth_required."
+            "The Xoxoday refresh token is dead{why}. Generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN. Calls get 503 reauth_required once no valid access token is left (at once if Xoxoday rejected it)."
         ),
         (Condition::CredentialsRejected, false) => format!(
             "Xoxoday rejects the client id or secret{why}. Set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept, and refreshing resumes once they change."

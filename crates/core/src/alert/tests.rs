@@ -100,6 +100,10 @@ fn reauth_required_fires_once_then_resolves_once() {
     assert_eq!(b["token_state"], "reauth_required");
     let message = b["message"].as_str().unwrap();
     assert!(message.contains("invalid_grant") && message.contains("XOXODAY_REFRESH_TOKEN"), "{message}");
+    // How long callers are still served: until the access token's expiry.
+    // Not "while it is valid" alone: found with the access token rejected
+    // or expired, callers are refused already.
+    assert!(message.ends_with("Calls get 503 reauth_required once no valid access token is left (at once if Xoxoday rejected it)."), "{message}");
     assert_eq!(b["text"], format!("plumgate [rewards-prod] ALERT reauth_required: {message}"));
     for absent in ["replaces", "failures", "balance", "threshold"] {
         assert!(b.get(absent).is_none(), "{absent} in {b}");
