@@ -515,6 +515,28 @@
 
   // ------------------------------------------------------------ caller key
 
+  /**
+   * What is wrong with a key typed into the key form, or "" for none. A
+   * caller key is 16–512 visible ASCII characters (README). A character
+   * outside visible ASCII the browser will not put in an `Authorization`
+   * header: every call would fail before it is sent, be read as "plumgate
+   * could not be reached", and an order as one that may have been placed,
+   * though nothing went out. trim() keeps a zero-width space (U+200B), as
+   * a paste can bring one.
+   */
+  function keyProblem(key) {
+    const bad = [...key].findIndex((c) => c < "\x21" || c > "\x7e");
+    if (bad >= 0) {
+      const c = [...key][bad];
+      const hex = c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      const named = c === " " ? "a space" : /\p{Z}/u.test(c) ? `a space character (U+${hex})` : /[\p{L}\p{N}\p{P}\p{S}]/u.test(c) ? `"${c}" (U+${hex})` : `an invisible character (U+${hex})`;
+      return `it holds ${named} at character ${bad + 1}, which no caller key has`;
+    }
+    if (key.length < 16) return `it is ${key.length} characters long, too short for a caller key`;
+    if (key.length > 512) return `it is ${key.length} characters long, too long for a caller key`;
+    return "";
+  }
+
   function setKey(key, source) {
     // A key changed is another caller: nothing the previous key was shown stays.
     if (state.key !== key) dropKeyViews();
@@ -1779,6 +1801,15 @@
       const k = $("key-input").value.trim();
       if (!k) {
         setStatus("key-status", "Paste a caller key first.");
+        $("key-input").focus();
+        return;
+      }
+      const problem = keyProblem(k);
+      if (problem) {
+        // Nothing of it kept or sent: the key set before, if any, stays.
+        $("key-input").value = "";
+        setStatus("key-status", `That key was not used: ${problem}. A caller key is 16–512 visible ASCII characters (no spaces, accents or invisible characters). ${state.key ? "The key set before stays in use." : "No key set."}`);
+        $("key-status").classList.add("bad");
         $("key-input").focus();
         return;
       }

@@ -191,6 +191,27 @@ async function walkThePage() {
   // ---- balance, always visible in the sticky top bar.
   await page.locator("#balance-value", { hasText: "250,000" }).waitFor();
 
+  // A key with a character no header can carry (a zero-width space, which
+  // trim() keeps): refused by the form, named, nothing sent or stored; the
+  // key set before stays, and nothing shown for it goes. (Before, every
+  // call failed in the browser, shown as "Network error".)
+  const sentCalls = [];
+  const noteCall = (r) => { if (new URL(r.url()).pathname.startsWith("/v1/")) sentCalls.push(r.url()); };
+  page.on("request", noteCall);
+  await page.fill("#key-input", "pgk_dev_" + "a".repeat(20) + "\u200b");
+  await page.click("#key-save");
+  await page.locator("#key-status", { hasText: "That key was not used" }).waitFor();
+  assert.equal(await text(page, "#key-status"), "That key was not used: it holds an invisible character (U+200B) at character 29, which no caller key has. "
+    + "A caller key is 16–512 visible ASCII characters (no spaces, accents or invisible characters). The key set before stays in use.");
+  await page.waitForTimeout(300);
+  page.off("request", noteCall);
+  assert.deepEqual(sentCalls, [], "nothing sent with it");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.callerKey")), keys.admin.key, "the key set before is kept");
+  assert.equal(await page.inputValue("#key-input"), "", "the refused key is not left in the field");
+  assert.doesNotMatch(await page.locator("body").innerText(), /Network error/);
+  assert.equal(await page.locator("#products .card").count(), 12, "the catalog shown for the key set before stays");
+  await page.locator("#balance-value", { hasText: "250,000" }).waitFor();
+
   // ---- catalog: cards with image, denominations and delivery type.
   const cards = page.locator("#products .card");
   await waitFor(async () => (await cards.count()) === 12, { timeout: 20_000, what: "12 product cards" });
@@ -492,6 +513,21 @@ async function walkThePage() {
   assert.equal((await devProbe).status(), 404);
   await mob.waitForTimeout(200);
   assert.equal(await mob.locator("#dev-key").isVisible(), false, "no dev key button when the route is 404");
+
+  // A key with an accent, no key set before: refused, nothing sent or stored.
+  const mobCalls = [];
+  const noteMobCall = (r) => { if (new URL(r.url()).pathname.startsWith("/v1/")) mobCalls.push(r.url()); };
+  mob.on("request", noteMobCall);
+  await mob.fill("#key-input", "pgk_dev_é" + "a".repeat(20));
+  await mob.click("#key-save");
+  await mob.locator("#key-status", { hasText: "That key was not used" }).waitFor();
+  assert.match(await text(mob, "#key-status"), /: it holds "é" \(U\+00E9\) at character 9, which no caller key has\. .*16–512 visible ASCII characters.* No key set\.$/);
+  await mob.waitForTimeout(300);
+  mob.off("request", noteMobCall);
+  assert.deepEqual(mobCalls, [], "nothing sent with it");
+  assert.equal(await mob.evaluate(() => sessionStorage.getItem("plumgate.callerKey")), null, "no key stored");
+  assert.equal(await mob.locator("#key-forget").isDisabled(), true, "no key to forget");
+  assert.doesNotMatch(await mob.locator("body").innerText(), /Network error/);
 
   // A wrong key: 401, shown with plumgate's message and request id.
   await mob.fill("#key-input", "pgk_wrong_0000000000000000000000000000");
