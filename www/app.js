@@ -47,6 +47,9 @@
     balanceSeq: 0,
     balanceTimer: null,
     historyPage: 1,
+    // {startDate, endDate} of the history form as last submitted: Next and
+    // Previous page through that listing, not whatever the fields hold now.
+    historyQuery: null,
     // As catalogSeq: only the latest history or details lookup is shown.
     historySeq: 0,
     detailsSeq: 0,
@@ -57,6 +60,10 @@
     resultPo: "",
     products: new Map(),
     auditNext: null,
+    // The audit trail's filters (key, from, to; a query string) as last
+    // submitted: Older pairs state.auditNext with the filters that gave it,
+    // and Newest goes back to the start of that listing.
+    auditQuery: "",
   };
 
   // ------------------------------------------------------------ DOM helpers
@@ -1328,8 +1335,7 @@
     $("history-next").disabled = true;
     try {
       const body = {
-        startDate: $("start-date").value,
-        endDate: $("end-date").value,
+        ...state.historyQuery,
         limit: HISTORY_SIZE,
         page: state.historyPage,
       };
@@ -1727,6 +1733,24 @@
 
   // ------------------------------------------------------------ audit (admin)
 
+  /** The audit form's filters as /v1/audit's query string. */
+  function auditFilters() {
+    const q = new URLSearchParams();
+    const key = $("audit-key").value.trim();
+    if (key) q.set("key", key);
+    // The dates are this browser's days, as the entries' times are shown:
+    // sent as the instants those days begin and end (the API would read a
+    // date alone as a UTC day); `to` includes its day.
+    const localDay = (date, plus) => {
+      const [y, m, d] = date.split("-").map(Number);
+      return new Date(y, m - 1, d + plus).toISOString();
+    };
+    if ($("audit-from").value) q.set("from", localDay($("audit-from").value, 0));
+    if ($("audit-to").value) q.set("to", localDay($("audit-to").value, 1));
+    return q.toString();
+  }
+
+  /** The trail for state.auditQuery (the filters last submitted), from `cursor` on. */
   async function loadAudit({ cursor = null } = {}) {
     const seq = ++state.auditSeq;
     const list = $("audit-list");
@@ -1735,18 +1759,7 @@
     setStatus("audit-status", "Loading the audit trail…");
     $("audit-older").disabled = true;
     try {
-      const q = new URLSearchParams();
-      const key = $("audit-key").value.trim();
-      if (key) q.set("key", key);
-      // The dates are this browser's days, as the entries' times are shown:
-      // sent as the instants those days begin and end (the API would read a
-      // date alone as a UTC day); `to` includes its day.
-      const localDay = (date, plus) => {
-        const [y, m, d] = date.split("-").map(Number);
-        return new Date(y, m - 1, d + plus).toISOString();
-      };
-      if ($("audit-from").value) q.set("from", localDay($("audit-from").value, 0));
-      if ($("audit-to").value) q.set("to", localDay($("audit-to").value, 1));
+      const q = new URLSearchParams(state.auditQuery);
       q.set("limit", "20");
       if (cursor) q.set("cursor", cursor);
       const r = await request(`/v1/audit?${q}`, { method: "GET" });
@@ -1864,6 +1877,7 @@
       if ($("start-date").value === historyDefaults[0]) $("start-date").value = start;
       if ($("end-date").value === historyDefaults[1]) $("end-date").value = end;
       historyDefaults = [start, end];
+      state.historyQuery = { startDate: $("start-date").value, endDate: $("end-date").value };
       state.historyPage = 1;
       loadHistory();
     });
@@ -1901,6 +1915,7 @@
     });
     $("audit-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
+      state.auditQuery = auditFilters();
       loadAudit();
     });
     $("audit-older").addEventListener("click", () => { if (state.auditNext) loadAudit({ cursor: state.auditNext }); });

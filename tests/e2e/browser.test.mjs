@@ -813,12 +813,23 @@ async function walkKeysAndAudit() {
   assert.equal(await page.locator("#audit-older").isEnabled(), true);
   const shown = await page.locator("#audit-list .rid").allInnerTexts();
   assert.deepEqual(shown, rids.slice(1).reverse(), "newest first, the request ids of the calls");
+  // A filter changed and not submitted: Older and Newest go on with the
+  // listing shown (its filters, its cursor), not the changed filter with a
+  // cursor from another listing, which would skip entries.
+  await page.fill("#audit-key", "demo-writer");
+  const olderAsked = page.waitForRequest((r) => r.url().includes("/v1/audit?"));
   await page.click("#audit-older");
+  const older = new URL((await olderAsked).url()).searchParams;
+  assert.deepEqual([older.get("key"), older.has("cursor")], ["demo-many", true], "Older: the submitted key, with its cursor");
   await page.locator("#audit-status", { hasText: "1 entry (older)." }).waitFor();
   assert.deepEqual(await page.locator("#audit-list .rid").allInnerTexts(), [rids[0]]);
   assert.equal(await page.locator("#audit-older").isEnabled(), false);
+  const newestAsked = page.waitForRequest((r) => r.url().includes("/v1/audit?"));
   await page.click("#audit-newest");
+  assert.equal(new URL((await newestAsked).url()).searchParams.get("key"), "demo-many", "Newest: the submitted key");
   await page.locator("#audit-status", { hasText: "20 entries, newest first." }).waitFor();
+  assert.deepEqual(await page.locator("#audit-list .rid").allInnerTexts(), shown);
+  await page.fill("#audit-key", "demo-many");
   // A date range with nothing in it.
   await page.fill("#audit-from", "2020-01-01");
   await page.fill("#audit-to", "2020-01-02");
@@ -833,6 +844,26 @@ async function walkKeysAndAudit() {
   const pageText = await page.locator("body").innerText();
   assert.ok(!pageText.includes("winner@example.com"), "no recipient in the trail");
   await assertCleanText(page);
+
+  // ---- the order history's pages are the submitted range's, a date changed
+  // since and not submitted notwithstanding: the 21 orders of demo-many are
+  // the newest, 10 a page.
+  await page.click("#history-load");
+  await page.locator("#history-status", { hasText: "10 orders on page 1." }).waitFor();
+  const range = [await page.inputValue("#start-date"), await page.inputValue("#end-date")];
+  const historyPos = () => page.locator("#history tbody td[data-label=poNumber]").allInnerTexts();
+  const manyPos = (from) => Array.from({ length: 10 }, (_, i) => `demo-many-${from - i}`);
+  assert.deepEqual(await historyPos(), manyPos(20));
+  await page.fill("#start-date", "2020-01-01");
+  await page.fill("#end-date", "2020-01-02");
+  for (const [button, pageNo, newest] of [["#history-next", 2, 10], ["#history-prev", 1, 20]]) {
+    const asked = page.waitForRequest((r) => r.url().endsWith("/v1/ops/getOrderHistory"));
+    await page.click(button);
+    const body = JSON.parse((await asked).postData());
+    assert.deepEqual([body.startDate, body.endDate, body.page], [...range, pageNo], `${button}: the submitted range`);
+    await page.locator("#history-status", { hasText: `10 orders on page ${pageNo}.` }).waitFor();
+    assert.deepEqual(await historyPos(), manyPos(newest), `${button}: page ${pageNo} of the submitted range`);
+  }
 
   // ---- Forget key while a key is being created and the trail loaded: the
   // answers that come after it show nothing (no new key to copy, no key
