@@ -964,7 +964,10 @@ test("demo page: an order in flight through a reload, and the answers that are n
 async function openUsProduct(page, name) {
   await page.fill("#q", name);
   await page.selectOption("#country", "usa");
-  await waitFor(async () => (await page.locator("#products .card").count()) === 1, { timeout: 20_000, what: `one ${name} US card` });
+  // The card's name too: the previous search's one card (another product)
+  // is still shown until this search's 350 ms pause has run out.
+  const cards = page.locator("#products .card");
+  await waitFor(async () => (await cards.count()) === 1 && ((await cards.first().textContent()) ?? "").includes(name), { timeout: 20_000, what: `one ${name} US card` });
   await page.locator("#products .card button[data-product]").click();
   await page.locator("#order-form").waitFor({ state: "visible" });
 }
