@@ -749,6 +749,28 @@ fn envelope_text_is_build_envelope_as_text() {
     }
 }
 
+/// What "forwarded as sent" means for numbers (openapi.json's first
+/// description): the same JSON number, not always the same spelling. A
+/// caller's body is read by the worker's one reader, then written back.
+#[test]
+fn numbers_are_forwarded_as_the_same_number_not_the_same_spelling() {
+    let sent = |text: &str| {
+        let data: Value = crate::jsontext::from_text(text).unwrap();
+        let out = envelope_text(Operation::GetVouchers, &data);
+        out[out.find("\"data\":").unwrap() + 7..out.len() - 2].to_owned()
+    };
+    assert_eq!(sent(r#"{"limit":10,"page":"1","productId":18446744073709551615}"#), r#"{"limit":10,"page":"1","productId":18446744073709551615}"#);
+    assert_eq!(sent(r#"{"limit":1e1,"page":-0}"#), r#"{"limit":10.0,"page":-0.0}"#);
+    assert_eq!(sent(r#"{"productId":18446744073709551616}"#), r#"{"productId":1.8446744073709552e+19}"#);
+    // A decimal with 17 significant digits: the nearest double, or one
+    // step from it (serde_json's fast reader), and stable on a second pass.
+    let text = sent(r#"{"denomination":3996.1915000000004}"#);
+    let back: f64 = text[16..text.len() - 1].parse().unwrap();
+    let x = 3996.1915000000004_f64;
+    assert!((back - x).abs() <= 2.0 * x * f64::EPSILON, "{text}");
+    assert_eq!(sent(&text), text);
+}
+
 #[test]
 fn parse_envelope_round_trips_build_envelope() {
     for op in Operation::ALL {

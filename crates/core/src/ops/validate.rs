@@ -30,7 +30,9 @@
 //!
 //! [`outgoing`] turns valid data into what is forwarded: the caller's values
 //! as sent (Xoxoday accepts them, and rewriting numbers could change them —
-//! a merchandise `productId` with leading zeros, an `orderId` beyond 2^53),
+//! a merchandise `productId` with leading zeros, an `orderId` beyond 2^53;
+//! a number is the same JSON number, written from its parsed value: `1e1`
+//! as `10.0`, a decimal of many digits within a step of the caller's),
 //! except that a flag is sent in its documented form `0` / `1`, an empty
 //! array standing for an object is sent as `{}` (an empty object standing
 //! for getVouchers' `filters` as `[]`), and a field GitBook marks required
