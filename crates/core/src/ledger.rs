@@ -44,7 +44,7 @@
 //! | success | `done` | the answer | placed |
 //! | rate-limit answer | forgotten, penalty reported | `429 rate_limited` | not placed |
 //! | duplicate poNumber (409 `PLE10043`, "duplicate", "already exists") | check now ([`after_check`]) | | |
-//! | `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process", documented as 422s) or `PLE10036` (delivery cancelled), whatever the status | check now | | |
+//! | `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process", documented as 422s), `PLE10035` ("failed to check order status", documented as a 502) or `PLE10036` (delivery cancelled), whatever the status | check now | | |
 //! | 5xx (`PLE10035` and any other), timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
 //! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, keeping the answer | | |
 //! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | one check ([`after_refusal`]): this order found under the poNumber (placed before; Xoxoday's duplicate answer may look like any refusal) is `done`, reconciled; else forgotten | it in placeOrder's shape; else the answer | placed; else not placed |
@@ -106,10 +106,12 @@ const QUANTITY_LIMIT: &str = "PLE10041";
 /// Refusals that do not say whether an order was made: failed to add, to
 /// redeem points, to confirm, to process the order (documented as 422s);
 /// delivery cancelled (a 404: an order may have been made, its delivery
-/// then cancelled). Read by errorId whatever the HTTP status (Xoxoday's
-/// tables give some errorIds two statuses): taking one of them for a
-/// definite refusal could let the caller place the order again.
-const UNCERTAIN_REFUSALS: [&str; 5] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012", "PLE10036"];
+/// then cancelled); failed to check the order's status (`PLE10035`,
+/// documented as a 502, which is checked as any 5xx is). Read by errorId
+/// whatever the HTTP status (Xoxoday's tables give some errorIds two
+/// statuses): taking one of them for a definite refusal could let the
+/// caller place the order again.
+const UNCERTAIN_REFUSALS: [&str; 6] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012", "PLE10035", "PLE10036"];
 
 /// "No such order" this many times makes an order not placed (with
 /// [`SETTLE_MS`]).

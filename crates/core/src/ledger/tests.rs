@@ -402,6 +402,10 @@ fn after_place_every_arm() {
         (400, r#"{"code":400,"errorId":"PLE10011","error":"Failed to confirm order"}"#),
         (403, r#"{"errorId":"PLE10010"}"#),
         (200, r#"{"data":{"placeOrder":{"status":0}},"errorId":"PLE10012"}"#),
+        // "Failed to check order status; call getOrderDetails" under a 4xx
+        // (documented as a 502): one "no such order" must not settle it.
+        (409, r#"{"code":409,"errorId":"PLE10035","error":"Failed to check order status"}"#),
+        (400, r#"{"errorId":"PLE10035"}"#),
     ] {
         assert_eq!(checked(after_place(answer(status, body), None, &p, now)).state, RecordState::Pending, "{status} {body}");
     }
