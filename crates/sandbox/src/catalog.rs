@@ -477,7 +477,8 @@ enum Filter {
 /// `filters`: an array of `{key, value}` objects (absent, null or an empty
 /// object, which a published JavaScript client sends to production: none).
 /// Unknown keys are ignored, like an unknown query string parameter;
-/// `minPrice` and `maxPrice` need a number, `price` a number or a range
+/// `minPrice` and `maxPrice` need a number, and count only beside a
+/// `currencyCode`; `price` a number or a range
 /// (Xoxoday's filter table types it "String, price range filters").
 fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
     let list = match v {
@@ -514,6 +515,11 @@ fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
             _ => continue,
         };
         out.push(filter);
+    }
+    // xoxoday-api.md §3.2: minPrice and maxPrice work only together with
+    // currencyCode (a bound means nothing without its currency).
+    if !out.iter().any(|f| matches!(f, Filter::Currency(c) if !c.is_empty())) {
+        out.retain(|f| !matches!(f, Filter::MinPrice(_) | Filter::MaxPrice(_)));
     }
     Ok(out)
 }
@@ -910,6 +916,11 @@ mod tests {
         let range = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"currencyCode","value":"USD"},{"key":"minPrice","value":200},{"key":"maxPrice","value":300}]})), "").unwrap();
         // Only open-value USD products reach 200..300.
         assert!(ids(&range).iter().all(|id| !c.get(*id).unwrap().fixed));
+        // Without a currencyCode the bounds do nothing (xoxoday-api.md §3.2).
+        let all = ids(&c.vouchers(&obj(json!({"limit":500,"page":1})), "").unwrap());
+        for bounds in [json!([{"key":"minPrice","value":200}]), json!([{"key":"minPrice","value":200},{"key":"maxPrice","value":300}]), json!([{"key":"maxPrice","value":1},{"key":"currencyCode","value":""}])] {
+            assert_eq!(ids(&c.vouchers(&obj(json!({"limit":500,"page":1,"filters":bounds})), "").unwrap()), all, "{bounds}");
+        }
 
         let inc = c.vouchers(&obj(json!({"limit":50,"page":1,"includeProducts":"10100, 10201,99","excludeProducts":"10201"})), "").unwrap();
         assert_eq!(ids(&inc), vec![10_100]);
