@@ -146,7 +146,8 @@ impl OrderLedger {
                 storage.delete_all().await?;
             }
             AlarmStep::Check(record) => {
-                let f = unheard(&record, after_check(&record, check(&self.env, &cfg, &record).await, now_ms()), now_ms());
+                let asked = now_ms();
+                let f = unheard(&record, after_check(&record, check(&self.env, &cfg, &record).await, asked), now_ms());
                 if matches!(f.store, Store::Forget) || matches!(&f.store, Store::Save(r) if r.state == plumgate_core::ledger::RecordState::Done) {
                     console_log!(
                         "{}",
@@ -453,10 +454,18 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
     }
     let envelope = ops::envelope_text(Operation::PlaceOrder, &data);
     let (result, trace) = plum::call_with_token(env, cfg, &envelope, cfg.order_timeout_ms as u64).await;
+    // A look counts as of when it was asked: its answer may come up to
+    // the call's timeout later, and says what Xoxoday knew then.
     let f = match after_place(result, trace.upstream_status, &pending, now_ms()) {
         AfterPlace::Finish(f) => f,
-        AfterPlace::Check(record) => after_check(&record, check(env, cfg, &record).await, now_ms()),
-        AfterPlace::Confirm(record) => after_refusal(&record, check(env, cfg, &record).await, now_ms()),
+        AfterPlace::Check(record) => {
+            let asked = now_ms();
+            after_check(&record, check(env, cfg, &record).await, asked)
+        }
+        AfterPlace::Confirm(record) => {
+            let asked = now_ms();
+            after_refusal(&record, check(env, cfg, &record).await, asked)
+        }
     };
     finish(env, cfg, storage, f, &fp).await
 }
