@@ -997,8 +997,9 @@ pub fn backoff_ms(checks: u32) -> i64 {
 /// when its answer came (up to the call's timeout later): "no such order"
 /// says what Xoxoday knew then, and [`SETTLE_MS`] counts to it. The
 /// settling period counts from the record's writing, before the wait for
-/// a token (and a 401's check and refresh): with `REFRESH_TIMEOUT_MS` at
-/// its default each wait is at most 15 s, well inside the minute of margin.
+/// a token (and a 401's check and refresh: three waits): with
+/// `REFRESH_TIMEOUT_MS` at its default, 15 s each, inside the minute of
+/// margin (README: up to 20 s).
 pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     let mut r = pending.upgraded(now_ms);
     if let Reconciled::NotAsked(secs) = reconciled {
