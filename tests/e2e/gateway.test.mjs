@@ -849,6 +849,21 @@ test("caching: miss then hit, admin bypass, non-admin no-cache ignored, errors n
   const e3 = await op("getVouchers", keys.catalog, page9);
   assert.deepEqual([e2.status, e2.headers["x-plumgate-cache"], e3.headers["x-plumgate-cache"]], [200, "miss", "hit"], e2.text);
   assert.equal(await calls("getVouchers"), n + 2, "the error was not served again");
+
+  // Another catalogue (categoryType, the perks page's categoryTypes) is an
+  // entry of its own: the gift cards' page is never served for it, nor
+  // its (here empty) page for the gift cards.
+  const giftCards = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
+  assert.ok(giftCards.json.data.getVouchers.data.length > 0, giftCards.text);
+  for (const other of [{ categoryType: "merchandise" }, { categoryTypes: "offers" }]) {
+    const first = await op("getVouchers", keys.catalog, { limit: 4, page: 1, ...other });
+    const again = await op("getVouchers", keys.catalog, { limit: 4, page: 1, ...other });
+    assert.deepEqual([first.headers["x-plumgate-cache"], again.headers["x-plumgate-cache"]], ["miss", "hit"], JSON.stringify(other));
+    assert.deepEqual(again.json.data.getVouchers.data, [], JSON.stringify(other));
+  }
+  const giftAgain = await op("getVouchers", keys.catalog, { limit: 4, page: 1 });
+  assert.equal(giftAgain.headers["x-plumgate-cache"], "hit");
+  assert.equal(giftAgain.text, giftCards.text);
 });
 
 test("caching: entries expire after their lifetimes (the catalogue's shortened to 3 s, the balance's default 10 s waited); unknown fields never make entries", async () => {

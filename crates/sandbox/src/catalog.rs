@@ -407,10 +407,15 @@ impl Catalog {
         let exclude = id_list(&text(input, "excludeProducts")?).unwrap_or_default();
         let filters = parse_filters(input.get("filters"))?;
         let sort = parse_sort(object(input, "sort")?)?;
+        // Another catalogue (xoxoday-api.md §3: `categoryType` miles, lounge
+        // or merchandise; the perks page's `categoryTypes` offers): the
+        // sandbox holds gift cards only, so it has none of its products.
+        let other_catalogue = !text(input, "categoryType")?.is_empty() || !text(input, "categoryTypes")?.is_empty();
 
         let mut hits: Vec<&Product> = self
             .products
             .iter()
+            .filter(|_| !other_catalogue)
             .filter(|p| include.as_ref().is_none_or(|ids| ids.contains(&p.id)))
             .filter(|p| !exclude.contains(&p.id))
             .filter(|p| filters.iter().all(|f| f.matches(p)))
@@ -916,6 +921,13 @@ mod tests {
         let range = c.vouchers(&obj(json!({"limit":500,"page":1,"filters":[{"key":"currencyCode","value":"USD"},{"key":"minPrice","value":200},{"key":"maxPrice","value":300}]})), "").unwrap();
         // Only open-value USD products reach 200..300.
         assert!(ids(&range).iter().all(|id| !c.get(*id).unwrap().fixed));
+        // Another catalogue than the gift cards: none of them.
+        for other in [json!({"categoryType":"merchandise"}), json!({"categoryType":"lounge"}), json!({"categoryTypes":"offers"})] {
+            let mut input = obj(json!({"limit":0,"page":1}));
+            input.extend(obj(other.clone()));
+            assert_eq!(ids(&c.vouchers(&input, "").unwrap()), Vec::<u64>::new(), "{other}");
+        }
+        assert!(!ids(&c.vouchers(&obj(json!({"limit":0,"page":1,"categoryType":""})), "").unwrap()).is_empty(), "empty: the gift cards");
         // Without a currencyCode the bounds do nothing (xoxoday-api.md §3.2).
         let all = ids(&c.vouchers(&obj(json!({"limit":500,"page":1})), "").unwrap());
         for bounds in [json!([{"key":"minPrice","value":200}]), json!([{"key":"minPrice","value":200},{"key":"maxPrice","value":300}]), json!([{"key":"maxPrice","value":1},{"key":"currencyCode","value":""}])] {
