@@ -44,8 +44,8 @@
 //! | success | `done` | the answer | placed |
 //! | rate-limit answer | forgotten, penalty reported | `429 rate_limited` | not placed |
 //! | duplicate poNumber (409 `PLE10043`, "duplicate", "already exists") | check now ([`after_check`]) | | |
-//! | `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process", documented as 422s), `PLE10035` ("failed to check order status", documented as a 502) or `PLE10036` (delivery cancelled), whatever the status | check now | | |
-//! | 5xx (`PLE10035` and any other), timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
+//! | `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process", documented as 422s) or `PLE10036` (delivery cancelled), whatever the status | check now | | |
+//! | 5xx (`PLE10035` and any other), `PLE10035` ("failed to check order status") under any status, timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
 //! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, keeping the answer | | |
 //! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | one check ([`after_refusal`]): this order found under the poNumber (placed before; Xoxoday's duplicate answer may look like any refusal) is `done`, reconciled; else forgotten | it in placeOrder's shape; else the answer | placed; else not placed |
 //! | token problem (nothing executed) | forgotten | the error | not placed |
@@ -106,12 +106,16 @@ const QUANTITY_LIMIT: &str = "PLE10041";
 /// Refusals that do not say whether an order was made: failed to add, to
 /// redeem points, to confirm, to process the order (documented as 422s);
 /// delivery cancelled (a 404: an order may have been made, its delivery
-/// then cancelled); failed to check the order's status (`PLE10035`,
-/// documented as a 502, which is checked as any 5xx is). Read by errorId
-/// whatever the HTTP status (Xoxoday's tables give some errorIds two
-/// statuses): taking one of them for a definite refusal could let the
-/// caller place the order again.
-const UNCERTAIN_REFUSALS: [&str; 6] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012", "PLE10035", "PLE10036"];
+/// then cancelled). Read by errorId whatever the HTTP status (Xoxoday's
+/// tables give some errorIds two statuses): taking one of them for a
+/// definite refusal could let the caller place the order again.
+const UNCERTAIN_REFUSALS: [&str; 5] = ["PLE10007", "PLE10010", "PLE10011", "PLE10012", "PLE10036"];
+
+/// "Failed to check order status; call getOrderDetails" (documented as a
+/// 502): Xoxoday lost track of its own answer. Under whatever status it is
+/// a lost answer, as a 5xx is: nothing of it is passed on, and once no order
+/// is found the caller hears that a retry is safe.
+const STATUS_CHECK_FAILED: &str = "PLE10035";
 
 /// "No such order" this many times makes an order not placed (with
 /// [`SETTLE_MS`]).
@@ -806,7 +810,7 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
         });
     }
     let body = String::from_utf8_lossy(&ans.body).into_owned();
-    if ans.status >= 500 {
+    if ans.status >= 500 || error_id(&ans.body).as_deref() == Some(STATUS_CHECK_FAILED) {
         let why = format!("Xoxoday answered placeOrder with HTTP {}{}", ans.status, error_id_note(&ans.body));
         return check(why, None);
     }
@@ -999,7 +1003,7 @@ pub fn backoff_ms(checks: u32) -> i64 {
 /// settling period counts from the record's writing, before the wait for
 /// a token (and a 401's check and refresh: three waits): with
 /// `REFRESH_TIMEOUT_MS` at its default, 15 s each, inside the minute of
-/// margin (README: up to 20 s).
+/// margin (README: up to about 18 s).
 pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     let mut r = pending.upgraded(now_ms);
     if let Reconciled::NotAsked(secs) = reconciled {

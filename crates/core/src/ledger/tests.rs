@@ -402,12 +402,20 @@ fn after_place_every_arm() {
         (400, r#"{"code":400,"errorId":"PLE10011","error":"Failed to confirm order"}"#),
         (403, r#"{"errorId":"PLE10010"}"#),
         (200, r#"{"data":{"placeOrder":{"status":0}},"errorId":"PLE10012"}"#),
-        // "Failed to check order status; call getOrderDetails" under a 4xx
-        // (documented as a 502): one "no such order" must not settle it.
-        (409, r#"{"code":409,"errorId":"PLE10035","error":"Failed to check order status"}"#),
-        (400, r#"{"errorId":"PLE10035"}"#),
     ] {
         assert_eq!(checked(after_place(answer(status, body), None, &p, now)).state, RecordState::Pending, "{status} {body}");
+    }
+    // "Failed to check order status; call getOrderDetails" (documented as a
+    // 502) under any status is a lost answer: checked, nothing of it kept to
+    // pass on, so once no order is found a retry is safe.
+    for (status, body) in [(409, r#"{"code":409,"errorId":"PLE10035","error":"Failed to check order status"}"#), (400, r#"{"errorId":"PLE10035"}"#), (502, r#"{"errorId":"PLE10035"}"#)] {
+        let r = checked(after_place(answer(status, body), None, &p, now));
+        assert_eq!((r.state, r.refused.clone()), (RecordState::Pending, None), "{status} {body}");
+        let mut r = r;
+        r.not_found = NOT_FOUND_PROOF - 1;
+        let f = after_check(&r, Reconciled::NotFound, r.sent_at_ms + SETTLE_MS);
+        assert_eq!(f.fate, Fate::NotPlaced, "{status}");
+        assert!(error_of(&f.outcome).message.contains(SAFE_TO_RETRY), "{status}: {:?}", f.outcome);
     }
     // Another errorId under the same status is a definite refusal: one check.
     assert!(matches!(after_place(answer(422, r#"{"errorId":"PLE10008"}"#), None, &p, now), AfterPlace::Confirm(_)));
