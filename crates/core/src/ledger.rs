@@ -810,7 +810,9 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
         });
     }
     let body = String::from_utf8_lossy(&ans.body).into_owned();
-    if ans.status >= 500 || error_id(&ans.body).as_deref() == Some(STATUS_CHECK_FAILED) {
+    // Read once: the body's errorId decides two of the arms below.
+    let id = error_id(&ans.body);
+    if ans.status >= 500 || id.as_deref() == Some(STATUS_CHECK_FAILED) {
         let why = format!("Xoxoday answered placeOrder with HTTP {}{}", ans.status, error_id_note(&ans.body));
         return check(why, None);
     }
@@ -826,7 +828,7 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
             refused(),
         );
     }
-    if error_id(&ans.body).is_some_and(|id| UNCERTAIN_REFUSALS.contains(&id.as_str())) {
+    if id.is_some_and(|id| UNCERTAIN_REFUSALS.contains(&id.as_str())) {
         return check(
             format!("Xoxoday refused placeOrder (HTTP {}{}) in words that leave open whether an order was made", ans.status, error_id_note(&ans.body)),
             refused(),
