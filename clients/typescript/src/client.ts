@@ -585,8 +585,9 @@ export class PlumgateClient {
       } catch (e) {
         const error = e as PlumgateError;
         if (error.code === "client_error") {
-          // The request could not be built: nothing was sent, so it was no
-          // attempt, and every other attempt would fail the same way.
+          // The request could not be built, or the fetch function refused
+          // the call: nothing was sent, so it was no attempt, and every
+          // other attempt would fail the same way.
           base.attempts -= 1;
           return refused(error, false);
         }

@@ -12,8 +12,9 @@ export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
 /**
  * Codes the client makes when there is no usable answer:
  * - `client_error`: the request could not be built (a URL or header value
- *   the runtime refuses, a body that is not JSON-serialisable); nothing was
- *   sent, and sending it again cannot help.
+ *   the runtime refuses, a body that is not JSON-serialisable), or the fetch
+ *   function threw instead of returning a promise; nothing was sent, and
+ *   sending it again cannot help.
  * - `network_error`: the request failed in transport (connection refused or
  *   reset, DNS, TLS, a body cut short); it may or may not have arrived,
  *   unless `notSent` says it never left (a refused connection, a host name

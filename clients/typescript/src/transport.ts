@@ -92,7 +92,8 @@ export class Transport {
   /**
    * Send one request. Resolves with any HTTP answer (error statuses too);
    * rejects only with a PlumgateError of status 0: `client_error` when the
-   * request could not be built (nothing was sent), `aborted` when the
+   * request could not be built or the fetch function threw instead of
+   * returning a promise (nothing was sent), `aborted` when the
    * caller's signal fired, `timeout` when the limit passed, otherwise
    * `network_error` (the request may or may not have reached plumgate).
    */
@@ -133,14 +134,22 @@ export class Transport {
     const onAbort = () => controller.abort();
     if (opts.signal?.aborted) controller.abort();
     else opts.signal?.addEventListener("abort", onAbort, { once: true });
-    // Set once plumgate's answer began: nothing after that is "not sent".
+    // Set once fetch returned its promise: a fetch that throws instead sent
+    // nothing. And once plumgate's answer began: nothing after that is "not sent".
+    let called = false;
     let answered = false;
     try {
+      // Called unbound: a platform fetch passed on as is (`fetch: fetch`)
+      // throws "Illegal invocation" when `this` is not the global object,
+      // as it would be the Transport in `this.fetchFn(...)`.
+      const fetchFn = this.fetchFn;
       // Redirects are not followed: fetch would send the key and the order
       // on to wherever a 307 or 308 points, or turn the POST into a GET
       // (301, 302, 303: then plumgate's 405). The 3xx is the answer; a
       // browser's is opaque, status 0 (errorFromAnswer: `redirected`).
-      const res = await this.fetchFn(url, { method: opts.method, headers, body, signal: controller.signal, redirect: "manual" });
+      const pending = fetchFn(url, { method: opts.method, headers, body, signal: controller.signal, redirect: "manual" });
+      called = true;
+      const res = await pending;
       answered = true;
       // Reading the body is part of the exchange: a connection cut while
       // reading it is a lost answer, like one cut before the headers.
@@ -158,6 +167,11 @@ export class Transport {
       // {...}") may quote the request's headers, `Bearer <key>` included.
       const notSent = !answered && neverConnected(error);
       const cause = this.#scrub(error);
+      if (!called) {
+        // Thrown before any promise: the fetch function itself refused the
+        // call (workerd's "Illegal invocation"), and will again.
+        throw new PlumgateError({ status: 0, code: "client_error", message: "the fetch function threw instead of sending the request; nothing was sent", source: "client", cause });
+      }
       if (opts.signal?.aborted) throw abortedError(cause);
       if (timedOut) {
         throw new PlumgateError({ status: 0, code: "timeout", message: `no answer from plumgate within ${opts.timeoutMs} ms`, source: "client", cause });

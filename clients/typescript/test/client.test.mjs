@@ -1395,3 +1395,35 @@ test("placeOrder: an onAttempt callback that throws changes no outcome (a placed
   assert.equal(r2.status, "placed");
   assert.equal(f.calls.length, 2);
 });
+
+test("a platform fetch passed as is (`fetch: fetch`) is called unbound, as browsers and workerd require", async () => {
+  // A browser's or workerd's fetch throws "Illegal invocation" (workerd
+  // synchronously) when `this` is anything but the global object or unset.
+  const f = script(json(200, placed()), json(200, { data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } }));
+  function platformFetch(url, init) {
+    if (this !== undefined && this !== globalThis) throw new TypeError("Illegal invocation");
+    return f(url, init);
+  }
+  const { c } = client(platformFetch);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-UNBOUND" });
+  assert.equal(r.status, "placed");
+  assert.equal(r.attempts, 1);
+  assert.equal((await c.getBalance()).data.value, 5);
+});
+
+test("a fetch that throws instead of returning a promise sent nothing: client_error, notSent, never retried", async () => {
+  let calls = 0;
+  const throwing = () => { calls += 1; throw new TypeError("Illegal invocation"); };
+  const { c, clock } = client(throwing);
+  const r = await c.placeOrder({ ...ORDER, poNumber: "PO-SYNC-THROW" });
+  assert.equal(r.status, "refused");
+  assert.equal(r.retryable, false);
+  assert.equal(r.error.code, "client_error");
+  assert.equal(r.error.notSent, true);
+  assert.equal(r.attempts, 0, "nothing was sent");
+  assert.equal(calls, 1, "not tried again");
+  assert.deepEqual(clock.sleeps, []);
+  calls = 0;
+  await assert.rejects(c.getBalance(), { code: "client_error", status: 0, source: "client", notSent: true });
+  assert.equal(calls, 1);
+});
