@@ -523,6 +523,16 @@ export class PlumgateClient {
       const error = new PlumgateError({ status: 0, code: "client_error", message: `placeOrder: ${badOption}; nothing was sent`, source: "client" });
       return { ...base, status: "refused", error, retryable: false, reconciled: false, failedOrder: undefined };
     }
+    // Serialised once, before any attempt: `data` is a shallow copy, and a
+    // caller changing a nested object (`userMeta`) while a retry waits
+    // would otherwise send another body under the same poNumber.
+    let bodyText: string;
+    try {
+      bodyText = JSON.stringify(data);
+    } catch (cause) {
+      const error = new PlumgateError({ status: 0, code: "client_error", message: "placeOrder: the order could not be serialised as JSON; nothing was sent", source: "client", cause });
+      return { ...base, status: "refused", error, retryable: false, reconciled: false, failedOrder: undefined };
+    }
     const start = this.clock.now();
     const byBudget = start + (opts.timeoutMs ?? 150_000);
     const given = opts.deadline instanceof Date ? opts.deadline.getTime() : opts.deadline;
@@ -578,7 +588,7 @@ export class PlumgateClient {
         answer = await this.transport.send({
           method: "POST",
           path: "/v1/ops/placeOrder",
-          body: data,
+          bodyText,
           timeoutMs: Math.min(left, opts.attemptTimeoutMs ?? Infinity),
           signal: opts.signal,
         });

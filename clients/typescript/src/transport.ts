@@ -64,6 +64,8 @@ export interface SendOptions {
   method: "GET" | "POST" | "PATCH" | "DELETE";
   path: string;
   body?: unknown;
+  /** The body as JSON text, serialised by the caller (placeOrder: the same bytes on every attempt); in place of `body`. */
+  bodyText?: string | undefined;
   /** Extra request headers. */
   headers?: Record<string, string> | undefined;
   /** Send no `Authorization` header: the route takes no key (`/healthz`), so it is not handed one. */
@@ -101,10 +103,10 @@ export class Transport {
     const url = this.baseUrl + opts.path;
     const headers: Record<string, string> = { ...opts.headers, accept: "application/json" };
     if (!opts.anonymous) headers["authorization"] = `Bearer ${this.#key}`;
-    if (opts.body !== undefined) headers["content-type"] = "application/json";
+    if (opts.body !== undefined || opts.bodyText !== undefined) headers["content-type"] = "application/json";
     let body: string | null;
     try {
-      body = opts.body === undefined ? null : JSON.stringify(opts.body);
+      body = opts.bodyText ?? (opts.body === undefined ? null : JSON.stringify(opts.body));
       // Built here and thrown away, so that what fetch would refuse before
       // sending anything (a URL it cannot parse, a header value it rejects)
       // fails here, where it is known that nothing left the process, and is

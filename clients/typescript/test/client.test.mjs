@@ -1427,3 +1427,18 @@ test("a fetch that throws instead of returning a promise sent nothing: client_er
   await assert.rejects(c.getBalance(), { code: "client_error", status: 0, source: "client", notSent: true });
   assert.equal(calls, 1);
 });
+
+test("placeOrder: every attempt sends the body as it was at the call, though the caller changes a nested object after it", async () => {
+  const f = script(netError, json(200, placed()));
+  const { c } = client(f);
+  const order = { ...ORDER, poNumber: "PO-NESTED", userMeta: { phone: "+15550100" } };
+  const pending = c.placeOrder(order);
+  order.userMeta.phone = "+15550199";
+  order.quantity = 2;
+  const r = await pending;
+  assert.equal(r.status, "placed");
+  assert.equal(f.calls.length, 2);
+  assert.equal(f.calls[1].init.body, f.calls[0].init.body, "the retry's body is the first attempt's");
+  assert.equal(f.calls[1].body.userMeta.phone, "+15550100");
+  assert.equal(f.calls[1].body.quantity, 1);
+});
