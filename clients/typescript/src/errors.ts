@@ -111,7 +111,10 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   // Otherwise only an HTTP date (it names a day and a month): Date.parse
   // also reads "1.5" or "-5" as dates in the past, which would mean "now".
   if (!/[a-z]/i.test(text)) return undefined;
-  const at = Date.parse(text);
+  // Every HTTP date is GMT; asctime's form ("Sun Nov  6 08:49:37 1994")
+  // names no zone, and Date.parse would read it in local time.
+  const zoned = /(?:[a-z]|[+-]\d{2}:?\d{2})$/i.test(text);
+  const at = Date.parse(zoned ? text : `${text} GMT`);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, Math.ceil((at - nowMs) / 1000));
 }
