@@ -470,6 +470,19 @@ export class PlumgateClient {
       // spec shows them flat under `data`"): the rows themselves, no status.
       return { data: flat as unknown as OperationData<N>, body, requestId: a.requestId, cache };
     }
+    const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+    if (key === undefined && !(isObject(flat) && answerKeys(op).some((k) => isObject((flat as Record<string, unknown>)[k])))) {
+      // No answer of the operation's at all (a proxy's or platform's own
+      // JSON): the body is not Xoxoday's, whose refusals name `data.<op>`.
+      throw new PlumgateError({
+        status: a.status,
+        code: "invalid_response",
+        message: `plumgate's answer holds no data.${answerKeys(op).join(" or data.")}: it could not be read`,
+        source: "client",
+        requestId: a.requestId,
+        body,
+      });
+    }
     if (key === undefined) {
       throw new PlumgateError({
         status: a.status,

@@ -784,14 +784,14 @@ test("paymentHistory: the rows flat under data, the spec's reading of the answer
   const { c } = client(script(json(200, { data: [{ date: "d", adjusted_amount: -10 }, { date: "e", adjusted_amount: 5 }] })));
   const r = await c.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-02" });
   assert.deepEqual(r.data.map((row) => row.adjusted_amount), [-10, 5]);
-  // Anything else without a status 1 is still Xoxoday's failure.
-  for (const body of [{ data: { other: [] } }, { data: { getPaymentReport: { status: 0, data: [] } } }]) {
+  // Anything else is Xoxoday's failure (status not 1), or no answer of the report's at all.
+  for (const [body, code] of [[{ data: { other: [] } }, "invalid_response"], [{ data: { getPaymentReport: { status: 0, data: [] } } }, "upstream_failure"]]) {
     const { c: c2 } = client(script(json(200, body)));
-    await assert.rejects(c2.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => e.code === "upstream_failure");
+    await assert.rejects(c2.paymentHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => e.code === code);
   }
   // Only the report has the flat reading.
   const { c: c3 } = client(script(json(200, { data: [] })));
-  await assert.rejects(c3.getOrderHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => e.code === "upstream_failure");
+  await assert.rejects(c3.getOrderHistory({ startDate: "2025-01-01", endDate: "2025-01-02" }), (e) => e.code === "invalid_response");
 });
 
 test("reads: 502, 504, 429 and connection errors are retried; the third failure is thrown", async () => {
@@ -1441,4 +1441,14 @@ test("placeOrder: every attempt sends the body as it was at the call, though the
   assert.equal(f.calls[1].init.body, f.calls[0].init.body, "the retry's body is the first attempt's");
   assert.equal(f.calls[1].body.userMeta.phone, "+15550100");
   assert.equal(f.calls[1].body.quantity, 1);
+});
+
+test("reads: a 2xx without an object at data.<operation> (a proxy's JSON) is invalid_response from the client, not Xoxoday's failure", async () => {
+  for (const body of [{ message: "ok" }, {}, { data: {} }, { data: { getBalance: null } }, { data: { getBalance: [] } }, { data: [] }]) {
+    const { c } = client(script(json(200, body)));
+    await assert.rejects(c.getBalance(), { code: "invalid_response", source: "client", status: 200 }, JSON.stringify(body));
+  }
+  // An object there whose status is not 1 is still Xoxoday's own failure.
+  const { c } = client(script(json(200, { data: { getBalance: { status: 0 } } })));
+  await assert.rejects(c.getBalance(), { code: "upstream_failure", source: "xoxoday" });
 });
