@@ -133,6 +133,9 @@ function penaltySeconds(body: Obj): number | undefined {
 
 /**
  * The error an answer with this status, body and headers stands for.
+ * Answers of the `/v1/…` routes (and `/healthz`) only, the ones this client
+ * calls: under the drop-in `/chef/` base plumgate gives its own errors in
+ * Xoxoday's shape (`errorId` `PLUMGATE_*`), which this reads as Xoxoday's.
  * `placeOrder`: the answer is placeOrder's, which plumgate never answers
  * with a redirect (its order ledger takes an upstream 3xx for a lost
  * answer), so any redirect came from in front of it.

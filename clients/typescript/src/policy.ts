@@ -113,7 +113,11 @@ export type OrderVerdict =
 
 /**
  * The verdict on one placeOrder answer (contract §3, §5; the 409
- * `order_in_progress` and 429 `quota_exceeded` codes included).
+ * `order_in_progress` and 429 `quota_exceeded` codes included). For answers
+ * of `POST /v1/ops/placeOrder` only, the route this client calls: the
+ * drop-in `/chef/` base answers plumgate's own errors in Xoxoday's shape
+ * (`errorId` `PLUMGATE_*`), which this reads as Xoxoday's (a `409
+ * PLUMGATE_ORDER_IN_PROGRESS` as a refusal, though the order's fate is open).
  */
 export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
   if (a.status >= 200 && a.status < 300) {
