@@ -145,6 +145,19 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         Err(problems) => return Err(ApiError::misconfigured(problems)),
     };
 
+    // A browser asks before sending a call with a key, whatever the path:
+    // answered here, before any path's method check, so that a caller with
+    // a wrong base path reads the 404 its call then gets rather than a
+    // blocked preflight. Nothing was asked of the cache.
+    if method == Some(Method::Options) {
+        log.route = "preflight";
+        log.cache = None;
+        let origin = req.header("origin");
+        let mut resp = empty(204);
+        set_headers(&mut resp, cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins).unwrap_or_default());
+        return Ok(resp);
+    }
+
     if path == "/openapi.json" {
         require_read(&method)?;
         // A static asset (written by scripts/build.sh from
@@ -158,14 +171,6 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         // 405 body rather than the asset server's empty one.
         require_read(&method)?;
         return static_asset(req, env, cfg).await;
-    }
-
-    if method == Some(Method::Options) {
-        log.route = "preflight";
-        let origin = req.header("origin");
-        let mut resp = empty(204);
-        set_headers(&mut resp, cors::preflight_headers(origin.as_deref(), &cfg.allowed_origins).unwrap_or_default());
-        return Ok(resp);
     }
 
     if let Some(op) = ops_call {

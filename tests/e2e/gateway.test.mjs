@@ -1028,9 +1028,11 @@ test("penalty: upstream 429 saying only `auth.request_limit_exceeded` (no penalt
 
 test("CORS: listed origins get headers and a proper preflight; others get none", async () => {
   const c0 = await counters();
-  for (const path of ["/v1/ops/getBalance", "/chef/v1/oauth/api", "/v1/token", "/v1/token/refresh"]) {
+  // (A wrong base path too: the browser asks first, then reads the 404.)
+  for (const path of ["/v1/ops/getBalance", "/chef/v1/oauth/api", "/v1/token", "/v1/token/refresh", "/api/v1/ops/getBalance", "/openapi.json"]) {
     const pre = await req(path, { method: "OPTIONS", headers: { origin: ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" } });
     assert.ok(pre.status === 204 || pre.status === 200, `${path}: ${pre.status}`);
+    assert.equal(pre.headers["x-plumgate-cache"], undefined, `${path}: a preflight asks nothing of the cache`);
     assert.equal(pre.headers["access-control-allow-origin"], ORIGIN);
     assert.match(pre.headers["access-control-allow-methods"], /POST/);
     assert.match(pre.headers["access-control-allow-methods"], /GET/);
