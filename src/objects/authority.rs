@@ -71,7 +71,7 @@ use plumgate_core::token::cache::{grant, kv_ttl_secs};
 use plumgate_core::token::check::{apply_check, leaves_kv, plan_check, read_check, CheckPlan, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
 use plumgate_core::token::run::{answer_after_run, finish_run, interrupted, lost_in_run, next_step, sending, wait_limit_ms, Answer, RunEnd, Step};
-use plumgate_core::token::serve::{self, address, after_verdict, intent, may_import, observation, refused, retired, Addressed, Next};
+use plumgate_core::token::serve::{self, address, after_verdict, intent, may_adopt, may_import, observation, refused, retired, Addressed, Next};
 use plumgate_core::token::storage::{
     authority_name, kv_token_key, legacy_export, load_state, read_handover, set_aside_key, unreadable_message, Handover,
     LegacyExport, LEGACY_AUTHORITY_NAME, STATE_KEY,
@@ -356,7 +356,9 @@ impl TokenAuthority {
         if let Some(r) = handed_over {
             return refused(r);
         }
-        self.adopt(ctx).await;
+        if may_adopt(current) {
+            self.adopt(ctx).await;
+        }
         if let Some(seen) = observation(&call) {
             observe(ctx, seen).await;
         }

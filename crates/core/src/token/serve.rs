@@ -82,6 +82,18 @@ pub fn may_import(call: &Call, current: bool, set_aside: bool) -> bool {
     current && !(*call == Call::Recover && set_aside)
 }
 
+/// May a call adopt the configured bootstrap tokens (`XOXODAY_REFRESH_TOKEN`,
+/// `XOXODAY_ACCESS_TOKEN`)? Only a worker of this version's. A
+/// previous-version worker still calling the previous version's authority
+/// mid-deploy must not seed that state with a new refresh token: the hand-over
+/// ([`super::storage::legacy_export`]) trusts the state's bootstrap
+/// fingerprint to say the chain is the one the new authority was configured
+/// for, and would then pass on the old chain's access token (another
+/// account's, when the client id changed in the same deploy).
+pub fn may_adopt(current: bool) -> bool {
+    current
+}
+
 /// A retired object (the previous version's authority, after handing its
 /// state over) serves nothing: only one authority may refresh a chain.
 pub fn retired(state: &AuthorityState) -> Option<Refusal> {
@@ -218,6 +230,8 @@ mod tests {
         assert!(may_import(&Call::Recover, true, false), "nothing was stored: a first start");
         assert!(!may_import(&Call::Token, false, false));
         assert!(!may_import(&Call::Recover, false, false));
+        assert!(may_adopt(true));
+        assert!(!may_adopt(false), "a previous-version worker's call never seeds the state it may hand over");
         assert!(retired(&AuthorityState::default()).is_none());
         let r = AuthorityState { retired_to: Some(ME.into()), ..Default::default() };
         assert_eq!(retired(&r).unwrap().api_error().code, ErrorCode::UpstreamError);

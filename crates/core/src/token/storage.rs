@@ -436,4 +436,35 @@ mod tests {
         assert!(matches!(legacy_export(Some(&mut empty), "account:a", &boot, false, T0), LegacyExport::Nothing));
         assert!(empty.retired_to.is_none());
     }
+
+    #[test]
+    fn a_new_bootstrap_token_set_in_the_upgrading_deploy_is_not_handed_the_old_chain() {
+        use crate::token::adopt::adopt;
+        use crate::token::serve::may_adopt;
+        // The previous version's state, seeded from rt-boot; the deploy
+        // sets rt-new (tokens regenerated, or another account). Workers of
+        // the previous version still call that object meanwhile (`current`
+        // false); then the new authority asks for the state.
+        let boot = RefreshToken::new("rt-boot").fingerprint();
+        let new = RefreshToken::new("rt-new");
+        let mut raw: Value = serde_json::from_str(OLD_FORMAT).unwrap();
+        raw["adopted_bootstrap_fp"] = json!(boot);
+        let mut old = load_state(Some(&json!(raw.to_string()))).unwrap().unwrap();
+        let mut seeded = old.clone();
+        for (current, state) in [(false, &mut old), (true, &mut seeded)] {
+            if may_adopt(current) {
+                adopt(state, &new, None, "client-fp", T0);
+            }
+        }
+        match legacy_export(Some(&mut old), "account:a", &new.fingerprint(), false, T0) {
+            LegacyExport::Refused(why) => assert!(why.contains("another XOXODAY_REFRESH_TOKEN"), "{why}"),
+            other => panic!("the old chain's access token would be served: {other:?}"),
+        }
+        assert!(old.retired_to.is_none());
+        // What adopting there would have done: handed over, the old access token with it.
+        match legacy_export(Some(&mut seeded), "account:a", &new.fingerprint(), false, T0) {
+            LegacyExport::Export(s) => assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-old"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
