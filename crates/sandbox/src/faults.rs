@@ -214,7 +214,10 @@ pub enum DetailsFaultMode {
     /// lookup that lags the order.
     #[serde(rename = "not_found")]
     NotFound,
-    /// A 5xx (`PLE10035`): the status could not be checked.
+    /// A 5xx with getOrderDetails' one documented server error, `PLE10034`
+    /// "Failed to process resendVoucher" (xoxoday-api.md §3.5), whatever
+    /// `sendMailToReceiver` says: the words are Xoxoday's, the order's
+    /// status unknown either way.
     #[serde(rename = "5xx")]
     ServerError,
     /// 404 `PLE10021`: listed among getOrderDetails' errors with no words

@@ -703,10 +703,12 @@ impl Sandbox {
                         DetailsFaultMode::Ple10021 => {
                             PlumError::new(404, "PLE10021", "Unable to fetch order details", "Unable to fetch order details")
                         }
-                        DetailsFaultMode::ServerError => {
-                            let (id, info, error) = OrderErrorId::Ple10035.words();
-                            PlumError::new(f.status, id, info, error)
-                        }
+                        DetailsFaultMode::ServerError => PlumError::new(
+                            f.status,
+                            "PLE10034",
+                            "Failed to process resendVoucher",
+                            "Failed to process resendVoucher",
+                        ),
                     }
                     .into());
                 }

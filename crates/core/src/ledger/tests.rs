@@ -494,6 +494,9 @@ fn read_reconcile_every_arm() {
         Reconciled::Limited(Observed::Stated(90))
     );
     assert_eq!(read_reconcile(answer(502, r#"{"errorId":"PLE10035"}"#)), Reconciled::Unknown);
+    // getOrderDetails' own documented server error (xoxoday-api.md §3.5).
+    let resend_failed = r#"{"code":502,"errorId":"PLE10034","errorInfo":"Failed to process resendVoucher","error":"Failed to process resendVoucher"}"#;
+    assert_eq!(read_reconcile(answer(502, resend_failed)), Reconciled::Unknown);
     assert_eq!(read_reconcile(answer(500, "")), Reconciled::Unknown);
     assert_eq!(read_reconcile(answer(200, r#"{"data":{"getOrderDetails":{"status":0}}}"#)), Reconciled::Unclear);
     assert_eq!(read_reconcile(Err(CallError::Transport)), Reconciled::Unknown);

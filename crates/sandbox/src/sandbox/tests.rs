@@ -1151,7 +1151,8 @@ fn details_faults_hide_an_order_or_fail() {
     assert_eq!(det(&mut s).status, 200, "then found");
     s.set_details_fault(br#"{"mode":"5xx"}"#).unwrap();
     let out = det(&mut s);
-    assert_eq!((out.status, out.body["errorId"].clone()), (502, json!("PLE10035")));
+    // getOrderDetails' own server error (xoxoday-api.md §3.5), not placeOrder's.
+    assert_eq!((out.status, out.body["errorId"].clone()), (502, json!("PLE10034")));
     assert_eq!(det(&mut s).status, 200);
 }
 
