@@ -368,7 +368,19 @@ test("a request stops waiting at REFRESH_TIMEOUT_MS; the slow refresh continues 
     assert.equal(r.json.error.code, "upstream_timeout");
     assert.match(r.json.error.message, /keeps running/);
     assert.ok(waited >= 14_500 && waited < 19_500, `waited ${waited} ms`);
+    // The answer is still on its way (the sandbox counts it once given)
+    // and plumgate holds no pair yet.
+    assert.equal((await sb.counters()).refresh_success, 0, "the slow answer is not given yet");
+    assert.equal((await tokenStatus(w)).refresh_count, 0);
+    // No request waits on it now (a status call joins no refresh): the
+    // answer comes, and the authority keeps it on its own.
     await waitFor(async () => (await sb.counters()).refresh_success === 1, { timeout: 10_000, what: "the slow answer" });
+    const kept = await waitFor(async () => {
+      const s = await tokenStatus(w);
+      return s.refresh_count === 1 ? s : null;
+    }, { timeout: 5_000, what: "the slow answer, kept with no request waiting" });
+    assert.equal(kept.state, "fresh");
+    assert.equal(kept.last_error, null);
     const ok = await op(w);
     assert.equal(ok.status, 200, ok.text);
     const c = await sb.counters();

@@ -289,13 +289,38 @@ async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     let resp = match outcome {
         RefreshOutcome::Answer { status, body } => json_response(status, body),
         RefreshOutcome::HangThen { ms, status, body } => {
+            // Counted once it is given, not when the sandbox decided it: a
+            // test reading the counters mid-delay sees no answer yet.
+            let pending = Unanswered(Some(Arc::clone(&app)));
             sleep_ms(ms).await;
+            pending.answered(status, &body);
             json_response(status, body)
         }
         RefreshOutcome::Drop { status } => dropped_body(status),
         RefreshOutcome::Limited { status, body, retry_after_secs } => limited(status, body, retry_after_secs),
     };
     tagged(no_store(resp), "refresh")
+}
+
+/// A delayed refresh answer not given yet: counted as given by
+/// [`Unanswered::answered`], or as a failure if the request is dropped
+/// first (the caller hung up during the delay).
+struct Unanswered(Option<Arc<App>>);
+
+impl Unanswered {
+    fn answered(mut self, status: u16, body: &Value) {
+        if let Some(app) = self.0.take() {
+            app.lock().note_refresh_answered(status, body);
+        }
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(app) = self.0.take() {
+            app.lock().note_refresh_unanswered();
+        }
+    }
 }
 
 /// A rate-limit answer, with `Retry-After` when its shape sends one.

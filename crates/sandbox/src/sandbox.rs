@@ -340,17 +340,43 @@ impl Sandbox {
     pub fn refresh(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
         self.counters.refresh_calls += 1;
         let out = self.refresh_inner(body, wall);
-        match out {
-            RefreshOutcome::Answer { status: 200, .. } | RefreshOutcome::HangThen { status: 200, .. } => {
-                self.counters.refresh_success += 1;
-            }
+        match &out {
+            RefreshOutcome::Answer { status, body } => self.count_refresh_answer(*status, body),
+            // Counted when it is given, after its delay
+            // (`note_refresh_answered`), or as a failure if it never is.
+            RefreshOutcome::HangThen { .. } => {}
             RefreshOutcome::Limited { .. } => {
                 self.counters.refresh_rate_limited += 1;
                 self.counters.refresh_failures += 1;
             }
-            _ => self.counters.refresh_failures += 1,
+            RefreshOutcome::Drop { .. } => self.counters.refresh_failures += 1,
         }
         out
+    }
+
+    /// A delayed refresh answer (`RefreshOutcome::HangThen`) went out
+    /// after its delay: counted now, as any answer is when it is given.
+    pub fn note_refresh_answered(&mut self, status: u16, body: &Value) {
+        self.count_refresh_answer(status, body);
+    }
+
+    /// A delayed refresh answer was never given (the caller hung up
+    /// during the delay): a failure.
+    pub fn note_refresh_unanswered(&mut self) {
+        self.counters.refresh_failures += 1;
+    }
+
+    /// `refresh_success` counts only a complete answer: a 2xx carrying
+    /// both tokens. Anything else given (an error, the password-reset
+    /// body at 200, half a pair, a pair under an error status) is a
+    /// failure.
+    fn count_refresh_answer(&mut self, status: u16, body: &Value) {
+        let has = |k: &str| body.get(k).and_then(Value::as_str).is_some_and(|t| !t.is_empty());
+        if (200..300).contains(&status) && has("access_token") && has("refresh_token") {
+            self.counters.refresh_success += 1;
+        } else {
+            self.counters.refresh_failures += 1;
+        }
     }
 
     fn rate_limited(&self, p: Penalty, now: i64) -> RefreshOutcome {

@@ -938,3 +938,49 @@ async fn one_active_pair_over_http() {
     let at2 = issued.json()["access_token"].as_str().unwrap().to_owned();
     assert_eq!(check(at2).await, 200);
 }
+
+/// A delayed refresh answer counts as a success once it is given, not when
+/// the sandbox decided it: mid-delay the counters show the call in flight
+/// and no success, as a test waiting for "the slow answer" needs. One the
+/// caller hangs up on is never given: a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_refresh_answer_counts_once_given() {
+    let (addr, _app) = start().await;
+    let post = |path: &'static str, body: &'static str| async move { send(addr, "POST", path, None, Some(body)).await };
+    let counters = || async move { send(addr, "GET", "/__sandbox/counters", None, None).await.json() };
+    let counted = |c: &Value| (c["refresh_calls"].clone(), c["refresh_success"].clone(), c["refresh_failures"].clone());
+    post("/__sandbox/config", r#"{"refresh_latency_ms":0}"#).await;
+    post("/__sandbox/faults/refresh", r#"{"mode":"rotate_then_delay","hang_ms":1500}"#).await;
+    let late = tokio::spawn(async move { send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(RT))).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mid = counters().await;
+    assert_eq!(counted(&mid), (json!(1), json!(0), json!(0)), "mid-delay: decided, not given: {mid}");
+    assert_eq!(mid["concurrent_refreshes"], 1);
+    let late = late.await.unwrap();
+    assert_eq!(late.status, 200);
+    assert!(late.json()["access_token"].is_string());
+    assert_eq!(counted(&counters().await), (json!(1), json!(1), json!(0)), "given: a success");
+
+    // Hung up on mid-delay: never given, a failure, never a success.
+    let rt = late.json()["refresh_token"].as_str().unwrap().to_owned();
+    post("/__sandbox/faults/refresh", r#"{"mode":"rotate_then_delay","hang_ms":60000}"#).await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let req = request(addr, "POST", "/chef/v1/oauth/token/user", "application/json", None, &refresh_body(&rt));
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while counters().await["refresh_calls"] != 2 {
+        assert!(std::time::Instant::now() < deadline, "the refresh never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = counters().await;
+        if c["refresh_failures"] == 1 {
+            assert_eq!((counted(&c), c["concurrent_refreshes"].clone()), ((json!(2), json!(1), json!(1)), json!(0)));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the hang-up was not counted: {c}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -467,14 +467,57 @@ fn refresh_faults() {
 fn rotate_then_delay_rotates_and_answers_late() {
     let mut s = sb();
     s.set_refresh_fault(br#"{"mode":"rotate_then_delay","hang_ms":20000}"#).unwrap();
-    let new_rt = match s.refresh(&refresh_body(RT), T0) {
-        RefreshOutcome::HangThen { ms: 20_000, status: 200, body } => tok(&body, "refresh_token"),
+    let late = match s.refresh(&refresh_body(RT), T0) {
+        RefreshOutcome::HangThen { ms: 20_000, status: 200, body } => body,
         other => panic!("{other:?}"),
     };
+    let new_rt = tok(&late, "refresh_token");
+    let counted = |s: &Sandbox| {
+        let c = s.counters_json(0, 0);
+        (c["refresh_calls"].as_u64(), c["refresh_success"].as_u64(), c["refresh_failures"].as_u64())
+    };
+    assert_eq!(counted(&s), (Some(1), Some(0), Some(0)), "decided, not given: not counted yet");
     assert_eq!(refresh(&mut s, RT, T0).0, 400, "strict: rotated at once, before the answer");
-    assert_eq!(refresh(&mut s, &new_rt, T0).0, 200, "the late answer's token works");
-    let c = s.counters_json(0, 0);
-    assert_eq!((c["refresh_success"].as_u64(), c["refresh_failures"].as_u64()), (Some(2), Some(1)));
+    let (status, next) = refresh(&mut s, &new_rt, T0);
+    assert_eq!(status, 200, "the late answer's token works");
+    assert_eq!(counted(&s), (Some(3), Some(1), Some(1)), "the late answer still not given");
+    // The HTTP layer says when it goes out (after its delay).
+    s.note_refresh_answered(200, &late);
+    assert_eq!(counted(&s), (Some(3), Some(2), Some(1)));
+    // One the caller hung up on is never given: a failure.
+    s.set_refresh_fault(br#"{"mode":"rotate_then_delay"}"#).unwrap();
+    assert!(matches!(s.refresh(&refresh_body(&tok(&next, "refresh_token")), T0), RefreshOutcome::HangThen { .. }));
+    s.note_refresh_unanswered();
+    assert_eq!(counted(&s), (Some(4), Some(2), Some(2)));
+}
+
+/// `refresh_success` counts only complete 2xx answers, both tokens in them
+/// (README "Behaviour notes"): the password-reset body at 200, half a pair
+/// and a pair under an error status are failures.
+#[test]
+fn only_a_whole_pair_in_a_2xx_is_a_refresh_success() {
+    let counted = |s: &Sandbox| {
+        let c = s.counters_json(0, 0);
+        (c["refresh_success"].as_u64(), c["refresh_failures"].as_u64())
+    };
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"token_error"}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0).0, 200);
+    assert_eq!(counted(&s), (Some(0), Some(1)), "auth.token_error at HTTP 200");
+
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rotate_refresh_only"}"#).unwrap();
+    let (status, half) = refresh(&mut s, RT, T0);
+    assert_eq!((status, half.get("access_token")), (200, None));
+    assert_eq!(counted(&s), (Some(0), Some(1)), "half a pair");
+    assert_eq!(refresh(&mut s, &tok(&half, "refresh_token"), T0).0, 200);
+    assert_eq!(counted(&s), (Some(1), Some(1)), "then a whole one");
+
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rotate_then_delay","hang_ms":0,"status":500}"#).unwrap();
+    let RefreshOutcome::HangThen { status: 500, body, .. } = s.refresh(&refresh_body(RT), T0) else { panic!() };
+    s.note_refresh_answered(500, &body);
+    assert_eq!(counted(&s), (Some(0), Some(1)), "a pair under HTTP 500");
 }
 
 #[test]
