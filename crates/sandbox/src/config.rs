@@ -155,8 +155,10 @@ impl OrderDayZone {
 /// How the refresh endpoint answers a refresh token that is dead (rotated
 /// away, expired, revoked, never issued). xoxoday-api.md §1.4 and §1.8
 /// document `invalid_token` "invalid/expired token" for an expired or
-/// invalid token; OAuth's own code for a bad refresh grant is
-/// `invalid_grant`. The HTTP status is unconfirmed: `dead_refresh_status`.
+/// invalid token, and §1.4 `{"success":0,"error_message_id":
+/// "auth.token_error"}` for tokens a Super Admin's password reset killed;
+/// OAuth's own code for a bad refresh grant is `invalid_grant`. The HTTP
+/// status is unconfirmed: `dead_refresh_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadRefreshAnswer {
@@ -165,13 +167,19 @@ pub enum DeadRefreshAnswer {
     InvalidToken,
     /// `{"error":"invalid_grant","error_description":"invalid/expired token"}`.
     InvalidGrant,
+    /// `{"success":0,"error_message_id":"auth.token_error"}` (after a Super
+    /// Admin's password reset; HTTP 200 where the sandbox's other uses of
+    /// it answer).
+    TokenError,
 }
 
 impl DeadRefreshAnswer {
-    pub fn code(self) -> &'static str {
+    /// The answer's body.
+    pub fn body(self) -> Value {
         match self {
-            DeadRefreshAnswer::InvalidToken => "invalid_token",
-            DeadRefreshAnswer::InvalidGrant => "invalid_grant",
+            DeadRefreshAnswer::InvalidToken => crate::plum::oauth_error("invalid_token", "invalid/expired token"),
+            DeadRefreshAnswer::InvalidGrant => crate::plum::oauth_error("invalid_grant", "invalid/expired token"),
+            DeadRefreshAnswer::TokenError => crate::plum::token_error_body(),
         }
     }
 }
@@ -316,7 +324,7 @@ pub struct Config {
     /// `refresh_token_expiry` (the current docs) or not (legacy GitBook:
     /// `expires_in` alone).
     pub expiry_fields: bool,
-    /// The answer to a dead refresh token, and its status (400–499).
+    /// The answer to a dead refresh token, and its status (200–499).
     pub dead_refresh_answer: DeadRefreshAnswer,
     pub dead_refresh_status: u16,
     /// The Plum API's answer to a dead access token, and its status
@@ -529,7 +537,7 @@ impl Config {
             merge_limits("daily_limits", limits, &mut next.daily_limits)?;
         }
         if let Some(v) = patch.dead_refresh_status {
-            next.dead_refresh_status = status_in(v, 400, "dead_refresh_status")?;
+            next.dead_refresh_status = status_in(v, 200, "dead_refresh_status")?;
         }
         if let Some(v) = patch.dead_access_status {
             next.dead_access_status = status_in(v, 200, "dead_access_status")?;
@@ -641,8 +649,9 @@ mod tests {
         assert!(c.apply_patch(b"not json").is_err());
         assert_eq!(c, before);
         for (patch, refused) in [
-            (&br#"{"dead_refresh_status":399}"#[..], true),
+            (&br#"{"dead_refresh_status":199}"#[..], true),
             (br#"{"dead_refresh_status":500}"#, true),
+            (br#"{"dead_refresh_status":200}"#, false),
             (br#"{"dead_access_status":199}"#, true),
             (br#"{"dead_access_status":500}"#, true),
             (br#"{"dead_refresh_status":400,"dead_access_status":499}"#, false),
@@ -651,7 +660,7 @@ mod tests {
             let r = t.apply_patch(patch);
             assert_eq!(r.is_err(), refused, "{}: {r:?}", String::from_utf8_lossy(patch));
             if let Err(e) = r {
-                assert!(e.ends_with("must be an HTTP status between 200 and 499") || e.ends_with("between 400 and 499"), "{e}");
+                assert!(e.ends_with("must be an HTTP status between 200 and 499"), "{e}");
                 assert_eq!(t, c, "a refused status changes nothing");
             }
         }

@@ -439,7 +439,7 @@ impl Sandbox {
         }
         if !check.usable {
             let c = &self.config;
-            return answer(c.dead_refresh_status, oauth_error(c.dead_refresh_answer.code(), "invalid/expired token"));
+            return answer(c.dead_refresh_status, c.dead_refresh_answer.body());
         }
         if let Some(f) = self.faults.take_refresh() {
             let server_error =

@@ -230,6 +230,30 @@ fn refresh_request_errors() {
     assert_eq!(answer(&mut s, &refresh_body(RT)).0, 200);
 }
 
+/// The dead refresh token answered with the password-reset body
+/// (xoxoday-api.md §1.4: `{"success":0,"error_message_id":
+/// "auth.token_error"}`), at HTTP 200 as the sandbox's other uses of it
+/// answer; its status is unconfirmed, 200–499 like the other dead-token
+/// answers. A live refresh token is served as before.
+#[test]
+fn dead_refresh_token_in_the_password_reset_body() {
+    let mut s = sb();
+    s.patch_config(br#"{"dead_refresh_answer":"token_error","dead_refresh_status":200}"#).unwrap();
+    assert_eq!(s.config.to_json()["dead_refresh_answer"], "token_error");
+    let reset = json!({"success":0,"error_message_id":"auth.token_error"});
+    assert_eq!(refresh(&mut s, "never-issued", T0), (200, reset.clone()));
+    let (status, fresh) = refresh(&mut s, RT, T0);
+    assert_eq!(status, 200);
+    assert!(fresh["access_token"].is_string(), "a live token is refreshed as before: {fresh}");
+    assert_eq!(refresh(&mut s, RT, T0), (200, reset.clone()), "rotated away");
+    s.patch_config(br#"{"dead_refresh_status":403}"#).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0), (403, reset));
+    let c = s.counters_json(0, 0);
+    assert_eq!((c["refresh_success"].as_u64(), c["refresh_failures"].as_u64()), (Some(1), Some(3)));
+    assert!(s.patch_config(br#"{"dead_refresh_status":199}"#).is_err());
+    assert!(s.patch_config(br#"{"dead_refresh_answer":"auth.token_error"}"#).is_err());
+}
+
 #[test]
 fn token_response_formats_and_validate() {
     let mut s = sb();
