@@ -228,8 +228,8 @@ pub enum DetailsFaultMode {
 }
 
 /// A page from the layer in front of Xoxoday (a load balancer, a firewall,
-/// a CDN) instead of Xoxoday's JSON answer to a Plum API call: HTML, with
-/// the fault's status.
+/// a CDN) instead of Xoxoday's JSON answer (to a Plum API call, a refresh
+/// or a token check: [`ProxyRoute`]): HTML, with the fault's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProxyFaultMode {
@@ -238,6 +238,20 @@ pub enum ProxyFaultMode {
     /// The call reaches Xoxoday (a placeOrder makes its order), then the
     /// layer answers with its page instead of Xoxoday's answer.
     After,
+}
+
+/// Which of Xoxoday's routes a proxy fault stands in front of: the layer
+/// covers the whole host, the token routes as much as the Plum API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyRoute {
+    /// `POST /chef/v1/oauth/api` (the default).
+    #[default]
+    Api,
+    /// `POST /chef/v1/oauth/token/user`: `before`, nothing is rotated.
+    Refresh,
+    /// `GET /chef/v1/oauth/token`: `before`, nothing is checked.
+    Validate,
 }
 
 /// The page a proxy fault answers with.
@@ -273,6 +287,9 @@ pub struct Fault<M> {
     /// absent), so a test's fault is not taken by another order's check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub po_number: Option<String>,
+    /// Proxy faults only: the route it stands in front of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<ProxyRoute>,
 }
 
 #[derive(Deserialize)]
@@ -355,7 +372,7 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
     }
     let count = req.count.unwrap_or(1);
     let revoke = req.revoke.unwrap_or(false);
-    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, revoke, op, error_id, order_status, po_number: None }))
+    Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, revoke, op, error_id, order_status, po_number: None, route: None }))
 }
 
 /// The next matching call takes one from the countdown. `applies` filters
@@ -460,16 +477,26 @@ impl Faults {
         take(&mut self.validate, |_| true)
     }
 
-    /// For an authorised call of `op`.
-    /// `{"mode":"before"|"after","count"=1,"status"=502,"op"}`; count 0
-    /// clears.
+    /// `{"mode":"before"|"after","count"=1,"status"=502,"op","route"="api"}`;
+    /// `op` only with the `api` route; count 0 clears.
     pub fn set_proxy(&mut self, body: &[u8]) -> Result<(), String> {
-        self.proxy = parse(body, |_: &ProxyFaultMode| Rules { default_status: 502, status_range: (200, 599), rate_limit: false, op: true, order: false })?;
+        let mut req: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let route: ProxyRoute = match req.remove("route") {
+            None => ProxyRoute::Api,
+            Some(v) => serde_json::from_value(v).map_err(|e| format!("route: {e}"))?,
+        };
+        if route != ProxyRoute::Api && req.contains_key("op") {
+            return Err("op applies to the api route only".into());
+        }
+        let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        self.proxy = parse(&body, |_: &ProxyFaultMode| Rules { default_status: 502, status_range: (200, 599), rate_limit: false, op: true, order: false })?
+            .map(|f| Fault { route: Some(route), ..f });
         Ok(())
     }
 
-    pub fn take_proxy(&mut self, op: Option<&str>) -> Option<Fault<ProxyFaultMode>> {
-        take(&mut self.proxy, |f| f.op.is_none() || f.op.as_deref() == op)
+    /// For a call of `route` (and, on the api route, of operation `op`).
+    pub fn take_proxy(&mut self, route: ProxyRoute, op: Option<&str>) -> Option<Fault<ProxyFaultMode>> {
+        take(&mut self.proxy, |f| f.route.unwrap_or_default() == route && (f.op.is_none() || f.op.as_deref() == op))
     }
 
     pub fn take_api(&mut self, op: Option<&str>) -> Option<Fault<ApiFaultMode>> {

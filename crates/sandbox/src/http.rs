@@ -298,6 +298,10 @@ async fn refresh(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         }
         RefreshOutcome::Drop { status } => dropped_body(status),
         RefreshOutcome::Limited { status, body, retry_after_secs } => limited(status, body, retry_after_secs),
+        RefreshOutcome::Page { status, delay_ms } => {
+            sleep_ms(delay_ms).await;
+            proxy_page(status)
+        }
     };
     tagged(no_store(resp), "refresh")
 }
@@ -321,6 +325,12 @@ impl Drop for Unanswered {
             app.lock().note_refresh_unanswered();
         }
     }
+}
+
+/// A proxy fault's page: the layer in front of Xoxoday answers HTML.
+fn proxy_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], PROXY_PAGE).into_response()
 }
 
 /// A rate-limit answer, with `Retry-After` when its shape sends one.
@@ -355,6 +365,7 @@ async fn validate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         RefreshOutcome::Limited { status, body, retry_after_secs } => limited(status, body, retry_after_secs),
         RefreshOutcome::Answer { status, body } | RefreshOutcome::HangThen { status, body, .. } => json_response(status, body),
         RefreshOutcome::Drop { status } => dropped_body(status),
+        RefreshOutcome::Page { status, .. } => proxy_page(status),
     };
     tagged(no_store(resp), "validate")
 }
@@ -369,8 +380,7 @@ async fn api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
         .await;
     sleep_ms(out.delay_after_ms).await;
     let resp = if out.page {
-        let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], PROXY_PAGE).into_response()
+        proxy_page(out.status)
     } else {
         json_response(out.status, out.body)
     };

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
-use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
+use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, oauth_error, success, token_error_body, unauthorized_body, PlumError,
@@ -109,6 +109,12 @@ pub enum RefreshOutcome {
         status: u16,
         body: Value,
         retry_after_secs: Option<u64>,
+    },
+    /// A proxy fault's page (`text/html`) with `status`, after `delay_ms`
+    /// (the delay of the answer it replaced, if any).
+    Page {
+        status: u16,
+        delay_ms: u64,
     },
 }
 
@@ -338,8 +344,26 @@ impl Sandbox {
     // ----- POST /chef/v1/oauth/token/user -----
 
     pub fn refresh(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
+        // The layer in front of Xoxoday, before the call reaches it:
+        // nothing rotated, no call Xoxoday saw.
+        let proxy = self.faults.take_proxy(ProxyRoute::Refresh, None);
+        if let Some(f) = proxy.as_ref().filter(|f| f.mode == ProxyFaultMode::Before) {
+            self.counters.proxy_pages += 1;
+            return RefreshOutcome::Page { status: f.status, delay_ms: 0 };
+        }
         self.counters.refresh_calls += 1;
         let out = self.refresh_inner(body, wall);
+        if let Some(f) = proxy {
+            // `After`: Xoxoday answered (and may have rotated); the caller
+            // gets the page instead, a failure.
+            self.counters.proxy_pages += 1;
+            self.counters.refresh_failures += 1;
+            let delay_ms = match out {
+                RefreshOutcome::HangThen { ms, .. } => ms,
+                _ => 0,
+            };
+            return RefreshOutcome::Page { status: f.status, delay_ms };
+        }
         match &out {
             RefreshOutcome::Answer { status, body } => self.count_refresh_answer(*status, body),
             // Counted when it is given, after its delay
@@ -349,7 +373,7 @@ impl Sandbox {
                 self.counters.refresh_rate_limited += 1;
                 self.counters.refresh_failures += 1;
             }
-            RefreshOutcome::Drop { .. } => self.counters.refresh_failures += 1,
+            RefreshOutcome::Drop { .. } | RefreshOutcome::Page { .. } => self.counters.refresh_failures += 1,
         }
         out
     }
@@ -505,6 +529,23 @@ impl Sandbox {
     /// The check's answer: a status and body, or the rate-limit answer
     /// (with `Retry-After` in the HTTP 429 shape).
     pub fn validate_token(&mut self, auth: Option<&str>, wall: i64) -> RefreshOutcome {
+        // The layer in front of Xoxoday: `before`, nothing is checked;
+        // `after`, the check is made and its answer replaced.
+        let proxy = self.faults.take_proxy(ProxyRoute::Validate, None);
+        if proxy.is_some() {
+            self.counters.proxy_pages += 1;
+        }
+        match proxy {
+            Some(f) if f.mode == ProxyFaultMode::Before => RefreshOutcome::Page { status: f.status, delay_ms: 0 },
+            Some(f) => {
+                self.validate_inner(auth, wall);
+                RefreshOutcome::Page { status: f.status, delay_ms: 0 }
+            }
+            None => self.validate_inner(auth, wall),
+        }
+    }
+
+    fn validate_inner(&mut self, auth: Option<&str>, wall: i64) -> RefreshOutcome {
         self.counters.validate_calls += 1;
         let now = self.now(wall);
         // A penalty runs: the rate limiter answers before anything else.
@@ -582,7 +623,7 @@ impl Sandbox {
             self.counters.not_plum_tag += 1;
         }
         // The layer in front of Xoxoday, before the call reaches it.
-        let proxy = self.faults.take_proxy(op);
+        let proxy = self.faults.take_proxy(ProxyRoute::Api, op);
         if let Some(f) = proxy.as_ref().filter(|f| f.mode == ProxyFaultMode::Before) {
             self.counters.proxy_pages += 1;
             return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms: 0 };

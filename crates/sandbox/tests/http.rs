@@ -984,3 +984,30 @@ async fn a_delayed_refresh_answer_counts_once_given() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A proxy fault on the token routes answers the layer's HTML page over
+/// HTTP, with its status: the refresh with nothing rotated (`before`), the
+/// token check too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_pages_on_the_token_routes() {
+    let (addr, _app) = start().await;
+    let post = |path: &'static str, body: &'static str| async move { send(addr, "POST", path, None, Some(body)).await };
+    post("/__sandbox/config", r#"{"refresh_latency_ms":0}"#).await;
+    let set = post("/__sandbox/faults/proxy", r#"{"mode":"before","route":"refresh","status":403}"#).await;
+    assert_eq!((set.status, set.json()["proxy"]["route"].clone()), (200, json!("refresh")));
+    let page = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(RT))).await;
+    assert_eq!(page.status, 403);
+    assert!(page.head.to_ascii_lowercase().contains("content-type: text/html"), "{}", page.head);
+    assert!(String::from_utf8_lossy(page.body.as_ref().unwrap()).starts_with("<html>"));
+    let ok = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(RT))).await;
+    assert_eq!(ok.status, 200, "nothing was rotated behind the page");
+    let at = ok.json()["access_token"].as_str().unwrap().to_owned();
+    post("/__sandbox/faults/proxy", r#"{"mode":"before","route":"validate","status":502}"#).await;
+    let page = send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await;
+    assert_eq!(page.status, 502);
+    assert!(page.head.to_ascii_lowercase().contains("content-type: text/html"), "{}", page.head);
+    assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 200);
+    let c = send(addr, "GET", "/__sandbox/counters", None, None).await.json();
+    assert_eq!((c["proxy_pages"].clone(), c["refresh_calls"].clone(), c["validate_calls"].clone()), (json!(2), json!(1), json!(1)));
+    assert_eq!(post("/__sandbox/faults/proxy", r#"{"mode":"before","route":"validate","op":"getBalance"}"#).await.status, 400);
+}

@@ -1146,6 +1146,58 @@ fn proxy_faults_answer_a_page_before_or_after_xoxoday() {
     assert_eq!(s.faults_json()["proxy"], Value::Null, "count exhausted");
 }
 
+/// The layer in front of Xoxoday covers its token routes too (`route`):
+/// `before`, the refresh rotates nothing and the check checks nothing;
+/// `after`, Xoxoday did its part and the caller gets the page. A fault on
+/// one route is not taken by another's calls.
+#[test]
+fn proxy_faults_stand_in_front_of_the_token_routes_too() {
+    let mut s = sb();
+    let counted = |s: &Sandbox| {
+        let c = s.counters_json(0, 0);
+        [&c["refresh_calls"], &c["refresh_success"], &c["refresh_failures"], &c["validate_calls"], &c["proxy_pages"]].map(|v| v.as_u64().unwrap())
+    };
+    assert!(s.set_proxy_fault(br#"{"mode":"before","route":"nowhere"}"#).is_err());
+    assert!(s.set_proxy_fault(br#"{"mode":"before","route":"refresh","op":"getBalance"}"#).is_err(), "op is the api route's");
+    assert_eq!(s.faults_json()["proxy"], Value::Null, "a refused fault sets nothing");
+    s.set_proxy_fault(br#"{"mode":"before","op":"getBalance"}"#).unwrap();
+    assert_eq!(s.faults_json()["proxy"]["route"], "api", "the api route by default");
+
+    // Before, on the refresh route: a 403 page, the token untouched.
+    s.set_proxy_fault(br#"{"mode":"before","route":"refresh","status":403,"count":2}"#).unwrap();
+    assert!(!api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0).page, "not the api route's");
+    assert_eq!(check(&mut s, Some(&format!("Bearer {AT}")), T0).0, 200, "nor the check's");
+    assert_eq!(s.refresh(&refresh_body(RT), T0), RefreshOutcome::Page { status: 403, delay_ms: 0 });
+    assert_eq!(s.refresh(&refresh_body("never-issued"), T0), RefreshOutcome::Page { status: 403, delay_ms: 0 }, "any call");
+    assert_eq!(counted(&s), [0, 0, 0, 1, 2], "never reached Xoxoday");
+    assert_eq!(s.token_stats(T0)["spent_refresh_tokens_used"], 0);
+    let (status, body) = refresh(&mut s, RT, T0);
+    assert_eq!(status, 200, "nothing was rotated: the token works once the page is gone");
+
+    // After, on the refresh route: rotated upstream, the page answered.
+    let rt = tok(&body, "refresh_token");
+    s.set_proxy_fault(br#"{"mode":"after","route":"refresh"}"#).unwrap();
+    assert_eq!(s.refresh(&refresh_body(&rt), T0), RefreshOutcome::Page { status: 502, delay_ms: 0 });
+    assert_eq!(refresh(&mut s, &rt, T0).0, 400, "strict: the token was spent behind the page");
+    assert_eq!(counted(&s), [3, 1, 2, 1, 3]);
+
+    // The token check: before, nothing checked; after, checked, the page answered.
+    s.set_proxy_fault(br#"{"mode":"before","route":"validate","status":503}"#).unwrap();
+    assert_eq!(refresh(&mut s, "x", T0).0, 400, "not the refresh route's");
+    assert_eq!(s.validate_token(Some(&format!("Bearer {AT}")), T0), RefreshOutcome::Page { status: 503, delay_ms: 0 });
+    s.set_proxy_fault(br#"{"mode":"after","route":"validate","status":200}"#).unwrap();
+    assert_eq!(s.validate_token(Some(&format!("Bearer {AT}")), T0), RefreshOutcome::Page { status: 200, delay_ms: 0 });
+    assert_eq!(counted(&s), [4, 1, 3, 2, 5], "the check before the page was not counted, the one after was");
+    assert_eq!(check(&mut s, Some(&format!("Bearer {AT}")), T0).0, 200, "count exhausted");
+
+    // An answer with a delay keeps it under the page.
+    let fresh = s.issue_tokens(b"", T0).unwrap();
+    s.set_refresh_fault(br#"{"mode":"rotate_then_delay","hang_ms":700}"#).unwrap();
+    s.set_proxy_fault(br#"{"mode":"after","route":"refresh"}"#).unwrap();
+    assert_eq!(s.refresh(&refresh_body(&tok(&fresh, "refresh_token")), T0), RefreshOutcome::Page { status: 502, delay_ms: 700 });
+    assert_eq!(counted(&s), [5, 1, 4, 3, 6], "a failure, never a success");
+}
+
 #[test]
 fn the_status_zero_fault_is_xoxoday_s_failure_flag() {
     let mut s = sb();
