@@ -277,6 +277,61 @@ pub enum AnswerFraming {
     Gzip,
 }
 
+/// A rate limit on the refresh endpoint, off by default: xoxoday-api.md
+/// §1.4 and §3.9 say an "unusual number of requests" to it is answered
+/// `auth.request_limit_exceeded` and can invalidate the token, and leave
+/// the threshold unconfirmed. Every refresh call counts in a sliding
+/// window of `window_secs`, the ones the limit answers included; the call
+/// over `calls` starts a penalty of `penalty_seconds` (the `rate_limited`
+/// refresh fault's), answered in `shape`, during which every refresh call
+/// gets that answer; `revoke`: that call's refresh token dies too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshLimit {
+    pub calls: u32,
+    pub window_secs: u64,
+    #[serde(default = "RefreshLimit::default_penalty")]
+    pub penalty_seconds: u64,
+    /// The refresh endpoint's documented body by default.
+    #[serde(default = "RefreshLimit::default_shape")]
+    pub shape: RateLimitShape,
+    #[serde(default)]
+    pub revoke: bool,
+}
+
+impl RefreshLimit {
+    fn default_penalty() -> u64 {
+        60
+    }
+
+    fn default_shape() -> RateLimitShape {
+        RateLimitShape::Message
+    }
+
+    fn check(self) -> Result<Self, String> {
+        if !(1..=100_000).contains(&self.calls) {
+            return Err("refresh_limit.calls must be between 1 and 100000".into());
+        }
+        if !(1..=86_400).contains(&self.window_secs) {
+            return Err("refresh_limit.window_secs must be between 1 and 86400".into());
+        }
+        if !(1..=86_400).contains(&self.penalty_seconds) {
+            return Err("refresh_limit.penalty_seconds must be between 1 and 86400".into());
+        }
+        Ok(self)
+    }
+}
+
+/// A patch field that may be `null` (`Some(None)`), as opposed to absent
+/// (`None`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 const MAX_MS: u64 = 600_000;
 
@@ -355,6 +410,8 @@ pub struct Config {
     /// (on by default: the demo page fills its currency list from it).
     /// Off: the two documented groups only.
     pub currency_filter_group: bool,
+    /// The refresh endpoint's rate limit (none by default).
+    pub refresh_limit: Option<RefreshLimit>,
 }
 
 impl Default for Config {
@@ -394,6 +451,7 @@ impl Default for Config {
             answer_framing: AnswerFraming::Length,
             terms_bytes: 0,
             currency_filter_group: true,
+            refresh_limit: None,
         }
     }
 }
@@ -436,6 +494,9 @@ pub struct ConfigPatch {
     answer_framing: Option<AnswerFraming>,
     terms_bytes: Option<u32>,
     currency_filter_group: Option<bool>,
+    /// `null` turns the limit off.
+    #[serde(default, deserialize_with = "nullable")]
+    refresh_limit: Option<Option<RefreshLimit>>,
 }
 
 /// `next.field = v` for each `field` the patch sets (`Some(v)`).
@@ -544,6 +605,9 @@ impl Config {
         }
         if let Some(v) = patch.dead_check_status {
             next.dead_check_status = status_in(v, 200, "dead_check_status")?;
+        }
+        if let Some(v) = patch.refresh_limit {
+            next.refresh_limit = v.map(RefreshLimit::check).transpose()?;
         }
         if let Some(v) = patch.terms_bytes {
             if v > 100_000 {

@@ -52,7 +52,8 @@ pub enum RateLimitShape {
 }
 
 impl RateLimitShape {
-    fn default_status(self) -> u16 {
+    /// The status this shape is answered with unless one is given.
+    pub fn default_status(self) -> u16 {
         match self {
             RateLimitShape::Status429 => 429,
             RateLimitShape::Success0 => 200,

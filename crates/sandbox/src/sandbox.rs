@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
-use crate::config::{CheckExpiresIn, Config, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
+use crate::config::{CheckExpiresIn, Config, RefreshLimit, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
@@ -166,6 +166,9 @@ pub struct Sandbox {
     refresh_penalty: Option<Penalty>,
     /// The token check's penalty (`faults/validate` `rate_limited`).
     validate_penalty: Option<Penalty>,
+    /// When the refresh calls in `refresh_limit`'s window came (sandbox
+    /// time; at most `calls + 1` kept).
+    recent_refreshes: VecDeque<i64>,
     counters: Counters,
     requests: VecDeque<RequestRecord>,
     /// Prefix for product image URLs, e.g. `http://127.0.0.1:8788`.
@@ -240,6 +243,7 @@ impl Sandbox {
             faults: Faults::default(),
             refresh_penalty: None,
             validate_penalty: None,
+            recent_refreshes: VecDeque::new(),
             counters: Counters::default(),
             requests: VecDeque::new(),
             asset_base: String::new(),
@@ -418,6 +422,22 @@ impl Sandbox {
         }
     }
 
+    /// Counts a refresh call at `now` in `refresh_limit`'s sliding window:
+    /// the limit, when this call is over it.
+    fn refresh_window(&mut self, now: i64) -> Option<RefreshLimit> {
+        let Some(limit) = self.config.refresh_limit else {
+            self.recent_refreshes.clear();
+            return None;
+        };
+        let cap = limit.calls as usize;
+        let start = now.saturating_sub(secs_to_ms(limit.window_secs));
+        self.recent_refreshes.push_back(now);
+        while self.recent_refreshes.front().is_some_and(|t| *t <= start) || self.recent_refreshes.len() > cap + 1 {
+            self.recent_refreshes.pop_front();
+        }
+        (self.recent_refreshes.len() > cap).then_some(limit)
+    }
+
     fn refresh_inner(&mut self, body: &[u8], wall: i64) -> RefreshOutcome {
         let answer = |status: u16, body: Value| RefreshOutcome::Answer { status, body };
         let invalid_request = || {
@@ -427,8 +447,23 @@ impl Sandbox {
             )
         };
         let now = self.now(wall);
+        let over = self.refresh_window(now);
         // A penalty runs: the rate limiter answers before anything else.
         if let Some(p) = self.refresh_penalty.filter(|p| now < p.until_ms) {
+            return self.rate_limited(p, now);
+        }
+        if let Some(limit) = over {
+            let p = Penalty {
+                until_ms: now.saturating_add(secs_to_ms(limit.penalty_seconds)),
+                shape: limit.shape,
+                status: limit.shape.default_status(),
+            };
+            self.refresh_penalty = Some(p);
+            let given = serde_json::from_slice::<Value>(body).ok();
+            if let Some(rt) = given.as_ref().filter(|_| limit.revoke).and_then(|v| v.get("refresh_token")?.as_str()) {
+                self.dirty = true;
+                self.tokens.revoke_refresh_token(rt);
+            }
             return self.rate_limited(p, now);
         }
         let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {

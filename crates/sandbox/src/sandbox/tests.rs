@@ -579,6 +579,67 @@ fn refresh_rate_limit_shapes_and_their_penalty() {
     assert_eq!(refresh(&mut s, RT, T0 + SEC).0, 200);
 }
 
+/// The refresh endpoint's own rate limit (`refresh_limit`, off by
+/// default: the threshold is unconfirmed): every refresh call counts in a
+/// sliding window, the ones it answers too; the call over the limit starts
+/// the penalty the `rate_limited` fault starts, in its shape, and with
+/// `revoke` kills the refresh token it was given.
+#[test]
+fn refresh_limit_counts_every_call_in_a_sliding_window() {
+    let mut s = sb();
+    assert_eq!(s.config.to_json()["refresh_limit"], Value::Null, "off by default");
+    for i in 0..30 {
+        assert_eq!(refresh(&mut s, "never-issued", T0 + i * 100).0, 400, "no limit: call {i}");
+    }
+    let limited = |s: &mut Sandbox, rt: &str, at: i64| match s.refresh(&refresh_body(rt), at) {
+        RefreshOutcome::Limited { status, body, retry_after_secs } => Some((status, body, retry_after_secs)),
+        RefreshOutcome::Answer { .. } => None,
+        other => panic!("{other:?}"),
+    };
+    s.patch_config(br#"{"refresh_limit":{"calls":2,"window_secs":10,"penalty_seconds":5}}"#).unwrap();
+    assert_eq!(s.config.to_json()["refresh_limit"], json!({"calls":2,"window_secs":10,"penalty_seconds":5,"shape":"message","revoke":false}));
+    let (_, first) = refresh(&mut s, RT, T0 + 100 * SEC);
+    let rt = tok(&first, "refresh_token");
+    assert_eq!(refresh(&mut s, "never-issued", T0 + 104 * SEC).0, 400, "a refused call counts too");
+    let body = json!({"message":"auth.request_limit_exceeded"});
+    assert_eq!(limited(&mut s, &rt, T0 + 108 * SEC), Some((400, body.clone(), None)), "the third call in 10 s");
+    // The penalty: every call gets it; and each counts in the window.
+    assert_eq!(limited(&mut s, &rt, T0 + 112 * SEC), Some((400, body.clone(), None)));
+    // Penalty over at 113 s, but 108 s, 112 s and this call are in the
+    // window: limited again (a client that keeps calling keeps itself limited).
+    assert!(limited(&mut s, &rt, T0 + 115 * SEC).is_some());
+    // Quiet for a window: the token, never touched, works.
+    let (status, next) = refresh(&mut s, &rt, T0 + 130 * SEC);
+    assert_eq!(status, 200);
+    let c = s.counters_json(0, 0);
+    assert_eq!((c["refresh_rate_limited"].as_u64(), c["refresh_success"].as_u64()), (Some(3), Some(2)));
+
+    // revoke, in the HTTP 429 shape: the call over the limit kills its token.
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":30,"shape":"status429","revoke":true}}"#).unwrap();
+    let rt = tok(&next, "refresh_token");
+    let (_, next) = refresh(&mut s, &rt, T0 + 200 * SEC);
+    let rt = tok(&next, "refresh_token");
+    assert_eq!(limited(&mut s, &rt, T0 + 201 * SEC), Some((429, body, Some(30))));
+    assert_eq!(refresh(&mut s, &rt, T0 + 400 * SEC).1["error"], "invalid_token", "revoked with the penalty");
+    // Off again with null; bad limits are refused and change nothing.
+    s.patch_config(br#"{"refresh_limit":null}"#).unwrap();
+    assert_eq!(s.config.refresh_limit, None);
+    for bad in [
+        &br#"{"refresh_limit":{"calls":0,"window_secs":60}}"#[..],
+        br#"{"refresh_limit":{"calls":5,"window_secs":0}}"#,
+        br#"{"refresh_limit":{"calls":5,"window_secs":60,"penalty_seconds":0}}"#,
+        br#"{"refresh_limit":{"calls":5}}"#,
+        br#"{"refresh_limit":{"calls":5,"window_secs":60,"burst":1}}"#,
+        br#"{"refresh_limit":{"calls":5,"window_secs":60,"shape":"sideways"}}"#,
+    ] {
+        assert!(s.patch_config(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(s.config.refresh_limit, None);
+    // A state file without the field: off.
+    let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
+    assert_eq!(old.refresh_limit, None);
+}
+
 #[test]
 fn token_error_and_invalid_client_faults() {
     let mut s = sb();
