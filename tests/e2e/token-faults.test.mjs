@@ -2,7 +2,8 @@
 // end with the product's default settings (Xoxoday's per-minute budgets
 // lifted, as the harness does unless a test passes `XOXODAY_RATE_LIMITS:
 // null`): refresh rate limits in every
-// shape, the forced-refresh throttle, rejected client credentials, stored
+// shape, a firewall's HTML page in front of the refresh endpoint, the
+// forced-refresh throttle, rejected client credentials, stored
 // state that cannot be read (and old or newer formats that can), a slow
 // refresh, one authority per account, and the upgrade from the single
 // authority of earlier versions. Stored state is read and written in the
@@ -481,6 +482,41 @@ test("a refresh answer with a new refresh token but no access token: the refresh
   const c = await sb.counters();
   assert.equal(c.refresh_calls, 3, "the first pair, the half pair, then a whole pair with the half pair's refresh token");
   assert.equal(c.spent_refresh_tokens_used, 0, "the rotated-away refresh token was never sent again");
+});
+
+test("a 403 HTML page in front of the refresh endpoint (a firewall, a CDN) is transient: never reauth_required, the refresh token kept works once the page is gone", async () => {
+  // Without the HTML reading, a 4xx with no JSON would be Xoxoday refusing
+  // the refresh token ("refresh token rejected: HTTP 403"): reauth_required
+  // and no attempt until a person regenerates tokens that are fine.
+  const sb = await fresh();
+  await withWorker(sb, {}, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    await sb.admin("/tokens/revoke-access", {});
+    // The layer answers before Xoxoday sees the grant: nothing rotates.
+    // Three pages: every attempt of one run (it tries up to three times).
+    await sb.admin("/faults/proxy", { mode: "before", route: "refresh", status: 403, count: 3 });
+    await sb.admin("/counters/reset", {});
+    const r = await op(w);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error.code, "upstream_error");
+    assert.match(r.json.error.message, /refresh failed: HTTP 403, not an answer of Xoxoday's token endpoint/);
+    const st = await tokenStatus(w);
+    assert.notEqual(st.state, "reauth_required");
+    assert.match(st.last_error, /^refresh failed: HTTP 403, not an answer of Xoxoday's token endpoint/);
+    assert.ok(st.retry_at, "backing off, to try again by itself");
+    let c = await sb.counters();
+    assert.deepEqual([c.proxy_pages, c.refresh_calls], [3, 0], "three attempts met the page, none reached Xoxoday");
+    // The page is gone: once the backoff ends, the same refresh token works.
+    await sleep(Math.max(0, Date.parse(st.retry_at) - Date.now()) + 200);
+    const ok = await op(w);
+    assert.equal(ok.status, 200, ok.text);
+    c = await sb.counters();
+    assert.deepEqual([c.refresh_calls, c.refresh_success, c.spent_refresh_tokens_used], [1, 1, 0], "one refresh, with the live token kept");
+    const after = await tokenStatus(w);
+    assert.equal(after.state, "fresh");
+    assert.equal(after.last_error, null);
+    assert.equal(after.refresh_count, 2);
+  });
 });
 
 test("placeOrder while no token can be had: the error says nothing was placed, and the same poNumber places once later", async () => {
