@@ -12,7 +12,10 @@
 # PLUMGATE_DEV_DIR (.wrangler/plumgate-dev: dev key, sandbox and worker state),
 # PLUMGATE_DEV_VARS (.dev.vars: more variables for the gateway),
 # PLUMGATE_INSPECTOR_PORT (wrangler's debugger port: the first free one from
-# 9229, so a second dev session or another tool on 9229 is no obstacle).
+# 9229, so another tool on 9229 is no obstacle). A second dev session needs
+# its own PLUMGATE_PORT, PLUMGATE_SANDBOX_PORT and PLUMGATE_DEV_DIR: a dev
+# directory serves one session at a time (a second is refused), as its
+# build copy, config and state are that session's.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -37,6 +40,12 @@ mkdir -p "$DEV_DIR"
 # Absolute from here on: wrangler reads paths in the config written below
 # relative to the config's own folder.
 DEV_DIR="$(cd "$DEV_DIR" && pwd)"
+# One session per dev directory: a second would rewrite the first's build
+# copy, config and sandbox state, and share its worker state (the rotated
+# refresh token: 503 reauth_required). Held until this shell and the
+# processes it starts have exited (flock: util-linux, essential on Debian).
+exec 8>"$DEV_DIR/.lock"
+flock -n 8 || die "another dev.sh uses $DEV_DIR: stop it, or set PLUMGATE_DEV_DIR (and other ports) for a second session"
 
 log "step 1/4: setup (installs only what is missing)"
 bash scripts/setup.sh

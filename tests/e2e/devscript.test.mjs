@@ -1,7 +1,8 @@
 // README command 1 (scripts/dev.sh) as a new user runs it: it serves
 // /healthz, prints a caller key that reaches the sandbox through the
 // gateway, serves that key to the demo page (for a loopback name only),
-// serves the demo page, and Ctrl-C stops every process it started.
+// serves the demo page, refuses a second session on its dev directory, and
+// Ctrl-C stops every process it started.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -34,7 +35,7 @@ async function portOpen(port) {
   }
 }
 
-test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () => {
+test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to itself, stops on Ctrl-C", async () => {
   const port = await freePort();
   const sandboxPort = await freePort();
   const devDir = tempDir("plumgate-devscript-");
@@ -65,6 +66,24 @@ test("scripts/dev.sh: serves, prints a working key, stops on Ctrl-C", async () =
     assert.match(out, /step 1\/4/);
     assert.match(out, /step 4\/4/);
     const key = out.match(/caller key\s+(\S+)/)[1];
+    // A second session on free ports but the same dev directory (named
+    // absolute here) is refused before it touches anything of the first's:
+    // the checks below run on the first session after it.
+    const second = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+      cwd: ROOT,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PLUMGATE_PORT: String(await freePort()), PLUMGATE_SANDBOX_PORT: String(await freePort()), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
+    });
+    let secondOut = "";
+    second.stdout.on("data", (d) => (secondOut += d));
+    second.stderr.on("data", (d) => (secondOut += d));
+    const secondCode = await Promise.race([new Promise((res) => second.once("exit", res)), sleep(30_000, null, { ref: false }).then(() => "running")]);
+    // Not refused: Ctrl-C it (its own cleanup stops what it started).
+    if (secondCode === "running") { try { process.kill(-second.pid, "SIGINT"); } catch { /* gone */ } }
+    assert.equal(secondCode, 1, `a second dev.sh on the same dev directory was not refused:\n${secondOut.slice(-2000)}`);
+    assert.match(secondOut, /another dev\.sh uses .*PLUMGATE_DEV_DIR/, secondOut);
+    assert.doesNotMatch(secondOut, /step 1\/4/, "refused before setup and the builds");
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "ok");
