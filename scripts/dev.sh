@@ -125,13 +125,24 @@ setsid "$ROOT/node_modules/.bin/wrangler" dev --config "$CONF_DIR/wrangler.toml"
 WRANGLER=$!
 PIDS+=("$WRANGLER")
 
+# Any HTTP answer ends the wait (its body, then its status on a line of
+# its own): a gateway with a configuration problem answers 503 at once.
+HEALTH=""
 for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  HEALTH="$(curl -sS -w '\n%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" && break
   # wrangler gone (a port in use, a bad config): say so now, not in a minute.
   kill -0 "$WRANGLER" 2>/dev/null || die "wrangler dev exited before the gateway answered (its output is above; a port in use? try PLUMGATE_PORT=... or PLUMGATE_INSPECTOR_PORT=...)"
   sleep 0.2
 done
-curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 || die "gateway did not answer /healthz"
+case "${HEALTH##*$'\n'}" in
+  200) ;;
+  000|"") die "gateway did not answer /healthz" ;;
+  # The body lists the problems, naming variables, never their values.
+  503) printf '%s\n' "${HEALTH%$'\n'*}" >&2
+       die "the gateway's configuration has the problems above (/healthz answered 503): fix them in $USER_VARS (or wrangler.toml's [vars]) and run dev.sh again" ;;
+  *) printf '%s\n' "${HEALTH%$'\n'*}" >&2
+     die "gateway answered /healthz with HTTP ${HEALTH##*$'\n'}" ;;
+esac
 
 cat >&2 <<MSG
 

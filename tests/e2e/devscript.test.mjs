@@ -173,3 +173,41 @@ test("scripts/dev.sh: a port already in use is named at once, before any build",
     cleanup(devDir);
   }
 });
+
+test("scripts/dev.sh: a gateway with a configuration problem is named at once, with its problems", async () => {
+  // A .dev.vars value the gateway refuses: /healthz answers 503 listing it,
+  // which ends the wait for the gateway at once (not a minute later as
+  // "did not answer"), and dev.sh stops what it started.
+  const port = await freePort();
+  const sandboxPort = await freePort();
+  const devDir = tempDir("plumgate-devscript-bad-");
+  const userVars = join(devDir, "user.dev.vars");
+  writeFileSync(userVars, 'ALLOWED_ORIGINS="*"\n');
+  const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  try {
+    const code = await Promise.race([new Promise((res) => child.once("exit", res)), sleep(240_000, null, { ref: false }).then(() => "running")]);
+    assert.equal(code, 1, `dev.sh did not stop on the 503:\n${out.slice(-2000)}`);
+    assert.match(out, /step 4\/4/);
+    assert.match(out, /"problems":\[[^\]]*ALLOWED_ORIGINS/, "the problems /healthz lists are printed");
+    assert.match(out, /configuration has the problems above \(\/healthz answered 503\)/, out.slice(-2000));
+    assert.doesNotMatch(out, /plumgate is running/);
+    const deadline = Date.now() + 20_000;
+    while (((await portOpen(port)) || (await portOpen(sandboxPort))) && Date.now() < deadline) await sleep(250);
+    assert.equal((await portOpen(port)) || (await portOpen(sandboxPort)), false, "dev.sh stopped the gateway and the sandbox");
+  } finally {
+    try { process.kill(-child.pid, "SIGINT"); } catch { /* gone */ }
+    const found = spawnSync("pgrep", ["-f", devDir], { encoding: "utf8" }).stdout ?? "";
+    for (const pid of found.split(/\s+/).filter(Boolean)) {
+      try { process.kill(-Number(pid), "SIGKILL"); } catch { try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ } }
+    }
+    cleanup(devDir);
+  }
+});
