@@ -11,8 +11,9 @@
 #   openapi-typescript; @redocly/openapi-core lints the OpenAPI document.
 # - The TypeScript client's dist/ (the examples import it), when out of date.
 # - With --tests (scripts/test.sh), what only the tests use: Debian's chromium
-#   for the browser tests, schemathesis and openapi-spec-validator (PyPI,
-#   pinned) in venvs. Development and deployment do without them.
+#   for the browser tests, clippy (rustup's component) for the lint,
+#   schemathesis and openapi-spec-validator (PyPI, pinned) in venvs.
+#   Development and deployment do without them.
 # Nothing is downloaded except registry packages.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -118,6 +119,16 @@ if [[ $WANT_TESTS -eq 0 ]]; then
 fi
 # 4. browser for the demo-page tests
 apt_install chromium
+# 4b. clippy for scripts/test.sh's lint: a minimal rustup profile has none.
+# Without rustup it cannot be added here; test.sh then names the lint as
+# not run.
+if ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null && rustup component add clippy >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
+    log "clippy: added"
+  else
+    log "clippy: not available (rustup could not add it); scripts/test.sh skips the clippy lint"
+  fi
+fi
 # --- 5. schemathesis for tests/e2e/schema.test.mjs (issue 4) -----------------
 # A pinned schemathesis from PyPI in a venv outside the clone; installed only
 # when missing or at another version, so reruns cost nothing.
