@@ -62,8 +62,9 @@ if (targets.some((n) => n.startsWith("js") && !(n in JS_VARIANTS))) {
 function ensurePerf() {
   if (spawnSync("perf", ["--version"]).status === 0) return;
   console.error("native-profile: perf is missing; apt-get install linux-perf");
-  const cmd = [...(process.getuid() === 0 ? [] : ["sudo"]), "apt-get"];
-  const apt = (...args) => spawnSync(cmd[0], [...cmd.slice(1), ...args], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  // DEBIAN_FRONTEND through `env`: sudo's env_reset drops it from sudo's own environment.
+  const cmd = [...(process.getuid() === 0 ? [] : ["sudo"]), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
+  const apt = (...args) => spawnSync(cmd[0], [...cmd.slice(1), ...args], { stdio: "inherit" });
   apt("update", "-qq");
   apt("install", "-y", "-qq", "linux-perf");
   if (spawnSync("perf", ["--version"]).status !== 0) throw new Error("perf is not available (Debian package linux-perf)");

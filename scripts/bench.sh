@@ -30,9 +30,7 @@ bash scripts/setup.sh
 
 if ! command -v wrk >/dev/null; then
   step "apt-get install wrk (load generator)"
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+  apt_install wrk
 fi
 
 step "build: sandbox (release) and worker (wasm, release)"

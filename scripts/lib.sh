@@ -1,8 +1,8 @@
 # Shared helpers for plumgate's scripts. Sourced, never run.
 #
-# Owns: where cached tools live, how the wasm toolchain is chosen, and the
-# environment every build needs. One place, so dev, test, bench and the
-# wrangler build command agree.
+# Owns: where cached tools live, how the wasm toolchain is chosen, the
+# environment every build needs, and how Debian packages are installed. One
+# place, so dev, test, bench and the wrangler build command agree.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="${PLUMGATE_TOOLS_DIR:-$HOME/.cache/plumgate/tools}"
@@ -18,6 +18,27 @@ build_sandbox() { CARGO_TARGET_DIR="$ROOT/target" cargo build --release -q -p pl
 
 log() { printf '\033[1;34m[plumgate]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[plumgate] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Debian packages not installed yet, installed as root or through sudo.
+# DEBIAN_FRONTEND goes through `env`: set before sudo, its env_reset would
+# drop it, and a package's configuration could stop to ask.
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ -z $SUDO ]] || command -v sudo >/dev/null \
+    || die "apt packages missing (${missing[*]}): run as root, or install sudo, or install them yourself"
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
 
 # Does rustup's toolchain already carry the wasm32 std?
 # PLUMGATE_WASM_TOOLCHAIN=debian forces the Debian fallback (to test it on a

@@ -26,24 +26,6 @@ for tool in cargo npm; do
   command -v "$tool" >/dev/null || die "$tool is not installed: plumgate starts from Rust (rustup) and Node.js with npm (README: The two commands)"
 done
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-APT_UPDATED=0
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  [[ -z $SUDO ]] || command -v sudo >/dev/null \
-    || die "apt packages missing (${missing[*]}): run as root, or install sudo, or install them yourself"
-  if [[ $APT_UPDATED -eq 0 ]]; then
-    log "apt-get update"
-    $SUDO apt-get update -qq
-    APT_UPDATED=1
-  fi
-  log "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
 # 0. A C compiler and linker: cargo links every host binary (the sandbox, the
 # tests, the tools below) with `cc`, and a bare Debian image with rustup has none.
 command -v cc >/dev/null || apt_install gcc libc6-dev
