@@ -75,7 +75,9 @@ LOCK_SUM="$(sha256sum package-lock.json | awk '{print $1}')"
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$LOCK_SUM" || ! -x node_modules/.bin/wrangler ]]; then
   log "npm ci"
   # --include=dev: every package here is a devDependency, and NODE_ENV=production would drop them.
-  npm ci --include=dev --no-audit --no-fund --loglevel=error
+  # --include=optional: esbuild and workerd come as optional platform packages, which a user's
+  # npmrc with omit=optional would drop.
+  npm ci --include=dev --include=optional --no-audit --no-fund --loglevel=error
   echo "$LOCK_SUM" > "$STAMP"
 fi
 
