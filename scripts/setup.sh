@@ -101,6 +101,15 @@ if [[ $WANT_TESTS -eq 0 ]]; then
   log "setup complete"
   exit 0
 fi
+# A venv at $1. Debian's python3 makes one only with python3-venv
+# (ensurepip): installed when the first try fails, whose leftovers go.
+make_venv() {
+  if ! python3 -m venv "$1" 2>/dev/null; then
+    apt_install python3-venv
+    rm -rf "$1"
+    python3 -m venv "$1"
+  fi
+}
 # 4. browser for the demo-page tests
 apt_install chromium
 # 4b. clippy for scripts/test.sh's lint: a minimal rustup profile has none.
@@ -120,11 +129,7 @@ SCHEMATHESIS_VERSION=4.32.5
 VENV_DIR="${PLUMGATE_VENV:-$HOME/.cache/plumgate/venv}"
 if [[ "$("$VENV_DIR/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]]; then
   log "pip install schemathesis $SCHEMATHESIS_VERSION into $VENV_DIR (first time only, ~1 min)"
-  if ! python3 -m venv "$VENV_DIR" 2>/dev/null; then
-    apt_install python3-venv
-    rm -rf "$VENV_DIR"
-    python3 -m venv "$VENV_DIR"
-  fi
+  make_venv "$VENV_DIR"
   "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 # --- end of schemathesis block --------------------------------------------------
@@ -136,7 +141,7 @@ OPENAPI_VENV_DIR="${PLUMGATE_OPENAPI_VENV:-$HOME/.cache/plumgate/venv-openapi}"
 if [[ "$("$OPENAPI_VENV_DIR/bin/openapi-spec-validator" --version 2>/dev/null | awk '{print $NF}')" != "$OPENAPI_SPEC_VALIDATOR_VERSION" ]]; then
   log "pip install openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION into $OPENAPI_VENV_DIR (first time only)"
   rm -rf "$OPENAPI_VENV_DIR"
-  python3 -m venv "$OPENAPI_VENV_DIR"
+  make_venv "$OPENAPI_VENV_DIR"
   "$OPENAPI_VENV_DIR/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
 fi
 log "setup complete"
