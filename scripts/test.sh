@@ -55,13 +55,18 @@ node scripts/lint-openapi.mjs
 "${PLUMGATE_OPENAPI_VENV:-$HOME/.cache/plumgate/venv-openapi}/bin/openapi-spec-validator" crates/core/src/openapi.json )
 
 step "client: build (types generated from openapi.json, type tests) and unit tests on Node 22 and the system Node"
+SYS_NODE="$(PATH=/usr/local/bin:/usr/bin:/bin command -v node || true)"
 ( wrangler_env
 npm run --silent build -w @plumgate/client
 node --test clients/typescript/test/*.test.mjs
-if SYS_NODE="$(PATH=/usr/local/bin:/usr/bin:/bin command -v node)" && [[ "$("$SYS_NODE" --version)" != "$(node --version)" ]]; then
+if [[ -n $SYS_NODE && "$("$SYS_NODE" --version)" != "$(node --version)" ]]; then
   log "client unit tests on $("$SYS_NODE" --version) ($SYS_NODE)"
   "$SYS_NODE" --test clients/typescript/test/*.test.mjs
 fi )
+if [[ -z $SYS_NODE ]]; then
+  log "client unit tests on the system Node skipped: no node in /usr/local/bin, /usr/bin or /bin"
+  SKIPPED+=("client tests on the system Node (none found)")
+fi
 
 step "bench: the budget lines' unit tests (made-up results, no load)"
 ( wrangler_env
