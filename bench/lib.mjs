@@ -344,6 +344,17 @@ export function cliArgs(flags = [], argv = process.argv.slice(2)) {
 }
 
 /**
+ * Whether bench/run.mjs, given `argv`, refreshes BENCHMARKS.md's generated
+ * block and bench/last-run.json: a full run of one build in workerd does
+ * (`--no-write`: not); a `--quick`, `--wrangler-dev` or `--compare` run
+ * measures something else, and writes only bench/results/ unless `--write`.
+ */
+export function writesRecord(argv) {
+  const has = (name) => argv.includes(name);
+  return has("--write") || (!has("--no-write") && !has("--quick") && !has("--wrangler-dev") && !has("--compare"));
+}
+
+/**
  * Run a bench tool's `main(stops)` bounded in time: whatever it pushes on
  * `stops` (sandbox, workers) is stopped, newest first, when it ends, fails
  * (exit 2) or passes `minutes` (a hard stop, exit 2).

@@ -1,7 +1,7 @@
 // plumgate benchmark: one run, side by side, loopback only, bounded in time.
 //
 //   bash scripts/bench.sh            (builds, installs wrk, then runs this)
-//   node bench/run.mjs --build-dir DIR [--quick] [--no-write]
+//   node bench/run.mjs --build-dir DIR [--quick] [--no-write | --write]
 //
 // Every worker runs in local workerd through Miniflare (bench/workerd-host.mjs)
 // with the bindings its wrangler.toml declares, reached on a direct socket
@@ -38,7 +38,9 @@
 // request, fail every budget line that reads its row (bench/verdict.mjs).
 // It prints a table and a budget check (PASS/FAIL), writes
 // bench/results/latest.{json,md}, and (unless --no-write) refreshes the
-// generated block of BENCHMARKS.md and bench/last-run.json.
+// generated block of BENCHMARKS.md and bench/last-run.json: on a full run
+// of one build in workerd only, as --quick, --wrangler-dev and --compare
+// runs are not the record (--write: refresh them anyway).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from "node:fs";
 import { cpus, totalmem, loadavg, release } from "node:os";
@@ -46,7 +48,7 @@ import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
   BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, plumgateToml, run, sleep, startSandbox,
-  startWorkerd, startWrangler, tempDir, wrk,
+  startWorkerd, startWrangler, tempDir, wrk, writesRecord,
 } from "./lib.mjs";
 import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, f3, kb, median, quantile, ratio } from "./verdict.mjs";
 
@@ -65,7 +67,9 @@ const RUNTIME = UNDER_WRANGLER ? "wrangler dev" : "workerd";
 // --hot-only: scenarios 1 and 3 only, printed, nothing written but
 // bench/results/hot-only.json (for A/B experiments with --compare).
 const ONLY_HOT = flag("--hot-only");
-const WRITE = !flag("--no-write");
+// BENCHMARKS.md's generated block and bench/last-run.json: full runs of
+// one build in workerd only (lib.mjs, writesRecord).
+const WRITE = writesRecord(argv);
 const BUILD_DIR = resolve(opt("--build-dir", join(ROOT, "build")));
 const SANDBOX_BIN_DEFAULT = join(ROOT, "target/release/plumgate-sandbox");
 // --compare DIR [--compare-label TEXT]: a second plumgate build, loaded side

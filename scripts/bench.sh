@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README bench command:
 #
-#   bash scripts/bench.sh [--quick] [--no-write] [--compare DIR [--compare-label TEXT]] [--wrangler-dev]
+#   bash scripts/bench.sh [--quick] [--no-write | --write] [--compare DIR [--compare-label TEXT]] [--wrangler-dev]
 #
 # 1. setup (idempotent), 2. the load generator (Debian's wrk, installed only
 # if missing), 3. release builds of the worker (wasm) and the sandbox,
@@ -10,7 +10,8 @@
 # under `wrangler dev`), loopback only, bounded (about 10 minutes after the
 # build; --quick about 1.5). Prints the
 # table and the budget check, writes bench/results/latest.{json,md} and refreshes the
-# generated block of BENCHMARKS.md (--no-write: leave it alone).
+# generated block of BENCHMARKS.md and bench/last-run.json (--no-write: leave
+# them alone; --quick, --wrangler-dev and --compare runs leave them unless --write).
 # Budgets that fail are printed as FAIL; the exit code is 0 unless the bench
 # itself broke (set BENCH_FAIL_ON_BUDGET=1 to exit 1 on a failed budget).
 # Do not run two benches at once; other load on the machine skews figures.

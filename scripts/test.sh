@@ -5,7 +5,7 @@
 #
 # 1. setup (idempotent), 2. host tests of the pure core and the sandbox
 # (+ clippy), the OpenAPI lint, the TypeScript client's build and unit tests,
-# the bench's budget-line unit tests, 3. the wasm build, 4. end-to-end tests:
+# the bench's budget-line and record-writing unit tests, 3. the wasm build, 4. end-to-end tests:
 # the built worker in workerd (wrangler dev) against the sandbox, over
 # loopback only.
 # Pass test file names (tests/e2e/foo.test.mjs) to run only those e2e files.
@@ -68,7 +68,7 @@ if [[ -z $SYS_NODE ]]; then
   SKIPPED+=("client tests on the system Node (none found)")
 fi
 
-step "bench: the budget lines' unit tests (made-up results, no load)"
+step "bench: unit tests of the budget lines and of which runs write the record (made-up results, no load)"
 ( wrangler_env
 node --test tests/bench/*.test.mjs )
 
