@@ -4,7 +4,7 @@
 // bench-only lives here: `wrangler dev` with CPU accounting by process
 // group, wrk, and the JS baseline's config.
 import { spawn, execFile } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -178,6 +178,10 @@ export async function startTarget(sandbox, name, key, { viaEntry = false } = {})
 }
 
 const WORKERD_HOST = join(ROOT, "bench/workerd-host.mjs");
+// Miniflare needs Node 22.12 or later: the host runs on the project's Node 22
+// (npm ci's, the node scripts/lib.sh's wrangler_env puts first on PATH), not
+// on whatever Node runs this tool (`node bench/ab.mjs` with a system Node 20).
+const HOST_NODE = existsSync(join(BIN, "node")) ? join(BIN, "node") : process.execPath;
 
 /** Poll GET /healthz until it answers 200; returns ms since `t0`. */
 async function waitHealthy(url, child, lines, t0, what, { pollMs, timeoutMs, signal }) {
@@ -223,7 +227,7 @@ export async function startWorkerd({ toml, vars, persistDir, port, viaEntry = fa
   const cfgPath = join(persistDir, "config", "host.json");
   writeFileSync(cfgPath, JSON.stringify({ toml: tomlPath, vars, port: port ?? 0, inspectorPort, viaEntry }));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [WORKERD_HOST, cfgPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
+  const child = spawn(HOST_NODE, [WORKERD_HOST, cfgPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
   const lines = [];
   const signal = lineSignal();
   tail(child.stdout, lines, 200, signal.nudge);
