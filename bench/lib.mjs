@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { HIGH_LIMITS, ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, waitExit } from "../tests/e2e/harness.mjs";
+import { HIGH_LIMITS, ROOT, cleanup, devVarsText, freePort, killGroup, makeKey, startSandbox as startHarnessSandbox, tempDir as harnessTempDir, trackChild, waitExit } from "../tests/e2e/harness.mjs";
 
 export { ROOT, cleanup, freePort, makeKey };
 // The bench tools' medians, NaN-safe (bench/verdict.mjs).
@@ -227,7 +227,7 @@ export async function startWorkerd({ toml, vars, persistDir, port, viaEntry = fa
   const cfgPath = join(persistDir, "config", "host.json");
   writeFileSync(cfgPath, JSON.stringify({ toml: tomlPath, vars, port: port ?? 0, inspectorPort, viaEntry }));
   const t0 = performance.now();
-  const child = spawn(HOST_NODE, [WORKERD_HOST, cfgPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
+  const child = trackChild(spawn(HOST_NODE, [WORKERD_HOST, cfgPath], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() }));
   const lines = [];
   const signal = lineSignal();
   tail(child.stdout, lines, 200, signal.nudge);
@@ -263,7 +263,7 @@ export async function startWrangler({ toml, vars, persistDir, port, pollMs = 20,
     "--log-level", "log",
   ];
   const t0 = performance.now();
-  const child = spawn(WRANGLER, args, { cwd: configDir, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() });
+  const child = trackChild(spawn(WRANGLER, args, { cwd: configDir, stdio: ["ignore", "pipe", "pipe"], detached: true, env: childEnv() }));
   const lines = [];
   tail(child.stdout, lines);
   tail(child.stderr, lines);

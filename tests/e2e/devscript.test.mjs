@@ -11,7 +11,7 @@ import { join, relative } from "node:path";
 import { request } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { ROOT, freePort, tempDir, cleanup, ENVELOPE_COUNTERS } from "./harness.mjs";
+import { ROOT, freePort, tempDir, cleanup, trackChild, ENVELOPE_COUNTERS } from "./harness.mjs";
 
 /** GET `path` on 127.0.0.1:`port` with the `Host` header `host` (fetch cannot set it). */
 function getWithHost(port, path, host) {
@@ -46,13 +46,13 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
   // dev.sh takes the next free one.
   const squatter = createServer();
   await new Promise((res) => squatter.once("error", res).listen(9229, "127.0.0.1", res));
-  const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+  const child = trackChild(spawn("bash", [join(ROOT, "scripts/dev.sh")], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
     // The dev directory given relative to the project, as a user may write it.
     env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: relative(ROOT, devDir), PLUMGATE_DEV_VARS: userVars },
-  });
+  }), "SIGINT");
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -69,12 +69,12 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
     // A second session on free ports but the same dev directory (named
     // absolute here) is refused before it touches anything of the first's:
     // the checks below run on the first session after it.
-    const second = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+    const second = trackChild(spawn("bash", [join(ROOT, "scripts/dev.sh")], {
       cwd: ROOT,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, PLUMGATE_PORT: String(await freePort()), PLUMGATE_SANDBOX_PORT: String(await freePort()), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
-    });
+    }), "SIGINT");
     let secondOut = "";
     second.stdout.on("data", (d) => (secondOut += d));
     second.stderr.on("data", (d) => (secondOut += d));
@@ -183,12 +183,12 @@ test("scripts/dev.sh: a gateway with a configuration problem is named at once, w
   const devDir = tempDir("plumgate-devscript-bad-");
   const userVars = join(devDir, "user.dev.vars");
   writeFileSync(userVars, 'ALLOWED_ORIGINS="*"\n');
-  const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+  const child = trackChild(spawn("bash", [join(ROOT, "scripts/dev.sh")], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
-  });
+  }), "SIGINT");
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));

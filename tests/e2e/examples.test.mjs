@@ -14,7 +14,7 @@ import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ROOT, startSandbox, startWorker, standardKeys, makeKey, leakScan, cleanup, killGroup, waitExit, capturedLogs, sandboxRequests,
-  call, roomInDay, tempDir,
+  call, roomInDay, tempDir, trackChild,
 } from "./harness.mjs";
 
 const keys = { ...standardKeys(), rewards: makeKey("rewards-caller", ["balance", "orders:write"]) };
@@ -40,11 +40,11 @@ let fn; // the Node function
 
 /** Start examples/node-function/serve.mjs; resolves with its URL once ready. */
 async function startFunction(env) {
-  const child = spawn(process.execPath, [join(ROOT, "examples/node-function/serve.mjs")], {
+  const child = trackChild(spawn(process.execPath, [join(ROOT, "examples/node-function/serve.mjs")], {
     env: { ...process.env, PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
-  });
+  }));
   let out = "";
   child.stdout.on("data", (d) => { out += d; });
   child.stderr.on("data", (d) => { out += d; capturedLogs.push(`[function] ${d}`); });

@@ -63,10 +63,10 @@ export async function waitExit(child, ms) {
 
 /** Start the sandbox on a free port (`bin`: another build of it). */
 export async function startSandbox(extraArgs = [], { bin = SANDBOX_BIN } = {}) {
-  const child = spawn(bin, ["--host", "127.0.0.1", "--port", "0", ...extraArgs], {
+  const child = trackChild(spawn(bin, ["--host", "127.0.0.1", "--port", "0", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
-  });
+  }));
   const out = [];
   pipeLines(child.stdout, out, "[sandbox]");
   pipeLines(child.stderr, [], "[sandbox]");
@@ -138,9 +138,25 @@ export function standardKeys() {
 // start a worker again on the stopped one's state. Without this each full
 // run left ~100 directories (~250 MB) in the temp dir.
 const madeDirs = [];
+// Every child started detached (the leader of a process group of its own:
+// the sandbox, workers, and what tests start so), sent `signal` with its
+// group if still running when the process exits (dev.sh: SIGINT, its
+// Ctrl-C, so it stops what it started in sessions of their own).
+const liveChildren = new Map();
+export function trackChild(child, signal = "SIGKILL") {
+  liveChildren.set(child, signal);
+  child.once("exit", () => liveChildren.delete(child));
+  return child;
+}
 process.on("exit", () => {
+  for (const [c, signal] of liveChildren) killGroup(c, signal);
   for (const d of madeDirs) cleanup(d);
 });
+// Ctrl-C or a kill of the run: the children are in process groups of their
+// own, which the signal does not reach, and a process a signal ends runs no
+// "exit" handler. Exit as the shell would report the signal (128 + its
+// number), through the handler above.
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]]) process.on(signal, () => process.exit(code));
 
 export function tempDir(prefix = "plumgate-e2e-") {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -210,7 +226,7 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", tomlEd
     "--persist-to", join(persistDir, "state"), "--show-interactive-dev-session=false", "--test-scheduled",
     "--log-level", "log",
   ];
-  const child = spawn(WRANGLER, args, {
+  const child = trackChild(spawn(WRANGLER, args, {
     cwd: configDir,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -222,7 +238,7 @@ async function startWorkerOnce({ sandbox, keys, vars = {}, tomlVars = "", tomlEd
       NO_COLOR: "1",
       PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}`,
     },
-  });
+  }));
   const lines = [];
   pipeLines(child.stdout, lines, "[worker]");
   pipeLines(child.stderr, lines, "[worker]");

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import {
-  ROOT, startSandbox, startWorker, standardKeys, leakScan, cleanup, tempDir,
+  ROOT, startSandbox, startWorker, standardKeys, leakScan, cleanup, tempDir, trackChild,
 } from "./harness.mjs";
 
 const VENV = process.env.PLUMGATE_VENV || join(homedir(), ".cache/plumgate/venv");
@@ -60,12 +60,12 @@ after(async () => {
 
 function run(args, { timeoutMs }) {
   return new Promise((resolve) => {
-    const child = spawn(ST, args, {
+    const child = trackChild(spawn(ST, args, {
       cwd: work,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NO_COLOR: "1", SCHEMATHESIS_TELEMETRY: "false", HYPOTHESIS_STORAGE_DIRECTORY: join(work, ".hypothesis") },
       detached: true,
-    });
+    }));
     let out = "";
     child.stdout.on("data", (d) => { out += d; });
     child.stderr.on("data", (d) => { out += d; });
