@@ -991,6 +991,9 @@ impl Sandbox {
         self.faults = Faults::default();
         self.refresh_penalty = None;
         self.validate_penalty = None;
+        // A `refresh_limit`'s window too: else the next refresh, counted
+        // into the still-full window, would start a penalty at once.
+        self.recent_refreshes.clear();
         self.faults.to_json()
     }
 

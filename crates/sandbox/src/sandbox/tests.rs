@@ -621,6 +621,15 @@ fn refresh_limit_counts_every_call_in_a_sliding_window() {
     let rt = tok(&next, "refresh_token");
     assert_eq!(limited(&mut s, &rt, T0 + 201 * SEC), Some((429, body, Some(30))));
     assert_eq!(refresh(&mut s, &rt, T0 + 400 * SEC).1["error"], "invalid_token", "revoked with the penalty");
+    // faults/clear ends the penalty and empties the window: the next call
+    // is the window's first, not one over a still-full window.
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":30}}"#).unwrap();
+    let issued = s.issue_tokens(b"", T0 + 500 * SEC).unwrap();
+    let (_, again) = refresh(&mut s, &tok(&issued, "refresh_token"), T0 + 500 * SEC);
+    let rt = tok(&again, "refresh_token");
+    assert!(limited(&mut s, &rt, T0 + 501 * SEC).is_some());
+    s.clear_faults();
+    assert_eq!(refresh(&mut s, &rt, T0 + 502 * SEC).0, 200, "cleared: the window starts afresh");
     // Off again with null; bad limits are refused and change nothing.
     s.patch_config(br#"{"refresh_limit":null}"#).unwrap();
     assert_eq!(s.config.refresh_limit, None);
