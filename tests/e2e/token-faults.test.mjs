@@ -359,8 +359,9 @@ test("an old-format state and one with an unknown field load and keep their toke
 
 test("a request stops waiting at REFRESH_TIMEOUT_MS; the slow refresh continues and its answer is kept", async () => {
   const sb = await fresh();
-  // Rotates at once, answers after 20 s: longer than the 15 s a request waits.
-  await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 20000 });
+  // Rotates at once, answers after 25 s: longer than the 15 s a request
+  // waits, with room for the checks below before the answer comes.
+  await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 25000 });
   await withWorker(sb, {}, async (w) => {
     const t0 = Date.now();
     const r = await op(w);
@@ -375,7 +376,7 @@ test("a request stops waiting at REFRESH_TIMEOUT_MS; the slow refresh continues 
     assert.equal((await tokenStatus(w)).refresh_count, 0);
     // No request waits on it now (a status call joins no refresh): the
     // answer comes, and the authority keeps it on its own.
-    await waitFor(async () => (await sb.counters()).refresh_success === 1, { timeout: 10_000, what: "the slow answer" });
+    await waitFor(async () => (await sb.counters()).refresh_success === 1, { timeout: 15_000, what: "the slow answer" });
     const kept = await waitFor(async () => {
       const s = await tokenStatus(w);
       return s.refresh_count === 1 ? s : null;
