@@ -47,14 +47,16 @@ DEV_DIR="$(cd "$DEV_DIR" && pwd)"
 exec 8>"$DEV_DIR/.lock"
 flock -n 8 || die "another dev.sh uses $DEV_DIR: stop it, or set PLUMGATE_DEV_DIR (and other ports) for a second session"
 
+# The build steps get no copy of the lock (8>&-): a tool they leave running
+# (a compiler cache's server) would hold it after this session ended.
 log "step 1/4: setup (installs only what is missing)"
-bash scripts/setup.sh
+bash scripts/setup.sh 8>&-
 
 log "step 2/4: building the sandbox (host binary)"
-build_sandbox
+build_sandbox 8>&-
 
 log "step 3/4: building the worker (wasm; the first build takes a minute or two)"
-bash scripts/build.sh
+bash scripts/build.sh 8>&-
 
 # A dev caller key with every scope, kept across runs so a browser tab that
 # remembers it keeps working. Only its SHA-256 goes to the worker.
@@ -137,8 +139,10 @@ done
 case "${HEALTH##*$'\n'}" in
   200) ;;
   000|"") die "gateway did not answer /healthz" ;;
-  # The body lists the problems, naming variables, never their values.
-  503) printf '%s\n' "${HEALTH%$'\n'*}" >&2
+  # plumgate's own 503 lists the problems, naming variables, never their
+  # values (another 503, from in front of it, goes to the generic case).
+  503) [[ $HEALTH == *'"misconfigured"'* ]] || die "gateway answered /healthz with HTTP 503: ${HEALTH%$'\n'*}"
+       printf '%s\n' "${HEALTH%$'\n'*}" >&2
        die "the gateway's configuration has the problems above (/healthz answered 503): fix them in $USER_VARS (or wrangler.toml's [vars]) and run dev.sh again" ;;
   *) printf '%s\n' "${HEALTH%$'\n'*}" >&2
      die "gateway answered /healthz with HTTP ${HEALTH##*$'\n'}" ;;
