@@ -83,9 +83,17 @@ rm -rf "$DEV_DIR/build.new"
 cp -R build "$DEV_DIR/build.new"
 rm -rf "$DEV_DIR/build"
 mv "$DEV_DIR/build.new" "$DEV_DIR/build"
-sed -e "s#^main = .*#main = \"$DEV_DIR/build/index.js\"#" \
-    -e "s#^directory = \"./www\"#directory = \"$ROOT/www\"#" \
-    -e '/^\[build\]/,/^$/d' wrangler.toml > "$CONF_DIR/wrangler.toml"
+# The two paths go in as TOML strings (a backslash or a quote escaped) and
+# through awk's ENVIRON, never a sed replacement or awk -v, so any character
+# a directory's name may hold (`&`, `#`, `\`, `"`) arrives as it is.
+toml_str() { local s="${1//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
+PG_MAIN="$(toml_str "$DEV_DIR/build/index.js")" PG_ASSETS="$(toml_str "$ROOT/www")" awk '
+  /^\[build\]/ { skip = 1 }
+  skip { if ($0 == "") skip = 0; next }
+  /^main = / { print "main = " ENVIRON["PG_MAIN"]; next }
+  $0 == "directory = \"./www\"" { print "directory = " ENVIRON["PG_ASSETS"]; next }
+  { print }
+' wrangler.toml > "$CONF_DIR/wrangler.toml"
 USER_VARS="${PLUMGATE_DEV_VARS:-$ROOT/.dev.vars}"
 # Private from its first byte: the user's file may hold real credentials.
 rm -f "$CONF_DIR/.dev.vars"

@@ -2,14 +2,15 @@
 // /healthz, prints a caller key that reaches the sandbox through the
 // gateway, serves that key to the demo page (for a loopback name only),
 // serves the demo page, refuses a second session on its dev directory, and
-// Ctrl-C stops every process it started.
+// Ctrl-C stops every process it started; a dev directory whose name holds
+// characters a shell, sed or TOML treats specially works as any other.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join, relative } from "node:path";
 import { request } from "node:http";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { ROOT, freePort, tempDir, cleanup, trackChild, ENVELOPE_COUNTERS } from "./harness.mjs";
 
@@ -26,6 +27,38 @@ function getWithHost(port, path, host) {
   });
 }
 
+/**
+ * Start scripts/dev.sh from the project with `env` added, its output
+ * gathered in `.out`. `detached` gives it its own process group, as a
+ * terminal's foreground job has, so Ctrl-C (SIGINT to the group) can be
+ * sent as a user sends it; the harness stops it so if the test ends first.
+ */
+function spawnDev(env, { detached = true } = {}) {
+  const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], {
+    cwd: ROOT,
+    detached,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  child.out = "";
+  child.stdout.on("data", (d) => (child.out += d));
+  child.stderr.on("data", (d) => (child.out += d));
+  return detached ? trackChild(child, "SIGINT") : child;
+}
+
+/**
+ * Kill what a dev.sh session left: it starts the sandbox and wrangler each
+ * in its own session (setsid), so its own group's kill misses them; their
+ * groups are found by the dev directory on their command lines.
+ */
+function killLeftovers(devDir) {
+  const pattern = devDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const found = spawnSync("pgrep", ["-f", pattern], { encoding: "utf8" }).stdout ?? "";
+  for (const pid of found.split(/\s+/).filter(Boolean)) {
+    try { process.kill(-Number(pid), "SIGKILL"); } catch { try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ } }
+  }
+}
+
 async function portOpen(port) {
   try {
     await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
@@ -38,7 +71,11 @@ async function portOpen(port) {
 test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to itself, stops on Ctrl-C", async () => {
   const port = await freePort();
   const sandboxPort = await freePort();
-  const devDir = tempDir("plumgate-devscript-");
+  // A name with a space, `&`, `#`, a quote and a backslash: dev.sh writes
+  // the directory into the run's wrangler.toml and hands it to wrangler.
+  const devParent = tempDir("plumgate-devscript-");
+  const devDir = join(devParent, 'dev a&b#c"d\\e');
+  mkdirSync(devDir);
   // The user's own variables (a .dev.vars): used, except the ones dev.sh sets for the sandbox.
   const userVars = join(devDir, "user.dev.vars");
   writeFileSync(userVars, 'ALLOWED_ORIGINS="https://app.example.com"\nXOXODAY_CLIENT_SECRET="not-the-sandbox-secret"\n');
@@ -46,44 +83,28 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
   // dev.sh takes the next free one.
   const squatter = createServer();
   await new Promise((res) => squatter.once("error", res).listen(9229, "127.0.0.1", res));
-  const child = trackChild(spawn("bash", [join(ROOT, "scripts/dev.sh")], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-    // The dev directory given relative to the project, as a user may write it.
-    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: relative(ROOT, devDir), PLUMGATE_DEV_VARS: userVars },
-  }), "SIGINT");
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
+  // The dev directory given relative to the project, as a user may write it.
+  const child = spawnDev({ PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: relative(ROOT, devDir), PLUMGATE_DEV_VARS: userVars });
   try {
     const deadline = Date.now() + 240_000;
-    while (!/caller key\s+(\S+)/.test(out)) {
-      if (child.exitCode !== null) assert.fail(`dev.sh exited early:\n${out.slice(-2000)}`);
-      if (Date.now() > deadline) assert.fail(`dev.sh did not get ready:\n${out.slice(-2000)}`);
+    while (!/caller key\s+(\S+)/.test(child.out)) {
+      if (child.exitCode !== null) assert.fail(`dev.sh exited early:\n${child.out.slice(-2000)}`);
+      if (Date.now() > deadline) assert.fail(`dev.sh did not get ready:\n${child.out.slice(-2000)}`);
       await sleep(200);
     }
-    assert.match(out, /step 1\/4/);
-    assert.match(out, /step 4\/4/);
-    const key = out.match(/caller key\s+(\S+)/)[1];
+    assert.match(child.out, /step 1\/4/);
+    assert.match(child.out, /step 4\/4/);
+    const key = child.out.match(/caller key\s+(\S+)/)[1];
     // A second session on free ports but the same dev directory (named
     // absolute here) is refused before it touches anything of the first's:
     // the checks below run on the first session after it.
-    const second = trackChild(spawn("bash", [join(ROOT, "scripts/dev.sh")], {
-      cwd: ROOT,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PLUMGATE_PORT: String(await freePort()), PLUMGATE_SANDBOX_PORT: String(await freePort()), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
-    }), "SIGINT");
-    let secondOut = "";
-    second.stdout.on("data", (d) => (secondOut += d));
-    second.stderr.on("data", (d) => (secondOut += d));
+    const second = spawnDev({ PLUMGATE_PORT: String(await freePort()), PLUMGATE_SANDBOX_PORT: String(await freePort()), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars });
     const secondCode = await Promise.race([new Promise((res) => second.once("exit", res)), sleep(30_000, null, { ref: false }).then(() => "running")]);
     // Not refused: Ctrl-C it (its own cleanup stops what it started).
     if (secondCode === "running") { try { process.kill(-second.pid, "SIGINT"); } catch { /* gone */ } }
-    assert.equal(secondCode, 1, `a second dev.sh on the same dev directory was not refused:\n${secondOut.slice(-2000)}`);
-    assert.match(secondOut, /another dev\.sh uses .*PLUMGATE_DEV_DIR/, secondOut);
-    assert.doesNotMatch(secondOut, /step 1\/4/, "refused before setup and the builds");
+    assert.equal(secondCode, 1, `a second dev.sh on the same dev directory was not refused:\n${second.out.slice(-2000)}`);
+    assert.match(second.out, /another dev\.sh uses .*PLUMGATE_DEV_DIR/, second.out);
+    assert.doesNotMatch(second.out, /step 1\/4/, "refused before setup and the builds");
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "ok");
@@ -120,10 +141,10 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
     // it half-written. Rewriting build/index.js with the same bytes is such
     // a step: wrangler would say "Reloading" if it watched build/.
     const built = join(ROOT, "build/index.js");
-    const before = out.length;
+    const before = child.out.length;
     writeFileSync(built, readFileSync(built));
     await sleep(3000);
-    assert.doesNotMatch(out.slice(before), /reload/i, "a rewrite of build/ reloaded the running worker");
+    assert.doesNotMatch(child.out.slice(before), /reload/i, "a rewrite of build/ reloaded the running worker");
     assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
   } finally {
     // Ctrl-C: SIGINT to the foreground process group.
@@ -135,16 +156,10 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
     }
     const stillUp = (await portOpen(port)) || (await portOpen(sandboxPort));
     if (stillUp) {
-      // dev.sh starts the sandbox and wrangler each in its own session
-      // (setsid), so its own group's kill misses them: kill their groups,
-      // found by the dev directory on their command lines.
       try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
-      const found = spawnSync("pgrep", ["-f", devDir], { encoding: "utf8" }).stdout ?? "";
-      for (const pid of found.split(/\s+/).filter(Boolean)) {
-        try { process.kill(-Number(pid), "SIGKILL"); } catch { try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ } }
-      }
+      killLeftovers(devDir);
     }
-    cleanup(devDir);
+    cleanup(devParent);
     squatter.close();
     assert.equal(stillUp, false, "Ctrl-C stopped the gateway and the sandbox");
   }
@@ -159,14 +174,11 @@ test("scripts/dev.sh: a port already in use is named at once, before any build",
   const devDir = tempDir("plumgate-devscript-port-");
   try {
     for (const [env, name] of [[{ PLUMGATE_PORT: String(taken) }, "PLUMGATE_PORT"], [{ PLUMGATE_PORT: String(await freePort()), PLUMGATE_SANDBOX_PORT: String(taken) }, "PLUMGATE_SANDBOX_PORT"]]) {
-      const child = spawn("bash", [join(ROOT, "scripts/dev.sh")], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PLUMGATE_DEV_DIR: devDir, ...env } });
-      let out = "";
-      child.stdout.on("data", (d) => (out += d));
-      child.stderr.on("data", (d) => (out += d));
+      const child = spawnDev({ PLUMGATE_DEV_DIR: devDir, ...env }, { detached: false });
       const code = await new Promise((res) => child.once("exit", res));
-      assert.equal(code, 1, out);
-      assert.match(out, new RegExp(`port ${taken} is in use.*${name}`), out);
-      assert.doesNotMatch(out, /step 1\/4/, "refused before setup and the builds");
+      assert.equal(code, 1, child.out);
+      assert.match(child.out, new RegExp(`port ${taken} is in use.*${name}`), child.out);
+      assert.doesNotMatch(child.out, /step 1\/4/, "refused before setup and the builds");
     }
   } finally {
     squatter.close();
@@ -183,31 +195,20 @@ test("scripts/dev.sh: a gateway with a configuration problem is named at once, w
   const devDir = tempDir("plumgate-devscript-bad-");
   const userVars = join(devDir, "user.dev.vars");
   writeFileSync(userVars, 'ALLOWED_ORIGINS="*"\n');
-  const child = trackChild(spawn("bash", [join(ROOT, "scripts/dev.sh")], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars },
-  }), "SIGINT");
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
+  const child = spawnDev({ PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir, PLUMGATE_DEV_VARS: userVars });
   try {
     const code = await Promise.race([new Promise((res) => child.once("exit", res)), sleep(240_000, null, { ref: false }).then(() => "running")]);
-    assert.equal(code, 1, `dev.sh did not stop on the 503:\n${out.slice(-2000)}`);
-    assert.match(out, /step 4\/4/);
-    assert.match(out, /"problems":\[[^\]]*ALLOWED_ORIGINS/, "the problems /healthz lists are printed");
-    assert.match(out, /configuration has the problems above \(\/healthz answered 503\)/, out.slice(-2000));
-    assert.doesNotMatch(out, /plumgate is running/);
+    assert.equal(code, 1, `dev.sh did not stop on the 503:\n${child.out.slice(-2000)}`);
+    assert.match(child.out, /step 4\/4/);
+    assert.match(child.out, /"problems":\[[^\]]*ALLOWED_ORIGINS/, "the problems /healthz lists are printed");
+    assert.match(child.out, /configuration has the problems above \(\/healthz answered 503\)/, child.out.slice(-2000));
+    assert.doesNotMatch(child.out, /plumgate is running/);
     const deadline = Date.now() + 20_000;
     while (((await portOpen(port)) || (await portOpen(sandboxPort))) && Date.now() < deadline) await sleep(250);
     assert.equal((await portOpen(port)) || (await portOpen(sandboxPort)), false, "dev.sh stopped the gateway and the sandbox");
   } finally {
     try { process.kill(-child.pid, "SIGINT"); } catch { /* gone */ }
-    const found = spawnSync("pgrep", ["-f", devDir], { encoding: "utf8" }).stdout ?? "";
-    for (const pid of found.split(/\s+/).filter(Boolean)) {
-      try { process.kill(-Number(pid), "SIGKILL"); } catch { try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ } }
-    }
+    killLeftovers(devDir);
     cleanup(devDir);
   }
 });
