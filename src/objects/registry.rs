@@ -276,7 +276,11 @@ impl KeyRegistry {
             return Ok(r.clone());
         }
         let mut records = Vec::new();
-        for row in rows(&self.sql(), "SELECT record FROM keys ORDER BY json_extract(record, '$.created_at_ms'), id", vec![])? {
+        // rowid order is the order made: rows are only ever added or updated
+        // in place (an upsert keeps its rowid), as memory keeps them, so a
+        // reload lists keys made in the same millisecond as before it and
+        // the directory's version does not change.
+        for row in rows(&self.sql(), "SELECT record FROM keys ORDER BY rowid", vec![])? {
             let rec = KeyRecord::read(&text(row.first())).ok_or_else(|| worker::Error::from("a keys record cannot be read"))?;
             records.push(rec);
         }

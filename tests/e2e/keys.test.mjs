@@ -654,10 +654,21 @@ test("the audit trail: every attempt, its outcome, newest first, paged and filte
 
 test("runtime keys, revocations and the trail survive a restart", async () => {
   const k = await createKey({ id: "durable", scopes: ["catalog"] });
+  // Two keys made in one millisecond (stamped so below) list in the order
+  // made, after a reload as before it: "zz-" first though it sorts last.
+  await createKey({ id: "zz-made-first", scopes: ["catalog"] });
+  await createKey({ id: "aa-made-second", scopes: ["catalog"] });
+  const order = (await listKeys()).map((x) => x.id);
+  assert.ok(order.indexOf("zz-made-first") < order.indexOf("aa-made-second"), order.join());
   const trail = (await auditEntries("")).length;
   const dir = w.persistDir;
   await w.stop();
+  await editRegistry(dir, (db) => {
+    const stamp = "(SELECT json_extract(record, '$.created_at_ms') FROM keys WHERE id = 'zz-made-first')";
+    assert.equal(db.prepare(`UPDATE keys SET record = json_set(record, '$.created_at_ms', ${stamp}) WHERE id = ?`).run("aa-made-second").changes, 1);
+  });
   w = await startWorker({ sandbox, keys: allKeys, persistDir: dir });
+  assert.deepEqual((await listKeys()).map((x) => x.id), order, "the list's order after a reload");
   assert.equal((await vouchersCall(k.key)).status, 200);
   assert.equal((await vouchersCall(madeById["billing-fn"])).status, 200);
   assert.equal((await vouchersCall(madeById["to-revoke"])).status, 401, "still revoked");
