@@ -5,7 +5,9 @@
 #
 # 1. setup (idempotent), 2. host tests of the pure core and the sandbox
 # (+ clippy), the OpenAPI lint, the TypeScript client's build and unit tests,
-# the bench's budget-line and record-writing unit tests, 3. the wasm build, 4. end-to-end tests:
+# the bench's budget-line and record-writing unit tests, 3. the wasm build
+# (its gzipped size printed; over the bench's budget, named on the last
+# line), 4. end-to-end tests:
 # the built worker in workerd (wrangler dev) against the sandbox, over
 # loopback only.
 # Pass test file names (tests/e2e/foo.test.mjs) to run only those e2e files.
@@ -75,13 +77,27 @@ node --test tests/bench/*.test.mjs )
 step "build: sandbox (release) and worker (wasm)"
 build_sandbox
 bash scripts/build.sh
+# The size budget is the bench's (bench/verdict.mjs, zlib level 9); printed
+# here too, and named on the last line when over, without failing the run:
+# the size depends on the toolchain path (without build-std ~16 KB more).
+WASM_SIZE="$( ( wrangler_env; node --input-type=module -e '
+  import { gzipSync } from "node:zlib"; import { readFileSync } from "node:fs";
+  import { GZIP_BUDGET } from "./bench/verdict.mjs";
+  const n = gzipSync(readFileSync("build/index_bg.wasm"), { level: 9 }).length;
+  console.log(`${n} ${GZIP_BUDGET}`);' ) )"
+read -r WASM_GZIP WASM_BUDGET <<< "$WASM_SIZE"
+log "wasm: $WASM_GZIP B gzipped (zlib level 9), budget $WASM_BUDGET B"
+OVER=""
+if (( WASM_GZIP > WASM_BUDGET )); then
+  OVER="; the wasm is over its size budget: $WASM_GZIP B gzipped > $WASM_BUDGET B (bench/verdict.mjs)"
+fi
 
 step "end-to-end tests (workerd + sandbox)"
 wrangler_env
 if [[ $# -gt 0 ]]; then FILES=("$@"); else FILES=(tests/e2e/*.test.mjs); fi
 node --test --test-concurrency=1 --test-timeout=600000 "${FILES[@]}"
 if [[ ${#SKIPPED[@]} -gt 0 ]]; then
-  step "all tests passed, but not run here: $(IFS=';'; echo "${SKIPPED[*]}")"
+  step "all tests passed, but not run here: $(IFS=';'; echo "${SKIPPED[*]}")$OVER"
 else
-  step "all tests passed"
+  step "all tests passed$OVER"
 fi
