@@ -371,3 +371,23 @@ fn drop_in_errors_are_xoxoday_shaped() {
         .collect::<Vec<_>>();
     assert_eq!(doc["components"]["schemas"]["XoxodayError"]["properties"]["errorId"]["enum"], json!(codes));
 }
+
+/// The CORS the document and the README state (contract §1) is `cors`':
+/// the preflight's methods, headers and lifetime, and the headers a
+/// browser may read.
+#[test]
+fn cors_as_stated() {
+    use plumgate_core::cors::{ALLOW_HEADERS, ALLOW_METHODS, EXPOSE_HEADERS, MAX_AGE_SECS};
+    let doc = doc();
+    let info = doc["info"]["description"].as_str().unwrap();
+    let readme = include_str!("../../../README.md");
+    let row = readme.lines().find(|l| l.starts_with("| `ALLOWED_ORIGINS` |")).expect("README's ALLOWED_ORIGINS row");
+    for (what, text) in [("openapi info", info), ("README", row)] {
+        assert!(text.contains("OPTIONS"), "{what} states the preflight");
+        assert!(text.contains(EXPOSE_HEADERS), "{what}: exposed headers `{EXPOSE_HEADERS}`");
+        assert!(text.contains(ALLOW_METHODS), "{what}: allowed methods `{ALLOW_METHODS}`");
+        assert!(text.contains(ALLOW_HEADERS), "{what}: allowed headers `{ALLOW_HEADERS}`");
+        let max_age = [format!("Max-Age `{MAX_AGE_SECS}`"), format!("Max-Age: {MAX_AGE_SECS}")];
+        assert!(max_age.iter().any(|m| text.contains(m.as_str())), "{what}: max age {MAX_AGE_SECS}");
+    }
+}
