@@ -391,3 +391,28 @@ fn cors_as_stated() {
         assert!(max_age.iter().any(|m| text.contains(m.as_str())), "{what}: max age {MAX_AGE_SECS}");
     }
 }
+
+/// `x-plumgate-replayed` is on any answer of Xoxoday's that a placeOrder
+/// request gets from another attempt (the ledger's stored answer, the
+/// call in flight it joined, a refusal settled while no request waited):
+/// a 200 or a refusal's 4xx. So every such response of placeOrder, on
+/// both bases, declares it; a 413 or 429 is always plumgate's own.
+#[test]
+fn replayed_is_declared_wherever_it_can_be() {
+    let doc = doc();
+    let mut checked = 0;
+    for path in ["/v1/ops/placeOrder", "/chef/v1/oauth/api"] {
+        for (status, response) in doc["paths"][path]["post"]["responses"].as_object().unwrap() {
+            if !(status == "200" || status.starts_with('4')) || status == "413" || status == "429" {
+                continue;
+            }
+            let response = resolve(&doc, response);
+            let headers = response["headers"].as_object().expect("headers");
+            assert!(headers.contains_key("x-plumgate-replayed"), "{path} {status} declares x-plumgate-replayed");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 14, "{checked}");
+    let said = doc["components"]["headers"]["XPlumgateReplayed"]["description"].as_str().unwrap();
+    assert!(said.contains("joined") && said.contains("refusal"), "the header's description names the joined call and refusals: {said}");
+}
