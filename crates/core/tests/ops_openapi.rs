@@ -416,3 +416,48 @@ fn replayed_is_declared_wherever_it_can_be() {
     let said = doc["components"]["headers"]["XPlumgateReplayed"]["description"].as_str().unwrap();
     assert!(said.contains("joined") && said.contains("refusal"), "the header's description names the joined call and refusals: {said}");
 }
+
+/// `LimitsInput` states `quota::Limits`' rules: requests_per_minute's
+/// range, and order_amount_per_day's (above 0, at most the cap, a string
+/// written as `Amount`'s), checked on `value_forms.json`'s amounts.
+#[test]
+fn limits_agree() {
+    use plumgate_core::quota::{Limits, MAX_ORDER_AMOUNT_PER_DAY, MAX_REQUESTS_PER_MINUTE};
+    let doc = doc();
+    let schemas = &doc["components"]["schemas"];
+    let props = &schemas["LimitsInput"]["properties"];
+    let rpm = &props["requests_per_minute"];
+    assert_eq!(rpm["minimum"], 1);
+    assert_eq!(rpm["maximum"], MAX_REQUESTS_PER_MINUTE);
+    let parse = |member: &str, v: &Value| Limits::parse(&json!({ member: v }), "limits").is_ok();
+    for (v, ok) in [(json!(0), false), (json!(1), true), (json!(MAX_REQUESTS_PER_MINUTE), true), (json!(MAX_REQUESTS_PER_MINUTE + 1), false)] {
+        assert_eq!(parse("requests_per_minute", &v), ok, "requests_per_minute = {v}");
+    }
+
+    let max = MAX_ORDER_AMOUNT_PER_DAY / 1_000_000;
+    let amount = &props["order_amount_per_day"];
+    let branch = |t: &str| amount["anyOf"].as_array().unwrap().iter().find(|b| b["type"] == t).cloned().expect(t);
+    assert_eq!(branch("number")["exclusiveMinimum"], 0);
+    assert_eq!(branch("number")["maximum"], max);
+    let amount_string = schemas["Amount"]["anyOf"].as_array().unwrap().iter().find(|b| b["type"] == "string").unwrap();
+    assert_eq!(branch("string")["pattern"], amount_string["pattern"], "written as Amount's strings");
+    let said = amount["description"].as_str().unwrap();
+    assert!(said.contains(&format!("at most {max}")), "the description states the cap: {said}");
+
+    let forms: Value = serde_json::from_str(VALUE_FORMS).unwrap();
+    for v in forms["Amount"]["invalid"].as_array().unwrap() {
+        if !v.is_null() {
+            assert!(!parse("order_amount_per_day", v), "order_amount_per_day = {v} is refused, as Amount");
+        }
+    }
+    // Amount's valid values, within the cap and not below a millionth
+    // (amounts are kept in millionths), are taken; the others are not.
+    for v in forms["Amount"]["valid"].as_array().unwrap() {
+        let f = v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap();
+        let ok = (0.000_001..=max as f64).contains(&f);
+        assert_eq!(parse("order_amount_per_day", v), ok, "order_amount_per_day = {v}");
+    }
+    for (v, ok) in [(json!(max), true), (json!(max.to_string()), true), (json!(format!("{}", max + 1)), false), (json!("0"), false)] {
+        assert_eq!(parse("order_amount_per_day", &v), ok, "order_amount_per_day = {v}");
+    }
+}
