@@ -479,3 +479,44 @@ fn empty_array_data_agrees() {
         }
     }
 }
+
+/// A catalog call with a field plumgate does not know is never answered
+/// from the cache (the operations' descriptions say so): the fields the
+/// cache key holds (`ops::cache_key`'s table) are exactly the ones the data
+/// schema names, and a call with any of them is storable.
+#[test]
+fn cache_key_fields_are_the_schemas() {
+    let doc = doc();
+    let table = include_str!("../src/ops/cache_key.rs");
+    for op in [Operation::GetFilters, Operation::GetVouchers] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("//! | {} |", op.name())))
+            .unwrap_or_else(|| panic!("{op}: a row in cache_key.rs's table"));
+        let mut keyed: Vec<&str> = row
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|f| f.split(['.', '[']).next().unwrap())
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        // The code's own list: the `known` fields of the op's arm.
+        let arm = format!("Operation::{}{} => {{", op.name()[..1].to_uppercase(), &op.name()[1..]);
+        let known = table[table.find("let known").unwrap()..].split(arm.as_str()).nth(1).expect("the op's arm");
+        let known = &known[known.find("&[").unwrap() + 2..];
+        let mut known: Vec<&str> = known[..known.find(']').unwrap()].split(',').map(|f| f.trim().trim_matches('"')).collect();
+        known.sort_unstable();
+        assert_eq!(known, keyed, "{op}: cache_key.rs's table lists its known fields");
+        let schema = object_schema(&data_schema(&doc, op));
+        let mut named: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        named.sort_unstable();
+        assert_eq!(named, keyed, "{op}: the schema's fields are the cache key's");
+        for name in named {
+            let key = plumgate_core::ops::cache_key(op, &json!({ name: "x" })).expect("cacheable");
+            assert!(key.storable, "{op}.{name} is a field of the key");
+        }
+        let key = plumgate_core::ops::cache_key(op, &json!({"notInTheSchema": "x"})).unwrap();
+        assert!(!key.storable, "{op}: an unknown field is not");
+    }
+}
