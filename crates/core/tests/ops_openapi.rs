@@ -520,3 +520,83 @@ fn cache_key_fields_are_the_schemas() {
         assert!(!key.storable, "{op}: an unknown field is not");
     }
 }
+
+/// Every JSON 2xx answer has an example (README: so a generator gives
+/// usable types), the document itself excepted; the drop-in token
+/// endpoints' are what `dropin` answers for the example's key and time.
+#[test]
+fn every_json_success_has_an_example() {
+    let doc = doc();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
+                continue;
+            };
+            for (status, response) in responses {
+                let json = &resolve(&doc, response)["content"]["application/json"];
+                if !status.starts_with('2') || json.is_null() || path == "/openapi.json" {
+                    continue;
+                }
+                assert!(json.get("example").is_some() || json.get("examples").is_some(), "{method} {path} {status} has an example");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15, "{checked}");
+
+    use plumgate_core::dropin::{refresh_answer, validation_answer, EXPIRES_IN_SECS};
+    use plumgate_core::secret::CallerKey;
+    let refresh = &doc["paths"]["/chef/v1/oauth/token/{token_type}"]["post"]["responses"]["200"]["content"]["application/json"]["example"];
+    let validation = &doc["paths"]["/chef/v1/oauth/token"]["get"]["responses"]["200"]["content"]["application/json"]["example"];
+    for (example, answer) in [(refresh, refresh_answer as fn(&CallerKey, Option<i64>, i64) -> String), (validation, validation_answer)] {
+        let key = example["access_token"].as_str().unwrap();
+        // A runtime key's shape (`keys::KEY_PREFIX` and 48 hex), obviously
+        // not a real one.
+        assert!(key.len() == 52 && key.starts_with("pgk_") && key[4..].bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        let expiry: i64 = example["access_token_expiry"].as_str().unwrap().parse().unwrap();
+        let now = expiry - EXPIRES_IN_SECS * 1000;
+        let made: Value = serde_json::from_str(&answer(&CallerKey::new(key), None, now)).unwrap();
+        assert_eq!(&made, example, "the example is dropin's answer at {now}");
+    }
+}
+
+/// The drop-in route answers a cacheable operation's every outcome with
+/// `x-plumgate-cache` as `/v1/ops` does (routes.rs sets it on the way
+/// out), Xoxoday's answers passed through included: each status declares
+/// it where the `/v1/ops` route's does (a 413 comes before the envelope
+/// names the operation).
+#[test]
+fn drop_in_declares_the_cache_header_as_ops_does() {
+    let doc = doc();
+    let ops = doc["paths"]["/v1/ops/getVouchers"]["post"]["responses"].as_object().unwrap();
+    let chef = doc["paths"]["/chef/v1/oauth/api"]["post"]["responses"].as_object().unwrap();
+    let declares = |r: &Value| resolve(&doc, r)["headers"].get("x-plumgate-cache").is_some();
+    let mut checked = 0;
+    for (status, response) in ops {
+        if status == "413" || !declares(response) {
+            continue;
+        }
+        assert!(chef.get(status).is_some_and(&declares), "drop-in {status} declares x-plumgate-cache");
+        checked += 1;
+    }
+    assert!(checked >= 12, "{checked}");
+}
+
+/// The OAuth error shape the document's description gives is the
+/// OAuthError schema's, which is `dropin::OAuthError::body`'s.
+#[test]
+fn oauth_error_shape_as_stated() {
+    let doc = doc();
+    let body: Value = serde_json::from_str(&plumgate_core::dropin::OAuthError::INVALID_GRANT.body("rid")).unwrap();
+    let members: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let required: Vec<&str> = doc["components"]["schemas"]["OAuthError"]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let (mut a, mut b) = (members.clone(), required);
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b);
+    let shape = format!("`{{{}}}`", members.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", "));
+    assert!(doc["info"]["description"].as_str().unwrap().contains(&shape), "the info gives the OAuth shape {shape}");
+    let readme = include_str!("../../../README.md");
+    assert!(readme.contains(&shape), "README gives the OAuth shape {shape}");
+}
