@@ -116,16 +116,17 @@
    * a keyboard or screen-reader user is not sent back to the top of the
    * page: to the first of `candidates` that is shown and enabled (made
    * focusable if it is not), else back to the element that had it. Focus is
-   * lost when its element was removed or hidden, or when it is on <body>:
-   * Chromium blurs a focused button the moment it is disabled, as the
-   * actions do while they wait. Focus the user moved to another element
-   * meanwhile stays where it is.
+   * lost when its element was removed, hidden or disabled, or when it is on
+   * <body>: Chromium blurs a focused button once it is disabled, as the
+   * actions do while they wait (and a pager does with the button pressed on
+   * its last page). Focus the user moved to another element meanwhile stays
+   * where it is.
    */
   function keepFocus() {
     const from = document.activeElement;
     return (...candidates) => {
       const now = document.activeElement;
-      if (shown(now) && now !== document.body) return;
+      if (shown(now) && now !== document.body && !now.disabled) return;
       const to = [...candidates, from].find((el) => el && el !== document.body && shown(el) && !el.disabled);
       if (!to) return;
       if (!to.matches("a[href], button, input, select, textarea, [tabindex]")) to.tabIndex = -1;
@@ -1326,6 +1327,11 @@
 
   async function loadHistory() {
     const seq = ++state.historySeq;
+    // Next and Previous are disabled while the page loads (which blurs them):
+    // the focus goes back to the one pressed, or the other one on the last
+    // (or first) page.
+    const started = document.activeElement;
+    const refocus = keepFocus();
     const status = "history-status";
     hideError("history-error");
     const box = $("history");
@@ -1357,7 +1363,11 @@
       showError("history-error", e);
       $("history-prev").disabled = state.historyPage <= 1;
     } finally {
-      if (seq === state.historySeq) busy(box, false);
+      if (seq === state.historySeq) {
+        busy(box, false);
+        // Only a page turn gives the focus back: "Show orders" leaves it be.
+        if (started === $("history-next") || started === $("history-prev")) refocus(started, $("history-next"), $("history-prev"), $("history-title"));
+      }
     }
   }
 
@@ -1753,6 +1763,11 @@
   /** The trail for state.auditQuery (the filters last submitted), from `cursor` on. */
   async function loadAudit({ cursor = null } = {}) {
     const seq = ++state.auditSeq;
+    // Older is disabled while the page loads, and on the last page; Newest
+    // on the first (either blurs the one pressed): the focus goes back to
+    // it, or to the other one.
+    const started = document.activeElement;
+    const refocus = keepFocus();
     const list = $("audit-list");
     hideError("audit-error");
     busy(list, true);
@@ -1779,7 +1794,11 @@
       setStatus("audit-status", "Could not load the audit trail.");
       showError("audit-error", e);
     } finally {
-      if (seq === state.auditSeq) busy(list, false);
+      if (seq === state.auditSeq) {
+        busy(list, false);
+        // Only a page turn gives the focus back (as the catalog's pager).
+        if (started === $("audit-older") || started === $("audit-newest")) refocus(started, $("audit-older"), $("audit-newest"), $("audit-title"));
+      }
     }
   }
 

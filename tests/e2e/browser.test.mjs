@@ -824,11 +824,16 @@ async function walkKeysAndAudit() {
   await page.locator("#audit-status", { hasText: "1 entry (older)." }).waitFor();
   assert.deepEqual(await page.locator("#audit-list .rid").allInnerTexts(), [rids[0]]);
   assert.equal(await page.locator("#audit-older").isEnabled(), false);
+  // The pager's button pressed ends disabled on the last page (Older) and
+  // the first (Newest), which drops its focus in Chromium: it goes to the
+  // other button, not to <body>.
+  assert.equal(await page.evaluate(() => document.activeElement.id), "audit-newest", "Older, on the last page: focus on Newest, not on <body>");
   const newestAsked = page.waitForRequest((r) => r.url().includes("/v1/audit?"));
   await page.click("#audit-newest");
   assert.equal(new URL((await newestAsked).url()).searchParams.get("key"), "demo-many", "Newest: the submitted key");
   await page.locator("#audit-status", { hasText: "20 entries, newest first." }).waitFor();
   assert.deepEqual(await page.locator("#audit-list .rid").allInnerTexts(), shown);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "audit-older", "Newest, on the first page: focus on Older, not on <body>");
   await page.fill("#audit-key", "demo-many");
   // A date range with nothing in it.
   await page.fill("#audit-from", "2020-01-01");
@@ -856,14 +861,25 @@ async function walkKeysAndAudit() {
   assert.deepEqual(await historyPos(), manyPos(20));
   await page.fill("#start-date", "2020-01-01");
   await page.fill("#end-date", "2020-01-02");
-  for (const [button, pageNo, newest] of [["#history-next", 2, 10], ["#history-prev", 1, 20]]) {
+  // Both buttons are disabled while a page loads (Chromium then drops the
+  // focus): it goes back to the one pressed, or to the other one where the
+  // pressed one stays disabled (Previous on the first page).
+  for (const [button, pageNo, newest, focused] of [["#history-next", 2, 10, "history-next"], ["#history-prev", 1, 20, "history-next"]]) {
     const asked = page.waitForRequest((r) => r.url().endsWith("/v1/ops/getOrderHistory"));
     await page.click(button);
     const body = JSON.parse((await asked).postData());
     assert.deepEqual([body.startDate, body.endDate, body.page], [...range, pageNo], `${button}: the submitted range`);
     await page.locator("#history-status", { hasText: `10 orders on page ${pageNo}.` }).waitFor();
     assert.deepEqual(await historyPos(), manyPos(newest), `${button}: page ${pageNo} of the submitted range`);
+    assert.equal(await page.evaluate(() => document.activeElement.id), focused, `${button}: focus on ${focused}, not on <body>`);
   }
+  // On to the last page: Next stays disabled there, so the focus goes to Previous.
+  for (let pageNo = 2; await page.locator("#history-next").isEnabled(); pageNo++) {
+    assert.ok(pageNo < 20, "the history ends");
+    await page.click("#history-next");
+    await page.locator("#history-status", { hasText: new RegExp(`on page ${pageNo}\\.$|^No more orders\\.$`) }).waitFor();
+  }
+  assert.equal(await page.evaluate(() => document.activeElement.id), "history-prev", "Next, on the last page: focus on Previous, not on <body>");
 
   // ---- Forget key while a key is being created and the trail loaded: the
   // answers that come after it show nothing (no new key to copy, no key
