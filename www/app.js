@@ -648,6 +648,8 @@
 
   async function useDevKey() {
     const btn = $("dev-key");
+    // The button waits for the key (which blurs it): the focus goes back to it.
+    const refocus = keepFocus();
     btn.disabled = true;
     try {
       const r = await request("/v1/dev/caller-key", { method: "GET", auth: false });
@@ -657,6 +659,7 @@
       setStatus("key-status", `Could not get the dev key: ${e.message}`);
     } finally {
       btn.disabled = false;
+      refocus();
     }
   }
 
@@ -1531,6 +1534,9 @@
     hideError("keys-error");
     hideNewKey();
     const btn = $("key-create");
+    // The button waits for the answer (which blurs it): a created key takes
+    // the focus (its copy button); else it goes back to the button.
+    const refocus = keepFocus();
     btn.disabled = true;
     setStatus("keys-status", `Creating key ${body.id}…`);
     const sentWith = state.key;
@@ -1554,6 +1560,7 @@
       showError("keys-error", e);
     } finally {
       btn.disabled = false;
+      refocus();
     }
   }
 

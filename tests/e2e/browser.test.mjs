@@ -173,6 +173,9 @@ async function walkThePage() {
   assert.equal(focused, "dev-key", "the dev key button is reachable with Tab");
   await page.keyboard.press("Enter");
   await page.locator("#key-status", { hasText: "Key set (local dev key)" }).waitFor();
+  // Disabled while the key is fetched (Chromium then drops its focus): given back.
+  await waitFor(() => page.evaluate(() => !document.getElementById("dev-key").disabled), { what: "the dev key button enabled again" });
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), "dev-key", "focus back on the button, not on <body>");
   const storage = await page.evaluate(() => ({
     session: sessionStorage.getItem("plumgate.callerKey"),
     local: localStorage.length,
@@ -719,6 +722,10 @@ async function walkKeysAndAudit() {
   assert.match(await text(page, "#keys-error .err-message"), /id is already used/);
   assert.equal(await text(page, "#keys-error .err-code"), "invalid_request");
   assert.equal(await text(page, "#keys-error .err-rid"), dr.headers()["x-request-id"]);
+  // The button waits for the answer (Chromium then drops its focus): refused,
+  // the focus is back on it, not on <body>.
+  await waitFor(() => page.evaluate(() => !document.getElementById("key-create").disabled), { what: "Create key enabled again" });
+  assert.equal(await page.evaluate(() => document.activeElement.id), "key-create", "refused: focus back on Create key");
 
   // A create or a rotation whose answer is lost may have happened: the page
   // says so, and where to look, not that nothing was done.
