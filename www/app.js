@@ -1308,8 +1308,11 @@
       fact(dl, "Value", money(v.amount, v.currency));
       fact(dl, "Valid until", v.validity);
       let shown = false;
+      // Named for what it does next (Reveal, then Hide), so no aria-pressed:
+      // a toggle's name must not change with its state (ARIA APG), and this
+      // one's name is what tells sighted users which state it is in.
       const btn = h("button", {
-        type: "button", class: "btn btn-small reveal", "aria-controls": id, "aria-pressed": "false",
+        type: "button", class: "btn btn-small reveal", "aria-controls": id,
         text: "Reveal code and PIN",
       });
       btn.addEventListener("click", () => {
@@ -1318,7 +1321,6 @@
           values[i].textContent = shown ? String(val) : "••••••••";
           values[i].classList.toggle("masked", !shown);
         });
-        btn.setAttribute("aria-pressed", String(shown));
         btn.textContent = shown ? "Hide code and PIN" : "Reveal code and PIN";
       });
       wrap.append(h("div", { class: "voucher" }, dl, btn));

@@ -326,14 +326,21 @@ async function walkThePage() {
 
   await voucher.waitFor();
   const reveal = page.locator("#order-result .reveal").first();
+  assert.equal(await reveal.innerText(), "Reveal code and PIN");
   await reveal.click();
-  assert.equal(await reveal.getAttribute("aria-pressed"), "true");
+  // A button named for what it does next, Reveal then Hide, with no
+  // aria-pressed: a toggle's name must not change with its state (ARIA
+  // APG), or a reader hears "Hide code and PIN, pressed".
+  assert.equal(await reveal.getAttribute("aria-pressed"), null, "no toggle state beside a changing name");
+  assert.equal(await reveal.innerText(), "Hide code and PIN");
+  assert.equal(await page.locator(`#${await reveal.getAttribute("aria-controls")} dd.secret`).count(), 2, "it controls the voucher's code and PIN");
   const [code, pin] = await page.locator("#order-result .voucher").first().locator("dd.secret").allInnerTexts();
   assert.match(code, /^SBX-/);
   assert.match(pin, /^\d{4,}$/);
   await page.screenshot({ path: join(SHOTS, "desktop-order.png") });
   await reveal.click();
   assert.deepEqual(await page.locator("#order-result .voucher").first().locator("dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
+  assert.equal(await reveal.innerText(), "Reveal code and PIN");
 
   // Changing the order makes a new poNumber (a new order, not a conflict).
   await page.fill("#quantity", "2");
