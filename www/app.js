@@ -515,6 +515,16 @@
     if (e.keyRejected) markKeyRejected();
   }
 
+  /**
+   * " (code …, request id …)": what an error box's last line shows, for an
+   * error told in one line (the balance, the filters' note). README: every
+   * error shows plumgate's message, code and request id.
+   */
+  function errorRefs(e) {
+    const refs = [e && e.code ? `code ${e.code}` : "", e && e.requestId ? `request id ${e.requestId}` : ""].filter(Boolean);
+    return refs.length ? ` (${refs.join(", ")})` : "";
+  }
+
   function hideError(boxId) {
     const box = $(boxId);
     box.hidden = true;
@@ -710,7 +720,7 @@
       $("balance-note").textContent = "";
       box.classList.remove("is-stale");
       const err = $("balance-error");
-      err.textContent = `Balance: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
+      err.textContent = `Balance: ${errorTitle(e)}: ${e.message}${errorRefs(e)}`;
       err.hidden = false;
       if (e.keyRejected) markKeyRejected();
     } finally {
@@ -744,7 +754,7 @@
       // Products can still be listed; say why the filters are missing.
       if (e.keyRejected || state.key !== sentWith) return; // the catalog's own error box says it
       const note = $("filters-note");
-      note.textContent = `Country and currency filters unavailable: ${errorTitle(e)}: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ""}`;
+      note.textContent = `Country and currency filters unavailable: ${errorTitle(e)}: ${e.message}${errorRefs(e)}`;
       note.hidden = false;
     }
   }

@@ -559,7 +559,8 @@ async function walkThePage() {
   await mob.click("#key-save");
   await waitFor(async () => (await mob.locator("#products .card").count()) === 12, { timeout: 20_000, what: "cards at phone width" });
   await mob.locator("#balance-error", { hasText: "balance" }).waitFor();
-  assert.match(await text(mob, "#balance-error"), /lacks the `balance` scope/);
+  // One line, with plumgate's message, code and request id (README: every error shows them).
+  assert.match(await text(mob, "#balance-error"), /^Balance: This key is not allowed to do that: this key lacks the `balance` scope \(code forbidden, request id [0-9a-f]{32}\)$/);
   await mob.click("#token-check");
   await mob.locator("#token-error").waitFor({ state: "visible" });
   assert.match(await text(mob, "#token-error .err-message"), /lacks the `admin` scope/);
@@ -574,6 +575,14 @@ async function walkThePage() {
   assert.ok(box && box.y >= 0 && box.y < 100, "the balance stays in the sticky bar");
   const widths = await mob.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
   assert.ok(widths.doc <= widths.win, `no horizontal scroll at phone width (${widths.doc} > ${widths.win})`);
+
+  // A balance-only key: the catalog and its filters are refused; the
+  // filters' note has plumgate's message, code and request id too.
+  await mob.fill("#key-input", keys.balance.key);
+  await mob.click("#key-save");
+  await mob.locator("#filters-note").waitFor({ state: "visible" });
+  assert.match(await text(mob, "#filters-note"), /^Country and currency filters unavailable: This key is not allowed to do that: this key lacks the `catalog` scope \(code forbidden, request id [0-9a-f]{32}\)$/);
+  await mob.locator("#catalog-error .err-code", { hasText: "forbidden" }).waitFor();
 
   // Forget the key, use the admin key, open an order form, take the picture.
   await mob.click("#key-forget");
@@ -1086,7 +1095,7 @@ async function walkOrderEdges() {
   await page.click("#balance-refresh");
   assert.equal((await refusedBalance).status(), 401);
   await page.locator("#balance-error").waitFor({ state: "visible" });
-  assert.match(await text(page, "#balance-error"), /^Balance: Xoxoday refused \(PIPE10017\): Access restricted for this IP \(request id [0-9a-f]{32}\)$/);
+  assert.match(await text(page, "#balance-error"), /^Balance: Xoxoday refused \(PIPE10017\): Access restricted for this IP \(code PIPE10017, request id [0-9a-f]{32}\)$/);
   assert.match(await text(page, "#key-status"), /^Key set/, "the key is not called rejected");
   await page.click("#balance-refresh");
   await page.locator("#balance-error").waitFor({ state: "hidden" });
