@@ -38,7 +38,8 @@
     product: null,
     po: "",
     poSent: false,
-    ordering: false,
+    // The body of the order being placed, null while none is out.
+    ordering: null,
     // {body, name}: the order whose fate is unknown, sent again unchanged
     // (same poNumber) until plumgate answers for it.
     uncertain: null,
@@ -893,6 +894,14 @@
   // ------------------------------------------------------------ order
 
   function selectProduct(p) {
+    if (state.ordering) {
+      // The form is the order out: a new one now would take its place (and
+      // its poNumber) before its answer, which would then be told under a
+      // form that is gone.
+      setStatus("order-status", `Order ${state.ordering.poNumber} is being placed: wait for its answer before starting another.`);
+      $("order").scrollIntoView({ block: "start" });
+      return;
+    }
     if (state.uncertain) {
       // A new order now could duplicate the unconfirmed one: settle it first.
       renderUncertain();
@@ -1086,7 +1095,9 @@
       setStatus("order-status", pending ? `Order ${pending.body.poNumber} is still not settled: set a key, then send it again.` : "");
       return;
     }
-    state.ordering = true;
+    const body = pending ? pending.body : again || orderBody();
+    const name = pending ? pending.name : state.product ? state.product.name : "";
+    state.ordering = body;
     const refocus = keepFocus();
     const btn = $("place-order");
     btn.disabled = true;
@@ -1096,8 +1107,6 @@
     const busyBox = pending ? $("order-uncertain") : $("order-form");
     busy(busyBox, true);
     hideError("order-error");
-    const body = pending ? pending.body : again || orderBody();
-    const name = pending ? pending.name : state.product ? state.product.name : "";
     if (!pending && !again) state.poSent = true;
     // The answer shown is this order's (sent again) or goes: another order's
     // vouchers never stay under this one's outcome.
@@ -1196,7 +1205,7 @@
       // which would mark the new key rejected) is not shown.
       if (state.key === sentWith) showError("order-error", e);
     } finally {
-      state.ordering = false;
+      state.ordering = null;
       // Answered after the key was forgotten or changed: nothing of this
       // order stays in the form for whoever is at the screen now (an
       // unconfirmed one stays in its own box, to be settled).

@@ -1548,6 +1548,28 @@ async function walkOrderEdges() {
   assert.equal((await sandbox.counters()).orders, beforeOpen.orders + 1, "the order was placed");
   await pickHarborCoffee(page);
 
+  // ---- "Order this" on another product while an order is out: refused,
+  // said, and the form stays the one sent (its product, its poNumber), so
+  // the answer's status is about the form on screen.
+  const outPo = await text(page, "#po-number");
+  let releaseOut;
+  const outHeld = new Promise((r) => { releaseOut = r; });
+  const holdOut = async (route) => { await outHeld; await route.continue(); };
+  await page.route("**/v1/ops/placeOrder", holdOut);
+  await page.click("#place-order");
+  await page.locator("#order-status", { hasText: `Placing order ${outPo}…` }).waitFor();
+  await openUsProduct(page, "Bloom Florists");
+  assert.equal(await text(page, "#order-status"), `Order ${outPo} is being placed: wait for its answer before starting another.`);
+  assert.equal(await text(page, "#po-number"), outPo, "the form's poNumber stays");
+  assert.match(await text(page, "#picked"), /Harbor Coffee Co\. US e-Gift Card/, "the form stays the order sent");
+  assert.equal(await page.locator("#denom-open-field").isVisible(), false, "not the any-amount product's form");
+  releaseOut();
+  await page.locator("#order-status", { hasText: `Order ${outPo} placed.` }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder", holdOut);
+  assert.match(await text(page, "#order-result .facts"), new RegExp(outPo));
+  assert.equal(await text(page, "#po-number"), outPo, "under the form it was sent from");
+  await pickHarborCoffee(page);
+
   // ---- getFilters without a currency group (xoxoday-api.md names only
   // Country and voucher_category): the currency list is made of the
   // products' currencies, and picking one filters getVouchers by it. The
