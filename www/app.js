@@ -1068,15 +1068,25 @@
         "but plumgate has not said whether it was placed: it may have been. "),
       h("p", { class: "help", text: "Send it again unchanged to learn what happened: the same poNumber never places a second order. "
         + "A new order is possible once you forget this one, and may then duplicate it." }),
+      // Both wait while it is being sent again (see orderButtons).
       h("div", { class: "actions" },
-        h("button", { type: "button", class: "btn btn-primary", id: "uncertain-again", text: "Send the same order again", onclick: () => placeOrder() }),
-        h("button", { type: "button", class: "btn", id: "uncertain-forget", text: "Forget it and start a new order", onclick: () => {
+        h("button", { type: "button", class: "btn btn-primary", id: "uncertain-again", text: "Send the same order again", disabled: Boolean(state.ordering), onclick: () => placeOrder() }),
+        h("button", { type: "button", class: "btn", id: "uncertain-forget", text: "Forget it and start a new order", disabled: Boolean(state.ordering), onclick: () => {
           setUncertain(null);
           if (state.product) freshPo();
           setStatus("order-status", `Order ${b.poNumber} forgotten by this page; look it up by its poNumber under Orders.`);
           focusOrderForm();
         } })),
     );
+  }
+
+  /**
+   * The buttons beside an order's answer and in the unconfirmed order's
+   * box, off while an order is out: Forget, above all, would drop the kept
+   * order mid-send, and an answer that settles nothing would bring it back.
+   */
+  function orderButtons(enabled) {
+    for (const b of document.querySelectorAll("#order-again, #order-new, #uncertain-again, #uncertain-forget")) b.disabled = !enabled;
   }
 
   async function placeOrder(again) {
@@ -1112,7 +1122,7 @@
     // vouchers never stay under this one's outcome.
     const placedBefore = !pending && state.resultPo === body.poNumber;
     if (!placedBefore) hideOrderResult();
-    for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = true;
+    orderButtons(false);
     setStatus("order-status", `Placing order ${body.poNumber}…`);
     // Kept before it is sent: a reload while it is in flight (a realtime
     // order may take two minutes) offers this same order again, never a
@@ -1211,7 +1221,7 @@
       // unconfirmed one stays in its own box, to be settled).
       if (state.key !== sentWith) resetOrderForm();
       btn.disabled = false;
-      for (const b of $("order-result").querySelectorAll("#order-again, #order-new")) b.disabled = false;
+      orderButtons(true);
       busy(busyBox, false);
       // The button that sent it may be gone (the boxes re-rendered, the form
       // put away): on to what the order came to.

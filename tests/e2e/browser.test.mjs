@@ -1171,8 +1171,20 @@ async function walkOrderEdges() {
   const thirdPo = await loseOrderAnswer(page);
   assert.equal(await page.evaluate(() => document.activeElement.id), "order-uncertain-title", "focus moves from the hidden form to the unconfirmed order");
   assert.equal(await page.locator("#order-result .voucher, #order-again, #order-new").count(), 0, "no other order's buttons beside the unconfirmed one");
+  // Sent again: while it is out, neither button of its box works (Forget
+  // would drop the kept order, which an answer that settles nothing then
+  // brings back; a second send is refused anyway).
+  let releaseResend;
+  const resendHeld = new Promise((r) => { releaseResend = r; });
+  const holdResend = async (route) => { await resendHeld; await route.continue(); };
+  await page.route("**/v1/ops/placeOrder", holdResend);
   await page.click("#uncertain-again");
+  await page.locator("#order-status", { hasText: `Placing order ${thirdPo}…` }).waitFor();
+  assert.deepEqual(await page.locator("#uncertain-again, #uncertain-forget").evaluateAll((bs) => bs.map((b) => [b.id, b.disabled])),
+    [["uncertain-again", true], ["uncertain-forget", true]], "the unconfirmed order's buttons wait for the answer");
+  releaseResend();
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder", holdResend);
   assert.match(await text(page, "#order-result .facts"), new RegExp(thirdPo));
   assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title");
 
