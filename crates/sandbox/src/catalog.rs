@@ -537,7 +537,15 @@ impl Filter {
             // as xoxoday-api.md §3.2 documents; not the ISO code or name.
             Filter::Country(s) => s.is_empty() || p.country.code == s,
             Filter::Currency(s) => s.is_empty() || p.currency.code.eq_ignore_ascii_case(s),
-            Filter::Delivery(s) => s.is_empty() || (s == "delayed") == p.delayed,
+            // The two values xoxoday-api.md §3.2 lists (already lowercased,
+            // as for country); any other matches nothing, as an unknown
+            // country or currency does.
+            Filter::Delivery(s) => match s.as_str() {
+                "" => true,
+                "delayed" => p.delayed,
+                "realtime" => !p.delayed,
+                _ => false,
+            },
             Filter::Category(s) => {
                 s.is_empty() || p.category.0 == s || p.category.1.eq_ignore_ascii_case(s)
             }
@@ -739,6 +747,29 @@ mod tests {
         v.as_array()
             .map(|a| a.iter().filter_map(|p| p["productId"].as_u64()).collect())
             .unwrap_or_default()
+    }
+
+    /// deliveryType takes the two values xoxoday-api.md §3.2 lists,
+    /// `realtime` and `delayed` (in any case, as country and currencyCode
+    /// do); any other value matches nothing, as an unknown country or
+    /// currency does, not every realtime product.
+    #[test]
+    fn delivery_type_filters_only_by_the_documented_values() {
+        let c = catalog();
+        let by = |value: &str| {
+            let filters = json!([{"key":"deliveryType","value":value}]);
+            ids(&c.vouchers(&obj(json!({"limit":0,"page":1,"filters":filters})), "").unwrap())
+        };
+        let delayed: Vec<u64> = c.products.iter().filter(|p| p.delayed).map(|p| p.id).collect();
+        let realtime: Vec<u64> = c.products.iter().filter(|p| !p.delayed).map(|p| p.id).collect();
+        assert!(!delayed.is_empty() && !realtime.is_empty());
+        for (value, want) in [("delayed", &delayed), ("Delayed", &delayed), ("realtime", &realtime), ("REALTIME", &realtime)] {
+            assert_eq!(&by(value), want, "deliveryType {value:?}");
+        }
+        for other in ["instant", "foo", "real time", "real-time", "delay", "digital"] {
+            assert_eq!(by(other), Vec::<u64>::new(), "deliveryType {other:?}");
+        }
+        assert_eq!(by("").len(), c.products.len(), "empty: no filter");
     }
 
     #[test]
