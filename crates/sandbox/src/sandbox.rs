@@ -799,6 +799,12 @@ impl Sandbox {
                 // GitBook marks sendMailToReceiver required.
                 let resend = flag(input, "sendMailToReceiver", true)?;
                 let po = input.get("poNumber").and_then(Value::as_str);
+                // A malformed lookup is refused before any fault: a fault
+                // meets only valid calls (README), a lookup of no order too.
+                let found = match self.ledger.lookup(input) {
+                    Err(e) if e.error_id == "PLE10001" => return Err(e.into()),
+                    found => found,
+                };
                 if let Some(f) = self.faults.take_details(po) {
                     return Err(match f.mode {
                         DetailsFaultMode::NotFound => not_found(),
@@ -814,7 +820,7 @@ impl Sandbox {
                     }
                     .into());
                 }
-                let order = self.ledger.lookup(input)?;
+                let order = found?;
                 let data = order_details_json(order, self.config.order_recipient, self.config.order_day_zone, now);
                 // Only delivered vouchers are mailed again: none of a pending
                 // order yet, none of a failed or cancelled one.

@@ -1345,6 +1345,43 @@ fn details_faults_hide_an_order_or_fail() {
     assert_eq!(det(&mut s).status, 200);
 }
 
+/// A details fault applies to valid getOrderDetails calls only (README:
+/// "the next `count` valid getOrderDetails calls"): a lookup without
+/// orderId (GitBook marks it required), with an orderId that is no integer,
+/// or naming neither a poNumber nor an orderId is a 400 PLE10001 and leaves
+/// the fault for the next valid call. A valid lookup of an order that does
+/// not exist still meets it.
+#[test]
+fn a_malformed_lookup_does_not_use_a_details_fault() {
+    let mut s = sb();
+    assert_eq!(api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-D1"), T0).status, 200);
+    let det = |s: &mut Sandbox, data: Value| api(s, AT, "plumProAPI.mutation.getOrderDetails", data, T0);
+    for mode in [r#"{"mode":"5xx"}"#, r#"{"mode":"not_found"}"#, r#"{"mode":"PLE10021","po_number":"PO-D1"}"#] {
+        s.set_details_fault(mode.as_bytes()).unwrap();
+        for bad in [
+            json!({"poNumber":"PO-D1","sendMailToReceiver":0}),
+            json!({"poNumber":"PO-D1","orderId":"abc","sendMailToReceiver":0}),
+            json!({"poNumber":"PO-D1","orderId":true,"sendMailToReceiver":0}),
+            json!({"poNumber":"","orderId":null,"sendMailToReceiver":0}),
+            json!({"poNumber":"PO-D1","orderId":0}),
+        ] {
+            let out = det(&mut s, bad.clone());
+            assert_eq!((out.status, out.body["errorId"].clone()), (400, json!("PLE10001")), "{mode} {bad}");
+        }
+        assert!(!s.faults_json()["details"].is_null(), "{mode}: the fault is still set");
+        let out = det(&mut s, json!({"poNumber":"PO-D1","orderId":null,"sendMailToReceiver":0}));
+        assert_ne!(out.status, 200, "{mode}: the first valid call meets it");
+        assert!(s.faults_json()["details"].is_null(), "{mode}: used");
+        assert_eq!(det(&mut s, json!({"poNumber":"PO-D1","orderId":null,"sendMailToReceiver":0})).status, 200);
+    }
+    // A valid lookup of no order meets the fault too (its answer, not 404 PLE10016).
+    s.set_details_fault(br#"{"mode":"5xx","status":503}"#).unwrap();
+    let out = det(&mut s, json!({"orderId":999_999,"sendMailToReceiver":0}));
+    assert_eq!((out.status, out.body["errorId"].clone()), (503, json!("PLE10034")));
+    let out = det(&mut s, json!({"orderId":999_999,"sendMailToReceiver":0}));
+    assert_eq!((out.status, out.body["errorId"].clone()), (404, json!("PLE10016")));
+}
+
 #[test]
 fn a_daily_cap_answers_429_without_a_duration() {
     let mut s = sb();
