@@ -105,6 +105,15 @@ pub enum ApiFaultMode {
 }
 
 impl ApiFaultMode {
+    /// Whether Xoxoday would answer it from inside the operation (getBalance
+    /// failing, placeOrder refusing an international order): after the call
+    /// has passed its rate limits and carries well-formed data. The others
+    /// are its authorisation layer's 401s, given where a dead token's is,
+    /// before the operation is looked at.
+    pub fn in_operation(self) -> bool {
+        matches!(self, ApiFaultMode::Ple10023 | ApiFaultMode::Ple10019)
+    }
+
     /// The answer's body (`status`: the fault's).
     pub fn body(self, status: u16) -> Value {
         let plum = |id: &str, info: &str| json!({ "code": status, "errorId": id, "errorInfo": info, "error": info });
@@ -500,8 +509,11 @@ impl Faults {
         take(&mut self.proxy, |f| f.route.unwrap_or_default() == route && (f.op.is_none() || f.op.as_deref() == op))
     }
 
-    pub fn take_api(&mut self, op: Option<&str>) -> Option<Fault<ApiFaultMode>> {
-        take(&mut self.api, |f| f.op.is_none() || f.op.as_deref() == op)
+    /// The API fault for a call of `op` at that stage of it: `in_operation`
+    /// faults once the operation runs, the others at authorisation
+    /// ([`ApiFaultMode::in_operation`]).
+    pub fn take_api(&mut self, op: Option<&str>, in_operation: bool) -> Option<Fault<ApiFaultMode>> {
+        take(&mut self.api, |f| f.mode.in_operation() == in_operation && (f.op.is_none() || f.op.as_deref() == op))
     }
 
     pub fn take_order(&mut self) -> Option<Fault<OrderFaultMode>> {
@@ -615,25 +627,27 @@ mod tests {
     fn api_faults_count_only_their_operation() {
         let mut f = Faults::default();
         f.set_api(br#"{"mode":"PLE10019","count":2,"op":"placeOrder"}"#).unwrap();
-        assert!(f.take_api(Some("getBalance")).is_none(), "another operation");
-        assert_eq!(f.take_api(Some("placeOrder")).map(|x| x.mode), Some(ApiFaultMode::Ple10019));
-        assert!(f.take_api(Some("placeOrder")).is_some());
-        assert!(f.take_api(Some("placeOrder")).is_none());
+        assert!(f.take_api(Some("getBalance"), true).is_none(), "another operation");
+        assert!(f.take_api(Some("placeOrder"), false).is_none(), "not at authorisation");
+        assert_eq!(f.take_api(Some("placeOrder"), true).map(|x| x.mode), Some(ApiFaultMode::Ple10019));
+        assert!(f.take_api(Some("placeOrder"), true).is_some());
+        assert!(f.take_api(Some("placeOrder"), true).is_none());
         f.set_api(br#"{"mode":"PIPE10017"}"#).unwrap();
-        assert!(f.take_api(Some("getBalance")).is_some(), "no op: any operation");
+        assert!(f.take_api(Some("getBalance"), true).is_none(), "an authorisation 401");
+        assert!(f.take_api(Some("getBalance"), false).is_some(), "no op: any operation");
         assert!(f.set_api(br#"{"mode":"PIPE10017","op":"getBalanse"}"#).is_err());
         assert!(f.set_api(br#"{"mode":"PIPE10017","status":500}"#).is_err());
         assert!(f.set_api(br#"{"mode":"PLE99999"}"#).is_err());
         assert!(f.set_refresh(br#"{"mode":"5xx","op":"getBalance"}"#).is_err());
         for (mode, id) in [("PIPE10015", "PIPE10015"), ("PIPE10016", "PIPE10016"), ("PIPE10013", "PIPE10013")] {
             f.set_api(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
-            assert_eq!(f.take_api(None).unwrap().mode.body(401)["errorId"], id);
+            assert_eq!(f.take_api(None, false).unwrap().mode.body(401)["errorId"], id);
         }
         assert_eq!(ApiFaultMode::InvalidToken.body(401)["error"], "invalid_token");
         assert!(ApiFaultMode::NoErrorId.body(401).get("errorId").is_none());
         // getBalance's failure: a 5xx of the fault's status, in the Plum shape.
         f.set_api(br#"{"mode":"PLE10023","op":"getBalance"}"#).unwrap();
-        let x = f.take_api(Some("getBalance")).unwrap();
+        let x = f.take_api(Some("getBalance"), true).unwrap();
         assert_eq!((x.status, x.mode.body(x.status)), (502, json!({"code": 502, "errorId": "PLE10023", "errorInfo": "Failed to get client's balance", "error": "Failed to get client's balance"})));
         assert!(f.set_api(br#"{"mode":"PLE10023","status":401}"#).is_err(), "a 5xx only");
         f.set_api(br#"{"mode":"PLE10023","status":500}"#).unwrap();

@@ -181,6 +181,8 @@ enum Reject {
     Limited(u64),
     /// Over a daily cap of this many calls.
     Daily(&'static str, u32),
+    /// An injected operation fault: its status and body.
+    Fault(u16, Value),
 }
 
 impl From<PlumError> for Reject {
@@ -668,7 +670,9 @@ impl Sandbox {
         }
         let authorized = bearer(auth).is_some_and(|t| self.tokens.access(t, now).is_some());
         let mut delay_after_ms = 0;
-        let injected = if authorized { self.faults.take_api(op) } else { None };
+        // Only the authorisation layer's 401s here, where a dead token's is
+        // answered; an operation's own failure once dispatch lets it run.
+        let injected = if authorized { self.faults.take_api(op, false) } else { None };
         let (status, resp) = if !authorized {
             self.counters.unauthorized_api_calls += 1;
             let c = &self.config;
@@ -696,6 +700,7 @@ impl Sandbox {
                     (self.config.rate_limit_status, self.config.rate_limit_shape.body(secs))
                 }
                 Err(Reject::Daily(op, cap)) => (429, daily_limit_body(op, cap)),
+                Err(Reject::Fault(status, body)) => (status, body),
             }
         };
         let logged_body = if body.len() > LOGGED_BODY_MAX {
@@ -785,6 +790,14 @@ impl Sandbox {
                 return Err(PlumError::validation(format!("{placement} must be a JSON object")).into())
             }
         };
+        // An operation's own failure (getBalance's PLE10023, placeOrder's
+        // PLE10019): the call has passed the limits and carries its data.
+        if let Some(f) = self.faults.take_api(Some(op), true) {
+            if f.status == 401 {
+                self.counters.api_401_faults += 1;
+            }
+            return Err(Reject::Fault(f.status, f.mode.body(f.status)));
+        }
         let initial = self.config.initial_balance_cents();
         let ok = |key: &str, data: Value| Ok((success(key, data), 0));
         match op {

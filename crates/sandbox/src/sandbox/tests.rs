@@ -860,6 +860,66 @@ fn rate_limit_and_penalty() {
     assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 429);
 }
 
+/// An operation's own failure (PLE10023, getBalance's; PLE10019, placeOrder's
+/// refusal) happens inside Xoxoday's operation: the call has passed the
+/// per-minute limit (xoxoday-api.md §3.9), so it counts toward it, and a
+/// malformed call is a 400 PLE10001 that leaves the fault. The 401s of
+/// Xoxoday's authorisation layer still come first, as a dead token's does:
+/// not counted, whatever the envelope.
+#[test]
+fn an_operation_fault_comes_after_the_rate_limit_and_the_envelope() {
+    let q = "plumProAPI.query.getBalance";
+    let mut s = sb();
+    s.patch_config(br#"{"rate_limits":{"getBalance":1}}"#).unwrap();
+    s.set_api_fault(br#"{"mode":"PLE10023","op":"getBalance"}"#).unwrap();
+    let first = api(&mut s, AT, q, json!({}), T0);
+    assert_eq!((first.status, first.body["errorId"].clone()), (502, json!("PLE10023")));
+    assert_eq!(api(&mut s, AT, q, json!({}), T0 + 1).status, 429, "the faulted call counted");
+
+    // A penalised call leaves the fault for the next call let through.
+    let mut s = sb();
+    s.patch_config(br#"{"rate_limits":{"getBalance":1},"penalty_seconds":30}"#).unwrap();
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200);
+    s.set_api_fault(br#"{"mode":"PLE10023","status":503}"#).unwrap();
+    assert_eq!(api(&mut s, AT, q, json!({}), T0 + 1).status, 429);
+    assert_eq!(api(&mut s, AT, q, json!({}), T0 + 61 * SEC).status, 503);
+
+    // A malformed call is refused first and leaves the fault.
+    let mut s = sb();
+    s.set_api_fault(br#"{"mode":"PLE10023","count":1}"#).unwrap();
+    let bearer = format!("Bearer {AT}");
+    let raw = |s: &mut Sandbox, body: Value| s.api(Some(&bearer), body.to_string().as_bytes(), T0);
+    for bad in [
+        json!({"query":q,"tag":"plumProAPI"}),
+        json!({"query":q,"tag":"plumProAPI","variables":{}}),
+        json!({"query":q,"tag":"plumProAPI","variables":{"data":"x"}}),
+        json!({"query":"plumProAPI.query.nope","tag":"plumProAPI","variables":{"data":{}}}),
+        json!([q]),
+    ] {
+        let out = raw(&mut s, bad.clone());
+        assert_eq!((out.status, out.body["errorId"].clone()), (400, json!("PLE10001")), "{bad}");
+    }
+    assert!(!s.faults_json()["api"].is_null(), "still set");
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 502);
+    s.set_api_fault(br#"{"mode":"PLE10019","op":"placeOrder"}"#).unwrap();
+    let bad = api(&mut s, AT, "plumProAPI.mutation.placeOrder", json!([1]), T0);
+    assert_eq!((bad.status, bad.body["errorId"].clone()), (400, json!("PLE10001")));
+    let o = api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-R1"), T0);
+    assert_eq!((o.status, o.body["errorId"].clone()), (401, json!("PLE10019")));
+    assert_eq!(s.counters_json(0, 0)["api_401_faults"], 1);
+
+    // An authorisation 401 answers before the limit and the envelope.
+    let mut s = sb();
+    s.patch_config(br#"{"rate_limits":{"getBalance":1}}"#).unwrap();
+    s.set_api_fault(br#"{"mode":"PIPE10017","count":2}"#).unwrap();
+    let bearer = format!("Bearer {AT}");
+    let out = s.api(Some(&bearer), br#"{"query":"plumProAPI.query.getBalance"}"#, T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (401, json!("PIPE10017")));
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).body["errorId"], "PIPE10017");
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200, "the 401s were not counted");
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 429);
+}
+
 fn order(po: &str) -> Value {
     json!({"productId":10100,"quantity":2,"denomination":50,"email":"r@example.com","contact":"+1-4705000000",
            "tag":"sbx","poNumber":po,"notifyReceiverEmail":0,"notifyAdminEmail":0})
