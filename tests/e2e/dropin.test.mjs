@@ -17,6 +17,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   startSandbox, startWorker, standardKeys, makeKey, call, leakScan, cleanup, capturedResponses,
   collectVoucherSecrets, voucherLeakScan, sandboxRequests,
@@ -38,15 +39,21 @@ const HIGH_LIMITS = {
 const RUN = Date.now().toString(36);
 const TODAY = new Date().toISOString().slice(0, 10);
 const FIFTEEN_DAYS = 1_296_000;
+// BALANCE_CACHE_TTL_SECS' default: the worker runs on every default, both
+// edge caches on, as a deployment does.
+const BALANCE_TTL_MS = 10_000;
 
 let sandbox;
 let w;
 const voucherSecrets = new Set();
+// When `http` last got a getBalance answer: the one cached balance (hit or
+// miss) expires no later than BALANCE_TTL_MS after it.
+let lastBalanceAnswer = 0;
 
 before(async () => {
   sandbox = await startSandbox();
   await sandbox.admin("/config", { rate_limits: HIGH_LIMITS, initial_balance: 10_000_000 });
-  w = await startWorker({ sandbox, keys, vars: { CATALOG_CACHE_TTL_SECS: "0", BALANCE_CACHE_TTL_SECS: "0" } });
+  w = await startWorker({ sandbox, keys });
 });
 
 after(async () => {
@@ -77,6 +84,7 @@ async function http(method, path, { headers = {}, body } = {}) {
   const isTokenAnswer = res.status === 200 && path.startsWith("/chef/v1/oauth/token");
   if (!isTokenAnswer) capturedResponses.push(`${res.status} ${JSON.stringify(hdrs)} ${text}`);
   if (res.status === 200 && json) collectVoucherSecrets(json, voucherSecrets);
+  if (res.status === 200 && json?.data?.getBalance) lastBalanceAnswer = Date.now();
   return { status: res.status, headers: hdrs, text, json };
 }
 
@@ -114,6 +122,20 @@ function plumOk(r, op, what) {
   const answerKey = op === "paymentHistory" ? "getPaymentReport" : op;
   assert.equal(r.json?.data?.[answerKey]?.status, 1, `${what}: ${r.text.slice(0, 400)}`);
   return r.json.data[answerKey].data;
+}
+
+/**
+ * A cacheable call's answer came from Xoxoday, not the edge cache: the
+ * caches are on (the defaults), so a check of `lastUpstream()` after it
+ * reads this call's request, not an earlier one's.
+ */
+function missed(r, what) {
+  assert.equal(r.headers["x-plumgate-cache"], "miss", `${what}: asked of Xoxoday, not answered from the cache`);
+}
+
+/** Wait until the cached balance any earlier getBalance left has expired (getBalance has one entry whatever its data). */
+async function balanceExpired() {
+  await sleep(Math.max(0, lastBalanceAnswer + BALANCE_TTL_MS + 1_000 - Date.now()));
 }
 
 /** The last request the sandbox received. */
@@ -240,8 +262,13 @@ test("alldigitalrewards/xoxoday: its token request and every request class succe
   assert.ok(t.access_token && t.refresh_token && t.expires_in);
   const token = t.access_token;
 
-  const balance = plumOk(await adr.api(token, '{"query":"plumProAPI.query.getBalance","tag":"plumProAPI","variables":{"data":[]}}'), "getBalance", "GetBalanceRequest");
+  // The MCP client's balance calls filled the one balance entry: once it
+  // has expired this call is asked of Xoxoday, so its data is seen upstream.
+  await balanceExpired();
+  const balanceAnswer = await adr.api(token, '{"query":"plumProAPI.query.getBalance","tag":"plumProAPI","variables":{"data":[]}}');
+  const balance = plumOk(balanceAnswer, "getBalance", "GetBalanceRequest");
   assert.equal(typeof balance.value, "number");
+  missed(balanceAnswer, "GetBalanceRequest");
   assert.deepEqual((await lastUpstream()).body.variables.data, {}, "PHP's empty array is sent as {}");
   plumOk(await adr.api(token, '{"query":"plumProAPI.mutation.getFilters","tag":"plumProAPI","variables":{"data":{"filterGroupCode":"","includeFilters":"","excludeFilters":""}}}'), "getFilters", "GetFiltersRequest");
   const page = plumOk(await adr.api(token, '{"query":"plumProAPI.mutation.getVouchers","tag":"plumProAPI","variables":{"data":{"limit":10,"page":1,"exchangeRate":1,"includeProducts":"10100","excludeProducts":"","sort":{"field":"","order":""},"filters":[]}}}'), "getVouchers", "GetVouchersRequest");
@@ -393,8 +420,10 @@ test("blueromans/XoxoDay: its token calls, its page-0 getVouchers and its placeO
 
   // Page 0: Xoxoday documents pages from 1, this client sends 0 and reads
   // the first page; plumgate forwards it as sent.
-  const all = plumOk(await py.api(t.access_token, py.vouchers()), "getVouchers", "getVouchers, page 0");
+  const page0 = await py.api(t.access_token, py.vouchers());
+  const all = plumOk(page0, "getVouchers", "getVouchers, page 0");
   assert.ok(all.length > 10, `the first page: ${all.length} products`);
+  missed(page0, "getVouchers, page 0");
   assert.deepEqual((await lastUpstream()).body, py.vouchers(), "sent as given, page 0 included");
   // placeOrder: the product first, then the order with its JSON file's string fields.
   const [product] = plumOk(await py.api(t.access_token, py.vouchers({ includeProducts: 10100 })), "getVouchers", "the product");
@@ -432,7 +461,9 @@ test("values Xoxoday accepts pass and go upstream as sent (flags as 0/1, [] as {
   ];
   for (const [query, data, expected] of cases) {
     const op = query.split(".").pop();
-    plumOk(await env(query, data), op, `${op} ${JSON.stringify(data)}`);
+    const r = await env(query, data);
+    plumOk(r, op, `${op} ${JSON.stringify(data)}`);
+    if (op === "getFilters" || op === "getVouchers") missed(r, op);
     assert.deepEqual((await lastUpstream()).body, canonical(query, expected ?? data), `${op}: what went upstream`);
   }
 });
@@ -454,16 +485,22 @@ test("published clients' forms: the guide's trailing slash, limit \"0\", filters
   });
   const vouchers = "plumProAPI.mutation.getVouchers";
   const php = { limit: "0", page: "0", includeProducts: "", excludeProducts: "", filters: [{ key: "currencyCode", value: "INR" }] };
-  const inr = plumOk(await post("/chef/v1/oauth/api/", vouchers, php), "getVouchers", "limit \"0\" on the guide's path");
+  const inrAnswer = await post("/chef/v1/oauth/api/", vouchers, php);
+  const inr = plumOk(inrAnswer, "getVouchers", "limit \"0\" on the guide's path");
+  missed(inrAnswer, "limit \"0\"");
   assert.deepEqual((await lastUpstream()).body, canonical(vouchers, php), "sent as given");
   const firstTen = plumOk(await post("/chef/v1/oauth/api", vouchers, { limit: 10, page: 1, filters: [{ key: "currencyCode", value: "INR" }] }), "getVouchers", "ten");
   assert.ok(inr.length > firstTen.length && inr.every((p) => p.currencyCode === "INR"), `limit 0: every INR product (${inr.length})`);
 
-  plumOk(await post("/chef/v1/oauth/api", vouchers, { limit: 3, page: 7, filters: {} }), "getVouchers", "filters {}");
+  const noFilters = await post("/chef/v1/oauth/api", vouchers, { limit: 3, page: 7, filters: {} });
+  plumOk(noFilters, "getVouchers", "filters {}");
+  missed(noFilters, "filters {}");
   assert.deepEqual((await lastUpstream()).body, canonical(vouchers, { limit: 3, page: 7, filters: [] }), "no filters, sent as the documented []");
 
   const ranged = { limit: 0, page: 1, filters: [{ key: "price", value: "0 - 10" }] };
-  const cheap = plumOk(await post("/chef/v1/oauth/api", vouchers, ranged), "getVouchers", "a price range");
+  const cheapAnswer = await post("/chef/v1/oauth/api", vouchers, ranged);
+  const cheap = plumOk(cheapAnswer, "getVouchers", "a price range");
+  missed(cheapAnswer, "a price range");
   assert.deepEqual((await lastUpstream()).body, canonical(vouchers, ranged));
   assert.ok(cheap.length >= 1 && cheap.every((p) => Number(p.minValue) <= 10), "products with a value up to 10");
 
@@ -480,19 +517,33 @@ test("published clients' forms: the guide's trailing slash, limit \"0\", filters
     const r = await post("/chef/v1/oauth/api", query, data);
     assert.equal(r.status, 400, r.text);
     assert.equal(r.json.errorId, errorId, `Xoxoday's (the sandbox's) refusal, not plumgate's: ${r.text}`);
+    if (query === vouchers) missed(r, "getVouchers with no limit");
     assert.deepEqual((await lastUpstream()).body, canonical(query, data), "it went upstream as sent");
   }
 
   // Go's nil interface and Python's None for getBalance's data: no data,
-  // sent as the documented {} (asked past the edge cache: an admin key's
-  // no-cache, so that this call is the one upstream).
+  // sent as the documented {}. Asked past a fresh cached balance: only an
+  // admin key's `Cache-Control: no-cache` skips the edge cache (README,
+  // openapi: "ignored otherwise"), so that this call is the one upstream.
   const balance = "plumProAPI.query.getBalance";
-  const nil = await http("POST", "/chef/v1/oauth/api", {
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "cache-control": "no-cache" },
+  const getBalance = (bearer, headers = {}) => http("POST", "/chef/v1/oauth/api", {
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", ...headers },
     body: JSON.stringify({ query: balance, tag: "plumProAPI", variables: { data: null } }),
   });
+  await balanceExpired();
+  const filled = await getBalance(key);
+  plumOk(filled, "getBalance", "the balance cached");
+  missed(filled, "the balance cached");
+  const cached = await getBalance(keys.balance.key, { "cache-control": "no-cache" });
+  plumOk(cached, "getBalance", "a non-admin key's no-cache");
+  assert.equal(cached.headers["x-plumgate-cache"], "hit", "a balance is cached, and a key without `*` is answered from it, no-cache or not");
+  await sandbox.admin("/requests/clear", {});
+  const nil = await getBalance(key, { "cache-control": "no-cache" });
   plumOk(nil, "getBalance", "data null");
-  assert.deepEqual((await lastUpstream()).body, canonical(balance, {}), "null data, sent as {}");
+  assert.equal(nil.headers["x-plumgate-cache"], "bypass", "an admin key's no-cache skips the cached balance");
+  const seen = await sandboxRequests(sandbox);
+  assert.equal(seen.length, 1, "the no-cache call went upstream");
+  assert.deepEqual(seen[0].body, canonical(balance, {}), "null data, sent as {}");
 
   // The token path with a slash too.
   const t = await http("POST", "/chef/v1/oauth/token/user/", {
