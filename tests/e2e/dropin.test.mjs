@@ -65,6 +65,7 @@ after(async () => {
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no Xoxoday token or secret, and no caller key, in any recorded answer or log line");
+  assert.ok(voucherSecrets.size > 0, "the clients' orders gave voucher codes and PINs to scan for");
   assert.deepEqual(vhits, [], "no voucher code or PIN in a log line or error answer");
 });
 

@@ -134,6 +134,7 @@ after(async () => {
   cleanup(dirL);
   cleanup(dirO);
   assert.deepEqual(hits, [], "no token, secret or caller key in any response or log line");
+  assert.ok(voucherSecrets.size > 0, "the run's placed orders gave voucher codes and PINs to scan for");
   assert.deepEqual(vhits, [], "no voucher code or PIN in any log line or error answer");
 });
 
