@@ -380,11 +380,25 @@ export async function leakScan(sandbox, keys, extraSecrets = [], options = {}) {
   const secrets = new Set(["plumgate-dev-secret", "plumgate-dev-refresh-token", "plumgate-dev-access-token", ...extraSecrets]);
   const hits = [];
   if (sandbox) {
+    // Every token value the sandbox holds, its bootstrap pair included.
+    // The route always exists: its failure is a hit, never a smaller scan
+    // (and not a throw, which would leave this sandbox running and the
+    // test process waiting on it). Each refresh the sandbox answered with
+    // a pair added two values (none is dropped below 20,000 pairs; a
+    // counters reset only lowers the count), so a list short of them
+    // would leave Xoxoday tokens out of the scan.
     try {
       const issued = await sandbox.admin("/tokens/issued");
-      for (const t of issued.tokens ?? []) secrets.add(t);
-    } catch { /* older sandbox without the route */ }
-    hits.push(...await envelopeHits(sandbox, options));
+      const tokens = Array.isArray(issued?.tokens) ? issued.tokens : [];
+      for (const t of tokens) secrets.add(t);
+      const { refresh_success: refreshed } = await sandbox.counters();
+      const rotated = tokens.filter((t) => t !== "plumgate-dev-access-token" && t !== "plumgate-dev-refresh-token").length;
+      if (tokens.length === 0) hits.push(`sandbox ${sandbox.url}: /tokens/issued listed no token (not even its bootstrap pair): the scan would look for none`);
+      else if (rotated < 2 * refreshed) hits.push(`sandbox ${sandbox.url}: /tokens/issued listed ${rotated} tokens besides the bootstrap pair after ${refreshed} refreshes answered with a pair: some would escape the scan`);
+      hits.push(...await envelopeHits(sandbox, options));
+    } catch (e) {
+      hits.push(`sandbox ${sandbox.url}: ${e.message}: its tokens and envelope counters could not be checked`);
+    }
   }
   for (const k of Object.values(keys ?? {})) secrets.add(k.key);
   const haystacks = [
