@@ -479,9 +479,14 @@ enum Filter {
     MaxPrice(f64),
 }
 
+/// The filter keys whose value is text (a name, a `filterValueCode`, a
+/// currency code, a delivery type, a category), not a price.
+pub const TEXT_FILTER_KEYS: [&str; 6] = ["productName", "country", "currencyCode", "deliveryType", "voucher_category", "category"];
+
 /// `filters`: an array of `{key, value}` objects (absent, null or an empty
 /// object, which a published JavaScript client sends to production: none).
-/// Unknown keys are ignored, like an unknown query string parameter;
+/// Unknown keys are ignored, like an unknown query string parameter; the
+/// text keys ([`TEXT_FILTER_KEYS`]) need a string;
 /// `minPrice` and `maxPrice` need a number, and count only beside a
 /// `currencyCode`; `price` a number or a range
 /// (Xoxoday's filter table types it "String, price range filters").
@@ -499,6 +504,13 @@ fn parse_filters(v: Option<&Value>) -> Result<Vec<Filter>, PlumError> {
         };
         let s = match raw {
             Value::String(s) => s.trim().to_ascii_lowercase(),
+            // Xoxoday's filter table types every value "String"; the
+            // sandbox takes a number for a price (README), never for a
+            // name, country, currency, delivery type or category (the
+            // `text_numbers` reading turns one into its text first).
+            Value::Number(_) if TEXT_FILTER_KEYS.contains(&key.as_str()) => {
+                return Err(PlumError::validation(format!("filter {key} must be a string")))
+            }
             Value::Number(n) => n.to_string(),
             _ => return Err(PlumError::validation(format!("filter {key} needs a string or number value"))),
         };
@@ -815,9 +827,11 @@ mod tests {
             ex[0]["filters"].as_array().unwrap().len(),
             COUNTRIES.len() - 1
         );
-        // Text fields are strings (numbers count); anything else is refused.
-        assert!(c.filters(&obj(json!({"filterGroupCode": null, "includeFilters": 5})), true).is_ok());
-        for bad in [json!({"filterGroupCode": true}), json!({"includeFilters": ["usa"]}), json!({"excludeFilters": {}})] {
+        // Text fields are strings (xoxoday-api.md §3.1 types all three
+        // "string"), absent or null; anything else, a number too, is refused.
+        assert!(c.filters(&obj(json!({"filterGroupCode": null, "includeFilters": "usa"})), true).is_ok());
+        for bad in [json!({"filterGroupCode": true}), json!({"includeFilters": ["usa"]}), json!({"excludeFilters": {}}),
+                    json!({"filterGroupCode": null, "includeFilters": 5}), json!({"filterGroupCode": 5})] {
             assert_eq!(c.filters(&obj(bad), true).unwrap_err().error_id, "PLE10001");
         }
     }
@@ -1041,7 +1055,8 @@ mod tests {
                   "sort":{"field":"","order":""},"filters":[]}));
         ok(json!({"limit":10.0,"page":1,"sort":[],"filters":null,"exchangeRate":0}));
         ok(json!({"limit":10,"page":1,"filters":[{"key":"minPrice","value":"10"},{"key":"currencyCode","value":"USD"}]}));
-        ok(json!({"limit":10,"page":1,"filters":[{"key":"unknownKey","value":"x"}],"includeProducts":10100}));
+        ok(json!({"limit":10,"page":1,"filters":[{"key":"unknownKey","value":"x"}],"includeProducts":"10100"}));
+        ok(json!({"limit":10,"page":1,"filters":[{"key":"maxPrice","value":100},{"key":"currencyCode","value":"USD"},{"key":"unknownKey","value":3}]}));
         // An empty sort keeps catalogue order; a DESC sort any case reverses.
         assert_eq!(ids(&ok(json!({"limit":3,"page":1,"sort":{"field":"","order":""}}))),
                    ids(&ok(json!({"limit":3,"page":1}))));
@@ -1055,6 +1070,11 @@ mod tests {
             json!({"limit":10,"page":1,"exchangeRate":2}),
             json!({"limit":10,"page":1,"exchangeRate":true}),
             json!({"limit":10,"page":1,"includeProducts":[10100]}),
+            // "comma-separated product-ID strings" (xoxoday-api.md §3.2).
+            json!({"limit":10,"page":1,"includeProducts":10100}),
+            json!({"limit":10,"page":1,"excludeProducts":10101}),
+            json!({"limit":10,"page":1,"filters":[{"key":"productName","value":7}]}),
+            json!({"limit":10,"page":1,"filters":[{"key":"currencyCode","value":840}]}),
             json!({"limit":10,"page":1,"sort":"name"}),
             json!({"limit":10,"page":1,"sort":{"field":1}}),
             json!({"limit":10,"page":1,"filters":{"key":"country","value":"usa"}}),

@@ -412,6 +412,12 @@ pub struct Config {
     pub currency_filter_group: bool,
     /// The refresh endpoint's rate limit (none by default).
     pub refresh_limit: Option<RefreshLimit>,
+    /// Whether a JSON number is read as its text in a field xoxoday-api.md
+    /// types "string" (`tag`, `poNumber`, `includeProducts`, …). Off by
+    /// default, the documented reading: such a number is a 400 `PLE10001`
+    /// naming the field. On: the lenient reading (`"tag": 12` is `"12"`),
+    /// which no Xoxoday document confirms.
+    pub text_numbers: bool,
 }
 
 impl Default for Config {
@@ -452,6 +458,7 @@ impl Default for Config {
             terms_bytes: 0,
             currency_filter_group: true,
             refresh_limit: None,
+            text_numbers: false,
         }
     }
 }
@@ -494,6 +501,7 @@ pub struct ConfigPatch {
     answer_framing: Option<AnswerFraming>,
     terms_bytes: Option<u32>,
     currency_filter_group: Option<bool>,
+    text_numbers: Option<bool>,
     /// `null` turns the limit off.
     #[serde(default, deserialize_with = "nullable")]
     refresh_limit: Option<Option<RefreshLimit>>,
@@ -569,6 +577,7 @@ impl Config {
             check_expiry_fields,
             answer_framing,
             currency_filter_group,
+            text_numbers,
         );
         if let Some(v) = patch.grace_secs {
             next.grace_secs = secs("grace_secs", v, 0)?;
@@ -790,6 +799,27 @@ mod tests {
         assert!(!saved.currency_filter_group, "persisted");
         let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
         assert!(old.currency_filter_group, "an older state file: the default");
+    }
+
+    /// Numbers in text fields: refused by default (the documented reading),
+    /// read as their text on request; kept by a state file and defaulted
+    /// in one written before the field existed.
+    #[test]
+    fn text_numbers_is_a_setting() {
+        let mut c = Config::default();
+        assert!(!c.text_numbers);
+        assert_eq!(c.to_json()["text_numbers"], false);
+        c.apply_patch(br#"{"text_numbers":true}"#).unwrap();
+        assert!(c.text_numbers);
+        assert_eq!(c.to_json()["text_numbers"], true);
+        let before = c.clone();
+        assert!(c.apply_patch(br#"{"text_numbers":"yes"}"#).is_err());
+        assert!(c.apply_patch(br#"{"text_numbers":1}"#).is_err());
+        assert_eq!(c, before);
+        let saved: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert!(saved.text_numbers, "persisted");
+        let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
+        assert!(!old.text_numbers, "an older state file: the default");
     }
 
     /// Orders dated in UTC by default, in IST on request: a setting like

@@ -26,7 +26,7 @@ use crate::plum::{amount, count, flag, money, object, positive_number, text, who
 pub const FIRST_ORDER_ID: u64 = 100_001;
 
 /// placeOrder's flat merchandise shipping fields (strings when present).
-const SHIPPING_FIELDS: [&str; 10] = [
+pub const SHIPPING_FIELDS: [&str; 10] = [
     "shippingFirstName",
     "shippingLastName",
     "shippingContactNo",
@@ -925,11 +925,11 @@ mod tests {
             ("notifyAdminEmail", json!(1)),
             ("email", json!("")),
             ("contact", json!("")),
-            ("tag", json!(7)),
-            ("poNumber", json!(12345)),
+            ("tag", json!("7")),
+            ("poNumber", json!("12345")),
             ("userMeta", json!([])),
             ("loungeData", json!({"categoryType": "lounge"})),
-            ("shippingPostcode", json!(94000)),
+            ("shippingPostcode", json!("94000")),
             ("email", json!(null)),
             ("anyFutureField", json!({"x": [1]})),
         ] {
@@ -962,6 +962,13 @@ mod tests {
             ("email", Some(json!({}))),
             ("contact", Some(json!(false))),
             ("tag", Some(json!(["t"]))),
+            // xoxoday-api.md §3.4 types email, contact, tag and poNumber
+            // "string": a number is not one.
+            ("tag", Some(json!(7))),
+            ("email", Some(json!(7))),
+            ("contact", Some(json!(14705000000_u64))),
+            ("poNumber", Some(json!(12345))),
+            ("shippingPostcode", Some(json!(94000))),
             ("userMeta", Some(json!("x"))),
             ("shippingCity", Some(json!([]))),
         ] {

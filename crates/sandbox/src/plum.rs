@@ -2,7 +2,9 @@
 //! fields. Owns: the Plum-style error `{code, errorId, errorInfo, error}`,
 //! the OAuth-style error `{error, error_description}` (the rate-limit bodies
 //! are `faults::RateLimitShape`'s), money formatting, and coercion of
-//! JSON values that real clients send either as numbers or as strings.
+//! JSON values that real clients send either as numbers or as strings
+//! (a number field's value as a string; a text field takes a string only,
+//! unless the `text_numbers` reading, [`numbers_as_text`]).
 
 use serde_json::{json, Map, Value};
 
@@ -209,13 +211,56 @@ pub fn flag(input: &Map<String, Value>, key: &str, required: bool) -> Result<boo
     }
 }
 
-/// A string field (a number counts, as its text); absent or null → "".
+/// A string field; absent or null → "". A number is refused like any other
+/// form: xoxoday-api.md types these fields "string" and nowhere says a
+/// number is taken for one. (The `text_numbers` reading turns numbers into
+/// their text before the readers see them: [`numbers_as_text`].)
 pub fn text(input: &Map<String, Value>, key: &str) -> Result<String, PlumError> {
     match present(input, key) {
         None => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
         Some(_) => Err(PlumError::validation(format!("{key} must be a string"))),
+    }
+}
+
+/// `input` with a JSON number in each field `op` reads as text ([`text`],
+/// and getVouchers' text filters' values) written as its text: the
+/// `text_numbers` reading, which takes `"tag": 12` for `"tag": "12"`.
+/// Nothing else changes.
+pub fn numbers_as_text(op: &str, input: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = input.clone();
+    let as_text = |v: &mut Value| {
+        if let Value::Number(n) = v {
+            *v = Value::String(n.to_string());
+        }
+    };
+    for key in text_fields(op) {
+        if let Some(v) = out.get_mut(key) {
+            as_text(v);
+        }
+    }
+    if op == "getVouchers" {
+        if let Some(Value::Array(filters)) = out.get_mut("filters") {
+            for f in filters.iter_mut().filter_map(Value::as_object_mut) {
+                let text_key = matches!(f.get("key"), Some(Value::String(k)) if crate::catalog::TEXT_FILTER_KEYS.contains(&k.as_str()));
+                if let (true, Some(v)) = (text_key, f.get_mut("value")) {
+                    as_text(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The top-level fields each operation reads with [`text`].
+fn text_fields(op: &str) -> Vec<&'static str> {
+    match op {
+        "getFilters" => vec!["filterGroupCode", "includeFilters", "excludeFilters"],
+        "getVouchers" => vec!["includeProducts", "excludeProducts", "categoryType", "categoryTypes"],
+        "placeOrder" => ["poNumber", "email", "contact", "tag"].into_iter().chain(crate::orders::SHIPPING_FIELDS).collect(),
+        "getOrderDetails" => vec!["poNumber"],
+        "getOrderHistory" => vec!["tag"],
+        _ => Vec::new(),
     }
 }
 
@@ -277,11 +322,39 @@ mod tests {
         assert!(flag(m, "absent", true).is_err());
         assert!(flag(m, "nul", true).is_err());
         assert!(flag(m, "t", false).is_err());
-        assert_eq!(text(m, "t"), Ok("12".into()));
+        assert_eq!(text(m, "n"), Ok("5".into()));
+        assert_eq!(text(m, "t").unwrap_err().error, "t must be a string", "a number is not a string");
+        assert_eq!(text(m, "z").unwrap_err().error_id, "PLE10001");
         assert_eq!(text(m, "nul"), Ok(String::new()));
         assert!(text(m, "o").is_err());
         assert_eq!(object(m, "o"), Ok(None));
         assert!(object(m, "oo").is_err());
         assert!(object(m, "t").is_err());
+    }
+
+    /// The `text_numbers` reading: numbers in the operation's text fields
+    /// and text filters become their text; numbers elsewhere (counts,
+    /// amounts, prices, unknown filters, other operations' fields) and
+    /// other forms stay as they are, for the readers to judge.
+    #[test]
+    fn numbers_as_text_touches_text_fields_only() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        let order = m(json!({"productId": 10100, "quantity": 1, "denomination": 10, "poNumber": 42, "tag": 12,
+                             "email": 7, "contact": 1.5, "shippingPostcode": 94105, "orderId": 3, "userMeta": [1]}));
+        assert_eq!(Value::Object(numbers_as_text("placeOrder", &order)),
+                   json!({"productId": 10100, "quantity": 1, "denomination": 10, "poNumber": "42", "tag": "12",
+                          "email": "7", "contact": "1.5", "shippingPostcode": "94105", "orderId": 3, "userMeta": [1]}));
+        let vouchers = m(json!({"limit": 10, "page": 1, "includeProducts": 10100, "excludeProducts": true, "filters": [
+            {"key": "productName", "value": 7}, {"key": "maxPrice", "value": 100}, {"key": "other", "value": 3}, {"key": 5, "value": 5}, 9]}));
+        assert_eq!(Value::Object(numbers_as_text("getVouchers", &vouchers)),
+                   json!({"limit": 10, "page": 1, "includeProducts": "10100", "excludeProducts": true, "filters": [
+                       {"key": "productName", "value": "7"}, {"key": "maxPrice", "value": 100}, {"key": "other", "value": 3}, {"key": 5, "value": 5}, 9]}));
+        assert_eq!(Value::Object(numbers_as_text("getFilters", &m(json!({"filterGroupCode": 1, "includeFilters": 2, "excludeFilters": null})))),
+                   json!({"filterGroupCode": "1", "includeFilters": "2", "excludeFilters": null}));
+        assert_eq!(Value::Object(numbers_as_text("getOrderDetails", &m(json!({"poNumber": 42, "orderId": 0})))),
+                   json!({"poNumber": "42", "orderId": 0}));
+        assert_eq!(Value::Object(numbers_as_text("getOrderHistory", &m(json!({"tag": 1, "limit": 2})))), json!({"tag": "1", "limit": 2}));
+        let report = m(json!({"tag": 1, "limit": 2}));
+        assert_eq!(numbers_as_text("paymentHistory", &report), report);
     }
 }

@@ -15,7 +15,7 @@ use crate::config::{CheckExpiresIn, Config, RefreshLimit, DeadAccessAnswer, Dead
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
-    flag, money, oauth_error, success, token_error_body, unauthorized_body, PlumError,
+    flag, money, numbers_as_text, oauth_error, success, token_error_body, unauthorized_body, PlumError,
 };
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{new_token, Issued, TokenStore, PAIR_CAP};
@@ -798,6 +798,15 @@ impl Sandbox {
             }
             return Err(Reject::Fault(f.status, f.mode.body(f.status)));
         }
+        // The `text_numbers` reading: a number in a text field is read as
+        // its text (by default the readers refuse it).
+        let lenient;
+        let input = if self.config.text_numbers {
+            lenient = numbers_as_text(op, input);
+            &lenient
+        } else {
+            input
+        };
         let initial = self.config.initial_balance_cents();
         let ok = |key: &str, data: Value| Ok((success(key, data), 0));
         match op {

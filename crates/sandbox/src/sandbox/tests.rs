@@ -1814,3 +1814,68 @@ fn a_failed_order_leaves_the_balance_and_adds_a_cancelled_row() {
     assert_eq!(balance(&mut s), 249_800);
     assert_eq!(report(&mut s).last().unwrap()["transaction_status"], "Complete");
 }
+
+/// A JSON number where xoxoday-api.md types the field "string" (§3.4's
+/// `email`, `contact`, `tag`, `poNumber`; §3.5's `poNumber`; §3.2's
+/// "comma-separated product-ID strings"; §3.1's `filterGroupCode`,
+/// `includeFilters`, `excludeFilters`; the text filters' values): 400
+/// `PLE10001` naming the field, as any other wrong form, by default; read
+/// as its text under `text_numbers: true`, as the sandbox once did.
+#[test]
+fn numbers_in_text_fields_are_refused_unless_text_numbers() {
+    let mut s = sb();
+    let order = |po: &str, extra: Value| {
+        let mut d = json!({"productId": 10100, "quantity": 1, "denomination": 10, "poNumber": po,
+                           "notifyReceiverEmail": 0, "notifyAdminEmail": 0});
+        d.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        d
+    };
+    let vouchers = |extra: Value| {
+        let mut d = json!({"limit": 10, "page": 1});
+        d.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        d
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("plumProAPI.mutation.placeOrder", order("tn-1", json!({"tag": 12})), "tag must be a string"),
+        ("plumProAPI.mutation.placeOrder", order("tn-2", json!({"email": 7})), "email must be a string"),
+        ("plumProAPI.mutation.placeOrder", order("tn-3", json!({"contact": 14705000000_u64})), "contact must be a string"),
+        ("plumProAPI.mutation.placeOrder", order("tn-4", json!({"shippingPostcode": 94105})), "shippingPostcode must be a string"),
+        ("plumProAPI.mutation.placeOrder", json!({"productId": 10100, "quantity": 1, "denomination": 10, "poNumber": 424242,
+                                                   "notifyReceiverEmail": 0, "notifyAdminEmail": 0}), "poNumber must be a string"),
+        ("plumProAPI.mutation.getVouchers", vouchers(json!({"includeProducts": 10100})), "includeProducts must be a string"),
+        ("plumProAPI.mutation.getVouchers", vouchers(json!({"excludeProducts": 10101})), "excludeProducts must be a string"),
+        ("plumProAPI.mutation.getVouchers", vouchers(json!({"filters": [{"key": "productName", "value": 7}]})), "filter productName must be a string"),
+        ("plumProAPI.mutation.getFilters", json!({"filterGroupCode": 5}), "filterGroupCode must be a string"),
+        ("plumProAPI.mutation.getFilters", json!({"filterGroupCode": "country", "excludeFilters": 5}), "excludeFilters must be a string"),
+        ("plumProAPI.mutation.getOrderDetails", json!({"poNumber": 424242, "orderId": null, "sendMailToReceiver": 0}), "poNumber must be a string"),
+        ("plumProAPI.mutation.getOrderHistory", json!({"startDate": "2024-01-01", "endDate": "2024-12-31", "tag": 12}), "tag must be a string"),
+    ];
+    let orders_before = s.counters.orders;
+    for (query, data, message) in &cases {
+        let out = api(&mut s, AT, query, data.clone(), T0);
+        assert_eq!(out.status, 400, "{query} {data}: {}", out.body);
+        assert_eq!(out.body["errorId"], "PLE10001", "{query} {data}");
+        assert_eq!(out.body["error"], *message, "{query} {data}");
+    }
+    assert_eq!(s.counters.orders, orders_before, "no order placed");
+
+    assert_eq!(s.patch_config(br#"{"text_numbers":true}"#).unwrap()["text_numbers"], true);
+    let placed = api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("tn-5", json!({"tag": 12, "email": "a@example.com"})), T0);
+    assert_eq!(placed.status, 200, "{}", placed.body);
+    assert_eq!(placed.body["data"]["placeOrder"]["data"]["tag"], "12", "read as its text");
+    let numbered = api(&mut s, AT, "plumProAPI.mutation.placeOrder", cases[4].1.clone(), T0);
+    assert_eq!(numbered.status, 200, "{}", numbered.body);
+    let found = api(&mut s, AT, "plumProAPI.mutation.getOrderDetails", cases[10].1.clone(), T0);
+    assert_eq!(found.status, 200, "poNumber 424242 found as \"424242\": {}", found.body);
+    let one = api(&mut s, AT, "plumProAPI.mutation.getVouchers", vouchers(json!({"includeProducts": 10100})), T0);
+    assert_eq!(one.status, 200, "{}", one.body);
+    let ids: Vec<Value> = one.body["data"]["getVouchers"]["data"].as_array().unwrap().iter().map(|p| p["productId"].clone()).collect();
+    assert_eq!(ids, [json!(10100)]);
+    for (query, data, _) in &cases {
+        let out = api(&mut s, AT, query, data.clone(), T0);
+        assert_ne!(out.status, 400, "{query} {data}: {}", out.body);
+    }
+    s.patch_config(br#"{"text_numbers":false}"#).unwrap();
+    let refused = api(&mut s, AT, "plumProAPI.mutation.getVouchers", vouchers(json!({"includeProducts": 10100})), T0);
+    assert_eq!((refused.status, refused.body["error"].as_str()), (400, Some("includeProducts must be a string")));
+}
