@@ -11,7 +11,9 @@
 // plumgate forwarded wrongly would fail here.
 //
 // Also: what Xoxoday accepts beyond those four (numeric strings, flags,
-// empty strings, no upper bounds), the payment report under both names and
+// empty strings, no upper bounds), numbers in fields Xoxoday types
+// "string" (forwarded as sent; refused under the documented reading), the
+// payment report under both names and
 // envelopes, unknown plumProAPI queries (forwarded for `*` keys only), the
 // token endpoints, and plumgate's errors in Xoxoday's shapes.
 import { test, before, after } from "node:test";
@@ -397,8 +399,8 @@ test("hagarwal-velsof/xoxoday-plumapi: its token refresh, the stored pair, and i
 // expires_in it reads with int(); every call posts its JSON file's envelope
 // with `Authorization: Bearer`, `content-type` and `accept` JSON. Its
 // voucher file asks for `limit: 10000, page: 0` on every call, and its
-// placeOrder first looks the product up (includeProducts) and refuses
-// itself when none comes back.
+// placeOrder first looks the product up (includeProducts, a JSON number)
+// and refuses itself when none comes back.
 const py = {
   headers: (token) => ({ "content-type": "application/json", accept: "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) }),
   vouchers: (extra = {}) => ({
@@ -410,7 +412,7 @@ const py = {
   },
 };
 
-test("blueromans/XoxoDay: its token calls, its page-0 getVouchers and its placeOrder flow succeed", async () => {
+test("blueromans/XoxoDay: its token calls, its page-0 getVouchers and its placeOrder flow (numeric includeProducts passed on as sent)", async () => {
   const t = await tokenAnswer(await http("POST", "/chef/v1/oauth/token/user", {
     headers: py.headers(),
     body: JSON.stringify({ grant_type: "refresh_token", refresh_token: keys.py.key, client_id: "py-client", client_secret: "py-secret" }),
@@ -426,8 +428,33 @@ test("blueromans/XoxoDay: its token calls, its page-0 getVouchers and its placeO
   assert.ok(all.length > 10, `the first page: ${all.length} products`);
   missed(page0, "getVouchers, page 0");
   assert.deepEqual((await lastUpstream()).body, py.vouchers(), "sent as given, page 0 included");
-  // placeOrder: the product first, then the order with its JSON file's string fields.
-  const [product] = plumOk(await py.api(t.access_token, py.vouchers({ includeProducts: 10100 })), "getVouchers", "the product");
+  // placeOrder: the product first, then the order with its JSON file's
+  // string fields. Its product lookup sends `includeProducts: 10100`, a
+  // number where xoxoday-api.md §3.2 documents "comma-separated product-ID
+  // strings": under the documented reading Xoxoday would refuse it, and
+  // nothing published shows it taking one. plumgate neither converts nor
+  // refuses it: the number goes upstream as sent, and the sandbox's
+  // documented refusal (400 PLE10001) comes back unchanged, so this
+  // client's flow stops there against the documented Xoxoday.
+  const lookup = py.vouchers({ includeProducts: 10100 });
+  const refused = await py.api(t.access_token, lookup);
+  assert.equal(refused.status, 400, refused.text);
+  assert.deepEqual(refused.json, { code: 400, errorId: "PLE10001", errorInfo: "Validation error", error: "includeProducts must be a string" },
+    "Xoxoday's (the sandbox's) refusal, unchanged");
+  assert.deepEqual((await lastUpstream()).body, lookup, "sent as given: includeProducts still the number 10100");
+  // The rest of its flow, where Xoxoday reads the number as its text (the
+  // sandbox's lenient reading, `text_numbers`, which no Xoxoday document
+  // confirms): the same request, sent the same way, finds the product.
+  await sandbox.admin("/config", { text_numbers: true });
+  let product;
+  try {
+    const lenient = await py.api(t.access_token, lookup);
+    [product] = plumOk(lenient, "getVouchers", "the product, read leniently");
+    missed(lenient, "the product lookup");
+    assert.deepEqual((await lastUpstream()).body, lookup, "sent as given again");
+  } finally {
+    await sandbox.admin("/config", { text_numbers: false });
+  }
   assert.equal(product.productId, 10100);
   const denominations = product.valueDenominations.split(",").map((d) => Number.parseInt(d, 10));
   assert.ok(denominations.includes(10), product.valueDenominations);
@@ -447,10 +474,12 @@ test("values Xoxoday accepts pass and go upstream as sent (flags as 0/1, [] as {
     body: JSON.stringify({ query, tag: "plumProAPI", variables: { data } }),
   });
   const cases = [
-    ["plumProAPI.mutation.getFilters", { filterGroupCode: null, includeFilters: "", excludeFilters: 5 }, null],
-    ["plumProAPI.mutation.getVouchers", { limit: "1000", page: "1", exchangeRate: true, includeProducts: "10100, nope", excludeProducts: 10101,
+    // (A number in a field Xoxoday types "string" is no value it is
+    // documented to accept: see the next test.)
+    ["plumProAPI.mutation.getFilters", { filterGroupCode: null, includeFilters: "", excludeFilters: "usa" }, null],
+    ["plumProAPI.mutation.getVouchers", { limit: "1000", page: "1", exchangeRate: true, includeProducts: "10100, nope", excludeProducts: "10101",
       sort: [], filters: [{ key: "currencyCode", value: "usd" }, { key: "minPrice", value: "0" }, { key: "maxPrice", value: 1e6 }, { key: "brandNew", value: 3 }] },
-    { limit: "1000", page: "1", exchangeRate: 1, includeProducts: "10100, nope", excludeProducts: 10101,
+    { limit: "1000", page: "1", exchangeRate: 1, includeProducts: "10100, nope", excludeProducts: "10101",
       sort: {}, filters: [{ key: "currencyCode", value: "usd" }, { key: "minPrice", value: "0" }, { key: "maxPrice", value: 1e6 }, { key: "brandNew", value: 3 }] }],
     ["plumProAPI.mutation.placeOrder", { productId: "0010100", quantity: "10", denomination: "10.00", poNumber: `wide #${RUN} ø`, email: "",
       contact: "", tag: "", notifyReceiverEmail: false, notifyAdminEmail: "1", userMeta: [] },
@@ -466,6 +495,59 @@ test("values Xoxoday accepts pass and go upstream as sent (flags as 0/1, [] as {
     plumOk(r, op, `${op} ${JSON.stringify(data)}`);
     if (op === "getFilters" || op === "getVouchers") missed(r, op);
     assert.deepEqual((await lastUpstream()).body, canonical(query, expected ?? data), `${op}: what went upstream`);
+  }
+});
+
+// A JSON number where xoxoday-api.md types the field "string" (§3.1
+// filterGroupCode, includeFilters, excludeFilters; §3.2 "comma-separated
+// product-ID strings"; §3.4 email, contact, tag, poNumber): plumgate takes
+// it (text as a string or a number) and sends it as sent, never as its
+// text. Whether Xoxoday takes it no document says; under the documented
+// reading (the sandbox's default) it is a 400 PLE10001, which comes back
+// unchanged, and a refused order is not kept: under the lenient reading
+// (`text_numbers`) the same request, sent again the same way, is answered.
+test("numbers in text fields: forwarded as sent; the documented refusal passed on unchanged, the lenient reading's answer too", async () => {
+  const key = keys.admin.key;
+  const env = (query, data) => http("POST", "/chef/v1/oauth/api", {
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, tag: "plumProAPI", variables: { data } }),
+  });
+  const numberedPo = Date.now() * 1000 + 7; // a whole number below 2^53: plumgate takes it as a poNumber
+  const order = { productId: 10100, quantity: 1, denomination: 10, notifyReceiverEmail: 0, notifyAdminEmail: 0 };
+  const cases = [
+    ["plumProAPI.mutation.getFilters", { filterGroupCode: "country", includeFilters: "", excludeFilters: 5 }, "excludeFilters"],
+    ["plumProAPI.mutation.getVouchers", { limit: 7, page: 1, includeProducts: "10100, 10101", excludeProducts: 10101 }, "excludeProducts"],
+    ["plumProAPI.mutation.placeOrder", { ...order, poNumber: `num-tag-${RUN}`, tag: 12, email: "pat@example.com" }, "tag"],
+    ["plumProAPI.mutation.placeOrder", { ...order, poNumber: numberedPo, email: "pat@example.com" }, "poNumber"],
+  ];
+  // What went upstream for this call (a refused order is followed by
+  // plumgate's getOrderDetails check: the last request is that one).
+  const sent = async (op) => (await sandboxRequests(sandbox)).filter((q) => q.op === op).at(-1);
+  for (const [query, data, field] of cases) {
+    const op = query.split(".").pop();
+    await sandbox.admin("/requests/clear", {});
+    const r = await env(query, data);
+    assert.equal(r.status, 400, `${op} ${JSON.stringify(data)}: ${r.text}`);
+    assert.deepEqual(r.json, { code: 400, errorId: "PLE10001", errorInfo: "Validation error", error: `${field} must be a string` },
+      `${op}: Xoxoday's (the sandbox's) refusal, unchanged`);
+    assert.deepEqual((await sent(op))?.body, canonical(query, data), `${op}: sent as given, ${field} still a number`);
+    if (op === "getFilters" || op === "getVouchers") missed(r, op);
+  }
+  await sandbox.admin("/config", { text_numbers: true });
+  try {
+    for (const [query, data, field] of cases) {
+      const op = query.split(".").pop();
+      await sandbox.admin("/requests/clear", {});
+      const r = await env(query, data);
+      const answer = plumOk(r, op, `${op} under the lenient reading`);
+      assert.notEqual(r.headers["x-plumgate-replayed"], "true", `${op}: asked again, not a replay of the refusal`);
+      assert.deepEqual((await sent(op))?.body, canonical(query, data), `${op}: sent as given again, ${field} still a number`);
+      if (op === "getFilters" || op === "getVouchers") missed(r, op);
+      if (op === "getVouchers") assert.deepEqual(answer.map((p) => p.productId), [10100], "10101 excluded");
+      if (op === "placeOrder" && field === "tag") assert.equal(answer.tag, "12", "read as its text");
+    }
+  } finally {
+    await sandbox.admin("/config", { text_numbers: false });
   }
 });
 
