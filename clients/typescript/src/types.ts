@@ -42,8 +42,10 @@ type AnswerKey<N extends OperationName> = keyof Wrapped<N> & string;
 export type OperationData<N extends OperationName> = NonNullable<DataOf<NonNullable<Wrapped<N>[AnswerKey<N>]>>>;
 
 /**
- * An order's poNumber, as the API takes it: a string, or a whole number
+ * An order's poNumber, as plumgate takes it: a string, or a whole number
  * below 2^53 (sent as a JSON number, and handed back as the one sent).
+ * Xoxoday documents a string: a Xoxoday that refuses a number answers
+ * 400 PLE10001, passed on.
  */
 export type PoNumber = Schemas["PlaceOrderData"]["poNumber"];
 
