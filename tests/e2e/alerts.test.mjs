@@ -10,7 +10,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
-import { standardKeys, call, waitFor, tokenFixture, capturedLogs, capturedResponses, collectVoucherSecrets, ownValue } from "./harness.mjs";
+import { standardKeys, call, waitFor, tokenFixture, capturedLogs, capturedResponses, collectVoucherSecrets, ownValue, voucherLeakScan } from "./harness.mjs";
 
 const keys = standardKeys();
 const { fresh, newDir, withWorker, op, tokenStatus, finish } = tokenFixture(keys);
@@ -113,6 +113,8 @@ after(async () => {
     // As a value of its own: a 6-digit PIN can sit inside a longer number.
     assert.ok(!payloads.some((p) => ownValue(v).test(p)), `voucher code ${v} in an alert`);
   }
+  // Nor in a worker's log line or an error answer, as every suite checks.
+  assert.deepEqual(voucherLeakScan(vouchers), [], "no voucher code or PIN in any log line or error answer");
 });
 
 test("reauth_required (invalid_grant): one alert, none while it holds, one when a new refresh token clears it", async () => {
