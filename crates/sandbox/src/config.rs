@@ -780,25 +780,36 @@ mod tests {
         assert_eq!(c.order_recipient, OrderRecipient::Account);
     }
 
+    /// A boolean setting `name`: `default` in a fresh config and in
+    /// `to_json`, flipped by a patch, anything but a boolean (`bad`, each
+    /// a patch body) refused with nothing changed, kept by a state file,
+    /// and `default` in one written before the field existed. `field`
+    /// reads it off a `Config`.
+    fn bool_setting_roundtrip(name: &str, default: bool, field: fn(&Config) -> bool, bad: [&str; 2]) {
+        let mut c = Config::default();
+        assert_eq!(field(&c), default, "{name}: the default");
+        assert_eq!(c.to_json()[name], default, "{name}: the default, shown");
+        c.apply_patch(format!(r#"{{"{name}":{}}}"#, !default).as_bytes()).unwrap();
+        assert_eq!(field(&c), !default, "{name}: patched");
+        assert_eq!(c.to_json()[name], !default, "{name}: patched, shown");
+        let before = c.clone();
+        for value in bad {
+            let patch = format!(r#"{{"{name}":{value}}}"#);
+            assert!(c.apply_patch(patch.as_bytes()).is_err(), "{patch}");
+        }
+        assert_eq!(c, before, "{name}: a refused patch changes nothing");
+        let saved: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(field(&saved), !default, "{name}: persisted");
+        let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
+        assert_eq!(field(&old), default, "{name}: an older state file: the default");
+    }
+
     /// The sandbox's own "currency" filter group (not in xoxoday-api.md
     /// §3.1): on by default, off on request, kept by a state file and
     /// defaulted in one written before the field existed.
     #[test]
     fn currency_filter_group_is_a_setting() {
-        let mut c = Config::default();
-        assert!(c.currency_filter_group);
-        assert_eq!(c.to_json()["currency_filter_group"], true);
-        c.apply_patch(br#"{"currency_filter_group":false}"#).unwrap();
-        assert!(!c.currency_filter_group);
-        assert_eq!(c.to_json()["currency_filter_group"], false);
-        let before = c.clone();
-        assert!(c.apply_patch(br#"{"currency_filter_group":"no"}"#).is_err());
-        assert!(c.apply_patch(br#"{"currency_filter_group":0}"#).is_err());
-        assert_eq!(c, before);
-        let saved: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
-        assert!(!saved.currency_filter_group, "persisted");
-        let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
-        assert!(old.currency_filter_group, "an older state file: the default");
+        bool_setting_roundtrip("currency_filter_group", true, |c| c.currency_filter_group, [r#""no""#, "0"]);
     }
 
     /// Numbers in text fields: refused by default (the documented reading),
@@ -806,20 +817,7 @@ mod tests {
     /// in one written before the field existed.
     #[test]
     fn text_numbers_is_a_setting() {
-        let mut c = Config::default();
-        assert!(!c.text_numbers);
-        assert_eq!(c.to_json()["text_numbers"], false);
-        c.apply_patch(br#"{"text_numbers":true}"#).unwrap();
-        assert!(c.text_numbers);
-        assert_eq!(c.to_json()["text_numbers"], true);
-        let before = c.clone();
-        assert!(c.apply_patch(br#"{"text_numbers":"yes"}"#).is_err());
-        assert!(c.apply_patch(br#"{"text_numbers":1}"#).is_err());
-        assert_eq!(c, before);
-        let saved: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
-        assert!(saved.text_numbers, "persisted");
-        let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
-        assert!(!old.text_numbers, "an older state file: the default");
+        bool_setting_roundtrip("text_numbers", false, |c| c.text_numbers, [r#""yes""#, "1"]);
     }
 
     /// Orders dated in UTC by default, in IST on request: a setting like
