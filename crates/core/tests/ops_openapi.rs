@@ -451,8 +451,8 @@ fn limits_agree() {
     let branch = |t: &str| amount["anyOf"].as_array().unwrap().iter().find(|b| b["type"] == t).cloned().expect(t);
     assert_eq!(branch("number")["exclusiveMinimum"], 0);
     assert_eq!(branch("number")["maximum"], max);
-    let amount_string = schemas["Amount"]["anyOf"].as_array().unwrap().iter().find(|b| b["type"] == "string").unwrap();
-    assert_eq!(branch("string")["pattern"], amount_string["pattern"], "written as Amount's strings");
+    // The string branch's pattern is held to the parser by
+    // `order_amount_string_pattern_is_quotas_rule`.
     let said = amount["description"].as_str().unwrap();
     assert!(said.contains(&format!("at most {max}")), "the description states the cap: {said}");
 
@@ -471,6 +471,49 @@ fn limits_agree() {
     }
     for (v, ok) in [(json!(max), true), (json!(max.to_string()), true), (json!(format!("{}", max + 1)), false), (json!("0"), false)] {
         assert_eq!(parse("order_amount_per_day", &v), ok, "order_amount_per_day = {v}");
+    }
+}
+
+/// `order_amount_per_day` as a string: `LimitsInput`'s pattern matches
+/// what `quota::Limits` takes (a decimal string, leading zeros allowed,
+/// above 0 and at most the cap), run as written (its classes and counts
+/// read alike in ECMA and the `regex` crate) on samples on both sides of
+/// every edge: the cap, the least millionth, the forms Amount refuses. A
+/// string it matches is also one of Amount's. The parser reads a string
+/// as an `f64` rounded to the millionth, so digits past the millionth
+/// can tip it either way where no pattern follows (`rounded`): there the
+/// pattern asks for less, never more, than the parser takes.
+#[test]
+fn order_amount_string_pattern_is_quotas_rule() {
+    use plumgate_core::quota::Limits;
+    let doc = doc();
+    let schemas = &doc["components"]["schemas"];
+    let string_branch = |schema: &Value| {
+        let branch = schema["anyOf"].as_array().unwrap().iter().find(|b| b["type"] == "string").cloned().expect("a string branch");
+        regex::Regex::new(branch["pattern"].as_str().unwrap()).expect("the pattern compiles")
+    };
+    let pattern = string_branch(&schemas["LimitsInput"]["properties"]["order_amount_per_day"]);
+    let amount = string_branch(&schemas["Amount"]);
+    let taken = |s: &str| Limits::parse(&json!({ "order_amount_per_day": s }), "limits").is_ok();
+    let forms: Value = serde_json::from_str(VALUE_FORMS).unwrap();
+    let form_strings = ["valid", "invalid"].into_iter().flat_map(|k| forms["Amount"][k].as_array().unwrap().iter().filter_map(Value::as_str));
+    let rounded = ["0.0000009", "1000000000.0000001"];
+    let samples = [
+        "1", "0.5", "25", "25.50", "500", "2500.50", "010", "01", "10.0", "0.01", "0.000001", "000.000001", "0.0000010",
+        "1.0000001", "999999999", "999999999.999999", "999999999.9999999999", "1000000000", "01000000000", "1000000000.0",
+        "1000000000.000000", "1000000000.000001", "1000000000.01", "1000000000.1", "1000000001", "1000000010", "2000000000.5",
+        "9999999999", "10000000000", "0", "0.0", "00.00", "0.0000001", "0.0000004", "", "1e3", "1E3", "1e9", "-5", "+5",
+        ".5", "5.", " 5", "5 ", "1,5", "1_000", "0x10", "abc", "Infinity", "NaN", "\u{661}",
+    ];
+    let mut checked = 0;
+    for s in samples.into_iter().chain(form_strings).filter(|s| !rounded.contains(s)) {
+        assert_eq!(pattern.is_match(s), taken(s), "order_amount_per_day = {s:?}: the pattern matches iff quota::Limits takes it");
+        assert!(!pattern.is_match(s) || amount.is_match(s), "{s:?}: written as Amount's strings");
+        checked += 1;
+    }
+    assert!(checked >= 60, "{checked}");
+    for s in rounded {
+        assert!(!pattern.is_match(s) && taken(s), "{s:?}: past the millionth, the parser rounds; the pattern does not take it");
     }
 }
 
