@@ -429,6 +429,21 @@ fn replayed_is_declared_where_it_can_come_and_only_there() {
     assert!(said.contains("joined") && said.contains("refusal"), "the header's description names the joined call and refusals: {said}");
 }
 
+/// The words that tell a caller a placeOrder 5xx placed nothing are a
+/// wire rule (the typed client reads them): placeOrder's description and
+/// the 500 and 502 answers quote them exactly as the ledger writes them.
+#[test]
+fn safe_to_retry_words_are_quoted() {
+    let doc = doc();
+    let quoted = format!("`{}`", plumgate_core::ledger::SAFE_TO_RETRY);
+    let place = doc["paths"]["/v1/ops/placeOrder"]["post"]["description"].as_str().unwrap();
+    assert!(place.contains(&quoted), "placeOrder's description quotes the ledger's words");
+    for name in ["OpsBadGateway", "OpsInternalError"] {
+        let said = doc["components"]["responses"][name]["description"].as_str().unwrap();
+        assert!(said.contains(&quoted), "{name} quotes the ledger's words: {said}");
+    }
+}
+
 /// `LimitsInput` states `quota::Limits`' rules: requests_per_minute's
 /// range, and order_amount_per_day's (above 0, at most the cap, a string
 /// written as `Amount`'s), checked on `value_forms.json`'s amounts.
