@@ -348,14 +348,35 @@ export function cliArgs(flags = [], argv = process.argv.slice(2)) {
 }
 
 /**
- * Whether bench/run.mjs, given `argv`, refreshes BENCHMARKS.md's generated
- * block and bench/last-run.json: a full run of one build in workerd does
- * (`--no-write`: not); a `--quick`, `--wrangler-dev` or `--compare` run
- * measures something else, and writes only bench/results/ unless `--write`.
+ * The settings bench/run.mjs reads from the environment: a run with any of
+ * them set (shorter phases, fewer rounds, other connections) is not the
+ * record's run.
  */
-export function writesRecord(argv) {
+export const SETTINGS_ENV = ["BENCH_ROUNDS", "BENCH_SECONDS", "BENCH_LATENCY_SECONDS", "BENCH_CONNECTIONS", "BENCH_CATALOG_ROUNDS"];
+
+/**
+ * Why bench/run.mjs, given `argv` and `env`, leaves BENCHMARKS.md's
+ * generated block and bench/last-run.json alone ("" when it refreshes
+ * them): a full run of one build in workerd with the default settings
+ * does (`--no-write`: not); a `--quick`, `--wrangler-dev` or `--compare`
+ * run, or one with a setting from the environment (`SETTINGS_ENV`, set to
+ * anything but ""), measures something else, and writes only
+ * bench/results/ unless `--write`.
+ */
+export function recordSkipped(argv, env = process.env) {
   const has = (name) => argv.includes(name);
-  return has("--write") || (!has("--no-write") && !has("--quick") && !has("--wrangler-dev") && !has("--compare"));
+  if (has("--write")) return "";
+  const flags = ["--no-write", "--quick", "--wrangler-dev", "--compare"].filter(has);
+  const vars = SETTINGS_ENV.filter((name) => env[name]);
+  return [
+    ...(flags.length ? [flags.join(" ")] : []),
+    ...(vars.length ? [`settings from the environment: ${vars.map((name) => `${name}=${env[name]}`).join(", ")}`] : []),
+  ].join("; ");
+}
+
+/** Whether bench/run.mjs refreshes the record (`recordSkipped` is ""). */
+export function writesRecord(argv, env = process.env) {
+  return recordSkipped(argv, env) === "";
 }
 
 /**

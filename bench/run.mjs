@@ -39,8 +39,10 @@
 // It prints a table and a budget check (PASS/FAIL), writes
 // bench/results/latest.{json,md}, and (unless --no-write) refreshes the
 // generated block of BENCHMARKS.md and bench/last-run.json: on a full run
-// of one build in workerd only, as --quick, --wrangler-dev and --compare
-// runs are not the record (--write: refresh them anyway).
+// of one build in workerd with the default settings only, as --quick,
+// --wrangler-dev and --compare runs, and runs with a setting from the
+// environment (BENCH_ROUNDS and the rest, lib.mjs: SETTINGS_ENV), are not
+// the record (--write: refresh them anyway).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from "node:fs";
 import { cpus, totalmem, loadavg, release } from "node:os";
@@ -48,7 +50,7 @@ import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
   BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, plumgateToml, run, sleep, startSandbox,
-  startWorkerd, startWrangler, tempDir, wrk, writesRecord,
+  recordSkipped, startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
 import { CATALOG_ROWS, HOT_ROWS, changes, markdown } from "./report.mjs";
 import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, median, quantile } from "./verdict.mjs";
@@ -69,8 +71,10 @@ const RUNTIME = UNDER_WRANGLER ? "wrangler dev" : "workerd";
 // bench/results/hot-only.json (for A/B experiments with --compare).
 const ONLY_HOT = flag("--hot-only");
 // BENCHMARKS.md's generated block and bench/last-run.json: full runs of
-// one build in workerd only (lib.mjs, writesRecord).
-const WRITE = writesRecord(argv);
+// one build in workerd with the default settings only (lib.mjs,
+// recordSkipped; --write: anyway).
+const NO_RECORD = recordSkipped(argv);
+const WRITE = NO_RECORD === "";
 const BUILD_DIR = resolve(opt("--build-dir", join(ROOT, "build")));
 const SANDBOX_BIN_DEFAULT = join(ROOT, "target/release/plumgate-sandbox");
 // --compare DIR [--compare-label TEXT]: a second plumgate build, loaded side
@@ -733,6 +737,7 @@ async function main() {
   results.runtime = RUNTIME;
   results.build = { dir: relative(ROOT, BUILD_DIR) || ".", wasm_mtime: statSync(join(BUILD_DIR, "index_bg.wasm")).mtime.toISOString() };
   log(`machine: ${results.machine.cpu}; load ${results.load_at_start}`);
+  if (!WRITE && !ONLY_HOT) log(`BENCHMARKS.md and bench/last-run.json will not be written (${NO_RECORD}; --write: write them anyway)`);
 
   const sandbox = await startSandbox(SANDBOX_BIN);
   cleanups.push(() => sandbox.stop());
@@ -825,7 +830,7 @@ async function main() {
     const { rounds: _r, ...slim } = results;
     writeFileSync(lastPath, JSON.stringify(slim, (k, v) => ((k === "rounds" || k === "samples") && typeof v === "object" ? undefined : v), 2) + "\n");
     log("wrote BENCHMARKS.md (generated block) and bench/last-run.json");
-  }
+  } else log(`BENCHMARKS.md and bench/last-run.json not written: ${NO_RECORD} (--write: write them anyway)`);
   log(`results in bench/results/latest.{json,md}; ${results.budgets.filter((b) => !b.pass).length} budget(s) failed`);
   return results.budgets.every((b) => b.pass) ? 0 : 1;
 }

@@ -11,7 +11,9 @@
 # build; --quick about 1.5). Prints the
 # table and the budget check, writes bench/results/latest.{json,md} and refreshes the
 # generated block of BENCHMARKS.md and bench/last-run.json (--no-write: leave
-# them alone; --quick, --wrangler-dev and --compare runs leave them unless --write).
+# them alone; --quick, --wrangler-dev and --compare runs, and runs with a
+# BENCH_ROUNDS, BENCH_SECONDS, BENCH_LATENCY_SECONDS, BENCH_CONNECTIONS or
+# BENCH_CATALOG_ROUNDS setting, leave them unless --write).
 # Budgets that fail are printed as FAIL; the exit code is 0 unless the bench
 # itself broke (set BENCH_FAIL_ON_BUDGET=1 to exit 1 on a failed budget).
 # Do not run two benches at once; other load on the machine skews figures.
