@@ -49,7 +49,7 @@ function results(over = {}) {
   };
   const hit_control = row("hit control"), hit_penalty = row("hit penalty");
   return {
-    settings: { storm: 500, cold_reps: 25 },
+    settings: { connections: 32, storm: 500, cold_reps: 25 },
     hot,
     catalog: { hit_control, hit_penalty, paired: { penalty_hit_vs_control_rps: paired(hit_penalty, hit_control, (a, b) => a.load.rps / b.load.rps) } },
     storm: { plumgate: { refresh_calls: 1, statuses: { 200: 500 } } },
@@ -153,6 +153,18 @@ test("a figure that is not finite fails its line", () => {
   assert.equal(line(bs, "hot-path CPU").pass, false);
   assert.equal(line(bs, "cold start").pass, false);
   assert.match(line(bs, "hot-path CPU").value, /no finite figure/);
+});
+
+test("the p99 line is named from the run's connections, and judged at 32 only", () => {
+  const r = results();
+  assert.equal(line(budgets(r), "p99 at").name, "p99 at 32 connections: plumgate ≤ row †");
+  r.settings.connections = 8;
+  const b = line(budgets(r), "p99 at");
+  assert.equal(b.name, "p99 at 8 connections: plumgate ≤ row †");
+  assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+  assert.match(b.value, /^0\.80× .*; not judged: the budget is at 32 connections, this run used 8$/);
+  // The other lines are judged as before.
+  for (const x of budgets(r)) if (x !== b && !x.name.startsWith("p99 at")) assert.ok(x.pass, `${x.name}: ${x.value}`);
 });
 
 test("median and quantile are NaN on anything not finite, and sort numbers as numbers", () => {
