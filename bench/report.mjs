@@ -3,7 +3,7 @@
 // `changes(previous, results)`, from results objects alone. Nothing here
 // starts a process or reads a file, so the block can be checked against
 // bench/last-run.json (tests/bench/report.test.mjs).
-import { GZIP_LABEL, f0, f1, f2, kb, ratio } from "./verdict.mjs";
+import { GZIP_LABEL, f0, f1, f2, kb, ratio, s2 } from "./verdict.mjs";
 
 // The rows of the hot-path and catalog tables, in order.
 export const HOT_ROWS = ["direct", "plumgate", "plumgate_keys_ref", "plumgate_runtime_key", "plumgate_key_limits", "plumgate_dropin", "plumgate_assets", "alt", "js", "js_full", "pg_floor", "noop"];
@@ -37,7 +37,7 @@ export function markdown(r) {
   L.push("");
   L.push(`Paired within each round (median over ${r.settings.rounds} rounds): plumgate / JS Worker throughput ${f2(h.paired.plumgate_vs_js_rps)}×; plumgate p50 over the direct call ${f2(h.paired.plumgate_added_p50_ms)} ms; ` +
     `over the runtime floor (no-op JS worker, c=1): plumgate ${f2(h.paired.plumgate_over_floor_p50_ms)} ms, JS Worker ${f2(h.paired.js_over_floor_p50_ms)} ms; ` +
-    `CPU per request plumgate / JS Worker ${f2(h.paired.plumgate_vs_js_cpu)}×; the wasm floor (plumgate /healthz) over the JS floor: +${f2(h.paired.wasm_floor_over_js_floor_cpu_ms)} ms CPU, +${f2(h.paired.wasm_floor_over_js_floor_p50_ms)} ms p50.` +
+    `CPU per request plumgate / JS Worker ${f2(h.paired.plumgate_vs_js_cpu)}×; the wasm floor (plumgate /healthz) over the JS floor: ${s2(h.paired.wasm_floor_over_js_floor_cpu_ms)} ms CPU, ${s2(h.paired.wasm_floor_over_js_floor_p50_ms)} ms p50.` +
     (h.paired.plumgate_vs_js_full_rps ? ` Against the JS Worker with plumgate's per-request duties†: throughput ${f2(h.paired.plumgate_vs_js_full_rps)}×, CPU per request ${f2(h.paired.plumgate_vs_js_full_cpu)}× (that worker's throughput is ${f2(h.paired.js_full_vs_js_rps)}× the plain one's).` : "") +
     (h.paired.alt_vs_plumgate_rps ? ` ${r.compare.label}: ${f2(h.paired.alt_vs_plumgate_rps)}× plumgate's throughput, ${f2(h.paired.alt_vs_js_rps)}× the JS Worker's.` : ""));
   L.push("");
@@ -120,7 +120,7 @@ export function changes(prev, cur) {
     ["hot: plumgate / JS throughput (paired)", prev.hot?.paired?.plumgate_vs_js_rps, cur.hot.paired.plumgate_vs_js_rps, f2],
     ["hot: plumgate / JS with duties† throughput (paired)", prev.hot?.paired?.plumgate_vs_js_full_rps, cur.hot.paired.plumgate_vs_js_full_rps, f2],
     ["hot: plumgate p50 c=1 (ms)", prev.hot?.plumgate?.p50_ms, cur.hot.plumgate.p50_ms, f2],
-    ["hot: added p50 vs direct (ms)", prev.hot && prev.hot.plumgate.p50_ms - prev.hot.direct.p50_ms, cur.hot.plumgate.p50_ms - cur.hot.direct.p50_ms, f2],
+    ["hot: added p50 vs direct (paired, ms)", prev.hot?.paired?.plumgate_added_p50_ms, cur.hot.paired.plumgate_added_p50_ms, f2],
     ["storm: wall (ms)", prev.storm?.plumgate?.wall_ms, cur.storm.plumgate.wall_ms, f0],
     ["storm: refreshes", prev.storm?.plumgate?.refresh_calls, cur.storm.plumgate.refresh_calls, String],
     ["catalog hit req/s", prev.catalog?.hit?.rps, cur.catalog.hit.rps, f0],
@@ -131,7 +131,7 @@ export function changes(prev, cur) {
     ["catalog hit under a penalty / its control (paired)", prev.catalog?.paired?.penalty_hit_vs_control_rps, cur.catalog.paired.penalty_hit_vs_control_rps, f2],
     ["runtime key on first use, extra p50 (ms)", prev.uncached?.runtime_key_cold?.extra_p50_ms, cur.uncached.runtime_key_cold.extra_p50_ms, f2],
     ["lease round trip, extra p50 (ms)", prev.uncached?.limiter_lease?.extra_p50_ms, cur.uncached.limiter_lease.extra_p50_ms, f2],
-    ["cold start (ms)", prev.cold?.plumgate_ms, cur.cold.plumgate_ms, f0],
+    ["cold start as shipped (ms)", prev.cold?.plumgate_ms, cur.cold.plumgate_ms, f0],
     [`wasm gzipped, ${GZIP_LABEL} (bytes)`, prev.size?.wasm_gzip, cur.size.wasm_gzip, f0],
   ];
   const prevRuntime = prev.runtime ?? "wrangler dev";

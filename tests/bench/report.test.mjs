@@ -32,3 +32,12 @@ test("its \"What changed\" table names the figures changes() names, with this ru
   const want = tableRows(changes({}, last)).map(([name, , now]) => [name, now]);
   assert.deepEqual(tableRows(changed).map(([name, , now]) => [name, now]), want);
 });
+
+test("a negative difference is printed with its sign only", () => {
+  const r = structuredClone(last);
+  r.hot.paired.wasm_floor_over_js_floor_cpu_ms = -0.02;
+  r.hot.paired.wasm_floor_over_js_floor_p50_ms = 0.05;
+  const md = markdown(r);
+  assert.match(md, /over the JS floor: -0\.02 ms CPU, \+0\.05 ms p50\./);
+  assert.doesNotMatch(md, /\+-/);
+});

@@ -22,6 +22,13 @@ function row(label, { rps = 3000, cpu = 0.5, p50 = 1, p99 = 5, non2xx = 0, reque
   };
 }
 
+/** `t` with its rounds' c=1 p50s set to `p50s`, its median updated. */
+function withP50s(t, p50s) {
+  t.rounds.forEach((x, i) => { x.lat.p50_ms = p50s[i]; });
+  t.p50_ms = median(p50s);
+  return t;
+}
+
 /** The paired figure over rounds, as run.mjs's `pairedIn`. */
 const paired = (a, b, f) => median(a.rounds.map((x, i) => f(x, b.rounds[i])));
 
@@ -44,6 +51,8 @@ function results(over = {}) {
     plumgate_vs_js_full_cpu: paired(h.plumgate, h.js_full, (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
     plumgate_vs_js_full_load_p99: paired(h.plumgate, h.js_full, (a, b) => a.load.p99_ms / b.load.p99_ms),
     plumgate_added_p50_ms: paired(h.plumgate, h.direct, (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    noop_added_p50_ms: paired(h.noop, h.direct, (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    js_full_added_p50_ms: paired(h.js_full, h.direct, (a, b) => a.lat.p50_ms - b.lat.p50_ms),
     runtime_key_vs_static_rps: paired(h.plumgate_runtime_key, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
     key_limits_vs_static_rps: paired(h.plumgate_key_limits, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
   };
@@ -165,6 +174,27 @@ test("the p99 line is named from the run's connections, and judged at 32 only", 
   assert.match(b.value, /^0\.80× .*; not judged: the budget is at 32 connections, this run used 8$/);
   // The other lines are judged as before.
   for (const x of budgets(r)) if (x !== b && !x.name.startsWith("p99 at")) assert.ok(x.pass, `${x.name}: ${x.value}`);
+});
+
+test("the added-p50 line quotes the no-op and row † figures paired, as its label says, not differences of medians", () => {
+  // Per round (c=1 p50, ms): direct 0.1, 0.5, 0.9; no-op 0.2, 0.3, 1.6; row † 1.0, 0.6, 0.7.
+  // No-op: median of differences 0.10, difference of medians -0.20.
+  // Row †: median of differences 0.10, difference of medians 0.20.
+  const r = results({
+    direct: withP50s(row("direct", { cpu: 0.2 }), [0.1, 0.5, 0.9]),
+    noop: withP50s(row("noop"), [0.2, 0.3, 1.6]),
+    js_full: withP50s(row("js full", { rps: 3000, cpu: 0.5, p99: 5 }), [1.0, 0.6, 0.7]),
+  });
+  const b = line(budgets(r), "added p50");
+  assert.match(b.value, /\(median of per-round differences; .*a no-op JS Worker alone adds 0\.10 ms, row † 0\.10 ms\)$/);
+  // A record from before the paired figures were kept says what it quotes.
+  delete r.hot.paired.noop_added_p50_ms;
+  delete r.hot.paired.js_full_added_p50_ms;
+  assert.match(line(budgets(r), "added p50").value, /; differences of medians: a no-op JS Worker alone adds -0\.20 ms, row † 0\.20 ms\)$/);
+});
+
+test("the CPU line calls the two rows' own figures medians, beside the paired ratio", () => {
+  assert.match(line(budgets(results()), "hot-path CPU").value, /^0\.900× \(paired median; medians 0\.450 vs 0\.500 ms;/);
 });
 
 test("median and quantile are NaN on anything not finite, and sort numbers as numbers", () => {
