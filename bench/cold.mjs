@@ -8,8 +8,10 @@
 // pair by pair), each in a fresh Miniflare + workerd process, and times the
 // spawn to the first `/healthz` 200, as bench/run.mjs's cold-start row does.
 // Prints each target's median and the median of the per-pair differences
-// B − A with their quartiles: the full bench takes medians of 5 starts,
-// whose spread (tens of ms on a ~1 s start) is wider than its 5-ms budget.
+// B − A with their quartiles, as the full bench's cold-start budget reads
+// its 25 paired reps (bench/run.mjs: COLD_REPS): a start's spread (tens of
+// ms on a ~1 s start) is wider than the 5-ms budget, and more pairs
+// narrow the median difference.
 //
 // Loopback only; about 2.5 s per start; a hard stop ends it after 10 minutes.
 import { join } from "node:path";

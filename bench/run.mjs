@@ -1,7 +1,8 @@
 // plumgate benchmark: one run, side by side, loopback only, bounded in time.
 //
 //   bash scripts/bench.sh            (builds, installs wrk, then runs this)
-//   node bench/run.mjs --build-dir DIR [--quick] [--no-write | --write]
+//   node bench/run.mjs --build-dir DIR [--quick] [--no-write | --write] [--hot-only]
+//                      [--compare DIR [--compare-label TEXT]] [--wrangler-dev] [--sandbox-bin PATH]
 //
 // Every worker runs in local workerd through Miniflare (bench/workerd-host.mjs)
 // with the bindings its wrangler.toml declares, reached on a direct socket
@@ -13,8 +14,9 @@
 //   1. hot path (token cached, uncached operation getOrderHistory):
 //      direct sandbox call vs plumgate vs the hand-written JS Worker
 //      (bench/js-worker), the same JS Worker doing plumgate's per-request
-//      duties (timeout, whole-body scan, request id, contract log line; for
-//      reference, not for the budget), plus two floors: a no-op JS Worker route (what the
+//      duties (timeout, whole-body scan, request id, contract log line:
+//      row †, the row the budgets judge plumgate against; verdict.mjs),
+//      plus two floors: a no-op JS Worker route (what the
 //      runtime costs on its own) and plumgate's /healthz (what entering the
 //      wasm worker, its log line and a JSON answer cost, with no upstream);
 //      and plumgate called with runtime keys (POST /v1/keys), one of them

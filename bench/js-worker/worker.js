@@ -9,7 +9,8 @@
 // safety beyond "write the new one to KV", no rate-limit penalties.
 // Used only by the benchmark, never deployed. bench/run.mjs runs it as is
 // and as `js:full` (BENCH_UPSTREAM=contract + BENCH_LOG=long: the per-request
-// duties plumgate's contract requires, for reference); bench/ab.mjs and
+// duties plumgate's contract requires; row †, the row the budgets judge
+// plumgate against, bench/verdict.mjs); bench/ab.mjs and
 // bench/profile.mjs also run the other BENCH_UPSTREAM variants below.
 
 const QUERIES = {
@@ -129,8 +130,9 @@ export default {
       try { data = await request.json(); } catch { return json(status = 400, { error: "invalid json" }); }
       const access = await bearer(env);
       const envelope = JSON.stringify({ query: QUERIES[op], tag: "plumProAPI", variables: { data } });
-      // BENCH_UPSTREAM (bench/ab.mjs `js:none`, `js:contract`; never set by
-      // bench/run.mjs): "none" answers a fixed body instead of calling
+      // BENCH_UPSTREAM (bench/ab.mjs `js:none`, `js:contract`, `js:full`;
+      // bench/run.mjs sets "contract" for row †, with BENCH_LOG=long, and
+      // nothing for the plain row): "none" answers a fixed body instead of calling
       // upstream (the front half alone); "contract" calls upstream the way
       // plumgate must (contract §4: timeout, no redirects, the whole body
       // read and scanned for a rate-limit answer) instead of streaming it.
