@@ -41,3 +41,10 @@ test("a negative difference is printed with its sign only", () => {
   assert.match(md, /over the JS floor: -0\.02 ms CPU, \+0\.05 ms p50\./);
   assert.doesNotMatch(md, /\+-/);
 });
+
+test("the † footnote names what row † still skips of plumgate's per-request work", () => {
+  const note = markdown(last).split("\n").find((l) => l.startsWith("† "));
+  for (const skipped of ["body validation", "scopes", "penalty check", "contract §6", "leases", "per-key usage count", "KeyRegistry sync"]) {
+    assert.ok(note.includes(skipped), `${skipped}: ${note}`);
+  }
+});
