@@ -50,6 +50,9 @@ node scripts/lint-tables.mjs
 step "lint: wrangler.toml's migration tags stay as released"
 node scripts/lint-migrations.mjs
 
+step "lint: docs/storage.md lists every stored field and registry column the code has"
+node scripts/lint-storage.mjs
+
 step "lint: openapi.json (Redocly recommended-strict, examples; openapi-spec-validator)"
 # Node 22 and the npm tools first on PATH for these two steps only (subshells).
 ( wrangler_env
