@@ -423,7 +423,9 @@ export class PlumgateClient {
     const limitMs = call.timeoutMs ?? this.timeoutMs;
     const graceOutlastsCall = graceSecs === undefined || graceSecs * 1000 > limitMs;
     const retries = currentKey !== undefined && graceOutlastsCall ? call.retries : 0;
-    const a = await this.read({ method: "POST", path: `/v1/keys/${encodeURIComponent(id)}/rotate`, body }, { ...call, retries });
+    // `current_key` is a caller key: kept out of any error as the client's own is.
+    const scrub = currentKey === undefined ? undefined : [currentKey];
+    const a = await this.read({ method: "POST", path: `/v1/keys/${encodeURIComponent(id)}/rotate`, body, scrub }, { ...call, retries });
     return this.expectJson<NewKeyAnswer>(a);
   }
 
@@ -728,6 +730,8 @@ export class PlumgateClient {
       body?: unknown;
       headers?: Record<string, string> | undefined;
       anonymous?: boolean;
+      /** Secrets in `body`, cut out of any error (see SendOptions.scrub). */
+      scrub?: readonly string[] | undefined;
       accept?: (a: Answer) => boolean;
     },
     opts: CallOptions = {},

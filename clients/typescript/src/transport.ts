@@ -70,6 +70,12 @@ export interface SendOptions {
   headers?: Record<string, string> | undefined;
   /** Send no `Authorization` header: the route takes no key (`/healthz`), so it is not handed one. */
   anonymous?: boolean | undefined;
+  /**
+   * Secrets this request carries besides the caller key (rotateKey's
+   * `current_key`), cut out of any error as the key is: a fetch's error may
+   * quote the request body (a mock's "No match for request {...}").
+   */
+  scrub?: readonly string[] | undefined;
   /** Time limit for this exchange, in ms; none when undefined. */
   timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -119,7 +125,7 @@ export class Transport {
         code: "client_error",
         message: "the request could not be built (the baseUrl, the key or the body); nothing was sent",
         source: "client",
-        cause: this.#scrub(cause),
+        cause: this.#scrub(cause, opts.scrub),
       });
     }
     const controller = new AbortController();
@@ -166,9 +172,10 @@ export class Transport {
     } catch (error) {
       // Read from the runtime's error itself; the error then carries only
       // its scrubbed copy. A caller's fetch (a mock's "No match for request
-      // {...}") may quote the request's headers, `Bearer <key>` included.
+      // {...}") may quote the request's headers, `Bearer <key>` included,
+      // or its body (rotateKey's `current_key`).
       const notSent = !answered && neverConnected(error);
-      const cause = this.#scrub(error);
+      const cause = this.#scrub(error, opts.scrub);
       if (!called) {
         // Thrown before any promise: the fetch function itself refused the
         // call (workerd's "Illegal invocation"), and will again.
@@ -191,21 +198,26 @@ export class Transport {
   }
 
   /**
-   * The runtime's error with the key cut out: Node's message for a bad
-   * header value quotes the value, `Bearer <key>` included, and so may a
-   * caller's fetch (a mock quoting the request it did not expect). A new
+   * The runtime's error with the key, and the request's other secrets
+   * (`extra`), cut out: Node's message for a bad header value quotes the
+   * value, `Bearer <key>` included, and so may a caller's fetch (a mock
+   * quoting the request it did not expect, headers or body). A new
    * error with the scrubbed message, name and what says why it failed
    * (`code`, `syscall`, `errno`, and the `cause`, scrubbed the same way);
    * not the original's stack or other fields, which may repeat the key.
    */
-  #scrub(cause: unknown, depth = 0): Error {
+  #scrub(cause: unknown, extra: readonly string[] = [], depth = 0): Error {
     const text = (t: string) => {
-      // The key as sent, and as it reads inside a JSON-quoted message.
-      for (const form of [this.#key, JSON.stringify(this.#key).slice(1, -1)]) t = t.split(form).join("<key>");
+      // Each secret as sent, and as it reads inside a JSON-quoted message;
+      // an empty one cuts nothing (split("") would cut between every character).
+      for (const secret of [this.#key, ...extra]) {
+        if (typeof secret !== "string" || secret === "") continue;
+        for (const form of [secret, JSON.stringify(secret).slice(1, -1)]) t = t.split(form).join("<key>");
+      }
       return t;
     };
     if (!(cause instanceof Error)) return new Error(text(String(cause)));
-    const inner = cause.cause === undefined || depth >= 4 ? undefined : { cause: this.#scrub(cause.cause, depth + 1) };
+    const inner = cause.cause === undefined || depth >= 4 ? undefined : { cause: this.#scrub(cause.cause, extra, depth + 1) };
     const scrubbed = cause instanceof TypeError ? new TypeError(text(cause.message), inner) : new Error(text(cause.message), inner);
     if (cause.name !== scrubbed.name) scrubbed.name = text(cause.name);
     for (const field of ["code", "syscall", "errno"]) {

@@ -1185,6 +1185,32 @@ test("a fetch whose error quotes the request's headers (a mock's \"No match for 
   await assert.rejects(pending, (e) => e.code === "aborted" && none(e));
 });
 
+test("rotateKey's currentKey, sent in the body, is cut out of an error whose fetch quotes the request body (a mock's \"No match for request\")", async () => {
+  const { inspect } = await import("node:util");
+  const currentKey = "pgk_current_rotated_key_9876543210";
+  const quoting = async (_url, init) => { throw new Error(`No match for request ${init.body}`, { cause: Object.assign(new Error(`body: ${JSON.stringify(init.body)}`), { code: "ECONNRESET" }) }); };
+  const shows = (e) => [inspect(e, { depth: 10, showHidden: true }), JSON.stringify(e), String(e), e.stack, String(e.cause), e.cause.message, e.cause.cause?.message ?? ""];
+  await assert.rejects(client(script(quoting)).c.rotateKey("k", { currentKey, retries: 0 }), (e) => {
+    assert.equal(e.code, "network_error");
+    for (const shown of shows(e)) assert.ok(!shown.includes(currentKey), shown);
+    // The cause still says what failed, with the value cut out.
+    assert.match(e.cause.message, /^No match for request .*"current_key":"<key>"/);
+    return true;
+  });
+  // A key with characters JSON escapes: cut out in its escaped form too.
+  const odd = 'pgk_odd"quote\\slash';
+  await assert.rejects(client(script(quoting)).c.rotateKey("k", { currentKey: odd, retries: 0 }), (e) => {
+    assert.ok(!e.cause.message.includes(JSON.stringify(odd).slice(1, -1)), e.cause.message);
+    assert.ok(!JSON.stringify(e).includes("pgk_odd") && !String(e).includes("pgk_odd"));
+    return true;
+  });
+  // An empty currentKey cuts nothing (rather than "<key>" between every character).
+  await assert.rejects(client(script(quoting)).c.rotateKey("k", { currentKey: "", retries: 0 }), (e) => {
+    assert.equal(e.cause.message, 'No match for request {"current_key":""}');
+    return true;
+  });
+});
+
 test("a baseUrl that is not an absolute http(s) URL, or a key that cannot go in a header, is refused by the constructor without echoing the key", () => {
   for (const baseUrl of ["127.0.0.1:8931", "localhost:8931", "plumgate.example.workers.dev", "ftp://plumgate.test", "https://user:secret@plumgate.test", "https://plumgate.test/?x=1", "/relative"]) {
     assert.throws(() => new PlumgateClient({ baseUrl, key: KEY }), (e) => e instanceof TypeError && /baseUrl/.test(e.message) && !e.message.includes("secret"), baseUrl);
