@@ -69,7 +69,11 @@ export class PlumgateError extends Error {
   readonly requestId: string | undefined;
   /** Seconds to wait before trying again (`Retry-After`, or Xoxoday's `penaltySeconds`). */
   readonly retryAfter: number | undefined;
-  /** The parsed answer body, when there was one. It never holds a key or token. */
+  /**
+   * The parsed answer body, when there was one. It never holds a key or
+   * token. Left out of placeOrder's reconciled refusal, whose order (voucher
+   * codes included) is the outcome's `failedOrder`.
+   */
   readonly body: unknown;
   /**
    * The request is known never to have reached plumgate: it could not be

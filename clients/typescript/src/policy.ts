@@ -137,6 +137,11 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
         error: new PlumgateError({ status: a.status, code: "invalid_response", message: "plumgate's answer could not be read", source: "client", requestId: a.requestId }),
       };
     }
+    // A reconciled answer carries getOrderDetails' whole order, voucher
+    // codes and pins included: kept out of the error, whose enumerable
+    // `body` any logger or JSON.stringify would write out. placeOrder hands
+    // the order over as the outcome's `failedOrder`.
+    const reconciled = a.headers.get("x-plumgate-reconciled") === "true";
     return {
       kind: "refused",
       retryable: false,
@@ -146,7 +151,7 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
         message: reconciledFailure(a) ?? "Xoxoday answered placeOrder with a status other than 1",
         source: "xoxoday",
         requestId: a.requestId,
-        body: a.json,
+        body: reconciled ? undefined : a.json,
       }),
     };
   }

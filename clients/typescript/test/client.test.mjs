@@ -480,6 +480,24 @@ test("placeOrder: a reconciled order that failed is refused, keeping that Xoxoda
   assert.equal(r.attempts, 1);
 });
 
+test("placeOrder: a reconciled failed order's voucher codes are in failedOrder only, never in the error (JSON.stringify, String, util.inspect)", async () => {
+  const { inspect } = await import("node:util");
+  const order = { ...failedOrder, orderStatus: "cancelled", vouchers: [{ voucherCode: "SECRET-VOUCHER-77", pin: "PIN-4242" }] };
+  const answer = { data: { placeOrder: { status: 0, data: order } } };
+  const r = await client(script(json(200, answer, { "x-plumgate-reconciled": "true" }))).c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.deepEqual([r.status, r.reconciled], ["refused", true]);
+  assert.deepEqual(r.failedOrder, order, "the order stays where the README documents it");
+  for (const shown of [JSON.stringify(r.error), String(r.error), inspect(r.error, { depth: 10 }), r.error.stack]) {
+    assert.ok(!shown.includes("SECRET-VOUCHER-77") && !shown.includes("PIN-4242"), shown);
+  }
+  // judgeOrderAnswer, exported, gives the same error.
+  const v = judgeOrderAnswer({ status: 200, json: answer, headers: new Headers({ "x-plumgate-reconciled": "true" }), requestId: "r" }, 0);
+  assert.ok(!JSON.stringify(v).includes("SECRET-VOUCHER-77") && !inspect(v, { depth: 10 }).includes("SECRET-VOUCHER-77"));
+  // Xoxoday's own refusal (not reconciled) keeps its body on the error.
+  const plain = await client(script(json(200, { data: { placeOrder: { status: 0, data: null } } }))).c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.deepEqual(plain.error.body, { data: { placeOrder: { status: 0, data: null } } });
+});
+
 test("placeOrder: a reconciled failed order after a lost answer is still a refusal: it is the poNumber's one order", async () => {
   const f = script(netError, json(200, { data: { placeOrder: { status: 0, data: { ...failedOrder, orderStatus: "cancelled" } } } }, { "x-plumgate-reconciled": "true" }));
   const { c } = client(f);
