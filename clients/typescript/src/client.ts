@@ -21,6 +21,8 @@ import type {
   PoNumberOf,
   TokenStatus,
   AuditPage,
+  AuditQuery,
+  CacheStatus,
   Key,
   LimitsInput,
   NewKeyAnswer,
@@ -65,15 +67,6 @@ export interface CallOptions {
   cacheControl?: "no-cache";
 }
 
-/** The filters of `audit()`: RFC 3339 times (or dates), a key id, the previous page's cursor, a page size (1 to 200). */
-export interface AuditQuery {
-  from?: string;
-  to?: string;
-  key?: string;
-  cursor?: string;
-  limit?: number;
-}
-
 /** A successful operation answer. */
 export interface OperationResult<N extends OperationName> {
   /** `data.<operation>.data`: the products, the balance, the order, ... */
@@ -82,7 +75,7 @@ export interface OperationResult<N extends OperationName> {
   body: OperationAnswer<N>;
   requestId: string | undefined;
   /** `x-plumgate-cache` for cached operations: hit, miss, bypass, or stale (a catalog copy plumgate served while Xoxoday erred or penalised the operation). */
-  cache: string | undefined;
+  cache: CacheStatus | undefined;
 }
 
 /**
@@ -465,7 +458,7 @@ export class PlumgateClient {
     const a = await this.read({ method: "POST", path: `/v1/ops/${op}`, body: data, headers }, opts);
     const body = this.expectJson<OperationAnswer<N>>(a);
     const key = answerKeys(op).find((k) => plumSuccess(body, k));
-    const cache = a.headers.get("x-plumgate-cache") ?? undefined;
+    const cache = (a.headers.get("x-plumgate-cache") ?? undefined) as CacheStatus | undefined;
     const flat = (body as unknown as { data?: unknown }).data;
     if (key === undefined && op === "paymentHistory" && Array.isArray(flat)) {
       // The report's other documented reading (xoxoday-api.md §3.7: "The

@@ -6,7 +6,6 @@
 export { PlumgateClient, newPoNumber } from "./client.js";
 export type {
   AttemptReport,
-  AuditQuery,
   CallOptions,
   OperationResult,
   OrderPlaced,
@@ -25,6 +24,8 @@ export type { Clock, FetchLike } from "./transport.js";
 export type {
   AuditEntry,
   AuditPage,
+  AuditQuery,
+  CacheStatus,
   Health,
   Key,
   LimitsInput,

@@ -1,5 +1,6 @@
 // Names for the generated types (src/generated/openapi.ts, made at build time
-// by openapi-typescript from the worker's /openapi.json). Nothing here
+// by `npm run generate`: openapi-typescript from crates/core/src/openapi.json,
+// the document the worker serves as /openapi.json). Nothing here
 // describes a shape by hand: every type is picked out of the generated ones,
 // so a change to the document changes the client's types.
 
@@ -78,3 +79,7 @@ export type LimitsInput = Schemas["LimitsInput"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type AuditPage = Schemas["AuditPage"];
 export type Misconfigured = Schemas["Misconfigured"];
+/** `x-plumgate-cache`: hit, miss, bypass, or stale. */
+export type CacheStatus = components["headers"]["XPlumgateCache"];
+/** The filters of `audit()` (the query of `GET /v1/audit`): RFC 3339 times (or dates), a key id, the previous page's cursor, a page size (1 to 200). */
+export type AuditQuery = NonNullable<operations["getAudit"]["parameters"]["query"]>;

@@ -8,6 +8,7 @@ import {
   PlumgateClient,
   PlumgateError,
   type AttemptReport,
+  type AuditQuery,
   type PlaceOrderInput,
   type PlaceOrderOptions,
   type PlaceOrderOutcome,
@@ -29,6 +30,11 @@ export async function catalog(): Promise<string[]> {
   const min: number | string | undefined = first?.minValue;
   const rate: number | string | null | undefined = first?.exchangeRate;
   void [min, rate, denominations];
+  // x-plumgate-cache as the document's enum, not any string.
+  const cache: "hit" | "miss" | "bypass" | "stale" | undefined = page.cache;
+  // @ts-expect-error not a value plumgate sends
+  void (page.cache === "hits");
+  void cache;
   // Every getVouchers field is optional (Xoxoday's API reference requires none).
   await client.getVouchers({});
   // @ts-expect-error limit is a count, not a boolean
@@ -187,6 +193,13 @@ export async function admin(): Promise<void> {
   const keys = await client.listKeys();
   const requests: number = keys[0].usage.requests;
   const page = await client.audit({ key: "billing-fn", limit: 10 });
+  // The audit filters are the document's getAudit query.
+  const query: AuditQuery = { from: "2026-11-25", cursor: "c" };
+  await client.audit(query);
+  // @ts-expect-error a page size is a number
+  await client.audit({ limit: "10" });
+  // @ts-expect-error not a filter of GET /v1/audit
+  await client.audit({ poNumber: "PO-1" });
   const outcome: string = page.entries[0].outcome;
   const next: string | null = page.next_cursor;
   void [secret, source, requests, outcome, next];
