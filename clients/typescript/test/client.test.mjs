@@ -1500,3 +1500,11 @@ test("reads: a 2xx without an object at data.<operation> (a proxy's JSON) is inv
   const { c } = client(script(json(200, { data: { getBalance: { status: 0 } } })));
   await assert.rejects(c.getBalance(), { code: "upstream_failure", source: "xoxoday" });
 });
+
+test("the words that say a placeOrder 5xx placed nothing are the ones the published document quotes", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { NOTHING_PLACED } = await import("../dist/policy.js");
+  const doc = JSON.parse(readFileSync(new URL("../../../crates/core/src/openapi.json", import.meta.url), "utf8"));
+  const place = doc.paths["/v1/ops/placeOrder"].post.description;
+  assert.ok(place.includes(`\`${NOTHING_PLACED}\``), "placeOrder's description quotes the words this client waits on");
+});
