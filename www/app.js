@@ -518,8 +518,8 @@
 
   /**
    * " (code …, request id …)": what an error box's last line shows, for an
-   * error told in one line (the balance, the filters' note). README: every
-   * error shows plumgate's message, code and request id.
+   * error told in one line (the balance, the filters' note, the dev key).
+   * README: every error shows plumgate's message, code and request id.
    */
   function errorRefs(e) {
     const refs = [e && e.code ? `code ${e.code}` : "", e && e.requestId ? `request id ${e.requestId}` : ""].filter(Boolean);
@@ -667,7 +667,7 @@
       if (!r.json || typeof r.json.key !== "string" || !r.json.key) throw new Error("no key in the answer");
       setKey(r.json.key, "local dev key");
     } catch (e) {
-      setStatus("key-status", `Could not get the dev key: ${e.message}`);
+      setStatus("key-status", `Could not get the dev key: ${e.message}${errorRefs(e)}`);
     } finally {
       btn.disabled = false;
       refocus();
