@@ -99,6 +99,16 @@ async function loseOrderAnswer(page) {
   assert.equal(await text(page, "#uncertain-po"), po, "the unconfirmed order is the one sent");
   return po;
 }
+
+// Holds the page's placeOrder requests until the returned function is
+// called, which lets them on to plumgate. The caller unroutes
+// "**/v1/ops/placeOrder" once the answer is in.
+async function holdPlaceOrder(page) {
+  let release;
+  const held = new Promise((r) => { release = r; });
+  await page.route("**/v1/ops/placeOrder", async (route) => { await held; await route.continue(); });
+  return release;
+}
 const RID = /^[0-9a-f]{32}$/;
 
 /** No rendering slip: no "null", "undefined", "NaN" or "[object Object]" in the visible text. */
@@ -1189,17 +1199,14 @@ async function walkOrderEdges() {
   // Sent again: while it is out, neither button of its box works (Forget
   // would drop the kept order, which an answer that settles nothing then
   // brings back; a second send is refused anyway).
-  let releaseResend;
-  const resendHeld = new Promise((r) => { releaseResend = r; });
-  const holdResend = async (route) => { await resendHeld; await route.continue(); };
-  await page.route("**/v1/ops/placeOrder", holdResend);
+  const releaseResend = await holdPlaceOrder(page);
   await page.click("#uncertain-again");
   await page.locator("#order-status", { hasText: `Placing order ${thirdPo}…` }).waitFor();
   assert.deepEqual(await page.locator("#uncertain-again, #uncertain-forget").evaluateAll((bs) => bs.map((b) => [b.id, b.disabled])),
     [["uncertain-again", true], ["uncertain-forget", true]], "the unconfirmed order's buttons wait for the answer");
   releaseResend();
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
-  await page.unroute("**/v1/ops/placeOrder", holdResend);
+  await page.unroute("**/v1/ops/placeOrder");
   assert.match(await text(page, "#order-result .facts"), new RegExp(thirdPo));
   assert.equal(await page.evaluate(() => document.activeElement.id), "order-result-title");
 
@@ -1579,10 +1586,7 @@ async function walkOrderEdges() {
   // said, and the form stays the one sent (its product, its poNumber), so
   // the answer's status is about the form on screen.
   const outPo = await text(page, "#po-number");
-  let releaseOut;
-  const outHeld = new Promise((r) => { releaseOut = r; });
-  const holdOut = async (route) => { await outHeld; await route.continue(); };
-  await page.route("**/v1/ops/placeOrder", holdOut);
+  const releaseOut = await holdPlaceOrder(page);
   await page.click("#place-order");
   await page.locator("#order-status", { hasText: `Placing order ${outPo}…` }).waitFor();
   await openUsProduct(page, "Bloom Florists");
@@ -1592,7 +1596,7 @@ async function walkOrderEdges() {
   assert.equal(await page.locator("#denom-open-field").isVisible(), false, "not the any-amount product's form");
   releaseOut();
   await page.locator("#order-status", { hasText: `Order ${outPo} placed.` }).waitFor();
-  await page.unroute("**/v1/ops/placeOrder", holdOut);
+  await page.unroute("**/v1/ops/placeOrder");
   assert.match(await text(page, "#order-result .facts"), new RegExp(outPo));
   assert.equal(await text(page, "#po-number"), outPo, "under the form it was sent from");
   await pickHarborCoffee(page);
