@@ -493,6 +493,25 @@ export function voucherLeakScan(secrets) {
   return hits;
 }
 
+/**
+ * What a voucher leak scan lacked: "" when it had codes to look for, or
+ * when the sandboxes created no order at all (a run narrowed with
+ * --test-name-pattern may place none, and then there is nothing to find);
+ * else what is missing. Once orders were created: at least `min` codes and
+ * PINs, or two per order (a voucher's code and PIN) when fewer orders could
+ * not give `min`. Orders are counted by the sandboxes' `orders` counter,
+ * which sees the whole run (the request log keeps the last 1000 calls
+ * only, and tests clear it); a test that resets the counters only makes
+ * this check weaker. Read before the sandboxes stop; assert "" after.
+ */
+export async function voucherScanLacks(sandboxes, secrets, { min = 1 } = {}) {
+  let orders = 0;
+  for (const sb of [sandboxes].flat().filter(Boolean)) orders += (await sb.counters()).orders;
+  const want = Math.min(min, 2 * orders);
+  if (secrets.size >= want) return "";
+  return `the sandbox created ${orders} order(s), but the scan had ${secrets.size} voucher codes and PINs to look for (at least ${want})`;
+}
+
 /** Last `limit` API calls the sandbox received (`{op, body, authorized, status}`), oldest first. */
 export async function sandboxRequests(sandbox, limit = 1000) {
   const r = await sandbox.admin(`/requests?limit=${limit}`);
@@ -622,6 +641,8 @@ export function tokenFixture(keys) {
   const sandboxes = [];
   const dirs = [];
   return {
+    /** Every sandbox `fresh` started (stopped by `finish`). */
+    sandboxes,
     async fresh(config = {}) {
       const sb = await startSandbox();
       sandboxes.push(sb);
