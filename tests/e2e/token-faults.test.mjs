@@ -2,8 +2,9 @@
 // end with the product's default settings (Xoxoday's per-minute budgets
 // lifted, as the harness does unless a test passes `XOXODAY_RATE_LIMITS:
 // null`): refresh rate limits in every
-// shape, a firewall's HTML page in front of the refresh endpoint, the
-// forced-refresh throttle, rejected client credentials, stored
+// shape, a refresh endpoint limiting itself (the sandbox's `refresh_limit`)
+// under every push to refresh, a firewall's HTML page in front of the
+// refresh endpoint, the forced-refresh throttle, rejected client credentials, stored
 // state that cannot be read (and old or newer formats that can), a slow
 // refresh, one authority per account, and the upgrade from the single
 // authority of earlier versions. Stored state is read and written in the
@@ -11,7 +12,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture, startWorker,
+  standardKeys, call, waitFor, authorityFiles, readStored, storedKeys, writeStored, tokenFixture, startWorker, UNCACHED_OP,
 } from "./harness.mjs";
 
 const keys = standardKeys();
@@ -108,6 +109,142 @@ test("a refresh rate limit that also killed the refresh token (abuse can invalid
     assert.match(st.last_error, /invalid_token/);
     for (let i = 0; i < 5; i++) assert.equal((await op(w)).status, 503);
     assert.equal((await sb.counters()).refresh_calls, 2, "the limited attempt and the one that found the token dead, no more");
+  });
+});
+
+/** The bootstrap access token (validated, no refresh). */
+const BOOTSTRAP_ACCESS = { XOXODAY_ACCESS_TOKEN: "plumgate-dev-access-token" };
+
+/**
+ * Xoxoday's refresh endpoint limiting itself (the sandbox's `refresh_limit`:
+ * every refresh call counts in a sliding window, the calls it refuses
+ * included) with `limit` (2 calls); the worker `w` started with the
+ * bootstrap access token. Pushes plumgate to refresh every way a caller or
+ * the admin can: a 401 storm about a valid token (no refresh: Xoxoday's
+ * token check says valid), concurrent forced refreshes (one refresh), more
+ * of them (throttled), then two storms each meeting a real revocation (the
+ * token is dead, so plumgate must refresh: the first is the limit's last
+ * allowed call, the second is over it). The 401 storm comes first: its
+ * "valid" verdict is reused for a minute, so a revocation of that token
+ * within it would not be checked. Returns when plumgate stands penalised:
+ * `GET /v1/token` then, when the storm began and `retry_at`.
+ */
+async function pushPastRefreshLimit(sb, w, limit, what) {
+  const storm = () => Promise.all(Array.from({ length: 10 }, () => op(w)));
+  const calls = async () => (await sb.counters()).refresh_calls;
+  assert.equal((await op(w)).status, 200);
+  await sb.admin("/faults/api", { mode: "PIPE10013", op: UNCACHED_OP, count: 10 });
+  assert.deepEqual([...new Set((await storm()).map((r) => r.status))], [401], `${what}: Xoxoday's 401s about a valid token, passed on`);
+  assert.equal(await calls(), 0, `${what}: a 401 storm about a valid token spent nothing`);
+  const forced = await Promise.all(Array.from({ length: 5 }, () => forceRefresh(w)));
+  assert.ok(forced.some((r) => r.status === 200) && forced.every((r) => r.status === 200 || r.status === 429), `${what}: ${forced.map((r) => r.status)}`);
+  for (const r of await Promise.all(Array.from({ length: 5 }, () => forceRefresh(w)))) {
+    assert.equal(r.status, 429, `${what}: ${r.text}`);
+    assert.match(r.json.error.message, /TOKEN_MIN_REFRESH_INTERVAL_SECS/, what);
+  }
+  assert.equal(await calls(), 1, `${what}: ten forced refreshes, one refresh`);
+  await sb.admin("/tokens/revoke-access", {});
+  assert.deepEqual([...new Set((await storm()).map((r) => r.status))], [200], what);
+  let c = await sb.counters();
+  assert.deepEqual([c.refresh_calls, c.refresh_rate_limited], [limit.calls, 0], `${what}: a revocation met by a storm, one refresh: the limit's last allowed call`);
+  await sb.admin("/tokens/revoke-access", {});
+  const t0 = Date.now();
+  const limited = await storm();
+  for (const r of limited) {
+    assert.equal(r.status, 429, `${what}: ${r.text}`);
+    assert.equal(r.json.error.code, "rate_limited", what);
+    assert.match(r.json.error.message, /token refreshes/, what);
+  }
+  c = await sb.counters();
+  assert.deepEqual([c.refresh_calls, c.refresh_rate_limited], [limit.calls + 1, 1], `${what}: one call over the limit, the run stopped at once`);
+  const st = await tokenStatus(w);
+  assert.match(st.last_error, /auth\.request_limit_exceeded/, what);
+  return { st, t0, retryAt: Date.parse(st.retry_at) };
+}
+
+/**
+ * Until `retryAt` (less a margin), a call and a forced refresh each second:
+ * every one answered 429 rate_limited with a Retry-After reaching
+ * `retryAt`, and not one refresh call beyond `calls` reaches Xoxoday.
+ * Returns how many pushes were answered so.
+ */
+async function pushDuringPenalty(sb, w, retryAt, calls, what) {
+  let pushes = 0;
+  while (Date.now() < retryAt - 1500) {
+    for (const r of await Promise.all([op(w), forceRefresh(w)])) {
+      assert.equal(r.status, 429, `${what}: ${r.text}`);
+      assert.equal(r.json.error.code, "rate_limited", what);
+      const left = (retryAt - Date.now()) / 1000;
+      const retryAfter = Number(r.headers["retry-after"]);
+      assert.ok(retryAfter >= left - 1 && retryAfter <= left + 2, `${what}: Retry-After ${retryAfter}, ${left} s left`);
+      pushes++;
+    }
+    assert.equal((await sb.counters()).refresh_calls, calls, `${what}: no refresh call during the penalty`);
+    await sleep(1000);
+  }
+  return pushes;
+}
+
+test("refresh endpoint limiting itself (refresh_limit, 2 calls a minute), status429 and message shapes: plumgate's pushes stay in it, the call over it stops every attempt until the penalty ends, and the same refresh token works after", async () => {
+  // A stated penalty (status429's Retry-After, kept short: plumgate waits
+  // it in real time) and none stated (`message`: plumgate's own minute).
+  await Promise.all([["status429", 8, 8], ["message", 60, 60]].map(async ([shape, penalty_seconds, heldSecs]) => {
+    const limit = { calls: 2, window_secs: 60, penalty_seconds, shape };
+    const sb = await fresh({ refresh_limit: limit });
+    await withWorker(sb, { vars: BOOTSTRAP_ACCESS }, async (w) => {
+      const { st, t0, retryAt } = await pushPastRefreshLimit(sb, w, limit, shape);
+      assert.ok(retryAt >= t0 + heldSecs * 1000 && retryAt <= Date.now() + heldSecs * 1100 + 1100, `${shape}: retry_at ${st.retry_at}`);
+      assert.notEqual(st.state, "reauth_required", shape);
+      const pushes = await pushDuringPenalty(sb, w, retryAt, limit.calls + 1, shape);
+      assert.ok(pushes >= 2 * Math.floor(heldSecs / 2), `${shape}: ${pushes} pushes answered 429`);
+      // Xoxoday's clock past its penalty and past the window of the
+      // calls so far (which a call now would still be counted with).
+      await sb.admin("/config", { clock_offset_secs: limit.window_secs + penalty_seconds + 1 });
+      await sleep(Math.max(0, retryAt - Date.now()) + 300);
+      const ok = await op(w);
+      assert.equal(ok.status, 200, `${shape} after the penalty: ${ok.text}`);
+      const c = await sb.counters();
+      assert.deepEqual(
+        [c.refresh_calls, c.refresh_success, c.refresh_rate_limited, c.spent_refresh_tokens_used], [limit.calls + 2, limit.calls + 1, 1, 0],
+        `${shape}: one refresh after the penalty, with the refresh token the limited call was given, never a spent one`,
+      );
+      const after = await tokenStatus(w);
+      assert.deepEqual([after.state, after.retry_at, after.last_error, after.refresh_count], ["fresh", null, null, limit.calls + 1], shape);
+    });
+  }));
+});
+
+test("refresh endpoint limiting itself with revoke (the call over the limit kills the refresh token it was given): reauth_required after one attempt past the penalty, no storm, a new bootstrap token recovers", async () => {
+  const limit = { calls: 2, window_secs: 60, penalty_seconds: 5, shape: "status429", revoke: true };
+  const sb = await fresh({ refresh_limit: limit });
+  const dir = newDir();
+  await withWorker(sb, { persistDir: dir, vars: BOOTSTRAP_ACCESS }, async (w) => {
+    const { retryAt } = await pushPastRefreshLimit(sb, w, limit, "revoke");
+    await pushDuringPenalty(sb, w, retryAt, limit.calls + 1, "revoke");
+    // Past the penalty and the window: the next attempt meets the dead token.
+    await sb.admin("/config", { clock_offset_secs: limit.window_secs + limit.penalty_seconds + 1 });
+    await sleep(Math.max(0, retryAt - Date.now()) + 300);
+    const dead = await op(w);
+    assert.equal(dead.status, 503, dead.text);
+    assert.equal(dead.json.error.code, "reauth_required");
+    assert.match(dead.json.error.message, /XOXODAY_REFRESH_TOKEN/);
+    const answers = await Promise.all([...Array.from({ length: 10 }, () => op(w)), forceRefresh(w), forceRefresh(w)]);
+    assert.deepEqual([...new Set(answers.map((r) => `${r.status} ${r.json.error.code}`))], ["503 reauth_required"]);
+    const st = await tokenStatus(w);
+    assert.equal(st.state, "reauth_required");
+    assert.match(st.last_error, /invalid_token/);
+    const c = await sb.counters();
+    assert.deepEqual([c.refresh_calls, c.refresh_rate_limited], [limit.calls + 2, 1], "the limited call and the one that found its token dead, no more");
+  });
+  // The operator generates tokens and sets XOXODAY_REFRESH_TOKEN.
+  const pair = await sb.admin("/tokens/issue", {});
+  await withWorker(sb, { persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: pair.refresh_token } }, async (w) => {
+    const r = await op(w);
+    assert.equal(r.status, 200, r.text);
+    const st = await tokenStatus(w);
+    assert.deepEqual([st.state, st.last_error], ["fresh", null]);
+    const c = await sb.counters();
+    assert.deepEqual([c.refresh_calls, c.refresh_success, c.spent_refresh_tokens_used], [limit.calls + 3, limit.calls + 1, 0], "one refresh, with the new token");
   });
 });
 
