@@ -402,7 +402,7 @@ fn oauth_error(e: OAuthError, log: &mut RequestLog) -> Outgoing {
 fn cache_mode(req: &Incoming, caller: &Caller) -> CacheMode {
     let no_cache = req
         .header("cache-control")
-        .is_some_and(|v| v.to_ascii_lowercase().split(',').any(|d| d.trim() == "no-cache"));
+        .is_some_and(|v| plumgate_core::text::split(&v.to_ascii_lowercase(), ",").any(|d| d.trim() == "no-cache"));
     if no_cache && caller.has_scope("admin") {
         CacheMode::Bypass
     } else {

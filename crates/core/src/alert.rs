@@ -395,7 +395,20 @@ fn payload(alert: &Alert<'_>, at_ms: i64, deployment: &str) -> String {
 
 /// Slack reads `&`, `<` and `>` in `text` as markup: escaped as its docs ask.
 fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => continue,
+        };
+        out.push_str(&text[from..i]);
+        out.push_str(escaped);
+        from = i + 1;
+    }
+    out + &text[from..]
 }
 
 /// Write `alert` down: queued, due at once, when a webhook is configured;

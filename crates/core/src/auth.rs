@@ -277,7 +277,7 @@ pub fn valid_id(id: &str) -> bool {
         && id.len() <= 64
         && id != "."
         && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || crate::text::has(b"-_.", b))
 }
 
 /// Extract the key from `Bearer <key>` (scheme case-insensitive).
@@ -290,7 +290,7 @@ pub fn parse_bearer(header: Option<&str>) -> Result<CallerKey, AuthError> {
     if header.is_empty() {
         return Err(AuthError::Missing);
     }
-    let (scheme, rest) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+    let (scheme, rest) = crate::text::split_once(header, " ").ok_or(AuthError::Malformed)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Malformed);
     }

@@ -10,7 +10,7 @@ use crate::alert::AlertPolicy;
 use crate::auth::CallerKeys;
 use crate::limits::Budgets;
 use crate::secret::{AccessToken, CallerKey, ClientId, ClientSecret, RefreshToken, WebhookUrl};
-use crate::text::split_once;
+use crate::text::{self, split_once};
 use crate::token::storage::account_id;
 use crate::token::TokenPolicy;
 
@@ -236,12 +236,12 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<String>
         None => Vec::new(),
         Some(raw) => {
             let mut out = Vec::new();
-            for o in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            for o in crate::text::split(&raw, ",").map(str::trim).filter(|o| !o.is_empty()) {
                 if valid_origin(o) {
                     // A browser's Origin never names the scheme's default
                     // port: `https://app.example.com:443` would match nothing.
                     // (By bytes: `valid_origin` saw `http://` or `https://`.)
-                    let o = o.trim_end_matches('/');
+                    let o = text::trim_end(o, b'/');
                     let b = o.as_bytes();
                     let cut = match b {
                         [.., b':', b'4', b'4', b'3'] if b[4] == b's' => 4,
@@ -397,10 +397,10 @@ pub fn binding_problems(bound: &dyn Fn(&str) -> bool) -> Vec<String> {
 fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
     let (scheme, rest) = split_once(url, "://").ok_or("must be an https:// URL")?;
     let authority = authority_of(rest);
-    if host_of(authority).is_none() || authority.contains('@') {
+    if host_of(authority).is_none() || text::has(authority.as_bytes(), b'@') {
         return Err("must name a host (and a port up to 65535, if any), with no credentials (user:password@) in it");
     }
-    if rest.contains('#') || (!query_ok && rest.contains('?')) {
+    if text::has(rest.as_bytes(), b'#') || (!query_ok && text::has(rest.as_bytes(), b'?')) {
         return Err(if query_ok { "must not have a fragment" } else { "must not have a query or fragment" });
     }
     match scheme.to_ascii_lowercase().as_str() {
@@ -409,7 +409,7 @@ fn check_url(url: &str, query_ok: bool) -> Result<String, &'static str> {
         "http" => return Err("may use http:// only for loopback hosts (127.0.0.0/8, localhost, [::1])"),
         _ => return Err("must be an https:// URL"),
     }
-    Ok(if query_ok { url } else { url.trim_end_matches('/') }.to_string())
+    Ok(if query_ok { url } else { text::trim_end(url, b'/') }.to_string())
 }
 
 /// Production credentials sent to a staging host: `XOXODAY_ENV`
@@ -439,14 +439,14 @@ const STAGING_HOSTS: [&str; 3] = ["stagingaccount.xoxoday.com", "stagingstores.x
 /// and the letters' case do not matter)?
 fn names_a_staging_host(url: &str) -> bool {
     let authority = split_once(url, "://").map_or("", |(_, rest)| authority_of(rest));
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h).trim_end_matches('.');
+    let host = text::trim_end(text::rsplit_once(authority, b':').map_or(authority, |(h, _)| h), b'.');
     STAGING_HOSTS.iter().any(|known| known.eq_ignore_ascii_case(host))
 }
 
 /// The authority (`host[:port]`) of what follows a URL's `://` (a `\`
 /// ends it too: the URL parser reads it as `/` in an `http(s)` URL).
 fn authority_of(rest: &str) -> &str {
-    rest.split(['/', '?', '#', '\\']).next().unwrap_or("")
+    &rest[..rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\')).unwrap_or(rest.len())]
 }
 
 /// The host of an authority (host[:port]) as the runtime's URL parser
@@ -459,13 +459,13 @@ fn authority_of(rest: &str) -> &str {
 fn host_of(authority: &str) -> Option<&str> {
     let (host, port, name) = match authority.strip_prefix('[') {
         Some(v6) => {
-            let (h, tail) = v6.split_once(']')?;
+            let (h, tail) = split_once(v6, "]")?;
             let port = if tail.is_empty() { "" } else { tail.strip_prefix(':')? };
             (h, port, h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
         }
         None => {
-            let (h, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
-            (h, port, !h.bytes().any(|b| b <= b' ' || b == 0x7f || b":<>[\\]^|".contains(&b)))
+            let (h, port) = text::rsplit_once(authority, b':').unwrap_or((authority, ""));
+            (h, port, !h.bytes().any(|b| b <= b' ' || b == 0x7f || text::has(b":<>[\\]^|", b)))
         }
     };
     let port_ok = port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u64>().map_or(port.is_empty(), |n| n <= 65_535);
@@ -483,7 +483,7 @@ fn is_loopback(authority: &str) -> bool {
     // Four parts, the first `127`, each what `parse::<u8>` reads (read as a
     // `u64`, whose parser the wasm has anyway: `u8`'s would be one more).
     let mut parts = 0;
-    host.split('.').all(|p| {
+    text::split(host, ".").all(|p| {
         parts += 1;
         !p.is_empty() && p.len() <= 3 && p.parse::<u64>().is_ok_and(|n| n <= 255)
     }) && parts == 4
@@ -494,8 +494,8 @@ fn valid_origin(o: &str) -> bool {
     let Some((scheme, host)) = split_once(o, "://") else { return false };
     (scheme == "https" || scheme == "http")
         && !host.is_empty()
-        && !host.trim_end_matches('/').contains('/')
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]/".contains(&b))
+        && !text::has(text::trim_end(host, b'/').as_bytes(), b'/')
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || text::has(b"-.:[]/", b))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub const MAX_AGE_SECS: u32 = 600;
 
 /// Is `origin` (the request's `Origin` header) allowed?
 pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
-    let origin = origin.trim_end_matches('/');
+    let origin = crate::text::trim_end(origin, b'/');
     allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
 
@@ -25,7 +25,7 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 pub fn response_headers(origin: Option<&str>, allowed: &[String]) -> Vec<(&'static str, String)> {
     match origin {
         Some(o) if origin_allowed(o, allowed) => vec![
-            ("access-control-allow-origin", o.trim_end_matches('/').to_string()),
+            ("access-control-allow-origin", crate::text::trim_end(o, b'/').to_string()),
             ("access-control-expose-headers", EXPOSE_HEADERS.to_string()),
             ("vary", "Origin".to_string()),
         ],
@@ -41,7 +41,7 @@ pub fn preflight_headers(origin: Option<&str>, allowed: &[String]) -> Option<Vec
         return None;
     }
     Some(vec![
-        ("access-control-allow-origin", o.trim_end_matches('/').to_string()),
+        ("access-control-allow-origin", crate::text::trim_end(o, b'/').to_string()),
         ("access-control-allow-methods", ALLOW_METHODS.to_string()),
         ("access-control-allow-headers", ALLOW_HEADERS.to_string()),
         ("access-control-max-age", MAX_AGE_SECS.to_string()),

@@ -225,8 +225,8 @@ fn answer(key: &CallerKey, until_ms: Option<i64>, now_ms: i64, refresh: bool) ->
 fn form(body: &[u8]) -> Result<Map<String, Value>, OAuthError> {
     let text = std::str::from_utf8(body).map_err(|_| OAuthError::INVALID_REQUEST)?;
     let mut out = Map::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in crate::text::split(text, "&").filter(|p| !p.is_empty()) {
+        let (name, value) = crate::text::split_once(pair, "=").unwrap_or((pair, ""));
         let (name, value) = (percent_decode(name)?, percent_decode(value)?);
         if out.insert(name, Value::String(value)).is_some() {
             return Err(OAuthError::INVALID_REQUEST);

@@ -41,7 +41,7 @@ impl std::fmt::Debug for HttpRequest {
 /// `scheme://host[:port]` of `url`, with `/…` when more follows.
 fn origin_of(url: &str) -> String {
     let start = crate::text::find(url.as_bytes(), b"://").map_or(0, |i| i + 3);
-    match url[start..].find(['/', '?', '#']) {
+    match url[start..].bytes().position(|b| matches!(b, b'/' | b'?' | b'#')) {
         Some(end) => format!("{}/…", &url[..start + end]),
         None => url.to_string(),
     }
@@ -215,7 +215,7 @@ impl RequestHead {
     /// Header `name` (lowercase): `Some(None)` when the request has no such
     /// header, `None` when `name` is not one of [`REQUEST_HEADERS`].
     pub fn header(&self, name: &str) -> Option<Option<&str>> {
-        let i = REQUEST_HEADERS.split('\n').position(|n| n == name)?;
+        let i = crate::text::split(REQUEST_HEADERS, "\n").position(|n| n == name)?;
         Some(self.headers[i].map(|(start, end)| &self.text[start..end]))
     }
 }

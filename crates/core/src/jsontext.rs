@@ -142,11 +142,11 @@ pub fn number_from_text(s: &str) -> Option<f64> {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+    let (mantissa, exponent) = match unsigned.bytes().position(|b| b == b'e' || b == b'E') {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
         None => (unsigned, None),
     };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (int, frac) = crate::text::split_once(mantissa, ".").unwrap_or((mantissa, ""));
     let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
         return None;
@@ -155,7 +155,7 @@ pub fn number_from_text(s: &str) -> Option<f64> {
     if negative {
         json.push('-');
     }
-    let int = int.trim_start_matches('0');
+    let int = crate::text::trim_start(int, b'0');
     json.push_str(if int.is_empty() { "0" } else { int });
     if !frac.is_empty() {
         json.push('.');

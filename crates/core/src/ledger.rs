@@ -577,7 +577,7 @@ pub fn not_placed_mark(fingerprint: &str, now_ms: i64) -> (String, i64) {
 /// (`Ok`), or when it ended (`Err`: delete it; `i64::MIN` for a mark that
 /// cannot be read).
 pub fn read_mark(stored: &str, now_ms: i64) -> Result<(&str, i64), i64> {
-    let Some((until, fingerprint)) = stored.split_once(' ') else { return Err(i64::MIN) };
+    let Some((until, fingerprint)) = crate::text::split_once(stored, " ") else { return Err(i64::MIN) };
     match crate::jsontext::int_from_text(until) {
         Some(until) if until > now_ms => Ok((fingerprint, until)),
         Some(until) => Err(until),

@@ -524,7 +524,7 @@ pub fn parse_envelope(envelope: &Value) -> Result<ParsedEnvelope, EnvelopeError>
 /// [`MAX_QUERY_SEGMENT`] ASCII letters, digits or `_`.
 fn unvalidated_name(query: &str) -> Option<&str> {
     let rest = query.strip_prefix("plumProAPI.")?;
-    let (kind, name) = rest.split_once('.')?;
+    let (kind, name) = crate::text::split_once(rest, ".")?;
     let ok = |s: &str| {
         !s.is_empty()
             && s.len() <= MAX_QUERY_SEGMENT
@@ -654,7 +654,7 @@ pub fn micros_text(micros: i64) -> String {
         format!("{sign}{whole}")
     } else {
         let digits = format!("{frac:06}");
-        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+        format!("{sign}{whole}.{}", crate::text::trim_end(&digits, b'0'))
     }
 }
 

@@ -39,13 +39,12 @@ pub fn routed_path(path: &str) -> &str {
 /// (`+` is a plus sign, as RFC 3986 has it, so a time offset such as
 /// `+05:30` survives unencoded). A name without `=` has an empty value.
 pub fn query_of(url: &str) -> Vec<(String, String)> {
-    let Some((_, rest)) = url.split_once('?') else { return Vec::new() };
-    let query = rest.split('#').next().unwrap_or("");
-    query
-        .split('&')
+    let Some((_, rest)) = crate::text::split_once(url, "?") else { return Vec::new() };
+    let query = crate::text::split_once(rest, "#").map_or(rest, |(q, _)| q);
+    crate::text::split(query, "&")
         .filter(|p| !p.is_empty())
         .map(|p| {
-            let (name, value) = p.split_once('=').unwrap_or((p, ""));
+            let (name, value) = crate::text::split_once(p, "=").unwrap_or((p, ""));
             (percent_decoded(name), percent_decoded(value))
         })
         .collect()

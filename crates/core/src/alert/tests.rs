@@ -497,3 +497,12 @@ fn the_loop_guard_fires_tokens_rejected_once_and_resolves_with_the_next_change_a
     assert!(newest(&s)["message"].as_str().unwrap().starts_with("The loop guard let go"), "{}", newest(&s));
     assert_no_secret(&s);
 }
+
+/// The Slack escape writes what the three `str::replace` calls it stands
+/// for wrote.
+#[test]
+fn slack_escape_is_the_three_replaces() {
+    for t in ["", "&", "<>", "a & b < c > d", "&amp;", "é<é>é&", "no markup", "<<&&>>"] {
+        assert_eq!(slack_escape(t), t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"), "{t:?}");
+    }
+}

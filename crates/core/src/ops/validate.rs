@@ -521,7 +521,7 @@ fn decimal_sign(value: &Value) -> Option<std::cmp::Ordering> {
 
 /// Digits, optionally a dot and more digits.
 fn is_decimal_text(s: &str) -> bool {
-    match s.split_once('.') {
+    match crate::text::split_once(s, ".") {
         Some((int, frac)) => is_digits(int) && is_digits(frac),
         None => is_digits(s),
     }
@@ -537,7 +537,7 @@ pub(super) fn decimal_string_number(s: &str) -> Option<serde_json::Number> {
         return None;
     }
     // JSON numbers have no leading zeros.
-    let trimmed = s.trim_start_matches('0');
+    let trimmed = crate::text::trim_start(s, b'0');
     let json = if trimmed.is_empty() || trimmed.starts_with('.') { format!("0{trimmed}") } else { trimmed.to_owned() };
     match serde_json::from_slice::<Value>(json.as_bytes()) {
         Ok(Value::Number(n)) => Some(n),

@@ -49,7 +49,7 @@ pub enum Addressed {
 /// the authority header (the name the worker meant), `path` the URL path
 /// (the operation), `body` what came with it.
 pub fn address(own_name: &str, header: Option<&str>, path: &str, body: &[u8]) -> Addressed {
-    let op_name = path.trim_start_matches('/');
+    let op_name = crate::text::trim_start(path, b'/');
     let unknown = || Addressed::Refuse(Refusal::Unavailable { message: "unknown token authority operation".into() });
     let decode = |op: Op, current: bool| match Call::decode(op, body) {
         Ok(call) => Addressed::Serve { call, current },

@@ -47,10 +47,10 @@ pub const LEGACY_AUTHORITY_NAME: &str = "xoxoday";
 /// base URL (scheme and host lower-cased, no trailing slash) and the client
 /// id. Not secret, but reveals neither.
 pub fn account_id(oauth_url: &str, client_id: &str) -> String {
-    let url = oauth_url.trim_end_matches('/');
+    let url = crate::text::trim_end(oauth_url, b'/');
     let normalised = match crate::text::split_once(url, "://") {
         Some((scheme, rest)) => {
-            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let (host, path) = rest.split_at(crate::text::find(rest.as_bytes(), b"/").unwrap_or(rest.len()));
             format!("{}://{}{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase(), path)
         }
         None => url.to_string(),
