@@ -284,7 +284,8 @@ pub enum AnswerFraming {
 /// window of `window_secs`, the ones the limit answers included; the call
 /// over `calls` starts a penalty of `penalty_seconds` (the `rate_limited`
 /// refresh fault's), answered in `shape`, during which every refresh call
-/// gets that answer; `revoke`: that call's refresh token dies too.
+/// gets that answer, and starts the window afresh (the calls made during
+/// the penalty count in it); `revoke`: that call's refresh token dies too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshLimit {

@@ -167,7 +167,8 @@ pub struct Sandbox {
     /// The token check's penalty (`faults/validate` `rate_limited`).
     validate_penalty: Option<Penalty>,
     /// When the refresh calls in `refresh_limit`'s window came (sandbox
-    /// time; at most `calls + 1` kept).
+    /// time; at most `calls + 1` kept; emptied when the limit starts a
+    /// penalty).
     recent_refreshes: VecDeque<i64>,
     counters: Counters,
     requests: VecDeque<RequestRecord>,
@@ -455,6 +456,10 @@ impl Sandbox {
             return self.rate_limited(p, now);
         }
         if let Some(limit) = over {
+            // The penalty starts the window afresh, as the API limiter's
+            // does: a client that waits the wait this answer gives is let
+            // through. Calls made during the penalty still count.
+            self.recent_refreshes.clear();
             let p = Penalty {
                 until_ms: now.saturating_add(secs_to_ms(limit.penalty_seconds)),
                 shape: limit.shape,

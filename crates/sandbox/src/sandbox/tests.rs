@@ -603,16 +603,18 @@ fn refresh_limit_counts_every_call_in_a_sliding_window() {
     assert_eq!(refresh(&mut s, "never-issued", T0 + 104 * SEC).0, 400, "a refused call counts too");
     let body = json!({"message":"auth.request_limit_exceeded"});
     assert_eq!(limited(&mut s, &rt, T0 + 108 * SEC), Some((400, body.clone(), None)), "the third call in 10 s");
-    // The penalty: every call gets it; and each counts in the window.
+    // The penalty starts the window afresh; every call during it gets the
+    // penalty's answer, and each counts in the new window.
+    assert_eq!(limited(&mut s, &rt, T0 + 111 * SEC), Some((400, body.clone(), None)));
     assert_eq!(limited(&mut s, &rt, T0 + 112 * SEC), Some((400, body.clone(), None)));
-    // Penalty over at 113 s, but 108 s, 112 s and this call are in the
+    // Penalty over at 113 s, but 111 s, 112 s and this call are in the
     // window: limited again (a client that keeps calling keeps itself limited).
     assert!(limited(&mut s, &rt, T0 + 115 * SEC).is_some());
     // Quiet for a window: the token, never touched, works.
     let (status, next) = refresh(&mut s, &rt, T0 + 130 * SEC);
     assert_eq!(status, 200);
     let c = s.counters_json(0, 0);
-    assert_eq!((c["refresh_rate_limited"].as_u64(), c["refresh_success"].as_u64()), (Some(3), Some(2)));
+    assert_eq!((c["refresh_rate_limited"].as_u64(), c["refresh_success"].as_u64()), (Some(4), Some(2)));
 
     // revoke, in the HTTP 429 shape: the call over the limit kills its token.
     s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":30,"shape":"status429","revoke":true}}"#).unwrap();
@@ -647,6 +649,30 @@ fn refresh_limit_counts_every_call_in_a_sliding_window() {
     // A state file without the field: off.
     let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
     assert_eq!(old.refresh_limit, None);
+}
+
+/// `refresh_limit`'s penalty starts its window afresh, as the API limiter's
+/// does: a client that waits the answer's `Retry-After` (or
+/// `penaltySeconds`) and calls once is let through, whatever
+/// `window_secs` is. The calls made during the penalty still count.
+#[test]
+fn refresh_limit_s_penalty_ends_when_its_answer_says() {
+    let limited = |s: &mut Sandbox, rt: &str, at: i64| match s.refresh(&refresh_body(rt), at) {
+        RefreshOutcome::Limited { status, retry_after_secs, .. } => Some((status, retry_after_secs)),
+        RefreshOutcome::Answer { .. } => None,
+        other => panic!("{other:?}"),
+    };
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_limit":{"calls":2,"window_secs":60,"penalty_seconds":8,"shape":"status429"}}"#).unwrap();
+    let (_, a) = refresh(&mut s, RT, T0);
+    let (_, b) = refresh(&mut s, &tok(&a, "refresh_token"), T0 + SEC);
+    let rt = tok(&b, "refresh_token");
+    assert_eq!(limited(&mut s, &rt, T0 + 2 * SEC), Some((429, Some(8))), "the third call in 60 s");
+    // Waits exactly Retry-After, then calls once: let through.
+    let (status, c) = refresh(&mut s, &rt, T0 + 10 * SEC);
+    assert_eq!(status, 200, "Retry-After honoured");
+    // And a second: still within the limit of the window started afresh.
+    assert_eq!(refresh(&mut s, &tok(&c, "refresh_token"), T0 + 11 * SEC).0, 200);
 }
 
 #[test]
