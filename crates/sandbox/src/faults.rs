@@ -107,7 +107,7 @@ pub enum ApiFaultMode {
 impl ApiFaultMode {
     /// Whether Xoxoday would answer it from inside the operation (getBalance
     /// failing, placeOrder refusing an international order): after the call
-    /// has passed its rate limits and carries well-formed data. The others
+    /// has passed its rate limits and the operation's own checks. The others
     /// are its authorisation layer's 401s, given where a dead token's is,
     /// before the operation is looked at.
     pub fn in_operation(self) -> bool {

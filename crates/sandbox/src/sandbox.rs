@@ -795,14 +795,6 @@ impl Sandbox {
                 return Err(PlumError::validation(format!("{placement} must be a JSON object")).into())
             }
         };
-        // An operation's own failure (getBalance's PLE10023, placeOrder's
-        // PLE10019): the call has passed the limits and carries its data.
-        if let Some(f) = self.faults.take_api(Some(op), true) {
-            if f.status == 401 {
-                self.counters.api_401_faults += 1;
-            }
-            return Err(Reject::Fault(f.status, f.mode.body(f.status)));
-        }
         // The `text_numbers` reading: a number in a text field is read as
         // its text (by default the readers refuse it).
         let lenient;
@@ -814,10 +806,22 @@ impl Sandbox {
         };
         let initial = self.config.initial_balance_cents();
         let ok = |key: &str, data: Value| Ok((success(key, data), 0));
+        // Each operation checks its data first; its own failure (an API
+        // fault: getBalance's PLE10023, placeOrder's PLE10019) answers only
+        // a call those checks let through (`operation_fault`).
         match op {
-            "getFilters" => ok(op, catalog().filters(input, self.config.currency_filter_group)?),
-            "getVouchers" => ok(op, pad_terms(catalog().vouchers(input, &self.asset_base)?, self.config.terms_bytes)),
+            "getFilters" => {
+                let data = catalog().filters(input, self.config.currency_filter_group)?;
+                self.operation_fault(op)?;
+                ok(op, data)
+            }
+            "getVouchers" => {
+                let data = catalog().vouchers(input, &self.asset_base)?;
+                self.operation_fault(op)?;
+                ok(op, pad_terms(data, self.config.terms_bytes))
+            }
             "getBalance" => {
+                self.operation_fault(op)?;
                 let b = money(self.ledger.balance_cents(initial));
                 ok(op, json!({ "points": b, "value": b, "currency": "USD" }))
             }
@@ -828,10 +832,13 @@ impl Sandbox {
                 let po = input.get("poNumber").and_then(Value::as_str);
                 // A malformed lookup is refused before any fault: a fault
                 // meets only valid calls (README), a lookup of no order too.
-                let found = match self.ledger.lookup(input) {
-                    Err(e) if e.error_id == "PLE10001" => return Err(e.into()),
-                    found => found,
-                };
+                if let Err(e) = self.ledger.lookup(input).map(|_| ()) {
+                    if e.error_id == "PLE10001" {
+                        return Err(e.into());
+                    }
+                }
+                self.operation_fault(op)?;
+                let found = self.ledger.lookup(input);
                 if let Some(f) = self.faults.take_details(po) {
                     return Err(match f.mode {
                         DetailsFaultMode::NotFound => not_found(),
@@ -856,15 +863,35 @@ impl Sandbox {
                 }
                 ok(op, data)
             }
-            "getOrderHistory" => ok(op, self.ledger.history(input, self.config.order_day_zone, now)?),
+            "getOrderHistory" => {
+                let data = self.ledger.history(input, self.config.order_day_zone, now)?;
+                self.operation_fault(op)?;
+                ok(op, data)
+            }
             "paymentHistory" => {
                 let rows = self.ledger.payments(input, initial, self.config.order_day_zone)?;
+                self.operation_fault(op)?;
                 match self.config.payment_report_shape {
                     PaymentReportShape::Wrapped => ok("getPaymentReport", rows),
                     PaymentReportShape::Flat => Ok((json!({ "data": rows }), 0)),
                 }
             }
             _ => Err(PlumError::new(400, "PLE10001", "Invalid query", "Unknown query").into()),
+        }
+    }
+
+    /// An operation's own failure (an in-operation API fault), for a call
+    /// of `op` its checks accepted: the call has passed the limits (and
+    /// counts toward them) and carries valid data.
+    fn operation_fault(&mut self, op: &'static str) -> Result<(), Reject> {
+        match self.faults.take_api(Some(op), true) {
+            Some(f) => {
+                if f.status == 401 {
+                    self.counters.api_401_faults += 1;
+                }
+                Err(Reject::Fault(f.status, f.mode.body(f.status)))
+            }
+            None => Ok(()),
         }
     }
 
@@ -884,6 +911,8 @@ impl Sandbox {
                 DuplicateAnswer::Worded if e.error_id == "PLE10043" => PlumError::validation("poNumber already exists"),
                 _ => e,
             })?;
+        // PLE10019 refuses the order before any order fault is taken.
+        self.operation_fault("placeOrder")?;
         let fault = self.faults.take_order();
         let fault_error = |f: &Fault<OrderFaultMode>| {
             let (id, info, error) = f.error_id.unwrap_or(OrderErrorId::Ple10035).words();

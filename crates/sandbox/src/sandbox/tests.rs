@@ -946,6 +946,46 @@ fn an_operation_fault_comes_after_the_rate_limit_and_the_envelope() {
     assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 429);
 }
 
+/// An operation's own failure (PLE10019, PLE10023) answers only a call
+/// the operation accepts: a call its checks refuse (a malformed one, 400
+/// PLE10001, or placeOrder's duplicate poNumber) gets their answer and
+/// leaves the fault, as an order fault is left.
+#[test]
+fn an_operation_fault_meets_only_a_call_its_operation_accepts() {
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut s = sb();
+    assert_eq!(api(&mut s, AT, place, order("PO-HELD"), T0).status, 200);
+    s.set_api_fault(br#"{"mode":"PLE10019","op":"placeOrder"}"#).unwrap();
+    let mut no_notify = order("PO-N1");
+    no_notify.as_object_mut().unwrap().remove("notifyAdminEmail");
+    for (data, status, id) in [
+        (json!({}), 400, "PLE10001"),
+        (no_notify, 400, "PLE10001"),
+        (json!({"productId":"ten"}), 400, "PLE10001"),
+        (order("PO-HELD"), 409, "PLE10043"),
+    ] {
+        let o = api(&mut s, AT, place, data.clone(), T0);
+        assert_eq!((o.status, o.body["errorId"].clone()), (status, json!(id)), "{data}");
+        assert!(!s.faults_json()["api"].is_null(), "left for a valid call: {data}");
+    }
+    let o = api(&mut s, AT, place, order("PO-N2"), T0);
+    assert_eq!((o.status, o.body["errorId"].clone()), (401, json!("PLE10019")));
+    assert_eq!(s.counters_json(0, 0)["orders"], 1, "refused: no order made");
+
+    s.set_api_fault(br#"{"mode":"PLE10023","count":1}"#).unwrap();
+    for (query, data, id) in [
+        ("plumProAPI.mutation.getVouchers", json!({"limit":true}), "PLE10001"),
+        ("plumProAPI.mutation.getFilters", json!({"filterGroupCode":7}), "PLE10001"),
+        ("plumProAPI.mutation.getOrderDetails", json!({"poNumber":"PO-HELD","sendMailToReceiver":0}), "PLE10001"),
+        ("plumProAPI.mutation.getOrderHistory", json!({"limit":10}), "PLE10032"),
+    ] {
+        let o = api(&mut s, AT, query, data.clone(), T0);
+        assert_eq!((o.status, o.body["errorId"].clone()), (400, json!(id)), "{query} {data}");
+        assert!(!s.faults_json()["api"].is_null(), "left: {query} {data}");
+    }
+    assert_eq!(api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0).status, 502);
+}
+
 fn order(po: &str) -> Value {
     json!({"productId":10100,"quantity":2,"denomination":50,"email":"r@example.com","contact":"+1-4705000000",
            "tag":"sbx","poNumber":po,"notifyReceiverEmail":0,"notifyAdminEmail":0})
