@@ -335,8 +335,10 @@ struct Rules {
     rate_limit: bool,
     /// Accepts `op`.
     op: bool,
-    /// Accepts `error_id` and `order_status`.
-    order: bool,
+    /// Accepts `error_id` (an order fault that answers an error).
+    error_id: bool,
+    /// Accepts `order_status` (an order fault that makes an order).
+    order_status: bool,
 }
 
 fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
@@ -365,11 +367,16 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
         (false, Some(_)) => return Err("op applies to API faults only".into()),
         (false, None) => None,
     };
-    let (error_id, order_status) = match (r.order, req.error_id, req.order_status) {
-        (true, e, o) => (e, o),
-        (false, None, None) => (None, None),
-        (false, _, _) => return Err("error_id and order_status apply to order faults only".into()),
-    };
+    // Refused where nothing would use them, as the other fields are: an
+    // `error_id` changing the default status of a mode that never answers
+    // it would be a fault that lies about itself.
+    if req.error_id.is_some() && !r.error_id {
+        return Err("error_id applies to order modes fail_before_create and fail_after_create only".into());
+    }
+    if req.order_status.is_some() && !r.order_status {
+        return Err("order_status applies to order modes fail_after_create and hang_after_create only".into());
+    }
+    let (error_id, order_status) = (req.error_id, req.order_status);
     let default_status = shape.map_or(r.default_status, RateLimitShape::default_status);
     let default_status = error_id.map_or(default_status, OrderErrorId::default_status);
     let status = req.status.unwrap_or(default_status);
@@ -403,17 +410,17 @@ impl Faults {
     pub fn set_refresh(&mut self, body: &[u8]) -> Result<(), String> {
         self.refresh = parse(body, |m: &RefreshFaultMode| match m {
             RefreshFaultMode::ServerError | RefreshFaultMode::Hang => {
-                Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, order: false }
+                Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, error_id: false, order_status: false }
             }
             RefreshFaultMode::RateLimited => {
-                Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, order: false }
+                Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, error_id: false, order_status: false }
             }
             // The statuses of these answers are UNCONFIRMED (xoxoday-api.md
             // §1.4): each has the one seen or documented by default, and a
             // test may set any other.
-            RefreshFaultMode::InvalidGrant => Rules { default_status: 400, status_range: (200, 599), rate_limit: false, op: false, order: false },
-            RefreshFaultMode::InvalidClient => Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, order: false },
-            _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false, order: false },
+            RefreshFaultMode::InvalidGrant => Rules { default_status: 400, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
+            RefreshFaultMode::InvalidClient => Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
+            _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
         })?;
         Ok(())
     }
@@ -422,8 +429,8 @@ impl Faults {
     /// `{"mode":"rate_limited","shape","penalty_seconds","status"}`; count 0 clears.
     pub fn set_validate(&mut self, body: &[u8]) -> Result<(), String> {
         let fault = parse(body, |m: &ValidateFaultMode| match m {
-            ValidateFaultMode::ServerError => Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, order: false },
-            ValidateFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, order: false },
+            ValidateFaultMode::ServerError => Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, error_id: false, order_status: false },
+            ValidateFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, error_id: false, order_status: false },
         })?;
         if fault.as_ref().is_some_and(|f| f.revoke) {
             return Err("revoke applies to refresh faults only".into());
@@ -435,8 +442,8 @@ impl Faults {
     /// `{"mode","count"=1,"op"}`; count 0 clears.
     pub fn set_api(&mut self, body: &[u8]) -> Result<(), String> {
         self.api = parse(body, |m: &ApiFaultMode| match m {
-            ApiFaultMode::Ple10023 => Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: true, order: false },
-            _ => Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, order: false },
+            ApiFaultMode::Ple10023 => Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: true, error_id: false, order_status: false },
+            _ => Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, error_id: false, order_status: false },
         })?;
         Ok(())
     }
@@ -445,12 +452,22 @@ impl Faults {
     /// duplicate),"hang_ms"=30000,"error_id"="PLE10035","order_status"="complete"}`;
     /// count 0 clears.
     pub fn set_order(&mut self, body: &[u8]) -> Result<(), String> {
-        self.order = parse(body, |m: &OrderFaultMode| match m {
-            // Always a 200: the flag is the failure.
-            OrderFaultMode::StatusZero => Rules { default_status: 200, status_range: (200, 200), rate_limit: false, op: false, order: true },
-            _ => {
-                let default_status = if *m == OrderFaultMode::Duplicate { 409 } else { 502 };
-                Rules { default_status, status_range: (400, 599), rate_limit: false, op: false, order: true }
+        self.order = parse(body, |m: &OrderFaultMode| {
+            // `error_id`: the modes that answer it; `order_status`: the
+            // modes that make an order.
+            let (error_id, order_status) = match m {
+                OrderFaultMode::FailBeforeCreate => (true, false),
+                OrderFaultMode::FailAfterCreate => (true, true),
+                OrderFaultMode::HangAfterCreate => (false, true),
+                OrderFaultMode::Duplicate | OrderFaultMode::StatusZero => (false, false),
+            };
+            match m {
+                // Always a 200: the flag is the failure.
+                OrderFaultMode::StatusZero => Rules { default_status: 200, status_range: (200, 200), rate_limit: false, op: false, error_id, order_status },
+                _ => {
+                    let default_status = if *m == OrderFaultMode::Duplicate { 409 } else { 502 };
+                    Rules { default_status, status_range: (400, 599), rate_limit: false, op: false, error_id, order_status }
+                }
             }
         })?;
         Ok(())
@@ -469,10 +486,10 @@ impl Faults {
         let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
         self.details = parse(&body, |m: &DetailsFaultMode| match m {
             DetailsFaultMode::NotFound | DetailsFaultMode::Ple10021 => {
-                Rules { default_status: 404, status_range: (404, 404), rate_limit: false, op: false, order: false }
+                Rules { default_status: 404, status_range: (404, 404), rate_limit: false, op: false, error_id: false, order_status: false }
             }
             DetailsFaultMode::ServerError => {
-                Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: false, order: false }
+                Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: false, error_id: false, order_status: false }
             }
         })?
         .map(|f| Fault { po_number, ..f });
@@ -499,7 +516,7 @@ impl Faults {
             return Err("op applies to the api route only".into());
         }
         let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
-        self.proxy = parse(&body, |_: &ProxyFaultMode| Rules { default_status: 502, status_range: (200, 599), rate_limit: false, op: true, order: false })?
+        self.proxy = parse(&body, |_: &ProxyFaultMode| Rules { default_status: 502, status_range: (200, 599), rate_limit: false, op: true, error_id: false, order_status: false })?
             .map(|f| Fault { route: Some(route), ..f });
         Ok(())
     }

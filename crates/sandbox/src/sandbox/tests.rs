@@ -1289,6 +1289,36 @@ fn order_faults() {
     );
 }
 
+/// An order fault takes `error_id` only in the modes that answer it
+/// (`fail_*`) and `order_status` only in those that make an order
+/// (`fail_after_create`, `hang_after_create`); elsewhere either is refused
+/// (400, nothing changes), as other misplaced fields are, rather than taken
+/// and ignored, or, for `error_id`, changing the mode's default status.
+#[test]
+fn order_fault_fields_only_where_the_mode_uses_them() {
+    let mut s = sb();
+    s.set_order_fault(br#"{"mode":"fail_before_create","error_id":"PLE10010"}"#).unwrap();
+    for bad in [
+        &br#"{"mode":"duplicate","error_id":"PLE10035"}"#[..],
+        br#"{"mode":"hang_after_create","error_id":"PLE10011"}"#,
+        br#"{"mode":"status_zero","error_id":"PLE10011"}"#,
+        br#"{"mode":"duplicate","order_status":"failed"}"#,
+        br#"{"mode":"status_zero","order_status":"cancelled"}"#,
+        br#"{"mode":"fail_before_create","order_status":"failed"}"#,
+    ] {
+        assert!(s.set_order_fault(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        assert_eq!(s.faults_json()["order"]["error_id"], "PLE10010", "unchanged: {}", String::from_utf8_lossy(bad));
+    }
+    s.set_order_fault(br#"{"mode":"duplicate"}"#).unwrap();
+    assert_eq!(s.faults_json()["order"]["status"], 409);
+    for good in [
+        &br#"{"mode":"fail_after_create","error_id":"PLE10011","order_status":"failed"}"#[..],
+        br#"{"mode":"hang_after_create","order_status":"cancelled","hang_ms":0}"#,
+    ] {
+        assert!(s.set_order_fault(good).is_ok(), "{}", String::from_utf8_lossy(good));
+    }
+}
+
 #[test]
 fn the_duplicate_po_number_answer_has_each_reading() {
     let mut s = sb();
