@@ -583,7 +583,15 @@ impl Sandbox {
                 self.validate_inner(auth, wall);
                 RefreshOutcome::Page { status: f.status, delay_ms: 0 }
             }
-            None => self.validate_inner(auth, wall),
+            None => {
+                // Counted when given, as the refresh route counts: a rate-limit
+                // answer a page replaced was never given.
+                let out = self.validate_inner(auth, wall);
+                if matches!(out, RefreshOutcome::Limited { .. }) {
+                    self.counters.validate_rate_limited += 1;
+                }
+                out
+            }
         }
     }
 
@@ -592,7 +600,6 @@ impl Sandbox {
         let now = self.now(wall);
         // A penalty runs: the rate limiter answers before anything else.
         if let Some(p) = self.validate_penalty.filter(|p| now < p.until_ms) {
-            self.counters.validate_rate_limited += 1;
             return self.rate_limited(p, now);
         }
         let Some(token) = bearer(auth) else {
@@ -603,7 +610,6 @@ impl Sandbox {
             if f.mode == ValidateFaultMode::RateLimited {
                 let p = Self::penalty_of(&f, now);
                 self.validate_penalty = Some(p);
-                self.counters.validate_rate_limited += 1;
                 return self.rate_limited(p, now);
             }
             let body = json!({ "error": "server_error", "error_description": "internal server error" });

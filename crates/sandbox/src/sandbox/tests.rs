@@ -1424,6 +1424,32 @@ fn proxy_faults_stand_in_front_of_the_token_routes_too() {
     assert_eq!(counted(&s), [5, 1, 4, 3, 6], "a failure, never a success");
 }
 
+/// `validate_rate_limited` counts the token checks answered with the
+/// rate limit, as `refresh_rate_limited` counts refreshes: a check whose
+/// rate-limit answer a proxy `after` page replaced was answered with the
+/// page, not with it (the penalty it started still runs).
+#[test]
+fn a_rate_limit_answer_behind_a_proxy_page_is_not_counted_as_given() {
+    let mut s = sb();
+    let bearer = format!("Bearer {AT}");
+    let counted = |s: &Sandbox| {
+        let c = s.counters_json(0, 0);
+        [&c["validate_rate_limited"], &c["refresh_rate_limited"], &c["proxy_pages"]].map(|v| v.as_u64().unwrap())
+    };
+    s.set_validate_fault(br#"{"mode":"rate_limited","penalty_seconds":30}"#).unwrap();
+    s.set_proxy_fault(br#"{"mode":"after","route":"validate"}"#).unwrap();
+    assert_eq!(s.validate_token(Some(&bearer), T0), RefreshOutcome::Page { status: 502, delay_ms: 0 });
+    assert_eq!(counted(&s), [0, 0, 1], "the page was the answer");
+    assert!(matches!(s.validate_token(Some(&bearer), T0 + SEC), RefreshOutcome::Limited { .. }), "the penalty started behind the page");
+    assert_eq!(counted(&s), [1, 0, 1]);
+    // The refresh route, the same way.
+    s.set_refresh_fault(br#"{"mode":"rate_limited","penalty_seconds":30}"#).unwrap();
+    s.set_proxy_fault(br#"{"mode":"after","route":"refresh"}"#).unwrap();
+    assert!(matches!(s.refresh(&refresh_body(RT), T0), RefreshOutcome::Page { .. }));
+    assert!(matches!(s.refresh(&refresh_body(RT), T0 + SEC), RefreshOutcome::Limited { .. }));
+    assert_eq!(counted(&s), [1, 1, 2]);
+}
+
 #[test]
 fn the_status_zero_fault_is_xoxoday_s_failure_flag() {
     let mut s = sb();
