@@ -119,12 +119,14 @@ pub enum RefreshOutcome {
 }
 
 /// A rate-limit penalty (of the refresh endpoint or the token check)
-/// started by a `rate_limited` fault.
+/// started by a `rate_limited` fault or by `refresh_limit`.
 #[derive(Debug, Clone, Copy)]
 struct Penalty {
     until_ms: i64,
     shape: RateLimitShape,
     status: u16,
+    /// Started by `refresh_limit` (ends when the limit is turned off).
+    by_limit: bool,
 }
 
 /// What `/v1/oauth/api` answers; `delay_after_ms` is slept before answering.
@@ -422,6 +424,7 @@ impl Sandbox {
             until_ms: now.saturating_add(secs_to_ms(f.penalty_seconds.unwrap_or(60))),
             shape: f.shape.unwrap_or(RateLimitShape::ErrorsArray),
             status: f.status,
+            by_limit: false,
         }
     }
 
@@ -464,6 +467,7 @@ impl Sandbox {
                 until_ms: now.saturating_add(secs_to_ms(limit.penalty_seconds)),
                 shape: limit.shape,
                 status: limit.shape.default_status(),
+                by_limit: true,
             };
             self.refresh_penalty = Some(p);
             let given = serde_json::from_slice::<Value>(body).ok();
@@ -963,6 +967,12 @@ impl Sandbox {
     pub fn patch_config(&mut self, body: &[u8]) -> Result<Value, String> {
         self.config.apply_patch(body)?;
         self.dirty = true;
+        if self.config.refresh_limit.is_none() {
+            // Off: its window and a penalty it started go with it (a
+            // `rate_limited` fault's penalty runs on).
+            self.recent_refreshes.clear();
+            self.refresh_penalty = self.refresh_penalty.filter(|p| !p.by_limit);
+        }
         Ok(self.config.to_json())
     }
 

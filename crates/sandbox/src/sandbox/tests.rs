@@ -675,6 +675,36 @@ fn refresh_limit_s_penalty_ends_when_its_answer_says() {
     assert_eq!(refresh(&mut s, &tok(&c, "refresh_token"), T0 + 11 * SEC).0, 200);
 }
 
+/// `refresh_limit: null` turns the limit off: the penalty it started ends
+/// with it; one a `rate_limited` fault started runs on (`faults/clear` ends
+/// that).
+#[test]
+fn turning_refresh_limit_off_ends_its_penalty() {
+    let limited = |s: &mut Sandbox, rt: &str, at: i64| matches!(s.refresh(&refresh_body(rt), at), RefreshOutcome::Limited { .. });
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":60}}"#).unwrap();
+    let (_, a) = refresh(&mut s, RT, T0);
+    let rt = tok(&a, "refresh_token");
+    assert!(limited(&mut s, &rt, T0 + SEC));
+    s.patch_config(br#"{"refresh_limit":null}"#).unwrap();
+    assert_eq!(refresh(&mut s, &rt, T0 + 2 * SEC).0, 200, "off: no penalty");
+
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":60}}"#).unwrap();
+    s.set_refresh_fault(br#"{"mode":"rate_limited","penalty_seconds":60}"#).unwrap();
+    assert!(limited(&mut s, RT, T0));
+    s.patch_config(br#"{"refresh_limit":null}"#).unwrap();
+    assert!(limited(&mut s, RT, T0 + SEC), "the fault's penalty runs on");
+    // Another config change leaves a running limit's penalty alone.
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":60}}"#).unwrap();
+    let (_, a) = refresh(&mut s, RT, T0);
+    let rt = tok(&a, "refresh_token");
+    assert!(limited(&mut s, &rt, T0 + SEC));
+    s.patch_config(br#"{"api_latency_ms":0}"#).unwrap();
+    assert!(limited(&mut s, &rt, T0 + 2 * SEC));
+}
+
 #[test]
 fn token_error_and_invalid_client_faults() {
     let mut s = sb();
