@@ -765,6 +765,38 @@ fn api_401_faults_answer_valid_tokens() {
     assert_eq!(check(&mut s, Some(&bearer), T0 + 41 * SEC).0, 200, "clearing faults ends the penalty");
 }
 
+/// Killing access tokens (a `token_error` fault, `tokens/revoke-access`,
+/// `tokens/issue` with `revoke_existing`) kills every one issued, the ones
+/// expired at that moment of sandbox time too: moving the clock back does
+/// not bring a killed token back.
+#[test]
+fn killed_access_tokens_stay_dead_when_the_clock_goes_back() {
+    let q = "plumProAPI.query.getBalance";
+    let later = br#"{"clock_offset_secs":1296001}"#; // past the bootstrap access token's expiry
+    type Kill = fn(&mut Sandbox);
+    let kills: [(&str, Kill); 3] = [
+        ("token_error", |s| {
+            let (_, a) = refresh(s, RT, T0);
+            s.set_refresh_fault(br#"{"mode":"token_error"}"#).unwrap();
+            assert_eq!(refresh(s, &tok(&a, "refresh_token"), T0), (200, json!({"success":0,"error_message_id":"auth.token_error"})));
+        }),
+        ("revoke-access", |s| {
+            s.revoke_access(T0);
+        }),
+        ("issue revoke_existing", |s| {
+            s.issue_tokens(br#"{"revoke_existing":true}"#, T0).unwrap();
+        }),
+    ];
+    for (name, kill) in kills {
+        let mut s = sb();
+        s.patch_config(later).unwrap();
+        assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 401, "{name}: expired for now");
+        kill(&mut s);
+        s.patch_config(br#"{"clock_offset_secs":0}"#).unwrap();
+        assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 401, "{name}: revived with the clock back");
+    }
+}
+
 #[test]
 fn regenerating_tokens_kills_the_old_ones() {
     let mut s = sb();
