@@ -122,6 +122,8 @@ pub enum RefreshOutcome {
 /// started by a `rate_limited` fault or by `refresh_limit`.
 #[derive(Debug, Clone, Copy)]
 struct Penalty {
+    /// When it started (sandbox time): a clock moved back before it ends it.
+    start_ms: i64,
     until_ms: i64,
     shape: RateLimitShape,
     status: u16,
@@ -412,6 +414,16 @@ impl Sandbox {
         }
     }
 
+    /// The penalty in `slot` if it runs at `now`; one over, or not started
+    /// yet (the clock moved back before it, as the API limiter reads it),
+    /// is dropped.
+    fn running(slot: &mut Option<Penalty>, now: i64) -> Option<Penalty> {
+        if slot.is_some_and(|p| !(p.start_ms <= now && now < p.until_ms)) {
+            *slot = None;
+        }
+        *slot
+    }
+
     fn rate_limited(&self, p: Penalty, now: i64) -> RefreshOutcome {
         let secs = u64::try_from((p.until_ms - now).max(1000).saturating_add(999) / 1000).unwrap_or(1);
         let retry_after_secs = (p.shape == RateLimitShape::Status429).then_some(secs);
@@ -421,6 +433,7 @@ impl Sandbox {
     /// The penalty a `rate_limited` fault `f` starts at `now`.
     fn penalty_of<M>(f: &Fault<M>, now: i64) -> Penalty {
         Penalty {
+            start_ms: now,
             until_ms: now.saturating_add(secs_to_ms(f.penalty_seconds.unwrap_or(60))),
             shape: f.shape.unwrap_or(RateLimitShape::ErrorsArray),
             status: f.status,
@@ -437,8 +450,11 @@ impl Sandbox {
         };
         let cap = limit.calls as usize;
         let start = now.saturating_sub(secs_to_ms(limit.window_secs));
+        // Calls dated after now (the clock moved back) leave the window, as
+        // the API limiter's do.
+        self.recent_refreshes.retain(|t| start < *t && *t <= now);
         self.recent_refreshes.push_back(now);
-        while self.recent_refreshes.front().is_some_and(|t| *t <= start) || self.recent_refreshes.len() > cap + 1 {
+        while self.recent_refreshes.len() > cap + 1 {
             self.recent_refreshes.pop_front();
         }
         (self.recent_refreshes.len() > cap).then_some(limit)
@@ -455,7 +471,7 @@ impl Sandbox {
         let now = self.now(wall);
         let over = self.refresh_window(now);
         // A penalty runs: the rate limiter answers before anything else.
-        if let Some(p) = self.refresh_penalty.filter(|p| now < p.until_ms) {
+        if let Some(p) = Self::running(&mut self.refresh_penalty, now) {
             return self.rate_limited(p, now);
         }
         if let Some(limit) = over {
@@ -464,6 +480,7 @@ impl Sandbox {
             // through. Calls made during the penalty still count.
             self.recent_refreshes.clear();
             let p = Penalty {
+                start_ms: now,
                 until_ms: now.saturating_add(secs_to_ms(limit.penalty_seconds)),
                 shape: limit.shape,
                 status: limit.shape.default_status(),
@@ -603,7 +620,7 @@ impl Sandbox {
         self.counters.validate_calls += 1;
         let now = self.now(wall);
         // A penalty runs: the rate limiter answers before anything else.
-        if let Some(p) = self.validate_penalty.filter(|p| now < p.until_ms) {
+        if let Some(p) = Self::running(&mut self.validate_penalty, now) {
             return self.rate_limited(p, now);
         }
         let Some(token) = bearer(auth) else {

@@ -705,6 +705,43 @@ fn turning_refresh_limit_off_ends_its_penalty() {
     assert!(limited(&mut s, &rt, T0 + 2 * SEC));
 }
 
+/// Moving the clock back ends a refresh or token-check penalty that has
+/// not started yet in the new time, and empties `refresh_limit`'s window of
+/// calls dated after it, as the API limiter does: else the penalty would
+/// run until the clock caught up again (a day here).
+#[test]
+fn moving_the_clock_back_ends_penalties_started_later() {
+    let back = br#"{"clock_offset_secs":-86400}"#;
+    let limited = |s: &mut Sandbox, rt: &str, at: i64| matches!(s.refresh(&refresh_body(rt), at), RefreshOutcome::Limited { .. });
+    // A rate_limited fault's penalty.
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rate_limited","shape":"status429","penalty_seconds":60}"#).unwrap();
+    assert!(limited(&mut s, RT, T0));
+    s.patch_config(back).unwrap();
+    assert_eq!(refresh(&mut s, RT, T0 + SEC).0, 200, "refresh: penalty not started in the new time");
+    // The token check's.
+    let bearer = format!("Bearer {AT}");
+    s.set_validate_fault(br#"{"mode":"rate_limited","penalty_seconds":60}"#).unwrap();
+    s.patch_config(br#"{"clock_offset_secs":0}"#).unwrap();
+    assert!(matches!(s.validate_token(Some(&bearer), T0), RefreshOutcome::Limited { .. }));
+    s.patch_config(back).unwrap();
+    assert_eq!(check(&mut s, Some(&bearer), T0 + SEC).0, 200, "check: penalty not started in the new time");
+    // refresh_limit's penalty, and its window's calls.
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":60}}"#).unwrap();
+    let (_, a) = refresh(&mut s, RT, T0);
+    let rt = tok(&a, "refresh_token");
+    assert!(limited(&mut s, &rt, T0 + SEC));
+    s.patch_config(back).unwrap();
+    let (status, b) = refresh(&mut s, &rt, T0 + 2 * SEC);
+    assert_eq!(status, 200, "limit: penalty not started in the new time");
+    s.patch_config(br#"{"clock_offset_secs":0}"#).unwrap();
+    let (_, c) = refresh(&mut s, &tok(&b, "refresh_token"), T0 + 3 * SEC);
+    s.patch_config(back).unwrap();
+    let (status, _) = refresh(&mut s, &tok(&c, "refresh_token"), T0 + 4 * SEC);
+    assert_eq!(status, 200, "calls dated after now left the window");
+}
+
 #[test]
 fn token_error_and_invalid_client_faults() {
     let mut s = sb();
