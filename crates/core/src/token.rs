@@ -189,6 +189,15 @@ pub struct AuthorityState {
     pub access: Option<AccessSlot>,
     /// Current refresh token.
     pub refresh: Option<RefreshSlot>,
+    /// The live refresh token a new `XOXODAY_REFRESH_TOKEN` displaced,
+    /// kept until the new value proves itself: its first successful
+    /// refresh spends this one ([`run::finish_run`]); should Xoxoday refuse
+    /// it as a dead token instead, this one is held again and the chain
+    /// goes on from it ([`run::fall_back`]). Never leaves the object. The
+    /// token alone, not its slot: it is refreshed at once when held again,
+    /// and that answer says its successor's expiry (a slot here would cost
+    /// the worker's wasm its own reader, ~150 B gzip).
+    pub displaced_refresh: Option<RefreshToken>,
     /// Set when the refresh token is dead; a person must act.
     pub reauth_reason: Option<String>,
     /// Fingerprint of the bootstrap `XOXODAY_REFRESH_TOKEN` last seen and handled.

@@ -1,7 +1,7 @@
 //! Reading the token authority's stored state ([`AuthorityState`]) from its
 //! JSON text, field by field, with the readers of [`crate::stored`].
 //!
-//! Why not serde's derive: for this 36-field struct (and its two slots) the
+//! Why not serde's derive: for this 36-field struct (and its slots) the
 //! derive compiled to one 15.9 KB function of the worker's wasm, ~5 KB of
 //! it gzipped (BENCHMARKS.md, "What the wasm holds"). The state is written
 //! with the derived `Serialize`, which is small; only reading is by hand.
@@ -75,6 +75,7 @@ pub(super) fn state(v: &Value) -> Result<AuthorityState, Bad> {
     let mut s = AuthorityState::default();
     s.access = get(o, "access", access)?;
     s.refresh = get(o, "refresh", refresh)?;
+    s.displaced_refresh = get(o, "displaced_refresh", opt_text)?.map(RefreshToken::new);
     s.reauth_reason = get(o, "reauth_reason", opt_text)?;
     s.adopted_bootstrap_fp = get(o, "adopted_bootstrap_fp", opt_text)?;
     s.adopted_access_fp = get(o, "adopted_access_fp", opt_text)?;
@@ -122,6 +123,7 @@ mod tests {
         json!({
             "access": {"token": "at-1", "expires_at_ms": 1_796_922_582_000_i64, "obtained_at_ms": 1_795_626_582_000_i64, "rejected": true},
             "refresh": {"token": "rt-1", "expires_at_ms": 1_798_218_582_000_i64, "expiry_known": true},
+            "displaced_refresh": "rt-0",
             "reauth_reason": "r", "adopted_bootstrap_fp": "b", "adopted_access_fp": "a",
             "spent_refresh_fps": ["s1", "s2"], "refresh_count": 7, "last_refresh_at_ms": 5,
             "last_error": "e", "last_error_at_ms": 6, "consecutive_failures": 2, "next_attempt_at_ms": 8,
