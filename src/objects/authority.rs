@@ -70,7 +70,7 @@ use plumgate_core::token::adopt::{adopt, apply_bootstrap_check, BootstrapCheck};
 use plumgate_core::token::cache::{grant, kv_ttl_secs};
 use plumgate_core::token::check::{apply_check, leaves_kv, plan_check, read_check, CheckPlan, CheckVerdict};
 use plumgate_core::token::refresh::read_refresh;
-use plumgate_core::token::run::{answer_after_run, finish_run, interrupted, lost_in_run, next_step, sending, wait_limit_ms, Answer, RunEnd, Step};
+use plumgate_core::token::run::{answer_after_run, fall_back, finish_run, interrupted, lost_in_run, next_step, sending, wait_limit_ms, Answer, RunEnd, Step};
 use plumgate_core::token::serve::{self, address, after_verdict, intent, may_adopt, may_import, observation, refused, retired, Addressed, Next};
 use plumgate_core::token::storage::{
     authority_name, kv_token_key, legacy_export, load_state, read_handover, set_aside_key, unreadable_message, Handover,
@@ -775,6 +775,12 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
         if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } = &outcome {
             console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
+        }
+        // A refused new XOXODAY_REFRESH_TOKEN: the live token it displaced
+        // is held again and tried at once (stored with the next attempt's mark).
+        if ctx.inner.state.borrow_mut().as_mut().is_some_and(|st| fall_back(st, &outcome, now_ms())) {
+            lost = None;
+            continue;
         }
         if let Step::Retry { delay_ms } = next_step(&outcome, attempt, rand01(), policy) {
             lost = lost_in_run(lost, &outcome);

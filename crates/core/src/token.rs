@@ -45,6 +45,10 @@
 //!   may have rejected right ones; a rejection spends nothing).
 //! - A refresh token that has been rotated away is remembered by fingerprint
 //!   and never used again, even if the operator sets it again.
+//! - A live refresh token that a new bootstrap token displaces is kept
+//!   aside until the new one has refreshed; should Xoxoday refuse the new
+//!   one as dead first, the run goes back to it at once ([`run::fall_back`]),
+//!   and `reauth_required` comes only if it is refused too.
 //! - No caller can cause a rotation: an upstream 401 only marks the token
 //!   rejected after Xoxoday's own token check says it is invalid
 //!   ([`check`]), and a forced refresh is allowed at most once per
@@ -716,7 +720,9 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
     });
     state.refresh_count += 1;
     state.last_refresh_at_ms = Some(now_ms);
-    state.last_error = None;
+    // All but the note that a new XOXODAY_REFRESH_TOKEN was refused
+    // (`run::fall_back`): it stays while the token held before is in use.
+    state.last_error.take_if(|e| !e.starts_with(run::REFUSED_BOOTSTRAP));
     state.last_error_at_ms = None;
     state.consecutive_failures = 0;
     state.next_attempt_at_ms = None;

@@ -6,7 +6,8 @@
 //! every call (by fingerprint, never the values), so an operator recovers
 //! from `reauth_required` or `credentials_rejected` by setting a secret,
 //! with no other step. A refresh token plumgate has rotated away is never
-//! taken back.
+//! taken back, and a live one a new value displaces is kept until that
+//! value has proven itself (a refused value costs nothing: [`super::run::fall_back`]).
 
 use super::check::{CheckOutcome, CheckRecord, CheckResult};
 use super::{remember_spent, AuthorityState, RefreshSlot, DEFAULT_REFRESH_TTL_MS};
@@ -25,7 +26,9 @@ pub struct Adoption {
 
 /// Take the configured bootstrap refresh token into use when the operator
 /// has set a new one (first seed, or recovery from `reauth_required`).
-/// A value that plumgate already rotated away is never reused.
+/// A value that plumgate already rotated away is never reused. A live
+/// refresh token it displaces is kept aside (`displaced_refresh`) until
+/// the new value has refreshed once.
 pub fn adopt_bootstrap(
     state: &mut AuthorityState,
     bootstrap_refresh: &RefreshToken,
@@ -40,8 +43,17 @@ pub fn adopt_bootstrap(
         if state.spent_refresh_fps.contains(&fp) {
             out.ignored_spent = true;
         } else if current.as_deref() != Some(fp.as_str()) {
+            // A live refresh token is kept until the new value proves
+            // itself ([`super::run::fall_back`]): a typo, another account's
+            // token or an old value must not cost the chain. One held dead
+            // (`reauth_required`) is spent, and so is a value set before
+            // and not yet proven while the live one is kept already.
             if let Some(old) = state.refresh.take() {
-                remember_spent(state, old.token.fingerprint());
+                if state.reauth_reason.is_none() && state.displaced_refresh.is_none() {
+                    state.displaced_refresh = Some(old.token);
+                } else {
+                    remember_spent(state, old.token.fingerprint());
+                }
             }
             state.refresh = Some(RefreshSlot {
                 token: bootstrap_refresh.clone(),
@@ -283,6 +295,48 @@ mod tests {
         let third = adopt(&mut s, &boot, Some(&at), &other, T0 + 5).unwrap();
         assert!(third.credentials_cleared);
         assert!(s.credentials_rejected_fp.is_none());
+    }
+
+    #[test]
+    fn a_new_bootstrap_keeps_the_live_refresh_token_it_displaces_aside_unspent() {
+        let live = RefreshSlot { token: RefreshToken::new("rt-live"), expires_at_ms: T0 + 1000, expiry_known: true };
+        let fp = |t: &str| RefreshToken::new(t).fingerprint();
+        let base = AuthorityState { refresh: Some(live.clone()), adopted_bootstrap_fp: Some(fp("rt-boot")), ..AuthorityState::default() };
+        let held = |s: &AuthorityState| s.refresh.as_ref().map(|r| r.token.expose_secret().to_string());
+        let aside = |s: &AuthorityState| s.displaced_refresh.as_ref().map(|r| r.expose_secret().to_string());
+        // A live one (also while the client pair stands rejected: that
+        // spends nothing): held aside as it was, not spent.
+        for rejected in [None, Some("cfp".to_string())] {
+            let mut s = AuthorityState { credentials_rejected_fp: rejected, ..base.clone() };
+            assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0).adopted_refresh);
+            assert_eq!(held(&s).as_deref(), Some("rt-new"));
+            assert_eq!(aside(&s).as_deref(), Some("rt-live"));
+            assert!(s.spent_refresh_fps.is_empty() && s.credentials_rejected_fp.is_none());
+            // Another value before the first has refreshed: the live one
+            // stays aside; the unproven one goes, as spent (as before).
+            assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-newer"), None, T0 + 1).adopted_refresh);
+            assert_eq!(held(&s).as_deref(), Some("rt-newer"));
+            assert_eq!(aside(&s).as_deref(), Some("rt-live"));
+            assert_eq!(s.spent_refresh_fps, vec![fp("rt-new")]);
+            // Neither token shows in Debug.
+            let shown = format!("{s:?}");
+            assert!(!shown.contains("rt-live") && !shown.contains("rt-newer"), "{shown}");
+        }
+        // A dead one (reauth_required): spent, nothing kept aside.
+        let mut s = AuthorityState { reauth_reason: Some("dead".into()), ..base.clone() };
+        adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0);
+        assert_eq!((held(&s).as_deref(), aside(&s), s.reauth_reason.as_deref()), (Some("rt-new"), None, None));
+        assert_eq!(s.spent_refresh_fps, vec![fp("rt-live")]);
+        // The first seed: nothing to keep.
+        let mut s = AuthorityState::default();
+        adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
+        assert_eq!((held(&s).as_deref(), aside(&s)), (Some("rt-boot"), None));
+        // A spent value, or the one held: nothing moves.
+        for same in ["rt-live", "rt-spent"] {
+            let mut s = AuthorityState { spent_refresh_fps: vec![fp("rt-spent")], ..base.clone() };
+            assert!(!adopt_bootstrap(&mut s, &RefreshToken::new(same), None, T0).adopted_refresh, "{same}");
+            assert_eq!((held(&s).as_deref(), aside(&s)), (Some("rt-live"), None), "{same}");
+        }
     }
 
     #[test]

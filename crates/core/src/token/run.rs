@@ -143,6 +143,64 @@ pub fn lost_in_run(earlier: Option<String>, outcome: &RefreshOutcome) -> Option<
     })
 }
 
+/// The start of `last_error` once plumgate went back to the refresh token
+/// a refused `XOXODAY_REFRESH_TOKEN` had displaced ([`fall_back`]). Kept
+/// through the successful refreshes that follow (the operator should know
+/// the value set is not the one in use), until another failure or a new
+/// value replaces it.
+pub const REFUSED_BOOTSTRAP: &str = "the XOXODAY_REFRESH_TOKEN set was refused";
+
+/// After an attempt that ended with `outcome`: when Xoxoday refused the refresh token
+/// held as a dead one while the live token a new `XOXODAY_REFRESH_TOKEN`
+/// displaced is kept (`displaced_refresh`: the new value never refreshed),
+/// that token is held again, and the run's next attempt (at once: it reads
+/// the held token) uses it, rather than the run ending in
+/// `reauth_required`. Once: it is kept aside no more, so its own refusal
+/// ends the run as any dead token does. Returns whether it fell back (the
+/// caller then tries again; the state is stored with that attempt's mark).
+///
+/// Only a dead-token answer counts: rejected credentials, a penalty, a 5xx
+/// or a timeout say nothing against the new value, which stays held (the
+/// displaced token with it).
+///
+/// After a refresh with the new value that got no answer (a timeout, a
+/// 5xx, the authority stopping mid-refresh), Xoxoday may have rotated the
+/// new value's pair, which plumgate never received: then the refusal
+/// proves no wrong value, and going back still masks nothing. The token
+/// kept aside was never sent since it was displaced, so it is exactly as
+/// live as it was (if Xoxoday killed it with the new value's generation,
+/// it is refused in turn, and that is `reauth_required` as before), and
+/// the lost pair is one plumgate never held. (`last_error` then reads as
+/// a refusal; the lost answer was the `last_error` before it. Saying
+/// both would cost the worker's wasm ~50 B gzip.)
+///
+/// The refused value is not remembered as spent (plumgate did not rotate
+/// it); it stays adopted by fingerprint, so it is not taken into use
+/// again while it is the value set. The token held again gets the
+/// default lifetime, marked unknown: the run refreshes it at once, and
+/// that answer says its successor's.
+pub fn fall_back(state: &mut AuthorityState, outcome: &RefreshOutcome, now_ms: i64) -> bool {
+    let RefreshOutcome::Final(reason) = outcome else { return false };
+    let Some(kept) = state.displaced_refresh.take() else { return false };
+    state.last_error = Some(format!("{REFUSED_BOOTSTRAP} ({reason}); the refresh token held before is kept"));
+    state.last_error_at_ms = Some(now_ms);
+    state.refresh = Some(super::RefreshSlot {
+        token: kept,
+        expires_at_ms: now_ms.saturating_add(super::DEFAULT_REFRESH_TTL_MS),
+        expiry_known: false,
+    });
+    true
+}
+
+/// The refresh token a new `XOXODAY_REFRESH_TOKEN` displaced, once that
+/// value has refreshed (a whole answer or half of one): superseded, so
+/// remembered as spent.
+fn proven(state: &mut AuthorityState) {
+    if let Some(old) = state.displaced_refresh.take() {
+        super::remember_spent(state, old.fingerprint());
+    }
+}
+
 /// Apply the run's last outcome to `state` and say how the run ended.
 /// `rand01` is a fresh random number in [0, 1) (token jitter, backoff and
 /// penalty jitter); `client_fp` is [`super::credentials_fingerprint`] of the
@@ -161,6 +219,7 @@ pub fn finish_run(
     state.refresh_sent_at_ms = None;
     match outcome {
         RefreshOutcome::Success(answer) => {
+            proven(state);
             apply_success(state, answer, now_ms, rand01);
             RunEnd::Refreshed
         }
@@ -176,6 +235,7 @@ pub fn finish_run(
             // Kept before anything else: under strict rotation it is the
             // only live refresh token. It worked, so neither it nor the
             // client id/secret are to blame for anything.
+            proven(state);
             adopt_refresh(state, refresh_token, refresh_expires_at_ms, now_ms);
             state.reauth_reason = None;
             state.credentials_rejected_fp = None;
@@ -577,6 +637,114 @@ mod tests {
         assert!(s.reauth_reason.is_none());
         assert_eq!(s.credentials_rejected_fp.as_deref(), Some("cfp"));
         assert_eq!(s.state(now, &p), crate::token::TokenState::CredentialsRejected);
+    }
+
+    #[test]
+    fn a_refused_new_bootstrap_falls_back_once_to_the_live_token_it_displaced() {
+        use crate::token::adopt_bootstrap;
+        let p = TokenPolicy::default();
+        let now = T0 + 1000;
+        let fp = |t: &str| RefreshToken::new(t).fingerprint();
+        let dead = || RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_token".into());
+        let held = |s: &AuthorityState| s.refresh.as_ref().unwrap().token.expose_secret().to_string();
+        // rt-1 live; the operator sets rt-new (a typo, another account's, an old value).
+        let displaced = || {
+            let mut s = seeded();
+            assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0).adopted_refresh);
+            s
+        };
+        let answer = |rt: Option<&str>| TokenAnswer {
+            access_token: AccessToken::new("at-2"),
+            access_expires_at_ms: now + 86_400_000,
+            refresh_token: rt.map(RefreshToken::new),
+            refresh_expires_at_ms: None,
+        };
+
+        // Refused as dead: rt-1 is held again, nothing spent, no reauth_required.
+        let mut s = displaced();
+        assert!(fall_back(&mut s, &dead(), now));
+        assert_eq!((held(&s).as_str(), s.displaced_refresh.is_none(), s.reauth_reason.as_deref()), ("rt-1", true, None));
+        assert!(s.spent_refresh_fps.is_empty());
+        let why = s.last_error.clone().unwrap();
+        assert_eq!(why, "the XOXODAY_REFRESH_TOKEN set was refused (refresh token rejected: HTTP 400 invalid_token); the refresh token held before is kept");
+        assert_eq!(s.last_error_at_ms, Some(now));
+        assert_eq!(s.state(now, &p), crate::token::TokenState::Fresh);
+        // Once: nothing is kept aside any more.
+        assert!(!fall_back(&mut s.clone(), &dead(), now));
+        // rt-1 refreshes: the chain goes on from it, the note stays, no alert;
+        // the refused value stays adopted, so it is not taken again.
+        let end = finish_run(&mut s, RefreshOutcome::Success(answer(Some("rt-2"))), now + 1, 0.0, "cfp", &p, None);
+        assert_eq!((end.alert(), held(&s).as_str()), (None, "rt-2"));
+        assert_eq!(s.spent_refresh_fps, vec![fp("rt-1")], "rotated away; the refused value was never spent by plumgate");
+        assert_eq!(s.last_error.as_deref(), Some(why.as_str()));
+        assert_eq!((s.last_error_at_ms, s.consecutive_failures), (None, 0));
+        assert!(!adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, now + 2).adopted_refresh);
+        // ... and stays through later refreshes, until another failure replaces it.
+        finish_run(&mut s, RefreshOutcome::Success(answer(Some("rt-3"))), now + 3, 0.0, "cfp", &p, None);
+        assert_eq!(s.last_error.as_deref(), Some(why.as_str()));
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now + 4, 0.0, "cfp", &p, None);
+        finish_run(&mut s, RefreshOutcome::Success(answer(Some("rt-4"))), now + 5, 0.0, "cfp", &p, None);
+        assert_eq!(s.last_error, None);
+
+        // Refused too: reauth_required as without a token kept aside.
+        let mut s = displaced();
+        assert!(fall_back(&mut s, &dead(), now));
+        assert!(!fall_back(&mut s, &dead(), now));
+        assert_eq!(finish_run(&mut s, dead(), now, 0.0, "cfp", &p, None), RunEnd::Reauth);
+        assert_eq!((s.reauth_reason.as_deref(), held(&s).as_str()), (Some("refresh token rejected: HTTP 400 invalid_token"), "rt-1"));
+        assert_eq!(s.state(now, &p), crate::token::TokenState::ReauthRequired);
+
+        // Nothing else is a refusal of the new value: it stays held, rt-1 aside.
+        let others = [
+            RefreshOutcome::CredentialsRejected("client credentials rejected: HTTP 401 invalid_client".into()),
+            RefreshOutcome::RateLimited { penalty_secs: 60, reason: "refresh rate-limited".into() },
+            RefreshOutcome::Transient("refresh failed: HTTP 503".into()),
+            RefreshOutcome::Timeout("refresh timed out".into()),
+        ];
+        for outcome in others {
+            let mut s = displaced();
+            assert!(!fall_back(&mut s, &outcome, now), "{outcome:?}");
+            let end = finish_run(&mut s, outcome.clone(), now, 0.0, "cfp", &p, None);
+            assert_eq!(held(&s), "rt-new", "{outcome:?}");
+            assert_eq!(s.displaced_refresh.as_ref().map(|d| d.expose_secret()), Some("rt-1"), "{outcome:?}");
+            assert!(s.spent_refresh_fps.is_empty() && end != RunEnd::Reauth, "{outcome:?}");
+        }
+        // Without a token kept aside, a dead token is no fallback.
+        let mut s = seeded();
+        assert!(!fall_back(&mut s, &dead(), now));
+        assert_eq!(held(&s), "rt-1");
+
+        // The new value refreshes (a whole answer, one without a new
+        // refresh token, half an answer): rt-1 is superseded, spent.
+        let halves = [
+            RefreshOutcome::Success(answer(Some("rt-2"))),
+            RefreshOutcome::Success(answer(None)),
+            RefreshOutcome::RefreshOnly { refresh_token: RefreshToken::new("rt-2"), refresh_expires_at_ms: None, message: "m".into() },
+        ];
+        for outcome in halves {
+            let mut s = displaced();
+            finish_run(&mut s, outcome.clone(), now, 0.0, "cfp", &p, None);
+            assert!(s.displaced_refresh.is_none(), "{outcome:?}");
+            assert!(s.spent_refresh_fps.contains(&fp("rt-1")), "{outcome:?}");
+            assert!(!fall_back(&mut s, &dead(), now + 1), "{outcome:?}: proven, nothing to go back to");
+        }
+
+        // The new value's refresh got no answer (it may have rotated its
+        // pair), then it is refused: rt-1, never sent meanwhile, is held
+        // again all the same (with the default lifetime, until its own
+        // refresh says more), and the run tries it.
+        let mut s = displaced();
+        finish_run(&mut s, crate::token::refresh::refresh_without_answer(crate::http::NoAnswer::Timeout, &p), now, 0.0, "cfp", &p, None);
+        assert!(s.displaced_refresh.is_some(), "no answer is no refusal");
+        assert!(fall_back(&mut s, &dead(), now + 60_000));
+        assert!(s.last_error.clone().unwrap().starts_with(REFUSED_BOOTSTRAP));
+        let slot = s.refresh.clone().unwrap();
+        assert_eq!((slot.token.expose_secret(), slot.expires_at_ms, slot.expiry_known), ("rt-1", now + 60_000 + crate::token::DEFAULT_REFRESH_TTL_MS, false));
+        // ... and should rt-1 be refused too, the reason is its own, not the
+        // lost answer's (the shell starts the run's record of lost answers
+        // afresh for the token held again).
+        assert_eq!(finish_run(&mut s, dead(), now + 60_001, 0.0, "cfp", &p, None), RunEnd::Reauth);
+        assert_eq!(s.reauth_reason.as_deref(), Some("refresh token rejected: HTTP 400 invalid_token"));
     }
 
     #[test]
