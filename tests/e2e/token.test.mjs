@@ -284,6 +284,52 @@ test("3d. a new XOXODAY_REFRESH_TOKEN after a dashboard regeneration: the very n
   }
 });
 
+// A new XOXODAY_REFRESH_TOKEN that Xoxoday refuses (a typo, another
+// account's, an old value) must not cost the live chain plumgate holds: the
+// token it displaced is kept aside until the new value has refreshed once.
+for (const [title, killHeld] of [
+  ["is refused: plumgate goes back to the live refresh token it held, no caller notices, no alert", false],
+  ["is refused, and so is the token plumgate held before (Xoxoday killed it meanwhile): reauth_required", true],
+]) test(`3d2. a wrong new XOXODAY_REFRESH_TOKEN ${title}`, async () => {
+  const { sb, dir } = await persistedToken({ rotation: "strict" });
+  if (killHeld) await sb.admin("/tokens/revoke-refresh", {});
+  await sb.admin("/counters/reset", {});
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: "plumgate-mistyped-refresh-token" } });
+  try {
+    // Xoxoday revokes the access token: the next call needs a refresh.
+    await sb.admin("/tokens/revoke-access", {});
+    const r = await op(w);
+    const st = await tokenStatus(w);
+    assert.equal(r.status, killHeld ? 503 : 200, `${r.text} (token state ${st.state}: ${st.last_error})`);
+    const c = await sb.counters();
+    assert.equal(c.refresh_calls, 2, "the new value (refused), then the token held before");
+    assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0, "never a rotated-away refresh token");
+    if (killHeld) {
+      assert.equal(r.json.error.code, "reauth_required");
+      assert.equal(st.state, "reauth_required");
+      await waitFor(() => w.lines.some((l) => l.includes('"event":"reauth_required"')), { what: "the loud reauth_required line" });
+      return;
+    }
+    assert.equal(c.refresh_success, 1);
+    assert.equal(st.state, "fresh");
+    assert.equal(st.refresh_count, 2);
+    assert.match(st.last_error, /^the XOXODAY_REFRESH_TOKEN set was refused \(refresh token rejected: HTTP 400 invalid_token\); the refresh token held before is kept$/);
+    const more = await Promise.all(Array.from({ length: 10 }, () => op(w)));
+    assert.deepEqual([...new Set(more.map((x) => x.status))], [200]);
+    // The chain goes on from the token held before: the next refresh too.
+    await sb.admin("/tokens/revoke-access", {});
+    assert.equal((await op(w)).status, 200);
+    const after = await sb.counters();
+    assert.equal(after.refresh_calls, 3, "the refused value is not tried again");
+    assert.equal(after.refresh_success, 2);
+    assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0);
+    assert.equal((await tokenStatus(w)).state, "fresh");
+    assert.ok(!w.lines.some((l) => l.includes("reauth_required")), "no reauth_required line or alert");
+  } finally {
+    await w.stop();
+  }
+});
+
 // Xoxoday documents `invalid_token` "invalid/expired token" for a dead
 // token (the sandbox's default, HTTP 400); OAuth's code for a bad grant is
 // `invalid_grant`, and the status is unconfirmed: both readings.
