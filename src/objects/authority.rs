@@ -761,6 +761,7 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
     let client_fp = credentials_fingerprint(&cfg.client_id, &cfg.client_secret);
     let mut attempt = 0;
     let mut lost: Option<String> = None;
+    let mut fell = false;
     loop {
         attempt += 1;
         let refresh = ctx.inner.state.borrow().as_ref().and_then(|s| s.refresh.clone());
@@ -773,12 +774,13 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         *ctx.inner.state.borrow_mut() = Some(st.clone());
         persist(&ctx.storage, &st, Some(&ctx.inner.state)).await;
         let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
-        if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } = &outcome {
+        if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } | RefreshOutcome::Final(reason) = &outcome {
             console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
         }
         // A refused new XOXODAY_REFRESH_TOKEN: the live token it displaced
         // is held again and tried at once (stored with the next attempt's mark).
-        if ctx.inner.state.borrow_mut().as_mut().is_some_and(|st| fall_back(st, &outcome, now_ms())) {
+        if ctx.inner.state.borrow_mut().as_mut().is_some_and(|st| fall_back(st, &outcome, now_ms(), fell)) {
+            fell = true;
             lost = None;
             continue;
         }

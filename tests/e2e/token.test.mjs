@@ -314,6 +314,9 @@ for (const [title, killHeld] of [
     assert.equal(st.state, "fresh");
     assert.equal(st.refresh_count, 2);
     assert.match(st.last_error, /^the XOXODAY_REFRESH_TOKEN set was refused \(refresh token rejected: HTTP 400 invalid_token\); the refresh token held before is kept$/);
+    // The refusal is in the log too, not only in last_error (which the next
+    // failure of any kind replaces).
+    await waitFor(() => w.lines.some((l) => l.includes('"event":"token_refresh_failed"') && l.includes("invalid_token")), { what: "the refusal's token_refresh_failed line" });
     const more = await Promise.all(Array.from({ length: 10 }, () => op(w)));
     assert.deepEqual([...new Set(more.map((x) => x.status))], [200]);
     // The chain goes on from the token held before: the next refresh too.

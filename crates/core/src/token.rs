@@ -178,8 +178,10 @@ pub struct RefreshSlot {
 /// older version, which lacks newer fields, still loads), and fields this
 /// version does not know are ignored (a state written by a newer version
 /// still loads after a rollback; such fields are not written back: keeping
-/// them would cost the worker's wasm ~2 KB gzip, and none of them can hold
-/// the token pair, which lives in fields every version knows). State that
+/// them would cost the worker's wasm ~2 KB gzip, and none of them holds
+/// the token pair, which lives in fields every version knows; only
+/// `displaced_refresh`, a fallback, is lost so, and the held pair with
+/// it stands as that version would have left it). State that
 /// still cannot be read is never replaced: see [`storage::load_state`].
 ///
 /// Read by hand in `decode` (the derive's reader was 15.9 KB of wasm), with

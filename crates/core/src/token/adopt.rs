@@ -47,7 +47,12 @@ pub fn adopt_bootstrap(
             // itself ([`super::run::fall_back`]): a typo, another account's
             // token or an old value must not cost the chain. One held dead
             // (`reauth_required`) is spent, and so is a value set before
-            // and not yet proven while the live one is kept already.
+            // and not yet proven while the live one is kept already. The
+            // token kept aside set again is held, not kept as well; under
+            // `reauth_required` it was refused too, and is dropped.
+            if state.reauth_reason.is_some() || state.displaced_refresh.as_ref().is_some_and(|d| d.fingerprint() == fp) {
+                state.displaced_refresh = None;
+            }
             if let Some(old) = state.refresh.take() {
                 if state.reauth_reason.is_none() && state.displaced_refresh.is_none() {
                     state.displaced_refresh = Some(old.token);
@@ -322,6 +327,18 @@ mod tests {
             let shown = format!("{s:?}");
             assert!(!shown.contains("rt-live") && !shown.contains("rt-newer"), "{shown}");
         }
+        // The displaced value set again (the new one taken back): held, and
+        // the new one kept aside in its place, never the same token twice.
+        let mut s = base.clone();
+        adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0);
+        assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-live"), None, T0 + 1).adopted_refresh);
+        assert_eq!((held(&s).as_deref(), aside(&s).as_deref()), (Some("rt-live"), Some("rt-new")));
+        assert!(s.spent_refresh_fps.is_empty());
+        // Both refused (reauth_required): a new value drops the one kept aside.
+        s.reauth_reason = Some("dead".into());
+        adopt_bootstrap(&mut s, &RefreshToken::new("rt-third"), None, T0 + 2);
+        assert_eq!((held(&s).as_deref(), aside(&s)), (Some("rt-third"), None));
+        assert_eq!(s.spent_refresh_fps, vec![fp("rt-live")]);
         // A dead one (reauth_required): spent, nothing kept aside.
         let mut s = AuthorityState { reauth_reason: Some("dead".into()), ..base.clone() };
         adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0);

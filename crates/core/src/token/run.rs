@@ -155,9 +155,13 @@ pub const REFUSED_BOOTSTRAP: &str = "the XOXODAY_REFRESH_TOKEN set was refused";
 /// displaced is kept (`displaced_refresh`: the new value never refreshed),
 /// that token is held again, and the run's next attempt (at once: it reads
 /// the held token) uses it, rather than the run ending in
-/// `reauth_required`. Once: it is kept aside no more, so its own refusal
-/// ends the run as any dead token does. Returns whether it fell back (the
-/// caller then tries again; the state is stored with that attempt's mark).
+/// `reauth_required`. Once per run (`once`: the run fell back already):
+/// the two swap places, the refused value kept aside in its turn, so the
+/// run ends on the second refusal as on any dead token, and a later run
+/// (the client id/secret changed: a wrong secret may be answered as a dead
+/// token) that sees the token held refused goes back to the other one.
+/// Returns whether it fell back (the caller then tries again; the state is
+/// stored with that attempt's mark).
 ///
 /// Only a dead-token answer counts: rejected credentials, a penalty, a 5xx
 /// or a timeout say nothing against the new value, which stays held (the
@@ -179,16 +183,18 @@ pub const REFUSED_BOOTSTRAP: &str = "the XOXODAY_REFRESH_TOKEN set was refused";
 /// again while it is the value set. The token held again gets the
 /// default lifetime, marked unknown: the run refreshes it at once, and
 /// that answer says its successor's.
-pub fn fall_back(state: &mut AuthorityState, outcome: &RefreshOutcome, now_ms: i64) -> bool {
+pub fn fall_back(state: &mut AuthorityState, outcome: &RefreshOutcome, now_ms: i64, once: bool) -> bool {
     let RefreshOutcome::Final(reason) = outcome else { return false };
+    if once {
+        return false;
+    }
     let Some(kept) = state.displaced_refresh.take() else { return false };
     state.last_error = Some(format!("{REFUSED_BOOTSTRAP} ({reason}); the refresh token held before is kept"));
     state.last_error_at_ms = Some(now_ms);
-    state.refresh = Some(super::RefreshSlot {
-        token: kept,
-        expires_at_ms: now_ms.saturating_add(super::DEFAULT_REFRESH_TTL_MS),
-        expiry_known: false,
-    });
+    state.displaced_refresh = state
+        .refresh
+        .replace(super::RefreshSlot { token: kept, expires_at_ms: now_ms.saturating_add(super::DEFAULT_REFRESH_TTL_MS), expiry_known: false })
+        .map(|r| r.token);
     true
 }
 
@@ -660,22 +666,25 @@ mod tests {
             refresh_expires_at_ms: None,
         };
 
-        // Refused as dead: rt-1 is held again, nothing spent, no reauth_required.
+        let aside = |s: &AuthorityState| s.displaced_refresh.as_ref().map(|d| d.expose_secret().to_string());
+        // Refused as dead: rt-1 is held again, the refused value aside in
+        // its turn, nothing spent, no reauth_required.
         let mut s = displaced();
-        assert!(fall_back(&mut s, &dead(), now));
-        assert_eq!((held(&s).as_str(), s.displaced_refresh.is_none(), s.reauth_reason.as_deref()), ("rt-1", true, None));
+        assert!(fall_back(&mut s, &dead(), now, false));
+        assert_eq!((held(&s).as_str(), aside(&s).as_deref(), s.reauth_reason.as_deref()), ("rt-1", Some("rt-new"), None));
         assert!(s.spent_refresh_fps.is_empty());
         let why = s.last_error.clone().unwrap();
         assert_eq!(why, "the XOXODAY_REFRESH_TOKEN set was refused (refresh token rejected: HTTP 400 invalid_token); the refresh token held before is kept");
         assert_eq!(s.last_error_at_ms, Some(now));
         assert_eq!(s.state(now, &p), crate::token::TokenState::Fresh);
-        // Once: nothing is kept aside any more.
-        assert!(!fall_back(&mut s.clone(), &dead(), now));
+        // Once per run: a second refusal in the same run ends it.
+        assert!(!fall_back(&mut s.clone(), &dead(), now, true));
         // rt-1 refreshes: the chain goes on from it, the note stays, no alert;
-        // the refused value stays adopted, so it is not taken again.
+        // the refused value is superseded (spent) and stays adopted, so it
+        // is not taken again.
         let end = finish_run(&mut s, RefreshOutcome::Success(answer(Some("rt-2"))), now + 1, 0.0, "cfp", &p, None);
-        assert_eq!((end.alert(), held(&s).as_str()), (None, "rt-2"));
-        assert_eq!(s.spent_refresh_fps, vec![fp("rt-1")], "rotated away; the refused value was never spent by plumgate");
+        assert_eq!((end.alert(), held(&s).as_str(), aside(&s)), (None, "rt-2", None));
+        assert_eq!(s.spent_refresh_fps, vec![fp("rt-new"), fp("rt-1")], "superseded, then rotated away");
         assert_eq!(s.last_error.as_deref(), Some(why.as_str()));
         assert_eq!((s.last_error_at_ms, s.consecutive_failures), (None, 0));
         assert!(!adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, now + 2).adopted_refresh);
@@ -688,10 +697,17 @@ mod tests {
 
         // Refused too: reauth_required as without a token kept aside.
         let mut s = displaced();
-        assert!(fall_back(&mut s, &dead(), now));
-        assert!(!fall_back(&mut s, &dead(), now));
+        assert!(fall_back(&mut s, &dead(), now, false));
+        assert!(!fall_back(&mut s, &dead(), now, true));
         assert_eq!(finish_run(&mut s, dead(), now, 0.0, "cfp", &p, None), RunEnd::Reauth);
         assert_eq!((s.reauth_reason.as_deref(), held(&s).as_str()), (Some("refresh token rejected: HTTP 400 invalid_token"), "rt-1"));
+        // A wrong client secret may be answered as a dead token: once the
+        // secret changes, the run that follows tries rt-1, and on its
+        // refusal the new value again (it was kept, not lost).
+        let mut w = s.clone();
+        assert!(crate::token::adopt_credentials(&mut w, "cfp-fixed"));
+        assert!(fall_back(&mut w, &dead(), now + 1, false));
+        assert_eq!((held(&w).as_str(), aside(&w).as_deref()), ("rt-new", Some("rt-1")));
         assert_eq!(s.state(now, &p), crate::token::TokenState::ReauthRequired);
 
         // Nothing else is a refusal of the new value: it stays held, rt-1 aside.
@@ -703,7 +719,7 @@ mod tests {
         ];
         for outcome in others {
             let mut s = displaced();
-            assert!(!fall_back(&mut s, &outcome, now), "{outcome:?}");
+            assert!(!fall_back(&mut s, &outcome, now, false), "{outcome:?}");
             let end = finish_run(&mut s, outcome.clone(), now, 0.0, "cfp", &p, None);
             assert_eq!(held(&s), "rt-new", "{outcome:?}");
             assert_eq!(s.displaced_refresh.as_ref().map(|d| d.expose_secret()), Some("rt-1"), "{outcome:?}");
@@ -711,7 +727,7 @@ mod tests {
         }
         // Without a token kept aside, a dead token is no fallback.
         let mut s = seeded();
-        assert!(!fall_back(&mut s, &dead(), now));
+        assert!(!fall_back(&mut s, &dead(), now, false));
         assert_eq!(held(&s), "rt-1");
 
         // The new value refreshes (a whole answer, one without a new
@@ -726,7 +742,7 @@ mod tests {
             finish_run(&mut s, outcome.clone(), now, 0.0, "cfp", &p, None);
             assert!(s.displaced_refresh.is_none(), "{outcome:?}");
             assert!(s.spent_refresh_fps.contains(&fp("rt-1")), "{outcome:?}");
-            assert!(!fall_back(&mut s, &dead(), now + 1), "{outcome:?}: proven, nothing to go back to");
+            assert!(!fall_back(&mut s, &dead(), now + 1, false), "{outcome:?}: proven, nothing to go back to");
         }
 
         // The new value's refresh got no answer (it may have rotated its
@@ -736,7 +752,7 @@ mod tests {
         let mut s = displaced();
         finish_run(&mut s, crate::token::refresh::refresh_without_answer(crate::http::NoAnswer::Timeout, &p), now, 0.0, "cfp", &p, None);
         assert!(s.displaced_refresh.is_some(), "no answer is no refusal");
-        assert!(fall_back(&mut s, &dead(), now + 60_000));
+        assert!(fall_back(&mut s, &dead(), now + 60_000, false));
         assert!(s.last_error.clone().unwrap().starts_with(REFUSED_BOOTSTRAP));
         let slot = s.refresh.clone().unwrap();
         assert_eq!((slot.token.expose_secret(), slot.expires_at_ms, slot.expiry_known), ("rt-1", now + 60_000 + crate::token::DEFAULT_REFRESH_TTL_MS, false));
