@@ -108,7 +108,9 @@ after(async () => {
     .filter((t) => secrets.some((s) => t.includes(s)));
   assert.deepEqual(leaks, [], "the webhook URL never shows");
   const payloads = receivers.flatMap((rx) => rx.hits.map((h) => h.body));
-  assert.ok(payloads.length > 0);
+  // The balance test's orders give the codes and its alerts the payloads
+  // to look in; a run narrowed to other tests may have neither.
+  if (vouchers.size > 0) assert.ok(payloads.length > 0, "alert payloads to look for voucher codes in");
   assert.equal(lacks, "", "the balance test's orders gave voucher codes and PINs to look for");
   for (const v of vouchers) {
     // As a value of its own: a 6-digit PIN can sit inside a longer number.

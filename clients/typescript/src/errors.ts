@@ -6,7 +6,10 @@
 
 import type { components } from "./generated/openapi.js";
 
-/** Codes plumgate itself answers with (contract §3, from `/openapi.json`). */
+/**
+ * Codes plumgate itself answers with (contract §3), generated at build time
+ * from the document plumgate serves at `/openapi.json`.
+ */
 export type PlumgateCode = components["schemas"]["Error"]["error"]["code"];
 
 /**

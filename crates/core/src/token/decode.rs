@@ -1,7 +1,7 @@
 //! Reading the token authority's stored state ([`AuthorityState`]) from its
 //! JSON text, field by field, with the readers of [`crate::stored`].
 //!
-//! Why not serde's derive: for this 36-field struct (and its slots) the
+//! Why not serde's derive: for this struct of nearly forty fields (and its slots) the
 //! derive compiled to one 15.9 KB function of the worker's wasm, ~5 KB of
 //! it gzipped (BENCHMARKS.md, "What the wasm holds"). The state is written
 //! with the derived `Serialize`, which is small; only reading is by hand.
