@@ -950,10 +950,18 @@ async fn a_delayed_refresh_answer_counts_once_given() {
     let counters = || async move { send(addr, "GET", "/__sandbox/counters", None, None).await.json() };
     let counted = |c: &Value| (c["refresh_calls"].clone(), c["refresh_success"].clone(), c["refresh_failures"].clone());
     post("/__sandbox/config", r#"{"refresh_latency_ms":0}"#).await;
-    post("/__sandbox/faults/refresh", r#"{"mode":"rotate_then_delay","hang_ms":1500}"#).await;
+    post("/__sandbox/faults/refresh", r#"{"mode":"rotate_then_delay","hang_ms":3000}"#).await;
     let late = tokio::spawn(async move { send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(RT))).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mid = counters().await;
+    // Looked at once the call has arrived (not after a fixed sleep, which a
+    // loaded machine can outrun), well inside the 3 s delay.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mid = loop {
+        let c = counters().await;
+        if c["refresh_calls"] == 1 || std::time::Instant::now() >= deadline {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(counted(&mid), (json!(1), json!(0), json!(0)), "mid-delay: decided, not given: {mid}");
     assert_eq!(mid["concurrent_refreshes"], 1);
     let late = late.await.unwrap();
