@@ -551,6 +551,14 @@ mod tests {
         let no_secs = br#"{"errors":[{"message":"auth.request_limit_exceeded"}]}"#;
         assert_eq!(p(200, no_secs, Some("9")), Some(Stated(9)), "the header when the body names no duration");
         assert_eq!(p(200, no_secs, None), Some(Unstated));
+        // A zero states nothing (a 1 s penalty would have every isolate
+        // call into a live one each second): the unstated reading, and a
+        // zero in the body leaves the header to speak.
+        let zero = br#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":0}]}"#;
+        assert_eq!(p(429, zero, None), Some(Unstated));
+        assert_eq!(p(429, zero, Some("9")), Some(Stated(9)));
+        assert_eq!(p(429, b"", Some("0")), Some(Unstated));
+        assert_eq!(p(200, no_secs, Some("0")), Some(Unstated));
         assert_eq!(p(200, br#"{"data":{}}"#, None), None);
         assert_eq!(p(500, b"oops", Some("5")), None);
         // A Plum API answer names the limit only as `message`; a token

@@ -607,6 +607,49 @@ fn a_found_order_is_answered_in_place_order_s_shape_with_its_status() {
     assert!(!failed_or_cancelled(&json!({"orderStatus": "complete", "deliveryStatus": "pending"})));
     assert!(!failed_or_cancelled(&json!({"quantity": 2, "voucherDetails": [{"cancelledQuantity": 1}]})), "partly cancelled");
     assert!(!failed_or_cancelled(&json!({"voucherDetails": [{"cancelledQuantity": 0}]})));
+    // Every word that means the order did not go through, in any case and
+    // with stray spaces, in either field.
+    for word in ["failed", "Failure", "cancelled", "CANCELED", "rejected", "declined", " Refunded "] {
+        assert!(failed_or_cancelled(&json!({"orderStatus": word})), "{word}");
+        assert!(failed_or_cancelled(&json!({"orderStatus": "complete", "deliveryStatus": word})), "{word}");
+    }
+    // Cancelled means every line cancelled in full: not an order whose
+    // vouchers are not issued yet (no lines), not one line of two, not a
+    // line whose quantity nothing states.
+    assert!(!failed_or_cancelled(&json!({"orderStatus": "complete", "quantity": 1, "voucherDetails": []})), "no lines yet");
+    let one_of_two = json!({"quantity": 2, "voucherDetails": [{"quantity": 1, "cancelledQuantity": 1}, {"quantity": 1, "cancelledQuantity": 0}]});
+    assert!(!failed_or_cancelled(&one_of_two), "one line of two cancelled");
+    assert!(!failed_or_cancelled(&json!({"voucherDetails": [{"cancelledQuantity": 1}]})), "no quantity stated");
+    assert!(failed_or_cancelled(&json!({"voucherDetails": [{"quantity": 1, "cancelledQuantity": 1}, {"quantity": "2", "cancelledQuantity": 2}]})));
+    // Found with no voucher lines yet (a delayed delivery): placed, so its
+    // amount stays held and nobody orders it again.
+    let found = json!({"orderId": 7, "orderStatus": "complete", "quantity": 1, "voucherDetails": []});
+    assert_eq!(after_check(&pending(), Reconciled::Found(found), now).fate, Fate::Placed);
+}
+
+/// Any 5xx leaves the order's fate open, whatever its body says (a
+/// gateway's JSON "Internal server error" included): placeOrder's answer
+/// is checked like a lost one, never taken as a refusal, and such an
+/// answer to a check is no evidence either way.
+#[test]
+fn every_5xx_leaves_the_fate_open_whatever_its_body() {
+    for status in [500, 501, 503, 504, 599] {
+        for body in [r#"{"message":"Internal server error"}"#, r#"{"code":500,"errorInfo":"Internal error"}"#] {
+            let r = checked(after_place(answer(status, body), None, &pending(), T0 + 900));
+            assert_eq!((r.refused.clone(), r.why.as_str()), (None, format!("Xoxoday answered placeOrder with HTTP {status}").as_str()), "{body}");
+            assert_eq!(read_reconcile(answer(status, body)), Reconciled::Unknown, "{status} {body}");
+        }
+    }
+    // Plum's error shape without an errorId is "no such order" under 404
+    // only; under another 4xx it is an answer in other words.
+    assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorInfo":"x"}"#)), Reconciled::Unclear);
+    assert_eq!(read_reconcile(answer(410, r#"{"code":410,"error":"gone"}"#)), Reconciled::Unclear);
+    // A plumgate 5xx before sending says nothing was placed, a 500 too.
+    let e = unsent(ApiError::upstream_error("the key store failed"));
+    assert!(e.message.ends_with(SAFE_TO_RETRY), "{}", e.message);
+    let mut e500 = ApiError::upstream_error("x");
+    e500.status = 500;
+    assert!(unsent(e500).message.ends_with(SAFE_TO_RETRY));
 }
 
 #[test]
@@ -790,6 +833,16 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     assert_eq!(e.code, ErrorCode::UpstreamError);
     assert!(e.message.starts_with("Xoxoday answered placeOrder with HTTP 502, PLE10035; "), "{}", e.message);
     assert!(e.message.contains("6 times over 180 s") && e.message.contains(SAFE_TO_RETRY), "{}", e.message);
+    // Past the settling period, fewer than three "no such order" are not
+    // enough: a first look that came late (checks failed or held back
+    // before it) must not settle a lagging lookup as "not placed".
+    for before in [0, 1] {
+        let mut r = pending();
+        r.not_found = before;
+        let f = after_check(&r, Reconciled::NotFound, T0 + SETTLE_MS + 1);
+        let Store::Save(next) = f.store else { panic!("{before}: {f:?}") };
+        assert_eq!((next.not_found, f.fate), (before + 1, Fate::Unknown));
+    }
     // Three "no such order" early on are not enough on their own.
     let mut r = pending();
     r.not_found = 2;
@@ -872,6 +925,18 @@ fn a_settlement_no_request_heard_is_answered_once() {
     let other = json!({"orderId": 9, "quantity": 3, "voucherDetails": [{"productId": 555, "denomination": 100}]});
     let f = unheard(&dup, after_check(&dup, Reconciled::Found(other), T0 + 1), T0 + 1);
     assert!(matches!(f.store, Store::Save(Record { once: true, status: 409, .. })), "{f:?}");
+    // Xoxoday's failure flag under HTTP 200 (`status` 0), kept once, is
+    // still a refusal when heard: not placed, never an order found failed.
+    let mut flagged = pending();
+    flagged.not_found = 2;
+    let zero = r#"{"data":{"placeOrder":{"status":0}}}"#;
+    flagged.refused = Some(Refused { status: 200, body: zero.into() });
+    let f = unheard(&flagged, after_check(&flagged, Reconciled::NotFound, T0 + SETTLE_MS), T0 + SETTLE_MS);
+    let Store::Save(kept) = f.store else { panic!("{f:?}") };
+    assert!(kept.once && kept.status == 200, "{kept:?}");
+    let heard = admit(&Loaded::Some(kept.clone()), FP, Some("fp-2"), T0 + SETTLE_MS + 1);
+    assert!(matches!(heard, Admission::Answer { fate: Fate::NotPlaced, .. }), "{heard:?}");
+    assert!(matches!(look(&Loaded::Some(kept), FP, None, None, T0), Look::Answer { fate: Fate::NotPlaced, .. }));
 }
 
 #[test]

@@ -186,6 +186,9 @@ fn the_daily_cap_survives_every_reading_of_its_day() {
     // a cap met more than a day after the last one starts afresh.
     let stated = penalty_until(Some(second), Stated(30), day(24, 0));
     assert_eq!(stated.daily_since_ms, Some(day(10, 0)));
+    // A stated report during a daily cap keeps the cap's single probe: no
+    // full lease for every isolate at its end.
+    assert_eq!(stated.first_lent_ms, None, "the daily cap's probe still stands");
     assert_eq!(penalty_until(None, Unstated, day(1, 0)).daily_since_ms, None);
     let much_later = penalty_until(Some(second), Daily, day(48, 0));
     assert_eq!(much_later.daily_since_ms, Some(day(48, 0)));
@@ -399,6 +402,14 @@ fn an_isolate_spends_its_lease_from_memory() {
         assert_eq!(big.admit(T0 + 1), Admit::Go);
     }
     assert_eq!(big.admit(T0 + 2), Admit::Ask { want: local::MAX_WANT });
+    // Two leases held at once (two requests asked together): calls come
+    // from the one that expires first, so none lent expires unspent while
+    // the other's are used.
+    let mut two = Local::default();
+    assert_eq!(two.take_lease(&lent(3, T0 + LEASE_MS), T0), Admit::Go);
+    assert_eq!(two.take_lease(&lent(3, T0 + 10 + LEASE_MS), T0 + 10), Admit::Go);
+    assert_eq!((two.admit(T0 + 20), two.admit(T0 + 20)), (Admit::Go, Admit::Go));
+    assert_eq!(two.left(T0 + LEASE_MS), 2, "the later lease's calls are left when the first expires");
 }
 
 #[test]
