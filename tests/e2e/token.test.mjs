@@ -9,8 +9,10 @@
 // are in token-faults.test.mjs.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
-  startWorker, standardKeys, call, waitFor, capturedLogs, tokenFixture, UNCACHED_OP,
+  startWorker, standardKeys, call, waitFor, capturedLogs, tokenFixture, UNCACHED_OP, authorityFiles, readStored,
 } from "./harness.mjs";
 
 const keys = standardKeys();
@@ -330,6 +332,204 @@ for (const [title, killHeld] of [
     assert.ok(!w.lines.some((l) => l.includes("reauth_required")), "no reauth_required line or alert");
   } finally {
     await w.stop();
+  }
+});
+
+/**
+ * The refresh endpoint as plumgate meets it, noted: a pass-through in front
+ * of the sandbox (every `/chef/` call goes through it unchanged) that keeps,
+ * for each refresh call, the refresh token sent, the one its answer carried
+ * and whether that answer reached plumgate (a worker killed mid-refresh
+ * never gets it; its call to the sandbox is then dropped too). `sandbox`
+ * is what `startWorker` takes; `names(labels)` tells each token sent by name,
+ * never by value: a label given, `r1`, `r2`... in the order the answers
+ * carried them, or `?`.
+ */
+async function refreshTap(sb) {
+  const log = [];
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    let entry = null;
+    if (req.method === "POST" && req.url.endsWith("/v1/oauth/token/user")) {
+      let sent = null;
+      try { sent = JSON.parse(body.toString()).refresh_token ?? null; } catch { /* not JSON */ }
+      entry = { sent, got: null, delivered: false };
+      log.push(entry);
+    }
+    const gone = new AbortController();
+    res.on("close", () => { if (!res.writableFinished) gone.abort(); });
+    try {
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !["host", "connection", "content-length"].includes(k)));
+      const up = await fetch(`${sb.url}${req.url}`, { method: req.method, headers, body: body.length ? body : undefined, signal: gone.signal });
+      const text = await up.text();
+      if (entry) {
+        try { entry.got = JSON.parse(text).refresh_token ?? null; } catch { /* no pair */ }
+      }
+      const out = {};
+      for (const k of ["content-type", "retry-after"]) if (up.headers.get(k)) out[k] = up.headers.get(k);
+      if (res.destroyed) return;
+      res.writeHead(up.status, out);
+      res.end(text, () => { if (entry) entry.delivered = true; });
+    } catch {
+      res.destroy();
+    }
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    sandbox: { ...sb, oauthUrl: `${url}/chef` },
+    log,
+    names(labels) {
+      const byValue = new Map(Object.entries(labels).map(([name, v]) => [v, name]));
+      for (const e of log) if (e.got && !byValue.has(e.got)) byValue.set(e.got, `r${[...byValue.values()].filter((n) => /^r\d+$/.test(n)).length + 1}`);
+      return log.map((e) => byValue.get(e.sent) ?? "?");
+    },
+    /** How many refresh tokens were sent after plumgate had received their successor. */
+    rotatedAwaySent() {
+      const rotated = new Set();
+      let n = 0;
+      for (const e of log) {
+        if (rotated.has(e.sent)) n++;
+        if (e.got && e.delivered) rotated.add(e.sent);
+      }
+      return n;
+    },
+    close: () => new Promise((ok) => { server.closeAllConnections(); server.close(ok); }),
+  };
+}
+
+const MISTYPED = "plumgate-mistyped-refresh-token";
+const BOOT = "plumgate-dev-refresh-token";
+const REFUSED_NOTE = /^the XOXODAY_REFRESH_TOKEN set was refused \(refresh token rejected: HTTP 400 invalid_token\); the refresh token held before is kept$/;
+
+test("3d3. a restart right after plumgate went back from a refused XOXODAY_REFRESH_TOKEN: the chain goes on from the token held before; neither the refused value nor a rotated-away token is sent again, with the value still set or set back", async () => {
+  const sb = await fresh({ rotation: "strict" });
+  const tap = await refreshTap(sb);
+  const dir = newDir();
+  const lines = [];
+  const run = async (vars, fn) => {
+    const w = await startWorker({ sandbox: tap.sandbox, keys, persistDir: dir, vars });
+    try {
+      await fn(w);
+    } finally {
+      await w.stop();
+      lines.push(...w.lines);
+    }
+  };
+  try {
+    await run({}, async (w) => assert.equal((await op(w)).status, 200));
+    // The wrong value set; the next call needs a refresh: refused, then the
+    // token held before (3d2).
+    await run({ XOXODAY_REFRESH_TOKEN: MISTYPED }, async (w) => {
+      await sb.admin("/tokens/revoke-access", {});
+      assert.equal((await op(w)).status, 200);
+      assert.match((await tokenStatus(w)).last_error, REFUSED_NOTE);
+    });
+    assert.deepEqual(tap.names({ boot: BOOT, mistyped: MISTYPED }), ["boot", "mistyped", "r1"]);
+    // Stopped right after; started again with the same value, then with the
+    // first value set back (long rotated away): each time the stored chain
+    // is used, and a refresh goes on from its newest token.
+    for (const [value, count] of [[MISTYPED, 3], [MISTYPED, 4], [BOOT, 5]]) {
+      await run({ XOXODAY_REFRESH_TOKEN: value }, async (w) => {
+        assert.equal((await op(w)).status, 200);
+        const st = await tokenStatus(w);
+        assert.equal(st.state, "fresh", `${st.state}: ${st.last_error}`);
+        assert.equal(st.refresh_count, count - 1, "no refresh at the start: the stored pair serves");
+        assert.match(st.last_error, REFUSED_NOTE, "the operator is still told the value set is not the one in use");
+        await sb.admin("/tokens/revoke-access", {});
+        const r = await op(w);
+        assert.equal(r.status, 200, r.text);
+        const after = await tokenStatus(w);
+        assert.equal(after.state, "fresh");
+        assert.equal(after.refresh_count, count);
+      });
+    }
+    assert.deepEqual(tap.names({ boot: BOOT, mistyped: MISTYPED }), ["boot", "mistyped", "r1", "r2", "r3", "r4"],
+      "the refused value once, then each token of the chain once, in order");
+    assert.ok(tap.log.every((e) => e.sent === MISTYPED || (e.got && e.delivered)), "every other refresh answered with a pair, received");
+    assert.equal(tap.rotatedAwaySent(), 0);
+    assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0, "never a rotated-away refresh token");
+    assert.ok(!lines.some((l) => l.includes("reauth_required")), "no reauth_required line or alert");
+  } finally {
+    await tap.close();
+  }
+});
+
+// Around the fallback the shell stores before it sends (`run::sending`):
+// the token held again is stored, the refused value kept aside, before the
+// refresh with it goes out. The authority stops while that refresh is in
+// flight (Xoxoday has rotated the pair; its answer never comes); the next
+// instance sends the token held again, not the refused value. Where
+// Xoxoday lets a used token live on (the 6-hour grace) that recovers the
+// chain with no one acting; under strict rotation the pair went with the
+// lost answer, and the end is the documented reauth_required.
+for (const rotation of ["grace", "strict"]) test(`3d4. the authority stops while the refresh with the token held before a refused XOXODAY_REFRESH_TOKEN is in flight (${rotation} rotation): what was stored before it was sent is what the next instance uses`, async () => {
+  const sb = await fresh({ rotation });
+  const tap = await refreshTap(sb);
+  const dir = newDir();
+  try {
+    const first = await startWorker({ sandbox: tap.sandbox, keys, persistDir: dir });
+    try {
+      assert.equal((await op(first)).status, 200);
+    } finally {
+      await first.stop();
+    }
+    // The refused value meets no fault (a dead token is answered first);
+    // the token held before rotates at once and is answered 30 s later.
+    await sb.admin("/faults/refresh", { mode: "rotate_then_delay", hang_ms: 30_000, count: 1 });
+    const w = await startWorker({ sandbox: tap.sandbox, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: MISTYPED } });
+    try {
+      await sb.admin("/tokens/revoke-access", {});
+      const pending = op(w).catch(() => null);
+      await waitFor(() => tap.log.length === 3, { what: "the refresh with the token held before to reach Xoxoday" });
+      await sleep(300);
+      await w.crash();
+      await pending;
+    } finally {
+      await w.stop();
+    }
+    const names = () => tap.names({ boot: BOOT, mistyped: MISTYPED });
+    assert.deepEqual(names(), ["boot", "mistyped", "r1"], "the refused value, then the token held before");
+    assert.equal(tap.log[2].delivered, false, "its answer never reached plumgate");
+    const [{ file }] = (await authorityFiles(dir)).filter((f) => f.name?.startsWith("account:"));
+    const stored = JSON.parse(await readStored(file, "state"));
+    assert.ok(stored.refresh_sent_at_ms, "stored before it was sent");
+    assert.ok(stored.refresh.token === tap.log[0].got, "the token held again (r1) is the one stored as held");
+    assert.ok(stored.displaced_refresh === MISTYPED, "the refused value kept aside");
+    const w2 = await startWorker({ sandbox: tap.sandbox, keys, persistDir: dir, vars: { XOXODAY_REFRESH_TOKEN: MISTYPED } });
+    try {
+      const r = await op(w2);
+      const st = await tokenStatus(w2);
+      if (rotation === "grace") {
+        assert.equal(r.status, 200, `${r.text} (token state ${st.state}: ${st.last_error})`);
+        assert.deepEqual(names(), ["boot", "mistyped", "r1", "r1"], "the token held again, once more: never the refused value");
+        assert.equal(st.state, "fresh");
+        assert.equal(st.last_error, null);
+        assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 1, "the token whose answer was lost, inside its grace");
+        assert.equal(tap.rotatedAwaySent(), 0, "never one whose successor plumgate had");
+        await sb.admin("/tokens/revoke-access", {});
+        assert.equal((await op(w2)).status, 200);
+        assert.deepEqual(names(), ["boot", "mistyped", "r1", "r1", "r2"], "the chain goes on from the recovered pair");
+        assert.ok(!w2.lines.some((l) => l.includes("reauth_required")), "no reauth_required line or alert");
+      } else {
+        assert.equal(r.status, 503, r.text);
+        assert.equal(r.json.error.code, "reauth_required");
+        assert.equal(st.state, "reauth_required");
+        // The token held again first (dead: its pair went with the lost
+        // answer); the refused value is tried once more then (the two swap
+        // places once per run), and refused.
+        assert.deepEqual(names(), ["boot", "mistyped", "r1", "r1", "mistyped"]);
+        assert.match(st.last_error, /invalid_token/);
+        assert.equal(tap.rotatedAwaySent(), 0, "never one whose successor plumgate had");
+        await waitFor(() => w2.lines.some((l) => l.includes('"event":"reauth_required"')), { what: "the loud reauth_required line" });
+      }
+    } finally {
+      await w2.stop();
+    }
+  } finally {
+    await tap.close();
   }
 });
 
