@@ -257,7 +257,8 @@ pub struct AuthorityState {
     /// (epoch ms): no check is sent before then (see [`check`]).
     pub check_penalty_until_ms: Option<i64>,
     /// When Xoxoday's token check confirmed a rejection (epoch ms), newest
-    /// last, inside the loop guard's window (see [`check`]).
+    /// last, inside the loop guard's daily window, the newest
+    /// `GUARD_DAY_LIMIT + 1` at most (see [`check`]).
     pub confirmed_rejections_ms: Vec<i64>,
     /// The per-account authority this object's state was handed to (the
     /// previous version's single authority only; see [`storage`]). A
@@ -363,8 +364,10 @@ pub enum Refusal {
     },
     /// The loop guard of [`check`]: `502 upstream_unauthorized`.
     LoopGuard {
-        /// Confirmed rejections inside the window.
+        /// Confirmed rejections inside the deciding rule's window.
         rejections: u32,
+        /// That window: "an hour" or "a day".
+        within: &'static str,
         /// Seconds until the next refresh is allowed.
         retry_after_secs: u64,
     },
@@ -446,9 +449,9 @@ impl Refusal {
                 ),
                 (*retry_after_secs).max(1),
             ),
-            Refusal::LoopGuard { rejections, retry_after_secs } => with(
+            Refusal::LoopGuard { rejections, within, retry_after_secs } => with(
                 ApiError::upstream_unauthorized_because(format!(
-                    "Xoxoday keeps rejecting its access tokens ({rejections} confirmed rejections within an hour); plumgate pauses refreshing to avoid a refresh loop: retry after {} s",
+                    "Xoxoday keeps rejecting its access tokens ({rejections} confirmed rejections within {within}); plumgate pauses refreshing to avoid a refresh loop: retry after {} s",
                     retry_after_secs.max(&1)
                 )),
                 Some(*retry_after_secs),
@@ -649,9 +652,10 @@ pub fn plan(state: &AuthorityState, trigger: Trigger, now_ms: i64, policy: &Toke
     }
     if !usable {
         if state.access.as_ref().is_some_and(|a| a.rejected) {
-            if let Some(until) = check::guard_until_ms(state, now_ms) {
+            if let Some((until, rejections, within)) = check::guard(state, now_ms) {
                 return Plan::Refuse(Refusal::LoopGuard {
-                    rejections: check::rejections_in_window(state, now_ms),
+                    rejections,
+                    within,
                     retry_after_secs: secs_until(until, now_ms).max(1),
                 });
             }

@@ -58,6 +58,10 @@ fn token_condition_every_arm_in_order() {
     s.access.as_mut().unwrap().rejected = true;
     assert_eq!(token_condition(&s, T0, &p), Some(Condition::TokensRejected), "the loop guard before failures");
     assert_eq!(token_condition(&s, T0 + 600_001, &p), Some(Condition::RefreshFailing), "the oldest left the window: the guard let go");
+    // ... or twenty-five within a day, however spread out (one every 50 minutes).
+    s.confirmed_rejections_ms = (0..25).map(|i| T0 - 86_000_000 + i * 3_000_000).collect();
+    assert_eq!(token_condition(&s, T0, &p), Some(Condition::TokensRejected), "the daily rule");
+    assert_eq!(token_condition(&s, T0 + 400_000, &p), Some(Condition::RefreshFailing), "the oldest left the day");
     s.credentials_rejected_fp = Some("cfp".into());
     assert_eq!(token_condition(&s, T0, &p), Some(Condition::CredentialsRejected), "credentials before the guard");
     s.reauth_reason = Some("dead".into());

@@ -37,10 +37,15 @@
 //! Xoxoday has just issued (API and check disagreeing with the refresh
 //! endpoint, or a revocation loop), every confirmation would cost a
 //! rotation. At most [`GUARD_LIMIT`] confirmed rejections within
-//! [`GUARD_WINDOW_MS`] lead to a refresh; past that, callers get `502
-//! upstream_unauthorized` with `Retry-After` until the oldest confirmation
-//! leaves the window. Real revocations (a dashboard regeneration, a password
-//! reset, another admin's tokens) come a few a day and never meet it.
+//! [`GUARD_WINDOW_MS`] (an hour), and at most [`GUARD_DAY_LIMIT`] within
+//! [`GUARD_DAY_WINDOW_MS`] (a day), lead to a refresh; past either, callers
+//! get `502 upstream_unauthorized` with `Retry-After` until the oldest
+//! confirmation inside that window leaves it (with both, the later end).
+//! The hour's rule stops a burst; the day's stops a source of endless
+//! rejections from costing ten rotations every hour, each a chance for
+//! Xoxoday's refresh rate limit to take the refresh token. Real revocations
+//! (a dashboard regeneration, a password reset, another admin's tokens)
+//! come a few a day and never meet it. A forced refresh is not held back.
 
 use super::{AuthorityState, Refusal};
 use crate::http::{HttpAnswer, NoAnswer};
@@ -64,6 +69,11 @@ pub const CHECK_FAILING_MS: i64 = 600_000;
 pub const GUARD_LIMIT: usize = 10;
 /// The loop guard's window (one hour).
 pub const GUARD_WINDOW_MS: i64 = 3_600_000;
+/// At most this many confirmed rejections within [`GUARD_DAY_WINDOW_MS`]
+/// lead to a refresh.
+pub const GUARD_DAY_LIMIT: usize = 24;
+/// The loop guard's daily window (24 hours).
+pub const GUARD_DAY_WINDOW_MS: i64 = 86_400_000;
 
 /// What Xoxoday's token check said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,16 +378,15 @@ pub fn apply_check(state: &mut AuthorityState, fp: &str, outcome: CheckOutcome, 
                 // refreshing a token that still served.
                 state.next_attempt_at_ms = None;
                 let list = &mut state.confirmed_rejections_ms;
-                list.retain(|t| now_ms - t < GUARD_WINDOW_MS && *t <= now_ms);
+                list.retain(|t| now_ms - t < GUARD_DAY_WINDOW_MS && *t <= now_ms);
                 list.push(now_ms);
-                let excess = list.len().saturating_sub(GUARD_LIMIT + 1);
+                let excess = list.len().saturating_sub(GUARD_DAY_LIMIT + 1);
                 list.drain(..excess);
                 // The guard now holds refreshes back: say so where the
                 // operator looks (`GET /v1/token`), until a refresh succeeds.
-                if let Some(until) = guard_until_ms(state, now_ms) {
+                if let Some((until, rejections, within)) = guard(state, now_ms) {
                     state.last_error = Some(format!(
-                        "loop guard: Xoxoday rejected {} of its access tokens within an hour, so plumgate pauses refreshing until {}",
-                        rejections_in_window(state, now_ms),
+                        "loop guard: Xoxoday rejected {rejections} of its access tokens within {within}, so plumgate pauses refreshing until {}",
                         crate::time::rfc3339(until)
                     ));
                     state.last_error_at_ms = Some(now_ms);
@@ -403,21 +412,16 @@ fn retry_secs(until_ms: i64, now_ms: i64) -> u64 {
     secs_until(until_ms, now_ms).max(1)
 }
 
-/// Confirmed rejections inside the loop guard's window.
-pub fn rejections_in_window(state: &AuthorityState, now_ms: i64) -> u32 {
-    state.confirmed_rejections_ms.iter().filter(|t| now_ms - **t < GUARD_WINDOW_MS && **t <= now_ms).count() as u32
-}
-
-/// While the loop guard holds refreshes back: until when (epoch ms), the
-/// moment the oldest confirmation inside the window leaves it.
-pub fn guard_until_ms(state: &AuthorityState, now_ms: i64) -> Option<i64> {
+/// While the loop guard holds refreshes back: until when (epoch ms), and
+/// the confirmed rejections (how many, within what: "an hour" or "a day")
+/// of the rule that decides it. A rule holds until the oldest of the
+/// confirmations inside its window that put it over its limit leaves it;
+/// with both holding, the later end decides.
+pub fn guard(state: &AuthorityState, now_ms: i64) -> Option<(i64, u32, &'static str)> {
     let mut inside: Vec<i64> =
-        state.confirmed_rejections_ms.iter().copied().filter(|t| now_ms - t < GUARD_WINDOW_MS && *t <= now_ms).collect();
-    if inside.len() <= GUARD_LIMIT {
-        return None;
-    }
-    // At most GUARD_LIMIT + 1 entries: an insertion sort (a general sort
-    // would add a few KB to the worker's wasm).
+        state.confirmed_rejections_ms.iter().copied().filter(|t| now_ms - t < GUARD_DAY_WINDOW_MS && *t <= now_ms).collect();
+    // At most GUARD_DAY_LIMIT + 1 entries: an insertion sort (a general
+    // sort would add a few KB to the worker's wasm).
     for i in 1..inside.len() {
         let mut j = i;
         while j > 0 && inside[j - 1] > inside[j] {
@@ -425,8 +429,22 @@ pub fn guard_until_ms(state: &AuthorityState, now_ms: i64) -> Option<i64> {
             j -= 1;
         }
     }
-    // Refreshing resumes once only GUARD_LIMIT confirmations are inside.
-    Some(inside[inside.len() - GUARD_LIMIT - 1] + GUARD_WINDOW_MS)
+    // A rule holds while more than its limit are inside its window, until
+    // the oldest of the newest limit + 1 leaves it.
+    let day = inside.len();
+    let hour = inside.iter().filter(|t| now_ms - **t < GUARD_WINDOW_MS).count();
+    let hour_end = (hour > GUARD_LIMIT).then(|| (inside[day - GUARD_LIMIT - 1] + GUARD_WINDOW_MS, hour as u32, "an hour"));
+    let day_end = (day > GUARD_DAY_LIMIT).then(|| (inside[day - GUARD_DAY_LIMIT - 1] + GUARD_DAY_WINDOW_MS, day as u32, "a day"));
+    if hour_end.map(|h| h.0) > day_end.map(|d| d.0) {
+        hour_end
+    } else {
+        day_end
+    }
+}
+
+/// While the loop guard holds refreshes back: until when (epoch ms).
+pub fn guard_until_ms(state: &AuthorityState, now_ms: i64) -> Option<i64> {
+    guard(state, now_ms).map(|g| g.0)
 }
 
 #[cfg(test)]
@@ -777,7 +795,7 @@ mod tests {
         assert_eq!(v, CheckVerdict::Serve);
         assert!(s.access.as_ref().unwrap().rejected);
         assert_eq!(s.check_failing_since_ms, None);
-        assert_eq!(rejections_in_window(&s, T0 + CHECK_FAILING_MS), 1, "counts toward the loop guard");
+        assert_eq!(s.confirmed_rejections_ms, vec![T0 + CHECK_FAILING_MS], "counts toward the loop guard");
         assert!(s.last_error.clone().unwrap().starts_with("token checks failed for 10 minutes while the Plum API answered 401"));
         assert_eq!(plan(&s, Trigger::Request, T0 + CHECK_FAILING_MS, &policy), Plan::RefreshThenServe);
         // A verdict ends a streak; a check of another token starts its own.
@@ -823,8 +841,8 @@ mod tests {
         apply_check(&mut s, &fp("at-x"), CheckOutcome::Invalid, now);
         let oldest = T0 + 10_000;
         match plan(&s, Trigger::Request, now, &policy) {
-            Plan::Refuse(Refusal::LoopGuard { rejections, retry_after_secs }) => {
-                assert_eq!(rejections, 11);
+            Plan::Refuse(Refusal::LoopGuard { rejections, within, retry_after_secs }) => {
+                assert_eq!((rejections, within), (11, "an hour"));
                 assert_eq!(retry_after_secs as i64, (oldest + GUARD_WINDOW_MS - now) / 1000);
             }
             other => panic!("{other:?}"),
@@ -851,10 +869,118 @@ mod tests {
             s.access = state_with(&token).access;
             apply_check(&mut s, &fp(&token), CheckOutcome::Invalid, now + k);
         }
-        assert_eq!(s.confirmed_rejections_ms.len(), GUARD_LIMIT + 1);
-        // Confirmations older than the window are dropped.
+        assert_eq!(s.confirmed_rejections_ms.len(), GUARD_DAY_LIMIT + 1);
+        assert_eq!(s.confirmed_rejections_ms[0], now + 29 - GUARD_DAY_LIMIT as i64, "the oldest dropped");
+        // Those older than an hour stay for the daily rule; those older
+        // than a day are dropped.
         s.access = state_with("at-z").access;
         apply_check(&mut s, &fp("at-z"), CheckOutcome::Invalid, now + GUARD_WINDOW_MS + 100);
-        assert_eq!(s.confirmed_rejections_ms, vec![now + GUARD_WINDOW_MS + 100]);
+        assert_eq!(s.confirmed_rejections_ms.len(), GUARD_DAY_LIMIT + 1);
+        s.access = state_with("at-w").access;
+        apply_check(&mut s, &fp("at-w"), CheckOutcome::Invalid, now + GUARD_DAY_WINDOW_MS + 100);
+        assert_eq!(s.confirmed_rejections_ms, vec![now + GUARD_WINDOW_MS + 100, now + GUARD_DAY_WINDOW_MS + 100]);
+    }
+
+    fn reject(s: &mut AuthorityState, token: &str, at: i64) {
+        s.access = state_with(token).access;
+        apply_check(s, &fp(token), CheckOutcome::Invalid, at);
+    }
+
+    /// The loop guard's refusal at `at`: (rejections, within, Retry-After).
+    fn guarded(s: &AuthorityState, at: i64) -> (u32, &'static str, u64) {
+        match plan(s, Trigger::Request, at, &TokenPolicy::default()) {
+            Plan::Refuse(Refusal::LoopGuard { rejections, within, retry_after_secs }) => (rejections, within, retry_after_secs),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Right after the confirmation at `at`, the loop guard holds until
+    /// `until` by the rule of `rejections` `within`: as callers, `retry_at`
+    /// and `last_error` are told.
+    fn assert_held(s: &AuthorityState, at: i64, until: i64, rejections: u32, within: &str) {
+        assert_eq!(guarded(s, at), (rejections, within, ((until - at) / 1000) as u64));
+        assert_eq!(s.retry_at_ms(at), Some(until));
+        let why = format!("loop guard: Xoxoday rejected {rejections} of its access tokens within {within}, so plumgate pauses refreshing until {}", crate::time::rfc3339(until));
+        assert_eq!(s.last_error.as_deref(), Some(why.as_str()));
+    }
+
+    #[test]
+    fn loop_guard_allows_twenty_four_confirmed_rejections_a_day_however_spread() {
+        let policy = TokenPolicy::default();
+        let mut s = state_with("at-0");
+        // One every 50 minutes: never more than two within an hour.
+        let step = 3_000_000;
+        for i in 0..GUARD_DAY_LIMIT as i64 {
+            let at = T0 + i * step;
+            reject(&mut s, &format!("at-{i}"), at);
+            assert_eq!(plan(&s, Trigger::Request, at, &policy), Plan::RefreshThenServe, "rejection {}", i + 1);
+            assert_eq!((s.retry_at_ms(at), s.last_error.as_deref()), (None, None), "{i}");
+        }
+        // The twenty-fifth within the day: no refresh until the oldest
+        // leaves the day.
+        let now = T0 + GUARD_DAY_LIMIT as i64 * step;
+        reject(&mut s, "at-x", now);
+        let until = T0 + GUARD_DAY_WINDOW_MS;
+        assert_held(&s, now, until, 25, "a day");
+        let e = match plan(&s, Trigger::Request, now, &policy) {
+            Plan::Refuse(r) => r.api_error(),
+            _ => unreachable!(),
+        };
+        assert_eq!((e.status, e.code.as_str(), e.retry_after_secs), (502, "upstream_unauthorized", Some(((until - now) / 1000) as u64)));
+        assert!(e.message.contains("(25 confirmed rejections within a day)"), "{}", e.message);
+        // A person may still force a refresh.
+        assert_eq!(plan(&s, Trigger::Forced, now, &policy), Plan::RefreshThenServe);
+        assert_eq!(guarded(&s, until - 1).1, "a day");
+        assert_eq!(plan(&s, Trigger::Request, until, &policy), Plan::RefreshThenServe, "the oldest left the day");
+        assert_eq!(s.retry_at_ms(until), None);
+        // Once the day has moved on, its older confirmations leave it and
+        // the list: thirteen went, twelve stay and the new one leads to a
+        // refresh.
+        let later = T0 + 12 * step + GUARD_DAY_WINDOW_MS;
+        reject(&mut s, "at-z", later);
+        assert_eq!(s.confirmed_rejections_ms.len(), 13);
+        assert_eq!(s.confirmed_rejections_ms[0], T0 + 13 * step);
+        assert_eq!(plan(&s, Trigger::Request, later, &policy), Plan::RefreshThenServe);
+    }
+
+    #[test]
+    fn with_both_rules_holding_the_later_end_decides() {
+        let policy = TokenPolicy::default();
+        // Fourteen spread over the morning, then a burst within an hour:
+        // its eleventh is the twenty-fifth within the day.
+        let mut s = state_with("at-0");
+        for i in 0..14 {
+            reject(&mut s, &format!("at-{i}"), T0 + i * 3_000_000);
+        }
+        let burst = T0 + 50_000_000;
+        for k in 0..10 {
+            reject(&mut s, &format!("at-b{k}"), burst + k * 60_000);
+            assert_eq!(plan(&s, Trigger::Request, burst + k * 60_000, &policy), Plan::RefreshThenServe, "{k}");
+        }
+        let now = burst + 600_000;
+        reject(&mut s, "at-b10", now);
+        // The hour's rule ends at burst + 1 h, the day's later: the day's decides.
+        let until = T0 + GUARD_DAY_WINDOW_MS;
+        assert_held(&s, now, until, 25, "a day");
+        // Past the hour's end the day's still holds.
+        assert_eq!(guarded(&s, burst + GUARD_WINDOW_MS).1, "a day");
+        assert_eq!(plan(&s, Trigger::Forced, now, &policy), Plan::RefreshThenServe);
+
+        // Fourteen early in the day, then a burst at its end: the day's
+        // rule ends first (its oldest leaves), the hour's decides.
+        let mut s = state_with("at-0");
+        for i in 0..14 {
+            reject(&mut s, &format!("at-{i}"), T0 + i * 1_000_000);
+        }
+        let burst = T0 + GUARD_DAY_WINDOW_MS - 1_800_000;
+        for k in 0..11 {
+            reject(&mut s, &format!("at-b{k}"), burst + k * 60_000);
+        }
+        let now = burst + 600_000;
+        let until = burst + GUARD_WINDOW_MS;
+        assert_held(&s, now, until, 11, "an hour");
+        // The day's ended (its oldest left): the hour's still holds.
+        assert_eq!(guarded(&s, T0 + GUARD_DAY_WINDOW_MS).1, "an hour");
+        assert_eq!(plan(&s, Trigger::Request, until, &policy), Plan::RefreshThenServe);
     }
 }
