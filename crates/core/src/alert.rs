@@ -27,8 +27,9 @@
 //! - `reauth_required`: the refresh token is dead;
 //! - `credentials_rejected`: Xoxoday rejects the client id/secret;
 //! - `tokens_rejected`: the loop guard holds refreshes back (Xoxoday
-//!   rejected more than ten of plumgate's access tokens within an hour,
-//!   `token::check`), so callers get `502` until it lets go; resolved at
+//!   rejected more than ten of plumgate's access tokens within an hour, or
+//!   more than 24 within a day, `token::check`), so callers get `502` until
+//!   it lets go; resolved at
 //!   the first change after that (usually the refresh that follows);
 //! - `refresh_failing`: `ALERT_REFRESH_FAILURES` (default 3) refresh runs
 //!   failed in a row (transient failures and rate-limit answers; a success
