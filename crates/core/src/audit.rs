@@ -521,6 +521,12 @@ mod tests {
             assert_eq!((r.outcome, r.outcome.fate(), r.order_id), (Outcome::Refused, Fate::Refused, None), "{status}");
         }
         assert_eq!(answer(502, "", false).outcome, Outcome::Unknown);
+        for status in [500, 503, 599] {
+            assert_eq!(answer(status, r#"{"message":"Internal server error"}"#, false).outcome, Outcome::Unknown, "{status}");
+        }
+        // An order id in text is kept as text; an empty one is none.
+        assert_eq!(order_id(br#"{"data":{"placeOrder":{"data":{"orderId":"A1"}}}}"#).as_deref(), Some("A1"));
+        assert_eq!(order_id(br#"{"data":{"placeOrder":{"data":{"orderId":""}}}}"#), None);
         // An order reconciliation found, failed at Xoxoday: refused (nothing
         // delivered), with the order id the operator may ask Xoxoday about.
         let failed = r#"{"data":{"placeOrder":{"status":0,"data":{"orderId":100012,"orderStatus":"failed"}}}}"#;
@@ -536,6 +542,13 @@ mod tests {
             (ErrorCode::UpstreamUnauthorized, Outcome::Error, Fate::Refused),
             (ErrorCode::Misconfigured, Outcome::Error, Fate::Refused),
             (ErrorCode::InvalidRequest, Outcome::Error, Fate::Refused),
+            (ErrorCode::InvalidJson, Outcome::Error, Fate::Refused),
+            (ErrorCode::Unauthorized, Outcome::Error, Fate::Refused),
+            (ErrorCode::Forbidden, Outcome::Error, Fate::Refused),
+            (ErrorCode::NotFound, Outcome::Error, Fate::Refused),
+            (ErrorCode::UnknownOperation, Outcome::Error, Fate::Refused),
+            (ErrorCode::MethodNotAllowed, Outcome::Error, Fate::Refused),
+            (ErrorCode::PayloadTooLarge, Outcome::Error, Fate::Refused),
             (ErrorCode::UpstreamError, Outcome::Unknown, Fate::Unknown),
             (ErrorCode::UpstreamTimeout, Outcome::Unknown, Fate::Unknown),
             (ErrorCode::InternalError, Outcome::Unknown, Fate::Unknown),
@@ -599,6 +612,11 @@ mod tests {
         assert_eq!((day.from_ms, day.to_ms), (Some(1_795_564_800_000), Some(1_795_564_800_000 + 86_400_000)));
         assert_eq!(p(&[("to", "2026-11-25T00:00:00Z")]).unwrap().to_ms, Some(1_795_564_800_000), "a time is taken as it is");
         assert_eq!(p(&[("limit", "+5")]).unwrap().limit, 5, "as parse::<u32> reads it");
+        assert_eq!(p(&[("limit", "200")]).unwrap().limit, 200, "the documented most");
+        // RFC 3339 lets the separator be `t` or a space, and `z` lower case.
+        for to in ["2026-11-25t00:00:00z", "2026-11-25 00:00:00Z"] {
+            assert_eq!(p(&[("to", to)]).unwrap().to_ms, Some(1_795_564_800_000), "{to}: a time, not a whole day");
+        }
         for (pairs, says) in [
             (vec![("from", "yesterday")], "from must be an RFC 3339"),
             (vec![("to", "2026-02-30")], "to must be"),

@@ -64,6 +64,19 @@ mod tests {
         assert!(h.iter().any(|(k, v)| *k == "access-control-allow-origin" && v == "https://app.example.com"));
         let h = response_headers(Some("https://evil.example.com"), &allowed);
         assert!(!h.iter().any(|(k, _)| k.starts_with("access-control")));
+        // The lists contract §1 and the OpenAPI document give, exactly; and
+        // `Vary: Origin` on every answer, so a cache keeps them per origin.
+        let get = |h: &[(&str, String)], k: &str| h.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let pre = preflight_headers(Some("https://app.example.com/"), &allowed).unwrap();
+        assert_eq!(get(&pre, "access-control-allow-origin").as_deref(), Some("https://app.example.com"));
+        assert_eq!(get(&pre, "access-control-allow-headers").as_deref(), Some("authorization, content-type, cache-control"));
+        assert_eq!(get(&pre, "access-control-max-age").as_deref(), Some("600"));
+        let h = response_headers(Some("https://app.example.com"), &allowed);
+        let exposed = "x-request-id, x-plumgate-cache, x-plumgate-replayed, x-plumgate-reconciled, retry-after";
+        assert_eq!(get(&h, "access-control-expose-headers").as_deref(), Some(exposed));
+        for origin in [Some("https://evil.example.com"), None] {
+            assert_eq!(response_headers(origin, &allowed), vec![("vary", "Origin".to_string())], "{origin:?}");
+        }
     }
 
     #[test]

@@ -335,6 +335,10 @@ mod tests {
         assert_eq!(key_of(Some("application/json"), &format!("\u{feff}{json_body}")), Ok(KEY.into()));
         // A form sent without the content type is still read.
         assert_eq!(key_of(None, &format!("grant_type=refresh_token&refresh_token={KEY}")), Ok(KEY.into()));
+        // Labelled JSON, it is read as JSON only: a form body under that
+        // label is refused, not guessed at.
+        let form = format!("grant_type=refresh_token&refresh_token={KEY}");
+        assert_eq!(key_of(Some("application/json"), &form), Err(OAuthError::INVALID_REQUEST));
     }
 
     #[test]

@@ -241,6 +241,10 @@ fn balance_crossings_fire_once_and_resolve() {
     let p = policy();
     let mut s = healthy();
     let seen = |value, at| BalanceSeen { value, seen_at_ms: at };
+    // Two reports seen in the same millisecond: the second applies too.
+    let mut same = healthy();
+    assert_eq!(observe_balance(&mut same, seen(5000.0, T0), T0, &p), (true, None));
+    assert!(observe_balance(&mut same, seen(10.0, T0), T0, &p).1.is_some(), "a crossing in the same millisecond alerts");
     // First view, above the threshold: recorded, no alert.
     assert_eq!(observe_balance(&mut s, seen(5000.0, T0), T0, &p), (true, None));
     assert_eq!(s.alert_balance_seen_at_ms, Some(T0));
@@ -360,6 +364,11 @@ fn deliveries_go_out_in_order_when_due() {
     assert_eq!((view.event.as_str(), view.state.as_str(), view.delivered, view.attempts), ("reauth_required", "resolved", true, 2));
     assert_eq!((view.error, view.next_attempt_at), (None, None));
     assert!(s.alert_outbox.is_empty(), "no body is kept once delivered");
+    // A new alert after a delivered one is not delivered until its own
+    // attempt is accepted.
+    raise_reauth(&mut s, T0 + DAY);
+    let view = last_alert(&s).unwrap();
+    assert_eq!((view.event.as_str(), view.state.as_str(), view.delivered), ("reauth_required", "firing", false));
 }
 
 #[test]
@@ -426,7 +435,7 @@ fn receivers_accept_with_any_2xx() {
     for status in [200, 201, 204, 299] {
         assert_eq!(read_attempt(&answer(status)), Attempt::Accepted, "{status}");
     }
-    for status in [301, 400, 404, 429, 500, 503] {
+    for status in [300, 301, 400, 404, 429, 500, 503] {
         assert_eq!(read_attempt(&answer(status)), Attempt::Failed(format!("the receiver answered HTTP {status}")));
     }
     assert_eq!(read_attempt(&Err(NoAnswer::Timeout)), Attempt::Failed("no answer within 10 s".into()));

@@ -291,6 +291,12 @@ mod tests {
         let f = |data: Value| key(Operation::GetFilters, data).id;
         assert_ne!(f(json!({"filterGroupCode": "country"})), f(json!({"filterGroupCode": "voucher_category"})));
         assert_ne!(f(json!({"filterGroupCode": "country"})), f(json!({"filterGroupCode": "country", "includeFilters": "usa"})));
+        assert_ne!(f(json!({"filterGroupCode": "country"})), f(json!({"filterGroupCode": "country", "excludeFilters": "uae"})));
+        assert_ne!(
+            f(json!({"filterGroupCode": "country", "includeFilters": "uae"})),
+            f(json!({"filterGroupCode": "country", "excludeFilters": "uae"})),
+            "which list a value is in changes the answer"
+        );
         assert_ne!(f(json!({"filterGroupCode": ""})), f(json!({})), "empty text is a value");
         // The key names the operation: two operations never share an entry.
         assert_ne!(key(Operation::GetFilters, json!({})).id, key(Operation::GetVouchers, json!({})).id);

@@ -1325,6 +1325,10 @@ fn amounts_in_every_form_xoxoday_takes() {
     assert_eq!(order_amount_micros(&json!({"denomination": 10})), None);
     assert_eq!(order_amount_micros(&json!({"quantity": 1})), None);
     assert_eq!(order_amount_micros(&json!({"denomination": 1e300, "quantity": 5})), Some(i64::MAX), "saturates");
+    // A quantity past i64 (valid: any whole count) is never free to the cap.
+    for q in [json!("9223372036854775808"), json!(1e19), json!(u64::MAX)] {
+        assert_eq!(order_amount_micros(&json!({"denomination": 1, "quantity": q})), Some(i64::MAX), "{q}");
+    }
     // Below half a millionth: still an amount, one millionth a unit.
     assert_eq!(order_amount_micros(&json!({"denomination": "0.0000004", "quantity": 1_000_000})), Some(1_000_000));
     assert_eq!(order_amount_micros(&json!({"denomination": 4e-7, "quantity": 3})), Some(3));
