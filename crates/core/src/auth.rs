@@ -337,11 +337,32 @@ mod tests {
         assert!(a.has_scope("orders:read"), "write implies read");
         assert!(!a.has_scope("balance"));
         assert!(!a.has_scope("admin"));
+        // Only orders:write brings orders:read (order details hold voucher
+        // codes), and read never brings write.
+        let only = |scope: &str| Caller::new("c", vec![scope.into()], Limits::default(), KeySource::Static);
+        for scope in ["catalog", "balance", "admin"] {
+            assert!(!only(scope).has_scope("orders:read"), "{scope}");
+        }
+        assert!(only("orders:read").has_scope("orders:read") && !only("orders:read").has_scope("orders:write"));
         let b = k.authenticate(Some(&format!("bearer   {KEY_B}"))).unwrap();
         assert_eq!(b.id, "ops");
         for s in SCOPES {
             assert!(b.has_scope(s));
         }
+    }
+
+    #[test]
+    fn an_id_or_a_key_given_twice_is_refused_each_on_its_own() {
+        let two = |id2: &str, key2: &str| {
+            let raw = format!(
+                r#"[{{"id":"a","sha256":"{}","scopes":["catalog"]}},{{"id":"{id2}","sha256":"{}","scopes":["*"]}}]"#,
+                hash_key(KEY_A),
+                hash_key(key2)
+            );
+            CallerKeys::parse(&raw).unwrap_err()
+        };
+        assert_eq!(two("b", KEY_A), vec!["GATEWAY_KEYS[1].sha256 repeats an earlier key".to_string()], "one key, two ids");
+        assert_eq!(two("a", KEY_B), vec!["GATEWAY_KEYS[1].id repeats an earlier id".to_string()], "one id, two keys");
     }
 
     #[test]

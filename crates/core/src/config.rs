@@ -591,6 +591,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_token_settings_are_read_each_under_its_own_name() {
+        let mut v = good_vars();
+        for (name, value) in [
+            ("TOKEN_EARLY_REFRESH_SECS", "100"),
+            ("TOKEN_MUST_REFRESH_SECS", "200"),
+            ("TOKEN_MIN_REFRESH_INTERVAL_SECS", "300"),
+            ("REFRESH_TIMEOUT_MS", "400"),
+        ] {
+            v.insert(name, value.into());
+        }
+        let p = parse_with(&v).unwrap().token_policy;
+        assert_eq!((p.early_refresh_secs, p.must_refresh_secs, p.min_refresh_interval_secs, p.refresh_timeout_ms), (100, 200, 300, 400));
+        v.insert("REFRESH_TIMEOUT_MS", "99".into());
+        assert_eq!(parse_with(&v).unwrap_err(), vec!["REFRESH_TIMEOUT_MS must be a whole number from 100 to 120000".to_string()]);
+    }
+
+    #[test]
     fn insecure_urls_fail_closed() {
         for url in [
             "http://example.com/chef",
@@ -614,6 +631,8 @@ pub(crate) mod tests {
             "https://stagingstores.xoxoday.com:abc/chef",
             "https://stagingstores.xoxoday.com:65536/chef",
             "http://localhost:99999/chef",
+            // A query would sit before the endpoints' paths.
+            "https://stagingstores.xoxoday.com/chef?x=1",
         ] {
             let mut v = good_vars();
             v.insert("XOXODAY_OAUTH_URL", url.into());

@@ -424,6 +424,11 @@ mod tests {
         assert_eq!(s.check_failing_since_ms, None, "an older token's streak is not this one's");
         // Not before 30 s: nothing to do, nothing to store.
         assert_eq!(adopt(&mut s, &boot, Some(&at), &fp, T0 + 500 + BOOTSTRAP_RECHECK_MS - 1), None);
+        // A usable token obtained meanwhile (a refresh): no check is worth it.
+        let mut refreshed = s.clone();
+        let held = crate::token::AccessSlot { token: AccessToken::new("at-refreshed"), expires_at_ms: T0 + 86_400_000, obtained_at_ms: T0 + 1_000, rejected: false };
+        refreshed.access = Some(held);
+        assert_eq!(adopt(&mut refreshed, &boot, Some(&at), &fp, T0 + 500 + BOOTSTRAP_RECHECK_MS), None);
         // Then once: the first pass asks, a concurrent one does not.
         let again = adopt(&mut s, &boot, Some(&at), &fp, T0 + 500 + BOOTSTRAP_RECHECK_MS).expect("stored: the ask's time");
         assert!(again.bootstrap.validate_access);

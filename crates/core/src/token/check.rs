@@ -478,6 +478,10 @@ mod tests {
         let valid = br#"{"access_token":"a","token_type":"bearer","expires_in":1000}"#;
         assert_eq!(parse_check_response(200, valid, None, T0), CheckOutcome::Valid { expires_at_ms: Some(T0 + 1_000_000) });
         assert_eq!(parse_check_response(200, b"{}", None, T0), CheckOutcome::Valid { expires_at_ms: None });
+        // A null `error` says no error: valid (else a caller's 401 could
+        // cost a rotation).
+        let null_error = br#"{"access_token":"a","expires_in":1000,"error":null}"#;
+        assert_eq!(parse_check_response(200, null_error, None, T0), CheckOutcome::Valid { expires_at_ms: Some(T0 + 1_000_000) });
         assert_eq!(parse_check_response(200, b"not json", None, T0), CheckOutcome::Valid { expires_at_ms: None });
         assert_eq!(parse_check_response(200, br#"{"success":0,"error_message_id":"auth.token_error"}"#, None, T0), CheckOutcome::Invalid);
         assert_eq!(parse_check_response(200, br#"{"error":"invalid_token"}"#, None, T0), CheckOutcome::Invalid);

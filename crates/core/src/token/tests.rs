@@ -403,6 +403,11 @@ fn backoff_grows_and_is_capped() {
     assert_eq!(backoff_ms(2, 1.0, &p), 60_000);
     assert_eq!(backoff_ms(3, 0.0, &p), 60_000);
     assert_eq!(backoff_ms(40, 1.0, &p), 1_800_000);
+    // However long the outage, the backoff stays at its cap (no shift past
+    // 64 bits wrapping it back to seconds: a refresh storm).
+    for failures in [64, 65, 100, u32::MAX] {
+        assert_eq!(backoff_ms(failures, 1.0, &p), 1_800_000, "{failures}");
+    }
     assert_eq!(retry_delay_ms(1, 1.0, &p), 250);
     assert_eq!(retry_delay_ms(2, 1.0, &p), 500);
     assert_eq!(retry_delay_ms(2, 0.0, &p), 250);
@@ -762,4 +767,37 @@ fn an_earlier_bootstrap_value_is_never_taken_again() {
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0 + DAY).ignored_spent);
     assert_eq!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot-3"), None, T0 + DAY), Adoption::default());
     assert_eq!(s.refresh.as_ref().unwrap().token.fingerprint(), RefreshToken::new("rt-boot-3").fingerprint());
+}
+
+#[test]
+fn the_spent_memory_keeps_the_newest() {
+    let mut s = seeded(15 * DAY);
+    for i in 0..300 {
+        let answer = TokenAnswer {
+            access_token: AccessToken::new(format!("at-{i}")),
+            access_expires_at_ms: T0 + 15 * DAY,
+            refresh_token: Some(RefreshToken::new(format!("rt-{i}"))),
+            refresh_expires_at_ms: None,
+        };
+        apply_success(&mut s, answer, T0, 0.0);
+    }
+    let spent = &s.spent_refresh_fps;
+    assert_eq!(spent.len(), SPENT_MEMORY);
+    assert_eq!(spent.last(), Some(&RefreshToken::new("rt-298").fingerprint()), "the token rotated away last");
+    assert!(!spent.contains(&RefreshToken::new("rt-boot").fingerprint()), "the oldest forgotten first");
+    assert!(spent.contains(&RefreshToken::new("rt-100").fingerprint()));
+}
+
+#[test]
+fn a_refresh_answer_without_a_new_refresh_token_may_still_date_the_one_held() {
+    let mut s = seeded(15 * DAY);
+    let answer = TokenAnswer {
+        access_token: AccessToken::new("at-2"),
+        access_expires_at_ms: T0 + 16 * DAY,
+        refresh_token: None,
+        refresh_expires_at_ms: Some(T0 + 20 * DAY),
+    };
+    apply_success(&mut s, answer, T0 + DAY, 0.0);
+    let r = s.refresh.as_ref().unwrap();
+    assert_eq!((r.token.fingerprint(), r.expires_at_ms, r.expiry_known), (RefreshToken::new("rt-1").fingerprint(), T0 + 20 * DAY, true));
 }
