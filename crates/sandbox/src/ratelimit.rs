@@ -165,5 +165,10 @@ mod tests {
         assert_eq!(r.check("placeOrder", 2, 60, 30_000), Ok(()));
         assert_eq!(r.check("placeOrder", 2, 60, 60_001), Ok(()));
         assert_eq!(r.check("placeOrder", 2, 60, 60_002), Err(60));
+        // The window is 60 s long: a call exactly 60 s old has left it.
+        let mut r = RateLimiter::default();
+        assert_eq!(r.check("getBalance", 1, 60, 0), Ok(()));
+        assert_eq!(r.check("getBalance", 1, 60, 60_000), Ok(()));
+        assert_eq!(r.check("getBalance", 1, 60, 119_999), Err(60));
     }
 }

@@ -2100,3 +2100,133 @@ fn numbers_in_text_fields_are_refused_unless_text_numbers() {
     let refused = api(&mut s, AT, "plumProAPI.mutation.getVouchers", vouchers(json!({"includeProducts": 10100})), T0);
     assert_eq!((refused.status, refused.body["error"].as_str()), (400, Some("includeProducts must be a string")));
 }
+
+/// A penalty runs from the instant it starts: a second call in the same
+/// millisecond is limited too (the refresh endpoint's and the token
+/// check's). Its wait is the remaining time rounded up, so a client that
+/// waits what the answer says is let through and never earlier.
+#[test]
+fn a_penalty_holds_from_its_first_instant_and_its_wait_rounds_up() {
+    let mut s = sb();
+    s.set_refresh_fault(br#"{"mode":"rate_limited","shape":"errors_array","penalty_seconds":60}"#).unwrap();
+    assert!(matches!(s.refresh(&refresh_body(RT), T0), RefreshOutcome::Limited { .. }));
+    match s.refresh(&refresh_body(RT), T0) {
+        RefreshOutcome::Limited { body, .. } => assert_eq!(body["errors"][0]["penaltySeconds"], 60),
+        other => panic!("same instant: {other:?}"),
+    }
+    // 59.5 s left: the answer says 60, not 59.
+    match s.refresh(&refresh_body(RT), T0 + 500) {
+        RefreshOutcome::Limited { body, .. } => assert_eq!(body["errors"][0]["penaltySeconds"], 60),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(refresh(&mut s, RT, T0 + 60 * SEC).0, 200);
+    let bearer = format!("Bearer {AT}");
+    let mut s = sb();
+    s.set_validate_fault(br#"{"mode":"rate_limited","shape":"status429","penalty_seconds":30}"#).unwrap();
+    assert!(matches!(s.validate_token(Some(&bearer), T0), RefreshOutcome::Limited { .. }));
+    match s.validate_token(Some(&bearer), T0) {
+        RefreshOutcome::Limited { retry_after_secs, .. } => assert_eq!(retry_after_secs, Some(30)),
+        other => panic!("same instant: {other:?}"),
+    }
+    match s.validate_token(Some(&bearer), T0 + 29 * SEC + 1) {
+        RefreshOutcome::Limited { retry_after_secs, .. } => assert_eq!(retry_after_secs, Some(1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(check(&mut s, Some(&bearer), T0 + 30 * SEC).0, 200);
+}
+
+/// `refresh_limit`'s window is `window_secs` long, as the API limiter's is
+/// 60 s: a call exactly that old has left it.
+#[test]
+fn refresh_limit_s_window_ends_exactly_window_secs_later() {
+    let mut s = sb();
+    s.patch_config(br#"{"refresh_limit":{"calls":1,"window_secs":60,"penalty_seconds":60}}"#).unwrap();
+    let (status, a) = refresh(&mut s, RT, T0);
+    assert_eq!(status, 200);
+    let (status, _) = refresh(&mut s, &tok(&a, "refresh_token"), T0 + 60 * SEC);
+    assert_eq!(status, 200, "the first call has left the window");
+}
+
+/// The token check's penalty answers every check while it runs, one with
+/// no token at all too: the rate limiter answers before anything else.
+#[test]
+fn the_token_check_s_penalty_answers_a_check_without_a_token_too() {
+    let mut s = sb();
+    s.set_validate_fault(br#"{"mode":"rate_limited","penalty_seconds":60}"#).unwrap();
+    assert!(matches!(s.validate_token(Some(&format!("Bearer {AT}")), T0), RefreshOutcome::Limited { .. }));
+    assert!(matches!(s.validate_token(None, T0 + SEC), RefreshOutcome::Limited { .. }));
+    assert!(matches!(s.validate_token(Some("Basic x"), T0 + SEC), RefreshOutcome::Limited { .. }));
+}
+
+/// The daily cap's answer is HTTP 429 (xoxoday-api.md §3.9, "answered with
+/// HTTP 429"), whatever `rate_limit_status` says for the per-minute limit.
+#[test]
+fn a_daily_cap_is_a_429_whatever_the_rate_limit_status() {
+    let mut s = sb();
+    s.patch_config(br#"{"daily_limits":{"getBalance":1},"rate_limit_status":403}"#).unwrap();
+    let q = "plumProAPI.query.getBalance";
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200);
+    let capped = api(&mut s, AT, q, json!({}), T0 + SEC);
+    assert_eq!((capped.status, capped.body["code"].clone()), (429, json!(429)));
+}
+
+/// The API's per-minute penalty ends when the clock moves back before it
+/// started (README: "Moved back, it ends every penalty (the API's, ...)
+/// that starts after the new time").
+#[test]
+fn moving_the_clock_back_ends_an_api_penalty_started_later() {
+    let mut s = sb();
+    s.patch_config(br#"{"rate_limits":{"getBalance":1}}"#).unwrap();
+    let q = "plumProAPI.query.getBalance";
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200);
+    assert_eq!(api(&mut s, AT, q, json!({}), T0 + SEC).status, 429);
+    s.patch_config(br#"{"clock_offset_secs":-86400}"#).unwrap();
+    assert_eq!(api(&mut s, AT, q, json!({}), T0 + 2 * SEC).status, 200, "penalty not started in the new time");
+}
+
+/// "The wallet has to cover the order" (xoxoday-api.md §3.4): an order
+/// costing exactly the balance goes through and empties it; one cent more
+/// is 422 PLE10010.
+#[test]
+fn an_order_costing_exactly_the_balance_goes_through() {
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut s = sb();
+    s.patch_config(br#"{"initial_balance":99.99}"#).unwrap();
+    let short = api(&mut s, AT, place, order("PO-SHORT"), T0);
+    assert_eq!((short.status, short.body["errorId"].clone()), (422, json!("PLE10010")));
+    let mut s = sb();
+    s.patch_config(br#"{"initial_balance":100}"#).unwrap();
+    let out = api(&mut s, AT, place, order("PO-EXACT"), T0);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.body["data"]["placeOrder"]["data"]["amountCharged"], json!(100));
+    let b = api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0);
+    assert_eq!(b.body["data"]["getBalance"]["data"]["value"], json!(0));
+}
+
+/// placeOrder checks in the README's order: a duplicate poNumber before the
+/// product, the quantity before the denomination, the denomination before a
+/// mandatory contact.
+#[test]
+fn place_order_checks_come_in_the_documented_order() {
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut s = sb();
+    assert_eq!(api(&mut s, AT, place, order("PO-1"), T0).status, 200);
+    let mut dup = order("PO-1");
+    dup["productId"] = json!(99_999_999);
+    let out = api(&mut s, AT, place, dup, T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (409, json!("PLE10043")), "duplicate before product");
+    let limit = catalog().get(10100).unwrap().qty_limit;
+    let mut over = order("PO-2");
+    over["quantity"] = json!(limit + 1);
+    over["denomination"] = json!(999_999);
+    let out = api(&mut s, AT, place, over, T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (409, json!("PLE10041")), "quantity before denomination");
+    let p = catalog().products.iter().find(|p| p.phone_mandatory).unwrap();
+    let mut no_contact = order("PO-3");
+    no_contact["productId"] = json!(p.id);
+    no_contact["quantity"] = json!(1);
+    no_contact["denomination"] = json!(999_999);
+    no_contact.as_object_mut().unwrap().remove("contact");
+    let out = api(&mut s, AT, place, no_contact, T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (404, json!("PLE10018")), "denomination before contact");
+}
