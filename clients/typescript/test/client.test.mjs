@@ -207,6 +207,64 @@ test("placeOrder: 429 after a lost answer, past the deadline: unknown, not refus
   assert.equal(r.lastError.code, "rate_limited");
 });
 
+test("placeOrder: without a deadline or timeoutMs, it keeps trying for 150 s (Xoxoday can take 120 s)", async () => {
+  const f = script(json(502, plumErr("upstream_error", "x")));
+  const { c, clock } = client(f);
+  const start = clock.now();
+  const r = await c.placeOrder(ORDER);
+  assert.deepEqual([r.status, r.reason], ["unknown", "deadline"]);
+  const spent = clock.now() - start;
+  assert.ok(spent > 140_000 && spent <= 150_000, `${spent} ms`);
+});
+
+test("placeOrder: a wait that ran past the deadline (a function frozen while waiting, a late timer) ends unknown after a lost answer, else with the refusal in hand", async () => {
+  const late = () => {
+    const clock = fakeClock();
+    clock.sleep = (ms) => { clock.sleeps.push(ms); clock.t += ms + 60_000; return Promise.resolve(); };
+    return clock;
+  };
+  const r = await client(script(json(502, plumErr("upstream_error", "x"))), late()).c.placeOrder(ORDER, { timeoutMs: 10_000 });
+  assert.deepEqual([r.status, r.reason, r.attempts, r.lastError.code], ["unknown", "deadline", 1, "upstream_error"]);
+  const r2 = await client(script(json(429, plumErr("rate_limited", "x"), { "retry-after": "2" })), late()).c.placeOrder(ORDER, { timeoutMs: 10_000 });
+  assert.deepEqual([r2.status, r2.retryable, r2.attempts], ["refused", true, 1]);
+  assert.deepEqual([r2.error.code, r2.error.retryAfter], ["rate_limited", 2], "the 429 waited out, not a bare timeout");
+});
+
+test("placeOrder: the caller's abort coming as a wait ends, before the next attempt: unknown after a lost answer, refused otherwise", async () => {
+  const endsThenAborts = (ac) => {
+    const clock = fakeClock();
+    // The wait's timer fired; the abort comes before the next attempt starts.
+    clock.sleep = (ms) => { clock.sleeps.push(ms); clock.t += ms; const done = Promise.resolve(); done.then(() => ac.abort()); return done; };
+    return clock;
+  };
+  let ac = new AbortController();
+  let f = script(json(502, plumErr("upstream_error", "x")), json(200, placed()));
+  const r = await client(f, endsThenAborts(ac)).c.placeOrder(ORDER, { signal: ac.signal });
+  assert.deepEqual([r.status, r.reason, r.attempts], ["unknown", "aborted", 1]);
+  assert.equal(f.calls.length, 1);
+  ac = new AbortController();
+  f = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "1" }), json(200, placed()));
+  const r2 = await client(f, endsThenAborts(ac)).c.placeOrder(ORDER, { signal: ac.signal });
+  assert.deepEqual([r2.status, r2.retryable, r2.error.code, r2.error.notSent], ["refused", true, "aborted", true]);
+  assert.equal(f.calls.length, 1);
+});
+
+test("the backoff option is used: the client's by reads and placeOrder, placeOrder's own over the client's", async () => {
+  const backoff = { baseMs: 100, maxMs: 100 };
+  const f = script(json(502, plumErr("upstream_error", "x")), json(200, vouchers));
+  const { c, clock } = client(f, fakeClock(undefined, () => 0), { backoff });
+  await c.getVouchers({ limit: 1, page: 1 });
+  assert.deepEqual(clock.sleeps, [50]);
+  const g = script(json(502, plumErr("upstream_error", "x")), json(200, placed()));
+  const { c: c2, clock: clock2 } = client(g, fakeClock(undefined, () => 0), { backoff });
+  assert.equal((await c2.placeOrder(ORDER)).status, "placed");
+  assert.deepEqual(clock2.sleeps, [50]);
+  const h = script(json(502, plumErr("upstream_error", "x")), json(200, placed()));
+  const { c: c3, clock: clock3 } = client(h, fakeClock(undefined, () => 0), { backoff });
+  assert.equal((await c3.placeOrder(ORDER, { backoff: { baseMs: 2000 } })).status, "placed");
+  assert.deepEqual(clock3.sleeps, [1000]);
+});
+
 test("placeOrder: a 502 that says nothing was placed is sent again and never turns a refusal into unknown", async () => {
   const said = "Xoxoday token refresh: refresh failed: HTTP 503 server_error (placeOrder was not executed by Xoxoday: nothing was placed and retrying with the same poNumber is safe)";
   // Then Xoxoday's refusal: a plain refusal (no attempt's answer was lost).
@@ -303,7 +361,13 @@ test("placeOrder: a connection that may have carried the order (reset, a bare Ty
     connectError("ENETUNREACH", "write"),
     cutAfterHeaders("EHOSTUNREACH"),
     cutAfterHeaders("ECONNREFUSED"),
+    // A TLS code once the answer began is no failed handshake.
+    cutAfterHeaders("ERR_SSL_WRONG_VERSION_NUMBER"),
     () => { throw new TypeError("fetch failed", { cause: new AggregateError([Object.assign(new Error("a"), { code: "ECONNREFUSED" }), Object.assign(new Error("b"), { code: "ECONNRESET" })]) }); },
+    // undici's "other side closed": the socket ended after the request may have been written.
+    () => { throw new TypeError("fetch failed", { cause: Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }) }); },
+    // An AggregateError that names no error says nothing about connecting.
+    () => { throw new TypeError("fetch failed", { cause: new AggregateError([], "no addresses") }); },
   ]) {
     const f = script(fail);
     const { c, clock } = client(f);
@@ -457,6 +521,7 @@ test("placeOrder: HTTP 200 with data.placeOrder.status 0 is Xoxoday's refusal", 
   const { c } = client(script(json(200, { data: { placeOrder: { status: 0, data: null } } })));
   const r = await c.placeOrder(ORDER);
   assert.equal(r.status, "refused");
+  assert.equal(r.retryable, false, "the same request would be refused again");
   assert.equal(r.error.code, "upstream_failure");
   assert.equal(r.error.source, "xoxoday");
   assert.equal(r.reconciled, false);
@@ -518,6 +583,11 @@ test("placeOrder: an order's data in a status 0 answer without x-plumgate-reconc
   assert.equal(judgeOrderAnswer(a({}), 0).error.message, "Xoxoday answered placeOrder with a status other than 1");
   assert.equal(judgeOrderAnswer(a({ "x-plumgate-reconciled": "false" }), 0).error.message, "Xoxoday answered placeOrder with a status other than 1");
   assert.equal(judgeOrderAnswer(a({ "x-plumgate-reconciled": "true" }), 0).error.message, "Xoxoday holds order 100012 under this poNumber, and it is failed: nothing will be delivered");
+  // Flagged reconciled, but naming no order: no order it holds. After a
+  // lost answer it is a refusal like any other, so the outcome is unknown.
+  const noOrder = json(200, { data: { placeOrder: { status: 0, data: { orderStatus: "failed" } } } }, { "x-plumgate-reconciled": "true" });
+  const r2 = await client(script(netError, noOrder)).c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.deepEqual([r2.status, r2.reason], ["unknown", "refused_after_lost_answer"]);
 });
 
 test("placeOrder: Xoxoday's duplicate poNumber is unknown (an order with it exists), not retried", async () => {
@@ -594,6 +664,13 @@ test("placeOrder: the caller's abort during a backoff gives unknown (aborted); b
   const r = await c.placeOrder(ORDER, { signal: ac.signal });
   assert.equal(r.status, "unknown");
   assert.equal(r.reason, "aborted");
+  // The same after a connection that may have carried the order.
+  const ac3 = new AbortController();
+  const clock3 = fakeClock();
+  const sleep3 = clock3.sleep;
+  clock3.sleep = (ms, signal) => { ac3.abort(); return sleep3(ms, signal); };
+  const r3 = await client(script(connectError("ECONNRESET")), clock3).c.placeOrder(ORDER, { signal: ac3.signal });
+  assert.deepEqual([r3.status, r3.reason, r3.lastError.code], ["unknown", "aborted", "network_error"]);
 
   const f = script(json(200, placed()));
   const { c: c2 } = client(f);
@@ -690,6 +767,11 @@ test("placeOrder: with less than minAttemptMs before the deadline not even the f
   assert.equal(r2.status, "placed");
   const r3 = await c.placeOrder(ORDER, { deadline: clock.now() + 1000 });
   assert.equal(r3.status, "placed");
+  // No time left at all is not enough, even with minAttemptMs 0.
+  const sent = f.calls.length;
+  const r4 = await c.placeOrder(ORDER, { deadline: clock.now(), minAttemptMs: 0 });
+  assert.deepEqual([r4.status, r4.retryable, r4.error.code, r4.attempts], ["refused", true, "timeout", 0]);
+  assert.equal(f.calls.length, sent, "nothing sent");
 });
 
 // ----------------------------------------------------------- the pure rules
@@ -712,6 +794,8 @@ test("parseRetryAfter: seconds and HTTP dates", () => {
   assert.equal(parseRetryAfter(" 7 ", now), 7);
   assert.equal(parseRetryAfter("Thu, 01 Jan 2026 00:00:30 GMT", now), 30);
   assert.equal(parseRetryAfter("Wed, 31 Dec 2025 00:00:00 GMT", now), 0);
+  // A date 29.5 s away is waited 30 s, never less than it asks.
+  assert.equal(parseRetryAfter("Thu, 01 Jan 2026 00:00:30 GMT", now + 500), 30);
   assert.equal(parseRetryAfter("soon", now), undefined);
   assert.equal(parseRetryAfter(null, now), undefined);
   // Neither delta-seconds nor a date (Date.parse reads them as past dates,
@@ -736,8 +820,9 @@ test("judgeOrderAnswer: the verdict table", () => {
   assert.equal(kind(200, { data: { placeOrder: { status: "1", data: {} } } }), "placed");
   assert.equal(kind(200, { data: { placeOrder: { status: " 1.0 ", data: {} } } }), "placed", "a decimal's text, as plumgate reads it");
   assert.equal(kind(200, { data: { placeOrder: { status: 1.5, data: {} } } }), "placed", "the fraction cut off, as plumgate reads it");
+  assert.equal(kind(200, { data: { placeOrder: { status: "1.5", data: {} } } }), "placed", "a decimal's text, the fraction cut off too");
   // What plumgate does not read as status 1 is not a placed order here either.
-  for (const status of [true, [1], "0x1", "", "1e", null]) {
+  for (const status of [true, [1], "0x1", "", "1e", null, 2, "2", -1]) {
     assert.equal(kind(200, { data: { placeOrder: { status, data: {} } } }), "refused", JSON.stringify(status));
   }
   // plumgate passes on a success status other than 200 only after it found no such order.
@@ -747,6 +832,10 @@ test("judgeOrderAnswer: the verdict table", () => {
   assert.equal(kind(200, { data: { placeOrder: { status: 0, data: failedOrder } } }, { "x-plumgate-reconciled": "true" }), "refused");
   assert.equal(kind(200, { data: { placeOrder: { status: 0, data: null } } }, { "x-plumgate-reconciled": "true" }), "refused");
   assert.equal(kind(200, undefined), "retry");
+  // Nor is any other success status without a placeOrder answer (a 204, a
+  // proxy's {}): the order may exist, so it is sent again, never refused.
+  assert.equal(kind(204, undefined), "retry");
+  assert.equal(kind(201, {}), "retry");
   assert.equal(kind(200, null), "retry", "JSON null: a damaged answer, not Xoxoday's refusal");
   assert.equal(kind(200, "placed"), "retry");
   assert.equal(kind(409, plumErr("order_in_progress", "")), "retry");
@@ -836,6 +925,47 @@ test("reads: 502, 504, 429 and connection errors are retried; the third failure 
   assert.equal(g.calls.length, 3, "1 + 2 retries by default");
 });
 
+test("reads: a 500 is retried like the other 5xx, each wait longer than the last", async () => {
+  const f = script(json(500, plumErr("internal_error", "x")), json(500, plumErr("internal_error", "x")), json(200, vouchers));
+  const { c, clock } = client(f, fakeClock(undefined, () => 0));
+  const r = await c.getVouchers({ limit: 1, page: 1 });
+  assert.equal(r.data.length, 1);
+  assert.equal(f.calls.length, 3);
+  assert.deepEqual(clock.sleeps, [250, 500]);
+});
+
+test("reads: a signal already aborted sends nothing and throws aborted", async () => {
+  let sent = 0;
+  // As a real fetch does: an aborted signal rejects before anything is sent.
+  const f = async (_url, init) => {
+    if (init.signal.aborted) throw new DOMException("aborted", "AbortError");
+    sent += 1;
+    return json(200, { data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } });
+  };
+  const { c } = client(f);
+  await assert.rejects(c.getBalance({}, { signal: AbortSignal.abort() }), { code: "aborted", status: 0 });
+  assert.equal(sent, 0);
+});
+
+test("Retry-After is read whatever the error body: plumgate's, Xoxoday's errorId, error and rate-limit shapes (over penaltySeconds), or none known", async () => {
+  for (const body of [
+    plumErr("rate_limited", "x"),
+    { code: 429, errorId: "X", errorInfo: "too many requests" },
+    { code: 429, error: "rate_limit_exceeded", message: "Daily request limit of 500 reached for getVouchers API." },
+    { errors: [{ message: "auth.request_limit_exceeded", penaltySeconds: 5 }] },
+    "<html>429 Too Many Requests</html>",
+  ]) {
+    const { c } = client(script(json(429, body, { "retry-after": "30" })));
+    await assert.rejects(c.getBalance({}, { retries: 0 }), { status: 429, retryAfter: 30 }, JSON.stringify(body));
+    // placeOrder waits it out before sending again.
+    const f = script(json(429, body, { "retry-after": "3" }), json(200, placed()));
+    const { c: c2, clock } = client(f);
+    const r = await c2.placeOrder(ORDER, { timeoutMs: 10_000 });
+    assert.equal(r.status, "placed");
+    assert.ok(clock.sleeps[0] >= 3000 && clock.sleeps[0] <= 3300, `${JSON.stringify(body)}: ${clock.sleeps[0]}`);
+  }
+});
+
 test("reads: 4xx is thrown at once with code, status, request id and Retry-After", async () => {
   const f = script(json(403, plumErr("forbidden", "this key lacks the `catalog` scope"), { "x-request-id": "rid-403" }));
   const { c } = client(f);
@@ -873,6 +1003,12 @@ test("reads: a failure whose Retry-After runs past the time limit is thrown at o
   assert.equal(f.calls.length, 1);
   assert.deepEqual(clock.sleeps, []);
   assert.equal(clock.now(), start, "no time waited");
+  // The client's own time limit, when the call sets none.
+  const g = script(json(429, plumErr("rate_limited", "x"), { "retry-after": "10" }), json(200, vouchers));
+  const { c: c2, clock: clock2 } = client(g, undefined, { timeoutMs: 5_000 });
+  await assert.rejects(c2.getVouchers({ limit: 1, page: 1 }), { status: 429, retryAfter: 10 });
+  assert.equal(g.calls.length, 1);
+  assert.deepEqual(clock2.sleeps, []);
 });
 
 test("reads: a 429 whose wait would leave less than a second before the time limit is thrown as the 429, not sent again to time out", async () => {
@@ -1172,6 +1308,22 @@ test("the key never appears in an error", async () => {
   assert.ok(!text.includes(KEY));
 });
 
+test("a fetch error whose name, code or syscall quotes the key has it cut out there too", async () => {
+  const { inspect } = await import("node:util");
+  const quoting = async (_url, init) => {
+    const auth = init.headers.authorization;
+    throw new TypeError("fetch failed", { cause: Object.assign(new Error("no match"), { name: `MockError ${auth}`, code: `E_NO_MATCH ${auth}`, syscall: `match ${auth}` }) });
+  };
+  await assert.rejects(client(script(quoting)).c.getBalance({}, { retries: 0 }), (e) => {
+    const inner = e.cause.cause;
+    for (const shown of [inspect(e, { depth: 10, showHidden: true }), JSON.stringify(e), String(inner), inner.name, inner.code, inner.syscall]) {
+      assert.ok(!shown.includes(KEY), shown);
+    }
+    assert.deepEqual([inner.name, inner.code, inner.syscall], ["MockError Bearer <key>", "E_NO_MATCH Bearer <key>", "match Bearer <key>"]);
+    return true;
+  });
+});
+
 test("a fetch whose error quotes the request's headers (a mock's \"No match for request\") puts no key in a network_error, timeout or aborted error, nor in placeOrder's lastError", async () => {
   const { inspect } = await import("node:util");
   const quoting = async (_url, init) => { throw new Error(`No match for request ${JSON.stringify(init.headers)}`, { cause: Object.assign(new Error(`headers: ${init.headers.authorization}`), { code: "ECONNRESET" }) }); };
@@ -1393,7 +1545,12 @@ test("placeOrder: a time option that is not a number, or is negative, sends noth
 });
 
 test("a time limit beyond what a timer holds (Infinity, 30 days) is no limit, not an instant timeout", async () => {
-  const slow = (body) => () => new Promise((resolve) => setTimeout(() => resolve(json(200, body)), 30));
+  // Ends with the signal, as a real fetch does: a timer set to the limit as
+  // given would fire at once and abort it.
+  const slow = (body) => (_url, init) => new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve(json(200, body)), 30);
+    init.signal.addEventListener("abort", () => { clearTimeout(t); reject(new DOMException("aborted", "AbortError")); }, { once: true });
+  });
   const balance = { data: { getBalance: { status: 1, data: { value: 5, currency: "USD" } } } };
   for (const timeoutMs of [Infinity, 30 * 86_400_000]) {
     const f = script(slow(balance));
