@@ -490,4 +490,11 @@ mod tests {
         assert!(lru.len() > 1);
         assert_eq!(lru.bytes(), lru.map.values().map(|s| s.weight).sum::<usize>(), "the count agrees with the entries");
     }
+
+    /// README: "bounded by bytes (4 MiB, 1 MiB an answer)", and the Cache
+    /// API keeps an answer up to 8 MiB.
+    #[test]
+    fn the_bounds_are_the_readmes() {
+        assert_eq!((MAX_TOTAL_BYTES, MAX_ENTRY_BYTES, MAX_CACHE_API_BYTES), (4 << 20, 1 << 20, 8 << 20));
+    }
 }

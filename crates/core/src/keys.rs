@@ -1240,4 +1240,15 @@ mod tests {
         assert_eq!(shown["id"], "a");
         assert_eq!(with_key("{}", &k), format!(r#"{{"key":"{}"}}"#, k.expose_secret()));
     }
+
+    /// README: the previous key works "24 hours unless grace_secs says
+    /// otherwise"; `current_key: null` is no current key; a key may expire
+    /// a millisecond from now.
+    #[test]
+    fn rotation_defaults_nulls_and_the_nearest_expiry() {
+        assert_eq!(parse_rotation(None), Ok((86_400, None)));
+        assert_eq!(parse_rotation(Some(&json!({"current_key": null}))), Ok((DEFAULT_GRACE_SECS, None)));
+        let soon = parse_new_key(&json!({"id": "a", "scopes": ["*"], "expires_at": "2026-11-25T17:09:42.001Z"}), T0).unwrap();
+        assert_eq!(soon.expires_at_ms, Some(T0 + 1));
+    }
 }

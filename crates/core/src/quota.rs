@@ -784,4 +784,36 @@ mod tests {
             assert_eq!(HoldState::from_name(s.as_str()), s);
         }
     }
+
+    /// Each limit's maximum is accepted, and `null` removes the amount cap
+    /// as it removes the rate limit.
+    #[test]
+    fn limits_reach_their_maximum_and_each_can_be_removed() {
+        let l = Limits::parse(&json!({"requests_per_minute": MAX_REQUESTS_PER_MINUTE, "order_amount_per_day": 1_000_000_000}), "limits").unwrap();
+        assert_eq!(l, Limits { requests_per_minute: Some(MAX_REQUESTS_PER_MINUTE), order_amount_per_day: Some(MAX_ORDER_AMOUNT_PER_DAY) });
+        let p = l.patch(&json!({"order_amount_per_day": null}), "limits").unwrap();
+        assert_eq!(p, Limits { requests_per_minute: Some(MAX_REQUESTS_PER_MINUTE), order_amount_per_day: None });
+    }
+
+    /// A request still alive after its hold was taken for abandoned (no
+    /// holders left) settles it as its own: refused, the hold is dropped,
+    /// not kept with a holder count gone below zero (which would count its
+    /// amount against the cap for good).
+    #[test]
+    fn a_live_request_frees_a_hold_taken_for_abandoned() {
+        let pending = match abandoned(&hold(HoldState::Held, 1), Known::Pending).hold {
+            HoldChange::Put(p) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pending.holders, 0);
+        assert_eq!(settle(Some(&pending), true, true, Fate::Refused, 60 * M, T0), Settled { hold: HoldChange::Drop, counted: None });
+    }
+
+    #[test]
+    fn the_last_use_never_goes_back() {
+        let mut d = UsageDelta { id: "k".into(), ..Default::default() };
+        d.count(T0 + 5);
+        d.count(T0);
+        assert_eq!((d.requests, d.last_used_ms), (2, T0 + 5));
+    }
 }

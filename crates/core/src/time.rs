@@ -287,4 +287,27 @@ mod tests {
             assert_eq!(parse_rfc3339(text), want, "{text}");
         }
     }
+
+    /// Each separator, field range and offset form checked on its own: a
+    /// date-time that breaks one rule is refused (bad input never becomes
+    /// some other instant), the extremes each rule allows are read.
+    #[test]
+    fn rfc3339_refuses_each_malformed_part_and_reads_each_extreme() {
+        for text in [
+            "2026x11-25",
+            "2026-11-25T17x09:42Z",
+            "2026-11-25T17:09x42Z",
+            "2026-11-25T17:60:00Z",
+            "2026-11-25T17:09:61Z",
+            "2026-11-25T17:09:42+05:30x",
+            "2026-11-25T17:09:42+05x30",
+            "2026-11-25T17:09:42+24:00",
+            "2026-11-25T17:09:42+05:60",
+        ] {
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+        }
+        assert_eq!(parse_rfc3339("2026-12-31T23:59:60Z"), parse_rfc3339("2027-01-01T00:00:00Z"), "a leap second");
+        assert_eq!(parse_rfc3339("2026-11-25T17:59:42Z"), Some(1_795_626_582_000 + 50 * 60_000));
+        assert_eq!(parse_rfc3339("2026-11-26T17:08:42+23:59"), Some(1_795_626_582_000));
+    }
 }

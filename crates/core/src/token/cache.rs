@@ -250,4 +250,12 @@ mod tests {
         let (grant, answer) = admin_answer(refused);
         assert!(grant.is_none() && answer.is_err());
     }
+
+    /// README: "after up to 3 s joining another request's lookup" (and the
+    /// placeOrder settlement minute that counts on it).
+    #[test]
+    fn a_lookup_is_joined_for_3_s() {
+        assert!(joins_lookup(T0, T0 + 2_999));
+        assert!(!joins_lookup(T0, T0 + 3_000));
+    }
 }

@@ -473,4 +473,22 @@ mod tests {
         assert_eq!(parse_validate_response(200, body.as_bytes(), T0), Some(i64::MAX));
         assert_eq!(parse_validate_response(401, body.as_bytes(), T0), None);
     }
+
+    /// The account refusal at every 4xx (not only 401), the token's own
+    /// error codes whatever the status, and the whole 2xx range.
+    #[test]
+    fn each_classification_holds_across_its_range() {
+        let account = br#"{"code":400,"errorId":"PIPE10017","error":"Plum Pro APIs: refused"}"#;
+        match parse_refresh_response(400, account, None, T0) {
+            RefreshOutcome::Transient(m) => assert!(m.contains("refused the account"), "{m}"),
+            other => panic!("a 400 refusal of the account is no dead refresh token: {other:?}"),
+        }
+        for status in [200, 500] {
+            let got = parse_refresh_response(status, br#"{"error":"invalid_token"}"#, None, T0);
+            assert!(matches!(got, RefreshOutcome::Final(_)), "HTTP {status}: {got:?}");
+        }
+        assert!(matches!(parse_refresh_response(299, br#"{"access_token":"at-new","expires_in":10}"#, None, T0), RefreshOutcome::Success(_)));
+        assert!(matches!(parse_refresh_response(299, br#"{"refresh_token":"rt-new"}"#, None, T0), RefreshOutcome::RefreshOnly { .. }));
+        assert_eq!(parse_validate_response(299, br#"{"expires_in":10}"#, T0), Some(T0 + 10_000));
+    }
 }

@@ -467,4 +467,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A legacy state holding one token of the pair is still this chain's
+    /// state: a refresh token alone is the only live one (starting fresh
+    /// would fall back to the long-rotated bootstrap token), and an access
+    /// token alone is handed over as it was.
+    #[test]
+    fn half_a_legacy_state_is_handed_over_too() {
+        let boot = RefreshToken::new("rt-boot").fingerprint();
+        let mut full = load_state(Some(&json!(OLD_FORMAT))).unwrap().unwrap();
+        full.adopted_bootstrap_fp = Some(boot.clone());
+        let mut refresh_only = AuthorityState { access: None, ..full.clone() };
+        match legacy_export(Some(&mut refresh_only), "account:a", &boot, false, T0) {
+            LegacyExport::Export(s) => assert_eq!(s.refresh.as_ref().unwrap().token.expose_secret(), "rt-old"),
+            other => panic!("the only live refresh token would be left behind: {other:?}"),
+        }
+        let mut access_only = AuthorityState { refresh: None, ..full };
+        match legacy_export(Some(&mut access_only), "account:a", &boot, false, T0) {
+            LegacyExport::Export(s) => assert_eq!(s.access.as_ref().unwrap().token.expose_secret(), "at-old"),
+            other => panic!("{other:?}"),
+        }
+        // A base URL without a path is normalised as one with a path.
+        assert_eq!(account_id("HTTPS://Accounts.Xoxoday.com", "c"), account_id("https://accounts.xoxoday.com/", "c"));
+    }
 }

@@ -589,4 +589,19 @@ mod tests {
         assert!(!late.usable(T0 + 10), "expired");
         assert_eq!(g.fingerprint(), AccessToken::new("at").fingerprint());
     }
+
+    /// A refusal before the state was read crosses with `"status":null`:
+    /// the worker reads no status and relays the refusal. An export names a
+    /// per-account authority (`account:`), nothing like it.
+    #[test]
+    fn a_null_status_is_none_and_an_export_names_an_account() {
+        let refused = serde_json::to_vec(&Reply::<TokenStatus>::refused(ApiError::upstream_error("token storage unavailable"))).unwrap();
+        let r = Reply::read(&refused).unwrap();
+        assert!(r.status.is_none(), "{:?}", r.status);
+        assert_eq!(crate::token::cache::status_of(r).unwrap_err().message, "token storage unavailable");
+        for requester in ["account", "accounts:a", "account-a"] {
+            assert!(Call::decode(Op::Export, json!({ "requester": requester }).to_string().as_bytes()).is_err(), "{requester}");
+        }
+        assert_eq!(Call::decode(Op::Export, br#"{"requester":"account:a"}"#), Ok(Call::Export { requester: "account:a".into() }));
+    }
 }

@@ -393,4 +393,14 @@ mod tests {
         assert_eq!((held.status, held.code), (502, crate::errors::ErrorCode::UpstreamError));
         assert!(!held.message.contains("nothing was placed") && held.message.contains("same poNumber"), "{}", held.message);
     }
+
+    /// plumgate's error after a call to Xoxoday carries what Xoxoday
+    /// answered across the wire (the request log's upstream status).
+    #[test]
+    fn an_error_carries_what_xoxoday_answered() {
+        let e = LedgerReply { outcome: Outcome::Error { error: ApiError::upstream_error("x"), upstream_status: Some(503) }, replayed: false, fate: Fate::Unknown };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains(r#""upstream_status":503"#), "{text}");
+        assert_eq!(LedgerReply::read(text.as_bytes()), Some(e));
+    }
 }

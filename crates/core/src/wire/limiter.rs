@@ -195,4 +195,14 @@ mod tests {
         let (read, refused) = agree::check::<Payload>(&agree::texts(&payload, &[]), |b| parse(b, Payload::from_fields));
         assert!(read > 15 && refused > 50, "payload: {read} read, {refused} refused");
     }
+
+    /// A penalty kind that takes no seconds reads the same when seconds come
+    /// with it (a later version may send them): never refused.
+    #[test]
+    fn seconds_with_a_penalty_that_takes_none_are_ignored() {
+        for (kind, observed) in [("unstated", Observed::Unstated), ("daily", Observed::Daily)] {
+            let body = format!(r#"{{"op":"getBalance","penalty":"{kind}","secs":60}}"#);
+            assert_eq!(Call::read("/penalise", body.as_bytes()), Ok(Call::Penalise { op: Operation::GetBalance, observed }), "{kind}");
+        }
+    }
 }

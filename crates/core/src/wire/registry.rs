@@ -633,4 +633,13 @@ mod tests {
         assert_eq!(Reply::from_json(br#"{"error":"what"}"#).unwrap().error.unwrap().code, crate::errors::ErrorCode::InternalError);
         assert_eq!(Reply::from_json(b"null"), None);
     }
+
+    /// An order without its key (a reconciliation's request) is no key's
+    /// order, and a new key without its hash is no key.
+    #[test]
+    fn an_order_needs_its_key_and_a_new_key_its_hash() {
+        assert_eq!(Request { id: None, ..Request::of_attempt(&attempt()) }.attempt(), None);
+        let new = NewKey { id: "a".into(), scopes: vec!["*".into()], expires_at_ms: None, limits: Limits::default() };
+        assert_eq!(Request { sha256: None, ..Request::of_new_key(new, "h".into()) }.new_key(), None);
+    }
 }
