@@ -9,8 +9,13 @@ const phase = ({ rps = 3000, p50 = 1, p99 = 5, non2xx = 0, requests = rps * 5 } 
   ({ requests, rps, p50_ms: p50, p99_ms: p99, non2xx, socket_errors: 0, cache_mismatch: 0 });
 
 /** A row of `rounds` rounds, as bench/run.mjs's `interleaved` makes it. */
-function row(label, { rps = 3000, cpu = 0.5, p50 = 1, p99 = 5, non2xx = 0, requests } = {}, rounds = 3) {
-  const rs = Array.from({ length: rounds }, () => ({
+function row(label, opts = {}, rounds = 3) {
+  return rowOf(label, Array.from({ length: rounds }, () => opts));
+}
+
+/** A row whose rounds have figures of their own (`perRound`: `row`'s options, one object a round). */
+function rowOf(label, perRound) {
+  const rs = perRound.map(({ rps = 3000, cpu = 0.5, p50 = 1, p99 = 5, non2xx = 0, requests } = {}) => ({
     load: phase({ rps, p99, non2xx, requests }),
     lat: phase({ rps: 1000 / p50, p50, requests: requests === 0 ? 0 : undefined }),
     cpu_ms_per_req: requests === 0 ? undefined : cpu,
@@ -27,6 +32,12 @@ function withP50s(t, p50s) {
   t.rounds.forEach((x, i) => { x.lat.p50_ms = p50s[i]; });
   t.p50_ms = median(p50s);
   return t;
+}
+
+/** `t` with `n` of `field` (non2xx, socket_errors, cache_mismatch) in its first round's `which` phase ("load" or "lat"), its counts updated. */
+function withErrors(t, which, field, n = 1) {
+  t.rounds[0][which][field] = n;
+  return Object.assign(t, errorsOf(t.rounds));
 }
 
 /** The paired figure over rounds, as run.mjs's `pairedIn`. */
@@ -99,6 +110,8 @@ test("each line's threshold: just past it fails, at it passes", () => {
     ["index_bg.wasm", (r) => { r.size.wasm_gzip = 200_001; }, (r) => { r.size.wasm_gzip = 200_000; }],
     ["cold start", (r) => { r.cold.no_assets_minus_js_ms = 5.1; }, (r) => { r.cold.no_assets_minus_js_ms = 5; }],
     ["exactly one upstream refresh", (r) => { r.storm.plumgate.refresh_calls = 2; }, () => {}],
+    // None is no pass either: the token was not cold, the storm tested nothing.
+    ["exactly one upstream refresh", (r) => { r.storm.plumgate.refresh_calls = 0; }, () => {}],
     ["exactly one upstream refresh", (r) => { r.storm.plumgate.statuses = { 200: 499, 502: 1 }; }, () => {}],
     ["catalog hit under Xoxoday's penalty", (r) => { r.catalog.paired.penalty_hit_vs_control_rps = 0.94; }, (r) => { r.catalog.paired.penalty_hit_vs_control_rps = 0.95; }],
   ];
@@ -174,6 +187,10 @@ test("the p99 line is named from the run's connections, and judged at 32 only", 
   assert.match(b.value, /^0\.80× .*; not judged: the budget is at 32 connections, this run used 8$/);
   // The other lines are judged as before.
   for (const x of budgets(r)) if (x !== b && !x.name.startsWith("p99 at")) assert.ok(x.pass, `${x.name}: ${x.value}`);
+  // More connections than the budget's is not the budget's run either.
+  r.settings.connections = 64;
+  assert.equal(line(budgets(r), "p99 at").pass, false);
+  assert.match(line(budgets(r), "p99 at").value, /not judged: the budget is at 32 connections, this run used 64$/);
 });
 
 test("the added-p50 line quotes the no-op and row † figures paired, as its label says, not differences of medians", () => {
@@ -206,4 +223,89 @@ test("median and quantile are NaN on anything not finite, and sort numbers as nu
   assert.ok(Number.isNaN(median([])));
   assert.equal(quantile([5, 1, 4, 2, 3], 0.9), 5);
   assert.ok(Number.isNaN(quantile([1, undefined], 0.5)));
+});
+
+test("an error of any kind in either phase of plumgate's rounds fails the lines that read the row", () => {
+  const words = { non2xx: "1 non-2xx", socket_errors: "1 socket errors", cache_mismatch: "1 cache mismatches" };
+  for (const which of ["load", "lat"]) {
+    for (const [field, said] of Object.entries(words)) {
+      const bs = budgets(results({ plumgate: withErrors(row("plumgate", { rps: 3200, cpu: 0.45, p50: 1.2, p99: 4 }), which, field) }));
+      for (const start of ["hot-path throughput", "hot-path CPU", "added p50", "p99 at 32", "every measured request"]) {
+        const b = line(bs, start);
+        assert.equal(b.pass, false, `${which} ${field}: ${b.name}: ${b.value}`);
+        assert.ok(b.value.includes(`plumgate: ${said}`), `${which} ${field}: ${b.value}`);
+      }
+    }
+  }
+});
+
+test("errors in a line's reference row fail that line, and the lines that do not read the row are judged on their own", () => {
+  const cases = [
+    // [what is dirtied, the lines that read it, a line that does not]
+    [(r) => withErrors(r.hot.js_full, "load", "non2xx"), ["hot-path throughput", "hot-path CPU", "p99 at 32"], "added p50"],
+    [(r) => withErrors(r.hot.js_full, "load", "socket_errors"), ["hot-path throughput", "hot-path CPU", "p99 at 32"], "added p50"],
+    [(r) => withErrors(r.hot.direct, "lat", "non2xx"), ["added p50"], "hot-path throughput"],
+    [(r) => withErrors(r.hot.plumgate_keys_ref, "load", "non2xx"), ["runtime key, isolate-cached", "runtime key with requests_per_minute"], "hot-path throughput"],
+    [(r) => withErrors(r.catalog.hit_control, "load", "cache_mismatch"), ["catalog hit under Xoxoday's penalty"], "runtime key, isolate-cached"],
+    [(r) => withErrors(r.catalog.hit_penalty, "lat", "cache_mismatch"), ["catalog hit under Xoxoday's penalty"], "runtime key, isolate-cached"],
+  ];
+  for (const [dirty, reading, other] of cases) {
+    const r = results();
+    dirty(r);
+    const bs = budgets(r);
+    for (const start of [...reading, "every measured request"]) {
+      const b = line(bs, start);
+      assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+    }
+    assert.equal(line(bs, other).pass, true, other);
+  }
+});
+
+test("the every-2xx line reads the catalog rows too", () => {
+  const r = results();
+  r.catalog.miss = withErrors(row("miss"), "load", "cache_mismatch", 7);
+  const b = line(budgets(r), "every measured request");
+  assert.equal(b.pass, false, b.value);
+  assert.match(b.value, /^miss: 7 cache mismatches$/);
+});
+
+test("a row that was not measured fails the lines that read it, whatever figure is at hand", () => {
+  const r = results();
+  delete r.hot.js_full;
+  const bs = budgets(r);
+  for (const start of ["hot-path throughput", "hot-path CPU", "p99 at 32"]) {
+    const b = line(bs, start);
+    assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+    assert.match(b.value, /js_full: not measured/);
+  }
+});
+
+test("each paired line judges the median of per-round ratios (or differences), not the ratio of the rows' medians", () => {
+  // Per round, plumgate against its reference: the paired median is past
+  // the threshold, the ratio (difference) of the two rows' medians within it.
+  const cases = [
+    // 4000/4100, 2000/2100, 3000/2000: median 0.976 (fails ≥ 1); medians 3000 / 2100 = 1.43.
+    ["hot-path throughput", { plumgate: rowOf("plumgate", [{ rps: 4000 }, { rps: 2000 }, { rps: 3000 }]), js_full: rowOf("js full", [{ rps: 4100 }, { rps: 2100 }, { rps: 2000 }]) }, /^0\.976× /],
+    // 0.5/0.45, 0.3/0.6, 0.9/0.8: median 1.111 (fails ≤ 1); medians 0.5 / 0.6 = 0.83.
+    ["hot-path CPU", { plumgate: rowOf("plumgate", [{ cpu: 0.5 }, { cpu: 0.3 }, { cpu: 0.9 }]), js_full: rowOf("js full", [{ cpu: 0.45 }, { cpu: 0.6 }, { cpu: 0.8 }]) }, /^1\.111× /],
+    // 6/5, 4/8, 10/9: median 1.11 (fails ≤ 1); medians 6 / 8 = 0.75.
+    ["p99 at 32", { plumgate: rowOf("plumgate", [{ p99: 6 }, { p99: 4 }, { p99: 10 }]), js_full: rowOf("js full", [{ p99: 5 }, { p99: 8 }, { p99: 9 }]) }, /^1\.11× /],
+    // 1.1−0.05, 1.2−0.9, 3.0−1.9: median 1.05 ms (fails < 1); medians 1.2 − 0.9 = 0.3 ms.
+    ["added p50", { plumgate: rowOf("plumgate", [{ p50: 1.1 }, { p50: 1.2 }, { p50: 3.0 }]), direct: rowOf("direct", [{ p50: 0.05 }, { p50: 0.9 }, { p50: 1.9 }]) }, /^1\.05 ms /],
+    // 4000/4300, 2000/2200, 3000/2000: median 0.930 (fails ≥ 0.95); medians 3000 / 2200 = 1.36.
+    ["runtime key, isolate-cached", { plumgate_runtime_key: rowOf("runtime key", [{ rps: 4000 }, { rps: 2000 }, { rps: 3000 }]), plumgate_keys_ref: rowOf("ref", [{ rps: 4300 }, { rps: 2200 }, { rps: 2000 }]) }, /^0\.930× /],
+  ];
+  for (const [start, over, figure] of cases) {
+    const b = line(budgets(results(over)), start);
+    assert.equal(b.pass, false, `${b.name}: ${b.value}`);
+    assert.match(b.value, figure);
+  }
+});
+
+test("quantile is the nearest rank: the smallest value with at least p of the values at or below it", () => {
+  const xs = Array.from({ length: 25 }, (_, i) => 25 - i); // 25 … 1, as the cold start's 25 paired differences
+  assert.equal(quantile(xs, 0.25), 7);
+  assert.equal(quantile(xs, 0.75), 19);
+  assert.equal(quantile([4, 1, 3, 2], 0.5), 2);
+  assert.equal(quantile([4, 1, 3, 2], 1), 4);
 });
