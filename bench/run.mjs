@@ -55,7 +55,7 @@ import {
   recordSkipped, startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
 import { CATALOG_ROWS, HOT_ROWS, changes, markdown } from "./report.mjs";
-import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, median, quantile } from "./verdict.mjs";
+import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, median, pairedIn, quantile } from "./verdict.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -334,9 +334,6 @@ async function interleaved(targets, n, what) {
   }
   return { rows, rounds };
 }
-
-/** The median over rounds of `f(a's round, b's round)`. */
-const pairedIn = (rounds) => (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
 
 /** One throughput phase (c=CONC) with the target's CPU per request, then one latency phase (c=1). */
 async function measure(t) {

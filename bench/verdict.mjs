@@ -26,6 +26,14 @@ export function quantile(xs, p) {
 }
 
 /**
+ * The paired figure: over `rounds` (each row id's rounds, interleaved), the
+ * median over rounds of `f(a's round, b's round)`. Each round's rows ran
+ * minutes apart at most, so the machine's drift between rounds cancels in
+ * the ratio; the ratio of two medians would not cancel it.
+ */
+export const pairedIn = (rounds) => (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
+
+/**
  * What went wrong in a row's phases (each `{ load, lat }`, bench/lib.mjs's
  * `wrk` results): answers that were not 2xx (a 3xx, a 429 from either
  * limiter, a 5xx, a 401 counts against the row), socket errors, answers

@@ -2,7 +2,7 @@
 // results: a line passes on clean, finite figures only. No worker, no load.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { budgets, errorsOf, median, quantile } from "../../bench/verdict.mjs";
+import { budgets, errorsOf, median, pairedIn, quantile } from "../../bench/verdict.mjs";
 
 /** One wrk phase as bench/lib.mjs's `wrk` returns it. */
 const phase = ({ rps = 3000, p50 = 1, p99 = 5, non2xx = 0, requests = rps * 5 } = {}) =>
@@ -40,8 +40,18 @@ function withErrors(t, which, field, n = 1) {
   return Object.assign(t, errorsOf(t.rounds));
 }
 
-/** The paired figure over rounds, as run.mjs's `pairedIn`. */
-const paired = (a, b, f) => median(a.rounds.map((x, i) => f(x, b.rounds[i])));
+/** The paired figure over two rows' rounds, by run.mjs's own `pairedIn`. */
+const paired = (a, b, f) => pairedIn({ a: a.rounds, b: b.rounds })("a", "b", f);
+
+test("pairedIn is the median of per-round figures, a's round against b's", () => {
+  // Drift: b's rounds slow down as a's do. Per round a is 0.9×, 0.9×, 1.2× b:
+  // the paired median 0.9; the ratio of the medians (200 / 150) would say 1.33.
+  const rounds = { a: [{ v: 90 }, { v: 180 }, { v: 240 }], b: [{ v: 100 }, { v: 200 }, { v: 200 }], c: [{ v: 1 }, { v: 1 }, { v: 1 }] };
+  const p = pairedIn(rounds);
+  assert.equal(p("a", "b", (x, y) => x.v / y.v), 0.9);
+  assert.equal(p("b", "a", (x, y) => x.v / y.v), 1 / 0.9, "a over b, not b over a");
+  assert.equal(p("a", "c", (x, y) => x.v - y.v), 179, "the rounds of the rows named");
+});
 
 /** A whole results object; `over` replaces hot-path rows by id. */
 function results(over = {}) {
