@@ -850,4 +850,30 @@ mod tests {
         assert_eq!(day(OrderDayZone::Ist, at(18, 29) + 59_999), "2024-06-10 23:59:59");
         assert_eq!(day(OrderDayZone::Ist, at(18, 30)), "2024-06-11 00:00:00");
     }
+
+    /// The per-minute limits xoxoday-api.md §3.9 lists (paymentHistory,
+    /// which it does not list, 50), and `0` back to them.
+    #[test]
+    fn default_rate_limits_are_the_documented_ones() {
+        let mut c = Config::default();
+        let documented = [
+            ("getFilters", 50),
+            ("getVouchers", 50),
+            ("getBalance", 10),
+            ("placeOrder", 100),
+            ("getOrderDetails", 200),
+            ("getOrderHistory", 200),
+            ("paymentHistory", 50),
+        ];
+        assert_eq!(documented.map(|(op, _)| op), OPS);
+        for (op, n) in documented {
+            assert_eq!(c.rate_limit(op), n, "{op}");
+        }
+        c.apply_patch(br#"{"rate_limits":{"getOrderHistory":7,"getOrderDetails":7}}"#).unwrap();
+        assert_eq!((c.rate_limit("getOrderHistory"), c.rate_limit("getOrderDetails")), (7, 7));
+        c.apply_patch(br#"{"rate_limits":{"getOrderHistory":0,"getOrderDetails":0}}"#).unwrap();
+        for (op, n) in documented {
+            assert_eq!(c.rate_limit(op), n, "{op}");
+        }
+    }
 }

@@ -672,4 +672,18 @@ mod tests {
         assert_eq!(f.take_validate().map(|v| v.status), Some(503));
         assert!(f.take_validate().is_none());
     }
+
+    /// `hang_ms` is at most 600000, that value included; a fault over it
+    /// is refused and leaves the one in place.
+    #[test]
+    fn hang_ms_is_at_most_ten_minutes() {
+        let mut f = Faults::default();
+        f.set_refresh(br#"{"mode":"hang","hang_ms":600000}"#).unwrap();
+        assert_eq!(f.refresh.as_ref().map(|x| x.hang_ms), Some(600_000));
+        assert!(f.set_refresh(br#"{"mode":"hang","hang_ms":600001,"count":3}"#).is_err());
+        assert_eq!(f.refresh.as_ref().map(|x| (x.hang_ms, x.remaining)), Some((600_000, 1)));
+        f.set_order(br#"{"mode":"hang_after_create","hang_ms":600000}"#).unwrap();
+        assert!(f.set_order(br#"{"mode":"hang_after_create","hang_ms":600001}"#).is_err());
+        assert_eq!(f.order.as_ref().map(|x| x.hang_ms), Some(600_000));
+    }
 }

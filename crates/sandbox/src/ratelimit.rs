@@ -171,4 +171,24 @@ mod tests {
         assert_eq!(r.check("getBalance", 1, 60, 60_000), Ok(()));
         assert_eq!(r.check("getBalance", 1, 60, 119_999), Err(60));
     }
+
+    /// The clock moved back: a daily cap counts the calls of the day it is
+    /// now, and the rolling window drops the calls dated after now
+    /// (README: "rate-limit windows drop the calls dated after it").
+    #[test]
+    fn daily_caps_follow_the_clock_back() {
+        // 2026-11-30 18:00 UTC = 23:30 IST.
+        let (t, day) = (1_796_061_600_000, crate::clock::DAY_MS);
+        for window in [DailyWindow::IstDay, DailyWindow::UtcDay] {
+            let mut r = RateLimiter::default();
+            assert!(r.daily("getVouchers", 1, window, t + day), "{window:?}");
+            assert!(!r.daily("getVouchers", 1, window, t + day + 1), "{window:?}");
+            assert!(r.daily("getVouchers", 1, window, t), "{window:?}: the day before has its own count");
+        }
+        let mut r = RateLimiter::default();
+        let roll = DailyWindow::Rolling;
+        assert!(r.daily("getVouchers", 1, roll, t + day / 2));
+        assert!(!r.daily("getVouchers", 1, roll, t + day / 2 + 1));
+        assert!(r.daily("getVouchers", 1, roll, t), "a call dated after now is dropped");
+    }
 }

@@ -2230,3 +2230,156 @@ fn place_order_checks_come_in_the_documented_order() {
     let out = api(&mut s, AT, place, no_contact, T0);
     assert_eq!((out.status, out.body["errorId"].clone()), (404, json!("PLE10018")), "denomination before contact");
 }
+
+/// `check_expires_in: lifetime` on a token from a state file written
+/// before lifetimes were kept: the current `access_ttl_secs` (README).
+#[test]
+fn the_lifetime_reading_of_a_token_without_one_is_the_current_ttl() {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                o.remove("lifetime_ms");
+                o.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut state: Value = serde_json::from_slice(&sb().snapshot().unwrap()).unwrap();
+    strip(&mut state);
+    let restored = Sandbox::parse_state(state.to_string().as_bytes()).unwrap();
+    let mut s = Sandbox::from_state(Credentials::default(), restored);
+    s.patch_config(br#"{"check_expires_in":"lifetime","access_ttl_secs":259200}"#).unwrap();
+    let (status, v) = check(&mut s, Some(&format!("Bearer {AT}")), T0 + HOUR);
+    assert_eq!((status, v["expires_in"].clone()), (200, json!(259_200)), "{v}");
+}
+
+/// `duplicate_answer` changes the answer to a poNumber already held, and
+/// nothing else: placeOrder's other refusals keep their own answers in
+/// every reading.
+#[test]
+fn the_duplicate_readings_leave_place_order_s_other_answers_alone() {
+    let place = "plumProAPI.mutation.placeOrder";
+    for reading in ["ple10043", "validation", "worded"] {
+        let mut s = sb();
+        s.patch_config(format!(r#"{{"duplicate_answer":"{reading}"}}"#).as_bytes()).unwrap();
+        let mut over = order("PO-Q");
+        over["quantity"] = json!(catalog().get(10100).unwrap().qty_limit + 1);
+        let out = api(&mut s, AT, place, over, T0);
+        assert_eq!((out.status, out.body["errorId"].clone()), (409, json!("PLE10041")), "{reading}");
+        let mut denom = order("PO-N");
+        denom["denomination"] = json!(999_999);
+        let out = api(&mut s, AT, place, denom, T0);
+        assert_eq!((out.status, out.body["errorId"].clone()), (404, json!("PLE10018")), "{reading}");
+        s.patch_config(br#"{"initial_balance":0}"#).unwrap();
+        let out = api(&mut s, AT, place, order("PO-B"), T0);
+        assert_eq!((out.status, out.body["errorId"].clone()), (422, json!("PLE10010")), "{reading}");
+    }
+}
+
+/// The `duplicate` order fault answers 409 `PLE10043` by default and under
+/// the fault's `status` when one is given, as every order fault does.
+#[test]
+fn the_duplicate_fault_answers_under_its_status() {
+    let mut s = sb();
+    let place = "plumProAPI.mutation.placeOrder";
+    s.set_order_fault(br#"{"mode":"duplicate","status":400}"#).unwrap();
+    let out = api(&mut s, AT, place, order("PO-G"), T0);
+    assert_eq!((out.status, out.body["errorId"].clone(), out.body["code"].clone()), (400, json!("PLE10043"), json!(400)));
+    s.set_order_fault(br#"{"mode":"duplicate"}"#).unwrap();
+    let out = api(&mut s, AT, place, order("PO-G"), T0);
+    assert_eq!((out.status, out.body["errorId"].clone()), (409, json!("PLE10043")));
+    assert_eq!(s.counters_json(0, 0)["orders"], 0);
+}
+
+/// placeOrder of a product whose `isPhoneNumberMandatory` is set: without a
+/// contact (absent, empty or blank) a 400 `PLE10001`; with one it goes
+/// through (README: "contact when `isPhoneNumberMandatory`").
+#[test]
+fn a_phone_mandatory_product_needs_a_contact() {
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut s = sb();
+    let p = catalog().products.iter().find(|p| p.phone_mandatory && !p.delayed).unwrap();
+    let denom = p.denoms.first().copied().unwrap_or(p.min);
+    let mut o = order("PO-PHONE");
+    o["productId"] = json!(p.id);
+    o["quantity"] = json!(1);
+    o["denomination"] = json!(denom);
+    for contact in [None, Some(""), Some("   ")] {
+        let mut bad = o.clone();
+        match contact {
+            None => drop(bad.as_object_mut().unwrap().remove("contact")),
+            Some(c) => bad["contact"] = json!(c),
+        }
+        let out = api(&mut s, AT, place, bad, T0);
+        assert_eq!((out.status, out.body["errorId"].clone()), (400, json!("PLE10001")), "{contact:?}");
+    }
+    assert_eq!(s.counters_json(0, 0)["orders"], 0);
+    assert_eq!(api(&mut s, AT, place, o, T0).status, 200);
+}
+
+/// placeOrder's denomination: an open-value product takes `minValue` to
+/// `maxValue`, both ends included; a fixed-denomination product takes
+/// exactly one of its `valueDenominations`. Anything else: 404 `PLE10018`.
+#[test]
+fn denominations_are_the_product_s_range_or_its_listed_values() {
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut s = sb();
+    let base = |p: &crate::catalog::Product, po: &str, d: f64| {
+        let mut o = order(po);
+        o["productId"] = json!(p.id);
+        o["quantity"] = json!(1);
+        o["denomination"] = json!(d);
+        o
+    };
+    let open = catalog().products.iter().find(|p| !p.fixed && !p.delayed && !p.phone_mandatory).unwrap();
+    for (i, d) in [f64::from(open.min), f64::from(open.max)].into_iter().enumerate() {
+        let out = api(&mut s, AT, place, base(open, &format!("PO-OPEN-{i}"), d), T0);
+        assert_eq!(out.status, 200, "{d}: {}", out.body);
+    }
+    let fixed = catalog().products.iter().find(|p| p.fixed && !p.delayed && !p.phone_mandatory).unwrap();
+    let listed = f64::from(fixed.denoms[0]);
+    let off = [listed + 0.5, listed - 0.5, f64::from(open.max) + 0.01];
+    for (i, d) in off.into_iter().enumerate() {
+        let p = if i == 2 { open } else { fixed };
+        let out = api(&mut s, AT, place, base(p, &format!("PO-OFF-{i}"), d), T0);
+        assert_eq!((out.status, out.body["errorId"].clone()), (404, json!("PLE10018")), "{d}");
+    }
+    assert_eq!(api(&mut s, AT, place, base(fixed, "PO-FIXED", listed), T0).status, 200);
+}
+
+/// getOrderHistory's optional `tag` (xoxoday-api.md §3.6) selects the
+/// orders placed with that tag; without it every order in the range.
+/// `limit` and `page` (from 1) page them, newest first.
+#[test]
+fn order_history_s_tag_selects_orders() {
+    let place = "plumProAPI.mutation.placeOrder";
+    let mut s = sb();
+    for (po, tag) in [("PO-T1", "alpha"), ("PO-T2", "beta"), ("PO-T3", "alpha")] {
+        let mut o = order(po);
+        o["tag"] = json!(tag);
+        assert_eq!(api(&mut s, AT, place, o, T0).status, 200);
+    }
+    let paged = |s: &mut Sandbox, tag: Option<&str>, limit: u64, page: u64| {
+        let mut data = json!({"startDate":"2024-01-01","endDate":"2024-12-31","limit":limit,"page":page});
+        if let Some(t) = tag {
+            data["tag"] = json!(t);
+        }
+        let out = api(s, AT, "plumProAPI.mutation.getOrderHistory", data, T0);
+        assert_eq!(out.status, 200, "{}", out.body);
+        let rows = out.body["data"]["getOrderHistory"]["data"].as_array().unwrap().clone();
+        rows.iter().map(|r| r["poNumber"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let history = |s: &mut Sandbox, tag: Option<&str>| paged(s, tag, 50, 1);
+    assert_eq!(history(&mut s, Some("alpha")), ["PO-T3", "PO-T1"]);
+    assert_eq!(history(&mut s, Some("beta")), ["PO-T2"]);
+    assert_eq!(history(&mut s, Some("gamma")), Vec::<String>::new());
+    // The tag as given: another case or a padded one is another tag.
+    assert_eq!(history(&mut s, Some("ALPHA")), Vec::<String>::new());
+    assert_eq!(history(&mut s, Some(" alpha")), Vec::<String>::new());
+    assert_eq!(history(&mut s, None), ["PO-T3", "PO-T2", "PO-T1"]);
+    assert_eq!(paged(&mut s, None, 2, 1), ["PO-T3", "PO-T2"]);
+    assert_eq!(paged(&mut s, None, 2, 2), ["PO-T1"]);
+    assert_eq!(paged(&mut s, Some("alpha"), 1, 2), ["PO-T1"]);
+    assert_eq!(paged(&mut s, None, 2, 3), Vec::<String>::new());
+}
