@@ -8,8 +8,8 @@
 //! successful answers (`data.<op>.status == 1`) of calls whose key covers
 //! all their fields are stored (`plumgate_core::ops::cache_key`); an entry
 //! is fresh for its lifetime and kept stale after it for
-//! `plumgate_core::edge::stale_secs` (a day for the catalog, never for the
-//! balance).
+//! `plumgate_core::edge::stale_secs` (a day for the catalog, two minutes
+//! for the balance).
 //!
 //! One fill per entry at a time in an isolate ([`Fill`], the rule is
 //! `plumgate_core::edge::joins_fill`): a request that misses an entry

@@ -31,8 +31,8 @@
 //!    (`plumgate_core::upstream::unreadable_answer`).
 //!
 //! Where 3, 4 or 5 end in a penalty or a failure (`plumgate_core::edge::
-//! stale_instead_of`) and the edge cache still holds a copy of a catalog
-//! answer (expired, or fresh behind an admin's bypass), that copy is the
+//! stale_instead_of`) and the edge cache still holds a copy of the answer
+//! (expired, or fresh behind an admin's bypass), that copy is the
 //! answer (`x-plumgate-cache: stale`: not this call's answer from
 //! Xoxoday).
 //!
@@ -109,7 +109,7 @@ pub async fn forward(
     let mut fill = None;
     // The envelope sent, once made.
     let mut envelope = None;
-    if let (Some(url), Some(class), Some(key)) = (url.as_deref(), class, key.as_ref()) {
+    if let (Some(url), Some(_), Some(key)) = (url.as_deref(), class, key.as_ref()) {
         if !key.storable {
             // A field plumgate does not key on may change the answer (the
             // upstream API grows): no entry is this call's, so none is
@@ -118,8 +118,8 @@ pub async fn forward(
         } else if ttl == 0 || mode == CacheMode::Bypass {
             trace.cache = Some("bypass");
             // A bypass wants Xoxoday's answer; should Xoxoday fail, the
-            // catalog copy plumgate has is still better than an error.
-            if ttl > 0 && stale_secs(class) > 0 {
+            // copy plumgate has is still better than an error.
+            if ttl > 0 {
                 stale = edge_cache::get(url).await;
             }
         } else {

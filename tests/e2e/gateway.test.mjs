@@ -601,12 +601,21 @@ test("an answer that is not JSON (a proxy's page in front of Xoxoday) → 502 up
   assert.equal(errCode(d), "upstream_error");
   assert.match(errMessage(d), /HTTP 503 with a body that is not JSON/);
   assert.equal((await op("getOrderHistory", keys.admin, range)).status, 200, "Xoxoday's own answer again");
-  // A cacheable operation's error says what the cache did, as its answers do.
+  // A cacheable operation's error says what the cache did, as its answers
+  // do (a page never asked for: no copy to answer in its place).
+  await sandbox.admin("/faults/proxy", { mode: "before", op: "getVouchers" });
+  const page = await op("getVouchers", keys.admin, { limit: 2, page: 97 }, { "cache-control": "no-cache" });
+  assert.equal(page.status, 502, page.text);
+  assert.equal(errCode(page), "upstream_error");
+  assert.equal(page.headers["x-plumgate-cache"], "bypass");
+  // With a copy at hand (a balance stored just before), that copy answers
+  // the same failure, marked stale.
+  const stored = await op("getBalance", keys.admin, {}, { "cache-control": "no-cache" });
+  assert.equal(stored.status, 200, stored.text);
   await sandbox.admin("/faults/proxy", { mode: "before", op: "getBalance" });
   const bal = await op("getBalance", keys.admin, {}, { "cache-control": "no-cache" });
-  assert.equal(bal.status, 502, bal.text);
-  assert.equal(errCode(bal), "upstream_error");
-  assert.equal(bal.headers["x-plumgate-cache"], "bypass");
+  assert.deepEqual([bal.status, bal.headers["x-plumgate-cache"]], [200, "stale"], bal.text);
+  assert.equal(bal.text, stored.text);
 
   // 2. placeOrder reaches Xoxoday, which makes the order; the page replaces its answer.
   await sandbox.admin("/faults/proxy", { mode: "after", status: 200, op: "placeOrder" });

@@ -74,7 +74,7 @@ export interface OperationResult<N extends OperationName> {
   /** Xoxoday's whole answer, unchanged. */
   body: OperationAnswer<N>;
   requestId: string | undefined;
-  /** `x-plumgate-cache` for cached operations: hit, miss, bypass, or stale (a catalog copy plumgate served while Xoxoday erred or penalised the operation). */
+  /** `x-plumgate-cache` for cached operations: hit, miss, bypass, or stale (a copy plumgate served while Xoxoday erred or penalised the operation, or plumgate's limiter held the call: a catalog copy up to a day past its lifetime, a balance up to two minutes). */
   cache: CacheStatus | undefined;
 }
 

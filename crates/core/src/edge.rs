@@ -17,9 +17,13 @@
 //! lifetime is served with `x-plumgate-cache: stale` rather than an error,
 //! for up to [`CATALOG_STALE_SECS`] (a day, which covers getVouchers' daily
 //! cap) after it expired; so is a fresh one an admin bypassed (the copy is
-//! not the answer Xoxoday gave this call, which is what `stale` says). getBalance never goes stale: a wallet figure
-//! changes with every order, and an old one would mislead; its callers get
-//! the error with `Retry-After`.
+//! not the answer Xoxoday gave this call, which is what `stale` says). A
+//! getBalance answer is kept only [`BALANCE_STALE_SECS`] (two minutes) past
+//! its lifetime: a wallet figure changes with every order, so an old one is
+//! served only to bridge a short wait, above all plumgate's own limiter's
+//! when several locations refill the balance within its one budget (10 calls
+//! a minute: two locations at the 10 s default already ask 12 times), where
+//! its callers got `429` and no figure at all.
 //!
 //! **One fill at a time.** Concurrent requests of an isolate that miss the
 //! same storable entry would each call Xoxoday and spend the operation's
@@ -50,6 +54,13 @@ pub const MAX_CACHE_API_BYTES: usize = 8 * 1024 * 1024;
 /// penalties.
 pub const CATALOG_STALE_SECS: u64 = 86_400;
 
+/// How long a getBalance answer is kept after it expired, for errors and
+/// penalties: longer than the limiter's longest wait for a getBalance call
+/// at its documented budget (a minute and a lease: `Retry-After` of at
+/// most about 68 s) and Xoxoday's 60 s penalty, so a copy still fresh when
+/// the wait began covers it; short, since the figure changes with orders.
+pub const BALANCE_STALE_SECS: u64 = 120;
+
 /// Bytes counted per entry beyond its key and body (the entry's own fields
 /// and the map slots).
 const ENTRY_OVERHEAD: usize = 64;
@@ -58,7 +69,7 @@ const ENTRY_OVERHEAD: usize = 64;
 pub fn stale_secs(class: CacheClass) -> u64 {
     match class {
         CacheClass::Catalog => CATALOG_STALE_SECS,
-        CacheClass::Balance => 0,
+        CacheClass::Balance => BALANCE_STALE_SECS,
     }
 }
 
@@ -391,7 +402,9 @@ mod tests {
         assert_eq!(c.freshness(T0 + 39_999), Freshness::Stale);
         assert_eq!(c.freshness(T0 + 40_000), Freshness::Gone);
         let balance = Cached::new(200, vec![], T0, 10, stale_secs(CacheClass::Balance));
-        assert_eq!(balance.freshness(T0 + 10_000), Freshness::Gone, "a balance never goes stale");
+        assert_eq!(balance.freshness(T0 + 10_000), Freshness::Stale, "a balance goes stale for two minutes");
+        assert_eq!(balance.freshness(T0 + 129_999), Freshness::Stale);
+        assert_eq!(balance.freshness(T0 + 130_000), Freshness::Gone, "then it is gone");
         assert_eq!(stale_secs(CacheClass::Catalog), 86_400);
         assert_eq!(c.weight("k"), 2 + 1 + ENTRY_OVERHEAD);
     }

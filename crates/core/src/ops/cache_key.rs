@@ -38,7 +38,8 @@
 //! all. Otherwise a caller holding only the `balance` scope could send
 //! `{"nonce": n}` once the 10 s entry expired: each such call a miss that
 //! neither joins nor leads the shared fill, the 10-a-minute budget theirs,
-//! every other caller answered `429` (a balance is never served stale).
+//! every other caller answered `429` once the stale copy's two minutes had
+//! passed.
 
 use super::validate::{decimal_string_number, flag_value, whole_number, BOUND_FILTERS};
 use super::{canonical, Operation};
