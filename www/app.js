@@ -702,16 +702,21 @@
       $("balance-value").textContent = money(data.value ?? data.points, data.currency);
       const t = new Date().toLocaleTimeString();
       let note = meta.cache === "hit" ? `as of ${t} · edge cache` : `as of ${t}`;
-      const stale = Boolean(afterOrder) && meta.cache === "hit";
+      // plumgate's copy in place of an error (Xoxoday erred or penalised
+      // getBalance, or the shared limit held the call): an older figure.
+      const held = meta.cache === "stale";
+      const stale = held || (Boolean(afterOrder) && meta.cache === "hit");
       // The one note a phone shows too (style.css): the balance may be old.
       box.classList.toggle("is-stale", stale);
-      if (stale) {
+      if (held) {
+        note = `${t} · an older copy: Xoxoday or the rate limit held the call (kept up to 2 minutes past BALANCE_CACHE_TTL_SECS)`;
+      } else if (stale) {
         // Not fresh, whatever was asked: the entry may be from before the order.
         note = `as of ${t} · edge cache, may predate the order (kept up to BALANCE_CACHE_TTL_SECS, 10 s by default)`;
-        if (afterOrder <= BALANCE_RECHECKS) {
-          note += `; asking again in ${BALANCE_RECHECK_MS / 1000} s`;
-          state.balanceTimer = setTimeout(() => loadBalance({ fresh: true, afterOrder: afterOrder + 1 }), BALANCE_RECHECK_MS);
-        }
+      }
+      if (stale && afterOrder && afterOrder <= BALANCE_RECHECKS) {
+        note += `; asking again in ${BALANCE_RECHECK_MS / 1000} s`;
+        state.balanceTimer = setTimeout(() => loadBalance({ fresh: true, afterOrder: afterOrder + 1 }), BALANCE_RECHECK_MS);
       }
       $("balance-note").textContent = note;
       $("balance-error").hidden = true;
