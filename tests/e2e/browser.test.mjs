@@ -1124,6 +1124,20 @@ async function walkOrderEdges() {
   assert.match(await text(page, "#key-status"), /^Key set/, "the key is not called rejected");
   await page.click("#balance-refresh");
   await page.locator("#balance-error").waitFor({ state: "hidden" });
+  // Xoxoday fails on the balance (502 PLE10023) while plumgate holds a copy
+  // (the refresh just before): the copy answers, and the page calls it older.
+  await sandbox.admin("/faults/api", { mode: "PLE10023", op: "getBalance", count: 1 });
+  const staleBalance = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getBalance"));
+  await page.click("#balance-refresh");
+  const sbal = await staleBalance;
+  assert.deepEqual([sbal.status(), sbal.headers()["x-plumgate-cache"]], [200, "stale"]);
+  await page.locator("#balance-note", { hasText: "older copy" }).waitFor();
+  assert.match(await text(page, "#balance-note"), / · an older copy: Xoxoday or the rate limit held the call \(kept up to 2 minutes past BALANCE_CACHE_TTL_SECS\)$/);
+  assert.equal(await page.locator("#balance.is-stale").count(), 1, "marked old, on a phone too");
+  assert.equal(await page.locator("#balance-error").isVisible(), false);
+  await page.click("#balance-refresh");
+  await waitFor(async () => /^as of /.test(await text(page, "#balance-note")), { what: "the next refresh: Xoxoday's answer" });
+  assert.equal(await page.locator("#balance.is-stale").count(), 0);
 
   // ---- an order Xoxoday made and then failed, its answer lost: plumgate
   // finds it by its poNumber (x-plumgate-reconciled, status 0). The page says
