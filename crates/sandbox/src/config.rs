@@ -419,6 +419,12 @@ pub struct Config {
     /// naming the field. On: the lenient reading (`"tag": 12` is `"12"`),
     /// which no Xoxoday document confirms.
     pub text_numbers: bool,
+    /// Whether every `productName` in a Plum answer ends with a lone UTF-16
+    /// surrogate escape (`\ud83c`): what JavaScript's `JSON.stringify`
+    /// writes for a name cut mid-emoji (cut to a column's width, say),
+    /// which strict JSON readers refuse. Off by default: Xoxoday does not
+    /// document how long its names run or whether it cuts them.
+    pub cut_names: bool,
 }
 
 impl Default for Config {
@@ -460,6 +466,7 @@ impl Default for Config {
             currency_filter_group: true,
             refresh_limit: None,
             text_numbers: false,
+            cut_names: false,
         }
     }
 }
@@ -503,6 +510,7 @@ pub struct ConfigPatch {
     terms_bytes: Option<u32>,
     currency_filter_group: Option<bool>,
     text_numbers: Option<bool>,
+    cut_names: Option<bool>,
     /// `null` turns the limit off.
     #[serde(default, deserialize_with = "nullable")]
     refresh_limit: Option<Option<RefreshLimit>>,
@@ -579,6 +587,7 @@ impl Config {
             answer_framing,
             currency_filter_group,
             text_numbers,
+            cut_names,
         );
         if let Some(v) = patch.grace_secs {
             next.grace_secs = secs("grace_secs", v, 0)?;
@@ -819,6 +828,11 @@ mod tests {
     #[test]
     fn text_numbers_is_a_setting() {
         bool_setting_roundtrip("text_numbers", false, |c| c.text_numbers, [r#""yes""#, "1"]);
+    }
+
+    #[test]
+    fn cut_names_is_a_setting() {
+        bool_setting_roundtrip("cut_names", false, |c| c.cut_names, [r#""yes""#, "1"]);
     }
 
     /// Orders dated in UTC by default, in IST on request: a setting like

@@ -163,20 +163,26 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// An answer under `/chef/` in the configured framing
-/// (`Config::answer_framing`); every other answer as it is.
+/// (`Config::answer_framing`), its product names cut when
+/// `Config::cut_names` says so; every other answer as it is.
 async fn framed(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let upstream = req.uri().path().starts_with("/chef/");
     let resp = next.run(req).await;
-    let framing = app.lock().config.answer_framing;
-    if !upstream || framing == AnswerFraming::Length {
+    let (framing, cut) = {
+        let app = app.lock();
+        (app.config.answer_framing, app.config.cut_names)
+    };
+    if !upstream || (framing == AnswerFraming::Length && !cut) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return json_response(500, json!({ "error": "sandbox_error" }));
     };
+    let bytes = if cut { Bytes::from(cut_names(&bytes)) } else { bytes };
     parts.headers.remove(CONTENT_LENGTH);
     let body = match framing {
+        AnswerFraming::Length => Body::from(bytes),
         AnswerFraming::Gzip => {
             parts.headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             Body::from(gzip_stored(&bytes))
@@ -190,6 +196,32 @@ async fn framed(State(app): State<Arc<App>>, req: Request, next: Next) -> Respon
         }
     };
     Response::from_parts(parts, body)
+}
+
+/// `body` with a lone surrogate escape, `\ud83c`, at the end of every
+/// `"productName"` string (`Config::cut_names`): the text JavaScript's
+/// `JSON.stringify` writes for a name cut after an emoji's first half.
+pub fn cut_names(body: &[u8]) -> Vec<u8> {
+    const NAME: &[u8] = b"\"productName\":\"";
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(NAME) {
+            out.extend_from_slice(NAME);
+            i += NAME.len();
+            // To the closing quote, escapes passed over whole.
+            while i < body.len() && body[i] != b'"' {
+                let end = (i + if body[i] == b'\\' { 2 } else { 1 }).min(body.len());
+                out.extend_from_slice(&body[i..end]);
+                i = end;
+            }
+            out.extend_from_slice(br"\ud83c");
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// `data` as a gzip member of stored (uncompressed) deflate blocks: valid
@@ -552,6 +584,18 @@ async fn reset(State(app): State<Arc<App>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_names_ends_every_product_name_with_a_lone_surrogate_escape() {
+        let body = br#"{"a":[{"productName":"Caf\u00e9 \"X\"","productId":1},{"productName":"","n":"productName"}],"productName":2}"#;
+        let cut = cut_names(body);
+        assert_eq!(
+            std::str::from_utf8(&cut).unwrap(),
+            r#"{"a":[{"productName":"Caf\u00e9 \"X\"\ud83c","productId":1},{"productName":"\ud83c","n":"productName"}],"productName":2}"#
+        );
+        assert!(serde_json::from_slice::<Value>(&cut).is_err(), "strict readers refuse it");
+        assert_eq!(cut_names(b"{}"), b"{}");
+    }
 
     #[test]
     fn crc32_is_gzips() {
