@@ -478,6 +478,28 @@ test("created, then 5xx: reconciled at once, in placeOrder's shape", async () =>
   assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
 });
 
+test("a product name cut mid-emoji (a lone surrogate escape, which strict JSON readers refuse): a placed order passes as Xoxoday wrote it, and a lost answer's order is still found and reconciled", async () => {
+  await sbO.admin("/config", { cut_names: true });
+  try {
+    const c0 = await sbO.counters();
+    const placed = await place(order("cut-placed"));
+    assert.equal(placed.status, 200, placed.text);
+    assert.match(placed.text, /"productName":"[^"]*\\ud83c"/, "Xoxoday's answer, unchanged");
+    await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+    const r = await place(order("cut-lost"));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers["x-plumgate-reconciled"], "true", "found by getOrderDetails, not left pending");
+    assert.equal(r.json.data.placeOrder.status, 1);
+    assert.match(r.json.data.placeOrder.data.voucherDetails[0].productName, /\uFFFD$/, "the cut half read as the replacement character");
+    assert.equal((await sbO.counters()).orders, c0.orders + 2, "one order each, none twice");
+    const replay = await place(order("cut-lost"));
+    assert.equal(replay.headers["x-plumgate-replayed"], "true");
+    assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
+  } finally {
+    await sbO.admin("/config", { cut_names: false });
+  }
+});
+
 test("created, then 5xx, where getOrderDetails shows another email at the top (maybe the account's): this order, reconciled (never 'use a new poNumber')", async () => {
   for (const reading of ["account", "line"]) {
     const name = `${reading}-email`;

@@ -298,7 +298,7 @@ pub fn after_lost_answer(first: Result, look: &LedgerReply) -> Result {
 
 /// `data.placeOrder.data.orderId` of a placeOrder answer, as text.
 pub fn order_id(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+    let v = crate::jsontext::upstream_value(body)?;
     match &v["data"]["placeOrder"]["data"]["orderId"] {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -527,6 +527,7 @@ mod tests {
         // An order id in text is kept as text; an empty one is none.
         assert_eq!(order_id(br#"{"data":{"placeOrder":{"data":{"orderId":"A1"}}}}"#).as_deref(), Some("A1"));
         assert_eq!(order_id(br#"{"data":{"placeOrder":{"data":{"orderId":""}}}}"#), None);
+        assert_eq!(order_id(br#"{"data":{"placeOrder":{"data":{"orderId":"A1","productName":"Gift \ud83c"}}}}"#).as_deref(), Some("A1"), "a name cut mid-emoji");
         // An order reconciliation found, failed at Xoxoday: refused (nothing
         // delivered), with the order id the operator may ask Xoxoday about.
         let failed = r#"{"data":{"placeOrder":{"status":0,"data":{"orderId":100012,"orderStatus":"failed"}}}}"#;

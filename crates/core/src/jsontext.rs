@@ -44,6 +44,34 @@ pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
 }
 
+/// An answer of Xoxoday's read as a `Value`, one whose strings hold a UTF-16
+/// surrogate escape without its pair included (`"\ud83c"`: what
+/// JavaScript's `JSON.stringify` writes for a string cut mid-emoji, such as
+/// a product name cut to a column's width). serde_json refuses such an
+/// escape, though Xoxoday's success check reads past it; so a placed
+/// order's details were unreadable, and a lost answer's order never
+/// reconciled. When the plain read fails, every surrogate escape is read as
+/// U+FFFD, the replacement character (pairs too: the text then says less,
+/// and only there); any other fault still fails.
+#[inline(never)]
+pub fn upstream_value(body: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice(body).ok().or_else(|| {
+        let mut text = body.to_vec();
+        let mut i = 0;
+        while i + 5 < text.len() {
+            if text[i] == b'\\' {
+                let e = &mut text[i + 1..i + 6];
+                if e[0] == b'u' && e[1] | 0x20 == b'd' && matches!(e[2], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F') && e[3].is_ascii_hexdigit() && e[4].is_ascii_hexdigit() {
+                    e.copy_from_slice(b"ufffd");
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+        serde_json::from_slice(&text).ok()
+    })
+}
+
 /// The first JSON value of a token endpoint's answer (a refresh, a token
 /// check), after one byte order mark, whatever follows it (a newline and a
 /// proxy's comment, a second copy): a rotation that happened upstream must
@@ -323,8 +351,31 @@ pub(crate) fn quote_or_null(s: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{int_from_text, number_from_text, push_digits, push_int, quote, quote_or_null, repeats_a_member, request_json, to_text, Object};
+    use super::{int_from_text, number_from_text, push_digits, push_int, quote, quote_or_null, repeats_a_member, request_json, to_text, upstream_value, Object};
     use serde_json::{json, Value};
+
+    #[test]
+    fn an_answer_with_a_lone_surrogate_escape_is_read_with_replacement_characters() {
+        // What serde_json refuses: a leading or a trailing surrogate alone.
+        for lone in [r#"{"name":"Gift \ud83c","id":7}"#, r#"{"name":"\uDC00x","id":7}"#, r#"{"name":"\uDbFf","id":7}"#] {
+            assert!(serde_json::from_slice::<Value>(lone.as_bytes()).is_err(), "{lone}");
+            let v = upstream_value(lone.as_bytes()).unwrap();
+            assert_eq!(v["id"], 7, "{lone}");
+            assert!(v["name"].as_str().unwrap().contains('\u{fffd}'), "{lone}");
+        }
+        // Then every surrogate escape is read so, a pair's too; an escaped
+        // backslash before `u` is text, not an escape, and stays.
+        // Escapes just below the surrogates (Hangul, `\ud55c`) are letters.
+        let mixed = r#"{"a":"\ud83c\udf81","b":"\ud83c","c":"\\ud83c","d":"\u00e9\\","e":"\ud55c\uD7FF"}"#;
+        assert_eq!(upstream_value(mixed.as_bytes()).unwrap(), json!({"a":"\u{fffd}\u{fffd}","b":"\u{fffd}","c":"\\ud83c","d":"é\\","e":"\u{d55c}\u{d7ff}"}));
+        // An answer serde_json reads is read as it is: the pair is an emoji.
+        assert_eq!(upstream_value(r#"{"a":"\ud83c\udf81 \u00e9"}"#.as_bytes()).unwrap(), json!({"a":"🎁 é"}));
+        // Anything else wrong still fails: a surrogate escape with a
+        // non-hex digit, one cut short at the end, a body that is no JSON.
+        for bad in [r#"{"a":"\ud8zz","b":"\ud83c"}"#, r#"{"a":"\ud8az","b":"\ud83c"}"#, r#"{"a":"\ud83c"#, r#"{"a":"\ud83"#, r"<html>\ud83c</html>", ""] {
+            assert_eq!(upstream_value(bad.as_bytes()), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_member_named_twice_in_one_object_is_found() {

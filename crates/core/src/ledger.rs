@@ -975,7 +975,7 @@ pub fn read_reconcile(result: Result<HttpAnswer, CallError>) -> Reconciled {
     let op = Operation::GetOrderDetails.name();
     let Ok(ans) = result else { return Reconciled::Unknown };
     if is_plum_success(op, ans.status, &ans.body) {
-        let v: Value = serde_json::from_slice(&ans.body).unwrap_or(Value::Null);
+        let v = crate::jsontext::upstream_value(&ans.body).unwrap_or(Value::Null);
         let details = &v["data"][op]["data"];
         return if names_an_order(details) { Reconciled::Found(details.clone()) } else { Reconciled::Unclear };
     }

@@ -466,6 +466,11 @@ fn a_record_is_checked_only_on_the_account_it_was_sent_to() {
 fn read_reconcile_every_arm() {
     let found = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete"}}}}"#;
     assert_eq!(read_reconcile(answer(200, found)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete"})));
+    // A product name cut mid-emoji (a lone surrogate escape, which
+    // serde_json refuses) is still this order, not an unreadable answer.
+    let cut = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete","productName":"Gift \ud83c"}}}}"#;
+    assert!(is_plum_success("getOrderDetails", 200, cut.as_bytes()) && is_json(cut.as_bytes()), "the success check reads past it");
+    assert_eq!(read_reconcile(answer(200, cut)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete","productName":"Gift \u{fffd}"})));
     assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"PLE10016","error":"Invalid orderId or poNumber"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(404, r#"{"code":404,"error":"Order not found"}"#)), Reconciled::NotFound, "Plum's shape, no errorId");
