@@ -107,12 +107,13 @@ let pruned = 0;
 for (let seg = 0; seg < segments; seg++) {
   const [flags, exprStart] = readLeb(at);
   if (flags !== 0) warn(`table segment ${seg} has flags ${flags}`);
-  let exprEnd = exprStart;
-  while (wasm[exprEnd] !== 0x0b) exprEnd++;
-  exprEnd++;
-  // The segment's first slot: `i32.const <offset>` (the only form written).
+  // The segment's first slot: `i32.const <offset>` (the only form written),
+  // read as such: the constant's own bytes may hold 0x0b, the `end` byte
+  // (offset 11 does).
   if (wasm[exprStart] !== 0x41) warn(`table segment ${seg} has an offset that is not a constant`);
-  const [offset] = readLeb(exprStart + 1);
+  const [offset, constEnd] = readLebIn(wasm, exprStart + 1, true);
+  if (wasm[constEnd] !== 0x0b) warn(`table segment ${seg} has an offset that is not a lone constant`);
+  const exprEnd = constEnd + 1;
   let [count, p] = readLeb(exprEnd);
   const slots = [];
   for (let i = 0; i < count; i++) {
