@@ -5,7 +5,8 @@
 #
 # 1. setup (idempotent), 2. host tests of the pure core and the sandbox
 # (+ clippy), the OpenAPI lint, the TypeScript client's build and unit tests,
-# the bench's budget-line and record-writing unit tests, 3. the wasm build
+# the bench's budget-line and record-writing unit tests, the unit tests of
+# the build's wasm passes (tests/build/), 3. the wasm build
 # (its gzipped size printed; over the bench's budget, named on the last
 # line), 4. end-to-end tests:
 # the built worker in workerd (wrangler dev) against the sandbox, over
@@ -76,6 +77,10 @@ fi
 step "bench: unit tests of the budget lines and of which runs write the record (made-up results, no load)"
 ( wrangler_env
 node --test tests/bench/*.test.mjs )
+
+step "build passes: unit tests of the wasm rewrites after worker-build (prune-table, zero-dead-text, short-imports, wasm-leb) on hand-built modules"
+( wrangler_env
+node --test tests/build/*.test.mjs )
 
 step "build: sandbox (release) and worker (wasm)"
 build_sandbox
