@@ -225,6 +225,7 @@ test("leaves a module with a passive or explicit-table segment, even after segme
 test("leaves a module whose segment offset is not a constant", () => {
   left(build({ segments: [seg(...SEG_A), seg([0x23, 0, 0x0b], [2, 3])] }), /table segment 1 has an offset that is not a constant/);
   left(build({ segments: [seg(...SEG_A), seg([0x41, 5, 0x41, 0, 0x6a, 0x0b], [2, 3])] }), /table segment 1 has an offset that is not a lone constant/);
+  left(build({ segments: [seg(...SEG_A), seg([0x42, 5, 0x0b], [2, 3])] }), /table segment 1 has an offset that is not a constant/);
 });
 
 test("an offset whose encoding holds the end byte 0x0b (11, 1419) reads whole", () => {
@@ -238,4 +239,12 @@ test("an offset whose encoding holds the end byte 0x0b (11, 1419) reads whole", 
     assert.ok(WebAssembly.validate(out));
     assert.deepEqual(segmentsOf(out), [[offset, [1, 1, 1, 1, 1, 11, 6, 1, 1, 7, 8, 12, 1, 136]]]);
   }
+});
+
+test("130 segments (a two-byte count), each pruned with its own first function", () => {
+  const segments = Array.from({ length: 130 }, (_, i) => seg(1 + 2 * i, [i % 2 ? 136 : 1, 2]));
+  const { status, out } = prune(build({ segments }));
+  assert.equal(status, 0);
+  assert.ok(WebAssembly.validate(out));
+  assert.deepEqual(segmentsOf(out), Array.from({ length: 130 }, (_, i) => [1 + 2 * i, i % 2 ? [136, 136] : [1, 1]]));
 });

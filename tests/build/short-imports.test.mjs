@@ -10,6 +10,9 @@ import { pathToFileURL } from "node:url";
 import { body, custom, module, runScript, sameExcept, scratch, section, sectionList, str, uleb, vec } from "./wasm.mjs";
 
 const F = 300; // plain function imports, long names: an import section over 16383 bytes
+const TYPE_FAR = 150; // their type's index takes two bytes
+const SHIM_EXPORT = `wasm_bindgen_1a2b3c4d5e6f7a8b___convert__closures_____invoke___js_sys_Function_fn_wasm_bindgen_JsValue_____wasm_bindgen_JsValue__core_result_Result_____wasm_bindgen_JsError__`;
+const LONG_KEPT = `kept_${"k".repeat(130)}`;
 const hash = (i) => (0x1000000000000n + BigInt(i) * 0x9e3779b97f4an).toString(16).padStart(16, "0").slice(-16);
 const fname = (i) => `__wbg_function_number_${i}_of_the_glue_${hash(i)}`;
 
@@ -18,27 +21,29 @@ const IMPORTS = (memFlags) => [
   ["./index_bg.js", "__wbg_log_0123456789abcdef", [0, 1]],
   ["./index_bg.js", "__wbg_twice_fedcba9876543210", [0, 0]],
   ["env", "__wbg_env_1111", [0, 0]],
+  ["__wbindgen_placeholder__", "__wbg_ph_2222", [0, 0]],
   ["./index_bg.js", "__wbg_quoted_abc", [0, 0]],
   ["./index_bg.js", "__wbindgen_externrefs", [1, 0x6f, 1, 1, 2]],
   ["./index_bg.js", "__wbg_tbl_b", [1, 0x70, 0, ...uleb(130)]],
   ["./index_bg.js", "__wbg_mem", memFlags ? [2, 1, 1, ...uleb(200)] : [2, 0, 1]],
   ["./index_bg.js", "__wbg_g", [3, 0x7f, 0]],
   ["./index_bg.js", "__wbg_tag", [4, 0, 2]],
-  ...Array.from({ length: F }, (_, i) => ["./index_bg.js", fname(i), [0, 0]]),
+  ...Array.from({ length: F }, (_, i) => ["./index_bg.js", fname(i), [0, ...uleb(TYPE_FAR)]]),
 ];
-const FUNC_IMPORTS = 4 + F;
+const FUNC_IMPORTS = 5 + F;
 const OWN = FUNC_IMPORTS; // the one defined function: (i32) -> i32, calls import 0
 const EXPORTS = [
   ["memory", 2, 0], ["fetch", 0, OWN], ["keyregistry_fetch", 0, OWN], ["__wbindgen_malloc", 0, OWN],
   ["__worker_init_state", 3, 0], ["__wbindgen_cmp", 0, OWN], ["unused_export", 0, OWN], ["ab_cd", 0, OWN],
   ["$dollar_x", 0, OWN], ["bare_ref", 0, OWN], ["x_set", 0, OWN], ["imported_again", 0, 200],
+  [SHIM_EXPORT, 0, OWN], [LONG_KEPT, 0, OWN],
 ];
 
 /** The module with its imports and exports named through `rename` (old name → new, the old kept when absent). */
 function build(rename = new Map(), { memFlags = 1, imports = IMPORTS(memFlags), exports = EXPORTS } = {}) {
   const n = (s) => rename.get(s) ?? s;
   return module(
-    section(1, vec([[0x60, 0, 0], [0x60, 1, 0x7f, 1, 0x7f], [0x60, 1, 0x7f, 0]])),
+    section(1, vec([[0x60, 0, 0], [0x60, 1, 0x7f, 1, 0x7f], [0x60, 1, 0x7f, 0], ...Array.from({ length: TYPE_FAR }, () => [0x60, 0, 0])])),
     ...(imports.length ? [section(2, vec(imports.map(([m, name, desc]) => [...str(m), ...str(n(name)), ...desc])))] : []),
     section(3, vec([[1]])),
     section(6, vec([[0x7f, 0, 0x41, 3, 0x0b]])),
@@ -57,10 +62,11 @@ let w;export const log=[];export const seen="__wbg_twice_fedcba9876543210${twice
 export function init(bytes){const t=new WebAssembly.Table({element:"externref",initial:1,maximum:2});
 const tb=new WebAssembly.Table({element:"anyfunc",initial:130});const mem=new WebAssembly.Memory({initial:1,maximum:200});
 const g=new WebAssembly.Global({value:"i32",mutable:false},7);const tag=new WebAssembly.Tag({parameters:["i32"]});
-const imports={"./index_bg.js":{${n("__wbg_log_0123456789abcdef")}:(x)=>(log.push(x),x+1),__wbg_twice_fedcba9876543210:()=>{},"__wbg_quoted_abc":()=>{},${n("__wbindgen_externrefs")}:t,${n("__wbg_tbl_b")}:tb,${n("__wbg_mem")}:mem,${n("__wbg_g")}:g,${n("__wbg_tag")}:tag,${fs}},env:{__wbg_env_1111:()=>{}}};
+const imports={"./index_bg.js":{${n("__wbg_log_0123456789abcdef")}:(x)=>(log.push(x),x+1),__wbg_twice_fedcba9876543210:()=>{},"__wbg_quoted_abc":()=>{},${n("__wbindgen_externrefs")}:t,${n("__wbg_tbl_b")}:tb,${n("__wbg_mem")}:mem,${n("__wbg_g")}:g,${n("__wbg_tag")}:tag,${fs}},env:{__wbg_env_1111:()=>{}},__wbindgen_placeholder__:{__wbg_ph_2222:()=>{}}};
 w=new WebAssembly.Instance(new WebAssembly.Module(bytes),imports).exports;globalThis.__worker_init_state = w.__worker_init_state;return w}
 export const run=(k)=>w.${n("keyregistry_fetch")}(k)+w.${n("keyregistry_fetch")}(0)+w.${n("__wbindgen_malloc")}(1)+(w.${n("__wbindgen_cmp")} === undefined?100:0)+w.${n("ab_cd")}(1)+w.${n("$dollar_x")}(1)+w.fetch(1);
-export const imported=()=>w.${n("imported_again")};
+export const imported=()=>w.${n("imported_again")};const zab_cd=0;
+export const shim=()=>w.${n(SHIM_EXPORT)}(2);
 export function unused(){w.ab_cd_ef();w.x_set = 1;const bare_ref=w.bare_ref;return bare_ref}
 `;
 }
@@ -83,7 +89,9 @@ function expectedRenames() {
     if (m === "./index_bg.js" && !["__wbg_twice_fedcba9876543210", "__wbg_quoted_abc"].includes(name)) rename.set(name, fresh());
   }
   let x = 1;
-  for (const name of ["keyregistry_fetch", "__wbindgen_malloc", "__wbindgen_cmp", "ab_cd", "$dollar_x", "imported_again"]) rename.set(name, `_x${(x++).toString(36)}`);
+  for (const name of ["keyregistry_fetch", "__wbindgen_malloc", "__wbindgen_cmp", "ab_cd", "$dollar_x", "imported_again", SHIM_EXPORT]) {
+    rename.set(name, `_x${(x++).toString(36)}`);
+  }
   return rename;
 }
 
@@ -133,11 +141,14 @@ for (const memFlags of [1, 0]) {
     assert.ok(imp[1] & 0x80 && !(imp[2] & 0x80), "the shrunk import section's size takes two bytes");
     let saved = 0;
     for (const [a, b] of rename) saved += a.length - b.length;
-    assert.match(stderr, new RegExp(`short-imports: ${F + 6} of ${F + 9} imports and 6 exports renamed \\(${saved} bytes of names\\)`));
+    assert.match(stderr, new RegExp(`short-imports: ${F + 6} of ${F + 10} imports and 7 exports renamed \\(${saved} bytes of names\\)`));
+    const exp = sectionList(out).find((s) => s.id === 7).bytes;
+    assert.ok(exp.length > 128 + 2 && exp.length < 16384, "an export section of a two-byte size");
     const mod = await load(outJs, out);
     assert.equal(mod.run(5), 15);
     assert.deepEqual(mod.log, [5, 0, 1, 1, 1, 1]);
     assert.equal(typeof mod.imported(), "function");
+    assert.equal(mod.shim(), 3);
     assert.equal(globalThis.__worker_init_state.value, 7);
   });
 }
@@ -182,23 +193,24 @@ test("leaves both files for a module that does not validate, or without an impor
 
 test("an export is kept when it has no underscore, is written to, is not mentioned, or is mentioned other than as a read", () => {
   const rename = expectedRenames();
-  for (const kept of ["memory", "fetch", "__worker_init_state", "unused_export", "bare_ref", "x_set"]) assert.equal(rename.has(kept), false);
+  for (const kept of ["memory", "fetch", "__worker_init_state", "unused_export", "bare_ref", "x_set", LONG_KEPT]) assert.equal(rename.has(kept), false);
   const { js: outJs } = shorten(build(), js());
   assert.match(outJs, /globalThis\.__worker_init_state = w\.__worker_init_state;/);
   assert.match(outJs, /w\.ab_cd_ef\(\)/, "a longer name that starts with an export's is not touched");
   assert.match(outJs, /w\.x_set = 1/);
   assert.match(outJs, /const bare_ref=w\.bare_ref/);
+  assert.match(outJs, /const zab_cd=0;/, "a longer name that ends with an export's is not touched");
   assert.match(outJs, /w\._x3 === undefined/, "a read compared with === is a read");
 });
 
-test("an export read only as `.name ==` or `.name(`, or only written as `.name=`", () => {
+test("an export read only as `.name ==` or `.name (`, or only written as `.name=`; export names from _x0 when index.js has none", () => {
   const exports = [["a_eq", 0, OWN], ["b_set", 0, OWN], ["c_sp", 0, OWN]];
   const wasm = build(new Map(), { exports });
-  const base = js();
+  const base = js().replace("let _x0=0;", "let _y0=0;");
   const text = `${base}w.a_eq==1;w.b_set=2;w.c_sp (1);`;
   const { status, js: outJs, wasm: out } = shorten(wasm, text);
   assert.equal(status, 0);
-  assert.ok(outJs.endsWith("w._x1==1;w.b_set=2;w._x2 (1);"), outJs.slice(-60));
+  assert.ok(outJs.endsWith("w._x0==1;w.b_set=2;w._x1 (1);"), outJs.slice(-60));
   const names = sectionList(out).find((s) => s.id === 7).bytes;
-  assert.ok(names.includes(Buffer.from("b_set")) && names.includes(Buffer.from("_x1")) && !names.includes(Buffer.from("a_eq")));
+  assert.ok(names.includes(Buffer.from("b_set")) && names.includes(Buffer.from("_x0")) && !names.includes(Buffer.from("a_eq")));
 });

@@ -25,7 +25,7 @@ const strings = (kinds, last = LAST) => [FIRST, ...Array.from({ length: kinds - 
  * `offsets`, a global of `global`'s value, and the data.
  */
 function build({
-  kinds = 40, last = LAST, consts = [], offsets = [], global, after = TEXT + 4096, extra = [], segments,
+  kinds = 40, last = LAST, consts = [], offsets = [], global, after = TEXT + 4096, extra = [], segments, head = "HEAD",
 } = {}) {
   const strs = strings(kinds, last);
   const starts = [];
@@ -35,7 +35,7 @@ function build({
     a += s.length;
   }
   const data = [
-    [0, 0x41, ...sleb(SEG0), 0x0b, ...vec([...utf8("HEAD"), ...utf8(strs.join("")), ...utf8("TAIL")].map((b) => [b]))],
+    [0, 0x41, ...sleb(TEXT - head.length), 0x0b, ...vec([...utf8(head), ...utf8(strs.join("")), ...utf8("TAIL")].map((b) => [b]))],
     [0, 0x41, ...sleb(SEG1), 0x0b, ...vec([...utf8("abcdefgh"), ...starts.flatMap(u32le), ...u32le(after), ...utf8("zzzz")].map((b) => [b]))],
     ...extra,
   ];
@@ -151,6 +151,8 @@ test("a word of the data at any alignment holding an address in them leaves it; 
   assertLeft(build({ extra: [seg(8000, [1, 2, 3, ...u32le(TEXT)])] }).wasm, new RegExp(`holds address ${TEXT}`));
   // The word right after the table (it ends the table, being lower than the last start).
   assertLeft(build({ after: TEXT }).wasm, new RegExp(`holds address ${TEXT}`));
+  const lastStart = build().textEnd - LAST.length;
+  assertLeft(build({ after: lastStart }).wasm, new RegExp(`holds address ${lastStart}`));
   const m = build({ extra: [seg(8000, [...u32le(build().textEnd), ...u32le(TEXT - 1)])] });
   assertZeroed(m.wasm, zero(m.wasm).out, m);
 });
@@ -180,13 +182,15 @@ test("leaves a module with a passive data segment, or one at an address not a lo
   assertLeft(withSeg([0, 0x23, 0, 0x0b, ...vec(bytes)]), /not an active one at a constant address/);
   assertLeft(withSeg([2, 0, 0x41, 0, 0x0b, ...vec(bytes)]), /not an active one at a constant address/);
   assertLeft(withSeg([0, 0x41, ...sleb(9000), 0x41, 0, 0x6a, 0x0b, ...vec(bytes)]), /a data segment's address is not a lone constant/);
+  // A passive segment whose data could read as an active one's address: its flags alone decide.
+  assertLeft(withSeg([1, ...vec([5, 0x0b, 0, ...new Array(62).fill(0)].map((b) => [b]))]), /not an active one at a constant address/);
   // A segment of the expected form after them all still zeroes.
   const ok = build({ extra: [[0, 0x41, ...sleb(9000), 0x0b, ...vec(bytes)]] });
   assertZeroed(ok.wasm, zero(ok.wasm).out, ok);
 });
 
-test("the text and table found in later segments, at addresses over 2^14 (three-byte constants)", () => {
-  const shift = 20000;
+test("the text and table found in later segments, at addresses over 2^24 (four-byte constants, no zero byte in the table's words)", () => {
+  const shift = 2 ** 24 + 20000;
   const seg = (address, bytes) => [0, 0x41, ...sleb(address), 0x0b, ...vec(bytes.map((b) => [b]))];
   const strs = strings(40);
   const text = shift + 3;
@@ -194,8 +198,8 @@ test("the text and table found in later segments, at addresses over 2^14 (three-
   let a = text;
   for (const s of strs) { starts.push(a); a += s.length; }
   const wasm = module(
-    section(1, vec([[0x60, 0, 0]])), section(3, vec([[0]])), section(5, vec([[0, 1]])), section(10, vec([body([0x41, ...sleb(a), 0x1a])])),
-    section(11, vec([seg(16, [1, 2, 3, 4]), seg(shift, [...utf8("pre"), ...utf8(strs.join("")), 9]), seg(30000, [7, ...starts.flatMap(u32le), 0, 0, 0, 0])])),
+    section(1, vec([[0x60, 0, 0]])), section(3, vec([[0]])), section(5, vec([[0, ...uleb(258)]])), section(10, vec([body([0x41, ...sleb(a), 0x1a])])),
+    section(11, vec([seg(16, [1, 2, 3, 4]), seg(shift, [...utf8("pre"), ...utf8(strs.join("")), 9]), seg(shift + 30000, [7, ...starts.flatMap(u32le), 0, 0, 0, 0])])),
   );
   assert.ok(WebAssembly.validate(wasm));
   const { out } = zero(wasm);
@@ -206,4 +210,8 @@ test("the text and table found in later segments, at addresses over 2^14 (three-
     const inside = (i >= t && i < t + (a - text)) || (i >= tb && i < tb + 160);
     assert.equal(out[i], inside ? 0 : wasm[i], `byte ${i}`);
   }
+});
+
+test("text at the very start of a segment: the segment's own address, in the code's text, names it", () => {
+  assertLeft(build({ head: "" }).wasm, new RegExp(`the code still names address ${TEXT}`));
 });
