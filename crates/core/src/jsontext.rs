@@ -8,7 +8,8 @@
 //! (`ops::canonical`), which keeps the wasm inside its size budget. The host
 //! tests compare every text with the `Value` it stands for.
 //!
-//! It also owns the one way JSON text is read ([`from_text`]): through
+//! It also owns the one way JSON text is read ([`from_text`]; for an
+//! answer of Xoxoday's that may hold half an emoji, [`upstream_value`]): through
 //! `serde_json::from_slice`, never `from_str`. serde_json compiles its
 //! deserializer once per reader type for every type read, so text read
 //! with `from_str` beside bytes read with `from_slice` put a second copy of
