@@ -53,11 +53,14 @@ pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
 /// order's details were unreadable, and a lost answer's order never
 /// reconciled. When the plain read fails, every surrogate escape is read as
 /// U+FFFD, the replacement character (pairs too: the text then says less,
-/// and only there); any other fault still fails.
+/// and only there), and so is every byte sequence that is not UTF-8; any
+/// other fault still fails.
 #[inline(never)]
 pub fn upstream_value(body: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(body).ok().or_else(|| {
-        let mut text = body.to_vec();
+        // Bytes that are not UTF-8 (a name cut inside a character's bytes
+        // by a writer that cuts bytes) are read as U+FFFD too.
+        let mut text = String::from_utf8_lossy(body).into_owned().into_bytes();
         let mut i = 0;
         while i + 5 < text.len() {
             if text[i] == b'\\' {
@@ -369,6 +372,11 @@ mod tests {
         // Escapes just below the surrogates (Hangul, `\ud55c`) are letters.
         let mixed = r#"{"a":"\ud83c\udf81","b":"\ud83c","c":"\\ud83c","d":"\u00e9\\","e":"\ud55c\uD7FF"}"#;
         assert_eq!(upstream_value(mixed.as_bytes()).unwrap(), json!({"a":"\u{fffd}\u{fffd}","b":"\u{fffd}","c":"\\ud83c","d":"é\\","e":"\u{d55c}\u{d7ff}"}));
+        // A name cut inside a character's UTF-8 bytes (serde_json refuses
+        // those too, though the success check reads past them).
+        let bytes = b"{\"name\":\"Gift \xF0\x9F\",\"id\":7}";
+        assert!(serde_json::from_slice::<Value>(bytes).is_err());
+        assert_eq!(upstream_value(bytes).unwrap(), json!({"name":"Gift \u{fffd}","id":7}));
         // An answer serde_json reads is read as it is: the pair is an emoji.
         assert_eq!(upstream_value(r#"{"a":"\ud83c\udf81 \u00e9"}"#.as_bytes()).unwrap(), json!({"a":"🎁 é"}));
         // Anything else wrong still fails: a surrogate escape with a

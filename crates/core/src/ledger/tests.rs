@@ -471,6 +471,11 @@ fn read_reconcile_every_arm() {
     let cut = r#"{"data":{"getOrderDetails":{"status":1,"data":{"orderId":7,"orderStatus":"complete","productName":"Gift \ud83c"}}}}"#;
     assert!(is_plum_success("getOrderDetails", 200, cut.as_bytes()) && is_json(cut.as_bytes()), "the success check reads past it");
     assert_eq!(read_reconcile(answer(200, cut)), Reconciled::Found(json!({"orderId":7,"orderStatus":"complete","productName":"Gift \u{fffd}"})));
+    // Or cut inside the character's UTF-8 bytes.
+    let cut_bytes = b"{\"data\":{\"getOrderDetails\":{\"status\":1,\"data\":{\"orderId\":7,\"productName\":\"Gift \xF0\x9F\"}}}}";
+    let raw = Ok(HttpAnswer { status: 200, body: cut_bytes.to_vec(), retry_after: None });
+    assert!(is_plum_success("getOrderDetails", 200, cut_bytes));
+    assert_eq!(read_reconcile(raw), Reconciled::Found(json!({"orderId":7,"productName":"Gift \u{fffd}"})));
     assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"PLE10016","error":"Invalid orderId or poNumber"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(400, r#"{"code":400,"errorId":"PLE10016","error":"no order"}"#)), Reconciled::NotFound);
     assert_eq!(read_reconcile(answer(404, r#"{"code":404,"error":"Order not found"}"#)), Reconciled::NotFound, "Plum's shape, no errorId");
