@@ -139,6 +139,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/__sandbox/config", get(config_get).post(config_post))
         .route("/__sandbox/tokens", get(tokens_get))
         .route("/__sandbox/tokens/issued", get(tokens_issued))
+        .route("/__sandbox/vouchers/issued", get(vouchers_issued))
         .route("/__sandbox/tokens/expire-access", post(expire_access))
         .route("/__sandbox/tokens/revoke-access", post(revoke_access))
         .route("/__sandbox/tokens/revoke-refresh", post(revoke_refresh))
@@ -456,6 +457,10 @@ async fn tokens_get(State(app): State<Arc<App>>) -> Response {
 
 async fn tokens_issued(State(app): State<Arc<App>>) -> Response {
     json_response(200, app.lock().issued_tokens())
+}
+
+async fn vouchers_issued(State(app): State<Arc<App>>) -> Response {
+    json_response(200, app.lock().issued_vouchers())
 }
 
 async fn expire_access(State(app): State<Arc<App>>) -> Response {

@@ -1042,6 +1042,14 @@ impl Sandbox {
         json!({ "tokens": self.tokens.all_values() })
     }
 
+    /// Every voucher code and PIN of the orders held, delivered or not
+    /// (test route `GET /__sandbox/vouchers/issued`): a leak scan looks
+    /// for all of them, not only those of the answers a test read.
+    pub fn issued_vouchers(&self) -> Value {
+        let all: Vec<&str> = self.ledger.orders.iter().flat_map(|o| &o.vouchers).flat_map(|v| [v.code.as_str(), v.pin.as_str()]).collect();
+        json!({ "vouchers": all })
+    }
+
     pub fn token_stats(&self, wall: i64) -> Value {
         let (access, refresh) = self.tokens.live_counts(self.now(wall));
         json!({

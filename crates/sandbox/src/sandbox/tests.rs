@@ -763,6 +763,17 @@ fn token_error_and_invalid_client_faults() {
 }
 
 #[test]
+fn issued_vouchers_lists_every_order_s_codes_and_pins() {
+    let mut s = sb();
+    assert_eq!(s.issued_vouchers(), json!({"vouchers": []}));
+    let placed = api(&mut s, AT, "plumProAPI.mutation.placeOrder", order("PO-V1"), T0);
+    assert_eq!(placed.status, 200);
+    let v = placed.body["data"]["placeOrder"]["data"]["vouchers"].as_array().unwrap();
+    assert_eq!(v.len(), 2, "quantity 2");
+    assert_eq!(s.issued_vouchers(), json!({"vouchers": [v[0]["voucherCode"], v[0]["pin"], v[1]["voucherCode"], v[1]["pin"]]}));
+}
+
+#[test]
 fn api_401_faults_answer_valid_tokens() {
     let mut s = sb();
     s.set_api_fault(br#"{"mode":"PLE10019","op":"placeOrder"}"#).unwrap();
