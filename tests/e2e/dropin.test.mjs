@@ -63,8 +63,8 @@ after(async () => {
   // they stop, are scanned too.
   await w?.stop();
   const hits = await leakScan(sandbox, keys);
-  const vhits = voucherLeakScan(voucherSecrets);
   const lacks = await voucherScanLacks(sandbox, voucherSecrets);
+  const vhits = voucherLeakScan(voucherSecrets);
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no Xoxoday token or secret, and no caller key, in any recorded answer or log line");

@@ -70,8 +70,8 @@ after(async () => {
   // they stop, are scanned too.
   await w?.stop();
   const hits = await leakScan(sandbox, allKeys);
-  const vhits = voucherLeakScan(vouchers);
   const lacks = await voucherScanLacks(sandbox, vouchers);
+  const vhits = voucherLeakScan(vouchers);
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no token, secret or key in any answer or log line");

@@ -116,8 +116,8 @@ after(async () => {
   // they stop, are scanned too.
   await w?.stop();
   const hits = await leakScan(sandbox, keys);
-  const vhits = voucherLeakScan(voucherSecrets);
   const lacks = await voucherScanLacks(sandbox, voucherSecrets, { min: 4 });
+  const vhits = voucherLeakScan(voucherSecrets);
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no token, secret or caller key in any response or log line");

@@ -133,8 +133,8 @@ after(async () => {
   // they stop, are scanned too.
   await Promise.all([wL?.stop(), wO?.stop()]);
   const hits = [...await leakScan(sbL, keys), ...await leakScan(sbO, keys)];
-  const vhits = voucherLeakScan(voucherSecrets);
   const lacks = await voucherScanLacks([sbL, sbO], voucherSecrets);
+  const vhits = voucherLeakScan(voucherSecrets);
   await Promise.all([sbL?.stop(), sbO?.stop()]);
   cleanup(dirL);
   cleanup(dirO);
@@ -213,6 +213,28 @@ test("one caller cannot take getBalance down: nonces share the entry, hits come 
   const { grants } = await limiterState(dirL, "getBalance");
   assert.equal(grants.reduce((a, g) => a + g.calls, 0), 10, "ten calls lent");
   assert.ok(grants.every((g) => g.until_ms - g.at_ms === 5_000), "leases of 5 s");
+});
+
+test("with no copy to answer in its place, the limiter's own refusal: 429 rate_limited naming the budget, Retry-After until a call leaves the minute, nothing sent", async () => {
+  // getOrderDetails (200 a minute, documented) is never cached: once this
+  // minute's budget is lent, plumgate answers the next call itself.
+  const n0 = await calls(sbL, "getOrderDetails");
+  const lookup = { poNumber: "no-such-po-for-the-budget", sendMailToReceiver: 0 };
+  let refused;
+  for (let i = 0; i < 205 && !refused; i++) {
+    const r = await op(wL, "getOrderDetails", keys.reader, lookup);
+    if (r.status === 429) refused = { r, i };
+    else assert.equal(r.status, 404, r.text);
+  }
+  assert.ok(refused, "the limiter refused a call");
+  assert.equal(refused.i, 200, "exactly Xoxoday's 200 calls a minute went upstream");
+  const { r } = refused;
+  assert.equal(errCode(r), "rate_limited");
+  assert.match(r.json.error.message, /limit of 200 calls a minute/);
+  const ra = Number(r.headers["retry-after"]);
+  assert.ok(ra >= 40 && ra <= 68, `Retry-After ${ra}: until the first call leaves the minute (its lease 5 s, the minute and 2 s for it to reach Xoxoday)`);
+  assert.equal(await calls(sbL, "getOrderDetails"), n0 + 200);
+  assert.equal((await sbL.counters()).rate_limited_calls, 0, "Xoxoday never had to penalise");
 });
 
 test("Xoxoday's penalty is shared: the limiter keeps it, no isolate calls until it ends", async () => {

@@ -494,19 +494,27 @@ export function voucherLeakScan(secrets) {
 }
 
 /**
- * What a voucher leak scan lacked: "" when it had codes to look for, or
- * when the sandboxes created no order at all (a run narrowed with
+ * Adds every voucher code and PIN the sandboxes issued (`GET
+ * vouchers/issued`: the orders they hold, delivered or not) to `secrets`,
+ * so the leak scan looks for the codes of answers no test read too (a
+ * reconciled order, an answer left hanging in a narrowed run); then says
+ * what the scan lacked: "" when it had codes to look for, or when the
+ * sandboxes created no order at all (a run narrowed with
  * --test-name-pattern may place none, and then there is nothing to find);
  * else what is missing. Once orders were created: at least `min` codes and
  * PINs, or two per order (a voucher's code and PIN) when fewer orders could
  * not give `min`. Orders are counted by the sandboxes' `orders` counter,
  * which sees the whole run (the request log keeps the last 1000 calls
  * only, and tests clear it); a test that resets the counters only makes
- * this check weaker. Read before the sandboxes stop; assert "" after.
+ * this check weaker. Call it before `voucherLeakScan` and before the
+ * sandboxes stop; assert "" after.
  */
 export async function voucherScanLacks(sandboxes, secrets, { min = 1 } = {}) {
   let orders = 0;
-  for (const sb of [sandboxes].flat().filter(Boolean)) orders += (await sb.counters()).orders;
+  for (const sb of [sandboxes].flat().filter(Boolean)) {
+    orders += (await sb.counters()).orders;
+    for (const v of (await sb.admin("/vouchers/issued")).vouchers) secrets.add(v);
+  }
   const want = Math.min(min, 2 * orders);
   if (secrets.size >= want) return "";
   return `the sandbox created ${orders} order(s), but the scan had ${secrets.size} voucher codes and PINs to look for (at least ${want})`;

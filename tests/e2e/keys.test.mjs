@@ -35,8 +35,8 @@ before(async () => {
 after(async () => {
   await w?.stop();
   const hits = await leakScan(sandbox, allKeys);
-  const voucherHits = voucherLeakScan(vouchers);
   const lacks = await voucherScanLacks(sandbox, vouchers);
+  const voucherHits = voucherLeakScan(vouchers);
   await sandbox?.stop();
   if (w) cleanup(w.persistDir);
   assert.deepEqual(hits, [], "no static key, token or secret in any answer or log line");
