@@ -387,11 +387,12 @@
   }
 
   /**
-   * A key change whose answer says nothing of what became of it: lost, or a
-   * 5xx (the key registry did not answer: it may have made the change).
+   * A key change whose answer says nothing of what became of it: lost, not
+   * plumgate's answer (as for an order, see `fateUnknown`), or a 5xx (the
+   * key registry did not answer: it may have made the change).
    */
   function changeUnsure(e) {
-    return answerLost(e) || (e.status >= 500 && e.code !== "misconfigured");
+    return answerLost(e) || e.foreign || (e.status >= 500 && e.code !== "misconfigured");
   }
 
   // plumgate's words, exactly, for a placeOrder that Xoxoday never executed

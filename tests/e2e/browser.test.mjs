@@ -806,6 +806,16 @@ async function walkKeysAndAudit() {
   await page.locator("#keys-error .err-title", { hasText: "This page failed" }).waitFor();
   assert.equal(await text(page, "#keys-status"), 'Key demo-garbled may have been created: nothing confirmed it. Use "Show keys" to check before creating it again.');
   await page.unroute("**/v1/keys");
+  // Not plumgate's answer (no x-request-id), a 4xx too: whether plumgate got
+  // the request is unknown, as for an order.
+  await page.route("**/v1/keys", (route) => (route.request().method() === "POST"
+    ? route.fulfill({ status: 403, contentType: "text/html", body: "<html>Forbidden by the proxy</html>" })
+    : route.continue()));
+  await page.fill("#new-key-id", "demo-proxied");
+  await page.click("#key-create");
+  await page.locator("#keys-error .err-title", { hasText: "Not plumgate's answer (HTTP 403)" }).waitFor();
+  assert.equal(await text(page, "#keys-status"), 'Key demo-proxied may have been created: nothing confirmed it. Use "Show keys" to check before creating it again.');
+  await page.unroute("**/v1/keys");
 
   // ---- rotate: a new key shown once; the previous one keeps working. A
   // double click rotates once: a second rotation would end the first one's
