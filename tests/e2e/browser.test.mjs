@@ -768,6 +768,13 @@ async function walkKeysAndAudit() {
   await waitFor(() => page.evaluate(() => !document.getElementById("key-create").disabled), { what: "Create key enabled again" });
   assert.equal(await page.evaluate(() => document.activeElement.id), "key-create", "refused: focus back on Create key");
 
+  // A key create whose POST meets `answer` (the rest of /v1/keys goes
+  // through); the caller looks at what the page says, then unroutes.
+  const createAnswered = async (id, answer) => {
+    await page.route("**/v1/keys", (route) => (route.request().method() === "POST" ? route.fulfill(answer) : route.continue()));
+    await page.fill("#new-key-id", id);
+    await page.click("#key-create");
+  };
   // A create or a rotation whose answer is lost may have happened: the page
   // says so, and where to look, not that nothing was done.
   await page.route("**/v1/keys", (route) => (route.request().method() === "POST" ? route.abort("failed") : route.continue()));
@@ -781,38 +788,22 @@ async function walkKeysAndAudit() {
   await page.locator("#keys-status", { hasText: 'Key demo-writer may have been rotated: nothing confirmed it. Use "Show keys" to check.' }).waitFor();
   await page.unroute("**/v1/keys/demo-writer/rotate");
   // The same for plumgate's 502 when the key registry did not answer: it may have made the change.
-  await page.route("**/v1/keys", (route) => (route.request().method() === "POST"
-    ? route.fulfill({ status: 502, contentType: "application/json", headers: { "x-request-id": "0".repeat(32) }, body: JSON.stringify({ error: { code: "upstream_error", message: "the key registry did not answer; retry in a moment", request_id: "0".repeat(32) } }) })
-    : route.continue()));
-  await page.fill("#new-key-id", "demo-unsure");
-  await page.click("#key-create");
+  await createAnswered("demo-unsure", { status: 502, contentType: "application/json", headers: { "x-request-id": "0".repeat(32) }, body: JSON.stringify({ error: { code: "upstream_error", message: "the key registry did not answer; retry in a moment", request_id: "0".repeat(32) } }) });
   await page.locator("#keys-status", { hasText: "Key demo-unsure may have been created: nothing confirmed it." }).waitFor();
   await page.unroute("**/v1/keys");
   // plumgate's 503 misconfigured comes before the registry is asked: not created.
-  await page.route("**/v1/keys", (route) => (route.request().method() === "POST"
-    ? route.fulfill({ status: 503, contentType: "application/json", headers: { "x-request-id": "0".repeat(32) }, body: JSON.stringify({ error: { code: "misconfigured", message: "plumgate is misconfigured: KEYS is not bound", request_id: "0".repeat(32) } }) })
-    : route.continue()));
-  await page.fill("#new-key-id", "demo-misconf");
-  await page.click("#key-create");
+  await createAnswered("demo-misconf", { status: 503, contentType: "application/json", headers: { "x-request-id": "0".repeat(32) }, body: JSON.stringify({ error: { code: "misconfigured", message: "plumgate is misconfigured: KEYS is not bound", request_id: "0".repeat(32) } }) });
   await page.locator("#keys-error .err-title", { hasText: "plumgate is unavailable" }).waitFor();
   assert.equal(await text(page, "#keys-status"), "The key was not created.");
   await page.unroute("**/v1/keys");
   // A success this page cannot read (the body is no JSON): made, for all it knows.
-  await page.route("**/v1/keys", (route) => (route.request().method() === "POST"
-    ? route.fulfill({ status: 201, contentType: "text/html", headers: { "x-request-id": "0".repeat(32) }, body: "<html>created</html>" })
-    : route.continue()));
-  await page.fill("#new-key-id", "demo-garbled");
-  await page.click("#key-create");
+  await createAnswered("demo-garbled", { status: 201, contentType: "text/html", headers: { "x-request-id": "0".repeat(32) }, body: "<html>created</html>" });
   await page.locator("#keys-error .err-title", { hasText: "This page failed" }).waitFor();
   assert.equal(await text(page, "#keys-status"), 'Key demo-garbled may have been created: nothing confirmed it. Use "Show keys" to check before creating it again.');
   await page.unroute("**/v1/keys");
   // Not plumgate's answer (no x-request-id), a 4xx too: whether plumgate got
   // the request is unknown, as for an order.
-  await page.route("**/v1/keys", (route) => (route.request().method() === "POST"
-    ? route.fulfill({ status: 403, contentType: "text/html", body: "<html>Forbidden by the proxy</html>" })
-    : route.continue()));
-  await page.fill("#new-key-id", "demo-proxied");
-  await page.click("#key-create");
+  await createAnswered("demo-proxied", { status: 403, contentType: "text/html", body: "<html>Forbidden by the proxy</html>" });
   await page.locator("#keys-error .err-title", { hasText: "Not plumgate's answer (HTTP 403)" }).waitFor();
   assert.equal(await text(page, "#keys-status"), 'Key demo-proxied may have been created: nothing confirmed it. Use "Show keys" to check before creating it again.');
   await page.unroute("**/v1/keys");
