@@ -55,7 +55,6 @@ pub fn request_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
 /// U+FFFD, the replacement character (pairs too: the text then says less,
 /// and only there), and so is every byte sequence that is not UTF-8; any
 /// other fault still fails.
-#[inline(never)]
 pub fn upstream_value(body: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(body).ok().or_else(|| {
         // Bytes that are not UTF-8 (a name cut inside a character's bytes
