@@ -504,25 +504,35 @@ test("created, then 5xx: reconciled at once, in placeOrder's shape", async () =>
   assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
 });
 
-test("a product name cut mid-emoji (a lone surrogate escape, which strict JSON readers refuse): a placed order passes as Xoxoday wrote it, and a lost answer's order is still found and reconciled", async () => {
-  await sbO.admin("/config", { cut_names: true });
-  try {
-    const c0 = await sbO.counters();
-    const placed = await place(order("cut-placed"));
-    assert.equal(placed.status, 200, placed.text);
-    assert.match(placed.text, /"productName":"[^"]*\\ud83c"/, "Xoxoday's answer, unchanged");
-    await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
-    const r = await place(order("cut-lost"));
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.headers["x-plumgate-reconciled"], "true", "found by getOrderDetails, not left pending");
-    assert.equal(r.json.data.placeOrder.status, 1);
-    assert.match(r.json.data.placeOrder.data.voucherDetails[0].productName, /\uFFFD$/, "the cut half read as the replacement character");
-    assert.equal((await sbO.counters()).orders, c0.orders + 2, "one order each, none twice");
-    const replay = await place(order("cut-lost"));
-    assert.equal(replay.headers["x-plumgate-replayed"], "true");
-    assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
-  } finally {
-    await sbO.admin("/config", { cut_names: false });
+test("a product name cut mid-emoji (a lone surrogate escape, which strict JSON readers refuse; or raw bytes that are not UTF-8): a placed order is answered as placed, a forwarded answer passes as Xoxoday wrote it, and a lost answer's order is still found and reconciled", async () => {
+  // The half emoji each ending leaves at a name's end, as bytes.
+  const HALF = { escape: Buffer.from("\\ud83c\""), bytes: Buffer.from([0xf0, 0x9f, 0x8e, 0x22]) };
+  for (const ending of ["escape", "bytes"]) {
+    await sbO.admin("/config", { cut_names: true, cut_names_as: ending });
+    try {
+      const c0 = await sbO.counters();
+      const placed = await place(order(`cut-placed-${ending}`));
+      assert.equal(placed.status, 200, `${ending}: ${placed.text}`);
+      assert.equal(placed.headers["x-plumgate-reconciled"], undefined, `${ending}: read as placed, no check needed`);
+      assert.equal(placed.json.data.placeOrder.status, 1);
+      if (ending === "escape") assert.ok(placed.bytes.includes(HALF.escape), "Xoxoday's answer, unchanged");
+      else assert.match(placed.json.data.placeOrder.data.voucherDetails[0].productName, /\uFFFD$/, "kept as text: the cut bytes read as the replacement character");
+      const history = await op(wO, "getOrderHistory", keys.reader, { startDate: "2020-01-01", endDate: "2099-12-31", limit: 5, page: 1 });
+      assert.equal(history.status, 200, `${ending}: ${history.text}`);
+      assert.ok(history.bytes.includes(HALF[ending]), `${ending}: a forwarded answer passes as Xoxoday wrote it, byte for byte`);
+      await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
+      const r = await place(order(`cut-lost-${ending}`));
+      assert.equal(r.status, 200, `${ending}: ${r.text}`);
+      assert.equal(r.headers["x-plumgate-reconciled"], "true", `${ending}: found by getOrderDetails, not left pending`);
+      assert.equal(r.json.data.placeOrder.status, 1);
+      assert.match(r.json.data.placeOrder.data.voucherDetails[0].productName, /\uFFFD$/, `${ending}: the cut half read as the replacement character`);
+      assert.equal((await sbO.counters()).orders, c0.orders + 2, `${ending}: one order each, none twice`);
+      const replay = await place(order(`cut-lost-${ending}`));
+      assert.equal(replay.headers["x-plumgate-replayed"], "true");
+      assert.equal(replay.json.data.placeOrder.data.orderId, r.json.data.placeOrder.data.orderId);
+    } finally {
+      await sbO.admin("/config", { cut_names: false, cut_names_as: "escape" });
+    }
   }
 });
 

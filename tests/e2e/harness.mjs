@@ -326,7 +326,11 @@ function callerConfigs(configDir, callers) {
   });
 }
 
-/** Call the worker; records body and headers for the leak scan. */
+/**
+ * Call the worker; records body and headers for the leak scan. `text` is
+ * the body as `Response.text()` reads it (bytes that are not UTF-8 become
+ * U+FFFD); `bytes`, the body as sent.
+ */
 export async function call(worker, path, { method = "POST", key, body, headers = {}, raw } = {}) {
   const h = { ...headers };
   if (key) h.authorization = `Bearer ${key.key ?? key}`;
@@ -337,12 +341,13 @@ export async function call(worker, path, { method = "POST", key, body, headers =
     h["content-type"] ??= "application/json";
   }
   const res = await fetch(`${worker.url}${path}`, { method, headers: h, body: payload });
-  const text = await res.text();
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const text = new TextDecoder().decode(bytes);
   const hdrs = Object.fromEntries(res.headers.entries());
   capturedResponses.push(`${res.status} ${JSON.stringify(hdrs)} ${text}`);
   let json;
   try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: res.status, headers: hdrs, text, json };
+  return { status: res.status, headers: hdrs, text, bytes, json };
 }
 
 /**

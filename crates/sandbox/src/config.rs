@@ -277,6 +277,19 @@ pub enum AnswerFraming {
     Gzip,
 }
 
+/// How a cut product name ends (`Config::cut_names_as`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NameCut {
+    /// A lone UTF-16 surrogate escape, `\ud83c`: what JavaScript's
+    /// `JSON.stringify` writes for a string cut after an emoji's first half.
+    #[default]
+    Escape,
+    /// The first three of an emoji's four UTF-8 bytes (`F0 9F 8E`), raw:
+    /// what a writer that cuts bytes leaves, not UTF-8 at all.
+    Bytes,
+}
+
 /// A rate limit on the refresh endpoint, off by default: xoxoday-api.md
 /// §1.4 and §3.9 say an "unusual number of requests" to it is answered
 /// `auth.request_limit_exceeded` and can invalidate the token, and leave
@@ -425,6 +438,8 @@ pub struct Config {
     /// which strict JSON readers refuse. Off by default: Xoxoday does not
     /// document how long its names run or whether it cuts them.
     pub cut_names: bool,
+    /// How `cut_names` ends each name.
+    pub cut_names_as: NameCut,
 }
 
 impl Default for Config {
@@ -467,6 +482,7 @@ impl Default for Config {
             refresh_limit: None,
             text_numbers: false,
             cut_names: false,
+            cut_names_as: NameCut::Escape,
         }
     }
 }
@@ -511,6 +527,7 @@ pub struct ConfigPatch {
     currency_filter_group: Option<bool>,
     text_numbers: Option<bool>,
     cut_names: Option<bool>,
+    cut_names_as: Option<NameCut>,
     /// `null` turns the limit off.
     #[serde(default, deserialize_with = "nullable")]
     refresh_limit: Option<Option<RefreshLimit>>,
@@ -588,6 +605,7 @@ impl Config {
             currency_filter_group,
             text_numbers,
             cut_names,
+            cut_names_as,
         );
         if let Some(v) = patch.grace_secs {
             next.grace_secs = secs("grace_secs", v, 0)?;
@@ -833,6 +851,27 @@ mod tests {
     #[test]
     fn cut_names_is_a_setting() {
         bool_setting_roundtrip("cut_names", false, |c| c.cut_names, [r#""yes""#, "1"]);
+    }
+
+    /// How a cut name ends: the escape by default, raw bytes on request,
+    /// anything else refused with nothing changed; kept by a state file
+    /// and defaulted in one written before the field existed.
+    #[test]
+    fn cut_names_as_is_a_setting() {
+        let mut c = Config::default();
+        assert_eq!(c.cut_names_as, NameCut::Escape);
+        assert_eq!(c.to_json()["cut_names_as"], "escape");
+        c.apply_patch(br#"{"cut_names_as":"bytes"}"#).unwrap();
+        assert_eq!(c.cut_names_as, NameCut::Bytes);
+        let before = c.clone();
+        for bad in [r#"{"cut_names_as":"utf16"}"#, r#"{"cut_names_as":true}"#, r#"{"cut_names":true,"cut_names_as":"half"}"#] {
+            assert!(c.apply_patch(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(c, before, "a refused patch changes nothing");
+        let saved: Config = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(saved.cut_names_as, NameCut::Bytes);
+        let old: Config = serde_json::from_str(r#"{"rotation":"grace"}"#).unwrap();
+        assert_eq!(old.cut_names_as, NameCut::Escape);
     }
 
     /// Orders dated in UTC by default, in IST on request: a setting like

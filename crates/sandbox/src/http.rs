@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use futures_util::StreamExt;
 
 use crate::catalog::catalog;
-use crate::config::AnswerFraming;
+use crate::config::{AnswerFraming, NameCut};
 use crate::clock::wall_ms;
 use crate::faults::PROXY_PAGE;
 use crate::persist::{lock, Persister};
@@ -165,22 +165,26 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// An answer under `/chef/` in the configured framing
 /// (`Config::answer_framing`), its product names cut when
-/// `Config::cut_names` says so; every other answer as it is.
+/// `Config::cut_names` says so (ending as `Config::cut_names_as` says);
+/// every other answer as it is.
 async fn framed(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let upstream = req.uri().path().starts_with("/chef/");
     let resp = next.run(req).await;
     let (framing, cut) = {
         let app = app.lock();
-        (app.config.answer_framing, app.config.cut_names)
+        (app.config.answer_framing, app.config.cut_names.then_some(app.config.cut_names_as))
     };
-    if !upstream || (framing == AnswerFraming::Length && !cut) {
+    if !upstream || (framing == AnswerFraming::Length && cut.is_none()) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return json_response(500, json!({ "error": "sandbox_error" }));
     };
-    let bytes = if cut { Bytes::from(cut_names(&bytes)) } else { bytes };
+    let bytes = match cut {
+        Some(end) => Bytes::from(cut_names(&bytes, end)),
+        None => bytes,
+    };
     parts.headers.remove(CONTENT_LENGTH);
     let body = match framing {
         AnswerFraming::Length => Body::from(bytes),
@@ -199,10 +203,12 @@ async fn framed(State(app): State<Arc<App>>, req: Request, next: Next) -> Respon
     Response::from_parts(parts, body)
 }
 
-/// `body` with a lone surrogate escape, `\ud83c`, at the end of every
-/// `"productName"` string (`Config::cut_names`): the text JavaScript's
-/// `JSON.stringify` writes for a name cut after an emoji's first half.
-pub fn cut_names(body: &[u8]) -> Vec<u8> {
+/// `body` with every `"productName"` string ending in half an emoji
+/// (`Config::cut_names`): a lone surrogate escape, `\ud83c`, the text
+/// JavaScript's `JSON.stringify` writes for a name cut after an emoji's
+/// first half; or (`NameCut::Bytes`) the first three of its four UTF-8
+/// bytes, raw, what a writer that cuts bytes leaves.
+pub fn cut_names(body: &[u8], ending: NameCut) -> Vec<u8> {
     const NAME: &[u8] = b"\"productName\":\"";
     let mut out = Vec::with_capacity(body.len() + 64);
     let mut i = 0;
@@ -216,7 +222,10 @@ pub fn cut_names(body: &[u8]) -> Vec<u8> {
                 out.extend_from_slice(&body[i..end]);
                 i = end;
             }
-            out.extend_from_slice(br"\ud83c");
+            out.extend_from_slice(match ending {
+                NameCut::Escape => br"\ud83c".as_slice(),
+                NameCut::Bytes => b"\xf0\x9f\x8e",
+            });
         } else {
             out.push(body[i]);
             i += 1;
@@ -593,13 +602,24 @@ mod tests {
     #[test]
     fn cut_names_ends_every_product_name_with_a_lone_surrogate_escape() {
         let body = br#"{"a":[{"productName":"Caf\u00e9 \"X\"","productId":1},{"productName":"","n":"productName"}],"productName":2}"#;
-        let cut = cut_names(body);
+        let cut = cut_names(body, NameCut::Escape);
         assert_eq!(
             std::str::from_utf8(&cut).unwrap(),
             r#"{"a":[{"productName":"Caf\u00e9 \"X\"\ud83c","productId":1},{"productName":"\ud83c","n":"productName"}],"productName":2}"#
         );
         assert!(serde_json::from_slice::<Value>(&cut).is_err(), "strict readers refuse it");
-        assert_eq!(cut_names(b"{}"), b"{}");
+        assert_eq!(cut_names(b"{}", NameCut::Escape), b"{}");
+    }
+
+    #[test]
+    fn cut_names_as_bytes_ends_every_product_name_with_three_of_an_emojis_four_bytes() {
+        let body = r#"{"a":[{"productName":"Café \"🎁\"","productId":1},{"productName":""}]}"#.as_bytes();
+        let cut = cut_names(body, NameCut::Bytes);
+        let half = b"\xf0\x9f\x8e".as_slice();
+        let want = [r#"{"a":[{"productName":"Café \"🎁\""#.as_bytes(), half, br#"","productId":1},{"productName":""#.as_slice(), half, br#""}]}"#.as_slice()].concat();
+        assert_eq!(cut, want);
+        assert!(std::str::from_utf8(&cut).is_err(), "not UTF-8");
+        assert_eq!(String::from_utf8_lossy(&cut).matches('\u{fffd}').count(), 2, "one replacement character per name");
     }
 
     #[test]
