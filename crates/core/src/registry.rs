@@ -528,6 +528,22 @@ mod tests {
         assert_eq!(reply.directory, None, "up to date: no directory");
     }
 
+    /// A report is counted in the day of its last request, on that key's
+    /// stored usage of that day, and the key was last seen then, not when
+    /// the sync arrived.
+    #[test]
+    fn sync_counts_a_report_in_its_own_day_on_its_own_key() {
+        let records = vec![made("a", Limits::default())];
+        let y = T0 - 86_400_000;
+        let d = UsageDelta { id: "a".into(), requests: 3, minute: minute_of(y), minute_requests: 1, last_used_ms: y };
+        let stored = |id: &str, day: i64| if (id, day) == ("a", day_of(y)) { Usage { requests: 10, ..Usage::default() } } else { Usage::default() };
+        let (w, _) = sync(&records, "v9", Some("v9"), &[d], &stored, T0);
+        assert!(
+            matches!(&w[..], [Write::Usage { key, day, usage }, Write::Seen { at_ms, .. }] if key == "a" && *day == day_of(y) && usage.requests == 13 && *at_ms == y),
+            "{w:?}"
+        );
+    }
+
     #[test]
     fn admin_changes_write_the_record_and_answer_its_view() {
         let (writes, reply) = create(&[], &[], new("a", Limits::default()), hash_key("k"), &facts(), T0);
@@ -670,6 +686,37 @@ mod tests {
         assert!(reconciled(&order, &result(Outcome::ReconciledPlaced), &[], &usage_of, T0).is_empty());
     }
 
+    /// Each key holding a reconciled order is counted on its own stored
+    /// usage, for the amount its hold counted, and its entry is dated when
+    /// the registry heard it.
+    #[test]
+    fn reconciled_counts_each_key_on_its_own_usage_and_hold() {
+        let day = day_of(T0);
+        let order = Attempt { key: String::new(), request_id: "reconcile:po-1:5".into(), ..attempt("", 50 * M) };
+        let result = audit::Result { outcome: Outcome::ReconciledPlaced, status: 200, error: None, order_id: Some("9".into()), reconciled: true };
+        let pending = Hold { day, amount: 60 * M, holders: 0, state: HoldState::Pending };
+        let usage_of = |key: &str, _: i64| if key == "b" { Usage { orders: 7, amount: M, ..Usage::default() } } else { Usage { orders: 2, amount: 25 * M, ..Usage::default() } };
+        let w = reconciled(&order, &result, &[("a".into(), pending), ("b".into(), pending)], &usage_of, T0 + 5);
+        let counted: Vec<(&str, u64, i64)> = w.iter().filter_map(|w| match w { Write::Usage { key, usage, .. } => Some((key.as_str(), usage.orders, usage.amount)), _ => None }).collect();
+        assert_eq!(counted, [("a", 3, 85 * M), ("b", 8, 61 * M)]);
+        for w in w.iter().filter(|w| matches!(w, Write::Audit { .. })) {
+            let Write::Audit { at_ms, entry, .. } = w else { unreachable!() };
+            assert_eq!(*at_ms, T0 + 5, "dated when heard");
+            assert_eq!(serde_json::from_str::<Value>(entry).unwrap()["amount"].as_f64(), Some(60.0), "the hold's amount");
+        }
+    }
+
+    /// A key expired since the isolate's copy was made is refused at its
+    /// reservation too, in words that say so.
+    #[test]
+    fn reserve_refuses_a_key_expired_since() {
+        let expiring = keys::create(&[], &[], NewKey { expires_at_ms: Some(T0 + 1_000), ..new("k", Limits::default()) }, hash_key("k"), T0).unwrap();
+        let (w, r) = reserve(Some(&expiring), &attempt("k", M), None, None, 0, &|| false, T0 + 1_000);
+        let e = r.error.unwrap();
+        assert_eq!((e.status, e.message.as_str()), (401, "this gateway key is expired"));
+        assert!(matches!(&w[..], [Write::Audit { .. }]), "{w:?}");
+    }
+
     #[test]
     fn abandoned_holds_settle_on_the_ledgers_word() {
         use crate::ledger::{found_not_placed, nothing_found};
@@ -742,6 +789,7 @@ mod tests {
         assert_eq!(next_alarm_in(run(false, true, true), None), Some(MORE_TO_LOOK_MS), "holds left unasked: again in 5 minutes");
         assert_eq!(next_alarm_in(run(false, false, true), None), Some(PRUNE_EVERY_MS));
         assert_eq!(next_alarm_in(run(false, false, false), None), None, "nothing kept: no alarm");
+        assert_eq!(next_alarm_in(run(false, true, false), None), Some(MORE_TO_LOOK_MS), "holds left unasked, whatever else is kept");
         // An alarm a refusal over a cap set during the run is kept when it
         // comes no later than the one the run wants; a later one is replaced.
         assert_eq!(next_alarm_in(run(false, false, true), Some(LOOK_AFTER_REFUSAL_MS - 5_000)), None, "the minute's look stands");

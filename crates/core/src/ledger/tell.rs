@@ -285,4 +285,26 @@ mod tests {
         assert!(matches!(after(last[0].clone(), false, T0), Next::GiveUp(_)), "never kept past the run");
         assert_eq!(before_run(vec![]), vec![]);
     }
+
+    /// Xoxoday's refusal passed on as a "not placed" settlement keeps no
+    /// order id, whatever the refusal's body names (another order's).
+    #[test]
+    fn a_refusal_passed_on_names_no_order_id() {
+        let mut r = pending();
+        r.refused = Some(crate::ledger::Refused { status: 409, body: r#"{"data":{"placeOrder":{"status":0,"data":{"orderId":77}}}}"#.into() });
+        let f = after_check(&r, Reconciled::Found(json!({"orderId": 1, "quantity": 9})), T0 + 10_000);
+        assert_eq!(f.fate, Fate::NotPlaced);
+        assert!(matches!(&f.outcome, Outcome::Answer { status: 409, .. }), "{:?}", f.outcome);
+        let v = sent(&reconciliation(&r, &f).unwrap());
+        assert_eq!((v["outcome"].as_str(), v["status"].as_u64(), v["order_id"].as_str()), (Some("reconciled_not_placed"), Some(409), None));
+    }
+
+    /// A stored attempt count beyond `u32` reads as the most there is, so
+    /// the tell is given up at its next failure, not started afresh.
+    #[test]
+    fn a_huge_stored_attempt_count_is_no_fresh_start() {
+        let t = load(Some(r#"[{"request":"{}","attempts":4294967296}]"#.into()));
+        assert_eq!(t[0].attempts, u32::MAX);
+        assert!(matches!(after(t[0].clone(), false, T0), Next::GiveUp(_)));
+    }
 }

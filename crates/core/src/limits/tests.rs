@@ -474,3 +474,101 @@ fn refusals_say_whose_limit_and_when() {
     let e = refusal_error(Operation::GetVouchers, Refusal { until_ms: T0 + 60_000, why: Why::Penalty }, 50, T0);
     assert_eq!(e, crate::errors::ApiError::rate_limited("getVouchers", 60));
 }
+
+/// The instant a penalty ends it is over, for the limiter's lending and
+/// for its strikes alike: a 429 at that instant is a new penalty, a strike
+/// more, not the old one reported again.
+#[test]
+fn a_penalty_is_over_at_its_end_instant() {
+    let first = penalty_until(None, Unstated, T0);
+    let at_end = penalty_until(Some(first), Unstated, first.until_ms);
+    assert_eq!((at_end.strikes, at_end.until_ms), (2, first.until_ms + 120_000), "escalated, as a millisecond later");
+    let mut s = LimiterState::default();
+    penalise(&mut s, "getBalance", Unstated, T0);
+    assert_eq!(lease(&mut s, "getBalance", 10, 1, T0 + 60_000).calls, 1, "lent at that instant (the probe)");
+}
+
+/// A daily cap met again a day or more after it was first met is a new
+/// day's cap, counted from now; a millisecond less, it may be the same
+/// one (the rolling window's bound, a day and a minute after it was met).
+#[test]
+fn a_daily_cap_a_whole_day_later_is_a_new_one() {
+    let day = |h: i64, m: i64| T0 - 10 * H + h * H + m * 60_000;
+    let first = penalty_until(None, Daily, day(10, 0));
+    let a_day_on = penalty_until(Some(first), Daily, day(34, 0));
+    assert_eq!((a_day_on.until_ms, a_day_on.daily_since_ms), (day(24 + 18, 30), Some(day(34, 0))));
+    let just_before = penalty_until(Some(first), Daily, day(34, 0) - 1);
+    assert_eq!((just_before.until_ms, just_before.daily_since_ms), (day(34, 1), Some(day(10, 0))));
+}
+
+/// The probe's edges: a penalty stored without a probe time that ended
+/// [`STRIKE_RESET_MS`] ago or more is not probed; a second ask in the
+/// probe's own millisecond is held; and a stated penalty shorter than
+/// [`PROBE_HOLD_MS`] lends as usual at its end, held by nothing.
+#[test]
+fn the_probe_holds_from_its_own_instant_and_only_after_a_guess() {
+    let old = LimiterState {
+        ops: vec![OpState { op: "placeOrder".into(), grants: vec![], penalty: Some(Penalty { until_ms: T0, strikes: 1, daily_since_ms: None, first_lent_ms: None }) }],
+    };
+    assert_eq!(lease(&mut old.clone(), "placeOrder", 50, 5, T0 + STRIKE_RESET_MS).calls, 5, "ended long enough ago: over");
+    let mut s = LimiterState::default();
+    penalise(&mut s, "getVouchers", Unstated, T0);
+    let end = T0 + 60_000;
+    assert_eq!(lease(&mut s, "getVouchers", 50, 5, end).calls, 1);
+    let same_ms = lease(&mut s, "getVouchers", 50, 5, end);
+    assert_eq!((same_ms.calls, same_ms.penalty_until_ms), (0, Some(end + PROBE_HOLD_MS)), "another isolate in the same millisecond: held");
+    let mut s = LimiterState::default();
+    penalise(&mut s, "getVouchers", Stated(3), T0);
+    assert_eq!(lease(&mut s, "getVouchers", 50, 5, T0 + 3_000).calls, 5, "a stated end, even within PROBE_HOLD_MS of its report");
+    assert_eq!(lease(&mut s, "getVouchers", 50, 5, T0 + 3_001).calls, 5);
+}
+
+/// What an isolate does with a lease answer at the edges: a penalty that
+/// ends at this instant refuses nothing; a spent budget's wait, or a
+/// penalty met here that has ended, does not refuse calls another answer
+/// lent; with none lent, the wait is at least a millisecond (a second when
+/// the limiter names no time), so a request in the same millisecond is
+/// refused without asking again.
+#[test]
+fn an_isolate_takes_a_lease_answer_at_its_edges() {
+    let lent = |calls| LeaseAnswer { calls, until_ms: T0 + LEASE_MS, penalty_until_ms: None, retry_at_ms: None };
+    let mut l = Local::default();
+    let ends_now = LeaseAnswer { penalty_until_ms: Some(T0), ..lent(1) };
+    assert_eq!(l.take_lease(&ends_now, T0), Admit::Go, "a penalty ending now is over");
+    // Two requests asked together: the first heard "spent", the second
+    // was lent calls (one freed up): they go.
+    let mut l = Local::default();
+    let spent = LeaseAnswer { calls: 0, until_ms: T0, penalty_until_ms: None, retry_at_ms: Some(T0 + 7_000) };
+    assert_eq!(l.take_lease(&spent, T0), Admit::Refuse(Refusal { until_ms: T0 + 7_000, why: Why::Budget }));
+    assert_eq!(l.take_lease(&lent(3), T0 + 5), Admit::Go, "a budget wait does not refuse lent calls");
+    assert_eq!(l.admit(T0 + 6), Admit::Go);
+    // A penalty this isolate met, ended by the time the answer came.
+    let mut l = Local::default();
+    assert_eq!(l.admit(T0), Admit::Ask { want: 1 });
+    l.block(T0 + 100, Why::Penalty);
+    assert_eq!(l.take_lease(&lent(3), T0 + 200), Admit::Go, "an ended penalty refuses nothing");
+    // The limiter's time for a freed call already past (its clock behind
+    // this isolate's): refused until the next millisecond, without asking.
+    let mut l = Local::default();
+    let past = LeaseAnswer { retry_at_ms: Some(T0 - 5), ..spent };
+    let next_ms = Refusal { until_ms: T0 + 1, why: Why::Budget };
+    assert_eq!(l.take_lease(&past, T0), Admit::Refuse(next_ms));
+    assert_eq!(l.admit(T0), Admit::Refuse(next_ms));
+    assert_eq!(l.admit(T0 + 1), Admit::Ask { want: 1 });
+    // None lent and no time named (a penalty answer that had ended here):
+    // a second's wait.
+    let mut l = Local::default();
+    let no_time = LeaseAnswer { calls: 0, until_ms: T0, penalty_until_ms: Some(T0 - 1), retry_at_ms: None };
+    assert_eq!(l.take_lease(&no_time, T0), Admit::Refuse(Refusal { until_ms: T0 + 1_000, why: Why::Budget }));
+}
+
+/// A penalty met during a spent budget's wait is refused as the penalty,
+/// until its own end: the budget's later wait does not stand in for it.
+#[test]
+fn a_penalty_during_a_budget_wait_refuses_as_itself() {
+    let mut l = Local::default();
+    let spent = LeaseAnswer { calls: 0, until_ms: T0, penalty_until_ms: None, retry_at_ms: Some(T0 + 90_000) };
+    assert_eq!(l.take_lease(&spent, T0), Admit::Refuse(Refusal { until_ms: T0 + 90_000, why: Why::Budget }));
+    l.block(T0 + 30_000, Why::Penalty);
+    assert_eq!(l.admit(T0 + 10), Admit::Refuse(Refusal { until_ms: T0 + 30_000, why: Why::Penalty }));
+}
