@@ -666,6 +666,18 @@ mod tests {
         }
     }
 
+    /// The text sent in Xoxoday's shape is `xoxoday_body` for errors with a
+    /// `Retry-After` too: only a 429 carries the rate-limit shape, not a 409
+    /// `order_in_progress` (a client would read it as a penalty).
+    #[test]
+    fn only_a_429_is_sent_with_the_penalty_shape() {
+        for e in [ApiError::order_in_progress("m", 5), ApiError::quota_exceeded("m", 7), ApiError::rate_limited_because("m", 9)] {
+            let sent: Value = serde_json::from_str(&e.body_text(ErrorStyle::Xoxoday, "r")).unwrap();
+            assert_eq!(sent, e.xoxoday_body("r"), "{:?}", e.code);
+            assert_eq!(sent.get("errors").is_some(), e.status == 429, "{:?}", e.code);
+        }
+    }
+
     #[test]
     fn penalty_in_xoxoday_shape() {
         let b = ApiError::rate_limited("placeOrder", 37).xoxoday_body("r");

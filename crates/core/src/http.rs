@@ -291,5 +291,9 @@ mod tests {
         let d = format!("{hook:?}");
         assert!(!d.contains("SECRET") && d.contains("https://hooks.example.com/…"), "{d}");
         assert_eq!(origin_of("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        // A query straight after the host (a webhook's key) is hidden too.
+        let query = HttpRequest { url: "https://hooks.example.com?key=SECRET".into(), ..r.clone() };
+        let d = format!("{query:?}");
+        assert!(!d.contains("SECRET") && d.contains("https://hooks.example.com/…"), "{d}");
     }
 }

@@ -89,6 +89,8 @@ mod tests {
             (json!(7), Some(7)),
             (json!("7"), Some(7)),
             (json!(" 7 "), Some(7)),
+            // Spaces do not send an integer through the f64 reading.
+            (json!(" 9007199254740993 "), Some(9_007_199_254_740_993)),
             (json!(7.9), Some(7)),
             (json!("7.9"), Some(7)),
             (json!("1e3"), Some(1000)),
@@ -125,6 +127,9 @@ mod tests {
         assert_eq!(epoch_ms(&json!(T0.to_string())), Some(T0));
         assert_eq!(epoch_ms(&json!(0)), None);
         assert_eq!(epoch_ms(&json!(-5)), None);
+        // Seconds under 1e11, milliseconds from 1e11 on.
+        assert_eq!(epoch_ms(&json!(99_999_999_999i64)), Some(99_999_999_999_000));
+        assert_eq!(epoch_ms(&json!(100_000_000_000i64)), Some(100_000_000_000));
     }
 
     #[test]
@@ -144,6 +149,7 @@ mod tests {
         assert_eq!(access_expiry_ms(&o(json!({"expires_in": day15.to_string()})), T0), Some(day15));
         assert_eq!(access_expiry_ms(&o(json!({"expires_in": (T0 - 1000) / 1000})), T0), None);
         assert_eq!(access_expiry_ms(&o(json!({"expires_in": 999_999_999})), T0), Some(T0 + 999_999_999_000), "still a lifetime");
+        assert_eq!(access_expiry_ms(&o(json!({"expires_in": 1_000_000_000})), T0), None, "a stamp from 1e9 on (2001, past)");
         assert_eq!(access_expiry_ms(&o(json!({"expires_in": day15 / 1000, "access_token_expiry": T0 + 5_000})), T0), Some(T0 + 5_000));
     }
 }

@@ -88,6 +88,7 @@ mod tests {
             ("/v1/ops/getVouchers/", "/v1/ops/getVouchers/"),
             ("/", "/"),
             ("/www/", "/www/"),
+            ("/chefs/", "/chefs/"),
         ] {
             assert_eq!(routed_path(path), want, "{path}");
         }

@@ -533,6 +533,11 @@ mod tests {
         let long = format!(r#"{{"error":"invalid_token","pad":"{}"}}"#, "x".repeat(1100));
         assert_eq!(classify_api_401(200, long.as_bytes()), NotUnauthorized);
         assert_eq!(classify_api_401(401, long.as_bytes()), TokenCandidate);
+        // Read up to TOKEN_ERROR_BODY_MAX (1,024 bytes) and not a byte more.
+        let sized = |len: usize| format!(r#"{{"error":"invalid_token","pad":"{}"}}"#, "x".repeat(len - 34));
+        assert_eq!(sized(1024).len(), 1024);
+        assert_eq!(classify_api_401(403, sized(1024).as_bytes()), TokenCandidate, "1,024 bytes are read");
+        assert_eq!(classify_api_401(403, sized(1025).as_bytes()), NotUnauthorized, "1,025 are not");
     }
 
     #[test]
@@ -547,6 +552,7 @@ mod tests {
         assert_eq!(p(429, b"", Some("15")), Some(Stated(15)));
         assert_eq!(p(429, br#"{"code":429,"error":"rate_limit_exceeded"}"#, None), Some(Unstated));
         assert_eq!(p(429, b"", Some("soon")), Some(Unstated), "an unreadable Retry-After states nothing");
+        assert_eq!(p(429, b"", Some(" 15 ")), Some(Stated(15)), "spaces around a Retry-After are not part of it");
         assert_eq!(p(200, br#"{"message":"auth.request_limit_exceeded"}"#, None), Some(Unstated));
         let no_secs = br#"{"errors":[{"message":"auth.request_limit_exceeded"}]}"#;
         assert_eq!(p(200, no_secs, Some("9")), Some(Stated(9)), "the header when the body names no duration");
@@ -614,6 +620,18 @@ mod tests {
         assert_eq!(api_penalty("getVouchers", 429, daily, Some("30")), Some(Stated(30)));
         assert!(contains_ignoring_case(b"A DAILY cap", b"daily"));
         assert!(!contains_ignoring_case(b"dail", b"daily"));
+    }
+
+    /// The Plum API call as xoxoday-api.md §2 documents it: `POST` to the
+    /// one endpoint, `Authorization: Bearer <access_token>` and
+    /// `Content-Type: application/json` (both required), and the examples'
+    /// `Accept: application/json`; the envelope as given.
+    #[test]
+    fn the_api_request_is_the_documented_call() {
+        let r = api_request("https://x.example/chef/v1/oauth/api".into(), &AccessToken::new("at-1"), r#"{"query":"q"}"#);
+        assert_eq!((r.method, r.url.as_str(), r.body.as_deref()), ("POST", "https://x.example/chef/v1/oauth/api", Some(r#"{"query":"q"}"#)));
+        let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(headers, [("authorization", "Bearer at-1"), ("content-type", "application/json"), ("accept", "application/json")]);
     }
 
     #[test]

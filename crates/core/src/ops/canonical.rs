@@ -136,8 +136,19 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::sort_by_key_bytes;
-    use serde_json::Value;
+    use super::{sort_by_key_bytes, to_canonical_json};
+    use serde_json::{json, Value};
+
+    /// A float with an integral value is written as an integer below 2^53
+    /// only (the module's rule); from 2^53 on as serde_json writes it. A
+    /// stored order's fingerprint depends on the line.
+    #[test]
+    fn integral_floats_are_integers_below_2_pow_53_only() {
+        assert_eq!(to_canonical_json(&json!(9_007_199_254_740_991.0)), "9007199254740991");
+        assert_eq!(to_canonical_json(&json!(-9_007_199_254_740_991.0)), "-9007199254740991");
+        assert_eq!(to_canonical_json(&json!(9_007_199_254_740_992.0)), "9007199254740992.0");
+        assert_eq!(to_canonical_json(&json!(-9_007_199_254_740_992.0)), "-9007199254740992.0");
+    }
 
     /// serde_json's map hands the entries over sorted in this build, so the
     /// sort is tested on its own, on every order of five keys.

@@ -572,6 +572,32 @@ fn each_broken_rule_names_its_field() {
     }
 }
 
+/// A filter's `key` or `value` sent as `null` is missing, as an absent one
+/// is ("a required one may be neither", validate.rs), not of a wrong type.
+#[test]
+fn a_null_filter_key_or_value_is_missing() {
+    for (filter, field) in [
+        (json!({"key": null, "value": "usa"}), "data.filters[0].key"),
+        (json!({"key": "country", "value": null}), "data.filters[0].value"),
+    ] {
+        let err = validate(Operation::GetVouchers, &json!({"filters": [filter]})).unwrap_err();
+        assert_eq!((err.field.as_str(), err.message), (field, format!("{field} is required")));
+    }
+}
+
+/// A string of digits beyond `u64` saturates, never wraps ("Values beyond
+/// `u64` saturate", validate.rs): 2^64 is a quantity for Xoxoday to judge
+/// and an orderId that names an order, not a 0. A JSON integer is read
+/// exactly past 2^53 too (the key routes read their members with it).
+#[test]
+fn whole_numbers_are_exact_and_saturate_past_u64() {
+    assert_eq!(validate::integer(&json!(9_007_199_254_740_993u64)), Some(9_007_199_254_740_993));
+    let big = "18446744073709551616";
+    assert_eq!(validate::whole_number(&json!(big)), Some(u64::MAX));
+    assert_eq!(validate(Operation::PlaceOrder, &with(valid(Operation::PlaceOrder), "quantity", Some(json!(big)))), Ok(()));
+    assert_eq!(validate(Operation::GetOrderDetails, &json!({"orderId": big})), Ok(()));
+}
+
 #[test]
 fn order_details_addressing() {
     let cases: &[(Value, Result<(), &str>)] = &[
@@ -667,6 +693,13 @@ fn prepare_writes_flags_and_empty_objects_in_the_documented_form() {
     assert_eq!(prepare(Operation::GetVouchers, json!({"limit": "0", "page": 0, "filters": {}})), Ok(json!({"limit": "0", "page": 0, "filters": []})));
     let ranged = json!({"filters": [{"key": "price", "value": "0 - 1000"}]});
     assert_eq!(prepare(Operation::GetVouchers, ranged.clone()), Ok(ranged));
+    let out = prepare(Operation::PlaceOrder, with(valid(Operation::PlaceOrder), "loungeData", Some(json!([])))).unwrap();
+    assert_eq!(out["loungeData"], json!({}));
+    // Only an operation's own flags and objects: another's are unknown
+    // fields there, sent as given.
+    let foreign = json!({"poNumber": "P", "sendMailToReceiver": 0, "notifyReceiverEmail": "1", "exchangeRate": true,
+                         "userMeta": [], "sort": []});
+    assert_eq!(prepare(Operation::GetOrderDetails, foreign.clone()), Ok(with(foreign, "orderId", Some(Value::Null))));
     // A flag left null where no default applies stays null.
     let out = prepare(Operation::GetVouchers, json!({"limit": 1, "page": 1, "exchangeRate": null})).unwrap();
     assert_eq!(out["exchangeRate"], Value::Null);
