@@ -574,6 +574,20 @@ fn each_broken_rule_names_its_field() {
 
 /// A filter's `key` or `value` sent as `null` is missing, as an absent one
 /// is ("a required one may be neither", validate.rs), not of a wrong type.
+/// A poNumber of `5.0` or `5e0` is a whole number below 2^53 and still
+/// refused (kept as its text it would not be the order `5` is): the
+/// message says how a number must be written, so it does not contradict
+/// itself.
+#[test]
+fn a_po_number_with_a_fraction_point_or_exponent_is_told_to_use_digits() {
+    for po in [json!(5.0), serde_json::from_str::<Value>("5e0").unwrap()] {
+        let err = validate(Operation::PlaceOrder, &with(valid(Operation::PlaceOrder), "poNumber", Some(po.clone()))).unwrap_err();
+        assert_eq!(err.field, "data.poNumber");
+        assert!(err.message.ends_with("(or a whole number below 2^53, in digits only)"), "{po}: {}", err.message);
+    }
+    assert_eq!(validate(Operation::PlaceOrder, &with(valid(Operation::PlaceOrder), "poNumber", Some(json!(5)))), Ok(()));
+}
+
 #[test]
 fn a_null_filter_key_or_value_is_missing() {
     for (filter, field) in [

@@ -264,11 +264,13 @@ fn place_order(obj: &Obj) -> Result {
     // reads like a duplicate's "validation error" and would be checked.
     // A number is taken only while it is exact: beyond 2^53, or with a
     // fraction, two different numbers read as one (here, and in any
-    // JavaScript reader upstream) and would be one order.
+    // JavaScript reader upstream) and would be one order. Written `5.0`
+    // or `5e0` it is refused too: the poNumber is kept as the number's
+    // text, so it would not be the order `5` is.
     required(obj, "poNumber", |v, f| match v {
         Value::String(s) if !s.trim().is_empty() => Ok(()),
         Value::Number(n) if n.as_u64().is_some_and(|n| n < 1 << 53) => Ok(()),
-        _ => Err(broken(f, "a non-empty string (or a whole number below 2^53)")),
+        _ => Err(broken(f, "a non-empty string (or a whole number below 2^53, in digits only)")),
     })?;
     for name in ["email", "contact", "tag"] {
         optional(obj, name, text)?;
