@@ -507,6 +507,43 @@ mod tests {
         assert_eq!(Outcome::from_name("maybe"), None);
     }
 
+    /// What each outcome means for the spend cap: only a placed order (also
+    /// one reconciliation found) counts, a replay counts once (its first
+    /// attempt's), an unknown one keeps counting, and every outcome that
+    /// says nothing was placed frees the amount (README: "`refused` (the
+    /// amount freed)"; a `reconciled_not_placed` order was not placed).
+    #[test]
+    fn every_outcome_s_fate_for_the_spend_cap() {
+        use Outcome::{Error, IdempotencyConflict, Placed, QuotaExceeded, RateLimited, ReconciledFailed, ReconciledNotPlaced, ReconciledPlaced, Refused, Replayed, Unknown};
+        for (o, fate) in [
+            (Placed, Fate::Placed),
+            (Replayed, Fate::Replayed),
+            (Refused, Fate::Refused),
+            (QuotaExceeded, Fate::Refused),
+            (IdempotencyConflict, Fate::Refused),
+            (RateLimited, Fate::Refused),
+            (Unknown, Fate::Unknown),
+            (Error, Fate::Refused),
+            (ReconciledPlaced, Fate::Placed),
+            (ReconciledFailed, Fate::Refused),
+            (ReconciledNotPlaced, Fate::Refused),
+        ] {
+            assert_eq!(o.fate(), fate, "{o:?}");
+        }
+        // A replay the ledger cannot vouch for is still a replay: the order
+        // it answers with was placed (only an answer saying nothing was
+        // placed turns unknown).
+        let replayed = answer(200, PLACED, true);
+        assert_eq!(with_fate(replayed.clone(), ledger::Fate::Unknown), replayed);
+    }
+
+    /// README: `po_number`, `product_id` "each cut at 128 characters";
+    /// `limit` "1 to 200, default 50".
+    #[test]
+    fn the_bounds_are_the_readmes() {
+        assert_eq!((CLIP, DEFAULT_PAGE, MAX_PAGE), (128, 50, 200));
+    }
+
     #[test]
     fn every_answer_has_an_outcome_and_a_fate() {
         let r = answer(200, PLACED, false);
@@ -556,6 +593,7 @@ mod tests {
         ] {
             let r = err(code);
             assert_eq!((r.outcome, r.outcome.fate(), r.error.as_deref()), (outcome, fate, Some(code.as_str())), "{code:?}");
+            assert_eq!((r.order_id, r.reconciled), (None, false), "{code:?}: plumgate's own answer, learnt nothing later");
         }
         // A code this version does not know (a newer ledger's, such as
         // order_in_progress) reads as internal_error: unknown, the amount kept.
@@ -628,6 +666,8 @@ mod tests {
             (vec![("cursor", "x1")], "cursor must be"),
             (vec![("cursor", "")], "cursor must be"),
             (vec![("cursor", "9999999999999999999")], "cursor must be"),
+            (vec![("cursor", "+41")], "cursor must be"),
+            (vec![("cursor", "-1")], "cursor must be"),
             (vec![("limit", "0")], "limit must be a whole number from 1 to 200"),
             (vec![("limit", "201")], "limit must be"),
             (vec![("limit", "4294967301")], "limit must be"),

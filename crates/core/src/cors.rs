@@ -77,6 +77,21 @@ mod tests {
         for origin in [Some("https://evil.example.com"), None] {
             assert_eq!(response_headers(origin, &allowed), vec![("vary", "Origin".to_string())], "{origin:?}");
         }
+        assert_eq!(get(&pre, "vary").as_deref(), Some("Origin"), "a preflight's answer varies by origin too");
+        let h = response_headers(Some("https://app.example.com/"), &allowed);
+        assert_eq!(get(&h, "access-control-allow-origin").as_deref(), Some("https://app.example.com"), "the origin as listed, as the preflight says it");
+        // README: "Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS", no more.
+        assert_eq!(get(&pre, "access-control-allow-methods").as_deref(), Some("GET, POST, PATCH, DELETE, OPTIONS"));
+    }
+
+    /// A host is case-insensitive: a browser sends it in lower case, and an
+    /// operator may list it as written elsewhere (`config` keeps the case).
+    #[test]
+    fn origins_match_whatever_the_case_of_the_listed_host() {
+        let allowed = vec!["https://App.Example.com".to_string()];
+        assert!(origin_allowed("https://app.example.com", &allowed));
+        assert!(preflight_headers(Some("https://app.example.com"), &allowed).is_some());
+        assert!(!origin_allowed("https://app.example.co", &allowed));
     }
 
     #[test]

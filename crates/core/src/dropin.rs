@@ -341,6 +341,29 @@ mod tests {
         assert_eq!(key_of(Some("application/json"), &form), Err(OAuthError::INVALID_REQUEST));
     }
 
+    /// The label decides the reading, whatever its case (RFC 9110: media
+    /// types are case-insensitive): a form label is read as a form only, a
+    /// JSON label as JSON only; empty pairs of a form (`a&&b&`) are skipped.
+    #[test]
+    fn the_label_decides_the_reading_in_any_case() {
+        let json_body = format!(r#"{{"grant_type":"refresh_token","refresh_token":"{KEY}"}}"#);
+        let form_body = format!("grant_type=refresh_token&refresh_token={KEY}");
+        for ct in ["application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded; charset=UTF-8"] {
+            assert_eq!(key_of(Some(ct), &form_body), Ok(KEY.into()), "{ct}");
+            assert_eq!(key_of(Some(ct), &json_body), Err(OAuthError::INVALID_REQUEST), "{ct}: JSON under a form label is not guessed at");
+        }
+        for ct in ["APPLICATION/JSON", "Application/Json; charset=utf-8"] {
+            assert_eq!(key_of(Some(ct), &json_body), Ok(KEY.into()), "{ct}");
+            assert_eq!(key_of(Some(ct), &form_body), Err(OAuthError::INVALID_REQUEST), "{ct}: a form under a JSON label is not guessed at");
+        }
+        let form_ct = Some("application/x-www-form-urlencoded");
+        assert_eq!(key_of(form_ct, &format!("&grant_type=refresh_token&&refresh_token={KEY}&")), Ok(KEY.into()), "empty pairs are no parameters");
+        // As the URL standard reads a form: a name is decoded as a value
+        // is, and a pair splits at its first `=` (a raw `=` in a value stays).
+        assert_eq!(key_of(form_ct, &format!("grant%5Ftype=refresh%5Ftoken&refresh+token=x&refresh_token={KEY}")), Ok(KEY.into()));
+        assert_eq!(key_of(form_ct, "grant_type=refresh_token&refresh_token=a=b=="), Ok("a=b==".into()));
+    }
+
     #[test]
     fn bad_refresh_requests() {
         let form_ct = Some("application/x-www-form-urlencoded");
@@ -402,6 +425,14 @@ mod tests {
             })
         );
         let v = parsed(&validation_answer(&key, None, NOW));
+        assert_eq!(
+            v,
+            json!({
+                "access_token": KEY, "token_type": "bearer", "expires_in": "1296000",
+                "access_token_expiry": "1796922582000", "refresh_token_expiry": "1798218582000",
+            }),
+            "the refresh answer without the refresh token and the success markers"
+        );
         assert_eq!(v.get("refresh_token"), None);
         assert_eq!(v["access_token"], KEY);
         assert_eq!(v["expires_in"], r["expires_in"]);

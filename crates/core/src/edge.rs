@@ -453,6 +453,10 @@ mod tests {
         for s in [200, 400, 401, 403, 404, 409, 422] {
             assert!(!stale_instead_of(s), "{s}");
         }
+        // Between the penalty and the failures: definite answers too.
+        for s in [428, 430, 451, 499] {
+            assert!(!stale_instead_of(s), "{s}: a definite answer, not a failure a copy stands in for");
+        }
     }
 
     #[test]
@@ -483,6 +487,19 @@ mod tests {
         assert_eq!(lru.remove("e"), Some(7));
         assert!(lru.is_empty() && lru.bytes() == 0);
         assert_eq!(lru.remove("e"), None);
+    }
+
+    /// An entry bound above the total bound is the total bound: an entry
+    /// heavier than the whole cache is not kept, and the count stays within it.
+    #[test]
+    fn an_entry_bound_above_the_total_is_the_total() {
+        let mut lru = ByteLru::new(50, 100);
+        assert!(lru.insert("a", 1, 20));
+        assert!(!lru.insert("b", 2, 60), "heavier than the whole cache");
+        assert_eq!(lru.get("b"), None);
+        assert_eq!((lru.get("a").copied(), lru.bytes()), (Some(1), 20), "and nothing was evicted for it");
+        assert!(lru.insert("c", 3, 50), "the whole cache: the rest goes");
+        assert_eq!((lru.len(), lru.bytes()), (1, 50));
     }
 
     #[test]

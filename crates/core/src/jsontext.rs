@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(upstream_value(r#"{"a":"\ud83c\udf81 \u00e9"}"#.as_bytes()).unwrap(), json!({"a":"🎁 é"}));
         // Anything else wrong still fails: a surrogate escape with a
         // non-hex digit, one cut short at the end, a body that is no JSON.
-        for bad in [r#"{"a":"\ud8zz","b":"\ud83c"}"#, r#"{"a":"\ud8az","b":"\ud83c"}"#, r#"{"a":"\ud83c"#, r#"{"a":"\ud83"#, r"<html>\ud83c</html>", ""] {
+        for bad in [r#"{"a":"\ud8zz","b":"\ud83c"}"#, r#"{"a":"\ud8az","b":"\ud83c"}"#, r#"{"a":"\ud8z0","b":"\ud83c"}"#, r#"{"a":"\ud83c"#, r#"{"a":"\ud83"#, r"<html>\ud83c</html>", ""] {
             assert_eq!(upstream_value(bad.as_bytes()), None, "{bad}");
         }
     }

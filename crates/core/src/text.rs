@@ -144,6 +144,8 @@ mod tests {
         let texts = [
             "", ":", ":/", "://", "https://x.example/a://b", "a:/://", "duplicat duplicate", "already existalready exist", "text/json",
             "application/x-www-form-urlencoded; charset=utf-8", "aaab", "aabaab", "baa", "é://é", "x", "jsojson", ":::///",
+            // The anchor byte twice in a row: the second may start the match.
+            "jjson", "text/jjson", "ddduplicate", "éé",
         ];
         for t in texts {
             for n in needles {

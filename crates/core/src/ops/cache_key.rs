@@ -227,6 +227,25 @@ mod tests {
         assert_eq!((f.id, f.storable), (key(Operation::GetFilters, json!({"filterGroupCode": "country"})).id, false));
     }
 
+    /// Every field of the table is a field of the key: a call with any of
+    /// them (and no other) is storable, so it is answered from the cache.
+    #[test]
+    fn every_field_of_the_table_is_storable() {
+        let vouchers = json!({
+            "limit": 10, "page": 1, "includeProducts": "1", "excludeProducts": "2", "exchangeRate": 1, "categoryType": "merchandise",
+            "categoryTypes": "offers", "sort": {"field": "name", "order": "ASC"}, "filters": [{"key": "country", "value": "usa"}],
+        });
+        assert!(key(Operation::GetVouchers, vouchers).storable);
+        let filters = json!({"filterGroupCode": "country", "includeFilters": "usa", "excludeFilters": "uae"});
+        assert!(key(Operation::GetFilters, filters).storable);
+        for (name, value) in [("categoryTypes", json!("offers")), ("excludeProducts", json!("2")), ("categoryType", json!("x"))] {
+            let mut data = json!({"limit": 10, "page": 1});
+            data.as_object_mut().unwrap().insert(name.into(), value);
+            assert!(key(Operation::GetVouchers, data).storable, "{name}");
+        }
+        assert!(key(Operation::GetFilters, json!({"excludeFilters": "uae"})).storable, "excludeFilters alone");
+    }
+
     #[test]
     fn every_accepted_form_of_a_value_shares_a_key() {
         let base = key(Operation::GetVouchers, json!({"limit": 25, "page": 1, "exchangeRate": 1, "sort": {}, "filters": [{"key": "minPrice", "value": 25}]}));
