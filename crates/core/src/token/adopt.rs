@@ -496,4 +496,55 @@ mod tests {
             assert_eq!(serde_json::to_string(&o).unwrap(), before, "{outcome:?}");
         }
     }
+
+    /// A new refresh token starts a new failure streak: the failures of
+    /// the one before do not lengthen its first backoff (nor keep the
+    /// cron refreshing a fresh token, nor count toward the failure alert).
+    #[test]
+    fn a_new_bootstrap_starts_a_new_failure_streak() {
+        let p = crate::token::TokenPolicy::default();
+        let live = RefreshSlot { token: RefreshToken::new("rt-live"), expires_at_ms: T0 + 1000, expiry_known: true };
+        let mut s = AuthorityState { refresh: Some(live), consecutive_failures: 5, next_attempt_at_ms: Some(T0 + 900_000), ..AuthorityState::default() };
+        assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0).adopted_refresh);
+        assert_eq!((s.consecutive_failures, s.next_attempt_at_ms), (0, None));
+        crate::token::apply_failure(&mut s, false, "refresh failed: HTTP 503".into(), T0 + 1, 1.0, &p);
+        assert_eq!(s.next_attempt_at_ms, Some(T0 + 1 + 30_000), "the first backoff");
+    }
+
+    /// A valid verdict on the configured access token clears only the
+    /// error its own failed check left: a refresh's error, or the note
+    /// that a new XOXODAY_REFRESH_TOKEN was refused, stays.
+    #[test]
+    fn a_valid_bootstrap_check_clears_only_its_own_error() {
+        let at = AccessToken::new("at-boot");
+        let note = format!("{} (refresh token rejected: HTTP 400 invalid_grant); the refresh token held before is kept", crate::token::run::REFUSED_BOOTSTRAP);
+        let mut s = AuthorityState { adopted_access_fp: Some(at.fingerprint()), last_error: Some(note.clone()), last_error_at_ms: Some(T0), ..AuthorityState::default() };
+        let valid = CheckOutcome::Valid { expires_at_ms: Some(T0 + 1_000_000) };
+        assert_eq!(apply_bootstrap_check(&mut s, at.clone(), valid, T0 + 1), BootstrapCheck::Taken);
+        assert_eq!((s.last_error.as_deref(), s.last_error_at_ms), (Some(note.as_str()), Some(T0)));
+    }
+
+    /// A bootstrap refresh token's expiry is an estimate: Xoxoday handing
+    /// the same token back without one estimates it anew, rather than
+    /// keeping the adoption's as if Xoxoday had stated it.
+    #[test]
+    fn a_bootstrap_refresh_tokens_expiry_is_an_estimate() {
+        let mut s = AuthorityState::default();
+        adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
+        let r = s.refresh.clone().unwrap();
+        assert_eq!((r.expires_at_ms, r.expiry_known), (T0 + DEFAULT_REFRESH_TTL_MS, false));
+        let later = T0 + 86_400_000;
+        crate::token::adopt_refresh(&mut s, RefreshToken::new("rt-boot"), None, later);
+        assert_eq!(s.refresh.as_ref().unwrap().expires_at_ms, later + DEFAULT_REFRESH_TTL_MS);
+    }
+
+    /// Client secrets fixed after a rejection: refreshing resumes at once,
+    /// as a new streak (a forced refresh's transient failure under the
+    /// rejected pair left a backoff and a count behind).
+    #[test]
+    fn fixed_client_secrets_end_the_backoff_and_the_streak() {
+        let mut s = AuthorityState { credentials_rejected_fp: Some("cfp-old".into()), consecutive_failures: 3, next_attempt_at_ms: Some(T0 + 900_000), ..AuthorityState::default() };
+        assert!(adopt_credentials(&mut s, "cfp-new"));
+        assert_eq!((s.consecutive_failures, s.next_attempt_at_ms), (0, None));
+    }
 }

@@ -825,6 +825,39 @@ mod tests {
         assert!(!s.access.as_ref().unwrap().rejected);
     }
 
+    /// Confirmed rejections stamped after now (a clock that went back)
+    /// neither count toward the loop guard nor stay stored: they would
+    /// pause refreshing on no rejection of this clock's.
+    #[test]
+    fn confirmations_from_a_clock_ahead_neither_count_nor_stay() {
+        let p = TokenPolicy::default();
+        let now = T0 + 86_400_000;
+        let mut s = state_with("at");
+        s.confirmed_rejections_ms = (1..=11).map(|i| now + i * 60_000).collect();
+        s.access.as_mut().unwrap().rejected = true;
+        assert_eq!(guard(&s, now), None);
+        assert_eq!(plan(&s, Trigger::Request, now, &p), Plan::RefreshThenServe);
+        let mut s = state_with("at");
+        s.confirmed_rejections_ms = vec![now + 3_600_000];
+        assert_eq!(apply_check(&mut s, &fp("at"), CheckOutcome::Invalid, now), CheckVerdict::Serve);
+        assert_eq!(s.confirmed_rejections_ms, vec![now]);
+    }
+
+    /// A failed check recorded without the streak's start (a state written
+    /// before `check_failing_since_ms` existed) counts from that check: the
+    /// ten minutes are not started again.
+    #[test]
+    fn a_failing_streak_without_its_start_counts_from_its_last_check() {
+        let mut s = state_with("at");
+        s.set_last_check(CheckRecord { fp: fp("at"), at_ms: T0, result: CheckResult::Failed });
+        assert_eq!(s.check_failing_since_ms, None);
+        let failed = || CheckOutcome::Failed("token check answered HTTP 503".into());
+        assert!(matches!(apply_check(&mut s, &fp("at"), failed(), T0 + 300_000), CheckVerdict::Refuse(_)));
+        assert_eq!(s.check_failing_since_ms, Some(T0));
+        assert_eq!(apply_check(&mut s, &fp("at"), failed(), T0 + CHECK_FAILING_MS), CheckVerdict::Serve, "replaced");
+        assert!(s.access.as_ref().unwrap().rejected);
+    }
+
     #[test]
     fn loop_guard_allows_ten_confirmed_rejections_an_hour() {
         let policy = TokenPolicy::default();
@@ -986,5 +1019,20 @@ mod tests {
         // The day's ended (its oldest left): the hour's still holds.
         assert_eq!(guarded(&s, T0 + GUARD_DAY_WINDOW_MS).1, "an hour");
         assert_eq!(plan(&s, Trigger::Request, until, &policy), Plan::RefreshThenServe);
+    }
+
+    /// A rate-limited check is no verdict, in the state and in the
+    /// `token_checked` log line: never "invalid", which reads as a
+    /// confirmed rejection.
+    #[test]
+    fn a_rate_limited_check_is_recorded_as_failed() {
+        assert_eq!(CheckOutcome::RateLimited { status: 429, penalty_secs: 60 }.result(), CheckResult::Failed);
+    }
+
+    /// Every 2xx of the token check is read as one, 299 too.
+    #[test]
+    fn a_299_check_answer_is_a_2xx() {
+        assert_eq!(parse_check_response(299, b"{}", None, T0), CheckOutcome::Valid { expires_at_ms: None });
+        assert_eq!(parse_check_response(299, br#"{"error":"invalid_token"}"#, None, T0), CheckOutcome::Invalid);
     }
 }

@@ -806,6 +806,67 @@ mod tests {
         assert_eq!((s.last_error.as_deref(), s.consecutive_failures), (None, 0));
     }
 
+    /// A forced refresh sent during a backoff and cut short by the authority
+    /// stopping: the backoff ends with it, so the cron's next run recovers
+    /// the pair rather than waiting the backoff out.
+    #[test]
+    fn an_interrupted_refresh_ends_the_backoff_it_was_sent_in() {
+        let p = TokenPolicy::default();
+        let now = T0 + 86_400_000;
+        let mut s = seeded();
+        s.consecutive_failures = 3;
+        s.next_attempt_at_ms = Some(now + 600_000);
+        assert_eq!(crate::token::plan(&s, Trigger::Forced, now, &p), crate::token::Plan::RefreshThenServe);
+        sending(&mut s, now);
+        assert!(interrupted(&mut s, now + 1_000));
+        assert_eq!((s.consecutive_failures, s.next_attempt_at_ms), (4, None));
+        assert_eq!(crate::token::plan(&s, Trigger::Cron, now + 2_000, &p), crate::token::Plan::ServeAndRefresh);
+    }
+
+    /// A rate-limit answer after one failed run in a row counts as the
+    /// second: the streak's backoff follows the penalty.
+    #[test]
+    fn a_rate_limit_after_one_failed_run_backs_off_as_the_second() {
+        let p = TokenPolicy::default();
+        let mut s = seeded();
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), T0, 1.0, "cfp", &p, None);
+        finish_run(&mut s, RefreshOutcome::RateLimited { penalty_secs: 10, reason: "rate-limited".into() }, T0 + 40_000, 1.0, "cfp", &p, None);
+        assert_eq!(s.consecutive_failures, 2);
+        assert_eq!(s.next_attempt_at_ms, Some(T0 + 40_000 + 60_000), "30 s doubled, after a 10 s penalty");
+        // The first failure of a streak is the penalty alone.
+        let mut s = seeded();
+        finish_run(&mut s, RefreshOutcome::RateLimited { penalty_secs: 10, reason: "rate-limited".into() }, T0, 1.0, "cfp", &p, None);
+        assert_eq!(s.next_attempt_at_ms, None);
+    }
+
+    /// A dead refresh token after answers lost both in the run before and
+    /// in this run: the reason names this run's, the attempt just before
+    /// the refusal.
+    #[test]
+    fn a_refusal_names_the_lost_answer_of_its_own_run_first() {
+        let p = TokenPolicy::default();
+        let mut s = seeded();
+        s.last_error = Some("refresh timed out after 300000 ms".into());
+        let dead = RefreshOutcome::Final("refresh token rejected: HTTP 400 invalid_grant".into());
+        finish_run(&mut s, dead, T0, 0.0, "cfp", &p, Some("refresh failed: HTTP 502"));
+        let why = s.reauth_reason.unwrap();
+        assert!(why.contains("(refresh failed: HTTP 502)") && !why.contains("timed out"), "{why}");
+    }
+
+    /// Rejected client credentials end any backoff: nothing refreshes by
+    /// itself until the secrets change, so `GET /v1/token` shows no
+    /// `retry_at`.
+    #[test]
+    fn rejected_credentials_show_no_retry_at() {
+        let p = TokenPolicy::default();
+        let mut s = seeded();
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), T0, 1.0, "cfp", &p, None);
+        assert!(s.next_attempt_at_ms.is_some());
+        let end = finish_run(&mut s, RefreshOutcome::CredentialsRejected("client credentials rejected: HTTP 401 invalid_client".into()), T0 + 1, 1.0, "cfp", &p, None);
+        assert_eq!(end, RunEnd::CredentialsRejected);
+        assert!(status_json(&s, T0 + 2, &p)["retry_at"].is_null());
+    }
+
     #[test]
     fn wait_limits() {
         let p = TokenPolicy::default();
@@ -892,5 +953,20 @@ mod tests {
         let still = Refusal::StillRefreshing { waited_ms: 15_000 }.api_error();
         assert!(still.message.contains("keeps running"), "{}", still.message);
         assert_eq!(still.retry_after_secs, Some(2));
+    }
+
+    /// A run that timed out and now backs off tells the waiting request
+    /// when to come back (504 with `Retry-After`), as a failed one does.
+    #[test]
+    fn a_timed_out_run_that_backs_off_says_when_to_retry() {
+        let p = TokenPolicy::default();
+        let now = T0 + 1000;
+        let mut s = seeded();
+        s.access.as_mut().unwrap().rejected = true;
+        let end = finish_run(&mut s, RefreshOutcome::Timeout("refresh timed out".into()), now, 1.0, "cfp", &p, None);
+        let answer = answer_after_run(&s, Trigger::Request, Some(&end), now, &p);
+        assert_eq!(answer, Answer::Refuse(Refusal::RefreshTimedOut { message: "refresh timed out".into(), retry_after_secs: Some(30) }));
+        let Answer::Refuse(r) = answer else { unreachable!() };
+        assert_eq!((r.api_error().status, r.api_error().retry_after_secs), (504, Some(30)));
     }
 }

@@ -801,3 +801,155 @@ fn a_refresh_answer_without_a_new_refresh_token_may_still_date_the_one_held() {
     let r = s.refresh.as_ref().unwrap();
     assert_eq!((r.token.fingerprint(), r.expires_at_ms, r.expiry_known), (RefreshToken::new("rt-1").fingerprint(), T0 + 20 * DAY, true));
 }
+
+/// `retry_at` (`GET /v1/token`) is the latest of what holds refreshes back,
+/// and the loop guard holds back only the replacement of a rejected token:
+/// confirmed rejections still inside the hour say nothing while a usable
+/// token is held (no `retry_at`), nor against refreshing one that merely
+/// expired.
+#[test]
+fn retry_at_is_the_latest_hold_and_the_loop_guard_needs_a_rejected_token() {
+    let p = policy();
+    let now = T0 + 2 * DAY;
+    let mut s = seeded(15 * DAY);
+    s.confirmed_rejections_ms = (1..=11).map(|i| now - i * 60_000).collect();
+    assert!(check::guard(&s, now).is_some(), "eleven within the hour");
+    assert!(status_json(&s, now, &p)["retry_at"].is_null(), "a usable token: nothing holds it back");
+    assert_eq!(plan(&s, Trigger::Request, now, &p), Plan::Serve);
+    // Expired, not rejected: refreshed now, not paused by the guard.
+    let mut e = seeded(DAY);
+    e.confirmed_rejections_ms = (1..=11).map(|i| T0 + DAY - i * 60_000).collect();
+    assert_eq!(plan(&e, Trigger::Request, T0 + DAY, &p), Plan::RefreshThenServe);
+    // Rejected: the guard holds, and says until when.
+    mark_rejected(&mut s, &AccessToken::new("at-1").fingerprint());
+    let until = now - 11 * 60_000 + check::GUARD_WINDOW_MS;
+    assert!(matches!(plan(&s, Trigger::Request, now, &p), Plan::Refuse(Refusal::LoopGuard { .. })));
+    assert_eq!(status_json(&s, now, &p)["retry_at"], rfc3339(until));
+    // A penalty and a backoff: the later of the holds.
+    let mut h = seeded(15 * DAY);
+    h.penalty_until_ms = Some(now + 60_000);
+    h.next_attempt_at_ms = Some(now + 900_000);
+    assert_eq!(status_json(&h, now, &p)["retry_at"], rfc3339(now + 900_000));
+    h.penalty_until_ms = Some(now + 1_000_000);
+    assert_eq!(status_json(&h, now, &p)["retry_at"], rfc3339(now + 1_000_000));
+}
+
+/// An isolate's cached token is looked at again no later than it expires
+/// (inside the early window too), and no later than the last minutes
+/// begin, even where the early window is shorter than them
+/// (`TOKEN_EARLY_REFRESH_SECS` 0 is allowed).
+#[test]
+fn recheck_points_never_pass_the_expiry_or_the_last_minutes() {
+    let s = seeded(15 * DAY);
+    let p = policy();
+    assert_eq!(s.recheck_at_ms(T0 + 15 * DAY - 10_000, &p), T0 + 15 * DAY, "expires in 10 s");
+    let no_early = TokenPolicy { early_refresh_secs: 0, ..policy() };
+    assert_eq!(s.recheck_at_ms(T0, &no_early), T0 + 15 * DAY - 300_000);
+}
+
+/// The minimum interval is a minimum: a minute after the last refresh,
+/// exactly, the last minutes refresh again.
+#[test]
+fn the_minimum_interval_ends_at_its_last_millisecond() {
+    let mut s = seeded(DAY);
+    let p = policy();
+    let just = T0 + DAY - 200_000;
+    s.last_refresh_at_ms = Some(just - 60_000);
+    assert_eq!(plan(&s, Trigger::Request, just, &p), Plan::RefreshThenServe);
+    assert_eq!(plan(&s, Trigger::Request, just - 1, &p), Plan::Serve);
+}
+
+/// The same refresh token handed back with a new expiry: the answer's
+/// expiry is the one kept, not the one known before.
+#[test]
+fn an_answer_repeating_the_refresh_token_with_an_expiry_dates_it_anew() {
+    let mut s = seeded(15 * DAY);
+    let answer = TokenAnswer {
+        access_token: AccessToken::new("at-2"),
+        access_expires_at_ms: T0 + 16 * DAY,
+        refresh_token: Some(RefreshToken::new("rt-1")),
+        refresh_expires_at_ms: Some(T0 + 40 * DAY),
+    };
+    apply_success(&mut s, answer, T0 + DAY, 0.0);
+    let r = s.refresh.as_ref().unwrap();
+    assert_eq!((r.expires_at_ms, r.expiry_known), (T0 + 40 * DAY, true));
+}
+
+/// A dead refresh token ends any backoff: nothing refreshes by itself
+/// any more, so `GET /v1/token` shows no `retry_at` (the operator's new
+/// token is what comes next).
+#[test]
+fn reauth_required_shows_no_retry_at() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    apply_failure(&mut s, false, "refresh failed: HTTP 503".into(), T0 + DAY, 1.0, &p);
+    assert_eq!(status_json(&s, T0 + DAY, &p)["retry_at"], rfc3339(T0 + DAY + 30_000));
+    apply_failure(&mut s, true, "refresh token rejected: HTTP 400 invalid_grant".into(), T0 + DAY + 1, 1.0, &p);
+    assert_eq!(s.next_attempt_at_ms, None);
+    assert!(status_json(&s, T0 + DAY + 1, &p)["retry_at"].is_null());
+}
+
+/// A successful refresh (a forced one, say, during a backoff) ends the
+/// backoff and draws the new token's own jitter.
+#[test]
+fn a_success_ends_the_backoff_and_draws_a_new_jitter() {
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    apply_failure(&mut s, false, "refresh failed: HTTP 503".into(), T0 + DAY, 1.0, &p);
+    assert_eq!(s.next_attempt_at_ms, Some(T0 + DAY + 30_000));
+    let answer = TokenAnswer {
+        access_token: AccessToken::new("at-2"),
+        access_expires_at_ms: T0 + 16 * DAY,
+        refresh_token: Some(RefreshToken::new("rt-2")),
+        refresh_expires_at_ms: None,
+    };
+    apply_success(&mut s, answer, T0 + DAY + 1, 0.5);
+    assert_eq!((s.next_attempt_at_ms, s.jitter), (None, 0.5));
+    assert!(status_json(&s, T0 + DAY + 2, &p)["retry_at"].is_null());
+}
+
+/// `GET /v1/token` says when the refresh token held expires.
+#[test]
+fn status_shows_the_refresh_token_expiry() {
+    let s = seeded(15 * DAY);
+    assert_eq!(status_json(&s, T0, &policy())["refresh_token_expires_at"], rfc3339(T0 + 30 * DAY));
+}
+
+/// A failed refresh whose next attempt is unknown invents no
+/// `Retry-After`; a known one is at least a second.
+#[test]
+fn a_refresh_failure_without_a_known_retry_sends_no_retry_after() {
+    for r in [
+        Refusal::RefreshFailed { message: "f".into(), retry_after_secs: None },
+        Refusal::RefreshTimedOut { message: "t".into(), retry_after_secs: None },
+    ] {
+        assert_eq!(r.api_error().retry_after_secs, None, "{r:?}");
+    }
+    assert_eq!(Refusal::RefreshFailed { message: "f".into(), retry_after_secs: Some(0) }.api_error().retry_after_secs, Some(1));
+}
+
+/// Refreshing backs off: callers get 502 with `Retry-After` saying when
+/// the next attempt is.
+#[test]
+fn the_backoff_refusal_says_when_to_retry() {
+    let e = Refusal::Backoff { retry_after_secs: 15 }.api_error();
+    assert_eq!((e.status, e.code.as_str(), e.retry_after_secs), (502, "upstream_error", Some(15)));
+}
+
+/// `mark_rejected` is compare-and-replace: another token's fingerprint
+/// leaves the one held usable.
+#[test]
+fn mark_rejected_leaves_another_token_alone() {
+    let mut s = seeded(15 * DAY);
+    assert!(!mark_rejected(&mut s, &AccessToken::new("at-0").fingerprint()));
+    assert!(s.access_usable(T0 + 1000));
+}
+
+/// A fingerprint remembered twice takes one place of the 256.
+#[test]
+fn a_spent_token_is_remembered_once() {
+    let mut s = AuthorityState::default();
+    remember_spent(&mut s, "fp-1".into());
+    remember_spent(&mut s, "fp-1".into());
+    assert_eq!(s.spent_refresh_fps, vec!["fp-1".to_string()]);
+}
