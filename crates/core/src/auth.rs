@@ -472,6 +472,41 @@ mod tests {
         assert_eq!(k.authenticate(Some(&format!("Bearer {KEY_A}"))), Err(AuthError::Unknown));
     }
 
+    /// README: "A key is 16–512 visible ASCII characters (a shorter one is
+    /// refused as a malformed header)": both ends are keys, one character
+    /// past either is not.
+    #[test]
+    fn a_key_is_16_to_512_characters() {
+        let k = keys();
+        for n in [15, 513] {
+            let key = "k".repeat(n);
+            assert_eq!(k.authenticate(Some(&format!("Bearer {key}"))).unwrap_err(), AuthError::Malformed, "{n}");
+            assert_eq!(k.authenticate_key(&CallerKey::new(key)).unwrap_err(), AuthError::Malformed, "{n}");
+        }
+        for n in [16, 512] {
+            let key = "k".repeat(n);
+            assert_eq!(k.authenticate(Some(&format!("Bearer {key}"))).unwrap_err(), AuthError::Unknown, "{n}: well-formed");
+            let raw = format!(r#"[{{"id":"edge","sha256":"{}","scopes":["catalog"]}}]"#, hash_key(&key));
+            assert_eq!(CallerKeys::parse(&raw).unwrap().authenticate(Some(&format!("Bearer {key}"))).unwrap().id, "edge", "{n}");
+        }
+    }
+
+    /// `sha256` is exactly 64 hex characters: a longer one is a problem
+    /// named as such (not a panic while the configuration is read), and 64
+    /// characters that are not hex never make a key no one can present.
+    #[test]
+    fn a_sha256_is_exactly_64_hex_characters() {
+        let entry = |h: &str| format!(r#"[{{"id":"a","sha256":"{h}","scopes":["catalog"]}}]"#);
+        for h in [format!("{}0", hash_key(KEY_A)), format!("{}g", &hash_key(KEY_A)[..63]), "z".repeat(64), hash_key(KEY_A)[..63].to_string()] {
+            assert_eq!(
+                CallerKeys::parse(&entry(&h)).unwrap_err(),
+                ["GATEWAY_KEYS[0].sha256 must be 64 hex characters (SHA-256 of the key)"],
+                "{h}"
+            );
+        }
+        assert!(CallerKeys::parse(&entry(&hash_key(KEY_A))).is_ok());
+    }
+
     #[test]
     fn parse_problems_never_echo_values() {
         let secretish = "deadbeefcafebabe";

@@ -903,4 +903,102 @@ pub(crate) mod tests {
         v.remove("ORDER_TIMEOUT_MS");
         assert_eq!(parse_with(&v).unwrap().order_timeout_ms, 130_000);
     }
+
+    /// README: "whole numbers `CATALOG_CACHE_TTL_SECS` 0–604800,
+    /// `BALANCE_CACHE_TTL_SECS` 0–86400, `TOKEN_EARLY_REFRESH_SECS`
+    /// 0–31536000, `TOKEN_MUST_REFRESH_SECS` and
+    /// `TOKEN_MIN_REFRESH_INTERVAL_SECS` 0–86400, `REFRESH_TIMEOUT_MS`
+    /// 100–120000, `UPSTREAM_TIMEOUT_MS` 100–300000, `ORDER_TIMEOUT_MS`
+    /// 120000–300000, `ORDER_RETENTION_SECS` 1–31536000,
+    /// `ALERT_REFRESH_FAILURES` 1–1000": each end is taken, one past it is
+    /// refused, and `UPSTREAM_TIMEOUT_MS` defaults to 30000.
+    #[test]
+    fn each_number_takes_both_ends_of_its_range_and_nothing_past_them() {
+        type Read = fn(&Config) -> u64;
+        let knobs: [(&str, u64, u64, Read); 10] = [
+            ("CATALOG_CACHE_TTL_SECS", 0, 604_800, |c| c.catalog_cache_ttl_secs.into()),
+            ("BALANCE_CACHE_TTL_SECS", 0, 86_400, |c| c.balance_cache_ttl_secs.into()),
+            ("TOKEN_EARLY_REFRESH_SECS", 0, 31_536_000, |c| c.token_policy.early_refresh_secs),
+            ("TOKEN_MUST_REFRESH_SECS", 0, 86_400, |c| c.token_policy.must_refresh_secs),
+            ("TOKEN_MIN_REFRESH_INTERVAL_SECS", 0, 86_400, |c| c.token_policy.min_refresh_interval_secs),
+            ("REFRESH_TIMEOUT_MS", 100, 120_000, |c| c.token_policy.refresh_timeout_ms),
+            ("UPSTREAM_TIMEOUT_MS", 100, 300_000, |c| c.upstream_timeout_ms.into()),
+            ("ORDER_TIMEOUT_MS", 120_000, 300_000, |c| c.order_timeout_ms.into()),
+            ("ORDER_RETENTION_SECS", 1, 31_536_000, |c| c.order_retention_secs.into()),
+            ("ALERT_REFRESH_FAILURES", 1, 1000, |c| c.alert_refresh_failures.into()),
+        ];
+        for (name, min, max, read) in knobs {
+            let mut v = good_vars();
+            for n in [min, max] {
+                v.insert(name, n.to_string());
+                assert_eq!(read(&parse_with(&v).unwrap()), n, "{name}={n}");
+            }
+            let refused = vec![format!("{name} must be a whole number from {min} to {max}")];
+            v.insert(name, (max + 1).to_string());
+            assert_eq!(parse_with(&v).unwrap_err(), refused, "{name} past its end");
+            if min > 0 {
+                v.insert(name, (min - 1).to_string());
+                assert_eq!(parse_with(&v).unwrap_err(), refused, "{name} below its start");
+            }
+        }
+        assert_eq!(parse_with(&good_vars()).unwrap().upstream_timeout_ms, 30_000);
+    }
+
+    /// README: `BALANCE_ALERT_BELOW` "a number above 0 and at most 10^12";
+    /// `DEPLOYMENT_NAME` "up to 64 characters" (characters, not bytes).
+    #[test]
+    fn the_balance_threshold_and_the_deployment_name_take_their_largest() {
+        let mut v = good_vars();
+        v.insert("BALANCE_ALERT_BELOW", "1000000000000".into());
+        assert_eq!(parse_with(&v).unwrap().balance_alert_below, Some(1e12));
+        v.insert("BALANCE_ALERT_BELOW", "1000000000000.5".into());
+        assert_eq!(parse_with(&v).unwrap_err().len(), 1);
+        let mut v = good_vars();
+        for name in ["d".repeat(64), "é".repeat(64)] {
+            v.insert("DEPLOYMENT_NAME", name.clone());
+            assert_eq!(parse_with(&v).unwrap().deployment(), name);
+        }
+    }
+
+    /// The webhook URL: no `user@` even without a password, no port too
+    /// long to read, no DEL in the host (the runtime's URL parser refuses
+    /// it); a bracketed IPv6 address may end in dotted IPv4.
+    #[test]
+    fn webhook_hosts_the_url_parser_refuses_are_refused() {
+        let mut v = good_vars();
+        for url in ["https://user@hooks.example.com/x", "https://hooks.example.com:99999999999999999999999/x", "https://hoo\u{7f}ks.example.com/x"] {
+            v.insert("ALERT_WEBHOOK_URL", url.into());
+            assert_eq!(
+                parse_with(&v).unwrap_err(),
+                ["ALERT_WEBHOOK_URL must name a host (and a port up to 65535, if any), with no credentials (user:password@) in it"],
+                "{url:?}"
+            );
+        }
+        v.insert("ALERT_WEBHOOK_URL", "https://[::ffff:192.0.2.1]:8443/h".into());
+        assert_eq!(parse_with(&v).unwrap().alert_webhook_url.unwrap().expose_secret(), "https://[::ffff:192.0.2.1]:8443/h");
+    }
+
+    #[test]
+    fn the_bootstrap_access_token_is_read() {
+        let mut v = good_vars();
+        v.insert("XOXODAY_ACCESS_TOKEN", " access-token-value ".into());
+        let c = parse_with(&v).unwrap();
+        assert_eq!(c.bootstrap_access_token.as_ref().map(|t| t.expose_secret()), Some("access-token-value"));
+    }
+
+    /// README: origins "like `https://app.example.com` (a lower-case `http`
+    /// or `https` scheme, a host and port, no path; a trailing `/` is
+    /// dropped; `*` is not accepted)". `:443` is dropped only from
+    /// `https` (an `http` origin on 443 is another origin than port 80);
+    /// empty items between commas are skipped.
+    #[test]
+    fn origins_are_a_scheme_a_host_and_a_port_only() {
+        let mut v = good_vars();
+        v.insert("ALLOWED_ORIGINS", "http://a.example.com:443, ,https://b.example.com,".into());
+        assert_eq!(parse_with(&v).unwrap().allowed_origins, vec!["http://a.example.com:443", "https://b.example.com"]);
+        for bad in ["ftp://a.example.com", "HTTPS://a.example.com", "https://", "https://a.example.com/app", "https://a.example.com?x=1", "https://a.example.com#x", "*"] {
+            v.insert("ALLOWED_ORIGINS", bad.into());
+            assert_eq!(parse_with(&v).unwrap_err(), ["ALLOWED_ORIGINS must be comma-separated origins like https://app.example.com"], "{bad}");
+        }
+    }
 }

@@ -1241,6 +1241,36 @@ mod tests {
         assert_eq!(with_key("{}", &k), format!(r#"{{"key":"{}"}}"#, k.expose_secret()));
     }
 
+    /// A record whose previous key outlives the key itself (as a rotation
+    /// before the grace was capped at `expires_at` could leave it): the
+    /// directory still ends that key with the key's own end, not later.
+    #[test]
+    fn the_directory_never_lets_a_previous_key_outlive_its_key() {
+        let old = "key-e-old-0123456789ab";
+        let rec = KeyRecord {
+            expires_at_ms: Some(T0 + 100),
+            previous_sha256: Some(hash_key(old)),
+            previous_until_ms: Some(T0 + 10_000),
+            ..record("e", "key-e-new-0123456789ab")
+        };
+        let dir = directory(std::slice::from_ref(&rec), T0);
+        let ends: Vec<Option<i64>> = dir.iter().map(|c| c.until_ms).collect();
+        assert_eq!(ends, [Some(T0 + 100), Some(T0 + 100)], "both end with the key");
+        assert_eq!(identify(&dir, &CallerKey::new(old), T0 + 100), None, "not past the key's expiry, even from a copy made before it");
+    }
+
+    /// A sync answered in the millisecond it began is over: a key the copy
+    /// cannot admit is refused (or syncs), not made to wait for it.
+    #[test]
+    fn a_sync_answered_in_its_first_millisecond_is_not_in_flight() {
+        let mut s = Syncs::default();
+        let t = s.start(Vec::new(), T0);
+        s.end(t, None, T0);
+        assert_eq!(s.recheck(Seen::Absent, T0 + 1), Recheck::Refuse);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + 1), Recheck::Sync);
+        assert!(s.background_due(Some(T0 - SYNC_INTERVAL_MS), T0 + 1), "an aging copy syncs: none in flight");
+    }
+
     /// README: the previous key works "24 hours unless grace_secs says
     /// otherwise"; `current_key: null` is no current key; a key may expire
     /// a millisecond from now.

@@ -519,3 +519,53 @@ fn slack_escape_is_the_three_replaces() {
         assert_eq!(slack_escape(t), t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"), "{t:?}");
     }
 }
+
+/// A stale access token (inside the early window) is still served: the
+/// `refresh_failing` message says so and names the next attempt's time,
+/// not the cron; one failure is "1 token refresh run".
+#[test]
+fn refresh_failing_with_a_stale_token_says_it_is_still_served() {
+    let mut s = healthy();
+    // A day left of the life the last refresh gave: inside the early window.
+    (s.access.as_mut().unwrap().expires_at_ms, s.last_refresh_at_ms) = (T0 + DAY, Some(T0 - 10 * DAY));
+    (s.consecutive_failures, s.next_attempt_at_ms) = (1, Some(T0 + 90_000));
+    let one = AlertPolicy { refresh_failures: 1, ..policy() };
+    review(&mut s, T0, &one, &TokenPolicy::default()).unwrap();
+    let message = newest(&s)["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("1 token refresh run failed in a row (ALERT_REFRESH_FAILURES is 1)"), "{message}");
+    assert!(message.contains(&format!("next attempt at {}", crate::time::rfc3339(T0 + 90_000))), "{message}");
+    assert!(message.ends_with("serves the current access token while it is valid (token state: stale)."), "{message}");
+}
+
+/// An alert is tried until a retry would come more than `GIVE_UP_MS`
+/// after it was first due: a retry exactly then is still made.
+#[test]
+fn a_retry_due_exactly_a_day_after_the_alert_is_still_made() {
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    let body = next_delivery(&s, T0).unwrap();
+    s.alert_attempts = 19;
+    let failed = Attempt::Failed("the receiver answered HTTP 500".into());
+    let at = T0 + GIVE_UP_MS - RETRY_MAX_MS as i64;
+    let mut later = s.clone();
+    assert_eq!(after_attempt(&mut s, &body, &failed, at, 1.0), AfterAttempt::Retry(T0 + GIVE_UP_MS));
+    assert_eq!(after_attempt(&mut later, &body, &failed, at + 1, 1.0), AfterAttempt::GaveUp);
+}
+
+/// While the last alert waits behind an earlier one, `last_alert` shows
+/// none of the earlier one's attempts or error as its own, only when the
+/// queue is tried next.
+#[test]
+fn the_last_alert_waiting_behind_another_shows_no_attempts_of_its_own() {
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    s.reauth_reason = None;
+    review_at(&mut s, T0 + 10).unwrap();
+    let first = next_delivery(&s, T0 + 10).unwrap();
+    let failed = Attempt::Failed("the receiver answered HTTP 500".into());
+    assert_eq!(after_attempt(&mut s, &first, &failed, T0 + 20, 1.0), AfterAttempt::Retry(T0 + 5_020));
+    assert_eq!((s.alert_attempts, s.alert_error.as_deref()), (1, Some("the receiver answered HTTP 500")), "the head's");
+    let view = last_alert(&s).unwrap();
+    assert_eq!((view.state.as_str(), view.attempts, view.error), ("resolved", 0, None));
+    assert_eq!(view.next_attempt_at, Some(crate::time::rfc3339(T0 + 5_020)));
+}
