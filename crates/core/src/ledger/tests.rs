@@ -1031,3 +1031,113 @@ fn the_record_reader_agrees_with_serdes_derive() {
     let text = map_form.to_string();
     assert!(agree::derive::<Record>(&text).is_some() && by_hand(text.as_bytes()).is_none(), "the one known difference");
 }
+
+/// A done record is replayed as stored, never rewritten by a request (only
+/// a previous version's pending record learns its order), and one that
+/// kept Xoxoday's refusal (as versions before reconciliation by alarm
+/// did, `done_fate`) replays as not placed, never as a failed order.
+#[test]
+fn a_done_record_replays_as_it_was_stored() {
+    let done = pending().done(200, PLACED.into(), false, T0);
+    assert_eq!(done.with_order(&order(), T0), None, "a done record keeps no order fields");
+    let refusal = r#"{"code":422,"errorId":"PLE10004","error":"x"}"#;
+    let refused = pending().done(422, refusal.into(), true, T0);
+    match admit(&Loaded::Some(refused), FP, None, T0) {
+        Admission::Answer { outcome, replayed: true, fate, alarm_by_ms: None } => {
+            assert_eq!(fate, Fate::NotPlaced, "a refusal is no failed order");
+            assert_eq!(outcome, Outcome::Answer { status: 422, body: refusal.into(), reconciled: true, upstream_status: None });
+        }
+        other => panic!("{other:?}"),
+    }
+    // A check that is overdue (its alarm lost) is asked for now, not in the past.
+    let overdue = Record { next_check_at_ms: T0 - 60_000, ..pending() };
+    assert!(matches!(admit(&Loaded::Some(overdue), FP, None, T0), Admission::Answer { alarm_by_ms: Some(t), .. } if t == T0));
+}
+
+/// Timings the README and the module's doc state, pinned as numbers (the
+/// other tests count in the constants, so a changed constant passes them).
+#[test]
+fn the_ledger_s_timings_are_as_documented() {
+    // The first check of a call never recorded: 30 s after its timeout.
+    assert_eq!(pending().next_check_at_ms, T0 + TIMEOUT + 30_000);
+    // README (ORDER_RETENTION_SECS): a pending order is checked for at
+    // least an hour, whatever the setting.
+    let p = Record { next_check_at_ms: T0 + 10_000, ..pending() };
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, 1_000, T0 + 3_599_999), AlarmStep::Check(p.clone()));
+    assert_eq!(alarm(&Loaded::Some(p.clone()), false, 1_000, T0 + 3_600_000), AlarmStep::Expire);
+    // Its call still in flight: the alarm comes back no sooner than the
+    // check already scheduled.
+    let later = Record { next_check_at_ms: T0 + 60_000, ..pending() };
+    assert_eq!(alarm(&Loaded::Some(later), true, RETENTION, T0 + 10_000), AlarmStep::Later(T0 + 60_000));
+    // The not-placed mark outlasts a look's wait and the registry's second
+    // look 30 s after the first.
+    let (mark, _) = not_placed_mark(FP, T0);
+    assert!(read_mark(&mark, T0 + crate::registry::NOTHING_RECHECK_MS + LOOK_WAIT_MS).is_ok());
+    // A definite refusal's check is asked now.
+    let AfterPlace::Confirm(r) = after_place(answer(400, r#"{"code":400,"errorId":"PLE10001","error":"x"}"#), None, &pending(), T0 + 900) else { panic!() };
+    assert_eq!(r.next_check_at_ms, T0 + 900);
+}
+
+/// Readings of Xoxoday's answers no other test pins: what names an order,
+/// what is its "no such order", its errorId, its duplicate answer.
+#[test]
+fn answers_read_to_the_letter() {
+    let details = |d: &str| answer(200, &format!(r#"{{"data":{{"getOrderDetails":{{"status":1,"data":{d}}}}}}}"#));
+    for d in [r#"{"orderId":" 0 "}"#, r#"{"orderId":"  "}"#] {
+        assert_eq!(read_reconcile(details(d)), Reconciled::Unclear, "{d}: no order named");
+    }
+    // A 404 whose JSON names another code is not Plum's "no such order";
+    // an empty errorId is none.
+    assert_eq!(read_reconcile(answer(404, r#"{"code":500,"error":"x"}"#)), Reconciled::Unclear);
+    assert_eq!(read_reconcile(answer(404, r#"{"code":404,"errorId":"","error":"Order not found"}"#)), Reconciled::NotFound);
+    assert_eq!(error_id_note(br#"{"errorId":""}"#), "");
+    assert_eq!(error_id(br#"{"errorId":"ABCDEFGH12345678"}"#).as_deref(), Some("ABCDEFGH12345678"), "16 characters");
+    assert_eq!(error_id(br#"{"errorId":"ABCDEFGH123456789"}"#), None, "17");
+    // The duplicate answer is a 4xx: a 3xx in its words is a lost answer,
+    // checked as such, its body no refusal to pass on.
+    let dup = r#"{"error":"Duplicate poNumber"}"#;
+    assert!(!is_duplicate(302, dup.as_bytes()) && !is_duplicate(399, dup.as_bytes()));
+    assert_eq!(checked(after_place(answer(302, dup), None, &pending(), T0 + 900)).refused, None);
+    // After a refusal `after_place` did not keep, the check alone says nothing was placed.
+    let f = after_refusal(&Record { why: "w".into(), ..pending() }, Reconciled::NotFound, T0);
+    assert_eq!((f.store, f.fate, error_of(&f.outcome).message.as_str()), (Store::Forget, Fate::NotPlaced, "w"));
+}
+
+/// What a found order is compared and read by, to the letter.
+#[test]
+fn a_found_order_is_read_to_the_letter() {
+    // Lines of quantity 0 with nothing cancelled are no cancelled order.
+    assert!(!failed_or_cancelled(&json!({"quantity": 0, "voucherDetails": [{"cancelledQuantity": 0}]})));
+    assert!(!failed_or_cancelled(&json!({"voucherDetails": [{"quantity": 0}]})));
+    // Amounts agree within half a cent, not a cent; text ids trimmed.
+    let d = |amount: f64| json!({"voucherDetails": [{"productId": 10100, "denomination": amount}]});
+    assert_eq!(same_order(&d(25.004), &order_summary(&order())), Match::This);
+    assert_eq!(same_order(&d(0.1 + 0.2), &order_summary(&json!({"denomination": "0.3"}))), Match::This, "a float sum");
+    assert_eq!(same_order(&d(25.01), &order_summary(&order())), Match::Other);
+    let merch = json!({"voucherDetails": [{"productId": " MERCH-1 "}]});
+    assert_eq!(same_order(&merch, &order_summary(&json!({"productId": "MERCH-1"}))), Match::This);
+    // A product id in digits is not a text id that says otherwise.
+    let digits = json!({"voucherDetails": [{"productId": "10100"}]});
+    assert_eq!(same_order(&digits, &order_summary(&json!({"productId": "MERCH-1"}))), Match::Other);
+    // voucherDetails' line first, vouchers' only without it.
+    let both = json!({"voucherDetails": [{"productId": 10100}], "vouchers": [{"productId": 999}]});
+    assert_eq!(same_order(&both, &order_summary(&order())), Match::This);
+}
+
+/// A lost answer (a timeout, a transport error) keeps no refusal: once no
+/// order is found the caller hears that a retry is safe, and an order found
+/// whose own email differs is this call's ([`this_if_unsure`]).
+#[test]
+fn a_lost_answer_keeps_no_refusal() {
+    for lost in [Err(CallError::Timeout(130_000)), Err(CallError::Transport)] {
+        let r = checked(after_place(lost, None, &pending(), T0 + 900));
+        assert_eq!((r.refused.clone(), r.next_check_at_ms), (None, T0 + 900));
+        assert!(this_if_unsure(&r));
+    }
+    // A look's two words that the ledger knows nothing placed: only "no
+    // record" is nothing found (the registry's second look waits on it).
+    let said = |e: ApiError| Outcome::Error { error: e, upstream_status: None };
+    assert!(found_nothing(&said(nothing_found())) && !found_nothing(&said(found_not_placed())));
+    assert!(found_nothing_placed(&said(nothing_found())) && found_nothing_placed(&said(found_not_placed())));
+    assert!(!found_nothing_placed(&said(ApiError::upstream_error("x"))));
+}
