@@ -1164,7 +1164,12 @@ pub enum Match {
 /// product (`voucherDetails[0]` or `vouchers[0]`), the quantity, the
 /// denomination, numbers in any form; and the recipient's email and phone
 /// number, a line's first, else the order's own ([`Match::Unsure`] when
-/// only those differ). Nothing to compare is no contradiction.
+/// only those differ). Nothing to compare is no contradiction, and nor is
+/// a product id that is a number on one side and text that is not one on
+/// the other: xoxoday-api.md §3.4 types `productId` "int. … A string for
+/// merchandise", and how getOrderDetails writes a merchandise order's id
+/// is undocumented, so the two may name one product (read as another
+/// order, a placed one would be ordered again under a new poNumber).
 pub fn same_order(details: &Value, data: &Value) -> Match {
     let first = |k: &str| details.get(k).and_then(Value::as_array).and_then(|a| a.first());
     let line = first("voucherDetails").or_else(|| first("vouchers")).cloned().unwrap_or(Value::Null);

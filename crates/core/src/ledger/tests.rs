@@ -698,6 +698,27 @@ fn same_order_compares_what_both_sides_say() {
     assert!(!same(&merch, json!({"productId": "MERCH-2"})));
 }
 
+/// A product id that is a number on one side and text that is not a
+/// number on the other is no contradiction (`same_order`'s doc says why:
+/// how getOrderDetails writes a merchandise order's id is undocumented,
+/// and read as another order a placed one would be ordered again); the
+/// quantity or denomination still tells orders apart.
+#[test]
+fn a_number_against_a_text_product_id_is_no_contradiction() {
+    let which = |d: &Value, data: Value| same_order(d, &order_summary(&data));
+    let merch = json!({"voucherDetails": [{"productId": 10100, "denomination": 25}], "quantity": 1});
+    let mut sent = order();
+    sent["productId"] = json!("MERCH-1");
+    assert_eq!(which(&merch, sent.clone()), Match::This);
+    sent["denomination"] = json!(50);
+    assert_eq!(which(&merch, sent), Match::Other, "another denomination is another order");
+    let mut text_line = merch.clone();
+    text_line["voucherDetails"][0]["productId"] = json!("MERCH-2");
+    let mut sent = order();
+    sent["productId"] = json!("MERCH-1");
+    assert_eq!(which(&text_line, sent), Match::Other, "two texts are compared");
+}
+
 #[test]
 fn same_order_never_takes_someone_elses_order_for_this_one() {
     let which = |d: &Value, data: Value| same_order(d, &order_summary(&data));
