@@ -247,6 +247,7 @@ mod tests {
         assert_eq!(day_of(-1), -1);
         assert_eq!(minute_of(59_999), 0);
         assert_eq!(minute_of(60_000), 1);
+        assert_eq!(minute_of(-1), -1, "floored, like day_of");
         assert_eq!(date_of_day(day_of(1_795_626_582_123)), "2026-11-25");
         assert_eq!(date_of_day(0), "1970-01-01");
         for day in [-800_000, -1, 0, 11_016, 20_417, 2_932_896] {

@@ -151,6 +151,12 @@ fn required_scopes() {
             json!({"poNumber": "PO-1", "sendMailToReceiver": "0"}),
             "orders:read",
         ),
+        // 0.0 is the flag 0 (validation takes it): no resend, read only.
+        (
+            Operation::GetOrderDetails,
+            json!({"poNumber": "PO-1", "sendMailToReceiver": 0.0}),
+            "orders:read",
+        ),
         (
             Operation::GetOrderDetails,
             json!({"poNumber": "PO-1", "sendMailToReceiver": false}),
@@ -875,8 +881,11 @@ fn payment_history_either_placement() {
     // A wrapped placement wins over a flat one (an empty or stray `data`
     // beside `variables.data` is not the data).
     let empty_data = json!({"query": q, "data": {}, "variables": {"data": data}});
+    // Flat in both: `data`, paymentHistory's documented member, wins.
+    let flat_both = json!({"query": q, "data": data, "variables": {"other": 1}});
     let stray_data = json!({"query": q, "data": {"tag": "x"}, "variables": {"data": data}});
     for envelope in [
+        &flat_both,
         &empty_data,
         &stray_data,
         &flat,
@@ -942,6 +951,9 @@ fn parse_envelope_errors() {
             other => panic!("{envelope}: {other:?}"),
         }
     }
+    // A query that is there but is not text is told so, not called missing.
+    let Err(EnvelopeError::Invalid(e)) = parse_envelope(&json!({"query": 5, "variables": {"data": {}}})) else { panic!("a number is no query") };
+    assert_eq!(e.message, "query must be a string");
 }
 
 #[test]
@@ -1443,6 +1455,9 @@ fn decimal_text_writes_a_balance_as_people_read_it() {
         (12_345_678_901.5, "12345678902"),
         (1e13, "10000000000000"),
         (1e300, "9223372036854775807"),
+        // A large negative is rounded to whole units like a large positive
+        // (not saturated in millionths to -9223372036854.775808).
+        (-1e13, "-10000000000000"),
     ] {
         assert_eq!(decimal_text(v), want, "{v:?}");
     }

@@ -199,6 +199,7 @@ mod tests {
         assert_eq!(kv_ttl_secs(&at(T0 + 60_999), T0), Some(60), "whole seconds, rounded down");
         assert_eq!(kv_ttl_secs(&at(T0 + 59_999), T0), None, "under KV's minimum: not written");
         assert_eq!(kv_ttl_secs(&at(T0 - 1), T0), None);
+        assert_eq!(kv_ttl_secs(&at(T0 - 120_000), T0), None, "a recheck point two minutes past is no two minutes' TTL");
     }
 
     #[test]

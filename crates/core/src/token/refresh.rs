@@ -490,5 +490,17 @@ mod tests {
         assert!(matches!(parse_refresh_response(299, br#"{"access_token":"at-new","expires_in":10}"#, None, T0), RefreshOutcome::Success(_)));
         assert!(matches!(parse_refresh_response(299, br#"{"refresh_token":"rt-new"}"#, None, T0), RefreshOutcome::RefreshOnly { .. }));
         assert_eq!(parse_validate_response(299, br#"{"expires_in":10}"#, T0), Some(T0 + 10_000));
+        assert_eq!(parse_validate_response(300, br#"{"expires_in":10}"#, T0), None, "a 300 is no 2xx: its lifetime is not read");
+        let lone = parse_refresh_response(300, br#"{"refresh_token":"rt-new"}"#, None, T0);
+        assert!(matches!(lone, RefreshOutcome::Transient(_)), "half a pair is kept from a 2xx only (a redirect is not followed): {lone:?}");
+    }
+
+    /// The token check sends the access token as a bearer token (RFC 6750),
+    /// and asks for JSON.
+    #[test]
+    fn the_validate_request_carries_a_bearer_token() {
+        let v = build_validate_request("https://x/chef/v1/oauth/token", &AccessToken::new("atok"));
+        assert_eq!((v.method, v.url.as_str(), v.body), ("GET", "https://x/chef/v1/oauth/token", None));
+        assert_eq!(v.headers, [("authorization", "Bearer atok".to_owned()), ("accept", "application/json".to_owned())]);
     }
 }

@@ -462,6 +462,10 @@ mod tests {
         assert_eq!(Call::decode(Op::Token, b"not json"), Ok(Call::Token));
         // A legacy check: the same body.
         assert_eq!(Call::decode(Op::Check, br#"{"fp":"ab","extra":1}"#), Ok(Call::Check { fp: "ab".into() }));
+        // A payload with a known field of the wrong type is no payload,
+        // whatever else it holds.
+        assert!(Call::decode(Op::Check, br#"{"fp":"ab","seen_at_ms":"1"}"#).is_err());
+        assert!(Call::decode(Op::Export, br#"{"requester":"account:a","fp":7}"#).is_err());
     }
 
     /// Every reply shape, as sent (the previous version reads the same JSON).

@@ -165,6 +165,7 @@ mod tests {
     fn what_is_no_call_is_refused() {
         assert!(Call::read("/lease", br#"{"op":"getBalanse","want":1}"#).is_err(), "unknown operation");
         assert!(Call::read("/borrow", br#"{"op":"getBalance"}"#).is_err(), "unknown call");
+        assert!(Call::read("/", br#"{"op":"getBalance"}"#).is_err(), "no call named");
         assert!(Call::read("/penalise", br#"{"op":"getBalance"}"#).is_err(), "no penalty");
         assert!(Call::read("/penalise", br#"{"op":"getBalance","penalty":"stated"}"#).is_err(), "stated without seconds");
         assert!(Call::read("/penalise", br#"{"op":"getBalance","penalty":"forever"}"#).is_err());

@@ -642,4 +642,44 @@ mod tests {
         let new = NewKey { id: "a".into(), scopes: vec!["*".into()], expires_at_ms: None, limits: Limits::default() };
         assert_eq!(Request { sha256: None, ..Request::of_new_key(new, "h".into()) }.new_key(), None);
     }
+
+    /// What the other side never writes is not read as something else: a
+    /// usage entry or a credential without an id is dropped (not counted
+    /// against, or signed in as, key ""), a status or limit past its type
+    /// is none (not wrapped to 200 or 1), unreadable limits are no limits,
+    /// and an audit page is never more than `MAX_PAGE` whatever the wire
+    /// asks. A quantity past i64 is written saturated, not negative.
+    #[test]
+    fn out_of_range_and_idless_entries_are_not_misread() {
+        let r = Request::from_json(
+            br#"{"usage":[{"requests":1},{"id":"k","requests":2}],"static_keys":[{"sha256":"h","scopes":["*"]}],"status":65736,"limit":4294967297,"limits":"none"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.usage.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["k"]);
+        assert!(r.static_keys.is_empty(), "a credential without an id is no credential");
+        assert_eq!(r.status, 0, "65736 is no status (not 200)");
+        assert_eq!(r.limit, 0, "2^32 + 1 is no limit (not 1)");
+        assert_eq!(r.limits, Some(Limits::default()), "unreadable limits are no limits");
+        let reply = Reply::from_json(br#"{"directory":[{"sha256":"h","scopes":["*"]},{"id":"a","sha256":"h"}],"counts":[{"minute":1}]}"#).unwrap();
+        assert_eq!(reply.directory.unwrap().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert!(reply.counts.is_empty());
+        assert_eq!(Request { limit: 1000, ..Request::default() }.query().limit, audit::MAX_PAGE);
+        assert_eq!(Request { limit: audit::MAX_PAGE, ..Request::default() }.query().limit, audit::MAX_PAGE);
+        let big = Request { quantity: u64::MAX, amount: -5, ..Request::default() };
+        assert_eq!(big.to_json(), format!(r#"{{"quantity":{},"amount":-5}}"#, i64::MAX));
+    }
+
+    /// A rotation goes across whole: the key it names as the one replaced
+    /// (`current`), and a grace of 0 (README: 0 to 7 days; the previous
+    /// key stops now, not after the default 24 h). A cap of 0 is a cap;
+    /// flags written false read as false.
+    #[test]
+    fn a_rotation_and_zero_values_go_across_whole() {
+        let rotate = Request { id: Some("a".into()), sha256: Some("new".into()), grace_secs: Some(0), current_sha256: Some("old".into()), cap: Some(0), ..Request::default() };
+        assert_eq!(rotate.to_json(), r#"{"id":"a","sha256":"new","grace_secs":0,"current":"old","cap":0}"#);
+        assert_eq!(round_trip(&rotate), rotate);
+        let r = Request::from_json(br#"{"static":false,"held":false,"created":false,"reconciled":false}"#).unwrap();
+        assert_eq!(r, Request::default(), "false is false");
+        assert_eq!(Reply::from_json(br#"{"created":false,"held":false}"#).unwrap(), Reply::default());
+    }
 }
