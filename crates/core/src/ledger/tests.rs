@@ -841,6 +841,8 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     let mut times = Vec::new();
     let mut now = T0 + 600;
     let end = loop {
+        // Bounded: a rule that never settles fails here instead of hanging.
+        assert!(times.len() < 20, "still checking after {times:?}");
         times.push(now - T0);
         let f = after_check(&r, Reconciled::NotFound, now);
         match f.store {
