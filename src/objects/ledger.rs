@@ -448,7 +448,7 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::PlaceOrder).await {
         return finish(env, cfg, storage, not_sent(e), &fp).await;
     }
-    let pending = Record::pending(&fp, &data, now_ms(), i64::from(cfg.order_timeout_ms)).on_account(cfg.account_id());
+    let pending = Record::pending(&fp, &data, now_ms(), i64::from(cfg.order_timeout_ms), cfg.token_policy.refresh_timeout_ms).on_account(cfg.account_id());
     if !commit(storage, Store::Save(pending.clone()), cfg, &fp).await {
         return finish(env, cfg, storage, record_not_written(), &fp).await;
     }

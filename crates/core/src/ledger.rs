@@ -125,6 +125,14 @@ pub const NOT_FOUND_PROOF: u32 = 3;
 /// was sent: Xoxoday's 120 s for realtime products, plus a minute.
 pub const SETTLE_MS: i64 = 180_000;
 
+/// The `REFRESH_TIMEOUT_MS` (its default) whose waits before sending the
+/// minute in [`SETTLE_MS`] covers: up to 3 s joining a token lookup, then
+/// three waits for the token authority (the token; after a 401 its check
+/// and a refresh), 48 s, leaving 12 s for the 401's round trip. Each
+/// millisecond above it moves a record's send time on by three
+/// ([`Record::pending`]).
+pub const COVERED_REFRESH_TIMEOUT_MS: u64 = 15_000;
+
 /// First wait between checks (then doubling, [`backoff_ms`]).
 pub const FIRST_BACKOFF_MS: i64 = 10_000;
 
@@ -181,7 +189,10 @@ pub struct Record {
     pub body: String,
     /// Found by reconciliation.
     pub reconciled: bool,
-    /// When placeOrder was sent (epoch ms; 0: unknown, a previous version's record).
+    /// When placeOrder was sent (epoch ms; 0: unknown, a previous version's
+    /// record): when its record was written, or later by what the waits
+    /// for a token can take beyond the settling period's minute
+    /// ([`Record::pending`]).
     #[serde(default)]
     pub sent_at_ms: i64,
     /// When the record became `done` (retention counts from here).
@@ -254,21 +265,28 @@ fn recipient(said: Option<&str>, email: bool) -> Option<String> {
 impl Record {
     /// The record written before the order `data` is sent at `now_ms`;
     /// should the outcome never be recorded, it is checked
-    /// `LOST_CALL_GRACE_MS` after the call's timeout (`timeout_ms`).
-    pub fn pending(fingerprint: &str, data: &Value, now_ms: i64, timeout_ms: i64) -> Record {
+    /// `LOST_CALL_GRACE_MS` after the call's timeout (`timeout_ms`). With
+    /// a `REFRESH_TIMEOUT_MS` (`refresh_timeout_ms`) above
+    /// [`COVERED_REFRESH_TIMEOUT_MS`], the order may be sent later than the
+    /// settling period's minute allows for: its send time is taken as
+    /// three times the excess later, so that "no such order" settles
+    /// nothing before Xoxoday's 120 s have passed since the latest it can
+    /// have gone.
+    pub fn pending(fingerprint: &str, data: &Value, now_ms: i64, timeout_ms: i64, refresh_timeout_ms: u64) -> Record {
+        let sent_at_ms = now_ms + 3 * refresh_timeout_ms.saturating_sub(COVERED_REFRESH_TIMEOUT_MS) as i64;
         Record {
             fingerprint: fingerprint.to_string(),
             state: RecordState::Pending,
             status: 0,
             body: String::new(),
             reconciled: false,
-            sent_at_ms: now_ms,
+            sent_at_ms,
             done_at_ms: 0,
             why: "plumgate lost track of its call to Xoxoday".into(),
             refused: None,
             checks: 0,
             not_found: 0,
-            next_check_at_ms: now_ms.saturating_add(timeout_ms).saturating_add(LOST_CALL_GRACE_MS),
+            next_check_at_ms: sent_at_ms.saturating_add(timeout_ms).saturating_add(LOST_CALL_GRACE_MS),
             order: order_summary(data),
             once: false,
         }
@@ -1002,10 +1020,10 @@ pub fn backoff_ms(checks: u32) -> i64 {
 /// for the `pending` record. `now_ms` is when the check was asked, not
 /// when its answer came (up to the call's timeout later): "no such order"
 /// says what Xoxoday knew then, and [`SETTLE_MS`] counts to it. The
-/// settling period counts from the record's writing, before the wait for
-/// a token (and a 401's check and refresh: three waits): with
-/// `REFRESH_TIMEOUT_MS` at its default, 15 s each, inside the minute of
-/// margin (README: up to about 18 s).
+/// settling period counts from the record's send time: its writing, before
+/// the wait for a token (and a 401's check and refresh: three waits),
+/// inside the minute of margin at `REFRESH_TIMEOUT_MS`'s default, 15 s
+/// each; later by what a longer one adds ([`Record::pending`]).
 pub fn after_check(pending: &Record, reconciled: Reconciled, now_ms: i64) -> Finish {
     let mut r = pending.upgraded(now_ms);
     if let Reconciled::NotAsked(secs) = reconciled {

@@ -184,7 +184,7 @@ mod tests {
 
     fn pending() -> Record {
         let data = json!({"poNumber": "po-7", "productId": 10100, "quantity": 2, "denomination": 12.5, "email": "a@example.com"});
-        let mut r = Record::pending("fp", &data, T0, 130_000);
+        let mut r = Record::pending("fp", &data, T0, 130_000, 15_000);
         r.next_check_at_ms = T0;
         r
     }

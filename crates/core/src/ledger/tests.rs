@@ -25,12 +25,12 @@ fn order() -> Value {
 }
 
 fn pending() -> Record {
-    Record::pending(FP, &order(), T0, TIMEOUT)
+    Record::pending(FP, &order(), T0, TIMEOUT, 15_000)
 }
 
 /// `pending()` for another order body.
 fn pending_for(data: Value) -> Record {
-    Record::pending(FP, &data, T0, TIMEOUT)
+    Record::pending(FP, &data, T0, TIMEOUT, 15_000)
 }
 
 fn other_email() -> Value {
@@ -893,6 +893,39 @@ fn not_found_is_proof_only_repeatedly_and_after_the_settling_period() {
     assert_eq!(f.fate, Fate::NotPlaced);
     assert_eq!(f.outcome, Outcome::Answer { status: 422, body: points.into(), reconciled: false, upstream_status: None });
     assert_eq!(f.store, Store::Forget);
+}
+
+/// A `REFRESH_TIMEOUT_MS` above the default: the waits before sending
+/// (3 s, then three of it) can outlast the settling period's minute, so the
+/// record's send time moves on by three times the excess, and "no such
+/// order" settles nothing until 180 s after the latest the order can have
+/// gone. At and below the default nothing moves.
+#[test]
+fn a_longer_refresh_timeout_moves_the_send_time_on() {
+    assert_eq!(COVERED_REFRESH_TIMEOUT_MS, crate::token::TokenPolicy::default().refresh_timeout_ms, "the default's waits are the ones covered");
+    for (refresh_timeout, late) in [(100, 0), (15_000, 0), (15_001, 3), (20_000, 15_000), (120_000, 315_000)] {
+        let r = Record::pending(FP, &order(), T0, TIMEOUT, refresh_timeout);
+        assert_eq!(r.sent_at_ms, T0 + late, "{refresh_timeout}");
+        assert_eq!(r.next_check_at_ms, T0 + late + TIMEOUT + LOST_CALL_GRACE_MS, "{refresh_timeout}");
+    }
+    // At the longest REFRESH_TIMEOUT_MS (README: 120000) a 401's waits end
+    // 363 s after the record was written; the order was sent then.
+    let lost = checked(after_place(answer(502, r#"{"errorId":"PLE10035"}"#), None, &Record::pending(FP, &order(), T0, TIMEOUT, 120_000), T0 + 363_000));
+    let mut r = lost.clone();
+    r.not_found = 2;
+    let f = after_check(&r, Reconciled::NotFound, T0 + SETTLE_MS);
+    let Store::Save(next) = f.store else { panic!("settled 180 s after the record, before the order went: {f:?}") };
+    assert_eq!((next.not_found, f.fate), (3, Fate::Unknown));
+    let f = after_check(&r, Reconciled::NotFound, T0 + 315_000 + SETTLE_MS - 1);
+    assert_eq!(f.fate, Fate::Unknown, "one millisecond short");
+    let f = after_check(&r, Reconciled::NotFound, T0 + 315_000 + SETTLE_MS);
+    assert_eq!((f.fate, f.store), (Fate::NotPlaced, Store::Forget));
+    assert!(error_of(&f.outcome).message.contains("3 times over 180 s"), "{}", error_of(&f.outcome).message);
+    // Looked at the moment its answer was lost, the record's next check
+    // is the backoff's, not the settling period's end already passed.
+    let f = after_check(&lost, Reconciled::NotFound, T0 + 363_000);
+    let Store::Save(next) = f.store else { panic!("{f:?}") };
+    assert_eq!(next.next_check_at_ms, T0 + 363_000 + FIRST_BACKOFF_MS);
 }
 
 #[test]
