@@ -449,7 +449,7 @@ impl KeyRegistry {
                 Some(a) => {
                     let hold = self.hold_of(a)?;
                     let today = day_of(now);
-                    let spent = self.usage_of(&a.key, today)?.amount.saturating_add(self.reserved_of(&a.key, today)?);
+                    let spent = (self.usage_of(&a.key, today)?.amount, self.reserved_of(&a.key, today)?);
                     let record = registry::record_of(&records, &a.key, req.from_static);
                     // Asked only for a refusal; unreadable, the 429 stands.
                     let other_body = || {

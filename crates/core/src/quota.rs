@@ -354,11 +354,22 @@ pub enum Reservation {
     Refused(ApiError),
 }
 
+/// How long a caller refused over a spend cap by holds alone is told to
+/// wait (`Retry-After`): the cap would take the order if the orders whose
+/// fate is not known yet turn out not placed. Those in flight settle
+/// within their call; the registry asks the ledger about the others a
+/// minute after the refusal (`registry::LOOK_AFTER_REFUSAL_MS`), and 30 s
+/// more lets its looks end.
+pub const UNSETTLED_RETRY_SECS: u64 = 90;
+
 /// Reserve `amount` for an order of a key with daily `cap`, given the
-/// hold already kept for the same key, `poNumber` and body (`existing`)
-/// and what the key has placed or reserved today (`spent_today`). Returns
-/// the answer and the hold to store (`None`: unchanged).
-pub fn reserve(existing: Option<&Hold>, spent_today: i64, amount: i64, cap: Option<i64>, now_ms: i64) -> (Reservation, Option<Hold>) {
+/// hold already kept for the same key, `poNumber` and body (`existing`),
+/// what the key has placed today (`placed_today`) and what holds of its
+/// orders whose fate is not known yet reserve (`reserved_today`). Returns
+/// the answer and the hold to store (`None`: unchanged). A refusal waits
+/// for the next UTC day when the placed orders alone leave no room, else
+/// [`UNSETTLED_RETRY_SECS`].
+pub fn reserve(existing: Option<&Hold>, placed_today: i64, reserved_today: i64, amount: i64, cap: Option<i64>, now_ms: i64) -> (Reservation, Option<Hold>) {
     match existing {
         // A placed order again (a replay): nothing new is spent.
         Some(h) if h.state == HoldState::Committed => (Reservation::Granted { created: false, held: false }, None),
@@ -370,13 +381,16 @@ pub fn reserve(existing: Option<&Hold>, spent_today: i64, amount: i64, cap: Opti
         }
         None => {
             if let Some(cap) = cap {
+                let spent_today = placed_today.saturating_add(reserved_today);
                 if spent_today.saturating_add(amount) > cap {
-                    let secs = secs_until((day_of(now_ms) + 1) * DAY_MS, now_ms).max(1);
+                    let unsettled = placed_today.saturating_add(amount) <= cap;
+                    let secs = if unsettled { UNSETTLED_RETRY_SECS } else { secs_until((day_of(now_ms) + 1) * DAY_MS, now_ms).max(1) };
                     let message = format!(
-                        "this order ({}) would take this key past its order_amount_per_day limit ({}; {} already placed or reserved today, UTC), so it was not sent; retry after {secs} s (the next UTC day) or ask for a higher limit",
+                        "this order ({}) would take this key past its order_amount_per_day limit ({}; {} already placed or reserved today, UTC), so it was not sent; retry after {secs} s ({}) or ask for a higher limit",
                         micros_text(amount),
                         micros_text(cap),
-                        micros_text(spent_today)
+                        micros_text(spent_today),
+                        if unsettled { "when orders whose fate is not known yet may have settled" } else { "the next UTC day" }
                     );
                     return (Reservation::Refused(ApiError::quota_exceeded(message, secs)), None);
                 }
@@ -647,28 +661,46 @@ mod tests {
     #[test]
     fn reserve_every_arm() {
         // Nothing known, under the cap: a new hold of this day.
-        let (r, h) = reserve(None, 30 * M, 60 * M, Some(100 * M), T0);
+        let (r, h) = reserve(None, 30 * M, 0, 60 * M, Some(100 * M), T0);
         assert_eq!(r, Reservation::Granted { created: true, held: true });
         assert_eq!(h, Some(hold(HoldState::Held, 1)));
         // Exactly up to the cap passes; a millionth more does not.
-        assert!(matches!(reserve(None, 40 * M, 60 * M, Some(100 * M), T0).0, Reservation::Granted { .. }));
-        let (r, h) = reserve(None, 40 * M + 1, 60 * M, Some(100 * M), T0);
+        assert!(matches!(reserve(None, 40 * M, 0, 60 * M, Some(100 * M), T0).0, Reservation::Granted { .. }));
+        let (r, h) = reserve(None, 40 * M + 1, 0, 60 * M, Some(100 * M), T0);
         let Reservation::Refused(e) = r else { panic!("{r:?}") };
         assert_eq!(h, None, "nothing stored");
         assert_eq!((e.status, e.code), (429, ErrorCode::QuotaExceeded));
         assert!(e.message.contains("order_amount_per_day limit (100; 40.000001 already placed or reserved today"), "{}", e.message);
         assert!(e.message.contains("this order (60)"), "{}", e.message);
         assert_eq!(e.retry_after_secs, Some(secs_until((day_of(T0) + 1) * DAY_MS, T0)), "until the next UTC day");
+        assert!(e.message.contains("retry after 24618 s (the next UTC day)"), "{}", e.message);
+        // Over the cap only with what orders of unknown fate hold: their
+        // fate may free it, so a retry is worth it in 90 s, not tomorrow.
+        for (placed, reserved) in [(0, 40 * M + 1), (30 * M, 10 * M + 1), (40 * M, 60 * M)] {
+            let (r, h) = reserve(None, placed, reserved, 60 * M, Some(100 * M), T0);
+            let Reservation::Refused(e) = r else { panic!("{placed} {reserved}: {r:?}") };
+            assert_eq!((h, e.retry_after_secs), (None, Some(90)), "{placed} {reserved}");
+            assert!(e.message.contains("retry after 90 s (when orders whose fate is not known yet may have settled)"), "{}", e.message);
+            assert!(e.message.contains(&format!("(100; {} already placed or reserved today", micros_text(placed + reserved))), "{}", e.message);
+        }
+        // ... and placed alone leaving no room: the next UTC day, held or not.
+        for reserved in [0, 1, 50 * M] {
+            let (r, _) = reserve(None, 40 * M + 1, reserved, 60 * M, Some(100 * M), T0);
+            let Reservation::Refused(e) = r else { panic!("{reserved}: {r:?}") };
+            assert_eq!(e.retry_after_secs, Some(secs_until((day_of(T0) + 1) * DAY_MS, T0)), "{reserved}");
+        }
+        // Exactly up to the cap with both: granted.
+        assert!(matches!(reserve(None, 20 * M, 20 * M, 60 * M, Some(100 * M), T0).0, Reservation::Granted { .. }));
         // No cap: always granted (and held, so each order counts once).
-        assert_eq!(reserve(None, i64::MAX, 60 * M, None, T0).0, Reservation::Granted { created: true, held: true });
+        assert_eq!(reserve(None, i64::MAX, 0, 60 * M, None, T0).0, Reservation::Granted { created: true, held: true });
         // The same order again: joins its hold, whatever the cap says now.
         for state in [HoldState::Held, HoldState::Pending] {
-            let (r, h) = reserve(Some(&hold(state, 1)), 1000 * M, 60 * M, Some(M), T0);
+            let (r, h) = reserve(Some(&hold(state, 1)), 1000 * M, 0, 60 * M, Some(M), T0);
             assert_eq!(r, Reservation::Granted { created: false, held: true });
             assert_eq!(h, Some(hold(state, 2)));
         }
         // A placed order again (a replay): nothing new.
-        let (r, h) = reserve(Some(&hold(HoldState::Committed, 0)), 1000 * M, 60 * M, Some(M), T0);
+        let (r, h) = reserve(Some(&hold(HoldState::Committed, 0)), 1000 * M, 0, 60 * M, Some(M), T0);
         assert_eq!((r, h), (Reservation::Granted { created: false, held: false }, None));
     }
 
@@ -769,11 +801,12 @@ mod tests {
     fn two_concurrent_orders_over_the_cap_pass_one() {
         // The registry runs reserve for each in turn: the second sees the first's hold.
         let cap = Some(100 * M);
-        let (r1, h1) = reserve(None, 0, 60 * M, cap, T0);
+        let (r1, h1) = reserve(None, 0, 0, 60 * M, cap, T0);
         let spent = h1.filter(|h| h.reserves(day_of(T0))).map_or(0, |h| h.amount);
-        let (r2, _) = reserve(None, spent, 60 * M, cap, T0);
+        let (r2, _) = reserve(None, 0, spent, 60 * M, cap, T0);
         assert!(matches!(r1, Reservation::Granted { .. }));
-        assert!(matches!(r2, Reservation::Refused(_)));
+        let Reservation::Refused(e) = r2 else { panic!("{r2:?}") };
+        assert_eq!(e.retry_after_secs, Some(UNSETTLED_RETRY_SECS), "the first may yet fail: worth asking again soon");
         assert!(hold(HoldState::Pending, 0).reserves(day_of(T0)));
         assert!(!hold(HoldState::Committed, 0).reserves(day_of(T0)), "committed: in Usage::amount");
         assert!(!Hold { day: day_of(T0) - 1, ..hold(HoldState::Held, 1) }.reserves(day_of(T0)), "another day");

@@ -156,8 +156,8 @@ pub fn record_of<'a>(records: &'a [KeyRecord], id: &str, from_static: bool) -> O
 /// Before a placeOrder is sent: take its hold, or refuse it over the cap
 /// (recording the refusal). A runtime key's cap is its record's (the
 /// isolate's copy may be seconds old), and a key revoked or expired since
-/// the isolate's copy was made is refused here. `spent_today`: the key's
-/// placed and reserved amount of the day; `other_body()`: does the key hold
+/// the isolate's copy was made is refused here. `(placed_today,
+/// reserved_today)`: the key's placed and held amounts of the day; `other_body()`: does the key hold
 /// another order body under this `poNumber`? (Asked only over the cap,
 /// where that conflict is the answer: `409 idempotency_conflict`.)
 pub fn reserve(
@@ -165,7 +165,7 @@ pub fn reserve(
     attempt: &Attempt,
     static_cap: Option<i64>,
     existing: Option<&Hold>,
-    spent_today: i64,
+    (placed_today, reserved_today): (i64, i64),
     other_body: &dyn Fn() -> bool,
     now_ms: i64,
 ) -> (Vec<Write>, Reply) {
@@ -179,7 +179,7 @@ pub fn reserve(
         return refuse(e, Outcome::Error);
     }
     let cap = record.map_or(static_cap, |r| r.limits.order_amount_per_day);
-    match quota::reserve(existing, spent_today, attempt.amount, cap, now_ms) {
+    match quota::reserve(existing, placed_today, reserved_today, attempt.amount, cap, now_ms) {
         // Over the cap, with another body of this key already under the
         // poNumber: the order ledger would refuse it anyway, and that is
         // the answer to fix (a new poNumber), not a wait until tomorrow.
@@ -580,42 +580,47 @@ mod tests {
     #[test]
     fn reserve_takes_a_hold_or_records_the_refusal() {
         let capped = made("k", Limits { order_amount_per_day: Some(100 * M), ..Limits::default() });
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 0, &|| unreachable!("asked only over the cap"), T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, (0, 0), &|| unreachable!("asked only over the cap"), T0);
         assert_eq!((r.created, r.held, r.error), (true, true, None));
         assert_eq!(w, vec![Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Held }) }]);
         // Over the record's cap, whatever the isolate passed.
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), Some(1000 * M), None, 60 * M, &|| false, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), Some(1000 * M), None, (60 * M, 0), &|| false, T0);
         let e = r.error.unwrap();
         assert_eq!(e.code, ErrorCode::QuotaExceeded);
         let [Write::Audit { entry, .. }] = &w[..] else { panic!("{w:?}") };
         let v: Value = serde_json::from_str(entry).unwrap();
         assert_eq!((v["outcome"].as_str(), v["status"].as_u64(), v["po_number"].as_str()), (Some("quota_exceeded"), Some(429), Some("po-1")));
+        assert!(e.retry_after_secs.unwrap() > 90, "placed: the next UTC day");
+        // Over it by holds alone: asked again after the alarm's look.
+        let (_, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, (0, 60 * M), &|| false, T0);
+        assert_eq!(r.error.unwrap().retry_after_secs, Some(quota::UNSETTLED_RETRY_SECS));
+        assert!(quota::UNSETTLED_RETRY_SECS as i64 * 1000 > LOOK_AFTER_REFUSAL_MS, "after the look a refusal brings forward");
         // A static key: the cap it came with.
-        let (_, r) = reserve(None, &attempt("ops", 60 * M), Some(50 * M), None, 0, &|| false, T0);
+        let (_, r) = reserve(None, &attempt("ops", 60 * M), Some(50 * M), None, (0, 0), &|| false, T0);
         assert_eq!(r.error.unwrap().code, ErrorCode::QuotaExceeded);
         // A key revoked since the isolate's copy: refused and recorded.
         let revoked = [keys::revoke(&capped, T0)];
-        let (w, r) = reserve(record_of(&revoked, "k", false), &attempt("k", M), None, None, 0, &|| false, T0);
+        let (w, r) = reserve(record_of(&revoked, "k", false), &attempt("k", M), None, None, (0, 0), &|| false, T0);
         assert_eq!(r.error.unwrap().status, 401);
         assert!(matches!(&w[..], [Write::Audit { .. }]));
         // A GATEWAY_KEYS key of the same id: its own cap, not the runtime record's state.
         assert!(record_of(&revoked, "other", false).is_none());
-        let (_, r) = reserve(record_of(&revoked, "k", true), &attempt("k", 60 * M), Some(50 * M), None, 0, &|| false, T0);
+        let (_, r) = reserve(record_of(&revoked, "k", true), &attempt("k", 60 * M), Some(50 * M), None, (0, 0), &|| false, T0);
         assert_eq!(r.error.unwrap().code, ErrorCode::QuotaExceeded, "the static key's 50, not revoked");
-        let (_, r) = reserve(record_of(&revoked, "k", true), &attempt("k", 40 * M), Some(50 * M), None, 0, &|| false, T0);
+        let (_, r) = reserve(record_of(&revoked, "k", true), &attempt("k", 40 * M), Some(50 * M), None, (0, 0), &|| false, T0);
         assert_eq!((r.created, r.error), (true, None));
         // The same order again: joins the hold.
         let held = Hold { day: day_of(T0), amount: 60 * M, holders: 1, state: HoldState::Pending };
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, Some(&held), 100 * M, &|| false, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, Some(&held), (100 * M, 0), &|| false, T0);
         assert_eq!((r.created, r.held, r.error), (false, true, None));
         assert!(matches!(&w[..], [Write::Hold { change: HoldChange::Put(Hold { holders: 2, .. }), .. }]));
         // Over the cap with another body under this poNumber: the conflict.
-        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, 60 * M, &|| true, T0);
+        let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, (60 * M, 0), &|| true, T0);
         assert_eq!(r.error.unwrap().code, ErrorCode::IdempotencyConflict);
         let [Write::Audit { entry, .. }] = &w[..] else { panic!("{w:?}") };
         assert!(entry.contains("\"outcome\":\"idempotency_conflict\""), "{entry}");
         // ... under the cap: granted (the ledger answers the conflict).
-        let (_, r) = reserve(Some(&capped), &attempt("k", 10 * M), None, None, 60 * M, &|| true, T0);
+        let (_, r) = reserve(Some(&capped), &attempt("k", 10 * M), None, None, (60 * M, 0), &|| true, T0);
         assert_eq!((r.created, r.error), (true, None));
     }
 
@@ -711,7 +716,7 @@ mod tests {
     #[test]
     fn reserve_refuses_a_key_expired_since() {
         let expiring = keys::create(&[], &[], NewKey { expires_at_ms: Some(T0 + 1_000), ..new("k", Limits::default()) }, hash_key("k"), T0).unwrap();
-        let (w, r) = reserve(Some(&expiring), &attempt("k", M), None, None, 0, &|| false, T0 + 1_000);
+        let (w, r) = reserve(Some(&expiring), &attempt("k", M), None, None, (0, 0), &|| false, T0 + 1_000);
         let e = r.error.unwrap();
         assert_eq!((e.status, e.message.as_str()), (401, "this gateway key is expired"));
         assert!(matches!(&w[..], [Write::Audit { .. }]), "{w:?}");
