@@ -98,7 +98,7 @@ pub async fn scheduled(event: worker_sys::ScheduledEvent, env: Env, _ctx: worker
             line.insert("event".into(), "cron_failed".into());
             line.insert("error".into(), "misconfigured".into());
             line.insert("problems".into(), problems.to_vec().into());
-            worker::console_error!("{}", to_text(&serde_json::Value::Object(line)));
+            runtime::log_error(&to_text(&serde_json::Value::Object(line)));
         }
     }
     Ok(JsValue::UNDEFINED)

@@ -35,12 +35,13 @@ use plumgate_core::audit::{self, Answered, Attempt};
 use plumgate_core::auth::{Caller, KeySource};
 use plumgate_core::errors::{ApiError, ErrorCode, ErrorStyle};
 use plumgate_core::ledger::{after_reservation, look_after, unsent, LOOK_WAIT_MS};
-use plumgate_core::logline::{event, Trace};
+use crate::runtime::error_event;
+use plumgate_core::logline::Trace;
 use plumgate_core::registry::{settle_retry, SettleNext, SettleTry};
 use plumgate_core::secret;
 use plumgate_core::wire::registry::{Op, Reply, Request};
 use serde_json::Value;
-use worker::{console_error, Context, Env};
+use worker::{Context, Env};
 
 /// Place a validated order for `caller` on `account` (see the module
 /// docs); the answer and the trace are the ledger's.
@@ -106,17 +107,14 @@ pub async fn place(
             };
             // The key's usage and audit trail miss this order: said once, loudly.
             let po_fp = secret::fingerprint(&attempt.po_number);
-            console_error!(
-                "{}",
-                event(&[
-                    ("event", "registry_settle_failed".into()),
-                    ("level", "error".into()),
-                    ("key", attempt.key.as_str().into()),
-                    ("po_fp", po_fp.as_str().into()),
-                    ("attempts", i64::from(tried).into()),
-                    ("why", why.into()),
-                ])
-            );
+            error_event(&[
+                ("event", "registry_settle_failed".into()),
+                ("level", "error".into()),
+                ("key", attempt.key.as_str().into()),
+                ("po_fp", po_fp.as_str().into()),
+                ("attempts", i64::from(tried).into()),
+                ("why", why.into()),
+            ]);
         }),
     );
     (answer, trace)

@@ -33,13 +33,13 @@ use crate::runtime::kv;
 use plumgate_core::alert::balance_report;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
-use plumgate_core::logline::event;
+use crate::runtime::{error_event, log_event};
 use plumgate_core::token::cache::{admin_answer, after_check, grant_of, joins_lookup, status_of, Checked, Source, JOIN_WAIT_MS};
 use plumgate_core::token::storage::{authority_name, kv_token_key};
 use plumgate_core::wire::authority::{Call, Grant, Reply};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use worker::{console_error, console_log, Context, Env};
+use worker::{Context, Env};
 
 thread_local! {
     static MEMORY: RefCell<Option<Grant>> = const { RefCell::new(None) };
@@ -176,16 +176,13 @@ fn admin(reply: Reply<Value>) -> Result<Value, ApiError> {
 /// The scheduled keep-alive.
 pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
     match call(env, cfg.account_id(), &Call::Cron).await {
-        Ok(r) => console_log!(
-            "{}",
-            event(&[
-                ("cron", cron.into()),
-                ("error", r.error.as_ref().map(|e| e.code.as_str()).into()),
-                ("event", "cron".into()),
-                ("state", r.status.as_ref().and_then(|s| s.get("state")).and_then(Value::as_str).into()),
-            ])
-        ),
-        Err(e) => console_error!("{}", event(&[("cron", cron.into()), ("error", e.code.as_str().into()), ("event", "cron_failed".into())])),
+        Ok(r) => log_event(&[
+            ("cron", cron.into()),
+            ("error", r.error.as_ref().map(|e| e.code.as_str()).into()),
+            ("event", "cron".into()),
+            ("state", r.status.as_ref().and_then(|s| s.get("state")).and_then(Value::as_str).into()),
+        ]),
+        Err(e) => error_event(&[("cron", cron.into()), ("error", e.code.as_str().into()), ("event", "cron_failed".into())]),
     }
 }
 
@@ -209,7 +206,7 @@ pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
                     r.set(before);
                 }
             });
-            console_error!("{}", event(&[("event", "balance_report_failed".into())]));
+            error_event(&[("event", "balance_report_failed".into())]);
         }
     });
 }

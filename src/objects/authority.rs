@@ -64,6 +64,7 @@ use plumgate_core::alert::{
 };
 use plumgate_core::config::{binding, missing_binding, Config};
 use plumgate_core::errors::ApiError;
+use crate::runtime::{error_event, log, log_error, log_event};
 use plumgate_core::logline::event;
 use plumgate_core::time::rfc3339;
 use plumgate_core::token::adopt::{adopt, apply_bootstrap_check, BootstrapCheck};
@@ -85,7 +86,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, console_log, Delay, Env, State};
+use worker::{console_error, Delay, Env, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = binding::TOKEN_AUTHORITY;
@@ -103,10 +104,7 @@ pub async fn call(env: &Env, name: &str, call: &Call) -> Result<Reply<Value>, Ap
     let (_, body) = sent.map_err(|e| match e {
         StubError::Binding => ApiError::misconfigured(&[missing_binding(DO_BINDING)]),
         StubError::Call(detail) => {
-            console_error!(
-                "{}",
-                event(&[("detail", detail.as_str().into()), ("event", "authority_call_failed".into()), ("op", call.op().name().into())])
-            );
+            error_event(&[("detail", detail.as_str().into()), ("event", "authority_call_failed".into()), ("op", call.op().name().into())]);
             Refusal::Unavailable { message: "the token authority is unavailable".into() }.api_error()
         }
         StubError::Request | StubError::Body => ApiError::internal(),
@@ -198,10 +196,7 @@ impl Ctx {
     /// alarm deliver it.
     async fn raised(&self, r: Raised) {
         let delivery = if r.deliver { "pending" } else { "not_configured" };
-        console_log!(
-            "{}",
-            event(&[("event", "alert_raised".into()), ("alert", r.event.into()), ("state", r.state.into()), ("delivery", delivery.into())])
-        );
+        log_event(&[("event", "alert_raised".into()), ("alert", r.event.into()), ("state", r.state.into()), ("delivery", delivery.into())]);
         if r.deliver {
             self.schedule().await;
         }
@@ -213,7 +208,7 @@ impl Ctx {
         let failed = self.storage.set_alarm((at - now_ms()).max(0)).await.is_err();
         self.inner.unscheduled.set(failed);
         if failed {
-            console_error!("{{\"event\":\"alert_alarm_failed\"}}");
+            log_error("{\"event\":\"alert_alarm_failed\"}");
         }
     }
 
@@ -255,9 +250,9 @@ impl Ctx {
                 ("waiting", (st.alert_outbox.len() as i64).into()),
             ]);
             if error.is_some() {
-                console_error!("{line}");
+                log_error(&line);
             } else {
-                console_log!("{line}");
+                log(&line);
             }
             if retry_at.is_some() {
                 break;
@@ -415,17 +410,14 @@ impl TokenAuthority {
             return Err(Refusal::Unavailable { message: "token storage unavailable; nothing was changed".into() });
         }
         *self.inner.state.borrow_mut() = None;
-        console_error!(
-            "{}",
-            event(&[
-                ("event", "authority_state_set_aside".into()),
-                ("level", "critical".into()),
-                ("authority", ctx.name.as_str().into()),
-                ("storage_key", STATE_KEY.into()),
-                ("kept_under", key.as_str().into()),
-                ("action", "the authority starts again from XOXODAY_REFRESH_TOKEN".into()),
-            ])
-        );
+        error_event(&[
+            ("event", "authority_state_set_aside".into()),
+            ("level", "critical".into()),
+            ("authority", ctx.name.as_str().into()),
+            ("storage_key", STATE_KEY.into()),
+            ("kept_under", key.as_str().into()),
+            ("action", "the authority starts again from XOXODAY_REFRESH_TOKEN".into()),
+        ]);
         Ok(true)
     }
 
@@ -471,7 +463,7 @@ impl TokenAuthority {
             if !persist(&ctx.storage, &marked, None).await {
                 return unavailable();
             }
-            console_log!("{}", event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]));
+            log_event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]);
         }
         decided.reply()
     }
@@ -491,13 +483,13 @@ impl TokenAuthority {
             .await;
         let Some(adopted) = adopted else { return };
         if adopted.bootstrap.adopted_refresh {
-            console_log!("{}", event(&[("event", "bootstrap_refresh_token_adopted".into()), ("authority", ctx.name.as_str().into())]));
+            log_event(&[("event", "bootstrap_refresh_token_adopted".into()), ("authority", ctx.name.as_str().into())]);
         }
         if adopted.bootstrap.ignored_spent {
-            console_error!("{{\"event\":\"bootstrap_refresh_token_ignored\",\"reason\":\"this refresh token was already rotated away; set a newly generated one\"}}");
+            log_error("{\"event\":\"bootstrap_refresh_token_ignored\",\"reason\":\"this refresh token was already rotated away; set a newly generated one\"}");
         }
         if adopted.credentials_cleared {
-            console_log!("{}", event(&[("event", "client_credentials_changed".into()), ("action", "refreshing resumes".into())]));
+            log_event(&[("event", "client_credentials_changed".into()), ("action", "refreshing resumes".into())]);
         }
         let Some(at) = cfg.bootstrap_access_token.clone().filter(|_| adopted.bootstrap.validate_access) else { return };
         let req = build_validate_request(&cfg.validate_url(), &at);
@@ -613,7 +605,7 @@ impl TokenAuthority {
 /// is written either way.)
 async fn read_stored(storage: &Storage) -> Result<Option<Value>, Refusal> {
     storage.get_text(STATE_KEY).await.map(|t| t.map(Value::String)).map_err(|e| {
-        console_error!("{}", event(&[("event", "authority_storage_error".into()), ("detail", e.as_str().into())]));
+        error_event(&[("event", "authority_storage_error".into()), ("detail", e.as_str().into())]);
         Refusal::Unavailable { message: "token storage unavailable".into() }
     })
 }
@@ -626,17 +618,14 @@ async fn load(ctx: &Rc<Ctx>, may_import: bool) -> Result<(), Refusal> {
         Ok(None) => AuthorityState::default(),
         Err(why) => {
             let message = unreadable_message(&ctx.name, &why);
-            console_error!(
-                "{}",
-                event(&[
-                    ("event", "authority_state_unreadable".into()),
-                    ("level", "critical".into()),
-                    ("authority", ctx.name.as_str().into()),
-                    ("storage_key", STATE_KEY.into()),
-                    ("reason", why.reason.as_str().into()),
-                    ("action", "left untouched; see README 'When a person must act' (POST /v1/token/recover)".into()),
-                ])
-            );
+            error_event(&[
+                ("event", "authority_state_unreadable".into()),
+                ("level", "critical".into()),
+                ("authority", ctx.name.as_str().into()),
+                ("storage_key", STATE_KEY.into()),
+                ("reason", why.reason.as_str().into()),
+                ("action", "left untouched; see README 'When a person must act' (POST /v1/token/recover)".into()),
+            ]);
             return Err(Refusal::StateUnreadable { message });
         }
     };
@@ -682,12 +671,12 @@ async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
         Handover::Later(reason) => {
             // Transient on the old object's side: nothing is stored here,
             // so the next request asks again.
-            console_error!("{}", event(&[("event", "legacy_state_not_yet_imported".into()), ("reason", reason.as_deref().into())]));
+            error_event(&[("event", "legacy_state_not_yet_imported".into()), ("reason", reason.as_deref().into())]);
             Err(unavailable())
         }
         Handover::Nothing(reason) => {
             if let Some(reason) = reason {
-                console_log!("{}", event(&[("event", "legacy_state_not_imported".into()), ("reason", reason.as_str().into())]));
+                log_event(&[("event", "legacy_state_not_imported".into()), ("reason", reason.as_str().into())]);
             }
             Ok(AuthorityState::default())
         }
@@ -698,15 +687,12 @@ async fn import_legacy(ctx: &Ctx) -> Result<AuthorityState, Refusal> {
             if !persist(&ctx.storage, &state, None).await {
                 return Err(unavailable());
             }
-            console_log!(
-                "{}",
-                event(&[
-                    ("event", "legacy_state_imported".into()),
-                    ("from", LEGACY_AUTHORITY_NAME.into()),
-                    ("authority", ctx.name.as_str().into()),
-                    ("refresh_count", (state.refresh_count as i64).into()),
-                ])
-            );
+            log_event(&[
+                ("event", "legacy_state_imported".into()),
+                ("from", LEGACY_AUTHORITY_NAME.into()),
+                ("authority", ctx.name.as_str().into()),
+                ("refresh_count", (state.refresh_count as i64).into()),
+            ]);
             Ok(*state)
         }
     }
@@ -742,7 +728,7 @@ async fn write_kv(ctx: &Ctx, st: &AuthorityState) {
     let entry = grant(st, now, &ctx.cfg.token_policy).and_then(|g| Some((kv_ttl_secs(&g, now)?, serde_json::to_string(&g).ok()?)));
     let Some((ttl_secs, text)) = entry else { return clear_kv(ctx).await };
     if !kv::put(&ctx.env, KV_BINDING, &kv_token_key(&ctx.account), &text, ttl_secs).await {
-        console_error!("{{\"event\":\"token_cache_write_failed\"}}");
+        log_error("{\"event\":\"token_cache_write_failed\"}");
         // No entry beats the superseded one, which could live for days
         // (its own early-refresh point): readers then ask the authority.
         clear_kv(ctx).await;
@@ -775,7 +761,7 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         persist(&ctx.storage, &st, Some(&ctx.inner.state)).await;
         let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
         if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } | RefreshOutcome::Final(reason) = &outcome {
-            console_error!("{}", event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]));
+            error_event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]);
         }
         // A refused new XOXODAY_REFRESH_TOKEN: the live token it displaced
         // is held again and tried at once (stored with the next attempt's mark).
@@ -793,23 +779,17 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         let (end, st) = ctx.commit(|st| (finish_run(st, outcome, now, rand01(), &client_fp, policy, lost.as_deref()), true)).await;
         if end == RunEnd::Refreshed {
             write_kv(ctx, &st).await;
-            console_log!(
-                "{}",
-                event(&[("event", "token_refreshed".into()), ("refresh_count", (st.refresh_count as i64).into()), ("attempt", i64::from(attempt).into())])
-            );
+            log_event(&[("event", "token_refreshed".into()), ("refresh_count", (st.refresh_count as i64).into()), ("attempt", i64::from(attempt).into())]);
         }
         if let Some(alert) = end.alert() {
             let retry_at = st.retry_at_ms(now).map(rfc3339);
-            console_error!(
-                "{}",
-                event(&[
-                    ("event", alert.event.into()),
-                    ("level", "critical".into()),
-                    ("reason", st.last_error.as_deref().into()),
-                    ("retry_at", retry_at.as_deref().into()),
-                    ("action", alert.action.into()),
-                ])
-            );
+            error_event(&[
+                ("event", alert.event.into()),
+                ("level", "critical".into()),
+                ("reason", st.last_error.as_deref().into()),
+                ("retry_at", retry_at.as_deref().into()),
+                ("action", alert.action.into()),
+            ]);
         }
         return end;
     }
@@ -831,6 +811,6 @@ async fn check_token(ctx: &Ctx, fp: &str) -> CheckVerdict {
     if leaves_kv(&st, fp) {
         clear_kv(ctx).await;
     }
-    console_log!("{}", event(&[("event", "token_checked".into()), ("result", result.as_str().into())]));
+    log_event(&[("event", "token_checked".into()), ("result", result.as_str().into())]);
     verdict
 }

@@ -43,7 +43,7 @@ use plumgate_core::ledger::{
     read_reconcile, record_not_written, unheard, AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, NOT_PLACED_KEY,
     RECORD_KEY,
 };
-use plumgate_core::logline::event;
+use crate::runtime::{error_event, log_event};
 use plumgate_core::ops::{self, Operation};
 use plumgate_core::secret::fingerprint;
 use plumgate_core::wire::registry::{Op as RegistryOp, Reply};
@@ -52,7 +52,7 @@ use plumgate_core::wire::ledger::{
 };
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, js_sys, Env, ScheduledTime, State};
+use worker::{js_sys, Env, ScheduledTime, State};
 
 pub mod client;
 pub use client::{look, render, send, Lost};
@@ -131,17 +131,14 @@ impl OrderLedger {
             AlarmStep::Delete => storage.delete_all().await?,
             AlarmStep::Expire => {
                 if let Loaded::Some(r) = &loaded {
-                    console_error!(
-                        "{}",
-                        event(&[
-                            ("event", "order_pending_expired".into()),
-                            ("level", "error".into()),
-                            ("po_fp", po_fp(r).as_str().into()),
-                            ("sent_at_ms", r.sent_at_ms.into()),
-                            ("checks", i64::from(r.checks).into()),
-                            ("why", r.why.as_str().into()),
-                        ])
-                    );
+                    error_event(&[
+                        ("event", "order_pending_expired".into()),
+                        ("level", "error".into()),
+                        ("po_fp", po_fp(r).as_str().into()),
+                        ("sent_at_ms", r.sent_at_ms.into()),
+                        ("checks", i64::from(r.checks).into()),
+                        ("why", r.why.as_str().into()),
+                    ]);
                 }
                 storage.delete_all().await?;
             }
@@ -149,10 +146,7 @@ impl OrderLedger {
                 let asked = now_ms();
                 let f = unheard(&record, after_check(&record, check(&self.env, &cfg, &record).await, asked), now_ms());
                 if matches!(f.store, Store::Forget) || matches!(&f.store, Store::Save(r) if r.state == plumgate_core::ledger::RecordState::Done) {
-                    console_log!(
-                        "{}",
-                        event(&[("event", "order_reconciled".into()), ("fate", f.fate.as_str().into()), ("po_fp", po_fp(&record).as_str().into())])
-                    );
+                    log_event(&[("event", "order_reconciled".into()), ("fate", f.fate.as_str().into()), ("po_fp", po_fp(&record).as_str().into())]);
                 }
                 let told = tell::reconciliation(&record, &f);
                 commit(&storage, f.store, &cfg, &record.fingerprint).await;
@@ -216,16 +210,13 @@ async fn keep_tells(storage: &Storage, tells: &[Tell]) {
 /// The error log line of a settlement the registry was never told: the
 /// key's spend and audit trail stay as the caller's request left them.
 fn not_told(t: &Tell) {
-    console_error!(
-        "{}",
-        event(&[
-            ("event", "registry_not_told".into()),
-            ("level", "error".into()),
-            ("po_fp", t.po_fp.as_str().into()),
-            ("outcome", t.outcome.as_str().into()),
-            ("attempts", i64::from(t.attempts).into()),
-        ])
-    );
+    error_event(&[
+        ("event", "registry_not_told".into()),
+        ("level", "error".into()),
+        ("po_fp", t.po_fp.as_str().into()),
+        ("outcome", t.outcome.as_str().into()),
+        ("attempts", i64::from(t.attempts).into()),
+    ]);
 }
 
 /// A request from a worker of the previous version (during a deploy): it
@@ -252,15 +243,12 @@ fn po_fp(r: &Record) -> String {
 }
 
 fn unreadable_log(state: &State) {
-    console_error!(
-        "{}",
-        event(&[
-            ("event", "order_record_unreadable".into()),
-            ("level", "critical".into()),
-            ("key", RECORD_KEY.into()),
-            ("object", state.id().to_string().as_str().into()),
-        ])
-    );
+    error_event(&[
+        ("event", "order_record_unreadable".into()),
+        ("level", "critical".into()),
+        ("key", RECORD_KEY.into()),
+        ("object", state.id().to_string().as_str().into()),
+    ]);
 }
 
 async fn set_alarm(storage: &Storage, at_ms: i64) {
@@ -422,7 +410,7 @@ async fn finish(env: &Env, cfg: &Config, storage: &Storage, f: Finish, fp: &str)
 async fn check(env: &Env, cfg: &Config, record: &Record) -> Reconciled {
     let Some(po) = record.po_number() else { return Reconciled::Unknown };
     if !record.checkable_on(cfg.account_id()) {
-        console_error!("{}", event(&[("event", "ledger_other_account".into()), ("level", "error".into()), ("po_fp", po_fp(record).as_str().into()), ("action", "kept pending: switch back to the account it was sent to".into())]));
+        error_event(&[("event", "ledger_other_account".into()), ("level", "error".into()), ("po_fp", po_fp(record).as_str().into()), ("action", "kept pending: switch back to the account it was sent to".into())]);
         return Reconciled::Unknown;
     }
     if let Admitted::Refused(e) = limits::admit(env, cfg, Operation::GetOrderDetails).await {

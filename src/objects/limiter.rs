@@ -22,10 +22,10 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use plumgate_core::config::binding;
 use plumgate_core::limits::lease::{load, STATE_KEY};
 use plumgate_core::limits::{lease, penalise, LimiterState};
-use plumgate_core::logline::event;
+use crate::runtime::error_event;
 use plumgate_core::wire::limiter::{object_name, Call, LeaseAnswer};
 use std::cell::RefCell;
-use worker::{console_error, Env, State};
+use worker::{Env, State};
 
 /// Binding name of the limiter namespace.
 pub const BINDING: &str = binding::RATE_LIMITER;
@@ -100,12 +100,12 @@ impl RateLimiter {
             return true;
         }
         let Ok(stored) = Storage::of(&self.state).get_text(STATE_KEY).await else {
-            console_error!("{}", event(&[("event", "limiter_state_read_failed".into()), ("key", STATE_KEY.into())]));
+            error_event(&[("event", "limiter_state_read_failed".into()), ("key", STATE_KEY.into())]);
             return false;
         };
         let (state, readable) = load(stored.as_deref());
         if !readable {
-            console_error!("{}", event(&[("event", "limiter_state_unreadable".into()), ("key", STATE_KEY.into())]));
+            error_event(&[("event", "limiter_state_unreadable".into()), ("key", STATE_KEY.into())]);
         }
         let mut slot = self.limits.borrow_mut();
         if slot.is_none() {

@@ -184,7 +184,7 @@ impl KeyRegistry {
 /// `503 misconfigured` for storage that cannot be used (names the object,
 /// never a value).
 fn storage_problem(e: &worker::Error) -> ApiError {
-    worker::console_error!("{}", plumgate_core::logline::event(&[("detail", crate::runtime::object::detail(e).as_str().into()), ("event", "key_registry_storage_failed".into())]));
+    crate::runtime::error_event(&[("detail", crate::runtime::object::detail(e).as_str().into()), ("event", "key_registry_storage_failed".into())]);
     ApiError::misconfigured(&["the KeyRegistry's storage cannot be read or written (see the log line key_registry_storage_failed)".into()])
 }
 

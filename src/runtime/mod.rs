@@ -54,3 +54,24 @@ pub mod start;
 pub mod storage;
 pub mod stub;
 pub mod wait;
+
+/// A log line to `console.log`, as `worker::console_log!("{line}")` wrote
+/// it, without a `format!` at each call site.
+pub fn log(line: &str) {
+    worker::web_sys::console::log_1(&line.into());
+}
+
+/// A log line to `console.error` (see [`log`]).
+pub fn log_error(line: &str) {
+    worker::web_sys::console::error_1(&line.into());
+}
+
+/// `plumgate_core::logline::event`'s line to `console.log`.
+pub fn log_event(fields: &[(&str, plumgate_core::logline::Field<'_>)]) {
+    log(&plumgate_core::logline::event(fields));
+}
+
+/// `plumgate_core::logline::event`'s line to `console.error`.
+pub fn error_event(fields: &[(&str, plumgate_core::logline::Field<'_>)]) {
+    log_error(&plumgate_core::logline::event(fields));
+}
