@@ -44,7 +44,7 @@ function build(rename = new Map(), { memFlags = 1, imports = IMPORTS(memFlags), 
   const n = (s) => rename.get(s) ?? s;
   return module(
     section(1, vec([[0x60, 0, 0], [0x60, 1, 0x7f, 1, 0x7f], [0x60, 1, 0x7f, 0], ...Array.from({ length: TYPE_FAR }, () => [0x60, 0, 0])])),
-    ...(imports.length ? [section(2, vec(imports.map(([m, name, desc]) => [...str(m), ...str(n(name)), ...desc])))] : []),
+    ...(imports.length ? [section(2, vec(imports.map(([m, name, desc]) => [...str(n(m)), ...str(n(name)), ...desc])))] : []),
     section(3, vec([[1]])),
     section(6, vec([[0x7f, 0, 0x41, 3, 0x0b]])),
     ...(exports.length ? [section(7, vec(exports.map(([name, kind, index]) => [...str(n(name)), kind, ...uleb(index)])))] : []),
@@ -62,7 +62,7 @@ let w;export const log=[];export const seen="__wbg_twice_fedcba9876543210${twice
 export function init(bytes){const t=new WebAssembly.Table({element:"externref",initial:1,maximum:2});
 const tb=new WebAssembly.Table({element:"anyfunc",initial:130});const mem=new WebAssembly.Memory({initial:1,maximum:200});
 const g=new WebAssembly.Global({value:"i32",mutable:false},7);const tag=new WebAssembly.Tag({parameters:["i32"]});
-const imports={"./index_bg.js":{${n("__wbg_log_0123456789abcdef")}:(x)=>(log.push(x),x+1),__wbg_twice_fedcba9876543210:()=>{},"__wbg_quoted_abc":()=>{},${n("__wbindgen_externrefs")}:t,${n("__wbg_tbl_b")}:tb,${n("__wbg_mem")}:mem,${n("__wbg_g")}:g,${n("__wbg_tag")}:tag,${fs}},env:{__wbg_env_1111:()=>{}},__wbindgen_placeholder__:{__wbg_ph_2222:()=>{}}};
+const imports={"${n("./index_bg.js")}":{${n("__wbg_log_0123456789abcdef")}:(x)=>(log.push(x),x+1),__wbg_twice_fedcba9876543210:()=>{},"__wbg_quoted_abc":()=>{},${n("__wbindgen_externrefs")}:t,${n("__wbg_tbl_b")}:tb,${n("__wbg_mem")}:mem,${n("__wbg_g")}:g,${n("__wbg_tag")}:tag,${fs}},env:{__wbg_env_1111:()=>{}},__wbindgen_placeholder__:{__wbg_ph_2222:()=>{}}};
 w=new WebAssembly.Instance(new WebAssembly.Module(bytes),imports).exports;globalThis.__worker_init_state = w.__worker_init_state;return w}
 export const run=(k)=>w.${n("keyregistry_fetch")}(k)+w.${n("keyregistry_fetch")}(0)+w.${n("__wbindgen_malloc")}(1)+(w.${n("__wbindgen_cmp")} === undefined?100:0)+w.${n("ab_cd")}(1)+w.${n("$dollar_x")}(1)+w.fetch(1);
 export const imported=()=>w.${n("imported_again")};const zab_cd=0;
@@ -74,10 +74,11 @@ export function unused(){w.ab_cd_ef();w.x_set = 1;const bare_ref=w.bare_ref;retu
 /**
  * The names the script should give: imports `_` and base 36, skipping `_5`,
  * `_7` and `_x` (index.js has `_5:`, `_7(` and, in `.$dollar_x(`, `_x(`);
- * exports `_x` and base 36, skipping `_x0` (index.js has it).
+ * exports `_x` and base 36, skipping `_x0` (index.js has it); the module
+ * `./index_bg.js` becomes `a`.
  */
 function expectedRenames() {
-  const rename = new Map();
+  const rename = new Map([["./index_bg.js", "a"]]);
   let next = 0;
   const fresh = () => {
     for (;;) {
@@ -140,7 +141,8 @@ for (const memFlags of [1, 0]) {
     const imp = sectionList(out).find((s) => s.id === 2).bytes;
     assert.ok(imp[1] & 0x80 && !(imp[2] & 0x80), "the shrunk import section's size takes two bytes");
     let saved = 0;
-    for (const [a, b] of rename) saved += a.length - b.length;
+    const fromModule = IMPORTS(memFlags).filter(([m]) => m === "./index_bg.js").length;
+    for (const [a, b] of rename) saved += (a.length - b.length) * (a === "./index_bg.js" ? fromModule : 1);
     assert.match(stderr, new RegExp(`short-imports: ${F + 6} of ${F + 10} imports and 7 exports renamed \\(${saved} bytes of names\\)`));
     const exp = sectionList(out).find((s) => s.id === 7).bytes;
     assert.ok(exp.length > 128 + 2 && exp.length < 16384, "an export section of a two-byte size");
@@ -213,4 +215,15 @@ test("an export read only as `.name ==` or `.name (`, or only written as `.name=
   assert.ok(outJs.endsWith("w._x0==1;w.b_set=2;w._x1 (1);"), outJs.slice(-60));
   const names = sectionList(out).find((s) => s.id === 7).bytes;
   assert.ok(names.includes(Buffer.from("b_set")) && names.includes(Buffer.from("_x0")) && !names.includes(Buffer.from("a_eq")));
+});
+
+test("the module keeps its name when index.js names it other than once as the import object's key, or already has `\"a\"`", () => {
+  const rename = expectedRenames();
+  rename.delete("./index_bg.js");
+  for (const extra of [`export const again="./index_bg.js";`, `export const other={"a":1};`]) {
+    const { status, stderr, wasm: out, js: outJs } = shorten(build(), js() + extra);
+    assert.equal(status, 0, stderr);
+    assert.ok(out.equals(build(rename)), "the names renamed, the module's kept");
+    assert.equal(outJs, js(rename) + extra);
+  }
 });
