@@ -28,6 +28,7 @@
 
 use crate::objects::authority::{self as authority_object, KV_BINDING};
 use crate::runtime::clock::now_ms;
+use crate::runtime::defer::defer;
 use crate::runtime::wait::{pause, POLL_MS};
 use crate::runtime::kv;
 use plumgate_core::alert::balance_report;
@@ -190,7 +191,7 @@ pub async fn cron_tick(env: &Env, cfg: &Config, cron: &str) {
 /// view crosses `BALANCE_ALERT_BELOW` (or is its first, or its last report
 /// is five minutes old: `alert::balance_report`), report it to the
 /// authority, which decides whether that is a change for the account
-/// (`alert::observe_balance`). In `wait_until`: the caller's response does
+/// (`alert::observe_balance`). Deferred (`wait_until`): the caller's response does
 /// not wait. A report that does not arrive is made again on the next
 /// answer.
 pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
@@ -198,7 +199,7 @@ pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
     let Some(low) = balance_report(cfg.balance_alert_below, balance, before, seen_at_ms) else { return };
     BALANCE_REPORTED.with(|r| r.set(Some((low, seen_at_ms))));
     let (env, account) = (env.clone(), cfg.account_id().to_owned());
-    ctx.wait_until(async move {
+    defer(ctx, Box::pin(async move {
         let reply = call(&env, &account, &Call::Balance { value: balance, seen_at_ms }).await;
         if !matches!(reply, Ok(Reply { error: None, .. })) {
             BALANCE_REPORTED.with(|r| {
@@ -208,7 +209,7 @@ pub fn balance_seen(env: &Env, ctx: &Context, cfg: &Config, balance: f64) {
             });
             error_event(&[("event", "balance_report_failed".into())]);
         }
-    });
+    }));
 }
 
 fn remember(g: &Grant) {
