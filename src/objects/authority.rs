@@ -86,7 +86,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Delay, Env, State};
+use worker::{console_error, Delay, Env, ScheduledTime, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = binding::TOKEN_AUTHORITY;
@@ -205,7 +205,7 @@ impl Ctx {
     /// Set the alarm for the next alert delivery due, if any.
     async fn schedule(&self) {
         let Some(at) = next_due_ms(&self.snapshot()) else { return };
-        let failed = self.storage.set_alarm((at - now_ms()).max(0)).await.is_err();
+        let failed = self.storage.set_alarm(ScheduledTime::from((at - now_ms()).max(0))).await.is_err();
         self.inner.unscheduled.set(failed);
         if failed {
             log_error("{\"event\":\"alert_alarm_failed\"}");

@@ -99,7 +99,7 @@ impl OrderLedger {
     async fn on_alarm(&self) -> worker::Result<Outgoing> {
         let Ok(cfg) = settings::load(&self.env) else {
             // Misconfigured: try again later, the record is kept.
-            let _ = self.state.storage().set_alarm(60_000i64).await;
+            let _ = self.state.storage().set_alarm(ScheduledTime::from(60_000i64)).await;
             return Ok(empty(200));
         };
         let storage = Storage::of(&self.state);

@@ -45,7 +45,7 @@ use plumgate_core::wire::ledger::{legacy_object_name, object_name, LedgerReply};
 use plumgate_core::wire::registry::{Op, Reply, Request, OBJECT_NAME};
 use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
-use worker::{Env, SqlStorage, SqlStorageValue as Sql, State};
+use worker::{Env, ScheduledTime, SqlStorage, SqlStorageValue as Sql, State};
 
 /// Binding name of the registry namespace.
 pub const BINDING: &str = binding::KEY_REGISTRY;
@@ -131,7 +131,7 @@ impl KeyRegistry {
             // alarm looks at them soon rather than within the hour.
             let storage = self.state.storage();
             if registry::look_sooner(storage.get_alarm().await.ok().flatten(), now_ms())
-                && storage.set_alarm(std::time::Duration::from_millis(registry::LOOK_AFTER_REFUSAL_MS as u64)).await.is_ok()
+                && storage.set_alarm(ScheduledTime::from(std::time::Duration::from_millis(registry::LOOK_AFTER_REFUSAL_MS as u64))).await.is_ok()
             {
                 self.alarm_set.set(true);
             }
@@ -143,7 +143,7 @@ impl KeyRegistry {
             // stay set for the instance's life, and nothing be pruned).
             let armed = match storage.get_alarm().await {
                 Ok(Some(_)) => true,
-                Ok(None) => storage.set_alarm(std::time::Duration::from_millis(registry::PRUNE_EVERY_MS as u64)).await.is_ok(),
+                Ok(None) => storage.set_alarm(ScheduledTime::from(std::time::Duration::from_millis(registry::PRUNE_EVERY_MS as u64))).await.is_ok(),
                 Err(_) => false,
             };
             self.alarm_set.set(armed);
@@ -172,7 +172,7 @@ impl KeyRegistry {
         let set_in = storage.get_alarm().await.ok().flatten().map(|at| at - now_ms());
         run.rows_left = left > 0;
         if let Some(next) = registry::next_alarm_in(run, set_in) {
-            storage.set_alarm(std::time::Duration::from_millis(next as u64)).await?;
+            storage.set_alarm(ScheduledTime::from(std::time::Duration::from_millis(next as u64))).await?;
             self.alarm_set.set(true);
         } else if set_in.is_some() {
             self.alarm_set.set(true);
