@@ -58,6 +58,7 @@ use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
 use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
+use plumgate_core::wire::ledger::{Fate, Outcome};
 use plumgate_core::alert::{
     self, after_attempt, next_delivery, next_due_ms, read_attempt, webhook_request, AfterAttempt, AlertPolicy, Attempt,
     BalanceSeen, Raised, DELIVERY_TIMEOUT_MS,
@@ -112,18 +113,21 @@ pub async fn call(env: &Env, name: &str, call: &Call) -> Result<Reply<Value>, Ap
     Reply::read(&body).ok_or_else(ApiError::internal)
 }
 
-/// How a piece of shared work ended. One type for the three kinds (a
-/// refresh run, a token check, loading the state): each distinct `Shared`
-/// future type adds its own copy of the sharing machinery to the wasm.
+/// How a piece of shared work ended. One type for the four kinds (a
+/// refresh run, a token check, loading the state, and the order ledger's
+/// placement run): each distinct `Shared` future type adds its own copy of
+/// the sharing machinery to the wasm.
 #[derive(Clone)]
-enum Done {
+pub(super) enum Done {
     Run(RunEnd),
     Check(CheckVerdict),
     Load(Result<(), Refusal>),
+    /// `ledger::run`'s end.
+    Placed(Outcome, Fate),
 }
 
 /// Work in flight that every request needing it joins.
-type Work = Shared<LocalBoxFuture<'static, Done>>;
+pub(super) type Work = Shared<LocalBoxFuture<'static, Done>>;
 
 struct Inner {
     /// The loaded state; `None` until loaded (and while it cannot be read).

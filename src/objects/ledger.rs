@@ -34,7 +34,7 @@ use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
 use wasm_bindgen::prelude::wasm_bindgen;
-use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::future::{FutureExt, LocalBoxFuture};
 use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
@@ -57,9 +57,23 @@ use worker::{js_sys, Env, ScheduledTime, State};
 pub mod client;
 pub use client::{look, render, send, Lost};
 use client::{lost, refusal};
+use super::authority::{Done, Work};
 
-/// What a run hands every request that joined it.
-type Run = Shared<LocalBoxFuture<'static, (Outcome, Fate)>>;
+/// What a run hands every request that joined it: `Done::Placed`, in the
+/// token authority's shared-work type (one copy of `Shared` in the wasm).
+type Run = Work;
+
+/// The outcome and fate a run ended with (`placed` is the only kind of
+/// `Done` a run makes; anything else would be answered as a lost answer).
+fn placed(done: Done) -> (Outcome, Fate) {
+    match done {
+        Done::Placed(outcome, fate) => (outcome, fate),
+        _ => {
+            let r = lost();
+            (r.outcome, r.fate)
+        }
+    }
+}
 
 /// The run in flight and the fingerprint of the order it places.
 type InFlight = Rc<RefCell<Option<(String, Run)>>>;
@@ -290,7 +304,7 @@ impl OrderLedger {
             }
             Admission::Join => match in_flight {
                 Some((_, run)) => {
-                    let (outcome, fate) = run.await;
+                    let (outcome, fate) = placed(run.await);
                     LedgerReply { outcome, replayed: true, fate }
                 }
                 // The run ended between the read and now: ask again.
@@ -302,14 +316,14 @@ impl OrderLedger {
                 let env = self.env.clone();
                 let inflight = self.inflight.clone();
                 let fingerprint = lr.fingerprint.clone();
-                let fut: LocalBoxFuture<'static, (Outcome, Fate)> = Box::pin(async move {
-                    let f = run(&env, &cfg, &storage, lr).await;
+                let fut: LocalBoxFuture<'static, Done> = Box::pin(async move {
+                    let (outcome, fate) = run(&env, &cfg, &storage, lr).await;
                     *inflight.borrow_mut() = None;
-                    f
+                    Done::Placed(outcome, fate)
                 });
                 let shared = fut.shared();
                 *self.inflight.borrow_mut() = Some((fingerprint, shared.clone()));
-                let (outcome, fate) = shared.await;
+                let (outcome, fate) = placed(shared.await);
                 LedgerReply { outcome, replayed: false, fate }
             }
         }
@@ -334,7 +348,7 @@ impl OrderLedger {
             }
             Look::Join => match in_flight {
                 Some((_, run)) => {
-                    let (outcome, fate) = run.await;
+                    let (outcome, fate) = placed(run.await);
                     LedgerReply { outcome, replayed: true, fate }
                 }
                 None => refusal(nothing_found(), Fate::Unknown),
