@@ -50,7 +50,7 @@
 
 use crate::respond::{bytes_response, empty};
 use crate::runtime::clock::{now_ms, rand01};
-use crate::runtime::storage::Storage;
+use crate::runtime::storage::{in_ms, Storage};
 use crate::runtime::{kv, net};
 use crate::runtime::stub::{self, StubError};
 use crate::runtime::http::{Incoming, Outgoing};
@@ -87,7 +87,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Delay, Env, ScheduledTime, State};
+use worker::{console_error, Delay, Env, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = binding::TOKEN_AUTHORITY;
@@ -209,7 +209,7 @@ impl Ctx {
     /// Set the alarm for the next alert delivery due, if any.
     async fn schedule(&self) {
         let Some(at) = next_due_ms(&self.snapshot()) else { return };
-        let failed = self.storage.set_alarm(ScheduledTime::from((at - now_ms()).max(0))).await.is_err();
+        let failed = self.storage.set_alarm(in_ms((at - now_ms()).max(0) as f64)).await.is_err();
         self.inner.unscheduled.set(failed);
         if failed {
             log_error("{\"event\":\"alert_alarm_failed\"}");

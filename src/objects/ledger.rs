@@ -29,7 +29,7 @@ use crate::objects::registry;
 use crate::plum;
 use crate::respond::{bytes_response, empty, error_response};
 use crate::runtime::clock::now_ms;
-use crate::runtime::storage::Storage;
+use crate::runtime::storage::{in_ms, Storage};
 use crate::runtime::http::{Incoming, Outgoing};
 use crate::runtime::object::durable_object;
 use crate::settings;
@@ -52,7 +52,7 @@ use plumgate_core::wire::ledger::{
 };
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{js_sys, Env, ScheduledTime, State};
+use worker::{js_sys, Env, State};
 
 pub mod client;
 pub use client::{look, render, send, Lost};
@@ -113,7 +113,7 @@ impl OrderLedger {
     async fn on_alarm(&self) -> worker::Result<Outgoing> {
         let Ok(cfg) = settings::load(&self.env) else {
             // Misconfigured: try again later, the record is kept.
-            let _ = self.state.storage().set_alarm(ScheduledTime::from(60_000i64)).await;
+            let _ = Storage::of(&self.state).set_alarm(in_ms(60_000.0)).await;
             return Ok(empty(200));
         };
         let storage = Storage::of(&self.state);
@@ -267,7 +267,7 @@ fn unreadable_log(state: &State) {
 
 async fn set_alarm(storage: &Storage, at_ms: i64) {
     let at = js_sys::Date::new(&(at_ms.max(now_ms() + 1) as f64).into());
-    let _ = storage.set_alarm(ScheduledTime::new(at)).await;
+    let _ = storage.set_alarm(at).await;
 }
 
 impl OrderLedger {

@@ -45,7 +45,8 @@ use plumgate_core::wire::ledger::{legacy_object_name, object_name, LedgerReply};
 use plumgate_core::wire::registry::{Op, Reply, Request, OBJECT_NAME};
 use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
-use worker::{Env, ScheduledTime, SqlStorage, SqlStorageValue as Sql, State};
+use crate::runtime::storage::{in_ms, Storage};
+use worker::{Env, SqlStorage, SqlStorageValue as Sql, State};
 
 /// Binding name of the registry namespace.
 pub const BINDING: &str = binding::KEY_REGISTRY;
@@ -129,21 +130,21 @@ impl KeyRegistry {
         if op == Some(Op::Reserve) && reply.error.as_ref().is_some_and(|e| e.code == ErrorCode::QuotaExceeded) {
             // Holds of requests that died may be what fills the cap: the
             // alarm looks at them soon rather than within the hour.
-            let storage = self.state.storage();
+            let storage = Storage::of(&self.state);
             if registry::look_sooner(storage.get_alarm().await.ok().flatten(), now_ms())
-                && storage.set_alarm(ScheduledTime::from(std::time::Duration::from_millis(registry::LOOK_AFTER_REFUSAL_MS as u64))).await.is_ok()
+                && storage.set_alarm(in_ms(registry::LOOK_AFTER_REFUSAL_MS as u64 as f64)).await.is_ok()
             {
                 self.alarm_set.set(true);
             }
         }
         if matches!(op, Some(Op::Sync | Op::Reserve | Op::Settle | Op::Reconciled)) && !self.alarm_set.get() {
-            let storage = self.state.storage();
+            let storage = Storage::of(&self.state);
             // Known to be set only once storage said so: after a failed
             // call the next request tries again (the flag would otherwise
             // stay set for the instance's life, and nothing be pruned).
             let armed = match storage.get_alarm().await {
                 Ok(Some(_)) => true,
-                Ok(None) => storage.set_alarm(ScheduledTime::from(std::time::Duration::from_millis(registry::PRUNE_EVERY_MS as u64))).await.is_ok(),
+                Ok(None) => storage.set_alarm(in_ms(registry::PRUNE_EVERY_MS as u64 as f64)).await.is_ok(),
                 Err(_) => false,
             };
             self.alarm_set.set(armed);
@@ -168,11 +169,11 @@ impl KeyRegistry {
         sql.exec("DELETE FROM usage WHERE day < ?", vec![Sql::Integer(day_before)])?;
         sql.exec("DELETE FROM holds WHERE day < ?", vec![Sql::Integer(day_before)])?;
         let left = int(first(&sql, "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)", vec![])?.first());
-        let storage = self.state.storage();
+        let storage = Storage::of(&self.state);
         let set_in = storage.get_alarm().await.ok().flatten().map(|at| at - now_ms());
         run.rows_left = left > 0;
         if let Some(next) = registry::next_alarm_in(run, set_in) {
-            storage.set_alarm(ScheduledTime::from(std::time::Duration::from_millis(next as u64))).await?;
+            storage.set_alarm(in_ms(next as u64 as f64)).await?;
             self.alarm_set.set(true);
         } else if set_in.is_some() {
             self.alarm_set.set(true);
