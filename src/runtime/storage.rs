@@ -10,8 +10,8 @@
 //! The alarm's getter and setters, `delete` and `delete_all` are workers-rs's
 //! calls, with its arguments, results and errors, awaited through
 //! [`promise`] like those two: workers-rs awaits them with `JsFuture`,
-//! which was in the wasm for them alone (with their four futures, 0.5 KB
-//! gzipped). SQL is workers-rs's own, reached through `Deref`.
+//! which was in the wasm for them alone (with their four futures: 0.2 KB
+//! gzipped in all). SQL is workers-rs's own, reached through `Deref`.
 
 use super::promise::{self, message_of};
 use js_sys::{Date, Promise};
@@ -52,8 +52,9 @@ impl Storage {
     }
 }
 
-/// A storage call's promise, settled: its value, or the error as
-/// workers-rs makes it (`worker::Error::from` the JS value).
+/// A storage call's promise to await; the error of a call that threw as
+/// workers-rs makes it (`worker::Error::from` the JS value), as is a
+/// rejection's once awaited.
 fn settle(pending: Result<Promise, JsValue>) -> worker::Result<promise::Settled> {
     Ok(promise::settled(&pending?))
 }
