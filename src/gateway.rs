@@ -44,8 +44,10 @@
 //! only step 4: the envelope as sent, no cache, no limiter (Xoxoday
 //! documents no budget for it; its answer comes back as Xoxoday gave it,
 //! except a rate-limit one, which is `429 rate_limited` with `Retry-After`
-//! as for every operation), and placeOrder's long timeout, since an
-//! unknown mutation may be an order.
+//! as for every operation, and the query is then answered so, unsent,
+//! until that penalty ends, by the isolate that met it:
+//! `plumgate_core::limits::unvalidated`), and placeOrder's long timeout,
+//! since an unknown mutation may be an order.
 
 use crate::edge_cache::{self, Shared};
 use crate::limits::{self, Admitted};
@@ -228,12 +230,17 @@ fn cached(c: Cached) -> Outgoing {
 
 /// Forward a drop-in envelope whose query plumgate does not know, as sent.
 pub async fn forward_unvalidated(env: &Env, cfg: &Config, envelope: &Value) -> (Result<Outgoing, ApiError>, Trace) {
+    let query = envelope.get("query").and_then(Value::as_str).unwrap_or_default();
+    if let Some(e) = limits::unvalidated_held(query) {
+        return (Err(e), Trace::default());
+    }
     let body = plumgate_core::jsontext::to_text(envelope);
     let (called, mut trace) = plum::call_with_token(env, cfg, &body, cfg.order_timeout_ms as u64).await;
     match called {
         Ok(answer) => {
             trace.upstream_status = Some(answer.status);
             if let Some(secs) = unvalidated_penalty(answer.status, &answer.body, answer.retry_after.as_deref()) {
+                limits::unvalidated_penalised(query, secs);
                 return (Err(ApiError::rate_limited("this query", secs)), trace);
             }
             match unreadable_answer(answer.status, &answer.body) {

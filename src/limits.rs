@@ -19,6 +19,7 @@ use crate::objects::limiter;
 use crate::runtime::clock::now_ms;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
+use plumgate_core::limits::unvalidated::Held;
 use plumgate_core::limits::{penalty_until, refusal_error, secs_until, Admit, Local, Why};
 use plumgate_core::ops::Operation;
 use plumgate_core::upstream::Observed;
@@ -27,13 +28,15 @@ use std::cell::RefCell;
 use worker::Env;
 
 thread_local! {
-    /// Per operation, in `Operation::ALL` order.
-    static LOCAL: RefCell<[Local; 7]> = RefCell::new(Default::default());
+    /// Per operation, in `Operation::ALL` order; then the drop-in query
+    /// plumgate does not know under a penalty this isolate met
+    /// (`plumgate_core::limits::unvalidated`).
+    static LOCAL: RefCell<([Local; 7], Held)> = RefCell::default();
 }
 
 fn with_local<T>(op: Operation, f: impl FnOnce(&mut Local) -> T) -> T {
     let i = Operation::ALL.iter().position(|o| *o == op).unwrap_or(0);
-    LOCAL.with(|l| f(&mut l.borrow_mut()[i]))
+    LOCAL.with(|l| f(&mut l.borrow_mut().0[i]))
 }
 
 /// What [`admit`] decided.
@@ -78,4 +81,18 @@ pub async fn report(env: &Env, cfg: &Config, op: Operation, observed: Observed) 
         with_local(op, |l| l.settle_penalty(until));
     }
     secs_until(until, now_ms())
+}
+
+/// A drop-in `query` plumgate does not know, still under the penalty
+/// Xoxoday answered it with in this isolate: its `429 rate_limited`, and
+/// nothing is sent.
+pub fn unvalidated_held(query: &str) -> Option<ApiError> {
+    let secs = LOCAL.with(|l| l.borrow().1.left(query, now_ms()))?;
+    Some(ApiError::rate_limited("this query", secs))
+}
+
+/// Xoxoday answered the unknown `query` with a penalty of `secs`: hold it
+/// back in this isolate until it ends.
+pub fn unvalidated_penalised(query: &str, secs: u64) {
+    LOCAL.with(|l| l.borrow_mut().1.start(query, secs, now_ms()));
 }

@@ -754,6 +754,29 @@ test("an unknown plumProAPI query: forwarded as sent for '*' keys, uncached, log
   assert.equal(limited.headers["retry-after"], "60");
   const [limitedLine] = await w.logsFor([limited.headers["x-request-id"]]);
   assert.equal(limitedLine.upstream_status, 429);
+  // Until that penalty ends the query is answered so without being sent
+  // (contract §6: not calling again and prolonging it); another unknown
+  // query is still forwarded.
+  await sandbox.admin("/requests/clear", {});
+  const held = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: envelope });
+  assert.equal(held.status, 429, held.text);
+  assert.equal(held.json.errorId, "PLUMGATE_RATE_LIMITED");
+  assert.ok(Number(held.headers["retry-after"]) >= 50 && Number(held.headers["retry-after"]) <= 60, held.headers["retry-after"]);
+  assert.deepEqual(await sandboxRequests(sandbox), [], "not sent during the penalty");
+  const [heldLine] = await w.logsFor([held.headers["x-request-id"]]);
+  assert.equal(heldLine.upstream_status, null, "Xoxoday was not asked");
+  const other = { ...envelope, query: "plumProAPI.query.anotherNewOperation" };
+  assert.equal((await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: other })).status, 400, "another query: forwarded");
+  // Xoxoday's own rate-limit answer, naming its penalty: held for that long.
+  await sandbox.admin("/faults/api", { mode: "rate_limited", shape: "errors_array", penalty_seconds: 120 });
+  const named = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: other });
+  assert.equal(named.status, 429, named.text);
+  assert.equal(named.json.errors[0].penaltySeconds, 120);
+  await sandbox.admin("/requests/clear", {});
+  const again = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: other });
+  assert.equal(again.status, 429, again.text);
+  assert.ok(Number(again.headers["retry-after"]) >= 110 && Number(again.headers["retry-after"]) <= 120, again.headers["retry-after"]);
+  assert.deepEqual(await sandboxRequests(sandbox), [], "not sent during Xoxoday's penalty");
   // Not of the plumProAPI.<kind>.<name> form: unknown for everyone.
   for (const query of ["otherAPI.mutation.x", "plumProAPI.x", "plumProAPI.mutation.some-op", 5]) {
     const r = await call(w, "/chef/v1/oauth/api", { key: keys.admin, body: { query, variables: { data: {} } } });

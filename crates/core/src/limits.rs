@@ -1,8 +1,9 @@
 //! Xoxoday's rate limits, decided without I/O: the per-minute budget of
 //! each operation, the shared limiter's accounting (the `RateLimiter`
 //! Durable Object's decisions, [`lease`](mod@lease)), what an isolate does with the
-//! calls it was lent ([`local`]), and how long to stay away after Xoxoday
-//! penalises an operation ([`penalty_until`]).
+//! calls it was lent ([`local`]), how long to stay away after Xoxoday
+//! penalises an operation ([`penalty_until`]), and the penalty an isolate
+//! keeps for a drop-in query plumgate does not know ([`unvalidated`]).
 //!
 //! # Why a Durable Object, and why leases
 //! Xoxoday counts calls per client, so every isolate and every location of
@@ -60,6 +61,7 @@ use serde::Serialize;
 
 pub mod lease;
 pub mod local;
+pub mod unvalidated;
 
 pub use lease::{lease, penalise, LeaseAnswer, LimiterState};
 pub use local::{Admit, Local, Refusal, Why};

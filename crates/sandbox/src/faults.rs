@@ -102,6 +102,13 @@ pub enum ApiFaultMode {
     /// A 401 whose body names no `errorId`: `{"message":"Unauthorized"}`.
     #[serde(rename = "no_error_id")]
     NoErrorId,
+    /// Xoxoday's rate-limit answer, in the fault's `shape` with its
+    /// `penalty_seconds`, given where the authorisation 401s are: before
+    /// the operation is looked at, so a query the sandbox does not
+    /// implement (a Xoxoday operation plumgate forwards unvalidated) meets
+    /// it too. It starts no penalty of the sandbox's own.
+    #[serde(rename = "rate_limited")]
+    RateLimited,
 }
 
 impl ApiFaultMode {
@@ -126,6 +133,9 @@ impl ApiFaultMode {
             ApiFaultMode::Pipe10017 => plum("PIPE10017", "Access restricted for this IP"),
             ApiFaultMode::InvalidToken => crate::plum::oauth_error("invalid_token", "invalid/expired token"),
             ApiFaultMode::NoErrorId => json!({ "message": "Unauthorized" }),
+            // Answered from the fault's shape (`Sandbox::api`); this is
+            // the shape's default.
+            ApiFaultMode::RateLimited => RateLimitShape::Message.body(60),
         }
     }
 }
@@ -441,10 +451,15 @@ impl Faults {
 
     /// `{"mode","count"=1,"op"}`; count 0 clears.
     pub fn set_api(&mut self, body: &[u8]) -> Result<(), String> {
-        self.api = parse(body, |m: &ApiFaultMode| match m {
+        let fault = parse(body, |m: &ApiFaultMode| match m {
             ApiFaultMode::Ple10023 => Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: true, error_id: false, order_status: false },
+            ApiFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: true, error_id: false, order_status: false },
             _ => Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, error_id: false, order_status: false },
         })?;
+        if fault.as_ref().is_some_and(|f| f.revoke) {
+            return Err("revoke applies to refresh faults only".into());
+        }
+        self.api = fault;
         Ok(())
     }
 

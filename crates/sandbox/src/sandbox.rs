@@ -720,7 +720,13 @@ impl Sandbox {
             if f.status == 401 {
                 self.counters.api_401_faults += 1;
             }
-            (f.status, f.mode.body(f.status))
+            match (f.shape, f.penalty_seconds) {
+                (Some(shape), Some(secs)) => {
+                    self.counters.rate_limited_calls += 1;
+                    (f.status, shape.body(secs))
+                }
+                _ => (f.status, f.mode.body(f.status)),
+            }
         } else {
             match self.dispatch(envelope.as_ref(), query.as_deref(), op, now) {
                 Ok((v, delay)) => {

@@ -1002,6 +1002,30 @@ fn rate_limit_and_penalty() {
 /// malformed call is a 400 PLE10001 that leaves the fault. The 401s of
 /// Xoxoday's authorisation layer still come first, as a dead token's does:
 /// not counted, whatever the envelope.
+/// `faults/api` `rate_limited`: Xoxoday's rate-limit answer in the fault's
+/// shape, to any authorised call, a query the sandbox does not implement
+/// included; counted as rate limited; no penalty of the sandbox's own.
+#[test]
+fn a_rate_limited_api_fault_answers_any_query_in_its_shape() {
+    let mut s = sb();
+    let unknown = "plumProAPI.mutation.getSomethingNew";
+    s.set_api_fault(br#"{"mode":"rate_limited","shape":"errors_array","penalty_seconds":120}"#).unwrap();
+    let out = api(&mut s, AT, unknown, json!({}), T0);
+    assert_eq!(out.status, 400);
+    assert_eq!(out.body, json!({"errors": [{"message": "auth.request_limit_exceeded", "penaltySeconds": 120}]}));
+    assert_eq!(s.counters_json(0, 0)["rate_limited_calls"], 1);
+    let next = api(&mut s, AT, unknown, json!({}), T0 + 1);
+    assert_eq!((next.status, next.body["errorId"].clone()), (400, json!("PLE10001")), "once: the unknown query's own answer again");
+    // Default shape (the flat message), a status of its own, an operation's filter.
+    s.set_api_fault(br#"{"mode":"rate_limited","status":429,"op":"getBalance"}"#).unwrap();
+    assert_eq!(api(&mut s, AT, unknown, json!({}), T0 + 2).status, 400, "another query");
+    let limited = api(&mut s, AT, "plumProAPI.query.getBalance", json!({}), T0 + 3);
+    assert_eq!((limited.status, limited.body.clone()), (429, json!({"message": "auth.request_limit_exceeded"})));
+    assert!(s.set_api_fault(br#"{"mode":"rate_limited","revoke":true}"#).is_err(), "refresh faults only");
+    assert!(s.set_api_fault(br#"{"mode":"PIPE10013","shape":"message"}"#).is_err(), "rate_limited only");
+    assert!(s.set_api_fault(br#"{"mode":"rate_limited","penalty_seconds":0}"#).is_err());
+}
+
 #[test]
 fn an_operation_fault_comes_after_the_rate_limit_and_the_envelope() {
     let q = "plumProAPI.query.getBalance";
