@@ -210,12 +210,12 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
                 let body = if body.iter().all(u8::is_ascii_whitespace) {
                     None
                 } else {
-                    Some(request_json::<Value>(&body).map_err(|_| ApiError::invalid_json())?)
+                    Some(plumgate_core::keys::admin_body(&body)?)
                 };
                 keys::rotate(env, cfg, &id, body.as_ref()).await
             }
             Some(Method::Delete) => keys::revoke(env, cfg, &id).await,
-            _ => keys::set_limits(env, cfg, &id, &read_json(req).await?).await,
+            _ => keys::set_limits(env, cfg, &id, &plumgate_core::keys::admin_body(&read_body(req).await?)?).await,
         };
     }
     if let Some(token_type) = path.strip_prefix("/chef/v1/oauth/token/") {
@@ -288,7 +288,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
             if method == Some(Method::Get) {
                 keys::list(env, cfg).await
             } else {
-                let body = read_json(req).await?;
+                let body = plumgate_core::keys::admin_body(&read_body(req).await?)?;
                 log.target = body.get("id").and_then(Value::as_str).filter(|id| valid_id(id)).map(str::to_owned);
                 keys::create(env, cfg, &body).await
             }

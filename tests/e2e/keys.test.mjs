@@ -215,6 +215,30 @@ test("creating a key: every input is checked, with a 400 that names it; admin sc
   const broken = await admin("/v1/keys", { raw: "{not json", headers: { "content-type": "application/json" } });
   assert.equal(broken.status, 400);
   assert.equal(broken.json.error.code, "invalid_json");
+  // A member named twice (JSON allows it; serde_json would keep the last,
+  // a wider scope or no cap, unseen by whoever reads the first): refused,
+  // in a new key, a PATCH and a rotation alike, and nothing changes.
+  const json = { "content-type": "application/json" };
+  const twice = [
+    ["POST", "/v1/keys", '{"id":"twice","scopes":["catalog"],"scopes":["*"]}'],
+    ["POST", "/v1/keys", '{"id":"twice","scopes":["orders:write"],"limits":{"order_amount_per_day":5,"order_amount_per_day":null}}'],
+    ["PATCH", "/v1/keys/billing-fn", '{"limits":{"requests_per_minute":5,"requests_per_minute":null}}'],
+    ["POST", "/v1/keys/billing-fn/rotate", '{"grace_secs":60,"grace_secs":0}'],
+  ];
+  // What a PATCH or a rotation would change (usage may move meanwhile).
+  const settings = async () => {
+    const { limits, scopes, state, rotated_at, previous_key_expires_at } = (await listKeys()).find((x) => x.id === "billing-fn");
+    return { limits, scopes, state, rotated_at, previous_key_expires_at };
+  };
+  const before = await settings();
+  assert.equal(before.limits.requests_per_minute, 1000);
+  for (const [method, path, raw] of twice) {
+    const r = await admin(path, { method, raw, headers: json });
+    assert.equal(r.status, 400, `${method} ${path} ${raw}: ${r.text}`);
+    assert.equal(r.json.error.code, "invalid_request");
+    assert.match(r.json.error.message, /names a member twice in one object .*nothing was changed/);
+  }
+  assert.deepEqual(await settings(), before, "billing-fn unchanged: its limit kept, not rotated");
   assert.equal((await listKeys()).length, count, "nothing was made");
   // Scope admin only; no key, no answer.
   for (const k of [keys.catalog, keys.writer]) {

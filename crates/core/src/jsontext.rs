@@ -101,9 +101,8 @@ pub fn token_answer(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 /// Does an object in JSON `text`, read as `read`, name a member twice?
 /// serde_json keeps the last silently; where a repeat could widen what a
 /// setting grants (`GATEWAY_KEYS` with a second `scopes` or `limits`,
-/// `XOXODAY_RATE_LIMITS` with an operation twice), it is refused instead.
-/// (Admin request bodies are not checked: a program's JSON writer never
-/// repeats a name, and the check there cost more wasm than it was worth.)
+/// `XOXODAY_RATE_LIMITS` with an operation twice, an admin request's body:
+/// `keys::admin_body`), it is refused instead.
 /// The text then names more members than the value holds: every string
 /// followed by `:` is a member's name. Names are compared as serde_json
 /// reads them (`"a"` and `"\u0061"` are one name).

@@ -155,6 +155,24 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::invalid_request(message)
 }
 
+/// An admin request's body (`POST /v1/keys`, `PATCH /v1/keys/{id}`, a
+/// rotation's) read as JSON: `400 invalid_json` when it is not JSON, `400
+/// invalid_request` when an object in it names a member twice. serde_json
+/// keeps the last unseen, so a second `scopes` or `limits` could widen a
+/// key or drop its cap while the request, as a proxy, a log or a person
+/// reads it, says otherwise (`GATEWAY_KEYS` is refused so too). Either
+/// way nothing is changed.
+///
+/// # Errors
+/// As above.
+pub fn admin_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = crate::jsontext::request_json(bytes).map_err(|_| ApiError::invalid_json())?;
+    if crate::jsontext::repeats_a_member(bytes, &v) {
+        return Err(bad("the body names a member twice in one object (JSON readers disagree on which counts): send each member once; nothing was changed"));
+    }
+    Ok(v)
+}
+
 /// The object body of an admin request, refusing members other than
 /// `known` (a misspelt limit must not be ignored silently).
 fn object<'a>(body: &'a Value, known: &[&str], what: &str) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
@@ -788,6 +806,40 @@ mod tests {
 
     fn new(id: &str) -> NewKey {
         NewKey { id: id.into(), scopes: vec!["catalog".into()], expires_at_ms: None, limits: Limits::default() }
+    }
+
+    /// An admin body that names a member twice is refused whole, at any
+    /// depth and however the name is spelt; the same name in two objects,
+    /// or a value repeated, is not a repeat.
+    #[test]
+    fn admin_bodies_naming_a_member_twice_are_refused() {
+        use crate::errors::ErrorCode;
+        for fine in [
+            r#"{"id":"a","scopes":["catalog"]}"#,
+            "\u{feff}{\"id\":\"a\",\"scopes\":[\"catalog\"]}",
+            r#"{"limits":{"requests_per_minute":5},"x":{"requests_per_minute":5}}"#,
+            r#"{"scopes":["catalog","catalog"],"id":"scopes"}"#,
+            r#"[{"a":1},{"a":2}]"#,
+            " ",
+        ] {
+            if fine.trim().is_empty() {
+                assert_eq!(admin_body(fine.as_bytes()).unwrap_err().code, ErrorCode::InvalidJson, "empty: not JSON");
+                continue;
+            }
+            assert_eq!(admin_body(fine.as_bytes()).unwrap(), crate::jsontext::request_json::<Value>(fine.as_bytes()).unwrap(), "{fine}");
+        }
+        for twice in [
+            r#"{"id":"a","scopes":["catalog"],"scopes":["*"]}"#,
+            r#"{"id":"a","limits":{"order_amount_per_day":10,"order_amount_per_day":null}}"#,
+            r#"{"id":"a","\u0069d":"b"}"#,
+            "\u{feff}{\"grace_secs\":0,\"grace_secs\":60}",
+            r#"{"limits":{},"limits":{}}"#,
+        ] {
+            let e = admin_body(twice.as_bytes()).unwrap_err();
+            assert_eq!((e.status, e.code), (400, ErrorCode::InvalidRequest), "{twice}");
+            assert!(e.message.contains("names a member twice") && e.message.contains("nothing was changed"), "{}", e.message);
+        }
+        assert_eq!(admin_body(br#"{"id":"a",}"#).unwrap_err().code, ErrorCode::InvalidJson);
     }
 
     fn record(id: &str, key: &str) -> KeyRecord {
