@@ -397,11 +397,13 @@ export class PlumgateClient {
    * only this once; the previous key keeps working `graceSecs` (default 24 h).
    * Scope `admin`. With `currentKey` (the current key: the one the last
    * rotation, or `createKey`, returned) a lost answer is retried like any
-   * read: plumgate then replaces only the unseen new key and the grace
-   * stands as first set. Never pass a key still in an earlier rotation's
-   * grace (the one before the current key, which callers may still use):
-   * plumgate reads that as a retry of the last rotation and replaces the
-   * current key at once: whoever already uses it is refused. Without
+   * read: plumgate then replaces the new key, likely unseen (it keeps
+   * working through the grace, in case its answer did arrive), and the
+   * grace stands as first set. Never pass a key still in an earlier
+   * rotation's grace (the one before the current key, which callers may
+   * still use): plumgate reads that as a retry of the last rotation and
+   * replaces the current key: whoever already uses it is refused once that
+   * grace ends. Without
    * `currentKey`, not retried, like `createKey` (a second rotation would
    * end the first one's grace); nor when `graceSecs` ends within the call's
    * time limit (the retry could come after the named key stopped working,

@@ -29,7 +29,9 @@
 //! the earlier grace at once. A rotation that names the key it replaces
 //! (`current_key`) can be sent again after a lost answer: when that key is
 //! already the previous one, still in its grace, the rotation happened and
-//! only its unseen new key is replaced ([`rotate_from`]).
+//! its new key, likely unseen, is replaced; that key too works until the
+//! grace ends, in case its answer did arrive ([`rotate_from`]: a third
+//! credential, so two places rotating at once stop no caller early).
 //!
 //! `GATEWAY_KEYS` stays as it was (`auth`): those keys are static, revoked
 //! only by a redeploy, and listed beside the runtime ones. Ids are unique
@@ -114,6 +116,12 @@ pub struct KeyRecord {
     /// ...which works until this instant.
     #[serde(default)]
     pub previous_until_ms: Option<i64>,
+    /// SHA-256 of the key a rotation sent again replaced (the first
+    /// attempt's answer may have arrived after all), which works until
+    /// `previous_until_ms` too. Left out of the stored text when `None`, so
+    /// a record written before it had this field reads and writes the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_sha256: Option<String>,
 }
 
 impl KeyRecord {
@@ -134,6 +142,7 @@ impl KeyRecord {
             rotated_at_ms: get(o, "rotated_at_ms", opt_int).ok()?,
             previous_sha256: get(o, "previous_sha256", opt_text).ok()?,
             previous_until_ms: get(o, "previous_until_ms", opt_int).ok()?,
+            replaced_sha256: get(o, "replaced_sha256", opt_text).ok()?,
         })
     }
 }
@@ -346,6 +355,7 @@ pub fn create(records: &[KeyRecord], static_ids: &[String], new: NewKey, sha256:
         rotated_at_ms: None,
         previous_sha256: None,
         previous_until_ms: None,
+        replaced_sha256: None,
     })
 }
 
@@ -367,8 +377,11 @@ pub fn rotate(rec: &KeyRecord, sha256: String, grace_secs: u64, now_ms: i64) -> 
 /// A rotation that names the key it replaces by its hash `current`:
 /// - none named, or the current key: [`rotate`];
 /// - the previous key, still in its grace: this rotation was done already
-///   and its answer lost, so its new key was never seen: that key is
-///   replaced by `sha256`, and the previous key keeps its grace;
+///   and its answer lost, so its new key was likely never seen: `sha256`
+///   becomes the current key, the previous key keeps its grace, and the
+///   replaced one works through that grace too (the first answer may have
+///   arrived after all: a second place rotating, or a retry that raced it),
+///   ending the grace of any key an earlier resend replaced;
 /// - the previous key past its grace: refused, saying that rotation was
 ///   made (its key named no longer works);
 /// - any other: refused, nothing changes.
@@ -393,6 +406,7 @@ pub fn rotate_from(rec: &KeyRecord, sha256: String, grace_secs: u64, current: Op
         previous_sha256: if again { rec.previous_sha256.clone() } else { Some(rec.sha256.clone()) },
         sha256,
         previous_until_ms: if again { rec.previous_until_ms } else { Some(add_secs(now_ms, grace_secs).min(rec.expires_at_ms.unwrap_or(i64::MAX))) },
+        replaced_sha256: again.then(|| rec.sha256.clone()),
         rotated_at_ms: Some(now_ms),
         ..rec.clone()
     })
@@ -443,7 +457,8 @@ impl Credential {
 }
 
 /// Every credential of `records` that may call at `now_ms`: active keys,
-/// and the previous key of a rotated one during its grace period.
+/// and the previous key of a rotated one during its grace period (with the
+/// key a resent rotation replaced, if any).
 pub fn directory(records: &[KeyRecord], now_ms: i64) -> Vec<Credential> {
     let mut out = Vec::new();
     for r in records.iter().filter(|r| key_state(r, now_ms) == "active") {
@@ -459,6 +474,9 @@ pub fn directory(records: &[KeyRecord], now_ms: i64) -> Vec<Credential> {
             let until = r.expires_at_ms.map_or(until, |e| e.min(until));
             if now_ms < until {
                 out.push(cred(prev, Some(until)));
+                if let Some(replaced) = &r.replaced_sha256 {
+                    out.push(cred(replaced, Some(until)));
+                }
             }
         }
     }
@@ -852,12 +870,15 @@ mod tests {
         let full = json!({
             "id": "k", "sha256": "ab", "scopes": ["catalog", "orders:write"], "created_at_ms": T0, "expires_at_ms": T0 + 1,
             "revoked_at_ms": T0 + 2, "limits": {"requests_per_minute": 60, "order_amount_per_day_micros": 5 * M},
-            "rotated_at_ms": T0 + 3, "previous_sha256": "cd", "previous_until_ms": T0 + 4,
+            "rotated_at_ms": T0 + 3, "previous_sha256": "cd", "previous_until_ms": T0 + 4, "replaced_sha256": "ef",
         });
         let (read, refused) = agree::check::<KeyRecord>(&agree::texts(&full, &["/limits"]), |b| KeyRecord::read(std::str::from_utf8(b).unwrap()));
         assert!(read > 50 && refused > 150, "{read} read, {refused} refused");
         let written = serde_json::to_string(&record("a", "key-a")).unwrap();
         assert_eq!(KeyRecord::read(&written), Some(record("a", "key-a")), "what is written reads back");
+        assert!(!written.contains("replaced_sha256"), "a record without one is written as before it existed: {written}");
+        let resent = KeyRecord { replaced_sha256: Some("ef".into()), ..record("a", "key-a") };
+        assert_eq!(KeyRecord::read(&serde_json::to_string(&resent).unwrap()), Some(resent));
     }
 
     #[test]
@@ -960,14 +981,31 @@ mod tests {
         // Named, and current: an ordinary rotation.
         let first = rotate_from(&a, hash_key("key-b"), 60, Some(&hash_key(orig)), T0 + 10).unwrap();
         assert_eq!(first, rotate(&a, hash_key("key-b"), 60, T0 + 10).unwrap());
-        // Its answer lost, sent again naming the same key: the unseen key-b
-        // is replaced, key-a keeps the grace it was given.
+        assert_eq!(first.replaced_sha256, None);
+        // Its answer lost, sent again naming the same key: key-c is current,
+        // key-a keeps the grace it was given, and key-b (whose answer may
+        // have arrived after all) works through that grace too.
         let again = rotate_from(&first, hash_key("key-c"), 3_600, Some(&hash_key(orig)), T0 + 20).unwrap();
         assert_eq!((again.sha256.clone(), again.previous_sha256.clone()), (hash_key("key-c"), Some(a.sha256.clone())));
         assert_eq!((again.previous_until_ms, again.rotated_at_ms), (Some(T0 + 60_010), Some(T0 + 20)));
-        // Naming the new current key: an ordinary rotation (key-a's grace ends).
+        assert_eq!(again.replaced_sha256, Some(hash_key("key-b")));
+        let calls = |rec: &KeyRecord, key: &str, at: i64| identify(&directory(std::slice::from_ref(rec), at), &CallerKey::new(key), at).is_some();
+        for key in [orig, "key-b", "key-c"] {
+            assert!(calls(&again, key, T0 + 60_009), "{key} in the grace");
+        }
+        assert_eq!([orig, "key-b", "key-c"].map(|k| calls(&again, k, T0 + 60_010)), [false, false, true], "the grace ends for both");
+        let ends: Vec<Option<i64>> = directory(std::slice::from_ref(&again), T0 + 20).iter().map(|c| c.until_ms).collect();
+        assert_eq!(ends, [None, Some(T0 + 60_010), Some(T0 + 60_010)]);
+        assert_eq!([orig, "key-b", "key-c"].map(|k| calls(&revoke(&again, T0 + 30), k, T0 + 30)), [false; 3], "revoking ends all three");
+        // Sent a third time: only the latest replaced key is kept.
+        let third = rotate_from(&again, hash_key("key-f"), 60, Some(&hash_key(orig)), T0 + 25).unwrap();
+        assert_eq!((third.sha256.clone(), third.replaced_sha256.clone(), third.previous_until_ms), (hash_key("key-f"), Some(hash_key("key-c")), Some(T0 + 60_010)));
+        assert_eq!(["key-b", "key-c", "key-f"].map(|k| calls(&third, k, T0 + 30)), [false, true, true]);
+        // Naming the new current key: an ordinary rotation (key-a's grace
+        // ends, and key-b's with it).
         let next = rotate_from(&again, hash_key("key-d"), 60, Some(&hash_key("key-c")), T0 + 30).unwrap();
-        assert_eq!(next.previous_sha256, Some(hash_key("key-c")));
+        assert_eq!((next.previous_sha256.clone(), next.replaced_sha256.clone()), (Some(hash_key("key-c")), None));
+        assert_eq!([orig, "key-b", "key-c", "key-d"].map(|k| calls(&next, k, T0 + 31)), [false, false, true, true]);
         // Not named: as before.
         assert_eq!(rotate_from(&a, hash_key("key-b"), 60, None, T0 + 10).unwrap(), first);
         // A key it never had: refused.
