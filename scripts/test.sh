@@ -74,7 +74,7 @@ if [[ -z $SYS_NODE ]]; then
   SKIPPED+=("client tests on the system Node (none found)")
 fi
 
-step "bench: unit tests of the budget lines and of which runs write the record (made-up results, no load)"
+step "bench: unit tests of the budget lines and of which runs write the record (made-up results, no load), and the rows the audit page's SQL reads (local workerd)"
 ( wrangler_env
 node --test tests/bench/*.test.mjs )
 

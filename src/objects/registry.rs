@@ -505,13 +505,21 @@ impl KeyRegistry {
         ];
         // One key's page walks `audit_by_key` (key, seq) down from the
         // cursor; the whole trail's walks the sequence itself. A single text
-        // with `(? = '' OR key = ?)` could use neither index for a key.
+        // with `(? = '' OR key = ?)` could use neither index for a key. The
+        // time bounds become bounds on `seq` too (the first entry at or
+        // after each, found in `audit_by_time`; exact because `at_ms` never
+        // steps back as `seq` grows, see the insert), so the walk starts and
+        // ends where the window does instead of reading every older row to
+        // learn that none is in it. The walk's index is named: SQLite's
+        // planner took `audit_by_time` for the form without the bounds,
+        // reading the whole window and sorting it for every page
+        // (`bench/audit-page.mjs` prints the rows each form reads).
         let query = match &q.key {
             Some(key) => {
-                args.insert(0, key.as_str().into());
-                "SELECT seq, entry FROM audit WHERE key = ? AND at_ms >= ? AND at_ms < ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+                args.push(key.as_str().into());
+                "SELECT seq, entry FROM audit INDEXED BY audit_by_key WHERE key = ?5 AND at_ms >= ?1 AND at_ms < ?2 AND seq >= (SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY at_ms LIMIT 1) AND seq < MIN(?3, IFNULL((SELECT seq FROM audit WHERE at_ms >= ?2 ORDER BY at_ms LIMIT 1), ?3)) ORDER BY seq DESC LIMIT ?4"
             }
-            None => "SELECT seq, entry FROM audit WHERE at_ms >= ? AND at_ms < ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            None => "SELECT seq, entry FROM audit NOT INDEXED WHERE at_ms >= ?1 AND at_ms < ?2 AND seq >= (SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY at_ms LIMIT 1) AND seq < MIN(?3, IFNULL((SELECT seq FROM audit WHERE at_ms >= ?2 ORDER BY at_ms LIMIT 1), ?3)) ORDER BY seq DESC LIMIT ?4",
         };
         let found = rows(&self.sql(), query, args)?;
         let more = found.len() > q.limit as usize;
@@ -588,8 +596,10 @@ impl KeyRegistry {
                     }
                 },
                 Write::Audit { at_ms, key, request_id, entry } => {
+                    // `at_ms` never below the latest one's (a clock that
+                    // stepped back), which the page's `seq` bounds need.
                     sql.exec(
-                        "INSERT OR IGNORE INTO audit (at_ms, key, request_id, entry) VALUES (?, ?, ?, ?)",
+                        "INSERT OR IGNORE INTO audit (at_ms, key, request_id, entry) VALUES (MAX(?, IFNULL((SELECT MAX(at_ms) FROM audit), 0)), ?, ?, ?)",
                         vec![Sql::Integer(*at_ms), key.as_str().into(), request_id.as_str().into(), entry.as_str().into()],
                     )?;
                 }

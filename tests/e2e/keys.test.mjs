@@ -696,6 +696,16 @@ test("the audit trail: every attempt, its outcome, newest first, paged and filte
   assert.ok(day.some((e) => e.outcome === "placed"), JSON.stringify(day));
   const all = await auditEntries("");
   assert.ok(all.some((e) => e.key === "capped") && all.some((e) => e.key === "audited-free"), "every key without a filter");
+  // The whole trail's time bounds, a window inside it, paged: exactly the
+  // entries whose time is in it, in the same order (the bounds end the
+  // walk by seq, found from the entries' times).
+  const times = all.map((e) => Date.parse(e.at));
+  const [hi, lo] = [times[Math.floor(times.length / 4)], times[Math.floor((times.length * 3) / 4)]];
+  const inWindow = all.filter((e) => Date.parse(e.at) >= lo && Date.parse(e.at) < hi).map((e) => e.request_id);
+  assert.ok(inWindow.length >= 3 && inWindow.length < all.length - 2, `${inWindow.length} of ${all.length}`);
+  const windowPaged = await auditEntries(`from=${new Date(lo).toISOString()}&to=${new Date(hi).toISOString()}&limit=2`);
+  assert.deepEqual(windowPaged.map((e) => e.request_id), inWindow);
+  assert.deepEqual(await auditEntries(`to=${new Date(times.at(-1)).toISOString()}`), [], "to: before the first entry");
   for (const q of ["from=yesterday", "to=2026-02-30", "key=a%20b", "cursor=abc", "limit=0", "limit=201", "from=2026-11-02&to=2026-11-01", "kye=audited", "limit=1&limit=2"]) {
     const r = await admin(`/v1/audit?${q}`, { method: "GET" });
     assert.equal(r.status, 400, q);
