@@ -17,7 +17,9 @@
 // the shipped query and with the form before this change (no `seq` bounds,
 // no index named), checking both give the same rows. Prints each window's
 // rows read (the cursor's `rowsRead`, what is billed) and round-trip time
-// (median of 5; a Worker's own clock does not move while it runs).
+// (median of 5; a Worker's own clock does not move while it runs), and the
+// rows the registry's hourly alarm reads to learn whether any row is left
+// (it counted every table's rows before).
 // Loopback only, nothing persisted; under a minute.
 import { existsSync, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -48,6 +50,12 @@ const before = (q) => q
   .replace(/ AND seq >= \(SELECT .*? LIMIT 1\) AND seq < MIN\(\?3, IFNULL\(\(SELECT .*? LIMIT 1\), \?3\)\)/, " AND seq < ?3")
   .replace(/FROM audit (NOT INDEXED|INDEXED BY \w+) WHERE/, "FROM audit WHERE");
 if (before(whole) === whole || before(byKey) === byKey) throw new Error("the page queries' seq bounds were not recognised");
+// The hourly alarm's "is any row left?" (a count of every table's rows before).
+const rowsLeft = source.match(/"(SELECT EXISTS \(SELECT 1 FROM audit\)[^"]*)"/)?.[1];
+const rowsLeftBefore = "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM usage) + (SELECT COUNT(*) FROM holds)";
+if (!rowsLeft) throw new Error("the alarm's rows-left query was not found in src/objects/registry.rs");
+const otherTables = source.match(/CREATE TABLE IF NOT EXISTS (usage|holds) [^\n]*/g);
+if (otherTables?.length !== 2) throw new Error("the usage and holds tables were not found in src/objects/registry.rs");
 
 const script = `
 export class Trail {
@@ -56,6 +64,7 @@ export class Trail {
     const { op, query, args, rows } = await request.json();
     if (op === "fill") {
       this.sql.exec(${JSON.stringify(schema)});
+      for (const t of ${JSON.stringify(otherTables)}) this.sql.exec(t);
       const entry = JSON.stringify({ outcome: "placed", amount: 25, note: "x".repeat(180) });
       for (let i = 0; i < rows; i++) {
         this.sql.exec("INSERT INTO audit (at_ms, key, request_id, entry) VALUES (?, ?, ?, ?)", ${T0} + i * ${STEP_MS}, "k" + (i % 5), "r" + i, entry);
@@ -114,6 +123,8 @@ try {
       console.log(`| ${label} | ${name} | ${a.seqs.length} | ${a.rowsRead.toLocaleString("en")} | ${a.ms.toFixed(1)} | ${b.rowsRead.toLocaleString("en")} | ${b.ms.toFixed(1)} |`);
     }
   }
+  const [left, counted] = [await ask({ op: "left", query: rowsLeft, args: [] }), await ask({ op: "left", query: rowsLeftBefore, args: [] })];
+  console.log(`alarm's rows-left check: ${left.rowsRead.toLocaleString("en")} rows read (before: a count, ${counted.rowsRead.toLocaleString("en")})`);
 } finally {
   await mf.dispose();
 }

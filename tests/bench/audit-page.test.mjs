@@ -1,7 +1,8 @@
 // The audit page's SQL as it ships (bench/audit-page.mjs), run in local
 // workerd on a small trail: each window's page reads no more rows than it
 // returns plus the two bound lookups' (and the extra row that says there is
-// more), and gives the same rows as the form before its `seq` bounds. Counts
+// more), and gives the same rows as the form before its `seq` bounds; the
+// hourly alarm's check for rows left reads at most one per table. Counts
 // rows read, not time. Loopback only; a few seconds.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,4 +25,8 @@ test("every audit page window reads about the rows it returns, with the same row
   // from the retention's start): what the bounds are for.
   const [, , , , shipped, , before] = rows.find(([, q, w]) => q === "every key" && w.startsWith("newest page"));
   assert.ok(Number(before.replaceAll(",", "")) > 10 * Number(shipped.replaceAll(",", "")), `${shipped} vs ${before}`);
+  // The hourly alarm learns whether any row is left without counting them.
+  const alarm = r.stdout.match(/^alarm's rows-left check: ([\d,]+) rows read \(before: a count, ([\d,]+)\)$/m);
+  assert.ok(alarm, r.stdout);
+  assert.ok(Number(alarm[1].replaceAll(",", "")) <= 3 && Number(alarm[2].replaceAll(",", "")) >= 3000, alarm[0]);
 });
