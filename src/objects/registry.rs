@@ -519,9 +519,9 @@ impl KeyRegistry {
         let query = match &q.key {
             Some(key) => {
                 args.push(key.as_str().into());
-                "SELECT seq, entry FROM audit INDEXED BY audit_by_key WHERE key = ?5 AND at_ms >= ?1 AND at_ms < ?2 AND seq >= (SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY at_ms LIMIT 1) AND seq < MIN(?3, IFNULL((SELECT seq FROM audit WHERE at_ms >= ?2 ORDER BY at_ms LIMIT 1), ?3)) ORDER BY seq DESC LIMIT ?4"
+                "SELECT seq, entry FROM audit INDEXED BY audit_by_key WHERE key = ?5 AND at_ms >= ?1 AND at_ms < ?2 AND seq >= (SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY at_ms, seq LIMIT 1) AND seq < MIN(?3, IFNULL((SELECT seq FROM audit WHERE at_ms >= ?2 ORDER BY at_ms, seq LIMIT 1), ?3)) ORDER BY seq DESC LIMIT ?4"
             }
-            None => "SELECT seq, entry FROM audit NOT INDEXED WHERE at_ms >= ?1 AND at_ms < ?2 AND seq >= (SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY at_ms LIMIT 1) AND seq < MIN(?3, IFNULL((SELECT seq FROM audit WHERE at_ms >= ?2 ORDER BY at_ms LIMIT 1), ?3)) ORDER BY seq DESC LIMIT ?4",
+            None => "SELECT seq, entry FROM audit NOT INDEXED WHERE at_ms >= ?1 AND at_ms < ?2 AND seq >= (SELECT seq FROM audit WHERE at_ms >= ?1 ORDER BY at_ms, seq LIMIT 1) AND seq < MIN(?3, IFNULL((SELECT seq FROM audit WHERE at_ms >= ?2 ORDER BY at_ms, seq LIMIT 1), ?3)) ORDER BY seq DESC LIMIT ?4",
         };
         let found = rows(&self.sql(), query, args)?;
         let more = found.len() > q.limit as usize;
