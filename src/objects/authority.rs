@@ -87,7 +87,7 @@ use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, Delay, Env, State};
+use worker::{Delay, Env, State};
 
 /// Durable Object binding name.
 pub const DO_BINDING: &str = binding::TOKEN_AUTHORITY;
@@ -715,7 +715,7 @@ async fn persist(storage: &Storage, st: &AuthorityState, live: Option<&RefCell<O
         match storage.put_text(STATE_KEY, &text).await {
             Ok(()) => return true,
             Err(_) => {
-                console_error!("{{\"event\":\"authority_persist_failed\",\"attempt\":{}}}", attempt + 1);
+                error_event(&[("event", "authority_persist_failed".into()), ("attempt", i64::from(attempt + 1).into())]);
                 Delay::from(Duration::from_millis(50)).await;
             }
         }

@@ -132,7 +132,7 @@ impl KeyRegistry {
             // alarm looks at them soon rather than within the hour.
             let storage = Storage::of(&self.state);
             if registry::look_sooner(storage.get_alarm().await.ok().flatten(), now_ms())
-                && storage.set_alarm(in_ms(registry::LOOK_AFTER_REFUSAL_MS as u64 as f64)).await.is_ok()
+                && storage.set_alarm(in_ms(registry::LOOK_AFTER_REFUSAL_MS as f64)).await.is_ok()
             {
                 self.alarm_set.set(true);
             }
@@ -144,7 +144,7 @@ impl KeyRegistry {
             // stay set for the instance's life, and nothing be pruned).
             let armed = match storage.get_alarm().await {
                 Ok(Some(_)) => true,
-                Ok(None) => storage.set_alarm(in_ms(registry::PRUNE_EVERY_MS as u64 as f64)).await.is_ok(),
+                Ok(None) => storage.set_alarm(in_ms(registry::PRUNE_EVERY_MS as f64)).await.is_ok(),
                 Err(_) => false,
             };
             self.alarm_set.set(armed);
@@ -175,7 +175,7 @@ impl KeyRegistry {
         let set_in = storage.get_alarm().await.ok().flatten().map(|at| at - now_ms());
         run.rows_left = left > 0;
         if let Some(next) = registry::next_alarm_in(run, set_in) {
-            storage.set_alarm(in_ms(next as u64 as f64)).await?;
+            storage.set_alarm(in_ms(next as f64)).await?;
             self.alarm_set.set(true);
         } else if set_in.is_some() {
             self.alarm_set.set(true);
