@@ -142,6 +142,8 @@ test("reauth_required (invalid_grant): one alert, none while it holds, one when 
     assert.equal(a.token_state, "reauth_required");
     assert.match(a.message, /invalid_grant/);
     assert.match(a.message, /XOXODAY_REFRESH_TOKEN/);
+    // Its access token was rejected: no deadline left, callers refused now.
+    assert.match(a.message, /\. Calls get 503 reauth_required now\.$/);
     const hit = rx.hits[0];
     assert.equal(hit.method, "POST");
     assert.equal(hit.type, "application/json");
@@ -209,6 +211,7 @@ test("credentials_rejected (invalid_client): one alert; recovery with a new refr
     assertShape(a, "credentials_rejected", "firing");
     assert.match(a.message, /XOXODAY_CLIENT_SECRET/);
     assert.match(a.message, /invalid_client/);
+    assert.match(a.message, /\. Calls get 503 credentials_rejected now\.$/);
     assert.equal(a.token_state, "credentials_rejected");
   });
   await sb.admin("/faults/clear", {});

@@ -197,6 +197,18 @@ pub fn review(state: &mut AuthorityState, now_ms: i64, policy: &AlertPolicy, tok
     Some(raise(state, &alert, now_ms, policy))
 }
 
+/// How long callers are still served under a condition that refuses them
+/// with `503 <condition>` once no usable access token is left: the
+/// operator's deadline. "At the latest": Xoxoday can still reject the
+/// token sooner.
+fn served_until(state: &AuthorityState, now_ms: i64, condition: Condition) -> String {
+    let code = condition.as_str();
+    match state.access.as_ref().filter(|_| state.access_usable(now_ms)) {
+        Some(a) => format!(" Calls are served with the current access token until {} at the latest, then get 503 {code}.", rfc3339(a.expires_at_ms)),
+        None => format!(" Calls get 503 {code} now."),
+    }
+}
+
 fn token_message(
     state: &AuthorityState,
     condition: Condition,
@@ -208,10 +220,12 @@ fn token_message(
     let why = state.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
     match (condition, resolved) {
         (Condition::ReauthRequired, false) => format!(
-            "The Xoxoday refresh token is dead{why}. Generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN. Calls get 503 reauth_required once no valid access token is left (at once if Xoxoday rejected it)."
+            "The Xoxoday refresh token is dead{why}. Generate new tokens in the Xoxoday dashboard and set XOXODAY_REFRESH_TOKEN.{}",
+            served_until(state, now_ms, condition)
         ),
         (Condition::CredentialsRejected, false) => format!(
-            "Xoxoday rejects the client id or secret{why}. Set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept, and refreshing resumes once they change."
+            "Xoxoday rejects the client id or secret{why}. Set the right XOXODAY_CLIENT_ID / XOXODAY_CLIENT_SECRET; the refresh token is kept, and refreshing resumes once they change.{}",
+            served_until(state, now_ms, condition)
         ),
         (Condition::TokensRejected, false) => format!(
             "Xoxoday keeps rejecting new access tokens{why}. Callers get 502 upstream_unauthorized meanwhile. Check the Xoxoday account (user or company disabled, IP allowlist, tokens regenerated elsewhere)."

@@ -104,10 +104,13 @@ fn reauth_required_fires_once_then_resolves_once() {
     assert_eq!(b["token_state"], "reauth_required");
     let message = b["message"].as_str().unwrap();
     assert!(message.contains("invalid_grant") && message.contains("XOXODAY_REFRESH_TOKEN"), "{message}");
-    // How long callers are still served: until the access token's expiry.
-    // Not "while it is valid" alone: found with the access token rejected
-    // or expired, callers are refused already.
-    assert!(message.ends_with("Calls get 503 reauth_required once no valid access token is left (at once if Xoxoday rejected it)."), "{message}");
+    // How long callers are still served: the operator's deadline, the
+    // access token's expiry (README: a valid access token is served).
+    let until = crate::time::rfc3339(T0 + 10 * DAY);
+    assert!(
+        message.ends_with(&format!(". Calls are served with the current access token until {until} at the latest, then get 503 reauth_required.")),
+        "{message}"
+    );
     assert_eq!(b["text"], format!("plumgate [rewards-prod] ALERT reauth_required: {message}"));
     for absent in ["replaces", "failures", "balance", "threshold"] {
         assert!(b.get(absent).is_none(), "{absent} in {b}");
@@ -194,6 +197,8 @@ fn a_condition_replacing_another_says_so_and_credentials_resolve() {
     assert_eq!((raised.event, raised.state), ("credentials_rejected", FIRING));
     let b = newest(&s);
     assert!(b["message"].as_str().unwrap().contains("XOXODAY_CLIENT_SECRET"));
+    let until = crate::time::rfc3339(T0 + 10 * DAY);
+    assert!(b["message"].as_str().unwrap().ends_with(&format!("change. Calls are served with the current access token until {until} at the latest, then get 503 credentials_rejected.")), "{b}");
     assert_eq!(b["token_state"], "credentials_rejected");
     s.credentials_rejected_fp = None;
     let raised = review_at(&mut s, T0 + 1).unwrap();
@@ -568,4 +573,39 @@ fn the_last_alert_waiting_behind_another_shows_no_attempts_of_its_own() {
     let view = last_alert(&s).unwrap();
     assert_eq!((view.state.as_str(), view.attempts, view.error), ("resolved", 0, None));
     assert_eq!(view.next_attempt_at, Some(crate::time::rfc3339(T0 + 5_020)));
+}
+
+/// The deadline in the two alerts that end in `503`: served until the
+/// access token's expiry while it is usable; refused now once it is
+/// rejected, expired or missing (not "once no valid access token is left",
+/// which left the operator to work out which).
+#[test]
+fn refusing_alerts_say_until_when_calls_are_served() {
+    let message = |s: &AuthorityState| newest(s)["message"].as_str().unwrap().to_owned();
+    let expires = T0 + 10 * DAY;
+    for (condition, code) in [(0, "reauth_required"), (1, "credentials_rejected")] {
+        let raise_at = |s: &mut AuthorityState, now: i64| {
+            if condition == 0 {
+                s.reauth_reason = Some("dead".into());
+            } else {
+                s.credentials_rejected_fp = Some("cfp".into());
+            }
+            assert_eq!(review_at(s, now).expect("an alert").event, code);
+        };
+        let mut s = healthy();
+        raise_at(&mut s, expires - 1);
+        assert!(message(&s).ends_with(&format!(" until {} at the latest, then get 503 {code}.", crate::time::rfc3339(expires))), "{}", message(&s));
+        // At its expiry the token is no longer served (`access_usable`).
+        let mut s = healthy();
+        raise_at(&mut s, expires);
+        assert!(message(&s).ends_with(&format!(". Calls get 503 {code} now.")), "{}", message(&s));
+        let mut s = healthy();
+        s.access.as_mut().unwrap().rejected = true;
+        raise_at(&mut s, T0 + 1);
+        assert!(message(&s).ends_with(&format!(". Calls get 503 {code} now.")), "{}", message(&s));
+        let mut s = healthy();
+        s.access = None;
+        raise_at(&mut s, T0 + 1);
+        assert!(message(&s).ends_with(&format!(". Calls get 503 {code} now.")), "{}", message(&s));
+    }
 }
