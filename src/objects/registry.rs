@@ -332,7 +332,9 @@ impl KeyRegistry {
     /// asked of its ledger before per-account names too, and a hold whose
     /// looks keep finding nothing is released only once a look
     /// `NOTHING_RECHECK_MS` after the first still does
-    /// (`registry::ledger_knows_nothing`, `registry::nothing_settles`): a
+    /// (`registry::ledger_knows_nothing`, `registry::nothing_settles`; spent
+    /// instead under a retention too short to trust it,
+    /// `registry::nothing_proves_unsent`): a
     /// live request is "nothing" to a look until its ledger has it. A
     /// request that was alive after all settles as usual afterwards,
     /// counting nothing twice. Returns whether a hold waits for that
@@ -377,7 +379,7 @@ impl KeyRegistry {
                 continue;
             }
             let usage = self.usage_of(&key, hold.day)?;
-            self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage))?;
+            self.commit(&registry::abandoned(&key, &po, &fp, &hold, &reply, usage, cfg.order_retention_secs))?;
         }
         Ok(registry::AlarmRun { recheck, more_to_look, rows_left: false })
     }

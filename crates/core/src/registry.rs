@@ -435,15 +435,30 @@ pub fn suspects<T: Ord + Clone>(holds: Vec<(T, Hold)>, today: i64, awaited: &[T]
     (chosen, last_idle.or_else(|| after.cloned()))
 }
 
+/// Does a look that found no record and nothing in flight prove the
+/// order was never sent? Only while the ledger keeps an order's record
+/// (`ORDER_RETENTION_SECS` from when it became `done`, after the
+/// reservation) longer than a hold waits for its looks: holds of today
+/// and yesterday (UTC) are looked at, so up to two days. Under a shorter
+/// retention a placed order's record may already be gone, and the hold
+/// counts as placed: a spend cap errs toward refusing, never toward
+/// passing its limit.
+pub fn nothing_proves_unsent(retention_secs: u32) -> bool {
+    retention_secs >= 2 * 86_400
+}
+
 /// A hold of `key` for the order (`po`, `fp`) whose requests may all be
 /// gone, once the order's ledger has answered a look (`reply`): settled by
 /// `quota::abandoned` (a look that found no record and nothing in flight:
-/// the order was never sent). `usage`: the key's stored usage of the
+/// the order was never sent, where `retention_secs` lets "nothing" say so:
+/// [`nothing_proves_unsent`]). `usage`: the key's stored usage of the
 /// hold's day. No audit entry: the attempt's own request id died with it.
-pub fn abandoned(key: &str, po: &str, fp: &str, hold: &Hold, reply: &LedgerReply, usage: Usage) -> Vec<Write> {
+pub fn abandoned(key: &str, po: &str, fp: &str, hold: &Hold, reply: &LedgerReply, usage: Usage, retention_secs: u32) -> Vec<Write> {
+    let nothing = crate::ledger::found_nothing(&reply.outcome);
     let known = match reply.fate {
         Fate::Placed => quota::Known::Placed,
-        Fate::Unknown if !crate::ledger::found_nothing(&reply.outcome) => quota::Known::Pending,
+        Fate::Unknown if !nothing => quota::Known::Pending,
+        Fate::Unknown if !nothing_proves_unsent(retention_secs) => quota::Known::Placed,
         _ => quota::Known::NotPlaced,
     };
     let s = quota::abandoned(hold, known);
@@ -472,6 +487,8 @@ mod tests {
 
     const T0: i64 = 1_795_626_582_000;
     const M: i64 = 1_000_000;
+    /// The default `ORDER_RETENTION_SECS`.
+    const KEEP: u32 = crate::config::DEFAULT_ORDER_RETENTION_SECS;
 
     fn facts() -> Facts {
         Facts { usage: Usage::default(), last_used_ms: None, reserved: 0 }
@@ -735,7 +752,7 @@ mod tests {
         let put = |h: Hold| Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Put(h) };
         let drop = Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: HoldChange::Drop };
         // Placed: committed, counted once in the hold's day.
-        let w = abandoned("k", "po-1", "fp", &held, &reply(answer(200), Fate::Placed), before);
+        let w = abandoned("k", "po-1", "fp", &held, &reply(answer(200), Fate::Placed), before, KEEP);
         assert_eq!(w, vec![
             put(Hold { holders: 0, state: HoldState::Committed, ..held }),
             Write::Usage { key: "k".into(), day, usage: Usage { orders: 3, amount: 85 * M, ..Usage::default() } },
@@ -748,14 +765,50 @@ mod tests {
             reply(error(found_not_placed()), Fate::NotPlaced),
             reply(error(nothing_found()), Fate::Unknown),
         ] {
-            assert_eq!(abandoned("k", "po-1", "fp", &held, &r, before), vec![drop.clone()], "{r:?}");
+            assert_eq!(abandoned("k", "po-1", "fp", &held, &r, before, KEEP), vec![drop.clone()], "{r:?}");
         }
         // Pending (409 order_in_progress): still counted, no holders.
         let pending = reply(error(ApiError::order_in_progress("checking", 10)), Fate::Unknown);
-        assert_eq!(abandoned("k", "po-1", "fp", &held, &pending, before), vec![put(Hold { holders: 0, state: HoldState::Pending, ..held })]);
+        assert_eq!(abandoned("k", "po-1", "fp", &held, &pending, before, KEEP), vec![put(Hold { holders: 0, state: HoldState::Pending, ..held })]);
         // Already committed: nothing.
         let committed = Hold { state: HoldState::Committed, ..held };
-        assert!(abandoned("k", "po-1", "fp", &committed, &reply(answer(200), Fate::Placed), before).is_empty());
+        assert!(abandoned("k", "po-1", "fp", &committed, &reply(answer(200), Fate::Placed), before, KEEP).is_empty());
+        for retention in [1, 3_600, 2 * 86_400 - 1] {
+            assert!(abandoned("k", "po-1", "fp", &committed, &reply(error(nothing_found()), Fate::Unknown), before, retention).is_empty());
+        }
+    }
+
+    /// `ORDER_RETENTION_SECS` shorter than the two days a hold waits for
+    /// its looks: "nothing" may be a placed order's record gone, so the
+    /// hold is committed and counted (the cap errs toward refusing); a
+    /// record that answers still decides, and two days or more trusts
+    /// "nothing" as never sent.
+    #[test]
+    fn nothing_counts_as_placed_where_the_ledger_forgets_sooner_than_holds_are_looked_at() {
+        use crate::ledger::{found_not_placed, nothing_found};
+        use crate::wire::ledger::Outcome as Said;
+        let day = day_of(T0) - 1;
+        let held = Hold { day, amount: 60 * M, holders: 1, state: HoldState::Held };
+        let before = Usage { orders: 2, amount: 25 * M, ..Usage::default() };
+        let reply = |outcome, fate| LedgerReply { outcome, replayed: true, fate };
+        let error = |e: ApiError| Said::Error { error: e, upstream_status: None };
+        let change = |c| Write::Hold { key: "k".into(), po: "po-1".into(), fp: "fp".into(), change: c };
+        let nothing = reply(error(nothing_found()), Fate::Unknown);
+        assert!(nothing_proves_unsent(2 * 86_400) && nothing_proves_unsent(KEEP));
+        for retention in [1, 6, 3_600, 86_400, 2 * 86_400 - 1] {
+            assert!(!nothing_proves_unsent(retention), "{retention}");
+            assert_eq!(abandoned("k", "po-1", "fp", &held, &nothing, before, retention), vec![
+                change(HoldChange::Put(Hold { holders: 0, state: HoldState::Committed, ..held })),
+                Write::Usage { key: "k".into(), day, usage: Usage { orders: 3, amount: 85 * M, ..Usage::default() } },
+            ], "{retention}");
+            // The ledger's own word, where it has one, is unchanged.
+            assert_eq!(abandoned("k", "po-1", "fp", &held, &reply(error(found_not_placed()), Fate::NotPlaced), before, retention), vec![change(HoldChange::Drop)]);
+            let pending = reply(error(ApiError::order_in_progress("checking", 10)), Fate::Unknown);
+            assert_eq!(abandoned("k", "po-1", "fp", &held, &pending, before, retention), vec![change(HoldChange::Put(Hold { holders: 0, state: HoldState::Pending, ..held }))]);
+        }
+        for retention in [2 * 86_400, 2 * 86_400 + 1, KEEP] {
+            assert_eq!(abandoned("k", "po-1", "fp", &held, &nothing, before, retention), vec![change(HoldChange::Drop)], "{retention}");
+        }
     }
 
     #[test]
