@@ -116,7 +116,8 @@ cleanup() {
   trap '' PIPE
   for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  log "stopped" 2>/dev/null || true
+  # SIGPIPE is ignored above: on a closed pipe this fails, and says nothing.
+  log "stopped" || true
 }
 trap 'cleanup; exit 130' INT TERM
 trap cleanup EXIT
@@ -125,8 +126,14 @@ log "step 4/4: starting the sandbox and the gateway"
 setsid "$SANDBOX_BIN" --host 127.0.0.1 --port "$SANDBOX_PORT" \
   --state "$DEV_DIR/sandbox-state.json" > "$DEV_DIR/sandbox.out" 2> "$DEV_DIR/sandbox.log" &
 PIDS+=($!)
-for _ in $(seq 1 100); do grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/null && break; sleep 0.1; done
-grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "sandbox did not start (see $DEV_DIR/sandbox.log)"
+# Up to 30 s: on a loaded machine (a build or a test run beside it) 10 s
+# was seen to pass before it said it was ready.
+for _ in $(seq 1 300); do
+  grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/null && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || die "the sandbox exited at start (see $DEV_DIR/sandbox.log)"
+  sleep 0.1
+done
+grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "the sandbox did not say it was ready within 30 s (see $DEV_DIR/sandbox.log)"
 
 wrangler_env
 setsid "$ROOT/node_modules/.bin/wrangler" dev --config "$CONF_DIR/wrangler.toml" --ip 127.0.0.1 --port "$PORT" \

@@ -155,6 +155,11 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
       await sleep(250);
     }
     const stillUp = (await portOpen(port)) || (await portOpen(sandboxPort));
+    // Its last line says so, once its children are gone (its output closed).
+    const closed = await Promise.race([
+      new Promise((r) => (child.stdout.destroyed && child.stderr.destroyed ? r(true) : child.once("close", () => r(true)))),
+      sleep(10_000).then(() => false),
+    ]);
     if (stillUp) {
       try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
       killLeftovers(devDir);
@@ -162,6 +167,8 @@ test("scripts/dev.sh: serves, prints a working key, keeps its dev directory to i
     cleanup(devParent);
     squatter.close();
     assert.equal(stillUp, false, "Ctrl-C stopped the gateway and the sandbox");
+    assert.equal(closed, true, "dev.sh ended after Ctrl-C");
+    assert.match(child.out, /\[plumgate\]\S* stopped\n/, "dev.sh said it stopped");
   }
 });
 
