@@ -54,6 +54,10 @@ export function refusal(authorization) {
  * Returns an HTTP status, a JSON body and, for some answers, headers.
  */
 export async function sendReward(input, deadline) {
+  // `undefined`: the body did not parse (JSON has no such value).
+  if (input === undefined) {
+    return { status: 400, body: { error: "the body is not JSON: send a JSON object with productId, denomination, email and poNumber" } };
+  }
   // The recipient's address is where Xoxoday mails the voucher
   // (notifyReceiverEmail below): an order without one would be paid for and
   // reach nobody.

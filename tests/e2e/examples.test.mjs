@@ -160,6 +160,11 @@ test("node function (Lambda shape): a reward is placed once per poNumber; refusa
 
   const missing = await post(fn.url, { email: "a@example.com" });
   assert.equal(missing.status, 400);
+  assert.match(missing.json.error, /are required/);
+  // A body that is not JSON is named as such, not as fields missing.
+  const garbled = await fetch(fn.url, { method: "POST", headers: { authorization: `Bearer ${REWARD_TOKEN}`, "content-type": "application/json" }, body: "{productId: 10100" });
+  assert.equal(garbled.status, 400);
+  assert.match((await garbled.json()).error, /^the body is not JSON/);
   // No recipient: the voucher would be paid for and reach nobody.
   const noRecipient = await post(fn.url, { productId: 10100, denomination: 25, poNumber: po("fn-no-email") });
   assert.equal(noRecipient.status, 400, JSON.stringify(noRecipient.json));
@@ -422,6 +427,7 @@ test("worker example: the caller Worker reaches plumgate through its Service Bin
 test("worker example: plumgate still checks the key behind the binding; a key it refuses is this Worker's 502, a cap's refusal carries Retry-After", async () => {
   const res = await fetch(`${pair.url}/reward`, { method: "POST", headers: AUTH, body: "not json" });
   assert.equal(res.status, 400);
+  assert.match((await res.json()).error, /^the body is not JSON/, "named as such, not as fields missing");
   await roomInDay(120);
   const capped = await startCaller(keys.capped.key);
   try {

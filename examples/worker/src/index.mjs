@@ -68,7 +68,10 @@ export default {
         return Response.json({ value: b.data.value, currency: b.data.currency, cache: b.cache ?? null });
       }
       if (request.method === "POST" && pathname === "/reward") {
-        const input = await request.json().catch(() => null);
+        const input = await request.json().catch(() => undefined);
+        if (input === undefined) {
+          return Response.json({ error: "the body is not JSON: send a JSON object with productId, denomination, email and poNumber" }, { status: 400 });
+        }
         // The recipient's address is where Xoxoday mails the voucher
         // (notifyReceiverEmail below): without one the order reaches nobody.
         if (!input || input.productId === undefined || input.denomination === undefined || !isEmail(input.email)) {
