@@ -4,7 +4,8 @@
 // null`): refresh rate limits in every
 // shape, a refresh endpoint limiting itself (the sandbox's `refresh_limit`)
 // under every push to refresh, a firewall's HTML page in front of the
-// refresh endpoint, the forced-refresh throttle, rejected client credentials, stored
+// refresh endpoint, Xoxoday refusing the account there (PIPE10017), the
+// forced-refresh throttle, rejected client credentials, stored
 // state that cannot be read (and old or newer formats that can), a slow
 // refresh, one authority per account, and the upgrade from the single
 // authority of earlier versions. Stored state is read and written in the
@@ -623,39 +624,72 @@ test("a refresh answer with a new refresh token but no access token: the refresh
   assert.equal(c.spent_refresh_tokens_used, 0, "the rotated-away refresh token was never sent again");
 });
 
+/**
+ * A refresh run whose three attempts all meet a failure that leaves the
+ * refresh token alive (`route`, `fault`: a sandbox fault for those three):
+ * the call gets 502 upstream_error saying `why` (`last_error` starts with
+ * it), the state is never
+ * reauth_required and backs off; once the backoff ends (the fault used up),
+ * the same refresh token works. `counted`: the sandbox's counters after the
+ * failed run, as [key, value] pairs; `reached`: the refresh calls that
+ * reached Xoxoday before the one that works.
+ */
+async function failedRunKeepsTheToken(sb, w, { route, fault, why, counted, reached }) {
+  assert.equal((await op(w)).status, 200);
+  await sb.admin("/tokens/revoke-access", {});
+  await sb.admin(route, { ...fault, count: 3 });
+  await sb.admin("/counters/reset", {});
+  const r = await op(w);
+  assert.equal(r.status, 502, r.text);
+  assert.equal(r.json.error.code, "upstream_error");
+  assert.match(r.json.error.message, why);
+  const st = await tokenStatus(w);
+  assert.notEqual(st.state, "reauth_required");
+  assert.match(st.last_error, new RegExp(`^${why.source}`), "the reason, first");
+  assert.ok(st.retry_at, "backing off, to try again by itself");
+  let c = await sb.counters();
+  assert.deepEqual(counted.map(([k]) => c[k]), counted.map(([, v]) => v), "the three attempts of the run");
+  await sleep(Math.max(0, Date.parse(st.retry_at) - Date.now()) + 200);
+  const ok = await op(w);
+  assert.equal(ok.status, 200, ok.text);
+  c = await sb.counters();
+  assert.deepEqual([c.refresh_calls, c.refresh_success, c.spent_refresh_tokens_used], [reached + 1, 1, 0], "one more refresh, with the live token kept");
+  const after = await tokenStatus(w);
+  assert.equal(after.state, "fresh");
+  assert.equal(after.last_error, null);
+  assert.equal(after.refresh_count, 2);
+}
+
 test("a 403 HTML page in front of the refresh endpoint (a firewall, a CDN) is transient: never reauth_required, the refresh token kept works once the page is gone", async () => {
   // Without the HTML reading, a 4xx with no JSON would be Xoxoday refusing
   // the refresh token ("refresh token rejected: HTTP 403"): reauth_required
   // and no attempt until a person regenerates tokens that are fine.
   const sb = await fresh();
-  await withWorker(sb, {}, async (w) => {
-    assert.equal((await op(w)).status, 200);
-    await sb.admin("/tokens/revoke-access", {});
+  await withWorker(sb, {}, (w) =>
     // The layer answers before Xoxoday sees the grant: nothing rotates.
-    // Three pages: every attempt of one run (it tries up to three times).
-    await sb.admin("/faults/proxy", { mode: "before", route: "refresh", status: 403, count: 3 });
-    await sb.admin("/counters/reset", {});
-    const r = await op(w);
-    assert.equal(r.status, 502, r.text);
-    assert.equal(r.json.error.code, "upstream_error");
-    assert.match(r.json.error.message, /refresh failed: HTTP 403, not an answer of Xoxoday's token endpoint/);
-    const st = await tokenStatus(w);
-    assert.notEqual(st.state, "reauth_required");
-    assert.match(st.last_error, /^refresh failed: HTTP 403, not an answer of Xoxoday's token endpoint/);
-    assert.ok(st.retry_at, "backing off, to try again by itself");
-    let c = await sb.counters();
-    assert.deepEqual([c.proxy_pages, c.refresh_calls], [3, 0], "three attempts met the page, none reached Xoxoday");
-    // The page is gone: once the backoff ends, the same refresh token works.
-    await sleep(Math.max(0, Date.parse(st.retry_at) - Date.now()) + 200);
-    const ok = await op(w);
-    assert.equal(ok.status, 200, ok.text);
-    c = await sb.counters();
-    assert.deepEqual([c.refresh_calls, c.refresh_success, c.spent_refresh_tokens_used], [1, 1, 0], "one refresh, with the live token kept");
-    const after = await tokenStatus(w);
-    assert.equal(after.state, "fresh");
-    assert.equal(after.last_error, null);
-    assert.equal(after.refresh_count, 2);
-  });
+    failedRunKeepsTheToken(sb, w, {
+      route: "/faults/proxy",
+      fault: { mode: "before", route: "refresh", status: 403 },
+      why: /refresh failed: HTTP 403, not an answer of Xoxoday's token endpoint/,
+      counted: [["proxy_pages", 3], ["refresh_calls", 0]],
+      reached: 0,
+    }));
+});
+
+test("Xoxoday refusing the account at the refresh endpoint (PIPE10017, HTTP 401): never reauth_required, the refresh token kept works once the account is fixed", async () => {
+  // README: "plumgate keeps trying with backoff and recovers by itself (do
+  // not regenerate tokens)". Read as a dead refresh token, an IP not yet
+  // whitelisted or a disabled user would send a person to regenerate
+  // tokens that were fine, and plumgate would stop asking.
+  const sb = await fresh();
+  await withWorker(sb, {}, (w) =>
+    failedRunKeepsTheToken(sb, w, {
+      route: "/faults/refresh",
+      fault: { mode: "PIPE10017" },
+      why: /refresh failed: HTTP 401 PIPE10017, Xoxoday refused the account \(user or company disabled, or IP not whitelisted\), not the refresh token: kept/,
+      counted: [["refresh_calls", 3], ["refresh_success", 0]],
+      reached: 3,
+    }));
 });
 
 test("placeOrder while no token can be had: the error says nothing was placed, and the same poNumber places once later", async () => {

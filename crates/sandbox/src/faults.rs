@@ -33,6 +33,17 @@ pub enum RefreshFaultMode {
     TokenError,
     /// `invalid_client` (HTTP 401), whatever the client id/secret.
     InvalidClient,
+    /// The Plum Pro API's refusals of the account (xoxoday-api.md §1.8:
+    /// user disabled, company disabled, IP not whitelisted), in its error
+    /// shape, HTTP 401 by default; the docs name them for the API, and
+    /// whether the refresh endpoint answers them so is UNCONFIRMED. The
+    /// token is not touched. The body is the API fault's of that name.
+    #[serde(rename = "PIPE10015")]
+    Pipe10015,
+    #[serde(rename = "PIPE10016")]
+    Pipe10016,
+    #[serde(rename = "PIPE10017")]
+    Pipe10017,
 }
 
 /// The shapes Xoxoday's rate-limit answer is documented or seen in.
@@ -429,7 +440,9 @@ impl Faults {
             // §1.4): each has the one seen or documented by default, and a
             // test may set any other.
             RefreshFaultMode::InvalidGrant => Rules { default_status: 400, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
-            RefreshFaultMode::InvalidClient => Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
+            RefreshFaultMode::InvalidClient | RefreshFaultMode::Pipe10015 | RefreshFaultMode::Pipe10016 | RefreshFaultMode::Pipe10017 => {
+                Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false }
+            }
             _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
         })?;
         Ok(())
@@ -652,6 +665,15 @@ mod tests {
         assert_eq!(RateLimitShape::Success0.body(7), json!({"success":0,"message":"auth.request_limit_exceeded"}));
         for mode in ["token_error", "invalid_client", "rotate_then_delay", "invalid_grant", "rotate_then_drop", "rotate_refresh_only"] {
             f.set_refresh(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
+        }
+        // The account refusals: 401 unless set, any status 200-599.
+        for (mode, want) in [("PIPE10015", RefreshFaultMode::Pipe10015), ("PIPE10016", RefreshFaultMode::Pipe10016), ("PIPE10017", RefreshFaultMode::Pipe10017)] {
+            f.set_refresh(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
+            assert_eq!(f.refresh.as_ref().map(|x| (x.mode, x.status)), Some((want, 401)));
+            f.set_refresh(format!(r#"{{"mode":"{mode}","status":403}}"#).as_bytes()).unwrap();
+            assert_eq!(f.refresh.as_ref().map(|x| x.status), Some(403));
+            assert!(f.set_refresh(format!(r#"{{"mode":"{mode}","status":600}}"#).as_bytes()).is_err());
+            assert!(f.set_refresh(format!(r#"{{"mode":"{mode}","shape":"message"}}"#).as_bytes()).is_err());
         }
     }
 

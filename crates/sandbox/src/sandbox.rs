@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{CheckExpiresIn, Config, RefreshLimit, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
-use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
+use crate::faults::{ApiFaultMode, DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, numbers_as_text, oauth_error, success, token_error_body, unauthorized_body, PlumError,
@@ -581,6 +581,9 @@ impl Sandbox {
                 RefreshFaultMode::InvalidClient => {
                     answer(f.status, oauth_error("invalid_client", "invalid client credentials"))
                 }
+                RefreshFaultMode::Pipe10015 => answer(f.status, ApiFaultMode::Pipe10015.body(f.status)),
+                RefreshFaultMode::Pipe10016 => answer(f.status, ApiFaultMode::Pipe10016.body(f.status)),
+                RefreshFaultMode::Pipe10017 => answer(f.status, ApiFaultMode::Pipe10017.body(f.status)),
             };
         }
         let issued = self.rotate(&old, now);

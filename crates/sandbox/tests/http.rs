@@ -539,6 +539,27 @@ async fn refresh_fault_modes_over_http() {
         200
     );
 
+    // The account refused (PIPE10015-17, the API's error shape): 401 by
+    // default or the status given, and the refresh token untouched.
+    let issued = send(addr, "POST", "/__sandbox/tokens/issue", None, None)
+        .await
+        .json();
+    let rt = issued["refresh_token"].as_str().unwrap().to_owned();
+    for (fault, status, id, info) in [
+        (r#"{"mode":"PIPE10017","count":2}"#, 401, "PIPE10017", "Access restricted for this IP"),
+        (r#"{"mode":"PIPE10015","status":403}"#, 403, "PIPE10015", "Plum Pro APIs: User is disabled"),
+        (r#"{"mode":"PIPE10016"}"#, 401, "PIPE10016", "Plum Pro APIs: Company is disabled"),
+    ] {
+        send(addr, "POST", "/__sandbox/faults/refresh", None, Some(fault)).await;
+        for _ in 0..if id == "PIPE10017" { 2 } else { 1 } {
+            let refused = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await;
+            assert_eq!(refused.status, status, "{fault}");
+            assert_eq!(refused.json(), json!({"code": status, "errorId": id, "errorInfo": info, "error": info}), "{fault}");
+        }
+    }
+    let kept = send(addr, "POST", "/chef/v1/oauth/token/user", None, Some(&refresh_body(&rt))).await;
+    assert_eq!(kept.status, 200, "the refresh token the refusals were given still refreshes");
+
     // order hang_after_create
     send(
         addr,
