@@ -600,16 +600,25 @@ test("3e2. after reauth_required, a newly generated pair set as both bootstrap t
   }
 });
 
-test("3f. a failed token check spends nothing: 502 with Retry-After, then recovery", async () => {
+// The check's 5xx, and its refusal of the account (user or company
+// disabled, IP not whitelisted: a 401 that is no verdict on the token).
+for (const [name, fault, says] of [
+  ["a failed token check", { mode: "5xx", status: 503 }, /HTTP 503/],
+  ["a token check that refuses the account (401 PIPE10017)", { mode: "PIPE10017" }, /HTTP 401 without naming the token/],
+]) test(`3f. ${name} spends nothing: 502 with Retry-After, then recovery`, async () => {
   await scenario({}, {}, async (sb, w) => {
     assert.equal((await op(w)).status, 200);
     await sb.admin("/tokens/revoke-access", {});
-    await sb.admin("/faults/validate", { mode: "5xx", status: 503 });
+    await sb.admin("/faults/validate", fault);
     await sb.admin("/counters/reset", {});
     const r = await op(w);
     assert.equal(r.status, 502, r.text);
     assert.equal(r.json.error.code, "upstream_error");
     assert.match(r.json.error.message, /token check failed/);
+    assert.match(r.json.error.message, says);
+    const st = await tokenStatus(w);
+    assert.notEqual(st.state, "reauth_required", "not taken for a dead token or a dead account");
+    assert.match(st.last_error ?? "", says, "the operator reads why");
     assert.ok(Number(r.headers["retry-after"]) >= 1, r.headers["retry-after"]);
     const again = await op(w);
     assert.equal(again.status, 502, "the failed verdict is reused for a few seconds");

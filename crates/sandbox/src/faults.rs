@@ -33,17 +33,46 @@ pub enum RefreshFaultMode {
     TokenError,
     /// `invalid_client` (HTTP 401), whatever the client id/secret.
     InvalidClient,
-    /// The Plum Pro API's refusals of the account (xoxoday-api.md §1.8:
-    /// user disabled, company disabled, IP not whitelisted), in its error
-    /// shape, HTTP 401 by default; the docs name them for the API, and
-    /// whether the refresh endpoint answers them so is UNCONFIRMED. The
-    /// token is not touched. The body is the API fault's of that name.
+    /// `PIPE10015`, `PIPE10016` or `PIPE10017`, HTTP 401 by default: the
+    /// docs name them for the API, and whether the refresh endpoint answers
+    /// them so is UNCONFIRMED. The token is not touched.
+    #[serde(untagged)]
+    Account(AccountRefusal),
+}
+
+/// The Plum Pro API's refusals of the account (xoxoday-api.md §1.8: user
+/// disabled, company disabled, IP not whitelisted), which the API's, the
+/// refresh endpoint's and the token check's faults can each answer: one
+/// home for their names and texts. A fault mode takes them as an untagged
+/// variant, so `{"mode":"PIPE10017"}` reads the same on every route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountRefusal {
+    /// User is disabled.
     #[serde(rename = "PIPE10015")]
     Pipe10015,
+    /// Company is disabled.
     #[serde(rename = "PIPE10016")]
     Pipe10016,
+    /// Access restricted for this IP.
     #[serde(rename = "PIPE10017")]
     Pipe10017,
+}
+
+impl AccountRefusal {
+    /// The answer's body, in the Plum API's error shape (`status`: the
+    /// fault's).
+    pub fn body(self, status: u16) -> Value {
+        match self {
+            AccountRefusal::Pipe10015 => plum_error(status, "PIPE10015", "Plum Pro APIs: User is disabled"),
+            AccountRefusal::Pipe10016 => plum_error(status, "PIPE10016", "Plum Pro APIs: Company is disabled"),
+            AccountRefusal::Pipe10017 => plum_error(status, "PIPE10017", "Access restricted for this IP"),
+        }
+    }
+}
+
+/// The Plum API's error shape `{code, errorId, errorInfo, error}` (xoxoday-api.md §5).
+fn plum_error(status: u16, id: &str, info: &str) -> Value {
+    json!({ "code": status, "errorId": id, "errorInfo": info, "error": info })
 }
 
 /// The shapes Xoxoday's rate-limit answer is documented or seen in.
@@ -98,15 +127,6 @@ pub enum ApiFaultMode {
     /// Invalid authorization header (although the token is valid).
     #[serde(rename = "PIPE10013")]
     Pipe10013,
-    /// User is disabled.
-    #[serde(rename = "PIPE10015")]
-    Pipe10015,
-    /// Company is disabled.
-    #[serde(rename = "PIPE10016")]
-    Pipe10016,
-    /// Access restricted for this IP.
-    #[serde(rename = "PIPE10017")]
-    Pipe10017,
     /// OAuth `invalid_token`.
     #[serde(rename = "invalid_token")]
     InvalidToken,
@@ -120,6 +140,9 @@ pub enum ApiFaultMode {
     /// it too. It starts no penalty of the sandbox's own.
     #[serde(rename = "rate_limited")]
     RateLimited,
+    /// User or company disabled, IP not allowed.
+    #[serde(untagged)]
+    Account(AccountRefusal),
 }
 
 impl ApiFaultMode {
@@ -134,14 +157,11 @@ impl ApiFaultMode {
 
     /// The answer's body (`status`: the fault's).
     pub fn body(self, status: u16) -> Value {
-        let plum = |id: &str, info: &str| json!({ "code": status, "errorId": id, "errorInfo": info, "error": info });
         match self {
-            ApiFaultMode::Ple10023 => plum("PLE10023", "Failed to get client's balance"),
-            ApiFaultMode::Ple10019 => plum("PLE10019", "International orders not allowed"),
+            ApiFaultMode::Ple10023 => plum_error(status, "PLE10023", "Failed to get client's balance"),
+            ApiFaultMode::Ple10019 => plum_error(status, "PLE10019", "International orders not allowed"),
             ApiFaultMode::Pipe10013 => crate::plum::unauthorized_body(),
-            ApiFaultMode::Pipe10015 => plum("PIPE10015", "Plum Pro APIs: User is disabled"),
-            ApiFaultMode::Pipe10016 => plum("PIPE10016", "Plum Pro APIs: Company is disabled"),
-            ApiFaultMode::Pipe10017 => plum("PIPE10017", "Access restricted for this IP"),
+            ApiFaultMode::Account(a) => a.body(status),
             ApiFaultMode::InvalidToken => crate::plum::oauth_error("invalid_token", "invalid/expired token"),
             ApiFaultMode::NoErrorId => json!({ "message": "Unauthorized" }),
             // Answered from the fault's shape (`Sandbox::api`); this is
@@ -161,6 +181,11 @@ pub enum ValidateFaultMode {
     /// `penalty_seconds` on the token check (Xoxoday documents no limit for
     /// it; its refresh endpoint's and the API's answers are the readings).
     RateLimited,
+    /// `PIPE10015`, `PIPE10016` or `PIPE10017`, HTTP 401 by default: no
+    /// verdict on the token, a refusal of the account (whether the check
+    /// answers them is UNCONFIRMED, as for the refresh endpoint).
+    #[serde(untagged)]
+    Account(AccountRefusal),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,7 +388,7 @@ struct Rules {
 }
 
 fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
-    let req: FaultRequest<M> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let req: FaultRequest<M> = serde_json::from_slice(body).map_err(|e| read_error(body, &e))?;
     let r = rules(&req.mode);
     // The refresh endpoint's documented answer to "an unusual number of
     // requests" is the flat `{"message":"auth.request_limit_exceeded"}`
@@ -413,6 +438,18 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
     Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, revoke, op, error_id, order_status, po_number: None, route: None }))
 }
 
+/// A fault request serde refused, in words. A mode no variant takes is
+/// reported by serde as not matching the untagged enum, naming neither the
+/// mode nor the field: say both.
+fn read_error(body: &[u8], e: &serde_json::Error) -> String {
+    let e = e.to_string();
+    if !e.contains("untagged enum") {
+        return e;
+    }
+    let mode = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("mode").map(Value::to_string));
+    format!("mode: unknown mode {} on this route (the sandbox README's fault table lists its modes)", mode.unwrap_or_default())
+}
+
 /// The next matching call takes one from the countdown. `applies` filters
 /// which calls the fault is for.
 fn take<M: Copy>(slot: &mut Option<Fault<M>>, applies: impl Fn(&Fault<M>) -> bool) -> Option<Fault<M>> {
@@ -440,7 +477,7 @@ impl Faults {
             // §1.4): each has the one seen or documented by default, and a
             // test may set any other.
             RefreshFaultMode::InvalidGrant => Rules { default_status: 400, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
-            RefreshFaultMode::InvalidClient | RefreshFaultMode::Pipe10015 | RefreshFaultMode::Pipe10016 | RefreshFaultMode::Pipe10017 => {
+            RefreshFaultMode::InvalidClient | RefreshFaultMode::Account(_) => {
                 Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false }
             }
             _ => Rules { default_status: 200, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
@@ -454,6 +491,8 @@ impl Faults {
         let fault = parse(body, |m: &ValidateFaultMode| match m {
             ValidateFaultMode::ServerError => Rules { default_status: 503, status_range: (500, 599), rate_limit: false, op: false, error_id: false, order_status: false },
             ValidateFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: false, error_id: false, order_status: false },
+            // 401 unless set, any status: unconfirmed, as on the refresh route.
+            ValidateFaultMode::Account(_) => Rules { default_status: 401, status_range: (200, 599), rate_limit: false, op: false, error_id: false, order_status: false },
         })?;
         if fault.as_ref().is_some_and(|f| f.revoke) {
             return Err("revoke applies to refresh faults only".into());
@@ -667,14 +706,58 @@ mod tests {
             f.set_refresh(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
         }
         // The account refusals: 401 unless set, any status 200-599.
-        for (mode, want) in [("PIPE10015", RefreshFaultMode::Pipe10015), ("PIPE10016", RefreshFaultMode::Pipe10016), ("PIPE10017", RefreshFaultMode::Pipe10017)] {
+        for (mode, want) in [("PIPE10015", AccountRefusal::Pipe10015), ("PIPE10016", AccountRefusal::Pipe10016), ("PIPE10017", AccountRefusal::Pipe10017)] {
             f.set_refresh(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
-            assert_eq!(f.refresh.as_ref().map(|x| (x.mode, x.status)), Some((want, 401)));
+            assert_eq!(f.refresh.as_ref().map(|x| (x.mode, x.status)), Some((RefreshFaultMode::Account(want), 401)));
+            assert_eq!(f.to_json()["refresh"]["mode"], mode, "named as it was set");
             f.set_refresh(format!(r#"{{"mode":"{mode}","status":403}}"#).as_bytes()).unwrap();
             assert_eq!(f.refresh.as_ref().map(|x| x.status), Some(403));
             assert!(f.set_refresh(format!(r#"{{"mode":"{mode}","status":600}}"#).as_bytes()).is_err());
             assert!(f.set_refresh(format!(r#"{{"mode":"{mode}","shape":"message"}}"#).as_bytes()).is_err());
         }
+    }
+
+    /// The token check answers the account refusals too: 401 unless set,
+    /// in the Plum API's shape, the same body as the API's fault.
+    #[test]
+    fn validate_faults_take_the_account_refusals() {
+        let mut f = Faults::default();
+        for (mode, want) in [("PIPE10015", AccountRefusal::Pipe10015), ("PIPE10016", AccountRefusal::Pipe10016), ("PIPE10017", AccountRefusal::Pipe10017)] {
+            f.set_validate(format!(r#"{{"mode":"{mode}","count":2}}"#).as_bytes()).unwrap();
+            assert_eq!(f.take_validate().map(|x| (x.mode, x.status)), Some((ValidateFaultMode::Account(want), 401)));
+            assert!(f.take_validate().is_some());
+            assert!(f.take_validate().is_none(), "its count");
+            f.set_validate(format!(r#"{{"mode":"{mode}","status":403}}"#).as_bytes()).unwrap();
+            assert_eq!(f.take_validate().map(|x| x.status), Some(403));
+            assert!(f.set_validate(format!(r#"{{"mode":"{mode}","status":199}}"#).as_bytes()).is_err());
+            assert!(f.set_validate(format!(r#"{{"mode":"{mode}","penalty_seconds":5}}"#).as_bytes()).is_err());
+            assert_eq!(want.body(401)["errorId"], mode);
+            assert_eq!(ApiFaultMode::Account(want).body(401), want.body(401), "one body on every route");
+        }
+        assert_eq!(
+            AccountRefusal::Pipe10017.body(403),
+            json!({"code": 403, "errorId": "PIPE10017", "errorInfo": "Access restricted for this IP", "error": "Access restricted for this IP"})
+        );
+        // The order faults take none of them; PIPE10013 is the API's only.
+        assert!(f.set_order(br#"{"mode":"PIPE10015"}"#).is_err());
+        assert!(f.set_validate(br#"{"mode":"PIPE10013"}"#).is_err());
+        assert!(f.set_refresh(br#"{"mode":"PIPE10013"}"#).is_err());
+    }
+
+    /// A mode no route takes is named in the refusal, with the field, where
+    /// serde alone would name only the enum.
+    #[test]
+    fn an_unknown_mode_is_named() {
+        let mut f = Faults::default();
+        for e in [f.set_validate(br#"{"mode":"PIPE10018"}"#), f.set_refresh(br#"{"mode":"explode"}"#), f.set_api(br#"{"mode":"5xx"}"#)] {
+            let e = e.unwrap_err();
+            assert!(e.starts_with("mode: unknown mode \""), "{e}");
+            assert!(!e.contains("untagged"), "{e}");
+        }
+        assert!(f.set_validate(br#"{"mode":7}"#).unwrap_err().contains("unknown mode 7"));
+        // Other mistakes keep serde's own words.
+        let e = f.set_validate(br#"{"mode":"5xx","count":-1}"#).unwrap_err();
+        assert!(e.contains("invalid value"), "{e}");
     }
 
     #[test]

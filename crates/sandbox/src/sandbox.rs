@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{CheckExpiresIn, Config, RefreshLimit, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
-use crate::faults::{ApiFaultMode, DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
+use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     flag, money, numbers_as_text, oauth_error, success, token_error_body, unauthorized_body, PlumError,
@@ -581,9 +581,7 @@ impl Sandbox {
                 RefreshFaultMode::InvalidClient => {
                     answer(f.status, oauth_error("invalid_client", "invalid client credentials"))
                 }
-                RefreshFaultMode::Pipe10015 => answer(f.status, ApiFaultMode::Pipe10015.body(f.status)),
-                RefreshFaultMode::Pipe10016 => answer(f.status, ApiFaultMode::Pipe10016.body(f.status)),
-                RefreshFaultMode::Pipe10017 => answer(f.status, ApiFaultMode::Pipe10017.body(f.status)),
+                RefreshFaultMode::Account(a) => answer(f.status, a.body(f.status)),
             };
         }
         let issued = self.rotate(&old, now);
@@ -631,12 +629,15 @@ impl Sandbox {
             return RefreshOutcome::Answer { status: 401, body };
         };
         if let Some(f) = self.faults.take_validate() {
-            if f.mode == ValidateFaultMode::RateLimited {
-                let p = Self::penalty_of(&f, now);
-                self.validate_penalty = Some(p);
-                return self.rate_limited(p, now);
-            }
-            let body = json!({ "error": "server_error", "error_description": "internal server error" });
+            let body = match f.mode {
+                ValidateFaultMode::RateLimited => {
+                    let p = Self::penalty_of(&f, now);
+                    self.validate_penalty = Some(p);
+                    return self.rate_limited(p, now);
+                }
+                ValidateFaultMode::ServerError => json!({ "error": "server_error", "error_description": "internal server error" }),
+                ValidateFaultMode::Account(a) => a.body(f.status),
+            };
             return RefreshOutcome::Answer { status: f.status, body };
         }
         let (status, body) = self.verdict(token, now);

@@ -646,6 +646,15 @@ async fn new_fault_routes_over_http() {
     post("/__sandbox/faults/validate", r#"{"mode":"5xx"}"#).await;
     assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 503);
     assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 200);
+    // Or refuses the account, in the Plum API's shape, with no verdict.
+    post("/__sandbox/faults/validate", r#"{"mode":"PIPE10017"}"#).await;
+    let refused = send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await;
+    assert_eq!((refused.status, refused.json()["errorId"].clone()), (401, json!("PIPE10017")));
+    assert!(refused.json().get("access_token").is_none());
+    assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 200, "the token untouched");
+    let e = post("/__sandbox/faults/validate", r#"{"mode":"PIPE10018"}"#).await;
+    assert_eq!(e.status, 400);
+    assert!(e.json().to_string().contains("unknown mode \\\"PIPE10018\\\""), "{}", e.json());
     // Bad fault bodies change nothing.
     assert_eq!(post("/__sandbox/faults/api", r#"{"mode":"PIPE10016","op":"nope"}"#).await.status, 400);
     assert_eq!(post("/__sandbox/tokens/issue", r#"{"revoke":true}"#).await.status, 400);
