@@ -1034,6 +1034,27 @@ test("penalty: upstream 429 saying only `auth.request_limit_exceeded` (no penalt
   }
 });
 
+test("penalty: upstream 429 naming its penalty only in Retry-After (a layer in front of Xoxoday) → 429 rate_limited for that long, not plumgate's 60 s", async () => {
+  // The Plum API documents no Retry-After (xoxoday-api.md §3.9); a proxy's
+  // or CDN's 429 carries one, with Xoxoday's bare message here.
+  const data = { startDate: "2020-01-01", endDate: "2099-12-31", limit: 5 };
+  await sandbox.admin("/faults/api", { mode: "rate_limited", shape: "status429", penalty_seconds: 4, op: "getOrderHistory" });
+  const limited = await op("getOrderHistory", keys.admin, data);
+  const until = Date.now() + 4000;
+  assert.equal(limited.status, 429, limited.text);
+  assert.equal(errCode(limited), "rate_limited");
+  const ra = Number(limited.headers["retry-after"]);
+  assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= 4, `the header's 4 s, not the unstated 60: Retry-After ${limited.headers["retry-after"]}`);
+  const n = (await counters()).api_calls.getOrderHistory;
+  const during = await op("getOrderHistory", keys.admin, data);
+  assert.deepEqual([during.status, errCode(during)], [429, "rate_limited"]);
+  assert.equal((await counters()).api_calls.getOrderHistory, n, "no upstream call during the penalty");
+  await sleep(Math.max(0, until - Date.now() + 300));
+  const after = await op("getOrderHistory", keys.admin, data);
+  assert.equal(after.status, 200, `after the header's penalty: ${after.text}`);
+  assert.equal((await counters()).api_calls.getOrderHistory, n + 1, "asked again once it ended");
+});
+
 // -------------------------------------------------------------------- CORS
 
 test("CORS: listed origins get headers and a proper preflight; others get none", async () => {

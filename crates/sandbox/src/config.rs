@@ -661,8 +661,9 @@ impl Config {
         if let Some(v) = patch.rate_limit_shape {
             if v == RateLimitShape::Status429 {
                 // That shape is the bare message plus `Retry-After`, a header
-                // the API answers here do not carry.
-                return Err("rate_limit_shape status429 is for refresh faults; use rate_limit_status 429 with message".into());
+                // Xoxoday does not document for the API: its own limits here
+                // answer without it; an API fault may carry it.
+                return Err("rate_limit_shape status429 is for faults (refresh, validate, api); use rate_limit_status 429 with message".into());
             }
             next.rate_limit_shape = v;
         }

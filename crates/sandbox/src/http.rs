@@ -375,7 +375,8 @@ fn proxy_page(status: u16) -> Response {
     (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], PROXY_PAGE).into_response()
 }
 
-/// A rate-limit answer, with `Retry-After` when its shape sends one.
+/// An answer, with `Retry-After` when it is a rate-limit answer whose shape
+/// sends one.
 fn limited(status: u16, body: Value, retry_after_secs: Option<u64>) -> Response {
     let mut resp = json_response(status, body);
     if let Some(Ok(v)) = retry_after_secs.map(|s| HeaderValue::from_str(&s.to_string())) {
@@ -424,7 +425,7 @@ async fn api(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
     let resp = if out.page {
         proxy_page(out.status)
     } else {
-        json_response(out.status, out.body)
+        limited(out.status, out.body, out.retry_after_secs)
     };
     tagged(resp, out.op.unwrap_or("unknown"))
 }

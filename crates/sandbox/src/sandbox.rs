@@ -140,6 +140,8 @@ pub struct ApiOutcome {
     pub page: bool,
     pub op: Option<&'static str>,
     pub delay_after_ms: u64,
+    /// `Retry-After`: an API `rate_limited` fault in the HTTP 429 shape.
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -699,13 +701,14 @@ impl Sandbox {
         let proxy = self.faults.take_proxy(ProxyRoute::Api, op);
         if let Some(f) = proxy.as_ref().filter(|f| f.mode == ProxyFaultMode::Before) {
             self.counters.proxy_pages += 1;
-            return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms: 0 };
+            return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms: 0, retry_after_secs: None };
         }
         if let Some(op) = op {
             *self.counters.api_calls.entry(op).or_insert(0) += 1;
         }
         let authorized = bearer(auth).is_some_and(|t| self.tokens.access(t, now).is_some());
         let mut delay_after_ms = 0;
+        let mut retry_after_secs = None;
         // Only the authorisation layer's 401s here, where a dead token's is
         // answered; an operation's own failure once dispatch lets it run.
         let injected = if authorized { self.faults.take_api(op, false) } else { None };
@@ -727,6 +730,10 @@ impl Sandbox {
             match (f.shape, f.penalty_seconds) {
                 (Some(shape), Some(secs)) => {
                     self.counters.rate_limited_calls += 1;
+                    // Undocumented for the API (xoxoday-api.md §3.9), but a
+                    // 429 with the header is what a layer in front of it
+                    // answers: the shape that carries it carries it here too.
+                    retry_after_secs = (shape == RateLimitShape::Status429).then_some(secs);
                     (f.status, shape.body(secs))
                 }
                 _ => (f.status, f.mode.body(f.status)),
@@ -765,7 +772,7 @@ impl Sandbox {
         if let Some(f) = proxy {
             // `After`: Xoxoday did its part; the caller sees the page.
             self.counters.proxy_pages += 1;
-            return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms };
+            return ApiOutcome { status: f.status, body: Value::Null, page: true, op, delay_after_ms, retry_after_secs: None };
         }
         ApiOutcome {
             status,
@@ -773,6 +780,7 @@ impl Sandbox {
             page: false,
             op,
             delay_after_ms,
+            retry_after_secs,
         }
     }
 

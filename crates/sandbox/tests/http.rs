@@ -639,6 +639,16 @@ async fn new_fault_routes_over_http() {
     assert_eq!((bal.status, bal.json()["errorId"].clone()), (401, json!("PIPE10016")));
     let bal = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
     assert_eq!(bal.status, 200);
+    // An API rate-limit fault in the 429 shape carries Retry-After; the
+    // other shapes do not.
+    post("/__sandbox/faults/api", r#"{"mode":"rate_limited","shape":"status429","penalty_seconds":7}"#).await;
+    let limited = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!((limited.status, limited.json()), (429, json!({"message":"auth.request_limit_exceeded"})));
+    assert!(limited.head.to_ascii_lowercase().contains("retry-after: 7"), "{}", limited.head);
+    post("/__sandbox/faults/api", r#"{"mode":"rate_limited","shape":"errors_array","penalty_seconds":7}"#).await;
+    let limited = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!((limited.status, limited.json()["errors"][0]["penaltySeconds"].clone()), (400, json!(7)));
+    assert!(!limited.head.to_ascii_lowercase().contains("retry-after"), "{}", limited.head);
     // The regeneration killed the old access token.
     let old = send(addr, "POST", "/chef/v1/oauth/api", Some(AT), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
     assert_eq!(old.status, 401);
