@@ -589,23 +589,28 @@ test("getOrderDetails says 'no such order', then finds it: pending, 409 order_in
   assert.ok(lines.every((l) => /^[0-9a-f]{16}$/.test(l.po_fp)), "by a fingerprint of the poNumber, never the poNumber");
 });
 
-// That PLE10021 never settles into "not placed" as PLE10016 does after 180 s
-// is the core's (ledger tests, read_reconcile); this is the path end to end.
-test("getOrderDetails answers 404 PLE10021 (no words in Xoxoday's docs): the order stays pending, is never sent again, and a later check finds it", async () => {
+// That PLE10021, or a success flag of 0, never settles into "not placed" as
+// PLE10016 does after 180 s is the core's (ledger tests, read_reconcile);
+// this is the path end to end.
+for (const [name, mode, faultStatus] of [
+  ["404 PLE10021 (no words in Xoxoday's docs)", "PLE10021", 404],
+  ["HTTP 200 with its failure flag (status 0, no order)", "status_zero", 200],
+]) test(`getOrderDetails answers ${name}: the order stays pending, is never sent again, and a later check finds it`, async () => {
+  const id = mode === "PLE10021" ? "ple21" : "details-zero";
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1 });
   // Only this order's checks meet it: other orders' checks run from their alarms meanwhile.
-  await sbO.admin("/faults/details", { mode: "PLE10021", count: 2, po_number: po("ple21") });
+  await sbO.admin("/faults/details", { mode, count: 2, po_number: po(id) });
   const c0 = await sbO.counters();
-  const checks = async () => (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po("ple21"));
-  const first = await place(order("ple21"));
+  const checks = async () => (await sandboxRequests(sbO)).filter((r) => r.op === "getOrderDetails" && r.body?.variables?.data?.poNumber === po(id));
+  const first = await place(order(id));
   assert.equal(first.status, 409, first.text);
   assert.equal(first.json.error.code, "order_in_progress");
   const ra = Number(first.headers["retry-after"]);
   await sleep(ra * 1000 + 500);
-  // The alarm's first check meets PLE10021 too: still in progress, and a
+  // The alarm's first check meets the fault too: still in progress, and a
   // retry by the caller is not sent.
   const later = await waitFor(async () => {
-    const r = await place(order("ple21"));
+    const r = await place(order(id));
     return r.status === 409 ? null : r;
   }, { timeout: 40_000, interval: 1_000, what: "the alarm's checks" });
   assert.equal(later.status, 200, later.text);
@@ -613,7 +618,7 @@ test("getOrderDetails answers 404 PLE10021 (no words in Xoxoday's docs): the ord
   const c1 = await sbO.counters();
   assert.equal(c1.orders, c0.orders + 1, "one order");
   assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "never re-sent");
-  assert.deepEqual((await checks()).map((c) => c.status), [404, 404, 200], "checked at once, then from the alarm until it answered");
+  assert.deepEqual((await checks()).map((c) => c.status), [faultStatus, faultStatus, 200], "checked at once, then from the alarm until it answered");
 });
 
 test("a capped key's order left unknown and never retried: the alarm's check finds it placed, and the key's usage and audit trail say so", async () => {

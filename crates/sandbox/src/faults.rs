@@ -281,6 +281,11 @@ pub enum DetailsFaultMode {
     /// exists; the words here are the sandbox's.
     #[serde(rename = "PLE10021")]
     Ple10021,
+    /// HTTP 200 with Xoxoday's failure flag, `data.getOrderDetails.status`
+    /// 0 ("success is judged by `status === 1`", xoxoday-api.md §5), and no
+    /// order: what it would say of the order is undocumented.
+    #[serde(rename = "status_zero")]
+    StatusZero,
 }
 
 /// A page from the layer in front of Xoxoday (a load balancer, a firewall,
@@ -558,6 +563,9 @@ impl Faults {
             DetailsFaultMode::ServerError => {
                 Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: false, error_id: false, order_status: false }
             }
+            DetailsFaultMode::StatusZero => {
+                Rules { default_status: 200, status_range: (200, 200), rate_limit: false, op: false, error_id: false, order_status: false }
+            }
         })?
         .map(|f| Fault { po_number, ..f });
         Ok(())
@@ -674,6 +682,9 @@ mod tests {
         assert_eq!(f.to_json()["details"]["mode"], "5xx");
         assert!(f.set_details(br#"{"mode":"not_found","status":500}"#).is_err());
         assert!(f.set_details(br#"{"mode":"lagging"}"#).is_err());
+        f.set_details(br#"{"mode":"status_zero","po_number":"po-3"}"#).unwrap();
+        assert_eq!(f.take_details(Some("po-3")).map(|d| (d.mode, d.status)), Some((DetailsFaultMode::StatusZero, 200)));
+        assert!(f.set_details(br#"{"mode":"status_zero","status":404}"#).is_err(), "always a 200: the flag is the failure");
     }
 
     #[test]

@@ -886,6 +886,10 @@ impl Sandbox {
                 let found = self.ledger.lookup(input);
                 if let Some(f) = self.faults.take_details(po) {
                     return Err(match f.mode {
+                        // Xoxoday's failure flag, words of the sandbox's.
+                        DetailsFaultMode::StatusZero => {
+                            return Ok((json!({ "data": { op: { "status": 0, "message": "Failed to fetch order details" } } }), 0));
+                        }
                         DetailsFaultMode::NotFound => not_found(),
                         DetailsFaultMode::Ple10021 => {
                             PlumError::new(404, "PLE10021", "Unable to fetch order details", "Unable to fetch order details")

@@ -672,6 +672,13 @@ async fn new_fault_routes_over_http() {
     // getOrderDetails that says "no such order" once, over the route.
     assert_eq!(post("/__sandbox/faults/details", r#"{"mode":"not_found","count":1}"#).await.json()["details"]["remaining"], 1);
     assert_eq!(post("/__sandbox/faults/details", r#"{"mode":"late"}"#).await.status, 400);
+    // Or that answers Xoxoday's failure flag: HTTP 200, status 0, no order.
+    post("/__sandbox/faults/details", r#"{"mode":"status_zero"}"#).await;
+    let lookup = envelope("plumProAPI.mutation.getOrderDetails", json!({"poNumber":"PO-NONE","orderId":null,"sendMailToReceiver":0}));
+    let zero = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&lookup)).await;
+    assert_eq!((zero.status, zero.json()["data"]["getOrderDetails"]["status"].clone()), (200, json!(0)));
+    assert!(zero.json()["data"]["getOrderDetails"].get("data").is_none(), "{}", zero.json());
+    assert_eq!(send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&lookup)).await.status, 404, "its count spent: no such order");
     post("/__sandbox/faults/clear", "").await;
     // The daily cap: HTTP 429 without Retry-After.
     post("/__sandbox/config", r#"{"daily_limits":{"getVouchers":1}}"#).await;
