@@ -807,7 +807,7 @@ test("caching: a catalogue page over a megabyte (long terms, a whole catalogue i
   }
 });
 
-test("caching: miss then hit, admin bypass, non-admin no-cache ignored, errors not kept (product lifetimes)", async () => {
+test("caching: miss then hit, admin bypass, non-admin no-cache ignored, errors and failure flags not kept (product lifetimes)", async () => {
   const filters = { filterGroupCode: "Category", includeFilters: "", excludeFilters: "" };
   const calls = async (name) => (await counters()).api_calls[name];
   let n = await calls("getFilters");
@@ -859,6 +859,18 @@ test("caching: miss then hit, admin bypass, non-admin no-cache ignored, errors n
   const e3 = await op("getVouchers", keys.catalog, page9);
   assert.deepEqual([e2.status, e2.headers["x-plumgate-cache"], e3.headers["x-plumgate-cache"]], [200, "miss", "hit"], e2.text);
   assert.equal(await calls("getVouchers"), n + 2, "the error was not served again");
+  // Nor is an answer with Xoxoday's failure flag (HTTP 200, `status` 0):
+  // passed on as it came, then asked for again, then kept.
+  const page10 = { limit: 4, page: 10 };
+  await sandbox.admin("/faults/api", { mode: "status_zero", op: "getVouchers", count: 1 });
+  n = await calls("getVouchers");
+  const z1 = await op("getVouchers", keys.catalog, page10);
+  assert.deepEqual([z1.status, z1.json?.data?.getVouchers?.status], [200, 0], z1.text);
+  const z2 = await op("getVouchers", keys.catalog, page10);
+  const z3 = await op("getVouchers", keys.catalog, page10);
+  assert.deepEqual([z2.headers["x-plumgate-cache"], z3.headers["x-plumgate-cache"]], ["miss", "hit"], z2.text);
+  assert.equal(z3.json.data.getVouchers.status, 1, z3.text);
+  assert.equal(await calls("getVouchers"), n + 2, "the failure flag was not served again");
 
   // Another catalogue (categoryType, the perks page's categoryTypes) is an
   // entry of its own: the gift cards' page is never served for it, nor

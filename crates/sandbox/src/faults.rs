@@ -140,6 +140,11 @@ pub enum ApiFaultMode {
     /// it too. It starts no penalty of the sandbox's own.
     #[serde(rename = "rate_limited")]
     RateLimited,
+    /// HTTP 200 with Xoxoday's failure flag, `data.<op>.status` 0, in place
+    /// of the operation's answer (any operation: what Xoxoday would say
+    /// with it is undocumented, as are the words).
+    #[serde(rename = "status_zero")]
+    StatusZero,
     /// User or company disabled, IP not allowed.
     #[serde(untagged)]
     Account(AccountRefusal),
@@ -152,12 +157,13 @@ impl ApiFaultMode {
     /// are its authorisation layer's 401s, given where a dead token's is,
     /// before the operation is looked at.
     pub fn in_operation(self) -> bool {
-        matches!(self, ApiFaultMode::Ple10023 | ApiFaultMode::Ple10019)
+        matches!(self, ApiFaultMode::Ple10023 | ApiFaultMode::Ple10019 | ApiFaultMode::StatusZero)
     }
 
-    /// The answer's body (`status`: the fault's).
-    pub fn body(self, status: u16) -> Value {
+    /// The answer's body to a call of `op` (`status`: the fault's).
+    pub fn body(self, status: u16, op: &str) -> Value {
         match self {
+            ApiFaultMode::StatusZero => crate::plum::failure_flag(op, "Failed to process the request"),
             ApiFaultMode::Ple10023 => plum_error(status, "PLE10023", "Failed to get client's balance"),
             ApiFaultMode::Ple10019 => plum_error(status, "PLE10019", "International orders not allowed"),
             ApiFaultMode::Pipe10013 => crate::plum::unauthorized_body(),
@@ -510,6 +516,8 @@ impl Faults {
     pub fn set_api(&mut self, body: &[u8]) -> Result<(), String> {
         let fault = parse(body, |m: &ApiFaultMode| match m {
             ApiFaultMode::Ple10023 => Rules { default_status: 502, status_range: (500, 599), rate_limit: false, op: true, error_id: false, order_status: false },
+            // Always a 200: the flag is the failure.
+            ApiFaultMode::StatusZero => Rules { default_status: 200, status_range: (200, 200), rate_limit: false, op: true, error_id: false, order_status: false },
             ApiFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: true, error_id: false, order_status: false },
             _ => Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, error_id: false, order_status: false },
         })?;
@@ -743,7 +751,7 @@ mod tests {
             assert!(f.set_validate(format!(r#"{{"mode":"{mode}","status":199}}"#).as_bytes()).is_err());
             assert!(f.set_validate(format!(r#"{{"mode":"{mode}","penalty_seconds":5}}"#).as_bytes()).is_err());
             assert_eq!(want.body(401)["errorId"], mode);
-            assert_eq!(ApiFaultMode::Account(want).body(401), want.body(401), "one body on every route");
+            assert_eq!(ApiFaultMode::Account(want).body(401, "getBalance"), want.body(401), "one body on every route");
         }
         assert_eq!(
             AccountRefusal::Pipe10017.body(403),
@@ -789,15 +797,21 @@ mod tests {
         assert!(f.set_refresh(br#"{"mode":"5xx","op":"getBalance"}"#).is_err());
         for (mode, id) in [("PIPE10015", "PIPE10015"), ("PIPE10016", "PIPE10016"), ("PIPE10013", "PIPE10013")] {
             f.set_api(format!(r#"{{"mode":"{mode}"}}"#).as_bytes()).unwrap();
-            assert_eq!(f.take_api(None, false).unwrap().mode.body(401)["errorId"], id);
+            assert_eq!(f.take_api(None, false).unwrap().mode.body(401, "getBalance")["errorId"], id);
         }
-        assert_eq!(ApiFaultMode::InvalidToken.body(401)["error"], "invalid_token");
-        assert!(ApiFaultMode::NoErrorId.body(401).get("errorId").is_none());
+        assert_eq!(ApiFaultMode::InvalidToken.body(401, "getBalance")["error"], "invalid_token");
+        assert!(ApiFaultMode::NoErrorId.body(401, "getBalance").get("errorId").is_none());
         // getBalance's failure: a 5xx of the fault's status, in the Plum shape.
         f.set_api(br#"{"mode":"PLE10023","op":"getBalance"}"#).unwrap();
         let x = f.take_api(Some("getBalance"), true).unwrap();
-        assert_eq!((x.status, x.mode.body(x.status)), (502, json!({"code": 502, "errorId": "PLE10023", "errorInfo": "Failed to get client's balance", "error": "Failed to get client's balance"})));
+        assert_eq!((x.status, x.mode.body(x.status, "getBalance")), (502, json!({"code": 502, "errorId": "PLE10023", "errorInfo": "Failed to get client's balance", "error": "Failed to get client's balance"})));
         assert!(f.set_api(br#"{"mode":"PLE10023","status":401}"#).is_err(), "a 5xx only");
+        // Xoxoday's failure flag in place of an operation's answer: a 200 only.
+        f.set_api(br#"{"mode":"status_zero","op":"getVouchers"}"#).unwrap();
+        assert!(f.take_api(Some("getVouchers"), false).is_none(), "inside the operation, not at authorisation");
+        let x = f.take_api(Some("getVouchers"), true).unwrap();
+        assert_eq!((x.status, x.mode.body(x.status, "getVouchers")), (200, json!({"data": {"getVouchers": {"status": 0, "message": "Failed to process the request"}}})));
+        assert!(f.set_api(br#"{"mode":"status_zero","status":500}"#).is_err());
         f.set_api(br#"{"mode":"PLE10023","status":500}"#).unwrap();
         f.set_validate(br#"{"mode":"5xx","count":1}"#).unwrap();
         assert_eq!(f.take_validate().map(|v| v.status), Some(503));

@@ -68,6 +68,15 @@ pub fn oauth_error(error: &str, description: &str) -> Value {
     json!({ "error": error, "error_description": description })
 }
 
+/// HTTP 200 with Xoxoday's failure flag for `op`, `data.<op>.status` 0
+/// ("1 for success and 0 for failure", xoxoday-api.md §2), `message` the
+/// sandbox's words (Xoxoday documents none).
+pub fn failure_flag(op: &str, message: &str) -> Value {
+    let mut inner = Map::new();
+    inner.insert(op.to_owned(), json!({ "status": 0, "message": message }));
+    json!({ "data": Value::Object(inner) })
+}
+
 /// A success envelope `{"data":{"<key>":{"status":1,"data":...}}}`.
 pub fn success(key: &str, data: Value) -> Value {
     let mut inner = Map::new();

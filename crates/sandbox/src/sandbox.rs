@@ -15,7 +15,7 @@ use crate::config::{CheckExpiresIn, Config, RefreshLimit, DeadAccessAnswer, Dead
 use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
-    flag, money, numbers_as_text, oauth_error, success, token_error_body, unauthorized_body, PlumError,
+    failure_flag, flag, money, numbers_as_text, oauth_error, success, token_error_body, unauthorized_body, PlumError,
 };
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{new_token, Issued, TokenStore, PAIR_CAP};
@@ -736,7 +736,7 @@ impl Sandbox {
                     retry_after_secs = (shape == RateLimitShape::Status429).then_some(secs);
                     (f.status, shape.body(secs))
                 }
-                _ => (f.status, f.mode.body(f.status)),
+                _ => (f.status, f.mode.body(f.status, op.unwrap_or_default())),
             }
         } else {
             match self.dispatch(envelope.as_ref(), query.as_deref(), op, now) {
@@ -887,9 +887,7 @@ impl Sandbox {
                 if let Some(f) = self.faults.take_details(po) {
                     return Err(match f.mode {
                         // Xoxoday's failure flag, words of the sandbox's.
-                        DetailsFaultMode::StatusZero => {
-                            return Ok((json!({ "data": { op: { "status": 0, "message": "Failed to fetch order details" } } }), 0));
-                        }
+                        DetailsFaultMode::StatusZero => return Ok((failure_flag(op, "Failed to fetch order details"), 0)),
                         DetailsFaultMode::NotFound => not_found(),
                         DetailsFaultMode::Ple10021 => {
                             PlumError::new(404, "PLE10021", "Unable to fetch order details", "Unable to fetch order details")
@@ -938,7 +936,7 @@ impl Sandbox {
                 if f.status == 401 {
                     self.counters.api_401_faults += 1;
                 }
-                Err(Reject::Fault(f.status, f.mode.body(f.status)))
+                Err(Reject::Fault(f.status, f.mode.body(f.status, op)))
             }
             None => Ok(()),
         }
@@ -970,7 +968,7 @@ impl Sandbox {
         match fault.as_ref().map(|f| f.mode) {
             Some(OrderFaultMode::FailBeforeCreate) => return Err(fault_error(fault.as_ref().unwrap()).into()),
             Some(OrderFaultMode::StatusZero) => {
-                return Ok((json!({"data": {"placeOrder": {"status": 0, "message": "Failed to place order"}}}), 0));
+                return Ok((failure_flag("placeOrder", "Failed to place order"), 0));
             }
             // In the worded reading too (the other readings keep 409
             // PLE10043: a bare validation error would be a plain refusal).

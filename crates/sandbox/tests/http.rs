@@ -649,6 +649,12 @@ async fn new_fault_routes_over_http() {
     let limited = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
     assert_eq!((limited.status, limited.json()["errors"][0]["penaltySeconds"].clone()), (400, json!(7)));
     assert!(!limited.head.to_ascii_lowercase().contains("retry-after"), "{}", limited.head);
+    // Xoxoday's failure flag in place of an operation's answer, once.
+    post("/__sandbox/faults/api", r#"{"mode":"status_zero","op":"getBalance"}"#).await;
+    let flagged = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!((flagged.status, flagged.json()["data"]["getBalance"]["status"].clone()), (200, json!(0)));
+    let bal = send(addr, "POST", "/chef/v1/oauth/api", Some(&at), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
+    assert_eq!(bal.json()["data"]["getBalance"]["status"], 1);
     // The regeneration killed the old access token.
     let old = send(addr, "POST", "/chef/v1/oauth/api", Some(AT), Some(&envelope("plumProAPI.query.getBalance", json!({})))).await;
     assert_eq!(old.status, 401);
