@@ -70,9 +70,9 @@ impl AccountRefusal {
     }
 }
 
-/// The Plum API's error shape `{code, errorId, errorInfo, error}` (xoxoday-api.md §5).
-fn plum_error(status: u16, id: &str, info: &str) -> Value {
-    json!({ "code": status, "errorId": id, "errorInfo": info, "error": info })
+/// The Plum API's error shape (`PlumError`), its `error` the same words.
+fn plum_error(status: u16, id: &'static str, info: &str) -> Value {
+    crate::plum::PlumError::new(status, id, info, info).body()
 }
 
 /// The shapes Xoxoday's rate-limit answer is documented or seen in.
@@ -152,7 +152,7 @@ pub enum ApiFaultMode {
 
 impl ApiFaultMode {
     /// Whether Xoxoday would answer it from inside the operation (getBalance
-    /// failing, placeOrder refusing an international order): after the call
+    /// failing, placeOrder refusing an international order, the failure flag): after the call
     /// has passed its rate limits and the operation's own checks. The others
     /// are its authorisation layer's 401s, given where a dead token's is,
     /// before the operation is looked at.

@@ -72,15 +72,18 @@ pub fn oauth_error(error: &str, description: &str) -> Value {
 /// ("1 for success and 0 for failure", xoxoday-api.md §2), `message` the
 /// sandbox's words (Xoxoday documents none).
 pub fn failure_flag(op: &str, message: &str) -> Value {
-    let mut inner = Map::new();
-    inner.insert(op.to_owned(), json!({ "status": 0, "message": message }));
-    json!({ "data": Value::Object(inner) })
+    answer_of(op, json!({ "status": 0, "message": message }))
 }
 
 /// A success envelope `{"data":{"<key>":{"status":1,"data":...}}}`.
 pub fn success(key: &str, data: Value) -> Value {
+    answer_of(key, json!({ "status": 1, "data": data }))
+}
+
+/// `{"data":{"<key>": answer}}`, the Plum API's envelope of an answer.
+fn answer_of(key: &str, answer: Value) -> Value {
     let mut inner = Map::new();
-    inner.insert(key.to_owned(), json!({ "status": 1, "data": data }));
+    inner.insert(key.to_owned(), answer);
     json!({ "data": Value::Object(inner) })
 }
 
