@@ -125,11 +125,26 @@ trap cleanup EXIT
 log "step 4/4: starting the sandbox and the gateway"
 setsid "$SANDBOX_BIN" --host 127.0.0.1 --port "$SANDBOX_PORT" \
   --state "$DEV_DIR/sandbox-state.json" > "$DEV_DIR/sandbox.out" 2> "$DEV_DIR/sandbox.log" &
-PIDS+=($!)
+SANDBOX=$!
+PIDS+=("$SANDBOX")
 # Up to 30 s: on a loaded machine (a build or a test run beside it) 10 s
-# was seen to pass before it said it was ready. (Not cut short by the pid
-# alone: were setsid ever to fork, the pid it leaves is gone at once.)
-for _ in $(seq 1 300); do grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/null && break; sleep 0.1; done
+# was seen to pass before it said it was ready. A sandbox that exits first
+# (a state file it cannot read, a bad flag) is named at once with its own
+# words. Only a failing exit ends the wait: were setsid ever to fork, the
+# pid it leaves would be gone at once with status 0 while the sandbox runs.
+SANDBOX_GONE=""
+for _ in $(seq 1 300); do
+  grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" 2>/dev/null && break
+  if [[ -z $SANDBOX_GONE ]] && ! kill -0 "$SANDBOX" 2>/dev/null; then
+    SANDBOX_GONE=1
+    rc=0; wait "$SANDBOX" || rc=$?
+    if (( rc != 0 )); then
+      tail -n 20 "$DEV_DIR/sandbox.log" >&2 || true
+      die "the sandbox exited with status $rc before it was ready (its log is above, in $DEV_DIR/sandbox.log)"
+    fi
+  fi
+  sleep 0.1
+done
 grep -q SANDBOX_READY "$DEV_DIR/sandbox.out" || die "the sandbox did not say it was ready within 30 s (see $DEV_DIR/sandbox.log)"
 
 wrangler_env

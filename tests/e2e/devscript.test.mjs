@@ -193,6 +193,30 @@ test("scripts/dev.sh: a port already in use is named at once, before any build",
   }
 });
 
+test("scripts/dev.sh: a sandbox that exits before it is ready is named at once, with its own words", async () => {
+  // A sandbox state file it cannot read (hand-edited, cut short by a full
+  // disk): the sandbox exits 1 naming the file. dev.sh says so then, with
+  // the sandbox's log, rather than after its 30 s wait for the sandbox.
+  const port = await freePort();
+  const sandboxPort = await freePort();
+  const devDir = tempDir("plumgate-devscript-state-");
+  writeFileSync(join(devDir, "sandbox-state.json"), "{not json\n");
+  const child = spawnDev({ PLUMGATE_PORT: String(port), PLUMGATE_SANDBOX_PORT: String(sandboxPort), PLUMGATE_DEV_DIR: devDir });
+  try {
+    const code = await Promise.race([new Promise((res) => child.once("exit", res)), sleep(240_000, null, { ref: false }).then(() => "running")]);
+    assert.equal(code, 1, `dev.sh did not stop:\n${child.out.slice(-2000)}`);
+    assert.match(child.out, /step 4\/4/);
+    assert.match(child.out, /state file .*sandbox-state\.json is not valid sandbox state/, "the sandbox's own words are printed");
+    assert.match(child.out, /the sandbox exited with status 1 before it was ready/, child.out.slice(-2000));
+    assert.doesNotMatch(child.out, /within 30 s|plumgate is running/, "named before the wait ran out");
+    assert.equal(await portOpen(port), false, "no gateway was started");
+  } finally {
+    try { process.kill(-child.pid, "SIGINT"); } catch { /* gone */ }
+    killLeftovers(devDir);
+    cleanup(devDir);
+  }
+});
+
 test("scripts/dev.sh: a gateway with a configuration problem is named at once, with its problems", async () => {
   // A .dev.vars value the gateway refuses: /healthz answers 503 listing it,
   // which ends the wait for the gateway at once (not a minute later as
