@@ -55,7 +55,7 @@ import {
   recordSkipped, startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
 import { CATALOG_ROWS, HOT_ROWS, changes, markdown } from "./report.mjs";
-import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, median, pairedIn, quantile } from "./verdict.mjs";
+import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, median, pairedIn, quantile, spreadIn } from "./verdict.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -288,6 +288,16 @@ async function hotPath(sandbox, pg, pgHot, js, jsFull, key, jsKey, alt, pgAssets
   };
   if (alt) out.paired.alt_vs_plumgate_rps = paired("alt", "plumgate", (a, b) => a.load.rps / b.load.rps);
   if (alt) out.paired.alt_vs_js_rps = paired("alt", "js", (a, b) => a.load.rps / b.load.rps);
+  // The judged lines' per-round lowest and highest (verdict.mjs's `settling`).
+  const spread = spreadIn(rounds);
+  out.spread = {
+    plumgate_vs_js_full_rps: spread("plumgate", "js_full", (a, b) => a.load.rps / b.load.rps),
+    plumgate_vs_js_full_cpu: spread("plumgate", "js_full", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
+    plumgate_vs_js_full_load_p99: spread("plumgate", "js_full", (a, b) => a.load.p99_ms / b.load.p99_ms),
+    plumgate_added_p50_ms: spread("plumgate", "direct", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    runtime_key_vs_static_rps: spread("plumgate_runtime_key", "plumgate_keys_ref", (a, b) => a.load.rps / b.load.rps),
+    key_limits_vs_static_rps: spread("plumgate_key_limits", "plumgate_keys_ref", (a, b) => a.load.rps / b.load.rps),
+  };
   return out;
 }
 
@@ -422,7 +432,7 @@ async function catalog(sandbox, pg, key, alt) {
   }
   const { rows } = await interleaved(targets, 1, "catalog");
   const pen = await underPenalty(sandbox, key, { id: "hit", label: "plumgate getVouchers, cache hit", url, body: VOUCHERS, auth, expectCache: "hit", pgid: pg.pid });
-  return { response_bytes: first.text.length, ...rows, ...pen.rows, paired: pen.paired, penalty: pen.penalty };
+  return { response_bytes: first.text.length, ...rows, ...pen.rows, paired: pen.paired, spread: pen.spread, penalty: pen.penalty };
 }
 
 /**
@@ -504,6 +514,7 @@ async function underPenalty(sandbox, key, plain) {
         penalty_hit_vs_hit_cpu: paired("hit_penalty", "hit", (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
         penalty_hit_over_hit_p50_ms: paired("hit_penalty", "hit", (a, b) => a.lat.p50_ms - b.lat.p50_ms),
       },
+      spread: { penalty_hit_vs_control_rps: spreadIn(rounds)("hit_penalty", "hit_control", (a, b) => a.load.rps / b.load.rps) },
     };
   } finally {
     await w.stop();

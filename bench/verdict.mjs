@@ -34,6 +34,39 @@ export function quantile(xs, p) {
 export const pairedIn = (rounds) => (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
 
 /**
+ * The lowest and highest of the per-round figures `pairedIn` takes the
+ * median of, or null when any is not a finite number. If the rounds are
+ * independent draws, the median of what they are drawn from lies between
+ * the two with probability 1 − 2^(1−n) whatever the distribution (the sign
+ * test's interval: 93.75 % at the bench's 5 rounds, 99.8 % at 10): a budget's
+ * threshold inside it is one this run cannot settle, whichever side its
+ * median fell on (`settling`).
+ */
+export const spreadIn = (rounds) => (a, b, f) => {
+  const xs = rounds[a].map((x, i) => f(x, rounds[b][i]));
+  return xs.length && xs.every(Number.isFinite) ? [Math.min(...xs), Math.max(...xs)] : null;
+};
+
+/** The confidence `spreadIn`'s range over `n` rounds has, in percent, rounded down to a tenth. */
+export const spreadConfidence = (n) => Math.floor(1000 * (1 - 2 ** (1 - n))) / 10;
+
+/**
+ * A paired budget line's words on its rounds' spread (`spreadIn`): the
+ * range, and when the budget's `threshold` lies inside it, that this run
+ * cannot settle the line (its PASS or FAIL is the median's side, which the
+ * next run on the same code may not share). "" for a record from before
+ * spreads were kept.
+ */
+export function settling(spread, threshold, fmt, n) {
+  if (!Array.isArray(spread)) return "";
+  const [lo, hi] = spread;
+  const range = `rounds ${fmt(lo)} to ${fmt(hi)}`;
+  return lo <= threshold && threshold <= hi
+    ? `; ${range}, the budget's ${fmt(threshold)} inside them: unsettled (${spreadConfidence(n)} % range of ${n} rounds)`
+    : `; ${range}, clear of the budget's ${fmt(threshold)}`;
+}
+
+/**
  * What went wrong in a row's phases (each `{ load, lat }`, bench/lib.mjs's
  * `wrk` results): answers that were not 2xx (a 3xx, a 429 from either
  * limiter, a 5xx, a 401 counts against the row), socket errors, answers
@@ -129,21 +162,24 @@ export function budgets(r) {
   const reps = r.settings.cold_reps;
   const conns = r.settings.connections;
   const rows = (...ids) => ids.map((id) => [id, hot[id]]);
+  // Each paired line's rounds: their spread, and whether it settles the line.
+  const sp = hot.spread ?? {}, n = r.settings.rounds;
+  const times = (x) => `${f3(x)}×`, ms = (x) => `${f2(x)} ms`;
   return [
     judged("hot-path throughput: plumgate ≥ the JS Worker with plumgate's per-request duties†",
-      `${f3(p.plumgate_vs_js_full_rps)}× (median of per-round ratios; medians ${f0(hot.plumgate?.rps)} vs ${f0(hot.js_full?.rps)} req/s; against the plain JS Worker ${f2(p.plumgate_vs_js_rps)}×; with the demo-page assets layer ${f2(p.assets_vs_js_rps)}× the plain one)`,
+      `${f3(p.plumgate_vs_js_full_rps)}× (median of per-round ratios; medians ${f0(hot.plumgate?.rps)} vs ${f0(hot.js_full?.rps)} req/s; against the plain JS Worker ${f2(p.plumgate_vs_js_rps)}×; with the demo-page assets layer ${f2(p.assets_vs_js_rps)}× the plain one)${settling(sp.plumgate_vs_js_full_rps, 1, times, n)}`,
       p.plumgate_vs_js_full_rps, (x) => x >= 1, rows("plumgate", "js_full")),
     judged("hot-path CPU per request: plumgate ≤ row †",
-      `${f3(p.plumgate_vs_js_full_cpu)}× (paired median; medians ${f3(hot.plumgate?.cpu_ms_per_req)} vs ${f3(hot.js_full?.cpu_ms_per_req)} ms; against the plain JS Worker ${f2(p.plumgate_vs_js_cpu)}×)`,
+      `${f3(p.plumgate_vs_js_full_cpu)}× (paired median; medians ${f3(hot.plumgate?.cpu_ms_per_req)} vs ${f3(hot.js_full?.cpu_ms_per_req)} ms; against the plain JS Worker ${f2(p.plumgate_vs_js_cpu)}×)${settling(sp.plumgate_vs_js_full_cpu, 1, times, n)}`,
       p.plumgate_vs_js_full_cpu, (x) => x <= 1, rows("plumgate", "js_full"), { cpu: true }),
     judged("added p50 latency over the direct call < 1 ms (c=1)",
-      `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(p.assets_added_p50_ms)} ms; ${alsoAdded(r)})`,
+      `${f2(added)} ms (median of per-round differences; with the demo-page assets layer ${f2(p.assets_added_p50_ms)} ms; ${alsoAdded(r)})${settling(sp.plumgate_added_p50_ms, 1, ms, n)}`,
       added, (x) => x < 1, rows("plumgate", "direct")),
     // Named from the connections the figure was measured at; the budget
     // is at 32 (BENCH_CONNECTIONS can change it): at others it is shown,
     // not judged.
     judged(`p99 at ${conns ?? "?"} connections: plumgate ≤ row †`,
-      `${f2(p.plumgate_vs_js_full_load_p99)}× (paired median; medians ${f1(hot.plumgate?.load_p99_ms)} vs ${f1(hot.js_full?.load_p99_ms)} ms)`,
+      `${f2(p.plumgate_vs_js_full_load_p99)}× (paired median; medians ${f1(hot.plumgate?.load_p99_ms)} vs ${f1(hot.js_full?.load_p99_ms)} ms)${settling(sp.plumgate_vs_js_full_load_p99, 1, times, n)}`,
       p.plumgate_vs_js_full_load_p99, (x) => x <= 1, rows("plumgate", "js_full"),
       { unjudged: conns === P99_CONNECTIONS ? [] : [`the budget is at ${P99_CONNECTIONS} connections, this run used ${conns ?? "an unrecorded number"}`] }),
     { name: `exactly one upstream refresh per storm of ${STORM}`, value: `${storm.refresh_calls} refresh call(s), ${Object.entries(storm.statuses).map(([k, v]) => `${v}×${k}`).join(", ")}`, pass: storm.refresh_calls === 1 && (storm.statuses[200] ?? 0) === STORM },
@@ -176,17 +212,20 @@ function alsoAdded(r) {
  */
 function variantBudgets(r) {
   const h = r.hot.paired, c = r.catalog.paired;
-  const within = (name, rps, cpu, p50, of, ids, table) => judged(
+  const times = (x) => `${f3(x)}×`;
+  const within = (name, rps, cpu, p50, of, ids, table, [spread, n]) => judged(
     `${name}: throughput within 5 % of ${of}`,
-    `${f3(rps)}× (paired median; CPU per request ${f2(cpu)}×, p50 c=1 ${s2(p50)} ms)`,
+    `${f3(rps)}× (paired median; CPU per request ${f2(cpu)}×, p50 c=1 ${s2(p50)} ms)${settling(spread, 0.95, times, n)}`,
     rps, (x) => x >= 0.95, ids.map((id) => [id, table[id]]),
   );
+  const hs = r.hot.spread ?? {}, cs = r.catalog.spread ?? {};
+  const hn = r.settings.rounds, cn = r.catalog.penalty?.rounds;
   const rows = [...Object.entries(r.hot), ...Object.entries(r.catalog)].filter(([, t]) => t && t.label);
   const bad = rows.filter(([, t]) => rowProblems(t));
   return [
-    within("runtime key, isolate-cached", h.runtime_key_vs_static_rps, h.runtime_key_vs_static_cpu, h.runtime_key_over_static_p50_ms, "the plain hot path", ["plumgate_runtime_key", "plumgate_keys_ref"], r.hot),
-    within("runtime key with requests_per_minute", h.key_limits_vs_static_rps, h.key_limits_vs_static_cpu, h.key_limits_over_static_p50_ms, "the plain hot path", ["plumgate_key_limits", "plumgate_keys_ref"], r.hot),
-    within("catalog hit under Xoxoday's penalty", c.penalty_hit_vs_control_rps, c.penalty_hit_vs_control_cpu, c.penalty_hit_over_control_p50_ms, "a plain catalog hit on a plumgate of the same age", ["hit_penalty", "hit_control"], r.catalog),
+    within("runtime key, isolate-cached", h.runtime_key_vs_static_rps, h.runtime_key_vs_static_cpu, h.runtime_key_over_static_p50_ms, "the plain hot path", ["plumgate_runtime_key", "plumgate_keys_ref"], r.hot, [hs.runtime_key_vs_static_rps, hn]),
+    within("runtime key with requests_per_minute", h.key_limits_vs_static_rps, h.key_limits_vs_static_cpu, h.key_limits_over_static_p50_ms, "the plain hot path", ["plumgate_key_limits", "plumgate_keys_ref"], r.hot, [hs.key_limits_vs_static_rps, hn]),
+    within("catalog hit under Xoxoday's penalty", c.penalty_hit_vs_control_rps, c.penalty_hit_vs_control_cpu, c.penalty_hit_over_control_p50_ms, "a plain catalog hit on a plumgate of the same age", ["hit_penalty", "hit_control"], r.catalog, [cs.penalty_hit_vs_control_rps, cn]),
     {
       name: "every measured request answered 2xx (no 3xx, no 429 from either limiter), hits as hits and misses as misses",
       value: bad.length

@@ -2,7 +2,7 @@
 // results: a line passes on clean, finite figures only. No worker, no load.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { budgets, errorsOf, median, pairedIn, quantile } from "../../bench/verdict.mjs";
+import { budgets, errorsOf, median, pairedIn, quantile, settling, spreadConfidence, spreadIn } from "../../bench/verdict.mjs";
 
 /** One wrk phase as bench/lib.mjs's `wrk` returns it. */
 const phase = ({ rps = 3000, p50 = 1, p99 = 5, non2xx = 0, requests = rps * 5 } = {}) =>
@@ -42,6 +42,8 @@ function withErrors(t, which, field, n = 1) {
 
 /** The paired figure over two rows' rounds, by run.mjs's own `pairedIn`. */
 const paired = (a, b, f) => pairedIn({ a: a.rounds, b: b.rounds })("a", "b", f);
+/** Their rounds' spread, by run.mjs's own `spreadIn`. */
+const spread = (a, b, f) => spreadIn({ a: a.rounds, b: b.rounds })("a", "b", f);
 
 test("pairedIn is the median of per-round figures, a's round against b's", () => {
   // Drift: b's rounds slow down as a's do. Per round a is 0.9×, 0.9×, 1.2× b:
@@ -77,11 +79,23 @@ function results(over = {}) {
     runtime_key_vs_static_rps: paired(h.plumgate_runtime_key, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
     key_limits_vs_static_rps: paired(h.plumgate_key_limits, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
   };
+  hot.spread = {
+    plumgate_vs_js_full_rps: spread(h.plumgate, h.js_full, (a, b) => a.load.rps / b.load.rps),
+    plumgate_vs_js_full_cpu: spread(h.plumgate, h.js_full, (a, b) => a.cpu_ms_per_req / b.cpu_ms_per_req),
+    plumgate_vs_js_full_load_p99: spread(h.plumgate, h.js_full, (a, b) => a.load.p99_ms / b.load.p99_ms),
+    plumgate_added_p50_ms: spread(h.plumgate, h.direct, (a, b) => a.lat.p50_ms - b.lat.p50_ms),
+    runtime_key_vs_static_rps: spread(h.plumgate_runtime_key, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
+    key_limits_vs_static_rps: spread(h.plumgate_key_limits, h.plumgate_keys_ref, (a, b) => a.load.rps / b.load.rps),
+  };
   const hit_control = row("hit control"), hit_penalty = row("hit penalty");
   return {
-    settings: { connections: 32, storm: 500, cold_reps: 25 },
+    settings: { connections: 32, storm: 500, cold_reps: 25, rounds: 3 },
     hot,
-    catalog: { hit_control, hit_penalty, paired: { penalty_hit_vs_control_rps: paired(hit_penalty, hit_control, (a, b) => a.load.rps / b.load.rps) } },
+    catalog: {
+      hit_control, hit_penalty, penalty: { rounds: 3 },
+      paired: { penalty_hit_vs_control_rps: paired(hit_penalty, hit_control, (a, b) => a.load.rps / b.load.rps) },
+      spread: { penalty_hit_vs_control_rps: spread(hit_penalty, hit_control, (a, b) => a.load.rps / b.load.rps) },
+    },
     storm: { plumgate: { refresh_calls: 1, statuses: { 200: 500 } } },
     size: { wasm_gzip: 199_000 },
     cold: { no_assets_minus_js_ms: 2, no_assets_minus_js_q: [0, 4], no_assets_slower_in: 14 },
@@ -213,11 +227,11 @@ test("the added-p50 line quotes the no-op and row † figures paired, as its lab
     js_full: withP50s(row("js full", { rps: 3000, cpu: 0.5, p99: 5 }), [1.0, 0.6, 0.7]),
   });
   const b = line(budgets(r), "added p50");
-  assert.match(b.value, /\(median of per-round differences; .*a no-op JS Worker alone adds 0\.10 ms, row † 0\.10 ms\)$/);
+  assert.match(b.value, /\(median of per-round differences; .*a no-op JS Worker alone adds 0\.10 ms, row † 0\.10 ms\); rounds /);
   // A record from before the paired figures were kept says what it quotes.
   delete r.hot.paired.noop_added_p50_ms;
   delete r.hot.paired.js_full_added_p50_ms;
-  assert.match(line(budgets(r), "added p50").value, /; differences of medians: a no-op JS Worker alone adds -0\.20 ms, row † 0\.20 ms\)$/);
+  assert.match(line(budgets(r), "added p50").value, /; differences of medians: a no-op JS Worker alone adds -0\.20 ms, row † 0\.20 ms\); rounds /);
 });
 
 test("the CPU line calls the two rows' own figures medians, beside the paired ratio", () => {
@@ -310,6 +324,60 @@ test("each paired line judges the median of per-round ratios (or differences), n
     assert.equal(b.pass, false, `${b.name}: ${b.value}`);
     assert.match(b.value, figure);
   }
+});
+
+test("spreadIn is the lowest and highest per-round figure, null when one is not finite", () => {
+  const rounds = { a: [{ v: 90 }, { v: 180 }, { v: 240 }], b: [{ v: 100 }, { v: 200 }, { v: 200 }], z: [{ v: 0 }, { v: 1 }, { v: 1 }] };
+  assert.deepEqual(spreadIn(rounds)("a", "b", (x, y) => x.v / y.v), [0.9, 1.2]);
+  assert.deepEqual(spreadIn(rounds)("b", "a", (x, y) => x.v - y.v), [-40, 20], "a's rounds against b's");
+  assert.equal(spreadIn(rounds)("a", "z", (x, y) => x.v / y.v), null, "a round over 0 is no figure");
+  assert.equal(spreadIn({ a: [], b: [] })("a", "b", (x, y) => x / y), null);
+});
+
+test("a spread's confidence: 1 − 2^(1−n), rounded down to a tenth of a percent", () => {
+  assert.equal(spreadConfidence(5), 93.7);
+  assert.equal(spreadConfidence(10), 99.8);
+  assert.equal(spreadConfidence(3), 75);
+  assert.equal(spreadConfidence(1), 0, "one round says nothing of the median");
+});
+
+test("settling names the rounds' range, and a threshold inside it as unsettled, at either end too", () => {
+  const x = (v) => `${v.toFixed(3)}×`;
+  assert.equal(settling([0.9, 1.1], 1, x, 5), "; rounds 0.900× to 1.100×, the budget's 1.000× inside them: unsettled (93.7 % range of 5 rounds)");
+  assert.match(settling([1, 1.1], 1, x, 5), /inside them: unsettled/, "at the low end");
+  assert.match(settling([0.9, 1], 1, x, 5), /inside them: unsettled/, "at the high end");
+  assert.equal(settling([1.001, 1.2], 1, x, 5), "; rounds 1.001× to 1.200×, clear of the budget's 1.000×");
+  assert.equal(settling([0.8, 0.999], 1, x, 5), "; rounds 0.800× to 0.999×, clear of the budget's 1.000×", "clear on the failing side too");
+  assert.equal(settling(undefined, 1, x, 5), "", "a record from before spreads were kept");
+  assert.equal(settling(null, 1, x, 5), "", "a spread with a round that is no figure");
+});
+
+test("each paired line quotes its rounds' spread and says when its budget lies inside it; the verdict stays the median's", () => {
+  // Per round plumgate against row †: 0.9×, 1.05×, 1.2× (median 1.05, PASS, but a round below 1).
+  const straddles = { plumgate: rowOf("plumgate", [{ rps: 2700 }, { rps: 3150 }, { rps: 3600 }]) };
+  const t = line(budgets(results(straddles)), "hot-path throughput");
+  assert.equal(t.pass, true, t.value);
+  assert.match(t.value, /; rounds 0\.900× to 1\.200×, the budget's 1\.000× inside them: unsettled \(75 % range of 3 rounds\)$/);
+  const clear = line(budgets(results()), "hot-path throughput");
+  assert.match(clear.value, /; rounds 1\.067× to 1\.067×, clear of the budget's 1\.000×$/);
+  // Every paired line says so, at its own threshold and in its own unit.
+  const bs = budgets(results());
+  for (const [start, tail] of [
+    ["hot-path CPU", /rounds 0\.900× to 0\.900×, clear of the budget's 1\.000×$/],
+    ["added p50", /rounds 0\.70 ms to 0\.70 ms, clear of the budget's 1\.00 ms$/],
+    ["p99 at 32", /rounds 0\.800× to 0\.800×, clear of the budget's 1\.000×$/],
+    ["runtime key, isolate-cached", /rounds 1\.000× to 1\.000×, clear of the budget's 0\.950×$/],
+    ["runtime key with requests_per_minute", /rounds 1\.000× to 1\.000×, clear of the budget's 0\.950×$/],
+    ["catalog hit under Xoxoday's penalty", /rounds 1\.000× to 1\.000×, clear of the budget's 0\.950×$/],
+  ]) assert.match(line(bs, start).value, tail, start);
+  // A 5 % line whose rounds straddle 0.95.
+  const keys = line(budgets(results({ plumgate_runtime_key: rowOf("runtime key", [{ rps: 2700 }, { rps: 3000 }, { rps: 3300 }]) })), "runtime key, isolate-cached");
+  assert.match(keys.value, /the budget's 0\.950× inside them: unsettled/);
+  // A record without spreads (before they were kept) reads as it did.
+  const old = results();
+  delete old.hot.spread;
+  delete old.catalog.spread;
+  for (const b of budgets(old)) assert.doesNotMatch(b.value, /rounds .* to /, b.name);
 });
 
 test("quantile is the nearest rank: the smallest value with at least p of the values at or below it", () => {
