@@ -18,6 +18,7 @@
 // after 15 minutes.
 import { join } from "node:path";
 import { ROOT, groupCpuSeconds, makeKey, median, startSandbox, startTarget, wrk, cliArgs, runBounded } from "./lib.mjs";
+import { settling, spreadIn } from "./verdict.mjs";
 
 const { opt, positional } = cliArgs();
 const BUILD = positional[0] ?? join(ROOT, "build");
@@ -67,7 +68,9 @@ async function main(stops) {
   for (const k of kinds) {
     const ratio = rps[k.id].map((x, i) => x / rps.static[i]);
     const cpuRatio = cpu[k.id].map((x, i) => x / cpu.static[i]);
-    const vs = k.id === "static" ? "" : `; throughput / GATEWAY_KEYS key: median ${f3(median(ratio))} (rounds ${ratio.map((x) => x.toFixed(2)).join(" ")}), CPU per request ${f3(median(cpuRatio))}`;
+    // The 5 % budget's words on these rounds (bench/verdict.mjs: is 0.95 inside their range?).
+    const spread = spreadIn(rps)(k.id, "static", (a, b) => a / b);
+    const vs = k.id === "static" ? "" : `; throughput / GATEWAY_KEYS key: median ${f3(median(ratio))} (rounds ${ratio.map((x) => x.toFixed(2)).join(" ")}${settling(spread, 0.95, f3, ROUNDS)}), CPU per request ${f3(median(cpuRatio))}`;
     console.log(`${k.label}: req/s median ${median(rps[k.id]).toFixed(0)}, CPU ms/request median ${f3(median(cpu[k.id]))}${vs}`);
   }
   if (bad) {
