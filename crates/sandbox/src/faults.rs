@@ -398,8 +398,68 @@ struct Rules {
     order_status: bool,
 }
 
-fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
-    let req: FaultRequest<M> = serde_json::from_slice(body).map_err(|e| read_error(body, &e))?;
+/// Every mode of a fault kind, in its README row's order: what a refusal of
+/// an unknown mode lists (`read_error`).
+trait Modes: Sized + Serialize + for<'de> Deserialize<'de> + 'static {
+    const ALL: &'static [Self];
+}
+
+impl Modes for RefreshFaultMode {
+    const ALL: &'static [Self] = &[
+        Self::ServerError,
+        Self::Hang,
+        Self::InvalidGrant,
+        Self::RotateThenDrop,
+        Self::RotateThenDelay,
+        Self::RotateRefreshOnly,
+        Self::RateLimited,
+        Self::TokenError,
+        Self::InvalidClient,
+        Self::Account(AccountRefusal::Pipe10015),
+        Self::Account(AccountRefusal::Pipe10016),
+        Self::Account(AccountRefusal::Pipe10017),
+    ];
+}
+
+impl Modes for ValidateFaultMode {
+    const ALL: &'static [Self] = &[
+        Self::ServerError,
+        Self::RateLimited,
+        Self::Account(AccountRefusal::Pipe10015),
+        Self::Account(AccountRefusal::Pipe10016),
+        Self::Account(AccountRefusal::Pipe10017),
+    ];
+}
+
+impl Modes for ApiFaultMode {
+    const ALL: &'static [Self] = &[
+        Self::Ple10023,
+        Self::Ple10019,
+        Self::Pipe10013,
+        Self::InvalidToken,
+        Self::NoErrorId,
+        Self::RateLimited,
+        Self::StatusZero,
+        Self::Account(AccountRefusal::Pipe10015),
+        Self::Account(AccountRefusal::Pipe10016),
+        Self::Account(AccountRefusal::Pipe10017),
+    ];
+}
+
+impl Modes for OrderFaultMode {
+    const ALL: &'static [Self] = &[Self::FailBeforeCreate, Self::FailAfterCreate, Self::HangAfterCreate, Self::Duplicate, Self::StatusZero];
+}
+
+impl Modes for DetailsFaultMode {
+    const ALL: &'static [Self] = &[Self::NotFound, Self::Ple10021, Self::ServerError, Self::StatusZero];
+}
+
+impl Modes for ProxyFaultMode {
+    const ALL: &'static [Self] = &[Self::Before, Self::After];
+}
+
+fn parse<M: Modes>(body: &[u8], rules: impl Fn(&M) -> Rules) -> Result<Option<Fault<M>>, String> {
+    let req: FaultRequest<M> = serde_json::from_slice(body).map_err(|e| read_error::<M>(body, e))?;
     let r = rules(&req.mode);
     // The refresh endpoint's documented answer to "an unusual number of
     // requests" is the flat `{"message":"auth.request_limit_exceeded"}`
@@ -449,16 +509,21 @@ fn parse<M: for<'de> Deserialize<'de>>(body: &[u8], rules: impl Fn(&M) -> Rules)
     Ok((count > 0).then_some(Fault { mode: req.mode, remaining: count, status, hang_ms, shape, penalty_seconds, revoke, op, error_id, order_status, po_number: None, route: None }))
 }
 
-/// A fault request serde refused, in words. A mode no variant takes is
-/// reported by serde as not matching the untagged enum, naming neither the
-/// mode nor the field: say both.
-fn read_error(body: &[u8], e: &serde_json::Error) -> String {
-    let e = e.to_string();
-    if !e.contains("untagged enum") {
-        return e;
+/// A fault request serde refused, in words. A `mode` the route does not
+/// take is named, with the modes it does: serde's words for it name
+/// neither the mode nor the field where the modes include an untagged
+/// variant (the account refusals), and list the modes only where they do
+/// not. Any other mistake keeps serde's words.
+fn read_error<M: Modes>(body: &[u8], e: serde_json::Error) -> String {
+    let Some(mode) = serde_json::from_slice::<Value>(body).ok().and_then(|mut v| v.get_mut("mode").map(Value::take)) else {
+        return e.to_string();
+    };
+    let names: Vec<Value> = M::ALL.iter().filter_map(|m| serde_json::to_value(m).ok()).collect();
+    if names.contains(&mode) {
+        return e.to_string();
     }
-    let mode = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("mode").map(Value::to_string));
-    format!("mode: unknown mode {} on this route (the sandbox README's fault table lists its modes)", mode.unwrap_or_default())
+    let names: Vec<String> = names.iter().map(Value::to_string).collect();
+    format!("mode: unknown mode {mode} on this route; its modes: {}", names.join(", "))
 }
 
 /// The next matching call takes one from the countdown. `applies` filters
@@ -763,20 +828,64 @@ mod tests {
         assert!(f.set_refresh(br#"{"mode":"PIPE10013"}"#).is_err());
     }
 
-    /// A mode no route takes is named in the refusal, with the field, where
-    /// serde alone would name only the enum.
+    /// A mode a route does not take is named in the refusal, with the field
+    /// and the modes the route takes, on every route (serde alone names only
+    /// the enum where the modes include the untagged account refusals).
     #[test]
-    fn an_unknown_mode_is_named() {
+    fn an_unknown_mode_is_named_with_the_routes_modes() {
         let mut f = Faults::default();
-        for e in [f.set_validate(br#"{"mode":"PIPE10018"}"#), f.set_refresh(br#"{"mode":"explode"}"#), f.set_api(br#"{"mode":"5xx"}"#)] {
+        let cases: [(Result<(), String>, &str); 6] = [
+            (f.set_validate(br#"{"mode":"PIPE10018"}"#), r#""5xx", "rate_limited", "PIPE10015", "PIPE10016", "PIPE10017""#),
+            (
+                f.set_refresh(br#"{"mode":"explode"}"#),
+                r#""5xx", "hang", "invalid_grant", "rotate_then_drop", "rotate_then_delay", "rotate_refresh_only", "rate_limited", "token_error", "invalid_client", "PIPE10015", "PIPE10016", "PIPE10017""#,
+            ),
+            (
+                f.set_api(br#"{"mode":"5xx"}"#),
+                r#""PLE10023", "PLE10019", "PIPE10013", "invalid_token", "no_error_id", "rate_limited", "status_zero", "PIPE10015", "PIPE10016", "PIPE10017""#,
+            ),
+            (f.set_order(br#"{"mode":"PLE10035"}"#), r#""fail_before_create", "fail_after_create", "hang_after_create", "duplicate", "status_zero""#),
+            (f.set_details(br#"{"mode":"PLE10016","po_number":"po-1"}"#), r#""not_found", "PLE10021", "5xx", "status_zero""#),
+            (f.set_proxy(br#"{"mode":"during","route":"refresh"}"#), r#""before", "after""#),
+        ];
+        for (e, modes) in cases {
             let e = e.unwrap_err();
             assert!(e.starts_with("mode: unknown mode \""), "{e}");
-            assert!(!e.contains("untagged"), "{e}");
+            assert!(e.ends_with(&format!(" on this route; its modes: {modes}")), "{e}");
         }
-        assert!(f.set_validate(br#"{"mode":7}"#).unwrap_err().contains("unknown mode 7"));
-        // Other mistakes keep serde's own words.
+        assert!(f.set_validate(br#"{"mode":7}"#).unwrap_err().starts_with("mode: unknown mode 7 on this route; its modes: \"5xx\""));
+        // Other mistakes keep serde's own words, with a known mode or none.
         let e = f.set_validate(br#"{"mode":"5xx","count":-1}"#).unwrap_err();
         assert!(e.contains("invalid value"), "{e}");
+        let e = f.set_validate(br#"{"mode":"PIPE10015","count":-1}"#).unwrap_err();
+        assert!(!e.contains("unknown mode"), "a known untagged mode: {e}");
+        assert!(f.set_validate(br#"{"count":1}"#).unwrap_err().contains("missing field `mode`"));
+        assert_eq!(f.to_json(), Faults::default().to_json(), "nothing set");
+    }
+
+    /// Each kind's `ALL` lists distinct modes, each read back as itself, and
+    /// the README's row for the kind names each of them.
+    #[test]
+    fn every_listed_mode_is_taken_and_documented() {
+        fn check<M: Modes + PartialEq + std::fmt::Debug>(kind: &str) {
+            let readme = include_str!("../README.md");
+            let row = readme.lines().find(|l| l.starts_with(&format!("| `POST faults/{kind}`"))).unwrap_or_else(|| panic!("README row for {kind}"));
+            let mut seen = Vec::new();
+            for m in M::ALL {
+                let name = serde_json::to_value(m).unwrap();
+                assert!(!seen.contains(&name), "{kind}: {name} twice");
+                assert_eq!(&serde_json::from_value::<M>(name.clone()).unwrap(), m, "{kind}: {name}");
+                let name = name.as_str().unwrap().to_owned();
+                assert!(row.contains(&format!("`{name}`")) || row.contains(&format!("\"{name}\"")), "{kind}: README names {name}");
+                seen.push(serde_json::Value::String(name));
+            }
+        }
+        check::<RefreshFaultMode>("refresh");
+        check::<ValidateFaultMode>("validate");
+        check::<ApiFaultMode>("api");
+        check::<OrderFaultMode>("order");
+        check::<DetailsFaultMode>("details");
+        check::<ProxyFaultMode>("proxy");
     }
 
     #[test]

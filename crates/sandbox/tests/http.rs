@@ -670,7 +670,7 @@ async fn new_fault_routes_over_http() {
     assert_eq!(send(addr, "GET", "/chef/v1/oauth/token", Some(&at), None).await.status, 200, "the token untouched");
     let e = post("/__sandbox/faults/validate", r#"{"mode":"PIPE10018"}"#).await;
     assert_eq!(e.status, 400);
-    assert!(e.json().to_string().contains("unknown mode \\\"PIPE10018\\\""), "{}", e.json());
+    assert!(e.json().to_string().contains("unknown mode \\\"PIPE10018\\\" on this route; its modes: \\\"5xx\\\", \\\"rate_limited\\\""), "{}", e.json());
     // Bad fault bodies change nothing.
     assert_eq!(post("/__sandbox/faults/api", r#"{"mode":"PIPE10016","op":"nope"}"#).await.status, 400);
     assert_eq!(post("/__sandbox/tokens/issue", r#"{"revoke":true}"#).await.status, 400);
