@@ -398,8 +398,9 @@ struct Rules {
     order_status: bool,
 }
 
-/// Every mode of a fault kind, in its README row's order: what a refusal of
-/// an unknown mode lists (`read_error`).
+/// Every mode of a fault kind: what a refusal of an unknown mode lists
+/// (`read_error`). A new mode goes here too: the tests check that each
+/// listed mode is taken and documented, not that none is missing.
 trait Modes: Sized + Serialize + for<'de> Deserialize<'de> + 'static {
     const ALL: &'static [Self];
 }
