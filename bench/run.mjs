@@ -126,9 +126,14 @@ async function stopAll() {
   for (const f of cleanups.reverse()) { try { await f(); } catch { /* best effort */ } }
 }
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { stopAll().then(() => process.exit(130)); });
-// Hard bound on the whole run, whatever happens.
-const HARD_LIMIT_MS = 15 * 60_000;
-setTimeout(() => { log("hard time limit reached, stopping"); stopAll().then(() => process.exit(2)); }, HARD_LIMIT_MS).unref();
+// Hard bound on the whole run, whatever happens: 15 minutes for the
+// default settings (a run takes ~12), plus 1.5 times what longer settings
+// add to the rounds. At the default phase lengths (8 s a target) a hot-path
+// round takes ~90 s and a catalog round ~25 s, so BENCH_ROUNDS=10 (stopped
+// in its ninth round by the plain 15 minutes) gets ~29.
+const roundsMs = (rounds, catRounds, phaseSecs) => (phaseSecs / 8) * (rounds * 90_000 + catRounds * 25_000);
+const HARD_LIMIT_MS = Math.round(15 * 60_000 + 1.5 * Math.max(0, roundsMs(ROUNDS, CAT_ROUNDS, LOAD_SECS + LAT_SECS) - roundsMs(5, 5, 8)));
+setTimeout(() => { log(`hard time limit (${(HARD_LIMIT_MS / 60_000).toFixed(1)} min for these settings) reached, stopping`); stopAll().then(() => process.exit(2)); }, HARD_LIMIT_MS).unref();
 
 function sh(cmd, args) {
   // `wrk --version` prints its version and exits 1: keep stdout either way.
