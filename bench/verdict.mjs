@@ -34,21 +34,49 @@ export function quantile(xs, p) {
 export const pairedIn = (rounds) => (a, b, f) => median(rounds[a].map((x, i) => f(x, rounds[b][i])));
 
 /**
- * The lowest and highest of the per-round figures `pairedIn` takes the
- * median of, or null when any is not a finite number. If the rounds are
- * independent draws, the median of what they are drawn from lies between
- * the two with probability 1 − 2^(1−n) whatever the distribution (the sign
- * test's interval: 93.75 % at the bench's 5 rounds, 99.8 % at 10): a budget's
- * threshold inside it is one this run cannot settle, whichever side its
- * median fell on (`settling`).
+ * The chance that the k-th lowest and k-th highest of `n` independent
+ * draws enclose the median of what they are drawn from, whatever the
+ * distribution: 1 − 2·P(Binomial(n, ½) < k) (the sign test's interval).
+ */
+export function coverage(n, k) {
+  let below = 0, c = 1; // c = C(n, i)
+  for (let i = 0; i < k; i++) { below += c; c = (c * (n - i)) / (i + 1); }
+  return 1 - 2 * below / 2 ** n;
+}
+
+/**
+ * Which order statistic `spreadIn` takes from each end of `n` rounds: the
+ * innermost whose interval still holds the median with at least the
+ * confidence the lowest and highest of the bench's 5 rounds have (93.75 %),
+ * so more rounds narrow the range instead of widening it with their
+ * extremes (10 rounds: the 2nd lowest and 2nd highest, 97.9 %). Fewer than
+ * 6 rounds: the lowest and highest, at their own (lower) confidence.
+ */
+export function spreadRank(n) {
+  let k = 1;
+  while (k + 1 <= n / 2 && coverage(n, k + 1) >= coverage(5, 1)) k++;
+  return k;
+}
+
+/**
+ * The range of the per-round figures `pairedIn` takes the median of: their
+ * `spreadRank`-th lowest and highest, or null when any is not a finite
+ * number. If the rounds are independent draws, the median of what they are
+ * drawn from lies in it with `spreadConfidence` (93.75 % at the bench's 5
+ * rounds, where it is the lowest and highest): a budget's threshold inside
+ * it is one this run cannot settle, whichever side its median fell on
+ * (`settling`).
  */
 export const spreadIn = (rounds) => (a, b, f) => {
   const xs = rounds[a].map((x, i) => f(x, rounds[b][i]));
-  return xs.length && xs.every(Number.isFinite) ? [Math.min(...xs), Math.max(...xs)] : null;
+  if (!xs.length || !xs.every(Number.isFinite)) return null;
+  xs.sort((x, y) => x - y);
+  const k = spreadRank(xs.length);
+  return [xs[k - 1], xs[xs.length - k]];
 };
 
-/** The confidence `spreadIn`'s range over `n` rounds has, in percent, rounded down to a tenth. */
-export const spreadConfidence = (n) => Math.floor(1000 * (1 - 2 ** (1 - n))) / 10;
+/** The confidence of `spreadIn`'s range over `n` rounds, in percent, rounded down to a tenth. */
+export const spreadConfidence = (n) => Math.floor(1000 * coverage(n, spreadRank(n))) / 10;
 
 /**
  * A paired budget line's words on its rounds' spread (`spreadIn`): the
@@ -60,10 +88,18 @@ export const spreadConfidence = (n) => Math.floor(1000 * (1 - 2 ** (1 - n))) / 1
 export function settling(spread, threshold, fmt, n) {
   if (!Array.isArray(spread)) return "";
   const [lo, hi] = spread;
-  const range = `rounds ${fmt(lo)} to ${fmt(hi)}`;
+  const k = spreadRank(n);
+  const ends = k === 1 ? "lowest to highest" : `${ordinal(k)} lowest to ${ordinal(k)} highest`;
+  const range = `rounds ${fmt(lo)} to ${fmt(hi)} (${ends} of ${n}, ${spreadConfidence(n)} % for the median)`;
   return lo <= threshold && threshold <= hi
-    ? `; ${range}, the budget's ${fmt(threshold)} inside them: unsettled (${spreadConfidence(n)} % range of ${n} rounds)`
-    : `; ${range}, clear of the budget's ${fmt(threshold)}`;
+    ? `; ${range}: the budget's ${fmt(threshold)} inside, unsettled`
+    : `; ${range}: clear of the budget's ${fmt(threshold)}`;
+}
+
+/** 2 → "2nd", 3 → "3rd", 11 → "11th", 21 → "21st". */
+export function ordinal(k) {
+  const tens = Math.floor(k / 10) % 10, s = tens === 1 ? "th" : ["th", "st", "nd", "rd"][k % 10] ?? "th";
+  return `${k}${s}`;
 }
 
 /**

@@ -2,7 +2,7 @@
 // results: a line passes on clean, finite figures only. No worker, no load.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { budgets, errorsOf, median, pairedIn, quantile, settling, spreadConfidence, spreadIn } from "../../bench/verdict.mjs";
+import { budgets, coverage, errorsOf, median, ordinal, pairedIn, quantile, settling, spreadConfidence, spreadIn, spreadRank } from "../../bench/verdict.mjs";
 
 /** One wrk phase as bench/lib.mjs's `wrk` returns it. */
 const phase = ({ rps = 3000, p50 = 1, p99 = 5, non2xx = 0, requests = rps * 5 } = {}) =>
@@ -326,7 +326,7 @@ test("each paired line judges the median of per-round ratios (or differences), n
   }
 });
 
-test("spreadIn is the lowest and highest per-round figure, null when one is not finite", () => {
+test("spreadIn is the lowest and highest per-round figure up to 8 rounds, null when one is not finite", () => {
   const rounds = { a: [{ v: 90 }, { v: 180 }, { v: 240 }], b: [{ v: 100 }, { v: 200 }, { v: 200 }], z: [{ v: 0 }, { v: 1 }, { v: 1 }] };
   assert.deepEqual(spreadIn(rounds)("a", "b", (x, y) => x.v / y.v), [0.9, 1.2]);
   assert.deepEqual(spreadIn(rounds)("b", "a", (x, y) => x.v - y.v), [-40, 20], "a's rounds against b's");
@@ -334,20 +334,42 @@ test("spreadIn is the lowest and highest per-round figure, null when one is not 
   assert.equal(spreadIn({ a: [], b: [] })("a", "b", (x, y) => x / y), null);
 });
 
-test("a spread's confidence: 1 − 2^(1−n), rounded down to a tenth of a percent", () => {
+test("from 9 rounds spreadIn takes order statistics further in, so more rounds narrow the range rather than widen it", () => {
+  // Ten rounds, their ratios 0.70 (an outlier), 0.91 … 1.05, 1.30 (another), shuffled.
+  const ratios = [1.02, 0.70, 0.97, 1.30, 0.91, 1.05, 0.99, 0.94, 1.00, 0.96];
+  const rounds = { a: ratios.map((v) => ({ v })), b: ratios.map(() => ({ v: 1 })) };
+  assert.deepEqual(spreadIn(rounds)("a", "b", (x, y) => x.v / y.v), [0.91, 1.05], "the 2nd lowest and 2nd highest of 10");
+  assert.equal(spreadRank(10), 2);
+  assert.equal(spreadRank(20), 6);
+  assert.equal(spreadRank(8), 1, "the 2nd of 8 would hold the median only 93.0 % of the time");
+  assert.equal(spreadRank(9), 2);
+});
+
+test("coverage is the sign test's: 1 − 2·P(Binomial(n, ½) < k); the spread keeps at least the 5-round range's", () => {
+  assert.equal(coverage(5, 1), 1 - 2 / 32);
+  assert.equal(coverage(10, 2), 1 - 2 * 11 / 1024);
+  assert.equal(coverage(10, 3), 1 - 2 * 56 / 1024);
+  assert.equal(coverage(1, 1), 0, "one round says nothing of the median");
+  for (let n = 5; n <= 40; n++) {
+    const k = spreadRank(n);
+    assert.ok(coverage(n, k) >= coverage(5, 1), `${n} rounds: rank ${k}`);
+    assert.ok(k + 1 > n / 2 || coverage(n, k + 1) < coverage(5, 1), `${n} rounds: rank ${k} is the innermost`);
+  }
   assert.equal(spreadConfidence(5), 93.7);
-  assert.equal(spreadConfidence(10), 99.8);
+  assert.equal(spreadConfidence(10), 97.8);
   assert.equal(spreadConfidence(3), 75);
-  assert.equal(spreadConfidence(1), 0, "one round says nothing of the median");
+  assert.equal(spreadConfidence(1), 0);
+  assert.deepEqual([2, 3, 4, 11, 12, 13, 21, 22, 23, 111].map(ordinal), ["2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "111th"]);
 });
 
 test("settling names the rounds' range, and a threshold inside it as unsettled, at either end too", () => {
   const x = (v) => `${v.toFixed(3)}×`;
-  assert.equal(settling([0.9, 1.1], 1, x, 5), "; rounds 0.900× to 1.100×, the budget's 1.000× inside them: unsettled (93.7 % range of 5 rounds)");
-  assert.match(settling([1, 1.1], 1, x, 5), /inside them: unsettled/, "at the low end");
-  assert.match(settling([0.9, 1], 1, x, 5), /inside them: unsettled/, "at the high end");
-  assert.equal(settling([1.001, 1.2], 1, x, 5), "; rounds 1.001× to 1.200×, clear of the budget's 1.000×");
-  assert.equal(settling([0.8, 0.999], 1, x, 5), "; rounds 0.800× to 0.999×, clear of the budget's 1.000×", "clear on the failing side too");
+  assert.equal(settling([0.9, 1.1], 1, x, 5), "; rounds 0.900× to 1.100× (lowest to highest of 5, 93.7 % for the median): the budget's 1.000× inside, unsettled");
+  assert.match(settling([1, 1.1], 1, x, 5), /inside, unsettled$/, "at the low end");
+  assert.match(settling([0.9, 1], 1, x, 5), /inside, unsettled$/, "at the high end");
+  assert.equal(settling([1.001, 1.2], 1, x, 5), "; rounds 1.001× to 1.200× (lowest to highest of 5, 93.7 % for the median): clear of the budget's 1.000×");
+  assert.match(settling([0.8, 0.999], 1, x, 5), /: clear of the budget's 1\.000×$/, "clear on the failing side too");
+  assert.equal(settling([0.95, 0.99], 1, x, 10), "; rounds 0.950× to 0.990× (2nd lowest to 2nd highest of 10, 97.8 % for the median): clear of the budget's 1.000×");
   assert.equal(settling(undefined, 1, x, 5), "", "a record from before spreads were kept");
   assert.equal(settling(null, 1, x, 5), "", "a spread with a round that is no figure");
 });
@@ -357,22 +379,22 @@ test("each paired line quotes its rounds' spread and says when its budget lies i
   const straddles = { plumgate: rowOf("plumgate", [{ rps: 2700 }, { rps: 3150 }, { rps: 3600 }]) };
   const t = line(budgets(results(straddles)), "hot-path throughput");
   assert.equal(t.pass, true, t.value);
-  assert.match(t.value, /; rounds 0\.900× to 1\.200×, the budget's 1\.000× inside them: unsettled \(75 % range of 3 rounds\)$/);
+  assert.match(t.value, /; rounds 0\.900× to 1\.200× \(lowest to highest of 3, 75 % for the median\): the budget's 1\.000× inside, unsettled$/);
   const clear = line(budgets(results()), "hot-path throughput");
-  assert.match(clear.value, /; rounds 1\.067× to 1\.067×, clear of the budget's 1\.000×$/);
+  assert.match(clear.value, /; rounds 1\.067× to 1\.067× \(lowest to highest of 3, 75 % for the median\): clear of the budget's 1\.000×$/);
   // Every paired line says so, at its own threshold and in its own unit.
   const bs = budgets(results());
   for (const [start, tail] of [
-    ["hot-path CPU", /rounds 0\.900× to 0\.900×, clear of the budget's 1\.000×$/],
-    ["added p50", /rounds 0\.70 ms to 0\.70 ms, clear of the budget's 1\.00 ms$/],
-    ["p99 at 32", /rounds 0\.800× to 0\.800×, clear of the budget's 1\.000×$/],
-    ["runtime key, isolate-cached", /rounds 1\.000× to 1\.000×, clear of the budget's 0\.950×$/],
-    ["runtime key with requests_per_minute", /rounds 1\.000× to 1\.000×, clear of the budget's 0\.950×$/],
-    ["catalog hit under Xoxoday's penalty", /rounds 1\.000× to 1\.000×, clear of the budget's 0\.950×$/],
+    ["hot-path CPU", /rounds 0\.900× to 0\.900× \(lowest to highest of 3, 75 % for the median\): clear of the budget's 1\.000×$/],
+    ["added p50", /rounds 0\.70 ms to 0\.70 ms \(lowest to highest of 3, 75 % for the median\): clear of the budget's 1\.00 ms$/],
+    ["p99 at 32", /rounds 0\.800× to 0\.800× \(lowest to highest of 3, 75 % for the median\): clear of the budget's 1\.000×$/],
+    ["runtime key, isolate-cached", /rounds 1\.000× to 1\.000× \(lowest to highest of 3, 75 % for the median\): clear of the budget's 0\.950×$/],
+    ["runtime key with requests_per_minute", /rounds 1\.000× to 1\.000× \(lowest to highest of 3, 75 % for the median\): clear of the budget's 0\.950×$/],
+    ["catalog hit under Xoxoday's penalty", /rounds 1\.000× to 1\.000× \(lowest to highest of 3, 75 % for the median\): clear of the budget's 0\.950×$/],
   ]) assert.match(line(bs, start).value, tail, start);
   // A 5 % line whose rounds straddle 0.95.
   const keys = line(budgets(results({ plumgate_runtime_key: rowOf("runtime key", [{ rps: 2700 }, { rps: 3000 }, { rps: 3300 }]) })), "runtime key, isolate-cached");
-  assert.match(keys.value, /the budget's 0\.950× inside them: unsettled/);
+  assert.match(keys.value, /the budget's 0\.950× inside, unsettled$/);
   // A record without spreads (before they were kept) reads as it did.
   const old = results();
   delete old.hot.spread;
