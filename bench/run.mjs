@@ -293,7 +293,8 @@ async function hotPath(sandbox, pg, pgHot, js, jsFull, key, jsKey, alt, pgAssets
   };
   if (alt) out.paired.alt_vs_plumgate_rps = paired("alt", "plumgate", (a, b) => a.load.rps / b.load.rps);
   if (alt) out.paired.alt_vs_js_rps = paired("alt", "js", (a, b) => a.load.rps / b.load.rps);
-  // The judged lines' per-round lowest and highest (verdict.mjs's `settling`).
+  // The judged lines' ranges over the rounds (verdict.mjs's `spreadIn`: the
+  // lowest to highest up to 8 rounds, order statistics further in from 9).
   const spread = spreadIn(rounds);
   out.spread = {
     plumgate_vs_js_full_rps: spread("plumgate", "js_full", (a, b) => a.load.rps / b.load.rps),

@@ -3,7 +3,9 @@
 // gateway, serves that key to the demo page (for a loopback name only),
 // serves the demo page, refuses a second session on its dev directory, and
 // Ctrl-C stops every process it started; a dev directory whose name holds
-// characters a shell, sed or TOML treats specially works as any other.
+// characters a shell, sed or TOML treats specially works as any other; a
+// port in use, a sandbox that exits before it is ready and a gateway with a
+// configuration problem are each named at once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
