@@ -70,7 +70,7 @@ async function main(stops) {
     const cpuRatio = cpu[k.id].map((x, i) => x / cpu.static[i]);
     // The 5 % budget's words on these rounds (bench/verdict.mjs: is 0.95 inside their range?).
     const spread = spreadIn(rps)(k.id, "static", (a, b) => a / b);
-    const vs = k.id === "static" ? "" : `; throughput / GATEWAY_KEYS key: median ${f3(median(ratio))} (rounds ${ratio.map((x) => x.toFixed(2)).join(" ")}${settling(spread, 0.95, f3, ROUNDS)}), CPU per request ${f3(median(cpuRatio))}`;
+    const vs = k.id === "static" ? "" : `; throughput / GATEWAY_KEYS key: median ${f3(median(ratio))} (per round ${ratio.map((x) => x.toFixed(2)).join(" ")})${settling(spread, 0.95, f3, ROUNDS)}; CPU per request ${f3(median(cpuRatio))}`;
     console.log(`${k.label}: req/s median ${median(rps[k.id]).toFixed(0)}, CPU ms/request median ${f3(median(cpu[k.id]))}${vs}`);
   }
   if (bad) {
