@@ -380,6 +380,27 @@ export function writesRecord(argv, env = process.env) {
 }
 
 /**
+ * bench/last-run.json's text for a run's `results`: without the run-wide
+ * `rounds` and the cold start's `samples` (bench/results/latest.json keeps
+ * them whole), and with each row's `rounds` cut to what the paired figures
+ * and their spreads are computed from: per round, the load phase's
+ * requests, rps, p50 and p99, the latency phase's p50 and p99, and the CPU
+ * per request, in the shape verdict.mjs's `pairedIn` and `spreadIn` read.
+ * So a record can be read again at another statistic or rank.
+ */
+export function recordText(results) {
+  const pick = (o, keys) => (o ? Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]])) : undefined);
+  const cut = (x) => ({ load: pick(x.load, ["requests", "rps", "p50_ms", "p99_ms"]), lat: pick(x.lat, ["p50_ms", "p99_ms"]), cpu_ms_per_req: x.cpu_ms_per_req });
+  const { rounds: _all, ...rest } = results;
+  const replacer = (k, v) => {
+    if (k === "samples" && typeof v === "object") return undefined;
+    if (k === "rounds" && typeof v === "object") return Array.isArray(v) && v.every((x) => x?.load) ? v.map(cut) : undefined;
+    return v;
+  };
+  return JSON.stringify(rest, replacer, 2) + "\n";
+}
+
+/**
  * Run a bench tool's `main(stops)` bounded in time: whatever it pushes on
  * `stops` (sandbox, workers) is stopped, newest first, when it ends, fails
  * (exit 2) or passes `minutes` (a hard stop, exit 2).

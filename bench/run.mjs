@@ -52,7 +52,7 @@ import { join, relative, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
   BENCH_RATE_LIMITS, ROOT, cleanup, groupCpuSeconds, jsWorkerToml, liftSandboxLimits, makeKey, plumgateToml, run, sleep, startSandbox,
-  recordSkipped, startWorkerd, startWrangler, tempDir, wrk,
+  recordSkipped, recordText, startWorkerd, startWrangler, tempDir, wrk,
 } from "./lib.mjs";
 import { CATALOG_ROWS, HOT_ROWS, changes, markdown } from "./report.mjs";
 import { GZIP_LABEL, budgets, errorsOf, f0, f1, f2, median, pairedIn, quantile, spreadIn } from "./verdict.mjs";
@@ -846,8 +846,7 @@ async function main() {
     if (i >= 0 && j > i) doc = `${doc.slice(0, i + begin.length)}\n${block}\n${doc.slice(j)}`;
     else doc += `\n${begin}\n${block}\n${end}\n`;
     writeFileSync(bmPath, doc);
-    const { rounds: _r, ...slim } = results;
-    writeFileSync(lastPath, JSON.stringify(slim, (k, v) => ((k === "rounds" || k === "samples") && typeof v === "object" ? undefined : v), 2) + "\n");
+    writeFileSync(lastPath, recordText(results));
     log("wrote BENCHMARKS.md (generated block) and bench/last-run.json");
   } else log(`BENCHMARKS.md and bench/last-run.json not written: ${NO_RECORD} (--write: write them anyway)`);
   log(`results in bench/results/latest.{json,md}; ${results.budgets.filter((b) => !b.pass).length} budget(s) failed`);
