@@ -596,9 +596,8 @@
     $("balance-value").textContent = "not loaded";
     $("balance-note").textContent = "";
     $("balance").classList.remove("is-stale");
-    $("balance-error").hidden = true;
     $("filters-note").hidden = true;
-    for (const id of ["catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
+    for (const id of ["balance-error", "catalog-error", "order-error", "history-error", "details-error", "token-error", "keys-error", "audit-error"]) hideError(id);
     for (const id of ["catalog-status", "history-status", "details-status", "token-status", "keys-status", "audit-status"]) setStatus(id, "");
     for (const id of ["balance", "products", "history", "details", "token-info", "keys-list", "audit-list"]) busy($(id), false);
     for (const id of ["products", "details", "history", "keys-list", "audit-list"]) clear($(id));
@@ -720,7 +719,7 @@
         state.balanceTimer = setTimeout(() => loadBalance({ fresh: true, afterOrder: afterOrder + 1 }), BALANCE_RECHECK_MS);
       }
       $("balance-note").textContent = note;
-      $("balance-error").hidden = true;
+      hideError("balance-error");
     } catch (e) {
       if (seq !== state.balanceSeq) return;
       $("balance-value").textContent = "unavailable";

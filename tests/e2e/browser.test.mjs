@@ -608,6 +608,7 @@ async function walkThePage() {
   await mob.locator("#filters-note").waitFor({ state: "visible" });
   assert.match(await text(mob, "#filters-note"), /^Country and currency filters unavailable: This key is not allowed to do that: this key lacks the `catalog` scope \(code forbidden, request id [0-9a-f]{32}\)$/);
   await mob.locator("#catalog-error .err-code", { hasText: "forbidden" }).waitFor();
+  assert.equal(await mob.locator("#balance-error").textContent(), "", "the catalog key's balance error went with it, words and all");
 
   // Forget the key, use the admin key, open an order form, take the picture.
   await mob.click("#key-forget");
@@ -1167,6 +1168,7 @@ async function walkOrderEdges() {
   assert.match(await text(page, "#key-status"), /^Key set/, "the key is not called rejected");
   await page.click("#balance-refresh");
   await page.locator("#balance-error").waitFor({ state: "hidden" });
+  assert.equal(await page.locator("#balance-error").textContent(), "", "no refusal's words left in the hidden alert");
   // Xoxoday fails on the balance (502 PLE10023) while plumgate holds a copy
   // (the refresh just before): the copy answers, and the page calls it older.
   await sandbox.admin("/faults/api", { mode: "PLE10023", op: "getBalance", count: 1 });
