@@ -496,8 +496,9 @@ async function underPenalty(sandbox, key, plain) {
     const retryAfter = await refused("before", 1);
     const targets = [
       plain,
-      { id: "hit_control", label: "plumgate getVouchers, cache hit (a plumgate started with the penalised one)", url: ctlUrl, body: VOUCHERS, auth, expectCache: "hit", pgid: ctl.pid },
-      { id: "hit_penalty", label: "plumgate getVouchers, cache hit under Xoxoday's penalty", url, body: VOUCHERS, auth, expectCache: "hit", pgid: w.pid },
+      // The budget's pair back to back, alternating which goes first (`interleaved`).
+      { id: "hit_control", label: "plumgate getVouchers, cache hit (a plumgate started with the penalised one)", url: ctlUrl, body: VOUCHERS, auth, expectCache: "hit", pgid: ctl.pid, group: "budget" },
+      { id: "hit_penalty", label: "plumgate getVouchers, cache hit under Xoxoday's penalty", url, body: VOUCHERS, auth, expectCache: "hit", pgid: w.pid, group: "budget" },
     ];
     // Warm-up, as the hot path's: these workers are fresh, the main one has run for minutes.
     for (const t of targets) {
