@@ -49,8 +49,9 @@ export function coverage(n, k) {
  * innermost whose interval still holds the median with at least the
  * confidence the lowest and highest of the bench's 5 rounds have (93.75 %),
  * so more rounds narrow the range instead of widening it with their
- * extremes (10 rounds: the 2nd lowest and 2nd highest, 97.9 %). Fewer than
- * 6 rounds: the lowest and highest, at their own (lower) confidence.
+ * extremes (10 rounds: the 2nd lowest and 2nd highest, 97.8 % as
+ * `spreadConfidence` prints it). Up to 8 rounds: the lowest and highest
+ * (below 5, at a lower confidence: 87.5 % at 4).
  */
 export function spreadRank(n) {
   let k = 1;
