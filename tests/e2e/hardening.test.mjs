@@ -724,6 +724,25 @@ test("422 failed to confirm, and the order failed: reconciled and reported as fa
   assert.match(none.json.error.message, /HTTP 422, PLE10010/);
 });
 
+test("Xoxoday's own success answer naming a failed or cancelled order reads as the reconciled one does: status 0, audited refused, replayed so", async () => {
+  const c0 = await sbO.counters();
+  for (const [name, orderStatus] of [["direct-failed", "failed"], ["direct-cancelled", "cancelled"]]) {
+    // Answered at once (1 ms), with Xoxoday's status 1 and the order's own status.
+    await sbO.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 1, order_status: orderStatus });
+    const r = await place(order(name));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers["x-plumgate-reconciled"], undefined, "Xoxoday's own answer, not a check's");
+    assert.deepEqual([r.json.data.placeOrder.status, r.json.data.placeOrder.data.orderStatus], [0, orderStatus], r.text);
+    const entry = await waitFor(async () => (await auditOf("orders-writer")).find((e) => e.request_id === r.headers["x-request-id"]), { what: "the audit entry" });
+    assert.deepEqual([entry.outcome, entry.order_id, entry.reconciled], ["refused", String(r.json.data.placeOrder.data.orderId), false]);
+    const replay = await place(order(name));
+    assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"], replay.json.data.placeOrder.status], [200, "true", 0], replay.text);
+  }
+  const c1 = await sbO.counters();
+  assert.equal(c1.orders, c0.orders + 2, "one order each");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 2, "never re-sent");
+});
+
 test("duplicate poNumber: Xoxoday's own order with it is this one (reconciled) or another, for another product or recipient (its 409 passed on); a duplicate answer without an order stays pending", async () => {
   const c0 = await sbO.counters();
   // Placed behind plumgate's back (another system, or before the ledger's retention).

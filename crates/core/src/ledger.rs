@@ -83,7 +83,7 @@ use crate::errors::{ApiError, CallError, ErrorCode};
 use crate::http::HttpAnswer;
 use crate::lenient::lenient_i64;
 use crate::ops::Operation;
-use crate::upstream::{api_penalty, is_json, is_plum_failure, is_plum_success, Observed};
+use crate::upstream::{api_penalty, is_json, is_plum_failure, is_plum_success, plum_data, Observed};
 use crate::wire::ledger::{Fate, LedgerReply, Outcome};
 #[cfg(test)]
 use serde::Deserialize;
@@ -852,6 +852,14 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
             refused(),
         );
     }
+    if let Some(details) = plum_data(Operation::PlaceOrder.name(), ans.status, &ans.body).filter(failed_or_cancelled) {
+        // Xoxoday's own success answer naming an order that failed or was
+        // cancelled: answered as a check that found it is (status 0, the
+        // order kept), so one order reads the same, is audited and counted
+        // against a spend cap the same, and replays the same, whether its
+        // answer came back or was lost.
+        return AfterPlace::Finish(order_answer(pending, details, false, now_ms));
+    }
     if is_plum_success(Operation::PlaceOrder.name(), ans.status, &ans.body) {
         let outcome = Outcome::Answer { status: ans.status, body: body.clone(), reconciled: false, upstream_status };
         return AfterPlace::Finish(finish(Store::Save(pending.done(ans.status, body, false, now_ms)), outcome, Fate::Placed));
@@ -1124,6 +1132,14 @@ fn not_placed(r: &Record, now_ms: i64) -> Finish {
 /// The order getOrderDetails found, answered in placeOrder's shape and
 /// recorded `done`: `status` 1, or 0 when it failed or was cancelled.
 fn found(r: &Record, details: Value, now_ms: i64) -> Finish {
+    order_answer(r, details, true, now_ms)
+}
+
+/// An order Xoxoday holds (`details`: as getOrderDetails or placeOrder
+/// describes it), answered in placeOrder's shape and recorded `done`:
+/// `status` 1, or 0 when it failed or was cancelled. `reconciled`: learnt
+/// by a check, not from placeOrder's own answer.
+fn order_answer(r: &Record, details: Value, reconciled: bool, now_ms: i64) -> Finish {
     let failed = failed_or_cancelled(&details);
     // The text of `{"data": {"placeOrder": {"status": 0 or 1, "data": details}}}`
     // (keys in order), written around `details`: `json!` would copy it through
@@ -1131,9 +1147,9 @@ fn found(r: &Record, details: Value, now_ms: i64) -> Finish {
     let mut body = String::from(r#"{"data":{"placeOrder":{"data":"#);
     crate::jsontext::write_text(&details, &mut body);
     body.push_str(if failed { r#","status":0}}}"# } else { r#","status":1}}}"# });
-    let outcome = Outcome::Answer { status: 200, body: body.clone(), reconciled: true, upstream_status: Some(200) };
+    let outcome = Outcome::Answer { status: 200, body: body.clone(), reconciled, upstream_status: Some(200) };
     let fate = if failed { Fate::Failed } else { Fate::Placed };
-    finish(Store::Save(r.done(200, body, true, now_ms)), outcome, fate)
+    finish(Store::Save(r.done(200, body, reconciled, now_ms)), outcome, fate)
 }
 
 /// Words of `orderStatus` / `deliveryStatus` that mean the order did not

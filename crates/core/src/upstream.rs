@@ -302,6 +302,17 @@ pub fn balance_value(status: u16, body: &[u8]) -> Option<f64> {
     found.ok().flatten().as_ref().and_then(lenient_f64)
 }
 
+/// `data.<op>.data` of a successful answer (Xoxoday's result: for
+/// placeOrder, the order), read as [`is_plum_success`] reads the flag.
+/// `None` for any other answer or when the field is missing.
+pub fn plum_data(op: &str, status: u16, body: &[u8]) -> Option<Value> {
+    if !is_plum_success(op, status, body) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::de::DeserializeSeed::deserialize(FieldPath { path: &["data", op, "data"] }, &mut de).ok().flatten()
+}
+
 /// Whether `body` is JSON text (any value; validated, not kept).
 pub fn is_json(body: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()

@@ -291,6 +291,26 @@ fn after_place_every_arm() {
     assert_eq!(f.store, Store::Save(p.done(200, PLACED.into(), false, now)));
     assert_eq!(f.outcome, Outcome::Answer { status: 200, body: PLACED.into(), reconciled: false, upstream_status: Some(200) });
     assert_eq!((f.fate, f.penalty), (Fate::Placed, None));
+    // Success naming an order that failed or was cancelled (its words or
+    // every line cancelled): answered as a check that found it would be,
+    // status 0 and the order kept, but not marked reconciled; replayed as
+    // failed. An order still on its way is placed.
+    for order in [
+        json!({"orderId": 7, "orderStatus": "failed", "deliveryStatus": "failed", "vouchers": []}),
+        json!({"orderId": "7", "orderStatus": "complete", "deliveryStatus": "canceled"}),
+        json!({"orderId": 7, "quantity": "2", "voucherDetails": [{"cancelledQuantity": 2}]}),
+    ] {
+        let said = json!({"data": {"placeOrder": {"status": "1", "data": order.clone()}}}).to_string();
+        let f = finished(after_place(answer(200, &said), None, &p, now));
+        let want = crate::jsontext::to_text(&json!({"data": {"placeOrder": {"data": order, "status": 0}}}));
+        assert_eq!(f.outcome, Outcome::Answer { status: 200, body: want.clone(), reconciled: false, upstream_status: Some(200) }, "{said}");
+        assert_eq!((f.fate, f.penalty), (Fate::Failed, None), "{said}");
+        assert_eq!(f.store, Store::Save(p.done(200, want, false, now)));
+        let Store::Save(done) = f.store else { panic!() };
+        assert!(matches!(admit(&Loaded::Some(done), FP, None, now), Admission::Answer { fate: Fate::Failed, replayed: true, .. }));
+    }
+    let on_its_way = r#"{"data":{"placeOrder":{"status":1,"data":{"orderId":7,"orderStatus":"processing","deliveryStatus":"pending"}}}}"#;
+    assert_eq!(finished(after_place(answer(200, on_its_way), None, &p, now)).fate, Fate::Placed);
     // A rate-limit answer: forgotten, the penalty reported, 429.
     let f = finished(after_place(answer(200, r#"{"errors":[{"message":"auth.request_limit_exceeded","penaltySeconds":30}]}"#), None, &p, now));
     assert_eq!((f.store.clone(), f.penalty, f.fate), (Store::Forget, Some(Observed::Stated(30)), Fate::NotPlaced));
