@@ -6,7 +6,7 @@
 // may exist.
 
 import { PlumgateError, errorFromAnswer } from "./errors.js";
-import { type Backoff, judgeOrderAnswer, plumSuccess, readIsRetryable, retryDelayMs } from "./policy.js";
+import { type Backoff, failedOrderIn, judgeOrderAnswer, plumSuccess, readIsRetryable, retryDelayMs } from "./policy.js";
 import { type Answer, type Clock, type FetchLike, Transport, abortedError, baseUrlProblem, isHeaderSafeKey, realClock, tlsHandshakeFailed } from "./transport.js";
 import type {
   Health,
@@ -91,7 +91,10 @@ export interface PlaceOrderOptions<P extends PoNumber = PoNumber> {
    * minus 2 s). Default: `timeoutMs` from now.
    */
   deadline?: number | Date;
-  /** The budget when no deadline is given, in ms. Default 150000 (Xoxoday can take 120 s). */
+  /**
+   * The budget from now, in ms. Default 150000 (Xoxoday can take 120 s)
+   * when no deadline is given; given with a deadline, whichever ends first.
+   */
   timeoutMs?: number;
   /** Cap on one attempt, in ms; default none (an attempt may use all the time left). */
   attemptTimeoutMs?: number;
@@ -158,7 +161,7 @@ export interface OrderPlaced<P extends PoNumber = string> extends OutcomeBase<P>
 
 /**
  * No order was placed by this call, or the one Xoxoday holds under the
- * poNumber failed or was cancelled (`reconciled`): nothing will be delivered.
+ * poNumber failed or was cancelled (`failedOrder`): nothing will be delivered.
  */
 export interface OrderRefused<P extends PoNumber = string> extends OutcomeBase<P> {
   status: "refused";
@@ -176,15 +179,16 @@ export interface OrderRefused<P extends PoNumber = string> extends OutcomeBase<P
   retryable: boolean;
   /**
    * plumgate found the order with getOrderDetails after Xoxoday's answer
-   * was lost or left the order's fate open, and it failed or was cancelled:
-   * Xoxoday holds an order under this poNumber (`failedOrder`), so this is
-   * not "refused before ordering".
+   * was lost or left the order's fate open, and it failed or was cancelled
+   * (`failedOrder`).
    */
   reconciled: boolean;
   /**
-   * With `reconciled`, the order Xoxoday holds: `orderId`, `orderStatus`
-   * (failed, cancelled), `deliveryStatus`. Undefined otherwise. Never
-   * deliver from it.
+   * Xoxoday holds an order under this poNumber and it failed or was
+   * cancelled, so this is not "refused before ordering": the order
+   * (`orderId`, `orderStatus`, `deliveryStatus`), whether a check found it
+   * (`reconciled`) or Xoxoday's own answer named it. Undefined otherwise.
+   * Never deliver from it.
    */
   failedOrder: Order | undefined;
 }
@@ -219,17 +223,6 @@ export function newPoNumber(): string {
   // pass your own poNumber there (it should come from your event anyway).
   else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
   return `pg-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
-/**
- * The order in a reconciled placeOrder answer whose status is not 1 (HTTP
- * 200, `x-plumgate-reconciled: true`): Xoxoday holds it, failed or
- * cancelled. Undefined for any other answer.
- */
-function reconciledOrder(a: Answer): Order | undefined {
-  if (a.status < 200 || a.status >= 300 || a.headers.get("x-plumgate-reconciled") !== "true") return undefined;
-  const order = (a.json as { data?: { placeOrder?: { data?: unknown } } } | null | undefined)?.data?.placeOrder?.data;
-  return typeof order === "object" && order !== null && "orderId" in order ? (order as Order) : undefined;
 }
 
 /**
@@ -652,13 +645,14 @@ export class PlumgateClient {
       lastError = verdict.error;
       if (verdict.kind === "refused") {
         report({ status: answer.status, code: verdict.error.code, requestId: answer.requestId, next: "done", delayMs: undefined });
-        const failedOrder = reconciledOrder(answer);
+        const failedOrder = failedOrderIn(answer);
         if (failedOrder !== undefined) {
-          // plumgate found the poNumber's order and it failed: whatever an
+          // Xoxoday holds the poNumber's order and it failed: whatever an
           // earlier attempt whose answer was lost did, it did to this one
           // order (one poNumber, one order at Xoxoday), so the refusal holds
           // after a lost answer too.
-          return { ...base, status: "refused", error: verdict.error, retryable: false, reconciled: true, failedOrder };
+          const reconciled = answer.headers.get("x-plumgate-reconciled") === "true";
+          return { ...base, status: "refused", error: verdict.error, retryable: false, reconciled, failedOrder };
         }
         return refused(verdict.error, verdict.retryable);
       }

@@ -74,8 +74,8 @@ export class PlumgateError extends Error {
   readonly retryAfter: number | undefined;
   /**
    * The parsed answer body, when there was one. It never holds a key or
-   * token. Left out of placeOrder's reconciled refusal, whose order (voucher
-   * codes included) is the outcome's `failedOrder`.
+   * token. Left out of placeOrder's refusal for a failed order, whose order
+   * (voucher codes included) is the outcome's `failedOrder`.
    */
   readonly body: unknown;
   /**

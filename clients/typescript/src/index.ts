@@ -20,7 +20,7 @@ export { PlumgateError, parseRetryAfter } from "./errors.js";
 export type { ClientCode, ErrorSource, PlumgateCode } from "./errors.js";
 export { judgeOrderAnswer, retryDelayMs } from "./policy.js";
 export type { Backoff, OrderVerdict } from "./policy.js";
-export type { Clock, FetchLike } from "./transport.js";
+export type { Answer, Clock, FetchLike } from "./transport.js";
 export type {
   AuditEntry,
   AuditPage,

@@ -5,6 +5,7 @@
 
 import { PlumgateError, errorFromAnswer } from "./errors.js";
 import { type Answer, tlsHandshakeFailed } from "./transport.js";
+import type { Order } from "./types.js";
 
 export interface Backoff {
   /** First delay's ceiling, in ms (default 500). */
@@ -48,16 +49,34 @@ export function plumSuccess(json: unknown, key: string): boolean {
 }
 
 /**
- * The message for a reconciled placeOrder answer with a status other than 1
- * (contract §5: the order exists, failed or cancelled), which must not read
- * like a refusal before ordering; undefined for other answers.
+ * The order Xoxoday holds under the poNumber in a placeOrder answer with
+ * HTTP 200 and a status other than 1 that names one
+ * (`data.placeOrder.data.orderId`): plumgate answers so for an order that
+ * failed or was cancelled, whether a check found it
+ * (`x-plumgate-reconciled`) or Xoxoday's own answer named it (contract §5).
+ * A poNumber has one order at Xoxoday, so no later attempt can place
+ * another under it. Undefined for any other answer.
  */
-function reconciledFailure(a: Answer): string | undefined {
-  if (a.headers.get("x-plumgate-reconciled") !== "true") return undefined;
-  const order = (a.json as { data?: { placeOrder?: { data?: { orderId?: unknown; orderStatus?: unknown } | null } } } | null)?.data?.placeOrder?.data;
-  if (typeof order !== "object" || order === null || order.orderId === undefined) return undefined;
-  const status = typeof order.orderStatus === "string" && order.orderStatus !== "" ? order.orderStatus : "not complete";
-  return `Xoxoday holds order ${String(order.orderId)} under this poNumber, and it is ${status}: nothing will be delivered`;
+export function failedOrderIn(a: Answer): Order | undefined {
+  if (a.status !== 200 || plumSuccess(a.json, "placeOrder")) return undefined;
+  const order = (a.json as { data?: { placeOrder?: { data?: unknown } } } | null | undefined)?.data?.placeOrder?.data;
+  if (!isPlainObject(order)) return undefined;
+  const id = order["orderId"];
+  return id === undefined || id === null || id === "" ? undefined : (order as Order);
+}
+
+/**
+ * The message for a failed order's answer ([`failedOrderIn`]), which must
+ * not read like a refusal before ordering: the order's own words when it
+ * has them (a cancellation by its lines leaves `orderStatus` "complete").
+ */
+function failedOrderMessage(order: Order): string {
+  const o = order as { orderId?: unknown; orderStatus?: unknown; deliveryStatus?: unknown };
+  const said = [["orderStatus", o.orderStatus], ["deliveryStatus", o.deliveryStatus]]
+    .filter(([, v]) => typeof v === "string" && v !== "")
+    .map(([k, v]) => `${k} ${v as string}`);
+  const words = said.length > 0 ? ` (${said.join(", ")})` : "";
+  return `Xoxoday holds order ${String(o.orderId)} under this poNumber, and it failed or was cancelled${words}: nothing will be delivered`;
 }
 
 /** plumgate codes that say the request never reached Xoxoday and a person or time must fix it. */
@@ -137,21 +156,22 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
         error: new PlumgateError({ status: a.status, code: "invalid_response", message: "plumgate's answer could not be read", source: "client", requestId: a.requestId }),
       };
     }
-    // A reconciled answer carries getOrderDetails' whole order, voucher
-    // codes and pins included: kept out of the error, whose enumerable
-    // `body` any logger or JSON.stringify would write out. placeOrder hands
-    // the order over as the outcome's `failedOrder`.
-    const reconciled = a.headers.get("x-plumgate-reconciled") === "true";
+    // A failed order's answer carries the whole order (getOrderDetails'
+    // after a check), voucher codes and pins included: kept out of the
+    // error, whose enumerable `body` any logger or JSON.stringify would
+    // write out. placeOrder hands the order over as the outcome's
+    // `failedOrder`.
+    const failed = failedOrderIn(a);
     return {
       kind: "refused",
       retryable: false,
       error: new PlumgateError({
         status: a.status,
         code: "upstream_failure",
-        message: reconciledFailure(a) ?? "Xoxoday answered placeOrder with a status other than 1",
+        message: failed === undefined ? "Xoxoday answered placeOrder with a status other than 1" : failedOrderMessage(failed),
         source: "xoxoday",
         requestId: a.requestId,
-        body: reconciled ? undefined : a.json,
+        body: failed === undefined ? a.json : undefined,
       }),
     };
   }

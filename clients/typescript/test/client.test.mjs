@@ -574,15 +574,36 @@ test("placeOrder: a reconciled failed order after a lost answer is still a refus
   assert.equal(r.attempts, 2);
 });
 
-test("placeOrder: an order's data in a status 0 answer without x-plumgate-reconciled is Xoxoday's plain refusal, not an order it holds", async () => {
+test("placeOrder: a status 0 answer naming an order (Xoxoday's own answer for an order that failed, as plumgate passes it on) is that failed order, reconciled or not", async () => {
   const body = { data: { placeOrder: { status: 0, data: failedOrder } } };
   const r = await client(script(json(200, body))).c.placeOrder({ ...ORDER, poNumber: "PO-F" });
-  assert.deepEqual([r.status, r.reconciled, r.failedOrder], ["refused", false, undefined]);
-  assert.equal(r.error.message, "Xoxoday answered placeOrder with a status other than 1");
-  const a = (headers) => ({ status: 200, json: body, headers: new Headers(headers), requestId: "r" });
-  assert.equal(judgeOrderAnswer(a({}), 0).error.message, "Xoxoday answered placeOrder with a status other than 1");
-  assert.equal(judgeOrderAnswer(a({ "x-plumgate-reconciled": "false" }), 0).error.message, "Xoxoday answered placeOrder with a status other than 1");
-  assert.equal(judgeOrderAnswer(a({ "x-plumgate-reconciled": "true" }), 0).error.message, "Xoxoday holds order 100012 under this poNumber, and it is failed: nothing will be delivered");
+  assert.deepEqual([r.status, r.retryable, r.reconciled, r.failedOrder, r.error.body], ["refused", false, false, failedOrder, undefined]);
+  const words = "Xoxoday holds order 100012 under this poNumber, and it failed or was cancelled (orderStatus failed, deliveryStatus failed): nothing will be delivered";
+  assert.equal(r.error.message, words);
+  const a = (headers, json = body) => ({ status: 200, json, headers: new Headers(headers), requestId: "r" });
+  for (const h of [{}, { "x-plumgate-reconciled": "false" }, { "x-plumgate-reconciled": "true" }]) {
+    const v = judgeOrderAnswer(a(h), 0);
+    assert.deepEqual([v.kind, v.retryable, v.error.message, v.error.body], ["refused", false, words, undefined], JSON.stringify(h));
+  }
+  // Cancelled by its lines: the order's own words, whatever they are.
+  const lines = { orderId: "7", orderStatus: "complete", deliveryStatus: "delivered", voucherDetails: [{ cancelledQuantity: 1 }] };
+  assert.equal(
+    judgeOrderAnswer(a({}, { data: { placeOrder: { status: 0, data: lines } } }), 0).error.message,
+    "Xoxoday holds order 7 under this poNumber, and it failed or was cancelled (orderStatus complete, deliveryStatus delivered): nothing will be delivered",
+  );
+  assert.match(judgeOrderAnswer(a({}, { data: { placeOrder: { status: 0, data: { orderId: 9 } } } }), 0).error.message, /order 9 under this poNumber, and it failed or was cancelled: nothing/);
+  // An orderId that names nothing, or no 200: Xoxoday's plain refusal, its body kept.
+  for (const data of [{ orderId: null, orderStatus: "failed" }, { orderId: "" }, [100012], null]) {
+    const v = judgeOrderAnswer(a({}, { data: { placeOrder: { status: 0, data } } }), 0);
+    assert.deepEqual([v.error.message, v.error.body], ["Xoxoday answered placeOrder with a status other than 1", { data: { placeOrder: { status: 0, data } } }], JSON.stringify(data));
+  }
+  // After a lost answer, the replay of that order: its one order, failed: refused, not unknown.
+  const replay = json(200, body, { "x-plumgate-replayed": "true" });
+  const r2 = await client(script(netError, replay)).c.placeOrder({ ...ORDER, poNumber: "PO-F" });
+  assert.deepEqual([r2.status, r2.reconciled, r2.failedOrder, r2.attempts], ["refused", false, failedOrder, 2]);
+});
+
+test("placeOrder: a reconciled answer naming no order is no order Xoxoday holds", async () => {
   // Flagged reconciled, but naming no order: no order it holds. After a
   // lost answer it is a refusal like any other, so the outcome is unknown.
   const noOrder = json(200, { data: { placeOrder: { status: 0, data: { orderStatus: "failed" } } } }, { "x-plumgate-reconciled": "true" });

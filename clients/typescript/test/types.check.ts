@@ -154,11 +154,11 @@ export async function order(): Promise<string> {
       const e: PlumgateError = outcome.error;
       const retryAfter: number | undefined = e.retryAfter;
       const requestId: string | undefined = e.requestId;
-      // A reconciled refusal: Xoxoday holds the order, failed or cancelled.
+      // A refusal for a failed order: Xoxoday holds it, failed or cancelled.
       const reconciled: boolean = outcome.reconciled;
       const orderId: number | string | undefined = outcome.failedOrder?.orderId;
       const orderStatus: string | undefined = outcome.failedOrder?.orderStatus;
-      // @ts-expect-error there is a failed order only when plumgate reconciled one
+      // @ts-expect-error there is a failed order only when Xoxoday holds one
       void outcome.failedOrder.orderId;
       // @ts-expect-error a refusal has no order to use
       void outcome.order;
