@@ -226,6 +226,19 @@ export function newPoNumber(): string {
 }
 
 /**
+ * A read's time limit reached on attempt `attempt` after `earlier` failed:
+ * the timeout, its message naming the call's limit and the earlier failure
+ * (its status, code and request id, which the operator's log finds), so
+ * what went wrong first is not lost behind "no answer".
+ */
+function timedOutAfter(timeout: PlumgateError, earlier: PlumgateError, attempt: number, limitMs: number): PlumgateError {
+  const id = earlier.requestId === undefined ? "" : `, request id ${earlier.requestId}`;
+  const before = `${earlier.status === 0 ? "no answer" : `HTTP ${earlier.status}`} ${earlier.code}${id}`;
+  const message = `${timeout.message}, what was left of the call's ${limitMs} ms, on attempt ${attempt} (attempt ${attempt - 1}: ${before})`;
+  return new PlumgateError({ status: 0, code: "timeout", message, source: "client", cause: timeout.cause, notSent: timeout.notSent });
+}
+
+/**
  * Xoxoday's order in a placed answer (`data.placeOrder.data`); an empty
  * object when its success answer carried none, so that reading a field of
  * it gives undefined rather than a TypeError.
@@ -731,9 +744,12 @@ export class PlumgateClient {
     if (bad) {
       throw new PlumgateError({ status: 0, code: "client_error", message: `${bad} must be a number, not negative; nothing was sent`, source: "client" });
     }
-    const deadline = this.clock.now() + (opts.timeoutMs ?? this.timeoutMs);
+    const limitMs = opts.timeoutMs ?? this.timeoutMs;
+    const deadline = this.clock.now() + limitMs;
     const retries = opts.retries ?? this.retries;
     const { accept = (a: Answer) => a.status >= 200 && a.status < 300, ...send } = req;
+    // The last attempt's failure, for a later attempt that times out.
+    let earlier: PlumgateError | undefined;
     for (let attempt = 0; ; attempt++) {
       let error: PlumgateError;
       try {
@@ -747,7 +763,9 @@ export class PlumgateClient {
       } catch (e) {
         error = e as PlumgateError;
       }
+      if (earlier !== undefined && error.code === "timeout" && error.source === "client") error = timedOutAfter(error, earlier, attempt + 1, limitMs);
       if (attempt >= retries || !readIsRetryable(error)) throw error;
+      earlier = error;
       const delayMs = retryDelayMs(attempt + 1, this.clock.random, this.backoff, error.retryAfter);
       // The failure in hand is the answer when the next attempt would not
       // have MIN_ATTEMPT_MS: a 429 waited out to within ms of the limit would

@@ -1,7 +1,8 @@
 // Unit tests of the built client (dist/) with a fake fetch and a fake clock:
 // every arm of placeOrder's retry contract, the reads' retries, the error
 // readings. No network, no real waiting (except the few tests that need a
-// real attempt time limit, kept to a fraction of a second).
+// real attempt time limit, kept to a fraction of a second, or about one
+// when a retry must have the second a retry is given).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PlumgateClient, PlumgateError, newPoNumber, parseRetryAfter, retryDelayMs, judgeOrderAnswer } from "../dist/index.js";
@@ -1201,6 +1202,21 @@ test("reads: HTTP 200 with status 0 is an upstream_failure; a time limit gives t
   await assert.rejects(slow.getBalance({}, { timeoutMs: 100 }), { code: "timeout", status: 0 });
   const down = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: script(netError), clock: fakeClock() });
   await assert.rejects(down.getBalance(), { code: "network_error", status: 0, source: "client" });
+});
+
+test("reads: a timeout after a failed attempt names that failure (status, code, request id) and the call's limit", async () => {
+  const first = json(504, plumErr("upstream_timeout", "Xoxoday did not answer"), { "x-request-id": "rid-504" });
+  // Real time: the fake clock's backoff is instant, the second attempt hangs for what is left of the 1100 ms limit (at least the 1 s an attempt is given).
+  const c = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: script(first, "hang"), backoff: { baseMs: 1, maxMs: 1 } });
+  const e = await c.getBalance({}, { timeoutMs: 1100 }).then(() => assert.fail("answered"), (x) => x);
+  assert.deepEqual([e.code, e.status, e.source, e.requestId, e.cause?.name], ["timeout", 0, "client", undefined, "AbortError"]);
+  assert.match(e.message, /^no answer from plumgate within \d+ ms, what was left of the call's 1100 ms, on attempt 2 \(attempt 1: HTTP 504 upstream_timeout, request id rid-504\)$/);
+  // A timeout on the first attempt says only that.
+  const slow = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: script("hang"), retries: 0 });
+  await assert.rejects(slow.getBalance({}, { timeoutMs: 100 }), { code: "timeout", message: "no answer from plumgate within 100 ms" });
+  // After a connection error: "no answer", without a request id.
+  const c2 = new PlumgateClient({ baseUrl: BASE, key: KEY, fetch: script(netError, "hang"), backoff: { baseMs: 1, maxMs: 1 } });
+  await assert.rejects(c2.getBalance({}, { timeoutMs: 1100 }), { code: "timeout", message: /on attempt 2 \(attempt 1: no answer network_error\)$/ });
 });
 
 test("Xoxoday error shapes: OAuth error and rate-limit penaltySeconds", async () => {
