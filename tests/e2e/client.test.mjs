@@ -219,6 +219,27 @@ test("placeOrder: Xoxoday creates the order then fails: plumgate reconciles, the
   await sandbox.admin("/faults/clear", {});
 });
 
+test("placeOrder: a failed or cancelled order, whether Xoxoday's own answer names it or plumgate reconciles it: refused with failedOrder, never placed", async () => {
+  const writer = clientFor(keys.writer);
+  const c0 = await counters();
+  // Xoxoday answers at once, status 1, with the order's status failed.
+  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 1, order_status: "failed" });
+  const own = await writer.placeOrder({ ...ORDER, poNumber: po("own-failed") }, { timeoutMs: 30_000 });
+  assert.deepEqual([own.status, own.retryable, own.reconciled, own.failedOrder?.orderStatus, own.error?.body], ["refused", false, false, "failed", undefined], JSON.stringify(own));
+  assert.match(own.error.message, /^Xoxoday holds order \d+ under this poNumber, and it failed or was cancelled \(orderStatus failed, deliveryStatus failed\)/);
+  // Asked again (a function's next invocation): the same order, replayed.
+  const again = await writer.placeOrder({ ...ORDER, poNumber: po("own-failed") }, { timeoutMs: 30_000 });
+  assert.deepEqual([again.status, again.failedOrder?.orderId], ["refused", own.failedOrder.orderId], JSON.stringify(again));
+  // The same kind of order learnt by a check after a 422 "failed to confirm".
+  await sandbox.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "cancelled" });
+  const found = await writer.placeOrder({ ...ORDER, poNumber: po("found-cancelled") }, { timeoutMs: 30_000 });
+  assert.deepEqual([found.status, found.retryable, found.reconciled, found.failedOrder?.orderStatus], ["refused", false, true, "cancelled"], JSON.stringify(found));
+  const c1 = await counters();
+  assert.equal(c1.orders, c0.orders + 2, "one order each");
+  assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 2, "none sent twice");
+  await sandbox.admin("/faults/clear", {});
+});
+
 test("placeOrder: Xoxoday fails before creating it: never refused, never re-sent; unknown until plumgate knows", async () => {
   await sandbox.admin("/faults/order", { mode: "fail_before_create", count: 1 });
   const c0 = await counters();
