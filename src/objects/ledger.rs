@@ -39,7 +39,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, ErrorStyle};
 use plumgate_core::ledger::tell::{self, Next, Tell, TELLS_KEY};
 use plumgate_core::ledger::{
-    admit, after_check, after_place, after_refusal, alarm, alarm_after_write, found_not_placed, load, not_placed_mark, not_sent, nothing_found, read_mark,
+    admit, after_check, after_place, after_refusal, alarm, alarm_after_write, as_answered, found_not_placed, load, not_placed_mark, not_sent, nothing_found, read_mark,
     read_reconcile, record_not_written, unheard, AfterPlace, Admission, AlarmStep, Finish, Loaded, Look, Reconciled, Record, Store, NOT_PLACED_KEY,
     RECORD_KEY,
 };
@@ -458,15 +458,16 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
     let (result, trace) = plum::call_with_token(env, cfg, &envelope, cfg.order_timeout_ms as u64).await;
     // A look counts as of when it was asked: its answer may come up to
     // the call's timeout later, and says what Xoxoday knew then.
+    let answered = result.as_ref().ok().map(|a| a.status);
     let f = match after_place(result, trace.upstream_status, &pending, now_ms()) {
         AfterPlace::Finish(f) => f,
         AfterPlace::Check(record) => {
             let asked = now_ms();
-            after_check(&record, check(env, cfg, &record).await, asked)
+            as_answered(after_check(&record, check(env, cfg, &record).await, asked), answered)
         }
         AfterPlace::Confirm(record) => {
             let asked = now_ms();
-            after_refusal(&record, check(env, cfg, &record).await, asked)
+            as_answered(after_refusal(&record, check(env, cfg, &record).await, asked), answered)
         }
     };
     finish(env, cfg, storage, f, &fp).await

@@ -669,8 +669,8 @@ test("a capped key's order left unknown and never retried: the alarm's check fin
 test("errorIds that leave the fate open under any status (404 PLE10036 delivery cancelled, PLE10011 under 400): pending, 409 order_in_progress, then the order from the alarm's check", async () => {
   // Xoxoday's tables give some errorIds two statuses: read by the id.
   const cases = [
-    { name: "cancelled", fault: { error_id: "PLE10036", order_status: "cancelled" }, seen: /HTTP 404, PLE10036/, status: 0 },
-    { name: "confirm-400", fault: { error_id: "PLE10011", status: 400 }, seen: /HTTP 400, PLE10011/, status: 1 },
+    { name: "cancelled", fault: { error_id: "PLE10036", order_status: "cancelled" }, seen: /HTTP 404, PLE10036/, status: 0, upstream: 404 },
+    { name: "confirm-400", fault: { error_id: "PLE10011", status: 400 }, seen: /HTTP 400, PLE10011/, status: 1, upstream: 400 },
   ];
   const c0 = await sbO.counters();
   for (const c of cases) {
@@ -682,6 +682,9 @@ test("errorIds that leave the fate open under any status (404 PLE10036 delivery 
     assert.equal(first.status, 409, first.text);
     assert.equal(first.json.error.code, "order_in_progress");
     assert.match(first.json.error.message, c.seen);
+    // The log line names what Xoxoday answered this request's placeOrder, not the check's nothing.
+    const [line] = await wO.logsFor([first.headers["x-request-id"]]);
+    assert.equal(line?.upstream_status, c.upstream, JSON.stringify(line));
   }
   for (const c of cases) {
     const later = await waitFor(async () => {
@@ -709,6 +712,10 @@ test("422 failed to confirm, and the order failed: reconciled and reported as fa
   assert.deepEqual([entry.outcome, entry.order_id, entry.reconciled], ["refused", String(r.json.data.placeOrder.data.orderId), true]);
   const replay = await place(order("confirm"));
   assert.deepEqual([replay.status, replay.headers["x-plumgate-replayed"], replay.json.data.placeOrder.status], [200, "true", 0]);
+  // Logged with Xoxoday's 422 to the placeOrder (not the check's 200); the replay asked Xoxoday nothing.
+  const logged = await wO.logsFor([r.headers["x-request-id"], replay.headers["x-request-id"]]);
+  const statusOf = (rid) => logged.find((l) => l.request_id === rid)?.upstream_status;
+  assert.deepEqual([statusOf(r.headers["x-request-id"]), statusOf(replay.headers["x-request-id"])], [422, null], JSON.stringify(logged));
   // Cancelled as xoxoday-api.md describes it: orderStatus complete, every
   // line's cancelledQuantity its quantity. Failed too, by the lines.
   await sbO.admin("/faults/order", { mode: "fail_after_create", count: 1, error_id: "PLE10011", order_status: "cancelled_lines" });

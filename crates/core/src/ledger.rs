@@ -887,6 +887,20 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
     AfterPlace::Confirm(r)
 }
 
+/// The finish of a placeOrder this request sent and then checked
+/// ([`AfterPlace::Check`], [`AfterPlace::Confirm`]) with the status its
+/// outcome names for the request log (`upstream_status`) set to what
+/// Xoxoday answered the placeOrder itself (`answered`; `None` when nothing
+/// came back), not to the check's: the README's "status Xoxoday answered
+/// this request's call", so an order left in progress after a 502, or
+/// found after a 422, shows that answer in its line.
+pub fn as_answered(mut f: Finish, answered: Option<u16>) -> Finish {
+    match &mut f.outcome {
+        Outcome::Answer { upstream_status, .. } | Outcome::Error { upstream_status, .. } => *upstream_status = answered,
+    }
+    f
+}
+
 /// After Xoxoday's definite refusal ([`AfterPlace::Confirm`]) and one
 /// getOrderDetails for the poNumber: this order found under it means it was
 /// placed before (answered as placed, reconciled); no such order, or

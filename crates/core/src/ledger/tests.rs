@@ -283,6 +283,26 @@ fn a_reservation_turned_away_defers_to_what_the_ledger_knows() {
 }
 
 #[test]
+fn a_checked_placeorder_names_its_own_answer_for_the_log() {
+    let p = Record { why: "Xoxoday answered placeOrder with HTTP 502, PLE10035".into(), ..pending() };
+    // Left in progress after a 502: that 502, not the check's nothing.
+    let open = after_check(&p, Reconciled::Unknown, T0 + 900);
+    assert_eq!(error_of(&open.outcome).code, ErrorCode::OrderInProgress);
+    assert_eq!(as_answered(open.clone(), Some(502)).outcome.upstream_status(), Some(502));
+    // Found after a 422: the 422, not getOrderDetails' 200; after a
+    // timeout, none. Nothing else changes.
+    let found = after_check(&p, Reconciled::Found(details()), T0 + 900);
+    assert_eq!(found.outcome.upstream_status(), Some(200));
+    for answered in [Some(422), None] {
+        let f = as_answered(found.clone(), answered);
+        assert_eq!(f.outcome.upstream_status(), answered);
+        assert_eq!((f.store, f.fate, f.penalty), (found.store.clone(), found.fate, found.penalty));
+        let (Outcome::Answer { status, body, reconciled, .. }, Outcome::Answer { status: s0, body: b0, reconciled: r0, .. }) = (&f.outcome, &found.outcome) else { panic!() };
+        assert_eq!((status, body, reconciled), (s0, b0, r0));
+    }
+}
+
+#[test]
 fn after_place_every_arm() {
     let p = pending();
     let now = T0 + 900;
