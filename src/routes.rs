@@ -259,7 +259,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         }
         "/v1/token" => {
             log.route = "/v1/token";
-            require_method(&method, Method::Get)?;
+            require_read(&method)?;
             let caller = authenticate(&req, env, ctx, cfg, log).await?;
             require_scope(&caller, "admin")?;
             Ok(json_response(200, &tokens::status(env, cfg).await?))
@@ -280,12 +280,12 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         }
         "/v1/keys" => {
             log.route = "/v1/keys";
-            if !matches!(method, Some(Method::Get | Method::Post)) {
-                return Err(ApiError::method_not_allowed("GET, POST"));
+            if !matches!(method, Some(Method::Get | Method::Head | Method::Post)) {
+                return Err(ApiError::method_not_allowed("GET, HEAD, POST"));
             }
             let caller = authenticate(&req, env, ctx, cfg, log).await?;
             require_scope(&caller, "admin")?;
-            if method == Some(Method::Get) {
+            if method != Some(Method::Post) {
                 keys::list(env, cfg).await
             } else {
                 let body = plumgate_core::keys::admin_body(&read_body(req).await?)?;
@@ -295,14 +295,14 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
         }
         "/v1/audit" => {
             log.route = "/v1/audit";
-            require_method(&method, Method::Get)?;
+            require_read(&method)?;
             let caller = authenticate(&req, env, ctx, cfg, log).await?;
             require_scope(&caller, "admin")?;
             keys::audit_page(env, &req.query()).await
         }
         "/v1/dev/caller-key" => {
             log.route = "/v1/dev/caller-key";
-            require_method(&method, Method::Get)?;
+            require_read(&method)?;
             dev_caller_key(cfg, req.header("host").as_deref())
         }
         _ => {
@@ -437,7 +437,8 @@ fn log_method(method: &str) -> String {
         .collect()
 }
 
-/// GET or HEAD, else `405` allowing both.
+/// GET or HEAD (the runtime sends a HEAD's answer without its body, as
+/// HTTP wants wherever GET is answered), else `405` allowing both.
 fn require_read(got: &Option<Method>) -> Result<(), ApiError> {
     match got {
         Some(Method::Get | Method::Head) => Ok(()),

@@ -255,11 +255,11 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
   assert.equal(r.status, 404);
   assert.equal(r.json.error.code, "not_found");
   for (const [path, method, allow] of [
-    ["/v1/ops/getBalance", "GET", "POST"], ["/chef/v1/oauth/api", "GET", "POST"], ["/v1/token", "POST", "GET"],
+    ["/v1/ops/getBalance", "GET", "POST"], ["/chef/v1/oauth/api", "GET", "POST"], ["/v1/token", "POST", "GET, HEAD"],
     ["/v1/token/refresh", "GET", "POST"], ["/v1/ops/placeOrder", "PUT", "POST"], ["/v1/ops/getBalance", "DELETE", "POST"],
     ["/healthz", "POST", "GET, HEAD"], ["/openapi.json", "PATCH", "GET, HEAD"], ["/", "POST", "GET, HEAD"],
     // A method the runtime does not know must not be taken for GET.
-    ["/healthz", "QUERY", "GET, HEAD"], ["/v1/token", "QUERY", "GET"], ["/", "QUERY", "GET, HEAD"], ["/v1/ops/getBalance", "QUERY", "POST"],
+    ["/healthz", "QUERY", "GET, HEAD"], ["/v1/token", "QUERY", "GET, HEAD"], ["/", "QUERY", "GET, HEAD"], ["/v1/ops/getBalance", "QUERY", "POST"],
   ]) {
     r = await req(path, { method, key: keys.admin });
     assert.equal(r.status, 405, `${method} ${path}`);

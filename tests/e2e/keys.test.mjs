@@ -253,7 +253,16 @@ test("creating a key: every input is checked, with a 400 that names it; admin sc
   assert.equal(anonymous.headers["www-authenticate"], "Bearer");
   const wrongMethod = await admin("/v1/keys", { method: "PUT", body: {} });
   assert.equal(wrongMethod.status, 405);
-  assert.equal(wrongMethod.headers.allow, "GET, POST");
+  assert.equal(wrongMethod.headers.allow, "GET, HEAD, POST");
+  // HEAD wherever GET is answered: the status and headers, no body; the key still checked.
+  for (const path of ["/v1/keys", "/v1/token", "/v1/audit?limit=1"]) {
+    const head = await admin(path, { method: "HEAD" });
+    assert.deepEqual([head.status, head.text], [200, ""], path);
+    assert.match(head.headers["content-type"], /^application\/json/, path);
+    assert.match(head.headers["x-request-id"], /^[0-9a-f]{32}$/, path);
+    assert.equal((await call(w, path, { method: "HEAD" })).status, 401, `${path} without a key`);
+    assert.equal((await call(w, path, { method: "HEAD", key: keys.catalog })).status, 403, `${path} without the admin scope`);
+  }
 });
 
 test("revoked: refused everywhere once the revocation window has passed; static keys only by a redeploy", async () => {
