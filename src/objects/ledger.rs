@@ -456,9 +456,11 @@ async fn run(env: &Env, cfg: &Config, storage: &Storage, lr: LedgerRequest) -> (
     }
     let envelope = ops::envelope_text(Operation::PlaceOrder, &data);
     let (result, trace) = plum::call_with_token(env, cfg, &envelope, cfg.order_timeout_ms as u64).await;
+    // What Xoxoday answered the placeOrder itself, for the log line of a
+    // request whose order is then checked.
+    let answered = result.as_ref().ok().map(|a| a.status);
     // A look counts as of when it was asked: its answer may come up to
     // the call's timeout later, and says what Xoxoday knew then.
-    let answered = result.as_ref().ok().map(|a| a.status);
     let f = match after_place(result, trace.upstream_status, &pending, now_ms()) {
         AfterPlace::Finish(f) => f,
         AfterPlace::Check(record) => {
