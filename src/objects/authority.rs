@@ -361,7 +361,8 @@ impl TokenAuthority {
         if let Some(seen) = observation(&call) {
             observe(ctx, seen).await;
         }
-        let mut next = intent(&call);
+        let proof_due = ctx.inner.state.borrow().as_ref().is_some_and(|s| s.refresh_proof_due);
+        let mut next = intent(&call, proof_due);
         loop {
             next = match next {
                 Next::Answer { refusal, pass_through } => return ctx.reply(refusal, pass_through),

@@ -158,13 +158,71 @@ test("reauth_required (invalid_grant): one alert, none while it holds, one when 
     assert.equal((await op(w)).status, 200);
     const a = await expectAlerts(rx, 2, "the recovery alert");
     assertShape(a, "reauth_required", "resolved");
-    // Raised as the new token is taken into use, before it refreshes the rejected access token.
-    assert.equal(a.token_state, "expired");
+    // Raised once the new token has refreshed (the rejected access token's replacement).
+    assert.equal(a.token_state, "fresh");
     assert.ok(Date.parse(a.at) > Date.parse(rx.alerts[0].at));
     for (let i = 0; i < 3; i++) assert.equal((await op(w)).status, 200);
     await sleep(1000);
     assert.equal(rx.hits.length, 2, "nothing more once healthy");
     assert.equal((await tokenStatus(w)).last_alert.state, "resolved");
+  });
+});
+
+// The operator's fix is tried at once, not taken on trust: a new refresh
+// token set while the access token still serves would otherwise be first
+// used at the next scheduled refresh, days later, while the alert said
+// "resolved" and GET /v1/token "fresh".
+test("reauth_required while the access token still serves: a new XOXODAY_REFRESH_TOKEN is tried at once; a mistyped one leaves the alert open, the right one resolves it once it has refreshed", async () => {
+  const rx = await startReceiver();
+  const sb = await fresh();
+  const dir = newDir();
+  // A pair from the dashboard, both tokens set: the access token serves at
+  // once, and the first seed's refresh token waits until it is needed.
+  const first = await sb.admin("/tokens/issue", {});
+  await sb.admin("/tokens/revoke-refresh", {});
+  await sb.admin("/counters/reset", {});
+  const vars = (refresh) => ({ ALERT_WEBHOOK_URL: rx.url, XOXODAY_ACCESS_TOKEN: first.access_token, XOXODAY_REFRESH_TOKEN: refresh });
+  await withWorker(sb, { persistDir: dir, vars: vars(first.refresh_token) }, async (w) => {
+    assert.equal((await op(w)).status, 200);
+    assert.equal((await sb.counters()).refresh_calls, 0, "the first seed is not refreshed before it is needed");
+    // The operator tries the refresh token: Xoxoday refuses it (revoked).
+    const f = await forceRefresh(w);
+    assert.equal(f.status, 503, f.text);
+    assert.equal(f.json.error.code, "reauth_required");
+    assert.equal((await op(w)).status, 200, "the access token still serves");
+    const a = await expectAlerts(rx, 1, "the reauth_required alert");
+    assertShape(a, "reauth_required", "firing");
+    assert.match(a.message, /Calls are served with the current access token until .* at the latest/);
+  });
+  // A mistyped value: callers are served from the cache meanwhile; the
+  // first call to reach the authority (here GET /v1/token, else the hourly
+  // cron) takes it and tries it at once. Refused: still reauth_required,
+  // and no "resolved" was ever sent.
+  await withWorker(sb, { persistDir: dir, vars: vars("plumgate-mistyped-refresh-token") }, async (w) => {
+    const before = (await sb.counters()).refresh_calls;
+    assert.equal((await op(w)).status, 200);
+    await tokenStatus(w);
+    await waitFor(async () => (await tokenStatus(w)).state === "reauth_required", { what: "the new value tried and refused" });
+    assert.equal((await sb.counters()).refresh_calls, before + 1, "tried once");
+    assert.match((await tokenStatus(w)).last_error, /invalid_token/);
+    assert.equal((await op(w)).status, 200, "the access token still serves");
+    await sleep(1500);
+    assert.equal(rx.hits.length, 1, "no resolved alert for a value Xoxoday refused");
+  });
+  // The right one: tried at once, it refreshes, and only then is the alert resolved.
+  const pair = await sb.admin("/tokens/issue", {});
+  await withWorker(sb, { persistDir: dir, vars: vars(pair.refresh_token) }, async (w) => {
+    const before = await sb.counters();
+    await tokenStatus(w);
+    const a = await expectAlerts(rx, 2, "the resolved alert");
+    assertShape(a, "reauth_required", "resolved");
+    assert.equal(a.token_state, "fresh");
+    assert.match(a.message, /a refresh with the new XOXODAY_REFRESH_TOKEN or client id\/secret passed/);
+    const c = await sb.counters();
+    assert.deepEqual([c.refresh_calls - before.refresh_calls, c.refresh_success - before.refresh_success], [1, 1]);
+    const st = await tokenStatus(w);
+    assert.deepEqual([st.state, st.refresh_count, st.last_error], ["fresh", 1, null]);
+    assert.equal((await op(w)).status, 200);
   });
 });
 

@@ -578,7 +578,7 @@ async function deadPair() {
   return { sb, dir };
 }
 
-test("3e2. after reauth_required, a newly generated pair set as both bootstrap tokens: the new access token is used, no refresh", async () => {
+test("3e2. after reauth_required, a newly generated pair set as both bootstrap tokens: the new access token is used at once, no caller waits for a refresh; the new refresh token is tried once the minimum interval since the last refresh has passed", async () => {
   const { sb, dir } = await deadPair();
   // The operator generates a new pair in the dashboard and sets both.
   const pair = await sb.admin("/tokens/issue", { revoke_existing: true });
@@ -592,9 +592,20 @@ test("3e2. after reauth_required, a newly generated pair set as both bootstrap t
     assert.equal(c.refresh_calls, 0, "and used: the held, rejected one does not send plumgate to a refresh");
     assert.equal(c.unauthorized_api_calls, 0);
     const st = await tokenStatus(w);
-    assert.equal(st.state, "fresh");
+    assert.equal(st.state, "stale", "a refresh is due: the new refresh token has not refreshed yet");
     assert.equal(st.refresh_count, 1, "the first worker's refresh only");
     assert.equal(st.last_error, null);
+    // The first worker refreshed seconds ago: the new refresh token is
+    // tried once TOKEN_MIN_REFRESH_INTERVAL_SECS (60 s) since then has
+    // passed, by the first call to reach the authority (here GET /v1/token).
+    const proven = await waitFor(async () => {
+      const s = await tokenStatus(w);
+      return s.state === "fresh" ? s : null;
+    }, { timeout: 90_000, interval: 2_000, what: "the new refresh token tried" });
+    assert.deepEqual([proven.refresh_count, proven.last_error], [2, null]);
+    const after = await sb.counters();
+    assert.deepEqual([after.refresh_calls, after.refresh_success], [1, 1]);
+    assert.equal((await op(w)).status, 200);
   } finally {
     await w.stop();
   }

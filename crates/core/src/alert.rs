@@ -162,6 +162,10 @@ pub fn token_condition(state: &AuthorityState, now_ms: i64, policy: &AlertPolicy
         || (state.consecutive_failures > 0 && state.alert_condition.as_deref() == Some(Condition::RefreshFailing.as_str()))
     {
         Some(Condition::RefreshFailing)
+    } else if state.refresh_proof_due {
+        // What the operator set has not refreshed yet (it is tried at
+        // once): the condition it was set to end holds until it has.
+        state.alert_condition.as_deref().and_then(Condition::from_name)
     } else {
         None
     }
@@ -247,16 +251,16 @@ fn token_message(
             )
         }
         (Condition::ReauthRequired, true) => {
-            format!("No longer reauth_required: a new XOXODAY_REFRESH_TOKEN, or client id/secret, was taken into use (token state: {token_state}).")
+            format!("No longer reauth_required: a refresh with the new XOXODAY_REFRESH_TOKEN or client id/secret passed (token state: {token_state}).")
         }
         (Condition::CredentialsRejected, true) => format!(
-            "No longer credentials_rejected: new client id/secret or XOXODAY_REFRESH_TOKEN, or a forced refresh passed; refreshing resumes (token state: {token_state})."
+            "No longer credentials_rejected: a refresh with new client id/secret or XOXODAY_REFRESH_TOKEN, or a forced refresh, passed (token state: {token_state})."
         ),
         (Condition::TokensRejected, true) => {
             format!("The loop guard let go: plumgate refreshes rejected tokens again (token state: {token_state}).")
         }
         (Condition::RefreshFailing, true) => format!(
-            "Token refresh recovered: a refresh succeeded or a new XOXODAY_REFRESH_TOKEN was set (token state: {token_state})."
+            "Token refresh recovered: a refresh succeeded (token state: {token_state})."
         ),
         (Condition::BalanceLow, _) => String::new(),
     }

@@ -272,6 +272,13 @@ pub struct AuthorityState {
     pub alert_condition: Option<String>,
     /// The last balance reported was below `BALANCE_ALERT_BELOW`.
     pub alert_balance_low: bool,
+    /// A refresh token or client id/secret the operator set in place of
+    /// others has not refreshed yet: it is tried at once (the early window
+    /// counts as open, [`AuthorityState::early_point_ms`]), and a token
+    /// alert it was set to end stays open until it has
+    /// (`alert::token_condition`). The first seed is not: its first
+    /// refresh comes when it is needed. Cleared by a successful refresh.
+    pub refresh_proof_due: bool,
     /// When the newest balance report applied was seen (epoch ms); older
     /// reports arriving later are ignored.
     pub alert_balance_seen_at_ms: Option<i64>,
@@ -519,6 +526,9 @@ impl AuthorityState {
     /// through it.
     pub fn early_point_ms(&self, policy: &TokenPolicy) -> Option<i64> {
         let access = self.access.as_ref()?;
+        if self.refresh_proof_due {
+            return Some(i64::MIN);
+        }
         let window = (policy.early_refresh_secs as f64 * 1000.0 * (1.0 + 0.1 * self.jitter.clamp(0.0, 1.0))) as i64;
         // A token handed over without a refresh (the bootstrap): the whole window.
         let early = |expires_at_ms: i64| {
@@ -735,6 +745,7 @@ pub fn apply_success(state: &mut AuthorityState, answer: TokenAnswer, now_ms: i6
     state.penalty_until_ms = None;
     state.reauth_reason = None;
     state.credentials_rejected_fp = None;
+    state.refresh_proof_due = false;
     state.jitter = jitter.clamp(0.0, 1.0);
 }
 

@@ -77,6 +77,12 @@ fn token_condition_every_arm_in_order() {
     f.consecutive_failures = 5;
     f.alert_condition = None;
     assert_eq!(token_condition(&f, T0, &ten), None, "never raised: under the threshold");
+    // A value the operator set and not yet proven holds an open condition.
+    let mut held = healthy();
+    held.refresh_proof_due = true;
+    assert_eq!(token_condition(&held, T0, &p), None, "nothing open, nothing held");
+    held.alert_condition = Some("credentials_rejected".into());
+    assert_eq!(token_condition(&held, T0, &p), Some(Condition::CredentialsRejected));
     let zero = AlertPolicy { refresh_failures: 0, ..p };
     assert_eq!(token_condition(&AuthorityState::default(), T0, &zero), None, "a threshold of 0 counts as 1");
     for c in Condition::ALL {
@@ -209,6 +215,53 @@ fn a_condition_replacing_another_says_so_and_credentials_resolve() {
     // (README: If the secrets were right): the message names that way, not
     // only a change of secrets the operator never made.
     assert!(resolved.contains("forced refresh"), "{resolved}");
+}
+
+#[test]
+fn an_alert_ends_only_once_what_the_operator_set_has_refreshed() {
+    use crate::token::{adopt_bootstrap, adopt_credentials, apply_failure, apply_success, TokenAnswer};
+    let tp = TokenPolicy::default();
+    let answer = || TokenAnswer { access_token: AccessToken::new("at-2"), access_expires_at_ms: T0 + 15 * DAY, refresh_token: Some(RefreshToken::new("rt-2")), refresh_expires_at_ms: None };
+    // reauth_required, then a new XOXODAY_REFRESH_TOKEN: taken into use
+    // (tried at once), not yet proven: nothing raised, still firing.
+    let mut s = healthy();
+    raise_reauth(&mut s, T0);
+    assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0 + 1000).adopted_refresh);
+    assert_eq!(review_at(&mut s, T0 + 1000), None);
+    assert_eq!(s.alert_condition.as_deref(), Some("reauth_required"));
+    // Refused: reauth_required again, the same condition: nothing new.
+    let mut refused = s.clone();
+    apply_failure(&mut refused, true, "refresh token rejected: HTTP 400 invalid_token".into(), T0 + 2000, 0.0, &tp);
+    assert_eq!(review_at(&mut refused, T0 + 2000), None);
+    // Failing for other reasons: refresh_failing replaces it at the threshold.
+    let mut failing = s.clone();
+    for i in 1..=3 {
+        apply_failure(&mut failing, false, "refresh failed: HTTP 503".into(), T0 + i * 1000, 0.0, &tp);
+        let raised = review_at(&mut failing, T0 + i * 1000).map(|r| (r.event, r.state));
+        assert_eq!(raised, (i == 3).then_some(("refresh_failing", FIRING)), "failure {i}");
+    }
+    assert_eq!(newest(&failing)["replaces"], "reauth_required");
+    // Its refresh passes: resolved, and it says how.
+    apply_success(&mut s, answer(), T0 + 3000, 0.0);
+    let raised = review_at(&mut s, T0 + 3000).unwrap();
+    assert_eq!((raised.event, raised.state), ("reauth_required", RESOLVED));
+    let b = newest(&s);
+    assert_eq!(b["token_state"], "fresh");
+    assert_eq!(b["message"], "No longer reauth_required: a refresh with the new XOXODAY_REFRESH_TOKEN or client id/secret passed (token state: fresh).");
+    // credentials_rejected, then a new client secret: the same.
+    let mut c = healthy();
+    c.credentials_rejected_fp = Some("cfp".into());
+    assert_eq!(review_at(&mut c, T0).unwrap().state, FIRING);
+    assert!(adopt_credentials(&mut c, "cfp-2"));
+    assert_eq!(review_at(&mut c, T0 + 1), None, "not yet proven");
+    apply_success(&mut c, answer(), T0 + 2, 0.0);
+    let raised = review_at(&mut c, T0 + 2).unwrap();
+    assert_eq!((raised.event, raised.state), ("credentials_rejected", RESOLVED));
+    // No alert open: a value set in place of a live one raises nothing.
+    let mut quiet = healthy();
+    adopt_bootstrap(&mut quiet, &RefreshToken::new("rt-new"), None, T0);
+    assert!(quiet.refresh_proof_due);
+    assert_eq!(review_at(&mut quiet, T0), None);
 }
 
 #[test]

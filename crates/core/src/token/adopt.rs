@@ -50,6 +50,9 @@ pub fn adopt_bootstrap(
             // and not yet proven while the live one is kept already. The
             // token kept aside set again is held, not kept as well; under
             // `reauth_required` it was refused too, and is dropped.
+            // A value set in place of another (not the first seed) is
+            // tried at once: the operator learns now whether it works.
+            state.refresh_proof_due |= state.refresh.is_some() || state.reauth_reason.is_some();
             if state.reauth_reason.is_some() || state.displaced_refresh.as_ref().is_some_and(|d| d.fingerprint() == fp) {
                 state.displaced_refresh = None;
             }
@@ -138,6 +141,7 @@ pub fn adopt_credentials(state: &mut AuthorityState, client_fp: &str) -> bool {
         Some(rejected) if rejected != client_fp => {
             state.credentials_rejected_fp = None;
             state.reauth_reason = None;
+            state.refresh_proof_due = true;
             state.consecutive_failures = 0;
             state.next_attempt_at_ms = None;
             // The rejection's reason no longer holds.

@@ -100,6 +100,7 @@ pub(super) fn state(v: &Value) -> Result<AuthorityState, Bad> {
     s.retired_at_ms = get(o, "retired_at_ms", opt_int)?;
     s.alert_condition = get(o, "alert_condition", opt_text)?;
     s.alert_balance_low = get(o, "alert_balance_low", flag)?;
+    s.refresh_proof_due = get(o, "refresh_proof_due", flag)?;
     s.alert_balance_seen_at_ms = get(o, "alert_balance_seen_at_ms", opt_int)?;
     s.alert_outbox = get(o, "alert_outbox", texts)?;
     s.alert_attempts = get(o, "alert_attempts", small_count)?;
@@ -130,7 +131,7 @@ mod tests {
             "jitter": 0.25, "penalty_until_ms": 9, "refresh_sent_at_ms": 16, "credentials_rejected_fp": "c", "last_check_fp": "f",
             "last_check_at_ms": 10, "last_check_result": "ok", "check_failing_since_ms": 17, "check_penalty_until_ms": 18, "confirmed_rejections_ms": [1, 2],
             "retired_to": "x", "retired_at_ms": 11, "alert_condition": "token_reauth_required",
-            "alert_balance_low": true, "alert_balance_seen_at_ms": 12, "alert_outbox": ["{}"],
+            "alert_balance_low": true, "refresh_proof_due": true, "alert_balance_seen_at_ms": 12, "alert_outbox": ["{}"],
             "alert_attempts": 3, "alert_next_at_ms": 13, "alert_head_since_ms": 14, "alert_error": "w",
             "alert_last_event": "v", "alert_last_state": "u", "alert_last_at_ms": 15, "alert_last_delivered": true,
         })

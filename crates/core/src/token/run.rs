@@ -676,7 +676,8 @@ mod tests {
         let why = s.last_error.clone().unwrap();
         assert_eq!(why, "the XOXODAY_REFRESH_TOKEN set was refused (refresh token rejected: HTTP 400 invalid_token); the refresh token held before is kept");
         assert_eq!(s.last_error_at_ms, Some(now));
-        assert_eq!(s.state(now, &p), crate::token::TokenState::Fresh);
+        // A refresh is still due at once (the held token's, next in the run).
+        assert_eq!((s.state(now, &p), s.refresh_proof_due), (crate::token::TokenState::Stale, true));
         // Once per run: a second refusal in the same run ends it.
         assert!(!fall_back(&mut s.clone(), &dead(), now, true));
         // rt-1 refreshes: the chain goes on from it, the note stays, no alert;
@@ -684,6 +685,7 @@ mod tests {
         // is not taken again.
         let end = finish_run(&mut s, RefreshOutcome::Success(answer(Some("rt-2"))), now + 1, 0.0, "cfp", &p, None);
         assert_eq!((end.alert(), held(&s).as_str(), aside(&s)), (None, "rt-2", None));
+        assert_eq!((s.state(now + 1, &p), s.refresh_proof_due), (crate::token::TokenState::Fresh, false));
         assert_eq!(s.spent_refresh_fps, vec![fp("rt-new"), fp("rt-1")], "superseded, then rotated away");
         assert_eq!(s.last_error.as_deref(), Some(why.as_str()));
         assert_eq!((s.last_error_at_ms, s.consecutive_failures), (None, 0));

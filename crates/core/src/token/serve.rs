@@ -124,8 +124,14 @@ impl Next {
 }
 
 /// What `call` asks of the authority (once loaded and adopted).
-pub fn intent(call: &Call) -> Next {
+/// `proof_due`: a refresh token or client id/secret the operator set has
+/// not refreshed yet; a status call then runs the cron's plan too, which
+/// tries it at once, so `GET /v1/token` right after a secret is set (the
+/// first call to reach the authority: isolates serve from KV meanwhile)
+/// shows a moment later whether Xoxoday took it.
+pub fn intent(call: &Call, proof_due: bool) -> Next {
     match call {
+        Call::Status if proof_due => Next::Serve(Trigger::Cron),
         // Status, and the end of a recovery; an export addressed to this
         // authority itself has nothing to hand over but its status; a
         // balance report, once recorded ([`observation`]).
@@ -239,15 +245,17 @@ mod tests {
 
     #[test]
     fn intent_every_call() {
-        assert_eq!(intent(&Call::Status), Next::ANSWER);
-        assert_eq!(intent(&Call::Recover), Next::ANSWER);
-        assert_eq!(intent(&Call::Export { requester: ME.into() }), Next::ANSWER);
-        assert_eq!(intent(&Call::Token), Next::Serve(Trigger::Request));
-        assert_eq!(intent(&Call::Cron), Next::Serve(Trigger::Cron));
-        assert_eq!(intent(&Call::Refresh), Next::Serve(Trigger::Forced));
-        assert_eq!(intent(&Call::Check { fp: "ab".into() }), Next::Check("ab".into()));
+        assert_eq!(intent(&Call::Status, false), Next::ANSWER);
+        assert_eq!(intent(&Call::Status, true), Next::Serve(Trigger::Cron), "a status call tries what the operator set");
+        assert_eq!(intent(&Call::Recover, true), Next::ANSWER);
+        assert_eq!(intent(&Call::Recover, false), Next::ANSWER);
+        assert_eq!(intent(&Call::Export { requester: ME.into() }, false), Next::ANSWER);
+        assert_eq!(intent(&Call::Token, false), Next::Serve(Trigger::Request));
+        assert_eq!(intent(&Call::Cron, false), Next::Serve(Trigger::Cron));
+        assert_eq!(intent(&Call::Refresh, false), Next::Serve(Trigger::Forced));
+        assert_eq!(intent(&Call::Check { fp: "ab".into() }, false), Next::Check("ab".into()));
         let report = Call::Balance { value: 950.5, seen_at_ms: T0 };
-        assert_eq!(intent(&report), Next::ANSWER);
+        assert_eq!(intent(&report, false), Next::ANSWER);
         assert_eq!(observation(&report), Some(BalanceSeen { value: 950.5, seen_at_ms: T0 }));
         assert_eq!(observation(&Call::Status), None);
         assert_eq!(after_verdict(CheckVerdict::Serve), Next::Serve(Trigger::Request));

@@ -41,6 +41,7 @@ fn uninitialized_needs_refresh_after_seed() {
     assert_eq!(plan(&s, Trigger::Request, T0, &policy()), Plan::Refuse(Refusal::ReauthRequired));
     let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
     assert!(a.adopted_refresh);
+    assert!(!s.refresh_proof_due, "the first seed is proven by its first refresh, when it is needed");
     assert_eq!(plan(&s, Trigger::Request, T0, &policy()), Plan::RefreshThenServe);
 }
 
@@ -348,6 +349,9 @@ fn credentials_rejection_keeps_serving_then_clears_when_the_secrets_change() {
     assert!(s.last_error.is_some());
     assert!(adopt_credentials(&mut s, &new_fp));
     assert_eq!(s.state(stale, &p), TokenState::Stale);
+    // Tried at once, not only in the early window: a fresh token too.
+    assert!(s.refresh_proof_due);
+    assert_eq!(plan(&s, Trigger::Request, T0 + DAY, &p), Plan::ServeAndRefresh);
     assert_eq!((s.last_error.as_deref(), s.last_error_at_ms), (None, None), "the rejection's reason went with it");
     assert_eq!(plan(&s, Trigger::Request, stale, &p), Plan::ServeAndRefresh);
     assert!(!adopt_credentials(&mut s, &new_fp), "once");
@@ -473,15 +477,53 @@ fn same_bootstrap_is_adopted_only_once() {
 fn new_bootstrap_recovers_from_reauth() {
     let mut s = seeded(15 * DAY);
     let p = policy();
-    apply_failure(&mut s, true, "dead".into(), T0 + 1, 0.0, &p);
-    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-new-from-dashboard"), None, T0 + 2);
+    let t = T0 + 2 * 60_000; // past the minimum interval since the last refresh
+    apply_failure(&mut s, true, "dead".into(), t, 0.0, &p);
+    let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt-new-from-dashboard"), None, t + 1);
     assert!(a.adopted_refresh);
     assert!(s.reauth_reason.is_none());
     assert!(s.spent_refresh_fps.contains(&RefreshToken::new("rt-1").fingerprint()));
-    // Nothing usable is left (the old access token lived): refresh now.
-    assert_eq!(plan(&s, Trigger::Request, T0 + 3, &p), Plan::Serve);
-    s.access = None;
-    assert_eq!(plan(&s, Trigger::Request, T0 + 3, &p), Plan::RefreshThenServe);
+    // The old access token still serves, and the new value is tried at
+    // once, not when the early window opens days later: the operator
+    // learns now whether it works. Isolates ask again in 30 s, for the
+    // token its refresh brings.
+    assert_eq!((s.state(t + 1, &p), s.refresh_proof_due), (TokenState::Stale, true));
+    assert_eq!(plan(&s, Trigger::Request, t + 1, &p), Plan::ServeAndRefresh);
+    assert_eq!(plan(&s, Trigger::Cron, t + 1, &p), Plan::ServeAndRefresh);
+    assert_eq!(s.recheck_at_ms(t + 1, &p), t + 1 + 30_000);
+    // Within the minimum interval of the last refresh: served, tried later.
+    let mut recent = s.clone();
+    recent.last_refresh_at_ms = Some(t);
+    assert_eq!(plan(&recent, Trigger::Request, t + 1, &p), Plan::Serve);
+    // Nothing usable left: refresh first.
+    let mut none = s.clone();
+    none.access = None;
+    assert_eq!(plan(&none, Trigger::Request, t + 1, &p), Plan::RefreshThenServe);
+    // Its first refresh proves it; nothing more is due.
+    let answer = TokenAnswer { access_token: AccessToken::new("at-2"), access_expires_at_ms: t + 15 * DAY, refresh_token: Some(RefreshToken::new("rt-2")), refresh_expires_at_ms: None };
+    apply_success(&mut s, answer, t + 2, 0.0);
+    assert_eq!((s.state(t + 2, &p), s.refresh_proof_due), (TokenState::Fresh, false));
+    assert_eq!(plan(&s, Trigger::Cron, t + 2 * 60_000, &p), Plan::Serve);
+    // A refused one leaves it due (reauth_required is what shows).
+    let mut refused = seeded(15 * DAY);
+    adopt_bootstrap(&mut refused, &RefreshToken::new("rt-typo"), None, t);
+    apply_failure(&mut refused, true, "dead".into(), t + 1, 0.0, &p);
+    assert!(refused.refresh_proof_due);
+    assert_eq!(plan(&refused, Trigger::Cron, t + 1, &p), Plan::Refuse(Refusal::ReauthRequired));
+}
+
+#[test]
+fn a_value_set_in_place_of_a_live_token_is_tried_at_once() {
+    // The live chain is kept aside (run::fall_back) while the new value is
+    // tried: at once, so a typo shows now, not at the next refresh.
+    let mut s = seeded(15 * DAY);
+    let p = policy();
+    let t = T0 + DAY;
+    assert_eq!(plan(&s, Trigger::Cron, t, &p), Plan::Serve);
+    adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, t);
+    assert_eq!(s.displaced_refresh.as_ref().map(|d| d.expose_secret()), Some("rt-1"));
+    assert_eq!(plan(&s, Trigger::Cron, t, &p), Plan::ServeAndRefresh);
+    assert_eq!(status_json(&s, t, &p)["state"], "stale");
 }
 
 #[test]
@@ -493,7 +535,9 @@ fn bootstrap_access_token_is_validated_once() {
     let a = adopt_bootstrap(&mut s, &RefreshToken::new("rt"), Some(&at), T0);
     assert!(!a.validate_access);
     apply_validated_access(&mut s, at, T0 + 10 * DAY, T0);
+    // The first seed's refresh token waits until it is needed (README).
     assert_eq!(s.state(T0, &policy()), TokenState::Fresh);
+    assert_eq!(plan(&s, Trigger::Cron, T0, &policy()), Plan::Serve);
 }
 
 #[test]
