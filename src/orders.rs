@@ -8,7 +8,8 @@
 //!    cap, or with no answer from the registry, the ledger is then asked (a
 //!    look, never a placement; `plumgate_core::ledger::look_after`): a retry
 //!    of an order it holds gets the ledger's answer, its stored one replayed
-//!    or its call in flight waited for (`plumgate_core::ledger::after_reservation`).
+//!    or its call in flight waited for (`plumgate_core::ledger::after_reservation`),
+//!    and its audit entry then says so (`record`, replacing the refusal's).
 //! 2. The ledger places the order exactly as without a cap
 //!    ([`crate::objects::ledger::send`]).
 //! 3. What its answer means (`plumgate_core::audit::classify`: placed,
@@ -72,7 +73,15 @@ pub async fn place(
     let (reply, lost) = ledger::send(env, account, data, fingerprint, turned_away.is_none()).await;
     if let Some(e) = turned_away {
         return match after_reservation(e, lost.is_none().then_some(reply)) {
-            Ok(reply) => ledger::render(reply, style, request_id),
+            Ok(reply) => {
+                // Its audit entry says what the caller got (one try, after
+                // the answer; failing, the refusal's entry stands).
+                let (answer, trace) = ledger::render(reply, style, request_id);
+                let record = Request::of_attempt(&attempt).with_result(audit::classify(answered(&answer, &trace)));
+                let env = env.clone();
+                defer(ctx, Box::pin(async move { drop(registry::call(&env, Op::Record, &record).await) }));
+                (answer, trace)
+            }
             Err(e) => (Err(e), Trace::default()),
         };
     }

@@ -480,6 +480,10 @@ impl KeyRegistry {
                 }
                 _ => (vec![], Reply::refusal(ApiError::internal())),
             },
+            Op::Record => match (&attempt, &req.result()) {
+                (Some(a), Some(result)) => (registry::record(a, result, now), Reply::default()),
+                _ => (vec![], Reply::refusal(ApiError::internal())),
+            },
             Op::Reconciled => match req.reconciliation() {
                 Some((a, result)) => {
                     let holds = self.holds_of_order(&a.po_number, &a.fingerprint)?;
@@ -599,12 +603,14 @@ impl KeyRegistry {
                         )?;
                     }
                 },
-                Write::Audit { at_ms, key, request_id, entry } => {
+                Write::Audit { at_ms, key, request_id, entry, replace } => {
                     // `at_ms` never below the latest one's (a clock that
-                    // stepped back), which the page's `seq` bounds need.
+                    // stepped back), which the page's `seq` bounds need. A
+                    // second entry of a request id is ignored, or replaces
+                    // the first's words (keeping its time and place).
                     sql.exec(
-                        "INSERT OR IGNORE INTO audit (at_ms, key, request_id, entry) VALUES (MAX(?, IFNULL((SELECT MAX(at_ms) FROM audit), 0)), ?, ?, ?)",
-                        vec![Sql::Integer(*at_ms), key.as_str().into(), request_id.as_str().into(), entry.as_str().into()],
+                        "INSERT INTO audit (at_ms, key, request_id, entry) VALUES (MAX(?, IFNULL((SELECT MAX(at_ms) FROM audit), 0)), ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET entry = excluded.entry WHERE ?",
+                        vec![Sql::Integer(*at_ms), key.as_str().into(), request_id.as_str().into(), entry.as_str().into(), Sql::Integer(i64::from(*replace))],
                     )?;
                 }
             }

@@ -619,8 +619,32 @@ test("order_amount_per_day: a placed order sent again over the day's cap, its ho
   assert.equal(again.headers["x-plumgate-replayed"], "true");
   assert.equal(again.json.data.placeOrder.data.orderId, a.json.data.placeOrder.data.orderId);
   assert.equal((await sandbox.counters()).orders, before);
-  // A new order is still refused over the cap.
-  assert.equal((await order(k.key, po("replay-d"), 10)).status, 429);
+  // Another key over its own cap, with the same poNumber: the same body
+  // gets the order replayed, another body the conflict; nothing is placed.
+  const other = await createKey({ id: "capped-other", scopes: ["orders:write"], limits: { order_amount_per_day: 5 } });
+  const theirs = await order(other.key, first, 10);
+  assert.equal(theirs.status, 200, theirs.text);
+  assert.equal(theirs.headers["x-plumgate-replayed"], "true");
+  const clash = await order(other.key, first, 25);
+  assert.equal(clash.status, 409, clash.text);
+  assert.equal(clash.json.error.code, "idempotency_conflict");
+  assert.equal((await sandbox.counters()).orders, before);
+  // Each audit entry says what its caller got, not the cap's refusal (the
+  // registry recorded that when it refused; the ledger's answer replaces it).
+  const orderId = String(a.json.data.placeOrder.data.orderId);
+  for (const [r, key, outcome, orderIdOf] of [[again, "capped-replay", "replayed", orderId], [theirs, "capped-other", "replayed", orderId], [clash, "capped-other", "idempotency_conflict", null]]) {
+    const rid = r.headers["x-request-id"];
+    const e = await waitFor(async () => {
+      const found = (await auditEntries(`key=${key}`)).find((x) => x.request_id === rid);
+      return found && found.outcome !== "quota_exceeded" ? found : null;
+    }, { what: `the entry of ${key}'s ${outcome} answer in place of the refusal` });
+    assert.deepEqual([e.outcome, e.status, e.error, e.order_id], [outcome, r.status, outcome === "idempotency_conflict" ? "idempotency_conflict" : null, orderIdOf]);
+  }
+  // A new order is still refused over the cap, and recorded so.
+  const refusedNew = await order(k.key, po("replay-d"), 10);
+  assert.equal(refusedNew.status, 429);
+  const ne = (await auditEntries("key=capped-replay")).find((x) => x.request_id === refusedNew.headers["x-request-id"]);
+  assert.deepEqual([ne.outcome, ne.status], ["quota_exceeded", 429]);
 });
 
 test("the audit trail: every attempt, its outcome, newest first, paged and filtered, without secrets", async () => {

@@ -62,7 +62,8 @@ pub enum Write {
         /// The change.
         change: HoldChange,
     },
-    /// Append an audit entry (one per request id: a second is ignored).
+    /// Append an audit entry (one per request id: a second is ignored,
+    /// unless `replace`).
     Audit {
         /// When (epoch ms).
         at_ms: i64,
@@ -72,6 +73,9 @@ pub enum Write {
         request_id: String,
         /// The entry (JSON text).
         entry: String,
+        /// Replace the entry the request id has (keeping its time and
+        /// place): [`record`].
+        replace: bool,
     },
 }
 
@@ -473,7 +477,19 @@ pub fn abandoned(key: &str, po: &str, fp: &str, hold: &Hold, reply: &LedgerReply
 }
 
 fn audit_write(attempt: &Attempt, result: &audit::Result, now_ms: i64) -> Write {
-    Write::Audit { at_ms: now_ms, key: attempt.key.clone(), request_id: attempt.request_id.clone(), entry: audit::entry(attempt, now_ms, result) }
+    entry_write(attempt, result, now_ms, false)
+}
+
+fn entry_write(attempt: &Attempt, result: &audit::Result, now_ms: i64, replace: bool) -> Write {
+    Write::Audit { at_ms: now_ms, key: attempt.key.clone(), request_id: attempt.request_id.clone(), entry: audit::entry(attempt, now_ms, result), replace }
+}
+
+/// A placeOrder [`reserve`] refused (its refusal recorded then) that the
+/// order ledger answered instead, the retry of an order it holds (the
+/// stored answer replayed, a call in flight joined, `409 order_in_progress`
+/// or another body's conflict): its entry says what the caller got.
+pub fn record(attempt: &Attempt, result: &audit::Result, now_ms: i64) -> Vec<Write> {
+    vec![entry_write(attempt, result, now_ms, true)]
 }
 
 #[cfg(test)]
@@ -604,9 +620,16 @@ mod tests {
         let (w, r) = reserve(Some(&capped), &attempt("k", 60 * M), Some(1000 * M), None, (60 * M, 0), &|| false, T0);
         let e = r.error.unwrap();
         assert_eq!(e.code, ErrorCode::QuotaExceeded);
-        let [Write::Audit { entry, .. }] = &w[..] else { panic!("{w:?}") };
+        let [Write::Audit { entry, replace: false, .. }] = &w[..] else { panic!("{w:?}") };
         let v: Value = serde_json::from_str(entry).unwrap();
         assert_eq!((v["outcome"].as_str(), v["status"].as_u64(), v["po_number"].as_str()), (Some("quota_exceeded"), Some(429), Some("po-1")));
+        // The retry of an order the ledger holds, answered by it instead:
+        // the entry says what the caller got, in the refusal's place.
+        let replayed = audit::Result { outcome: Outcome::Replayed, status: 200, error: None, order_id: Some("9001".into()), reconciled: false };
+        let [Write::Audit { entry, replace: true, request_id, .. }] = &record(&attempt("k", 60 * M), &replayed, T0 + 5)[..] else { panic!() };
+        let v: Value = serde_json::from_str(entry).unwrap();
+        assert_eq!((v["outcome"].as_str(), v["status"].as_u64(), v["order_id"].as_str()), (Some("replayed"), Some(200), Some("9001")));
+        assert_eq!(request_id, &attempt("k", 60 * M).request_id, "the same request's entry");
         assert!(e.retry_after_secs.unwrap() > 90, "placed: the next UTC day");
         // Over it by holds alone: asked again after the alarm's look.
         let (_, r) = reserve(Some(&capped), &attempt("k", 60 * M), None, None, (0, 60 * M), &|| false, T0);

@@ -20,6 +20,7 @@
 //! | `revoke`, `rotate`, `limits` | `id`; `sha256`, `grace_secs` and `current` (the hash of the key a rotation names, if any) (rotate); `patch` (limits) | `body` |
 //! | `reserve` | the order (`id`, `po_number`, `fingerprint`, `product_id`, `quantity`, `amount`, `request_id`), `cap` (a static key's) | `created`, `held`, or the `error` (`quota_exceeded`) |
 //! | `settle` | the order, `held`, `created`, the result (`outcome`, `status`, `error`, `order_id`, `reconciled`) | nothing |
+//! | `record` | the order, the result | nothing (a placeOrder `reserve` refused, answered by the order ledger instead: what its caller got replaces the refusal's audit entry) |
 //! | `reconciled` | the order without `id` (`request_id`: the settlement's), the result (a `reconciled_*` `outcome`) | nothing (sent by an `OrderLedger`, [`Request::of_reconciliation`]) |
 //! | `audit` | `from_ms`, `to_ms`, `id`, `before`, `limit` | `body` (a page) |
 
@@ -52,6 +53,10 @@ pub enum Op {
     Reserve,
     /// After a placeOrder (spend and audit trail).
     Settle,
+    /// After a placeOrder `Reserve` refused that the order ledger answered
+    /// (a retry of an order it holds): its audit entry says what the caller
+    /// got, not the refusal.
+    Record,
     /// The order ledger settled the fate of an order left unknown, with
     /// no request waiting (its holds, and the audit trail).
     Reconciled,
@@ -61,7 +66,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 10] = [Op::Sync, Op::Create, Op::List, Op::Revoke, Op::Rotate, Op::Limits, Op::Reserve, Op::Settle, Op::Reconciled, Op::Audit];
+    pub const ALL: [Op; 11] = [Op::Sync, Op::Create, Op::List, Op::Revoke, Op::Rotate, Op::Limits, Op::Reserve, Op::Settle, Op::Record, Op::Reconciled, Op::Audit];
 
     /// The path segment.
     pub fn name(self) -> &'static str {
@@ -74,6 +79,7 @@ impl Op {
             Op::Limits => "limits",
             Op::Reserve => "reserve",
             Op::Settle => "settle",
+            Op::Record => "record",
             Op::Reconciled => "reconciled",
             Op::Audit => "audit",
         }
