@@ -42,6 +42,12 @@ pub fn adopt_bootstrap(
         let current = state.refresh.as_ref().map(|r| r.token.fingerprint());
         if state.spent_refresh_fps.contains(&fp) {
             out.ignored_spent = true;
+            // Said where the operator looks (`GET /v1/token`), not only in
+            // the log; kept through refreshes, as a refused value's note is.
+            state.last_error = Some(format!(
+                "{}: plumgate rotated it away already and never sends it again; set a newly generated one",
+                super::run::REFUSED_BOOTSTRAP
+            ));
         } else if current.as_deref() != Some(fp.as_str()) {
             // A live refresh token is kept until the new value proves
             // itself ([`super::run::fall_back`]): a typo, another account's

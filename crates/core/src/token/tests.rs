@@ -799,14 +799,20 @@ fn an_earlier_bootstrap_value_is_never_taken_again() {
     for i in 0..five_years {
         rotate(&mut s, &format!("rt-{i}"));
     }
-    let live = s.refresh.as_ref().unwrap().token.fingerprint();
     for earlier in ["rt-boot", "rt-boot-2"] {
+        let live = s.refresh.as_ref().unwrap().token.fingerprint();
         let a = adopt_bootstrap(&mut s, &RefreshToken::new(earlier), None, T0 + DAY);
         assert!(a.ignored_spent && !a.adopted_refresh, "{earlier}: {a:?}");
         assert_eq!(s.refresh.as_ref().unwrap().token.fingerprint(), live, "{earlier}: the live token stays");
+        // The operator reads why in GET /v1/token, through later refreshes.
+        let note = "the XOXODAY_REFRESH_TOKEN set was refused: plumgate rotated it away already and never sends it again; set a newly generated one";
+        assert_eq!(s.last_error.as_deref(), Some(note));
+        rotate(&mut s, &format!("rt-after-{earlier}"));
+        assert_eq!(s.last_error.as_deref(), Some(note));
     }
-    // A newly generated value is still taken.
+    // A newly generated value is still taken, and the note goes.
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot-3"), None, T0 + DAY).adopted_refresh);
+    assert_eq!(s.last_error, None);
     // Set again after another value was ignored: the one held, nothing to do.
     assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0 + DAY).ignored_spent);
     assert_eq!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot-3"), None, T0 + DAY), Adoption::default());
