@@ -484,8 +484,9 @@ fn entry_write(attempt: &Attempt, result: &audit::Result, now_ms: i64, replace: 
     Write::Audit { at_ms: now_ms, key: attempt.key.clone(), request_id: attempt.request_id.clone(), entry: audit::entry(attempt, now_ms, result), replace }
 }
 
-/// A placeOrder [`reserve`] refused (its refusal recorded then) that the
-/// order ledger answered instead, the retry of an order it holds (the
+/// A placeOrder [`reserve`] refused (its refusal recorded then), or left
+/// without an answer (nothing recorded), that the order ledger answered
+/// instead, the retry of an order it holds (the
 /// stored answer replayed, a call in flight joined, `409 order_in_progress`
 /// or another body's conflict): its entry says what the caller got.
 pub fn record(attempt: &Attempt, result: &audit::Result, now_ms: i64) -> Vec<Write> {

@@ -20,7 +20,7 @@
 //! | `revoke`, `rotate`, `limits` | `id`; `sha256`, `grace_secs` and `current` (the hash of the key a rotation names, if any) (rotate); `patch` (limits) | `body` |
 //! | `reserve` | the order (`id`, `po_number`, `fingerprint`, `product_id`, `quantity`, `amount`, `request_id`), `cap` (a static key's) | `created`, `held`, or the `error` (`quota_exceeded`) |
 //! | `settle` | the order, `held`, `created`, the result (`outcome`, `status`, `error`, `order_id`, `reconciled`) | nothing |
-//! | `record` | the order, the result | nothing (a placeOrder `reserve` refused, answered by the order ledger instead: what its caller got replaces the refusal's audit entry) |
+//! | `record` | the order, the result | nothing (a placeOrder `reserve` refused or unanswered, answered by the order ledger instead: what its caller got replaces the refusal's audit entry, or is the entry) |
 //! | `reconciled` | the order without `id` (`request_id`: the settlement's), the result (a `reconciled_*` `outcome`) | nothing (sent by an `OrderLedger`, [`Request::of_reconciliation`]) |
 //! | `audit` | `from_ms`, `to_ms`, `id`, `before`, `limit` | `body` (a page) |
 
@@ -53,9 +53,9 @@ pub enum Op {
     Reserve,
     /// After a placeOrder (spend and audit trail).
     Settle,
-    /// After a placeOrder `Reserve` refused that the order ledger answered
-    /// (a retry of an order it holds): its audit entry says what the caller
-    /// got, not the refusal.
+    /// After a placeOrder `Reserve` refused (or left unanswered) that the
+    /// order ledger answered (a retry of an order it holds): its audit
+    /// entry says what the caller got, not the refusal.
     Record,
     /// The order ledger settled the fate of an order left unknown, with
     /// no request waiting (its holds, and the audit trail).
