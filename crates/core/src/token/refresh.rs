@@ -206,6 +206,14 @@ pub fn parse_refresh_response(status: u16, body: &[u8], retry_after: Option<&str
     match status {
         200..=299 => RefreshOutcome::Transient(format!("refresh answer unreadable (HTTP {status}, no access_token)")),
         408 => RefreshOutcome::Transient("refresh failed: HTTP 408".into()),
+        // Final, as the contract has every refresh-token 4xx (§4.7). With no
+        // JSON object (empty, plain words), the words say a layer on the way
+        // (a load balancer's bare 403) may have answered instead: Xoxoday
+        // documents no body for this refusal (xoxoday-api.md §1.8 item 4),
+        // and new tokens would meet the same layer.
+        400..=499 if obj.is_none() => RefreshOutcome::Final(format!(
+            "refresh token rejected: HTTP {status} with no JSON answer (a proxy or firewall on the way may have answered: fix the path first, or new tokens meet the same)"
+        )),
         400..=499 => RefreshOutcome::Final(format!("refresh token rejected: HTTP {status}")),
         _ => RefreshOutcome::Transient(format!("refresh failed: HTTP {status}")),
     }

@@ -640,6 +640,18 @@ fn error_answers_are_classified() {
             "{status} {body}"
         );
     }
+    // No JSON object: final as every refresh-token 4xx, in words that name
+    // the layer a bare answer may come from.
+    for (status, body) in [(403, "forbidden"), (401, ""), (400, r#""x""#)] {
+        match parse_refresh_response(status, body.as_bytes(), None, T0) {
+            RefreshOutcome::Final(why) => assert_eq!(why, format!("refresh token rejected: HTTP {status} with no JSON answer (a proxy or firewall on the way may have answered: fix the path first, or new tokens meet the same)")),
+            other => panic!("{status} {body}: {other:?}"),
+        }
+    }
+    match parse_refresh_response(401, br#"{"error":"Unauthorized"}"#, None, T0) {
+        RefreshOutcome::Final(why) => assert_eq!(why, "refresh token rejected: HTTP 401 unrecognised_error"),
+        other => panic!("{other:?}"),
+    }
     // Answers that blame the client id/secret.
     for (status, body) in [(401, r#"{"error":"invalid_client"}"#), (400, r#"{"error":"unauthorized_client","error_description":"x"}"#), (200, r#"{"error":"invalid_client"}"#)] {
         assert!(
