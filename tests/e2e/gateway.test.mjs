@@ -1170,3 +1170,18 @@ test("logs: one JSON line per request with the contract's fields, and nothing el
     assert.doesNotMatch(line, /bearer\s|authorization:|pgk_|poNumber|voucherCode|"pin"/i, `log line: ${line.slice(0, 160)}`);
   }
 });
+
+test("an upstream error quoting the request's Authorization header reaches the caller with Xoxoday's access token redacted, on both bases", async () => {
+  // The contract: no token in any answer. Xoxoday documents no such error;
+  // the sandbox's echo_header fault is a reading of its error shape.
+  const range = { startDate: "2020-01-01", endDate: "2020-01-02" };
+  await sandbox.admin("/faults/api", { mode: "echo_header", op: "getOrderHistory", count: 2 });
+  const answers = [await op("getOrderHistory", keys.admin, range), await dropIn(keys.admin, envelope("getOrderHistory", range))];
+  const { tokens } = await sandbox.admin("/tokens/issued");
+  assert.ok(tokens.length >= 2, "the sandbox lists the tokens it issued");
+  for (const r of answers) {
+    assert.deepEqual([r.status, r.json?.errorId, r.json?.error], [400, "PLE10001", "invalid request with authorization Bearer [redacted]"], r.text);
+    assert.deepEqual(tokens.filter((t) => r.text.includes(t)), [], "no token the sandbox issued");
+  }
+  assert.equal((await op("getOrderHistory", keys.admin, range)).status, 200, "the fault used up: answered as usual");
+});

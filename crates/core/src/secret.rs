@@ -118,6 +118,44 @@ pub fn hex(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Replace each occurrence of `value` in `body` with `[redacted]`; whether
+/// one was. For an upstream answer passed on to a caller: an error that
+/// quotes the request (its `Authorization` header) would otherwise hand the
+/// caller the access token plumgate sent. A value under 8 bytes is never a
+/// credential of Xoxoday's and changes nothing (a body is not mangled for it).
+pub fn redact(body: &mut Vec<u8>, value: &str) -> bool {
+    let needle = value.as_bytes();
+    let m = needle.len();
+    if m < 8 || body.len() < m {
+        return false;
+    }
+    // Horspool: a window whose last byte is not in the value moves on by
+    // its whole length, so a whole answer costs about len / m reads.
+    let mut skip = [m; 256];
+    for (i, b) in needle[..m - 1].iter().enumerate() {
+        skip[usize::from(*b)] = m - 1 - i;
+    }
+    let mut out: Vec<u8> = Vec::new();
+    let (mut copied, mut i) = (0, 0);
+    while i + m <= body.len() {
+        let last = body[i + m - 1];
+        if last == needle[m - 1] && &body[i..i + m] == needle {
+            out.extend_from_slice(&body[copied..i]);
+            out.extend_from_slice(b"[redacted]");
+            i += m;
+            copied = i;
+        } else {
+            i += skip[usize::from(last)];
+        }
+    }
+    if copied == 0 {
+        return false;
+    }
+    out.extend_from_slice(&body[copied..]);
+    *body = out;
+    true
+}
+
 /// Equality of two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -133,6 +171,41 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_removes_every_occurrence_and_nothing_else() {
+        let token = "eyJhbGciOi.token-value_123";
+        let mut body = format!(r#"{{"error":"bad header: Bearer {token}","again":"{token}{token}","end":"x{token}"}}"#).into_bytes();
+        assert!(redact(&mut body, token));
+        assert_eq!(String::from_utf8(body).unwrap(), r#"{"error":"bad header: Bearer [redacted]","again":"[redacted][redacted]","end":"x[redacted]"}"#);
+        // At the very start and end, and a body that is only the value.
+        for (given, want) in [(token.to_string(), "[redacted]".to_string()), (format!("{token} {token}"), "[redacted] [redacted]".into())] {
+            let mut b = given.into_bytes();
+            assert!(redact(&mut b, token));
+            assert_eq!(String::from_utf8(b).unwrap(), want);
+        }
+        // A near miss (last byte differs, one byte short) is left alone.
+        let near = r#"{"a":"eyJhbGciOi.token-value_12X","b":"eyJhbGciOi.token-value_12"}"#;
+        let mut b = near.as_bytes().to_vec();
+        assert!(!redact(&mut b, token));
+        assert_eq!(b, near.as_bytes());
+        // Too short to be a credential, or a body shorter than the value.
+        let mut b = b"abc abc".to_vec();
+        assert!(!redact(&mut b, "abc"));
+        assert_eq!(b, b"abc abc");
+        let mut b = b"short".to_vec();
+        assert!(!redact(&mut b, token));
+    }
+
+    #[test]
+    fn redact_finds_a_value_whose_bytes_repeat() {
+        // Horspool's skips must not step over an occurrence that overlaps a
+        // partial match.
+        let token = "aaaaaaab";
+        let mut body = b"aaaaaaaaaaaaaaab-aaaaaaab".to_vec();
+        assert!(redact(&mut body, token));
+        assert_eq!(String::from_utf8(body).unwrap(), "aaaaaaaa[redacted]-[redacted]");
+    }
 
     #[test]
     fn debug_never_prints_the_value() {

@@ -91,6 +91,11 @@ fn plum_error(status: u16, id: &'static str, info: &str) -> Value {
     crate::plum::PlumError::new(status, id, info, info).body()
 }
 
+/// [`ApiFaultMode::EchoHeader`]'s answer, quoting `authorization`.
+pub fn echo_header_body(status: u16, authorization: &str) -> Value {
+    crate::plum::PlumError::new(status, "PLE10001", "Validation error", format!("invalid request with authorization {authorization}")).body()
+}
+
 /// The shapes Xoxoday's rate-limit answer is documented or seen in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +166,13 @@ pub enum ApiFaultMode {
     /// with it is undocumented, as are the words).
     #[serde(rename = "status_zero")]
     StatusZero,
+    /// A refusal in the Plum API's error shape (`PLE10001`, HTTP 400 unless
+    /// set, 4xx) whose `error` quotes the request's `Authorization` header,
+    /// token and all: undocumented, a reading of the shape (xoxoday-api.md
+    /// §1.8) for what a caller must never be handed. Given where the
+    /// authorisation 401s are.
+    #[serde(rename = "echo_header")]
+    EchoHeader,
     /// User or company disabled, IP not allowed.
     #[serde(untagged)]
     Account(AccountRefusal),
@@ -186,6 +198,8 @@ impl ApiFaultMode {
             ApiFaultMode::Account(a) => a.body(status),
             ApiFaultMode::InvalidToken => crate::plum::oauth_error("invalid_token", "invalid/expired token"),
             ApiFaultMode::NoErrorId => json!({ "message": "Unauthorized" }),
+            // The header is quoted by `Sandbox::api`, which has it.
+            ApiFaultMode::EchoHeader => echo_header_body(status, ""),
             // Answered from the fault's shape (`Sandbox::api`); this is
             // the shape's default.
             ApiFaultMode::RateLimited => RateLimitShape::Message.body(60),
@@ -438,7 +452,7 @@ macro_rules! modes {
 
 modes!(RefreshFaultMode: ServerError, Hang, InvalidGrant, RotateThenDrop, RotateThenDelay, RotateRefreshOnly, RateLimited, TokenError, InvalidClient; Account);
 modes!(ValidateFaultMode: ServerError, RateLimited; Account);
-modes!(ApiFaultMode: Ple10023, Ple10019, Pipe10013, InvalidToken, NoErrorId, RateLimited, StatusZero; Account);
+modes!(ApiFaultMode: Ple10023, Ple10019, Pipe10013, InvalidToken, NoErrorId, RateLimited, StatusZero, EchoHeader; Account);
 modes!(OrderFaultMode: FailBeforeCreate, FailAfterCreate, HangAfterCreate, Duplicate, StatusZero);
 modes!(DetailsFaultMode: NotFound, Ple10021, ServerError, StatusZero);
 modes!(ProxyFaultMode: Before, After);
@@ -569,6 +583,7 @@ impl Faults {
             // Always a 200: the flag is the failure.
             ApiFaultMode::StatusZero => Rules { default_status: 200, status_range: (200, 200), rate_limit: false, op: true, error_id: false, order_status: false },
             ApiFaultMode::RateLimited => Rules { default_status: 400, status_range: (200, 599), rate_limit: true, op: true, error_id: false, order_status: false },
+            ApiFaultMode::EchoHeader => Rules { default_status: 400, status_range: (400, 499), rate_limit: false, op: true, error_id: false, order_status: false },
             _ => Rules { default_status: 401, status_range: (401, 401), rate_limit: false, op: true, error_id: false, order_status: false },
         })?;
         if fault.as_ref().is_some_and(|f| f.revoke) {
@@ -827,7 +842,7 @@ mod tests {
             ),
             (
                 f.set_api(br#"{"mode":"5xx"}"#),
-                r#""PLE10023", "PLE10019", "PIPE10013", "invalid_token", "no_error_id", "rate_limited", "status_zero", "PIPE10015", "PIPE10016", "PIPE10017""#,
+                r#""PLE10023", "PLE10019", "PIPE10013", "invalid_token", "no_error_id", "rate_limited", "status_zero", "echo_header", "PIPE10015", "PIPE10016", "PIPE10017""#,
             ),
             (f.set_order(br#"{"mode":"PLE10035"}"#), r#""fail_before_create", "fail_after_create", "hang_after_create", "duplicate", "status_zero""#),
             (f.set_details(br#"{"mode":"PLE10016","po_number":"po-1"}"#), r#""not_found", "PLE10021", "5xx", "status_zero""#),

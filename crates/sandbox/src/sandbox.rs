@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::catalog;
 use crate::config::{CheckExpiresIn, Config, RefreshLimit, DeadAccessAnswer, DeadCheckAnswer, DuplicateAnswer, PaymentReportShape, RefreshExpiry, Rotation, OPS};
-use crate::faults::{DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
+use crate::faults::{echo_header_body, ApiFaultMode, DetailsFaultMode, Fault, Faults, OrderErrorId, OrderFaultMode, OrderStatus, ProxyFaultMode, ProxyRoute, RateLimitShape, RefreshFaultMode, ValidateFaultMode};
 use crate::orders::{not_found, order_details_json, place_order_json, Ledger};
 use crate::plum::{
     failure_flag, flag, money, numbers_as_text, oauth_error, success, token_error_body, unauthorized_body, PlumError,
@@ -736,6 +736,7 @@ impl Sandbox {
                     retry_after_secs = (shape == RateLimitShape::Status429).then_some(secs);
                     (f.status, shape.body(secs))
                 }
+                _ if f.mode == ApiFaultMode::EchoHeader => (f.status, echo_header_body(f.status, auth.unwrap_or_default())),
                 _ => (f.status, f.mode.body(f.status, op.unwrap_or_default())),
             }
         } else {

@@ -774,6 +774,18 @@ fn issued_vouchers_lists_every_order_s_codes_and_pins() {
 }
 
 #[test]
+fn an_echo_header_fault_quotes_the_token_sent() {
+    let mut s = sb();
+    s.set_api_fault(br#"{"mode":"echo_header","op":"getBalance"}"#).unwrap();
+    let q = "plumProAPI.query.getBalance";
+    let r = api(&mut s, AT, q, json!({}), T0);
+    assert_eq!((r.status, r.body["errorId"].clone()), (400, json!("PLE10001")));
+    assert_eq!(r.body["error"], format!("invalid request with authorization Bearer {AT}"));
+    assert_eq!(api(&mut s, AT, q, json!({}), T0).status, 200, "count 1");
+    assert!(s.set_api_fault(br#"{"mode":"echo_header","status":500}"#).is_err(), "a 4xx only");
+}
+
+#[test]
 fn api_401_faults_answer_valid_tokens() {
     let mut s = sb();
     s.set_api_fault(br#"{"mode":"PLE10019","op":"placeOrder"}"#).unwrap();
