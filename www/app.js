@@ -1043,8 +1043,34 @@
     } catch { /* storage off: memory only */ }
   }
 
+  /**
+   * Closing the tab (or leaving the page) while an order is out or
+   * unconfirmed asks first: the order is kept in this tab's sessionStorage
+   * only, so a new tab has no record of it and the same order typed in there
+   * gets a new poNumber, a second order. Listened for only while there is
+   * such an order, so leaving the page at any other time asks nothing (and
+   * the browser's back-forward cache keeps working).
+   */
+  function warnOnLeave(ev) {
+    ev.preventDefault();
+    // Older browsers ask only when returnValue is set.
+    ev.returnValue = "";
+  }
+
+  let leaveGuarded = false;
+
+  /** The leave warning on while an order is in flight or unconfirmed, off otherwise. */
+  function guardLeave() {
+    const on = Boolean(state.ordering || state.uncertain);
+    if (on === leaveGuarded) return;
+    leaveGuarded = on;
+    if (on) window.addEventListener("beforeunload", warnOnLeave);
+    else window.removeEventListener("beforeunload", warnOnLeave);
+  }
+
   function setUncertain(order) {
     state.uncertain = order;
+    guardLeave();
     keepOrder(order);
     // The only way on is the unconfirmed order's own box: no earlier
     // order's answer, and none of its buttons, stays beside it.
@@ -1113,6 +1139,7 @@
     const body = pending ? pending.body : again || orderBody();
     const name = pending ? pending.name : state.product ? state.product.name : "";
     state.ordering = body;
+    guardLeave();
     const refocus = keepFocus();
     const btn = $("place-order");
     btn.disabled = true;
@@ -1221,6 +1248,7 @@
       if (state.key === sentWith) showError("order-error", e);
     } finally {
       state.ordering = null;
+      guardLeave();
       // Answered after the key was forgotten or changed: nothing of this
       // order stays in the form for whoever is at the screen now (an
       // unconfirmed one stays in its own box, to be settled).
@@ -1987,6 +2015,7 @@
       const kept = JSON.parse(sessionStorage.getItem(UNCERTAIN_STORAGE) || "null");
       if (kept && kept.body && typeof kept.body.poNumber === "string") {
         state.uncertain = kept;
+        guardLeave();
         renderUncertain();
         setStatus("order-status", `Order ${kept.body.poNumber} was sent from this tab and not confirmed before the page was reloaded.`);
       }

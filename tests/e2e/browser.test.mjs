@@ -385,7 +385,12 @@ async function walkThePage() {
   assert.equal(await page.locator("#order-form").isVisible(), false, "no form to change it in");
   await page.locator('#products button[data-product="10100"]').click();
   await page.locator("#order-status", { hasText: "Settle the unconfirmed order first" }).waitFor();
+  // Leaving the page with an unconfirmed order asks first (its record is in
+  // this tab only: a new tab would place it again under a new poNumber).
+  const unconfirmedLeave = [];
+  page.once("dialog", (d) => { unconfirmedLeave.push(d.type()); d.accept(); });
   await page.reload();
+  assert.deepEqual(unconfirmedLeave, ["beforeunload"], "leaving with an unconfirmed order asks first");
   await page.locator("#order-uncertain-title").waitFor();
   assert.equal(await text(page, "#uncertain-po"), lostPo, "kept through a reload");
   const secondTry = page.waitForRequest((r) => r.url().endsWith("/v1/ops/placeOrder"));
@@ -426,7 +431,12 @@ async function walkThePage() {
   await waitFor(() => page.evaluate((k) => sessionStorage.getItem("plumgate.callerKey") === k, keys.admin.key), { what: "the admin key set again" });
   await page.click("#uncertain-forget");
   assert.equal(await page.locator("#order-uncertain").isVisible(), false);
+  const settledLeave = [];
+  const noteLeave = (d) => { settledLeave.push(d.type()); d.accept(); };
+  page.on("dialog", noteLeave);
   await page.reload();
+  page.off("dialog", noteLeave);
+  assert.deepEqual(settledLeave, [], "no order held: leaving asks nothing");
   await page.locator("#order-empty").waitFor();
   assert.equal(await page.locator("#order-uncertain").isVisible(), false, "forgotten: nothing kept");
   const c1 = await sandbox.counters();
@@ -1114,7 +1124,10 @@ async function walkOrderEdges() {
   assert.deepEqual(await page.evaluate(() => JSON.parse(sessionStorage.getItem("plumgate.unconfirmedOrder")).body), firstBody,
     "kept in sessionStorage before any answer");
   await waitFor(async () => (await sandbox.counters()).orders === c0.orders + 1, { timeout: 3000, what: "the order made at Xoxoday" });
+  const inFlightLeave = [];
+  page.once("dialog", (d) => { inFlightLeave.push(d.type()); d.accept(); });
   await page.reload();
+  assert.deepEqual(inFlightLeave, ["beforeunload"], "leaving with an order in flight asks first");
   await page.locator("#order-uncertain-title", { hasText: "Order not confirmed" }).waitFor();
   assert.equal(await text(page, "#uncertain-po"), po, "the order in flight, with its poNumber, after the reload");
   assert.match(await text(page, "#order-status"), new RegExp(`Order ${po} was sent from this tab and not confirmed before the page was reloaded`));
@@ -1134,6 +1147,25 @@ async function walkOrderEdges() {
   assert.equal(await page.evaluate(() => sessionStorage.getItem("plumgate.unconfirmedOrder")), null, "settled: nothing kept");
   const c1 = await sandbox.counters();
   assert.equal(c1.orders, c0.orders + 1, "one order, not two");
+
+  // Closing a tab while its order is out asks first, as the browser does
+  // for a tab closed by the user (the order, held here, reaches nothing).
+  const tab = await desk.newPage();
+  tab.setDefaultTimeout(30_000);
+  await tab.goto(`${worker.url}/`);
+  await tab.fill("#key-input", keys.admin.key);
+  await tab.keyboard.press("Enter");
+  await tab.locator("#key-status", { hasText: "Key set" }).waitFor();
+  await pickHarborCoffee(tab);
+  await holdPlaceOrder(tab);
+  await tab.click("#place-order");
+  await tab.locator("#order-status", { hasText: "Placing order" }).waitFor();
+  const closeAsked = [];
+  tab.on("dialog", (d) => { closeAsked.push(d.type()); d.accept(); });
+  const tabClosed = new Promise((r) => tab.once("close", r));
+  await tab.close({ runBeforeUnload: true });
+  await tabClosed;
+  assert.deepEqual(closeAsked, ["beforeunload"], "closing the tab with an order in flight asks first");
   assert.equal(c1.api_calls.placeOrder, c0.api_calls.placeOrder + 1, "placeOrder reached Xoxoday once");
 
   // ---- Xoxoday's own 401s (passed through by plumgate, without
