@@ -1898,7 +1898,22 @@
 
   // ------------------------------------------------------------ wiring
 
+  /**
+   * The sticky top bar's height into --topbar-h, which style.css gives to
+   * scroll-padding-top: focus moved by keyboard, or a section scrolled to,
+   * is shown below the bar, not under it, also while the bar is taller (it
+   * wraps on narrow phones, and a stale balance's note adds lines).
+   */
+  function trackTopBar() {
+    const bar = document.querySelector(".topbar");
+    if (!bar || typeof ResizeObserver !== "function") return;
+    new ResizeObserver(() => {
+      document.documentElement.style.setProperty("--topbar-h", `${Math.ceil(bar.getBoundingClientRect().height)}px`);
+    }).observe(bar);
+  }
+
   function init() {
+    trackTopBar();
     $("key-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const k = $("key-input").value.trim();
