@@ -1174,6 +1174,9 @@
       // answer is not a lost answer, and never makes the order unconfirmed.
       $("details-po").value = body.poNumber;
       loadBalance({ fresh: true, afterOrder: 1 });
+      // An order history on screen predates this order: asked again, for
+      // the range and page it shows.
+      if (historyShown()) loadHistory();
       try {
         renderOrderResult(data, meta, body);
         setStatus("order-status", meta.replayed
@@ -1436,6 +1439,11 @@
         if (started === $("history-next") || started === $("history-prev")) refocus(started, $("history-next"), $("history-prev"), $("history-title"));
       }
     }
+  }
+
+  /** Is an order history (its rows, or its status: none, an error) on screen for the current key? */
+  function historyShown() {
+    return Boolean(state.historyQuery) && $("history-status").textContent !== "";
   }
 
   function renderHistory(rows) {

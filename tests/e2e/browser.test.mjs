@@ -1719,10 +1719,21 @@ async function walkOrderEdges() {
   await page.fill("#amount", "999999");
   await pickHarborCoffee(page);
   assert.equal(await page.locator("#denom-open-field").isVisible(), false);
+  // With the order history on screen: it is asked again once the order is
+  // placed (its range, its page), so the new order shows, first.
+  await page.click("#history-load");
+  await page.locator("#history-status", { hasText: "on page 1." }).waitFor();
+  const openPo = await text(page, "#po-number");
+  assert.equal(await page.locator(`#history button[data-po="${openPo}"]`).count(), 0, "not in the history before");
   const beforeOpen = await sandbox.counters();
+  const historyAgain = page.waitForRequest((r) => r.url().endsWith("/v1/ops/getOrderHistory"));
   await page.click("#place-order");
   await page.locator("#order-result-title", { hasText: "Order placed" }).waitFor();
   assert.equal((await sandbox.counters()).orders, beforeOpen.orders + 1, "the order was placed");
+  assert.equal(JSON.parse((await historyAgain).postData()).page, 1, "the history asked again, its page");
+  await page.locator(`#history button[data-po="${openPo}"]`).waitFor();
+  assert.equal(await page.locator("#history tbody td[data-label=poNumber]").first().innerText(), openPo, "the new order, newest first");
+  await page.locator("#history-status", { hasText: "on page 1." }).waitFor();
   await pickHarborCoffee(page);
 
   // ---- "Order this" on another product while an order is out: refused,
