@@ -1621,7 +1621,8 @@
         return;
       }
       showNewKey(r.json, `New key ${r.json.id}`, "");
-      setStatus("keys-status", `Key ${r.json.id} created. It works now; copy it before you leave this page.`);
+      const until = r.json.expires_at ? ` until ${when(r.json.expires_at)}` : "";
+      setStatus("keys-status", `Key ${r.json.id} created. It works now${until}; copy it before you leave this page.`);
       form.reset();
       await loadKeys({ quiet: true });
     } catch (e) {
@@ -1703,6 +1704,13 @@
     return h("p", { class: "key-rotated help", text: `Rotated ${when(k.rotated_at)}; ${previous}.` });
   }
 
+  /** When a key stops working by itself (GET /v1/keys: `expires_at`); nothing for a key without an end. */
+  function expiryText(k) {
+    if (!k.expires_at) return null;
+    const past = Date.parse(k.expires_at) <= Date.now();
+    return h("p", { class: "key-expires help", text: `${past ? "Expired" : "Expires"} ${when(k.expires_at)}.` });
+  }
+
   async function loadKeys({ quiet = false } = {}) {
     const seq = ++state.keysSeq;
     const list = $("keys-list");
@@ -1745,7 +1753,7 @@
       tbody.append(h("tr", { "data-key": k.id },
         h("td", { "data-label": "Id" }, h("code", { text: k.id })),
         h("td", { "data-label": "Source", text: k.source === "static" ? "GATEWAY_KEYS" : "runtime" }),
-        h("td", { "data-label": "State" }, h("span", { class: `badge key-${k.state}`, text: k.state }), rotationText(k)),
+        h("td", { "data-label": "State" }, h("span", { class: `badge key-${k.state}`, text: k.state }), expiryText(k), rotationText(k)),
         h("td", { "data-label": "Scopes", text: (k.scopes || []).join(", ") }),
         h("td", { "data-label": "Limits", text: limitsText(k.limits) }),
         h("td", { "data-label": "Today", text: usageText(k.usage) }),

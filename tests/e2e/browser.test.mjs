@@ -760,6 +760,7 @@ async function walkKeysAndAudit() {
   await page.keyboard.type("demo-writer");
   await page.fill("#new-key-rpm", "100");
   await page.fill("#new-key-amount", "60");
+  await page.fill("#new-key-expires", "2099-06-30T12:00");
   await page.uncheck('#key-create-form input[value="catalog"]');
   await page.focus('#key-create-form input[value="orders:write"]');
   await page.keyboard.press("Space");
@@ -776,6 +777,11 @@ async function walkKeysAndAudit() {
   const row = page.locator('#keys-list tr[data-key="demo-writer"]');
   await row.waitFor();
   assert.match(await row.innerText(), /runtime[\s\S]*active[\s\S]*orders:write[\s\S]*100 requests\/min · 60 a day/);
+  // Its end, in the list and in what the page said on creating it.
+  const expires = /Expires 6\/30\/2099, 12:00:00\sPM \(in [\d,]+ days\)\./;
+  assert.match(await text(page, '#keys-list tr[data-key="demo-writer"] td[data-label="State"]'), expires);
+  assert.match(await text(page, "#keys-status"), /^Key demo-writer created\. It works now until 6\/30\/2099, 12:00:00\sPM \(in [\d,]+ days\); copy it/);
+  assert.doesNotMatch(await text(page, '#keys-list tr[data-key="admin"]'), /Expire/, "a key without an end shows none");
   assert.match(await text(page, '#keys-list tr[data-key="admin"]'), /GATEWAY_KEYS/, "static keys are listed");
   assert.equal(await page.locator('#keys-list tr[data-key="admin"] button').count(), 0, "static keys have no actions");
 
