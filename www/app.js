@@ -285,9 +285,10 @@
 
   async function request(path, { method = "POST", body, noCache = false, auth = true } = {}) {
     const headers = {};
+    const sentKey = state.key;
     if (auth) {
-      if (!state.key) throw noKeyError();
-      headers.authorization = `Bearer ${state.key}`;
+      if (!sentKey) throw noKeyError();
+      headers.authorization = `Bearer ${sentKey}`;
     }
     if (body !== undefined) headers["content-type"] = "application/json";
     if (noCache) headers["cache-control"] = "no-cache";
@@ -315,7 +316,12 @@
     }
     let json;
     try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
-    if (!res.ok) throw res.headers.get("x-request-id") ? errorFrom(res.status, json, text, res.headers) : foreignError(res.status, json, res.headers);
+    if (!res.ok) {
+      const err = res.headers.get("x-request-id") ? errorFrom(res.status, json, text, res.headers) : foreignError(res.status, json, res.headers);
+      // Which key was refused: the one in use may have changed meanwhile.
+      if (err.keyRejected) err.sentKey = sentKey;
+      throw err;
+    }
     return {
       status: res.status,
       json,
@@ -469,7 +475,7 @@
       return "This is Xoxoday's answer about the Xoxoday account plumgate uses (what it may order, whether its user or company is enabled, "
         + "which IP addresses it may call from), not about your caller key, which plumgate accepted. Whoever runs the Xoxoday account can change it.";
     }
-    if (err.keyRejected) return "Check the caller key in step 1.";
+    if (err.keyRejected) return "The caller key may be mistyped, revoked or expired: check it, or enter another one, in step 1.";
     if (err.status === 403) {
       const m = /`([^`]+)` scope/.exec(err.message || "");
       return m ? `Use a key with the ${m[1]} scope (or *).` : "Use a key with the needed scope.";
@@ -514,7 +520,7 @@
     );
     box.dataset.status = String(e.status);
     box.hidden = false;
-    if (e.keyRejected) markKeyRejected();
+    if (e.keyRejected) markKeyRejected(e);
   }
 
   /**
@@ -631,8 +637,19 @@
     renderUncertain();
   }
 
-  function markKeyRejected() {
-    $("key-status").textContent = "The key was rejected (401). Enter another key.";
+  /**
+   * plumgate refused the caller key (its own 401): it is dropped from this
+   * tab's sessionStorage, so that a reload does not send it again; the page
+   * keeps it until another key is set, and says why it was refused. Not for
+   * an answer to a key since replaced.
+   */
+  function markKeyRejected(e) {
+    if (e.sentKey !== state.key) return;
+    try {
+      if (sessionStorage.getItem(KEY_STORAGE) === e.sentKey) sessionStorage.removeItem(KEY_STORAGE);
+    } catch { /* storage off: nothing kept */ }
+    $("key-status").textContent = "plumgate rejected the key (401): it may be mistyped, revoked or expired. "
+      + "It is no longer kept in this tab, so a reload does not send it again. Enter another key.";
     $("key-status").classList.add("bad");
   }
 
@@ -728,7 +745,7 @@
       const err = $("balance-error");
       err.textContent = `Balance: ${errorTitle(e)}: ${e.message}${errorRefs(e)}`;
       err.hidden = false;
-      if (e.keyRejected) markKeyRejected();
+      if (e.keyRejected) markKeyRejected(e);
     } finally {
       if (seq === state.balanceSeq) busy(box, false);
     }

@@ -613,6 +613,10 @@ async function walkThePage() {
   assert.match(await text(mob, "#catalog-error .err-message"), /unknown|key/i);
   assert.equal(await text(mob, "#catalog-error .err-rid"), w401.headers()["x-request-id"]);
   await mob.locator("#key-status", { hasText: "rejected" }).waitFor();
+  assert.match(await text(mob, "#key-status"), /may be mistyped, revoked or expired/);
+  assert.match(await text(mob, "#catalog-error .err-hint"), /may be mistyped, revoked or expired/);
+  // Dropped from the tab's storage: a reload does not send it again.
+  assert.equal(await mob.evaluate(() => sessionStorage.getItem("plumgate.callerKey")), null, "the rejected key is not kept");
   await mob.locator("#balance-error", { hasText: "not accepted" }).waitFor();
   await mob.locator("#catalog-error").scrollIntoViewIfNeeded();
   await mob.screenshot({ path: join(SHOTS, "phone-error.png") });
