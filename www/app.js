@@ -149,6 +149,19 @@
     }
   }
 
+  /**
+   * A catalog amount (a denomination, a minimum or maximum), grouped in the
+   * browser's locale as the balance is, with the decimals it was given: "10.50"
+   * stays 10.50, "2500000" reads 2,500,000. Not a number: as given.
+   */
+  function amountText(value) {
+    const raw = String(value ?? "").trim();
+    const n = Number(raw);
+    if (raw === "" || !Number.isFinite(n)) return raw || "?";
+    const decimals = Math.min((/\.(\d+)$/.exec(raw) || ["", ""])[1].length, 20);
+    return new Intl.NumberFormat(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals }).format(n);
+  }
+
   function when(iso) {
     if (!iso) return "never";
     const d = new Date(iso);
@@ -863,10 +876,11 @@
 
   function denominations(p) {
     if (p.valueType === "open_value" || !p.valueDenominations) {
-      return { open: true, values: [], text: `Any amount ${p.minValue}–${p.maxValue} ${p.currencyCode}` };
+      return { open: true, values: [], text: `Any amount ${amountText(p.minValue)}–${amountText(p.maxValue)} ${p.currencyCode}` };
     }
+    // The values as given (sent in the order); the text in the browser's locale.
     const values = String(p.valueDenominations).split(",").map((s) => s.trim()).filter(Boolean);
-    return { open: false, values, text: `${values.join(" · ")} ${p.currencyCode}` };
+    return { open: false, values, text: `${values.map(amountText).join(" · ")} ${p.currencyCode}` };
   }
 
   function delivery(p) {
@@ -939,7 +953,7 @@
     const img = safeImage(p.imageUrl);
     put(clear($("picked")),
       img ? h("img", { src: img, alt: "", width: 96, height: 60, class: "picked-img" }) : null,
-      h("div", {},
+      h("div", { class: "picked-text" },
         h("p", { class: "picked-name" }, h("strong", { id: "picked-name", text: p.name })),
         h("p", { class: "help", text: `${d.text} · ${delivery(p).text} · up to ${p.orderQuantityLimit || "?"} per order` })),
     );
@@ -956,10 +970,10 @@
       $("amount").min = p.minValue;
       $("amount").max = p.maxValue;
       $("amount").value = p.minValue;
-      $("amount-help").textContent = `${p.minValue}–${p.maxValue} ${p.currencyCode}`;
+      $("amount-help").textContent = `${amountText(p.minValue)}–${amountText(p.maxValue)} ${p.currencyCode}`;
     } else {
       const sel = clear($("denomination"));
-      for (const v of d.values) sel.append(h("option", { value: v, text: `${v} ${p.currencyCode}` }));
+      for (const v of d.values) sel.append(h("option", { value: v, text: `${amountText(v)} ${p.currencyCode}` }));
     }
     const limit = Number(p.orderQuantityLimit) || 10;
     $("quantity").max = limit;

@@ -1464,6 +1464,31 @@ async function walkOrderEdges() {
   assert.match(deliveredPin, /^\d{6}$/);
   await pickHarborCoffee(page);
 
+  // ---- a very long product name and big denominations (made up on the
+  // way): they wrap inside the card and the order form, nothing overflows,
+  // and the denominations read as the balance does, with their decimals.
+  const longName = `Harbor ${"Coffee".repeat(40)} US e-Gift Card`;
+  await page.route("**/v1/ops/getVouchers", async (route) => {
+    const res = await route.fetch();
+    const json = await res.json();
+    for (const p of json.data.getVouchers.data) if (String(p.productId) === "10100") Object.assign(p, { name: longName, valueDenominations: "1000000,2500000.50,10.5" });
+    await route.fulfill({ response: res, json });
+  });
+  const relisted = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getVouchers"));
+  await page.locator("#q").press("Enter");
+  await relisted;
+  await page.locator("#products .card-title", { hasText: longName }).waitFor();
+  const overflowing = () => page.evaluate(() => [...document.querySelectorAll(".card-title, .card-denoms, .picked, .picked-text, .picked-name")]
+    .filter((el) => el.getClientRects().length && el.scrollWidth > el.clientWidth).map((el) => `${el.className} ${el.scrollWidth} > ${el.clientWidth}`));
+  assert.deepEqual(await overflowing(), [], "nothing in the card overflows");
+  assert.match(await text(page, "#products .card-denoms"), /1,000,000 · 2,500,000\.50 · 10\.5 USD$/);
+  await page.locator('#products button[data-product="10100"]').click();
+  await page.locator("#picked-name", { hasText: longName }).waitFor();
+  assert.deepEqual(await overflowing(), [], "nothing in the order form overflows");
+  assert.deepEqual(await page.locator("#denomination option").evaluateAll((os) => os.map((o) => [o.value, o.textContent])),
+    [["1000000", "1,000,000 USD"], ["2500000.50", "2,500,000.50 USD"], ["10.5", "10.5 USD"]], "sent as given, shown grouped");
+  await page.unroute("**/v1/ops/getVouchers");
+
   // ---- isPhoneNumberMandatory is a Flag: "1" (a string) asks for the phone too.
   await page.route("**/v1/ops/getVouchers", async (route) => {
     const res = await route.fetch();
