@@ -2044,8 +2044,16 @@
     $("details-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const po = $("details-po").value.trim();
-      if (po) loadDetails(po);
-      else setStatus("details-status", "Enter a poNumber: spaces alone name no order.");
+      if (po) {
+        loadDetails(po);
+        return;
+      }
+      // Refused here: no earlier lookup's error stays beside this answer,
+      // and one still on its way is not shown when it comes.
+      state.detailsSeq++;
+      busy($("details"), false);
+      hideError("details-error");
+      setStatus("details-status", "Enter a poNumber: spaces alone name no order.");
     });
 
     $("token-check").addEventListener("click", () => token("GET"));

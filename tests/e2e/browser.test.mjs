@@ -504,6 +504,11 @@ async function walkThePage() {
   assert.match(await text(page, "#details-error .err-message"), new RegExp(upstreamMsg.slice(0, 20).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
   assert.equal(await page.locator("#details-error").getAttribute("role"), "alert");
   const detailsErrorStatus = er.status();
+  // The next lookup refused by the page (spaces alone): that error goes with it.
+  await page.fill("#details-po", "  ");
+  await page.click("#details-load");
+  await page.locator("#details-status", { hasText: "spaces alone name no order" }).waitFor();
+  assert.equal(await page.locator("#details-error").isVisible(), false, "no earlier lookup's error left beside it");
 
   // Error state made by plumgate: an impossible date range, its message names the field.
   await page.fill("#start-date", "2026-02-01");
