@@ -1220,6 +1220,9 @@
         showError("order-error", shownErr);
       }
     } catch (e) {
+      // An unconfirmed order sent again and still not settled (offline, say)
+      // would read as before: each try says when it was made.
+      const triedAgain = pending ? `Tried again at ${new Date().toLocaleTimeString()}: ` : "";
       if (e instanceof PlumgateError && e.order) {
         // Definite: the order exists and did not complete. Not "not placed".
         setUncertain(null);
@@ -1250,14 +1253,14 @@
         }
       } else if (fateUnknown(e)) {
         setUncertain({ body, name });
-        setStatus("order-status", `Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
+        setStatus("order-status", `${triedAgain}Order ${body.poNumber} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
       } else if (pending && !answersForPo(e)) {
         // Refused before plumgate looked the poNumber up: the earlier attempt
         // may still have placed the order.
         setUncertain(pending);
-        setStatus("order-status", neverExecuted(e)
+        setStatus("order-status", triedAgain + (neverExecuted(e)
           ? `Order ${body.poNumber} is still not settled: this attempt placed nothing, but an earlier one may have placed it. Send it again unchanged.`
-          : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`);
+          : `Order ${body.poNumber} is still not settled (${errorTitle(e)}): it may have been placed. Send it again unchanged once that is fixed.`));
       } else if (e instanceof PlumgateError && e.code === "idempotency_conflict") {
         // plumgate found another order under the poNumber (its ledger, or
         // its look at Xoxoday after a lost answer): not placed, and the

@@ -424,6 +424,8 @@ async function walkThePage() {
   await page.click("#uncertain-again");
   assert.deepEqual(JSON.parse((await secondTry).postData()), firstBody, "the same order, the same poNumber");
   await page.locator("#order-status", { hasText: `Order ${lostPo} was not confirmed` }).waitFor();
+  // Each try says when it was made, or a try that fails as the last one did looks like nothing.
+  assert.match(await text(page, "#order-status"), new RegExp(`^Tried again at \\d{1,2}:\\d{2}:\\d{2}\\s[AP]M: Order ${lostPo} was not confirmed`));
   // Sent again and refused before plumgate's order ledger is asked (no key;
   // a key without orders:write): that says nothing about the lost attempt, so
   // the order stays unconfirmed, never "not placed".
@@ -1942,7 +1944,7 @@ async function walkOrderEdges() {
   await page.click("#uncertain-again");
   await page.locator("#order-error .err-title", { hasText: "Order not confirmed yet" }).waitFor();
   await page.unroute("**/v1/ops/placeOrder");
-  assert.equal(await text(page, "#order-status"), `Order ${codePo} was not confirmed: it may have been placed. Send it again unchanged to find out.`);
+  assert.match(await text(page, "#order-status"), new RegExp(`^Tried again at [^:]+:\\d{2}:\\d{2}\\s[AP]M: Order ${codePo} was not confirmed: it may have been placed\\. Send it again unchanged to find out\\.$`));
   assert.equal(await text(page, "#uncertain-po"), codePo, "still the same order");
   await page.click("#uncertain-forget");
 
