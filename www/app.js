@@ -1437,6 +1437,7 @@
     const started = document.activeElement;
     const refocus = keepFocus();
     const status = "history-status";
+    $(status).classList.remove("bad");
     hideError("history-error");
     const box = $("history");
     busy(box, true);
@@ -2032,7 +2033,17 @@
       if ($("start-date").value === historyDefaults[0]) $("start-date").value = start;
       if ($("end-date").value === historyDefaults[1]) $("end-date").value = end;
       historyDefaults = [start, end];
-      state.historyQuery = { startDate: $("start-date").value, endDate: $("end-date").value };
+      const [from, to] = [$("start-date").value, $("end-date").value];
+      if (from > to) {
+        // Said here and nothing sent: plumgate would only refuse it. The
+        // listing shown, if any, stays that of the range last asked for.
+        hideError("history-error");
+        setStatus("history-status", `From (${from}) is after To (${to}): no orders were asked for. Choose a From on or before To.`);
+        $("history-status").classList.add("bad");
+        $("start-date").focus();
+        return;
+      }
+      state.historyQuery = { startDate: from, endDate: to };
       state.historyPage = 1;
       loadHistory();
     });

@@ -512,12 +512,30 @@ async function walkThePage() {
   await page.locator("#details-status", { hasText: "spaces alone name no order" }).waitFor();
   assert.equal(await page.locator("#details-error").isVisible(), false, "no earlier lookup's error left beside it");
 
-  // Error state made by plumgate: an impossible date range, its message names the field.
+  // An impossible date range (From after To): the page says so and sends nothing.
   await page.fill("#start-date", "2026-02-01");
   await page.fill("#end-date", "2026-01-01");
+  const historyCalls = [];
+  const noteHistoryCall = (r) => { if (r.url().endsWith("/v1/ops/getOrderHistory")) historyCalls.push(r.url()); };
+  page.on("request", noteHistoryCall);
+  await page.click("#history-load");
+  await page.locator("#history-status", { hasText: "From (2026-02-01) is after To (2026-01-01): no orders were asked for." }).waitFor();
+  await page.waitForTimeout(300);
+  page.off("request", noteHistoryCall);
+  assert.deepEqual(historyCalls, [], "nothing sent for From after To");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "start-date", "on to the date to change");
+  // Error state made by plumgate: such a range sent all the same (turned
+  // round on its way), its message names the field.
+  await page.route("**/v1/ops/getOrderHistory", (route) => {
+    const body = JSON.parse(route.request().postData());
+    return route.continue({ postData: JSON.stringify({ ...body, startDate: body.endDate, endDate: body.startDate }) });
+  });
+  await page.fill("#start-date", "2026-01-01");
+  await page.fill("#end-date", "2026-02-01");
   const histResp = page.waitForResponse((r) => r.url().endsWith("/v1/ops/getOrderHistory"));
   await page.click("#history-load");
   const hr = await histResp;
+  await page.unroute("**/v1/ops/getOrderHistory");
   assert.equal(hr.status(), 400);
   await page.locator("#history-error").waitFor({ state: "visible" });
   assert.match(await text(page, "#history-error .err-message"), /data\.endDate/);
