@@ -1401,7 +1401,9 @@
         ["Code", v.voucherCode],
         ["PIN", v.pin],
       ].filter(([, val]) => val !== undefined && val !== null && val !== "");
-      const values = secretFields.map(([label]) => h("dd", { class: "secret masked", "data-label": label, text: "••••••••" }));
+      // The bullets are named "hidden" for screen readers (not read as bullets).
+      const masked = () => h("span", { role: "img", "aria-label": "hidden", text: "••••••••" });
+      const values = secretFields.map(([label]) => h("dd", { class: "secret masked", "data-label": label }, masked()));
       const dl = h("dl", { class: "voucher-facts", id });
       secretFields.forEach(([label], i) => dl.append(h("dt", { text: label }), values[i]));
       fact(dl, "Value", money(v.amount, v.currency));
@@ -1410,17 +1412,19 @@
       // Named for what it does next (Reveal, then Hide), so no aria-pressed:
       // a toggle's name must not change with its state (ARIA APG), and this
       // one's name is what tells sighted users which state it is in.
+      // aria-expanded says whether the code and PIN it controls are shown.
       const btn = h("button", {
-        type: "button", class: "btn btn-small reveal", "aria-controls": id,
+        type: "button", class: "btn btn-small reveal", "aria-controls": id, "aria-expanded": "false",
         text: "Reveal code and PIN",
       });
       btn.addEventListener("click", () => {
         shown = !shown;
         secretFields.forEach(([, val], i) => {
-          values[i].textContent = shown ? String(val) : "••••••••";
+          values[i].replaceChildren(shown ? String(val) : masked());
           values[i].classList.toggle("masked", !shown);
         });
         btn.textContent = shown ? "Hide code and PIN" : "Reveal code and PIN";
+        btn.setAttribute("aria-expanded", String(shown));
       });
       wrap.append(h("div", { class: "voucher" }, dl, btn));
     }
@@ -1481,13 +1485,18 @@
     return Boolean(state.historyQuery) && $("history-status").textContent !== "";
   }
 
+  /** The header of a table's buttons column: named for screen readers, blank on screen. */
+  function actionsHeader() {
+    return h("th", { scope: "col" }, h("span", { class: "sr-only", text: "Actions" }));
+  }
+
   function renderHistory(rows) {
     const box = clear($("history"));
     if (!rows.length) return;
     const table = h("table", { class: "table" },
       h("caption", { class: "sr-only", text: "Order history" }),
       h("thead", {}, h("tr", {},
-        ["Date", "poNumber", "Product", "Amount", "Status", ""].map((t) => h("th", { scope: "col", text: t })))));
+        ["Date", "poNumber", "Product", "Amount", "Status"].map((t) => h("th", { scope: "col", text: t })), actionsHeader())));
     const tbody = h("tbody");
     for (const o of rows) {
       const products = (o.products || o.voucherDetails || []).map((p) => p.productName).filter(Boolean).join(", ");
@@ -1776,7 +1785,7 @@
     const table = h("table", { class: "table keys-table" },
       h("caption", { class: "sr-only", text: "Caller keys" }),
       h("thead", {}, h("tr", {},
-        ["Id", "Source", "State", "Scopes", "Limits", "Today", "Last used", ""].map((t) => h("th", { scope: "col", text: t })))));
+        ["Id", "Source", "State", "Scopes", "Limits", "Today", "Last used"].map((t) => h("th", { scope: "col", text: t })), actionsHeader())));
     const tbody = h("tbody");
     for (const k of keys) {
       const changing = keysChanging.has(k.id);

@@ -378,7 +378,12 @@ async function walkThePage() {
   await voucher.waitFor();
   const reveal = page.locator("#order-result .reveal").first();
   assert.equal(await reveal.innerText(), "Reveal code and PIN");
+  // Masked, the bullets are named "hidden" for a screen reader; the button says they are not shown.
+  assert.equal(await voucher.getByRole("img", { name: "hidden", exact: true }).count(), 2, "masked code and PIN named hidden");
+  assert.equal(await reveal.getAttribute("aria-expanded"), "false");
   await reveal.click();
+  assert.equal(await reveal.getAttribute("aria-expanded"), "true", "aria-expanded follows the reveal");
+  assert.equal(await voucher.getByRole("img", { name: "hidden", exact: true }).count(), 0);
   // A button named for what it does next, Reveal then Hide, with no
   // aria-pressed: a toggle's name must not change with its state (ARIA
   // APG), or a reader hears "Hide code and PIN, pressed".
@@ -392,6 +397,8 @@ async function walkThePage() {
   await reveal.click();
   assert.deepEqual(await page.locator("#order-result .voucher").first().locator("dd.secret").allInnerTexts(), ["••••••••", "••••••••"]);
   assert.equal(await reveal.innerText(), "Reveal code and PIN");
+  assert.equal(await reveal.getAttribute("aria-expanded"), "false");
+  assert.equal(await voucher.getByRole("img", { name: "hidden", exact: true }).count(), 2);
 
   // Changing the order makes a new poNumber (a new order, not a conflict).
   await page.fill("#quantity", "2");
@@ -475,6 +482,8 @@ async function walkThePage() {
   await page.click("#history-load");
   await page.locator("#history-status", { hasText: "1 order on page 1." }).waitFor();
   assert.match(await text(page, "#history"), new RegExp(po));
+  assert.equal(await page.locator("#history thead th").last().textContent(), "Actions", "the buttons' column is named for screen readers");
+  assert.equal(await page.locator("#history thead th .sr-only").count(), 1);
   await page.locator(`#history button[data-po="${po}"]`).click();
   await page.locator("#details-status", { hasText: `Found order ${po}.` }).waitFor();
   assert.match(await text(page, "#details"), /Harbor Coffee Co\. US e-Gift Card/);
@@ -812,6 +821,8 @@ async function walkKeysAndAudit() {
   assert.match(await text(page, "#keys-status"), /^Key demo-writer created\. It works now until 6\/30\/2099, 12:00:00\sPM \(in [\d,]+ days\); copy it/);
   assert.doesNotMatch(await text(page, '#keys-list tr[data-key="admin"]'), /Expire/, "a key without an end shows none");
   assert.match(await text(page, '#keys-list tr[data-key="admin"]'), /GATEWAY_KEYS/, "static keys are listed");
+  assert.equal(await page.locator("#keys-list thead th").last().textContent(), "Actions", "the buttons' column is named for screen readers");
+  assert.equal(await page.locator("#keys-list thead th .sr-only").count(), 1);
   assert.equal(await page.locator('#keys-list tr[data-key="admin"] button').count(), 0, "static keys have no actions");
 
   // The key works for its caller; its spend cap holds.
