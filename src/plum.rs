@@ -14,7 +14,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::{ApiError, CallError};
 use plumgate_core::http::HttpAnswer;
 use plumgate_core::logline::Trace;
-use plumgate_core::secret::redact;
+use plumgate_core::secret::redact_token;
 use plumgate_core::token::cache::Checked;
 use plumgate_core::upstream::{api_request, classify_api_401, Api401};
 use plumgate_core::wire::authority::Grant;
@@ -61,6 +61,6 @@ async fn send(cfg: &Config, grant: &Grant, body: &str, timeout_ms: u64) -> Resul
     let mut answer = net::send(&req, timeout_ms).await.map_err(|why| CallError::without_answer(why, timeout_ms))?;
     // Every answer reaches a caller in some form: one that quotes the token
     // sent (an error repeating the request's header) must not hand it on.
-    redact(&mut answer.body, grant.access_token.expose_secret());
+    redact_token(&mut answer.body, grant.access_token.expose_secret());
     Ok(answer)
 }

@@ -410,6 +410,13 @@ export async function leakScan(sandbox, keys, extraSecrets = [], options = {}) {
     ...capturedResponses.map((t) => ["response", t]),
     ...capturedLogs.filter((l) => !l.startsWith("[sandbox]")).map((t) => ["log", t]),
   ];
+  // A value written with JSON escapes (`\/`, `\u…`) is the value all the
+  // same to whoever decodes it: each escaped JSON text's strings are
+  // scanned decoded too.
+  for (const [kind, text] of [...haystacks]) {
+    const decoded = decodedStrings(text);
+    if (decoded !== null) haystacks.push([`${kind} (decoded)`, decoded]);
+  }
   for (const s of secrets) {
     if (!s || s.length < 8) continue;
     for (const [kind, text] of haystacks) {
@@ -417,6 +424,23 @@ export async function leakScan(sandbox, keys, extraSecrets = [], options = {}) {
     }
   }
   return hits;
+}
+
+/**
+ * The strings (keys and values) of a JSON text, decoded, one a line; null
+ * for a text with no escape (raw, it reads the same) or not JSON.
+ */
+function decodedStrings(text) {
+  if (!text.includes("\\")) return null;
+  let value;
+  try { value = JSON.parse(text); } catch { return null; }
+  const out = [];
+  const walk = (v) => {
+    if (typeof v === "string") out.push(v);
+    else if (v && typeof v === "object") for (const [k, inner] of Object.entries(v)) { out.push(k); walk(inner); }
+  };
+  walk(value);
+  return out.join("\n");
 }
 
 /**

@@ -124,7 +124,10 @@ pub fn hex(bytes: &[u8]) -> String {
 /// caller the access token plumgate sent. A value under 8 bytes is never a
 /// credential of Xoxoday's and changes nothing (a body is not mangled for it).
 pub fn redact(body: &mut Vec<u8>, value: &str) -> bool {
-    let needle = value.as_bytes();
+    redact_bytes(body, value.as_bytes())
+}
+
+fn redact_bytes(body: &mut Vec<u8>, needle: &[u8]) -> bool {
     let m = needle.len();
     if m < 8 || body.len() < m {
         return false;
@@ -154,6 +157,27 @@ pub fn redact(body: &mut Vec<u8>, value: &str) -> bool {
     out.extend_from_slice(&body[copied..]);
     *body = out;
     true
+}
+
+/// [`redact`] of an access token as a JSON answer may write it: as sent,
+/// and, for one holding `/` (standard base64 does), with each `/` written
+/// `\/` (PHP's encoder's default): decoded, such a string would hand the
+/// caller the token all the same. (`\u002f` is no common encoder's
+/// default, and is left.) Whether one was.
+pub fn redact_token(body: &mut Vec<u8>, token: &str) -> bool {
+    let token = token.as_bytes();
+    let mut any = redact_bytes(body, token);
+    let mut needle = Vec::with_capacity(token.len() * 2);
+    for b in token {
+        if *b == b'/' {
+            needle.push(b'\\');
+        }
+        needle.push(*b);
+    }
+    if needle.len() > token.len() {
+        any |= redact_bytes(body, &needle);
+    }
+    any
 }
 
 /// Equality of two byte strings in time that depends only on their lengths.
@@ -195,6 +219,26 @@ mod tests {
         assert_eq!(b, b"abc abc");
         let mut b = b"short".to_vec();
         assert!(!redact(&mut b, token));
+    }
+
+    #[test]
+    fn redact_token_also_finds_the_token_with_its_slashes_escaped() {
+        let token = "ab/cd+ef/gh==xyz";
+        let body = r#"{"a":"ab\/cd+ef\/gh==xyz","b":"ab\/cd+ef/gh==xyz","c":"ab\u002Fcd+ef\u002Fgh==xyz","d":"ab/cd+ef/gh==xyz"}"#;
+        let mut b = body.as_bytes().to_vec();
+        assert!(redact_token(&mut b, token));
+        // Both slashes escaped, or neither, as an encoder writes them; a
+        // mix, or `\u002F`, is no common encoder's: left.
+        assert_eq!(String::from_utf8(b).unwrap(), r#"{"a":"[redacted]","b":"ab\/cd+ef/gh==xyz","c":"ab\u002Fcd+ef\u002Fgh==xyz","d":"[redacted]"}"#);
+        // Every decoded string of the answer is free of it.
+        let mut b = br#"{"e":"Bearer ab\/cd+ef\/gh==xyz."}"#.to_vec();
+        assert!(redact_token(&mut b, token));
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["e"], "Bearer [redacted].");
+        // A token without `/` is looked for as sent only.
+        let mut b = br#"{"e":"tok-en_0123"}"#.to_vec();
+        assert!(redact_token(&mut b, "tok-en_0123"));
+        assert!(!redact_token(&mut b, "tok-en_0123"));
     }
 
     #[test]
