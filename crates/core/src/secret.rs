@@ -5,7 +5,9 @@
 //! `expose_secret`, at the one place that must put it on the wire. The
 //! wrappers print `Name([redacted])` under `Debug`, have no `Display`, no
 //! `Deref` and no `PartialEq` (compare fingerprints instead), so a stray
-//! `{:?}` or `format!` in a log line cannot leak one.
+//! `{:?}` or `format!` in a log line cannot leak one. What comes back from
+//! the wire is the other way in: [`redact_token`] takes the access token
+//! sent out of an upstream answer that quotes it, before a caller sees it.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
