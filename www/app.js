@@ -597,6 +597,7 @@
     $("key-forget").disabled = true;
     $("balance-refresh").disabled = true;
     setStatus("key-status", "No key set.");
+    $("key-status").classList.remove("bad");
     $("key-input").focus();
   }
 

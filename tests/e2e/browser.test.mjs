@@ -654,6 +654,10 @@ async function walkThePage() {
   await mob.locator("#balance-error", { hasText: "not accepted" }).waitFor();
   await mob.locator("#catalog-error").scrollIntoViewIfNeeded();
   await mob.screenshot({ path: join(SHOTS, "phone-error.png") });
+  // Forget key after the rejection: "No key set." is no longer told as an error.
+  await mob.click("#key-forget");
+  assert.equal(await text(mob, "#key-status"), "No key set.");
+  assert.equal(await mob.locator("#key-status.bad").count(), 0, "not in the rejection's red");
 
   // A catalog-only key: the catalog works, balance and token health say 403.
   await mob.fill("#key-input", keys.catalog.key);
