@@ -1516,7 +1516,13 @@
     box.append(h("div", { class: "table-wrap" }, table));
   }
 
-  async function loadDetails(po) {
+  /**
+   * Look a poNumber up. `from`: the history row's Details button pressed;
+   * the answer (or error) is drawn beside the history at desktop width, far
+   * below it on a phone: once it comes, the details heading is scrolled to
+   * and focused, unless the focus was moved elsewhere meanwhile.
+   */
+  async function loadDetails(po, from = null) {
     const seq = ++state.detailsSeq;
     hideError("details-error");
     const box = $("details");
@@ -1538,7 +1544,14 @@
       setStatus("details-status", `No details for ${po}.`);
       showError("details-error", e);
     } finally {
-      if (seq === state.detailsSeq) busy(box, false);
+      if (seq === state.detailsSeq) {
+        busy(box, false);
+        const now = document.activeElement;
+        if (from && (now === from || now === document.body || !shown(now))) {
+          // Scrolled to only when off screen (beside the history, it is not).
+          $("details-title").focus();
+        }
+      }
     }
   }
 
@@ -2063,7 +2076,7 @@
       const btn = ev.target.closest("button[data-po]");
       if (!btn) return;
       $("details-po").value = btn.dataset.po;
-      loadDetails(btn.dataset.po);
+      loadDetails(btn.dataset.po, btn);
     });
     $("details-form").addEventListener("submit", (ev) => {
       ev.preventDefault();

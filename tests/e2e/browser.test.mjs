@@ -760,6 +760,16 @@ async function walkThePage() {
   await tiny.screenshot({ path: join(SHOTS, "phone-320.png") });
   // Two lines of top bar here: focus still lands below it.
   await assertFocusClearsBar(tiny, "#details-po", "#details-load");
+  // A history row's Details: the answer is drawn far below the row here;
+  // the page goes there, focus on the details heading, below the bar.
+  await tiny.click("#history-load");
+  await tiny.locator("#history .history-details").first().waitFor();
+  await tiny.locator("#history .history-details").first().click();
+  await tiny.locator("#details-status", { hasText: "Found order" }).waitFor();
+  await waitFor(async () => (await tiny.evaluate(() => document.activeElement.id)) === "details-title", { what: "focus on the details heading" });
+  const heading = await tiny.locator("#details-title").boundingBox();
+  const bar = await tiny.locator(".topbar").boundingBox();
+  assert.ok(heading.y >= bar.y + bar.height && heading.y + heading.height <= 640, `the details heading on screen, below the bar (${JSON.stringify(heading)})`);
   tConsole.check([]);
   await narrow.close();
 }
