@@ -770,7 +770,17 @@ async function walkThePage() {
   const heading = await tiny.locator("#details-title").boundingBox();
   const bar = await tiny.locator(".topbar").boundingBox();
   assert.ok(heading.y >= bar.y + bar.height && heading.y + heading.height <= 640, `the details heading on screen, below the bar (${JSON.stringify(heading)})`);
-  tConsole.check([]);
+  // A long poNumber typed in: its status line and error wrap, the page
+  // does not scroll sideways.
+  const longPo = "x".repeat(120);
+  await tiny.fill("#details-po", longPo);
+  const longResp = tiny.waitForResponse((r) => r.url().endsWith("/v1/ops/getOrderDetails"));
+  await tiny.click("#details-load");
+  const longStatus = (await longResp).status();
+  await tiny.locator("#details-status", { hasText: `No details for ${longPo}` }).waitFor();
+  const w5 = await tiny.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+  assert.ok(w5.doc <= 320 && w5.win <= 320, `no horizontal scroll with a long poNumber looked up (${w5.doc}, ${w5.win} > 320)`);
+  tConsole.check([longStatus]);
   await narrow.close();
 }
 
