@@ -780,6 +780,15 @@ async function walkThePage() {
   await tiny.locator("#details-status", { hasText: `No details for ${longPo}` }).waitFor();
   const w5 = await tiny.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
   assert.ok(w5.doc <= 320 && w5.win <= 320, `no horizontal scroll with a long poNumber looked up (${w5.doc}, ${w5.win} > 320)`);
+  // A larger default text size in the browser (here the root's, as a
+  // browser setting gives it) is the page's text size.
+  const sizes = await tiny.evaluate(() => {
+    document.documentElement.style.fontSize = "20px";
+    const body = getComputedStyle(document.body).fontSize;
+    document.documentElement.style.removeProperty("font-size");
+    return { body, after: getComputedStyle(document.body).fontSize };
+  });
+  assert.deepEqual(sizes, { body: "20px", after: "16px" }, "the text follows the browser's default size");
   tConsole.check([longStatus]);
   await narrow.close();
 }
