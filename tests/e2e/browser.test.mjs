@@ -758,6 +758,14 @@ async function walkThePage() {
   const value = await tiny.locator("#balance-value").boundingBox();
   assert.ok(value && value.x + value.width <= 320, "the balance on screen");
   await tiny.screenshot({ path: join(SHOTS, "phone-320.png") });
+  // The catalog's pager: one line each, no "←" above "Previous".
+  for (const sel of ["#prev-page", "#page-label", "#next-page"]) {
+    assert.equal(await tiny.locator(sel).evaluate((el) => {
+      const r = document.createRange();
+      r.selectNodeContents(el);
+      return r.getClientRects().length;
+    }), 1, `${sel} on one line at 320 px`);
+  }
   // Two lines of top bar here: focus still lands below it.
   await assertFocusClearsBar(tiny, "#details-po", "#details-load");
   // A history row's Details: the answer is drawn far below the row here;
