@@ -162,6 +162,25 @@
     return new Intl.NumberFormat(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals }).format(n);
   }
 
+  /**
+   * A wait of `secs` seconds (a Retry-After): "11 s" while short; a long one
+   * in hours and minutes with the local time it ends, "about 13 h 55 min,
+   * until 14:05" (with the date when that is not today). Not a number of
+   * seconds (Retry-After may be a date): as given.
+   */
+  function waitText(secs) {
+    const n = Number(secs);
+    if (String(secs).trim() === "" || !Number.isFinite(n) || n < 0) return String(secs);
+    if (n <= 90) return `${Math.round(n)} s`;
+    const mins = Math.round(n / 60);
+    const span = mins >= 60 ? `${Math.floor(mins / 60)} h${mins % 60 ? ` ${mins % 60} min` : ""}` : `${mins} min`;
+    const end = new Date(Date.now() + n * 1000);
+    const endText = end.toDateString() === new Date().toDateString()
+      ? end.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
+      : end.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    return `about ${span}, until ${endText}`;
+  }
+
   function when(iso) {
     if (!iso) return "never";
     const d = new Date(iso);
@@ -479,6 +498,29 @@
     }
   }
 
+  /** Does the error's own message already say how long to wait ("retry after 11 s")? */
+  function waitStated(err) {
+    return /\b\d+\s*(s|secs?|seconds?)\b/i.test(err.message || "");
+  }
+
+  /**
+   * After `before` (" after 11 s"), the wait plumgate gave, unless the
+   * message says it already; `otherwise` then.
+   */
+  function afterWait(err, before, otherwise = "") {
+    return err.retryAfter && !waitStated(err) ? `${before}${waitText(err.retryAfter)}` : otherwise;
+  }
+
+  /**
+   * The generic hint for a wait: none when the message states it, unless
+   * it is long, said then in hours and minutes.
+   */
+  function waitHint(err) {
+    if (!err.retryAfter) return "";
+    if (!waitStated(err)) return `Retry after ${waitText(err.retryAfter)}.`;
+    return Number(err.retryAfter) > 90 ? `That is ${waitText(err.retryAfter)}.` : "";
+  }
+
   function errorHint(err) {
     if (err.foreign) {
       return "Something between this page and plumgate (a proxy, a firewall, the host) answered instead of plumgate. "
@@ -493,7 +535,7 @@
       const m = /`([^`]+)` scope/.exec(err.message || "");
       return m ? `Use a key with the ${m[1]} scope (or *).` : "Use a key with the needed scope.";
     }
-    if (err.status === 429 && err.retryAfter) return `Retry after ${err.retryAfter} s.`;
+    if (err.status === 429 && err.retryAfter) return waitHint(err);
     if (err.order) {
       return "The order exists at Xoxoday but did not complete; sending it again only repeats this answer. "
         + "Look it up by its poNumber under Orders; a new order (change a field) gets a new poNumber.";
@@ -507,14 +549,13 @@
       return "Whoever runs this plumgate must act first (its README: When a person must act); until then every call that needs Xoxoday gets this answer.";
     }
     if (neverExecuted(err)) {
-      return `Xoxoday never executed this request. Sending the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : ""} is safe: its poNumber never places it twice.`;
+      return `Xoxoday never executed this request. Sending the same order again${afterWait(err, " after ")} is safe: its poNumber never places it twice.`;
     }
     if (err.code === "order_in_progress") {
-      return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${err.retryAfter ? ` after ${err.retryAfter} s` : " later"}: it is never placed twice.`;
+      return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${afterWait(err, " after ", waitStated(err) ? "" : " later")}: it is never placed twice.`;
     }
     // plumgate said how long to wait (a refresh backing off, a penalty).
-    if (err.retryAfter) return `Retry after ${err.retryAfter} s.`;
-    return "";
+    return waitHint(err);
   }
 
   function showError(boxId, err) {
@@ -1278,7 +1319,7 @@
         setStatus("order-status", personMustAct(e)
           ? `Order ${body.poNumber} was not placed (${personMustAct(e)}). Sending it again unchanged (same poNumber) is safe once that is done.`
           : neverExecuted(e)
-            ? `Order ${body.poNumber} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe${e.retryAfter ? ` after ${e.retryAfter} s` : ""}.`
+            ? `Order ${body.poNumber} was not placed: Xoxoday did not execute it. Sending it again unchanged (same poNumber) is safe${e.retryAfter ? ` after ${waitText(e.retryAfter)}` : ""}.`
             : `Order ${body.poNumber} was not placed.`);
       }
       // An answer for a key no longer in use: its error (a 401 above all,
@@ -1623,7 +1664,7 @@
         // token is valid or the client id/secret stand rejected) or
         // Xoxoday's refresh penalty: nothing changed, so the facts stay as
         // they were.
-        setStatus("token-status", `Not refreshed: plumgate answered 429${e.retryAfter ? `; try again in ${e.retryAfter} s` : ""}.`);
+        setStatus("token-status", `Not refreshed: plumgate answered 429${e.retryAfter ? `; try again in ${waitText(e.retryAfter)}` : ""}.`);
       } else {
         $("token-info").hidden = true;
         setStatus("token-status", "");

@@ -583,7 +583,9 @@ async function walkThePage() {
   assert.equal(await text(page, "#token-error .err-code"), "rate_limited");
   assert.match(await text(page, "#token-error .err-title"), /Refresh tried moments ago/);
   assert.match(await text(page, "#token-error .err-message"), /TOKEN_MIN_REFRESH_INTERVAL_SECS/);
-  assert.match(await text(page, "#token-error .err-hint"), new RegExp(`Retry after ${tr.headers()["retry-after"]} s`));
+  // The message says the wait ("allowed again in N s"): not said again as a hint.
+  assert.match(await text(page, "#token-error .err-message"), new RegExp(`allowed again in ${tr.headers()["retry-after"]} s`));
+  assert.equal(await page.locator("#token-error .err-hint").count(), 0, "the wait is not repeated");
   assert.match(await text(page, "#token-error .err-meta"), /HTTP 429/);
   assert.equal(await text(page, "#token-error .err-rid"), tr.headers()["x-request-id"]);
   assert.match(await text(page, "#token-status"), /Not refreshed: plumgate answered 429; try again in \d+ s/);
@@ -2027,9 +2029,22 @@ async function walkOrderEdges() {
   await page.click("#uncertain-again");
   await page.locator("#order-error .err-title", { hasText: "Order not confirmed yet" }).waitFor();
   await page.unroute("**/v1/ops/placeOrder");
+  // Its words say the wait: the hint does not repeat it.
+  assert.equal(await text(page, "#order-error .err-hint"), "plumgate is still finding out from Xoxoday whether it was placed. Send the same order again: it is never placed twice.");
   assert.match(await text(page, "#order-status"), new RegExp(`^Tried again at [^:]+:\\d{2}:\\d{2}\\s[AP]M: Order ${codePo} was not confirmed: it may have been placed\\. Send it again unchanged to find out\\.$`));
   assert.equal(await text(page, "#uncertain-po"), codePo, "still the same order");
   await page.click("#uncertain-forget");
+  // A long wait (a key's daily cap, until the UTC day ends), stated in the
+  // message in seconds: the hint says it in hours and minutes, and until when.
+  await page.route("**/v1/ops/placeOrder", (route) => route.fulfill({
+    status: 429, contentType: "application/json", headers: { "x-request-id": "e".repeat(32), "retry-after": "50108" },
+    body: JSON.stringify({ error: { code: "quota_exceeded", message: "this order (25) would take this key past its order_amount_per_day limit (50; 50 already placed or reserved today, UTC), so it was not sent; retry after 50108 s (2026-12-08T00:00:00Z) or ask for a higher limit" } }),
+  }));
+  await page.click("#place-order");
+  await page.locator("#order-error .err-title", { hasText: "This key's limit is reached" }).waitFor();
+  await page.unroute("**/v1/ops/placeOrder");
+  assert.match(await text(page, "#order-error .err-hint"), /^That is about 13 h 55 min, until (\w{3} \d{1,2}, \d{4}, )?\d{1,2}:\d{2}\s?[AP]M\.$/);
+  assert.doesNotMatch(await text(page, "#order-error"), /Retry after 50108/);
 
   // ---- the key forgotten while an order is out (a made-up answer, held):
   // placed, but none of it is shown to whoever is at the screen now, and
@@ -2059,7 +2074,7 @@ async function walkOrderEdges() {
   // poNumber, the quantity and the order in progress: 409; the internal
   // error: 500; the unsent order: 502; the refusal until a person acts and
   // the misconfigured one: 503; four placeOrder calls aborted.
-  watch.check([401, 403, 409, 500, 502, 503], 4);
+  watch.check([401, 403, 409, 429, 500, 502, 503], 4);
   await desk.close();
 
   // ---- the order history's default range ends on the latest of the local
