@@ -554,6 +554,13 @@
     if (err.code === "order_in_progress") {
       return `plumgate is still finding out from Xoxoday whether it was placed. Send the same order again${afterWait(err, " after ", waitStated(err) ? "" : " later")}: it is never placed twice.`;
     }
+    if (err.forcedRefresh && err.status >= 500) {
+      // Its Retry-After is when plumgate's own refreshes try again; a forced
+      // one is held back longer (see token()).
+      return err.retryAfter
+        ? `Its Retry-After (${waitText(err.retryAfter)}) is when plumgate itself tries again; Refresh now waits longer (said above).`
+        : "";
+    }
     // plumgate said how long to wait (a refresh backing off, a penalty).
     return waitHint(err);
   }
@@ -1665,11 +1672,28 @@
         // Xoxoday's refresh penalty: nothing changed, so the facts stay as
         // they were.
         setStatus("token-status", `Not refreshed: plumgate answered 429${e.retryAfter ? `; try again in ${waitText(e.retryAfter)}` : ""}.`);
+      } else if (method === "POST") {
+        // A refresh that failed: what it left (its error, the state, when
+        // plumgate tries again) is in the facts, asked again below. A forced
+        // refresh is refused (429) until TOKEN_MIN_REFRESH_INTERVAL_SECS
+        // after this attempt while the token is usable or the client
+        // id/secret stand rejected (README), whatever the 5xx's Retry-After
+        // says; GET /v1/token does not tell that interval: its default told.
+        e.forcedRefresh = true;
+        const at = new Date();
+        setStatus("token-status", `Not refreshed (tried at ${at.toLocaleTimeString()}). While the access token is valid, Refresh now is allowed again `
+          + `TOKEN_MIN_REFRESH_INTERVAL_SECS after this attempt: a minute by default, so from ${new Date(at.getTime() + 60_000).toLocaleTimeString()}; plumgate answers 429 before that.`);
       } else {
         $("token-info").hidden = true;
         setStatus("token-status", "");
       }
       showError("token-error", e);
+      if (e.forcedRefresh) {
+        try {
+          const r = await request("/v1/token", { method: "GET" });
+          if (seq === state.tokenSeq) showToken(r.json || {}, r.requestId);
+        } catch { /* the facts shown before stay */ }
+      }
     } finally {
       if (seq === state.tokenSeq) {
         busy($("token-info"), false);

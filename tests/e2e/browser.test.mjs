@@ -591,6 +591,25 @@ async function walkThePage() {
   assert.match(await text(page, "#token-status"), /Not refreshed: plumgate answered 429; try again in \d+ s/);
   assert.ok(await page.locator("#token-info").isVisible(), "the token facts stay");
   assert.equal((await sandbox.counters()).refresh_calls, refreshesUpstream + 1, "nothing spent");
+  // A forced refresh that fails (plumgate's 502, made up here: nothing is
+  // refreshed): the token facts stay, asked again, and the page says when a
+  // forced refresh is allowed again (TOKEN_MIN_REFRESH_INTERVAL_SECS), not
+  // the 502's Retry-After, which is plumgate's own next try.
+  await page.route("**/v1/token/refresh", (route) => route.fulfill({
+    status: 502, contentType: "application/json", headers: { "x-request-id": "d".repeat(32), "retry-after": "17" },
+    body: JSON.stringify({ error: { code: "upstream_error", message: "Xoxoday token refresh: Xoxoday answered HTTP 503", request_id: "d".repeat(32) } }),
+  }));
+  const factsAgain = page.waitForResponse((r) => new URL(r.url()).pathname === "/v1/token");
+  await page.click("#token-refresh");
+  await page.locator("#token-error .err-code", { hasText: "upstream_error" }).waitFor();
+  await page.unroute("**/v1/token/refresh");
+  assert.equal((await factsAgain).status(), 200, "the token facts asked again");
+  await page.locator("#token-info").waitFor({ state: "visible" });
+  assert.match(await text(page, "#token-info"), /Refreshes\s+\d+/);
+  assert.match(await text(page, "#token-status"), /^Not refreshed \(tried at .+\)\. While the access token is valid, Refresh now is allowed again TOKEN_MIN_REFRESH_INTERVAL_SECS after this attempt: a minute by default, so from .+; plumgate answers 429 before that\.$/);
+  assert.doesNotMatch(await text(page, "#token-error"), /Retry after 17/);
+  assert.match(await text(page, "#token-error .err-hint"), /Retry-After \(17 s\) is when plumgate itself tries again/);
+  await waitFor(async () => (await page.evaluate(() => document.activeElement.id)) === "token-refresh", { what: "focus back on Refresh now" });
   assert.ok(!(await page.content()).includes("plumgate-dev-refresh-token"), "no token in the page");
 
   await assertFocusClearsBar(page, "#details-po", "#details-load");
@@ -600,7 +619,7 @@ async function walkThePage() {
   // Two placeOrder calls aborted on purpose (the unconfirmed order); 403s
   // for the key without orders:write (its order and its balance); the dev
   // key's 404 (the unknown order's may be a 404 too).
-  dConsole.check([detailsErrorStatus, 400, 403, 404, 429], 2);
+  dConsole.check([detailsErrorStatus, 400, 403, 404, 429, 502], 2);
   await desk.close();
 
   // =================================================================== phone
