@@ -1175,7 +1175,7 @@
       h("h3", { id: "order-uncertain-title", tabindex: "-1", text: "Order not confirmed" }),
       h("p", {},
         "Order ", h("code", { id: "uncertain-po", text: b.poNumber }),
-        ` (${o.name || `product ${b.productId}`}, ${b.quantity} × ${b.denomination}, to ${b.email}) was sent, `,
+        ` (${o.name || `product ${b.productId}`}, ${b.quantity} × ${amountText(b.denomination)}, to ${b.email}) was sent, `,
         "but plumgate has not said whether it was placed: it may have been. "),
       h("p", { class: "help", text: "Send it again unchanged to learn what happened: the same poNumber never places a second order. "
         + "A new order is possible once you forget this one, and may then duplicate it." }),
@@ -1427,9 +1427,9 @@
         ? money(o.amountCharged, state.walletCurrency)
         : `${money(o.amountCharged)} (wallet currency unknown: the balance was not read)`);
     }
-    if (o.orderTotal !== undefined) fact(dl, "Order total", `${o.orderTotal} ${o.currencyCode || ""}`.trim());
+    if (o.orderTotal !== undefined) fact(dl, "Order total", `${amountText(o.orderTotal)} ${o.currencyCode || ""}`.trim());
     for (const v of o.voucherDetails || []) {
-      fact(dl, "Product", `${v.productName} · ${v.quantity} × ${v.denomination} ${v.currencyCode || ""}`.trim());
+      fact(dl, "Product", `${v.productName} · ${v.quantity} × ${amountText(v.denomination)} ${v.currencyCode || ""}`.trim());
     }
     fact(dl, "Request id", requestId ? h("code", { text: requestId }) : "");
     return dl;
@@ -1553,7 +1553,7 @@
         h("td", { "data-label": "Date", text: o.orderDate || "" }),
         h("td", { "data-label": "poNumber" }, h("code", { text: o.poNumber || "" })),
         h("td", { "data-label": "Product", text: products }),
-        h("td", { "data-label": "Amount", text: `${o.orderTotal ?? ""} ${o.currencyCode || ""}`.trim() }),
+        h("td", { "data-label": "Amount", text: `${o.orderTotal === undefined || o.orderTotal === null ? "" : amountText(o.orderTotal)} ${o.currencyCode || ""}`.trim() }),
         h("td", { "data-label": "Status", text: o.deliveryStatus || o.orderStatus || "" }),
         h("td", {}, o.poNumber
           ? h("button", { type: "button", class: "btn btn-small history-details", "data-po": o.poNumber,
@@ -1801,7 +1801,7 @@
   function limitsText(l) {
     const parts = [];
     if (l && l.requests_per_minute !== null && l.requests_per_minute !== undefined) parts.push(`${l.requests_per_minute} requests/min`);
-    if (l && l.order_amount_per_day !== null && l.order_amount_per_day !== undefined) parts.push(`${l.order_amount_per_day} a day`);
+    if (l && l.order_amount_per_day !== null && l.order_amount_per_day !== undefined) parts.push(`${amountText(l.order_amount_per_day)} a day`);
     return parts.length ? parts.join(" · ") : "none";
   }
 
@@ -1810,7 +1810,7 @@
     const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
     // `reserved`: orders whose fate plumgate does not know yet, held against the cap.
     const held = Number(u.reserved) > 0 ? ` · ${u.reserved} reserved` : "";
-    return `${plural(u.requests, "request")} · ${plural(u.orders, "order")} · amount ${u.amount}${held}`;
+    return `${plural(u.requests, "request")} · ${plural(u.orders, "order")} · amount ${amountText(u.amount)}${held}`;
   }
 
   /**
@@ -2027,7 +2027,7 @@
         h("td", { "data-label": "Key" }, h("code", { text: e.key })),
         h("td", { "data-label": "poNumber" }, h("code", { text: e.po_number })),
         h("td", { "data-label": "Product", text: e.product_id }),
-        h("td", { "data-label": "Amount", text: `${e.amount} · qty ${e.quantity}` }),
+        h("td", { "data-label": "Amount", text: `${amountText(e.amount)} · qty ${e.quantity}` }),
         h("td", { "data-label": "Outcome" }, h("span", { class: `badge outcome-${e.outcome}`, text: e.outcome.replaceAll("_", " ") })),
         h("td", { "data-label": "HTTP", text: String(e.status) }),
         h("td", { "data-label": "Request id" }, h("code", { class: "rid", text: e.request_id }))));

@@ -736,6 +736,7 @@ async function walkThePage() {
     status: 200, contentType: "application/json", headers: { "x-request-id": "b".repeat(32) },
     body: JSON.stringify({ data: { placeOrder: { status: 1, data: {
       orderId: 990002, poNumber: JSON.parse(route.request().postData()).poNumber, orderStatus: "complete", deliveryStatus: "delivered",
+      orderTotal: 1000.5, currencyCode: "USD",
       vouchers: [{ voucherCode: linkCode, pin: "4821", validity: "2027-12-31", amount: 25, currency: "USD", type: "url" }],
     } } } }),
   });
@@ -745,6 +746,8 @@ async function walkThePage() {
   await mob.unroute("**/v1/ops/placeOrder", linkAnswer);
   await mob.locator("#order-result .reveal").click();
   await mob.locator("#order-result dd.secret", { hasText: linkCode }).waitFor();
+  // An amount outside the catalog in the browser's number format too.
+  assert.match(await text(mob, "#order-result .facts"), /Order total\s+1,000\.5 USD/);
   await mob.locator("#order-result .voucher").scrollIntoViewIfNeeded();
   const w3 = await mob.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
   // Against the viewport's width: a phone browser widens innerWidth to fit what overflows.
