@@ -1801,7 +1801,7 @@
   function limitsText(l) {
     const parts = [];
     if (l && l.requests_per_minute !== null && l.requests_per_minute !== undefined) parts.push(`${l.requests_per_minute} requests/min`);
-    if (l && l.order_amount_per_day !== null && l.order_amount_per_day !== undefined) parts.push(`${amountText(l.order_amount_per_day)} a day`);
+    if (l && l.order_amount_per_day !== null && l.order_amount_per_day !== undefined) parts.push(`${amountText(l.order_amount_per_day)} face value a day`);
     return parts.length ? parts.join(" · ") : "none";
   }
 

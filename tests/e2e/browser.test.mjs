@@ -879,7 +879,8 @@ async function walkKeysAndAudit() {
   await page.locator("#keys-status", { hasText: "Key demo-writer created" }).waitFor();
   const row = page.locator('#keys-list tr[data-key="demo-writer"]');
   await row.waitFor();
-  assert.match(await row.innerText(), /runtime[\s\S]*active[\s\S]*orders:write[\s\S]*100 requests\/min · 60 a day/);
+  assert.match(await row.innerText(), /runtime[\s\S]*active[\s\S]*orders:write[\s\S]*100 requests\/min · 60 face value a day/);
+  assert.match(await text(page, "#new-key-amount-help"), /in each product's own currency: not converted/);
   // Its end, in the list and in what the page said on creating it.
   const expires = /Expires 6\/30\/2099, 12:00:00\sPM \(in [\d,]+ days\)\./;
   assert.match(await text(page, '#keys-list tr[data-key="demo-writer"] td[data-label="State"]'), expires);
