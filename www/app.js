@@ -1678,11 +1678,12 @@
         // refresh is refused (429) until TOKEN_MIN_REFRESH_INTERVAL_SECS
         // after this attempt while the token is usable or the client
         // id/secret stand rejected (README), whatever the 5xx's Retry-After
-        // says; GET /v1/token does not tell that interval: its default told.
+        // says; GET /v1/token does not tell that interval, so no clock time
+        // is worked out from the default (a deployment may set another).
         e.forcedRefresh = true;
         const at = new Date();
         setStatus("token-status", `Not refreshed (tried at ${at.toLocaleTimeString()}). While the access token is valid, Refresh now is allowed again `
-          + `TOKEN_MIN_REFRESH_INTERVAL_SECS after this attempt: a minute by default, so from ${new Date(at.getTime() + 60_000).toLocaleTimeString()}; plumgate answers 429 before that.`);
+          + "TOKEN_MIN_REFRESH_INTERVAL_SECS after this attempt (a minute by default; this page cannot see the setting); plumgate answers 429 before that.");
       } else {
         $("token-info").hidden = true;
         setStatus("token-status", "");

@@ -606,7 +606,7 @@ async function walkThePage() {
   assert.equal((await factsAgain).status(), 200, "the token facts asked again");
   await page.locator("#token-info").waitFor({ state: "visible" });
   assert.match(await text(page, "#token-info"), /Refreshes\s+\d+/);
-  assert.match(await text(page, "#token-status"), /^Not refreshed \(tried at .+\)\. While the access token is valid, Refresh now is allowed again TOKEN_MIN_REFRESH_INTERVAL_SECS after this attempt: a minute by default, so from .+; plumgate answers 429 before that\.$/);
+  assert.match(await text(page, "#token-status"), /^Not refreshed \(tried at .+\)\. While the access token is valid, Refresh now is allowed again TOKEN_MIN_REFRESH_INTERVAL_SECS after this attempt \(a minute by default; this page cannot see the setting\); plumgate answers 429 before that\.$/);
   assert.doesNotMatch(await text(page, "#token-error"), /Retry after 17/);
   assert.match(await text(page, "#token-error .err-hint"), /Retry-After \(17 s\) is when plumgate itself tries again/);
   await waitFor(async () => (await page.evaluate(() => document.activeElement.id)) === "token-refresh", { what: "focus back on Refresh now" });
