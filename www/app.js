@@ -181,6 +181,20 @@
     return `about ${span}, until ${endText}`;
   }
 
+  /**
+   * The smallest step of an amount typed in `currency`: its minor unit by
+   * the browser's currency data ("0.01" for USD, "1" for JPY), so the field
+   * refuses 10.555 USD rather than order it; "0.01" for a code it does not
+   * know.
+   */
+  function amountStep(currency) {
+    try {
+      return String(10 ** -new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits);
+    } catch {
+      return "0.01";
+    }
+  }
+
   function when(iso) {
     if (!iso) return "never";
     const d = new Date(iso);
@@ -1018,6 +1032,7 @@
     if (d.open) {
       $("amount").min = p.minValue;
       $("amount").max = p.maxValue;
+      $("amount").step = amountStep(p.currencyCode);
       $("amount").value = p.minValue;
       $("amount-help").textContent = `${amountText(p.minValue)}–${amountText(p.maxValue)} ${p.currencyCode}`;
     } else {

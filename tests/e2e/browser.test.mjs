@@ -1866,6 +1866,13 @@ async function walkOrderEdges() {
   // (before, Place order did nothing and said nothing).
   await openUsProduct(page, "Bloom Florists");
   await page.locator("#denom-open-field").waitFor({ state: "visible" });
+  // Cents at most, as the currency has (10.555 was placed, and shown as
+  // 10.555 USD beside "Charged $10.56").
+  assert.equal(await page.getAttribute("#amount", "step"), "0.01");
+  await page.fill("#amount", "10.555");
+  assert.equal(await page.$eval("#amount", (el) => el.validity.stepMismatch), true, "10.555 USD refused by the field");
+  await page.fill("#amount", "10.55");
+  assert.equal(await page.$eval("#amount", (el) => el.validity.valid), true, "10.55 USD taken");
   await page.fill("#amount", "999999");
   await pickHarborCoffee(page);
   assert.equal(await page.locator("#denom-open-field").isVisible(), false);
