@@ -109,6 +109,24 @@ async function holdPlaceOrder(page) {
   await page.route("**/v1/ops/placeOrder", async (route) => { await held; await route.continue(); });
   return release;
 }
+
+/**
+ * The URLs of the page's requests that `wanted` picks while `act` runs and
+ * for 300 ms after: what a refusal made by the page itself should leave
+ * empty.
+ */
+async function requestsWhile(page, wanted, act) {
+  const seen = [];
+  const note = (r) => { if (wanted(r.url())) seen.push(r.url()); };
+  page.on("request", note);
+  try {
+    await act();
+    await page.waitForTimeout(300);
+  } finally {
+    page.off("request", note);
+  }
+  return seen;
+}
 const RID = /^[0-9a-f]{32}$/;
 
 /** No rendering slip: no "null", "undefined", "NaN" or "[object Object]" in the visible text. */
@@ -524,13 +542,10 @@ async function walkThePage() {
   // An impossible date range (From after To): the page says so and sends nothing.
   await page.fill("#start-date", "2026-02-01");
   await page.fill("#end-date", "2026-01-01");
-  const historyCalls = [];
-  const noteHistoryCall = (r) => { if (r.url().endsWith("/v1/ops/getOrderHistory")) historyCalls.push(r.url()); };
-  page.on("request", noteHistoryCall);
-  await page.click("#history-load");
-  await page.locator("#history-status", { hasText: "From (2026-02-01) is after To (2026-01-01): no orders were asked for." }).waitFor();
-  await page.waitForTimeout(300);
-  page.off("request", noteHistoryCall);
+  const historyCalls = await requestsWhile(page, (url) => url.endsWith("/v1/ops/getOrderHistory"), async () => {
+    await page.click("#history-load");
+    await page.locator("#history-status", { hasText: "From (2026-02-01) is after To (2026-01-01): no orders were asked for." }).waitFor();
+  });
   assert.deepEqual(historyCalls, [], "nothing sent for From after To");
   assert.equal(await page.evaluate(() => document.activeElement.id), "start-date", "on to the date to change");
   // Error state made by plumgate: such a range sent all the same (turned
@@ -1060,13 +1075,10 @@ async function walkKeysAndAudit() {
   // From after To: the page says so and sends nothing (plumgate answers 400).
   await page.fill("#audit-from", "2020-01-02");
   await page.fill("#audit-to", "2020-01-01");
-  const auditCalls = [];
-  const noteAuditCall = (r) => { if (r.url().includes("/v1/audit?")) auditCalls.push(r.url()); };
-  page.on("request", noteAuditCall);
-  await page.click("#audit-load");
-  await page.locator("#audit-status", { hasText: "From (2020-01-02) is after To (2020-01-01): no entries were asked for." }).waitFor();
-  await page.waitForTimeout(300);
-  page.off("request", noteAuditCall);
+  const auditCalls = await requestsWhile(page, (url) => url.includes("/v1/audit?"), async () => {
+    await page.click("#audit-load");
+    await page.locator("#audit-status", { hasText: "From (2020-01-02) is after To (2020-01-01): no entries were asked for." }).waitFor();
+  });
   assert.deepEqual(auditCalls, [], "nothing sent for From after To");
   assert.equal(await page.evaluate(() => document.activeElement.id), "audit-from", "on to the date to change");
   assert.deepEqual(await page.locator("#audit-list .rid").allInnerTexts(), shown, "the trail last asked for stays");
