@@ -1432,7 +1432,9 @@
     o = o || {};
     fact(dl, "poNumber", h("code", { class: "po-value", text: o.poNumber || po || "" }));
     fact(dl, "Order id", o.orderId);
-    fact(dl, "Order date", o.orderDate);
+    // Xoxoday's clock as it writes it (no zone: UTC or IST, unstated),
+    // unlike the audit trail's times, which are this browser's.
+    fact(dl, "Order date (Xoxoday's clock)", o.orderDate);
     fact(dl, "Status", [o.orderStatus, o.deliveryStatus ? ` · delivery ${o.deliveryStatus}` : ""].join(""));
     fact(dl, "Recipient", o.email);
     // Charged to the wallet, in its currency (getBalance's), not the product's;
@@ -1554,18 +1556,26 @@
     return h("th", { scope: "col" }, h("span", { class: "sr-only", text: "Actions" }));
   }
 
+  /**
+   * The two clocks the page shows, named so that they are not compared as
+   * one: an order's date is Xoxoday's `orderDate` as written (no zone; UTC
+   * or IST, unstated), the audit trail's times are this browser's.
+   */
+  const HISTORY_DATE = "Date (Xoxoday's clock)";
+  const AUDIT_TIME = "Time (your clock)";
+
   function renderHistory(rows) {
     const box = clear($("history"));
     if (!rows.length) return;
     const table = h("table", { class: "table" },
       h("caption", { class: "sr-only", text: "Order history" }),
       h("thead", {}, h("tr", {},
-        ["Date", "poNumber", "Product", "Amount", "Status"].map((t) => h("th", { scope: "col", text: t })), actionsHeader())));
+        [HISTORY_DATE, "poNumber", "Product", "Amount", "Status"].map((t) => h("th", { scope: "col", text: t })), actionsHeader())));
     const tbody = h("tbody");
     for (const o of rows) {
       const products = (o.products || o.voucherDetails || []).map((p) => p.productName).filter(Boolean).join(", ");
       tbody.append(h("tr", {},
-        h("td", { "data-label": "Date", text: o.orderDate || "" }),
+        h("td", { "data-label": HISTORY_DATE, text: o.orderDate || "" }),
         h("td", { "data-label": "poNumber" }, h("code", { text: o.poNumber || "" })),
         h("td", { "data-label": "Product", text: products }),
         h("td", { "data-label": "Amount", text: `${o.orderTotal === undefined || o.orderTotal === null ? "" : amountText(o.orderTotal)} ${o.currencyCode || ""}`.trim() }),
@@ -2035,11 +2045,11 @@
     const table = h("table", { class: "table audit-table" },
       h("caption", { class: "sr-only", text: "Audit trail of placeOrder attempts" }),
       h("thead", {}, h("tr", {},
-        ["Time", "Key", "poNumber", "Product", "Amount", "Outcome", "HTTP", "Request id"].map((t) => h("th", { scope: "col", text: t })))));
+        [AUDIT_TIME, "Key", "poNumber", "Product", "Amount", "Outcome", "HTTP", "Request id"].map((t) => h("th", { scope: "col", text: t })))));
     const tbody = h("tbody");
     for (const e of entries) {
       tbody.append(h("tr", {},
-        h("td", { "data-label": "Time", text: new Date(e.at).toLocaleString() }),
+        h("td", { "data-label": AUDIT_TIME, text: new Date(e.at).toLocaleString() }),
         h("td", { "data-label": "Key" }, h("code", { text: e.key })),
         h("td", { "data-label": "poNumber" }, h("code", { text: e.po_number })),
         h("td", { "data-label": "Product", text: e.product_id }),

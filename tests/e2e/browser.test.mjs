@@ -501,6 +501,7 @@ async function walkThePage() {
   await page.locator("#history-status", { hasText: "1 order on page 1." }).waitFor();
   assert.match(await text(page, "#history"), new RegExp(po));
   assert.equal(await page.locator("#history thead th").last().textContent(), "Actions", "the buttons' column is named for screen readers");
+  assert.equal(await page.locator("#history thead th").first().textContent(), "Date (Xoxoday's clock)", "the date is Xoxoday's, not the browser's");
   assert.equal(await page.locator("#history thead th .sr-only").count(), 1);
   await page.locator(`#history button[data-po="${po}"]`).click();
   await page.locator("#details-status", { hasText: `Found order ${po}.` }).waitFor();
@@ -1033,6 +1034,7 @@ async function walkKeysAndAudit() {
   await page.fill("#audit-key", "demo-writer");
   await page.locator("#audit-key").press("Enter");
   await page.locator("#audit-status", { hasText: "2 entries, newest first." }).waitFor();
+  assert.equal(await page.locator("#audit-list thead th").first().textContent(), "Time (your clock)", "the trail's times are the browser's");
   const outcomes = await page.locator("#audit-list td[data-label=Outcome]").allInnerTexts();
   assert.deepEqual(outcomes, ["quota exceeded", "placed"]);
   assert.match(await text(page, "#audit-list tbody tr:last-child"), /demo-keys-1[\s\S]*10100[\s\S]*50 · qty 1[\s\S]*placed[\s\S]*200/);
@@ -1987,7 +1989,7 @@ async function walkOrderEdges() {
     const row = berlin.locator("#history tbody tr", { has: berlin.locator(`button[data-po="${istPo}"]`) });
     const range = `${await berlin.inputValue("#start-date")}..${await berlin.inputValue("#end-date")}`;
     assert.equal(await row.count(), 1, `the order placed at ${eightPm}, dated ${istTomorrow} in IST, listed by the default range (${range})`);
-    assert.match(await text(row, 'td[data-label="Date"]'), new RegExp(`^${istTomorrow} 01:3\\d:\\d\\d$`), "dated by IST");
+    assert.match(await text(row, `td[data-label="Date (Xoxoday's clock)"]`), new RegExp(`^${istTomorrow} 01:3\\d:\\d\\d$`), "dated by IST");
     berlinWatch.check([]);
     await ctx.close();
     current = page;
