@@ -2137,6 +2137,18 @@
     // resubmit keeps the old one, so it can never be ordered twice.
     $("order-form").addEventListener("input", () => { if (state.poSent) freshPo(); });
 
+    // A From after To is said here and nothing is sent (plumgate would
+    // only answer 400); the listing shown, if any, stays that of the range
+    // last asked for. An empty field bounds nothing.
+    function backwards(from, to, panel, what, fromField) {
+      if (!from || !to || from <= to) return false;
+      hideError(`${panel}-error`);
+      setStatus(`${panel}-status`, `From (${from}) is after To (${to}): no ${what} were asked for. Choose a From on or before To.`);
+      $(`${panel}-status`).classList.add("bad");
+      $(fromField).focus();
+      return true;
+    }
+
     let historyDefaults = historyRange();
     [$("start-date").value, $("end-date").value] = historyDefaults;
     $("history-form").addEventListener("submit", (ev) => {
@@ -2149,15 +2161,7 @@
       if ($("end-date").value === historyDefaults[1]) $("end-date").value = end;
       historyDefaults = [start, end];
       const [from, to] = [$("start-date").value, $("end-date").value];
-      if (from > to) {
-        // Said here and nothing sent: plumgate would only refuse it. The
-        // listing shown, if any, stays that of the range last asked for.
-        hideError("history-error");
-        setStatus("history-status", `From (${from}) is after To (${to}): no orders were asked for. Choose a From on or before To.`);
-        $("history-status").classList.add("bad");
-        $("start-date").focus();
-        return;
-      }
+      if (backwards(from, to, "history", "orders", "start-date")) return;
       state.historyQuery = { startDate: from, endDate: to };
       state.historyPage = 1;
       loadHistory();
@@ -2204,16 +2208,7 @@
     });
     $("audit-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      const [from, to] = [$("audit-from").value, $("audit-to").value];
-      if (from && to && from > to) {
-        // As the history's: said here and nothing sent (plumgate answers
-        // 400); the trail shown, if any, stays that of the filters last asked.
-        hideError("audit-error");
-        setStatus("audit-status", `From (${from}) is after To (${to}): no entries were asked for. Choose a From on or before To.`);
-        $("audit-status").classList.add("bad");
-        $("audit-from").focus();
-        return;
-      }
+      if (backwards($("audit-from").value, $("audit-to").value, "audit", "entries", "audit-from")) return;
       state.auditQuery = auditFilters();
       loadAudit();
     });
