@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README bench command:
 #
-#   bash scripts/bench.sh [--quick] [--no-write | --write] [--compare DIR [--compare-label TEXT]] [--wrangler-dev]
+#   bash scripts/bench.sh [--quick] [--hot-only] [--no-write | --write] [--compare DIR [--compare-label TEXT]] [--wrangler-dev]
 #
 # 1. setup (idempotent), 2. the load generator (Debian's wrk, installed only
 # if missing), 3. release builds of the worker (wasm) and the sandbox,
