@@ -24,7 +24,8 @@
 //! Also the isolate's side of the balance alert ([`balance_seen`]): the
 //! balance a getBalance answer from Xoxoday showed is reported to the
 //! authority, which dedupes across isolates, only when this isolate's view
-//! crosses `BALANCE_ALERT_BELOW` (or is its first), after the response.
+//! crosses `BALANCE_ALERT_BELOW` (or is its first, or its last report is
+//! five minutes old), after the response.
 
 use crate::objects::authority::{self as authority_object, KV_BINDING};
 use crate::runtime::clock::now_ms;
@@ -156,7 +157,8 @@ pub async fn status(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
 }
 
 /// `POST /v1/token/refresh`: a forced refresh (shared with any in flight;
-/// throttled while the token is usable).
+/// throttled while the token is usable, or while the client id/secret
+/// stand rejected).
 pub async fn force_refresh(env: &Env, cfg: &Config) -> Result<Value, ApiError> {
     admin(call(env, cfg.account_id(), &Call::Refresh).await?)
 }

@@ -4,8 +4,11 @@
 //! key store) is written the same way:
 //!
 //! 1. **Typed wire** in `plumgate_core::wire::<object>`: the request (an
-//!    operation enum; an unknown operation is an error) and the reply,
-//!    serialised with serde, with host tests that pin the exact JSON.
+//!    operation enum; an unknown operation is an error) and the reply as
+//!    JSON, written and read by hand (`plumgate_core::stored`, or the
+//!    registry's own `to_json`/`from_json`: each type serde decodes costs
+//!    the wasm a decoder of its own), with host tests that pin the exact
+//!    JSON.
 //! 2. **Pure decisions** in the core module of its domain, in the style of
 //!    `token::plan`: given the stored state, the request and what I/O
 //!    returned, say what to store and what to answer. Host tests cover
@@ -18,8 +21,11 @@
 //!    that needs it) lives here too: it is how the I/O is scheduled, not a
 //!    rule.
 //! 4. **One `commit` helper** per object: the only code that writes its
-//!    state (memory first, so every later decision sees it, then storage,
-//!    retried), taking the change the decisions asked for.
+//!    state, taking the change the decisions asked for: memory first, so
+//!    every later decision sees it, then storage (retried where a lost
+//!    write loses something: the authority's token pair, the ledger's
+//!    records; the limiter's counts are not, and the registry's SQL is
+//!    synchronous).
 //! 5. **The client** (`call`, `send`, …) in the same file: what the
 //!    worker's side sends and how it reads the reply, over
 //!    [`crate::runtime::stub`]; or, when another object needs it too, in

@@ -87,7 +87,8 @@ pub struct Config {
     pub order_timeout_ms: u32,
     /// `ORDER_RETENTION_SECS`: how long a placed order's answer is kept for
     /// replays of its `poNumber` (default 30 days), and how long an order
-    /// whose fate is unknown is checked before plumgate gives up on it.
+    /// whose fate is unknown is checked before plumgate gives up on it (at
+    /// least an hour: `ledger::MIN_PENDING_MS`).
     pub order_retention_secs: u32,
     /// `XOXODAY_RATE_LIMITS`: each operation's per-minute budget (Xoxoday's
     /// documented limits unless the account has others).

@@ -46,7 +46,7 @@
 //! | duplicate poNumber (409 `PLE10043`, "duplicate", "already exists") | check now ([`after_check`]) | | |
 //! | `PLE10007` / `PLE10010` / `PLE10011` / `PLE10012` ("failed to add / redeem points / confirm / process", documented as 422s) or `PLE10036` (delivery cancelled), whatever the status | check now | | |
 //! | 5xx (`PLE10035` and any other), `PLE10035` ("failed to check order status") under any status, timeout, transport error, a body that is not JSON (whatever the status: a proxy's page is not Xoxoday's answer) | check now | | |
-//! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, keeping the answer | | |
+//! | a 2xx or 3xx that is neither a success nor a 200 with `status` 0 | check now, as after a lost answer (the answer is not kept: it refuses nothing) | | |
 //! | any other answer (a definite refusal: a 4xx such as validation, denomination, quantity, KYC…, or a 200 with `status` 0) | one check ([`after_refusal`]): this order found under the poNumber (placed before; Xoxoday's duplicate answer may look like any refusal) is `done`, reconciled; else forgotten | it in placeOrder's shape; else the answer | placed; else not placed |
 //! | token problem (nothing executed) | forgotten | the error | not placed |
 //!
@@ -62,7 +62,7 @@
 //! | the alarm ([`alarm`]) | what happens |
 //! |---|---|
 //! | `done`, `ORDER_RETENTION_SECS` after it was answered | deleted |
-//! | `pending` for `ORDER_RETENTION_SECS` | deleted, with an error log line |
+//! | `pending` for `ORDER_RETENTION_SECS`, and at least an hour ([`MIN_PENDING_MS`]) | deleted, with an error log line |
 //! | `pending`, check due | a check |
 //!
 //! When the alarm's check settles an order's fate, the `KeyRegistry` is
@@ -364,9 +364,10 @@ impl Record {
         r
     }
 
-    /// The fate of a `done` record's answer: a success is placed; another
-    /// 200 is an order found failed or cancelled; anything else is
-    /// Xoxoday's refusal, confirmed by reconciliation.
+    /// The fate of a `done` record's answer: an unheard settlement
+    /// (`once`) is not placed; else a success is placed; another 200 is an
+    /// order found failed or cancelled; anything else is Xoxoday's
+    /// refusal, confirmed by reconciliation.
     fn done_fate(&self) -> Fate {
         if self.once {
             Fate::NotPlaced

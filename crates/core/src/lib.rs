@@ -23,15 +23,22 @@
 //! - [`wire`]: the typed protocols of the Durable Objects; the decisions
 //!   their shells run live in [`token`] (`TokenAuthority`: the token
 //!   lifecycle), [`alert`] (the alerts the `TokenAuthority` raises and
-//!   delivers), [`ledger`] (`OrderLedger`: placeOrder safety) and
-//!   [`limits`] (`RateLimiter`: Xoxoday's budgets and penalties).
+//!   delivers), [`ledger`] (`OrderLedger`: placeOrder safety),
+//!   [`limits`] (`RateLimiter`: Xoxoday's budgets and penalties) and
+//!   [`registry`] (`KeyRegistry`: runtime keys, usage, spend holds, the
+//!   audit trail).
+//! - [`keys`]: runtime caller keys (records, admin requests, the
+//!   directory every isolate keeps); [`quota`]: per-key limits
+//!   (`requests_per_minute`, the spend cap's reservations); [`audit`]: the
+//!   audit trail's entries and pages.
 //! - [`edge`]: the edge cache's rules (its byte-bounded LRU, freshness and
 //!   stale copies).
 //! - `stored`: reading a stored JSON object, or a Durable Object wire
 //!   message, field by field (the token state, the order record, the key
 //!   record, the limiter's state, the messages in [`wire`]), smaller in
 //!   the wasm than serde's derive.
-//! - [`text`]: the one substring search (`find`, `contains`, `split_once`).
+//! - [`text`]: the one substring search (`find`, `contains`, `split_once`);
+//!   [`jsontext`]: small JSON objects written straight into text.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Tests read JSON any way they like; `clippy.toml`'s one-reader rule is

@@ -206,7 +206,9 @@ const DAILY_CAPPED_OP: &str = "getVouchers";
 /// (any body; `Retry-After` or the default penalty), `errors` as an array
 /// or an object with `penaltySeconds`, and a top-level key of
 /// `naming_keys` whose value is [`RATE_LIMIT_MESSAGE`] (whatever the
-/// status, 200 included). Used on the token endpoints' answers.
+/// status, 200 included). Used on the token endpoints' answers, and on
+/// the Plum API's for a drop-in query plumgate does not know
+/// ([`unvalidated_penalty`]).
 pub fn penalty_named_by(status: u16, body: &[u8], retry_after_header: Option<&str>, naming_keys: &[&str]) -> Option<u64> {
     let (stated, _) = scan_penalty(status, body, retry_after_header, naming_keys)?;
     Some(stated.unwrap_or(DEFAULT_PENALTY_SECS).min(MAX_PENALTY_SECS))

@@ -13,6 +13,8 @@
 //! - [`ledger`]: `OrderLedger` (placeOrder idempotency and reconciliation).
 //! - [`limiter`]: `RateLimiter` (Xoxoday's per-minute budgets and
 //!   penalties, shared by every isolate).
+//! - [`registry`]: `KeyRegistry` (runtime caller keys, per-key usage and
+//!   spend holds, the audit trail).
 //!
 //! Rules for every protocol here (a deploy runs workers of one version
 //! against objects of the other for a while, in both directions):

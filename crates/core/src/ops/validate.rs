@@ -11,8 +11,9 @@
 //!
 //! Value forms, as existing clients send them:
 //! - a *count* (`limit`, `page`, `quantity`): a JSON integer (`10`, `10.0`)
-//!   or a string of digits (`"10"`), at least 1 (getVouchers' `limit` and
-//!   `page`: at least 0, which published clients send);
+//!   or a string of digits (`"10"`), at least 1 (`limit` and `page` of
+//!   getVouchers, getOrderHistory and paymentHistory: at least 0, which
+//!   published clients send);
 //! - an *amount* (`denomination`): a number or a decimal string (`"25"`,
 //!   `"25.50"`) above 0;
 //! - a *flag* (`notifyReceiverEmail`, `exchangeRate`, …): `0` / `1`,
@@ -403,7 +404,8 @@ fn count(value: &Value, path: &str) -> Result {
     }
 }
 
-/// getVouchers' `limit` and `page`: an integer of at least 0. Xoxoday
+/// `limit` and `page` (getVouchers', and the histories' through
+/// [`paging`]): an integer of at least 0. Xoxoday
 /// documents pages from 1, but published clients send `0`: `page` on every
 /// call (blueromans/XoxoDay's `voucher.json`, reading the first page), and
 /// `limit` with it (PHP scripts calling production with `'limit'=>'0',
