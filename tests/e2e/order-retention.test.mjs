@@ -6,7 +6,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startSandbox, startWorker, standardKeys, call, leakScan, waitFor, tempDir, objectFiles } from "./harness.mjs";
+import { startSandbox, startWorker, standardKeys, call, leakScan, waitFor, tempDir, objectFiles, readStored } from "./harness.mjs";
 
 const keys = standardKeys();
 let sandbox;
@@ -57,6 +57,44 @@ test("a replay inside the retention window; upstream decides after it", async ()
   } finally {
     await w.stop();
   }
+});
+
+/** When the object's alarm is due (epoch ms), from workerd's own table; undefined if none is set. */
+async function alarmAt(file) {
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(file);
+  try {
+    // workerd keeps the alarm in nanoseconds under key 1.
+    const st = db.prepare("SELECT value FROM _cf_METADATA WHERE key = 1");
+    st.setReadBigInts(true);
+    const row = st.get();
+    return row ? Number(row.value / 1_000_000n) : undefined;
+  } finally {
+    db.close();
+  }
+}
+
+test("by default a placed order's record is kept 30 days after its answer, then deleted by the alarm", async () => {
+  // The test above waits out a window a user may set; this one reads what
+  // the default schedules, as the ledger writes it (30 days cannot be
+  // waited out, and the worker's clock is real).
+  const sb = await startSandbox();
+  accounts.push(sb);
+  const dir = tempDir();
+  const w = await startWorker({ sandbox: sb, keys, persistDir: dir });
+  try {
+    const body = { productId: 10100, quantity: 1, denomination: 10, poNumber: "retention-default", email: "alex@example.com" };
+    const placed = await call(w, "/v1/ops/placeOrder", { key: keys.writer, body });
+    assert.equal(placed.status, 200, placed.text);
+  } finally {
+    await w.stop();
+  }
+  const [ledger] = (await objectFiles(dir, "OrderLedger")).filter((f) => f.name?.endsWith(":retention-default"));
+  assert.ok(ledger, "the order's ledger object");
+  const record = JSON.parse(await readStored(ledger.file, "order"));
+  assert.equal(record.state, "done");
+  assert.ok(record.done_at_ms > 0, JSON.stringify(record));
+  assert.equal(await alarmAt(ledger.file), record.done_at_ms + 2_592_000 * 1000, "deletion due ORDER_RETENTION_SECS' default (2592000 s) after the answer");
 });
 
 test("a poNumber is one order per Xoxoday account: a worker switched to another account places it there", async () => {
