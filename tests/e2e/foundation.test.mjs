@@ -137,6 +137,9 @@ test("configuration fails closed, naming variables but never values", async () =
   } finally {
     await w.stop();
   }
+  // Nor in a log line: the closing leak scan knows no bad value.
+  assert.ok(w.lines.some((l) => /misconfigured/.test(l)), "the refusals were logged");
+  assert.deepEqual(w.lines.filter((l) => /\.invalid|secretish/.test(l)), [], "no value of a bad setting in the worker's output");
 });
 
 test("the demo page's images: from the visitor's loopback only while the upstream is the sandbox on this machine", async () => {

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startTarget, liftSandboxLimits } from "../../bench/lib.mjs";
-import { ROOT, startSandbox, makeKey, envelopeHits } from "./harness.mjs";
+import { ROOT, startSandbox, makeKey, leakScan, capturedLogs, capturedResponses } from "./harness.mjs";
 import { join } from "node:path";
 
 // One GATEWAY_KEYS key (the bench's targets take one): it makes the runtime keys too.
@@ -24,6 +24,8 @@ const CONNECTIONS = 32;
 let sandbox;
 let w;
 const seen = []; // every worker line that is not a 2xx request's log line
+const answers = new Set(); // every distinct answer (status and body)
+const made = []; // the runtime keys made here
 
 before(async () => {
   sandbox = await startSandbox(["--quiet"]);
@@ -32,18 +34,27 @@ before(async () => {
   // The host keeps only its last lines: watch each as it comes.
   const push = w.lines.push.bind(w.lines);
   w.lines.push = (...lines) => {
-    for (const l of lines) if (!/"status":2\d\d/.test(l)) seen.push(l);
+    for (const l of lines) {
+      if (!/"status":2\d\d/.test(l)) seen.push(l);
+      capturedLogs.push(`[worker] ${l}`);
+    }
     return push(...lines);
   };
 });
 
 after(async () => {
   await w?.stop(); // and its temp dir
-  // Every call plumgate made said what Xoxoday documents (the JSON content
-  // type, its envelope's tag), as every suite's closing check wants.
-  const hits = sandbox ? await envelopeHits(sandbox) : [];
+  // As every suite's closing check: every call plumgate made said what
+  // Xoxoday documents (the JSON content type, its envelope's tag), and no
+  // answer or log line holds the admin key or a Xoxoday token. The runtime
+  // keys are in their own 201 answers by design: looked for in the lines.
+  capturedResponses.push(...answers);
+  const hits = sandbox ? await leakScan(sandbox, { key }) : [];
   await sandbox?.stop();
   assert.deepEqual(hits, []);
+  const lines = capturedLogs.filter((l) => l.startsWith("[worker] "));
+  assert.ok(lines.length > 0, "the worker's lines were seen");
+  assert.deepEqual(lines.filter((l) => made.some((k) => l.includes(k))).slice(0, 3), [], "no runtime key in a log line");
 });
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
@@ -53,7 +64,10 @@ function post(path, auth, body) {
     const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", agent, headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" } }, (res) => {
       let text = "";
       res.on("data", (c) => { text += c; });
-      res.on("end", () => resolve({ status: res.statusCode, text }));
+      res.on("end", () => {
+        answers.add(`${res.statusCode} ${text}`);
+        resolve({ status: res.statusCode, text });
+      });
     });
     req.on("error", (e) => resolve({ status: 0, text: String(e) }));
     req.end(JSON.stringify(body));
@@ -76,9 +90,10 @@ async function load(auth, ms) {
 }
 
 test("bursts after the isolate's key directory was thrown away or expired: every caller waits in its own request, all answered 200", async () => {
-  const made = await post("/v1/keys", admin.key, { id: "burst", scopes: ["orders:read"] });
-  assert.equal(made.status, 201, made.text);
-  const runtimeKey = JSON.parse(made.text).key;
+  const burst = await post("/v1/keys", admin.key, { id: "burst", scopes: ["orders:read"] });
+  assert.equal(burst.status, 201, burst.text);
+  const runtimeKey = JSON.parse(burst.text).key;
+  made.push(runtimeKey);
   // The cold token lookup is shared too (its waiters, like the keys').
   const first = await load(key.key, 1_000);
   assert.deepEqual(Object.keys(first.counts), ["200"], first.odd.join("\n"));
@@ -87,7 +102,11 @@ test("bursts after the isolate's key directory was thrown away or expired: every
   // round's first request syncs; the others wait for it.
   for (let round = 0; round < 10; round++) {
     if (round % 5 === 4) await sleep(9_000);
-    else assert.equal((await post("/v1/keys", admin.key, { id: `burst-${round}`, scopes: ["orders:read"] })).status, 201);
+    else {
+      const r = await post("/v1/keys", admin.key, { id: `burst-${round}`, scopes: ["orders:read"] });
+      assert.equal(r.status, 201, r.text);
+      made.push(JSON.parse(r.text).key);
+    }
     const { counts, odd } = await load(runtimeKey, 1_500);
     assert.deepEqual(Object.keys(counts), ["200"], `round ${round}: ${JSON.stringify(counts)}\n${odd.join("\n")}`);
   }
