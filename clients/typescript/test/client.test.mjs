@@ -1626,16 +1626,19 @@ test("placeOrder: a 2xx whose JSON is no placeOrder answer at all (an array, {},
 });
 
 test("placeOrder: an onAttempt callback that throws changes no outcome (a placed order is still reported placed)", async () => {
-  const boom = () => { throw new Error("metrics sink down"); };
+  let called = 0;
+  const boom = () => { called += 1; throw new Error("metrics sink down"); };
   const { c } = client(script(json(200, placed())));
   const r = await c.placeOrder({ ...ORDER, poNumber: "PO-CB" }, { onAttempt: boom });
   assert.equal(r.status, "placed");
   assert.equal(r.order.orderId, 100001);
+  assert.equal(called, 1, "the callback was called, and threw");
   const f = script(json(502, plumErr("upstream_error", "lost")), json(200, placed()));
   const { c: c2 } = client(f);
   const r2 = await c2.placeOrder({ ...ORDER, poNumber: "PO-CB2" }, { onAttempt: boom });
   assert.equal(r2.status, "placed");
   assert.equal(f.calls.length, 2);
+  assert.equal(called, 3, "once per attempt, each throw ignored");
 });
 
 test("a platform fetch passed as is (`fetch: fetch`) is called unbound, as browsers and workerd require", async () => {
