@@ -120,12 +120,19 @@ pub fn sending(state: &mut AuthorityState, now_ms: i64) {
 /// hours more, that recovers the pair; where it does not, the refresh is
 /// refused, and `reauth_required` says why) rather than days later in the
 /// early window. Returns whether the state changed.
+///
+/// The failed attempt is dated when it was sent, not when the mark was
+/// found: the state is not written here, so every instance that loads it
+/// finds the mark again, and dated at its load, the forced refresh's
+/// throttle (`last_attempt_at_ms`) would start afresh at each load (an
+/// object evicted between two forced refreshes a minute apart would
+/// refuse every one until the cron's write).
 pub fn interrupted(state: &mut AuthorityState, now_ms: i64) -> bool {
-    if state.refresh_sent_at_ms.take().is_none() {
+    let Some(sent_at_ms) = state.refresh_sent_at_ms.take() else {
         return false;
-    }
+    };
     state.last_error = Some(format!("{INTERRUPTED}: the token authority stopped (an eviction or a deploy) while a refresh was in flight"));
-    state.last_error_at_ms = Some(now_ms);
+    state.last_error_at_ms = Some(sent_at_ms.min(now_ms));
     state.consecutive_failures = state.consecutive_failures.saturating_add(1);
     state.next_attempt_at_ms = None;
     true
@@ -784,7 +791,7 @@ mod tests {
         assert_eq!(s.refresh_sent_at_ms, None);
         let why = s.last_error.clone().unwrap();
         assert_eq!(why, "refresh interrupted: the token authority stopped (an eviction or a deploy) while a refresh was in flight");
-        assert_eq!((s.consecutive_failures, s.last_error_at_ms), (1, Some(now + 5_000)));
+        assert_eq!((s.consecutive_failures, s.last_error_at_ms), (1, Some(now)), "dated when it was sent");
         assert!(!interrupted(&mut s, now + 6_000), "once");
         // The token is still fresh; the cron (not requests) refreshes now.
         assert_eq!(s.state(now + 6_000, &p), crate::token::TokenState::Fresh);
@@ -806,6 +813,38 @@ mod tests {
         };
         assert_eq!(finish_run(&mut s, RefreshOutcome::Success(answer), now + 60_000, 0.0, "cfp", &p, None), RunEnd::Refreshed);
         assert_eq!((s.last_error.as_deref(), s.consecutive_failures), (None, 0));
+    }
+
+    /// The interrupted attempt counts for the forced refresh's throttle from
+    /// when it was sent. The mark is not written back when found, so every
+    /// instance that loads the state finds it again: dated at the load, the
+    /// throttle would start afresh at each one, and an operator whose
+    /// forced refreshes come a minute apart (the `Retry-After`), with the
+    /// object evicted between them, was refused every time until the
+    /// cron's write.
+    #[test]
+    fn an_interrupted_refresh_throttles_a_forced_one_from_when_it_was_sent_not_from_each_load() {
+        let p = TokenPolicy::default();
+        let now = T0 + 86_400_000;
+        let interval = secs_to_ms(p.min_refresh_interval_secs);
+        let mut stored = seeded();
+        sending(&mut stored, now);
+        // Loaded at once (a restart moments later): the attempt was just made.
+        let mut s = stored.clone();
+        assert!(interrupted(&mut s, now + 1_000));
+        assert!(matches!(crate::token::plan(&s, Trigger::Forced, now + 1_000, &p), crate::token::Plan::Refuse(Refusal::Throttled { .. })));
+        // Every later load of the same stored state, past the interval after
+        // the attempt, lets a forced refresh through.
+        for load_at in [now + interval + 1_000, now + 2 * interval + 5_000] {
+            let mut s = stored.clone();
+            assert!(interrupted(&mut s, load_at));
+            assert_eq!(s.last_error_at_ms, Some(now));
+            assert_eq!(crate::token::plan(&s, Trigger::Forced, load_at, &p), crate::token::Plan::RefreshThenServe, "loaded at +{} ms", load_at - now);
+        }
+        // A mark dated after the load (another machine's clock) is dated at the load.
+        let mut s = stored.clone();
+        assert!(interrupted(&mut s, now - 3_000));
+        assert_eq!(s.last_error_at_ms, Some(now - 3_000));
     }
 
     /// A forced refresh sent during a backoff and cut short by the authority
