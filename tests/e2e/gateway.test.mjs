@@ -888,6 +888,39 @@ test("caching: miss then hit, admin bypass, non-admin no-cache ignored, errors a
   assert.equal(giftAgain.text, giftCards.text);
 });
 
+test("caching: by default a catalogue entry is fresh 6 hours and kept stale a day more (the Cache API's stored entry read)", async () => {
+  // The six hours cannot be waited out (the worker's clock is real): the
+  // entry the file's worker, at the product's defaults, wrote for a new
+  // call says when it goes stale and when it goes.
+  const body = { limit: 3, page: 17 };
+  const before = Date.now();
+  const r = await op("getVouchers", keys.catalog, body);
+  const after = Date.now();
+  assert.deepEqual([r.status, r.headers["x-plumgate-cache"]], [200, "miss"], r.text);
+  const { DatabaseSync } = await import("node:sqlite");
+  const { readdirSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const dir = join(w.persistDir, "state/v3/cache/miniflare-CacheObject");
+  const entries = () => readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite").flatMap((f) => {
+    const db = new DatabaseSync(join(dir, f), { readOnly: true });
+    try {
+      return db.prepare("SELECT key, metadata FROM _mf_entries").all().map((e) => ({ key: e.key, headers: Object.fromEntries(JSON.parse(e.metadata).headers) }));
+    } finally {
+      db.close();
+    }
+  });
+  // Written after the answer (deferred): the one whose freshness starts in
+  // the call's window (or within the few seconds a deferred write takes).
+  const SIX_HOURS = 21_600_000;
+  const mine = (e) => /\/getVouchers\//.test(e.key) && Number(e.headers["x-plumgate-expires"]) - SIX_HOURS >= before - 1 && Number(e.headers["x-plumgate-expires"]) - SIX_HOURS <= after + 5_000;
+  const found = await waitFor(() => { const m = entries().filter(mine); return m.length ? m : null; }, { timeout: 5_000, interval: 100, what: "the catalogue entry in the Cache API" });
+  assert.equal(found.length, 1, JSON.stringify(found));
+  const [{ key, headers }] = found;
+  assert.match(key, /\/21600s\/getVouchers\//, "the lifetime is part of the entry's address");
+  assert.equal(Number(headers["x-plumgate-stale-until"]) - Number(headers["x-plumgate-expires"]), 86_400_000, "kept stale a day after");
+  assert.equal(headers["cache-control"], "max-age=108000", "the Cache API keeps it 6 hours + a day");
+});
+
 test("caching: entries expire after their lifetimes (the catalogue's shortened to 3 s, the balance's default 10 s waited); unknown fields never make entries", async () => {
   // Its own worker: the catalogue's six-hour default cannot be waited, and
   // the file's worker runs at the product's lifetimes. Its own token pair:
