@@ -43,8 +43,9 @@
 //! A drop-in query plumgate does not know (`forward_unvalidated`) takes
 //! only step 4: the envelope as sent, no cache, no limiter (Xoxoday
 //! documents no budget for it; its answer comes back as Xoxoday gave it,
-//! except one that is not JSON (`502`, as in step 5) and a rate-limit one, which is `429 rate_limited` with `Retry-After`
-//! as for every operation, and the query is then answered so, unsent,
+//! except one that is not JSON (`502`, as in step 5) and a rate-limit
+//! one, which is `429 rate_limited` with `Retry-After` as for every
+//! operation, and the query is then answered so, unsent,
 //! until that penalty ends, by the isolate that met it:
 //! `plumgate_core::limits::unvalidated`), and placeOrder's long timeout,
 //! since an unknown mutation may be an order.
