@@ -232,7 +232,7 @@ fn token_message(
             served_until(state, now_ms, condition)
         ),
         (Condition::TokensRejected, false) => format!(
-            "Xoxoday keeps rejecting new access tokens{why}. Callers get 502 upstream_unauthorized meanwhile. Check the Xoxoday account (user or company disabled, IP allowlist, tokens regenerated elsewhere)."
+            "Xoxoday keeps rejecting new access tokens{why}. Callers get 502 upstream_unauthorized meanwhile. Look for whoever regenerates tokens elsewhere (another admin, another system on this client)."
         ),
         (Condition::RefreshFailing, false) => {
             // A fresh token is refreshed again only by the cron.

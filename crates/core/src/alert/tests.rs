@@ -560,6 +560,11 @@ fn the_loop_guard_fires_tokens_rejected_once_and_resolves_with_the_next_change_a
     let text = body["text"].as_str().unwrap();
     assert!(text.contains("Xoxoday keeps rejecting new access tokens (loop guard: Xoxoday rejected 11"), "{text}");
     assert!(text.contains("502 upstream_unauthorized"), "{text}");
+    // Only confirmed rejections of the token count: an account refusal
+    // (user or company disabled, an IP allowlist) passes through to
+    // callers and never reaches the guard, so the alert does not send the
+    // operator there.
+    assert!(text.contains("whoever regenerates tokens elsewhere") && !text.contains("allowlist"), "{text}");
     assert_eq!(review_at(&mut s, T0 + 1_000), None, "still held: nothing more");
     // The guard's window moved on; the refresh that follows is the next change.
     s.access = healthy().access;
