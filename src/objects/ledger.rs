@@ -97,7 +97,12 @@ impl OrderLedger {
         let path = req.path.clone();
         let body = req.bytes().await.unwrap_or_default();
         if path != PLACE_PATH && path != LOOK_PATH {
-            let clean = self.inflight.borrow().is_none() && matches!(read(&Storage::of(&self.state)).await, Loaded::None);
+            // The run is looked at after the read: a `Ref` kept across the
+            // await (a `&&`'s first operand lives to the statement's end)
+            // would make a run that starts meanwhile panic on its
+            // `borrow_mut`.
+            let stored = read(&Storage::of(&self.state)).await;
+            let clean = matches!(stored, Loaded::None) && self.inflight.borrow().is_none();
             return Ok(previous_version(&body, clean));
         }
         let reply = match (LedgerRequest::read(&body), path == LOOK_PATH) {
