@@ -465,7 +465,9 @@ impl TokenAuthority {
             // nothing, and the requester's next ask exports it again).
             let unavailable = || refused(Refusal::Unavailable { message: "token storage unavailable".into() });
             let Some(marked) = marked else { return unavailable() };
-            if !persist(&ctx.storage, &marked, None).await {
+            // A retry writes the live state (marked too): a check, an
+            // alert or a balance report committed during its pause stays.
+            if !persist(&ctx.storage, &marked, Some(&self.inner.state)).await {
                 return unavailable();
             }
             log_event(&[("event", "legacy_state_handed_over".into()), ("to", requester.into())]);
