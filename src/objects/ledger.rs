@@ -284,8 +284,11 @@ impl OrderLedger {
         let storage = Storage::of(&self.state);
         let mut loaded = read(&storage).await;
         let now = now_ms();
-        if loaded == Loaded::Unreadable {
-            unreadable_log(&self.state);
+        match loaded {
+            Loaded::Unreadable => unreadable_log(&self.state),
+            // Not critical: the caller is told to retry, which reads again.
+            Loaded::ReadFailed => error_event(&[("event", "order_record_read_failed".into()), ("key", RECORD_KEY.into())]),
+            _ => {}
         }
         // A previous version's pending record learns what to check.
         if let Loaded::Some(r) = &loaded {

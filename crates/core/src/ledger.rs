@@ -388,9 +388,12 @@ pub enum Loaded {
     None,
     /// A record.
     Some(Record),
-    /// Something is stored but cannot be read (or storage failed): nothing
-    /// may be sent for this poNumber until an operator looks.
+    /// Something is stored but cannot be read: nothing may be sent for
+    /// this poNumber until an operator looks.
     Unreadable,
+    /// Storage did not answer the read: nothing is known either, but a
+    /// retry may well read the record.
+    ReadFailed,
 }
 
 /// Read the stored value (`Err`: storage failed).
@@ -398,7 +401,7 @@ pub fn load(stored: Result<Option<String>, ()>) -> Loaded {
     match stored {
         Ok(None) => Loaded::None,
         Ok(Some(text)) => crate::jsontext::from_text::<Value>(&text).ok().and_then(|v| record(&v)).map_or(Loaded::Unreadable, Loaded::Some),
-        Err(()) => Loaded::Unreadable,
+        Err(()) => Loaded::ReadFailed,
     }
 }
 
@@ -443,6 +446,12 @@ pub fn unreadable() -> ApiError {
     )])
 }
 
+/// The error when storage did not answer the record's read (the record
+/// may say the order was placed: nothing is sent).
+pub fn read_failed() -> ApiError {
+    ApiError::upstream_error("the OrderLedger could not read the record of this poNumber (storage did not answer): nothing was sent; retry")
+}
+
 /// What a request with order `fingerprint` meets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -476,6 +485,7 @@ pub fn admit(loaded: &Loaded, fingerprint: &str, in_flight: Option<&str>, now_ms
     let conflict = || answer(error(ApiError::idempotency_conflict()), false, Fate::NotPlaced);
     let record = match loaded {
         Loaded::Unreadable => return answer(error(unreadable()), false, Fate::Unknown),
+        Loaded::ReadFailed => return answer(error(read_failed()), false, Fate::Unknown),
         Loaded::None => {
             return match in_flight {
                 Some(running) if running != fingerprint => conflict(),

@@ -87,7 +87,8 @@ fn record_json_is_pinned_and_old_records_read() {
     // What cannot be read fails closed.
     assert_eq!(load(Ok(Some(r#"{"fingerprint":"f","state":"maybe","status":0,"body":"","reconciled":false}"#.into()))), Loaded::Unreadable);
     assert_eq!(load(Ok(Some("not json".into()))), Loaded::Unreadable);
-    assert_eq!(load(Err(())), Loaded::Unreadable);
+    // A read storage did not answer is no verdict on the record.
+    assert_eq!(load(Err(())), Loaded::ReadFailed);
     assert_eq!(load(Ok(None)), Loaded::None);
 }
 
@@ -99,6 +100,16 @@ fn admit_every_arm() {
             let e = error_of(&outcome);
             assert_eq!((e.status, e.code), (503, ErrorCode::Misconfigured));
             assert!(e.message.contains("storage key `order`") && e.message.contains("nothing was sent"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A failed read: the same caution, but an error that says to retry
+    // (no operator is needed), and never a run, even with nothing in flight.
+    match admit(&Loaded::ReadFailed, FP, None, T0) {
+        Admission::Answer { outcome, replayed: false, fate: Fate::Unknown, alarm_by_ms: None } => {
+            let e = error_of(&outcome);
+            assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamError));
+            assert!(e.message.contains("nothing was sent; retry") && !e.message.contains("operator"), "{}", e.message);
         }
         other => panic!("{other:?}"),
     }
@@ -204,6 +215,7 @@ fn a_look_never_places() {
     assert!(matches!(look(&Loaded::Some(p), FP, None, None, T0), Look::Answer { fate: Fate::Unknown, alarm_by_ms: Some(t), .. } if t == T0 + 20_000));
     // Unreadable: nothing assumed.
     assert!(matches!(look(&Loaded::Unreadable, FP, None, Some(FP), T0), Look::Answer { fate: Fate::Unknown, .. }));
+    assert!(matches!(look(&Loaded::ReadFailed, FP, None, Some(FP), T0), Look::Answer { fate: Fate::Unknown, .. }));
 }
 
 #[test]
@@ -1070,6 +1082,7 @@ fn alarm_every_arm() {
     let done = pending().done(200, PLACED.into(), false, T0);
     assert_eq!(alarm(&Loaded::None, false, RETENTION, T0), AlarmStep::Nothing);
     assert_eq!(alarm(&Loaded::Unreadable, false, RETENTION, T0), AlarmStep::Nothing, "left as it is");
+    assert_eq!(alarm(&Loaded::ReadFailed, false, RETENTION, T0), AlarmStep::Nothing);
     assert_eq!(alarm(&Loaded::Some(done.clone()), false, RETENTION, T0 + 1), AlarmStep::Later(T0 + RETENTION));
     assert_eq!(alarm(&Loaded::Some(done.clone()), false, RETENTION, T0 + RETENTION), AlarmStep::Delete);
     let old_done = Record { done_at_ms: 0, ..done };
