@@ -498,6 +498,16 @@ test("order_amount_per_day: two concurrent orders that together pass the cap: ex
   assert.equal(full.status, 429, full.text);
   assertUntilMidnight(full);
   assert.ok(placed(await order(k.key, po("cap-f"), 10)), "exactly up to the cap");
+  // An order larger than the whole cap: no day has room for it, so no
+  // Retry-After on either route (nor the drop-in's penalty block).
+  const whole = await order(k.key, po("cap-whole"), 61);
+  assert.deepEqual([whole.status, whole.json.error.code, whole.headers["retry-after"]], [429, "quota_exceeded", undefined], whole.text);
+  assert.match(whole.json.error.message, /this order \(61\) is more than this key's order_amount_per_day limit \(60\) allows in a day, so it was not sent; no retry can place it/);
+  const wholeChef = await call(w, "/chef/v1/oauth/api", {
+    key: k.key,
+    body: { query: "plumProAPI.mutation.placeOrder", tag: "plumProAPI", variables: { data: { productId: 10100, quantity: 1, denomination: 61, poNumber: po("cap-whole"), email: "winner@example.com" } } },
+  });
+  assert.deepEqual([wholeChef.status, wholeChef.json.errorId, wholeChef.headers["retry-after"], wholeChef.json.errors], [429, "PLUMGATE_QUOTA_EXCEEDED", undefined, undefined], wholeChef.text);
   // Raising it takes effect for the next order.
   assert.equal((await admin("/v1/keys/capped", { method: "PATCH", body: { limits: { order_amount_per_day: "100" } } })).status, 200);
   assert.ok(placed(await order(k.key, po("cap-g"), 25)));

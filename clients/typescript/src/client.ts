@@ -511,7 +511,9 @@ export class PlumgateClient {
    *    jittered, growing delay (at least any `Retry-After`) and sends again.
    * 3. On 429 (`rate_limited`, `quota_exceeded`) nothing was placed: it waits
    *    `Retry-After` if that fits before the deadline, else reports `refused`
-   *    (retryable), or `unknown` if an earlier answer was lost.
+   *    (retryable), or `unknown` if an earlier answer was lost. A
+   *    `quota_exceeded` without `Retry-After` (an order over the key's whole
+   *    daily cap) is `refused`, not retryable.
    * 4. It stops at the deadline or the caller's abort, and starts no attempt,
    *    the first included, with less than `minAttemptMs` left. The outcome is
    *    `placed`, `refused` (no order from this call) or `unknown` (the order

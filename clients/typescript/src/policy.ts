@@ -176,6 +176,9 @@ export function judgeOrderAnswer(a: Answer, nowMs: number): OrderVerdict {
     };
   }
   const error = errorFromAnswer(a.status, a.json, a.headers, nowMs, true);
+  // A key's spend cap without Retry-After: the order is over the whole
+  // daily cap, and no day has room for it.
+  if (a.status === 429 && error.code === "quota_exceeded" && error.retryAfter === undefined) return { kind: "refused", error, retryable: false };
   if (a.status === 429) return { kind: "wait", error };
   if (a.status === 408) return { kind: "retry", error };
   // Xoxoday's duplicate poNumber: an order with this poNumber exists;

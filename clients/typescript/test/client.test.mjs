@@ -184,6 +184,19 @@ test("placeOrder: 429 whose Retry-After outlasts the deadline is refused, retrya
   }
 });
 
+test("placeOrder: quota_exceeded without Retry-After (over the whole daily cap) is refused at once, not retryable", async () => {
+  const f = script(json(429, plumErr("quota_exceeded", "no retry can place it")), json(200, placed()));
+  const { c, clock } = client(f);
+  const r = await c.placeOrder(ORDER, { timeoutMs: 60_000 });
+  assert.deepEqual([r.status, r.retryable, r.error.code, r.error.retryAfter, r.attempts], ["refused", false, "quota_exceeded", undefined, 1]);
+  assert.deepEqual(clock.sleeps, [], "no wait for a day that has no room either");
+  // rate_limited without Retry-After is still waited for (a backoff).
+  const g = script(json(429, plumErr("rate_limited", "x")), json(200, placed()));
+  const w = client(g);
+  const placedAfter = await w.c.placeOrder(ORDER, { timeoutMs: 60_000 });
+  assert.deepEqual([placedAfter.status, placedAfter.attempts], ["placed", 2]);
+});
+
 test("placeOrder: with both deadline and timeoutMs, the earlier one is the deadline", async () => {
   // A 7 s Retry-After fits a 10 s limit and not a 5 s one.
   for (const [deadlineIn, timeoutMs] of [[10_000, 5_000], [5_000, 10_000]]) {

@@ -368,7 +368,8 @@ pub const UNSETTLED_RETRY_SECS: u64 = 90;
 /// orders whose fate is not known yet reserve (`reserved_today`). Returns
 /// the answer and the hold to store (`None`: unchanged). A refusal waits
 /// for the next UTC day when the placed orders alone leave no room, else
-/// [`UNSETTLED_RETRY_SECS`].
+/// [`UNSETTLED_RETRY_SECS`]; an order over the whole cap gets no
+/// `Retry-After`: no day has room for it.
 pub fn reserve(existing: Option<&Hold>, placed_today: i64, reserved_today: i64, amount: i64, cap: Option<i64>, now_ms: i64) -> (Reservation, Option<Hold>) {
     match existing {
         // A placed order again (a replay): nothing new is spent.
@@ -382,6 +383,14 @@ pub fn reserve(existing: Option<&Hold>, placed_today: i64, reserved_today: i64, 
         None => {
             if let Some(cap) = cap {
                 let spent_today = placed_today.saturating_add(reserved_today);
+                if amount > cap {
+                    let message = format!(
+                        "this order ({}) is more than this key's order_amount_per_day limit ({}) allows in a day, so it was not sent; no retry can place it: ask for a higher limit",
+                        micros_text(amount),
+                        micros_text(cap)
+                    );
+                    return (Reservation::Refused(ApiError { retry_after_secs: None, ..ApiError::quota_exceeded(message, 0) }), None);
+                }
                 if spent_today.saturating_add(amount) > cap {
                     let unsettled = placed_today.saturating_add(amount) <= cap;
                     let secs = if unsettled { UNSETTLED_RETRY_SECS } else { secs_until((day_of(now_ms) + 1) * DAY_MS, now_ms).max(1) };
@@ -689,6 +698,17 @@ mod tests {
             let Reservation::Refused(e) = r else { panic!("{reserved}: {r:?}") };
             assert_eq!(e.retry_after_secs, Some(secs_until((day_of(T0) + 1) * DAY_MS, T0)), "{reserved}");
         }
+        // An order over the whole cap: refused on any day, so no
+        // Retry-After (a client would wait for a day with no room either).
+        for (placed, reserved) in [(0, 0), (40 * M, 0), (0, 50 * M)] {
+            let (r, h) = reserve(None, placed, reserved, 100 * M + 1, Some(100 * M), T0);
+            let Reservation::Refused(e) = r else { panic!("{placed} {reserved}: {r:?}") };
+            assert_eq!((h, e.status, e.code, e.retry_after_secs), (None, 429, ErrorCode::QuotaExceeded, None), "{placed} {reserved}");
+            assert!(e.message.contains("this order (100.000001) is more than this key's order_amount_per_day limit (100)"), "{}", e.message);
+            assert!(e.message.contains("no retry can place it") && !e.message.contains("retry after"), "{}", e.message);
+        }
+        // The whole cap in one order is still within it.
+        assert!(matches!(reserve(None, 0, 0, 100 * M, Some(100 * M), T0).0, Reservation::Granted { .. }));
         // Exactly up to the cap with both: granted.
         assert!(matches!(reserve(None, 20 * M, 20 * M, 60 * M, Some(100 * M), T0).0, Reservation::Granted { .. }));
         // No cap: always granted (and held, so each order counts once).
