@@ -458,7 +458,7 @@ impl CallError {
     pub fn into_api(self) -> ApiError {
         match self {
             CallError::Timeout(ms) => ApiError::upstream_timeout(format!("Xoxoday did not answer within {ms} ms")),
-            CallError::Transport => ApiError::upstream_error("could not reach Xoxoday (transport error)"),
+            CallError::Transport => ApiError::upstream_error("no answer from Xoxoday (transport error)"),
             CallError::Api(e) => e,
         }
     }

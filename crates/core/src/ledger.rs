@@ -817,7 +817,7 @@ pub fn after_place(result: Result<HttpAnswer, CallError>, call_upstream_status: 
     let ans = match result {
         Ok(ans) => ans,
         Err(CallError::Timeout(ms)) => return check(format!("Xoxoday did not answer placeOrder within {ms} ms"), None),
-        Err(CallError::Transport) => return check("plumgate could not reach Xoxoday for placeOrder (transport error)".into(), None),
+        Err(CallError::Transport) => return check("placeOrder got no answer from Xoxoday (transport error)".into(), None),
         // Token problems: nothing was executed upstream (no token to send
         // it with, or Xoxoday's 401 to the token), and the caller is told.
         Err(CallError::Api(mut error)) => {
