@@ -763,10 +763,13 @@ async fn refresh_run(ctx: &Ctx) -> RunEnd {
         // Stored before sending: should this instance stop while the
         // refresh is in flight, the next one knows (`run::interrupted`).
         let mut st = ctx.snapshot();
-        sending(&mut st, now_ms());
+        let sent_at = now_ms();
+        sending(&mut st, sent_at);
         *ctx.inner.state.borrow_mut() = Some(st.clone());
         persist(&ctx.storage, &st, Some(&ctx.inner.state)).await;
-        let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, now_ms(), policy);
+        // `expires_in` counts from when Xoxoday issued the token, some time
+        // after this send: reckoned from the send, it never runs late.
+        let outcome = read_refresh(&net::send(&req, policy.refresh_call_timeout_ms).await, sent_at, policy);
         if let RefreshOutcome::Transient(reason) | RefreshOutcome::Timeout(reason) | RefreshOutcome::RefreshOnly { message: reason, .. } | RefreshOutcome::Final(reason) = &outcome {
             error_event(&[("event", "token_refresh_failed".into()), ("attempt", i64::from(attempt).into()), ("reason", reason.as_str().into())]);
         }

@@ -585,7 +585,7 @@ impl AuthorityState {
 
     fn refreshed_recently(&self, now_ms: i64, policy: &TokenPolicy) -> bool {
         self.last_refresh_at_ms
-            .is_some_and(|t| now_ms - t < secs_to_ms(policy.min_refresh_interval_secs))
+            .is_some_and(|t| now_ms - t < secs_to_ms(policy.min_refresh_interval_secs) && now_ms >= t)
     }
 
     /// When the next automatic refresh attempt may happen, if something

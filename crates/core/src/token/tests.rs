@@ -57,6 +57,15 @@ fn windows_fresh_stale_must_expired() {
     assert_eq!(s.state(stale_at, &p), TokenState::Stale);
     assert_eq!(plan(&s, Trigger::Request, stale_at, &p), Plan::ServeAndRefresh);
     assert_eq!(plan(&s, Trigger::Cron, stale_at, &p), Plan::ServeAndRefresh);
+    // In the last minutes, refreshed "in the future" (the clock went back
+    // since): no throttle, as for a forced refresh; otherwise requests
+    // would be served the dying token until the clock caught up.
+    let last_minute = T0 + 15 * DAY - 60_000;
+    let mut ahead = s.clone();
+    ahead.last_refresh_at_ms = Some(last_minute + 30_000);
+    assert_eq!(plan(&ahead, Trigger::Request, last_minute, &p), Plan::RefreshThenServe);
+    ahead.last_refresh_at_ms = Some(last_minute - 30_000);
+    assert_eq!(plan(&ahead, Trigger::Request, last_minute, &p), Plan::Serve, "30 s ago: within the interval");
     // A failed refresh of the fresh token (forced): the cron tries again
     // once the backoff has passed; requests keep being served.
     let mut failing = s.clone();
