@@ -247,6 +247,7 @@ CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, day INTEGER NOT NULL, reque
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (key TEXT NOT NULL, po TEXT NOT NULL, fp TEXT NOT NULL, day INTEGER NOT NULL, amount INTEGER NOT NULL, holders INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (key, po, fp));
 CREATE INDEX IF NOT EXISTS holds_by_day ON holds (key, day);
+CREATE INDEX IF NOT EXISTS holds_open ON holds (key, day) WHERE state != 'committed';
 CREATE INDEX IF NOT EXISTS holds_by_order ON holds (po, fp);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, key TEXT NOT NULL, request_id TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at_ms);
@@ -432,13 +433,15 @@ impl KeyRegistry {
                     "SELECT k.key, seen.at_ms, usage.requests, usage.orders, usage.amount, usage.minute, usage.minute_requests, \
                      (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.key = k.key AND holds.day = ?1 AND state != 'committed') \
                      FROM (SELECT key FROM seen UNION SELECT key FROM usage WHERE day = ?1 UNION SELECT key FROM holds WHERE day = ?1) AS k \
-                     LEFT JOIN seen ON seen.key = k.key LEFT JOIN usage ON usage.key = k.key AND usage.day = ?1",
+                     LEFT JOIN seen ON seen.key = k.key LEFT JOIN usage ON usage.key = k.key AND usage.day = ?1 ORDER BY k.key",
                     vec![day],
                 )? {
                     let last_used_ms = matches!(row.get(1), Some(Sql::Integer(_))).then(|| int(row.get(1)));
                     facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms, reserved: int(row.get(7)) }));
                 }
-                let facts_of = |key: &str| facts.iter().find(|(k, _)| k == key).map(|f| f.1).unwrap_or_default();
+                // Sorted by SQLite's byte order, which is `str`'s: a search
+                // per key, not a walk (a key ever used keeps a row).
+                let facts_of = |key: &str| facts.binary_search_by(|(k, _)| k.as_str().cmp(key)).map_or(Facts::default(), |i| facts[i].1);
                 (vec![], registry::list(&records, &req.static_keys, &facts_of, now))
             }
             Op::Revoke => registry::revoke(&records, id, &self.facts_of(id, now)?, now),
