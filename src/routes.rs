@@ -234,7 +234,7 @@ async fn dispatch(req: Incoming, env: &Env, ctx: &Context, log: &mut RequestLog)
             let mode = cache_mode(&req, &caller);
             let envelope = read_json(req).await?;
             let parsed = ops::parse_envelope(&envelope).map_err(|e| match e {
-                EnvelopeError::UnknownOperation(_) => ApiError::unknown_operation(),
+                EnvelopeError::UnknownOperation(_) => ApiError::unknown_query(),
                 EnvelopeError::Invalid(v) => ApiError::invalid_request(v.message),
             })?;
             match parsed {

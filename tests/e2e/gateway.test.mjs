@@ -248,6 +248,10 @@ test("routing errors: unknown operation, unknown route, wrong method, bad JSON, 
   assert.equal(r.status, 404);
   assert.equal(errCode(r), "unknown_operation");
   assert.doesNotMatch(r.text, /getBalanceNow/, "the unknown query is not echoed");
+  // The hint names whole queries: a bare operation name is no query.
+  assert.match(r.json.error, /expected plumProAPI\.<query or mutation>\.<operation>, such as plumProAPI\.query\.getBalance/);
+  r = await dropIn(keys.admin, { query: "getBalance", tag: "plumProAPI", variables: { data: {} } });
+  assert.deepEqual([r.status, errCode(r)], [404, "unknown_operation"], r.text);
   r = await req("/", { method: "GET" });
   assert.equal(r.status, 200, "the demo page");
   assert.ok(r.headers["content-security-policy"], "static answers keep their security headers");

@@ -258,6 +258,15 @@ impl ApiError {
             "unknown operation; expected one of getFilters, getVouchers, getBalance, placeOrder, getOrderDetails, getOrderHistory, paymentHistory",
         )
     }
+    /// 404 `unknown_operation` on the drop-in route, which names an
+    /// operation by its whole query, not by the name `/v1/ops/` takes.
+    pub fn unknown_query() -> Self {
+        Self::new(
+            404,
+            ErrorCode::UnknownOperation,
+            "unknown query; expected plumProAPI.<query or mutation>.<operation>, such as plumProAPI.query.getBalance or plumProAPI.mutation.placeOrder",
+        )
+    }
     /// 405 `method_not_allowed`.
     pub fn method_not_allowed(allowed: &str) -> Self {
         Self::new(405, ErrorCode::MethodNotAllowed, format!("method not allowed; use {allowed}"))
