@@ -127,7 +127,7 @@ impl KeyRegistry {
             }),
             _ => Reply::refusal(ApiError::internal()),
         };
-        if op == Some(Op::Reserve) && reply.error.as_ref().is_some_and(|e| e.code == ErrorCode::QuotaExceeded) {
+        if op == Some(Op::Reserve) && reply.error.as_ref().is_some_and(|e| e.code == ErrorCode::QuotaExceeded && e.retry_after_secs.is_some()) {
             // Holds of requests that died may be what fills the cap: the
             // alarm looks at them soon rather than within the hour.
             let storage = Storage::of(&self.state);
@@ -439,8 +439,11 @@ impl KeyRegistry {
                     let last_used_ms = matches!(row.get(1), Some(Sql::Integer(_))).then(|| int(row.get(1)));
                     facts.push((text(row.first()), Facts { usage: usage_from(&row, 2), last_used_ms, reserved: int(row.get(7)) }));
                 }
-                // Sorted by SQLite's byte order, which is `str`'s: a search
-                // per key, not a walk (a key ever used keeps a row).
+                // The query's `ORDER BY k.key` sorts by SQLite's BINARY
+                // collation, memcmp of the UTF-8, which is `str`'s order
+                // (key ids are ASCII besides): a search per key, not a walk
+                // (a key ever used keeps a row). The search needs that
+                // `ORDER BY`: without it a key may miss its facts.
                 let facts_of = |key: &str| facts.binary_search_by(|(k, _)| k.as_str().cmp(key)).map_or(Facts::default(), |i| facts[i].1);
                 (vec![], registry::list(&records, &req.static_keys, &facts_of, now))
             }
