@@ -242,6 +242,9 @@ fn usage_from(row: &[Sql], at: usize) -> Usage {
     }
 }
 
+// `holds_open`'s `WHERE state != 'committed'` must stay word for word the
+// condition of the reservation's sum and the key list's (`reserved_of`,
+// `Op::List`): SQLite uses a partial index only for a query that implies it.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, day INTEGER NOT NULL, requests INTEGER NOT NULL, orders INTEGER NOT NULL, amount INTEGER NOT NULL, minute INTEGER NOT NULL, minute_requests INTEGER NOT NULL, PRIMARY KEY (key, day));
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);

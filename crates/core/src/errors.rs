@@ -311,6 +311,11 @@ impl ApiError {
     pub fn rate_limited_because(message: impl Into<String>, secs: u64) -> Self {
         Self::new(429, ErrorCode::RateLimited, message).retry_after(secs)
     }
+    /// 429 `quota_exceeded` without `Retry-After`: no wait makes room (an
+    /// order larger than the key's whole daily cap).
+    pub fn quota_exceeded_for_good(message: impl Into<String>) -> Self {
+        Self::new(429, ErrorCode::QuotaExceeded, message)
+    }
     /// 429 `quota_exceeded`: the caller key's own limit; `message` names
     /// the limit.
     pub fn quota_exceeded(message: impl Into<String>, secs: u64) -> Self {

@@ -389,7 +389,7 @@ pub fn reserve(existing: Option<&Hold>, placed_today: i64, reserved_today: i64, 
                         micros_text(amount),
                         micros_text(cap)
                     );
-                    return (Reservation::Refused(ApiError { retry_after_secs: None, ..ApiError::quota_exceeded(message, 0) }), None);
+                    return (Reservation::Refused(ApiError::quota_exceeded_for_good(message)), None);
                 }
                 if spent_today.saturating_add(amount) > cap {
                     let unsettled = placed_today.saturating_add(amount) <= cap;
