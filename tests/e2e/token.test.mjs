@@ -343,7 +343,9 @@ for (const [title, killHeld] of [
  * never gets it; its call to the sandbox is then dropped too). `sandbox`
  * is what `startWorker` takes; `names(labels)` tells each token sent by name,
  * never by value: a label given, `r1`, `r2`... in the order the answers
- * carried them, or `?`.
+ * carried them, or `?`. While `fails(sent)` (settable, none at first) is
+ * true of the refresh token a call sends, the tap answers it `503` itself,
+ * unforwarded (a passing failure that leaves that token live).
  */
 async function refreshTap(sb) {
   const log = [];
@@ -357,6 +359,11 @@ async function refreshTap(sb) {
       try { sent = JSON.parse(body.toString()).refresh_token ?? null; } catch { /* not JSON */ }
       entry = { sent, got: null, delivered: false };
       log.push(entry);
+      if (tap.fails?.(sent)) {
+        res.writeHead(503, { "content-type": "text/plain" });
+        res.end("Service Unavailable");
+        return;
+      }
     }
     const gone = new AbortController();
     res.on("close", () => { if (!res.writableFinished) gone.abort(); });
@@ -378,7 +385,8 @@ async function refreshTap(sb) {
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   const url = `http://127.0.0.1:${server.address().port}`;
-  return {
+  const tap = {
+    fails: null,
     sandbox: { ...sb, oauthUrl: `${url}/chef` },
     log,
     names(labels) {
@@ -398,6 +406,7 @@ async function refreshTap(sb) {
     },
     close: () => new Promise((ok) => { server.closeAllConnections(); server.close(ok); }),
   };
+  return tap;
 }
 
 const MISTYPED = "plumgate-mistyped-refresh-token";
@@ -405,7 +414,13 @@ const BOOT = "plumgate-dev-refresh-token";
 const REFUSED_NOTE = /^the XOXODAY_REFRESH_TOKEN set was refused \(refresh token rejected: HTTP 400 invalid_token\); the refresh token held before is kept$/;
 const ROTATED_NOTE = /^the XOXODAY_REFRESH_TOKEN set was refused: plumgate rotated it away already and never sends it again; set a newly generated one$/;
 
-test("3d3. a restart right after plumgate went back from a refused XOXODAY_REFRESH_TOKEN: the chain goes on from the token held before; neither the refused value nor a rotated-away token is sent again, with the value still set or set back", async () => {
+/**
+ * A fresh sandbox (strict rotation) behind a [`refreshTap`], and `run(vars,
+ * fn)`: a worker behind the tap on one persisted state, with `vars`, handed
+ * to `fn`, then stopped (its log lines go into `lines`). The first run has
+ * refreshed with the bootstrap token and served a call. Close the tap.
+ */
+async function tappedChain() {
   const sb = await fresh({ rotation: "strict" });
   const tap = await refreshTap(sb);
   const dir = newDir();
@@ -419,8 +434,13 @@ test("3d3. a restart right after plumgate went back from a refused XOXODAY_REFRE
       lines.push(...w.lines);
     }
   };
+  await run({}, async (w) => assert.equal((await op(w)).status, 200));
+  return { sb, tap, lines, run };
+}
+
+test("3d3. a restart right after plumgate went back from a refused XOXODAY_REFRESH_TOKEN: the chain goes on from the token held before; neither the refused value nor a rotated-away token is sent again, with the value still set or set back", async () => {
+  const { sb, tap, lines, run } = await tappedChain();
   try {
-    await run({}, async (w) => assert.equal((await op(w)).status, 200));
     // The wrong value set; the next call needs a refresh: refused, then the
     // token held before (3d2).
     await run({ XOXODAY_REFRESH_TOKEN: MISTYPED }, async (w) => {
@@ -454,6 +474,44 @@ test("3d3. a restart right after plumgate went back from a refused XOXODAY_REFRE
     assert.ok(tap.log.every((e) => e.sent === MISTYPED || (e.got && e.delivered)), "every other refresh answered with a pair, received");
     assert.equal(tap.rotatedAwaySent(), 0);
     assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0, "never a rotated-away refresh token");
+    assert.ok(!lines.some((l) => l.includes("reauth_required")), "no reauth_required line or alert");
+  } finally {
+    await tap.close();
+  }
+});
+
+// After the fallback, the token held before failed to refresh for a passing
+// reason (a 5xx): it is held again, not yet proven, the refused value aside.
+// A second wrong value set then must keep that token aside in its turn (it is
+// the live chain), so the second refusal goes back to it, not to the first
+// wrong value and reauth_required.
+test("3d3b. a second wrong XOXODAY_REFRESH_TOKEN, set after the token held before failed to refresh with a 5xx: plumgate still goes back to that token", async () => {
+  const { sb, tap, lines, run } = await tappedChain();
+  try {
+    tap.fails = (sent) => sent !== MISTYPED;
+    await run({ XOXODAY_REFRESH_TOKEN: MISTYPED }, async (w) => {
+      await sb.admin("/tokens/revoke-access", {});
+      const r = await op(w);
+      assert.ok(r.status >= 500, `the refresh failed: ${r.status} ${r.text}`);
+      const st = await tokenStatus(w);
+      assert.notEqual(st.state, "reauth_required", st.last_error);
+    });
+    tap.fails = null;
+    const tried = tap.names({ boot: BOOT, mistyped: MISTYPED });
+    assert.deepEqual(tried.slice(0, 3), ["boot", "mistyped", "r1"]);
+    assert.deepEqual([...new Set(tried.slice(2))], ["r1"], "then only r1 (each answered 503 by the tap)");
+    const SECOND = "plumgate-second-mistyped-token";
+    await run({ XOXODAY_REFRESH_TOKEN: SECOND }, async (w) => {
+      const r = await op(w);
+      assert.equal(r.status, 200, r.text);
+      const st = await tokenStatus(w);
+      assert.equal(st.state, "fresh", `${st.state}: ${st.last_error}`);
+      assert.match(st.last_error, REFUSED_NOTE);
+    });
+    assert.deepEqual(tap.names({ boot: BOOT, mistyped: MISTYPED, second: SECOND }).slice(tried.length), ["second", "r1"],
+      "the second wrong value, then the live token held before, never the first wrong value again");
+    assert.equal(tap.rotatedAwaySent(), 0);
+    assert.equal((await sb.admin("/tokens")).spent_refresh_tokens_used, 0);
     assert.ok(!lines.some((l) => l.includes("reauth_required")), "no reauth_required line or alert");
   } finally {
     await tap.close();

@@ -38,7 +38,7 @@ pub fn adopt_bootstrap(
     let mut out = Adoption::default();
     let fp = bootstrap_refresh.fingerprint();
     if state.adopted_bootstrap_fp.as_deref() != Some(fp.as_str()) {
-        state.adopted_bootstrap_fp = Some(fp.clone());
+        let before = state.adopted_bootstrap_fp.replace(fp.clone());
         let current = state.refresh.as_ref().map(|r| r.token.fingerprint());
         if state.spent_refresh_fps.contains(&fp) {
             out.ignored_spent = true;
@@ -55,11 +55,16 @@ pub fn adopt_bootstrap(
             // (`reauth_required`) is spent, and so is a value set before
             // and not yet proven while the live one is kept already. The
             // token kept aside set again is held, not kept as well; under
-            // `reauth_required` it was refused too, and is dropped.
+            // `reauth_required` it was refused too, and is dropped. After a
+            // fall-back the two swapped places: the value kept aside is the
+            // one set before, refused, and the one held the live chain,
+            // which is kept aside in its turn (the refused value dropped).
             // A value set in place of another (not the first seed) is
             // tried at once: the operator learns now whether it works.
             state.refresh_proof_due |= state.refresh.is_some() || state.reauth_reason.is_some();
-            if state.reauth_reason.is_some() || state.displaced_refresh.as_ref().is_some_and(|d| d.fingerprint() == fp) {
+            if state.reauth_reason.is_some()
+                || state.displaced_refresh.as_ref().is_some_and(|d| d.fingerprint() == fp || Some(d.fingerprint()) == before)
+            {
                 state.displaced_refresh = None;
             }
             if let Some(old) = state.refresh.take() {

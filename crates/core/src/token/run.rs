@@ -739,6 +739,20 @@ mod tests {
         assert!(!fall_back(&mut s, &dead(), now, false));
         assert_eq!(held(&s), "rt-1");
 
+        // Fallen back, and rt-1's own refresh got a passing failure (a 5xx):
+        // rt-1 is held unproven, the refused value aside. Another value set
+        // now keeps rt-1 aside, the live chain (the refused value is
+        // dropped, nothing spent), so that value's refusal falls back to
+        // rt-1, not to the first refused value and `reauth_required`.
+        let mut s = displaced();
+        assert!(fall_back(&mut s, &dead(), now, false));
+        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p, None);
+        assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-second"), None, now + 1).adopted_refresh);
+        assert_eq!((held(&s).as_str(), aside(&s).as_deref()), ("rt-second", Some("rt-1")));
+        assert!(s.spent_refresh_fps.is_empty());
+        assert!(fall_back(&mut s, &dead(), now + 2, false));
+        assert_eq!((held(&s).as_str(), aside(&s).as_deref()), ("rt-1", Some("rt-second")));
+
         // The new value refreshes (a whole answer, one without a new
         // refresh token, half an answer): rt-1 is superseded, spent.
         let halves = [
