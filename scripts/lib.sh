@@ -56,12 +56,12 @@ rustup_has_src() {
   [[ -d "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/std" ]]
 }
 
-# Does this rustc know `-Cpanic=immediate-abort` (Rust 1.92 and later)? An
-# older rustup stable would fail the build with it. Asked of rustc itself,
-# not read from its version: a nightly from before the option carries 1.92
-# too.
+# Does this rustc (`$1`, or the one on PATH) know `-Cpanic=immediate-abort`
+# (Rust 1.92 and later)? An older rustup stable would fail the build with
+# it. Asked of rustc itself, not read from its version: a nightly from
+# before the option carries 1.92 too.
 rustc_has_immediate_abort() {
-  RUSTC_BOOTSTRAP=1 rustc -Zunstable-options -Cpanic=immediate-abort --print cfg >/dev/null 2>&1
+  RUSTC_BOOTSTRAP=1 "${1:-rustc}" -Zunstable-options -Cpanic=immediate-abort --print cfg >/dev/null 2>&1
 }
 
 # Environment for building the worker to wasm32. Picks rustup's target when it

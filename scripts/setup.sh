@@ -38,6 +38,11 @@ elif [[ "${PLUMGATE_WASM_TOOLCHAIN:-auto}" != debian ]] && command -v rustup >/d
 else
   log "wasm32 target: Debian rustc-web + build-std"
   apt_install rustc-web cargo-web rust-web-src lld-19
+  # The Debian path always builds with the size options (Rust 1.92; worker
+  # 0.8 needs 1.91): bookworm without its security updates has 1.85, which
+  # would fail deep in the build. Said here, by name.
+  rustc_has_immediate_abort /usr/bin/rustc ||
+    die "$(/usr/bin/rustc --version) (Debian's rustc-web) is older than Rust 1.92, which the build needs: enable bookworm-security in apt's sources, then run this again"
   # worker-build checks that the target libdir exists; build-std fills nothing in it.
   [[ -d /usr/lib/rustlib/wasm32-unknown-unknown/lib ]] || $SUDO mkdir -p /usr/lib/rustlib/wasm32-unknown-unknown/lib
 fi

@@ -25,7 +25,9 @@ step "setup"
 bash scripts/setup.sh --tests
 
 step "host tests: cargo test (core + sandbox)"
-cargo test -q -p plumgate-core -p plumgate-sandbox
+# --locked: a Cargo.toml changed without its Cargo.lock fails here, rather
+# than testing dependencies other than the committed ones.
+cargo test --locked -q -p plumgate-core -p plumgate-sandbox
 
 if ! cargo clippy --version >/dev/null 2>&1; then
   log "clippy skipped: this cargo has none (scripts/setup.sh adds it where rustup can)"
