@@ -485,11 +485,18 @@ pub fn settle(existing: Option<&Hold>, held: bool, created: bool, fate: Fate, am
     };
     let settled = match fate {
         Fate::Placed => commit(next),
-        // Replayed for a hold this request found: that order (pending, or
-        // in flight for another request) is placed. Replayed for a hold it
-        // took itself: the order was placed before the hold existed (another
-        // day, another key): nothing new was spent.
-        Fate::Replayed if !created => commit(next),
+        // Replayed for a hold this request took itself: the order was placed
+        // before the hold existed (another day, another key): nothing new
+        // was spent. The requests that joined its hold meanwhile were
+        // answered the same replay: dropped under them (they then settle
+        // with no hold, counting nothing).
+        Fate::Replayed if created && next.state != HoldState::Committed => Settled { hold: HoldChange::Drop, counted: None },
+        // Replayed for a pending hold this request found (the first
+        // request's answer was lost): that order is placed, counted as
+        // `reconcile` counts it. For a hold still in flight, its first
+        // request settles it: `Placed` if it sent the order, the replay
+        // above if it too joined another key's call.
+        Fate::Replayed if next.state == HoldState::Pending => commit(next),
         Fate::Replayed | Fate::Refused => release(next),
         Fate::Unknown => {
             if next.state != HoldState::Committed {
@@ -724,6 +731,54 @@ mod tests {
         assert_eq!((r, h), (Reservation::Granted { created: false, held: false }, None));
     }
 
+    /// Requests of one capped key for one order, reserved in turn, then
+    /// settled in `order` with their fates: what is counted in all, and the
+    /// hold left.
+    fn counted_for(fates: &[Fate], order: &[usize]) -> (i64, Option<Hold>) {
+        let apply = |stored: &mut Option<Hold>, change: HoldChange| match change {
+            HoldChange::Keep => {}
+            HoldChange::Put(h) => *stored = Some(h),
+            HoldChange::Drop => *stored = None,
+        };
+        let mut stored: Option<Hold> = None;
+        let grants: Vec<(bool, bool)> = fates
+            .iter()
+            .map(|_| {
+                let (r, h) = reserve(stored.as_ref(), 0, 0, 60 * M, Some(100 * M), T0);
+                let Reservation::Granted { created, held } = r else { panic!("{r:?}") };
+                if let Some(h) = h {
+                    stored = Some(h);
+                }
+                (created, held)
+            })
+            .collect();
+        let mut counted = 0;
+        for &i in order {
+            let (created, held) = grants[i];
+            let out = settle(stored.as_ref(), held, created, fates[i], 60 * M, T0);
+            apply(&mut stored, out.hold);
+            counted += out.counted.map_or(0, |c| c.1);
+        }
+        (counted, stored)
+    }
+
+    #[test]
+    fn an_order_counts_for_a_key_once_if_its_requests_sent_it_and_never_if_they_all_joined_another_keys() {
+        let committed = Some(Hold { day: day_of(T0), amount: 60 * M, holders: 0, state: HoldState::Committed });
+        for order in [[0, 1], [1, 0]] {
+            // Both copies joined another key's call (a replay each).
+            assert_eq!(counted_for(&[Fate::Replayed, Fate::Replayed], &order), (0, None), "{order:?}");
+            // The first sent it, the second joined it.
+            assert_eq!(counted_for(&[Fate::Placed, Fate::Replayed], &order), (60 * M, committed), "{order:?}");
+        }
+        // The first's answer was lost, then the second learnt it placed.
+        assert_eq!(counted_for(&[Fate::Unknown, Fate::Replayed], &[0, 1]), (60 * M, committed));
+        // The second learnt it first: the hold stays pending, still
+        // reserved, for the registry's look to commit ([`abandoned`]).
+        let (n, left) = counted_for(&[Fate::Unknown, Fate::Replayed], &[1, 0]);
+        assert_eq!((n, left.map(|h| (h.state, h.holders))), (0, Some((HoldState::Pending, 0))));
+    }
+
     #[test]
     fn settle_every_arm() {
         let today = day_of(T0);
@@ -746,10 +801,14 @@ mod tests {
         // Unknown: stays counted, pending.
         assert_eq!(s(held, true, true, Fate::Unknown), Settled { hold: HoldChange::Put(hold(HoldState::Pending, 0)), counted: None });
         assert_eq!(s(done, false, false, Fate::Unknown), Settled { hold: HoldChange::Keep, counted: None });
-        // Replayed: a hold found (pending or in flight) is that order, placed.
+        // Replayed: a pending hold found is that order, placed.
         assert_eq!(s(Some(hold(HoldState::Pending, 1)), true, false, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: Some((today, 60 * M)) });
-        // Replayed for a hold this request took: placed before it existed.
+        // One in flight is left to the request that took it.
+        assert_eq!(s(Some(hold(HoldState::Held, 2)), true, false, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Held, 1)), counted: None });
+        // Replayed for a hold this request took: placed before it existed,
+        // dropped under any request that joined it.
         assert_eq!(s(held, true, true, Fate::Replayed), Settled { hold: HoldChange::Drop, counted: None });
+        assert_eq!(s(Some(hold(HoldState::Held, 2)), true, true, Fate::Replayed), Settled { hold: HoldChange::Drop, counted: None });
         assert_eq!(s(done, true, true, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: None });
         // A pending hold of an earlier day commits into that day.
         let old = Hold { day: today - 1, ..hold(HoldState::Pending, 0) };
