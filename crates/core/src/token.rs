@@ -208,6 +208,12 @@ pub struct AuthorityState {
     pub reauth_reason: Option<String>,
     /// Fingerprint of the bootstrap `XOXODAY_REFRESH_TOKEN` last seen and handled.
     pub adopted_bootstrap_fp: Option<String>,
+    /// Fingerprint of the refresh token the chain goes on from: the last
+    /// one a refresh answer issued or confirmed, or a value set with no
+    /// live chain (the first seed, under `reauth_required`). When a new
+    /// value is set while one token is held and another kept aside, it
+    /// says which of the two is kept ([`adopt::adopt_bootstrap`]).
+    pub chain_refresh_fp: Option<String>,
     /// Fingerprint of the bootstrap `XOXODAY_ACCESS_TOKEN` last seen and handled.
     pub adopted_access_fp: Option<String>,
     /// Fingerprints of refresh tokens rotated away (newest last).

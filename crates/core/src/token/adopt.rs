@@ -38,7 +38,7 @@ pub fn adopt_bootstrap(
     let mut out = Adoption::default();
     let fp = bootstrap_refresh.fingerprint();
     if state.adopted_bootstrap_fp.as_deref() != Some(fp.as_str()) {
-        let before = state.adopted_bootstrap_fp.replace(fp.clone());
+        state.adopted_bootstrap_fp = Some(fp.clone());
         let current = state.refresh.as_ref().map(|r| r.token.fingerprint());
         if state.spent_refresh_fps.contains(&fp) {
             out.ignored_spent = true;
@@ -55,17 +55,27 @@ pub fn adopt_bootstrap(
             // (`reauth_required`) is spent, and so is a value set before
             // and not yet proven while the live one is kept already. The
             // token kept aside set again is held, not kept as well; under
-            // `reauth_required` it was refused too, and is dropped. After a
-            // fall-back the two swapped places: the value kept aside is the
-            // one set before, refused, and the one held the live chain,
-            // which is kept aside in its turn (the refused value dropped).
+            // `reauth_required` it was refused too, and is dropped. Which
+            // of the two is the live one is named by `chain_refresh_fp`:
+            // after a fall-back they swapped places (the one held is the
+            // chain, kept aside in its turn; the refused value is dropped),
+            // and the value kept aside may be one set again. A state from
+            // before that name (until its next refresh) keeps the one kept
+            // aside.
             // A value set in place of another (not the first seed) is
             // tried at once: the operator learns now whether it works.
-            state.refresh_proof_due |= state.refresh.is_some() || state.reauth_reason.is_some();
-            if state.reauth_reason.is_some()
-                || state.displaced_refresh.as_ref().is_some_and(|d| d.fingerprint() == fp || Some(d.fingerprint()) == before)
-            {
+            let no_chain = current.is_none() || state.reauth_reason.is_some();
+            state.refresh_proof_due |= current.is_some() || state.reauth_reason.is_some();
+            let chain = state.chain_refresh_fp.clone();
+            let held_is_chain = chain.is_some() && current == chain;
+            let keep_aside = state.displaced_refresh.as_ref().map(|d| d.fingerprint()).is_some_and(|a| {
+                a != fp && (chain.as_ref() == Some(&a) || !held_is_chain)
+            });
+            if state.reauth_reason.is_some() || !keep_aside {
                 state.displaced_refresh = None;
+            }
+            if no_chain {
+                state.chain_refresh_fp = Some(fp.clone());
             }
             if let Some(old) = state.refresh.take() {
                 if state.reauth_reason.is_none() && state.displaced_refresh.is_none() {
@@ -363,6 +373,22 @@ mod tests {
         let mut s = AuthorityState::default();
         adopt_bootstrap(&mut s, &RefreshToken::new("rt-boot"), None, T0);
         assert_eq!((held(&s).as_deref(), aside(&s)), (Some("rt-boot"), None));
+        // The first seed names the chain; so does a value set under
+        // reauth_required.
+        assert_eq!(s.chain_refresh_fp, Some(fp("rt-boot")));
+        // Both slots filled: the one `chain_refresh_fp` names is kept aside,
+        // whichever slot it is in and whatever was set before.
+        for (chain, kept) in [("rt-held", "rt-held"), ("rt-aside", "rt-aside")] {
+            let mut s = AuthorityState {
+                refresh: Some(RefreshSlot { token: RefreshToken::new("rt-held"), ..live.clone() }),
+                displaced_refresh: Some(RefreshToken::new("rt-aside")),
+                adopted_bootstrap_fp: Some(fp("rt-aside")),
+                chain_refresh_fp: Some(fp(chain)),
+                ..AuthorityState::default()
+            };
+            adopt_bootstrap(&mut s, &RefreshToken::new("rt-next"), None, T0);
+            assert_eq!((held(&s).as_deref(), aside(&s).as_deref()), (Some("rt-next"), Some(kept)), "{chain}");
+        }
         // A spent value, or the one held: nothing moves.
         for same in ["rt-live", "rt-spent"] {
             let mut s = AuthorityState { spent_refresh_fps: vec![fp("rt-spent")], ..base.clone() };

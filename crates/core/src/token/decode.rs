@@ -78,6 +78,7 @@ pub(super) fn state(v: &Value) -> Result<AuthorityState, Bad> {
     s.displaced_refresh = get(o, "displaced_refresh", opt_text)?.map(RefreshToken::new);
     s.reauth_reason = get(o, "reauth_reason", opt_text)?;
     s.adopted_bootstrap_fp = get(o, "adopted_bootstrap_fp", opt_text)?;
+    s.chain_refresh_fp = get(o, "chain_refresh_fp", opt_text)?;
     s.adopted_access_fp = get(o, "adopted_access_fp", opt_text)?;
     s.spent_refresh_fps = get(o, "spent_refresh_fps", texts)?;
     s.refresh_count = get(o, "refresh_count", count)?;
@@ -125,7 +126,7 @@ mod tests {
             "access": {"token": "at-1", "expires_at_ms": 1_796_922_582_000_i64, "obtained_at_ms": 1_795_626_582_000_i64, "rejected": true},
             "refresh": {"token": "rt-1", "expires_at_ms": 1_798_218_582_000_i64, "expiry_known": true},
             "displaced_refresh": "rt-0",
-            "reauth_reason": "r", "adopted_bootstrap_fp": "b", "adopted_access_fp": "a",
+            "reauth_reason": "r", "adopted_bootstrap_fp": "b", "chain_refresh_fp": "c", "adopted_access_fp": "a",
             "spent_refresh_fps": ["s1", "s2"], "refresh_count": 7, "last_refresh_at_ms": 5,
             "last_error": "e", "last_error_at_ms": 6, "consecutive_failures": 2, "next_attempt_at_ms": 8,
             "jitter": 0.25, "penalty_until_ms": 9, "refresh_sent_at_ms": 16, "credentials_rejected_fp": "c", "last_check_fp": "f",

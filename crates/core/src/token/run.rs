@@ -205,10 +205,12 @@ pub fn fall_back(state: &mut AuthorityState, outcome: &RefreshOutcome, now_ms: i
     true
 }
 
-/// The refresh token a new `XOXODAY_REFRESH_TOKEN` displaced, once that
-/// value has refreshed (a whole answer or half of one): superseded, so
-/// remembered as spent.
+/// After a refresh answer (a whole one or half of one), applied: the
+/// refresh token held is the chain's (issued or confirmed by it), and the
+/// one a new `XOXODAY_REFRESH_TOKEN` displaced, superseded, is remembered
+/// as spent.
 fn proven(state: &mut AuthorityState) {
+    state.chain_refresh_fp = state.refresh.as_ref().map(|r| r.token.fingerprint());
     if let Some(old) = state.displaced_refresh.take() {
         super::remember_spent(state, old.fingerprint());
     }
@@ -232,8 +234,8 @@ pub fn finish_run(
     state.refresh_sent_at_ms = None;
     match outcome {
         RefreshOutcome::Success(answer) => {
-            proven(state);
             apply_success(state, answer, now_ms, rand01);
+            proven(state);
             RunEnd::Refreshed
         }
         RefreshOutcome::Transient(message) => {
@@ -248,8 +250,8 @@ pub fn finish_run(
             // Kept before anything else: under strict rotation it is the
             // only live refresh token. It worked, so neither it nor the
             // client id/secret are to blame for anything.
-            proven(state);
             adopt_refresh(state, refresh_token, refresh_expires_at_ms, now_ms);
+            proven(state);
             state.reauth_reason = None;
             state.credentials_rejected_fp = None;
             apply_failure(state, false, message.clone(), now_ms, rand01, policy);
@@ -380,6 +382,8 @@ mod tests {
             refresh: Some(RefreshSlot { token: RefreshToken::new("rt-1"), expires_at_ms: T0 + 30 * 86_400_000, expiry_known: true }),
             last_refresh_at_ms: Some(T0),
             refresh_count: 1,
+            // rt-1 came from that refresh.
+            chain_refresh_fp: Some(RefreshToken::new("rt-1").fingerprint()),
             ..Default::default()
         }
     }
@@ -693,7 +697,7 @@ mod tests {
         let end = finish_run(&mut s, RefreshOutcome::Success(answer(Some("rt-2"))), now + 1, 0.0, "cfp", &p, None);
         assert_eq!((end.alert(), held(&s).as_str(), aside(&s)), (None, "rt-2", None));
         assert_eq!((s.state(now + 1, &p), s.refresh_proof_due), (crate::token::TokenState::Fresh, false));
-        assert_eq!(s.spent_refresh_fps, vec![fp("rt-new"), fp("rt-1")], "superseded, then rotated away");
+        assert_eq!(s.spent_refresh_fps, vec![fp("rt-1"), fp("rt-new")], "rotated away, then superseded");
         assert_eq!(s.last_error.as_deref(), Some(why.as_str()));
         assert_eq!((s.last_error_at_ms, s.consecutive_failures), (None, 0));
         assert!(!adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, now + 2).adopted_refresh);
