@@ -579,31 +579,6 @@ test("order_amount_per_day: a refusal frees the amount, an unknown fate keeps it
   assert.ok(chef.json.errors[0].penaltySeconds > 0);
 });
 
-test("order_amount_per_day: a capped key's copies of an order another key is placing get that order, and nothing is charged to the key", async () => {
-  await roomInDay(120); // usage and caps are per UTC day
-  const k = await createKey({ id: "capped-joiner", scopes: ["orders:write"], limits: { order_amount_per_day: 100 } });
-  const p = po("joined");
-  // Another key's order, slow to answer: the copies arrive while it is in flight.
-  await sandbox.admin("/faults/order", { mode: "hang_after_create", count: 1, hang_ms: 6000 });
-  const first = order(keys.writer.key, p, 10);
-  await sleep(1500);
-  const copies = await Promise.all([order(k.key, p, 10), order(k.key, p, 10)]);
-  assert.ok(placed(await first));
-  for (const c of copies) {
-    assert.ok(placed(c), c.text);
-    assert.equal(c.headers["x-plumgate-replayed"], "true");
-  }
-  const trail = await waitFor(async () => {
-    const mine = (await auditEntries("key=capped-joiner")).filter((e) => e.po_number === p);
-    return mine.length === 2 ? mine : null;
-  }, { what: "both copies in the trail" });
-  assert.deepEqual(trail.map((e) => e.outcome), ["replayed", "replayed"]);
-  // Charged nothing: its whole cap is left (two copies once counted 10).
-  const v = await keyView("capped-joiner");
-  assert.deepEqual([v.usage.orders, v.usage.amount], [0, 0]);
-  assert.ok(placed(await order(k.key, po("joined-whole"), 100)), "the whole cap is left");
-});
-
 test("order_amount_per_day: an order a token failure kept from being sent frees its amount at once", async () => {
   await roomInDay(120); // usage and caps are per UTC day
   const k = await createKey({ id: "capped-token", scopes: ["orders:write"], limits: { order_amount_per_day: 20 } });

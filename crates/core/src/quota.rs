@@ -485,18 +485,16 @@ pub fn settle(existing: Option<&Hold>, held: bool, created: bool, fate: Fate, am
     };
     let settled = match fate {
         Fate::Placed => commit(next),
-        // Replayed for a hold this request took itself: the order was placed
-        // before the hold existed (another day, another key): nothing new
-        // was spent. The requests that joined its hold meanwhile were
-        // answered the same replay: dropped under them (they then settle
-        // with no hold, counting nothing).
-        Fate::Replayed if created && next.state != HoldState::Committed => Settled { hold: HoldChange::Drop, counted: None },
-        // Replayed for a pending hold this request found (the first
-        // request's answer was lost): that order is placed, counted as
-        // `reconcile` counts it. For a hold still in flight, its first
-        // request settles it: `Placed` if it sent the order, the replay
-        // above if it too joined another key's call.
-        Fate::Replayed if next.state == HoldState::Pending => commit(next),
+        // Replayed for a hold this request found: that order (pending, or
+        // in flight for another request) is placed. Replayed for a pending
+        // hold it took itself: a request that joined it may have sent the
+        // order and lost its answer; placed too. Replayed for one it took,
+        // still in flight: the order was placed before the hold existed
+        // (another day, another key): nothing new was spent. (A request
+        // cannot tell whether the order it replays was sent by a request of
+        // its own key: a key whose copies all joined another key's call
+        // counts it, once; a cap errs toward refusing.)
+        Fate::Replayed if !created || next.state == HoldState::Pending => commit(next),
         Fate::Replayed | Fate::Refused => release(next),
         Fate::Unknown => {
             if next.state != HoldState::Committed {
@@ -763,19 +761,22 @@ mod tests {
     }
 
     #[test]
-    fn an_order_counts_for_a_key_once_if_its_requests_sent_it_and_never_if_they_all_joined_another_keys() {
-        let committed = Some(Hold { day: day_of(T0), amount: 60 * M, holders: 0, state: HoldState::Committed });
+    fn an_order_a_keys_request_may_have_sent_counts_for_that_key_once_whatever_the_settle_order() {
+        let committed = (60 * M, Some(Hold { day: day_of(T0), amount: 60 * M, holders: 0, state: HoldState::Committed }));
         for order in [[0, 1], [1, 0]] {
-            // Both copies joined another key's call (a replay each).
-            assert_eq!(counted_for(&[Fate::Replayed, Fate::Replayed], &order), (0, None), "{order:?}");
             // The first sent it, the second joined it.
-            assert_eq!(counted_for(&[Fate::Placed, Fate::Replayed], &order), (60 * M, committed), "{order:?}");
+            assert_eq!(counted_for(&[Fate::Placed, Fate::Replayed], &order), committed, "{order:?}");
+            // Both joined another key's call: counted once (no request can
+            // tell; erring toward refusing).
+            assert_eq!(counted_for(&[Fate::Replayed, Fate::Replayed], &order), committed, "{order:?}");
         }
-        // The first's answer was lost, then the second learnt it placed.
-        assert_eq!(counted_for(&[Fate::Unknown, Fate::Replayed], &[0, 1]), (60 * M, committed));
-        // The second learnt it first: the hold stays pending, still
-        // reserved, for the registry's look to commit ([`abandoned`]).
-        let (n, left) = counted_for(&[Fate::Unknown, Fate::Replayed], &[1, 0]);
+        // The second reached the ledger first and sent it, its answer lost;
+        // the first was answered from the ledger. Settled second, the replay
+        // commits it; settled first, it leaves the hold to the other, whose
+        // unknown fate keeps it reserved for the registry's look
+        // ([`abandoned`]), never freed.
+        assert_eq!(counted_for(&[Fate::Replayed, Fate::Unknown], &[1, 0]), committed);
+        let (n, left) = counted_for(&[Fate::Replayed, Fate::Unknown], &[0, 1]);
         assert_eq!((n, left.map(|h| (h.state, h.holders))), (0, Some((HoldState::Pending, 0))));
     }
 
@@ -801,14 +802,15 @@ mod tests {
         // Unknown: stays counted, pending.
         assert_eq!(s(held, true, true, Fate::Unknown), Settled { hold: HoldChange::Put(hold(HoldState::Pending, 0)), counted: None });
         assert_eq!(s(done, false, false, Fate::Unknown), Settled { hold: HoldChange::Keep, counted: None });
-        // Replayed: a pending hold found is that order, placed.
-        assert_eq!(s(Some(hold(HoldState::Pending, 1)), true, false, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: Some((today, 60 * M)) });
-        // One in flight is left to the request that took it.
-        assert_eq!(s(Some(hold(HoldState::Held, 2)), true, false, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Held, 1)), counted: None });
-        // Replayed for a hold this request took: placed before it existed,
-        // dropped under any request that joined it.
+        // Replayed: a hold found (pending or in flight) is that order, placed.
+        for state in [HoldState::Pending, HoldState::Held] {
+            assert_eq!(s(Some(hold(state, 2)), true, false, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 1)), counted: Some((today, 60 * M)) });
+        }
+        // So is a pending one it took: a request that joined it may have
+        // sent the order and lost its answer.
+        assert_eq!(s(Some(hold(HoldState::Pending, 1)), true, true, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: Some((today, 60 * M)) });
+        // Replayed for a hold this request took, in flight: placed before it existed.
         assert_eq!(s(held, true, true, Fate::Replayed), Settled { hold: HoldChange::Drop, counted: None });
-        assert_eq!(s(Some(hold(HoldState::Held, 2)), true, true, Fate::Replayed), Settled { hold: HoldChange::Drop, counted: None });
         assert_eq!(s(done, true, true, Fate::Replayed), Settled { hold: HoldChange::Put(hold(HoldState::Committed, 0)), counted: None });
         // A pending hold of an earlier day commits into that day.
         let old = Hold { day: today - 1, ..hold(HoldState::Pending, 0) };
