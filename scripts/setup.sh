@@ -42,7 +42,7 @@ else
   # 0.8 needs 1.91): bookworm without its security updates has 1.85, which
   # would fail deep in the build. Said here, by name.
   rustc_has_immediate_abort /usr/bin/rustc ||
-    die "$(/usr/bin/rustc --version) (Debian's rustc-web) is older than Rust 1.92, which the build needs: enable bookworm-security in apt's sources, then run this again"
+    die "$(/usr/bin/rustc --version) (Debian's rustc-web) is older than Rust 1.92, which the build needs: with bookworm-security in apt's sources, run apt-get update && apt-get install --only-upgrade rustc-web cargo-web rust-web-src, then this again"
   # worker-build checks that the target libdir exists; build-std fills nothing in it.
   [[ -d /usr/lib/rustlib/wasm32-unknown-unknown/lib ]] || $SUDO mkdir -p /usr/lib/rustlib/wasm32-unknown-unknown/lib
 fi

@@ -181,7 +181,8 @@ pub struct RefreshSlot {
 /// them would cost the worker's wasm ~2 KB gzip, and none of them holds
 /// the token pair, which lives in fields every version knows; only
 /// `displaced_refresh`, a fallback, is lost so, and the held pair with
-/// it stands as that version would have left it). State that
+/// it stands as that version would have left it; `chain_refresh_fp` too,
+/// and it is written again at the next refresh). State that
 /// still cannot be read is never replaced: see [`storage::load_state`].
 ///
 /// Read by hand in `decode` (the derive's reader was 15.9 KB of wasm), with

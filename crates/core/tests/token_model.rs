@@ -13,9 +13,11 @@
 //!   refresh token"; `token.rs`: "A live refresh token that a new bootstrap
 //!   token displaces is kept aside until the new one has refreshed"): the
 //!   token Xoxoday issued last, while Xoxoday still takes it, is held as
-//!   `refresh` or `displaced_refresh`. The one documented loss is exempt: a
-//!   refresh in flight when the authority stops (`run::interrupted`), whose
-//!   new pair never reached plumgate.
+//!   `refresh` or `displaced_refresh`. The two documented losses are exempt:
+//!   a refresh in flight when the authority stops (`run::interrupted`), whose
+//!   new pair never reached plumgate, and a token a wrong client secret got
+//!   refused as dead, replaced by a new value set under `reauth_required`
+//!   (README: put the right secret back first and generate nothing).
 //! - A refresh answer that rotates is read as one, carrying its new refresh
 //!   token ("A refresh answer that carries an access token is never
 //!   discarded, even when its other fields are odd"), whatever its
@@ -155,6 +157,8 @@ struct Model {
     boot_n: u64,
     /// A storm: 401s the check confirms, minutes apart (the loop guard's ground).
     storm: bool,
+    /// The last refresh answer was a wrong secret's, read as a dead token.
+    secret_seemed_dead: bool,
 }
 
 fn is_refresh(p: &Plan) -> bool {
@@ -175,6 +179,7 @@ impl Model {
             client_fp: "cfp".into(),
             boot_n: 0,
             storm: false,
+            secret_seemed_dead: false,
         }
     }
 
@@ -202,8 +207,15 @@ impl Model {
         if roll < 22 {
             return refresh_without_answer(NoAnswer::Timeout, &self.p);
         }
+        self.secret_seemed_dead = false;
         if !self.srv.creds_ok {
-            return parse_refresh_response(401, br#"{"error":"invalid_client"}"#, None, now);
+            // A wrong secret may be answered as a dead token (README).
+            return if rng.chance(0.3) {
+                self.secret_seemed_dead = true;
+                parse_refresh_response(400, br#"{"error":"invalid_grant"}"#, None, now)
+            } else {
+                parse_refresh_response(401, br#"{"error":"invalid_client"}"#, None, now)
+            };
         }
         if !self.srv.live.contains(&sent) {
             return parse_refresh_response(400, br#"{"error":"invalid_grant","error_description":"refresh token invalid"}"#, None, now);
@@ -461,6 +473,13 @@ impl Model {
             }
             RefreshToken::new(name)
         };
+        if self.s.reauth_reason.is_some() && self.secret_seemed_dead {
+            // The documented loss: `reauth_required` after a wrong secret
+            // answered as a dead token, and a new value set instead of the
+            // right secret (README: "put the right secret back first and
+            // generate nothing") spends the token held, live after all.
+            self.issued = None;
+        }
         adopt(&mut self.s, &value, None, &self.client_fp, self.now);
     }
 

@@ -60,12 +60,16 @@ pub fn adopt_bootstrap(
             // after a fall-back they swapped places (the one held is the
             // chain, kept aside in its turn; the refused value is dropped),
             // and the value kept aside may be one set again. A state from
-            // before that name (until its next refresh) keeps the one kept
-            // aside.
+            // before that name gets it here when nothing is kept aside (the
+            // token held is the chain); one with a token kept aside already
+            // keeps it, as before, until its next refresh.
             // A value set in place of another (not the first seed) is
             // tried at once: the operator learns now whether it works.
             let no_chain = current.is_none() || state.reauth_reason.is_some();
             state.refresh_proof_due |= current.is_some() || state.reauth_reason.is_some();
+            if state.chain_refresh_fp.is_none() && state.displaced_refresh.is_none() {
+                state.chain_refresh_fp = current.clone();
+            }
             let chain = state.chain_refresh_fp.clone();
             let held_is_chain = chain.is_some() && current == chain;
             let keep_aside = state.displaced_refresh.as_ref().map(|d| d.fingerprint()).is_some_and(|a| {

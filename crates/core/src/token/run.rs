@@ -748,14 +748,22 @@ mod tests {
         // now keeps rt-1 aside, the live chain (the refused value is
         // dropped, nothing spent), so that value's refusal falls back to
         // rt-1, not to the first refused value and `reauth_required`.
-        let mut s = displaced();
-        assert!(fall_back(&mut s, &dead(), now, false));
-        finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p, None);
-        assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-second"), None, now + 1).adopted_refresh);
-        assert_eq!((held(&s).as_str(), aside(&s).as_deref()), ("rt-second", Some("rt-1")));
-        assert!(s.spent_refresh_fps.is_empty());
-        assert!(fall_back(&mut s, &dead(), now + 2, false));
-        assert_eq!((held(&s).as_str(), aside(&s).as_deref()), ("rt-1", Some("rt-second")));
+        // So too for a state written before `chain_refresh_fp`: the first
+        // value set names the token it displaces.
+        for legacy in [false, true] {
+            let mut s = seeded();
+            if legacy {
+                s.chain_refresh_fp = None;
+            }
+            adopt_bootstrap(&mut s, &RefreshToken::new("rt-new"), None, T0);
+            assert!(fall_back(&mut s, &dead(), now, false));
+            finish_run(&mut s, RefreshOutcome::Transient("refresh failed: HTTP 503".into()), now, 0.0, "cfp", &p, None);
+            assert!(adopt_bootstrap(&mut s, &RefreshToken::new("rt-second"), None, now + 1).adopted_refresh);
+            assert_eq!((held(&s).as_str(), aside(&s).as_deref()), ("rt-second", Some("rt-1")), "{legacy}");
+            assert!(s.spent_refresh_fps.is_empty());
+            assert!(fall_back(&mut s, &dead(), now + 2, false));
+            assert_eq!((held(&s).as_str(), aside(&s).as_deref()), ("rt-1", Some("rt-second")), "{legacy}");
+        }
 
         // The new value refreshes (a whole answer, one without a new
         // refresh token, half an answer): rt-1 is superseded, spent.
