@@ -459,10 +459,16 @@ pub fn nothing_proves_unsent(retention_secs: u32) -> bool {
 /// hold's day. No audit entry: the attempt's own request id died with it.
 pub fn abandoned(key: &str, po: &str, fp: &str, hold: &Hold, reply: &LedgerReply, usage: Usage, retention_secs: u32) -> Vec<Write> {
     let nothing = crate::ledger::found_nothing(&reply.outcome);
+    // Another body's record or call under the poNumber (`409
+    // idempotency_conflict`, "not placed" for this body) says as little as
+    // "nothing" does where the retention may have dropped this order's
+    // record first: this body's order may be placed all the same.
+    let other_body = matches!(&reply.outcome, crate::wire::ledger::Outcome::Error { error, .. } if error.code == crate::errors::ErrorCode::IdempotencyConflict);
     let known = match reply.fate {
         Fate::Placed => quota::Known::Placed,
         Fate::Unknown if !nothing => quota::Known::Pending,
         Fate::Unknown if !nothing_proves_unsent(retention_secs) => quota::Known::Placed,
+        Fate::NotPlaced if other_body && !nothing_proves_unsent(retention_secs) => quota::Known::Placed,
         _ => quota::Known::NotPlaced,
     };
     let s = quota::abandoned(hold, known);
