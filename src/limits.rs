@@ -20,7 +20,7 @@ use crate::runtime::clock::now_ms;
 use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use plumgate_core::limits::unvalidated::Held;
-use plumgate_core::limits::{penalty_until, refusal_error, secs_until, Admit, Local, Why};
+use plumgate_core::limits::{penalty_until, refusal_error, secs_until, Admit, Local};
 use plumgate_core::ops::Operation;
 use plumgate_core::upstream::Observed;
 use plumgate_core::wire::limiter::Call;
@@ -75,7 +75,7 @@ pub async fn admit(env: &Env, cfg: &Config, op: Operation) -> Admitted {
 pub async fn report(env: &Env, cfg: &Config, op: Operation, observed: Observed) -> u64 {
     let now = now_ms();
     let mut until = penalty_until(None, observed, now).until_ms;
-    with_local(op, |l| l.block(until, Why::Penalty));
+    with_local(op, |l| l.met(until, matches!(observed, Observed::Stated(_))));
     if let Some(shared) = limiter::call(env, cfg.account_id(), &Call::Penalise { op, observed }).await.and_then(|a| a.penalty_until_ms) {
         until = shared;
         with_local(op, |l| l.settle_penalty(until));

@@ -146,9 +146,11 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// The count in `minute` (0 when this counter is of another minute).
+    /// The count in `minute` (0 when this counter is of an earlier minute;
+    /// of a later one, after the clock stepped back, its count: a key's
+    /// limit is not lifted by a clock going back).
     pub fn at(self, minute: i64) -> u64 {
-        if self.minute == minute {
+        if self.minute >= minute {
             self.count
         } else {
             0
@@ -224,10 +226,11 @@ impl UsageDelta {
         (self.minute, self.minute_requests) = (c.minute, c.count);
     }
 
-    /// One more request at `now_ms`.
+    /// One more request at `now_ms` (in the counter's minute if that is
+    /// later: the clock stepped back, [`Counter::at`]).
     pub fn count(&mut self, now_ms: i64) {
         self.requests = self.requests.saturating_add(1);
-        self.set_counter(self.counter().add(minute_of(now_ms), 1));
+        self.set_counter(self.counter().add(minute_of(now_ms).max(self.minute), 1));
         self.last_used_ms = self.last_used_ms.max(now_ms);
     }
 
@@ -628,6 +631,11 @@ mod tests {
         let c = c.add(7, 1);
         assert_eq!(c, Counter { minute: 7, count: 1 });
         assert_eq!(c.add(6, 9), c, "an earlier minute's count changes nothing");
+        assert_eq!(c.at(6), 1, "a clock stepped back reads the later minute's count");
+        let mut d = UsageDelta::default();
+        d.count(7 * MINUTE_MS);
+        d.count(6 * MINUTE_MS);
+        assert_eq!(d.counter(), Counter { minute: 7, count: 2 }, "a request after a step back counts in the later minute");
         // Two replies in either order: the newer count stays.
         let (old, new) = (Counter { minute: 7, count: 2 }, Counter { minute: 7, count: 5 });
         assert_eq!((old.latest(new), new.latest(old)), (new, new));

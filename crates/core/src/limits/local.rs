@@ -53,6 +53,9 @@ pub struct Local {
     last_until_ms: i64,
     /// Refused until then (a penalty, or a spent budget).
     blocked: Option<Refusal>,
+    /// The latest end of a penalty Xoxoday stated to this isolate: the
+    /// limiter's word never ends a penalty before it ([`Local::met`]).
+    stated_until_ms: i64,
 }
 
 impl Local {
@@ -95,7 +98,10 @@ impl Local {
         if let Some(r) = self.blocked.filter(|r| r.why == Why::Penalty && r.until_ms > now_ms) {
             return Admit::Refuse(r);
         }
-        if answer.calls > 0 {
+        // A lease that ran out before its answer came (a slow limiter) lends
+        // nothing: its call would reach Xoxoday after the limiter stopped
+        // counting it.
+        if answer.calls > 0 && answer.until_ms > now_ms {
             self.last_size = answer.calls;
             self.last_until_ms = answer.until_ms;
             if answer.calls > 1 {
@@ -123,14 +129,25 @@ impl Local {
         self.blocked = Some(Refusal { until_ms: later, why });
     }
 
+    /// Xoxoday's penalty, met by this isolate's call: [`Local::block`], and
+    /// a duration Xoxoday `stated` is remembered, so that no word of the
+    /// limiter ends the penalty sooner (its answer to an earlier, shorter
+    /// report of this isolate may come after a longer one was met).
+    pub fn met(&mut self, until_ms: i64, stated: bool) {
+        self.block(until_ms, Why::Penalty);
+        if stated {
+            self.stated_until_ms = self.stated_until_ms.max(until_ms);
+        }
+    }
+
     /// The limiter's word on a penalty this isolate met and reported: refuse
-    /// until exactly `until_ms`, even when that is sooner than this
-    /// isolate's own reading ([`Local::block`]). The limiter knows the
-    /// earlier penalties (a daily cap probed at each reading of Xoxoday's
-    /// day ends sooner than a first one would); every other isolate goes by
-    /// it too.
+    /// until `until_ms`, even when that is sooner than this isolate's own
+    /// reading ([`Local::block`]), but never before a duration Xoxoday stated
+    /// to this isolate ends ([`Local::met`]). The limiter knows the earlier
+    /// penalties (a daily cap probed at each reading of Xoxoday's day ends
+    /// sooner than a first one would); every other isolate goes by it too.
     pub fn settle_penalty(&mut self, until_ms: i64) {
-        self.blocked = Some(Refusal { until_ms, why: Why::Penalty });
+        self.blocked = Some(Refusal { until_ms: until_ms.max(self.stated_until_ms), why: Why::Penalty });
     }
 
     /// Calls left in this isolate (for tests and the log).
