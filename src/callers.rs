@@ -34,7 +34,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use crate::runtime::wait::{pause, POLL_MS};
 use plumgate_core::keys::{self, Credential, Look, Recheck, Syncs, Ticket, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_STALE_MS};
-use plumgate_core::quota::{check_rate, Counter, UsageDelta};
+use plumgate_core::quota::{check_rate, keep_count, Counter, UsageDelta};
 use plumgate_core::secret::CallerKey;
 use plumgate_core::time::minute_of;
 use plumgate_core::wire::registry::{Op, Request};
@@ -221,10 +221,7 @@ async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
         // reply overtaken by a later one leaves the later one's counts.
         for c in reply.counts {
             let counter = c.counter();
-            match b.shared.iter_mut().find(|(id, _)| *id == c.id) {
-                Some(entry) => entry.1 = entry.1.latest(counter),
-                None => b.shared.push((c.id, counter)),
-            }
+            keep_count(&mut b.shared, c.id, counter, minute_of(now));
         }
         Ok(applies)
     })

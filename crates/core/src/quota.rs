@@ -179,6 +179,23 @@ impl Counter {
     }
 }
 
+/// Keep `counter`, a sync reply's count of key `id`, in an isolate's list of
+/// each key's count across isolates: the later of it and the count kept
+/// ([`Counter::latest`]). A key not in the list takes the place of one
+/// whose count is of a minute over at `minute` (it counts nothing:
+/// [`Counter::at`]), so the list holds the keys counted in one minute, not
+/// every key the isolate ever served (revoked ones included), scanned on
+/// each request for the isolate's whole life.
+pub fn keep_count(counts: &mut Vec<(String, Counter)>, id: String, counter: Counter, minute: i64) {
+    if let Some(e) = counts.iter_mut().find(|(k, _)| *k == id) {
+        e.1 = e.1.latest(counter);
+    } else if let Some(e) = counts.iter_mut().find(|(_, c)| c.minute < minute) {
+        *e = (id, counter);
+    } else {
+        counts.push((id, counter));
+    }
+}
+
 /// May one more request of a key with `limit` go, when `used` requests of
 /// it are already counted in the current minute?
 ///
@@ -571,6 +588,29 @@ mod tests {
     use super::*;
     use crate::errors::ErrorCode;
     use serde_json::json;
+
+    #[test]
+    fn an_isolate_keeps_the_keys_counted_this_minute() {
+        let c = |minute, count| Counter { minute, count };
+        let mut counts = Vec::new();
+        keep_count(&mut counts, "a".into(), c(9, 4), 9);
+        keep_count(&mut counts, "b".into(), c(9, 1), 9);
+        // A reply overtaken by a later one leaves the later count.
+        keep_count(&mut counts, "a".into(), c(9, 2), 9);
+        assert_eq!(counts, vec![("a".into(), c(9, 4)), ("b".into(), c(9, 1))]);
+        // A minute on, a new key takes a past minute's place; a count of a
+        // later minute (a clock behind another's) stays.
+        keep_count(&mut counts, "c".into(), c(11, 1), 10);
+        keep_count(&mut counts, "d".into(), c(10, 3), 10);
+        keep_count(&mut counts, "e".into(), c(10, 1), 10);
+        assert_eq!(counts, vec![("c".into(), c(11, 1)), ("d".into(), c(10, 3)), ("e".into(), c(10, 1))]);
+        // Churned keys, one a minute: the list stays one long.
+        let mut counts = Vec::new();
+        for m in 0..1_000 {
+            keep_count(&mut counts, format!("k{m}"), c(m, 1), m);
+        }
+        assert_eq!(counts.len(), 1);
+    }
 
     const T0: i64 = 1_795_626_582_000; // 2026-11-25T17:09:42Z
     const M: i64 = 1_000_000;
