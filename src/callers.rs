@@ -34,7 +34,7 @@ use plumgate_core::config::Config;
 use plumgate_core::errors::ApiError;
 use crate::runtime::wait::{pause, POLL_MS};
 use plumgate_core::keys::{self, Credential, Look, Recheck, Syncs, Ticket, KEY_PREFIX, KEY_RANDOM_BYTES, SYNC_STALE_MS};
-use plumgate_core::quota::{check_rate, keep_count, Counter, UsageDelta};
+use plumgate_core::quota::{check_rate, keep_count, rate_minute, Counter, UsageDelta};
 use plumgate_core::secret::CallerKey;
 use plumgate_core::time::minute_of;
 use plumgate_core::wire::registry::{Op, Request};
@@ -137,15 +137,16 @@ fn lookup(key: &CallerKey, now: i64) -> Option<Caller> {
 /// `429 quota_exceeded` naming the limit (the request is not counted).
 pub fn admit(env: &Env, ctx: &Context, caller: &Caller) -> Result<(), ApiError> {
     let now = now_ms();
-    let minute = minute_of(now);
     let due = BOOK.with(|b| {
         let mut b = b.borrow_mut();
-        let shared = b.shared.iter().find(|(id, _)| *id == caller.id).map_or(0, |(_, c)| c.at(minute));
+        let shared = b.shared.iter().find(|(id, _)| *id == caller.id).map_or(Counter::default(), |(_, c)| *c);
+        let minute = rate_minute(shared, now);
+        let shared = shared.at(minute);
         let pending = b.pending.iter().find(|d| d.id == caller.id).map_or(0, |d| d.counter().at(minute));
         // Sent but not yet in `shared`: still this isolate's to count.
         let sending = b.syncs.sending(&caller.id, minute);
         check_rate(caller.limits.requests_per_minute, shared.saturating_add(pending).saturating_add(sending), now)?;
-        pending_of(&mut b.pending, &caller.id).count(now);
+        pending_of(&mut b.pending, &caller.id).count_in(minute, now);
         // Begun here, so the requests after this one see it in flight.
         Ok::<_, ApiError>(b.syncs.background_due(b.fetched_ms, now).then(|| begin(&mut b, now)))
     })?;

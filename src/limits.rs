@@ -70,15 +70,14 @@ pub async fn admit(env: &Env, cfg: &Config, op: Operation) -> Admitted {
 /// Xoxoday answered `op` with its rate-limit answer (`observed`): refuse it
 /// here until the penalty ends (this isolate's reading, at once) and tell
 /// the limiter, whose answer then stands, sooner or later (it knows the
-/// earlier penalties: `Local::settle_penalty`). Returns the seconds it
-/// lasts.
+/// earlier penalties), but never before a duration Xoxoday stated to this
+/// isolate ends (`Local::settle_penalty`). Returns the seconds it lasts.
 pub async fn report(env: &Env, cfg: &Config, op: Operation, observed: Observed) -> u64 {
     let now = now_ms();
     let mut until = penalty_until(None, observed, now).until_ms;
     with_local(op, |l| l.met(until, matches!(observed, Observed::Stated(_))));
     if let Some(shared) = limiter::call(env, cfg.account_id(), &Call::Penalise { op, observed }).await.and_then(|a| a.penalty_until_ms) {
-        until = shared;
-        with_local(op, |l| l.settle_penalty(until));
+        until = with_local(op, |l| l.settle_penalty(shared));
     }
     secs_until(until, now_ms())
 }

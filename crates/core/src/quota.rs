@@ -196,6 +196,15 @@ pub fn keep_count(counts: &mut Vec<(String, Counter)>, id: String, counter: Coun
     }
 }
 
+/// The minute a key's request at `now_ms` is checked and counted in: now's,
+/// or that of the key's count across isolates (`shared`) if later, after
+/// the clock stepped back. Counted in an earlier minute, the registry would
+/// drop it ([`Counter::add`]) and the key's `requests_per_minute` would
+/// hold for a sync's few seconds, not for a minute.
+pub fn rate_minute(shared: Counter, now_ms: i64) -> i64 {
+    minute_of(now_ms).max(shared.minute)
+}
+
 /// May one more request of a key with `limit` go, when `used` requests of
 /// it are already counted in the current minute?
 ///
@@ -243,11 +252,17 @@ impl UsageDelta {
         (self.minute, self.minute_requests) = (c.minute, c.count);
     }
 
-    /// One more request at `now_ms` (in the counter's minute if that is
-    /// later: the clock stepped back, [`Counter::at`]).
+    /// One more request at `now_ms`.
     pub fn count(&mut self, now_ms: i64) {
+        self.count_in(minute_of(now_ms), now_ms);
+    }
+
+    /// One more request at `now_ms`, counted in `minute` ([`rate_minute`])
+    /// or in the counter's own minute if that is later (the clock stepped
+    /// back: [`Counter::at`]).
+    pub fn count_in(&mut self, minute: i64, now_ms: i64) {
         self.requests = self.requests.saturating_add(1);
-        self.set_counter(self.counter().add(minute_of(now_ms).max(self.minute), 1));
+        self.set_counter(self.counter().add(minute.max(self.minute), 1));
         self.last_used_ms = self.last_used_ms.max(now_ms);
     }
 
@@ -588,6 +603,35 @@ mod tests {
     use super::*;
     use crate::errors::ErrorCode;
     use serde_json::json;
+
+    #[test]
+    fn a_clock_stepped_back_keeps_a_key_s_limit_across_syncs() {
+        // A key with 10 a minute used 3 times in minute 11, counted by the
+        // registry; then this isolate's clock steps back 30 s, into minute
+        // 10, and it syncs every 4 requests for 60 requests.
+        let (limit, m) = (10u32, 11 * MINUTE_MS);
+        let mut registry = Usage::default();
+        let mut first = UsageDelta::default();
+        (0..3).for_each(|_| first.count(m + 1_000));
+        registry = registry.with_requests(&first);
+        let mut shared = registry.minute;
+        let back = m - 30_000;
+        let (mut passed, mut batch) = (0, UsageDelta::default());
+        for i in 1..=60 {
+            let minute = rate_minute(shared, back);
+            if check_rate(Some(limit), shared.at(minute) + batch.counter().at(minute), back).is_ok() {
+                batch.count_in(minute, back);
+                passed += 1;
+            }
+            if i % 4 == 0 {
+                registry = registry.with_requests(&batch);
+                shared = shared.latest(registry.minute);
+                batch = UsageDelta::default();
+            }
+        }
+        assert_eq!(passed, 7, "the key's 10 in minute 11, across syncs");
+        assert_eq!(registry.minute, Counter { minute: 11, count: 10 });
+    }
 
     #[test]
     fn an_isolate_keeps_the_keys_counted_this_minute() {

@@ -455,7 +455,11 @@ pub fn nothing_proves_unsent(retention_secs: u32) -> bool {
 /// gone, once the order's ledger has answered a look (`reply`): settled by
 /// `quota::abandoned` (a look that found no record and nothing in flight:
 /// the order was never sent, where `retention_secs` lets "nothing" say so:
-/// [`nothing_proves_unsent`]). `usage`: the key's stored usage of the
+/// [`nothing_proves_unsent`]; where it does not, "nothing" and another
+/// body's record or call, `409 idempotency_conflict`, spend the amount:
+/// this body's record may be the one retention dropped, and the look cannot
+/// tell whether the other body's order was placed, which would rule this
+/// one out). `usage`: the key's stored usage of the
 /// hold's day. No audit entry: the attempt's own request id died with it.
 pub fn abandoned(key: &str, po: &str, fp: &str, hold: &Hold, reply: &LedgerReply, usage: Usage, retention_secs: u32) -> Vec<Write> {
     let nothing = crate::ledger::found_nothing(&reply.outcome);

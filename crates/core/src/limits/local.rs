@@ -98,10 +98,11 @@ impl Local {
         if let Some(r) = self.blocked.filter(|r| r.why == Why::Penalty && r.until_ms > now_ms) {
             return Admit::Refuse(r);
         }
-        // A lease that ran out before its answer came (a slow limiter) lends
-        // nothing: its call would reach Xoxoday after the limiter stopped
-        // counting it.
-        if answer.calls > 0 && answer.until_ms > now_ms {
+        let until = answer.retry_at_ms.unwrap_or(now_ms + 1_000).max(now_ms + 1);
+        if answer.calls == 0 {
+            // None lent: wait until one frees up.
+            self.blocked = Some(Refusal { until_ms: until, why: Why::Budget });
+        } else if answer.until_ms > now_ms {
             self.last_size = answer.calls;
             self.last_until_ms = answer.until_ms;
             if answer.calls > 1 {
@@ -109,10 +110,11 @@ impl Local {
             }
             return Admit::Go;
         }
-        // None lent: a call another request of this isolate was lent
-        // meanwhile still goes; otherwise wait until one frees up.
-        let until = answer.retry_at_ms.unwrap_or(now_ms + 1_000).max(now_ms + 1);
-        self.blocked = Some(Refusal { until_ms: until, why: Why::Budget });
+        // (A lease that ran out before its answer came, a slow limiter,
+        // lends nothing: its call would reach Xoxoday after the limiter
+        // stopped counting it. Only this request waits: the next asks again.)
+        // A call another request of this isolate was lent meanwhile still
+        // goes; otherwise refuse.
         match self.admit(now_ms) {
             Admit::Ask { .. } => Admit::Refuse(Refusal { until_ms: until, why: Why::Budget }),
             other => other,
@@ -146,8 +148,11 @@ impl Local {
     /// to this isolate ends ([`Local::met`]). The limiter knows the earlier
     /// penalties (a daily cap probed at each reading of Xoxoday's day ends
     /// sooner than a first one would); every other isolate goes by it too.
-    pub fn settle_penalty(&mut self, until_ms: i64) {
-        self.blocked = Some(Refusal { until_ms: until_ms.max(self.stated_until_ms), why: Why::Penalty });
+    /// Returns the end kept.
+    pub fn settle_penalty(&mut self, until_ms: i64) -> i64 {
+        let until_ms = until_ms.max(self.stated_until_ms);
+        self.blocked = Some(Refusal { until_ms, why: Why::Penalty });
+        until_ms
     }
 
     /// Calls left in this isolate (for tests and the log).
