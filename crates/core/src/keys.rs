@@ -308,7 +308,8 @@ pub fn no_such_key() -> ApiError {
 }
 
 /// A key the copy still cannot admit after two syncs whose replies were
-/// not kept (each began before this isolate changed a key): `502`, retry,
+/// not kept (each began before this isolate changed a key, or
+/// [`MAX_AGE_MS`] before its reply came): `502`, retry,
 /// not `401`: an "unknown key" makes callers drop a key nothing is wrong
 /// with, while an admin changes keys through the same isolate.
 pub fn directory_changing() -> ApiError {
@@ -545,6 +546,8 @@ pub struct Ticket {
     id: u64,
     /// The [`Syncs`] epoch it began in.
     epoch: u64,
+    /// When it began.
+    at_ms: i64,
 }
 
 /// Whether the reply of a sync (one [`Syncs::end`] kept) may replace or
@@ -629,10 +632,13 @@ pub struct Syncs {
     /// When the latest sync began, whatever its epoch (the pace of the
     /// usage reports)...
     sent_ms: Option<i64>,
-    /// ...when the latest sync of this epoch began...
+    /// ...when the latest sync of this epoch began, and its id: it is in
+    /// flight while its usage is in `sending` (not while "the latest end
+    /// came after the latest start": an end in the millisecond of the next
+    /// start, or a stale sync's after it, would hide that one)...
     started_ms: Option<i64>,
-    /// ...and when the latest one ended, and its failure if it failed.
-    ended_ms: Option<i64>,
+    latest: u64,
+    /// ...and the latest one's failure, if it failed.
     failure: Option<ApiError>,
     /// The usage each sync in flight sent (a few at most).
     sending: Vec<(u64, Vec<UsageDelta>)>,
@@ -644,14 +650,17 @@ impl Syncs {
     /// [`Syncs::end`].
     pub fn start(&mut self, usage: Vec<UsageDelta>, now_ms: i64) -> Ticket {
         self.next_id = self.next_id.wrapping_add(1);
-        (self.sent_ms, self.started_ms) = (Some(now_ms), Some(now_ms));
+        (self.sent_ms, self.started_ms, self.latest) = (Some(now_ms), Some(now_ms), self.next_id);
         self.sending.push((self.next_id, usage));
-        Ticket { id: self.next_id, epoch: self.epoch }
+        Ticket { id: self.next_id, epoch: self.epoch, at_ms: now_ms }
     }
 
     /// The sync of `ticket` answered at `now_ms` (`failure`: it did not, or
     /// was refused). Returns whether its reply may replace the copy (no key
-    /// changed here since it began) and the usage it sent, no longer in
+    /// changed here since it began, and it began less than [`MAX_AGE_MS`]
+    /// ago: an older directory, used at once by the request that waited
+    /// for it, could honour a key revoked that long ago) and the usage it
+    /// sent, no longer in
     /// flight: the caller counts it again on a failure, and drops it once
     /// the reply's counts (which include it) are kept.
     pub fn end(&mut self, ticket: Ticket, failure: Option<&ApiError>, now_ms: i64) -> (bool, Vec<UsageDelta>) {
@@ -661,9 +670,8 @@ impl Syncs {
         };
         // A sync of an earlier epoch is forgotten: it neither replaces the
         // copy nor says how the registry is doing now.
-        let current = ticket.epoch == self.epoch;
+        let current = ticket.epoch == self.epoch && now_ms.saturating_sub(ticket.at_ms) < MAX_AGE_MS;
         if current {
-            self.ended_ms = Some(now_ms);
             self.failure = failure.cloned();
         }
         (current, usage)
@@ -674,7 +682,7 @@ impl Syncs {
     /// The usage in flight still counts.
     pub fn invalidate(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
-        (self.started_ms, self.ended_ms, self.failure) = (None, None, None);
+        (self.started_ms, self.failure) = (None, None);
     }
 
     /// Requests of key `id` in `minute` carried by syncs in flight: sent,
@@ -689,7 +697,7 @@ impl Syncs {
     /// gone, and it no longer counts).
     fn in_flight(&self, now_ms: i64) -> Option<i64> {
         let age = now_ms.saturating_sub(self.started_ms?);
-        ((0..SYNC_STALE_MS).contains(&age) && self.ended_ms < self.started_ms).then_some(age)
+        ((0..SYNC_STALE_MS).contains(&age) && self.sending.iter().any(|(id, _)| *id == self.latest)).then_some(age)
     }
 
     /// Should a request at `now_ms` begin a sync after its answer (the
