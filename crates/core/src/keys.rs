@@ -542,10 +542,9 @@ pub const SYNC_STALE_MS: i64 = 3_000;
 /// One sync of an isolate's copy, from [`Syncs::start`] to [`Syncs::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
-    /// Names the usage it carries.
+    /// Names the usage it carries, and the [`Syncs`] epoch it began in
+    /// (the first after the last id begun before it).
     id: u64,
-    /// The [`Syncs`] epoch it began in.
-    epoch: u64,
     /// When it began.
     at_ms: i64,
 }
@@ -627,6 +626,8 @@ pub enum Recheck {
 /// yet in the counts the registry sent back ([`Syncs::sending`]).
 #[derive(Debug, Clone, Default)]
 pub struct Syncs {
+    /// The epoch: the last sync id begun before the latest key change here
+    /// (a sync of this epoch has a later id).
     epoch: u64,
     next_id: u64,
     /// When the latest sync began, whatever its epoch (the pace of the
@@ -652,7 +653,7 @@ impl Syncs {
         self.next_id = self.next_id.wrapping_add(1);
         (self.sent_ms, self.started_ms, self.latest) = (Some(now_ms), Some(now_ms), self.next_id);
         self.sending.push((self.next_id, usage));
-        Ticket { id: self.next_id, epoch: self.epoch, at_ms: now_ms }
+        Ticket { id: self.next_id, at_ms: now_ms }
     }
 
     /// The sync of `ticket` answered at `now_ms` (`failure`: it did not, or
@@ -670,7 +671,7 @@ impl Syncs {
         };
         // A sync of an earlier epoch is forgotten: it neither replaces the
         // copy nor says how the registry is doing now.
-        let current = ticket.epoch == self.epoch && now_ms.saturating_sub(ticket.at_ms) < MAX_AGE_MS;
+        let current = ticket.id > self.epoch && now_ms.saturating_sub(ticket.at_ms) < MAX_AGE_MS;
         if current {
             self.failure = failure.cloned();
         }
@@ -681,7 +682,7 @@ impl Syncs {
     /// the copy, and the next key the copy cannot admit may sync at once.
     /// The usage in flight still counts.
     pub fn invalidate(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1);
+        self.epoch = self.next_id;
         (self.started_ms, self.failure) = (None, None);
     }
 
