@@ -178,10 +178,11 @@ fn begin(b: &mut Book, now: i64) -> Begun {
 
 /// Report the usage counted so far and refresh the directory: `Ok(true)`
 /// when the reply replaced or refreshed the copy, `Ok(false)` when a key
-/// changed in this isolate while it was in flight or the reply said
-/// "current" of another version than the copy's, replaced meanwhile by a
-/// late reply (`keys::reply_applies`): the reply's counts are kept, not
-/// its directory.
+/// changed in this isolate while it was in flight, it began
+/// `keys::MAX_AGE_MS` or more before its reply came (its directory could
+/// honour a key revoked since), or the reply said "current" of another
+/// version than the copy's, replaced meanwhile by a late reply
+/// (`keys::reply_applies`): the reply's counts are kept, not its directory.
 async fn sync(env: &Env) -> Result<bool, ApiError> {
     let begun = BOOK.with(|b| begin(&mut b.borrow_mut(), now_ms()));
     finish(env, begun).await
