@@ -898,7 +898,7 @@ fn the_shared_limiter_keeps_its_promises_over_random_sequences() {
     if only.is_some() {
         return;
     }
-    for (what, n) in [
+    seeded::all_reached(&[
         ("leases", s.leases),
         ("budget refusals", s.budget_refusals),
         ("penalty refusals", s.penalty_refusals),
@@ -923,9 +923,7 @@ fn the_shared_limiter_keeps_its_promises_over_random_sequences() {
         ("crossed answers", s.crossed_answers),
         ("lease answers after their lease (F3)", s.late_leases),
         ("stated ends kept over an earlier report's answer (F1)", s.f1),
-    ] {
-        assert!(n > 0, "the model no longer reaches {what}: {seen:?}");
-    }
+    ]);
     if std::env::var_os("PLUMGATE_MODEL_SEEN").is_some() {
         eprintln!("{seen:?}");
     }

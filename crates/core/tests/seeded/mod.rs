@@ -1,4 +1,5 @@
-//! What the seeded random tests (`token_model.rs`, `parser_fuzz.rs`) share:
+//! What the seeded random tests (`token_model.rs`, `money_model.rs`,
+//! `limits_model.rs`, `keys_model.rs`, `parser_fuzz.rs`) share:
 //! a small deterministic generator (splitmix64: no crate, the same numbers
 //! on every machine), how many seeds a run takes, and a failure message that
 //! names the seed and the step to replay.
@@ -58,6 +59,16 @@ pub fn seeds(default: u64) -> u64 {
     match std::env::var(SEEDS_VAR) {
         Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{SEEDS_VAR}={v:?} is not a number of seeds")),
         Err(_) => default,
+    }
+}
+
+/// Fail unless the run reached every kind of event it checks (`(what,
+/// how many times)`): a change to a model that stops driving one would
+/// otherwise pass while testing less.
+#[allow(dead_code)] // (the parser fuzz counts no kinds)
+pub fn all_reached(kinds: &[(&str, u64)]) {
+    for (what, n) in kinds {
+        assert!(*n > 0, "the model no longer reaches {what}");
     }
 }
 
