@@ -69,7 +69,8 @@ thread_local! {
 /// having it, that may not make the isolate ask now: `Syncs::recheck`);
 /// `502` / `503` when the registry is needed (a runtime key, the copy too
 /// old) and cannot be reached, or did not answer the isolate's last try,
-/// or (`502`) key changes made here kept its replies from being kept.
+/// or (`502`) key changes made here, or replies slower than
+/// `keys::MAX_AGE_MS`, kept its replies from being kept.
 pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller, ApiError> {
     let unknown = || ApiError::unauthorized(AuthError::Unknown.message());
     match cfg.gateway_keys.authenticate_key(key) {
@@ -103,9 +104,10 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
             Recheck::Wait(max_ms) => pause(max_ms.min(POLL_MS)).await,
         }
     }
-    // A reply to a sync begun before this isolate changed a key is not
-    // kept (it could hold a key just revoked): ask once more, then give up
-    // with a retry (keys keep changing here), not with "unknown".
+    // A reply to a sync begun before this isolate changed a key, or
+    // `keys::MAX_AGE_MS` or more before it came, is not kept (it could hold
+    // a key revoked since): ask once more, then give up with a retry (keys
+    // keep changing here, or the registry is slow), not with "unknown".
     for _ in 0..2 {
         if sync(env).await? {
             return lookup(key, now_ms()).ok_or_else(unknown);

@@ -313,7 +313,7 @@ pub fn no_such_key() -> ApiError {
 /// not `401`: an "unknown key" makes callers drop a key nothing is wrong
 /// with, while an admin changes keys through the same isolate.
 pub fn directory_changing() -> ApiError {
-    ApiError::upstream_error("the key directory was changing during the lookup; retry in a moment")
+    ApiError::upstream_error("the key directory changed, or the key registry answered too slowly, during the lookup; retry in a moment")
 }
 
 /// `400` for a change only runtime keys can have.
@@ -542,8 +542,8 @@ pub const SYNC_STALE_MS: i64 = 3_000;
 /// One sync of an isolate's copy, from [`Syncs::start`] to [`Syncs::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
-    /// Names the usage it carries, and the [`Syncs`] epoch it began in
-    /// (the first after the last id begun before it).
+    /// Names the usage it carries; above the [`Syncs`] epoch's id when it
+    /// began after the latest key change here.
     id: u64,
     /// When it began.
     at_ms: i64,
@@ -622,7 +622,9 @@ pub enum Recheck {
 /// the isolate call the registry ([`Syncs::recheck`]: unknown keys at most
 /// once a second, failures counted, never beside one in flight), whether a
 /// reply may replace the copy (not one begun before a change: it could put
-/// back a key this isolate just revoked), and what usage is counted but not
+/// back a key this isolate just revoked; nor one begun [`MAX_AGE_MS`] or
+/// more before it came: its directory could honour a key revoked since),
+/// and what usage is counted but not
 /// yet in the counts the registry sent back ([`Syncs::sending`]).
 #[derive(Debug, Clone, Default)]
 pub struct Syncs {
@@ -638,6 +640,8 @@ pub struct Syncs {
     /// came after the latest start": an end in the millisecond of the next
     /// start, or a stale sync's after it, would hide that one)...
     started_ms: Option<i64>,
+    /// (The latest sync's id, whatever its epoch: it counts only while
+    /// `started_ms` is set.)
     latest: u64,
     /// ...and the latest one's failure, if it failed.
     failure: Option<ApiError>,
@@ -669,9 +673,10 @@ impl Syncs {
             Some(i) => self.sending.swap_remove(i).1,
             None => Vec::new(),
         };
-        // A sync of an earlier epoch is forgotten: it neither replaces the
-        // copy nor says how the registry is doing now.
-        let current = ticket.id > self.epoch && now_ms.saturating_sub(ticket.at_ms) < MAX_AGE_MS;
+        // A sync of an earlier epoch, or begun MAX_AGE_MS ago or more (or
+        // after now: a clock stepped back), is forgotten: it neither
+        // replaces the copy nor says how the registry is doing now.
+        let current = ticket.id > self.epoch && (0..MAX_AGE_MS).contains(&now_ms.saturating_sub(ticket.at_ms));
         if current {
             self.failure = failure.cloned();
         }
@@ -1213,6 +1218,17 @@ mod tests {
         s.invalidate();
         s.end(before, Some(&failed()), T0 + 11);
         assert_eq!(s.recheck(Seen::Unsure, T0 + 12), Recheck::Sync);
+    }
+
+    #[test]
+    fn a_reply_too_old_or_from_a_clock_ahead_is_not_kept() {
+        let mut s = Syncs::default();
+        let t = s.start(Vec::new(), T0);
+        assert!(s.end(t, None, T0 + MAX_AGE_MS - 1).0, "just in time");
+        let t = s.start(Vec::new(), T0);
+        assert!(!s.end(t, None, T0 + MAX_AGE_MS).0, "its directory could honour a key revoked 8 s ago");
+        let t = s.start(Vec::new(), T0);
+        assert!(!s.end(t, None, T0 - 1).0, "begun after now: the clock stepped back, its age unknown");
     }
 
     #[test]
