@@ -54,7 +54,7 @@ struct Book {
     /// Each key's count of its latest minute across isolates, at the last
     /// sync (a few keys per isolate: a list is smaller than a map).
     shared: Vec<(String, Counter)>,
-    /// Every sync's start and end, the usage in flight, the epoch.
+    /// Every sync's start and end, the usage in flight, the floor.
     syncs: Syncs,
 }
 

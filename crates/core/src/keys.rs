@@ -542,8 +542,9 @@ pub const SYNC_STALE_MS: i64 = 3_000;
 /// One sync of an isolate's copy, from [`Syncs::start`] to [`Syncs::end`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
-    /// Names the usage it carries; above the [`Syncs`] epoch's id when it
-    /// began after the latest key change here.
+    /// Names the usage it carries; above the [`Syncs`] floor when it began
+    /// after the latest key change here and after the latest sync whose
+    /// end was kept.
     id: u64,
     /// When it began.
     at_ms: i64,
@@ -553,12 +554,10 @@ pub struct Ticket {
 /// refresh the copy, whose version is `held`: one with a directory always
 /// does; one without ("the version you sent is current") vouches only for
 /// that version, so it refreshes the copy only while the copy still is
-/// that version. Replies can arrive out of order: an older directory put
-/// back by a late reply is stamped with its own sync's start, so it ages
-/// out within [`MAX_AGE_MS`] of a moment before the change it misses (the
-/// next sync asks with its version and gets the current directory); a
-/// later "current" reply about another version must not stamp it young
-/// again and keep it for good.
+/// that version. Replies can arrive out of order: [`Syncs::end`] keeps
+/// none begun before one it kept, but an earlier sync's reply can land
+/// between a later one's start and its "current", which then vouches for
+/// the version the later one sent, no longer the copy's.
 pub fn reply_applies(held: Option<&str>, reply_version: Option<&str>, has_directory: bool) -> bool {
     has_directory || held == reply_version
 }
@@ -615,32 +614,37 @@ pub enum Recheck {
 }
 
 /// An isolate's syncs with the registry: when the latest began and how the
-/// latest answered, the usage each one in flight carries, and an *epoch*
-/// that every key change this isolate makes moves on ([`Syncs::invalidate`]).
+/// latest answered, the usage each one in flight carries, and a *floor*:
+/// the syncs begun before it answer too late to count, moved on by every
+/// key change this isolate makes ([`Syncs::invalidate`]) and by every
+/// answer kept (a reply or a failure).
 ///
 /// It decides, without I/O, whether a key the copy cannot admit may make
 /// the isolate call the registry ([`Syncs::recheck`]: unknown keys at most
 /// once a second, failures counted, never beside one in flight), whether a
 /// reply may replace the copy (not one begun before a change: it could put
-/// back a key this isolate just revoked; nor one begun [`MAX_AGE_MS`] or
-/// more before it came: its directory could honour a key revoked since),
+/// back a key this isolate just revoked; nor one begun before a sync whose
+/// end was kept: its older directory could lack a key made since, or
+/// honour one revoked; nor one begun [`MAX_AGE_MS`] or more before it
+/// came: its directory could honour a key revoked since),
 /// and what usage is counted but not
 /// yet in the counts the registry sent back ([`Syncs::sending`]).
 #[derive(Debug, Clone, Default)]
 pub struct Syncs {
-    /// The epoch: the last sync id begun before the latest key change here
-    /// (a sync of this epoch has a later id).
-    epoch: u64,
+    /// The floor: the last sync id begun before the latest key change
+    /// here, or the latest sync whose end was kept, answered or failed (a
+    /// sync that may still be kept has a later id).
+    floor: u64,
     next_id: u64,
-    /// When the latest sync began, whatever its epoch (the pace of the
+    /// When the latest sync began, even before a key change here (the pace of the
     /// usage reports)...
     sent_ms: Option<i64>,
-    /// ...when the latest sync of this epoch began, and its id: it is in
+    /// ...when the latest sync since the latest key change here began, and its id: it is in
     /// flight while its usage is in `sending` (not while "the latest end
     /// came after the latest start": an end in the millisecond of the next
     /// start, or a stale sync's after it, would hide that one)...
     started_ms: Option<i64>,
-    /// (The latest sync's id, whatever its epoch: it counts only while
+    /// (The latest sync's id, even before a key change: it counts only while
     /// `started_ms` is set.)
     latest: u64,
     /// ...and the latest one's failure, if it failed.
@@ -662,9 +666,10 @@ impl Syncs {
 
     /// The sync of `ticket` answered at `now_ms` (`failure`: it did not, or
     /// was refused). Returns whether its reply may replace the copy (no key
-    /// changed here since it began, and it began less than [`MAX_AGE_MS`]
-    /// ago: an older directory, used at once by the request that waited
-    /// for it, could honour a key revoked that long ago) and the usage it
+    /// changed here since it began, no later sync's end was kept, and it
+    /// began less than [`MAX_AGE_MS`] ago: an older directory, used at once
+    /// by the request that waited for it, could honour a key revoked that
+    /// long ago) and the usage it
     /// sent, no longer in
     /// flight: the caller counts it again on a failure, and drops it once
     /// the reply's counts (which include it) are kept.
@@ -673,12 +678,16 @@ impl Syncs {
             Some(i) => self.sending.swap_remove(i).1,
             None => Vec::new(),
         };
-        // A sync of an earlier epoch, or begun MAX_AGE_MS ago or more (or
-        // after now: a clock stepped back), is forgotten: it neither
-        // replaces the copy nor says how the registry is doing now.
-        let current = ticket.id > self.epoch && (0..MAX_AGE_MS).contains(&now_ms.saturating_sub(ticket.at_ms));
+        // A sync begun before a change here or before a kept reply's sync
+        // (its directory older than the copy: a key made since would be
+        // refused `401`), or begun MAX_AGE_MS ago or more (or after now: a
+        // clock stepped back), is forgotten: it neither replaces the copy
+        // nor says how the registry is doing now. (A failure moves the
+        // floor too: the requests go by the latest word, and sync again
+        // within a second.)
+        let current = ticket.id > self.floor && (0..MAX_AGE_MS).contains(&now_ms.saturating_sub(ticket.at_ms));
         if current {
-            self.failure = failure.cloned();
+            (self.failure, self.floor) = (failure.cloned(), ticket.id);
         }
         (current, usage)
     }
@@ -687,7 +696,7 @@ impl Syncs {
     /// the copy, and the next key the copy cannot admit may sync at once.
     /// The usage in flight still counts.
     pub fn invalidate(&mut self) {
-        self.epoch = self.next_id;
+        self.floor = self.next_id;
         (self.started_ms, self.failure) = (None, None);
     }
 
@@ -698,7 +707,7 @@ impl Syncs {
         batches.filter(|d| d.id == id).fold(0, |n, d| n.saturating_add(d.counter().at(minute)))
     }
 
-    /// How long the sync of this epoch in flight has been, if one is and
+    /// How long the latest sync since a key change here has been in flight, if it is and
     /// began less than [`SYNC_STALE_MS`] ago (after that its request may be
     /// gone, and it no longer counts).
     fn in_flight(&self, now_ms: i64) -> Option<i64> {
@@ -1213,7 +1222,7 @@ mod tests {
         assert!(!s.end(before, None, T0 + 5).0, "its directory could hold the revoked key");
         assert_eq!(s.recheck(Seen::Unsure, T0 + 6), Recheck::Wait(SYNC_STALE_MS - 5), "nor does it end the one in flight");
         assert!(s.end(after, None, T0 + 7).0);
-        // A failure of the earlier epoch is forgotten too.
+        // A failure of a sync begun before the change is forgotten too.
         let before = s.start(Vec::new(), T0 + 10);
         s.invalidate();
         s.end(before, Some(&failed()), T0 + 11);
@@ -1232,7 +1241,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_reply_s_older_directory_ages_out_within_the_revocation_s_8_s() {
+    fn a_late_reply_never_puts_an_older_directory_back() {
         // The isolate's copy and what a reply does to it, as the worker's
         // shell applies them (src/callers.rs `finish`).
         struct Copy {
@@ -1262,28 +1271,69 @@ mod tests {
         let b = s.start(Vec::new(), T0 + 3_000);
         apply(&mut c, &mut s, b, T0 + 3_000, "v1", Some(Vec::new()));
         assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + 3_100), Look::Caller(_)));
-        // Sync C asks with v1: "current", no directory; A's reply lands
-        // between C's start and its reply, putting v0 back, stamped with
-        // A's start.
+        // Sync C asks with v1; A's reply lands between C's start and its
+        // "current": begun before B, whose reply was kept, it is not kept
+        // (no older directory put back, and so nothing to age out).
         let cc = s.start(Vec::new(), T0 + 3_200);
         apply(&mut c, &mut s, a, T0, "v0", Some(v0.clone()));
+        assert_eq!((c.version.as_deref(), c.fetched_ms), (Some("v1"), Some(T0 + 3_000)), "A's v0 not put back");
         apply(&mut c, &mut s, cc, T0 + 3_200, "v1", None);
-        // C vouched for v1, not for the copy: it neither relabels nor
-        // restamps it, so the copy ages out within MAX_AGE_MS of A's start,
-        // before the revocation's own 8 s, and the next sync asks with v0.
-        assert_eq!((c.version.as_deref(), c.fetched_ms), (Some("v0"), Some(T0)));
-        assert!(T0 + MAX_AGE_MS <= revoked_at + MAX_AGE_MS);
-        assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + MAX_AGE_MS), Look::Caller(_)), "refused within the promise");
-        // The next sync, asking with v0, gets v1's directory.
-        let d = s.start(Vec::new(), T0 + MAX_AGE_MS);
-        apply(&mut c, &mut s, d, T0 + MAX_AGE_MS, "v1", Some(Vec::new()));
-        assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + MAX_AGE_MS + 1), Look::Caller(_)));
+        assert_eq!((c.version.as_deref(), c.fetched_ms), (Some("v1"), Some(T0 + 3_200)), "C vouched for the copy's v1");
+        assert!(!matches!(look(&c.dir, c.fetched_ms, &key, T0 + 3_300), Look::Caller(_)));
+        assert!(T0 + 3_300 < revoked_at + MAX_AGE_MS);
+
+        // A key made between two syncs' starts (v2 lists key b): the later
+        // sync's directory has it; the earlier's late reply, without it,
+        // is not kept, so b is not refused 401 beside the sync just made
+        // (8bbe4ea..2822f2a put v1 back here, and b was refused for up to a
+        // second: `recheck` saw a sync begun under MISS_RECHECK_MS ago).
+        let b_key = CallerKey::new("key-b-0123456789abcdef");
+        let v2 = directory(&[record("b", "key-b-0123456789abcdef")], T0 + 10_000);
+        let e = s.start(Vec::new(), T0 + 10_000);
+        let f = s.start(Vec::new(), T0 + 10_000 + SYNC_STALE_MS);
+        apply(&mut c, &mut s, f, T0 + 10_000 + SYNC_STALE_MS, "v2", Some(v2.clone()));
+        apply(&mut c, &mut s, e, T0 + 10_000, "v1", Some(Vec::new()));
+        let at = T0 + 10_000 + SYNC_STALE_MS + 100;
+        assert!(matches!(look(&c.dir, c.fetched_ms, &b_key, at), Look::Caller(k) if k.id == "b"));
+        assert_eq!(s.recheck(Seen::Absent, at), Recheck::Refuse, "(what the older directory would have led to)");
+
+        // An earlier sync's reply between a later one's start and its
+        // "current" is kept (no later sync's end was): the "current" then
+        // vouches for the version the later one sent, not the copy's.
+        let g = s.start(Vec::new(), T0 + 20_000);
+        let h = s.start(Vec::new(), T0 + 20_000 + SYNC_STALE_MS);
+        apply(&mut c, &mut s, g, T0 + 20_000, "v3", Some(Vec::new()));
+        assert_eq!((c.version.as_deref(), c.fetched_ms), (Some("v3"), Some(T0 + 20_000)));
+        apply(&mut c, &mut s, h, T0 + 20_000 + SYNC_STALE_MS, "v2", None);
+        assert_eq!((c.version.as_deref(), c.fetched_ms), (Some("v3"), Some(T0 + 20_000)), "not relabelled, not restamped");
         // The rule: a directory always applies; "current" only for the
         // version held.
         assert!(reply_applies(Some("v1"), Some("v0"), true));
         assert!(!reply_applies(Some("v0"), Some("v1"), false));
         assert!(reply_applies(Some("v1"), Some("v1"), false));
         assert!(reply_applies(None, Some("v1"), true), "no copy yet");
+    }
+
+    #[test]
+    fn an_earlier_sync_s_end_after_a_later_one_s_is_not_kept() {
+        let mut s = Syncs::default();
+        // The later sync fails; the earlier one's reply after it is not
+        // kept either (the requests go by the latest word: the failure,
+        // then a sync of their own a second after the later one began).
+        let a = s.start(Vec::new(), T0);
+        let b = s.start(Vec::new(), T0 + SYNC_STALE_MS);
+        assert!(s.end(b, Some(&failed()), T0 + SYNC_STALE_MS + 10).0);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + SYNC_STALE_MS + 20), Recheck::Fail(failed()));
+        assert!(!s.end(a, None, T0 + SYNC_STALE_MS + 30).0);
+        assert_eq!(s.recheck(Seen::Unsure, T0 + SYNC_STALE_MS + 40), Recheck::Fail(failed()));
+        assert_eq!(s.recheck(Seen::Unsure, T0 + SYNC_STALE_MS + MISS_RECHECK_MS), Recheck::Sync);
+        // The later sync answers; the earlier one's failure after it says
+        // nothing of the registry now.
+        let c = s.start(Vec::new(), T0 + 10_000);
+        let d = s.start(Vec::new(), T0 + 10_000 + SYNC_STALE_MS);
+        assert!(s.end(d, None, T0 + 10_000 + SYNC_STALE_MS + 10).0);
+        assert!(!s.end(c, Some(&failed()), T0 + 10_000 + SYNC_STALE_MS + 20).0);
+        assert_eq!(s.recheck(Seen::Absent, T0 + 10_000 + SYNC_STALE_MS + 30), Recheck::Refuse, "not the stale failure");
     }
 
     #[test]
