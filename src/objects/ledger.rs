@@ -122,31 +122,32 @@ impl OrderLedger {
             return Ok(empty(200));
         };
         let storage = Storage::of(&self.state);
-        // A failed read fails the alarm, which the runtime runs again with
-        // backoff. Read as no record or an unreadable one, it would log a
-        // fine record as unreadable and set no next check; read as no
-        // tells, the list would be overwritten by this run's tell.
-        let stored = |r: Result<Option<String>, String>| r.map_err(worker::Error::RustError);
-        let loaded = load(Ok(stored(storage.get_text(RECORD_KEY).await)?));
+        // A failed read (of the record or of the tells) is neither no
+        // record nor an unreadable one (which would log a fine record as
+        // unreadable and set no next check), nor no tells (the list would
+        // be overwritten by this run's tell): `alarm` sets the next try,
+        // and only tells read are sent. (Left to the runtime's retries of
+        // a failed alarm, the checks would stop after six, ~2 minutes.)
+        let told = storage.get_text(TELLS_KEY).await;
+        let loaded = if told.is_ok() { read(&storage).await } else { Loaded::ReadFailed };
+        read_log(&self.state, &loaded);
         let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
         let in_flight = self.inflight.borrow().is_some();
-        let mut tells = tell::load(stored(storage.get_text(TELLS_KEY).await)?);
+        let mut tells = tell::load(told.ok().flatten());
         match alarm(&loaded, in_flight, retention_ms, now_ms()) {
             AlarmStep::Nothing => {
-                if loaded == Loaded::Unreadable {
-                    unreadable_log(&self.state);
-                }
                 // A deleted record's mark: ended, or its alarm kept.
                 if let Some(mark) = storage.get_text(NOT_PLACED_KEY).await.ok().flatten() {
                     match read_mark(&mark, now_ms()) {
-                        Ok((_, until)) => set_alarm(&storage, until).await,
+                        Ok((_, until)) => _ = set_alarm(&storage, until).await,
                         Err(_) => {
                             let _ = storage.delete(NOT_PLACED_KEY).await;
                         }
                     }
                 }
             }
-            AlarmStep::Later(at) => set_alarm(&storage, at).await,
+            // Not set, the alarm fails: the runtime runs it again.
+            AlarmStep::Later(at) => set_alarm(&storage, at).await?,
             AlarmStep::Delete => storage.delete_all().await?,
             AlarmStep::Expire => {
                 if let Loaded::Some(r) = &loaded {
@@ -222,7 +223,7 @@ async fn keep_tells(storage: &Storage, tells: &[Tell]) {
     let _ = storage.put_text(TELLS_KEY, &tell::store(tells)).await;
     let set = storage.get_alarm().await.ok().flatten();
     if set.is_none_or(|at| at > due) {
-        set_alarm(storage, due).await;
+        let _ = set_alarm(storage, due).await;
     }
 }
 
@@ -270,9 +271,20 @@ fn unreadable_log(state: &State) {
     ]);
 }
 
-async fn set_alarm(storage: &Storage, at_ms: i64) {
+async fn set_alarm(storage: &Storage, at_ms: i64) -> worker::Result<()> {
     let at = js_sys::Date::new(&(at_ms.max(now_ms() + 1) as f64).into());
-    let _ = storage.set_alarm(at).await;
+    storage.set_alarm(at).await
+}
+
+/// The log line of a record that cannot be read, or whose read failed.
+fn read_log(state: &State, loaded: &Loaded) {
+    match loaded {
+        Loaded::Unreadable => unreadable_log(state),
+        // Not critical: a request's caller is told to retry, which reads
+        // again; the alarm tries again in a few seconds.
+        Loaded::ReadFailed => error_event(&[("event", "order_record_read_failed".into()), ("key", RECORD_KEY.into())]),
+        _ => {}
+    }
 }
 
 impl OrderLedger {
@@ -284,12 +296,7 @@ impl OrderLedger {
         let storage = Storage::of(&self.state);
         let mut loaded = read(&storage).await;
         let now = now_ms();
-        match loaded {
-            Loaded::Unreadable => unreadable_log(&self.state),
-            // Not critical: the caller is told to retry, which reads again.
-            Loaded::ReadFailed => error_event(&[("event", "order_record_read_failed".into()), ("key", RECORD_KEY.into())]),
-            _ => {}
-        }
+        read_log(&self.state, &loaded);
         // A previous version's pending record learns what to check.
         if let Loaded::Some(r) = &loaded {
             if let Some(told) = r.with_order(&lr.data, now).filter(|_| r.fingerprint == lr.fingerprint) {
@@ -372,7 +379,7 @@ impl OrderLedger {
 async fn ensure_alarm(storage: &Storage, by: Option<i64>) {
     if let Some(by) = by {
         if storage.get_alarm().await.ok().flatten().is_none() {
-            set_alarm(storage, by).await;
+            let _ = set_alarm(storage, by).await;
         }
     }
 }
@@ -390,7 +397,7 @@ async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool
         Store::Forget => {
             let (mark, until) = not_placed_mark(fp, now_ms());
             let _ = storage.put_text(NOT_PLACED_KEY, &mark).await;
-            set_alarm(storage, until).await;
+            let _ = set_alarm(storage, until).await;
             storage.delete(RECORD_KEY).await.is_ok()
         }
         Store::Save(rec) => {
@@ -407,7 +414,7 @@ async fn commit(storage: &Storage, store: Store, cfg: &Config, fp: &str) -> bool
     };
     let retention_ms = i64::from(cfg.order_retention_secs) * 1000;
     if let Some(at) = alarm_after_write(&store, written, retention_ms, now_ms()) {
-        set_alarm(storage, at).await;
+        let _ = set_alarm(storage, at).await;
     }
     written
 }

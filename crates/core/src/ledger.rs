@@ -1303,9 +1303,16 @@ pub enum AlarmStep {
 
 /// The fourth table: what the object's alarm does with the record
 /// (`retention_ms`: `ORDER_RETENTION_SECS`), given whether its call is in
-/// flight.
+/// flight. A read that failed is tried again [`FIRST_BACKOFF_MS`] later
+/// (by the alarm itself: the runtime's retries of a failed alarm end after
+/// six, and a pending order would then go unchecked, and a done one
+/// undeleted, until a request for it).
 pub fn alarm(loaded: &Loaded, in_flight: bool, retention_ms: i64, now_ms: i64) -> AlarmStep {
-    let Loaded::Some(record) = loaded else { return AlarmStep::Nothing };
+    let record = match loaded {
+        Loaded::Some(r) => r,
+        Loaded::ReadFailed => return AlarmStep::Later(now_ms.saturating_add(FIRST_BACKOFF_MS)),
+        _ => return AlarmStep::Nothing,
+    };
     match record.state {
         RecordState::Done => {
             let due = record.done_at_ms.saturating_add(retention_ms);

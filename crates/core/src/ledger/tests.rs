@@ -1083,7 +1083,11 @@ fn alarm_every_arm() {
     let done = pending().done(200, PLACED.into(), false, T0);
     assert_eq!(alarm(&Loaded::None, false, RETENTION, T0), AlarmStep::Nothing);
     assert_eq!(alarm(&Loaded::Unreadable, false, RETENTION, T0), AlarmStep::Nothing, "left as it is");
-    assert_eq!(alarm(&Loaded::ReadFailed, false, RETENTION, T0), AlarmStep::Nothing);
+    assert_eq!(
+        alarm(&Loaded::ReadFailed, false, RETENTION, T0),
+        AlarmStep::Later(T0 + FIRST_BACKOFF_MS),
+        "storage did not answer: tried again, not left to the runtime's six retries"
+    );
     assert_eq!(alarm(&Loaded::Some(done.clone()), false, RETENTION, T0 + 1), AlarmStep::Later(T0 + RETENTION));
     assert_eq!(alarm(&Loaded::Some(done.clone()), false, RETENTION, T0 + RETENTION), AlarmStep::Delete);
     let old_done = Record { done_at_ms: 0, ..done };
