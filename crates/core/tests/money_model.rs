@@ -825,7 +825,9 @@ impl World {
                 }
                 *self.ledger(po) = Ledger { run: self.ledger(po).run, alarm_at: self.ledger(po).alarm_at, ..Ledger::default() };
                 *self.epoch.entry(po.to_string()).or_default() += 1;
-                tells.clear();
+                // The tells read before the delete are still sent, and
+                // those not due stored again (src/objects/ledger.rs: the
+                // run's `tell_and_keep` after `delete_all`).
             }
             AlarmStep::Check(record) => {
                 let data = record.order.clone();
