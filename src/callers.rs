@@ -106,8 +106,9 @@ pub async fn identify(env: &Env, cfg: &Config, key: &CallerKey) -> Result<Caller
     }
     // A reply to a sync begun before this isolate changed a key, or
     // `keys::MAX_AGE_MS` or more before it came, is not kept (it could hold
-    // a key revoked since): ask once more, then give up with a retry (keys
-    // keep changing here, or the registry is slow), not with "unknown".
+    // a key revoked since), nor one a later sync's failure overtook: ask
+    // once more, then give up with a retry (keys keep changing here, or
+    // the registry is slow or failing), not with "unknown".
     for _ in 0..2 {
         if sync(env).await? {
             return lookup(key, now_ms()).ok_or_else(unknown);
@@ -179,11 +180,13 @@ fn begin(b: &mut Book, now: i64) -> Begun {
 }
 
 /// Report the usage counted so far and refresh the directory: `Ok(true)`
-/// when the reply replaced or refreshed the copy, `Ok(false)` when a key
+/// when the copy is now at least as young as this sync (its reply replaced
+/// or refreshed it, or a sync begun after it did), `Ok(false)` when a key
 /// changed in this isolate while it was in flight, it began
 /// `keys::MAX_AGE_MS` or more before its reply came (its directory could
-/// honour a key revoked since), or the reply said "current" of another
-/// version than the copy's, replaced meanwhile by a late reply
+/// honour a key revoked since), a sync begun after it ended first and
+/// failed, or the reply said "current" of another version than the
+/// copy's, replaced meanwhile by an earlier sync's late reply
 /// (`keys::reply_applies`): the reply's counts are kept, not its directory.
 async fn sync(env: &Env) -> Result<bool, ApiError> {
     let begun = BOOK.with(|b| begin(&mut b.borrow_mut(), now_ms()));
@@ -227,7 +230,9 @@ async fn finish(env: &Env, begun: Begun) -> Result<bool, ApiError> {
             let counter = c.counter();
             keep_count(&mut b.shared, c.id, counter, minute_of(now));
         }
-        Ok(applies)
+        // (Not kept, overtaken by a later sync's reply: the copy is younger
+        // than this one's would be, and no second sync is needed.)
+        Ok(b.fetched_ms >= Some(now))
     })
 }
 

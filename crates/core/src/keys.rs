@@ -1241,7 +1241,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_reply_never_puts_an_older_directory_back() {
+    fn a_late_reply_of_an_earlier_sync_is_not_kept() {
         // The isolate's copy and what a reply does to it, as the worker's
         // shell applies them (src/callers.rs `finish`).
         struct Copy {

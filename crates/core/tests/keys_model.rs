@@ -728,7 +728,7 @@ impl World {
                 }
             }
         }
-        Ok(applies)
+        Ok(i.book.fetched_ms >= Some(at_ms))
     }
 
     fn after_sync(&mut self, rng: &mut Rng, r: usize, result: Result<bool, ApiError>, seen: &mut Reached) {
@@ -1276,7 +1276,7 @@ fn apply(b: &mut Book, ticket: Ticket, began: i64, reply: Result<Reply, ApiError
         let counter = c.counter();
         keep_count(&mut b.shared, c.id, counter, minute_of(began));
     }
-    Ok(applies)
+    Ok(b.fetched_ms >= Some(began))
 }
 
 /// `callers::admit`'s count and check for key `id` with `limit`.
@@ -1402,6 +1402,33 @@ fn f4_a_slow_sync_s_directory_honours_a_key_revoked_since() {
     if kept == Ok(true) {
         let honoured = keys::identify(&b.directory, &key, now);
         assert!(honoured.is_none(), "honoured {} ms after its revocation", now - revoked_at);
+    }
+}
+
+/// The sixtieth session's review: a request whose own sync (A) a later
+/// sync's kept reply (B) overtook has a copy younger than A's reply would
+/// give: `callers::finish` says so, and the request looks its key up
+/// there rather than syncing again (two such overtakes were a `502
+/// directory_changing`). Overtaken by a later sync's failure, it syncs
+/// again (the isolate goes by its latest answer).
+#[test]
+fn a_sync_overtaken_by_a_later_kept_reply_needs_no_second_sync() {
+    let key = CallerKey::new(keys::new_key(&[9; keys::KEY_RANDOM_BYTES]).expose_secret());
+    let new = NewKey { id: "n".into(), scopes: vec!["catalog".into()], expires_at_ms: None, limits: Limits::default() };
+    let rec = keys::create(&[], &[], new, hash_key(key.expose_secret()), T0 - 60_000).expect("made");
+    let mut table = BTreeMap::new();
+    for b_fails in [false, true] {
+        let mut b = Book::default();
+        let (req_a, a) = begin_sync(&mut b, T0);
+        let (req_b, bt) = begin_sync(&mut b, T0 + SYNC_STALE_MS);
+        let reply_b = if b_fails { Err(ApiError::upstream_error("registry down")) } else { Ok(registry_sync(&mut table, std::slice::from_ref(&rec), &req_b, T0 + SYNC_STALE_MS + 5)) };
+        let _ = apply(&mut b, bt, T0 + SYNC_STALE_MS, reply_b, T0 + SYNC_STALE_MS + 10);
+        let reply_a = registry_sync(&mut table, std::slice::from_ref(&rec), &req_a, T0 + 10);
+        let kept = apply(&mut b, a, T0, Ok(reply_a), T0 + SYNC_STALE_MS + 20);
+        assert_eq!(kept, Ok(!b_fails), "b fails: {b_fails}");
+        if !b_fails {
+            assert!(keys::identify(&b.directory, &key, T0 + SYNC_STALE_MS + 20).is_some(), "the key is in the younger copy");
+        }
     }
 }
 
