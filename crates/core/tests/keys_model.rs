@@ -1292,6 +1292,15 @@ fn admit_one(b: &mut Book, id: &str, limit: u32, now: i64) -> bool {
 }
 
 /// The registry's `sync` over a usage table, its writes applied.
+/// A runtime key `id` with the catalog scope, made a minute before T0
+/// from random bytes all `seed`: the key and its record.
+fn made_a_minute_ago(seed: u8, id: &str) -> (CallerKey, KeyRecord) {
+    let key = CallerKey::new(keys::new_key(&[seed; keys::KEY_RANDOM_BYTES]).expose_secret());
+    let new = NewKey { id: id.into(), scopes: vec!["catalog".into()], expires_at_ms: None, limits: Limits::default() };
+    let rec = keys::create(&[], &[], new, hash_key(key.expose_secret()), T0 - 60_000).expect("made");
+    (key, rec)
+}
+
 fn registry_sync(table: &mut BTreeMap<(String, i64), Usage>, records: &[KeyRecord], req: &Request, now: i64) -> Reply {
     let usage_of = |k: &str, d: i64| table.get(&(k.to_owned(), d)).copied().unwrap_or_default();
     let (writes, reply) = registry::sync(records, &keys::version(records), req.version.as_deref(), &req.usage, &usage_of, now);
@@ -1386,9 +1395,7 @@ fn f2_after_a_clock_step_back_each_sync_forgets_the_isolate_s_own_requests() {
 /// own time), past the 8 s (and the 10 s promised) of the README.
 #[test]
 fn f4_a_slow_sync_s_directory_honours_a_key_revoked_since() {
-    let key = CallerKey::new(keys::new_key(&[7; keys::KEY_RANDOM_BYTES]).expose_secret());
-    let new = NewKey { id: "a".into(), scopes: vec!["catalog".into()], expires_at_ms: None, limits: Limits::default() };
-    let rec = keys::create(&[], &[], new, hash_key(key.expose_secret()), T0 - 60_000).expect("made");
+    let (key, rec) = made_a_minute_ago(7, "a");
     let mut b = Book::default();
     // A request finds no copy and syncs: the registry answers at T0 + 10 ms.
     let (req, ticket) = begin_sync(&mut b, T0);
@@ -1413,9 +1420,7 @@ fn f4_a_slow_sync_s_directory_honours_a_key_revoked_since() {
 /// again (the isolate goes by its latest answer).
 #[test]
 fn a_sync_overtaken_by_a_later_kept_reply_needs_no_second_sync() {
-    let key = CallerKey::new(keys::new_key(&[9; keys::KEY_RANDOM_BYTES]).expose_secret());
-    let new = NewKey { id: "n".into(), scopes: vec!["catalog".into()], expires_at_ms: None, limits: Limits::default() };
-    let rec = keys::create(&[], &[], new, hash_key(key.expose_secret()), T0 - 60_000).expect("made");
+    let (key, rec) = made_a_minute_ago(9, "n");
     let mut table = BTreeMap::new();
     for b_fails in [false, true] {
         let mut b = Book::default();
